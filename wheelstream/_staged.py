@@ -1,0 +1,55 @@
+"""The hand-off between unpacking and installing: an unpacked wheel on disk plus what we learnt while writing it.
+
+The extractor fills a directory with the archive's files (names exactly as in the zip, ``/`` separated) and
+records each file's sha256 and size *as it wrote them*, so nothing downstream ever re-reads a file to hash it.
+The installer consumes a :class:`StagedWheel` — from fresh staging or from the unpacked-wheel cache
+(``wheels/<sha256>/``) alike — and never needs to know which.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["StagedFile", "StagedWheel"]
+
+
+@dataclass(frozen=True, slots=True)
+class StagedFile:
+    """One regular file of the archive as it was written into the staging tree."""
+
+    name: str  # archive name, '/'-separated, validated safe
+    size: int
+    sha256: str  # hex digest of the inflated content
+    executable: bool  # pip sets u+x (and g/o+x) when the zip's external attributes had any x bit
+
+
+@dataclass(frozen=True)
+class StagedWheel:
+    """An unpacked wheel: ``root / name`` holds each file of ``files``."""
+
+    filename: str  # the wheel's file name, e.g. ``six-1.16.0-py2.py3-none-any.whl``
+    root: Path
+    files: Mapping[str, StagedFile]
+
+    MANIFEST = ".wheelstream-manifest.json"
+
+    def write_manifest(self) -> None:
+        """Persist the digests beside the tree so a cached tree can be installed without re-hashing."""
+        payload = {
+            "filename": self.filename,
+            "files": [[f.name, f.size, f.sha256, f.executable] for f in self.files.values()],
+        }
+        tmp = self.root / (self.MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(payload), encoding="utf-8")
+        tmp.replace(self.root / self.MANIFEST)
+
+    @classmethod
+    def read_manifest(cls, root: Path) -> StagedWheel:
+        payload = json.loads((root / cls.MANIFEST).read_text(encoding="utf-8"))
+        files = {
+            name: StagedFile(name, int(size), str(sha), bool(x)) for name, size, sha, x in payload["files"]
+        }
+        return cls(filename=str(payload["filename"]), root=root, files=files)

@@ -1,0 +1,223 @@
+"""Every error wheelstream raises on purpose.
+
+The tree (each leaf is raised somewhere; catch a branch, not a leaf, unless you care)::
+
+    WheelstreamError                    root; ``exit_code`` says what the CLI exits with
+    ├── ArchiveError                    the bytes are not a wheel we accept (exit 1)
+    │   ├── TruncatedArchive            input ended before the end of central directory
+    │   ├── MalformedRecord             a signature or header field is impossible
+    │   ├── UnsupportedEntry            compression method, encryption, ... we do not support
+    │   ├── HeaderMismatch              local header and central directory disagree
+    │   ├── EntrySetMismatch            an entry in one of local headers / central directory only
+    │   ├── DuplicateEntry              two entries share a name (also ``a/b`` vs ``a\\b``)
+    │   ├── OffsetMismatch              CD / ZIP64 locator offset is not where the record really is
+    │   ├── StrayData                   bytes before the first header, between records or after EOCD
+    │   ├── ChecksumMismatch            CRC-32 of the inflated data differs from the declared one
+    │   ├── SizeMismatch                inflated/compressed size differs from the declared one (bomb guard)
+    │   ├── UnpackedLimitExceeded       the whole archive inflates past ``max_unpacked_size``
+    │   ├── UnsafePath                  absolute, ``..``, drive letter, NUL, backslash, escapes the root
+    │   └── SymlinkEntry                an entry whose mode says it is a symlink
+    ├── WheelError                      a valid zip, but not an installable wheel (exit 1)
+    │   ├── InvalidWheelFilename
+    │   ├── IncompatibleWheel           tags do not match the target interpreter
+    │   ├── WheelMetadataError          WHEEL / dist-info problems
+    │   ├── RecordError                 RECORD disagrees with the files (missing, extra, hash, size)
+    │   └── InstallConflict             target already has it and we may not replace it
+    ├── HashMismatch                    whole-file sha256 differs from the expected one (exit 1)
+    ├── NetworkError                    transport failed for good (exit 3; the partial is kept)
+    │   ├── RetriesExhausted            too many attempts without progress
+    │   ├── ResourceGone                404/410/416: the URL no longer serves this file
+    │   └── HTTPStatusError             any other status we cannot act on
+    ├── UsageError                      the caller asked for something impossible (exit 2)
+    └── Interrupted                     Ctrl-C / SIGTERM after a clean checkpoint (exit 130)
+
+Messages are one line: ``<wheel>: <cause> (entry <name>, offset <n>)``. The parser does not know the wheel's
+name; :meth:`WheelstreamError.with_wheel` lets the layer that does add it without losing the type.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArchiveError",
+    "ChecksumMismatch",
+    "DuplicateEntry",
+    "EntrySetMismatch",
+    "HTTPStatusError",
+    "HashMismatch",
+    "HeaderMismatch",
+    "IncompatibleWheel",
+    "InstallConflict",
+    "Interrupted",
+    "InvalidWheelFilename",
+    "MalformedRecord",
+    "NetworkError",
+    "OffsetMismatch",
+    "RecordError",
+    "ResourceGone",
+    "RetriesExhausted",
+    "SizeMismatch",
+    "StrayData",
+    "SymlinkEntry",
+    "TruncatedArchive",
+    "UnpackedLimitExceeded",
+    "UnsafePath",
+    "UnsupportedEntry",
+    "UsageError",
+    "WheelError",
+    "WheelMetadataError",
+    "WheelstreamError",
+]
+
+
+class WheelstreamError(Exception):
+    """Root of every error wheelstream raises deliberately."""
+
+    exit_code: int = 1
+
+    def __init__(
+        self,
+        cause: str,
+        *,
+        wheel: str | None = None,
+        entry: str | None = None,
+        offset: int | None = None,
+    ) -> None:
+        self.cause = cause
+        self.wheel = wheel
+        self.entry = entry
+        self.offset = offset
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = []
+        if self.entry is not None:
+            where.append(f"entry {self.entry!r}")
+        if self.offset is not None:
+            where.append(f"offset {self.offset}")
+        text = self.cause + (f" ({', '.join(where)})" if where else "")
+        text = " ".join(text.split())  # always one line, whatever the cause carried
+        return f"{self.wheel}: {text}" if self.wheel else text
+
+    def with_wheel(self, wheel: str) -> WheelstreamError:
+        """Name the wheel once the layer that knows it sees the error; keeps type and traceback."""
+        if self.wheel is None:
+            self.wheel = wheel
+            self.args = (self._render(),)
+        return self
+
+    def __str__(self) -> str:
+        return self._render()
+
+
+class ArchiveError(WheelstreamError):
+    """The bytes are not a zip archive wheelstream accepts."""
+
+
+class TruncatedArchive(ArchiveError):
+    """The input ended before the end-of-central-directory record."""
+
+
+class MalformedRecord(ArchiveError):
+    """A signature, header length or field value is impossible."""
+
+
+class UnsupportedEntry(ArchiveError):
+    """An entry uses a compression method or feature we do not support (bzip2, lzma, encryption)."""
+
+
+class HeaderMismatch(ArchiveError):
+    """A local file header and its central directory record disagree."""
+
+
+class EntrySetMismatch(ArchiveError):
+    """An entry appears among the local headers or the central directory but not both."""
+
+
+class DuplicateEntry(ArchiveError):
+    """Two entries share one name, or differ only by ``/`` versus ``\\``."""
+
+
+class OffsetMismatch(ArchiveError):
+    """A recorded offset (central directory, ZIP64 locator, local header) is not where the record is."""
+
+
+class StrayData(ArchiveError):
+    """Bytes where the format allows none: before the first header, between records, after the EOCD."""
+
+
+class ChecksumMismatch(ArchiveError):
+    """CRC-32 of an entry's inflated bytes differs from the declared CRC."""
+
+
+class SizeMismatch(ArchiveError):
+    """An entry inflates (or is stored) to another size than declared; raised the moment it overshoots."""
+
+
+class UnpackedLimitExceeded(ArchiveError):
+    """The archive's entries add up to more than the configured unpacked-size limit."""
+
+
+class UnsafePath(ArchiveError):
+    """An entry name that is absolute, climbs with ``..``, has a drive letter, NUL or backslash."""
+
+
+class SymlinkEntry(ArchiveError):
+    """An entry whose external attributes mark it as a symbolic link."""
+
+
+class WheelError(WheelstreamError):
+    """A well-formed zip that is not an installable wheel."""
+
+
+class InvalidWheelFilename(WheelError):
+    """The file name does not follow the wheel naming convention (PEP 427)."""
+
+
+class IncompatibleWheel(WheelError):
+    """The wheel's tags do not match the target interpreter."""
+
+
+class WheelMetadataError(WheelError):
+    """The ``.dist-info`` directory or its WHEEL file is missing or invalid."""
+
+
+class RecordError(WheelError):
+    """RECORD disagrees with the archive: missing, extra or mismatching files."""
+
+
+class InstallConflict(WheelError):
+    """The target already holds an item and replacing it was not allowed."""
+
+
+class HashMismatch(WheelstreamError):
+    """The whole-file sha256 differs from the expected hash."""
+
+
+class NetworkError(WheelstreamError):
+    """The transport gave up; the partial download is kept for the next attempt."""
+
+    exit_code = 3
+
+
+class RetriesExhausted(NetworkError):
+    """Too many consecutive attempts made no progress."""
+
+
+class ResourceGone(NetworkError):
+    """The server says the file is gone or no longer the one we were downloading."""
+
+
+class HTTPStatusError(NetworkError):
+    """The server answered with a status the decision table cannot act on."""
+
+
+class UsageError(WheelstreamError):
+    """The caller asked for something impossible or contradictory."""
+
+    exit_code = 2
+
+
+class Interrupted(WheelstreamError):
+    """Ctrl-C or SIGTERM arrived; a checkpoint was written first."""
+
+    exit_code = 130
