@@ -1,0 +1,37 @@
+"""Streaming, hardened ZIP reading: a sans-I/O parser and the records it reports."""
+
+from wheelstream.zip._events import (
+    NEED_DATA,
+    ArchiveFinished,
+    CentralDirectory,
+    EntryData,
+    EntryDeferred,
+    EntryFinished,
+    EntryStarted,
+    Event,
+    NeedData,
+)
+from wheelstream.zip._format import CentralRecord, LocalEntry, LocalHeader
+from wheelstream.zip._inflate import BACKEND as INFLATE_BACKEND
+from wheelstream.zip._parser import DEFAULT_MAX_UNPACKED_SIZE, ZipStreamParser
+from wheelstream.zip._tail import find_central_directory, read_central_directory
+
+__all__ = [
+    "DEFAULT_MAX_UNPACKED_SIZE",
+    "INFLATE_BACKEND",
+    "NEED_DATA",
+    "ArchiveFinished",
+    "CentralDirectory",
+    "CentralRecord",
+    "EntryData",
+    "EntryDeferred",
+    "EntryFinished",
+    "EntryStarted",
+    "Event",
+    "LocalEntry",
+    "LocalHeader",
+    "NeedData",
+    "ZipStreamParser",
+    "find_central_directory",
+    "read_central_directory",
+]

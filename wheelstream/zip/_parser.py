@@ -1,0 +1,585 @@
+"""A sans-I/O streaming ZIP parser: bytes in, events out (model: h11's ``receive_data`` / ``next_event``).
+
+Theory of operation
+-------------------
+A zip is read front to back as a sequence of records (APPNOTE 4.3.6)::
+
+    [local header][data][descriptor?] ... [central record] ... [zip64 eocd][zip64 locator] [eocd][comment] EOF
+
+The parser is a small state machine; each state has a reader that looks at the buffer and returns an event,
+``None`` for "need more bytes", or raises an :class:`~wheelstream.errors.ArchiveError`. Anything not
+expected in a state is an error, and after an error the parser stays broken (every later call re-raises).
+
+====================  =========================================  ======================================
+state                 expects                                    next
+====================  =========================================  ======================================
+RECORD                local header / central record / eocd       ENTRY_DATA, DEFERRED, CENTRAL_DIRECTORY
+ENTRY_DATA            compressed bytes of the open entry         DATA_DESCRIPTOR or RECORD
+DATA_DESCRIPTOR       crc + sizes, with or without ``PK\\7\\8``  RECORD
+CENTRAL_DIRECTORY     central records, zip64 eocd/locator, eocd  TRAILER
+TRAILER               end of input only                          DONE
+DEFERRED              nothing more (stored entry + descriptor)   terminal; see ``EntryDeferred``
+DONE / ERROR          nothing                                    terminal
+====================  =========================================  ======================================
+
+Checkpoints
+-----------
+``checkpoint`` is the stream offset of the last record boundary at which no entry was open: a fresh parser
+built with ``ZipStreamParser(offset=checkpoint, prior_entries=parser.finished_entries)`` and fed the stream
+from there produces exactly the events the original would have produced from that point on. Nothing
+before the checkpoint is needed again except the ``LocalEntry`` summaries, which the journal keeps so the
+central directory can still be cross-checked against every local header (DESIGN §2, §4).
+
+Hardening (DESIGN §4) happens where the information first exists: names and methods at the local header,
+CRC and sizes as data is inflated (inflation stops one byte past the declared size), local-vs-central
+agreement, offsets and duplicates when the central directory is complete, trailing bytes at end of input.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Iterator, Mapping
+
+from wheelstream.errors import (
+    ArchiveError,
+    ChecksumMismatch,
+    DuplicateEntry,
+    EntrySetMismatch,
+    HeaderMismatch,
+    MalformedRecord,
+    OffsetMismatch,
+    SizeMismatch,
+    StrayData,
+    SymlinkEntry,
+    TruncatedArchive,
+    UnpackedLimitExceeded,
+    UnsupportedEntry,
+    UsageError,
+)
+from wheelstream.zip import _format as fmt
+from wheelstream.zip._events import (
+    NEED_DATA,
+    ArchiveFinished,
+    CentralDirectory,
+    EntryData,
+    EntryDeferred,
+    EntryFinished,
+    EntryStarted,
+    Event,
+    NeedData,
+)
+from wheelstream.zip._format import CentralRecord, EndOfCentralDirectory, LocalEntry, LocalHeader
+from wheelstream.zip._inflate import Inflater, crc32, new_inflater
+
+__all__ = ["DEFAULT_MAX_UNPACKED_SIZE", "ZipStreamParser"]
+
+DEFAULT_MAX_UNPACKED_SIZE = 16 * 1024**3
+_MAX_OUTPUT_PER_EVENT = 1 << 20  # bounds memory per EntryData whatever the compression ratio
+_MAX_INPUT_PER_EVENT = 1 << 20
+_COMPACT_AT = 1 << 20
+
+
+class _State(enum.Enum):
+    RECORD = "record"
+    ENTRY_DATA = "entry data"
+    DATA_DESCRIPTOR = "data descriptor"
+    CENTRAL_DIRECTORY = "central directory"
+    TRAILER = "trailer"
+    DEFERRED = "deferred"
+    DONE = "done"
+    ERROR = "error"
+
+
+class _OpenEntry:
+    """Counters for the entry whose data is being read."""
+
+    __slots__ = ("header", "compressed_size", "consumed", "produced", "crc", "inflater")
+
+    def __init__(self, header: LocalHeader, compressed_size: int | None) -> None:
+        self.header = header
+        self.compressed_size = compressed_size  # None: unknown until the deflate stream ends
+        self.consumed = 0
+        self.produced = 0
+        self.crc = 0
+        self.inflater: Inflater | None = new_inflater() if header.method == fmt.METHOD_DEFLATE else None
+
+
+class ZipStreamParser:
+    """Turn zip bytes, fed in any chunking, into :mod:`~wheelstream.zip._events` events.
+
+    ``offset``: stream offset of the first byte that will be fed (0, or a checkpoint).
+    ``prior_entries``: entries finished before ``offset`` (from the journal), for the final cross-check.
+    ``compressed_sizes``: local-header offset -> compressed size, from the central directory of a finished
+    file; lets the parser delimit stored entries that have a data descriptor instead of deferring them.
+    """
+
+    def __init__(
+        self,
+        offset: int = 0,
+        *,
+        prior_entries: Iterable[LocalEntry] = (),
+        compressed_sizes: Mapping[int, int] | None = None,
+        max_unpacked_size: int = DEFAULT_MAX_UNPACKED_SIZE,
+    ) -> None:
+        self._buf = bytearray()
+        self._pos = 0  # index into _buf of the next unread byte
+        self._base = offset  # stream offset of _buf[0]
+        self._eof = False
+        self._state = _State.RECORD
+        self._error: ArchiveError | None = None
+        self._start = offset
+        self._entries: dict[int, LocalEntry] = {e.offset: e for e in prior_entries}
+        self._names: set[str] = {_name_key(e.name) for e in self._entries.values()}
+        self._unpacked_total = sum(e.uncompressed_size for e in self._entries.values())
+        self._max_unpacked = max_unpacked_size
+        self._compressed_sizes = compressed_sizes or {}
+        self._checkpoint = offset
+        self._entry: _OpenEntry | None = None
+        self._cd_start: int | None = None
+        self._cd_end: int | None = None
+        self._records: list[CentralRecord] = []
+        self._zip64_eocd: EndOfCentralDirectory | None = None
+        self._zip64_locator: tuple[int, int] | None = None
+        self._readers: dict[_State, Callable[[], Event | None]] = {
+            _State.RECORD: self._read_record,
+            _State.ENTRY_DATA: self._read_entry_data,
+            _State.DATA_DESCRIPTOR: self._read_data_descriptor,
+            _State.CENTRAL_DIRECTORY: self._read_central_directory,
+            _State.TRAILER: self._read_trailer,
+        }
+
+    # -- public API ---------------------------------------------------------------------------------
+
+    @property
+    def offset(self) -> int:
+        """Stream offset of the next byte the parser will look at."""
+        return self._base + self._pos
+
+    @property
+    def checkpoint(self) -> int:
+        """Offset of the last record boundary at which no entry was open (see module docstring)."""
+        return self._checkpoint
+
+    @property
+    def finished_entries(self) -> tuple[LocalEntry, ...]:
+        """Every entry finished so far, including ``prior_entries``, in offset order."""
+        return tuple(self._entries[k] for k in sorted(self._entries))
+
+    @property
+    def done(self) -> bool:
+        return self._state is _State.DONE
+
+    def receive_data(self, data: bytes) -> None:
+        """Buffer bytes; ``b""`` marks the end of input. Does no parsing (call :meth:`next_event`)."""
+        if self._eof:
+            if data:
+                raise UsageError("received data after end of input")
+            return
+        if not data:
+            self._eof = True
+            return
+        if self._pos >= _COMPACT_AT and self._pos * 2 >= len(self._buf):
+            del self._buf[: self._pos]
+            self._base += self._pos
+            self._pos = 0
+        self._buf += data
+
+    def next_event(self) -> Event | NeedData:
+        """Return the next event, or :data:`NEED_DATA` if more input (or the end marker) is needed."""
+        if self._error is not None:
+            raise self._error
+        reader = self._readers.get(self._state)
+        if reader is None:
+            return NEED_DATA  # DONE / DEFERRED: nothing further will ever come out
+        try:
+            event = reader()
+        except ArchiveError as exc:
+            self._state = _State.ERROR
+            self._error = exc
+            raise
+        return NEED_DATA if event is None else event
+
+    def events(self) -> Iterator[Event]:
+        """Drain every event the buffered input allows."""
+        while True:
+            event = self.next_event()
+            if isinstance(event, NeedData):
+                return
+            yield event
+
+    def feed(self, data: bytes) -> list[Event]:
+        """``receive_data`` then drain: the convenient form for consumers that do not interleave."""
+        self.receive_data(data)
+        return list(self.events())
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def _available(self) -> int:
+        return len(self._buf) - self._pos
+
+    def _truncated(self, what: str) -> TruncatedArchive:
+        entry = self._entry.header.name if self._entry is not None else None
+        return TruncatedArchive(f"input ended inside {what}", entry=entry, offset=self.offset)
+
+    def _need(self, count: int, what: str) -> bool:
+        """True when ``count`` bytes are buffered; raises if input already ended."""
+        if self._available() >= count:
+            return True
+        if self._eof:
+            raise self._truncated(what)
+        return False
+
+    def _peek_signature(self, what: str) -> bytes | None:
+        if not self._need(4, what):
+            return None
+        return bytes(self._buf[self._pos : self._pos + 4])
+
+    # -- RECORD: a local header, or the start of the central directory ------------------------------
+
+    def _read_record(self) -> Event | None:
+        if self._available() == 0 and self._eof:
+            raise TruncatedArchive("archive ends before the end of central directory", offset=self.offset)
+        sig = self._peek_signature("a record signature")
+        if sig is None:
+            return None
+        if sig == fmt.LOCAL_HEADER_SIG:
+            return self._read_local_header()
+        if sig in (fmt.CENTRAL_HEADER_SIG, fmt.EOCD_SIG, fmt.ZIP64_EOCD_SIG):
+            self._cd_start = self.offset
+            self._state = _State.CENTRAL_DIRECTORY
+            return self._read_central_directory()
+        if self.offset == 0:
+            raise StrayData("bytes before the first local header (not a plain zip)", offset=0)
+        raise StrayData(f"unexpected bytes {sig!r} where a zip record should start", offset=self.offset)
+
+    def _read_local_header(self) -> Event | None:
+        header = fmt.parse_local_header(self._buf, self._pos, self.offset)
+        if header is None:
+            if self._eof:
+                raise self._truncated("a local file header")
+            return None
+        self._check_local_header(header)
+        self._pos += header.header_length
+        self._names.add(_name_key(header.name))
+        if header.has_data_descriptor:
+            known = self._compressed_sizes.get(header.offset)
+            if header.method == fmt.METHOD_STORED and known is None:
+                self._state = _State.DEFERRED
+                return EntryDeferred(header)
+        else:
+            known = header.compressed_size
+            self._reserve_unpacked(header, header.uncompressed_size)
+        self._entry = _OpenEntry(header, known)
+        self._state = _State.ENTRY_DATA
+        return EntryStarted(header)
+
+    def _check_local_header(self, header: LocalHeader) -> None:
+        name, offset = header.name, header.offset
+        fmt.check_safe_name(name, offset)
+        if header.flags & (fmt.FLAG_ENCRYPTED | fmt.FLAG_STRONG_ENCRYPTION | fmt.FLAG_MASKED_HEADERS):
+            raise UnsupportedEntry("encrypted entries are not supported", entry=name, offset=offset)
+        if header.method not in (fmt.METHOD_STORED, fmt.METHOD_DEFLATE):
+            method = fmt.METHOD_NAMES.get(header.method, f"method {header.method}")
+            raise UnsupportedEntry(f"compression {method} is not supported", entry=name, offset=offset)
+        key = _name_key(name)
+        if key in self._names:
+            raise DuplicateEntry("two entries share this name", entry=name, offset=offset)
+        if (
+            header.method == fmt.METHOD_STORED
+            and not header.has_data_descriptor
+            and header.compressed_size != header.uncompressed_size
+        ):
+            raise SizeMismatch(
+                f"stored entry declares {header.compressed_size} bytes stored but "
+                f"{header.uncompressed_size} unpacked",
+                entry=name,
+                offset=offset,
+            )
+        if header.is_dir and not header.has_data_descriptor and header.uncompressed_size:
+            raise MalformedRecord("directory entry carries data", entry=name, offset=offset)
+
+    def _reserve_unpacked(self, header: LocalHeader, size: int) -> None:
+        self._unpacked_total += size
+        if self._unpacked_total > self._max_unpacked:
+            raise UnpackedLimitExceeded(
+                f"archive unpacks to more than the {self._max_unpacked}-byte limit",
+                entry=header.name,
+                offset=header.offset,
+            )
+
+    # -- ENTRY_DATA ---------------------------------------------------------------------------------
+
+    def _read_entry_data(self) -> Event | None:
+        entry = self._entry
+        assert entry is not None
+        while True:
+            if entry.compressed_size is not None:
+                remaining = entry.compressed_size - entry.consumed
+                if remaining == 0:
+                    return self._end_of_data(entry)
+                take = min(remaining, self._available(), _MAX_INPUT_PER_EVENT)
+            else:
+                take = min(self._available(), _MAX_INPUT_PER_EVENT)
+            if take == 0:
+                if self._eof:
+                    raise self._truncated("entry data")
+                return None
+            chunk = bytes(self._buf[self._pos : self._pos + take])
+            inflater = entry.inflater
+            if inflater is None:
+                out, used = chunk, take
+            else:
+                out = inflater.decompress(chunk, self._output_cap(entry))
+                used = take - len(inflater.unconsumed_tail) - len(inflater.unused_data)
+            self._pos += used
+            entry.consumed += used
+            if out:
+                self._count_output(entry, len(out))
+                entry.crc = crc32(out, entry.crc)
+                return EntryData(entry.header.name, out, self.offset)
+            if inflater is not None and inflater.eof:
+                return self._end_of_data(entry)
+
+    def _output_cap(self, entry: _OpenEntry) -> int:
+        """Inflate at most one byte past what may legally come out: the zip-bomb guard (DESIGN §4)."""
+        if entry.header.has_data_descriptor:
+            allowed = self._max_unpacked - self._unpacked_total
+        else:
+            allowed = entry.header.uncompressed_size - entry.produced  # already counted in the total
+        return max(1, min(_MAX_OUTPUT_PER_EVENT, allowed + 1))
+
+    def _count_output(self, entry: _OpenEntry, count: int) -> None:
+        header = entry.header
+        entry.produced += count
+        if not header.has_data_descriptor:
+            if entry.produced > header.uncompressed_size:
+                raise SizeMismatch(
+                    f"entry inflates past its declared {header.uncompressed_size} bytes",
+                    entry=header.name,
+                    offset=self.offset,
+                )
+        else:
+            self._reserve_unpacked(header, count)
+
+    def _end_of_data(self, entry: _OpenEntry) -> Event | None:
+        header = entry.header
+        if entry.inflater is not None and not entry.inflater.eof:
+            if entry.compressed_size is not None and entry.consumed >= entry.compressed_size:
+                raise SizeMismatch(
+                    "deflate stream continues past the declared compressed size",
+                    entry=header.name,
+                    offset=self.offset,
+                )
+            return None
+        if entry.compressed_size is not None and entry.consumed != entry.compressed_size:
+            raise SizeMismatch(
+                f"deflate stream ends after {entry.consumed} of {entry.compressed_size} compressed bytes",
+                entry=header.name,
+                offset=self.offset,
+            )
+        if header.has_data_descriptor:
+            self._state = _State.DATA_DESCRIPTOR
+            return self._read_data_descriptor()
+        self._verify_entry(entry, header.crc, header.compressed_size, header.uncompressed_size)
+        return self._finish_entry(entry)
+
+    def _verify_entry(self, entry: _OpenEntry, crc: int, compressed: int, uncompressed: int) -> None:
+        name, offset = entry.header.name, entry.header.offset
+        if entry.produced != uncompressed:
+            raise SizeMismatch(
+                f"entry unpacks to {entry.produced} bytes, {uncompressed} declared", entry=name, offset=offset
+            )
+        if entry.consumed != compressed:
+            raise SizeMismatch(
+                f"entry has {entry.consumed} compressed bytes, {compressed} declared", entry=name, offset=offset
+            )
+        if entry.crc != crc:
+            raise ChecksumMismatch(
+                f"CRC-32 is {entry.crc:08x}, {crc:08x} declared", entry=name, offset=offset
+            )
+
+    def _finish_entry(self, entry: _OpenEntry) -> Event:
+        header = entry.header
+        done = LocalEntry(
+            header.offset, header.name, header.flags, header.method, entry.crc, entry.consumed, entry.produced
+        )
+        self._entries[header.offset] = done
+        self._entry = None
+        self._state = _State.RECORD
+        self._checkpoint = self.offset
+        return EntryFinished(done, self.offset)
+
+    # -- DATA_DESCRIPTOR (4.3.9) --------------------------------------------------------------------
+
+    def _read_data_descriptor(self) -> Event | None:
+        entry = self._entry
+        assert entry is not None
+        signed = self._available() >= 4 and bytes(self._buf[self._pos : self._pos + 4]) == (
+            fmt.DATA_DESCRIPTOR_SIG
+        )
+        if signed and entry.crc == int.from_bytes(fmt.DATA_DESCRIPTOR_SIG, "little"):
+            signed = False  # the CRC itself looks like the signature; 4.3.9.3 allows either
+        size_widths = (8, 4) if entry.header.zip64 else (4, 8)
+        start = self._pos + (4 if signed else 0)
+        longest = (start - self._pos) + 4 + 2 * max(size_widths)
+        if self._available() < longest and not self._eof:
+            return None
+        candidates = []
+        for width in size_widths:
+            end = start + 4 + 2 * width
+            if end > len(self._buf):
+                continue
+            crc = int.from_bytes(self._buf[start : start + 4], "little")
+            compressed = int.from_bytes(self._buf[start + 4 : start + 4 + width], "little")
+            uncompressed = int.from_bytes(self._buf[start + 4 + width : end], "little")
+            candidates.append((end, crc, compressed, uncompressed))
+        if not candidates:
+            raise self._truncated("a data descriptor")
+        for end, crc, compressed, uncompressed in candidates:
+            if (crc, compressed, uncompressed) == (entry.crc, entry.consumed, entry.produced):
+                break
+        else:
+            end, crc, compressed, uncompressed = candidates[0]
+        self._verify_entry(entry, crc, compressed, uncompressed)
+        self._pos = end
+        return self._finish_entry(entry)
+
+    # -- CENTRAL_DIRECTORY and end records (4.3.12 - 4.3.16) ------------------------------------------
+
+    def _read_central_directory(self) -> Event | None:
+        sig = self._peek_signature("the central directory")
+        if sig is None:
+            return None
+        if sig == fmt.CENTRAL_HEADER_SIG and self._zip64_eocd is None and self._cd_end is None:
+            parsed = fmt.parse_central_record(self._buf, self._pos, self.offset)
+            if parsed is None:
+                return self._incomplete("a central directory record")
+            record, length = parsed
+            self._records.append(record)
+            self._pos += length
+            return self._read_central_directory()
+        if self._cd_end is None:
+            self._cd_end = self.offset
+        if sig == fmt.ZIP64_EOCD_SIG and self._zip64_eocd is None:
+            parsed64 = fmt.parse_zip64_eocd(self._buf, self._pos, self.offset)
+            if parsed64 is None:
+                return self._incomplete("the ZIP64 end of central directory record")
+            self._zip64_eocd, length = parsed64
+            self._pos += length
+            return self._read_central_directory()
+        if sig == fmt.ZIP64_LOCATOR_SIG and self._zip64_locator is None:
+            locator = fmt.parse_zip64_locator(self._buf, self._pos)
+            if locator is None:
+                return self._incomplete("the ZIP64 end of central directory locator")
+            self._zip64_locator = locator
+            self._pos += fmt.ZIP64_LOCATOR.size
+            return self._read_central_directory()
+        if sig == fmt.EOCD_SIG:
+            parsed_eocd = fmt.parse_eocd(self._buf, self._pos, self.offset)
+            if parsed_eocd is None:
+                return self._incomplete("the end of central directory record")
+            eocd, length = parsed_eocd
+            self._verify_central_directory(eocd)
+            self._pos += length
+            self._state = _State.TRAILER
+            assert self._cd_start is not None
+            return CentralDirectory(tuple(self._records), self._cd_start)
+        raise StrayData(f"unexpected bytes {sig!r} in the central directory", offset=self.offset)
+
+    def _incomplete(self, what: str) -> None:
+        if self._eof:
+            raise self._truncated(what)
+        return None
+
+    def _verify_central_directory(self, eocd: EndOfCentralDirectory) -> None:
+        assert self._cd_start is not None and self._cd_end is not None
+        effective = self._end_record(eocd)
+        if effective.disk or effective.cd_disk:
+            raise MalformedRecord("multi-disk archives are not supported", offset=eocd.offset)
+        if effective.cd_offset != self._cd_start:
+            raise OffsetMismatch(
+                f"end record puts the central directory at {effective.cd_offset}, it starts at {self._cd_start}",
+                offset=eocd.offset,
+            )
+        if effective.cd_size != self._cd_end - self._cd_start:
+            raise OffsetMismatch(
+                f"end record says the central directory is {effective.cd_size} bytes, "
+                f"it is {self._cd_end - self._cd_start}",
+                offset=eocd.offset,
+            )
+        if effective.entries != len(self._records) or effective.entries_on_disk != len(self._records):
+            raise EntrySetMismatch(
+                f"end record counts {effective.entries} entries, the central directory has {len(self._records)}",
+                offset=eocd.offset,
+            )
+        self._match_records()
+
+    def _end_record(self, eocd: EndOfCentralDirectory) -> EndOfCentralDirectory:
+        """The EOCD values to trust: the ZIP64 record's when one is present (4.3.14), after checking its locator."""
+        if self._zip64_eocd is None:
+            if eocd.needs_zip64 or self._zip64_locator is not None:
+                raise MalformedRecord("ZIP64 end of central directory record missing", offset=eocd.offset)
+            return eocd
+        if self._zip64_locator is None:
+            raise MalformedRecord("ZIP64 end of central directory locator missing", offset=eocd.offset)
+        _disk, where = self._zip64_locator
+        if where != self._zip64_eocd.offset:
+            raise OffsetMismatch(
+                f"ZIP64 locator points at {where}, the ZIP64 end record is at {self._zip64_eocd.offset}",
+                offset=eocd.offset,
+            )
+        return self._zip64_eocd
+
+    def _match_records(self) -> None:
+        """Every central record has exactly one local entry that agrees with it, and vice versa."""
+        seen: set[str] = set()
+        referenced: set[int] = set()
+        for record in self._records:
+            key = _name_key(record.name)
+            if key in seen:
+                raise DuplicateEntry("two central records share this name", entry=record.name, offset=record.offset)
+            seen.add(key)
+            if record.is_symlink:
+                raise SymlinkEntry("symbolic link entries are not allowed", entry=record.name, offset=record.offset)
+            local = self._entries.get(record.local_header_offset)
+            if local is None:
+                raise EntrySetMismatch(
+                    f"central record points at {record.local_header_offset}, where no entry starts",
+                    entry=record.name,
+                    offset=record.offset,
+                )
+            referenced.add(local.offset)
+            _compare(local, record)
+        for offset, local in self._entries.items():
+            if offset not in referenced:
+                raise EntrySetMismatch("entry has no central directory record", entry=local.name, offset=offset)
+
+    # -- TRAILER ------------------------------------------------------------------------------------
+
+    def _read_trailer(self) -> Event | None:
+        if self._available():
+            raise StrayData("bytes after the end of central directory record", offset=self.offset)
+        if not self._eof:
+            return None
+        self._state = _State.DONE
+        return ArchiveFinished(self.offset)
+
+
+def _name_key(name: str) -> str:
+    """A file ``a`` and a directory ``a/`` cannot both exist on disk: they count as one name."""
+    return name.rstrip("/")
+
+
+_COMPARED = ("name", "method", "flags", "crc", "compressed_size", "uncompressed_size")
+
+
+def _compare(local: LocalEntry, record: CentralRecord) -> None:
+    for field in _COMPARED:
+        ours, theirs = getattr(local, field), getattr(record, field)
+        if ours != theirs:
+            raise HeaderMismatch(
+                f"local header and central directory disagree on {field.replace('_', ' ')}: "
+                f"{ours!r} vs {theirs!r}",
+                entry=record.name,
+                offset=local.offset,
+            )
