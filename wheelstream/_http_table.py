@@ -1,0 +1,156 @@
+"""The HTTP decision table for (resumed) wheel downloads, as a pure function (DESIGN §3).
+
+A resume request is ``GET`` with ``Range: bytes=D-`` and ``If-Range: <strong ETag, else Last-Modified>``.
+
+======================================================  =========================================
+server answers                                          action
+======================================================  =========================================
+206, ``Content-Range: bytes D-(L-1)/L``, L as known     CONTINUE at D
+206 with another start or another total                 RESTART (new GET without Range)
+200 and D == 0                                          START (a fresh download)
+200, validators equal to the journal's                  SKIP the first D bytes of the body, go on
+200, validators differ or absent                        RESTART_WITH_BODY: discard partial, use body
+416 and D == L                                          COMPLETE from disk
+416 otherwise, 404, 410                                 GONE: discard, clear error
+429, 5xx (and 408)                                      RETRY after Retry-After or backoff
+anything else                                           FAIL with the status
+======================================================  =========================================
+
+"Validators equal" for a 200 means: the ETag is strongly equal when both sides have one, otherwise
+Last-Modified equal when both have one, and in either case Content-Length equal to the known length.
+Connection resets, timeouts and incomplete reads are not responses; the download loop handles them
+(checkpoint, back off, resume).
+
+A response whose ``Content-Encoding`` is not identity (we always send ``Accept-Encoding: identity``) has a
+body that is not the file's bytes: Range offsets would not line up. It is used from byte 0 with resume
+disabled (``resumable=False``), and the caller warns.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import enum
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = ["Action", "Decision", "Known", "decide", "retry_after_seconds"]
+
+
+class Action(enum.Enum):
+    START = "start"
+    CONTINUE = "continue"
+    SKIP = "skip"
+    RESTART = "restart"
+    RESTART_WITH_BODY = "restart with body"
+    COMPLETE = "complete"
+    GONE = "gone"
+    RETRY = "retry"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the journal knows about the file when the request is made."""
+
+    start: int  # D: the Range start we asked for (0 = no Range header)
+    length: int | None
+    etag: str | None
+    last_modified: str | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str
+    length: int | None = None  # total file length as this response declares it
+    resumable: bool = True
+
+
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _same_file(headers: Mapping[str, str], known: Known, length: int | None) -> bool:
+    etag, modified = _header(headers, "etag"), _header(headers, "last-modified")
+    if known.length is not None and length != known.length:
+        return False
+    if known.etag and etag:
+        strong = not known.etag.startswith("W/") and not etag.startswith("W/")
+        return strong and etag == known.etag
+    if known.last_modified and modified:
+        return modified == known.last_modified
+    return False  # nothing to compare: unknowable, so treated as changed
+
+
+def decide(status: int, headers: Mapping[str, str], known: Known) -> Decision:
+    """Map one response to what the download loop must do (the table in the module docstring)."""
+    encoding = (_header(headers, "content-encoding") or "identity").strip().lower()
+    identity = encoding in ("", "identity")
+    if status == 206:
+        match = _CONTENT_RANGE.match(_header(headers, "content-range") or "")
+        if match is None:
+            return Decision(Action.RESTART, "206 without a usable Content-Range")
+        first, total = int(match.group(1)), _int(match.group(3))
+        if first != known.start:
+            return Decision(Action.RESTART, f"server resumed at byte {first}, not {known.start}")
+        if known.length is not None and total != known.length:
+            return Decision(Action.RESTART, f"server reports {total} bytes in all, {known.length} expected")
+        if not identity:
+            return Decision(Action.RESTART, f"206 with Content-Encoding {encoding}")
+        return Decision(Action.CONTINUE, "resumed", length=total)
+    if status == 200:
+        length = _int(_header(headers, "content-length")) if identity else None
+        if not identity:
+            return Decision(
+                Action.START if known.start == 0 else Action.RESTART_WITH_BODY,
+                f"server forced Content-Encoding {encoding}; resume is impossible",
+                resumable=False,
+            )
+        if known.start == 0:
+            return Decision(Action.START, "started", length=length)
+        if _same_file(headers, known, length):
+            return Decision(Action.SKIP, "server ignored Range; same file", length=length)
+        return Decision(Action.RESTART_WITH_BODY, "the file changed on the server", length=length)
+    if status == 416:
+        total = None
+        match = re.match(r"^\s*bytes\s+\*/(\d+)\s*$", _header(headers, "content-range") or "")
+        if match:
+            total = int(match.group(1))
+        if known.length is not None and known.start == known.length and total in (None, known.length):
+            return Decision(Action.COMPLETE, "already complete", length=known.length)
+        return Decision(Action.GONE, f"server cannot serve bytes from {known.start} (416)")
+    if status in (404, 410):
+        return Decision(Action.GONE, f"server answered {status}")
+    if status in (408, 429) or 500 <= status <= 599:
+        return Decision(Action.RETRY, f"server busy ({status})")
+    return Decision(Action.FAIL, f"unexpected HTTP status {status}")
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds: delta-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
+    value = _header(headers, "retry-after")
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
