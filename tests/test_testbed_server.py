@@ -1,0 +1,138 @@
+"""The no-fault baseline: FaultServer must be a correct HTTP/1.1 file server before it may misbehave."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+
+import httpx
+import pytest
+
+from wheelstream.testing import FaultPlan, FaultServer
+
+DATA = bytes(range(256)) * 4096  # 1 MiB, every byte value, so off-by-one slices are visible
+NAME = "demo-1.0-py3-none-any.whl"
+
+
+@pytest.fixture
+def server() -> FaultServer:
+    with FaultServer() as s:
+        s.add_file(NAME, DATA)
+        yield s
+
+
+def test_full_get_has_validators_and_length(server: FaultServer) -> None:
+    r = httpx.get(server.url_for(NAME))
+    assert r.status_code == 200
+    assert r.content == DATA
+    assert r.headers["content-length"] == str(len(DATA))
+    assert r.headers["accept-ranges"] == "bytes"
+    assert r.headers["etag"].startswith('"')
+    assert "last-modified" in r.headers
+    assert server.bytes_sent(NAME) == len(DATA)
+
+
+@pytest.mark.parametrize(
+    ("spec", "first", "last"),
+    [
+        ("bytes=10-", 10, len(DATA) - 1),
+        ("bytes=10-19", 10, 19),
+        ("bytes=-5", len(DATA) - 5, len(DATA) - 1),
+        ("bytes=0-99999999", 0, len(DATA) - 1),
+    ],
+)
+def test_range_gives_206(server: FaultServer, spec: str, first: int, last: int) -> None:
+    r = httpx.get(server.url_for(NAME), headers={"Range": spec})
+    assert r.status_code == 206
+    assert r.headers["content-range"] == f"bytes {first}-{last}/{len(DATA)}"
+    assert r.content == DATA[first : last + 1]
+    assert server.requests[-1].bytes_sent == last - first + 1
+
+
+def test_if_range_etag_and_date(server: FaultServer) -> None:
+    url = server.url_for(NAME)
+    head = httpx.head(url)
+    etag, date = head.headers["etag"], head.headers["last-modified"]
+    assert httpx.get(url, headers={"Range": "bytes=5-", "If-Range": etag}).status_code == 206
+    assert httpx.get(url, headers={"Range": "bytes=5-", "If-Range": date}).status_code == 206
+    stale = httpx.get(url, headers={"Range": "bytes=5-", "If-Range": '"other"'})
+    assert (stale.status_code, stale.content) == (200, DATA)
+    weak = httpx.get(url, headers={"Range": "bytes=5-", "If-Range": "W/" + etag})
+    assert weak.status_code == 200
+    old = httpx.get(url, headers={"Range": "bytes=5-", "If-Range": "Thu, 01 Jan 1970 00:00:00 GMT"})
+    assert old.status_code == 200
+
+
+def test_unsatisfiable_range_is_416(server: FaultServer) -> None:
+    r = httpx.get(server.url_for(NAME), headers={"Range": f"bytes={len(DATA)}-"})
+    assert r.status_code == 416
+    assert r.headers["content-range"] == f"bytes */{len(DATA)}"
+
+
+def test_head_sends_headers_only(server: FaultServer) -> None:
+    r = httpx.head(server.url_for(NAME))
+    assert r.status_code == 200
+    assert r.headers["content-length"] == str(len(DATA))
+    assert server.bytes_sent(NAME) == 0
+
+
+def test_unknown_path_is_404(server: FaultServer) -> None:
+    assert httpx.get(server.url + "/nope.whl").status_code == 404
+
+
+def test_keep_alive_serves_many_requests_on_one_connection(server: FaultServer) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port)
+    for _ in range(3):
+        conn.request("GET", "/" + NAME, headers={"Range": "bytes=0-9"})
+        resp = conn.getresponse()
+        assert resp.read() == DATA[:10]
+    conn.close()
+    assert [r.number for r in server.requests_for(NAME)] == [1, 2, 3]
+
+
+def test_replace_file_changes_validators(server: FaultServer) -> None:
+    url = server.url_for(NAME)
+    before = httpx.head(url).headers
+    server.replace_file(NAME, b"new bytes")
+    after = httpx.get(url)
+    assert after.content == b"new bytes"
+    assert after.headers["etag"] != before["etag"]
+    assert after.headers["last-modified"] != before["last-modified"]
+    resumed = httpx.get(url, headers={"Range": "bytes=3-", "If-Range": before["etag"]})
+    assert (resumed.status_code, resumed.content) == (200, b"new bytes")
+
+
+def test_path_backed_file_uses_sendfile_and_ranges(tmp_path, server: FaultServer) -> None:
+    path = tmp_path / "big.whl"
+    path.write_bytes(DATA * 4)
+    url = server.add_file("big.whl", path)
+    assert httpx.get(url).content == DATA * 4
+    r = httpx.get(url, headers={"Range": "bytes=100-"})
+    assert r.content == (DATA * 4)[100:]
+
+
+def test_request_log_records_range_and_numbers(server: FaultServer) -> None:
+    url = server.url_for(NAME)
+    httpx.get(url)
+    httpx.get(url, headers={"Range": "bytes=7-", "If-Range": '"x"'})
+    first, second = server.requests_for(NAME)
+    assert (first.number, second.number) == (1, 2)
+    assert second.range == "bytes=7-" and second.if_range == '"x"'
+    assert second.headers["range"] == "bytes=7-"
+    assert first.status == second.status == 200
+    assert first.ended is not None and first.started <= first.ended
+
+
+def test_set_plan_and_stop_closes_idle_connections() -> None:
+    s = FaultServer().start()
+    s.add_file("a.whl", b"abc", plan=FaultPlan())
+    sock = socket.create_connection(("127.0.0.1", s.port))
+    sock.sendall(b"GET /a.whl HTTP/1.1\r\nHost: x\r\n\r\n")
+    sock.settimeout(2)
+    got = b""
+    while not got.endswith(b"\r\n\r\nabc"):  # served; the connection stays open (keep-alive)
+        got += sock.recv(65536)
+    s.stop()
+    sock.settimeout(2)
+    assert sock.recv(1) == b""
+    sock.close()

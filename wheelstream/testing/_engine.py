@@ -1,0 +1,279 @@
+# The fault engine: request + fault plan -> one response decision, with no I/O.
+#
+# Theory of operation. A correct HTTP/1.1 file server (RFC 9110 §14 ranges, §13.1.5 If-Range, §8.8
+# validators) is the baseline; each active fault bends exactly one step of that baseline, and the steps run
+# in this order so that faults combine the way they would on a real path through proxies and CDNs:
+#
+#   1. which file version answers      ChangeFile (request number > K sees new bytes, ETag, Last-Modified)
+#   2. whether the file answers at all  Status / StatusSequence (503, 429 + Retry-After; first match wins)
+#   3. which validators are advertised  WeakETag (W/"…"), NoValidators (neither ETag nor Last-Modified)
+#   4. which representation             Gzip (body = gzip of the file; ETag gets "-gzip")
+#   5. range selection                  If-Range is compared to the validators from step 3, strongly, so a
+#                                       weak or missing validator turns a resume into a 200 — as RFC 9110
+#                                       requires. IgnoreRange answers 200; WrongRangeStart moves the start.
+#   6. how the body travels             Cut / CutEvery (smallest cut wins), Stall, Throttle, Corrupt
+#
+# Steps 1-5 decide status and headers; step 6 only decides how many of the declared bytes leave the socket,
+# when, and with which bits flipped. That split is what lets a cut look like a real network failure: the
+# headers promise the full Content-Length and the connection then ends early.
+#
+# The handler (`_handler.py`) executes a Decision; the fast path (no step-6 fault, file on disk) hands the
+# whole body to os.sendfile.
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from http import HTTPStatus
+
+from wheelstream.testing._faults import (
+    ChangeFile,
+    Corrupt,
+    Cut,
+    CutEvery,
+    Fault,
+    FaultPlan,
+    Gzip,
+    IgnoreRange,
+    NoValidators,
+    Stall,
+    Status,
+    StatusSequence,
+    Throttle,
+    WeakETag,
+    WrongRangeStart,
+)
+from wheelstream.testing._files import ServedFile, Version
+
+__all__ = ["Decision", "decide", "if_range_matches", "parse_range"]
+
+
+@dataclass
+class Decision:
+    """Everything the handler needs to send one response; offsets index the chosen representation."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    version: Version | None = None
+    data: bytes | None = None  # in-memory representation (gzip, status page); else read from version
+    offset: int = 0  # first representation byte of the body
+    length: int = 0  # Content-Length
+    send: int = 0  # body bytes that actually leave (< length means a cut)
+    reset: bool = False  # end a cut with RST instead of FIN
+    stalls: list[tuple[int, float]] = field(default_factory=list)  # (body position, seconds)
+    rate: int | None = None  # bytes per second
+    corrupt: list[tuple[int, int]] = field(default_factory=list)  # (representation offset, xor mask)
+    faults: list[str] = field(default_factory=list)  # names of the faults that shaped this response
+
+    @property
+    def is_cut(self) -> bool:
+        """Whether the connection ends before the declared body is complete."""
+        return self.send < self.length
+
+    @property
+    def plain(self) -> bool:
+        """No byte-level fault: the body may go out in one sendfile/sendall."""
+        return not (self.is_cut or self.stalls or self.rate or self.corrupt)
+
+
+class Unsatisfiable(Exception):
+    """The Range header is valid but selects nothing (RFC 9110 §15.5.17)."""
+
+
+def parse_range(value: str | None, size: int) -> tuple[int, int] | None:
+    """``(first, last)`` inclusive for a single byte range; None when the header must be ignored.
+
+    Multiple ranges and malformed headers are ignored (answered 200), which RFC 9110 §14.2 allows.
+    """
+    if value is None:
+        return None
+    unit, _, spec = value.strip().partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first_s, dash, last_s = spec.strip().partition("-")
+    first_s, last_s = first_s.strip(), last_s.strip()
+    if not dash or not (first_s.isdigit() or first_s == "") or not (last_s.isdigit() or last_s == ""):
+        return None
+    if first_s == "":
+        if last_s == "":
+            return None
+        suffix = int(last_s)
+        if suffix == 0 or size == 0:
+            raise Unsatisfiable
+        return max(0, size - suffix), size - 1
+    first = int(first_s)
+    last = int(last_s) if last_s else None
+    if last is not None and last < first:
+        return None
+    if first >= size:
+        raise Unsatisfiable
+    if last is None:
+        last = size - 1
+    return first, min(last, size - 1)
+
+
+def if_range_matches(value: str, etag: str | None, last_modified: str | None) -> bool:
+    """RFC 9110 §13.1.5: strong ETag comparison, or an HTTP-date exactly equal to Last-Modified."""
+    value = value.strip()
+    if value.startswith("W/"):
+        return False
+    if value.startswith('"'):
+        return etag is not None and not etag.startswith("W/") and value == etag
+    if last_modified is None:
+        return False
+    try:
+        return parsedate_to_datetime(value) == parsedate_to_datetime(last_modified)
+    except (TypeError, ValueError, IndexError):
+        return False
+
+
+def _content_type(name: str) -> str:
+    if name.endswith(".whl"):
+        return "application/octet-stream"
+    guessed, _ = mimetypes.guess_type(name)
+    return guessed or "application/octet-stream"
+
+
+def _status_decision(code: int, retry_after: int | str | None, faults: list[str]) -> Decision:
+    try:
+        phrase = HTTPStatus(code).phrase
+    except ValueError:
+        phrase = "Injected"
+    body = f"{code} {phrase}\n".encode()
+    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    if retry_after is not None:
+        headers.append(("Retry-After", str(retry_after)))
+    return Decision(code, headers, data=body, length=len(body), send=len(body), faults=faults)
+
+
+def _names(faults: list[Fault]) -> list[str]:
+    return [type(f).__name__ for f in faults]
+
+
+def decide(
+    plan: FaultPlan, number: int, served: ServedFile, method: str, headers: Mapping[str, str]
+) -> Decision:
+    """The response to request ``number`` for ``served``; ``headers`` keys are lower-case."""
+    active = plan.active(number)
+    used: list[Fault] = []
+
+    # 1. version
+    version = served.current()
+    for f in active:
+        if isinstance(f, ChangeFile):
+            version = served.changed(version, f.data)
+            used.append(f)
+
+    # 2. forced status
+    for f in active:
+        if isinstance(f, Status):
+            return _status_decision(f.code, f.retry_after, _names([*used, f]))
+        if isinstance(f, StatusSequence):
+            code = f.code_for(number)
+            assert code is not None
+            return _status_decision(code, f.retry_after, _names([*used, f]))
+
+    # 3. validators
+    etag: str | None = version.etag
+    last_modified: str | None = version.last_modified
+    if any(isinstance(f, NoValidators) for f in active):
+        etag = last_modified = None
+        used += [f for f in active if isinstance(f, NoValidators)]
+    elif any(isinstance(f, WeakETag) for f in active):
+        etag = "W/" + version.etag
+        used += [f for f in active if isinstance(f, WeakETag)]
+
+    # 4. representation
+    data: bytes | None = None
+    size = version.size
+    out = [("Content-Type", _content_type(served.name))]
+    gz = [f for f in active if isinstance(f, Gzip)]
+    if gz:
+        data = version.gzipped()
+        size = len(data)
+        if etag is not None:
+            etag = etag[:-1] + '-gzip"'
+        out += [("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")]
+        used += gz
+    if etag is not None:
+        out.append(("ETag", etag))
+    if last_modified is not None:
+        out.append(("Last-Modified", last_modified))
+
+    # Conditional GET: lets caching clients (pip's cachecontrol) behave as against a real server.
+    inm = headers.get("if-none-match")
+    if inm is not None and etag is not None:
+        tags = {t.strip().removeprefix("W/") for t in inm.split(",")}
+        if "*" in tags or etag.removeprefix("W/") in tags:
+            return Decision(304, out, faults=_names(used))
+
+    # 5. range
+    ignore = [f for f in active if isinstance(f, IgnoreRange)]
+    if not ignore:
+        out.append(("Accept-Ranges", "bytes"))
+    status, first, last = 200, 0, size - 1
+    range_header = headers.get("range")
+    if range_header is not None and ignore:
+        used += ignore
+    elif range_header is not None:
+        if_range = headers.get("if-range")
+        if if_range is None or if_range_matches(if_range, etag, last_modified):
+            try:
+                selected = parse_range(range_header, size)
+            except Unsatisfiable:
+                out.append(("Content-Range", f"bytes */{size}"))
+                body = b"416 Range Not Satisfiable\n"
+                out = [(k, v) for k, v in out if k != "Content-Type"] + [
+                    ("Content-Type", "text/plain; charset=utf-8"),
+                    ("Content-Length", str(len(body))),
+                ]
+                return Decision(416, out, data=body, length=len(body), send=len(body), faults=_names(used))
+            if selected is not None:
+                status, (first, last) = 206, selected
+                wrong = [f for f in active if isinstance(f, WrongRangeStart)]
+                if wrong:
+                    shift = wrong[0].shift
+                    start = first + shift if 0 <= first + shift < size else first - shift
+                    start = min(max(start, 0), size - 1)
+                    if start != first:
+                        last = min(size - 1, start + (last - first))
+                        first = start
+                        used += wrong[:1]
+                out.append(("Content-Range", f"bytes {first}-{last}/{size}"))
+    length = last - first + 1 if size else 0
+    out.append(("Content-Length", str(length)))
+
+    decision = Decision(status, out, version=version, data=data, offset=first, length=length, send=length)
+    if method == "HEAD":
+        decision.send = 0
+        decision.faults = _names(used)
+        return decision
+
+    # 6. transmission
+    cuts: list[tuple[int, bool, Fault]] = []
+    for f in active:
+        if isinstance(f, Cut):
+            cuts.append((f.cut_point(length), f.reset, f))
+        elif isinstance(f, CutEvery):
+            cuts.append((f.size, f.reset, f))
+    if cuts:
+        point, reset, fault = min(cuts, key=lambda c: c[0])
+        if point < length:
+            decision.send, decision.reset = point, reset
+            used.append(fault)
+    for f in active:
+        if isinstance(f, Stall) and f.at < decision.send:
+            decision.stalls.append((f.at, f.seconds))
+            used.append(f)
+        elif isinstance(f, Throttle):
+            rate = f.bytes_per_second
+            decision.rate = rate if decision.rate is None else min(decision.rate, rate)
+            used.append(f)
+        elif isinstance(f, Corrupt) and first <= f.offset < first + decision.send:
+            decision.corrupt.append((f.offset, f.mask))
+            used.append(f)
+    decision.stalls.sort()
+    decision.faults = _names(used)
+    return decision

@@ -1,0 +1,166 @@
+"""Socket-level execution of a :class:`~wheelstream.testing._engine.Decision`.
+
+This is the only place that touches sockets, and it exists because byte-exact faults cannot be expressed
+through a WSGI server (pytest-httpserver's werkzeug): WSGI owns the connection, buffers, and finishes or
+aborts a response on its own terms. Here a cut is "send exactly N body bytes, then FIN (or RST)", and the
+no-fault path is one ``socket.sendfile`` so the same server is fast enough for benchmarks.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
+from typing import IO, Protocol
+
+from wheelstream.testing._engine import Decision
+
+__all__ = ["FaultHandler", "RecordSink", "send_body"]
+
+_CHUNK = 256 * 1024
+
+
+class RecordSink(Protocol):
+    """What the writer reports to: the request's record, updated *before* bytes leave (see send_body)."""
+
+    bytes_sent: int
+
+
+def _paced_chunk(rate: int | None) -> int:
+    if rate is None:
+        return _CHUNK
+    return max(1, min(64 * 1024, rate // 50))
+
+
+def send_body(sock: socket.socket, d: Decision, record: RecordSink) -> None:
+    """Write ``d.send`` body bytes.
+
+    ``record.bytes_sent`` is raised before each write and lowered again if the write fails: a client that
+    has just read the last byte and asserts on the counter must never see a stale value.
+    """
+    if d.send <= 0:
+        return
+    version = d.version
+    if d.plain and d.data is None and version is not None and version.path is not None:
+        with open(version.path, "rb") as f:
+            record.bytes_sent += d.send
+            try:
+                sock.sendfile(f, d.offset, d.send)
+            finally:
+                done = f.tell() - d.offset
+                record.bytes_sent -= d.send - done
+        return
+    if d.plain:
+        if d.data is not None:
+            body = memoryview(d.data)[d.offset : d.offset + d.send]
+        else:
+            assert version is not None
+            body = memoryview(version.read(d.offset, d.send))
+        record.bytes_sent += d.send
+        try:
+            sock.sendall(body)
+        except OSError:
+            record.bytes_sent -= d.send  # unknown how much left; the client vanished anyway
+            raise
+        return
+    _send_faulty(sock, d, record)
+
+
+def _reader(d: Decision) -> tuple[Callable[[int, int], bytes], IO[bytes] | None]:
+    if d.data is not None:
+        data = d.data
+        return (lambda off, n: data[off : off + n]), None
+    assert d.version is not None
+    if d.version.path is None:
+        vdata = d.version.data
+        assert vdata is not None
+        return (lambda off, n: vdata[off : off + n]), None
+    f = open(d.version.path, "rb")  # noqa: SIM115 - closed by _send_faulty's finally
+
+    def read(off: int, n: int) -> bytes:
+        f.seek(off)
+        return f.read(n)
+
+    return read, f
+
+
+def _send_faulty(sock: socket.socket, d: Decision, record: RecordSink) -> None:
+    read, handle = _reader(d)
+    try:
+        chunk = _paced_chunk(d.rate)
+        stalls = list(d.stalls)
+        pos = 0
+        t0 = time.monotonic()
+        while pos < d.send:
+            while stalls and stalls[0][0] <= pos:
+                seconds = stalls.pop(0)[1]
+                time.sleep(seconds)
+                t0 += seconds  # a stall is not bandwidth to catch up on
+            limit = min(d.send, stalls[0][0]) if stalls else d.send
+            n = min(chunk, limit - pos)
+            start = d.offset + pos
+            buf = bytearray(read(start, n))
+            for offset, mask in d.corrupt:
+                if start <= offset < start + n:
+                    buf[offset - start] ^= mask
+            if d.rate is not None:
+                delay = t0 + pos / d.rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            record.bytes_sent += n
+            try:
+                sock.sendall(buf)
+            except OSError:
+                record.bytes_sent -= n
+                raise
+            pos += n
+        if d.rate is not None:  # the last chunk also takes its time, so totals match the rate
+            delay = t0 + pos / d.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+def abort(handler: BaseHTTPRequestHandler, reset: bool) -> None:
+    """End the connection the way a broken network does: FIN without a complete body, or RST."""
+    handler.close_connection = True
+    sock = handler.connection
+    if reset:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        handler.rfile.close()  # drop makefile's reference, or close() would not release the socket
+        sock.close()
+        return
+    try:
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+class FaultHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive; routing and decisions belong to the server's ``dispatch``."""
+
+    protocol_version = "HTTP/1.1"
+    timeout = 60  # idle keep-alive connections die eventually even if a client forgets them
+    server_version = "wheelstream-testbed"
+
+    def do_GET(self) -> None:
+        self.server.dispatch(self, "GET")  # type: ignore[attr-defined]
+
+    def do_HEAD(self) -> None:
+        self.server.dispatch(self, "HEAD")  # type: ignore[attr-defined]
+
+    def log_message(self, format: str, *args: object) -> None:
+        log = getattr(self.server, "log", None)
+        if log is not None:
+            log(f"{self.address_string()} - {format % args}")
+
+    def write_head(self, status: int, headers: list[tuple[str, str]]) -> None:
+        """Status line and headers in one write, so a cut at byte 0 still delivers complete headers."""
+        self.send_response(status)
+        for key, value in headers:
+            self.send_header(key, value)
+        self.end_headers()
