@@ -26,6 +26,8 @@ from wheelstream.testing._faults import (
     since,
 )
 from wheelstream.testing._server import FaultServer, RequestRecord
+from wheelstream.testing._spec import parse_fault
+from wheelstream.testing._wheel import build_wheel
 
 __all__ = [
     "ChangeFile",
@@ -46,5 +48,7 @@ __all__ = [
     "Throttle",
     "WeakETag",
     "WrongRangeStart",
+    "build_wheel",
+    "parse_fault",
     "since",
 ]

@@ -153,6 +153,9 @@ class FaultHandler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self.server.dispatch(self, "HEAD")  # type: ignore[attr-defined]
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Silenced: the server logs one richer line per request (``RequestRecord.summary``)."""
+
     def log_message(self, format: str, *args: object) -> None:
         log = getattr(self.server, "log", None)
         if log is not None:

@@ -50,6 +50,17 @@ class RequestRecord:
     ended: float | None = None
     error: str | None = None
 
+    def summary(self) -> str:
+        """One log line: what was asked, what was answered, how much of it left, which faults."""
+        asked = f" {self.range}" if self.range else ""
+        asked += f" if-range={self.if_range}" if self.if_range else ""
+        number = f" #{self.number}" if self.number else ""
+        sent = f"{self.bytes_sent}/{self.length}" if self.length is not None else str(self.bytes_sent)
+        extra = f" [{', '.join(self.faults)}]" if self.faults else ""
+        extra += " CUT" if self.cut else ""
+        extra += f" {self.error}" if self.error else ""
+        return f"{self.method} {self.path}{number}{asked} -> {self.status} sent {sent}{extra}"
+
     @property
     def content_range(self) -> tuple[int, int] | None:
         """``(first, last)`` of the requested range, for asserts like "the rerun asked for the tail"."""
@@ -313,6 +324,8 @@ class FaultServer:
                 record.ended = time.time()
                 self._in_flight -= 1
                 self._idle.notify_all()
+            if self.log is not None:
+                self.log(record.summary())
 
     def _entries(self) -> list[_index.IndexEntry]:
         out = []

@@ -1,12 +1,118 @@
-"""``wheelstream testbed``: the fault engine as a standalone server for pip, uv or any other client."""
+"""``wheelstream testbed``: the fault engine as a standalone server for pip, uv or any other client.
+
+Every shortcut option is sugar for ``--fault NAME=VALUE``; the value may carry ``@REQUESTS`` (see
+``wheelstream.testing._spec``), so ``--cut 50%@1`` and ``--fault cut=50%@1`` are the same scenario. Faults
+apply to every served file, each file counting its own requests.
+"""
 
 from __future__ import annotations
 
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
 import click
 
-__all__ = ["testbed"]
+from wheelstream.testing._faults import Fault, FaultPlan
+from wheelstream.testing._server import FaultServer
+from wheelstream.testing._spec import parse_fault
+
+__all__ = ["serve", "testbed"]
+
+_VALUE_SHORTCUTS = {
+    "cut": "N, N%, N:reset; e.g. 50%@1 (first request cut at half its body)",
+    "cut_every": "K: every request delivers K body bytes, then drops",
+    "stall": "N:T: pause T seconds after N body bytes",
+    "throttle": "B: bytes per second (k, M, Ki, Mi suffixes)",
+    "change_after": "K: requests after the K-th see changed bytes, ETag, Last-Modified",
+    "corrupt": "N[:MASK]: flip bits of the byte at file offset N",
+    "status": "CODE[:RETRY_AFTER][@REQUESTS]; e.g. 503:1@1-2",
+    "status_seq": "CODES[:RETRY_AFTER]; e.g. 503,429:1 (request 1 -> 503, 2 -> 429)",
+    "wrong_range_start": "SHIFT: 206 whose Content-Range starts SHIFT bytes off",
+}
+_FLAG_SHORTCUTS = {
+    "ignore_range": "answer Range with 200 and the whole body",
+    "weak_etag": 'send ETag W/"..." only',
+    "no_validators": "send neither ETag nor Last-Modified",
+    "gzip": "gzip every body (Content-Encoding: gzip)",
+}
+
+
+def _with_shortcuts(f: click.decorators.FC) -> click.decorators.FC:
+    for name, help_text in reversed(_VALUE_SHORTCUTS.items()):
+        flag = "--" + name.replace("_", "-")
+        f = click.option(flag, name, multiple=True, metavar="SPEC", help=help_text)(f)
+    for name, help_text in reversed(_FLAG_SHORTCUTS.items()):
+        flag = "--" + name.replace("_", "-")
+        f = click.option(flag, name, is_flag=True, help=help_text)(f)
+    return f
 
 
 @click.group()
 def testbed() -> None:
     """Serve wheels over HTTP with reproducible network faults."""
+
+
+@testbed.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8000, show_default=True, help="Port; 0 picks a free one.")
+@click.option("-f", "--fault", "faults", multiple=True, metavar="SPEC", help="NAME[=ARGS][@REQUESTS]")
+@click.option("-q", "--quiet", is_flag=True, help="No per-request log on stderr.")
+@_with_shortcuts
+def serve(
+    directory: Path, host: str, port: int, faults: tuple[str, ...], quiet: bool, **shortcuts: object
+) -> None:
+    """Serve DIRECTORY (files, /simple/ index) with FAULTS until Ctrl-C; prints the base URL first."""
+    specs = list(faults)
+    for name, value in shortcuts.items():
+        spec_name = name.replace("_", "-")
+        if isinstance(value, tuple):
+            specs += [f"{spec_name}={v}" for v in value]
+        elif value:
+            specs.append(spec_name)
+    parsed: list[Fault] = []
+    for spec in specs:
+        try:
+            parsed.append(parse_fault(spec))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="fault") from exc
+    plan = FaultPlan(*parsed)
+
+    def log(line: str) -> None:
+        if not quiet:
+            click.echo(line, err=True)
+
+    server = FaultServer(host, port, directory=directory, plan=plan, log=log)
+    server.start()
+    click.echo(f"{server.url}/", nl=True)
+    click.echo(f"simple index: {server.url}/simple/", err=True)
+    if plan:
+        click.echo(f"faults: {plan!r}", err=True)
+    sys.stdout.flush()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
+
+
+@testbed.command("make-wheel")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", default="demo", show_default=True)
+@click.option("--version", "version", default="1.0", show_default=True)
+@click.option("--size", default="256Ki", show_default=True, help="Payload bytes (k, M, Ki, Mi suffixes).")
+def make_wheel(directory: Path, name: str, version: str, size: str) -> None:
+    """Write a small valid pure-Python wheel into DIRECTORY, to have something to serve."""
+    from wheelstream.testing._spec import parse_size
+    from wheelstream.testing._wheel import build_wheel
+
+    filename, data = build_wheel(name, version, payload_size=parse_size(size))
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / filename).write_bytes(data)
+    click.echo(directory / filename)

@@ -1,0 +1,131 @@
+"""A one-line text form of faults, so a shell scenario reads like the Python one.
+
+Grammar: ``NAME[=ARG[:ARG]][@REQUESTS]``; REQUESTS is ``*`` or a comma list of ``N``, ``A-B`` and ``A-``
+(open-ended). Examples::
+
+    cut=50%@1            first request cut after half its body
+    cut=65536:reset      every request cut after 64 KiB with a TCP RST
+    cut-every=1M         each request delivers 1 MB more, then drops
+    stall=1000:2.5       pause 2.5 s after 1000 body bytes
+    throttle=500k        500 kB/s
+    status=503:1@1-2     503 + Retry-After: 1 for requests 1 and 2
+    status-seq=503,429:1 request 1 -> 503, request 2 -> 429, both with Retry-After: 1
+    change-after=1       request 2 onwards sees a changed file
+    ignore-range  wrong-range-start[=SHIFT]  weak-etag  no-validators  gzip  corrupt=OFFSET[:MASK]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Container
+from dataclasses import dataclass
+
+from wheelstream.testing._faults import (
+    ChangeFile,
+    Corrupt,
+    Cut,
+    CutEvery,
+    Fault,
+    Gzip,
+    IgnoreRange,
+    NoValidators,
+    RequestScope,
+    Stall,
+    Status,
+    StatusSequence,
+    Throttle,
+    WeakETag,
+    WrongRangeStart,
+)
+
+__all__ = ["NumberSet", "parse_fault", "parse_scope", "parse_size"]
+
+_SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "ki": 2**10, "mi": 2**20, "gi": 2**30}
+
+
+def parse_size(text: str) -> int:
+    """``"64Ki"`` -> 65536, ``"1M"`` -> 1000000; decimal and binary suffixes, optional trailing ``B``."""
+    t = text.strip().lower().removesuffix("b")
+    digits = t.rstrip("kmgi")
+    suffix = t[len(digits) :]
+    if suffix not in _SUFFIXES or not digits:
+        raise ValueError(f"not a size: {text!r}")
+    return int(float(digits) * _SUFFIXES[suffix])
+
+
+@dataclass(frozen=True)
+class NumberSet(Container[int]):
+    """Request numbers as closed and open-ended ranges; what ``@1,3-5,8-`` parses to."""
+
+    spans: tuple[tuple[int, int | None], ...]
+
+    def __contains__(self, number: object) -> bool:
+        return isinstance(number, int) and any(
+            lo <= number and (hi is None or number <= hi) for lo, hi in self.spans
+        )
+
+    def __str__(self) -> str:
+        return ",".join(f"{lo}" if hi == lo else f"{lo}-{'' if hi is None else hi}" for lo, hi in self.spans)
+
+
+def parse_scope(text: str) -> RequestScope:
+    """``*`` -> None (all requests), else a :class:`NumberSet`."""
+    text = text.strip()
+    if text in ("", "*"):
+        return None
+    spans: list[tuple[int, int | None]] = []
+    for part in text.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        first = int(lo)
+        last = (int(hi) if hi else None) if dash else first
+        if first < 1 or (last is not None and last < first):
+            raise ValueError(f"bad request range: {part!r}")
+        spans.append((first, last))
+    return NumberSet(tuple(spans))
+
+
+def _cut(args: list[str], scope: RequestScope) -> Fault:
+    reset = "reset" in args[1:]
+    if args[0].endswith("%"):
+        return Cut(percent=float(args[0][:-1]), reset=reset, requests=scope)
+    return Cut(after=parse_size(args[0]), reset=reset, requests=scope)
+
+
+def _retry(args: list[str], i: int) -> int | str | None:
+    if len(args) <= i:
+        return None
+    return int(args[i]) if args[i].isdigit() else args[i]
+
+
+_BUILDERS: dict[str, Callable[[list[str], RequestScope], Fault]] = {
+    "cut": _cut,
+    "cut-every": lambda a, s: CutEvery(parse_size(a[0]), reset="reset" in a[1:], requests=s),
+    "stall": lambda a, s: Stall(at=parse_size(a[0]), seconds=float(a[1]), requests=s),
+    "throttle": lambda a, s: Throttle(parse_size(a[0]), requests=s),
+    "ignore-range": lambda a, s: IgnoreRange(requests=s),
+    "wrong-range-start": lambda a, s: WrongRangeStart(int(a[0]) if a else -1, requests=s),
+    "change-after": lambda a, s: ChangeFile(after_request=int(a[0])),
+    "weak-etag": lambda a, s: WeakETag(requests=s),
+    "no-validators": lambda a, s: NoValidators(requests=s),
+    "corrupt": lambda a, s: Corrupt(parse_size(a[0]), int(a[1], 0) if len(a) > 1 else 0xFF, requests=s),
+    "status": lambda a, s: Status(int(a[0]), _retry(a, 1), requests=s),
+    "status-seq": lambda a, s: StatusSequence(
+        tuple(None if c in ("", "-", "ok") else int(c) for c in a[0].split(",")), _retry(a, 1)
+    ),
+    "gzip": lambda a, s: Gzip(requests=s),
+}
+
+FAULT_NAMES = tuple(_BUILDERS)
+
+
+def parse_fault(text: str) -> Fault:
+    """One fault from its text form; ValueError with the offending text on any mistake."""
+    body, _, scope_text = text.strip().partition("@")
+    name, _, arg_text = body.partition("=")
+    builder = _BUILDERS.get(name.strip())
+    if builder is None:
+        raise ValueError(f"unknown fault {name!r} (known: {', '.join(_BUILDERS)})")
+    args = arg_text.split(":") if arg_text else []
+    try:
+        return builder(args, parse_scope(scope_text))
+    except (IndexError, ValueError) as exc:
+        raise ValueError(f"bad fault {text!r}: {exc or 'missing argument'}") from exc
