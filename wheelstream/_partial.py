@@ -24,7 +24,7 @@ from typing import Any
 from wheelstream._staged import StagedFile
 from wheelstream.zip import LocalEntry
 
-__all__ = ["Journal", "PartialFile"]
+__all__ = ["Journal", "PartialFile", "read_file_range"]
 
 JOURNAL_VERSION = 1
 
@@ -81,6 +81,18 @@ class Journal:
         return self.last_modified
 
 
+def read_file_range(path: Path, start: int, end: int, chunk: int = 1 << 20) -> Iterator[bytes]:
+    with open(path, "rb") as reader:
+        reader.seek(start)
+        remaining = end - start
+        while remaining > 0:
+            data = reader.read(min(chunk, remaining))
+            if not data:
+                return
+            remaining -= len(data)
+            yield data
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -114,18 +126,10 @@ class PartialFile:
         self._file.seek(length)
         self.length = length
 
-    def read_range(self, start: int, end: int, chunk: int = 1 << 20) -> Iterator[bytes]:
+    def read_range(self, start: int, end: int) -> Iterator[bytes]:
         """Yield bytes ``start..end`` from disk (replay after a resume, re-hashing, deferred entries)."""
         self._file.flush()
-        with open(self.path, "rb") as reader:
-            reader.seek(start)
-            remaining = end - start
-            while remaining > 0:
-                data = reader.read(min(chunk, remaining))
-                if not data:
-                    return
-                remaining -= len(data)
-                yield data
+        return read_file_range(self.path, start, end)
 
     def close(self) -> None:
         self._file.close()

@@ -7,6 +7,7 @@ whether streaming extraction keeps up with the network. Both expose the same ``d
 
 from __future__ import annotations
 
+import types
 import zlib
 from typing import Protocol
 
@@ -21,8 +22,9 @@ class Inflater(Protocol):
     def decompress(self, data: bytes, max_length: int = ..., /) -> bytes: ...
 
 
+_backend: types.ModuleType
 try:
-    from isal import isal_zlib as _backend  # type: ignore[import-not-found,unused-ignore]
+    from isal import isal_zlib as _backend  # type: ignore[import-not-found,unused-ignore,no-redef]
 
     BACKEND = "isal"
 except ImportError:  # pragma: no cover - exercised on machines without the [fast] extra

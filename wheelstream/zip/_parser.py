@@ -166,6 +166,10 @@ class ZipStreamParser:
         return tuple(self._entries[k] for k in sorted(self._entries))
 
     @property
+    def max_unpacked_size(self) -> int:
+        return self._max_unpacked
+
+    @property
     def done(self) -> bool:
         return self._state is _State.DONE
 
@@ -486,7 +490,7 @@ class ZipStreamParser:
             return CentralDirectory(tuple(self._records), self._cd_start)
         raise StrayData(f"unexpected bytes {sig!r} in the central directory", offset=self.offset)
 
-    def _incomplete(self, what: str) -> None:
+    def _incomplete(self, what: str) -> Event | None:
         if self._eof:
             raise self._truncated(what)
         return None

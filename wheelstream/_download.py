@@ -1,0 +1,555 @@
+"""Resumable download *and* unpack of one wheel: transport -> tee -> (partial file, sha256, parser -> staging).
+
+The loop, per attempt::
+
+    GET url  [Range: bytes=D-  If-Range: validator]      (D = bytes we already hold)
+    decide(status, headers)                               (_http_table.py, DESIGN §3)
+    for chunk in body:  partial.write · sha256.update · parser.receive_data -> extractor
+    every few MB / few hundred ms: checkpoint             (_partial.py, DESIGN §2)
+
+Within one process a dropped connection costs nothing: parser, extractor and hash keep their state and the
+next request simply asks for ``bytes=D-``. Across processes (Ctrl-C, kill -9, reboot) the journal is the
+truth: the partial is cut to its durable length, staging is cut back to the finished entries, the parser
+restarts at the checkpoint and is fed the bytes between checkpoint and durable length from disk, and the
+download continues where the disk ends. Bytes on disk are never fetched again and finished entries are
+never inflated again.
+
+The retry budget counts attempts that made **no progress**; an attempt that advanced resets it, so a slow
+but moving download is never abandoned.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import filelock
+import httpx
+
+from wheelstream._cache import Cache
+from wheelstream._extract import Extractor
+from wheelstream._http_table import Action, Decision, Known, decide, retry_after_seconds
+from wheelstream._partial import Journal, PartialFile, read_file_range
+from wheelstream._progress import Progress, ProgressCallback
+from wheelstream._staged import StagedWheel
+from wheelstream._urls import cache_key, filename_from_url, redact, split_hash_fragment
+from wheelstream.errors import (
+    ArchiveError,
+    HashMismatch,
+    HTTPStatusError,
+    Interrupted,
+    NetworkError,
+    ResourceGone,
+    RetriesExhausted,
+    TruncatedArchive,
+    WheelstreamError,
+)
+from wheelstream.zip import DEFAULT_MAX_UNPACKED_SIZE, EntryDeferred, ZipStreamParser
+from wheelstream.zip._tail import TAIL_SIZE, find_central_directory, read_central_directory
+
+__all__ = ["DownloadOptions", "DownloadResult", "fetch_wheel", "unpack_local"]
+
+_MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DownloadOptions:
+    timeout: float = 30.0
+    retries: int = 5  # attempts in a row without progress before giving up
+    chunk_size: int = 256 * 1024
+    checkpoint_bytes: int = 8 * _MB
+    checkpoint_seconds: float = 0.5
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    max_unpacked_size: int = DEFAULT_MAX_UNPACKED_SIZE
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    staged: StagedWheel
+    sha256: str
+    bytes_fetched: int  # body bytes received over the network in this call
+    bytes_reused: int  # bytes taken from an earlier partial download instead of the network
+    resumed_at: int | None  # offset the first request of this call resumed at, if it resumed
+    restarts: int  # times the download had to start over (file changed, broken Range support)
+    from_cache: bool  # the unpacked wheel was already in the cache: no network at all
+
+
+@dataclass
+class _Stream:
+    """The tee and everything it feeds, for one attempt sequence of one wheel."""
+
+    wheel: str
+    cache: Cache
+    key: str
+    journal: Journal
+    partial: PartialFile
+    parser: ZipStreamParser
+    extractor: Extractor
+    hasher: "hashlib._Hash"
+    position: int = 0
+    last_checkpoint_at: float = field(default_factory=time.monotonic)
+    last_checkpoint_bytes: int = 0
+
+    def feed(self, chunk: bytes) -> None:
+        self.partial.write(chunk)
+        self.hasher.update(chunk)
+        self.position += len(chunk)
+        self._parse(chunk)
+
+    def _parse(self, chunk: bytes) -> None:
+        if self.journal.deferred_at is not None:
+            return  # past a stored+descriptor entry: only the partial file grows until the end
+        self.parser.receive_data(chunk)
+        for event in self.parser.events():
+            if isinstance(event, EntryDeferred):
+                self.journal.deferred_at = event.header.offset
+                return
+            self.extractor.handle(event)
+
+    def replay(self, start: int, end: int) -> None:
+        """Feed bytes already on disk to the parser only (resume in a new process)."""
+        for chunk in self.partial.read_range(start, end):
+            self._parse(chunk)
+
+    def maybe_checkpoint(self, options: DownloadOptions) -> None:
+        now = time.monotonic()
+        if (
+            self.position - self.last_checkpoint_bytes >= options.checkpoint_bytes
+            or now - self.last_checkpoint_at >= options.checkpoint_seconds
+        ):
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Write a checkpoint in the order DESIGN §2 requires: staging, then partial, then journal."""
+        self.extractor.sync()
+        self.journal.durable = self.partial.sync()
+        self.journal.checkpoint = self.parser.checkpoint
+        self.journal.entries = list(self.parser.finished_entries)
+        self.journal.files = list(self.extractor.files.values())
+        self.journal.save(self.cache.journal(self.key))
+        self.last_checkpoint_at = time.monotonic()
+        self.last_checkpoint_bytes = self.position
+
+    def end_of_input(self) -> None:
+        """All bytes are here: finish the parse, including entries that had to wait for the end."""
+        if self.journal.deferred_at is None:
+            self.parser.receive_data(b"")
+            self.extractor.handle_all(self.parser.events())
+            return
+        self.parser = _finish_deferred(
+            self.partial.read_range, self.position, self.journal.deferred_at, self.parser, self.extractor
+        )
+
+
+def _finish_deferred(
+    read_range: Callable[[int, int], Iterator[bytes]],
+    length: int,
+    deferred_at: int,
+    parser: ZipStreamParser,
+    extractor: Extractor,
+) -> ZipStreamParser:
+    """Read the central directory from the finished file, then parse from the deferred entry on (DESIGN §4)."""
+    tail_start = max(0, length - TAIL_SIZE)
+    cd_offset = find_central_directory(b"".join(read_range(tail_start, length)), tail_start)
+    records = read_central_directory(b"".join(read_range(cd_offset, length)), cd_offset)
+    second = ZipStreamParser(
+        deferred_at,
+        prior_entries=parser.finished_entries,
+        compressed_sizes={r.local_header_offset: r.compressed_size for r in records},
+        max_unpacked_size=parser.max_unpacked_size,
+    )
+    for chunk in read_range(deferred_at, length):
+        extractor.handle_all(second.feed(chunk))
+    extractor.handle_all(second.feed(b""))
+    return second
+
+
+def _backoff(attempt: int, options: DownloadOptions) -> float:
+    """Exponential backoff with full jitter; the first retry after progress is immediate."""
+    if attempt <= 0:
+        return 0.0
+    ceiling = min(options.backoff_max, options.backoff_base * 2 ** (attempt - 1))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def _human(size: int | None) -> str:
+    return "?" if size is None else f"{size / _MB:.1f} MB"
+
+
+class _Download:
+    """One wheel URL through the decision table until it is complete, gives up, or is interrupted."""
+
+    stream: _Stream
+
+    def __init__(
+        self,
+        url: str,
+        cache: Cache,
+        client: httpx.Client,
+        options: DownloadOptions,
+        expected_sha256: str | None,
+        progress: ProgressCallback | None,
+        keep_wheel_in: Path | None,
+    ) -> None:
+        self.url, fragment_hash = split_hash_fragment(url)
+        self.redacted = redact(self.url)
+        self.wheel = filename_from_url(self.url)
+        self.key = cache_key(self.url)
+        self.cache = cache
+        self.client = client
+        self.options = options
+        self.expected = (expected_sha256 or fragment_hash or "").lower() or None
+        self.progress = progress
+        self.keep_wheel_in = keep_wheel_in
+        self.fetched = 0
+        self.reused = 0
+        self.restarts = 0
+        self.resumed_at: int | None = None
+
+    # -- state ---------------------------------------------------------------------------------------
+
+    def _new_stream(self, journal: Journal) -> _Stream:
+        return _Stream(
+            wheel=self.wheel,
+            cache=self.cache,
+            key=self.key,
+            journal=journal,
+            partial=PartialFile(self.cache.partial(self.key)),
+            parser=ZipStreamParser(
+                journal.checkpoint,
+                prior_entries=journal.entries,
+                max_unpacked_size=self.options.max_unpacked_size,
+            ),
+            extractor=Extractor(self.cache.staging(self.key), {f.name: f for f in journal.files}),
+            hasher=hashlib.sha256(),
+        )
+
+    def _fresh(self) -> _Stream:
+        self.cache.discard(self.key)
+        return self._new_stream(Journal(url=self.redacted, expected_sha256=self.expected))
+
+    def _restore(self) -> _Stream:
+        """Resume from the journal if it is trustworthy, else start fresh (DESIGN §2, "Resume")."""
+        journal = Journal.load(self.cache.journal(self.key))
+        partial_path = self.cache.partial(self.key)
+        if (
+            journal is None
+            or journal.url != self.redacted
+            or not journal.resumable
+            or (self.expected is not None and journal.expected_sha256 not in (None, self.expected))
+            or not partial_path.exists()
+            or partial_path.stat().st_size < journal.durable
+            or not self._staging_matches(journal)
+        ):
+            return self._fresh()
+        stream = self._new_stream(journal)
+        stream.partial.truncate(journal.durable)  # bytes after the last fsync are not trusted
+        for chunk in stream.partial.read_range(0, journal.durable):
+            stream.hasher.update(chunk)
+        stream.position = stream.last_checkpoint_bytes = journal.durable
+        deferred, journal.deferred_at = journal.deferred_at, None
+        stream.replay(journal.checkpoint, journal.durable)
+        if deferred is not None and journal.deferred_at != deferred:
+            stream.partial.close()
+            return self._fresh()  # the replay disagrees with the journal: trust neither
+        self.reused = journal.durable
+        return stream
+
+    def _staging_matches(self, journal: Journal) -> bool:
+        """Delete staged files the journal does not list; check the listed ones are all there."""
+        root = self.cache.staging(self.key)
+        listed = {f.name: f.size for f in journal.files}
+        if not root.is_dir():
+            return not listed
+        for dirpath, _dirs, names in os.walk(root):
+            for name in names:
+                path = Path(dirpath, name)
+                if path.relative_to(root).as_posix() not in listed:
+                    path.unlink()
+        for name, size in listed.items():
+            try:
+                if root.joinpath(*name.split("/")).stat().st_size != size:
+                    return False
+            except OSError:
+                return False
+        return True
+
+    def _restart(self, reason: str) -> None:
+        """Discard everything of the old file: partial, staging, journal, parser, hash."""
+        self._note(f"restarting from zero: {reason}")
+        self.stream.partial.close()
+        self.restarts += 1
+        self.reused = 0
+        self.stream = self._fresh()
+
+    # -- the loop ------------------------------------------------------------------------------------
+
+    def run(self) -> DownloadResult:
+        self.stream = self._restore()
+        try:
+            return self._attempts()
+        except KeyboardInterrupt:
+            self.stream.checkpoint()
+            raise Interrupted(
+                f"interrupted at {_human(self.stream.position)} of {_human(self.stream.journal.length)}"
+                " — run the same command again to resume",
+            ) from None
+        except NetworkError:
+            self.stream.checkpoint()
+            raise
+        except (ArchiveError, HashMismatch):
+            self.stream.partial.close()
+            self.cache.discard(self.key)
+            raise
+        finally:
+            self.stream.partial.close()
+
+    def _attempts(self) -> DownloadResult:
+        without_progress = 0
+        while True:
+            start = self.stream.position
+            try:
+                outcome = self._attempt()
+            except httpx.TransportError as exc:
+                self.stream.checkpoint()
+                outcome = f"{type(exc).__name__}: {exc}"
+            if outcome is _DONE:
+                return self._complete()
+            if self.stream.position > start or outcome is _RESTARTED:
+                without_progress = 0
+                continue
+            without_progress += 1
+            if without_progress > self.options.retries:
+                raise RetriesExhausted(
+                    f"gave up after {without_progress} attempts without progress ({outcome}); partial kept at "
+                    f"{_human(self.stream.position)} — run the same command again to resume"
+                )
+            wait = outcome if isinstance(outcome, float) else _backoff(without_progress, self.options)
+            time.sleep(min(wait, self.options.backoff_max))
+
+    def _request_headers(self) -> dict[str, str]:
+        headers = {"Accept-Encoding": "identity"}
+        if self.stream.position > 0:
+            headers["Range"] = f"bytes={self.stream.position}-"
+            validator = self.stream.journal.validator
+            if validator:
+                headers["If-Range"] = validator
+        return headers
+
+    def _attempt(self) -> object:
+        """One request: returns _DONE, _RESTARTED, a wait in seconds (server busy) or a reason string."""
+        journal = self.stream.journal
+        if journal.length is not None and 0 < journal.length == self.stream.position:
+            return _DONE  # everything is on disk already (e.g. killed right before the end)
+        known = Known(self.stream.position, journal.length, journal.etag, journal.last_modified)
+        with self.client.stream("GET", self.url, headers=self._request_headers()) as response:
+            decision = decide(response.status_code, response.headers, known)
+            action = decision.action
+            if action is Action.RETRY:
+                return retry_after_seconds(response.headers) or _backoff(1, self.options)
+            if action is Action.GONE:
+                raise ResourceGone(f"{decision.reason}; the partial download was discarded")
+            if action is Action.FAIL:
+                raise HTTPStatusError(decision.reason)
+            if action is Action.COMPLETE:
+                return _DONE
+            if action is Action.RESTART:
+                self._restart(decision.reason)
+                return _RESTARTED
+            if action is Action.RESTART_WITH_BODY:
+                self._restart(decision.reason)
+            if action in (Action.START, Action.RESTART_WITH_BODY):
+                self._adopt(response, decision)
+            elif self.resumed_at is None:
+                self.resumed_at = self.stream.position
+                self._report(resumed=True)
+            skip = self.stream.position if action is Action.SKIP else 0
+            if decision.resumable:
+                body = response.iter_raw(self.options.chunk_size)
+            else:
+                body = response.iter_bytes(self.options.chunk_size)
+            self._pump(body, skip)
+        length = self.stream.journal.length
+        if length is None or length == self.stream.position:
+            return _DONE  # an unknown length ends with the body; a known one when it is reached
+        return "the body ended early"
+
+    def _pump(self, body: Iterator[bytes], skip: int) -> None:
+        stream = self.stream
+        for chunk in body:
+            self.fetched += len(chunk)
+            if skip:
+                drop = min(skip, len(chunk))
+                skip -= drop
+                chunk = chunk[drop:]
+                if not chunk:
+                    continue
+            stream.feed(chunk)
+            stream.maybe_checkpoint(self.options)
+            self._report()
+
+    def _adopt(self, response: httpx.Response, decision: Decision) -> None:
+        """Record the validators of the response the partial file now follows."""
+        journal = self.stream.journal
+        journal.final_url = redact(str(response.url))
+        journal.etag = response.headers.get("etag")
+        journal.last_modified = response.headers.get("last-modified")
+        journal.length = decision.length
+        journal.resumable = decision.resumable
+        if not decision.resumable:
+            self._note(decision.reason)
+        self._report()
+
+    def _complete(self) -> DownloadResult:
+        stream = self.stream
+        stream.end_of_input()
+        if not stream.parser.done:
+            raise TruncatedArchive("archive ended before its end of central directory", offset=stream.position)
+        sha256 = stream.hasher.hexdigest()
+        if self.expected is not None and sha256 != self.expected:
+            raise HashMismatch(f"sha256 is {sha256}, expected {self.expected}; the download was discarded")
+        stream.extractor.sync()
+        staged = StagedWheel(self.wheel, self.cache.staging(self.key), dict(stream.extractor.files))
+        final = _publish(self.cache, staged, sha256)
+        self.cache.remember(self.key, self.redacted, sha256, self.wheel)
+        stream.partial.close()
+        if self.keep_wheel_in is not None:
+            self.keep_wheel_in.mkdir(parents=True, exist_ok=True)
+            os.replace(self.cache.partial(self.key), self.keep_wheel_in / self.wheel)
+        else:
+            self.cache.partial(self.key).unlink(missing_ok=True)
+        self.cache.journal(self.key).unlink(missing_ok=True)
+        self._report(finished=True)
+        return DownloadResult(final, sha256, self.fetched, self.reused, self.resumed_at, self.restarts, False)
+
+    # -- reporting -----------------------------------------------------------------------------------
+
+    def _note(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress(Progress(self.wheel, 0, None, 0, None, message=message))
+
+    def _report(self, *, resumed: bool = False, finished: bool = False) -> None:
+        if self.progress is None:
+            return
+        stream = self.stream
+        message = f"resumed at {_human(stream.position)} (saved {_human(self.reused)})" if resumed else None
+        self.progress(
+            Progress(
+                self.wheel,
+                stream.position,
+                stream.journal.length,
+                len(stream.extractor.files),
+                self.resumed_at,
+                message=message,
+                finished=finished,
+            )
+        )
+
+
+_DONE = object()
+_RESTARTED = object()
+
+
+def _publish(cache: Cache, staged: StagedWheel, sha256: str) -> StagedWheel:
+    """Move a finished staging tree to ``wheels/<sha256>/`` (atomic rename; first writer wins)."""
+    staged.write_manifest()
+    target = cache.wheel_dir(sha256)
+    try:
+        os.replace(staged.root, target)
+    except OSError:
+        if not target.is_dir():
+            raise
+        shutil.rmtree(staged.root, ignore_errors=True)  # another process published the same bytes
+    return StagedWheel.read_manifest(target)
+
+
+def fetch_wheel(
+    url: str,
+    *,
+    cache: Cache,
+    client: httpx.Client,
+    expected_sha256: str | None = None,
+    options: DownloadOptions = DownloadOptions(),
+    progress: ProgressCallback | None = None,
+    keep_wheel_in: Path | None = None,
+) -> DownloadResult:
+    """Download and unpack one wheel URL into the cache, resuming whatever an earlier attempt left.
+
+    Holds the per-URL file lock for the whole download: a second process asking for the same URL waits,
+    then finds the unpacked wheel in the cache and fetches nothing.
+    """
+    download = _Download(url, cache, client, options, expected_sha256, progress, keep_wheel_in)
+    with filelock.FileLock(cache.lock(download.key)):
+        cached = _from_cache(cache, download)
+        if cached is not None and keep_wheel_in is None:
+            return cached
+        try:
+            return download.run()
+        except WheelstreamError as exc:
+            raise exc.with_wheel(download.wheel) from None
+
+
+def _from_cache(cache: Cache, download: _Download) -> DownloadResult | None:
+    sha = download.expected if download.expected else cache.remembered_sha256(download.key)
+    if sha is None or not (cache.wheel_dir(sha) / StagedWheel.MANIFEST).is_file():
+        return None
+    staged = StagedWheel.read_manifest(cache.wheel_dir(sha))
+    if download.progress is not None:
+        download.progress(Progress(download.wheel, 0, 0, len(staged.files), None, message="from cache",
+                                   finished=True))
+    return DownloadResult(staged, sha, 0, 0, None, 0, True)
+
+
+def unpack_local(
+    path: Path,
+    *,
+    cache: Cache,
+    expected_sha256: str | None = None,
+    options: DownloadOptions = DownloadOptions(),
+    progress: ProgressCallback | None = None,
+) -> DownloadResult:
+    """Local files and ``file://`` URLs go through the same parser and extractor, without a partial file."""
+    key = cache_key(path.resolve().as_uri())
+    staging = cache.staging(key)
+    with filelock.FileLock(cache.lock(key)):
+        shutil.rmtree(staging, ignore_errors=True)
+        extractor = Extractor(staging)
+        parser = ZipStreamParser(max_unpacked_size=options.max_unpacked_size)
+        hasher = hashlib.sha256()
+        deferred: int | None = None
+        try:
+            with open(path, "rb") as source:
+                while chunk := source.read(options.chunk_size):
+                    hasher.update(chunk)
+                    if deferred is None:
+                        parser.receive_data(chunk)
+                        for event in parser.events():
+                            if isinstance(event, EntryDeferred):
+                                deferred = event.header.offset
+                                break
+                            extractor.handle(event)
+            if deferred is None:
+                extractor.handle_all(parser.feed(b""))
+            else:
+                _finish_deferred(
+                    functools.partial(read_file_range, path), path.stat().st_size, deferred, parser, extractor
+                )
+            sha256 = hasher.hexdigest()
+            if expected_sha256 is not None and sha256 != expected_sha256.lower():
+                raise HashMismatch(f"sha256 is {sha256}, expected {expected_sha256}")
+        except WheelstreamError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise exc.with_wheel(path.name) from None
+        staged = _publish(cache, StagedWheel(path.name, staging, dict(extractor.files)), sha256)
+        size = path.stat().st_size
+        if progress is not None:
+            progress(Progress(path.name, size, size, len(staged.files), None, finished=True))
+        return DownloadResult(staged, sha256, 0, size, None, 0, False)

@@ -1,0 +1,27 @@
+"""The progress-callback protocol: what a UI (the CLI's rich bars, an installer's own) is told, and when.
+
+Callbacks run on the downloading thread; keep them cheap. ``message`` carries the events a person wants to
+see: "resumed at 612.0 MB (saved 612.0 MB)", "restarting from zero: the file changed on the server".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["Progress", "ProgressCallback"]
+
+
+@dataclass(frozen=True)
+class Progress:
+    wheel: str
+    bytes_done: int  # bytes of the wheel file held (on disk or in flight), resumed bytes included
+    total: int | None  # file length when the server declared it
+    entries_done: int  # archive entries unpacked
+    resumed_at: int | None  # offset this call resumed at, once it has
+    message: str | None = None
+    finished: bool = False
+
+
+class ProgressCallback(Protocol):
+    def __call__(self, progress: Progress, /) -> None: ...
