@@ -238,7 +238,8 @@ def decide(
                     start = first + shift if 0 <= first + shift < size else first - shift
                     start = min(max(start, 0), size - 1)
                     if start != first:
-                        last = min(size - 1, start + (last - first))
+                        if last != size - 1:  # a bounded range keeps its length; an open one its end
+                            last = min(size - 1, start + (last - first))
                         first = start
                         used += wrong[:1]
                 out.append(("Content-Range", f"bytes {first}-{last}/{size}"))

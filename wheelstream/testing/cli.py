@@ -96,6 +96,7 @@ def serve(
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
     try:
         server.serve_forever()
     except KeyboardInterrupt:

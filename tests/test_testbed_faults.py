@@ -1,0 +1,229 @@
+"""One test per fault: what a plain httpx client observes, which is what any installer will observe."""
+
+from __future__ import annotations
+
+import gzip
+import time
+
+import httpx
+import pytest
+
+from wheelstream.testing import (
+    ChangeFile,
+    Corrupt,
+    Cut,
+    CutEvery,
+    FaultPlan,
+    FaultServer,
+    Gzip,
+    IgnoreRange,
+    NoValidators,
+    Stall,
+    Status,
+    StatusSequence,
+    Throttle,
+    WeakETag,
+    WrongRangeStart,
+    parse_fault,
+    since,
+)
+from wheelstream.testing._spec import NumberSet, parse_size
+
+DATA = bytes(range(256)) * 1024  # 256 KiB
+NAME = "demo-1.0-py3-none-any.whl"
+
+
+@pytest.fixture
+def server() -> FaultServer:
+    with FaultServer() as s:
+        s.add_file(NAME, DATA)
+        yield s
+
+
+def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[httpx.Response, bytes, Exception | None]:
+    """Stream like an installer does and keep what arrived before any failure."""
+    got = bytearray()
+    with httpx.Client(timeout=10) as client, client.stream("GET", url, headers=headers) as r:
+        try:
+            for chunk in r.iter_raw():
+                got += chunk
+        except httpx.HTTPError as exc:
+            return r, bytes(got), exc
+    return r, bytes(got), None
+
+
+def test_cut_after_n_bytes_is_an_incomplete_read(server: FaultServer) -> None:
+    server.set_plan(NAME, FaultPlan(Cut(after=1000, requests=1)))
+    r, got, exc = fetch(server.url_for(NAME))
+    assert r.headers["content-length"] == str(len(DATA))  # the full length was promised ...
+    assert isinstance(exc, httpx.RemoteProtocolError)  # ... and the peer closed early
+    assert got == DATA[:1000]
+    assert server.requests[-1].cut and server.bytes_sent(NAME) == 1000
+    # request 2 is out of scope: the resume succeeds and fetches only the tail
+    r2, tail, exc2 = fetch(server.url_for(NAME), {"Range": "bytes=1000-", "If-Range": r.headers["etag"]})
+    assert (r2.status_code, exc2, tail) == (206, None, DATA[1000:])
+    assert server.bytes_sent(NAME) == len(DATA)
+
+
+def test_cut_at_percent(server: FaultServer) -> None:
+    server.set_plan(NAME, FaultPlan(Cut(percent=50)))
+    _, got, exc = fetch(server.url_for(NAME))
+    assert isinstance(exc, httpx.RemoteProtocolError) and len(got) == len(DATA) // 2
+    _, got, exc = fetch(server.url_for(NAME), {"Range": "bytes=1000-"})  # percent of *this* body
+    assert len(got) == (len(DATA) - 1000) // 2
+
+
+def test_cut_with_reset_is_a_read_error(server: FaultServer) -> None:
+    server.set_plan(NAME, FaultPlan(Cut(after=0, reset=True)))
+    with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):
+        httpx.get(server.url_for(NAME))
+
+
+def test_cut_every_k_bytes_lets_a_resuming_client_progress(server: FaultServer) -> None:
+    k = 100_000
+    server.set_plan(NAME, FaultPlan(CutEvery(k)))
+    have = b""
+    for _ in range(3):
+        got = fetch(server.url_for(NAME), {"Range": f"bytes={len(have)}-"} if have else None)[1]
+        have += got
+    assert have == DATA
+    assert [r.bytes_sent for r in server.requests_for(NAME)] == [k, k, len(DATA) - 2 * k]
+    assert [r.cut for r in server.requests_for(NAME)] == [True, True, False]
+
+
+def test_stall_delays_the_body_at_byte_n(server: FaultServer) -> None:
+    server.set_plan(NAME, FaultPlan(Stall(at=5000, seconds=0.5)))
+    client = httpx.Client(timeout=httpx.Timeout(5, read=0.2))
+    with client, pytest.raises(httpx.ReadTimeout), client.stream("GET", server.url_for(NAME)) as r:
+        for _ in r.iter_raw():
+            pass
+    t0 = time.monotonic()
+    assert httpx.get(server.url_for(NAME), timeout=5).content == DATA
+    assert time.monotonic() - t0 >= 0.45
+
+
+def test_throttle_slows_it(server: FaultServer) -> None:
+    server.set_plan(NAME, FaultPlan(Throttle(1_000_000)))  # 256 KiB at 1 MB/s ~ 0.26 s
+    t0 = time.monotonic()
+    assert httpx.get(server.url_for(NAME)).content == DATA
+    assert 0.24 <= time.monotonic() - t0 < 2
+
+
+def test_ignore_range_answers_200_with_everything(server: FaultServer) -> None:
+    server.set_plan(NAME, FaultPlan(IgnoreRange()))
+    r = httpx.get(server.url_for(NAME), headers={"Range": "bytes=1000-"})
+    assert (r.status_code, r.content) == (200, DATA)
+    assert "content-range" not in r.headers and "accept-ranges" not in r.headers
+
+
+def test_wrong_range_start(server: FaultServer) -> None:
+    server.set_plan(NAME, FaultPlan(WrongRangeStart(shift=-100)))
+    r = httpx.get(server.url_for(NAME), headers={"Range": "bytes=1000-"})
+    assert r.status_code == 206
+    assert r.headers["content-range"] == f"bytes 900-{len(DATA) - 1}/{len(DATA)}"
+    assert r.content == DATA[900:]  # a client that trusts its own offset splices wrong bytes
+    r = httpx.get(server.url_for(NAME), headers={"Range": "bytes=0-"})
+    assert r.headers["content-range"].startswith("bytes 100-")  # falls back to the other direction
+
+
+def test_change_file_after_request_k(server: FaultServer) -> None:
+    server.set_plan(NAME, FaultPlan(ChangeFile(after_request=1)))
+    first = httpx.get(server.url_for(NAME))
+    resumed = httpx.get(
+        server.url_for(NAME), headers={"Range": "bytes=10-", "If-Range": first.headers["etag"]}
+    )
+    assert resumed.status_code == 200  # If-Range failed: the whole new file
+    assert resumed.headers["etag"] != first.headers["etag"]
+    assert resumed.headers["last-modified"] != first.headers["last-modified"]
+    assert len(resumed.content) == len(DATA) and resumed.content != DATA
+    by_date = httpx.get(
+        server.url_for(NAME), headers={"Range": "bytes=10-", "If-Range": first.headers["last-modified"]}
+    )
+    assert by_date.status_code == 200
+    new = httpx.get(server.url_for(NAME), headers={"Range": "bytes=10-", "If-Range": resumed.headers["etag"]})
+    assert (new.status_code, new.content) == (206, resumed.content[10:])
+
+
+def test_weak_etag_cannot_resume_by_etag_but_can_by_date(server: FaultServer) -> None:
+    server.set_plan(NAME, FaultPlan(WeakETag()))
+    r = httpx.head(server.url_for(NAME))
+    assert r.headers["etag"].startswith('W/"')
+    url = server.url_for(NAME)
+    assert httpx.get(url, headers={"Range": "bytes=5-", "If-Range": r.headers["etag"]}).status_code == 200
+    assert (
+        httpx.get(url, headers={"Range": "bytes=5-", "If-Range": r.headers["last-modified"]}).status_code
+        == 206
+    )
+
+
+def test_no_validators(server: FaultServer) -> None:
+    server.set_plan(NAME, FaultPlan(NoValidators()))
+    r = httpx.get(server.url_for(NAME), headers={"Range": "bytes=5-"})
+    assert r.status_code == 206 and "etag" not in r.headers and "last-modified" not in r.headers
+    r = httpx.get(server.url_for(NAME), headers={"Range": "bytes=5-", "If-Range": '"anything"'})
+    assert (r.status_code, r.content) == (200, DATA)
+
+
+def test_corrupt_byte_at_offset(server: FaultServer) -> None:
+    server.set_plan(NAME, FaultPlan(Corrupt(offset=1234, mask=0x01)))
+    body = httpx.get(server.url_for(NAME)).content
+    assert body[1234] == DATA[1234] ^ 0x01 and body[:1234] == DATA[:1234] and body[1235:] == DATA[1235:]
+    tail = httpx.get(server.url_for(NAME), headers={"Range": "bytes=1000-"}).content
+    assert tail[234] == DATA[1234] ^ 0x01  # file offset, wherever the range starts
+    assert httpx.get(server.url_for(NAME), headers={"Range": "bytes=2000-"}).content == DATA[2000:]
+
+
+def test_status_sequence_503_then_429_then_ok(server: FaultServer) -> None:
+    server.set_plan(NAME, FaultPlan(StatusSequence((503, 429), retry_after=1)))
+    first, second, third = (httpx.get(server.url_for(NAME)) for _ in range(3))
+    assert (first.status_code, first.headers["retry-after"]) == (503, "1")
+    assert (second.status_code, second.headers["retry-after"]) == (429, "1")
+    assert (third.status_code, third.content) == (200, DATA)
+
+
+def test_status_scoped_by_request_numbers(server: FaultServer) -> None:
+    server.set_plan(
+        NAME, FaultPlan(Status(503, retry_after="Wed, 21 Oct 2015 07:28:00 GMT", requests={2, 4}))
+    )
+    codes = [httpx.get(server.url_for(NAME)).status_code for _ in range(5)]
+    assert codes == [200, 503, 200, 503, 200]
+
+
+def test_gzip_content_encoding(server: FaultServer) -> None:
+    server.set_plan(NAME, FaultPlan(Gzip()))
+    r = httpx.get(server.url_for(NAME), headers={"Accept-Encoding": "identity"})
+    assert r.headers["content-encoding"] == "gzip"
+    assert r.content == DATA  # httpx decodes; the wire carried gzip
+    raw = fetch(server.url_for(NAME))[1]
+    assert gzip.decompress(raw) == DATA and len(raw) < len(DATA)
+    assert r.headers["etag"].endswith('-gzip"')
+
+
+def test_faults_combine_and_scope(server: FaultServer) -> None:
+    plan = FaultPlan(Cut(after=10_000, requests=1), Throttle(2_000_000), Status(503, requests=since(3)))
+    server.set_plan(NAME, plan)
+    _, got, exc = fetch(server.url_for(NAME))
+    assert isinstance(exc, httpx.RemoteProtocolError) and len(got) == 10_000
+    assert httpx.get(server.url_for(NAME), headers={"Range": "bytes=10000-"}).content == DATA[10_000:]
+    assert httpx.get(server.url_for(NAME)).status_code == 503
+    assert [r.faults for r in server.requests_for(NAME)] == [("Cut", "Throttle"), ("Throttle",), ("Status",)]
+
+
+def test_smallest_cut_wins(server: FaultServer) -> None:
+    server.set_plan(NAME, FaultPlan(Cut(percent=50), Cut(after=10), CutEvery(100)))
+    assert len(fetch(server.url_for(NAME))[1]) == 10
+
+
+def test_spec_language_matches_python_faults() -> None:
+    assert parse_fault("cut=50%@1") == Cut(percent=50, requests=NumberSet(((1, 1),)))
+    assert parse_fault("cut=64Ki:reset") == Cut(after=65536, reset=True)
+    assert parse_fault("status=503:1@1-2").requests == NumberSet(((1, 2),))  # type: ignore[attr-defined]
+    assert parse_fault("status-seq=503,429:1") == StatusSequence((503, 429), retry_after=1)
+    assert parse_fault("stall=1k:2.5") == Stall(at=1000, seconds=2.5)
+    scope = parse_fault("gzip@2,5-").requests  # type: ignore[attr-defined]
+    assert [n for n in range(1, 8) if n in scope] == [2, 5, 6, 7]
+    assert parse_size("1M") == 1_000_000 and parse_size("1MiB") == 2**20
+    with pytest.raises(ValueError, match="unknown fault"):
+        parse_fault("explode")
+    with pytest.raises(ValueError, match="bad fault"):
+        parse_fault("stall=10")
