@@ -1,0 +1,313 @@
+"""Install unpacked wheels into ``--target`` with the result ``pip install --no-deps --target`` gives.
+
+How pip does ``--target`` (pip 26.3, verified by reading the source and by the equivalence tests)
+------------------------------------------------------------------------------------------------------
+
+``_internal/commands/install.py`` ``InstallCommand.run`` makes a temporary directory and installs every wheel
+into it as a ``--home`` (``install_given_reqs(..., home=target_temp_dir)``). The scheme is
+``_internal/locations/_sysconfig.py`` ``get_scheme(name, home=...)``: sysconfig's preferred *home* scheme
+(POSIX ``posix_home``) with every base variable set to the home, so
+
+    purelib = platlib = <home>/lib/python        scripts = <home>/bin        data = <home>
+    headers = <home>/include/python/<name>       or, when pip runs in a virtualenv,
+              <home>/include/site/pythonX.Y/<name>                  (X.Y of that interpreter)
+
+``<name>`` is the requirement name, which for a wheel given by path or URL is the *canonical* name from the file
+name (``_internal/req/constructors.py`` builds ``f"{wheel.name}=={wheel.version}"`` from ``parse_wheel_filename``).
+
+``_internal/operations/install/wheel.py`` ``_install_wheel`` then writes, in archive order, root files into the
+lib dir (purelib if ``Root-Is-Purelib: true``, else platlib), ``<x>.data/<key>/...`` into the scheme path of
+``key``, and ``<x>.data/scripts/*`` last (minus setuptools' entry-point wrappers), fixing ``#!python`` lines;
+generates console/gui launchers into ``scripts``; writes ``INSTALLER``, ``direct_url.json``, ``REQUESTED`` and
+RECORD. RECORD paths are relative to the lib dir, so scripts appear as ``../../bin/x``; pip never rewrites them
+after the move below, and neither do we (the rows match pip's byte for byte).
+
+Finally ``InstallCommand._handle_target_dir`` moves the *items* of purelib, of platlib (if it differs) and of the
+data dir (= the home) into the target, skipping data items that are a string prefix of a lib dir (``lib``).
+So: lib contents → target root, ``.data/data/*`` → target root, scripts → ``target/bin``, headers →
+``target/include/...``. For each item: if the target has it already, it is skipped with a warning, unless
+``--upgrade``, which deletes the old item (never a symlink: those are skipped with a warning) and moves the new.
+
+What we do differently (same result, safer)
+--------------------------------------------
+
+* Every check first: filename, tags (pip checks them for direct links too: ``_fail_if_link_is_unsupported_wheel``),
+  ``WHEEL``, RECORD against the digests taken while extracting (pip checks none), entry points.
+* The temporary home lives *inside the target* (``DIR/.wheelstream-tmp-*``) so the final moves are renames on
+  one file system; the move plan is computed in full before the first rename, and :mod:`._commit` undoes a
+  partial commit. pip's ``shutil.move`` loop can die halfway.
+* Files come from a :class:`~wheelstream._staged.StagedWheel` (fresh staging or the unpacked-wheel cache) by
+  copy or hardlink; the cache is never written.
+* ``INSTALLER`` says ``wheelstream``; bytecode (``compile_bytecode``) records the final path, not the temporary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .._staged import StagedWheel
+from ..errors import UsageError, WheelMetadataError, WheelstreamError
+from ._commit import Move, commit
+from ._compile import compile_files
+from ._destination import HomeWriter, LinkMode
+from ._direct_url import direct_url_json
+from ._interpreter import Interpreter, probe_interpreter
+from ._layout import Placement, is_entrypoint_wrapper, lib_dir, place, plan_target, scheme_paths
+from ._metadata import WheelInfo, check_tags, parse_filename, read_wheel_info
+from ._records import RecordRow, installed_rows, parse_record, record_bytes, verify_record
+from ._scripts import Launcher, console_script_specs, fix_shebang, launcher_bytes, parse_entry_point
+
+__all__ = ["InstallReport", "WheelToInstall", "install_staged", "install_staged_many"]
+
+INSTALLER = b"wheelstream\n"
+
+
+@dataclass(frozen=True, slots=True)
+class WheelToInstall:
+    """One wheel of a transaction, with the URL it came from (for ``direct_url.json``) if any."""
+
+    staged: StagedWheel
+    direct_url: str | None = None  # credentials are redacted before writing
+    url_hash: str | None = None  # sha256 hex of the whole wheel file, when known
+
+
+@dataclass(frozen=True, slots=True)
+class InstallReport:
+    """What an install did to the target."""
+
+    installed: tuple[str, ...]  # top-level items moved into the target
+    replaced: tuple[str, ...]  # of those, items that replaced existing ones (upgrade)
+    skipped: tuple[str, ...]  # top-level items left alone because the target had them
+    files_written: int  # files created in the install tree (copied, linked or generated)
+    files_linked: int  # of those, hardlinks to the staged tree
+    bytes_written: int  # bytes copied or generated (hardlinks cost none)
+    warnings: tuple[str, ...]
+
+
+@dataclass
+class _Prepared:
+    """A wheel that passed every check, with everything needed to write it."""
+
+    item: WheelToInstall
+    info: WheelInfo
+    record_rows: list[RecordRow]
+    placements: dict[str, Placement]  # archive name -> placement, archive order, wrappers already dropped
+    launchers: list[Launcher]
+    lib: str  # home-relative lib dir
+
+
+@dataclass
+class _Warnings:
+    sink: Callable[[str], None] | None
+    seen: list[str] = field(default_factory=list)
+
+    def __call__(self, message: str) -> None:
+        self.seen.append(message)
+        if self.sink is not None:
+            self.sink(message)
+
+
+def _prepare(item: WheelToInstall, interpreter: Interpreter, ignore_tags: bool, warn: _Warnings) -> _Prepared:
+    """Run every check on one wheel; nothing is written."""
+    staged = item.staged
+    name = parse_filename(staged.filename)
+    if not ignore_tags:
+        check_tags(staged.filename, name.tags, interpreter.tags, interpreter.executable)
+    info = read_wheel_info(staged, name)
+    if info.wheel_version > (1, 0):
+        warn(f"{staged.filename}: installing from a newer Wheel-Version ({'.'.join(map(str, info.wheel_version))})")
+    record_member = f"{info.dist_info}/RECORD"
+    if record_member not in staged.files:
+        raise WheelMetadataError("file missing", wheel=staged.filename, entry=record_member)
+    rows = parse_record((staged.root / record_member).read_text(encoding="utf-8"), staged.filename, record_member)
+    verify_record(rows, staged, info.dist_info)
+
+    paths = scheme_paths(interpreter.scheme, info.name)
+    lib = lib_dir(interpreter.scheme, info.root_is_purelib)
+    entry_names = [*info.console_scripts, *info.gui_scripts]
+    roots: dict[str, Placement] = {}
+    data: dict[str, Placement] = {}
+    scripts: dict[str, Placement] = {}
+    for member in staged.files:
+        placement = place(member, paths, lib, staged.filename)
+        if not placement.script:
+            (data if member.split("/", 1)[0].endswith(".data") else roots)[member] = placement
+        elif not is_entrypoint_wrapper(placement.dest, entry_names):
+            scripts[member] = placement
+    launchers = [
+        parse_entry_point(n, v, gui=False, wheel=staged.filename)
+        for n, v in console_script_specs(info.console_scripts, interpreter)
+    ] + [parse_entry_point(n, v, gui=True, wheel=staged.filename) for n, v in info.gui_scripts.items()]
+    return _Prepared(item, info, rows, {**roots, **data, **scripts}, launchers, lib)
+
+
+def _final_dir(home_rel: str, interpreter: Interpreter, lib: str, target: Path) -> str:
+    """Where a home file's directory will be after the move (for bytecode's recorded file name)."""
+    parent = posixpath.dirname(home_rel)
+    for base in (lib, interpreter.scheme.data):
+        rel = posixpath.relpath(parent, base)
+        if not rel.startswith(".."):
+            return str(target / rel) if rel != "." else str(target)
+    return str(target / parent)
+
+
+def _write_wheel(
+    prep: _Prepared,
+    writer: HomeWriter,
+    interpreter: Interpreter,
+    target: Path,
+    compile_bytecode: bool,
+) -> None:
+    """Write one prepared wheel into the home, as pip's ``_install_wheel`` does, ending with its RECORD."""
+    staged, info, lib = prep.item.staged, prep.info, prep.lib
+    installed: dict[str, str] = {}
+    changed: set[str] = set()
+    for member, placement in prep.placements.items():
+        src = staged.root / member
+        file = staged.files[member]
+        new_content = fix_shebang(src.read_bytes(), interpreter) if placement.script else None
+        if new_content is None:
+            writer.install_staged(src, file, placement.dest)
+        else:
+            writer.write_bytes(placement.dest, new_content, "executable" if file.executable else "default")
+        record_path = posixpath.relpath(placement.dest, lib)
+        installed[member] = record_path
+        if new_content is not None:
+            changed.add(record_path)
+
+    if compile_bytecode:
+        sources = [p for p in sorted(set(installed.values())) if p.endswith(".py")]
+        homes = [posixpath.normpath(posixpath.join(lib, p)) for p in sources]
+        jobs = [(writer.home / h, _final_dir(h, interpreter, lib, target)) for h in homes]
+        for pyc in compile_files(jobs, interpreter):
+            rel = os.path.relpath(pyc, writer.home).replace(os.sep, "/")
+            installed[f"\0pyc:{rel}"] = posixpath.relpath(rel, lib)
+
+    generated: list[str] = []  # home-relative
+    for launcher in prep.launchers:
+        rel = posixpath.join(interpreter.scheme.scripts, launcher.name)
+        writer.write_bytes(rel, launcher_bytes(launcher, interpreter), "launcher")
+        generated.append(rel)
+    meta = posixpath.join(lib, info.dist_info)
+    writer.write_bytes(f"{meta}/INSTALLER", INSTALLER)
+    generated.append(f"{meta}/INSTALLER")
+    if prep.item.direct_url is not None:
+        writer.write_bytes(f"{meta}/direct_url.json", direct_url_json(prep.item.direct_url, prep.item.url_hash))
+        generated.append(f"{meta}/direct_url.json")
+    writer.write_bytes(f"{meta}/REQUESTED", b"")
+    generated.append(f"{meta}/REQUESTED")
+
+    def final(rel: str) -> tuple[str, int]:
+        return writer.written[posixpath.normpath(posixpath.join(lib, rel))]
+
+    rows = installed_rows(
+        prep.record_rows,
+        installed,
+        {path: final(path) for path in changed},
+        [(posixpath.relpath(g, lib), *writer.written[g]) for g in generated],
+    )
+    writer.write_bytes(f"{meta}/RECORD", record_bytes(rows))
+
+
+def install_staged_many(
+    wheels: Sequence[WheelToInstall],
+    target: Path,
+    *,
+    python: str | None = None,
+    upgrade: bool = False,
+    link_mode: LinkMode = "copy",
+    compile_bytecode: bool = False,
+    ignore_tags: bool = False,
+    on_warning: Callable[[str], None] | None = None,
+    _move: Move | None = None,
+) -> InstallReport:
+    """Install several wheels in one transaction, as one ``pip install --target`` command would.
+
+    They share one temporary home, so two wheels that both ship scripts share ``bin/`` exactly as in pip
+    (installing them one by one would skip the second ``bin/`` as an existing item). ``_move`` is a test seam
+    for the final renames.
+    """
+    if link_mode not in ("copy", "hardlink"):
+        raise UsageError(f"unknown link mode {link_mode!r} (use 'copy' or 'hardlink')")
+    warn = _Warnings(on_warning)
+    interpreter = probe_interpreter(python)
+    prepared = []
+    for item in wheels:
+        try:
+            prepared.append(_prepare(item, interpreter, ignore_tags, warn))
+        except WheelstreamError as exc:
+            exc.with_wheel(item.staged.filename)
+            raise
+
+    target = Path(os.path.abspath(target))
+    if os.path.lexists(target) and not target.is_dir():
+        raise UsageError(f"target path exists but is not a directory: {target}")
+    created = not target.exists()
+    target.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".wheelstream-tmp-", dir=target))
+    try:
+        writer = HomeWriter(tmp / "home", link_mode)
+        writer.home.mkdir()
+        for prep in prepared:
+            _write_wheel(prep, writer, interpreter, target, compile_bytecode)
+        plan = plan_target(writer.home, interpreter.scheme, target, upgrade, warn)
+        for lost in plan.dropped:
+            warn(f"{lost.relative_to(writer.home)} is not installed: pip --target leaves it behind too")
+        commit(plan, target, tmp / "old", _move)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if created:
+            with contextlib.suppress(OSError):
+                target.rmdir()
+        raise
+    shutil.rmtree(tmp, ignore_errors=True)
+    return InstallReport(
+        installed=tuple(plan.moves),
+        replaced=tuple(sorted(plan.replace)),
+        skipped=tuple(plan.skipped),
+        files_written=len(writer.written),
+        files_linked=writer.linked,
+        bytes_written=writer.bytes_written,
+        warnings=tuple(warn.seen),
+    )
+
+
+def install_staged(
+    staged: StagedWheel,
+    target: Path,
+    *,
+    python: str | None = None,
+    upgrade: bool = False,
+    link_mode: LinkMode = "copy",
+    compile_bytecode: bool = False,
+    ignore_tags: bool = False,
+    direct_url: str | None = None,
+    url_hash: str | None = None,
+    on_warning: Callable[[str], None] | None = None,
+    _move: Move | None = None,
+) -> InstallReport:
+    """Install one unpacked wheel into ``target``: checks, build in a temporary home, atomic moves.
+
+    ``python`` is the interpreter the install is for (tags, shebangs, header path, bytecode); ``None`` means
+    the running one. ``direct_url`` is the URL or path the wheel came from (written to ``direct_url.json``,
+    credentials removed); ``url_hash`` the sha256 hex of the wheel file. Warnings (skipped items, ...) go to
+    ``on_warning`` as they happen and are listed in the report.
+    """
+    return install_staged_many(
+        [WheelToInstall(staged, direct_url, url_hash)],
+        target,
+        python=python,
+        upgrade=upgrade,
+        link_mode=link_mode,
+        compile_bytecode=compile_bytecode,
+        ignore_tags=ignore_tags,
+        on_warning=on_warning,
+        _move=_move,
+    )

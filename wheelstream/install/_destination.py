@@ -1,0 +1,103 @@
+"""The destination role: write files into the temporary home and remember what each one now holds.
+
+Like pypa/installer's ``destinations.py``, this is the only place that creates installed files, so the rules
+live here once:
+
+* Modes follow pip: a file is created with the umask's default (``0o666 & ~umask``); a file the archive marked
+  executable gets ``0o777 & ~umask | 0o111`` (``set_extracted_file_to_default_mode_plus_executable`` in
+  ``_internal/utils/unpacking.py``); a launcher gets ``| 0o555`` after creation (distlib
+  ``FileOperator.set_executable_mode``). Directories come from ``os.makedirs`` with the umask.
+* A path that already exists is unlinked before writing, as pip does, so a hardlink into the unpacked-wheel
+  cache is never written *through*.
+* ``hardlink`` mode links a staged file only when its inode already has the mode the installed file must have
+  (a link cannot get its own mode without changing the cache) and falls back to copying across file systems.
+* Every written path gets its final RECORD hash and size, taken from the staged digest or from the bytes we
+  wrote — never by reading a file back.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from .._staged import StagedFile
+from ._records import record_hash
+
+__all__ = ["HomeWriter", "LinkMode", "current_umask"]
+
+LinkMode = Literal["copy", "hardlink"]
+Mode = Literal["default", "executable", "launcher"]
+
+_CROSS_DEVICE = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES, errno.ENOTSUP}
+
+
+def current_umask() -> int:
+    """The process umask (it can only be read by setting it, as pip's ``current_umask`` does)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@dataclass
+class HomeWriter:
+    """Writes into ``home``; ``written`` maps home-relative ``/`` paths to their final (RECORD hash, size)."""
+
+    home: Path
+    link_mode: LinkMode = "copy"
+    umask: int = field(default_factory=current_umask)
+    written: dict[str, tuple[str, int]] = field(default_factory=dict)
+    bytes_written: int = 0
+    linked: int = 0
+
+    def _path(self, rel: str) -> Path:
+        path = self.home / rel
+        if os.path.isabs(rel) or rel == ".." or rel.startswith("../") or "/../" in rel:
+            raise ValueError(f"refusing to write outside the install home: {rel!r}")
+        return path
+
+    def _prepare(self, rel: str) -> Path:
+        path = self._path(rel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if os.path.lexists(path):
+            path.unlink()
+        return path
+
+    def _file_mode(self, executable: bool) -> int:
+        return (0o777 & ~self.umask | 0o111) if executable else (0o666 & ~self.umask)
+
+    def install_staged(self, src: Path, file: StagedFile, rel: str) -> None:
+        """Materialise one staged file at ``rel`` by hardlink (when allowed) or copy."""
+        dest = self._prepare(rel)
+        wanted = self._file_mode(file.executable)
+        if self.link_mode == "hardlink" and (os.stat(src).st_mode & 0o7777) == wanted:
+            try:
+                os.link(src, dest)
+            except OSError as exc:
+                if exc.errno not in _CROSS_DEVICE:
+                    raise
+            else:
+                self.linked += 1
+                self.written[rel] = (record_hash(file.sha256), file.size)
+                return
+        shutil.copyfile(src, dest)
+        if file.executable:
+            os.chmod(dest, wanted)
+        self.bytes_written += file.size
+        self.written[rel] = (record_hash(file.sha256), file.size)
+
+    def write_bytes(self, rel: str, data: bytes, mode: Mode = "default") -> None:
+        """Create ``rel`` fresh with ``data`` (rewritten scripts, launchers, metadata)."""
+        dest = self._prepare(rel)
+        with open(dest, "xb") as stream:
+            stream.write(data)
+        if mode == "executable":
+            os.chmod(dest, self._file_mode(True))
+        elif mode == "launcher":
+            os.chmod(dest, (os.stat(dest).st_mode | 0o555) & 0o7777)
+        self.bytes_written += len(data)
+        self.written[rel] = (record_hash(hashlib.sha256(data).hexdigest()), len(data))

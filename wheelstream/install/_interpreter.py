@@ -1,0 +1,106 @@
+"""The interpreter a wheel is installed *for* (``--python``), probed once per path.
+
+pip bakes facts about the interpreter running it into an install: ``sys.executable`` in shebangs and launchers,
+``pythonX.Y`` in the header path, the tags a wheel must match. With ``--python`` pip re-executes itself under
+that interpreter, so those facts are the target's. We get them by running :mod:`._probe` in the target once.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import packaging
+from packaging.tags import Tag, parse_tag
+
+from ..errors import UsageError
+from . import _probe
+
+__all__ = ["HomeScheme", "Interpreter", "probe_interpreter"]
+
+
+@dataclass(frozen=True, slots=True)
+class HomeScheme:
+    """pip's ``--home`` scheme, as ``/``-separated paths relative to the home (``data`` is usually ``.``).
+
+    ``include`` is the headers *parent*: pip appends the project's name to it.
+    """
+
+    purelib: str
+    platlib: str
+    scripts: str
+    data: str
+    include: str
+
+
+@dataclass(frozen=True, slots=True)
+class Interpreter:
+    """What an install needs to know about its target interpreter."""
+
+    executable: str  # its own sys.executable: what pip writes into shebangs
+    version: tuple[int, int]
+    in_venv: bool
+    fs_encoding: str
+    linesep: str
+    platform: str
+    cross_compiling: bool
+    tags: tuple[Tag, ...]  # most preferred first, like packaging.tags.sys_tags()
+    scheme: HomeScheme
+
+    @property
+    def version_text(self) -> str:
+        """``X.Y`` as pip's ``get_major_minor_version`` spells it."""
+        return f"{self.version[0]}.{self.version[1]}"
+
+    @property
+    def is_current(self) -> bool:
+        """True when this is the interpreter running wheelstream (work can stay in-process)."""
+        return self.executable == sys.executable
+
+
+def _from_payload(payload: dict[str, object]) -> Interpreter:
+    scheme = payload["scheme"]
+    version = payload["version"]
+    tags = payload["tags"]
+    assert isinstance(scheme, dict) and isinstance(version, list) and isinstance(tags, list)
+    return Interpreter(
+        executable=str(payload["executable"]),
+        version=(int(version[0]), int(version[1])),
+        in_venv=bool(payload["in_venv"]),
+        fs_encoding=str(payload["fs_encoding"]),
+        linesep=str(payload["linesep"]),
+        platform=str(payload["platform"]),
+        cross_compiling=bool(payload["cross_compiling"]),
+        tags=tuple(tag for text in tags for tag in sorted(parse_tag(str(text)), key=str)),
+        scheme=HomeScheme(**{key: str(value) for key, value in scheme.items()}),
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def probe_interpreter(python: str | None = None) -> Interpreter:
+    """Describe ``python`` (a path or command), or the running interpreter when ``None``.
+
+    A foreign interpreter runs the probe in isolated mode (``-I``: no user site, no ``PYTHON*`` variables)
+    with our ``packaging`` first on its path, so it needs nothing installed.
+    """
+    if python is None:
+        return _from_payload(_probe.collect())
+    site = str(Path(packaging.__file__).resolve().parent.parent)
+    try:
+        proc = subprocess.run(
+            [python, "-I", str(Path(_probe.__file__).resolve()), site],
+            capture_output=True,
+            check=True,
+            timeout=60,
+            env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        )
+        return _from_payload(json.loads(proc.stdout.decode("utf-8")))
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError) as exc:
+        detail = exc.stderr.decode(errors="replace").strip() if isinstance(exc, subprocess.CalledProcessError) else exc
+        lines = str(detail).splitlines() or [""]
+        raise UsageError(f"cannot use interpreter {python!r}: {lines[-1]}") from exc

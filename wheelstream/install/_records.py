@@ -1,0 +1,146 @@
+"""RECORD: parse it, check it against the digests taken while extracting, write the installed one.
+
+Verification (PEP 376 / PEP 427; pip does none of it): every RECORD row names a staged file whose sha256 and size
+match; every staged file is listed. Exempt from both: the RECORD itself and its signatures ``RECORD.jws`` /
+``RECORD.p7s`` (signed after RECORD was written, so never listed and never hashed). Every problem is collected
+and reported in one :class:`~wheelstream.errors.RecordError`, like pypa/installer's ``records.py`` does.
+
+Writing follows pip's ``get_csv_rows_for_installed`` + ``_normalized_outrows``
+(``_internal/operations/install/wheel.py``): rows keep the archive's hash and size strings unless the file was
+changed on the way in (``#!python`` scripts), generated files are appended with fresh hashes, files installed
+but never listed get ``path,,``, and the whole is sorted and written by :mod:`csv` (``\\r\\n`` line ends).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._staged import StagedWheel
+from ..errors import RecordError
+
+__all__ = ["RecordRow", "installed_rows", "parse_record", "record_bytes", "record_hash", "verify_record"]
+
+# Weak or truncated algorithms pypa/installer refuses too; a RECORD using them proves nothing.
+_WEAK = frozenset({"md5", "sha1", "sha224"})
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRow:
+    """One RECORD line, fields kept as the strings they were (pip copies them verbatim)."""
+
+    path: str
+    hash: str
+    size: str
+
+
+def record_hash(sha256_hex: str) -> str:
+    """``sha256=<urlsafe b64, unpadded>``: the RECORD spelling of a hex digest."""
+    raw = bytes.fromhex(sha256_hex)
+    return "sha256=" + base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def parse_record(text: str, filename: str, member: str) -> list[RecordRow]:
+    """Rows of a RECORD file; short rows are padded, rows with more than three fields rejected."""
+    rows = []
+    for number, fields in enumerate(csv.reader(text.splitlines()), start=1):
+        if not fields:
+            continue
+        if len(fields) > 3:
+            raise RecordError(f"row {number} has {len(fields)} fields", wheel=filename, entry=member)
+        path, digest, size = (fields + ["", ""])[:3]
+        rows.append(RecordRow(path, digest, size))
+    return rows
+
+
+def _exempt(path: str, dist_info: str) -> bool:
+    return path in {f"{dist_info}/RECORD", f"{dist_info}/RECORD.jws", f"{dist_info}/RECORD.p7s"}
+
+
+def _rehash(path: Path, algorithm: str) -> str:
+    """Only for a RECORD hashed with something other than sha256: the staged digest cannot answer then."""
+    digest = hashlib.new(algorithm)
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return base64.urlsafe_b64encode(digest.digest()).decode("ascii").rstrip("=")
+
+
+def _row_problem(row: RecordRow, staged: StagedWheel) -> str | None:
+    file = staged.files[row.path]
+    algorithm, sep, expected = row.hash.partition("=")
+    if not sep or not expected:
+        return f"{row.path} (no hash)"
+    if algorithm == "sha256":
+        actual = record_hash(file.sha256).partition("=")[2]
+    elif algorithm in _WEAK or algorithm not in hashlib.algorithms_guaranteed:
+        return f"{row.path} (hash algorithm {algorithm!r} not accepted)"
+    else:
+        actual = _rehash(staged.root / row.path, algorithm)
+    if actual != expected.rstrip("="):
+        return f"{row.path} (hash mismatch)"
+    if row.size and row.size != str(file.size):
+        return f"{row.path} (size {row.size} in RECORD, {file.size} in archive)"
+    return None
+
+
+def verify_record(rows: Iterable[RecordRow], staged: StagedWheel, dist_info: str) -> None:
+    """Raise one RecordError listing every mismatching, missing and unlisted file."""
+    problems: list[str] = []
+    listed: set[str] = set()
+    for row in rows:
+        listed.add(row.path)
+        if row.path.endswith("/"):
+            continue  # a directory row; nothing to check, nothing pip would install
+        if row.path not in staged.files:
+            problems.append(f"{row.path} (listed but missing)")
+        elif not _exempt(row.path, dist_info):
+            problem = _row_problem(row, staged)
+            if problem:
+                problems.append(problem)
+    problems.extend(
+        f"{name} (not in RECORD)"
+        for name in sorted(staged.files)
+        if name not in listed and not _exempt(name, dist_info)
+    )
+    if problems:
+        shown = "; ".join(problems[:20]) + (f"; and {len(problems) - 20} more" if len(problems) > 20 else "")
+        raise RecordError(f"RECORD does not match the archive: {shown}", wheel=staged.filename)
+
+
+def installed_rows(
+    old_rows: Iterable[RecordRow],
+    installed: Mapping[str, str],
+    changed: Mapping[str, tuple[str, int]],
+    generated: Iterable[tuple[str, str, int]],
+) -> list[RecordRow]:
+    """The installed RECORD's rows, computed as pip's ``get_csv_rows_for_installed`` does.
+
+    ``installed`` maps archive names (and pyc keys) to installed record paths, in install order; ``changed``
+    maps installed record paths that were rewritten to their final (hash, size); ``generated`` lists
+    (record path, hash, size) of files we created (launchers, INSTALLER, ...).
+    """
+    pending = dict(installed)
+    out: list[RecordRow] = []
+    for row in old_rows:
+        new_path = pending.pop(row.path, row.path)
+        if new_path in changed:
+            digest, size = changed[new_path]
+            out.append(RecordRow(new_path, digest, str(size)))
+        else:
+            out.append(RecordRow(new_path, row.hash, row.size))
+    out.extend(RecordRow(path, digest, str(size)) for path, digest, size in generated)
+    out.extend(RecordRow(path, "", "") for path in pending.values())
+    return out
+
+
+def record_bytes(rows: Iterable[RecordRow]) -> bytes:
+    """Serialise rows sorted like pip's ``_normalized_outrows``, with csv's default ``\\r\\n`` endings."""
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer).writerows(sorted((r.path, r.hash, r.size) for r in rows))
+    return buffer.getvalue().encode("utf-8")
