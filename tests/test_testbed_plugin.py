@@ -1,0 +1,105 @@
+"""The plugin works in a fresh project (entry point only, no conftest), and so does the CLI server."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from wheelstream.testing import FaultPlan, FaultServer, build_wheel
+from wheelstream.testing.plugin import WheelSite
+
+pytest_plugins = ["pytester"]
+
+
+def test_fixtures_from_a_fresh_project(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import httpx
+        from wheelstream.testing import Cut, FaultPlan
+
+        def test_cut_then_resume(faulty_server):
+            url = faulty_server.add_file("a-1.0-py3-none-any.whl", b"x" * 5000,
+                                         plan=FaultPlan(Cut(after=100, requests=1)))
+            try:
+                httpx.get(url)
+            except httpx.RemoteProtocolError:
+                pass
+            r = httpx.get(url, headers={"Range": "bytes=100-"})
+            assert r.status_code == 206 and len(r.content) == 4900
+            assert faulty_server.bytes_sent("a-1.0-py3-none-any.whl") == 5000
+
+        def test_wheel_server(wheel_server):
+            assert httpx.get(wheel_server.url).content == wheel_server.data
+        """
+    )
+    # A subprocess loads plugins exactly as a user's `pytest` would: from the pytest11 entry point.
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    assert not list(pytester.path.glob("conftest.py"))
+
+
+def test_wheel_server_fixture(wheel_server: WheelSite) -> None:
+    wheel_server.server.set_plan(wheel_server.name, FaultPlan())
+    assert wheel_server.name == "demo-1.0-py3-none-any.whl"
+    assert httpx.get(wheel_server.url).content == wheel_server.data
+
+
+def test_faulty_server_fixture_is_started(faulty_server: FaultServer) -> None:
+    assert httpx.get(faulty_server.url + "/simple/").status_code == 200
+
+
+def _wheelstream() -> list[str]:
+    script = Path(sys.executable).with_name("wheelstream")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from wheelstream.cli import main; main()"]
+
+
+@pytest.fixture
+def cli_server(tmp_path: Path) -> Iterator[tuple[str, bytes, str]]:
+    name, data = build_wheel("Demo_Pkg", "2.0", payload_size=50_000)
+    (tmp_path / name).write_bytes(data)
+    cmd = [*_wheelstream(), "testbed", "serve", str(tmp_path), "--port", "0", "--cut", "50%@1", "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), proc.stderr.read() if proc.stderr else url
+        yield url, data, name
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+
+
+def test_cli_serves_files_with_faults_and_an_index(cli_server: tuple[str, bytes, str]) -> None:
+    url, data, name = cli_server
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.get(url + name)  # request 1: cut at 50 %
+    assert httpx.get(url + name).content == data  # request 2: out of scope
+    index = httpx.get(url + "simple/")
+    assert 'href="demo-pkg/"' in index.text
+    page = httpx.get(url + "simple/demo-pkg/")
+    assert f"../../{name}#sha256={hashlib.sha256(data).hexdigest()}" in page.text
+    j = httpx.get(url + "simple/demo-pkg/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    assert j.headers["content-type"] == "application/vnd.pypi.simple.v1+json"
+    assert j.json()["files"][0]["filename"] == name
+    assert httpx.get(url + "simple/Demo_Pkg/", follow_redirects=True).url.path == "/simple/demo-pkg/"
+
+
+def test_cli_rejects_a_bad_fault(tmp_path: Path) -> None:
+    env = {**os.environ, "NO_COLOR": "1"}
+    cmd = [*_wheelstream(), "testbed", "serve", str(tmp_path), "--fault", "explode"]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=30, env=env)
+    assert proc.returncode == 2 and "unknown fault" in proc.stderr
