@@ -16,9 +16,13 @@ import io
 import stat
 import struct
 import zipfile
+import zlib
+from typing import Any
 
 import pytest
 
+import fixtures.hostile as _hostile
+from fixtures.hostile import HostileCase
 from fixtures.wellformed import (
     DEFLATED,
     EXECUTABLE_ENTRIES,
@@ -30,12 +34,21 @@ from fixtures.wellformed import (
     wheel_filename,
 )
 from fixtures.zipbuild import (
+    CENTRAL_SIG,
     DD_SIG,
+    EOCD_SIG,
     FLAG_DESCRIPTOR,
+    FLAG_ENCRYPTED,
+    LOCAL_SIG,
+    Z64_EOCD_SIG,
+    CentralRecord,
+    LocalRecord,
     RawArchive,
+    build,
     read_local,
     read_raw,
 )
+from wheelstream import errors
 
 # -- helpers -----------------------------------------------------------------------------------------------
 
@@ -92,7 +105,7 @@ def layout(data: bytes) -> tuple[RawArchive, dict[bytes, str | None]]:
                 assert (lh.crc, lh.csize, lh.usize) == (c.crc, c.csize, c.usize)
             kinds[c.name] = None
         pos = end
-    assert pos == raw.cd_offset
+    assert pos == raw.cd_offset == raw.cd_real_offset
     assert raw.cd_offset + raw.cd_size == (
         raw.z64_eocd_offset if raw.z64_eocd_offset is not None else raw.eocd_offset
     )
@@ -262,3 +275,250 @@ def test_real_wheels_cover_scripts_and_entry_points() -> None:
         assert zf.read(info).startswith(b"#!python")
     with zipfile.ZipFile(REAL_WHEELS["wheel"]) as zf:
         assert b"[console_scripts]" in zf.read("wheel-0.45.1.dist-info/entry_points.txt")
+
+
+# -- hostile ------------------------------------------------------------------------------------------------
+
+BASE = _hostile.base_members
+
+
+def local_walk(data: bytes, start: int = 0) -> list[LocalRecord]:
+    """Follow sized local headers from ``start`` until something that is not a local header."""
+    out = []
+    pos = start
+    while data[pos : pos + 4] == LOCAL_SIG:
+        lh = read_local(data, pos)
+        assert not lh.flags & FLAG_DESCRIPTOR
+        out.append(lh)
+        pos = lh.data_offset + lh.csize
+    return out
+
+
+def inflate_len_crc(payload: bytes, limit: int = 1 << 30) -> tuple[int, int]:
+    """Inflate raw deflate in bounded steps; return (total length, crc32) without holding the output."""
+    d = zlib.decompressobj(-15)
+    total = crc = 0
+    buf = payload
+    while buf and not d.eof:
+        chunk = d.decompress(buf, 1 << 20)
+        total += len(chunk)
+        crc = zlib.crc32(chunk, crc)
+        buf = d.unconsumed_tail
+        assert total <= limit
+    chunk = d.flush()
+    return total + len(chunk), zlib.crc32(chunk, crc)
+
+
+def central(raw: RawArchive, name: str) -> CentralRecord:
+    (c,) = [c for c in raw.central if c.name == name.encode()]
+    return c
+
+
+def descriptor_at(data: bytes, raw: RawArchive, name: str) -> tuple[int, int, int]:
+    c = central(raw, name)
+    lh = raw.locals_by_offset[c.header_offset]
+    pos = lh.data_offset + c.csize
+    assert data[pos : pos + 4] == DD_SIG
+    return struct.unpack_from("<LLL", data, pos + 4)
+
+
+def check_header_mismatch(case: HostileCase, field: str) -> None:
+    raw = read_raw(case.data)
+    c = central(raw, "demo/mod.py") if field != "name" else raw.central[1]
+    lh = raw.locals_by_offset[c.header_offset]
+    truth = _hostile._BASE_FILES["demo/mod.py"]
+    assert lh.name == b"demo/mod.py"
+    payload = case.data[lh.data_offset : lh.data_offset + lh.csize]
+    got = payload if lh.method == STORED else zlib.decompress(payload, -15)
+    assert got == truth and lh.crc == zlib.crc32(truth) and lh.usize == len(truth)  # the local header is true
+    assert getattr(lh, field) != getattr(c, field)
+    for other in ("name", "method", "crc", "csize", "usize", "flags"):
+        if other != field:
+            assert getattr(lh, other) == getattr(c, other), other
+
+
+def names(records: list[Any]) -> list[bytes]:
+    return [r.name for r in records]
+
+
+def check_case(name: str, case: HostileCase) -> None:
+    data = case.data
+    if name in ("name_mismatch", "method_mismatch", "csize_mismatch", "usize_mismatch", "flags_mismatch"):
+        check_header_mismatch(case, name.split("_")[0])
+        if name == "name_mismatch":
+            with zipfile.ZipFile(io.BytesIO(data)) as zf, pytest.raises(zipfile.BadZipFile, match="differ"):
+                zf.read("demo/mod.pyx")
+    elif name == "crc_header_mismatch":
+        check_header_mismatch(case, "crc")
+    elif name in ("descriptor_crc_mismatch", "descriptor_size_mismatch"):
+        raw = read_raw(data)
+        truth = _hostile._BASE_FILES["demo/mod.py"]
+        crc, csize, usize = descriptor_at(data, raw, "demo/mod.py")
+        assert (crc, usize) == (zlib.crc32(truth), len(truth))
+        c = central(raw, "demo/mod.py")
+        assert (c.crc, c.usize) != (crc, usize) and c.csize == csize
+    elif name == "local_only":
+        raw = read_raw(data)
+        only = set(names(local_walk(data))) - set(names(raw.central))
+        assert only == {b"demo/extra.py"}
+    elif name == "central_only":
+        raw = read_raw(data)
+        only = set(names(raw.central)) - set(names(local_walk(data)))
+        assert only == {b"demo/gone.py"}
+        assert central(raw, "demo/gone.py").header_offset == raw.cd_offset
+        assert raw.cd_offset not in raw.locals_by_offset
+    elif name == "duplicate_name":
+        raw = read_raw(data)
+        assert names(raw.central).count(b"demo/mod.py") == 2
+        assert names(local_walk(data)).count(b"demo/mod.py") == 2
+    elif name == "slash_backslash_pair":
+        lhs = names(local_walk(data))
+        assert lhs[0] == b"demo\\mod.py" and b"demo/mod.py" in lhs
+    elif name == "cd_offset_wrong":
+        raw = read_raw(data)
+        real = raw.eocd_offset - raw.cd_size
+        assert data[real : real + 4] == CENTRAL_SIG and raw.cd_offset != real == raw.cd_real_offset
+        assert raw.z64_eocd_offset is None
+    elif name == "zip64_locator_offset_wrong":
+        raw = read_raw(data)
+        assert raw.z64_eocd_offset is not None and raw.locator_offset != raw.z64_eocd_offset
+        assert data[raw.z64_eocd_offset : raw.z64_eocd_offset + 4] == Z64_EOCD_SIG
+        assert data[raw.locator_offset : raw.locator_offset + 4] != Z64_EOCD_SIG
+        real = raw.z64_eocd_offset - raw.cd_size
+        assert raw.cd_offset == real
+    elif name == "zip64_eocd_cd_offset_wrong":
+        raw = read_raw(data)
+        assert raw.z64_eocd_offset is not None and raw.locator_offset == raw.z64_eocd_offset
+        real = raw.z64_eocd_offset - raw.cd_size
+        assert data[real : real + 4] == CENTRAL_SIG and raw.cd_offset != real == raw.cd_real_offset
+    elif name == "trailing_bytes":
+        raw = read_raw(data)
+        assert raw.comment == b"" and raw.eocd_offset + 22 < len(data)
+        layout(data[: raw.eocd_offset + 22])  # without the suffix it is a valid archive
+    elif name == "leading_bytes":
+        assert data[:4] != LOCAL_SIG
+        raw = read_raw(data)
+        first = min(c.header_offset for c in raw.central)
+        assert first == 30 and data[first : first + 4] == LOCAL_SIG
+        assert len(local_walk(data, first)) == len(raw.central)
+    elif name == "stray_between_entries":
+        raw = read_raw(data)
+        walked = local_walk(data)
+        assert len(walked) == 1  # the walk hits junk after the first entry
+        end = walked[0].data_offset + walked[0].csize
+        assert data[end : end + 16] == b"JUNK" * 4
+        assert raw.central[1].header_offset == end + 16
+    elif name in ("crc_mismatch", "crc_mismatch_descriptor"):
+        raw = read_raw(data)
+        c = central(raw, "demo/mod.py")
+        lh = raw.locals_by_offset[c.header_offset]
+        length, crc = inflate_len_crc(data[lh.data_offset : lh.data_offset + c.csize])
+        assert length == c.usize and crc != c.crc
+        if name == "crc_mismatch":
+            assert lh.crc == c.crc
+        else:
+            assert descriptor_at(data, raw, "demo/mod.py")[0] == c.crc
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            assert zf.testzip() == "demo/mod.py"
+    elif name in ("bomb", "bomb_descriptor"):
+        raw = read_raw(data)
+        c = central(raw, "demo/bomb.bin")
+        lh = raw.locals_by_offset[c.header_offset]
+        assert c.usize == _hostile.BOMB_DECLARED_SIZE
+        if name == "bomb":
+            assert lh.usize == c.usize
+        else:
+            assert descriptor_at(data, raw, "demo/bomb.bin")[2] == c.usize
+        length, _ = inflate_len_crc(data[lh.data_offset : lh.data_offset + c.csize])
+        assert length == _hostile.BOMB_INFLATED_SIZE
+        assert c.crc == zlib.crc32(bytes(_hostile.BOMB_DECLARED_SIZE))
+        assert c.csize < 200_000
+    elif name == "size_short":
+        raw = read_raw(data)
+        c = central(raw, "demo/short.bin")
+        lh = raw.locals_by_offset[c.header_offset]
+        length, crc = inflate_len_crc(data[lh.data_offset : lh.data_offset + c.csize])
+        assert lh.usize == c.usize == 2 * length and crc == c.crc
+    elif name == "unpacked_limit":
+        assert case.max_unpacked_size == _hostile.UNPACKED_LIMIT
+        raw = read_raw(data)
+        running = 0
+        crossing = None
+        for c in sorted(raw.central, key=lambda c: c.header_offset):
+            running += c.usize
+            if crossing is None and running > case.max_unpacked_size:
+                crossing = c.name.decode()
+        assert crossing == case.entry
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            assert zf.testzip() is None
+    elif name.startswith("path_"):
+        assert case.entry is not None
+        raw = read_raw(data)
+        assert case.entry.encode() in names(raw.central)
+        assert case.entry.encode() in names(local_walk(data))
+    elif name == "symlink":
+        raw = read_raw(data)
+        c = central(raw, "demo/link")
+        assert stat.S_ISLNK(c.external_attr >> 16) and c.made_by >> 8 == 3
+    elif name in ("method_bzip2", "method_lzma"):
+        raw = read_raw(data)
+        c = central(raw, "demo/mod.py")
+        assert (
+            c.method == raw.locals_by_offset[c.header_offset].method == (12 if name == "method_bzip2" else 14)
+        )
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            assert zf.read("demo/mod.py") == _hostile._BASE_FILES["demo/mod.py"]
+            assert zf.testzip() is None
+    elif name == "encrypted":
+        raw = read_raw(data)
+        c = central(raw, "demo/mod.py")
+        assert c.flags & FLAG_ENCRYPTED and raw.locals_by_offset[c.header_offset].flags & FLAG_ENCRYPTED
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            assert (
+                zf.read("demo/mod.py", pwd=_hostile.ENCRYPTION_PASSWORD)
+                == _hostile._BASE_FILES["demo/mod.py"]
+            )
+            with pytest.raises(RuntimeError, match="encrypted"):
+                zf.read("demo/mod.py")
+    elif name.startswith("truncated_"):
+        whole = build(BASE())
+        assert whole.startswith(data) and len(data) < len(whole)
+        assert EOCD_SIG not in data
+        with pytest.raises(zipfile.BadZipFile):
+            zipfile.ZipFile(io.BytesIO(data))
+    else:
+        raise AssertionError(f"no check for hostile case {name!r}")
+
+
+@pytest.mark.parametrize("name", sorted(_hostile.HOSTILE))
+def test_hostile_case_has_its_defect(name: str) -> None:
+    case = _hostile.HOSTILE[name]
+    assert isinstance(case.data, bytes)
+    error = getattr(errors, case.error)
+    assert issubclass(error, errors.ArchiveError)
+    if case.entry is not None:
+        raw = read_raw(case.data)
+        raw_names = set(names(raw.central)) | set(names(list(raw.locals_by_offset.values())))
+        if not any(lh.flags & FLAG_DESCRIPTOR for lh in raw.locals_by_offset.values()):
+            raw_names |= set(names(local_walk(case.data)))
+        assert case.entry.encode() in raw_names or name == "name_mismatch"
+    check_case(name, case)
+
+
+def test_hostile_covers_every_design_row() -> None:
+    errors_used = {case.error for case in _hostile.HOSTILE.values()}
+    assert errors_used == {
+        "HeaderMismatch",
+        "EntrySetMismatch",
+        "DuplicateEntry",
+        "OffsetMismatch",
+        "StrayData",
+        "ChecksumMismatch",
+        "SizeMismatch",
+        "UnpackedLimitExceeded",
+        "UnsafePath",
+        "SymlinkEntry",
+        "UnsupportedEntry",
+        "TruncatedArchive",
+    }
+    assert all(c.max_unpacked_size is None for n, c in _hostile.HOSTILE.items() if n != "unpacked_limit")
