@@ -29,10 +29,10 @@ _VALUE_SHORTCUTS = {
     "corrupt": "N[:MASK]: flip bits of the byte at file offset N",
     "status": "CODE[:RETRY_AFTER][@REQUESTS]; e.g. 503:1@1-2",
     "status_seq": "CODES[:RETRY_AFTER]; e.g. 503,429:1 (request 1 -> 503, 2 -> 429)",
-    "wrong_range_start": "SHIFT: 206 whose Content-Range starts SHIFT bytes off",
 }
 _FLAG_SHORTCUTS = {
     "ignore_range": "answer Range with 200 and the whole body",
+    "wrong_range_start": "answer Range with a 206 starting 1 byte early (-f wrong-range-start=SHIFT)",
     "weak_etag": 'send ETag W/"..." only',
     "no_validators": "send neither ETag nor Last-Modified",
     "gzip": "gzip every body (Content-Encoding: gzip)",
