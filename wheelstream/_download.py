@@ -372,10 +372,8 @@ class _Download:
                 self.resumed_at = self.stream.position
                 self._report(resumed=True)
             skip = self.stream.position if action is Action.SKIP else 0
-            if decision.resumable:
-                body = response.iter_raw(self.options.chunk_size)
-            else:
-                body = response.iter_bytes(self.options.chunk_size)
+            # No chunk_size: httpx would hold back up to a chunk of received bytes and lose it on a drop.
+            body = response.iter_raw() if decision.resumable else response.iter_bytes()
             self._pump(body, skip)
         length = self.stream.journal.length
         if length is None or length == self.stream.position:

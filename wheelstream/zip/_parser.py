@@ -317,6 +317,8 @@ class ZipStreamParser:
         entry = self._entry
         assert entry is not None
         while True:
+            if entry.inflater is not None and entry.inflater.eof:
+                return self._end_of_data(entry)  # never feed a finished inflater: it hoards unused_data
             if entry.compressed_size is not None:
                 remaining = entry.compressed_size - entry.consumed
                 if remaining == 0:
@@ -341,8 +343,6 @@ class ZipStreamParser:
                 self._count_output(entry, len(out))
                 entry.crc = crc32(out, entry.crc)
                 return EntryData(entry.header.name, out, self.offset)
-            if inflater is not None and inflater.eof:
-                return self._end_of_data(entry)
 
     def _output_cap(self, entry: _OpenEntry) -> int:
         """Inflate at most one byte past what may legally come out: the zip-bomb guard (DESIGN §4)."""
@@ -451,44 +451,54 @@ class ZipStreamParser:
     # -- CENTRAL_DIRECTORY and end records (4.3.12 - 4.3.16) ------------------------------------------
 
     def _read_central_directory(self) -> Event | None:
-        sig = self._peek_signature("the central directory")
-        if sig is None:
-            return None
+        while True:
+            sig = self._peek_signature("the central directory")
+            if sig is None:
+                return None
+            if sig == fmt.EOCD_SIG:
+                return self._read_eocd()
+            if not self._read_directory_record(sig):
+                return self._incomplete("the central directory")
+
+    def _read_directory_record(self, sig: bytes) -> bool:
+        """Consume one central record, ZIP64 end record or locator; False if it is not all buffered yet."""
         if sig == fmt.CENTRAL_HEADER_SIG and self._zip64_eocd is None and self._cd_end is None:
             parsed = fmt.parse_central_record(self._buf, self._pos, self.offset)
             if parsed is None:
-                return self._incomplete("a central directory record")
-            record, length = parsed
-            self._records.append(record)
-            self._pos += length
-            return self._read_central_directory()
+                return False
+            self._records.append(parsed[0])
+            self._pos += parsed[1]
+            return True
         if self._cd_end is None:
             self._cd_end = self.offset
         if sig == fmt.ZIP64_EOCD_SIG and self._zip64_eocd is None:
             parsed64 = fmt.parse_zip64_eocd(self._buf, self._pos, self.offset)
             if parsed64 is None:
-                return self._incomplete("the ZIP64 end of central directory record")
+                return False
             self._zip64_eocd, length = parsed64
             self._pos += length
-            return self._read_central_directory()
+            return True
         if sig == fmt.ZIP64_LOCATOR_SIG and self._zip64_locator is None:
             locator = fmt.parse_zip64_locator(self._buf, self._pos)
             if locator is None:
-                return self._incomplete("the ZIP64 end of central directory locator")
+                return False
             self._zip64_locator = locator
             self._pos += fmt.ZIP64_LOCATOR.size
-            return self._read_central_directory()
-        if sig == fmt.EOCD_SIG:
-            parsed_eocd = fmt.parse_eocd(self._buf, self._pos, self.offset)
-            if parsed_eocd is None:
-                return self._incomplete("the end of central directory record")
-            eocd, length = parsed_eocd
-            self._verify_central_directory(eocd)
-            self._pos += length
-            self._state = _State.TRAILER
-            assert self._cd_start is not None
-            return CentralDirectory(tuple(self._records), self._cd_start)
+            return True
         raise StrayData(f"unexpected bytes {sig!r} in the central directory", offset=self.offset)
+
+    def _read_eocd(self) -> Event | None:
+        if self._cd_end is None:
+            self._cd_end = self.offset
+        parsed = fmt.parse_eocd(self._buf, self._pos, self.offset)
+        if parsed is None:
+            return self._incomplete("the end of central directory record")
+        eocd, length = parsed
+        self._verify_central_directory(eocd)
+        self._pos += length
+        self._state = _State.TRAILER
+        assert self._cd_start is not None
+        return CentralDirectory(tuple(self._records), self._cd_start)
 
     def _incomplete(self, what: str) -> Event | None:
         if self._eof:
