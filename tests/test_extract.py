@@ -1,0 +1,56 @@
+"""Extractor: files, bytes and modes as pip's zipfile extraction gives them; digests computed while writing."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from fixtures.wellformed import REAL_WHEELS, WELLFORMED
+from wheelstream._cache import Cache
+from wheelstream._download import DownloadOptions, unpack_local
+from wheelstream._extract import Extractor
+from wheelstream.errors import UnsafePath
+
+CORPUS = {name: build for name, build in WELLFORMED.items()}
+CORPUS.update({f"real:{name}": path.read_bytes for name, path in REAL_WHEELS.items()})
+
+
+def expected_tree(data: bytes) -> dict[str, tuple[bytes, bool]]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return {
+            i.filename: (archive.read(i), bool((i.external_attr >> 16) & 0o111))
+            for i in archive.infolist()
+            if not i.is_dir()
+        }
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_unpack_matches_zipfile_bytes_and_exec_bits(name: str, tmp_path: Path) -> None:
+    data = CORPUS[name]()
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    wheel.write_bytes(data)
+    result = unpack_local(wheel, cache=Cache.at(tmp_path / "cache"), options=DownloadOptions(chunk_size=7777))
+    staged = result.staged
+    expected = expected_tree(data)
+    assert set(staged.files) == set(expected)
+    for entry, (content, executable) in expected.items():
+        path = staged.root / entry
+        assert path.read_bytes() == content
+        assert staged.files[entry].sha256 == hashlib.sha256(content).hexdigest()
+        assert staged.files[entry].size == len(content)
+        assert staged.files[entry].executable == executable
+        assert bool(path.stat().st_mode & stat.S_IXUSR) == executable
+    assert result.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_extractor_refuses_names_escaping_root_even_if_parser_let_them_through(tmp_path: Path) -> None:
+    extractor = Extractor(tmp_path / "root")
+    os.symlink(tmp_path, tmp_path / "root" / "link")
+    with pytest.raises(UnsafePath):
+        extractor.path_for("link/evil.py")

@@ -1,0 +1,194 @@
+"""ZipStreamParser through real archives: every chunking gives zipfile's result; cut anywhere, resume exact."""
+
+from __future__ import annotations
+
+import io
+import random
+import zipfile
+from collections.abc import Iterable
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fixtures.wellformed import REAL_WHEELS, STREAMABLE, WELLFORMED
+from wheelstream.errors import StrayData, TruncatedArchive, UsageError
+from wheelstream.zip import (
+    NEED_DATA,
+    ArchiveFinished,
+    CentralDirectory,
+    EntryData,
+    EntryDeferred,
+    EntryFinished,
+    EntryStarted,
+    Event,
+    ZipStreamParser,
+    find_central_directory,
+    read_central_directory,
+)
+from wheelstream.zip._tail import TAIL_SIZE
+
+CORPUS = {name: build for name, build in WELLFORMED.items()}
+CORPUS.update({f"real:{name}": path.read_bytes for name, path in REAL_WHEELS.items()})
+
+
+def chunked(data: bytes, sizes: Iterable[int]) -> list[bytes]:
+    out, pos = [], 0
+    for size in sizes:
+        if pos >= len(data):
+            break
+        out.append(data[pos : pos + size])
+        pos += size
+    if pos < len(data):
+        out.append(data[pos:])
+    return out
+
+
+def parse_all(data: bytes, chunks: list[bytes], parser: ZipStreamParser | None = None) -> tuple[dict[str, bytes], list[Event]]:
+    """Feed ``chunks`` then EOF; resolve a deferred entry the way the download loop does."""
+    parser = parser or ZipStreamParser()
+    files: dict[str, bytearray] = {}
+    events: list[Event] = []
+    deferred = None
+    for chunk in chunks + [b""]:
+        for event in parser.feed(chunk):
+            events.append(event)
+            if isinstance(event, EntryDeferred):
+                deferred = event.header.offset
+                break
+            if isinstance(event, EntryStarted) and not event.header.is_dir:
+                files[event.header.name] = bytearray()
+            elif isinstance(event, EntryData):
+                files[event.name] += event.data
+        if deferred is not None:
+            break
+    if deferred is not None:
+        start = max(0, len(data) - TAIL_SIZE)
+        cd = find_central_directory(data[start:], start)
+        records = read_central_directory(data[cd:], cd)
+        second = ZipStreamParser(
+            deferred,
+            prior_entries=parser.finished_entries,
+            compressed_sizes={r.local_header_offset: r.compressed_size for r in records},
+        )
+        for chunk in chunked(data[deferred:], [4096] * len(data)) + [b""]:
+            for event in second.feed(chunk):
+                events.append(event)
+                if isinstance(event, EntryStarted) and not event.header.is_dir:
+                    files[event.header.name] = bytearray()
+                elif isinstance(event, EntryData):
+                    files[event.name] += event.data
+        parser = second
+    assert parser.done
+    return {k: bytes(v) for k, v in files.items()}, events
+
+
+def zipfile_contents(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return {i.filename: archive.read(i) for i in archive.infolist() if not i.is_dir()}
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS))
+@pytest.mark.parametrize("chunking", ["whole", "1", "7", "64k", "random"])
+def test_every_chunking_gives_zipfiles_result(name: str, chunking: str) -> None:
+    data = CORPUS[name]()
+    if chunking == "1" and len(data) > 400_000:
+        pytest.skip("byte-by-byte on multi-MB archives adds minutes and nothing new (7-byte covers it)")
+    sizes: Iterable[int] = {
+        "whole": [len(data)],
+        "1": [1] * len(data),
+        "7": [7] * (len(data) // 7 + 1),
+        "64k": [65536] * (len(data) // 65536 + 1),
+        "random": (random.Random(name).randint(1, 5000) for _ in range(len(data))),
+    }[chunking]
+    files, events = parse_all(data, chunked(data, sizes))
+    assert files == zipfile_contents(data)
+    assert isinstance(events[-1], ArchiveFinished) and events[-1].size == len(data)
+    assert any(isinstance(e, EntryDeferred) for e in events) == (not STREAMABLE.get(name, True))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(sorted(CORPUS)), st.floats(0, 1), st.integers(1, 9000))
+def test_cut_anywhere_then_resume_at_checkpoint(name: str, where: float, chunk: int) -> None:
+    """Cut at byte N, restart a fresh parser at the reported checkpoint: same result, nothing re-extracted."""
+    data = CORPUS[name]()
+    cut = int(where * len(data))
+    first = ZipStreamParser()
+    before: dict[str, bytes] = {}
+    current: dict[str, bytearray] = {}
+    deferred = False
+    for piece in chunked(data[:cut], [chunk] * (cut // chunk + 1)):
+        for event in first.feed(piece):
+            if isinstance(event, EntryDeferred):
+                deferred = True
+            elif isinstance(event, EntryStarted):
+                current[event.header.name] = bytearray()
+            elif isinstance(event, EntryData):
+                current[event.name] += event.data
+            elif isinstance(event, EntryFinished) and not event.entry.name.endswith("/"):
+                before[event.entry.name] = bytes(current.pop(event.entry.name))
+        if deferred:
+            break
+    checkpoint = first.checkpoint
+    finished = first.finished_entries
+    assert all(e.offset < checkpoint for e in finished)
+    # Only entries finished before the checkpoint are kept; the one in flight is redone.
+    kept = {e.name: before[e.name] for e in finished if not e.name.endswith("/")}
+    resumed = ZipStreamParser(checkpoint, prior_entries=finished)
+    rest, _events = parse_all(data, chunked(data[checkpoint:], [chunk] * len(data)), resumed)
+    assert not set(rest) & set(kept), "an entry before the checkpoint was extracted twice"
+    assert {**kept, **rest} == zipfile_contents(data)
+
+
+def test_checkpoint_is_a_record_boundary() -> None:
+    data = WELLFORMED["mixed_streamable"]()
+    parser = ZipStreamParser()
+    boundaries = set()
+    for byte in chunked(data, [1] * len(data)):
+        parser.feed(byte)
+        boundaries.add(parser.checkpoint)
+    assert all(data[b : b + 4] in (b"PK\x03\x04", b"PK\x01\x02") for b in boundaries)
+    assert len(boundaries) > 3
+
+
+def test_end_of_input_inside_an_entry_is_a_truncation_naming_the_entry() -> None:
+    data = WELLFORMED["deflate"]()
+    parser = ZipStreamParser()
+    parser.receive_data(data[:200])
+    parser.receive_data(b"")
+    with pytest.raises(TruncatedArchive, match=r"offset \d+"):
+        list(parser.events())
+
+
+def test_parser_stays_broken_after_an_error() -> None:
+    parser = ZipStreamParser()
+    with pytest.raises(StrayData):
+        parser.feed(b"MZ\x90\x00" + b"\x00" * 100)
+    with pytest.raises(StrayData):
+        parser.next_event()
+
+
+def test_data_after_end_marker_is_misuse() -> None:
+    parser = ZipStreamParser()
+    parser.receive_data(b"")
+    with pytest.raises(UsageError):
+        parser.receive_data(b"PK")
+
+
+def test_need_data_until_input_arrives() -> None:
+    parser = ZipStreamParser()
+    assert parser.next_event() is NEED_DATA
+    data = WELLFORMED["deflate"]()
+    parser.receive_data(data[:10])
+    assert parser.next_event() is NEED_DATA
+
+
+def test_events_carry_offsets() -> None:
+    data = WELLFORMED["mixed_streamable"]()
+    _files, events = parse_all(data, [data])
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        offsets = {i.filename: i.header_offset for i in archive.infolist()}
+    started = {e.header.name: e.header.offset for e in events if isinstance(e, EntryStarted)}
+    assert started == offsets
+    cd = next(e for e in events if isinstance(e, CentralDirectory))
+    assert data[cd.offset : cd.offset + 4] == b"PK\x01\x02"
