@@ -101,7 +101,15 @@ def test_existing_items_skipped_with_warning(v1_target: Path, v2: StagedWheel) -
     warnings: list[str] = []
     report = install_staged(v2, v1_target, on_warning=warnings.append)
     assert report.installed == ("Full_Pkg-2.0.dist-info",)
-    assert set(report.skipped) == {"full_pkg", "extra_pure.py", "extra_plat.py", "bin", "include", "share", "etc"}
+    assert set(report.skipped) == {
+        "full_pkg",
+        "extra_pure.py",
+        "extra_plat.py",
+        "bin",
+        "include",
+        "share",
+        "etc",
+    }
     assert list(report.warnings) == warnings and len(warnings) == len(report.skipped)
     after = snapshot(v1_target)
     assert {k: v for k, v in after.items() if not k.startswith("Full_Pkg-2.0.dist-info")} == before
@@ -109,7 +117,15 @@ def test_existing_items_skipped_with_warning(v1_target: Path, v2: StagedWheel) -
 
 def test_upgrade_replaces(v1_target: Path, v2: StagedWheel) -> None:
     report = install_staged(v2, v1_target, upgrade=True)
-    assert set(report.replaced) == {"full_pkg", "extra_pure.py", "extra_plat.py", "bin", "include", "share", "etc"}
+    assert set(report.replaced) == {
+        "full_pkg",
+        "extra_pure.py",
+        "extra_plat.py",
+        "bin",
+        "include",
+        "share",
+        "etc",
+    }
     assert (v1_target / "full_pkg" / "__init__.py").read_text() == "VERSION = '2.0'\n"
     assert (v1_target / "unrelated.txt").read_text() == "mine\n"
     assert (v1_target / "Full_Pkg-1.0.dist-info").is_dir()  # pip leaves the old dist-info too
@@ -132,8 +148,12 @@ def test_hardlink_shares_inodes_and_leaves_source_alone(tmp_path: Path, v2: Stag
     report = install_staged(v2, tmp_path / "t", link_mode="hardlink")
     t = tmp_path / "t"
     assert os.stat(t / "full_pkg" / "tool.py").st_ino == inodes["full_pkg/tool.py"]
-    assert os.stat(t / "share/full/readme.txt").st_ino == inodes["Full_Pkg-2.0.data/data/share/full/readme.txt"]
-    assert os.stat(t / "bin/plain.sh").st_ino == inodes["Full_Pkg-2.0.data/scripts/plain.sh"]  # same mode: linked
+    assert (
+        os.stat(t / "share/full/readme.txt").st_ino == inodes["Full_Pkg-2.0.data/data/share/full/readme.txt"]
+    )
+    assert (
+        os.stat(t / "bin/plain.sh").st_ino == inodes["Full_Pkg-2.0.data/scripts/plain.sh"]
+    )  # same mode: linked
     # rewritten and generated files are fresh inodes, never written through a link into the source
     assert os.stat(t / "bin/runme").st_ino != inodes["Full_Pkg-2.0.data/scripts/runme"]
     assert os.stat(t / "Full_Pkg-2.0.dist-info/RECORD").st_ino != inodes["Full_Pkg-2.0.dist-info/RECORD"]

@@ -30,19 +30,25 @@ def pip(*args: str) -> subprocess.Popen[bytes]:
 
 
 def pip_install(wheel: Path, target: Path, *extra: str) -> subprocess.Popen[bytes]:
-    return pip("install", "--no-deps", "--no-index", "--no-compile", "--target", str(target), *extra, str(wheel))
+    return pip(
+        "install", "--no-deps", "--no-index", "--no-compile", "--target", str(target), *extra, str(wheel)
+    )
 
 
 def finish(proc: subprocess.Popen[bytes]) -> None:
-    out, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err.decode()
 
 
 @pytest.fixture(scope="module")
 def pip_version() -> str:
-    out = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "--version"], capture_output=True, text=True, check=True
+    )
     version = out.stdout.split()[1]
-    assert version == PIP_VERSION, f"the equivalence tests compare against pip=={PIP_VERSION}; found {version}"
+    assert version == PIP_VERSION, (
+        f"the equivalence tests compare against pip=={PIP_VERSION}; found {version}"
+    )
     return version
 
 

@@ -90,6 +90,9 @@ def test_signatures_need_no_row(tmp_path: Path) -> None:
     (staged.root / "pkg-1.0.dist-info" / "RECORD.jws").write_bytes(b"{}")
     from wheelstream._staged import StagedFile
 
-    files = {**staged.files, "pkg-1.0.dist-info/RECORD.jws": StagedFile("pkg-1.0.dist-info/RECORD.jws", 2, "0" * 64, False)}
+    files = {
+        **staged.files,
+        "pkg-1.0.dist-info/RECORD.jws": StagedFile("pkg-1.0.dist-info/RECORD.jws", 2, "0" * 64, False),
+    }
     install_staged(type(staged)(staged.filename, staged.root, files), tmp_path / "t")
     assert (tmp_path / "t" / "pkg-1.0.dist-info" / "RECORD.jws").is_file()

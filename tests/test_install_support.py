@@ -44,8 +44,13 @@ def build_wheel(
     members: dict[str, tuple[bytes, int]] = {}
     for path, value in files.items():
         members[path] = value if isinstance(value, tuple) else (value, 0o644)
-    members[f"{info}/METADATA"] = (f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(), 0o644)
-    wheel = f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: {str(root_is_purelib).lower()}\nTag: {tag}\n"
+    members[f"{info}/METADATA"] = (
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        0o644,
+    )
+    wheel = (
+        f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: {str(root_is_purelib).lower()}\nTag: {tag}\n"
+    )
     members[f"{info}/WHEEL"] = (wheel.encode(), 0o644)
     if entry_points is not None:
         members[f"{info}/entry_points.txt"] = (entry_points.encode(), 0o644)
@@ -82,7 +87,9 @@ def stage(wheel: Path, root: Path) -> StagedWheel:
             executable = bool(mode and stat.S_ISREG(mode) and mode & 0o111)
             if executable:
                 os.chmod(dest, 0o777 & ~umask | 0o111)
-            files[entry.filename] = StagedFile(entry.filename, len(data), hashlib.sha256(data).hexdigest(), executable)
+            files[entry.filename] = StagedFile(
+                entry.filename, len(data), hashlib.sha256(data).hexdigest(), executable
+            )
     return StagedWheel(wheel.name, root, files)
 
 

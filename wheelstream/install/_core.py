@@ -122,11 +122,15 @@ def _prepare(item: WheelToInstall, interpreter: Interpreter, ignore_tags: bool, 
         check_tags(staged.filename, name.tags, interpreter.tags, interpreter.executable)
     info = read_wheel_info(staged, name)
     if info.wheel_version > (1, 0):
-        warn(f"{staged.filename}: installing from a newer Wheel-Version ({'.'.join(map(str, info.wheel_version))})")
+        warn(
+            f"{staged.filename}: installing from a newer Wheel-Version ({'.'.join(map(str, info.wheel_version))})"
+        )
     record_member = f"{info.dist_info}/RECORD"
     if record_member not in staged.files:
         raise WheelMetadataError("file missing", wheel=staged.filename, entry=record_member)
-    rows = parse_record((staged.root / record_member).read_text(encoding="utf-8"), staged.filename, record_member)
+    rows = parse_record(
+        (staged.root / record_member).read_text(encoding="utf-8"), staged.filename, record_member
+    )
     verify_record(rows, staged, info.dist_info)
 
     paths = scheme_paths(interpreter.scheme, info.name)
@@ -199,7 +203,9 @@ def _write_wheel(
     writer.write_bytes(f"{meta}/INSTALLER", INSTALLER)
     generated.append(f"{meta}/INSTALLER")
     if prep.item.direct_url is not None:
-        writer.write_bytes(f"{meta}/direct_url.json", direct_url_json(prep.item.direct_url, prep.item.url_hash))
+        writer.write_bytes(
+            f"{meta}/direct_url.json", direct_url_json(prep.item.direct_url, prep.item.url_hash)
+        )
         generated.append(f"{meta}/direct_url.json")
     writer.write_bytes(f"{meta}/REQUESTED", b"")
     generated.append(f"{meta}/REQUESTED")

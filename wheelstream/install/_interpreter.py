@@ -101,6 +101,10 @@ def probe_interpreter(python: str | None = None) -> Interpreter:
         )
         return _from_payload(json.loads(proc.stdout.decode("utf-8")))
     except (OSError, subprocess.SubprocessError, ValueError, KeyError) as exc:
-        detail = exc.stderr.decode(errors="replace").strip() if isinstance(exc, subprocess.CalledProcessError) else exc
+        detail = (
+            exc.stderr.decode(errors="replace").strip()
+            if isinstance(exc, subprocess.CalledProcessError)
+            else exc
+        )
         lines = str(detail).splitlines() or [""]
         raise UsageError(f"cannot use interpreter {python!r}: {lines[-1]}") from exc

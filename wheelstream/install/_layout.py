@@ -61,7 +61,9 @@ def place(name: str, paths: dict[str, str], lib: str, wheel: str) -> Placement:
         )
     if key not in paths:
         raise WheelMetadataError(
-            f"unknown scheme key {key!r} in .data (valid: {', '.join(sorted(paths))})", wheel=wheel, entry=name
+            f"unknown scheme key {key!r} in .data (valid: {', '.join(sorted(paths))})",
+            wheel=wheel,
+            entry=name,
         )
     return Placement(posixpath.normpath(posixpath.join(paths[key], sub)), script=key == "scripts")
 

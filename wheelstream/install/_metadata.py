@@ -105,10 +105,14 @@ def _wheel_version(text: str | None, filename: str, member: str) -> tuple[int, .
     try:
         version = tuple(int(part) for part in value.strip().split("."))
     except ValueError:
-        raise WheelMetadataError(f"invalid Wheel-Version {value.strip()!r}", wheel=filename, entry=member) from None
+        raise WheelMetadataError(
+            f"invalid Wheel-Version {value.strip()!r}", wheel=filename, entry=member
+        ) from None
     if version[0] != 1:
         raise WheelMetadataError(
-            f"Wheel-Version {value.strip()} is not supported (major version must be 1)", wheel=filename, entry=member
+            f"Wheel-Version {value.strip()} is not supported (major version must be 1)",
+            wheel=filename,
+            entry=member,
         )
     return version
 
@@ -160,5 +164,3 @@ def read_wheel_info(staged: StagedWheel, name: WheelName) -> WheelInfo:
         console_scripts=groups.get("console_scripts", {}),
         gui_scripts=groups.get("gui_scripts", {}),
     )
-
-

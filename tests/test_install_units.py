@@ -1,0 +1,168 @@
+"""Smaller rules: scripts, direct_url.json, metadata checks, bytecode, a foreign ``--python``, public API."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import marshal
+import shutil
+from pathlib import Path
+
+import pytest
+from test_install_equivalence import assert_same_install, finish, pip
+from test_install_support import build_wheel, full_wheel, stage
+
+import wheelstream.install
+from wheelstream.errors import IncompatibleWheel, InvalidWheelFilename, WheelMetadataError
+from wheelstream.install import install_staged, probe_interpreter
+from wheelstream.install._direct_url import direct_url_json, redact_url
+from wheelstream.install._scripts import Launcher, fix_shebang, launcher_bytes, shebang
+
+
+def test_all_is_sorted_and_complete() -> None:
+    assert wheelstream.install.__all__ == sorted(wheelstream.install.__all__)
+    for name in wheelstream.install.__all__:
+        assert hasattr(wheelstream.install, name)
+
+
+def test_fix_shebang_replaces_the_whole_first_line() -> None:
+    interp = dataclasses.replace(probe_interpreter(), executable="/opt/py/bin/python", linesep="\n")
+    assert fix_shebang(b"#!python -u\nbody\n", interp) == b"#!/opt/py/bin/python\nbody\n"
+    assert fix_shebang(b"#!pythonw\r\nbody", interp) == b"#!/opt/py/bin/python\nbody"
+    assert fix_shebang(b"#!/usr/bin/python\nbody", interp) is None
+    assert fix_shebang(b"#!python", interp) == b"#!/opt/py/bin/python\n"
+
+
+def test_long_or_spaced_interpreter_uses_sh_trampoline() -> None:
+    base = probe_interpreter()
+    spaced = dataclasses.replace(base, executable="/opt/my py/bin/python")
+    assert shebang(spaced) == b"#!/bin/sh\n'''exec' \"/opt/my py/bin/python\" \"$0\" \"$@\"\n' '''\n"
+    long = dataclasses.replace(base, executable="/" + "x" * 130 + "/python", platform="linux")
+    assert shebang(long).startswith(b"#!/bin/sh\n'''exec' /xxx")
+    short = dataclasses.replace(base, executable="/usr/bin/python3.11")
+    script = launcher_bytes(Launcher("t", "pkg.mod", "obj.run", gui=False), short)
+    assert script == (
+        b"#!/usr/bin/python3.11\nimport sys\nfrom pkg.mod import obj\nif __name__ == '__main__':\n"
+        b"    sys.argv[0] = sys.argv[0].removesuffix('.exe')\n    sys.exit(obj.run())\n"
+    )
+
+
+def test_direct_url_redacts_credentials_like_pip() -> None:
+    assert redact_url("https://user:tok@host/x.whl#sha256=ab") == "https://host/x.whl"
+    assert redact_url("https://${USER}:${PASS}@host/x.whl") == "https://${USER}:${PASS}@host/x.whl"
+    assert redact_url("https://git@host/x.whl?a=1") == "https://git@host/x.whl?a=1"
+    assert json.loads(direct_url_json("https://u:p@h/x.whl", "ab")) == {
+        "archive_info": {"hash": "sha256=ab", "hashes": {"sha256": "ab"}},
+        "url": "https://h/x.whl",
+    }
+    assert direct_url_json("file:///x.whl", None) == b'{"archive_info": {}, "url": "file:///x.whl"}'
+
+
+def small(tmp_path: Path, filename: str = "pkg-1.0-py3-none-any.whl", **kwargs: object) -> Path:
+    name = filename.split("-")[0]
+    return build_wheel(tmp_path / "w", filename, {f"{name}/__init__.py": b""}, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "text"),
+    [
+        (
+            {"filename": "pkg-1.0-cp27-cp27m-win32.whl", "tag": "cp27-cp27m-win32"},
+            IncompatibleWheel,
+            "not supported",
+        ),
+        ({"entry_points": "[console_scripts]\nx = pkg\n"}, WheelMetadataError, "module:callable"),
+        ({"entry_points": "[console_scripts]\n../x = pkg:main\n"}, WheelMetadataError, "outside the scripts"),
+    ],
+)
+def test_rejections(tmp_path: Path, kwargs: dict[str, object], error: type[Exception], text: str) -> None:
+    wheel = small(tmp_path, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(error, match=text):
+        install_staged(stage(wheel, tmp_path / "s"), tmp_path / "t")
+    assert not (tmp_path / "t").exists()
+
+
+def test_wheel_version_and_dist_info(tmp_path: Path) -> None:
+    wheel = small(tmp_path)
+    staged = stage(wheel, tmp_path / "s")
+    wheel_file = staged.root / "pkg-1.0.dist-info" / "WHEEL"
+    wheel_file.write_text(
+        "Wheel-Version: 2.0\n"
+    )  # metadata is read from the tree; RECORD is not consulted for it
+    with pytest.raises(WheelMetadataError, match="major version must be 1"):
+        install_staged(staged, tmp_path / "t")
+    with pytest.raises(InvalidWheelFilename):
+        install_staged(dataclasses.replace(staged, filename="nope.whl"), tmp_path / "t")
+    with pytest.raises(WheelMetadataError, match="does not match"):
+        install_staged(dataclasses.replace(staged, filename="other-1.0-py3-none-any.whl"), tmp_path / "t")
+
+
+def test_ignore_tags(tmp_path: Path) -> None:
+    wheel = small(tmp_path, "pkg-1.0-cp27-cp27m-win32.whl", tag="cp27-cp27m-win32")
+    install_staged(stage(wheel, tmp_path / "s"), tmp_path / "t", ignore_tags=True)
+    assert (tmp_path / "t" / "pkg" / "__init__.py").is_file()
+
+
+def test_compile_bytecode_records_like_pip(tmp_path: Path) -> None:
+    wheel = full_wheel(tmp_path / "w")
+    proc = pip("install", "--no-deps", "--no-index", "--target", str(tmp_path / "pip"), str(wheel))
+    install_staged(stage(wheel, tmp_path / "s"), tmp_path / "ours", compile_bytecode=True)
+    finish(proc)
+    rows = {}
+    for tree in ("pip", "ours"):
+        (record,) = (tmp_path / tree).glob("*.dist-info/RECORD")
+        rows[tree] = {r[0]: r for r in csv.reader(record.read_text().splitlines())}
+    pyc = {p for p in rows["pip"] if p.endswith(".pyc")}
+    assert pyc and pyc == {p for p in rows["ours"] if p.endswith(".pyc")}
+    assert all(rows["ours"][p][1:] == ["", ""] for p in pyc)
+    compiled = next((tmp_path / "ours" / "full_pkg" / "__pycache__").glob("tool.*.pyc"))
+    code = marshal.loads(compiled.read_bytes()[16:])
+    assert code.co_filename == str(
+        tmp_path / "ours" / "full_pkg" / "tool.py"
+    )  # the final path, not a temp one
+
+
+def other_python() -> str | None:
+    """A non-venv interpreter of another version, to exercise ``--python`` (pip re-executes under it)."""
+    for candidate in sorted(Path.home().glob(".pyenv/versions/3.1[023]*/bin/python3")):
+        return str(candidate)
+    for version in ("3.12", "3.13", "3.10"):
+        found = shutil.which(f"python{version}")
+        if found and "shims" not in found:
+            return found
+    return None
+
+
+def test_foreign_python_matches_pip_python(tmp_path: Path) -> None:
+    python = other_python()
+    if python is None:
+        pytest.skip("no second interpreter on this machine")
+    interp = probe_interpreter(python)
+    assert not interp.in_venv and interp.scheme.include == "include/python"
+    wheel = full_wheel(tmp_path / "w")
+    proc = pip(
+        "--python",
+        python,
+        "install",
+        "--no-deps",
+        "--no-index",
+        "--no-compile",
+        "--target",
+        str(tmp_path / "pip"),
+        str(wheel),
+    )
+    install_staged(
+        stage(wheel, tmp_path / "s"),
+        tmp_path / "ours",
+        python=python,
+        direct_url=wheel.resolve().as_uri(),
+        url_hash=hashlib.sha256(wheel.read_bytes()).hexdigest(),
+    )
+    finish(proc)
+    assert_same_install(tmp_path / "pip", tmp_path / "ours")
+    assert (tmp_path / "ours" / "include" / "python" / "full-pkg" / "full.h").is_file()
+    assert (
+        (tmp_path / "ours" / "bin" / "fulltool").read_bytes().startswith(b"#!" + interp.executable.encode())
+    )
