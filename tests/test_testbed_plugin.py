@@ -103,3 +103,11 @@ def test_cli_rejects_a_bad_fault(tmp_path: Path) -> None:
     cmd = [*_wheelstream(), "testbed", "serve", str(tmp_path), "--fault", "explode"]
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=30, env=env)
     assert proc.returncode == 2 and "unknown fault" in proc.stderr
+
+
+def test_public_names_are_sorted_and_importable() -> None:
+    from wheelstream import testing
+
+    assert testing.__all__ == sorted(testing.__all__)
+    for name in testing.__all__:
+        assert getattr(testing, name) is not None
