@@ -132,3 +132,36 @@ def test_conflicts_and_upgrade_like_pip(tmp_path: Path, pip_version: str) -> Non
     # every v2 item but its new dist-info existed: each skipped with pip's warning
     assert len(skipped) == len(list(c.iterdir())) - 2
     assert all("already exists. Specify --upgrade to force replacement." in w for w in skipped)
+
+
+def test_two_wheels_one_transaction_like_one_pip_command(tmp_path: Path, pip_version: str) -> None:
+    """Both wheels ship bin/: one pip command merges them in its temp home; so does install_staged_many."""
+    from test_install_support import plat_wheel
+
+    from wheelstream.install import WheelToInstall, install_staged_many
+
+    wheels = [full_wheel(tmp_path / "w"), plat_wheel(tmp_path / "w")]
+    proc = pip(
+        "install",
+        "--no-deps",
+        "--no-index",
+        "--no-compile",
+        "--target",
+        str(tmp_path / "pip"),
+        *map(str, wheels),
+    )
+    items = [
+        WheelToInstall(
+            stage(w, tmp_path / "s" / w.name),
+            w.resolve().as_uri(),
+            hashlib.sha256(w.read_bytes()).hexdigest(),
+        )
+        for w in wheels
+    ]
+    report = install_staged_many(items, tmp_path / "ours")
+    finish(proc)
+    assert not report.skipped
+    assert (tmp_path / "ours" / "bin" / "fulltool").is_file() and (
+        tmp_path / "ours" / "bin" / "platcmd"
+    ).is_file()
+    assert_same_install(tmp_path / "pip", tmp_path / "ours")

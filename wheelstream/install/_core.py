@@ -152,6 +152,12 @@ def _prepare(item: WheelToInstall, interpreter: Interpreter, ignore_tags: bool, 
     return _Prepared(item, info, rows, {**roots, **data, **scripts}, launchers, lib)
 
 
+def _starts_with(path: Path, prefix: bytes) -> bool:
+    """Peek at a script's first bytes: only ``#!python`` scripts are read whole (to be rewritten)."""
+    with open(path, "rb") as stream:
+        return stream.read(len(prefix)) == prefix
+
+
 def _final_dir(home_rel: str, interpreter: Interpreter, lib: str, target: Path) -> str:
     """Where a home file's directory will be after the move (for bytecode's recorded file name)."""
     parent = posixpath.dirname(home_rel)
@@ -176,7 +182,9 @@ def _write_wheel(
     for member, placement in prep.placements.items():
         src = staged.root / member
         file = staged.files[member]
-        new_content = fix_shebang(src.read_bytes(), interpreter) if placement.script else None
+        new_content = None
+        if placement.script and _starts_with(src, b"#!python"):
+            new_content = fix_shebang(src.read_bytes(), interpreter)
         if new_content is None:
             writer.install_staged(src, file, placement.dest)
         else:
