@@ -80,6 +80,7 @@ class DownloadResult:
     resumed_at: int | None  # offset the first request of this call resumed at, if it resumed
     restarts: int  # times the download had to start over (file changed, broken Range support)
     from_cache: bool  # the unpacked wheel was already in the cache: no network at all
+    files_unpacked: int = 0  # files inflated and written by this call (a resume skips finished ones)
 
 
 @dataclass
@@ -213,6 +214,7 @@ class _Download:
         self.reused = 0
         self.restarts = 0
         self.resumed_at: int | None = None
+        self.unpacked_before = 0  # files written by streams discarded by a restart
 
     # -- state ---------------------------------------------------------------------------------------
 
@@ -288,6 +290,7 @@ class _Download:
         self.stream.partial.close()
         self.restarts += 1
         self.reused = 0
+        self.unpacked_before += self.stream.extractor.written
         self.stream = self._fresh()
 
     # -- the loop ------------------------------------------------------------------------------------
@@ -319,8 +322,12 @@ class _Download:
             try:
                 outcome = self._attempt()
             except httpx.TransportError as exc:
-                self.stream.checkpoint()
                 outcome = f"{type(exc).__name__}: {exc}"
+                if self.stream.journal.resumable:
+                    self.stream.checkpoint()
+                else:
+                    self._restart(f"connection lost ({outcome}) and the server's encoding prevents a resume")
+                    outcome = _RESTARTED
             if outcome is _DONE:
                 return self._complete()
             if self.stream.position > start or outcome is _RESTARTED:
@@ -426,7 +433,10 @@ class _Download:
             self.cache.partial(self.key).unlink(missing_ok=True)
         self.cache.journal(self.key).unlink(missing_ok=True)
         self._report(finished=True)
-        return DownloadResult(final, sha256, self.fetched, self.reused, self.resumed_at, self.restarts, False)
+        unpacked = self.unpacked_before + stream.extractor.written
+        return DownloadResult(
+            final, sha256, self.fetched, self.reused, self.resumed_at, self.restarts, False, unpacked
+        )
 
     # -- reporting -----------------------------------------------------------------------------------
 
@@ -550,4 +560,4 @@ def unpack_local(
         size = path.stat().st_size
         if progress is not None:
             progress(Progress(path.name, size, size, len(staged.files), None, finished=True))
-        return DownloadResult(staged, sha256, 0, size, None, 0, False)
+        return DownloadResult(staged, sha256, 0, size, None, 0, False, extractor.written)

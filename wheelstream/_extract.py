@@ -46,6 +46,7 @@ class Extractor:
         self.root = root
         self.files: dict[str, StagedFile] = dict(finished or {})
         self.executables: set[str] = set()
+        self.written = 0  # files this extractor wrote (a resume's work, for reporting and tests)
         self._open: BinaryIO | None = None
         self._open_name: str | None = None
         self._hash = hashlib.sha256()
@@ -100,6 +101,7 @@ class Extractor:
         self._open = None
         self._open_name = None
         self.files[name] = StagedFile(name, self._size, self._hash.hexdigest(), executable=False)
+        self.written += 1
 
     def sync(self) -> None:
         """Flush the finished files to disk: part of writing a checkpoint (DESIGN §2 rule 1)."""

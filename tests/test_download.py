@@ -1,0 +1,303 @@
+"""Resumable download + unpack through a real server on 127.0.0.1 (the project's fault server).
+
+Every scenario of issue 4 / DESIGN §3: drops within one command, kill -9 between processes, servers that
+ignore Range, change the file, answer the wrong range, are busy; concurrent processes; corruption.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fixtures.wellformed import WELLFORMED, make_wheel
+from wheelstream._cache import Cache
+from wheelstream._download import DownloadOptions, DownloadResult, fetch_wheel
+from wheelstream._progress import Progress
+from wheelstream._urls import cache_key
+from wheelstream.errors import (
+    ChecksumMismatch,
+    HashMismatch,
+    Interrupted,
+    ResourceGone,
+    RetriesExhausted,
+)
+from wheelstream.testing import (
+    ChangeFile,
+    Corrupt,
+    Cut,
+    CutEvery,
+    FaultPlan,
+    FaultServer,
+    Gzip,
+    IgnoreRange,
+    NoValidators,
+    Status,
+    Throttle,
+    WeakETag,
+    WrongRangeStart,
+)
+
+WHEEL = "demo-1.0-py3-none-any.whl"
+FAST = DownloadOptions(backoff_base=0.01, backoff_max=0.05, timeout=10)
+
+
+def contents(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return {i.filename: archive.read(i) for i in archive.infolist() if not i.is_dir()}
+
+
+def tree(result: DownloadResult) -> dict[str, bytes]:
+    return {name: (result.staged.root / name).read_bytes() for name in result.staged.files}
+
+
+def fetch(url: str, cache_dir: Path, **kw: object) -> DownloadResult:
+    with httpx.Client(timeout=10) as client:
+        return fetch_wheel(url, cache=Cache.at(cache_dir), client=client, options=kw.pop("options", FAST), **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def server() -> FaultServer:
+    with FaultServer() as srv:
+        yield srv
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_drops_at_random_offsets_in_one_command(server: FaultServer, tmp_path: Path, seed: int) -> None:
+    data = WELLFORMED["mixed_streamable" if seed % 2 else "many_entries"]()
+    rng = random.Random(seed)
+    cuts = sorted(rng.sample(range(1, len(data)), 8))
+    # request k is cut after (cuts[k] - cuts[k-1]) body bytes: the server drops at each absolute offset
+    plan = FaultPlan(*[Cut(after=b - a, requests=i + 1) for i, (a, b) in enumerate(zip([0] + cuts, cuts))])
+    url = server.add_file(WHEEL, data, plan=plan)
+    result = fetch(url, tmp_path)
+    assert tree(result) == contents(data)
+    assert result.sha256 == hashlib.sha256(data).hexdigest()
+    assert server.bytes_sent(WHEEL) == len(data)  # nothing fetched twice
+    assert len(server.requests_for(WHEEL)) == len(cuts) + 1
+    assert result.files_unpacked == len(contents(data))  # nothing inflated twice
+    assert all(r.range == f"bytes={c}-" for r, c in zip(server.requests_for(WHEEL)[1:], cuts))
+
+
+def test_progress_moving_download_is_never_abandoned(server: FaultServer, tmp_path: Path) -> None:
+    data = WELLFORMED["big_entry"]()
+    url = server.add_file(WHEEL, data, plan=FaultPlan(CutEvery(len(data) // 25)))
+    result = fetch(url, tmp_path, options=DownloadOptions(retries=1, backoff_base=0.01))
+    assert tree(result) == contents(data)
+    assert len(server.requests_for(WHEEL)) >= 25
+
+
+def test_no_progress_gives_up_and_keeps_partial(server: FaultServer, tmp_path: Path) -> None:
+    data = WELLFORMED["big_entry"]()
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(after=100_000, requests=1), Cut(after=0, requests=range(2, 99))))
+    with pytest.raises(RetriesExhausted, match=r"demo-1.0-py3-none-any.whl: gave up after 3 attempts"):
+        fetch(url, tmp_path, options=DownloadOptions(retries=2, backoff_base=0.01))
+    key = cache_key(url)
+    journal = json.loads((tmp_path / "partial" / f"{key}.json").read_text())
+    assert journal["durable"] == 100_000
+    assert (tmp_path / "partial" / f"{key}.whl.part").stat().st_size == 100_000
+    # the same call again resumes where the disk ends and finishes
+    server.set_plan(WHEEL, FaultPlan())
+    result = fetch(url, tmp_path)
+    assert tree(result) == contents(data)
+    assert result.bytes_reused == 100_000 and result.resumed_at == 100_000
+
+
+def test_server_ignoring_range_with_same_etag_does_not_reextract(server: FaultServer, tmp_path: Path) -> None:
+    data = WELLFORMED["many_entries"]()
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(percent=60, requests=1), IgnoreRange(requests=2)))
+    result = fetch(url, tmp_path)
+    assert tree(result) == contents(data)
+    assert result.restarts == 0
+    assert result.files_unpacked == len(contents(data))
+    assert server.requests_for(WHEEL)[1].status == 200
+
+
+def test_file_changed_midway_restarts_clean_with_the_new_file(server: FaultServer, tmp_path: Path) -> None:
+    old = WELLFORMED["mixed_streamable"]()
+    new = make_wheel({"demo/__init__.py": b"NEW = True\n" * 500, "demo/other.py": b"x = 2\n"})
+    url = server.add_file(WHEEL, old, plan=FaultPlan(Cut(percent=50, requests=1), ChangeFile(after_request=1, data=new)))
+    notes: list[str] = []
+    result = fetch(url, tmp_path, progress=lambda p: notes.append(p.message or ""))
+    assert tree(result) == contents(new)
+    assert result.sha256 == hashlib.sha256(new).hexdigest()
+    assert result.restarts == 1
+    assert any("the file changed on the server" in n for n in notes)
+
+
+def test_wrong_content_range_start_restarts(server: FaultServer, tmp_path: Path) -> None:
+    data = WELLFORMED["mixed_streamable"]()
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(percent=40, requests=1), WrongRangeStart(shift=-10, requests=2)))
+    result = fetch(url, tmp_path)
+    assert tree(result) == contents(data)
+    assert result.restarts == 1
+    assert server.requests_for(WHEEL)[2].range is None  # the restart asked for the whole file
+
+
+def test_busy_server_retry_after_is_honoured(server: FaultServer, tmp_path: Path) -> None:
+    data = WELLFORMED["deflate"]()
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Status(503, retry_after=1, requests=1)))
+    started = time.monotonic()
+    result = fetch(url, tmp_path, options=DownloadOptions(backoff_max=5))
+    assert time.monotonic() - started >= 0.95
+    assert tree(result) == contents(data)
+    assert [r.status for r in server.requests_for(WHEEL)] == [503, 200]
+
+
+def test_gone_is_a_clear_error(server: FaultServer, tmp_path: Path) -> None:
+    url = server.url_for("missing-1.0-py3-none-any.whl")
+    with pytest.raises(ResourceGone, match=r"^missing-1.0-py3-none-any.whl: server answered 404"):
+        fetch(url, tmp_path)
+
+
+@pytest.mark.parametrize("fault", [WeakETag(), NoValidators()], ids=["weak-etag", "no-validators"])
+def test_resume_without_strong_etag(server: FaultServer, tmp_path: Path, fault: object) -> None:
+    data = WELLFORMED["many_entries"]()
+    url = server.add_file(WHEEL, data, plan=FaultPlan(fault, Cut(percent=30, requests=1)))  # type: ignore[arg-type]
+    result = fetch(url, tmp_path)
+    assert tree(result) == contents(data)
+    resume = server.requests_for(WHEEL)[1]
+    assert resume.if_range is None or not resume.if_range.startswith("W/")
+
+
+def test_forced_gzip_encoding_is_read_decoded_and_restarts_on_drop(server: FaultServer, tmp_path: Path) -> None:
+    data = WELLFORMED["many_entries"]()
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Gzip(), Cut(after=20_000, requests=1)))
+    notes: list[str] = []
+    result = fetch(url, tmp_path, progress=lambda p: notes.append(p.message or ""))
+    assert tree(result) == contents(data)
+    assert result.sha256 == hashlib.sha256(data).hexdigest()
+    assert any("resume is impossible" in n for n in notes)
+    assert server.requests_for(WHEEL)[1].range is None
+
+
+def test_corrupt_byte_in_data_fails_and_discards(server: FaultServer, tmp_path: Path) -> None:
+    data = WELLFORMED["stored"]()
+    offset = data.index(b"PK\x03\x04", 1) - 5  # inside the first entry's stored data
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Corrupt(offset=offset)))
+    with pytest.raises(ChecksumMismatch, match=r"^demo-1.0-py3-none-any.whl: CRC-32"):
+        fetch(url, tmp_path, expected_sha256=hashlib.sha256(data).hexdigest())
+    assert not list((tmp_path / "partial").glob("*.part"))
+    assert not any((tmp_path / "staging").iterdir()) and not any((tmp_path / "wheels").iterdir())
+
+
+def test_corrupt_byte_outside_entries_is_a_hash_error(server: FaultServer, tmp_path: Path) -> None:
+    data = WELLFORMED["archive_comment"]()
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Corrupt(offset=len(data) - 2)))
+    with pytest.raises(HashMismatch, match="expected"):
+        fetch(url + "#sha256=" + hashlib.sha256(data).hexdigest(), tmp_path)
+    assert not list((tmp_path / "partial").glob("*.part"))
+    assert not any((tmp_path / "wheels").iterdir())
+
+
+def test_second_fetch_comes_from_cache(server: FaultServer, tmp_path: Path) -> None:
+    data = WELLFORMED["deflate"]()
+    url = server.add_file(WHEEL, data)
+    fetch(url, tmp_path)
+    sent = server.bytes_sent(WHEEL)
+    again = fetch(url, tmp_path)
+    assert again.from_cache and server.bytes_sent(WHEEL) == sent and tree(again) == contents(data)
+
+
+def test_ctrl_c_checkpoints_and_resumes(server: FaultServer, tmp_path: Path) -> None:
+    data = WELLFORMED["many_entries"]()
+    url = server.add_file(WHEEL, data)
+    seen = 0
+
+    def interrupt(progress: Progress) -> None:
+        nonlocal seen
+        seen += 1
+        if progress.bytes_done > len(data) // 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted, match=r"interrupted at .* MB — run the same command again to resume"):
+        fetch(url, tmp_path, progress=interrupt)
+    journal = json.loads((tmp_path / "partial" / f"{cache_key(url)}.json").read_text())
+    durable, finished = journal["durable"], len(journal["files"])
+    assert durable > len(data) // 2 and finished > 0
+    sent_before = server.bytes_sent(WHEEL)
+    result = fetch(url, tmp_path)
+    assert tree(result) == contents(data)
+    assert server.bytes_sent(WHEEL) - sent_before == len(data) - durable
+    assert result.files_unpacked == len(contents(data)) - finished
+
+
+KILL_SCRIPT = """
+import sys, httpx
+from wheelstream._cache import Cache
+from wheelstream._download import DownloadOptions, fetch_wheel
+with httpx.Client() as client:
+    fetch_wheel(sys.argv[1], cache=Cache.at(sys.argv[2]), client=client,
+                options=DownloadOptions(checkpoint_bytes=64 * 1024, checkpoint_seconds=0.05))
+print("finished")
+"""
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sigkill_then_rerun_fetches_only_the_tail(server: FaultServer, tmp_path: Path, seed: int) -> None:
+    data = WELLFORMED["many_entries"]()
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Throttle(bytes_per_second=len(data) // 2, requests=1)))
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, url, str(tmp_path)], stdout=subprocess.PIPE)
+    time.sleep(0.6 + random.Random(seed).random() * 0.9)  # somewhere in the middle (imports take ~0.3 s)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert server.wait_idle(10)  # the killed connection's bytes are counted before the rerun starts
+    journal_path = tmp_path / "partial" / f"{cache_key(url)}.json"
+    journal = json.loads(journal_path.read_text())
+    durable, finished = journal["durable"], len(journal["files"])
+    assert 0 < durable < len(data)
+    sent_before = server.bytes_sent(WHEEL)
+    result = fetch(url, tmp_path)
+    assert tree(result) == contents(data)
+    assert server.bytes_sent(WHEEL) - sent_before == len(data) - durable
+    assert server.requests_for(WHEEL)[-1].range == f"bytes={durable}-"
+    # only files not finished at the checkpoint are inflated again (the one in flight, or a few in C..D)
+    assert result.files_unpacked == len(contents(data)) - finished
+    assert result.files_unpacked < len(contents(data))
+
+
+CONCURRENT_SCRIPT = """
+import sys, httpx
+from wheelstream._cache import Cache
+from wheelstream._download import fetch_wheel
+with httpx.Client() as client:
+    r = fetch_wheel(sys.argv[1], cache=Cache.at(sys.argv[2]), client=client)
+print(r.sha256, r.from_cache)
+"""
+
+
+def test_two_processes_one_cache_one_download(server: FaultServer, tmp_path: Path) -> None:
+    data = WELLFORMED["many_entries"]()
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Throttle(bytes_per_second=len(data) * 2)))
+    procs = [
+        subprocess.Popen([sys.executable, "-c", CONCURRENT_SCRIPT, url, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=60)[0].split() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert {o[0] for o in outputs} == {hashlib.sha256(data).hexdigest()}
+    assert sorted(o[1] for o in outputs) == ["False", "True"]
+    assert server.bytes_sent(WHEEL) == len(data)
+
+
+def test_credentials_never_reach_the_journal(server: FaultServer, tmp_path: Path) -> None:
+    data = WELLFORMED["big_entry"]()
+    server.add_file(WHEEL, data, plan=FaultPlan(Cut(after=100_000, requests=1), Cut(after=0, requests=range(2, 99))))
+    url = server.url_for(WHEEL).replace("http://", "http://alice:s3cret@") + "?token=hunter2"
+    with pytest.raises(RetriesExhausted) as info:
+        fetch(url, tmp_path, options=DownloadOptions(retries=0, backoff_base=0.01, checkpoint_bytes=1))
+    stored = "".join(p.read_text(errors="replace") for p in (tmp_path / "partial").glob("*.json"))
+    assert stored and "s3cret" not in stored and "hunter2" not in stored and "alice" not in stored
+    assert "s3cret" not in str(info.value) and "hunter2" not in str(info.value)
+    assert os.stat(next((tmp_path / "partial").glob("*.json"))).st_mode & 0o077 == 0
