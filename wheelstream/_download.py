@@ -25,6 +25,7 @@ import hashlib
 import os
 import random
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -150,6 +151,13 @@ class _Stream:
         )
 
 
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    for chunk in read_file_range(path, 0, path.stat().st_size):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _finish_deferred(
     read_range: Callable[[int, int], Iterator[bytes]],
     length: int,
@@ -199,6 +207,7 @@ class _Download:
         expected_sha256: str | None,
         progress: ProgressCallback | None,
         keep_wheel_in: Path | None,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.url, fragment_hash = split_hash_fragment(url)
         self.redacted = redact(self.url)
@@ -210,6 +219,7 @@ class _Download:
         self.expected = (expected_sha256 or fragment_hash or "").lower() or None
         self.progress = progress
         self.keep_wheel_in = keep_wheel_in
+        self.cancel = cancel  # set by another thread (Ctrl-C in the main thread): stop like Ctrl-C here
         self.fetched = 0
         self.reused = 0
         self.restarts = 0
@@ -390,6 +400,8 @@ class _Download:
     def _pump(self, body: Iterator[bytes], skip: int) -> None:
         stream = self.stream
         for chunk in body:
+            if self.cancel is not None and self.cancel.is_set():
+                raise KeyboardInterrupt
             self.fetched += len(chunk)
             if skip:
                 drop = min(skip, len(chunk))
@@ -488,13 +500,14 @@ def fetch_wheel(
     options: DownloadOptions = DownloadOptions(),
     progress: ProgressCallback | None = None,
     keep_wheel_in: Path | None = None,
+    cancel: threading.Event | None = None,
 ) -> DownloadResult:
     """Download and unpack one wheel URL into the cache, resuming whatever an earlier attempt left.
 
     Holds the per-URL file lock for the whole download: a second process asking for the same URL waits,
     then finds the unpacked wheel in the cache and fetches nothing.
     """
-    download = _Download(url, cache, client, options, expected_sha256, progress, keep_wheel_in)
+    download = _Download(url, cache, client, options, expected_sha256, progress, keep_wheel_in, cancel)
     with filelock.FileLock(cache.lock(download.key)):
         cached = _from_cache(cache, download)
         if cached is not None and keep_wheel_in is None:
@@ -528,6 +541,12 @@ def unpack_local(
     key = cache_key(path.resolve().as_uri())
     staging = cache.staging(key)
     with filelock.FileLock(cache.lock(key)):
+        known = cache.remembered_sha256(key)
+        if known is not None and _file_sha256(path) == known:  # hashing is ~10x cheaper than inflating
+            staged = StagedWheel.read_manifest(cache.wheel_dir(known))
+            if progress is not None:
+                progress(Progress(path.name, 0, 0, len(staged.files), None, message="from cache", finished=True))
+            return DownloadResult(staged, known, 0, 0, None, 0, True)
         shutil.rmtree(staging, ignore_errors=True)
         extractor = Extractor(staging)
         parser = ZipStreamParser(max_unpacked_size=options.max_unpacked_size)
@@ -557,6 +576,7 @@ def unpack_local(
             shutil.rmtree(staging, ignore_errors=True)
             raise exc.with_wheel(path.name) from None
         staged = _publish(cache, StagedWheel(path.name, staging, dict(extractor.files)), sha256)
+        cache.remember(key, path.resolve().as_uri(), sha256, path.name)
         size = path.stat().st_size
         if progress is not None:
             progress(Progress(path.name, size, size, len(staged.files), None, finished=True))

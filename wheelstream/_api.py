@@ -1,0 +1,289 @@
+"""The library API: ``install`` and ``download`` many sources, in parallel, with one result object.
+
+A source is an ``http(s)://`` URL (optionally ``#sha256=<hex>``), a ``file://`` URL, a local path, or
+``NAME==VERSION`` resolved through a simple index. Every source is fetched and unpacked into the cache
+first (``wheels/<sha256>/``); only when *all* of them succeeded is anything installed, in one transaction
+(pip's ``--target`` semantics, see :mod:`wheelstream.install`). So a failing or interrupted download never
+leaves the target half-installed, and the next run resumes what was interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from wheelstream._cache import Cache
+from wheelstream._download import DownloadOptions, DownloadResult, fetch_wheel, unpack_local
+from wheelstream._progress import ProgressCallback
+from wheelstream._urls import filename_from_url, redact, split_hash_fragment
+from wheelstream.errors import Interrupted, UsageError
+from wheelstream.install import InstallReport, LinkMode, WheelToInstall, install_staged_many, probe_interpreter
+from wheelstream.install._metadata import check_tags, parse_filename
+from wheelstream.zip import DEFAULT_MAX_UNPACKED_SIZE
+
+__all__ = ["DEFAULT_INDEX_URL", "InstallResult", "WheelOutcome", "download", "install"]
+
+DEFAULT_INDEX_URL = "https://pypi.org/simple/"
+USER_AGENT = "wheelstream/0.1.0"
+
+
+@dataclass(frozen=True)
+class WheelOutcome:
+    """What happened to one source."""
+
+    source: str  # as given, credentials redacted
+    filename: str
+    sha256: str
+    bytes_fetched: int
+    bytes_reused: int
+    resumed_at: int | None
+    restarts: int
+    from_cache: bool
+    files_unpacked: int
+    path: Path | None = None  # the wheel file, for ``download``
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    wheels: tuple[WheelOutcome, ...]
+    report: InstallReport | None  # None for ``download``
+
+    @property
+    def bytes_fetched(self) -> int:
+        return sum(w.bytes_fetched for w in self.wheels)
+
+    @property
+    def bytes_reused(self) -> int:
+        return sum(w.bytes_reused for w in self.wheels)
+
+    @property
+    def resumed(self) -> bool:
+        return any(w.resumed_at is not None for w in self.wheels)
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    source: str
+    url: str | None  # http(s) URL to fetch
+    path: Path | None  # local file
+    sha256: str | None
+
+
+def _resolve(
+    source: str,
+    hashes: Mapping[str, str],
+    index_url: str,
+    cache: Cache,
+    client: httpx.Client,
+    tags: Sequence[object],
+) -> _Resolved:
+    expected = hashes.get(source)
+    scheme = urllib.parse.urlsplit(source).scheme.lower()
+    if scheme in ("http", "https"):
+        return _Resolved(redact(source), source, None, expected or split_hash_fragment(source)[1])
+    if scheme == "file":
+        path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(split_hash_fragment(source)[0]).path))
+        return _Resolved(source, None, path, expected or split_hash_fragment(source)[1])
+    if os.path.exists(source) or source.endswith(".whl"):
+        return _Resolved(source, None, Path(source), expected)
+    if "==" in source:
+        from wheelstream._index import resolve_requirement
+
+        url, sha = resolve_requirement(source, index_url=index_url, cache=cache, client=client, tags=tags)
+        return _Resolved(source, url, None, expected or sha)
+    raise UsageError(f"not a wheel URL, path or NAME==VERSION: {source}")
+
+
+def _fetch_all(
+    sources: Sequence[str],
+    *,
+    cache: Cache,
+    client: httpx.Client,
+    hashes: Mapping[str, str],
+    index_url: str,
+    jobs: int,
+    options: DownloadOptions,
+    progress: ProgressCallback | None,
+    ignore_tags: bool,
+    python: str | None,
+    keep_wheels_in: Path | None,
+) -> list[tuple[_Resolved, DownloadResult]]:
+    interpreter = probe_interpreter(python)
+    resolved = [_resolve(s, hashes, index_url, cache, client, interpreter.tags) for s in sources]
+    if not ignore_tags and keep_wheels_in is None:
+        for item in resolved:  # fail before downloading anything, as pip does
+            name = filename_from_url(item.url) if item.url else (item.path.name if item.path else "")
+            check_tags(name, parse_filename(name).tags, interpreter.tags, interpreter.executable)
+    cancel = threading.Event()
+
+    def one(item: _Resolved) -> tuple[_Resolved, DownloadResult]:
+        if item.url is not None:
+            result = fetch_wheel(
+                item.url,
+                cache=cache,
+                client=client,
+                expected_sha256=item.sha256,
+                options=options,
+                progress=progress,
+                keep_wheel_in=keep_wheels_in,
+                cancel=cancel,
+            )
+        else:
+            assert item.path is not None
+            if not item.path.is_file():
+                raise UsageError(f"no such file: {item.path}")
+            result = unpack_local(item.path, cache=cache, expected_sha256=item.sha256, options=options,
+                                  progress=progress)
+            if keep_wheels_in is not None:
+                keep_wheels_in.mkdir(parents=True, exist_ok=True)
+                target = keep_wheels_in / item.path.name
+                if target.resolve() != item.path.resolve():
+                    target.write_bytes(item.path.read_bytes())
+        return item, result
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="wheelstream") as pool:
+        futures: list[Future[tuple[_Resolved, DownloadResult]]] = [pool.submit(one, r) for r in resolved]
+        try:
+            _done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        except KeyboardInterrupt:
+            cancel.set()  # workers checkpoint and stop at their next chunk
+            wait(futures)
+            raise Interrupted("interrupted — run the same command again to resume") from None
+        if pending:
+            cancel.set()
+            wait(pending)
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            first = next((e for e in errors if not isinstance(e, Interrupted)), errors[0])
+            raise first  # type: ignore[misc]
+        return [f.result() for f in futures]
+
+
+def _outcome(item: _Resolved, result: DownloadResult, keep: Path | None) -> WheelOutcome:
+    return WheelOutcome(
+        source=item.source,
+        filename=result.staged.filename,
+        sha256=result.sha256,
+        bytes_fetched=result.bytes_fetched,
+        bytes_reused=result.bytes_reused,
+        resumed_at=result.resumed_at,
+        restarts=result.restarts,
+        from_cache=result.from_cache,
+        files_unpacked=result.files_unpacked,
+        path=(keep / result.staged.filename) if keep is not None else None,
+    )
+
+
+def _client(timeout: float) -> httpx.Client:
+    return httpx.Client(
+        follow_redirects=True,
+        timeout=httpx.Timeout(timeout),
+        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+        trust_env=True,
+    )
+
+
+def install(
+    sources: Sequence[str | os.PathLike[str]] | str,
+    target: str | os.PathLike[str],
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    hashes: Mapping[str, str] | None = None,
+    index_url: str = DEFAULT_INDEX_URL,
+    upgrade: bool = False,
+    jobs: int = 4,
+    retries: int = 5,
+    timeout: float = 30.0,
+    python: str | None = None,
+    link_mode: LinkMode = "copy",
+    compile_bytecode: bool = False,
+    ignore_tags: bool = False,
+    max_unpacked_size: int = DEFAULT_MAX_UNPACKED_SIZE,
+    progress: ProgressCallback | None = None,
+    on_warning: Callable[[str], None] | None = None,
+    client: httpx.Client | None = None,
+) -> InstallResult:
+    """Install wheels into ``target`` like ``pip install --no-deps --no-compile --target``, resumably.
+
+    ``hashes`` maps a source (as given) to its expected sha256 hex. Raises a
+    :class:`~wheelstream.errors.WheelstreamError`; on any error the target is untouched and interrupted
+    downloads are kept in the cache for the next call to resume.
+    """
+    names = [sources] if isinstance(sources, str) else [os.fspath(s) for s in sources]
+    options = DownloadOptions(timeout=timeout, retries=retries, max_unpacked_size=max_unpacked_size)
+    cache = Cache.at(cache_dir)
+    own = client is None
+    http = client or _client(timeout)
+    try:
+        fetched = _fetch_all(
+            names, cache=cache, client=http, hashes=hashes or {}, index_url=index_url, jobs=jobs,
+            options=options, progress=progress, ignore_tags=ignore_tags, python=python, keep_wheels_in=None,
+        )
+    finally:
+        if own:
+            http.close()
+    report = install_staged_many(
+        [
+            WheelToInstall(result.staged, _direct_url(item), result.sha256)
+            for item, result in fetched
+        ],
+        Path(target),
+        python=python,
+        upgrade=upgrade,
+        link_mode=link_mode,
+        compile_bytecode=compile_bytecode,
+        ignore_tags=ignore_tags,
+        on_warning=on_warning,
+    )
+    return InstallResult(tuple(_outcome(i, r, None) for i, r in fetched), report)
+
+
+def _direct_url(item: _Resolved) -> str | None:
+    """PEP 610 is written for URL and path installs, not for index installs (pip does the same)."""
+    if item.url is not None and "==" not in item.source:
+        return split_hash_fragment(item.url)[0]
+    if item.path is not None:
+        return item.path.resolve().as_uri()
+    return None
+
+
+def download(
+    sources: Sequence[str | os.PathLike[str]] | str,
+    dest: str | os.PathLike[str],
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    hashes: Mapping[str, str] | None = None,
+    index_url: str = DEFAULT_INDEX_URL,
+    jobs: int = 4,
+    retries: int = 5,
+    timeout: float = 30.0,
+    max_unpacked_size: int = DEFAULT_MAX_UNPACKED_SIZE,
+    progress: ProgressCallback | None = None,
+    client: httpx.Client | None = None,
+) -> InstallResult:
+    """Resumably download wheels into ``dest`` and verify each archive completely (every entry inflated
+    and CRC-checked, central directory cross-checked) — ``pip download`` with zip verification."""
+    names = [sources] if isinstance(sources, str) else [os.fspath(s) for s in sources]
+    options = DownloadOptions(timeout=timeout, retries=retries, max_unpacked_size=max_unpacked_size)
+    cache = Cache.at(cache_dir)
+    own = client is None
+    http = client or _client(timeout)
+    dest_path = Path(dest)
+    try:
+        fetched = _fetch_all(
+            names, cache=cache, client=http, hashes=hashes or {}, index_url=index_url, jobs=jobs,
+            options=options, progress=progress, ignore_tags=True, python=None, keep_wheels_in=dest_path,
+        )
+    finally:
+        if own:
+            http.close()
+    return InstallResult(tuple(_outcome(i, r, dest_path) for i, r in fetched), None)
+
