@@ -12,7 +12,7 @@ import pytest
 from test_install_support import full_wheel, snapshot, stage
 
 from wheelstream._staged import StagedWheel
-from wheelstream.install import install_staged
+from wheelstream.installer import install_staged
 
 
 class Boom(Exception):

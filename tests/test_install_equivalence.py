@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from test_install_support import CORPUS_IDS, corpus, full_wheel, snapshot, stage
 
-from wheelstream.install import install_staged
+from wheelstream.installer import install_staged
 
 PIP_VERSION = "26.3"
 
@@ -138,7 +138,7 @@ def test_two_wheels_one_transaction_like_one_pip_command(tmp_path: Path, pip_ver
     """Both wheels ship bin/: one pip command merges them in its temp home; so does install_staged_many."""
     from test_install_support import plat_wheel
 
-    from wheelstream.install import WheelToInstall, install_staged_many
+    from wheelstream.installer import WheelToInstall, install_staged_many
 
     wheels = [full_wheel(tmp_path / "w"), plat_wheel(tmp_path / "w")]
     proc = pip(

@@ -8,7 +8,7 @@ import pytest
 from test_install_support import build_wheel, snapshot, stage
 
 from wheelstream.errors import RecordError, WheelMetadataError
-from wheelstream.install import install_staged
+from wheelstream.installer import install_staged
 
 FILES = {"pkg/__init__.py": b"x = 1\n", "pkg/mod.py": b"y = 2\n", "pkg-1.0.data/data/share/a.txt": b"a\n"}
 

@@ -14,17 +14,17 @@ import pytest
 from test_install_equivalence import assert_same_install, finish, pip
 from test_install_support import build_wheel, full_wheel, stage
 
-import wheelstream.install
+import wheelstream.installer
 from wheelstream.errors import IncompatibleWheel, InvalidWheelFilename, WheelMetadataError
-from wheelstream.install import install_staged, probe_interpreter
-from wheelstream.install._direct_url import direct_url_json, redact_url
-from wheelstream.install._scripts import Launcher, fix_shebang, launcher_bytes, shebang
+from wheelstream.installer import install_staged, probe_interpreter
+from wheelstream.installer._direct_url import direct_url_json, redact_url
+from wheelstream.installer._scripts import Launcher, fix_shebang, launcher_bytes, shebang
 
 
 def test_all_is_sorted_and_complete() -> None:
-    assert wheelstream.install.__all__ == sorted(wheelstream.install.__all__)
-    for name in wheelstream.install.__all__:
-        assert hasattr(wheelstream.install, name)
+    assert wheelstream.installer.__all__ == sorted(wheelstream.installer.__all__)
+    for name in wheelstream.installer.__all__:
+        assert hasattr(wheelstream.installer, name)
 
 
 def test_fix_shebang_replaces_the_whole_first_line() -> None:

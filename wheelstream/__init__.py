@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 from wheelstream._api import DEFAULT_INDEX_URL, InstallResult, WheelOutcome, download, install
 from wheelstream._progress import Progress, ProgressCallback
 from wheelstream.errors import WheelstreamError
-from wheelstream.install import InstallReport
+from wheelstream.installer import InstallReport
 
 __all__ = [
     "DEFAULT_INDEX_URL",

@@ -3,7 +3,7 @@
 A source is an ``http(s)://`` URL (optionally ``#sha256=<hex>``), a ``file://`` URL, a local path, or
 ``NAME==VERSION`` resolved through a simple index. Every source is fetched and unpacked into the cache
 first (``wheels/<sha256>/``); only when *all* of them succeeded is anything installed, in one transaction
-(pip's ``--target`` semantics, see :mod:`wheelstream.install`). So a failing or interrupted download never
+(pip's ``--target`` semantics, see :mod:`wheelstream.installer`). So a failing or interrupted download never
 leaves the target half-installed, and the next run resumes what was interrupted.
 """
 
@@ -25,8 +25,8 @@ from wheelstream._download import DownloadOptions, DownloadResult, fetch_wheel, 
 from wheelstream._progress import ProgressCallback
 from wheelstream._urls import filename_from_url, redact, split_hash_fragment
 from wheelstream.errors import Interrupted, UsageError
-from wheelstream.install import InstallReport, LinkMode, WheelToInstall, install_staged_many, probe_interpreter
-from wheelstream.install._metadata import check_tags, parse_filename
+from wheelstream.installer import InstallReport, LinkMode, WheelToInstall, install_staged_many, probe_interpreter
+from wheelstream.installer._metadata import check_tags, parse_filename
 from wheelstream.zip import DEFAULT_MAX_UNPACKED_SIZE
 
 __all__ = ["DEFAULT_INDEX_URL", "InstallResult", "WheelOutcome", "download", "install"]
