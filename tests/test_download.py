@@ -249,11 +249,19 @@ def test_sigkill_then_rerun_fetches_only_the_tail(server: FaultServer, tmp_path:
     data = WELLFORMED["many_entries"]()
     url = server.add_file(WHEEL, data, plan=FaultPlan(Throttle(bytes_per_second=len(data) // 2, requests=1)))
     proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, url, str(tmp_path)], stdout=subprocess.PIPE)
-    time.sleep(0.6 + random.Random(seed).random() * 0.9)  # somewhere in the middle (imports take ~0.3 s)
+    journal_path = tmp_path / "partial" / f"{cache_key(url)}.json"
+    kill_after = int(len(data) * (0.1 + 0.7 * random.Random(seed).random()))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # kill at a progress point, not a wall-clock one: load-independent
+        try:
+            if json.loads(journal_path.read_text())["durable"] >= kill_after:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert server.wait_idle(10)  # the killed connection's bytes are counted before the rerun starts
-    journal_path = tmp_path / "partial" / f"{cache_key(url)}.json"
     journal = json.loads(journal_path.read_text())
     durable, finished = journal["durable"], len(journal["files"])
     assert 0 < durable < len(data)
