@@ -17,19 +17,19 @@ from wheelstream.zip._parser import DEFAULT_MAX_UNPACKED_SIZE, ZipStreamParser
 from wheelstream.zip._tail import find_central_directory, read_central_directory
 
 __all__ = [
-    "DEFAULT_MAX_UNPACKED_SIZE",
-    "INFLATE_BACKEND",
-    "NEED_DATA",
     "ArchiveFinished",
     "CentralDirectory",
     "CentralRecord",
+    "DEFAULT_MAX_UNPACKED_SIZE",
     "EntryData",
     "EntryDeferred",
     "EntryFinished",
     "EntryStarted",
     "Event",
+    "INFLATE_BACKEND",
     "LocalEntry",
     "LocalHeader",
+    "NEED_DATA",
     "NeedData",
     "ZipStreamParser",
     "find_central_directory",

@@ -1,0 +1,81 @@
+"""The public library surface: exports, install/download over mixed sources, all-or-nothing installs."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+import wheelstream
+import wheelstream.errors
+import wheelstream.zip
+from fixtures.wellformed import REAL_WHEELS, WELLFORMED, make_wheel, wheel_filename
+from wheelstream.errors import IncompatibleWheel, ResourceGone, WheelstreamError
+from wheelstream.testing import Cut, FaultPlan, FaultServer
+
+
+@pytest.mark.parametrize("module", [wheelstream, wheelstream.errors, wheelstream.zip])
+def test_all_is_sorted_and_resolves(module: object) -> None:
+    names = module.__all__  # type: ignore[attr-defined]
+    assert list(names) == sorted(names)
+    for name in names:
+        assert getattr(module, name) is not None
+
+
+def test_every_error_is_a_wheelstream_error_with_an_exit_code() -> None:
+    for name in wheelstream.errors.__all__:
+        cls = getattr(wheelstream.errors, name)
+        assert issubclass(cls, WheelstreamError) and cls.exit_code in (1, 2, 3, 130)
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_mixed_sources_install_and_second_install_fetches_nothing(tmp_path: Path) -> None:
+    demo = WELLFORMED["mixed_streamable"]()
+    with FaultServer() as server:
+        url = server.add_file("demo-1.0-py3-none-any.whl", demo, plan=FaultPlan(Cut(percent=50, requests=1)))
+        sources = [url + "#sha256=" + hashlib.sha256(demo).hexdigest(), str(REAL_WHEELS["six"]),
+                   REAL_WHEELS["jsonpointer"].as_uri()]
+        first = wheelstream.install(sources, tmp_path / "a", cache_dir=tmp_path / "cache")
+        assert first.resumed and first.wheels[0].resumed_at is not None
+        assert server.bytes_sent("demo-1.0-py3-none-any.whl") == len(demo)
+        second = wheelstream.install(sources, tmp_path / "b", cache_dir=tmp_path / "cache", link_mode="hardlink")
+        assert server.bytes_sent("demo-1.0-py3-none-any.whl") == len(demo)  # zero bytes the second time
+        assert second.bytes_fetched == 0 and all(w.from_cache for w in second.wheels)
+        assert all(w.files_unpacked == 0 for w in second.wheels)
+    assert snapshot(tmp_path / "a").keys() == snapshot(tmp_path / "b").keys()
+    assert (tmp_path / "a" / "six.py").read_bytes() == (tmp_path / "b" / "six.py").read_bytes()
+
+
+def test_one_failing_source_installs_nothing(tmp_path: Path) -> None:
+    (tmp_path / "target").mkdir()
+    (tmp_path / "target" / "keep.txt").write_text("mine")
+    with FaultServer() as server:
+        good = server.add_file("demo-1.0-py3-none-any.whl", WELLFORMED["deflate"]())
+        with pytest.raises(ResourceGone):
+            wheelstream.install([good, server.url_for("gone-1.0-py3-none-any.whl")], tmp_path / "target",
+                                cache_dir=tmp_path / "cache")
+    assert snapshot(tmp_path / "target") == {"keep.txt": b"mine"}
+
+
+def test_incompatible_tags_fail_before_downloading(tmp_path: Path) -> None:
+    data = make_wheel({"x/__init__.py": b""}, name="x", tag="cp27-cp27m-win32")
+    with FaultServer() as server:
+        url = server.add_file(wheel_filename("x", "1.0", "cp27-cp27m-win32"), data)
+        with pytest.raises(IncompatibleWheel, match="not supported"):
+            wheelstream.install([url], tmp_path / "t", cache_dir=tmp_path / "cache")
+        assert server.requests == []
+        done = wheelstream.install([url], tmp_path / "t", cache_dir=tmp_path / "cache", ignore_tags=True)
+        assert done.report is not None and "x" in done.report.installed
+
+
+def test_download_keeps_the_wheel_file_and_verifies_it(tmp_path: Path) -> None:
+    data = WELLFORMED["stored_descriptor"]()  # needs the central-directory fallback
+    with FaultServer() as server:
+        url = server.add_file("demo-1.0-py3-none-any.whl", data, plan=FaultPlan(Cut(percent=30, requests=1)))
+        result = wheelstream.download([url], tmp_path / "dl", cache_dir=tmp_path / "cache")
+    assert (tmp_path / "dl" / "demo-1.0-py3-none-any.whl").read_bytes() == data
+    assert result.wheels[0].sha256 == hashlib.sha256(data).hexdigest()
