@@ -1,0 +1,169 @@
+"""What a person at a terminal sees: one rich bar per wheel, resume/restart notes, one summary line.
+
+The downloader calls :class:`ConsoleProgress` from worker threads (``--jobs``), so ``__call__`` only updates
+a small per-wheel record under a lock and forwards to rich's ``Progress``, which is thread-safe and redraws
+on its own refresh thread (10 Hz) — the download loop never waits for the terminal.
+
+The same object also *remembers* how far each wheel got. That is what makes the interrupt message exact
+("interrupted at 12.0 MB of 24.8 MB — run the same command again to resume") even when no bars are drawn
+(``-q``, ``--no-progress``, a pipe), because the library's own ``Interrupted`` is raised from the main thread,
+which does not know the byte counts.
+
+Rules: bars only when stderr is a terminal and neither ``-q`` nor ``--no-progress``; without bars the notes
+("resumed at …", "restarting from zero: …") are plain lines so logs keep them; ``-q`` prints only errors
+and warnings. Everything goes to stderr; stdout is for results a script may read (``cache dir`` etc.).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.progress import Progress as RichProgress
+
+from wheelstream._progress import Progress
+
+__all__ = ["ConsoleProgress", "human_size"]
+
+MB = 1024 * 1024  # the unit the downloader's own messages use
+
+
+def human_size(size: int | None) -> str:
+    """``12.3 MB`` (MiB, one decimal, as the downloader's messages print it); ``?`` when unknown."""
+    return "?" if size is None else f"{size / MB:.1f} MB"
+
+
+@dataclass
+class _Wheel:
+    done: int = 0
+    total: int | None = None
+    entries: int = 0
+    finished: bool = False
+    resumed_at: int | None = None
+    task: TaskID | None = None
+
+
+class ConsoleProgress:
+    """The :class:`~wheelstream.ProgressCallback` of the CLI; also its warning printer and byte counter."""
+
+    def __init__(self, console: Console, *, bars: bool, quiet: bool) -> None:
+        self.console = console
+        self.quiet = quiet
+        self.bars = bars and not quiet and console.is_terminal
+        self._lock = threading.Lock()
+        self._wheels: dict[str, _Wheel] = {}
+        self._rich: RichProgress | None = None
+        if self.bars:
+            self._rich = RichProgress(
+                TextColumn("[bold]{task.description}", justify="left"),
+                BarColumn(bar_width=None),
+                DownloadColumn(binary_units=True),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[entries]} files"),
+                TextColumn("[cyan]{task.fields[note]}"),
+                console=console,
+                transient=False,
+                expand=True,
+            )
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._rich is not None:
+            self._rich.start()
+
+    def stop(self) -> None:
+        if self._rich is not None:
+            self._rich.stop()
+
+    # -- the callback (worker threads) -------------------------------------------------------------------
+
+    def __call__(self, progress: Progress, /) -> None:
+        with self._lock:
+            wheel = self._wheels.get(progress.wheel)
+            if wheel is None:
+                wheel = self._wheels[progress.wheel] = _Wheel()
+                if self._rich is not None:
+                    wheel.task = self._rich.add_task(_short(progress.wheel), total=None, entries=0, note="")
+            message = progress.message
+            restarted = message is not None and message.startswith("restarting from zero")
+            if message is None or progress.bytes_done or progress.finished:
+                wheel.done = progress.bytes_done if not restarted else 0
+                wheel.total = progress.total if progress.total is not None else wheel.total
+                wheel.entries = max(wheel.entries, progress.entries_done) if not restarted else 0
+            if restarted:
+                wheel.done, wheel.entries = 0, 0
+            wheel.finished = wheel.finished or progress.finished
+            first_resume = progress.resumed_at is not None and wheel.resumed_at is None
+            if first_resume:
+                wheel.resumed_at = progress.resumed_at
+            task = wheel.task
+            done, total, entries = wheel.done, wheel.total, wheel.entries
+        if message:
+            self._note(progress.wheel, message)
+        if self._rich is None or task is None:
+            return
+        if message == "from cache":
+            self._rich.update(task, total=1, completed=1, note="from cache", entries=progress.entries_done)
+        elif restarted or first_resume:
+            # reset drops rich's speed samples: a resume's jump to 600 MB is not a download rate
+            note = "restarted" if restarted else f"resumed at {human_size(progress.resumed_at)}"
+            self._rich.reset(task, total=total, completed=done, entries=entries, note=note)
+        else:
+            self._rich.update(task, total=total, completed=done, entries=entries)
+
+    def _note(self, wheel: str, message: str) -> None:
+        if self.quiet:
+            return
+        style = "yellow" if message.startswith("restarting") else "green"
+        self.console.print(f"[{style}]{escape(wheel)}: {escape(message)}[/]", highlight=False)
+
+    # -- everything else the CLI prints -------------------------------------------------------------------
+
+    def warn(self, message: str) -> None:
+        """Warnings print even with ``-q`` (pip does the same)."""
+        self.console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self.console.print(message, highlight=False, soft_wrap=True)
+
+    def where(self) -> tuple[int, int | None]:
+        """Bytes held and total bytes of the wheels that have not finished (total None if any is unknown)."""
+        with self._lock:
+            open_ = [w for w in self._wheels.values() if not w.finished]
+        done = sum(w.done for w in open_)
+        totals = [w.total for w in open_]
+        total = None if not totals or any(t is None for t in totals) else sum(t for t in totals if t)
+        return done, total
+
+    def interrupted_message(self) -> str:
+        done, total = self.where()
+        return f"interrupted at {human_size(done)} of {human_size(total)} — run the same command again to resume"
+
+    def summary(self, verb: str, wheels: Sequence[object], fetched: int, reused: int, resumed: int,
+                from_cache: int, seconds: float) -> str:
+        """One line: ``Installed 2 wheels in 3.1 s: 24.8 MB fetched, 12.0 MB reused (1 resumed, 1 from cache)``."""
+        n = len(wheels)
+        extra = [f"{resumed} resumed"] if resumed else []
+        if from_cache:
+            extra.append(f"{from_cache} from cache")
+        tail = f" ({', '.join(extra)})" if extra else ""
+        return (f"{verb} {n} wheel{'s' if n != 1 else ''} in {seconds:.1f} s: {human_size(fetched)} fetched, "
+                f"{human_size(reused)} reused{tail}")
+
+
+def _short(name: str, width: int = 40) -> str:
+    return name if len(name) <= width else name[: width - 1] + "…"
