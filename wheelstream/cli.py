@@ -123,11 +123,13 @@ def parse_requirements(path: Path, into: Requirements | None = None, _depth: int
         raise UsageError(f"cannot read requirements file {path}: {exc.strerror or exc}") from None
     for number, line in _logical_lines(text):
         where = f"{path}:{number}"
+        # pip's split: the requirement (with any "; marker") comes first, options after the first " -"
+        requirement, options = _split_options(line)
         try:
-            words = shlex.split(line, posix=True)
+            words = shlex.split(options, posix=True)
         except ValueError as exc:
             raise UsageError(f"{where}: {exc}") from None
-        source: str | None = None
+        source: str | None = requirement or None
         hashes: list[str] = []
         i = 0
         while i < len(words):
@@ -144,12 +146,8 @@ def parse_requirements(path: Path, into: Requirements | None = None, _depth: int
                 parse_requirements(path.parent / value, reqs, _depth + 1)
             elif option in ("-i", "--index-url"):
                 reqs.index_url = value
-            elif word.startswith("-"):
-                raise UsageError(f"{where}: unsupported option {word!r} (supported: --hash, -r, --index-url)")
-            elif source is None:
-                source = word
             else:
-                source += " " + word  # a marker after the requirement: "demo==1.0 ; python_version>'3'"
+                raise UsageError(f"{where}: unsupported option {word!r} (supported: --hash, -r, --index-url)")
             i += 1
         if source is None:
             if hashes:
@@ -164,6 +162,16 @@ def parse_requirements(path: Path, into: Requirements | None = None, _depth: int
         if hashes:
             reqs.hashes.setdefault(source, []).extend(hashes)
     return reqs
+
+
+def _split_options(line: str) -> tuple[str, str]:
+    """``REQ [; MARKER] [OPTIONS]`` → (requirement with its marker, options)."""
+    if line.startswith("-"):
+        return "", line
+    match = re.search(r"\s+(?=--?[A-Za-z])", line)
+    if match is None:
+        return line.strip(), ""
+    return line[: match.start()].strip(), line[match.end():]
 
 
 def _is_local(source: str) -> bool:

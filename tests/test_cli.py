@@ -1,0 +1,342 @@
+"""The ``wheelstream`` command through a real subprocess against a real test-bed server on 127.0.0.1.
+
+Every exit code of DESIGN §6, the one-line ``error:`` contract, ``-r`` files, ``--jobs`` overlap, index
+lookups with a cache hit on rerun, and ``cache list``/``clean``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from fixtures.wellformed import make_wheel
+from wheelstream.testing import Corrupt, Cut, FaultPlan, FaultServer, Status, Throttle, build_wheel, since
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL_WHEELS = ROOT / "fixtures" / "wheels"
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    def error_line(self) -> str:
+        """The contract: exactly one ``error: `` line, and no traceback."""
+        lines = [line for line in self.err.splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("error: ")]
+        assert len(errors) == 1, self.err
+        assert "Traceback" not in self.err, self.err
+        return errors[0]
+
+
+def ws(*args: str, cache: Path, timeout: float = 60, cwd: Path | None = None) -> Run:
+    env = {**os.environ, "WHEELSTREAM_CACHE_DIR": str(cache), "COLUMNS": "200"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "wheelstream", *args], check=False, capture_output=True, text=True, env=env,
+        timeout=timeout, cwd=cwd or ROOT,
+    )
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def server() -> Iterator[FaultServer]:
+    with FaultServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+def add(srv: FaultServer, name: str = "demo", version: str = "1.0", size: int = 64 * 1024,
+        plan: FaultPlan | None = None) -> str:
+    filename, data = build_wheel(name, version, payload_size=size)
+    return srv.add_file(filename, data, plan=plan)
+
+
+# -- 0 ---------------------------------------------------------------------------------------------------
+
+
+def test_version_and_help(cache: Path) -> None:
+    run = ws("--version", cache=cache)
+    assert run.code == 0 and "0.1.0" in run.out
+    run = ws("install", "--help", cache=cache)
+    assert run.code == 0 and "--target" in run.out and "--max-unpacked-size" in run.out
+
+
+def test_install_url_with_console_script(server: FaultServer, cache: Path, tmp_path: Path) -> None:
+    wheel = next(REAL_WHEELS.glob("wheel-*.whl"))
+    url = server.add_file(wheel.name, wheel)
+    target = tmp_path / "t"
+    run = ws("install", url, "--target", str(target), cache=cache)
+    assert run.code == 0, run.err
+    assert (target / "bin" / "wheel").is_file()
+    assert "Installed 1 wheel in" in run.err and "fetched" in run.err
+    # the same command again: nothing fetched, the unpacked wheel comes from the cache
+    before = len(server.requests)
+    run = ws("install", url, "--target", str(tmp_path / "t2"), cache=cache)
+    assert run.code == 0 and "from cache" in run.err
+    assert len(server.requests) == before
+
+
+def test_existing_target_items_are_skipped_with_a_warning(server: FaultServer, cache: Path,
+                                                          tmp_path: Path) -> None:
+    url = add(server)
+    target = tmp_path / "t"
+    assert ws("install", url, "-t", str(target), cache=cache).code == 0
+    run = ws("install", url, "-t", str(target), cache=cache)
+    assert run.code == 0 and "warning:" in run.err
+    run = ws("install", url, "-t", str(target), "--upgrade", cache=cache)
+    assert run.code == 0 and "warning:" not in run.err
+
+
+# -- 1 ---------------------------------------------------------------------------------------------------
+
+
+def test_bad_archive_exits_1(server: FaultServer, cache: Path, tmp_path: Path) -> None:
+    filename, data = build_wheel("demo", "1.0", payload_size=64 * 1024)
+    url = server.add_file(filename, data, plan=FaultPlan(Corrupt(offset=len(data) // 2)))
+    run = ws("install", url, "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 1
+    assert run.error_line().startswith(f"error: {filename}: ")
+    assert not (tmp_path / "t").exists()
+
+
+def test_hash_mismatch_exits_1(server: FaultServer, cache: Path, tmp_path: Path) -> None:
+    url = add(server)
+    run = ws("install", url + "#sha256=" + "0" * 64, "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 1
+    assert "sha256 is" in run.error_line() and run.error_line().startswith("error: demo-1.0-py3-none-any.whl: ")
+    run = ws("install", url, "--hash", "sha256:" + "1" * 64, "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 1 and "expected 1111" in run.error_line()
+
+
+def test_record_mismatch_exits_1(server: FaultServer, cache: Path, tmp_path: Path) -> None:
+    data = make_wheel({"demo/__init__.py": b"x = 1\n"}, record=b"demo/__init__.py,sha256=AAAA,6\n")
+    url = server.add_file("demo-1.0-py3-none-any.whl", data)
+    run = ws("install", url, "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 1 and "RECORD" in run.error_line()
+
+
+def test_incompatible_tags_exit_1(server: FaultServer, cache: Path, tmp_path: Path) -> None:
+    data = make_wheel({"demo/__init__.py": b""}, tag="cp27-cp27mu-manylinux1_x86_64")
+    url = server.add_file("demo-1.0-cp27-cp27mu-manylinux1_x86_64.whl", data)
+    run = ws("install", url, "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 1 and run.error_line().startswith("error: ")
+    assert server.requests_for("demo-1.0-cp27-cp27mu-manylinux1_x86_64.whl") == []  # failed before fetching
+
+
+# -- 2 ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("install", "x.whl"),  # --target missing (click)
+        ("install", "--bogus", "-t", "T"),  # unknown option (click)
+        ("install", "--jobs", "0", "x.whl", "-t", "T"),
+        ("install", "not a source at all", "-t", "T"),
+        ("install", "demo>=1.0", "-t", "T"),  # ranges need a resolver
+        ("install", "a.whl", "--hash", "md5:abc", "-t", "T"),
+        ("install", "a.whl", "b.whl", "--hash", "sha256:" + "0" * 64, "-t", "T"),
+        ("install", "-t", "T"),  # nothing to do
+        ("install", "-r", "missing.txt", "-t", "T"),
+        ("install", "x.whl", "--max-unpacked-size", "lots", "-t", "T"),
+        ("cache", "frobnicate"),
+    ],
+)
+def test_usage_errors_exit_2(args: tuple[str, ...], cache: Path, tmp_path: Path) -> None:
+    run = ws(*args, cache=cache, cwd=tmp_path)
+    assert run.code == 2, (run.out, run.err)
+    assert "Traceback" not in run.err
+    assert any(line.startswith(("error: ", "Error: ")) for line in run.err.splitlines()), run.err
+
+
+def test_unsupported_requirements_option_exits_2(cache: Path, tmp_path: Path) -> None:
+    req = tmp_path / "r.txt"
+    req.write_text("--extra-index-url http://x/\n")
+    run = ws("install", "-r", str(req), "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 2 and f"{req}:1: unsupported option" in run.error_line()
+
+
+# -- 3 ---------------------------------------------------------------------------------------------------
+
+
+def _gave_up(server: FaultServer, cache: Path, tmp_path: Path) -> tuple[str, str, Run]:
+    filename, data = build_wheel("demo", "1.0", payload_size=512 * 1024)
+    plan = FaultPlan(Cut(percent=50, requests=1), Status(503, requests=since(2)))
+    url = server.add_file(filename, data, plan=plan)
+    run = ws("install", url, "-t", str(tmp_path / "t"), "--retries", "1", cache=cache)
+    return filename, url, run
+
+
+def test_network_gave_up_exits_3_keeps_the_partial_and_the_rerun_resumes(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    filename, url, run = _gave_up(server, cache, tmp_path)
+    assert run.code == 3, run.err
+    line = run.error_line()
+    assert line.startswith(f"error: {filename}: gave up") and "run the same command again" in line
+    listing = ws("cache", "list", cache=cache)
+    assert "partial downloads: 1" in listing.out and "50%" in listing.out and "ago" in listing.out
+    sent_before = server.bytes_sent(filename)
+    server.set_plan(filename, FaultPlan())
+    rerun = ws("install", url, "-t", str(tmp_path / "t"), cache=cache)
+    assert rerun.code == 0, rerun.err
+    assert "resumed at" in rerun.err and "(1 resumed)" in rerun.err
+    last = server.requests_for(filename)[-1]
+    assert last.range is not None and last.status == 206
+    assert server.bytes_sent(filename) - sent_before < server.version(filename).size * 0.6
+
+
+# -- 130 -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_exits_130_keeps_the_partial_and_the_rerun_resumes(
+    sig: signal.Signals, server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    filename, data = build_wheel("demo", "1.0", payload_size=3 * 1024 * 1024)
+    url = server.add_file(filename, data, plan=FaultPlan(Throttle(2 * 1024 * 1024)))
+    env = {**os.environ, "WHEELSTREAM_CACHE_DIR": str(cache)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wheelstream", "install", url, "-t", str(tmp_path / "t")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    deadline = time.monotonic() + 20
+    while server.bytes_sent(filename) < 1024 * 1024 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    run = Run(proc.returncode, out, err)
+    assert run.code == 130, err
+    line = run.error_line()
+    assert line.startswith("error: interrupted at ") and " MB of 3.0 MB — run the same command again" in line
+    assert not (tmp_path / "t").exists()
+    assert "partial downloads: 1" in ws("cache", "list", cache=cache).out
+    server.set_plan(filename, FaultPlan())
+    rerun = ws("install", url, "-t", str(tmp_path / "t"), cache=cache)
+    assert rerun.code == 0, rerun.err
+    assert "resumed at" in rerun.err
+    assert server.requests_for(filename)[-1].range is not None
+
+
+# -- -r, --jobs, the index ---------------------------------------------------------------------------------
+
+
+def test_requirements_file_with_mixed_sources(server: FaultServer, cache: Path, tmp_path: Path) -> None:
+    url_a = add(server, "alpha")
+    add(server, "beta", "2.0")
+    alpha_sha = server.version("alpha-1.0-py3-none-any.whl").sha256
+    beta_sha = server.version("beta-2.0-py3-none-any.whl").sha256
+    local = tmp_path / "reqs" / "gamma-3.0-py3-none-any.whl"
+    local.parent.mkdir()
+    local.write_bytes(build_wheel("gamma", "3.0", payload_size=1024)[1])
+    req = local.parent / "requirements.txt"
+    req.write_text(
+        "# a comment\n"
+        f"--index-url {server.url}/simple/\n"
+        f"{url_a}#sha256={alpha_sha}\n"
+        "\n"
+        "gamma-3.0-py3-none-any.whl   # relative to this file\n"
+        "beta==2.0 \\\n"
+        f"    --hash=sha256:{beta_sha}\n"
+        'nothere==1.0 ; python_version < "3"\n'
+    )
+    target = tmp_path / "t"
+    run = ws("install", "-r", str(req), "-t", str(target), cache=cache)
+    assert run.code == 0, run.err
+    for name in ("alpha", "beta", "gamma"):
+        assert (target / name / "__init__.py").is_file()
+    assert "Installed 3 wheels" in run.err
+    assert any(r.path == "/simple/beta/" for r in server.requests)
+
+
+def test_requirements_hash_mismatch_for_an_index_pin_exits_1(server: FaultServer, cache: Path,
+                                                              tmp_path: Path) -> None:
+    add(server, "beta", "2.0")
+    req = tmp_path / "r.txt"
+    req.write_text(f"beta==2.0 --hash=sha256:{'a' * 64} --hash=sha256:{'b' * 64}\n")
+    run = ws("install", "-r", str(req), "-i", f"{server.url}/simple/", "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 1 and "none of the 2 allowed hashes" in run.error_line()
+
+
+def test_jobs_download_in_parallel(server: FaultServer, cache: Path, tmp_path: Path) -> None:
+    urls = [add(server, name, size=400 * 1024, plan=FaultPlan(Throttle(1024 * 1024))) for name in "abc"]
+    run = ws("install", *urls, "--jobs", "3", "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 0, run.err
+    gets = [r for r in server.requests if r.name and r.method == "GET"]
+    assert len(gets) == 3
+    assert max(r.started for r in gets) < min(r.ended for r in gets if r.ended), [
+        (r.name, r.started, r.ended) for r in gets
+    ]
+
+
+def test_index_lookup_hits_the_cache_on_rerun(server: FaultServer, cache: Path, tmp_path: Path) -> None:
+    add(server, "beta", "2.0")
+    index = f"{server.url}/simple/"
+    run = ws("install", "beta==2.0", "-i", index, "-t", str(tmp_path / "t1"), cache=cache)
+    assert run.code == 0, run.err
+    pages = [r for r in server.requests if r.path.startswith("/simple/")]
+    assert len(pages) == 1 and "application/vnd.pypi.simple.v1+json" in pages[0].headers["accept"]
+    run = ws("install", "beta==2.0", "-i", index, "-t", str(tmp_path / "t2"), cache=cache)
+    assert run.code == 0, run.err
+    again = [r for r in server.requests if r.path.startswith("/simple/")][1:]
+    # the test bed sends no validators, so hishel's (heuristic) freshness means no request at all;
+    # anything sent must be conditional and answered 304
+    assert all(("if-none-match" in r.headers or "if-modified-since" in r.headers) and r.status == 304
+               for r in again), [r.summary() for r in again]
+    assert not again
+
+
+def test_unknown_version_on_the_index_exits_2(server: FaultServer, cache: Path, tmp_path: Path) -> None:
+    add(server, "beta", "2.0")
+    run = ws("install", "beta==9.9", "-i", f"{server.url}/simple/", "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 2 and "error: beta==9.9: no wheel for version 9.9" in run.error_line()
+
+
+def test_download_command_prints_paths(server: FaultServer, cache: Path, tmp_path: Path) -> None:
+    url = add(server)
+    run = ws("download", url, "-d", str(tmp_path / "d"), cache=cache)
+    assert run.code == 0, run.err
+    path = Path(run.out.strip())
+    assert path == tmp_path / "d" / "demo-1.0-py3-none-any.whl" and path.is_file()
+    assert "Downloaded 1 wheel" in run.err
+
+
+# -- cache -------------------------------------------------------------------------------------------------
+
+
+def test_cache_dir_list_and_clean(server: FaultServer, cache: Path, tmp_path: Path) -> None:
+    assert ws("cache", "dir", cache=cache).out.strip() == str(cache)
+    assert ws("cache", "dir", "--cache-dir", str(tmp_path / "x"), cache=cache).out.strip() == str(tmp_path / "x")
+    assert ws("install", add(server, "alpha"), "-t", str(tmp_path / "a"), cache=cache).code == 0
+    _filename, _url, run = _gave_up(server, cache, tmp_path)
+    assert run.code == 3
+    listing = ws("cache", "list", cache=cache).out
+    assert "partial downloads: 1" in listing and "unpacked wheels: 1" in listing
+    assert "alpha-1.0-py3-none-any.whl" in listing
+
+    run = ws("cache", "clean", "--partial", cache=cache)
+    assert run.code == 0 and "removed 1 partial download(s) (0.3 MB)" in run.out
+    assert not list((cache / "partial").glob("*.whl.part")) and not list((cache / "partial").glob("*.json"))
+    assert not any((cache / "staging").iterdir())
+    listing = ws("cache", "list", cache=cache).out
+    assert "partial downloads: 0" in listing and "unpacked wheels: 1" in listing
+
+    run = ws("cache", "clean", cache=cache)
+    assert run.code == 0 and "removed 0 partial download(s)" in run.out
+    assert "removed 1 unpacked wheel(s)" in run.out
+    assert not any((cache / "wheels").iterdir())
+    assert "unpacked wheels: 0" in ws("cache", "list", cache=cache).out
