@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fixtures.wellformed import big_text, make_wheel  # noqa: E402
-from wheelstream._extract import Extractor  # noqa: E402
-from wheelstream.zip import INFLATE_BACKEND, EntryData, ZipStreamParser  # noqa: E402
+from fixtures.wellformed import big_text, make_wheel
+from wheelstream._extract import Extractor
+from wheelstream.zip import INFLATE_BACKEND, EntryData, ZipStreamParser
 
 
 def generated_wheel() -> bytes:
