@@ -25,7 +25,13 @@ from wheelstream._download import DownloadOptions, DownloadResult, fetch_wheel, 
 from wheelstream._progress import ProgressCallback
 from wheelstream._urls import filename_from_url, redact, split_hash_fragment
 from wheelstream.errors import Interrupted, UsageError
-from wheelstream.installer import InstallReport, LinkMode, WheelToInstall, install_staged_many, probe_interpreter
+from wheelstream.installer import (
+    InstallReport,
+    LinkMode,
+    WheelToInstall,
+    install_staged_many,
+    probe_interpreter,
+)
 from wheelstream.installer._metadata import check_tags, parse_filename
 from wheelstream.zip import DEFAULT_MAX_UNPACKED_SIZE
 

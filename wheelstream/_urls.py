@@ -14,7 +14,7 @@ import urllib.parse
 
 __all__ = ["cache_key", "filename_from_url", "redact", "split_hash_fragment"]
 
-_SECRET_QUERY_KEYS = re.compile(r"(token|key|secret|password|passwd|auth|signature|sig|credential)", re.I)
+_SECRET_QUERY_KEYS = re.compile(r"(token|key|secret|password|passwd|auth|signature|sig|credential)", re.IGNORECASE)
 _HASH_FRAGMENT = re.compile(r"^sha256=([0-9a-fA-F]{64})$")
 
 
