@@ -13,7 +13,7 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 
 
 def test_api_examples_run(tmp_path: Path) -> None:
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
     assert len(blocks) >= 5
     data = WELLFORMED["mixed_streamable"]()
     with FaultServer() as server:

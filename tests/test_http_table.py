@@ -115,6 +115,9 @@ def test_416_for_a_shorter_file_is_gone_and_discards(tmp_path: Path) -> None:
 
 
 def test_unexpected_status_is_a_network_error(tmp_path: Path) -> None:
-    with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(403))) as client:
-        with pytest.raises(HTTPStatusError, match=r"^demo-1.0-py3-none-any.whl: unexpected HTTP status 403$"):
-            fetch_wheel(URL, cache=Cache.at(tmp_path), client=client, options=DownloadOptions(retries=0))
+    forbidden = httpx.MockTransport(lambda r: httpx.Response(403))
+    with (
+        httpx.Client(transport=forbidden) as client,
+        pytest.raises(HTTPStatusError, match=r"^demo-1.0-py3-none-any.whl: unexpected HTTP status 403$"),
+    ):
+        fetch_wheel(URL, cache=Cache.at(tmp_path), client=client, options=DownloadOptions(retries=0))
