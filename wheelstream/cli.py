@@ -394,7 +394,6 @@ def cli() -> None:
 
 
 @cli.command("install")
-@_common_options
 @click.option("--target", "-t", required=True, type=click.Path(file_okay=False), metavar="DIR",
               help="Install into DIR (pip install --target semantics).")
 @click.option("--upgrade", "-U", is_flag=True, help="Replace items the target already has.")
@@ -403,6 +402,7 @@ def cli() -> None:
               help="Copy files from the cache, or hardlink them.")
 @click.option("--compile-bytecode", is_flag=True, help="Write .pyc files, as pip does without --no-compile.")
 @click.option("--ignore-tags", is_flag=True, help="Install even if the wheel's tags do not fit --python.")
+@_common_options
 def install_cmd(
     sources: tuple[str, ...], requirements: tuple[str, ...], hash_values: tuple[str, ...],
     index_url: str | None, cache_dir: str | None, jobs: int, retries: int, timeout: float,
@@ -431,9 +431,9 @@ def install_cmd(
 
 
 @cli.command("download")
-@_common_options
 @click.option("--dest", "-d", required=True, type=click.Path(file_okay=False), metavar="DIR",
               help="Put the verified .whl files here.")
+@_common_options
 def download_cmd(
     sources: tuple[str, ...], requirements: tuple[str, ...], hash_values: tuple[str, ...],
     index_url: str | None, cache_dir: str | None, jobs: int, retries: int, timeout: float,
