@@ -43,6 +43,7 @@ from wheelstream.testing import (
     Gzip,
     IgnoreRange,
     NoValidators,
+    Stall,
     Status,
     Throttle,
     WeakETag,
@@ -309,3 +310,28 @@ def test_credentials_never_reach_the_journal(server: FaultServer, tmp_path: Path
     assert stored and "s3cret" not in stored and "hunter2" not in stored and "alice" not in stored
     assert "s3cret" not in str(info.value) and "hunter2" not in str(info.value)
     assert os.stat(next((tmp_path / "partial").glob("*.json"))).st_mode & 0o077 == 0
+
+
+def test_stall_hits_the_read_timeout_and_resumes(server: FaultServer, tmp_path: Path) -> None:
+    data = WELLFORMED["big_entry"]()
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Stall(at=len(data) // 3, seconds=3, requests=1)))
+    started = time.monotonic()
+    result = fetch(url, tmp_path, options=DownloadOptions(timeout=0.5, backoff_base=0.01))
+    assert time.monotonic() - started < 3
+    assert tree(result) == contents(data)
+    assert server.requests_for(WHEEL)[1].range == f"bytes={len(data) // 3}-"
+
+
+def test_partial_corrupted_on_disk_is_discarded_on_resume(server: FaultServer, tmp_path: Path) -> None:
+    data = WELLFORMED["big_entry"]()
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(after=3_000_000, requests=1), Cut(after=0, requests=range(2, 9))))
+    with pytest.raises(RetriesExhausted):
+        fetch(url, tmp_path, options=DownloadOptions(retries=0, backoff_base=0.01, checkpoint_bytes=1 << 40))
+    partial = tmp_path / "partial" / f"{cache_key(url)}.whl.part"
+    raw = bytearray(partial.read_bytes())
+    raw[2_000_000] ^= 0xFF  # inside the entry in flight, between checkpoint and durable length
+    partial.write_bytes(bytes(raw))
+    server.set_plan(WHEEL, FaultPlan())
+    result = fetch(url, tmp_path)
+    assert tree(result) == contents(data)
+    assert result.bytes_reused == 0 and server.requests_for(WHEEL)[-1].range is None

@@ -268,8 +268,11 @@ class _Download:
             stream.hasher.update(chunk)
         stream.position = stream.last_checkpoint_bytes = journal.durable
         deferred, journal.deferred_at = journal.deferred_at, None
-        stream.replay(journal.checkpoint, journal.durable)
-        if deferred is not None and journal.deferred_at != deferred:
+        try:
+            stream.replay(journal.checkpoint, journal.durable)
+        except ArchiveError:
+            journal.deferred_at = None  # the bytes on disk are bad: they are not worth keeping
+        if (deferred is not None and journal.deferred_at != deferred) or stream.parser.failed:
             stream.partial.close()
             return self._fresh()  # the replay disagrees with the journal: trust neither
         self.reused = journal.durable
@@ -308,7 +311,15 @@ class _Download:
     def run(self) -> DownloadResult:
         self.stream = self._restore()
         try:
-            return self._attempts()
+            try:
+                return self._attempts()
+            except (ArchiveError, HashMismatch) as exc:
+                if not self.reused:
+                    raise
+                # Part of the file came from an earlier process's partial: disks and crashes can spoil
+                # bytes the journal vouched for. Give the network one clean chance before blaming the file.
+                self._restart(f"verification failed on resumed bytes ({exc})")
+                return self._attempts()
         except KeyboardInterrupt:
             self.stream.checkpoint()
             raise Interrupted(
@@ -367,7 +378,8 @@ class _Download:
         if journal.length is not None and 0 < journal.length == self.stream.position:
             return _DONE  # everything is on disk already (e.g. killed right before the end)
         known = Known(self.stream.position, journal.length, journal.etag, journal.last_modified)
-        with self.client.stream("GET", self.url, headers=self._request_headers()) as response:
+        headers = self._request_headers()
+        with self.client.stream("GET", self.url, headers=headers, timeout=self.options.timeout) as response:
             decision = decide(response.status_code, response.headers, known)
             action = decision.action
             if action is Action.RETRY:

@@ -170,6 +170,11 @@ class ZipStreamParser:
         return self._max_unpacked
 
     @property
+    def failed(self) -> bool:
+        """True once an error was raised: the parser will only raise it again."""
+        return self._state is _State.ERROR
+
+    @property
     def done(self) -> bool:
         return self._state is _State.DONE
 
