@@ -109,8 +109,35 @@ def _resolve(
 
 
 def _fetch_all(
-    sources: Sequence[str],
+    sources: Sequence[str | os.PathLike[str]] | str,
     *,
+    cache_dir: str | os.PathLike[str] | None,
+    client: httpx.Client | None,
+    hashes: Mapping[str, str] | None,
+    index_url: str,
+    jobs: int,
+    retries: int,
+    timeout: float,
+    max_unpacked_size: int,
+    progress: ProgressCallback | None,
+    ignore_tags: bool,
+    python: str | None,
+    keep_wheels_in: Path | None,
+) -> list[tuple[_Resolved, DownloadResult]]:
+    """Resolve and fetch every source (in parallel), with a client of our own unless one is given."""
+    names = [sources] if isinstance(sources, str) else [os.fspath(s) for s in sources]
+    options = DownloadOptions(timeout=timeout, retries=retries, max_unpacked_size=max_unpacked_size)
+    cache = Cache.at(cache_dir)
+    if client is not None:
+        return _fetch_with(names, cache, client, hashes or {}, index_url, jobs, options, progress,
+                           ignore_tags, python, keep_wheels_in)
+    with _client(timeout) as own:
+        return _fetch_with(names, cache, own, hashes or {}, index_url, jobs, options, progress,
+                           ignore_tags, python, keep_wheels_in)
+
+
+def _fetch_with(
+    sources: Sequence[str],
     cache: Cache,
     client: httpx.Client,
     hashes: Mapping[str, str],
@@ -223,19 +250,11 @@ def install(
     :class:`~wheelstream.errors.WheelstreamError`; on any error the target is untouched and interrupted
     downloads are kept in the cache for the next call to resume.
     """
-    names = [sources] if isinstance(sources, str) else [os.fspath(s) for s in sources]
-    options = DownloadOptions(timeout=timeout, retries=retries, max_unpacked_size=max_unpacked_size)
-    cache = Cache.at(cache_dir)
-    own = client is None
-    http = client or _client(timeout)
-    try:
-        fetched = _fetch_all(
-            names, cache=cache, client=http, hashes=hashes or {}, index_url=index_url, jobs=jobs,
-            options=options, progress=progress, ignore_tags=ignore_tags, python=python, keep_wheels_in=None,
-        )
-    finally:
-        if own:
-            http.close()
+    fetched = _fetch_all(
+        sources, cache_dir=cache_dir, client=client, hashes=hashes, index_url=index_url, jobs=jobs,
+        retries=retries, timeout=timeout, max_unpacked_size=max_unpacked_size, progress=progress,
+        ignore_tags=ignore_tags, python=python, keep_wheels_in=None,
+    )
     report = install_staged_many(
         [
             WheelToInstall(result.staged, _direct_url(item), result.sha256)
@@ -277,19 +296,11 @@ def download(
 ) -> InstallResult:
     """Resumably download wheels into ``dest`` and verify each archive completely (every entry inflated
     and CRC-checked, central directory cross-checked) — ``pip download`` with zip verification."""
-    names = [sources] if isinstance(sources, str) else [os.fspath(s) for s in sources]
-    options = DownloadOptions(timeout=timeout, retries=retries, max_unpacked_size=max_unpacked_size)
-    cache = Cache.at(cache_dir)
-    own = client is None
-    http = client or _client(timeout)
     dest_path = Path(dest)
-    try:
-        fetched = _fetch_all(
-            names, cache=cache, client=http, hashes=hashes or {}, index_url=index_url, jobs=jobs,
-            options=options, progress=progress, ignore_tags=True, python=None, keep_wheels_in=dest_path,
-        )
-    finally:
-        if own:
-            http.close()
+    fetched = _fetch_all(
+        sources, cache_dir=cache_dir, client=client, hashes=hashes, index_url=index_url, jobs=jobs,
+        retries=retries, timeout=timeout, max_unpacked_size=max_unpacked_size, progress=progress,
+        ignore_tags=True, python=None, keep_wheels_in=dest_path,
+    )
     return InstallResult(tuple(_outcome(i, r, dest_path) for i, r in fetched), None)
 
