@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from wheelstream.zip import LocalEntry
 __all__ = ["Journal", "PartialFile", "read_file_range"]
 
 JOURNAL_VERSION = 1
+_ENTRY_FIELDS = tuple(f.name for f in fields(LocalEntry))
 
 
 @dataclass
@@ -47,14 +48,17 @@ class Journal:
     files: list[StagedFile] = field(default_factory=list)
 
     def save(self, path: Path) -> None:
-        payload: dict[str, Any] = asdict(self)
+        # Shallow on purpose: asdict() deep-copies every entry, which made checkpoints of a 12k-entry wheel
+        # quadratic (docs/performance.md). The values are plain str/int/bool.
+        payload: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
         payload["version"] = JOURNAL_VERSION
-        payload["entries"] = [list(asdict(e).values()) for e in self.entries]
+        payload["entries"] = [[getattr(e, name) for name in _ENTRY_FIELDS] for e in self.entries]
         payload["files"] = [[f.name, f.size, f.sha256, f.executable] for f in self.files]
+        text = json.dumps(payload, separators=(",", ":"))  # one C-encoder pass, one write
         tmp = path.with_suffix(".json.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, separators=(",", ":"))
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -1,0 +1,450 @@
+"""Race wheelstream against pinned pip and uv on the same wheels from the same local server (DESIGN §8, issue 8).
+
+    make bench                                   # everything, 3 runs each
+    .venv/bin/python benchmarks/run.py --scenarios a,c --repeat 2 --tools uv,wheelstream
+
+Scenarios
+  a  one big wheel, cold (torch from /opt/wheels when present, else a generated ~200 MB wheel)
+  b  ~10 mid-size real wheels from PyPI, one command (``-r`` for pip and uv, a list for wheelstream)
+  c  the big wheel, the first response cut at 90 %: total bytes the server sent, wall time
+  d  the big wheel, the process SIGKILLed at 90 %, then rerun: the rerun alone is timed
+
+Every run gets a fresh target and a fresh cache (uv ``--cache-dir``, pip ``--no-cache-dir``, wheelstream
+``cache_dir``); the previous run's files are deleted and ``sync``ed before the clock starts. The server is the
+project's ``FaultServer`` in this process (``sendfile``, ~1.5 GB/s on loopback — far above any client), so
+every request's bytes are known. Peak RSS comes from ``wait4`` on each child.
+
+Outputs ``benchmarks/results.md``, ``benchmarks/results.json`` and a bar chart ``docs/bench.png`` (matplotlib,
+installed into the throwaway peers venv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+OUT = HERE / "out"  # gitignored: venv, downloaded wheels, run dirs
+sys.path.insert(0, str(REPO))
+
+from wheelstream.testing import FaultServer  # noqa: E402
+from wheelstream.testing._faults import FaultPlan  # noqa: E402
+from wheelstream.testing._spec import parse_fault  # noqa: E402
+
+PIP_VERSION = "26.3"
+UV_VERSION = "0.13.9"
+MATPLOTLIB_VERSION = "3.11.2"
+# (b): real wheels, 2-35 MB each, 110 MB in all; pinned so every run races on the same bytes.
+MID_WHEELS = [
+    "numpy==2.4.6",
+    "pandas==3.1.1",
+    "scipy==1.17.1",
+    "matplotlib==3.11.2",
+    "pillow==13.0.0",
+    "scikit-learn==1.9.1",
+    "lxml==6.1.3",
+    "grpcio==1.85.3",
+    "cryptography==50.0.2",
+    "pydantic_core==2.50.5",
+]
+BIG_GLOB = "/opt/wheels/torch-*cp311*.whl"
+ALL_TOOLS = ("pip", "uv", "wheelstream", "wheelstream-hardlink")
+SCENARIO_TITLES = {
+    "a": "(a) big wheel, cold",
+    "b": "(b) 10 mid-size wheels, one command",
+    "c": "(c) big wheel, connection cut at 90 %",
+    "d": "(d) big wheel, SIGKILL at 90 %, rerun alone",
+}
+
+
+@dataclass
+class Run:
+    scenario: str
+    tool: str
+    seconds: float
+    rss_mb: float
+    bytes_sent: int
+    requests: int
+    returncode: int
+    note: str = ""
+
+
+@dataclass
+class Bench:
+    big: Path
+    mid: list[Path]
+    runs: list[Run] = field(default_factory=list)
+
+
+# -- setup ------------------------------------------------------------------------------------------------
+
+
+def _clean_env() -> dict[str, str]:
+    """No user pip config or find-links: every tool talks to our server only."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", UV_NO_CONFIG="1",
+               UV_PYTHON_DOWNLOADS="never", PYTHONDONTWRITEBYTECODE="1")
+    return env
+
+
+def peers_venv() -> Path:
+    """A throwaway venv with the pinned peers (and matplotlib for the chart)."""
+    venv = OUT / f"peers-pip{PIP_VERSION}-uv{UV_VERSION}"
+    python = venv / "bin" / "python"
+    if not (venv / ".ok").exists():
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", f"pip=={PIP_VERSION}", f"uv=={UV_VERSION}",
+                        f"matplotlib=={MATPLOTLIB_VERSION}"], check=True)
+        (venv / ".ok").touch()
+    return venv
+
+
+def mid_wheels(venv: Path) -> list[Path]:
+    """Download the pinned mid-size wheels from the registry once; they are served locally from then on."""
+    where = OUT / "wheels" / "mid"
+    where.mkdir(parents=True, exist_ok=True)
+    def have() -> list[Path]:
+        found = []
+        for spec in MID_WHEELS:
+            name, version = spec.split("==")
+            found += sorted(where.glob(f"{name.replace('-', '_')}-{version}-*.whl"))
+        return found
+    if len(have()) < len(MID_WHEELS):
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "download", "-q", "--no-deps",
+                        "--only-binary=:all:", "-d", str(where), *MID_WHEELS], check=True)
+    return have()
+
+
+def big_wheel() -> Path:
+    found = sorted(glob.glob(BIG_GLOB))
+    if found:
+        return Path(found[-1])
+    path = OUT / "wheels" / "bigdemo-1.0-py3-none-any.whl"
+    if not path.exists():
+        from generate_wheel import generate  # noqa: PLC0415 - only without torch
+
+        generate(path, target_size=200 * 1024 * 1024)
+    return path
+
+
+# -- one run ----------------------------------------------------------------------------------------------
+
+
+def _ws_cli_available() -> bool:
+    ws = REPO / ".venv" / "bin" / "wheelstream"
+    try:
+        done = subprocess.run([str(ws), "install", "--help"], capture_output=True, timeout=30)
+    except OSError:
+        return False
+    return done.returncode == 0
+
+
+class Tools:
+    def __init__(self, venv: Path) -> None:
+        self.python = venv / "bin" / "python"
+        self.uv = venv / "bin" / "uv"
+        self.ws_python = REPO / ".venv" / "bin" / "python"
+        self.ws_cli = _ws_cli_available()
+
+    def command(self, tool: str, urls: list[str], target: Path, cache: Path, reqs: Path) -> list[str]:
+        if tool == "pip":
+            src = ["-r", str(reqs)] if len(urls) > 1 else urls
+            return [str(self.python), "-m", "pip", "install", "-q", "--no-deps", "--no-compile", "--no-cache-dir",
+                    "--target", str(target), *src]
+        if tool == "uv":
+            src = ["-r", str(reqs)] if len(urls) > 1 else urls
+            return [str(self.uv), "pip", "install", "-q", "--no-deps", "--target", str(target), "--python",
+                    str(self.python), "--cache-dir", str(cache), *src]
+        link = "hardlink" if tool == "wheelstream-hardlink" else "copy"
+        if self.ws_cli:
+            src = ["-r", str(reqs)] if len(urls) > 1 else urls
+            return [str(REPO / ".venv" / "bin" / "wheelstream"), "install", "-q", "--no-progress", "--target",
+                    str(target), "--cache-dir", str(cache), "--link-mode", link, *src]
+        code = (
+            "import sys, wheelstream; "
+            "wheelstream.install(sys.argv[4:], sys.argv[1], cache_dir=sys.argv[2], link_mode=sys.argv[3])"
+        )
+        return [str(self.ws_python), "-c", code, str(target), str(cache), link, *urls]
+
+
+def _fresh(*paths: Path) -> None:
+    for p in paths:
+        shutil.rmtree(p, ignore_errors=True)
+    os.sync()  # the previous run's dirty pages must not be written back on this run's clock
+    time.sleep(0.2)
+
+
+def _start(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
+    handle = open(log, "wb")  # noqa: SIM115 - closed by the child's exit
+    return subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env=_clean_env(),
+                            start_new_session=True)
+
+
+def _wait(proc: subprocess.Popen[bytes]) -> tuple[int, float]:
+    """returncode and peak RSS in MB of the child (wait4 gives the child's own rusage)."""
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_maxrss / 1024
+
+
+class Runner:
+    def __init__(self, bench: Bench, tools: Tools, server: FaultServer, verbose: bool) -> None:
+        self.bench = bench
+        self.tools = tools
+        self.server = server
+        self.verbose = verbose
+        self.counter = 0
+
+    def _serve(self, paths: list[Path], plan: FaultPlan | None = None) -> tuple[list[str], list[str]]:
+        """Serve the files under a fresh prefix: request numbers (fault scopes) start at 1 for this run."""
+        self.counter += 1
+        names = [f"r{self.counter}/{p.name}" for p in paths]
+        urls = [self.server.add_file(n, p, plan=plan) for n, p in zip(names, paths, strict=True)]
+        return names, urls
+
+    def _dirs(self, tool: str) -> tuple[Path, Path, Path, Path]:
+        base = OUT / "run" / tool
+        return base / "target", base / "cache", base / "reqs.txt", base / "log.txt"
+
+    def _record(self, run: Run) -> None:
+        self.bench.runs.append(run)
+        print(f"  {run.scenario} {run.tool:22s} {run.seconds:7.2f} s  {run.rss_mb:6.0f} MB  "
+              f"sent {run.bytes_sent / 1e6:7.1f} MB in {run.requests} req  rc={run.returncode} {run.note}",
+              flush=True)
+
+    def cold(self, scenario: str, tool: str, paths: list[Path], plan: FaultPlan | None = None) -> None:
+        target, cache, reqs, log = self._dirs(tool)
+        _fresh(target.parent)
+        target.parent.mkdir(parents=True)
+        names, urls = self._serve(paths, plan)
+        reqs.write_text("".join(u + "\n" for u in urls))
+        cmd = self.tools.command(tool, urls, target, cache, reqs)
+        t0 = time.perf_counter()
+        proc = _start(cmd, log)
+        rc, rss = _wait(proc)
+        seconds = time.perf_counter() - t0
+        self.server.wait_idle(5)
+        sent = sum(self.server.bytes_sent(n) for n in names)
+        nreq = sum(len(self.server.requests_for(n)) for n in names)
+        note = "" if rc == 0 else log.read_text(errors="replace").strip().splitlines()[-1][:120]
+        self._record(Run(scenario, tool, seconds, rss, sent, nreq, rc, note))
+
+    def killed(self, tool: str, path: Path) -> None:
+        """(d): stall the first response at 90 %, SIGKILL the client 1 s into the stall, time the rerun."""
+        target, cache, reqs, log = self._dirs(tool)
+        _fresh(target.parent)
+        target.parent.mkdir(parents=True)
+        size = path.stat().st_size
+        at = int(size * 0.9)
+        # Every response stalls at 90 % of the file (uv first asks for the tail with small Range requests, so
+        # "request 1" would not be the body); the plan is lifted before the rerun.
+        names, urls = self._serve([path], FaultPlan(parse_fault(f"stall={at}:120")))
+        cmd = self.tools.command(tool, urls, target, cache, reqs)
+        proc = _start(cmd, log)
+        deadline = time.monotonic() + 600
+        while self.server.bytes_sent(names[0]) < at and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(1.0)  # let the client drain its socket buffer: it has had 90 % of the bytes
+        os.killpg(proc.pid, signal.SIGKILL)
+        _wait(proc)
+        self.server.set_plan(names[0], FaultPlan())
+        first = self.server.bytes_sent(names[0])
+        n_first = len(self.server.requests_for(names[0]))
+        shutil.rmtree(target, ignore_errors=True)  # pip/uv may have left half a target; the rerun installs fresh
+        os.sync()
+        time.sleep(0.2)
+        t0 = time.perf_counter()
+        proc = _start(cmd, log)
+        rc, rss = _wait(proc)
+        seconds = time.perf_counter() - t0
+        self.server.wait_idle(5)
+        records = self.server.requests_for(names[0])
+        rerun_sent = sum(r.bytes_sent for r in records[n_first:])
+        ranges = ",".join(r.range or "full" for r in records[n_first:])
+        note = f"1st run got {first / 1e6:.0f} MB; rerun asked {ranges}"
+        if rc != 0:
+            note += " " + log.read_text(errors="replace").strip().splitlines()[-1][:120]
+        self._record(Run("d", tool, seconds, rss, rerun_sent, len(records) - n_first, rc, note))
+
+
+# -- report -----------------------------------------------------------------------------------------------
+
+
+def _summary(runs: list[Run]) -> dict[tuple[str, str], dict[str, float]]:
+    out: dict[tuple[str, str], dict[str, float]] = {}
+    keys = sorted({(r.scenario, r.tool) for r in runs})
+    for key in keys:
+        ok = [r for r in runs if (r.scenario, r.tool) == key and r.returncode == 0]
+        if not ok:
+            continue
+        times = [r.seconds for r in ok]
+        out[key] = {
+            "min": min(times),
+            "median": statistics.median(times),
+            "rss": max(r.rss_mb for r in ok),
+            "sent": statistics.median(r.bytes_sent for r in ok),
+            "requests": statistics.median(r.requests for r in ok),
+            "n": len(ok),
+        }
+    return out
+
+
+def report(bench: Bench, args: argparse.Namespace, tools: Tools) -> str:
+    summary = _summary(bench.runs)
+    big_size = bench.big.stat().st_size
+    mid_size = sum(p.stat().st_size for p in bench.mid)
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Command: `{' '.join(['python', 'benchmarks/run.py', *sys.argv[1:]])}`  ",
+        f"Machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}; "
+        f"pip {PIP_VERSION}, uv {UV_VERSION}; wheelstream via "
+        f"{'its CLI' if tools.ws_cli else 'python -c wheelstream.install(...)'}; "
+        f"{time.strftime('%Y-%m-%d %H:%M')}.  ",
+        f"Big wheel: `{bench.big.name}` ({big_size / 1e6:.1f} MB). Mid wheels: {len(bench.mid)} files, "
+        f"{mid_size / 1e6:.1f} MB.  ",
+        "Server: wheelstream's FaultServer (sendfile) on 127.0.0.1. Times are wall seconds of the whole command, "
+        f"min / median of {args.repeat} runs; ratio = median / wheelstream's median (lower is better for "
+        "the row's tool); RSS = peak of any run.",
+        "",
+    ]
+    for scenario in args.scenarios:
+        rows = [(t, summary[(scenario, t)]) for t in args.tools if (scenario, t) in summary]
+        if not rows:
+            continue
+        base = summary.get((scenario, "wheelstream"))
+        lines += [f"## {SCENARIO_TITLES[scenario]}", ""]
+        head = "| tool | min s | median s | × wheelstream | peak RSS MB |"
+        sep = "|---|---:|---:|---:|---:|"
+        if scenario in ("c", "d"):
+            head += " MB sent | requests |"
+            sep += "---:|---:|"
+        lines += [head, sep]
+        for tool, s in rows:
+            ratio = f"{s['median'] / base['median']:.2f}" if base else "–"
+            row = f"| {tool} | {s['min']:.2f} | {s['median']:.2f} | {ratio} | {s['rss']:.0f} |"
+            if scenario in ("c", "d"):
+                row += f" {s['sent'] / 1e6:.1f} | {s['requests']:.0f} |"
+            lines.append(row)
+        if scenario == "c":
+            lines.append("")
+            lines.append(f"File size {big_size / 1e6:.1f} MB; MB sent counts every body byte of every request.")
+        if scenario == "d":
+            notes = sorted({f"{r.tool}: {r.note}" for r in bench.runs if r.scenario == "d"})
+            lines += ["", "Rerun details: " + "; ".join(notes)]
+        failed = [r for r in bench.runs if r.scenario == scenario and r.returncode != 0]
+        for r in failed:
+            lines.append(f"\nFAILED {r.tool}: rc={r.returncode} {r.note}")
+        lines.append("")
+    lines += ["## Targets (issue 8)", "", *targets(summary, big_size), ""]
+    return "\n".join(lines)
+
+
+def targets(summary: dict[tuple[str, str], dict[str, float]], big_size: int) -> list[str]:
+    def med(s: str, t: str) -> float | None:
+        v = summary.get((s, t))
+        return v["median"] if v else None
+
+    out = []
+    ws_a, pip_a, uv_a = med("a", "wheelstream"), med("a", "pip"), med("a", "uv")
+    def check(label: str, value: float | None, limit: float, unit: str = "×") -> None:
+        if value is None:
+            return
+        verdict = "met" if value <= limit else f"MISSED by {value / limit:.2f}×"
+        out.append(f"- {label}: {value:.2f}{unit} (target ≤ {limit}{unit}) — {verdict}")
+    if ws_a and pip_a:
+        check("(a) wheelstream / pip", ws_a / pip_a, 0.5)
+    if ws_a and uv_a:
+        check("(a) wheelstream / uv", ws_a / uv_a, 1.0)
+    if ("a", "wheelstream") in summary:
+        check("(a) wheelstream peak RSS", summary[("a", "wheelstream")]["rss"], 100, " MB")
+    ws_b, uv_b = med("b", "wheelstream"), med("b", "uv")
+    if ws_b and uv_b:
+        check("(b) wheelstream / uv", ws_b / uv_b, 1.2)
+    if ("c", "wheelstream") in summary:
+        check("(c) bytes sent / file size", summary[("c", "wheelstream")]["sent"] / big_size, 1.02)
+        if ws_a:
+            check("(c) time / (a) time", summary[("c", "wheelstream")]["median"] / ws_a, 1.1)
+    ws_d = med("d", "wheelstream")
+    if ws_d and ws_a:
+        check("(d) rerun / (a) cold", ws_d / ws_a, 0.2)
+    hl_a = med("a", "wheelstream-hardlink")
+    if hl_a and uv_a:
+        out.append(f"- (a) with `--link-mode hardlink` (uv's default on Linux): {hl_a / uv_a:.2f}× uv, "
+                   f"{hl_a / pip_a:.2f}× pip" if pip_a else "")
+    return [line for line in out if line]
+
+
+def chart(bench: Bench, args: argparse.Namespace, venv: Path, path: Path) -> None:
+    summary = _summary(bench.runs)
+    data = {
+        "titles": {s: SCENARIO_TITLES[s] for s in args.scenarios},
+        "tools": list(args.tools),
+        "values": {f"{s}|{t}": v["median"] for (s, t), v in summary.items()},
+    }
+    spec = OUT / "chart.json"
+    spec.write_text(json.dumps(data))
+    subprocess.run([str(venv / "bin" / "python"), str(HERE / "chart.py"), str(spec), str(path)], check=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenarios", default="a,b,c,d", help="comma-separated subset of a,b,c,d")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--tools", default=",".join(ALL_TOOLS), help="comma-separated subset of " + ",".join(ALL_TOOLS))
+    parser.add_argument("--results", type=Path, default=HERE / "results.md")
+    parser.add_argument("--chart", type=Path, default=REPO / "docs" / "bench.png")
+    parser.add_argument("--no-chart", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args()
+    args.scenarios = [s for s in args.scenarios.split(",") if s]
+    args.tools = [t for t in args.tools.split(",") if t]
+    for tool in args.tools:
+        if tool not in ALL_TOOLS:
+            parser.error(f"unknown tool {tool}")
+
+    OUT.mkdir(exist_ok=True)
+    venv = peers_venv()
+    bench = Bench(big=big_wheel(), mid=mid_wheels(venv) if "b" in args.scenarios else [])
+    tools = Tools(venv)
+    print(f"big wheel {bench.big} ({bench.big.stat().st_size / 1e6:.0f} MB); wheelstream "
+          f"{'CLI' if tools.ws_cli else 'python -c'}", flush=True)
+    with FaultServer() as server:
+        runner = Runner(bench, tools, server, args.verbose)
+        for scenario in args.scenarios:
+            print(SCENARIO_TITLES[scenario], flush=True)
+            for _ in range(args.repeat):
+                for tool in args.tools:  # interleaved: drift of the machine hits every tool alike
+                    if scenario == "a":
+                        runner.cold("a", tool, [bench.big])
+                    elif scenario == "b":
+                        runner.cold("b", tool, bench.mid)
+                    elif scenario == "c":
+                        runner.cold("c", tool, [bench.big], FaultPlan(parse_fault("cut=90%@1")))
+                    elif scenario == "d":
+                        runner.killed(tool, bench.big)
+    shutil.rmtree(OUT / "run", ignore_errors=True)
+    text = report(bench, args, tools)
+    args.results.write_text(text)
+    (args.results.with_suffix(".json")).write_text(json.dumps([asdict(r) for r in bench.runs], indent=1))
+    print(text)
+    if not args.no_chart:
+        chart(bench, args, venv, args.chart)
+        print(f"chart: {args.chart}")
+
+
+if __name__ == "__main__":
+    main()
