@@ -340,3 +340,15 @@ def test_cache_dir_list_and_clean(server: FaultServer, cache: Path, tmp_path: Pa
     assert "removed 1 unpacked wheel(s)" in run.out
     assert not any((cache / "wheels").iterdir())
     assert "unpacked wheels: 0" in ws("cache", "list", cache=cache).out
+
+
+@pytest.mark.parametrize("case", ["404", "index-unreachable"])
+def test_other_network_failures_exit_3(case: str, server: FaultServer, cache: Path, tmp_path: Path) -> None:
+    if case == "404":
+        args = [f"{server.url}/nothere-1.0-py3-none-any.whl"]
+    else:
+        args = ["demo==1.0", "-i", "http://127.0.0.1:9/simple/", "--timeout", "2"]
+    run = ws("install", *args, "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 3, run.err
+    line = run.error_line()
+    assert line.startswith("error: nothere-1.0-py3-none-any.whl: " if case == "404" else "error: demo==1.0: index ")

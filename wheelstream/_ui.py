@@ -128,7 +128,7 @@ class ConsoleProgress:
         if self.quiet:
             return
         style = "yellow" if message.startswith("restarting") else "green"
-        self.console.print(f"[{style}]{escape(wheel)}: {escape(message)}[/]", highlight=False)
+        self.console.print(f"[{style}]{escape(wheel)}: {escape(message)}[/]", highlight=False, soft_wrap=True)
 
     # -- everything else the CLI prints -------------------------------------------------------------------
 
@@ -150,6 +150,10 @@ class ConsoleProgress:
         return done, total
 
     def interrupted_message(self) -> str:
+        with self._lock:
+            started = bool(self._wheels)
+        if not started:
+            return "interrupted before any download started"
         done, total = self.where()
         return f"interrupted at {human_size(done)} of {human_size(total)} — run the same command again to resume"
 
