@@ -152,8 +152,11 @@ class ConsoleProgress:
     def interrupted_message(self) -> str:
         with self._lock:
             started = bool(self._wheels)
+            finished = started and all(w.finished for w in self._wheels.values())
         if not started:
             return "interrupted before any download started"
+        if finished:
+            return "interrupted after every download finished — run the same command again (nothing is fetched twice)"
         done, total = self.where()
         return f"interrupted at {human_size(done)} of {human_size(total)} — run the same command again to resume"
 

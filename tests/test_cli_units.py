@@ -1,0 +1,118 @@
+"""In-process units of the CLI: requirements-file parsing, sizes, and the progress UI's bookkeeping."""
+
+from __future__ import annotations
+
+import io
+import threading
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from wheelstream._progress import Progress
+from wheelstream._ui import ConsoleProgress
+from wheelstream.cli import parse_requirements, parse_size
+from wheelstream.errors import UsageError
+
+H1, H2 = "a" * 64, "b" * 64
+
+
+def test_requirements_subset(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "more.txt").write_text("local-1.0-py3-none-any.whl\n")
+    req = tmp_path / "r.txt"
+    req.write_text(
+        "# header comment\n"
+        "\n"
+        f"https://h/x-1.0-py3-none-any.whl#sha256={H1}   # trailing comment, fragment kept\n"
+        "six==1.16.0 \\\n"
+        f"  --hash=sha256:{H1} \\\n"
+        f"  --hash sha256:{H2}\n"
+        'old==1.0 ; python_version < "3"\n'
+        'new==2.0 ; python_version >= "3"\n'
+        "-r sub/more.txt\n"
+        "-i http://idx/simple/\n"
+    )
+    reqs = parse_requirements(req)
+    assert reqs.sources == [f"https://h/x-1.0-py3-none-any.whl#sha256={H1}", "six==1.16.0", "new==2.0",
+                            str(tmp_path / "sub" / "local-1.0-py3-none-any.whl")]
+    assert reqs.hashes == {"six==1.16.0": [H1, H2]}
+    assert reqs.index_url == "http://idx/simple/"
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("--find-links x", "unsupported option '--find-links'"),
+    ("six==1.0 --hash=md5:00", "--hash must be sha256"),
+    ("--hash=sha256:" + H1, "--hash without a requirement"),
+    ("six==1.0 --hash", "--hash needs a value"),
+    ("six==1.0 ; python_version <<< 3", "r.txt:1"),
+])
+def test_requirements_errors_name_file_and_line(line: str, message: str, tmp_path: Path) -> None:
+    req = tmp_path / "r.txt"
+    req.write_text(line + "\n")
+    with pytest.raises(UsageError, match=message):
+        parse_requirements(req)
+
+
+def test_sizes() -> None:
+    assert parse_size("16GiB") == parse_size("16G") == 16 << 30
+    assert parse_size("500MB") == 500_000_000 and parse_size("1.5k") == 1536 and parse_size("42") == 42
+    with pytest.raises(ValueError):
+        parse_size("lots")
+
+
+def _ui(quiet: bool = False) -> tuple[ConsoleProgress, io.StringIO]:
+    buf = io.StringIO()
+    return ConsoleProgress(Console(file=buf, width=200, force_terminal=False), bars=True, quiet=quiet), buf
+
+
+def test_without_a_terminal_there_are_no_bars_but_notes_print() -> None:
+    ui, buf = _ui()
+    assert not ui.bars
+    ui(Progress("a.whl", 100, 1000, 1, None))
+    ui(Progress("a.whl", 612, 1000, 2, 612, message="resumed at 612.0 MB (saved 612.0 MB)"))
+    ui(Progress("b.whl", 0, None, 0, None, message="restarting from zero: the file changed on the server"))
+    assert buf.getvalue().splitlines() == ["a.whl: resumed at 612.0 MB (saved 612.0 MB)",
+                                           "b.whl: restarting from zero: the file changed on the server"]
+    quiet, qbuf = _ui(quiet=True)
+    quiet(Progress("a.whl", 612, 1000, 2, 612, message="resumed at …"))
+    quiet.warn("still shown")
+    assert qbuf.getvalue() == "warning: still shown\n"
+
+
+def test_interrupted_message_counts_unfinished_wheels() -> None:
+    ui, _ = _ui()
+    assert ui.interrupted_message() == "interrupted before any download started"
+    mb = 1024 * 1024
+    ui(Progress("a.whl", 3 * mb, 10 * mb, 5, None))
+    ui(Progress("b.whl", 2 * mb, 2 * mb, 5, None, finished=True))
+    ui(Progress("c.whl", 1 * mb, 4 * mb, 5, None))
+    assert ui.interrupted_message() == (
+        "interrupted at 4.0 MB of 14.0 MB — run the same command again to resume")
+    ui(Progress("d.whl", 0, None, 0, None))
+    assert "of ? —" in ui.interrupted_message()
+
+
+def test_callback_is_safe_from_many_threads() -> None:
+    ui, _ = _ui()
+
+    def worker(name: str) -> None:
+        for i in range(1, 2001):
+            ui(Progress(name, i, 2000, i // 10, None, finished=i == 2000))
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}.whl",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert ui.where() == (0, None)  # everything finished
+    assert ui.interrupted_message().startswith("interrupted after every download finished")
+
+
+def test_summary_line() -> None:
+    ui, _ = _ui()
+    mb = 1024 * 1024
+    assert ui.summary("Installed", [1, 2], 25 * mb, 12 * mb, 1, 1, 3.14) == (
+        "Installed 2 wheels in 3.1 s: 25.0 MB fetched, 12.0 MB reused (1 resumed, 1 from cache)")
+    assert ui.summary("Downloaded", [1], 0, 0, 0, 0, 0.04) == (
+        "Downloaded 1 wheel in 0.0 s: 0.0 MB fetched, 0.0 MB reused")
