@@ -38,6 +38,7 @@ from rich.console import Console
 
 from wheelstream import __version__
 from wheelstream._api import DEFAULT_INDEX_URL, InstallResult
+from wheelstream._cache import Cache
 from wheelstream._ui import ConsoleProgress, human_size
 from wheelstream.errors import HashMismatch, Interrupted, UsageError, WheelstreamError
 from wheelstream.installer import probe_interpreter
@@ -303,9 +304,7 @@ def _known_hash(source: str, index_url: str, python: str | None, cache_dir: str 
     return sha
 
 
-def _cache(cache_dir: str | None) -> Any:
-    from wheelstream._cache import Cache
-
+def _cache(cache_dir: str | None) -> Cache:
     return Cache.at(cache_dir)
 
 
