@@ -20,9 +20,11 @@ but moving download is never abandoned.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
+import queue
 import random
 import shutil
 import threading
@@ -65,8 +67,8 @@ class DownloadOptions:
     timeout: float = 30.0
     retries: int = 5  # attempts in a row without progress before giving up
     chunk_size: int = 256 * 1024
-    checkpoint_bytes: int = 8 * _MB
-    checkpoint_seconds: float = 0.5
+    checkpoint_bytes: int = 32 * _MB  # each checkpoint syncs the disk and pauses the pipeline
+    checkpoint_seconds: float = 1.0
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     max_unpacked_size: int = DEFAULT_MAX_UNPACKED_SIZE
@@ -84,6 +86,46 @@ class DownloadResult:
     files_unpacked: int = 0  # files inflated and written by this call (a resume skips finished ones)
 
 
+class _Unpacker:
+    """The second stage of the tee: parse, inflate and write on a worker thread (DESIGN §8).
+
+    The network thread hands over ~1 MiB blocks through a bounded queue; isal/zlib, hashing and file writes
+    release the GIL, so the two stages overlap on two cores. The worker lives for one ``_pump`` (or until a
+    checkpoint needs the parser quiet): ``close`` waits until every block handed over is parsed and written,
+    then re-raises the first error the worker hit, so errors surface in stream order as before.
+    """
+
+    def __init__(self, parse: Callable[[bytes], None]) -> None:
+        self._parse = parse
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUE_BLOCKS)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="wheelstream-unpack", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (block := self._queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self._parse(block)
+                except BaseException as exc:  # noqa: BLE001 - handed to the network thread in close()
+                    self.error = exc
+
+    def put(self, block: bytes) -> None:
+        if self.error is not None:
+            raise self.error  # stop downloading at the first bad entry, as the single-threaded loop did
+        self._queue.put(block)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+_BLOCK = 1 << 20  # coalesce iter_raw()'s <= 64 KiB chunks before the partial write and the hand-over
+_QUEUE_BLOCKS = 8  # bounded: at most ~8 MiB between the network and the disk
+
+
 @dataclass
 class _Stream:
     """The tee and everything it feeds, for one attempt sequence of one wheel."""
@@ -99,22 +141,56 @@ class _Stream:
     position: int = 0
     last_checkpoint_at: float = field(default_factory=time.monotonic)
     last_checkpoint_bytes: int = 0
+    _pending: list[bytes] = field(default_factory=list)
+    _pending_size: int = 0
+    _unpacker: _Unpacker | None = None
 
     def feed(self, chunk: bytes) -> None:
-        self.partial.write(chunk)
-        self.hasher.update(chunk)
+        """Tee one network chunk. Bytes reach the partial file, the hash and the parser in order; the
+        parser may lag behind on its thread until :meth:`settle` (every checkpoint settles first)."""
         self.position += len(chunk)
-        self._parse(chunk)
+        self._pending.append(chunk)
+        self._pending_size += len(chunk)
+        if self._pending_size >= _BLOCK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        block = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending.clear()
+        self._pending_size = 0
+        self.partial.write(block)
+        self.hasher.update(block)
+        if self.journal.deferred_at is not None:
+            return  # past a stored+descriptor entry: only the partial file grows until the end
+        if self._unpacker is None:
+            self._unpacker = _Unpacker(self._parse)
+        self._unpacker.put(block)
+
+    def settle(self) -> None:
+        """Write out what is buffered and wait until the parser and extractor caught up (errors re-raised)."""
+        try:
+            self._flush()
+        finally:
+            unpacker, self._unpacker = self._unpacker, None
+            if unpacker is not None:
+                unpacker.close()
 
     def _parse(self, chunk: bytes) -> None:
         if self.journal.deferred_at is not None:
             return  # past a stored+descriptor entry: only the partial file grows until the end
-        self.parser.receive_data(chunk)
-        for event in self.parser.events():
-            if isinstance(event, EntryDeferred):
-                self.journal.deferred_at = event.header.offset
-                return
-            self.extractor.handle(event)
+        try:
+            self.parser.receive_data(chunk)
+            for event in self.parser.events():
+                if isinstance(event, EntryDeferred):
+                    self.journal.deferred_at = event.header.offset
+                    return
+                self.extractor.handle(event)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.extractor.close()  # no writer may touch staging once the error is on its way out
+            raise
 
     def replay(self, start: int, end: int) -> None:
         """Feed bytes already on disk to the parser only (resume in a new process)."""
@@ -131,6 +207,7 @@ class _Stream:
 
     def checkpoint(self) -> None:
         """Write a checkpoint in the order DESIGN §2 requires: staging, then partial, then journal."""
+        self.settle()
         self.extractor.sync()
         self.journal.durable = self.partial.sync()
         self.journal.checkpoint = self.parser.checkpoint
@@ -142,13 +219,17 @@ class _Stream:
 
     def end_of_input(self) -> None:
         """All bytes are here: finish the parse, including entries that had to wait for the end."""
-        if self.journal.deferred_at is None:
-            self.parser.receive_data(b"")
-            self.extractor.handle_all(self.parser.events())
-            return
-        self.parser = _finish_deferred(
-            self.partial.read_range, self.position, self.journal.deferred_at, self.parser, self.extractor
-        )
+        self.settle()
+        try:
+            if self.journal.deferred_at is None:
+                self.parser.receive_data(b"")
+                self.extractor.handle_all(self.parser.events())
+            else:
+                self.parser = _finish_deferred(
+                    self.partial.read_range, self.position, self.journal.deferred_at, self.parser, self.extractor
+                )
+        finally:
+            self.extractor.close()  # every finished file on disk (or, after an error, no writer left running)
 
 
 def _file_sha256(path: Path) -> str:
@@ -240,7 +321,9 @@ class _Download:
                 prior_entries=journal.entries,
                 max_unpacked_size=self.options.max_unpacked_size,
             ),
-            extractor=Extractor(self.cache.staging(self.key), {f.name: f for f in journal.files}),
+            extractor=Extractor(
+                self.cache.staging(self.key), {f.name: f for f in journal.files}, writers=True
+            ),
             hasher=hashlib.sha256(),
         )
 
@@ -411,19 +494,24 @@ class _Download:
 
     def _pump(self, body: Iterator[bytes], skip: int) -> None:
         stream = self.stream
-        for chunk in body:
-            if self.cancel is not None and self.cancel.is_set():
-                raise KeyboardInterrupt
-            self.fetched += len(chunk)
-            if skip:
-                drop = min(skip, len(chunk))
-                skip -= drop
-                chunk = chunk[drop:]
-                if not chunk:
-                    continue
-            stream.feed(chunk)
-            stream.maybe_checkpoint(self.options)
-            self._report()
+        try:
+            for chunk in body:
+                if self.cancel is not None and self.cancel.is_set():
+                    raise KeyboardInterrupt
+                self.fetched += len(chunk)
+                if skip:
+                    drop = min(skip, len(chunk))
+                    skip -= drop
+                    chunk = chunk[drop:]
+                    if not chunk:
+                        continue
+                stream.feed(chunk)
+                stream.maybe_checkpoint(self.options)
+                self._report()
+        except BaseException:
+            stream.settle()  # a bad entry the worker found came first in the stream: its error wins
+            raise
+        stream.settle()
 
     def _adopt(self, response: httpx.Response, decision: Decision) -> None:
         """Record the validators of the response the partial file now follows."""
@@ -560,7 +648,7 @@ def unpack_local(
                 progress(Progress(path.name, 0, 0, len(staged.files), None, message="from cache", finished=True))
             return DownloadResult(staged, known, 0, 0, None, 0, True)
         shutil.rmtree(staging, ignore_errors=True)
-        extractor = Extractor(staging)
+        extractor = Extractor(staging, writers=True)
         parser = ZipStreamParser(max_unpacked_size=options.max_unpacked_size)
         hasher = hashlib.sha256()
         deferred: int | None = None
@@ -581,10 +669,13 @@ def unpack_local(
                 _finish_deferred(
                     functools.partial(read_file_range, path), path.stat().st_size, deferred, parser, extractor
                 )
+            extractor.close()
             sha256 = hasher.hexdigest()
             if expected_sha256 is not None and sha256 != expected_sha256.lower():
                 raise HashMismatch(f"sha256 is {sha256}, expected {expected_sha256}")
         except WheelstreamError as exc:
+            with contextlib.suppress(Exception):
+                extractor.close()
             shutil.rmtree(staging, ignore_errors=True)
             raise exc.with_wheel(path.name) from None
         staged = _publish(cache, StagedWheel(path.name, staging, dict(extractor.files)), sha256)

@@ -14,12 +14,16 @@ Rules this module keeps:
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import ctypes
 import errno
 import hashlib
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -64,25 +68,88 @@ def _umask() -> int:
     return mask
 
 
-class Extractor:
-    """Consumes :mod:`wheelstream.zip` events and writes the entries below ``root``."""
+def _write_file(path: Path, chunks: list[bytes], name: str, offset: int) -> None:
+    """Create one small file in a writer thread: open (the slow part on ext4: ~0.1-0.5 ms), write, close."""
+    try:
+        fd = os.open(path, _CREATE_FLAGS, 0o666)
+    except OSError as exc:
+        raise _open_error(exc, name, offset) from None
+    try:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
-    def __init__(self, root: Path, finished: Mapping[str, StagedFile] | None = None) -> None:
+
+def _open_error(exc: OSError, name: str, offset: int) -> Exception:
+    if isinstance(exc, (FileExistsError, NotADirectoryError, IsADirectoryError)):
+        return DuplicateEntry("entry collides with a file or directory of another entry", entry=name, offset=offset)
+    if exc.errno == errno.ELOOP:
+        return UnsafePath("entry is a symbolic link in the staging directory", entry=name)
+    return exc
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+_WRITERS = 2  # file creation is kernel-CPU bound here: more writers only add lock contention (docs/performance.md)
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix="wheelstream-write")
+        return _POOL
+
+
+class Extractor:
+    """Consumes :mod:`wheelstream.zip` events and writes the entries below ``root``.
+
+    Small files (``≤ inline_limit``) are kept in memory until their entry is finished and verified, then
+    created by a small writer pool (``writers > 0``): creating 12k files one after the other is what made
+    unpacking torch slow, not inflating it. Large files stream to disk from the calling thread. Finished
+    files are guaranteed on disk after :meth:`drain` (called by :meth:`sync`, the central directory, and
+    :meth:`close`); ``files``, ``written`` and the sha256 digests are up to date at once, in stream order.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        finished: Mapping[str, StagedFile] | None = None,
+        *,
+        writers: bool = False,
+        inline_limit: int = 1 << 20,
+        max_pending: int = 16 << 20,
+    ) -> None:
         self.root = root
         self.files: dict[str, StagedFile] = dict(finished or {})
         self.executables: set[str] = set()
         self.written = 0  # files this extractor wrote (a resume's work, for reporting and tests)
         self._open: BinaryIO | None = None
         self._open_name: str | None = None
+        self._open_path: Path | None = None
+        self._open_offset = 0
+        self._chunks: list[bytes] | None = None  # the entry in flight, while it is small enough to buffer
         self._hash = hashlib.sha256()
         self._size = 0
+        self._writers = writers
+        self._inline_limit = inline_limit if writers else 0
+        self._max_pending = max_pending
+        self._pending: collections.deque[tuple[Future[None], int]] = collections.deque()
+        self._pending_bytes = 0
         self._resolved_root = os.path.realpath(root)
         self._real_dirs: dict[str, str] = {}  # directory -> its realpath, for directories this extractor made
+        self._file_paths: set[str] = {str(self._join(n)) for n in self.files}
         root.mkdir(parents=True, exist_ok=True)
+
+    def _join(self, name: str) -> Path:
+        return self.root.joinpath(*name.rstrip("/").split("/"))
 
     def path_for(self, name: str) -> Path:
         """The staging path of an archive name, refusing anything that would leave ``root``."""
-        path = self.root.joinpath(*name.rstrip("/").split("/"))
+        path = self._join(name)
         parent = str(path.parent)
         real_parent = self._real_dirs.get(parent)
         if real_parent is None:
@@ -92,24 +159,43 @@ class Extractor:
             raise UnsafePath("entry would be written outside the staging directory", entry=name)
         return path
 
-    def _make_parent(self, path: Path) -> None:
-        """``mkdir -p`` the parent once per directory (12k entries share a few hundred directories)."""
-        parent = str(path.parent)
-        if parent not in self._real_dirs:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._real_dirs[parent] = os.path.realpath(parent)
+    def _make_dir(self, path: Path, name: str, offset: int) -> None:
+        """``mkdir -p`` once per directory (12k entries share a few hundred directories). A directory where
+        an earlier entry's file is (maybe still queued for a writer) is the collision mkdir would find."""
+        key = str(path)
+        if key in self._real_dirs:
+            return
+        for where in (path, *path.parents):
+            if str(where) in self._file_paths:
+                raise DuplicateEntry("entry collides with a file or directory of another entry", entry=name,
+                                     offset=offset)
+            if str(where) == str(self.root) or str(where) in self._real_dirs:
+                break
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise DuplicateEntry("entry collides with a file or directory of another entry", entry=name,
+                                 offset=offset) from None
+        self._real_dirs[key] = os.path.realpath(path)
 
     def handle(self, event: Event) -> None:
         if isinstance(event, EntryData):
-            assert self._open is not None
-            self._open.write(event.data)
-            self._hash.update(event.data)
-            self._size += len(event.data)
+            data = event.data
+            self._hash.update(data)
+            self._size += len(data)
+            if self._chunks is not None:
+                self._chunks.append(data)
+                if self._size > self._inline_limit:
+                    self._spill()
+            else:
+                assert self._open is not None
+                self._open.write(data)
         elif isinstance(event, EntryStarted):
             self._start(event.header.name, event.header.offset)
         elif isinstance(event, EntryFinished):
             self._finish(event.entry.name)
         elif isinstance(event, CentralDirectory):
+            self.drain()
             self.apply_modes(r.name for r in event.records if r.is_executable and not r.is_dir)
 
     def handle_all(self, events: Iterable[Event]) -> None:
@@ -118,33 +204,84 @@ class Extractor:
 
     def _start(self, name: str, offset: int) -> None:
         path = self.path_for(name)
-        try:
-            if name.endswith("/"):
-                path.mkdir(parents=True, exist_ok=True)
-                return
-            self._make_parent(path)
-            try:
-                fd = os.open(path, _CREATE_FLAGS, 0o666)
-            except OSError as exc:
-                if exc.errno != errno.ELOOP:
-                    raise
-                raise UnsafePath("entry is a symbolic link in the staging directory", entry=name) from None
-            self._open = os.fdopen(fd, "wb")  # closed in _finish or discard_unfinished
-        except (FileExistsError, NotADirectoryError, IsADirectoryError):
+        if name.endswith("/"):
+            self._make_dir(path, name, offset)
+            return
+        self._make_dir(path.parent, name, offset)
+        if str(path) in self._real_dirs:
             raise DuplicateEntry("entry collides with a file or directory of another entry", entry=name,
-                                 offset=offset) from None
+                                 offset=offset)
+        self._file_paths.add(str(path))
         self._open_name = name
+        self._open_path = path
+        self._open_offset = offset
         self._hash = hashlib.sha256()
         self._size = 0
+        if self._inline_limit:
+            self._chunks = []
+        else:
+            self._open_now()
+
+    def _open_now(self) -> None:
+        assert self._open_path is not None and self._open_name is not None
+        try:
+            fd = os.open(self._open_path, _CREATE_FLAGS, 0o666)
+        except OSError as exc:
+            raise _open_error(exc, self._open_name, self._open_offset) from None
+        self._open = os.fdopen(fd, "wb")  # closed in _finish or discard_unfinished
+
+    def _spill(self) -> None:
+        """The entry outgrew the buffer: write it from this thread, streaming, like a large file."""
+        chunks, self._chunks = self._chunks or [], None
+        self._open_now()
+        assert self._open is not None
+        for chunk in chunks:
+            self._open.write(chunk)
 
     def _finish(self, name: str) -> None:
-        if self._open is None:  # directory entry
+        if self._open_name is None:  # directory entry
             return
-        self._open.close()
-        self._open = None
+        path, offset = self._open_path, self._open_offset
+        assert path is not None
+        if self._chunks is not None:
+            chunks, self._chunks = self._chunks, None
+            self._submit(path, chunks, name, offset)
+        else:
+            assert self._open is not None
+            self._open.close()
+            self._open = None
         self._open_name = None
+        self._open_path = None
         self.files[name] = StagedFile(name, self._size, self._hash.hexdigest(), executable=False)
         self.written += 1
+
+    def _submit(self, path: Path, chunks: list[bytes], name: str, offset: int) -> None:
+        size = sum(len(c) for c in chunks)
+        self._pending.append((_pool().submit(_write_file, path, chunks, name, offset), size))
+        self._pending_bytes += size
+        while self._pending_bytes > self._max_pending or len(self._pending) > 4096:
+            self._wait_oldest()
+
+    def _wait_oldest(self) -> None:
+        future, size = self._pending.popleft()
+        self._pending_bytes -= size
+        future.result()  # re-raises the writer's error (DuplicateEntry, OSError) here, in this thread
+
+    def drain(self) -> None:
+        """Wait until every finished file is on disk (in the page cache); re-raise a writer's error."""
+        try:
+            while self._pending:
+                self._wait_oldest()
+        finally:
+            for future, _size in self._pending:  # after an error: let the others finish, then forget them
+                with contextlib.suppress(Exception):
+                    future.result()
+            self._pending.clear()
+            self._pending_bytes = 0
+
+    def close(self) -> None:
+        """Drain the writers; for the end of the input or an error (nothing may write into staging later)."""
+        self.drain()
 
     def sync(self) -> None:
         """Flush the finished files to disk: part of writing a checkpoint (DESIGN §2 rule 1).
@@ -152,6 +289,7 @@ class Extractor:
         One ``syncfs`` of the staging filesystem instead of ``os.sync()`` (every filesystem on the machine)
         or one ``fsync`` per file (a journal commit each: 12k of them for torch).
         """
+        self.drain()
         if self._open is not None:
             self._open.flush()
         fd = os.open(self.root, os.O_RDONLY)
@@ -165,14 +303,18 @@ class Extractor:
 
     def discard_unfinished(self) -> None:
         """Delete the entry in flight, if any, so staging holds only finished entries."""
+        self.drain()
+        self._chunks = None
         if self._open is not None:
             self._open.close()
             self._open = None
         if self._open_name is not None:
             self.path_for(self._open_name).unlink(missing_ok=True)
             self._open_name = None
+            self._open_path = None
 
     def apply_modes(self, executable_names: Iterable[str]) -> None:
+        self.drain()
         mode = 0o777 & ~_umask() | 0o111
         for name in executable_names:
             staged = self.files.get(name)
