@@ -54,3 +54,25 @@ def test_extractor_refuses_names_escaping_root_even_if_parser_let_them_through(t
     os.symlink(tmp_path, tmp_path / "root" / "link")
     with pytest.raises(UnsafePath):
         extractor.path_for("link/evil.py")
+
+
+@pytest.mark.parametrize(
+    ("create_system", "mode", "executable"),
+    [
+        (3, 0o100755, True),
+        (3, 0o755, False),  # no S_IFREG: pip's zip_item_is_executable says no
+        (0, 0o100755, True),  # made by MS-DOS, but pip reads the high bits anyway
+        (3, 0o100644, False),
+    ],
+)
+def test_exec_bit_follows_pips_rule(create_system: int, mode: int, executable: bool, tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        info = zipfile.ZipInfo("demo/tool")
+        info.create_system = create_system
+        info.external_attr = mode << 16
+        archive.writestr(info, b"#!/bin/sh\n")
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    wheel.write_bytes(buf.getvalue())
+    staged = unpack_local(wheel, cache=Cache.at(tmp_path / "cache")).staged
+    assert staged.files["demo/tool"].executable is executable

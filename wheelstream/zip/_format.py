@@ -23,7 +23,7 @@ import stat
 import struct
 from dataclasses import dataclass
 
-from wheelstream.errors import MalformedRecord, UnsafePath
+from wheelstream.errors import MalformedRecord, StrayData, UnsafePath
 
 LOCAL_HEADER_SIG = b"PK\x03\x04"
 CENTRAL_HEADER_SIG = b"PK\x01\x02"
@@ -51,7 +51,7 @@ METHOD_NAMES = {0: "stored", 8: "deflate", 9: "deflate64", 12: "bzip2", 14: "lzm
 ZIP64_EXTRA_ID = 0x0001
 U32_MAX = 0xFFFFFFFF
 U16_MAX = 0xFFFF
-CREATE_SYSTEM_UNIX = 3
+_RECORD_SIGNATURES = (LOCAL_HEADER_SIG, CENTRAL_HEADER_SIG, ZIP64_EOCD_SIG, ZIP64_LOCATOR_SIG, EOCD_SIG)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +115,8 @@ class CentralRecord:
 
     @property
     def unix_mode(self) -> int:
-        return (self.external_attr >> 16) if self.create_system == CREATE_SYSTEM_UNIX else 0
+        # pip and zipfile read the high 16 bits whatever system made the archive; so do we.
+        return self.external_attr >> 16
 
     @property
     def is_symlink(self) -> bool:
@@ -123,8 +124,9 @@ class CentralRecord:
 
     @property
     def is_executable(self) -> bool:
-        # pip: any of the x bits in the unix mode makes the installed file u+x/g+x/o+x (umask applied).
-        return bool(self.unix_mode & 0o111)
+        # pip's zip_item_is_executable: a regular-file mode with any x bit (the umask is applied later).
+        mode = self.unix_mode
+        return bool(mode and stat.S_ISREG(mode) and mode & 0o111)
 
     @property
     def is_dir(self) -> bool:
@@ -180,30 +182,37 @@ def check_safe_name(name: str, offset: int) -> None:
         raise UnsafePath(reason, entry=name, offset=offset)
 
 
-def _zip64_values(extra: bytes, wanted: list[str], offset: int, name: str) -> dict[str, int]:
-    """Pull the 8-byte values named in ``wanted`` from the ZIP64 extra field (4.5.3), in order."""
+def _extra_fields(extra: bytes, offset: int, name: str) -> dict[int, bytes]:
+    """Split an extra field into (id -> body), rejecting a field that claims more bytes than exist.
+
+    zipfile raises "Corrupt extra field" in that case; accepting it would let the two readers differ.
+    Up to 3 trailing bytes are ignored, as zipfile ignores them.
+    """
+    fields: dict[int, bytes] = {}
     pos = 0
     while pos + 4 <= len(extra):
         header_id, size = struct.unpack_from("<HH", extra, pos)
-        body = extra[pos + 4 : pos + 4 + size]
-        if len(body) != size:
-            break
-        if header_id == ZIP64_EXTRA_ID:
-            if len(body) < 8 * len(wanted):
-                raise MalformedRecord("ZIP64 extra field too short", entry=name, offset=offset)
-            return {key: struct.unpack_from("<Q", body, 8 * i)[0] for i, key in enumerate(wanted)}
+        if pos + 4 + size > len(extra):
+            raise MalformedRecord(f"corrupt extra field {header_id:04x}", entry=name, offset=offset)
+        fields.setdefault(header_id, extra[pos + 4 : pos + 4 + size])
         pos += 4 + size
-    return {}
+    return fields
 
 
-def has_zip64_extra(extra: bytes) -> bool:
+_ZIP64_WIDTHS = {"usize": 8, "csize": 8, "offset": 8, "disk": 4}
+
+
+def _zip64_values(body: bytes, wanted: list[str], offset: int, name: str) -> dict[str, int]:
+    """Pull the values named in ``wanted`` from a ZIP64 extra field body (4.5.3), in order."""
+    values: dict[str, int] = {}
     pos = 0
-    while pos + 4 <= len(extra):
-        header_id, size = struct.unpack_from("<HH", extra, pos)
-        if header_id == ZIP64_EXTRA_ID:
-            return True
-        pos += 4 + size
-    return False
+    for key in wanted:
+        width = _ZIP64_WIDTHS[key]
+        if pos + width > len(body):
+            raise MalformedRecord("ZIP64 extra field too short", entry=name, offset=offset)
+        values[key] = int.from_bytes(body[pos : pos + width], "little")
+        pos += width
+    return values
 
 
 def parse_local_header(buf: bytes | bytearray, pos: int, offset: int) -> LocalHeader | None:
@@ -218,10 +227,10 @@ def parse_local_header(buf: bytes | bytearray, pos: int, offset: int) -> LocalHe
         return None
     start = pos + LOCAL_HEADER.size
     name = decode_name(bytes(buf[start : start + name_len]), flags, offset)
-    extra = bytes(buf[start + name_len : start + name_len + extra_len])
-    zip64 = has_zip64_extra(extra)
+    fields = _extra_fields(bytes(buf[start + name_len : start + name_len + extra_len]), offset, name)
+    zip64 = ZIP64_EXTRA_ID in fields
     if zip64:
-        values = _zip64_values(extra, ["usize", "csize"], offset, name)
+        values = _zip64_values(fields[ZIP64_EXTRA_ID], ["usize", "csize"], offset, name)
         # 4.5.3: in a local header both sizes are present, but writers only mean them when the 32-bit
         # field overflowed; keep the 32-bit value otherwise.
         if usize == U32_MAX:
@@ -242,16 +251,16 @@ def parse_central_record(buf: bytes | bytearray, pos: int, offset: int) -> tuple
         return None
     start = pos + CENTRAL_HEADER.size
     name = decode_name(bytes(buf[start : start + name_len]), flags, offset)
-    extra = bytes(buf[start + name_len : start + name_len + extra_len])
+    fields = _extra_fields(bytes(buf[start + name_len : start + name_len + extra_len]), offset, name)
     wanted = [
         key
         for key, value in (("usize", usize), ("csize", csize), ("offset", local_offset), ("disk", disk))
         if value == (U16_MAX if key == "disk" else U32_MAX)
     ]
     if wanted:
-        values = _zip64_values(extra, wanted, offset, name)
-        if len(values) != len(wanted):
+        if ZIP64_EXTRA_ID not in fields:
             raise MalformedRecord("central record needs a ZIP64 extra field it lacks", entry=name, offset=offset)
+        values = _zip64_values(fields[ZIP64_EXTRA_ID], wanted, offset, name)
         usize = values.get("usize", usize)
         csize = values.get("csize", csize)
         local_offset = values.get("offset", local_offset)
@@ -270,6 +279,11 @@ def parse_eocd(buf: bytes | bytearray, pos: int, offset: int) -> tuple[EndOfCent
     total = EOCD.size + comment_len
     if len(buf) - pos < total:
         return None
+    comment = bytes(buf[pos + EOCD.size : pos + total])
+    if any(sig in comment for sig in _RECORD_SIGNATURES):
+        # zipfile trusts the *last* end record in the file: a second one hidden in the comment would make
+        # pip see another archive than the one we unpack.
+        raise StrayData("archive comment contains a zip record signature", offset=offset)
     needs_zip64 = U16_MAX in (disk, cd_disk, on_disk, entries) or U32_MAX in (cd_size, cd_offset)
     eocd = EndOfCentralDirectory(
         offset, disk, cd_disk, on_disk, entries, cd_size, cd_offset, comment_len, needs_zip64
@@ -285,8 +299,12 @@ def parse_zip64_eocd(buf: bytes | bytearray, pos: int, offset: int) -> tuple[End
         ZIP64_EOCD.unpack_from(buf, pos)
     )
     total = 12 + record_size
-    if record_size < ZIP64_EOCD.size - 12:
-        raise MalformedRecord("ZIP64 end of central directory record too short", offset=offset)
+    if record_size != ZIP64_EOCD.size - 12:
+        # zipfile assumes no extensible data (it reads the record 56 bytes before the locator); bytes hidden
+        # there would be read two ways. Wheels never need it.
+        raise MalformedRecord(
+            f"ZIP64 end of central directory record is {total} bytes, {ZIP64_EOCD.size} expected", offset=offset
+        )
     if len(buf) - pos < total:
         return None
     record = EndOfCentralDirectory(offset, disk, cd_disk, on_disk, entries, cd_size, cd_offset, 0, False)
