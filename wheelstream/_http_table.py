@@ -89,11 +89,10 @@ def _same_file(headers: Mapping[str, str], known: Known, length: int | None) -> 
     etag, modified = _header(headers, "etag"), _header(headers, "last-modified")
     if known.length is not None and length != known.length:
         return False
-    if known.etag and etag:
-        strong = not known.etag.startswith("W/") and not etag.startswith("W/")
-        return strong and etag == known.etag
+    if known.etag and etag and not known.etag.startswith("W/") and not etag.startswith("W/"):
+        return etag == known.etag  # strong comparison (RFC 9110 §8.8.3.2)
     if known.last_modified and modified:
-        return modified == known.last_modified
+        return modified == known.last_modified  # what If-Range carried when the ETag was weak
     return False  # nothing to compare: unknowable, so treated as changed
 
 
@@ -131,8 +130,9 @@ def decide(status: int, headers: Mapping[str, str], known: Known) -> Decision:
         match = re.match(r"^\s*bytes\s+\*/(\d+)\s*$", _header(headers, "content-range") or "")
         if match:
             total = int(match.group(1))
-        if known.length is not None and known.start == known.length and total in (None, known.length):
-            return Decision(Action.COMPLETE, "already complete", length=known.length)
+        length = known.length if known.length is not None else total
+        if length is not None and known.start == length and total in (None, length):
+            return Decision(Action.COMPLETE, "already complete", length=length)
         return Decision(Action.GONE, f"server cannot serve bytes from {known.start} (416)")
     if status in (404, 410):
         return Decision(Action.GONE, f"server answered {status}")
