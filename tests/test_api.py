@@ -79,3 +79,19 @@ def test_download_keeps_the_wheel_file_and_verifies_it(tmp_path: Path) -> None:
         result = wheelstream.download([url], tmp_path / "dl", cache_dir=tmp_path / "cache")
     assert (tmp_path / "dl" / "demo-1.0-py3-none-any.whl").read_bytes() == data
     assert result.wheels[0].sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_credentials_from_url_and_netrc_reach_the_server_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    netrc_file = tmp_path / "netrc"
+    netrc_file.write_text("machine 127.0.0.1 login bob password n3trc\n")
+    netrc_file.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc_file))
+    with FaultServer() as server:
+        plain = server.add_file("demo-1.0-py3-none-any.whl", WELLFORMED["deflate"]())
+        wheelstream.install([plain], tmp_path / "a", cache_dir=tmp_path / "c1")
+        assert server.requests[-1].headers["authorization"] == "Basic Ym9iOm4zdHJj"  # bob:n3trc
+        with_user = plain.replace("http://", "http://alice:s3cret@") + "?token=abc"
+        wheelstream.install([with_user], tmp_path / "b", cache_dir=tmp_path / "c2")
+        assert server.requests[-1].headers["authorization"] == "Basic YWxpY2U6czNjcmV0"  # alice:s3cret
+    direct_url = next((tmp_path / "b").glob("*.dist-info/direct_url.json")).read_text()
+    assert "s3cret" not in direct_url and "alice" not in direct_url and "abc" not in direct_url

@@ -9,11 +9,13 @@ leaves the target half-installed, and the next run resumes what was interrupted.
 
 from __future__ import annotations
 
+import base64
+import netrc
 import os
 import threading
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,11 +217,39 @@ def _outcome(item: _Resolved, result: DownloadResult, keep: Path | None) -> Whee
     )
 
 
+class _CredentialsAuth(httpx.Auth):
+    """Credentials as pip finds them: the URL's own ``user:password@`` first, else ``~/.netrc`` (or $NETRC).
+
+    httpx ignores URL userinfo once a client has an auth of its own, and never reads netrc by itself, so both
+    live here. An ``Authorization`` header set by the caller wins over either.
+    """
+
+    def __init__(self) -> None:
+        path = os.environ.get("NETRC") or os.path.expanduser("~/.netrc")
+        try:
+            self._netrc: netrc.netrc | None = netrc.netrc(path) if os.path.isfile(path) else None
+        except (OSError, netrc.NetrcParseError):
+            self._netrc = None
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if "Authorization" not in request.headers:
+            user, password = request.url.username, request.url.password
+            if not (user or password) and self._netrc is not None:
+                found = self._netrc.authenticators(request.url.host)
+                if found is not None:
+                    user, password = found[0], found[2] or ""
+            if user or password:
+                token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+                request.headers["Authorization"] = f"Basic {token}"
+        yield request
+
+
 def _client(timeout: float) -> httpx.Client:
     return httpx.Client(
         follow_redirects=True,
         timeout=httpx.Timeout(timeout),
         headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+        auth=_CredentialsAuth(),
         trust_env=True,
     )
 
@@ -274,7 +304,7 @@ def install(
 def _direct_url(item: _Resolved) -> str | None:
     """PEP 610 is written for URL and path installs, not for index installs (pip does the same)."""
     if item.url is not None and "==" not in item.source:
-        return split_hash_fragment(item.url)[0]
+        return redact(split_hash_fragment(item.url)[0])  # DESIGN §2: no token reaches direct_url.json
     if item.path is not None:
         return item.path.resolve().as_uri()
     return None
