@@ -181,8 +181,11 @@ class Tools:
 
 
 def _fresh(*paths: Path) -> None:
+    """Nothing is deleted between runs: ext4 skips inodes freed in the last 60-300 s when it allocates
+    (``recently_deleted()``), so creating 12k files right after deleting 36k costs 2-5x more kernel time —
+    the tool that runs after a big ``rm -rf`` would lose (docs/performance.md). Run dirs are removed at the end."""
     for p in paths:
-        shutil.rmtree(p, ignore_errors=True)
+        assert not p.exists(), p
     os.sync()  # the previous run's dirty pages must not be written back on this run's clock
     time.sleep(0.2)
 
@@ -216,7 +219,8 @@ class Runner:
         return names, urls
 
     def _dirs(self, tool: str) -> tuple[Path, Path, Path, Path]:
-        base = OUT / "run" / tool
+        self.counter += 1
+        base = OUT / "run" / f"{self.counter:03d}-{tool}"
         return base / "target", base / "cache", base / "reqs.txt", base / "log.txt"
 
     def _record(self, run: Run) -> None:
@@ -263,7 +267,8 @@ class Runner:
         self.server.set_plan(names[0], FaultPlan())
         first = self.server.bytes_sent(names[0])
         n_first = len(self.server.requests_for(names[0]))
-        shutil.rmtree(target, ignore_errors=True)  # pip/uv may have left half a target; the rerun installs fresh
+        # The rerun installs into a new target (no deletion: see _fresh); the cache is the killed run's.
+        cmd = self.tools.command(tool, urls, target.with_name("target2"), cache, reqs)
         os.sync()
         time.sleep(0.2)
         t0 = time.perf_counter()
@@ -409,6 +414,8 @@ def main() -> None:
     parser.add_argument("--chart", type=Path, default=REPO / "docs" / "bench.png")
     parser.add_argument("--no-chart", action="store_true")
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--settle", type=int, default=60,
+                        help="seconds to wait after deleting old run dirs before the first run (ext4 inode reuse)")
     args = parser.parse_args()
     args.scenarios = [s for s in args.scenarios.split(",") if s]
     args.tools = [t for t in args.tools.split(",") if t]
@@ -417,11 +424,15 @@ def main() -> None:
             parser.error(f"unknown tool {tool}")
 
     OUT.mkdir(exist_ok=True)
+    shutil.rmtree(OUT / "run", ignore_errors=True)
+    if (OUT / "run").exists() or shutil.disk_usage(OUT).free < 45e9:
+        print("warning: under 45 GB free; run dirs are kept until the end (~1.4 GB per big-wheel run)")
     venv = peers_venv()
     bench = Bench(big=big_wheel(), mid=mid_wheels(venv) if "b" in args.scenarios else [])
     tools = Tools(venv)
     print(f"big wheel {bench.big} ({bench.big.stat().st_size / 1e6:.0f} MB); wheelstream "
           f"{'CLI' if tools.ws_cli else 'python -c'}", flush=True)
+    time.sleep(args.settle)  # freed inodes of an earlier bench must age out first (see _fresh)
     with FaultServer() as server:
         runner = Runner(bench, tools, server, args.verbose)
         for scenario in args.scenarios:
