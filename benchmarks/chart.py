@@ -6,13 +6,14 @@ import sys
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 COLORS = {"pip": "#4c72b0", "uv": "#dd8452", "wheelstream": "#55a868", "wheelstream-hardlink": "#8fd18f"}
 
 
 def main(spec_path: str, out: str) -> None:
-    spec = json.loads(open(spec_path).read())
+    with open(spec_path) as handle:
+        spec = json.load(handle)
     scenarios = list(spec["titles"])
     tools = spec["tools"]
     fig, axes = plt.subplots(1, len(scenarios), figsize=(3.6 * len(scenarios), 3.8), squeeze=False)

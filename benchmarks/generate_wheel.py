@@ -13,8 +13,7 @@ import random
 import zipfile
 from pathlib import Path
 
-WORDS = ("def return import self None True False class yield lambda async await tensor shape dtype device "
-         "grad module forward backward kernel dispatch cuda cpu float int list dict str").split()
+WORDS = ["def", "return", "import", "self", "None", "True", "False", "class", "yield", "lambda", "async", "await", "tensor", "shape", "dtype", "device", "grad", "module", "forward", "backward", "kernel", "dispatch", "cuda", "cpu", "float", "int", "list", "dict", "str"]
 
 
 def _text(rng: random.Random, size: int) -> bytes:

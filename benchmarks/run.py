@@ -39,9 +39,9 @@ REPO = HERE.parent
 OUT = HERE / "out"  # gitignored: venv, downloaded wheels, run dirs
 sys.path.insert(0, str(REPO))
 
-from wheelstream.testing import FaultServer  # noqa: E402
-from wheelstream.testing._faults import FaultPlan  # noqa: E402
-from wheelstream.testing._spec import parse_fault  # noqa: E402
+from wheelstream.testing import FaultServer
+from wheelstream.testing._faults import FaultPlan
+from wheelstream.testing._spec import parse_fault
 
 PIP_VERSION = "26.3"
 UV_VERSION = "0.13.9"
@@ -134,7 +134,7 @@ def big_wheel() -> Path:
         return Path(found[-1])
     path = OUT / "wheels" / "bigdemo-1.0-py3-none-any.whl"
     if not path.exists():
-        from generate_wheel import generate  # noqa: PLC0415 - only without torch
+        from generate_wheel import generate
 
         generate(path, target_size=200 * 1024 * 1024)
     return path
@@ -146,7 +146,7 @@ def big_wheel() -> Path:
 def _ws_cli_available() -> bool:
     ws = REPO / ".venv" / "bin" / "wheelstream"
     try:
-        done = subprocess.run([str(ws), "install", "--help"], capture_output=True, timeout=30)
+        done = subprocess.run([str(ws), "install", "--help"], capture_output=True, timeout=30, check=False)
     except OSError:
         return False
     return done.returncode == 0
@@ -315,15 +315,21 @@ def report(bench: Bench, args: argparse.Namespace, tools: Tools) -> str:
         "# Benchmark results",
         "",
         f"Command: `{' '.join(['python', 'benchmarks/run.py', *sys.argv[1:]])}`  ",
-        f"Machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}; "
-        f"pip {PIP_VERSION}, uv {UV_VERSION}; wheelstream via "
-        f"{'its CLI' if tools.ws_cli else 'python -c wheelstream.install(...)'}; "
-        f"{time.strftime('%Y-%m-%d %H:%M')}.  ",
-        f"Big wheel: `{bench.big.name}` ({big_size / 1e6:.1f} MB). Mid wheels: {len(bench.mid)} files, "
-        f"{mid_size / 1e6:.1f} MB.  ",
-        "Server: wheelstream's FaultServer (sendfile) on 127.0.0.1. Times are wall seconds of the whole command, "
-        f"min / median of {args.repeat} runs; ratio = median / wheelstream's median (lower is better for "
-        "the row's tool); RSS = peak of any run.",
+        (
+            f"Machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}; "
+            f"pip {PIP_VERSION}, uv {UV_VERSION}; wheelstream via "
+            f"{'its CLI' if tools.ws_cli else 'python -c wheelstream.install(...)'}; "
+            f"{time.strftime('%Y-%m-%d %H:%M')}.  "
+        ),
+        (
+            f"Big wheel: `{bench.big.name}` ({big_size / 1e6:.1f} MB). Mid wheels: {len(bench.mid)} files, "
+            f"{mid_size / 1e6:.1f} MB.  "
+        ),
+        (
+            "Server: wheelstream's FaultServer (sendfile) on 127.0.0.1. Times are wall seconds of the whole "
+            f"command, min / median of {args.repeat} runs; ratio = median / wheelstream's median (lower is "
+            "better for the row's tool); RSS = peak of any run."
+        ),
         "",
     ]
     for scenario in args.scenarios:
