@@ -64,8 +64,8 @@ def parse_all(data: bytes, chunks: list[bytes], parser: ZipStreamParser | None =
             break
     if deferred is not None:
         start = max(0, len(data) - TAIL_SIZE)
-        cd = find_central_directory(data[start:], start)
-        records = read_central_directory(data[cd:], cd)
+        cd, size = find_central_directory(data[start:], start)
+        records = read_central_directory(data[cd : cd + size], cd)
         second = ZipStreamParser(
             deferred,
             prior_entries=parser.finished_entries,

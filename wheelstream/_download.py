@@ -45,6 +45,7 @@ from wheelstream._staged import StagedWheel
 from wheelstream._urls import cache_key, filename_from_url, redact, split_hash_fragment
 from wheelstream.errors import (
     ArchiveError,
+    EntrySetMismatch,
     HashMismatch,
     HTTPStatusError,
     Interrupted,
@@ -115,11 +116,25 @@ class _Unpacker:
             raise self.error  # stop downloading at the first bad entry, as the single-threaded loop did
         self._queue.put(block)
 
-    def close(self) -> None:
+    def _stop(self) -> None:
         self._queue.put(None)
-        self._thread.join()
+
+    def close(self) -> None:
+        """Wait for the worker to finish every block; a Ctrl-C meanwhile is held until it has (a checkpoint
+        taken while the worker still changes parser and extractor would record unsynced files)."""
+        interrupted = False
+        steps: tuple[Callable[[], None], ...] = (self._stop, self._thread.join)
+        for step in steps:
+            while True:
+                try:
+                    step()
+                    break
+                except KeyboardInterrupt:
+                    interrupted = True
         if self.error is not None:
             raise self.error
+        if interrupted:
+            raise KeyboardInterrupt
 
 
 _BLOCK = 1 << 20  # coalesce iter_raw()'s <= 64 KiB chunks before the partial write and the hand-over
@@ -137,7 +152,7 @@ class _Stream:
     partial: PartialFile
     parser: ZipStreamParser
     extractor: Extractor
-    hasher: "hashlib._Hash"
+    hasher: hashlib._Hash
     position: int = 0
     last_checkpoint_at: float = field(default_factory=time.monotonic)
     last_checkpoint_bytes: int = 0
@@ -173,9 +188,19 @@ class _Stream:
         try:
             self._flush()
         finally:
-            unpacker, self._unpacker = self._unpacker, None
-            if unpacker is not None:
-                unpacker.close()
+            if self._unpacker is not None:
+                try:
+                    self._unpacker.close()
+                finally:
+                    self._unpacker = None
+
+    def abandon(self) -> None:
+        """Stop the workers and close files before this stream's state is thrown away (restart, error)."""
+        with contextlib.suppress(Exception):
+            self.settle()
+        with contextlib.suppress(Exception):
+            self.extractor.close()
+        self.partial.close()
 
     def _parse(self, chunk: bytes) -> None:
         if self.journal.deferred_at is not None:
@@ -248,8 +273,8 @@ def _finish_deferred(
 ) -> ZipStreamParser:
     """Read the central directory from the finished file, then parse from the deferred entry on (DESIGN §4)."""
     tail_start = max(0, length - TAIL_SIZE)
-    cd_offset = find_central_directory(b"".join(read_range(tail_start, length)), tail_start)
-    records = read_central_directory(b"".join(read_range(cd_offset, length)), cd_offset)
+    cd_offset, cd_size = find_central_directory(b"".join(read_range(tail_start, length)), tail_start)
+    records = read_central_directory(b"".join(read_range(cd_offset, min(length, cd_offset + cd_size))), cd_offset)
     second = ZipStreamParser(
         deferred_at,
         prior_entries=parser.finished_entries,
@@ -259,6 +284,9 @@ def _finish_deferred(
     for chunk in read_range(deferred_at, length):
         extractor.handle_all(second.feed(chunk))
     extractor.handle_all(second.feed(b""))
+    if not second.done:  # it deferred again: that entry has no central record to take its size from
+        raise EntrySetMismatch("stored entry with a data descriptor has no central directory record",
+                               offset=second.checkpoint)
     return second
 
 
@@ -306,6 +334,7 @@ class _Download:
         self.restarts = 0
         self.resumed_at: int | None = None
         self.unpacked_before = 0  # files written by streams discarded by a restart
+        self.completed = False  # the unpacked wheel is published: an interrupt has nothing to save
 
     # -- state ---------------------------------------------------------------------------------------
 
@@ -342,6 +371,8 @@ class _Download:
             or (self.expected is not None and journal.expected_sha256 not in (None, self.expected))
             or not partial_path.exists()
             or partial_path.stat().st_size < journal.durable
+            or journal.checkpoint > journal.durable
+            or any(entry.offset >= journal.checkpoint for entry in journal.entries)
             or not self._staging_matches(journal)
         ):
             return self._fresh()
@@ -356,7 +387,7 @@ class _Download:
         except ArchiveError:
             journal.deferred_at = None  # the bytes on disk are bad: they are not worth keeping
         if (deferred is not None and journal.deferred_at != deferred) or stream.parser.failed:
-            stream.partial.close()
+            stream.abandon()
             return self._fresh()  # the replay disagrees with the journal: trust neither
         self.reused = journal.durable
         return stream
@@ -383,7 +414,7 @@ class _Download:
     def _restart(self, reason: str) -> None:
         """Discard everything of the old file: partial, staging, journal, parser, hash."""
         self._note(f"restarting from zero: {reason}")
-        self.stream.partial.close()
+        self.stream.abandon()
         self.restarts += 1
         self.reused = 0
         self.unpacked_before += self.stream.extractor.written
@@ -404,47 +435,70 @@ class _Download:
                 self._restart(f"verification failed on resumed bytes ({exc})")
                 return self._attempts()
         except KeyboardInterrupt:
+            if self.completed:
+                raise  # the wheel is already in the cache: nothing to checkpoint
             self.stream.checkpoint()
             raise Interrupted(
                 f"interrupted at {_human(self.stream.position)} of {_human(self.stream.journal.length)}"
                 " — run the same command again to resume",
             ) from None
+        except (ArchiveError, HashMismatch, ResourceGone):
+            self.stream.abandon()
+            self.cache.discard(self.key)  # the bytes are bad, or the server no longer has this file
+            raise
         except NetworkError:
             self.stream.checkpoint()
-            raise
-        except (ArchiveError, HashMismatch):
-            self.stream.partial.close()
-            self.cache.discard(self.key)
             raise
         finally:
             self.stream.partial.close()
 
     def _attempts(self) -> DownloadResult:
+        """Attempts until done. Only attempts that bring bytes never held before count as progress; a
+        restart from zero brings none, and restarts have a budget of their own (both ``options.retries``)."""
         without_progress = 0
+        high_water = self.stream.position
         while True:
-            start = self.stream.position
+            self._sleep(0)
+            restarts = self.restarts
             try:
                 outcome = self._attempt()
             except httpx.TransportError as exc:
-                outcome = f"{type(exc).__name__}: {exc}"
+                outcome = _Retry(f"{type(exc).__name__}: {exc}".rstrip(": "))
                 if self.stream.journal.resumable:
                     self.stream.checkpoint()
                 else:
-                    self._restart(f"connection lost ({outcome}) and the server's encoding prevents a resume")
-                    outcome = _RESTARTED
+                    self._restart(f"{outcome.reason}, and the server's encoding prevents a resume")
             if outcome is _DONE:
                 return self._complete()
-            if self.stream.position > start or outcome is _RESTARTED:
+            if self.restarts != restarts:
+                high_water = 0
+                if self.restarts > self.options.retries:
+                    raise RetriesExhausted(f"gave up after {self.restarts} restarts from zero")
+            if self.stream.position > high_water:
+                high_water = self.stream.position
                 without_progress = 0
+                continue  # a drop after progress: resume at once
+            if outcome is _RESTARTED:
+                self._sleep(_backoff(self.restarts - 1, self.options))
                 continue
+            assert isinstance(outcome, _Retry)
             without_progress += 1
             if without_progress > self.options.retries:
                 raise RetriesExhausted(
-                    f"gave up after {without_progress} attempts without progress ({outcome}); partial kept at "
-                    f"{_human(self.stream.position)} — run the same command again to resume"
+                    f"gave up after {without_progress} attempts without progress ({outcome.reason}); "
+                    f"partial kept at {_human(self.stream.position)} — run the same command again to resume"
                 )
-            wait = outcome if isinstance(outcome, float) else _backoff(without_progress, self.options)
-            time.sleep(min(wait, self.options.backoff_max))
+            wait = outcome.wait if outcome.wait is not None else _backoff(without_progress, self.options)
+            wait = min(wait, _MAX_RETRY_AFTER)
+            self._note(f"{outcome.reason}; retry {without_progress} of {self.options.retries} in {wait:.1f} s")
+            self._sleep(wait)
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake up for a cancel (Ctrl-C in the main thread while this runs on a worker)."""
+        if self.cancel is None:
+            time.sleep(seconds)
+        elif self.cancel.wait(seconds):
+            raise KeyboardInterrupt
 
     def _request_headers(self) -> dict[str, str]:
         headers = {"Accept-Encoding": "identity"}
@@ -456,7 +510,7 @@ class _Download:
         return headers
 
     def _attempt(self) -> object:
-        """One request: returns _DONE, _RESTARTED, a wait in seconds (server busy) or a reason string."""
+        """One request: returns _DONE, _RESTARTED, or a _Retry saying why it stopped short."""
         journal = self.stream.journal
         if journal.length is not None and 0 < journal.length == self.stream.position:
             return _DONE  # everything is on disk already (e.g. killed right before the end)
@@ -466,7 +520,7 @@ class _Download:
             decision = decide(response.status_code, response.headers, known)
             action = decision.action
             if action is Action.RETRY:
-                return retry_after_seconds(response.headers) or _backoff(1, self.options)
+                return _Retry(decision.reason, retry_after_seconds(response.headers))
             if action is Action.GONE:
                 raise ResourceGone(f"{decision.reason}; the partial download was discarded")
             if action is Action.FAIL:
@@ -480,9 +534,8 @@ class _Download:
                 self._restart(decision.reason)
             if action in (Action.START, Action.RESTART_WITH_BODY):
                 self._adopt(response, decision)
-            elif self.resumed_at is None:
-                self.resumed_at = self.stream.position
-                self._report(resumed=True)
+            else:
+                self._resumed(action)
             skip = self.stream.position if action is Action.SKIP else 0
             # No chunk_size: httpx would hold back up to a chunk of received bytes and lose it on a drop.
             body = response.iter_raw() if decision.resumable else response.iter_bytes()
@@ -490,7 +543,7 @@ class _Download:
         length = self.stream.journal.length
         if length is None or length == self.stream.position:
             return _DONE  # an unknown length ends with the body; a known one when it is reached
-        return "the body ended early"
+        return _Retry("the connection closed before the end of the body")
 
     def _pump(self, body: Iterator[bytes], skip: int) -> None:
         stream = self.stream
@@ -512,6 +565,15 @@ class _Download:
             stream.settle()  # a bad entry the worker found came first in the stream: its error wins
             raise
         stream.settle()
+
+    def _resumed(self, action: Action) -> None:
+        position = self.stream.position
+        if self.resumed_at is None:
+            self.resumed_at = position
+        if action is Action.SKIP:
+            self._note(f"server ignored Range: reading the first {_human(position)} again, nothing re-extracted")
+        else:
+            self._report(message=f"resumed at {_human(position)} (saved {_human(position)})")
 
     def _adopt(self, response: httpx.Response, decision: Decision) -> None:
         """Record the validators of the response the partial file now follows."""
@@ -536,6 +598,7 @@ class _Download:
         stream.extractor.sync()
         staged = StagedWheel(self.wheel, self.cache.staging(self.key), dict(stream.extractor.files))
         final = _publish(self.cache, staged, sha256)
+        self.completed = True
         self.cache.remember(self.key, self.redacted, sha256, self.wheel)
         stream.partial.close()
         if self.keep_wheel_in is not None:
@@ -556,11 +619,10 @@ class _Download:
         if self.progress is not None:
             self.progress(Progress(self.wheel, 0, None, 0, None, message=message))
 
-    def _report(self, *, resumed: bool = False, finished: bool = False) -> None:
+    def _report(self, *, message: str | None = None, finished: bool = False) -> None:
         if self.progress is None:
             return
         stream = self.stream
-        message = f"resumed at {_human(stream.position)} (saved {_human(self.reused)})" if resumed else None
         self.progress(
             Progress(
                 self.wheel,
@@ -576,6 +638,15 @@ class _Download:
 
 _DONE = object()
 _RESTARTED = object()
+_MAX_RETRY_AFTER = 600.0  # honour Retry-After (DESIGN §3), but never sleep longer than this
+
+
+@dataclass(frozen=True)
+class _Retry:
+    """An attempt that stopped short: why, and how long the server asked us to wait, if it did."""
+
+    reason: str
+    wait: float | None = None
 
 
 def _publish(cache: Cache, staged: StagedWheel, sha256: str) -> StagedWheel:

@@ -19,7 +19,7 @@ class Inflater(Protocol):
     unconsumed_tail: bytes
     unused_data: bytes
 
-    def decompress(self, data: bytes, max_length: int = ..., /) -> bytes: ...
+    def decompress(self, data: bytes | memoryview, max_length: int = ..., /) -> bytes: ...
 
 
 _backend: types.ModuleType

@@ -94,7 +94,7 @@ class _State(enum.Enum):
 class _OpenEntry:
     """Counters for the entry whose data is being read."""
 
-    __slots__ = ("header", "compressed_size", "consumed", "produced", "crc", "inflater")
+    __slots__ = ("compressed_size", "consumed", "crc", "header", "inflater", "produced")
 
     def __init__(self, header: LocalHeader, compressed_size: int | None) -> None:
         self.header = header
@@ -139,6 +139,7 @@ class ZipStreamParser:
         self._cd_start: int | None = None
         self._cd_end: int | None = None
         self._records: list[CentralRecord] = []
+        self._cd_names: set[str] = set()
         self._zip64_eocd: EndOfCentralDirectory | None = None
         self._zip64_locator: tuple[int, int] | None = None
         self._readers: dict[_State, Callable[[], Event | None]] = {
@@ -364,6 +365,8 @@ class ZipStreamParser:
 
     def _count_output(self, entry: _OpenEntry, count: int) -> None:
         header = entry.header
+        if header.is_dir:
+            raise MalformedRecord("directory entry carries data", entry=header.name, offset=self.offset)
         entry.produced += count
         if not header.has_data_descriptor:
             if entry.produced > header.uncompressed_size:
@@ -476,6 +479,7 @@ class ZipStreamParser:
             parsed = fmt.parse_central_record(self._buf, self._pos, self.offset)
             if parsed is None:
                 return False
+            self._match_record(parsed[0])
             self._records.append(parsed[0])
             self._pos += parsed[1]
             return True
@@ -554,26 +558,30 @@ class ZipStreamParser:
             )
         return self._zip64_eocd
 
+    def _match_record(self, record: CentralRecord) -> None:
+        """Check a central record the moment it is read: one local entry that agrees with it, a new name.
+
+        Checking as we go (not when the end record arrives) bounds memory: a directory can never hold more
+        records than there are local entries, whatever the archive claims.
+        """
+        key = _name_key(record.name)
+        if key in self._cd_names:
+            raise DuplicateEntry("two central records share this name", entry=record.name, offset=record.offset)
+        self._cd_names.add(key)
+        if record.is_symlink:
+            raise SymlinkEntry("symbolic link entries are not allowed", entry=record.name, offset=record.offset)
+        local = self._entries.get(record.local_header_offset)
+        if local is None:
+            raise EntrySetMismatch(
+                f"central record points at {record.local_header_offset}, where no entry starts",
+                entry=record.name,
+                offset=record.offset,
+            )
+        _compare(local, record)
+
     def _match_records(self) -> None:
-        """Every central record has exactly one local entry that agrees with it, and vice versa."""
-        seen: set[str] = set()
-        referenced: set[int] = set()
-        for record in self._records:
-            key = _name_key(record.name)
-            if key in seen:
-                raise DuplicateEntry("two central records share this name", entry=record.name, offset=record.offset)
-            seen.add(key)
-            if record.is_symlink:
-                raise SymlinkEntry("symbolic link entries are not allowed", entry=record.name, offset=record.offset)
-            local = self._entries.get(record.local_header_offset)
-            if local is None:
-                raise EntrySetMismatch(
-                    f"central record points at {record.local_header_offset}, where no entry starts",
-                    entry=record.name,
-                    offset=record.offset,
-                )
-            referenced.add(local.offset)
-            _compare(local, record)
+        """Every local entry has a central record (each record was matched to its entry as it was read)."""
+        referenced = {record.local_header_offset for record in self._records}
         for offset, local in self._entries.items():
             if offset not in referenced:
                 raise EntrySetMismatch("entry has no central directory record", entry=local.name, offset=offset)

@@ -21,8 +21,11 @@ __all__ = ["TAIL_SIZE", "find_central_directory", "read_central_directory"]
 TAIL_SIZE = fmt.EOCD.size + fmt.U16_MAX + fmt.ZIP64_LOCATOR.size + fmt.ZIP64_EOCD.size
 
 
-def find_central_directory(tail: bytes, tail_offset: int) -> int:
-    """Offset where the central directory starts, given the last ``TAIL_SIZE`` (or fewer) bytes of the file."""
+def find_central_directory(tail: bytes, tail_offset: int) -> tuple[int, int]:
+    """``(offset, size)`` of the central directory, from the last ``TAIL_SIZE`` (or fewer) bytes of the file.
+
+    The caller reads exactly ``size`` bytes: a hostile offset must not make it load the whole file.
+    """
     at = tail.rfind(fmt.EOCD_SIG)
     while at >= 0:
         parsed = fmt.parse_eocd(tail, at, tail_offset + at)
@@ -42,8 +45,8 @@ def find_central_directory(tail: bytes, tail_offset: int) -> int:
         parsed64 = fmt.parse_zip64_eocd(tail, record_at, located[1])
         if parsed64 is None or tail[record_at : record_at + 4] != fmt.ZIP64_EOCD_SIG:
             raise MalformedRecord("ZIP64 locator does not point at a ZIP64 end record", offset=located[1])
-        return parsed64[0].cd_offset
-    return eocd.cd_offset
+        return parsed64[0].cd_offset, parsed64[0].cd_size
+    return eocd.cd_offset, eocd.cd_size
 
 
 def read_central_directory(data: bytes, data_offset: int) -> list[CentralRecord]:
