@@ -53,6 +53,7 @@ class HomeWriter:
     written: dict[str, tuple[str, int]] = field(default_factory=dict)
     bytes_written: int = 0
     linked: int = 0
+    _made_dirs: set[Path] = field(default_factory=set)  # 12k files share a few hundred dirs: mkdir once each
 
     def _path(self, rel: str) -> Path:
         path = self.home / rel
@@ -62,8 +63,10 @@ class HomeWriter:
 
     def _prepare(self, rel: str) -> Path:
         path = self._path(rel)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if os.path.lexists(path):
+        if path.parent not in self._made_dirs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._made_dirs.add(path.parent)
+        if rel in self.written:  # the home starts empty: only our own earlier write can be in the way
             path.unlink()
         return path
 
