@@ -18,7 +18,17 @@ from pathlib import Path
 import pytest
 
 from fixtures.wellformed import make_wheel
-from wheelstream.testing import Corrupt, Cut, FaultPlan, FaultServer, Status, Throttle, build_wheel, since
+from wheelstream.testing import (
+    Corrupt,
+    Cut,
+    FaultPlan,
+    FaultServer,
+    Stall,
+    Status,
+    Throttle,
+    build_wheel,
+    since,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_WHEELS = ROOT / "fixtures" / "wheels"
@@ -208,7 +218,9 @@ def test_signal_exits_130_keeps_the_partial_and_the_rerun_resumes(
     sig: signal.Signals, server: FaultServer, cache: Path, tmp_path: Path
 ) -> None:
     filename, data = build_wheel("demo", "1.0", payload_size=3 * 1024 * 1024)
-    url = server.add_file(filename, data, plan=FaultPlan(Throttle(2 * 1024 * 1024)))
+    # A stall, not a throttle: a starved throttled server catches up in one burst and the download could end
+    # before the signal lands. The worker notices the signal with the first bytes after the stall.
+    url = server.add_file(filename, data, plan=FaultPlan(Stall(at=1024 * 1024, seconds=2)))
     env = {**os.environ, "WHEELSTREAM_CACHE_DIR": str(cache)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "wheelstream", "install", url, "-t", str(tmp_path / "t")],
@@ -222,7 +234,8 @@ def test_signal_exits_130_keeps_the_partial_and_the_rerun_resumes(
     run = Run(proc.returncode, out, err)
     assert run.code == 130, err
     line = run.error_line()
-    assert line.startswith("error: interrupted at ") and " MB of 3.0 MB — run the same command again" in line
+    assert line.startswith("error: interrupted at ") and " MB of 3.0 MB — run the same command again" in line, (
+        err, [r.summary() for r in server.requests_for(filename)])
     assert not (tmp_path / "t").exists()
     assert "partial downloads: 1" in ws("cache", "list", cache=cache).out
     server.set_plan(filename, FaultPlan())

@@ -187,19 +187,33 @@ def _fetch_with(
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="wheelstream") as pool:
         futures: list[Future[tuple[_Resolved, DownloadResult]]] = [pool.submit(one, r) for r in resolved]
         try:
-            _done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            first_error = _wait_first_error(futures)
         except KeyboardInterrupt:
             cancel.set()  # workers checkpoint and stop at their next chunk
             wait(futures)
             raise Interrupted("interrupted — run the same command again to resume") from None
-        if pending:
-            cancel.set()
-            wait(pending)
-        errors = [f.exception() for f in futures if f.exception() is not None]
-        if errors:
-            first = next((e for e in errors if not isinstance(e, Interrupted)), errors[0])
-            raise first  # type: ignore[misc]
+        if first_error is not None:
+            cancel.set()  # the others checkpoint and stop: their partials are kept for the next run
+            wait(futures)
+            raise first_error
         return [f.result() for f in futures]
+
+
+def _wait_first_error(futures: Sequence[Future[tuple[_Resolved, DownloadResult]]]) -> BaseException | None:
+    """Wait until all succeed or one fails; return the first failure *in time*.
+
+    The wait polls: a signal (Ctrl-C, SIGTERM) may be delivered to any thread, and Python runs its handler
+    only when the main thread executes bytecode — a main thread blocked in one long ``wait`` would not notice
+    it until every download had finished.
+    """
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=0.1, return_when=FIRST_EXCEPTION)
+        for future in done:
+            error = future.exception()
+            if error is not None:
+                return error
+    return None
 
 
 def _outcome(item: _Resolved, result: DownloadResult, keep: Path | None) -> WheelOutcome:
