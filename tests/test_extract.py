@@ -15,7 +15,8 @@ from fixtures.wellformed import REAL_WHEELS, WELLFORMED
 from wheelstream._cache import Cache
 from wheelstream._download import DownloadOptions, unpack_local
 from wheelstream._extract import Extractor
-from wheelstream.errors import UnsafePath
+from wheelstream.errors import DuplicateEntry, UnsafePath
+from wheelstream.zip import ZipStreamParser
 
 CORPUS = {name: build for name, build in WELLFORMED.items()}
 CORPUS.update({f"real:{name}": path.read_bytes for name, path in REAL_WHEELS.items()})
@@ -76,3 +77,21 @@ def test_exec_bit_follows_pips_rule(create_system: int, mode: int, executable: b
     wheel.write_bytes(buf.getvalue())
     staged = unpack_local(wheel, cache=Cache.at(tmp_path / "cache")).staged
     assert staged.files["demo/tool"].executable is executable
+
+
+@pytest.mark.parametrize("writers", [False, True])
+def test_existing_file_in_staging_is_never_overwritten(tmp_path: Path, writers: bool) -> None:
+    """Two entries that land on one path (``A.py``/``a.py`` on a case-insensitive disk) must not overwrite."""
+    data = WELLFORMED["deflate"]()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        first = archive.namelist()[0]
+    root = tmp_path / "staging"
+    (root / first).parent.mkdir(parents=True)
+    (root / first).write_bytes(b"already here")
+    extractor = Extractor(root, writers=writers)
+    parser = ZipStreamParser()
+    with pytest.raises(DuplicateEntry):
+        extractor.handle_all(parser.feed(data))
+        extractor.handle_all(parser.feed(b""))
+        extractor.close()
+    assert (root / first).read_bytes() == b"already here"

@@ -54,7 +54,10 @@ def _load_syncfs() -> Callable[[int], int] | None:
 
 
 _SYNCFS = _load_syncfs()
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+# O_EXCL: staging only ever holds finished entries (resume deletes the rest), so an existing file means two
+# entries map to one path — e.g. ``A.py`` and ``a.py`` on a case-insensitive filesystem — and that must not
+# silently overwrite a file whose digest was already recorded.
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def _syncfs(fd: int) -> bool:
