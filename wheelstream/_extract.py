@@ -144,6 +144,7 @@ class Extractor:
         self._pending_bytes = 0
         self._resolved_root = os.path.realpath(root)
         self._real_dirs: dict[str, str] = {}  # directory -> its realpath, for directories this extractor made
+        self._checked_parents: dict[str, Path] = {}  # archive dir name -> staging dir proven inside root
         self._file_paths: set[str] = {str(self._join(n)) for n in self.files}
         root.mkdir(parents=True, exist_ok=True)
 
@@ -152,6 +153,10 @@ class Extractor:
 
     def path_for(self, name: str) -> Path:
         """The staging path of an archive name, refusing anything that would leave ``root``."""
+        parent_name, _, leaf = name.rstrip("/").rpartition("/")
+        checked = self._checked_parents.get(parent_name)
+        if checked is not None:  # a directory we made and already proved to lie inside root
+            return checked / leaf
         path = self._join(name)
         parent = str(path.parent)
         real_parent = self._real_dirs.get(parent)
@@ -160,6 +165,8 @@ class Extractor:
         real = os.path.join(real_parent, path.name)  # the leaf itself is opened with O_NOFOLLOW
         if os.path.commonpath([real, self._resolved_root]) != self._resolved_root or real == self._resolved_root:
             raise UnsafePath("entry would be written outside the staging directory", entry=name)
+        if parent in self._real_dirs:
+            self._checked_parents[parent_name] = path.parent
         return path
 
     def _make_dir(self, path: Path, name: str, offset: int) -> None:
