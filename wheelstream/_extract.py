@@ -20,12 +20,13 @@ import ctypes
 import errno
 import hashlib
 import os
+import queue
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 from wheelstream._staged import StagedFile
 from wheelstream.errors import DuplicateEntry, UnsafePath
@@ -107,6 +108,63 @@ def _pool() -> ThreadPoolExecutor:
         return _POOL
 
 
+class _Sink:
+    """Hashes and writes the chunks of large files on its own thread, in order.
+
+    Inflating (isal), hashing (OpenSSL) and writing all release the GIL, so with the sink the unpack thread
+    inflates the next chunk while this one hashes and writes the last: on torch most bytes are in a few huge
+    shared libraries, where these three used to run one after the other. Errors are kept and re-raised, in
+    stream order, by the next ``put`` or by ``drain``.
+    """
+
+    def __init__(self, record: Callable[[StagedFile], None]) -> None:
+        self._record = record
+        self._queue: queue.Queue[tuple[BinaryIO, Any, bytes | StagedFile] | None] = queue.Queue(maxsize=16)
+        self._idle = threading.Condition()
+        self._busy = 0
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="wheelstream-sink", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            handle, digest, payload = item
+            try:
+                if self.error is None:
+                    if isinstance(payload, StagedFile):
+                        handle.close()
+                        self._record(StagedFile(payload.name, payload.size, digest.hexdigest(), False))
+                    else:
+                        digest.update(payload)
+                        handle.write(payload)
+            except BaseException as exc:  # noqa: BLE001 - re-raised on the extractor's thread
+                self.error = exc
+            finally:
+                with self._idle:
+                    self._busy -= 1
+                    self._idle.notify_all()
+
+    def _check(self) -> None:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    def put(self, handle: BinaryIO, digest: Any, payload: bytes | StagedFile) -> None:
+        self._check()
+        with self._idle:
+            self._busy += 1
+        self._queue.put((handle, digest, payload))
+
+    def drain(self) -> None:
+        with self._idle:
+            while self._busy:
+                self._idle.wait()
+        self._check()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+
+
 class Extractor:
     """Consumes :mod:`wheelstream.zip` events and writes the entries below ``root``.
 
@@ -145,6 +203,7 @@ class Extractor:
         self._resolved_root = os.path.realpath(root)
         self._real_dirs: dict[str, str] = {}  # directory -> its realpath, for directories this extractor made
         self._checked_parents: dict[str, Path] = {}  # archive dir name -> staging dir proven inside root
+        self._sink = _Sink(self._record) if writers else None  # large files: hash + write off this thread
         self._file_paths: set[str] = {str(self._join(n)) for n in self.files}
         root.mkdir(parents=True, exist_ok=True)
 
@@ -191,14 +250,18 @@ class Extractor:
     def handle(self, event: Event) -> None:
         if isinstance(event, EntryData):
             data = event.data
-            self._hash.update(data)
             self._size += len(data)
             if self._chunks is not None:
+                self._hash.update(data)
                 self._chunks.append(data)
                 if self._size > self._inline_limit:
                     self._spill()
+            elif self._sink is not None:
+                assert self._open is not None
+                self._sink.put(self._open, self._hash, data)
             else:
                 assert self._open is not None
+                self._hash.update(data)
                 self._open.write(data)
         elif isinstance(event, EntryStarted):
             self._start(event.header.name, event.header.offset)
@@ -253,17 +316,26 @@ class Extractor:
             return
         path, offset = self._open_path, self._open_offset
         assert path is not None
+        done = StagedFile(name, self._size, "", executable=False)
         if self._chunks is not None:
             chunks, self._chunks = self._chunks, None
             self._submit(path, chunks, name, offset)
+            self._record(StagedFile(name, self._size, self._hash.hexdigest(), executable=False))
+        elif self._sink is not None:
+            assert self._open is not None
+            self._sink.put(self._open, self._hash, done)  # closes it and records the digest, in order
+            self._open = None
         else:
             assert self._open is not None
             self._open.close()
             self._open = None
+            self._record(StagedFile(name, self._size, self._hash.hexdigest(), executable=False))
         self._open_name = None
         self._open_path = None
-        self.files[name] = StagedFile(name, self._size, self._hash.hexdigest(), executable=False)
         self.written += 1
+
+    def _record(self, staged: StagedFile) -> None:
+        self.files[staged.name] = staged
 
     def _submit(self, path: Path, chunks: list[bytes], name: str, offset: int) -> None:
         size = sum(len(c) for c in chunks)
@@ -280,6 +352,8 @@ class Extractor:
     def drain(self) -> None:
         """Wait until every finished file is on disk (in the page cache); re-raise a writer's error."""
         try:
+            if self._sink is not None:
+                self._sink.drain()
             while self._pending:
                 self._wait_oldest()
         finally:
@@ -291,7 +365,14 @@ class Extractor:
 
     def close(self) -> None:
         """Drain the writers; for the end of the input or an error (nothing may write into staging later)."""
-        self.drain()
+        try:
+            self.drain()
+        finally:
+            if self._sink is not None:
+                with contextlib.suppress(Exception):
+                    self._sink.drain()  # after an error: let queued writes finish before staging goes
+                self._sink.stop()
+                self._sink = None
 
     def sync(self) -> None:
         """Flush the finished files to disk: part of writing a checkpoint (DESIGN §2 rule 1).
