@@ -4,8 +4,9 @@ The loop, per attempt::
 
     GET url  [Range: bytes=D-  If-Range: validator]      (D = bytes we already hold)
     decide(status, headers)                               (_http_table.py, DESIGN §3)
-    for chunk in body:  partial.write · sha256.update · parser.receive_data -> extractor
-    every few MB / few hundred ms: checkpoint             (_partial.py, DESIGN §2)
+    for chunk in body:  partial.write · sha256.update     (network thread, 1 MiB blocks)
+                        -> parser -> extractor            (_Unpacker thread, bounded queue)
+    every 32 MB / 1 s: drain the unpacker, checkpoint     (_partial.py, DESIGN §2)
 
 Within one process a dropped connection costs nothing: parser, extractor and hash keep their state and the
 next request simply asks for ``bytes=D-``. Across processes (Ctrl-C, kill -9, reboot) the journal is the
@@ -14,8 +15,9 @@ restarts at the checkpoint and is fed the bytes between checkpoint and durable l
 download continues where the disk ends. Bytes on disk are never fetched again and finished entries are
 never inflated again.
 
-The retry budget counts attempts that made **no progress**; an attempt that advanced resets it, so a slow
-but moving download is never abandoned.
+The retry budget counts attempts that made **no progress** (no byte beyond the furthest point reached); an
+attempt that advanced resets it, so a slow but moving download is never abandoned. Restarts from zero have a
+budget of their own, so a server with broken Range support cannot keep us looping.
 """
 
 from __future__ import annotations
