@@ -3,6 +3,7 @@ got past the parser, looped, leaked state or ignored Ctrl-C."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -89,3 +90,94 @@ def test_ctrl_c_during_a_long_retry_after_returns_at_once(tmp_path: Path) -> Non
         with pytest.raises(Interrupted):
             wheelstream.download([url, url + "?again"], tmp_path / "d", cache_dir=tmp_path / "c", jobs=2)
         assert time.monotonic() - started < 5
+
+
+def _sink_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name == "wheelstream-sink" and t.is_alive())
+
+
+def test_failed_downloads_leave_no_sink_thread_behind(tmp_path: Path) -> None:
+    data = WELLFORMED["big_entry"]()
+    before = _sink_threads()
+    with FaultServer() as server:
+        url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(after=2_000_000, requests=1), Cut(after=0, requests=range(2, 99))))
+        for _ in range(3):
+            with httpx.Client() as client, pytest.raises(RetriesExhausted):
+                fetch_wheel(url, cache=Cache.at(tmp_path), client=client,
+                            options=DownloadOptions(retries=0, backoff_base=0.01))
+    time.sleep(0.2)
+    assert _sink_threads() == before
+
+
+def test_ctrl_c_while_the_deferred_tail_unpacks_resumes_without_refetching(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Interrupted inside the central-directory fallback: the journal lists only files before its checkpoint,
+    so the rerun neither collides with them nor downloads anything again."""
+    import wheelstream._tee as tee
+    from fixtures.wellformed import make_wheel
+
+    files = {f"demo/m{i:02d}.bin": bytes([i]) * 300_000 for i in range(12)}
+    data = make_wheel(files, compress=STORED, sized=False)  # every entry stored + data descriptor
+    real_handle = tee.Extractor.handle
+    finished = {"n": 0}
+
+    def handle(self: object, event: object) -> None:
+        real_handle(self, event)  # type: ignore[arg-type]
+        if type(event).__name__ == "EntryFinished":
+            finished["n"] += 1
+            if finished["n"] == 5:
+                raise KeyboardInterrupt
+
+    with FaultServer() as server, httpx.Client() as client:
+        url = server.add_file(WHEEL, data)
+        monkeypatch.setattr(tee.Extractor, "handle", handle)
+        with pytest.raises(Interrupted):
+            fetch_wheel(url, cache=Cache.at(tmp_path), client=client)
+        monkeypatch.setattr(tee.Extractor, "handle", real_handle)
+        sent = server.bytes_sent(WHEEL)
+        result = fetch_wheel(url, cache=Cache.at(tmp_path), client=client)
+        assert server.bytes_sent(WHEEL) == sent and result.restarts == 0
+        assert {n: (result.staged.root / n).read_bytes() for n in files} == files
+
+
+def test_a_failed_write_is_sticky_and_the_file_is_never_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import wheelstream._extract as extract
+    from fixtures.wellformed import make_wheel
+
+    content = bytes(range(256)) * 40_000  # > 1 MiB: goes through the sink
+    data = make_wheel({"demo/a.bin": content, "demo/b.bin": content[::-1]})
+    real_open = extract.os.fdopen
+    calls = {"n": 0}
+
+    class FailingWriter:
+        def __init__(self, raw: object) -> None:
+            self.raw = raw
+
+        def write(self, chunk: bytes) -> int:
+            calls["n"] += threading.current_thread().name == "wheelstream-sink"
+            if calls["n"] == 2:
+                raise OSError(errno.ENOSPC, "No space left on device (injected)")
+            return self.raw.write(chunk)  # type: ignore[attr-defined,no-any-return]
+
+        def close(self) -> None:
+            self.raw.close()  # type: ignore[attr-defined]
+
+        def flush(self) -> None:
+            self.raw.flush()  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(extract.os, "fdopen", lambda fd, mode: FailingWriter(real_open(fd, mode)))
+    extractor = extract.Extractor(tmp_path / "s", writers=True)
+    parser = ZipStreamParser()
+    with pytest.raises(OSError, match="No space left"):
+        for i in range(0, len(data), 1 << 16):
+            extractor.handle_all(parser.feed(data[i : i + (1 << 16)]))
+        extractor.handle_all(parser.feed(b""))
+        extractor.drain()
+    with pytest.raises(OSError):
+        extractor.drain()  # sticky: every later drain says so too
+    assert "demo/a.bin" not in extractor.files and "demo/b.bin" not in extractor.files
+    with contextlib.suppress(OSError):
+        extractor.close()

@@ -160,6 +160,8 @@ def _fetch_with(
     cancel = threading.Event()
 
     def one(item: _Resolved) -> tuple[_Resolved, DownloadResult]:
+        if cancel.is_set():
+            raise Interrupted("interrupted before this download started")
         if item.url is not None:
             result = fetch_wheel(
                 item.url,
@@ -189,14 +191,20 @@ def _fetch_with(
         try:
             first_error = _wait_first_error(futures)
         except KeyboardInterrupt:
-            cancel.set()  # workers checkpoint and stop at their next chunk
-            wait(futures)
+            _stop_all(futures, cancel)
             raise Interrupted("interrupted — run the same command again to resume") from None
         if first_error is not None:
-            cancel.set()  # the others checkpoint and stop: their partials are kept for the next run
-            wait(futures)
+            _stop_all(futures, cancel)  # the others checkpoint: their partials are kept for the next run
             raise first_error
         return [f.result() for f in futures]
+
+
+def _stop_all(futures: Sequence[Future[tuple[_Resolved, DownloadResult]]], cancel: threading.Event) -> None:
+    """Stop the running downloads at their next chunk (they checkpoint) and never start the queued ones."""
+    cancel.set()
+    for future in futures:
+        future.cancel()
+    wait(futures)
 
 
 def _wait_first_error(futures: Sequence[Future[tuple[_Resolved, DownloadResult]]]) -> BaseException | None:

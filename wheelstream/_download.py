@@ -182,8 +182,12 @@ class _Download:
         try:
             stream.replay(journal.checkpoint, journal.durable)
         except ArchiveError:
-            journal.deferred_at = None  # the bytes on disk are bad: they are not worth keeping
-        if (deferred is not None and journal.deferred_at != deferred) or stream.parser.failed:
+            stream.abandon()
+            return self._fresh()  # the bytes on disk are bad (or disagree with staging): not worth keeping
+        except BaseException:
+            stream.abandon()  # Ctrl-C while replaying: no worker or descriptor may outlive this call
+            raise
+        if deferred is not None and journal.deferred_at != deferred:
             stream.abandon()
             return self._fresh()  # the replay disagrees with the journal: trust neither
         self.reused = journal.durable
@@ -247,6 +251,8 @@ class _Download:
             self.stream.checkpoint()
             raise
         finally:
+            with contextlib.suppress(Exception):
+                self.stream.extractor.close()  # stop the sink thread, free the in-flight descriptor
             self.stream.partial.close()
 
     def _attempts(self) -> DownloadResult:
@@ -265,6 +271,7 @@ class _Download:
                     self.stream.checkpoint()
                 else:
                     self._restart(f"{outcome.reason}, and the server's encoding prevents a resume")
+                    outcome = _RESTARTED
             if outcome is _DONE:
                 return self._complete()
             if self.restarts != restarts:
@@ -394,8 +401,8 @@ class _Download:
             raise HashMismatch(f"sha256 is {sha256}, expected {self.expected}; the download was discarded")
         stream.extractor.sync()
         staged = StagedWheel(self.wheel, self.cache.staging(self.key), dict(stream.extractor.files))
+        self.completed = True  # from here an interrupt writes no checkpoint: skipping one is always safe
         final = _publish(self.cache, staged, sha256)
-        self.completed = True
         self.cache.remember(self.key, self.redacted, sha256, self.wheel)
         stream.partial.close()
         if self.keep_wheel_in is not None:
@@ -546,6 +553,10 @@ def unpack_local(
                 extractor.close()
             shutil.rmtree(staging, ignore_errors=True)
             raise exc.with_wheel(path.name) from None
+        except BaseException:
+            with contextlib.suppress(Exception):
+                extractor.close()  # Ctrl-C, OSError: no sink thread or descriptor may outlive the call
+            raise
         staged = _publish(cache, StagedWheel(path.name, staging, dict(extractor.files)), sha256)
         cache.remember(key, path.resolve().as_uri(), sha256, path.name)
         size = path.stat().st_size

@@ -176,7 +176,10 @@ class Tee:
         self.journal.durable = self.partial.sync()
         self.journal.checkpoint = self.parser.checkpoint
         self.journal.entries = list(self.parser.finished_entries)
-        self.journal.files = list(self.extractor.files.values())
+        # Only files of entries before C (rule 1): while the deferred tail is being unpacked by a second parser
+        # the extractor already holds files past this parser's checkpoint, and those must be redone on resume.
+        before = {entry.name for entry in self.journal.entries}
+        self.journal.files = [f for f in self.extractor.files.values() if f.name in before]
         self.journal.save(self.cache.journal(self.key))
         self.last_checkpoint_at = time.monotonic()
         self.last_checkpoint_bytes = self.position
@@ -192,6 +195,7 @@ class Tee:
                 self.parser = finish_deferred(
                     self.partial.read_range, self.position, self.journal.deferred_at, self.parser, self.extractor
                 )
+                self.journal.deferred_at = None  # the parser now in charge went past it with known sizes
         finally:
             self.extractor.close()  # every finished file on disk (or, after an error, no writer left running)
 
