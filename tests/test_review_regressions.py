@@ -84,12 +84,18 @@ def test_ctrl_c_during_a_long_retry_after_returns_at_once(tmp_path: Path) -> Non
     data = WELLFORMED["deflate"]()
     with FaultServer() as server:
         url = server.add_file(WHEEL, data, plan=FaultPlan(Status(503, retry_after=20)))
-        timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
-        timer.start()
+        def interrupt_once_waiting() -> None:  # only once both downloads sit in their Retry-After sleep
+            deadline = time.monotonic() + 20
+            while len(server.requests) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.2)
+            os.kill(os.getpid(), signal.SIGINT)
+
+        threading.Thread(target=interrupt_once_waiting, daemon=True).start()
         started = time.monotonic()
         with pytest.raises(Interrupted):
             wheelstream.download([url, url + "?again"], tmp_path / "d", cache_dir=tmp_path / "c", jobs=2)
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 10  # the 503s asked for 20 s
 
 
 def _sink_threads() -> int:
