@@ -267,9 +267,7 @@ class _Download:
                 outcome = self._attempt()
             except httpx.TransportError as exc:
                 outcome = _Retry(f"{type(exc).__name__}: {exc}".rstrip(": "))
-                if self.stream.journal.resumable:
-                    self.stream.checkpoint()
-                else:
+                if not self.stream.journal.resumable:
                     self._restart(f"{outcome.reason}, and the server's encoding prevents a resume")
                     outcome = _RESTARTED
             if outcome is _DONE:
@@ -281,7 +279,7 @@ class _Download:
             if self.stream.position > high_water:
                 high_water = self.stream.position
                 without_progress = 0
-                continue  # a drop after progress: resume at once
+                continue  # a drop after progress: resume at once (the periodic checkpoints go on)
             if outcome is _RESTARTED:
                 self._sleep(_backoff(self.restarts - 1, self.options))
                 continue
@@ -294,6 +292,7 @@ class _Download:
                 )
             wait = outcome.wait if outcome.wait is not None else _backoff(without_progress, self.options)
             wait = min(wait, _MAX_RETRY_AFTER)
+            self.stream.checkpoint()  # about to wait: make what we hold durable (a sync costs ~1 s on ext4)
             self._note(f"{outcome.reason}; retry {without_progress} of {self.options.retries} in {wait:.1f} s")
             self._sleep(wait)
 
