@@ -119,7 +119,7 @@ class _Sink:
 
     def __init__(self, record: Callable[[StagedFile], None]) -> None:
         self._record = record
-        self._queue: queue.Queue[tuple[BinaryIO, Any, bytes | StagedFile] | None] = queue.Queue(maxsize=16)
+        self._queue: queue.Queue[tuple[BinaryIO, Any, bytes | StagedFile] | None] = queue.Queue(maxsize=8)
         self.error: BaseException | None = None  # sticky: after a failed write nothing more is written
         self._thread = threading.Thread(target=self._run, name="wheelstream-sink", daemon=True)
         self._thread.start()
@@ -176,7 +176,7 @@ class Extractor:
         *,
         writers: bool = False,
         inline_limit: int = 1 << 20,
-        max_pending: int = 16 << 20,
+        max_pending: int = 8 << 20,
     ) -> None:
         self.root = root
         self.files: dict[str, StagedFile] = dict(finished or {})

@@ -80,7 +80,7 @@ class _Unpacker:
 
 
 _BLOCK = 1 << 20  # coalesce iter_raw()'s <= 64 KiB chunks before the partial write and the hand-over
-_QUEUE_BLOCKS = 8  # bounded: at most ~8 MiB between the network and the disk
+_QUEUE_BLOCKS = 4  # bounded: at most ~4 MiB between the network and the disk
 
 
 @dataclass
