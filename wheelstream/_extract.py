@@ -7,7 +7,8 @@ Rules this module keeps:
 * Each file's sha256 and size are computed from the bytes as they are written, never by reading back
   (DESIGN §1, §8). They become :class:`~wheelstream._staged.StagedFile` records for RECORD verification.
 * Only finished entries count. A file whose entry is in flight when the stream stops is deleted on resume
-  (``discard_unfinished``): the checkpoint rule is that staging holds exactly the finished entries.
+  (``_download._Download._staging_matches``): the checkpoint rule is that staging holds exactly the finished
+  entries the journal lists.
 * Exec bits exist only in the central directory (external attributes), so they are applied when it arrives,
   the way pip applies them: ``0o777 & ~umask | 0o111`` for any entry with an x bit.
 """
@@ -180,7 +181,6 @@ class Extractor:
     ) -> None:
         self.root = root
         self.files: dict[str, StagedFile] = dict(finished or {})
-        self.executables: set[str] = set()
         self.written = 0  # files this extractor wrote (a resume's work, for reporting and tests)
         self._open: BinaryIO | None = None
         self._open_name: str | None = None
@@ -297,7 +297,7 @@ class Extractor:
             fd = os.open(self._open_path, _CREATE_FLAGS, 0o666)
         except OSError as exc:
             raise _open_error(exc, self._open_name, self._open_offset) from None
-        self._open = os.fdopen(fd, "wb")  # closed in _finish or discard_unfinished
+        self._open = os.fdopen(fd, "wb")  # closed in _finish (by the sink when there is one) or close
 
     def _spill(self) -> None:
         """The entry outgrew the buffer: write it from this thread, streaming, like a large file."""
@@ -393,18 +393,6 @@ class Extractor:
         finally:
             os.close(fd)
 
-    def discard_unfinished(self) -> None:
-        """Delete the entry in flight, if any, so staging holds only finished entries."""
-        self.drain()
-        self._chunks = None
-        if self._open is not None:
-            self._open.close()
-            self._open = None
-        if self._open_name is not None:
-            self.path_for(self._open_name).unlink(missing_ok=True)
-            self._open_name = None
-            self._open_path = None
-
     def apply_modes(self, executable_names: Iterable[str]) -> None:
         self.drain()
         mode = 0o777 & ~_umask() | 0o111
@@ -414,4 +402,3 @@ class Extractor:
                 continue
             os.chmod(self.path_for(name), mode)
             self.files[name] = StagedFile(staged.name, staged.size, staged.sha256, executable=True)
-            self.executables.add(name)
