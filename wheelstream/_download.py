@@ -494,13 +494,17 @@ def fetch_wheel(
 
 def _from_cache(cache: Cache, download: _Download) -> DownloadResult | None:
     sha = download.expected if download.expected else cache.remembered_sha256(download.key)
-    if sha is None or not (cache.wheel_dir(sha) / StagedWheel.MANIFEST).is_file():
+    return None if sha is None else _cached(cache, sha, download.wheel, download.progress)
+
+
+def _cached(cache: Cache, sha256: str, wheel: str, progress: ProgressCallback | None) -> DownloadResult | None:
+    """The unpacked wheel ``wheels/<sha256>/`` as a result that fetched and unpacked nothing, if it is there."""
+    if not (cache.wheel_dir(sha256) / StagedWheel.MANIFEST).is_file():
         return None
-    staged = StagedWheel.read_manifest(cache.wheel_dir(sha))
-    if download.progress is not None:
-        download.progress(Progress(download.wheel, 0, 0, len(staged.files), None, message="from cache",
-                                   finished=True))
-    return DownloadResult(staged, sha, 0, 0, None, 0, True)
+    staged = StagedWheel.read_manifest(cache.wheel_dir(sha256))
+    if progress is not None:
+        progress(Progress(wheel, 0, 0, len(staged.files), None, message="from cache", finished=True))
+    return DownloadResult(staged, sha256, 0, 0, None, 0, True)
 
 
 def unpack_local(
@@ -517,10 +521,9 @@ def unpack_local(
     with filelock.FileLock(cache.lock(key)):
         known = cache.remembered_sha256(key)
         if known is not None and file_sha256(path) == known:  # hashing is ~10x cheaper than inflating
-            staged = StagedWheel.read_manifest(cache.wheel_dir(known))
-            if progress is not None:
-                progress(Progress(path.name, 0, 0, len(staged.files), None, message="from cache", finished=True))
-            return DownloadResult(staged, known, 0, 0, None, 0, True)
+            cached = _cached(cache, known, path.name, progress)
+            if cached is not None:
+                return cached
         shutil.rmtree(staging, ignore_errors=True)
         extractor = Extractor(staging, writers=True)
         parser = ZipStreamParser(max_unpacked_size=options.max_unpacked_size)
