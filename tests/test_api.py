@@ -34,12 +34,13 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 
 def test_mixed_sources_install_and_second_install_fetches_nothing(tmp_path: Path) -> None:
+    """copy/hardlink keep the unpacked tree: a second install fetches nothing and unpacks nothing."""
     demo = WELLFORMED["mixed_streamable"]()
     with FaultServer() as server:
         url = server.add_file("demo-1.0-py3-none-any.whl", demo, plan=FaultPlan(Cut(percent=50, requests=1)))
         sources = [url + "#sha256=" + hashlib.sha256(demo).hexdigest(), str(REAL_WHEELS["six"]),
                    REAL_WHEELS["jsonpointer"].as_uri()]
-        first = wheelstream.install(sources, tmp_path / "a", cache_dir=tmp_path / "cache")
+        first = wheelstream.install(sources, tmp_path / "a", cache_dir=tmp_path / "cache", link_mode="copy")
         assert first.resumed and first.wheels[0].resumed_at is not None
         assert server.bytes_sent("demo-1.0-py3-none-any.whl") == len(demo)
         second = wheelstream.install(sources, tmp_path / "b", cache_dir=tmp_path / "cache", link_mode="hardlink")
@@ -48,6 +49,50 @@ def test_mixed_sources_install_and_second_install_fetches_nothing(tmp_path: Path
         assert all(w.files_unpacked == 0 for w in second.wheels)
     assert snapshot(tmp_path / "a").keys() == snapshot(tmp_path / "b").keys()
     assert (tmp_path / "a" / "six.py").read_bytes() == (tmp_path / "b" / "six.py").read_bytes()
+
+
+def test_move_mode_keeps_the_wheel_file_and_installs_the_same_tree(tmp_path: Path) -> None:
+    """The default: files are moved out of a tree this process claimed; the cache keeps the wheel file only,
+    so the second install needs no network but unpacks again — and both give what copy mode gives."""
+    demo = WELLFORMED["mixed_streamable"]()
+    cache = tmp_path / "cache"
+    with FaultServer() as server:
+        url = server.add_file("demo-1.0-py3-none-any.whl", demo, plan=FaultPlan(Cut(percent=50, requests=1)))
+        sources = [url, str(REAL_WHEELS["six"])]
+        first = wheelstream.install(sources, tmp_path / "a", cache_dir=cache)
+        assert first.report is not None and first.report.files_moved > 0 and first.report.bytes_written < 4096
+        sha = hashlib.sha256(demo).hexdigest()
+        assert (cache / "wheels" / f"{sha}.whl").read_bytes() == demo
+        assert not (cache / "wheels" / sha).exists()  # nothing kept unpacked
+        assert list((cache / "claimed").iterdir()) == []  # claims released
+        assert list((cache / "staging").iterdir()) == []
+        second = wheelstream.install(sources, tmp_path / "b", cache_dir=cache)
+        assert server.bytes_sent("demo-1.0-py3-none-any.whl") == len(demo)  # zero bytes the second time
+        assert second.bytes_fetched == 0 and second.wheels[0].from_cache
+        assert second.wheels[0].files_unpacked > 0  # unpacked again, from the cached wheel file
+        third = wheelstream.install(sources, tmp_path / "c", cache_dir=tmp_path / "cache2", link_mode="copy")
+    assert snapshot(tmp_path / "a") == snapshot(tmp_path / "b") == snapshot(tmp_path / "c")
+    assert third.report is not None and third.report.files_moved == 0
+    for name, mode in _modes(tmp_path / "c").items():
+        assert _modes(tmp_path / "a")[name] == mode, name
+
+
+def _modes(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_mode for p in root.rglob("*")}
+
+
+def test_a_spoilt_cached_wheel_file_is_fetched_again(tmp_path: Path) -> None:
+    demo = WELLFORMED["mixed_streamable"]()
+    cache = tmp_path / "cache"
+    with FaultServer() as server:
+        url = server.add_file("demo-1.0-py3-none-any.whl", demo)
+        wheelstream.install([url], tmp_path / "a", cache_dir=cache)
+        cached = cache / "wheels" / f"{hashlib.sha256(demo).hexdigest()}.whl"
+        cached.write_bytes(demo[: len(demo) // 2])  # a crash before writeback, say
+        again = wheelstream.install([url], tmp_path / "b", cache_dir=cache)
+        assert server.bytes_sent("demo-1.0-py3-none-any.whl") == 2 * len(demo)
+    assert not again.wheels[0].from_cache and cached.read_bytes() == demo
+    assert snapshot(tmp_path / "a") == snapshot(tmp_path / "b")
 
 
 def test_one_failing_source_installs_nothing(tmp_path: Path) -> None:

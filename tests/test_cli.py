@@ -341,9 +341,11 @@ def test_cache_dir_list_and_clean(server: FaultServer, cache: Path, tmp_path: Pa
     assert ws("install", add(server, "alpha"), "-t", str(tmp_path / "a"), cache=cache).code == 0
     _filename, _url, run = _gave_up(server, cache, tmp_path)
     assert run.code == 3
+    assert ws("install", add(server, "beta"), "-t", str(tmp_path / "b"), "--link-mode", "copy", cache=cache).code == 0
     listing = ws("cache", "list", cache=cache).out
-    assert "partial downloads: 1" in listing and "unpacked wheels: 1" in listing
-    assert "alpha-1.0-py3-none-any.whl" in listing
+    assert "partial downloads: 1" in listing and "unpacked wheels: 1" in listing  # beta (copy mode)
+    assert "wheel files: 2" in listing  # alpha (move mode) and beta: every finished download keeps its file
+    assert "alpha-1.0-py3-none-any.whl" in listing and "beta-1.0-py3-none-any.whl" in listing
 
     run = ws("cache", "clean", "--partial", cache=cache)
     assert run.code == 0 and "removed 1 partial download(s) (0.3 MB)" in run.out
@@ -354,7 +356,7 @@ def test_cache_dir_list_and_clean(server: FaultServer, cache: Path, tmp_path: Pa
 
     run = ws("cache", "clean", cache=cache)
     assert run.code == 0 and "removed 0 partial download(s)" in run.out
-    assert "removed 1 unpacked wheel(s)" in run.out
+    assert "removed 1 unpacked wheel(s)" in run.out and "removed 2 wheel file(s)" in run.out
     assert not any((cache / "wheels").iterdir())
     assert "unpacked wheels: 0" in ws("cache", "list", cache=cache).out
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from test_install_support import CORPUS_IDS, corpus, full_wheel, snapshot, stage
 
+import wheelstream
 from wheelstream.installer import install_staged
 
 PIP_VERSION = "26.3"
@@ -110,6 +111,21 @@ def test_corpus_is_complete(pip_trees: dict[str, tuple[Path, Path]]) -> None:
 def test_same_tree_as_pip(key: str, pip_trees: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
     wheel, pip_tree = pip_trees[key]
     ours(wheel, tmp_path / "ours", tmp_path)
+    assert_same_install(pip_tree, tmp_path / "ours")
+
+
+@pytest.mark.parametrize("link_mode", ["move", "hardlink"])
+@pytest.mark.parametrize("key", CORPUS_IDS)
+def test_same_tree_as_pip_through_the_extractor(
+    key: str, link_mode: str, pip_trees: dict[str, tuple[Path, Path]], tmp_path: Path
+) -> None:
+    """The whole pipeline: our extractor's staging, then whole-directory moves (default) or hardlinks."""
+    wheel, pip_tree = pip_trees[key]
+    result = wheelstream.install([str(wheel)], tmp_path / "ours", cache_dir=tmp_path / "cache",
+                                 link_mode=link_mode)  # type: ignore[arg-type]
+    assert result.report is not None
+    if link_mode == "move":
+        assert result.report.files_moved > 0 and result.report.files_linked == 0
     assert_same_install(pip_tree, tmp_path / "ours")
 
 

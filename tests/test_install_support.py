@@ -188,12 +188,33 @@ def quirky_wheel(directory: Path) -> Path:
     )
 
 
+def dirs_wheel(directory: Path) -> Path:
+    """Directory entries, some with files below them and some empty: pip creates no directory for an entry,
+    so neither may a whole-directory move carry an empty one along."""
+    dirs = ("dirpkg/", "dirpkg/sub/", "dirpkg/empty/", "emptytop/")
+    return build_wheel(
+        directory,
+        "dirpkg-0.1-py3-none-any.whl",
+        {
+            "dirpkg/": b"",
+            "dirpkg/__init__.py": b"",
+            "dirpkg/sub/": b"",
+            "dirpkg/sub/x.py": b"x = 1\n",
+            "dirpkg/empty/": b"",
+            "emptytop/": b"",
+            "solo/mod.py": b"y = 2\n",
+        },
+        drop_from_record=dirs,
+    )
+
+
 REAL_WHEELS = sorted((Path(__file__).resolve().parent.parent / "fixtures" / "wheels").glob("*.whl"))
-CORPUS_IDS = ["full", "plat", "quirky", *(p.name for p in REAL_WHEELS)]
+CORPUS_IDS = ["full", "plat", "quirky", "dirs", *(p.name for p in REAL_WHEELS)]
 
 
 def corpus(directory: Path) -> dict[str, Path]:
     """Every wheel the equivalence test compares (by id): built fixtures plus the committed real wheels."""
     directory.mkdir(parents=True, exist_ok=True)
-    built = {"full": full_wheel(directory), "plat": plat_wheel(directory), "quirky": quirky_wheel(directory)}
+    built = {"full": full_wheel(directory), "plat": plat_wheel(directory), "quirky": quirky_wheel(directory),
+             "dirs": dirs_wheel(directory)}
     return {**built, **{p.name: p for p in REAL_WHEELS}}

@@ -125,6 +125,7 @@ def _fetch_all(
     ignore_tags: bool,
     python: str | None,
     keep_wheels_in: Path | None,
+    keep_unpacked: bool = True,
 ) -> list[tuple[_Resolved, DownloadResult]]:
     """Resolve and fetch every source (in parallel), with a client of our own unless one is given."""
     names = [sources] if isinstance(sources, str) else [os.fspath(s) for s in sources]
@@ -132,10 +133,10 @@ def _fetch_all(
     cache = Cache.at(cache_dir)
     if client is not None:
         return _fetch_with(names, cache, client, hashes or {}, index_url, jobs, options, progress,
-                           ignore_tags, python, keep_wheels_in)
+                           ignore_tags, python, keep_wheels_in, keep_unpacked)
     with _client(timeout) as own:
         return _fetch_with(names, cache, own, hashes or {}, index_url, jobs, options, progress,
-                           ignore_tags, python, keep_wheels_in)
+                           ignore_tags, python, keep_wheels_in, keep_unpacked)
 
 
 def _fetch_with(
@@ -150,6 +151,7 @@ def _fetch_with(
     ignore_tags: bool,
     python: str | None,
     keep_wheels_in: Path | None,
+    keep_unpacked: bool,
 ) -> list[tuple[_Resolved, DownloadResult]]:
     interpreter = probe_interpreter(python)
     resolved = [_resolve(s, hashes, index_url, cache, client, interpreter.tags) for s in sources]
@@ -172,13 +174,14 @@ def _fetch_with(
                 progress=progress,
                 keep_wheel_in=keep_wheels_in,
                 cancel=cancel,
+                keep_unpacked=keep_unpacked,
             )
         else:
             assert item.path is not None
             if not item.path.is_file():
                 raise UsageError(f"no such file: {item.path}")
             result = unpack_local(item.path, cache=cache, expected_sha256=item.sha256, options=options,
-                                  progress=progress)
+                                  progress=progress, keep_unpacked=keep_unpacked)
             if keep_wheels_in is not None:
                 keep_wheels_in.mkdir(parents=True, exist_ok=True)
                 target = keep_wheels_in / item.path.name
@@ -192,11 +195,25 @@ def _fetch_with(
             first_error = _wait_first_error(futures)
         except KeyboardInterrupt:
             _stop_all(futures, cancel)
+            _release(futures)
             raise Interrupted("interrupted — run the same command again to resume") from None
         if first_error is not None:
             _stop_all(futures, cancel)  # the others checkpoint: their partials are kept for the next run
+            _release(futures)
             raise first_error
         return [f.result() for f in futures]
+
+
+def _release(fetched: Sequence[tuple[_Resolved, DownloadResult]] | Sequence[Future[tuple[_Resolved, DownloadResult]]]) -> None:
+    """Remove the trees claimed for a move install (what the install left in them, or all after a failure)."""
+    for item in fetched:
+        if isinstance(item, Future):
+            if not item.done() or item.cancelled() or item.exception() is not None:
+                continue
+            item = item.result()
+        claim = item[1].claim
+        if claim is not None:
+            claim.release()
 
 
 def _stop_all(futures: Sequence[Future[tuple[_Resolved, DownloadResult]]], cancel: threading.Event) -> None:
@@ -288,7 +305,7 @@ def install(
     retries: int = 5,
     timeout: float = 30.0,
     python: str | None = None,
-    link_mode: LinkMode = "copy",
+    link_mode: LinkMode = "move",
     compile_bytecode: bool = False,
     ignore_tags: bool = False,
     max_unpacked_size: int = DEFAULT_MAX_UNPACKED_SIZE,
@@ -301,25 +318,33 @@ def install(
     ``hashes`` maps a source (as given) to its expected sha256 hex. Raises a
     :class:`~wheelstream.errors.WheelstreamError`; on any error the target is untouched and interrupted
     downloads are kept in the cache for the next call to resume.
+
+    ``link_mode``: ``"move"`` (default) unpacks each wheel once and moves the files into the target — the
+    cache keeps the wheel *file*, so a later install needs no network but unpacks again; ``"copy"`` and
+    ``"hardlink"`` keep the unpacked tree in the cache and copy or hardlink from it (a hardlinked file edited
+    in the target changes the cache too, as with uv).
     """
     fetched = _fetch_all(
         sources, cache_dir=cache_dir, client=client, hashes=hashes, index_url=index_url, jobs=jobs,
         retries=retries, timeout=timeout, max_unpacked_size=max_unpacked_size, progress=progress,
-        ignore_tags=ignore_tags, python=python, keep_wheels_in=None,
+        ignore_tags=ignore_tags, python=python, keep_wheels_in=None, keep_unpacked=link_mode != "move",
     )
-    report = install_staged_many(
-        [
-            WheelToInstall(result.staged, _direct_url(item), result.sha256)
-            for item, result in fetched
-        ],
-        Path(target),
-        python=python,
-        upgrade=upgrade,
-        link_mode=link_mode,
-        compile_bytecode=compile_bytecode,
-        ignore_tags=ignore_tags,
-        on_warning=on_warning,
-    )
+    try:
+        report = install_staged_many(
+            [
+                WheelToInstall(result.staged, _direct_url(item), result.sha256)
+                for item, result in fetched
+            ],
+            Path(target),
+            python=python,
+            upgrade=upgrade,
+            link_mode=link_mode,
+            compile_bytecode=compile_bytecode,
+            ignore_tags=ignore_tags,
+            on_warning=on_warning,
+        )
+    finally:
+        _release(fetched)
     return InstallResult(tuple(_outcome(i, r, None) for i, r in fetched), report)
 
 

@@ -4,24 +4,36 @@
     <root>/partial/<key>.json        its journal (see _partial.py)
     <root>/partial/<key>.lock        filelock: one writer per key, across processes
     <root>/staging/<key>/            entries unpacked so far
-    <root>/wheels/<sha256>/          finished, verified, unpacked wheels (+ manifest of digests)
+    <root>/wheels/<sha256>/          finished, verified, unpacked wheels (+ manifest of digests), kept by
+                                     ``--link-mode copy|hardlink`` installs and by ``download``
+    <root>/wheels/<sha256>.whl       every finished wheel file: a later install unpacks it without the network
+    <root>/claimed/<token>/          a freshly unpacked tree one process took for itself, to move its files
+    <root>/claimed/<token>.lock        into a target (``--link-mode move``); held while the tree exists
     <root>/urls/<key>.json           which sha256 a URL gave last time, so a re-install needs no network
     <root>/http/                     hishel's cache of index pages
 
 ``<key>`` is :func:`wheelstream._urls.cache_key` of the original URL. Everything is created owner-only.
+
+Claims: a move-mode install must own the tree it empties, or a second process could be copying from it (or
+resuming into it) meanwhile. So the finished staging dir is renamed, under the URL's lock, to
+``claimed/<token>/`` while this process holds ``claimed/<token>.lock`` (an OS lock, released if the process
+dies). Whatever a killed process left there is swept by the next :meth:`Cache.at` that can take its lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import filelock
 import platformdirs
 
-__all__ = ["Cache", "default_cache_dir"]
+__all__ = ["Cache", "Claim", "default_cache_dir"]
 
 
 def default_cache_dir() -> Path:
@@ -36,8 +48,9 @@ class Cache:
     @classmethod
     def at(cls, root: str | os.PathLike[str] | None = None) -> Cache:
         cache = cls(Path(root) if root is not None else default_cache_dir())
-        for sub in ("partial", "staging", "wheels", "urls", "http"):
+        for sub in ("partial", "staging", "wheels", "urls", "http", "claimed"):
             (cache.root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        cache.sweep_claims()
         return cache
 
     def partial(self, key: str) -> Path:
@@ -55,13 +68,16 @@ class Cache:
     def wheel_dir(self, sha256: str) -> Path:
         return self.root / "wheels" / sha256
 
+    def wheel_file(self, sha256: str) -> Path:
+        return self.root / "wheels" / f"{sha256}.whl"
+
     def remembered_sha256(self, key: str) -> str | None:
-        """The sha256 this URL produced last time, if its unpacked tree is still in the cache."""
+        """The sha256 this URL produced last time, if its unpacked tree or its wheel file is still cached."""
         try:
             sha = str(json.loads((self.root / "urls" / f"{key}.json").read_text())["sha256"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        return sha if self.wheel_dir(sha).is_dir() else None
+        return sha if self.wheel_dir(sha).is_dir() or self.wheel_file(sha).is_file() else None
 
     def remember(self, key: str, url: str, sha256: str, filename: str) -> None:
         target = self.root / "urls" / f"{key}.json"
@@ -73,4 +89,52 @@ class Cache:
         """Forget an unfinished download: partial, journal and staging."""
         self.partial(key).unlink(missing_ok=True)
         self.journal(key).unlink(missing_ok=True)
+        self.journal(key).with_suffix(".entries").unlink(missing_ok=True)  # its entries log (_partial.entries_log)
         shutil.rmtree(self.staging(key), ignore_errors=True)
+
+    def claim(self, tree: Path) -> Claim:
+        """Take ``tree`` (a finished staging dir) for this process alone; see the module docstring."""
+        token = secrets.token_hex(8)
+        # not thread-local: a download thread claims, the main thread releases after the install
+        lock = filelock.FileLock(self.root / "claimed" / f"{token}.lock", thread_local=False)
+        lock.acquire()
+        root = self.root / "claimed" / token
+        try:
+            os.replace(tree, root)
+        except BaseException:
+            _unlock(lock)
+            raise
+        return Claim(root, lock)
+
+    def sweep_claims(self) -> None:
+        """Remove claimed trees (and lone lock files) whose owner is gone: their lock can be taken."""
+        claimed = self.root / "claimed"
+        tokens = {entry.name.removesuffix(".lock") for entry in claimed.iterdir()} if claimed.is_dir() else set()
+        for token in tokens:
+            lock = filelock.FileLock(claimed / f"{token}.lock", timeout=0)
+            try:
+                lock.acquire()
+            except filelock.Timeout:
+                continue  # its owner is alive and will remove it
+            try:
+                shutil.rmtree(claimed / token, ignore_errors=True)
+            finally:
+                _unlock(lock)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An unpacked tree this process owns: the installer may move files out of it; ``release`` removes it."""
+
+    root: Path
+    _lock: filelock.BaseFileLock
+
+    def release(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+        _unlock(self._lock)
+
+
+def _unlock(lock: filelock.BaseFileLock) -> None:
+    lock.release()
+    with contextlib.suppress(OSError):
+        os.unlink(lock.lock_file)

@@ -23,6 +23,7 @@ budget of their own, so a server with broken Range support cannot keep us loopin
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import os
@@ -37,12 +38,12 @@ from pathlib import Path
 import filelock
 import httpx
 
-from wheelstream._cache import Cache
+from wheelstream._cache import Cache, Claim
 from wheelstream._extract import Extractor
 from wheelstream._http_table import Action, Decision, Known, decide, retry_after_seconds
 from wheelstream._partial import Journal, PartialFile, read_file_range
 from wheelstream._progress import Progress, ProgressCallback
-from wheelstream._staged import StagedWheel
+from wheelstream._staged import StagedWheel, empty_directory_entries
 from wheelstream._tee import Tee, file_sha256, finish_deferred
 from wheelstream._urls import cache_key, filename_from_url, redact, split_hash_fragment
 from wheelstream.errors import (
@@ -83,8 +84,9 @@ class DownloadResult:
     bytes_reused: int  # bytes taken from an earlier partial download instead of the network
     resumed_at: int | None  # offset the first request of this call resumed at, if it resumed
     restarts: int  # times the download had to start over (file changed, broken Range support)
-    from_cache: bool  # the unpacked wheel was already in the cache: no network at all
+    from_cache: bool  # the wheel (unpacked or as a file) was already in the cache: no network at all
     files_unpacked: int = 0  # files inflated and written by this call (a resume skips finished ones)
+    claim: Claim | None = None  # ``staged`` is a tree this process owns (``keep_unpacked=False``): release it
 
 
 def _backoff(attempt: int, options: DownloadOptions) -> float:
@@ -114,6 +116,7 @@ class _Download:
         progress: ProgressCallback | None,
         keep_wheel_in: Path | None,
         cancel: threading.Event | None = None,
+        keep_unpacked: bool = True,
     ) -> None:
         self.url, fragment_hash = split_hash_fragment(url)
         self.redacted = redact(self.url)
@@ -125,6 +128,7 @@ class _Download:
         self.expected = (expected_sha256 or fragment_hash or "").lower() or None
         self.progress = progress
         self.keep_wheel_in = keep_wheel_in
+        self.keep_unpacked = keep_unpacked
         self.cancel = cancel  # set by another thread (Ctrl-C in the main thread): stop like Ctrl-C here
         self.fetched = 0
         self.reused = 0
@@ -398,22 +402,30 @@ class _Download:
         sha256 = stream.hasher.hexdigest()
         if self.expected is not None and sha256 != self.expected:
             raise HashMismatch(f"sha256 is {sha256}, expected {self.expected}; the download was discarded")
-        stream.extractor.sync()
-        staged = StagedWheel(self.wheel, self.cache.staging(self.key), dict(stream.extractor.files))
+        staged = StagedWheel(
+            self.wheel,
+            self.cache.staging(self.key),
+            dict(stream.extractor.files),
+            empty_dirs=empty_directory_entries(
+                (entry.name for entry in stream.parser.finished_entries), stream.extractor.files
+            ),
+        )
+        if self.keep_unpacked:
+            stream.extractor.sync()  # the cache's tree must survive a power loss: installs trust its manifest
         self.completed = True  # from here an interrupt writes no checkpoint: skipping one is always safe
-        final = _publish(self.cache, staged, sha256)
+        final, claim = _settle_tree(self.cache, staged, sha256, self.keep_unpacked)
         self.cache.remember(self.key, self.redacted, sha256, self.wheel)
         stream.partial.close()
-        if self.keep_wheel_in is not None:
-            self.keep_wheel_in.mkdir(parents=True, exist_ok=True)
-            os.replace(self.cache.partial(self.key), self.keep_wheel_in / self.wheel)
-        else:
-            self.cache.partial(self.key).unlink(missing_ok=True)
-        self.cache.journal(self.key).unlink(missing_ok=True)
+        # The wheel file stays in the cache (a later install unpacks it without the network) unless the caller
+        # wants it elsewhere. It is not fsynced: every use re-checks its sha256.
+        keep = self.keep_wheel_in / self.wheel if self.keep_wheel_in is not None else self.cache.wheel_file(sha256)
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.cache.partial(self.key), keep)
+        Journal.remove(self.cache.journal(self.key))  # the header and its entries log
         self._report(finished=True)
         unpacked = self.unpacked_before + stream.extractor.written
         return DownloadResult(
-            final, sha256, self.fetched, self.reused, self.resumed_at, self.restarts, False, unpacked
+            final, sha256, self.fetched, self.reused, self.resumed_at, self.restarts, False, unpacked, claim
         )
 
     # -- reporting -----------------------------------------------------------------------------------
@@ -465,6 +477,17 @@ def _publish(cache: Cache, staged: StagedWheel, sha256: str) -> StagedWheel:
     return StagedWheel.read_manifest(target)
 
 
+def _settle_tree(
+    cache: Cache, staged: StagedWheel, sha256: str, keep_unpacked: bool
+) -> tuple[StagedWheel, Claim | None]:
+    """Where a finished staging tree goes: the shared cache (copy/hardlink installs) or this process's claim
+    (move installs: nothing is kept unpacked, the wheel file is)."""
+    if keep_unpacked:
+        return _publish(cache, staged, sha256), None
+    claim = cache.claim(staged.root)
+    return dataclasses.replace(staged, root=claim.root, movable=True), claim
+
+
 def fetch_wheel(
     url: str,
     *,
@@ -475,17 +498,21 @@ def fetch_wheel(
     progress: ProgressCallback | None = None,
     keep_wheel_in: Path | None = None,
     cancel: threading.Event | None = None,
+    keep_unpacked: bool = True,
 ) -> DownloadResult:
     """Download and unpack one wheel URL into the cache, resuming whatever an earlier attempt left.
 
     Holds the per-URL file lock for the whole download: a second process asking for the same URL waits,
-    then finds the unpacked wheel in the cache and fetches nothing.
+    then finds the wheel in the cache and fetches nothing. ``keep_unpacked=False`` (move installs) returns a
+    tree claimed for this process instead of publishing it in the cache; release ``result.claim`` after use.
     """
-    download = _Download(url, cache, client, options, expected_sha256, progress, keep_wheel_in, cancel)
+    download = _Download(url, cache, client, options, expected_sha256, progress, keep_wheel_in, cancel,
+                         keep_unpacked)
     with filelock.FileLock(cache.lock(download.key)):
-        cached = _from_cache(cache, download)
-        if cached is not None and keep_wheel_in is None:
-            return cached
+        if keep_wheel_in is None:
+            cached = _from_cache(cache, download)
+            if cached is not None:
+                return cached
         try:
             return download.run()
         except WheelstreamError as exc:
@@ -494,7 +521,9 @@ def fetch_wheel(
 
 def _from_cache(cache: Cache, download: _Download) -> DownloadResult | None:
     sha = download.expected if download.expected else cache.remembered_sha256(download.key)
-    return None if sha is None else _cached(cache, sha, download.wheel, download.progress)
+    if sha is None:
+        return None
+    return _cached(cache, sha, download.wheel, download.progress) or _from_wheel_file(cache, sha, download)
 
 
 def _cached(cache: Cache, sha256: str, wheel: str, progress: ProgressCallback | None) -> DownloadResult | None:
@@ -507,6 +536,26 @@ def _cached(cache: Cache, sha256: str, wheel: str, progress: ProgressCallback | 
     return DownloadResult(staged, sha256, 0, 0, None, 0, True)
 
 
+def _from_wheel_file(cache: Cache, sha256: str, download: _Download) -> DownloadResult | None:
+    """Unpack the wheel file an earlier download left in the cache: no network, like pip's wheel cache.
+
+    The file was never fsynced (a crash may have spoilt it), so it must hash to ``sha256``; one that does not,
+    or is not a valid archive, is deleted and the caller downloads again.
+    """
+    path = cache.wheel_file(sha256)
+    if not path.is_file():
+        return None
+    if download.progress is not None:
+        download.progress(Progress(download.wheel, 0, None, 0, None, message="unpacking the cached wheel"))
+    try:
+        result = _unpack_file(path, download.wheel, cache, sha256, download.options, download.progress,
+                              download.keep_unpacked)
+    except (ArchiveError, HashMismatch):
+        path.unlink(missing_ok=True)
+        return None
+    return dataclasses.replace(result, bytes_reused=0, from_cache=True)
+
+
 def unpack_local(
     path: Path,
     *,
@@ -514,14 +563,27 @@ def unpack_local(
     expected_sha256: str | None = None,
     options: DownloadOptions = DownloadOptions(),
     progress: ProgressCallback | None = None,
+    keep_unpacked: bool = True,
 ) -> DownloadResult:
     """Local files and ``file://`` URLs go through the same parser and extractor, without a partial file."""
+    return _unpack_file(path, path.name, cache, expected_sha256, options, progress, keep_unpacked)
+
+
+def _unpack_file(
+    path: Path,
+    filename: str,
+    cache: Cache,
+    expected_sha256: str | None,
+    options: DownloadOptions,
+    progress: ProgressCallback | None,
+    keep_unpacked: bool,
+) -> DownloadResult:
     key = cache_key(path.resolve().as_uri())
     staging = cache.staging(key)
     with filelock.FileLock(cache.lock(key)):
         known = cache.remembered_sha256(key)
         if known is not None and file_sha256(path) == known:  # hashing is ~10x cheaper than inflating
-            cached = _cached(cache, known, path.name, progress)
+            cached = _cached(cache, known, filename, progress)
             if cached is not None:
                 return cached
         shutil.rmtree(staging, ignore_errors=True)
@@ -543,7 +605,7 @@ def unpack_local(
             if deferred is None:
                 extractor.handle_all(parser.feed(b""))
             else:
-                finish_deferred(
+                parser = finish_deferred(
                     functools.partial(read_file_range, path), path.stat().st_size, deferred, parser, extractor
                 )
             extractor.close()
@@ -554,14 +616,19 @@ def unpack_local(
             with contextlib.suppress(Exception):
                 extractor.close()
             shutil.rmtree(staging, ignore_errors=True)
-            raise exc.with_wheel(path.name) from None
+            raise exc.with_wheel(filename) from None
         except BaseException:
             with contextlib.suppress(Exception):
                 extractor.close()  # Ctrl-C, OSError: no sink thread or descriptor may outlive the call
             raise
-        staged = _publish(cache, StagedWheel(path.name, staging, dict(extractor.files)), sha256)
-        cache.remember(key, path.resolve().as_uri(), sha256, path.name)
+        empty = empty_directory_entries((entry.name for entry in parser.finished_entries), extractor.files)
+        fresh = StagedWheel(filename, staging, dict(extractor.files), empty_dirs=empty)
+        if keep_unpacked:
+            extractor.sync()  # the cache's tree must survive a power loss: installs trust its manifest
+        staged, claim = _settle_tree(cache, fresh, sha256, keep_unpacked)
+        if keep_unpacked:
+            cache.remember(key, path.resolve().as_uri(), sha256, filename)
         size = path.stat().st_size
         if progress is not None:
-            progress(Progress(path.name, size, size, len(staged.files), None, finished=True))
-        return DownloadResult(staged, sha256, 0, size, None, 0, False, extractor.written)
+            progress(Progress(filename, size, size, len(staged.files), None, finished=True))
+        return DownloadResult(staged, sha256, 0, size, None, 0, False, extractor.written, claim)

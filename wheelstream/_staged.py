@@ -2,14 +2,15 @@
 
 The extractor fills a directory with the archive's files (names exactly as in the zip, ``/`` separated) and
 records each file's sha256 and size *as it wrote them*, so nothing downstream ever re-reads a file to hash it.
-The installer consumes a :class:`StagedWheel` — from fresh staging or from the unpacked-wheel cache
-(``wheels/<sha256>/``) alike — and never needs to know which.
+The installer consumes a :class:`StagedWheel` — from the unpacked-wheel cache (``wheels/<sha256>/``, shared:
+copy or hardlink from it, never write it) or freshly claimed by this process (``movable``: its files may be
+moved into the target, whole directories at a time).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,10 @@ class StagedWheel:
     filename: str  # the wheel's file name, e.g. ``six-1.16.0-py2.py3-none-any.whl``
     root: Path
     files: Mapping[str, StagedFile]
+    movable: bool = False  # this process owns ``root``: the installer may move files out of it
+    # Directories that exist in ``root`` only because of a directory entry (no file below them). pip creates
+    # no directory for a directory entry, so a whole-directory move must not carry these along.
+    empty_dirs: frozenset[str] = frozenset()
 
     MANIFEST = ".wheelstream-manifest.json"
 
@@ -53,3 +58,15 @@ class StagedWheel:
             name: StagedFile(name, int(size), str(sha), bool(x)) for name, size, sha, x in payload["files"]
         }
         return cls(filename=str(payload["filename"]), root=root, files=files)
+
+
+def empty_directory_entries(entry_names: Iterable[str], files: Iterable[str]) -> frozenset[str]:
+    """The directory entries (``name/``) with no file below them, as ``/``-separated names without the slash."""
+    dirs = [name.rstrip("/") for name in entry_names if name.endswith("/")]
+    if not dirs:
+        return frozenset()  # the common case (setuptools and flit write no directory entries): no walk
+    parents: set[str] = set()
+    for name in files:
+        parts = name.split("/")
+        parents.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    return frozenset(d for d in dirs if d not in parents)

@@ -19,6 +19,8 @@ exit 1; everything click would have done for usage errors (message + exit 2) is 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import re
@@ -41,7 +43,7 @@ from wheelstream._api import DEFAULT_INDEX_URL, InstallResult
 from wheelstream._cache import Cache
 from wheelstream._ui import ConsoleProgress, human_size
 from wheelstream.errors import HashMismatch, Interrupted, UsageError, WheelstreamError
-from wheelstream.installer import probe_interpreter
+from wheelstream.installer import LinkMode, probe_interpreter
 
 __all__ = ["cli", "main", "parse_requirements", "parse_size"]
 
@@ -392,13 +394,17 @@ def cli() -> None:
     """
 
 
+_LINK_MODES: dict[str, LinkMode] = {"move": "move", "copy": "copy", "hardlink": "hardlink"}
+
+
 @cli.command("install")
 @click.option("--target", "-t", required=True, type=click.Path(file_okay=False), metavar="DIR",
               help="Install into DIR (pip install --target semantics).")
 @click.option("--upgrade", "-U", is_flag=True, help="Replace items the target already has.")
 @click.option("--python", default=None, metavar="PATH", help="Target interpreter (tags, shebangs, layout).")
-@click.option("--link-mode", type=click.Choice(["copy", "hardlink"]), default="copy", show_default=True,
-              help="Copy files from the cache, or hardlink them.")
+@click.option("--link-mode", type=click.Choice(["move", "copy", "hardlink"]), default="move", show_default=True,
+              help="move: unpack once and move the files in (the cache keeps the wheel file); copy/hardlink: "
+                   "keep the unpacked wheel in the cache and copy or hardlink from it.")
 @click.option("--compile-bytecode", is_flag=True, help="Write .pyc files, as pip does without --no-compile.")
 @click.option("--ignore-tags", is_flag=True, help="Install even if the wheel's tags do not fit --python.")
 @_common_options
@@ -419,7 +425,7 @@ def install_cmd(
         return do_install(
             common.sources, target, cache_dir=cache_dir, hashes=common.hashes, index_url=common.index_url,
             upgrade=upgrade, jobs=jobs, retries=retries, timeout=timeout, python=python,
-            link_mode="hardlink" if link_mode == "hardlink" else "copy", compile_bytecode=compile_bytecode,
+            link_mode=_LINK_MODES[link_mode], compile_bytecode=compile_bytecode,
             ignore_tags=ignore_tags, max_unpacked_size=max_unpacked_size, progress=ui, on_warning=ui.warn,
         )
 
@@ -543,6 +549,23 @@ def _wheels(root: Path) -> list[tuple[str, str, int, Path]]:
     return out
 
 
+def _wheel_files(root: Path) -> list[tuple[str, str, int, Path]]:
+    """``(filename, sha256, size, path)`` of every wheel file kept in the cache (named by sha256 there)."""
+    names: dict[str, str] = {}
+    for remembered in (root / "urls").glob("*.json"):
+        try:
+            payload = json.loads(remembered.read_text())
+            names[str(payload["sha256"])] = str(payload["filename"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    out = []
+    for path in sorted((root / "wheels").glob("*.whl")):
+        sha = path.name[: -len(".whl")]
+        with contextlib.suppress(OSError):
+            out.append((names.get(sha, "(unknown name)"), sha, path.stat().st_size, path))
+    return out
+
+
 @cache.command("list")
 @_cache_dir_option
 def cache_list(cache_dir: str | None) -> None:
@@ -558,6 +581,10 @@ def cache_list(cache_dir: str | None) -> None:
                    f"{_age(p.journal)}  {p.url}")
     click.echo(f"unpacked wheels: {len(wheels)}")
     for filename, sha, size, _path in wheels:
+        click.echo(f"  {filename}  {human_size(size)}  sha256:{sha[:16]}…")
+    files = _wheel_files(root)
+    click.echo(f"wheel files: {len(files)}")
+    for filename, sha, size, _path in files:
         click.echo(f"  {filename}  {human_size(size)}  sha256:{sha[:16]}…")
     index_db = root / "http"
     click.echo(f"index cache: {human_size(_tree_size(index_db))}")
@@ -584,7 +611,7 @@ def _locked(lock_path: Path) -> bool:
               help="Only partial downloads (and their staging dirs); keep unpacked wheels and index pages.")
 def cache_clean(cache_dir: str | None, partial_only: bool) -> None:
     """Remove cached data and say what was removed. Downloads in progress elsewhere are left alone."""
-    root = _cache(cache_dir).root
+    root = _cache(cache_dir).root  # Cache.at also sweeps the trees of move installs that were killed
     removed_partials = removed_bytes = busy = 0
     for p in _partials(root):
         if _locked(root / "partial" / f"{p.key}.lock"):
@@ -594,6 +621,7 @@ def cache_clean(cache_dir: str | None, partial_only: bool) -> None:
         removed_bytes += part.stat().st_size if part.exists() else 0
         part.unlink(missing_ok=True)
         p.journal.unlink(missing_ok=True)
+        p.journal.with_suffix(".entries").unlink(missing_ok=True)  # the journal's entries log
         (root / "partial" / f"{p.key}.lock").unlink(missing_ok=True)
         shutil.rmtree(root / "staging" / p.key, ignore_errors=True)
         removed_partials += 1
@@ -611,6 +639,10 @@ def cache_clean(cache_dir: str | None, partial_only: bool) -> None:
     for _f, _s, _size, path in wheels:
         shutil.rmtree(path, ignore_errors=True)
     click.echo(f"removed {len(wheels)} unpacked wheel(s) ({human_size(wheel_bytes)})")
+    files = _wheel_files(root)
+    for _f, _s, _size, path in files:
+        path.unlink(missing_ok=True)
+    click.echo(f"removed {len(files)} wheel file(s) ({human_size(sum(size for _f, _s, size, _p in files))})")
     index_bytes = _tree_size(root / "http")
     for sub in ("http", "urls"):
         shutil.rmtree(root / sub, ignore_errors=True)

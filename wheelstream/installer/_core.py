@@ -36,13 +36,16 @@ What we do differently (same result, safer)
 * The temporary home lives *inside the target* (``DIR/.wheelstream-tmp-*``) so the final moves are renames on
   one file system; the move plan is computed in full before the first rename, and :mod:`._commit` undoes a
   partial commit. pip's ``shutil.move`` loop can die halfway.
-* Files come from a :class:`~wheelstream._staged.StagedWheel` (fresh staging or the unpacked-wheel cache) by
-  copy or hardlink; the cache is never written.
+* Files come from a :class:`~wheelstream._staged.StagedWheel`: a tree this process claimed is *moved* (whole
+  top-level directories with one rename each when every file in them lands at the same relative path — the
+  common case: ``torch/`` is one rename, not 12k); the shared unpacked-wheel cache is copied or hardlinked
+  and never written.
 * ``INSTALLER`` says ``wheelstream``; bytecode (``compile_bytecode``) records the final path, not the temporary.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import posixpath
@@ -85,10 +88,11 @@ class InstallReport:
     installed: tuple[str, ...]  # top-level items moved into the target
     replaced: tuple[str, ...]  # of those, items that replaced existing ones (upgrade)
     skipped: tuple[str, ...]  # top-level items left alone because the target had them
-    files_written: int  # files created in the install tree (copied, linked or generated)
+    files_written: int  # files created in the install tree (moved, copied, linked or generated)
     files_linked: int  # of those, hardlinks to the staged tree
-    bytes_written: int  # bytes copied or generated (hardlinks cost none)
+    bytes_written: int  # bytes copied or generated (moves and hardlinks cost none)
     warnings: tuple[str, ...]
+    files_moved: int = 0  # of ``files_written``, files renamed out of a tree this process owned
 
 
 @dataclass
@@ -168,6 +172,35 @@ def _final_dir(home_rel: str, interpreter: Interpreter, lib: str, target: Path) 
     return str(target / parent)
 
 
+def _move_whole_dirs(prep: _Prepared, writer: HomeWriter) -> set[str]:
+    """Rename each top-level directory of an owned tree that lands unchanged at ``<lib>/<dir>``; return the
+    members it moved. A directory is left to the per-file path when any file in it goes elsewhere or is
+    rewritten (``.data``, scripts), when it holds a directory entry with no file below it (pip creates no
+    directory for those), or when the home already has it (a second wheel of a namespace package)."""
+    staged, lib = prep.item.staged, prep.lib
+    groups: dict[str, list[str]] = {}
+    blocked = {empty.split("/", 1)[0] for empty in staged.empty_dirs}
+    for member, placement in prep.placements.items():
+        top, sep, _ = member.partition("/")
+        if not sep:
+            continue  # a root file
+        if top.endswith(".data") or placement.script or placement.dest != posixpath.join(lib, member):
+            blocked.add(top)
+        else:
+            groups.setdefault(top, []).append(member)
+    in_tree = collections.Counter(name.split("/", 1)[0] for name in staged.files if "/" in name)
+    moved: set[str] = set()
+    for top, members in groups.items():
+        rel = posixpath.join(lib, top)
+        if top in blocked or in_tree[top] != len(members) or os.path.lexists(writer.home / rel):
+            continue
+        files = [(prep.placements[m].dest, staged.files[m]) for m in members]
+        if not writer.move_dir(staged.root / top, rel, files):
+            break  # another file system: the per-file path copies
+        moved.update(members)
+    return moved
+
+
 def _write_wheel(
     prep: _Prepared,
     writer: HomeWriter,
@@ -179,14 +212,18 @@ def _write_wheel(
     staged, info, lib = prep.item.staged, prep.info, prep.lib
     installed: dict[str, str] = {}
     changed: set[str] = set()
+    moved = _move_whole_dirs(prep, writer) if staged.movable and writer.link_mode == "move" else set()
     for member, placement in prep.placements.items():
+        if member in moved:
+            installed[member] = posixpath.relpath(placement.dest, lib)
+            continue
         src = staged.root / member
         file = staged.files[member]
         new_content = None
         if placement.script and _starts_with(src, b"#!python"):
             new_content = fix_shebang(src.read_bytes(), interpreter)
         if new_content is None:
-            writer.install_staged(src, file, placement.dest)
+            writer.install_staged(src, file, placement.dest, staged.movable)
         else:
             writer.write_bytes(placement.dest, new_content, "executable" if file.executable else "default")
         record_path = posixpath.relpath(placement.dest, lib)
@@ -236,7 +273,7 @@ def install_staged_many(
     *,
     python: str | None = None,
     upgrade: bool = False,
-    link_mode: LinkMode = "copy",
+    link_mode: LinkMode = "move",
     compile_bytecode: bool = False,
     ignore_tags: bool = False,
     on_warning: Callable[[str], None] | None = None,
@@ -248,8 +285,8 @@ def install_staged_many(
     (installing them one by one would skip the second ``bin/`` as an existing item). ``_move`` is a test seam
     for the final renames.
     """
-    if link_mode not in ("copy", "hardlink"):
-        raise UsageError(f"unknown link mode {link_mode!r} (use 'copy' or 'hardlink')")
+    if link_mode not in ("move", "copy", "hardlink"):
+        raise UsageError(f"unknown link mode {link_mode!r} (use 'move', 'copy' or 'hardlink')")
     warn = _Warnings(on_warning)
     interpreter = probe_interpreter(python)
     prepared = []
@@ -289,6 +326,7 @@ def install_staged_many(
         files_written=len(writer.written),
         files_linked=writer.linked,
         bytes_written=writer.bytes_written,
+        files_moved=writer.moved,
         warnings=tuple(warn.seen),
     )
 
@@ -299,7 +337,7 @@ def install_staged(
     *,
     python: str | None = None,
     upgrade: bool = False,
-    link_mode: LinkMode = "copy",
+    link_mode: LinkMode = "move",
     compile_bytecode: bool = False,
     ignore_tags: bool = False,
     direct_url: str | None = None,

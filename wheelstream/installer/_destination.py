@@ -11,6 +11,9 @@ live here once:
   cache is never written *through*.
 * ``hardlink`` mode links a staged file only when its inode already has the mode the installed file must have
   (a link cannot get its own mode without changing the cache) and falls back to copying across file systems.
+* ``move`` mode renames the files of a tree this process owns (``StagedWheel.movable``) — whole directories
+  at a time where the installer allows it — so the cold path creates every file once, like pip; a shared
+  cache tree is copied instead. Across file systems it copies.
 * Every written path gets its final RECORD hash and size, taken from the staged digest or from the bytes we
   wrote — never by reading a file back.
 """
@@ -30,7 +33,7 @@ from ._records import record_hash
 
 __all__ = ["HomeWriter", "LinkMode", "current_umask"]
 
-LinkMode = Literal["copy", "hardlink"]
+LinkMode = Literal["move", "copy", "hardlink"]
 Mode = Literal["default", "executable", "launcher"]
 
 _CROSS_DEVICE = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES, errno.ENOTSUP}
@@ -53,6 +56,7 @@ class HomeWriter:
     written: dict[str, tuple[str, int]] = field(default_factory=dict)
     bytes_written: int = 0
     linked: int = 0
+    moved: int = 0
     _made_dirs: set[Path] = field(default_factory=set)  # 12k files share a few hundred dirs: mkdir once each
 
     def _path(self, rel: str) -> Path:
@@ -73,10 +77,16 @@ class HomeWriter:
     def _file_mode(self, executable: bool) -> int:
         return (0o777 & ~self.umask | 0o111) if executable else (0o666 & ~self.umask)
 
-    def install_staged(self, src: Path, file: StagedFile, rel: str) -> None:
-        """Materialise one staged file at ``rel`` by hardlink (when allowed) or copy."""
+    def install_staged(self, src: Path, file: StagedFile, rel: str, movable: bool = False) -> None:
+        """Materialise one staged file at ``rel`` by rename (a tree we own), hardlink (when allowed) or copy."""
         dest = self._prepare(rel)
         wanted = self._file_mode(file.executable)
+        if movable and self.link_mode == "move" and self._rename(src, dest):
+            if (os.stat(dest).st_mode & 0o7777) != wanted:
+                os.chmod(dest, wanted)
+            self.moved += 1
+            self.written[rel] = (record_hash(file.sha256), file.size)
+            return
         if self.link_mode == "hardlink" and (os.stat(src).st_mode & 0o7777) == wanted:
             try:
                 os.link(src, dest)
@@ -92,6 +102,30 @@ class HomeWriter:
             os.chmod(dest, wanted)
         self.bytes_written += file.size
         self.written[rel] = (record_hash(file.sha256), file.size)
+
+    def move_dir(self, src: Path, rel: str, files: list[tuple[str, StagedFile]]) -> bool:
+        """Rename a whole staged directory to ``rel`` (which must not exist yet); ``files`` are the home paths
+        and digests of every file in it. False (nothing moved) across file systems."""
+        dest = self._path(rel)
+        if dest.parent not in self._made_dirs:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            self._made_dirs.add(dest.parent)
+        if not self._rename(src, dest):
+            return False
+        for home_rel, file in files:
+            self.written[home_rel] = (record_hash(file.sha256), file.size)
+        self.moved += len(files)
+        return True
+
+    @staticmethod
+    def _rename(src: Path, dest: Path) -> bool:
+        try:
+            os.rename(src, dest)
+        except OSError as exc:
+            if exc.errno not in _CROSS_DEVICE:
+                raise
+            return False
+        return True
 
     def write_bytes(self, rel: str, data: bytes, mode: Mode = "default") -> None:
         """Create ``rel`` fresh with ``data`` (rewritten scripts, launchers, metadata)."""

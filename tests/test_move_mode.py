@@ -1,0 +1,124 @@
+"""``--link-mode move`` (the default): claimed trees, whole-directory moves, and what happens when they fail."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from test_install_support import snapshot
+
+import wheelstream
+from fixtures.wellformed import REAL_WHEELS, WELLFORMED
+from wheelstream._cache import Cache
+from wheelstream.installer import _commit, _destination
+from wheelstream.testing import FaultServer
+
+
+def test_a_killed_owner_leaves_a_claim_the_next_cache_sweeps(tmp_path: Path) -> None:
+    cache = Cache.at(tmp_path / "cache")
+    script = textwrap.dedent(
+        f"""
+        import os, sys, time
+        from pathlib import Path
+        from wheelstream._cache import Cache
+        cache = Cache.at({str(tmp_path / "cache")!r})
+        tree = cache.staging("k")
+        (tree / "pkg").mkdir(parents=True)
+        (tree / "pkg" / "a.py").write_text("a")
+        claim = cache.claim(tree)
+        print(claim.root, flush=True)
+        time.sleep(60)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    claimed = Path(child.stdout.readline().strip())
+    try:
+        assert (claimed / "pkg" / "a.py").is_file()
+        Cache.at(cache.root)  # the owner is alive: its claim stays
+        assert (claimed / "pkg" / "a.py").is_file()
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    Cache.at(cache.root)
+    assert not claimed.exists() and list((cache.root / "claimed").iterdir()) == []
+
+
+def test_a_live_claim_in_this_process_survives_a_sweep_and_is_released(tmp_path: Path) -> None:
+    cache = Cache.at(tmp_path / "cache")
+    (cache.staging("k") / "x").mkdir(parents=True)
+    claim = cache.claim(cache.staging("k"))
+    cache.sweep_claims()
+    assert (claim.root / "x").is_dir()
+    claim.release()
+    assert list((cache.root / "claimed").iterdir()) == []
+
+
+def test_across_file_systems_move_mode_copies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_rename = os.rename
+
+    def no_rename(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:
+        if f"{os.sep}claimed{os.sep}" in os.fspath(src):  # out of the cache: as if it were another disk
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_rename(src, dest)
+
+    monkeypatch.setattr(_destination.os, "rename", no_rename)
+    wheel = REAL_WHEELS["six"]
+    wheelstream.install([str(wheel)], tmp_path / "a", cache_dir=tmp_path / "c1", link_mode="copy")
+    fallback = wheelstream.install([str(wheel)], tmp_path / "b", cache_dir=tmp_path / "c2")  # move mode
+    assert fallback.report is not None and fallback.report.files_moved == 0
+    assert fallback.report.bytes_written > 0
+    assert snapshot(tmp_path / "a") == snapshot(tmp_path / "b")
+
+
+def test_a_failed_commit_leaves_the_target_and_keeps_the_wheel_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files already moved into the temporary home are lost with it, but the wheel file is not: the next
+    install needs no network."""
+    demo = WELLFORMED["mixed_streamable"]()
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+
+    def boom(src: Path, dest: Path) -> None:
+        raise OSError(errno.EIO, "disk on fire")
+
+    with FaultServer() as server:
+        url = server.add_file("demo-1.0-py3-none-any.whl", demo)
+        with monkeypatch.context() as patch:
+            patch.setattr(_commit, "_rename", boom)
+            with pytest.raises(OSError, match="disk on fire"):
+                wheelstream.install([url], target, cache_dir=tmp_path / "cache")
+        assert snapshot(target) == {"keep.txt": snapshot(target)["keep.txt"]}
+        assert [p.name for p in target.iterdir()] == ["keep.txt"]
+        assert list((tmp_path / "cache" / "claimed").iterdir()) == []
+        assert (tmp_path / "cache" / "wheels" / f"{hashlib.sha256(demo).hexdigest()}.whl").is_file()
+        again = wheelstream.install([url], target, cache_dir=tmp_path / "cache")
+        assert server.bytes_sent("demo-1.0-py3-none-any.whl") == len(demo)
+    assert again.wheels[0].from_cache and again.report is not None and again.report.files_moved > 0
+
+
+def test_two_wheels_sharing_a_top_level_directory_merge(tmp_path: Path) -> None:
+    """A namespace package shipped by two wheels: the second cannot rename onto the first's directory, so
+    its files go one by one — same tree as copy mode."""
+    from fixtures.wellformed import make_wheel, wheel_filename
+
+    one = tmp_path / wheel_filename("nsa", "1.0")
+    one.write_bytes(make_wheel({"ns/a/__init__.py": b"a = 1\n"}, name="nsa"))
+    two = tmp_path / wheel_filename("nsb", "1.0")
+    two.write_bytes(make_wheel({"ns/b/__init__.py": b"b = 2\n"}, name="nsb"))
+    moved = wheelstream.install([str(one), str(two)], tmp_path / "m", cache_dir=tmp_path / "c1")
+    copied = wheelstream.install([str(one), str(two)], tmp_path / "c", cache_dir=tmp_path / "c2", link_mode="copy")
+    assert moved.report is not None and moved.report.files_moved > 0
+    assert copied.report is not None and copied.report.files_moved == 0
+    assert (tmp_path / "m" / "ns" / "a" / "__init__.py").is_file() and (tmp_path / "m" / "ns" / "b").is_dir()
+    assert snapshot(tmp_path / "m") == snapshot(tmp_path / "c")
+    assert os.listdir(tmp_path / "c1" / "claimed") == []
