@@ -172,6 +172,14 @@ def _final_dir(home_rel: str, interpreter: Interpreter, lib: str, target: Path) 
     return str(target / parent)
 
 
+def _record_path(home_rel: str, lib: str) -> str:
+    """RECORD paths are relative to the lib dir (``../../bin/x`` for scripts); most files are below it, and
+    ``posixpath.relpath`` (two ``abspath`` calls, each with a ``getcwd``) was a tenth of torch's install."""
+    if home_rel.startswith(lib + "/"):
+        return home_rel[len(lib) + 1 :]
+    return posixpath.relpath(home_rel, lib)
+
+
 def _move_whole_dirs(prep: _Prepared, writer: HomeWriter) -> set[str]:
     """Rename each top-level directory of an owned tree that lands unchanged at ``<lib>/<dir>``; return the
     members it moved. A directory is left to the per-file path when any file in it goes elsewhere or is
@@ -215,7 +223,7 @@ def _write_wheel(
     moved = _move_whole_dirs(prep, writer) if staged.movable and writer.link_mode == "move" else set()
     for member, placement in prep.placements.items():
         if member in moved:
-            installed[member] = posixpath.relpath(placement.dest, lib)
+            installed[member] = _record_path(placement.dest, lib)
             continue
         src = staged.root / member
         file = staged.files[member]
@@ -226,7 +234,7 @@ def _write_wheel(
             writer.install_staged(src, file, placement.dest, staged.movable)
         else:
             writer.write_bytes(placement.dest, new_content, "executable" if file.executable else "default")
-        record_path = posixpath.relpath(placement.dest, lib)
+        record_path = _record_path(placement.dest, lib)
         installed[member] = record_path
         if new_content is not None:
             changed.add(record_path)
