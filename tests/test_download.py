@@ -24,6 +24,7 @@ import pytest
 from fixtures.wellformed import WELLFORMED, make_wheel
 from wheelstream._cache import Cache
 from wheelstream._download import DownloadOptions, DownloadResult, fetch_wheel
+from wheelstream._partial import Journal
 from wheelstream._progress import Progress
 from wheelstream._urls import cache_key
 from wheelstream.errors import (
@@ -224,8 +225,9 @@ def test_ctrl_c_checkpoints_and_resumes(server: FaultServer, tmp_path: Path) -> 
 
     with pytest.raises(Interrupted, match=r"interrupted at .* MB — run the same command again to resume"):
         fetch(url, tmp_path, progress=interrupt)
-    journal = json.loads((tmp_path / "partial" / f"{cache_key(url)}.json").read_text())
-    durable, finished = journal["durable"], len(journal["files"])
+    journal = Journal.load(tmp_path / "partial" / f"{cache_key(url)}.json")
+    assert journal is not None
+    durable, finished = journal.durable, len(journal.files)
     assert durable > len(data) // 2 and finished > 0
     sent_before = server.bytes_sent(WHEEL)
     result = fetch(url, tmp_path)
@@ -263,8 +265,9 @@ def test_sigkill_then_rerun_fetches_only_the_tail(server: FaultServer, tmp_path:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert server.wait_idle(10)  # the killed connection's bytes are counted before the rerun starts
-    journal = json.loads(journal_path.read_text())
-    durable, finished = journal["durable"], len(journal["files"])
+    journal = Journal.load(journal_path)
+    assert journal is not None
+    durable, finished = journal.durable, len(journal.files)
     assert 0 < durable < len(data)
     sent_before = server.bytes_sent(WHEEL)
     result = fetch(url, tmp_path)
@@ -307,6 +310,7 @@ def test_credentials_never_reach_the_journal(server: FaultServer, tmp_path: Path
     with pytest.raises(RetriesExhausted) as info:
         fetch(url, tmp_path, options=DownloadOptions(retries=0, backoff_base=0.01, checkpoint_bytes=1))
     stored = "".join(p.read_text(errors="replace") for p in (tmp_path / "partial").glob("*.json"))
+    stored += "".join(p.read_text(errors="replace") for p in (tmp_path / "partial").glob("*.entries"))
     assert stored and "s3cret" not in stored and "hunter2" not in stored and "alice" not in stored
     assert "s3cret" not in str(info.value) and "hunter2" not in str(info.value)
     assert os.stat(next((tmp_path / "partial").glob("*.json"))).st_mode & 0o077 == 0

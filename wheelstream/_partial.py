@@ -1,22 +1,40 @@
-"""The on-disk state of an unfinished wheel: raw bytes (``<key>.whl.part``) and a journal (``<key>.json``).
+"""The on-disk state of an unfinished wheel: raw bytes (``<key>.whl.part``) and a journal (``<key>.json`` plus
+its entries log ``<key>.entries``).
 
 The checkpoint rules (DESIGN §2) — a checkpoint ``C`` is only written when all three hold:
 
 1. every entry before ``C`` is extracted into staging, CRC/size-verified and flushed (the extractor syncs);
 2. the partial file durably (fsync) holds ``D >= C`` bytes;
-3. the journal records ``C``, the finished entries and ``D`` — written to a temp file, fsynced, renamed.
+3. the journal records ``C``, the finished entries and ``D``: the entries finished since the last checkpoint
+   are appended to the log and fsynced, then the header (``<key>.json``) is written to a temp file, fsynced
+   and renamed. The header says how many bytes and lines of the log are valid.
 
-So after kill -9 or power loss the last journal on disk is the truth: bytes past ``D`` are untrusted and cut
-off, staged files not listed are deleted, the parser restarts at ``C`` and is fed ``C..D`` from disk, and
-the download continues at ``D``. Credentials never reach this file: URLs are stored redacted and a resume
-takes them from the caller again.
+So after kill -9 or power loss the last header on disk is the truth: log bytes past its ``log_bytes`` are
+untrusted (a crash between the append and the header leaves them) and are cut off by the next save, bytes
+of the partial past ``D`` are cut off too, staged files not listed are deleted, the parser restarts at ``C``
+and is fed ``C..D`` from disk, and the download continues at ``D``. A log shorter than its header says, or
+any malformed line, makes the whole journal unreadable (``load`` returns ``None``: start fresh).
+
+Why a log: a checkpoint used to rewrite every finished entry as one JSON document, so each cost O(entries
+so far) and a 12k-entry wheel paid quadratically. Appending costs O(entries since the last checkpoint); the
+header is small and of constant size.
+
+Log format: one compact JSON array per line and per finished entry, in the order the parser finished them
+(= offset order): the :class:`~wheelstream.zip.LocalEntry` fields, then, for a regular file, the size,
+sha256 and executable bit of its :class:`~wheelstream._staged.StagedFile` (a directory has none). The
+executable bit is the one known when the line was written; a resume re-reads the central directory, which
+sets it again. Credentials never reach either file: URLs are stored redacted (the log holds only archive
+names, sizes and hashes) and a resume takes them from the caller again.
+
+``PartialFile`` writes with plain ``os.pwrite`` (no user-space buffer), so the unpack worker may ``sync`` it
+while the network thread appends: the fsync covers every byte whose write returned before it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -24,15 +42,26 @@ from typing import Any
 from wheelstream._staged import StagedFile
 from wheelstream.zip import LocalEntry
 
-__all__ = ["Journal", "PartialFile", "read_file_range"]
+__all__ = ["Journal", "PartialFile", "entries_log", "read_file_range"]
 
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2  # 2: finished entries in the append-only log; 1 had them inside the JSON
 _ENTRY_FIELDS = tuple(f.name for f in fields(LocalEntry))
+_ENTRY_INTS = tuple(i for i, name in enumerate(_ENTRY_FIELDS) if name != "name")
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode  # ensure_ascii: a raw newline only ends a line
+
+
+def entries_log(journal_path: Path) -> Path:
+    """The log of finished entries beside a journal header: ``partial/<key>.entries``."""
+    return journal_path.with_suffix(".entries")
 
 
 @dataclass
 class Journal:
-    """Everything a later process needs to resume one download, and nothing secret."""
+    """Everything a later process needs to resume one download, and nothing secret.
+
+    ``entries`` and ``files`` are complete in memory; on disk they live in the log, and only the lines of
+    entries added (:meth:`add_finished`) since the last :meth:`save` are written by the next one.
+    """
 
     url: str  # redacted original URL (the cache key is derived from it)
     final_url: str | None = None  # redacted, after redirects
@@ -44,38 +73,95 @@ class Journal:
     checkpoint: int = 0
     durable: int = 0
     deferred_at: int | None = None
+    log_bytes: int = 0  # valid prefix of the entries log, as of the last save
+    log_lines: int = 0  # ... and how many entries it holds
     entries: list[LocalEntry] = field(default_factory=list)
     files: list[StagedFile] = field(default_factory=list)
+    _unlogged: list[list[Any]] = field(default_factory=list, init=False, repr=False, compare=False)
+
+    def add_finished(self, entries: Iterable[LocalEntry], files: Mapping[str, StagedFile]) -> None:
+        """Take the entries finished since the last call, each with its staged file from ``files`` (a
+        directory has none). Only these become log lines in the next :meth:`save`."""
+        for entry in entries:
+            row = [getattr(entry, name) for name in _ENTRY_FIELDS]
+            staged = files.get(entry.name)
+            self.entries.append(entry)
+            if staged is not None:
+                self.files.append(staged)
+                row += [staged.size, staged.sha256, staged.executable]
+            self._unlogged.append(row)
 
     def save(self, path: Path) -> None:
-        # Shallow on purpose: asdict() deep-copies every entry, which made checkpoints of a 12k-entry wheel
-        # quadratic (docs/performance.md). The values are plain str/int/bool.
-        payload: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
-        payload["version"] = JOURNAL_VERSION
-        payload["entries"] = [[getattr(e, name) for name in _ENTRY_FIELDS] for e in self.entries]
-        payload["files"] = [[f.name, f.size, f.sha256, f.executable] for f in self.files]
-        text = json.dumps(payload, separators=(",", ":"))  # one C-encoder pass, one write
-        tmp = path.with_suffix(".json.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        """Append the new log lines and fsync them, then replace the header (rule 3 of DESIGN §2).
+
+        A failure anywhere leaves the previous header in charge and the lines queued for the next save,
+        which writes them again at the same place.
+        """
+        log_bytes, log_lines = self._append_log(entries_log(path))
+        payload: dict[str, Any] = {name: getattr(self, name) for name in _HEADER_FIELDS}
+        payload.update(version=JOURNAL_VERSION, log_bytes=log_bytes, log_lines=log_lines)
+        _replace_durably(path, json.dumps(payload, separators=(",", ":")))
+        self.log_bytes, self.log_lines = log_bytes, log_lines
+        self._unlogged.clear()
+
+    def _append_log(self, path: Path) -> tuple[int, int]:
+        """Write the queued lines right after the valid prefix (cutting off what a crash left there)."""
+        if not self._unlogged:
+            return self.log_bytes, self.log_lines
+        data = "".join([_ENCODE(row) + "\n" for row in self._unlogged]).encode("ascii")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            os.ftruncate(fd, self.log_bytes)
+            _pwrite_all(fd, data, self.log_bytes)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return self.log_bytes + len(data), self.log_lines + len(self._unlogged)
 
     @classmethod
     def load(cls, path: Path) -> Journal | None:
-        """The journal at ``path``, or ``None`` when it is missing, unreadable or from another version."""
+        """The journal at ``path``, or ``None`` when it is missing, unreadable, from another version, or its
+        log is shorter than the header says or malformed (the caller then starts fresh)."""
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
-            if payload.pop("version", None) != JOURNAL_VERSION:
+            if not isinstance(payload, dict) or payload.pop("version", None) != JOURNAL_VERSION:
                 return None
-            payload["entries"] = [LocalEntry(*row) for row in payload["entries"]]
-            payload["files"] = [StagedFile(*row) for row in payload["files"]]
-            return cls(**payload)
-        except (OSError, ValueError, TypeError, KeyError):
+            if set(payload) != set(_HEADER_FIELDS) or not _counts_ok(payload):
+                return None
+            journal = cls(**payload)
+            journal._read_log(entries_log(path))
+            return journal
+        except (OSError, ValueError, TypeError, KeyError, IndexError):
             return None
+
+    def _read_log(self, path: Path) -> None:
+        """Read exactly the valid prefix; raise ValueError if it is not ``log_lines`` well-formed lines."""
+        if self.log_bytes == 0:
+            if self.log_lines:
+                raise ValueError("entries log: lines without bytes")
+            return
+        with open(path, "rb") as log:
+            data = log.read(self.log_bytes)
+        if len(data) != self.log_bytes or not data.endswith(b"\n"):
+            raise ValueError("entries log is shorter than its header says")
+        lines = data[:-1].split(b"\n")
+        if len(lines) != self.log_lines:
+            raise ValueError("entries log holds another number of lines than its header says")
+        previous = -1
+        for line in lines:
+            entry, staged = _parse_line(json.loads(line))
+            if entry.offset <= previous:
+                raise ValueError("entries log is not in stream order")
+            previous = entry.offset
+            self.entries.append(entry)
+            if staged is not None:
+                self.files.append(staged)
+
+    @staticmethod
+    def remove(path: Path) -> None:
+        """Delete the journal at ``path``: the header first (without it the log means nothing), then the log."""
+        path.unlink(missing_ok=True)
+        entries_log(path).unlink(missing_ok=True)
 
     @property
     def validator(self) -> str | None:
@@ -83,6 +169,49 @@ class Journal:
         if self.etag and not self.etag.startswith("W/"):
             return self.etag
         return self.last_modified
+
+
+_HEADER_FIELDS = tuple(f.name for f in fields(Journal) if f.name not in ("entries", "files", "_unlogged"))
+
+
+def _counts_ok(payload: dict[str, Any]) -> bool:
+    counts = (payload["log_bytes"], payload["log_lines"], payload["checkpoint"], payload["durable"])
+    return all(type(n) is int and n >= 0 for n in counts)
+
+
+def _parse_line(row: Any) -> tuple[LocalEntry, StagedFile | None]:
+    """One log line back into its entry (and file); ValueError when it is not exactly what we write."""
+    if not isinstance(row, list) or len(row) not in (len(_ENTRY_FIELDS), len(_ENTRY_FIELDS) + 3):
+        raise ValueError("malformed entries log line")
+    entry = LocalEntry(*row[: len(_ENTRY_FIELDS)])
+    if not isinstance(entry.name, str) or any(type(row[i]) is not int for i in _ENTRY_INTS):
+        raise ValueError("malformed entries log line")
+    if len(row) == len(_ENTRY_FIELDS):
+        return entry, None
+    size, sha256, executable = row[len(_ENTRY_FIELDS) :]
+    if type(size) is not int or not isinstance(sha256, str) or not isinstance(executable, bool):
+        raise ValueError("malformed entries log line")
+    return entry, StagedFile(entry.name, size, sha256, executable)
+
+
+def _replace_durably(path: Path, text: str) -> None:
+    """Write ``text`` to a temp file, fsync, rename over ``path``, fsync the directory."""
+    tmp = path.with_suffix(".json.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
 
 
 def read_file_range(path: Path, start: int, end: int, chunk: int = 1 << 20) -> Iterator[bytes]:
@@ -106,34 +235,36 @@ def _fsync_dir(path: Path) -> None:
 
 
 class PartialFile:
-    """Append-only raw bytes of the wheel; ``sync`` makes what was written durable and returns ``D``."""
+    """Append-only raw bytes of the wheel; ``sync`` makes what was written durable and returns ``D``.
+
+    Thread-safe for one writer and one syncer: ``write`` (network thread) is unbuffered ``os.pwrite`` and
+    advances ``length`` only after the bytes are in the kernel; ``sync`` (the unpack worker, at a periodic
+    checkpoint) reads ``length`` *before* its fsync, so every byte below the returned ``D`` is durable.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        self._file = os.fdopen(fd, "r+b")
-        self._file.seek(0, os.SEEK_END)
-        self.length = self._file.tell()
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        self.length = os.fstat(self._fd).st_size
 
     def write(self, data: bytes) -> None:
-        self._file.write(data)
+        _pwrite_all(self._fd, data, self.length)
         self.length += len(data)
 
     def sync(self) -> int:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        return self.length
+        length = self.length
+        os.fsync(self._fd)
+        return length
 
     def truncate(self, length: int) -> None:
-        self._file.flush()
-        self._file.truncate(length)
-        self._file.seek(length)
+        os.ftruncate(self._fd, length)
         self.length = length
 
     def read_range(self, start: int, end: int) -> Iterator[bytes]:
         """Yield bytes ``start..end`` from disk (replay after a resume, re-hashing, deferred entries)."""
-        self._file.flush()
         return read_file_range(self.path, start, end)
 
     def close(self) -> None:
-        self._file.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1

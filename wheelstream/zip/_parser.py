@@ -28,7 +28,9 @@ Checkpoints
 built with ``ZipStreamParser(offset=checkpoint, prior_entries=parser.finished_entries)`` and fed the stream
 from there produces exactly the events the original would have produced from that point on. Nothing
 before the checkpoint is needed again except the ``LocalEntry`` summaries, which the journal keeps so the
-central directory can still be cross-checked against every local header (DESIGN §2, §4).
+central directory can still be cross-checked against every local header (DESIGN §2, §4). Every finished
+entry lies before ``checkpoint``. The journal appends them incrementally: ``finished_since(n)`` hands out
+only the entries finished after the first ``n`` (a cursor, ``finished_count``), in the order they finished.
 
 Hardening (DESIGN §4) happens where the information first exists: names and methods at the local header,
 CRC and sizes as data is inflated (inflation stops one byte past the declared size), local-vs-central
@@ -130,6 +132,7 @@ class ZipStreamParser:
         self._error: ArchiveError | None = None
         self._start = offset
         self._entries: dict[int, LocalEntry] = {e.offset: e for e in prior_entries}
+        self._finished: list[LocalEntry] = list(self._entries.values())  # prior first, then in stream order
         self._names: set[str] = {_name_key(e.name) for e in self._entries.values()}
         self._unpacked_total = sum(e.uncompressed_size for e in self._entries.values())
         self._max_unpacked = max_unpacked_size
@@ -166,6 +169,19 @@ class ZipStreamParser:
     def finished_entries(self) -> tuple[LocalEntry, ...]:
         """Every entry finished so far, including ``prior_entries``, in offset order."""
         return tuple(self._entries[k] for k in sorted(self._entries))
+
+    @property
+    def finished_count(self) -> int:
+        """How many entries are finished, ``prior_entries`` included: a cursor for :meth:`finished_since`."""
+        return len(self._finished)
+
+    def finished_since(self, count: int) -> list[LocalEntry]:
+        """The entries finished after the first ``count`` (``prior_entries`` first, then in stream order).
+
+        A checkpoint asks only for what is new since the last one: sorting every entry each time, as
+        :attr:`finished_entries` does, made checkpoints of a 12k-entry wheel grow with the entries already done.
+        """
+        return self._finished[count:]
 
     @property
     def max_unpacked_size(self) -> int:
@@ -421,6 +437,7 @@ class ZipStreamParser:
             header.offset, header.name, header.flags, header.method, entry.crc, entry.consumed, entry.produced
         )
         self._entries[header.offset] = done
+        self._finished.append(done)
         self._entry = None
         self._state = _State.RECORD
         self._checkpoint = self.offset
