@@ -24,7 +24,7 @@ URL=$(cat "$WORK/url")
 for i in $(seq "$RUNS"); do
   /usr/bin/time -f "uv                    %e s" "$UV" pip install -q --no-deps --target "$WORK/uv$i" \
       --python .venv/bin/python --cache-dir "$WORK/uvc$i" "$URL"
-  /usr/bin/time -f "wheelstream copy      %e s" .venv/bin/wheelstream install -q --no-progress \
+  /usr/bin/time -f "wheelstream move      %e s" .venv/bin/wheelstream install -q --no-progress \
       --target "$WORK/ws$i" --cache-dir "$WORK/wsc$i" "$URL"
   /usr/bin/time -f "wheelstream hardlink  %e s" .venv/bin/wheelstream install -q --no-progress \
       --link-mode hardlink --target "$WORK/wh$i" --cache-dir "$WORK/whc$i" "$URL"

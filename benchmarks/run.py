@@ -168,7 +168,7 @@ class Tools:
             src = ["-r", str(reqs)] if len(urls) > 1 else urls
             return [str(self.uv), "pip", "install", "-q", "--no-deps", "--target", str(target), "--python",
                     str(self.python), "--cache-dir", str(cache), *src]
-        link = "hardlink" if tool == "wheelstream-hardlink" else "copy"
+        link = "hardlink" if tool == "wheelstream-hardlink" else "move"  # move is the default
         if self.ws_cli:
             src = ["-r", str(reqs)] if len(urls) > 1 else urls
             return [str(REPO / ".venv" / "bin" / "wheelstream"), "install", "-q", "--no-progress", "--target",
