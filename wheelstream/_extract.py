@@ -25,7 +25,6 @@ import queue
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -73,21 +72,6 @@ def _umask() -> int:
     return mask
 
 
-def _write_file(path: Path, chunks: list[bytes], name: str, offset: int) -> None:
-    """Create one small file in a writer thread: open (the slow part on ext4: ~0.1-0.5 ms), write, close."""
-    try:
-        fd = os.open(path, _CREATE_FLAGS, 0o666)
-    except OSError as exc:
-        raise _open_error(exc, name, offset) from None
-    try:
-        for chunk in chunks:
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-
-
 def _open_error(exc: OSError, name: str, offset: int) -> Exception:
     if isinstance(exc, (FileExistsError, NotADirectoryError, IsADirectoryError)):
         return DuplicateEntry("entry collides with a file or directory of another entry", entry=name, offset=offset)
@@ -96,16 +80,71 @@ def _open_error(exc: OSError, name: str, offset: int) -> Exception:
     return exc
 
 
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
+class _Batch:
+    """Small finished files handed to the writer pool together: one queue hand-off per ~64 files instead of
+    a ``ThreadPoolExecutor.submit`` (a Future, a work item, a lock dance) per file — on torch's 12k files that
+    was a tenth of the unpack thread's time. The writer hashes (sha256), creates, writes and closes each
+    file, so the unpack thread does none of it."""
+
+    __slots__ = ("digests", "done", "error", "files", "size")
+
+    def __init__(self) -> None:
+        self.files: list[tuple[str, list[bytes], str, int]] = []  # (path, chunks, archive name, offset)
+        self.size = 0
+        self.digests: list[str] = []
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        try:
+            for path, chunks, name, offset in self.files:
+                self.digests.append(_write_file(path, chunks, name, offset))
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the extractor's thread, in stream order
+            self.error = exc
+        finally:
+            self.done.set()
+
+
+def _write_file(path: str, chunks: list[bytes], name: str, offset: int) -> str:
+    """Create one small file: open (the slow part on ext4: ~0.1-0.5 ms), hash + write, close; its sha256."""
+    try:
+        fd = os.open(path, _CREATE_FLAGS, 0o666)
+    except OSError as exc:
+        raise _open_error(exc, name, offset) from None
+    digest = hashlib.sha256()
+    try:
+        for chunk in chunks:
+            digest.update(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    return digest.hexdigest()
+
+
 _WRITERS = 2  # file creation is kernel-CPU bound here: more writers only add lock contention (docs/performance.md)
+_BATCH_FILES = 64
+_BATCH_BYTES = 1 << 20
+_POOL: queue.SimpleQueue[_Batch] | None = None
+_POOL_LOCK = threading.Lock()
 
 
-def _pool() -> ThreadPoolExecutor:
+def _writer_loop(work: queue.SimpleQueue[_Batch]) -> None:
+    while True:
+        work.get().run()
+
+
+def _pool() -> queue.SimpleQueue[_Batch]:
+    """The process-wide writer threads (daemons: they only ever wait for work between batches)."""
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix="wheelstream-write")
+            _POOL = queue.SimpleQueue()
+            for number in range(_WRITERS):
+                threading.Thread(
+                    target=_writer_loop, args=(_POOL,), name=f"wheelstream-write_{number}", daemon=True
+                ).start()
         return _POOL
 
 
@@ -163,11 +202,15 @@ class Extractor:
     """Consumes :mod:`wheelstream.zip` events and writes the entries below ``root``.
 
     Small files (``≤ inline_limit``) are kept in memory until their entry is finished and verified, then
-    created by a small writer pool (``writers > 0``): creating 12k files one after the other is what made
-    unpacking torch slow, not inflating it. Large files are opened on the calling thread (so collisions are
-    found in stream order) and hashed + written by the ``_Sink`` thread, overlapping inflation. Finished
-    files are on disk, and ``files`` holds their digests, only after :meth:`drain` (called by :meth:`sync`,
-    the central directory, and :meth:`close`): read ``files`` after draining, never in between.
+    hashed and created by the writer pool (``writers=True``) in batches: creating 12k files one after the
+    other is what made unpacking torch slow, not inflating it. Large files are opened on the calling thread
+    (so collisions are found in stream order) and hashed + written by the ``_Sink`` thread, overlapping
+    inflation. ``files`` lists every finished file in stream order; a file's digest is there only after
+    :meth:`drain` (called by :meth:`sync`, the central directory, and :meth:`close`): read ``files`` after
+    draining, never in between.
+
+    Paths are plain strings here: ``pathlib`` objects cost several microseconds each to build and print, and
+    this code runs a few times per entry.
     """
 
     def __init__(
@@ -182,73 +225,76 @@ class Extractor:
         self.root = root
         self.files: dict[str, StagedFile] = dict(finished or {})
         self.written = 0  # files this extractor wrote (a resume's work, for reporting and tests)
+        self._root = os.fspath(root)
         self._open: BinaryIO | None = None
         self._open_name: str | None = None
-        self._open_path: Path | None = None
+        self._open_path = ""
         self._open_offset = 0
         self._chunks: list[bytes] | None = None  # the entry in flight, while it is small enough to buffer
-        self._hash = hashlib.sha256()
+        self._hash: Any = None  # sha256 of a large entry in flight (small ones are hashed by the writers)
         self._size = 0
-        self._writers = writers
         self._inline_limit = inline_limit if writers else 0
         self._max_pending = max_pending
-        self._pending: collections.deque[tuple[Future[None], int]] = collections.deque()
-        self._pending_bytes = 0
+        self._batch = _Batch()
+        self._in_flight: collections.deque[_Batch] = collections.deque()
+        self._in_flight_bytes = 0
+        self._failed: BaseException | None = None  # a writer's error: sticky, like the sink's
         self._resolved_root = os.path.realpath(root)
         self._real_dirs: dict[str, str] = {}  # directory -> its realpath, for directories this extractor made
-        self._checked_parents: dict[str, Path] = {}  # archive dir name -> staging dir proven inside root
+        self._checked_parents: dict[str, str] = {}  # archive dir name -> staging dir proven inside root
         self._sink = _Sink(self._record) if writers else None  # large files: hash + write off this thread
-        self._file_paths: set[str] = {str(self._join(n)) for n in self.files}
+        self._file_paths: set[str] = {self._join(n) for n in self.files}
         root.mkdir(parents=True, exist_ok=True)
 
-    def _join(self, name: str) -> Path:
-        return self.root.joinpath(*name.rstrip("/").split("/"))
+    def _join(self, name: str) -> str:
+        return os.path.join(self._root, *name.rstrip("/").split("/"))
 
-    def path_for(self, name: str) -> Path:
+    def path_for(self, name: str) -> str:
         """The staging path of an archive name, refusing anything that would leave ``root``."""
         parent_name, _, leaf = name.rstrip("/").rpartition("/")
         if leaf in ("", ".", ".."):
             raise UnsafePath("entry would be written outside the staging directory", entry=name)
         checked = self._checked_parents.get(parent_name)
         if checked is not None:  # a directory we made and already proved to lie inside root
-            return checked / leaf
+            return os.path.join(checked, leaf)
         path = self._join(name)
-        parent = str(path.parent)
+        parent = os.path.dirname(path)
         real_parent = self._real_dirs.get(parent)
         if real_parent is None:
             real_parent = os.path.realpath(parent)
-        real = os.path.join(real_parent, path.name)  # the leaf itself is opened with O_NOFOLLOW
+        real = os.path.join(real_parent, leaf)  # the leaf itself is opened with O_NOFOLLOW
         if os.path.commonpath([real, self._resolved_root]) != self._resolved_root or real == self._resolved_root:
             raise UnsafePath("entry would be written outside the staging directory", entry=name)
         if parent in self._real_dirs:
-            self._checked_parents[parent_name] = path.parent
+            self._checked_parents[parent_name] = parent
         return path
 
-    def _make_dir(self, path: Path, name: str, offset: int) -> None:
+    def _make_dir(self, path: str, name: str, offset: int) -> None:
         """``mkdir -p`` once per directory (12k entries share a few hundred directories). A directory where
         an earlier entry's file is (maybe still queued for a writer) is the collision mkdir would find."""
-        key = str(path)
-        if key in self._real_dirs:
+        if path in self._real_dirs:
             return
-        for where in (path, *path.parents):
-            if str(where) in self._file_paths:
+        where = path
+        while where != self._root and where not in self._real_dirs:
+            if where in self._file_paths:
                 raise DuplicateEntry("entry collides with a file or directory of another entry", entry=name,
                                      offset=offset)
-            if str(where) == str(self.root) or str(where) in self._real_dirs:
+            up = os.path.dirname(where)
+            if up == where:
                 break
+            where = up
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            os.makedirs(path, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
             raise DuplicateEntry("entry collides with a file or directory of another entry", entry=name,
                                  offset=offset) from None
-        self._real_dirs[key] = os.path.realpath(path)
+        self._real_dirs[path] = os.path.realpath(path)
 
     def handle(self, event: Event) -> None:
         if isinstance(event, EntryData):
             data = event.data
             self._size += len(data)
             if self._chunks is not None:
-                self._hash.update(data)
                 self._chunks.append(data)
                 if self._size > self._inline_limit:
                     self._spill()
@@ -276,15 +322,14 @@ class Extractor:
         if name.endswith("/"):
             self._make_dir(path, name, offset)
             return
-        self._make_dir(path.parent, name, offset)
-        if str(path) in self._real_dirs:
+        self._make_dir(os.path.dirname(path), name, offset)
+        if path in self._real_dirs:
             raise DuplicateEntry("entry collides with a file or directory of another entry", entry=name,
                                  offset=offset)
-        self._file_paths.add(str(path))
+        self._file_paths.add(path)
         self._open_name = name
         self._open_path = path
         self._open_offset = offset
-        self._hash = hashlib.sha256()
         self._size = 0
         if self._inline_limit:
             self._chunks = []
@@ -292,72 +337,102 @@ class Extractor:
             self._open_now()
 
     def _open_now(self) -> None:
-        assert self._open_path is not None and self._open_name is not None
+        assert self._open_name is not None
         try:
             fd = os.open(self._open_path, _CREATE_FLAGS, 0o666)
         except OSError as exc:
             raise _open_error(exc, self._open_name, self._open_offset) from None
         self._open = os.fdopen(fd, "wb")  # closed in _finish (by the sink when there is one) or close
+        self._hash = hashlib.sha256()
 
     def _spill(self) -> None:
         """The entry outgrew the buffer: write it from this thread, streaming, like a large file."""
         chunks, self._chunks = self._chunks or [], None
         self._open_now()
         assert self._open is not None
-        for chunk in chunks:
-            self._open.write(chunk)
+        if self._sink is not None:
+            for chunk in chunks:
+                self._sink.put(self._open, self._hash, chunk)
+        else:
+            for chunk in chunks:
+                self._hash.update(chunk)
+                self._open.write(chunk)
 
     def _finish(self, name: str) -> None:
         if self._open_name is None:  # directory entry
             return
-        path, offset = self._open_path, self._open_offset
-        assert path is not None
-        done = StagedFile(name, self._size, "", executable=False)
+        # A digest-less record keeps the file's place (stream order) until its writer reports the digest.
+        pending = StagedFile(name, self._size, "", executable=False)
         if self._chunks is not None:
             chunks, self._chunks = self._chunks, None
-            self._submit(path, chunks, name, offset)
-            self._record(StagedFile(name, self._size, self._hash.hexdigest(), executable=False))
+            self.files[name] = pending
+            self._add_to_batch(self._open_path, chunks, name, self._open_offset)
         elif self._sink is not None:
             handle, self._open = self._open, None  # from here the sink owns it: it closes it, in order
             assert handle is not None
-            self._sink.put(handle, self._hash, done)  # ... and records the digest
+            self.files[name] = pending
+            self._sink.put(handle, self._hash, pending)  # ... and records the digest
         else:
             assert self._open is not None
             self._open.close()
             self._open = None
             self._record(StagedFile(name, self._size, self._hash.hexdigest(), executable=False))
         self._open_name = None
-        self._open_path = None
         self.written += 1
 
     def _record(self, staged: StagedFile) -> None:
         self.files[staged.name] = staged
 
-    def _submit(self, path: Path, chunks: list[bytes], name: str, offset: int) -> None:
-        size = sum(len(c) for c in chunks)
-        self._pending.append((_pool().submit(_write_file, path, chunks, name, offset), size))
-        self._pending_bytes += size
-        while self._pending_bytes > self._max_pending or len(self._pending) > 4096:
-            self._wait_oldest()
+    def _add_to_batch(self, path: str, chunks: list[bytes], name: str, offset: int) -> None:
+        if self._failed is not None:
+            raise self._failed
+        batch = self._batch
+        batch.files.append((path, chunks, name, offset))
+        batch.size += self._size
+        if len(batch.files) >= _BATCH_FILES or batch.size >= _BATCH_BYTES:
+            self._send_batch()
 
-    def _wait_oldest(self) -> None:
-        future, size = self._pending.popleft()
-        self._pending_bytes -= size
-        future.result()  # re-raises the writer's error (DuplicateEntry, OSError) here, in this thread
+    def _send_batch(self) -> None:
+        batch, self._batch = self._batch, _Batch()
+        if not batch.files:
+            return
+        self._in_flight.append(batch)
+        self._in_flight_bytes += batch.size
+        _pool().put(batch)
+        while self._in_flight_bytes > self._max_pending or len(self._in_flight) > 64:
+            self._collect_oldest()
+
+    def _collect_oldest(self) -> None:
+        """Wait for the oldest batch and record its digests; its error (DuplicateEntry, OSError) is raised
+        here, on the extractor's thread, and stays: nothing after a failed write is recorded."""
+        batch = self._in_flight.popleft()
+        self._in_flight_bytes -= batch.size
+        batch.done.wait()
+        if self._failed is None and batch.error is not None:
+            self._failed = batch.error
+        if self._failed is not None:
+            raise self._failed
+        for (_path, _chunks, name, _offset), digest in zip(batch.files, batch.digests):
+            self.files[name] = StagedFile(name, self.files[name].size, digest, executable=False)
 
     def drain(self) -> None:
         """Wait until every finished file is on disk (in the page cache); re-raise a writer's error."""
         try:
+            self._send_batch()
             if self._sink is not None:
                 self._sink.drain()
-            while self._pending:
-                self._wait_oldest()
-        finally:
-            for future, _size in self._pending:  # after an error: let the others finish, then forget them
-                with contextlib.suppress(Exception):
-                    future.result()
-            self._pending.clear()
-            self._pending_bytes = 0
+            while self._in_flight:
+                self._collect_oldest()
+            if self._failed is not None:
+                raise self._failed
+        except BaseException:
+            for batch in self._in_flight:  # after an error: let the others finish, then forget them
+                batch.done.wait()
+            self._in_flight.clear()
+            self._in_flight_bytes = 0
+            for name in [n for n, f in self.files.items() if not f.sha256]:
+                del self.files[name]  # unwritten, or written past an error: not a finished file
+            raise
 
     def close(self) -> None:
         """Drain the writers and stop the sink; for the end of the input, an error or an interruption
@@ -384,7 +459,7 @@ class Extractor:
         self.drain()
         if self._open is not None:
             self._open.flush()
-        fd = os.open(self.root, os.O_RDONLY)
+        fd = os.open(self._root, os.O_RDONLY)
         try:
             if not _syncfs(fd):
                 os.fsync(fd)
