@@ -10,7 +10,7 @@ The checkpoint rules (DESIGN §2) — a checkpoint ``C`` is only written when al
    and renamed. The header says how many bytes and lines of the log are valid.
 
 So after kill -9 or power loss the last header on disk is the truth: log bytes past its ``log_bytes`` are
-untrusted (a crash between the append and the header leaves them) and are cut off by the next save, bytes
+untrusted (a crash between the append and the header leaves them) and are cut off by the next append, bytes
 of the partial past ``D`` are cut off too, staged files not listed are deleted, the parser restarts at ``C``
 and is fed ``C..D`` from disk, and the download continues at ``D``. A log shorter than its header says, or
 any malformed line, makes the whole journal unreadable (``load`` returns ``None``: start fresh).
@@ -26,7 +26,7 @@ executable bit is the one known when the line was written; a resume re-reads the
 sets it again. Credentials never reach either file: URLs are stored redacted (the log holds only archive
 names, sizes and hashes) and a resume takes them from the caller again.
 
-``PartialFile`` writes with plain ``os.pwrite`` (no user-space buffer), so the unpack worker may ``sync`` it
+``PartialFile`` writes with plain ``os.write`` (no user-space buffer), so the unpack worker may ``sync`` it
 while the network thread appends: the fsync covers every byte whose write returned before it.
 """
 
@@ -48,6 +48,7 @@ JOURNAL_VERSION = 2  # 2: finished entries in the append-only log; 1 had them in
 _ENTRY_FIELDS = tuple(f.name for f in fields(LocalEntry))
 _ENTRY_INTS = tuple(i for i, name in enumerate(_ENTRY_FIELDS) if name != "name")
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode  # ensure_ascii: a raw newline only ends a line
+_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation under os.write
 
 
 def entries_log(journal_path: Path) -> Path:
@@ -109,10 +110,11 @@ class Journal:
         if not self._unlogged:
             return self.log_bytes, self.log_lines
         data = "".join([_ENCODE(row) + "\n" for row in self._unlogged]).encode("ascii")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | _O_BINARY, 0o600)
         try:
             os.ftruncate(fd, self.log_bytes)
-            _pwrite_all(fd, data, self.log_bytes)
+            os.lseek(fd, self.log_bytes, os.SEEK_SET)
+            _write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -206,12 +208,10 @@ def _replace_durably(path: Path, text: str) -> None:
     _fsync_dir(path.parent)
 
 
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        written = os.pwrite(fd, view, offset)
-        view = view[written:]
-        offset += written
+        view = view[os.write(fd, view) :]
 
 
 def read_file_range(path: Path, start: int, end: int, chunk: int = 1 << 20) -> Iterator[bytes]:
@@ -237,18 +237,19 @@ def _fsync_dir(path: Path) -> None:
 class PartialFile:
     """Append-only raw bytes of the wheel; ``sync`` makes what was written durable and returns ``D``.
 
-    Thread-safe for one writer and one syncer: ``write`` (network thread) is unbuffered ``os.pwrite`` and
-    advances ``length`` only after the bytes are in the kernel; ``sync`` (the unpack worker, at a periodic
-    checkpoint) reads ``length`` *before* its fsync, so every byte below the returned ``D`` is durable.
+    Thread-safe for one writer and one syncer: ``write`` (network thread) is an unbuffered ``os.write`` at
+    the end and advances ``length`` only after the bytes are in the kernel; ``sync`` (the unpack worker, at a
+    periodic checkpoint) reads ``length`` *before* its fsync, so every byte below the returned ``D`` is
+    durable.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
-        self.length = os.fstat(self._fd).st_size
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | _O_BINARY, 0o600)
+        self.length = os.lseek(self._fd, 0, os.SEEK_END)
 
     def write(self, data: bytes) -> None:
-        _pwrite_all(self._fd, data, self.length)
+        _write_all(self._fd, data)
         self.length += len(data)
 
     def sync(self) -> int:
@@ -258,6 +259,7 @@ class PartialFile:
 
     def truncate(self, length: int) -> None:
         os.ftruncate(self._fd, length)
+        os.lseek(self._fd, length, os.SEEK_SET)
         self.length = length
 
     def read_range(self, start: int, end: int) -> Iterator[bytes]:

@@ -1,0 +1,482 @@
+"""Checkpoints (DESIGN §2, issue #8): the append-only entries log beside the journal header, and periodic
+checkpoints taken by the unpack worker between two blocks instead of draining the pipeline.
+
+What is checked here is behaviour: what a crash leaves on disk can always be resumed (or is refused and
+restarted from zero), a checkpoint lists only entries that are completely written, and what a checkpoint
+writes does not grow with the number of entries finished before it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+import wheelstream._tee as tee
+from fixtures.wellformed import WELLFORMED, make_wheel
+from wheelstream._cache import Cache
+from wheelstream._download import DownloadOptions, DownloadResult, fetch_wheel
+from wheelstream._partial import Journal, entries_log
+from wheelstream._progress import Progress
+from wheelstream._staged import StagedFile
+from wheelstream._urls import cache_key
+from wheelstream.errors import Interrupted
+from wheelstream.testing import FaultPlan, FaultServer, Throttle
+from wheelstream.zip import LocalEntry, ZipStreamParser
+
+WHEEL = "demo-1.0-py3-none-any.whl"
+FAST = DownloadOptions(backoff_base=0.01, backoff_max=0.05, timeout=10)
+OFTEN = dataclasses.replace(FAST, checkpoint_bytes=16 << 10, checkpoint_seconds=0.01)
+
+
+def contents(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return {i.filename: archive.read(i) for i in archive.infolist() if not i.is_dir()}
+
+
+def tree(result: DownloadResult) -> dict[str, bytes]:
+    return {name: (result.staged.root / name).read_bytes() for name in result.staged.files}
+
+
+def fetch(url: str, cache_dir: Path, options: DownloadOptions = FAST, **kw: object) -> DownloadResult:
+    with httpx.Client(timeout=10) as client:
+        return fetch_wheel(url, cache=Cache.at(cache_dir), client=client, options=options, **kw)  # type: ignore[arg-type]
+
+
+@cache
+def mixed_wheel() -> bytes:
+    """~1,500 small files, empty directory entries and four incompressible 1.5 MB files between them: small
+    entries finish in every block, large ones span many blocks (and go through the extractor's sink)."""
+    rng = random.Random(8)
+    files: dict[str, bytes] = {}
+    for i in range(1500):
+        files[f"demo/p{i // 100:02d}/m{i:04d}.py"] = f"N = {i}\n".encode() * (i % 40)
+        if i % 375 == 200:
+            files[f"demo/blob{i // 375}.bin"] = rng.randbytes(1_500_000)
+            files[f"demo/empty{i // 375}/"] = b""
+    return make_wheel(files)
+
+
+@pytest.fixture
+def server() -> Iterator[FaultServer]:
+    with FaultServer() as srv:
+        yield srv
+
+
+def journal_path(cache_dir: Path, url: str) -> Path:
+    return cache_dir / "partial" / f"{cache_key(url)}.json"
+
+
+def interrupted_halfway(server: FaultServer, cache_dir: Path) -> tuple[bytes, str, Journal]:
+    """A download of 2,000 entries stopped by Ctrl-C halfway, after many (worker) checkpoints."""
+    data = WELLFORMED["many_entries"]()
+    url = server.add_file(WHEEL, data)
+
+    def interrupt(progress: Progress) -> None:
+        if progress.bytes_done > len(data) // 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted):
+        fetch(url, cache_dir, OFTEN, progress=interrupt)
+    journal = Journal.load(journal_path(cache_dir, url))
+    assert journal is not None and journal.log_lines > 100
+    assert entries_log(journal_path(cache_dir, url)).stat().st_size == journal.log_bytes
+    assert server.wait_idle(10)  # the abandoned response's bytes are counted before a rerun starts
+    return data, url, journal
+
+
+def assert_resumed_from(result: DownloadResult, journal: Journal, data: bytes, server: FaultServer, sent: int) -> None:
+    assert tree(result) == contents(data)
+    assert result.bytes_reused == journal.durable
+    assert server.bytes_sent(WHEEL) - sent == len(data) - journal.durable  # nothing on disk fetched again
+    assert result.files_unpacked == len(contents(data)) - len(journal.files)  # nothing finished inflated again
+
+
+# -- the log on disk --------------------------------------------------------------------------------------
+
+
+def garbage_cases(log: bytes) -> dict[str, bytes]:
+    last_line = log[:-1].rsplit(b"\n", 1)[-1] + b"\n"
+    return {
+        "binary": b"\x00\xff\xfe garbage",
+        "torn-line": b'[123456,"demo/x.py",0,8',  # an append cut short by the crash
+        "whole-line": last_line,  # a complete line the header never vouched for (a duplicate, if it were read)
+    }
+
+
+@pytest.mark.parametrize("case", ["binary", "torn-line", "whole-line"])
+def test_bytes_after_the_recorded_log_length_are_ignored(server: FaultServer, tmp_path: Path, case: str) -> None:
+    """A crash between appending to the log and replacing the header leaves bytes the header does not count."""
+    data, url, journal = interrupted_halfway(server, tmp_path)
+    log = entries_log(journal_path(tmp_path, url))
+    with log.open("ab") as handle:
+        handle.write(garbage_cases(log.read_bytes())[case])
+    again = Journal.load(journal_path(tmp_path, url))
+    assert again is not None and again.entries == journal.entries and again.files == journal.files
+    sent = server.bytes_sent(WHEEL)
+    result = fetch(url, tmp_path, OFTEN)
+    assert_resumed_from(result, journal, data, server, sent)
+    assert not log.exists() and not journal_path(tmp_path, url).exists()  # finished: header and log removed
+
+
+def test_the_next_save_cuts_off_what_a_crash_left_after_the_log(tmp_path: Path) -> None:
+    path = tmp_path / "k.json"
+    journal = Journal(url="u")
+    journal.add_finished([_entry(0), _entry(100)], {"f0": StagedFile("f0", 1, "a" * 64, False)})
+    journal.save(path)
+    with entries_log(path).open("ab") as handle:
+        handle.write(b"[999,garbage\n")
+    loaded = Journal.load(path)
+    assert loaded is not None
+    loaded.add_finished([_entry(200)], {})
+    loaded.save(path)
+    reread = Journal.load(path)
+    assert reread is not None and [e.offset for e in reread.entries] == [0, 100, 200]
+    assert entries_log(path).stat().st_size == reread.log_bytes
+    assert b"garbage" not in entries_log(path).read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["shorter", "missing", "garbled", "more-lines"])
+def test_a_log_that_disagrees_with_its_header_starts_fresh(server: FaultServer, tmp_path: Path, damage: str) -> None:
+    data, url, _journal = interrupted_halfway(server, tmp_path)
+    log = entries_log(journal_path(tmp_path, url))
+    raw = log.read_bytes()
+    if damage == "shorter":
+        os.truncate(log, len(raw) - 10)
+    elif damage == "missing":
+        log.unlink()
+    elif damage == "garbled":
+        log.write_bytes(b"{" + raw[1:])  # same length, not a line we write
+    else:  # same bytes, but a newline where a comma was: the count of lines no longer matches
+        log.write_bytes(raw.replace(b",", b"\n", 1))
+    assert Journal.load(journal_path(tmp_path, url)) is None
+    result = fetch(url, tmp_path)
+    assert tree(result) == contents(data)
+    assert result.bytes_reused == 0 and server.requests_for(WHEEL)[-1].range is None
+    assert result.files_unpacked == len(contents(data))
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"version": 1},
+        {"log_bytes": -1},
+        {"log_lines": "3"},
+        {"entries": []},  # version 1 kept the entries inside the header
+    ],
+    ids=["old-version", "negative-length", "string-count", "unknown-key"],
+)
+def test_a_malformed_header_is_not_a_journal(tmp_path: Path, header: dict[str, object]) -> None:
+    path = tmp_path / "k.json"
+    Journal(url="u").save(path)
+    payload = json.loads(path.read_text())
+    payload.update(header)
+    path.write_text(json.dumps(payload))
+    assert Journal.load(path) is None
+
+
+def test_the_log_holds_names_sizes_and_hashes_only(tmp_path: Path) -> None:
+    path = tmp_path / "k.json"
+    journal = Journal(url="https://host/demo.whl")
+    staged = StagedFile("demo/a.py", 3, "ab" * 32, True)
+    journal.add_finished([LocalEntry(0, "demo/a.py", 0, 8, 7, 5, 3), LocalEntry(60, "demo/d/", 0, 0, 0, 0, 0)],
+                         {"demo/a.py": staged})
+    journal.save(path)
+    lines = entries_log(path).read_bytes().splitlines()
+    assert [json.loads(line) for line in lines] == [[0, "demo/a.py", 0, 8, 7, 5, 3, 3, "ab" * 32, True],
+                                                    [60, "demo/d/", 0, 0, 0, 0, 0]]
+    assert os.stat(entries_log(path)).st_mode & 0o077 == 0
+    loaded = Journal.load(path)
+    assert loaded is not None and loaded.files == [staged] and len(loaded.entries) == 2
+
+
+def test_discard_and_cache_clean_remove_the_log(server: FaultServer, tmp_path: Path) -> None:
+    _data, url, _journal = interrupted_halfway(server, tmp_path / "a")
+    Cache.at(tmp_path / "a").discard(cache_key(url))
+    assert [p.name for p in (tmp_path / "a" / "partial").iterdir()] == [f"{cache_key(url)}.lock"]
+    interrupted_halfway(server, tmp_path / "b")
+    from wheelstream.cli import cli
+
+    run = CliRunner().invoke(cli, ["cache", "clean", "--partial", "--cache-dir", str(tmp_path / "b")])
+    assert run.exit_code == 0, run.output
+    assert not list((tmp_path / "b" / "partial").iterdir())
+
+
+# -- what a checkpoint costs -----------------------------------------------------------------------------
+
+
+def _entry(offset: int) -> LocalEntry:
+    return LocalEntry(offset, f"f{offset}", 0, 8, 1, 2, 3)
+
+
+def _bytes_of_one_save(tmp_path: Path, finished_before: int) -> tuple[int, int]:
+    """(log bytes appended, header size) of a save that adds the same 3 entries after ``finished_before``."""
+    path = tmp_path / f"{finished_before}.json"
+    journal = Journal(url="u")
+    journal.add_finished((_entry(i) for i in range(finished_before)), {})
+    journal.save(path)
+    before = entries_log(path).stat().st_size if finished_before else 0
+    journal.add_finished([_entry(10**8 + i) for i in range(3)], {f"f{10**8}": StagedFile(f"f{10**8}", 3, "c" * 64, False)})
+    journal.save(path)
+    return entries_log(path).stat().st_size - before, path.stat().st_size
+
+
+def test_a_save_writes_only_what_is_new(tmp_path: Path) -> None:
+    few = _bytes_of_one_save(tmp_path, 10)
+    many = _bytes_of_one_save(tmp_path, 20_000)
+    assert few[0] == many[0] < 300  # the same three lines, whatever came before
+    assert abs(few[1] - many[1]) <= 8  # the header differs by the digits of two counters
+
+
+def test_checkpoint_cost_does_not_grow_with_finished_entries(
+    server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through a real download with dozens of checkpoints: each appends exactly the lines of the entries finished
+    since the previous one, and the header stays the same size."""
+    data = WELLFORMED["many_entries"]()
+    # paced: ~100 network chunks of ~3 KB, each one past the 2 KiB checkpoint interval
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Throttle(bytes_per_second=len(data) // 2)))
+    saves: list[tuple[int, int, int]] = []  # (lines before, new lines, bytes appended)
+    headers: list[int] = []
+    real_save = Journal.save
+
+    def save(self: Journal, path: Path) -> None:
+        lines, size = self.log_lines, self.log_bytes
+        real_save(self, path)
+        saves.append((lines, self.log_lines - lines, self.log_bytes - size))
+        headers.append(path.stat().st_size)
+
+    monkeypatch.setattr(Journal, "save", save)
+    options = dataclasses.replace(OFTEN, checkpoint_bytes=2 << 10, checkpoint_seconds=60)
+    result = fetch(url, tmp_path, options)
+    assert tree(result) == contents(data)
+    assert len(saves) >= 10 and saves[-1][0] + saves[-1][1] > 1900
+    line = max(len(json.dumps([2000, "demo/pkg19/m1999.py", 0, 8, 2**32, 10**5, 10**5, 10**5, "0" * 64, False])), 1)
+    for _before, new, appended in saves:
+        assert appended <= new * line  # O(new entries), however many came before
+        assert new == 0 or appended >= new * 40
+    late = [appended / new for before, new, appended in saves if new and before > 1000]
+    early = [appended / new for before, new, appended in saves if new and before < 500]
+    assert late and early and max(late) < 1.2 * max(early)
+    assert max(headers) - min(headers) <= 16
+
+
+def test_parser_hands_out_only_entries_finished_since_a_count() -> None:
+    data = WELLFORMED["many_entries"]()
+    parser = ZipStreamParser()
+    parser.receive_data(data[: len(data) // 2])
+    list(parser.events())
+    first = parser.finished_count
+    assert first > 10 and parser.finished_since(first) == []
+    assert parser.finished_since(0) == list(parser.finished_entries)
+    resumed = ZipStreamParser(parser.checkpoint, prior_entries=parser.finished_since(0))
+    assert resumed.finished_count == first
+    resumed.receive_data(data[parser.checkpoint :])
+    resumed.receive_data(b"")
+    list(resumed.events())
+    new = resumed.finished_since(first)
+    assert new and all(e.offset >= parser.checkpoint for e in new)
+    assert resumed.finished_since(0)[:first] == parser.finished_since(0)
+
+
+# -- who takes the checkpoint ------------------------------------------------------------------------------
+
+
+def test_periodic_checkpoints_run_on_the_worker_without_restarting_it(
+    server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = mixed_wheel()
+    url = server.add_file(WHEEL, data)
+    threads: list[str] = []
+    workers = 0
+    real_write, real_init = tee.Tee._write_checkpoint, tee._Unpacker.__init__
+
+    def write(self: tee.Tee) -> None:
+        threads.append(threading.current_thread().name)
+        real_write(self)
+
+    def init(self: tee._Unpacker, *args: object) -> None:
+        nonlocal workers
+        workers += 1
+        real_init(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tee.Tee, "_write_checkpoint", write)
+    monkeypatch.setattr(tee._Unpacker, "__init__", init)
+    result = fetch(url, tmp_path, dataclasses.replace(OFTEN, checkpoint_bytes=256 << 10))
+    assert tree(result) == contents(data)
+    assert len(threads) >= 10 and set(threads) == {"wheelstream-unpack"}
+    assert workers == 1  # one attempt, one worker: no checkpoint drained the pipeline and restarted it
+
+
+def test_every_checkpoint_lists_only_files_already_complete_on_disk(
+    server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checked at the moment each journal is written: the small-file writers are slowed down so that they
+    lag behind the parser, and still every file the journal lists is whole on disk, and the partial holds D."""
+    import wheelstream._extract as extract
+
+    data = mixed_wheel()
+    expected = contents(data)
+    url = server.add_file(WHEEL, data)
+    real_write, real_save = extract._write_file, Journal.save
+    staging = tmp_path / "staging" / cache_key(url)
+    partial = tmp_path / "partial" / f"{cache_key(url)}.whl.part"
+    checked = {"files": 0, "saves": 0}
+
+    def slow_write(path: Path, chunks: list[bytes], name: str, offset: int) -> object:
+        time.sleep(0.001)
+        return real_write(path, chunks, name, offset)
+
+    def save(self: Journal, path: Path) -> None:
+        assert self.checkpoint <= self.durable <= partial.stat().st_size
+        for staged in self.files[checked["files"] :]:  # earlier ones were checked by earlier saves
+            content = (staging / staged.name).read_bytes()
+            assert content == expected[staged.name] and hashlib.sha256(content).hexdigest() == staged.sha256
+        checked["files"] = len(self.files)
+        checked["saves"] += 1
+        real_save(self, path)
+
+    monkeypatch.setattr(extract, "_write_file", slow_write)
+    monkeypatch.setattr(Journal, "save", save)
+    result = fetch(url, tmp_path, dataclasses.replace(OFTEN, checkpoint_bytes=128 << 10))
+    assert tree(result) == expected
+    assert checked["saves"] >= 10 and checked["files"] > 1000
+
+
+def test_a_failed_checkpoint_on_the_worker_surfaces_and_the_last_good_one_resumes(
+    server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = mixed_wheel()
+    url = server.add_file(WHEEL, data)
+    real_save = Journal.save
+    calls = {"n": 0}
+
+    def save(self: Journal, path: Path) -> None:
+        calls["n"] += 1
+        if calls["n"] == 6:
+            assert threading.current_thread().name == "wheelstream-unpack"
+            raise OSError(28, "No space left on device (injected)")
+        real_save(self, path)
+
+    monkeypatch.setattr(Journal, "save", save)
+    with pytest.raises(OSError, match="injected"):
+        fetch(url, tmp_path, dataclasses.replace(OFTEN, checkpoint_bytes=256 << 10))
+    assert not [t for t in threading.enumerate() if t.name == "wheelstream-unpack" and t.is_alive()]
+    assert server.wait_idle(10)  # the abandoned response's bytes are counted before the rerun starts
+    monkeypatch.setattr(Journal, "save", real_save)
+    journal = Journal.load(journal_path(tmp_path, url))
+    assert journal is not None and journal.durable > 0
+    sent = server.bytes_sent(WHEEL)
+    assert_resumed_from(fetch(url, tmp_path), journal, data, server, sent)
+
+
+# -- kill -9 -------------------------------------------------------------------------------------------------
+
+KILL_SCRIPT = """
+import sys, httpx
+from wheelstream._cache import Cache
+from wheelstream._download import DownloadOptions, fetch_wheel
+with httpx.Client() as client:
+    fetch_wheel(sys.argv[1], cache=Cache.at(sys.argv[2]), client=client,
+                options=DownloadOptions(checkpoint_bytes=64 * 1024, checkpoint_seconds=0.02))
+print("finished")
+"""
+
+# Killed by its own hand between appending to the log and replacing the header of checkpoint N.
+KILL_IN_SAVE_SCRIPT = """
+import os, signal, sys, threading, httpx
+import wheelstream._partial as partial
+from wheelstream._cache import Cache
+from wheelstream._download import DownloadOptions, fetch_wheel
+real, calls = partial._replace_durably, [0]
+def replace(path, text):
+    calls[0] += 1
+    if calls[0] == int(sys.argv[3]):
+        print(threading.current_thread().name, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(path, text)
+partial._replace_durably = replace
+with httpx.Client() as client:
+    fetch_wheel(sys.argv[1], cache=Cache.at(sys.argv[2]), client=client,
+                options=DownloadOptions(checkpoint_bytes=64 * 1024, checkpoint_seconds=0.02))
+print("finished")
+"""
+
+
+def assert_checkpoint_is_sound(cache_dir: Path, url: str, data: bytes) -> Journal:
+    """What the last checkpoint on disk lists is complete: each file whole, with the digest it records."""
+    journal = Journal.load(journal_path(cache_dir, url))
+    assert journal is not None
+    partial = cache_dir / "partial" / f"{cache_key(url)}.whl.part"
+    assert journal.checkpoint <= journal.durable <= partial.stat().st_size
+    assert all(entry.offset < journal.checkpoint for entry in journal.entries)
+    assert len({entry.name for entry in journal.entries}) == len(journal.entries)
+    expected = contents(data)
+    staging = cache_dir / "staging" / cache_key(url)
+    for staged in journal.files:
+        content = (staging / staged.name).read_bytes()
+        assert content == expected[staged.name], staged.name
+        assert (len(content), hashlib.sha256(content).hexdigest()) == (staged.size, staged.sha256)
+    assert {f.name for f in journal.files} <= {e.name for e in journal.entries}
+    return journal
+
+
+def rerun_and_check(server: FaultServer, cache_dir: Path, url: str, data: bytes, journal: Journal) -> None:
+    assert server.wait_idle(10)  # the killed connection's bytes are counted before the rerun starts
+    sent = server.bytes_sent(WHEEL)
+    result = fetch(url, cache_dir)
+    assert_resumed_from(result, journal, data, server, sent)
+    assert server.requests_for(WHEEL)[-1].range == f"bytes={journal.durable}-"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sigkill_at_a_random_point_leaves_a_sound_checkpoint(server: FaultServer, tmp_path: Path, seed: int) -> None:
+    """Killed at a random byte of the download (not right after a checkpoint): whatever the worker was
+    doing, the journal on disk lists only entries whose files are complete, and the rerun resumes there."""
+    data = mixed_wheel()
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Throttle(bytes_per_second=len(data) // 2, requests=1)))
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, url, str(tmp_path)], stdout=subprocess.PIPE)
+    partial = tmp_path / "partial" / f"{cache_key(url)}.whl.part"
+    kill_after = int(len(data) * (0.15 + 0.7 * random.Random(seed).random()))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # a progress point, independent of when checkpoints happen
+        if partial.exists() and partial.stat().st_size >= kill_after:
+            break
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    journal = assert_checkpoint_is_sound(tmp_path, url, data)
+    assert 0 < journal.durable < len(data) and journal.files
+    rerun_and_check(server, tmp_path, url, data, journal)
+
+
+@pytest.mark.parametrize("nth", [3, 9])
+def test_sigkill_between_log_append_and_header_resumes_from_the_previous_checkpoint(
+    server: FaultServer, tmp_path: Path, nth: int
+) -> None:
+    data = mixed_wheel()
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Throttle(bytes_per_second=len(data) * 2, requests=1)))
+    proc = subprocess.run([sys.executable, "-c", KILL_IN_SAVE_SCRIPT, url, str(tmp_path), str(nth)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert proc.stdout.split() == ["wheelstream-unpack"]  # a periodic checkpoint, taken by the worker
+    journal = assert_checkpoint_is_sound(tmp_path, url, data)
+    log = entries_log(journal_path(tmp_path, url))
+    assert log.stat().st_size >= journal.log_bytes  # the killed save's lines (if any) lie past the header's count
+    rerun_and_check(server, tmp_path, url, data, journal)
