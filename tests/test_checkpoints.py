@@ -256,9 +256,9 @@ def test_checkpoint_cost_does_not_grow_with_finished_entries(
     headers: list[int] = []
     real_save = Journal.save
 
-    def save(self: Journal, path: Path) -> None:
+    def save(self: Journal, path: Path, **as_of: object) -> None:
         lines, size = self.log_lines, self.log_bytes
-        real_save(self, path)
+        real_save(self, path, **as_of)
         saves.append((lines, self.log_lines - lines, self.log_bytes - size))
         headers.append(path.stat().st_size)
 
@@ -301,26 +301,36 @@ def test_parser_hands_out_only_entries_finished_since_a_count() -> None:
 def test_periodic_checkpoints_run_on_the_worker_without_restarting_it(
     server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The worker snapshots each periodic checkpoint between two blocks; the syncer makes it durable."""
     data = mixed_wheel()
     url = server.add_file(WHEEL, data)
-    threads: list[str] = []
+    snapshots: list[str] = []
+    durable: list[str] = []
     workers = 0
-    real_write, real_init = tee.Tee._write_checkpoint, tee._Unpacker.__init__
+    real_snapshot, real_durable, real_init = (
+        tee.Tee._snapshot_checkpoint, tee.Tee._make_durable, tee._Unpacker.__init__
+    )
 
-    def write(self: tee.Tee) -> None:
-        threads.append(threading.current_thread().name)
-        real_write(self)
+    def snapshot(self: tee.Tee) -> None:
+        snapshots.append(threading.current_thread().name)
+        real_snapshot(self)
+
+    def make_durable(self: tee.Tee, shot: tee._Snapshot) -> None:
+        durable.append(threading.current_thread().name)
+        real_durable(self, shot)
 
     def init(self: tee._Unpacker, *args: object) -> None:
         nonlocal workers
         workers += 1
         real_init(self, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(tee.Tee, "_write_checkpoint", write)
+    monkeypatch.setattr(tee.Tee, "_snapshot_checkpoint", snapshot)
+    monkeypatch.setattr(tee.Tee, "_make_durable", make_durable)
     monkeypatch.setattr(tee._Unpacker, "__init__", init)
     result = fetch(url, tmp_path, dataclasses.replace(OFTEN, checkpoint_bytes=256 << 10))
     assert tree(result) == contents(data)
-    assert len(threads) >= 10 and set(threads) == {"wheelstream-unpack"}
+    assert len(snapshots) >= 10 and set(snapshots) == {"wheelstream-unpack"}
+    assert durable and set(durable) == {"wheelstream-checkpoint"}  # some may be skipped while one syncs
     assert workers == 1  # one attempt, one worker: no checkpoint drained the pipeline and restarted it
 
 
@@ -343,20 +353,22 @@ def test_every_checkpoint_lists_only_files_already_complete_on_disk(
         time.sleep(0.001)
         return real_write(path, chunks, name, offset)
 
-    def save(self: Journal, path: Path) -> None:
+    def save(self: Journal, path: Path, **as_of: object) -> None:
         assert self.checkpoint <= self.durable <= partial.stat().st_size
         for staged in self.files[checked["files"] :]:  # earlier ones were checked by earlier saves
             content = (staging / staged.name).read_bytes()
             assert content == expected[staged.name] and hashlib.sha256(content).hexdigest() == staged.sha256
         checked["files"] = len(self.files)
         checked["saves"] += 1
-        real_save(self, path)
+        real_save(self, path, **as_of)
 
     monkeypatch.setattr(extract, "_write_file", slow_write)
     monkeypatch.setattr(Journal, "save", save)
+    # syncfs is not what is checked here, and a slow one makes the syncer skip checkpoints (by design)
+    monkeypatch.setattr(extract.Extractor, "flush_to_disk", lambda self: None)
     result = fetch(url, tmp_path, dataclasses.replace(OFTEN, checkpoint_bytes=128 << 10))
     assert tree(result) == expected
-    assert checked["saves"] >= 10 and checked["files"] > 1000
+    assert checked["saves"] >= 3 and checked["files"] > 100, checked  # a busy syncer skips some (by design)
 
 
 def test_a_failed_checkpoint_on_the_worker_surfaces_and_the_last_good_one_resumes(
@@ -367,14 +379,15 @@ def test_a_failed_checkpoint_on_the_worker_surfaces_and_the_last_good_one_resume
     real_save = Journal.save
     calls = {"n": 0}
 
-    def save(self: Journal, path: Path) -> None:
+    def save(self: Journal, path: Path, **as_of: object) -> None:
         calls["n"] += 1
         if calls["n"] == 6:
-            assert threading.current_thread().name == "wheelstream-unpack"
+            assert threading.current_thread().name == "wheelstream-checkpoint"
             raise OSError(28, "No space left on device (injected)")
-        real_save(self, path)
+        real_save(self, path, **as_of)
 
     monkeypatch.setattr(Journal, "save", save)
+    monkeypatch.setattr(tee.Extractor, "flush_to_disk", lambda self: None)  # a slow syncfs skips checkpoints
     with pytest.raises(OSError, match="injected"):
         fetch(url, tmp_path, dataclasses.replace(OFTEN, checkpoint_bytes=256 << 10))
     assert not [t for t in threading.enumerate() if t.name == "wheelstream-unpack" and t.is_alive()]
@@ -475,7 +488,7 @@ def test_sigkill_between_log_append_and_header_resumes_from_the_previous_checkpo
     proc = subprocess.run([sys.executable, "-c", KILL_IN_SAVE_SCRIPT, url, str(tmp_path), str(nth)],
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    assert proc.stdout.split() == ["wheelstream-unpack"]  # a periodic checkpoint, taken by the worker
+    assert proc.stdout.split() == ["wheelstream-checkpoint"]  # a periodic checkpoint, made durable beside the worker
     journal = assert_checkpoint_is_sound(tmp_path, url, data)
     log = entries_log(journal_path(tmp_path, url))
     assert log.stat().st_size >= journal.log_bytes  # the killed save's lines (if any) lie past the header's count

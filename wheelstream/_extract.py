@@ -459,6 +459,11 @@ class Extractor:
         self.drain()
         if self._open is not None:
             self._open.flush()
+        self.flush_to_disk()
+
+    def flush_to_disk(self) -> None:
+        """The ``syncfs`` half of :meth:`sync`, for a checkpoint made durable on another thread: it covers
+        every file whose writes returned before the call (so drain first, on the extractor's thread)."""
         fd = os.open(self._root, os.O_RDONLY)
         try:
             if not _syncfs(fd):

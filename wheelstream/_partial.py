@@ -92,14 +92,17 @@ class Journal:
                 row += [staged.size, staged.sha256, staged.executable]
             self._unlogged.append(row)
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, **as_of: Any) -> None:
         """Append the new log lines and fsync them, then replace the header (rule 3 of DESIGN §2).
 
+        ``as_of`` overrides header fields with the values they had when the checkpoint was taken (a
+        checkpoint made durable on another thread must not record, say, a ``deferred_at`` found later).
         A failure anywhere leaves the previous header in charge and the lines queued for the next save,
         which writes them again at the same place.
         """
         log_bytes, log_lines = self._append_log(entries_log(path))
         payload: dict[str, Any] = {name: getattr(self, name) for name in _HEADER_FIELDS}
+        payload.update(as_of)
         payload.update(version=JOURNAL_VERSION, log_bytes=log_bytes, log_lines=log_lines)
         _replace_durably(path, json.dumps(payload, separators=(",", ":")))
         self.log_bytes, self.log_lines = log_bytes, log_lines

@@ -10,11 +10,15 @@ quiet (every event of the blocks it was given handled), in the order staging →
 
 * **Periodic** (every 32 MB / 1 s, ``maybe_checkpoint``): the network thread only queues a request behind
   the blocks it has handed over and goes on reading. The worker takes it between two blocks: the extractor
-  drains and syncs staging (rule 1); the partial is fsynced (rule 2: every byte the worker parsed was written
-  to the partial *before* it was queued, so ``D`` >= what the parser consumed >= ``C``); the journal appends
-  the entries finished since the last checkpoint and replaces its small header (rule 3). No pipeline bubble:
-  the queue keeps filling meanwhile and the worker is not restarted. The unpack thread is the bottleneck,
-  so this costs it only the syncs and O(new entries) of encoding, never O(all entries).
+  drains (every entry before ``C`` is written), and the worker snapshots ``C``, the entries finished since
+  the last checkpoint with their digests, and ``deferred_at``. A ``_Syncer`` thread then makes the snapshot
+  durable in rule order: ``syncfs`` of staging (rule 1: it covers every write that returned before it), an
+  fsync of the partial (rule 2: every byte the worker parsed was written to the partial *before* it was
+  queued, so ``D`` >= what the parser consumed >= ``C``), then the journal appends the snapshot's entries
+  and replaces its small header (rule 3). The unpack thread is the bottleneck, so it pays only the drain and
+  O(new entries); the syncs — on ext4 0.5-1.5 s per torch download — happen beside it. One snapshot is in
+  flight at a time: a checkpoint due while the last is still syncing is skipped (the next comes <= 1 s
+  later), and everything that settles the stream waits for the syncer first.
 * **Settled** (``checkpoint``: interruption, error, giving up, before a wait): ``settle`` drains the queue
   and stops the worker first, then the same steps run on the calling thread. Rare; correctness first.
 
@@ -38,8 +42,9 @@ from typing import TypeAlias
 from wheelstream._cache import Cache
 from wheelstream._extract import Extractor
 from wheelstream._partial import Journal, PartialFile, read_file_range
+from wheelstream._staged import StagedFile
 from wheelstream.errors import EntrySetMismatch
-from wheelstream.zip import EntryDeferred, ZipStreamParser
+from wheelstream.zip import EntryDeferred, LocalEntry, ZipStreamParser
 from wheelstream.zip._tail import TAIL_SIZE, find_central_directory, read_central_directory
 
 __all__ = ["Tee", "file_sha256", "finish_deferred"]
@@ -51,6 +56,53 @@ class _CheckpointRequest:
 
 _CHECKPOINT = _CheckpointRequest()
 _Work: TypeAlias = "bytes | _CheckpointRequest"
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """A periodic checkpoint as the worker saw it, for the syncer to make durable."""
+
+    checkpoint: int
+    entries: list[LocalEntry]
+    files: dict[str, StagedFile]
+    deferred_at: int | None
+
+
+class _Syncer:
+    """Makes one periodic checkpoint at a time durable, off the unpack thread (see the module docstring).
+
+    A thread per checkpoint (a handful per download) keeps the life cycle trivial; ``wait`` joins the one in
+    flight and re-raises its error — a checkpoint that could not be written stops the download, as before.
+    """
+
+    def __init__(self, write: Callable[[_Snapshot], None]) -> None:
+        self._write = write
+        self._idle = threading.Event()
+        self._idle.set()
+        self.error: BaseException | None = None
+
+    @property
+    def busy(self) -> bool:
+        return not self._idle.is_set()
+
+    def submit(self, snapshot: _Snapshot) -> None:
+        if self.error is not None:
+            raise self.error
+        self._idle.clear()
+        threading.Thread(target=self._run, args=(snapshot,), name="wheelstream-checkpoint", daemon=True).start()
+
+    def _run(self, snapshot: _Snapshot) -> None:
+        try:
+            self._write(snapshot)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by wait() or the next submit()
+            self.error = exc
+        finally:
+            self._idle.set()
+
+    def wait(self) -> None:
+        self._idle.wait()
+        if self.error is not None:
+            raise self.error
 
 
 class _Unpacker:
@@ -126,6 +178,12 @@ class Tee:
     _pending: list[bytes] = field(default_factory=list)
     _pending_size: int = 0
     _unpacker: _Unpacker | None = None
+    _syncer: _Syncer = field(init=False)
+    _handed_over: int = field(init=False)  # parser entries already given to the journal (or a snapshot)
+
+    def __post_init__(self) -> None:
+        self._syncer = _Syncer(self._make_durable)
+        self._handed_over = len(self.journal.entries)
 
     def feed(self, chunk: bytes) -> None:
         """Tee one network chunk. Bytes reach the partial file, the hash and the parser in order; the
@@ -151,15 +209,19 @@ class Tee:
         self._unpacker.put(block)  # only now: the partial holds every byte the worker will ever parse
 
     def settle(self) -> None:
-        """Write out what is buffered and wait until the parser and extractor caught up (errors re-raised)."""
+        """Write out what is buffered and wait until the parser, the extractor and the syncer caught up
+        (errors re-raised)."""
         try:
             self._flush()
         finally:
-            if self._unpacker is not None:
-                try:
-                    self._unpacker.close()
-                finally:
-                    self._unpacker = None
+            try:
+                if self._unpacker is not None:
+                    try:
+                        self._unpacker.close()
+                    finally:
+                        self._unpacker = None
+            finally:
+                self._syncer.wait()  # no syncer may touch the partial or the journal after this
 
     def abandon(self) -> None:
         """Stop the workers and close files before this stream's state is thrown away (restart, error)."""
@@ -175,7 +237,7 @@ class Tee:
             if isinstance(item, bytes):
                 self._parse(item)
             else:
-                self._write_checkpoint()
+                self._snapshot_checkpoint()
         except BaseException:
             with contextlib.suppress(Exception):
                 self.extractor.close()  # no writer may touch staging once the error is on its way out
@@ -220,23 +282,47 @@ class Tee:
         self.last_checkpoint_at = time.monotonic()
         self.last_checkpoint_bytes = self.position
 
-    def _write_checkpoint(self) -> None:
-        """Write a checkpoint in the order DESIGN §2 requires — staging, then partial, then journal — while
-        the parser is quiet: on the worker between two blocks, or on the caller's thread after ``settle``.
+    def _snapshot(self) -> _Snapshot:
+        """The checkpoint as of now; the parser must be quiet and the extractor drained.
 
-        Apart from the syncs it costs O(entries finished since the last checkpoint), not O(all entries).
+        Only entries this parser finished, so only files of entries before C (rule 1): while the deferred tail
+        is unpacked by a second parser the extractor already holds files past this parser's checkpoint, and
+        those must be redone on resume. ``_handed_over`` is the cursor: the parser lists entries in the same
+        order, prior (journal) entries first. O(entries finished since the last checkpoint).
         """
-        self.extractor.sync()  # 1. every finished entry written and flushed (the writers drained first)
+        entries = list(self.parser.finished_since(self._handed_over))
+        self._handed_over += len(entries)
+        files = self.extractor.files
+        return _Snapshot(
+            self.parser.checkpoint,
+            entries,
+            {e.name: files[e.name] for e in entries if e.name in files},
+            self.journal.deferred_at,
+        )
+
+    def _snapshot_checkpoint(self) -> None:
+        """A periodic checkpoint on the worker, between two blocks: drain, snapshot, hand to the syncer."""
+        if self._syncer.busy:
+            return  # the last one is still syncing: skip this one rather than stall the bottleneck thread
+        self.extractor.drain()  # 1a. every finished entry written (the syncer's syncfs flushes them)
+        self._syncer.submit(self._snapshot())
+
+    def _make_durable(self, snapshot: _Snapshot) -> None:
+        """Rules 1-3 of DESIGN §2 for one snapshot, in order (on the syncer thread, or the caller's)."""
+        self.extractor.flush_to_disk()  # 1b. staging on disk
         durable = self.partial.sync()  # 2. >= every byte the parser consumed, so >= C
         journal = self.journal
-        # Entries this parser finished, so only files of entries before C (rule 1): while the deferred tail is
-        # unpacked by a second parser the extractor already holds files past this parser's checkpoint, and
-        # those must be redone on resume. ``journal.entries`` is the cursor: the parser lists entries in the
-        # same order, prior (journal) entries first.
-        journal.add_finished(self.parser.finished_since(len(journal.entries)), self.extractor.files)
-        journal.checkpoint = self.parser.checkpoint
+        journal.add_finished(snapshot.entries, snapshot.files)
+        journal.checkpoint = snapshot.checkpoint
         journal.durable = durable
-        journal.save(self.cache.journal(self.key))  # 3. append to the log, then replace the header
+        journal.save(self.cache.journal(self.key), deferred_at=snapshot.deferred_at)  # 3. log, then header
+
+    def _write_checkpoint(self) -> None:
+        """A checkpoint written on the calling thread, with the parser quiet (after ``settle``, or with no
+        worker running)."""
+        self._syncer.wait()
+        self.extractor.drain()
+        self._make_durable(self._snapshot())
 
     def end_of_input(self) -> None:
         """All bytes are here: finish the parse, including entries that had to wait for the end."""
