@@ -1,7 +1,8 @@
 """Where wheelstream keeps its state (DESIGN §1, "Cache").
 
     <root>/partial/<key>.whl.part    raw bytes of an unfinished download
-    <root>/partial/<key>.json        its journal (see _partial.py)
+    <root>/partial/<key>.json        its journal header (see _partial.py)
+    <root>/partial/<key>.entries     the journal's append-only log of finished entries
     <root>/partial/<key>.lock        filelock: one writer per key, across processes
     <root>/staging/<key>/            entries unpacked so far
     <root>/wheels/<sha256>/          finished, verified, unpacked wheels (+ manifest of digests), kept by

@@ -6,7 +6,13 @@ The loop, per attempt::
     decide(status, headers)                               (_http_table.py, DESIGN §3)
     for chunk in body:  partial.write · sha256.update     (network thread, 1 MiB blocks)
                         -> parser -> extractor            (_Unpacker thread, bounded queue)
-    every 32 MB / 1 s: drain the unpacker, checkpoint     (_partial.py, DESIGN §2)
+    every 32 MB / 1 s: checkpoint                         (worker snapshots, syncer thread makes it durable:
+                                                           _tee.py, _partial.py, DESIGN §2)
+
+When all bytes are in, the wheel file moves to ``wheels/<sha256>.whl`` and the unpacked tree is either
+published to ``wheels/<sha256>/`` (copy/hardlink installs; synced first, since later installs trust its
+manifest) or claimed by this process for a move install (``keep_unpacked=False``; not synced: like pip's and
+uv's installs, the target's files are left to the kernel's writeback).
 
 Within one process a dropped connection costs nothing: parser, extractor and hash keep their state and the
 next request simply asks for ``bytes=D-``. Across processes (Ctrl-C, kill -9, reboot) the journal is the
