@@ -39,7 +39,7 @@ import click
 from rich.console import Console
 
 from wheelstream import __version__
-from wheelstream._api import DEFAULT_INDEX_URL, InstallResult
+from wheelstream._api import DEFAULT_INDEX_URL, DEFAULT_JOBS, InstallResult
 from wheelstream._cache import Cache
 from wheelstream._ui import ConsoleProgress, human_size
 from wheelstream.errors import HashMismatch, Interrupted, UsageError, WheelstreamError
@@ -368,7 +368,7 @@ def _common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help=f"Simple index for NAME==VERSION (PEP 691/503). [default: {DEFAULT_INDEX_URL}]"),
         click.option("--cache-dir", default=None, type=click.Path(file_okay=False), metavar="DIR",
                      help="Cache root [default: $WHEELSTREAM_CACHE_DIR or the user cache dir]."),
-        click.option("--jobs", "-j", default=4, show_default=True, type=click.IntRange(1, 64),
+        click.option("--jobs", "-j", default=DEFAULT_JOBS, show_default=True, type=click.IntRange(1, 64),
                      help="Wheels downloaded in parallel."),
         click.option("--retries", default=5, show_default=True, type=click.IntRange(0),
                      help="Attempts in a row without progress before giving up (exit 3)."),
@@ -385,7 +385,22 @@ def _common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class _Commands(click.Group):
+    """Loads ``testbed`` (the fault server: a dozen modules) only when it is asked for, so ``install``
+    does not pay for importing it on every start."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), "testbed"})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "testbed":
+            from wheelstream.testing.cli import testbed
+
+            return testbed
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, "-V", "--version", prog_name="wheelstream")
 def cli() -> None:
     """Get Python wheels from a URL onto disk, resuming download and unpack after any interruption.
@@ -648,15 +663,6 @@ def cache_clean(cache_dir: str | None, partial_only: bool) -> None:
         shutil.rmtree(root / sub, ignore_errors=True)
         (root / sub).mkdir(mode=0o700, exist_ok=True)
     click.echo(f"removed the index cache ({human_size(index_bytes)})")
-
-
-def _register_testbed() -> None:
-    from wheelstream.testing.cli import testbed
-
-    cli.add_command(testbed)
-
-
-_register_testbed()
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
