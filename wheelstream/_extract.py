@@ -22,6 +22,7 @@ import errno
 import hashlib
 import os
 import queue
+import stat
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -240,8 +241,7 @@ class Extractor:
         self._in_flight_bytes = 0
         self._failed: BaseException | None = None  # a writer's error: sticky, like the sink's
         self._resolved_root = os.path.realpath(root)
-        self._real_dirs: dict[str, str] = {}  # directory -> its realpath, for directories this extractor made
-        self._checked_parents: dict[str, str] = {}  # archive dir name -> staging dir proven inside root
+        self._dirs: dict[str, str] = {}  # archive dir name -> staging dir made or checked by ``_dir``
         self._sink = _Sink(self._record) if writers else None  # large files: hash + write off this thread
         self._file_paths: set[str] = {self._join(n) for n in self.files}
         root.mkdir(parents=True, exist_ok=True)
@@ -254,41 +254,48 @@ class Extractor:
         parent_name, _, leaf = name.rstrip("/").rpartition("/")
         if leaf in ("", ".", ".."):
             raise UnsafePath("entry would be written outside the staging directory", entry=name)
-        checked = self._checked_parents.get(parent_name)
-        if checked is not None:  # a directory we made and already proved to lie inside root
-            return os.path.join(checked, leaf)
+        made = self._dirs.get(parent_name) if parent_name else self._root
+        if made is not None:  # a directory this extractor made or checked, component by component
+            return os.path.join(made, leaf)
         path = self._join(name)
-        parent = os.path.dirname(path)
-        real_parent = self._real_dirs.get(parent)
-        if real_parent is None:
-            real_parent = os.path.realpath(parent)
-        real = os.path.join(real_parent, leaf)  # the leaf itself is opened with O_NOFOLLOW
+        real = os.path.join(os.path.realpath(os.path.dirname(path)), leaf)  # the leaf is opened O_NOFOLLOW
         if os.path.commonpath([real, self._resolved_root]) != self._resolved_root or real == self._resolved_root:
             raise UnsafePath("entry would be written outside the staging directory", entry=name)
-        if parent in self._real_dirs:
-            self._checked_parents[parent_name] = parent
         return path
 
-    def _make_dir(self, path: str, name: str, offset: int) -> None:
-        """``mkdir -p`` once per directory (12k entries share a few hundred directories). A directory where
-        an earlier entry's file is (maybe still queued for a writer) is the collision mkdir would find."""
-        if path in self._real_dirs:
-            return
-        where = path
-        while where != self._root and where not in self._real_dirs:
-            if where in self._file_paths:
-                raise DuplicateEntry("entry collides with a file or directory of another entry", entry=name,
-                                     offset=offset)
-            up = os.path.dirname(where)
-            if up == where:
-                break
-            where = up
+    def _dir(self, dir_name: str, name: str, offset: int) -> str:
+        """``mkdir -p`` of an archive directory, once per directory and one component at a time.
+
+        Each component is created here or, when it exists already (a resume), must be a real directory
+        (``lstat``: never a symlink) — so everything below it is inside ``root`` without a ``realpath`` (a
+        dozen ``lstat`` calls) per directory. A component where an earlier entry's file is (maybe still
+        queued for a writer) is the collision ``mkdir`` would find.
+        """
+        made = self._dirs.get(dir_name)
+        if made is not None:
+            return made
+        parent_name, _, leaf = dir_name.rpartition("/")
+        parent = self._dir(parent_name, name, offset) if parent_name else self._root
+        if leaf in ("", ".", ".."):
+            raise UnsafePath("entry would be written outside the staging directory", entry=name)
+        path = os.path.join(parent, leaf)
+        if path in self._file_paths:
+            raise DuplicateEntry("entry collides with a file or directory of another entry", entry=name,
+                                 offset=offset)
         try:
-            os.makedirs(path, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
+            os.mkdir(path)
+        except FileExistsError:
+            info = os.lstat(path)
+            if stat.S_ISLNK(info.st_mode):
+                raise UnsafePath("entry is a symbolic link in the staging directory", entry=name) from None
+            if not stat.S_ISDIR(info.st_mode):
+                raise DuplicateEntry("entry collides with a file or directory of another entry", entry=name,
+                                     offset=offset) from None
+        except NotADirectoryError:
             raise DuplicateEntry("entry collides with a file or directory of another entry", entry=name,
                                  offset=offset) from None
-        self._real_dirs[path] = os.path.realpath(path)
+        self._dirs[dir_name] = path
+        return path
 
     def handle(self, event: Event) -> None:
         if isinstance(event, EntryData):
@@ -318,12 +325,14 @@ class Extractor:
             self.handle(event)
 
     def _start(self, name: str, offset: int) -> None:
-        path = self.path_for(name)
         if name.endswith("/"):
-            self._make_dir(path, name, offset)
+            self._dir(name.rstrip("/"), name, offset)
             return
-        self._make_dir(os.path.dirname(path), name, offset)
-        if path in self._real_dirs:
+        parent_name, _, leaf = name.rpartition("/")
+        if leaf in (".", ".."):
+            raise UnsafePath("entry would be written outside the staging directory", entry=name)
+        path = os.path.join(self._dir(parent_name, name, offset) if parent_name else self._root, leaf)
+        if name in self._dirs:
             raise DuplicateEntry("entry collides with a file or directory of another entry", entry=name,
                                  offset=offset)
         self._file_paths.add(path)
