@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.wellformed import REAL_WHEELS, WELLFORMED
+from fixtures.wellformed import REAL_WHEELS, WELLFORMED, make_wheel
 from wheelstream._cache import Cache
 from wheelstream._download import DownloadOptions, unpack_local
 from wheelstream._extract import Extractor
@@ -55,6 +55,24 @@ def test_extractor_refuses_names_escaping_root_even_if_parser_let_them_through(t
     os.symlink(tmp_path, tmp_path / "root" / "link")
     with pytest.raises(UnsafePath):
         extractor.path_for("link/evil.py")
+
+
+@pytest.mark.parametrize("writers", [False, True])
+def test_a_symlinked_directory_in_staging_is_never_followed(tmp_path: Path, writers: bool) -> None:
+    """Staging is ours, but a resume finds directories an earlier process left: each must be a real
+    directory, or nothing is written through it."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "root"
+    (root / "demo").mkdir(parents=True)
+    os.symlink(outside, root / "demo" / "sub")
+    data = make_wheel({"demo/sub/evil.py": b"x = 1\n"})
+    extractor = Extractor(root, writers=writers)
+    parser = ZipStreamParser()
+    with pytest.raises(UnsafePath, match="symbolic link"):
+        extractor.handle_all(parser.feed(data))
+    extractor.close()
+    assert list(outside.iterdir()) == []
 
 
 @pytest.mark.parametrize(
