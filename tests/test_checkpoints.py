@@ -510,3 +510,19 @@ def test_sigkill_between_log_append_and_header_resumes_from_the_previous_checkpo
     log = entries_log(journal_path(tmp_path, url))
     assert log.stat().st_size >= journal.log_bytes  # the killed save's lines (if any) lie past the header's count
     rerun_and_check(server, tmp_path, url, data, journal)
+
+
+def test_a_syncer_that_cannot_start_its_thread_fails_loudly_and_never_hangs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pid limit refusing the thread: the error reaches the worker, and a later ``wait`` returns at once."""
+    syncer = tee._Syncer(lambda snapshot: None)
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(tee.threading.Thread, "start", refuse)
+    with pytest.raises(RuntimeError, match="can't start"):
+        syncer.submit(tee._Snapshot(0, [], {}, None))
+    assert not syncer.busy
+    syncer.wait()

@@ -6,6 +6,7 @@ import errno
 import hashlib
 import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -17,8 +18,9 @@ from test_install_support import snapshot
 import wheelstream
 from fixtures.wellformed import REAL_WHEELS, WELLFORMED
 from wheelstream._cache import Cache
+from wheelstream.errors import RetriesExhausted
 from wheelstream.installer import _commit, _destination
-from wheelstream.testing import FaultServer
+from wheelstream.testing import Cut, FaultPlan, FaultServer, Status, since
 
 
 def test_a_killed_owner_leaves_a_claim_the_next_cache_sweeps(tmp_path: Path) -> None:
@@ -47,6 +49,10 @@ def test_a_killed_owner_leaves_a_claim_the_next_cache_sweeps(tmp_path: Path) -> 
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
+    lock = claimed.with_name(claimed.name + ".lock")
+    Cache.at(cache.root)  # a claim younger than a minute is never swept (its owner may be about to lock it)
+    assert (claimed / "pkg" / "a.py").is_file()
+    os.utime(lock, (lock.stat().st_atime - 120, lock.stat().st_mtime - 120))
     Cache.at(cache.root)
     assert not claimed.exists() and list((cache.root / "claimed").iterdir()) == []
 
@@ -55,6 +61,8 @@ def test_a_live_claim_in_this_process_survives_a_sweep_and_is_released(tmp_path:
     cache = Cache.at(tmp_path / "cache")
     (cache.staging("k") / "x").mkdir(parents=True)
     claim = cache.claim(cache.staging("k"))
+    lock = claim.root.with_name(claim.root.name + ".lock")
+    os.utime(lock, (lock.stat().st_atime - 120, lock.stat().st_mtime - 120))  # old enough to be looked at
     cache.sweep_claims()
     assert (claim.root / "x").is_dir()
     claim.release()
@@ -122,3 +130,34 @@ def test_two_wheels_sharing_a_top_level_directory_merge(tmp_path: Path) -> None:
     assert (tmp_path / "m" / "ns" / "a" / "__init__.py").is_file() and (tmp_path / "m" / "ns" / "b").is_dir()
     assert snapshot(tmp_path / "m") == snapshot(tmp_path / "c")
     assert os.listdir(tmp_path / "c1" / "claimed") == []
+
+
+def _modes(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): stat.S_IMODE(p.lstat().st_mode) for p in sorted(root.rglob("*"))}
+
+
+def test_a_resume_under_another_umask_installs_the_modes_pip_would(tmp_path: Path) -> None:
+    """The first process unpacked half the wheel under umask 077 and gave up; the second, under 022, resumes
+    and moves whole directories: their files and dirs must still get 0o644/0o755, as pip (and copy mode)."""
+    from fixtures.wellformed import make_wheel, wheel_filename
+
+    files = {f"pkg/sub{i % 7}/m{i}.py": (b"x = %d\n" % i) * 2000 for i in range(120)}
+    data = make_wheel(files, name="pkg")
+    name = wheel_filename("pkg", "1.0")
+    old = os.umask(0o077)
+    try:
+        with FaultServer() as server:
+            plan = FaultPlan(Cut(percent=60, requests=1), Status(503, requests=since(2)))
+            url = server.add_file(name, data, plan=plan)
+            with pytest.raises(RetriesExhausted):
+                wheelstream.install([url], tmp_path / "t", cache_dir=tmp_path / "cache", retries=0)
+            os.umask(0o022)
+            server.set_plan(name, FaultPlan())
+            resumed = wheelstream.install([url], tmp_path / "t", cache_dir=tmp_path / "cache")
+            assert resumed.wheels[0].resumed_at is not None and resumed.report is not None
+            assert resumed.report.files_moved > 0
+            wheelstream.install([url], tmp_path / "ref", cache_dir=tmp_path / "cache2", link_mode="copy")
+    finally:
+        os.umask(old)
+    assert _modes(tmp_path / "t") == _modes(tmp_path / "ref")
+    assert _modes(tmp_path / "t")["pkg/sub0/m0.py"] == 0o644 and _modes(tmp_path / "t")["pkg/sub0"] == 0o755

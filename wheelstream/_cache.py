@@ -28,6 +28,7 @@ import json
 import os
 import secrets
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,8 @@ import filelock
 import platformdirs
 
 __all__ = ["Cache", "Claim", "default_cache_dir"]
+
+_SWEEP_AFTER = 60.0  # seconds
 
 
 def default_cache_dir() -> Path:
@@ -108,9 +111,21 @@ class Cache:
         return Claim(root, lock)
 
     def sweep_claims(self) -> None:
-        """Remove claimed trees (and lone lock files) whose owner is gone: their lock can be taken."""
+        """Remove claimed trees (and lone lock files) whose owner is gone: their lock can be taken.
+
+        Only entries older than a minute: a claim creates its lock file and locks it a moment apart, and a
+        sweep that took that moment to unlink the new file would leave the owner locking a file nobody else
+        can see — and a later sweep free to delete the tree it is installing from.
+        """
         claimed = self.root / "claimed"
-        tokens = {entry.name.removesuffix(".lock") for entry in claimed.iterdir()} if claimed.is_dir() else set()
+        names = {entry.name for entry in claimed.iterdir()} if claimed.is_dir() else set()
+        tokens = {name for name in names if not name.endswith(".lock") and f"{name}.lock" not in names}
+        now = time.time()
+        for name in names:
+            if name.endswith(".lock"):
+                with contextlib.suppress(OSError):  # the lock file's age is the claim's (a tree keeps its own)
+                    if now - (claimed / name).stat().st_mtime > _SWEEP_AFTER:
+                        tokens.add(name.removesuffix(".lock"))
         for token in tokens:
             lock = filelock.FileLock(claimed / f"{token}.lock", timeout=0)
             try:

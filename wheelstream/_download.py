@@ -35,6 +35,7 @@ import hashlib
 import os
 import random
 import shutil
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -63,6 +64,7 @@ from wheelstream.errors import (
     TruncatedArchive,
     WheelstreamError,
 )
+from wheelstream.installer._destination import current_umask
 from wheelstream.zip import DEFAULT_MAX_UNPACKED_SIZE, EntryDeferred, ZipStreamParser
 
 __all__ = ["DownloadOptions", "DownloadResult", "fetch_wheel", "unpack_local"]
@@ -93,6 +95,11 @@ class DownloadResult:
     from_cache: bool  # the wheel (unpacked or as a file) was already in the cache: no network at all
     files_unpacked: int = 0  # files inflated and written by this call (a resume skips finished ones)
     claim: Claim | None = None  # ``staged`` is a tree this process owns (``keep_unpacked=False``): release it
+
+
+def _ensure_mode(path: str, mode: int) -> None:
+    if stat.S_IMODE(os.lstat(path).st_mode) != mode:
+        os.chmod(path, mode)
 
 
 def _backoff(attempt: int, options: DownloadOptions) -> float:
@@ -204,22 +211,35 @@ class _Download:
         return stream
 
     def _staging_matches(self, journal: Journal) -> bool:
-        """Delete staged files the journal does not list; check the listed ones are all there."""
+        """Delete staged files the journal does not list; check the listed ones are all there.
+
+        Modes are brought to this process's umask on the way: an earlier process may have run under another
+        one, and a move install renames whole directories without touching their modes, so what pip would
+        create (``0o666 & ~umask`` files, ``0o777 & ~umask`` directories) must already be there. Executable
+        bits come back when the central directory is read again.
+        """
         root = self.cache.staging(self.key)
         listed = {f.name: f.size for f in journal.files}
         if not root.is_dir():
             return not listed
-        for dirpath, _dirs, names in os.walk(root):
+        umask = current_umask()
+        file_mode, dir_mode = 0o666 & ~umask, 0o777 & ~umask
+        prefix = len(os.fspath(root)) + 1
+        for dirpath, dirs, names in os.walk(root):
+            for name in dirs:
+                _ensure_mode(os.path.join(dirpath, name), dir_mode)
             for name in names:
-                path = Path(dirpath, name)
-                if path.relative_to(root).as_posix() not in listed:
-                    path.unlink()
+                path = os.path.join(dirpath, name)
+                if path[prefix:].replace(os.sep, "/") not in listed:
+                    os.unlink(path)
         for name, size in listed.items():
+            path = os.path.join(root, *name.split("/"))
             try:
-                if root.joinpath(*name.split("/")).stat().st_size != size:
+                if os.stat(path).st_size != size:
                     return False
             except OSError:
                 return False
+            _ensure_mode(path, file_mode)
         return True
 
     def _restart(self, reason: str) -> None:
@@ -419,16 +439,24 @@ class _Download:
         if self.keep_unpacked:
             stream.extractor.sync()  # the cache's tree must survive a power loss: installs trust its manifest
         self.completed = True  # from here an interrupt writes no checkpoint: skipping one is always safe
-        final, claim = _settle_tree(self.cache, staged, sha256, self.keep_unpacked)
-        self.cache.remember(self.key, self.redacted, sha256, self.wheel)
         stream.partial.close()
-        # The wheel file stays in the cache (a later install unpacks it without the network) unless the caller
-        # wants it elsewhere. It is not fsynced: every use re-checks its sha256.
+        # Renames only, in an order where a crash between two of them never leaves a journal pointing at what
+        # has moved away: the journal goes first (then at worst the next run fetches again), then the wheel
+        # file goes to the cache — where a later install unpacks it without the network, unless the caller
+        # wants it elsewhere; it is not fsynced, every use re-checks its sha256 — and is remembered, and only
+        # then is the tree published or claimed.
+        Journal.remove(self.cache.journal(self.key))  # the header and its entries log
         keep = self.keep_wheel_in / self.wheel if self.keep_wheel_in is not None else self.cache.wheel_file(sha256)
         keep.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.cache.partial(self.key), keep)
-        Journal.remove(self.cache.journal(self.key))  # the header and its entries log
-        self._report(finished=True)
+        self.cache.remember(self.key, self.redacted, sha256, self.wheel)
+        final, claim = _settle_tree(self.cache, staged, sha256, self.keep_unpacked)
+        try:
+            self._report(finished=True)
+        except BaseException:
+            if claim is not None:
+                claim.release()  # nobody else will: the result carrying it is never returned
+            raise
         unpacked = self.unpacked_before + stream.extractor.written
         return DownloadResult(
             final, sha256, self.fetched, self.reused, self.resumed_at, self.restarts, False, unpacked, claim

@@ -59,7 +59,11 @@ _SYNCFS = _load_syncfs()
 # O_EXCL: staging only ever holds finished entries (resume deletes the rest), so an existing file means two
 # entries map to one path — e.g. ``A.py`` and ``a.py`` on a case-insensitive filesystem — and that must not
 # silently overwrite a file whose digest was already recorded.
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+# O_BINARY: on Windows a descriptor is in text mode without it, and every b"\n" written becomes b"\r\n".
+_CREATE_FLAGS = (
+    os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+)
 
 
 def _syncfs(fd: int) -> bool:
@@ -134,6 +138,16 @@ _POOL_LOCK = threading.Lock()
 def _writer_loop(work: queue.SimpleQueue[_Batch]) -> None:
     while True:
         work.get().run()
+
+
+def _forget_pool() -> None:
+    """After ``fork`` the child has the queue but not the threads: it must start its own."""
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _pool() -> queue.SimpleQueue[_Batch]:
@@ -472,7 +486,13 @@ class Extractor:
 
     def flush_to_disk(self) -> None:
         """The ``syncfs`` half of :meth:`sync`, for a checkpoint made durable on another thread: it covers
-        every file whose writes returned before the call (so drain first, on the extractor's thread)."""
+        every file whose writes returned before the call (so drain first, on the extractor's thread).
+
+        Windows can neither open a directory nor sync a whole file system from user space: there the files are
+        left to the system's write-back, and a power loss may cost the checkpoint (a kill -9 does not).
+        """
+        if os.name == "nt":  # pragma: no cover - not run on the project's machines
+            return
         fd = os.open(self._root, os.O_RDONLY)
         try:
             if not _syncfs(fd):

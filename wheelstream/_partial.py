@@ -230,6 +230,9 @@ def read_file_range(path: Path, start: int, end: int, chunk: int = 1 << 20) -> I
 
 
 def _fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable (POSIX); Windows cannot open a directory, and NTFS journals renames."""
+    if os.name == "nt":  # pragma: no cover - not run on the project's machines
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -89,7 +89,11 @@ class _Syncer:
         if self.error is not None:
             raise self.error
         self._idle.clear()
-        threading.Thread(target=self._run, args=(snapshot,), name="wheelstream-checkpoint", daemon=True).start()
+        try:
+            threading.Thread(target=self._run, args=(snapshot,), name="wheelstream-checkpoint", daemon=True).start()
+        except BaseException:
+            self._idle.set()  # no thread (a pid limit, say): wait() must not block forever on it
+            raise
 
     def _run(self, snapshot: _Snapshot) -> None:
         try:
