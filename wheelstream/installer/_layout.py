@@ -53,7 +53,9 @@ def place(name: str, paths: dict[str, str], lib: str, wheel: str) -> Placement:
     """Map one archive member like pip's ``root_scheme_file_maker`` / ``data_scheme_file_maker``."""
     top, _, rest = name.partition("/")
     if not top.endswith(".data"):
-        return Placement(posixpath.normpath(posixpath.join(lib, name)), script=False)
+        # The parser only lets canonical names through (no '', '.' or '..' component), so joining is enough;
+        # normpath per file was a fifth of torch's placement time.
+        return Placement(f"{lib}/{name}" if lib not in ("", ".") else name, script=False)
     key, sep, sub = rest.partition("/")
     if not sep or not sub:
         raise WheelMetadataError(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import hashlib
 import io
 from collections.abc import Iterable, Mapping
@@ -39,6 +40,7 @@ class RecordRow:
     size: str
 
 
+@functools.lru_cache(maxsize=1 << 16)  # asked twice per file (RECORD check, then the installed RECORD)
 def record_hash(sha256_hex: str) -> str:
     """``sha256=<urlsafe b64, unpadded>``: the RECORD spelling of a hex digest."""
     raw = bytes.fromhex(sha256_hex)
