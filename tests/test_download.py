@@ -214,7 +214,8 @@ def test_second_fetch_comes_from_cache(server: FaultServer, tmp_path: Path) -> N
 
 def test_ctrl_c_checkpoints_and_resumes(server: FaultServer, tmp_path: Path) -> None:
     data = WELLFORMED["many_entries"]()
-    url = server.add_file(WHEEL, data)
+    # paced over ~1 s: progress is reported at most every 50 ms, so a fast local download would end first
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Throttle(bytes_per_second=len(data))))
     seen = 0
 
     def interrupt(progress: Progress) -> None:

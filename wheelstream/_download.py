@@ -178,6 +178,7 @@ class _Download:
         self.resumed_at: int | None = None
         self.unpacked_before = 0  # files written by streams discarded by a restart
         self.completed = False  # the unpacked wheel is published: an interrupt has nothing to save
+        self._reported_at = 0.0
 
     # -- state ---------------------------------------------------------------------------------------
 
@@ -427,7 +428,10 @@ class _Download:
                         continue
                 stream.feed(chunk)
                 stream.maybe_checkpoint(self.options.checkpoint_bytes, self.options.checkpoint_seconds)
-                self._report()
+                now = time.monotonic()
+                if now - self._reported_at >= _REPORT_EVERY:  # not per 64 KiB chunk: a rich bar update holds
+                    self._reported_at = now  # the GIL the unpack thread needs; 20 updates a second are plenty
+                    self._report()
         except BaseException:
             stream.settle()  # a bad entry the worker found came first in the stream: its error wins
             raise
@@ -519,6 +523,7 @@ class _Download:
         )
 
 
+_REPORT_EVERY = 0.05  # seconds between progress reports while bytes flow
 _DONE = object()
 _RESTARTED = object()
 _MAX_RETRY_AFTER = 600.0  # honour Retry-After (DESIGN §3), but never sleep longer than this
