@@ -526,3 +526,25 @@ def test_a_syncer_that_cannot_start_its_thread_fails_loudly_and_never_hangs(
         syncer.submit(tee._Snapshot(0, [], {}, None))
     assert not syncer.busy
     syncer.wait()
+
+
+def test_the_streams_own_error_wins_over_a_failed_checkpoint(tmp_path: Path) -> None:
+    """A bad archive found by the worker and a checkpoint that failed on the syncer: the caller hears about
+    the archive (what the user must fix), and the syncer is still waited for."""
+    from wheelstream._extract import Extractor
+    from wheelstream._partial import PartialFile
+    from wheelstream.errors import StrayData
+
+    cache = Cache.at(tmp_path / "cache")
+    stream = tee.Tee(
+        wheel="demo-1.0-py3-none-any.whl", cache=cache, key="k", journal=Journal(url="http://x/demo.whl"),
+        partial=PartialFile(cache.partial("k")), parser=ZipStreamParser(),
+        extractor=Extractor(cache.staging("k"), writers=True), hasher=hashlib.sha256(),
+    )
+    stream._syncer.error = OSError(28, "No space left on device (injected)")
+    stream.feed(b"not a zip at all" * 100_000)  # > one block: handed to the worker, which fails on it
+    with pytest.raises(StrayData):
+        stream.settle()
+    with pytest.raises(OSError, match="injected"):
+        stream.settle()  # nothing else pending: now the checkpoint's error is what is left to say
+    stream.abandon()

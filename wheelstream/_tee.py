@@ -103,9 +103,9 @@ class _Syncer:
         finally:
             self._idle.set()
 
-    def wait(self) -> None:
+    def wait(self, raise_error: bool = True) -> None:
         self._idle.wait()
-        if self.error is not None:
+        if self.error is not None and raise_error:
             raise self.error
 
 
@@ -216,16 +216,18 @@ class Tee:
         """Write out what is buffered and wait until the parser, the extractor and the syncer caught up
         (errors re-raised)."""
         try:
-            self._flush()
-        finally:
             try:
+                self._flush()
+            finally:
                 if self._unpacker is not None:
                     try:
                         self._unpacker.close()
                     finally:
                         self._unpacker = None
-            finally:
-                self._syncer.wait()  # no syncer may touch the partial or the journal after this
+        except BaseException:
+            self._syncer.wait(raise_error=False)  # the stream's own error wins over a checkpoint's
+            raise
+        self._syncer.wait()  # no syncer may touch the partial or the journal after this
 
     def abandon(self) -> None:
         """Stop the workers and close files before this stream's state is thrown away (restart, error)."""
