@@ -50,7 +50,13 @@ from wheelstream._extract import Extractor
 from wheelstream._http_table import Action, Decision, Known, decide, retry_after_seconds
 from wheelstream._partial import Journal, PartialFile, read_file_range
 from wheelstream._progress import Progress, ProgressCallback
-from wheelstream._staged import StagedWheel, empty_directory_entries
+from wheelstream._staged import (
+    StagedWheel,
+    current_umask,
+    empty_directory_entries,
+    pip_dir_mode,
+    pip_file_mode,
+)
 from wheelstream._tee import Tee, file_sha256, finish_deferred
 from wheelstream._urls import cache_key, filename_from_url, redact, split_hash_fragment
 from wheelstream.errors import (
@@ -64,7 +70,6 @@ from wheelstream.errors import (
     TruncatedArchive,
     WheelstreamError,
 )
-from wheelstream.installer._destination import current_umask
 from wheelstream.zip import DEFAULT_MAX_UNPACKED_SIZE, EntryDeferred, ZipStreamParser
 
 __all__ = ["DownloadOptions", "DownloadResult", "fetch_wheel", "unpack_local"]
@@ -256,7 +261,7 @@ class _Download:
         if not root.is_dir():
             return not listed
         umask = current_umask()
-        file_mode, dir_mode = 0o666 & ~umask, 0o777 & ~umask
+        file_mode, dir_mode = pip_file_mode(False, umask), pip_dir_mode(umask)
         prefix = len(os.fspath(root)) + 1
         for dirpath, dirs, names in os.walk(root):
             for name in dirs:

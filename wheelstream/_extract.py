@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from wheelstream._staged import StagedFile
+from wheelstream._staged import StagedFile, current_umask, pip_file_mode
 from wheelstream.errors import DuplicateEntry, UnsafePath
 from wheelstream.zip import (
     CentralDirectory,
@@ -69,12 +69,6 @@ _CREATE_FLAGS = (
 def _syncfs(fd: int) -> bool:
     """``syncfs(2)``: write back the one filesystem holding ``fd``; False when unavailable or failed."""
     return _SYNCFS is not None and _SYNCFS(fd) == 0
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _open_error(exc: OSError, name: str, offset: int) -> Exception:
@@ -504,7 +498,7 @@ class Extractor:
 
     def apply_modes(self, executable_names: Iterable[str]) -> None:
         self.drain()
-        mode = 0o777 & ~_umask() | 0o111
+        mode = pip_file_mode(True, current_umask())
         for name in executable_names:
             staged = self.files.get(name)
             if staged is None:

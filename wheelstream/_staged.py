@@ -10,11 +10,31 @@ moved into the target, whole directories at a time).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["StagedFile", "StagedWheel"]
+__all__ = ["StagedFile", "StagedWheel", "current_umask", "pip_dir_mode", "pip_file_mode"]
+
+
+def current_umask() -> int:
+    """The process umask (it can only be read by setting it, as pip's ``current_umask`` does)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def pip_file_mode(executable: bool, umask: int) -> int:
+    """The mode pip gives an extracted file: the umask's default, or ``0o777 & ~umask | 0o111`` when the
+    archive marked it executable (``set_extracted_file_to_default_mode_plus_executable``). Staging and the
+    installer both keep to it, so a staged file can be moved or linked into a target as it is."""
+    return (0o777 & ~umask | 0o111) if executable else (0o666 & ~umask)
+
+
+def pip_dir_mode(umask: int) -> int:
+    """The mode of a directory ``os.makedirs`` creates."""
+    return 0o777 & ~umask
 
 
 @dataclass(frozen=True, slots=True)

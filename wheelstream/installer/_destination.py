@@ -28,22 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .._staged import StagedFile
+from .._staged import StagedFile, current_umask, pip_file_mode
 from ._records import record_hash
 
-__all__ = ["HomeWriter", "LinkMode", "current_umask"]
+__all__ = ["HomeWriter", "LinkMode"]
 
 LinkMode = Literal["move", "copy", "hardlink"]
 Mode = Literal["default", "executable", "launcher"]
 
 _CROSS_DEVICE = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES, errno.ENOTSUP}
-
-
-def current_umask() -> int:
-    """The process umask (it can only be read by setting it, as pip's ``current_umask`` does)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 @dataclass
@@ -75,7 +68,7 @@ class HomeWriter:
         return path
 
     def _file_mode(self, executable: bool) -> int:
-        return (0o777 & ~self.umask | 0o111) if executable else (0o666 & ~self.umask)
+        return pip_file_mode(executable, self.umask)
 
     def install_staged(self, src: Path, file: StagedFile, rel: str, movable: bool = False) -> None:
         """Materialise one staged file at ``rel`` by rename (a tree we own), hardlink (when allowed) or copy."""
