@@ -71,11 +71,23 @@ def _syncfs(fd: int) -> bool:
     return _SYNCFS is not None and _SYNCFS(fd) == 0
 
 
+def _collision(name: str, offset: int) -> DuplicateEntry:
+    return DuplicateEntry("entry collides with a file or directory of another entry", entry=name, offset=offset)
+
+
+def _outside(name: str) -> UnsafePath:
+    return UnsafePath("entry would be written outside the staging directory", entry=name)
+
+
+def _symlink(name: str) -> UnsafePath:
+    return UnsafePath("entry is a symbolic link in the staging directory", entry=name)
+
+
 def _open_error(exc: OSError, name: str, offset: int) -> Exception:
     if isinstance(exc, (FileExistsError, NotADirectoryError, IsADirectoryError)):
-        return DuplicateEntry("entry collides with a file or directory of another entry", entry=name, offset=offset)
+        return _collision(name, offset)
     if exc.errno == errno.ELOOP:
-        return UnsafePath("entry is a symbolic link in the staging directory", entry=name)
+        return _symlink(name)
     return exc
 
 
@@ -261,14 +273,14 @@ class Extractor:
         """The staging path of an archive name, refusing anything that would leave ``root``."""
         parent_name, _, leaf = name.rstrip("/").rpartition("/")
         if leaf in ("", ".", ".."):
-            raise UnsafePath("entry would be written outside the staging directory", entry=name)
+            raise _outside(name)
         made = self._dirs.get(parent_name) if parent_name else self._root
         if made is not None:  # a directory this extractor made or checked, component by component
             return os.path.join(made, leaf)
         path = self._join(name)
         real = os.path.join(os.path.realpath(os.path.dirname(path)), leaf)  # the leaf is opened O_NOFOLLOW
         if os.path.commonpath([real, self._resolved_root]) != self._resolved_root or real == self._resolved_root:
-            raise UnsafePath("entry would be written outside the staging directory", entry=name)
+            raise _outside(name)
         return path
 
     def _dir(self, dir_name: str, name: str, offset: int) -> str:
@@ -285,23 +297,20 @@ class Extractor:
         parent_name, _, leaf = dir_name.rpartition("/")
         parent = self._dir(parent_name, name, offset) if parent_name else self._root
         if leaf in ("", ".", ".."):
-            raise UnsafePath("entry would be written outside the staging directory", entry=name)
+            raise _outside(name)
         path = os.path.join(parent, leaf)
         if path in self._file_paths:
-            raise DuplicateEntry("entry collides with a file or directory of another entry", entry=name,
-                                 offset=offset)
+            raise _collision(name, offset)
         try:
             os.mkdir(path)
         except FileExistsError:
             info = os.lstat(path)
             if stat.S_ISLNK(info.st_mode):
-                raise UnsafePath("entry is a symbolic link in the staging directory", entry=name) from None
+                raise _symlink(name) from None
             if not stat.S_ISDIR(info.st_mode):
-                raise DuplicateEntry("entry collides with a file or directory of another entry", entry=name,
-                                     offset=offset) from None
+                raise _collision(name, offset) from None
         except NotADirectoryError:
-            raise DuplicateEntry("entry collides with a file or directory of another entry", entry=name,
-                                 offset=offset) from None
+            raise _collision(name, offset) from None
         self._dirs[dir_name] = path
         return path
 
@@ -338,11 +347,10 @@ class Extractor:
             return
         parent_name, _, leaf = name.rpartition("/")
         if leaf in (".", ".."):
-            raise UnsafePath("entry would be written outside the staging directory", entry=name)
+            raise _outside(name)
         path = os.path.join(self._dir(parent_name, name, offset) if parent_name else self._root, leaf)
         if name in self._dirs:
-            raise DuplicateEntry("entry collides with a file or directory of another entry", entry=name,
-                                 offset=offset)
+            raise _collision(name, offset)
         self._file_paths.add(path)
         self._open_name = name
         self._open_path = path
