@@ -471,16 +471,9 @@ class _Download:
         sha256 = stream.hasher.hexdigest()
         if self.expected is not None and sha256 != self.expected:
             raise HashMismatch(f"sha256 is {sha256}, expected {self.expected}; the download was discarded")
-        staged = StagedWheel(
-            self.wheel,
-            self.cache.staging(self.key),
-            dict(stream.extractor.files),
-            empty_dirs=empty_directory_entries(
-                (entry.name for entry in stream.parser.finished_entries), stream.extractor.files
-            ),
+        staged = _finished_tree(
+            self.wheel, self.cache.staging(self.key), stream.parser, stream.extractor, self.keep_unpacked
         )
-        if self.keep_unpacked:
-            stream.extractor.sync()  # the cache's tree must survive a power loss: installs trust its manifest
         self.completed = True  # from here an interrupt writes no checkpoint: skipping one is always safe
         stream.partial.close()
         # Renames only, in an order where a crash between two of them never leaves a journal pointing at what
@@ -553,6 +546,16 @@ def _publish(cache: Cache, staged: StagedWheel, sha256: str) -> StagedWheel:
             raise
         shutil.rmtree(staged.root, ignore_errors=True)  # another process published the same bytes
     return StagedWheel.read_manifest(target)
+
+
+def _finished_tree(
+    filename: str, root: Path, parser: ZipStreamParser, extractor: Extractor, keep_unpacked: bool
+) -> StagedWheel:
+    """The unpacked wheel once every entry is in (the extractor closed, so ``files`` has every digest)."""
+    empty = empty_directory_entries((entry.name for entry in parser.finished_entries), extractor.files)
+    if keep_unpacked:
+        extractor.sync()  # the cache's tree must survive a power loss: installs trust its manifest
+    return StagedWheel(filename, root, dict(extractor.files), empty_dirs=empty)
 
 
 def _settle_tree(
@@ -699,10 +702,7 @@ def _unpack_file(
             with contextlib.suppress(Exception):
                 extractor.close()  # Ctrl-C, OSError: no sink thread or descriptor may outlive the call
             raise
-        empty = empty_directory_entries((entry.name for entry in parser.finished_entries), extractor.files)
-        fresh = StagedWheel(filename, staging, dict(extractor.files), empty_dirs=empty)
-        if keep_unpacked:
-            extractor.sync()  # the cache's tree must survive a power loss: installs trust its manifest
+        fresh = _finished_tree(filename, staging, parser, extractor, keep_unpacked)
         staged, claim = _settle_tree(cache, fresh, sha256, keep_unpacked)
         if keep_unpacked:
             cache.remember(key, path.resolve().as_uri(), sha256, filename)
