@@ -200,25 +200,27 @@ def _fetch_with(
             first_error = _wait_first_error(futures)
         except KeyboardInterrupt:
             _stop_all(futures, cancel)
-            _release(futures)
+            _release(_succeeded(futures))
             raise Interrupted("interrupted — run the same command again to resume") from None
         if first_error is not None:
             _stop_all(futures, cancel)  # the others checkpoint: their partials are kept for the next run
-            _release(futures)
+            _release(_succeeded(futures))
             raise first_error
         return [f.result() for f in futures]
 
 
-def _release(fetched: Sequence[tuple[_Resolved, DownloadResult]] | Sequence[Future[tuple[_Resolved, DownloadResult]]]) -> None:
+def _release(fetched: Sequence[tuple[_Resolved, DownloadResult]]) -> None:
     """Remove the trees claimed for a move install (what the install left in them, or all after a failure)."""
-    for item in fetched:
-        if isinstance(item, Future):
-            if not item.done() or item.cancelled() or item.exception() is not None:
-                continue
-            item = item.result()
-        claim = item[1].claim
-        if claim is not None:
-            claim.release()
+    for _item, result in fetched:
+        if result.claim is not None:
+            result.claim.release()
+
+
+def _succeeded(
+    futures: Sequence[Future[tuple[_Resolved, DownloadResult]]],
+) -> list[tuple[_Resolved, DownloadResult]]:
+    """The downloads that finished, once the rest were stopped: their claims must still be released."""
+    return [f.result() for f in futures if f.done() and not f.cancelled() and f.exception() is None]
 
 
 def _stop_all(futures: Sequence[Future[tuple[_Resolved, DownloadResult]]], cancel: threading.Event) -> None:
