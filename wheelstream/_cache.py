@@ -35,6 +35,8 @@ from pathlib import Path
 import filelock
 import platformdirs
 
+from wheelstream._partial import Journal
+
 __all__ = ["Cache", "Claim", "default_cache_dir"]
 
 _SWEEP_AFTER = 60.0  # seconds
@@ -92,8 +94,7 @@ class Cache:
     def discard(self, key: str) -> None:
         """Forget an unfinished download: partial, journal and staging."""
         self.partial(key).unlink(missing_ok=True)
-        self.journal(key).unlink(missing_ok=True)
-        self.journal(key).with_suffix(".entries").unlink(missing_ok=True)  # its entries log (_partial.entries_log)
+        Journal.remove(self.journal(key))  # the header and its entries log
         shutil.rmtree(self.staging(key), ignore_errors=True)
 
     def claim(self, tree: Path) -> Claim:

@@ -41,6 +41,7 @@ from rich.console import Console
 from wheelstream import __version__
 from wheelstream._api import DEFAULT_INDEX_URL, DEFAULT_JOBS, InstallResult
 from wheelstream._cache import Cache
+from wheelstream._partial import Journal
 from wheelstream._ui import ConsoleProgress, human_size
 from wheelstream.errors import HashMismatch, Interrupted, UsageError, WheelstreamError
 from wheelstream.installer import LinkMode, probe_interpreter
@@ -535,8 +536,6 @@ class _PartialInfo:
 
 
 def _partials(root: Path) -> list[_PartialInfo]:
-    from wheelstream._partial import Journal
-
     out = []
     for journal_path in sorted((root / "partial").glob("*.json")):
         journal = Journal.load(journal_path)
@@ -635,8 +634,7 @@ def cache_clean(cache_dir: str | None, partial_only: bool) -> None:
         part = root / "partial" / f"{p.key}.whl.part"
         removed_bytes += part.stat().st_size if part.exists() else 0
         part.unlink(missing_ok=True)
-        p.journal.unlink(missing_ok=True)
-        p.journal.with_suffix(".entries").unlink(missing_ok=True)  # the journal's entries log
+        Journal.remove(p.journal)  # the header and its entries log
         (root / "partial" / f"{p.key}.lock").unlink(missing_ok=True)
         shutil.rmtree(root / "staging" / p.key, ignore_errors=True)
         removed_partials += 1
