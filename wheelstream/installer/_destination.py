@@ -24,6 +24,7 @@ import errno
 import hashlib
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -37,6 +38,18 @@ LinkMode = Literal["move", "copy", "hardlink"]
 Mode = Literal["default", "executable", "launcher"]
 
 _CROSS_DEVICE = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES, errno.ENOTSUP}
+
+
+def _same_file_system(operation: Callable[[Path, Path], None], src: Path, dest: Path) -> bool:
+    """Rename or link ``src`` to ``dest``; False when that cannot be done here (another file system, a file
+    system without hardlinks, too many links), so the caller copies instead."""
+    try:
+        operation(src, dest)
+    except OSError as exc:
+        if exc.errno not in _CROSS_DEVICE:
+            raise
+        return False
+    return True
 
 
 @dataclass
@@ -58,11 +71,14 @@ class HomeWriter:
             raise ValueError(f"refusing to write outside the install home: {rel!r}")
         return path
 
-    def _prepare(self, rel: str) -> Path:
-        path = self._path(rel)
+    def _make_parent(self, path: Path) -> None:
         if path.parent not in self._made_dirs:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._made_dirs.add(path.parent)
+
+    def _prepare(self, rel: str) -> Path:
+        path = self._path(rel)
+        self._make_parent(path)
         if rel in self.written:  # the home starts empty: only our own earlier write can be in the way
             path.unlink()
         return path
@@ -70,54 +86,41 @@ class HomeWriter:
     def _file_mode(self, executable: bool) -> int:
         return pip_file_mode(executable, self.umask)
 
+    def _record_staged(self, rel: str, file: StagedFile) -> None:
+        """A file taken from staging as it is: its RECORD hash is the digest computed while unpacking."""
+        self.written[rel] = (record_hash(file.sha256), file.size)
+
     def install_staged(self, src: Path, file: StagedFile, rel: str, movable: bool = False) -> None:
         """Materialise one staged file at ``rel`` by rename (a tree we own), hardlink (when allowed) or copy."""
         dest = self._prepare(rel)
         wanted = self._file_mode(file.executable)
-        if movable and self.link_mode == "move" and self._rename(src, dest):
+        if movable and self.link_mode == "move" and _same_file_system(os.rename, src, dest):
             if (os.stat(dest).st_mode & 0o7777) != wanted:
                 os.chmod(dest, wanted)
             self.moved += 1
-            self.written[rel] = (record_hash(file.sha256), file.size)
-            return
-        if self.link_mode == "hardlink" and (os.stat(src).st_mode & 0o7777) == wanted:
-            try:
-                os.link(src, dest)
-            except OSError as exc:
-                if exc.errno not in _CROSS_DEVICE:
-                    raise
-            else:
-                self.linked += 1
-                self.written[rel] = (record_hash(file.sha256), file.size)
-                return
-        shutil.copyfile(src, dest)
-        if file.executable:
-            os.chmod(dest, wanted)
-        self.bytes_written += file.size
-        self.written[rel] = (record_hash(file.sha256), file.size)
+        elif (
+            self.link_mode == "hardlink"
+            and (os.stat(src).st_mode & 0o7777) == wanted
+            and _same_file_system(os.link, src, dest)
+        ):
+            self.linked += 1
+        else:
+            shutil.copyfile(src, dest)
+            if file.executable:
+                os.chmod(dest, wanted)
+            self.bytes_written += file.size
+        self._record_staged(rel, file)
 
     def move_dir(self, src: Path, rel: str, files: list[tuple[str, StagedFile]]) -> bool:
         """Rename a whole staged directory to ``rel`` (which must not exist yet); ``files`` are the home paths
         and digests of every file in it. False (nothing moved) across file systems."""
         dest = self._path(rel)
-        if dest.parent not in self._made_dirs:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            self._made_dirs.add(dest.parent)
-        if not self._rename(src, dest):
+        self._make_parent(dest)
+        if not _same_file_system(os.rename, src, dest):
             return False
         for home_rel, file in files:
-            self.written[home_rel] = (record_hash(file.sha256), file.size)
+            self._record_staged(home_rel, file)
         self.moved += len(files)
-        return True
-
-    @staticmethod
-    def _rename(src: Path, dest: Path) -> bool:
-        try:
-            os.rename(src, dest)
-        except OSError as exc:
-            if exc.errno not in _CROSS_DEVICE:
-                raise
-            return False
         return True
 
     def write_bytes(self, rel: str, data: bytes, mode: Mode = "default") -> None:
