@@ -57,7 +57,7 @@ from wheelstream._staged import (
     pip_dir_mode,
     pip_file_mode,
 )
-from wheelstream._tee import Tee, file_sha256, finish_deferred
+from wheelstream._tee import Tee, file_sha256, finish_deferred, prefix_sha256
 from wheelstream._urls import cache_key, filename_from_url, redact, split_hash_fragment
 from wheelstream.errors import (
     ArchiveError,
@@ -110,7 +110,7 @@ class _PrefixHash:
     """
 
     def __init__(self, path: Path, length: int) -> None:
-        self._hasher = hashlib.sha256()
+        self._hasher = hashlib.sha256()  # replaced by the thread's result
         self._error: BaseException | None = None
         self._thread = threading.Thread(
             target=self._run, args=(path, length), name="wheelstream-rehash", daemon=True
@@ -119,8 +119,7 @@ class _PrefixHash:
 
     def _run(self, path: Path, length: int) -> None:
         try:
-            for chunk in read_file_range(path, 0, length):
-                self._hasher.update(chunk)
+            self._hasher = prefix_sha256(path, length)
         except BaseException as exc:  # noqa: BLE001 - re-raised by result()
             self._error = exc
 

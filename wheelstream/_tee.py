@@ -47,7 +47,7 @@ from wheelstream.errors import EntrySetMismatch
 from wheelstream.zip import EntryDeferred, LocalEntry, ZipStreamParser
 from wheelstream.zip._tail import TAIL_SIZE, find_central_directory, read_central_directory
 
-__all__ = ["Tee", "file_sha256", "finish_deferred"]
+__all__ = ["Tee", "file_sha256", "finish_deferred", "prefix_sha256"]
 
 
 class _CheckpointRequest:
@@ -346,11 +346,16 @@ class Tee:
             self.extractor.close()  # every finished file on disk (or, after an error, no writer left running)
 
 
-def file_sha256(path: Path) -> str:
+def prefix_sha256(path: Path, length: int) -> hashlib._Hash:
+    """sha256 of the first ``length`` bytes of ``path``, still open for more (a resume goes on feeding it)."""
     digest = hashlib.sha256()
-    for chunk in read_file_range(path, 0, path.stat().st_size):
+    for chunk in read_file_range(path, 0, length):
         digest.update(chunk)
-    return digest.hexdigest()
+    return digest
+
+
+def file_sha256(path: Path) -> str:
+    return prefix_sha256(path, path.stat().st_size).hexdigest()
 
 
 def finish_deferred(
