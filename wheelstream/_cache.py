@@ -37,7 +37,7 @@ import platformdirs
 
 from wheelstream._partial import Journal
 
-__all__ = ["Cache", "Claim", "default_cache_dir"]
+__all__ = ["Cache", "Claim", "default_cache_dir", "try_lock"]
 
 _SWEEP_AFTER = 60.0  # seconds
 
@@ -128,10 +128,8 @@ class Cache:
                     if now - (claimed / name).stat().st_mtime > _SWEEP_AFTER:
                         tokens.add(name.removesuffix(".lock"))
         for token in tokens:
-            lock = filelock.FileLock(claimed / f"{token}.lock", timeout=0)
-            try:
-                lock.acquire()
-            except filelock.Timeout:
+            lock = try_lock(claimed / f"{token}.lock")
+            if lock is None:
                 continue  # its owner is alive and will remove it
             try:
                 shutil.rmtree(claimed / token, ignore_errors=True)
@@ -149,6 +147,16 @@ class Claim:
     def release(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
         _unlock(self._lock)
+
+
+def try_lock(path: Path) -> filelock.BaseFileLock | None:
+    """Take the lock at ``path`` now if nobody holds it; ``None`` when a live process does."""
+    lock = filelock.FileLock(path, timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        return None
+    return lock
 
 
 def _unlock(lock: filelock.BaseFileLock) -> None:

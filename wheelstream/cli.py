@@ -40,7 +40,7 @@ from rich.console import Console
 
 from wheelstream import __version__
 from wheelstream._api import DEFAULT_INDEX_URL, DEFAULT_JOBS, InstallResult
-from wheelstream._cache import Cache
+from wheelstream._cache import Cache, try_lock
 from wheelstream._partial import Journal
 from wheelstream._ui import ConsoleProgress, human_size
 from wheelstream.errors import HashMismatch, Interrupted, UsageError, WheelstreamError
@@ -606,14 +606,10 @@ def cache_list(cache_dir: str | None) -> None:
 
 def _locked(lock_path: Path) -> bool:
     """True when another process is downloading this key right now (its filelock is held)."""
-    import filelock
-
     if not lock_path.exists():
         return False
-    lock = filelock.FileLock(str(lock_path), timeout=0)
-    try:
-        lock.acquire()
-    except filelock.Timeout:
+    lock = try_lock(lock_path)
+    if lock is None:
         return True
     lock.release()
     return False
