@@ -4,6 +4,7 @@
 # the torch wheel in /opt/wheels (or WHEEL=path). Usage: bash benchmarks/race_tmpfs.sh [runs]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+.venv/bin/python -m compileall -q wheelstream  # as an installed copy would be (see compile_wheelstream in run.py)
 WHEEL=${WHEEL:-$(ls /opt/wheels/torch-*.whl | head -1)}
 UV=$(ls benchmarks/out/peers-*/bin/uv | head -1)
 RUNS=${1:-2}

@@ -9,13 +9,11 @@ leaves the target half-installed, and the next run resumes what was interrupted.
 
 from __future__ import annotations
 
-import base64
-import netrc
 import os
 import threading
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ import httpx
 
 from wheelstream._cache import Cache
 from wheelstream._download import DownloadOptions, DownloadResult, fetch_wheel, unpack_local
+from wheelstream._http_client import new_client
 from wheelstream._progress import ProgressCallback
 from wheelstream._urls import filename_from_url, redact, split_hash_fragment
 from wheelstream.errors import Interrupted, UsageError
@@ -45,7 +44,6 @@ DEFAULT_INDEX_URL = "https://pypi.org/simple/"
 # 2 cores: 1.37 s with 2 jobs, 1.55 s with 4 or 10 — docs/performance.md). At least 2, so one slow server
 # never holds the rest back; at most 8.
 DEFAULT_JOBS = max(2, min(8, os.cpu_count() or 2))
-USER_AGENT = "wheelstream/0.1.0"
 
 
 @dataclass(frozen=True)
@@ -139,7 +137,7 @@ def _fetch_all(
     if client is not None:
         return _fetch_with(names, cache, client, hashes or {}, index_url, jobs, options, progress,
                            ignore_tags, python, keep_wheels_in, keep_unpacked)
-    with _client(timeout) as own:
+    with new_client(timeout) as own:
         return _fetch_with(names, cache, own, hashes or {}, index_url, jobs, options, progress,
                            ignore_tags, python, keep_wheels_in, keep_unpacked)
 
@@ -260,43 +258,6 @@ def _outcome(item: _Resolved, result: DownloadResult, keep: Path | None) -> Whee
         from_cache=result.from_cache,
         files_unpacked=result.files_unpacked,
         path=(keep / result.staged.filename) if keep is not None else None,
-    )
-
-
-class _CredentialsAuth(httpx.Auth):
-    """Credentials as pip finds them: the URL's own ``user:password@`` first, else ``~/.netrc`` (or $NETRC).
-
-    httpx ignores URL userinfo once a client has an auth of its own, and never reads netrc by itself, so both
-    live here. An ``Authorization`` header set by the caller wins over either.
-    """
-
-    def __init__(self) -> None:
-        path = os.environ.get("NETRC") or os.path.expanduser("~/.netrc")
-        try:
-            self._netrc: netrc.netrc | None = netrc.netrc(path) if os.path.isfile(path) else None
-        except (OSError, netrc.NetrcParseError):
-            self._netrc = None
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if "Authorization" not in request.headers:
-            user, password = request.url.username, request.url.password
-            if not (user or password) and self._netrc is not None:
-                found = self._netrc.authenticators(request.url.host)
-                if found is not None:
-                    user, password = found[0], found[2] or ""
-            if user or password:
-                token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-                request.headers["Authorization"] = f"Basic {token}"
-        yield request
-
-
-def _client(timeout: float) -> httpx.Client:
-    return httpx.Client(
-        follow_redirects=True,
-        timeout=httpx.Timeout(timeout),
-        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-        auth=_CredentialsAuth(),
-        trust_env=True,
     )
 
 

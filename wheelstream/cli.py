@@ -297,11 +297,11 @@ def _known_hash(source: str, index_url: str, python: str | None, cache_dir: str 
         return split_hash_fragment(source)[1]
     if "==" not in source or _is_local(source):
         return None
-    from wheelstream._api import _client
+    from wheelstream._http_client import new_client
     from wheelstream._index import resolve_requirement
 
     interpreter = probe_interpreter(python)
-    with _client(30.0) as client:
+    with new_client(30.0) as client:
         _url, sha = resolve_requirement(source, index_url=index_url, cache=_cache(cache_dir), client=client,
                                         tags=interpreter.tags, python_version=interpreter.version)
     return sha

@@ -1,0 +1,69 @@
+"""The shared HTTP client: https is verified (against the environment's CA settings), plain http never loads
+a CA bundle — through real servers on 127.0.0.1, one of them speaking TLS with a committed test certificate."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pytest_httpserver import HTTPServer
+
+import wheelstream
+from fixtures.wellformed import WELLFORMED
+from wheelstream._http_client import new_client
+from wheelstream.testing import FaultServer
+
+TLS = Path(__file__).resolve().parent.parent / "fixtures" / "tls"
+WHEEL = "demo-1.0-py3-none-any.whl"
+
+
+@pytest.fixture
+def tls_server() -> Iterator[HTTPServer]:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(TLS / "localhost.pem", TLS / "localhost.key")
+    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=context)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.clear()
+        server.stop()
+
+
+def test_https_install_trusts_the_ca_the_environment_names(
+    tls_server: HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = WELLFORMED["deflate"]()
+    tls_server.expect_request(f"/{WHEEL}").respond_with_data(data, content_type="application/octet-stream")
+    monkeypatch.setenv("SSL_CERT_FILE", str(TLS / "localhost.pem"))
+    url = tls_server.url_for(f"/{WHEEL}")
+    assert url.startswith("https://")
+    result = wheelstream.install([url], tmp_path / "target", cache_dir=tmp_path / "cache")
+    assert result.wheels[0].bytes_fetched == len(data)
+    assert list((tmp_path / "target").glob("*.dist-info/RECORD"))
+
+
+def test_https_refuses_a_certificate_nobody_trusts(tls_server: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    tls_server.expect_request("/x").respond_with_data(b"secret")
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    with new_client(5.0) as client, pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        client.get(tls_server.url_for("/x"))
+
+
+def test_plain_http_never_loads_a_ca_bundle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_bundle(self: ssl.SSLContext, *args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a CA bundle was loaded")
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", no_bundle)
+    monkeypatch.setattr(ssl.SSLContext, "load_default_certs", no_bundle)
+    with FaultServer() as server:
+        url = server.add_file(WHEEL, WELLFORMED["deflate"]())
+        wheelstream.install([url], tmp_path / "target", cache_dir=tmp_path / "cache")
+    assert list((tmp_path / "target").glob("*.dist-info/RECORD"))
+    with new_client(5.0) as client, pytest.raises(AssertionError, match="CA bundle"):
+        client.get("https://127.0.0.1:9/")  # the first https request is what builds the verifying transport
