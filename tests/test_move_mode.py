@@ -161,3 +161,45 @@ def test_a_resume_under_another_umask_installs_the_modes_pip_would(tmp_path: Pat
         os.umask(old)
     assert _modes(tmp_path / "t") == _modes(tmp_path / "ref")
     assert _modes(tmp_path / "t")["pkg/sub0/m0.py"] == 0o644 and _modes(tmp_path / "t")["pkg/sub0"] == 0o755
+
+
+@pytest.mark.parametrize("damage", ["missing file", "wrong size", "directory swapped for a symlink", "stray file"])
+def test_a_resume_checks_the_staged_tree_before_trusting_it(tmp_path: Path, damage: str) -> None:
+    """Staging must hold exactly the files the journal lists, as real files and directories: a listed file
+    gone or changed, or a symlink where a directory was, means the tree is not what this code left, so the
+    resume starts fresh (and never changes modes through the link); a file the journal does not list is the
+    entry that was in flight, deleted before the resume goes on."""
+    from fixtures.wellformed import make_wheel, wheel_filename
+
+    files = {f"pkg/sub{i % 5}/m{i}.py": (b"x = %d\n" % i) * 3000 for i in range(100)}
+    data = make_wheel(files, name="pkg")
+    name = wheel_filename("pkg", "1.0")
+    outside = tmp_path / "outside"
+    outside.mkdir(mode=0o700)
+    outside.chmod(0o700)
+    with FaultServer() as server:
+        url = server.add_file(name, data, plan=FaultPlan(Cut(percent=60, requests=1), Status(503, requests=since(2))))
+        with pytest.raises(RetriesExhausted):
+            wheelstream.install([url], tmp_path / "t", cache_dir=tmp_path / "cache", retries=0)
+        (root,) = (tmp_path / "cache" / "staging").iterdir()
+        staged = sorted(p for p in (root / "pkg").rglob("*.py"))
+        assert staged, "the first attempt must leave finished files to resume from"
+        if damage == "missing file":
+            staged[0].unlink()
+        elif damage == "wrong size":
+            staged[0].write_bytes(b"changed")
+        elif damage == "directory swapped for a symlink":
+            victim = staged[0].parent
+            victim.rename(tmp_path / "moved-away")
+            victim.symlink_to(outside, target_is_directory=True)
+        else:
+            (root / "pkg" / "stray.py").write_bytes(b"not from the archive")
+        server.set_plan(name, FaultPlan())
+        result = wheelstream.install([url], tmp_path / "t", cache_dir=tmp_path / "cache")
+    resumed = result.wheels[0].resumed_at is not None
+    assert resumed == (damage == "stray file")
+    assert stat.S_IMODE(outside.stat().st_mode) == 0o700
+    installed = {str(p.relative_to(tmp_path / "t")) for p in (tmp_path / "t" / "pkg").rglob("*.py")}
+    assert installed == {n for n in files}
+    for member, content in files.items():
+        assert (tmp_path / "t" / member).read_bytes() == content

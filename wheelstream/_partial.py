@@ -46,7 +46,10 @@ __all__ = ["Journal", "PartialFile", "entries_log", "read_file_range"]
 
 JOURNAL_VERSION = 2  # 2: finished entries in the append-only log; 1 had them inside the JSON
 _ENTRY_FIELDS = tuple(f.name for f in fields(LocalEntry))
-_ENTRY_INTS = tuple(i for i, name in enumerate(_ENTRY_FIELDS) if name != "name")
+# The exact types of a log line's fields (``bool`` is not ``int`` here): one ``tuple(map(type, row))``
+# compare checks a whole line, a third of what checking field by field cost on torch's 11.6k lines.
+_ENTRY_TYPES = tuple(str if name == "name" else int for name in _ENTRY_FIELDS)
+_FILE_TYPES = (*_ENTRY_TYPES, int, str, bool)  # ... then the staged file's size, sha256, executable
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode  # ensure_ascii: a raw newline only ends a line
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation under os.write
 
@@ -190,17 +193,15 @@ def _counts_ok(payload: dict[str, Any]) -> bool:
 
 def _parse_line(row: Any) -> tuple[LocalEntry, StagedFile | None]:
     """One log line back into its entry (and file); ValueError when it is not exactly what we write."""
-    if not isinstance(row, list) or len(row) not in (len(_ENTRY_FIELDS), len(_ENTRY_FIELDS) + 3):
+    if type(row) is not list:
         raise ValueError("malformed entries log line")
-    entry = LocalEntry(*row[: len(_ENTRY_FIELDS)])
-    if not isinstance(entry.name, str) or any(type(row[i]) is not int for i in _ENTRY_INTS):
-        raise ValueError("malformed entries log line")
-    if len(row) == len(_ENTRY_FIELDS):
-        return entry, None
-    size, sha256, executable = row[len(_ENTRY_FIELDS) :]
-    if type(size) is not int or not isinstance(sha256, str) or not isinstance(executable, bool):
-        raise ValueError("malformed entries log line")
-    return entry, StagedFile(entry.name, size, sha256, executable)
+    kinds = tuple(map(type, row))
+    if kinds == _FILE_TYPES:
+        entry = LocalEntry(*row[: len(_ENTRY_FIELDS)])
+        return entry, StagedFile(entry.name, *row[len(_ENTRY_FIELDS) :])
+    if kinds == _ENTRY_TYPES:
+        return LocalEntry(*row), None
+    raise ValueError("malformed entries log line")
 
 
 def _replace_durably(path: Path, text: str) -> None:
