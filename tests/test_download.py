@@ -340,3 +340,21 @@ def test_partial_corrupted_on_disk_is_discarded_on_resume(server: FaultServer, t
     result = fetch(url, tmp_path)
     assert tree(result) == contents(data)
     assert result.bytes_reused == 0 and server.requests_for(WHEEL)[-1].range is None
+
+
+@pytest.mark.parametrize("length", [0, 1, 5_000_000, 9_999_999, 10_000_000, 12_000_000])
+def test_the_resume_hash_covers_exactly_the_kept_prefix(tmp_path: Path, length: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole-file hash a resume continues from: the first ``length`` bytes (all there is when the file is
+    shorter), hashed in slices — small ones here, so the slice boundaries are crossed."""
+    import threading
+
+    from wheelstream import _tee
+
+    monkeypatch.setattr(_tee, "_HASH_SLICE", 1 << 20)
+    data = random.Random(length).randbytes(10_000_000)
+    path = tmp_path / "part"
+    path.write_bytes(data)
+    assert _tee.prefix_sha256(path, length).hexdigest() == hashlib.sha256(data[:length]).hexdigest()
+    stop = threading.Event()
+    stop.set()
+    assert _tee.prefix_sha256(path, length, stop).hexdigest() == hashlib.sha256().hexdigest()  # gave up at once

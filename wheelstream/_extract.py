@@ -247,6 +247,7 @@ class Extractor:
         self.files: dict[str, StagedFile] = dict(finished or {})
         self.written = 0  # files this extractor wrote (a resume's work, for reporting and tests)
         self._root = os.fspath(root)
+        self._prefix = os.path.join(self._root, "")  # root and one separator, however root was spelt
         self._open: BinaryIO | None = None
         self._open_name: str | None = None
         self._open_path = ""
@@ -267,7 +268,9 @@ class Extractor:
         root.mkdir(parents=True, exist_ok=True)
 
     def _join(self, name: str) -> str:
-        return os.path.join(self._root, *name.rstrip("/").split("/"))
+        """The same string ``os.path.join(root, *parts)`` gives, for a validated archive name (no empty, ``.``
+        or ``..`` part): a resume builds one per finished file, 11.6k for torch."""
+        return self._prefix + name.rstrip("/").replace("/", os.sep)
 
     def path_for(self, name: str) -> str:
         """The staging path of an archive name, refusing anything that would leave ``root``."""

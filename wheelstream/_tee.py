@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import mmap
+import os
 import queue
 import threading
 import time
@@ -41,7 +43,7 @@ from typing import TypeAlias
 
 from wheelstream._cache import Cache
 from wheelstream._extract import Extractor
-from wheelstream._partial import Journal, PartialFile, read_file_range
+from wheelstream._partial import Journal, PartialFile
 from wheelstream._staged import StagedFile
 from wheelstream.errors import EntrySetMismatch
 from wheelstream.zip import EntryDeferred, LocalEntry, ZipStreamParser
@@ -346,11 +348,27 @@ class Tee:
             self.extractor.close()  # every finished file on disk (or, after an error, no writer left running)
 
 
-def prefix_sha256(path: Path, length: int) -> hashlib._Hash:
-    """sha256 of the first ``length`` bytes of ``path``, still open for more (a resume goes on feeding it)."""
+# Hashing releases the GIL for each buffer it is given, and a resume hashes beside Python-heavy work (the log,
+# the staging check, the replay): each time, taking the GIL back can wait out a switch interval. So the file is
+# mapped and hashed in large slices rather than read in 1 MiB blocks — torch's 172 MB took 0.36 s beside a busy
+# thread that way, 0.14 s mapped (0.12-0.14 s alone either way).
+_HASH_SLICE = 64 << 20
+
+
+def prefix_sha256(path: Path, length: int, stop: threading.Event | None = None) -> hashlib._Hash:
+    """sha256 of the first ``length`` bytes of ``path`` (fewer if it is shorter), still open for more (a resume
+    goes on feeding it); partial if ``stop`` is set on the way (its caller has given up on the result)."""
     digest = hashlib.sha256()
-    for chunk in read_file_range(path, 0, length):
-        digest.update(chunk)
+    with open(path, "rb") as file:
+        length = min(length, os.fstat(file.fileno()).st_size)
+        if length == 0:
+            return digest  # nothing to map
+        with mmap.mmap(file.fileno(), length, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as view:
+            for start in range(0, length, _HASH_SLICE):
+                if stop is not None and stop.is_set():
+                    break
+                with view[start : start + _HASH_SLICE] as part:
+                    digest.update(part)
     return digest
 
 
