@@ -116,3 +116,24 @@ def test_summary_line() -> None:
         "Installed 2 wheels in 3.1 s: 25.0 MB fetched, 12.0 MB reused (1 resumed, 1 from cache)")
     assert ui.summary("Downloaded", [1], 0, 0, 0, 0, 0.04) == (
         "Downloaded 1 wheel in 0.0 s: 0.0 MB fetched, 0.0 MB reused")
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["install"], ["no-such-command"]])
+def test_main_gives_the_garbage_collector_back_as_it_found_it(argv: list[str]) -> None:
+    """The CLI runs with the cyclic collector off (docs/performance.md); called in-process, as a host or a test
+    may, it must leave the caller's collector on however the command ends."""
+    import gc
+
+    from wheelstream.cli import main
+
+    assert gc.isenabled()
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

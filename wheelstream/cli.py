@@ -20,6 +20,7 @@ exit 1; everything click would have done for usage errors (message + exit 2) is 
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -660,7 +661,24 @@ def cache_clean(cache_dir: str | None, partial_only: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
-    """Entry point of the ``wheelstream`` script and ``python -m wheelstream``."""
+    """Entry point of the ``wheelstream`` script and ``python -m wheelstream``.
+
+    The cyclic garbage collector is off while a command runs. Installing torch allocates ~100k small records
+    (parser entries, journal lines, staged files) that all live until the command ends; the collector's full
+    passes over them cost 40-70 ms per run, on whichever thread was the critical path (measured with
+    ``gc.callbacks``, docs/performance.md). Nothing here builds reference cycles in bulk, and reference counting
+    still frees everything else. The library API leaves its host's collector alone.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        _main(argv)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _main(argv: Sequence[str] | None) -> NoReturn:
     try:
         code = cli.main(args=list(argv) if argv is not None else None, prog_name="wheelstream",
                         standalone_mode=False)
