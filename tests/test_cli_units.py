@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -119,21 +120,24 @@ def test_summary_line() -> None:
 
 
 @pytest.mark.parametrize("argv", [["--version"], ["install"], ["no-such-command"]])
-def test_main_gives_the_garbage_collector_back_as_it_found_it(argv: list[str]) -> None:
-    """The CLI runs with the cyclic collector off (docs/performance.md); called in-process, as a host or a test
-    may, it must leave the caller's collector on however the command ends."""
+def test_main_gives_the_garbage_collector_back_as_it_found_it(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI runs with rare collections (docs/performance.md); called in-process, as a host or a test may,
+    it must leave the caller's thresholds as they were however the command ends — and collect while it runs."""
     import gc
 
-    from wheelstream.cli import main
+    from wheelstream import cli
 
-    assert gc.isenabled()
+    before = gc.get_threshold()
+    during: list[tuple[int, ...]] = []
+    real = cli._main
+
+    def spy(args: Any) -> Any:
+        during.append(gc.get_threshold())
+        assert gc.isenabled()
+        return real(args)
+
+    monkeypatch.setattr(cli, "_main", spy)
     with pytest.raises(SystemExit):
-        main(argv)
-    assert gc.isenabled()
-    gc.disable()
-    try:
-        with pytest.raises(SystemExit):
-            main(argv)
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
+        cli.main(argv)
+    assert gc.get_threshold() == before
+    assert during == [cli._GC_THRESHOLDS]

@@ -345,12 +345,12 @@ def test_partial_corrupted_on_disk_is_discarded_on_resume(server: FaultServer, t
 @pytest.mark.parametrize("length", [0, 1, 5_000_000, 9_999_999, 10_000_000, 12_000_000])
 def test_the_resume_hash_covers_exactly_the_kept_prefix(tmp_path: Path, length: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole-file hash a resume continues from: the first ``length`` bytes (all there is when the file is
-    shorter), hashed through mapped windows — small ones here, so window boundaries are crossed."""
+    shorter), read in blocks — small ones here, so block boundaries are crossed."""
     import threading
 
     from wheelstream import _tee
 
-    monkeypatch.setattr(_tee, "_HASH_WINDOW", 1 << 20)
+    monkeypatch.setattr(_tee, "_HASH_BLOCK", 1 << 20)
     data = random.Random(length).randbytes(10_000_000)
     path = tmp_path / "part"
     path.write_bytes(data)

@@ -67,3 +67,45 @@ def test_plain_http_never_loads_a_ca_bundle(tmp_path: Path, monkeypatch: pytest.
     assert list((tmp_path / "target").glob("*.dist-info/RECORD"))
     with new_client(5.0) as client, pytest.raises(AssertionError, match="CA bundle"):
         client.get("https://127.0.0.1:9/")  # the first https request is what builds the verifying transport
+
+
+def test_a_proxy_in_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """httpx reads HTTP_PROXY & co. only for a client with its own transport: with one configured, the
+    client must be httpx's own, so requests still go through the proxy."""
+    import http.server
+    import threading
+
+    seen: list[str] = []
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)  # a forward proxy gets the absolute URL
+            self.send_response(200)
+            self.send_header("Content-Length", "7")
+            self.end_headers()
+            self.wfile.write(b"proxied")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+        with new_client(5.0) as client:
+            assert client.get("http://wheels.invalid/x.whl").text == "proxied"
+    finally:
+        proxy.shutdown()
+    assert seen == ["http://wheels.invalid/x.whl"]
+
+
+def test_a_broken_ca_setting_is_a_clear_error_on_the_first_https_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wheelstream.errors import UsageError
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+    with new_client(5.0) as client, pytest.raises(UsageError, match="cannot set up TLS"):
+        client.get("https://127.0.0.1:9/")

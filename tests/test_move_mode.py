@@ -163,7 +163,9 @@ def test_a_resume_under_another_umask_installs_the_modes_pip_would(tmp_path: Pat
     assert _modes(tmp_path / "t")["pkg/sub0/m0.py"] == 0o644 and _modes(tmp_path / "t")["pkg/sub0"] == 0o755
 
 
-@pytest.mark.parametrize("damage", ["missing file", "wrong size", "directory swapped for a symlink", "stray file"])
+@pytest.mark.parametrize(
+    "damage", ["missing file", "wrong size", "directory swapped for a symlink", "root swapped for a symlink", "stray file"]
+)
 def test_a_resume_checks_the_staged_tree_before_trusting_it(tmp_path: Path, damage: str) -> None:
     """Staging must hold exactly the files the journal lists, as real files and directories: a listed file
     gone or changed, or a symlink where a directory was, means the tree is not what this code left, so the
@@ -192,6 +194,9 @@ def test_a_resume_checks_the_staged_tree_before_trusting_it(tmp_path: Path, dama
             victim = staged[0].parent
             victim.rename(tmp_path / "moved-away")
             victim.symlink_to(outside, target_is_directory=True)
+        elif damage == "root swapped for a symlink":  # the whole tree, intact, but reached through a link
+            root.rename(outside / "tree")
+            root.symlink_to(outside / "tree", target_is_directory=True)
         else:
             (root / "pkg" / "stray.py").write_bytes(b"not from the archive")
         server.set_plan(name, FaultPlan())
@@ -199,6 +204,8 @@ def test_a_resume_checks_the_staged_tree_before_trusting_it(tmp_path: Path, dama
     resumed = result.wheels[0].resumed_at is not None
     assert resumed == (damage == "stray file")
     assert stat.S_IMODE(outside.stat().st_mode) == 0o700
+    if damage == "root swapped for a symlink":  # nothing was written through the link
+        assert sorted(p.name for p in (outside / "tree" / "pkg").rglob("*.py")) == sorted(p.name for p in staged)
     installed = {str(p.relative_to(tmp_path / "t")) for p in (tmp_path / "t" / "pkg").rglob("*.py")}
     assert installed == {n for n in files}
     for member, content in files.items():

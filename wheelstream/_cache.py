@@ -95,7 +95,10 @@ class Cache:
         """Forget an unfinished download: partial, journal and staging."""
         self.partial(key).unlink(missing_ok=True)
         Journal.remove(self.journal(key))  # the header and its entries log
-        shutil.rmtree(self.staging(key), ignore_errors=True)
+        staging = self.staging(key)
+        if staging.is_symlink():
+            staging.unlink()  # the link only: whatever it points to is not ours (rmtree refuses links anyway)
+        shutil.rmtree(staging, ignore_errors=True)
 
     def claim(self, tree: Path) -> Claim:
         """Take ``tree`` (a finished staging dir) for this process alone; see the module docstring."""

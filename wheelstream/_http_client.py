@@ -6,8 +6,12 @@ install), paid even when every URL is plain ``http`` (a local mirror, the test b
 sends ``http`` requests through a transport whose TLS context trusts no certificate at all: it never makes a
 TLS connection, and if it ever did, the handshake would fail rather than go unverified. The transport for
 ``https`` is httpx's own default (certifi, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` from the environment),
-built on the first ``https`` request. Proxies from the environment are untouched: httpx mounts its own
-transports for them in front of this one.
+built on the first ``https`` request.
+
+Proxies: httpx reads them from the environment (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``,
+the system settings on macOS and Windows) only when it builds its own transport. So when the standard library
+sees any proxy configured (``urllib.request.getproxies()``, where httpx looks too), the client is httpx's own,
+exactly as before this module deferred TLS: the saving is for the common case, never a change of route.
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ import netrc
 import os
 import ssl
 import threading
+import urllib.request
 from collections.abc import Generator
 
 import httpx
+
+from wheelstream.errors import UsageError
 
 __all__ = ["USER_AGENT", "new_client"]
 
@@ -65,12 +72,18 @@ class _SchemeTransport(httpx.BaseTransport):
     def __init__(self) -> None:
         self._plain = httpx.HTTPTransport(verify=_trusts_nothing())
         self._tls: httpx.HTTPTransport | None = None
+        self._closed = False
         self._lock = threading.Lock()
 
     def _tls_transport(self) -> httpx.HTTPTransport:
         with self._lock:
+            if self._closed:
+                raise RuntimeError("the HTTP client is closed")
             if self._tls is None:
-                self._tls = httpx.HTTPTransport(verify=True, trust_env=True)
+                try:
+                    self._tls = httpx.HTTPTransport(verify=True, trust_env=True)
+                except (OSError, ssl.SSLError) as exc:  # e.g. SSL_CERT_FILE names a missing or bad file
+                    raise UsageError(f"cannot set up TLS certificate verification: {exc}") from exc
             return self._tls
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -79,10 +92,18 @@ class _SchemeTransport(httpx.BaseTransport):
         return self._tls_transport().handle_request(request)
 
     def close(self) -> None:
-        self._plain.close()
         with self._lock:
-            if self._tls is not None:
-                self._tls.close()
+            self._closed = True
+            tls, self._tls = self._tls, None
+        try:
+            self._plain.close()
+        finally:
+            if tls is not None:
+                tls.close()
+
+
+def _proxies_configured() -> bool:
+    return any(key in ("http", "https", "all") for key in urllib.request.getproxies())
 
 
 def new_client(timeout: float) -> httpx.Client:
@@ -92,5 +113,5 @@ def new_client(timeout: float) -> httpx.Client:
         headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
         auth=_CredentialsAuth(),
         trust_env=True,
-        transport=_SchemeTransport(),
+        transport=None if _proxies_configured() else _SchemeTransport(),
     )

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import mmap
-import os
 import queue
 import threading
 import time
@@ -350,24 +348,27 @@ class Tee:
 
 # Hashing releases the GIL for each buffer it is given, and a resume hashes beside Python-heavy work (the log,
 # the staging check, the replay): each time, taking the GIL back can wait out a switch interval. So the file is
-# hashed through 16 MiB mapped windows rather than 1 MiB reads — torch's 172 MB took 0.36 s beside a busy
-# thread that way, 0.14 s mapped (0.12-0.14 s alone either way). One window at a time: mapped pages count as
-# resident, and mapping the whole prefix put a resume's peak RSS at 213 MB.
-_HASH_WINDOW = 16 << 20  # a multiple of mmap.ALLOCATIONGRANULARITY (4 KiB on Linux, 64 KiB on Windows)
+# read into one reused 16 MiB buffer, not in 1 MiB blocks — torch's 172 MB took 0.36 s beside a busy thread in
+# 1 MiB blocks, ~0.14 s in large ones (0.12-0.14 s alone either way). Not mapped: a mapped file that shrinks
+# underneath kills the process with SIGBUS, and mapped pages count as resident.
+_HASH_BLOCK = 16 << 20
 
 
 def prefix_sha256(path: Path, length: int, stop: threading.Event | None = None) -> hashlib._Hash:
     """sha256 of the first ``length`` bytes of ``path`` (fewer if it is shorter), still open for more (a resume
     goes on feeding it); partial if ``stop`` is set on the way (its caller has given up on the result)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        length = min(length, os.fstat(file.fileno()).st_size)
-        for start in range(0, length, _HASH_WINDOW):
-            if stop is not None and stop.is_set():
-                break
-            size = min(_HASH_WINDOW, length - start)
-            with mmap.mmap(file.fileno(), size, access=mmap.ACCESS_READ, offset=start) as window:
-                digest.update(window)
+    buffer = bytearray(min(_HASH_BLOCK, max(length, 0)))
+    with open(path, "rb", buffering=0) as file, memoryview(buffer) as whole:
+        remaining = length
+        while remaining > 0 and not (stop is not None and stop.is_set()):
+            with whole[: min(len(buffer), remaining)] as view:
+                count = file.readinto(view)
+                if not count:
+                    break  # shorter than asked
+                with view[:count] as data:
+                    digest.update(data)
+            remaining -= count
     return digest
 
 
