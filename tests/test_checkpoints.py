@@ -37,7 +37,7 @@ from wheelstream._progress import Progress
 from wheelstream._staged import StagedFile
 from wheelstream._urls import cache_key
 from wheelstream.errors import Interrupted
-from wheelstream.testing import FaultPlan, FaultServer, Throttle
+from wheelstream.testing import Cut, FaultPlan, FaultServer, Throttle
 from wheelstream.zip import LocalEntry, ZipStreamParser
 
 WHEEL = "demo-1.0-py3-none-any.whl"
@@ -548,3 +548,41 @@ def test_the_streams_own_error_wins_over_a_failed_checkpoint(tmp_path: Path) -> 
     with pytest.raises(OSError, match="injected"):
         stream.settle()  # nothing else pending: now the checkpoint's error is what is left to say
     stream.abandon()
+
+
+def test_a_dropped_connection_resumes_without_waiting_for_a_checkpoint_to_sync(
+    server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a drop the next request goes out at once on the in-memory state; a periodic checkpoint still
+    syncing (held here until the second request has started, 5 s at most) must not hold it up. The download
+    still ends complete and correct, with the held checkpoint finished before anything is renamed."""
+    from wheelstream._download import _Download
+    from wheelstream._extract import Extractor
+
+    data = mixed_wheel()
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(percent=70, requests=1)))
+    syncing = threading.Event()
+    release = threading.Event()
+    seen_while_syncing: list[bool] = []
+    real_flush, real_attempt = Extractor.flush_to_disk, _Download._attempt
+
+    def slow_flush(self: Extractor) -> None:
+        syncing.set()
+        try:
+            release.wait(5)
+            real_flush(self)
+        finally:
+            syncing.clear()
+
+    def attempt(self: _Download) -> object:
+        if self.fetched:  # the request after the drop
+            seen_while_syncing.append(syncing.is_set())
+            release.set()
+        return real_attempt(self)
+
+    monkeypatch.setattr(Extractor, "flush_to_disk", slow_flush)
+    monkeypatch.setattr(_Download, "_attempt", attempt)
+    result = fetch(url, tmp_path, dataclasses.replace(OFTEN, checkpoint_bytes=256 << 10))
+    assert tree(result) == contents(data)
+    assert result.resumed_at is not None
+    assert seen_while_syncing == [True]

@@ -488,9 +488,11 @@ class _Download:
                     self._reported_at = now  # the GIL the unpack thread needs; 20 updates a second are plenty
                     self._report()
         except BaseException:
-            stream.settle()  # a bad entry the worker found came first in the stream: its error wins
+            # A bad entry the worker found came first in the stream: its error wins. The syncer is not waited
+            # for: after a drop the next request goes out at once (see Tee.settle).
+            stream.settle(wait_for_syncer=False)
             raise
-        stream.settle()
+        stream.settle(wait_for_syncer=False)
 
     def _resumed(self, action: Action) -> None:
         position = self.stream.position

@@ -212,9 +212,15 @@ class Tee:
             self._unpacker = _Unpacker(self._work)
         self._unpacker.put(block)  # only now: the partial holds every byte the worker will ever parse
 
-    def settle(self) -> None:
-        """Write out what is buffered and wait until the parser, the extractor and the syncer caught up
-        (errors re-raised)."""
+    def settle(self, *, wait_for_syncer: bool = True) -> None:
+        """Write out what is buffered and wait until the parser, the extractor and (unless told not to) the
+        syncer caught up (errors re-raised).
+
+        ``wait_for_syncer=False`` is for the end of one response: after a dropped connection the next request
+        goes out at once on the same in-memory state, and a checkpoint still syncing (``syncfs``: ~0.1 s or
+        more on ext4) need not hold it up. Every step that needs the disk quiet — a settled checkpoint, the end
+        of input, ``abandon`` — waits for the syncer itself.
+        """
         try:
             try:
                 self._flush()
@@ -225,9 +231,11 @@ class Tee:
                     finally:
                         self._unpacker = None
         except BaseException:
-            self._syncer.wait(raise_error=False)  # the stream's own error wins over a checkpoint's
+            if wait_for_syncer:
+                self._syncer.wait(raise_error=False)  # the stream's own error wins over a checkpoint's
             raise
-        self._syncer.wait()  # no syncer may touch the partial or the journal after this
+        if wait_for_syncer:
+            self._syncer.wait()  # no syncer may touch the partial or the journal after this
 
     def abandon(self) -> None:
         """Stop the workers and close files before this stream's state is thrown away (restart, error)."""
