@@ -275,8 +275,7 @@ class _Download:
         try:
             stream.replay(journal.checkpoint, journal.durable)
             stream.hasher = prefix.result()
-            # Bytes after the last fsync are not trusted. Cut only now: Windows cannot truncate a mapped file.
-            stream.partial.truncate(journal.durable)
+            stream.partial.truncate(journal.durable)  # bytes after the last fsync are not trusted
         except ArchiveError:
             stream.abandon()
             return None  # the bytes on disk are bad (or disagree with staging)

@@ -357,8 +357,8 @@ class Tee:
 # Hashing releases the GIL for each buffer it is given, and a resume hashes beside Python-heavy work (the log,
 # the staging check, the replay): each time, taking the GIL back can wait out a switch interval. So the file is
 # read into one reused 16 MiB buffer, not in 1 MiB blocks — torch's 172 MB took 0.36 s beside a busy thread in
-# 1 MiB blocks, ~0.14 s in large ones (0.12-0.14 s alone either way). Not mapped: a mapped file that shrinks
-# underneath kills the process with SIGBUS, and mapped pages count as resident.
+# 1 MiB blocks, 0.26 s in 16 MiB ones (0.12-0.14 s alone either way). Not mapped (0.14 s): a mapped file that
+# shrinks underneath kills the process with SIGBUS, and mapped pages count as resident.
 _HASH_BLOCK = 16 << 20
 
 
