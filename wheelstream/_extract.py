@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+from wheelstream._partial import write_all
 from wheelstream._staged import StagedFile, current_umask, pip_file_mode
 from wheelstream.errors import DuplicateEntry, UnsafePath
 from wheelstream.zip import (
@@ -126,9 +127,7 @@ def _write_file(path: str, chunks: list[bytes], name: str, offset: int) -> str:
     try:
         for chunk in chunks:
             digest.update(chunk)
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd, view) :]
+            write_all(fd, chunk)
     finally:
         os.close(fd)
     return digest.hexdigest()

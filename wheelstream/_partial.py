@@ -42,7 +42,7 @@ from typing import Any
 from wheelstream._staged import StagedFile
 from wheelstream.zip import LocalEntry
 
-__all__ = ["Journal", "PartialFile", "entries_log", "read_file_range"]
+__all__ = ["Journal", "PartialFile", "entries_log", "read_file_range", "write_all"]
 
 JOURNAL_VERSION = 2  # 2: finished entries in the append-only log; 1 had them inside the JSON
 _ENTRY_FIELDS = tuple(f.name for f in fields(LocalEntry))
@@ -120,7 +120,7 @@ class Journal:
         try:
             os.ftruncate(fd, self.log_bytes)
             os.lseek(fd, self.log_bytes, os.SEEK_SET)
-            _write_all(fd, data)
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -233,7 +233,8 @@ def _replace_durably(path: Path, text: str) -> None:
     _fsync_dir(path.parent)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until all of ``data`` is written (a single call may write less)."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
@@ -277,7 +278,7 @@ class PartialFile:
         self.length = os.lseek(self._fd, 0, os.SEEK_END)
 
     def write(self, data: bytes) -> None:
-        _write_all(self._fd, data)
+        write_all(self._fd, data)
         self.length += len(data)
 
     def sync(self) -> int:
