@@ -21,7 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fixtures.hostile import HOSTILE
 from fixtures.wellformed import WELLFORMED, make_wheel
+from wheelstream import errors
 from wheelstream._cache import Cache
 from wheelstream._download import DownloadOptions, DownloadResult, fetch_wheel
 from wheelstream._partial import Journal
@@ -190,6 +192,19 @@ def test_corrupt_byte_in_data_fails_and_discards(server: FaultServer, tmp_path: 
     url = server.add_file(WHEEL, data, plan=FaultPlan(Corrupt(offset=offset)))
     with pytest.raises(ChecksumMismatch, match=r"^demo-1.0-py3-none-any.whl: CRC-32"):
         fetch(url, tmp_path, expected_sha256=hashlib.sha256(data).hexdigest())
+    assert not list((tmp_path / "partial").glob("*.part"))
+    assert not any((tmp_path / "staging").iterdir()) and not any((tmp_path / "wheels").iterdir())
+
+
+@pytest.mark.parametrize("case", ["corrupt_deflate", "crc_mismatch", "bomb"])
+def test_a_bad_small_entry_fails_the_download_naming_it(server: FaultServer, tmp_path: Path, case: str) -> None:
+    """Small entries are inflated and checked by the writer threads (packed); their errors still stop the
+    download, name the wheel and the entry, and leave nothing behind."""
+    hostile = HOSTILE[case]
+    url = server.add_file(WHEEL, hostile.data)
+    with pytest.raises(getattr(errors, hostile.error)) as info:
+        fetch(url, tmp_path)
+    assert str(info.value).startswith(f"{WHEEL}: ") and f"entry {hostile.entry!r}" in str(info.value)
     assert not list((tmp_path / "partial").glob("*.part"))
     assert not any((tmp_path / "staging").iterdir()) and not any((tmp_path / "wheels").iterdir())
 

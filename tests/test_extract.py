@@ -107,7 +107,7 @@ def test_existing_file_in_staging_is_never_overwritten(tmp_path: Path, writers: 
     (root / first).parent.mkdir(parents=True)
     (root / first).write_bytes(b"already here")
     extractor = Extractor(root, writers=writers)
-    parser = ZipStreamParser()
+    parser = ZipStreamParser(pack_up_to=extractor.pack_up_to)  # with writers the entry comes packed
     with pytest.raises(DuplicateEntry):
         extractor.handle_all(parser.feed(data))
         extractor.handle_all(parser.feed(b""))

@@ -420,6 +420,15 @@ def check_case(name: str, case: HostileCase) -> None:
             assert descriptor_at(data, raw, "demo/mod.py")[0] == c.crc
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             assert zf.testzip() == "demo/mod.py"
+    elif name == "corrupt_deflate":
+        raw = read_raw(data)
+        c = central(raw, "demo/mod.py")
+        lh = raw.locals_by_offset[c.header_offset]
+        assert lh.crc == c.crc and lh.csize == c.csize == 41
+        with pytest.raises(zlib.error, match="invalid block type"):
+            zlib.decompress(data[lh.data_offset : lh.data_offset + c.csize], -15)
+        with zipfile.ZipFile(io.BytesIO(data)) as zf, pytest.raises(zlib.error):
+            zf.read("demo/mod.py")
     elif name in ("bomb", "bomb_descriptor"):
         raw = read_raw(data)
         c = central(raw, "demo/bomb.bin")
@@ -524,6 +533,7 @@ def test_hostile_covers_every_design_row() -> None:
         "OffsetMismatch",
         "StrayData",
         "ChecksumMismatch",
+        "CorruptData",
         "SizeMismatch",
         "UnpackedLimitExceeded",
         "UnsafePath",

@@ -2,25 +2,40 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import zlib
 from pathlib import Path
 
 import pytest
 
-from fixtures.hostile import HOSTILE
+from fixtures.hostile import HOSTILE, _find, base_members
+from fixtures.zipbuild import build
 from wheelstream import errors
 from wheelstream._cache import Cache
 from wheelstream._download import DownloadOptions, unpack_local
 from wheelstream._extract import Extractor
+from wheelstream._tee import parse_block
 from wheelstream.zip import DEFAULT_MAX_UNPACKED_SIZE, ZipStreamParser
 
+# How entries reach the disk: the parser inflates everything ("streamed"); small entries are packed and the
+# writer threads inflate them ("writers", as a download does); packed but inflated on the caller's thread.
+MODES = ("streamed", "writers", "packed-inline")
 
-def feed_through_extractor(data: bytes, staging: Path, chunk: int, limit: int | None) -> None:
-    parser = ZipStreamParser(max_unpacked_size=limit or DEFAULT_MAX_UNPACKED_SIZE)
-    extractor = Extractor(staging)
-    for pos in range(0, len(data), chunk):
-        extractor.handle_all(parser.feed(data[pos : pos + chunk]))
-    extractor.handle_all(parser.feed(b""))
+
+def feed_through_extractor(data: bytes, staging: Path, chunk: int, limit: int | None, mode: str = "streamed") -> None:
+    extractor = Extractor(staging, writers=mode == "writers")
+    pack = {"streamed": 0, "writers": extractor.pack_up_to, "packed-inline": 1 << 20}[mode]
+    parser = ZipStreamParser(max_unpacked_size=limit or DEFAULT_MAX_UNPACKED_SIZE, pack_up_to=pack)
+    try:
+        for pos in range(0, len(data), chunk):
+            parse_block(parser, extractor, data[pos : pos + chunk])
+        parse_block(parser, extractor, b"")
+    except BaseException:
+        with contextlib.suppress(Exception):
+            extractor.close()  # as the download does: the error on its way out is the one reported
+        raise
+    extractor.close()  # the writers' errors surface here at the latest
 
 
 def all_paths(root: Path) -> set[str]:
@@ -29,12 +44,13 @@ def all_paths(root: Path) -> set[str]:
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 @pytest.mark.parametrize("chunk", [7, 65536])
-def test_hostile_archive_is_rejected_with_its_error(name: str, chunk: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_hostile_archive_is_rejected_with_its_error(name: str, chunk: int, mode: str, tmp_path: Path) -> None:
     case = HOSTILE[name]
     staging = tmp_path / "staging"
     error_type = getattr(errors, case.error)
     with pytest.raises(error_type) as info:
-        feed_through_extractor(case.data, staging, chunk, case.max_unpacked_size)
+        feed_through_extractor(case.data, staging, chunk, case.max_unpacked_size, mode)
     message = str(info.value)
     assert "\n" not in message
     assert "offset" in message
@@ -65,3 +81,28 @@ def test_bomb_stops_inflating_right_past_the_declared_size() -> None:
         for event in parser.feed(case.data):
             produced += len(getattr(event, "data", b""))
     assert produced <= 1024 + 1
+
+
+@pytest.mark.parametrize("name", sorted(n for n, c in HOSTILE.items() if c.error in ("ChecksumMismatch", "CorruptData", "SizeMismatch")))
+def test_a_packed_entry_fails_as_the_streamed_one_does(name: str, tmp_path: Path) -> None:
+    """The writers' checks (``unpack_entry``) are the parser's: same error, same message, for every bad entry."""
+    case = HOSTILE[name]
+    raised = {}
+    for mode in MODES:
+        with pytest.raises(errors.ArchiveError) as info:
+            feed_through_extractor(case.data, tmp_path / mode, 65536, case.max_unpacked_size, mode)
+        raised[mode] = (type(info.value), info.value.entry, str(info.value).split(" (entry")[0])
+    assert raised["writers"] == raised["packed-inline"] == raised["streamed"]
+
+
+def test_a_bad_packed_entry_is_reported_before_a_later_defect(tmp_path: Path) -> None:
+    """Errors keep stream order: the writers' verdict on an early entry wins over the parser's on a later one."""
+    members = base_members()
+    _find(members, "demo/mod.py").crc = zlib.crc32(b"something else")
+    _find(members, "demo/util.py").trailer = b"JUNK" * 4  # stray bytes: the parser itself fails here
+    data = build(members)
+    for mode in MODES:
+        with pytest.raises(errors.ArchiveError) as info:
+            feed_through_extractor(data, tmp_path / mode, len(data), None, mode)
+        assert isinstance(info.value, errors.ChecksumMismatch), (mode, info.value)
+        assert info.value.entry == "demo/mod.py"

@@ -20,11 +20,13 @@ from wheelstream.zip import (
     EntryData,
     EntryDeferred,
     EntryFinished,
+    EntryPacked,
     EntryStarted,
     Event,
     ZipStreamParser,
     find_central_directory,
     read_central_directory,
+    unpack_entry,
 )
 from wheelstream.zip._tail import TAIL_SIZE
 
@@ -45,7 +47,8 @@ def chunked(data: bytes, sizes: Iterable[int]) -> list[bytes]:
 
 
 def parse_all(data: bytes, chunks: list[bytes], parser: ZipStreamParser | None = None) -> tuple[dict[str, bytes], list[Event]]:
-    """Feed ``chunks`` then EOF; resolve a deferred entry the way the download loop does."""
+    """Feed ``chunks`` then EOF; resolve a deferred entry the way the download loop does (packed entries are
+    unpacked as they come)."""
     parser = parser or ZipStreamParser()
     files: dict[str, bytearray] = {}
     events: list[Event] = []
@@ -60,6 +63,8 @@ def parse_all(data: bytes, chunks: list[bytes], parser: ZipStreamParser | None =
                 files[event.header.name] = bytearray()
             elif isinstance(event, EntryData):
                 files[event.name] += event.data
+            elif isinstance(event, EntryPacked):
+                files[event.header.name] = bytearray(unpack_entry(event))
         if deferred is not None:
             break
     if deferred is not None:
@@ -70,6 +75,7 @@ def parse_all(data: bytes, chunks: list[bytes], parser: ZipStreamParser | None =
             deferred,
             prior_entries=parser.finished_entries,
             compressed_sizes={r.local_header_offset: r.compressed_size for r in records},
+            pack_up_to=parser.pack_up_to,
         )
         for chunk in chunked(data[deferred:], [4096] * len(data)) + [b""]:
             for event in second.feed(chunk):
@@ -78,6 +84,8 @@ def parse_all(data: bytes, chunks: list[bytes], parser: ZipStreamParser | None =
                     files[event.header.name] = bytearray()
                 elif isinstance(event, EntryData):
                     files[event.name] += event.data
+                elif isinstance(event, EntryPacked):
+                    files[event.header.name] = bytearray(unpack_entry(event))
         parser = second
     assert parser.done
     return {k: bytes(v) for k, v in files.items()}, events
@@ -108,12 +116,13 @@ def test_every_chunking_gives_zipfiles_result(name: str, chunking: str) -> None:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(sorted(CORPUS)), st.floats(0, 1), st.integers(1, 9000))
-def test_cut_anywhere_then_resume_at_checkpoint(name: str, where: float, chunk: int) -> None:
-    """Cut at byte N, restart a fresh parser at the reported checkpoint: same result, nothing re-extracted."""
+@given(st.sampled_from(sorted(CORPUS)), st.floats(0, 1), st.integers(1, 9000), st.sampled_from([0, 300, 1 << 20]))
+def test_cut_anywhere_then_resume_at_checkpoint(name: str, where: float, chunk: int, pack: int) -> None:
+    """Cut at byte N, restart a fresh parser at the reported checkpoint: same result, nothing re-extracted —
+    whether small entries stream or come out packed (``pack``: 0 streams all, 300 packs some, 1 MiB most)."""
     data = CORPUS[name]()
     cut = int(where * len(data))
-    first = ZipStreamParser()
+    first = ZipStreamParser(pack_up_to=pack)
     before: dict[str, bytes] = {}
     current: dict[str, bytearray] = {}
     deferred = False
@@ -127,6 +136,8 @@ def test_cut_anywhere_then_resume_at_checkpoint(name: str, where: float, chunk: 
                 current[event.name] += event.data
             elif isinstance(event, EntryFinished) and not event.entry.name.endswith("/"):
                 before[event.entry.name] = bytes(current.pop(event.entry.name))
+            elif isinstance(event, EntryPacked):
+                before[event.header.name] = unpack_entry(event)
         if deferred:
             break
     checkpoint = first.checkpoint
@@ -134,7 +145,7 @@ def test_cut_anywhere_then_resume_at_checkpoint(name: str, where: float, chunk: 
     assert all(e.offset < checkpoint for e in finished)
     # Only entries finished before the checkpoint are kept; the one in flight is redone.
     kept = {e.name: before[e.name] for e in finished if not e.name.endswith("/")}
-    resumed = ZipStreamParser(checkpoint, prior_entries=finished)
+    resumed = ZipStreamParser(checkpoint, prior_entries=finished, pack_up_to=pack)
     rest, _events = parse_all(data, chunked(data[checkpoint:], [chunk] * len(data)), resumed)
     assert not set(rest) & set(kept), "an entry before the checkpoint was extracted twice"
     assert {**kept, **rest} == zipfile_contents(data)
@@ -192,3 +203,45 @@ def test_events_carry_offsets() -> None:
     assert started == offsets
     cd = next(e for e in events if isinstance(e, CentralDirectory))
     assert data[cd.offset : cd.offset + 4] == b"PK\x01\x02"
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS))
+@pytest.mark.parametrize("chunking", ["whole", "7", "64k"])
+@pytest.mark.parametrize("pack", [300, 1 << 20])
+def test_packed_entries_unpack_to_zipfiles_result(name: str, chunking: str, pack: int) -> None:
+    data = CORPUS[name]()
+    if chunking == "7" and len(data) > 400_000:
+        pytest.skip("7-byte chunks of multi-MB archives add minutes; 64k and whole cover the big entries")
+    size = {"whole": len(data), "7": 7, "64k": 65536}[chunking]
+    files, events = parse_all(data, chunked(data, [size] * (len(data) // size + 1)), ZipStreamParser(pack_up_to=pack))
+    assert files == zipfile_contents(data)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        infos = {i.filename: i for i in archive.infolist()}
+    packed = {e.header.name for e in events if isinstance(e, EntryPacked)}
+    streamed = {e.header.name for e in events if isinstance(e, EntryStarted)}
+    assert packed | streamed == set(infos) and not packed & streamed
+    for name_, info in infos.items():  # packed exactly when the local header vouches for small sizes
+        small = info.compress_size <= pack and info.file_size <= pack
+        assert (name_ in packed) == (small and not info.is_dir() and not info.flag_bits & 0x08), name_
+
+
+def test_a_packed_entry_moves_the_checkpoint_and_counts_as_finished() -> None:
+    data = WELLFORMED["mixed_streamable"]()
+    parser = ZipStreamParser(pack_up_to=1 << 20)
+    events = parser.feed(data)
+    packed = [e for e in events if isinstance(e, EntryPacked)]
+    assert packed, "the corpus archive has small entries"
+    first = packed[0]
+    assert first.end_offset == first.header.offset + first.header.header_length + first.header.compressed_size
+    assert len(first.data) == first.header.compressed_size
+    assert any(e.name == first.header.name for e in parser.finished_entries)
+    assert parser.checkpoint >= packed[-1].end_offset
+
+
+def test_end_of_input_inside_a_packed_entry_is_a_truncation_naming_the_entry() -> None:
+    data = WELLFORMED["deflate"]()
+    parser = ZipStreamParser(pack_up_to=1 << 20)
+    parser.receive_data(data[:200])
+    parser.receive_data(b"")
+    with pytest.raises(TruncatedArchive, match=r"inside entry data \(entry '[^']+', offset \d+\)"):
+        list(parser.events())

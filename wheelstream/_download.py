@@ -57,7 +57,7 @@ from wheelstream._staged import (
     pip_dir_mode,
     pip_file_mode,
 )
-from wheelstream._tee import Tee, file_sha256, finish_deferred, prefix_sha256
+from wheelstream._tee import Tee, file_sha256, finish_deferred, parse_block, prefix_sha256
 from wheelstream._urls import cache_key, filename_from_url, redact, split_hash_fragment
 from wheelstream.errors import (
     ArchiveError,
@@ -70,7 +70,7 @@ from wheelstream.errors import (
     TruncatedArchive,
     WheelstreamError,
 )
-from wheelstream.zip import DEFAULT_MAX_UNPACKED_SIZE, EntryDeferred, ZipStreamParser
+from wheelstream.zip import DEFAULT_MAX_UNPACKED_SIZE, ZipStreamParser
 
 __all__ = ["DownloadOptions", "DownloadResult", "fetch_wheel", "unpack_local"]
 
@@ -212,6 +212,7 @@ class _Download:
     # -- state ---------------------------------------------------------------------------------------
 
     def _new_stream(self, journal: Journal) -> Tee:
+        extractor = Extractor(self.cache.staging(self.key), {f.name: f for f in journal.files}, writers=True)
         return Tee(
             wheel=self.wheel,
             cache=self.cache,
@@ -222,10 +223,9 @@ class _Download:
                 journal.checkpoint,
                 prior_entries=journal.entries,
                 max_unpacked_size=self.options.max_unpacked_size,
+                pack_up_to=extractor.pack_up_to,  # small entries are inflated by the writers
             ),
-            extractor=Extractor(
-                self.cache.staging(self.key), {f.name: f for f in journal.files}, writers=True
-            ),
+            extractor=extractor,
             hasher=hashlib.sha256(),
         )
 
@@ -720,7 +720,7 @@ def _unpack_file(
                 return cached
         shutil.rmtree(staging, ignore_errors=True)
         extractor = Extractor(staging, writers=True)
-        parser = ZipStreamParser(max_unpacked_size=options.max_unpacked_size)
+        parser = ZipStreamParser(max_unpacked_size=options.max_unpacked_size, pack_up_to=extractor.pack_up_to)
         hasher = hashlib.sha256()
         deferred: int | None = None
         try:
@@ -728,12 +728,7 @@ def _unpack_file(
                 while chunk := source.read(options.chunk_size):
                     hasher.update(chunk)
                     if deferred is None:
-                        parser.receive_data(chunk)
-                        for event in parser.events():
-                            if isinstance(event, EntryDeferred):
-                                deferred = event.header.offset
-                                break
-                            extractor.handle(event)
+                        deferred = parse_block(parser, extractor, chunk)
             if deferred is None:
                 extractor.handle_all(parser.feed(b""))
             else:

@@ -27,7 +27,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, TypeAlias, cast
 
 from wheelstream._partial import write_all
 from wheelstream._staged import StagedFile, current_umask, pip_file_mode
@@ -36,8 +36,10 @@ from wheelstream.zip import (
     CentralDirectory,
     EntryData,
     EntryFinished,
+    EntryPacked,
     EntryStarted,
     Event,
+    unpack_entry,
 )
 
 __all__ = ["Extractor"]
@@ -95,13 +97,13 @@ def _open_error(exc: OSError, name: str, offset: int) -> Exception:
 class _Batch:
     """Small finished files handed to the writer pool together: one queue hand-off per ~64 files instead of
     a ``ThreadPoolExecutor.submit`` (a Future, a work item, a lock dance) per file — on torch's 12k files that
-    was a tenth of the unpack thread's time. The writer hashes (sha256), creates, writes and closes each
-    file, so the unpack thread does none of it."""
+    was a tenth of the unpack thread's time. The writer inflates and verifies packed entries, hashes
+    (sha256), creates, writes and closes each file, so the unpack thread does none of it."""
 
     __slots__ = ("digests", "done", "error", "files", "size")
 
     def __init__(self) -> None:
-        self.files: list[tuple[str, list[bytes], str, int]] = []  # (path, chunks, archive name, offset)
+        self.files: list[tuple[str, _Content, str, int]] = []  # (path, content, archive name, offset)
         self.size = 0
         self.digests: list[str] = []
         self.error: BaseException | None = None
@@ -117,8 +119,13 @@ class _Batch:
             self.done.set()
 
 
-def _write_file(path: str, chunks: list[bytes], name: str, offset: int) -> str:
-    """Create one small file: open (the slow part on ext4: ~0.1-0.5 ms), hash + write, close; its sha256."""
+_Content: TypeAlias = "list[bytes] | EntryPacked"  # inflated chunks, or a whole entry still compressed
+
+
+def _write_file(path: str, content: _Content, name: str, offset: int) -> str:
+    """Create one small file: inflate + verify a packed entry (before the file exists: a bad entry leaves
+    nothing behind), open (the slow part on ext4: ~0.1-0.5 ms), hash + write, close; its sha256."""
+    chunks = [unpack_entry(content)] if isinstance(content, EntryPacked) else content
     try:
         fd = os.open(path, _CREATE_FLAGS, 0o666)
     except OSError as exc:
@@ -223,7 +230,9 @@ class Extractor:
 
     Small files (``≤ inline_limit``) are kept in memory until their entry is finished and verified, then
     hashed and created by the writer pool (``writers=True``) in batches: creating 12k files one after the
-    other is what made unpacking torch slow, not inflating it. Large files are opened on the calling thread
+    other is what made unpacking torch slow, not inflating it. With writers, small entries need not even be
+    inflated on the calling thread: a parser built with ``pack_up_to=extractor.pack_up_to`` hands them over
+    whole (``EntryPacked``) and the writers inflate and verify them too, beside the parser. Large files are opened on the calling thread
     (so collisions are found in stream order) and hashed + written by the ``_Sink`` thread, overlapping
     inflation. ``files`` lists every finished file in stream order; a file's digest is there only after
     :meth:`drain` (called by :meth:`sync`, the central directory, and :meth:`close`): read ``files`` after
@@ -265,6 +274,12 @@ class Extractor:
         self._sink = _Sink(self._record) if writers else None  # large files: hash + write off this thread
         self._file_paths: set[str] = {self._join(n) for n in self.files}
         root.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def pack_up_to(self) -> int:
+        """The ``pack_up_to`` for this extractor's parser: packed entries up to the inline limit go to the
+        writers whole; without writers (0) the parser inflates everything itself."""
+        return self._inline_limit
 
     def _join(self, name: str) -> str:
         """The same string ``os.path.join(root, *parts)`` gives, for a validated archive name (no empty, ``.``
@@ -331,6 +346,8 @@ class Extractor:
                 assert self._open is not None
                 self._hash.update(data)
                 self._open.write(data)
+        elif isinstance(event, EntryPacked):
+            self._packed(event)
         elif isinstance(event, EntryStarted):
             self._start(event.header.name, event.header.offset)
         elif isinstance(event, EntryFinished):
@@ -347,13 +364,7 @@ class Extractor:
         if name.endswith("/"):
             self._dir(name.rstrip("/"), name, offset)
             return
-        parent_name, _, leaf = name.rpartition("/")
-        if leaf in (".", ".."):
-            raise _outside(name)
-        path = os.path.join(self._dir(parent_name, name, offset) if parent_name else self._root, leaf)
-        if name in self._dirs:
-            raise _collision(name, offset)
-        self._file_paths.add(path)
+        path = self._new_file(name, offset)
         self._open_name = name
         self._open_path = path
         self._open_offset = offset
@@ -362,6 +373,29 @@ class Extractor:
             self._chunks = []
         else:
             self._open_now()
+
+    def _new_file(self, name: str, offset: int) -> str:
+        """The staging path for a file entry, its directories made; claimed, so no later entry can reuse it."""
+        parent_name, _, leaf = name.rpartition("/")
+        if leaf in (".", ".."):
+            raise _outside(name)
+        path = os.path.join(self._dir(parent_name, name, offset) if parent_name else self._root, leaf)
+        if name in self._dirs:
+            raise _collision(name, offset)
+        self._file_paths.add(path)
+        return path
+
+    def _packed(self, event: EntryPacked) -> None:
+        """A whole small entry, still compressed: the writers inflate, verify, hash and create it (the parser
+        only packs when this extractor asked for it, so there are writers; without them it is done here)."""
+        name, offset, size = event.header.name, event.header.offset, event.header.uncompressed_size
+        path = self._new_file(name, offset)
+        if self._inline_limit:
+            self.files[name] = StagedFile(name, size, "", executable=False)  # its place, until the digest comes
+            self._add_to_batch(path, event, name, offset, size)
+        else:
+            self._record(StagedFile(name, size, _write_file(path, event, name, offset), executable=False))
+        self.written += 1
 
     def _open_now(self) -> None:
         assert self._open_name is not None
@@ -393,7 +427,7 @@ class Extractor:
         if self._chunks is not None:
             chunks, self._chunks = self._chunks, None
             self.files[name] = pending
-            self._add_to_batch(self._open_path, chunks, name, self._open_offset)
+            self._add_to_batch(self._open_path, chunks, name, self._open_offset, self._size)
         elif self._sink is not None:
             handle, self._open = self._open, None  # from here the sink owns it: it closes it, in order
             assert handle is not None
@@ -410,12 +444,12 @@ class Extractor:
     def _record(self, staged: StagedFile) -> None:
         self.files[staged.name] = staged
 
-    def _add_to_batch(self, path: str, chunks: list[bytes], name: str, offset: int) -> None:
+    def _add_to_batch(self, path: str, content: _Content, name: str, offset: int, size: int) -> None:
         if self._failed is not None:
             raise self._failed
         batch = self._batch
-        batch.files.append((path, chunks, name, offset))
-        batch.size += self._size
+        batch.files.append((path, content, name, offset))
+        batch.size += size  # inflated bytes: what the batch will hold at its peak
         if len(batch.files) >= _BATCH_FILES or batch.size >= _BATCH_BYTES:
             self._send_batch()
 

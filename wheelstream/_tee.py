@@ -43,11 +43,11 @@ from wheelstream._cache import Cache
 from wheelstream._extract import Extractor
 from wheelstream._partial import Journal, PartialFile
 from wheelstream._staged import StagedFile
-from wheelstream.errors import EntrySetMismatch
+from wheelstream.errors import ArchiveError, EntrySetMismatch
 from wheelstream.zip import EntryDeferred, LocalEntry, ZipStreamParser
 from wheelstream.zip._tail import TAIL_SIZE, find_central_directory, read_central_directory
 
-__all__ = ["Tee", "file_sha256", "finish_deferred", "prefix_sha256"]
+__all__ = ["Tee", "file_sha256", "finish_deferred", "parse_block", "prefix_sha256"]
 
 
 class _CheckpointRequest:
@@ -261,12 +261,7 @@ class Tee:
         """Parse one block completely: afterwards no event is pending, so a checkpoint may follow."""
         if self.journal.deferred_at is not None:
             return  # past a stored+descriptor entry: only the partial file grows until the end
-        self.parser.receive_data(chunk)
-        for event in self.parser.events():
-            if isinstance(event, EntryDeferred):
-                self.journal.deferred_at = event.header.offset
-                return
-            self.extractor.handle(event)
+        self.journal.deferred_at = parse_block(self.parser, self.extractor, chunk)
 
     def replay(self, start: int, end: int) -> None:
         """Feed bytes already on disk to the parser only (resume in a new process; the caller abandons the
@@ -384,6 +379,21 @@ def file_sha256(path: Path) -> str:
     return prefix_sha256(path, path.stat().st_size).hexdigest()
 
 
+def parse_block(parser: ZipStreamParser, extractor: Extractor, chunk: bytes) -> int | None:
+    """Feed one block and hand every event it completes to the extractor; the offset of a stored entry with
+    a data descriptor if one stopped the parse (``EntryDeferred``: only the end of the file can delimit it)."""
+    parser.receive_data(chunk)
+    try:
+        for event in parser.events():
+            if isinstance(event, EntryDeferred):
+                return event.header.offset
+            extractor.handle(event)
+    except ArchiveError:
+        extractor.drain()  # a packed entry before this one may be bad too: the writers' error is first in the stream
+        raise
+    return None
+
+
 def finish_deferred(
     read_range: Callable[[int, int], Iterator[bytes]],
     length: int,
@@ -400,6 +410,7 @@ def finish_deferred(
         prior_entries=parser.finished_since(0),  # finish order: the journal's cursor stays valid
         compressed_sizes={r.local_header_offset: r.compressed_size for r in records},
         max_unpacked_size=parser.max_unpacked_size,
+        pack_up_to=parser.pack_up_to,
     )
     for chunk in read_range(deferred_at, length):
         extractor.handle_all(second.feed(chunk))

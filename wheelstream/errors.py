@@ -12,6 +12,7 @@ The tree (each leaf is raised somewhere; catch a branch, not a leaf, unless you 
     │   ├── DuplicateEntry              two entries share a name (also ``a/b`` vs ``a\\b``)
     │   ├── OffsetMismatch              CD / ZIP64 locator offset is not where the record really is
     │   ├── StrayData                   bytes before the first header, between records or after EOCD
+    │   ├── CorruptData                 an entry's compressed bytes are not a valid deflate stream
     │   ├── ChecksumMismatch            CRC-32 of the inflated data differs from the declared one
     │   ├── SizeMismatch                inflated/compressed size differs from the declared one (bomb guard)
     │   ├── UnpackedLimitExceeded       the whole archive inflates past ``max_unpacked_size``
@@ -40,6 +41,7 @@ from __future__ import annotations
 __all__ = [
     "ArchiveError",
     "ChecksumMismatch",
+    "CorruptData",
     "DuplicateEntry",
     "EntrySetMismatch",
     "HTTPStatusError",
@@ -143,6 +145,10 @@ class OffsetMismatch(ArchiveError):
 
 class StrayData(ArchiveError):
     """Bytes where the format allows none: before the first header, between records, after the EOCD."""
+
+
+class CorruptData(ArchiveError):
+    """An entry's compressed bytes are not a valid deflate stream (the inflater gave up on them)."""
 
 
 class ChecksumMismatch(ArchiveError):

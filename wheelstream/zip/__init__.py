@@ -7,13 +7,14 @@ from wheelstream.zip._events import (
     EntryData,
     EntryDeferred,
     EntryFinished,
+    EntryPacked,
     EntryStarted,
     Event,
     NeedData,
 )
 from wheelstream.zip._format import CentralRecord, LocalEntry, LocalHeader
 from wheelstream.zip._inflate import BACKEND as INFLATE_BACKEND
-from wheelstream.zip._parser import DEFAULT_MAX_UNPACKED_SIZE, ZipStreamParser
+from wheelstream.zip._parser import DEFAULT_MAX_UNPACKED_SIZE, ZipStreamParser, unpack_entry
 from wheelstream.zip._tail import find_central_directory, read_central_directory
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "EntryData",
     "EntryDeferred",
     "EntryFinished",
+    "EntryPacked",
     "EntryStarted",
     "Event",
     "INFLATE_BACKEND",
@@ -34,4 +36,5 @@ __all__ = [
     "ZipStreamParser",
     "find_central_directory",
     "read_central_directory",
+    "unpack_entry",
 ]

@@ -17,6 +17,7 @@ __all__ = [
     "EntryData",
     "EntryDeferred",
     "EntryFinished",
+    "EntryPacked",
     "EntryStarted",
     "Event",
     "NeedData",
@@ -50,6 +51,21 @@ class EntryFinished(Event):
     """The entry's data (and data descriptor) ended; CRC and sizes were verified against what was declared."""
 
     entry: LocalEntry
+    end_offset: int  # where the next record begins
+
+
+@dataclass(frozen=True, slots=True)
+class EntryPacked(Event):
+    """A whole small entry, still compressed: only from a parser built with ``pack_up_to`` (see there).
+
+    It stands for ``EntryStarted`` + ``EntryData``... + ``EntryFinished``, except that nothing was inflated or
+    verified yet: :func:`~wheelstream.zip.unpack_entry` does both, with the same checks and errors, on
+    whichever thread the consumer likes. The parser counts the entry as finished (its checkpoint moves past
+    it), so a consumer must unpack every ``EntryPacked`` before it records a checkpoint.
+    """
+
+    header: LocalHeader
+    data: bytes  # the entry's compressed bytes, exactly ``header.compressed_size`` of them
     end_offset: int  # where the next record begins
 
 

@@ -11,7 +11,7 @@ import types
 import zlib
 from typing import Protocol
 
-__all__ = ["BACKEND", "Inflater", "crc32", "new_inflater"]
+__all__ = ["BACKEND", "INFLATE_ERRORS", "Inflater", "crc32", "new_inflater"]
 
 
 class Inflater(Protocol):
@@ -30,6 +30,10 @@ try:
 except ImportError:  # pragma: no cover - exercised on machines without the [fast] extra
     _backend = zlib
     BACKEND = "zlib"
+
+# What ``decompress`` raises on bytes that are not deflate (isal: IsalError, zlib: zlib.error); the parser turns
+# it into CorruptData naming the entry.
+INFLATE_ERRORS: tuple[type[Exception], ...] = (zlib.error, _backend.error)
 
 
 def new_inflater() -> Inflater:

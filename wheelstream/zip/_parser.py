@@ -32,6 +32,18 @@ central directory can still be cross-checked against every local header (DESIGN 
 entry lies before ``checkpoint``. The journal appends them incrementally: ``finished_since(n)`` hands out
 only the entries finished after the first ``n`` (a cursor, ``finished_count``), in the order they finished.
 
+Packed entries
+--------------
+With ``pack_up_to=N`` an entry whose local header declares both sizes at most ``N`` (no data descriptor, not
+a directory) is not inflated here: once all its compressed bytes are buffered it comes out whole, as one
+``EntryPacked``, and :func:`unpack_entry` inflates and verifies it — with the checks and errors the streaming
+path would apply — on whatever thread the consumer chooses. Torch has 12k such entries holding a quarter of
+its bytes; inflating them beside the thread that parses (docs/performance.md) is what this is for. Everything
+else about the entry is settled here, as for any entry: name, method, duplicates, the unpacked-size budget
+(from the declared size, which ``unpack_entry`` enforces), and its place among the finished entries, so the
+checkpoint moves past it. That last part is the consumer's duty to honour: unpack (and so verify) every
+packed entry before recording a checkpoint that covers it.
+
 Hardening (DESIGN §4) happens where the information first exists: names and methods at the local header,
 CRC and sizes as data is inflated (inflation stops one byte past the declared size), local-vs-central
 agreement, offsets and duplicates when the central directory is complete, trailing bytes at end of input.
@@ -45,6 +57,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from wheelstream.errors import (
     ArchiveError,
     ChecksumMismatch,
+    CorruptData,
     DuplicateEntry,
     EntrySetMismatch,
     HeaderMismatch,
@@ -66,14 +79,15 @@ from wheelstream.zip._events import (
     EntryData,
     EntryDeferred,
     EntryFinished,
+    EntryPacked,
     EntryStarted,
     Event,
     NeedData,
 )
 from wheelstream.zip._format import CentralRecord, EndOfCentralDirectory, LocalEntry, LocalHeader
-from wheelstream.zip._inflate import Inflater, crc32, new_inflater
+from wheelstream.zip._inflate import INFLATE_ERRORS, Inflater, crc32, new_inflater
 
-__all__ = ["DEFAULT_MAX_UNPACKED_SIZE", "ZipStreamParser"]
+__all__ = ["DEFAULT_MAX_UNPACKED_SIZE", "ZipStreamParser", "unpack_entry"]
 
 DEFAULT_MAX_UNPACKED_SIZE = 16 * 1024**3
 _MAX_OUTPUT_PER_EVENT = 1 << 20  # bounds memory per EntryData whatever the compression ratio
@@ -114,6 +128,8 @@ class ZipStreamParser:
     ``prior_entries``: entries finished before ``offset`` (from the journal), for the final cross-check.
     ``compressed_sizes``: local-header offset -> compressed size, from the central directory of a finished
     file; lets the parser delimit stored entries that have a data descriptor instead of deferring them.
+    ``pack_up_to``: entries declaring at most this many bytes (packed and unpacked) come out whole and still
+    compressed, as ``EntryPacked`` (see the module docstring); 0, the default, streams every entry.
     """
 
     def __init__(
@@ -123,6 +139,7 @@ class ZipStreamParser:
         prior_entries: Iterable[LocalEntry] = (),
         compressed_sizes: Mapping[int, int] | None = None,
         max_unpacked_size: int = DEFAULT_MAX_UNPACKED_SIZE,
+        pack_up_to: int = 0,
     ) -> None:
         self._buf = bytearray()
         self._pos = 0  # index into _buf of the next unread byte
@@ -137,6 +154,7 @@ class ZipStreamParser:
         self._unpacked_total = sum(e.uncompressed_size for e in self._entries.values())
         self._max_unpacked = max_unpacked_size
         self._compressed_sizes = compressed_sizes or {}
+        self._pack_up_to = pack_up_to
         self._checkpoint = offset
         self._entry: _OpenEntry | None = None
         self._cd_start: int | None = None
@@ -186,6 +204,10 @@ class ZipStreamParser:
     @property
     def max_unpacked_size(self) -> int:
         return self._max_unpacked
+
+    @property
+    def pack_up_to(self) -> int:
+        return self._pack_up_to
 
     @property
     def failed(self) -> bool:
@@ -286,6 +308,14 @@ class ZipStreamParser:
                 raise self._truncated("a local file header")
             return None
         self._check_local_header(header)
+        if (
+            0 < self._pack_up_to
+            and header.compressed_size <= self._pack_up_to
+            and header.uncompressed_size <= self._pack_up_to
+            and not header.has_data_descriptor
+            and not header.is_dir
+        ):
+            return self._read_packed(header)
         self._pos += header.header_length
         self._names.add(_name_key(header.name))
         if header.has_data_descriptor:
@@ -299,6 +329,26 @@ class ZipStreamParser:
         self._entry = _OpenEntry(header, known)
         self._state = _State.ENTRY_DATA
         return EntryStarted(header)
+
+    def _read_packed(self, header: LocalHeader) -> Event | None:
+        """A whole small entry, once every compressed byte is buffered; finished, but not inflated here."""
+        start = self._pos + header.header_length
+        end = start + header.compressed_size
+        if end > len(self._buf):
+            if self._eof:
+                raise TruncatedArchive("input ended inside entry data", entry=header.name, offset=self._base + len(self._buf))
+            return None
+        self._reserve_unpacked(header, header.uncompressed_size)
+        data = bytes(self._buf[start:end])
+        self._pos = end
+        self._names.add(_name_key(header.name))
+        self._record_finished(
+            LocalEntry(
+                header.offset, header.name, header.flags, header.method, header.crc,
+                header.compressed_size, header.uncompressed_size,
+            )
+        )
+        return EntryPacked(header, data, self.offset)
 
     def _check_local_header(self, header: LocalHeader) -> None:
         name, offset = header.name, header.offset
@@ -362,7 +412,10 @@ class ZipStreamParser:
                 # inflater does not copy a large unconsumed tail on every call.
                 take = min(take, _MAX_INFLATE_INPUT)
                 with memoryview(self._buf) as whole, whole[self._pos : self._pos + take] as view:
-                    out = inflater.decompress(view, self._output_cap(entry))
+                    try:
+                        out = inflater.decompress(view, self._output_cap(entry))
+                    except INFLATE_ERRORS as exc:
+                        raise _corrupt(entry.header, exc, self.offset) from None
                 used = take - len(inflater.unconsumed_tail) - len(inflater.unused_data)
             self._pos += used
             entry.consumed += used
@@ -386,11 +439,7 @@ class ZipStreamParser:
         entry.produced += count
         if not header.has_data_descriptor:
             if entry.produced > header.uncompressed_size:
-                raise SizeMismatch(
-                    f"entry inflates past its declared {header.uncompressed_size} bytes",
-                    entry=header.name,
-                    offset=self.offset,
-                )
+                raise _inflates_past(header, self.offset)
         else:
             self._reserve_unpacked(header, count)
 
@@ -398,18 +447,10 @@ class ZipStreamParser:
         header = entry.header
         if entry.inflater is not None and not entry.inflater.eof:
             if entry.compressed_size is not None and entry.consumed >= entry.compressed_size:
-                raise SizeMismatch(
-                    "deflate stream continues past the declared compressed size",
-                    entry=header.name,
-                    offset=self.offset,
-                )
+                raise _continues_past(header, self.offset)
             return None
         if entry.compressed_size is not None and entry.consumed != entry.compressed_size:
-            raise SizeMismatch(
-                f"deflate stream ends after {entry.consumed} of {entry.compressed_size} compressed bytes",
-                entry=header.name,
-                offset=self.offset,
-            )
+            raise _ends_early(header, entry.consumed, entry.compressed_size, self.offset)
         if header.has_data_descriptor:
             self._state = _State.DATA_DESCRIPTOR
             return self._read_data_descriptor()
@@ -417,31 +458,22 @@ class ZipStreamParser:
         return self._finish_entry(entry)
 
     def _verify_entry(self, entry: _OpenEntry, crc: int, compressed: int, uncompressed: int) -> None:
-        name, offset = entry.header.name, entry.header.offset
-        if entry.produced != uncompressed:
-            raise SizeMismatch(
-                f"entry unpacks to {entry.produced} bytes, {uncompressed} declared", entry=name, offset=offset
-            )
-        if entry.consumed != compressed:
-            raise SizeMismatch(
-                f"entry has {entry.consumed} compressed bytes, {compressed} declared", entry=name, offset=offset
-            )
-        if entry.crc != crc:
-            raise ChecksumMismatch(
-                f"CRC-32 is {entry.crc:08x}, {crc:08x} declared", entry=name, offset=offset
-            )
+        _verify(entry.header, entry.produced, entry.consumed, entry.crc, crc, compressed, uncompressed)
 
     def _finish_entry(self, entry: _OpenEntry) -> Event:
         header = entry.header
         done = LocalEntry(
             header.offset, header.name, header.flags, header.method, entry.crc, entry.consumed, entry.produced
         )
-        self._entries[header.offset] = done
-        self._finished.append(done)
+        self._record_finished(done)
         self._entry = None
         self._state = _State.RECORD
-        self._checkpoint = self.offset
         return EntryFinished(done, self.offset)
+
+    def _record_finished(self, done: LocalEntry) -> None:
+        self._entries[done.offset] = done
+        self._finished.append(done)
+        self._checkpoint = self.offset  # the record after it starts here: nothing is open
 
     # -- DATA_DESCRIPTOR (4.3.9) --------------------------------------------------------------------
 
@@ -612,6 +644,64 @@ class ZipStreamParser:
             return None
         self._state = _State.DONE
         return ArchiveFinished(self.offset)
+
+
+def unpack_entry(packed: EntryPacked) -> bytes:
+    """Inflate and verify a packed entry (see the module docstring): bytes in, bytes out, so any thread may
+    run it. It raises what the streaming path raises for the same bytes — the output is capped one byte past
+    the declared size (the zip-bomb guard), the deflate stream must end exactly at the declared compressed
+    size, and the size and CRC-32 must match the local header."""
+    header, data = packed.header, packed.data
+    if header.method == fmt.METHOD_STORED:
+        out, consumed = data, len(data)  # the header check made stored sizes agree
+    else:
+        inflater = new_inflater()
+        try:
+            out = inflater.decompress(data, header.uncompressed_size + 1)
+        except INFLATE_ERRORS as exc:
+            raise _corrupt(header, exc, header.offset + header.header_length) from None  # where the data starts
+        if len(out) > header.uncompressed_size:
+            raise _inflates_past(header, header.offset)
+        consumed = len(data) - len(inflater.unconsumed_tail) - len(inflater.unused_data)
+        if not inflater.eof:
+            raise _continues_past(header, packed.end_offset)
+        if consumed != header.compressed_size:
+            raise _ends_early(header, consumed, header.compressed_size, header.offset)
+    _verify(header, len(out), consumed, crc32(out), header.crc, header.compressed_size, header.uncompressed_size)
+    return out
+
+
+def _verify(
+    header: LocalHeader, produced: int, consumed: int, crc: int, declared_crc: int, compressed: int, uncompressed: int
+) -> None:
+    """What came out of an entry against what was declared (local header or data descriptor)."""
+    name, offset = header.name, header.offset
+    if produced != uncompressed:
+        raise SizeMismatch(f"entry unpacks to {produced} bytes, {uncompressed} declared", entry=name, offset=offset)
+    if consumed != compressed:
+        raise SizeMismatch(f"entry has {consumed} compressed bytes, {compressed} declared", entry=name, offset=offset)
+    if crc != declared_crc:
+        raise ChecksumMismatch(f"CRC-32 is {crc:08x}, {declared_crc:08x} declared", entry=name, offset=offset)
+
+
+def _corrupt(header: LocalHeader, exc: Exception, offset: int) -> CorruptData:
+    return CorruptData(f"compressed data is not valid deflate ({exc})", entry=header.name, offset=offset)
+
+
+def _inflates_past(header: LocalHeader, offset: int) -> SizeMismatch:
+    return SizeMismatch(
+        f"entry inflates past its declared {header.uncompressed_size} bytes", entry=header.name, offset=offset
+    )
+
+
+def _continues_past(header: LocalHeader, offset: int) -> SizeMismatch:
+    return SizeMismatch("deflate stream continues past the declared compressed size", entry=header.name, offset=offset)
+
+
+def _ends_early(header: LocalHeader, consumed: int, compressed: int, offset: int) -> SizeMismatch:
+    return SizeMismatch(
+        f"deflate stream ends after {consumed} of {compressed} compressed bytes", entry=header.name, offset=offset
+    )
 
 
 def _name_key(name: str) -> str:
