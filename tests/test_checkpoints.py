@@ -30,6 +30,7 @@ from click.testing import CliRunner
 
 import wheelstream._tee as tee
 from fixtures.wellformed import WELLFORMED, make_wheel
+from wheelstream import _sha256
 from wheelstream._cache import Cache
 from wheelstream._download import DownloadOptions, DownloadResult, fetch_wheel
 from wheelstream._partial import Journal, entries_log
@@ -539,7 +540,7 @@ def test_the_streams_own_error_wins_over_a_failed_checkpoint(tmp_path: Path) -> 
     stream = tee.Tee(
         wheel="demo-1.0-py3-none-any.whl", cache=cache, key="k", journal=Journal(url="http://x/demo.whl"),
         partial=PartialFile(cache.partial("k")), parser=ZipStreamParser(),
-        extractor=Extractor(cache.staging("k"), writers=True), hasher=hashlib.sha256(),
+        extractor=Extractor(cache.staging("k"), writers=True), hasher=_sha256.new(),
     )
     stream._syncer.error = OSError(28, "No space left on device (injected)")
     stream.feed(b"not a zip at all" * 100_000)  # > one block: handed to the worker, which fails on it

@@ -373,3 +373,53 @@ def test_the_resume_hash_covers_exactly_the_kept_prefix(tmp_path: Path, length: 
     stop = threading.Event()
     stop.set()
     assert _tee.prefix_sha256(path, length, stop).hexdigest() == hashlib.sha256().hexdigest()  # gave up at once
+
+
+def _interrupted_download(server: FaultServer, tmp_path: Path) -> tuple[bytes, str, Path]:
+    """A download cut at 3 MB that gave up, leaving its partial and journal: (data, url, journal header)."""
+    data = WELLFORMED["big_entry"]()
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(after=3_000_000, requests=1), Cut(after=0, requests=range(2, 9))))
+    with pytest.raises(RetriesExhausted):
+        fetch(url, tmp_path, options=DownloadOptions(retries=0, backoff_base=0.01))
+    server.set_plan(WHEEL, FaultPlan())
+    return data, url, Cache.at(tmp_path).journal(cache_key(url))
+
+
+def test_a_resume_continues_the_saved_hash_without_reading_the_partial_again(
+    server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wheelstream import _download, _sha256
+
+    if _sha256._LIB is None:
+        pytest.skip("no libcrypto with SHA256_* in this process: resumes re-hash here")
+    data, url, header = _interrupted_download(server, tmp_path)
+    saved = json.loads(header.read_text())
+    assert saved["sha256_state"] and saved["durable"] > 0
+
+    def no_rereading(*args: object) -> object:
+        raise AssertionError("the kept prefix was read again")
+
+    monkeypatch.setattr(_download, "prefix_sha256", no_rereading)
+    result = fetch(url, tmp_path, expected_sha256=hashlib.sha256(data).hexdigest())
+    assert result.bytes_reused == saved["durable"] and tree(result) == contents(data)
+    assert server.requests_for(WHEEL)[-1].range == f"bytes={saved['durable']}-"
+
+
+@pytest.mark.parametrize("state", ["00" * 112, "not hex", None])
+def test_a_saved_hash_that_does_not_fit_the_partial_is_recomputed(
+    server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state: str | None
+) -> None:
+    """A state for another length (or none, as older journals have): the kept bytes are hashed again, the
+    download still resumes, and the digest is right."""
+    from wheelstream import _download
+
+    data, url, header = _interrupted_download(server, tmp_path)
+    saved = json.loads(header.read_text())
+    header.write_text(json.dumps({**saved, "sha256_state": state}))
+    reread: list[int] = []
+    real = _download.prefix_sha256
+    monkeypatch.setattr(_download, "prefix_sha256", lambda path, length, stop=None: reread.append(length) or real(path, length, stop))
+    result = fetch(url, tmp_path)
+    assert reread == [saved["durable"]]
+    assert result.sha256 == hashlib.sha256(data).hexdigest() and result.bytes_reused == saved["durable"]
+    assert tree(result) == contents(data)

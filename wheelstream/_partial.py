@@ -76,6 +76,7 @@ class Journal:
     resumable: bool = True  # False when the server forced a Content-Encoding: ranges would not line up
     checkpoint: int = 0
     durable: int = 0
+    sha256_state: str | None = None  # the whole-file hash of 0..durable, saved (wheelstream._sha256), or None
     deferred_at: int | None = None
     log_bytes: int = 0  # valid prefix of the entries log, as of the last save
     log_lines: int = 0  # ... and how many entries it holds
@@ -143,6 +144,7 @@ class Journal:
             payload = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(payload, dict) or payload.pop("version", None) != JOURNAL_VERSION:
                 return None
+            payload.setdefault("sha256_state", None)  # older headers have none: the resume re-hashes
             if set(payload) != set(_HEADER_FIELDS) or not _counts_ok(payload):
                 return None
             return cls(**payload)
@@ -205,7 +207,8 @@ _HEADER_FIELDS = tuple(f.name for f in fields(Journal) if f.name not in ("entrie
 
 def _counts_ok(payload: dict[str, Any]) -> bool:
     counts = (payload["log_bytes"], payload["log_lines"], payload["checkpoint"], payload["durable"])
-    return all(type(n) is int and n >= 0 for n in counts)
+    state = payload["sha256_state"]
+    return all(type(n) is int and n >= 0 for n in counts) and (state is None or type(state) is str)
 
 
 def _parse_line(row: Any) -> tuple[LocalEntry, StagedFile | None]:

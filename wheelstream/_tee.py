@@ -14,8 +14,10 @@ quiet (every event of the blocks it was given handled), in the order staging →
   the last checkpoint with their digests, and ``deferred_at``. A ``_Syncer`` thread then makes the snapshot
   durable in rule order: ``syncfs`` of staging (rule 1: it covers every write that returned before it), an
   fsync of the partial (rule 2: every byte the worker parsed was written to the partial *before* it was
-  queued, so ``D`` >= what the parser consumed >= ``C``), then the journal appends the snapshot's entries
-  and replaces its small header (rule 3). The unpack thread is the bottleneck, so it pays only the drain and
+  queued, so ``D`` >= what the parser consumed >= ``C``; ``D`` and the whole-file hash state are read
+  together, under the lock the network thread holds while it writes and hashes a block, so the journal's
+  state covers exactly ``0..D``), then the journal appends the snapshot's entries and replaces its small
+  header (rule 3). The unpack thread is the bottleneck, so it pays only the drain and
   O(new entries); the syncs — on ext4 0.5-1.5 s per torch download — happen beside it. One snapshot is in
   flight at a time: a checkpoint due while the last is still syncing is skipped (the next comes <= 1 s
   later), and everything that settles the stream waits for the syncer first.
@@ -30,7 +32,6 @@ or by ``settle``), exactly as a single-threaded loop would raise it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import queue
 import threading
 import time
@@ -39,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeAlias
 
+from wheelstream import _sha256
 from wheelstream._cache import Cache
 from wheelstream._extract import Extractor
 from wheelstream._partial import Journal, PartialFile
@@ -175,7 +177,7 @@ class Tee:
     partial: PartialFile
     parser: ZipStreamParser
     extractor: Extractor
-    hasher: hashlib._Hash
+    hasher: _sha256.RunningSha256
     position: int = 0
     last_checkpoint_at: float = field(default_factory=time.monotonic)
     last_checkpoint_bytes: int = 0
@@ -184,6 +186,8 @@ class Tee:
     _unpacker: _Unpacker | None = None
     _syncer: _Syncer = field(init=False)
     _handed_over: int = field(init=False)  # parser entries already given to the journal (or a snapshot)
+    # Held while a block goes to the partial and the hash, so a checkpoint reads the two at the same length.
+    _hashed: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self._syncer = _Syncer(self._make_durable)
@@ -204,8 +208,9 @@ class Tee:
         block = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
         self._pending.clear()
         self._pending_size = 0
-        self.partial.write(block)
-        self.hasher.update(block)
+        with self._hashed:
+            self.partial.write(block)
+            self.hasher.update(block)
         if self.journal.deferred_at is not None:
             return  # past a stored+descriptor entry: only the partial file grows until the end
         if self._unpacker is None:
@@ -319,11 +324,14 @@ class Tee:
     def _make_durable(self, snapshot: _Snapshot) -> None:
         """Rules 1-3 of DESIGN §2 for one snapshot, in order (on the syncer thread, or the caller's)."""
         self.extractor.flush_to_disk()  # 1b. staging on disk
-        durable = self.partial.sync()  # 2. >= every byte the parser consumed, so >= C
+        with self._hashed:  # the hash state of exactly the first D bytes (the network thread may go on)
+            durable, state = self.partial.length, self.hasher.state()
+        self.partial.sync()  # 2. >= D, and D >= every byte the parser consumed, so >= C
         journal = self.journal
         journal.add_finished(snapshot.entries, snapshot.files)
         journal.checkpoint = snapshot.checkpoint
         journal.durable = durable
+        journal.sha256_state = state
         journal.save(self.cache.journal(self.key), deferred_at=snapshot.deferred_at)  # 3. log, then header
 
     def _write_checkpoint(self) -> None:
@@ -357,10 +365,10 @@ class Tee:
 _HASH_BLOCK = 16 << 20
 
 
-def prefix_sha256(path: Path, length: int, stop: threading.Event | None = None) -> hashlib._Hash:
+def prefix_sha256(path: Path, length: int, stop: threading.Event | None = None) -> _sha256.RunningSha256:
     """sha256 of the first ``length`` bytes of ``path`` (fewer if it is shorter), still open for more (a resume
     goes on feeding it); partial if ``stop`` is set on the way (its caller has given up on the result)."""
-    digest = hashlib.sha256()
+    digest = _sha256.new()
     buffer = bytearray(min(_HASH_BLOCK, max(length, 0)))
     with open(path, "rb", buffering=0) as file, memoryview(buffer) as whole:
         remaining = length
