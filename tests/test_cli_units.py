@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -141,3 +142,21 @@ def test_main_gives_the_garbage_collector_back_as_it_found_it(argv: list[str], m
         cli.main(argv)
     assert gc.get_threshold() == before
     assert during == [cli._GC_THRESHOLDS]
+    assert gc.get_freeze_count() == 0  # called with arguments: a host's heap is left as it was
+
+
+def test_the_program_freezes_its_heap_on_the_way_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run as the program (no argv: ``sys.argv``), the command's objects are frozen when it ends, so the
+    interpreter's last collection skips them."""
+    import gc
+
+    from wheelstream import cli
+
+    monkeypatch.setattr(sys, "argv", ["wheelstream", "--version"])
+    assert gc.get_freeze_count() == 0
+    try:
+        with pytest.raises(SystemExit):
+            cli.main()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -676,6 +676,10 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     response and its stream, a caught exception's traceback) is still collected, so a long command does not
     accumulate it. The caller's thresholds come back on return; the library API leaves its host's collector
     alone.
+
+    Without ``argv`` this is the process's own command line, and the process ends when the command does: the
+    objects still alive are then frozen (``gc.freeze``), so the interpreter's final collection does not walk
+    them all once more only to free them — 50-100 ms after installing torch (docs/performance.md).
     """
     thresholds = gc.get_threshold()
     gc.set_threshold(*_GC_THRESHOLDS)
@@ -683,6 +687,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         _main(argv)
     finally:
         gc.set_threshold(*thresholds)
+        if argv is None:
+            gc.freeze()
 
 
 def _main(argv: Sequence[str] | None) -> NoReturn:
