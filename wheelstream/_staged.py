@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 __all__ = ["StagedFile", "StagedWheel", "current_umask", "pip_dir_mode", "pip_file_mode"]
 
@@ -37,8 +38,7 @@ def pip_dir_mode(umask: int) -> int:
     return 0o777 & ~umask
 
 
-@dataclass(frozen=True, slots=True)
-class StagedFile:
+class StagedFile(NamedTuple):
     """One regular file of the archive as it was written into the staging tree."""
 
     name: str  # archive name, '/'-separated, validated safe

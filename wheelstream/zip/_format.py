@@ -22,6 +22,7 @@ import re
 import stat
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from wheelstream.errors import MalformedRecord, StrayData, UnsafePath
 
@@ -54,8 +55,11 @@ U16_MAX = 0xFFFF
 _RECORD_SIGNATURES = (LOCAL_HEADER_SIG, CENTRAL_HEADER_SIG, ZIP64_EOCD_SIG, ZIP64_LOCATOR_SIG, EOCD_SIG)
 
 
-@dataclass(frozen=True, slots=True)
-class LocalHeader:
+# The per-entry records are named tuples, not frozen dataclasses: a wheel has one of each per entry (12k for
+# torch, and again on every resume), and a named tuple is built in ~0.8 us where a frozen dataclass takes ~3.
+
+
+class LocalHeader(NamedTuple):
     """A local file header as read from the stream; sizes are 0 when a data descriptor follows."""
 
     offset: int
@@ -81,8 +85,7 @@ class LocalHeader:
         return self.offset + self.header_length
 
 
-@dataclass(frozen=True, slots=True)
-class LocalEntry:
+class LocalEntry(NamedTuple):
     """What an entry really was once its data (and descriptor) were read: the values checked against the CD.
 
     The journal persists these so that a parser restarted at a checkpoint can still cross-check entries
@@ -98,8 +101,7 @@ class LocalEntry:
     uncompressed_size: int
 
 
-@dataclass(frozen=True, slots=True)
-class CentralRecord:
+class CentralRecord(NamedTuple):
     """One central directory file header (4.3.12)."""
 
     offset: int  # where this record itself starts
@@ -251,7 +253,7 @@ def parse_central_record(buf: bytes | bytearray, pos: int, offset: int) -> tuple
         return None
     start = pos + CENTRAL_HEADER.size
     name = decode_name(bytes(buf[start : start + name_len]), flags, offset)
-    fields = _extra_fields(bytes(buf[start + name_len : start + name_len + extra_len]), offset, name)
+    fields = _extra_fields(bytes(buf[start + name_len : start + name_len + extra_len]), offset, name) if extra_len else {}
     wanted = [
         key
         for key, value in (("usize", usize), ("csize", csize), ("offset", local_offset), ("disk", disk))

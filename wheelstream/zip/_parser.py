@@ -713,6 +713,10 @@ _COMPARED = ("name", "method", "flags", "crc", "compressed_size", "uncompressed_
 
 
 def _compare(local: LocalEntry, record: CentralRecord) -> None:
+    if (local.name, local.method, local.flags, local.crc, local.compressed_size, local.uncompressed_size) == (
+        record.name, record.method, record.flags, record.crc, record.compressed_size, record.uncompressed_size
+    ):
+        return  # the usual case, in one compare; the loop below only names the first field that differs
     for field in _COMPARED:
         ours, theirs = getattr(local, field), getattr(record, field)
         if ours != theirs:
