@@ -160,3 +160,45 @@ def test_the_program_freezes_its_heap_on_the_way_out(monkeypatch: pytest.MonkeyP
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+_REPORT_MODULES = """
+import sys
+from wheelstream.cli import main
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+print(code, sorted(m for m in ("rich", "pygments", "httpx._main") if sys.modules.get(m) is not None))
+"""
+
+
+def test_a_quiet_install_imports_no_terminal_ui(tmp_path: Path) -> None:
+    """``-q --no-progress`` prints nothing on success, so the program never imports rich, nor httpx's own CLI
+    (which would bring rich and pygments): ~60 ms of every such run (docs/performance.md)."""
+    import subprocess
+
+    from fixtures.wellformed import make_wheel
+
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    wheel.write_bytes(make_wheel({"demo/__init__.py": b"x = 1\n"}))
+    argv = ["install", "-q", "--no-progress", "--target", str(tmp_path / "t"), "--cache-dir", str(tmp_path / "c"),
+            str(wheel)]
+    done = subprocess.run([sys.executable, "-c", _REPORT_MODULES, *argv], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.split("\n")[-2] == "0 []", done.stdout + done.stderr
+    assert (tmp_path / "t" / "demo" / "__init__.py").read_bytes() == b"x = 1\n"
+
+
+def test_the_library_leaves_httpx_whole_and_exports_lazily() -> None:
+    """Importing wheelstream as a library blocks nothing of httpx; its API names resolve on first use."""
+    import subprocess
+
+    code = (
+        "import sys, wheelstream, httpx\n"
+        "from wheelstream import install, Progress, WheelstreamError\n"
+        "print(sys.modules.get('httpx._main') is not None, install is wheelstream.install, callable(install))\n"
+        "try:\n    wheelstream.nope\nexcept AttributeError as exc:\n    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.splitlines() == ["True True True", "module 'wheelstream' has no attribute 'nope'"]

@@ -6,12 +6,39 @@ protocol, the error tree in :mod:`wheelstream.errors`, and the sans-I/O :class:`
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from wheelstream._api import DEFAULT_INDEX_URL, InstallResult, WheelOutcome, download, install
-from wheelstream._progress import Progress, ProgressCallback
-from wheelstream.errors import WheelstreamError
-from wheelstream.installer import InstallReport
+if TYPE_CHECKING:
+    from wheelstream._api import DEFAULT_INDEX_URL, InstallResult, WheelOutcome, download, install
+    from wheelstream._progress import Progress, ProgressCallback
+    from wheelstream.errors import WheelstreamError
+    from wheelstream.installer import InstallReport
+
+# Imported on first use (PEP 562), so that ``python -m wheelstream`` and the script start with the CLI module:
+# it decides what the program imports before httpx is (see ``wheelstream.cli``).
+_LAZY = {
+    "DEFAULT_INDEX_URL": "wheelstream._api",
+    "InstallResult": "wheelstream._api",
+    "WheelOutcome": "wheelstream._api",
+    "download": "wheelstream._api",
+    "install": "wheelstream._api",
+    "Progress": "wheelstream._progress",
+    "ProgressCallback": "wheelstream._progress",
+    "WheelstreamError": "wheelstream.errors",
+    "InstallReport": "wheelstream.installer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'wheelstream' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once: later lookups do not come here
+    return value
 
 __all__ = [
     "DEFAULT_INDEX_URL",

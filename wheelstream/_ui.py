@@ -12,6 +12,9 @@ which does not know the byte counts.
 Rules: bars only when stderr is a terminal and neither ``-q`` nor ``--no-progress``; without bars the notes
 ("resumed at …", "restarting from zero: …") are plain lines so logs keep them; ``-q`` prints only errors
 and warnings. Everything goes to stderr; stdout is for results a script may read (``cache dir`` etc.).
+
+rich is imported only when something is drawn or printed: a quiet run that succeeds never needs it, and
+importing it costs ~35 ms of every such run (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -19,24 +22,32 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.progress import Progress as RichProgress
+from typing import TYPE_CHECKING
 
 from wheelstream._progress import Progress
 
-__all__ = ["ConsoleProgress", "human_size"]
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress as RichProgress
+    from rich.progress import TaskID
+
+__all__ = ["ConsoleProgress", "human_size", "stderr_console"]
 
 MB = 1024 * 1024  # the unit the downloader's own messages use
+
+
+def stderr_console() -> Console:
+    """The console everything the CLI says goes to (stderr; stdout is for results)."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def escape(text: str) -> str:
+    """``text`` with rich's markup characters escaped, so a wheel name is printed as it is."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 def human_size(size: int | None) -> str:
@@ -57,14 +68,24 @@ class _Wheel:
 class ConsoleProgress:
     """The :class:`~wheelstream.ProgressCallback` of the CLI; also its warning printer and byte counter."""
 
-    def __init__(self, console: Console, *, bars: bool, quiet: bool) -> None:
-        self.console = console
+    def __init__(self, console: Console | None = None, *, bars: bool, quiet: bool) -> None:
+        self._console = console  # made (stderr_console) when first needed, by whichever thread prints first
+        self._console_lock = threading.Lock()
         self.quiet = quiet
-        self.bars = bars and not quiet and console.is_terminal
+        self.bars = bars and not quiet and self.console.is_terminal
         self._lock = threading.Lock()
         self._wheels: dict[str, _Wheel] = {}
         self._rich: RichProgress | None = None
         if self.bars:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+            from rich.progress import Progress as RichProgress
+
             self._rich = RichProgress(
                 TextColumn("[bold]{task.description}", justify="left"),
                 BarColumn(bar_width=None),
@@ -73,10 +94,17 @@ class ConsoleProgress:
                 TimeRemainingColumn(),
                 TextColumn("{task.fields[entries]} files"),
                 TextColumn("[cyan]{task.fields[note]}"),
-                console=console,
+                console=self.console,
                 transient=False,
                 expand=True,
             )
+
+    @property
+    def console(self) -> Console:
+        with self._console_lock:
+            if self._console is None:
+                self._console = stderr_console()
+            return self._console
 
     # -- lifecycle -----------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ import re
 import shlex
 import shutil
 import signal
+import sys
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
@@ -37,13 +38,20 @@ from types import FrameType
 from typing import Any, NoReturn
 
 import click
-from rich.console import Console
+
+# This module is the wheelstream program. httpx's own command-line client is never run here, but httpx's
+# __init__ imports it whenever click and rich are installed — rich's syntax highlighting and pygments with it,
+# ~25 ms of every run. So the program blocks that one module (an import of it raises ImportError, which httpx
+# expects and answers with a stub), and only if httpx is not imported yet: a host that already uses httpx, or
+# imports wheelstream as a library, keeps it as it was.
+if "httpx" not in sys.modules:
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 from wheelstream import __version__
 from wheelstream._api import DEFAULT_INDEX_URL, DEFAULT_JOBS, InstallResult
 from wheelstream._cache import Cache, try_lock
 from wheelstream._partial import Journal
-from wheelstream._ui import ConsoleProgress, human_size
+from wheelstream._ui import ConsoleProgress, escape, human_size, stderr_console
 from wheelstream.errors import HashMismatch, Interrupted, UsageError, WheelstreamError
 from wheelstream.installer import LinkMode, probe_interpreter
 
@@ -200,21 +208,11 @@ def _apply_marker(source: str, where: str) -> str | None:
 # -- output, signals, errors --------------------------------------------------------------------------------
 
 
-def _stderr() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
 def _fail(ui: ConsoleProgress | None, exc: BaseException | str, code: int) -> NoReturn:
     message = " ".join(str(exc).split()) or type(exc).__name__
-    console = ui.console if ui is not None else _stderr()
-    console.print(f"[red]error:[/] {_escape(message)}", highlight=False, soft_wrap=True)
+    console = ui.console if ui is not None else stderr_console()
+    console.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise SystemExit(code)
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 def _sigterm_as_ctrl_c(signum: int, frame: FrameType | None) -> None:
@@ -233,7 +231,7 @@ class _WarningsToUI(logging.Handler):
         if record.levelno >= logging.WARNING:
             self.ui.warn(record.getMessage())
         else:
-            self.ui.console.print(f"[dim]{_escape(record.getMessage())}[/]", highlight=False, soft_wrap=True)
+            self.ui.console.print(f"[dim]{escape(record.getMessage())}[/]", highlight=False, soft_wrap=True)
 
 
 @dataclass
@@ -320,7 +318,7 @@ def _run(
     call: Callable[[ConsoleProgress], InstallResult],
 ) -> InstallResult:
     """Run one library call with the UI, the signal handler and the error contract around it."""
-    ui = ConsoleProgress(_stderr(), bars=not no_progress, quiet=quiet > 0)
+    ui = ConsoleProgress(bars=not no_progress, quiet=quiet > 0)
     logger = logging.getLogger("wheelstream")
     handler = _WarningsToUI(ui, verbose > 0)
     logger.addHandler(handler)
