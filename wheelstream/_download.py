@@ -17,8 +17,9 @@ uv's installs, the target's files are left to the kernel's writeback).
 Within one process a dropped connection costs nothing: parser, extractor and hash keep their state and the
 next request simply asks for ``bytes=D-``. Across processes (Ctrl-C, kill -9, reboot) the journal is the
 truth: the partial is cut to its durable length, staging is cut back to the finished entries, the parser
-restarts at the checkpoint and is fed the bytes between checkpoint and durable length from disk, and the
-download continues where the disk ends. Bytes on disk are never fetched again and finished entries are
+restarts at the checkpoint and is fed the bytes between checkpoint and durable length from disk, the
+whole-file hash continues from the state the journal saved with that length (``_sha256``; re-read from the
+partial only where no saved state can be trusted), and the download continues where the disk ends. Bytes on disk are never fetched again and finished entries are
 never inflated again.
 
 The retry budget counts attempts that made **no progress** (no byte beyond the furthest point reached); an

@@ -139,7 +139,8 @@ class Journal:
     @classmethod
     def load_header(cls, path: Path) -> Journal | None:
         """The header alone, entries not read: enough to decide whether and from where to resume. Parsing the
-        log of a 12k-entry wheel takes ~50 ms, which a resume spends re-hashing the kept bytes meanwhile."""
+        log of a 12k-entry wheel takes ~50 ms, which a resume without a saved hash state spends re-hashing the
+        kept bytes meanwhile."""
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(payload, dict) or payload.pop("version", None) != JOURNAL_VERSION:
