@@ -6,6 +6,7 @@ ignore Range, change the file, answer the wrong range, are busy; concurrent proc
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -423,3 +424,35 @@ def test_a_saved_hash_that_does_not_fit_the_partial_is_recomputed(
     assert reread == [saved["durable"]]
     assert result.sha256 == hashlib.sha256(data).hexdigest() and result.bytes_reused == saved["durable"]
     assert tree(result) == contents(data)
+
+
+def test_a_stalled_download_checkpoints_what_it_has_parsed(server: FaultServer, tmp_path: Path) -> None:
+    """When the bytes stop coming, the unpack worker checkpoints on its own (periodic checkpoints are off
+    here): a process killed during the stall resumes from what had arrived, not from ~32 MB before it."""
+    import threading
+
+    rng = random.Random(7)
+    data = make_wheel({f"demo/m{i:03}.bin": rng.randbytes(20_000) for i in range(200)})  # ~4 MB, stored as is
+    stall_at = 3_000_000
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Stall(at=stall_at, seconds=2, requests=1)))
+    header = Cache.at(tmp_path).journal(cache_key(url))
+    seen: list[int] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.05):
+            with contextlib.suppress(OSError, ValueError):
+                seen.append(json.loads(header.read_text())["checkpoint"])
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        options = DownloadOptions(checkpoint_bytes=1 << 40, checkpoint_seconds=1e9, timeout=10)
+        result = fetch(url, tmp_path, options=options)
+    finally:
+        done.set()
+        watcher.join()
+    assert tree(result) == contents(data)
+    # Blocks of 1 MiB go to the worker: before the stall it had all of the first two, so the checkpoint is
+    # the last entry boundary below 2 MiB (entries are ~20 KB apart).
+    assert max(seen, default=0) > (2 << 20) - 30_000
