@@ -196,6 +196,7 @@ def test_the_library_leaves_httpx_whole_and_exports_lazily() -> None:
 
     code = (
         "import sys, wheelstream, httpx\n"
+        "assert wheelstream.errors.HashMismatch and wheelstream.zip.ZipStreamParser  # submodules, as before\n"
         "from wheelstream import install, Progress, WheelstreamError\n"
         "print(sys.modules.get('httpx._main') is not None, install is wheelstream.install, callable(install))\n"
         "try:\n    wheelstream.nope\nexcept AttributeError as exc:\n    print(exc)\n"

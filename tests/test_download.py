@@ -412,14 +412,19 @@ def test_a_saved_hash_that_does_not_fit_the_partial_is_recomputed(
 ) -> None:
     """A state for another length (or none, as older journals have): the kept bytes are hashed again, the
     download still resumes, and the digest is right."""
-    from wheelstream import _download
+    from wheelstream import _download, _tee
 
     data, url, header = _interrupted_download(server, tmp_path)
     saved = json.loads(header.read_text())
     header.write_text(json.dumps({**saved, "sha256_state": state}))
     reread: list[int] = []
-    real = _download.prefix_sha256
-    monkeypatch.setattr(_download, "prefix_sha256", lambda path, length, stop=None: reread.append(length) or real(path, length, stop))
+    real = _tee.prefix_sha256
+
+    def counting(path: Path, length: int, stop: object = None) -> object:
+        reread.append(length)
+        return real(path, length, stop)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_download, "prefix_sha256", counting)
     result = fetch(url, tmp_path)
     assert reread == [saved["durable"]]
     assert result.sha256 == hashlib.sha256(data).hexdigest() and result.bytes_reused == saved["durable"]
@@ -456,3 +461,18 @@ def test_a_stalled_download_checkpoints_what_it_has_parsed(server: FaultServer, 
     # Blocks of 1 MiB go to the worker: before the stall it had all of the first two, so the checkpoint is
     # the last entry boundary below 2 MiB (entries are ~20 KB apart).
     assert max(seen, default=0) > (2 << 20) - 30_000
+
+
+def test_a_kept_prefix_spoilt_on_disk_never_reaches_the_caller(server: FaultServer, tmp_path: Path) -> None:
+    """The resumed hash covers the bytes as they arrived (its state came from the journal), not as they lie on
+    disk now. A wheel file handed to the caller must hash to what is reported: one spoilt before the
+    checkpoint — where neither the parser nor the hash reads again — costs a fresh download instead."""
+    data, url, _header = _interrupted_download(server, tmp_path)
+    part = Cache.at(tmp_path).partial(cache_key(url))
+    raw = bytearray(part.read_bytes())
+    raw[10] ^= 0xFF  # the first local header's time field: only the whole-file hash covers it
+    part.write_bytes(bytes(raw))
+    out = tmp_path / "out"
+    result = fetch(url, tmp_path, expected_sha256=hashlib.sha256(data).hexdigest(), keep_wheel_in=out)
+    assert hashlib.sha256((out / WHEEL).read_bytes()).digest() == hashlib.sha256(data).digest()
+    assert result.restarts == 1 and tree(result) == contents(data)

@@ -106,3 +106,36 @@ def test_a_bad_packed_entry_is_reported_before_a_later_defect(tmp_path: Path) ->
             feed_through_extractor(data, tmp_path / mode, len(data), None, mode)
         assert isinstance(info.value, errors.ChecksumMismatch), (mode, info.value)
         assert info.value.entry == "demo/mod.py"
+
+
+def test_a_local_file_reports_its_earliest_bad_entry_even_at_the_end(tmp_path: Path) -> None:
+    """A bad packed entry early, a truncated end record late: the local-file path reports the entry, as the
+    download path does (the end of input drains the writers before the parser's own error goes out)."""
+    members = base_members()
+    _find(members, "demo/mod.py").crc = zlib.crc32(b"something else")
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    wheel.write_bytes(build(members)[:-10])
+    with pytest.raises(errors.ChecksumMismatch, match="demo/mod.py"):
+        unpack_local(wheel, cache=Cache.at(tmp_path / "cache"), options=DownloadOptions())
+
+
+def test_packed_entries_count_their_compressed_bytes_while_in_flight(tmp_path: Path) -> None:
+    """An entry that declares 0 bytes may still carry up to ``pack_up_to`` of deflate: what the writers hold
+    is bounded by what they really hold, and a written batch keeps no data."""
+    empty_blocks = b"\x00\x00\x00\xff\xff" * 100_000 + b"\x03\x00"  # 500 kB of empty stored blocks, then the end
+    members = base_members({**{f"demo/z{i}.bin": b"" for i in range(40)}})
+    for i in range(40):
+        _find(members, f"demo/z{i}.bin").payload = empty_blocks
+    data = build(members)
+    extractor = Extractor(tmp_path / "staging", writers=True)
+    parser = ZipStreamParser(pack_up_to=extractor.pack_up_to)
+    peak = 0
+    for event in parser.feed(data) + parser.feed(b""):
+        extractor.handle(event)
+        peak = max(peak, extractor._in_flight_bytes)
+        assert extractor._in_flight_bytes <= extractor._max_pending + (1 << 20)
+    assert all(batch.files and not any(content for _p, content, _n, _o in batch.files) for batch in extractor._in_flight
+               if batch.done.wait(5))
+    extractor.close()
+    assert peak > 0
+    assert all((tmp_path / "staging" / f"demo/z{i}.bin").read_bytes() == b"" for i in range(40))

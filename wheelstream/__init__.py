@@ -32,13 +32,24 @@ _LAZY = {
 }
 
 
+# Submodules the package used to import eagerly: ``import wheelstream; wheelstream.errors.X`` keeps working.
+_SUBMODULES = frozenset({"errors", "installer", "zip"})
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
-    if module is None:
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"wheelstream.{name}")
+    else:
         raise AttributeError(f"module 'wheelstream' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # once: later lookups do not come here
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, *_SUBMODULES})
 
 __all__ = [
     "DEFAULT_INDEX_URL",

@@ -217,18 +217,24 @@ class _Download:
         self.resumed_at: int | None = None
         self.unpacked_before = 0  # files written by streams discarded by a restart
         self.completed = False  # the unpacked wheel is published: an interrupt has nothing to save
+        self.prefix_unread = False  # the hash went on from the journal's state: the kept bytes were not re-read
         self._reported_at = 0.0
 
     # -- state ---------------------------------------------------------------------------------------
 
     def _new_stream(self, journal: Journal) -> Tee:
-        extractor = Extractor(self.cache.staging(self.key), {f.name: f for f in journal.files}, writers=True)
+        partial = PartialFile(self.cache.partial(self.key))
+        try:
+            extractor = Extractor(self.cache.staging(self.key), {f.name: f for f in journal.files}, writers=True)
+        except BaseException:
+            partial.close()
+            raise
         return Tee(
             wheel=self.wheel,
             cache=self.cache,
             key=self.key,
             journal=journal,
-            partial=PartialFile(self.cache.partial(self.key)),
+            partial=partial,
             parser=ZipStreamParser(
                 journal.checkpoint,
                 prior_entries=journal.entries,
@@ -268,6 +274,7 @@ class _Download:
             prefix.cancel()  # ... nor when it is about to be discarded
             return self._fresh()
         self.reused = journal.durable
+        self.prefix_unread = not prefix.rehashing
         return stream
 
     def _resume(self, journal: Journal, journal_path: Path, prefix: _PrefixHash) -> Tee | None:
@@ -347,6 +354,7 @@ class _Download:
         self.stream.abandon()
         self.restarts += 1
         self.reused = 0
+        self.prefix_unread = False
         self.unpacked_before += self.stream.extractor.written
         self.stream = self._fresh()
 
@@ -532,6 +540,12 @@ class _Download:
         sha256 = stream.hasher.hexdigest()
         if self.expected is not None and sha256 != self.expected:
             raise HashMismatch(f"sha256 is {sha256}, expected {self.expected}; the download was discarded")
+        if self.keep_wheel_in is not None and self.prefix_unread and file_sha256(stream.partial.path) != sha256:
+            # The hash covers the bytes as they arrived; the kept ones were not read again on resume (their
+            # state came from the journal). A file handed to the caller must be what we report: a disk that
+            # spoilt it costs a fresh download (run() restarts on this error). The cache's own copy is checked
+            # every time it is used instead (_from_wheel_file), so installs do not pay this read.
+            raise HashMismatch("the kept part of the download changed on disk since it was hashed")
         staged = _finished_tree(
             self.wheel, self.cache.staging(self.key), stream.parser, stream.extractor, self.keep_unpacked
         )
@@ -740,7 +754,7 @@ def _unpack_file(
                     if deferred is None:
                         deferred = parse_block(parser, extractor, chunk)
             if deferred is None:
-                extractor.handle_all(parser.feed(b""))
+                parse_block(parser, extractor, b"")
             else:
                 parser = finish_deferred(
                     functools.partial(read_file_range, path), path.stat().st_size, deferred, parser, extractor

@@ -110,9 +110,11 @@ class _Batch:
         self.done = threading.Event()
 
     def run(self) -> None:
+        files = self.files
         try:
-            for path, chunks, name, offset in self.files:
-                self.digests.append(_write_file(path, chunks, name, offset))
+            for index, (path, content, name, offset) in enumerate(files):
+                self.digests.append(_write_file(path, content, name, offset))
+                files[index] = (path, _WRITTEN, name, offset)  # a batch waiting to be collected holds no data
         except BaseException as exc:  # noqa: BLE001 - re-raised on the extractor's thread, in stream order
             self.error = exc
         finally:
@@ -120,6 +122,7 @@ class _Batch:
 
 
 _Content: TypeAlias = "list[bytes] | EntryPacked"  # inflated chunks, or a whole entry still compressed
+_WRITTEN: list[bytes] = []  # what a batch keeps of a file once it is written
 
 
 def _write_file(path: str, content: _Content, name: str, offset: int) -> str:
@@ -392,7 +395,9 @@ class Extractor:
         path = self._new_file(name, offset)
         if self._inline_limit:
             self.files[name] = StagedFile(name, size, "", executable=False)  # its place, until the digest comes
-            self._add_to_batch(path, event, name, offset, size)
+            # Held until written: its compressed bytes, then (briefly) the inflated ones. Counting both keeps
+            # the in-flight bound honest for an entry that declares 0 bytes and carries 1 MiB of deflate.
+            self._add_to_batch(path, event, name, offset, size + len(event.data))
         else:
             self._record(StagedFile(name, size, _write_file(path, event, name, offset), executable=False))
         self.written += 1
@@ -466,9 +471,10 @@ class Extractor:
     def _collect_oldest(self) -> None:
         """Wait for the oldest batch and record its digests; its error (DuplicateEntry, OSError) is raised
         here, on the extractor's thread, and stays: nothing after a failed write is recorded."""
-        batch = self._in_flight.popleft()
+        batch = self._in_flight[0]
+        batch.done.wait()  # interrupted (Ctrl-C): the batch stays in flight, and drain's cleanup waits for it
+        self._in_flight.popleft()
         self._in_flight_bytes -= batch.size
-        batch.done.wait()
         if self._failed is None and batch.error is not None:
             self._failed = batch.error
         if self._failed is not None:
@@ -486,6 +492,13 @@ class Extractor:
                 self._collect_oldest()
             if self._failed is not None:
                 raise self._failed
+        except KeyboardInterrupt:
+            if self._failed is None:
+                # Ctrl-C while waiting: the parser counts these entries as finished (a packed one is verified
+                # only by its writer), so let the writers finish and record them before the interrupt goes on
+                # — the checkpoint that follows must find every finished entry's file, or a writer's error.
+                self._finish_in_flight()
+            raise
         except BaseException:
             for batch in self._in_flight:  # after an error: let the others finish, then forget them
                 batch.done.wait()
@@ -494,6 +507,16 @@ class Extractor:
             for name in [n for n, f in self.files.items() if not f.sha256]:
                 del self.files[name]  # unwritten, or written past an error: not a finished file
             raise
+
+    def _finish_in_flight(self) -> None:
+        """Collect every batch in flight, holding further Ctrl-Cs (a writer's error stays in ``_failed``)."""
+        while self._in_flight:
+            try:
+                self._collect_oldest()
+            except KeyboardInterrupt:
+                continue  # the batch is still in flight: _collect_oldest removes it only once it is done
+            except BaseException:  # noqa: BLE001 - sticky in _failed: the next drain raises it
+                return
 
     def close(self) -> None:
         """Drain the writers and stop the sink; for the end of the input, an error or an interruption

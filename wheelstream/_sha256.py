@@ -98,9 +98,14 @@ class _OpenSSLSha256:
 
     def update(self, data: bytes | bytearray | memoryview, /) -> None:
         assert _LIB is not None
-        if type(data) is not bytes:  # a writable buffer (the re-hash reads into a bytearray): no copy
-            data = (ctypes.c_char * len(data)).from_buffer(data)  # type: ignore[assignment]
-        _LIB.SHA256_Update(ctypes.byref(self._ctx), data, len(data))
+        if type(data) is bytes:
+            _LIB.SHA256_Update(ctypes.byref(self._ctx), data, len(data))
+            return
+        with memoryview(data) as view, view.cast("B") as raw:  # any buffer, counted in bytes
+            if raw.readonly:
+                self.update(raw.tobytes())
+            else:  # writable (the re-hash reads into a bytearray): hashed in place, no copy
+                _LIB.SHA256_Update(ctypes.byref(self._ctx), (ctypes.c_char * raw.nbytes).from_buffer(raw), raw.nbytes)
 
     def hexdigest(self) -> str:
         assert _LIB is not None

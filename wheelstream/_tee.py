@@ -321,8 +321,12 @@ class Tee:
         order, prior (journal) entries first. O(entries finished since the last checkpoint).
         """
         entries = list(self.parser.finished_since(self._handed_over))
-        self._handed_over += len(entries)
         files = self.extractor.files
+        missing = [e.name for e in entries if not e.name.endswith("/") and not getattr(files.get(e.name), "sha256", "")]
+        if missing:  # never record an entry as finished without its written, hashed file (DESIGN §2 rule 1)
+            raise RuntimeError(f"checkpoint refused: {len(missing)} finished entries have no written file, "
+                               f"first {missing[0]!r}")
+        self._handed_over += len(entries)
         return _Snapshot(
             self.parser.checkpoint,
             entries,
@@ -368,8 +372,7 @@ class Tee:
         self.settle()
         try:
             if self.journal.deferred_at is None:
-                self.parser.receive_data(b"")
-                self.extractor.handle_all(self.parser.events())
+                parse_block(self.parser, self.extractor, b"")  # cannot defer now: the input has ended
             else:
                 self.parser = finish_deferred(
                     self.partial.read_range, self.position, self.journal.deferred_at, self.parser, self.extractor
@@ -443,8 +446,8 @@ def finish_deferred(
         pack_up_to=parser.pack_up_to,
     )
     for chunk in read_range(deferred_at, length):
-        extractor.handle_all(second.feed(chunk))
-    extractor.handle_all(second.feed(b""))
+        parse_block(second, extractor, chunk)
+    parse_block(second, extractor, b"")
     if not second.done:  # it deferred again: that entry has no central record to take its size from
         raise EntrySetMismatch("stored entry with a data descriptor has no central directory record",
                                offset=second.checkpoint)
