@@ -19,8 +19,8 @@ next request simply asks for ``bytes=D-``. Across processes (Ctrl-C, kill -9, re
 truth: the partial is cut to its durable length, staging is cut back to the finished entries, the parser
 restarts at the checkpoint and is fed the bytes between checkpoint and durable length from disk, the
 whole-file hash continues from the state the journal saved with that length (``_sha256``; re-read from the
-partial only where no saved state can be trusted), and the download continues where the disk ends. Bytes on disk are never fetched again and finished entries are
-never inflated again.
+partial only where no saved state can be trusted), and the download continues where the disk ends. Bytes
+on disk are never fetched again and finished entries are never inflated again.
 
 The retry budget counts attempts that made **no progress** (no byte beyond the furthest point reached); an
 attempt that advanced resets it, so a slow but moving download is never abandoned. Restarts from zero have a

@@ -235,9 +235,9 @@ class Extractor:
     hashed and created by the writer pool (``writers=True``) in batches: creating 12k files one after the
     other is what made unpacking torch slow, not inflating it. With writers, small entries need not even be
     inflated on the calling thread: a parser built with ``pack_up_to=extractor.pack_up_to`` hands them over
-    whole (``EntryPacked``) and the writers inflate and verify them too, beside the parser. Large files are opened on the calling thread
-    (so collisions are found in stream order) and hashed + written by the ``_Sink`` thread, overlapping
-    inflation. ``files`` lists every finished file in stream order; a file's digest is there only after
+    whole (``EntryPacked``) and the writers inflate and verify them too, beside the parser. Large files are
+    opened on the calling thread (so collisions are found in stream order) and hashed + written by the
+    ``_Sink`` thread, overlapping inflation. ``files`` lists every finished file in stream order; a file's digest is there only after
     :meth:`drain` (called by :meth:`sync`, the central directory, and :meth:`close`): read ``files`` after
     draining, never in between.
 
@@ -454,7 +454,7 @@ class Extractor:
             raise self._failed
         batch = self._batch
         batch.files.append((path, content, name, offset))
-        batch.size += size  # inflated bytes: what the batch will hold at its peak
+        batch.size += size  # what the batch holds until written (packed: compressed and inflated bytes)
         if len(batch.files) >= _BATCH_FILES or batch.size >= _BATCH_BYTES:
             self._send_batch()
 

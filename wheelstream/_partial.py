@@ -268,12 +268,11 @@ def _fsync_dir(path: Path) -> None:
 
 
 class PartialFile:
-    """Append-only raw bytes of the wheel; ``sync`` makes what was written durable and returns ``D``.
+    """Append-only raw bytes of the wheel; ``sync`` makes what was written durable.
 
     Thread-safe for one writer and one syncer: ``write`` (network thread) is an unbuffered ``os.write`` at
-    the end and advances ``length`` only after the bytes are in the kernel; ``sync`` (the unpack worker, at a
-    periodic checkpoint) reads ``length`` *before* its fsync, so every byte below the returned ``D`` is
-    durable.
+    the end and advances ``length`` only after the bytes are in the kernel; a checkpoint reads ``length`` as
+    ``D`` *before* calling ``sync`` (another thread), so every byte below ``D`` is durable once it returns.
     """
 
     def __init__(self, path: Path) -> None:
@@ -285,10 +284,8 @@ class PartialFile:
         write_all(self._fd, data)
         self.length += len(data)
 
-    def sync(self) -> int:
-        length = self.length
+    def sync(self) -> None:
         os.fsync(self._fd)
-        return length
 
     def truncate(self, length: int) -> None:
         os.ftruncate(self._fd, length)

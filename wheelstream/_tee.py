@@ -322,10 +322,10 @@ class Tee:
         """
         entries = list(self.parser.finished_since(self._handed_over))
         files = self.extractor.files
-        missing = [e.name for e in entries if not e.name.endswith("/") and not getattr(files.get(e.name), "sha256", "")]
-        if missing:  # never record an entry as finished without its written, hashed file (DESIGN §2 rule 1)
-            raise RuntimeError(f"checkpoint refused: {len(missing)} finished entries have no written file, "
-                               f"first {missing[0]!r}")
+        for entry in entries:  # never record an entry as finished without its written, hashed file (rule 1)
+            staged = files.get(entry.name)
+            if not entry.name.endswith("/") and (staged is None or not staged.sha256):
+                raise RuntimeError(f"checkpoint refused: finished entry {entry.name!r} has no written file")
         self._handed_over += len(entries)
         return _Snapshot(
             self.parser.checkpoint,
@@ -422,7 +422,7 @@ def parse_block(parser: ZipStreamParser, extractor: Extractor, chunk: bytes) -> 
                 return event.header.offset
             extractor.handle(event)
     except ArchiveError:
-        extractor.drain()  # a packed entry before this one may be bad too: the writers' error is first in the stream
+        extractor.drain()  # a packed entry before this one may be bad too: the writers' error comes first
         raise
     return None
 

@@ -191,6 +191,8 @@ def _extra_fields(extra: bytes, offset: int, name: str) -> dict[int, bytes]:
     Up to 3 trailing bytes are ignored, as zipfile ignores them.
     """
     fields: dict[int, bytes] = {}
+    if not extra:
+        return fields  # most records (torch: every central one) have none
     pos = 0
     while pos + 4 <= len(extra):
         header_id, size = struct.unpack_from("<HH", extra, pos)
@@ -253,7 +255,7 @@ def parse_central_record(buf: bytes | bytearray, pos: int, offset: int) -> tuple
         return None
     start = pos + CENTRAL_HEADER.size
     name = decode_name(bytes(buf[start : start + name_len]), flags, offset)
-    fields = _extra_fields(bytes(buf[start + name_len : start + name_len + extra_len]), offset, name) if extra_len else {}
+    fields = _extra_fields(bytes(buf[start + name_len : start + name_len + extra_len]), offset, name)
     wanted = [
         key
         for key, value in (("usize", usize), ("csize", csize), ("offset", local_offset), ("disk", disk))

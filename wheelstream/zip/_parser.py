@@ -52,6 +52,7 @@ agreement, offsets and duplicates when the central directory is complete, traili
 from __future__ import annotations
 
 import enum
+import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from wheelstream.errors import (
@@ -710,12 +711,11 @@ def _name_key(name: str) -> str:
 
 
 _COMPARED = ("name", "method", "flags", "crc", "compressed_size", "uncompressed_size")
+_compared = operator.attrgetter(*_COMPARED)
 
 
 def _compare(local: LocalEntry, record: CentralRecord) -> None:
-    if (local.name, local.method, local.flags, local.crc, local.compressed_size, local.uncompressed_size) == (
-        record.name, record.method, record.flags, record.crc, record.compressed_size, record.uncompressed_size
-    ):
+    if _compared(local) == _compared(record):
         return  # the usual case, in one compare; the loop below only names the first field that differs
     for field in _COMPARED:
         ours, theirs = getattr(local, field), getattr(record, field)
