@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from test_install_support import build_wheel, snapshot, stage
 
 from wheelstream.errors import RecordError, WheelMetadataError
 from wheelstream.installer import install_staged
+from wheelstream.installer._records import RecordRow, parse_record, record_bytes
 
 FILES = {"pkg/__init__.py": b"x = 1\n", "pkg/mod.py": b"y = 2\n", "pkg-1.0.data/data/share/a.txt": b"a\n"}
 
@@ -96,3 +101,54 @@ def test_signatures_need_no_row(tmp_path: Path) -> None:
     }
     install_staged(type(staged)(staged.filename, staged.root, files), tmp_path / "t")
     assert (tmp_path / "t" / "pkg-1.0.dist-info" / "RECORD.jws").is_file()
+
+
+def test_other_accepted_spellings_pass(tmp_path: Path) -> None:
+    """Rows that miss the fast compare (padded base64, no size, sha512) are still accepted, as before."""
+    import base64
+    import hashlib
+
+    def b64(digest: bytes) -> str:
+        return base64.urlsafe_b64encode(digest).decode()
+
+    init, mod = FILES["pkg/__init__.py"], FILES["pkg/mod.py"]
+    rows = (
+        f"pkg/__init__.py,sha256={b64(hashlib.sha256(init).digest())},",  # padded, no size
+        f"pkg/mod.py,sha512={b64(hashlib.sha512(mod).digest()).rstrip('=')},{len(mod)}",
+    )
+    wheel = build_wheel(
+        tmp_path / "w",
+        "pkg-1.0-py3-none-any.whl",
+        {k: v for k, v in FILES.items() if k.startswith("pkg/")},
+        drop_from_record=("pkg/__init__.py", "pkg/mod.py"),
+        extra_record_rows=rows,
+    )
+    install_staged(stage(wheel, tmp_path / "staged"), tmp_path / "t")
+    installed = (tmp_path / "t" / "pkg-1.0.dist-info" / "RECORD").read_text()
+    assert "pkg/mod.py,sha512=" in installed  # kept verbatim, as pip keeps it
+
+
+_FIELD = st.text(alphabet=st.sampled_from(list('ab/.=_-0189 ,"\r\n\t\0é')), max_size=12)
+
+
+@given(st.lists(st.tuples(_FIELD, _FIELD, _FIELD), max_size=8))
+def test_record_bytes_is_what_csv_writes(rows: list[tuple[str, str, str]]) -> None:
+    """The joined fast path and csv.writer give the same bytes, quoting or not."""
+    records = [RecordRow(*row) for row in rows]
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer).writerows(sorted(rows))
+    assert record_bytes(records) == buffer.getvalue().encode("utf-8")
+
+
+@given(st.lists(st.lists(_FIELD, min_size=1, max_size=3), max_size=6))
+def test_parse_record_round_trips_and_pads(rows: list[list[str]]) -> None:
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer).writerows(rows)
+    text = buffer.getvalue()
+    expected = [RecordRow(*(fields + ["", ""])[:3]) for fields in csv.reader(text.splitlines()) if fields]
+    assert parse_record(text, "w.whl", "d/RECORD") == expected
+
+
+def test_parse_record_rejects_a_fourth_field() -> None:
+    with pytest.raises(RecordError, match="row 2 has 4 fields"):
+        parse_record("a,sha256=x,1\nb,sha256=y,2,extra\n", "w.whl", "d/RECORD")

@@ -188,14 +188,17 @@ def _move_whole_dirs(prep: _Prepared, writer: HomeWriter) -> set[str]:
     staged, lib = prep.item.staged, prep.lib
     groups: dict[str, list[str]] = {}
     blocked = {empty.split("/", 1)[0] for empty in staged.empty_dirs}
+    below_lib = posixpath.join(lib, "")  # what posixpath.join(lib, member) puts before a member
     for member, placement in prep.placements.items():
         top, sep, _ = member.partition("/")
         if not sep:
             continue  # a root file
-        if top.endswith(".data") or placement.script or placement.dest != posixpath.join(lib, member):
+        if top.endswith(".data") or placement.script or placement.dest != below_lib + member:
             blocked.add(top)
+        elif top in groups:
+            groups[top].append(member)
         else:
-            groups.setdefault(top, []).append(member)
+            groups[top] = [member]
     in_tree = collections.Counter(name.split("/", 1)[0] for name in staged.files if "/" in name)
     moved: set[str] = set()
     for top, members in groups.items():
