@@ -245,3 +245,39 @@ def test_end_of_input_inside_a_packed_entry_is_a_truncation_naming_the_entry() -
     parser.receive_data(b"")
     with pytest.raises(TruncatedArchive, match=r"inside entry data \(entry '[^']+', offset \d+\)"):
         list(parser.events())
+
+
+def _renamed(placeholder: str, raw_name: bytes, utf8_flag: bool) -> bytes:
+    """A one-file zip whose name bytes are ``raw_name`` in both headers (zipfile would set bit 11 itself)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(placeholder, b"hello\n")
+    data = buffer.getvalue()
+    assert len(raw_name) == len(placeholder) and data.count(placeholder.encode()) == 2
+    data = data.replace(placeholder.encode(), raw_name)
+    if utf8_flag:
+        for signature, flags_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+            at = data.index(signature) + flags_at
+            data = data[:at] + (int.from_bytes(data[at : at + 2], "little") | 0x800).to_bytes(2, "little") + data[at + 2 :]
+    return data
+
+
+@pytest.mark.parametrize(
+    ("raw_name", "utf8_flag"),
+    [(b"caf\x82.txt", False), ("café.txt".encode(), True), (b"plain.txt", False), (b"plain.txt", True)],
+    ids=["cp437", "utf8", "ascii", "ascii-flagged"],
+)
+def test_names_decode_as_zipfile_decodes_them(raw_name: bytes, utf8_flag: bool) -> None:
+    data = _renamed("x" * (len(raw_name) - 4) + ".txt", raw_name, utf8_flag)
+    (expected,) = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    files, _events = parse_all(data, chunked(data, [7] * 100))
+    assert list(files) == [expected]
+
+
+def test_a_flagged_name_that_is_not_utf8_is_refused() -> None:
+    from wheelstream.errors import MalformedRecord
+
+    data = _renamed("xxx.txt", b"ca\xff.txt", utf8_flag=True)
+    with pytest.raises(MalformedRecord, match=r"entry name is not valid UTF-8") as caught:
+        parse_all(data, [data])
+    assert caught.value.entry == "ca\\xff.txt" and caught.value.offset == 0

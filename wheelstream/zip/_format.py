@@ -122,7 +122,7 @@ class CentralRecord(NamedTuple):
 
     @property
     def is_symlink(self) -> bool:
-        return stat.S_ISLNK(self.unix_mode)
+        return stat.S_IFMT(self.external_attr >> 16) == stat.S_IFLNK  # asked of every record
 
     @property
     def is_executable(self) -> bool:
@@ -150,12 +150,17 @@ class EndOfCentralDirectory:
     needs_zip64: bool
 
 
-def decode_name(raw: bytes, flags: int, offset: int) -> str:
-    """Decode an entry name the way zipfile and pip do: UTF-8 when bit 11 is set, else CP437."""
+def decode_name(raw: bytes | bytearray, flags: int, offset: int) -> str:
+    """Decode an entry name the way zipfile and pip do: UTF-8 when bit 11 is set, else CP437.
+
+    An ASCII name reads the same in both, and decoding it as UTF-8 is done in C; Python's cp437 codec is
+    Python-level code (``encodings/cp437.py``), and most wheels (torch included) leave bit 11 clear."""
     try:
-        return raw.decode("utf-8") if flags & FLAG_UTF8 else raw.decode("cp437")
+        return raw.decode("utf-8") if flags & FLAG_UTF8 or raw.isascii() else raw.decode("cp437")
     except UnicodeDecodeError:
-        raise MalformedRecord("entry name is not valid UTF-8", entry=repr(raw)[2:-1], offset=offset) from None
+        raise MalformedRecord(
+            "entry name is not valid UTF-8", entry=repr(bytes(raw))[2:-1], offset=offset
+        ) from None
 
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -230,8 +235,8 @@ def parse_local_header(buf: bytes | bytearray, pos: int, offset: int) -> LocalHe
     if len(buf) - pos < total:
         return None
     start = pos + LOCAL_HEADER.size
-    name = decode_name(bytes(buf[start : start + name_len]), flags, offset)
-    fields = _extra_fields(bytes(buf[start + name_len : start + name_len + extra_len]), offset, name)
+    name = decode_name(buf[start : start + name_len], flags, offset)
+    fields = _extra_fields(bytes(buf[start + name_len : start + total - LOCAL_HEADER.size]), offset, name)
     zip64 = ZIP64_EXTRA_ID in fields
     if zip64:
         values = _zip64_values(fields[ZIP64_EXTRA_ID], ["usize", "csize"], offset, name)
@@ -254,14 +259,14 @@ def parse_central_record(buf: bytes | bytearray, pos: int, offset: int) -> tuple
     if len(buf) - pos < total:
         return None
     start = pos + CENTRAL_HEADER.size
-    name = decode_name(bytes(buf[start : start + name_len]), flags, offset)
+    name = decode_name(buf[start : start + name_len], flags, offset)
     fields = _extra_fields(bytes(buf[start + name_len : start + name_len + extra_len]), offset, name)
-    wanted = [
-        key
-        for key, value in (("usize", usize), ("csize", csize), ("offset", local_offset), ("disk", disk))
-        if value == (U16_MAX if key == "disk" else U32_MAX)
-    ]
-    if wanted:
+    if U32_MAX in (usize, csize, local_offset) or disk == U16_MAX:  # 4.5.3: these values are in ZIP64 extra
+        wanted = [
+            key
+            for key, value in (("usize", usize), ("csize", csize), ("offset", local_offset), ("disk", disk))
+            if value == (U16_MAX if key == "disk" else U32_MAX)
+        ]
         if ZIP64_EXTRA_ID not in fields:
             raise MalformedRecord("central record needs a ZIP64 extra field it lacks", entry=name, offset=offset)
         values = _zip64_values(fields[ZIP64_EXTRA_ID], wanted, offset, name)

@@ -514,25 +514,27 @@ class ZipStreamParser:
     # -- CENTRAL_DIRECTORY and end records (4.3.12 - 4.3.16) ------------------------------------------
 
     def _read_central_directory(self) -> Event | None:
+        buf, records = self._buf, self._records  # receive_data never runs while this loop does
         while True:
-            sig = self._peek_signature("the central directory")
-            if sig is None:
-                return None
-            if sig == fmt.EOCD_SIG:
+            # _peek_signature, inline: torch has 12k records, and this loop is most of a resumed run's tail.
+            pos = self._pos
+            if len(buf) - pos < 4:
+                return self._incomplete("the central directory")
+            sig = bytes(buf[pos : pos + 4])
+            if sig == fmt.CENTRAL_HEADER_SIG and self._cd_end is None:
+                parsed = fmt.parse_central_record(buf, pos, self._base + pos)
+                if parsed is None:
+                    return self._incomplete("the central directory")
+                self._match_record(parsed[0])
+                records.append(parsed[0])
+                self._pos = pos + parsed[1]
+            elif sig == fmt.EOCD_SIG:
                 return self._read_eocd()
-            if not self._read_directory_record(sig):
+            elif not self._read_end_record(sig):
                 return self._incomplete("the central directory")
 
-    def _read_directory_record(self, sig: bytes) -> bool:
-        """Consume one central record, ZIP64 end record or locator; False if it is not all buffered yet."""
-        if sig == fmt.CENTRAL_HEADER_SIG and self._zip64_eocd is None and self._cd_end is None:
-            parsed = fmt.parse_central_record(self._buf, self._pos, self.offset)
-            if parsed is None:
-                return False
-            self._match_record(parsed[0])
-            self._records.append(parsed[0])
-            self._pos += parsed[1]
-            return True
+    def _read_end_record(self, sig: bytes) -> bool:
+        """Consume the ZIP64 end record or its locator; False if it is not all buffered yet."""
         if self._cd_end is None:
             self._cd_end = self.offset
         if sig == fmt.ZIP64_EOCD_SIG and self._zip64_eocd is None:
