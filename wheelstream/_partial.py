@@ -50,6 +50,8 @@ _ENTRY_FIELDS = LocalEntry._fields
 # compare checks a whole line, a third of what checking field by field cost on torch's 11.6k lines.
 _ENTRY_TYPES = tuple(str if name == "name" else int for name in _ENTRY_FIELDS)
 _FILE_TYPES = (*_ENTRY_TYPES, int, str, bool)  # ... then the staged file's size, sha256, executable
+_ENTRY_LENGTH = len(_ENTRY_FIELDS)
+_new_tuple = tuple.__new__
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode  # ensure_ascii: a raw newline only ends a line
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation under os.write
 
@@ -217,11 +219,13 @@ def _parse_line(row: Any) -> tuple[LocalEntry, StagedFile | None]:
     if type(row) is not list:
         raise ValueError("malformed entries log line")
     kinds = tuple(map(type, row))
+    # The types are checked whole, so the tuples are built without the generated __new__ (a resume reads one
+    # line per finished entry: 11.6k for torch).
     if kinds == _FILE_TYPES:
-        entry = LocalEntry(*row[: len(_ENTRY_FIELDS)])
-        return entry, StagedFile(entry.name, *row[len(_ENTRY_FIELDS) :])
+        entry = _new_tuple(LocalEntry, row[:_ENTRY_LENGTH])
+        return entry, _new_tuple(StagedFile, (entry.name, *row[_ENTRY_LENGTH:]))
     if kinds == _ENTRY_TYPES:
-        return LocalEntry(*row), None
+        return _new_tuple(LocalEntry, row), None
     raise ValueError("malformed entries log line")
 
 
