@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+import struct
 import zipfile
 from collections.abc import Iterable
 
@@ -281,3 +282,13 @@ def test_a_flagged_name_that_is_not_utf8_is_refused() -> None:
     with pytest.raises(MalformedRecord, match=r"entry name is not valid UTF-8") as caught:
         parse_all(data, [data])
     assert caught.value.entry == "ca\\xff.txt" and caught.value.offset == 0
+
+
+def test_input_ending_at_a_central_record_boundary_is_truncated() -> None:
+    data = WELLFORMED[next(iter(WELLFORMED))]()
+    (cd_offset,) = struct.unpack_from("<I", data, data.rindex(b"PK\x05\x06") + 16)
+    name_len, extra_len, comment_len = struct.unpack_from("<HHH", data, cd_offset + 28)
+    boundary = cd_offset + 46 + name_len + extra_len + comment_len
+    with pytest.raises(TruncatedArchive, match="inside the central directory") as caught:
+        parse_all(data[:boundary], chunked(data[:boundary], [4096] * 1000))
+    assert caught.value.offset == boundary

@@ -44,8 +44,11 @@ class RecordRow(NamedTuple):
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
 _NEW_ROW = tuple.__new__  # a named tuple from a list without the generated ``__new__``'s argument unpacking
-# The characters that make csv's default dialect (QUOTE_MINIMAL, "\r\n") quote a field.
-_CSV_SPECIAL = (",", '"', "\r", "\n")
+# The characters that make csv's default dialect (QUOTE_MINIMAL, "\r\n") quote a field, and NUL, which Python
+# 3.10's writer refuses (cpython#97503): a field holding any of them goes through csv itself. The fields are
+# joined with a character that is none of these.
+_CSV_SPECIAL = (",", '"', "\r", "\n", "\0")
+_FIELD_SEPARATOR = "\x1f"
 
 
 @functools.lru_cache(maxsize=1 << 16)  # asked twice per file (RECORD check, then the installed RECORD)
@@ -60,9 +63,19 @@ def parse_record(text: str, filename: str, member: str) -> list[RecordRow]:
 
     Every row of a well-formed RECORD has three fields: then the rows are made in one pass (torch's 12k rows:
     11 ms instead of 28, on the project machine); anything else takes the row-by-row path."""
-    table = list(csv.reader(text.splitlines()))
+    reader = csv.reader(text.splitlines())
+    table: list[list[str]] = []
+    try:
+        table.extend(reader)  # keeps the rows read before an error
+    except csv.Error as exc:
+        _rows(table, filename, member)  # an earlier row's problem is reported first, as row by row would
+        raise RecordError(f"row {reader.line_num} cannot be read ({exc})", wheel=filename, entry=member) from None
     if all(len(fields) == 3 for fields in table):
         return [_NEW_ROW(RecordRow, fields) for fields in table]
+    return _rows(table, filename, member)
+
+
+def _rows(table: list[list[str]], filename: str, member: str) -> list[RecordRow]:
     rows = []
     for number, fields in enumerate(table, start=1):
         if not fields:
@@ -167,7 +180,7 @@ def record_bytes(rows: Iterable[RecordRow]) -> bytes:
     When no field holds a character csv would quote, the lines are joined directly: the same bytes as
     ``csv.writer`` (a property test checks it), without its per-row cost (torch: 25 ms of a 140 ms install)."""
     ordered = sorted(rows)  # named tuples sort as (path, hash, size) tuples
-    everything = "\0".join(itertools.chain.from_iterable(ordered))
+    everything = _FIELD_SEPARATOR.join(itertools.chain.from_iterable(ordered))
     if not any(special in everything for special in _CSV_SPECIAL):
         return "".join([f"{path},{digest},{size}\r\n" for path, digest, size in ordered]).encode("utf-8")
     buffer = io.StringIO(newline="")
