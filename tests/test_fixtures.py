@@ -504,6 +504,15 @@ def check_case(name: str, case: HostileCase) -> None:
         assert struct.unpack_from("<Q", data, record + 4)[0] == 44 + 56
         with pytest.raises(ValueError, match="no ZIP64 EOCD before the locator"):
             read_raw(data)  # a reader that assumes no extensible data (as zipfile does) reads garbage
+    elif name.startswith("central_record_after_zip64_"):
+        z64, locator, eocd = data.rindex(b"PK\x06\x06"), data.rindex(b"PK\x06\x07"), data.rindex(b"PK\x05\x06")
+        stray = data.rindex(b"PK\x01\x02")
+        if name.endswith("end_record"):
+            assert z64 < stray < locator < eocd
+        else:
+            assert z64 < locator < stray < eocd
+        with pytest.raises(zipfile.BadZipFile):
+            zipfile.ZipFile(io.BytesIO(data))
     else:
         raise AssertionError(f"no check for hostile case {name!r}")
 
