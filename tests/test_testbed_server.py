@@ -161,3 +161,20 @@ def test_throughput_without_faults_is_at_least_1_gb_per_s(tmp_path) -> None:
             assert total > 1 << 30
     print(f"best of 3: {best / 1e9:.2f} GB/s")
     assert best >= 1e9
+
+
+def test_small_responses_are_not_held_back(server: FaultServer) -> None:
+    """Headers and body leave in two sends; with Nagle's algorithm a small body waited for the client's delayed
+    ACK (20-40 ms a response on loopback). The test bed sets TCP_NODELAY as real servers do."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port)
+    conn.request("GET", "/" + NAME, headers={"Range": "bytes=0-2999"})
+    conn.getresponse().read()  # the connection is up
+    times = []
+    for i in range(21):
+        t0 = time.perf_counter()
+        conn.request("GET", "/" + NAME, headers={"Range": f"bytes={i}-{i + 2999}"})
+        assert conn.getresponse().read() == DATA[i : i + 3000]
+        times.append(time.perf_counter() - t0)
+    conn.close()
+    median = sorted(times)[len(times) // 2]
+    assert median < 0.010, f"median small response took {median * 1000:.1f} ms"
