@@ -176,5 +176,5 @@ def test_small_responses_are_not_held_back(server: FaultServer) -> None:
         assert conn.getresponse().read() == DATA[i : i + 3000]
         times.append(time.perf_counter() - t0)
     conn.close()
-    median = sorted(times)[len(times) // 2]
-    assert median < 0.010, f"median small response took {median * 1000:.1f} ms"
+    # The stall hit every response, so even the fastest of 21 showed it; a busy machine only slows some.
+    assert min(times) < 0.010, f"the fastest small response took {min(times) * 1000:.1f} ms"
