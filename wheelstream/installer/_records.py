@@ -8,7 +8,8 @@ and reported in one :class:`~wheelstream.errors.RecordError`, like pypa/installe
 Writing follows pip's ``get_csv_rows_for_installed`` + ``_normalized_outrows``
 (``_internal/operations/install/wheel.py``): rows keep the archive's hash and size strings unless the file was
 changed on the way in (``#!python`` scripts), generated files are appended with fresh hashes, files installed
-but never listed get ``path,,``, and the whole is sorted and written by :mod:`csv` (``\\r\\n`` line ends).
+but never listed get ``path,,``, and the whole is sorted and written as :mod:`csv` writes it (``\\r\\n`` line
+ends; joined directly when no field needs quoting — the same bytes).
 """
 
 from __future__ import annotations

@@ -236,7 +236,7 @@ def parse_local_header(buf: bytes | bytearray, pos: int, offset: int) -> LocalHe
         return None
     start = pos + LOCAL_HEADER.size
     name = decode_name(buf[start : start + name_len], flags, offset)
-    fields = _extra_fields(bytes(buf[start + name_len : start + total - LOCAL_HEADER.size]), offset, name)
+    fields = _extra_fields(bytes(buf[start + name_len : start + name_len + extra_len]), offset, name)
     zip64 = ZIP64_EXTRA_ID in fields
     if zip64:
         values = _zip64_values(fields[ZIP64_EXTRA_ID], ["usize", "csize"], offset, name)
