@@ -227,3 +227,20 @@ def test_spec_language_matches_python_faults() -> None:
         parse_fault("explode")
     with pytest.raises(ValueError, match="bad fault"):
         parse_fault("stall=10")
+
+
+@pytest.mark.parametrize("reset", [False, True])
+def test_cut_of_a_file_on_disk_is_byte_exact(tmp_path, reset: bool) -> None:
+    """A cut with nothing else shaping the bytes goes out through sendfile: still exactly N bytes, then the end."""
+    path = tmp_path / NAME
+    path.write_bytes(DATA * 8)  # 2 MiB: several sendfile calls' worth
+    at = 1_234_567
+    with FaultServer() as s:
+        s.add_file(NAME, path, plan=FaultPlan(Cut(after=at, reset=reset, requests=1)))
+        _, got, exc = fetch(s.url_for(NAME), {"Range": "bytes=100-"})
+        assert isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError))
+        if not reset:
+            assert got == (DATA * 8)[100 : 100 + at]  # after a RST the client may lose what was in flight
+        assert s.bytes_sent(NAME) == at and s.requests[-1].cut
+        _, rest, exc2 = fetch(s.url_for(NAME), {"Range": f"bytes={100 + at}-"})
+        assert exc2 is None and rest == (DATA * 8)[100 + at :]

@@ -74,8 +74,11 @@ class Decision:
 
     @property
     def plain(self) -> bool:
-        """No byte-level fault: the body may go out in one sendfile/sendall."""
-        return not (self.is_cut or self.stalls or self.rate or self.corrupt)
+        """Nothing shapes the bytes that leave (no stall, rate or corruption): they go out in one
+        sendfile/sendall — also for a cut, which is exactly ``send`` bytes and then the end of the connection.
+        A cut through Python-level chunk copies made the server use a core's worth of time the client under
+        test could have used (the benchmark's (c) scenario)."""
+        return not (self.stalls or self.rate or self.corrupt)
 
 
 class Unsatisfiable(Exception):
