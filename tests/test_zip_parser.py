@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import random
-import struct
 import zipfile
 from collections.abc import Iterable
 
@@ -13,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fixtures.wellformed import REAL_WHEELS, STREAMABLE, WELLFORMED
+from fixtures.zipbuild import read_raw
 from wheelstream.errors import StrayData, TruncatedArchive, UsageError
 from wheelstream.zip import (
     NEED_DATA,
@@ -286,9 +286,7 @@ def test_a_flagged_name_that_is_not_utf8_is_refused() -> None:
 
 def test_input_ending_at_a_central_record_boundary_is_truncated() -> None:
     data = WELLFORMED[next(iter(WELLFORMED))]()
-    (cd_offset,) = struct.unpack_from("<I", data, data.rindex(b"PK\x05\x06") + 16)
-    name_len, extra_len, comment_len = struct.unpack_from("<HHH", data, cd_offset + 28)
-    boundary = cd_offset + 46 + name_len + extra_len + comment_len
+    boundary = read_raw(data).central[1].offset  # the end of the first central record
     with pytest.raises(TruncatedArchive, match="inside the central directory") as caught:
         parse_all(data[:boundary], chunked(data[:boundary], [4096] * 1000))
     assert caught.value.offset == boundary
