@@ -9,6 +9,8 @@ leaves the target half-installed, and the next run resumes what was interrupted.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import threading
 import urllib.parse
@@ -17,14 +19,16 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 
 from wheelstream._cache import Cache
-from wheelstream._download import DownloadOptions, DownloadResult, fetch_wheel, unpack_local
+from wheelstream._download import CancelSignal, DownloadOptions, DownloadResult, fetch_wheel, unpack_local
 from wheelstream._http_client import new_client
 from wheelstream._progress import ProgressCallback
 from wheelstream._urls import filename_from_url, redact, split_hash_fragment
+from wheelstream._workers import ProcessPool, processes_available
 from wheelstream.errors import Interrupted, UsageError
 from wheelstream.installer import (
     InstallReport,
@@ -136,10 +140,10 @@ def _fetch_all(
     cache = Cache.at(cache_dir)
     if client is not None:
         return _fetch_with(names, cache, client, hashes or {}, index_url, jobs, options, progress,
-                           ignore_tags, python, keep_wheels_in, keep_unpacked)
+                           ignore_tags, python, keep_wheels_in, keep_unpacked, own_client=False)
     with new_client(timeout) as own:
         return _fetch_with(names, cache, own, hashes or {}, index_url, jobs, options, progress,
-                           ignore_tags, python, keep_wheels_in, keep_unpacked)
+                           ignore_tags, python, keep_wheels_in, keep_unpacked, own_client=True)
 
 
 def _fetch_with(
@@ -155,6 +159,7 @@ def _fetch_with(
     python: str | None,
     keep_wheels_in: Path | None,
     keep_unpacked: bool,
+    own_client: bool,
 ) -> list[tuple[_Resolved, DownloadResult]]:
     interpreter = probe_interpreter(python)
     resolved = [_resolve(s, hashes, index_url, cache, client, interpreter.tags) for s in sources]
@@ -162,66 +167,113 @@ def _fetch_with(
         for item in resolved:  # fail before downloading anything, as pip does
             name = filename_from_url(item.url) if item.url else (item.path.name if item.path else "")
             check_tags(name, parse_filename(name).tags, interpreter.tags, interpreter.executable)
+    args = (cache, options, keep_wheels_in, keep_unpacked)
+    workers = min(max(1, jobs), len(resolved))
+    if workers > 1 and own_client and processes_available():
+        with contextlib.closing(ProcessPool(workers, timeout=options.timeout, progress=progress)) as processes:
+            handed = [processes.submit(_fetch_one, item, *args) for item in resolved]
+            return _collect(resolved, handed, processes.cancel, _Adopter(cache))
     cancel = threading.Event()
-
-    def one(item: _Resolved) -> tuple[_Resolved, DownloadResult]:
-        if cancel.is_set():
-            raise Interrupted("interrupted before this download started")
-        if item.url is not None:
-            result = fetch_wheel(
-                item.url,
-                cache=cache,
-                client=client,
-                expected_sha256=item.sha256,
-                options=options,
-                progress=progress,
-                keep_wheel_in=keep_wheels_in,
-                cancel=cancel,
-                keep_unpacked=keep_unpacked,
-            )
-        else:
-            assert item.path is not None
-            if not item.path.is_file():
-                raise UsageError(f"no such file: {item.path}")
-            result = unpack_local(item.path, cache=cache, expected_sha256=item.sha256, options=options,
-                                  progress=progress, keep_unpacked=keep_unpacked)
-            if keep_wheels_in is not None:
-                keep_wheels_in.mkdir(parents=True, exist_ok=True)
-                target = keep_wheels_in / item.path.name
-                if target.resolve() != item.path.resolve():
-                    target.write_bytes(item.path.read_bytes())
-        return item, result
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="wheelstream") as pool:
-        futures: list[Future[tuple[_Resolved, DownloadResult]]] = [pool.submit(one, r) for r in resolved]
-        try:
-            first_error = _wait_first_error(futures)
-        except KeyboardInterrupt:
-            _stop_all(futures, cancel)
-            _release(_succeeded(futures))
-            raise Interrupted("interrupted — run the same command again to resume") from None
-        if first_error is not None:
-            _stop_all(futures, cancel)  # the others checkpoint: their partials are kept for the next run
-            _release(_succeeded(futures))
-            raise first_error
-        return [f.result() for f in futures]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wheelstream") as threads:
+        futures = [
+            threads.submit(_fetch_one, item, *args, client=client, progress=progress, cancel=cancel)
+            for item in resolved
+        ]
+        return _collect(resolved, futures, cancel, Future.result)
 
 
-def _release(fetched: Sequence[tuple[_Resolved, DownloadResult]]) -> None:
+def _fetch_one(
+    item: _Resolved,
+    cache: Cache,
+    options: DownloadOptions,
+    keep_wheels_in: Path | None,
+    keep_unpacked: bool,
+    *,
+    client: httpx.Client,
+    progress: ProgressCallback | None,
+    cancel: CancelSignal,
+) -> DownloadResult:
+    """One source into the cache; on a download thread, or in a worker process (so: module level)."""
+    if cancel.is_set():
+        raise Interrupted("interrupted before this download started")
+    if item.url is not None:
+        return fetch_wheel(
+            item.url,
+            cache=cache,
+            client=client,
+            expected_sha256=item.sha256,
+            options=options,
+            progress=progress,
+            keep_wheel_in=keep_wheels_in,
+            cancel=cancel,
+            keep_unpacked=keep_unpacked,
+        )
+    assert item.path is not None
+    if not item.path.is_file():
+        raise UsageError(f"no such file: {item.path}")
+    result = unpack_local(item.path, cache=cache, expected_sha256=item.sha256, options=options,
+                          progress=progress, keep_unpacked=keep_unpacked)
+    if keep_wheels_in is not None:
+        keep_wheels_in.mkdir(parents=True, exist_ok=True)
+        target = keep_wheels_in / item.path.name
+        if target.resolve() != item.path.resolve():
+            target.write_bytes(item.path.read_bytes())
+    return result
+
+
+class _Adopter:
+    """A worker's result as the caller sees it: its handed-over claim adopted by this process, once."""
+
+    def __init__(self, cache: Cache) -> None:
+        self._cache = cache
+        self._results: dict[Future[tuple[DownloadResult, Path | None]], DownloadResult] = {}
+
+    def __call__(self, future: Future[tuple[DownloadResult, Path | None]]) -> DownloadResult:
+        if future not in self._results:
+            result, claimed = future.result()
+            if claimed is not None:
+                result = dataclasses.replace(result, claim=self._cache.adopt_claim(claimed))
+            self._results[future] = result
+        return self._results[future]
+
+
+_F = TypeVar("_F", bound="Future[Any]")
+
+
+def _collect(
+    resolved: Sequence[_Resolved],
+    futures: Sequence[_F],
+    cancel: CancelSignal,
+    result_of: Callable[[_F], DownloadResult],
+) -> list[tuple[_Resolved, DownloadResult]]:
+    """Every download's result in source order — or, at the first failure in time (or Ctrl-C), stop the rest
+    (they checkpoint: their partials are kept for the next run), release what succeeded, and raise."""
+    try:
+        first_error = _wait_first_error(futures)
+    except KeyboardInterrupt:
+        _stop_all(futures, cancel)
+        _release([result_of(f) for f in _succeeded(futures)])
+        raise Interrupted("interrupted — run the same command again to resume") from None
+    if first_error is not None:
+        _stop_all(futures, cancel)
+        _release([result_of(f) for f in _succeeded(futures)])
+        raise first_error
+    return [(item, result_of(future)) for item, future in zip(resolved, futures)]
+
+
+def _release(fetched: Sequence[DownloadResult]) -> None:
     """Remove the trees claimed for a move install (what the install left in them, or all after a failure)."""
-    for _item, result in fetched:
+    for result in fetched:
         if result.claim is not None:
             result.claim.release()
 
 
-def _succeeded(
-    futures: Sequence[Future[tuple[_Resolved, DownloadResult]]],
-) -> list[tuple[_Resolved, DownloadResult]]:
+def _succeeded(futures: Sequence[_F]) -> list[_F]:
     """The downloads that finished, once the rest were stopped: their claims must still be released."""
-    return [f.result() for f in futures if f.done() and not f.cancelled() and f.exception() is None]
+    return [f for f in futures if f.done() and not f.cancelled() and f.exception() is None]
 
 
-def _stop_all(futures: Sequence[Future[tuple[_Resolved, DownloadResult]]], cancel: threading.Event) -> None:
+def _stop_all(futures: Sequence[Future[Any]], cancel: CancelSignal) -> None:
     """Stop the running downloads at their next chunk (they checkpoint) and never start the queued ones."""
     cancel.set()
     for future in futures:
@@ -229,7 +281,7 @@ def _stop_all(futures: Sequence[Future[tuple[_Resolved, DownloadResult]]], cance
     wait(futures)
 
 
-def _wait_first_error(futures: Sequence[Future[tuple[_Resolved, DownloadResult]]]) -> BaseException | None:
+def _wait_first_error(futures: Sequence[Future[Any]]) -> BaseException | None:
     """Wait until all succeed or one fails; return the first failure *in time*.
 
     The wait polls: a signal (Ctrl-C, SIGTERM) may be delivered to any thread, and Python runs its handler
@@ -312,7 +364,7 @@ def install(
             on_warning=on_warning,
         )
     finally:
-        _release(fetched)
+        _release([result for _item, result in fetched])
     return InstallResult(tuple(_outcome(i, r, None) for i, r in fetched), report)
 
 

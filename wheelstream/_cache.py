@@ -114,6 +114,16 @@ class Cache:
             raise
         return Claim(root, lock)
 
+    def adopt_claim(self, root: Path) -> Claim:
+        """Take over a claim another process handed over (:meth:`Claim.hand_over`): a worker process unpacks,
+        this one installs. The lock file stayed (and is fresh), so no sweep removes the tree meanwhile."""
+        lock = filelock.FileLock(root.parent / f"{root.name}.lock", timeout=0, thread_local=False)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            raise OSError(f"a claimed tree is still locked by another process: {root}") from None
+        return Claim(root, lock)
+
     def sweep_claims(self) -> None:
         """Remove claimed trees (and lone lock files) whose owner is gone: their lock can be taken.
 
@@ -150,6 +160,11 @@ class Claim:
     def release(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
         _unlock(self._lock)
+
+    def hand_over(self) -> Path:
+        """Let another process adopt the tree (:meth:`Cache.adopt_claim`): unlock, keeping tree and lock file."""
+        self._lock.release()
+        return self.root
 
 
 def try_lock(path: Path) -> filelock.BaseFileLock | None:

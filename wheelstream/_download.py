@@ -42,6 +42,7 @@ import time
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import filelock
 import httpx
@@ -76,9 +77,20 @@ from wheelstream.errors import (
 )
 from wheelstream.zip import DEFAULT_MAX_UNPACKED_SIZE, ZipStreamParser
 
-__all__ = ["DownloadOptions", "DownloadResult", "fetch_wheel", "unpack_local"]
+__all__ = ["CancelSignal", "DownloadOptions", "DownloadResult", "fetch_wheel", "unpack_local"]
 
 _MB = 1024 * 1024
+
+
+class CancelSignal(Protocol):
+    """Set by someone else to stop a download like Ctrl-C would: a ``threading.Event`` (another thread) or a
+    ``multiprocessing`` event (the parent of a worker process)."""
+
+    def is_set(self) -> bool: ...
+
+    def set(self) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -196,7 +208,7 @@ class _Download:
         expected_sha256: str | None,
         progress: ProgressCallback | None,
         keep_wheel_in: Path | None,
-        cancel: threading.Event | None = None,
+        cancel: CancelSignal | None = None,
         keep_unpacked: bool = True,
     ) -> None:
         self.url, fragment_hash = split_hash_fragment(url)
@@ -653,7 +665,7 @@ def fetch_wheel(
     options: DownloadOptions = DownloadOptions(),
     progress: ProgressCallback | None = None,
     keep_wheel_in: Path | None = None,
-    cancel: threading.Event | None = None,
+    cancel: CancelSignal | None = None,
     keep_unpacked: bool = True,
 ) -> DownloadResult:
     """Download and unpack one wheel URL into the cache, resuming whatever an earlier attempt left.

@@ -76,6 +76,8 @@ class ConsoleProgress:
         self._lock = threading.Lock()
         self._wheels: dict[str, _Wheel] = {}
         self._rich: RichProgress | None = None
+        self._wanted = False  # start() was called: draw from the first report
+        self._drawing = False
         if self.bars:
             from rich.progress import (
                 BarColumn,
@@ -109,17 +111,24 @@ class ConsoleProgress:
     # -- lifecycle -----------------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._rich is not None:
-            self._rich.start()
+        """Bars are drawn from the first report on: rich's refresh thread starts only then, so an install of
+        several wheels can still fork its worker processes from a process with one thread (``_workers``)."""
+        self._wanted = self._rich is not None
 
     def stop(self) -> None:
-        if self._rich is not None:
-            self._rich.stop()
+        with self._lock:
+            self._wanted = False
+            if self._drawing and self._rich is not None:
+                self._rich.stop()
+                self._drawing = False
 
     # -- the callback (worker threads) -------------------------------------------------------------------
 
     def __call__(self, progress: Progress, /) -> None:
         with self._lock:
+            if self._wanted and not self._drawing and self._rich is not None:
+                self._rich.start()
+                self._drawing = True
             wheel = self._wheels.get(progress.wheel)
             if wheel is None:
                 wheel = self._wheels[progress.wheel] = _Wheel()

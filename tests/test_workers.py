@@ -1,0 +1,218 @@
+"""Installs of several wheels run their downloads in forked worker processes (``wheelstream._workers``): the
+same result as threads, and the same contract for Ctrl-C, kill -9 and errors. Through the CLI, as a user
+runs it, against the test bed on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from wheelstream import errors
+from wheelstream._workers import processes_available
+from wheelstream.testing import FaultPlan, FaultServer, Stall, build_wheel
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="worker processes are Linux-only")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def server() -> Iterator[FaultServer]:
+    with FaultServer() as srv:
+        yield srv
+
+
+def _add(server: FaultServer, name: str, plan: FaultPlan | None = None, files: int = 0) -> str:
+    """A wheel of ~256 KiB: one payload file, or ``files`` files of 64 KiB (finished entries to resume after)."""
+    extra = {f"{name}/part{i}.bin": os.urandom(64 * 1024) for i in range(files)}
+    filename, data = build_wheel(name, "1.0", payload_size=0 if files else 256 * 1024, files=extra)
+    return server.add_file(filename, data, plan=plan)
+
+
+def _env(cache: Path, **extra: str) -> dict[str, str]:
+    return {**os.environ, "WHEELSTREAM_CACHE_DIR": str(cache), "COLUMNS": "200", **extra}
+
+
+def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "wheelstream", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=env, cwd=ROOT, start_new_session=True,  # its own process group, like a terminal job
+    )
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_for(condition: Callable[[], bool], what: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _stalled_install(server: FaultServer, tmp_path: Path) -> tuple[subprocess.Popen[str], set[int], list[str]]:
+    """Three wheels, one of them stalled halfway; returns once the workers are there and the stalled one
+    has bytes on disk."""
+    # beta stalls past its first 1 MiB: the tee hands bytes on in 1 MiB blocks, and only entries finished
+    # from a handed-on block can be in a checkpoint for the rerun to resume after (what kill -9 keeps)
+    # A download blocked in a stall notices the cancel only when bytes come again (as on a thread): 4 s.
+    stall = Stall(at=1200 * 1024, seconds=4)
+    urls = [_add(server, "alpha"), _add(server, "beta", FaultPlan(stall), files=24), _add(server, "gamma")]
+    cache = tmp_path / "cache"
+    proc = _start(["install", *urls, "-t", str(tmp_path / "t")], _env(cache))
+    _wait_for(lambda: len(_children(proc.pid)) >= 2, "two worker processes")
+    workers = _children(proc.pid)
+    _wait_for(lambda: server.bytes_sent("beta-1.0-py3-none-any.whl") >= 1200 * 1024, "the stall")
+    time.sleep(0.8)  # the idle checkpoint (0.5 s without data) records what was parsed before the stall
+    return proc, workers, urls
+
+
+def test_several_wheels_install_the_same_tree_in_worker_processes_as_with_threads(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    urls = [_add(server, name, FaultPlan(Stall(at=64 * 1024, seconds=0.5)) if name == "beta" else None)
+            for name in ("alpha", "beta", "gamma", "delta")]
+    proc = _start(["install", *urls, "-t", str(tmp_path / "processes")], _env(tmp_path / "c1"))
+    _wait_for(lambda: len(_children(proc.pid)) >= 2 or proc.poll() is not None, "worker processes")
+    workers = _children(proc.pid)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert len(workers) >= 2, "the downloads did not run in worker processes"
+    assert "Installed 4 wheels" in err
+    threads = subprocess.run(
+        [sys.executable, "-m", "wheelstream", "install", *urls, "-t", str(tmp_path / "threads")],
+        check=False, capture_output=True, text=True, env=_env(tmp_path / "c2", WHEELSTREAM_PROCESSES="0"), cwd=ROOT, timeout=60,
+    )
+    assert threads.returncode == 0, threads.stderr
+    installed = _tree(tmp_path / "processes")
+    assert installed == _tree(tmp_path / "threads")  # every file, RECORD and INSTALLER included
+    assert {"alpha/__init__.py", "beta/__init__.py", "gamma/__init__.py", "delta/__init__.py"} <= set(installed)
+    claimed = tmp_path / "c1" / "claimed"
+    assert not claimed.exists() or not any(claimed.iterdir())  # each adopted claim was released
+
+
+def test_ctrl_c_stops_every_worker_checkpointed_and_the_rerun_resumes(server: FaultServer, tmp_path: Path) -> None:
+    proc, workers, urls = _stalled_install(server, tmp_path)
+    os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole group: the workers ignore it
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    errors_ = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors_) == 1 and errors_[0].startswith("error: interrupted at "), err
+    assert "Traceback" not in err
+    assert not any(_alive(pid) for pid in workers)
+    assert not (tmp_path / "t").exists()
+    server.set_plan("beta-1.0-py3-none-any.whl", FaultPlan())
+    rerun = subprocess.run([sys.executable, "-m", "wheelstream", "install", *urls, "-t", str(tmp_path / "t")], check=False,
+                           capture_output=True, text=True, env=_env(tmp_path / "cache"), cwd=ROOT, timeout=60)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "resumed at" in rerun.stderr
+    assert server.requests_for("beta-1.0-py3-none-any.whl")[-1].range is not None
+    assert (tmp_path / "t" / "beta" / "__init__.py").is_file()
+
+
+def test_workers_die_with_a_killed_parent_and_the_rerun_resumes(server: FaultServer, tmp_path: Path) -> None:
+    proc, workers, urls = _stalled_install(server, tmp_path)
+    os.kill(proc.pid, signal.SIGKILL)  # the parent alone, as the OOM killer would
+    proc.communicate(timeout=30)
+    _wait_for(lambda: not any(_alive(pid) for pid in workers), "the workers to die with their parent", 1.5)
+    server.set_plan("beta-1.0-py3-none-any.whl", FaultPlan())
+    rerun = subprocess.run([sys.executable, "-m", "wheelstream", "install", *urls, "-t", str(tmp_path / "t")], check=False,
+                           capture_output=True, text=True, env=_env(tmp_path / "cache"), cwd=ROOT, timeout=60)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "resumed at" in rerun.stderr
+    assert _tree(tmp_path / "t")["beta/__init__.py"]
+
+
+def test_a_bad_wheel_in_one_worker_stops_the_others_and_installs_nothing(server: FaultServer, tmp_path: Path) -> None:
+    good = _add(server, "alpha", FaultPlan(Stall(at=128 * 1024, seconds=4)))
+    bad = server.add_file("broken-1.0-py3-none-any.whl", b"PK\x03\x04" + b"\x00" * 4096)
+    cache = tmp_path / "cache"
+    proc = _start(["install", good, bad, "-t", str(tmp_path / "t")], _env(cache))
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    errors_ = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors_) == 1 and errors_[0].startswith("error: broken-1.0-py3-none-any.whl: "), err
+    assert "Traceback" not in err
+    assert not (tmp_path / "t").exists()
+    listing = subprocess.run([sys.executable, "-m", "wheelstream", "cache", "list"], check=False,
+                           capture_output=True,
+                             text=True, env=_env(cache), cwd=ROOT, timeout=30)
+    assert "partial downloads: 1" in listing.stdout, listing.stdout  # alpha's, stopped at the stall
+
+
+def test_progress_reports_reach_the_callers_callback_from_the_workers(server: FaultServer, tmp_path: Path) -> None:
+    urls = [_add(server, name) for name in ("alpha", "beta", "gamma")]
+    script = (
+        "import json, sys, wheelstream\n"
+        "from wheelstream._workers import processes_available\n"
+        "reports = []\n"
+        "available = processes_available()\n"
+        "result = wheelstream.install(sys.argv[3:], sys.argv[1], cache_dir=sys.argv[2], progress=reports.append)\n"
+        "print(json.dumps({'available': available, 'wheels': len(result.wheels),\n"
+        "    'finished': sorted({r.wheel for r in reports if r.finished}),\n"
+        "    'bytes': {r.wheel: r.bytes_done for r in reports if r.finished}}))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script, str(tmp_path / "t"), str(tmp_path / "c"), *urls], check=False,
+                           capture_output=True, text=True, cwd=ROOT, timeout=60, env=_env(tmp_path / "c"))
+    assert run.returncode == 0, run.stderr
+    seen = json.loads(run.stdout)
+    names = [f"{n}-1.0-py3-none-any.whl" for n in ("alpha", "beta", "gamma")]
+    assert seen["available"] is True and seen["wheels"] == 3
+    assert seen["finished"] == names
+    assert seen["bytes"] == {n: server.version(n).size for n in names}
+
+
+def test_threads_are_used_where_a_fork_is_not_safe(monkeypatch: pytest.MonkeyPatch) -> None:
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert not processes_available()  # a fork would copy whatever lock that thread holds
+    finally:
+        stop.set()
+        other.join()
+    if threading.active_count() == 1:  # (pytest-xdist or a plugin may run threads of its own)
+        assert processes_available()
+        monkeypatch.setenv("WHEELSTREAM_PROCESSES", "0")
+        assert not processes_available()
+
+
+@pytest.mark.parametrize("name", errors.__all__)
+def test_every_error_crosses_a_process_boundary_intact(name: str) -> None:
+    cls = getattr(errors, name)
+    error = cls("the cause", entry="pkg/mod.py", offset=1234).with_wheel("demo-1.0-py3-none-any.whl")
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is cls
+    assert (str(copy), copy.args, copy.wheel, copy.entry, copy.offset, copy.exit_code) == (
+        str(error), error.args, error.wheel, error.entry, error.offset, error.exit_code)
