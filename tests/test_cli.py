@@ -249,6 +249,34 @@ def test_signal_exits_130_keeps_the_partial_and_the_rerun_resumes(
     assert server.requests_for(filename)[-1].range is not None
 
 
+def test_ctrl_c_in_a_stall_exits_at_once_and_the_rerun_resumes(server: FaultServer, cache: Path,
+                                                                tmp_path: Path) -> None:
+    """The download thread is blocked in ``recv`` while the server says nothing; Ctrl-C must not wait for the
+    server (or the 30 s read timeout): the socket is shut, the checkpoint written, exit 130."""
+    filename, data = build_wheel("demo", "1.0", files={f"demo/m{i}.bin": os.urandom(64 * 1024) for i in range(24)})
+    url = server.add_file(filename, data, plan=FaultPlan(Stall(at=1200 * 1024, seconds=120)))
+    env = {**os.environ, "WHEELSTREAM_CACHE_DIR": str(cache)}
+    proc = subprocess.Popen([sys.executable, "-m", "wheelstream", "install", url, "-t", str(tmp_path / "t")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 20
+    while server.bytes_sent(filename) < 1200 * 1024 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 10, err
+    run = Run(proc.returncode, out, err)
+    assert run.code == 130, err
+    line = run.error_line()
+    assert line.startswith("error: interrupted at ") and "run the same command again" in line
+    server.set_plan(filename, FaultPlan())
+    rerun = ws("install", url, "-t", str(tmp_path / "t"), cache=cache)
+    assert rerun.code == 0, rerun.err
+    assert "resumed at" in rerun.err
+    assert server.requests_for(filename)[-1].range is not None
+
+
 # -- -r, --jobs, the index ---------------------------------------------------------------------------------
 
 

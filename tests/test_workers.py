@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from wheelstream import errors
-from wheelstream._workers import processes_available
+from wheelstream._cache import Cache
+from wheelstream._urls import cache_key
+from wheelstream._workers import _portable, processes_available
 from wheelstream.testing import FaultPlan, FaultServer, Stall, build_wheel
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="worker processes are Linux-only")
@@ -86,15 +88,16 @@ def _stalled_install(server: FaultServer, tmp_path: Path) -> tuple[subprocess.Po
     has bytes on disk."""
     # beta stalls past its first 1 MiB: the tee hands bytes on in 1 MiB blocks, and only entries finished
     # from a handed-on block can be in a checkpoint for the rerun to resume after (what kill -9 keeps)
-    # A download blocked in a stall notices the cancel only when bytes come again (as on a thread): 4 s.
-    stall = Stall(at=1200 * 1024, seconds=4)
+    stall = Stall(at=1200 * 1024, seconds=60)  # far longer than a test may wait: a cancel must cut it short
     urls = [_add(server, "alpha"), _add(server, "beta", FaultPlan(stall), files=24), _add(server, "gamma")]
     cache = tmp_path / "cache"
     proc = _start(["install", *urls, "-t", str(tmp_path / "t")], _env(cache))
     _wait_for(lambda: len(_children(proc.pid)) >= 2, "two worker processes")
     workers = _children(proc.pid)
     _wait_for(lambda: server.bytes_sent("beta-1.0-py3-none-any.whl") >= 1200 * 1024, "the stall")
-    time.sleep(0.8)  # the idle checkpoint (0.5 s without data) records what was parsed before the stall
+    entries = cache / "partial" / f"{cache_key(urls[1])}.entries"
+    # the idle checkpoint (0.5 s without data) records the entries parsed before the stall
+    _wait_for(lambda: entries.is_file() and entries.stat().st_size > 0, "the idle checkpoint")
     return proc, workers, urls
 
 
@@ -125,8 +128,10 @@ def test_several_wheels_install_the_same_tree_in_worker_processes_as_with_thread
 def test_ctrl_c_stops_every_worker_checkpointed_and_the_rerun_resumes(server: FaultServer, tmp_path: Path) -> None:
     proc, workers, urls = _stalled_install(server, tmp_path)
     os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole group: the workers ignore it
+    sent = time.monotonic()
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
+    assert time.monotonic() - sent < 10  # not held until the stalled server sends again
     errors_ = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(errors_) == 1 and errors_[0].startswith("error: interrupted at "), err
     assert "Traceback" not in err
@@ -155,11 +160,15 @@ def test_workers_die_with_a_killed_parent_and_the_rerun_resumes(server: FaultSer
 
 
 def test_a_bad_wheel_in_one_worker_stops_the_others_and_installs_nothing(server: FaultServer, tmp_path: Path) -> None:
-    good = _add(server, "alpha", FaultPlan(Stall(at=128 * 1024, seconds=4)))
-    bad = server.add_file("broken-1.0-py3-none-any.whl", b"PK\x03\x04" + b"\x00" * 4096)
+    good = _add(server, "alpha", FaultPlan(Stall(at=128 * 1024, seconds=60)))
+    # held back a second, so alpha is surely in its stall when the bad one fails
+    bad = server.add_file("broken-1.0-py3-none-any.whl", b"PK\x03\x04" + b"\x00" * 4096,
+                          plan=FaultPlan(Stall(at=0, seconds=1)))
     cache = tmp_path / "cache"
     proc = _start(["install", good, bad, "-t", str(tmp_path / "t")], _env(cache))
-    _out, err = proc.communicate(timeout=60)
+    _wait_for(lambda: len(_children(proc.pid)) >= 2 or proc.poll() is not None, "worker processes")
+    assert len(_children(proc.pid)) >= 2
+    _out, err = proc.communicate(timeout=30)  # alpha's worker is stopped in its stall, not after it
     assert proc.returncode == 1, err
     errors_ = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(errors_) == 1 and errors_[0].startswith("error: broken-1.0-py3-none-any.whl: "), err
@@ -216,3 +225,73 @@ def test_every_error_crosses_a_process_boundary_intact(name: str) -> None:
     assert type(copy) is cls
     assert (str(copy), copy.args, copy.wheel, copy.entry, copy.offset, copy.exit_code) == (
         str(error), error.args, error.wheel, error.entry, error.offset, error.exit_code)
+
+
+def test_a_killed_worker_is_one_error_line_naming_its_wheel(server: FaultServer, tmp_path: Path) -> None:
+    urls = [_add(server, "alpha", FaultPlan(Stall(at=128 * 1024, seconds=60))), _add(server, "beta")]
+    proc = _start(["install", *urls, "-t", str(tmp_path / "t")], _env(tmp_path / "cache"))
+    _wait_for(lambda: server.bytes_sent("alpha-1.0-py3-none-any.whl") >= 128 * 1024, "alpha's stall")
+    for pid in _children(proc.pid):
+        if "wheelstream" not in Path(f"/proc/{pid}/cmdline").read_text():
+            continue
+        os.kill(pid, signal.SIGKILL)  # every worker: whichever holds alpha dies in its stall
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1, err
+    errors_ = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors_) == 1, err
+    assert errors_[0].startswith(("error: alpha-1.0-py3-none-any.whl: ", "error: beta-1.0-py3-none-any.whl: ")), err
+    assert "the process unpacking it died" in errors_[0], err
+    assert "Traceback" not in err
+    assert not (tmp_path / "t").exists()
+
+
+def test_a_raising_progress_callback_stops_the_install_instead_of_hanging_it(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    urls = [_add(server, name) for name in ("alpha", "beta", "gamma")]
+    script = (
+        "import sys, wheelstream\n"
+        "def progress(report):\n"
+        "    raise ValueError('the callback broke')\n"
+        "try:\n"
+        "    wheelstream.install(sys.argv[3:], sys.argv[1], cache_dir=sys.argv[2], progress=progress)\n"
+        "except ValueError as exc:\n"
+        "    print('raised', exc)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script, str(tmp_path / "t"), str(tmp_path / "c"), *urls],
+                         check=False, capture_output=True, text=True, cwd=ROOT, timeout=60,
+                         env=_env(tmp_path / "c"))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "raised the callback broke"
+    assert not (tmp_path / "t").exists()
+
+
+def test_a_handed_over_claim_is_safe_from_sweeps_until_adopted(tmp_path: Path) -> None:
+    cache = Cache.at(tmp_path / "cache")
+    tree = tmp_path / "cache" / "staging" / "k"
+    (tree / "pkg").mkdir(parents=True)
+    (tree / "pkg" / "__init__.py").write_text("")
+    claim = cache.claim(tree)
+    lock_file = claim.root.parent / f"{claim.root.name}.lock"
+    os.utime(lock_file, (time.time() - 3600, time.time() - 3600))  # claimed long ago, by a slow download
+    root = claim.hand_over()
+    Cache.at(tmp_path / "cache")  # another process's start sweeps abandoned claims
+    assert (root / "pkg" / "__init__.py").is_file()
+    adopted = cache.adopt_claim(root)
+    adopted.release()
+    assert not root.exists() and not lock_file.exists()
+    with pytest.raises(FileNotFoundError, match="removed before this process adopted it"):
+        cache.adopt_claim(root)
+
+
+class _Unpicklable(Exception):
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(f"{code}: {text}")
+
+
+def test_an_error_that_cannot_cross_a_process_boundary_travels_as_its_message() -> None:
+    plain = OSError(28, "No space left on device")
+    assert _portable(plain) is plain
+    portable = _portable(_Unpicklable(7, "odd"))
+    assert isinstance(portable, RuntimeError) and str(portable).endswith("test_workers._Unpicklable: 7: odd")
+    pickle.loads(pickle.dumps(portable))

@@ -16,7 +16,7 @@ import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, BrokenExecutor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,7 +29,7 @@ from wheelstream._http_client import new_client
 from wheelstream._progress import ProgressCallback
 from wheelstream._urls import filename_from_url, redact, split_hash_fragment
 from wheelstream._workers import ProcessPool, processes_available
-from wheelstream.errors import Interrupted, UsageError
+from wheelstream.errors import Interrupted, UsageError, WorkerDied
 from wheelstream.installer import (
     InstallReport,
     LinkMode,
@@ -169,17 +169,39 @@ def _fetch_with(
             check_tags(name, parse_filename(name).tags, interpreter.tags, interpreter.executable)
     args = (cache, options, keep_wheels_in, keep_unpacked)
     workers = min(max(1, jobs), len(resolved))
-    if workers > 1 and own_client and processes_available():
-        with contextlib.closing(ProcessPool(workers, timeout=options.timeout, progress=progress)) as processes:
-            handed = [processes.submit(_fetch_one, item, *args) for item in resolved]
-            return _collect(resolved, handed, processes.cancel, _Adopter(cache))
+    processes = _process_pool(workers, options.timeout, progress) if own_client else None
+    if processes is not None:
+        with contextlib.closing(processes):
+            adopter = _Adopter(cache)
+
+            def submit_to_worker(item: _Resolved) -> Future[tuple[DownloadResult, Path | None]]:
+                future = processes.submit(_fetch_one, item, *args)
+                future.add_done_callback(adopter.adopt)  # at once: see Claim.hand_over
+                return future
+
+            try:
+                return _collect(resolved, submit_to_worker, processes.cancel, adopter)
+            except BaseException:
+                if processes.callback_error is not None:  # the cancel that stopped them was the callback's
+                    raise processes.callback_error from None
+                raise
     cancel = threading.Event()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wheelstream") as threads:
-        futures = [
-            threads.submit(_fetch_one, item, *args, client=client, progress=progress, cancel=cancel)
-            for item in resolved
-        ]
-        return _collect(resolved, futures, cancel, Future.result)
+
+        def submit_to_thread(item: _Resolved) -> Future[DownloadResult]:
+            return threads.submit(_fetch_one, item, *args, client=client, progress=progress, cancel=cancel)
+
+        return _collect(resolved, submit_to_thread, cancel, Future.result)
+
+
+def _process_pool(workers: int, timeout: float, progress: ProgressCallback | None) -> ProcessPool | None:
+    """Worker processes for several downloads where they are possible (``_workers``), else None: threads."""
+    if workers < 2 or not processes_available():
+        return None
+    try:
+        return ProcessPool(workers, timeout=timeout, progress=progress)
+    except (OSError, NotImplementedError):  # no shared semaphores here (no /dev/shm): threads still work
+        return None
 
 
 def _fetch_one(
@@ -222,19 +244,32 @@ def _fetch_one(
 
 
 class _Adopter:
-    """A worker's result as the caller sees it: its handed-over claim adopted by this process, once."""
+    """A worker's result as the caller sees it: its handed-over claim adopted by this process, exactly once
+    and as soon as the result arrives (``adopt``, a done-callback on the executor's thread)."""
 
     def __init__(self, cache: Cache) -> None:
         self._cache = cache
-        self._results: dict[Future[tuple[DownloadResult, Path | None]], DownloadResult] = {}
+        self._lock = threading.Lock()
+        self._results: dict[Future[tuple[DownloadResult, Path | None]], DownloadResult | BaseException] = {}
+
+    def adopt(self, future: Future[tuple[DownloadResult, Path | None]]) -> None:
+        with contextlib.suppress(BaseException):  # kept for __call__ (a callback's error would only be logged)
+            self(future)
 
     def __call__(self, future: Future[tuple[DownloadResult, Path | None]]) -> DownloadResult:
-        if future not in self._results:
-            result, claimed = future.result()
-            if claimed is not None:
-                result = dataclasses.replace(result, claim=self._cache.adopt_claim(claimed))
-            self._results[future] = result
-        return self._results[future]
+        with self._lock:
+            if future not in self._results:
+                try:
+                    result, claimed = future.result()
+                    if claimed is not None:
+                        result = dataclasses.replace(result, claim=self._cache.adopt_claim(claimed))
+                    self._results[future] = result
+                except BaseException as exc:  # noqa: BLE001 - the same error for every caller
+                    self._results[future] = exc
+            outcome = self._results[future]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
 
 _F = TypeVar("_F", bound="Future[Any]")
@@ -242,23 +277,38 @@ _F = TypeVar("_F", bound="Future[Any]")
 
 def _collect(
     resolved: Sequence[_Resolved],
-    futures: Sequence[_F],
+    submit: Callable[[_Resolved], _F],
     cancel: CancelSignal,
     result_of: Callable[[_F], DownloadResult],
 ) -> list[tuple[_Resolved, DownloadResult]]:
     """Every download's result in source order — or, at the first failure in time (or Ctrl-C), stop the rest
     (they checkpoint: their partials are kept for the next run), release what succeeded, and raise."""
+    futures: list[_F] = []
     try:
-        first_error = _wait_first_error(futures)
+        for item in resolved:
+            futures.append(submit(item))
+        failed = _wait_first_error(futures)
     except KeyboardInterrupt:
         _stop_all(futures, cancel)
-        _release([result_of(f) for f in _succeeded(futures)])
+        _release_succeeded(futures, result_of)
         raise Interrupted("interrupted — run the same command again to resume") from None
-    if first_error is not None:
+    if failed is not None:
         _stop_all(futures, cancel)
-        _release([result_of(f) for f in _succeeded(futures)])
-        raise first_error
-    return [(item, result_of(future)) for item, future in zip(resolved, futures)]
+        _release_succeeded(futures, result_of)
+        future, error = failed
+        if isinstance(error, BrokenExecutor):  # a worker process died (OOM killer, a signal): name the wheel
+            raise WorkerDied(f"the process unpacking it died ({error})").with_wheel(
+                _filename(resolved[futures.index(future)])) from None
+        raise error
+    try:
+        return [(item, result_of(future)) for item, future in zip(resolved, futures)]
+    except BaseException:  # a claim could not be adopted: nothing is installed, so none is kept
+        _release_succeeded(futures, result_of)
+        raise
+
+
+def _filename(item: _Resolved) -> str:
+    return filename_from_url(item.url) if item.url else (item.path.name if item.path else item.source)
 
 
 def _release(fetched: Sequence[DownloadResult]) -> None:
@@ -268,9 +318,13 @@ def _release(fetched: Sequence[DownloadResult]) -> None:
             result.claim.release()
 
 
-def _succeeded(futures: Sequence[_F]) -> list[_F]:
-    """The downloads that finished, once the rest were stopped: their claims must still be released."""
-    return [f for f in futures if f.done() and not f.cancelled() and f.exception() is None]
+def _release_succeeded(futures: Sequence[_F], result_of: Callable[[_F], DownloadResult]) -> None:
+    """After a failure: release the claims of the downloads that finished, each on its own — one that cannot
+    be adopted or removed must not hide the failure being raised, nor keep the others."""
+    for future in futures:
+        if future.done() and not future.cancelled() and future.exception() is None:
+            with contextlib.suppress(Exception):
+                _release([result_of(future)])
 
 
 def _stop_all(futures: Sequence[Future[Any]], cancel: CancelSignal) -> None:
@@ -281,20 +335,19 @@ def _stop_all(futures: Sequence[Future[Any]], cancel: CancelSignal) -> None:
     wait(futures)
 
 
-def _wait_first_error(futures: Sequence[Future[Any]]) -> BaseException | None:
-    """Wait until all succeed or one fails; return the first failure *in time*.
+def _wait_first_error(futures: Sequence[_F]) -> tuple[_F, BaseException] | None:
+    """Wait until all succeed or one fails; return the first failure *in time*, with its future.
 
     The wait polls: a signal (Ctrl-C, SIGTERM) may be delivered to any thread, and Python runs its handler
     only when the main thread executes bytecode — a main thread blocked in one long ``wait`` would not notice
     it until every download had finished.
     """
-    pending = set(futures)
+    pending: set[Future[Any]] = set(futures)
     while pending:
         done, pending = wait(pending, timeout=0.1, return_when=FIRST_EXCEPTION)
-        for future in done:
-            error = future.exception()
-            if error is not None:
-                return error
+        for future in futures:  # in source order among those that failed together
+            if future in done and (error := future.exception()) is not None:
+                return future, error
     return None
 
 

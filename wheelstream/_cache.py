@@ -116,12 +116,16 @@ class Cache:
 
     def adopt_claim(self, root: Path) -> Claim:
         """Take over a claim another process handed over (:meth:`Claim.hand_over`): a worker process unpacks,
-        this one installs. The lock file stayed (and is fresh), so no sweep removes the tree meanwhile."""
+        this one installs. The lock file stayed and was touched, so no sweep removes the tree for a minute;
+        the caller adopts as soon as the worker's result arrives."""
         lock = filelock.FileLock(root.parent / f"{root.name}.lock", timeout=0, thread_local=False)
         try:
             lock.acquire()
         except filelock.Timeout:
             raise OSError(f"a claimed tree is still locked by another process: {root}") from None
+        if not root.is_dir():
+            _unlock(lock)
+            raise FileNotFoundError(f"a claimed tree was removed before this process adopted it: {root}")
         return Claim(root, lock)
 
     def sweep_claims(self) -> None:
@@ -162,7 +166,12 @@ class Claim:
         _unlock(self._lock)
 
     def hand_over(self) -> Path:
-        """Let another process adopt the tree (:meth:`Cache.adopt_claim`): unlock, keeping tree and lock file."""
+        """Let another process adopt the tree (:meth:`Cache.adopt_claim`): unlock, keeping tree and lock file.
+
+        The lock file's age is the claim's to a sweep (``Cache.sweep_claims``), so it is touched first: the
+        adopter has a minute to take the lock before another process may think the tree abandoned.
+        """
+        os.utime(self._lock.lock_file)
         self._lock.release()
         return self.root
 

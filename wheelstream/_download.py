@@ -36,6 +36,7 @@ import hashlib
 import os
 import random
 import shutil
+import socket
 import stat
 import threading
 import time
@@ -182,6 +183,16 @@ def _settle_mode(
     return True
 
 
+_CANCEL_POLL = 0.1  # seconds: how soon a cancel cuts a stalled read short
+
+
+def _shut(sock: socket.socket | None) -> None:
+    """End a blocking ``recv`` on ``sock`` in another thread: it returns as if the peer had closed."""
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
 def _backoff(attempt: int, options: DownloadOptions) -> float:
     """Exponential backoff with full jitter; the first retry after progress is immediate."""
     if attempt <= 0:
@@ -223,6 +234,8 @@ class _Download:
         self.keep_wheel_in = keep_wheel_in
         self.keep_unpacked = keep_unpacked
         self.cancel = cancel  # set by another thread (Ctrl-C in the main thread): stop like Ctrl-C here
+        self._socket: socket.socket | None = None  # the one a response body is being read from
+        self._socket_lock = threading.Lock()
         self.fetched = 0
         self.reused = 0
         self.restarts = 0
@@ -373,6 +386,51 @@ class _Download:
     # -- the loop ------------------------------------------------------------------------------------
 
     def run(self) -> DownloadResult:
+        with self._cancel_watch():
+            return self._run()
+
+    @contextlib.contextmanager
+    def _cancel_watch(self) -> Iterator[None]:
+        """A cancel must not wait for a stalled server. The body is read in blocking ``recv`` calls (up to
+        ``timeout`` each, 30 s by default), and the cancel is looked at between chunks; so a watcher shuts the
+        socket down as soon as the cancel is set. The read then ends like a dropped connection, and the
+        attempt loop, seeing the cancel, checkpoints and raises — as Ctrl-C between two chunks would."""
+        if self.cancel is None:
+            yield
+            return
+        finished = threading.Event()
+        watcher = threading.Thread(target=self._watch, args=(finished,), name="wheelstream-cancel", daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            finished.set()
+            watcher.join()
+
+    def _watch(self, finished: threading.Event) -> None:
+        assert self.cancel is not None
+        while not finished.wait(_CANCEL_POLL):
+            if self.cancel.is_set():
+                with self._socket_lock:
+                    _shut(self._socket)
+                return
+
+    @contextlib.contextmanager
+    def _reading(self, response: httpx.Response) -> Iterator[None]:
+        """Tell the cancel watcher which socket this response's body comes from (see ``_cancel_watch``)."""
+        stream = response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        with self._socket_lock:
+            self._socket = sock if isinstance(sock, socket.socket) else None
+            if self.cancel is not None and self.cancel.is_set():
+                _shut(self._socket)  # cancelled while the request went out: the watcher has returned
+        try:
+            yield
+        finally:
+            with self._socket_lock:
+                self._socket = None
+
+    def _run(self) -> DownloadResult:
         self.stream = self._restore()
         try:
             try:
@@ -468,7 +526,10 @@ class _Download:
             return _DONE  # everything is on disk already (e.g. killed right before the end)
         known = Known(self.stream.position, journal.length, journal.etag, journal.last_modified)
         headers = self._request_headers()
-        with self.client.stream("GET", self.url, headers=headers, timeout=self.options.timeout) as response:
+        with (
+            self.client.stream("GET", self.url, headers=headers, timeout=self.options.timeout) as response,
+            self._reading(response),
+        ):
             decision = decide(response.status_code, response.headers, known)
             action = decision.action
             if action is Action.RETRY:

@@ -8,20 +8,26 @@ one process 1.6-1.9 s; the same wheels split over two processes 1.3-1.5 s (docs/
 
 How, and the rules kept:
 
-* **fork, Linux only, and only from a process with no other thread**: a worker starts with everything
-  imported (spawned ones would pay the ~0.2 s of imports again), and nothing another thread held at the fork
-  can be held forever in the child. Elsewhere, or with a client of the caller's (it cannot cross a process),
-  the caller runs the same fetch on threads. ``WHEELSTREAM_PROCESSES=0`` forces threads.
-* **Same semantics as threads**: the worker runs the caller's (module-level, picklable) fetch function with a
-  client of its own; errors travel back pickled (``WheelstreamError.__reduce__``) and the caller handles them
-  in the same order as with threads.
-* **Signals stay with the parent**: workers ignore SIGINT and SIGTERM. Ctrl-C reaches the whole process group;
-  the parent answers it by setting the shared cancel event, which a worker checks at its next chunk and
-  checkpoints — what a download thread does. A worker dies with its parent (``PR_SET_PDEATHSIG``, SIGKILL) as
-  a thread would on kill -9: the last checkpoint is what the next run resumes from.
-* **Progress** reports travel over a pipe to a relay thread in the parent, which calls the caller's callback.
+* **fork, Linux only, and only from a process with one thread** (counted in ``/proc/self/task``): a worker
+  starts with everything imported (spawned ones would pay the ~0.2 s of imports again), and no lock another
+  thread held at the fork stays held forever in the child. Elsewhere, with a client of the caller's (it cannot
+  cross a process), without shared semaphores (no ``/dev/shm``) or with ``WHEELSTREAM_PROCESSES=0``, the
+  caller runs the same fetch on threads.
+* **Same semantics as threads**: the worker runs the caller's (module-level) fetch function with a client of
+  its own; results and errors travel back pickled — an error that would not survive pickling comes back as a
+  ``RuntimeError`` with its message (else the pool would break) — and the caller handles them in the same
+  order as with threads. A worker that dies (OOM killer, a signal) breaks the pool; the caller reports that as
+  ``WorkerDied`` naming the wheel.
+* **Signals stay with the parent**: workers ignore SIGINT and SIGTERM (blocked during the forks, so none lands
+  in a child before it ignores it). Ctrl-C reaches the whole process group; the parent answers it by setting
+  the shared cancel event, which a download answers with a checkpoint — what a download thread does. A worker
+  dies with its parent (``PR_SET_PDEATHSIG``, SIGKILL) as a thread would on kill -9: the last checkpoint is
+  what the next run resumes from.
+* **Progress** reports travel over a pipe to a relay thread in the parent, which calls the caller's callback;
+  a callback that raises cancels every download (and the pipe is still drained, so no worker blocks on it).
 * **Claims** (move installs): a worker claims the tree it unpacked and hands it over with the result —
-  unlocked, lock file kept, so no sweep takes it meanwhile; the parent adopts it (``Cache.adopt_claim``).
+  unlocked, lock file kept and touched, so no sweep takes it for a minute; the parent adopts it
+  (``Cache.adopt_claim``) the moment the result arrives.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import ctypes
 import dataclasses
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -54,12 +61,14 @@ _PR_SET_PDEATHSIG = 1
 
 
 def processes_available() -> bool:
-    """Whether worker processes may be forked here and now (see the module docstring)."""
-    return (
-        sys.platform.startswith("linux")
-        and threading.active_count() == 1
-        and os.environ.get("WHEELSTREAM_PROCESSES", "1") != "0"
-    )
+    """Whether worker processes may be forked here and now (see the module docstring). Threads are counted
+    by the kernel: ``threading`` does not see those a C library started (BLAS, gRPC)."""
+    if not sys.platform.startswith("linux") or os.environ.get("WHEELSTREAM_PROCESSES", "1") == "0":
+        return False
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
 
 
 class _Worker:
@@ -68,6 +77,9 @@ class _Worker:
     client: httpx.Client | None = None
     cancel: CancelSignal | None = None
     progress: ProgressCallback | None = None
+
+
+_STOPPING = {signal.SIGINT, signal.SIGTERM}
 
 
 def _die_with_parent(parent: int) -> None:
@@ -79,8 +91,9 @@ def _die_with_parent(parent: int) -> None:
 
 def _start_worker(parent: int, cancel: CancelSignal, reports: SimpleQueue[Progress | None] | None,
                   timeout: float) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns both into the cancel event
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for number in _STOPPING:  # the parent turns both into the cancel event; they were blocked since the fork
+        signal.signal(number, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
     _die_with_parent(parent)
     _Worker.cancel = cancel
     _Worker.progress = reports.put if reports is not None else None
@@ -90,25 +103,43 @@ def _start_worker(parent: int, cancel: CancelSignal, reports: SimpleQueue[Progre
 def _run(fetch: Fetch, args: tuple[Any, ...]) -> tuple[DownloadResult, Path | None]:
     """In the worker: one download; a claimed tree goes back unlocked, for the parent to adopt."""
     assert _Worker.client is not None
-    result = fetch(*args, client=_Worker.client, progress=_Worker.progress, cancel=_Worker.cancel)
+    try:
+        result = fetch(*args, client=_Worker.client, progress=_Worker.progress, cancel=_Worker.cancel)
+    except Exception as exc:  # noqa: BLE001 - every error goes back to the parent, made portable
+        raise _portable(exc) from None
     if result.claim is None:
         return result, None
     return dataclasses.replace(result, claim=None), result.claim.hand_over()
+
+
+def _portable(error: Exception) -> Exception:
+    """``error``, or — when it would not survive the trip to the parent (an exception whose ``__init__`` wants
+    other arguments than its ``args``) — a ``RuntimeError`` saying the same, so the parent does not get a
+    ``BrokenProcessPool`` instead."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:  # noqa: BLE001 - any failure to round-trip
+        return RuntimeError(f"{type(error).__module__}.{type(error).__qualname__}: {error}")
+    return error
 
 
 class ProcessPool:
     """Downloads in ``workers`` forked processes; ``close`` (``contextlib.closing``) waits for them.
 
     ``submit`` returns a future of ``(result, handed-over claim root or None)``; ``cancel`` stops every
-    download like Ctrl-C would (they checkpoint and raise ``Interrupted``).
+    download like Ctrl-C would (they checkpoint and raise ``Interrupted``). The caller's progress callback runs
+    on a relay thread; if it raises, every download is cancelled and ``callback_error`` holds what it raised.
     """
 
     def __init__(self, workers: int, *, timeout: float, progress: ProgressCallback | None) -> None:
+        """Raises ``OSError`` / ``NotImplementedError`` where shared semaphores are missing (no ``/dev/shm``)."""
         context = multiprocessing.get_context("fork")
         self.cancel: CancelSignal = context.Event()
+        self.callback_error: BaseException | None = None
         self._progress = progress
         self._reports: SimpleQueue[Progress | None] | None = context.SimpleQueue() if progress else None
         self._relay: threading.Thread | None = None
+        self._forked = False
         self._executor = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=context,
@@ -117,8 +148,17 @@ class ProcessPool:
         )
 
     def submit(self, fetch: Fetch, *args: Any) -> Future[tuple[DownloadResult, Path | None]]:
-        future = self._executor.submit(_run, fetch, args)  # the first submit forks every worker
-        if self._reports is not None and self._relay is None:  # a thread only after the forks
+        if self._forked:
+            return self._executor.submit(_run, fetch, args)
+        # The first submit forks every worker. A Ctrl-C must not land in a child before it ignores SIGINT,
+        # nor halfway through the forks: both signals wait, blocked, until the workers exist.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+        try:
+            future = self._executor.submit(_run, fetch, args)
+            self._forked = True
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        if self._reports is not None:  # a thread only after the forks
             self._relay = threading.Thread(target=self._relay_reports, name="wheelstream-progress", daemon=True)
             self._relay.start()
         return future
@@ -126,7 +166,13 @@ class ProcessPool:
     def _relay_reports(self) -> None:
         assert self._reports is not None and self._progress is not None
         while (report := self._reports.get()) is not None:
-            self._progress(report)
+            if self.callback_error is not None:
+                continue  # keep the pipe drained: a worker blocked in put would never see the cancel
+            try:
+                self._progress(report)
+            except BaseException as exc:  # noqa: BLE001 - raised for the caller by _api, after the cancel
+                self.callback_error = exc
+                self.cancel.set()
 
     def close(self) -> None:
         """Wait for the workers to finish and exit (after ``cancel``, at their next chunk)."""

@@ -30,6 +30,7 @@ The tree (each leaf is raised somewhere; catch a branch, not a leaf, unless you 
     │   ├── ResourceGone                404/410/416: the URL no longer serves this file
     │   └── HTTPStatusError             any other status we cannot act on
     ├── UsageError                      the caller asked for something impossible (exit 2)
+    ├── WorkerDied                      the worker process of a download was killed (exit 1)
     └── Interrupted                     Ctrl-C / SIGTERM after a clean checkpoint (exit 130)
 
 Messages are one line: ``<wheel>: <cause> (entry <name>, offset <n>)``. The parser does not know the wheel's
@@ -68,6 +69,7 @@ __all__ = [
     "WheelError",
     "WheelMetadataError",
     "WheelstreamError",
+    "WorkerDied",
 ]
 
 
@@ -227,3 +229,7 @@ class Interrupted(WheelstreamError):
     """Ctrl-C or SIGTERM arrived; a checkpoint was written first."""
 
     exit_code = 130
+
+
+class WorkerDied(WheelstreamError):
+    """The worker process downloading a wheel died (a signal, the OOM killer); its last checkpoint is kept."""
