@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, BrokenExecutor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -28,7 +28,6 @@ from wheelstream._download import CancelSignal, DownloadOptions, DownloadResult,
 from wheelstream._http_client import new_client
 from wheelstream._progress import ProgressCallback
 from wheelstream._urls import filename_from_url, redact, split_hash_fragment
-from wheelstream._workers import ProcessPool, processes_available
 from wheelstream.errors import Interrupted, UsageError, WorkerDied
 from wheelstream.installer import (
     InstallReport,
@@ -39,6 +38,9 @@ from wheelstream.installer import (
 )
 from wheelstream.installer._metadata import check_tags, parse_filename
 from wheelstream.zip import DEFAULT_MAX_UNPACKED_SIZE
+
+if TYPE_CHECKING:
+    from wheelstream._workers import ProcessPool
 
 __all__ = ["DEFAULT_INDEX_URL", "InstallResult", "WheelOutcome", "download", "install"]
 
@@ -195,8 +197,13 @@ def _fetch_with(
 
 
 def _process_pool(workers: int, timeout: float, progress: ProgressCallback | None) -> ProcessPool | None:
-    """Worker processes for several downloads where they are possible (``_workers``), else None: threads."""
-    if workers < 2 or not processes_available():
+    """Worker processes for several downloads where they are possible (``_workers``), else None: threads.
+    Imported here: multiprocessing costs ~8 ms of start-up that a one-wheel install never needs."""
+    if workers < 2:
+        return None
+    from wheelstream._workers import ProcessPool, processes_available
+
+    if not processes_available():
         return None
     try:
         return ProcessPool(workers, timeout=timeout, progress=progress)
