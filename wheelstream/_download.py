@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import filelock
 import httpx
@@ -415,17 +415,26 @@ class _Download:
                     _shut(self._socket)
                 return
 
-    @contextlib.contextmanager
-    def _reading(self, response: httpx.Response) -> Iterator[None]:
-        """Tell the cancel watcher which socket this response's body comes from (see ``_cancel_watch``)."""
-        stream = response.extensions.get("network_stream")
-        sock = stream.get_extra_info("socket") if stream is not None else None
+    def _register(self, stream: object) -> None:
+        """Tell the cancel watcher which socket the request in flight uses (see ``_cancel_watch``)."""
+        get_extra_info = getattr(stream, "get_extra_info", None)
+        sock = get_extra_info("socket") if get_extra_info is not None else None
         with self._socket_lock:
             self._socket = sock if isinstance(sock, socket.socket) else None
             if self.cancel is not None and self.cancel.is_set():
-                _shut(self._socket)  # cancelled while the request went out: the watcher has returned
+                _shut(self._socket)  # cancelled before the socket was known: the watcher has returned
+
+    def _trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpcore's trace hook: a new connection's socket is known before any response is (a server that
+        accepts and never answers must not hold a cancel either)."""
+        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            self._register(info.get("return_value"))
+
+    @contextlib.contextmanager
+    def _abortable(self) -> Iterator[dict[str, Any]]:
+        """The request's extensions; until the request is over, its socket is the watcher's to shut."""
         try:
-            yield
+            yield {"trace": self._trace}
         finally:
             with self._socket_lock:
                 self._socket = None
@@ -527,9 +536,12 @@ class _Download:
         known = Known(self.stream.position, journal.length, journal.etag, journal.last_modified)
         headers = self._request_headers()
         with (
-            self.client.stream("GET", self.url, headers=headers, timeout=self.options.timeout) as response,
-            self._reading(response),
+            self._abortable() as extensions,
+            self.client.stream(
+                "GET", self.url, headers=headers, timeout=self.options.timeout, extensions=extensions
+            ) as response,
         ):
+            self._register(response.extensions.get("network_stream"))  # a pooled connection made no trace
             decision = decide(response.status_code, response.headers, known)
             action = decision.action
             if action is Action.RETRY:
