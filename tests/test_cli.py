@@ -277,13 +277,14 @@ def test_ctrl_c_in_a_stall_exits_at_once_and_the_rerun_resumes(server: FaultServ
     assert server.requests_for(filename)[-1].range is not None
 
 
-def test_ctrl_c_while_a_server_never_answers_exits_at_once(cache: Path, tmp_path: Path) -> None:
-    """Accepted, and not a byte of response: the request's socket is known from the connect on, so Ctrl-C
-    does not wait for the read timeout either."""
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_ctrl_c_while_a_server_never_answers_exits_at_once(scheme: str, cache: Path, tmp_path: Path) -> None:
+    """Accepted, and not a byte of response (nor of a TLS handshake): the request's socket is known from the
+    connect on, so Ctrl-C does not wait for the read timeout either."""
     import socket
 
     with socket.create_server(("127.0.0.1", 0)) as silent:
-        url = f"http://127.0.0.1:{silent.getsockname()[1]}/demo-1.0-py3-none-any.whl"
+        url = f"{scheme}://127.0.0.1:{silent.getsockname()[1]}/demo-1.0-py3-none-any.whl"
         env = {**os.environ, "WHEELSTREAM_CACHE_DIR": str(cache)}
         proc = subprocess.Popen([sys.executable, "-m", "wheelstream", "install", url, "-t", str(tmp_path / "t")],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

@@ -52,6 +52,7 @@ from wheelstream.testing import (
     Throttle,
     WeakETag,
     WrongRangeStart,
+    since,
 )
 
 WHEEL = "demo-1.0-py3-none-any.whl"
@@ -476,3 +477,36 @@ def test_a_kept_prefix_spoilt_on_disk_never_reaches_the_caller(server: FaultServ
     result = fetch(url, tmp_path, expected_sha256=hashlib.sha256(data).hexdigest(), keep_wheel_in=out)
     assert hashlib.sha256((out / WHEEL).read_bytes()).digest() == hashlib.sha256(data).digest()
     assert result.restarts == 1 and tree(result) == contents(data)
+
+
+def test_a_cancel_in_a_stall_is_an_interrupt_not_a_network_failure(server: FaultServer, tmp_path: Path) -> None:
+    """The cancel watcher shuts the connection; the attempt loop must read that as the cancel it is — not as a
+    drop to retry (no retry budget left here) — and checkpoint (the partial is kept)."""
+    import threading
+
+    data = WELLFORMED["big_entry"]()
+    first = 3 * 1024 * 1024  # past the first 1 MiB blocks: finished entries to checkpoint
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(after=first, requests=1), Cut(after=0, requests=2),
+                                                      Stall(at=0, seconds=60, requests=since(3))))
+    cancel = threading.Event()
+    with pytest.raises(RetriesExhausted):  # the first attempt's cut, with no retry allowed: partial kept
+        fetch(url, tmp_path, options=DownloadOptions(retries=0, backoff_base=0.01))
+    outcome: list[BaseException] = []
+
+    def resume() -> None:
+        try:
+            fetch(url, tmp_path, options=DownloadOptions(retries=0, backoff_base=0.01), cancel=cancel)
+        except BaseException as exc:  # noqa: BLE001 - inspected below
+            outcome.append(exc)
+
+    worker = threading.Thread(target=resume)
+    worker.start()
+    deadline = time.monotonic() + 20
+    while len(server.requests_for(WHEEL)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # the resumed request is waiting for its first body byte
+    cancel.set()
+    worker.join(timeout=10)
+    assert not worker.is_alive(), "the cancel waited for the stalled server"
+    assert len(outcome) == 1 and isinstance(outcome[0], errors.Interrupted), outcome
+    assert Journal.load(tmp_path / "partial" / f"{cache_key(url)}.json") is not None

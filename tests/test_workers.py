@@ -95,9 +95,15 @@ def _stalled_install(server: FaultServer, tmp_path: Path) -> tuple[subprocess.Po
     _wait_for(lambda: len(_children(proc.pid)) >= 2, "two worker processes")
     workers = _children(proc.pid)
     _wait_for(lambda: server.bytes_sent("beta-1.0-py3-none-any.whl") >= 1200 * 1024, "the stall")
-    entries = cache / "partial" / f"{cache_key(urls[1])}.entries"
-    # the idle checkpoint (0.5 s without data) records the entries parsed before the stall
-    _wait_for(lambda: entries.is_file() and entries.stat().st_size > 0, "the idle checkpoint")
+    header = cache / "partial" / f"{cache_key(urls[1])}.json"
+
+    def checkpointed() -> bool:  # the idle checkpoint (0.5 s without data): the header, written last, says so
+        try:
+            return int(json.loads(header.read_text())["checkpoint"]) > 0
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+
+    _wait_for(checkpointed, "the idle checkpoint")
     return proc, workers, urls
 
 
@@ -227,15 +233,20 @@ def test_every_error_crosses_a_process_boundary_intact(name: str) -> None:
         str(error), error.args, error.wheel, error.entry, error.offset, error.exit_code)
 
 
-def test_a_killed_worker_is_one_error_line_naming_its_wheel(server: FaultServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("victims", ["one", "all"])
+def test_a_killed_worker_is_one_error_line_naming_its_wheel(victims: str, server: FaultServer,
+                                                             tmp_path: Path) -> None:
     urls = [_add(server, "alpha", FaultPlan(Stall(at=128 * 1024, seconds=60))), _add(server, "beta")]
     proc = _start(["install", *urls, "-t", str(tmp_path / "t")], _env(tmp_path / "cache"))
+    _wait_for(lambda: len(_children(proc.pid)) >= 2, "two worker processes")
     _wait_for(lambda: server.bytes_sent("alpha-1.0-py3-none-any.whl") >= 128 * 1024, "alpha's stall")
-    for pid in _children(proc.pid):
-        if "wheelstream" not in Path(f"/proc/{pid}/cmdline").read_text():
-            continue
-        os.kill(pid, signal.SIGKILL)  # every worker: whichever holds alpha dies in its stall
+    workers = sorted(_children(proc.pid))
+    # one (the idle one, or the one in the stall: the other must not keep the parent waiting), or all
+    for pid in workers[:1] if victims == "one" else workers:
+        os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
     _out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - killed < 10, err
     assert proc.returncode == 1, err
     errors_ = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(errors_) == 1, err
@@ -264,6 +275,30 @@ def test_a_raising_progress_callback_stops_the_install_instead_of_hanging_it(
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "raised the callback broke"
     assert not (tmp_path / "t").exists()
+
+
+def test_a_sweep_leaves_a_claim_handed_over_between_its_look_and_its_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import wheelstream._cache as cache_module
+
+    cache = Cache.at(tmp_path / "cache")
+    tree = tmp_path / "cache" / "staging" / "k"
+    tree.mkdir(parents=True)
+    claim = cache.claim(tree)
+    lock_file = claim.root.parent / f"{claim.root.name}.lock"
+    os.utime(lock_file, (time.time() - 3600, time.time() - 3600))
+    real_try_lock = cache_module.try_lock
+
+    def hand_over_first(path: Path) -> object:
+        if path == lock_file:
+            claim.hand_over()  # the worker hands it over just after the sweep saw an old lock file
+        return real_try_lock(path)
+
+    monkeypatch.setattr(cache_module, "try_lock", hand_over_first)
+    cache.sweep_claims()
+    assert claim.root.is_dir() and lock_file.is_file()
+    cache.adopt_claim(claim.root).release()
 
 
 def test_a_handed_over_claim_is_safe_from_sweeps_until_adopted(tmp_path: Path) -> None:

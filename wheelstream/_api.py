@@ -182,11 +182,18 @@ def _fetch_with(
                 return future
 
             try:
-                return _collect(resolved, submit_to_worker, processes.cancel, adopter)
+                fetched = _collect(resolved, submit_to_worker, processes.cancel, adopter)
+            except WorkerDied:
+                processes.kill()  # the others ignore the SIGTERM a broken pool sends: they would never exit
+                raise
             except BaseException:
                 if processes.callback_error is not None:  # the cancel that stopped them was the callback's
                     raise processes.callback_error from None
                 raise
+        if processes.callback_error is not None:  # it raised after the last download had finished
+            _release([result for _item, result in fetched])
+            raise processes.callback_error
+        return fetched
     cancel = threading.Event()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wheelstream") as threads:
 
@@ -271,7 +278,7 @@ class _Adopter:
                     if claimed is not None:
                         result = dataclasses.replace(result, claim=self._cache.adopt_claim(claimed))
                     self._results[future] = result
-                except BaseException as exc:  # noqa: BLE001 - the same error for every caller
+                except Exception as exc:  # noqa: BLE001 - the same error for every caller
                     self._results[future] = exc
             outcome = self._results[future]
         if isinstance(outcome, BaseException):

@@ -137,17 +137,24 @@ class Cache:
         """
         claimed = self.root / "claimed"
         names = {entry.name for entry in claimed.iterdir()} if claimed.is_dir() else set()
-        tokens = {name for name in names if not name.endswith(".lock") and f"{name}.lock" not in names}
+        # token -> its lock file's mtime as seen now (None: a tree whose lock file is gone)
+        tokens: dict[str, float | None] = {
+            name: None for name in names if not name.endswith(".lock") and f"{name}.lock" not in names
+        }
         now = time.time()
         for name in names:
             if name.endswith(".lock"):
                 with contextlib.suppress(OSError):  # the lock file's age is the claim's (a tree keeps its own)
-                    if now - (claimed / name).stat().st_mtime > _SWEEP_AFTER:
-                        tokens.add(name.removesuffix(".lock"))
-        for token in tokens:
+                    mtime = (claimed / name).stat().st_mtime
+                    if now - mtime > _SWEEP_AFTER:
+                        tokens[name.removesuffix(".lock")] = mtime
+        for token, seen in tokens.items():
             lock = try_lock(claimed / f"{token}.lock")
             if lock is None:
                 continue  # its owner is alive and will remove it
+            if seen is not None and _mtime(claimed / f"{token}.lock") != seen:
+                lock.release()  # handed over since we looked (Claim.hand_over touches it): not abandoned
+                continue
             try:
                 shutil.rmtree(claimed / token, ignore_errors=True)
             finally:
@@ -174,6 +181,13 @@ class Claim:
         os.utime(self._lock.lock_file)
         self._lock.release()
         return self.root
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
 def try_lock(path: Path) -> filelock.BaseFileLock | None:

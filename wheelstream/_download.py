@@ -416,28 +416,43 @@ class _Download:
                 return
 
     def _register(self, stream: object) -> None:
-        """Tell the cancel watcher which socket the request in flight uses (see ``_cancel_watch``)."""
+        """Tell the cancel watcher which connection the request in flight uses (see ``_cancel_watch``).
+
+        It keeps its own descriptor of the socket (``dup``): the TLS handshake detaches the plain socket it
+        wraps, and a shutdown through any descriptor ends the connection itself."""
         get_extra_info = getattr(stream, "get_extra_info", None)
         sock = get_extra_info("socket") if get_extra_info is not None else None
-        with self._socket_lock:
-            self._socket = sock if isinstance(sock, socket.socket) else None
-            if self.cancel is not None and self.cancel.is_set():
-                _shut(self._socket)  # cancelled before the socket was known: the watcher has returned
+        if not isinstance(sock, socket.socket) or sock.fileno() < 0:
+            return
+        with contextlib.suppress(OSError):
+            own = socket.socket(fileno=os.dup(sock.fileno()))
+            with self._socket_lock:
+                previous, self._socket = self._socket, own
+                if self.cancel is not None and self.cancel.is_set():
+                    _shut(own)  # cancelled before the socket was known: the watcher has returned
+            if previous is not None:
+                previous.close()
 
     def _trace(self, event: str, info: dict[str, Any]) -> None:
         """httpcore's trace hook: a new connection's socket is known before any response is (a server that
-        accepts and never answers must not hold a cancel either)."""
-        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+        accepts and never answers, or stalls the TLS handshake, must not hold a cancel either)."""
+        if event.endswith("connect_tcp.complete"):
             self._register(info.get("return_value"))
 
     @contextlib.contextmanager
     def _abortable(self) -> Iterator[dict[str, Any]]:
-        """The request's extensions; until the request is over, its socket is the watcher's to shut."""
+        """The request's extensions; until the request is over, its connection is the watcher's to shut.
+
+        A request on a pooled keep-alive connection makes no connect trace: its socket is known from the
+        response on, so a server that stalls *before* the response headers there still holds a cancel until
+        the read timeout."""
         try:
             yield {"trace": self._trace}
         finally:
             with self._socket_lock:
-                self._socket = None
+                own, self._socket = self._socket, None
+            if own is not None:
+                own.close()  # our descriptor only: the connection stays with the pool
 
     def _run(self) -> DownloadResult:
         self.stream = self._restore()
@@ -482,6 +497,7 @@ class _Download:
             try:
                 outcome = self._attempt()
             except httpx.TransportError as exc:
+                self._stop_if_cancelled()  # the watcher shut the connection: not a network failure
                 outcome = _Retry(f"{type(exc).__name__}: {exc}".rstrip(": "))
                 if not self.stream.journal.resumable:
                     self._restart(f"{outcome.reason}, and the server's encoding prevents a resume")
@@ -512,6 +528,10 @@ class _Download:
             self._note(f"{outcome.reason}; retry {without_progress} of {self.options.retries} in {wait:.1f} s")
             self._sleep(wait)
 
+    def _stop_if_cancelled(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise KeyboardInterrupt
+
     def _sleep(self, seconds: float) -> None:
         """Sleep, but wake up for a cancel (Ctrl-C in the main thread while this runs on a worker)."""
         if self.cancel is None:
@@ -541,7 +561,8 @@ class _Download:
                 "GET", self.url, headers=headers, timeout=self.options.timeout, extensions=extensions
             ) as response,
         ):
-            self._register(response.extensions.get("network_stream"))  # a pooled connection made no trace
+            if self._socket is None:  # a pooled connection: no connect trace
+                self._register(response.extensions.get("network_stream"))
             decision = decide(response.status_code, response.headers, known)
             action = decision.action
             if action is Action.RETRY:
@@ -565,6 +586,7 @@ class _Download:
             # No chunk_size: httpx would hold back up to a chunk of received bytes and lose it on a drop.
             body = response.iter_raw() if decision.resumable else response.iter_bytes()
             self._pump(body, skip)
+        self._stop_if_cancelled()  # a body read until close ends early when the watcher shuts it
         length = self.stream.journal.length
         if length is None or length == self.stream.position:
             return _DONE  # an unknown length ends with the body; a known one when it is reached

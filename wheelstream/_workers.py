@@ -174,6 +174,13 @@ class ProcessPool:
                 self.callback_error = exc
                 self.cancel.set()
 
+    def kill(self) -> None:
+        """SIGKILL every worker still alive: after one died, the pool's queues may be unusable and the others,
+        ignoring SIGTERM, would wait on them forever. Their last checkpoints are kept, as after kill -9."""
+        for process in list(getattr(self._executor, "_processes", None) or {}.values()):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                process.kill()
+
     def close(self) -> None:
         """Wait for the workers to finish and exit (after ``cancel``, at their next chunk)."""
         try:
