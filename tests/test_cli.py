@@ -249,6 +249,20 @@ def test_signal_exits_130_keeps_the_partial_and_the_rerun_resumes(
     assert server.requests_for(filename)[-1].range is not None
 
 
+def _ctrl_c_promptly(proc: subprocess.Popen[str]) -> Run:
+    """Ctrl-C, then exit 130 within seconds — not when a stalled server or the read timeout lets go."""
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    try:
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert time.monotonic() - sent < 10, err
+    assert proc.returncode == 130, err
+    return Run(proc.returncode, out, err)
+
+
 def test_ctrl_c_in_a_stall_exits_at_once_and_the_rerun_resumes(server: FaultServer, cache: Path,
                                                                 tmp_path: Path) -> None:
     """The download thread is blocked in ``recv`` while the server says nothing; Ctrl-C must not wait for the
@@ -262,12 +276,7 @@ def test_ctrl_c_in_a_stall_exits_at_once_and_the_rerun_resumes(server: FaultServ
     while server.bytes_sent(filename) < 1200 * 1024 and time.monotonic() < deadline:
         time.sleep(0.02)
     time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
-    sent = time.monotonic()
-    out, err = proc.communicate(timeout=30)
-    assert time.monotonic() - sent < 10, err
-    run = Run(proc.returncode, out, err)
-    assert run.code == 130, err
+    run = _ctrl_c_promptly(proc)
     line = run.error_line()
     assert line.startswith("error: interrupted at ") and "run the same command again" in line
     server.set_plan(filename, FaultPlan())
@@ -292,13 +301,8 @@ def test_ctrl_c_while_a_server_never_answers_exits_at_once(scheme: str, cache: P
         held, _ = silent.accept()  # the request is on its way; nothing will ever answer it
         with held:
             time.sleep(0.3)
-            proc.send_signal(signal.SIGINT)
-            sent = time.monotonic()
-            out, err = proc.communicate(timeout=30)
-    assert time.monotonic() - sent < 10, err
-    run = Run(proc.returncode, out, err)
-    assert run.code == 130, err
-    assert run.error_line().startswith("error: interrupted"), err
+            run = _ctrl_c_promptly(proc)
+    assert run.error_line().startswith("error: interrupted"), run.err
     assert not (tmp_path / "t").exists()
 
 

@@ -186,22 +186,32 @@ def test_a_bad_wheel_in_one_worker_stops_the_others_and_installs_nothing(server:
     assert "partial downloads: 1" in listing.stdout, listing.stdout  # alpha's, stopped at the stall
 
 
+def _library_run(script: str, tmp_path: Path, urls: list[str]) -> str:
+    """``script``'s stdout, run in a fresh (single-threaded) interpreter where ``install(**kw)`` installs
+    ``urls`` into ``tmp_path/t`` with the cache in ``tmp_path/c``."""
+    prelude = (
+        "import functools, sys, wheelstream\n"
+        "install = functools.partial(wheelstream.install, sys.argv[3:], sys.argv[1], cache_dir=sys.argv[2])\n"
+    )
+    run = subprocess.run([sys.executable, "-c", prelude + script, str(tmp_path / "t"), str(tmp_path / "c"), *urls],
+                         check=False, capture_output=True, text=True, cwd=ROOT, timeout=60, env=_env(tmp_path / "c"))
+    assert run.returncode == 0, run.stderr
+    return run.stdout
+
+
 def test_progress_reports_reach_the_callers_callback_from_the_workers(server: FaultServer, tmp_path: Path) -> None:
     urls = [_add(server, name) for name in ("alpha", "beta", "gamma")]
     script = (
-        "import json, sys, wheelstream\n"
+        "import json\n"
         "from wheelstream._workers import processes_available\n"
         "reports = []\n"
         "available = processes_available()\n"
-        "result = wheelstream.install(sys.argv[3:], sys.argv[1], cache_dir=sys.argv[2], progress=reports.append)\n"
+        "result = install(progress=reports.append)\n"
         "print(json.dumps({'available': available, 'wheels': len(result.wheels),\n"
         "    'finished': sorted({r.wheel for r in reports if r.finished}),\n"
         "    'bytes': {r.wheel: r.bytes_done for r in reports if r.finished}}))\n"
     )
-    run = subprocess.run([sys.executable, "-c", script, str(tmp_path / "t"), str(tmp_path / "c"), *urls], check=False,
-                           capture_output=True, text=True, cwd=ROOT, timeout=60, env=_env(tmp_path / "c"))
-    assert run.returncode == 0, run.stderr
-    seen = json.loads(run.stdout)
+    seen = json.loads(_library_run(script, tmp_path, urls))
     names = [f"{n}-1.0-py3-none-any.whl" for n in ("alpha", "beta", "gamma")]
     assert seen["available"] is True and seen["wheels"] == 3
     assert seen["finished"] == names
@@ -261,19 +271,14 @@ def test_a_raising_progress_callback_stops_the_install_instead_of_hanging_it(
 ) -> None:
     urls = [_add(server, name) for name in ("alpha", "beta", "gamma")]
     script = (
-        "import sys, wheelstream\n"
         "def progress(report):\n"
         "    raise ValueError('the callback broke')\n"
         "try:\n"
-        "    wheelstream.install(sys.argv[3:], sys.argv[1], cache_dir=sys.argv[2], progress=progress)\n"
+        "    install(progress=progress)\n"
         "except ValueError as exc:\n"
         "    print('raised', exc)\n"
     )
-    run = subprocess.run([sys.executable, "-c", script, str(tmp_path / "t"), str(tmp_path / "c"), *urls],
-                         check=False, capture_output=True, text=True, cwd=ROOT, timeout=60,
-                         env=_env(tmp_path / "c"))
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "raised the callback broke"
+    assert _library_run(script, tmp_path, urls).strip() == "raised the callback broke"
     assert not (tmp_path / "t").exists()
 
 
