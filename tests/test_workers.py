@@ -335,3 +335,28 @@ def test_an_error_that_cannot_cross_a_process_boundary_travels_as_its_message() 
     portable = _portable(_Unpicklable(7, "odd"))
     assert isinstance(portable, RuntimeError) and str(portable).endswith("test_workers._Unpicklable: 7: odd")
     pickle.loads(pickle.dumps(portable))
+
+
+def test_download_and_copy_installs_of_several_wheels_through_workers(server: FaultServer, tmp_path: Path) -> None:
+    """The two other ways a worker's result is used: wheel files kept for ``download`` (one of them a local
+    file), and trees published in the shared cache for ``--link-mode copy`` (no claims to hand over)."""
+    urls = [_add(server, "alpha"), _add(server, "beta")]
+    local = tmp_path / "gamma-1.0-py3-none-any.whl"
+    local.write_bytes(build_wheel("gamma", "1.0")[1])
+    env = _env(tmp_path / "cache")
+
+    def ws(*args: str) -> subprocess.CompletedProcess[str]:
+        run = subprocess.run([sys.executable, "-m", "wheelstream", *args], check=False, capture_output=True,
+                             text=True, env=env, cwd=ROOT, timeout=60)
+        assert run.returncode == 0, run.stderr
+        return run
+
+    fetched = ws("download", *urls, str(local), "-d", str(tmp_path / "d"))
+    paths = [Path(line) for line in fetched.stdout.split()]
+    assert [p.name for p in paths] == ["alpha-1.0-py3-none-any.whl", "beta-1.0-py3-none-any.whl", local.name]
+    assert [p.read_bytes() for p in paths[:2]] == [
+        server.version(p.name).data for p in paths[:2]] and paths[2].read_bytes() == local.read_bytes()
+    ws("install", *urls, str(local), "-t", str(tmp_path / "t1"), "--link-mode", "copy")
+    again = ws("install", *urls, str(local), "-t", str(tmp_path / "t2"), "--link-mode", "copy")
+    assert "(3 from cache)" in again.stderr
+    assert _tree(tmp_path / "t1") == _tree(tmp_path / "t2")
