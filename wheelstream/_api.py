@@ -174,17 +174,18 @@ def _fetch_with(
     processes = _process_pool(workers, options.timeout, progress) if own_client else None
     if processes is not None:
         with contextlib.closing(processes):
+            processes.start()
             adopter = _Adopter(cache)
 
             def submit_to_worker(item: _Resolved) -> Future[tuple[DownloadResult, Path | None]]:
-                future = processes.submit(_fetch_one, item, *args)
+                future = processes.submit(_fetch_one, _filename(item), item, *args)
                 future.add_done_callback(adopter.adopt)  # at once: see Claim.hand_over
                 return future
 
             try:
-                fetched = _collect(resolved, submit_to_worker, processes.cancel, adopter)
+                fetched = _collect(resolved, submit_to_worker, processes.cancel, adopter, processes.died)
             except WorkerDied:
-                processes.kill()  # the others ignore the SIGTERM a broken pool sends: they would never exit
+                processes.kill(grace=5.0)  # the others ignore the SIGTERM a broken pool sends
                 raise
             except BaseException:
                 if processes.callback_error is not None:  # the cancel that stopped them was the callback's
@@ -294,6 +295,7 @@ def _collect(
     submit: Callable[[_Resolved], _F],
     cancel: CancelSignal,
     result_of: Callable[[_F], DownloadResult],
+    who_died: Callable[[], str | None] = lambda: None,
 ) -> list[tuple[_Resolved, DownloadResult]]:
     """Every download's result in source order — or, at the first failure in time (or Ctrl-C), stop the rest
     (they checkpoint: their partials are kept for the next run), release what succeeded, and raise."""
@@ -309,10 +311,12 @@ def _collect(
     if failed is not None:
         _stop_all(futures, cancel)
         _release_succeeded(futures, result_of)
-        future, error = failed
-        if isinstance(error, BrokenExecutor):  # a worker process died (OOM killer, a signal): name the wheel
-            raise WorkerDied(f"the process unpacking it died ({error})").with_wheel(
-                _filename(resolved[futures.index(future)])) from None
+        _future, error = failed
+        if isinstance(error, BrokenExecutor):  # a worker process died (OOM killer, a signal): every download
+            wheel = who_died()  # still running failed with it, so name the one whose process died, if known
+            cause = "the process unpacking it died" if wheel else "a worker process died"
+            raise WorkerDied(f"{cause} (killed by a signal?); the other downloads were stopped",
+                             wheel=wheel) from None
         raise error
     try:
         return [(item, result_of(future)) for item, future in zip(resolved, futures)]

@@ -17,14 +17,18 @@ How, and the rules kept:
   its own; results and errors travel back pickled — an error that would not survive pickling comes back as a
   ``RuntimeError`` with its message (else the pool would break) — and the caller handles them in the same
   order as with threads. A worker that dies (OOM killer, a signal) breaks the pool; the caller reports that as
-  ``WorkerDied`` naming the wheel.
+  ``WorkerDied`` naming the wheel it was on, gives the others 5 s to checkpoint, and SIGKILLs the rest.
+* **Nothing shared holds a lock a dead worker could keep**: the cancel is a pipe, set once readable
+  (``PipeSignal``; a ``multiprocessing`` event is a condition variable, and a worker killed while waiting on
+  it in a retry's back-off hung every later ``set``), and reports go over one pipe in single writes of at most
+  4,000 bytes, which Linux never interleaves.
 * **Signals stay with the parent**: workers ignore SIGINT and SIGTERM (blocked during the forks, so none lands
   in a child before it ignores it). Ctrl-C reaches the whole process group; the parent answers it by setting
-  the shared cancel event, which a download answers with a checkpoint — what a download thread does. A worker
-  dies with its parent (``PR_SET_PDEATHSIG``, SIGKILL) as a thread would on kill -9: the last checkpoint is
-  what the next run resumes from.
-* **Progress** reports travel over a pipe to a relay thread in the parent, which calls the caller's callback;
-  a callback that raises cancels every download (and the pipe is still drained, so no worker blocks on it).
+  the cancel, which a download answers with a checkpoint — what a download thread does. A worker dies with its
+  parent (``PR_SET_PDEATHSIG``, SIGKILL) as a thread would on kill -9: the last checkpoint is what the next
+  run resumes from.
+* **Reports**: which wheel each worker starts, and progress, which a relay thread in the parent hands to the
+  caller's callback; a callback that raises cancels every download (and the pipe is still drained).
 * **Claims** (move installs): a worker claims the tree it unpacked and hands it over with the result —
   unlocked, lock file kept and touched, so no sweep takes it for a minute; the parent adopts it
   (``Cache.adopt_claim``) the moment the result arrives.
@@ -38,12 +42,14 @@ import dataclasses
 import multiprocessing
 import os
 import pickle
+import select
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
-from multiprocessing.queues import SimpleQueue
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +59,7 @@ from wheelstream._download import CancelSignal, DownloadResult
 from wheelstream._http_client import new_client
 from wheelstream._progress import Progress, ProgressCallback
 
-__all__ = ["Fetch", "ProcessPool", "processes_available"]
+__all__ = ["Fetch", "PipeSignal", "ProcessPool", "processes_available"]
 
 # fetch(item, *args, client=, progress=, cancel=): one download, run in a worker
 Fetch = Callable[..., DownloadResult]
@@ -76,10 +82,37 @@ class _Worker:
 
     client: httpx.Client | None = None
     cancel: CancelSignal | None = None
+    reports: Connection | None = None
     progress: ProgressCallback | None = None
 
 
 _STOPPING = {signal.SIGINT, signal.SIGTERM}
+_ATOMIC = 4000  # bytes: a pipe write up to PIPE_BUF (4096 on Linux) is atomic, so writers need no shared lock
+
+
+class PipeSignal:
+    """The shared cancel: set when its pipe is readable. No lock and no waiter list — a ``multiprocessing``
+    event is a condition variable, and a worker killed while waiting on it (a retry's back-off) or holding its
+    lock would block every ``set`` and ``is_set`` after it, for good."""
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+
+    def set(self) -> None:
+        with contextlib.suppress(OSError):  # full (set many times over) or closed: it is set either way
+            os.write(self._write, b"!")
+
+    def is_set(self) -> bool:
+        return self.wait(0)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        poller = select.poll()  # one per call: a poll object must not be shared between threads
+        poller.register(self._read, select.POLLIN)
+        return bool(poller.poll(None if timeout is None else max(0, round(timeout * 1000))))
+
+    def close(self) -> None:
+        os.close(self._read)
+        os.close(self._write)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -89,20 +122,34 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _start_worker(parent: int, cancel: CancelSignal, reports: SimpleQueue[Progress | None] | None,
-                  timeout: float) -> None:
-    for number in _STOPPING:  # the parent turns both into the cancel event; they were blocked since the fork
+def _start_worker(parent: int, cancel: CancelSignal, reports: Connection, relay: bool, timeout: float) -> None:
+    for number in _STOPPING:  # the parent turns both into the cancel; they were blocked since the fork
         signal.signal(number, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
     _die_with_parent(parent)
     _Worker.cancel = cancel
-    _Worker.progress = reports.put if reports is not None else None
+    _Worker.reports = reports
+    _Worker.progress = _send_progress if relay else None
     _Worker.client = new_client(timeout)
 
 
-def _run(fetch: Fetch, args: tuple[Any, ...]) -> tuple[DownloadResult, Path | None]:
+def _send(message: tuple[Any, ...]) -> None:
+    assert _Worker.reports is not None
+    payload = pickle.dumps(message)
+    if len(payload) <= _ATOMIC:  # larger could interleave with another worker's write: not sent
+        _Worker.reports.send_bytes(payload)
+
+
+def _send_progress(report: Progress) -> None:
+    if report.message is not None and len(report.message) > 1000:
+        report = dataclasses.replace(report, message=report.message[:1000] + "…")
+    _send(("progress", report))
+
+
+def _run(fetch: Fetch, label: str, args: tuple[Any, ...]) -> tuple[DownloadResult, Path | None]:
     """In the worker: one download; a claimed tree goes back unlocked, for the parent to adopt."""
     assert _Worker.client is not None
+    _send(("start", os.getpid(), label))  # so the parent can name the wheel if this process dies
     try:
         result = fetch(*args, client=_Worker.client, progress=_Worker.progress, cancel=_Worker.cancel)
     except Exception as exc:  # noqa: BLE001 - every error goes back to the parent, made portable
@@ -124,68 +171,88 @@ def _portable(error: Exception) -> Exception:
 
 
 class ProcessPool:
-    """Downloads in ``workers`` forked processes; ``close`` (``contextlib.closing``) waits for them.
+    """Downloads in ``workers`` forked processes: ``start`` forks them, ``submit`` queues a download (a future
+    of ``(result, handed-over claim root or None)``), ``cancel`` stops them all like Ctrl-C would (they
+    checkpoint and raise ``Interrupted``), ``close`` (``contextlib.closing``) waits for them.
 
-    ``submit`` returns a future of ``(result, handed-over claim root or None)``; ``cancel`` stops every
-    download like Ctrl-C would (they checkpoint and raise ``Interrupted``). The caller's progress callback runs
-    on a relay thread; if it raises, every download is cancelled and ``callback_error`` holds what it raised.
+    Workers report over one pipe, without a shared lock (each message is one atomic write): which wheel each
+    process is on, and progress for the caller's callback, which runs on a relay thread here; a callback that
+    raises cancels every download, and ``callback_error`` holds what it raised.
     """
 
     def __init__(self, workers: int, *, timeout: float, progress: ProgressCallback | None) -> None:
-        """Raises ``OSError`` / ``NotImplementedError`` where shared semaphores are missing (no ``/dev/shm``)."""
+        """Raises ``OSError`` / ``NotImplementedError`` where the executor's semaphores are missing."""
         context = multiprocessing.get_context("fork")
-        self.cancel: CancelSignal = context.Event()
+        self.cancel = PipeSignal()
         self.callback_error: BaseException | None = None
         self._progress = progress
-        self._reports: SimpleQueue[Progress | None] | None = context.SimpleQueue() if progress else None
+        self._reader, writer = context.Pipe(duplex=False)
+        self._running: dict[int, str] = {}  # worker pid -> the wheel it started last
+        self._stopping = threading.Event()
         self._relay: threading.Thread | None = None
-        self._forked = False
         self._executor = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=context,
             initializer=_start_worker,
-            initargs=(os.getpid(), self.cancel, self._reports, timeout),
+            initargs=(os.getpid(), self.cancel, writer, progress is not None, timeout),
         )
 
-    def submit(self, fetch: Fetch, *args: Any) -> Future[tuple[DownloadResult, Path | None]]:
-        if self._forked:
-            return self._executor.submit(_run, fetch, args)
-        # The first submit forks every worker. A Ctrl-C must not land in a child before it ignores SIGINT,
-        # nor halfway through the forks: both signals wait, blocked, until the workers exist.
+    def start(self) -> None:
+        """Fork the workers. A Ctrl-C must not land in a child before it ignores SIGINT, nor halfway through
+        the forks: both signals wait, blocked, until the workers exist (a pending one is raised here, before
+        any download was queued)."""
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
         try:
-            future = self._executor.submit(_run, fetch, args)
-            self._forked = True
+            self._executor.submit(os.getpid)  # the first submit forks every worker
+            self._relay = threading.Thread(target=self._relay_reports, name="wheelstream-reports", daemon=True)
+            self._relay.start()  # a thread only after the forks
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        if self._reports is not None:  # a thread only after the forks
-            self._relay = threading.Thread(target=self._relay_reports, name="wheelstream-progress", daemon=True)
-            self._relay.start()
-        return future
+
+    def submit(self, fetch: Fetch, label: str, *args: Any) -> Future[tuple[DownloadResult, Path | None]]:
+        return self._executor.submit(_run, fetch, label, args)
 
     def _relay_reports(self) -> None:
-        assert self._reports is not None and self._progress is not None
-        while (report := self._reports.get()) is not None:
-            if self.callback_error is not None:
-                continue  # keep the pipe drained: a worker blocked in put would never see the cancel
-            try:
-                self._progress(report)
-            except BaseException as exc:  # noqa: BLE001 - raised for the caller by _api, after the cancel
-                self.callback_error = exc
-                self.cancel.set()
+        while not self._stopping.is_set() or self._reader.poll(0):
+            if not self._reader.poll(0.1):
+                continue
+            message = pickle.loads(self._reader.recv_bytes())
+            if message[0] == "start":
+                self._running[message[1]] = message[2]
+            elif self._progress is not None and self.callback_error is None:
+                try:
+                    self._progress(message[1])
+                except BaseException as exc:  # noqa: BLE001 - raised for the caller by _api, after the cancel
+                    self.callback_error = exc
+                    self.cancel.set()
 
-    def kill(self) -> None:
-        """SIGKILL every worker still alive: after one died, the pool's queues may be unusable and the others,
-        ignoring SIGTERM, would wait on them forever. Their last checkpoints are kept, as after kill -9."""
-        for process in list(getattr(self._executor, "_processes", None) or {}.values()):
+    def died(self) -> str | None:
+        """After the pool broke: the wheel a worker that died was on, when known."""
+        for pid, process in dict(getattr(self._executor, "_processes", None) or {}).items():
+            if process.exitcode is not None and process.exitcode != 0 and pid in self._running:
+                return self._running[pid]
+        return None
+
+    def kill(self, grace: float) -> None:
+        """After a worker died: give the others ``grace`` seconds to checkpoint (the cancel is set), then
+        SIGKILL those still alive — the pool's queues may be unusable, and they ignore the SIGTERM a broken
+        pool sends. What they had checkpointed is kept, as after kill -9."""
+        deadline = time.monotonic() + grace
+        processes = list((getattr(self._executor, "_processes", None) or {}).values())
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+        for process in processes:
             with contextlib.suppress(OSError, ValueError, AttributeError):
                 process.kill()
 
     def close(self) -> None:
-        """Wait for the workers to finish and exit (after ``cancel``, at their next chunk)."""
+        """Wait for the workers to finish and exit (after ``cancel``, at their next chunk), then for the
+        reports they sent."""
         try:
             self._executor.shutdown(wait=True, cancel_futures=True)
         finally:
-            if self._relay is not None and self._reports is not None:
-                self._reports.put(None)  # behind every report the workers sent before they finished
+            self._stopping.set()
+            if self._relay is not None:
                 self._relay.join()
+            self._reader.close()
+            self.cancel.close()
