@@ -167,34 +167,13 @@ def _fetch_with(
     resolved = [_resolve(s, hashes, index_url, cache, client, interpreter.tags) for s in sources]
     if not ignore_tags and keep_wheels_in is None:
         for item in resolved:  # fail before downloading anything, as pip does
-            name = filename_from_url(item.url) if item.url else (item.path.name if item.path else "")
+            name = _filename(item)
             check_tags(name, parse_filename(name).tags, interpreter.tags, interpreter.executable)
     args = (cache, options, keep_wheels_in, keep_unpacked)
     workers = min(max(1, jobs), len(resolved))
     processes = _process_pool(workers, options.timeout, progress) if own_client else None
     if processes is not None:
-        with contextlib.closing(processes):
-            processes.start()
-            adopter = _Adopter(cache)
-
-            def submit_to_worker(item: _Resolved) -> Future[tuple[DownloadResult, Path | None]]:
-                future = processes.submit(_fetch_one, _filename(item), item, *args)
-                future.add_done_callback(adopter.adopt)  # at once: see Claim.hand_over
-                return future
-
-            try:
-                fetched = _collect(resolved, submit_to_worker, processes.cancel, adopter, processes.died)
-            except WorkerDied:
-                processes.kill(grace=5.0)  # the others ignore the SIGTERM a broken pool sends
-                raise
-            except BaseException:
-                if processes.callback_error is not None:  # the cancel that stopped them was the callback's
-                    raise processes.callback_error from None
-                raise
-        if processes.callback_error is not None:  # it raised after the last download had finished
-            _release([result for _item, result in fetched])
-            raise processes.callback_error
-        return fetched
+        return _fetch_in_processes(processes, resolved, cache, args)
     cancel = threading.Event()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wheelstream") as threads:
 
@@ -202,6 +181,35 @@ def _fetch_with(
             return threads.submit(_fetch_one, item, *args, client=client, progress=progress, cancel=cancel)
 
         return _collect(resolved, submit_to_thread, cancel, Future.result)
+
+
+def _fetch_in_processes(
+    processes: ProcessPool, resolved: Sequence[_Resolved], cache: Cache, args: tuple[Any, ...]
+) -> list[tuple[_Resolved, DownloadResult]]:
+    """``_collect`` over worker processes: claims adopted as results arrive, a dead worker's pool killed (after
+    a grace period for the others to checkpoint), the progress callback's error raised as the callback's."""
+    with contextlib.closing(processes):
+        processes.start()
+        adopter = _Adopter(cache)
+
+        def submit_to_worker(item: _Resolved) -> Future[tuple[DownloadResult, Path | None]]:
+            future = processes.submit(_fetch_one, _filename(item), item, *args)
+            future.add_done_callback(adopter.adopt)  # at once: see Claim.hand_over
+            return future
+
+        try:
+            fetched = _collect(resolved, submit_to_worker, processes.cancel, adopter, processes.died)
+        except WorkerDied:
+            processes.kill(grace=5.0)  # the others ignore the SIGTERM a broken pool sends
+            raise
+        except BaseException:
+            if processes.callback_error is not None:  # the cancel that stopped them was the callback's
+                raise processes.callback_error from None
+            raise
+    if processes.callback_error is not None:  # it raised after the last download had finished
+        _release([result for _item, result in fetched])
+        raise processes.callback_error
+    return fetched
 
 
 def _process_pool(workers: int, timeout: float, progress: ProgressCallback | None) -> ProcessPool | None:
@@ -326,7 +334,7 @@ def _collect(
 
 
 def _filename(item: _Resolved) -> str:
-    return filename_from_url(item.url) if item.url else (item.path.name if item.path else item.source)
+    return filename_from_url(item.url) if item.url else (item.path.name if item.path else "")
 
 
 def _release(fetched: Sequence[DownloadResult]) -> None:
