@@ -118,11 +118,9 @@ class Cache:
         """Take over a claim another process handed over (:meth:`Claim.hand_over`): a worker process unpacks,
         this one installs. The lock file stayed and was touched, so no sweep removes the tree for a minute;
         the caller adopts as soon as the worker's result arrives."""
-        lock = filelock.FileLock(root.parent / f"{root.name}.lock", timeout=0, thread_local=False)
-        try:
-            lock.acquire()
-        except filelock.Timeout:
-            raise OSError(f"a claimed tree is still locked by another process: {root}") from None
+        lock = try_lock(root.parent / f"{root.name}.lock")
+        if lock is None:
+            raise OSError(f"a claimed tree is still locked by another process: {root}")
         if not root.is_dir():
             _unlock(lock)
             raise FileNotFoundError(f"a claimed tree was removed before this process adopted it: {root}")
@@ -144,10 +142,9 @@ class Cache:
         now = time.time()
         for name in names:
             if name.endswith(".lock"):
-                with contextlib.suppress(OSError):  # the lock file's age is the claim's (a tree keeps its own)
-                    mtime = (claimed / name).stat().st_mtime
-                    if now - mtime > _SWEEP_AFTER:
-                        tokens[name.removesuffix(".lock")] = mtime
+                mtime = _mtime(claimed / name)  # the lock file's age is the claim's (a tree keeps its own)
+                if mtime is not None and now - mtime > _SWEEP_AFTER:
+                    tokens[name.removesuffix(".lock")] = mtime
         for token, seen in tokens.items():
             lock = try_lock(claimed / f"{token}.lock")
             if lock is None:
@@ -191,8 +188,9 @@ def _mtime(path: Path) -> float | None:
 
 
 def try_lock(path: Path) -> filelock.BaseFileLock | None:
-    """Take the lock at ``path`` now if nobody holds it; ``None`` when a live process does."""
-    lock = filelock.FileLock(path, timeout=0)
+    """Take the lock at ``path`` now if nobody holds it; ``None`` when a live process does. Not thread-local:
+    an adopted claim is taken on the executor's thread and released on the caller's."""
+    lock = filelock.FileLock(path, timeout=0, thread_local=False)
     try:
         lock.acquire()
     except filelock.Timeout:

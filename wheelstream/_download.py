@@ -85,7 +85,7 @@ _MB = 1024 * 1024
 
 class CancelSignal(Protocol):
     """Set by someone else to stop a download like Ctrl-C would: a ``threading.Event`` (another thread) or a
-    ``multiprocessing`` event (the parent of a worker process)."""
+    ``_workers.PipeSignal`` (the parent of a worker process)."""
 
     def is_set(self) -> bool: ...
 
@@ -234,7 +234,7 @@ class _Download:
         self.keep_wheel_in = keep_wheel_in
         self.keep_unpacked = keep_unpacked
         self.cancel = cancel  # set by another thread (Ctrl-C in the main thread): stop like Ctrl-C here
-        self._socket: socket.socket | None = None  # the one a response body is being read from
+        self._socket: socket.socket | None = None  # our descriptor of the request in flight's connection
         self._socket_lock = threading.Lock()
         self.fetched = 0
         self.reused = 0
@@ -596,8 +596,7 @@ class _Download:
         stream = self.stream
         try:
             for chunk in body:
-                if self.cancel is not None and self.cancel.is_set():
-                    raise KeyboardInterrupt
+                self._stop_if_cancelled()
                 self.fetched += len(chunk)
                 if skip:
                     drop = min(skip, len(chunk))
