@@ -311,17 +311,18 @@ def _collect(
     try:
         for item in resolved:
             futures.append(submit(item))
-        failed = _wait_first_error(futures)
+        error = _wait_first_error(futures)
     except KeyboardInterrupt:
         _stop_all(futures, cancel)
         _release_succeeded(futures, result_of)
         raise Interrupted("interrupted — run the same command again to resume") from None
-    if failed is not None:
+    if error is not None:
+        # A worker process died (OOM killer, a signal): every download still running failed with it, so name
+        # the one whose process died — asked before the others are stopped, while only that one has exited.
+        wheel = who_died() if isinstance(error, BrokenExecutor) else None
         _stop_all(futures, cancel)
         _release_succeeded(futures, result_of)
-        _future, error = failed
-        if isinstance(error, BrokenExecutor):  # a worker process died (OOM killer, a signal): every download
-            wheel = who_died()  # still running failed with it, so name the one whose process died, if known
+        if isinstance(error, BrokenExecutor):
             cause = "the process unpacking it died" if wheel else "a worker process died"
             raise WorkerDied(f"{cause} (killed by a signal?); the other downloads were stopped",
                              wheel=wheel) from None
@@ -361,8 +362,8 @@ def _stop_all(futures: Sequence[Future[Any]], cancel: CancelSignal) -> None:
     wait(futures)
 
 
-def _wait_first_error(futures: Sequence[_F]) -> tuple[_F, BaseException] | None:
-    """Wait until all succeed or one fails; return the first failure *in time*, with its future.
+def _wait_first_error(futures: Sequence[Future[Any]]) -> BaseException | None:
+    """Wait until all succeed or one fails; return the first failure *in time*.
 
     The wait polls: a signal (Ctrl-C, SIGTERM) may be delivered to any thread, and Python runs its handler
     only when the main thread executes bytecode — a main thread blocked in one long ``wait`` would not notice
@@ -373,7 +374,7 @@ def _wait_first_error(futures: Sequence[_F]) -> tuple[_F, BaseException] | None:
         done, pending = wait(pending, timeout=0.1, return_when=FIRST_EXCEPTION)
         for future in futures:  # in source order among those that failed together
             if future in done and (error := future.exception()) is not None:
-                return future, error
+                return error
     return None
 
 

@@ -50,6 +50,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing.connection import Connection
+from multiprocessing.connection import wait as wait_for
 from pathlib import Path
 from typing import Any
 
@@ -227,10 +228,15 @@ class ProcessPool:
                     self.cancel.set()
 
     def died(self) -> str | None:
-        """After the pool broke: the wheel a worker that died was on, when known."""
-        for pid, process in dict(getattr(self._executor, "_processes", None) or {}).items():
-            if process.exitcode is not None and process.exitcode != 0 and pid in self._running:
-                return self._running[pid]
+        """After the pool broke, before the others are cancelled: the wheel a dead worker was on, when known.
+
+        Found by its sentinel (ready once the process has exited), not its exit code: the pool reports the
+        death as soon as the sentinel is ready, a moment before ``waitpid`` can see the process."""
+        processes = dict(getattr(self._executor, "_processes", None) or {})
+        ready = set(wait_for([process.sentinel for process in processes.values()], timeout=1.0))
+        for pid, process in processes.items():
+            if process.sentinel in ready and process.exitcode != 0 and pid in self._running:  # 0: an idle
+                return self._running[pid]  # worker the broken pool told to exit; None: not reaped yet
         return None
 
     def kill(self, grace: float) -> None:
