@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -32,6 +34,7 @@ from wheelstream.testing import (
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_WHEELS = ROOT / "fixtures" / "wheels"
+TLS = ROOT / "fixtures" / "tls"
 
 
 @dataclass
@@ -302,6 +305,57 @@ def test_ctrl_c_while_a_server_never_answers_exits_at_once(scheme: str, cache: P
         with held:
             time.sleep(0.3)
             run = _ctrl_c_promptly(proc)
+    assert run.error_line().startswith("error: interrupted"), run.err
+    assert not (tmp_path / "t").exists()
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = conn.recv(4096)
+        if not chunk:
+            raise AssertionError(f"the client closed the connection; it had sent {head!r}")
+        head += chunk
+    return head
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_ctrl_c_while_a_pooled_connection_waits_for_headers_exits_at_once(scheme: str, cache: Path,
+                                                                          tmp_path: Path) -> None:
+    """The index page and the wheel are on one host, so the wheel's request goes out on the index page's
+    keep-alive connection, from the pool — no new connection, so no connect trace — and the server never
+    answers it. Ctrl-C must not wait for the read timeout: our client's pools tell the download which
+    connection its request was written to."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    index = f"{scheme}://127.0.0.1:{listener.getsockname()[1]}/simple/"
+    page = b'<html><body><a href="/files/demo-1.0-py3-none-any.whl">demo-1.0-py3-none-any.whl</a></body></html>'
+    env = {**os.environ, "WHEELSTREAM_CACHE_DIR": str(cache), "SSL_CERT_FILE": str(TLS / "localhost.pem")}
+    with listener:
+        proc = subprocess.Popen([sys.executable, "-m", "wheelstream", "install", "demo==1.0", "--index-url", index,
+                                 "-t", str(tmp_path / "t")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            listener.settimeout(20)
+            conn, _ = listener.accept()
+            if scheme == "https":
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                context.load_cert_chain(TLS / "localhost.pem", TLS / "localhost.key")
+                conn = context.wrap_socket(conn, server_side=True)
+            with conn:
+                conn.settimeout(20)
+                assert _read_request(conn).startswith(b"GET /simple/demo/ ")
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s"
+                             % (len(page), page))
+                assert _read_request(conn).startswith(b"GET /files/demo-1.0-py3-none-any.whl ")
+                listener.setblocking(False)
+                with pytest.raises(BlockingIOError):
+                    listener.accept()  # no second connection: the wheel's request is on the pooled one
+                time.sleep(0.3)
+                run = _ctrl_c_promptly(proc)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     assert run.error_line().startswith("error: interrupted"), run.err
     assert not (tmp_path / "t").exists()
 

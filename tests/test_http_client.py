@@ -14,7 +14,7 @@ from pytest_httpserver import HTTPServer
 
 import wheelstream
 from fixtures.wellformed import WELLFORMED
-from wheelstream._http_client import new_client
+from wheelstream._http_client import new_client, take_request_stream
 from wheelstream.testing import FaultServer
 
 TLS = Path(__file__).resolve().parent.parent / "fixtures" / "tls"
@@ -109,3 +109,23 @@ def test_a_broken_ca_setting_is_a_clear_error_on_the_first_https_request(
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
     with new_client(5.0) as client, pytest.raises(UsageError, match="cannot set up TLS"):
         client.get("https://127.0.0.1:9/")
+
+
+def test_our_pools_name_the_connection_a_request_was_written_to() -> None:
+    """What a download's cancel watcher relies on (``take_request_stream``): after a request through our
+    client, this thread's request stream is the connection's, once, also when the pool reuses it; another
+    client's request leaves none."""
+    with FaultServer() as server:
+        url = server.add_file(WHEEL, b"one")
+        with new_client(5.0) as client:
+            first = client.get(url)
+            stream = take_request_stream()
+            assert take_request_stream() is None  # taken once
+            second = client.get(url)  # the same keep-alive connection, from the pool
+            again = take_request_stream()
+        with httpx.Client() as foreign:
+            foreign.get(url)
+    assert first.content == second.content == b"one"
+    assert stream is not None and again is stream
+    assert first.extensions["network_stream"] is stream is second.extensions["network_stream"]
+    assert take_request_stream() is None

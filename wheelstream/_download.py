@@ -50,6 +50,7 @@ import httpx
 
 from wheelstream._cache import Cache, Claim
 from wheelstream._extract import Extractor
+from wheelstream._http_client import take_request_stream
 from wheelstream._http_table import Action, Decision, Known, decide, retry_after_seconds
 from wheelstream._partial import Journal, PartialFile, read_file_range
 from wheelstream._progress import Progress, ProgressCallback
@@ -434,18 +435,26 @@ class _Download:
                 previous.close()
 
     def _trace(self, event: str, info: dict[str, Any]) -> None:
-        """httpcore's trace hook: a new connection's socket is known before any response is (a server that
-        accepts and never answers, or stalls the TLS handshake, must not hold a cancel either)."""
+        """httpcore's trace hook: the request's socket is known before any response is (a server that accepts
+        and never answers, stalls the TLS handshake, or says nothing after a request on a pooled keep-alive
+        connection must not hold a cancel either). A new connection names its stream when it is made; our
+        own client's pools name the stream a request is written to (``_http_client.take_request_stream``)."""
         if event.endswith("connect_tcp.complete"):
             self._register(info.get("return_value"))
+        elif event == "http11.send_request_headers.started":
+            take_request_stream()  # nothing an earlier request on this thread left may be taken for this one
+        elif event == "http11.send_request_headers.complete":
+            stream = take_request_stream()
+            if stream is not None:
+                self._register(stream)
 
     @contextlib.contextmanager
     def _abortable(self) -> Iterator[dict[str, Any]]:
         """The request's extensions; until the request is over, its connection is the watcher's to shut.
 
-        A request on a pooled keep-alive connection makes no connect trace: its socket is known from the
-        response on, so a server that stalls *before* the response headers there still holds a cancel until
-        the read timeout."""
+        Through a client of the caller's, a request on a pooled keep-alive connection makes no trace that names
+        its stream: its socket is known from the response on, so a server that stalls *before* the response
+        headers there still holds a cancel until the read timeout."""
         try:
             yield {"trace": self._trace}
         finally:

@@ -12,6 +12,17 @@ Proxies: httpx reads them from the environment (``HTTP_PROXY``, ``HTTPS_PROXY``,
 the system settings on macOS and Windows) only when it builds its own transport. So when the standard library
 sees any proxy configured (``urllib.request.getproxies()``, where httpx looks too), the client is httpx's own,
 exactly as before this module deferred TLS: the saving is for the common case, never a change of route.
+
+Which connection a request went out on (``take_request_stream``): a cancel must be able to shut the socket a
+download is blocked on (``_download._Download._cancel_watch``). A new connection's socket is known from
+httpcore's connect trace; a request on a pooled keep-alive connection makes no such trace, and before its
+response headers arrive nothing in httpx's API names the connection. So our transports' connection pools
+create their streams through ``_TrackingBackend``, which notes, per thread, the stream a request was last
+written to; the download takes it at the ``send_request_headers.complete`` trace, on the same thread, a
+moment later. Swapping the backend touches two private attributes (``HTTPTransport._pool``,
+``ConnectionPool._network_backend``): where they are missing the pool is left as it is, and the only loss is
+that a cancel on a pooled connection waits for the read timeout again
+(``test_ctrl_c_while_a_pooled_connection_waits_for_headers_exits_at_once`` notices).
 """
 
 from __future__ import annotations
@@ -22,13 +33,14 @@ import os
 import ssl
 import threading
 import urllib.request
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
+from typing import Any
 
 import httpx
 
 from wheelstream.errors import UsageError
 
-__all__ = ["USER_AGENT", "new_client"]
+__all__ = ["USER_AGENT", "new_client", "take_request_stream"]
 
 USER_AGENT = "wheelstream/0.1.0"
 
@@ -60,6 +72,62 @@ class _CredentialsAuth(httpx.Auth):
         yield request
 
 
+_written = threading.local()  # .stream: the stream this thread last wrote a request to, until taken
+
+
+def take_request_stream() -> object | None:
+    """The network stream this thread last wrote a request to through one of our pools, once (see the
+    module docstring); None when the request went through another client's pool."""
+    stream = getattr(_written, "stream", None)
+    _written.stream = None
+    return stream
+
+
+class _TrackedStream:
+    """An httpcore network stream that notes itself as this thread's request stream when written to."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.read = inner.read  # the hot path (64 KiB a call) goes straight to the real stream
+        self.close = inner.close
+        self.get_extra_info = inner.get_extra_info
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        _written.stream = self
+        self._inner.write(buffer, timeout)
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> _TrackedStream:
+        return _TrackedStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+
+class _TrackingBackend:
+    """httpcore's network backend, with every stream it makes a ``_TrackedStream``."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> _TrackedStream:
+        return _TrackedStream(self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Iterable[Any] | None = None) -> _TrackedStream:
+        return _TrackedStream(self._inner.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def _tracking(transport: httpx.HTTPTransport) -> httpx.HTTPTransport:
+    """``transport`` with its pool's streams tracked, when its pool is where httpx 0.27-0.28 keep it."""
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if backend is not None and not isinstance(backend, _TrackingBackend):
+        pool._network_backend = _TrackingBackend(backend)  # type: ignore[union-attr]
+    return transport
+
+
 def _trusts_nothing() -> ssl.SSLContext:
     """Verification on, no CA loaded: cheap to build, and useless for TLS by construction."""
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -70,7 +138,7 @@ class _SchemeTransport(httpx.BaseTransport):
     built (under a lock: downloads run on several threads) when the first ``https`` request comes."""
 
     def __init__(self) -> None:
-        self._plain = httpx.HTTPTransport(verify=_trusts_nothing())
+        self._plain = _tracking(httpx.HTTPTransport(verify=_trusts_nothing()))
         self._tls: httpx.HTTPTransport | None = None
         self._closed = False
         self._lock = threading.Lock()
@@ -81,7 +149,7 @@ class _SchemeTransport(httpx.BaseTransport):
                 raise RuntimeError("the HTTP client is closed")
             if self._tls is None:
                 try:
-                    self._tls = httpx.HTTPTransport(verify=True, trust_env=True)
+                    self._tls = _tracking(httpx.HTTPTransport(verify=True, trust_env=True))
                 except (OSError, ssl.SSLError) as exc:  # e.g. SSL_CERT_FILE names a missing or bad file
                     raise UsageError(f"cannot set up TLS certificate verification: {exc}") from exc
             return self._tls
