@@ -37,7 +37,7 @@ from wheelstream._partial import Journal, entries_log
 from wheelstream._progress import Progress
 from wheelstream._staged import StagedFile
 from wheelstream._urls import cache_key
-from wheelstream.errors import Interrupted
+from wheelstream.errors import DiskError, Interrupted
 from wheelstream.testing import Cut, FaultPlan, FaultServer, Throttle
 from wheelstream.zip import LocalEntry, ZipStreamParser
 
@@ -400,8 +400,10 @@ def test_a_failed_checkpoint_on_the_worker_surfaces_and_the_last_good_one_resume
 
     monkeypatch.setattr(Journal, "save", save)
     never_skip_checkpoints(monkeypatch)
-    with pytest.raises(OSError, match="injected"):
+    with pytest.raises(DiskError, match="injected") as raised:
         fetch(url, tmp_path, dataclasses.replace(OFTEN, checkpoint_bytes=256 << 10))
+    assert isinstance(raised.value.__cause__, OSError) and raised.value.__cause__.errno == 28
+    assert "kept — run the same command again to resume" in str(raised.value)
     assert not [t for t in threading.enumerate() if t.name == "wheelstream-unpack" and t.is_alive()]
     assert server.wait_idle(10)  # the abandoned response's bytes are counted before the rerun starts
     monkeypatch.setattr(Journal, "save", real_save)

@@ -360,6 +360,92 @@ def test_ctrl_c_while_a_pooled_connection_waits_for_headers_exits_at_once(scheme
     assert not (tmp_path / "t").exists()
 
 
+# -- a full disk ------------------------------------------------------------------------------------------
+# RLIMIT_FSIZE makes the kernel refuse (EFBIG) any write past the limit, to any file the command writes: a
+# real failing write through real files, without root or a small file system.
+
+
+def ws_limited(*args: str, cache: Path, file_size_limit: int) -> Run:
+    import resource
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing us
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
+
+    env = {**os.environ, "WHEELSTREAM_CACHE_DIR": str(cache), "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "-m", "wheelstream", *args], check=False, capture_output=True,
+                          text=True, env=env, timeout=60, cwd=ROOT, preexec_fn=limit)
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def test_a_full_disk_before_any_checkpoint_says_so_and_leaves_nothing(server: FaultServer, cache: Path,
+                                                                     tmp_path: Path) -> None:
+    """A staged file cannot be written (a 3 MB entry of zeros: the partial stays small). Nothing is
+    resumable yet, so nothing may be left taking space on what is probably a full disk."""
+    filename, data = build_wheel("demo", "1.0", files={"demo/zeros.bin": bytes(3 << 20)})
+    url = server.add_file(filename, data)
+    run = ws_limited("install", url, "-t", str(tmp_path / "t"), cache=cache, file_size_limit=2 << 20)
+    assert run.code == 1, run.err
+    line = run.error_line()
+    assert line.startswith(f"error: {filename}: cannot write") and "File too large; nothing kept" in line, line
+    assert not (tmp_path / "t").exists()
+    leftovers = [p for p in (cache / "partial").iterdir() if not p.name.endswith(".lock")]
+    assert leftovers == [] and list((cache / "staging").iterdir()) == []
+
+
+def test_a_full_disk_while_unpacking_a_local_wheel_says_so_and_leaves_nothing(cache: Path, tmp_path: Path) -> None:
+    filename, data = build_wheel("demo", "1.0", files={"demo/zeros.bin": bytes(3 << 20)})
+    (tmp_path / filename).write_bytes(data)
+    run = ws_limited("install", str(tmp_path / filename), "-t", str(tmp_path / "t"), cache=cache,
+                     file_size_limit=2 << 20)
+    assert run.code == 1, run.err
+    assert run.error_line() == f"error: {filename}: cannot write in {cache}: File too large", run.err
+    assert not (tmp_path / "t").exists() and list((cache / "staging").iterdir()) == []
+
+
+def test_a_full_disk_keeps_the_last_checkpoint_and_the_rerun_resumes(server: FaultServer, cache: Path,
+                                                                     tmp_path: Path) -> None:
+    """The partial file hits the limit at 2.5 MB; checkpoints were taken every second (the server sends
+    1 MB/s), so the error says what is kept, and the same command without the limit resumes there."""
+    files = {f"demo/m{i:02}.bin": os.urandom(64 * 1024) for i in range(64)}
+    filename, data = build_wheel("demo", "1.0", files=files)
+    url = server.add_file(filename, data, plan=FaultPlan(Throttle(bytes_per_second=1 << 20)))
+    run = ws_limited("install", url, "-t", str(tmp_path / "t"), cache=cache, file_size_limit=5 << 19)
+    assert run.code == 1, run.err
+    line = run.error_line()
+    assert line.startswith(f"error: {filename}: cannot write") and "File too large;" in line, line
+    assert "kept — run the same command again to resume" in line and "nothing kept" not in line, line
+    assert not (tmp_path / "t").exists()
+    server.set_plan(filename, FaultPlan())
+    rerun = ws("install", url, "-t", str(tmp_path / "t"), cache=cache)
+    assert rerun.code == 0, rerun.err
+    assert "resumed at" in rerun.err
+    ranged = server.requests_for(filename)[-1].range
+    assert ranged is not None and int(ranged.removeprefix("bytes=").rstrip("-")) >= 1 << 20
+    for name, content in files.items():
+        assert (tmp_path / "t" / name).read_bytes() == content
+
+
+def test_a_full_target_says_so_and_leaves_the_target_unchanged(server: FaultServer, cache: Path,
+                                                              tmp_path: Path) -> None:
+    """The unpacked wheel is in the cache (a copy install keeps it); copying its 3 MB file into the target
+    fails. One line naming the wheel and the target; the target keeps exactly what it had."""
+    filename, data = build_wheel("demo", "1.0", files={"demo/zeros.bin": bytes(3 << 20), "demo/a.py": b"x = 1\n"})
+    url = server.add_file(filename, data)
+    assert ws("install", url, "-t", str(tmp_path / "first"), "--link-mode", "copy", cache=cache).code == 0
+    target = tmp_path / "t"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+    run = ws_limited("install", url, "-t", str(target), "--link-mode", "copy", cache=cache,
+                     file_size_limit=2 << 20)
+    assert run.code == 1, run.err
+    line = run.error_line()
+    assert line.startswith(f"error: {filename}: cannot install into {target}: File too large"), line
+    assert line.endswith("the target is unchanged"), line
+    assert sorted(p.name for p in target.iterdir()) == ["keep.txt"]
+    assert len(server.requests_for(filename)) == 1  # the second install fetched nothing
+
+
 # -- -r, --jobs, the index ---------------------------------------------------------------------------------
 
 

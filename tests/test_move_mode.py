@@ -18,7 +18,7 @@ from test_install_support import snapshot
 import wheelstream
 from fixtures.wellformed import REAL_WHEELS, WELLFORMED
 from wheelstream._cache import Cache
-from wheelstream.errors import RetriesExhausted
+from wheelstream.errors import DiskError, RetriesExhausted
 from wheelstream.installer import _commit, _destination
 from wheelstream.testing import Cut, FaultPlan, FaultServer, Status, since
 
@@ -103,7 +103,7 @@ def test_a_failed_commit_leaves_the_target_and_keeps_the_wheel_file(
         url = server.add_file("demo-1.0-py3-none-any.whl", demo)
         with monkeypatch.context() as patch:
             patch.setattr(_commit, "_rename", boom)
-            with pytest.raises(OSError, match="disk on fire"):
+            with pytest.raises(DiskError, match="disk on fire; the target is unchanged"):
                 wheelstream.install([url], target, cache_dir=tmp_path / "cache")
         assert snapshot(target) == {"keep.txt": snapshot(target)["keep.txt"]}
         assert [p.name for p in target.iterdir()] == ["keep.txt"]

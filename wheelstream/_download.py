@@ -68,6 +68,7 @@ from wheelstream._tee import Tee, file_sha256, finish_deferred, parse_block, pre
 from wheelstream._urls import cache_key, filename_from_url, redact, split_hash_fragment
 from wheelstream.errors import (
     ArchiveError,
+    DiskError,
     HashMismatch,
     HTTPStatusError,
     Interrupted,
@@ -490,10 +491,29 @@ class _Download:
         except NetworkError:
             self.stream.checkpoint()
             raise
+        except OSError as exc:  # the network's errors are httpx's: this is the local disk
+            raise self._disk_error(exc) from exc
         finally:
             with contextlib.suppress(Exception):
                 self.stream.extractor.close()  # stop the sink thread, free the in-flight descriptor
             self.stream.partial.close()
+
+    def _disk_error(self, exc: OSError) -> DiskError:
+        """The partial, the journal or a staged file could not be written. No new checkpoint is tried (the
+        pipeline is broken somewhere: a writer's file, or a block the partial holds only part of); the last
+        one on disk is consistent by construction and is what the next run resumes from. Without one, what
+        was written cannot be resumed: it is removed, since on a full disk it is space nothing can use."""
+        self.stream.abandon()  # no worker may write on after this
+        journal = Journal.load_header(self.cache.journal(self.key))
+        if journal is not None and journal.durable > 0:
+            kept = f"{_human(journal.durable)} kept — run the same command again to resume once that is fixed"
+        else:
+            with contextlib.suppress(OSError):
+                self.cache.discard(self.key)
+            kept = "nothing kept"
+        where = f" {exc.filename}" if exc.filename else f" in {self.cache.root}"
+        return DiskError(f"cannot write{where}: {exc.strerror or exc}; {kept}", wheel=self.wheel,
+                         offset=self.stream.position)
 
     def _attempts(self) -> DownloadResult:
         """Attempts until done. Only attempts that bring bytes never held before count as progress; a
@@ -787,7 +807,8 @@ def fetch_wheel(
         try:
             return download.run()
         except WheelstreamError as exc:
-            raise exc.with_wheel(download.wheel) from None
+            exc.with_wheel(download.wheel)
+            raise  # as it was raised: its cause (a DiskError's OSError) stays
 
 
 def _from_cache(cache: Cache, download: _Download) -> DownloadResult | None:
@@ -882,10 +903,17 @@ def _unpack_file(
             with contextlib.suppress(Exception):
                 extractor.close()
             shutil.rmtree(staging, ignore_errors=True)
-            raise exc.with_wheel(filename) from None
+            exc.with_wheel(filename)
+            raise
+        except OSError as exc:
+            with contextlib.suppress(Exception):
+                extractor.close()
+            shutil.rmtree(staging, ignore_errors=True)  # a local file is unpacked again whole: keep nothing
+            where = f"read {path}" if exc.filename == str(path) else f"write in {cache.root}"
+            raise DiskError(f"cannot {where}: {exc.strerror or exc}", wheel=filename) from exc
         except BaseException:
             with contextlib.suppress(Exception):
-                extractor.close()  # Ctrl-C, OSError: no sink thread or descriptor may outlive the call
+                extractor.close()  # Ctrl-C: no sink thread or descriptor may outlive the call
             raise
         fresh = _finished_tree(filename, staging, parser, extractor, keep_unpacked)
         staged, claim = _settle_tree(cache, fresh, sha256, keep_unpacked)

@@ -30,6 +30,7 @@ The tree (each leaf is raised somewhere; catch a branch, not a leaf, unless you 
     │   ├── ResourceGone                404/410/416: the URL no longer serves this file
     │   └── HTTPStatusError             any other status we cannot act on
     ├── UsageError                      the caller asked for something impossible (exit 2)
+    ├── DiskError                       the cache could not be written: disk full, permissions, I/O (exit 1)
     ├── WorkerDied                      the worker process of a download was killed (exit 1)
     └── Interrupted                     Ctrl-C / SIGTERM after a clean checkpoint (exit 130)
 
@@ -43,6 +44,7 @@ __all__ = [
     "ArchiveError",
     "ChecksumMismatch",
     "CorruptData",
+    "DiskError",
     "DuplicateEntry",
     "EntrySetMismatch",
     "HTTPStatusError",
@@ -223,6 +225,12 @@ class UsageError(WheelstreamError):
     """The caller asked for something impossible or contradictory."""
 
     exit_code = 2
+
+
+class DiskError(WheelstreamError):
+    """Writing the download's partial file, journal or staged files failed (``ENOSPC``, ``EACCES``, ``EIO``).
+    The last checkpoint on disk is kept (the same command resumes there once the disk is fixed); when there
+    is none, the partial and staged files are removed — on a full disk they are space nothing can use."""
 
 
 class Interrupted(WheelstreamError):

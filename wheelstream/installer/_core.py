@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._staged import StagedWheel
-from ..errors import UsageError, WheelMetadataError, WheelstreamError
+from ..errors import DiskError, UsageError, WheelMetadataError, WheelstreamError
 from ._commit import Move, commit
 from ._compile import compile_files
 from ._destination import HomeWriter, LinkMode
@@ -278,6 +278,14 @@ def _write_wheel(
     writer.write_bytes(f"{meta}/RECORD", record_bytes(rows))
 
 
+def _cannot_install(exc: OSError, target: Path, wheel: str | None) -> DiskError:
+    """A disk full, a permission, an I/O error while installing: one line naming the target (the file is
+    often the staged source of a copy, which says little to the user), the cause, and what it touched."""
+    touched = f" ({exc.filename})" if exc.filename else ""
+    return DiskError(f"cannot install into {target}: {exc.strerror or exc}{touched}; the target is unchanged",
+                     wheel=wheel)
+
+
 def install_staged_many(
     wheels: Sequence[WheelToInstall],
     target: Path,
@@ -312,17 +320,26 @@ def install_staged_many(
     if os.path.lexists(target) and not target.is_dir():
         raise UsageError(f"target path exists but is not a directory: {target}")
     created = not target.exists()
-    target.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".wheelstream-tmp-", dir=target))
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".wheelstream-tmp-", dir=target))
+    except OSError as exc:
+        raise _cannot_install(exc, target, None) from exc
     try:
         writer = HomeWriter(tmp / "home", link_mode)
         writer.home.mkdir()
         for prep in prepared:
-            _write_wheel(prep, writer, interpreter, target, compile_bytecode)
+            try:
+                _write_wheel(prep, writer, interpreter, target, compile_bytecode)
+            except OSError as exc:
+                raise _cannot_install(exc, target, prep.item.staged.filename) from exc
         plan = plan_target(writer.home, interpreter.scheme, target, upgrade, warn)
         for lost in plan.dropped:
             warn(f"{lost.relative_to(writer.home)} is not installed: pip --target leaves it behind too")
-        commit(plan, target, tmp / "old", _move)
+        try:
+            commit(plan, target, tmp / "old", _move)
+        except OSError as exc:
+            raise _cannot_install(exc, target, None) from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         if created:
