@@ -203,3 +203,33 @@ def test_the_library_leaves_httpx_whole_and_exports_lazily() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.splitlines() == ["True True True", "module 'wheelstream' has no attribute 'nope'"]
+
+
+def test_ctrl_c_once_the_install_is_done_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """A real SIGINT while the target's items are renamed in is held until they all are (never half an
+    install); the command then exits 130 saying nothing is left to do — not "run the same command again",
+    which would only warn that every item exists."""
+    import os
+    import signal
+
+    from fixtures.wellformed import make_wheel
+    from wheelstream.cli import main
+    from wheelstream.installer import _commit
+
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    wheel.write_bytes(make_wheel({"demo/__init__.py": b"x = 1\n", "demo/data.bin": os.urandom(4096)}))
+    real_rename = _commit._rename
+
+    def rename(src: Path, dest: Path) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        real_rename(src, dest)
+
+    monkeypatch.setattr(_commit, "_rename", rename)
+    with pytest.raises(SystemExit) as exited:
+        main(["install", str(wheel), "-t", str(tmp_path / "t"), "--cache-dir", str(tmp_path / "c"), "-q"])
+    assert exited.value.code == 130
+    err = capsys.readouterr().err
+    assert "interrupted after every wheel was installed — nothing is left to do" in " ".join(err.split()), err
+    assert (tmp_path / "t" / "demo" / "__init__.py").read_bytes() == b"x = 1\n"
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["demo", "demo-1.0.dist-info"]

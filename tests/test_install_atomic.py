@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,8 @@ import pytest
 from test_install_support import full_wheel, snapshot, stage
 
 from wheelstream._staged import StagedWheel
-from wheelstream.installer import install_staged
+from wheelstream.errors import Interrupted
+from wheelstream.installer import _core, install_staged
 
 
 class Boom(Exception):
@@ -74,7 +76,8 @@ def test_failure_at_every_move_leaves_target_unchanged(
 
 
 def test_real_sigint_during_commit_finishes_then_raises(v1_target: Path, v2: StagedWheel) -> None:
-    """Ctrl-C in the middle of the moves is held: the install completes, then KeyboardInterrupt surfaces."""
+    """Ctrl-C in the middle of the moves is held: the install completes, then the interrupt surfaces, saying
+    the install is done (so the CLI does not tell the user to run it again)."""
     fired = [False]
 
     def move(src: Path, dest: Path) -> None:
@@ -83,8 +86,32 @@ def test_real_sigint_during_commit_finishes_then_raises(v1_target: Path, v2: Sta
             os.kill(os.getpid(), signal.SIGINT)
         os.rename(src, dest)
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted, match="interrupted after the install finished") as raised:
         install_staged(v2, v1_target, upgrade=True, _move=move)
+    assert raised.value.installed
+    assert (v1_target / "full_pkg" / "__init__.py").read_text() == "VERSION = '2.0'\n"
+    assert not list(v1_target.glob(".wheelstream-tmp-*"))
+
+
+def test_real_sigint_while_the_replaced_items_are_removed_still_removes_them(
+    v1_target: Path, v2: StagedWheel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an upgrade the temporary directory holds the old items, and removing it takes time; a Ctrl-C
+    then must not leave it in the target. The install is complete, and the interrupt says so."""
+    real_rmtree = shutil.rmtree
+    fired = [False]
+
+    def rmtree(path: Path, ignore_errors: bool = False) -> None:
+        if not fired[0]:
+            fired[0] = True
+            os.kill(os.getpid(), signal.SIGINT)
+            signal.getsignal(signal.SIGINT)  # a bytecode boundary: the KeyboardInterrupt is raised here
+        real_rmtree(path, ignore_errors=ignore_errors)
+
+    monkeypatch.setattr(_core.shutil, "rmtree", rmtree)
+    with pytest.raises(Interrupted) as raised:
+        install_staged(v2, v1_target, upgrade=True)
+    assert fired[0] and raised.value.installed
     assert (v1_target / "full_pkg" / "__init__.py").read_text() == "VERSION = '2.0'\n"
     assert not list(v1_target.glob(".wheelstream-tmp-*"))
 

@@ -208,6 +208,9 @@ def _apply_marker(source: str, where: str) -> str | None:
 # -- output, signals, errors --------------------------------------------------------------------------------
 
 
+_INTERRUPTED = "interrupted — run the same command again to resume (nothing finished is lost)"
+
+
 def _fail(ui: ConsoleProgress | None, exc: BaseException | str, code: int) -> NoReturn:
     message = " ".join(str(exc).split()) or type(exc).__name__
     console = ui.console if ui is not None else stderr_console()
@@ -326,15 +329,25 @@ def _run(
     logger.propagate = False
     previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
     started = time.monotonic()
+    result: InstallResult | None = None
     try:
         ui.start()
         try:
             result = call(ui)
         finally:
             ui.stop()
-    except Interrupted:
-        _fail(ui, ui.interrupted_message(), Interrupted.exit_code)
-    except KeyboardInterrupt:
+        resumed = sum(1 for w in result.wheels if w.resumed_at is not None)
+        cached = sum(1 for w in result.wheels if w.from_cache)
+        if quiet == 0:
+            ui.console.print(
+                ui.summary(verb, result.wheels, result.bytes_fetched, result.bytes_reused, resumed, cached,
+                           time.monotonic() - started),
+                highlight=False, soft_wrap=True,
+            )
+    except (Interrupted, KeyboardInterrupt) as exc:
+        if result is not None or getattr(exc, "installed", False):  # the work was done when it came
+            _fail(ui, f"interrupted after every wheel was {verb.lower()} — nothing is left to do",
+                  Interrupted.exit_code)
         _fail(ui, ui.interrupted_message(), Interrupted.exit_code)
     except WheelstreamError as exc:
         if verbose > 1:
@@ -345,14 +358,6 @@ def _run(
     finally:
         signal.signal(signal.SIGTERM, previous)
         logger.removeHandler(handler)
-    resumed = sum(1 for w in result.wheels if w.resumed_at is not None)
-    cached = sum(1 for w in result.wheels if w.from_cache)
-    if quiet == 0:
-        ui.console.print(
-            ui.summary(verb, result.wheels, result.bytes_fetched, result.bytes_reused, resumed, cached,
-                       time.monotonic() - started),
-            highlight=False, soft_wrap=True,
-        )
     return result
 
 
@@ -697,9 +702,9 @@ def _main(argv: Sequence[str] | None) -> NoReturn:
         exc.show()
         raise SystemExit(exc.exit_code) from None
     except click.exceptions.Abort:
-        _fail(None, "interrupted", Interrupted.exit_code)
-    except KeyboardInterrupt:
-        _fail(None, "interrupted", Interrupted.exit_code)
+        _fail(None, _INTERRUPTED, Interrupted.exit_code)
+    except KeyboardInterrupt:  # before a command's own handling, or a second Ctrl-C while it wrapped up
+        _fail(None, _INTERRUPTED, Interrupted.exit_code)
     except UsageError as exc:
         _fail(None, exc, exc.exit_code)
     raise SystemExit(code if isinstance(code, int) else 0)

@@ -234,9 +234,11 @@ class DiskError(WheelstreamError):
 
 
 class Interrupted(WheelstreamError):
-    """Ctrl-C or SIGTERM arrived; a checkpoint was written first."""
+    """Ctrl-C or SIGTERM arrived; a checkpoint was written first. ``installed`` is True when it came after
+    the install had already finished (while its temporary directory was removed): nothing is left to do."""
 
     exit_code = 130
+    installed = False
 
 
 class WorkerDied(WheelstreamError):

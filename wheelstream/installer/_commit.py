@@ -6,8 +6,10 @@ exception — including ``KeyboardInterrupt`` — they are undone in reverse ord
 An item being replaced (``--upgrade``) is first renamed aside into the temporary directory, then the new item
 is renamed in; the old one is deleted only after every move succeeded.
 
-A real Ctrl-C (SIGINT in the main thread) arriving while we move or roll back is held until we are done, so the
-rollback itself cannot be interrupted halfway; it is then re-raised. Tests inject failures through ``move``.
+A real Ctrl-C (SIGINT in the main thread) arriving while we move or roll back is held until we are done, so
+neither the moves nor the rollback can be interrupted halfway. After a rollback the failure is raised as
+usual; after a complete commit ``commit`` returns True, and the caller reports the interrupt knowing the
+install is done (``Interrupted.installed``). Tests inject failures through ``move``.
 """
 
 from __future__ import annotations
@@ -32,12 +34,12 @@ def _rename(src: Path, dest: Path) -> None:
 
 
 @contextlib.contextmanager
-def _sigint_held() -> Iterator[None]:
-    """Hold SIGINT for the duration (main thread only); raise KeyboardInterrupt afterwards if one came."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+def _sigint_held() -> Iterator[list[int]]:
+    """Hold SIGINT for the duration (main thread only); the list yielded holds the signals that came."""
     caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
 
     def hold(signum: int, frame: FrameType | None) -> None:
         caught.append(signum)
@@ -45,21 +47,20 @@ def _sigint_held() -> Iterator[None]:
     try:
         previous = signal.signal(signal.SIGINT, hold)
     except ValueError:  # not the main interpreter
-        yield
+        yield caught
         return
     try:
-        yield
+        yield caught
     finally:
         signal.signal(signal.SIGINT, previous)
-    if caught:
-        raise KeyboardInterrupt
 
 
-def commit(plan: TargetPlan, target: Path, aside: Path, move: Move | None = None) -> None:
-    """Apply ``plan``: set replaced items aside, rename new items in; undo everything on any exception."""
+def commit(plan: TargetPlan, target: Path, aside: Path, move: Move | None = None) -> bool:
+    """Apply ``plan``: set replaced items aside, rename new items in; undo everything on any exception.
+    Returns whether a Ctrl-C came (and was held) while the moves ran."""
     do_move = move or _rename
     journal: list[tuple[Path, Path]] = []  # (from, to) of each rename done, for undo
-    with _sigint_held():
+    with _sigint_held() as caught:
         try:
             for name, source in plan.moves.items():
                 dest = target / name
@@ -73,3 +74,4 @@ def commit(plan: TargetPlan, target: Path, aside: Path, move: Move | None = None
             for origin, moved_to in reversed(journal):
                 os.rename(moved_to, origin)
             raise
+    return bool(caught)

@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._staged import StagedWheel
-from ..errors import DiskError, UsageError, WheelMetadataError, WheelstreamError
+from ..errors import DiskError, Interrupted, UsageError, WheelMetadataError, WheelstreamError
 from ._commit import Move, commit
 from ._compile import compile_files
 from ._destination import HomeWriter, LinkMode
@@ -278,6 +278,21 @@ def _write_wheel(
     writer.write_bytes(f"{meta}/RECORD", record_bytes(rows))
 
 
+def _remove_through_interrupts(tmp: Path) -> bool:
+    """Remove the temporary directory inside the target, even through Ctrl-C; say whether one came.
+
+    After an ``--upgrade`` it holds the replaced items (all of torch's old 12k files, say), so removing it can
+    take a second; interrupted, it would stay in the target for good. Once ``commit`` has returned the
+    install is complete either way, and the caller learns of the interrupt afterwards."""
+    interrupted = False
+    while True:
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            return interrupted
+        except KeyboardInterrupt:
+            interrupted = True
+
+
 def _cannot_install(exc: OSError, target: Path, wheel: str | None) -> DiskError:
     """A disk full, a permission, an I/O error while installing: one line naming the target (the file is
     often the staged source of a copy, which says little to the user), the cause, and what it touched."""
@@ -337,16 +352,19 @@ def install_staged_many(
         for lost in plan.dropped:
             warn(f"{lost.relative_to(writer.home)} is not installed: pip --target leaves it behind too")
         try:
-            commit(plan, target, tmp / "old", _move)
+            interrupted = commit(plan, target, tmp / "old", _move)
         except OSError as exc:
             raise _cannot_install(exc, target, None) from exc
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_through_interrupts(tmp)
         if created:
             with contextlib.suppress(OSError):
                 target.rmdir()
         raise
-    shutil.rmtree(tmp, ignore_errors=True)
+    if _remove_through_interrupts(tmp) or interrupted:  # the install is complete: say so with the interrupt
+        error = Interrupted(f"interrupted after the install finished: everything is in {target}")
+        error.installed = True
+        raise error
     return InstallReport(
         installed=tuple(plan.moves),
         replaced=tuple(sorted(plan.replace)),
