@@ -206,3 +206,150 @@ def test_copy_mode_leaves_source_alone(tmp_path: Path, v2: StagedWheel) -> None:
     before = snapshot(v2.root)
     install_staged(v2, tmp_path / "t", compile_bytecode=True)
     assert snapshot(v2.root) == before
+
+
+# -- a killed install -------------------------------------------------------------------------------------
+
+KILLED_INSTALL = """
+import os, signal, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from test_install_support import full_wheel, stage
+from wheelstream.installer import install_staged
+import wheelstream.installer._destination as destination
+work, target, at = Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+calls = [0]
+def move(src, dest):
+    if at.isdigit() and calls[0] == int(at):
+        os.kill(os.getpid(), signal.SIGKILL)  # between two renames of the commit
+    calls[0] += 1
+    os.rename(src, dest)
+def killed(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+if at == "build":
+    destination.HomeWriter.install_staged = killed  # while the temporary home is being written
+staged = stage(full_wheel(work / "w2", version="2.0"), work / "s2")
+if at == "after":
+    import shutil
+    shutil.rmtree = killed  # after the last rename, before the clean-up
+install_staged(staged, target, upgrade=True, _move=move)
+"""
+
+
+def _install_killed(work: Path, target: Path, at: str) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", KILLED_INSTALL, str(Path(__file__).parent), str(work), str(target),
+                           at], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+
+
+def test_an_install_killed_between_two_renames_is_finished_by_the_next(v1_target: Path, v2: StagedWheel,
+                                                                    tmp_path: Path) -> None:
+    """kill -9 at every point of an upgrade's commit: the next install into the target (of another wheel)
+    first finishes the killed one, so the target ends exactly as if nothing had been killed."""
+    from test_install_support import build_wheel
+
+    other = stage(build_wheel(tmp_path / "wo", "other-1.0-py3-none-any.whl", {"other.py": b"x = 1\n"}),
+                  tmp_path / "so")
+    moves = count_moves(v2, v1_target, tmp_path)
+    expected_dir = tmp_path / "expected"
+    expected_dir.mkdir()
+    os.system(f"cp -a {v1_target}/. {expected_dir}/")
+    install_staged(v2, expected_dir, upgrade=True)
+    install_staged(other, expected_dir)
+    expected = snapshot(expected_dir)
+    for at in [*map(str, range(moves)), "after"]:
+        target = tmp_path / f"t{at}"
+        target.mkdir()
+        os.system(f"cp -a {v1_target}/. {target}/")
+        _install_killed(tmp_path / f"k{at}", target, at)
+        assert len(list(target.glob(".wheelstream-tmp-*"))) == 1
+        report = install_staged(other, target)
+        assert snapshot(target) == expected, f"killed at {at}"
+        assert any("was killed halfway; finished it" in w for w in report.warnings) == (at != "after"), at
+
+
+def test_a_killed_install_before_its_commit_leaves_the_target_and_its_litter_goes(v1_target: Path,
+                                                                                   tmp_path: Path) -> None:
+    from test_install_support import build_wheel
+
+    before = snapshot(v1_target)
+    _install_killed(tmp_path / "k", v1_target, "build")
+    litter = list(v1_target.glob(".wheelstream-tmp-*"))
+    assert len(litter) == 1
+    other = stage(build_wheel(tmp_path / "wo", "other-1.0-py3-none-any.whl", {"other.py": b"x = 1\n"}),
+                  tmp_path / "so")
+    install_staged(other, v1_target)
+    assert litter[0].exists()  # too fresh to tell from an install that has not locked it yet
+    os.utime(litter[0], (0, 0))  # an hour later
+    install_staged(stage(build_wheel(tmp_path / "wp", "third-1.0-py3-none-any.whl", {"third.py": b""}),
+                         tmp_path / "sp"), v1_target)
+    assert not litter[0].exists()
+    after = snapshot(v1_target)
+    assert {k: v for k, v in after.items() if not k.startswith(("other", "third"))} == before
+
+
+def test_a_live_install_is_left_alone(v1_target: Path, tmp_path: Path) -> None:
+    """Another process's temporary directory, locked by it, is not finished or removed under it."""
+    import subprocess
+    import sys
+
+    from test_install_support import build_wheel
+
+    live = v1_target / ".wheelstream-tmp-live"
+    (live / "home").mkdir(parents=True)
+    (live / "commit.json").write_text('{"version": 1, "moves": [["x", "home/x", false]]}')
+    (live / "home" / "x").write_text("not yet")
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time, filelock; "
+                               "lock = filelock.FileLock(sys.argv[1]); lock.acquire(); print('locked', flush=True); "
+                               "time.sleep(60)", str(live / ".owner.lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        install_staged(stage(build_wheel(tmp_path / "wo", "other-1.0-py3-none-any.whl", {"other.py": b""}),
+                             tmp_path / "so"), v1_target)
+        assert (live / "home" / "x").exists() and not (v1_target / "x").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    install_staged(stage(build_wheel(tmp_path / "wp", "third-1.0-py3-none-any.whl", {"third.py": b""}),
+                         tmp_path / "sp"), v1_target)
+    assert (v1_target / "x").read_text() == "not yet" and not live.exists()
+
+
+def test_a_commit_that_cannot_be_undone_says_so_and_the_next_install_finishes_it(
+    v1_target: Path, v2: StagedWheel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rename fails halfway, and undoing the ones made fails too (a file system gone read-only): the error
+    must not claim the target is unchanged, nor delete the items set aside; the next install finishes."""
+    from test_install_support import build_wheel
+
+    from wheelstream.errors import DiskError
+
+    expected_dir = tmp_path / "expected"
+    expected_dir.mkdir()
+    os.system(f"cp -a {v1_target}/. {expected_dir}/")
+    install_staged(stage(full_wheel(tmp_path / "w2b", version="2.0"), tmp_path / "s2b"), expected_dir, upgrade=True)
+    real_rename = os.rename
+    calls = [0]
+
+    def move(src: Path, dest: Path) -> None:
+        calls[0] += 1
+        if calls[0] == 4:
+            monkeypatch.setattr(os, "rename", read_only)
+            raise OSError(errno.EIO, "I/O error")
+        real_rename(src, dest)
+
+    def read_only(src: object, dest: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    with pytest.raises(DiskError, match="undoing it failed too") as raised:
+        install_staged(v2, v1_target, upgrade=True, _move=move)
+    assert "the next install into it finishes it" in str(raised.value)
+    monkeypatch.setattr(os, "rename", real_rename)
+    install_staged(stage(build_wheel(tmp_path / "wo", "other-1.0-py3-none-any.whl", {"other.py": b""}),
+                         tmp_path / "so"), v1_target)
+    install_staged(stage(build_wheel(tmp_path / "wo2", "other-1.0-py3-none-any.whl", {"other.py": b""}),
+                         tmp_path / "so2"), expected_dir)
+    assert snapshot(v1_target) == snapshot(expected_dir)

@@ -57,7 +57,7 @@ from pathlib import Path
 
 from .._staged import StagedWheel
 from ..errors import DiskError, Interrupted, UsageError, WheelMetadataError, WheelstreamError
-from ._commit import Move, commit
+from ._commit import TMP_PREFIX, Move, UnfinishedCommit, commit, finish_interrupted, own_home
 from ._compile import compile_files
 from ._destination import HomeWriter, LinkMode
 from ._direct_url import direct_url_json
@@ -337,9 +337,14 @@ def install_staged_many(
     created = not target.exists()
     try:
         target.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".wheelstream-tmp-", dir=target))
+        finished = finish_interrupted(target)
+        tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=target))
     except OSError as exc:
         raise _cannot_install(exc, target, None) from exc
+    if finished:
+        warn(f"an earlier install into {target} was killed halfway; finished it: {', '.join(finished)}")
+    owner = own_home(tmp)
+    keep_tmp = False  # a commit that could not be undone: what it did not move stays for the next install
     try:
         writer = HomeWriter(tmp / "home", link_mode)
         writer.home.mkdir()
@@ -352,16 +357,24 @@ def install_staged_many(
         for lost in plan.dropped:
             warn(f"{lost.relative_to(writer.home)} is not installed: pip --target leaves it behind too")
         try:
-            interrupted = commit(plan, target, tmp / "old", _move)
+            interrupted = commit(plan, target, tmp, _move)
+        except UnfinishedCommit as exc:
+            keep_tmp = True
+            raise DiskError(f"cannot install into {target}: {exc}; the target holds part of this install, and "
+                            f"the next install into it finishes it ({tmp.name} holds the rest)") from exc
         except OSError as exc:
             raise _cannot_install(exc, target, None) from exc
     except BaseException:
-        _remove_through_interrupts(tmp)
-        if created:
-            with contextlib.suppress(OSError):
-                target.rmdir()
+        if not keep_tmp:
+            _remove_through_interrupts(tmp)
+            if created:
+                with contextlib.suppress(OSError):
+                    target.rmdir()
+        owner.release()
         raise
-    if _remove_through_interrupts(tmp) or interrupted:  # the install is complete: say so with the interrupt
+    interrupted = _remove_through_interrupts(tmp) or interrupted
+    owner.release()
+    if interrupted:  # the install is complete: say so with the interrupt
         error = Interrupted(f"interrupted after the install finished: everything is in {target}")
         error.installed = True
         raise error
