@@ -510,3 +510,102 @@ def test_a_cancel_in_a_stall_is_an_interrupt_not_a_network_failure(server: Fault
     assert not worker.is_alive(), "the cancel waited for the stalled server"
     assert len(outcome) == 1 and isinstance(outcome[0], errors.Interrupted), outcome
     assert Journal.load(tmp_path / "partial" / f"{cache_key(url)}.json") is not None
+
+
+# -- a disk that fails -------------------------------------------------------------------------------------
+
+
+def _failing_partial_writes(monkeypatch: pytest.MonkeyPatch, after: int, error: int) -> None:
+    """The partial file refuses every write once it holds ``after`` bytes (what EIO or a full disk does)."""
+    import errno as errnos
+
+    import wheelstream._partial as partial
+
+    real_write = partial.PartialFile.write
+
+    def write(self: partial.PartialFile, data: bytes) -> None:
+        if self.length + len(data) > after:
+            raise OSError(error, os.strerror(error) or errnos.errorcode[error])
+        real_write(self, data)
+
+    monkeypatch.setattr(partial.PartialFile, "write", write)
+
+
+def test_a_disk_error_keeps_a_journal_it_cannot_read_now(server: FaultServer, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review: the journal header that decides what is kept may be unreadable at that moment (EIO, no free
+    descriptors); "cannot read it" must not be taken for "there is none" and the download deleted."""
+    import errno
+
+    import wheelstream._download as download
+
+    data = WELLFORMED["big_entry"]()
+    url = server.add_file(WHEEL, data)
+    _failing_partial_writes(monkeypatch, 3 << 20, errno.EIO)
+    monkeypatch.setattr(download.Journal, "load_header", classmethod(lambda cls, path: None))
+    with pytest.raises(errors.DiskError, match="Input/output error; the partial download is kept"):
+        fetch(url, tmp_path, options=DownloadOptions(checkpoint_bytes=256 << 10, retries=0))
+    key = cache_key(url)
+    assert (tmp_path / "partial" / f"{key}.json").exists() and (tmp_path / "partial" / f"{key}.whl.part").exists()
+
+
+def test_a_resume_whose_replay_cannot_write_is_a_disk_error_that_keeps_the_journal(
+    server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review: the resume (replaying C..D into staging) ran outside the disk-error mapping: a bare OSError
+    with no wheel named. The journal it resumes from is still good: kept, and the next call resumes."""
+    import errno
+
+    import wheelstream._tee as tee
+
+    data = WELLFORMED["big_entry"]()
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(after=3 << 20, requests=1), Cut(after=0, requests=2)))
+    with pytest.raises(RetriesExhausted):
+        fetch(url, tmp_path, options=DownloadOptions(retries=0, backoff_base=0.01, checkpoint_bytes=256 << 10))
+
+    def replay(self: object, start: int, end: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tee.Tee, "replay", replay)
+        with pytest.raises(errors.DiskError, match=rf"^{WHEEL}: cannot write in .*: No space left on device; "
+                                                   r"[0-9.]+ MB kept"):
+            fetch(url, tmp_path)
+    result = fetch(url, tmp_path)
+    assert result.resumed_at is not None and result.resumed_at > 0
+    assert tree(result) == contents(data)
+
+
+def test_an_oserror_from_the_progress_callback_is_the_callers_own(server: FaultServer, tmp_path: Path) -> None:
+    """Review: a callback raising BrokenPipeError (its terminal went away) was reported as a disk error and
+    the download deleted. The caller gets its own error, as with any other exception from the callback."""
+    data = WELLFORMED["big_entry"]()
+    url = server.add_file(WHEEL, data)
+    calls = [0]
+
+    def progress(update: Progress) -> None:
+        calls[0] += 1
+        if calls[0] == 3:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(BrokenPipeError):
+        fetch(url, tmp_path, progress=progress)
+
+
+def test_a_local_wheel_that_cannot_be_read_is_named_as_such(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import wheelstream._download as download
+    from wheelstream._download import unpack_local
+
+    wheel = tmp_path / WHEEL
+    wheel.write_bytes(WELLFORMED["deflate"]())
+
+    class Failing(io.BytesIO):
+        def read(self, size: int | None = -1, /) -> bytes:
+            raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(download, "_open_binary", lambda path: Failing())
+    with pytest.raises(errors.DiskError, match=rf"^{WHEEL}: cannot read {wheel}: Input/output error$"):
+        unpack_local(wheel, cache=Cache.at(tmp_path / "cache"))
+    assert list((tmp_path / "cache" / "staging").iterdir()) == []

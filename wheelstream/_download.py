@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 import filelock
 import httpx
@@ -162,6 +162,17 @@ class _PrefixHash:
         self.result(raise_error=False)
 
 
+def _missing(path: Path) -> bool:
+    """Whether ``path`` is known not to exist (an error looking means: cannot tell)."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def _walk_at(base: str) -> Generator[tuple[str, list[str], list[str], int | None], None, None]:
     """``os.fwalk`` where there is one: each name is then looked at relative to its directory's descriptor (one
     ``fstatat``, no walk down the whole path per file: 42 vs 69 ms for torch's 11.6k staged files) and nothing
@@ -245,6 +256,7 @@ class _Download:
         self.unpacked_before = 0  # files written by streams discarded by a restart
         self.completed = False  # the unpacked wheel is published: an interrupt has nothing to save
         self.prefix_unread = False  # the hash went on from the journal's state: the kept bytes were not re-read
+        self._callback_error: BaseException | None = None  # what the progress callback raised, if it did
         self._reported_at = 0.0
 
     # -- state ---------------------------------------------------------------------------------------
@@ -465,7 +477,20 @@ class _Download:
                 own.close()  # our descriptor only: the connection stays with the pool
 
     def _run(self) -> DownloadResult:
-        self.stream = self._restore()
+        try:
+            self.stream = self._restore()
+            try:
+                return self._run_restored()
+            finally:
+                with contextlib.suppress(Exception):
+                    self.stream.extractor.close()  # stop the sink thread, free the in-flight descriptor
+                self.stream.partial.close()
+        except OSError as exc:  # the network's errors are httpx's: this is the local disk ...
+            if exc is self._callback_error:
+                raise  # ... or the caller's progress callback, whose error is the caller's own
+            raise self._disk_error(exc) from exc
+
+    def _run_restored(self) -> DownloadResult:
         try:
             try:
                 return self._attempts()
@@ -491,29 +516,29 @@ class _Download:
         except NetworkError:
             self.stream.checkpoint()
             raise
-        except OSError as exc:  # the network's errors are httpx's: this is the local disk
-            raise self._disk_error(exc) from exc
-        finally:
-            with contextlib.suppress(Exception):
-                self.stream.extractor.close()  # stop the sink thread, free the in-flight descriptor
-            self.stream.partial.close()
 
     def _disk_error(self, exc: OSError) -> DiskError:
-        """The partial, the journal or a staged file could not be written. No new checkpoint is tried (the
-        pipeline is broken somewhere: a writer's file, or a block the partial holds only part of); the last
-        one on disk is consistent by construction and is what the next run resumes from. Without one, what
-        was written cannot be resumed: it is removed, since on a full disk it is space nothing can use."""
-        self.stream.abandon()  # no worker may write on after this
-        journal = Journal.load_header(self.cache.journal(self.key))
+        """The partial, the journal or a staged file could not be written (or read back). No new checkpoint is
+        tried (the pipeline is broken somewhere: a writer's file, or a block the partial holds only part
+        of); the last one on disk is consistent by construction and is what the next run resumes from.
+        Without a journal, what was written cannot be resumed: it is removed, since on a full disk it is
+        space nothing can use. A journal that exists but cannot be read now is kept: it may be fine later."""
+        stream: Tee | None = getattr(self, "stream", None)
+        if stream is not None:
+            stream.abandon()  # no worker may write on after this
+        journal_path = self.cache.journal(self.key)
+        journal = Journal.load_header(journal_path)
         if journal is not None and journal.durable > 0:
             kept = f"{_human(journal.durable)} kept — run the same command again to resume once that is fixed"
-        else:
+        elif journal is None and _missing(journal_path):
             with contextlib.suppress(OSError):
                 self.cache.discard(self.key)
             kept = "nothing kept"
+        else:
+            kept = "the partial download is kept — run the same command again once that is fixed"
         where = f" {exc.filename}" if exc.filename else f" in {self.cache.root}"
         return DiskError(f"cannot write{where}: {exc.strerror or exc}; {kept}", wheel=self.wheel,
-                         offset=self.stream.position)
+                         offset=stream.position if stream is not None else None)
 
     def _attempts(self) -> DownloadResult:
         """Attempts until done. Only attempts that bring bytes never held before count as progress; a
@@ -710,15 +735,24 @@ class _Download:
 
     # -- reporting -----------------------------------------------------------------------------------
 
+    def _tell(self, progress: Progress) -> None:
+        """Call the caller's progress callback; remember what it raised, which is the caller's own error."""
+        assert self.progress is not None
+        try:
+            self.progress(progress)
+        except BaseException as exc:
+            self._callback_error = exc
+            raise
+
     def _note(self, message: str) -> None:
         if self.progress is not None:
-            self.progress(Progress(self.wheel, 0, None, 0, None, message=message))
+            self._tell(Progress(self.wheel, 0, None, 0, None, message=message))
 
     def _report(self, *, message: str | None = None, finished: bool = False) -> None:
         if self.progress is None:
             return
         stream = self.stream
-        self.progress(
+        self._tell(
             Progress(
                 self.wheel,
                 stream.position,
@@ -848,6 +882,21 @@ def _from_wheel_file(cache: Cache, sha256: str, download: _Download) -> Download
     return dataclasses.replace(result, bytes_reused=0, from_cache=True)
 
 
+_T = TypeVar("_T")
+
+
+def _open_binary(path: Path) -> BinaryIO:
+    return open(path, "rb")  # the caller's ``with`` closes it
+
+
+def _reading(path: Path, filename: str, call: Callable[..., _T], *args: object) -> _T:
+    """``call(*args)``, with an OSError reading the local wheel ``path`` told as that (not as the cache's)."""
+    try:
+        return call(*args)
+    except OSError as exc:
+        raise DiskError(f"cannot read {path}: {exc.strerror or exc}", wheel=filename) from exc
+
+
 def unpack_local(
     path: Path,
     *,
@@ -874,7 +923,7 @@ def _unpack_file(
     staging = cache.staging(key)
     with filelock.FileLock(cache.lock(key)):
         known = cache.remembered_sha256(key)
-        if known is not None and file_sha256(path) == known:  # hashing is ~10x cheaper than inflating
+        if known is not None and _reading(path, filename, file_sha256, path) == known:  # ~10x cheaper than inflating
             cached = _cached(cache, known, filename, progress)
             if cached is not None:
                 return cached
@@ -884,8 +933,8 @@ def _unpack_file(
         hasher = hashlib.sha256()
         deferred: int | None = None
         try:
-            with open(path, "rb") as source:
-                while chunk := source.read(options.chunk_size):
+            with _reading(path, filename, _open_binary, path) as source:
+                while chunk := _reading(path, filename, source.read, options.chunk_size):
                     hasher.update(chunk)
                     if deferred is None:
                         deferred = parse_block(parser, extractor, chunk)
@@ -905,12 +954,11 @@ def _unpack_file(
             shutil.rmtree(staging, ignore_errors=True)
             exc.with_wheel(filename)
             raise
-        except OSError as exc:
+        except OSError as exc:  # reading the wheel is mapped by _reading: this is writing the cache
             with contextlib.suppress(Exception):
                 extractor.close()
             shutil.rmtree(staging, ignore_errors=True)  # a local file is unpacked again whole: keep nothing
-            where = f"read {path}" if exc.filename == str(path) else f"write in {cache.root}"
-            raise DiskError(f"cannot {where}: {exc.strerror or exc}", wheel=filename) from exc
+            raise DiskError(f"cannot write in {cache.root}: {exc.strerror or exc}", wheel=filename) from exc
         except BaseException:
             with contextlib.suppress(Exception):
                 extractor.close()  # Ctrl-C: no sink thread or descriptor may outlive the call
