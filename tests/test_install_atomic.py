@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -14,7 +15,7 @@ from test_install_support import full_wheel, snapshot, stage
 
 from wheelstream._staged import StagedWheel
 from wheelstream.errors import Interrupted
-from wheelstream.installer import _core, install_staged
+from wheelstream.installer import _commit, install_staged
 
 
 class Boom(Exception):
@@ -90,7 +91,7 @@ def test_real_sigint_during_commit_finishes_then_raises(v1_target: Path, v2: Sta
         install_staged(v2, v1_target, upgrade=True, _move=move)
     assert raised.value.installed
     assert (v1_target / "full_pkg" / "__init__.py").read_text() == "VERSION = '2.0'\n"
-    assert not list(v1_target.glob(".wheelstream-tmp-*"))
+    assert not list(v1_target.glob(".wheelstream-*"))
 
 
 def test_real_sigint_while_the_replaced_items_are_removed_still_removes_them(
@@ -108,12 +109,12 @@ def test_real_sigint_while_the_replaced_items_are_removed_still_removes_them(
             signal.getsignal(signal.SIGINT)  # a bytecode boundary: the KeyboardInterrupt is raised here
         real_rmtree(path, ignore_errors=ignore_errors)
 
-    monkeypatch.setattr(_core.shutil, "rmtree", rmtree)
+    monkeypatch.setattr(_commit.shutil, "rmtree", rmtree)
     with pytest.raises(Interrupted) as raised:
         install_staged(v2, v1_target, upgrade=True)
     assert fired[0] and raised.value.installed
     assert (v1_target / "full_pkg" / "__init__.py").read_text() == "VERSION = '2.0'\n"
-    assert not list(v1_target.glob(".wheelstream-tmp-*"))
+    assert not list(v1_target.glob(".wheelstream-*"))
 
 
 def test_failure_before_commit_removes_created_target(tmp_path: Path, v2: StagedWheel) -> None:
@@ -156,7 +157,7 @@ def test_upgrade_replaces(v1_target: Path, v2: StagedWheel) -> None:
     assert (v1_target / "full_pkg" / "__init__.py").read_text() == "VERSION = '2.0'\n"
     assert (v1_target / "unrelated.txt").read_text() == "mine\n"
     assert (v1_target / "Full_Pkg-1.0.dist-info").is_dir()  # pip leaves the old dist-info too
-    assert not list(v1_target.glob(".wheelstream-tmp-*"))
+    assert not list(v1_target.glob(".wheelstream-*"))
 
 
 def test_upgrade_never_replaces_a_symlink(tmp_path: Path, v2: StagedWheel) -> None:
@@ -265,7 +266,7 @@ def test_an_install_killed_between_two_renames_is_finished_by_the_next(v1_target
         target.mkdir()
         os.system(f"cp -a {v1_target}/. {target}/")
         _install_killed(tmp_path / f"k{at}", target, at)
-        assert len(list(target.glob(".wheelstream-tmp-*"))) == 1
+        assert len(list(target.glob(".wheelstream-*"))) == 1  # the temporary home, or (after) its retired name
         report = install_staged(other, target)
         assert snapshot(target) == expected, f"killed at {at}"
         assert any("was killed halfway; finished it" in w for w in report.warnings) == (at != "after"), at
@@ -354,3 +355,118 @@ def test_a_commit_that_cannot_be_undone_says_so_and_the_next_install_finishes_it
     install_staged(stage(build_wheel(tmp_path / "wo2", "other-1.0-py3-none-any.whl", {"other.py": b""}),
                          tmp_path / "so2"), expected_dir)
     assert snapshot(v1_target) == snapshot(expected_dir)
+
+
+def _other(tmp_path: Path, name: str = "other") -> StagedWheel:
+    from test_install_support import build_wheel
+
+    return stage(build_wheel(tmp_path / f"w-{name}", f"{name}-1.0-py3-none-any.whl", {f"{name}.py": b""}),
+                 tmp_path / f"s-{name}")
+
+
+def _leftover(target: Path, plan: str | None, *, lock: bool = True, old: bool = False) -> Path:
+    """A temporary directory as a killed install would leave it, with an item ``x`` still to move."""
+    tmp = target / ".wheelstream-tmp-left"
+    (tmp / "home").mkdir(parents=True)
+    (tmp / "home" / "x").write_text("new")
+    if plan is not None:
+        (tmp / "commit.json").write_text(plan)
+    if lock:
+        (tmp / ".owner.lock").touch()
+    if old:
+        (tmp / "old").mkdir()
+        (tmp / "old" / "y").write_text("the only copy")
+    os.utime(tmp, (0, 0))
+    return tmp
+
+
+def test_a_directory_being_retired_is_never_finished_by_another_install(v1_target: Path, v2: StagedWheel,
+                                                                       tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review: deleting a temporary directory deletes its lock file first (on some file systems), and a fresh
+    lock file is free: a concurrent install then 'finished' a commit that had been rolled back, into the
+    directory being deleted. A retired directory is renamed out of recovery's names before it is deleted."""
+    from wheelstream.installer._commit import finish_interrupted
+
+    real_rmtree = shutil.rmtree
+    seen: list[list[str]] = []
+
+    def rmtree(path: Path, ignore_errors: bool = False) -> None:
+        if Path(path).name.startswith(".wheelstream-") and not seen:
+            seen.append([])
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(Path(path) / ".owner.lock")  # the lock file goes first
+            (Path(path) / "commit.json").write_text('{"version": 1, "moves": [["x", "home/x", false]]}')
+            (Path(path) / "home" / "x").write_text("rolled back")
+            seen[0] = finish_interrupted(v1_target, lambda message: None)  # another install, meanwhile
+        real_rmtree(path, ignore_errors=ignore_errors)
+
+    monkeypatch.setattr(_commit.shutil, "rmtree", rmtree)
+    install_staged(v2, v1_target, upgrade=True)
+    assert seen == [[]] and not (v1_target / "x").exists()
+    assert not list(v1_target.glob(".wheelstream-*"))
+
+
+@pytest.mark.parametrize(("plan", "why"), [
+    ("", "Expecting value"),
+    ('{"version": 1, "moves": [["../outside", "home/x", false]]}', "bad item name"),
+    ('{"version": 1, "moves": [["x", "../../victim", false]]}', "outside"),
+    ('{"version": 7, "moves": []}', "unknown plan version"),
+], ids=["empty", "name-escapes", "source-escapes", "version"])
+def test_a_plan_that_cannot_be_trusted_is_named_and_left_and_the_install_goes_on(
+    plan: str, why: str, v1_target: Path, tmp_path: Path
+) -> None:
+    """Review: a plan read back from disk could move files from anywhere to anywhere, and one that could not be
+    parsed stopped every later install into the target with a traceback."""
+    (tmp_path / "victim").write_text("mine")
+    left = _leftover(v1_target, plan)
+    report = install_staged(_other(tmp_path), v1_target)
+    assert (v1_target / "other.py").exists()
+    assert any(str(left) in w and why in w and "left as it is" in w for w in report.warnings), report.warnings
+    assert (left / "home" / "x").read_text() == "new" and (tmp_path / "victim").read_text() == "mine"
+    assert not (v1_target / "x").exists() and not (v1_target.parent / "outside").exists()
+
+
+def test_directories_recovery_cannot_judge_are_left_alone(v1_target: Path, tmp_path: Path) -> None:
+    """No lock file (not made by this code), or replaced items in ``old/`` without a plan (an older
+    version's, killed mid-commit: the only copy of what it replaced): never deleted."""
+    unlocked = _leftover(v1_target, None, lock=False)
+    install_staged(_other(tmp_path), v1_target)
+    assert (unlocked / "home" / "x").exists()
+    shutil.rmtree(unlocked)
+    with_old = _leftover(v1_target, None, old=True)
+    install_staged(_other(tmp_path, "third"), v1_target)
+    assert (with_old / "old" / "y").read_text() == "the only copy"
+
+
+def test_a_sigterm_during_the_rollback_waits_for_it(v1_target: Path, v2: StagedWheel,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review: SIGTERM (the CLI raises KeyboardInterrupt for it) was not held, so one arriving while the
+    renames were undone stopped the undo halfway, and the clean-up deleted the items set aside."""
+    before = snapshot(v1_target)
+    real_rename = os.rename
+    moves = [0]
+
+    def move(src: Path, dest: Path) -> None:
+        moves[0] += 1
+        if moves[0] == 4:
+            monkeypatch.setattr(os, "rename", terminated_rename)  # the undo renames with os.rename
+            raise Boom("disk full")
+        real_rename(src, dest)
+
+    def terminated_rename(src: object, dest: object) -> None:
+        monkeypatch.setattr(os, "rename", real_rename)  # one SIGTERM, at the first undo
+        os.kill(os.getpid(), signal.SIGTERM)
+        real_rename(src, dest)  # type: ignore[arg-type]
+
+    def as_ctrl_c(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, as_ctrl_c)
+    try:
+        with pytest.raises(KeyboardInterrupt):  # delivered once the rollback is complete
+            install_staged(v2, v1_target, upgrade=True, _move=move)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        monkeypatch.setattr(os, "rename", real_rename)
+    assert snapshot(v1_target) == before

@@ -482,9 +482,9 @@ class _Download:
             try:
                 return self._run_restored()
             finally:
-                with contextlib.suppress(Exception):
-                    self.stream.extractor.close()  # stop the sink thread, free the in-flight descriptor
-                self.stream.partial.close()
+                # Every thread of the stream stopped (a checkpoint still syncing included: review found the
+                # partial closed under it on error paths) and every descriptor closed, whatever happened.
+                self.stream.abandon()
         except OSError as exc:  # the network's errors are httpx's: this is the local disk ...
             if exc is self._callback_error:
                 raise  # ... or the caller's progress callback, whose error is the caller's own

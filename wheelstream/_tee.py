@@ -259,7 +259,8 @@ class Tee:
             self._syncer.wait()  # no syncer may touch the partial or the journal after this
 
     def abandon(self) -> None:
-        """Stop the workers and close files before this stream's state is thrown away (restart, error)."""
+        """Stop the workers and close files: at the end of every download, however it ended, and before a
+        restart throws this stream's state away."""
         with contextlib.suppress(Exception):
             self.settle()
         with contextlib.suppress(Exception):

@@ -6,20 +6,29 @@ exception — including ``KeyboardInterrupt`` — they are undone in reverse ord
 An item being replaced (``--upgrade``) is first renamed aside into the temporary directory, then the new item
 is renamed in; the old one is deleted only after every move succeeded.
 
-A real Ctrl-C (SIGINT in the main thread) arriving while we move or roll back is held until we are done, so
-neither the moves nor the rollback can be interrupted halfway. After a rollback the failure is raised as
-usual; after a complete commit ``commit`` returns True, and the caller reports the interrupt knowing the
-install is done (``Interrupted.installed``). Tests inject failures through ``move``.
+Signals. SIGINT and SIGTERM (in the main thread; the CLI turns SIGTERM into Ctrl-C) arriving while we move or
+roll back are held until we are done, so neither the moves nor the rollback can be cut halfway. ``commit``
+returns the signals it held; the caller tidies up, then ``deliver``s them to the handlers that were in place
+(Ctrl-C then raises ``KeyboardInterrupt``, which the caller reports as an interrupt after a finished install).
+Tests inject failures through ``move``.
 
-A process killed (kill -9, the OOM killer) between two renames cannot undo anything. So before the first
-rename ``commit`` writes its plan into the temporary directory (``commit.json``: every move, in order), and
-the next install into the same target finishes it (``finish_interrupted``): every item whose source is still
-in the temporary directory is moved in — the install had passed every check, and its files were complete
-before the first rename. A temporary directory is recognised as abandoned by its owner lock
-(``.owner.lock``, held by the installing process from the moment it exists: the kernel drops it when the
-process dies); one without a plan is what a process killed before its commit left, and is removed. Recovery
-covers a killed process; after a power loss it relies on the file system keeping the plan's creation ahead
-of the renames that follow it (ext4's ordered journal does), as nothing here is fsynced.
+A killed process (kill -9, the OOM killer) cannot undo anything. So:
+
+* the temporary directory ``DIR/.wheelstream-tmp-*`` is locked by its process (``.owner.lock``, ``flock``)
+  from the moment it exists, and the kernel drops the lock when the process dies;
+* before the first rename ``commit`` writes its plan (``commit.json``: every move, in order; written to a
+  temporary name and renamed, so it is whole or absent);
+* the next install into ``DIR`` (``finish_interrupted``) takes every unlocked one: with a plan, it moves in each
+  item whose source is still there (the install had passed every check and its files were complete before the
+  first rename), setting aside what it replaces; without one (killed before its commit), it is removed;
+* a temporary directory is deleted only after being renamed to ``.wheelstream-gone-*``: never half deleted
+  under a name recovery would take (deleting it removes the lock file, and a fresh lock file would be free).
+
+Recovery opens an existing lock file and never creates one: a directory without it is not ours to judge
+(e.g. an older wheelstream's, which may hold the only copy of replaced items in ``old/``), and is left
+alone, as are directories whose plan cannot be read or would reach outside (a warning names them). Recovery
+covers a killed process; after a power loss it relies on the file system keeping the plan's rename ahead of
+the renames that follow it (ext4's ordered journal does), as nothing here is fsynced.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import posixpath
 import shutil
 import signal
 import threading
@@ -35,17 +45,29 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
-import filelock
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no flock, and no recovery
+    fcntl = None  # type: ignore[assignment]
 
-from .._cache import try_lock
 from ._layout import TargetPlan
 
-__all__ = ["TMP_PREFIX", "Move", "UnfinishedCommit", "commit", "finish_interrupted", "own_home"]
+__all__ = [
+    "TMP_PREFIX",
+    "Move",
+    "UnfinishedCommit",
+    "commit",
+    "deliver",
+    "finish_interrupted",
+    "own_home",
+    "retire",
+]
 
 TMP_PREFIX = ".wheelstream-tmp-"
+_GONE_PREFIX = ".wheelstream-gone-"  # a temporary directory on its way out: nothing in it is needed
 _PLAN = "commit.json"
 _OWNER = ".owner.lock"
-_FRESH = 10.0  # seconds: an unlocked directory younger than this may be one whose owner is about to lock it
+_FRESH = 10.0  # seconds: a directory without a plan younger than this may be a live install's, just made
 
 Move = Callable[[Path, Path], None]
 
@@ -55,25 +77,32 @@ def _rename(src: Path, dest: Path) -> None:
 
 
 @contextlib.contextmanager
-def _sigint_held() -> Iterator[list[int]]:
-    """Hold SIGINT for the duration (main thread only); the list yielded holds the signals that came."""
+def _signals_held() -> Iterator[list[int]]:
+    """Hold SIGINT and SIGTERM for the duration (main thread only, and only those not ignored); the list
+    yielded gets the signals that came, for ``deliver``."""
     caught: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield caught
-        return
+    previous: dict[int, object] = {}
+    if threading.current_thread() is threading.main_thread():
 
-    def hold(signum: int, frame: FrameType | None) -> None:
-        caught.append(signum)
+        def hold(signum: int, frame: FrameType | None) -> None:
+            caught.append(signum)
 
-    try:
-        previous = signal.signal(signal.SIGINT, hold)
-    except ValueError:  # not the main interpreter
-        yield caught
-        return
+        with contextlib.suppress(ValueError):  # not the main interpreter: nothing can be held
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(signum) not in (signal.SIG_IGN, None):
+                    previous[signum] = signal.signal(signum, hold)
     try:
         yield caught
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for held, handler in previous.items():
+            signal.signal(held, handler)  # type: ignore[arg-type]
+
+
+def deliver(signals: list[int]) -> None:
+    """Deliver signals ``commit`` held to the handlers in place now (Ctrl-C: ``KeyboardInterrupt``; a default
+    SIGTERM ends the process)."""
+    for signum in dict.fromkeys(signals):
+        signal.raise_signal(signum)
 
 
 class UnfinishedCommit(Exception):
@@ -81,24 +110,62 @@ class UnfinishedCommit(Exception):
     of the new items; the temporary directory keeps the rest and the plan, for ``finish_interrupted``."""
 
 
-def own_home(tmp: Path) -> filelock.BaseFileLock:
-    """Mark the temporary directory ``tmp`` (just made) as this live process's: ``finish_interrupted`` in
-    another process leaves it alone until the lock is released or the process dies."""
-    lock = try_lock(tmp / _OWNER)
-    if lock is None:  # pragma: no cover - a directory mkdtemp made a moment ago
+def _flock(path: Path, *, create: bool) -> int | None:
+    """A descriptor of ``path`` holding its ``flock``; None when another process holds it, or (unless
+    ``create``) when there is no such file."""
+    if fcntl is None:  # pragma: no cover - Windows
+        return None
+    try:
+        fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def own_home(tmp: Path) -> int | None:
+    """Lock the temporary directory ``tmp`` (just made) for this process: ``finish_interrupted`` in another
+    process leaves it alone while it lives. Close the descriptor returned once ``tmp`` is retired."""
+    fd = _flock(tmp / _OWNER, create=True)
+    if fd is None and fcntl is not None:  # pragma: no cover - a directory mkdtemp made a moment ago
         raise RuntimeError(f"{tmp} is locked by another process")
-    return lock
+    return fd
 
 
-def commit(plan: TargetPlan, target: Path, tmp: Path, move: Move | None = None) -> bool:
+def retire(tmp: Path) -> bool:
+    """Delete a temporary directory of ours, even through Ctrl-C (after an upgrade it holds the replaced items,
+    which can take a second); return whether a Ctrl-C came. It is renamed out of ``TMP_PREFIX``'s names
+    first, so no recovery can take it while it is half deleted."""
+    gone = tmp.with_name(_GONE_PREFIX + tmp.name.removeprefix(TMP_PREFIX))
+    interrupted = False
+    while True:
+        try:
+            if os.path.lexists(tmp):
+                try:
+                    os.rename(tmp, gone)
+                except OSError:
+                    gone = tmp  # cannot rename (a read-only file system?): delete it where it is
+            shutil.rmtree(gone, ignore_errors=True)
+            return interrupted
+        except KeyboardInterrupt:
+            interrupted = True
+
+
+def commit(plan: TargetPlan, target: Path, tmp: Path, move: Move | None = None) -> list[int]:
     """Apply ``plan``: set replaced items aside (into ``tmp/old``), rename new items in; undo everything on any
-    exception. Returns whether a Ctrl-C came (and was held) while the moves ran."""
+    exception. Returns the signals held while the moves ran (see ``deliver``)."""
     do_move = move or _rename
     aside = tmp / "old"
     journal: list[tuple[Path, Path]] = []  # (from, to) of each rename done, for undo
     moves = [[name, os.path.relpath(source, tmp), name in plan.replace] for name, source in plan.moves.items()]
-    (tmp / _PLAN).write_text(json.dumps({"version": 1, "moves": moves}), encoding="utf-8")
-    with _sigint_held() as caught:
+    (tmp / (_PLAN + ".new")).write_text(json.dumps({"version": 1, "moves": moves}), encoding="utf-8")
+    os.rename(tmp / (_PLAN + ".new"), tmp / _PLAN)  # whole or absent: a kill while writing leaves no plan
+    error: BaseException | None = None
+    with _signals_held() as caught:
         try:
             for name, source in plan.moves.items():
                 dest = target / name
@@ -108,48 +175,104 @@ def commit(plan: TargetPlan, target: Path, tmp: Path, move: Move | None = None) 
                     journal.append((dest, aside / name))
                 do_move(source, dest)
                 journal.append((source, dest))
-        except BaseException as failure:
-            try:
-                for origin, moved_to in reversed(journal):
-                    os.rename(moved_to, origin)
-            except OSError as undo:
-                raise UnfinishedCommit(f"{failure or type(failure).__name__}, and undoing it failed too ({undo})"
-                                       ) from failure
-            raise
-    return bool(caught)
+        except BaseException as failure:  # noqa: BLE001 - undone, then raised again below
+            error = _undo(journal, failure, tmp)
+    if error is not None:
+        deliver(caught)  # signals held during the rollback: their handlers run now that it is done
+        raise error
+    return caught
 
 
-def finish_interrupted(target: Path) -> list[str]:
+def _undo(journal: list[tuple[Path, Path]], failure: BaseException, tmp: Path) -> BaseException:
+    """Undo the renames in ``journal``; return what the commit raises: ``failure``, or ``UnfinishedCommit``
+    when an undo fails too (the plan then stays, for the next install to finish)."""
+    try:
+        for origin, moved_to in reversed(journal):
+            os.rename(moved_to, origin)
+    except OSError as undo:
+        unfinished = UnfinishedCommit(f"{failure or type(failure).__name__}, and undoing it failed too ({undo})")
+        unfinished.__cause__ = failure
+        return unfinished
+    with contextlib.suppress(OSError):  # rolled back: nothing is left for a recovery to finish
+        os.unlink(tmp / _PLAN)
+        os.rmdir(tmp / "old")
+    return failure
+
+
+def finish_interrupted(target: Path, warn: Callable[[str], None]) -> list[str]:
     """Finish the commits of killed installs into ``target`` and remove what they left; return the items
-    moved in (see the module docstring)."""
+    moved in (see the module docstring). Nothing here stops the install that asks: a directory that cannot
+    be judged or finished is named in a warning and left as it is."""
     finished: list[str] = []
     try:
-        candidates = sorted(p for p in target.iterdir() if p.name.startswith(TMP_PREFIX))
+        names = sorted(n for n in os.listdir(target) if n.startswith((TMP_PREFIX, _GONE_PREFIX)))
     except OSError:
         return finished
-    for tmp in candidates:
-        if tmp.is_symlink() or not tmp.is_dir():
+    for name in names:
+        path = target / name
+        if name.startswith(_GONE_PREFIX):
+            shutil.rmtree(path, ignore_errors=True)  # its deleter was killed (or is still at it): no matter
             continue
-        plan = tmp / _PLAN
-        if not plan.exists() and time.time() - tmp.stat().st_mtime < _FRESH:
-            continue  # maybe a live install's, made a moment ago and not locked yet
-        lock = try_lock(tmp / _OWNER)
-        if lock is None:
-            continue  # a live install's
         try:
-            if plan.exists():
-                finished += _roll_forward(json.loads(plan.read_text(encoding="utf-8")), target, tmp)
-            shutil.rmtree(tmp, ignore_errors=True)
-        finally:
-            lock.release()
+            finished += _recover(path, target)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            warn(f"{path} looks like what an interrupted install left, but cannot be finished ({exc}); "
+                 "it is left as it is")
     return finished
 
 
-def _roll_forward(plan: dict[str, list[list[object]]], target: Path, tmp: Path) -> list[str]:
-    """Do the moves of ``plan`` whose source is still in ``tmp``, as ``commit`` would have."""
+def _recover(tmp: Path, target: Path) -> list[str]:
+    if tmp.is_symlink() or not tmp.is_dir():
+        return []
+    fd = _flock(tmp / _OWNER, create=False)
+    if fd is None:
+        return []  # a live install's, or no lock file: not a directory this code can judge
+    try:
+        if os.fstat(fd).st_ino != os.stat(tmp / _OWNER).st_ino:
+            return []  # the directory changed under us (retired and replaced): look again next time
+        if not os.path.lexists(tmp / _PLAN):
+            if time.time() - os.stat(tmp).st_mtime < _FRESH or os.path.lexists(tmp / "old"):
+                return []  # maybe just made and not locked yet; or holding replaced items nobody planned
+            retire(tmp)
+            return []
+        moved = _roll_forward(_read_plan(tmp / _PLAN, tmp), target, tmp)
+        retire(tmp)
+        return moved
+    finally:
+        os.close(fd)
+
+
+def _read_plan(path: Path, tmp: Path) -> list[tuple[str, Path, bool]]:
+    """The moves of a plan read back from disk, each checked: a name is one path component, a source lies in
+    ``tmp/home`` below real directories (anything else raises ValueError)."""
+    payload = json.loads(path.read_text(encoding="utf-8"))
+    if payload.get("version") != 1:
+        raise ValueError(f"unknown plan version {payload.get('version')!r}")
+    if os.path.islink(tmp / "home"):
+        raise ValueError(f"{tmp / 'home'} is a symlink")
+    home = os.path.realpath(tmp / "home")
+    moves = []
+    for name, source_rel, replace in payload["moves"]:
+        if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\0" in name or os.sep in name:
+            raise ValueError(f"bad item name {name!r} in the plan")
+        if not isinstance(source_rel, str) or not isinstance(replace, bool):
+            raise TypeError(f"bad move for {name!r} in the plan")
+        source = tmp / source_rel
+        parent = os.path.realpath(source.parent)
+        inside = parent == home or parent.startswith(home + os.sep)
+        if posixpath.normpath(source_rel) != source_rel or os.path.isabs(source_rel) or not inside:
+            raise ValueError(f"the plan's source for {name!r} is outside {tmp / 'home'}")
+        moves.append((name, source, replace))
+    if os.path.islink(tmp / "old"):
+        raise ValueError(f"{tmp / 'old'} is a symlink")
+    return moves
+
+
+def _roll_forward(moves: list[tuple[str, Path, bool]], target: Path, tmp: Path) -> list[str]:
+    """Do the moves whose source is still in ``tmp``, as ``commit`` would have."""
     moved: list[str] = []
-    for name, source_rel, replace in plan["moves"]:
-        source, dest, aside = tmp / str(source_rel), target / str(name), tmp / "old" / str(name)
+    for name, source, replace in moves:
+        dest, aside = target / name, tmp / "old" / name
         if not os.path.lexists(source):
             continue  # moved in before the process died
         if os.path.lexists(dest):
@@ -158,5 +281,5 @@ def _roll_forward(plan: dict[str, list[list[object]]], target: Path, tmp: Path) 
             aside.parent.mkdir(exist_ok=True)
             os.rename(dest, aside)
         os.rename(source, dest)
-        moved.append(str(name))
+        moved.append(name)
     return moved

@@ -49,7 +49,6 @@ import collections
 import contextlib
 import os
 import posixpath
-import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -57,7 +56,7 @@ from pathlib import Path
 
 from .._staged import StagedWheel
 from ..errors import DiskError, Interrupted, UsageError, WheelMetadataError, WheelstreamError
-from ._commit import TMP_PREFIX, Move, UnfinishedCommit, commit, finish_interrupted, own_home
+from ._commit import TMP_PREFIX, Move, UnfinishedCommit, commit, deliver, finish_interrupted, own_home, retire
 from ._compile import compile_files
 from ._destination import HomeWriter, LinkMode
 from ._direct_url import direct_url_json
@@ -278,21 +277,6 @@ def _write_wheel(
     writer.write_bytes(f"{meta}/RECORD", record_bytes(rows))
 
 
-def _remove_through_interrupts(tmp: Path) -> bool:
-    """Remove the temporary directory inside the target, even through Ctrl-C; say whether one came.
-
-    After an ``--upgrade`` it holds the replaced items (all of torch's old 12k files, say), so removing it can
-    take a second; interrupted, it would stay in the target for good. Once ``commit`` has returned the
-    install is complete either way, and the caller learns of the interrupt afterwards."""
-    interrupted = False
-    while True:
-        try:
-            shutil.rmtree(tmp, ignore_errors=True)
-            return interrupted
-        except KeyboardInterrupt:
-            interrupted = True
-
-
 def _cannot_install(exc: OSError, target: Path, wheel: str | None) -> DiskError:
     """A disk full, a permission, an I/O error while installing: one line naming the target (the file is
     often the staged source of a copy, which says little to the user), the cause, and what it touched."""
@@ -337,15 +321,16 @@ def install_staged_many(
     created = not target.exists()
     try:
         target.mkdir(parents=True, exist_ok=True)
-        finished = finish_interrupted(target)
+        finished = finish_interrupted(target, warn)
         tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=target))
     except OSError as exc:
         raise _cannot_install(exc, target, None) from exc
-    if finished:
-        warn(f"an earlier install into {target} was killed halfway; finished it: {', '.join(finished)}")
-    owner = own_home(tmp)
+    owner: int | None = None
     keep_tmp = False  # a commit that could not be undone: what it did not move stays for the next install
     try:
+        owner = own_home(tmp)
+        if finished:
+            warn(f"an earlier install into {target} was killed halfway; finished it: {', '.join(finished)}")
         writer = HomeWriter(tmp / "home", link_mode)
         writer.home.mkdir()
         for prep in prepared:
@@ -357,7 +342,7 @@ def install_staged_many(
         for lost in plan.dropped:
             warn(f"{lost.relative_to(writer.home)} is not installed: pip --target leaves it behind too")
         try:
-            interrupted = commit(plan, target, tmp, _move)
+            held = commit(plan, target, tmp, _move)
         except UnfinishedCommit as exc:
             keep_tmp = True
             raise DiskError(f"cannot install into {target}: {exc}; the target holds part of this install, and "
@@ -366,14 +351,20 @@ def install_staged_many(
             raise _cannot_install(exc, target, None) from exc
     except BaseException:
         if not keep_tmp:
-            _remove_through_interrupts(tmp)
+            retire(tmp)
             if created:
                 with contextlib.suppress(OSError):
                     target.rmdir()
-        owner.release()
+        if owner is not None:
+            os.close(owner)
         raise
-    interrupted = _remove_through_interrupts(tmp) or interrupted
-    owner.release()
+    interrupted = retire(tmp)
+    if owner is not None:
+        os.close(owner)
+    try:
+        deliver(held)  # Ctrl-C or SIGTERM held during the renames: their handlers run now
+    except KeyboardInterrupt:
+        interrupted = True
     if interrupted:  # the install is complete: say so with the interrupt
         error = Interrupted(f"interrupted after the install finished: everything is in {target}")
         error.installed = True
