@@ -140,3 +140,28 @@ def test_credentials_from_url_and_netrc_reach_the_server_only(tmp_path: Path, mo
         assert server.requests[-1].headers["authorization"] == "Basic YWxpY2U6czNjcmV0"  # alice:s3cret
     direct_url = next((tmp_path / "b").glob("*.dist-info/direct_url.json")).read_text()
     assert "s3cret" not in direct_url and "alice" not in direct_url and "abc" not in direct_url
+
+
+def test_a_ctrl_c_while_the_claims_are_released_says_the_install_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review: after the install, releasing the unpacked trees' claims is the last step; a Ctrl-C there was a
+    bare KeyboardInterrupt, which the CLI reported as an install to run again."""
+    import wheelstream._api as api
+    from wheelstream.errors import Interrupted
+
+    real_release = api._release
+    calls = [0]
+
+    def release(results: object) -> None:
+        calls[0] += 1
+        real_release(results)  # type: ignore[arg-type]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "_release", release)
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    wheel.write_bytes(WELLFORMED["deflate"]())
+    with pytest.raises(Interrupted, match="interrupted after the install finished") as raised:
+        wheelstream.install([wheel], tmp_path / "t", cache_dir=tmp_path / "c")
+    assert raised.value.installed and calls[0] == 1
+    assert list((tmp_path / "t").glob("*.dist-info/RECORD"))

@@ -443,8 +443,15 @@ def install(
             ignore_tags=ignore_tags,
             on_warning=on_warning,
         )
-    finally:
+    except BaseException:
         _release([result for _item, result in fetched])
+        raise
+    try:
+        _release([result for _item, result in fetched])
+    except KeyboardInterrupt:  # the install is complete: the interrupt says so (left claims are swept later)
+        error = Interrupted(f"interrupted after the install finished: everything is in {target}")
+        error.installed = True
+        raise error from None
     return InstallResult(tuple(_outcome(i, r, None) for i, r in fetched), report)
 
 
