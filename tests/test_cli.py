@@ -287,6 +287,8 @@ def test_ctrl_c_in_a_stall_exits_at_once_and_the_rerun_resumes(server: FaultServ
     assert rerun.code == 0, rerun.err
     assert "resumed at" in rerun.err
     assert server.requests_for(filename)[-1].range is not None
+    said = line.removeprefix("error: interrupted at ").split(" of ")[0]
+    assert f"resumed at {said} " in rerun.err, (line, rerun.err)  # what Ctrl-C said is where it resumes
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
