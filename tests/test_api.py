@@ -165,3 +165,26 @@ def test_a_ctrl_c_while_the_claims_are_released_says_the_install_finished(
         wheelstream.install([wheel], tmp_path / "t", cache_dir=tmp_path / "c")
     assert raised.value.installed and calls[0] == 1
     assert list((tmp_path / "t").glob("*.dist-info/RECORD"))
+
+
+def test_a_second_ctrl_c_while_the_claims_are_released_keeps_saying_the_install_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import wheelstream._api as api
+    from wheelstream.errors import Interrupted
+
+    def installed(*args: object, **kwargs: object) -> None:
+        error = Interrupted("interrupted after the install finished: everything is in the target")
+        error.installed = True
+        raise error
+
+    def release(results: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "install_staged_many", installed)
+    monkeypatch.setattr(api, "_release", release)
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    wheel.write_bytes(WELLFORMED["deflate"]())
+    with pytest.raises(Interrupted) as raised:
+        wheelstream.install([wheel], tmp_path / "t", cache_dir=tmp_path / "c")
+    assert raised.value.installed

@@ -470,3 +470,92 @@ def test_a_sigterm_during_the_rollback_waits_for_it(v1_target: Path, v2: StagedW
         signal.signal(signal.SIGTERM, previous)
         monkeypatch.setattr(os, "rename", real_rename)
     assert snapshot(v1_target) == before
+
+
+def test_a_ctrl_c_during_a_rollback_that_fails_keeps_what_the_next_install_needs(
+    v1_target: Path, v2: StagedWheel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Third review: the held Ctrl-C, delivered after a rollback that failed, replaced the UnfinishedCommit,
+    and the clean-up then deleted the plan, the replaced items and the items not moved in yet."""
+    from wheelstream.errors import DiskError
+
+    real_rename = os.rename
+    calls = [0]
+
+    def move(src: Path, dest: Path) -> None:
+        calls[0] += 1
+        if calls[0] == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # held: the moves go on
+        if calls[0] == 4:
+            monkeypatch.setattr(os, "rename", read_only)
+            raise OSError(errno.EIO, "I/O error")
+        real_rename(src, dest)
+
+    def read_only(src: object, dest: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    with pytest.raises(DiskError, match="the next install into it finishes it"):
+        install_staged(v2, v1_target, upgrade=True, _move=move)
+    monkeypatch.setattr(os, "rename", real_rename)
+    assert len(list(v1_target.glob(".wheelstream-tmp-*"))) == 1
+    report = install_staged(_other(tmp_path), v1_target)
+    assert any("killed halfway; finished it" in w for w in report.warnings)
+    assert (v1_target / "full_pkg" / "__init__.py").read_text() == "VERSION = '2.0'\n"
+
+
+def test_every_held_signal_is_delivered_sigterm_first() -> None:
+    """Third review: delivery stopped at the first handler that raised, so a SIGTERM held with a Ctrl-C was
+    lost (a host's default SIGTERM would not have ended the process)."""
+    seen: list[int] = []
+
+    def record(signum: int, frame: object) -> None:
+        seen.append(signum)
+
+    previous = signal.signal(signal.SIGTERM, record)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _commit.deliver([signal.SIGINT, signal.SIGTERM, signal.SIGINT])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == [signal.SIGTERM]
+
+
+def test_the_litter_of_the_last_kill_points_goes_too(v1_target: Path, tmp_path: Path) -> None:
+    """Third review: killed between making the temporary directory and locking it (empty, no lock file), or
+    between a rollback's last two steps (an empty ``old/``, no plan): both were left for good."""
+    empty = v1_target / ".wheelstream-tmp-empty"
+    empty.mkdir()
+    os.utime(empty, (0, 0))
+    rolled_back = _leftover(v1_target, None)
+    shutil.rmtree(rolled_back / "home")
+    (rolled_back / "old").mkdir()
+    os.utime(rolled_back, (0, 0))
+    install_staged(_other(tmp_path), v1_target)
+    assert not list(v1_target.glob(".wheelstream-*"))
+
+
+def test_an_install_waits_for_a_recovery_that_looks_at_its_fresh_directory(tmp_path: Path) -> None:
+    """Third review: a recovery can lock a fresh lock file before its owner does (for a moment, to look);
+    the owner then failed with a RuntimeError. It waits for that moment instead."""
+    import threading
+    import time
+
+    tmp = tmp_path / ".wheelstream-tmp-fresh"
+    tmp.mkdir()
+    looking = threading.Event()
+
+    def recovery_looks() -> None:
+        fd = _commit._flock(tmp / ".owner.lock", create=True)
+        looking.set()
+        time.sleep(0.3)
+        assert fd is not None
+        os.close(fd)
+
+    thread = threading.Thread(target=recovery_looks)
+    thread.start()
+    looking.wait(5)
+    started = time.monotonic()
+    fd = _commit.own_home(tmp)
+    assert fd is not None and time.monotonic() - started > 0.2
+    os.close(fd)
+    thread.join()

@@ -443,8 +443,13 @@ def install(
             ignore_tags=ignore_tags,
             on_warning=on_warning,
         )
-    except BaseException:
-        _release([result for _item, result in fetched])
+    except BaseException as failure:
+        try:
+            _release([result for _item, result in fetched])
+        except KeyboardInterrupt:
+            if not getattr(failure, "installed", False):
+                raise
+            # a second Ctrl-C: the install is still complete, which is what the first one's error says
         raise
     try:
         _release([result for _item, result in fetched])

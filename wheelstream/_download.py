@@ -505,7 +505,7 @@ class _Download:
             if self.completed:
                 raise  # the wheel is already in the cache: nothing to checkpoint
             self.stream.checkpoint()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception, KeyboardInterrupt):  # (a callback may raise the Ctrl-C itself)
                 self._report()  # the UI's last word then is where the next run resumes, not the last report
             raise Interrupted(
                 f"interrupted at {_human(self.stream.position)} of {_human(self.stream.journal.length)}"

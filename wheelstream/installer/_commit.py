@@ -100,9 +100,13 @@ def _signals_held() -> Iterator[list[int]]:
 
 def deliver(signals: list[int]) -> None:
     """Deliver signals ``commit`` held to the handlers in place now (Ctrl-C: ``KeyboardInterrupt``; a default
-    SIGTERM ends the process)."""
-    for signum in dict.fromkeys(signals):
-        signal.raise_signal(signum)
+    SIGTERM ends the process). SIGTERM goes first, and every one is delivered even when a handler raises."""
+    pending = sorted(set(signals), key=lambda signum: signum != signal.SIGTERM)
+    if pending:
+        try:
+            signal.raise_signal(pending[0])
+        finally:
+            deliver(pending[1:])
 
 
 class UnfinishedCommit(Exception):
@@ -120,20 +124,21 @@ def _flock(path: Path, *, create: bool) -> int | None:
     except FileNotFoundError:
         return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # Waiting is for our own fresh directory only: a recovery may hold its lock file a moment, to look.
+        fcntl.flock(fd, fcntl.LOCK_EX if create else fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
         return None
+    except BaseException:
+        os.close(fd)
+        raise
     return fd
 
 
 def own_home(tmp: Path) -> int | None:
     """Lock the temporary directory ``tmp`` (just made) for this process: ``finish_interrupted`` in another
     process leaves it alone while it lives. Close the descriptor returned once ``tmp`` is retired."""
-    fd = _flock(tmp / _OWNER, create=True)
-    if fd is None and fcntl is not None:  # pragma: no cover - a directory mkdtemp made a moment ago
-        raise RuntimeError(f"{tmp} is locked by another process")
-    return fd
+    return _flock(tmp / _OWNER, create=True)
 
 
 def retire(tmp: Path) -> bool:
@@ -178,7 +183,12 @@ def commit(plan: TargetPlan, target: Path, tmp: Path, move: Move | None = None) 
         except BaseException as failure:  # noqa: BLE001 - undone, then raised again below
             error = _undo(journal, failure, tmp)
     if error is not None:
-        deliver(caught)  # signals held during the rollback: their handlers run now that it is done
+        try:
+            deliver(caught)  # signals held during the rollback: their handlers run now that it is done
+        except BaseException:
+            if isinstance(error, UnfinishedCommit):
+                raise error  # the caller must keep the directory, whatever the interrupt says
+            raise
         raise error
     return caught
 
@@ -215,6 +225,8 @@ def finish_interrupted(target: Path, warn: Callable[[str], None]) -> list[str]:
             continue
         try:
             finished += _recover(path, target)
+        except FileNotFoundError:
+            continue  # retired by its owner while we looked
         except (OSError, ValueError, KeyError, TypeError) as exc:
             warn(f"{path} looks like what an interrupted install left, but cannot be finished ({exc}); "
                  "it is left as it is")
@@ -224,6 +236,11 @@ def finish_interrupted(target: Path, warn: Callable[[str], None]) -> list[str]:
 def _recover(tmp: Path, target: Path) -> list[str]:
     if tmp.is_symlink() or not tmp.is_dir():
         return []
+    stale = time.time() - os.stat(tmp).st_mtime >= _FRESH
+    if stale:
+        with contextlib.suppress(OSError):
+            os.rmdir(tmp)  # empty: killed between making it and locking it
+            return []
     fd = _flock(tmp / _OWNER, create=False)
     if fd is None:
         return []  # a live install's, or no lock file: not a directory this code can judge
@@ -231,7 +248,9 @@ def _recover(tmp: Path, target: Path) -> list[str]:
         if os.fstat(fd).st_ino != os.stat(tmp / _OWNER).st_ino:
             return []  # the directory changed under us (retired and replaced): look again next time
         if not os.path.lexists(tmp / _PLAN):
-            if time.time() - os.stat(tmp).st_mtime < _FRESH or os.path.lexists(tmp / "old"):
+            with contextlib.suppress(OSError):
+                os.rmdir(tmp / "old")  # empty: killed between a rollback's last two steps
+            if not stale or os.path.lexists(tmp / "old"):
                 return []  # maybe just made and not locked yet; or holding replaced items nobody planned
             retire(tmp)
             return []

@@ -322,13 +322,17 @@ def install_staged_many(
     try:
         target.mkdir(parents=True, exist_ok=True)
         finished = finish_interrupted(target, warn)
-        tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=target))
     except OSError as exc:
         raise _cannot_install(exc, target, None) from exc
+    tmp: Path | None = None
     owner: int | None = None
     keep_tmp = False  # a commit that could not be undone: what it did not move stays for the next install
     try:
-        owner = own_home(tmp)
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=target))
+            owner = own_home(tmp)
+        except OSError as exc:
+            raise _cannot_install(exc, target, None) from exc
         if finished:
             warn(f"an earlier install into {target} was killed halfway; finished it: {', '.join(finished)}")
         writer = HomeWriter(tmp / "home", link_mode)
@@ -350,17 +354,21 @@ def install_staged_many(
         except OSError as exc:
             raise _cannot_install(exc, target, None) from exc
     except BaseException:
-        if not keep_tmp:
-            retire(tmp)
-            if created:
+        try:
+            if tmp is not None and not keep_tmp:
+                retire(tmp)
+            if created and not keep_tmp:
                 with contextlib.suppress(OSError):
                     target.rmdir()
+        finally:
+            if owner is not None:
+                os.close(owner)
+        raise
+    try:
+        interrupted = retire(tmp)
+    finally:
         if owner is not None:
             os.close(owner)
-        raise
-    interrupted = retire(tmp)
-    if owner is not None:
-        os.close(owner)
     try:
         deliver(held)  # Ctrl-C or SIGTERM held during the renames: their handlers run now
     except KeyboardInterrupt:
