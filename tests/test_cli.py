@@ -405,6 +405,19 @@ def test_a_full_disk_while_unpacking_a_local_wheel_says_so_and_leaves_nothing(ca
     assert not (tmp_path / "t").exists() and list((cache / "staging").iterdir()) == []
 
 
+def test_a_full_disk_in_one_of_several_downloads_names_that_wheel(server: FaultServer, cache: Path,
+                                                                  tmp_path: Path) -> None:
+    """Several wheels download in worker processes: the DiskError crosses the process boundary whole."""
+    small = add(server, "alpha")
+    filename, data = build_wheel("beta", "1.0", files={"beta/zeros.bin": bytes(3 << 20)})
+    big = server.add_file(filename, data)
+    run = ws_limited("install", small, big, "-t", str(tmp_path / "t"), cache=cache, file_size_limit=2 << 20)
+    assert run.code == 1, run.err
+    line = run.error_line()
+    assert line.startswith(f"error: {filename}: cannot write in ") and "File too large; nothing kept" in line, line
+    assert not (tmp_path / "t").exists()
+
+
 def test_a_full_disk_keeps_the_last_checkpoint_and_the_rerun_resumes(server: FaultServer, cache: Path,
                                                                      tmp_path: Path) -> None:
     """The partial file hits the limit at 2.5 MB; checkpoints were taken every second (the server sends
