@@ -418,6 +418,19 @@ def test_a_full_disk_in_one_of_several_downloads_names_that_wheel(server: FaultS
     assert not (tmp_path / "t").exists()
 
 
+def test_an_index_cache_that_cannot_be_written_is_a_warning_not_a_traceback(server: FaultServer, cache: Path,
+                                                                            tmp_path: Path) -> None:
+    """hishel serves the page uncached when its SQLite store fails, and logs the failure with a traceback,
+    which Python's last-resort handler printed: one warning line with the cause instead."""
+    add(server, "demo", size=1000)  # small enough to download and unpack under the limit
+    run = ws_limited("install", "demo==1.0", "--index-url", f"{server.url}/simple/", "-t", str(tmp_path / "t"),
+                     cache=cache, file_size_limit=8192)
+    assert run.code == 0, run.err
+    assert "Traceback" not in run.err, run.err
+    assert "warning: hishel: could not store entry, serving the response uncached (OperationalError:" in run.err
+    assert (tmp_path / "t" / "demo").is_dir()
+
+
 def test_a_full_disk_keeps_the_last_checkpoint_and_the_rerun_resumes(server: FaultServer, cache: Path,
                                                                      tmp_path: Path) -> None:
     """The partial file hits the limit at 2.5 MB; checkpoints were taken every second (the server sends

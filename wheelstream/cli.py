@@ -224,7 +224,9 @@ def _sigterm_as_ctrl_c(signum: int, frame: FrameType | None) -> None:
 
 
 class _WarningsToUI(logging.Handler):
-    """Library warnings (e.g. a yanked file) go through the UI, so they print above the bars."""
+    """Library warnings (e.g. a yanked file) go through the UI, so they print above the bars. hishel's too: it
+    logs a storage failure (the index cache on a full disk) with its traceback and goes on uncached, and
+    Python's last-resort handler would print that traceback; here it is one warning line with the cause."""
 
     def __init__(self, ui: ConsoleProgress, verbose: bool) -> None:
         super().__init__(logging.DEBUG if verbose else logging.WARNING)
@@ -232,7 +234,8 @@ class _WarningsToUI(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.levelno >= logging.WARNING:
-            self.ui.warn(record.getMessage())
+            cause = record.exc_info[1] if record.exc_info else None
+            self.ui.warn(record.getMessage() + (f" ({type(cause).__name__}: {cause})" if cause else ""))
         else:
             self.ui.console.print(f"[dim]{escape(record.getMessage())}[/]", highlight=False, soft_wrap=True)
 
@@ -327,6 +330,9 @@ def _run(
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
     logger.propagate = False
+    cache_logger = logging.getLogger("hishel")
+    cache_logger.addHandler(handler)
+    cache_logger.propagate = False
     previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
     started = time.monotonic()
     result: InstallResult | None = None
@@ -358,6 +364,8 @@ def _run(
     finally:
         signal.signal(signal.SIGTERM, previous)
         logger.removeHandler(handler)
+        cache_logger.removeHandler(handler)
+        cache_logger.propagate = True
     return result
 
 
