@@ -252,10 +252,11 @@ def _recover(tmp: Path, target: Path) -> list[str]:
                 os.rmdir(tmp / "old")  # empty: killed between a rollback's last two steps
             if not stale or os.path.lexists(tmp / "old"):
                 return []  # maybe just made and not locked yet; or holding replaced items nobody planned
-            retire(tmp)
-            return []
-        moved = _roll_forward(_read_plan(tmp / _PLAN, tmp), target, tmp)
-        retire(tmp)
+            moved = []
+        else:
+            moved = _roll_forward(_read_plan(tmp / _PLAN, tmp), target, tmp)
+        if retire(tmp):
+            raise KeyboardInterrupt  # held while the directory went, so that none is left half deleted
         return moved
     finally:
         os.close(fd)
