@@ -233,3 +233,22 @@ def test_ctrl_c_once_the_install_is_done_says_so(tmp_path: Path, monkeypatch: py
     assert "interrupted after every wheel was installed — nothing is left to do" in " ".join(err.split()), err
     assert (tmp_path / "t" / "demo" / "__init__.py").read_bytes() == b"x = 1\n"
     assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["demo", "demo-1.0.dist-info"]
+
+
+def test_the_cli_gives_the_loggers_back_as_it_found_them(tmp_path: Path) -> None:
+    """Review: the hishel logger's ``propagate`` was set back to True, whatever a host had made it."""
+    import logging
+
+    from wheelstream.cli import main
+
+    hishel = logging.getLogger("hishel")
+    hishel.propagate = False
+    handlers = list(hishel.handlers)
+    try:
+        with pytest.raises(SystemExit):
+            main(["install", str(tmp_path / "missing-1.0-py3-none-any.whl"), "-t", str(tmp_path / "t"),
+                  "--cache-dir", str(tmp_path / "c"), "-q"])
+        assert hishel.propagate is False and hishel.handlers == handlers
+        assert logging.getLogger("wheelstream").propagate is True
+    finally:
+        hishel.propagate = True

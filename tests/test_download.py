@@ -609,3 +609,74 @@ def test_a_local_wheel_that_cannot_be_read_is_named_as_such(tmp_path: Path, monk
     with pytest.raises(errors.DiskError, match=rf"^{WHEEL}: cannot read {wheel}: Input/output error$"):
         unpack_local(wheel, cache=Cache.at(tmp_path / "cache"))
     assert list((tmp_path / "cache" / "staging").iterdir()) == []
+
+
+def test_a_partial_file_is_closed_once_even_when_close_reports_an_error(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review: Linux frees a descriptor even when close() reports EIO (or ENOSPC on NFS); the partial file
+    closed the number again on the next close — by then maybe another download's file."""
+    import errno
+
+    import wheelstream._partial as partial
+
+    part = partial.PartialFile(tmp_path / "x.part")
+    part.write(b"abc")
+    real_close = os.close
+    closed: list[int] = []
+
+    def close(fd: int) -> None:
+        closed.append(fd)
+        real_close(fd)
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(partial.os, "close", close)
+    with pytest.raises(OSError, match="Input/output"):
+        part.close()
+    part.close()
+    part.close()
+    assert len(closed) == 1
+
+
+def test_bad_bytes_stay_the_error_when_discarding_them_fails(server: FaultServer, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review: a failed clean-up (EACCES on the cache) turned a hash mismatch into a disk error."""
+    import errno
+
+    data = WELLFORMED["deflate"]()
+    url = server.add_file(WHEEL, data)
+
+    real_discard = Cache.discard
+    calls = [0]
+
+    def discard(self: Cache, key: str) -> None:
+        calls[0] += 1
+        if calls[0] == 1:
+            real_discard(self, key)  # the fresh start's
+            return
+        raise OSError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(Cache, "discard", discard)
+    with pytest.raises(errors.HashMismatch):
+        fetch(url, tmp_path, expected_sha256="0" * 64)
+
+
+def test_a_local_wheel_that_cannot_be_read_back_for_a_deferred_entry_is_named_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stored entry with a data descriptor is unpacked from the file once it is read whole: a read error
+    then is the wheel's, not the cache's (review)."""
+    import errno
+
+    import wheelstream._download as download
+    from wheelstream._download import unpack_local
+
+    wheel = tmp_path / WHEEL
+    wheel.write_bytes(WELLFORMED["stored_descriptor"]())
+
+    def unreadable(path: Path, start: int, end: int) -> object:
+        raise OSError(errno.EIO, "Input/output error")
+        yield b""  # a generator, like the real one
+
+    monkeypatch.setattr(download, "read_file_range", unreadable)
+    with pytest.raises(errors.DiskError, match=rf"^{WHEEL}: cannot read {wheel}: Input/output error$"):
+        unpack_local(wheel, cache=Cache.at(tmp_path / "cache"))

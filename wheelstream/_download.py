@@ -513,7 +513,8 @@ class _Download:
             ) from None
         except (ArchiveError, HashMismatch, ResourceGone):
             self.stream.abandon()
-            self.cache.discard(self.key)  # the bytes are bad, or the server no longer has this file
+            with contextlib.suppress(OSError):  # the bad bytes are the error to report, not a failed clean-up
+                self.cache.discard(self.key)  # the bytes are bad, or the server no longer has this file
             raise
         except NetworkError:
             self.stream.checkpoint()
@@ -899,6 +900,14 @@ def _reading(path: Path, filename: str, call: Callable[..., _T], *args: object) 
         raise DiskError(f"cannot read {path}: {exc.strerror or exc}", wheel=filename) from exc
 
 
+def _read_wheel_range(path: Path, filename: str, start: int, end: int) -> Iterator[bytes]:
+    """``read_file_range`` of the local wheel, its read errors told as such (see ``_reading``)."""
+    try:
+        yield from read_file_range(path, start, end)
+    except OSError as exc:
+        raise DiskError(f"cannot read {path}: {exc.strerror or exc}", wheel=filename) from exc
+
+
 def unpack_local(
     path: Path,
     *,
@@ -944,7 +953,8 @@ def _unpack_file(
                 parse_block(parser, extractor, b"")
             else:
                 parser = finish_deferred(
-                    functools.partial(read_file_range, path), path.stat().st_size, deferred, parser, extractor
+                    functools.partial(_read_wheel_range, path, filename),
+                    _reading(path, filename, os.path.getsize, path), deferred, parser, extractor
                 )
             extractor.close()
             sha256 = hasher.hexdigest()

@@ -301,6 +301,8 @@ class PartialFile:
         return read_file_range(self.path, start, end)
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        """Close once. The descriptor is forgotten first: Linux frees it even when ``close`` reports an error
+        (EIO; ENOSPC on NFS), and closing the number again could close another file that reused it."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)

@@ -325,15 +325,14 @@ def _run(
 ) -> InstallResult:
     """Run one library call with the UI, the signal handler and the error contract around it."""
     ui = ConsoleProgress(bars=not no_progress, quiet=quiet > 0)
-    logger = logging.getLogger("wheelstream")
     handler = _WarningsToUI(ui, verbose > 0)
-    logger.addHandler(handler)
+    logger = logging.getLogger("wheelstream")
     logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    logger.propagate = False
-    cache_logger = logging.getLogger("hishel")
-    cache_logger.addHandler(handler)
-    cache_logger.propagate = False
+    loggers = [(logger, logger.propagate), (logging.getLogger("hishel"), logging.getLogger("hishel").propagate)]
     previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
+    for each, _propagate in loggers:
+        each.addHandler(handler)
+        each.propagate = False
     started = time.monotonic()
     result: InstallResult | None = None
     try:
@@ -363,9 +362,9 @@ def _run(
         _fail(ui, f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}", 1)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        logger.removeHandler(handler)
-        cache_logger.removeHandler(handler)
-        cache_logger.propagate = True
+        for each, propagate in loggers:
+            each.removeHandler(handler)
+            each.propagate = propagate
     return result
 
 
