@@ -320,6 +320,28 @@ def test_a_live_install_is_left_alone(v1_target: Path, tmp_path: Path) -> None:
     assert (v1_target / "x").read_text() == "not yet" and not live.exists()
 
 
+def _fails_then_cannot_undo(monkeypatch: pytest.MonkeyPatch,
+                            interrupt_at: int | None = None) -> Callable[[Path, Path], None]:
+    """A ``_move`` whose 4th rename fails (EIO), after which every rename fails (EROFS: the undo's too); with
+    ``interrupt_at``, a real SIGINT is sent at that rename."""
+    real_rename = os.rename
+    calls = [0]
+
+    def read_only(src: object, dest: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    def move(src: Path, dest: Path) -> None:
+        calls[0] += 1
+        if calls[0] == interrupt_at:
+            os.kill(os.getpid(), signal.SIGINT)
+        if calls[0] == 4:
+            monkeypatch.setattr(os, "rename", read_only)
+            raise OSError(errno.EIO, "I/O error")
+        real_rename(src, dest)
+
+    return move
+
+
 def test_a_commit_that_cannot_be_undone_says_so_and_the_next_install_finishes_it(
     v1_target: Path, v2: StagedWheel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -334,18 +356,7 @@ def test_a_commit_that_cannot_be_undone_says_so_and_the_next_install_finishes_it
     os.system(f"cp -a {v1_target}/. {expected_dir}/")
     install_staged(stage(full_wheel(tmp_path / "w2b", version="2.0"), tmp_path / "s2b"), expected_dir, upgrade=True)
     real_rename = os.rename
-    calls = [0]
-
-    def move(src: Path, dest: Path) -> None:
-        calls[0] += 1
-        if calls[0] == 4:
-            monkeypatch.setattr(os, "rename", read_only)
-            raise OSError(errno.EIO, "I/O error")
-        real_rename(src, dest)
-
-    def read_only(src: object, dest: object) -> None:
-        raise OSError(errno.EROFS, "Read-only file system")
-
+    move = _fails_then_cannot_undo(monkeypatch)
     with pytest.raises(DiskError, match="undoing it failed too") as raised:
         install_staged(v2, v1_target, upgrade=True, _move=move)
     assert "the next install into it finishes it" in str(raised.value)
@@ -480,20 +491,7 @@ def test_a_ctrl_c_during_a_rollback_that_fails_keeps_what_the_next_install_needs
     from wheelstream.errors import DiskError
 
     real_rename = os.rename
-    calls = [0]
-
-    def move(src: Path, dest: Path) -> None:
-        calls[0] += 1
-        if calls[0] == 2:
-            os.kill(os.getpid(), signal.SIGINT)  # held: the moves go on
-        if calls[0] == 4:
-            monkeypatch.setattr(os, "rename", read_only)
-            raise OSError(errno.EIO, "I/O error")
-        real_rename(src, dest)
-
-    def read_only(src: object, dest: object) -> None:
-        raise OSError(errno.EROFS, "Read-only file system")
-
+    move = _fails_then_cannot_undo(monkeypatch, interrupt_at=2)  # the SIGINT is held: the moves go on
     with pytest.raises(DiskError, match="the next install into it finishes it"):
         install_staged(v2, v1_target, upgrade=True, _move=move)
     monkeypatch.setattr(os, "rename", real_rename)
