@@ -182,8 +182,7 @@ def test_a_bad_wheel_in_one_worker_stops_the_others_and_installs_nothing(server:
     assert "Traceback" not in err
     assert not (tmp_path / "t").exists()
     listing = subprocess.run([sys.executable, "-m", "wheelstream", "cache", "list"], check=False,
-                           capture_output=True,
-                             text=True, env=_env(cache), cwd=ROOT, timeout=30)
+                             capture_output=True, text=True, env=_env(cache), cwd=ROOT, timeout=30)
     assert "partial downloads: 1" in listing.stdout, listing.stdout  # alpha's, stopped at the stall
 
 

@@ -429,6 +429,7 @@ def install(
         retries=retries, timeout=timeout, max_unpacked_size=max_unpacked_size, progress=progress,
         ignore_tags=ignore_tags, python=python, keep_wheels_in=None, keep_unpacked=link_mode != "move",
     )
+    results = [result for _item, result in fetched]
     try:
         report = install_staged_many(
             [
@@ -445,18 +446,16 @@ def install(
         )
     except BaseException as failure:
         try:
-            _release([result for _item, result in fetched])
+            _release(results)
         except KeyboardInterrupt:
             if not getattr(failure, "installed", False):
                 raise
             # a second Ctrl-C: the install is still complete, which is what the first one's error says
         raise
     try:
-        _release([result for _item, result in fetched])
+        _release(results)
     except KeyboardInterrupt:  # the install is complete: the interrupt says so (left claims are swept later)
-        error = Interrupted(f"interrupted after the install finished: everything is in {target}")
-        error.installed = True
-        raise error from None
+        raise Interrupted.after_install(target) from None
     return InstallResult(tuple(_outcome(i, r, None) for i, r in fetched), report)
 
 

@@ -525,10 +525,9 @@ class _Download:
         tried (the pipeline is broken somewhere: a writer's file, or a block the partial holds only part
         of); the last one on disk is consistent by construction and is what the next run resumes from.
         Without a journal, what was written cannot be resumed: it is removed, since on a full disk it is
-        space nothing can use. A journal that exists but cannot be read now is kept: it may be fine later."""
-        stream: Tee | None = getattr(self, "stream", None)
-        if stream is not None:
-            stream.abandon()  # no worker may write on after this
+        space nothing can use. A journal that exists but cannot be read now is kept: it may be fine later.
+        Called once ``_run`` has abandoned the stream: no worker writes on."""
+        stream: Tee | None = getattr(self, "stream", None)  # unset when the restore itself failed
         journal_path = self.cache.journal(self.key)
         journal = Journal.load_header(journal_path)
         if journal is not None and journal.durable > 0:
@@ -892,20 +891,25 @@ def _open_binary(path: Path) -> BinaryIO:
     return open(path, "rb")  # the caller's ``with`` closes it
 
 
+def _unreadable(path: Path, filename: str, exc: OSError) -> DiskError:
+    """An OSError reading the local wheel ``path``, told as that (not as the cache's)."""
+    return DiskError(f"cannot read {path}: {exc.strerror or exc}", wheel=filename)
+
+
 def _reading(path: Path, filename: str, call: Callable[..., _T], *args: object) -> _T:
-    """``call(*args)``, with an OSError reading the local wheel ``path`` told as that (not as the cache's)."""
+    """``call(*args)``, reading the local wheel: see ``_unreadable``."""
     try:
         return call(*args)
     except OSError as exc:
-        raise DiskError(f"cannot read {path}: {exc.strerror or exc}", wheel=filename) from exc
+        raise _unreadable(path, filename, exc) from exc
 
 
 def _read_wheel_range(path: Path, filename: str, start: int, end: int) -> Iterator[bytes]:
-    """``read_file_range`` of the local wheel, its read errors told as such (see ``_reading``)."""
+    """``read_file_range`` of the local wheel: see ``_unreadable``."""
     try:
         yield from read_file_range(path, start, end)
     except OSError as exc:
-        raise DiskError(f"cannot read {path}: {exc.strerror or exc}", wheel=filename) from exc
+        raise _unreadable(path, filename, exc) from exc
 
 
 def unpack_local(

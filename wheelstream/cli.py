@@ -326,11 +326,11 @@ def _run(
     """Run one library call with the UI, the signal handler and the error contract around it."""
     ui = ConsoleProgress(bars=not no_progress, quiet=quiet > 0)
     handler = _WarningsToUI(ui, verbose > 0)
-    logger = logging.getLogger("wheelstream")
-    logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    loggers = [(logger, logger.propagate), (logging.getLogger("hishel"), logging.getLogger("hishel").propagate)]
+    logging.getLogger("wheelstream").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    loggers = [logging.getLogger(name) for name in ("wheelstream", "hishel")]
+    propagates = [each.propagate for each in loggers]
     previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
-    for each, _propagate in loggers:
+    for each in loggers:
         each.addHandler(handler)
         each.propagate = False
     started = time.monotonic()
@@ -362,7 +362,7 @@ def _run(
         _fail(ui, f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}", 1)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        for each, propagate in loggers:
+        for each, propagate in zip(loggers, propagates):
             each.removeHandler(handler)
             each.propagate = propagate
     return result
@@ -708,10 +708,8 @@ def _main(argv: Sequence[str] | None) -> NoReturn:
     except click.ClickException as exc:  # usage errors: click's message, exit 2
         exc.show()
         raise SystemExit(exc.exit_code) from None
-    except click.exceptions.Abort:
-        _fail(None, _INTERRUPTED, Interrupted.exit_code)
-    except KeyboardInterrupt:  # before a command's own handling, or a second Ctrl-C while it wrapped up
-        _fail(None, _INTERRUPTED, Interrupted.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):  # before a command's own handling, or a second Ctrl-C
+        _fail(None, _INTERRUPTED, Interrupted.exit_code)  # while it wrapped up
     except UsageError as exc:
         _fail(None, exc, exc.exit_code)
     raise SystemExit(code if isinstance(code, int) else 0)

@@ -240,6 +240,13 @@ class Interrupted(WheelstreamError):
     exit_code = 130
     installed = False
 
+    @classmethod
+    def after_install(cls, target: object) -> Interrupted:
+        """The interrupt that came once everything was in ``target``: nothing is left to do."""
+        error = cls(f"interrupted after the install finished: everything is in {target}")
+        error.installed = True
+        return error
+
 
 class WorkerDied(WheelstreamError):
     """The worker process downloading a wheel died (a signal, the OOM killer); its last checkpoint is kept."""

@@ -329,42 +329,39 @@ def install_staged_many(
     keep_tmp = False  # a commit that could not be undone: what it did not move stays for the next install
     try:
         try:
-            tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=target))
-            owner = own_home(tmp)
-        except OSError as exc:
-            raise _cannot_install(exc, target, None) from exc
-        if finished:
-            warn(f"an earlier install into {target} was killed halfway; finished it: {', '.join(finished)}")
-        writer = HomeWriter(tmp / "home", link_mode)
-        writer.home.mkdir()
-        for prep in prepared:
             try:
-                _write_wheel(prep, writer, interpreter, target, compile_bytecode)
+                tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=target))
+                owner = own_home(tmp)
             except OSError as exc:
-                raise _cannot_install(exc, target, prep.item.staged.filename) from exc
-        plan = plan_target(writer.home, interpreter.scheme, target, upgrade, warn)
-        for lost in plan.dropped:
-            warn(f"{lost.relative_to(writer.home)} is not installed: pip --target leaves it behind too")
-        try:
-            held = commit(plan, target, tmp, _move)
-        except UnfinishedCommit as exc:
-            keep_tmp = True
-            raise DiskError(f"cannot install into {target}: {exc}; the target holds part of this install, and "
-                            f"the next install into it finishes it ({tmp.name} holds the rest)") from exc
-        except OSError as exc:
-            raise _cannot_install(exc, target, None) from exc
-    except BaseException:
-        try:
-            if tmp is not None and not keep_tmp:
-                retire(tmp)
-            if created and not keep_tmp:
-                with contextlib.suppress(OSError):
-                    target.rmdir()
-        finally:
-            if owner is not None:
-                os.close(owner)
-        raise
-    try:
+                raise _cannot_install(exc, target, None) from exc
+            if finished:
+                warn(f"an earlier install into {target} was killed halfway; finished it: {', '.join(finished)}")
+            writer = HomeWriter(tmp / "home", link_mode)
+            writer.home.mkdir()
+            for prep in prepared:
+                try:
+                    _write_wheel(prep, writer, interpreter, target, compile_bytecode)
+                except OSError as exc:
+                    raise _cannot_install(exc, target, prep.item.staged.filename) from exc
+            plan = plan_target(writer.home, interpreter.scheme, target, upgrade, warn)
+            for lost in plan.dropped:
+                warn(f"{lost.relative_to(writer.home)} is not installed: pip --target leaves it behind too")
+            try:
+                held = commit(plan, target, tmp, _move)
+            except UnfinishedCommit as exc:
+                keep_tmp = True
+                raise DiskError(f"cannot install into {target}: {exc}; the target holds part of this install, "
+                                f"and the next install into it finishes it ({tmp.name} holds the rest)") from exc
+            except OSError as exc:
+                raise _cannot_install(exc, target, None) from exc
+        except BaseException:
+            if not keep_tmp:
+                if tmp is not None:
+                    retire(tmp)
+                if created:
+                    with contextlib.suppress(OSError):
+                        target.rmdir()
+            raise
         interrupted = retire(tmp)
     finally:
         if owner is not None:
@@ -374,9 +371,7 @@ def install_staged_many(
     except KeyboardInterrupt:
         interrupted = True
     if interrupted:  # the install is complete: say so with the interrupt
-        error = Interrupted(f"interrupted after the install finished: everything is in {target}")
-        error.installed = True
-        raise error
+        raise Interrupted.after_install(target)
     return InstallReport(
         installed=tuple(plan.moves),
         replaced=tuple(sorted(plan.replace)),
