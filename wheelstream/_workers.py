@@ -227,12 +227,16 @@ class ProcessPool:
                     self.callback_error = exc
                     self.cancel.set()
 
+    def _processes(self) -> dict[int, Any]:
+        """The executor's worker processes by pid (its private ``_processes``: there is no public way)."""
+        return dict(getattr(self._executor, "_processes", None) or {})
+
     def died(self) -> str | None:
         """After the pool broke, before the others are cancelled: the wheel a dead worker was on, when known.
 
         Found by its sentinel (ready once the process has exited), not its exit code: the pool reports the
         death as soon as the sentinel is ready, a moment before ``waitpid`` can see the process."""
-        processes = dict(getattr(self._executor, "_processes", None) or {})
+        processes = self._processes()
         ready = set(wait_for([process.sentinel for process in processes.values()], timeout=1.0))
         for pid, process in processes.items():
             if process.sentinel in ready and process.exitcode != 0 and pid in self._running:  # 0: an idle
@@ -244,7 +248,7 @@ class ProcessPool:
         SIGKILL those still alive — the pool's queues may be unusable, and they ignore the SIGTERM a broken
         pool sends. What they had checkpointed is kept, as after kill -9."""
         deadline = time.monotonic() + grace
-        processes = list((getattr(self._executor, "_processes", None) or {}).values())
+        processes = list(self._processes().values())
         for process in processes:
             process.join(max(0.0, deadline - time.monotonic()))
         for process in processes:
