@@ -27,6 +27,8 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import wheelstream._tee as tee
 from fixtures.wellformed import WELLFORMED, make_wheel
@@ -205,6 +207,27 @@ def test_the_log_holds_names_sizes_and_hashes_only(tmp_path: Path) -> None:
     assert os.stat(entries_log(path)).st_mode & 0o077 == 0
     loaded = Journal.load(path)
     assert loaded is not None and loaded.files == [staged] and len(loaded.entries) == 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    name=st.text(min_size=1, max_size=40),
+    numbers=st.lists(st.integers(min_value=0, max_value=2**64), min_size=6, max_size=6),
+    staged=st.one_of(st.none(), st.tuples(st.integers(min_value=0, max_value=2**64), st.text(max_size=64),
+                                          st.booleans())),
+)
+def test_a_log_line_is_the_json_of_its_row_and_reads_back(
+    name: str, numbers: list[int], staged: tuple[int, str, bool] | None
+) -> None:
+    """Log lines are built by hand (speed): they must be byte for byte what ``json.dumps`` writes, and one line
+    each whatever the name holds (newlines, quotes, backslashes, non-ASCII, lone surrogates)."""
+    entry = LocalEntry(numbers[0], name, *numbers[1:])
+    files = {} if staged is None else {name: StagedFile(name, *staged)}
+    journal = Journal(url="https://host/demo.whl")
+    journal.add_finished([entry], files)
+    row = [*entry, *files[name][1:]] if files else [*entry]  # the staged name is the entry's
+    assert journal._unlogged == [json.dumps(row, separators=(",", ":")) + "\n"]
+    assert json.loads(journal._unlogged[0]) == row
 
 
 def test_discard_and_cache_clean_remove_the_log(server: FaultServer, tmp_path: Path) -> None:

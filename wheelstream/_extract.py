@@ -274,6 +274,7 @@ class Extractor:
         self._failed: BaseException | None = None  # a writer's error: sticky, like the sink's
         self._resolved_root = os.path.realpath(root)
         self._dirs: dict[str, str] = {}  # archive dir name -> staging dir made or checked by ``_dir``
+        self._dir_prefixes: dict[str, str] = {"": self._prefix}  # ... and that dir with a separator after it
         self._sink = _Sink(self._record) if writers else None  # large files: hash + write off this thread
         self._file_paths: set[str] = {self._join(n) for n in self.files}
         root.mkdir(parents=True, exist_ok=True)
@@ -332,10 +333,13 @@ class Extractor:
         except NotADirectoryError:
             raise _collision(name, offset) from None
         self._dirs[dir_name] = path
+        self._dir_prefixes[dir_name] = os.path.join(path, "")
         return path
 
     def handle(self, event: Event) -> None:
-        if isinstance(event, EntryData):
+        if type(event) is EntryPacked:  # the most frequent event (torch: 12k of 13k), so asked first
+            self._packed(event)
+        elif isinstance(event, EntryData):
             data = event.data
             self._size += len(data)
             if self._chunks is not None:
@@ -349,8 +353,6 @@ class Extractor:
                 assert self._open is not None
                 self._hash.update(data)
                 self._open.write(data)
-        elif isinstance(event, EntryPacked):
-            self._packed(event)
         elif isinstance(event, EntryStarted):
             self._start(event.header.name, event.header.offset)
         elif isinstance(event, EntryFinished):
@@ -382,7 +384,11 @@ class Extractor:
         parent_name, _, leaf = name.rpartition("/")
         if leaf in (".", ".."):
             raise _outside(name)
-        path = os.path.join(self._dir(parent_name, name, offset) if parent_name else self._root, leaf)
+        prefix = self._dir_prefixes.get(parent_name)
+        if prefix is None:
+            self._dir(parent_name, name, offset)
+            prefix = self._dir_prefixes[parent_name]
+        path = prefix + leaf  # os.path.join's result, without its cost: this runs for every file
         if name in self._dirs:
             raise _collision(name, offset)
         self._file_paths.add(path)
@@ -394,7 +400,7 @@ class Extractor:
         name, offset, size = event.header.name, event.header.offset, event.header.uncompressed_size
         path = self._new_file(name, offset)
         if self._inline_limit:
-            self.files[name] = StagedFile(name, size, "", executable=False)  # its place, until the digest comes
+            self.files[name] = StagedFile(name, size, "", False)  # its place, until the digest comes
             # Held until written: its compressed bytes, then (briefly) the inflated ones. Counting both keeps
             # the in-flight bound honest for an entry that declares 0 bytes and carries 1 MiB of deflate.
             self._add_to_batch(path, event, name, offset, size + len(event.data))
@@ -480,7 +486,7 @@ class Extractor:
         if self._failed is not None:
             raise self._failed
         for (_path, _chunks, name, _offset), digest in zip(batch.files, batch.digests):
-            self.files[name] = StagedFile(name, self.files[name].size, digest, executable=False)
+            self.files[name] = StagedFile(name, self.files[name].size, digest, False)
 
     def drain(self) -> None:
         """Wait until every finished file is on disk (in the page cache); re-raise a writer's error."""

@@ -52,7 +52,7 @@ agreement, offsets and duplicates when the central directory is complete, traili
 from __future__ import annotations
 
 import enum
-import operator
+import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from wheelstream.errors import (
@@ -95,6 +95,9 @@ _MAX_OUTPUT_PER_EVENT = 1 << 20  # bounds memory per EntryData whatever the comp
 _MAX_INPUT_PER_EVENT = 1 << 20
 _MAX_INFLATE_INPUT = 256 << 10  # deflate rarely beats 4:1 on wheels: ~1 MiB out per call
 _COMPACT_AT = 1 << 20
+_ENCRYPTION_FLAGS = fmt.FLAG_ENCRYPTED | fmt.FLAG_STRONG_ENCRYPTION | fmt.FLAG_MASKED_HEADERS
+_METHODS = (fmt.METHOD_STORED, fmt.METHOD_DEFLATE)
+_S_IFMT = 0o170000
 
 
 class _State(enum.Enum):
@@ -287,6 +290,8 @@ class ZipStreamParser:
     # -- RECORD: a local header, or the start of the central directory ------------------------------
 
     def _read_record(self) -> Event | None:
+        if self._buf.startswith(fmt.LOCAL_HEADER_SIG, self._pos):  # the common case, without copying 4 bytes
+            return self._read_local_header()
         if self._available() == 0 and self._eof:
             raise TruncatedArchive("archive ends before the end of central directory", offset=self.offset)
         sig = self._peek_signature("a record signature")
@@ -303,18 +308,19 @@ class ZipStreamParser:
         raise StrayData(f"unexpected bytes {sig!r} where a zip record should start", offset=self.offset)
 
     def _read_local_header(self) -> Event | None:
-        header = fmt.parse_local_header(self._buf, self._pos, self.offset)
+        header = fmt.parse_local_header(self._buf, self._pos, self._base + self._pos)
         if header is None:
             if self._eof:
                 raise self._truncated("a local file header")
             return None
         self._check_local_header(header)
+        pack_up_to = self._pack_up_to
         if (
-            0 < self._pack_up_to
-            and header.compressed_size <= self._pack_up_to
-            and header.uncompressed_size <= self._pack_up_to
-            and not header.has_data_descriptor
-            and not header.is_dir
+            header.compressed_size <= pack_up_to
+            and header.uncompressed_size <= pack_up_to
+            and 0 < pack_up_to
+            and not header.flags & fmt.FLAG_DATA_DESCRIPTOR
+            and not header.name.endswith("/")
         ):
             return self._read_packed(header)
         self._pos += header.header_length
@@ -342,24 +348,19 @@ class ZipStreamParser:
         self._reserve_unpacked(header, header.uncompressed_size)
         data = bytes(self._buf[start:end])
         self._pos = end
-        self._names.add(_name_key(header.name))
-        self._record_finished(
-            LocalEntry(
-                header.offset, header.name, header.flags, header.method, header.crc,
-                header.compressed_size, header.uncompressed_size,
-            )
-        )
-        return EntryPacked(header, data, self.offset)
+        self._names.add(header.name)  # not a directory: its name is its key
+        self._record_finished(LocalEntry._make(header[:7]))  # LocalEntry's fields lead LocalHeader's
+        return EntryPacked(header, data, self._base + end)
 
     def _check_local_header(self, header: LocalHeader) -> None:
         name, offset = header.name, header.offset
         fmt.check_safe_name(name, offset)
-        if header.flags & (fmt.FLAG_ENCRYPTED | fmt.FLAG_STRONG_ENCRYPTION | fmt.FLAG_MASKED_HEADERS):
+        if header.flags & _ENCRYPTION_FLAGS:
             raise UnsupportedEntry("encrypted entries are not supported", entry=name, offset=offset)
-        if header.method not in (fmt.METHOD_STORED, fmt.METHOD_DEFLATE):
+        if header.method not in _METHODS:
             method = fmt.METHOD_NAMES.get(header.method, f"method {header.method}")
             raise UnsupportedEntry(f"compression {method} is not supported", entry=name, offset=offset)
-        key = _name_key(name)
+        key = name.rstrip("/")  # _name_key, inline: this runs for every entry
         if key in self._names:
             raise DuplicateEntry("two entries share this name", entry=name, offset=offset)
         if (
@@ -373,7 +374,7 @@ class ZipStreamParser:
                 entry=name,
                 offset=offset,
             )
-        if header.is_dir and not header.has_data_descriptor and header.uncompressed_size:
+        if name.endswith("/") and not header.has_data_descriptor and header.uncompressed_size:
             raise MalformedRecord("directory entry carries data", entry=name, offset=offset)
 
     def _reserve_unpacked(self, header: LocalHeader, size: int) -> None:
@@ -474,7 +475,7 @@ class ZipStreamParser:
     def _record_finished(self, done: LocalEntry) -> None:
         self._entries[done.offset] = done
         self._finished.append(done)
-        self._checkpoint = self.offset  # the record after it starts here: nothing is open
+        self._checkpoint = self._base + self._pos  # the record after it starts here: nothing is open
 
     # -- DATA_DESCRIPTOR (4.3.9) --------------------------------------------------------------------
 
@@ -520,15 +521,16 @@ class ZipStreamParser:
             pos = self._pos
             if len(buf) - pos < 4:
                 return self._incomplete("the central directory")
-            sig = bytes(buf[pos : pos + 4])
-            if sig == fmt.CENTRAL_HEADER_SIG and self._cd_end is None:
+            if buf.startswith(fmt.CENTRAL_HEADER_SIG, pos) and self._cd_end is None:
                 parsed = fmt.parse_central_record(buf, pos, self._base + pos)
                 if parsed is None:
                     return self._incomplete("the central directory")
                 self._match_record(parsed[0])
                 records.append(parsed[0])
                 self._pos = pos + parsed[1]
-            elif sig == fmt.EOCD_SIG:
+                continue
+            sig = bytes(buf[pos : pos + 4])
+            if sig == fmt.EOCD_SIG:
                 return self._read_eocd()
             elif not self._read_end_record(sig):
                 return self._incomplete("the central directory")
@@ -616,11 +618,11 @@ class ZipStreamParser:
         Checking as we go (not when the end record arrives) bounds memory: a directory can never hold more
         records than there are local entries, whatever the archive claims.
         """
-        key = _name_key(record.name)
+        key = record.name.rstrip("/")  # _name_key and is_symlink, inline: this runs for every record
         if key in self._cd_names:
             raise DuplicateEntry("two central records share this name", entry=record.name, offset=record.offset)
         self._cd_names.add(key)
-        if record.is_symlink:
+        if (record.external_attr >> 16) & _S_IFMT == stat.S_IFLNK:
             raise SymlinkEntry("symbolic link entries are not allowed", entry=record.name, offset=record.offset)
         local = self._entries.get(record.local_header_offset)
         if local is None:
@@ -629,7 +631,8 @@ class ZipStreamParser:
                 entry=record.name,
                 offset=record.offset,
             )
-        _compare(local, record)
+        if local[1:] != record[1:7]:  # name to uncompressed size, in both; _compare names the difference
+            _compare(local, record)
 
     def _match_records(self) -> None:
         """Every local entry has a central record (each record was matched to its entry as it was read)."""
@@ -713,12 +716,10 @@ def _name_key(name: str) -> str:
 
 
 _COMPARED = ("name", "method", "flags", "crc", "compressed_size", "uncompressed_size")
-_compared = operator.attrgetter(*_COMPARED)
 
 
 def _compare(local: LocalEntry, record: CentralRecord) -> None:
-    if _compared(local) == _compared(record):
-        return  # the usual case, in one compare; the loop below only names the first field that differs
+    """Name the first field in which an entry and its central record differ (``_match_record`` found one)."""
     for field in _COMPARED:
         ours, theirs = getattr(local, field), getattr(record, field)
         if ours != theirs:
