@@ -35,7 +35,7 @@ from fixtures.wellformed import WELLFORMED, make_wheel
 from wheelstream import _sha256
 from wheelstream._cache import Cache
 from wheelstream._download import DownloadOptions, DownloadResult, fetch_wheel
-from wheelstream._partial import Journal, entries_log
+from wheelstream._partial import Journal, PartialFile, entries_log
 from wheelstream._progress import Progress
 from wheelstream._staged import StagedFile
 from wheelstream._urls import cache_key
@@ -87,9 +87,10 @@ def journal_path(cache_dir: Path, url: str) -> Path:
 
 
 def interrupted_halfway(server: FaultServer, cache_dir: Path) -> tuple[bytes, str, Journal]:
-    """A download of 2,000 entries stopped by Ctrl-C halfway, after many (worker) checkpoints."""
+    """A download of 2,000 entries stopped by Ctrl-C halfway, after many (worker) checkpoints. Paced (0.5 s for
+    the whole file), so that a progress report (at most every 50 ms) comes between the middle and the end."""
     data = WELLFORMED["many_entries"]()
-    url = server.add_file(WHEEL, data)
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Throttle(bytes_per_second=len(data) * 2, requests=1)))
 
     def interrupt(progress: Progress) -> None:
         if progress.bytes_done > len(data) // 2:
@@ -327,9 +328,9 @@ def never_skip_checkpoints(monkeypatch: pytest.MonkeyPatch) -> None:
     break specific checkpoints make the worker wait for the syncer instead, so every request is taken."""
     real = tee.Tee._snapshot_checkpoint
 
-    def waiting(self: tee.Tee) -> None:
+    def waiting(self: tee.Tee, *, drain: bool = False) -> None:
         self._syncer.wait()
-        real(self)
+        real(self, drain=drain)
 
     monkeypatch.setattr(tee.Tee, "_snapshot_checkpoint", waiting)
 
@@ -374,13 +375,23 @@ def test_every_checkpoint_lists_only_files_already_complete_on_disk(
     server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Checked at the moment each journal is written: the small-file writers are slowed down so that they
-    lag behind the parser, and still every file the journal lists is whole on disk, and the partial holds D."""
+    lag behind the parser, and still every file the journal lists is whole on disk, and the partial holds D.
+    The periodic checkpoints do not wait for the writers: they stop at the first file not written yet (and
+    the parser goes on meanwhile); the download is paced so that the writers progress between them."""
     import wheelstream._extract as extract
 
     data = mixed_wheel()
     expected = contents(data)
-    url = server.add_file(WHEEL, data)
-    real_write, real_save = extract._write_file, Journal.save
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Throttle(bytes_per_second=len(data))))
+    real_write, real_save, real_snapshot = extract._write_file, Journal.save, tee.Tee._snapshot
+    lagging = []
+
+    def snapshot(self: tee.Tee, *, drained: bool = True) -> object:
+        taken = real_snapshot(self, drained=drained)
+        if taken.checkpoint < self.parser.checkpoint and taken.entries:
+            lagging.append(taken.checkpoint)  # behind the parser, yet with progress since the last one
+        return taken
+
     staging = tmp_path / "staging" / cache_key(url)
     partial = tmp_path / "partial" / f"{cache_key(url)}.whl.part"
     checked = {"files": 0, "saves": 0}
@@ -400,10 +411,49 @@ def test_every_checkpoint_lists_only_files_already_complete_on_disk(
 
     monkeypatch.setattr(extract, "_write_file", slow_write)
     monkeypatch.setattr(Journal, "save", save)
+    monkeypatch.setattr(tee.Tee, "_snapshot", snapshot)
     never_skip_checkpoints(monkeypatch)
     result = fetch(url, tmp_path, dataclasses.replace(OFTEN, checkpoint_bytes=128 << 10))
     assert tree(result) == expected
     assert checked["saves"] >= 10 and checked["files"] > 1000
+    assert len(lagging) >= 3 and lagging == sorted(lagging)
+
+
+def test_small_files_read_back_from_the_partial_file_survive_a_cut_and_an_interrupt(
+    server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no memory budget every small file is read back from the partial file by its writer: through a
+    dropped connection (same process) and a Ctrl-C then a new attempt (a resume from the journal), the result
+    is the wheel's, and the rerun fetches only what the first attempt had not made durable."""
+    import wheelstream._extract as extract
+
+    monkeypatch.setattr(extract, "_MAX_PENDING", 0)
+    data = mixed_wheel()
+    reads = []
+    real_read_at = PartialFile.read_at
+
+    def read_at(self: PartialFile, offset: int, size: int) -> bytes:
+        reads.append(offset)
+        return real_read_at(self, offset, size)
+
+    monkeypatch.setattr(PartialFile, "read_at", read_at)
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(percent=30, requests=1),
+                                                        Throttle(bytes_per_second=len(data) * 2, requests=2)))
+
+    def interrupt(progress: Progress) -> None:
+        if progress.bytes_done > len(data) * 2 // 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted):
+        fetch(url, tmp_path, OFTEN, progress=interrupt)
+    journal = Journal.load(journal_path(tmp_path, url))
+    assert journal is not None and journal.files and journal.durable > len(data) // 2
+    assert server.wait_idle(10)
+    sent = server.bytes_sent(WHEEL)
+    result = fetch(url, tmp_path, OFTEN)
+    assert tree(result) == contents(data)
+    assert server.bytes_sent(WHEEL) - sent == len(data) - journal.durable
+    assert len(reads) > 1000  # the writers did read the small files back
 
 
 def test_a_failed_checkpoint_on_the_worker_surfaces_and_the_last_good_one_resumes(

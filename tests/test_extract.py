@@ -15,7 +15,9 @@ from fixtures.wellformed import REAL_WHEELS, WELLFORMED, make_wheel
 from wheelstream._cache import Cache
 from wheelstream._download import DownloadOptions, unpack_local
 from wheelstream._extract import Extractor
-from wheelstream.errors import DuplicateEntry, UnsafePath
+from wheelstream._partial import PartialFile
+from wheelstream._tee import parse_block
+from wheelstream.errors import ChecksumMismatch, CorruptData, DuplicateEntry, SizeMismatch, UnsafePath
 from wheelstream.zip import ZipStreamParser
 
 CORPUS = {name: build for name, build in WELLFORMED.items()}
@@ -148,3 +150,66 @@ def test_a_ctrl_c_while_draining_leaves_every_finished_entry_recorded(tmp_path: 
         staged = extractor.files[name]
         assert staged.sha256 == hashlib.sha256(expected[name][0]).hexdigest(), name
     extractor.close()
+
+
+def _small_files() -> bytes:
+    return make_wheel({f"demo/p{i // 50}/m{i:03d}.py": f"N = {i}\n".encode() * (i % 40) for i in range(300)})
+
+
+def _extract_from_memory(data: bytes, extractor: Extractor, step: int = 4096) -> None:
+    parser = ZipStreamParser(pack_up_to=extractor.pack_up_to)
+    for position in range(0, len(data), step):
+        parse_block(parser, extractor, data[position : position + step])
+    parse_block(parser, extractor, b"")
+    extractor.close()
+
+
+def test_packed_entries_past_the_memory_budget_are_read_back_from_the_source(tmp_path: Path) -> None:
+    """With no memory budget left, every packed entry goes to the writers as an offset into the source (the
+    partial file of a download), and they read it back: the same files, the same digests."""
+    data = _small_files()
+    reads: list[tuple[int, int]] = []
+
+    def read_at(offset: int, size: int) -> bytes:
+        reads.append((offset, size))
+        return data[offset : offset + size]
+
+    extractor = Extractor(tmp_path / "staging", writers=True, max_pending=0, source=read_at)
+    _extract_from_memory(data, extractor)
+    expected = expected_tree(data)
+    assert set(extractor.files) == set(expected)
+    for name, (content, _executable) in expected.items():
+        assert (tmp_path / "staging" / name).read_bytes() == content
+        assert extractor.files[name].sha256 == hashlib.sha256(content).hexdigest()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        stored = sorted(
+            (i.header_offset + 30 + len(i.filename.encode()) + len(i.extra), i.compress_size)  # data offset, size
+            for i in archive.infolist() if i.compress_size and not i.is_dir()
+        )
+    assert sorted(reads) == stored  # every packed entry with bytes, each read once, exactly its data
+
+
+def test_bytes_read_back_are_verified_like_any_others(tmp_path: Path) -> None:
+    """The writers inflate and CRC-check what they read back: a source that returns other bytes is caught, the
+    entry named, and its file never created."""
+    data = _small_files()
+
+    def read_at(offset: int, size: int) -> bytes:
+        return bytes(size)  # zeros: not the deflate stream that was there
+
+    extractor = Extractor(tmp_path / "staging", writers=True, max_pending=0, source=read_at)
+    with pytest.raises((ChecksumMismatch, CorruptData, SizeMismatch)) as caught:
+        _extract_from_memory(data, extractor)
+    assert caught.value.entry is not None and caught.value.entry.startswith("demo/")
+    assert not (tmp_path / "staging" / caught.value.entry).exists()
+
+
+def test_reading_back_past_the_end_of_a_partial_file_is_an_error(tmp_path: Path) -> None:
+    partial = PartialFile(tmp_path / "w.part")
+    try:
+        partial.write(b"0123456789")
+        assert partial.read_at(2, 5) == b"23456" and partial.read_at(10, 0) == b""
+        with pytest.raises(OSError, match="ends before byte 12"):
+            partial.read_at(8, 4)
+    finally:
+        partial.close()

@@ -264,7 +264,10 @@ class _Download:
     def _new_stream(self, journal: Journal) -> Tee:
         partial = PartialFile(self.cache.partial(self.key))
         try:
-            extractor = Extractor(self.cache.staging(self.key), {f.name: f for f in journal.files}, writers=True)
+            extractor = Extractor(
+                self.cache.staging(self.key), {f.name: f for f in journal.files}, writers=True,
+                source=partial.read_at if partial.can_read_at else None,
+            )
         except BaseException:
             partial.close()
             raise

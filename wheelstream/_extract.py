@@ -27,7 +27,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, TypeAlias, cast
+from typing import Any, BinaryIO, NamedTuple, TypeAlias, cast
 
 from wheelstream._partial import write_all
 from wheelstream._staged import StagedFile, current_umask, pip_file_mode
@@ -39,6 +39,7 @@ from wheelstream.zip import (
     EntryPacked,
     EntryStarted,
     Event,
+    LocalHeader,
     unpack_entry,
 )
 
@@ -100,11 +101,12 @@ class _Batch:
     was a tenth of the unpack thread's time. The writer inflates and verifies packed entries, hashes
     (sha256), creates, writes and closes each file, so the unpack thread does none of it."""
 
-    __slots__ = ("digests", "done", "error", "files", "size")
+    __slots__ = ("digests", "done", "error", "files", "held", "size")
 
     def __init__(self) -> None:
         self.files: list[tuple[str, _Content, str, int]] = []  # (path, content, archive name, offset)
-        self.size = 0
+        self.size = 0  # the work in it: bytes to inflate and write
+        self.held = 0  # the memory it holds until written: compressed bytes of packed entries, inflated chunks
         self.digests: list[str] = []
         self.error: BaseException | None = None
         self.done = threading.Event()
@@ -121,13 +123,30 @@ class _Batch:
             self.done.set()
 
 
-_Content: TypeAlias = "list[bytes] | EntryPacked"  # inflated chunks, or a whole entry still compressed
+class _Unread(NamedTuple):
+    """A packed entry whose compressed bytes were left in the source file (the archive being extracted: the
+    partial file of a download) because the extractor's memory budget was spent; its writer reads them back."""
+
+    header: LocalHeader
+    end_offset: int
+    read_at: ReadAt
+
+    def load(self) -> EntryPacked:
+        header = self.header
+        return EntryPacked(header, self.read_at(header.data_offset, header.compressed_size), self.end_offset)
+
+
+# ``read_at(offset, size)``: exactly ``size`` bytes of the archive from ``offset`` (or OSError), from any thread.
+ReadAt: TypeAlias = "Callable[[int, int], bytes]"
+_Content: TypeAlias = "list[bytes] | EntryPacked | _Unread"  # inflated chunks, or a whole entry still compressed
 _WRITTEN: list[bytes] = []  # what a batch keeps of a file once it is written
 
 
 def _write_file(path: str, content: _Content, name: str, offset: int) -> str:
     """Create one small file: inflate + verify a packed entry (before the file exists: a bad entry leaves
     nothing behind), open (the slow part on ext4: ~0.1-0.5 ms), hash + write, close; its sha256."""
+    if isinstance(content, _Unread):
+        content = content.load()
     chunks = [unpack_entry(content)] if isinstance(content, EntryPacked) else content
     try:
         fd = os.open(path, _CREATE_FLAGS, 0o666)
@@ -146,6 +165,12 @@ def _write_file(path: str, content: _Content, name: str, offset: int) -> str:
 _WRITERS = 2  # file creation is kernel-CPU bound here: more writers only add lock contention (docs/performance.md)
 _BATCH_FILES = 64
 _BATCH_BYTES = 1 << 20
+# Batches in flight: with a source to read packed entries back from, the parser may run this far ahead of
+# the writers (~16k small files; ~0.4 KB of bookkeeping each) — far enough for torch's 11k small files before
+# its 434 MB shared library, which the parser then inflates while the writers catch up (docs/performance.md).
+_MAX_BATCHES = 256
+_MAX_BATCHES_IN_MEMORY = 64  # without a source every batch holds its bytes: the old, tighter bound
+_MAX_PENDING = 8 << 20  # bytes the batches in flight may hold in memory (compressed, or inflated small files)
 _POOL: queue.SimpleQueue[_Batch] | None = None
 _POOL_LOCK = threading.Lock()
 
@@ -237,9 +262,16 @@ class Extractor:
     inflated on the calling thread: a parser built with ``pack_up_to=extractor.pack_up_to`` hands them over
     whole (``EntryPacked``) and the writers inflate and verify them too, beside the parser. Large files are
     opened on the calling thread (so collisions are found in stream order) and hashed + written by the
-    ``_Sink`` thread, overlapping inflation. ``files`` lists every finished file in stream order; a file's digest is there only after
-    :meth:`drain` (called by :meth:`sync`, the central directory, and :meth:`close`): read ``files`` after
-    draining, never in between.
+    ``_Sink`` thread, overlapping inflation. ``files`` lists every finished file in stream order; a file's
+    digest is there only after :meth:`drain` (called by :meth:`sync`, the central directory, and
+    :meth:`close`) or, for the files already written, :meth:`collect_written`; until then it is ``""``.
+
+    How far the parser may run ahead of the writers: the batches in flight hold at most ``max_pending`` bytes
+    in memory. With a ``source`` (``read_at``: the archive's bytes by offset, e.g. the partial file) packed
+    entries past that budget are queued without their bytes, and the writers read them back, so the parser
+    runs up to ``_MAX_BATCHES`` batches ahead — through torch's 11k small files to its 434 MB library, which it
+    inflates while the writers catch up. Without a source it waits for the writers at the budget, or at
+    ``_MAX_BATCHES_IN_MEMORY`` batches.
 
     Paths are plain strings here: ``pathlib`` objects cost several microseconds each to build and print, and
     this code runs a few times per entry.
@@ -252,7 +284,8 @@ class Extractor:
         *,
         writers: bool = False,
         inline_limit: int = 1 << 20,
-        max_pending: int = 8 << 20,
+        max_pending: int | None = None,
+        source: ReadAt | None = None,
     ) -> None:
         self.root = root
         self.files: dict[str, StagedFile] = dict(finished or {})
@@ -267,10 +300,12 @@ class Extractor:
         self._hash: Any = None  # sha256 of a large entry in flight (small ones are hashed by the writers)
         self._size = 0
         self._inline_limit = inline_limit if writers else 0
-        self._max_pending = max_pending
+        self._max_pending = _MAX_PENDING if max_pending is None else max_pending
+        self._source = source
+        self._max_batches = _MAX_BATCHES if source is not None else _MAX_BATCHES_IN_MEMORY
         self._batch = _Batch()
         self._in_flight: collections.deque[_Batch] = collections.deque()
-        self._in_flight_bytes = 0
+        self._in_flight_bytes = 0  # held in memory by the batches in flight
         self._failed: BaseException | None = None  # a writer's error: sticky, like the sink's
         self._resolved_root = os.path.realpath(root)
         self._dirs: dict[str, str] = {}  # archive dir name -> staging dir made or checked by ``_dir``
@@ -401,9 +436,13 @@ class Extractor:
         path = self._new_file(name, offset)
         if self._inline_limit:
             self.files[name] = StagedFile(name, size, "", False)  # its place, until the digest comes
-            # Held until written: its compressed bytes, then (briefly) the inflated ones. Counting both keeps
-            # the in-flight bound honest for an entry that declares 0 bytes and carries 1 MiB of deflate.
-            self._add_to_batch(path, event, name, offset, size + len(event.data))
+            # Held until written: its compressed bytes (the inflated ones exist only inside a writer, one file at
+            # a time). Past the budget they stay in the source, if there is one, and the parser need not wait.
+            held = len(event.data)
+            content: _Content = event
+            if self._source is not None and self._in_flight_bytes + self._batch.held + held > self._max_pending:
+                content, held = _Unread(event.header, event.end_offset, self._source), 0
+            self._add_to_batch(path, content, name, offset, size + len(event.data), held)
         else:
             self._record(StagedFile(name, size, _write_file(path, event, name, offset), executable=False))
         self.written += 1
@@ -438,7 +477,7 @@ class Extractor:
         if self._chunks is not None:
             chunks, self._chunks = self._chunks, None
             self.files[name] = pending
-            self._add_to_batch(self._open_path, chunks, name, self._open_offset, self._size)
+            self._add_to_batch(self._open_path, chunks, name, self._open_offset, self._size, self._size)
         elif self._sink is not None:
             handle, self._open = self._open, None  # from here the sink owns it: it closes it, in order
             assert handle is not None
@@ -455,12 +494,13 @@ class Extractor:
     def _record(self, staged: StagedFile) -> None:
         self.files[staged.name] = staged
 
-    def _add_to_batch(self, path: str, content: _Content, name: str, offset: int, size: int) -> None:
+    def _add_to_batch(self, path: str, content: _Content, name: str, offset: int, size: int, held: int) -> None:
         if self._failed is not None:
             raise self._failed
         batch = self._batch
         batch.files.append((path, content, name, offset))
-        batch.size += size  # what the batch holds until written (packed: compressed and inflated bytes)
+        batch.size += size
+        batch.held += held
         if len(batch.files) >= _BATCH_FILES or batch.size >= _BATCH_BYTES:
             self._send_batch()
 
@@ -469,9 +509,9 @@ class Extractor:
         if not batch.files:
             return
         self._in_flight.append(batch)
-        self._in_flight_bytes += batch.size
+        self._in_flight_bytes += batch.held
         _pool().put(batch)
-        while self._in_flight_bytes > self._max_pending or len(self._in_flight) > 64:
+        while self._in_flight_bytes > self._max_pending or len(self._in_flight) > self._max_batches:
             self._collect_oldest()
 
     def _collect_oldest(self) -> None:
@@ -480,13 +520,22 @@ class Extractor:
         batch = self._in_flight[0]
         batch.done.wait()  # interrupted (Ctrl-C): the batch stays in flight, and drain's cleanup waits for it
         self._in_flight.popleft()
-        self._in_flight_bytes -= batch.size
+        self._in_flight_bytes -= batch.held
         if self._failed is None and batch.error is not None:
             self._failed = batch.error
         if self._failed is not None:
             raise self._failed
         for (_path, _chunks, name, _offset), digest in zip(batch.files, batch.digests):
             self.files[name] = StagedFile(name, self.files[name].size, digest, False)
+
+    def collect_written(self) -> None:
+        """Record the digests of the batches already written, oldest first, without waiting for the others
+        (a periodic checkpoint takes what is on disk and leaves the rest to the next one); re-raise a
+        writer's error."""
+        while self._in_flight and self._in_flight[0].done.is_set():
+            self._collect_oldest()
+        if self._failed is not None:
+            raise self._failed
 
     def drain(self) -> None:
         """Wait until every finished file is on disk (in the page cache); re-raise a writer's error."""

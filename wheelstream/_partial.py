@@ -32,6 +32,7 @@ while the network thread appends: the fsync covers every byte whose write return
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -305,6 +306,24 @@ class PartialFile:
     def read_range(self, start: int, end: int) -> Iterator[bytes]:
         """Yield bytes ``start..end`` from disk (replay after a resume, re-hashing, deferred entries)."""
         return read_file_range(self.path, start, end)
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        """Exactly ``size`` bytes from ``offset``, from any thread (``pread``: the file position, where the
+        network thread appends, is not touched). The extractor's writers read back packed entries this way; the
+        tee writes every block here before the parser sees it, so what they ask for is always here."""
+        parts = []
+        while size > 0:
+            data = os.pread(self._fd, size, offset)
+            if not data:
+                raise OSError(errno.EIO, f"{self.path} ends before byte {offset + size}")
+            parts.append(data)
+            offset += len(data)
+            size -= len(data)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    @property
+    def can_read_at(self) -> bool:
+        return hasattr(os, "pread")  # not on Windows: there the extractor keeps packed entries in memory
 
     def close(self) -> None:
         """Close once. The descriptor is forgotten first: Linux frees it even when ``close`` reports an error

@@ -313,23 +313,35 @@ class Tee:
         self.last_checkpoint_at = time.monotonic()
         self.last_checkpoint_bytes = self.position
 
-    def _snapshot(self) -> _Snapshot:
-        """The checkpoint as of now; the parser must be quiet and the extractor drained.
+    def _snapshot(self, *, drained: bool = True) -> _Snapshot:
+        """The checkpoint as of now; the parser must be quiet, and the extractor drained unless ``drained`` is
+        False.
 
         Only entries this parser finished, so only files of entries before C (rule 1): while the deferred tail
         is unpacked by a second parser the extractor already holds files past this parser's checkpoint, and
         those must be redone on resume. ``_handed_over`` is the cursor: the parser lists entries in the same
         order, prior (journal) entries first. O(entries finished since the last checkpoint).
+
+        Not drained (a periodic checkpoint), the writers may still be behind the parser: C is then the local
+        header of the first finished entry whose file is not written yet — a record boundary with nothing open,
+        every entry before it written — and the entries from there on wait for the next checkpoint. A resume
+        from that C deletes their files, if any were written meanwhile, and writes them again from the
+        partial file (``_download._Download._staging_matches``).
         """
-        entries = list(self.parser.finished_since(self._handed_over))
+        entries = self.parser.finished_since(self._handed_over)
         files = self.extractor.files
-        for entry in entries:  # never record an entry as finished without its written, hashed file (rule 1)
+        checkpoint = self.parser.checkpoint
+        for index, entry in enumerate(entries):  # never record an entry without its written file (rule 1)
             staged = files.get(entry.name)
             if not entry.name.endswith("/") and (staged is None or not staged.sha256):
-                raise RuntimeError(f"checkpoint refused: finished entry {entry.name!r} has no written file")
+                if drained:
+                    raise RuntimeError(f"checkpoint refused: finished entry {entry.name!r} has no written file")
+                checkpoint = entry.offset
+                del entries[index:]
+                break
         self._handed_over += len(entries)
         return _Snapshot(
-            self.parser.checkpoint,
+            checkpoint,
             entries,
             {e.name: files[e.name] for e in entries if e.name in files},
             self.journal.deferred_at,
@@ -337,16 +349,23 @@ class Tee:
 
     def _idle_checkpoint(self) -> None:
         """The network went quiet with every block parsed: checkpoint now what was finished since the last
-        checkpoint (on the worker, as a periodic one: see the module docstring)."""
+        checkpoint (on the worker, as a periodic one: see the module docstring), waiting for the writers —
+        the worker has nothing else to do, and a stall is when people give up."""
         if self.parser.finished_count > self._handed_over:
-            self._snapshot_checkpoint()
+            self._snapshot_checkpoint(drain=True)
 
-    def _snapshot_checkpoint(self) -> None:
-        """A periodic checkpoint on the worker, between two blocks: drain, snapshot, hand to the syncer."""
+    def _snapshot_checkpoint(self, *, drain: bool = False) -> None:
+        """A checkpoint on the worker, between two blocks: collect what the writers finished (or, with ``drain``,
+        wait for all of it), snapshot, hand to the syncer."""
         if self._syncer.busy:
             return  # the last one is still syncing: skip this one rather than stall the bottleneck thread
-        self.extractor.drain()  # 1a. every finished entry written (the syncer's syncfs flushes them)
-        self._syncer.submit(self._snapshot())
+        # 1a. the entries it records are written (the syncer's syncfs flushes them). Not waiting for the rest
+        # keeps the parser going: behind a backlog of small files it may be inflating a large one meanwhile.
+        if drain:
+            self.extractor.drain()
+        else:
+            self.extractor.collect_written()
+        self._syncer.submit(self._snapshot(drained=drain))
 
     def _make_durable(self, snapshot: _Snapshot) -> None:
         """Rules 1-3 of DESIGN §2 for one snapshot, in order (on the syncer thread, or the caller's)."""
