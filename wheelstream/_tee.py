@@ -5,27 +5,30 @@ The network thread coalesces chunks into 1 MiB blocks, appends them to the parti
 hands them through a bounded queue to ``_Unpacker``, which runs the parser and the extractor. isal/zlib,
 hashing and file writes release the GIL, so the two stages overlap on two cores.
 
-Checkpoints (DESIGN §2) come in two kinds, both written by ``Tee._write_checkpoint`` while the parser is
+Checkpoints (DESIGN §2) come in three kinds, all written by ``Tee._write_checkpoint`` while the parser is
 quiet (every event of the blocks it was given handled), in the order staging → partial → journal:
 
-* **Periodic** (every 32 MB / 1 s, ``maybe_checkpoint``): the network thread only queues a request behind
-  the blocks it has handed over and goes on reading. The worker takes it between two blocks: the extractor
-  drains (every entry before ``C`` is written), and the worker snapshots ``C``, the entries finished since
-  the last checkpoint with their digests, and ``deferred_at``. A ``_Syncer`` thread then makes the snapshot
+* **Periodic** (every 32 MB / 1 s, ``maybe_checkpoint``): the network thread only queues a request behind the
+  blocks it has handed over and goes on reading. The worker takes it between two blocks: it collects what the
+  extractor's writers have written (without waiting for the rest: behind a backlog of small files the parser
+  may be inflating a large entry meanwhile), and snapshots ``C`` — the parser's checkpoint, or the local
+  header of the first finished entry whose file is not written yet, whichever comes first — the entries
+  finished before ``C`` with their digests, and ``deferred_at``. A ``_Syncer`` thread then makes the snapshot
   durable in rule order: ``syncfs`` of staging (rule 1: it covers every write that returned before it), an
   fsync of the partial (rule 2: every byte the worker parsed was written to the partial *before* it was
   queued, so ``D`` >= what the parser consumed >= ``C``; ``D`` and the whole-file hash state are read
-  together, under the lock the network thread holds while it writes and hashes a block, so the journal's
-  state covers exactly ``0..D``), then the journal appends the snapshot's entries and replaces its small
-  header (rule 3). The unpack thread is the bottleneck, so it pays only the drain and
-  O(new entries); the syncs — on ext4 0.5-1.5 s per torch download — happen beside it. One snapshot is in
-  flight at a time: a checkpoint due while the last is still syncing is skipped (the next comes <= 1 s
-  later), and everything that settles the stream waits for the syncer first.
+  together, under the lock the network thread holds while it writes and hashes a block, so the journal's state
+  covers exactly ``0..D``), then the journal appends the snapshot's entries and replaces its small header
+  (rule 3). The unpack thread is the bottleneck, so it pays only O(new entries); the syncs — on ext4 0.5-1.5 s
+  per torch download — happen beside it. One snapshot is in flight at a time: a checkpoint due while the last
+  is still syncing is skipped (the next comes <= 1 s later), and everything that settles the stream waits for
+  the syncer first.
 * **Idle** (the worker found nothing to do for ``_IDLE_AFTER`` seconds: the network stalled): the worker takes
-  a periodic checkpoint on its own, if entries were finished since the last one and none is syncing. A stall
-  is when people give up and kill the process; without this the last checkpoint could be ~32 MB / 1 s older
-  than what had been parsed when the bytes stopped coming (seen: 20 MB re-fetched after a kill 1 s into a
-  stall, because the checkpoint before the stall was still syncing and nothing came to trigger another).
+  a periodic checkpoint on its own, waiting for the writers this time, if entries were finished since the last
+  one and none is syncing. A stall is when people give up and kill the process; without this the last
+  checkpoint could be ~32 MB / 1 s older than what had been parsed when the bytes stopped coming (seen: 20 MB
+  re-fetched after a kill 1 s into a stall, because the checkpoint before the stall was still syncing and
+  nothing came to trigger another).
 * **Settled** (``checkpoint``: interruption, error, giving up, before a wait): ``settle`` drains the queue
   and stops the worker first, then the same steps run on the calling thread. Rare; correctness first.
 
