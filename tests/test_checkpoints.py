@@ -40,7 +40,7 @@ from wheelstream._progress import Progress
 from wheelstream._staged import StagedFile
 from wheelstream._urls import cache_key
 from wheelstream.errors import DiskError, Interrupted
-from wheelstream.testing import Cut, FaultPlan, FaultServer, Throttle
+from wheelstream.testing import Cut, FaultPlan, FaultServer, Stall, Throttle
 from wheelstream.zip import LocalEntry, ZipStreamParser
 
 WHEEL = "demo-1.0-py3-none-any.whl"
@@ -348,9 +348,9 @@ def test_periodic_checkpoints_run_on_the_worker_without_restarting_it(
         tee.Tee._snapshot_checkpoint, tee.Tee._make_durable, tee._Unpacker.__init__
     )
 
-    def snapshot(self: tee.Tee) -> None:
+    def snapshot(self: tee.Tee, *, drain: bool = False) -> None:
         snapshots.append(threading.current_thread().name)
-        real_snapshot(self)
+        real_snapshot(self, drain=drain)
 
     def make_durable(self: tee.Tee, shot: tee._Snapshot) -> None:
         durable.append(threading.current_thread().name)
@@ -454,6 +454,35 @@ def test_small_files_read_back_from_the_partial_file_survive_a_cut_and_an_interr
     assert tree(result) == contents(data)
     assert server.bytes_sent(WHEEL) - sent == len(data) - journal.durable
     assert len(reads) > 1000  # the writers did read the small files back
+
+
+def test_periodic_checkpoints_move_past_a_few_small_files_followed_by_large_ones(
+    server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nvidia-style: three small files, then large ones. The small files fill no batch of their own; a periodic
+    checkpoint sends what is there, so the next one can move past them (a kill -9 then redoes only the last
+    large files, not all). Observed while the server stalls near the end, with no idle checkpoint to help."""
+    monkeypatch.setattr(tee, "_IDLE_AFTER", 3600.0)
+    rng = random.Random(3)
+    files = {f"demo/small{i}.py": f"X = {i}\n".encode() * 10 for i in range(3)}
+    files.update({f"demo/big{i}.bin": rng.randbytes(2_000_000) for i in range(6)})
+    data = make_wheel(files)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        offsets = {i.filename: i.header_offset for i in archive.infolist()}
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Stall(at=len(data) * 9 // 10, seconds=2, requests=1)))
+    outcome: dict[str, object] = {}
+    thread = threading.Thread(target=lambda: outcome.update(result=fetch(url, tmp_path, OFTEN)))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while server.bytes_sent(WHEEL) < len(data) * 9 // 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)  # inside the stall: the last periodic checkpoints are synced
+        journal = Journal.load(journal_path(tmp_path, url))
+    finally:
+        thread.join(20)
+    assert journal is not None and journal.checkpoint >= offsets["demo/big3.bin"], journal.checkpoint
+    assert tree(outcome["result"]) == contents(data)  # type: ignore[arg-type]
 
 
 def test_a_failed_checkpoint_on_the_worker_surfaces_and_the_last_good_one_resumes(

@@ -505,6 +505,7 @@ class Extractor:
             self._send_batch()
 
     def _send_batch(self) -> None:
+        self._collect_done()  # what is written no longer counts against the budget (nor waits for a checkpoint)
         batch, self._batch = self._batch, _Batch()
         if not batch.files:
             return
@@ -531,11 +532,19 @@ class Extractor:
     def collect_written(self) -> None:
         """Record the digests of the batches already written, oldest first, without waiting for the others
         (a periodic checkpoint takes what is on disk and leaves the rest to the next one); re-raise a
-        writer's error."""
-        while self._in_flight and self._in_flight[0].done.is_set():
-            self._collect_oldest()
+        writer's error.
+
+        The batch still filling up is sent first: its files would otherwise wait for 64 more (or a drain),
+        and a checkpoint stops at the first file not written — behind a few small files followed by large
+        ones (nvidia-style wheels) it would never move."""
+        self._send_batch()
         if self._failed is not None:
             raise self._failed
+
+    def _collect_done(self) -> None:
+        """Record every batch already written, oldest first, up to the first still with the writers."""
+        while self._in_flight and self._in_flight[0].done.is_set():
+            self._collect_oldest()
 
     def drain(self) -> None:
         """Wait until every finished file is on disk (in the page cache); re-raise a writer's error."""

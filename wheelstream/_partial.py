@@ -315,7 +315,8 @@ class PartialFile:
         while size > 0:
             data = os.pread(self._fd, size, offset)
             if not data:
-                raise OSError(errno.EIO, f"{self.path} ends before byte {offset + size}")
+                cut = f"{self.path} was cut short under this download: it ends before byte {offset + size}"
+                raise OSError(errno.EIO, cut)
             parts.append(data)
             offset += len(data)
             size -= len(data)
