@@ -415,7 +415,9 @@ def test_every_checkpoint_lists_only_files_already_complete_on_disk(
     never_skip_checkpoints(monkeypatch)
     result = fetch(url, tmp_path, dataclasses.replace(OFTEN, checkpoint_bytes=128 << 10))
     assert tree(result) == expected
-    assert checked["saves"] >= 10 and checked["files"] > 1000
+    # Behind slowed writers the last periodic checkpoints lag, so fewer than all 1,500 files get listed
+    # before the download ends (the journal is then removed); each save above checked what it listed.
+    assert checked["saves"] >= 10 and checked["files"] > 300
     assert len(lagging) >= 3 and lagging == sorted(lagging)
 
 
@@ -463,6 +465,7 @@ def test_periodic_checkpoints_move_past_a_few_small_files_followed_by_large_ones
     checkpoint sends what is there, so the next one can move past them (a kill -9 then redoes only the last
     large files, not all). Observed while the server stalls near the end, with no idle checkpoint to help."""
     monkeypatch.setattr(tee, "_IDLE_AFTER", 3600.0)
+    never_skip_checkpoints(monkeypatch)  # the last request before the stall is taken, however slow the disk
     rng = random.Random(3)
     files = {f"demo/small{i}.py": f"X = {i}\n".encode() * 10 for i in range(3)}
     files.update({f"demo/big{i}.bin": rng.randbytes(2_000_000) for i in range(6)})
