@@ -312,7 +312,6 @@ class Extractor:
         self._failed: BaseException | None = None  # a writer's error: sticky, like the sink's
         self._resolved_root = os.path.realpath(root)
         self._dirs: dict[str, str] = {}  # archive dir name -> staging dir made or checked by ``_dir``
-        self._dir_prefixes: dict[str, str] = {"": self._prefix}  # ... and that dir with a separator after it
         self._sink = _Sink(self._record) if writers else None  # large files: hash + write off this thread
         self._file_paths: set[str] = {self._join(n) for n in self.files}
         root.mkdir(parents=True, exist_ok=True)
@@ -371,7 +370,6 @@ class Extractor:
         except NotADirectoryError:
             raise _collision(name, offset) from None
         self._dirs[dir_name] = path
-        self._dir_prefixes[dir_name] = os.path.join(path, "")
         return path
 
     def handle(self, event: Event) -> None:
@@ -422,11 +420,11 @@ class Extractor:
         parent_name, _, leaf = name.rpartition("/")
         if leaf in (".", ".."):
             raise _outside(name)
-        prefix = self._dir_prefixes.get(parent_name)
-        if prefix is None:
-            self._dir(parent_name, name, offset)
-            prefix = self._dir_prefixes[parent_name]
-        path = prefix + leaf  # os.path.join's result, without its cost: this runs for every file
+        if parent_name:
+            made = self._dirs.get(parent_name) or self._dir(parent_name, name, offset)
+            path = made + os.sep + leaf  # os.path.join's result (``_dir`` paths never end in a separator)
+        else:
+            path = self._prefix + leaf
         if name in self._dirs:
             raise _collision(name, offset)
         self._file_paths.add(path)

@@ -235,8 +235,7 @@ def parse_local_header(buf: bytes | bytearray, pos: int, offset: int) -> LocalHe
     if len(buf) - pos < total:
         return None
     start = pos + LOCAL_HEADER.size
-    raw = buf[start : start + name_len]
-    name = raw.decode("ascii") if raw.isascii() else decode_name(raw, flags, offset)  # the common case, inline
+    name = decode_name(buf[start : start + name_len], flags, offset)
     if not extra_len:  # most local headers (torch: every one) have no extra field
         return LocalHeader(offset, name, flags, method, crc, csize, usize, False, total)
     fields = _extra_fields(bytes(buf[start + name_len : start + name_len + extra_len]), offset, name)
@@ -262,8 +261,7 @@ def parse_central_record(buf: bytes | bytearray, pos: int, offset: int) -> tuple
     if len(buf) - pos < total:
         return None
     start = pos + CENTRAL_HEADER.size
-    raw = buf[start : start + name_len]
-    name = raw.decode("ascii") if raw.isascii() else decode_name(raw, flags, offset)  # the common case, inline
+    name = decode_name(buf[start : start + name_len], flags, offset)
     # Checked whenever present, as zipfile checks it; most central records (torch: every one) have none.
     fields = _extra_fields(bytes(buf[start + name_len : start + name_len + extra_len]), offset, name) if extra_len else {}
     if U32_MAX in (usize, csize, local_offset) or disk == U16_MAX:  # 4.5.3: these values are in ZIP64 extra

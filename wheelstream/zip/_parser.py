@@ -52,7 +52,6 @@ agreement, offsets and duplicates when the central directory is complete, traili
 from __future__ import annotations
 
 import enum
-import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from wheelstream.errors import (
@@ -97,7 +96,6 @@ _MAX_INFLATE_INPUT = 256 << 10  # deflate rarely beats 4:1 on wheels: ~1 MiB out
 _COMPACT_AT = 1 << 20
 _ENCRYPTION_FLAGS = fmt.FLAG_ENCRYPTED | fmt.FLAG_STRONG_ENCRYPTION | fmt.FLAG_MASKED_HEADERS
 _METHODS = (fmt.METHOD_STORED, fmt.METHOD_DEFLATE)
-_S_IFMT = 0o170000
 
 
 class _State(enum.Enum):
@@ -319,8 +317,8 @@ class ZipStreamParser:
             header.compressed_size <= pack_up_to
             and header.uncompressed_size <= pack_up_to
             and 0 < pack_up_to
-            and not header.flags & fmt.FLAG_DATA_DESCRIPTOR
-            and not header.name.endswith("/")
+            and not header.has_data_descriptor
+            and not header.is_dir
         ):
             return self._read_packed(header)
         self._pos += header.header_length
@@ -348,7 +346,7 @@ class ZipStreamParser:
         self._reserve_unpacked(header, header.uncompressed_size)
         data = bytes(self._buf[start:end])
         self._pos = end
-        self._names.add(header.name)  # not a directory: its name is its key
+        self._names.add(_name_key(header.name))
         self._record_finished(LocalEntry._make(header[:7]))  # LocalEntry's fields lead LocalHeader's
         return EntryPacked(header, data, self._base + end)
 
@@ -360,7 +358,7 @@ class ZipStreamParser:
         if header.method not in _METHODS:
             method = fmt.METHOD_NAMES.get(header.method, f"method {header.method}")
             raise UnsupportedEntry(f"compression {method} is not supported", entry=name, offset=offset)
-        key = name.rstrip("/")  # _name_key, inline: this runs for every entry
+        key = _name_key(name)
         if key in self._names:
             raise DuplicateEntry("two entries share this name", entry=name, offset=offset)
         if (
@@ -374,7 +372,7 @@ class ZipStreamParser:
                 entry=name,
                 offset=offset,
             )
-        if name.endswith("/") and not header.has_data_descriptor and header.uncompressed_size:
+        if header.is_dir and not header.has_data_descriptor and header.uncompressed_size:
             raise MalformedRecord("directory entry carries data", entry=name, offset=offset)
 
     def _reserve_unpacked(self, header: LocalHeader, size: int) -> None:
@@ -618,11 +616,11 @@ class ZipStreamParser:
         Checking as we go (not when the end record arrives) bounds memory: a directory can never hold more
         records than there are local entries, whatever the archive claims.
         """
-        key = record.name.rstrip("/")  # _name_key and is_symlink, inline: this runs for every record
+        key = _name_key(record.name)
         if key in self._cd_names:
             raise DuplicateEntry("two central records share this name", entry=record.name, offset=record.offset)
         self._cd_names.add(key)
-        if (record.external_attr >> 16) & _S_IFMT == stat.S_IFLNK:
+        if record.is_symlink:
             raise SymlinkEntry("symbolic link entries are not allowed", entry=record.name, offset=record.offset)
         local = self._entries.get(record.local_header_offset)
         if local is None:
