@@ -111,6 +111,10 @@ class PipeSignal:
         poller.register(self._read, select.POLLIN)
         return bool(poller.poll(None if timeout is None else max(0, round(timeout * 1000))))
 
+    def fileno(self) -> int:
+        """Readable once set: for ``select`` / ``multiprocessing.connection.wait``."""
+        return self._read
+
     def close(self) -> None:
         os.close(self._read)
         os.close(self._write)
@@ -189,7 +193,7 @@ class ProcessPool:
         self._progress = progress
         self._reader, writer = context.Pipe(duplex=False)
         self._running: dict[int, str] = {}  # worker pid -> the wheel it started last
-        self._stopping = threading.Event()
+        self._stopping = PipeSignal()  # a pipe, so the relay can wait on it and on the reports at once
         self._relay: threading.Thread | None = None
         self._executor = ProcessPoolExecutor(
             max_workers=workers,
@@ -214,9 +218,13 @@ class ProcessPool:
         return self._executor.submit(_run, fetch, label, args)
 
     def _relay_reports(self) -> None:
-        while not self._stopping.is_set() or self._reader.poll(0):
-            if not self._reader.poll(0.1):
-                continue
+        """Until ``close``, and then until every report sent is handled. Waits on the reports and the stop
+        together: a poll with a timeout kept every install of several wheels waiting up to that long after its
+        last download (0.08 s of benchmark (b)'s 2 s)."""
+        stop = self._stopping.fileno()
+        while True:
+            if self._reader not in wait_for([self._reader, stop]):
+                return  # stopped, and nothing is left to read (the reports are looked at first)
             message = pickle.loads(self._reader.recv_bytes())
             if message[0] == "start":
                 self._running[message[1]] = message[2]
@@ -266,3 +274,4 @@ class ProcessPool:
                 self._relay.join()
             self._reader.close()
             self.cancel.close()
+            self._stopping.close()
