@@ -464,6 +464,42 @@ def test_a_stalled_download_checkpoints_what_it_has_parsed(server: FaultServer, 
     assert max(seen, default=0) > (2 << 20) - 30_000
 
 
+def test_a_download_stalled_inside_a_large_entry_makes_the_bytes_it_has_durable(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    """Inside one large entry nothing finishes, so a stall there has no entries to checkpoint; the bytes still
+    count: the journal's durable length D moves up to what was handed over, and a process killed during the
+    stall resumes its Range there instead of at the last periodic checkpoint (here: none, so at zero)."""
+    import threading
+
+    rng = random.Random(11)
+    data = make_wheel({"demo/big.bin": rng.randbytes(5_000_000), "demo/after.py": b"X = 1\n"})
+    stall_at = 3_000_000  # inside demo/big.bin, the first entry
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Stall(at=stall_at, seconds=2, requests=1)))
+    header = Cache.at(tmp_path).journal(cache_key(url))
+    seen: list[tuple[int, int]] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.05):
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                saved = json.loads(header.read_text())
+                seen.append((saved["checkpoint"], saved["durable"]))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        options = DownloadOptions(checkpoint_bytes=1 << 40, checkpoint_seconds=1e9, timeout=10)
+        result = fetch(url, tmp_path, options=options)
+    finally:
+        done.set()
+        watcher.join()
+    assert tree(result) == contents(data)
+    # Blocks of 1 MiB reach the partial file: before the stall it had the first two. C stays at the entry.
+    assert max(durable for _, durable in seen) >= 2 << 20, seen
+    assert {checkpoint for checkpoint, _ in seen} <= {0}
+
+
 def test_a_kept_prefix_spoilt_on_disk_never_reaches_the_caller(server: FaultServer, tmp_path: Path) -> None:
     """The resumed hash covers the bytes as they arrived (its state came from the journal), not as they lie on
     disk now. A wheel file handed to the caller must hash to what is reported: one spoilt before the

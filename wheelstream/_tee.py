@@ -351,10 +351,12 @@ class Tee:
         )
 
     def _idle_checkpoint(self) -> None:
-        """The network went quiet with every block parsed: checkpoint now what was finished since the last
+        """The network went quiet with every block parsed: checkpoint now what arrived since the last
         checkpoint (on the worker, as a periodic one: see the module docstring), waiting for the writers —
-        the worker has nothing else to do, and a stall is when people give up."""
-        if self.parser.finished_count > self._handed_over:
+        the worker has nothing else to do, and a stall is when people give up. Bytes count as well as
+        finished entries: inside a large entry nothing finishes, yet a next run resumes its Range at D, so
+        without this a kill -9 in a stall there cost it everything since the last periodic checkpoint."""
+        if self.parser.finished_count > self._handed_over or self.partial.length > self.journal.durable:
             self._snapshot_checkpoint(drain=True)
 
     def _snapshot_checkpoint(self, *, drain: bool = False) -> None:
