@@ -128,7 +128,9 @@ def mid_wheels(venv: Path) -> list[Path]:
     return have()
 
 
-def big_wheel() -> Path:
+def big_wheel(given: Path | None) -> Path:
+    if given is not None:
+        return given
     found = sorted(glob.glob(BIG_GLOB))
     if found:
         return Path(found[-1])
@@ -147,12 +149,15 @@ def compile_wheelstream() -> None:
     """Byte-compile the package once, as ``pip install`` does for the peers (and for any regular install of
     wheelstream). The runs set PYTHONDONTWRITEBYTECODE, so an editable checkout without ``__pycache__`` would
     otherwise compile its ~35 modules from source on every run: ~40 ms a run that no installed copy pays."""
-    subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-m", "compileall", "-q", str(REPO / "wheelstream")],
-                   check=True)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "wheelstream")], check=True)
+
+
+# The wheelstream raced is the one installed for the interpreter running this script (make bench: .venv's).
+WS_CLI = Path(sys.executable).parent / "wheelstream"
 
 
 def _ws_cli_available() -> bool:
-    ws = REPO / ".venv" / "bin" / "wheelstream"
+    ws = WS_CLI
     try:
         done = subprocess.run([str(ws), "install", "--help"], capture_output=True, timeout=30, check=False)
     except OSError:
@@ -161,10 +166,11 @@ def _ws_cli_available() -> bool:
 
 
 class Tools:
-    def __init__(self, venv: Path) -> None:
-        self.python = venv / "bin" / "python"
-        self.uv = venv / "bin" / "uv"
-        self.ws_python = REPO / ".venv" / "bin" / "python"
+    def __init__(self, venv: Path | None) -> None:
+        """``venv``: the peers' venv; None when only wheelstream races (then pip and uv cannot be asked for)."""
+        self.python = venv / "bin" / "python" if venv else Path("no-peers-venv")
+        self.uv = venv / "bin" / "uv" if venv else Path("no-peers-venv")
+        self.ws_python = Path(sys.executable)
         self.ws_cli = _ws_cli_available()
 
     def command(self, tool: str, urls: list[str], target: Path, cache: Path, reqs: Path) -> list[str]:
@@ -179,7 +185,7 @@ class Tools:
         link = "hardlink" if tool == "wheelstream-hardlink" else "move"  # move is the default
         if self.ws_cli:
             src = ["-r", str(reqs)] if len(urls) > 1 else urls
-            return [str(REPO / ".venv" / "bin" / "wheelstream"), "install", "-q", "--no-progress", "--target",
+            return [str(WS_CLI), "install", "-q", "--no-progress", "--target",
                     str(target), "--cache-dir", str(cache), "--link-mode", link, *src]
         code = (
             "import sys, wheelstream; "
@@ -212,8 +218,9 @@ def _wait(proc: subprocess.Popen[bytes]) -> tuple[int, float]:
 
 
 class Runner:
-    def __init__(self, bench: Bench, tools: Tools, server: FaultServer, verbose: bool) -> None:
+    def __init__(self, bench: Bench, tools: Tools, server: FaultServer, verbose: bool, runs: Path) -> None:
         self.bench = bench
+        self.runs = runs  # one directory per run below this
         self.tools = tools
         self.server = server
         self.verbose = verbose
@@ -228,7 +235,7 @@ class Runner:
 
     def _dirs(self, tool: str) -> tuple[Path, Path, Path, Path]:
         self.counter += 1
-        base = OUT / "run" / f"{self.counter:03d}-{tool}"
+        base = self.runs / f"{self.counter:03d}-{tool}"
         return base / "target", base / "cache", base / "reqs.txt", base / "log.txt"
 
     def _record(self, run: Run) -> None:
@@ -430,6 +437,9 @@ def main() -> None:
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("--settle", type=int, default=60,
                         help="seconds to wait after deleting old run dirs before the first run (ext4 inode reuse)")
+    parser.add_argument("--big", type=Path, help="the big wheel for (a), (c), (d) (default: torch from "
+                        "/opt/wheels when present, else a generated ~200 MB wheel)")
+    parser.add_argument("--out", type=Path, default=OUT, help="where run dirs go (deleted at the end)")
     args = parser.parse_args()
     args.scenarios = [s for s in args.scenarios.split(",") if s]
     args.tools = [t for t in args.tools.split(",") if t]
@@ -437,19 +447,23 @@ def main() -> None:
         if tool not in ALL_TOOLS:
             parser.error(f"unknown tool {tool}")
 
-    OUT.mkdir(exist_ok=True)
-    shutil.rmtree(OUT / "run", ignore_errors=True)
-    if (OUT / "run").exists() or shutil.disk_usage(OUT).free < 45e9:
+    runs = args.out / "run"
+    args.out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(runs, ignore_errors=True)
+    if runs.exists() or shutil.disk_usage(args.out).free < 45e9:
         print("warning: under 45 GB free; run dirs are kept until the end (~1.4 GB per big-wheel run)")
-    venv = peers_venv()
-    bench = Bench(big=big_wheel(), mid=mid_wheels(venv) if "b" in args.scenarios else [])
+    # The peers' venv (from the registry) only when a peer races, (b)'s wheels are fetched or a chart is drawn.
+    peers = {"pip", "uv"} & set(args.tools) or "b" in args.scenarios or not args.no_chart
+    venv = peers_venv() if peers else None
+    assert venv is not None or "b" not in args.scenarios
+    bench = Bench(big=big_wheel(args.big), mid=mid_wheels(venv) if venv and "b" in args.scenarios else [])
     tools = Tools(venv)
     compile_wheelstream()
     print(f"big wheel {bench.big} ({bench.big.stat().st_size / 1e6:.0f} MB); wheelstream "
           f"{'CLI' if tools.ws_cli else 'python -c'}", flush=True)
     time.sleep(args.settle)  # freed inodes of an earlier bench must age out first (see _fresh)
     with FaultServer() as server:
-        runner = Runner(bench, tools, server, args.verbose)
+        runner = Runner(bench, tools, server, args.verbose, runs)
         for scenario in args.scenarios:
             print(SCENARIO_TITLES[scenario], flush=True)
             for _ in range(args.repeat):
@@ -462,12 +476,12 @@ def main() -> None:
                         runner.cold("c", tool, [bench.big], FaultPlan(parse_fault("cut=90%@1")))
                     elif scenario == "d":
                         runner.killed(tool, bench.big)
-    shutil.rmtree(OUT / "run", ignore_errors=True)
+    shutil.rmtree(runs, ignore_errors=True)
     text = report(bench, args, tools)
     args.results.write_text(text)
     (args.results.with_suffix(".json")).write_text(json.dumps([asdict(r) for r in bench.runs], indent=1))
     print(text)
-    if not args.no_chart:
+    if venv is not None and not args.no_chart:
         chart(bench, args, venv, args.chart)
         print(f"chart: {args.chart}")
 
