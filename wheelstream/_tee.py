@@ -25,10 +25,12 @@ quiet (every event of the blocks it was given handled), in the order staging →
   the syncer first.
 * **Idle** (the worker found nothing to do for ``_IDLE_AFTER`` seconds: the network stalled): the worker takes
   a periodic checkpoint on its own, waiting for the writers this time, if entries were finished since the last
-  one and none is syncing. A stall is when people give up and kill the process; without this the last
-  checkpoint could be ~32 MB / 1 s older than what had been parsed when the bytes stopped coming (seen: 20 MB
-  re-fetched after a kill 1 s into a stall, because the checkpoint before the stall was still syncing and
-  nothing came to trigger another).
+  one or the partial file holds bytes past ``D`` (inside a large entry nothing finishes), and none is syncing.
+  A stall is when people give up and kill the process; without this the last checkpoint could be ~32 MB / 1 s
+  older than what had arrived when the bytes stopped coming (seen: 20 MB re-fetched after a kill 1 s into a
+  stall, because the checkpoint before the stall was still syncing and nothing came to trigger another). What
+  the network thread has not handed over yet (under one 1 MiB block) is not in the partial file: it is
+  fetched again.
 * **Settled** (``checkpoint``: interruption, error, giving up, before a wait): ``settle`` drains the queue
   and stops the worker first, then the same steps run on the calling thread. Rare; correctness first.
 
