@@ -2,6 +2,7 @@
 
     make bench                                   # everything, 3 runs each
     .venv/bin/python benchmarks/run.py --scenarios a,c --repeat 2 --tools uv,wheelstream
+    .venv/bin/python benchmarks/run.py --tools wheelstream --scenarios a,c,d --big my.whl --no-chart  # no registry
 
 Scenarios
   a  one big wheel, cold (torch from /opt/wheels when present, else a generated ~200 MB wheel)
