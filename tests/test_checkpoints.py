@@ -696,3 +696,27 @@ def test_a_dropped_connection_resumes_without_waiting_for_a_checkpoint_to_sync(
     assert tree(result) == contents(data)
     assert result.resumed_at is not None
     assert seen_while_syncing == [True]
+
+
+def test_past_a_deferred_entry_the_idle_worker_takes_no_checkpoints_while_bytes_flow(
+    server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past a stored entry with a data descriptor the worker is handed nothing until the end, so it looks idle
+    every 0.5 s while the download goes on at full speed. An idle checkpoint there would sync the disk for
+    nothing (the network has not stalled); the periodic ones — off here — are what cover that phase."""
+    files = {f"demo/m{i:02d}.bin": bytes([i]) * 300_000 for i in range(12)}
+    data = make_wheel(files, compress=0, sized=False)  # every entry stored + data descriptor: deferred at once
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Throttle(bytes_per_second=len(data) // 2, requests=1)))
+    real_save = Journal.save
+    by_worker: list[int] = []
+
+    def save(self: Journal, path: Path, **as_of: object) -> None:
+        if threading.current_thread().name == "wheelstream-checkpoint":
+            by_worker.append(self.durable)
+        real_save(self, path, **as_of)
+
+    monkeypatch.setattr(Journal, "save", save)
+    options = dataclasses.replace(FAST, checkpoint_bytes=1 << 40, checkpoint_seconds=1e9)
+    result = fetch(url, tmp_path, options)  # ~2 s of download, nearly all of it past the deferred entry
+    assert tree(result) == contents(data)
+    assert by_worker == []

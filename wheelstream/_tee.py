@@ -25,7 +25,8 @@ quiet (every event of the blocks it was given handled), in the order staging →
   the syncer first.
 * **Idle** (the worker found nothing to do for ``_IDLE_AFTER`` seconds: the network stalled): the worker takes
   a periodic checkpoint on its own, waiting for the writers this time, if entries were finished since the last
-  one or the partial file holds bytes past ``D`` (inside a large entry nothing finishes), and none is syncing.
+  one or the partial file holds bytes past ``D`` (inside a large entry nothing finishes; not past a deferred
+  entry, where the worker is handed nothing by design), and none is syncing.
   A stall is when people give up and kill the process; without this the last checkpoint could be ~32 MB / 1 s
   older than what had arrived when the bytes stopped coming (seen: 20 MB re-fetched after a kill 1 s into a
   stall, because the checkpoint before the stall was still syncing and nothing came to trigger another). What
@@ -357,8 +358,11 @@ class Tee:
         checkpoint (on the worker, as a periodic one: see the module docstring), waiting for the writers —
         the worker has nothing else to do, and a stall is when people give up. Bytes count as well as
         finished entries: inside a large entry nothing finishes, yet a next run resumes its Range at D, so
-        without this a kill -9 in a stall there cost it everything since the last periodic checkpoint."""
-        if self.parser.finished_count > self._handed_over or self.partial.length > self.journal.durable:
+        without this a kill -9 in a stall there cost it everything since the last periodic checkpoint. Past a
+        deferred entry the worker is given nothing while the bytes keep coming, so there idle says nothing
+        about the network: the periodic checkpoints (on the network thread) cover that phase."""
+        unsynced = self.journal.deferred_at is None and self.partial.length > self.journal.durable
+        if self.parser.finished_count > self._handed_over or unsynced:
             self._snapshot_checkpoint(drain=True)
 
     def _snapshot_checkpoint(self, *, drain: bool = False) -> None:
