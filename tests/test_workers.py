@@ -403,3 +403,35 @@ def test_download_and_copy_installs_of_several_wheels_through_workers(server: Fa
     again = ws("install", *urls, str(local), "-t", str(tmp_path / "t2"), "--link-mode", "copy")
     assert "(3 from cache)" in again.stderr
     assert _tree(tmp_path / "t1") == _tree(tmp_path / "t2")
+
+
+def test_closing_a_pool_twice_leaves_other_descriptors_alone() -> None:
+    """A second ``close`` must not write to, or close, descriptor numbers the first one freed: by then they
+    may belong to any file the process opened since."""
+    from wheelstream._workers import ProcessPool
+
+    pool = ProcessPool(2, timeout=5.0, progress=None)  # never started: no fork
+    pool.close()
+    read, write = os.pipe()  # likely to reuse the numbers the pool just freed
+    try:
+        pool.close()
+        os.write(write, b"x")
+        assert os.read(read, 8) == b"x"  # nothing else was written into it, and it is still open
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+def test_a_pool_whose_executor_cannot_start_leaves_no_pipe_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the executor's semaphores are missing the caller falls back to threads; the pool's pipes must not
+    stay open behind it."""
+    import wheelstream._workers as workers
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(38, "Function not implemented (injected: no /dev/shm)")
+
+    monkeypatch.setattr(workers, "ProcessPoolExecutor", refuse)
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(OSError, match="injected"):
+        workers.ProcessPool(2, timeout=5.0, progress=None)
+    assert len(os.listdir("/proc/self/fd")) == before

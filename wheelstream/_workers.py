@@ -100,7 +100,9 @@ class PipeSignal:
         self._read, self._write = os.pipe()
 
     def set(self) -> None:
-        with contextlib.suppress(OSError):  # full (set many times over) or closed: it is set either way
+        if self._write < 0:
+            return  # closed: nobody waits on it any more (and its number may belong to another file now)
+        with contextlib.suppress(OSError):  # full: set many times over, it is set either way
             os.write(self._write, b"!")
 
     def is_set(self) -> bool:
@@ -116,8 +118,12 @@ class PipeSignal:
         return self._read
 
     def close(self) -> None:
+        """Idempotent: a second call must not close descriptors that have since been given to other files."""
+        if self._read < 0:
+            return
         os.close(self._read)
         os.close(self._write)
+        self._read = self._write = -1
 
 
 def _die_with_parent(parent: int) -> None:
@@ -195,12 +201,18 @@ class ProcessPool:
         self._running: dict[int, str] = {}  # worker pid -> the wheel it started last
         self._stopping = PipeSignal()  # a pipe, so the relay can wait on it and on the reports at once
         self._relay: threading.Thread | None = None
-        self._executor = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=context,
-            initializer=_start_worker,
-            initargs=(os.getpid(), self.cancel, writer, progress is not None, timeout),
-        )
+        self._closed = False
+        try:
+            self._executor = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=context,
+                initializer=_start_worker,
+                initargs=(os.getpid(), self.cancel, writer, progress is not None, timeout),
+            )
+        except BaseException:  # the caller falls back to threads: no pipe of ours may stay open
+            for pipe in (self._reader, writer, self.cancel, self._stopping):
+                pipe.close()
+            raise
 
     def start(self) -> None:
         """Fork the workers. A Ctrl-C must not land in a child before it ignores SIGINT, nor halfway through
@@ -265,7 +277,10 @@ class ProcessPool:
 
     def close(self) -> None:
         """Wait for the workers to finish and exit (after ``cancel``, at their next chunk), then for the
-        reports they sent."""
+        reports they sent. A second call does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             self._executor.shutdown(wait=True, cancel_futures=True)
         finally:
