@@ -219,9 +219,12 @@ def _wait(proc: subprocess.Popen[bytes]) -> tuple[int, float]:
 
 
 class Runner:
-    def __init__(self, bench: Bench, tools: Tools, server: FaultServer, verbose: bool, runs: Path) -> None:
+    def __init__(
+        self, bench: Bench, tools: Tools, server: FaultServer, verbose: bool, runs: Path, kill_after: float = 1.0
+    ) -> None:
         self.bench = bench
         self.runs = runs  # one directory per run below this
+        self.kill_after = kill_after  # (d): seconds into the stall
         self.tools = tools
         self.server = server
         self.verbose = verbose
@@ -263,7 +266,8 @@ class Runner:
         self._record(Run(scenario, tool, seconds, rss, sent, nreq, rc, note))
 
     def killed(self, tool: str, path: Path) -> None:
-        """(d): stall the first response at 90 %, SIGKILL the client 1 s into the stall, time the rerun."""
+        """(d): stall the first response at 90 %, SIGKILL the client ``kill_after`` s into the stall (1 s by
+        default: what someone watching a stalled bar might wait), time the rerun."""
         target, cache, reqs, log = self._dirs(tool)
         _fresh(target.parent)
         target.parent.mkdir(parents=True)
@@ -277,7 +281,7 @@ class Runner:
         deadline = time.monotonic() + 600
         while self.server.bytes_sent(names[0]) < at and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
-        time.sleep(1.0)  # let the client drain its socket buffer: it has had 90 % of the bytes
+        time.sleep(self.kill_after)  # the client drains its socket buffer: it has had 90 % of the bytes
         os.killpg(proc.pid, signal.SIGKILL)
         _wait(proc)
         self.server.set_plan(names[0], FaultPlan())
@@ -422,7 +426,7 @@ def chart(bench: Bench, args: argparse.Namespace, venv: Path, path: Path) -> Non
         "tools": list(args.tools),
         "values": {f"{s}|{t}": v["median"] for (s, t), v in summary.items()},
     }
-    spec = OUT / "chart.json"
+    spec = args.out / "chart.json"
     spec.write_text(json.dumps(data))
     subprocess.run([str(venv / "bin" / "python"), str(HERE / "chart.py"), str(spec), str(path)], check=True)
 
@@ -441,6 +445,7 @@ def main() -> None:
     parser.add_argument("--big", type=Path, help="the big wheel for (a), (c), (d) (default: torch from "
                         "/opt/wheels when present, else a generated ~200 MB wheel)")
     parser.add_argument("--out", type=Path, default=OUT, help="where run dirs go (deleted at the end)")
+    parser.add_argument("--kill-after", type=float, default=1.0, help="(d): seconds into the stall before the kill")
     args = parser.parse_args()
     args.scenarios = [s for s in args.scenarios.split(",") if s]
     args.tools = [t for t in args.tools.split(",") if t]
@@ -464,7 +469,7 @@ def main() -> None:
           f"{'CLI' if tools.ws_cli else 'python -c'}", flush=True)
     time.sleep(args.settle)  # freed inodes of an earlier bench must age out first (see _fresh)
     with FaultServer() as server:
-        runner = Runner(bench, tools, server, args.verbose, runs)
+        runner = Runner(bench, tools, server, args.verbose, runs, args.kill_after)
         for scenario in args.scenarios:
             print(SCENARIO_TITLES[scenario], flush=True)
             for _ in range(args.repeat):
