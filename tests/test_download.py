@@ -432,49 +432,13 @@ def test_a_saved_hash_that_does_not_fit_the_partial_is_recomputed(
     assert tree(result) == contents(data)
 
 
-def test_a_stalled_download_checkpoints_what_it_has_parsed(server: FaultServer, tmp_path: Path) -> None:
-    """When the bytes stop coming, the unpack worker checkpoints on its own (periodic checkpoints are off
-    here): a process killed during the stall resumes from what had arrived, not from ~32 MB before it."""
+def _fetch_through_a_stall(
+    server: FaultServer, tmp_path: Path, data: bytes, stall_at: int
+) -> tuple[DownloadResult, list[tuple[int, int]]]:
+    """Fetch ``data`` with the server stalling 2 s at ``stall_at`` and periodic checkpoints off; return the
+    result and every (checkpoint, durable) the journal header showed meanwhile (read every 50 ms)."""
     import threading
 
-    rng = random.Random(7)
-    data = make_wheel({f"demo/m{i:03}.bin": rng.randbytes(20_000) for i in range(200)})  # ~4 MB, stored as is
-    stall_at = 3_000_000
-    url = server.add_file(WHEEL, data, plan=FaultPlan(Stall(at=stall_at, seconds=2, requests=1)))
-    header = Cache.at(tmp_path).journal(cache_key(url))
-    seen: list[int] = []
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.wait(0.05):
-            with contextlib.suppress(OSError, ValueError):
-                seen.append(json.loads(header.read_text())["checkpoint"])
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
-        options = DownloadOptions(checkpoint_bytes=1 << 40, checkpoint_seconds=1e9, timeout=10)
-        result = fetch(url, tmp_path, options=options)
-    finally:
-        done.set()
-        watcher.join()
-    assert tree(result) == contents(data)
-    # Blocks of 1 MiB go to the worker: before the stall it had all of the first two, so the checkpoint is
-    # the last entry boundary below 2 MiB (entries are ~20 KB apart).
-    assert max(seen, default=0) > (2 << 20) - 30_000
-
-
-def test_a_download_stalled_inside_a_large_entry_makes_the_bytes_it_has_durable(
-    server: FaultServer, tmp_path: Path
-) -> None:
-    """Inside one large entry nothing finishes, so a stall there has no entries to checkpoint; the bytes still
-    count: the journal's durable length D moves up to what was handed over, and a process killed during the
-    stall resumes its Range there instead of at the last periodic checkpoint (here: none, so at zero)."""
-    import threading
-
-    rng = random.Random(11)
-    data = make_wheel({"demo/big.bin": rng.randbytes(5_000_000), "demo/after.py": b"X = 1\n"})
-    stall_at = 3_000_000  # inside demo/big.bin, the first entry
     url = server.add_file(WHEEL, data, plan=FaultPlan(Stall(at=stall_at, seconds=2, requests=1)))
     header = Cache.at(tmp_path).journal(cache_key(url))
     seen: list[tuple[int, int]] = []
@@ -494,6 +458,30 @@ def test_a_download_stalled_inside_a_large_entry_makes_the_bytes_it_has_durable(
     finally:
         done.set()
         watcher.join()
+    return result, seen
+
+
+def test_a_stalled_download_checkpoints_what_it_has_parsed(server: FaultServer, tmp_path: Path) -> None:
+    """When the bytes stop coming, the unpack worker checkpoints on its own (periodic checkpoints are off
+    here): a process killed during the stall resumes from what had arrived, not from ~32 MB before it."""
+    rng = random.Random(7)
+    data = make_wheel({f"demo/m{i:03}.bin": rng.randbytes(20_000) for i in range(200)})  # ~4 MB, stored as is
+    result, seen = _fetch_through_a_stall(server, tmp_path, data, stall_at=3_000_000)
+    assert tree(result) == contents(data)
+    # Blocks of 1 MiB go to the worker: before the stall it had all of the first two, so the checkpoint is
+    # the last entry boundary below 2 MiB (entries are ~20 KB apart).
+    assert max((checkpoint for checkpoint, _ in seen), default=0) > (2 << 20) - 30_000
+
+
+def test_a_download_stalled_inside_a_large_entry_makes_the_bytes_it_has_durable(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    """Inside one large entry nothing finishes, so a stall there has no entries to checkpoint; the bytes still
+    count: the journal's durable length D moves up to what was handed over, and a process killed during the
+    stall resumes its Range there instead of at the last periodic checkpoint (here: none, so at zero)."""
+    rng = random.Random(11)
+    data = make_wheel({"demo/big.bin": rng.randbytes(5_000_000), "demo/after.py": b"X = 1\n"})
+    result, seen = _fetch_through_a_stall(server, tmp_path, data, stall_at=3_000_000)  # inside demo/big.bin
     assert tree(result) == contents(data)
     # Blocks of 1 MiB reach the partial file: before the stall it had the first two. C stays at the entry.
     assert max((durable for _, durable in seen), default=0) >= 2 << 20, seen
