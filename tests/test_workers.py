@@ -435,3 +435,41 @@ def test_a_pool_whose_executor_cannot_start_leaves_no_pipe_open(monkeypatch: pyt
     with pytest.raises(OSError, match="injected"):
         workers.ProcessPool(2, timeout=5.0, progress=None)
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_close_interrupted_by_a_second_ctrl_c_keeps_the_reports_flowing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second Ctrl-C while ``close`` waits for the workers: they go on checkpointing and may still report.
+    Their copies of the pipe keep it open, so a full pipe would block them — and the exit, which waits for
+    them. The relay must go on reading. (Here the workers are played by this test: a copy of the read end
+    stands for theirs, and a thread writes 50 reports of ~4 KB, more than a pipe holds.)"""
+    from wheelstream._workers import ProcessPool
+
+    pool = ProcessPool(2, timeout=5.0, progress=None)  # never started: the relay alone is started below
+    pool._relay = threading.Thread(target=pool._relay_reports, name="wheelstream-reports", daemon=True)
+    pool._relay.start()
+    inherited = os.dup(pool._reader.fileno())  # what every forked worker holds
+    writer = pool._executor._initargs[2]  # type: ignore[attr-defined]
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pool._executor, "shutdown", interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pool.close()
+        sent = threading.Event()
+
+        def report() -> None:
+            for _ in range(50):
+                writer.send_bytes(pickle.dumps(("progress", "x" * 3900)))
+            sent.set()
+
+        threading.Thread(target=report, daemon=True).start()
+        assert sent.wait(10), "a worker's report blocked on a pipe nobody reads"
+        assert pool._relay.is_alive()
+    finally:
+        os.close(inherited)
+        pool._stopping.set()  # what the end of the process does for a real pool
+        pool._relay.join(10)
+        for pipe in (pool._reader, writer, pool.cancel, pool._stopping):
+            pipe.close()

@@ -277,16 +277,19 @@ class ProcessPool:
 
     def close(self) -> None:
         """Wait for the workers to finish and exit (after ``cancel``, at their next chunk), then for the
-        reports they sent. A second call does nothing."""
+        reports they sent. A second call does nothing.
+
+        Interrupted while waiting (a second Ctrl-C), it leaves the relay running and the pipes open: the
+        workers are still checkpointing and may still report, and a worker whose report found the pipe full
+        would block there, and the interpreter's exit with it (it waits for the executor's processes). The
+        relay is a daemon; it and the pipes end with this process."""
         if self._closed:
             return
         self._closed = True
-        try:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-        finally:
-            self._stopping.set()
-            if self._relay is not None:
-                self._relay.join()
-            self._reader.close()
-            self.cancel.close()
-            self._stopping.close()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._stopping.set()
+        if self._relay is not None:
+            self._relay.join()
+        self._reader.close()
+        self.cancel.close()
+        self._stopping.close()
