@@ -420,9 +420,8 @@ class Extractor:
         parent_name, _, leaf = name.rpartition("/")
         if leaf in (".", ".."):
             raise _outside(name)
-        if parent_name:
-            made = self._dirs.get(parent_name) or self._dir(parent_name, name, offset)
-            path = made + os.sep + leaf  # os.path.join's result (``_dir`` paths never end in a separator)
+        if parent_name:  # os.path.join's result: ``_dir`` paths never end in a separator
+            path = self._dir(parent_name, name, offset) + os.sep + leaf
         else:
             path = self._prefix + leaf
         if name in self._dirs:
