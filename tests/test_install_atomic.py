@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import shutil
@@ -301,6 +300,7 @@ def test_a_live_install_is_left_alone(v1_target: Path, tmp_path: Path) -> None:
 
     live = v1_target / ".wheelstream-tmp-live"
     (live / "home").mkdir(parents=True)
+    sign(live)
     (live / "commit.json").write_text('{"version": 1, "moves": [["x", "home/x", false]]}')
     (live / "home" / "x").write_text("not yet")
     hold = ("import sys, time, filelock; lock = filelock.FileLock(sys.argv[1]); lock.acquire(); "
@@ -375,6 +375,13 @@ def _other(tmp_path: Path, name: str = "other") -> StagedWheel:
                  tmp_path / f"s-{name}")
 
 
+def sign(tmp: Path) -> None:
+    """Give a hand-made temporary directory the lock file (and token) a real install's has."""
+    fd = _commit.own_home(tmp)
+    assert fd is not None
+    os.close(fd)
+
+
 def _leftover(target: Path, plan: str | None, *, lock: bool = True, old: bool = False) -> Path:
     """A temporary directory as a killed install would leave it, with an item ``x`` still to move."""
     tmp = target / ".wheelstream-tmp-left"
@@ -383,7 +390,7 @@ def _leftover(target: Path, plan: str | None, *, lock: bool = True, old: bool = 
     if plan is not None:
         (tmp / "commit.json").write_text(plan)
     if lock:
-        (tmp / ".owner.lock").touch()
+        sign(tmp)
     if old:
         (tmp / "old").mkdir()
         (tmp / "old" / "y").write_text("the only copy")
@@ -394,21 +401,22 @@ def _leftover(target: Path, plan: str | None, *, lock: bool = True, old: bool = 
 def test_a_directory_being_retired_is_never_finished_by_another_install(v1_target: Path, v2: StagedWheel,
                                                                        tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """Review: deleting a temporary directory deletes its lock file first (on some file systems), and a fresh
-    lock file is free: a concurrent install then 'finished' a commit that had been rolled back, into the
-    directory being deleted. A retired directory is renamed out of recovery's names before it is deleted."""
+    """Review: deleting a temporary directory could delete its lock file first, and a fresh lock file is free:
+    a concurrent install then 'finished' a commit that had been rolled back, into the directory being deleted.
+    A retired directory is renamed out of recovery's names before it is deleted, and its lock file goes last."""
     from wheelstream.installer._commit import finish_interrupted
 
     real_rmtree = shutil.rmtree
     seen: list[list[str]] = []
 
     def rmtree(path: Path, ignore_errors: bool = False) -> None:
-        if Path(path).name.startswith(".wheelstream-") and not seen:
+        gone = Path(path).parent
+        if gone.name.startswith(".wheelstream-gone-") and not seen:
             seen.append([])
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(Path(path) / ".owner.lock")  # the lock file goes first
-            (Path(path) / "commit.json").write_text('{"version": 1, "moves": [["x", "home/x", false]]}')
-            (Path(path) / "home" / "x").write_text("rolled back")
+            assert (gone / ".owner.lock").exists()  # still there while the rest goes
+            (gone / "commit.json").write_text('{"version": 1, "moves": [["x", "home/x", false]]}')
+            (gone / "home").mkdir(exist_ok=True)
+            (gone / "home" / "x").write_text("rolled back")
             seen[0] = finish_interrupted(v1_target, lambda message: None)  # another install, meanwhile
         real_rmtree(path, ignore_errors=ignore_errors)
 

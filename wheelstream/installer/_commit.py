@@ -15,18 +15,21 @@ Tests inject failures through ``move``.
 A killed process (kill -9, the OOM killer) cannot undo anything. So:
 
 * the temporary directory ``DIR/.wheelstream-tmp-*`` is locked by its process (``.owner.lock``, ``flock``)
-  from the moment it exists, and the kernel drops the lock when the process dies;
+  from the moment it exists, and the kernel drops the lock when the process dies; the lock file holds the
+  directory's ownership token (:mod:`._ownership`), so a look-alike a wheel planted is never taken for ours;
 * before the first rename ``commit`` writes its plan (``commit.json``: every move, in order; written to a
   temporary name and renamed, so it is whole or absent);
 * the next install into ``DIR`` (``finish_interrupted``) takes every unlocked one: with a plan, it moves in each
   item whose source is still there (the install had passed every check and its files were complete before the
   first rename), setting aside what it replaces; without one (killed before its commit), it is removed;
 * a temporary directory is deleted only after being renamed to ``.wheelstream-gone-*``: never half deleted
-  under a name recovery would take (deleting it removes the lock file, and a fresh lock file would be free).
+  under a name recovery would take; its lock file (with the token) is deleted last, so a ``gone`` directory
+  a kill left behind still proves whose it is.
 
-Recovery opens an existing lock file and never creates one: a directory without it is not ours to judge
-(e.g. an older wheelstream's, which may hold the only copy of replaced items in ``old/``), and is left
-alone, as are directories whose plan cannot be read or would reach outside (a warning names them). Recovery
+Recovery opens an existing lock file and never creates one: a directory without it, or whose token does not
+verify, is not ours to judge (a wheel's look-alike, an older wheelstream's, which may hold the only copy of
+replaced items in ``old/``), and is left alone, as are directories whose plan cannot be read or would reach
+outside (a warning names them). Recovery
 covers a killed process; after a power loss it relies on the file system keeping the plan's rename ahead of
 the renames that follow it (ext4's ordered journal does), as nothing here is fsynced.
 """
@@ -51,8 +54,10 @@ except ImportError:  # pragma: no cover - Windows: no flock, and no recovery
     fcntl = None  # type: ignore[assignment]
 
 from ._layout import TargetPlan
+from ._ownership import home_token, token_matches
 
 __all__ = [
+    "RESERVED_PREFIX",
     "TMP_PREFIX",
     "Move",
     "UnfinishedCommit",
@@ -63,8 +68,9 @@ __all__ = [
     "retire",
 ]
 
-TMP_PREFIX = ".wheelstream-tmp-"
-_GONE_PREFIX = ".wheelstream-gone-"  # a temporary directory on its way out: nothing in it is needed
+RESERVED_PREFIX = ".wheelstream-"  # no wheel may install a top-level item named so (see _core)
+TMP_PREFIX = RESERVED_PREFIX + "tmp-"
+_GONE_PREFIX = RESERVED_PREFIX + "gone-"  # a temporary directory on its way out: nothing in it is needed
 _PLAN = "commit.json"
 _OWNER = ".owner.lock"
 _FRESH = 10.0  # seconds: a directory without a plan younger than this may be a live install's, just made
@@ -136,16 +142,36 @@ def _flock(path: Path, *, create: bool) -> int | None:
 
 
 def own_home(tmp: Path) -> int | None:
-    """Lock the temporary directory ``tmp`` (just made) for this process: ``finish_interrupted`` in another
-    process leaves it alone while it lives. Close the descriptor returned once ``tmp`` is retired."""
-    return _flock(tmp / _OWNER, create=True)
+    """Lock the temporary directory ``tmp`` (just made) for this process, and sign it as ours: while this
+    process lives ``finish_interrupted`` in another leaves it alone; once it is dead, the token lets recovery
+    tell it from a wheel's look-alike. Close the descriptor returned once ``tmp`` is retired."""
+    fd = _flock(tmp / _OWNER, create=True)
+    if fd is not None:
+        try:
+            os.pwrite(fd, home_token(_suffix(tmp.name)), 0)
+        except BaseException:
+            os.close(fd)
+            raise
+    return fd
+
+
+def _suffix(name: str) -> str:
+    """What a temporary home's name keeps through ``retire``: ``tmp-X`` and ``gone-X`` share ``X``."""
+    return name.removeprefix(TMP_PREFIX).removeprefix(_GONE_PREFIX)
+
+
+def _ours(tmp: Path, fd: int) -> bool:
+    """Whether the locked ``.owner.lock`` behind ``fd`` is still the one in ``tmp`` and carries its token."""
+    if os.fstat(fd).st_ino != os.stat(tmp / _OWNER).st_ino:
+        return False  # the directory changed under us (retired and replaced): look again next time
+    return token_matches(_suffix(tmp.name), os.pread(fd, 256, 0))
 
 
 def retire(tmp: Path) -> bool:
     """Delete a temporary directory of ours, even through Ctrl-C (after an upgrade it holds the replaced items,
     which can take a second); return whether a Ctrl-C came. It is renamed out of ``TMP_PREFIX``'s names
     first, so no recovery can take it while it is half deleted."""
-    gone = tmp.with_name(_GONE_PREFIX + tmp.name.removeprefix(TMP_PREFIX))
+    gone = tmp.with_name(_GONE_PREFIX + _suffix(tmp.name))
     interrupted = False
     while True:
         try:
@@ -154,10 +180,32 @@ def retire(tmp: Path) -> bool:
                     os.rename(tmp, gone)
                 except OSError:
                     gone = tmp  # cannot rename (a read-only file system?): delete it where it is
-            shutil.rmtree(gone, ignore_errors=True)
+            _delete_lock_last(gone)
             return interrupted
         except KeyboardInterrupt:
             interrupted = True
+
+
+def _delete_lock_last(path: Path) -> None:
+    """Delete a temporary directory with its lock file last: until the very end it still proves whose it is.
+    A few passes, in case something appeared in it meanwhile (nothing should: it no longer has a live name)."""
+    for _ in range(3):
+        try:
+            entries = [entry for entry in os.scandir(path) if entry.name != _OWNER]
+        except OSError:
+            break
+        if not entries:
+            break
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+    with contextlib.suppress(OSError):
+        os.unlink(path / _OWNER)
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
 
 
 def commit(plan: TargetPlan, target: Path, tmp: Path, move: Move | None = None) -> list[int]:
@@ -220,11 +268,11 @@ def finish_interrupted(target: Path, warn: Callable[[str], None]) -> list[str]:
         return finished
     for name in names:
         path = target / name
-        if name.startswith(_GONE_PREFIX):
-            shutil.rmtree(path, ignore_errors=True)  # its deleter was killed (or is still at it): no matter
-            continue
         try:
-            finished += _recover(path, target)
+            if name.startswith(_GONE_PREFIX):
+                _sweep_gone(path)  # its deleter was killed (or is still at it)
+            else:
+                finished += _recover(path, target)
         except FileNotFoundError:
             continue  # retired by its owner while we looked
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -245,8 +293,8 @@ def _recover(tmp: Path, target: Path) -> list[str]:
     if fd is None:
         return []  # a live install's, or no lock file: not a directory this code can judge
     try:
-        if os.fstat(fd).st_ino != os.stat(tmp / _OWNER).st_ino:
-            return []  # the directory changed under us (retired and replaced): look again next time
+        if not _ours(tmp, fd):
+            return []  # not signed by this user's wheelstream (a wheel's look-alike?), or replaced meanwhile
         if not os.path.lexists(tmp / _PLAN):
             with contextlib.suppress(OSError):
                 os.rmdir(tmp / "old")  # empty: killed between a rollback's last two steps
@@ -258,6 +306,24 @@ def _recover(tmp: Path, target: Path) -> list[str]:
         if retire(tmp):
             raise KeyboardInterrupt  # held while the directory went, so that none is left half deleted
         return moved
+    finally:
+        os.close(fd)
+
+
+def _sweep_gone(gone: Path) -> None:
+    """Finish deleting a retired directory whose deleter died — only one that proves it is ours (a wheel can
+    ship a directory named ``.wheelstream-gone-*`` too). A lock file that is gone means the deletion had
+    reached its very end: only an empty directory is left to remove then."""
+    if gone.is_symlink() or not gone.is_dir():
+        return
+    fd = _flock(gone / _OWNER, create=False)
+    if fd is None:
+        with contextlib.suppress(OSError):
+            os.rmdir(gone)
+        return
+    try:
+        if _ours(gone, fd):
+            _delete_lock_last(gone)
     finally:
         os.close(fd)
 

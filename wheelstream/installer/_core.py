@@ -56,12 +56,22 @@ from pathlib import Path
 
 from .._staged import StagedWheel
 from ..errors import DiskError, Interrupted, UsageError, WheelMetadataError, WheelstreamError
-from ._commit import TMP_PREFIX, Move, UnfinishedCommit, commit, deliver, finish_interrupted, own_home, retire
+from ._commit import (
+    RESERVED_PREFIX,
+    TMP_PREFIX,
+    Move,
+    UnfinishedCommit,
+    commit,
+    deliver,
+    finish_interrupted,
+    own_home,
+    retire,
+)
 from ._compile import compile_files
 from ._destination import HomeWriter, LinkMode
 from ._direct_url import direct_url_json
 from ._interpreter import Interpreter, probe_interpreter
-from ._layout import Placement, is_entrypoint_wrapper, lib_dir, place, plan_target, scheme_paths
+from ._layout import Placement, is_entrypoint_wrapper, lib_dir, place, plan_target, scheme_paths, target_item
 from ._metadata import WheelInfo, check_tags, parse_filename, read_wheel_info
 from ._records import RecordRow, installed_rows, parse_record, record_bytes, verify_record
 from ._scripts import Launcher, console_script_specs, fix_shebang, launcher_bytes, parse_entry_point
@@ -153,6 +163,21 @@ def _prepare(item: WheelToInstall, interpreter: Interpreter, ignore_tags: bool, 
         for n, v in console_script_specs(info.console_scripts, interpreter)
     ] + [parse_entry_point(n, v, gui=True, wheel=staged.filename) for n, v in info.gui_scripts.items()]
     return _Prepared(item, info, rows, {**roots, **data, **scripts}, launchers, lib)
+
+
+def _refuse_reserved_names(prep: _Prepared, interpreter: Interpreter) -> None:
+    """No wheel may put an item into the target under a name wheelstream uses for its own bookkeeping
+    (temporary homes, retired directories): what another installer would make of one is its business, but
+    wheelstream never creates one itself (DESIGN §5). Launchers and ``.dist-info`` files land in ``bin/`` and
+    the dist-info directory, so only the archive's own files can reach such a name."""
+    for member, placement in prep.placements.items():
+        item = target_item(placement.dest, interpreter.scheme)
+        if item.startswith(RESERVED_PREFIX):
+            raise WheelMetadataError(
+                f"would install {item!r} into the target, a name wheelstream reserves for its own bookkeeping",
+                wheel=prep.item.staged.filename,
+                entry=member,
+            )
 
 
 def _starts_with(path: Path, prefix: bytes) -> bool:
@@ -311,6 +336,7 @@ def install_staged_many(
     for item in wheels:
         try:
             prepared.append(_prepare(item, interpreter, ignore_tags, warn))
+            _refuse_reserved_names(prepared[-1], interpreter)
         except WheelstreamError as exc:
             exc.with_wheel(item.staged.filename)
             raise

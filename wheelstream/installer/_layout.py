@@ -22,7 +22,7 @@ from pathlib import Path
 from ..errors import WheelMetadataError
 from ._interpreter import HomeScheme
 
-__all__ = ["Placement", "TargetPlan", "lib_dir", "place", "plan_target", "scheme_paths"]
+__all__ = ["Placement", "TargetPlan", "lib_dir", "place", "plan_target", "scheme_paths", "target_item"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,17 @@ def place(name: str, paths: dict[str, str], lib: str, wheel: str) -> Placement:
             entry=name,
         )
     return Placement(posixpath.normpath(posixpath.join(paths[key], sub)), script=key == "scripts")
+
+
+def target_item(dest: str, scheme: HomeScheme) -> str:
+    """The top-level target item a home-relative ``dest`` ends up in (what ``plan_target`` moves): the first
+    component below purelib or platlib, else the first component below the data dir (the home itself)."""
+    for lib in (scheme.purelib, scheme.platlib):
+        if lib not in ("", ".") and dest.startswith(lib + "/"):
+            return dest[len(lib) + 1 :].split("/", 1)[0]
+    data = scheme.data
+    rel = dest[len(data) + 1 :] if data not in ("", ".") and dest.startswith(data + "/") else dest
+    return rel.split("/", 1)[0]
 
 
 def is_entrypoint_wrapper(dest: str, entry_names: Iterable[str]) -> bool:

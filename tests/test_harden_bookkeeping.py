@@ -1,0 +1,216 @@
+"""No wheel content may steer wheelstream's own bookkeeping (DESIGN §5, "The installer's own names").
+
+Two ways in, both closed: a wheel *installed by wheelstream* may not put an item named like its temporary
+homes into a target (refused, one line, target untouched); and a look-alike *another installer* put there
+(pip installs anything) is never finished, moved or deleted by recovery, because it cannot carry the
+ownership token of this user's key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from test_install_support import build_wheel, full_wheel, snapshot, stage
+
+from wheelstream.errors import WheelMetadataError
+from wheelstream.installer import _commit, _ownership, install_staged
+
+VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Path:
+    """A target with a package a planted plan would like to replace, and a file of the user's."""
+    target = tmp_path / "target"
+    install_staged(stage(full_wheel(tmp_path / "w1"), tmp_path / "s1"), target)
+    (target / "mine.txt").write_text("mine\n")
+    return target
+
+
+def _other(tmp_path: Path, name: str = "other") -> Path:
+    return build_wheel(tmp_path / f"w-{name}", f"{name}-1.0-py3-none-any.whl", {f"{name}.py": b"x = 1\n"})
+
+
+RESERVED = [
+    ".wheelstream-tmp-evil/commit.json",
+    ".wheelstream-tmp-evil/.owner.lock",
+    ".wheelstream-gone-x/a.py",
+    ".wheelstream-tmp-/x",
+    ".wheelstream-anything",
+    ".wheelstream-manifest.json",
+    "evil-1.0.data/purelib/.wheelstream-tmp-z/home/full_pkg/__init__.py",
+    "evil-1.0.data/platlib/.wheelstream-gone-z/x",
+    "evil-1.0.data/data/.wheelstream-tmp-d/x",
+]
+
+
+@pytest.mark.parametrize("member", RESERVED)
+def test_a_wheel_may_not_install_an_item_named_like_the_installers_own(member: str, target: Path,
+                                                                        tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path / "w", "evil-1.0-py3-none-any.whl", {member: b"{}", "evil.py": b""})
+    before = snapshot(target)
+    with pytest.raises(WheelMetadataError) as raised:
+        install_staged(stage(wheel, tmp_path / "s"), target)
+    message = str(raised.value)
+    assert message.startswith("evil-1.0-py3-none-any.whl: would install '.wheelstream-")
+    assert "reserves for its own bookkeeping" in message and repr(member) in message
+    assert snapshot(target) == before
+
+
+def test_the_cli_refuses_it_in_one_line_and_leaves_the_target(target: Path, tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path / "w", "evil-1.0-py3-none-any.whl",
+                        {".wheelstream-tmp-evil/commit.json": b"{}", "evil.py": b""})
+    before = snapshot(target)
+    proc = subprocess.run([str(VENV_BIN / "wheelstream"), "install", str(wheel), "--target", str(target),
+                           "--cache-dir", str(tmp_path / "cache")], check=False, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: evil-1.0-py3-none-any.whl: would install"), proc.stderr
+    assert snapshot(target) == before
+
+
+def _plant(target: Path, name: str, *, lock: bytes | None, plan: bool = True) -> Path:
+    """What a wheel installed by another tool could leave: a look-alike of a killed install's directory,
+    whose plan would replace ``full_pkg`` (replace=True) with the wheel's own copy."""
+    planted = target / name
+    (planted / "home" / "full_pkg").mkdir(parents=True)
+    (planted / "home" / "full_pkg" / "__init__.py").write_text("PWNED = True\n")
+    if plan:
+        (planted / "commit.json").write_text(json.dumps({"version": 1,
+                                                         "moves": [["full_pkg", "home/full_pkg", True]]}))
+    if lock is not None:
+        (planted / ".owner.lock").write_bytes(lock)
+    os.utime(planted, (0, 0))  # long dead, as far as its age tells
+    return planted
+
+
+@pytest.mark.parametrize("lock", [
+    b"",
+    b"0" * 64,
+    b"not a token\n",
+    None,
+], ids=["empty-lock", "zero-token", "junk", "no-lock"])
+@pytest.mark.parametrize("prefix", [".wheelstream-tmp-", ".wheelstream-gone-"])
+def test_a_planted_look_alike_is_never_finished_nor_deleted(lock: bytes | None, prefix: str, target: Path,
+                                                            tmp_path: Path) -> None:
+    planted = _plant(target, prefix + "evil", lock=lock)
+    before = snapshot(target)
+    install_staged(stage(_other(tmp_path), tmp_path / "so"), target)
+    after = snapshot(target)
+    assert {k: v for k, v in after.items() if not k.startswith("other")} == before
+    assert (target / "full_pkg" / "__init__.py").read_text() != "PWNED = True\n"
+    assert (planted / "commit.json").exists()
+
+
+def test_a_token_for_another_name_or_another_key_proves_nothing(target: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token is bound to the directory's name and to this user's key: copying a real token into another
+    directory, or a directory signed under another key, is not ours."""
+    copied = _plant(target, ".wheelstream-tmp-copy", lock=_ownership.home_token("some-other-name"))
+    monkeypatch.setenv("WHEELSTREAM_STATE_DIR", str(tmp_path / "someone-else"))
+    foreign = _plant(target, ".wheelstream-tmp-foreign", lock=_ownership.home_token("foreign"))
+    monkeypatch.setenv("WHEELSTREAM_STATE_DIR", str(tmp_path / "me"))
+    before = snapshot(target)
+    install_staged(stage(_other(tmp_path), tmp_path / "so"), target)
+    after = snapshot(target)
+    assert {k: v for k, v in after.items() if not k.startswith("other")} == before
+    assert copied.exists() and foreign.exists()
+
+
+def test_a_signed_directory_is_finished_under_the_same_key(target: Path, tmp_path: Path) -> None:
+    """The other side of the rule: a directory that carries its token is what a killed install left, and the
+    next install finishes its plan (the kill tests in test_install_atomic do it for real)."""
+    planted = _plant(target, ".wheelstream-tmp-mine", lock=_ownership.home_token("mine"))
+    report = install_staged(stage(_other(tmp_path), tmp_path / "so"), target)
+    assert any("killed halfway; finished it: full_pkg" in w for w in report.warnings), report.warnings
+    assert (target / "full_pkg" / "__init__.py").read_text() == "PWNED = True\n"
+    assert not planted.exists()
+
+
+def test_a_gone_directory_of_ours_is_deleted_lock_last(target: Path, tmp_path: Path) -> None:
+    gone = target / ".wheelstream-gone-abc"
+    (gone / "home" / "deep").mkdir(parents=True)
+    (gone / "home" / "deep" / "f").write_text("x")
+    (gone / ".owner.lock").write_bytes(_ownership.home_token("abc"))
+    install_staged(stage(_other(tmp_path), tmp_path / "so"), target)
+    assert not gone.exists()
+
+
+def test_pip_installs_a_look_alike_and_wheelstream_leaves_it_alone(target: Path, tmp_path: Path) -> None:
+    """Through the real parts: pip --target installs a wheel that ships a temporary-home look-alike (pip has no
+    reason to refuse it), then wheelstream installs another wheel into that target."""
+    plan = json.dumps({"version": 1, "moves": [["full_pkg", "home/full_pkg", True]]}).encode()
+    evil = build_wheel(tmp_path / "we", "evil-1.0-py3-none-any.whl", {
+        "evil.py": b"",
+        ".wheelstream-tmp-evil/commit.json": plan,
+        ".wheelstream-tmp-evil/.owner.lock": b"",
+        ".wheelstream-tmp-evil/home/full_pkg/__init__.py": b"PWNED = True\n",
+        ".wheelstream-gone-evil/precious.txt": b"the wheel's own data\n",
+    })
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+                    "--target", str(target), str(evil)], check=True, capture_output=True, timeout=120)
+    assert (target / ".wheelstream-tmp-evil" / "commit.json").exists()
+    os.utime(target / ".wheelstream-tmp-evil", (0, 0))
+    before = snapshot(target)
+    proc = subprocess.run([str(VENV_BIN / "wheelstream"), "install", str(_other(tmp_path)), "--target",
+                           str(target), "--cache-dir", str(tmp_path / "cache")],
+                          check=False, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    after = snapshot(target)
+    assert {k: v for k, v in after.items() if not k.startswith("other")} == before
+
+
+def test_the_key_is_owner_only_and_one_under_concurrent_first_use(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Racing processes creating the key all read the one that won: a token one signs, another verifies."""
+    state = tmp_path / "state"
+    script = ("import sys; from wheelstream.installer import _ownership; "
+              "sys.stdout.write(_ownership.home_token('x').decode())")
+    env = {**os.environ, "WHEELSTREAM_STATE_DIR": str(state)}
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+             for _ in range(6)]
+    tokens = {proc.communicate(timeout=60)[0] for proc in procs}
+    assert len(tokens) == 1
+    key = state / "owner.key"
+    assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_bytes()) == 32
+    assert [p.name for p in state.iterdir()] == ["owner.key"]  # no temporary left behind
+    monkeypatch.setenv("WHEELSTREAM_STATE_DIR", str(state))
+    assert _ownership.token_matches("x", tokens.pop().encode())
+
+
+def test_an_unwritable_state_dir_still_installs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No place to keep the key (a read-only home): installs work; only a killed one's recovery is lost."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("WHEELSTREAM_STATE_DIR", str(blocker / "state"))  # a directory under a file: ENOTDIR
+    report = install_staged(stage(_other(tmp_path), tmp_path / "so"), tmp_path / "t")
+    assert report.installed == ("other-1.0.dist-info", "other.py")
+
+
+def test_a_live_install_being_looked_at_keeps_its_token(tmp_path: Path) -> None:
+    """own_home signs while it holds the lock: a recovery that looks at the fresh directory meanwhile finds it
+    locked or signed, never signed by nobody and free."""
+    tmp = tmp_path / ".wheelstream-tmp-live"
+    tmp.mkdir()
+    done = threading.Event()
+
+    def look() -> None:
+        while not done.is_set():
+            assert _commit.finish_interrupted(tmp_path, lambda message: None) == []
+
+    looker = threading.Thread(target=look)
+    looker.start()
+    try:
+        fd = _commit.own_home(tmp)
+        assert fd is not None
+        assert _ownership.token_matches("live", os.pread(fd, 256, 0))
+        os.close(fd)
+    finally:
+        done.set()
+        looker.join()
