@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import tempfile
 import threading
 import urllib.parse
 import urllib.request
@@ -27,7 +28,13 @@ from wheelstream._cache import Cache
 from wheelstream._download import CancelSignal, DownloadOptions, DownloadResult, fetch_wheel, unpack_local
 from wheelstream._http_client import new_client
 from wheelstream._progress import ProgressCallback
-from wheelstream._urls import filename_from_url, redact, split_hash_fragment
+from wheelstream._urls import (
+    checked_wheel_filename,
+    redact,
+    split_hash_fragment,
+    wheel_filename_from_url,
+    wheel_path_in,
+)
 from wheelstream.errors import Interrupted, UsageError, WorkerDied
 from wheelstream.installer import (
     InstallReport,
@@ -102,9 +109,12 @@ def _resolve(
     client: httpx.Client,
     tags: Sequence[object],
 ) -> _Resolved:
+    """What to fetch for ``source``. A URL's file name is checked here (``wheel_filename_from_url``), so a
+    hostile one fails before anything is downloaded or written; ``resolve_requirement`` checks an index's."""
     expected = hashes.get(source)
     scheme = urllib.parse.urlsplit(source).scheme.lower()
     if scheme in ("http", "https"):
+        wheel_filename_from_url(source)
         return _Resolved(redact(source), source, None, expected or split_hash_fragment(source)[1])
     if scheme == "file":
         path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(split_hash_fragment(source)[0]).path))
@@ -256,14 +266,29 @@ def _fetch_one(
     assert item.path is not None
     if not item.path.is_file():
         raise UsageError(f"no such file: {item.path}")
+    # A local name is one component the OS gave us, but it becomes a name in the caller's -d like a URL's
+    # does, so it passes the same check (as pip refuses to download a wheel whose name is not a wheel's).
+    target = None if keep_wheels_in is None else wheel_path_in(keep_wheels_in, item.path.name, source=item.source)
     result = unpack_local(item.path, cache=cache, expected_sha256=item.sha256, options=options,
                           progress=progress, keep_unpacked=keep_unpacked)
-    if keep_wheels_in is not None:
-        keep_wheels_in.mkdir(parents=True, exist_ok=True)
-        target = keep_wheels_in / item.path.name
-        if target.resolve() != item.path.resolve():
-            target.write_bytes(item.path.read_bytes())
+    if target is not None and target.resolve() != item.path.resolve():
+        _copy_into(item.path, target)
     return result
+
+
+def _copy_into(source: Path, target: Path) -> None:
+    """Copy through a new temporary file and rename it over ``target``: never writes through a symlink left at
+    ``target``, never leaves half a wheel there, and two copies of one file at once cannot collide."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(source.read_bytes())
+        os.replace(name, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        raise
 
 
 class _Adopter:
@@ -335,7 +360,10 @@ def _collect(
 
 
 def _filename(item: _Resolved) -> str:
-    return filename_from_url(item.url) if item.url else (item.path.name if item.path else "")
+    """The wheel's file name: a URL's checked one, or a local file's (checked the same way)."""
+    if item.url:
+        return wheel_filename_from_url(item.url)
+    return checked_wheel_filename(item.path.name, source=item.source) if item.path else ""
 
 
 def _release(fetched: Sequence[DownloadResult]) -> None:

@@ -65,7 +65,7 @@ from wheelstream._staged import (
     pip_file_mode,
 )
 from wheelstream._tee import Tee, file_sha256, finish_deferred, parse_block, prefix_sha256
-from wheelstream._urls import cache_key, filename_from_url, redact, split_hash_fragment
+from wheelstream._urls import cache_key, redact, split_hash_fragment, wheel_filename_from_url, wheel_path_in
 from wheelstream.errors import (
     ArchiveError,
     DiskError,
@@ -237,7 +237,7 @@ class _Download:
     ) -> None:
         self.url, fragment_hash = split_hash_fragment(url)
         self.redacted = redact(self.url)
-        self.wheel = filename_from_url(self.url)
+        self.wheel = wheel_filename_from_url(self.url)  # checked: it names the file kept in -d
         self.key = cache_key(self.url)
         self.cache = cache
         self.client = client
@@ -722,7 +722,9 @@ class _Download:
         # wants it elsewhere; it is not fsynced, every use re-checks its sha256 — and is remembered, and only
         # then is the tree published or claimed.
         Journal.remove(self.cache.journal(self.key))  # the header and its entries log
-        keep = self.keep_wheel_in / self.wheel if self.keep_wheel_in is not None else self.cache.wheel_file(sha256)
+        keep = self.cache.wheel_file(sha256)
+        if self.keep_wheel_in is not None:  # the caller's directory: the name is checked again as it is joined
+            keep = wheel_path_in(self.keep_wheel_in, self.wheel, source=self.redacted)
         keep.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.cache.partial(self.key), keep)
         self.cache.remember(self.key, self.redacted, sha256, self.wheel)

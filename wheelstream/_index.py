@@ -43,17 +43,30 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag
 from packaging.utils import (
-    InvalidWheelFilename,
     canonicalize_name,
     parse_wheel_filename,
 )
 from packaging.version import InvalidVersion, Version
 
 from wheelstream._cache import Cache
-from wheelstream._urls import redact
-from wheelstream.errors import HTTPStatusError, IncompatibleWheel, NetworkError, UsageError
+from wheelstream._urls import checked_wheel_filename, redact, shown_url, wheel_filename_from_url
+from wheelstream.errors import (
+    HTTPStatusError,
+    IncompatibleWheel,
+    InvalidWheelFilename,
+    NetworkError,
+    UsageError,
+)
 
-__all__ = ["ACCEPT", "HEURISTIC_MAX_AGE", "IndexFile", "parse_html", "parse_json", "resolve_requirement"]
+__all__ = [
+    "ACCEPT",
+    "HEURISTIC_MAX_AGE",
+    "IndexFile",
+    "checked_url_name",
+    "parse_html",
+    "parse_json",
+    "resolve_requirement",
+]
 
 _log = logging.getLogger("wheelstream")
 
@@ -66,7 +79,12 @@ _FRESHNESS_HEADERS = ("cache-control", "expires")
 
 @dataclass(frozen=True)
 class IndexFile:
-    """One file as a project page lists it (absolute URL, no fragment)."""
+    """One file as a project page lists it (absolute URL, no fragment).
+
+    ``filename`` is what the page says the file is called, and only ever used to *choose* a file: the name a
+    wheel is written under is always its URL's, checked (``_urls.wheel_filename_from_url``), and
+    ``resolve_requirement`` refuses a chosen file whose two names disagree or are not safe.
+    """
 
     filename: str
     url: str
@@ -145,12 +163,44 @@ def parse_html(body: bytes, page_url: str, encoding: str = "utf-8") -> list[Inde
         if not href:
             continue
         url, _, fragment = urllib.parse.urljoin(base, href).partition("#")
-        filename = urllib.parse.unquote(url.rsplit("/", 1)[-1]) or text
+        filename = _url_name(url) or text
         sha = fragment[len("sha256="):].lower() if fragment.startswith("sha256=") else None
         yanked = attrs.get("data-yanked")
         out.append(IndexFile(filename, url, sha, attrs.get("data-requires-python") or None,
                              None if "data-yanked" not in attrs else (yanked or "")))
     return out
+
+
+def _url_name(url: str) -> str | None:
+    """The URL's file name, as pip takes a link's (PEP 503: the anchor text must be the same), if it is a
+    safe wheel name; else None and the anchor text stands in, only to choose by: a file chosen that way
+    fails in ``resolve_requirement`` with its URL named, instead of a confusing "no such version"."""
+    try:
+        return wheel_filename_from_url(url)
+    except InvalidWheelFilename:
+        return None
+
+
+def _declared_ok(f: IndexFile) -> bool:
+    """Whether the page's name for ``f`` is a safe wheel file name (one that is not is never chosen)."""
+    try:
+        checked_wheel_filename(f.filename, source=f.url, label="the index's file name")
+    except InvalidWheelFilename as exc:
+        _log.debug("skipping an index entry: %s", exc)
+        return False
+    return True
+
+
+def checked_url_name(chosen: IndexFile) -> str:
+    """The name ``chosen`` will be written under: its URL's (what pip uses), checked, and describing the same
+    wheel as the page's ``filename`` that chose it (an index cannot pass off one wheel's URL as another's)."""
+    url_name = wheel_filename_from_url(chosen.url)
+    if parse_wheel_filename(url_name) != parse_wheel_filename(chosen.filename):
+        raise InvalidWheelFilename(
+            f"the index lists this file as {chosen.filename!r} but its URL names {url_name!r}",
+            wheel=shown_url(chosen.url),
+        )
+    return url_name
 
 
 # -- choosing a file ------------------------------------------------------------------------------------
@@ -209,11 +259,11 @@ def choose(
     versions: set[str] = set()
     of_version: list[IndexFile] = []
     for f in files:
-        if not f.filename.endswith(".whl"):
+        if not f.filename.endswith(".whl") or not _declared_ok(f):
             continue
         try:
             wname, wversion, _build, wtags = parse_wheel_filename(f.filename)
-        except (InvalidWheelFilename, InvalidVersion):
+        except InvalidVersion:  # pragma: no cover - packaging reports it as an invalid file name, checked above
             continue
         if wname != name:
             continue
@@ -352,5 +402,6 @@ def resolve_requirement(
     else:
         files = parse_html(body, final, response.charset_encoding or "utf-8")
     chosen = choose(files, name, version, tag_list, _python_version(tag_list, python_version), source)
+    checked_url_name(chosen)  # before anything is fetched: the URL's name is what a download writes
     _log.debug("%s: %s from %s (%s)", source, chosen.filename, redact(final), ctype or "no content type")
     return _with_credentials(chosen.url, index_url), chosen.sha256

@@ -8,11 +8,24 @@ see; the real URL only ever reaches the HTTP client.
 from __future__ import annotations
 
 import hashlib
-import posixpath
 import re
 import urllib.parse
+from pathlib import Path
 
-__all__ = ["cache_key", "filename_from_url", "redact", "split_hash_fragment"]
+from packaging.utils import InvalidWheelFilename as _PackagingInvalidWheelFilename
+from packaging.utils import parse_wheel_filename
+
+from wheelstream.errors import InvalidWheelFilename
+
+__all__ = [
+    "cache_key",
+    "checked_wheel_filename",
+    "redact",
+    "shown_url",
+    "split_hash_fragment",
+    "wheel_filename_from_url",
+    "wheel_path_in",
+]
 
 _SECRET_QUERY_KEYS = re.compile(r"(token|key|secret|password|passwd|auth|signature|sig|credential)", re.IGNORECASE)
 _HASH_FRAGMENT = re.compile(r"^sha256=([0-9a-fA-F]{64})$")
@@ -48,6 +61,104 @@ def cache_key(url: str) -> str:
     return hashlib.sha256(normal.encode("utf-8")).hexdigest()
 
 
-def filename_from_url(url: str) -> str:
+# -- the file name a wheel is written under ---------------------------------------------------------------
+#
+# ``download`` writes ``<dest>/<name>`` and the name comes from whoever serves the URL or the index page, so
+# it is hostile input: ``a%2F..%2F..%2Fx.whl`` is one URL path segment that decodes to a path climbing out of
+# ``<dest>``. Every place that turns a URL or index data into a file name goes through
+# ``wheel_filename_from_url`` / ``checked_wheel_filename``, and the write sites check the joined path again
+# (``wheel_path_in``).
+#
+# The rules, and why:
+#
+# * The last path segment is taken *before* decoding, then percent-decoded exactly once, as UTF-8, strictly
+#   (``%C0%AF``, the overlong ``/``, and any other invalid UTF-8 is refused rather than replaced). One decode
+#   is what pip and every HTTP server do; the result is never decoded again, so ``%252F`` becomes the
+#   literal ``%2F`` -- harmless to the OS, and refused anyway because ``%`` cannot occur in a wheel name.
+# * The name must be one ordinary path component: not empty, not ``.``/``..``, no ``/`` or ``\`` (a separator
+#   on Windows), no NUL or other control character (C0, DEL, C1: they also reach terminals through our
+#   messages), no ``:`` (a drive ``C:`` or an NTFS stream), at most 255 bytes (NAME_MAX almost everywhere).
+# * It must be a PEP 427 wheel name, and be spelt in the characters such names are made of: ASCII letters
+#   and digits plus ``._+!-`` (PEP 508 names, PEP 440 versions, PEP 425 tags), starting with a letter or
+#   digit (so never a hidden file or something a shell tool reads as an option). ``packaging`` alone is not
+#   enough: its project-name pattern is Unicode ``\w`` and it does not look inside platform tags. So
+#   look-alikes such as U+FF0F FULLWIDTH SOLIDUS or U+2215 DIVISION SLASH, which are no separator to the OS
+#   but are mapped to ``/`` by Windows' "best fit" code pages, never get through.
+
+_NAME_MAX = 255
+_WHEEL_CHARS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+!-]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SHOWN_MAX = 80
+
+
+def _shown(name: str) -> str:
+    """``name`` quoted for a one-line message: ``repr`` escapes control and other unprintable characters
+    (an ``ESC[31m`` from a server never reaches the terminal), and a long name is cut."""
+    return repr(name if len(name) <= _SHOWN_MAX else name[:_SHOWN_MAX] + "…")
+
+
+def shown_url(url: str) -> str:
+    """``url`` as an error names it: redacted, and anything unprintable percent-encoded (one line, no
+    terminal escapes from whoever wrote an index page)."""
+    return "".join(c if c.isprintable() and c != " " else urllib.parse.quote(c, safe="") for c in redact(url))
+
+
+def _refuse(name: str, why: str, *, source: str, label: str) -> InvalidWheelFilename:
+    return InvalidWheelFilename(f"{label} {_shown(name)} {why}", wheel=shown_url(source))
+
+
+def checked_wheel_filename(name: str, *, source: str, label: str = "the file name") -> str:
+    """``name`` if it is safe to create in a directory of ours and is a wheel file name, else raise.
+
+    ``source`` (a URL, redacted here, or a path) is what the error names; ``label`` says whose name it is
+    ("the URL's file name", "the index's file name"). Raises :class:`~wheelstream.errors.InvalidWheelFilename`.
+    """
+    if not name:
+        raise _refuse(name, "is empty (nothing follows the last '/')", source=source, label=label)
+    if name in (".", "..") or "/" in name or "\\" in name:
+        raise _refuse(name, "is not a single path component", source=source, label=label)
+    if _CONTROL.search(name):
+        raise _refuse(name, "contains a control character", source=source, label=label)
+    if len(name.encode("utf-8", "surrogatepass")) > _NAME_MAX:
+        raise _refuse(name, f"is longer than {_NAME_MAX} bytes", source=source, label=label)
+    if ":" in name:
+        raise _refuse(name, "contains ':' (a drive or stream name on Windows)", source=source, label=label)
+    if not _WHEEL_CHARS.fullmatch(name):
+        raise _refuse(name, "is not a wheel file name (PEP 427 names are ASCII letters, digits and ._+!-, "
+                      "starting with a letter or digit)", source=source, label=label)
+    try:
+        parse_wheel_filename(name)
+    except _PackagingInvalidWheelFilename as exc:
+        cause = str(exc).partition(":")[0].removeprefix("Invalid wheel filename ").strip("()")
+        raise _refuse(name, f"is not a wheel file name ({cause.lower()})", source=source, label=label) from None
+    return name
+
+
+def wheel_filename_from_url(url: str) -> str:
+    """The checked file name of the wheel at ``url``: its last path segment, percent-decoded once.
+
+    Query and fragment (``#sha256=``) are not part of it. Raises
+    :class:`~wheelstream.errors.InvalidWheelFilename` naming the redacted URL (see the rules above).
+    """
     path = urllib.parse.urlsplit(split_hash_fragment(url)[0]).path
-    return urllib.parse.unquote(posixpath.basename(path))
+    segment = path.rpartition("/")[2]
+    label = "the URL's file name"
+    try:
+        name = urllib.parse.unquote_to_bytes(segment).decode("utf-8")
+    except UnicodeDecodeError:
+        raise _refuse(segment, "is not valid UTF-8 once percent-decoded", source=url, label=label) from None
+    return checked_wheel_filename(name, source=url, label=label)
+
+
+def wheel_path_in(directory: Path, name: str, *, source: str) -> Path:
+    """``directory / name`` for writing a wheel, after checking ``name`` and that the path stays inside.
+
+    The second line of defence behind ``checked_wheel_filename``: whatever a future caller passes, the file
+    written is a direct child of ``directory`` (resolved, so symlinked parents are compared as they are).
+    """
+    checked_wheel_filename(name, source=source)
+    base = directory.resolve()
+    path = base / name
+    if path.parent.resolve() != base or path.name != name:
+        raise _refuse(name, f"would be written outside {directory}", source=source, label="the file name")
+    return path
