@@ -13,6 +13,11 @@ Rules: bars only when stderr is a terminal and neither ``-q`` nor ``--no-progres
 ("resumed at …", "restarting from zero: …") are plain lines so logs keep them; ``-q`` prints only errors
 and warnings. Everything goes to stderr; stdout is for results a script may read (``cache dir`` etc.).
 
+Every line printed here may carry text a wheel chose (its file name, entry names, RECORD paths, entry-point
+names), so it passes :func:`escape` first: one line, terminal controls and bidi overrides shown as escapes
+(:func:`wheelstream.errors.one_line`; rich's own ``markup.escape`` only guards its markup, not the terminal),
+then rich markup escaped.
+
 rich is imported only when something is drawn or printed: a quiet run that succeeds never needs it, and
 importing it costs ~35 ms of every such run (docs/performance.md).
 """
@@ -25,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from wheelstream._progress import Progress
+from wheelstream.errors import one_line
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -44,10 +50,11 @@ def stderr_console() -> Console:
 
 
 def escape(text: str) -> str:
-    """``text`` with rich's markup characters escaped, so a wheel name is printed as it is."""
+    """``text`` made safe to print as it reads: one line, controls as escapes (:func:`one_line`), rich's markup
+    characters escaped — so a wheel name with ``\\x1b[2J`` or ``[red]`` in it is shown, not obeyed."""
     from rich.markup import escape as rich_escape
 
-    return rich_escape(text)
+    return rich_escape(one_line(text))
 
 
 def human_size(size: int | None) -> str:
@@ -133,7 +140,8 @@ class ConsoleProgress:
             if wheel is None:
                 wheel = self._wheels[progress.wheel] = _Wheel()
                 if self._rich is not None:
-                    wheel.task = self._rich.add_task(_short(progress.wheel), total=None, entries=0, note="")
+                    label = escape(_short(one_line(progress.wheel)))  # the column renders markup
+                    wheel.task = self._rich.add_task(label, total=None, entries=0, note="")
             message = progress.message
             restarted = message is not None and message.startswith("restarting from zero")
             if message is None or progress.bytes_done or progress.finished:

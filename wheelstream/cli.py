@@ -212,7 +212,9 @@ _INTERRUPTED = "interrupted — run the same command again to resume (nothing fi
 
 
 def _fail(ui: ConsoleProgress | None, exc: BaseException | str, code: int) -> NoReturn:
-    message = " ".join(str(exc).split()) or type(exc).__name__
+    """Print the one ``error:`` line and exit. ``escape`` keeps it one line and shows any terminal control or
+    bidi override the message carries (a wheel's name, an OS error's file name) as an escape."""
+    message = str(exc).strip() or type(exc).__name__
     console = ui.console if ui is not None else stderr_console()
     console.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise SystemExit(code)

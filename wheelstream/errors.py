@@ -36,9 +36,15 @@ The tree (each leaf is raised somewhere; catch a branch, not a leaf, unless you 
 
 Messages are one line: ``<wheel>: <cause> (entry <name>, offset <n>)``. The parser does not know the wheel's
 name; :meth:`WheelstreamError.with_wheel` lets the layer that does add it without losing the type.
+
+Most of a message is text the wheel chose (its file name, entry names, RECORD paths, entry-point names, metadata
+values), so a message is also made *safe to print*: :func:`one_line` turns every run of whitespace into one
+space and every other character a terminal acts on into a visible escape, for library users as for the CLI.
 """
 
 from __future__ import annotations
+
+import re
 
 __all__ = [
     "ArchiveError",
@@ -72,7 +78,25 @@ __all__ = [
     "WheelMetadataError",
     "WheelstreamError",
     "WorkerDied",
-]
+]  # classes only (tests/test_api.py walks it); :func:`one_line` is imported by name
+
+# What a terminal acts on rather than shows: C0 controls, DEL, C1 controls (ESC ``[`` and CSI start escape
+# sequences that recolour, move the cursor, retitle the window or write hyperlinks), the bidirectional
+# controls that reorder what follows (U+061C, U+200E/F, U+202A-U+202E, U+2066-U+2069: "Trojan Source"), and
+# lone surrogates (a file name decoded with ``surrogateescape``), which no UTF-8 stream can even encode.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    """The character as ``repr`` spells it inside a string (``\\x1b``, ``\\u202e``), without quotes."""
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def one_line(text: str) -> str:
+    """``text`` as one line that prints as it reads: whitespace runs (newlines included) become one space, and
+    control, bidirectional and surrogate characters become escapes. Idempotent: an escape is plain text."""
+    return _UNPRINTABLE.sub(_escape_char, " ".join(text.split()))
 
 
 class WheelstreamError(Exception):
@@ -101,8 +125,8 @@ class WheelstreamError(Exception):
         if self.offset is not None:
             where.append(f"offset {self.offset}")
         text = self.cause + (f" ({', '.join(where)})" if where else "")
-        text = " ".join(text.split())  # always one line, whatever the cause carried
-        return f"{self.wheel}: {text}" if self.wheel else text
+        # Always one line and safe for a terminal, whatever the wheel's name, the cause or the entry carried.
+        return one_line(f"{self.wheel}: {text}" if self.wheel else text)
 
     def with_wheel(self, wheel: str) -> WheelstreamError:
         """Name the wheel once the layer that knows it sees the error; keeps type and traceback."""

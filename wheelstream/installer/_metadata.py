@@ -1,16 +1,35 @@
-"""What a wheel says about itself: its file name, its tags, its ``WHEEL`` file, its entry points.
+"""What a wheel says about itself: its file name, its tags, its ``WHEEL`` and ``METADATA`` files, its entry points.
 
 Checks follow pip (``_internal/utils/wheel.py``: ``parse_wheel``, ``wheel_dist_info_dir``, ``wheel_version``,
 ``check_compatibility``; ``_internal/resolution/resolvelib/factory.py``: ``_fail_if_link_is_unsupported_wheel``,
-which pip applies to a wheel given by path or URL even with ``--target``), with one deliberate tightening: the
-``.dist-info`` directory's project name must *equal* the file name's, where pip only checks a prefix.
+which pip applies to a wheel given by path or URL even with ``--target``), with deliberate tightenings, each a
+wheel that is lying about what it is:
+
+* The ``.dist-info`` directory must be ``<name>-<version>.dist-info`` with the file name's project name
+  (canonicalised) and version (compared as :class:`~packaging.version.Version`, so ``1.0`` is ``1.0.0``).
+  pip checks only that the directory's canonical name *starts with* the project name.
+* ``METADATA`` must exist, be UTF-8, and its ``Name`` / ``Version`` must be the file name's, compared the same
+  way. pip 26.3 reads ``METADATA`` through ``importlib.metadata`` and its resolver's
+  ``_check_metadata_consistency`` ("Requested demo==1.0 ... has inconsistent name: expected 'demo', but metadata
+  has 'other'"); for a wheel given by path or URL it checks the name only (the candidate has no version), and a
+  missing ``METADATA``, a missing ``Name`` or an invalid ``Version`` end pip in a traceback (``BadMetadata``,
+  ``InvalidVersion``). uv rejects both mismatches. Here each is one :class:`~wheelstream.errors.WheelMetadataError`.
+  Only the headers are parsed (:class:`email.parser.HeaderParser`): the description body is never looked at.
+* ``Wheel-Version`` parts must be ASCII digits (pip's ``int`` also takes spaces around a part and non-ASCII
+  digits, and a 5000-digit part is a ``ValueError`` of its own) and the major must be 1 (pip only refuses a
+  major above 1).
+
+Every value quoted back in an error is the wheel's own text: it is shortened (:func:`shown`), and the error
+itself escapes what a terminal would act on (:func:`wheelstream.errors.one_line`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from email.parser import Parser
+from email.message import Message
+from email.parser import HeaderParser, Parser
 
 from packaging.tags import Tag
 from packaging.utils import (
@@ -26,7 +45,20 @@ from packaging.version import Version
 from .._staged import StagedWheel
 from ..errors import IncompatibleWheel, InvalidWheelFilename, WheelMetadataError
 
-__all__ = ["WheelInfo", "check_tags", "parse_filename", "read_wheel_info"]
+__all__ = ["WheelInfo", "check_tags", "cut", "parse_filename", "read_wheel_info", "shown"]
+
+_SHOWN_LIMIT = 100  # characters of a wheel-chosen value quoted in an error (a 1 MB "name" stays readable)
+_WHEEL_VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+
+
+def cut(value: str, limit: int = _SHOWN_LIMIT) -> str:
+    """A wheel-chosen value cut to ``limit`` characters for an error message (a RECORD field may be 128 KiB)."""
+    return value if len(value) <= limit else value[:limit] + "…"
+
+
+def shown(value: str, limit: int = _SHOWN_LIMIT) -> str:
+    """``repr`` of a wheel-chosen value for an error message, cut to ``limit`` characters first."""
+    return repr(cut(value, limit))
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +90,8 @@ def parse_filename(filename: str) -> WheelName:
         name, version, _build, tags = parse_wheel_filename(filename)
     except _PackagingInvalidWheelFilename as exc:
         raise InvalidWheelFilename(str(exc), wheel=filename) from exc
+    except ValueError as exc:  # a version part of more than 4300 digits: ``int`` refuses it before packaging
+        raise InvalidWheelFilename(f"invalid version: {exc}", wheel=filename) from None
     return WheelName(name, version, tags)
 
 
@@ -69,21 +103,35 @@ def check_tags(filename: str, wheel_tags: Iterable[Tag], supported: Iterable[Tag
         raise IncompatibleWheel(f"tags {shown} are not supported by {python}", wheel=filename)
 
 
-def _find_dist_info(staged: StagedWheel, name: NormalizedName) -> str:
+def _find_dist_info(staged: StagedWheel, name: WheelName) -> str:
+    """The one ``<name>-<version>.dist-info`` directory, whose name and version must be the file name's."""
     tops = {path.split("/", 1)[0] for path in staged.files if "/" in path}
     found = sorted(top for top in tops if top.endswith(".dist-info"))
     if not found:
         raise WheelMetadataError(".dist-info directory not found", wheel=staged.filename)
     if len(found) > 1:
-        raise WheelMetadataError(
-            f"multiple .dist-info directories found: {', '.join(found)}", wheel=staged.filename
-        )
+        shown_dirs = ", ".join(shown(each) for each in found[:5]) + (", ..." if len(found) > 5 else "")
+        raise WheelMetadataError(f"multiple .dist-info directories found: {shown_dirs}", wheel=staged.filename)
     info = found[0]
-    if canonicalize_name(info[: -len(".dist-info")].split("-", 1)[0]) != name:
+    project, sep, version = info[: -len(".dist-info")].partition("-")
+    if canonicalize_name(project) != name.name:
         raise WheelMetadataError(
-            f".dist-info directory {info!r} does not match the project name {name!r}", wheel=staged.filename
+            f".dist-info directory {shown(info)} does not match the project name {name.name!r}",
+            wheel=staged.filename,
+        )
+    if not sep or _parse_version(version) != name.version:
+        raise WheelMetadataError(
+            f".dist-info directory {shown(info)} does not match the version {str(name.version)!r}",
+            wheel=staged.filename,
         )
     return info
+
+
+def _parse_version(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except ValueError:  # InvalidVersion, or a number of more than 4300 digits (``int`` refuses it)
+        return None
 
 
 def _read_text(staged: StagedWheel, member: str, *, required: bool) -> str | None:
@@ -99,22 +147,54 @@ def _read_text(staged: StagedWheel, member: str, *, required: bool) -> str | Non
 
 def _wheel_version(text: str | None, filename: str, member: str) -> tuple[int, ...]:
     """Wheel-Version must be 1.x; a newer minor is installed with a warning, like pip does."""
-    value = Parser().parsestr(text or "")["Wheel-Version"]
+    value = _header(Parser().parsestr(text or ""), "Wheel-Version")
     if value is None:
         raise WheelMetadataError("WHEEL is missing Wheel-Version", wheel=filename, entry=member)
-    try:
-        version = tuple(int(part) for part in value.strip().split("."))
-    except ValueError:
-        raise WheelMetadataError(
-            f"invalid Wheel-Version {value.strip()!r}", wheel=filename, entry=member
-        ) from None
+    value = value.strip()
+    # ASCII digits, and few enough of them for ``int`` (which refuses more than 4300 digits) to be quick.
+    if len(value) > _SHOWN_LIMIT or not _WHEEL_VERSION.fullmatch(value):
+        raise WheelMetadataError(f"invalid Wheel-Version {shown(value)}", wheel=filename, entry=member)
+    version = tuple(int(part) for part in value.split("."))
     if version[0] != 1:
         raise WheelMetadataError(
-            f"Wheel-Version {value.strip()} is not supported (major version must be 1)",
+            f"Wheel-Version {value} is not supported (major version must be 1)",
             wheel=filename,
             entry=member,
         )
     return version
+
+
+def _header(message: Message, field: str) -> str | None:
+    """A header's first value as text (``compat32`` may hand back a ``Header`` object for odd bytes)."""
+    value = message.get(field)
+    return None if value is None else str(value)
+
+
+def _check_metadata(text: str, name: WheelName, filename: str, member: str) -> None:
+    """``METADATA``'s ``Name`` and ``Version`` must be the file name's (canonical name, :class:`Version` equality,
+    as pip's ``_check_metadata_consistency`` compares them)."""
+    headers = HeaderParser().parsestr(text)
+    meta_name = _header(headers, "Name")
+    if meta_name is None:
+        raise WheelMetadataError("METADATA has no Name", wheel=filename, entry=member)
+    meta_version = _header(headers, "Version")
+    if meta_version is None:
+        raise WheelMetadataError("METADATA has no Version", wheel=filename, entry=member)
+    if canonicalize_name(meta_name) != name.name:
+        raise WheelMetadataError(
+            f"inconsistent name: the file name has {name.name!r}, METADATA has {shown(meta_name)}",
+            wheel=filename,
+            entry=member,
+        )
+    version = _parse_version(meta_version)
+    if version is None:
+        raise WheelMetadataError(f"invalid Version {shown(meta_version)}", wheel=filename, entry=member)
+    if version != name.version:
+        raise WheelMetadataError(
+            f"inconsistent version: the file name has {str(name.version)!r}, METADATA has {shown(meta_version)}",
+            wheel=filename,
+            entry=member,
+        )
 
 
 def parse_entry_points(text: str) -> dict[str, dict[str, str]]:
@@ -136,18 +216,20 @@ def parse_entry_points(text: str) -> dict[str, dict[str, str]]:
             continue
         name, sep, value = line.partition("=")
         if not sep:
-            raise ValueError(f"invalid entry point line {line!r}")
+            raise ValueError(f"invalid entry point line {shown(line)}")
         groups.setdefault(group, {})[name.strip()] = value.strip()
     return groups
 
 
 def read_wheel_info(staged: StagedWheel, name: WheelName) -> WheelInfo:
-    """Find the one ``.dist-info`` directory, check ``WHEEL`` and read the script entry points."""
-    info = _find_dist_info(staged, name.name)
+    """Find the one ``.dist-info`` directory, check ``WHEEL`` and ``METADATA`` and read the script entry points."""
+    info = _find_dist_info(staged, name)
     wheel_member = f"{info}/WHEEL"
     wheel_text = _read_text(staged, wheel_member, required=True)
     version = _wheel_version(wheel_text, staged.filename, wheel_member)
     metadata = Parser().parsestr(wheel_text or "")
+    metadata_member = f"{info}/METADATA"
+    _check_metadata(_read_text(staged, metadata_member, required=True) or "", name, staged.filename, metadata_member)
     ep_member = f"{info}/entry_points.txt"
     ep_text = _read_text(staged, ep_member, required=False) or ""
     try:
@@ -159,7 +241,7 @@ def read_wheel_info(staged: StagedWheel, name: WheelName) -> WheelInfo:
         name=name.name,
         version=name.version,
         dist_info=info,
-        root_is_purelib=metadata.get("Root-Is-Purelib", "").lower() == "true",
+        root_is_purelib=(_header(metadata, "Root-Is-Purelib") or "").lower() == "true",
         wheel_version=version,
         console_scripts=groups.get("console_scripts", {}),
         gui_scripts=groups.get("gui_scripts", {}),

@@ -1,9 +1,21 @@
 """RECORD: parse it, check it against the digests taken while extracting, write the installed one.
 
-Verification (PEP 376 / PEP 427; pip does none of it): every RECORD row names a staged file whose sha256 and size
-match; every staged file is listed. Exempt from both: the RECORD itself and its signatures ``RECORD.jws`` /
+Verification (PEP 376 / PEP 427; pip does none of it): every RECORD row names a staged file whose hash and size
+match; every staged file is listed, once. Exempt from both: the RECORD itself and its signatures ``RECORD.jws`` /
 ``RECORD.p7s`` (signed after RECORD was written, so never listed and never hashed). Every problem is collected
 and reported in one :class:`~wheelstream.errors.RecordError`, like pypa/installer's ``records.py`` does.
+
+Hashes: sha256 (what every wheel builder writes) is compared with the digest taken while extracting; a RECORD
+may also use another fixed-length algorithm of the sha2 / sha3 / blake2 families (:data:`ACCEPTED_ALGORITHMS`,
+the file is hashed again). Everything else is refused: md5, sha1 and sha224 prove too little (pypa/installer
+refuses them too), ``shake_*`` has no fixed digest length (``hexdigest()`` wants one), and a name hashlib only
+knows through OpenSSL differs from one machine to the next.
+
+Directory rows (``pkg/``, no hash): pip copies them into the installed RECORD as they are, and so do we — but
+only a *safe* one, by the rule the zip parser applies to entry names (relative, no ``..`` / ``.`` / empty
+component, no backslash, drive letter or NUL). A RECORD naming ``../../etc/`` or ``/`` is refused: the
+installed RECORD is what uninstallers and ``importlib.metadata`` walk, and it must never point outside the
+target. Every *file* row must name a staged file, which already passed that rule.
 
 Writing follows pip's ``get_csv_rows_for_installed`` + ``_normalized_outrows``
 (``_internal/operations/install/wheel.py``): rows keep the archive's hash and size strings unless the file was
@@ -26,12 +38,25 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .._staged import StagedWheel
-from ..errors import RecordError
+from ..errors import RecordError, UnsafePath
+from ..zip._format import check_safe_name
+from ._metadata import cut, shown
 
-__all__ = ["RecordRow", "installed_rows", "parse_record", "record_bytes", "record_hash", "verify_record"]
+__all__ = [
+    "ACCEPTED_ALGORITHMS",
+    "RecordRow",
+    "decode_record",
+    "installed_rows",
+    "parse_record",
+    "record_bytes",
+    "record_hash",
+    "verify_record",
+]
 
-# Weak or truncated algorithms pypa/installer refuses too; a RECORD using them proves nothing.
-_WEAK = frozenset({"md5", "sha1", "sha224"})
+#: Hash names a RECORD row may use: fixed-length, in every hashlib (``algorithms_guaranteed``), not weak.
+ACCEPTED_ALGORITHMS = frozenset(
+    {"sha256", "sha384", "sha512", "sha3_256", "sha3_384", "sha3_512", "blake2b", "blake2s"}
+)
 
 
 class RecordRow(NamedTuple):
@@ -57,6 +82,14 @@ def record_hash(sha256_hex: str) -> str:
     """``sha256=<urlsafe b64, unpadded>``: the RECORD spelling of a hex digest."""
     encoded = binascii.b2a_base64(bytes.fromhex(sha256_hex), newline=False).translate(_URLSAFE)
     return "sha256=" + encoded.decode("ascii").rstrip("=")
+
+
+def decode_record(data: bytes, filename: str, member: str) -> str:
+    """RECORD's text: UTF-8 (PEP 376), as pip reads it (it stops with "error decoding" otherwise)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"not UTF-8: {exc}", wheel=filename, entry=member) from None
 
 
 def parse_record(text: str, filename: str, member: str) -> list[RecordRow]:
@@ -93,7 +126,8 @@ def _exempt(dist_info: str) -> frozenset[str]:
 
 
 def _rehash(path: Path, algorithm: str) -> str:
-    """Only for a RECORD hashed with something other than sha256: the staged digest cannot answer then."""
+    """Only for a RECORD hashed with another of :data:`ACCEPTED_ALGORITHMS` than sha256: the staged digest
+    cannot answer then."""
     digest = hashlib.new(algorithm)
     with path.open("rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
@@ -105,34 +139,49 @@ def _row_problem(row: RecordRow, staged: StagedWheel) -> str | None:
     file = staged.files[row.path]
     algorithm, sep, expected = row.hash.partition("=")
     if not sep or not expected:
-        return f"{row.path} (no hash)"
+        return f"{cut(row.path)} (no hash)"
     if algorithm == "sha256":
         actual = record_hash(file.sha256)[7:]  # after "sha256="
-    elif algorithm in _WEAK or algorithm not in hashlib.algorithms_guaranteed:
-        return f"{row.path} (hash algorithm {algorithm!r} not accepted)"
+    elif algorithm not in ACCEPTED_ALGORITHMS:
+        return f"{cut(row.path)} (hash algorithm {shown(algorithm, 20)} not accepted)"
     else:
         actual = _rehash(staged.root / row.path, algorithm)
     if actual != expected and actual != expected.rstrip("="):
-        return f"{row.path} (hash mismatch)"
+        return f"{cut(row.path)} (hash mismatch)"
     if row.size and row.size != str(file.size):
-        return f"{row.path} (size {row.size} in RECORD, {file.size} in archive)"
+        return f"{cut(row.path)} (size {cut(row.size, 20)} in RECORD, {file.size} in archive)"
+    return None
+
+
+def _unsafe_dir_row(path: str) -> str | None:
+    """Why a directory row may not reach the installed RECORD (the zip parser's rule for entry names)."""
+    try:
+        check_safe_name(path, 0)
+    except UnsafePath as exc:
+        return exc.cause
     return None
 
 
 def verify_record(rows: Iterable[RecordRow], staged: StagedWheel, dist_info: str) -> None:
-    """Raise one RecordError listing every mismatching, missing and unlisted file."""
+    """Raise one RecordError listing every unsafe, duplicate, mismatching, missing and unlisted row or file."""
     problems: list[str] = []
     listed: set[str] = set()
     exempt = _exempt(dist_info)
     files = staged.files
     for row in rows:
         path = row.path
+        if path in listed:
+            problems.append(f"{cut(path)} (listed twice)")
+            continue
         listed.add(path)
-        if path.endswith("/"):
-            continue  # a directory row; nothing to check, nothing pip would install
+        if path.endswith("/"):  # a directory row: nothing to check but where it points
+            unsafe = _unsafe_dir_row(path)
+            if unsafe is not None:
+                problems.append(f"{cut(path)} (unsafe directory row: {unsafe})")
+            continue
         file = files.get(path)
         if file is None:
-            problems.append(f"{path} (listed but missing)")
+            problems.append(f"{cut(path)} (listed but missing)")
         elif path in exempt:
             continue
         elif row.hash != record_hash(file.sha256) or row.size != str(file.size):
@@ -141,10 +190,11 @@ def verify_record(rows: Iterable[RecordRow], staged: StagedWheel, dist_info: str
             if problem:
                 problems.append(problem)
     unlisted = [name for name in files if name not in listed and name not in exempt]
-    problems.extend(f"{name} (not in RECORD)" for name in sorted(unlisted))
+    problems.extend(f"{cut(name)} (not in RECORD)" for name in sorted(unlisted))
     if problems:
-        shown = "; ".join(problems[:20]) + (f"; and {len(problems) - 20} more" if len(problems) > 20 else "")
-        raise RecordError(f"RECORD does not match the archive: {shown}", wheel=staged.filename)
+        shown_problems = "; ".join(problems[:20])
+        more = f"; and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise RecordError(f"RECORD does not match the archive: {shown_problems}{more}", wheel=staged.filename)
 
 
 def installed_rows(

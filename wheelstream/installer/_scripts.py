@@ -12,7 +12,9 @@ Sources (pip 26.3):
   script. Launcher mode: created with the umask, then ``| 0o555``.
 * ``get_console_script_specs``: ``pip`` and ``easy_install`` entry points get versioned variants.
 * Entry points are checked like ``_raise_for_invalid_entrypoint``: a ``module:attr`` callable is required and
-  the name must stay inside the scripts directory.
+  the name must stay inside the scripts directory. Tighter than pip, a name must also be a plain file name that
+  prints as it reads (:func:`check_script_name`): pip would write ``bin/a\\x1bb`` or crash with a traceback
+  on ``a\\x00b`` (``ValueError: embedded null byte``) or a name longer than the file system allows.
 
 Windows ``.exe`` launchers are not produced: wheelstream installs for POSIX targets only.
 """
@@ -24,10 +26,20 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..errors import WheelMetadataError
+from ..errors import WheelMetadataError, one_line
 from ._interpreter import Interpreter
+from ._metadata import shown
 
-__all__ = ["Launcher", "console_script_specs", "fix_shebang", "launcher_bytes", "parse_entry_point"]
+__all__ = [
+    "Launcher",
+    "check_script_name",
+    "console_script_specs",
+    "fix_shebang",
+    "launcher_bytes",
+    "parse_entry_point",
+]
+
+_NAME_MAX = 255  # bytes in one file name on every POSIX file system wheelstream installs to
 
 # pip's PipScriptMaker.script_template (it avoids importing ``re`` for start-up speed).
 _TEMPLATE = """\
@@ -88,21 +100,44 @@ def console_script_specs(console: Mapping[str, str], interpreter: Interpreter) -
     return specs
 
 
-def parse_entry_point(name: str, value: str, *, gui: bool, wheel: str) -> Launcher:
-    """Check one entry point as pip + distlib would and return what to generate."""
+def check_script_name(name: str) -> str | None:
+    """Why ``name`` cannot be a launcher's file name in the scripts directory, or None if it can.
+
+    pip's rule (the name joined onto the scripts dir must stay strictly inside it) plus: one path component
+    with no backslash (a ``\\`` is a separator on Windows), no leading ``-`` (a file ``bin/-rf`` is an option
+    to whatever a shell glob hands it to), nothing a terminal would act on or reorder when the name is listed
+    (controls, NUL, bidi overrides, whitespace), and short enough to be a file name."""
+    if "/" in name or "\\" in name or name in {".", ".."}:
+        return "it would be installed outside the scripts directory"
+    if one_line(name) != name or any(char.isspace() for char in name):
+        return "it holds whitespace, a control or a bidi character"
+    if name.startswith("-"):
+        return "it starts with '-'"
+    if len(name.encode("utf-8")) > _NAME_MAX:
+        return f"it is longer than {_NAME_MAX} bytes"
+    return None
+
+
+def parse_entry_point(name: str, value: str, *, gui: bool, wheel: str, entry: str | None = None) -> Launcher:
+    """Check one entry point as pip + distlib would (plus :func:`check_script_name`) and return what to generate.
+
+    ``entry`` is the ``entry_points.txt`` member the errors name."""
     match = _CALLABLE.match(value.strip())
     if not name or re.search(r"\s|^\[", name) or match is None:
-        raise WheelMetadataError(f"invalid script entry point {name} = {value}", wheel=wheel)
+        raise WheelMetadataError(
+            f"invalid script entry point {shown(name)} = {shown(value)}", wheel=wheel, entry=entry
+        )
     module, colon, attr = match.group("callable").partition(":")
     if not colon or ":" in attr:
         raise WheelMetadataError(
-            f"invalid script entry point {name} = {value}: a module:callable is required", wheel=wheel
-        )
-    parts = name.replace("\\", "/").split("/")
-    if len(parts) != 1 or name in {".", ".."}:
-        raise WheelMetadataError(
-            f"invalid script entry point name {name!r}: it would be installed outside the scripts directory",
+            f"invalid script entry point {shown(name)} = {shown(value)}: a module:callable is required",
             wheel=wheel,
+            entry=entry,
+        )
+    problem = check_script_name(name)
+    if problem is not None:
+        raise WheelMetadataError(
+            f"invalid script entry point name {shown(name)}: {problem}", wheel=wheel, entry=entry
         )
     return Launcher(name, module, attr, gui)
 
