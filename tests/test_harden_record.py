@@ -310,3 +310,25 @@ def test_every_installed_file_has_exactly_one_right_row(tmp_path: Path) -> None:
     target = install(tmp_path, members, extra_rows=("demo/,,", "demo/sub/,,"))
     rows = assert_record_sound(target)
     assert {"../../bin/run", "../../bin/tool", "../../bin/gtool", "demo/"} <= {row[0] for row in rows}
+
+
+def test_two_wheels_of_one_install_sharing_a_path_warn_only_when_contents_differ(tmp_path: Path) -> None:
+    """Shared files are normal (every nvidia-* wheel ships the same nvidia/__init__.py) and pass in silence;
+    a path two wheels fill with different bytes is installed as pip does (the later wheel's) with a warning,
+    since the earlier wheel's RECORD then names a hash its file no longer has."""
+    import wheelstream
+
+    def wheel(name: str, body: bytes) -> str:
+        return str(build_wheel(tmp_path / "w", f"{name}-1.0-py3-none-any.whl",
+                               {"shared/__init__.py": b"", "shared/x.py": body, f"{name}.py": b""}))
+
+    same = wheelstream.install([wheel("aaa", b"A\n"), wheel("bbb", b"A\n")], tmp_path / "t1",
+                               cache_dir=tmp_path / "c")
+    assert same.report is not None and same.report.warnings == ()
+    differ = wheelstream.install([wheel("ccc", b"C\n"), wheel("ddd", b"D\n")], tmp_path / "t2",
+                                 cache_dir=tmp_path / "c")
+    assert differ.report is not None
+    expected = ("ddd-1.0-py3-none-any.whl overwrites 'shared/x.py', which "
+                "ccc-1.0-py3-none-any.whl installs with other contents")
+    assert differ.report.warnings == (expected,)
+    assert (tmp_path / "t2" / "shared" / "x.py").read_bytes() == b"D\n"

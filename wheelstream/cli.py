@@ -52,7 +52,7 @@ from wheelstream._api import DEFAULT_INDEX_URL, DEFAULT_JOBS, InstallResult
 from wheelstream._cache import Cache, try_lock
 from wheelstream._partial import Journal
 from wheelstream._ui import ConsoleProgress, escape, human_size, stderr_console
-from wheelstream.errors import HashMismatch, Interrupted, UsageError, WheelstreamError
+from wheelstream.errors import HashMismatch, Interrupted, UsageError, WheelstreamError, one_line
 from wheelstream.installer import LinkMode, probe_interpreter
 
 __all__ = ["cli", "main", "parse_requirements", "parse_size"]
@@ -461,7 +461,7 @@ def install_cmd(
     result = _run("Installed", quiet, verbose, no_progress, call)
     if verbose and result.report is not None:
         for item in result.report.installed:
-            click.echo(f"installed {item}", err=True)
+            click.echo(f"installed {one_line(item)}", err=True)  # a wheel names its items
 
 
 @cli.command("download")
@@ -603,16 +603,16 @@ def cache_list(cache_dir: str | None) -> None:
     click.echo(f"cache: {root}")
     click.echo(f"partial downloads: {len(partials)}")
     for p in partials:
-        name = urllib.parse.unquote(p.url.rsplit("/", 1)[-1]) or p.url
-        click.echo(f"  {name}  {p.percent}  {human_size(p.durable)} of {human_size(p.length)}  "
-                   f"{_age(p.journal)}  {p.url}")
+        name = urllib.parse.unquote(p.url.rsplit("/", 1)[-1]) or p.url  # shown only, never a path
+        click.echo(f"  {one_line(name)}  {p.percent}  {human_size(p.durable)} of {human_size(p.length)}  "
+                   f"{_age(p.journal)}  {one_line(p.url)}")
     click.echo(f"unpacked wheels: {len(wheels)}")
     for filename, sha, size, _path in wheels:
-        click.echo(f"  {filename}  {human_size(size)}  sha256:{sha[:16]}…")
+        click.echo(f"  {one_line(filename)}  {human_size(size)}  sha256:{sha[:16]}…")
     files = _wheel_files(root)
     click.echo(f"wheel files: {len(files)}")
     for filename, sha, size, _path in files:
-        click.echo(f"  {filename}  {human_size(size)}  sha256:{sha[:16]}…")
+        click.echo(f"  {one_line(filename)}  {human_size(size)}  sha256:{sha[:16]}…")
     index_db = root / "http"
     click.echo(f"index cache: {human_size(_tree_size(index_db))}")
 

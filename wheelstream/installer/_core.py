@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._staged import StagedWheel
-from ..errors import DiskError, Interrupted, UsageError, WheelMetadataError, WheelstreamError
+from ..errors import DiskError, Interrupted, UsageError, WheelMetadataError, WheelstreamError, one_line
 from ._commit import (
     RESERVED_PREFIX,
     TMP_PREFIX,
@@ -128,6 +128,7 @@ class _Warnings:
     seen: list[str] = field(default_factory=list)
 
     def __call__(self, message: str) -> None:
+        message = one_line(message)  # it names the wheel's items: no control character reaches a terminal
         self.seen.append(message)
         if self.sink is not None:
             self.sink(message)
@@ -252,6 +253,23 @@ def _refuse_reserved_names(prep: _Prepared, interpreter: Interpreter) -> None:
                 wheel=prep.item.staged.filename,
                 entry=member,
             )
+
+
+def _warn_about_overwrites(prepared: Sequence[_Prepared], warn: _Warnings) -> None:
+    """Two wheels of one transaction that ship one path: the later one's file is installed, as pip does, and
+    shared files are normal (every ``nvidia-*`` wheel ships the same empty ``nvidia/__init__.py``). Only a
+    path whose contents differ is worth a warning: the earlier wheel's RECORD then names a hash its file no
+    longer has."""
+    owners: dict[str, tuple[str, str]] = {}  # home path -> (wheel, sha256)
+    for prep in prepared:
+        staged = prep.item.staged
+        for member, placement in prep.placements.items():
+            digest = staged.files[member].sha256
+            earlier = owners.get(placement.dest)
+            if earlier is not None and earlier[1] != digest:
+                warn(f"{staged.filename} overwrites {placement.dest.rpartition(prep.lib + '/')[2]!r}, which "
+                     f"{earlier[0]} installs with other contents")
+            owners[placement.dest] = (staged.filename, digest)
 
 
 def _starts_with(path: Path, prefix: bytes) -> bool:
@@ -422,6 +440,7 @@ def install_staged_many(
         except WheelstreamError as exc:
             exc.with_wheel(item.staged.filename)
             raise
+    _warn_about_overwrites(prepared, warn)
 
     target = Path(os.path.abspath(target))
     if os.path.lexists(target) and not target.is_dir():
