@@ -191,7 +191,8 @@ def _library_run(script: str, tmp_path: Path, urls: list[str]) -> str:
     ``urls`` into ``tmp_path/t`` with the cache in ``tmp_path/c``."""
     prelude = (
         "import functools, sys, wheelstream, wheelstream._workers\n"
-        "install = functools.partial(wheelstream.install, sys.argv[3:], sys.argv[1], cache_dir=sys.argv[2])\n"
+        "install = functools.partial(wheelstream.install, sys.argv[3:], sys.argv[1], cache_dir=sys.argv[2],\n"
+        "                            workers='processes')\n"
         "forked = []  # whether the install really started worker processes\n"
         "_start = wheelstream._workers.ProcessPool.start\n"
         "wheelstream._workers.ProcessPool.start = lambda pool: forked.append(1) or _start(pool)\n"

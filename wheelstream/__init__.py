@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from wheelstream._api import DEFAULT_INDEX_URL, InstallResult, WheelOutcome, download, install
+    from wheelstream._api import DEFAULT_INDEX_URL, InstallResult, WheelOutcome, Workers, download, install
     from wheelstream._progress import Progress, ProgressCallback
     from wheelstream.errors import WheelstreamError
     from wheelstream.installer import InstallReport
@@ -23,6 +23,7 @@ _LAZY = {
     "DEFAULT_INDEX_URL": "wheelstream._api",
     "InstallResult": "wheelstream._api",
     "WheelOutcome": "wheelstream._api",
+    "Workers": "wheelstream._api",
     "download": "wheelstream._api",
     "install": "wheelstream._api",
     "Progress": "wheelstream._progress",
@@ -59,6 +60,7 @@ __all__ = [
     "ProgressCallback",
     "WheelOutcome",
     "WheelstreamError",
+    "Workers",
     "__version__",
     "download",
     "install",

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, BrokenExecutor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
 
@@ -49,7 +49,12 @@ from wheelstream.zip import DEFAULT_MAX_UNPACKED_SIZE
 if TYPE_CHECKING:
     from wheelstream._workers import ProcessPool
 
-__all__ = ["DEFAULT_INDEX_URL", "InstallResult", "WheelOutcome", "download", "install"]
+__all__ = ["DEFAULT_INDEX_URL", "InstallResult", "WheelOutcome", "Workers", "download", "install"]
+
+# Where several downloads run: threads of the caller's process (the default: a library is a guest, and forking
+# its host is not a guest's call), or forked worker processes, one GIL each (Linux, from a process with one
+# thread; see wheelstream._workers) — the CLI, which owns its process, asks for them.
+Workers = Literal["threads", "processes"]
 
 DEFAULT_INDEX_URL = "https://pypi.org/simple/"
 # Every download is a two-stage pipeline (network + unpack threads) that keeps about one core busy when the
@@ -144,18 +149,22 @@ def _fetch_all(
     ignore_tags: bool,
     python: str | None,
     keep_wheels_in: Path | None,
+    workers: Workers,
     keep_unpacked: bool = True,
 ) -> list[tuple[_Resolved, DownloadResult]]:
     """Resolve and fetch every source (in parallel), with a client of our own unless one is given."""
+    if workers not in ("threads", "processes"):
+        raise UsageError(f"unknown workers {workers!r} (use 'threads' or 'processes')")
     names = [sources] if isinstance(sources, str) else [os.fspath(s) for s in sources]
     options = DownloadOptions(timeout=timeout, retries=retries, max_unpacked_size=max_unpacked_size)
     cache = Cache.at(cache_dir)
     if client is not None:
         return _fetch_with(names, cache, client, hashes or {}, index_url, jobs, options, progress,
-                           ignore_tags, python, keep_wheels_in, keep_unpacked, own_client=False)
+                           ignore_tags, python, keep_wheels_in, keep_unpacked, processes=False)
     with new_client(timeout) as own:
         return _fetch_with(names, cache, own, hashes or {}, index_url, jobs, options, progress,
-                           ignore_tags, python, keep_wheels_in, keep_unpacked, own_client=True)
+                           ignore_tags, python, keep_wheels_in, keep_unpacked,
+                           processes=workers == "processes")
 
 
 def _fetch_with(
@@ -171,8 +180,9 @@ def _fetch_with(
     python: str | None,
     keep_wheels_in: Path | None,
     keep_unpacked: bool,
-    own_client: bool,
+    processes: bool,
 ) -> list[tuple[_Resolved, DownloadResult]]:
+    """``processes``: worker processes were asked for, and the client is ours (a caller's cannot cross)."""
     interpreter = probe_interpreter(python)
     resolved = [_resolve(s, hashes, index_url, cache, client, interpreter.tags) for s in sources]
     if not ignore_tags and keep_wheels_in is None:
@@ -181,9 +191,9 @@ def _fetch_with(
             check_tags(name, parse_filename(name).tags, interpreter.tags, interpreter.executable)
     args = (cache, options, keep_wheels_in, keep_unpacked)
     workers = min(max(1, jobs), len(resolved))
-    processes = _process_pool(workers, options.timeout, progress) if own_client else None
-    if processes is not None:
-        return _fetch_in_processes(processes, resolved, cache, args)
+    pool = _process_pool(workers, options.timeout, progress) if processes else None
+    if pool is not None:
+        return _fetch_in_processes(pool, resolved, cache, args)
     cancel = threading.Event()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wheelstream") as threads:
 
@@ -440,6 +450,7 @@ def install(
     progress: ProgressCallback | None = None,
     on_warning: Callable[[str], None] | None = None,
     client: httpx.Client | None = None,
+    workers: Workers = "threads",
 ) -> InstallResult:
     """Install wheels into ``target`` like ``pip install --no-deps --no-compile --target``, resumably.
 
@@ -451,11 +462,16 @@ def install(
     cache keeps the wheel *file*, so a later install needs no network but unpacks again; ``"copy"`` and
     ``"hardlink"`` keep the unpacked tree in the cache and copy or hardlink from it (a hardlinked file edited
     in the target changes the cache too, as with uv).
+
+    ``workers``: several downloads run on threads of this process unless ``"processes"`` is asked for: then,
+    where it is possible (Linux, a client of wheelstream's own, this process running one thread), each runs in
+    a forked worker process with a GIL of its own — faster on many wheels, but it forks the caller.
     """
     fetched = _fetch_all(
         sources, cache_dir=cache_dir, client=client, hashes=hashes, index_url=index_url, jobs=jobs,
         retries=retries, timeout=timeout, max_unpacked_size=max_unpacked_size, progress=progress,
-        ignore_tags=ignore_tags, python=python, keep_wheels_in=None, keep_unpacked=link_mode != "move",
+        ignore_tags=ignore_tags, python=python, keep_wheels_in=None, workers=workers,
+        keep_unpacked=link_mode != "move",
     )
     results = [result for _item, result in fetched]
     try:
@@ -509,14 +525,16 @@ def download(
     max_unpacked_size: int = DEFAULT_MAX_UNPACKED_SIZE,
     progress: ProgressCallback | None = None,
     client: httpx.Client | None = None,
+    workers: Workers = "threads",
 ) -> InstallResult:
     """Resumably download wheels into ``dest`` and verify each archive completely (every entry inflated
-    and CRC-checked, central directory cross-checked) — ``pip download`` with zip verification."""
+    and CRC-checked, central directory cross-checked) — ``pip download`` with zip verification. ``workers``
+    as for :func:`install`."""
     dest_path = Path(dest)
     fetched = _fetch_all(
         sources, cache_dir=cache_dir, client=client, hashes=hashes, index_url=index_url, jobs=jobs,
         retries=retries, timeout=timeout, max_unpacked_size=max_unpacked_size, progress=progress,
-        ignore_tags=True, python=None, keep_wheels_in=dest_path,
+        ignore_tags=True, python=None, keep_wheels_in=dest_path, workers=workers,
     )
     return InstallResult(tuple(_outcome(i, r, dest_path) for i, r in fetched), None)
 

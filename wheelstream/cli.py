@@ -456,6 +456,7 @@ def install_cmd(
             upgrade=upgrade, jobs=jobs, retries=retries, timeout=timeout, python=python,
             link_mode=_LINK_MODES[link_mode], compile_bytecode=compile_bytecode,
             ignore_tags=ignore_tags, max_unpacked_size=max_unpacked_size, progress=ui, on_warning=ui.warn,
+            workers="processes",  # the command owns its process (library calls stay on threads)
         )
 
     result = _run("Installed", quiet, verbose, no_progress, call)
@@ -484,6 +485,7 @@ def download_cmd(
         return do_download(
             common.sources, dest, cache_dir=cache_dir, hashes=common.hashes, index_url=common.index_url,
             jobs=jobs, retries=retries, timeout=timeout, max_unpacked_size=max_unpacked_size, progress=ui,
+            workers="processes",
         )
 
     result = _run("Downloaded", quiet, verbose, no_progress, call)
