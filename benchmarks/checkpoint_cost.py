@@ -28,7 +28,7 @@ import httpx
 import wheelstream
 import wheelstream._tee as tee
 from wheelstream._cache import Cache
-from wheelstream._download import fetch_wheel
+from wheelstream.fetch import fetch_wheel
 from wheelstream.testing import FaultServer
 
 DEFAULT = "/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"

@@ -34,12 +34,12 @@ import wheelstream._tee as tee
 from fixtures.wellformed import WELLFORMED, make_wheel
 from wheelstream import _sha256
 from wheelstream._cache import Cache
-from wheelstream._download import DownloadOptions, DownloadResult, fetch_wheel
 from wheelstream._partial import Journal, PartialFile, entries_log
 from wheelstream._progress import Progress
 from wheelstream._staged import StagedFile
 from wheelstream._urls import cache_key
 from wheelstream.errors import DiskError, Interrupted
+from wheelstream.fetch import DownloadOptions, DownloadResult, fetch_wheel
 from wheelstream.testing import Cut, FaultPlan, FaultServer, Stall, Throttle
 from wheelstream.zip import LocalEntry, ZipStreamParser
 
@@ -523,7 +523,7 @@ def test_a_failed_checkpoint_on_the_worker_surfaces_and_the_last_good_one_resume
 KILL_SCRIPT = """
 import sys, httpx
 from wheelstream._cache import Cache
-from wheelstream._download import DownloadOptions, fetch_wheel
+from wheelstream.fetch import DownloadOptions, fetch_wheel
 with httpx.Client() as client:
     fetch_wheel(sys.argv[1], cache=Cache.at(sys.argv[2]), client=client,
                 options=DownloadOptions(checkpoint_bytes=64 * 1024, checkpoint_seconds=0.02))
@@ -535,7 +535,7 @@ KILL_IN_SAVE_SCRIPT = """
 import os, signal, sys, threading, httpx
 import wheelstream._partial as partial
 from wheelstream._cache import Cache
-from wheelstream._download import DownloadOptions, fetch_wheel
+from wheelstream.fetch import DownloadOptions, fetch_wheel
 real, calls = partial._replace_durably, [0]
 def replace(path, text):
     calls[0] += 1
@@ -666,7 +666,6 @@ def test_a_dropped_connection_resumes_without_waiting_for_a_checkpoint_to_sync(
     """After a drop the next request goes out at once on the in-memory state; a periodic checkpoint still
     syncing (held here until the second request has started, 5 s at most) must not hold it up. The download
     still ends complete and correct, with the held checkpoint finished before anything is renamed."""
-    from wheelstream._download import _Download
     from wheelstream._extract import Extractor
 
     data = mixed_wheel()
@@ -674,7 +673,7 @@ def test_a_dropped_connection_resumes_without_waiting_for_a_checkpoint_to_sync(
     syncing = threading.Event()
     release = threading.Event()
     seen_while_syncing: list[bool] = []
-    real_flush, real_attempt = Extractor.flush_to_disk, _Download._attempt
+    real_flush = Extractor.flush_to_disk
 
     def slow_flush(self: Extractor) -> None:
         syncing.set()
@@ -684,15 +683,15 @@ def test_a_dropped_connection_resumes_without_waiting_for_a_checkpoint_to_sync(
         finally:
             syncing.clear()
 
-    def attempt(self: _Download) -> object:
-        if self.fetched:  # the request after the drop
+    def on_request(request: httpx.Request) -> None:
+        if "Range" in request.headers:  # the request after the drop
             seen_while_syncing.append(syncing.is_set())
             release.set()
-        return real_attempt(self)
 
     monkeypatch.setattr(Extractor, "flush_to_disk", slow_flush)
-    monkeypatch.setattr(_Download, "_attempt", attempt)
-    result = fetch(url, tmp_path, dataclasses.replace(OFTEN, checkpoint_bytes=256 << 10))
+    with httpx.Client(timeout=10, event_hooks={"request": [on_request]}) as client:
+        result = fetch_wheel(url, cache=Cache.at(tmp_path), client=client,
+                             options=dataclasses.replace(OFTEN, checkpoint_bytes=256 << 10))
     assert tree(result) == contents(data)
     assert result.resumed_at is not None
     assert seen_while_syncing == [True]

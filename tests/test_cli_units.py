@@ -12,8 +12,10 @@ import pytest
 from rich.console import Console
 
 from wheelstream._progress import Progress
-from wheelstream._ui import ConsoleProgress
-from wheelstream.cli import parse_requirements, parse_size
+from wheelstream.cli._install import parse_size
+from wheelstream.cli._process import GC_THRESHOLDS, rare_gc
+from wheelstream.cli._requirements import parse_requirements
+from wheelstream.cli._ui import ConsoleProgress
 from wheelstream.errors import UsageError
 
 H1, H2 = "a" * 64, "b" * 64
@@ -122,27 +124,38 @@ def test_summary_line() -> None:
 
 @pytest.mark.parametrize("argv", [["--version"], ["install"], ["no-such-command"]])
 def test_main_gives_the_garbage_collector_back_as_it_found_it(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI runs with rare collections (docs/performance.md); called in-process, as a host or a test may,
-    it must leave the caller's thresholds as they were however the command ends — and collect while it runs."""
+    """The CLI runs with rare collections (docs/performance.md, decision log); called in-process, as a host
+    or a test may, it must leave the caller's thresholds as they were however the command ends — and collect
+    while it runs."""
     import gc
 
-    from wheelstream import cli
+    from wheelstream.cli import cli, main
 
     before = gc.get_threshold()
     during: list[tuple[int, ...]] = []
-    real = cli._main
+    real = cli.main
 
-    def spy(args: Any) -> Any:
+    def spy(*args: Any, **kwargs: Any) -> Any:
         during.append(gc.get_threshold())
         assert gc.isenabled()
-        return real(args)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(cli, "_main", spy)
+    monkeypatch.setattr(cli, "main", spy)
     with pytest.raises(SystemExit):
-        cli.main(argv)
+        main(argv)
     assert gc.get_threshold() == before
-    assert during == [cli._GC_THRESHOLDS]
+    assert during == [GC_THRESHOLDS]
     assert gc.get_freeze_count() == 0  # called with arguments: a host's heap is left as it was
+
+
+def test_rare_gc_restores_the_thresholds_when_the_body_raises() -> None:
+    import gc
+
+    before = gc.get_threshold()
+    with pytest.raises(KeyError), rare_gc(freeze_on_exit=False):
+        assert gc.get_threshold() == GC_THRESHOLDS
+        raise KeyError
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
 
 def test_the_program_freezes_its_heap_on_the_way_out(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -150,13 +163,13 @@ def test_the_program_freezes_its_heap_on_the_way_out(monkeypatch: pytest.MonkeyP
     interpreter's last collection skips them."""
     import gc
 
-    from wheelstream import cli
+    from wheelstream.cli import main
 
     monkeypatch.setattr(sys, "argv", ["wheelstream", "--version"])
     assert gc.get_freeze_count() == 0
     try:
         with pytest.raises(SystemExit):
-            cli.main()
+            main()
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
@@ -175,7 +188,7 @@ print(code, sorted(m for m in ("rich", "pygments", "httpx._main") if sys.modules
 
 def test_a_quiet_install_imports_no_terminal_ui(tmp_path: Path) -> None:
     """``-q --no-progress`` prints nothing on success, so the program never imports rich, nor httpx's own CLI
-    (which would bring rich and pygments): ~60 ms of every such run (docs/performance.md)."""
+    (which would bring rich and pygments) — docs/performance.md, decision log."""
     import subprocess
 
     from fixtures.wellformed import make_wheel
@@ -203,6 +216,15 @@ def test_the_library_leaves_httpx_whole_and_exports_lazily() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.splitlines() == ["True True True", "module 'wheelstream' has no attribute 'nope'"]
+
+
+def test_the_program_leaves_an_already_imported_httpx_whole() -> None:
+    """The fallback of blocking httpx's CLI: a process that imported httpx before the program keeps it."""
+    import subprocess
+
+    code = "import sys, httpx\nfrom wheelstream.cli import main\nprint(sys.modules.get('httpx._main') is not None)\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.splitlines() == ["True"]
 
 
 def test_ctrl_c_once_the_install_is_done_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

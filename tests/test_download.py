@@ -26,7 +26,6 @@ from fixtures.hostile import HOSTILE
 from fixtures.wellformed import WELLFORMED, make_wheel
 from wheelstream import errors
 from wheelstream._cache import Cache
-from wheelstream._download import DownloadOptions, DownloadResult, fetch_wheel
 from wheelstream._partial import Journal
 from wheelstream._progress import Progress
 from wheelstream._urls import cache_key
@@ -37,6 +36,7 @@ from wheelstream.errors import (
     ResourceGone,
     RetriesExhausted,
 )
+from wheelstream.fetch import DownloadOptions, DownloadResult, fetch_wheel
 from wheelstream.testing import (
     ChangeFile,
     Corrupt,
@@ -257,7 +257,7 @@ def test_ctrl_c_checkpoints_and_resumes(server: FaultServer, tmp_path: Path) -> 
 KILL_SCRIPT = """
 import sys, httpx
 from wheelstream._cache import Cache
-from wheelstream._download import DownloadOptions, fetch_wheel
+from wheelstream.fetch import DownloadOptions, fetch_wheel
 with httpx.Client() as client:
     fetch_wheel(sys.argv[1], cache=Cache.at(sys.argv[2]), client=client,
                 options=DownloadOptions(checkpoint_bytes=64 * 1024, checkpoint_seconds=0.05))
@@ -300,7 +300,7 @@ def test_sigkill_then_rerun_fetches_only_the_tail(server: FaultServer, tmp_path:
 CONCURRENT_SCRIPT = """
 import sys, httpx
 from wheelstream._cache import Cache
-from wheelstream._download import fetch_wheel
+from wheelstream.fetch import fetch_wheel
 with httpx.Client() as client:
     r = fetch_wheel(sys.argv[1], cache=Cache.at(sys.argv[2]), client=client)
 print(r.sha256, r.from_cache)
@@ -390,7 +390,8 @@ def _interrupted_download(server: FaultServer, tmp_path: Path) -> tuple[bytes, s
 def test_a_resume_continues_the_saved_hash_without_reading_the_partial_again(
     server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from wheelstream import _download, _sha256
+    import wheelstream.fetch._resume as resume
+    from wheelstream import _sha256
 
     if _sha256._LIB is None:
         pytest.skip("no libcrypto with SHA256_* in this process: resumes re-hash here")
@@ -401,7 +402,7 @@ def test_a_resume_continues_the_saved_hash_without_reading_the_partial_again(
     def no_rereading(*args: object) -> object:
         raise AssertionError("the kept prefix was read again")
 
-    monkeypatch.setattr(_download, "prefix_sha256", no_rereading)
+    monkeypatch.setattr(resume, "prefix_sha256", no_rereading)
     result = fetch(url, tmp_path, expected_sha256=hashlib.sha256(data).hexdigest())
     assert result.bytes_reused == saved["durable"] and tree(result) == contents(data)
     assert server.requests_for(WHEEL)[-1].range == f"bytes={saved['durable']}-"
@@ -413,7 +414,8 @@ def test_a_saved_hash_that_does_not_fit_the_partial_is_recomputed(
 ) -> None:
     """A state for another length (or none, as older journals have): the kept bytes are hashed again, the
     download still resumes, and the digest is right."""
-    from wheelstream import _download, _tee
+    import wheelstream.fetch._resume as resume
+    from wheelstream import _tee
 
     data, url, header = _interrupted_download(server, tmp_path)
     saved = json.loads(header.read_text())
@@ -425,7 +427,7 @@ def test_a_saved_hash_that_does_not_fit_the_partial_is_recomputed(
         reread.append(length)
         return real(path, length, stop)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(_download, "prefix_sha256", counting)
+    monkeypatch.setattr(resume, "prefix_sha256", counting)
     result = fetch(url, tmp_path)
     assert reread == [saved["durable"]]
     assert result.sha256 == hashlib.sha256(data).hexdigest() and result.bytes_reused == saved["durable"]
@@ -561,12 +563,10 @@ def test_a_disk_error_keeps_a_journal_it_cannot_read_now(server: FaultServer, tm
     descriptors); "cannot read it" must not be taken for "there is none" and the download deleted."""
     import errno
 
-    import wheelstream._download as download
-
     data = WELLFORMED["big_entry"]()
     url = server.add_file(WHEEL, data)
     _failing_partial_writes(monkeypatch, 3 << 20, errno.EIO)
-    monkeypatch.setattr(download.Journal, "load_header", classmethod(lambda cls, path: None))
+    monkeypatch.setattr(Journal, "load_header", classmethod(lambda cls, path: None))
     with pytest.raises(errors.DiskError, match="Input/output error; the partial download is kept"):
         fetch(url, tmp_path, options=DownloadOptions(checkpoint_bytes=256 << 10, retries=0))
     key = cache_key(url)
@@ -619,8 +619,8 @@ def test_an_oserror_from_the_progress_callback_is_the_callers_own(server: FaultS
 def test_a_local_wheel_that_cannot_be_read_is_named_as_such(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    import wheelstream._download as download
-    from wheelstream._download import unpack_local
+    import wheelstream.fetch._local as local
+    from wheelstream.fetch import unpack_local
 
     wheel = tmp_path / WHEEL
     wheel.write_bytes(WELLFORMED["deflate"]())
@@ -629,7 +629,7 @@ def test_a_local_wheel_that_cannot_be_read_is_named_as_such(tmp_path: Path, monk
         def read(self, size: int | None = -1, /) -> bytes:
             raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(download, "_open_binary", lambda path: Failing())
+    monkeypatch.setattr(local, "_open_binary", lambda path: Failing())
     with pytest.raises(errors.DiskError, match=rf"^{WHEEL}: cannot read {wheel}: Input/output error$"):
         unpack_local(wheel, cache=Cache.at(tmp_path / "cache"))
     assert list((tmp_path / "cache" / "staging").iterdir()) == []
@@ -691,8 +691,8 @@ def test_a_local_wheel_that_cannot_be_read_back_for_a_deferred_entry_is_named_as
     then is the wheel's, not the cache's (review)."""
     import errno
 
-    import wheelstream._download as download
-    from wheelstream._download import unpack_local
+    import wheelstream.fetch._local as local
+    from wheelstream.fetch import unpack_local
 
     wheel = tmp_path / WHEEL
     wheel.write_bytes(WELLFORMED["stored_descriptor"]())
@@ -701,6 +701,14 @@ def test_a_local_wheel_that_cannot_be_read_back_for_a_deferred_entry_is_named_as
         raise OSError(errno.EIO, "Input/output error")
         yield b""  # a generator, like the real one
 
-    monkeypatch.setattr(download, "read_file_range", unreadable)
+    monkeypatch.setattr(local, "read_file_range", unreadable)
     with pytest.raises(errors.DiskError, match=rf"^{WHEEL}: cannot read {wheel}: Input/output error$"):
         unpack_local(wheel, cache=Cache.at(tmp_path / "cache"))
+
+
+def test_fetch_exports_are_sorted_and_resolve() -> None:
+    import wheelstream.fetch
+
+    names = wheelstream.fetch.__all__
+    assert list(names) == sorted(names)
+    assert all(getattr(wheelstream.fetch, name) is not None for name in names)

@@ -2,8 +2,8 @@
 
 A wheel chooses its file name, entry names, RECORD paths, entry-point names and metadata values; all of them
 end up in errors and warnings. :func:`wheelstream.errors.one_line` (used by ``WheelstreamError`` itself, so
-library users get safe messages too) and ``wheelstream._ui.escape`` (every CLI error, warning, note and progress
-label) turn controls, bidi overrides and surrogates into escapes and keep a message on one line.
+library users get safe messages too) and ``wheelstream.cli._ui.escape`` (every CLI error, warning, note and
+progress label) turn controls, bidi overrides and surrogates into escapes and keep a message on one line.
 
 The property tests feed arbitrary entry-point names, RECORD rows and METADATA values to the library: it either
 installs or raises a :class:`~wheelstream.errors.WheelstreamError` whose text is one printable line, and nothing
@@ -37,9 +37,9 @@ from test_install_support import snapshot
 
 import wheelstream
 from fixtures.wellformed import record_line
-from wheelstream import cli
 from wheelstream._progress import Progress
-from wheelstream._ui import ConsoleProgress, escape
+from wheelstream.cli._contract import fail
+from wheelstream.cli._ui import ConsoleProgress, escape
 from wheelstream.errors import RecordError, WheelMetadataError, WheelstreamError, one_line
 
 # -- one_line and the error text -----------------------------------------------------------------------------
@@ -93,11 +93,11 @@ def printed(capsys: pytest.CaptureFixture[str], call: object) -> str:
 
 
 def test_fail_prints_one_safe_line(capsys: pytest.CaptureFixture[str]) -> None:
-    err = printed(capsys, lambda: cli._fail(None, OSError(28, "No space\x1b[2J", "/t/\u202ex"), 1))
+    err = printed(capsys, lambda: fail(None, OSError(28, "No space\x1b[2J", "/t/\u202ex"), 1))
     assert err.count("\n") == 1 and err.startswith("error: ") and not CONTROL.search(err)
-    err = printed(capsys, lambda: cli._fail(None, WheelMetadataError("a\x1bb\nc", wheel="[bold]w.whl"), 1))
+    err = printed(capsys, lambda: fail(None, WheelMetadataError("a\x1bb\nc", wheel="[bold]w.whl"), 1))
     assert err == "error: [bold]w.whl: a\\x1bb c\n"
-    err = printed(capsys, lambda: cli._fail(None, "  \n ", 1))
+    err = printed(capsys, lambda: fail(None, "  \n ", 1))
     assert err == "error: str\n"
 
 

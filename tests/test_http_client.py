@@ -14,8 +14,8 @@ from pytest_httpserver import HTTPServer
 
 import wheelstream
 from fixtures.wellformed import WELLFORMED
-from wheelstream._http_client import new_client, take_request_stream
 from wheelstream.testing import FaultServer
+from wheelstream.transport import new_client, take_request_stream, track_request_streams
 
 TLS = Path(__file__).resolve().parent.parent / "fixtures" / "tls"
 WHEEL = "demo-1.0-py3-none-any.whl"
@@ -129,3 +129,60 @@ def test_our_pools_name_the_connection_a_request_was_written_to() -> None:
     assert stream is not None and again is stream
     assert first.extensions["network_stream"] is stream is second.extensions["network_stream"]
     assert take_request_stream() is None
+
+
+class _PoolWithAMovedBackend:
+    """httpcore's connection pool with its network backend kept under another name, as a later httpcore
+    might keep it."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def handle_request(self, request: Any) -> Any:
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def __enter__(self) -> None:  # httpx's transport does not use what this returns
+        self._inner.__enter__()
+
+    def __exit__(self, *args: object) -> None:
+        self._inner.__exit__(*args)
+
+
+def test_tracking_takes_each_pool_once() -> None:
+    transport = httpx.HTTPTransport()
+    assert track_request_streams(transport) is True
+    backend = transport._pool._network_backend
+    assert track_request_streams(transport) is True  # not wrapped twice
+    assert transport._pool._network_backend is backend
+    transport.close()
+
+
+def test_where_httpx_or_httpcore_moved_the_backend_the_transport_is_used_as_it_is() -> None:
+    """The fallback of the backend swap (``wheelstream/transport/_tracking.py``): without ``_pool`` (a later
+    httpx) or without ``_network_backend`` (a later httpcore) nothing is changed, requests work, and the only
+    loss is that the stream a request was written to is not known."""
+    assert track_request_streams(object()) is False
+    transport = httpx.HTTPTransport()
+    moved = _PoolWithAMovedBackend(transport._pool)
+    transport._pool = moved  # type: ignore[assignment]
+    assert track_request_streams(transport) is False
+    pool: object = transport._pool
+    assert pool is moved and not hasattr(moved, "_network_backend")  # left exactly as it was
+    take_request_stream()
+    with FaultServer() as server:
+        url = server.add_file(WHEEL, b"one")
+        with httpx.Client(transport=transport) as client:
+            first, second = client.get(url), client.get(url)
+    assert first.content == second.content == b"one"
+    assert take_request_stream() is None
+
+
+def test_transport_exports_are_sorted_and_resolve() -> None:
+    import wheelstream.transport
+
+    names = wheelstream.transport.__all__
+    assert list(names) == sorted(names)
+    assert all(getattr(wheelstream.transport, name) is not None for name in names)

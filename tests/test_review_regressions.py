@@ -17,9 +17,9 @@ import wheelstream
 from fixtures.wellformed import WELLFORMED
 from fixtures.zipbuild import STORED, Member, build, dir_attr
 from wheelstream._cache import Cache
-from wheelstream._download import DownloadOptions, fetch_wheel, unpack_local
 from wheelstream._urls import cache_key
 from wheelstream.errors import EntrySetMismatch, Interrupted, MalformedRecord, ResourceGone, RetriesExhausted
+from wheelstream.fetch import DownloadOptions, fetch_wheel, unpack_local
 from wheelstream.testing import Cut, FaultPlan, FaultServer, Status, WrongRangeStart
 from wheelstream.zip import ZipStreamParser
 

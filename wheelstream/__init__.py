@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from wheelstream.errors import WheelstreamError
     from wheelstream.installer import InstallReport
 
-# Imported on first use (PEP 562), so that ``python -m wheelstream`` and the script start with the CLI module:
-# it decides what the program imports before httpx is (see ``wheelstream.cli``).
+# Imported on first use (PEP 562), so that ``python -m wheelstream`` and the script start with the CLI
+# package: it decides what the program imports before httpx is (``wheelstream.cli._process.skip_httpx_cli``).
 _LAZY = {
     "DEFAULT_INDEX_URL": "wheelstream._api",
     "InstallResult": "wheelstream._api",

@@ -25,8 +25,6 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import httpx
 
 from wheelstream._cache import Cache
-from wheelstream._download import CancelSignal, DownloadOptions, DownloadResult, fetch_wheel, unpack_local
-from wheelstream._http_client import new_client
 from wheelstream._progress import ProgressCallback
 from wheelstream._urls import (
     checked_wheel_filename,
@@ -36,6 +34,7 @@ from wheelstream._urls import (
     wheel_path_in,
 )
 from wheelstream.errors import Interrupted, UsageError, WorkerDied
+from wheelstream.fetch import CancelSignal, DownloadOptions, DownloadResult, fetch_wheel, unpack_local
 from wheelstream.installer import (
     InstallReport,
     LinkMode,
@@ -44,6 +43,7 @@ from wheelstream.installer import (
     probe_interpreter,
 )
 from wheelstream.installer._metadata import check_tags, parse_filename
+from wheelstream.transport import new_client
 from wheelstream.zip import DEFAULT_MAX_UNPACKED_SIZE
 
 if TYPE_CHECKING:

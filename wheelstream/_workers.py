@@ -56,9 +56,9 @@ from typing import Any
 
 import httpx
 
-from wheelstream._download import CancelSignal, DownloadResult
-from wheelstream._http_client import new_client
 from wheelstream._progress import Progress, ProgressCallback
+from wheelstream.fetch import CancelSignal, DownloadResult
+from wheelstream.transport import new_client
 
 __all__ = ["Fetch", "PipeSignal", "ProcessPool", "processes_available"]
 

@@ -19,7 +19,7 @@ names), so it passes :func:`escape` first: one line, terminal controls and bidi 
 then rich markup escaped.
 
 rich is imported only when something is drawn or printed: a quiet run that succeeds never needs it, and
-importing it costs ~35 ms of every such run (docs/performance.md).
+importing it is a noticeable part of a short run's start-up (docs/performance.md, decision log).
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ anything else                                           FAIL with the status
 
 "Validators equal" for a 200 means: the ETag is strongly equal when both sides have one, otherwise
 Last-Modified equal when both have one, and in either case Content-Length equal to the known length.
-Connection resets, timeouts and incomplete reads are not responses; the download loop handles them
-(checkpoint, back off, resume).
+Connection resets, timeouts and incomplete reads are not responses; the attempt loop handles them
+(checkpoint, back off, resume: ``wheelstream/fetch/_attempts.py``).
 
 A response whose ``Content-Encoding`` is not identity (we always send ``Accept-Encoding: identity``) has a
 body that is not the file's bytes: Range offsets would not line up. It is used from byte 0 with resume
@@ -97,7 +97,7 @@ def _same_file(headers: Mapping[str, str], known: Known, length: int | None) -> 
 
 
 def decide(status: int, headers: Mapping[str, str], known: Known) -> Decision:
-    """Map one response to what the download loop must do (the table in the module docstring)."""
+    """Map one response to what the attempt loop must do (the table in the module docstring)."""
     encoding = (_header(headers, "content-encoding") or "identity").strip().lower()
     identity = encoding in ("", "identity")
     if status == 206:

@@ -1,0 +1,207 @@
+"""``wheelstream cache dir|list|clean``: what the cache holds, and emptying it.
+
+Listed and cleaned by kind: partial downloads (journal + ``.whl.part`` + staging dir), unpacked wheels (kept
+by ``--link-mode copy|hardlink``), wheel files (named by sha256) and the index cache. A partial download whose
+file lock another process holds is in use: it is kept and reported. Every name shown passes
+:func:`~wheelstream.errors.one_line`, since a URL or a wheel chose it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from wheelstream._cache import Cache, try_lock
+from wheelstream._partial import Journal
+from wheelstream.cli._ui import human_size
+from wheelstream.errors import one_line
+
+__all__ = ["cache"]
+
+
+@click.group()
+def cache() -> None:
+    """Inspect or empty the cache (partial downloads, unpacked wheels, index pages)."""
+
+
+_cache_dir_option = click.option("--cache-dir", default=None, type=click.Path(file_okay=False), metavar="DIR",
+                                 help="Cache root [default: $WHEELSTREAM_CACHE_DIR or the user cache dir].")
+
+
+@cache.command("dir")
+@_cache_dir_option
+def cache_dir_cmd(cache_dir: str | None) -> None:
+    """Print the cache directory."""
+    from wheelstream._cache import default_cache_dir
+
+    click.echo(str(Path(cache_dir) if cache_dir else default_cache_dir()))
+
+
+@cache.command("list")
+@_cache_dir_option
+def cache_list(cache_dir: str | None) -> None:
+    """Partial downloads (% done, age) and unpacked wheels (size)."""
+    root = Cache.at(cache_dir).root
+    partials = _partials(root)
+    wheels = _wheels(root)
+    click.echo(f"cache: {root}")
+    click.echo(f"partial downloads: {len(partials)}")
+    for p in partials:
+        name = urllib.parse.unquote(p.url.rsplit("/", 1)[-1]) or p.url  # shown only, never a path
+        click.echo(f"  {one_line(name)}  {p.percent}  {human_size(p.durable)} of {human_size(p.length)}  "
+                   f"{_age(p.journal)}  {one_line(p.url)}")
+    click.echo(f"unpacked wheels: {len(wheels)}")
+    for filename, sha, size, _path in wheels:
+        click.echo(f"  {one_line(filename)}  {human_size(size)}  sha256:{sha[:16]}…")
+    files = _wheel_files(root)
+    click.echo(f"wheel files: {len(files)}")
+    for filename, sha, size, _path in files:
+        click.echo(f"  {one_line(filename)}  {human_size(size)}  sha256:{sha[:16]}…")
+    index_db = root / "http"
+    click.echo(f"index cache: {human_size(_tree_size(index_db))}")
+
+
+@cache.command("clean")
+@_cache_dir_option
+@click.option("--partial", "partial_only", is_flag=True,
+              help="Only partial downloads (and their staging dirs); keep unpacked wheels and index pages.")
+def cache_clean(cache_dir: str | None, partial_only: bool) -> None:
+    """Remove cached data and say what was removed. Downloads in progress elsewhere are left alone."""
+    root = Cache.at(cache_dir).root  # Cache.at also sweeps the trees of move installs that were killed
+    removed_partials = removed_bytes = busy = 0
+    for p in _partials(root):
+        if _locked(root / "partial" / f"{p.key}.lock"):
+            busy += 1
+            continue
+        part = root / "partial" / f"{p.key}.whl.part"
+        removed_bytes += part.stat().st_size if part.exists() else 0
+        part.unlink(missing_ok=True)
+        Journal.remove(p.journal)  # the header and its entries log
+        (root / "partial" / f"{p.key}.lock").unlink(missing_ok=True)
+        shutil.rmtree(root / "staging" / p.key, ignore_errors=True)
+        removed_partials += 1
+    for stray in (root / "staging").iterdir() if (root / "staging").is_dir() else []:
+        if not (root / "partial" / f"{stray.name}.json").exists() and not _locked(
+                root / "partial" / f"{stray.name}.lock"):
+            shutil.rmtree(stray, ignore_errors=True)
+    click.echo(f"removed {removed_partials} partial download(s) ({human_size(removed_bytes)})")
+    if busy:
+        click.echo(f"kept {busy} partial download(s) in use by another wheelstream process")
+    if partial_only:
+        return
+    wheels = _wheels(root)
+    wheel_bytes = sum(size for _f, _s, size, _p in wheels)
+    for _f, _s, _size, path in wheels:
+        shutil.rmtree(path, ignore_errors=True)
+    click.echo(f"removed {len(wheels)} unpacked wheel(s) ({human_size(wheel_bytes)})")
+    files = _wheel_files(root)
+    for _f, _s, _size, path in files:
+        path.unlink(missing_ok=True)
+    click.echo(f"removed {len(files)} wheel file(s) ({human_size(sum(size for _f, _s, size, _p in files))})")
+    index_bytes = _tree_size(root / "http")
+    for sub in ("http", "urls"):
+        shutil.rmtree(root / sub, ignore_errors=True)
+        (root / sub).mkdir(mode=0o700, exist_ok=True)
+    click.echo(f"removed the index cache ({human_size(index_bytes)})")
+
+
+# -- what the cache holds ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _PartialInfo:
+    key: str
+    url: str
+    durable: int
+    length: int | None
+    journal: Path
+
+    @property
+    def percent(self) -> str:
+        return f"{100 * self.durable / self.length:.0f}%" if self.length else "?%"
+
+
+def _partials(root: Path) -> list[_PartialInfo]:
+    out = []
+    for journal_path in sorted((root / "partial").glob("*.json")):
+        journal = Journal.load(journal_path)
+        key = journal_path.name[: -len(".json")]
+        if journal is None:
+            out.append(_PartialInfo(key, "(unreadable journal)", 0, None, journal_path))
+        else:
+            out.append(_PartialInfo(key, journal.url, journal.durable, journal.length, journal_path))
+    return out
+
+
+def _wheels(root: Path) -> list[tuple[str, str, int, Path]]:
+    """``(filename, sha256, unpacked bytes, dir)`` of every finished wheel in the cache."""
+    from wheelstream._staged import StagedWheel
+
+    out = []
+    for path in sorted((root / "wheels").iterdir()) if (root / "wheels").is_dir() else []:
+        if not path.is_dir():
+            continue
+        try:
+            staged = StagedWheel.read_manifest(path)
+            out.append((staged.filename, path.name, sum(f.size for f in staged.files.values()), path))
+        except (OSError, ValueError, KeyError, TypeError):
+            out.append(("(no manifest)", path.name, _tree_size(path), path))
+    return out
+
+
+def _wheel_files(root: Path) -> list[tuple[str, str, int, Path]]:
+    """``(filename, sha256, size, path)`` of every wheel file kept in the cache (named by sha256 there)."""
+    names: dict[str, str] = {}
+    for remembered in (root / "urls").glob("*.json"):
+        try:
+            payload = json.loads(remembered.read_text())
+            names[str(payload["sha256"])] = str(payload["filename"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    out = []
+    for path in sorted((root / "wheels").glob("*.whl")):
+        sha = path.name[: -len(".whl")]
+        with contextlib.suppress(OSError):
+            out.append((names.get(sha, "(unknown name)"), sha, path.stat().st_size, path))
+    return out
+
+
+def _tree_size(root: Path) -> int:
+    total = 0
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def _age(path: Path) -> str:
+    try:
+        seconds = max(0.0, time.time() - path.stat().st_mtime)
+    except OSError:
+        return "?"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit} ago"
+    return f"{seconds:.0f}s ago"
+
+
+def _locked(lock_path: Path) -> bool:
+    """True when another process is downloading this key right now (its filelock is held)."""
+    if not lock_path.exists():
+        return False
+    lock = try_lock(lock_path)
+    if lock is None:
+        return True
+    lock.release()
+    return False

@@ -1,0 +1,113 @@
+"""The shell's contract around one library call: exit codes, the one ``error:`` line, SIGTERM as Ctrl-C.
+
+- **Exit codes** come from the error tree (``WheelstreamError.exit_code``): 0 ok · 1 bad archive, hash or
+  install conflict · 2 usage · 3 network gave up (partial kept) · 130 interrupted (partial kept).
+- **Errors** are one line on stderr, ``error: <wheel>: <cause>``, never a traceback for anything expected
+  (our errors, OS errors such as a full disk); ``-vv`` adds one.
+- **SIGTERM is Ctrl-C**: the handler raises ``KeyboardInterrupt`` in the main thread, so the library's
+  interrupt path (checkpoint, keep the partial) runs for both, and both exit 130 with how far it got.
+- **Library log records** print through the UI, above the bars; loggers and the signal handler are given back
+  as they were found.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import TYPE_CHECKING, NoReturn
+
+from wheelstream.cli._ui import ConsoleProgress, escape, stderr_console
+from wheelstream.errors import Interrupted, WheelstreamError
+
+if TYPE_CHECKING:
+    from wheelstream._api import InstallResult
+
+__all__ = ["INTERRUPTED", "fail", "run"]
+
+INTERRUPTED = "interrupted — run the same command again to resume (nothing finished is lost)"
+
+
+def fail(ui: ConsoleProgress | None, exc: BaseException | str, code: int) -> NoReturn:
+    """Print the one ``error:`` line and exit. ``escape`` keeps it one line and shows any terminal control or
+    bidi override the message carries (a wheel's name, an OS error's file name) as an escape."""
+    message = str(exc).strip() or type(exc).__name__
+    console = ui.console if ui is not None else stderr_console()
+    console.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise SystemExit(code)
+
+
+def _sigterm_as_ctrl_c(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM takes the Ctrl-C path: checkpoint, keep the partial, exit 130."""
+    raise KeyboardInterrupt
+
+
+class _WarningsToUI(logging.Handler):
+    """Library warnings (e.g. a yanked file) go through the UI, so they print above the bars. hishel's too: it
+    logs a storage failure (the index cache on a full disk) with its traceback and goes on uncached, and
+    Python's last-resort handler would print that traceback; here it is one warning line with the cause."""
+
+    def __init__(self, ui: ConsoleProgress, verbose: bool) -> None:
+        super().__init__(logging.DEBUG if verbose else logging.WARNING)
+        self.ui = ui
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:
+            cause = record.exc_info[1] if record.exc_info else None
+            self.ui.warn(record.getMessage() + (f" ({type(cause).__name__}: {cause})" if cause else ""))
+        else:
+            self.ui.console.print(f"[dim]{escape(record.getMessage())}[/]", highlight=False, soft_wrap=True)
+
+
+def run(
+    verb: str,
+    quiet: int,
+    verbose: int,
+    no_progress: bool,
+    call: Callable[[ConsoleProgress], InstallResult],
+) -> InstallResult:
+    """Run one library call with the UI, the signal handler and the error contract around it."""
+    ui = ConsoleProgress(bars=not no_progress, quiet=quiet > 0)
+    handler = _WarningsToUI(ui, verbose > 0)
+    logging.getLogger("wheelstream").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    loggers = [logging.getLogger(name) for name in ("wheelstream", "hishel")]
+    propagates = [each.propagate for each in loggers]
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
+    for each in loggers:
+        each.addHandler(handler)
+        each.propagate = False
+    started = time.monotonic()
+    result: InstallResult | None = None
+    try:
+        ui.start()
+        try:
+            result = call(ui)
+        finally:
+            ui.stop()
+        resumed = sum(1 for w in result.wheels if w.resumed_at is not None)
+        cached = sum(1 for w in result.wheels if w.from_cache)
+        if quiet == 0:
+            ui.console.print(
+                ui.summary(verb, result.wheels, result.bytes_fetched, result.bytes_reused, resumed, cached,
+                           time.monotonic() - started),
+                highlight=False, soft_wrap=True,
+            )
+    except (Interrupted, KeyboardInterrupt) as exc:
+        if result is not None or getattr(exc, "installed", False):  # the work was done when it came
+            fail(ui, f"interrupted after every wheel was {verb.lower()} — nothing is left to do",
+                 Interrupted.exit_code)
+        fail(ui, ui.interrupted_message(), Interrupted.exit_code)
+    except WheelstreamError as exc:
+        if verbose > 1:
+            ui.console.print_exception()
+        fail(ui, exc, exc.exit_code)
+    except OSError as exc:
+        fail(ui, f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}", 1)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for each, propagate in zip(loggers, propagates):
+            each.removeHandler(handler)
+            each.propagate = propagate
+    return result

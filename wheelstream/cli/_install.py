@@ -1,0 +1,235 @@
+"""``wheelstream install`` and ``download``: their shared options, gathered into library arguments.
+
+Sources come from the command line and ``-r`` files (:mod:`wheelstream.cli._requirements`); each gets at most
+one sha256, because the library checks one. The call itself runs under :func:`wheelstream.cli._contract.run`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from wheelstream._api import DEFAULT_INDEX_URL, DEFAULT_JOBS, InstallResult
+from wheelstream._cache import Cache
+from wheelstream.cli._contract import run
+from wheelstream.cli._requirements import Requirements, is_local, parse_hash, parse_requirements
+from wheelstream.cli._ui import ConsoleProgress
+from wheelstream.errors import HashMismatch, UsageError, one_line
+from wheelstream.installer import LinkMode, probe_interpreter
+
+__all__ = ["download_cmd", "install_cmd", "parse_size"]
+
+
+# -- options -----------------------------------------------------------------------------------------------
+
+
+_UNITS = {
+    "": 1, "b": 1,
+    "k": 1 << 10, "kib": 1 << 10, "kb": 10**3,
+    "m": 1 << 20, "mib": 1 << 20, "mb": 10**6,
+    "g": 1 << 30, "gib": 1 << 30, "gb": 10**9,
+    "t": 1 << 40, "tib": 1 << 40, "tb": 10**12,
+}
+
+
+def parse_size(text: str) -> int:
+    """``16GiB``, ``16G`` (binary), ``500MB`` (decimal), ``1048576`` → bytes."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if not match or match.group(2).lower() not in _UNITS:
+        raise ValueError(f"not a size: {text!r} (examples: 16GiB, 500M, 1000000)")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+class _Size(click.ParamType):  # type: ignore[type-arg]  # generic only in click ≥ 8.2 stubs
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options install and download share, in the order ``--help`` lists them."""
+    options = [
+        click.argument("sources", nargs=-1, metavar="SRC..."),
+        click.option("-r", "--requirement", "requirements", multiple=True, type=click.Path(dir_okay=False),
+                     metavar="FILE", help="Read sources (and --hash lines) from FILE. Repeatable."),
+        click.option("--hash", "hash_values", multiple=True, metavar="sha256:HEX",
+                     help="Expected sha256 of the wheel; one per SRC, in order."),
+        click.option("--index-url", "-i", default=None, metavar="URL",
+                     help=f"Simple index for NAME==VERSION (PEP 691/503). [default: {DEFAULT_INDEX_URL}]"),
+        click.option("--cache-dir", default=None, type=click.Path(file_okay=False), metavar="DIR",
+                     help="Cache root [default: $WHEELSTREAM_CACHE_DIR or the user cache dir]."),
+        click.option("--jobs", "-j", default=DEFAULT_JOBS, show_default=True, type=click.IntRange(1, 64),
+                     help="Wheels downloaded in parallel."),
+        click.option("--retries", default=5, show_default=True, type=click.IntRange(0),
+                     help="Attempts in a row without progress before giving up (exit 3)."),
+        click.option("--timeout", default=30.0, show_default=True, type=click.FloatRange(0, min_open=True),
+                     metavar="S", help="Connect/read timeout in seconds."),
+        click.option("--max-unpacked-size", default="16GiB", show_default=True, type=_Size(),
+                     help="Refuse a wheel that inflates past SIZE (zip-bomb guard)."),
+        click.option("-q", "--quiet", count=True, help="Only errors and warnings."),
+        click.option("-v", "--verbose", count=True, help="Say more (-vv: tracebacks)."),
+        click.option("--no-progress", is_flag=True, help="No progress bars (the summary still prints)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+# -- sources and hashes ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Common:
+    """Options shared by install and download, gathered into library keyword arguments."""
+
+    sources: list[str]
+    hashes: dict[str, str]
+    index_url: str
+
+
+def _gather(
+    sources: Sequence[str], requirements: Sequence[str], hash_values: Sequence[str], index_url: str | None,
+    python: str | None, cache_dir: str | None,
+) -> _Common:
+    reqs = Requirements()
+    for name in requirements:
+        parse_requirements(Path(name), reqs)
+    if hash_values and len(hash_values) != len(sources):
+        raise UsageError(
+            f"--hash was given {len(hash_values)} time(s) for {len(sources)} source(s) on the command line; "
+            "give one per source, in order (or use --hash=… lines in a -r file)"
+        )
+    all_sources = list(sources) + reqs.sources
+    if not all_sources:
+        raise UsageError("nothing to do: give at least one SRC or -r FILE")
+    allowed: dict[str, list[str]] = {s: list(v) for s, v in reqs.hashes.items()}
+    for source, value in zip(sources, hash_values):
+        allowed.setdefault(source, []).append(parse_hash(value, "--hash"))
+    index = index_url or reqs.index_url or DEFAULT_INDEX_URL
+    return _Common(all_sources, _one_hash_each(allowed, index, python, cache_dir), index)
+
+
+def _one_hash_each(
+    allowed: dict[str, list[str]], index_url: str, python: str | None, cache_dir: str | None
+) -> dict[str, str]:
+    """The library checks one sha256 per source; pip allows several (one per platform's wheel).
+
+    With several, the one that can match is known before downloading: a URL's ``#sha256=`` fragment, or
+    what the index lists for the wheel a ``NAME==VERSION`` resolves to (that lookup is cached by hishel, so
+    the library's own lookup moments later costs no request).
+    """
+    out: dict[str, str] = {}
+    for source, hashes in allowed.items():
+        unique = sorted(set(hashes))
+        if len(unique) == 1:
+            out[source] = unique[0]
+            continue
+        known = _known_hash(source, index_url, python, cache_dir)
+        if known is None:
+            raise UsageError(f"{source}: several --hash values; give the URL a #sha256= fragment to pick one")
+        if known not in unique:
+            raise HashMismatch(f"sha256 {known} is none of the {len(unique)} allowed hashes", wheel=source)
+        out[source] = known
+    return out
+
+
+def _known_hash(source: str, index_url: str, python: str | None, cache_dir: str | None) -> str | None:
+    from wheelstream._urls import split_hash_fragment
+
+    if "://" in source:
+        return split_hash_fragment(source)[1]
+    if "==" not in source or is_local(source):
+        return None
+    from wheelstream.transport import new_client
+    from wheelstream._index import resolve_requirement
+
+    interpreter = probe_interpreter(python)
+    with new_client(30.0) as client:
+        _url, sha = resolve_requirement(source, index_url=index_url, cache=Cache.at(cache_dir), client=client,
+                                        tags=interpreter.tags, python_version=interpreter.version)
+    return sha
+
+
+# -- the commands ------------------------------------------------------------------------------------------
+
+
+_LINK_MODES: dict[str, LinkMode] = {"move": "move", "copy": "copy", "hardlink": "hardlink"}
+
+
+@click.command("install")
+@click.option("--target", "-t", required=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="Install into DIR (pip install --target semantics).")
+@click.option("--upgrade", "-U", is_flag=True, help="Replace items the target already has.")
+@click.option("--python", default=None, metavar="PATH", help="Target interpreter (tags, shebangs, layout).")
+@click.option("--link-mode", type=click.Choice(["move", "copy", "hardlink"]), default="move", show_default=True,
+              help="move: unpack once and move the files in (the cache keeps the wheel file); copy/hardlink: "
+                   "keep the unpacked wheel in the cache and copy or hardlink from it.")
+@click.option("--compile-bytecode", is_flag=True, help="Write .pyc files, as pip does without --no-compile.")
+@click.option("--ignore-tags", is_flag=True, help="Install even if the wheel's tags do not fit --python.")
+@_common_options
+def install_cmd(
+    sources: tuple[str, ...], requirements: tuple[str, ...], hash_values: tuple[str, ...],
+    index_url: str | None, cache_dir: str | None, jobs: int, retries: int, timeout: float,
+    max_unpacked_size: int, quiet: int, verbose: int, no_progress: bool, target: str, upgrade: bool,
+    python: str | None, link_mode: str, compile_bytecode: bool, ignore_tags: bool,
+) -> None:
+    """Install wheels into a directory, like `pip install --no-deps --target DIR`, resumably.
+
+    SRC is an http(s) URL (optionally #sha256=HEX), a file:// URL, a local .whl path, or NAME==VERSION.
+    """
+    from wheelstream._api import install as do_install
+
+    def call(ui: ConsoleProgress) -> InstallResult:
+        common = _gather(sources, requirements, hash_values, index_url, python, cache_dir)
+        return do_install(
+            common.sources, target, cache_dir=cache_dir, hashes=common.hashes, index_url=common.index_url,
+            upgrade=upgrade, jobs=jobs, retries=retries, timeout=timeout, python=python,
+            link_mode=_LINK_MODES[link_mode], compile_bytecode=compile_bytecode,
+            ignore_tags=ignore_tags, max_unpacked_size=max_unpacked_size, progress=ui, on_warning=ui.warn,
+            workers="processes",  # the command owns its process (library calls stay on threads)
+        )
+
+    result = run("Installed", quiet, verbose, no_progress, call)
+    if verbose and result.report is not None:
+        for item in result.report.installed:
+            click.echo(f"installed {one_line(item)}", err=True)  # a wheel names its items
+
+
+@click.command("download")
+@click.option("--dest", "-d", required=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="Put the verified .whl files here.")
+@_common_options
+def download_cmd(
+    sources: tuple[str, ...], requirements: tuple[str, ...], hash_values: tuple[str, ...],
+    index_url: str | None, cache_dir: str | None, jobs: int, retries: int, timeout: float,
+    max_unpacked_size: int, quiet: int, verbose: int, no_progress: bool, dest: str,
+) -> None:
+    """Download wheels into DIR, resumably, verifying every zip entry (CRC, sizes, central directory).
+
+    Prints the path of each wheel on stdout.
+    """
+    from wheelstream._api import download as do_download
+
+    def call(ui: ConsoleProgress) -> InstallResult:
+        common = _gather(sources, requirements, hash_values, index_url, None, cache_dir)
+        return do_download(
+            common.sources, dest, cache_dir=cache_dir, hashes=common.hashes, index_url=common.index_url,
+            jobs=jobs, retries=retries, timeout=timeout, max_unpacked_size=max_unpacked_size, progress=ui,
+            workers="processes",
+        )
+
+    result = run("Downloaded", quiet, verbose, no_progress, call)
+    for wheel in result.wheels:
+        if wheel.path is not None:
+            click.echo(str(wheel.path))

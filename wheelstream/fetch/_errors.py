@@ -1,0 +1,77 @@
+"""How a fetch that stopped is told: the ``wheelstream.errors`` it raises and what each says is kept.
+
+The rule behind every message: say what the user can do next. A message says whether the partial download
+is kept (and that the same command resumes it), and a disk error names the file or the cache it could not
+write, or the local wheel it could not read, never one for the other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from wheelstream._cache import Cache
+from wheelstream._partial import Journal
+from wheelstream.errors import DiskError, Interrupted, RetriesExhausted
+
+__all__ = ["cache_write_error", "disk_error", "gave_up", "human", "interrupted", "unreadable"]
+
+_MB = 1024 * 1024
+
+
+def human(size: int | None) -> str:
+    return "?" if size is None else f"{size / _MB:.1f} MB"
+
+
+def interrupted(position: int, length: int | None) -> Interrupted:
+    return Interrupted(f"interrupted at {human(position)} of {human(length)} — run the same command again to resume")
+
+
+def gave_up(without_progress: int, reason: str, position: int) -> RetriesExhausted:
+    return RetriesExhausted(
+        f"gave up after {without_progress} attempts without progress ({reason}); "
+        f"partial kept at {human(position)} — run the same command again to resume"
+    )
+
+
+def _missing(path: Path) -> bool:
+    """Whether ``path`` is known not to exist (an error looking means: cannot tell)."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def disk_error(cache: Cache, key: str, wheel: str, exc: OSError, position: int | None) -> DiskError:
+    """The partial, the journal or a staged file could not be written (or read back). No new checkpoint is
+    tried (the pipeline is broken somewhere: a writer's file, or a block the partial holds only part
+    of); the last one on disk is consistent by construction and is what the next run resumes from.
+    Without a journal, what was written cannot be resumed: it is removed, since on a full disk it is
+    space nothing can use. A journal that exists but cannot be read now is kept: it may be fine later.
+    Called once the stream is abandoned: no worker writes on."""
+    journal_path = cache.journal(key)
+    journal = Journal.load_header(journal_path)
+    if journal is not None and journal.durable > 0:
+        kept = f"{human(journal.durable)} kept — run the same command again to resume once that is fixed"
+    elif journal is None and _missing(journal_path):
+        with contextlib.suppress(OSError):
+            cache.discard(key)
+        kept = "nothing kept"
+    else:
+        kept = "the partial download is kept — run the same command again once that is fixed"
+    where = f" {exc.filename}" if exc.filename else f" in {cache.root}"
+    return DiskError(f"cannot write{where}: {exc.strerror or exc}; {kept}", wheel=wheel, offset=position)
+
+
+def unreadable(path: Path, filename: str, exc: OSError) -> DiskError:
+    """An OSError reading the local wheel ``path``, told as that (not as the cache's)."""
+    return DiskError(f"cannot read {path}: {exc.strerror or exc}", wheel=filename)
+
+
+def cache_write_error(cache: Cache, filename: str, exc: OSError) -> DiskError:
+    """An OSError unpacking a local wheel that is not reading it: writing the cache."""
+    return DiskError(f"cannot write in {cache.root}: {exc.strerror or exc}", wheel=filename)

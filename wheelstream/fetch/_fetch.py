@@ -1,0 +1,156 @@
+"""``fetch_wheel``: one wheel URL into the cache, downloaded and unpacked at once, resuming what is left.
+
+Under the URL's file lock: the cache first (the unpacked tree, else the wheel file, when the sha256 is known),
+then one download: the stream ``_resume.restore`` rebuilds, the attempts (``_attempts.py``), the last checks
+and the hand-over to the cache (``_publish.py``). What a failure leaves behind is decided here:
+
+=============================================  ==============================================================
+failure                                        what is kept
+=============================================  ==============================================================
+Ctrl-C, a cancel                               a checkpoint is written; ``Interrupted`` says where to resume
+the network gave up, an HTTP status            a checkpoint is written; the partial is resumed next time
+bad bytes (archive, hash) after a resume       one restart from zero: disks and crashes can spoil kept bytes
+bad bytes otherwise, the file gone (404/410)   partial, journal and staging are discarded
+an OSError (the local disk)                    no new checkpoint; the last one stays (``_errors.disk_error``)
+an error from the caller's progress callback   it is the caller's own: raised as it is
+=============================================  ==============================================================
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import filelock
+import httpx
+
+from wheelstream._cache import Cache
+from wheelstream._progress import ProgressCallback
+from wheelstream.errors import ArchiveError, HashMismatch, NetworkError, ResourceGone, WheelstreamError
+from wheelstream.fetch._attempts import Attempts
+from wheelstream.fetch._cancel import CancelSignal, SocketCancel
+from wheelstream.fetch._errors import disk_error, interrupted
+from wheelstream.fetch._local import from_wheel_file
+from wheelstream.fetch._options import DownloadOptions, DownloadResult, Job
+from wheelstream.fetch._publish import cached, check_complete, finished_tree, hand_over
+from wheelstream.fetch._reporting import Reporter
+from wheelstream.fetch._resume import restore
+
+__all__ = ["fetch_wheel"]
+
+_DEFAULTS = DownloadOptions()
+
+
+def fetch_wheel(
+    url: str,
+    *,
+    cache: Cache,
+    client: httpx.Client,
+    expected_sha256: str | None = None,
+    options: DownloadOptions = _DEFAULTS,
+    progress: ProgressCallback | None = None,
+    keep_wheel_in: Path | None = None,
+    cancel: CancelSignal | None = None,
+    keep_unpacked: bool = True,
+) -> DownloadResult:
+    """Download and unpack one wheel URL into the cache, resuming whatever an earlier attempt left.
+
+    Holds the per-URL file lock for the whole download: a second process asking for the same URL waits,
+    then finds the wheel in the cache and fetches nothing. ``keep_unpacked=False`` (move installs) returns a
+    tree claimed for this process instead of publishing it in the cache; release ``result.claim`` after use.
+    """
+    job = Job.of(url, cache, options, expected_sha256, keep_wheel_in, keep_unpacked)
+    with filelock.FileLock(cache.lock(job.key)):
+        if keep_wheel_in is None:
+            found = _from_cache(job, progress)
+            if found is not None:
+                return found
+        try:
+            return _Download(job, client, progress, cancel).run()
+        except WheelstreamError as exc:
+            exc.with_wheel(job.wheel)
+            raise  # as it was raised: its cause (a DiskError's OSError) stays
+
+
+def _from_cache(job: Job, progress: ProgressCallback | None) -> DownloadResult | None:
+    sha = job.expected if job.expected else job.cache.remembered_sha256(job.key)
+    if sha is None:
+        return None
+    return cached(job.cache, sha, job.wheel, progress) or from_wheel_file(job, sha, progress)
+
+
+class _Download:
+    """One download run: its collaborators, and what each way it can end leaves (the module docstring)."""
+
+    def __init__(
+        self, job: Job, client: httpx.Client, progress: ProgressCallback | None, cancel: CancelSignal | None
+    ) -> None:
+        self.job = job
+        self.client = client
+        self.cancel = SocketCancel(cancel)  # set by another thread (Ctrl-C in the main thread): stop like Ctrl-C
+        self.reporter = Reporter(job.wheel, progress)
+        self.completed = False  # the unpacked wheel is published: an interrupt has nothing to save
+
+    def run(self) -> DownloadResult:
+        with self.cancel.watching():
+            attempts: Attempts | None = None
+            try:
+                attempts = Attempts(self.job, self.client, self.cancel, self.reporter, restore(self.job))
+                try:
+                    return self._run(attempts)
+                finally:
+                    # Every thread of the stream stopped (a checkpoint still syncing included) and every
+                    # descriptor closed, whatever happened.
+                    attempts.stream.abandon()
+            except OSError as exc:  # the network's errors are httpx's: this is the local disk ...
+                if exc is self.reporter.callback_error:
+                    raise  # ... or the caller's progress callback, whose error is the caller's own
+                position = attempts.stream.position if attempts is not None else None
+                raise disk_error(self.job.cache, self.job.key, self.job.wheel, exc, position) from exc
+
+    def _run(self, attempts: Attempts) -> DownloadResult:
+        try:
+            try:
+                attempts.run()
+                return self._complete(attempts)
+            except (ArchiveError, HashMismatch) as exc:
+                if not attempts.reused:
+                    raise
+                # Part of the file came from an earlier process's partial: disks and crashes can spoil
+                # bytes the journal vouched for. Give the network one clean chance before blaming the file.
+                attempts.restart(f"verification failed on resumed bytes ({exc})")
+                attempts.run()
+                return self._complete(attempts)
+        except KeyboardInterrupt:
+            if self.completed:
+                raise  # the wheel is already in the cache: nothing to checkpoint
+            stream = attempts.stream
+            stream.checkpoint()
+            with contextlib.suppress(Exception, KeyboardInterrupt):  # (a callback may raise the Ctrl-C itself)
+                self.reporter.report(stream, attempts.resumed_at)  # the UI's last word: where the next run resumes
+            raise interrupted(stream.position, stream.journal.length) from None
+        except (ArchiveError, HashMismatch, ResourceGone):
+            attempts.stream.abandon()
+            with contextlib.suppress(OSError):  # the bad bytes are the error to report, not a failed clean-up
+                self.job.cache.discard(self.job.key)  # the bytes are bad, or the server no longer has this file
+            raise
+        except NetworkError:
+            attempts.stream.checkpoint()
+            raise
+
+    def _complete(self, attempts: Attempts) -> DownloadResult:
+        job, stream = self.job, attempts.stream
+        sha256 = check_complete(job, stream, prefix_unread=attempts.prefix_unread)
+        staged = finished_tree(job.wheel, job.cache.staging(job.key), stream.parser, stream.extractor,
+                               job.keep_unpacked)
+        self.completed = True  # from here an interrupt writes no checkpoint: skipping one is always safe
+        final, claim = hand_over(job, stream, staged, sha256)
+        try:
+            self.reporter.report(stream, attempts.resumed_at, finished=True)
+        except BaseException:
+            if claim is not None:
+                claim.release()  # nobody else will: the result carrying it is never returned
+            raise
+        unpacked = attempts.unpacked_before + stream.extractor.written
+        return DownloadResult(final, sha256, attempts.fetched, attempts.reused, attempts.resumed_at,
+                              attempts.restarts, False, unpacked, claim)

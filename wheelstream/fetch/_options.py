@@ -1,0 +1,80 @@
+"""What a fetch is asked to do (``DownloadOptions``, ``Job``) and what it reports (``DownloadResult``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from wheelstream._cache import Cache, Claim
+from wheelstream._staged import StagedWheel
+from wheelstream._urls import cache_key, redact, split_hash_fragment, wheel_filename_from_url
+from wheelstream.zip import DEFAULT_MAX_UNPACKED_SIZE
+
+__all__ = ["DownloadOptions", "DownloadResult", "Job"]
+
+_MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DownloadOptions:
+    timeout: float = 30.0
+    retries: int = 5  # attempts in a row without progress before giving up
+    chunk_size: int = 256 * 1024
+    checkpoint_bytes: int = 32 * _MB  # each checkpoint syncs the disk (docs/performance.md, D-checkpoint-interval)
+    checkpoint_seconds: float = 1.0
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    max_unpacked_size: int = DEFAULT_MAX_UNPACKED_SIZE
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    staged: StagedWheel
+    sha256: str
+    bytes_fetched: int  # body bytes received over the network in this call
+    bytes_reused: int  # bytes taken from an earlier partial download instead of the network
+    resumed_at: int | None  # offset the first request of this call resumed at, if it resumed
+    restarts: int  # times the download had to start over (file changed, broken Range support)
+    from_cache: bool  # the wheel (unpacked or as a file) was already in the cache: no network at all
+    files_unpacked: int = 0  # files inflated and written by this call (a resume skips finished ones)
+    claim: Claim | None = None  # ``staged`` is a tree this process owns (``keep_unpacked=False``): release it
+
+
+@dataclass(frozen=True)
+class Job:
+    """One wheel URL to fetch: its names, where it goes, and the options it goes with."""
+
+    url: str  # without its ``#sha256=`` fragment; may carry credentials: never persisted or shown
+    redacted: str  # what the journal, the cache and messages see
+    wheel: str  # the file name, checked: it names the file kept in ``keep_wheel_in``
+    key: str  # the cache key of the URL
+    expected: str | None  # the sha256 asked for (argument, else the URL's fragment), lower case
+    cache: Cache
+    options: DownloadOptions
+    keep_wheel_in: Path | None  # the caller's directory for the wheel file, else it stays in the cache
+    keep_unpacked: bool  # publish the tree in the cache (copy/hardlink), else claim it (move installs)
+
+    @classmethod
+    def of(
+        cls,
+        url: str,
+        cache: Cache,
+        options: DownloadOptions,
+        expected_sha256: str | None,
+        keep_wheel_in: Path | None,
+        keep_unpacked: bool,
+    ) -> Job:
+        bare, fragment_hash = split_hash_fragment(url)
+        redacted = redact(bare)
+        wheel = wheel_filename_from_url(bare)
+        return cls(
+            url=bare,
+            redacted=redacted,
+            wheel=wheel,
+            key=cache_key(bare),
+            expected=(expected_sha256 or fragment_hash or "").lower() or None,
+            cache=cache,
+            options=options,
+            keep_wheel_in=keep_wheel_in,
+            keep_unpacked=keep_unpacked,
+        )

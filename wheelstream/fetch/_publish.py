@@ -1,0 +1,106 @@
+"""The end of a fetch: the last checks, then the wheel file and the unpacked tree handed to the cache.
+
+When all bytes are in, the wheel file moves to ``wheels/<sha256>.whl`` (or the caller's directory) and the
+unpacked tree is either published to ``wheels/<sha256>/`` (copy/hardlink installs; synced first, since later
+installs trust its manifest) or claimed by this process for a move install (``keep_unpacked=False``; not
+synced: like pip's and uv's installs, the target's files are left to the kernel's writeback).
+
+Renames only, in an order where a crash between two of them never leaves a journal pointing at what has
+moved away: the journal goes first (then at worst the next run fetches again), then the wheel file — never
+fsynced, every use re-checks its sha256 — is moved and remembered, and only then is the tree published or
+claimed. ``cached`` is the other way round: a published tree found before anything is fetched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from pathlib import Path
+
+from wheelstream._cache import Cache, Claim
+from wheelstream._extract import Extractor
+from wheelstream._partial import Journal
+from wheelstream._progress import Progress, ProgressCallback
+from wheelstream._staged import StagedWheel, empty_directory_entries
+from wheelstream._tee import Tee, file_sha256
+from wheelstream._urls import wheel_path_in
+from wheelstream.errors import HashMismatch, TruncatedArchive
+from wheelstream.fetch._options import DownloadResult, Job
+from wheelstream.zip import ZipStreamParser
+
+__all__ = ["cached", "check_complete", "finished_tree", "hand_over", "settle_tree"]
+
+
+def check_complete(job: Job, stream: Tee, *, prefix_unread: bool) -> str:
+    """End the stream and check it is the whole wheel asked for; its sha256."""
+    stream.end_of_input()
+    if not stream.parser.done:
+        raise TruncatedArchive("archive ended before its end of central directory", offset=stream.position)
+    sha256 = stream.hasher.hexdigest()
+    if job.expected is not None and sha256 != job.expected:
+        raise HashMismatch(f"sha256 is {sha256}, expected {job.expected}; the download was discarded")
+    if job.keep_wheel_in is not None and prefix_unread and file_sha256(stream.partial.path) != sha256:
+        # The hash covers the bytes as they arrived; the kept ones were not read again on resume (their
+        # state came from the journal). A file handed to the caller must be what we report: a disk that
+        # spoilt it costs a fresh download (the caller restarts on this error). The cache's own copy is
+        # checked every time it is used instead (``_local.from_wheel_file``), so installs do not pay this read.
+        raise HashMismatch("the kept part of the download changed on disk since it was hashed")
+    return sha256
+
+
+def hand_over(job: Job, stream: Tee, staged: StagedWheel, sha256: str) -> tuple[StagedWheel, Claim | None]:
+    """Close the partial and rename everything into place (the order in the module docstring)."""
+    stream.partial.close()
+    Journal.remove(job.cache.journal(job.key))  # the header and its entries log
+    keep = job.cache.wheel_file(sha256)
+    if job.keep_wheel_in is not None:  # the caller's directory: the name is checked again as it is joined
+        keep = wheel_path_in(job.keep_wheel_in, job.wheel, source=job.redacted)
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(job.cache.partial(job.key), keep)
+    job.cache.remember(job.key, job.redacted, sha256, job.wheel)
+    return settle_tree(job.cache, staged, sha256, job.keep_unpacked)
+
+
+def _publish(cache: Cache, staged: StagedWheel, sha256: str) -> StagedWheel:
+    """Move a finished staging tree to ``wheels/<sha256>/`` (atomic rename; first writer wins)."""
+    staged.write_manifest()
+    target = cache.wheel_dir(sha256)
+    try:
+        os.replace(staged.root, target)
+    except OSError:
+        if not target.is_dir():
+            raise
+        shutil.rmtree(staged.root, ignore_errors=True)  # another process published the same bytes
+    return StagedWheel.read_manifest(target)
+
+
+def finished_tree(
+    filename: str, root: Path, parser: ZipStreamParser, extractor: Extractor, keep_unpacked: bool
+) -> StagedWheel:
+    """The unpacked wheel once every entry is in (the extractor closed, so ``files`` has every digest)."""
+    empty = empty_directory_entries((entry.name for entry in parser.finished_entries), extractor.files)
+    if keep_unpacked:
+        extractor.sync()  # the cache's tree must survive a power loss: installs trust its manifest
+    return StagedWheel(filename, root, dict(extractor.files), empty_dirs=empty)
+
+
+def settle_tree(
+    cache: Cache, staged: StagedWheel, sha256: str, keep_unpacked: bool
+) -> tuple[StagedWheel, Claim | None]:
+    """Where a finished staging tree goes: the shared cache (copy/hardlink installs) or this process's claim
+    (move installs: nothing is kept unpacked, the wheel file is)."""
+    if keep_unpacked:
+        return _publish(cache, staged, sha256), None
+    claim = cache.claim(staged.root)
+    return dataclasses.replace(staged, root=claim.root, movable=True), claim
+
+
+def cached(cache: Cache, sha256: str, wheel: str, progress: ProgressCallback | None) -> DownloadResult | None:
+    """The unpacked wheel ``wheels/<sha256>/`` as a result that fetched and unpacked nothing, if it is there."""
+    if not (cache.wheel_dir(sha256) / StagedWheel.MANIFEST).is_file():
+        return None
+    staged = StagedWheel.read_manifest(cache.wheel_dir(sha256))
+    if progress is not None:
+        progress(Progress(wheel, 0, 0, len(staged.files), None, message="from cache", finished=True))
+    return DownloadResult(staged, sha256, 0, 0, None, 0, True)

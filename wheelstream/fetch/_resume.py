@@ -1,0 +1,250 @@
+"""What a previous run left, and the stream a download starts from: fresh, or rebuilt from the journal.
+
+Within one process a dropped connection costs nothing: parser, extractor and hash keep their state and the
+next request simply asks for ``bytes=D-`` (``_attempts.py``). Across processes (Ctrl-C, kill -9, reboot) the
+journal is the truth (DESIGN §2, "Resume"), and ``restore`` rebuilds the stream from it, in this order:
+
+1. the journal header alone: it must name this URL (redacted) and this expected hash, be resumable, and the
+   partial must hold at least its durable length ``D`` (with the checkpoint ``C ≤ D``);
+2. the whole-file hash of ``0..D`` continues from the state the journal saved with ``D`` (``_sha256``), or,
+   where none can be trusted, is re-read from the partial on a thread (``PrefixHash``) beside steps 3-5;
+3. the entries log: every entry it lists finished before ``C``;
+4. staging, walked once: every listed file is there as a regular file of its recorded size, every directory a
+   real one (a symlink means the tree is not ours); a file the log does not list (the entry in flight) is
+   deleted; modes are brought to this process's umask;
+5. the bytes ``C..D`` are replayed from the partial through a parser restarted at ``C``; a deferred entry
+   must be found where the journal says;
+6. only then is the partial truncated to ``D``: bytes after the last fsync are not trusted.
+
+Any disagreement discards it all and starts fresh, after the hash thread has stopped reading the partial. So
+bytes on disk are never fetched again and finished entries are never inflated again, and nothing the
+journal does not vouch for is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import threading
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from wheelstream._extract import Extractor
+from wheelstream._partial import Journal, PartialFile
+from wheelstream._sha256 import RunningSha256
+from wheelstream._sha256 import new as new_sha256
+from wheelstream._sha256 import restore as restore_sha256
+from wheelstream._staged import current_umask, pip_dir_mode, pip_file_mode
+from wheelstream._tee import Tee, prefix_sha256
+from wheelstream.errors import ArchiveError
+from wheelstream.fetch._options import Job
+from wheelstream.zip import ZipStreamParser
+
+__all__ = ["PrefixHash", "Restored", "fresh_stream", "restore"]
+
+
+class PrefixHash:
+    """The whole-file sha256 of the bytes a resume keeps: continued from the state the journal saved, or —
+    where none is usable (see ``wheelstream._sha256``) — by re-reading ``0..D`` on a thread of its own, beside
+    parsing the entries log, the staging check and the replay (docs/performance.md, D-resume-rehash).
+    """
+
+    def __init__(self, path: Path, length: int, saved_state: str | None) -> None:
+        restored = restore_sha256(saved_state, length)
+        self._hasher = restored if restored is not None else new_sha256()  # else replaced by the thread's
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if restored is None:
+            self._thread = threading.Thread(
+                target=self._run, args=(path, length), name="wheelstream-rehash", daemon=True
+            )
+            self._thread.start()
+
+    @property
+    def rehashing(self) -> bool:
+        return self._thread is not None
+
+    def _run(self, path: Path, length: int) -> None:
+        try:
+            self._hasher = prefix_sha256(path, length, self._stop)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by result()
+            self._error = exc
+
+    def result(self, raise_error: bool = True) -> RunningSha256:
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None and raise_error:
+            raise self._error
+        return self._hasher
+
+    def cancel(self) -> None:
+        """Stop early (the resume was abandoned) and wait until the thread no longer reads the partial."""
+        self._stop.set()
+        self.result(raise_error=False)
+
+
+@dataclass(frozen=True)
+class Restored:
+    """The stream a download starts from, and what of it an earlier run left."""
+
+    stream: Tee
+    reused: int = 0  # bytes of the partial kept (D), not fetched again
+    prefix_unread: bool = False  # the hash went on from the journal's state: the kept bytes were not re-read
+
+
+def _new_stream(job: Job, journal: Journal) -> Tee:
+    partial = PartialFile(job.cache.partial(job.key))
+    try:
+        extractor = Extractor(
+            job.cache.staging(job.key), {f.name: f for f in journal.files}, writers=True,
+            source=partial.read_at if partial.can_read_at else None,
+        )
+    except BaseException:
+        partial.close()
+        raise
+    return Tee(
+        wheel=job.wheel,
+        cache=job.cache,
+        key=job.key,
+        journal=journal,
+        partial=partial,
+        parser=ZipStreamParser(
+            journal.checkpoint,
+            prior_entries=journal.entries,
+            max_unpacked_size=job.options.max_unpacked_size,
+            pack_up_to=extractor.pack_up_to,  # small entries are inflated by the writers
+        ),
+        extractor=extractor,
+        hasher=new_sha256(),
+    )
+
+
+def fresh_stream(job: Job) -> Tee:
+    """A stream from byte 0, with whatever an earlier run left discarded."""
+    job.cache.discard(job.key)
+    return _new_stream(job, Journal(url=job.redacted, expected_sha256=job.expected))
+
+
+def restore(job: Job) -> Restored:
+    """Resume from the journal if it is trustworthy, else start fresh (the module docstring)."""
+    journal_path = job.cache.journal(job.key)
+    journal = Journal.load_header(journal_path)
+    partial_path = job.cache.partial(job.key)
+    if (
+        journal is None
+        or journal.url != job.redacted
+        or not journal.resumable
+        or (job.expected is not None and journal.expected_sha256 not in (None, job.expected))
+        or not partial_path.exists()
+        or partial_path.stat().st_size < journal.durable
+        or journal.checkpoint > journal.durable
+    ):
+        return Restored(fresh_stream(job))
+    prefix = PrefixHash(partial_path, journal.durable, journal.sha256_state)
+    try:
+        stream = _resume(job, journal, journal_path, prefix)
+    except BaseException:
+        prefix.cancel()  # Ctrl-C, a full disk: no thread may still read the partial after this call
+        raise
+    if stream is None:
+        prefix.cancel()  # ... nor when it is about to be discarded
+        return Restored(fresh_stream(job))
+    return Restored(stream, reused=journal.durable, prefix_unread=not prefix.rehashing)
+
+
+def _resume(job: Job, journal: Journal, journal_path: Path, prefix: PrefixHash) -> Tee | None:
+    """The stream at the journal's checkpoint, or None when the log, the staging tree or the bytes kept
+    disagree with the header (then nothing of it is worth keeping)."""
+    if (
+        not journal.load_entries(journal_path)
+        or any(entry.offset >= journal.checkpoint for entry in journal.entries)
+        or not _staging_matches(job.cache.staging(job.key), journal)
+    ):
+        return None
+    stream = _new_stream(job, journal)
+    stream.position = stream.last_checkpoint_bytes = journal.durable
+    deferred, journal.deferred_at = journal.deferred_at, None
+    try:
+        stream.replay(journal.checkpoint, journal.durable)
+        stream.hasher = prefix.result()
+        stream.partial.truncate(journal.durable)  # bytes after the last fsync are not trusted
+    except ArchiveError:
+        stream.abandon()
+        return None  # the bytes on disk are bad (or disagree with staging)
+    except BaseException:
+        stream.abandon()  # Ctrl-C while replaying: no worker or descriptor may outlive this call
+        raise
+    if deferred is not None and journal.deferred_at != deferred:
+        stream.abandon()
+        return None  # the replay disagrees with the journal: trust neither
+    return stream
+
+
+def _staging_matches(root: Path, journal: Journal) -> bool:
+    """Delete staged files the journal does not list; check the listed ones are all there.
+
+    Modes are brought to this process's umask on the way: an earlier process may have run under another
+    one, and a move install renames whole directories without touching their modes, so what pip would
+    create (``0o666 & ~umask`` files, ``0o777 & ~umask`` directories) must already be there. Executable
+    bits come back when the central directory is read again.
+    """
+    listed = {f.name: f.size for f in journal.files}
+    if root.is_symlink():
+        return False  # not a tree this code made; a resume would write wherever it points
+    if not root.is_dir():
+        return not listed
+    try:
+        return _settle_staging(os.fspath(root), listed) == len(listed)
+    except OSError:
+        return False  # a file vanished or cannot be changed: resuming is only worth it when all is well
+
+
+def _walk_at(base: str) -> Generator[tuple[str, list[str], list[str], int | None], None, None]:
+    """``os.fwalk`` where there is one: each name is then looked at relative to its directory's descriptor (one
+    ``fstatat``, no walk down the whole path per file: docs/performance.md, D-staging) and nothing
+    follows a symlink. Elsewhere (Windows) ``os.walk``, with no descriptor: names resolve against the path."""
+    if hasattr(os, "fwalk"):
+        yield from os.fwalk(base)
+    else:  # pragma: no cover - not run on the project's machines
+        for dirpath, dirs, names in os.walk(base):
+            yield dirpath, dirs, names, None
+
+
+def _settle_mode(
+    name: str, dir_fd: int | None, mode: int, is_kind: Callable[[int], bool], size: int | None = None
+) -> bool:
+    """Check ``name`` (in ``dir_fd``, not followed) is the kind and size expected, and give it ``mode``."""
+    info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    if not is_kind(info.st_mode) or (size is not None and info.st_size != size):
+        return False
+    if stat.S_IMODE(info.st_mode) != mode:
+        os.chmod(name, mode, dir_fd=dir_fd)  # a real file or directory (just checked): nothing to follow
+    return True
+
+
+def _settle_staging(base: str, listed: Mapping[str, int]) -> int:
+    """How many listed files ``base`` holds as expected; -1 at the first that is not (``_staging_matches``)."""
+    umask = current_umask()
+    file_mode, dir_mode = pip_file_mode(False, umask), pip_dir_mode(umask)
+    found = 0
+    with contextlib.closing(_walk_at(base)) as walk:  # fwalk's descriptors closed on every way out
+        for dirpath, dirs, names, dir_fd in walk:
+            prefix = dirpath[len(base) + 1 :].replace(os.sep, "/")
+            prefix += "/" if prefix else ""
+            for name in dirs:
+                at = name if dir_fd is not None else os.path.join(dirpath, name)
+                if not _settle_mode(at, dir_fd, dir_mode, stat.S_ISDIR):
+                    return -1  # a symlink where a directory should be: not a tree this code made
+            for name in names:
+                at = name if dir_fd is not None else os.path.join(dirpath, name)
+                size = listed.get(prefix + name)
+                if size is None:
+                    os.unlink(at, dir_fd=dir_fd)  # the entry in flight, or one finished after the checkpoint
+                elif not _settle_mode(at, dir_fd, file_mode, stat.S_ISREG, size):
+                    return -1
+                else:
+                    found += 1
+    return found

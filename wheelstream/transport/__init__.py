@@ -1,0 +1,19 @@
+"""HTTP for wheel downloads: the one client (pip's credentials, TLS built on first use), the decision table
+for (resumed) requests (DESIGN §3, ``_table.py``), and which connection a request went out on, for a cancel
+(``_tracking.py``)."""
+
+from wheelstream.transport._client import USER_AGENT, new_client
+from wheelstream.transport._table import Action, Decision, Known, decide, retry_after_seconds
+from wheelstream.transport._tracking import take_request_stream, track_request_streams
+
+__all__ = [
+    "Action",
+    "Decision",
+    "Known",
+    "USER_AGENT",
+    "decide",
+    "new_client",
+    "retry_after_seconds",
+    "take_request_stream",
+    "track_request_streams",
+]

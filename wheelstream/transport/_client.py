@@ -1,0 +1,126 @@
+"""The ``httpx.Client`` every download and index request goes through: pip's credentials, our headers, and
+TLS set up only when an ``https`` URL is first requested.
+
+Building httpx's default transport loads the CA bundle, a cost paid at every start even when every URL is
+plain ``http`` (a local mirror, the test bed; docs/performance.md, D-deferred-tls). ``_SchemeTransport`` sends
+``http`` requests through a transport whose TLS context trusts no certificate at all: it never makes a TLS
+connection, and if it ever did, the handshake would fail rather than go unverified. The transport for
+``https`` is httpx's own default (certifi, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` from the environment),
+built on the first ``https`` request.
+
+Proxies: httpx reads them from the environment (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``,
+the system settings on macOS and Windows) only when it builds its own transport. So when the standard library
+sees any proxy configured (``urllib.request.getproxies()``, where httpx looks too), the client is httpx's own,
+exactly as it would be without the deferred TLS: the saving is for the common case, never a change of route.
+
+Both of our transports' pools name the connection a request went out on (``_tracking.py``), which a cancel
+needs; httpx's own client (with a proxy) and a caller's client do not.
+"""
+
+from __future__ import annotations
+
+import base64
+import netrc
+import os
+import ssl
+import threading
+import urllib.request
+from collections.abc import Generator
+
+import httpx
+
+from wheelstream.errors import UsageError
+from wheelstream.transport._tracking import track_request_streams
+
+__all__ = ["USER_AGENT", "new_client"]
+
+USER_AGENT = "wheelstream/0.1.0"
+
+
+class _CredentialsAuth(httpx.Auth):
+    """Credentials as pip finds them: the URL's own ``user:password@`` first, else ``~/.netrc`` (or $NETRC).
+
+    httpx ignores URL userinfo once a client has an auth of its own, and never reads netrc by itself, so both
+    live here. An ``Authorization`` header set by the caller wins over either.
+    """
+
+    def __init__(self) -> None:
+        path = os.environ.get("NETRC") or os.path.expanduser("~/.netrc")
+        try:
+            self._netrc: netrc.netrc | None = netrc.netrc(path) if os.path.isfile(path) else None
+        except (OSError, netrc.NetrcParseError):
+            self._netrc = None
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if "Authorization" not in request.headers:
+            user, password = request.url.username, request.url.password
+            if not (user or password) and self._netrc is not None:
+                found = self._netrc.authenticators(request.url.host)
+                if found is not None:
+                    user, password = found[0], found[2] or ""
+            if user or password:
+                token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+                request.headers["Authorization"] = f"Basic {token}"
+        yield request
+
+
+def _tracked(transport: httpx.HTTPTransport) -> httpx.HTTPTransport:
+    track_request_streams(transport)  # where httpx keeps its pool elsewhere, the transport is used as it is
+    return transport
+
+
+def _trusts_nothing() -> ssl.SSLContext:
+    """Verification on, no CA loaded: cheap to build, and useless for TLS by construction."""
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+class _SchemeTransport(httpx.BaseTransport):
+    """``http`` through a transport that never needs a CA bundle; ``https`` through httpx's default one,
+    built (under a lock: downloads run on several threads) when the first ``https`` request comes."""
+
+    def __init__(self) -> None:
+        self._plain = _tracked(httpx.HTTPTransport(verify=_trusts_nothing()))
+        self._tls: httpx.HTTPTransport | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def _tls_transport(self) -> httpx.HTTPTransport:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the HTTP client is closed")
+            if self._tls is None:
+                try:
+                    self._tls = _tracked(httpx.HTTPTransport(verify=True, trust_env=True))
+                except (OSError, ssl.SSLError) as exc:  # e.g. SSL_CERT_FILE names a missing or bad file
+                    raise UsageError(f"cannot set up TLS certificate verification: {exc}") from exc
+            return self._tls
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.scheme == "http":
+            return self._plain.handle_request(request)
+        return self._tls_transport().handle_request(request)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            tls, self._tls = self._tls, None
+        try:
+            self._plain.close()
+        finally:
+            if tls is not None:
+                tls.close()
+
+
+def _proxies_configured() -> bool:
+    return any(key in ("http", "https", "all") for key in urllib.request.getproxies())
+
+
+def new_client(timeout: float) -> httpx.Client:
+    return httpx.Client(
+        follow_redirects=True,
+        timeout=httpx.Timeout(timeout),
+        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+        auth=_CredentialsAuth(),
+        trust_env=True,
+        transport=None if _proxies_configured() else _SchemeTransport(),
+    )
