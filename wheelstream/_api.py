@@ -58,9 +58,8 @@ Workers = Literal["threads", "processes"]
 
 DEFAULT_INDEX_URL = "https://pypi.org/simple/"
 # Every download is a two-stage pipeline (network + unpack threads) that keeps about one core busy when the
-# server is fast: more downloads than cores only adds GIL contention (10 real wheels from a local server on
-# 2 cores: 1.37 s with 2 jobs, 1.55 s with 4 or 10 — docs/performance.md). At least 2, so one slow server
-# never holds the rest back; at most 8.
+# server is fast: more downloads than cores only adds GIL contention (docs/performance.md#d-default-jobs).
+# At least 2, so one slow server never holds the rest back; at most 8.
 DEFAULT_JOBS = max(2, min(8, os.cpu_count() or 2))
 
 
@@ -234,7 +233,7 @@ def _fetch_in_processes(
 
 def _process_pool(workers: int, timeout: float, progress: ProgressCallback | None) -> ProcessPool | None:
     """Worker processes for several downloads where they are possible (``_workers``), else None: threads.
-    Imported here: multiprocessing costs ~8 ms of start-up that a one-wheel install never needs."""
+    Imported here: multiprocessing is start-up a one-wheel install never needs (docs/performance.md#d-lazy-imports)."""
     if workers < 2:
         return None
     from wheelstream._workers import ProcessPool, processes_available

@@ -1,8 +1,8 @@
 """A sha256 whose running state can be saved, so the whole-file hash survives the process that computed it.
 
 Why: a resume in a new process must continue the hash of the partial file. hashlib cannot export a state, so
-it re-read the kept prefix — torch's 172 MB, ~0.2 s of a core at the 0.8 GB/s this project's machines hash,
-on the resume's critical path. The journal now stores the state at the checkpoint instead.
+it would re-read the kept prefix (hundreds of MB for a big wheel) on the resume's critical path; the journal
+stores the state at the checkpoint instead (docs/performance.md#d-sha256-state).
 
 How: OpenSSL's low-level ``SHA256_Init`` / ``SHA256_Update`` / ``SHA256_Final`` work on a caller-owned
 ``SHA256_CTX`` whose layout ``openssl/sha.h`` has published unchanged since 0.9.8::

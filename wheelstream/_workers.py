@@ -3,13 +3,13 @@
 Why: a download is a pipeline of threads (network + tee, unpack, writers, sink) whose heavy parts — inflate,
 sha256, file writes — release the GIL, but whose glue — per entry: parse a header, hand the entry on, create
 the file — needs it. Two downloads in one process share one GIL, and threads of one process never use much
-more than 1.5 cores whatever the machine has. Measured on 2 cores (ten real wheels, benchmark (b), tmpfs):
-one process 1.6-1.9 s; the same wheels split over two processes 1.3-1.5 s (docs/performance.md).
+more than 1.5 cores whatever the machine has; one GIL per download pays on several wheels
+(docs/performance.md#d-worker-processes).
 
 How, and the rules kept:
 
 * **fork, Linux only, and only from a process with one thread** (counted in ``/proc/self/task``): a worker
-  starts with everything imported (spawned ones would pay the ~0.2 s of imports again), and no lock another
+  starts with everything imported (spawned ones would pay the imports again), and no lock another
   thread held at the fork stays held forever in the child. Elsewhere, with a client of the caller's (it cannot
   cross a process), without shared semaphores (no ``/dev/shm``) or with ``WHEELSTREAM_PROCESSES=0``, the
   caller runs the same fetch on threads.
@@ -231,8 +231,8 @@ class ProcessPool:
 
     def _relay_reports(self) -> None:
         """Until ``close``, and then until every report sent is handled. Waits on the reports and the stop
-        together: a poll with a timeout kept every install of several wheels waiting up to that long after its
-        last download (0.08 s of benchmark (b)'s 2 s)."""
+        together: a poll with a timeout would keep every install of several wheels waiting up to that long after
+        its last download."""
         stop = self._stopping.fileno()
         while True:
             if self._reader not in wait_for([self._reader, stop]):

@@ -2,7 +2,7 @@
 
 Each seam touches interpreter-wide state, so it runs only in the program (``wheelstream`` script,
 ``python -m wheelstream``), never under ``import wheelstream``. Why each pays and how to re-measure it:
-docs/performance.md, decision log.
+docs/performance.md#d-gc and #d-httpx-cli-blocked.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ names), so it passes :func:`escape` first: one line, terminal controls and bidi 
 then rich markup escaped.
 
 rich is imported only when something is drawn or printed: a quiet run that succeeds never needs it, and
-importing it is a noticeable part of a short run's start-up (docs/performance.md, decision log).
+importing it is a noticeable part of a short run's start-up (docs/performance.md#d-lazy-imports).
 """
 
 from __future__ import annotations

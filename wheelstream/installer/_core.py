@@ -206,8 +206,9 @@ def _check_overlaps(placements: dict[str, Placement], generated: dict[str, str],
     """Refuse a wheel two of whose files would be one installed file, or a file where another needs a
     directory; return the archive members a generated file replaces (pip writes both, the generated last).
 
-    Built for torch's 12k files (~5 ms): one dict of destinations, each parent directory visited once, and
-    the file-versus-directory test as one set intersection; the loops that name the culprits run only then."""
+    Linear in the files (a wheel may have tens of thousands): one dict of destinations, each parent directory
+    visited once, and the file-versus-directory test as one set intersection; the loops that name the culprits
+    run only then."""
     owner = {placement.dest: member for member, placement in placements.items()}  # home path -> member
     if len(owner) != len(placements):
         seen: dict[str, str] = {}
@@ -290,7 +291,8 @@ def _final_dir(home_rel: str, interpreter: Interpreter, lib: str, target: Path) 
 
 def _record_path(home_rel: str, lib: str) -> str:
     """RECORD paths are relative to the lib dir (``../../bin/x`` for scripts); most files are below it, and
-    ``posixpath.relpath`` (two ``abspath`` calls, each with a ``getcwd``) was a tenth of torch's install."""
+    ``posixpath.relpath`` (two ``abspath`` calls, each with a ``getcwd``) is kept for the rest
+    (docs/performance.md#d-record-fast-paths)."""
     if home_rel.startswith(lib + "/"):
         return home_rel[len(lib) + 1 :]
     return posixpath.relpath(home_rel, lib)

@@ -54,7 +54,7 @@ def place(name: str, paths: dict[str, str], lib: str, wheel: str) -> Placement:
     top, _, rest = name.partition("/")
     if not top.endswith(".data"):
         # The parser only lets canonical names through (no '', '.' or '..' component), so joining is enough;
-        # normpath per file was a fifth of torch's placement time.
+        # no normpath per file (docs/performance.md#d-record-fast-paths).
         return Placement(f"{lib}/{name}" if lib not in ("", ".") else name, script=False)
     key, sep, sub = rest.partition("/")
     if not sep or not sub:

@@ -95,8 +95,8 @@ def decode_record(data: bytes, filename: str, member: str) -> str:
 def parse_record(text: str, filename: str, member: str) -> list[RecordRow]:
     """Rows of a RECORD file; short rows are padded, rows with more than three fields rejected.
 
-    Every row of a well-formed RECORD has three fields: then the rows are made in one pass (torch's 12k rows:
-    11 ms instead of 28, on the project machine); anything else takes the row-by-row path."""
+    Every row of a well-formed RECORD has three fields: then the rows are made in one pass
+    (docs/performance.md#d-record-fast-paths); anything else takes the row-by-row path."""
     reader = csv.reader(text.splitlines())
     table: list[list[str]] = []
     try:
@@ -229,7 +229,8 @@ def record_bytes(rows: Iterable[RecordRow]) -> bytes:
     """Serialise rows sorted like pip's ``_normalized_outrows``, with csv's default ``\\r\\n`` endings.
 
     When no field holds a character csv would quote, the lines are joined directly: the same bytes as
-    ``csv.writer`` (a property test checks it), without its per-row cost (torch: 25 ms of a 140 ms install)."""
+    ``csv.writer`` (a property test checks it), without its per-row cost
+    (docs/performance.md#d-record-fast-paths)."""
     ordered = sorted(rows)  # named tuples sort as (path, hash, size) tuples
     everything = _FIELD_SEPARATOR.join(itertools.chain.from_iterable(ordered))
     if not any(special in everything for special in _CSV_SPECIAL):

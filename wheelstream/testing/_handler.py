@@ -148,8 +148,8 @@ class FaultHandler(BaseHTTPRequestHandler):
     server_version = "wheelstream-testbed"
     # TCP_NODELAY, as real servers set it (nginx's ``tcp_nodelay on``): the headers go out in one send and the
     # body in another, and with Nagle's algorithm a body smaller than a segment waited for the client's
-    # delayed ACK of the headers — 20-40 ms per response on loopback, which made every small wheel (and every
-    # range request a client makes for metadata) look slow. Byte-exact faults are unaffected: they count
+    # delayed ACK of the headers, which made every small wheel (and every range request a client makes for
+    # metadata) look slow (docs/performance.md#d-testbed-server). Byte-exact faults are unaffected: they count
     # bytes, not segments.
     disable_nagle_algorithm = True
 

@@ -1,7 +1,7 @@
 """Raw-deflate and CRC-32 backends: ISA-L when importable, else the standard library's zlib.
 
-DESIGN §8 measured isal inflating torch's wheel ~3x faster than zlib on one core; that difference decides
-whether streaming extraction keeps up with the network. Both expose the same ``decompressobj`` API
+isal inflates several times faster than zlib (docs/performance.md#d-isal); that difference decides whether
+streaming extraction keeps up with the network. Both expose the same ``decompressobj`` API
 (``decompress(data, max_length)``, ``unconsumed_tail``, ``unused_data``, ``eof``), which the parser relies on.
 """
 
