@@ -214,3 +214,54 @@ def test_a_live_install_being_looked_at_keeps_its_token(tmp_path: Path) -> None:
     finally:
         done.set()
         looker.join()
+
+
+def test_the_cache_manifest_lives_beside_the_tree_where_no_wheel_name_reaches(tmp_path: Path) -> None:
+    """Copy/hardlink installs keep the unpacked tree in the cache with a manifest of digests. Every name in
+    the tree is the wheel's, so the manifest is kept beside it: a wheel shipping a file named like the old
+    in-tree manifest neither corrupts the cached tree nor is corrupted by it, install after install."""
+    import wheelstream
+
+    wheel = build_wheel(tmp_path / "w", "mani-1.0-py3-none-any.whl", {
+        "mani/__init__.py": b"",
+        "mani/.wheelstream-manifest.json": b'{"filename": "evil", "files": []}',
+        "mani/x.json.tmp": b"not ours either\n",
+    })
+    cache = tmp_path / "cache"
+    for n in range(3):
+        result = wheelstream.install([str(wheel)], tmp_path / f"t{n}", cache_dir=cache, link_mode="copy")
+        assert result.wheels[0].from_cache == (n > 0)
+        assert (tmp_path / f"t{n}" / "mani" / ".wheelstream-manifest.json").read_bytes() == (
+            b'{"filename": "evil", "files": []}')
+    sha = result.wheels[0].sha256
+    assert (cache / "wheels" / f"{sha}.manifest.json").is_file()
+    assert sorted(p.name for p in (cache / "wheels" / sha / "mani").iterdir()) == [
+        ".wheelstream-manifest.json", "__init__.py", "x.json.tmp"]
+
+    # At the tree's root, where the manifest used to be: the install is refused (a reserved name), and the
+    # cached tree keeps the wheel's bytes, so every later attempt gives the same answer, never a corrupt cache.
+    rooted = build_wheel(tmp_path / "w2", "rooted-1.0-py3-none-any.whl", {
+        "rooted.py": b"", ".wheelstream-manifest.json": b"the wheel's own\n"})
+    for n in range(2):
+        with pytest.raises(WheelMetadataError, match="reserves for its own bookkeeping"):
+            wheelstream.install([str(rooted)], tmp_path / f"r{n}", cache_dir=cache, link_mode="copy")
+        assert not (tmp_path / f"r{n}").exists()
+    trees = [p for p in (cache / "wheels").iterdir() if p.is_dir() and (p / "rooted.py").exists()]
+    assert len(trees) == 1 and (trees[0] / ".wheelstream-manifest.json").read_bytes() == b"the wheel's own\n"
+
+
+def test_a_cached_tree_without_its_manifest_is_given_one_by_the_next_install(tmp_path: Path) -> None:
+    """Killed between publishing the tree and writing its manifest (or a tree from an older cache): the tree
+    is not trusted, the next install unpacks the kept wheel file again and gives the tree its manifest."""
+    import wheelstream
+
+    wheel = build_wheel(tmp_path / "w", "mani-1.0-py3-none-any.whl", {"mani/__init__.py": b"x = 1\n"})
+    cache = tmp_path / "cache"
+    first = wheelstream.install([str(wheel)], tmp_path / "t1", cache_dir=cache, link_mode="copy")
+    manifest = cache / "wheels" / f"{first.wheels[0].sha256}.manifest.json"
+    manifest.unlink()
+    again = wheelstream.install([str(wheel)], tmp_path / "t2", cache_dir=cache, link_mode="copy")
+    assert not again.wheels[0].from_cache and manifest.is_file()
+    third = wheelstream.install([str(wheel)], tmp_path / "t3", cache_dir=cache, link_mode="copy")
+    assert third.wheels[0].from_cache and third.wheels[0].files_unpacked == 0
+    assert snapshot(tmp_path / "t3") == snapshot(tmp_path / "t1")

@@ -5,8 +5,9 @@
     <root>/partial/<key>.entries     the journal's append-only log of finished entries
     <root>/partial/<key>.lock        filelock: one writer per key, across processes
     <root>/staging/<key>/            entries unpacked so far
-    <root>/wheels/<sha256>/          finished, verified, unpacked wheels (+ manifest of digests), kept by
-                                     ``--link-mode copy|hardlink`` installs and by ``download``
+    <root>/wheels/<sha256>/          finished, verified, unpacked wheels, kept by ``--link-mode copy|hardlink``
+    <root>/wheels/<sha256>.manifest.json   installs: the digests of its files (beside it: the tree's names are
+                                     all the wheel's)
     <root>/wheels/<sha256>.whl       every finished wheel file: a later install unpacks it without the network
     <root>/claimed/<token>/          a freshly unpacked tree one process took for itself, to move its files
     <root>/claimed/<token>.lock        into a target (``--link-mode move``); held while the tree exists
@@ -73,6 +74,10 @@ class Cache:
 
     def wheel_dir(self, sha256: str) -> Path:
         return self.root / "wheels" / sha256
+
+    def wheel_manifest(self, sha256: str) -> Path:
+        """The digests of ``wheel_dir(sha256)``'s files, kept beside the tree (a wheel owns every name in it)."""
+        return self.root / "wheels" / f"{sha256}.manifest.json"
 
     def wheel_file(self, sha256: str) -> Path:
         return self.root / "wheels" / f"{sha256}.whl"

@@ -59,21 +59,22 @@ class StagedWheel:
     # no directory for a directory entry, so a whole-directory move must not carry these along.
     empty_dirs: frozenset[str] = frozenset()
 
-    MANIFEST = ".wheelstream-manifest.json"
-
-    def write_manifest(self) -> None:
-        """Persist the digests beside the tree so a cached tree can be installed without re-hashing."""
+    def write_manifest(self, path: Path) -> None:
+        """Persist the digests so a cached tree can be installed without re-hashing. ``path`` lies *beside*
+        the tree, never in it: every name inside the tree is the wheel's to choose, and a wheel file named
+        like the manifest must not be able to overwrite it (or be overwritten by it)."""
         payload = {
             "filename": self.filename,
             "files": [[f.name, f.size, f.sha256, f.executable] for f in self.files.values()],
         }
-        tmp = self.root / (self.MANIFEST + ".tmp")
+        tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(payload), encoding="utf-8")
-        tmp.replace(self.root / self.MANIFEST)
+        tmp.replace(path)
 
     @classmethod
-    def read_manifest(cls, root: Path) -> StagedWheel:
-        payload = json.loads((root / cls.MANIFEST).read_text(encoding="utf-8"))
+    def read_manifest(cls, root: Path, path: Path) -> StagedWheel:
+        """The tree at ``root`` as the manifest at ``path`` describes it."""
+        payload = json.loads(path.read_text(encoding="utf-8"))
         files = {
             name: StagedFile(name, int(size), str(sha), bool(x)) for name, size, sha, x in payload["files"]
         }

@@ -100,6 +100,7 @@ def cache_clean(cache_dir: str | None, partial_only: bool) -> None:
     wheels = _wheels(root)
     wheel_bytes = sum(size for _f, _s, size, _p in wheels)
     for _f, _s, _size, path in wheels:
+        path.with_name(f"{path.name}.manifest.json").unlink(missing_ok=True)  # first: never a manifest alone
         shutil.rmtree(path, ignore_errors=True)
     click.echo(f"removed {len(wheels)} unpacked wheel(s) ({human_size(wheel_bytes)})")
     files = _wheel_files(root)
@@ -150,7 +151,7 @@ def _wheels(root: Path) -> list[tuple[str, str, int, Path]]:
         if not path.is_dir():
             continue
         try:
-            staged = StagedWheel.read_manifest(path)
+            staged = StagedWheel.read_manifest(path, path.with_name(f"{path.name}.manifest.json"))
             out.append((staged.filename, path.name, sum(f.size for f in staged.files.values()), path))
         except (OSError, ValueError, KeyError, TypeError):
             out.append(("(no manifest)", path.name, _tree_size(path), path))

@@ -63,16 +63,23 @@ def hand_over(job: Job, stream: Tee, staged: StagedWheel, sha256: str) -> tuple[
 
 
 def _publish(cache: Cache, staged: StagedWheel, sha256: str) -> StagedWheel:
-    """Move a finished staging tree to ``wheels/<sha256>/`` (atomic rename; first writer wins)."""
-    staged.write_manifest()
+    """Move a finished staging tree to ``wheels/<sha256>/`` (atomic rename; first writer wins), then write its
+    manifest beside it. A tree without a manifest (a kill between the two, or an older cache) is not used by
+    ``cached``; the next publish of the same bytes finds it and gives it the manifest: the same sha256 is the
+    same files, and the tree was synced before it was renamed."""
     target = cache.wheel_dir(sha256)
+    manifest = cache.wheel_manifest(sha256)
     try:
         os.replace(staged.root, target)
     except OSError:
         if not target.is_dir():
             raise
         shutil.rmtree(staged.root, ignore_errors=True)  # another process published the same bytes
-    return StagedWheel.read_manifest(target)
+        if manifest.is_file():
+            return StagedWheel.read_manifest(target, manifest)
+    published = dataclasses.replace(staged, root=target)
+    published.write_manifest(manifest)
+    return published
 
 
 def finished_tree(
@@ -98,9 +105,10 @@ def settle_tree(
 
 def cached(cache: Cache, sha256: str, wheel: str, progress: ProgressCallback | None) -> DownloadResult | None:
     """The unpacked wheel ``wheels/<sha256>/`` as a result that fetched and unpacked nothing, if it is there."""
-    if not (cache.wheel_dir(sha256) / StagedWheel.MANIFEST).is_file():
+    manifest = cache.wheel_manifest(sha256)
+    if not manifest.is_file() or not cache.wheel_dir(sha256).is_dir():
         return None
-    staged = StagedWheel.read_manifest(cache.wheel_dir(sha256))
+    staged = StagedWheel.read_manifest(cache.wheel_dir(sha256), manifest)
     if progress is not None:
         progress(Progress(wheel, 0, 0, len(staged.files), None, message="from cache", finished=True))
     return DownloadResult(staged, sha256, 0, 0, None, 0, True)
