@@ -147,18 +147,18 @@ def test_a_ctrl_c_while_the_claims_are_released_says_the_install_finished(
 ) -> None:
     """Review: after the install, releasing the unpacked trees' claims is the last step; a Ctrl-C there was a
     bare KeyboardInterrupt, which the CLI reported as an install to run again."""
-    import wheelstream._api as api
+    from wheelstream._cache import Claim
     from wheelstream.errors import Interrupted
 
-    real_release = api._release
+    real_release = Claim.release
     calls = [0]
 
-    def release(results: object) -> None:
+    def release(claim: Claim) -> None:  # the unpacked tree the install moved its files out of
         calls[0] += 1
-        real_release(results)  # type: ignore[arg-type]
+        real_release(claim)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(api, "_release", release)
+    monkeypatch.setattr(Claim, "release", release)
     wheel = tmp_path / "demo-1.0-py3-none-any.whl"
     wheel.write_bytes(WELLFORMED["deflate"]())
     with pytest.raises(Interrupted, match="interrupted after the install finished") as raised:
@@ -171,6 +171,7 @@ def test_a_second_ctrl_c_while_the_claims_are_released_keeps_saying_the_install_
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import wheelstream._api as api
+    from wheelstream._cache import Claim
     from wheelstream.errors import Interrupted
 
     def installed(*args: object, **kwargs: object) -> None:
@@ -178,11 +179,11 @@ def test_a_second_ctrl_c_while_the_claims_are_released_keeps_saying_the_install_
         error.installed = True
         raise error
 
-    def release(results: object) -> None:
+    def release(claim: Claim) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(api, "install_staged_many", installed)
-    monkeypatch.setattr(api, "_release", release)
+    monkeypatch.setattr(Claim, "release", release)
     wheel = tmp_path / "demo-1.0-py3-none-any.whl"
     wheel.write_bytes(WELLFORMED["deflate"]())
     with pytest.raises(Interrupted) as raised:

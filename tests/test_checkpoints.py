@@ -17,16 +17,17 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
 import httpx
 import pytest
 from click.testing import CliRunner
+from conftest import FAST, contents, fetch, tree, wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -39,27 +40,12 @@ from wheelstream._progress import Progress
 from wheelstream._staged import StagedFile
 from wheelstream._urls import cache_key
 from wheelstream.errors import DiskError, Interrupted
-from wheelstream.fetch import DownloadOptions, DownloadResult, fetch_wheel
+from wheelstream.fetch import DownloadResult, fetch_wheel
 from wheelstream.testing import Cut, FaultPlan, FaultServer, Stall, Throttle
 from wheelstream.zip import LocalEntry, ZipStreamParser
 
 WHEEL = "demo-1.0-py3-none-any.whl"
-FAST = DownloadOptions(backoff_base=0.01, backoff_max=0.05, timeout=10)
 OFTEN = dataclasses.replace(FAST, checkpoint_bytes=16 << 10, checkpoint_seconds=0.01)
-
-
-def contents(data: bytes) -> dict[str, bytes]:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return {i.filename: archive.read(i) for i in archive.infolist() if not i.is_dir()}
-
-
-def tree(result: DownloadResult) -> dict[str, bytes]:
-    return {name: (result.staged.root / name).read_bytes() for name in result.staged.files}
-
-
-def fetch(url: str, cache_dir: Path, options: DownloadOptions = FAST, **kw: object) -> DownloadResult:
-    with httpx.Client(timeout=10) as client:
-        return fetch_wheel(url, cache=Cache.at(cache_dir), client=client, options=options, **kw)  # type: ignore[arg-type]
 
 
 @cache
@@ -74,12 +60,6 @@ def mixed_wheel() -> bytes:
             files[f"demo/blob{i // 375}.bin"] = rng.randbytes(1_500_000)
             files[f"demo/empty{i // 375}/"] = b""
     return make_wheel(files)
-
-
-@pytest.fixture
-def server() -> Iterator[FaultServer]:
-    with FaultServer() as srv:
-        yield srv
 
 
 def journal_path(cache_dir: Path, url: str) -> Path:
@@ -227,8 +207,12 @@ def test_a_log_line_is_the_json_of_its_row_and_reads_back(
     journal = Journal(url="https://host/demo.whl")
     journal.add_finished([entry], files)
     row = [*entry, *files[name][1:]] if files else [*entry]  # the staged name is the entry's
-    assert journal._unlogged == [json.dumps(row, separators=(",", ":")) + "\n"]
-    assert json.loads(journal._unlogged[0]) == row
+    with tempfile.TemporaryDirectory() as directory:  # (hypothesis runs this body many times per tmp_path)
+        path = Path(directory) / "k.json"
+        journal.save(path)
+        log = entries_log(path).read_bytes()
+    assert log == (json.dumps(row, separators=(",", ":")) + "\n").encode("ascii")
+    assert json.loads(log) == row
 
 
 def test_discard_and_cache_clean_remove_the_log(server: FaultServer, tmp_path: Path) -> None:
@@ -463,7 +447,8 @@ def test_periodic_checkpoints_move_past_a_few_small_files_followed_by_large_ones
 ) -> None:
     """nvidia-style: three small files, then large ones. The small files fill no batch of their own; a periodic
     checkpoint sends what is there, so the next one can move past them (a kill -9 then redoes only the last
-    large files, not all). Observed while the server stalls near the end, with no idle checkpoint to help."""
+    large files, not all). Watched while the download runs (it stalls near the end, so it is watched past
+    the last periodic checkpoint), with no idle checkpoint to help."""
     monkeypatch.setattr(tee, "_IDLE_AFTER", 3600.0)
     never_skip_checkpoints(monkeypatch)  # the last request before the stall is taken, however slow the disk
     rng = random.Random(3)
@@ -476,15 +461,18 @@ def test_periodic_checkpoints_move_past_a_few_small_files_followed_by_large_ones
     outcome: dict[str, object] = {}
     thread = threading.Thread(target=lambda: outcome.update(result=fetch(url, tmp_path, OFTEN)))
     thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while server.bytes_sent(WHEEL) < len(data) * 9 // 10 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.5)  # inside the stall: the last periodic checkpoints are synced
+    checkpoints: list[int] = []
+
+    def past_the_small_files() -> bool:  # read while the download runs: once it ends, the journal is gone
         journal = Journal.load(journal_path(tmp_path, url))
+        checkpoints.append(journal.checkpoint if journal is not None else -1)
+        return checkpoints[-1] >= offsets["demo/big3.bin"] or not thread.is_alive()
+
+    try:
+        wait_until(past_the_small_files, timeout=20, what="a checkpoint past the small files")
     finally:
         thread.join(20)
-    assert journal is not None and journal.checkpoint >= offsets["demo/big3.bin"], journal.checkpoint
+    assert max(checkpoints) >= offsets["demo/big3.bin"], checkpoints
     assert tree(outcome["result"]) == contents(data)  # type: ignore[arg-type]
 
 
@@ -499,7 +487,7 @@ def test_a_failed_checkpoint_on_the_worker_surfaces_and_the_last_good_one_resume
     def save(self: Journal, path: Path, **as_of: object) -> None:
         calls["n"] += 1
         if calls["n"] == 6:
-            assert threading.current_thread().name == "wheelstream-checkpoint"
+            assert threading.current_thread() is not threading.main_thread()  # beside the download, not in it
             raise OSError(28, "No space left on device (injected)")
         real_save(self, path, **as_of)
 
@@ -592,11 +580,9 @@ def test_sigkill_at_a_random_point_leaves_a_sound_checkpoint(server: FaultServer
     proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, url, str(tmp_path)], stdout=subprocess.PIPE)
     partial = tmp_path / "partial" / f"{cache_key(url)}.whl.part"
     kill_after = int(len(data) * (0.15 + 0.7 * random.Random(seed).random()))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # a progress point, independent of when checkpoints happen
-        if partial.exists() and partial.stat().st_size >= kill_after:
-            break
-        time.sleep(0.002)
+    # a progress point, independent of when checkpoints happen
+    wait_until(lambda: partial.exists() and partial.stat().st_size >= kill_after, timeout=30,
+               what=f"{kill_after} bytes in the partial file")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     journal = assert_checkpoint_is_sound(tmp_path, url, data)
@@ -710,7 +696,7 @@ def test_past_a_deferred_entry_the_idle_worker_takes_no_checkpoints_while_bytes_
     by_worker: list[int] = []
 
     def save(self: Journal, path: Path, **as_of: object) -> None:
-        if threading.current_thread().name == "wheelstream-checkpoint":
+        if threading.current_thread() is not threading.main_thread():  # not the download's own (final) save
             by_worker.append(self.durable)
         real_save(self, path, **as_of)
 

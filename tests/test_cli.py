@@ -11,13 +11,11 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, Run, saved_journal, wait_until, ws, ws_start
 
 from fixtures.wellformed import make_wheel
 from wheelstream.testing import (
@@ -32,44 +30,8 @@ from wheelstream.testing import (
     since,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 REAL_WHEELS = ROOT / "fixtures" / "wheels"
 TLS = ROOT / "fixtures" / "tls"
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-    def error_line(self) -> str:
-        """The contract: exactly one ``error: `` line, and no traceback."""
-        lines = [line for line in self.err.splitlines() if line.strip()]
-        errors = [line for line in lines if line.startswith("error: ")]
-        assert len(errors) == 1, self.err
-        assert "Traceback" not in self.err, self.err
-        return errors[0]
-
-
-def ws(*args: str, cache: Path, timeout: float = 60, cwd: Path | None = None) -> Run:
-    env = {**os.environ, "WHEELSTREAM_CACHE_DIR": str(cache), "COLUMNS": "200"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "wheelstream", *args], check=False, capture_output=True, text=True, env=env,
-        timeout=timeout, cwd=cwd or ROOT,
-    )
-    return Run(proc.returncode, proc.stdout, proc.stderr)
-
-
-@pytest.fixture
-def server() -> Iterator[FaultServer]:
-    with FaultServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def cache(tmp_path: Path) -> Path:
-    return tmp_path / "cache"
 
 
 def add(srv: FaultServer, name: str = "demo", version: str = "1.0", size: int = 64 * 1024,
@@ -224,18 +186,12 @@ def test_signal_exits_130_keeps_the_partial_and_the_rerun_resumes(
     # A stall, not a throttle: a starved throttled server catches up in one burst and the download could end
     # before the signal lands. The worker notices the signal with the first bytes after the stall.
     url = server.add_file(filename, data, plan=FaultPlan(Stall(at=1024 * 1024, seconds=2)))
-    env = {**os.environ, "WHEELSTREAM_CACHE_DIR": str(cache)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wheelstream", "install", url, "-t", str(tmp_path / "t")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
-    deadline = time.monotonic() + 20
+    proc = ws_start("install", url, "-t", str(tmp_path / "t"), cache=cache)
 
     def client_holds() -> int:  # what the client wrote to its partial file, not what the server pushed
         return sum(p.stat().st_size for p in (cache / "partial").glob("*.whl.part")) if (cache / "partial").is_dir() else 0
 
-    while client_holds() < 1024 * 1024 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: client_holds() >= 1024 * 1024, timeout=20, what="the first MiB in the partial file")
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
     run = Run(proc.returncode, out, err)
@@ -272,13 +228,10 @@ def test_ctrl_c_in_a_stall_exits_at_once_and_the_rerun_resumes(server: FaultServ
     server (or the 30 s read timeout): the socket is shut, the checkpoint written, exit 130."""
     filename, data = build_wheel("demo", "1.0", files={f"demo/m{i}.bin": os.urandom(64 * 1024) for i in range(24)})
     url = server.add_file(filename, data, plan=FaultPlan(Stall(at=1200 * 1024, seconds=120)))
-    env = {**os.environ, "WHEELSTREAM_CACHE_DIR": str(cache)}
-    proc = subprocess.Popen([sys.executable, "-m", "wheelstream", "install", url, "-t", str(tmp_path / "t")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 20
-    while server.bytes_sent(filename) < 1200 * 1024 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.3)
+    proc = ws_start("install", url, "-t", str(tmp_path / "t"), cache=cache)
+    # In the stall, and blocked in recv: the idle checkpoint (0.5 s without data) is in the journal header.
+    wait_until(lambda: (saved_journal(cache, url) or {}).get("checkpoint", 0) > 0, timeout=20,
+               what="the idle checkpoint in the stall")
     run = _ctrl_c_promptly(proc)
     line = run.error_line()
     assert line.startswith("error: interrupted at ") and "run the same command again" in line
@@ -295,17 +248,14 @@ def test_ctrl_c_in_a_stall_exits_at_once_and_the_rerun_resumes(server: FaultServ
 def test_ctrl_c_while_a_server_never_answers_exits_at_once(scheme: str, cache: Path, tmp_path: Path) -> None:
     """Accepted, and not a byte of response (nor of a TLS handshake): the request's socket is known from the
     connect on, so Ctrl-C does not wait for the read timeout either."""
-    import socket
-
     with socket.create_server(("127.0.0.1", 0)) as silent:
         url = f"{scheme}://127.0.0.1:{silent.getsockname()[1]}/demo-1.0-py3-none-any.whl"
-        env = {**os.environ, "WHEELSTREAM_CACHE_DIR": str(cache)}
-        proc = subprocess.Popen([sys.executable, "-m", "wheelstream", "install", url, "-t", str(tmp_path / "t")],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        proc = ws_start("install", url, "-t", str(tmp_path / "t"), cache=cache)
         silent.settimeout(20)
-        held, _ = silent.accept()  # the request is on its way; nothing will ever answer it
+        held, _ = silent.accept()
         with held:
-            time.sleep(0.3)
+            held.settimeout(20)
+            assert held.recv(1, socket.MSG_PEEK)  # the request (or TLS hello) is in; nothing will answer it
             run = _ctrl_c_promptly(proc)
     assert run.error_line().startswith("error: interrupted"), run.err
     assert not (tmp_path / "t").exists()
@@ -331,11 +281,9 @@ def test_ctrl_c_while_a_pooled_connection_waits_for_headers_exits_at_once(scheme
     listener = socket.create_server(("127.0.0.1", 0))
     index = f"{scheme}://127.0.0.1:{listener.getsockname()[1]}/simple/"
     page = b'<html><body><a href="/files/demo-1.0-py3-none-any.whl">demo-1.0-py3-none-any.whl</a></body></html>'
-    env = {**os.environ, "WHEELSTREAM_CACHE_DIR": str(cache), "SSL_CERT_FILE": str(TLS / "localhost.pem")}
     with listener:
-        proc = subprocess.Popen([sys.executable, "-m", "wheelstream", "install", "demo==1.0", "--index-url", index,
-                                 "-t", str(tmp_path / "t")],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        proc = ws_start("install", "demo==1.0", "--index-url", index, "-t", str(tmp_path / "t"), cache=cache,
+                        env={"SSL_CERT_FILE": str(TLS / "localhost.pem")})
         try:
             listener.settimeout(20)
             conn, _ = listener.accept()
@@ -352,8 +300,7 @@ def test_ctrl_c_while_a_pooled_connection_waits_for_headers_exits_at_once(scheme
                 listener.setblocking(False)
                 with pytest.raises(BlockingIOError):
                     listener.accept()  # no second connection: the wheel's request is on the pooled one
-                time.sleep(0.3)
-                run = _ctrl_c_promptly(proc)
+                run = _ctrl_c_promptly(proc)  # the whole request is in: the client waits for the headers
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -374,10 +321,7 @@ def ws_limited(*args: str, cache: Path, file_size_limit: int) -> Run:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing us
         resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
 
-    env = {**os.environ, "WHEELSTREAM_CACHE_DIR": str(cache), "COLUMNS": "200"}
-    proc = subprocess.run([sys.executable, "-m", "wheelstream", *args], check=False, capture_output=True,
-                          text=True, env=env, timeout=60, cwd=ROOT, preexec_fn=limit)
-    return Run(proc.returncode, proc.stdout, proc.stderr)
+    return ws(*args, cache=cache, preexec_fn=limit)
 
 
 def test_a_full_disk_before_any_checkpoint_says_so_and_leaves_nothing(server: FaultServer, cache: Path,

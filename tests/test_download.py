@@ -6,7 +6,6 @@ ignore Range, change the file, answer the wrong range, are busy; concurrent proc
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -15,12 +14,12 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
-import zipfile
 from pathlib import Path
 
-import httpx
 import pytest
+from conftest import contents, fetch, saved_journal, tree, wait_until
 
 from fixtures.hostile import HOSTILE
 from fixtures.wellformed import WELLFORMED, make_wheel
@@ -36,7 +35,7 @@ from wheelstream.errors import (
     ResourceGone,
     RetriesExhausted,
 )
-from wheelstream.fetch import DownloadOptions, DownloadResult, fetch_wheel
+from wheelstream.fetch import DownloadOptions, DownloadResult
 from wheelstream.testing import (
     ChangeFile,
     Corrupt,
@@ -56,27 +55,6 @@ from wheelstream.testing import (
 )
 
 WHEEL = "demo-1.0-py3-none-any.whl"
-FAST = DownloadOptions(backoff_base=0.01, backoff_max=0.05, timeout=10)
-
-
-def contents(data: bytes) -> dict[str, bytes]:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return {i.filename: archive.read(i) for i in archive.infolist() if not i.is_dir()}
-
-
-def tree(result: DownloadResult) -> dict[str, bytes]:
-    return {name: (result.staged.root / name).read_bytes() for name in result.staged.files}
-
-
-def fetch(url: str, cache_dir: Path, **kw: object) -> DownloadResult:
-    with httpx.Client(timeout=10) as client:
-        return fetch_wheel(url, cache=Cache.at(cache_dir), client=client, options=kw.pop("options", FAST), **kw)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def server() -> FaultServer:
-    with FaultServer() as srv:
-        yield srv
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -272,14 +250,9 @@ def test_sigkill_then_rerun_fetches_only_the_tail(server: FaultServer, tmp_path:
     proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, url, str(tmp_path)], stdout=subprocess.PIPE)
     journal_path = tmp_path / "partial" / f"{cache_key(url)}.json"
     kill_after = int(len(data) * (0.1 + 0.7 * random.Random(seed).random()))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # kill at a progress point, not a wall-clock one: load-independent
-        try:
-            if json.loads(journal_path.read_text())["durable"] >= kill_after:
-                break
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.005)
+    # kill at a progress point, not a wall-clock one: load-independent
+    wait_until(lambda: (saved_journal(tmp_path, url) or {}).get("durable", 0) >= kill_after, timeout=30,
+               what=f"{kill_after} bytes made durable")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert server.wait_idle(10)  # the killed connection's bytes are counted before the rerun starts
@@ -363,8 +336,6 @@ def test_partial_corrupted_on_disk_is_discarded_on_resume(server: FaultServer, t
 def test_the_resume_hash_covers_exactly_the_kept_prefix(tmp_path: Path, length: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole-file hash a resume continues from: the first ``length`` bytes (all there is when the file is
     shorter), read in blocks — small ones here, so block boundaries are crossed."""
-    import threading
-
     from wheelstream import _tee
 
     monkeypatch.setattr(_tee, "_HASH_BLOCK", 1 << 20)
@@ -439,17 +410,14 @@ def _fetch_through_a_stall(
 ) -> tuple[DownloadResult, list[tuple[int, int]]]:
     """Fetch ``data`` with the server stalling 2 s at ``stall_at`` and periodic checkpoints off; return the
     result and every (checkpoint, durable) the journal header showed meanwhile (read every 50 ms)."""
-    import threading
-
     url = server.add_file(WHEEL, data, plan=FaultPlan(Stall(at=stall_at, seconds=2, requests=1)))
-    header = Cache.at(tmp_path).journal(cache_key(url))
     seen: list[tuple[int, int]] = []
     done = threading.Event()
 
     def watch() -> None:
         while not done.wait(0.05):
-            with contextlib.suppress(OSError, ValueError, KeyError):
-                saved = json.loads(header.read_text())
+            saved = saved_journal(tmp_path, url)
+            if saved is not None:
                 seen.append((saved["checkpoint"], saved["durable"]))
 
     watcher = threading.Thread(target=watch)
@@ -508,8 +476,6 @@ def test_a_kept_prefix_spoilt_on_disk_never_reaches_the_caller(server: FaultServ
 def test_a_cancel_in_a_stall_is_an_interrupt_not_a_network_failure(server: FaultServer, tmp_path: Path) -> None:
     """The cancel watcher shuts the connection; the attempt loop must read that as the cancel it is — not as a
     drop to retry (no retry budget left here) — and checkpoint (the partial is kept)."""
-    import threading
-
     data = WELLFORMED["big_entry"]()
     first = 3 * 1024 * 1024  # past the first 1 MiB blocks: finished entries to checkpoint
     url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(after=first, requests=1), Cut(after=0, requests=2),
@@ -518,19 +484,22 @@ def test_a_cancel_in_a_stall_is_an_interrupt_not_a_network_failure(server: Fault
     with pytest.raises(RetriesExhausted):  # the first attempt's cut, with no retry allowed: partial kept
         fetch(url, tmp_path, options=DownloadOptions(retries=0, backoff_base=0.01))
     outcome: list[BaseException] = []
+    resumed = threading.Event()
+
+    def progress(report: Progress) -> None:
+        if (report.message or "").startswith("resumed at"):
+            resumed.set()  # the 206 arrived: the resumed request waits for its first body byte
 
     def resume() -> None:
         try:
-            fetch(url, tmp_path, options=DownloadOptions(retries=0, backoff_base=0.01), cancel=cancel)
+            fetch(url, tmp_path, options=DownloadOptions(retries=0, backoff_base=0.01), cancel=cancel,
+                  progress=progress)
         except BaseException as exc:  # noqa: BLE001 - inspected below
             outcome.append(exc)
 
     worker = threading.Thread(target=resume)
     worker.start()
-    deadline = time.monotonic() + 20
-    while len(server.requests_for(WHEEL)) < 3 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.3)  # the resumed request is waiting for its first body byte
+    assert resumed.wait(20), outcome
     cancel.set()
     worker.join(timeout=10)
     assert not worker.is_alive(), "the cancel waited for the stalled server"

@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from test_install_support import build_wheel, full_wheel, snapshot, stage
+from test_install_support import build_wheel, installed_target, snapshot, stage
 
 from wheelstream.errors import WheelMetadataError
 from wheelstream.installer import _commit, _ownership, install_staged
@@ -27,10 +27,7 @@ VENV_BIN = Path(sys.executable).parent
 @pytest.fixture
 def target(tmp_path: Path) -> Path:
     """A target with a package a planted plan would like to replace, and a file of the user's."""
-    target = tmp_path / "target"
-    install_staged(stage(full_wheel(tmp_path / "w1"), tmp_path / "s1"), target)
-    (target / "mine.txt").write_text("mine\n")
-    return target
+    return installed_target(tmp_path)
 
 
 def _other(tmp_path: Path, name: str = "other") -> Path:

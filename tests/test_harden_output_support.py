@@ -9,14 +9,11 @@ new beside it.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
+from conftest import Run, ws
 from test_install_support import snapshot
 
 from fixtures.wellformed import record_line
@@ -35,7 +32,6 @@ __all__ = [
     "write",
 ]
 
-ROOT = Path(__file__).resolve().parent.parent
 FILENAME = "demo-1.0-py3-none-any.whl"
 DI = "demo-1.0.dist-info"
 
@@ -105,21 +101,9 @@ def prepared_target(base: Path) -> Path:
     return target
 
 
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
 def cli_install(wheel: Path, target: Path, cache: Path, *extra: str) -> Run:
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "wheelstream", "install", str(wheel), "--target", str(target),
-         "--cache-dir", str(cache), "--ignore-tags", "--no-progress", *extra],
-        check=False, capture_output=True, env=env, timeout=120, cwd=ROOT,
-    )
-    return Run(proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"))
+    return ws("install", str(wheel), "--target", str(target), "--cache-dir", str(cache), "--ignore-tags",
+              "--no-progress", *extra, cache=None, timeout=120, env={"NO_COLOR": "1"})
 
 
 def assert_refused(wheel: Path, base: Path, *needles: str) -> str:

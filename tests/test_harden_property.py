@@ -13,21 +13,16 @@ the wheel, the command:
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
-import subprocess
-import sys
 import unicodedata
 import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import ws
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_install_support import snapshot
-
-ROOT = Path(__file__).resolve().parent.parent
+from test_install_support import record_hash, snapshot
 
 # Characters a hostile wheel reaches for: separators, dots, controls, bidi overrides, look-alike slashes,
 # and ordinary ones so that some names are also valid.
@@ -48,10 +43,6 @@ def _mostly(plain: st.SearchStrategy[str], nasty: st.SearchStrategy[str]) -> st.
 
 _text = _mostly(_word, _nasty_text)
 _path = _mostly(_plain_path, _nasty_path)
-
-
-def _b64(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode().rstrip("=")
 
 
 @st.composite
@@ -76,7 +67,7 @@ def hostile_wheels(draw: st.DrawFn) -> tuple[dict[str, bytes], list[str]]:
 
 def _write(directory: Path, members: dict[str, bytes], extra_rows: list[str]) -> Path:
     info = "demo-1.0.dist-info"
-    rows = [f"{name},{_b64(data)},{len(data)}" for name, data in members.items()]
+    rows = [f"{name},{record_hash(data)},{len(data)}" for name, data in members.items()]
     record = "\n".join([*rows, *extra_rows, f"{info}/RECORD,,"]) + "\n"
     members = {**members, f"{info}/RECORD": record.encode("utf-8", "surrogatepass")}
     out = directory / "demo-1.0-py3-none-any.whl"
@@ -114,17 +105,14 @@ def test_a_hostile_wheel_never_harms_the_terminal_the_target_or_anything_outside
     outside_before = {p.relative_to(work) for p in work.rglob("*") if sandbox not in p.parents and p != sandbox}
     target_before = snapshot(target)
 
-    env = {**os.environ, "WHEELSTREAM_CACHE_DIR": str(sandbox / "cache"), "COLUMNS": "200"}
-    command = [sys.executable, "-m", "wheelstream", "install", "-v", str(path), "--target", str(target)]
-    proc = subprocess.run(command, check=False, capture_output=True, env=env, cwd=ROOT, timeout=120)
-    err = proc.stderr.decode("utf-8", "replace")
-    out = proc.stdout.decode("utf-8", "replace")
+    run = ws("install", "-v", str(path), "--target", str(target), cache=sandbox / "cache", timeout=120)
+    err, out = run.err, run.out
 
     assert "Traceback" not in err, err
     assert not _controls(err) and not _controls(out), (err, out)
-    if proc.returncode != 0:
+    if run.code != 0:
         errors = [line for line in err.splitlines() if line.startswith("error: ")]
-        assert len(errors) == 1 and proc.returncode in (1, 2), err
+        assert len(errors) == 1 and run.code in (1, 2), err
     outside_after = {p.relative_to(work) for p in work.rglob("*") if sandbox not in p.parents and p != sandbox}
     assert outside_after == outside_before
     assert (work / "neighbour.txt").read_text() == "outside\n"

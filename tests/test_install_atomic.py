@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_install_support import full_wheel, snapshot, stage
+from test_install_support import full_wheel, installed_target, snapshot, stage
 
 from wheelstream._staged import StagedWheel
 from wheelstream.errors import Interrupted
@@ -36,10 +36,7 @@ def failing_move(n: int, exc: BaseException) -> Callable[[Path, Path], None]:
 
 @pytest.fixture
 def v1_target(tmp_path: Path) -> Path:
-    target = tmp_path / "target"
-    install_staged(stage(full_wheel(tmp_path / "w1"), tmp_path / "s1"), target)
-    (target / "unrelated.txt").write_text("mine\n")
-    return target
+    return installed_target(tmp_path)
 
 
 @pytest.fixture
@@ -543,6 +540,7 @@ def test_the_litter_of_the_last_kill_points_goes_too(v1_target: Path, tmp_path: 
 def test_an_install_waits_for_a_recovery_that_looks_at_its_fresh_directory(tmp_path: Path) -> None:
     """Third review: a recovery can lock a fresh lock file before its owner does (for a moment, to look);
     the owner then failed with a RuntimeError. It waits for that moment instead."""
+    import fcntl
     import threading
     import time
 
@@ -550,11 +548,11 @@ def test_an_install_waits_for_a_recovery_that_looks_at_its_fresh_directory(tmp_p
     tmp.mkdir()
     looking = threading.Event()
 
-    def recovery_looks() -> None:
-        fd = _commit._flock(tmp / ".owner.lock", create=True)
+    def recovery_looks() -> None:  # what recovery does to the lock file: flock it, a moment, to look
+        fd = os.open(tmp / ".owner.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
         looking.set()
         time.sleep(0.3)
-        assert fd is not None
         os.close(fd)
 
     thread = threading.Thread(target=recovery_looks)

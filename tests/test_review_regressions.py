@@ -12,10 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import wait_until
 
 import wheelstream
 from fixtures.wellformed import WELLFORMED
 from fixtures.zipbuild import STORED, Member, build, dir_attr
+from wheelstream import Progress
 from wheelstream._cache import Cache
 from wheelstream._urls import cache_key
 from wheelstream.errors import EntrySetMismatch, Interrupted, MalformedRecord, ResourceGone, RetriesExhausted
@@ -56,67 +58,68 @@ def test_central_records_are_checked_as_they_arrive() -> None:
         parser.feed(data[:cd_at] + bytes(bogus) * 1000)
 
 
-def test_broken_range_support_gives_up_instead_of_restarting_forever(tmp_path: Path) -> None:
+def test_broken_range_support_gives_up_instead_of_restarting_forever(server: FaultServer, tmp_path: Path) -> None:
     data = WELLFORMED["many_entries"]()
-    with FaultServer() as server:
-        url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(percent=40), WrongRangeStart(shift=-10)))
-        started = time.monotonic()
-        with httpx.Client() as client, pytest.raises(RetriesExhausted, match="restarts from zero"):
-            fetch_wheel(url, cache=Cache.at(tmp_path), client=client,
-                        options=DownloadOptions(retries=3, backoff_base=0.01, backoff_max=0.05))
-        assert time.monotonic() - started < 10
-        assert len(server.requests_for(WHEEL)) <= 2 * 5
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(percent=40), WrongRangeStart(shift=-10)))
+    started = time.monotonic()
+    with httpx.Client() as client, pytest.raises(RetriesExhausted, match="restarts from zero"):
+        fetch_wheel(url, cache=Cache.at(tmp_path), client=client,
+                    options=DownloadOptions(retries=3, backoff_base=0.01, backoff_max=0.05))
+    assert time.monotonic() - started < 10
+    assert len(server.requests_for(WHEEL)) <= 2 * 5
 
 
-def test_gone_discards_the_partial(tmp_path: Path) -> None:
+def test_gone_discards_the_partial(server: FaultServer, tmp_path: Path) -> None:
     data = WELLFORMED["big_entry"]()
-    with FaultServer() as server:
-        url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(after=100_000, requests=1), Status(410, requests=2)))
-        with httpx.Client() as client, pytest.raises(ResourceGone, match="410"):
-            fetch_wheel(url, cache=Cache.at(tmp_path), client=client, options=DownloadOptions(backoff_base=0.01))
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(after=100_000, requests=1), Status(410, requests=2)))
+    with httpx.Client() as client, pytest.raises(ResourceGone, match="410"):
+        fetch_wheel(url, cache=Cache.at(tmp_path), client=client, options=DownloadOptions(backoff_base=0.01))
     key = cache_key(url)
     assert not (tmp_path / "partial" / f"{key}.whl.part").exists()
     assert not (tmp_path / "partial" / f"{key}.json").exists()
     assert not (tmp_path / "staging" / key).exists()
 
 
-def test_ctrl_c_during_a_long_retry_after_returns_at_once(tmp_path: Path) -> None:
+def test_ctrl_c_during_a_long_retry_after_returns_at_once(server: FaultServer, tmp_path: Path) -> None:
     data = WELLFORMED["deflate"]()
-    with FaultServer() as server:
-        url = server.add_file(WHEEL, data, plan=FaultPlan(Status(503, retry_after=20)))
-        def interrupt_once_waiting() -> None:  # only once both downloads sit in their Retry-After sleep
-            deadline = time.monotonic() + 20
-            while len(server.requests) < 2 and time.monotonic() < deadline:
-                time.sleep(0.01)
-            time.sleep(0.2)
-            os.kill(os.getpid(), signal.SIGINT)
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Status(503, retry_after=20)))
+    waiting: list[Progress] = []
+    both_waiting = threading.Event()
 
-        threading.Thread(target=interrupt_once_waiting, daemon=True).start()
-        started = time.monotonic()
-        with pytest.raises(Interrupted):
-            wheelstream.download([url, url + "?again"], tmp_path / "d", cache_dir=tmp_path / "c", jobs=2)
-        assert time.monotonic() - started < 10  # the 503s asked for 20 s
+    def progress(report: Progress) -> None:  # "...; retry 1 of N in 20.0 s" comes right before the wait
+        if report.message is not None and "retry 1 of" in report.message:
+            waiting.append(report)
+            if len(waiting) == 2:
+                both_waiting.set()
+
+    def interrupt_once_waiting() -> None:  # only once both downloads sit in their Retry-After sleep
+        both_waiting.wait(20)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_once_waiting, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(Interrupted):
+        wheelstream.download([url, url + "?again"], tmp_path / "d", cache_dir=tmp_path / "c", jobs=2,
+                             progress=progress)
+    assert both_waiting.is_set()
+    assert time.monotonic() - started < 10  # the 503s asked for 20 s
 
 
-def _sink_threads() -> int:
-    return sum(1 for t in threading.enumerate() if t.name == "wheelstream-sink" and t.is_alive())
-
-
-def test_failed_downloads_leave_no_sink_thread_behind(tmp_path: Path) -> None:
+def test_failed_downloads_leave_no_thread_behind(server: FaultServer, tmp_path: Path) -> None:
     data = WELLFORMED["big_entry"]()
-    before = _sink_threads()
-    with FaultServer() as server:
-        url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(after=2_000_000, requests=1), Cut(after=0, requests=range(2, 99))))
-        for _ in range(3):
-            with httpx.Client() as client, pytest.raises(RetriesExhausted):
-                fetch_wheel(url, cache=Cache.at(tmp_path), client=client,
-                            options=DownloadOptions(retries=0, backoff_base=0.01))
-    time.sleep(0.2)
-    assert _sink_threads() == before
+    before = set(threading.enumerate())
+    url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(after=2_000_000, requests=1), Cut(after=0, requests=range(2, 99))))
+    for _ in range(3):
+        with httpx.Client() as client, pytest.raises(RetriesExhausted):
+            fetch_wheel(url, cache=Cache.at(tmp_path), client=client,
+                        options=DownloadOptions(retries=0, backoff_base=0.01))
+    # a leaked sink (or unpack, or writer) thread would stay; the server's, for closed connections, end too
+    wait_until(lambda: not [t for t in threading.enumerate() if t not in before and t.is_alive()], timeout=10,
+               what="every thread the downloads started to end")
 
 
 def test_ctrl_c_while_the_deferred_tail_unpacks_resumes_without_refetching(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Interrupted inside the central-directory fallback: the journal lists only files before its checkpoint,
     so the rerun neither collides with them nor downloads anything again."""
@@ -135,7 +138,7 @@ def test_ctrl_c_while_the_deferred_tail_unpacks_resumes_without_refetching(
             if finished["n"] == 5:
                 raise KeyboardInterrupt
 
-    with FaultServer() as server, httpx.Client() as client:
+    with httpx.Client() as client:
         url = server.add_file(WHEEL, data)
         monkeypatch.setattr(tee.Extractor, "handle", handle)
         with pytest.raises(Interrupted):

@@ -17,10 +17,10 @@ NAME = "demo-1.0-py3-none-any.whl"
 
 
 @pytest.fixture
-def server() -> FaultServer:
-    with FaultServer() as s:
-        s.add_file(NAME, DATA)
-        yield s
+def server(server: FaultServer) -> FaultServer:
+    """The suite's server, serving ``DATA`` as ``NAME``."""
+    server.add_file(NAME, DATA)
+    return server
 
 
 def test_full_get_has_validators_and_length(server: FaultServer) -> None:

@@ -11,21 +11,20 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import Run
+from conftest import ws as run_command
 from pytest_httpserver import HTTPServer
 
 import wheelstream
 from fixtures.wellformed import make_wheel
 from wheelstream.errors import InvalidWheelFilename
 
-ROOT = Path(__file__).resolve().parent.parent
 HARMLESS = "escaped-1.0-py3-none-any.whl"
 WHEEL = make_wheel({"escaped/__init__.py": b"X = 1\n"}, name="escaped", version="1.0")
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
@@ -44,26 +43,9 @@ ESCAPES = [
 ]
 
 
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-    def error_line(self) -> str:
-        """Exactly one ``error:`` line, nothing else on stderr, no traceback."""
-        lines = [line for line in self.err.splitlines() if line.strip()]
-        assert "Traceback" not in self.err, self.err
-        assert len(lines) == 1 and lines[0].startswith("error: "), self.err
-        return lines[0]
-
-
 def ws(*args: str, cwd: Path) -> Run:
-    env = {**os.environ, "COLUMNS": "400", "NO_COLOR": "1"}
-    env.pop("WHEELSTREAM_CACHE_DIR", None)
-    proc = subprocess.run([sys.executable, "-m", "wheelstream", *args], check=False, capture_output=True,
-                          text=True, env=env, timeout=120, cwd=cwd)
-    return Run(proc.returncode, proc.stdout, proc.stderr)
+    """The command with its cache on the command line, on a wide terminal without colours."""
+    return run_command(*args, cache=None, cwd=cwd, timeout=120, env={"COLUMNS": "400", "NO_COLOR": "1"})
 
 
 @dataclass
@@ -118,7 +100,7 @@ def _wheel_requests(server: HTTPServer) -> list[str]:
 
 def _assert_refused(run: Run, shown_url: str, lay: Layout, before: tuple[frozenset[str], frozenset[str]],
                     cause: str = "the URL's file name") -> None:
-    line = run.error_line()
+    line = run.error_line(alone=True)
     assert run.code == 1, (run.code, run.err)
     assert line.startswith(f"error: {shown_url}: "), line
     assert cause in line, line
@@ -236,7 +218,7 @@ def test_an_index_url_naming_another_wheel_than_its_filename_is_refused(
         _assert_refused(run, wheel_server.url_for("/files/" + other), layout, before,
                         f"the index lists this file as '{HARMLESS}' but its URL names '{other}'")
     else:  # PEP 503: the URL's name is the file's name (as for pip), so there is no escaped 1.0 at all
-        assert run.code == 2 and "no wheel for version 1.0" in run.error_line()
+        assert run.code == 2 and "no wheel for version 1.0" in run.error_line(alone=True)
         assert lay_unchanged(layout, before)
     assert _wheel_requests(wheel_server) == []
 
@@ -255,7 +237,7 @@ def test_an_unsafe_json_filename_is_never_used_even_with_a_harmless_url(
     before = layout.snapshot()
     run = ws("download", "escaped==1.0", "--index-url", wheel_server.url_for("/simple/"), "-d", str(layout.dest),
              "--cache-dir", str(layout.cache), cwd=layout.tmp)
-    assert run.code == 2 and "no wheel for version 1.0" in run.error_line()
+    assert run.code == 2 and "no wheel for version 1.0" in run.error_line(alone=True)
     assert lay_unchanged(layout, before)
     assert _wheel_requests(wheel_server) == []
 

@@ -1,0 +1,217 @@
+"""``wheelstream._cache``: the cache's layout and modes, what it remembers, and claims (DESIGN §1, "Cache").
+
+A claim is a finished staging tree one process took for itself (an OS lock on ``claimed/<token>.lock``); what
+that lock excludes is checked from another process, as it is used. (Claims left by a killed owner and claims
+handed over between processes are in ``test_move_mode.py`` and ``test_workers.py``.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from wheelstream._cache import Cache, default_cache_dir, try_lock
+
+KEY = "ab" * 32
+SHA = "cd" * 32
+SUBDIRS = ["claimed", "http", "partial", "staging", "urls", "wheels"]
+
+
+def _locked_elsewhere(lock_file: Path) -> bool:
+    """Whether another process finds ``lock_file`` locked (it tries to take it, and lets it go)."""
+    script = "import sys; from pathlib import Path; from wheelstream._cache import try_lock\n" \
+             "lock = try_lock(Path(sys.argv[1])); print(lock is None); lock and lock.release()"
+    run = subprocess.run([sys.executable, "-c", script, str(lock_file)], capture_output=True, text=True,
+                         check=True, timeout=30)
+    return run.stdout.strip() == "True"
+
+
+def _age(path: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def _tree(cache: Cache, name: str = "k") -> Path:
+    """A finished staging tree, as a download leaves it."""
+    tree = cache.staging(name)
+    (tree / "pkg").mkdir(parents=True)
+    (tree / "pkg" / "__init__.py").write_text("X = 1\n")
+    return tree
+
+
+# -- layout ---------------------------------------------------------------------------------------------------
+
+
+def test_the_layout(tmp_path: Path) -> None:
+    cache = Cache.at(tmp_path / "c")
+    assert sorted(p.name for p in cache.root.iterdir()) == SUBDIRS
+    assert cache.partial(KEY) == cache.root / "partial" / f"{KEY}.whl.part"
+    assert cache.journal(KEY) == cache.root / "partial" / f"{KEY}.json"
+    assert cache.lock(KEY) == cache.root / "partial" / f"{KEY}.lock"
+    assert cache.staging(KEY) == cache.root / "staging" / KEY
+    assert cache.wheel_dir(SHA) == cache.root / "wheels" / SHA
+    assert cache.wheel_file(SHA) == cache.root / "wheels" / f"{SHA}.whl"
+
+
+def test_every_directory_is_owner_only_whatever_the_umask(tmp_path: Path) -> None:
+    umask = os.umask(0)
+    try:
+        cache = Cache.at(tmp_path / "c")
+    finally:
+        os.umask(umask)
+    for name in SUBDIRS:
+        assert stat.S_IMODE((cache.root / name).stat().st_mode) == 0o700, name
+
+
+def test_opening_it_again_keeps_what_it_holds(tmp_path: Path) -> None:
+    cache = Cache.at(tmp_path / "c")
+    cache.partial(KEY).write_bytes(b"PK")
+    assert Cache.at(tmp_path / "c").partial(KEY).read_bytes() == b"PK"
+
+
+def test_the_default_place_is_the_environments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WHEELSTREAM_CACHE_DIR", str(tmp_path / "env"))
+    assert default_cache_dir() == tmp_path / "env"
+    assert Cache.at().root == tmp_path / "env" and (tmp_path / "env" / "partial").is_dir()
+    monkeypatch.delenv("WHEELSTREAM_CACHE_DIR")
+    assert default_cache_dir().name == "wheelstream"
+
+
+# -- what it remembers ---------------------------------------------------------------------------------------
+
+
+def test_a_remembered_sha256_counts_only_while_its_wheel_is_cached(tmp_path: Path) -> None:
+    cache = Cache.at(tmp_path / "c")
+    assert cache.remembered_sha256(KEY) is None
+    cache.remember(KEY, "https://host/demo-1.0-py3-none-any.whl", SHA, "demo-1.0-py3-none-any.whl")
+    assert json.loads((cache.root / "urls" / f"{KEY}.json").read_text()) == {
+        "url": "https://host/demo-1.0-py3-none-any.whl", "sha256": SHA, "filename": "demo-1.0-py3-none-any.whl"}
+    assert cache.remembered_sha256(KEY) is None  # neither the unpacked tree nor the file is there
+    cache.wheel_file(SHA).write_bytes(b"PK")
+    assert cache.remembered_sha256(KEY) == SHA
+    cache.wheel_file(SHA).unlink()
+    cache.wheel_dir(SHA).mkdir()
+    assert cache.remembered_sha256(KEY) == SHA
+    assert not list((cache.root / "urls").glob("*.tmp"))
+
+
+@pytest.mark.parametrize("text", ["", "not json", "[]", '{"url": "x"}'])
+def test_an_unreadable_memory_is_none(tmp_path: Path, text: str) -> None:
+    cache = Cache.at(tmp_path / "c")
+    cache.wheel_dir(SHA).mkdir()
+    (cache.root / "urls" / f"{KEY}.json").write_text(text)
+    assert cache.remembered_sha256(KEY) is None
+
+
+def test_discard_forgets_an_unfinished_download(tmp_path: Path) -> None:
+    cache = Cache.at(tmp_path / "c")
+    cache.partial(KEY).write_bytes(b"PK\x03\x04")
+    cache.journal(KEY).write_text("{}")
+    cache.journal(KEY).with_suffix(".entries").write_text("[]\n")
+    _tree(cache, KEY)
+    other = cache.partial("other")
+    other.write_bytes(b"kept")
+    cache.discard(KEY)
+    assert sorted(p.name for p in (cache.root / "partial").iterdir()) == ["other.whl.part"]
+    assert not cache.staging(KEY).exists()
+    cache.discard(KEY)  # nothing left: nothing to do
+
+
+def test_discard_removes_a_staging_link_not_what_it_points_to(tmp_path: Path) -> None:
+    cache = Cache.at(tmp_path / "c")
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "pkg").mkdir(parents=True)
+    cache.staging(KEY).symlink_to(elsewhere, target_is_directory=True)
+    cache.discard(KEY)
+    assert not cache.staging(KEY).is_symlink() and (elsewhere / "pkg").is_dir()
+
+
+# -- claims ----------------------------------------------------------------------------------------------------
+
+
+def test_a_claim_takes_the_tree_and_holds_its_lock_against_other_processes(tmp_path: Path) -> None:
+    cache = Cache.at(tmp_path / "c")
+    claim = cache.claim(_tree(cache))
+    lock_file = claim.root.parent / f"{claim.root.name}.lock"
+    assert claim.root.parent == cache.root / "claimed"
+    assert (claim.root / "pkg" / "__init__.py").read_text() == "X = 1\n" and not cache.staging("k").exists()
+    assert _locked_elsewhere(lock_file)
+    with pytest.raises(OSError, match="still locked by another process"):
+        Cache.at(tmp_path / "c").adopt_claim(claim.root)  # another holder, even in this process
+    claim.release()
+    assert not claim.root.exists() and not lock_file.exists()
+
+
+def test_two_claims_never_share_a_place(tmp_path: Path) -> None:
+    cache = Cache.at(tmp_path / "c")
+    first, second = cache.claim(_tree(cache, "a")), cache.claim(_tree(cache, "b"))
+    assert first.root != second.root
+    first.release()
+    assert (second.root / "pkg").is_dir()
+    second.release()
+    assert list((cache.root / "claimed").iterdir()) == []
+
+
+def test_a_claim_that_cannot_take_the_tree_leaves_no_lock(tmp_path: Path) -> None:
+    cache = Cache.at(tmp_path / "c")
+    with pytest.raises(FileNotFoundError):
+        cache.claim(cache.staging("missing"))
+    assert list((cache.root / "claimed").iterdir()) == []
+
+
+def test_a_handed_over_claim_is_unlocked_kept_and_adopted(tmp_path: Path) -> None:
+    cache = Cache.at(tmp_path / "c")
+    claim = cache.claim(_tree(cache))
+    lock_file = claim.root.parent / f"{claim.root.name}.lock"
+    _age(lock_file, 30)
+    root = claim.hand_over()
+    assert root == claim.root and (root / "pkg").is_dir()
+    assert time.time() - lock_file.stat().st_mtime < 10  # touched: the adopter has a minute
+    assert not _locked_elsewhere(lock_file)
+    adopted = cache.adopt_claim(root)
+    assert _locked_elsewhere(lock_file)
+    adopted.release()
+    with pytest.raises(FileNotFoundError, match="removed before this process adopted it"):
+        cache.adopt_claim(root)
+    assert not lock_file.exists()
+
+
+def test_a_sweep_removes_what_nobody_holds_once_it_is_a_minute_old(tmp_path: Path) -> None:
+    cache = Cache.at(tmp_path / "c")
+    claimed = cache.root / "claimed"
+    (claimed / "lone.lock").touch()  # a lock file whose tree went (a claim released halfway)
+    (claimed / "fresh.lock").touch()  # a claim being made: locked a moment after the file is created
+    (claimed / "fresh" / "pkg").mkdir(parents=True)
+    (claimed / "lockless" / "pkg").mkdir(parents=True)  # a tree whose lock file is gone
+    _age(claimed / "lone.lock", 120)
+    Cache.at(cache.root)  # opening a cache sweeps
+    assert sorted(p.name for p in claimed.iterdir()) == ["fresh", "fresh.lock"]
+    _age(claimed / "fresh.lock", 120)
+    cache.sweep_claims()
+    assert list(claimed.iterdir()) == []
+
+
+def test_a_sweep_leaves_an_old_claim_whose_owner_lives(tmp_path: Path) -> None:
+    cache = Cache.at(tmp_path / "c")
+    claim = cache.claim(_tree(cache))
+    lock_file = claim.root.parent / f"{claim.root.name}.lock"
+    _age(lock_file, 3600)
+    cache.sweep_claims()
+    assert (claim.root / "pkg" / "__init__.py").is_file() and lock_file.is_file()
+    claim.release()
+
+
+def test_try_lock_takes_a_free_lock_and_refuses_a_held_one(tmp_path: Path) -> None:
+    path = tmp_path / "x.lock"
+    lock = try_lock(path)
+    assert lock is not None and lock.is_locked
+    assert try_lock(path) is None and _locked_elsewhere(path)
+    lock.release()
+    assert not _locked_elsewhere(path)
