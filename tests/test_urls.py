@@ -156,3 +156,8 @@ def test_cache_key_differs_for_another_file(other: str) -> None:
 def test_cache_key_is_a_file_name() -> None:
     key = cache_key(f"https://alice:s3cret@host/../x/demo.whl?token=hunter2#sha256={HEX}")
     assert len(key) == 64 and set(key) <= set("0123456789abcdef")
+
+
+@pytest.mark.parametrize("key", ["tok", "pwd", "session", "X-Amz-Credential", "jwt", "access_token"])
+def test_more_secret_looking_query_keys_are_masked(key: str) -> None:
+    assert redact(f"https://h/x.whl?{key}=s3cr3t&v=1") == f"https://h/x.whl?{key}=***&v=1"

@@ -27,7 +27,10 @@ __all__ = [
     "wheel_path_in",
 ]
 
-_SECRET_QUERY_KEYS = re.compile(r"(token|key|secret|password|passwd|auth|signature|sig|credential)", re.IGNORECASE)
+# Over-matching costs a masked harmless value in a log line; under-matching leaks a credential.
+_SECRET_QUERY_KEYS = re.compile(
+    r"(token|tok$|key|secret|password|passwd|pwd|auth|signature|sig|credential|session|jwt)", re.IGNORECASE
+)
 _HASH_FRAGMENT = re.compile(r"^sha256=([0-9a-fA-F]{64})$")
 
 
