@@ -3,6 +3,7 @@
     make bench                                   # everything, 3 runs each
     .venv/bin/python benchmarks/run.py --scenarios a,c --repeat 2 --tools uv,wheelstream
     .venv/bin/python benchmarks/run.py --tools wheelstream --scenarios a,c,d --big my.whl --no-chart  # no registry
+    git worktree add /tmp/base <commit>; .venv/bin/python benchmarks/run.py --baseline /tmp/base ...  # old vs new
 
 Scenarios
   a  one big wheel, cold (torch from /opt/wheels when present, else a generated ~200 MB wheel)
@@ -11,7 +12,10 @@ Scenarios
   d  the big wheel, the process SIGKILLed at 90 %, then rerun: the rerun alone is timed
 
 Every run gets a fresh target and a fresh cache (uv ``--cache-dir``, pip ``--no-cache-dir``, wheelstream
-``cache_dir``); the previous run's files are deleted and ``sync``ed before the clock starts. The server is the
+``cache_dir``); the previous run's files are ``sync``ed before the clock starts and deleted only at the end
+(see ``_fresh``). ``--baseline DIR`` races a second wheelstream, the package in the checkout ``DIR``, as the
+tool ``wheelstream-baseline``: old and new code measured in one run, both started as ``python -m wheelstream``
+with ``PYTHONPATH`` naming their checkout. The server is the
 project's ``FaultServer`` in this process (``sendfile``, ~1.5 GB/s on loopback — far above any client), so
 every request's bytes are known. Peak RSS comes from ``wait4`` on each child.
 
@@ -61,7 +65,7 @@ MID_WHEELS = [
     "pydantic_core==2.50.5",
 ]
 BIG_GLOB = "/opt/wheels/torch-*cp311*.whl"
-ALL_TOOLS = ("pip", "uv", "wheelstream", "wheelstream-hardlink")
+ALL_TOOLS = ("pip", "uv", "wheelstream", "wheelstream-hardlink", "wheelstream-baseline")
 SCENARIO_TITLES = {
     "a": "(a) big wheel, cold",
     "b": "(b) 10 mid-size wheels, one command",
@@ -146,11 +150,11 @@ def big_wheel(given: Path | None) -> Path:
 # -- one run ----------------------------------------------------------------------------------------------
 
 
-def compile_wheelstream() -> None:
+def compile_wheelstream(root: Path = REPO) -> None:
     """Byte-compile the package once, as ``pip install`` does for the peers (and for any regular install of
     wheelstream). The runs set PYTHONDONTWRITEBYTECODE, so an editable checkout without ``__pycache__`` would
-    otherwise compile its ~35 modules from source on every run: ~40 ms a run that no installed copy pays."""
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "wheelstream")], check=True)
+    otherwise compile its modules from source on every run, a cost no installed copy pays."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(root / "wheelstream")], check=True)
 
 
 # The wheelstream raced is the one installed for the interpreter running this script (make bench: .venv's).
@@ -167,12 +171,19 @@ def _ws_cli_available() -> bool:
 
 
 class Tools:
-    def __init__(self, venv: Path | None) -> None:
-        """``venv``: the peers' venv; None when only wheelstream races (then pip and uv cannot be asked for)."""
+    def __init__(self, venv: Path | None, baseline: Path | None = None) -> None:
+        """``venv``: the peers' venv; None when only wheelstream races (then pip and uv cannot be asked for).
+        ``baseline``: a checkout whose wheelstream races as ``wheelstream-baseline``."""
         self.python = venv / "bin" / "python" if venv else Path("no-peers-venv")
         self.uv = venv / "bin" / "uv" if venv else Path("no-peers-venv")
         self.ws_python = Path(sys.executable)
         self.ws_cli = _ws_cli_available()
+        self.baseline = baseline
+
+    def _checkout_cli(self, root: Path) -> list[str]:
+        """``python -m wheelstream`` from the checkout ``root`` (``env`` sets its PYTHONPATH: one more exec,
+        paid by both sides of an old-versus-new race alike)."""
+        return ["/usr/bin/env", f"PYTHONPATH={root}", str(self.ws_python), "-m", "wheelstream"]
 
     def command(self, tool: str, urls: list[str], target: Path, cache: Path, reqs: Path) -> list[str]:
         if tool == "pip":
@@ -184,6 +195,11 @@ class Tools:
             return [str(self.uv), "pip", "install", "-q", "--no-deps", "--target", str(target), "--python",
                     str(self.python), "--cache-dir", str(cache), *src]
         link = "hardlink" if tool == "wheelstream-hardlink" else "move"  # move is the default
+        if self.baseline is not None:  # old against new: both started the same way
+            root = self.baseline if tool == "wheelstream-baseline" else REPO
+            src = ["-r", str(reqs)] if len(urls) > 1 else urls
+            return [*self._checkout_cli(root), "install", "-q", "--no-progress", "--target", str(target),
+                    "--cache-dir", str(cache), "--link-mode", link, *src]
         if self.ws_cli:
             src = ["-r", str(reqs)] if len(urls) > 1 else urls
             return [str(WS_CLI), "install", "-q", "--no-progress", "--target",
@@ -446,9 +462,15 @@ def main() -> None:
                         "/opt/wheels when present, else a generated ~200 MB wheel)")
     parser.add_argument("--out", type=Path, default=OUT, help="where run dirs go (deleted at the end)")
     parser.add_argument("--kill-after", type=float, default=1.0, help="(d): seconds into the stall before the kill")
+    parser.add_argument("--baseline", type=Path, help="a checkout of another commit: its wheelstream races too, "
+                        "as wheelstream-baseline")
     args = parser.parse_args()
     args.scenarios = [s for s in args.scenarios.split(",") if s]
     args.tools = [t for t in args.tools.split(",") if t]
+    if args.baseline is None:
+        args.tools = [t for t in args.tools if t != "wheelstream-baseline"]
+    elif "wheelstream-baseline" not in args.tools:
+        args.tools.append("wheelstream-baseline")
     for tool in args.tools:
         if tool not in ALL_TOOLS:
             parser.error(f"unknown tool {tool}")
@@ -463,8 +485,10 @@ def main() -> None:
     venv = peers_venv() if peers else None
     assert venv is not None or "b" not in args.scenarios
     bench = Bench(big=big_wheel(args.big), mid=mid_wheels(venv) if venv and "b" in args.scenarios else [])
-    tools = Tools(venv)
+    tools = Tools(venv, args.baseline)
     compile_wheelstream()
+    if args.baseline is not None:
+        compile_wheelstream(args.baseline)
     print(f"big wheel {bench.big} ({bench.big.stat().st_size / 1e6:.0f} MB); wheelstream "
           f"{'CLI' if tools.ws_cli else 'python -c'}", flush=True)
     time.sleep(args.settle)  # freed inodes of an earlier bench must age out first (see _fresh)
