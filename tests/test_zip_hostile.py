@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.hostile import HOSTILE, _find, base_members
+from fixtures.hostile import ALL_HOSTILE, HOSTILE, _find, base_members
 from fixtures.zipbuild import build
 from wheelstream import errors
 from wheelstream._cache import Cache
@@ -42,11 +42,11 @@ def all_paths(root: Path) -> set[str]:
     return {os.path.relpath(os.path.join(d, n), root) for d, dirs, names in os.walk(root) for n in dirs + names}
 
 
-@pytest.mark.parametrize("name", sorted(HOSTILE))
+@pytest.mark.parametrize("name", sorted(ALL_HOSTILE))
 @pytest.mark.parametrize("chunk", [7, 65536])
 @pytest.mark.parametrize("mode", MODES)
 def test_hostile_archive_is_rejected_with_its_error(name: str, chunk: int, mode: str, tmp_path: Path) -> None:
-    case = HOSTILE[name]
+    case = ALL_HOSTILE[name]
     staging = tmp_path / "staging"
     error_type = getattr(errors, case.error)
     with pytest.raises(error_type) as info:

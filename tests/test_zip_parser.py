@@ -12,8 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fixtures.wellformed import REAL_WHEELS, STREAMABLE, WELLFORMED
-from fixtures.zipbuild import read_raw
-from wheelstream.errors import StrayData, TruncatedArchive, UsageError
+from fixtures.zipbuild import Member, build, read_raw
+from wheelstream.errors import (
+    DuplicateEntry,
+    EntrySetMismatch,
+    HeaderMismatch,
+    StrayData,
+    TruncatedArchive,
+    UsageError,
+)
 from wheelstream.zip import (
     NEED_DATA,
     ArchiveFinished,
@@ -25,6 +32,7 @@ from wheelstream.zip import (
     EntryStarted,
     Event,
     ZipStreamParser,
+    executable_files,
     find_central_directory,
     read_central_directory,
     unpack_entry,
@@ -290,3 +298,73 @@ def test_input_ending_at_a_central_record_boundary_is_truncated() -> None:
     with pytest.raises(TruncatedArchive, match="inside the central directory") as caught:
         parse_all(data[:boundary], chunked(data[:boundary], [4096] * 1000))
     assert caught.value.offset == boundary
+
+
+def _central_directory(data: bytes) -> CentralDirectory:
+    parser = ZipStreamParser()
+    events = parser.feed(data) + parser.feed(b"")
+    assert parser.done
+    return next(e for e in events if isinstance(e, CentralDirectory))
+
+
+def _with_records(data: bytes, order: list[int]) -> bytes:
+    """``data`` (no ZIP64 end records) with its central records rearranged (or repeated) in ``order``."""
+    raw = read_raw(data)
+    bounds = [r.offset for r in raw.central] + [raw.eocd_offset]
+    records = [data[bounds[i] : bounds[i + 1]] for i in range(len(raw.central))]
+    return data[: bounds[0]] + b"".join(records[i] for i in order) + data[raw.eocd_offset :]
+
+
+def _members(count: int = 6, **first: object) -> list[Member]:
+    members = [Member(f"demo/m{i}.py", f"VALUE = {i}\n".encode()) for i in range(count)]
+    for key, value in first.items():
+        setattr(members[0], key, value)
+    return members
+
+
+def test_central_records_read_like_the_tuple_of_the_records() -> None:
+    """The event's records are built from the parser's compact rows: a sequence equal to what the central
+    directory says, record for record, with tuple-like indexing."""
+    data = WELLFORMED["executable"]()
+    cd = _central_directory(data)
+    start = max(0, len(data) - TAIL_SIZE)
+    offset, size = find_central_directory(data[start:], start)
+    expected = tuple(read_central_directory(data[offset : offset + size], offset))
+    assert cd.records == expected and tuple(cd.records) == expected and len(cd.records) == len(expected)
+    assert cd.records[0] == expected[0] and cd.records[-1] == expected[-1] and cd.records[1:3] == expected[1:3]
+    assert hash(cd.records) == hash(expected)
+    with pytest.raises(IndexError):
+        cd.records[len(expected)]
+    assert executable_files(cd.records) == [r.name for r in expected if r.is_executable and not r.is_dir]
+    assert executable_files(cd.records) == executable_files(expected)
+
+
+def test_a_central_directory_in_another_order_is_matched() -> None:
+    shuffled = _with_records(build(_members()), [5, 1, 2, 3, 4, 0])
+    cd = _central_directory(shuffled)
+    assert [r.name for r in cd.records] == zipfile.ZipFile(io.BytesIO(shuffled)).namelist()
+    assert [r.offset for r in cd.records] == sorted(r.offset for r in cd.records)
+
+
+def test_a_central_record_given_twice_is_a_duplicate() -> None:
+    with pytest.raises(DuplicateEntry, match="two central records share this name") as caught:
+        _central_directory(_with_records(build(_members()), [0, 1, 2, 0, 4, 5]))
+    assert caught.value.entry == "demo/m0.py"
+
+
+def test_two_central_records_naming_one_entry_are_a_duplicate() -> None:
+    later = build([Member("a.py", b"1"), Member("b.py", b"2", central={"name": b"a.py"})])
+    with pytest.raises(DuplicateEntry, match="two central records share this name") as caught:
+        _central_directory(later)
+    assert caught.value.entry == "a.py"
+    earlier = build([Member("a.py", b"1", central={"name": b"b.py"}), Member("b.py", b"2")])
+    with pytest.raises(HeaderMismatch, match="disagree on name"):
+        _central_directory(earlier)
+
+
+def test_a_local_entry_without_a_record_is_named_whatever_the_order() -> None:
+    data = build(_members(in_central=False))  # demo/m0.py: a local entry only
+    for order in ([0, 1, 2, 3, 4], [4, 3, 2, 1, 0]):
+        with pytest.raises(EntrySetMismatch, match="entry has no central directory record") as caught:
+            _central_directory(_with_records(data, order))
+        assert caught.value.entry == "demo/m0.py" and caught.value.offset == 0

@@ -31,7 +31,7 @@ from typing import Any, BinaryIO, NamedTuple, TypeAlias, cast
 
 from wheelstream._partial import write_all
 from wheelstream._staged import StagedFile, current_umask, pip_file_mode
-from wheelstream.errors import DuplicateEntry, UnsafePath
+from wheelstream.errors import DiskError, DuplicateEntry, UnsafePath
 from wheelstream.zip import (
     CentralDirectory,
     EntryData,
@@ -40,6 +40,7 @@ from wheelstream.zip import (
     EntryStarted,
     Event,
     LocalHeader,
+    executable_files,
     unpack_entry,
 )
 
@@ -87,11 +88,20 @@ def _symlink(name: str) -> UnsafePath:
     return UnsafePath("entry is a symbolic link in the staging directory", entry=name)
 
 
+def _too_long(name: str, offset: int) -> DiskError:
+    """``ENAMETOOLONG``: the parser's name limits keep every entry far below the file system's, so only a cache
+    directory with a path of thousands of bytes gets here — one line naming the entry, not a traceback."""
+    return DiskError("the staged path of this entry is too long for the file system (ENAMETOOLONG); "
+                     "use a cache directory with a shorter path", entry=name, offset=offset)
+
+
 def _open_error(exc: OSError, name: str, offset: int) -> Exception:
     if isinstance(exc, (FileExistsError, NotADirectoryError, IsADirectoryError)):
         return _collision(name, offset)
     if exc.errno == errno.ELOOP:
         return _symlink(name)
+    if exc.errno == errno.ENAMETOOLONG:
+        return _too_long(name, offset)
     return exc
 
 
@@ -313,7 +323,6 @@ class Extractor:
         self._resolved_root = os.path.realpath(root)
         self._dirs: dict[str, str] = {}  # archive dir name -> staging dir made or checked by ``_dir``
         self._sink = _Sink(self._record) if writers else None  # large files: hash + write off this thread
-        self._file_paths: set[str] = {self._join(n) for n in self.files}
         root.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -346,19 +355,37 @@ class Extractor:
 
         Each component is created here or, when it exists already (a resume), must be a real directory
         (``lstat``: never a symlink) — so everything below it is inside ``root`` without a ``realpath`` (a
-        dozen ``lstat`` calls) per directory. A component where an earlier entry's file is (maybe still
-        queued for a writer) is the collision ``mkdir`` would find.
+        dozen ``lstat`` calls) per directory. A component named like an earlier entry's file (``files``: the
+        file may still be queued for a writer) is the collision ``mkdir`` would find.
+
+        A loop, not a recursion: how deep a name goes is the archive's choice (the parser caps it, but this
+        code must not be where a deep name turns into a ``RecursionError``).
         """
         made = self._dirs.get(dir_name)
         if made is not None:
             return made
-        parent_name, _, leaf = dir_name.rpartition("/")
-        parent = self._dir(parent_name, name, offset) if parent_name else self._root
+        missing = [dir_name]  # the directory, then each missing parent, up to one already made (or the root)
+        parent = self._root
+        above = dir_name.rpartition("/")[0]
+        while above:
+            made = self._dirs.get(above)
+            if made is not None:
+                parent = made
+                break
+            missing.append(above)
+            above = above.rpartition("/")[0]
+        for sub in reversed(missing):
+            parent = self._make_dir(parent, sub, name, offset)
+        return parent
+
+    def _make_dir(self, parent: str, dir_name: str, name: str, offset: int) -> str:
+        """One component of ``_dir``: ``dir_name``'s last part, made (or found) in ``parent``."""
+        leaf = dir_name.rpartition("/")[2]
         if leaf in ("", ".", ".."):
             raise _outside(name)
-        path = os.path.join(parent, leaf)
-        if path in self._file_paths:
+        if dir_name in self.files:
             raise _collision(name, offset)
+        path = os.path.join(parent, leaf)
         try:
             os.mkdir(path)
         except FileExistsError:
@@ -369,6 +396,10 @@ class Extractor:
                 raise _collision(name, offset) from None
         except NotADirectoryError:
             raise _collision(name, offset) from None
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                raise _too_long(name, offset) from None
+            raise
         self._dirs[dir_name] = path
         return path
 
@@ -395,7 +426,7 @@ class Extractor:
             self._finish(event.entry.name)
         elif isinstance(event, CentralDirectory):
             self.drain()
-            self.apply_modes(r.name for r in event.records if r.is_executable and not r.is_dir)
+            self.apply_modes(executable_files(event.records))
 
     def handle_all(self, events: Iterable[Event]) -> None:
         for event in events:
@@ -416,7 +447,8 @@ class Extractor:
             self._open_now()
 
     def _new_file(self, name: str, offset: int) -> str:
-        """The staging path for a file entry, its directories made; claimed, so no later entry can reuse it."""
+        """The staging path for a file entry, its directories made. The file is claimed by its name going into
+        ``files`` (its ``StagedFile``, digest or not), which ``_dir`` checks: no later directory can take it."""
         parent_name, _, leaf = name.rpartition("/")
         if leaf in (".", ".."):
             raise _outside(name)
@@ -426,7 +458,6 @@ class Extractor:
             path = self._prefix + leaf
         if name in self._dirs:
             raise _collision(name, offset)
-        self._file_paths.add(path)
         return path
 
     def _packed(self, event: EntryPacked) -> None:

@@ -59,6 +59,7 @@ _new_tuple = tuple.__new__
 # bool, whose JSON is their repr (and ``true``/``false``).
 _quote = json.encoder.encode_basestring_ascii
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation under os.write
+_LINES_PER_WRITE = 4096
 
 
 def entries_log(journal_path: Path) -> Path:
@@ -70,8 +71,12 @@ def entries_log(journal_path: Path) -> Path:
 class Journal:
     """Everything a later process needs to resume one download, and nothing secret.
 
-    ``entries`` and ``files`` are complete in memory; on disk they live in the log, and only the lines of
-    entries added (:meth:`add_finished`) since the last :meth:`save` are written by the next one.
+    On disk the finished entries live in the log, and only the lines of entries added (:meth:`add_finished`)
+    since the last :meth:`save` are written by the next one. In memory ``files`` lists every staged file (the
+    extractor's own records: a pointer each), while ``entries`` holds only what :meth:`load` read: a live
+    download's parser already keeps its entries compactly, and a second copy as tuples would cost more than
+    its rows. A stream resuming from a loaded journal hands ``entries`` to its parser and empties the list
+    (``Tee``).
     """
 
     url: str  # redacted original URL (the cache key is derived from it)
@@ -98,7 +103,6 @@ class Journal:
             offset, name, flags, method, crc, compressed_size, uncompressed_size = entry
             line = f"[{offset},{_quote(name)},{flags},{method},{crc},{compressed_size},{uncompressed_size}"
             staged = files.get(name)
-            self.entries.append(entry)
             if staged is not None:
                 self.files.append(staged)
                 executable = "true" if staged.executable else "false"
@@ -122,19 +126,26 @@ class Journal:
         self._unlogged.clear()
 
     def _append_log(self, path: Path) -> tuple[int, int]:
-        """Write the queued lines right after the valid prefix (cutting off what a crash left there)."""
-        if not self._unlogged:
+        """Write the queued lines right after the valid prefix (cutting off what a crash left there).
+
+        In slices of ``_LINES_PER_WRITE``: the first checkpoint of a fast download may queue every entry of
+        the wheel, and one joined copy of them all (then its encoded copy) would briefly double the queue."""
+        unlogged = self._unlogged
+        if not unlogged:
             return self.log_bytes, self.log_lines
-        data = "".join(self._unlogged).encode("ascii")
+        written = 0
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | _O_BINARY, 0o600)
         try:
             os.ftruncate(fd, self.log_bytes)
             os.lseek(fd, self.log_bytes, os.SEEK_SET)
-            write_all(fd, data)
+            for start in range(0, len(unlogged), _LINES_PER_WRITE):
+                data = "".join(unlogged[start : start + _LINES_PER_WRITE]).encode("ascii")
+                write_all(fd, data)
+                written += len(data)
             os.fsync(fd)
         finally:
             os.close(fd)
-        return self.log_bytes + len(data), self.log_lines + len(self._unlogged)
+        return self.log_bytes + written, self.log_lines + len(unlogged)
 
     @classmethod
     def load(cls, path: Path) -> Journal | None:

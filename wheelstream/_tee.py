@@ -47,6 +47,7 @@ import functools
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,6 +184,7 @@ class _Unpacker:
             raise KeyboardInterrupt
 
 
+_SNAPSHOT_ENTRIES = 8192  # entries one periodic checkpoint records at most (see Tee._snapshot)
 _BLOCK = 1 << 20  # coalesce iter_raw()'s <= 64 KiB chunks before the partial write and the hand-over
 _QUEUE_BLOCKS = 4  # bounded: at most ~4 MiB between the network and the disk
 _IDLE_AFTER = 0.5  # seconds without a block before the worker checkpoints what it has (the network stalled)
@@ -212,8 +214,13 @@ class Tee:
     _hashed: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self._syncer = _Syncer(self._make_durable)
+        # The syncer calls back through a weak proxy: with a bound method every Tee would be a reference cycle,
+        # and all it holds (parser, extractor, journal: memory in proportion to the wheel's entries) would
+        # outlive the download until the cyclic collector ran — which the CLI makes rare.
+        this = weakref.proxy(self)
+        self._syncer = _Syncer(lambda snapshot: this._make_durable(snapshot))
         self._handed_over = len(self.journal.entries)
+        self.journal.entries = []  # the parser has them now (``prior_entries``), as compact rows
 
     def feed(self, chunk: bytes) -> None:
         """Tee one network chunk. Bytes reach the partial file, the hash and the parser in order; the
@@ -333,10 +340,18 @@ class Tee:
         every entry before it written — and the entries from there on wait for the next checkpoint. A resume
         from that C deletes their files, if any were written meanwhile, and writes them again from the
         partial file (``_download._Download._staging_matches``).
+
+        A periodic checkpoint also stops after ``_SNAPSHOT_ENTRIES`` entries, at the local header of the next
+        one (the same kind of boundary): the first checkpoint of a fast download of a wheel of many tiny
+        files would otherwise hold every entry at once as tuples and log lines. The next one goes on from
+        there; a drained (settled or idle) checkpoint takes everything, so an interruption still records all.
         """
-        entries = self.parser.finished_since(self._handed_over)
+        entries = self.parser.finished_since(self._handed_over, None if drained else _SNAPSHOT_ENTRIES + 1)
         files = self.extractor.files
         checkpoint = self.parser.checkpoint
+        if len(entries) > _SNAPSHOT_ENTRIES:
+            checkpoint = entries[_SNAPSHOT_ENTRIES].offset
+            del entries[_SNAPSHOT_ENTRIES:]
         for index, entry in enumerate(entries):  # never record an entry without its written file (rule 1)
             staged = files.get(entry.name)
             if not entry.name.endswith("/") and (staged is None or not staged.sha256):
@@ -475,6 +490,7 @@ def finish_deferred(
         compressed_sizes={r.local_header_offset: r.compressed_size for r in records},
         max_unpacked_size=parser.max_unpacked_size,
         pack_up_to=parser.pack_up_to,
+        max_entries=parser.max_entries,
     )
     for chunk in read_range(deferred_at, length):
         parse_block(second, extractor, chunk)

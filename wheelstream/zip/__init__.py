@@ -1,5 +1,6 @@
 """Streaming, hardened ZIP reading: a sans-I/O parser and the records it reports."""
 
+from wheelstream.zip._entries import CentralRecords, executable_files
 from wheelstream.zip._events import (
     NEED_DATA,
     ArchiveFinished,
@@ -14,13 +15,20 @@ from wheelstream.zip._events import (
 )
 from wheelstream.zip._format import CentralRecord, LocalEntry, LocalHeader
 from wheelstream.zip._inflate import BACKEND as INFLATE_BACKEND
-from wheelstream.zip._parser import DEFAULT_MAX_UNPACKED_SIZE, ZipStreamParser, unpack_entry
+from wheelstream.zip._parser import (
+    DEFAULT_MAX_ENTRIES,
+    DEFAULT_MAX_UNPACKED_SIZE,
+    ZipStreamParser,
+    unpack_entry,
+)
 from wheelstream.zip._tail import find_central_directory, read_central_directory
 
 __all__ = [
     "ArchiveFinished",
     "CentralDirectory",
     "CentralRecord",
+    "CentralRecords",
+    "DEFAULT_MAX_ENTRIES",
     "DEFAULT_MAX_UNPACKED_SIZE",
     "EntryData",
     "EntryDeferred",
@@ -34,6 +42,7 @@ __all__ = [
     "NEED_DATA",
     "NeedData",
     "ZipStreamParser",
+    "executable_files",
     "find_central_directory",
     "read_central_directory",
     "unpack_entry",

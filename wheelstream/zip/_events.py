@@ -6,6 +6,7 @@ Offsets are what make checkpoints exact: a consumer that has handled every event
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from wheelstream.zip._format import CentralRecord, LocalEntry, LocalHeader
@@ -82,9 +83,12 @@ class EntryDeferred(Event):
 
 @dataclass(frozen=True, slots=True)
 class CentralDirectory(Event):
-    """The central directory and end records were read and cross-checked against every local entry."""
+    """The central directory and end records were read and cross-checked against every local entry.
 
-    records: tuple[CentralRecord, ...]
+    ``records`` is a read-only sequence in directory order (built from the parser's compact rows as it is
+    read; it compares equal to a tuple of the same records)."""
+
+    records: Sequence[CentralRecord]
     offset: int
 
 

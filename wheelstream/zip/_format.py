@@ -11,6 +11,8 @@ Sections relied on:
   bit 11 UTF-8 names, bit 13 masked local headers.
 * 4.5.3  ZIP64 extended information extra field (id 0x0001): in a local header both sizes are present; in
   a central record only the fields whose 32-bit value is 0xFFFFFFFF, in the order usize, csize, offset, disk.
+* 4.6.9  Info-ZIP Unicode Path extra field (id 0x7075): version (1 byte, 1), CRC-32 of the header's name
+  field (4 bytes), the name in UTF-8. See :func:`check_unicode_path` for why it must repeat the name.
 
 Nothing here keeps state: callers pass a buffer and a position and get a record plus its length back, or
 ``None`` when the buffer does not hold the whole record yet.
@@ -50,6 +52,10 @@ METHOD_DEFLATE = 8
 METHOD_NAMES = {0: "stored", 8: "deflate", 9: "deflate64", 12: "bzip2", 14: "lzma", 93: "zstd", 95: "xz"}
 
 ZIP64_EXTRA_ID = 0x0001
+UNICODE_PATH_EXTRA_ID = 0x7075  # 4.6.9; the Unicode Comment field (0x6375, 4.6.8) names nothing: ignored
+# Extra fields whose content decides what an entry is. A second copy of one is read by some readers and not
+# by others (zipfile applies every copy in turn, the last wins; most others take the first): refused.
+_INTERPRETED_EXTRA_IDS = frozenset((ZIP64_EXTRA_ID, UNICODE_PATH_EXTRA_ID))
 U32_MAX = 0xFFFFFFFF
 U16_MAX = 0xFFFF
 _RECORD_SIGNATURES = (LOCAL_HEADER_SIG, CENTRAL_HEADER_SIG, ZIP64_EOCD_SIG, ZIP64_LOCATOR_SIG, EOCD_SIG)
@@ -165,9 +171,22 @@ def decode_name(raw: bytes | bytearray, flags: int, offset: int) -> str:
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
+# Hardening limits on entry names (DESIGN §4 spirit: refuse what no real wheel has before it reaches a file
+# system). Real wheels nest a few dozen directories at most, in names of a few hundred bytes; these limits are
+# far above that and far below what breaks: NAME_MAX (255 bytes per component on every common Unix file
+# system), PATH_MAX (4096 bytes for the whole staged path, cache directory included) and the recursion of tools
+# that walk a tree with one frame per level (Python 3.11's ``os.walk`` and ``shutil.rmtree``). With them the
+# outcome does not depend on the cache directory's own path, unless that path alone nears PATH_MAX.
+MAX_NAME_BYTES = 1024
+MAX_NAME_COMPONENTS = 128
+MAX_COMPONENT_BYTES = 255
+# A name of at most this many characters cannot break a limit above (UTF-8 spends at most 4 bytes on one).
+_SHORT_NAME = MAX_COMPONENT_BYTES // 4
+
 
 def check_safe_name(name: str, offset: int) -> None:
-    """Reject every name that could land outside the extraction root or be read two ways (DESIGN §4)."""
+    """Reject every name that could land outside the extraction root or be read two ways (DESIGN §4), and
+    names past the length limits above."""
     reason = None
     if not name:
         reason = "empty entry name"
@@ -185,15 +204,63 @@ def check_safe_name(name: str, offset: int) -> None:
             reason = "entry name climbs out with '..'"
         elif "" in parts or "." in parts:
             reason = "entry name is not canonical (empty or '.' component)"
+        elif len(parts) > MAX_NAME_COMPONENTS:
+            reason = f"entry name has {len(parts)} components, more than the {MAX_NAME_COMPONENTS} allowed"
+        elif len(name) > _SHORT_NAME:
+            reason = _too_long(name, parts)
     if reason is not None:
         raise UnsafePath(reason, entry=name, offset=offset)
+
+
+def _too_long(name: str, parts: list[str]) -> str | None:
+    """Why a long name breaks a byte limit (UTF-8, as it is written to disk), or ``None``."""
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > MAX_NAME_BYTES:
+        return f"entry name is {size} bytes long, more than the {MAX_NAME_BYTES} allowed"
+    for part in parts:
+        if len(part) > _SHORT_NAME:
+            part_size = len(part.encode("utf-8", "surrogatepass"))
+            if part_size > MAX_COMPONENT_BYTES:
+                return f"entry name has a {part_size}-byte component, more than the {MAX_COMPONENT_BYTES} allowed"
+    return None
+
+
+def check_unicode_path(body: bytes, name: str, offset: int) -> None:
+    """An Info-ZIP Unicode Path extra field (4.6.9) must name exactly the header's name.
+
+    Readers disagree about it: CPython's zipfile (3.12+, so pip there) extracts to the field's name when its
+    version is 1 and its CRC matches the name field, whatever bit 11 says; uv's reader takes it only when bit 11
+    is clear; older zipfile, and this parser, use the name field. A field naming another path would put a file
+    in one place for one installer and elsewhere for another (or for a scanner), so it is refused — even with a
+    stale CRC that today's readers ignore, since a reader that does not check the CRC would not. One that names
+    the same path is harmless to every reader and accepted. A field zipfile cannot read (shorter than 5 bytes)
+    or would refuse (invalid UTF-8), or one of an unknown version, is refused as malformed.
+    """
+    if len(body) < 5 or body[0] != 1:
+        what = "too short" if len(body) < 5 else f"version {body[0]}"
+        raise MalformedRecord(f"malformed Info-ZIP Unicode Path extra field (0x7075): {what}", entry=name, offset=offset)
+    try:
+        unicode_name = body[5:].decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedRecord(
+            "Info-ZIP Unicode Path extra field (0x7075) is not valid UTF-8", entry=name, offset=offset
+        ) from None
+    if unicode_name != name:
+        shown = unicode_name if len(unicode_name) <= 200 else unicode_name[:200] + "..."
+        raise UnsafePath(
+            f"Info-ZIP Unicode Path extra field (0x7075) names another path, {shown!r}, where readers that "
+            "honour it (zipfile on Python 3.12+, uv) may install this entry",
+            entry=name,
+            offset=offset,
+        )
 
 
 def _extra_fields(extra: bytes, offset: int, name: str) -> dict[int, bytes]:
     """Split an extra field into (id -> body), rejecting a field that claims more bytes than exist.
 
     zipfile raises "Corrupt extra field" in that case; accepting it would let the two readers differ.
-    Up to 3 trailing bytes are ignored, as zipfile ignores them.
+    Up to 3 trailing bytes are ignored, as zipfile ignores them. A second copy of a field we interpret is
+    refused (see ``_INTERPRETED_EXTRA_IDS``); other ids keep their first copy and mean nothing to us.
     """
     fields: dict[int, bytes] = {}
     if not extra:
@@ -203,6 +270,8 @@ def _extra_fields(extra: bytes, offset: int, name: str) -> dict[int, bytes]:
         header_id, size = struct.unpack_from("<HH", extra, pos)
         if pos + 4 + size > len(extra):
             raise MalformedRecord(f"corrupt extra field {header_id:04x}", entry=name, offset=offset)
+        if header_id in fields and header_id in _INTERPRETED_EXTRA_IDS:
+            raise MalformedRecord(f"extra field {header_id:04x} appears twice", entry=name, offset=offset)
         fields.setdefault(header_id, extra[pos + 4 : pos + 4 + size])
         pos += 4 + size
     return fields
@@ -239,6 +308,8 @@ def parse_local_header(buf: bytes | bytearray, pos: int, offset: int) -> LocalHe
     if not extra_len:  # most local headers (torch: every one) have no extra field
         return LocalHeader(offset, name, flags, method, crc, csize, usize, False, total)
     fields = _extra_fields(bytes(buf[start + name_len : start + name_len + extra_len]), offset, name)
+    if UNICODE_PATH_EXTRA_ID in fields:
+        check_unicode_path(fields[UNICODE_PATH_EXTRA_ID], name, offset)
     zip64 = ZIP64_EXTRA_ID in fields
     if zip64:
         values = _zip64_values(fields[ZIP64_EXTRA_ID], ["usize", "csize"], offset, name)
@@ -264,6 +335,8 @@ def parse_central_record(buf: bytes | bytearray, pos: int, offset: int) -> tuple
     name = decode_name(buf[start : start + name_len], flags, offset)
     # Checked whenever present, as zipfile checks it; most central records (torch: every one) have none.
     fields = _extra_fields(bytes(buf[start + name_len : start + name_len + extra_len]), offset, name) if extra_len else {}
+    if UNICODE_PATH_EXTRA_ID in fields:
+        check_unicode_path(fields[UNICODE_PATH_EXTRA_ID], name, offset)
     if U32_MAX in (usize, csize, local_offset) or disk == U16_MAX:  # 4.5.3: these values are in ZIP64 extra
         wanted = [
             key

@@ -60,7 +60,6 @@ from wheelstream.errors import (
     CorruptData,
     DuplicateEntry,
     EntrySetMismatch,
-    HeaderMismatch,
     MalformedRecord,
     OffsetMismatch,
     SizeMismatch,
@@ -72,6 +71,7 @@ from wheelstream.errors import (
     UsageError,
 )
 from wheelstream.zip import _format as fmt
+from wheelstream.zip._entries import EntryTable, name_key
 from wheelstream.zip._events import (
     NEED_DATA,
     ArchiveFinished,
@@ -87,9 +87,14 @@ from wheelstream.zip._events import (
 from wheelstream.zip._format import CentralRecord, EndOfCentralDirectory, LocalEntry, LocalHeader
 from wheelstream.zip._inflate import INFLATE_ERRORS, Inflater, crc32, new_inflater
 
-__all__ = ["DEFAULT_MAX_UNPACKED_SIZE", "ZipStreamParser", "unpack_entry"]
+__all__ = ["DEFAULT_MAX_ENTRIES", "DEFAULT_MAX_UNPACKED_SIZE", "ZipStreamParser", "unpack_entry"]
 
 DEFAULT_MAX_UNPACKED_SIZE = 16 * 1024**3
+# Entries one archive may have: the count bomb's guard, as DEFAULT_MAX_UNPACKED_SIZE is the size bomb's. Each
+# entry costs memory until the install ends (parser rows, staged-file records, RECORD rows) and a file on disk.
+# The biggest real wheels have tens of thousands of entries: the default leaves them ample room while bounding
+# what a wheel of tiny files can make us hold.
+DEFAULT_MAX_ENTRIES = 500_000
 _MAX_OUTPUT_PER_EVENT = 1 << 20  # bounds memory per EntryData whatever the compression ratio
 _MAX_INPUT_PER_EVENT = 1 << 20
 _MAX_INFLATE_INPUT = 256 << 10  # deflate rarely beats 4:1 on wheels: ~1 MiB out per call
@@ -132,6 +137,8 @@ class ZipStreamParser:
     file; lets the parser delimit stored entries that have a data descriptor instead of deferring them.
     ``pack_up_to``: entries declaring at most this many bytes (packed and unpacked) come out whole and still
     compressed, as ``EntryPacked`` (see the module docstring); 0, the default, streams every entry.
+    ``max_entries``: the most entries (files and directories, ``prior_entries`` included) the archive may
+    have; one more is an :class:`~wheelstream.errors.UnpackedLimitExceeded` at its local header.
     """
 
     def __init__(
@@ -142,6 +149,7 @@ class ZipStreamParser:
         compressed_sizes: Mapping[int, int] | None = None,
         max_unpacked_size: int = DEFAULT_MAX_UNPACKED_SIZE,
         pack_up_to: int = 0,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
     ) -> None:
         self._buf = bytearray()
         self._pos = 0  # index into _buf of the next unread byte
@@ -150,28 +158,19 @@ class ZipStreamParser:
         self._state = _State.RECORD
         self._error: ArchiveError | None = None
         self._start = offset
-        self._entries: dict[int, LocalEntry] = {e.offset: e for e in prior_entries}
-        self._finished: list[LocalEntry] = list(self._entries.values())  # prior first, then in stream order
-        self._names: set[str] = {_name_key(e.name) for e in self._entries.values()}
-        self._unpacked_total = sum(e.uncompressed_size for e in self._entries.values())
+        self._table = EntryTable(prior_entries)  # finished entries, prior first, then in stream order
+        self._names = self._table.keys  # name keys of every entry seen (duplicates)
+        self._unpacked_total = self._table.unpacked_total
         self._max_unpacked = max_unpacked_size
+        self._max_entries = max_entries
         self._compressed_sizes = compressed_sizes or {}
         self._pack_up_to = pack_up_to
         self._checkpoint = offset
         self._entry: _OpenEntry | None = None
         self._cd_start: int | None = None
         self._cd_end: int | None = None
-        self._records: list[CentralRecord] = []
-        self._cd_names: set[str] = set()
         self._zip64_eocd: EndOfCentralDirectory | None = None
         self._zip64_locator: tuple[int, int] | None = None
-        self._readers: dict[_State, Callable[[], Event | None]] = {
-            _State.RECORD: self._read_record,
-            _State.ENTRY_DATA: self._read_entry_data,
-            _State.DATA_DESCRIPTOR: self._read_data_descriptor,
-            _State.CENTRAL_DIRECTORY: self._read_central_directory,
-            _State.TRAILER: self._read_trailer,
-        }
 
     # -- public API ---------------------------------------------------------------------------------
 
@@ -187,21 +186,30 @@ class ZipStreamParser:
 
     @property
     def finished_entries(self) -> tuple[LocalEntry, ...]:
-        """Every entry finished so far, including ``prior_entries``, in offset order."""
-        return tuple(self._entries[k] for k in sorted(self._entries))
+        """Every entry finished so far, including ``prior_entries``, in offset order.
+
+        Built on each call (the parser keeps entries as compact rows): ask :attr:`finished_names` when the
+        names are all that is needed."""
+        return tuple(sorted(self._table.since(0), key=_offset))
+
+    @property
+    def finished_names(self) -> tuple[str, ...]:
+        """The names of the finished entries, ``prior_entries`` first, then in stream order."""
+        return tuple(self._table.names)
 
     @property
     def finished_count(self) -> int:
         """How many entries are finished, ``prior_entries`` included: a cursor for :meth:`finished_since`."""
-        return len(self._finished)
+        return len(self._table)
 
-    def finished_since(self, count: int) -> list[LocalEntry]:
-        """The entries finished after the first ``count`` (``prior_entries`` first, then in stream order).
+    def finished_since(self, count: int, limit: int | None = None) -> list[LocalEntry]:
+        """The entries finished after the first ``count`` (``prior_entries`` first, then in stream order), at
+        most ``limit`` of them.
 
         A checkpoint asks only for what is new since the last one: sorting every entry each time, as
-        :attr:`finished_entries` does, made checkpoints of a 12k-entry wheel grow with the entries already done.
+        :attr:`finished_entries` does, made checkpoints grow with the entries already done.
         """
-        return self._finished[count:]
+        return self._table.since(count, limit)
 
     @property
     def max_unpacked_size(self) -> int:
@@ -210,6 +218,10 @@ class ZipStreamParser:
     @property
     def pack_up_to(self) -> int:
         return self._pack_up_to
+
+    @property
+    def max_entries(self) -> int:
+        return self._max_entries
 
     @property
     def failed(self) -> bool:
@@ -239,11 +251,11 @@ class ZipStreamParser:
         """Return the next event, or :data:`NEED_DATA` if more input (or the end marker) is needed."""
         if self._error is not None:
             raise self._error
-        reader = self._readers.get(self._state)
+        reader = _READERS.get(self._state)
         if reader is None:
             return NEED_DATA  # DONE / DEFERRED: nothing further will ever come out
         try:
-            event = reader()
+            event = reader(self)
         except ArchiveError as exc:
             self._state = _State.ERROR
             self._error = exc
@@ -322,7 +334,7 @@ class ZipStreamParser:
         ):
             return self._read_packed(header)
         self._pos += header.header_length
-        self._names.add(_name_key(header.name))
+        self._names[name_key(header.name)] = None
         if header.has_data_descriptor:
             known = self._compressed_sizes.get(header.offset)
             if header.method == fmt.METHOD_STORED and known is None:
@@ -346,8 +358,8 @@ class ZipStreamParser:
         self._reserve_unpacked(header, header.uncompressed_size)
         data = bytes(self._buf[start:end])
         self._pos = end
-        self._names.add(_name_key(header.name))
-        self._record_finished(LocalEntry._make(header[:7]))  # LocalEntry's fields lead LocalHeader's
+        self._names[name_key(header.name)] = None
+        self._record_finished(*header[:7])  # LocalEntry's fields lead LocalHeader's
         return EntryPacked(header, data, self._base + end)
 
     def _check_local_header(self, header: LocalHeader) -> None:
@@ -358,9 +370,12 @@ class ZipStreamParser:
         if header.method not in _METHODS:
             method = fmt.METHOD_NAMES.get(header.method, f"method {header.method}")
             raise UnsupportedEntry(f"compression {method} is not supported", entry=name, offset=offset)
-        key = _name_key(name)
-        if key in self._names:
+        if name_key(name) in self._names:
             raise DuplicateEntry("two entries share this name", entry=name, offset=offset)
+        if len(self._names) >= self._max_entries:  # every entry started so far, prior ones included
+            raise UnpackedLimitExceeded(
+                f"archive has more than the {self._max_entries}-entry limit", entry=name, offset=offset
+            )
         if (
             header.method == fmt.METHOD_STORED
             and not header.has_data_descriptor
@@ -465,14 +480,15 @@ class ZipStreamParser:
         done = LocalEntry(
             header.offset, header.name, header.flags, header.method, entry.crc, entry.consumed, entry.produced
         )
-        self._record_finished(done)
+        self._record_finished(*done)
         self._entry = None
         self._state = _State.RECORD
         return EntryFinished(done, self.offset)
 
-    def _record_finished(self, done: LocalEntry) -> None:
-        self._entries[done.offset] = done
-        self._finished.append(done)
+    def _record_finished(
+        self, offset: int, name: str, flags: int, method: int, crc: int, csize: int, usize: int
+    ) -> None:
+        self._table.add(offset, name, flags, method, crc, csize, usize)
         self._checkpoint = self._base + self._pos  # the record after it starts here: nothing is open
 
     # -- DATA_DESCRIPTOR (4.3.9) --------------------------------------------------------------------
@@ -513,7 +529,7 @@ class ZipStreamParser:
     # -- CENTRAL_DIRECTORY and end records (4.3.12 - 4.3.16) ------------------------------------------
 
     def _read_central_directory(self) -> Event | None:
-        buf, records = self._buf, self._records  # receive_data never runs while this loop does
+        buf = self._buf  # receive_data never runs while this loop does
         while True:
             # _peek_signature, inline: torch has 12k records, and this loop is most of a resumed run's tail.
             pos = self._pos
@@ -524,7 +540,6 @@ class ZipStreamParser:
                 if parsed is None:
                     return self._incomplete("the central directory")
                 self._match_record(parsed[0])
-                records.append(parsed[0])
                 self._pos = pos + parsed[1]
                 continue
             sig = bytes(buf[pos : pos + 4])
@@ -561,10 +576,11 @@ class ZipStreamParser:
             return self._incomplete("the end of central directory record")
         eocd, length = parsed
         self._verify_central_directory(eocd)
+        self._table.release_lookups()
         self._pos += length
         self._state = _State.TRAILER
         assert self._cd_start is not None
-        return CentralDirectory(tuple(self._records), self._cd_start)
+        return CentralDirectory(self._table.central_records(), self._cd_start)
 
     def _incomplete(self, what: str) -> Event | None:
         if self._eof:
@@ -587,12 +603,13 @@ class ZipStreamParser:
                 f"it is {self._cd_end - self._cd_start}",
                 offset=eocd.offset,
             )
-        if effective.entries != len(self._records) or effective.entries_on_disk != len(self._records):
+        count = self._table.central_count
+        if effective.entries != count or effective.entries_on_disk != count:
             raise EntrySetMismatch(
-                f"end record counts {effective.entries} entries, the central directory has {len(self._records)}",
+                f"end record counts {effective.entries} entries, the central directory has {count}",
                 offset=eocd.offset,
             )
-        self._match_records()
+        self._table.check_all_matched()
 
     def _end_record(self, eocd: EndOfCentralDirectory) -> EndOfCentralDirectory:
         """The EOCD values to trust: the ZIP64 record's when one is present (4.3.14), after checking its locator."""
@@ -611,33 +628,15 @@ class ZipStreamParser:
         return self._zip64_eocd
 
     def _match_record(self, record: CentralRecord) -> None:
-        """Check a central record the moment it is read: one local entry that agrees with it, a new name.
+        """Check a central record the moment it is read: one local entry that agrees with it and has no other
+        record (see ``EntryTable.match``).
 
         Checking as we go (not when the end record arrives) bounds memory: a directory can never hold more
         records than there are local entries, whatever the archive claims.
         """
-        key = _name_key(record.name)
-        if key in self._cd_names:
-            raise DuplicateEntry("two central records share this name", entry=record.name, offset=record.offset)
-        self._cd_names.add(key)
         if record.is_symlink:
             raise SymlinkEntry("symbolic link entries are not allowed", entry=record.name, offset=record.offset)
-        local = self._entries.get(record.local_header_offset)
-        if local is None:
-            raise EntrySetMismatch(
-                f"central record points at {record.local_header_offset}, where no entry starts",
-                entry=record.name,
-                offset=record.offset,
-            )
-        if local[1:] != record[1:7]:  # name to uncompressed size, in both; _compare names the difference
-            _compare(local, record)
-
-    def _match_records(self) -> None:
-        """Every local entry has a central record (each record was matched to its entry as it was read)."""
-        referenced = {record.local_header_offset for record in self._records}
-        for offset, local in self._entries.items():
-            if offset not in referenced:
-                raise EntrySetMismatch("entry has no central directory record", entry=local.name, offset=offset)
+        self._table.match(record)
 
     # -- TRAILER ------------------------------------------------------------------------------------
 
@@ -708,22 +707,16 @@ def _ends_early(header: LocalHeader, consumed: int, compressed: int, offset: int
     )
 
 
-def _name_key(name: str) -> str:
-    """A file ``a`` and a directory ``a/`` cannot both exist on disk: they count as one name."""
-    return name.rstrip("/")
+def _offset(entry: LocalEntry) -> int:
+    return entry.offset
 
 
-_COMPARED = ("name", "method", "flags", "crc", "compressed_size", "uncompressed_size")
-
-
-def _compare(local: LocalEntry, record: CentralRecord) -> None:
-    """Name the first field in which an entry and its central record differ (``_match_record`` found one)."""
-    for field in _COMPARED:
-        ours, theirs = getattr(local, field), getattr(record, field)
-        if ours != theirs:
-            raise HeaderMismatch(
-                f"local header and central directory disagree on {field.replace('_', ' ')}: "
-                f"{ours!r} vs {theirs!r}",
-                entry=record.name,
-                offset=local.offset,
-            )
+# The reader of each state, as plain functions: bound methods kept on the instance would make every parser a
+# reference cycle, and all it holds (a row per entry) would then wait for the cyclic collector after use.
+_READERS: dict[_State, Callable[[ZipStreamParser], Event | None]] = {
+    _State.RECORD: ZipStreamParser._read_record,
+    _State.ENTRY_DATA: ZipStreamParser._read_entry_data,
+    _State.DATA_DESCRIPTOR: ZipStreamParser._read_data_descriptor,
+    _State.CENTRAL_DIRECTORY: ZipStreamParser._read_central_directory,
+    _State.TRAILER: ZipStreamParser._read_trailer,
+}
