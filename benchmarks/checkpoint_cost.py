@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 import wheelstream
-import wheelstream._tee as tee
+import wheelstream.unpack._tee as tee
 from wheelstream._cache import Cache
 from wheelstream.fetch import fetch_wheel
 from wheelstream.testing import FaultServer

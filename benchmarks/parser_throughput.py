@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fixtures.wellformed import big_text, make_wheel
-from wheelstream._extract import Extractor
+from wheelstream.unpack._extract import Extractor
 from wheelstream.zip import INFLATE_BACKEND, EntryData, ZipStreamParser
 
 

@@ -31,17 +31,17 @@ from conftest import FAST, contents, fetch, tree, wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import wheelstream._tee as tee
+import wheelstream.unpack._tee as tee
 from fixtures.wellformed import WELLFORMED, make_wheel
-from wheelstream import _sha256
 from wheelstream._cache import Cache
-from wheelstream._partial import Journal, PartialFile, entries_log
 from wheelstream._progress import Progress
 from wheelstream._staged import StagedFile
 from wheelstream._urls import cache_key
 from wheelstream.errors import DiskError, Interrupted
 from wheelstream.fetch import DownloadResult, fetch_wheel
 from wheelstream.testing import Cut, FaultPlan, FaultServer, Stall, Throttle
+from wheelstream.unpack import _sha256
+from wheelstream.unpack._partial import Journal, PartialFile, entries_log
 from wheelstream.zip import LocalEntry, ZipStreamParser
 
 WHEEL = "demo-1.0-py3-none-any.whl"
@@ -362,7 +362,7 @@ def test_every_checkpoint_lists_only_files_already_complete_on_disk(
     lag behind the parser, and still every file the journal lists is whole on disk, and the partial holds D.
     The periodic checkpoints do not wait for the writers: they stop at the first file not written yet (and
     the parser goes on meanwhile); the download is paced so that the writers progress between them."""
-    import wheelstream._extract as extract
+    import wheelstream.unpack._extract as extract
 
     data = mixed_wheel()
     expected = contents(data)
@@ -411,7 +411,7 @@ def test_small_files_read_back_from_the_partial_file_survive_a_cut_and_an_interr
     """With no memory budget every small file is read back from the partial file by its writer: through a
     dropped connection (same process) and a Ctrl-C then a new attempt (a resume from the journal), the result
     is the wheel's, and the rerun fetches only what the first attempt had not made durable."""
-    import wheelstream._extract as extract
+    import wheelstream.unpack._extract as extract
 
     monkeypatch.setattr(extract, "_MAX_PENDING", 0)
     data = mixed_wheel()
@@ -521,7 +521,7 @@ print("finished")
 # Killed by its own hand between appending to the log and replacing the header of checkpoint N.
 KILL_IN_SAVE_SCRIPT = """
 import os, signal, sys, threading, httpx
-import wheelstream._partial as partial
+import wheelstream.unpack._partial as partial
 from wheelstream._cache import Cache
 from wheelstream.fetch import DownloadOptions, fetch_wheel
 real, calls = partial._replace_durably, [0]
@@ -532,7 +532,7 @@ def replace(path, text):
         os.kill(os.getpid(), signal.SIGKILL)
     real(path, text)
 partial._replace_durably = replace
-import wheelstream._tee as tee
+import wheelstream.unpack._tee as tee
 real_snapshot = tee.Tee._snapshot_checkpoint
 def waiting(self, *, drain=False):  # take every checkpoint (a busy syncer would skip some): N exists
     self._syncer.wait()
@@ -627,9 +627,9 @@ def test_a_syncer_that_cannot_start_its_thread_fails_loudly_and_never_hangs(
 def test_the_streams_own_error_wins_over_a_failed_checkpoint(tmp_path: Path) -> None:
     """A bad archive found by the worker and a checkpoint that failed on the syncer: the caller hears about
     the archive (what the user must fix), and the syncer is still waited for."""
-    from wheelstream._extract import Extractor
-    from wheelstream._partial import PartialFile
     from wheelstream.errors import StrayData
+    from wheelstream.unpack._extract import Extractor
+    from wheelstream.unpack._partial import PartialFile
 
     cache = Cache.at(tmp_path / "cache")
     stream = tee.Tee(
@@ -652,7 +652,7 @@ def test_a_dropped_connection_resumes_without_waiting_for_a_checkpoint_to_sync(
     """After a drop the next request goes out at once on the in-memory state; a periodic checkpoint still
     syncing (held here until the second request has started, 5 s at most) must not hold it up. The download
     still ends complete and correct, with the held checkpoint finished before anything is renamed."""
-    from wheelstream._extract import Extractor
+    from wheelstream.unpack._extract import Extractor
 
     data = mixed_wheel()
     url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(percent=70, requests=1)))

@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 
 from fixtures.zipbuild import Member, build
-from wheelstream._extract import Extractor
-from wheelstream._tee import parse_block
 from wheelstream.errors import UnpackedLimitExceeded
+from wheelstream.unpack._extract import Extractor
+from wheelstream.unpack._tee import parse_block
 from wheelstream.zip import DEFAULT_MAX_ENTRIES, ZipStreamParser
 
 _ENTRIES = 20_000

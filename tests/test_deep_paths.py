@@ -21,8 +21,8 @@ from fixtures.wellformed import make_wheel, write_wheel
 from fixtures.zipbuild import Member, build
 from wheelstream import errors
 from wheelstream._cache import Cache
-from wheelstream._extract import Extractor
 from wheelstream.fetch import DownloadOptions, unpack_local
+from wheelstream.unpack._extract import Extractor
 from wheelstream.zip import EntryFinished, ZipStreamParser
 from wheelstream.zip._format import MAX_COMPONENT_BYTES, MAX_NAME_BYTES, MAX_NAME_COMPONENTS
 

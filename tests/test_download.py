@@ -25,7 +25,6 @@ from fixtures.hostile import HOSTILE
 from fixtures.wellformed import WELLFORMED, make_wheel
 from wheelstream import errors
 from wheelstream._cache import Cache
-from wheelstream._partial import Journal
 from wheelstream._progress import Progress
 from wheelstream._urls import cache_key
 from wheelstream.errors import (
@@ -53,6 +52,7 @@ from wheelstream.testing import (
     WrongRangeStart,
     since,
 )
+from wheelstream.unpack._partial import Journal
 
 WHEEL = "demo-1.0-py3-none-any.whl"
 
@@ -336,7 +336,7 @@ def test_partial_corrupted_on_disk_is_discarded_on_resume(server: FaultServer, t
 def test_the_resume_hash_covers_exactly_the_kept_prefix(tmp_path: Path, length: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole-file hash a resume continues from: the first ``length`` bytes (all there is when the file is
     shorter), read in blocks — small ones here, so block boundaries are crossed."""
-    from wheelstream import _tee
+    from wheelstream.unpack import _tee
 
     monkeypatch.setattr(_tee, "_HASH_BLOCK", 1 << 20)
     data = random.Random(length).randbytes(10_000_000)
@@ -362,7 +362,7 @@ def test_a_resume_continues_the_saved_hash_without_reading_the_partial_again(
     server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import wheelstream.fetch._resume as resume
-    from wheelstream import _sha256
+    from wheelstream.unpack import _sha256
 
     if _sha256._LIB is None:
         pytest.skip("no libcrypto with SHA256_* in this process: resumes re-hash here")
@@ -386,7 +386,7 @@ def test_a_saved_hash_that_does_not_fit_the_partial_is_recomputed(
     """A state for another length (or none, as older journals have): the kept bytes are hashed again, the
     download still resumes, and the digest is right."""
     import wheelstream.fetch._resume as resume
-    from wheelstream import _tee
+    from wheelstream.unpack import _tee
 
     data, url, header = _interrupted_download(server, tmp_path)
     saved = json.loads(header.read_text())
@@ -514,7 +514,7 @@ def _failing_partial_writes(monkeypatch: pytest.MonkeyPatch, after: int, error: 
     """The partial file refuses every write once it holds ``after`` bytes (what EIO or a full disk does)."""
     import errno as errnos
 
-    import wheelstream._partial as partial
+    import wheelstream.unpack._partial as partial
 
     real_write = partial.PartialFile.write
 
@@ -549,7 +549,7 @@ def test_a_resume_whose_replay_cannot_write_is_a_disk_error_that_keeps_the_journ
     with no wheel named. The journal it resumes from is still good: kept, and the next call resumes."""
     import errno
 
-    import wheelstream._tee as tee
+    import wheelstream.unpack._tee as tee
 
     data = WELLFORMED["big_entry"]()
     url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(after=3 << 20, requests=1), Cut(after=0, requests=2)))
@@ -610,7 +610,7 @@ def test_a_partial_file_is_closed_once_even_when_close_reports_an_error(tmp_path
     closed the number again on the next close — by then maybe another download's file."""
     import errno
 
-    import wheelstream._partial as partial
+    import wheelstream.unpack._partial as partial
 
     part = partial.PartialFile(tmp_path / "x.part")
     part.write(b"abc")

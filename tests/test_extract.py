@@ -13,11 +13,11 @@ import pytest
 
 from fixtures.wellformed import REAL_WHEELS, WELLFORMED, make_wheel
 from wheelstream._cache import Cache
-from wheelstream._extract import Extractor
-from wheelstream._partial import PartialFile
-from wheelstream._tee import parse_block
 from wheelstream.errors import ChecksumMismatch, CorruptData, DuplicateEntry, SizeMismatch, UnsafePath
 from wheelstream.fetch import DownloadOptions, unpack_local
+from wheelstream.unpack._extract import Extractor
+from wheelstream.unpack._partial import PartialFile
+from wheelstream.unpack._tee import parse_block
 from wheelstream.zip import ZipStreamParser
 
 CORPUS = {name: build for name, build in WELLFORMED.items()}

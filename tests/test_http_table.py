@@ -15,11 +15,11 @@ import pytest
 
 from fixtures.wellformed import WELLFORMED
 from wheelstream._cache import Cache
-from wheelstream._partial import Journal
 from wheelstream._urls import cache_key
 from wheelstream.errors import HTTPStatusError, ResourceGone
 from wheelstream.fetch import DownloadOptions, fetch_wheel
 from wheelstream.transport import Action, Known, decide, retry_after_seconds
+from wheelstream.unpack._partial import Journal
 
 ETAG = '"abc"'
 MODIFIED = "Wed, 21 Oct 2026 07:28:00 GMT"

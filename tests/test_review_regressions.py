@@ -123,7 +123,7 @@ def test_ctrl_c_while_the_deferred_tail_unpacks_resumes_without_refetching(
 ) -> None:
     """Interrupted inside the central-directory fallback: the journal lists only files before its checkpoint,
     so the rerun neither collides with them nor downloads anything again."""
-    import wheelstream._tee as tee
+    import wheelstream.unpack._tee as tee
     from fixtures.wellformed import make_wheel
 
     files = {f"demo/m{i:02d}.bin": bytes([i]) * 300_000 for i in range(12)}
@@ -153,7 +153,7 @@ def test_ctrl_c_while_the_deferred_tail_unpacks_resumes_without_refetching(
 def test_a_failed_write_is_sticky_and_the_file_is_never_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    import wheelstream._extract as extract
+    import wheelstream.unpack._extract as extract
     from fixtures.wellformed import make_wheel
 
     content = bytes(range(256)) * 40_000  # > 1 MiB: goes through the sink

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wheelstream import _sha256
+from wheelstream.unpack import _sha256
 
 DATA = os.urandom(300_001)
 needs_libcrypto = pytest.mark.skipif(_sha256._LIB is None, reason="no libcrypto with SHA256_* in this process")

@@ -13,9 +13,9 @@ from fixtures.hostile import ALL_HOSTILE, HOSTILE, _find, base_members
 from fixtures.zipbuild import build
 from wheelstream import errors
 from wheelstream._cache import Cache
-from wheelstream._extract import Extractor
-from wheelstream._tee import parse_block
 from wheelstream.fetch import DownloadOptions, unpack_local
+from wheelstream.unpack._extract import Extractor
+from wheelstream.unpack._tee import parse_block
 from wheelstream.zip import DEFAULT_MAX_UNPACKED_SIZE, ZipStreamParser
 
 # How entries reach the disk: the parser inflates everything ("streamed"); small entries are packed and the

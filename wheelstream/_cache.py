@@ -36,7 +36,7 @@ from pathlib import Path
 import filelock
 import platformdirs
 
-from wheelstream._partial import Journal
+from wheelstream.unpack._partial import Journal
 
 __all__ = ["Cache", "Claim", "default_cache_dir", "try_lock"]
 

@@ -44,8 +44,6 @@ space and every other character a terminal acts on into a visible escape, for li
 
 from __future__ import annotations
 
-import re
-
 __all__ = [
     "ArchiveError",
     "ChecksumMismatch",
@@ -80,23 +78,29 @@ __all__ = [
     "WorkerDied",
 ]  # classes only (tests/test_api.py walks it); :func:`one_line` is imported by name
 
-# What a terminal acts on rather than shows: C0 controls, DEL, C1 controls (ESC ``[`` and CSI start escape
-# sequences that recolour, move the cursor, retitle the window or write hyperlinks), the bidirectional
-# controls that reorder what follows (U+061C, U+200E/F, U+202A-U+202E, U+2066-U+2069: "Trojan Source"), and
-# lone surrogates (a file name decoded with ``surrogateescape``), which no UTF-8 stream can even encode.
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+# What a terminal acts on rather than shows, or shows as nothing: C0 controls, DEL, C1 controls (ESC ``[`` and
+# CSI start escape sequences that recolour, move the cursor, retitle the window or write hyperlinks), the
+# bidirectional controls that reorder what follows (U+061C, U+200E/F, U+202A-U+202E, U+2066-U+2069: "Trojan
+# Source"), invisible format characters (U+00AD, U+200B), lone surrogates (a file name decoded with
+# ``surrogateescape``, which no UTF-8 stream can encode), private-use and unassigned code points. That is
+# every character Python's ``str.isprintable`` refuses, and ``repr`` escapes: the same rule, the same spelling.
 
 
-def _escape_char(match: re.Match[str]) -> str:
-    """The character as ``repr`` spells it inside a string (``\\x1b``, ``\\u202e``), without quotes."""
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+def _escape_char(char: str) -> str:
+    """``char`` as ``repr`` spells it inside a string (``\x1b``, ``\u202e``, ``\U000e0001``), without quotes."""
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def one_line(text: str) -> str:
     """``text`` as one line that prints as it reads: whitespace runs (newlines included) become one space, and
-    control, bidirectional and surrogate characters become escapes. Idempotent: an escape is plain text."""
-    return _UNPRINTABLE.sub(_escape_char, " ".join(text.split()))
+    every character that is not printable becomes an escape. Idempotent: an escape is plain text."""
+    line = " ".join(text.split())
+    if line.isprintable():
+        return line
+    return "".join(char if char.isprintable() else _escape_char(char) for char in line)
 
 
 class WheelstreamError(Exception):

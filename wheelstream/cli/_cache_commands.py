@@ -20,9 +20,9 @@ from pathlib import Path
 import click
 
 from wheelstream._cache import Cache, try_lock
-from wheelstream._partial import Journal
 from wheelstream.cli._ui import human_size
 from wheelstream.errors import one_line
+from wheelstream.unpack._partial import Journal
 
 __all__ = ["cache"]
 

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 
 import httpx
 
-from wheelstream._tee import Tee
 from wheelstream._urls import redact
 from wheelstream.errors import HTTPStatusError, ResourceGone, RetriesExhausted
 from wheelstream.fetch._cancel import SocketCancel
@@ -39,6 +38,7 @@ from wheelstream.fetch._options import DownloadOptions, Job
 from wheelstream.fetch._reporting import Reporter
 from wheelstream.fetch._resume import Restored, fresh_stream
 from wheelstream.transport import Action, Decision, Known, decide, retry_after_seconds
+from wheelstream.unpack._tee import Tee
 
 __all__ = ["Attempts"]
 

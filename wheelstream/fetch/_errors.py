@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 
 from wheelstream._cache import Cache
-from wheelstream._partial import Journal
 from wheelstream.errors import DiskError, Interrupted, RetriesExhausted
+from wheelstream.unpack._partial import Journal
 
 __all__ = ["cache_write_error", "disk_error", "gave_up", "human", "interrupted", "unreadable"]
 

@@ -20,15 +20,15 @@ from typing import BinaryIO, TypeVar
 import filelock
 
 from wheelstream._cache import Cache
-from wheelstream._extract import Extractor
-from wheelstream._partial import read_file_range
 from wheelstream._progress import Progress, ProgressCallback
-from wheelstream._tee import file_sha256, finish_deferred, parse_block
 from wheelstream._urls import cache_key
 from wheelstream.errors import ArchiveError, HashMismatch, WheelstreamError
 from wheelstream.fetch._errors import cache_write_error, unreadable
 from wheelstream.fetch._options import DownloadOptions, DownloadResult, Job
 from wheelstream.fetch._publish import cached, finished_tree, settle_tree
+from wheelstream.unpack._extract import Extractor
+from wheelstream.unpack._partial import read_file_range
+from wheelstream.unpack._tee import file_sha256, finish_deferred, parse_block
 from wheelstream.zip import ZipStreamParser
 
 __all__ = ["from_wheel_file", "unpack_local"]

@@ -19,14 +19,14 @@ import shutil
 from pathlib import Path
 
 from wheelstream._cache import Cache, Claim
-from wheelstream._extract import Extractor
-from wheelstream._partial import Journal
 from wheelstream._progress import Progress, ProgressCallback
 from wheelstream._staged import StagedWheel, empty_directory_entries
-from wheelstream._tee import Tee, file_sha256
 from wheelstream._urls import wheel_path_in
 from wheelstream.errors import HashMismatch, TruncatedArchive
 from wheelstream.fetch._options import DownloadResult, Job
+from wheelstream.unpack._extract import Extractor
+from wheelstream.unpack._partial import Journal
+from wheelstream.unpack._tee import Tee, file_sha256
 from wheelstream.zip import ZipStreamParser
 
 __all__ = ["cached", "check_complete", "finished_tree", "hand_over", "settle_tree"]

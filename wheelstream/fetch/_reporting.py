@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from wheelstream._progress import Progress, ProgressCallback
-from wheelstream._tee import Tee
+from wheelstream.unpack._tee import Tee
 
 __all__ = ["Reporter"]
 

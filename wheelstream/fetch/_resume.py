@@ -31,15 +31,15 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from wheelstream._extract import Extractor
-from wheelstream._partial import Journal, PartialFile
-from wheelstream._sha256 import RunningSha256
-from wheelstream._sha256 import new as new_sha256
-from wheelstream._sha256 import restore as restore_sha256
 from wheelstream._staged import current_umask, pip_dir_mode, pip_file_mode
-from wheelstream._tee import Tee, prefix_sha256
 from wheelstream.errors import ArchiveError
 from wheelstream.fetch._options import Job
+from wheelstream.unpack._extract import Extractor
+from wheelstream.unpack._partial import Journal, PartialFile
+from wheelstream.unpack._sha256 import RunningSha256
+from wheelstream.unpack._sha256 import new as new_sha256
+from wheelstream.unpack._sha256 import restore as restore_sha256
+from wheelstream.unpack._tee import Tee, prefix_sha256
 from wheelstream.zip import ZipStreamParser
 
 __all__ = ["PrefixHash", "Restored", "fresh_stream", "restore"]
@@ -47,7 +47,7 @@ __all__ = ["PrefixHash", "Restored", "fresh_stream", "restore"]
 
 class PrefixHash:
     """The whole-file sha256 of the bytes a resume keeps: continued from the state the journal saved, or —
-    where none is usable (see ``wheelstream._sha256``) — by re-reading ``0..D`` on a thread of its own, beside
+    where none is usable (see ``wheelstream.unpack._sha256``) — by re-reading ``0..D`` on a thread of its own, beside
     parsing the entries log, the staging check and the replay (docs/performance.md, D-resume-rehash).
     """
 

@@ -29,9 +29,9 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, TypeAlias, cast
 
-from wheelstream._partial import write_all
 from wheelstream._staged import StagedFile, current_umask, pip_file_mode
 from wheelstream.errors import DiskError, DuplicateEntry, UnsafePath
+from wheelstream.unpack._partial import write_all
 from wheelstream.zip import (
     CentralDirectory,
     EntryData,

@@ -53,12 +53,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeAlias
 
-from wheelstream import _sha256
 from wheelstream._cache import Cache
-from wheelstream._extract import Extractor
-from wheelstream._partial import Journal, PartialFile
 from wheelstream._staged import StagedFile
 from wheelstream.errors import ArchiveError, EntrySetMismatch
+from wheelstream.unpack import _sha256
+from wheelstream.unpack._extract import Extractor
+from wheelstream.unpack._partial import Journal, PartialFile
 from wheelstream.zip import EntryDeferred, LocalEntry, ZipStreamParser
 from wheelstream.zip._tail import TAIL_SIZE, find_central_directory, read_central_directory
 
