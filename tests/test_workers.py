@@ -423,8 +423,10 @@ from wheelstream._workers import ProcessPool
 
 REPORTS = 200  # ~1 KB each (a worker cuts a message at 1,000 characters): three times what a pipe holds
 go = Path(sys.argv[1])
+started = go.with_name("started")
 
 def chatty(*, client, progress, cancel):  # a download that reports once its parent's close was interrupted
+    started.touch()
     while not go.exists():
         time.sleep(0.01)
     for done in range(REPORTS):
@@ -438,6 +440,8 @@ received = []
 pool = ProcessPool(1, timeout=5.0, progress=received.append)
 pool.start()
 pool.submit(chatty, "demo-1.0-py3-none-any.whl")
+while not started.exists():  # a job not yet started would be cancelled by close, which then waits for nothing
+    time.sleep(0.01)
 signal.signal(signal.SIGALRM, second_ctrl_c)
 signal.setitimer(signal.ITIMER_REAL, 0.5)  # while close waits for the worker
 try:

@@ -44,7 +44,7 @@ from wheelstream.installer import (
 )
 from wheelstream.installer._metadata import check_tags, parse_filename
 from wheelstream.transport import new_client
-from wheelstream.zip import DEFAULT_MAX_UNPACKED_SIZE
+from wheelstream.zip import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_SIZE
 
 if TYPE_CHECKING:
     from wheelstream._workers import ProcessPool
@@ -144,6 +144,7 @@ def _fetch_all(
     retries: int,
     timeout: float,
     max_unpacked_size: int,
+    max_entries: int,
     progress: ProgressCallback | None,
     ignore_tags: bool,
     python: str | None,
@@ -155,7 +156,8 @@ def _fetch_all(
     if workers not in ("threads", "processes"):
         raise UsageError(f"unknown workers {workers!r} (use 'threads' or 'processes')")
     names = [sources] if isinstance(sources, str) else [os.fspath(s) for s in sources]
-    options = DownloadOptions(timeout=timeout, retries=retries, max_unpacked_size=max_unpacked_size)
+    options = DownloadOptions(timeout=timeout, retries=retries, max_unpacked_size=max_unpacked_size,
+                              max_entries=max_entries)
     cache = Cache.at(cache_dir)
     if client is not None:
         return _fetch_with(names, cache, client, hashes or {}, index_url, jobs, options, progress,
@@ -446,6 +448,7 @@ def install(
     compile_bytecode: bool = False,
     ignore_tags: bool = False,
     max_unpacked_size: int = DEFAULT_MAX_UNPACKED_SIZE,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
     progress: ProgressCallback | None = None,
     on_warning: Callable[[str], None] | None = None,
     client: httpx.Client | None = None,
@@ -468,7 +471,8 @@ def install(
     """
     fetched = _fetch_all(
         sources, cache_dir=cache_dir, client=client, hashes=hashes, index_url=index_url, jobs=jobs,
-        retries=retries, timeout=timeout, max_unpacked_size=max_unpacked_size, progress=progress,
+        retries=retries, timeout=timeout, max_unpacked_size=max_unpacked_size, max_entries=max_entries,
+        progress=progress,
         ignore_tags=ignore_tags, python=python, keep_wheels_in=None, workers=workers,
         keep_unpacked=link_mode != "move",
     )
@@ -522,6 +526,7 @@ def download(
     retries: int = 5,
     timeout: float = 30.0,
     max_unpacked_size: int = DEFAULT_MAX_UNPACKED_SIZE,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
     progress: ProgressCallback | None = None,
     client: httpx.Client | None = None,
     workers: Workers = "threads",
@@ -532,7 +537,8 @@ def download(
     dest_path = Path(dest)
     fetched = _fetch_all(
         sources, cache_dir=cache_dir, client=client, hashes=hashes, index_url=index_url, jobs=jobs,
-        retries=retries, timeout=timeout, max_unpacked_size=max_unpacked_size, progress=progress,
+        retries=retries, timeout=timeout, max_unpacked_size=max_unpacked_size, max_entries=max_entries,
+        progress=progress,
         ignore_tags=True, python=None, keep_wheels_in=dest_path, workers=workers,
     )
     return InstallResult(tuple(_outcome(i, r, dest_path) for i, r in fetched), None)

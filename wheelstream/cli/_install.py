@@ -21,6 +21,7 @@ from wheelstream.cli._requirements import Requirements, is_local, parse_hash, pa
 from wheelstream.cli._ui import ConsoleProgress
 from wheelstream.errors import HashMismatch, UsageError, one_line
 from wheelstream.installer import LinkMode, probe_interpreter
+from wheelstream.zip import DEFAULT_MAX_ENTRIES
 
 __all__ = ["download_cmd", "install_cmd", "parse_size"]
 
@@ -77,6 +78,8 @@ def _common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      metavar="S", help="Connect/read timeout in seconds."),
         click.option("--max-unpacked-size", default="16GiB", show_default=True, type=_Size(),
                      help="Refuse a wheel that inflates past SIZE (zip-bomb guard)."),
+        click.option("--max-entries", default=DEFAULT_MAX_ENTRIES, show_default=True, type=click.IntRange(1),
+                     metavar="N", help="Refuse a wheel of more than N entries (memory grows with them)."),
         click.option("-q", "--quiet", count=True, help="Only errors and warnings."),
         click.option("-v", "--verbose", count=True, help="Say more (-vv: tracebacks)."),
         click.option("--no-progress", is_flag=True, help="No progress bars (the summary still prints)."),
@@ -181,7 +184,7 @@ _LINK_MODES: dict[str, LinkMode] = {"move": "move", "copy": "copy", "hardlink": 
 def install_cmd(
     sources: tuple[str, ...], requirements: tuple[str, ...], hash_values: tuple[str, ...],
     index_url: str | None, cache_dir: str | None, jobs: int, retries: int, timeout: float,
-    max_unpacked_size: int, quiet: int, verbose: int, no_progress: bool, target: str, upgrade: bool,
+    max_unpacked_size: int, max_entries: int, quiet: int, verbose: int, no_progress: bool, target: str, upgrade: bool,
     python: str | None, link_mode: str, compile_bytecode: bool, ignore_tags: bool,
 ) -> None:
     """Install wheels into a directory, like `pip install --no-deps --target DIR`, resumably.
@@ -196,7 +199,8 @@ def install_cmd(
             common.sources, target, cache_dir=cache_dir, hashes=common.hashes, index_url=common.index_url,
             upgrade=upgrade, jobs=jobs, retries=retries, timeout=timeout, python=python,
             link_mode=_LINK_MODES[link_mode], compile_bytecode=compile_bytecode,
-            ignore_tags=ignore_tags, max_unpacked_size=max_unpacked_size, progress=ui, on_warning=ui.warn,
+            ignore_tags=ignore_tags, max_unpacked_size=max_unpacked_size,
+            max_entries=max_entries, progress=ui, on_warning=ui.warn,
             workers="processes",  # the command owns its process (library calls stay on threads)
         )
 
@@ -213,7 +217,7 @@ def install_cmd(
 def download_cmd(
     sources: tuple[str, ...], requirements: tuple[str, ...], hash_values: tuple[str, ...],
     index_url: str | None, cache_dir: str | None, jobs: int, retries: int, timeout: float,
-    max_unpacked_size: int, quiet: int, verbose: int, no_progress: bool, dest: str,
+    max_unpacked_size: int, max_entries: int, quiet: int, verbose: int, no_progress: bool, dest: str,
 ) -> None:
     """Download wheels into DIR, resumably, verifying every zip entry (CRC, sizes, central directory).
 
@@ -225,7 +229,8 @@ def download_cmd(
         common = _gather(sources, requirements, hash_values, index_url, None, cache_dir)
         return do_download(
             common.sources, dest, cache_dir=cache_dir, hashes=common.hashes, index_url=common.index_url,
-            jobs=jobs, retries=retries, timeout=timeout, max_unpacked_size=max_unpacked_size, progress=ui,
+            jobs=jobs, retries=retries, timeout=timeout, max_unpacked_size=max_unpacked_size,
+            max_entries=max_entries, progress=ui,
             workers="processes",
         )
 

@@ -108,7 +108,8 @@ def _unpack_file(
                 return found
         shutil.rmtree(staging, ignore_errors=True)
         extractor = Extractor(staging, writers=True)
-        parser = ZipStreamParser(max_unpacked_size=options.max_unpacked_size, pack_up_to=extractor.pack_up_to)
+        parser = ZipStreamParser(max_unpacked_size=options.max_unpacked_size, pack_up_to=extractor.pack_up_to,
+                                 max_entries=options.max_entries)
         hasher = hashlib.sha256()
         deferred: int | None = None
         try:

@@ -8,7 +8,7 @@ from pathlib import Path
 from wheelstream._cache import Cache, Claim
 from wheelstream._staged import StagedWheel
 from wheelstream._urls import cache_key, redact, split_hash_fragment, wheel_filename_from_url
-from wheelstream.zip import DEFAULT_MAX_UNPACKED_SIZE
+from wheelstream.zip import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_SIZE
 
 __all__ = ["DownloadOptions", "DownloadResult", "Job"]
 
@@ -25,6 +25,7 @@ class DownloadOptions:
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     max_unpacked_size: int = DEFAULT_MAX_UNPACKED_SIZE
+    max_entries: int = DEFAULT_MAX_ENTRIES  # files and directories; memory grows with them
 
 
 @dataclass(frozen=True)

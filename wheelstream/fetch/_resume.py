@@ -115,6 +115,7 @@ def _new_stream(job: Job, journal: Journal) -> Tee:
             journal.checkpoint,
             prior_entries=journal.entries,
             max_unpacked_size=job.options.max_unpacked_size,
+            max_entries=job.options.max_entries,
             pack_up_to=extractor.pack_up_to,  # small entries are inflated by the writers
         ),
         extractor=extractor,
