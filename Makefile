@@ -20,8 +20,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n 2 -q
 
+# ruff's rules and format, then mypy strict: both read their settings (and paths) from pyproject.toml.
 lint: $(STAMP)
-	$(BIN)/ruff check wheelstream tests fixtures benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+typecheck: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)

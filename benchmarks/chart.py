@@ -17,7 +17,7 @@ def main(spec_path: str, out: str) -> None:
     scenarios = list(spec["titles"])
     tools = spec["tools"]
     fig, axes = plt.subplots(1, len(scenarios), figsize=(3.6 * len(scenarios), 3.8), squeeze=False)
-    for ax, scenario in zip(axes[0], scenarios):
+    for ax, scenario in zip(axes[0], scenarios, strict=True):
         names = [t for t in tools if f"{scenario}|{t}" in spec["values"]]
         values = [spec["values"][f"{scenario}|{t}"] for t in names]
         bars = ax.bar(range(len(names)), values, color=[COLORS.get(n, "grey") for n in names])

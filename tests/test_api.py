@@ -26,7 +26,8 @@ def test_all_is_sorted_and_resolves(module: object) -> None:
 def test_every_error_is_a_wheelstream_error_with_an_exit_code() -> None:
     for name in wheelstream.errors.__all__:
         cls = getattr(wheelstream.errors, name)
-        assert issubclass(cls, WheelstreamError) and cls.exit_code in (1, 2, 3, 130)
+        assert issubclass(cls, WheelstreamError)
+        assert cls.exit_code in (1, 2, 3, 130)
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -41,11 +42,13 @@ def test_mixed_sources_install_and_second_install_fetches_nothing(tmp_path: Path
         sources = [url + "#sha256=" + hashlib.sha256(demo).hexdigest(), str(REAL_WHEELS["six"]),
                    REAL_WHEELS["jsonpointer"].as_uri()]
         first = wheelstream.install(sources, tmp_path / "a", cache_dir=tmp_path / "cache", link_mode="copy")
-        assert first.resumed and first.wheels[0].resumed_at is not None
+        assert first.resumed
+        assert first.wheels[0].resumed_at is not None
         assert server.bytes_sent("demo-1.0-py3-none-any.whl") == len(demo)
         second = wheelstream.install(sources, tmp_path / "b", cache_dir=tmp_path / "cache", link_mode="hardlink")
         assert server.bytes_sent("demo-1.0-py3-none-any.whl") == len(demo)  # zero bytes the second time
-        assert second.bytes_fetched == 0 and all(w.from_cache for w in second.wheels)
+        assert second.bytes_fetched == 0
+        assert all(w.from_cache for w in second.wheels)
         assert all(w.files_unpacked == 0 for w in second.wheels)
     assert snapshot(tmp_path / "a").keys() == snapshot(tmp_path / "b").keys()
     assert (tmp_path / "a" / "six.py").read_bytes() == (tmp_path / "b" / "six.py").read_bytes()
@@ -60,7 +63,9 @@ def test_move_mode_keeps_the_wheel_file_and_installs_the_same_tree(tmp_path: Pat
         url = server.add_file("demo-1.0-py3-none-any.whl", demo, plan=FaultPlan(Cut(percent=50, requests=1)))
         sources = [url, str(REAL_WHEELS["six"])]
         first = wheelstream.install(sources, tmp_path / "a", cache_dir=cache)
-        assert first.report is not None and first.report.files_moved > 0 and first.report.bytes_written < 4096
+        assert first.report is not None
+        assert first.report.files_moved > 0
+        assert first.report.bytes_written < 4096
         sha = hashlib.sha256(demo).hexdigest()
         assert (cache / "wheels" / f"{sha}.whl").read_bytes() == demo
         assert not (cache / "wheels" / sha).exists()  # nothing kept unpacked
@@ -68,11 +73,13 @@ def test_move_mode_keeps_the_wheel_file_and_installs_the_same_tree(tmp_path: Pat
         assert list((cache / "staging").iterdir()) == []
         second = wheelstream.install(sources, tmp_path / "b", cache_dir=cache)
         assert server.bytes_sent("demo-1.0-py3-none-any.whl") == len(demo)  # zero bytes the second time
-        assert second.bytes_fetched == 0 and second.wheels[0].from_cache
+        assert second.bytes_fetched == 0
+        assert second.wheels[0].from_cache
         assert second.wheels[0].files_unpacked > 0  # unpacked again, from the cached wheel file
         third = wheelstream.install(sources, tmp_path / "c", cache_dir=tmp_path / "cache2", link_mode="copy")
     assert snapshot(tmp_path / "a") == snapshot(tmp_path / "b") == snapshot(tmp_path / "c")
-    assert third.report is not None and third.report.files_moved == 0
+    assert third.report is not None
+    assert third.report.files_moved == 0
     for name, mode in _modes(tmp_path / "c").items():
         assert _modes(tmp_path / "a")[name] == mode, name
 
@@ -91,7 +98,8 @@ def test_a_spoilt_cached_wheel_file_is_fetched_again(tmp_path: Path) -> None:
         cached.write_bytes(demo[: len(demo) // 2])  # a crash before writeback, say
         again = wheelstream.install([url], tmp_path / "b", cache_dir=cache)
         assert server.bytes_sent("demo-1.0-py3-none-any.whl") == 2 * len(demo)
-    assert not again.wheels[0].from_cache and cached.read_bytes() == demo
+    assert not again.wheels[0].from_cache
+    assert cached.read_bytes() == demo
     assert snapshot(tmp_path / "a") == snapshot(tmp_path / "b")
 
 
@@ -114,7 +122,8 @@ def test_incompatible_tags_fail_before_downloading(tmp_path: Path) -> None:
             wheelstream.install([url], tmp_path / "t", cache_dir=tmp_path / "cache")
         assert server.requests == []
         done = wheelstream.install([url], tmp_path / "t", cache_dir=tmp_path / "cache", ignore_tags=True)
-        assert done.report is not None and "x" in done.report.installed
+        assert done.report is not None
+        assert "x" in done.report.installed
 
 
 def test_download_keeps_the_wheel_file_and_verifies_it(tmp_path: Path) -> None:
@@ -139,7 +148,9 @@ def test_credentials_from_url_and_netrc_reach_the_server_only(tmp_path: Path, mo
         wheelstream.install([with_user], tmp_path / "b", cache_dir=tmp_path / "c2")
         assert server.requests[-1].headers["authorization"] == "Basic YWxpY2U6czNjcmV0"  # alice:s3cret
     direct_url = next((tmp_path / "b").glob("*.dist-info/direct_url.json")).read_text()
-    assert "s3cret" not in direct_url and "alice" not in direct_url and "abc" not in direct_url
+    assert "s3cret" not in direct_url
+    assert "alice" not in direct_url
+    assert "abc" not in direct_url
 
 
 def test_a_ctrl_c_while_the_claims_are_released_says_the_install_finished(
@@ -163,7 +174,8 @@ def test_a_ctrl_c_while_the_claims_are_released_says_the_install_finished(
     wheel.write_bytes(WELLFORMED["deflate"]())
     with pytest.raises(Interrupted, match="interrupted after the install finished") as raised:
         wheelstream.install([wheel], tmp_path / "t", cache_dir=tmp_path / "c")
-    assert raised.value.installed and calls[0] == 1
+    assert raised.value.installed
+    assert calls[0] == 1
     assert list((tmp_path / "t").glob("*.dist-info/RECORD"))
 
 

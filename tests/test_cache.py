@@ -79,7 +79,8 @@ def test_opening_it_again_keeps_what_it_holds(tmp_path: Path) -> None:
 def test_the_default_place_is_the_environments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WHEELSTREAM_CACHE_DIR", str(tmp_path / "env"))
     assert default_cache_dir() == tmp_path / "env"
-    assert Cache.at().root == tmp_path / "env" and (tmp_path / "env" / "partial").is_dir()
+    assert Cache.at().root == tmp_path / "env"
+    assert (tmp_path / "env" / "partial").is_dir()
     monkeypatch.delenv("WHEELSTREAM_CACHE_DIR")
     assert default_cache_dir().name == "wheelstream"
 
@@ -130,7 +131,8 @@ def test_discard_removes_a_staging_link_not_what_it_points_to(tmp_path: Path) ->
     (elsewhere / "pkg").mkdir(parents=True)
     cache.staging(KEY).symlink_to(elsewhere, target_is_directory=True)
     cache.discard(KEY)
-    assert not cache.staging(KEY).is_symlink() and (elsewhere / "pkg").is_dir()
+    assert not cache.staging(KEY).is_symlink()
+    assert (elsewhere / "pkg").is_dir()
 
 
 # -- claims ----------------------------------------------------------------------------------------------------
@@ -141,12 +143,14 @@ def test_a_claim_takes_the_tree_and_holds_its_lock_against_other_processes(tmp_p
     claim = cache.claim(_tree(cache))
     lock_file = claim.root.parent / f"{claim.root.name}.lock"
     assert claim.root.parent == cache.root / "claimed"
-    assert (claim.root / "pkg" / "__init__.py").read_text() == "X = 1\n" and not cache.staging("k").exists()
+    assert (claim.root / "pkg" / "__init__.py").read_text() == "X = 1\n"
+    assert not cache.staging("k").exists()
     assert _locked_elsewhere(lock_file)
     with pytest.raises(OSError, match="still locked by another process"):
         Cache.at(tmp_path / "c").adopt_claim(claim.root)  # another holder, even in this process
     claim.release()
-    assert not claim.root.exists() and not lock_file.exists()
+    assert not claim.root.exists()
+    assert not lock_file.exists()
 
 
 def test_two_claims_never_share_a_place(tmp_path: Path) -> None:
@@ -172,7 +176,8 @@ def test_a_handed_over_claim_is_unlocked_kept_and_adopted(tmp_path: Path) -> Non
     lock_file = claim.root.parent / f"{claim.root.name}.lock"
     _age(lock_file, 30)
     root = claim.hand_over()
-    assert root == claim.root and (root / "pkg").is_dir()
+    assert root == claim.root
+    assert (root / "pkg").is_dir()
     assert time.time() - lock_file.stat().st_mtime < 10  # touched: the adopter has a minute
     assert not _locked_elsewhere(lock_file)
     adopted = cache.adopt_claim(root)
@@ -204,14 +209,17 @@ def test_a_sweep_leaves_an_old_claim_whose_owner_lives(tmp_path: Path) -> None:
     lock_file = claim.root.parent / f"{claim.root.name}.lock"
     _age(lock_file, 3600)
     cache.sweep_claims()
-    assert (claim.root / "pkg" / "__init__.py").is_file() and lock_file.is_file()
+    assert (claim.root / "pkg" / "__init__.py").is_file()
+    assert lock_file.is_file()
     claim.release()
 
 
 def test_try_lock_takes_a_free_lock_and_refuses_a_held_one(tmp_path: Path) -> None:
     path = tmp_path / "x.lock"
     lock = try_lock(path)
-    assert lock is not None and lock.is_locked
-    assert try_lock(path) is None and _locked_elsewhere(path)
+    assert lock is not None
+    assert lock.is_locked
+    assert try_lock(path) is None
+    assert _locked_elsewhere(path)
     lock.release()
     assert not _locked_elsewhere(path)

@@ -79,7 +79,8 @@ def interrupted_halfway(server: FaultServer, cache_dir: Path) -> tuple[bytes, st
     with pytest.raises(Interrupted):
         fetch(url, cache_dir, OFTEN, progress=interrupt)
     journal = Journal.load(journal_path(cache_dir, url))
-    assert journal is not None and journal.log_lines > 100
+    assert journal is not None
+    assert journal.log_lines > 100
     assert entries_log(journal_path(cache_dir, url)).stat().st_size == journal.log_bytes
     assert server.wait_idle(10)  # the abandoned response's bytes are counted before a rerun starts
     return data, url, journal
@@ -112,11 +113,14 @@ def test_bytes_after_the_recorded_log_length_are_ignored(server: FaultServer, tm
     with log.open("ab") as handle:
         handle.write(garbage_cases(log.read_bytes())[case])
     again = Journal.load(journal_path(tmp_path, url))
-    assert again is not None and again.entries == journal.entries and again.files == journal.files
+    assert again is not None
+    assert again.entries == journal.entries
+    assert again.files == journal.files
     sent = server.bytes_sent(WHEEL)
     result = fetch(url, tmp_path, OFTEN)
     assert_resumed_from(result, journal, data, server, sent)
-    assert not log.exists() and not journal_path(tmp_path, url).exists()  # finished: header and log removed
+    assert not log.exists()
+    assert not journal_path(tmp_path, url).exists()
 
 
 def test_the_next_save_cuts_off_what_a_crash_left_after_the_log(tmp_path: Path) -> None:
@@ -131,7 +135,8 @@ def test_the_next_save_cuts_off_what_a_crash_left_after_the_log(tmp_path: Path) 
     loaded.add_finished([_entry(200)], {})
     loaded.save(path)
     reread = Journal.load(path)
-    assert reread is not None and [e.offset for e in reread.entries] == [0, 100, 200]
+    assert reread is not None
+    assert [e.offset for e in reread.entries] == [0, 100, 200]
     assert entries_log(path).stat().st_size == reread.log_bytes
     assert b"garbage" not in entries_log(path).read_bytes()
 
@@ -152,7 +157,8 @@ def test_a_log_that_disagrees_with_its_header_starts_fresh(server: FaultServer, 
     assert Journal.load(journal_path(tmp_path, url)) is None
     result = fetch(url, tmp_path)
     assert tree(result) == contents(data)
-    assert result.bytes_reused == 0 and server.requests_for(WHEEL)[-1].range is None
+    assert result.bytes_reused == 0
+    assert server.requests_for(WHEEL)[-1].range is None
     assert result.files_unpacked == len(contents(data))
 
 
@@ -187,7 +193,9 @@ def test_the_log_holds_names_sizes_and_hashes_only(tmp_path: Path) -> None:
                                                     [60, "demo/d/", 0, 0, 0, 0, 0]]
     assert os.stat(entries_log(path)).st_mode & 0o077 == 0
     loaded = Journal.load(path)
-    assert loaded is not None and loaded.files == [staged] and len(loaded.entries) == 2
+    assert loaded is not None
+    assert loaded.files == [staged]
+    assert len(loaded.entries) == 2
 
 
 @settings(max_examples=200, deadline=None)
@@ -275,14 +283,17 @@ def test_checkpoint_cost_does_not_grow_with_finished_entries(
     options = dataclasses.replace(OFTEN, checkpoint_bytes=2 << 10, checkpoint_seconds=60)
     result = fetch(url, tmp_path, options)
     assert tree(result) == contents(data)
-    assert len(saves) >= 10 and saves[-1][0] + saves[-1][1] > 1900
+    assert len(saves) >= 10
+    assert saves[-1][0] + saves[-1][1] > 1900
     line = max(len(json.dumps([2000, "demo/pkg19/m1999.py", 0, 8, 2**32, 10**5, 10**5, 10**5, "0" * 64, False])), 1)
     for _before, new, appended in saves:
         assert appended <= new * line  # O(new entries), however many came before
         assert new == 0 or appended >= new * 40
     late = [appended / new for before, new, appended in saves if new and before > 1000]
     early = [appended / new for before, new, appended in saves if new and before < 500]
-    assert late and early and max(late) < 1.2 * max(early)
+    assert late
+    assert early
+    assert max(late) < 1.2 * max(early)
     assert max(headers) - min(headers) <= 16
 
 
@@ -292,7 +303,8 @@ def test_parser_hands_out_only_entries_finished_since_a_count() -> None:
     parser.receive_data(data[: len(data) // 2])
     list(parser.events())
     first = parser.finished_count
-    assert first > 10 and parser.finished_since(first) == []
+    assert first > 10
+    assert parser.finished_since(first) == []
     assert parser.finished_since(0) == list(parser.finished_entries)
     resumed = ZipStreamParser(parser.checkpoint, prior_entries=parser.finished_since(0))
     assert resumed.finished_count == first
@@ -300,7 +312,8 @@ def test_parser_hands_out_only_entries_finished_since_a_count() -> None:
     resumed.receive_data(b"")
     list(resumed.events())
     new = resumed.finished_since(first)
-    assert new and all(e.offset >= parser.checkpoint for e in new)
+    assert new
+    assert all(e.offset >= parser.checkpoint for e in new)
     assert resumed.finished_since(0)[:first] == parser.finished_since(0)
 
 
@@ -350,8 +363,10 @@ def test_periodic_checkpoints_run_on_the_worker_without_restarting_it(
     monkeypatch.setattr(tee._Unpacker, "__init__", init)
     result = fetch(url, tmp_path, dataclasses.replace(OFTEN, checkpoint_bytes=256 << 10))
     assert tree(result) == contents(data)
-    assert len(snapshots) >= 10 and set(snapshots) == {"wheelstream-unpack"}
-    assert durable and set(durable) == {"wheelstream-checkpoint"}  # some may be skipped while one syncs
+    assert len(snapshots) >= 10
+    assert set(snapshots) == {"wheelstream-unpack"}
+    assert durable
+    assert set(durable) == {"wheelstream-checkpoint"}
     assert workers == 1  # one attempt, one worker: no checkpoint drained the pipeline and restarted it
 
 
@@ -380,7 +395,7 @@ def test_every_checkpoint_lists_only_files_already_complete_on_disk(
     partial = tmp_path / "partial" / f"{cache_key(url)}.whl.part"
     checked = {"files": 0, "saves": 0}
 
-    def slow_write(path: Path, chunks: list[bytes], name: str, offset: int) -> object:
+    def slow_write(path: str, chunks: list[bytes], name: str, offset: int) -> object:
         time.sleep(0.001)
         return real_write(path, chunks, name, offset)
 
@@ -388,7 +403,8 @@ def test_every_checkpoint_lists_only_files_already_complete_on_disk(
         assert self.checkpoint <= self.durable <= partial.stat().st_size
         for staged in self.files[checked["files"] :]:  # earlier ones were checked by earlier saves
             content = (staging / staged.name).read_bytes()
-            assert content == expected[staged.name] and hashlib.sha256(content).hexdigest() == staged.sha256
+            assert content == expected[staged.name]
+            assert hashlib.sha256(content).hexdigest() == staged.sha256
         checked["files"] = len(self.files)
         checked["saves"] += 1
         real_save(self, path, **as_of)
@@ -401,8 +417,10 @@ def test_every_checkpoint_lists_only_files_already_complete_on_disk(
     assert tree(result) == expected
     # Behind slowed writers the last periodic checkpoints lag, so fewer than all 1,500 files get listed
     # before the download ends (the journal is then removed); each save above checked what it listed.
-    assert checked["saves"] >= 10 and checked["files"] > 300
-    assert len(lagging) >= 3 and lagging == sorted(lagging)
+    assert checked["saves"] >= 10
+    assert checked["files"] > 300
+    assert len(lagging) >= 3
+    assert lagging == sorted(lagging)
 
 
 def test_small_files_read_back_from_the_partial_file_survive_a_cut_and_an_interrupt(
@@ -433,7 +451,9 @@ def test_small_files_read_back_from_the_partial_file_survive_a_cut_and_an_interr
     with pytest.raises(Interrupted):
         fetch(url, tmp_path, OFTEN, progress=interrupt)
     journal = Journal.load(journal_path(tmp_path, url))
-    assert journal is not None and journal.files and journal.durable > len(data) // 2
+    assert journal is not None
+    assert journal.files
+    assert journal.durable > len(data) // 2
     assert server.wait_idle(10)
     sent = server.bytes_sent(WHEEL)
     result = fetch(url, tmp_path, OFTEN)
@@ -495,13 +515,15 @@ def test_a_failed_checkpoint_on_the_worker_surfaces_and_the_last_good_one_resume
     never_skip_checkpoints(monkeypatch)
     with pytest.raises(DiskError, match="injected") as raised:
         fetch(url, tmp_path, dataclasses.replace(OFTEN, checkpoint_bytes=256 << 10))
-    assert isinstance(raised.value.__cause__, OSError) and raised.value.__cause__.errno == 28
+    assert isinstance(raised.value.__cause__, OSError)
+    assert raised.value.__cause__.errno == 28
     assert "kept — run the same command again to resume" in str(raised.value)
     assert not [t for t in threading.enumerate() if t.name == "wheelstream-unpack" and t.is_alive()]
     assert server.wait_idle(10)  # the abandoned response's bytes are counted before the rerun starts
     monkeypatch.setattr(Journal, "save", real_save)
     journal = Journal.load(journal_path(tmp_path, url))
-    assert journal is not None and journal.durable > 0
+    assert journal is not None
+    assert journal.durable > 0
     sent = server.bytes_sent(WHEEL)
     assert_resumed_from(fetch(url, tmp_path), journal, data, server, sent)
 
@@ -586,7 +608,8 @@ def test_sigkill_at_a_random_point_leaves_a_sound_checkpoint(server: FaultServer
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     journal = assert_checkpoint_is_sound(tmp_path, url, data)
-    assert 0 < journal.durable < len(data) and journal.files
+    assert 0 < journal.durable < len(data)
+    assert journal.files
     rerun_and_check(server, tmp_path, url, data, journal)
 
 
@@ -617,7 +640,7 @@ def test_a_syncer_that_cannot_start_its_thread_fails_loudly_and_never_hangs(
     def refuse(self: threading.Thread) -> None:
         raise RuntimeError("can't start new thread")
 
-    monkeypatch.setattr(tee.threading.Thread, "start", refuse)
+    monkeypatch.setattr(threading.Thread, "start", refuse)
     with pytest.raises(RuntimeError, match="can't start"):
         syncer.submit(tee._Snapshot(0, [], {}, None))
     assert not syncer.busy

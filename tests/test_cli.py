@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, Run, saved_journal, wait_until, ws, ws_start
 
+import wheelstream
 from fixtures.wellformed import make_wheel
 from wheelstream.testing import (
     Corrupt,
@@ -45,9 +46,12 @@ def add(srv: FaultServer, name: str = "demo", version: str = "1.0", size: int = 
 
 def test_version_and_help(cache: Path) -> None:
     run = ws("--version", cache=cache)
-    assert run.code == 0 and "0.1.0" in run.out
+    assert run.code == 0
+    assert wheelstream.__version__ in run.out
     run = ws("install", "--help", cache=cache)
-    assert run.code == 0 and "--target" in run.out and "--max-unpacked-size" in run.out
+    assert run.code == 0
+    assert "--target" in run.out
+    assert "--max-unpacked-size" in run.out
 
 
 def test_install_url_with_console_script(server: FaultServer, cache: Path, tmp_path: Path) -> None:
@@ -57,11 +61,13 @@ def test_install_url_with_console_script(server: FaultServer, cache: Path, tmp_p
     run = ws("install", url, "--target", str(target), cache=cache)
     assert run.code == 0, run.err
     assert (target / "bin" / "wheel").is_file()
-    assert "Installed 1 wheel in" in run.err and "fetched" in run.err
+    assert "Installed 1 wheel in" in run.err
+    assert "fetched" in run.err
     # the same command again: nothing fetched, the unpacked wheel comes from the cache
     before = len(server.requests)
     run = ws("install", url, "--target", str(tmp_path / "t2"), cache=cache)
-    assert run.code == 0 and "from cache" in run.err
+    assert run.code == 0
+    assert "from cache" in run.err
     assert len(server.requests) == before
 
 
@@ -71,9 +77,11 @@ def test_existing_target_items_are_skipped_with_a_warning(server: FaultServer, c
     target = tmp_path / "t"
     assert ws("install", url, "-t", str(target), cache=cache).code == 0
     run = ws("install", url, "-t", str(target), cache=cache)
-    assert run.code == 0 and "warning:" in run.err
+    assert run.code == 0
+    assert "warning:" in run.err
     run = ws("install", url, "-t", str(target), "--upgrade", cache=cache)
-    assert run.code == 0 and "warning:" not in run.err
+    assert run.code == 0
+    assert "warning:" not in run.err
 
 
 # -- 1 ---------------------------------------------------------------------------------------------------
@@ -92,23 +100,27 @@ def test_hash_mismatch_exits_1(server: FaultServer, cache: Path, tmp_path: Path)
     url = add(server)
     run = ws("install", url + "#sha256=" + "0" * 64, "-t", str(tmp_path / "t"), cache=cache)
     assert run.code == 1
-    assert "sha256 is" in run.error_line() and run.error_line().startswith("error: demo-1.0-py3-none-any.whl: ")
+    assert "sha256 is" in run.error_line()
+    assert run.error_line().startswith("error: demo-1.0-py3-none-any.whl: ")
     run = ws("install", url, "--hash", "sha256:" + "1" * 64, "-t", str(tmp_path / "t"), cache=cache)
-    assert run.code == 1 and "expected 1111" in run.error_line()
+    assert run.code == 1
+    assert "expected 1111" in run.error_line()
 
 
 def test_record_mismatch_exits_1(server: FaultServer, cache: Path, tmp_path: Path) -> None:
     data = make_wheel({"demo/__init__.py": b"x = 1\n"}, record=b"demo/__init__.py,sha256=AAAA,6\n")
     url = server.add_file("demo-1.0-py3-none-any.whl", data)
     run = ws("install", url, "-t", str(tmp_path / "t"), cache=cache)
-    assert run.code == 1 and "RECORD" in run.error_line()
+    assert run.code == 1
+    assert "RECORD" in run.error_line()
 
 
 def test_incompatible_tags_exit_1(server: FaultServer, cache: Path, tmp_path: Path) -> None:
     data = make_wheel({"demo/__init__.py": b""}, tag="cp27-cp27mu-manylinux1_x86_64")
     url = server.add_file("demo-1.0-cp27-cp27mu-manylinux1_x86_64.whl", data)
     run = ws("install", url, "-t", str(tmp_path / "t"), cache=cache)
-    assert run.code == 1 and run.error_line().startswith("error: ")
+    assert run.code == 1
+    assert run.error_line().startswith("error: ")
     assert server.requests_for("demo-1.0-cp27-cp27mu-manylinux1_x86_64.whl") == []  # failed before fetching
 
 
@@ -142,7 +154,8 @@ def test_unsupported_requirements_option_exits_2(cache: Path, tmp_path: Path) ->
     req = tmp_path / "r.txt"
     req.write_text("--extra-index-url http://x/\n")
     run = ws("install", "-r", str(req), "-t", str(tmp_path / "t"), cache=cache)
-    assert run.code == 2 and f"{req}:1: unsupported option" in run.error_line()
+    assert run.code == 2
+    assert f"{req}:1: unsupported option" in run.error_line()
 
 
 # -- 3 ---------------------------------------------------------------------------------------------------
@@ -162,16 +175,21 @@ def test_network_gave_up_exits_3_keeps_the_partial_and_the_rerun_resumes(
     filename, url, run = _gave_up(server, cache, tmp_path)
     assert run.code == 3, run.err
     line = run.error_line()
-    assert line.startswith(f"error: {filename}: gave up") and "run the same command again" in line
+    assert line.startswith(f"error: {filename}: gave up")
+    assert "run the same command again" in line
     listing = ws("cache", "list", cache=cache)
-    assert "partial downloads: 1" in listing.out and "50%" in listing.out and "ago" in listing.out
+    assert "partial downloads: 1" in listing.out
+    assert "50%" in listing.out
+    assert "ago" in listing.out
     sent_before = server.bytes_sent(filename)
     server.set_plan(filename, FaultPlan())
     rerun = ws("install", url, "-t", str(tmp_path / "t"), cache=cache)
     assert rerun.code == 0, rerun.err
-    assert "resumed at" in rerun.err and "(1 resumed)" in rerun.err
+    assert "resumed at" in rerun.err
+    assert "(1 resumed)" in rerun.err
     last = server.requests_for(filename)[-1]
-    assert last.range is not None and last.status == 206
+    assert last.range is not None
+    assert last.status == 206
     assert server.bytes_sent(filename) - sent_before < server.version(filename).size * 0.6
 
 
@@ -197,8 +215,9 @@ def test_signal_exits_130_keeps_the_partial_and_the_rerun_resumes(
     run = Run(proc.returncode, out, err)
     assert run.code == 130, err
     line = run.error_line()
-    assert line.startswith("error: interrupted at ") and " MB of 3.0 MB — run the same command again" in line, (
-        err, [r.summary() for r in server.requests_for(filename)])
+    requests = [r.summary() for r in server.requests_for(filename)]
+    assert line.startswith("error: interrupted at "), (err, requests)
+    assert " MB of 3.0 MB — run the same command again" in line, (err, requests)
     assert not (tmp_path / "t").exists()
     assert "partial downloads: 1" in ws("cache", "list", cache=cache).out
     server.set_plan(filename, FaultPlan())
@@ -234,7 +253,8 @@ def test_ctrl_c_in_a_stall_exits_at_once_and_the_rerun_resumes(server: FaultServ
                what="the idle checkpoint in the stall")
     run = _ctrl_c_promptly(proc)
     line = run.error_line()
-    assert line.startswith("error: interrupted at ") and "run the same command again" in line
+    assert line.startswith("error: interrupted at ")
+    assert "run the same command again" in line
     server.set_plan(filename, FaultPlan())
     rerun = ws("install", url, "-t", str(tmp_path / "t"), cache=cache)
     assert rerun.code == 0, rerun.err
@@ -333,10 +353,12 @@ def test_a_full_disk_before_any_checkpoint_says_so_and_leaves_nothing(server: Fa
     run = ws_limited("install", url, "-t", str(tmp_path / "t"), cache=cache, file_size_limit=2 << 20)
     assert run.code == 1, run.err
     line = run.error_line()
-    assert line.startswith(f"error: {filename}: cannot write") and "File too large; nothing kept" in line, line
+    assert line.startswith(f"error: {filename}: cannot write"), line
+    assert "File too large; nothing kept" in line, line
     assert not (tmp_path / "t").exists()
     leftovers = [p for p in (cache / "partial").iterdir() if not p.name.endswith(".lock")]
-    assert leftovers == [] and list((cache / "staging").iterdir()) == []
+    assert leftovers == []
+    assert list((cache / "staging").iterdir()) == []
 
 
 def test_a_full_disk_while_unpacking_a_local_wheel_says_so_and_leaves_nothing(cache: Path, tmp_path: Path) -> None:
@@ -346,7 +368,8 @@ def test_a_full_disk_while_unpacking_a_local_wheel_says_so_and_leaves_nothing(ca
                      file_size_limit=2 << 20)
     assert run.code == 1, run.err
     assert run.error_line() == f"error: {filename}: cannot write in {cache}: File too large", run.err
-    assert not (tmp_path / "t").exists() and list((cache / "staging").iterdir()) == []
+    assert not (tmp_path / "t").exists()
+    assert list((cache / "staging").iterdir()) == []
 
 
 def test_a_full_disk_in_one_of_several_downloads_names_that_wheel(server: FaultServer, cache: Path,
@@ -358,7 +381,8 @@ def test_a_full_disk_in_one_of_several_downloads_names_that_wheel(server: FaultS
     run = ws_limited("install", small, big, "-t", str(tmp_path / "t"), cache=cache, file_size_limit=2 << 20)
     assert run.code == 1, run.err
     line = run.error_line()
-    assert line.startswith(f"error: {filename}: cannot write in ") and "File too large; nothing kept" in line, line
+    assert line.startswith(f"error: {filename}: cannot write in "), line
+    assert "File too large; nothing kept" in line, line
     assert not (tmp_path / "t").exists()
 
 
@@ -385,15 +409,18 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_the_rerun_resumes(server: Fau
     run = ws_limited("install", url, "-t", str(tmp_path / "t"), cache=cache, file_size_limit=5 << 19)
     assert run.code == 1, run.err
     line = run.error_line()
-    assert line.startswith(f"error: {filename}: cannot write") and "File too large;" in line, line
-    assert "kept — run the same command again to resume" in line and "nothing kept" not in line, line
+    assert line.startswith(f"error: {filename}: cannot write"), line
+    assert "File too large;" in line, line
+    assert "kept — run the same command again to resume" in line, line
+    assert "nothing kept" not in line, line
     assert not (tmp_path / "t").exists()
     server.set_plan(filename, FaultPlan())
     rerun = ws("install", url, "-t", str(tmp_path / "t"), cache=cache)
     assert rerun.code == 0, rerun.err
     assert "resumed at" in rerun.err
     ranged = server.requests_for(filename)[-1].range
-    assert ranged is not None and int(ranged.removeprefix("bytes=").rstrip("-")) >= 1 << 20
+    assert ranged is not None
+    assert int(ranged.removeprefix("bytes=").rstrip("-")) >= 1 << 20
     for name, content in files.items():
         assert (tmp_path / "t" / name).read_bytes() == content
 
@@ -455,7 +482,8 @@ def test_requirements_hash_mismatch_for_an_index_pin_exits_1(server: FaultServer
     req = tmp_path / "r.txt"
     req.write_text(f"beta==2.0 --hash=sha256:{'a' * 64} --hash=sha256:{'b' * 64}\n")
     run = ws("install", "-r", str(req), "-i", f"{server.url}/simple/", "-t", str(tmp_path / "t"), cache=cache)
-    assert run.code == 1 and "none of the 2 allowed hashes" in run.error_line()
+    assert run.code == 1
+    assert "none of the 2 allowed hashes" in run.error_line()
 
 
 def test_jobs_download_in_parallel(server: FaultServer, cache: Path, tmp_path: Path) -> None:
@@ -475,7 +503,8 @@ def test_index_lookup_hits_the_cache_on_rerun(server: FaultServer, cache: Path, 
     run = ws("install", "beta==2.0", "-i", index, "-t", str(tmp_path / "t1"), cache=cache)
     assert run.code == 0, run.err
     pages = [r for r in server.requests if r.path.startswith("/simple/")]
-    assert len(pages) == 1 and "application/vnd.pypi.simple.v1+json" in pages[0].headers["accept"]
+    assert len(pages) == 1
+    assert "application/vnd.pypi.simple.v1+json" in pages[0].headers["accept"]
     run = ws("install", "beta==2.0", "-i", index, "-t", str(tmp_path / "t2"), cache=cache)
     assert run.code == 0, run.err
     again = [r for r in server.requests if r.path.startswith("/simple/")][1:]
@@ -489,7 +518,8 @@ def test_index_lookup_hits_the_cache_on_rerun(server: FaultServer, cache: Path, 
 def test_unknown_version_on_the_index_exits_2(server: FaultServer, cache: Path, tmp_path: Path) -> None:
     add(server, "beta", "2.0")
     run = ws("install", "beta==9.9", "-i", f"{server.url}/simple/", "-t", str(tmp_path / "t"), cache=cache)
-    assert run.code == 2 and "error: beta==9.9: no wheel for version 9.9" in run.error_line()
+    assert run.code == 2
+    assert "error: beta==9.9: no wheel for version 9.9" in run.error_line()
 
 
 def test_download_command_prints_paths(server: FaultServer, cache: Path, tmp_path: Path) -> None:
@@ -497,7 +527,8 @@ def test_download_command_prints_paths(server: FaultServer, cache: Path, tmp_pat
     run = ws("download", url, "-d", str(tmp_path / "d"), cache=cache)
     assert run.code == 0, run.err
     path = Path(run.out.strip())
-    assert path == tmp_path / "d" / "demo-1.0-py3-none-any.whl" and path.is_file()
+    assert path == tmp_path / "d" / "demo-1.0-py3-none-any.whl"
+    assert path.is_file()
     assert "Downloaded 1 wheel" in run.err
 
 
@@ -512,20 +543,27 @@ def test_cache_dir_list_and_clean(server: FaultServer, cache: Path, tmp_path: Pa
     assert run.code == 3
     assert ws("install", add(server, "beta"), "-t", str(tmp_path / "b"), "--link-mode", "copy", cache=cache).code == 0
     listing = ws("cache", "list", cache=cache).out
-    assert "partial downloads: 1" in listing and "unpacked wheels: 1" in listing  # beta (copy mode)
+    assert "partial downloads: 1" in listing
+    assert "unpacked wheels: 1" in listing
     assert "wheel files: 2" in listing  # alpha (move mode) and beta: every finished download keeps its file
-    assert "alpha-1.0-py3-none-any.whl" in listing and "beta-1.0-py3-none-any.whl" in listing
+    assert "alpha-1.0-py3-none-any.whl" in listing
+    assert "beta-1.0-py3-none-any.whl" in listing
 
     run = ws("cache", "clean", "--partial", cache=cache)
-    assert run.code == 0 and "removed 1 partial download(s) (0.3 MB)" in run.out
-    assert not list((cache / "partial").glob("*.whl.part")) and not list((cache / "partial").glob("*.json"))
+    assert run.code == 0
+    assert "removed 1 partial download(s) (0.3 MB)" in run.out
+    assert not list((cache / "partial").glob("*.whl.part"))
+    assert not list((cache / "partial").glob("*.json"))
     assert not any((cache / "staging").iterdir())
     listing = ws("cache", "list", cache=cache).out
-    assert "partial downloads: 0" in listing and "unpacked wheels: 1" in listing
+    assert "partial downloads: 0" in listing
+    assert "unpacked wheels: 1" in listing
 
     run = ws("cache", "clean", cache=cache)
-    assert run.code == 0 and "removed 0 partial download(s)" in run.out
-    assert "removed 1 unpacked wheel(s)" in run.out and "removed 2 wheel file(s)" in run.out
+    assert run.code == 0
+    assert "removed 0 partial download(s)" in run.out
+    assert "removed 1 unpacked wheel(s)" in run.out
+    assert "removed 2 wheel file(s)" in run.out
     assert not any((cache / "wheels").iterdir())
     assert "unpacked wheels: 0" in ws("cache", "list", cache=cache).out
 

@@ -49,6 +49,9 @@ def test_no_progress_and_quiet_under_a_pty(tmp_path: Path) -> None:
     with FaultServer() as server:
         url = server.add_file(filename, data)
         code, screen = spawn(["install", url, "-t", str(tmp_path / "a"), "--no-progress"], tmp_path / "c1")
-        assert code == 0 and "━" not in screen and "Installed 1 wheel in" in screen
+        assert code == 0
+        assert "━" not in screen
+        assert "Installed 1 wheel in" in screen
         code, screen = spawn(["install", url, "-t", str(tmp_path / "b"), "-q"], tmp_path / "c2")
-        assert code == 0 and screen.strip() == "", screen
+        assert code == 0, screen
+        assert screen.strip() == "", screen

@@ -60,8 +60,10 @@ def test_requirements_errors_name_file_and_line(line: str, message: str, tmp_pat
 
 def test_sizes() -> None:
     assert parse_size("16GiB") == parse_size("16G") == 16 << 30
-    assert parse_size("500MB") == 500_000_000 and parse_size("1.5k") == 1536 and parse_size("42") == 42
-    with pytest.raises(ValueError):
+    assert parse_size("500MB") == 500_000_000
+    assert parse_size("1.5k") == 1536
+    assert parse_size("42") == 42
+    with pytest.raises(ValueError, match="not a size: 'lots'"):
         parse_size("lots")
 
 
@@ -152,10 +154,11 @@ def test_rare_gc_restores_the_thresholds_when_the_body_raises() -> None:
     import gc
 
     before = gc.get_threshold()
-    with pytest.raises(KeyError), rare_gc(freeze_on_exit=False):
-        assert gc.get_threshold() == GC_THRESHOLDS
-        raise KeyError
-    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    with pytest.raises(KeyError) as raised, rare_gc(freeze_on_exit=False):
+        raise KeyError(gc.get_threshold())  # the thresholds inside, carried out by the exception
+    assert raised.value.args[0] == GC_THRESHOLDS
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
 
 
 def test_the_program_freezes_its_heap_on_the_way_out(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -270,7 +273,8 @@ def test_the_cli_gives_the_loggers_back_as_it_found_them(tmp_path: Path) -> None
         with pytest.raises(SystemExit):
             main(["install", str(tmp_path / "missing-1.0-py3-none-any.whl"), "-t", str(tmp_path / "t"),
                   "--cache-dir", str(tmp_path / "c"), "-q"])
-        assert hishel.propagate is False and hishel.handlers == handlers
+        assert hishel.propagate is False
+        assert hishel.handlers == handlers
         assert logging.getLogger("wheelstream").propagate is True
     finally:
         hishel.propagate = True

@@ -40,7 +40,8 @@ def test_names_at_every_limit_are_accepted() -> None:
     longest = "/".join(["c" * 200] * 5) + "/" + "x" * (MAX_NAME_BYTES - 1005)
     widest = "p/" + "w" * (MAX_COMPONENT_BYTES - 3) + ".py"
     wide_utf8 = "u/" + "é" * (MAX_COMPONENT_BYTES // 2) + "x"  # 2 bytes a character
-    assert len(longest.encode()) == MAX_NAME_BYTES and len(wide_utf8.encode()) - 2 == MAX_COMPONENT_BYTES
+    assert len(longest.encode()) == MAX_NAME_BYTES
+    assert len(wide_utf8.encode()) - 2 == MAX_COMPONENT_BYTES
     names = [deepest, longest, widest, wide_utf8]
     assert _names(*names) == names
 
@@ -59,7 +60,9 @@ def test_names_at_every_limit_are_accepted() -> None:
 def test_names_past_a_limit_are_unsafe_paths(name: str, reason: str) -> None:
     with pytest.raises(errors.UnsafePath, match=reason) as caught:
         _names("ok.py", name)
-    assert caught.value.entry == name and caught.value.offset is not None and caught.value.offset > 0
+    assert caught.value.entry == name
+    assert caught.value.offset is not None
+    assert caught.value.offset > 0
 
 
 def test_the_extractor_makes_a_thousand_directories_without_recursion(tmp_path: Path) -> None:
@@ -68,7 +71,8 @@ def test_the_extractor_makes_a_thousand_directories_without_recursion(tmp_path: 
     dir_name = "/".join(["a"] * 1000)
     try:
         path = extractor._dir(dir_name, dir_name + "/x.py", 0)
-        assert os.path.isdir(path) and path == os.path.join(tmp_path / "root", *["a"] * 1000)
+        assert os.path.isdir(path)
+        assert path == os.path.join(tmp_path / "root", *["a"] * 1000)
         assert extractor._dir(dir_name + "/b", dir_name + "/b/x.py", 0) == os.path.join(path, "b")
     finally:
         extractor.close()
@@ -94,7 +98,9 @@ def test_a_cache_path_too_long_for_the_file_system_is_one_line(tmp_path: Path) -
     with pytest.raises(errors.DiskError) as caught:
         unpack_local(wheel, cache=Cache.at(cache), options=DownloadOptions())
     message = str(caught.value)
-    assert "\n" not in message and "too long" in message and message.startswith("demo-1.0-py3-none-any.whl: ")
+    assert "\n" not in message
+    assert "too long" in message
+    assert message.startswith("demo-1.0-py3-none-any.whl: ")
     assert not any((cache / "staging").iterdir())
 
 
@@ -118,7 +124,8 @@ def test_the_cli_refuses_a_deep_wheel_in_one_line(name: str, expected: str, tmp_
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     (line,) = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert line.startswith("error: demo-1.0-py3-none-any.whl: ") and expected in line
+    assert line.startswith("error: demo-1.0-py3-none-any.whl: ")
+    assert expected in line
     assert not target.exists()
     assert not any((cache / "staging").iterdir())
 
@@ -131,6 +138,7 @@ def test_the_cli_with_a_cache_path_too_long_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     (line,) = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert line.startswith("error: demo-1.0-py3-none-any.whl: ") and "too long" in line
+    assert line.startswith("error: demo-1.0-py3-none-any.whl: ")
+    assert "too long" in line
     assert not target.exists()
     assert not any((cache / "staging").iterdir())

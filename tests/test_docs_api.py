@@ -20,5 +20,5 @@ def test_api_examples_run(tmp_path: Path) -> None:
         url = server.add_file("demo-1.0-py3-none-any.whl", data)
         namespace = {"WHEEL_URL": url, "WHEEL_SHA256": hashlib.sha256(data).hexdigest(), "tmp": tmp_path}
         for block in blocks:
-            exec(compile(block, str(DOC), "exec"), namespace)  # noqa: S102 - the docs are ours
+            exec(compile(block, str(DOC), "exec"), namespace)  # the docs are ours
         assert server.bytes_sent("demo-1.0-py3-none-any.whl") > 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import os
 import random
@@ -63,7 +64,7 @@ def test_drops_at_random_offsets_in_one_command(server: FaultServer, tmp_path: P
     rng = random.Random(seed)
     cuts = sorted(rng.sample(range(1, len(data)), 8))
     # request k is cut after (cuts[k] - cuts[k-1]) body bytes: the server drops at each absolute offset
-    plan = FaultPlan(*[Cut(after=b - a, requests=i + 1) for i, (a, b) in enumerate(zip([0] + cuts, cuts))])
+    plan = FaultPlan(*[Cut(after=b - a, requests=i + 1) for i, (a, b) in enumerate(itertools.pairwise([0, *cuts]))])
     url = server.add_file(WHEEL, data, plan=plan)
     result = fetch(url, tmp_path)
     assert tree(result) == contents(data)
@@ -71,7 +72,7 @@ def test_drops_at_random_offsets_in_one_command(server: FaultServer, tmp_path: P
     assert server.bytes_sent(WHEEL) == len(data)  # nothing fetched twice
     assert len(server.requests_for(WHEEL)) == len(cuts) + 1
     assert result.files_unpacked == len(contents(data))  # nothing inflated twice
-    assert all(r.range == f"bytes={c}-" for r, c in zip(server.requests_for(WHEEL)[1:], cuts))
+    assert all(r.range == f"bytes={c}-" for r, c in zip(server.requests_for(WHEEL)[1:], cuts, strict=True))
 
 
 def test_progress_moving_download_is_never_abandoned(server: FaultServer, tmp_path: Path) -> None:
@@ -95,7 +96,8 @@ def test_no_progress_gives_up_and_keeps_partial(server: FaultServer, tmp_path: P
     server.set_plan(WHEEL, FaultPlan())
     result = fetch(url, tmp_path)
     assert tree(result) == contents(data)
-    assert result.bytes_reused == 100_000 and result.resumed_at == 100_000
+    assert result.bytes_reused == 100_000
+    assert result.resumed_at == 100_000
 
 
 def test_server_ignoring_range_with_same_etag_does_not_reextract(server: FaultServer, tmp_path: Path) -> None:
@@ -173,7 +175,8 @@ def test_corrupt_byte_in_data_fails_and_discards(server: FaultServer, tmp_path: 
     with pytest.raises(ChecksumMismatch, match=r"^demo-1.0-py3-none-any.whl: CRC-32"):
         fetch(url, tmp_path, expected_sha256=hashlib.sha256(data).hexdigest())
     assert not list((tmp_path / "partial").glob("*.part"))
-    assert not any((tmp_path / "staging").iterdir()) and not any((tmp_path / "wheels").iterdir())
+    assert not any((tmp_path / "staging").iterdir())
+    assert not any((tmp_path / "wheels").iterdir())
 
 
 @pytest.mark.parametrize("case", ["corrupt_deflate", "crc_mismatch", "bomb"])
@@ -184,9 +187,11 @@ def test_a_bad_small_entry_fails_the_download_naming_it(server: FaultServer, tmp
     url = server.add_file(WHEEL, hostile.data)
     with pytest.raises(getattr(errors, hostile.error)) as info:
         fetch(url, tmp_path)
-    assert str(info.value).startswith(f"{WHEEL}: ") and f"entry {hostile.entry!r}" in str(info.value)
+    assert str(info.value).startswith(f"{WHEEL}: ")
+    assert f"entry {hostile.entry!r}" in str(info.value)
     assert not list((tmp_path / "partial").glob("*.part"))
-    assert not any((tmp_path / "staging").iterdir()) and not any((tmp_path / "wheels").iterdir())
+    assert not any((tmp_path / "staging").iterdir())
+    assert not any((tmp_path / "wheels").iterdir())
 
 
 def test_corrupt_byte_outside_entries_is_a_hash_error(server: FaultServer, tmp_path: Path) -> None:
@@ -204,7 +209,9 @@ def test_second_fetch_comes_from_cache(server: FaultServer, tmp_path: Path) -> N
     fetch(url, tmp_path)
     sent = server.bytes_sent(WHEEL)
     again = fetch(url, tmp_path)
-    assert again.from_cache and server.bytes_sent(WHEEL) == sent and tree(again) == contents(data)
+    assert again.from_cache
+    assert server.bytes_sent(WHEEL) == sent
+    assert tree(again) == contents(data)
 
 
 def test_ctrl_c_checkpoints_and_resumes(server: FaultServer, tmp_path: Path) -> None:
@@ -224,7 +231,8 @@ def test_ctrl_c_checkpoints_and_resumes(server: FaultServer, tmp_path: Path) -> 
     journal = Journal.load(tmp_path / "partial" / f"{cache_key(url)}.json")
     assert journal is not None
     durable, finished = journal.durable, len(journal.files)
-    assert durable > len(data) // 2 and finished > 0
+    assert durable > len(data) // 2
+    assert finished > 0
     sent_before = server.bytes_sent(WHEEL)
     result = fetch(url, tmp_path)
     assert tree(result) == contents(data)
@@ -302,8 +310,12 @@ def test_credentials_never_reach_the_journal(server: FaultServer, tmp_path: Path
         fetch(url, tmp_path, options=DownloadOptions(retries=0, backoff_base=0.01, checkpoint_bytes=1))
     stored = "".join(p.read_text(errors="replace") for p in (tmp_path / "partial").glob("*.json"))
     stored += "".join(p.read_text(errors="replace") for p in (tmp_path / "partial").glob("*.entries"))
-    assert stored and "s3cret" not in stored and "hunter2" not in stored and "alice" not in stored
-    assert "s3cret" not in str(info.value) and "hunter2" not in str(info.value)
+    assert stored
+    assert "s3cret" not in stored
+    assert "hunter2" not in stored
+    assert "alice" not in stored
+    assert "s3cret" not in str(info.value)
+    assert "hunter2" not in str(info.value)
     assert os.stat(next((tmp_path / "partial").glob("*.json"))).st_mode & 0o077 == 0
 
 
@@ -329,7 +341,8 @@ def test_partial_corrupted_on_disk_is_discarded_on_resume(server: FaultServer, t
     server.set_plan(WHEEL, FaultPlan())
     result = fetch(url, tmp_path)
     assert tree(result) == contents(data)
-    assert result.bytes_reused == 0 and server.requests_for(WHEEL)[-1].range is None
+    assert result.bytes_reused == 0
+    assert server.requests_for(WHEEL)[-1].range is None
 
 
 @pytest.mark.parametrize("length", [0, 1, 5_000_000, 9_999_999, 10_000_000, 12_000_000])
@@ -368,14 +381,16 @@ def test_a_resume_continues_the_saved_hash_without_reading_the_partial_again(
         pytest.skip("no libcrypto with SHA256_* in this process: resumes re-hash here")
     data, url, header = _interrupted_download(server, tmp_path)
     saved = json.loads(header.read_text())
-    assert saved["sha256_state"] and saved["durable"] > 0
+    assert saved["sha256_state"]
+    assert saved["durable"] > 0
 
     def no_rereading(*args: object) -> object:
         raise AssertionError("the kept prefix was read again")
 
     monkeypatch.setattr(resume, "prefix_sha256", no_rereading)
     result = fetch(url, tmp_path, expected_sha256=hashlib.sha256(data).hexdigest())
-    assert result.bytes_reused == saved["durable"] and tree(result) == contents(data)
+    assert result.bytes_reused == saved["durable"]
+    assert tree(result) == contents(data)
     assert server.requests_for(WHEEL)[-1].range == f"bytes={saved['durable']}-"
 
 
@@ -401,7 +416,8 @@ def test_a_saved_hash_that_does_not_fit_the_partial_is_recomputed(
     monkeypatch.setattr(resume, "prefix_sha256", counting)
     result = fetch(url, tmp_path)
     assert reread == [saved["durable"]]
-    assert result.sha256 == hashlib.sha256(data).hexdigest() and result.bytes_reused == saved["durable"]
+    assert result.sha256 == hashlib.sha256(data).hexdigest()
+    assert result.bytes_reused == saved["durable"]
     assert tree(result) == contents(data)
 
 
@@ -470,7 +486,8 @@ def test_a_kept_prefix_spoilt_on_disk_never_reaches_the_caller(server: FaultServ
     out = tmp_path / "out"
     result = fetch(url, tmp_path, expected_sha256=hashlib.sha256(data).hexdigest(), keep_wheel_in=out)
     assert hashlib.sha256((out / WHEEL).read_bytes()).digest() == hashlib.sha256(data).digest()
-    assert result.restarts == 1 and tree(result) == contents(data)
+    assert result.restarts == 1
+    assert tree(result) == contents(data)
 
 
 def test_a_cancel_in_a_stall_is_an_interrupt_not_a_network_failure(server: FaultServer, tmp_path: Path) -> None:
@@ -503,7 +520,8 @@ def test_a_cancel_in_a_stall_is_an_interrupt_not_a_network_failure(server: Fault
     cancel.set()
     worker.join(timeout=10)
     assert not worker.is_alive(), "the cancel waited for the stalled server"
-    assert len(outcome) == 1 and isinstance(outcome[0], errors.Interrupted), outcome
+    assert len(outcome) == 1, outcome
+    assert isinstance(outcome[0], errors.Interrupted), outcome
     assert Journal.load(tmp_path / "partial" / f"{cache_key(url)}.json") is not None
 
 
@@ -539,7 +557,8 @@ def test_a_disk_error_keeps_a_journal_it_cannot_read_now(server: FaultServer, tm
     with pytest.raises(errors.DiskError, match="Input/output error; the partial download is kept"):
         fetch(url, tmp_path, options=DownloadOptions(checkpoint_bytes=256 << 10, retries=0))
     key = cache_key(url)
-    assert (tmp_path / "partial" / f"{key}.json").exists() and (tmp_path / "partial" / f"{key}.whl.part").exists()
+    assert (tmp_path / "partial" / f"{key}.json").exists()
+    assert (tmp_path / "partial" / f"{key}.whl.part").exists()
 
 
 def test_a_resume_whose_replay_cannot_write_is_a_disk_error_that_keeps_the_journal(
@@ -565,7 +584,8 @@ def test_a_resume_whose_replay_cannot_write_is_a_disk_error_that_keeps_the_journ
                                                    r"[0-9.]+ MB kept"):
             fetch(url, tmp_path)
     result = fetch(url, tmp_path)
-    assert result.resumed_at is not None and result.resumed_at > 0
+    assert result.resumed_at is not None
+    assert result.resumed_at > 0
     assert tree(result) == contents(data)
 
 
@@ -622,7 +642,7 @@ def test_a_partial_file_is_closed_once_even_when_close_reports_an_error(tmp_path
         real_close(fd)
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(partial.os, "close", close)
+    monkeypatch.setattr(os, "close", close)
     with pytest.raises(OSError, match="Input/output"):
         part.close()
     part.close()

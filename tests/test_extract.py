@@ -127,7 +127,7 @@ def test_a_ctrl_c_while_draining_leaves_every_finished_entry_recorded(tmp_path: 
     extractor = Extractor(tmp_path / "staging", writers=True)
     parser = ZipStreamParser(pack_up_to=extractor.pack_up_to)
     extractor.handle_all(parser.feed(data[: len(data) // 2]))  # entries finished, none drained yet
-    assert extractor._in_flight or extractor._batch.files
+    assert extractor._queue.in_flight or extractor._queue.batch.files
     interrupted = threading.Event()
     real_wait = threading.Event.wait
 

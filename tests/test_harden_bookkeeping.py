@@ -56,7 +56,8 @@ def test_a_wheel_may_not_install_an_item_named_like_the_installers_own(member: s
         install_staged(stage(wheel, tmp_path / "s"), target)
     message = str(raised.value)
     assert message.startswith("evil-1.0-py3-none-any.whl: would install '.wheelstream-")
-    assert "reserves for its own bookkeeping" in message and repr(member) in message
+    assert "reserves for its own bookkeeping" in message
+    assert repr(member) in message
     assert snapshot(target) == before
 
 
@@ -68,7 +69,8 @@ def test_the_cli_refuses_it_in_one_line_and_leaves_the_target(target: Path, tmp_
                            "--cache-dir", str(tmp_path / "cache")], check=False, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: evil-1.0-py3-none-any.whl: would install"), proc.stderr
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: evil-1.0-py3-none-any.whl: would install"), proc.stderr
     assert snapshot(target) == before
 
 
@@ -117,7 +119,8 @@ def test_a_token_for_another_name_or_another_key_proves_nothing(target: Path, tm
     install_staged(stage(_other(tmp_path), tmp_path / "so"), target)
     after = snapshot(target)
     assert {k: v for k, v in after.items() if not k.startswith("other")} == before
-    assert copied.exists() and foreign.exists()
+    assert copied.exists()
+    assert foreign.exists()
 
 
 def test_a_signed_directory_is_finished_under_the_same_key(target: Path, tmp_path: Path) -> None:
@@ -175,7 +178,8 @@ def test_the_key_is_owner_only_and_one_under_concurrent_first_use(tmp_path: Path
     tokens = {proc.communicate(timeout=60)[0] for proc in procs}
     assert len(tokens) == 1
     key = state / "owner.key"
-    assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_bytes()) == 32
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert len(key.read_bytes()) == 32
     assert [p.name for p in state.iterdir()] == ["owner.key"]  # no temporary left behind
     monkeypatch.setenv("WHEELSTREAM_STATE_DIR", str(state))
     assert _ownership.token_matches("x", tokens.pop().encode())
@@ -244,7 +248,8 @@ def test_the_cache_manifest_lives_beside_the_tree_where_no_wheel_name_reaches(tm
             wheelstream.install([str(rooted)], tmp_path / f"r{n}", cache_dir=cache, link_mode="copy")
         assert not (tmp_path / f"r{n}").exists()
     trees = [p for p in (cache / "wheels").iterdir() if p.is_dir() and (p / "rooted.py").exists()]
-    assert len(trees) == 1 and (trees[0] / ".wheelstream-manifest.json").read_bytes() == b"the wheel's own\n"
+    assert len(trees) == 1
+    assert (trees[0] / ".wheelstream-manifest.json").read_bytes() == b"the wheel's own\n"
 
 
 def test_a_cached_tree_without_its_manifest_is_given_one_by_the_next_install(tmp_path: Path) -> None:
@@ -258,7 +263,9 @@ def test_a_cached_tree_without_its_manifest_is_given_one_by_the_next_install(tmp
     manifest = cache / "wheels" / f"{first.wheels[0].sha256}.manifest.json"
     manifest.unlink()
     again = wheelstream.install([str(wheel)], tmp_path / "t2", cache_dir=cache, link_mode="copy")
-    assert not again.wheels[0].from_cache and manifest.is_file()
+    assert not again.wheels[0].from_cache
+    assert manifest.is_file()
     third = wheelstream.install([str(wheel)], tmp_path / "t3", cache_dir=cache, link_mode="copy")
-    assert third.wheels[0].from_cache and third.wheels[0].files_unpacked == 0
+    assert third.wheels[0].from_cache
+    assert third.wheels[0].files_unpacked == 0
     assert snapshot(tmp_path / "t3") == snapshot(tmp_path / "t1")

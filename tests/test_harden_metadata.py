@@ -193,7 +193,8 @@ def test_newer_minor_wheel_version_installs_with_a_warning(tmp_path: Path) -> No
     result = wheelstream.install(
         [str(wheel)], tmp_path / "t", cache_dir=tmp_path / "c", ignore_tags=True, on_warning=warnings.append
     )
-    assert result.wheels and any("newer Wheel-Version (1.9)" in w for w in warnings)
+    assert result.wheels
+    assert any("newer Wheel-Version (1.9)" in w for w in warnings)
 
 
 # -- entry points --------------------------------------------------------------------------------------------

@@ -71,7 +71,8 @@ from wheelstream.errors import RecordError, WheelMetadataError, WheelstreamError
 def test_one_line(text: str, expected: str) -> None:
     assert one_line(text) == expected
     assert one_line(expected) == expected  # idempotent
-    assert not CONTROL.search(one_line(text)) and "\n" not in one_line(text)
+    assert not CONTROL.search(one_line(text))
+    assert "\n" not in one_line(text)
 
 
 def test_error_text_is_safe_in_every_part() -> None:
@@ -80,7 +81,8 @@ def test_error_text_is_safe_in_every_part() -> None:
     assert error.args == (str(error),)
     later = RecordError("c\x1b")
     later.with_wheel("x\x1b.whl")
-    assert str(later) == "x\\x1b.whl: c\\x1b" and later.args == (str(later),)
+    assert str(later) == "x\\x1b.whl: c\\x1b"
+    assert later.args == (str(later),)
 
 
 def test_ui_escape_also_escapes_rich_markup() -> None:
@@ -95,7 +97,9 @@ def printed(capsys: pytest.CaptureFixture[str], call: object) -> str:
 
 def test_fail_prints_one_safe_line(capsys: pytest.CaptureFixture[str]) -> None:
     err = printed(capsys, lambda: fail(None, OSError(28, "No space\x1b[2J", "/t/\u202ex"), 1))
-    assert err.count("\n") == 1 and err.startswith("error: ") and not CONTROL.search(err)
+    assert err.count("\n") == 1
+    assert err.startswith("error: ")
+    assert not CONTROL.search(err)
     err = printed(capsys, lambda: fail(None, WheelMetadataError("a\x1bb\nc", wheel="[bold]w.whl"), 1))
     assert err == "error: [bold]w.whl: a\\x1bb c\n"
     err = printed(capsys, lambda: fail(None, "  \n ", 1))
@@ -108,8 +112,10 @@ def test_warnings_and_notes_are_escaped() -> None:
     ui.warn("Target directory /t/\x1b[31mred\u202e already exists")
     ui(Progress("w\x1b]0;x\x07.whl", 0, None, 0, None, message="resumed at\n1 MB"))
     out = buffer.getvalue()
-    assert out.count("\n") == 2 and not CONTROL.search(out)
-    assert "\\x1b[31mred\\u202e" in out and "w\\x1b]0;x\\x07.whl: resumed at 1 MB" in out
+    assert out.count("\n") == 2
+    assert not CONTROL.search(out)
+    assert "\\x1b[31mred\\u202e" in out
+    assert "w\\x1b]0;x\\x07.whl: resumed at 1 MB" in out
 
 
 def test_progress_labels_are_escaped() -> None:
@@ -146,7 +152,9 @@ def test_hostile_wheel_file_name_is_printed_safely(tmp_path: Path) -> None:
     run = cli_install(wheel, prepared_target(tmp_path / "run"), tmp_path / "cache")
     assert run.code in (1, 2), run
     lines = run.err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and not CONTROL.search(run.err), ascii(run.err)
+    assert len(lines) == 1, ascii(run.err)
+    assert lines[0].startswith("error: "), ascii(run.err)
+    assert not CONTROL.search(run.err), ascii(run.err)
 
 
 def test_warnings_about_wheel_named_items_are_escaped(tmp_path: Path) -> None:
@@ -190,13 +198,15 @@ def _try_install(root: Path, members: dict[str, bytes], extra_rows: tuple[str, .
             wheelstream.install([str(wheel)], target, cache_dir=base / "cache", ignore_tags=True)
         except WheelstreamError as exc:
             text = str(exc)
-            assert "\n" not in text and not CONTROL.search(text), ascii(text)
+            assert "\n" not in text, ascii(text)
+            assert not CONTROL.search(text), ascii(text)
             assert text.startswith(wheel.name + ": "), text
             assert snapshot(target) == before
         else:
             bin_dir = target / "bin"
             for launcher in bin_dir.iterdir() if bin_dir.exists() else []:
-                assert launcher.parent == bin_dir and launcher.is_file()
+                assert launcher.parent == bin_dir
+                assert launcher.is_file()
         assert sorted(os.listdir(base)) == ["cache", "target", "w"]
         assert sorted(os.listdir(root)) == sorted([*before_root, base.name])
     assert sorted(os.listdir(root)) == before_root

@@ -114,8 +114,10 @@ def assert_refused(wheel: Path, base: Path, *needles: str) -> str:
     run = cli_install(wheel, target, base / "cache")
     assert run.code == 1, run
     lines = run.err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), run.err
-    assert run.err.endswith("\n") and "Traceback" not in run.err, run.err
+    assert len(lines) == 1, run.err
+    assert lines[0].startswith("error: "), run.err
+    assert run.err.endswith("\n"), run.err
+    assert "Traceback" not in run.err, run.err
     assert not CONTROL.search(run.err), ascii(run.err)
     assert wheel.name in lines[0], lines[0]
     for needle in needles:

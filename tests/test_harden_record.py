@@ -324,7 +324,8 @@ def test_two_wheels_of_one_install_sharing_a_path_warn_only_when_contents_differ
 
     same = wheelstream.install([wheel("aaa", b"A\n"), wheel("bbb", b"A\n")], tmp_path / "t1",
                                cache_dir=tmp_path / "c")
-    assert same.report is not None and same.report.warnings == ()
+    assert same.report is not None
+    assert same.report.warnings == ()
     differ = wheelstream.install([wheel("ccc", b"C\n"), wheel("ddd", b"D\n")], tmp_path / "t2",
                                  cache_dir=tmp_path / "c")
     assert differ.report is not None

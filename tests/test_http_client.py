@@ -126,7 +126,8 @@ def test_our_pools_name_the_connection_a_request_was_written_to() -> None:
         with httpx.Client() as foreign:
             foreign.get(url)
     assert first.content == second.content == b"one"
-    assert stream is not None and again is stream
+    assert stream is not None
+    assert again is stream
     assert first.extensions["network_stream"] is stream is second.extensions["network_stream"]
     assert take_request_stream() is None
 
@@ -170,7 +171,8 @@ def test_where_httpx_or_httpcore_moved_the_backend_the_transport_is_used_as_it_i
     transport._pool = moved  # type: ignore[assignment]
     assert track_request_streams(transport) is False
     pool: object = transport._pool
-    assert pool is moved and not hasattr(moved, "_network_backend")  # left exactly as it was
+    assert pool is moved
+    assert not hasattr(moved, "_network_backend")
     take_request_stream()
     with FaultServer() as server:
         url = server.add_file(WHEEL, b"one")

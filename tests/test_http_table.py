@@ -61,7 +61,8 @@ def test_decision_table(status: int, headers: dict[str, str], known: Known, acti
 
 def test_forced_encoding_disables_resume() -> None:
     decision = decide(200, {"Content-Encoding": "gzip"}, Known(0, None, None, None))
-    assert not decision.resumable and "resume is impossible" in decision.reason
+    assert not decision.resumable
+    assert "resume is impossible" in decision.reason
 
 
 def test_retry_after_forms() -> None:
@@ -97,7 +98,8 @@ def test_416_with_everything_on_disk_finishes_from_disk(tmp_path: Path) -> None:
     with httpx.Client(transport=httpx.MockTransport(handler)) as client:
         result = fetch_wheel(URL, cache=cache, client=client)
     assert result.sha256 == hashlib.sha256(data).hexdigest()
-    assert result.bytes_fetched == 0 and result.bytes_reused == len(data)
+    assert result.bytes_fetched == 0
+    assert result.bytes_reused == len(data)
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert set(result.staged.files) == {n for n in archive.namelist() if not n.endswith("/")}
     assert requests == []  # the journal's length says it is all there: no request needed at all
@@ -111,7 +113,8 @@ def test_416_for_a_shorter_file_is_gone_and_discards(tmp_path: Path) -> None:
     Journal(url=URL, etag=ETAG, length=len(data), durable=5000).save(cache.journal(key))
 
     def handler(request: httpx.Request) -> httpx.Response:
-        assert request.headers["Range"] == "bytes=5000-" and request.headers["If-Range"] == ETAG
+        assert request.headers["Range"] == "bytes=5000-"
+        assert request.headers["If-Range"] == ETAG
         return httpx.Response(416, headers={"Content-Range": "bytes */10"})
 
     with httpx.Client(transport=httpx.MockTransport(handler)) as client, pytest.raises(ResourceGone, match="416"):

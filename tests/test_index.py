@@ -45,7 +45,9 @@ def test_parse_json_resolves_relative_urls_and_reads_yank_and_requires_python() 
     files = parse_json(json.dumps(doc).encode(), "https://idx/simple/demo/")
     assert files[0] == IndexFile("demo-1.0-py3-none-any.whl", "https://idx/files/demo-1.0-py3-none-any.whl",
                                  SHA, ">=3.8", "broken")
-    assert files[1].sha256 == SHA and files[1].yanked is None and files[1].url == "https://cdn/demo-1.1-py3-none-any.whl"
+    assert files[1].sha256 == SHA
+    assert files[1].yanked is None
+    assert files[1].url == "https://cdn/demo-1.1-py3-none-any.whl"
     assert files[2].yanked == ""
 
 
@@ -63,8 +65,11 @@ def test_parse_html_pep503_attributes_and_base_href() -> None:
     </body></html>""" % SHA.encode()
     files = parse_html(page, "https://idx/simple/demo/")
     assert [x.url for x in files] == [f"https://mirror/pkgs/demo-1.{i}-py3-none-any.whl" for i in range(3)]
-    assert files[0].sha256 == SHA and files[0].requires_python == ">=3.9" and files[0].yanked is None
-    assert files[1].sha256 is None and files[1].yanked == ""
+    assert files[0].sha256 == SHA
+    assert files[0].requires_python == ">=3.9"
+    assert files[0].yanked is None
+    assert files[1].sha256 is None
+    assert files[1].yanked == ""
     assert files[2].yanked == "security"
 
 
@@ -111,7 +116,7 @@ def test_no_such_version_is_a_usage_error_listing_what_exists() -> None:
 
 
 def test_no_compatible_tag_is_incompatible_wheel() -> None:
-    with pytest.raises(IncompatibleWheel, match="demo==1.0: no wheel of 1.0 fits"):
+    with pytest.raises(IncompatibleWheel, match=r"demo==1\.0: no wheel of 1\.0 fits"):
         choose([f("demo-1.0-cp27-cp27mu-manylinux1_x86_64.whl")], "demo", Version("1.0"), TAGS, "3.11",
                "demo==1.0")
 
@@ -119,7 +124,7 @@ def test_no_compatible_tag_is_incompatible_wheel() -> None:
 @pytest.mark.parametrize("spec", ["demo>=1.0", "demo==1.*", "demo", "demo==1.0,<2", "demo @ https://x/y.whl",
                                   "demo==1.0; python_version>'3'"])
 def test_only_exact_pins(spec: str, tmp_path: Path) -> None:
-    with httpx.Client() as client, pytest.raises(UsageError, match="no dependency resolution|NAME==VERSION"):
+    with httpx.Client() as client, pytest.raises(UsageError, match=r"no dependency resolution|NAME==VERSION"):
         resolve_requirement(spec, index_url="http://127.0.0.1:9/simple/", cache=Cache.at(tmp_path),
                             client=client, tags=TAGS)
 
@@ -160,7 +165,8 @@ def test_etag_revalidation_is_a_conditional_request_answered_304(tmp_path: Path)
                                      client=client, tags=TAGS)
     assert first == second == ("https://idx.example/files/demo-1.0-py3-none-any.whl", SHA)
     assert [str(r.url) for r in seen] == ["https://idx.example/simple/demo/"] * 2
-    assert seen[0].headers["accept"] == ACCEPT and "if-none-match" not in seen[0].headers
+    assert seen[0].headers["accept"] == ACCEPT
+    assert "if-none-match" not in seen[0].headers
     assert seen[1].headers["if-none-match"] == '"v1"'
 
 
@@ -209,7 +215,8 @@ def test_html_answer_406_fallback_redirects_and_credentials(tmp_path: Path) -> N
     with _client(handler, seen) as client:
         url, sha = resolve_requirement("demo==1.0", index_url="https://user:s3cret@idx/simple/",
                                        cache=Cache.at(tmp_path), client=client, tags=TAGS)
-    assert url == "https://user:s3cret@idx/f/demo-1.0-py3-none-any.whl" and sha == SHA
+    assert url == "https://user:s3cret@idx/f/demo-1.0-py3-none-any.whl"
+    assert sha == SHA
     assert all(r.headers["authorization"].startswith("Basic ") for r in seen)
     assert all("s3cret" not in str(r.url) for r in seen)
     assert b"s3cret" not in (tmp_path / "http" / "index.db").read_bytes()
@@ -241,4 +248,5 @@ def test_test_bed_pages_json_then_cached(tmp_path: Path) -> None:
         pages = [r for r in srv.requests if r.path.startswith("/simple/")]
     assert results[0] == results[1]
     assert results[0][1] == srv.version(results[0][0].rsplit("/", 1)[1]).sha256
-    assert len(pages) == 1 and pages[0].status == 200
+    assert len(pages) == 1
+    assert pages[0].status == 200

@@ -105,10 +105,11 @@ def test_real_sigint_while_the_replaced_items_are_removed_still_removes_them(
             signal.getsignal(signal.SIGINT)  # a bytecode boundary: the KeyboardInterrupt is raised here
         real_rmtree(path, ignore_errors=ignore_errors)
 
-    monkeypatch.setattr(_commit.shutil, "rmtree", rmtree)
+    monkeypatch.setattr(shutil, "rmtree", rmtree)
     with pytest.raises(Interrupted) as raised:
         install_staged(v2, v1_target, upgrade=True)
-    assert fired[0] and raised.value.installed
+    assert fired[0]
+    assert raised.value.installed
     assert (v1_target / "full_pkg" / "__init__.py").read_text() == "VERSION = '2.0'\n"
     assert not list(v1_target.glob(".wheelstream-*"))
 
@@ -134,7 +135,8 @@ def test_existing_items_skipped_with_warning(v1_target: Path, v2: StagedWheel) -
         "share",
         "etc",
     }
-    assert list(report.warnings) == warnings and len(warnings) == len(report.skipped)
+    assert list(report.warnings) == warnings
+    assert len(warnings) == len(report.skipped)
     after = snapshot(v1_target)
     assert {k: v for k, v in after.items() if not k.startswith("Full_Pkg-2.0.dist-info")} == before
 
@@ -162,8 +164,10 @@ def test_upgrade_never_replaces_a_symlink(tmp_path: Path, v2: StagedWheel) -> No
     target.mkdir()
     (target / "bin").symlink_to(tmp_path / "elsewhere")
     report = install_staged(v2, target, upgrade=True)
-    assert "bin" in report.skipped and any("is a link" in w for w in report.warnings)
-    assert (target / "bin").is_symlink() and not list((tmp_path / "elsewhere").iterdir())
+    assert "bin" in report.skipped
+    assert any("is a link" in w for w in report.warnings)
+    assert (target / "bin").is_symlink()
+    assert not list((tmp_path / "elsewhere").iterdir())
 
 
 def test_hardlink_shares_inodes_and_leaves_source_alone(tmp_path: Path, v2: StagedWheel) -> None:
@@ -305,16 +309,19 @@ def test_a_live_install_is_left_alone(v1_target: Path, tmp_path: Path) -> None:
     holder = subprocess.Popen([sys.executable, "-c", hold, str(live / ".owner.lock")], stdout=subprocess.PIPE,
                               text=True)
     try:
-        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "locked\n"
         install_staged(stage(build_wheel(tmp_path / "wo", "other-1.0-py3-none-any.whl", {"other.py": b""}),
                              tmp_path / "so"), v1_target)
-        assert (live / "home" / "x").exists() and not (v1_target / "x").exists()
+        assert (live / "home" / "x").exists()
+        assert not (v1_target / "x").exists()
     finally:
         holder.kill()
         holder.wait()
     install_staged(stage(build_wheel(tmp_path / "wp", "third-1.0-py3-none-any.whl", {"third.py": b""}),
                          tmp_path / "sp"), v1_target)
-    assert (v1_target / "x").read_text() == "not yet" and not live.exists()
+    assert (v1_target / "x").read_text() == "not yet"
+    assert not live.exists()
 
 
 def _fails_then_cannot_undo(monkeypatch: pytest.MonkeyPatch,
@@ -417,9 +424,10 @@ def test_a_directory_being_retired_is_never_finished_by_another_install(v1_targe
             seen[0] = finish_interrupted(v1_target, lambda message: None)  # another install, meanwhile
         real_rmtree(path, ignore_errors=ignore_errors)
 
-    monkeypatch.setattr(_commit.shutil, "rmtree", rmtree)
+    monkeypatch.setattr(shutil, "rmtree", rmtree)
     install_staged(v2, v1_target, upgrade=True)
-    assert seen == [[]] and not (v1_target / "x").exists()
+    assert seen == [[]]
+    assert not (v1_target / "x").exists()
     assert not list(v1_target.glob(".wheelstream-*"))
 
 
@@ -439,8 +447,10 @@ def test_a_plan_that_cannot_be_trusted_is_named_and_left_and_the_install_goes_on
     report = install_staged(_other(tmp_path), v1_target)
     assert (v1_target / "other.py").exists()
     assert any(str(left) in w and why in w and "left as it is" in w for w in report.warnings), report.warnings
-    assert (left / "home" / "x").read_text() == "new" and (tmp_path / "victim").read_text() == "mine"
-    assert not (v1_target / "x").exists() and not (v1_target.parent / "outside").exists()
+    assert (left / "home" / "x").read_text() == "new"
+    assert (tmp_path / "victim").read_text() == "mine"
+    assert not (v1_target / "x").exists()
+    assert not (v1_target.parent / "outside").exists()
 
 
 def test_directories_recovery_cannot_judge_are_left_alone(v1_target: Path, tmp_path: Path) -> None:
@@ -560,6 +570,7 @@ def test_an_install_waits_for_a_recovery_that_looks_at_its_fresh_directory(tmp_p
     looking.wait(5)
     started = time.monotonic()
     fd = _commit.own_home(tmp)
-    assert fd is not None and time.monotonic() - started > 0.2
+    assert fd is not None
+    assert time.monotonic() - started > 0.2
     os.close(fd)
     thread.join()

@@ -101,8 +101,10 @@ def test_corpus_is_complete(pip_trees: dict[str, tuple[Path, Path]]) -> None:
     """The corpus really exercises every mapping the issue names (guards against a silently shrunk corpus)."""
     full = pip_trees["full"][1]
     assert (full / "bin" / "runme").read_bytes().startswith(b"#!" + sys.executable.encode())
-    assert (full / "bin" / "fullgui").is_file() and (full / "bin" / "pip3").is_file()
-    assert (full / "share" / "full" / "readme.txt").is_file() and (full / "extra_plat.py").is_file()
+    assert (full / "bin" / "fullgui").is_file()
+    assert (full / "bin" / "pip3").is_file()
+    assert (full / "share" / "full" / "readme.txt").is_file()
+    assert (full / "extra_plat.py").is_file()
     assert list(full.glob("include/**/full.h"))
     assert len(pip_trees) > 3, "the committed real wheels (fixtures/wheels) are missing"
 
@@ -125,7 +127,8 @@ def test_same_tree_as_pip_through_the_extractor(
                                  link_mode=link_mode)  # type: ignore[arg-type]
     assert result.report is not None
     if link_mode == "move":
-        assert result.report.files_moved > 0 and result.report.files_linked == 0
+        assert result.report.files_moved > 0
+        assert result.report.files_linked == 0
     assert_same_install(pip_tree, tmp_path / "ours")
 
 
@@ -177,7 +180,8 @@ def test_two_wheels_one_transaction_like_one_pip_command(tmp_path: Path, pip_ver
     report = install_staged_many(items, tmp_path / "ours")
     finish(proc)
     assert not report.skipped
-    assert (tmp_path / "ours" / "bin" / "fulltool").is_file() and (
+    assert (tmp_path / "ours" / "bin" / "fulltool").is_file()
+    assert (
         tmp_path / "ours" / "bin" / "platcmd"
     ).is_file()
     assert_same_install(tmp_path / "pip", tmp_path / "ours")

@@ -33,7 +33,8 @@ def attempt(tmp_path: Path, target: Path, **kwargs: object) -> RecordError:
     with pytest.raises(RecordError) as caught:
         install_staged(stage(wheel, tmp_path / "staged"), target)
     assert snapshot(target) == before
-    assert "\n" not in str(caught.value) and "pkg-1.0-py3-none-any.whl" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert "pkg-1.0-py3-none-any.whl" in str(caught.value)
     return caught.value
 
 
@@ -153,7 +154,7 @@ def test_parse_record_round_trips_and_pads(rows: list[list[str]]) -> None:
     except csv.Error:  # Python 3.10 cannot write NUL: no RECORD to read
         return
     text = buffer.getvalue()
-    expected = [RecordRow(*(fields + ["", ""])[:3]) for fields in csv.reader(text.splitlines()) if fields]
+    expected = [RecordRow(*[*fields, "", ""][:3]) for fields in csv.reader(text.splitlines()) if fields]
     assert parse_record(text, "w.whl", "d/RECORD") == expected
 
 

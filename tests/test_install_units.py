@@ -115,7 +115,8 @@ def test_compile_bytecode_records_like_pip(tmp_path: Path) -> None:
         (record,) = (tmp_path / tree).glob("*.dist-info/RECORD")
         rows[tree] = {r[0]: r for r in csv.reader(record.read_text().splitlines())}
     pyc = {p for p in rows["pip"] if p.endswith(".pyc")}
-    assert pyc and pyc == {p for p in rows["ours"] if p.endswith(".pyc")}
+    assert pyc
+    assert pyc == {p for p in rows["ours"] if p.endswith(".pyc")}
     assert all(rows["ours"][p][1:] == ["", ""] for p in pyc)
     compiled = next((tmp_path / "ours" / "full_pkg" / "__pycache__").glob("tool.*.pyc"))
     code = marshal.loads(compiled.read_bytes()[16:])
@@ -140,7 +141,8 @@ def test_foreign_python_matches_pip_python(tmp_path: Path) -> None:
     if python is None:
         pytest.skip("no second interpreter on this machine")
     interp = probe_interpreter(python)
-    assert not interp.in_venv and interp.scheme.include == "include/python"
+    assert not interp.in_venv
+    assert interp.scheme.include == "include/python"
     wheel = full_wheel(tmp_path / "w")
     proc = pip(
         "--python",

@@ -19,7 +19,7 @@ import wheelstream
 from fixtures.wellformed import REAL_WHEELS, WELLFORMED
 from wheelstream._cache import Cache
 from wheelstream.errors import DiskError, RetriesExhausted
-from wheelstream.installer import _commit, _destination
+from wheelstream.installer import _commit
 from wheelstream.testing import Cut, FaultPlan, FaultServer, Status, since
 
 
@@ -54,7 +54,8 @@ def test_a_killed_owner_leaves_a_claim_the_next_cache_sweeps(tmp_path: Path) -> 
     assert (claimed / "pkg" / "a.py").is_file()
     os.utime(lock, (lock.stat().st_atime - 120, lock.stat().st_mtime - 120))
     Cache.at(cache.root)
-    assert not claimed.exists() and list((cache.root / "claimed").iterdir()) == []
+    assert not claimed.exists()
+    assert list((cache.root / "claimed").iterdir()) == []
 
 
 def test_a_live_claim_in_this_process_survives_a_sweep_and_is_released(tmp_path: Path) -> None:
@@ -77,11 +78,12 @@ def test_across_file_systems_move_mode_copies(tmp_path: Path, monkeypatch: pytes
             raise OSError(errno.EXDEV, "Invalid cross-device link")
         real_rename(src, dest)
 
-    monkeypatch.setattr(_destination.os, "rename", no_rename)
+    monkeypatch.setattr(os, "rename", no_rename)
     wheel = REAL_WHEELS["six"]
     wheelstream.install([str(wheel)], tmp_path / "a", cache_dir=tmp_path / "c1", link_mode="copy")
     fallback = wheelstream.install([str(wheel)], tmp_path / "b", cache_dir=tmp_path / "c2")  # move mode
-    assert fallback.report is not None and fallback.report.files_moved == 0
+    assert fallback.report is not None
+    assert fallback.report.files_moved == 0
     assert fallback.report.bytes_written > 0
     assert snapshot(tmp_path / "a") == snapshot(tmp_path / "b")
 
@@ -111,7 +113,9 @@ def test_a_failed_commit_leaves_the_target_and_keeps_the_wheel_file(
         assert (tmp_path / "cache" / "wheels" / f"{hashlib.sha256(demo).hexdigest()}.whl").is_file()
         again = wheelstream.install([url], target, cache_dir=tmp_path / "cache")
         assert server.bytes_sent("demo-1.0-py3-none-any.whl") == len(demo)
-    assert again.wheels[0].from_cache and again.report is not None and again.report.files_moved > 0
+    assert again.wheels[0].from_cache
+    assert again.report is not None
+    assert again.report.files_moved > 0
 
 
 def test_two_wheels_sharing_a_top_level_directory_merge(tmp_path: Path) -> None:
@@ -125,9 +129,12 @@ def test_two_wheels_sharing_a_top_level_directory_merge(tmp_path: Path) -> None:
     two.write_bytes(make_wheel({"ns/b/__init__.py": b"b = 2\n"}, name="nsb"))
     moved = wheelstream.install([str(one), str(two)], tmp_path / "m", cache_dir=tmp_path / "c1")
     copied = wheelstream.install([str(one), str(two)], tmp_path / "c", cache_dir=tmp_path / "c2", link_mode="copy")
-    assert moved.report is not None and moved.report.files_moved > 0
-    assert copied.report is not None and copied.report.files_moved == 0
-    assert (tmp_path / "m" / "ns" / "a" / "__init__.py").is_file() and (tmp_path / "m" / "ns" / "b").is_dir()
+    assert moved.report is not None
+    assert moved.report.files_moved > 0
+    assert copied.report is not None
+    assert copied.report.files_moved == 0
+    assert (tmp_path / "m" / "ns" / "a" / "__init__.py").is_file()
+    assert (tmp_path / "m" / "ns" / "b").is_dir()
     assert snapshot(tmp_path / "m") == snapshot(tmp_path / "c")
     assert os.listdir(tmp_path / "c1" / "claimed") == []
 
@@ -154,13 +161,15 @@ def test_a_resume_under_another_umask_installs_the_modes_pip_would(tmp_path: Pat
             os.umask(0o022)
             server.set_plan(name, FaultPlan())
             resumed = wheelstream.install([url], tmp_path / "t", cache_dir=tmp_path / "cache")
-            assert resumed.wheels[0].resumed_at is not None and resumed.report is not None
+            assert resumed.wheels[0].resumed_at is not None
+            assert resumed.report is not None
             assert resumed.report.files_moved > 0
             wheelstream.install([url], tmp_path / "ref", cache_dir=tmp_path / "cache2", link_mode="copy")
     finally:
         os.umask(old)
     assert _modes(tmp_path / "t") == _modes(tmp_path / "ref")
-    assert _modes(tmp_path / "t")["pkg/sub0/m0.py"] == 0o644 and _modes(tmp_path / "t")["pkg/sub0"] == 0o755
+    assert _modes(tmp_path / "t")["pkg/sub0/m0.py"] == 0o644
+    assert _modes(tmp_path / "t")["pkg/sub0"] == 0o755
 
 
 @pytest.mark.parametrize(

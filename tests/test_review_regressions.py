@@ -123,12 +123,12 @@ def test_ctrl_c_while_the_deferred_tail_unpacks_resumes_without_refetching(
 ) -> None:
     """Interrupted inside the central-directory fallback: the journal lists only files before its checkpoint,
     so the rerun neither collides with them nor downloads anything again."""
-    import wheelstream.unpack._tee as tee
     from fixtures.wellformed import make_wheel
+    from wheelstream.unpack._extract import Extractor
 
     files = {f"demo/m{i:02d}.bin": bytes([i]) * 300_000 for i in range(12)}
     data = make_wheel(files, compress=STORED, sized=False)  # every entry stored + data descriptor
-    real_handle = tee.Extractor.handle
+    real_handle = Extractor.handle
     finished = {"n": 0}
 
     def handle(self: object, event: object) -> None:
@@ -140,13 +140,14 @@ def test_ctrl_c_while_the_deferred_tail_unpacks_resumes_without_refetching(
 
     with httpx.Client() as client:
         url = server.add_file(WHEEL, data)
-        monkeypatch.setattr(tee.Extractor, "handle", handle)
+        monkeypatch.setattr(Extractor, "handle", handle)
         with pytest.raises(Interrupted):
             fetch_wheel(url, cache=Cache.at(tmp_path), client=client)
-        monkeypatch.setattr(tee.Extractor, "handle", real_handle)
+        monkeypatch.setattr(Extractor, "handle", real_handle)
         sent = server.bytes_sent(WHEEL)
         result = fetch_wheel(url, cache=Cache.at(tmp_path), client=client)
-        assert server.bytes_sent(WHEEL) == sent and result.restarts == 0
+        assert server.bytes_sent(WHEEL) == sent
+        assert result.restarts == 0
         assert {n: (result.staged.root / n).read_bytes() for n in files} == files
 
 
@@ -158,7 +159,7 @@ def test_a_failed_write_is_sticky_and_the_file_is_never_recorded(tmp_path: Path,
 
     content = bytes(range(256)) * 40_000  # > 1 MiB: goes through the sink
     data = make_wheel({"demo/a.bin": content, "demo/b.bin": content[::-1]})
-    real_open = extract.os.fdopen
+    real_open = os.fdopen
     calls = {"n": 0}
 
     class FailingWriter:
@@ -177,16 +178,21 @@ def test_a_failed_write_is_sticky_and_the_file_is_never_recorded(tmp_path: Path,
         def flush(self) -> None:
             self.raw.flush()  # type: ignore[attr-defined]
 
-    monkeypatch.setattr(extract.os, "fdopen", lambda fd, mode: FailingWriter(real_open(fd, mode)))
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode: FailingWriter(real_open(fd, mode)))
     extractor = extract.Extractor(tmp_path / "s", writers=True)
     parser = ZipStreamParser()
-    with pytest.raises(OSError, match="No space left"):
+
+    def stream_all() -> None:
         for i in range(0, len(data), 1 << 16):
             extractor.handle_all(parser.feed(data[i : i + (1 << 16)]))
         extractor.handle_all(parser.feed(b""))
         extractor.drain()
-    with pytest.raises(OSError):
+
+    with pytest.raises(OSError, match="No space left"):
+        stream_all()
+    with pytest.raises(OSError, match="No space left"):
         extractor.drain()  # sticky: every later drain says so too
-    assert "demo/a.bin" not in extractor.files and "demo/b.bin" not in extractor.files
+    assert "demo/a.bin" not in extractor.files
+    assert "demo/b.bin" not in extractor.files
     with contextlib.suppress(OSError):
         extractor.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -58,7 +59,8 @@ def test_cut_after_n_bytes_is_an_incomplete_read(server: FaultServer) -> None:
     assert r.headers["content-length"] == str(len(DATA))  # the full length was promised ...
     assert isinstance(exc, httpx.RemoteProtocolError)  # ... and the peer closed early
     assert got == DATA[:1000]
-    assert server.requests[-1].cut and server.bytes_sent(NAME) == 1000
+    assert server.requests[-1].cut
+    assert server.bytes_sent(NAME) == 1000
     # request 2 is out of scope: the resume succeeds and fetches only the tail
     r2, tail, exc2 = fetch(server.url_for(NAME), {"Range": "bytes=1000-", "If-Range": r.headers["etag"]})
     assert (r2.status_code, exc2, tail) == (206, None, DATA[1000:])
@@ -68,7 +70,8 @@ def test_cut_after_n_bytes_is_an_incomplete_read(server: FaultServer) -> None:
 def test_cut_at_percent(server: FaultServer) -> None:
     server.set_plan(NAME, FaultPlan(Cut(percent=50)))
     _, got, exc = fetch(server.url_for(NAME))
-    assert isinstance(exc, httpx.RemoteProtocolError) and len(got) == len(DATA) // 2
+    assert isinstance(exc, httpx.RemoteProtocolError)
+    assert len(got) == len(DATA) // 2
     _, got, exc = fetch(server.url_for(NAME), {"Range": "bytes=1000-"})  # percent of *this* body
     assert len(got) == (len(DATA) - 1000) // 2
 
@@ -113,7 +116,8 @@ def test_ignore_range_answers_200_with_everything(server: FaultServer) -> None:
     server.set_plan(NAME, FaultPlan(IgnoreRange()))
     r = httpx.get(server.url_for(NAME), headers={"Range": "bytes=1000-"})
     assert (r.status_code, r.content) == (200, DATA)
-    assert "content-range" not in r.headers and "accept-ranges" not in r.headers
+    assert "content-range" not in r.headers
+    assert "accept-ranges" not in r.headers
 
 
 def test_wrong_range_start(server: FaultServer) -> None:
@@ -135,7 +139,8 @@ def test_change_file_after_request_k(server: FaultServer) -> None:
     assert resumed.status_code == 200  # If-Range failed: the whole new file
     assert resumed.headers["etag"] != first.headers["etag"]
     assert resumed.headers["last-modified"] != first.headers["last-modified"]
-    assert len(resumed.content) == len(DATA) and resumed.content != DATA
+    assert len(resumed.content) == len(DATA)
+    assert resumed.content != DATA
     by_date = httpx.get(
         server.url_for(NAME), headers={"Range": "bytes=10-", "If-Range": first.headers["last-modified"]}
     )
@@ -159,7 +164,9 @@ def test_weak_etag_cannot_resume_by_etag_but_can_by_date(server: FaultServer) ->
 def test_no_validators(server: FaultServer) -> None:
     server.set_plan(NAME, FaultPlan(NoValidators()))
     r = httpx.get(server.url_for(NAME), headers={"Range": "bytes=5-"})
-    assert r.status_code == 206 and "etag" not in r.headers and "last-modified" not in r.headers
+    assert r.status_code == 206
+    assert "etag" not in r.headers
+    assert "last-modified" not in r.headers
     r = httpx.get(server.url_for(NAME), headers={"Range": "bytes=5-", "If-Range": '"anything"'})
     assert (r.status_code, r.content) == (200, DATA)
 
@@ -167,7 +174,9 @@ def test_no_validators(server: FaultServer) -> None:
 def test_corrupt_byte_at_offset(server: FaultServer) -> None:
     server.set_plan(NAME, FaultPlan(Corrupt(offset=1234, mask=0x01)))
     body = httpx.get(server.url_for(NAME)).content
-    assert body[1234] == DATA[1234] ^ 0x01 and body[:1234] == DATA[:1234] and body[1235:] == DATA[1235:]
+    assert body[1234] == DATA[1234] ^ 0x01
+    assert body[:1234] == DATA[:1234]
+    assert body[1235:] == DATA[1235:]
     tail = httpx.get(server.url_for(NAME), headers={"Range": "bytes=1000-"}).content
     assert tail[234] == DATA[1234] ^ 0x01  # file offset, wherever the range starts
     assert httpx.get(server.url_for(NAME), headers={"Range": "bytes=2000-"}).content == DATA[2000:]
@@ -195,7 +204,8 @@ def test_gzip_content_encoding(server: FaultServer) -> None:
     assert r.headers["content-encoding"] == "gzip"
     assert r.content == DATA  # httpx decodes; the wire carried gzip
     raw = fetch(server.url_for(NAME))[1]
-    assert gzip.decompress(raw) == DATA and len(raw) < len(DATA)
+    assert gzip.decompress(raw) == DATA
+    assert len(raw) < len(DATA)
     assert r.headers["etag"].endswith('-gzip"')
 
 
@@ -203,7 +213,8 @@ def test_faults_combine_and_scope(server: FaultServer) -> None:
     plan = FaultPlan(Cut(after=10_000, requests=1), Throttle(2_000_000), Status(503, requests=since(3)))
     server.set_plan(NAME, plan)
     _, got, exc = fetch(server.url_for(NAME))
-    assert isinstance(exc, httpx.RemoteProtocolError) and len(got) == 10_000
+    assert isinstance(exc, httpx.RemoteProtocolError)
+    assert len(got) == 10_000
     assert httpx.get(server.url_for(NAME), headers={"Range": "bytes=10000-"}).content == DATA[10_000:]
     assert httpx.get(server.url_for(NAME)).status_code == 503
     assert [r.faults for r in server.requests_for(NAME)] == [("Cut", "Throttle"), ("Throttle",), ("Status",)]
@@ -222,7 +233,8 @@ def test_spec_language_matches_python_faults() -> None:
     assert parse_fault("stall=1k:2.5") == Stall(at=1000, seconds=2.5)
     scope = parse_fault("gzip@2,5-").requests  # type: ignore[attr-defined]
     assert [n for n in range(1, 8) if n in scope] == [2, 5, 6, 7]
-    assert parse_size("1M") == 1_000_000 and parse_size("1MiB") == 2**20
+    assert parse_size("1M") == 1_000_000
+    assert parse_size("1MiB") == 2**20
     with pytest.raises(ValueError, match="unknown fault"):
         parse_fault("explode")
     with pytest.raises(ValueError, match="bad fault"):
@@ -230,7 +242,7 @@ def test_spec_language_matches_python_faults() -> None:
 
 
 @pytest.mark.parametrize("reset", [False, True])
-def test_cut_of_a_file_on_disk_is_byte_exact(tmp_path, reset: bool) -> None:
+def test_cut_of_a_file_on_disk_is_byte_exact(tmp_path: Path, reset: bool) -> None:
     """A cut with nothing else shaping the bytes goes out through sendfile: still exactly N bytes, then the end."""
     path = tmp_path / NAME
     path.write_bytes(DATA * 8)  # 2 MiB: several sendfile calls' worth
@@ -241,6 +253,8 @@ def test_cut_of_a_file_on_disk_is_byte_exact(tmp_path, reset: bool) -> None:
         assert isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError))
         if not reset:
             assert got == (DATA * 8)[100 : 100 + at]  # after a RST the client may lose what was in flight
-        assert s.bytes_sent(NAME) == at and s.requests[-1].cut
+        assert s.bytes_sent(NAME) == at
+        assert s.requests[-1].cut
         _, rest, exc2 = fetch(s.url_for(NAME), {"Range": f"bytes={100 + at}-"})
-        assert exc2 is None and rest == (DATA * 8)[100 + at :]
+        assert exc2 is None
+        assert rest == (DATA * 8)[100 + at :]

@@ -102,7 +102,8 @@ def test_cli_rejects_a_bad_fault(tmp_path: Path) -> None:
     env = {**os.environ, "NO_COLOR": "1"}
     cmd = [*_wheelstream(), "testbed", "serve", str(tmp_path), "--fault", "explode"]
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=30, env=env)
-    assert proc.returncode == 2 and "unknown fault" in proc.stderr
+    assert proc.returncode == 2
+    assert "unknown fault" in proc.stderr
 
 
 def test_public_names_are_sorted_and_importable() -> None:

@@ -6,6 +6,7 @@ import http.client
 import os
 import socket
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -104,7 +105,7 @@ def test_replace_file_changes_validators(server: FaultServer) -> None:
     assert (resumed.status_code, resumed.content) == (200, b"new bytes")
 
 
-def test_path_backed_file_uses_sendfile_and_ranges(tmp_path, server: FaultServer) -> None:
+def test_path_backed_file_uses_sendfile_and_ranges(tmp_path: Path, server: FaultServer) -> None:
     path = tmp_path / "big.whl"
     path.write_bytes(DATA * 4)
     url = server.add_file("big.whl", path)
@@ -119,10 +120,12 @@ def test_request_log_records_range_and_numbers(server: FaultServer) -> None:
     httpx.get(url, headers={"Range": "bytes=7-", "If-Range": '"x"'})
     first, second = server.requests_for(NAME)
     assert (first.number, second.number) == (1, 2)
-    assert second.range == "bytes=7-" and second.if_range == '"x"'
+    assert second.range == "bytes=7-"
+    assert second.if_range == '"x"'
     assert second.headers["range"] == "bytes=7-"
     assert first.status == second.status == 200
-    assert first.ended is not None and first.started <= first.ended
+    assert first.ended is not None
+    assert first.started <= first.ended
 
 
 def test_set_plan_and_stop_closes_idle_connections() -> None:
@@ -141,7 +144,7 @@ def test_set_plan_and_stop_closes_idle_connections() -> None:
 
 
 @pytest.mark.skipif(not os.environ.get("WHEELSTREAM_BENCH"), reason="set WHEELSTREAM_BENCH=1 to measure")
-def test_throughput_without_faults_is_at_least_1_gb_per_s(tmp_path) -> None:
+def test_throughput_without_faults_is_at_least_1_gb_per_s(tmp_path: Path) -> None:
     path = tmp_path / "big.whl"
     with open(path, "wb") as f:
         f.truncate(1 << 30)  # sparse 1 GiB; the first pass warms the page cache, the best pass counts

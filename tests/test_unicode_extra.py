@@ -97,7 +97,8 @@ def test_utf8_bytes_without_the_flag_plus_a_field_is_refused() -> None:
     assert references["field"][0] != references["zipfile312"][0] == references["uv"][0] == "demo/café.py"
     with pytest.raises(errors.UnsafePath, match="0x7075") as caught:
         _parsed_names(data)
-    assert caught.value.entry == raw.decode("cp437") and caught.value.offset == 0
+    assert caught.value.entry == raw.decode("cp437")
+    assert caught.value.offset == 0
 
 
 def test_a_directory_field_without_its_slash_is_refused() -> None:
@@ -120,7 +121,8 @@ def test_the_refused_central_fields_are_real_differentials(name: str) -> None:
     """The model of the other readers says these archives install another file than the name field says."""
     references = _reference_names(DIFFERENTIAL[name].data)
     assert "demo/mod.py" in references["field"]
-    assert "demo/mod.py" not in references["zipfile312"] and "demo/mod.py" not in references["uv"]
+    assert "demo/mod.py" not in references["zipfile312"]
+    assert "demo/mod.py" not in references["uv"]
 
 
 @pytest.mark.parametrize("name", ["unicode_path_central", "unicode_path_local", "unicode_path_too_short"])
@@ -131,5 +133,7 @@ def test_a_local_install_names_the_wheel_and_leaves_nothing(name: str, tmp_path:
     with pytest.raises(getattr(errors, case.error)) as caught:
         unpack_local(wheel, cache=Cache.at(tmp_path / "cache"), options=DownloadOptions())
     message = str(caught.value)
-    assert message.startswith("demo-1.0-py3-none-any.whl: ") and "'demo/mod.py'" in message and "\n" not in message
+    assert message.startswith("demo-1.0-py3-none-any.whl: ")
+    assert "'demo/mod.py'" in message
+    assert "\n" not in message
     assert not any((tmp_path / "cache" / "staging").iterdir())

@@ -86,7 +86,8 @@ def test_no_credential_survives_redaction(user: str, password: str, token: str) 
 def test_shown_url_is_one_printable_line() -> None:
     shown = shown_url("https://alice:s3cret@host/a b\x1b[31m\u202e.whl?token=hunter2")
     assert shown == "https://host/a%20b%1B[31m%E2%80%AE.whl?token=***"
-    assert shown.isprintable() and " " not in shown
+    assert shown.isprintable()
+    assert " " not in shown
 
 
 # -- split_hash_fragment ---------------------------------------------------------------------------------------
@@ -155,7 +156,8 @@ def test_cache_key_differs_for_another_file(other: str) -> None:
 
 def test_cache_key_is_a_file_name() -> None:
     key = cache_key(f"https://alice:s3cret@host/../x/demo.whl?token=hunter2#sha256={HEX}")
-    assert len(key) == 64 and set(key) <= set("0123456789abcdef")
+    assert len(key) == 64
+    assert set(key) <= set("0123456789abcdef")
 
 
 @pytest.mark.parametrize("key", ["tok", "pwd", "session", "X-Amz-Credential", "jwt", "access_token"])

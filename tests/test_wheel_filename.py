@@ -99,7 +99,8 @@ def test_refused(url: str, cause: str) -> None:
     assert message.startswith("http://127.0.0.1:8000")
     assert ": the URL's file name " in message
     _assert_one_clean_line(message)
-    assert isinstance(info.value, WheelError) and info.value.exit_code == 1
+    assert isinstance(info.value, WheelError)
+    assert info.value.exit_code == 1
 
 
 ACCEPTED = [
@@ -128,7 +129,8 @@ def test_accepted(url: str, name: str) -> None:
 
 
 def _assert_one_clean_line(message: str) -> None:
-    assert "\n" not in message and "\r" not in message
+    assert "\n" not in message
+    assert "\r" not in message
     assert not re.search(r"[\x00-\x1f\x7f-\x9f]", message), repr(message)
 
 
@@ -139,7 +141,9 @@ def test_the_message_names_the_redacted_url_and_never_its_credentials() -> None:
     message = str(info.value)
     assert message == ("https://idx.example/f/a%2F..%2Fescaped-1.0-py3-none-any.whl?token=***&x=1: the URL's file"
                        " name 'a/../escaped-1.0-py3-none-any.whl' is not a single path component")
-    assert "s3cret" not in message and "alice" not in message and "t0k" not in message
+    assert "s3cret" not in message
+    assert "alice" not in message
+    assert "t0k" not in message
 
 
 def test_an_escape_sequence_never_reaches_the_terminal_through_the_message() -> None:
@@ -165,7 +169,7 @@ def test_a_very_long_name_is_cut_in_the_message() -> None:
      "/etc/x-1.0-py3-none-any.whl", "C:x-1.0-py3-none-any.whl", "x.whl", "x-1.0-py3-none-any.whl\u2028"],
 )
 def test_checked_wheel_filename_refuses(name: str) -> None:
-    with pytest.raises(InvalidWheelFilename, match="^/some/where: the file name "):
+    with pytest.raises(InvalidWheelFilename, match=r"^/some/where: the file name "):
         checked_wheel_filename(name, source="/some/where")
 
 
@@ -211,7 +215,8 @@ def test_json_harmless_filename_with_escaping_url_is_refused_naming_the_url() ->
 def test_html_anchor_text_stands_in_only_to_choose_and_the_url_is_refused() -> None:
     page = f'<html><body><a href="/files/{EVIL}#sha256={"ab" * 32}">{HARMLESS}</a></body></html>'.encode()
     files = parse_html(page, "http://idx/simple/escaped/")
-    assert files[0].filename == HARMLESS and files[0].url == f"http://idx/files/{EVIL}"
+    assert files[0].filename == HARMLESS
+    assert files[0].url == f"http://idx/files/{EVIL}"
     chosen = choose(files, "escaped", parse_wheel_filename(HARMLESS)[1], TAGS, None, "escaped==1.0")
     with pytest.raises(InvalidWheelFilename, match="is not a single path component"):
         checked_url_name(chosen)
@@ -246,9 +251,11 @@ def _assert_safe(name: str) -> None:
     assert name not in ("", ".", "..")
     assert not _SEPARATORS & set(name)
     assert not re.search(r"[\x00-\x1f\x7f-\x9f]", name)
-    assert ":" not in name and not name.startswith(("-", "."))
+    assert ":" not in name
+    assert not name.startswith(("-", "."))
     assert len(name.encode("utf-8")) <= 255
-    assert os.path.basename(name) == name and Path(name).name == name
+    assert os.path.basename(name) == name
+    assert Path(name).name == name
     parse_wheel_filename(name)
 
 

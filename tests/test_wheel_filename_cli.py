@@ -12,7 +12,6 @@ import json
 import os
 import re
 import urllib.parse
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,11 +86,11 @@ def layout(tmp_path: Path) -> Layout:
 
 
 @pytest.fixture
-def wheel_server(httpserver: HTTPServer) -> Iterator[HTTPServer]:
+def wheel_server(httpserver: HTTPServer) -> HTTPServer:
     """Serves the wheel at *any* ``.whl`` path, as a hostile server would: only our checks stop the write."""
     httpserver.expect_request(re.compile(r".*\.whl.*")).respond_with_data(
         WHEEL, content_type="application/octet-stream")
-    yield httpserver
+    return httpserver
 
 
 def _wheel_requests(server: HTTPServer) -> list[str]:
@@ -135,7 +134,9 @@ def test_the_error_names_the_url_without_its_credentials(wheel_server: HTTPServe
              cwd=layout.tmp)
     _assert_refused(run, wheel_server.url_for("/files/" + ESCAPES[0]) + "?token=***", layout, before,
                     "is not a single path component")
-    assert "s3cret" not in run.err + run.out and "alice" not in run.err and "t0k3n" not in run.err
+    assert "s3cret" not in run.err + run.out
+    assert "alice" not in run.err
+    assert "t0k3n" not in run.err
 
 
 def test_one_bad_url_among_good_ones_fails_them_all_before_any_download(
@@ -218,7 +219,8 @@ def test_an_index_url_naming_another_wheel_than_its_filename_is_refused(
         _assert_refused(run, wheel_server.url_for("/files/" + other), layout, before,
                         f"the index lists this file as '{HARMLESS}' but its URL names '{other}'")
     else:  # PEP 503: the URL's name is the file's name (as for pip), so there is no escaped 1.0 at all
-        assert run.code == 2 and "no wheel for version 1.0" in run.error_line(alone=True)
+        assert run.code == 2
+        assert "no wheel for version 1.0" in run.error_line(alone=True)
         assert lay_unchanged(layout, before)
     assert _wheel_requests(wheel_server) == []
 
@@ -237,7 +239,8 @@ def test_an_unsafe_json_filename_is_never_used_even_with_a_harmless_url(
     before = layout.snapshot()
     run = ws("download", "escaped==1.0", "--index-url", wheel_server.url_for("/simple/"), "-d", str(layout.dest),
              "--cache-dir", str(layout.cache), cwd=layout.tmp)
-    assert run.code == 2 and "no wheel for version 1.0" in run.error_line(alone=True)
+    assert run.code == 2
+    assert "no wheel for version 1.0" in run.error_line(alone=True)
     assert lay_unchanged(layout, before)
     assert _wheel_requests(wheel_server) == []
 

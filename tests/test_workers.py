@@ -120,7 +120,8 @@ def test_ctrl_c_stops_every_worker_checkpointed_and_the_rerun_resumes(server: Fa
     assert proc.returncode == 130, err
     assert time.monotonic() - sent < 10  # not held until the stalled server sends again
     errors_ = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert len(errors_) == 1 and errors_[0].startswith("error: interrupted at "), err
+    assert len(errors_) == 1, err
+    assert errors_[0].startswith("error: interrupted at "), err
     assert "Traceback" not in err
     assert not any(_alive(pid) for pid in workers)
     assert not (tmp_path / "t").exists()
@@ -156,7 +157,8 @@ def test_a_bad_wheel_in_one_worker_stops_the_others_and_installs_nothing(server:
     _out, err = proc.communicate(timeout=30)  # alpha's worker is stopped in its stall, not after it
     assert proc.returncode == 1, err
     errors_ = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert len(errors_) == 1 and errors_[0].startswith("error: broken-1.0-py3-none-any.whl: "), err
+    assert len(errors_) == 1, err
+    assert errors_[0].startswith("error: broken-1.0-py3-none-any.whl: "), err
     assert "Traceback" not in err
     assert not (tmp_path / "t").exists()
     listing = ws("cache", "list", cache=cache, timeout=30)
@@ -191,7 +193,8 @@ def test_progress_reports_reach_the_callers_callback_from_the_workers(server: Fa
     )
     seen = json.loads(_library_run(script, tmp_path, urls))
     names = [f"{n}-1.0-py3-none-any.whl" for n in ("alpha", "beta", "gamma")]
-    assert seen["forked"] >= 1 and seen["wheels"] == 3
+    assert seen["forked"] >= 1
+    assert seen["wheels"] == 3
     assert seen["finished"] == names
     assert seen["bytes"] == {n: server.version(n).size for n in names}
 
@@ -246,8 +249,11 @@ def test_a_killed_worker_is_one_error_line_naming_its_wheel(victims: str, tmp_pa
         proc = _start("install", *urls, "-t", str(tmp_path / "t"), cache=tmp_path / "cache")
         wait_until(lambda: len(_children(proc.pid)) >= 2, timeout=60, what="two worker processes")
         for server, name in ((first, "alpha"), (second, "beta")):
-            wait_until(lambda s=server, n=name: s.bytes_sent(f"{n}-1.0-py3-none-any.whl") >= 128 * 1024,
-                       timeout=60, what="a stall")
+
+            def stalled(s: FaultServer = server, n: str = name) -> bool:
+                return s.bytes_sent(f"{n}-1.0-py3-none-any.whl") >= 128 * 1024
+
+            wait_until(stalled, timeout=60, what="a stall")
         workers = sorted(_children(proc.pid))
         alphas = _worker_talking_to(int(urls[0].split(":")[2].split("/")[0]), workers)
         for pid in [alphas] if victims == "one" else workers:
@@ -286,7 +292,8 @@ def test_a_worker_killed_while_it_waits_to_retry_does_not_hang_the_others(
     assert time.monotonic() - killed < 10, err
     assert proc.returncode == 1, err
     errors_ = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert len(errors_) == 1 and "died" in errors_[0], err
+    assert len(errors_) == 1, err
+    assert "died" in errors_[0], err
 
 
 def test_a_raising_progress_callback_stops_the_install_instead_of_hanging_it(
@@ -325,7 +332,8 @@ def test_a_sweep_leaves_a_claim_handed_over_between_its_look_and_its_lock(
 
     monkeypatch.setattr(cache_module, "try_lock", hand_over_first)
     cache.sweep_claims()
-    assert claim.root.is_dir() and lock_file.is_file()
+    assert claim.root.is_dir()
+    assert lock_file.is_file()
     cache.adopt_claim(claim.root).release()
 
 
@@ -342,7 +350,8 @@ def test_a_handed_over_claim_is_safe_from_sweeps_until_adopted(tmp_path: Path) -
     assert (root / "pkg" / "__init__.py").is_file()
     adopted = cache.adopt_claim(root)
     adopted.release()
-    assert not root.exists() and not lock_file.exists()
+    assert not root.exists()
+    assert not lock_file.exists()
     with pytest.raises(FileNotFoundError, match="removed before this process adopted it"):
         cache.adopt_claim(root)
 
@@ -356,7 +365,8 @@ def test_an_error_that_cannot_cross_a_process_boundary_travels_as_its_message() 
     plain = OSError(28, "No space left on device")
     assert _portable(plain) is plain
     portable = _portable(_Unpicklable(7, "odd"))
-    assert isinstance(portable, RuntimeError) and str(portable).endswith("test_workers._Unpicklable: 7: odd")
+    assert isinstance(portable, RuntimeError)
+    assert str(portable).endswith("test_workers._Unpicklable: 7: odd")
     pickle.loads(pickle.dumps(portable))
 
 
@@ -376,7 +386,8 @@ def test_download_and_copy_installs_of_several_wheels_through_workers(server: Fa
     paths = [Path(line) for line in fetched.out.split()]
     assert [p.name for p in paths] == ["alpha-1.0-py3-none-any.whl", "beta-1.0-py3-none-any.whl", local.name]
     assert [p.read_bytes() for p in paths[:2]] == [
-        server.version(p.name).data for p in paths[:2]] and paths[2].read_bytes() == local.read_bytes()
+        server.version(p.name).data for p in paths[:2]]
+    assert paths[2].read_bytes() == local.read_bytes()
     succeeds("install", *urls, str(local), "-t", str(tmp_path / "t1"), "--link-mode", "copy")
     again = succeeds("install", *urls, str(local), "-t", str(tmp_path / "t2"), "--link-mode", "copy")
     assert "(3 from cache)" in again.err

@@ -77,9 +77,14 @@ def test_bomb_stops_inflating_right_past_the_declared_size() -> None:
     case = HOSTILE["bomb"]
     parser = ZipStreamParser()
     produced = 0
-    with pytest.raises(errors.SizeMismatch):
+
+    def inflate_all() -> None:
+        nonlocal produced
         for event in parser.feed(case.data):
             produced += len(getattr(event, "data", b""))
+
+    with pytest.raises(errors.SizeMismatch):
+        inflate_all()
     assert produced <= 1024 + 1
 
 
@@ -115,7 +120,7 @@ def test_a_local_file_reports_its_earliest_bad_entry_even_at_the_end(tmp_path: P
     _find(members, "demo/mod.py").crc = zlib.crc32(b"something else")
     wheel = tmp_path / "demo-1.0-py3-none-any.whl"
     wheel.write_bytes(build(members)[:-10])
-    with pytest.raises(errors.ChecksumMismatch, match="demo/mod.py"):
+    with pytest.raises(errors.ChecksumMismatch, match=r"demo/mod\.py"):
         unpack_local(wheel, cache=Cache.at(tmp_path / "cache"), options=DownloadOptions())
 
 

@@ -62,7 +62,7 @@ def parse_all(data: bytes, chunks: list[bytes], parser: ZipStreamParser | None =
     files: dict[str, bytearray] = {}
     events: list[Event] = []
     deferred = None
-    for chunk in chunks + [b""]:
+    for chunk in [*chunks, b""]:
         for event in parser.feed(chunk):
             events.append(event)
             if isinstance(event, EntryDeferred):
@@ -86,7 +86,7 @@ def parse_all(data: bytes, chunks: list[bytes], parser: ZipStreamParser | None =
             compressed_sizes={r.local_header_offset: r.compressed_size for r in records},
             pack_up_to=parser.pack_up_to,
         )
-        for chunk in chunked(data[deferred:], [4096] * len(data)) + [b""]:
+        for chunk in [*chunked(data[deferred:], [4096] * len(data)), b""]:
             for event in second.feed(chunk):
                 events.append(event)
                 if isinstance(event, EntryStarted) and not event.header.is_dir:
@@ -120,7 +120,8 @@ def test_every_chunking_gives_zipfiles_result(name: str, chunking: str) -> None:
     }[chunking]
     files, events = parse_all(data, chunked(data, sizes))
     assert files == zipfile_contents(data)
-    assert isinstance(events[-1], ArchiveFinished) and events[-1].size == len(data)
+    assert isinstance(events[-1], ArchiveFinished)
+    assert events[-1].size == len(data)
     assert any(isinstance(e, EntryDeferred) for e in events) == (not STREAMABLE.get(name, True))
 
 
@@ -228,7 +229,8 @@ def test_packed_entries_unpack_to_zipfiles_result(name: str, chunking: str, pack
         infos = {i.filename: i for i in archive.infolist()}
     packed = {e.header.name for e in events if isinstance(e, EntryPacked)}
     streamed = {e.header.name for e in events if isinstance(e, EntryStarted)}
-    assert packed | streamed == set(infos) and not packed & streamed
+    assert packed | streamed == set(infos)
+    assert not packed & streamed
     for name_, info in infos.items():  # packed exactly when the local header vouches for small sizes
         small = info.compress_size <= pack and info.file_size <= pack
         assert (name_ in packed) == (small and not info.is_dir() and not info.flag_bits & 0x08), name_
@@ -262,7 +264,8 @@ def _renamed(placeholder: str, raw_name: bytes, utf8_flag: bool) -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr(placeholder, b"hello\n")
     data = buffer.getvalue()
-    assert len(raw_name) == len(placeholder) and data.count(placeholder.encode()) == 2
+    assert len(raw_name) == len(placeholder)
+    assert data.count(placeholder.encode()) == 2
     data = data.replace(placeholder.encode(), raw_name)
     if utf8_flag:
         for signature, flags_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
@@ -289,7 +292,8 @@ def test_a_flagged_name_that_is_not_utf8_is_refused() -> None:
     data = _renamed("xxx.txt", b"ca\xff.txt", utf8_flag=True)
     with pytest.raises(MalformedRecord, match=r"entry name is not valid UTF-8") as caught:
         parse_all(data, [data])
-    assert caught.value.entry == "ca\\xff.txt" and caught.value.offset == 0
+    assert caught.value.entry == "ca\\xff.txt"
+    assert caught.value.offset == 0
 
 
 def test_input_ending_at_a_central_record_boundary_is_truncated() -> None:
@@ -330,8 +334,12 @@ def test_central_records_read_like_the_tuple_of_the_records() -> None:
     start = max(0, len(data) - TAIL_SIZE)
     offset, size = find_central_directory(data[start:], start)
     expected = tuple(read_central_directory(data[offset : offset + size], offset))
-    assert cd.records == expected and tuple(cd.records) == expected and len(cd.records) == len(expected)
-    assert cd.records[0] == expected[0] and cd.records[-1] == expected[-1] and cd.records[1:3] == expected[1:3]
+    assert cd.records == expected
+    assert tuple(cd.records) == expected
+    assert len(cd.records) == len(expected)
+    assert cd.records[0] == expected[0]
+    assert cd.records[-1] == expected[-1]
+    assert cd.records[1:3] == expected[1:3]
     assert hash(cd.records) == hash(expected)
     with pytest.raises(IndexError):
         cd.records[len(expected)]
@@ -367,4 +375,5 @@ def test_a_local_entry_without_a_record_is_named_whatever_the_order() -> None:
     for order in ([0, 1, 2, 3, 4], [4, 3, 2, 1, 0]):
         with pytest.raises(EntrySetMismatch, match="entry has no central directory record") as caught:
             _central_directory(_with_records(data, order))
-        assert caught.value.entry == "demo/m0.py" and caught.value.offset == 0
+        assert caught.value.entry == "demo/m0.py"
+        assert caught.value.offset == 0
