@@ -29,12 +29,13 @@ from collections.abc import Generator
 
 import httpx
 
+from wheelstream import __version__
 from wheelstream.errors import UsageError
 from wheelstream.transport._tracking import track_request_streams
 
 __all__ = ["USER_AGENT", "new_client"]
 
-USER_AGENT = "wheelstream/0.1.0"
+USER_AGENT = f"wheelstream/{__version__}"  # the one version: wheelstream.__version__
 
 
 class _CredentialsAuth(httpx.Auth):
