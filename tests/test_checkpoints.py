@@ -656,7 +656,7 @@ def test_the_streams_own_error_wins_over_a_failed_checkpoint(tmp_path: Path) -> 
 
     cache = Cache.at(tmp_path / "cache")
     stream = tee.Tee(
-        wheel="demo-1.0-py3-none-any.whl", cache=cache, key="k", journal=Journal(url="http://x/demo.whl"),
+        wheel="demo-1.0-py3-none-any.whl", journal_path=cache.journal("k"), journal=Journal(url="http://x/demo.whl"),
         partial=PartialFile(cache.partial("k")), parser=ZipStreamParser(),
         extractor=Extractor(cache.staging("k"), writers=True), hasher=_sha256.new(),
     )

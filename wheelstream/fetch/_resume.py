@@ -107,8 +107,7 @@ def _new_stream(job: Job, journal: Journal) -> Tee:
         raise
     return Tee(
         wheel=job.wheel,
-        cache=job.cache,
-        key=job.key,
+        journal_path=job.cache.journal(job.key),
         journal=journal,
         partial=partial,
         parser=ZipStreamParser(

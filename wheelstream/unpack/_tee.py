@@ -53,7 +53,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeAlias
 
-from wheelstream._cache import Cache
 from wheelstream._staged import StagedFile
 from wheelstream.errors import ArchiveError, EntrySetMismatch
 from wheelstream.unpack import _sha256
@@ -195,8 +194,7 @@ class Tee:
     """The tee and everything it feeds, for one attempt sequence of one wheel."""
 
     wheel: str
-    cache: Cache
-    key: str
+    journal_path: Path  # where the journal's header lives (its entries log beside it)
     journal: Journal
     partial: PartialFile
     parser: ZipStreamParser
@@ -404,7 +402,7 @@ class Tee:
         journal.checkpoint = snapshot.checkpoint
         journal.durable = durable
         journal.sha256_state = state
-        journal.save(self.cache.journal(self.key), deferred_at=snapshot.deferred_at)  # 3. log, then header
+        journal.save(self.journal_path, deferred_at=snapshot.deferred_at)  # 3. log, then header
 
     def _write_checkpoint(self) -> None:
         """A checkpoint written on the calling thread, with the parser quiet (after ``settle``, or with no
