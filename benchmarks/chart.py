@@ -22,8 +22,9 @@ def main(spec_path: str, out: str) -> None:
         values = [spec["values"][f"{scenario}|{t}"] for t in names]
         bars = ax.bar(range(len(names)), values, color=[COLORS.get(n, "grey") for n in names])
         ax.bar_label(bars, fmt="%.1f", fontsize=8)
-        ax.set_xticks(range(len(names)), [n.replace("wheelstream-", "ws-") for n in names], rotation=25,
-                      fontsize=8)
+        ax.set_xticks(
+            range(len(names)), [n.replace("wheelstream-", "ws-") for n in names], rotation=25, fontsize=8
+        )
         ax.set_title(spec["titles"][scenario], fontsize=9)
         ax.set_ylabel("seconds (median, lower is better)", fontsize=8)
         ax.margins(y=0.15)

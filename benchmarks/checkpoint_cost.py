@@ -71,7 +71,11 @@ def main() -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     tree = Path(wheelstream.__file__).parent.parent
-    print(json.dumps({"tree": str(tree), "fetch": round(elapsed, 3), **{k: round(v, 3) for k, v in stats.items()}}))
+    print(
+        json.dumps(
+            {"tree": str(tree), "fetch": round(elapsed, 3), **{k: round(v, 3) for k, v in stats.items()}}
+        )
+    )
 
 
 if __name__ == "__main__":

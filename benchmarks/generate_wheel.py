@@ -13,7 +13,37 @@ import random
 import zipfile
 from pathlib import Path
 
-WORDS = ["def", "return", "import", "self", "None", "True", "False", "class", "yield", "lambda", "async", "await", "tensor", "shape", "dtype", "device", "grad", "module", "forward", "backward", "kernel", "dispatch", "cuda", "cpu", "float", "int", "list", "dict", "str"]
+WORDS = [
+    "def",
+    "return",
+    "import",
+    "self",
+    "None",
+    "True",
+    "False",
+    "class",
+    "yield",
+    "lambda",
+    "async",
+    "await",
+    "tensor",
+    "shape",
+    "dtype",
+    "device",
+    "grad",
+    "module",
+    "forward",
+    "backward",
+    "kernel",
+    "dispatch",
+    "cuda",
+    "cpu",
+    "float",
+    "int",
+    "list",
+    "dict",
+    "str",
+]
 
 
 def _text(rng: random.Random, size: int) -> bytes:
@@ -41,10 +71,12 @@ def generate(path: Path, target_size: int = 200 * 1024 * 1024) -> None:
     tmp = path.with_suffix(".tmp")
     record = []
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+
         def add(arcname: str, data: bytes) -> None:
             zf.writestr(arcname, data)
             digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
             record.append(f"{arcname},sha256={digest},{len(data)}")
+
         i = 0
         while tmp.stat().st_size < target_size * 0.85 if tmp.exists() else True:
             for _ in range(2500):
@@ -57,8 +89,10 @@ def generate(path: Path, target_size: int = 200 * 1024 * 1024) -> None:
             zf.fp.flush()  # type: ignore[union-attr]
         dist = f"{name}-1.0.dist-info"
         add(f"{dist}/METADATA", b"Metadata-Version: 2.1\nName: bigdemo\nVersion: 1.0\n")
-        add(f"{dist}/WHEEL", b"Wheel-Version: 1.0\nGenerator: wheelstream-bench\nRoot-Is-Purelib: true\n"
-                             b"Tag: py3-none-any\n")
+        add(
+            f"{dist}/WHEEL",
+            b"Wheel-Version: 1.0\nGenerator: wheelstream-bench\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
         record.append(f"{dist}/RECORD,,")
         zf.writestr(f"{dist}/RECORD", "\n".join(record) + "\n")
     tmp.rename(path)

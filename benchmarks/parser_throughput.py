@@ -78,7 +78,9 @@ def main() -> None:
             inflated = sum(i.file_size for i in archive.infolist())
             entries = len(archive.infolist())
         mb = inflated / 1e6
-        print(f"archive: {path.name}: {len(data) / 1e6:.1f} MB compressed, {mb:.1f} MB inflated, {entries} entries")
+        print(
+            f"archive: {path.name}: {len(data) / 1e6:.1f} MB compressed, {mb:.1f} MB inflated, {entries} entries"
+        )
         print(f"inflate backend: {INFLATE_BACKEND}; chunk {args.chunk} bytes; best of {args.repeat}")
         rows = [
             ("ZipStreamParser, events only", best(lambda: parse_only(data, args.chunk), args.repeat)),

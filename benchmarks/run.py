@@ -99,8 +99,13 @@ class Bench:
 def _clean_env() -> dict[str, str]:
     """No user pip config or find-links: every tool talks to our server only."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
-    env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", UV_NO_CONFIG="1",
-               UV_PYTHON_DOWNLOADS="never", PYTHONDONTWRITEBYTECODE="1")
+    env.update(
+        PIP_CONFIG_FILE=os.devnull,
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        UV_NO_CONFIG="1",
+        UV_PYTHON_DOWNLOADS="never",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
     return env
 
 
@@ -111,8 +116,19 @@ def peers_venv() -> Path:
     if not (venv / ".ok").exists():
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", f"pip=={PIP_VERSION}", f"uv=={UV_VERSION}",
-                        f"matplotlib=={MATPLOTLIB_VERSION}"], check=True)
+        subprocess.run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                f"pip=={PIP_VERSION}",
+                f"uv=={UV_VERSION}",
+                f"matplotlib=={MATPLOTLIB_VERSION}",
+            ],
+            check=True,
+        )
         (venv / ".ok").touch()
     return venv
 
@@ -121,15 +137,30 @@ def mid_wheels(venv: Path) -> list[Path]:
     """Download the pinned mid-size wheels from the registry once; they are served locally from then on."""
     where = OUT / "wheels" / "mid"
     where.mkdir(parents=True, exist_ok=True)
+
     def have() -> list[Path]:
         found = []
         for spec in MID_WHEELS:
             name, version = spec.split("==")
             found += sorted(where.glob(f"{name.replace('-', '_')}-{version}-*.whl"))
         return found
+
     if len(have()) < len(MID_WHEELS):
-        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "download", "-q", "--no-deps",
-                        "--only-binary=:all:", "-d", str(where), *MID_WHEELS], check=True)
+        subprocess.run(
+            [
+                str(venv / "bin" / "python"),
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-d",
+                str(where),
+                *MID_WHEELS,
+            ],
+            check=True,
+        )
     return have()
 
 
@@ -188,22 +219,67 @@ class Tools:
     def command(self, tool: str, urls: list[str], target: Path, cache: Path, reqs: Path) -> list[str]:
         if tool == "pip":
             src = ["-r", str(reqs)] if len(urls) > 1 else urls
-            return [str(self.python), "-m", "pip", "install", "-q", "--no-deps", "--no-compile", "--no-cache-dir",
-                    "--target", str(target), *src]
+            return [
+                str(self.python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--no-compile",
+                "--no-cache-dir",
+                "--target",
+                str(target),
+                *src,
+            ]
         if tool == "uv":
             src = ["-r", str(reqs)] if len(urls) > 1 else urls
-            return [str(self.uv), "pip", "install", "-q", "--no-deps", "--target", str(target), "--python",
-                    str(self.python), "--cache-dir", str(cache), *src]
+            return [
+                str(self.uv),
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--target",
+                str(target),
+                "--python",
+                str(self.python),
+                "--cache-dir",
+                str(cache),
+                *src,
+            ]
         link = "hardlink" if tool == "wheelstream-hardlink" else "move"  # move is the default
         if self.baseline is not None:  # old against new: both started the same way
             root = self.baseline if tool == "wheelstream-baseline" else REPO
             src = ["-r", str(reqs)] if len(urls) > 1 else urls
-            return [*self._checkout_cli(root), "install", "-q", "--no-progress", "--target", str(target),
-                    "--cache-dir", str(cache), "--link-mode", link, *src]
+            return [
+                *self._checkout_cli(root),
+                "install",
+                "-q",
+                "--no-progress",
+                "--target",
+                str(target),
+                "--cache-dir",
+                str(cache),
+                "--link-mode",
+                link,
+                *src,
+            ]
         if self.ws_cli:
             src = ["-r", str(reqs)] if len(urls) > 1 else urls
-            return [str(WS_CLI), "install", "-q", "--no-progress", "--target",
-                    str(target), "--cache-dir", str(cache), "--link-mode", link, *src]
+            return [
+                str(WS_CLI),
+                "install",
+                "-q",
+                "--no-progress",
+                "--target",
+                str(target),
+                "--cache-dir",
+                str(cache),
+                "--link-mode",
+                link,
+                *src,
+            ]
         code = (
             "import sys, wheelstream; "
             "wheelstream.install(sys.argv[4:], sys.argv[1], cache_dir=sys.argv[2], link_mode=sys.argv[3])"
@@ -223,8 +299,9 @@ def _fresh(*paths: Path) -> None:
 
 def _start(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
     handle = open(log, "wb")  # noqa: SIM115 - closed by the child's exit
-    return subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env=_clean_env(),
-                            start_new_session=True)
+    return subprocess.Popen(
+        cmd, stdout=handle, stderr=subprocess.STDOUT, env=_clean_env(), start_new_session=True
+    )
 
 
 def _wait(proc: subprocess.Popen[bytes]) -> tuple[int, float]:
@@ -236,7 +313,13 @@ def _wait(proc: subprocess.Popen[bytes]) -> tuple[int, float]:
 
 class Runner:
     def __init__(
-        self, bench: Bench, tools: Tools, server: FaultServer, verbose: bool, runs: Path, kill_after: float = 1.0
+        self,
+        bench: Bench,
+        tools: Tools,
+        server: FaultServer,
+        verbose: bool,
+        runs: Path,
+        kill_after: float = 1.0,
     ) -> None:
         self.bench = bench
         self.runs = runs  # one directory per run below this
@@ -260,9 +343,11 @@ class Runner:
 
     def _record(self, run: Run) -> None:
         self.bench.runs.append(run)
-        print(f"  {run.scenario} {run.tool:22s} {run.seconds:7.2f} s  {run.rss_mb:6.0f} MB  "
-              f"sent {run.bytes_sent / 1e6:7.1f} MB in {run.requests} req  rc={run.returncode} {run.note}",
-              flush=True)
+        print(
+            f"  {run.scenario} {run.tool:22s} {run.seconds:7.2f} s  {run.rss_mb:6.0f} MB  "
+            f"sent {run.bytes_sent / 1e6:7.1f} MB in {run.requests} req  rc={run.returncode} {run.note}",
+            flush=True,
+        )
 
     def cold(self, scenario: str, tool: str, paths: list[Path], plan: FaultPlan | None = None) -> None:
         target, cache, reqs, log = self._dirs(tool)
@@ -388,7 +473,9 @@ def report(bench: Bench, args: argparse.Namespace, tools: Tools) -> str:
             lines.append(row)
         if scenario == "c":
             lines.append("")
-            lines.append(f"File size {big_size / 1e6:.1f} MB; MB sent counts every body byte of every request.")
+            lines.append(
+                f"File size {big_size / 1e6:.1f} MB; MB sent counts every body byte of every request."
+            )
         if scenario == "d":
             notes = sorted({f"{r.tool}: {r.note}" for r in bench.runs if r.scenario == "d"})
             lines += ["", "Rerun details: " + "; ".join(notes)]
@@ -407,11 +494,13 @@ def targets(summary: dict[tuple[str, str], dict[str, float]], big_size: int) -> 
 
     out = []
     ws_a, pip_a, uv_a = med("a", "wheelstream"), med("a", "pip"), med("a", "uv")
+
     def check(label: str, value: float | None, limit: float, unit: str = "×") -> None:
         if value is None:
             return
         verdict = "met" if value <= limit else f"MISSED by {value / limit:.2f}×"
         out.append(f"- {label}: {value:.2f}{unit} (target ≤ {limit}{unit}) — {verdict}")
+
     if ws_a and pip_a:
         check("(a) wheelstream / pip", ws_a / pip_a, 0.5)
     if ws_a and uv_a:
@@ -430,8 +519,12 @@ def targets(summary: dict[tuple[str, str], dict[str, float]], big_size: int) -> 
         check("(d) rerun / (a) cold", ws_d / ws_a, 0.2)
     hl_a = med("a", "wheelstream-hardlink")
     if hl_a and uv_a:
-        out.append(f"- (a) with `--link-mode hardlink` (uv's default on Linux): {hl_a / uv_a:.2f}× uv, "
-                   f"{hl_a / pip_a:.2f}× pip" if pip_a else "")
+        out.append(
+            f"- (a) with `--link-mode hardlink` (uv's default on Linux): {hl_a / uv_a:.2f}× uv, "
+            f"{hl_a / pip_a:.2f}× pip"
+            if pip_a
+            else ""
+        )
     return [line for line in out if line]
 
 
@@ -448,22 +541,39 @@ def chart(bench: Bench, args: argparse.Namespace, venv: Path, path: Path) -> Non
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--scenarios", default="a,b,c,d", help="comma-separated subset of a,b,c,d")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--tools", default=",".join(ALL_TOOLS), help="comma-separated subset of " + ",".join(ALL_TOOLS))
+    parser.add_argument(
+        "--tools", default=",".join(ALL_TOOLS), help="comma-separated subset of " + ",".join(ALL_TOOLS)
+    )
     parser.add_argument("--results", type=Path, default=HERE / "results.md")
     parser.add_argument("--chart", type=Path, default=REPO / "docs" / "bench.png")
     parser.add_argument("--no-chart", action="store_true")
     parser.add_argument("-v", "--verbose", action="store_true")
-    parser.add_argument("--settle", type=int, default=60,
-                        help="seconds to wait after deleting old run dirs before the first run (ext4 inode reuse)")
-    parser.add_argument("--big", type=Path, help="the big wheel for (a), (c), (d) (default: torch from "
-                        "/opt/wheels when present, else a generated ~200 MB wheel)")
+    parser.add_argument(
+        "--settle",
+        type=int,
+        default=60,
+        help="seconds to wait after deleting old run dirs before the first run (ext4 inode reuse)",
+    )
+    parser.add_argument(
+        "--big",
+        type=Path,
+        help="the big wheel for (a), (c), (d) (default: torch from "
+        "/opt/wheels when present, else a generated ~200 MB wheel)",
+    )
     parser.add_argument("--out", type=Path, default=OUT, help="where run dirs go (deleted at the end)")
-    parser.add_argument("--kill-after", type=float, default=1.0, help="(d): seconds into the stall before the kill")
-    parser.add_argument("--baseline", type=Path, help="a checkout of another commit: its wheelstream races too, "
-                        "as wheelstream-baseline")
+    parser.add_argument(
+        "--kill-after", type=float, default=1.0, help="(d): seconds into the stall before the kill"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout of another commit: its wheelstream races too, as wheelstream-baseline",
+    )
     args = parser.parse_args()
     args.scenarios = [s for s in args.scenarios.split(",") if s]
     args.tools = [t for t in args.tools.split(",") if t]
@@ -489,8 +599,11 @@ def main() -> None:
     compile_wheelstream()
     if args.baseline is not None:
         compile_wheelstream(args.baseline)
-    print(f"big wheel {bench.big} ({bench.big.stat().st_size / 1e6:.0f} MB); wheelstream "
-          f"{'CLI' if tools.ws_cli else 'python -c'}", flush=True)
+    print(
+        f"big wheel {bench.big} ({bench.big.stat().st_size / 1e6:.0f} MB); wheelstream "
+        f"{'CLI' if tools.ws_cli else 'python -c'}",
+        flush=True,
+    )
     time.sleep(args.settle)  # freed inodes of an earlier bench must age out first (see _fresh)
     with FaultServer() as server:
         runner = Runner(bench, tools, server, args.verbose, runs, args.kill_after)

@@ -81,7 +81,9 @@ def wheelstream_cmd() -> list[str]:
 def run(args: list[str], env: dict[str, str]) -> int:
     say("$ wheelstream " + " ".join(args))
     # the child's stderr (bars, notes, errors) goes where our stdout goes, so a log keeps the order
-    return subprocess.run([*wheelstream_cmd(), *args], env=env, check=False, stderr=sys.stdout.fileno()).returncode
+    return subprocess.run(
+        [*wheelstream_cmd(), *args], env=env, check=False, stderr=sys.stdout.fileno()
+    ).returncode
 
 
 def show_log(server: FaultServer, since: int) -> None:
@@ -109,20 +111,28 @@ def main() -> int:
             env = {**os.environ, "WHEELSTREAM_CACHE_DIR": str(work / "cache1")}
 
             header("2. A flaky server: cut at 25 %, stall 4 s, cut again — one install command")
-            server.set_plan(FILENAME, FaultPlan(
-                Throttle(24 * MB),
-                Cut(percent=25, requests=1),
-                Stall(at=3 * MB, seconds=4, requests=2),
-                Cut(percent=50, requests=3),
-            ))
+            server.set_plan(
+                FILENAME,
+                FaultPlan(
+                    Throttle(24 * MB),
+                    Cut(percent=25, requests=1),
+                    Stall(at=3 * MB, seconds=4, requests=2),
+                    Cut(percent=50, requests=3),
+                ),
+            )
             say(f"serving {url}")
             code = run(["install", url, "--target", str(work / "target1"), "--timeout", "1.5"], env)
             show_log(server, 0)
             gets = server.requests_for(FILENAME)
             check(code == 0, "installed despite two cuts and a stall (exit 0)")
-            check(len(gets) >= 4 and all(r.range for r in gets[1:]),
-                  f"{len(gets) - 1} resumes, each a Range request continuing where the last one stopped")
-            check(sum(r.bytes_sent for r in gets) < len(data) * 1.05, "no byte fetched twice (± a stall's worth)")
+            check(
+                len(gets) >= 4 and all(r.range for r in gets[1:]),
+                f"{len(gets) - 1} resumes, each a Range request continuing where the last one stopped",
+            )
+            check(
+                sum(r.bytes_sent for r in gets) < len(data) * 1.05,
+                "no byte fetched twice (± a stall's worth)",
+            )
 
             header("3. Ctrl-C halfway, then the same command again (a new process resumes)")
             env = {**os.environ, "WHEELSTREAM_CACHE_DIR": str(work / "cache2")}
@@ -149,14 +159,21 @@ def main() -> int:
             show_log(server, mark)
             rerun = server.requests_for(FILENAME)[-1]
             check(code == 0, "the rerun installed it (exit 0)")
-            check(len(server.requests) - after_interrupt == 1 and bool(rerun.range) and rerun.status == 206,
-                  f"the rerun asked only for the rest ({rerun.range}) and got 206")
+            check(
+                len(server.requests) - after_interrupt == 1 and bool(rerun.range) and rerun.status == 206,
+                f"the rerun asked only for the rest ({rerun.range}) and got 206",
+            )
 
         header("4. Run the installed console script")
         script = target2 / "bin" / NAME
         say(f"$ PYTHONPATH={target2} {script}")
-        out = subprocess.run([str(script)], env={**os.environ, "PYTHONPATH": str(target2)},
-                             capture_output=True, text=True, check=False)
+        out = subprocess.run(
+            [str(script)],
+            env={**os.environ, "PYTHONPATH": str(target2)},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         print("  " + out.stdout.strip(), flush=True)
         check(out.returncode == 0 and "bigdemo 1.0: corpus 28.0 MB" in out.stdout, "the console script runs")
 

@@ -87,23 +87,43 @@ def ws_env(cache: Path | None, **extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def ws(*args: str, cache: Path | None, timeout: float = 60, cwd: Path | None = None,
-       env: Mapping[str, str] | None = None, **popen: Any) -> Run:
+def ws(
+    *args: str,
+    cache: Path | None,
+    timeout: float = 60,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    **popen: Any,
+) -> Run:
     """``python -m wheelstream *args`` to its end; ``env`` adds to :func:`ws_env`, ``popen`` goes to
     :func:`subprocess.run`. Output that is not UTF-8 shows as U+FFFD instead of failing the test."""
     proc = subprocess.run(
-        [sys.executable, "-m", "wheelstream", *args], check=False, capture_output=True, encoding="utf-8",
-        errors="replace", env=ws_env(cache, **(env or {})), timeout=timeout, cwd=cwd or ROOT, **popen,
+        [sys.executable, "-m", "wheelstream", *args],
+        check=False,
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        env=ws_env(cache, **(env or {})),
+        timeout=timeout,
+        cwd=cwd or ROOT,
+        **popen,
     )
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
 
-def ws_start(*args: str, cache: Path | None, env: Mapping[str, str] | None = None,
-             **popen: Any) -> subprocess.Popen[str]:
+def ws_start(
+    *args: str, cache: Path | None, env: Mapping[str, str] | None = None, **popen: Any
+) -> subprocess.Popen[str]:
     """``python -m wheelstream *args`` started, stdout and stderr piped (text), for a test to signal or watch."""
     return subprocess.Popen(
-        [sys.executable, "-m", "wheelstream", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        encoding="utf-8", errors="replace", env=ws_env(cache, **(env or {})), cwd=ROOT, **popen,
+        [sys.executable, "-m", "wheelstream", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        encoding="utf-8",
+        errors="replace",
+        env=ws_env(cache, **(env or {})),
+        cwd=ROOT,
+        **popen,
     )
 
 

@@ -39,13 +39,18 @@ def test_mixed_sources_install_and_second_install_fetches_nothing(tmp_path: Path
     demo = WELLFORMED["mixed_streamable"]()
     with FaultServer() as server:
         url = server.add_file("demo-1.0-py3-none-any.whl", demo, plan=FaultPlan(Cut(percent=50, requests=1)))
-        sources = [url + "#sha256=" + hashlib.sha256(demo).hexdigest(), str(REAL_WHEELS["six"]),
-                   REAL_WHEELS["jsonpointer"].as_uri()]
+        sources = [
+            url + "#sha256=" + hashlib.sha256(demo).hexdigest(),
+            str(REAL_WHEELS["six"]),
+            REAL_WHEELS["jsonpointer"].as_uri(),
+        ]
         first = wheelstream.install(sources, tmp_path / "a", cache_dir=tmp_path / "cache", link_mode="copy")
         assert first.resumed
         assert first.wheels[0].resumed_at is not None
         assert server.bytes_sent("demo-1.0-py3-none-any.whl") == len(demo)
-        second = wheelstream.install(sources, tmp_path / "b", cache_dir=tmp_path / "cache", link_mode="hardlink")
+        second = wheelstream.install(
+            sources, tmp_path / "b", cache_dir=tmp_path / "cache", link_mode="hardlink"
+        )
         assert server.bytes_sent("demo-1.0-py3-none-any.whl") == len(demo)  # zero bytes the second time
         assert second.bytes_fetched == 0
         assert all(w.from_cache for w in second.wheels)
@@ -109,8 +114,11 @@ def test_one_failing_source_installs_nothing(tmp_path: Path) -> None:
     with FaultServer() as server:
         good = server.add_file("demo-1.0-py3-none-any.whl", WELLFORMED["deflate"]())
         with pytest.raises(ResourceGone):
-            wheelstream.install([good, server.url_for("gone-1.0-py3-none-any.whl")], tmp_path / "target",
-                                cache_dir=tmp_path / "cache")
+            wheelstream.install(
+                [good, server.url_for("gone-1.0-py3-none-any.whl")],
+                tmp_path / "target",
+                cache_dir=tmp_path / "cache",
+            )
     assert snapshot(tmp_path / "target") == {"keep.txt": b"mine"}
 
 
@@ -135,7 +143,9 @@ def test_download_keeps_the_wheel_file_and_verifies_it(tmp_path: Path) -> None:
     assert result.wheels[0].sha256 == hashlib.sha256(data).hexdigest()
 
 
-def test_credentials_from_url_and_netrc_reach_the_server_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_credentials_from_url_and_netrc_reach_the_server_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     netrc_file = tmp_path / "netrc"
     netrc_file.write_text("machine 127.0.0.1 login bob password n3trc\n")
     netrc_file.chmod(0o600)

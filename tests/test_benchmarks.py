@@ -31,11 +31,32 @@ def test_the_harness_races_cut_and_kill_scenarios_and_reports_the_resumes(tmp_pa
     wheel = _small_big_wheel(tmp_path)
     results = tmp_path / "results.md"
     run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--tools", "wheelstream", "--scenarios", "a,c,d",
-         "--repeat", "1", "--settle", "0", "--no-chart", "--big", str(wheel), "--out", str(tmp_path / "out"),
-         "--kill-after", "3",
-         "--results", str(results)],
-        capture_output=True, text=True, timeout=240, check=False, cwd=tmp_path,
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "run.py"),
+            "--tools",
+            "wheelstream",
+            "--scenarios",
+            "a,c,d",
+            "--repeat",
+            "1",
+            "--settle",
+            "0",
+            "--no-chart",
+            "--big",
+            str(wheel),
+            "--out",
+            str(tmp_path / "out"),
+            "--kill-after",
+            "3",
+            "--results",
+            str(results),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+        cwd=tmp_path,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     runs = {r["scenario"]: r for r in json.loads(results.with_suffix(".json").read_text())}

@@ -26,10 +26,13 @@ SUBDIRS = ["claimed", "http", "partial", "staging", "urls", "wheels"]
 
 def _locked_elsewhere(lock_file: Path) -> bool:
     """Whether another process finds ``lock_file`` locked (it tries to take it, and lets it go)."""
-    script = "import sys; from pathlib import Path; from wheelstream._cache import try_lock\n" \
-             "lock = try_lock(Path(sys.argv[1])); print(lock is None); lock and lock.release()"
-    run = subprocess.run([sys.executable, "-c", script, str(lock_file)], capture_output=True, text=True,
-                         check=True, timeout=30)
+    script = (
+        "import sys; from pathlib import Path; from wheelstream._cache import try_lock\n"
+        "lock = try_lock(Path(sys.argv[1])); print(lock is None); lock and lock.release()"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script, str(lock_file)], capture_output=True, text=True, check=True, timeout=30
+    )
     return run.stdout.strip() == "True"
 
 
@@ -93,7 +96,10 @@ def test_a_remembered_sha256_counts_only_while_its_wheel_is_cached(tmp_path: Pat
     assert cache.remembered_sha256(KEY) is None
     cache.remember(KEY, "https://host/demo-1.0-py3-none-any.whl", SHA, "demo-1.0-py3-none-any.whl")
     assert json.loads((cache.root / "urls" / f"{KEY}.json").read_text()) == {
-        "url": "https://host/demo-1.0-py3-none-any.whl", "sha256": SHA, "filename": "demo-1.0-py3-none-any.whl"}
+        "url": "https://host/demo-1.0-py3-none-any.whl",
+        "sha256": SHA,
+        "filename": "demo-1.0-py3-none-any.whl",
+    }
     assert cache.remembered_sha256(KEY) is None  # neither the unpacked tree nor the file is there
     cache.wheel_file(SHA).write_bytes(b"PK")
     assert cache.remembered_sha256(KEY) == SHA

@@ -86,11 +86,15 @@ def interrupted_halfway(server: FaultServer, cache_dir: Path) -> tuple[bytes, st
     return data, url, journal
 
 
-def assert_resumed_from(result: DownloadResult, journal: Journal, data: bytes, server: FaultServer, sent: int) -> None:
+def assert_resumed_from(
+    result: DownloadResult, journal: Journal, data: bytes, server: FaultServer, sent: int
+) -> None:
     assert tree(result) == contents(data)
     assert result.bytes_reused == journal.durable
     assert server.bytes_sent(WHEEL) - sent == len(data) - journal.durable  # nothing on disk fetched again
-    assert result.files_unpacked == len(contents(data)) - len(journal.files)  # nothing finished inflated again
+    assert result.files_unpacked == len(contents(data)) - len(
+        journal.files
+    )  # nothing finished inflated again
 
 
 # -- the log on disk --------------------------------------------------------------------------------------
@@ -106,7 +110,9 @@ def garbage_cases(log: bytes) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("case", ["binary", "torn-line", "whole-line"])
-def test_bytes_after_the_recorded_log_length_are_ignored(server: FaultServer, tmp_path: Path, case: str) -> None:
+def test_bytes_after_the_recorded_log_length_are_ignored(
+    server: FaultServer, tmp_path: Path, case: str
+) -> None:
     """A crash between appending to the log and replacing the header leaves bytes the header does not count."""
     data, url, journal = interrupted_halfway(server, tmp_path)
     log = entries_log(journal_path(tmp_path, url))
@@ -142,7 +148,9 @@ def test_the_next_save_cuts_off_what_a_crash_left_after_the_log(tmp_path: Path) 
 
 
 @pytest.mark.parametrize("damage", ["shorter", "missing", "garbled", "more-lines"])
-def test_a_log_that_disagrees_with_its_header_starts_fresh(server: FaultServer, tmp_path: Path, damage: str) -> None:
+def test_a_log_that_disagrees_with_its_header_starts_fresh(
+    server: FaultServer, tmp_path: Path, damage: str
+) -> None:
     data, url, _journal = interrupted_halfway(server, tmp_path)
     log = entries_log(journal_path(tmp_path, url))
     raw = log.read_bytes()
@@ -185,12 +193,16 @@ def test_the_log_holds_names_sizes_and_hashes_only(tmp_path: Path) -> None:
     path = tmp_path / "k.json"
     journal = Journal(url="https://host/demo.whl")
     staged = StagedFile("demo/a.py", 3, "ab" * 32, True)
-    journal.add_finished([LocalEntry(0, "demo/a.py", 0, 8, 7, 5, 3), LocalEntry(60, "demo/d/", 0, 0, 0, 0, 0)],
-                         {"demo/a.py": staged})
+    journal.add_finished(
+        [LocalEntry(0, "demo/a.py", 0, 8, 7, 5, 3), LocalEntry(60, "demo/d/", 0, 0, 0, 0, 0)],
+        {"demo/a.py": staged},
+    )
     journal.save(path)
     lines = entries_log(path).read_bytes().splitlines()
-    assert [json.loads(line) for line in lines] == [[0, "demo/a.py", 0, 8, 7, 5, 3, 3, "ab" * 32, True],
-                                                    [60, "demo/d/", 0, 0, 0, 0, 0]]
+    assert [json.loads(line) for line in lines] == [
+        [0, "demo/a.py", 0, 8, 7, 5, 3, 3, "ab" * 32, True],
+        [60, "demo/d/", 0, 0, 0, 0, 0],
+    ]
     assert os.stat(entries_log(path)).st_mode & 0o077 == 0
     loaded = Journal.load(path)
     assert loaded is not None
@@ -202,8 +214,9 @@ def test_the_log_holds_names_sizes_and_hashes_only(tmp_path: Path) -> None:
 @given(
     name=st.text(min_size=1, max_size=40),
     numbers=st.lists(st.integers(min_value=0, max_value=2**64), min_size=6, max_size=6),
-    staged=st.one_of(st.none(), st.tuples(st.integers(min_value=0, max_value=2**64), st.text(max_size=64),
-                                          st.booleans())),
+    staged=st.one_of(
+        st.none(), st.tuples(st.integers(min_value=0, max_value=2**64), st.text(max_size=64), st.booleans())
+    ),
 )
 def test_a_log_line_is_the_json_of_its_row_and_reads_back(
     name: str, numbers: list[int], staged: tuple[int, str, bool] | None
@@ -249,7 +262,9 @@ def _bytes_of_one_save(tmp_path: Path, finished_before: int) -> tuple[int, int]:
     journal.add_finished((_entry(i) for i in range(finished_before)), {})
     journal.save(path)
     before = entries_log(path).stat().st_size if finished_before else 0
-    journal.add_finished([_entry(10**8 + i) for i in range(3)], {f"f{10**8}": StagedFile(f"f{10**8}", 3, "c" * 64, False)})
+    journal.add_finished(
+        [_entry(10**8 + i) for i in range(3)], {f"f{10**8}": StagedFile(f"f{10**8}", 3, "c" * 64, False)}
+    )
     journal.save(path)
     return entries_log(path).stat().st_size - before, path.stat().st_size
 
@@ -285,7 +300,9 @@ def test_checkpoint_cost_does_not_grow_with_finished_entries(
     assert tree(result) == contents(data)
     assert len(saves) >= 10
     assert saves[-1][0] + saves[-1][1] > 1900
-    line = max(len(json.dumps([2000, "demo/pkg19/m1999.py", 0, 8, 2**32, 10**5, 10**5, 10**5, "0" * 64, False])), 1)
+    line = max(
+        len(json.dumps([2000, "demo/pkg19/m1999.py", 0, 8, 2**32, 10**5, 10**5, 10**5, "0" * 64, False])), 1
+    )
     for _before, new, appended in saves:
         assert appended <= new * line  # O(new entries), however many came before
         assert new == 0 or appended >= new * 40
@@ -342,7 +359,9 @@ def test_periodic_checkpoints_run_on_the_worker_without_restarting_it(
     durable: list[str] = []
     workers = 0
     real_snapshot, real_durable, real_init = (
-        tee.Tee._snapshot_checkpoint, tee.Tee._make_durable, tee._Unpacker.__init__
+        tee.Tee._snapshot_checkpoint,
+        tee.Tee._make_durable,
+        tee._Unpacker.__init__,
     )
 
     def snapshot(self: tee.Tee, *, drain: bool = False) -> None:
@@ -441,8 +460,11 @@ def test_small_files_read_back_from_the_partial_file_survive_a_cut_and_an_interr
         return real_read_at(self, offset, size)
 
     monkeypatch.setattr(PartialFile, "read_at", read_at)
-    url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(percent=30, requests=1),
-                                                        Throttle(bytes_per_second=len(data) * 2, requests=2)))
+    url = server.add_file(
+        WHEEL,
+        data,
+        plan=FaultPlan(Cut(percent=30, requests=1), Throttle(bytes_per_second=len(data) * 2, requests=2)),
+    )
 
     def interrupt(progress: Progress) -> None:
         if progress.bytes_done > len(data) * 2 // 3:
@@ -594,7 +616,9 @@ def rerun_and_check(server: FaultServer, cache_dir: Path, url: str, data: bytes,
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_sigkill_at_a_random_point_leaves_a_sound_checkpoint(server: FaultServer, tmp_path: Path, seed: int) -> None:
+def test_sigkill_at_a_random_point_leaves_a_sound_checkpoint(
+    server: FaultServer, tmp_path: Path, seed: int
+) -> None:
     """Killed at a random byte of the download (not right after a checkpoint): whatever the worker was
     doing, the journal on disk lists only entries whose files are complete, and the rerun resumes there."""
     data = mixed_wheel()
@@ -603,8 +627,11 @@ def test_sigkill_at_a_random_point_leaves_a_sound_checkpoint(server: FaultServer
     partial = tmp_path / "partial" / f"{cache_key(url)}.whl.part"
     kill_after = int(len(data) * (0.15 + 0.7 * random.Random(seed).random()))
     # a progress point, independent of when checkpoints happen
-    wait_until(lambda: partial.exists() and partial.stat().st_size >= kill_after, timeout=30,
-               what=f"{kill_after} bytes in the partial file")
+    wait_until(
+        lambda: partial.exists() and partial.stat().st_size >= kill_after,
+        timeout=30,
+        what=f"{kill_after} bytes in the partial file",
+    )
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     journal = assert_checkpoint_is_sound(tmp_path, url, data)
@@ -619,10 +646,17 @@ def test_sigkill_between_log_append_and_header_resumes_from_the_previous_checkpo
 ) -> None:
     data = mixed_wheel()
     url = server.add_file(WHEEL, data, plan=FaultPlan(Throttle(bytes_per_second=len(data) * 2, requests=1)))
-    proc = subprocess.run([sys.executable, "-c", KILL_IN_SAVE_SCRIPT, url, str(tmp_path), str(nth)],
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_IN_SAVE_SCRIPT, url, str(tmp_path), str(nth)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    assert proc.stdout.split() == ["wheelstream-checkpoint"]  # a periodic checkpoint, made durable beside the worker
+    assert proc.stdout.split() == [
+        "wheelstream-checkpoint"
+    ]  # a periodic checkpoint, made durable beside the worker
     journal = assert_checkpoint_is_sound(tmp_path, url, data)
     log = entries_log(journal_path(tmp_path, url))
     # The killed save's lines (if any) lie past the header's count. Periodic checkpoints list only entries
@@ -656,9 +690,13 @@ def test_the_streams_own_error_wins_over_a_failed_checkpoint(tmp_path: Path) -> 
 
     cache = Cache.at(tmp_path / "cache")
     stream = tee.Tee(
-        wheel="demo-1.0-py3-none-any.whl", journal_path=cache.journal("k"), journal=Journal(url="http://x/demo.whl"),
-        partial=PartialFile(cache.partial("k")), parser=ZipStreamParser(),
-        extractor=Extractor(cache.staging("k"), writers=True), hasher=_sha256.new(),
+        wheel="demo-1.0-py3-none-any.whl",
+        journal_path=cache.journal("k"),
+        journal=Journal(url="http://x/demo.whl"),
+        partial=PartialFile(cache.partial("k")),
+        parser=ZipStreamParser(),
+        extractor=Extractor(cache.staging("k"), writers=True),
+        hasher=_sha256.new(),
     )
     stream._syncer.error = OSError(28, "No space left on device (injected)")
     stream.feed(b"not a zip at all" * 100_000)  # > one block: handed to the worker, which fails on it
@@ -699,8 +737,12 @@ def test_a_dropped_connection_resumes_without_waiting_for_a_checkpoint_to_sync(
 
     monkeypatch.setattr(Extractor, "flush_to_disk", slow_flush)
     with httpx.Client(timeout=10, event_hooks={"request": [on_request]}) as client:
-        result = fetch_wheel(url, cache=Cache.at(tmp_path), client=client,
-                             options=dataclasses.replace(OFTEN, checkpoint_bytes=256 << 10))
+        result = fetch_wheel(
+            url,
+            cache=Cache.at(tmp_path),
+            client=client,
+            options=dataclasses.replace(OFTEN, checkpoint_bytes=256 << 10),
+        )
     assert tree(result) == contents(data)
     assert result.resumed_at is not None
     assert seen_while_syncing == [True]
@@ -713,7 +755,9 @@ def test_past_a_deferred_entry_the_idle_worker_takes_no_checkpoints_while_bytes_
     every 0.5 s while the download goes on at full speed. An idle checkpoint there would sync the disk for
     nothing (the network has not stalled); the periodic ones — off here — are what cover that phase."""
     files = {f"demo/m{i:02d}.bin": bytes([i]) * 300_000 for i in range(12)}
-    data = make_wheel(files, compress=0, sized=False)  # every entry stored + data descriptor: deferred at once
+    data = make_wheel(
+        files, compress=0, sized=False
+    )  # every entry stored + data descriptor: deferred at once
     url = server.add_file(WHEEL, data, plan=FaultPlan(Throttle(bytes_per_second=len(data) // 2, requests=1)))
     real_save = Journal.save
     by_worker: list[int] = []

@@ -35,8 +35,13 @@ REAL_WHEELS = ROOT / "fixtures" / "wheels"
 TLS = ROOT / "fixtures" / "tls"
 
 
-def add(srv: FaultServer, name: str = "demo", version: str = "1.0", size: int = 64 * 1024,
-        plan: FaultPlan | None = None) -> str:
+def add(
+    srv: FaultServer,
+    name: str = "demo",
+    version: str = "1.0",
+    size: int = 64 * 1024,
+    plan: FaultPlan | None = None,
+) -> str:
     filename, data = build_wheel(name, version, payload_size=size)
     return srv.add_file(filename, data, plan=plan)
 
@@ -71,8 +76,9 @@ def test_install_url_with_console_script(server: FaultServer, cache: Path, tmp_p
     assert len(server.requests) == before
 
 
-def test_existing_target_items_are_skipped_with_a_warning(server: FaultServer, cache: Path,
-                                                          tmp_path: Path) -> None:
+def test_existing_target_items_are_skipped_with_a_warning(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
     url = add(server)
     target = tmp_path / "t"
     assert ws("install", url, "-t", str(target), cache=cache).code == 0
@@ -207,7 +213,11 @@ def test_signal_exits_130_keeps_the_partial_and_the_rerun_resumes(
     proc = ws_start("install", url, "-t", str(tmp_path / "t"), cache=cache)
 
     def client_holds() -> int:  # what the client wrote to its partial file, not what the server pushed
-        return sum(p.stat().st_size for p in (cache / "partial").glob("*.whl.part")) if (cache / "partial").is_dir() else 0
+        return (
+            sum(p.stat().st_size for p in (cache / "partial").glob("*.whl.part"))
+            if (cache / "partial").is_dir()
+            else 0
+        )
 
     wait_until(lambda: client_holds() >= 1024 * 1024, timeout=20, what="the first MiB in the partial file")
     proc.send_signal(sig)
@@ -241,16 +251,22 @@ def _ctrl_c_promptly(proc: subprocess.Popen[str]) -> Run:
     return Run(proc.returncode, out, err)
 
 
-def test_ctrl_c_in_a_stall_exits_at_once_and_the_rerun_resumes(server: FaultServer, cache: Path,
-                                                                tmp_path: Path) -> None:
+def test_ctrl_c_in_a_stall_exits_at_once_and_the_rerun_resumes(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
     """The download thread is blocked in ``recv`` while the server says nothing; Ctrl-C must not wait for the
     server (or the 30 s read timeout): the socket is shut, the checkpoint written, exit 130."""
-    filename, data = build_wheel("demo", "1.0", files={f"demo/m{i}.bin": os.urandom(64 * 1024) for i in range(24)})
+    filename, data = build_wheel(
+        "demo", "1.0", files={f"demo/m{i}.bin": os.urandom(64 * 1024) for i in range(24)}
+    )
     url = server.add_file(filename, data, plan=FaultPlan(Stall(at=1200 * 1024, seconds=120)))
     proc = ws_start("install", url, "-t", str(tmp_path / "t"), cache=cache)
     # In the stall, and blocked in recv: the idle checkpoint (0.5 s without data) is in the journal header.
-    wait_until(lambda: (saved_journal(cache, url) or {}).get("checkpoint", 0) > 0, timeout=20,
-               what="the idle checkpoint in the stall")
+    wait_until(
+        lambda: (saved_journal(cache, url) or {}).get("checkpoint", 0) > 0,
+        timeout=20,
+        what="the idle checkpoint in the stall",
+    )
     run = _ctrl_c_promptly(proc)
     line = run.error_line()
     assert line.startswith("error: interrupted at ")
@@ -292,18 +308,29 @@ def _read_request(conn: socket.socket) -> bytes:
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
-def test_ctrl_c_while_a_pooled_connection_waits_for_headers_exits_at_once(scheme: str, cache: Path,
-                                                                          tmp_path: Path) -> None:
+def test_ctrl_c_while_a_pooled_connection_waits_for_headers_exits_at_once(
+    scheme: str, cache: Path, tmp_path: Path
+) -> None:
     """The index page and the wheel are on one host, so the wheel's request goes out on the index page's
     keep-alive connection, from the pool — no new connection, so no connect trace — and the server never
     answers it. Ctrl-C must not wait for the read timeout: our client's pools tell the download which
     connection its request was written to."""
     listener = socket.create_server(("127.0.0.1", 0))
     index = f"{scheme}://127.0.0.1:{listener.getsockname()[1]}/simple/"
-    page = b'<html><body><a href="/files/demo-1.0-py3-none-any.whl">demo-1.0-py3-none-any.whl</a></body></html>'
+    page = (
+        b'<html><body><a href="/files/demo-1.0-py3-none-any.whl">demo-1.0-py3-none-any.whl</a></body></html>'
+    )
     with listener:
-        proc = ws_start("install", "demo==1.0", "--index-url", index, "-t", str(tmp_path / "t"), cache=cache,
-                        env={"SSL_CERT_FILE": str(TLS / "localhost.pem")})
+        proc = ws_start(
+            "install",
+            "demo==1.0",
+            "--index-url",
+            index,
+            "-t",
+            str(tmp_path / "t"),
+            cache=cache,
+            env={"SSL_CERT_FILE": str(TLS / "localhost.pem")},
+        )
         try:
             listener.settimeout(20)
             conn, _ = listener.accept()
@@ -314,8 +341,10 @@ def test_ctrl_c_while_a_pooled_connection_waits_for_headers_exits_at_once(scheme
             with conn:
                 conn.settimeout(20)
                 assert _read_request(conn).startswith(b"GET /simple/demo/ ")
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s"
-                             % (len(page), page))
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s"
+                    % (len(page), page)
+                )
                 assert _read_request(conn).startswith(b"GET /files/demo-1.0-py3-none-any.whl ")
                 listener.setblocking(False)
                 with pytest.raises(BlockingIOError):
@@ -344,8 +373,9 @@ def ws_limited(*args: str, cache: Path, file_size_limit: int) -> Run:
     return ws(*args, cache=cache, preexec_fn=limit)
 
 
-def test_a_full_disk_before_any_checkpoint_says_so_and_leaves_nothing(server: FaultServer, cache: Path,
-                                                                     tmp_path: Path) -> None:
+def test_a_full_disk_before_any_checkpoint_says_so_and_leaves_nothing(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
     """A staged file cannot be written (a 3 MB entry of zeros: the partial stays small). Nothing is
     resumable yet, so nothing may be left taking space on what is probably a full disk."""
     filename, data = build_wheel("demo", "1.0", files={"demo/zeros.bin": bytes(3 << 20)})
@@ -361,19 +391,23 @@ def test_a_full_disk_before_any_checkpoint_says_so_and_leaves_nothing(server: Fa
     assert list((cache / "staging").iterdir()) == []
 
 
-def test_a_full_disk_while_unpacking_a_local_wheel_says_so_and_leaves_nothing(cache: Path, tmp_path: Path) -> None:
+def test_a_full_disk_while_unpacking_a_local_wheel_says_so_and_leaves_nothing(
+    cache: Path, tmp_path: Path
+) -> None:
     filename, data = build_wheel("demo", "1.0", files={"demo/zeros.bin": bytes(3 << 20)})
     (tmp_path / filename).write_bytes(data)
-    run = ws_limited("install", str(tmp_path / filename), "-t", str(tmp_path / "t"), cache=cache,
-                     file_size_limit=2 << 20)
+    run = ws_limited(
+        "install", str(tmp_path / filename), "-t", str(tmp_path / "t"), cache=cache, file_size_limit=2 << 20
+    )
     assert run.code == 1, run.err
     assert run.error_line() == f"error: {filename}: cannot write in {cache}: File too large", run.err
     assert not (tmp_path / "t").exists()
     assert list((cache / "staging").iterdir()) == []
 
 
-def test_a_full_disk_in_one_of_several_downloads_names_that_wheel(server: FaultServer, cache: Path,
-                                                                  tmp_path: Path) -> None:
+def test_a_full_disk_in_one_of_several_downloads_names_that_wheel(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
     """Several wheels download in worker processes: the DiskError crosses the process boundary whole."""
     small = add(server, "alpha")
     filename, data = build_wheel("beta", "1.0", files={"beta/zeros.bin": bytes(3 << 20)})
@@ -386,21 +420,33 @@ def test_a_full_disk_in_one_of_several_downloads_names_that_wheel(server: FaultS
     assert not (tmp_path / "t").exists()
 
 
-def test_an_index_cache_that_cannot_be_written_is_a_warning_not_a_traceback(server: FaultServer, cache: Path,
-                                                                            tmp_path: Path) -> None:
+def test_an_index_cache_that_cannot_be_written_is_a_warning_not_a_traceback(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
     """hishel serves the page uncached when its SQLite store fails, and logs the failure with a traceback,
     which Python's last-resort handler printed: one warning line with the cause instead."""
     add(server, "demo", size=1000)  # small enough to download and unpack under the limit
-    run = ws_limited("install", "demo==1.0", "--index-url", f"{server.url}/simple/", "-t", str(tmp_path / "t"),
-                     cache=cache, file_size_limit=8192)
+    run = ws_limited(
+        "install",
+        "demo==1.0",
+        "--index-url",
+        f"{server.url}/simple/",
+        "-t",
+        str(tmp_path / "t"),
+        cache=cache,
+        file_size_limit=8192,
+    )
     assert run.code == 0, run.err
     assert "Traceback" not in run.err, run.err
-    assert "warning: hishel: could not store entry, serving the response uncached (OperationalError:" in run.err
+    assert (
+        "warning: hishel: could not store entry, serving the response uncached (OperationalError:" in run.err
+    )
     assert (tmp_path / "t" / "demo").is_dir()
 
 
-def test_a_full_disk_keeps_the_last_checkpoint_and_the_rerun_resumes(server: FaultServer, cache: Path,
-                                                                     tmp_path: Path) -> None:
+def test_a_full_disk_keeps_the_last_checkpoint_and_the_rerun_resumes(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
     """The partial file hits the limit at 2.5 MB; checkpoints were taken every second (the server sends
     1 MB/s), so the error says what is kept, and the same command without the limit resumes there."""
     files = {f"demo/m{i:02}.bin": os.urandom(64 * 1024) for i in range(64)}
@@ -425,18 +471,22 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_the_rerun_resumes(server: Fau
         assert (tmp_path / "t" / name).read_bytes() == content
 
 
-def test_a_full_target_says_so_and_leaves_the_target_unchanged(server: FaultServer, cache: Path,
-                                                              tmp_path: Path) -> None:
+def test_a_full_target_says_so_and_leaves_the_target_unchanged(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
     """The unpacked wheel is in the cache (a copy install keeps it); copying its 3 MB file into the target
     fails. One line naming the wheel and the target; the target keeps exactly what it had."""
-    filename, data = build_wheel("demo", "1.0", files={"demo/zeros.bin": bytes(3 << 20), "demo/a.py": b"x = 1\n"})
+    filename, data = build_wheel(
+        "demo", "1.0", files={"demo/zeros.bin": bytes(3 << 20), "demo/a.py": b"x = 1\n"}
+    )
     url = server.add_file(filename, data)
     assert ws("install", url, "-t", str(tmp_path / "first"), "--link-mode", "copy", cache=cache).code == 0
     target = tmp_path / "t"
     target.mkdir()
     (target / "keep.txt").write_text("mine")
-    run = ws_limited("install", url, "-t", str(target), "--link-mode", "copy", cache=cache,
-                     file_size_limit=2 << 20)
+    run = ws_limited(
+        "install", url, "-t", str(target), "--link-mode", "copy", cache=cache, file_size_limit=2 << 20
+    )
     assert run.code == 1, run.err
     line = run.error_line()
     assert line.startswith(f"error: {filename}: cannot install into {target}: File too large"), line
@@ -476,8 +526,9 @@ def test_requirements_file_with_mixed_sources(server: FaultServer, cache: Path, 
     assert any(r.path == "/simple/beta/" for r in server.requests)
 
 
-def test_requirements_hash_mismatch_for_an_index_pin_exits_1(server: FaultServer, cache: Path,
-                                                              tmp_path: Path) -> None:
+def test_requirements_hash_mismatch_for_an_index_pin_exits_1(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
     add(server, "beta", "2.0")
     req = tmp_path / "r.txt"
     req.write_text(f"beta==2.0 --hash=sha256:{'a' * 64} --hash=sha256:{'b' * 64}\n")
@@ -510,8 +561,9 @@ def test_index_lookup_hits_the_cache_on_rerun(server: FaultServer, cache: Path, 
     again = [r for r in server.requests if r.path.startswith("/simple/")][1:]
     # the test bed sends no validators, so hishel's (heuristic) freshness means no request at all;
     # anything sent must be conditional and answered 304
-    assert all(("if-none-match" in r.headers or "if-modified-since" in r.headers) and r.status == 304
-               for r in again), [r.summary() for r in again]
+    assert all(
+        ("if-none-match" in r.headers or "if-modified-since" in r.headers) and r.status == 304 for r in again
+    ), [r.summary() for r in again]
     assert not again
 
 
@@ -537,11 +589,16 @@ def test_download_command_prints_paths(server: FaultServer, cache: Path, tmp_pat
 
 def test_cache_dir_list_and_clean(server: FaultServer, cache: Path, tmp_path: Path) -> None:
     assert ws("cache", "dir", cache=cache).out.strip() == str(cache)
-    assert ws("cache", "dir", "--cache-dir", str(tmp_path / "x"), cache=cache).out.strip() == str(tmp_path / "x")
+    assert ws("cache", "dir", "--cache-dir", str(tmp_path / "x"), cache=cache).out.strip() == str(
+        tmp_path / "x"
+    )
     assert ws("install", add(server, "alpha"), "-t", str(tmp_path / "a"), cache=cache).code == 0
     _filename, _url, run = _gave_up(server, cache, tmp_path)
     assert run.code == 3
-    assert ws("install", add(server, "beta"), "-t", str(tmp_path / "b"), "--link-mode", "copy", cache=cache).code == 0
+    assert (
+        ws("install", add(server, "beta"), "-t", str(tmp_path / "b"), "--link-mode", "copy", cache=cache).code
+        == 0
+    )
     listing = ws("cache", "list", cache=cache).out
     assert "partial downloads: 1" in listing
     assert "unpacked wheels: 1" in listing
@@ -577,4 +634,6 @@ def test_other_network_failures_exit_3(case: str, server: FaultServer, cache: Pa
     run = ws("install", *args, "-t", str(tmp_path / "t"), cache=cache)
     assert run.code == 3, run.err
     line = run.error_line()
-    assert line.startswith("error: nothere-1.0-py3-none-any.whl: " if case == "404" else "error: demo==1.0: index ")
+    assert line.startswith(
+        "error: nothere-1.0-py3-none-any.whl: " if case == "404" else "error: demo==1.0: index "
+    )

@@ -16,8 +16,15 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_demo_runs_green() -> None:
     bindir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
-    proc = subprocess.run([sys.executable, str(ROOT / "demo" / "run_demo.py")], capture_output=True, text=True,
-                          env=env, timeout=80, check=False, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "demo" / "run_demo.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=80,
+        check=False,
+        cwd=ROOT,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "resumed at" in out

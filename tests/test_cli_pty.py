@@ -22,8 +22,14 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 def spawn(args: list[str], cache: Path) -> tuple[int, str]:
     env = {**os.environ, "WHEELSTREAM_CACHE_DIR": str(cache), "COLUMNS": "160", "TERM": "xterm-256color"}
     env.pop("NO_COLOR", None)
-    child = pexpect.spawn(sys.executable, ["-m", "wheelstream", *args], env=env, encoding="utf-8",
-                          timeout=60, dimensions=(40, 160))
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "wheelstream", *args],
+        env=env,
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 160),
+    )
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus is not None
@@ -34,7 +40,9 @@ def spawn(args: list[str], cache: Path) -> tuple[int, str]:
 def test_bars_and_resume_marker_under_a_pty(tmp_path: Path) -> None:
     filename, data = build_wheel("demo", "1.0", payload_size=3 * 1024 * 1024)
     with FaultServer() as server:
-        url = server.add_file(filename, data, plan=FaultPlan(Throttle(4 * 1024 * 1024), Cut(percent=40, requests=1)))
+        url = server.add_file(
+            filename, data, plan=FaultPlan(Throttle(4 * 1024 * 1024), Cut(percent=40, requests=1))
+        )
         code, screen = spawn(["install", url, "--target", str(tmp_path / "t")], tmp_path / "cache")
     assert code == 0, screen
     assert re.search(r"demo-1\.0-py3-none-any\.whl: resumed at 1\.2 MB", screen), screen

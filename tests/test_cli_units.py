@@ -38,19 +38,26 @@ def test_requirements_subset(tmp_path: Path) -> None:
         "-i http://idx/simple/\n"
     )
     reqs = parse_requirements(req)
-    assert reqs.sources == [f"https://h/x-1.0-py3-none-any.whl#sha256={H1}", "six==1.16.0", "new==2.0",
-                            str(tmp_path / "sub" / "local-1.0-py3-none-any.whl")]
+    assert reqs.sources == [
+        f"https://h/x-1.0-py3-none-any.whl#sha256={H1}",
+        "six==1.16.0",
+        "new==2.0",
+        str(tmp_path / "sub" / "local-1.0-py3-none-any.whl"),
+    ]
     assert reqs.hashes == {"six==1.16.0": [H1, H2]}
     assert reqs.index_url == "http://idx/simple/"
 
 
-@pytest.mark.parametrize(("line", "message"), [
-    ("--find-links x", "unsupported option '--find-links'"),
-    ("six==1.0 --hash=md5:00", "--hash must be sha256"),
-    ("--hash=sha256:" + H1, "--hash without a requirement"),
-    ("six==1.0 --hash", "--hash needs a value"),
-    ("six==1.0 ; python_version <<< 3", "r.txt:1"),
-])
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("--find-links x", "unsupported option '--find-links'"),
+        ("six==1.0 --hash=md5:00", "--hash must be sha256"),
+        ("--hash=sha256:" + H1, "--hash without a requirement"),
+        ("six==1.0 --hash", "--hash needs a value"),
+        ("six==1.0 ; python_version <<< 3", "r.txt:1"),
+    ],
+)
 def test_requirements_errors_name_file_and_line(line: str, message: str, tmp_path: Path) -> None:
     req = tmp_path / "r.txt"
     req.write_text(line + "\n")
@@ -78,8 +85,10 @@ def test_without_a_terminal_there_are_no_bars_but_notes_print() -> None:
     ui(Progress("a.whl", 100, 1000, 1, None))
     ui(Progress("a.whl", 612, 1000, 2, 612, message="resumed at 612.0 MB (saved 612.0 MB)"))
     ui(Progress("b.whl", 0, None, 0, None, message="restarting from zero: the file changed on the server"))
-    assert buf.getvalue().splitlines() == ["a.whl: resumed at 612.0 MB (saved 612.0 MB)",
-                                           "b.whl: restarting from zero: the file changed on the server"]
+    assert buf.getvalue().splitlines() == [
+        "a.whl: resumed at 612.0 MB (saved 612.0 MB)",
+        "b.whl: restarting from zero: the file changed on the server",
+    ]
     quiet, qbuf = _ui(quiet=True)
     quiet(Progress("a.whl", 612, 1000, 2, 612, message="resumed at …"))
     quiet.warn("still shown")
@@ -94,7 +103,8 @@ def test_interrupted_message_counts_unfinished_wheels() -> None:
     ui(Progress("b.whl", 2 * mb, 2 * mb, 5, None, finished=True))
     ui(Progress("c.whl", 1 * mb, 4 * mb, 5, None))
     assert ui.interrupted_message() == (
-        "interrupted at 4.0 MB of 14.0 MB — run the same command again to resume")
+        "interrupted at 4.0 MB of 14.0 MB — run the same command again to resume"
+    )
     ui(Progress("d.whl", 0, None, 0, None))
     assert "of ? —" in ui.interrupted_message()
 
@@ -119,13 +129,17 @@ def test_summary_line() -> None:
     ui, _ = _ui()
     mb = 1024 * 1024
     assert ui.summary("Installed", [1, 2], 25 * mb, 12 * mb, 1, 1, 3.14) == (
-        "Installed 2 wheels in 3.1 s: 25.0 MB fetched, 12.0 MB reused (1 resumed, 1 from cache)")
+        "Installed 2 wheels in 3.1 s: 25.0 MB fetched, 12.0 MB reused (1 resumed, 1 from cache)"
+    )
     assert ui.summary("Downloaded", [1], 0, 0, 0, 0, 0.04) == (
-        "Downloaded 1 wheel in 0.0 s: 0.0 MB fetched, 0.0 MB reused")
+        "Downloaded 1 wheel in 0.0 s: 0.0 MB fetched, 0.0 MB reused"
+    )
 
 
 @pytest.mark.parametrize("argv", [["--version"], ["install"], ["no-such-command"]])
-def test_main_gives_the_garbage_collector_back_as_it_found_it(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_main_gives_the_garbage_collector_back_as_it_found_it(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The CLI runs with rare collections (docs/performance.md, decision log); called in-process, as a host
     or a test may, it must leave the caller's thresholds as they were however the command ends — and collect
     while it runs."""
@@ -198,10 +212,19 @@ def test_a_quiet_install_imports_no_terminal_ui(tmp_path: Path) -> None:
 
     wheel = tmp_path / "demo-1.0-py3-none-any.whl"
     wheel.write_bytes(make_wheel({"demo/__init__.py": b"x = 1\n"}))
-    argv = ["install", "-q", "--no-progress", "--target", str(tmp_path / "t"), "--cache-dir", str(tmp_path / "c"),
-            str(wheel)]
-    done = subprocess.run([sys.executable, "-c", _REPORT_MODULES, *argv], capture_output=True, text=True,
-                          timeout=60, check=True)
+    argv = [
+        "install",
+        "-q",
+        "--no-progress",
+        "--target",
+        str(tmp_path / "t"),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        str(wheel),
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", _REPORT_MODULES, *argv], capture_output=True, text=True, timeout=60, check=True
+    )
     assert done.stdout.split("\n")[-2] == "0 []", done.stdout + done.stderr
     assert (tmp_path / "t" / "demo" / "__init__.py").read_bytes() == b"x = 1\n"
 
@@ -217,7 +240,9 @@ def test_the_library_leaves_httpx_whole_and_exports_lazily() -> None:
         "print(sys.modules.get('httpx._main') is not None, install is wheelstream.install, callable(install))\n"
         "try:\n    wheelstream.nope\nexcept AttributeError as exc:\n    print(exc)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     assert done.stdout.splitlines() == ["True True True", "module 'wheelstream' has no attribute 'nope'"]
 
 
@@ -226,12 +251,15 @@ def test_the_program_leaves_an_already_imported_httpx_whole() -> None:
     import subprocess
 
     code = "import sys, httpx\nfrom wheelstream.cli import main\nprint(sys.modules.get('httpx._main') is not None)\n"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     assert done.stdout.splitlines() == ["True"]
 
 
-def test_ctrl_c_once_the_install_is_done_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_ctrl_c_once_the_install_is_done_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A real SIGINT while the target's items are renamed in is held until they all are (never half an
     install); the command then exits 130 saying nothing is left to do — not "run the same command again",
     which would only warn that every item exists."""
@@ -271,8 +299,17 @@ def test_the_cli_gives_the_loggers_back_as_it_found_them(tmp_path: Path) -> None
     handlers = list(hishel.handlers)
     try:
         with pytest.raises(SystemExit):
-            main(["install", str(tmp_path / "missing-1.0-py3-none-any.whl"), "-t", str(tmp_path / "t"),
-                  "--cache-dir", str(tmp_path / "c"), "-q"])
+            main(
+                [
+                    "install",
+                    str(tmp_path / "missing-1.0-py3-none-any.whl"),
+                    "-t",
+                    str(tmp_path / "t"),
+                    "--cache-dir",
+                    str(tmp_path / "c"),
+                    "-q",
+                ]
+            )
         assert hishel.propagate is False
         assert hishel.handlers == handlers
         assert logging.getLogger("wheelstream").propagate is True

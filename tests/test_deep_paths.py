@@ -105,8 +105,15 @@ def test_a_cache_path_too_long_for_the_file_system_is_one_line(tmp_path: Path) -
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "wheelstream", *args], capture_output=True, text=True, timeout=120,
-                          cwd=ROOT, check=False, env={**os.environ, "COLUMNS": "400"})
+    return subprocess.run(
+        [sys.executable, "-m", "wheelstream", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+        env={**os.environ, "COLUMNS": "400"},
+    )
 
 
 @pytest.mark.parametrize(

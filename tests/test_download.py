@@ -64,7 +64,9 @@ def test_drops_at_random_offsets_in_one_command(server: FaultServer, tmp_path: P
     rng = random.Random(seed)
     cuts = sorted(rng.sample(range(1, len(data)), 8))
     # request k is cut after (cuts[k] - cuts[k-1]) body bytes: the server drops at each absolute offset
-    plan = FaultPlan(*[Cut(after=b - a, requests=i + 1) for i, (a, b) in enumerate(itertools.pairwise([0, *cuts]))])
+    plan = FaultPlan(
+        *[Cut(after=b - a, requests=i + 1) for i, (a, b) in enumerate(itertools.pairwise([0, *cuts]))]
+    )
     url = server.add_file(WHEEL, data, plan=plan)
     result = fetch(url, tmp_path)
     assert tree(result) == contents(data)
@@ -85,7 +87,9 @@ def test_progress_moving_download_is_never_abandoned(server: FaultServer, tmp_pa
 
 def test_no_progress_gives_up_and_keeps_partial(server: FaultServer, tmp_path: Path) -> None:
     data = WELLFORMED["big_entry"]()
-    url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(after=100_000, requests=1), Cut(after=0, requests=range(2, 99))))
+    url = server.add_file(
+        WHEEL, data, plan=FaultPlan(Cut(after=100_000, requests=1), Cut(after=0, requests=range(2, 99)))
+    )
     with pytest.raises(RetriesExhausted, match=r"demo-1.0-py3-none-any.whl: gave up after 3 attempts"):
         fetch(url, tmp_path, options=DownloadOptions(retries=2, backoff_base=0.01))
     key = cache_key(url)
@@ -113,7 +117,9 @@ def test_server_ignoring_range_with_same_etag_does_not_reextract(server: FaultSe
 def test_file_changed_midway_restarts_clean_with_the_new_file(server: FaultServer, tmp_path: Path) -> None:
     old = WELLFORMED["mixed_streamable"]()
     new = make_wheel({"demo/__init__.py": b"NEW = True\n" * 500, "demo/other.py": b"x = 2\n"})
-    url = server.add_file(WHEEL, old, plan=FaultPlan(Cut(percent=50, requests=1), ChangeFile(after_request=1, data=new)))
+    url = server.add_file(
+        WHEEL, old, plan=FaultPlan(Cut(percent=50, requests=1), ChangeFile(after_request=1, data=new))
+    )
     notes: list[str] = []
     result = fetch(url, tmp_path, progress=lambda p: notes.append(p.message or ""))
     assert tree(result) == contents(new)
@@ -124,7 +130,9 @@ def test_file_changed_midway_restarts_clean_with_the_new_file(server: FaultServe
 
 def test_wrong_content_range_start_restarts(server: FaultServer, tmp_path: Path) -> None:
     data = WELLFORMED["mixed_streamable"]()
-    url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(percent=40, requests=1), WrongRangeStart(shift=-10, requests=2)))
+    url = server.add_file(
+        WHEEL, data, plan=FaultPlan(Cut(percent=40, requests=1), WrongRangeStart(shift=-10, requests=2))
+    )
     result = fetch(url, tmp_path)
     assert tree(result) == contents(data)
     assert result.restarts == 1
@@ -157,7 +165,9 @@ def test_resume_without_strong_etag(server: FaultServer, tmp_path: Path, fault: 
     assert resume.if_range is None or not resume.if_range.startswith("W/")
 
 
-def test_forced_gzip_encoding_is_read_decoded_and_restarts_on_drop(server: FaultServer, tmp_path: Path) -> None:
+def test_forced_gzip_encoding_is_read_decoded_and_restarts_on_drop(
+    server: FaultServer, tmp_path: Path
+) -> None:
     data = WELLFORMED["many_entries"]()
     url = server.add_file(WHEEL, data, plan=FaultPlan(Gzip(), Cut(after=20_000, requests=1)))
     notes: list[str] = []
@@ -180,7 +190,9 @@ def test_corrupt_byte_in_data_fails_and_discards(server: FaultServer, tmp_path: 
 
 
 @pytest.mark.parametrize("case", ["corrupt_deflate", "crc_mismatch", "bomb"])
-def test_a_bad_small_entry_fails_the_download_naming_it(server: FaultServer, tmp_path: Path, case: str) -> None:
+def test_a_bad_small_entry_fails_the_download_naming_it(
+    server: FaultServer, tmp_path: Path, case: str
+) -> None:
     """Small entries are inflated and checked by the writer threads (packed); their errors still stop the
     download, name the wheel and the entry, and leave nothing behind."""
     hostile = HOSTILE[case]
@@ -259,8 +271,11 @@ def test_sigkill_then_rerun_fetches_only_the_tail(server: FaultServer, tmp_path:
     journal_path = tmp_path / "partial" / f"{cache_key(url)}.json"
     kill_after = int(len(data) * (0.1 + 0.7 * random.Random(seed).random()))
     # kill at a progress point, not a wall-clock one: load-independent
-    wait_until(lambda: (saved_journal(tmp_path, url) or {}).get("durable", 0) >= kill_after, timeout=30,
-               what=f"{kill_after} bytes made durable")
+    wait_until(
+        lambda: (saved_journal(tmp_path, url) or {}).get("durable", 0) >= kill_after,
+        timeout=30,
+        what=f"{kill_after} bytes made durable",
+    )
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert server.wait_idle(10)  # the killed connection's bytes are counted before the rerun starts
@@ -292,7 +307,9 @@ def test_two_processes_one_cache_one_download(server: FaultServer, tmp_path: Pat
     data = WELLFORMED["many_entries"]()
     url = server.add_file(WHEEL, data, plan=FaultPlan(Throttle(bytes_per_second=len(data) * 2)))
     procs = [
-        subprocess.Popen([sys.executable, "-c", CONCURRENT_SCRIPT, url, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT_SCRIPT, url, str(tmp_path)], stdout=subprocess.PIPE, text=True
+        )
         for _ in range(2)
     ]
     outputs = [p.communicate(timeout=60)[0].split() for p in procs]
@@ -304,7 +321,9 @@ def test_two_processes_one_cache_one_download(server: FaultServer, tmp_path: Pat
 
 def test_credentials_never_reach_the_journal(server: FaultServer, tmp_path: Path) -> None:
     data = WELLFORMED["big_entry"]()
-    server.add_file(WHEEL, data, plan=FaultPlan(Cut(after=100_000, requests=1), Cut(after=0, requests=range(2, 99))))
+    server.add_file(
+        WHEEL, data, plan=FaultPlan(Cut(after=100_000, requests=1), Cut(after=0, requests=range(2, 99)))
+    )
     url = server.url_for(WHEEL).replace("http://", "http://alice:s3cret@") + "?token=hunter2"
     with pytest.raises(RetriesExhausted) as info:
         fetch(url, tmp_path, options=DownloadOptions(retries=0, backoff_base=0.01, checkpoint_bytes=1))
@@ -331,7 +350,9 @@ def test_stall_hits_the_read_timeout_and_resumes(server: FaultServer, tmp_path: 
 
 def test_partial_corrupted_on_disk_is_discarded_on_resume(server: FaultServer, tmp_path: Path) -> None:
     data = WELLFORMED["big_entry"]()
-    url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(after=3_000_000, requests=1), Cut(after=0, requests=range(2, 9))))
+    url = server.add_file(
+        WHEEL, data, plan=FaultPlan(Cut(after=3_000_000, requests=1), Cut(after=0, requests=range(2, 9)))
+    )
     with pytest.raises(RetriesExhausted):
         fetch(url, tmp_path, options=DownloadOptions(retries=0, backoff_base=0.01, checkpoint_bytes=1 << 40))
     partial = tmp_path / "partial" / f"{cache_key(url)}.whl.part"
@@ -346,7 +367,9 @@ def test_partial_corrupted_on_disk_is_discarded_on_resume(server: FaultServer, t
 
 
 @pytest.mark.parametrize("length", [0, 1, 5_000_000, 9_999_999, 10_000_000, 12_000_000])
-def test_the_resume_hash_covers_exactly_the_kept_prefix(tmp_path: Path, length: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_resume_hash_covers_exactly_the_kept_prefix(
+    tmp_path: Path, length: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The whole-file hash a resume continues from: the first ``length`` bytes (all there is when the file is
     shorter), read in blocks — small ones here, so block boundaries are crossed."""
     from wheelstream.unpack import _tee
@@ -358,13 +381,17 @@ def test_the_resume_hash_covers_exactly_the_kept_prefix(tmp_path: Path, length: 
     assert _tee.prefix_sha256(path, length).hexdigest() == hashlib.sha256(data[:length]).hexdigest()
     stop = threading.Event()
     stop.set()
-    assert _tee.prefix_sha256(path, length, stop).hexdigest() == hashlib.sha256().hexdigest()  # gave up at once
+    assert (
+        _tee.prefix_sha256(path, length, stop).hexdigest() == hashlib.sha256().hexdigest()
+    )  # gave up at once
 
 
 def _interrupted_download(server: FaultServer, tmp_path: Path) -> tuple[bytes, str, Path]:
     """A download cut at 3 MB that gave up, leaving its partial and journal: (data, url, journal header)."""
     data = WELLFORMED["big_entry"]()
-    url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(after=3_000_000, requests=1), Cut(after=0, requests=range(2, 9))))
+    url = server.add_file(
+        WHEEL, data, plan=FaultPlan(Cut(after=3_000_000, requests=1), Cut(after=0, requests=range(2, 9)))
+    )
     with pytest.raises(RetriesExhausted):
         fetch(url, tmp_path, options=DownloadOptions(retries=0, backoff_base=0.01))
     server.set_plan(WHEEL, FaultPlan())
@@ -490,13 +517,20 @@ def test_a_kept_prefix_spoilt_on_disk_never_reaches_the_caller(server: FaultServ
     assert tree(result) == contents(data)
 
 
-def test_a_cancel_in_a_stall_is_an_interrupt_not_a_network_failure(server: FaultServer, tmp_path: Path) -> None:
+def test_a_cancel_in_a_stall_is_an_interrupt_not_a_network_failure(
+    server: FaultServer, tmp_path: Path
+) -> None:
     """The cancel watcher shuts the connection; the attempt loop must read that as the cancel it is — not as a
     drop to retry (no retry budget left here) — and checkpoint (the partial is kept)."""
     data = WELLFORMED["big_entry"]()
     first = 3 * 1024 * 1024  # past the first 1 MiB blocks: finished entries to checkpoint
-    url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(after=first, requests=1), Cut(after=0, requests=2),
-                                                      Stall(at=0, seconds=60, requests=since(3))))
+    url = server.add_file(
+        WHEEL,
+        data,
+        plan=FaultPlan(
+            Cut(after=first, requests=1), Cut(after=0, requests=2), Stall(at=0, seconds=60, requests=since(3))
+        ),
+    )
     cancel = threading.Event()
     with pytest.raises(RetriesExhausted):  # the first attempt's cut, with no retry allowed: partial kept
         fetch(url, tmp_path, options=DownloadOptions(retries=0, backoff_base=0.01))
@@ -509,8 +543,13 @@ def test_a_cancel_in_a_stall_is_an_interrupt_not_a_network_failure(server: Fault
 
     def resume() -> None:
         try:
-            fetch(url, tmp_path, options=DownloadOptions(retries=0, backoff_base=0.01), cancel=cancel,
-                  progress=progress)
+            fetch(
+                url,
+                tmp_path,
+                options=DownloadOptions(retries=0, backoff_base=0.01),
+                cancel=cancel,
+                progress=progress,
+            )
         except BaseException as exc:  # noqa: BLE001 - inspected below
             outcome.append(exc)
 
@@ -544,8 +583,9 @@ def _failing_partial_writes(monkeypatch: pytest.MonkeyPatch, after: int, error: 
     monkeypatch.setattr(partial.PartialFile, "write", write)
 
 
-def test_a_disk_error_keeps_a_journal_it_cannot_read_now(server: FaultServer, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_disk_error_keeps_a_journal_it_cannot_read_now(
+    server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Review: the journal header that decides what is kept may be unreadable at that moment (EIO, no free
     descriptors); "cannot read it" must not be taken for "there is none" and the download deleted."""
     import errno
@@ -571,17 +611,24 @@ def test_a_resume_whose_replay_cannot_write_is_a_disk_error_that_keeps_the_journ
     import wheelstream.unpack._tee as tee
 
     data = WELLFORMED["big_entry"]()
-    url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(after=3 << 20, requests=1), Cut(after=0, requests=2)))
+    url = server.add_file(
+        WHEEL, data, plan=FaultPlan(Cut(after=3 << 20, requests=1), Cut(after=0, requests=2))
+    )
     with pytest.raises(RetriesExhausted):
-        fetch(url, tmp_path, options=DownloadOptions(retries=0, backoff_base=0.01, checkpoint_bytes=256 << 10))
+        fetch(
+            url, tmp_path, options=DownloadOptions(retries=0, backoff_base=0.01, checkpoint_bytes=256 << 10)
+        )
 
     def replay(self: object, start: int, end: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     with monkeypatch.context() as patch:
         patch.setattr(tee.Tee, "replay", replay)
-        with pytest.raises(errors.DiskError, match=rf"^{WHEEL}: cannot write in .*: No space left on device; "
-                                                   r"[0-9.]+ MB kept"):
+        with pytest.raises(
+            errors.DiskError,
+            match=rf"^{WHEEL}: cannot write in .*: No space left on device; "
+            r"[0-9.]+ MB kept",
+        ):
             fetch(url, tmp_path)
     result = fetch(url, tmp_path)
     assert result.resumed_at is not None
@@ -589,7 +636,9 @@ def test_a_resume_whose_replay_cannot_write_is_a_disk_error_that_keeps_the_journ
     assert tree(result) == contents(data)
 
 
-def test_an_oserror_from_the_progress_callback_is_the_callers_own(server: FaultServer, tmp_path: Path) -> None:
+def test_an_oserror_from_the_progress_callback_is_the_callers_own(
+    server: FaultServer, tmp_path: Path
+) -> None:
     """Review: a callback raising BrokenPipeError (its terminal went away) was reported as a disk error and
     the download deleted. The caller gets its own error, as with any other exception from the callback."""
     data = WELLFORMED["big_entry"]()
@@ -605,7 +654,9 @@ def test_an_oserror_from_the_progress_callback_is_the_callers_own(server: FaultS
         fetch(url, tmp_path, progress=progress)
 
 
-def test_a_local_wheel_that_cannot_be_read_is_named_as_such(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_local_wheel_that_cannot_be_read_is_named_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import errno
 
     import wheelstream.fetch._local as local
@@ -624,8 +675,9 @@ def test_a_local_wheel_that_cannot_be_read_is_named_as_such(tmp_path: Path, monk
     assert list((tmp_path / "cache" / "staging").iterdir()) == []
 
 
-def test_a_partial_file_is_closed_once_even_when_close_reports_an_error(tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_partial_file_is_closed_once_even_when_close_reports_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Review: Linux frees a descriptor even when close() reports EIO (or ENOSPC on NFS); the partial file
     closed the number again on the next close — by then maybe another download's file."""
     import errno
@@ -650,8 +702,9 @@ def test_a_partial_file_is_closed_once_even_when_close_reports_an_error(tmp_path
     assert len(closed) == 1
 
 
-def test_bad_bytes_stay_the_error_when_discarding_them_fails(server: FaultServer, tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_bytes_stay_the_error_when_discarding_them_fails(
+    server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Review: a failed clean-up (EACCES on the cache) turned a hash mismatch into a disk error."""
     import errno
 

@@ -49,4 +49,6 @@ def test_a_download_over_the_limit_fails_the_same_way(server: FaultServer, tmp_p
 
 
 def test_the_default_leaves_room_for_the_biggest_real_wheels() -> None:
-    assert DEFAULT_MAX_ENTRIES >= 100_000  # torch has ~12k entries; the biggest wheels known tens of thousands
+    assert (
+        DEFAULT_MAX_ENTRIES >= 100_000
+    )  # torch has ~12k entries; the biggest wheels known tens of thousands

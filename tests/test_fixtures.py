@@ -523,7 +523,11 @@ def check_case(name: str, case: HostileCase) -> None:
         with pytest.raises(ValueError, match="no ZIP64 EOCD before the locator"):
             read_raw(data)  # a reader that assumes no extensible data (as zipfile does) reads garbage
     elif name.startswith("central_record_after_zip64_"):
-        z64, locator, eocd = data.rindex(b"PK\x06\x06"), data.rindex(b"PK\x06\x07"), data.rindex(b"PK\x05\x06")
+        z64, locator, eocd = (
+            data.rindex(b"PK\x06\x06"),
+            data.rindex(b"PK\x06\x07"),
+            data.rindex(b"PK\x05\x06"),
+        )
         stray = data.rindex(b"PK\x01\x02")
         if name.endswith("end_record"):
             assert z64 < stray < locator < eocd

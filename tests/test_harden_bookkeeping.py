@@ -48,8 +48,9 @@ RESERVED = [
 
 
 @pytest.mark.parametrize("member", RESERVED)
-def test_a_wheel_may_not_install_an_item_named_like_the_installers_own(member: str, target: Path,
-                                                                        tmp_path: Path) -> None:
+def test_a_wheel_may_not_install_an_item_named_like_the_installers_own(
+    member: str, target: Path, tmp_path: Path
+) -> None:
     wheel = build_wheel(tmp_path / "w", "evil-1.0-py3-none-any.whl", {member: b"{}", "evil.py": b""})
     before = snapshot(target)
     with pytest.raises(WheelMetadataError) as raised:
@@ -62,11 +63,27 @@ def test_a_wheel_may_not_install_an_item_named_like_the_installers_own(member: s
 
 
 def test_the_cli_refuses_it_in_one_line_and_leaves_the_target(target: Path, tmp_path: Path) -> None:
-    wheel = build_wheel(tmp_path / "w", "evil-1.0-py3-none-any.whl",
-                        {".wheelstream-tmp-evil/commit.json": b"{}", "evil.py": b""})
+    wheel = build_wheel(
+        tmp_path / "w",
+        "evil-1.0-py3-none-any.whl",
+        {".wheelstream-tmp-evil/commit.json": b"{}", "evil.py": b""},
+    )
     before = snapshot(target)
-    proc = subprocess.run([str(VENV_BIN / "wheelstream"), "install", str(wheel), "--target", str(target),
-                           "--cache-dir", str(tmp_path / "cache")], check=False, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            str(VENV_BIN / "wheelstream"),
+            "install",
+            str(wheel),
+            "--target",
+            str(target),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -81,23 +98,29 @@ def _plant(target: Path, name: str, *, lock: bytes | None, plan: bool = True) ->
     (planted / "home" / "full_pkg").mkdir(parents=True)
     (planted / "home" / "full_pkg" / "__init__.py").write_text("PWNED = True\n")
     if plan:
-        (planted / "commit.json").write_text(json.dumps({"version": 1,
-                                                         "moves": [["full_pkg", "home/full_pkg", True]]}))
+        (planted / "commit.json").write_text(
+            json.dumps({"version": 1, "moves": [["full_pkg", "home/full_pkg", True]]})
+        )
     if lock is not None:
         (planted / ".owner.lock").write_bytes(lock)
     os.utime(planted, (0, 0))  # long dead, as far as its age tells
     return planted
 
 
-@pytest.mark.parametrize("lock", [
-    b"",
-    b"0" * 64,
-    b"not a token\n",
-    None,
-], ids=["empty-lock", "zero-token", "junk", "no-lock"])
+@pytest.mark.parametrize(
+    "lock",
+    [
+        b"",
+        b"0" * 64,
+        b"not a token\n",
+        None,
+    ],
+    ids=["empty-lock", "zero-token", "junk", "no-lock"],
+)
 @pytest.mark.parametrize("prefix", [".wheelstream-tmp-", ".wheelstream-gone-"])
-def test_a_planted_look_alike_is_never_finished_nor_deleted(lock: bytes | None, prefix: str, target: Path,
-                                                            tmp_path: Path) -> None:
+def test_a_planted_look_alike_is_never_finished_nor_deleted(
+    lock: bytes | None, prefix: str, target: Path, tmp_path: Path
+) -> None:
     planted = _plant(target, prefix + "evil", lock=lock)
     before = snapshot(target)
     install_staged(stage(_other(tmp_path), tmp_path / "so"), target)
@@ -107,8 +130,9 @@ def test_a_planted_look_alike_is_never_finished_nor_deleted(lock: bytes | None, 
     assert (planted / "commit.json").exists()
 
 
-def test_a_token_for_another_name_or_another_key_proves_nothing(target: Path, tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_token_for_another_name_or_another_key_proves_nothing(
+    target: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A token is bound to the directory's name and to this user's key: copying a real token into another
     directory, or a directory signed under another key, is not ours."""
     copied = _plant(target, ".wheelstream-tmp-copy", lock=_ownership.home_token("some-other-name"))
@@ -146,35 +170,71 @@ def test_pip_installs_a_look_alike_and_wheelstream_leaves_it_alone(target: Path,
     """Through the real parts: pip --target installs a wheel that ships a temporary-home look-alike (pip has no
     reason to refuse it), then wheelstream installs another wheel into that target."""
     plan = json.dumps({"version": 1, "moves": [["full_pkg", "home/full_pkg", True]]}).encode()
-    evil = build_wheel(tmp_path / "we", "evil-1.0-py3-none-any.whl", {
-        "evil.py": b"",
-        ".wheelstream-tmp-evil/commit.json": plan,
-        ".wheelstream-tmp-evil/.owner.lock": b"",
-        ".wheelstream-tmp-evil/home/full_pkg/__init__.py": b"PWNED = True\n",
-        ".wheelstream-gone-evil/precious.txt": b"the wheel's own data\n",
-    })
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                    "--target", str(target), str(evil)], check=True, capture_output=True, timeout=120)
+    evil = build_wheel(
+        tmp_path / "we",
+        "evil-1.0-py3-none-any.whl",
+        {
+            "evil.py": b"",
+            ".wheelstream-tmp-evil/commit.json": plan,
+            ".wheelstream-tmp-evil/.owner.lock": b"",
+            ".wheelstream-tmp-evil/home/full_pkg/__init__.py": b"PWNED = True\n",
+            ".wheelstream-gone-evil/precious.txt": b"the wheel's own data\n",
+        },
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            str(target),
+            str(evil),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     assert (target / ".wheelstream-tmp-evil" / "commit.json").exists()
     os.utime(target / ".wheelstream-tmp-evil", (0, 0))
     before = snapshot(target)
-    proc = subprocess.run([str(VENV_BIN / "wheelstream"), "install", str(_other(tmp_path)), "--target",
-                           str(target), "--cache-dir", str(tmp_path / "cache")],
-                          check=False, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            str(VENV_BIN / "wheelstream"),
+            "install",
+            str(_other(tmp_path)),
+            "--target",
+            str(target),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     after = snapshot(target)
     assert {k: v for k, v in after.items() if not k.startswith("other")} == before
 
 
-def test_the_key_is_owner_only_and_one_under_concurrent_first_use(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_key_is_owner_only_and_one_under_concurrent_first_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Racing processes creating the key all read the one that won: a token one signs, another verifies."""
     state = tmp_path / "state"
-    script = ("import sys; from wheelstream.installer import _ownership; "
-              "sys.stdout.write(_ownership.home_token('x').decode())")
+    script = (
+        "import sys; from wheelstream.installer import _ownership; "
+        "sys.stdout.write(_ownership.home_token('x').decode())"
+    )
     env = {**os.environ, "WHEELSTREAM_STATE_DIR": str(state)}
-    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
-             for _ in range(6)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
     tokens = {proc.communicate(timeout=60)[0] for proc in procs}
     assert len(tokens) == 1
     key = state / "owner.key"
@@ -223,26 +283,37 @@ def test_the_cache_manifest_lives_beside_the_tree_where_no_wheel_name_reaches(tm
     in-tree manifest neither corrupts the cached tree nor is corrupted by it, install after install."""
     import wheelstream
 
-    wheel = build_wheel(tmp_path / "w", "mani-1.0-py3-none-any.whl", {
-        "mani/__init__.py": b"",
-        "mani/.wheelstream-manifest.json": b'{"filename": "evil", "files": []}',
-        "mani/x.json.tmp": b"not ours either\n",
-    })
+    wheel = build_wheel(
+        tmp_path / "w",
+        "mani-1.0-py3-none-any.whl",
+        {
+            "mani/__init__.py": b"",
+            "mani/.wheelstream-manifest.json": b'{"filename": "evil", "files": []}',
+            "mani/x.json.tmp": b"not ours either\n",
+        },
+    )
     cache = tmp_path / "cache"
     for n in range(3):
         result = wheelstream.install([str(wheel)], tmp_path / f"t{n}", cache_dir=cache, link_mode="copy")
         assert result.wheels[0].from_cache == (n > 0)
         assert (tmp_path / f"t{n}" / "mani" / ".wheelstream-manifest.json").read_bytes() == (
-            b'{"filename": "evil", "files": []}')
+            b'{"filename": "evil", "files": []}'
+        )
     sha = result.wheels[0].sha256
     assert (cache / "wheels" / f"{sha}.manifest.json").is_file()
     assert sorted(p.name for p in (cache / "wheels" / sha / "mani").iterdir()) == [
-        ".wheelstream-manifest.json", "__init__.py", "x.json.tmp"]
+        ".wheelstream-manifest.json",
+        "__init__.py",
+        "x.json.tmp",
+    ]
 
     # At the tree's root, where the manifest used to be: the install is refused (a reserved name), and the
     # cached tree keeps the wheel's bytes, so every later attempt gives the same answer, never a corrupt cache.
-    rooted = build_wheel(tmp_path / "w2", "rooted-1.0-py3-none-any.whl", {
-        "rooted.py": b"", ".wheelstream-manifest.json": b"the wheel's own\n"})
+    rooted = build_wheel(
+        tmp_path / "w2",
+        "rooted-1.0-py3-none-any.whl",
+        {"rooted.py": b"", ".wheelstream-manifest.json": b"the wheel's own\n"},
+    )
     for n in range(2):
         with pytest.raises(WheelMetadataError, match="reserves for its own bookkeeping"):
             wheelstream.install([str(rooted)], tmp_path / f"r{n}", cache_dir=cache, link_mode="copy")

@@ -55,7 +55,10 @@ def installs(tmp_path: Path, members: dict[str, bytes], dist_info: str = DI) -> 
         (metadata("demo2"), ("inconsistent name", "'demo2'")),
         (metadata("de-mo-x"), ("inconsistent name",)),
         (metadata("de mo"), ("inconsistent name",)),
-        (metadata("demo "), ("inconsistent name",)),  # pip: canonicalize_name keeps the space, so it differs too
+        (
+            metadata("demo "),
+            ("inconsistent name",),
+        ),  # pip: canonicalize_name keeps the space, so it differs too
         (metadata(version="2.0"), ("inconsistent version", "'1.0'", "'2.0'", META)),
         (metadata(version="1.0.1"), ("inconsistent version",)),
         (metadata(version="1.0a1"), ("inconsistent version",)),
@@ -71,7 +74,10 @@ def installs(tmp_path: Path, members: dict[str, bytes], dist_info: str = DI) -> 
         (b"\n\nName: demo\nVersion: 1.0\n", ("METADATA has no Name",)),  # headers end at the first blank line
         (metadata(extra="Summary: \xff").replace(b"\xc3\xbf", b"\xff"), ("not UTF-8", META)),
         (metadata() + b"\nbody \xff\xfe\n", ("not UTF-8",)),  # pip decodes the whole file, so do we
-        (metadata(extra="Summary: \udcff".replace("\udcff", "x")).replace(b"x\n", b"\xed\xb3\xbf\n"), ("not UTF-8",)),
+        (
+            metadata(extra="Summary: \udcff".replace("\udcff", "x")).replace(b"x\n", b"\xed\xb3\xbf\n"),
+            ("not UTF-8",),
+        ),
         (metadata("de\x1b[31mmo"), ("inconsistent name", "\\x1b[31m")),
         (metadata("demo\u202e"), ("inconsistent name", "\\u202e")),
         (metadata("d" * 10_000), ("inconsistent name", "…")),
@@ -250,8 +256,14 @@ def test_hostile_entry_point_names(tmp_path: Path, name: str, group: str) -> Non
         ("[console_scripts]\n[gui_scripts\nx = demo:main\n", ("invalid entry point line '[gui_scripts'",)),
         ("[console_scripts]\nx = \x1b[2Jdemo:main\n", ("invalid script entry point", "\\x1b[2J")),
         ("[console_scripts]\n" + "y" * 5000 + "\n", ("invalid entry point line", "…")),
-        ("[console_scripts]\ntool = demo:main\n[gui_scripts]\ntool = demo:main\n", ("two script entry points",)),
-        ("[console_scripts]\npip = demo:main\n[gui_scripts]\npip3 = demo:main\n", ("two script entry points",)),
+        (
+            "[console_scripts]\ntool = demo:main\n[gui_scripts]\ntool = demo:main\n",
+            ("two script entry points",),
+        ),
+        (
+            "[console_scripts]\npip = demo:main\n[gui_scripts]\npip3 = demo:main\n",
+            ("two script entry points",),
+        ),
     ],
     ids=ascii,
 )
@@ -264,14 +276,18 @@ def test_entry_points_not_utf8(tmp_path: Path) -> None:
     refused(tmp_path, members, "not UTF-8", EP)
 
 
-@pytest.mark.parametrize("text", ["[console_scripts\nx = demo:main\n", "x = demo:main\n", "[other]\n../x = y\n"])
+@pytest.mark.parametrize(
+    "text", ["[console_scripts\nx = demo:main\n", "x = demo:main\n", "[other]\n../x = y\n"]
+)
 def test_lines_outside_the_script_groups_are_ignored(tmp_path: Path, text: str) -> None:
     """Like importlib.metadata (which pip reads them with): a line before any section, or in another group."""
     target = installs(tmp_path, demo_members(entry_points=text))
     assert not (target / "bin").exists()
 
 
-@pytest.mark.parametrize("name", ["tool", "tool.py", "a-b", "a_b", "pip3.11", "x" * 255, "é" * 127, "ツール", ".hidden"])
+@pytest.mark.parametrize(
+    "name", ["tool", "tool.py", "a-b", "a_b", "pip3.11", "x" * 255, "é" * 127, "ツール", ".hidden"]
+)
 def test_ordinary_entry_point_names_install(tmp_path: Path, name: str) -> None:
     target = installs(tmp_path, demo_members(entry_points=f"[console_scripts]\n{name} = demo:main\n"))
     assert (target / "bin" / name).is_file()

@@ -177,8 +177,37 @@ def test_warnings_about_wheel_named_items_are_escaped(tmp_path: Path) -> None:
 # -- properties: any wheel-chosen text either installs or fails with one printable line ---------------------
 
 NASTY = st.sampled_from(
-    ["\x00", "\x1b", "\x1b[2J", "\x07", "\x7f", "\x9b", "\u202e", "\u2066", "\n", "\r", "\t", " ", "/", "\\",
-     "..", ".", "-", "=", "[", "]", ":", ",", '"', "#", "é", "ツ", "\udcff"[:0] + "x", "demo", "main"]
+    [
+        "\x00",
+        "\x1b",
+        "\x1b[2J",
+        "\x07",
+        "\x7f",
+        "\x9b",
+        "\u202e",
+        "\u2066",
+        "\n",
+        "\r",
+        "\t",
+        " ",
+        "/",
+        "\\",
+        "..",
+        ".",
+        "-",
+        "=",
+        "[",
+        "]",
+        ":",
+        ",",
+        '"',
+        "#",
+        "é",
+        "ツ",
+        "\udcff"[:0] + "x",
+        "demo",
+        "main",
+    ]
 )
 TEXT = st.one_of(
     st.text(st.characters(codec="utf-8"), max_size=16),
@@ -216,9 +245,14 @@ PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 
 
 @PROPERTY
-@given(names=st.lists(TEXT, min_size=1, max_size=3), value=st.one_of(st.just("demo:main"), TEXT),
-       group=st.sampled_from(["console_scripts", "gui_scripts"]))
-def test_any_entry_point_name(tmp_path_factory: pytest.TempPathFactory, names: list[str], value: str, group: str) -> None:
+@given(
+    names=st.lists(TEXT, min_size=1, max_size=3),
+    value=st.one_of(st.just("demo:main"), TEXT),
+    group=st.sampled_from(["console_scripts", "gui_scripts"]),
+)
+def test_any_entry_point_name(
+    tmp_path_factory: pytest.TempPathFactory, names: list[str], value: str, group: str
+) -> None:
     text = f"[{group}]\n" + "".join(f"{name} = {value}\n" for name in names)
     _try_install(tmp_path_factory.getbasetemp(), demo_members(entry_points=text))
 
@@ -230,17 +264,22 @@ def _csv_row(fields: list[str]) -> str:
 
 
 @PROPERTY
-@given(rows=st.lists(st.tuples(TEXT, st.one_of(st.just(""), TEXT), st.one_of(st.just(""), TEXT)), max_size=3),
-       directory=st.booleans())
-def test_any_record_rows(tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[str, str, str]],
-                         directory: bool) -> None:
+@given(
+    rows=st.lists(st.tuples(TEXT, st.one_of(st.just(""), TEXT), st.one_of(st.just(""), TEXT)), max_size=3),
+    directory=st.booleans(),
+)
+def test_any_record_rows(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[str, str, str]], directory: bool
+) -> None:
     extra = tuple(_csv_row([path + ("/" if directory else ""), hash_, size]) for path, hash_, size in rows)
     _try_install(tmp_path_factory.getbasetemp(), demo_members(), extra)
 
 
 @PROPERTY
 @given(name=st.one_of(st.just("demo"), TEXT), version=st.one_of(st.just("1.0"), TEXT), extra=TEXT)
-def test_any_metadata_values(tmp_path_factory: pytest.TempPathFactory, name: str, version: str, extra: str) -> None:
+def test_any_metadata_values(
+    tmp_path_factory: pytest.TempPathFactory, name: str, version: str, extra: str
+) -> None:
     content = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: {extra}\n\n{extra}\n"
     _try_install(tmp_path_factory.getbasetemp(), demo_members({f"{DI}/METADATA": content.encode("utf-8")}))
 

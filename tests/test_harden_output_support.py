@@ -36,7 +36,9 @@ FILENAME = "demo-1.0-py3-none-any.whl"
 DI = "demo-1.0.dist-info"
 
 #: What must never reach a terminal: C0 controls but the final newline, DEL, C1, bidi controls, surrogates.
-CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+CONTROL = re.compile(
+    r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 
 
 def metadata(name: str = "demo", version: str = "1.0", extra: str = "") -> bytes:
@@ -46,7 +48,9 @@ def metadata(name: str = "demo", version: str = "1.0", extra: str = "") -> bytes
 WHEEL = b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
 
 
-def demo_members(overrides: Mapping[str, bytes | None] | None = None, entry_points: str | None = None) -> dict[str, bytes]:
+def demo_members(
+    overrides: Mapping[str, bytes | None] | None = None, entry_points: str | None = None
+) -> dict[str, bytes]:
     """``demo-1.0``'s members; an override of ``None`` removes a member."""
     members: dict[str, bytes] = {
         "demo/__init__.py": b"X = 1\n",
@@ -102,8 +106,20 @@ def prepared_target(base: Path) -> Path:
 
 
 def cli_install(wheel: Path, target: Path, cache: Path, *extra: str) -> Run:
-    return ws("install", str(wheel), "--target", str(target), "--cache-dir", str(cache), "--ignore-tags",
-              "--no-progress", *extra, cache=None, timeout=120, env={"NO_COLOR": "1"})
+    return ws(
+        "install",
+        str(wheel),
+        "--target",
+        str(target),
+        "--cache-dir",
+        str(cache),
+        "--ignore-tags",
+        "--no-progress",
+        *extra,
+        cache=None,
+        timeout=120,
+        env={"NO_COLOR": "1"},
+    )
 
 
 def assert_refused(wheel: Path, base: Path, *needles: str) -> str:

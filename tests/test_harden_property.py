@@ -26,9 +26,43 @@ from test_install_support import record_hash, snapshot
 
 # Characters a hostile wheel reaches for: separators, dots, controls, bidi overrides, look-alike slashes,
 # and ordinary ones so that some names are also valid.
-_NASTY = ["/", "\\", ".", "..", "\x00", "\x1b", "\x1b[31m", "\r", "\n", "\x7f", "\x9b", "\u202e", "\u2066",
-          "\uff0f", "\u2215", ":", "C:", "~", " ", "-", "=", "[", "]", "#", ",", '"', ".wheelstream-tmp-x",
-          ".wheelstream-gone-y", "é", "\ud7ff", "a", "b", "pkg", "mod.py", "__init__.py"]
+_NASTY = [
+    "/",
+    "\\",
+    ".",
+    "..",
+    "\x00",
+    "\x1b",
+    "\x1b[31m",
+    "\r",
+    "\n",
+    "\x7f",
+    "\x9b",
+    "\u202e",
+    "\u2066",
+    "\uff0f",
+    "\u2215",
+    ":",
+    "C:",
+    "~",
+    " ",
+    "-",
+    "=",
+    "[",
+    "]",
+    "#",
+    ",",
+    '"',
+    ".wheelstream-tmp-x",
+    ".wheelstream-gone-y",
+    "é",
+    "\ud7ff",
+    "a",
+    "b",
+    "pkg",
+    "mod.py",
+    "__init__.py",
+]
 _piece = st.one_of(st.sampled_from(_NASTY), st.text(min_size=1, max_size=6))
 _nasty_text = st.lists(_piece, min_size=0, max_size=6).map("".join)
 _nasty_path = st.lists(_piece, min_size=1, max_size=5).map("/".join)
@@ -54,9 +88,14 @@ def hostile_wheels(draw: st.DrawFn) -> tuple[dict[str, bytes], list[str]]:
         members[name] = draw(st.binary(max_size=16))
     meta_name = draw(_mostly(st.sampled_from(["demo", "Demo", "DEMO"]), _nasty_text))
     meta_version = draw(_mostly(st.sampled_from(["1.0", "1.0.0", "1!1.0"]), _nasty_text))
-    members[f"{info}/METADATA"] = f"Metadata-Version: 2.1\nName: {meta_name}\nVersion: {meta_version}\n".encode(
-        "utf-8", "surrogatepass")
-    members[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    members[f"{info}/METADATA"] = (
+        f"Metadata-Version: 2.1\nName: {meta_name}\nVersion: {meta_version}\n".encode(
+            "utf-8", "surrogatepass"
+        )
+    )
+    members[f"{info}/WHEEL"] = (
+        b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
     scripts = draw(st.lists(st.tuples(_text, _mostly(st.just("demo:main"), _nasty_text)), max_size=3))
     if scripts:
         lines = "".join(f"{name} = {value}\n" for name, value in scripts)
@@ -86,8 +125,11 @@ def _controls(text: str) -> list[str]:
 
 
 @pytest.mark.timeout(600)
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(wheel=hostile_wheels())
 def test_a_hostile_wheel_never_harms_the_terminal_the_target_or_anything_outside(
     wheel: tuple[dict[str, bytes], list[str]], tmp_path_factory: pytest.TempPathFactory
@@ -102,7 +144,9 @@ def test_a_hostile_wheel_never_harms_the_terminal_the_target_or_anything_outside
     wheel_dir = sandbox / "wheels"
     wheel_dir.mkdir()
     path = _write(wheel_dir, *wheel)
-    outside_before = {p.relative_to(work) for p in work.rglob("*") if sandbox not in p.parents and p != sandbox}
+    outside_before = {
+        p.relative_to(work) for p in work.rglob("*") if sandbox not in p.parents and p != sandbox
+    }
     target_before = snapshot(target)
 
     run = ws("install", "-v", str(path), "--target", str(target), cache=sandbox / "cache", timeout=120)
@@ -115,7 +159,9 @@ def test_a_hostile_wheel_never_harms_the_terminal_the_target_or_anything_outside
         errors = [line for line in err.splitlines() if line.startswith("error: ")]
         assert len(errors) == 1, err
         assert run.code in (1, 2), err
-    outside_after = {p.relative_to(work) for p in work.rglob("*") if sandbox not in p.parents and p != sandbox}
+    outside_after = {
+        p.relative_to(work) for p in work.rglob("*") if sandbox not in p.parents and p != sandbox
+    }
     assert outside_after == outside_before
     assert (work / "neighbour.txt").read_text() == "outside\n"
     after = snapshot(target)

@@ -94,7 +94,10 @@ def correct_rows() -> list[str]:
         ("\n".join(correct_rows()).encode() + b"\n\xff\xfe\n", ("not UTF-8", RECORD)),
         (b"\xed\xa0\x80,,\n", ("not UTF-8",)),  # an encoded surrogate is not UTF-8 either
         ("\n".join(correct_rows()).encode("utf-16"), ("not UTF-8",)),
-        (("\ufeff" + "\n".join(correct_rows())).encode(), ("listed but missing",)),  # a BOM is part of the path
+        (
+            ("\ufeff" + "\n".join(correct_rows())).encode(),
+            ("listed but missing",),
+        ),  # a BOM is part of the path
         ("\n".join([*correct_rows(), "a,b,c,d"]).encode(), ("has 4 fields",)),
         ("\n".join([*correct_rows(), '"x' + "y" * 200_000 + '"']).encode(), ("cannot be read", RECORD)),
         ("\n".join([*correct_rows(), 'x"\x00,,']).encode(), ("listed but missing", "\\x00")),
@@ -188,8 +191,16 @@ def test_unsafe_directory_rows_are_refused(tmp_path: Path, row: str) -> None:
 
 @pytest.mark.parametrize(
     "row",
-    ["../x.py,sha256=AAAA,3", "/etc/passwd,,", "demo/../../x.py,,", "demo//__init__.py,,", "./demo/__init__.py,,",
-     "C:\\x.py,,", "demo\\__init__.py,,", '"demo/\x00x.py",,'],
+    [
+        "../x.py,sha256=AAAA,3",
+        "/etc/passwd,,",
+        "demo/../../x.py,,",
+        "demo//__init__.py,,",
+        "./demo/__init__.py,,",
+        "C:\\x.py,,",
+        "demo\\__init__.py,,",
+        '"demo/\x00x.py",,',
+    ],
     ids=ascii,
 )
 def test_unsafe_file_rows_are_refused(tmp_path: Path, row: str) -> None:
@@ -207,7 +218,11 @@ def test_a_path_listed_twice_is_refused(tmp_path: Path, rows: tuple[str, ...]) -
 
 def test_safe_directory_rows_are_kept_byte_for_byte_like_pip(tmp_path: Path) -> None:
     """pip's get_csv_rows_for_installed copies every row it does not know: a directory row stays as it was."""
-    files = {"pkg/__init__.py": b"", "pkg/sub/m.py": b"M = 1\n", "pkg-1.0.data/purelib/extra/e.py": b"E = 1\n"}
+    files = {
+        "pkg/__init__.py": b"",
+        "pkg/sub/m.py": b"M = 1\n",
+        "pkg-1.0.data/purelib/extra/e.py": b"E = 1\n",
+    }
     extra = ("pkg/,,", "pkg/sub/,,", "pkg-1.0.data/purelib/extra/,,", "nowhere/,,", "x\x1by/,,")
     wheel = build_wheel(tmp_path / "w", "pkg-1.0-py3-none-any.whl", files, extra_record_rows=extra)
     proc = pip_install(wheel, tmp_path / "pip")
@@ -216,7 +231,9 @@ def test_safe_directory_rows_are_kept_byte_for_byte_like_pip(tmp_path: Path) -> 
 
     def lines(tree: Path) -> list[bytes]:
         record = (tree / "pkg-1.0.dist-info" / "RECORD").read_bytes()
-        return [line for line in record.split(b"\r\n") if not line.startswith(b"pkg-1.0.dist-info/INSTALLER,")]
+        return [
+            line for line in record.split(b"\r\n") if not line.startswith(b"pkg-1.0.dist-info/INSTALLER,")
+        ]
 
     assert lines(tmp_path / "ours") == lines(tmp_path / "pip")
     assert {b"pkg/sub/,,", b"nowhere/,,", b"x\x1by/,,"} <= set(lines(tmp_path / "ours"))
@@ -238,19 +255,30 @@ D = "demo-1.0.data"
 @pytest.mark.parametrize(
     ("extra", "needles"),
     [
-        ({"demo/x.py": b"1", f"{D}/purelib/demo/x.py": b"2"}, ("two archive entries", "'demo/x.py'", f"'{D}/purelib/demo/x.py'")),
-        ({f"{D}/platlib/demo/x.py": b"2", "demo/x.py": b"1"}, ("two archive entries", f"'{D}/platlib/demo/x.py'")),
+        (
+            {"demo/x.py": b"1", f"{D}/purelib/demo/x.py": b"2"},
+            ("two archive entries", "'demo/x.py'", f"'{D}/purelib/demo/x.py'"),
+        ),
+        (
+            {f"{D}/platlib/demo/x.py": b"2", "demo/x.py": b"1"},
+            ("two archive entries", f"'{D}/platlib/demo/x.py'"),
+        ),
         ({f"{D}/purelib/y.py": b"1", f"{D}/platlib/y.py": b"2"}, ("two archive entries",)),
         ({f"{D}/data/lib/python/demo/__init__.py": b"2"}, ("two archive entries", "'demo/__init__.py'")),
         ({f"{D}/scripts/tool": b"1", f"{D}/data/bin/tool": b"2"}, ("two archive entries",)),
-        ({f"{D}/purelib/demo": b"file"}, ("installs a file where", "needs a directory", f"'{D}/purelib/demo'")),
+        (
+            {f"{D}/purelib/demo": b"file"},
+            ("installs a file where", "needs a directory", f"'{D}/purelib/demo'"),
+        ),
         ({f"{D}/data/lib": b"file"}, ("installs a file where", "needs a directory")),
         ({f"{D}/data/bin": b"file", f"{D}/scripts/s": b"#!/bin/sh\n"}, ("needs a directory",)),
         ({"demo/x.py/y": b"1", f"{D}/purelib/demo/x.py": b"2"}, ("needs a directory",)),
     ],
     ids=lambda value: None if isinstance(value, tuple) else "+".join(value)[:60],
 )
-def test_two_entries_on_one_path_are_refused(tmp_path: Path, extra: dict[str, bytes], needles: tuple[str, ...]) -> None:
+def test_two_entries_on_one_path_are_refused(
+    tmp_path: Path, extra: dict[str, bytes], needles: tuple[str, ...]
+) -> None:
     refused(tmp_path, {**extra, **demo_members()}, *needles)
 
 
@@ -270,7 +298,9 @@ def test_generated_files_replace_archive_files_with_one_row(tmp_path: Path, memb
 
 
 def test_launcher_replaces_a_data_file_of_its_name(tmp_path: Path) -> None:
-    members = demo_members({f"{D}/data/bin/tool": b"data file\n"}, entry_points="[console_scripts]\ntool = demo:main\n")
+    members = demo_members(
+        {f"{D}/data/bin/tool": b"data file\n"}, entry_points="[console_scripts]\ntool = demo:main\n"
+    )
     target = install(tmp_path, members)
     rows = assert_record_sound(target)
     assert [row[0] for row in rows].count("../../bin/tool") == 1
@@ -278,7 +308,9 @@ def test_launcher_replaces_a_data_file_of_its_name(tmp_path: Path) -> None:
 
 
 def test_wrapper_script_of_an_entry_point_is_dropped_as_pip_does(tmp_path: Path) -> None:
-    members = demo_members({f"{D}/scripts/tool": b"#!python\nold\n"}, entry_points="[console_scripts]\ntool = demo:main\n")
+    members = demo_members(
+        {f"{D}/scripts/tool": b"#!python\nold\n"}, entry_points="[console_scripts]\ntool = demo:main\n"
+    )
     target = install(tmp_path, members)
     rows = record_rows(target)
     assert [row[0] for row in rows].count("../../bin/tool") == 1
@@ -319,17 +351,26 @@ def test_two_wheels_of_one_install_sharing_a_path_warn_only_when_contents_differ
     import wheelstream
 
     def wheel(name: str, body: bytes) -> str:
-        return str(build_wheel(tmp_path / "w", f"{name}-1.0-py3-none-any.whl",
-                               {"shared/__init__.py": b"", "shared/x.py": body, f"{name}.py": b""}))
+        return str(
+            build_wheel(
+                tmp_path / "w",
+                f"{name}-1.0-py3-none-any.whl",
+                {"shared/__init__.py": b"", "shared/x.py": body, f"{name}.py": b""},
+            )
+        )
 
-    same = wheelstream.install([wheel("aaa", b"A\n"), wheel("bbb", b"A\n")], tmp_path / "t1",
-                               cache_dir=tmp_path / "c")
+    same = wheelstream.install(
+        [wheel("aaa", b"A\n"), wheel("bbb", b"A\n")], tmp_path / "t1", cache_dir=tmp_path / "c"
+    )
     assert same.report is not None
     assert same.report.warnings == ()
-    differ = wheelstream.install([wheel("ccc", b"C\n"), wheel("ddd", b"D\n")], tmp_path / "t2",
-                                 cache_dir=tmp_path / "c")
+    differ = wheelstream.install(
+        [wheel("ccc", b"C\n"), wheel("ddd", b"D\n")], tmp_path / "t2", cache_dir=tmp_path / "c"
+    )
     assert differ.report is not None
-    expected = ("ddd-1.0-py3-none-any.whl overwrites 'shared/x.py', which "
-                "ccc-1.0-py3-none-any.whl installs with other contents")
+    expected = (
+        "ddd-1.0-py3-none-any.whl overwrites 'shared/x.py', which "
+        "ccc-1.0-py3-none-any.whl installs with other contents"
+    )
     assert differ.report.warnings == (expected,)
     assert (tmp_path / "t2" / "shared" / "x.py").read_bytes() == b"D\n"

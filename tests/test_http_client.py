@@ -47,7 +47,9 @@ def test_https_install_trusts_the_ca_the_environment_names(
     assert list((tmp_path / "target").glob("*.dist-info/RECORD"))
 
 
-def test_https_refuses_a_certificate_nobody_trusts(tls_server: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_https_refuses_a_certificate_nobody_trusts(
+    tls_server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     tls_server.expect_request("/x").respond_with_data(b"secret")
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
@@ -91,7 +93,15 @@ def test_a_proxy_in_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> 
     proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     try:
-        for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        for name in (
+            "NO_PROXY",
+            "no_proxy",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+            "http_proxy",
+        ):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
         with new_client(5.0) as client:

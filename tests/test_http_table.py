@@ -35,18 +35,32 @@ RESUME = Known(start=100, length=1000, etag=ETAG, last_modified=MODIFIED)
         (206, {}, RESUME, Action.RESTART),
         (200, {"Content-Length": "1000"}, Known(0, None, None, None), Action.START),
         (200, {"Content-Length": "1000", "ETag": ETAG}, RESUME, Action.SKIP),
-        (200, {"Content-Length": "1000", "Last-Modified": MODIFIED}, Known(100, 1000, None, MODIFIED), Action.SKIP),
+        (
+            200,
+            {"Content-Length": "1000", "Last-Modified": MODIFIED},
+            Known(100, 1000, None, MODIFIED),
+            Action.SKIP,
+        ),
         (200, {"Content-Length": "1000", "ETag": '"new"'}, RESUME, Action.RESTART_WITH_BODY),
         (200, {"Content-Length": "1200", "ETag": ETAG}, RESUME, Action.RESTART_WITH_BODY),
-        (200, {"Content-Length": "1000", "ETag": 'W/"abc"'}, Known(100, 1000, 'W/"abc"', None), Action.RESTART_WITH_BODY),
+        (
+            200,
+            {"Content-Length": "1000", "ETag": 'W/"abc"'},
+            Known(100, 1000, 'W/"abc"', None),
+            Action.RESTART_WITH_BODY,
+        ),
         (200, {"Content-Length": "1000"}, RESUME, Action.RESTART_WITH_BODY),
         (200, {"Content-Encoding": "gzip"}, Known(0, None, None, None), Action.START),
         (416, {"Content-Range": "bytes */1000"}, Known(1000, 1000, ETAG, None), Action.COMPLETE),
         (416, {"Content-Range": "bytes */900"}, RESUME, Action.GONE),
         (416, {"Content-Range": "bytes */100"}, Known(100, None, None, None), Action.COMPLETE),
         (416, {}, Known(100, None, None, None), Action.GONE),
-        (200, {"Content-Length": "1000", "ETag": 'W/"a"', "Last-Modified": MODIFIED},
-         Known(100, 1000, 'W/"a"', MODIFIED), Action.SKIP),
+        (
+            200,
+            {"Content-Length": "1000", "ETag": 'W/"a"', "Last-Modified": MODIFIED},
+            Known(100, 1000, 'W/"a"', MODIFIED),
+            Action.SKIP,
+        ),
         (404, {}, RESUME, Action.GONE),
         (410, {}, RESUME, Action.GONE),
         (429, {}, RESUME, Action.RETRY),
@@ -117,7 +131,10 @@ def test_416_for_a_shorter_file_is_gone_and_discards(tmp_path: Path) -> None:
         assert request.headers["If-Range"] == ETAG
         return httpx.Response(416, headers={"Content-Range": "bytes */10"})
 
-    with httpx.Client(transport=httpx.MockTransport(handler)) as client, pytest.raises(ResourceGone, match="416"):
+    with (
+        httpx.Client(transport=httpx.MockTransport(handler)) as client,
+        pytest.raises(ResourceGone, match="416"),
+    ):
         fetch_wheel(URL, cache=cache, client=client)
 
 

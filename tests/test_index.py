@@ -22,8 +22,12 @@ from wheelstream._index import ACCEPT, IndexFile, choose, parse_html, parse_json
 from wheelstream.errors import HTTPStatusError, IncompatibleWheel, NetworkError, UsageError
 from wheelstream.testing import FaultServer, build_wheel
 
-TAGS = [Tag("cp311", "cp311", "manylinux_2_17_x86_64"), Tag("cp311", "abi3", "manylinux_2_17_x86_64"),
-        Tag("py311", "none", "any"), Tag("py3", "none", "any")]
+TAGS = [
+    Tag("cp311", "cp311", "manylinux_2_17_x86_64"),
+    Tag("cp311", "abi3", "manylinux_2_17_x86_64"),
+    Tag("py311", "none", "any"),
+    Tag("py3", "none", "any"),
+]
 SHA = "ab" * 32
 
 
@@ -35,16 +39,30 @@ def f(filename: str, *, rp: str | None = None, yanked: str | None = None, sha: s
 
 
 def test_parse_json_resolves_relative_urls_and_reads_yank_and_requires_python() -> None:
-    doc = {"meta": {"api-version": "1.0"}, "name": "demo", "files": [
-        {"filename": "demo-1.0-py3-none-any.whl", "url": "../../files/demo-1.0-py3-none-any.whl",
-         "hashes": {"sha256": SHA.upper()}, "requires-python": ">=3.8", "yanked": "broken"},
-        {"filename": "demo-1.1-py3-none-any.whl", "url": "https://cdn/demo-1.1-py3-none-any.whl#sha256=" + SHA,
-         "hashes": {}, "yanked": False},
-        {"filename": "demo-1.2.tar.gz", "url": "x", "hashes": {}, "yanked": True},
-    ]}
+    doc = {
+        "meta": {"api-version": "1.0"},
+        "name": "demo",
+        "files": [
+            {
+                "filename": "demo-1.0-py3-none-any.whl",
+                "url": "../../files/demo-1.0-py3-none-any.whl",
+                "hashes": {"sha256": SHA.upper()},
+                "requires-python": ">=3.8",
+                "yanked": "broken",
+            },
+            {
+                "filename": "demo-1.1-py3-none-any.whl",
+                "url": "https://cdn/demo-1.1-py3-none-any.whl#sha256=" + SHA,
+                "hashes": {},
+                "yanked": False,
+            },
+            {"filename": "demo-1.2.tar.gz", "url": "x", "hashes": {}, "yanked": True},
+        ],
+    }
     files = parse_json(json.dumps(doc).encode(), "https://idx/simple/demo/")
-    assert files[0] == IndexFile("demo-1.0-py3-none-any.whl", "https://idx/files/demo-1.0-py3-none-any.whl",
-                                 SHA, ">=3.8", "broken")
+    assert files[0] == IndexFile(
+        "demo-1.0-py3-none-any.whl", "https://idx/files/demo-1.0-py3-none-any.whl", SHA, ">=3.8", "broken"
+    )
     assert files[1].sha256 == SHA
     assert files[1].yanked is None
     assert files[1].url == "https://cdn/demo-1.1-py3-none-any.whl"
@@ -88,7 +106,9 @@ def test_best_tag_wins_and_other_versions_and_projects_are_ignored() -> None:
     ]
     chosen = choose(files, "demo", Version("1.0"), TAGS, "3.11", "demo==1.0")
     assert chosen.filename == "demo-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"
-    assert choose(files[:2], "demo", Version("1.0.0"), TAGS, "3.11", "demo==1.0.0").filename == files[1].filename
+    assert (
+        choose(files[:2], "demo", Version("1.0.0"), TAGS, "3.11", "demo==1.0.0").filename == files[1].filename
+    )
 
 
 def test_requires_python_excludes_a_file() -> None:
@@ -99,10 +119,14 @@ def test_requires_python_excludes_a_file() -> None:
 
 
 def test_yanked_loses_to_unyanked_and_warns_when_it_is_all_there_is(caplog: pytest.LogCaptureFixture) -> None:
-    files = [f("demo-1.0-cp311-cp311-manylinux_2_17_x86_64.whl", yanked="bad build"),
-             f("demo-1.0-py3-none-any.whl")]
+    files = [
+        f("demo-1.0-cp311-cp311-manylinux_2_17_x86_64.whl", yanked="bad build"),
+        f("demo-1.0-py3-none-any.whl"),
+    ]
     with caplog.at_level(logging.WARNING, "wheelstream"):
-        assert choose(files, "demo", Version("1.0"), TAGS, "3.11", "s").filename == "demo-1.0-py3-none-any.whl"
+        assert (
+            choose(files, "demo", Version("1.0"), TAGS, "3.11", "s").filename == "demo-1.0-py3-none-any.whl"
+        )
         assert not caplog.records
         chosen = choose(files[:1], "demo", Version("1.0"), TAGS, "3.11", "demo==1.0")
     assert chosen.yanked == "bad build"
@@ -111,30 +135,57 @@ def test_yanked_loses_to_unyanked_and_warns_when_it_is_all_there_is(caplog: pyte
 
 def test_no_such_version_is_a_usage_error_listing_what_exists() -> None:
     with pytest.raises(UsageError, match=r"wheel versions there: 1.0, 2.0"):
-        choose([f("demo-2.0-py3-none-any.whl"), f("demo-1.0-py3-none-any.whl")], "demo", Version("3"),
-               TAGS, "3.11", "demo==3")
+        choose(
+            [f("demo-2.0-py3-none-any.whl"), f("demo-1.0-py3-none-any.whl")],
+            "demo",
+            Version("3"),
+            TAGS,
+            "3.11",
+            "demo==3",
+        )
 
 
 def test_no_compatible_tag_is_incompatible_wheel() -> None:
     with pytest.raises(IncompatibleWheel, match=r"demo==1\.0: no wheel of 1\.0 fits"):
-        choose([f("demo-1.0-cp27-cp27mu-manylinux1_x86_64.whl")], "demo", Version("1.0"), TAGS, "3.11",
-               "demo==1.0")
+        choose(
+            [f("demo-1.0-cp27-cp27mu-manylinux1_x86_64.whl")],
+            "demo",
+            Version("1.0"),
+            TAGS,
+            "3.11",
+            "demo==1.0",
+        )
 
 
-@pytest.mark.parametrize("spec", ["demo>=1.0", "demo==1.*", "demo", "demo==1.0,<2", "demo @ https://x/y.whl",
-                                  "demo==1.0; python_version>'3'"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "demo>=1.0",
+        "demo==1.*",
+        "demo",
+        "demo==1.0,<2",
+        "demo @ https://x/y.whl",
+        "demo==1.0; python_version>'3'",
+    ],
+)
 def test_only_exact_pins(spec: str, tmp_path: Path) -> None:
     with httpx.Client() as client, pytest.raises(UsageError, match=r"no dependency resolution|NAME==VERSION"):
-        resolve_requirement(spec, index_url="http://127.0.0.1:9/simple/", cache=Cache.at(tmp_path),
-                            client=client, tags=TAGS)
+        resolve_requirement(
+            spec, index_url="http://127.0.0.1:9/simple/", cache=Cache.at(tmp_path), client=client, tags=TAGS
+        )
 
 
 # -- fetching and caching -----------------------------------------------------------------------------------
 
 
 def _project_json(*names: str) -> bytes:
-    return json.dumps({"meta": {"api-version": "1.0"}, "name": "demo", "files": [
-        {"filename": n, "url": f"/files/{n}", "hashes": {"sha256": SHA}} for n in names]}).encode()
+    return json.dumps(
+        {
+            "meta": {"api-version": "1.0"},
+            "name": "demo",
+            "files": [{"filename": n, "url": f"/files/{n}", "hashes": {"sha256": SHA}} for n in names],
+        }
+    ).encode()
 
 
 def _client(handler: Callable[[httpx.Request], httpx.Response], seen: list[httpx.Request]) -> httpx.Client:
@@ -151,18 +202,24 @@ def test_etag_revalidation_is_a_conditional_request_answered_304(tmp_path: Path)
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        headers = {"ETag": '"v1"', "Cache-Control": "max-age=0", "Date": email.utils.formatdate(usegmt=True),
-                   "Content-Type": "application/vnd.pypi.simple.v1+json"}
+        headers = {
+            "ETag": '"v1"',
+            "Cache-Control": "max-age=0",
+            "Date": email.utils.formatdate(usegmt=True),
+            "Content-Type": "application/vnd.pypi.simple.v1+json",
+        }
         if request.headers.get("if-none-match") == '"v1"':
             return httpx.Response(304, headers=headers)
         return httpx.Response(200, headers=headers, content=body)
 
     cache = Cache.at(tmp_path)
     with _client(handler, seen) as client:
-        first = resolve_requirement("Demo==1.0", index_url="https://idx.example/simple", cache=cache,
-                                    client=client, tags=TAGS)
-        second = resolve_requirement("demo==1.0", index_url="https://idx.example/simple", cache=cache,
-                                     client=client, tags=TAGS)
+        first = resolve_requirement(
+            "Demo==1.0", index_url="https://idx.example/simple", cache=cache, client=client, tags=TAGS
+        )
+        second = resolve_requirement(
+            "demo==1.0", index_url="https://idx.example/simple", cache=cache, client=client, tags=TAGS
+        )
     assert first == second == ("https://idx.example/files/demo-1.0-py3-none-any.whl", SHA)
     assert [str(r.url) for r in seen] == ["https://idx.example/simple/demo/"] * 2
     assert seen[0].headers["accept"] == ACCEPT
@@ -174,14 +231,25 @@ def test_fresh_response_means_no_request_at_all(tmp_path: Path) -> None:
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=_project_json("demo-1.0-py3-none-any.whl"), headers={
-            "Cache-Control": "max-age=600, public", "Date": email.utils.formatdate(usegmt=True),
-            "Content-Type": "application/vnd.pypi.simple.v1+json"})
+        return httpx.Response(
+            200,
+            content=_project_json("demo-1.0-py3-none-any.whl"),
+            headers={
+                "Cache-Control": "max-age=600, public",
+                "Date": email.utils.formatdate(usegmt=True),
+                "Content-Type": "application/vnd.pypi.simple.v1+json",
+            },
+        )
 
     with _client(handler, seen) as client:
         for _ in range(3):
-            resolve_requirement("demo==1.0", index_url="https://idx/simple/", cache=Cache.at(tmp_path),
-                                client=client, tags=TAGS)
+            resolve_requirement(
+                "demo==1.0",
+                index_url="https://idx/simple/",
+                cache=Cache.at(tmp_path),
+                client=client,
+                tags=TAGS,
+            )
     assert len(seen) == 1
 
 
@@ -189,21 +257,32 @@ def test_no_store_is_obeyed(tmp_path: Path) -> None:
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=_project_json("demo-1.0-py3-none-any.whl"), headers={
-            "Cache-Control": "no-store", "Content-Type": "application/vnd.pypi.simple.v1+json"})
+        return httpx.Response(
+            200,
+            content=_project_json("demo-1.0-py3-none-any.whl"),
+            headers={"Cache-Control": "no-store", "Content-Type": "application/vnd.pypi.simple.v1+json"},
+        )
 
     with _client(handler, seen) as client:
         for _ in range(2):
-            resolve_requirement("demo==1.0", index_url="https://idx/simple/", cache=Cache.at(tmp_path),
-                                client=client, tags=TAGS)
+            resolve_requirement(
+                "demo==1.0",
+                index_url="https://idx/simple/",
+                cache=Cache.at(tmp_path),
+                client=client,
+                tags=TAGS,
+            )
     assert len(seen) == 2
 
 
 def test_html_answer_406_fallback_redirects_and_credentials(tmp_path: Path) -> None:
     """An HTML-only index that refuses JSON (406), a redirect, and credentials kept out of the cache."""
     seen: list[httpx.Request] = []
-    html = (b'<html><body><a href="/f/demo-1.0-py3-none-any.whl#sha256=' + SHA.encode()
-            + b'">demo-1.0-py3-none-any.whl</a></body></html>')
+    html = (
+        b'<html><body><a href="/f/demo-1.0-py3-none-any.whl#sha256='
+        + SHA.encode()
+        + b'">demo-1.0-py3-none-any.whl</a></body></html>'
+    )
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/simple/demo/":
@@ -213,8 +292,13 @@ def test_html_answer_406_fallback_redirects_and_credentials(tmp_path: Path) -> N
         return httpx.Response(200, content=html, headers={"Content-Type": "text/html"})
 
     with _client(handler, seen) as client:
-        url, sha = resolve_requirement("demo==1.0", index_url="https://user:s3cret@idx/simple/",
-                                       cache=Cache.at(tmp_path), client=client, tags=TAGS)
+        url, sha = resolve_requirement(
+            "demo==1.0",
+            index_url="https://user:s3cret@idx/simple/",
+            cache=Cache.at(tmp_path),
+            client=client,
+            tags=TAGS,
+        )
     assert url == "https://user:s3cret@idx/f/demo-1.0-py3-none-any.whl"
     assert sha == SHA
     assert all(r.headers["authorization"].startswith("Basic ") for r in seen)
@@ -224,15 +308,17 @@ def test_html_answer_406_fallback_redirects_and_credentials(tmp_path: Path) -> N
 
 def test_missing_project_and_unreachable_index(tmp_path: Path) -> None:
     with _client(lambda r: httpx.Response(404), []) as client, pytest.raises(UsageError, match="no project"):
-        resolve_requirement("demo==1.0", index_url="https://idx/simple/", cache=Cache.at(tmp_path),
-                            client=client, tags=TAGS)
+        resolve_requirement(
+            "demo==1.0", index_url="https://idx/simple/", cache=Cache.at(tmp_path), client=client, tags=TAGS
+        )
 
     def down(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused")
 
     with _client(down, []) as client, pytest.raises(NetworkError, match="unreachable") as info:
-        resolve_requirement("demo==1.0", index_url="https://idx/simple/", cache=Cache.at(tmp_path),
-                            client=client, tags=TAGS)
+        resolve_requirement(
+            "demo==1.0", index_url="https://idx/simple/", cache=Cache.at(tmp_path), client=client, tags=TAGS
+        )
     assert info.value.exit_code == 3
 
 
@@ -243,8 +329,16 @@ def test_test_bed_pages_json_then_cached(tmp_path: Path) -> None:
         for tag_name in ("demo-1.0-py3-none-any.whl", "demo-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"):
             srv.add_file(tag_name, build_wheel("demo", "1.0", payload_size=100)[1])
         with httpx.Client() as client:
-            results = [resolve_requirement("demo==1.0", index_url=srv.url + "/simple/", cache=Cache.at(tmp_path),
-                                           client=client, tags=list(sys_tags())) for _ in range(2)]
+            results = [
+                resolve_requirement(
+                    "demo==1.0",
+                    index_url=srv.url + "/simple/",
+                    cache=Cache.at(tmp_path),
+                    client=client,
+                    tags=list(sys_tags()),
+                )
+                for _ in range(2)
+            ]
         pages = [r for r in srv.requests if r.path.startswith("/simple/")]
     assert results[0] == results[1]
     assert results[0][1] == srv.version(results[0][0].rsplit("/", 1)[1]).sha256

@@ -241,19 +241,26 @@ def _install_killed(work: Path, target: Path, at: str) -> None:
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", KILLED_INSTALL, str(Path(__file__).parent), str(work), str(target),
-                           at], check=False, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_INSTALL, str(Path(__file__).parent), str(work), str(target), at],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
 
 
-def test_an_install_killed_between_two_renames_is_finished_by_the_next(v1_target: Path, v2: StagedWheel,
-                                                                    tmp_path: Path) -> None:
+def test_an_install_killed_between_two_renames_is_finished_by_the_next(
+    v1_target: Path, v2: StagedWheel, tmp_path: Path
+) -> None:
     """kill -9 at every point of an upgrade's commit: the next install into the target (of another wheel)
     first finishes the killed one, so the target ends exactly as if nothing had been killed."""
     from test_install_support import build_wheel
 
-    other = stage(build_wheel(tmp_path / "wo", "other-1.0-py3-none-any.whl", {"other.py": b"x = 1\n"}),
-                  tmp_path / "so")
+    other = stage(
+        build_wheel(tmp_path / "wo", "other-1.0-py3-none-any.whl", {"other.py": b"x = 1\n"}), tmp_path / "so"
+    )
     moves = count_moves(v2, v1_target, tmp_path)
     expected_dir = tmp_path / "expected"
     expected_dir.mkdir()
@@ -266,27 +273,33 @@ def test_an_install_killed_between_two_renames_is_finished_by_the_next(v1_target
         target.mkdir()
         os.system(f"cp -a {v1_target}/. {target}/")
         _install_killed(tmp_path / f"k{at}", target, at)
-        assert len(list(target.glob(".wheelstream-*"))) == 1  # the temporary home, or (after) its retired name
+        assert (
+            len(list(target.glob(".wheelstream-*"))) == 1
+        )  # the temporary home, or (after) its retired name
         report = install_staged(other, target)
         assert snapshot(target) == expected, f"killed at {at}"
         assert any("was killed halfway; finished it" in w for w in report.warnings) == (at != "after"), at
 
 
-def test_a_killed_install_before_its_commit_leaves_the_target_and_its_litter_goes(v1_target: Path,
-                                                                                   tmp_path: Path) -> None:
+def test_a_killed_install_before_its_commit_leaves_the_target_and_its_litter_goes(
+    v1_target: Path, tmp_path: Path
+) -> None:
     from test_install_support import build_wheel
 
     before = snapshot(v1_target)
     _install_killed(tmp_path / "k", v1_target, "build")
     litter = list(v1_target.glob(".wheelstream-tmp-*"))
     assert len(litter) == 1
-    other = stage(build_wheel(tmp_path / "wo", "other-1.0-py3-none-any.whl", {"other.py": b"x = 1\n"}),
-                  tmp_path / "so")
+    other = stage(
+        build_wheel(tmp_path / "wo", "other-1.0-py3-none-any.whl", {"other.py": b"x = 1\n"}), tmp_path / "so"
+    )
     install_staged(other, v1_target)
     assert litter[0].exists()  # too fresh to tell from an install that has not locked it yet
     os.utime(litter[0], (0, 0))  # an hour later
-    install_staged(stage(build_wheel(tmp_path / "wp", "third-1.0-py3-none-any.whl", {"third.py": b""}),
-                         tmp_path / "sp"), v1_target)
+    install_staged(
+        stage(build_wheel(tmp_path / "wp", "third-1.0-py3-none-any.whl", {"third.py": b""}), tmp_path / "sp"),
+        v1_target,
+    )
     assert not litter[0].exists()
     after = snapshot(v1_target)
     assert {k: v for k, v in after.items() if not k.startswith(("other", "third"))} == before
@@ -304,28 +317,38 @@ def test_a_live_install_is_left_alone(v1_target: Path, tmp_path: Path) -> None:
     sign(live)
     (live / "commit.json").write_text('{"version": 1, "moves": [["x", "home/x", false]]}')
     (live / "home" / "x").write_text("not yet")
-    hold = ("import sys, time, filelock; lock = filelock.FileLock(sys.argv[1]); lock.acquire(); "
-            "print('locked', flush=True); time.sleep(60)")
-    holder = subprocess.Popen([sys.executable, "-c", hold, str(live / ".owner.lock")], stdout=subprocess.PIPE,
-                              text=True)
+    hold = (
+        "import sys, time, filelock; lock = filelock.FileLock(sys.argv[1]); lock.acquire(); "
+        "print('locked', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold, str(live / ".owner.lock")], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline() == "locked\n"
-        install_staged(stage(build_wheel(tmp_path / "wo", "other-1.0-py3-none-any.whl", {"other.py": b""}),
-                             tmp_path / "so"), v1_target)
+        install_staged(
+            stage(
+                build_wheel(tmp_path / "wo", "other-1.0-py3-none-any.whl", {"other.py": b""}), tmp_path / "so"
+            ),
+            v1_target,
+        )
         assert (live / "home" / "x").exists()
         assert not (v1_target / "x").exists()
     finally:
         holder.kill()
         holder.wait()
-    install_staged(stage(build_wheel(tmp_path / "wp", "third-1.0-py3-none-any.whl", {"third.py": b""}),
-                         tmp_path / "sp"), v1_target)
+    install_staged(
+        stage(build_wheel(tmp_path / "wp", "third-1.0-py3-none-any.whl", {"third.py": b""}), tmp_path / "sp"),
+        v1_target,
+    )
     assert (v1_target / "x").read_text() == "not yet"
     assert not live.exists()
 
 
-def _fails_then_cannot_undo(monkeypatch: pytest.MonkeyPatch,
-                            interrupt_at: int | None = None) -> Callable[[Path, Path], None]:
+def _fails_then_cannot_undo(
+    monkeypatch: pytest.MonkeyPatch, interrupt_at: int | None = None
+) -> Callable[[Path, Path], None]:
     """A ``_move`` whose 4th rename fails (EIO), after which every rename fails (EROFS: the undo's too); with
     ``interrupt_at``, a real SIGINT is sent at that rename."""
     real_rename = os.rename
@@ -358,25 +381,35 @@ def test_a_commit_that_cannot_be_undone_says_so_and_the_next_install_finishes_it
     expected_dir = tmp_path / "expected"
     expected_dir.mkdir()
     os.system(f"cp -a {v1_target}/. {expected_dir}/")
-    install_staged(stage(full_wheel(tmp_path / "w2b", version="2.0"), tmp_path / "s2b"), expected_dir, upgrade=True)
+    install_staged(
+        stage(full_wheel(tmp_path / "w2b", version="2.0"), tmp_path / "s2b"), expected_dir, upgrade=True
+    )
     real_rename = os.rename
     move = _fails_then_cannot_undo(monkeypatch)
     with pytest.raises(DiskError, match="undoing it failed too") as raised:
         install_staged(v2, v1_target, upgrade=True, _move=move)
     assert "the next install into it finishes it" in str(raised.value)
     monkeypatch.setattr(os, "rename", real_rename)
-    install_staged(stage(build_wheel(tmp_path / "wo", "other-1.0-py3-none-any.whl", {"other.py": b""}),
-                         tmp_path / "so"), v1_target)
-    install_staged(stage(build_wheel(tmp_path / "wo2", "other-1.0-py3-none-any.whl", {"other.py": b""}),
-                         tmp_path / "so2"), expected_dir)
+    install_staged(
+        stage(build_wheel(tmp_path / "wo", "other-1.0-py3-none-any.whl", {"other.py": b""}), tmp_path / "so"),
+        v1_target,
+    )
+    install_staged(
+        stage(
+            build_wheel(tmp_path / "wo2", "other-1.0-py3-none-any.whl", {"other.py": b""}), tmp_path / "so2"
+        ),
+        expected_dir,
+    )
     assert snapshot(v1_target) == snapshot(expected_dir)
 
 
 def _other(tmp_path: Path, name: str = "other") -> StagedWheel:
     from test_install_support import build_wheel
 
-    return stage(build_wheel(tmp_path / f"w-{name}", f"{name}-1.0-py3-none-any.whl", {f"{name}.py": b""}),
-                 tmp_path / f"s-{name}")
+    return stage(
+        build_wheel(tmp_path / f"w-{name}", f"{name}-1.0-py3-none-any.whl", {f"{name}.py": b""}),
+        tmp_path / f"s-{name}",
+    )
 
 
 def sign(tmp: Path) -> None:
@@ -402,9 +435,9 @@ def _leftover(target: Path, plan: str | None, *, lock: bool = True, old: bool = 
     return tmp
 
 
-def test_a_directory_being_retired_is_never_finished_by_another_install(v1_target: Path, v2: StagedWheel,
-                                                                       tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_directory_being_retired_is_never_finished_by_another_install(
+    v1_target: Path, v2: StagedWheel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Review: deleting a temporary directory could delete its lock file first, and a fresh lock file is free:
     a concurrent install then 'finished' a commit that had been rolled back, into the directory being deleted.
     A retired directory is renamed out of recovery's names before it is deleted, and its lock file goes last."""
@@ -431,12 +464,16 @@ def test_a_directory_being_retired_is_never_finished_by_another_install(v1_targe
     assert not list(v1_target.glob(".wheelstream-*"))
 
 
-@pytest.mark.parametrize(("plan", "why"), [
-    ("", "Expecting value"),
-    ('{"version": 1, "moves": [["../outside", "home/x", false]]}', "bad item name"),
-    ('{"version": 1, "moves": [["x", "../../victim", false]]}', "outside"),
-    ('{"version": 7, "moves": []}', "unknown plan version"),
-], ids=["empty", "name-escapes", "source-escapes", "version"])
+@pytest.mark.parametrize(
+    ("plan", "why"),
+    [
+        ("", "Expecting value"),
+        ('{"version": 1, "moves": [["../outside", "home/x", false]]}', "bad item name"),
+        ('{"version": 1, "moves": [["x", "../../victim", false]]}', "outside"),
+        ('{"version": 7, "moves": []}', "unknown plan version"),
+    ],
+    ids=["empty", "name-escapes", "source-escapes", "version"],
+)
 def test_a_plan_that_cannot_be_trusted_is_named_and_left_and_the_install_goes_on(
     plan: str, why: str, v1_target: Path, tmp_path: Path
 ) -> None:
@@ -465,8 +502,9 @@ def test_directories_recovery_cannot_judge_are_left_alone(v1_target: Path, tmp_p
     assert (with_old / "old" / "y").read_text() == "the only copy"
 
 
-def test_a_sigterm_during_the_rollback_waits_for_it(v1_target: Path, v2: StagedWheel,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_sigterm_during_the_rollback_waits_for_it(
+    v1_target: Path, v2: StagedWheel, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Review: SIGTERM (the CLI raises KeyboardInterrupt for it) was not held, so one arriving while the
     renames were undone stopped the undo halfway, and the clean-up deleted the items set aside."""
     before = snapshot(v1_target)

@@ -12,12 +12,13 @@ import hashlib
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
 
 import pytest
 from test_install_support import CORPUS_IDS, corpus, full_wheel, snapshot, stage
 
 import wheelstream
-from wheelstream.installer import install_staged
+from wheelstream.installer import LinkMode, install_staged
 
 PIP_VERSION = "26.3"
 
@@ -123,8 +124,10 @@ def test_same_tree_as_pip_through_the_extractor(
 ) -> None:
     """The whole pipeline: our extractor's staging, then whole-directory moves (default) or hardlinks."""
     wheel, pip_tree = pip_trees[key]
-    result = wheelstream.install([str(wheel)], tmp_path / "ours", cache_dir=tmp_path / "cache",
-                                 link_mode=link_mode)  # type: ignore[arg-type]
+    mode = cast("LinkMode", link_mode)
+    result = wheelstream.install(
+        [str(wheel)], tmp_path / "ours", cache_dir=tmp_path / "cache", link_mode=mode
+    )
     assert result.report is not None
     if link_mode == "move":
         assert result.report.files_moved > 0
@@ -181,7 +184,5 @@ def test_two_wheels_one_transaction_like_one_pip_command(tmp_path: Path, pip_ver
     finish(proc)
     assert not report.skipped
     assert (tmp_path / "ours" / "bin" / "fulltool").is_file()
-    assert (
-        tmp_path / "ours" / "bin" / "platcmd"
-    ).is_file()
+    assert (tmp_path / "ours" / "bin" / "platcmd").is_file()
     assert_same_install(tmp_path / "pip", tmp_path / "ours")

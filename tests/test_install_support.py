@@ -16,8 +16,16 @@ from pathlib import Path
 from wheelstream._staged import StagedFile, StagedWheel
 from wheelstream.testing._wheel import Content, record_hash, wheel_archive
 
-__all__ = ["CORPUS_IDS", "build_wheel", "corpus", "full_wheel", "installed_target", "record_hash", "snapshot",
-           "stage"]
+__all__ = [
+    "CORPUS_IDS",
+    "build_wheel",
+    "corpus",
+    "full_wheel",
+    "installed_target",
+    "record_hash",
+    "snapshot",
+    "stage",
+]
 
 
 def build_wheel(
@@ -37,12 +45,23 @@ def build_wheel(
     the test bed's :func:`~wheelstream.testing._wheel.wheel_archive`, every member a regular file, deflated;
     ``tamper`` swaps content after RECORD was computed."""
     name, version = filename.split("-")[:2]
-    regular = {path: (value[0], stat.S_IFREG | value[1]) if isinstance(value, tuple) else value
-               for path, value in files.items()}
+    regular = {
+        path: (value[0], stat.S_IFREG | value[1]) if isinstance(value, tuple) else value
+        for path, value in files.items()
+    }
     data = wheel_archive(
-        regular, name=name, version=version, tag=tag, root_is_purelib=root_is_purelib, entry_points=entry_points,
-        generator="test", mode=stat.S_IFREG | 0o644, record=record, drop_from_record=drop_from_record,
-        extra_record_rows=extra_record_rows, tamper=tamper,
+        regular,
+        name=name,
+        version=version,
+        tag=tag,
+        root_is_purelib=root_is_purelib,
+        entry_points=entry_points,
+        generator="test",
+        mode=stat.S_IFREG | 0o644,
+        record=record,
+        drop_from_record=drop_from_record,
+        extra_record_rows=extra_record_rows,
+        tamper=tamper,
     )
     directory.mkdir(parents=True, exist_ok=True)
     out = directory / filename
@@ -206,6 +225,10 @@ CORPUS_IDS = ["full", "plat", "quirky", "dirs", *(p.name for p in REAL_WHEELS)]
 def corpus(directory: Path) -> dict[str, Path]:
     """Every wheel the equivalence test compares (by id): built fixtures plus the committed real wheels."""
     directory.mkdir(parents=True, exist_ok=True)
-    built = {"full": full_wheel(directory), "plat": plat_wheel(directory), "quirky": quirky_wheel(directory),
-             "dirs": dirs_wheel(directory)}
+    built = {
+        "full": full_wheel(directory),
+        "plat": plat_wheel(directory),
+        "quirky": quirky_wheel(directory),
+        "dirs": dirs_wheel(directory),
+    }
     return {**built, **{p.name: p for p in REAL_WHEELS}}

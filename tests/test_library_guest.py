@@ -29,22 +29,40 @@ print(len(forks))
 
 @pytest.fixture
 def wheels(tmp_path: Path) -> list[str]:
-    return [str(build_wheel(tmp_path / "w", f"guest{i}-1.0-py3-none-any.whl", {f"guest{i}.py": b"x = 1\n"}))
-            for i in range(3)]
+    return [
+        str(build_wheel(tmp_path / "w", f"guest{i}-1.0-py3-none-any.whl", {f"guest{i}.py": b"x = 1\n"}))
+        for i in range(3)
+    ]
 
 
 def _forks(workers: str, wheels: list[str], tmp_path: Path) -> int:
-    proc = subprocess.run([sys.executable, "-c", _SCRIPT, workers, str(tmp_path / f"t-{workers}"),
-                           str(tmp_path / "cache"), *wheels], check=True, capture_output=True, text=True,
-                          env={k: v for k, v in os.environ.items() if k != "WHEELSTREAM_PROCESSES"}, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _SCRIPT,
+            workers,
+            str(tmp_path / f"t-{workers}"),
+            str(tmp_path / "cache"),
+            *wheels,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "WHEELSTREAM_PROCESSES"},
+        timeout=120,
+    )
     return int(proc.stdout.strip())
 
 
 def test_installing_several_wheels_forks_nothing_by_default(wheels: list[str], tmp_path: Path) -> None:
     assert _forks("default", wheels, tmp_path) == 0
     assert _forks("threads", wheels, tmp_path) == 0
-    assert sorted(p.name for p in (tmp_path / "t-default").glob("guest*.py")) == ["guest0.py", "guest1.py",
-                                                                               "guest2.py"]
+    assert sorted(p.name for p in (tmp_path / "t-default").glob("guest*.py")) == [
+        "guest0.py",
+        "guest1.py",
+        "guest2.py",
+    ]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="worker processes are forked on Linux only")

@@ -128,7 +128,9 @@ def test_two_wheels_sharing_a_top_level_directory_merge(tmp_path: Path) -> None:
     two = tmp_path / wheel_filename("nsb", "1.0")
     two.write_bytes(make_wheel({"ns/b/__init__.py": b"b = 2\n"}, name="nsb"))
     moved = wheelstream.install([str(one), str(two)], tmp_path / "m", cache_dir=tmp_path / "c1")
-    copied = wheelstream.install([str(one), str(two)], tmp_path / "c", cache_dir=tmp_path / "c2", link_mode="copy")
+    copied = wheelstream.install(
+        [str(one), str(two)], tmp_path / "c", cache_dir=tmp_path / "c2", link_mode="copy"
+    )
     assert moved.report is not None
     assert moved.report.files_moved > 0
     assert copied.report is not None
@@ -173,7 +175,14 @@ def test_a_resume_under_another_umask_installs_the_modes_pip_would(tmp_path: Pat
 
 
 @pytest.mark.parametrize(
-    "damage", ["missing file", "wrong size", "directory swapped for a symlink", "root swapped for a symlink", "stray file"]
+    "damage",
+    [
+        "missing file",
+        "wrong size",
+        "directory swapped for a symlink",
+        "root swapped for a symlink",
+        "stray file",
+    ],
 )
 def test_a_resume_checks_the_staged_tree_before_trusting_it(tmp_path: Path, damage: str) -> None:
     """Staging must hold exactly the files the journal lists, as real files and directories: a listed file
@@ -189,7 +198,9 @@ def test_a_resume_checks_the_staged_tree_before_trusting_it(tmp_path: Path, dama
     outside.mkdir(mode=0o700)
     outside.chmod(0o700)
     with FaultServer() as server:
-        url = server.add_file(name, data, plan=FaultPlan(Cut(percent=60, requests=1), Status(503, requests=since(2))))
+        url = server.add_file(
+            name, data, plan=FaultPlan(Cut(percent=60, requests=1), Status(503, requests=since(2)))
+        )
         with pytest.raises(RetriesExhausted):
             wheelstream.install([url], tmp_path / "t", cache_dir=tmp_path / "cache", retries=0)
         (root,) = (tmp_path / "cache" / "staging").iterdir()
@@ -214,7 +225,9 @@ def test_a_resume_checks_the_staged_tree_before_trusting_it(tmp_path: Path, dama
     assert resumed == (damage == "stray file")
     assert stat.S_IMODE(outside.stat().st_mode) == 0o700
     if damage == "root swapped for a symlink":  # nothing was written through the link
-        assert sorted(p.name for p in (outside / "tree" / "pkg").rglob("*.py")) == sorted(p.name for p in staged)
+        assert sorted(p.name for p in (outside / "tree" / "pkg").rglob("*.py")) == sorted(
+            p.name for p in staged
+        )
     installed = {str(p.relative_to(tmp_path / "t")) for p in (tmp_path / "t" / "pkg").rglob("*.py")}
     assert installed == {n for n in files}
     for member, content in files.items():

@@ -58,20 +58,28 @@ def test_central_records_are_checked_as_they_arrive() -> None:
         parser.feed(data[:cd_at] + bytes(bogus) * 1000)
 
 
-def test_broken_range_support_gives_up_instead_of_restarting_forever(server: FaultServer, tmp_path: Path) -> None:
+def test_broken_range_support_gives_up_instead_of_restarting_forever(
+    server: FaultServer, tmp_path: Path
+) -> None:
     data = WELLFORMED["many_entries"]()
     url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(percent=40), WrongRangeStart(shift=-10)))
     started = time.monotonic()
     with httpx.Client() as client, pytest.raises(RetriesExhausted, match="restarts from zero"):
-        fetch_wheel(url, cache=Cache.at(tmp_path), client=client,
-                    options=DownloadOptions(retries=3, backoff_base=0.01, backoff_max=0.05))
+        fetch_wheel(
+            url,
+            cache=Cache.at(tmp_path),
+            client=client,
+            options=DownloadOptions(retries=3, backoff_base=0.01, backoff_max=0.05),
+        )
     assert time.monotonic() - started < 10
     assert len(server.requests_for(WHEEL)) <= 2 * 5
 
 
 def test_gone_discards_the_partial(server: FaultServer, tmp_path: Path) -> None:
     data = WELLFORMED["big_entry"]()
-    url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(after=100_000, requests=1), Status(410, requests=2)))
+    url = server.add_file(
+        WHEEL, data, plan=FaultPlan(Cut(after=100_000, requests=1), Status(410, requests=2))
+    )
     with httpx.Client() as client, pytest.raises(ResourceGone, match="410"):
         fetch_wheel(url, cache=Cache.at(tmp_path), client=client, options=DownloadOptions(backoff_base=0.01))
     key = cache_key(url)
@@ -99,8 +107,9 @@ def test_ctrl_c_during_a_long_retry_after_returns_at_once(server: FaultServer, t
     threading.Thread(target=interrupt_once_waiting, daemon=True).start()
     started = time.monotonic()
     with pytest.raises(Interrupted):
-        wheelstream.download([url, url + "?again"], tmp_path / "d", cache_dir=tmp_path / "c", jobs=2,
-                             progress=progress)
+        wheelstream.download(
+            [url, url + "?again"], tmp_path / "d", cache_dir=tmp_path / "c", jobs=2, progress=progress
+        )
     assert both_waiting.is_set()
     assert time.monotonic() - started < 10  # the 503s asked for 20 s
 
@@ -108,14 +117,23 @@ def test_ctrl_c_during_a_long_retry_after_returns_at_once(server: FaultServer, t
 def test_failed_downloads_leave_no_thread_behind(server: FaultServer, tmp_path: Path) -> None:
     data = WELLFORMED["big_entry"]()
     before = set(threading.enumerate())
-    url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(after=2_000_000, requests=1), Cut(after=0, requests=range(2, 99))))
+    url = server.add_file(
+        WHEEL, data, plan=FaultPlan(Cut(after=2_000_000, requests=1), Cut(after=0, requests=range(2, 99)))
+    )
     for _ in range(3):
         with httpx.Client() as client, pytest.raises(RetriesExhausted):
-            fetch_wheel(url, cache=Cache.at(tmp_path), client=client,
-                        options=DownloadOptions(retries=0, backoff_base=0.01))
+            fetch_wheel(
+                url,
+                cache=Cache.at(tmp_path),
+                client=client,
+                options=DownloadOptions(retries=0, backoff_base=0.01),
+            )
     # a leaked sink (or unpack, or writer) thread would stay; the server's, for closed connections, end too
-    wait_until(lambda: not [t for t in threading.enumerate() if t not in before and t.is_alive()], timeout=10,
-               what="every thread the downloads started to end")
+    wait_until(
+        lambda: not [t for t in threading.enumerate() if t not in before and t.is_alive()],
+        timeout=10,
+        what="every thread the downloads started to end",
+    )
 
 
 def test_ctrl_c_while_the_deferred_tail_unpacks_resumes_without_refetching(
@@ -151,7 +169,9 @@ def test_ctrl_c_while_the_deferred_tail_unpacks_resumes_without_refetching(
         assert {n: (result.staged.root / n).read_bytes() for n in files} == files
 
 
-def test_a_failed_write_is_sticky_and_the_file_is_never_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_write_is_sticky_and_the_file_is_never_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import errno
 
     import wheelstream.unpack._extract as extract

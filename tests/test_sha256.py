@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 from wheelstream.unpack import _sha256
 
 DATA = os.urandom(300_001)
-needs_libcrypto = pytest.mark.skipif(_sha256._LIB is None, reason="no libcrypto with SHA256_* in this process")
+needs_libcrypto = pytest.mark.skipif(
+    _sha256._LIB is None, reason="no libcrypto with SHA256_* in this process"
+)
 
 
 @given(st.lists(st.integers(0, 70_000), max_size=12))

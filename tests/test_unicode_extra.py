@@ -38,7 +38,11 @@ def _reference_names(data: bytes) -> dict[str, list[str]]:
         while pos + 4 <= len(record.extra):
             header_id, size = struct.unpack_from("<HH", record.extra, pos)
             body = record.extra[pos + 4 : pos + 4 + size]
-            if header_id == 0x7075 and body[:1] == b"\x01" and struct.unpack_from("<I", body, 1)[0] == zlib.crc32(record.name):
+            if (
+                header_id == 0x7075
+                and body[:1] == b"\x01"
+                and struct.unpack_from("<I", body, 1)[0] == zlib.crc32(record.name)
+            ):
                 override = body[5:].decode("utf-8") or None
             pos += 4 + size
         names["field"].append(plain)
@@ -54,7 +58,9 @@ def _parsed_names(data: bytes) -> list[str]:
     return [e.entry.name for e in events if isinstance(e, EntryFinished)]
 
 
-def _archive(name: bytes, extra: bytes, *, flags: int | None = None, where: tuple[str, ...] = ("local", "central")) -> bytes:
+def _archive(
+    name: bytes, extra: bytes, *, flags: int | None = None, where: tuple[str, ...] = ("local", "central")
+) -> bytes:
     member = Member(name, b"x = 1\n")
     for part in where:
         getattr(member, part)["extra"] = extra
@@ -67,7 +73,11 @@ def _archive(name: bytes, extra: bytes, *, flags: int | None = None, where: tupl
 def test_a_field_repeating_the_name_is_accepted(where: tuple[str, ...]) -> None:
     data = _archive(b"demo/mod.py", unicode_path_extra("demo/mod.py", b"demo/mod.py"), where=where)
     assert _parsed_names(data) == ["demo/mod.py", "other.py"]
-    assert set(_reference_names(data)["zipfile312"]) == set(_reference_names(data)["uv"]) == {"demo/mod.py", "other.py"}
+    assert (
+        set(_reference_names(data)["zipfile312"])
+        == set(_reference_names(data)["uv"])
+        == {"demo/mod.py", "other.py"}
+    )
 
 
 def test_a_stale_field_repeating_the_name_is_accepted() -> None:
@@ -102,8 +112,12 @@ def test_utf8_bytes_without_the_flag_plus_a_field_is_refused() -> None:
 
 
 def test_a_directory_field_without_its_slash_is_refused() -> None:
-    data = build([Member("demo/", b"", method=0, local={"extra": unicode_path_extra("demo", b"demo/")}),
-                  Member("demo/mod.py", b"x = 1\n")])
+    data = build(
+        [
+            Member("demo/", b"", method=0, local={"extra": unicode_path_extra("demo", b"demo/")}),
+            Member("demo/mod.py", b"x = 1\n"),
+        ]
+    )
     with pytest.raises(errors.UnsafePath, match="names another path, 'demo'"):
         _parsed_names(data)
 

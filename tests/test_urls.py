@@ -67,7 +67,9 @@ def test_redact_keeps_the_fragment_the_caller_pinned() -> None:
     assert split_hash_fragment(redact(url))[1] == HEX
 
 
-_USERINFO = st.text(alphabet=string.ascii_letters + string.digits + "-._~!$&'()*+,;=", min_size=1, max_size=20)
+_USERINFO = st.text(
+    alphabet=string.ascii_letters + string.digits + "-._~!$&'()*+,;=", min_size=1, max_size=20
+)
 
 
 @given(user=_USERINFO, password=_USERINFO, token=st.text(min_size=1, max_size=20))
@@ -103,7 +105,10 @@ def test_shown_url_is_one_printable_line() -> None:
         (f"https://host/demo.whl#sha256={HEX}0", ("https://host/demo.whl", None)),  # too long
         (f"https://host/demo.whl#md5={HEX[:32]}", ("https://host/demo.whl", None)),  # another algorithm
         (f"https://host/demo.whl#sha256={HEX}&egg=demo", ("https://host/demo.whl", None)),
-        ("https://host/demo.whl#egg=demo", ("https://host/demo.whl", None)),  # the base never keeps a fragment
+        (
+            "https://host/demo.whl#egg=demo",
+            ("https://host/demo.whl", None),
+        ),  # the base never keeps a fragment
         (f"https://host/demo.whl?v=1#sha256={HEX}", ("https://host/demo.whl?v=1", HEX)),
     ],
 )

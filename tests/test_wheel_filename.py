@@ -114,9 +114,14 @@ ACCEPTED = [
     (H + "..%2F/" + GOOD, GOOD),  # only the last segment names the file
     (H + "torch-2.0.0%2Bcpu-cp311-cp311-linux_x86_64.whl", "torch-2.0.0+cpu-cp311-cp311-linux_x86_64.whl"),
     (H + "demo-1%212.0-py3-none-any.whl", "demo-1!2.0-py3-none-any.whl"),
-    (H + "Demo_Pkg-1.0.post1.dev2-7abc-py2.py3-none-any.whl", "Demo_Pkg-1.0.post1.dev2-7abc-py2.py3-none-any.whl"),
-    (H + "demo-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
-     "demo-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"),
+    (
+        H + "Demo_Pkg-1.0.post1.dev2-7abc-py2.py3-none-any.whl",
+        "Demo_Pkg-1.0.post1.dev2-7abc-py2.py3-none-any.whl",
+    ),
+    (
+        H + "demo-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        "demo-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+    ),
     (H + "%64emo-1.0-py3-none-any.whl", GOOD),  # an encoded ordinary character is that character
     (H + "a" * 234 + "-1.0-py3-none-any.whl", "a" * 234 + "-1.0-py3-none-any.whl"),  # exactly 255 bytes
 ]
@@ -139,8 +144,10 @@ def test_the_message_names_the_redacted_url_and_never_its_credentials() -> None:
     with pytest.raises(InvalidWheelFilename) as info:
         wheel_filename_from_url(url)
     message = str(info.value)
-    assert message == ("https://idx.example/f/a%2F..%2Fescaped-1.0-py3-none-any.whl?token=***&x=1: the URL's file"
-                       " name 'a/../escaped-1.0-py3-none-any.whl' is not a single path component")
+    assert message == (
+        "https://idx.example/f/a%2F..%2Fescaped-1.0-py3-none-any.whl?token=***&x=1: the URL's file"
+        " name 'a/../escaped-1.0-py3-none-any.whl' is not a single path component"
+    )
     assert "s3cret" not in message
     assert "alice" not in message
     assert "t0k" not in message
@@ -165,8 +172,18 @@ def test_a_very_long_name_is_cut_in_the_message() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["", ".", "..", "a/b-1.0-py3-none-any.whl", "..\\x-1.0-py3-none-any.whl", "x-1.0-py3-none-any.whl\x00",
-     "/etc/x-1.0-py3-none-any.whl", "C:x-1.0-py3-none-any.whl", "x.whl", "x-1.0-py3-none-any.whl\u2028"],
+    [
+        "",
+        ".",
+        "..",
+        "a/b-1.0-py3-none-any.whl",
+        "..\\x-1.0-py3-none-any.whl",
+        "x-1.0-py3-none-any.whl\x00",
+        "/etc/x-1.0-py3-none-any.whl",
+        "C:x-1.0-py3-none-any.whl",
+        "x.whl",
+        "x-1.0-py3-none-any.whl\u2028",
+    ],
 )
 def test_checked_wheel_filename_refuses(name: str) -> None:
     with pytest.raises(InvalidWheelFilename, match=r"^/some/where: the file name "):
@@ -185,7 +202,9 @@ def test_wheel_path_in_is_a_direct_child_of_the_resolved_directory(tmp_path: Pat
     real.mkdir()
     (tmp_path / "link").symlink_to(real)
     assert wheel_path_in(tmp_path / "link", GOOD, source="s") == real / GOOD
-    assert wheel_path_in(tmp_path / "not-yet" / "made", GOOD, source="s") == tmp_path / "not-yet" / "made" / GOOD
+    assert (
+        wheel_path_in(tmp_path / "not-yet" / "made", GOOD, source="s") == tmp_path / "not-yet" / "made" / GOOD
+    )
     for bad in ("../" + GOOD, "/tmp/" + GOOD, "..", "", "a\\..\\" + GOOD):
         with pytest.raises(InvalidWheelFilename):
             wheel_path_in(tmp_path / "link", bad, source="s")
@@ -203,13 +222,16 @@ def _json_page(*files: dict[str, object]) -> bytes:
 
 
 def test_json_harmless_filename_with_escaping_url_is_refused_naming_the_url() -> None:
-    files = parse_json(_json_page({"filename": HARMLESS, "url": "../../files/" + EVIL, "hashes": {}}),
-                       "http://idx/simple/escaped/")
+    files = parse_json(
+        _json_page({"filename": HARMLESS, "url": "../../files/" + EVIL, "hashes": {}}),
+        "http://idx/simple/escaped/",
+    )
     chosen = choose(files, "escaped", parse_wheel_filename(HARMLESS)[1], TAGS, None, "escaped==1.0")
     with pytest.raises(InvalidWheelFilename) as info:
         checked_url_name(chosen)
-    assert str(info.value) == (f"http://idx/files/{EVIL}: the URL's file name 'a/../../../{HARMLESS}' "
-                               "is not a single path component")
+    assert str(info.value) == (
+        f"http://idx/files/{EVIL}: the URL's file name 'a/../../../{HARMLESS}' is not a single path component"
+    )
 
 
 def test_html_anchor_text_stands_in_only_to_choose_and_the_url_is_refused() -> None:
@@ -228,8 +250,12 @@ def test_html_takes_the_urls_name_over_the_anchor_text_as_pip_does() -> None:
 
 
 def test_a_json_filename_that_is_not_a_safe_name_is_never_chosen() -> None:
-    files = [IndexFile(f"../../{HARMLESS}", f"http://idx/f/{HARMLESS}", None, None, None),
-             IndexFile(f"escaped-1.0-py3-none-any{chr(0xFF0F)}x.whl", f"http://idx/f/{HARMLESS}", None, None, None)]
+    files = [
+        IndexFile(f"../../{HARMLESS}", f"http://idx/f/{HARMLESS}", None, None, None),
+        IndexFile(
+            f"escaped-1.0-py3-none-any{chr(0xFF0F)}x.whl", f"http://idx/f/{HARMLESS}", None, None, None
+        ),
+    ]
     with pytest.raises(UsageError, match="no wheel for version"):
         choose(files, "escaped", parse_wheel_filename(HARMLESS)[1], TAGS, None, "escaped==1.0")
 
@@ -237,7 +263,9 @@ def test_a_json_filename_that_is_not_a_safe_name_is_never_chosen() -> None:
 def test_a_url_naming_another_wheel_than_the_index_says_is_refused() -> None:
     other = "escaped-2.0-cp27-cp27m-win32.whl"
     chosen = IndexFile(HARMLESS, f"http://idx/f/{other}", None, None, None)
-    with pytest.raises(InvalidWheelFilename, match=f"lists this file as '{HARMLESS}' but its URL names '{other}'"):
+    with pytest.raises(
+        InvalidWheelFilename, match=f"lists this file as '{HARMLESS}' but its URL names '{other}'"
+    ):
         checked_url_name(chosen)
     assert checked_url_name(IndexFile(HARMLESS, f"http://idx/f/{HARMLESS}", None, None, None)) == HARMLESS
 
@@ -260,8 +288,32 @@ def _assert_safe(name: str) -> None:
 
 
 # Text biased towards what matters: separators, dots, percent signs, controls, look-alikes, wheel-ish parts.
-_PIECES = st.sampled_from(["/", "\\", ".", "..", "%", "%2F", "%25", "\x00", "\n", "\x1b", "\x85", ":", "-",
-                           "\uff0f", "\u2215", "demo", "1.0", "py3", "none", "any", ".whl", "-1.0-py3-none-any.whl"])
+_PIECES = st.sampled_from(
+    [
+        "/",
+        "\\",
+        ".",
+        "..",
+        "%",
+        "%2F",
+        "%25",
+        "\x00",
+        "\n",
+        "\x1b",
+        "\x85",
+        ":",
+        "-",
+        "\uff0f",
+        "\u2215",
+        "demo",
+        "1.0",
+        "py3",
+        "none",
+        "any",
+        ".whl",
+        "-1.0-py3-none-any.whl",
+    ]
+)
 _SEGMENTS = st.one_of(st.text(), st.lists(st.one_of(_PIECES, st.text(max_size=3)), max_size=12).map("".join))
 
 
@@ -281,9 +333,11 @@ def test_any_quoted_segment_is_refused_or_safe(segment: str) -> None:
 @settings(max_examples=400, deadline=None)
 @given(st.one_of(st.binary(max_size=40), _SEGMENTS.map(lambda s: s.encode("utf-8", "surrogatepass"))))
 def test_any_raw_or_double_encoded_segment_is_refused_or_safe(raw: bytes) -> None:
-    for segment in (urllib.parse.quote_from_bytes(raw, safe=""),
-                    urllib.parse.quote(urllib.parse.quote_from_bytes(raw, safe=""), safe=""),
-                    urllib.parse.quote_from_bytes(raw, safe="/%\\;:?")):
+    for segment in (
+        urllib.parse.quote_from_bytes(raw, safe=""),
+        urllib.parse.quote(urllib.parse.quote_from_bytes(raw, safe=""), safe=""),
+        urllib.parse.quote_from_bytes(raw, safe="/%\\;:?"),
+    ):
         try:
             name = wheel_filename_from_url("http://h/dir/" + segment + "#sha256=" + "0" * 64)
         except InvalidWheelFilename as exc:
@@ -292,10 +346,15 @@ def test_any_raw_or_double_encoded_segment_is_refused_or_safe(raw: bytes) -> Non
         _assert_safe(name)
 
 
-_NAME = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9_.]{0,10}[A-Za-z0-9])?", fullmatch=True).filter(lambda n: "__" not in n)
-_VERSION = st.from_regex(r"[0-9]{1,3}(\.[0-9]{1,3}){0,3}((a|b|rc)[0-9])?(\.post[0-9])?(\+[a-z0-9]{1,5})?",
-                         fullmatch=True)
-_TAG = st.sampled_from(["py3-none-any", "py2.py3-none-any", "cp311-cp311-manylinux_2_17_x86_64", "cp312-abi3-win_amd64"])
+_NAME = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9_.]{0,10}[A-Za-z0-9])?", fullmatch=True).filter(
+    lambda n: "__" not in n
+)
+_VERSION = st.from_regex(
+    r"[0-9]{1,3}(\.[0-9]{1,3}){0,3}((a|b|rc)[0-9])?(\.post[0-9])?(\+[a-z0-9]{1,5})?", fullmatch=True
+)
+_TAG = st.sampled_from(
+    ["py3-none-any", "py2.py3-none-any", "cp311-cp311-manylinux_2_17_x86_64", "cp312-abi3-win_amd64"]
+)
 
 
 @settings(max_examples=200, deadline=None)

@@ -89,7 +89,8 @@ def layout(tmp_path: Path) -> Layout:
 def wheel_server(httpserver: HTTPServer) -> HTTPServer:
     """Serves the wheel at *any* ``.whl`` path, as a hostile server would: only our checks stop the write."""
     httpserver.expect_request(re.compile(r".*\.whl.*")).respond_with_data(
-        WHEEL, content_type="application/octet-stream")
+        WHEEL, content_type="application/octet-stream"
+    )
     return httpserver
 
 
@@ -97,8 +98,13 @@ def _wheel_requests(server: HTTPServer) -> list[str]:
     return [request.path for request, _response in server.log if ".whl" in request.path]
 
 
-def _assert_refused(run: Run, shown_url: str, lay: Layout, before: tuple[frozenset[str], frozenset[str]],
-                    cause: str = "the URL's file name") -> None:
+def _assert_refused(
+    run: Run,
+    shown_url: str,
+    lay: Layout,
+    before: tuple[frozenset[str], frozenset[str]],
+    cause: str = "the URL's file name",
+) -> None:
     line = run.error_line(alone=True)
     assert run.code == 1, (run.code, run.err)
     assert line.startswith(f"error: {shown_url}: "), line
@@ -120,7 +126,11 @@ def test_a_url_whose_name_escapes_is_refused_before_anything_is_fetched(
     command: str, segment: str, wheel_server: HTTPServer, layout: Layout
 ) -> None:
     url = wheel_server.url_for("/files/") + segment
-    where = ("-d", str(layout.dest)) if command == "download" else ("--target", str(layout.target), "--ignore-tags")
+    where = (
+        ("-d", str(layout.dest))
+        if command == "download"
+        else ("--target", str(layout.target), "--ignore-tags")
+    )
     before = layout.snapshot()
     run = ws(command, url, *where, "--cache-dir", str(layout.cache), cwd=layout.tmp)
     _assert_refused(run, url, layout, before)
@@ -130,10 +140,22 @@ def test_a_url_whose_name_escapes_is_refused_before_anything_is_fetched(
 def test_the_error_names_the_url_without_its_credentials(wheel_server: HTTPServer, layout: Layout) -> None:
     url = wheel_server.url_for("/files/" + ESCAPES[0]).replace("http://", "http://alice:s3cret@")
     before = layout.snapshot()
-    run = ws("download", url + "?token=t0k3n", "-d", str(layout.dest), "--cache-dir", str(layout.cache),
-             cwd=layout.tmp)
-    _assert_refused(run, wheel_server.url_for("/files/" + ESCAPES[0]) + "?token=***", layout, before,
-                    "is not a single path component")
+    run = ws(
+        "download",
+        url + "?token=t0k3n",
+        "-d",
+        str(layout.dest),
+        "--cache-dir",
+        str(layout.cache),
+        cwd=layout.tmp,
+    )
+    _assert_refused(
+        run,
+        wheel_server.url_for("/files/" + ESCAPES[0]) + "?token=***",
+        layout,
+        before,
+        "is not a single path component",
+    )
     assert "s3cret" not in run.err + run.out
     assert "alice" not in run.err
     assert "t0k3n" not in run.err
@@ -162,8 +184,13 @@ def test_a_good_url_still_downloads_under_its_decoded_name(wheel_server: HTTPSer
 
 
 def _json_page(filename: str, url: str) -> str:
-    return json.dumps({"meta": {"api-version": "1.0"}, "name": "escaped",
-                       "files": [{"filename": filename, "url": url, "hashes": {}}]})
+    return json.dumps(
+        {
+            "meta": {"api-version": "1.0"},
+            "name": "escaped",
+            "files": [{"filename": filename, "url": url, "hashes": {}}],
+        }
+    )
 
 
 def _html_page(filename: str, url: str) -> str:
@@ -172,10 +199,13 @@ def _html_page(filename: str, url: str) -> str:
 
 def _serve_index(server: HTTPServer, kind: str, filename: str, url: str) -> None:
     if kind == "json":
-        server.expect_request("/simple/escaped/").respond_with_data(_json_page(filename, url), content_type=JSON_TYPE)
+        server.expect_request("/simple/escaped/").respond_with_data(
+            _json_page(filename, url), content_type=JSON_TYPE
+        )
     else:
-        server.expect_request("/simple/escaped/").respond_with_data(_html_page(filename, url),
-                                                                    content_type="text/html")
+        server.expect_request("/simple/escaped/").respond_with_data(
+            _html_page(filename, url), content_type="text/html"
+        )
 
 
 INDEX_CASES = [
@@ -197,10 +227,22 @@ def test_an_index_pairing_a_harmless_filename_with_an_escaping_url_is_refused(
     href = href.replace("ABSOLUTE", wheel_server.url_for("").rstrip("/"))
     _serve_index(wheel_server, kind, HARMLESS, href)
     index = wheel_server.url_for("/simple/")
-    where = ("-d", str(layout.dest)) if command == "download" else ("--target", str(layout.target), "--ignore-tags")
+    where = (
+        ("-d", str(layout.dest))
+        if command == "download"
+        else ("--target", str(layout.target), "--ignore-tags")
+    )
     before = layout.snapshot()
-    run = ws(command, "escaped==1.0", "--index-url", index, *where, "--cache-dir", str(layout.cache),
-             cwd=layout.tmp)
+    run = ws(
+        command,
+        "escaped==1.0",
+        "--index-url",
+        index,
+        *where,
+        "--cache-dir",
+        str(layout.cache),
+        cwd=layout.tmp,
+    )
     shown = urllib.parse.urljoin(wheel_server.url_for("/simple/escaped/"), href)
     _assert_refused(run, shown, layout, before)
     assert _wheel_requests(wheel_server) == []
@@ -213,11 +255,25 @@ def test_an_index_url_naming_another_wheel_than_its_filename_is_refused(
     other = "other-6.6-py3-none-any.whl"
     _serve_index(wheel_server, kind, HARMLESS, "/files/" + other)
     before = layout.snapshot()
-    run = ws("download", "escaped==1.0", "--index-url", wheel_server.url_for("/simple/"), "-d", str(layout.dest),
-             "--cache-dir", str(layout.cache), cwd=layout.tmp)
+    run = ws(
+        "download",
+        "escaped==1.0",
+        "--index-url",
+        wheel_server.url_for("/simple/"),
+        "-d",
+        str(layout.dest),
+        "--cache-dir",
+        str(layout.cache),
+        cwd=layout.tmp,
+    )
     if kind == "json":  # PEP 691 names the file twice: the two must agree
-        _assert_refused(run, wheel_server.url_for("/files/" + other), layout, before,
-                        f"the index lists this file as '{HARMLESS}' but its URL names '{other}'")
+        _assert_refused(
+            run,
+            wheel_server.url_for("/files/" + other),
+            layout,
+            before,
+            f"the index lists this file as '{HARMLESS}' but its URL names '{other}'",
+        )
     else:  # PEP 503: the URL's name is the file's name (as for pip), so there is no escaped 1.0 at all
         assert run.code == 2
         assert "no wheel for version 1.0" in run.error_line(alone=True)
@@ -230,15 +286,31 @@ def lay_unchanged(layout: Layout, before: tuple[frozenset[str], frozenset[str]])
     return layout.snapshot() == before and not layout.dest.exists()
 
 
-@pytest.mark.parametrize("filename", [f"../../{HARMLESS}", f"a%2F..%2F{HARMLESS}", f"..\\{HARMLESS}",
-                                      f"escaped-1.0-py3-none-any\uff0f..\uff0f{HARMLESS}"])
+@pytest.mark.parametrize(
+    "filename",
+    [
+        f"../../{HARMLESS}",
+        f"a%2F..%2F{HARMLESS}",
+        f"..\\{HARMLESS}",
+        f"escaped-1.0-py3-none-any\uff0f..\uff0f{HARMLESS}",
+    ],
+)
 def test_an_unsafe_json_filename_is_never_used_even_with_a_harmless_url(
     filename: str, wheel_server: HTTPServer, layout: Layout
 ) -> None:
     _serve_index(wheel_server, "json", filename, "/files/" + HARMLESS)
     before = layout.snapshot()
-    run = ws("download", "escaped==1.0", "--index-url", wheel_server.url_for("/simple/"), "-d", str(layout.dest),
-             "--cache-dir", str(layout.cache), cwd=layout.tmp)
+    run = ws(
+        "download",
+        "escaped==1.0",
+        "--index-url",
+        wheel_server.url_for("/simple/"),
+        "-d",
+        str(layout.dest),
+        "--cache-dir",
+        str(layout.cache),
+        cwd=layout.tmp,
+    )
     assert run.code == 2
     assert "no wheel for version 1.0" in run.error_line(alone=True)
     assert lay_unchanged(layout, before)
@@ -248,8 +320,17 @@ def test_an_unsafe_json_filename_is_never_used_even_with_a_harmless_url(
 @pytest.mark.parametrize("kind", ["json", "html"])
 def test_a_harmless_index_entry_still_downloads(kind: str, wheel_server: HTTPServer, layout: Layout) -> None:
     _serve_index(wheel_server, kind, HARMLESS, "../../files/" + HARMLESS)
-    run = ws("download", "escaped==1.0", "--index-url", wheel_server.url_for("/simple/"), "-d", str(layout.dest),
-             "--cache-dir", str(layout.cache), cwd=layout.tmp)
+    run = ws(
+        "download",
+        "escaped==1.0",
+        "--index-url",
+        wheel_server.url_for("/simple/"),
+        "-d",
+        str(layout.dest),
+        "--cache-dir",
+        str(layout.cache),
+        cwd=layout.tmp,
+    )
     assert run.code == 0, run.err
     assert os.listdir(layout.dest) == [HARMLESS]
 
@@ -260,7 +341,9 @@ def test_a_harmless_index_entry_still_downloads(kind: str, wheel_server: HTTPSer
 def test_a_local_file_is_checked_like_a_url_before_it_is_copied_into_dest(layout: Layout) -> None:
     odd = layout.tmp / "x.whl"
     odd.write_bytes(WHEEL)
-    with pytest.raises(InvalidWheelFilename, match=r"x\.whl: the file name 'x\.whl' is not a wheel file name"):
+    with pytest.raises(
+        InvalidWheelFilename, match=r"x\.whl: the file name 'x\.whl' is not a wheel file name"
+    ):
         wheelstream.download([str(odd)], layout.dest, cache_dir=layout.cache)
     assert not layout.dest.exists()
     good = layout.tmp / HARMLESS

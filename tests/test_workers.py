@@ -24,7 +24,9 @@ from wheelstream._cache import Cache
 from wheelstream._workers import _portable, processes_available
 from wheelstream.testing import FaultPlan, FaultServer, Stall, Status, build_wheel
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="worker processes are Linux-only")
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="worker processes are Linux-only"
+)
 
 
 def _add(server: FaultServer, name: str, plan: FaultPlan | None = None, files: int = 0) -> str:
@@ -72,7 +74,9 @@ def _tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def _stalled_install(server: FaultServer, tmp_path: Path) -> tuple[subprocess.Popen[str], set[int], list[str]]:
+def _stalled_install(
+    server: FaultServer, tmp_path: Path
+) -> tuple[subprocess.Popen[str], set[int], list[str]]:
     """Three wheels, one of them stalled halfway; returns once the workers are there and the stalled one
     has bytes on disk."""
     # beta stalls past its first 1 MiB: the tee hands bytes on in 1 MiB blocks, and only entries finished
@@ -83,36 +87,55 @@ def _stalled_install(server: FaultServer, tmp_path: Path) -> tuple[subprocess.Po
     proc = _start("install", *urls, "-t", str(tmp_path / "t"), cache=cache)
     wait_until(lambda: len(_children(proc.pid)) >= 2, timeout=60, what="two worker processes")
     workers = _children(proc.pid)
-    wait_until(lambda: server.bytes_sent("beta-1.0-py3-none-any.whl") >= 1200 * 1024, timeout=60, what="the stall")
+    wait_until(
+        lambda: server.bytes_sent("beta-1.0-py3-none-any.whl") >= 1200 * 1024, timeout=60, what="the stall"
+    )
     # the idle checkpoint (0.5 s without data): the header, written last, says so
-    wait_until(lambda: (saved_journal(cache, urls[1]) or {}).get("checkpoint", 0) > 0, timeout=60,
-               what="the idle checkpoint")
+    wait_until(
+        lambda: (saved_journal(cache, urls[1]) or {}).get("checkpoint", 0) > 0,
+        timeout=60,
+        what="the idle checkpoint",
+    )
     return proc, workers, urls
 
 
 def test_several_wheels_install_the_same_tree_in_worker_processes_as_with_threads(
     server: FaultServer, tmp_path: Path
 ) -> None:
-    urls = [_add(server, name, FaultPlan(Stall(at=64 * 1024, seconds=0.5)) if name == "beta" else None)
-            for name in ("alpha", "beta", "gamma", "delta")]
+    urls = [
+        _add(server, name, FaultPlan(Stall(at=64 * 1024, seconds=0.5)) if name == "beta" else None)
+        for name in ("alpha", "beta", "gamma", "delta")
+    ]
     proc = _start("install", *urls, "-t", str(tmp_path / "processes"), cache=tmp_path / "c1")
-    wait_until(lambda: len(_children(proc.pid)) >= 2 or proc.poll() is not None, timeout=60, what="worker processes")
+    wait_until(
+        lambda: len(_children(proc.pid)) >= 2 or proc.poll() is not None, timeout=60, what="worker processes"
+    )
     workers = _children(proc.pid)
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert len(workers) >= 2, "the downloads did not run in worker processes"
     assert "Installed 4 wheels" in err
-    threads = ws("install", *urls, "-t", str(tmp_path / "threads"), cache=tmp_path / "c2",
-                 env={"WHEELSTREAM_PROCESSES": "0"})
+    threads = ws(
+        "install",
+        *urls,
+        "-t",
+        str(tmp_path / "threads"),
+        cache=tmp_path / "c2",
+        env={"WHEELSTREAM_PROCESSES": "0"},
+    )
     assert threads.code == 0, threads.err
     installed = _tree(tmp_path / "processes")
     assert installed == _tree(tmp_path / "threads")  # every file, RECORD and INSTALLER included
-    assert {"alpha/__init__.py", "beta/__init__.py", "gamma/__init__.py", "delta/__init__.py"} <= set(installed)
+    assert {"alpha/__init__.py", "beta/__init__.py", "gamma/__init__.py", "delta/__init__.py"} <= set(
+        installed
+    )
     claimed = tmp_path / "c1" / "claimed"
     assert not claimed.exists() or not any(claimed.iterdir())  # each adopted claim was released
 
 
-def test_ctrl_c_stops_every_worker_checkpointed_and_the_rerun_resumes(server: FaultServer, tmp_path: Path) -> None:
+def test_ctrl_c_stops_every_worker_checkpointed_and_the_rerun_resumes(
+    server: FaultServer, tmp_path: Path
+) -> None:
     proc, workers, urls = _stalled_install(server, tmp_path)
     os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole group: the workers ignore it
     sent = time.monotonic()
@@ -137,7 +160,11 @@ def test_workers_die_with_a_killed_parent_and_the_rerun_resumes(server: FaultSer
     proc, workers, urls = _stalled_install(server, tmp_path)
     os.kill(proc.pid, signal.SIGKILL)  # the parent alone, as the OOM killer would
     proc.communicate(timeout=30)
-    wait_until(lambda: not any(_alive(pid) for pid in workers), timeout=5, what="the workers to die with their parent")
+    wait_until(
+        lambda: not any(_alive(pid) for pid in workers),
+        timeout=5,
+        what="the workers to die with their parent",
+    )
     server.set_plan("beta-1.0-py3-none-any.whl", FaultPlan())
     rerun = ws("install", *urls, "-t", str(tmp_path / "t"), cache=tmp_path / "cache")
     assert rerun.code == 0, rerun.err
@@ -145,14 +172,19 @@ def test_workers_die_with_a_killed_parent_and_the_rerun_resumes(server: FaultSer
     assert _tree(tmp_path / "t")["beta/__init__.py"]
 
 
-def test_a_bad_wheel_in_one_worker_stops_the_others_and_installs_nothing(server: FaultServer, tmp_path: Path) -> None:
+def test_a_bad_wheel_in_one_worker_stops_the_others_and_installs_nothing(
+    server: FaultServer, tmp_path: Path
+) -> None:
     good = _add(server, "alpha", FaultPlan(Stall(at=128 * 1024, seconds=60)))
     # held back a second, so alpha is surely in its stall when the bad one fails
-    bad = server.add_file("broken-1.0-py3-none-any.whl", b"PK\x03\x04" + b"\x00" * 4096,
-                          plan=FaultPlan(Stall(at=0, seconds=1)))
+    bad = server.add_file(
+        "broken-1.0-py3-none-any.whl", b"PK\x03\x04" + b"\x00" * 4096, plan=FaultPlan(Stall(at=0, seconds=1))
+    )
     cache = tmp_path / "cache"
     proc = _start("install", good, bad, "-t", str(tmp_path / "t"), cache=cache)
-    wait_until(lambda: len(_children(proc.pid)) >= 2 or proc.poll() is not None, timeout=60, what="worker processes")
+    wait_until(
+        lambda: len(_children(proc.pid)) >= 2 or proc.poll() is not None, timeout=60, what="worker processes"
+    )
     assert len(_children(proc.pid)) >= 2
     _out, err = proc.communicate(timeout=30)  # alpha's worker is stopped in its stall, not after it
     assert proc.returncode == 1, err
@@ -175,13 +207,22 @@ def _library_run(script: str, tmp_path: Path, urls: list[str]) -> str:
         "forked = []  # the forks of this process: whether the install really started worker processes\n"
         "os.register_at_fork(after_in_parent=lambda: forked.append(1))\n"
     )
-    run = subprocess.run([sys.executable, "-c", prelude + script, str(tmp_path / "t"), str(tmp_path / "c"), *urls],
-                         check=False, capture_output=True, text=True, cwd=ROOT, timeout=60, env=ws_env(tmp_path / "c"))
+    run = subprocess.run(
+        [sys.executable, "-c", prelude + script, str(tmp_path / "t"), str(tmp_path / "c"), *urls],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        env=ws_env(tmp_path / "c"),
+    )
     assert run.returncode == 0, run.stderr
     return run.stdout
 
 
-def test_progress_reports_reach_the_callers_callback_from_the_workers(server: FaultServer, tmp_path: Path) -> None:
+def test_progress_reports_reach_the_callers_callback_from_the_workers(
+    server: FaultServer, tmp_path: Path
+) -> None:
     urls = [_add(server, name) for name in ("alpha", "beta", "gamma")]
     script = (
         "import json\n"
@@ -221,7 +262,13 @@ def test_every_error_crosses_a_process_boundary_intact(name: str) -> None:
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is cls
     assert (str(copy), copy.args, copy.wheel, copy.entry, copy.offset, copy.exit_code) == (
-        str(error), error.args, error.wheel, error.entry, error.offset, error.exit_code)
+        str(error),
+        error.args,
+        error.wheel,
+        error.entry,
+        error.offset,
+        error.exit_code,
+    )
 
 
 def _worker_talking_to(port: int, workers: list[int]) -> int:
@@ -244,8 +291,10 @@ def _worker_talking_to(port: int, workers: list[int]) -> int:
 def test_a_killed_worker_is_one_error_line_naming_its_wheel(victims: str, tmp_path: Path) -> None:
     """alpha and beta come from two servers, so the worker on each is known by its connection."""
     with FaultServer() as first, FaultServer() as second:
-        urls = [_add(first, "alpha", FaultPlan(Stall(at=128 * 1024, seconds=60))),
-                _add(second, "beta", FaultPlan(Stall(at=128 * 1024, seconds=60)))]
+        urls = [
+            _add(first, "alpha", FaultPlan(Stall(at=128 * 1024, seconds=60))),
+            _add(second, "beta", FaultPlan(Stall(at=128 * 1024, seconds=60))),
+        ]
         proc = _start("install", *urls, "-t", str(tmp_path / "t"), cache=tmp_path / "cache")
         wait_until(lambda: len(_children(proc.pid)) >= 2, timeout=60, what="two worker processes")
         for server, name in ((first, "alpha"), (second, "beta")):
@@ -260,7 +309,9 @@ def test_a_killed_worker_is_one_error_line_naming_its_wheel(victims: str, tmp_pa
             os.kill(pid, signal.SIGKILL)
         killed = time.monotonic()
         _out, err = proc.communicate(timeout=30)
-    assert time.monotonic() - killed < 10, err  # beta's worker checkpoints at once (the cancel cuts its stall)
+    assert time.monotonic() - killed < 10, (
+        err
+    )  # beta's worker checkpoints at once (the cancel cuts its stall)
     assert proc.returncode == 1, err
     errors_ = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(errors_) == 1, err
@@ -282,8 +333,11 @@ def test_a_worker_killed_while_it_waits_to_retry_does_not_hang_the_others(
     lines, reader = _collect_lines(proc.stderr)
     wait_until(lambda: len(_children(proc.pid)) >= 2, timeout=60, what="two worker processes")
     # each worker's note "...; retry 1 of N in 60.0 s" is printed right before its back-off starts
-    wait_until(lambda: len({line.split(":")[0] for line in list(lines) if "retry 1 of" in line}) == 2, timeout=60,
-               what="both workers in their back-off")
+    wait_until(
+        lambda: len({line.split(":")[0] for line in list(lines) if "retry 1 of" in line}) == 2,
+        timeout=60,
+        what="both workers in their back-off",
+    )
     os.kill(min(_children(proc.pid)), signal.SIGKILL)
     killed = time.monotonic()
     proc.wait(timeout=30)
@@ -370,7 +424,9 @@ def test_an_error_that_cannot_cross_a_process_boundary_travels_as_its_message() 
     pickle.loads(pickle.dumps(portable))
 
 
-def test_download_and_copy_installs_of_several_wheels_through_workers(server: FaultServer, tmp_path: Path) -> None:
+def test_download_and_copy_installs_of_several_wheels_through_workers(
+    server: FaultServer, tmp_path: Path
+) -> None:
     """The two other ways a worker's result is used: wheel files kept for ``download`` (one of them a local
     file), and trees published in the shared cache for ``--link-mode copy`` (no claims to hand over)."""
     urls = [_add(server, "alpha"), _add(server, "beta")]
@@ -385,8 +441,7 @@ def test_download_and_copy_installs_of_several_wheels_through_workers(server: Fa
     fetched = succeeds("download", *urls, str(local), "-d", str(tmp_path / "d"))
     paths = [Path(line) for line in fetched.out.split()]
     assert [p.name for p in paths] == ["alpha-1.0-py3-none-any.whl", "beta-1.0-py3-none-any.whl", local.name]
-    assert [p.read_bytes() for p in paths[:2]] == [
-        server.version(p.name).data for p in paths[:2]]
+    assert [p.read_bytes() for p in paths[:2]] == [server.version(p.name).data for p in paths[:2]]
     assert paths[2].read_bytes() == local.read_bytes()
     succeeds("install", *urls, str(local), "-t", str(tmp_path / "t1"), "--link-mode", "copy")
     again = succeeds("install", *urls, str(local), "-t", str(tmp_path / "t2"), "--link-mode", "copy")
@@ -472,7 +527,13 @@ def test_a_close_interrupted_by_a_second_ctrl_c_keeps_the_reports_flowing(tmp_pa
     Their copies of the pipe keep it open, so a full pipe would block them — and the exit, which waits for
     them. The relay must go on reading. (In a fresh interpreter, which may fork: a real pool, a worker that
     sends more reports than a pipe holds once the close was interrupted, and the caller's callback counting.)"""
-    run = subprocess.run([sys.executable, "-c", SECOND_CTRL_C, str(tmp_path / "go")], check=False,
-                         capture_output=True, text=True, cwd=ROOT, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-c", SECOND_CTRL_C, str(tmp_path / "go")],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["interrupted", "200"], (run.stdout, run.stderr)

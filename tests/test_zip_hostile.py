@@ -23,7 +23,9 @@ from wheelstream.zip import DEFAULT_MAX_UNPACKED_SIZE, ZipStreamParser
 MODES = ("streamed", "writers", "packed-inline")
 
 
-def feed_through_extractor(data: bytes, staging: Path, chunk: int, limit: int | None, mode: str = "streamed") -> None:
+def feed_through_extractor(
+    data: bytes, staging: Path, chunk: int, limit: int | None, mode: str = "streamed"
+) -> None:
     extractor = Extractor(staging, writers=mode == "writers")
     pack = {"streamed": 0, "writers": extractor.pack_up_to, "packed-inline": 1 << 20}[mode]
     parser = ZipStreamParser(max_unpacked_size=limit or DEFAULT_MAX_UNPACKED_SIZE, pack_up_to=pack)
@@ -39,7 +41,9 @@ def feed_through_extractor(data: bytes, staging: Path, chunk: int, limit: int | 
 
 
 def all_paths(root: Path) -> set[str]:
-    return {os.path.relpath(os.path.join(d, n), root) for d, dirs, names in os.walk(root) for n in dirs + names}
+    return {
+        os.path.relpath(os.path.join(d, n), root) for d, dirs, names in os.walk(root) for n in dirs + names
+    }
 
 
 @pytest.mark.parametrize("name", sorted(ALL_HOSTILE))
@@ -88,7 +92,10 @@ def test_bomb_stops_inflating_right_past_the_declared_size() -> None:
     assert produced <= 1024 + 1
 
 
-@pytest.mark.parametrize("name", sorted(n for n, c in HOSTILE.items() if c.error in ("ChecksumMismatch", "CorruptData", "SizeMismatch")))
+@pytest.mark.parametrize(
+    "name",
+    sorted(n for n, c in HOSTILE.items() if c.error in ("ChecksumMismatch", "CorruptData", "SizeMismatch")),
+)
 def test_a_packed_entry_fails_as_the_streamed_one_does(name: str, tmp_path: Path) -> None:
     """The writers' checks (``unpack_entry``) are the parser's: same error, same message, for every bad entry."""
     case = HOSTILE[name]
@@ -127,7 +134,9 @@ def test_a_local_file_reports_its_earliest_bad_entry_even_at_the_end(tmp_path: P
 def test_packed_entries_count_their_compressed_bytes_while_in_flight(tmp_path: Path) -> None:
     """An entry that declares 0 bytes may still carry up to ``pack_up_to`` of deflate: what the writers hold
     is bounded by what they really hold, and a written batch keeps no data."""
-    empty_blocks = b"\x00\x00\x00\xff\xff" * 100_000 + b"\x03\x00"  # 500 kB of empty stored blocks, then the end
+    empty_blocks = (
+        b"\x00\x00\x00\xff\xff" * 100_000 + b"\x03\x00"
+    )  # 500 kB of empty stored blocks, then the end
     members = base_members({**{f"demo/z{i}.bin": b"" for i in range(40)}})
     for i in range(40):
         _find(members, f"demo/z{i}.bin").payload = empty_blocks
@@ -139,8 +148,11 @@ def test_packed_entries_count_their_compressed_bytes_while_in_flight(tmp_path: P
         extractor.handle(event)
         peak = max(peak, extractor._in_flight_bytes)
         assert extractor._in_flight_bytes <= extractor._max_pending + (1 << 20)
-    assert all(batch.files and not any(content for _p, content, _n, _o in batch.files) for batch in extractor._in_flight
-               if batch.done.wait(5))
+    assert all(
+        batch.files and not any(content for _p, content, _n, _o in batch.files)
+        for batch in extractor._in_flight
+        if batch.done.wait(5)
+    )
     extractor.close()
     assert peak > 0
     assert all((tmp_path / "staging" / f"demo/z{i}.bin").read_bytes() == b"" for i in range(40))

@@ -55,7 +55,9 @@ def chunked(data: bytes, sizes: Iterable[int]) -> list[bytes]:
     return out
 
 
-def parse_all(data: bytes, chunks: list[bytes], parser: ZipStreamParser | None = None) -> tuple[dict[str, bytes], list[Event]]:
+def parse_all(
+    data: bytes, chunks: list[bytes], parser: ZipStreamParser | None = None
+) -> tuple[dict[str, bytes], list[Event]]:
     """Feed ``chunks`` then EOF; resolve a deferred entry the way the download loop does (packed entries are
     unpacked as they come)."""
     parser = parser or ZipStreamParser()
@@ -126,7 +128,9 @@ def test_every_chunking_gives_zipfiles_result(name: str, chunking: str) -> None:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(sorted(CORPUS)), st.floats(0, 1), st.integers(1, 9000), st.sampled_from([0, 300, 1 << 20]))
+@given(
+    st.sampled_from(sorted(CORPUS)), st.floats(0, 1), st.integers(1, 9000), st.sampled_from([0, 300, 1 << 20])
+)
 def test_cut_anywhere_then_resume_at_checkpoint(name: str, where: float, chunk: int, pack: int) -> None:
     """Cut at byte N, restart a fresh parser at the reported checkpoint: same result, nothing re-extracted —
     whether small entries stream or come out packed (``pack``: 0 streams all, 300 packs some, 1 MiB most)."""
@@ -223,7 +227,9 @@ def test_packed_entries_unpack_to_zipfiles_result(name: str, chunking: str, pack
     if chunking == "7" and len(data) > 400_000:
         pytest.skip("7-byte chunks of multi-MB archives add minutes; 64k and whole cover the big entries")
     size = {"whole": len(data), "7": 7, "64k": 65536}[chunking]
-    files, events = parse_all(data, chunked(data, [size] * (len(data) // size + 1)), ZipStreamParser(pack_up_to=pack))
+    files, events = parse_all(
+        data, chunked(data, [size] * (len(data) // size + 1)), ZipStreamParser(pack_up_to=pack)
+    )
     assert files == zipfile_contents(data)
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         infos = {i.filename: i for i in archive.infolist()}
@@ -270,7 +276,11 @@ def _renamed(placeholder: str, raw_name: bytes, utf8_flag: bool) -> bytes:
     if utf8_flag:
         for signature, flags_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
             at = data.index(signature) + flags_at
-            data = data[:at] + (int.from_bytes(data[at : at + 2], "little") | 0x800).to_bytes(2, "little") + data[at + 2 :]
+            data = (
+                data[:at]
+                + (int.from_bytes(data[at : at + 2], "little") | 0x800).to_bytes(2, "little")
+                + data[at + 2 :]
+            )
     return data
 
 

@@ -52,6 +52,7 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY, *_SUBMODULES})
 
+
 __all__ = [
     "DEFAULT_INDEX_URL",
     "InstallReport",

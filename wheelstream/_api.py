@@ -156,16 +156,42 @@ def _fetch_all(
     if workers not in ("threads", "processes"):
         raise UsageError(f"unknown workers {workers!r} (use 'threads' or 'processes')")
     names = [sources] if isinstance(sources, str) else [os.fspath(s) for s in sources]
-    options = DownloadOptions(timeout=timeout, retries=retries, max_unpacked_size=max_unpacked_size,
-                              max_entries=max_entries)
+    options = DownloadOptions(
+        timeout=timeout, retries=retries, max_unpacked_size=max_unpacked_size, max_entries=max_entries
+    )
     cache = Cache.at(cache_dir)
     if client is not None:
-        return _fetch_with(names, cache, client, hashes or {}, index_url, jobs, options, progress,
-                           ignore_tags, python, keep_wheels_in, keep_unpacked, processes=False)
+        return _fetch_with(
+            names,
+            cache,
+            client,
+            hashes or {},
+            index_url,
+            jobs,
+            options,
+            progress,
+            ignore_tags,
+            python,
+            keep_wheels_in,
+            keep_unpacked,
+            processes=False,
+        )
     with new_client(timeout) as own:
-        return _fetch_with(names, cache, own, hashes or {}, index_url, jobs, options, progress,
-                           ignore_tags, python, keep_wheels_in, keep_unpacked,
-                           processes=workers == "processes")
+        return _fetch_with(
+            names,
+            cache,
+            own,
+            hashes or {},
+            index_url,
+            jobs,
+            options,
+            progress,
+            ignore_tags,
+            python,
+            keep_wheels_in,
+            keep_unpacked,
+            processes=workers == "processes",
+        )
 
 
 def _fetch_with(
@@ -279,9 +305,17 @@ def _fetch_one(
         raise UsageError(f"no such file: {item.path}")
     # A local name is one component the OS gave us, but it becomes a name in the caller's -d like a URL's
     # does, so it passes the same check (as pip refuses to download a wheel whose name is not a wheel's).
-    target = None if keep_wheels_in is None else wheel_path_in(keep_wheels_in, item.path.name, source=item.source)
-    result = unpack_local(item.path, cache=cache, expected_sha256=item.sha256, options=options,
-                          progress=progress, keep_unpacked=keep_unpacked)
+    target = (
+        None if keep_wheels_in is None else wheel_path_in(keep_wheels_in, item.path.name, source=item.source)
+    )
+    result = unpack_local(
+        item.path,
+        cache=cache,
+        expected_sha256=item.sha256,
+        options=options,
+        progress=progress,
+        keep_unpacked=keep_unpacked,
+    )
     if target is not None and target.resolve() != item.path.resolve():
         _copy_into(item.path, target)
     return result
@@ -312,7 +346,9 @@ class _Adopter:
         self._results: dict[Future[tuple[DownloadResult, Path | None]], DownloadResult | BaseException] = {}
 
     def adopt(self, future: Future[tuple[DownloadResult, Path | None]]) -> None:
-        with contextlib.suppress(BaseException):  # kept for __call__ (a callback's error would only be logged)
+        with contextlib.suppress(
+            BaseException
+        ):  # kept for __call__ (a callback's error would only be logged)
             self(future)
 
     def __call__(self, future: Future[tuple[DownloadResult, Path | None]]) -> DownloadResult:
@@ -360,11 +396,12 @@ def _collect(
         _release_succeeded(futures, result_of)
         if isinstance(error, BrokenExecutor):
             cause = "the process unpacking it died" if wheel else "a worker process died"
-            raise WorkerDied(f"{cause} (killed by a signal?); the other downloads were stopped",
-                             wheel=wheel) from None
+            raise WorkerDied(
+                f"{cause} (killed by a signal?); the other downloads were stopped", wheel=wheel
+            ) from None
         raise error
     try:
-        return [(item, result_of(future)) for item, future in zip(resolved, futures)]
+        return [(item, result_of(future)) for item, future in zip(resolved, futures, strict=True)]
     except BaseException:  # a claim could not be adopted: nothing is installed, so none is kept
         _release_succeeded(futures, result_of)
         raise
@@ -470,19 +507,27 @@ def install(
     a forked worker process with a GIL of its own — faster on many wheels, but it forks the caller.
     """
     fetched = _fetch_all(
-        sources, cache_dir=cache_dir, client=client, hashes=hashes, index_url=index_url, jobs=jobs,
-        retries=retries, timeout=timeout, max_unpacked_size=max_unpacked_size, max_entries=max_entries,
+        sources,
+        cache_dir=cache_dir,
+        client=client,
+        hashes=hashes,
+        index_url=index_url,
+        jobs=jobs,
+        retries=retries,
+        timeout=timeout,
+        max_unpacked_size=max_unpacked_size,
+        max_entries=max_entries,
         progress=progress,
-        ignore_tags=ignore_tags, python=python, keep_wheels_in=None, workers=workers,
+        ignore_tags=ignore_tags,
+        python=python,
+        keep_wheels_in=None,
+        workers=workers,
         keep_unpacked=link_mode != "move",
     )
     results = [result for _item, result in fetched]
     try:
         report = install_staged_many(
-            [
-                WheelToInstall(result.staged, _direct_url(item), result.sha256)
-                for item, result in fetched
-            ],
+            [WheelToInstall(result.staged, _direct_url(item), result.sha256) for item, result in fetched],
             Path(target),
             python=python,
             upgrade=upgrade,
@@ -536,10 +581,20 @@ def download(
     as for :func:`install`."""
     dest_path = Path(dest)
     fetched = _fetch_all(
-        sources, cache_dir=cache_dir, client=client, hashes=hashes, index_url=index_url, jobs=jobs,
-        retries=retries, timeout=timeout, max_unpacked_size=max_unpacked_size, max_entries=max_entries,
+        sources,
+        cache_dir=cache_dir,
+        client=client,
+        hashes=hashes,
+        index_url=index_url,
+        jobs=jobs,
+        retries=retries,
+        timeout=timeout,
+        max_unpacked_size=max_unpacked_size,
+        max_entries=max_entries,
         progress=progress,
-        ignore_tags=True, python=None, keep_wheels_in=dest_path, workers=workers,
+        ignore_tags=True,
+        python=None,
+        keep_wheels_in=dest_path,
+        workers=workers,
     )
     return InstallResult(tuple(_outcome(i, r, dest_path) for i, r in fetched), None)
-

@@ -56,7 +56,9 @@ class Cache:
     def at(cls, root: str | os.PathLike[str] | None = None) -> Cache:
         cache = cls(Path(root) if root is not None else default_cache_dir())
         cache.root.parent.mkdir(parents=True, exist_ok=True)
-        cache.root.mkdir(exist_ok=True, mode=0o700)  # a root we create is owner-only too; an existing one is kept
+        cache.root.mkdir(
+            exist_ok=True, mode=0o700
+        )  # a root we create is owner-only too; an existing one is kept
         for sub in ("partial", "staging", "wheels", "urls", "http", "claimed"):
             (cache.root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
         cache.sweep_claims()

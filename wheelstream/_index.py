@@ -118,10 +118,17 @@ def parse_json(body: bytes, page_url: str) -> list[IndexFile]:
         base, _, fragment = urllib.parse.urljoin(page_url, str(item["url"])).partition("#")
         sha = hashes.get("sha256") if isinstance(hashes, dict) else None
         if sha is None and fragment.startswith("sha256="):
-            sha = fragment[len("sha256="):]
+            sha = fragment[len("sha256=") :]
         rp = item.get("requires-python")
-        out.append(IndexFile(str(item["filename"]), base, str(sha).lower() if sha else None,
-                             str(rp) if rp else None, _yank(item.get("yanked"))))
+        out.append(
+            IndexFile(
+                str(item["filename"]),
+                base,
+                str(sha).lower() if sha else None,
+                str(rp) if rp else None,
+                _yank(item.get("yanked")),
+            )
+        )
     return out
 
 
@@ -164,10 +171,17 @@ def parse_html(body: bytes, page_url: str, encoding: str = "utf-8") -> list[Inde
             continue
         url, _, fragment = urllib.parse.urljoin(base, href).partition("#")
         filename = _url_name(url) or text
-        sha = fragment[len("sha256="):].lower() if fragment.startswith("sha256=") else None
+        sha = fragment[len("sha256=") :].lower() if fragment.startswith("sha256=") else None
         yanked = attrs.get("data-yanked")
-        out.append(IndexFile(filename, url, sha, attrs.get("data-requires-python") or None,
-                             None if "data-yanked" not in attrs else (yanked or "")))
+        out.append(
+            IndexFile(
+                filename,
+                url,
+                sha,
+                attrs.get("data-requires-python") or None,
+                None if "data-yanked" not in attrs else (yanked or ""),
+            )
+        )
     return out
 
 
@@ -213,8 +227,13 @@ def _pin(source: str) -> tuple[str, Version]:
     except InvalidRequirement as exc:
         raise UsageError(f"not a NAME==VERSION requirement: {exc}", wheel=source) from None
     specs = list(req.specifier)
-    if req.marker is not None or req.url or len(specs) != 1 or specs[0].operator not in ("==", "===") \
-            or specs[0].version.endswith(".*"):
+    if (
+        req.marker is not None
+        or req.url
+        or len(specs) != 1
+        or specs[0].operator not in ("==", "===")
+        or specs[0].version.endswith(".*")
+    ):
         raise UsageError(
             "only exact pins (NAME==VERSION) are supported — wheelstream does no dependency resolution",
             wheel=source,
@@ -263,7 +282,9 @@ def choose(
             continue
         try:
             wname, wversion, _build, wtags = parse_wheel_filename(f.filename)
-        except InvalidVersion:  # pragma: no cover - packaging reports it as an invalid file name, checked above
+        except (
+            InvalidVersion
+        ):  # pragma: no cover - packaging reports it as an invalid file name, checked above
             continue
         if wname != name:
             continue
@@ -279,8 +300,9 @@ def choose(
     if not candidates:
         if not of_version:
             known = ", ".join(sorted(versions, key=Version)) or "none"
-            raise UsageError(f"no wheel for version {version} on the index (wheel versions there: {known})",
-                             wheel=source)
+            raise UsageError(
+                f"no wheel for version {version} on the index (wheel versions there: {known})", wheel=source
+            )
         listed = ", ".join(f.filename for f in of_version)
         raise IncompatibleWheel(
             f"no wheel of {version} fits the target interpreter (Python {python}, tags "
@@ -290,8 +312,12 @@ def choose(
     yanked, _rank, chosen = min(candidates, key=lambda c: (c[0], c[1]))
     if yanked:
         reason = f" (reason: {chosen.yanked})" if chosen.yanked else ""
-        _log.warning("%s: %s is yanked%s; installing it because the version is pinned exactly",
-                     source, chosen.filename, reason)
+        _log.warning(
+            "%s: %s is yanked%s; installing it because the version is pinned exactly",
+            source,
+            chosen.filename,
+            reason,
+        )
     return chosen
 
 
@@ -309,8 +335,12 @@ class _Origin(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         outgoing = self.client.build_request(request.method, self.real_url, headers=request.headers)
-        response = self.client.send(outgoing, stream=True, follow_redirects=False,
-                                    auth=self.auth if self.auth is not None else httpx.USE_CLIENT_DEFAULT)
+        response = self.client.send(
+            outgoing,
+            stream=True,
+            follow_redirects=False,
+            auth=self.auth if self.auth is not None else httpx.USE_CLIENT_DEFAULT,
+        )
         if response.status_code == 200 and not any(h in response.headers for h in _FRESHNESS_HEADERS):
             response.headers["Cache-Control"] = f"max-age={HEURISTIC_MAX_AGE}"
             if "date" not in response.headers:  # hishel takes a missing Date as age 0, forever
@@ -349,8 +379,9 @@ def _get(url: str, accept: str, client: httpx.Client, cache: Cache) -> tuple[htt
         for _hop in range(_MAX_REDIRECTS + 1):
             plain, auth = _split_credentials(url)
             visible = redact(plain)
-            transport = CacheTransport(_Origin(client, plain, auth), storage=storage,
-                                       rfc=hishel.CacheOptions(shared=False))
+            transport = CacheTransport(
+                _Origin(client, plain, auth), storage=storage, rfc=hishel.CacheOptions(shared=False)
+            )
             request = httpx.Request("GET", visible, headers={"Accept": accept})
             response = transport.handle_request(request)
             try:
@@ -389,8 +420,9 @@ def resolve_requirement(
         if response.status_code == 406:  # a server that cannot do JSON and says so
             response, body, final = _get(page, "text/html", client, cache)
     except httpx.HTTPError as exc:
-        raise NetworkError(f"index {redact(page)} unreachable: {type(exc).__name__}: {exc}",
-                           wheel=source) from None
+        raise NetworkError(
+            f"index {redact(page)} unreachable: {type(exc).__name__}: {exc}", wheel=source
+        ) from None
     status = response.status_code
     if status in (404, 410):
         raise UsageError(f"no project {name!r} on the index {redact(index_url)}", wheel=source)

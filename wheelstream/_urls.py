@@ -127,13 +127,20 @@ def checked_wheel_filename(name: str, *, source: str, label: str = "the file nam
     if ":" in name:
         raise _refuse(name, "contains ':' (a drive or stream name on Windows)", source=source, label=label)
     if not _WHEEL_CHARS.fullmatch(name):
-        raise _refuse(name, "is not a wheel file name (PEP 427 names are ASCII letters, digits and ._+!-, "
-                      "starting with a letter or digit)", source=source, label=label)
+        raise _refuse(
+            name,
+            "is not a wheel file name (PEP 427 names are ASCII letters, digits and ._+!-, "
+            "starting with a letter or digit)",
+            source=source,
+            label=label,
+        )
     try:
         parse_wheel_filename(name)
     except _PackagingInvalidWheelFilename as exc:
         cause = str(exc).partition(":")[0].removeprefix("Invalid wheel filename ").strip("()")
-        raise _refuse(name, f"is not a wheel file name ({cause.lower()})", source=source, label=label) from None
+        raise _refuse(
+            name, f"is not a wheel file name ({cause.lower()})", source=source, label=label
+        ) from None
     return name
 
 

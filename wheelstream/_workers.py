@@ -133,7 +133,9 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _start_worker(parent: int, cancel: CancelSignal, reports: Connection, relay: bool, timeout: float) -> None:
+def _start_worker(
+    parent: int, cancel: CancelSignal, reports: Connection, relay: bool, timeout: float
+) -> None:
     for number in _STOPPING:  # the parent turns both into the cancel; they were blocked since the fork
         signal.signal(number, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
@@ -221,7 +223,9 @@ class ProcessPool:
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
         try:
             self._executor.submit(os.getpid)  # the first submit forks every worker
-            self._relay = threading.Thread(target=self._relay_reports, name="wheelstream-reports", daemon=True)
+            self._relay = threading.Thread(
+                target=self._relay_reports, name="wheelstream-reports", daemon=True
+            )
             self._relay.start()  # a thread only after the forks
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)

@@ -50,7 +50,9 @@ class _Commands(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
-@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(
+    cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110}
+)
 @click.version_option(__version__, "-V", "--version", prog_name="wheelstream")
 def cli() -> None:
     """Get Python wheels from a URL onto disk, resuming download and unpack after any interruption.
@@ -78,8 +80,9 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
 
 def _main(argv: Sequence[str] | None) -> NoReturn:
     try:
-        code = cli.main(args=list(argv) if argv is not None else None, prog_name="wheelstream",
-                        standalone_mode=False)
+        code = cli.main(
+            args=list(argv) if argv is not None else None, prog_name="wheelstream", standalone_mode=False
+        )
     except click.ClickException as exc:  # usage errors: click's message, exit 2
         exc.show()
         raise SystemExit(exc.exit_code) from None

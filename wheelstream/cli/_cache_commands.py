@@ -32,8 +32,13 @@ def cache() -> None:
     """Inspect or empty the cache (partial downloads, unpacked wheels, index pages)."""
 
 
-_cache_dir_option = click.option("--cache-dir", default=None, type=click.Path(file_okay=False), metavar="DIR",
-                                 help="Cache root [default: $WHEELSTREAM_CACHE_DIR or the user cache dir].")
+_cache_dir_option = click.option(
+    "--cache-dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Cache root [default: $WHEELSTREAM_CACHE_DIR or the user cache dir].",
+)
 
 
 @cache.command("dir")
@@ -56,8 +61,10 @@ def cache_list(cache_dir: str | None) -> None:
     click.echo(f"partial downloads: {len(partials)}")
     for p in partials:
         name = urllib.parse.unquote(p.url.rsplit("/", 1)[-1]) or p.url  # shown only, never a path
-        click.echo(f"  {one_line(name)}  {p.percent}  {human_size(p.durable)} of {human_size(p.length)}  "
-                   f"{_age(p.journal)}  {one_line(p.url)}")
+        click.echo(
+            f"  {one_line(name)}  {p.percent}  {human_size(p.durable)} of {human_size(p.length)}  "
+            f"{_age(p.journal)}  {one_line(p.url)}"
+        )
     click.echo(f"unpacked wheels: {len(wheels)}")
     for filename, sha, size, _path in wheels:
         click.echo(f"  {one_line(filename)}  {human_size(size)}  sha256:{sha[:16]}…")
@@ -71,8 +78,12 @@ def cache_list(cache_dir: str | None) -> None:
 
 @cache.command("clean")
 @_cache_dir_option
-@click.option("--partial", "partial_only", is_flag=True,
-              help="Only partial downloads (and their staging dirs); keep unpacked wheels and index pages.")
+@click.option(
+    "--partial",
+    "partial_only",
+    is_flag=True,
+    help="Only partial downloads (and their staging dirs); keep unpacked wheels and index pages.",
+)
 def cache_clean(cache_dir: str | None, partial_only: bool) -> None:
     """Remove cached data and say what was removed. Downloads in progress elsewhere are left alone."""
     root = Cache.at(cache_dir).root  # Cache.at also sweeps the trees of move installs that were killed
@@ -90,7 +101,8 @@ def cache_clean(cache_dir: str | None, partial_only: bool) -> None:
         removed_partials += 1
     for stray in (root / "staging").iterdir() if (root / "staging").is_dir() else []:
         if not (root / "partial" / f"{stray.name}.json").exists() and not _locked(
-                root / "partial" / f"{stray.name}.lock"):
+            root / "partial" / f"{stray.name}.lock"
+        ):
             shutil.rmtree(stray, ignore_errors=True)
     click.echo(f"removed {removed_partials} partial download(s) ({human_size(removed_bytes)})")
     if busy:
@@ -179,10 +191,8 @@ def _tree_size(root: Path) -> int:
     total = 0
     for dirpath, _dirs, names in os.walk(root):
         for name in names:
-            try:
+            with contextlib.suppress(OSError):  # removed while we counted
                 total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                pass
     return total
 
 

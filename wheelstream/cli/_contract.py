@@ -90,14 +90,25 @@ def run(
         cached = sum(1 for w in result.wheels if w.from_cache)
         if quiet == 0:
             ui.console.print(
-                ui.summary(verb, result.wheels, result.bytes_fetched, result.bytes_reused, resumed, cached,
-                           time.monotonic() - started),
-                highlight=False, soft_wrap=True,
+                ui.summary(
+                    verb,
+                    result.wheels,
+                    result.bytes_fetched,
+                    result.bytes_reused,
+                    resumed,
+                    cached,
+                    time.monotonic() - started,
+                ),
+                highlight=False,
+                soft_wrap=True,
             )
     except (Interrupted, KeyboardInterrupt) as exc:
         if result is not None or getattr(exc, "installed", False):  # the work was done when it came
-            fail(ui, f"interrupted after every wheel was {verb.lower()} — nothing is left to do",
-                 Interrupted.exit_code)
+            fail(
+                ui,
+                f"interrupted after every wheel was {verb.lower()} — nothing is left to do",
+                Interrupted.exit_code,
+            )
         fail(ui, ui.interrupted_message(), Interrupted.exit_code)
     except WheelstreamError as exc:
         if verbose > 1:
@@ -107,7 +118,7 @@ def run(
         fail(ui, f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}", 1)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        for each, propagate in zip(loggers, propagates):
+        for each, propagate in zip(loggers, propagates, strict=True):
             each.removeHandler(handler)
             each.propagate = propagate
     return result

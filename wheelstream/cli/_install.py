@@ -30,11 +30,20 @@ __all__ = ["download_cmd", "install_cmd", "parse_size"]
 
 
 _UNITS = {
-    "": 1, "b": 1,
-    "k": 1 << 10, "kib": 1 << 10, "kb": 10**3,
-    "m": 1 << 20, "mib": 1 << 20, "mb": 10**6,
-    "g": 1 << 30, "gib": 1 << 30, "gb": 10**9,
-    "t": 1 << 40, "tib": 1 << 40, "tb": 10**12,
+    "": 1,
+    "b": 1,
+    "k": 1 << 10,
+    "kib": 1 << 10,
+    "kb": 10**3,
+    "m": 1 << 20,
+    "mib": 1 << 20,
+    "mb": 10**6,
+    "g": 1 << 30,
+    "gib": 1 << 30,
+    "gb": 10**9,
+    "t": 1 << 40,
+    "tib": 1 << 40,
+    "tb": 10**12,
 }
 
 
@@ -62,24 +71,74 @@ def _common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Options install and download share, in the order ``--help`` lists them."""
     options = [
         click.argument("sources", nargs=-1, metavar="SRC..."),
-        click.option("-r", "--requirement", "requirements", multiple=True, type=click.Path(dir_okay=False),
-                     metavar="FILE", help="Read sources (and --hash lines) from FILE. Repeatable."),
-        click.option("--hash", "hash_values", multiple=True, metavar="sha256:HEX",
-                     help="Expected sha256 of the wheel; one per SRC, in order."),
-        click.option("--index-url", "-i", default=None, metavar="URL",
-                     help=f"Simple index for NAME==VERSION (PEP 691/503). [default: {DEFAULT_INDEX_URL}]"),
-        click.option("--cache-dir", default=None, type=click.Path(file_okay=False), metavar="DIR",
-                     help="Cache root [default: $WHEELSTREAM_CACHE_DIR or the user cache dir]."),
-        click.option("--jobs", "-j", default=DEFAULT_JOBS, show_default=True, type=click.IntRange(1, 64),
-                     help="Wheels downloaded in parallel."),
-        click.option("--retries", default=5, show_default=True, type=click.IntRange(0),
-                     help="Attempts in a row without progress before giving up (exit 3)."),
-        click.option("--timeout", default=30.0, show_default=True, type=click.FloatRange(0, min_open=True),
-                     metavar="S", help="Connect/read timeout in seconds."),
-        click.option("--max-unpacked-size", default="16GiB", show_default=True, type=_Size(),
-                     help="Refuse a wheel that inflates past SIZE (zip-bomb guard)."),
-        click.option("--max-entries", default=DEFAULT_MAX_ENTRIES, show_default=True, type=click.IntRange(1),
-                     metavar="N", help="Refuse a wheel of more than N entries (memory grows with them)."),
+        click.option(
+            "-r",
+            "--requirement",
+            "requirements",
+            multiple=True,
+            type=click.Path(dir_okay=False),
+            metavar="FILE",
+            help="Read sources (and --hash lines) from FILE. Repeatable.",
+        ),
+        click.option(
+            "--hash",
+            "hash_values",
+            multiple=True,
+            metavar="sha256:HEX",
+            help="Expected sha256 of the wheel; one per SRC, in order.",
+        ),
+        click.option(
+            "--index-url",
+            "-i",
+            default=None,
+            metavar="URL",
+            help=f"Simple index for NAME==VERSION (PEP 691/503). [default: {DEFAULT_INDEX_URL}]",
+        ),
+        click.option(
+            "--cache-dir",
+            default=None,
+            type=click.Path(file_okay=False),
+            metavar="DIR",
+            help="Cache root [default: $WHEELSTREAM_CACHE_DIR or the user cache dir].",
+        ),
+        click.option(
+            "--jobs",
+            "-j",
+            default=DEFAULT_JOBS,
+            show_default=True,
+            type=click.IntRange(1, 64),
+            help="Wheels downloaded in parallel.",
+        ),
+        click.option(
+            "--retries",
+            default=5,
+            show_default=True,
+            type=click.IntRange(0),
+            help="Attempts in a row without progress before giving up (exit 3).",
+        ),
+        click.option(
+            "--timeout",
+            default=30.0,
+            show_default=True,
+            type=click.FloatRange(0, min_open=True),
+            metavar="S",
+            help="Connect/read timeout in seconds.",
+        ),
+        click.option(
+            "--max-unpacked-size",
+            default="16GiB",
+            show_default=True,
+            type=_Size(),
+            help="Refuse a wheel that inflates past SIZE (zip-bomb guard).",
+        ),
+        click.option(
+            "--max-entries",
+            default=DEFAULT_MAX_ENTRIES,
+            show_default=True,
+            type=click.IntRange(1),
+            metavar="N",
+            help="Refuse a wheel of more than N entries (memory grows with them).",
+        ),
         click.option("-q", "--quiet", count=True, help="Only errors and warnings."),
         click.option("-v", "--verbose", count=True, help="Say more (-vv: tracebacks)."),
         click.option("--no-progress", is_flag=True, help="No progress bars (the summary still prints)."),
@@ -102,8 +161,12 @@ class _Common:
 
 
 def _gather(
-    sources: Sequence[str], requirements: Sequence[str], hash_values: Sequence[str], index_url: str | None,
-    python: str | None, cache_dir: str | None,
+    sources: Sequence[str],
+    requirements: Sequence[str],
+    hash_values: Sequence[str],
+    index_url: str | None,
+    python: str | None,
+    cache_dir: str | None,
 ) -> _Common:
     reqs = Requirements()
     for name in requirements:
@@ -117,7 +180,7 @@ def _gather(
     if not all_sources:
         raise UsageError("nothing to do: give at least one SRC or -r FILE")
     allowed: dict[str, list[str]] = {s: list(v) for s, v in reqs.hashes.items()}
-    for source, value in zip(sources, hash_values):
+    for source, value in zip(sources, hash_values, strict=False):  # no --hash at all: nothing to pair
         allowed.setdefault(source, []).append(parse_hash(value, "--hash"))
     index = index_url or reqs.index_url or DEFAULT_INDEX_URL
     return _Common(all_sources, _one_hash_each(allowed, index, python, cache_dir), index)
@@ -159,8 +222,14 @@ def _known_hash(source: str, index_url: str, python: str | None, cache_dir: str 
 
     interpreter = probe_interpreter(python)
     with new_client(30.0) as client:
-        _url, sha = resolve_requirement(source, index_url=index_url, cache=Cache.at(cache_dir), client=client,
-                                        tags=interpreter.tags, python_version=interpreter.version)
+        _url, sha = resolve_requirement(
+            source,
+            index_url=index_url,
+            cache=Cache.at(cache_dir),
+            client=client,
+            tags=interpreter.tags,
+            python_version=interpreter.version,
+        )
     return sha
 
 
@@ -171,21 +240,47 @@ _LINK_MODES: dict[str, LinkMode] = {"move": "move", "copy": "copy", "hardlink": 
 
 
 @click.command("install")
-@click.option("--target", "-t", required=True, type=click.Path(file_okay=False), metavar="DIR",
-              help="Install into DIR (pip install --target semantics).")
+@click.option(
+    "--target",
+    "-t",
+    required=True,
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Install into DIR (pip install --target semantics).",
+)
 @click.option("--upgrade", "-U", is_flag=True, help="Replace items the target already has.")
 @click.option("--python", default=None, metavar="PATH", help="Target interpreter (tags, shebangs, layout).")
-@click.option("--link-mode", type=click.Choice(["move", "copy", "hardlink"]), default="move", show_default=True,
-              help="move: unpack once and move the files in (the cache keeps the wheel file); copy/hardlink: "
-                   "keep the unpacked wheel in the cache and copy or hardlink from it.")
+@click.option(
+    "--link-mode",
+    type=click.Choice(["move", "copy", "hardlink"]),
+    default="move",
+    show_default=True,
+    help="move: unpack once and move the files in (the cache keeps the wheel file); copy/hardlink: "
+    "keep the unpacked wheel in the cache and copy or hardlink from it.",
+)
 @click.option("--compile-bytecode", is_flag=True, help="Write .pyc files, as pip does without --no-compile.")
 @click.option("--ignore-tags", is_flag=True, help="Install even if the wheel's tags do not fit --python.")
 @_common_options
 def install_cmd(
-    sources: tuple[str, ...], requirements: tuple[str, ...], hash_values: tuple[str, ...],
-    index_url: str | None, cache_dir: str | None, jobs: int, retries: int, timeout: float,
-    max_unpacked_size: int, max_entries: int, quiet: int, verbose: int, no_progress: bool, target: str, upgrade: bool,
-    python: str | None, link_mode: str, compile_bytecode: bool, ignore_tags: bool,
+    sources: tuple[str, ...],
+    requirements: tuple[str, ...],
+    hash_values: tuple[str, ...],
+    index_url: str | None,
+    cache_dir: str | None,
+    jobs: int,
+    retries: int,
+    timeout: float,
+    max_unpacked_size: int,
+    max_entries: int,
+    quiet: int,
+    verbose: int,
+    no_progress: bool,
+    target: str,
+    upgrade: bool,
+    python: str | None,
+    link_mode: str,
+    compile_bytecode: bool,
+    ignore_tags: bool,
 ) -> None:
     """Install wheels into a directory, like `pip install --no-deps --target DIR`, resumably.
 
@@ -196,11 +291,23 @@ def install_cmd(
     def call(ui: ConsoleProgress) -> InstallResult:
         common = _gather(sources, requirements, hash_values, index_url, python, cache_dir)
         return do_install(
-            common.sources, target, cache_dir=cache_dir, hashes=common.hashes, index_url=common.index_url,
-            upgrade=upgrade, jobs=jobs, retries=retries, timeout=timeout, python=python,
-            link_mode=_LINK_MODES[link_mode], compile_bytecode=compile_bytecode,
-            ignore_tags=ignore_tags, max_unpacked_size=max_unpacked_size,
-            max_entries=max_entries, progress=ui, on_warning=ui.warn,
+            common.sources,
+            target,
+            cache_dir=cache_dir,
+            hashes=common.hashes,
+            index_url=common.index_url,
+            upgrade=upgrade,
+            jobs=jobs,
+            retries=retries,
+            timeout=timeout,
+            python=python,
+            link_mode=_LINK_MODES[link_mode],
+            compile_bytecode=compile_bytecode,
+            ignore_tags=ignore_tags,
+            max_unpacked_size=max_unpacked_size,
+            max_entries=max_entries,
+            progress=ui,
+            on_warning=ui.warn,
             workers="processes",  # the command owns its process (library calls stay on threads)
         )
 
@@ -211,13 +318,30 @@ def install_cmd(
 
 
 @click.command("download")
-@click.option("--dest", "-d", required=True, type=click.Path(file_okay=False), metavar="DIR",
-              help="Put the verified .whl files here.")
+@click.option(
+    "--dest",
+    "-d",
+    required=True,
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Put the verified .whl files here.",
+)
 @_common_options
 def download_cmd(
-    sources: tuple[str, ...], requirements: tuple[str, ...], hash_values: tuple[str, ...],
-    index_url: str | None, cache_dir: str | None, jobs: int, retries: int, timeout: float,
-    max_unpacked_size: int, max_entries: int, quiet: int, verbose: int, no_progress: bool, dest: str,
+    sources: tuple[str, ...],
+    requirements: tuple[str, ...],
+    hash_values: tuple[str, ...],
+    index_url: str | None,
+    cache_dir: str | None,
+    jobs: int,
+    retries: int,
+    timeout: float,
+    max_unpacked_size: int,
+    max_entries: int,
+    quiet: int,
+    verbose: int,
+    no_progress: bool,
+    dest: str,
 ) -> None:
     """Download wheels into DIR, resumably, verifying every zip entry (CRC, sizes, central directory).
 
@@ -228,9 +352,17 @@ def download_cmd(
     def call(ui: ConsoleProgress) -> InstallResult:
         common = _gather(sources, requirements, hash_values, index_url, None, cache_dir)
         return do_download(
-            common.sources, dest, cache_dir=cache_dir, hashes=common.hashes, index_url=common.index_url,
-            jobs=jobs, retries=retries, timeout=timeout, max_unpacked_size=max_unpacked_size,
-            max_entries=max_entries, progress=ui,
+            common.sources,
+            dest,
+            cache_dir=cache_dir,
+            hashes=common.hashes,
+            index_url=common.index_url,
+            jobs=jobs,
+            retries=retries,
+            timeout=timeout,
+            max_unpacked_size=max_unpacked_size,
+            max_entries=max_entries,
+            progress=ui,
             workers="processes",
         )
 

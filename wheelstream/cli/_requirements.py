@@ -120,13 +120,13 @@ def _split_options(line: str) -> tuple[str, str]:
     match = re.search(r"\s+(?=--?[A-Za-z])", line)
     if match is None:
         return line.strip(), ""
-    return line[: match.start()].strip(), line[match.end():]
+    return line[: match.start()].strip(), line[match.end() :]
 
 
 def _apply_marker(source: str, where: str) -> str | None:
     """``REQ ; MARKER``: keep REQ when the marker holds for this interpreter, drop the line otherwise."""
     req, sep, marker = source.partition(";")
-    if not sep or "://" in req and not req.endswith(" "):
+    if not sep or ("://" in req and not req.endswith(" ")):
         return source.strip()
     from packaging.markers import InvalidMarker, Marker
 

@@ -203,18 +203,30 @@ class ConsoleProgress:
         if finished:
             return "interrupted after every download finished — run the same command again (nothing is fetched twice)"
         done, total = self.where()
-        return f"interrupted at {human_size(done)} of {human_size(total)} — run the same command again to resume"
+        return (
+            f"interrupted at {human_size(done)} of {human_size(total)} — run the same command again to resume"
+        )
 
-    def summary(self, verb: str, wheels: Sequence[object], fetched: int, reused: int, resumed: int,
-                from_cache: int, seconds: float) -> str:
+    def summary(
+        self,
+        verb: str,
+        wheels: Sequence[object],
+        fetched: int,
+        reused: int,
+        resumed: int,
+        from_cache: int,
+        seconds: float,
+    ) -> str:
         """One line: ``Installed 2 wheels in 3.1 s: 24.8 MB fetched, 12.0 MB reused (1 resumed, 1 from cache)``."""
         n = len(wheels)
         extra = [f"{resumed} resumed"] if resumed else []
         if from_cache:
             extra.append(f"{from_cache} from cache")
         tail = f" ({', '.join(extra)})" if extra else ""
-        return (f"{verb} {n} wheel{'s' if n != 1 else ''} in {seconds:.1f} s: {human_size(fetched)} fetched, "
-                f"{human_size(reused)} reused{tail}")
+        return (
+            f"{verb} {n} wheel{'s' if n != 1 else ''} in {seconds:.1f} s: {human_size(fetched)} fetched, "
+            f"{human_size(reused)} reused{tail}"
+        )
 
 
 def _short(name: str, width: int = 40) -> str:

@@ -221,7 +221,9 @@ class Attempts:
             )
         else:
             self.reporter.report(
-                self.stream, self.resumed_at, message=f"resumed at {human(position)} (saved {human(position)})"
+                self.stream,
+                self.resumed_at,
+                message=f"resumed at {human(position)} (saved {human(position)})",
             )
 
     def _adopt(self, response: httpx.Response, decision: Decision) -> None:

@@ -85,7 +85,9 @@ class SocketCancel:
             yield
             return
         finished = threading.Event()
-        watcher = threading.Thread(target=self._watch, args=(finished,), name="wheelstream-cancel", daemon=True)
+        watcher = threading.Thread(
+            target=self._watch, args=(finished,), name="wheelstream-cancel", daemon=True
+        )
         watcher.start()
         try:
             yield

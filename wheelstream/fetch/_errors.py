@@ -25,7 +25,9 @@ def human(size: int | None) -> str:
 
 
 def interrupted(position: int, length: int | None) -> Interrupted:
-    return Interrupted(f"interrupted at {human(position)} of {human(length)} — run the same command again to resume")
+    return Interrupted(
+        f"interrupted at {human(position)} of {human(length)} — run the same command again to resume"
+    )
 
 
 def gave_up(without_progress: int, reason: str, position: int) -> RetriesExhausted:

@@ -87,7 +87,9 @@ class _Download:
     ) -> None:
         self.job = job
         self.client = client
-        self.cancel = SocketCancel(cancel)  # set by another thread (Ctrl-C in the main thread): stop like Ctrl-C
+        self.cancel = SocketCancel(
+            cancel
+        )  # set by another thread (Ctrl-C in the main thread): stop like Ctrl-C
         self.reporter = Reporter(job.wheel, progress)
         self.completed = False  # the unpacked wheel is published: an interrupt has nothing to save
 
@@ -126,13 +128,19 @@ class _Download:
                 raise  # the wheel is already in the cache: nothing to checkpoint
             stream = attempts.stream
             stream.checkpoint()
-            with contextlib.suppress(Exception, KeyboardInterrupt):  # (a callback may raise the Ctrl-C itself)
-                self.reporter.report(stream, attempts.resumed_at)  # the UI's last word: where the next run resumes
+            with contextlib.suppress(
+                Exception, KeyboardInterrupt
+            ):  # (a callback may raise the Ctrl-C itself)
+                self.reporter.report(
+                    stream, attempts.resumed_at
+                )  # the UI's last word: where the next run resumes
             raise interrupted(stream.position, stream.journal.length) from None
         except (ArchiveError, HashMismatch, ResourceGone):
             attempts.stream.abandon()
             with contextlib.suppress(OSError):  # the bad bytes are the error to report, not a failed clean-up
-                self.job.cache.discard(self.job.key)  # the bytes are bad, or the server no longer has this file
+                self.job.cache.discard(
+                    self.job.key
+                )  # the bytes are bad, or the server no longer has this file
             raise
         except NetworkError:
             attempts.stream.checkpoint()
@@ -141,8 +149,9 @@ class _Download:
     def _complete(self, attempts: Attempts) -> DownloadResult:
         job, stream = self.job, attempts.stream
         sha256 = check_complete(job, stream, prefix_unread=attempts.prefix_unread)
-        staged = finished_tree(job.wheel, job.cache.staging(job.key), stream.parser, stream.extractor,
-                               job.keep_unpacked)
+        staged = finished_tree(
+            job.wheel, job.cache.staging(job.key), stream.parser, stream.extractor, job.keep_unpacked
+        )
         self.completed = True  # from here an interrupt writes no checkpoint: skipping one is always safe
         final, claim = hand_over(job, stream, staged, sha256)
         try:
@@ -152,5 +161,14 @@ class _Download:
                 claim.release()  # nobody else will: the result carrying it is never returned
             raise
         unpacked = attempts.unpacked_before + stream.extractor.written
-        return DownloadResult(final, sha256, attempts.fetched, attempts.reused, attempts.resumed_at,
-                              attempts.restarts, False, unpacked, claim)
+        return DownloadResult(
+            final,
+            sha256,
+            attempts.fetched,
+            attempts.reused,
+            attempts.resumed_at,
+            attempts.restarts,
+            False,
+            unpacked,
+            claim,
+        )

@@ -102,14 +102,19 @@ def _unpack_file(
     staging = cache.staging(key)
     with filelock.FileLock(cache.lock(key)):
         known = cache.remembered_sha256(key)
-        if known is not None and _reading(path, filename, file_sha256, path) == known:  # cheaper than inflating
+        if (
+            known is not None and _reading(path, filename, file_sha256, path) == known
+        ):  # cheaper than inflating
             found = cached(cache, known, filename, progress)
             if found is not None:
                 return found
         shutil.rmtree(staging, ignore_errors=True)
         extractor = Extractor(staging, writers=True)
-        parser = ZipStreamParser(max_unpacked_size=options.max_unpacked_size, pack_up_to=extractor.pack_up_to,
-                                 max_entries=options.max_entries)
+        parser = ZipStreamParser(
+            max_unpacked_size=options.max_unpacked_size,
+            pack_up_to=extractor.pack_up_to,
+            max_entries=options.max_entries,
+        )
         hasher = hashlib.sha256()
         deferred: int | None = None
         try:
@@ -123,7 +128,10 @@ def _unpack_file(
             else:
                 parser = finish_deferred(
                     functools.partial(_read_wheel_range, path, filename),
-                    _reading(path, filename, os.path.getsize, path), deferred, parser, extractor
+                    _reading(path, filename, os.path.getsize, path),
+                    deferred,
+                    parser,
+                    extractor,
                 )
             extractor.close()
             sha256 = hasher.hexdigest()

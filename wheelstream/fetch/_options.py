@@ -20,7 +20,9 @@ class DownloadOptions:
     timeout: float = 30.0
     retries: int = 5  # attempts in a row without progress before giving up
     chunk_size: int = 256 * 1024
-    checkpoint_bytes: int = 32 * _MB  # each checkpoint syncs the disk (docs/performance.md, D-checkpoint-interval)
+    checkpoint_bytes: int = (
+        32 * _MB
+    )  # each checkpoint syncs the disk (docs/performance.md, D-checkpoint-interval)
     checkpoint_seconds: float = 1.0
     backoff_base: float = 0.5
     backoff_max: float = 30.0

@@ -9,7 +9,9 @@ from wheelstream.unpack._tee import Tee
 
 __all__ = ["Reporter"]
 
-_REPORT_EVERY = 0.05  # seconds between progress reports while bytes flow (docs/performance.md, D-report-every)
+_REPORT_EVERY = (
+    0.05  # seconds between progress reports while bytes flow (docs/performance.md, D-report-every)
+)
 
 
 class Reporter:

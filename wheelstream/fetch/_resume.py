@@ -99,7 +99,9 @@ def _new_stream(job: Job, journal: Journal) -> Tee:
     partial = PartialFile(job.cache.partial(job.key))
     try:
         extractor = Extractor(
-            job.cache.staging(job.key), {f.name: f for f in journal.files}, writers=True,
+            job.cache.staging(job.key),
+            {f.name: f for f in journal.files},
+            writers=True,
             source=partial.read_at if partial.can_read_at else None,
         )
     except BaseException:

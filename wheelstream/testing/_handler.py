@@ -8,6 +8,7 @@ no-fault path is one ``socket.sendfile`` so the same server is fast enough for b
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import time
@@ -134,10 +135,8 @@ def abort(handler: BaseHTTPRequestHandler, reset: bool) -> None:
         handler.rfile.close()  # drop makefile's reference, or close() would not release the socket
         sock.close()
         return
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass
 
 
 class FaultHandler(BaseHTTPRequestHandler):

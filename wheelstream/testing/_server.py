@@ -7,6 +7,7 @@ scenario reproduced in a shell behaves exactly like the one in the test that fou
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import socket
@@ -154,10 +155,8 @@ class FaultServer:
         httpd.server_close()
         with httpd.conn_lock:
             for conn in list(httpd.connections):
-                try:
+                with contextlib.suppress(OSError):
                     conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -171,7 +170,7 @@ class FaultServer:
         finally:
             self.stop()
 
-    def __enter__(self) -> FaultServer:  # noqa: PYI034 - typing.Self needs 3.11
+    def __enter__(self) -> FaultServer:
         return self.start()
 
     def __exit__(

@@ -63,7 +63,10 @@ def wheel_archive(
     members: dict[str, tuple[bytes, int]] = {
         path: value if isinstance(value, tuple) else (value, mode) for path, value in files.items()
     }
-    members[f"{info}/METADATA"] = (f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(), mode)
+    members[f"{info}/METADATA"] = (
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        mode,
+    )
     wheel = (
         f"Wheel-Version: 1.0\nGenerator: {generator}\nRoot-Is-Purelib: {str(root_is_purelib).lower()}\n"
         f"Tag: {tag}\n"
@@ -72,8 +75,11 @@ def wheel_archive(
     if entry_points is not None:
         members[f"{info}/entry_points.txt"] = (entry_points.encode(), mode)
     if record is None:
-        rows = [f"{path},{record_hash(data)},{len(data)}" for path, (data, _) in members.items()
-                if path not in drop_from_record]
+        rows = [
+            f"{path},{record_hash(data)},{len(data)}"
+            for path, (data, _) in members.items()
+            if path not in drop_from_record
+        ]
         record = "\n".join([*rows, *extra_record_rows, f"{info}/RECORD,,"]) + "\n"
     members[f"{info}/RECORD"] = (record.encode(), mode)
     for path, data in (tamper or {}).items():

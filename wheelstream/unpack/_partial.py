@@ -88,7 +88,9 @@ class Journal:
     resumable: bool = True  # False when the server forced a Content-Encoding: ranges would not line up
     checkpoint: int = 0
     durable: int = 0
-    sha256_state: str | None = None  # the whole-file hash of 0..durable, saved (wheelstream.unpack._sha256), or None
+    sha256_state: str | None = (
+        None  # the whole-file hash of 0..durable, saved (wheelstream.unpack._sha256), or None
+    )
     deferred_at: int | None = None
     log_bytes: int = 0  # valid prefix of the entries log, as of the last save
     log_lines: int = 0  # ... and how many entries it holds

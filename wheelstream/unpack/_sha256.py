@@ -75,7 +75,10 @@ def _loaded_libcrypto() -> ctypes.CDLL | None:
             continue
         init, update, final = functions
         init.argtypes, init.restype = [ctypes.POINTER(_Ctx)], ctypes.c_int
-        update.argtypes, update.restype = [ctypes.POINTER(_Ctx), ctypes.c_char_p, ctypes.c_size_t], ctypes.c_int
+        update.argtypes, update.restype = (
+            [ctypes.POINTER(_Ctx), ctypes.c_char_p, ctypes.c_size_t],
+            ctypes.c_int,
+        )
         final.argtypes, final.restype = [ctypes.c_char_p, ctypes.POINTER(_Ctx)], ctypes.c_int
         return lib
     return None
@@ -105,7 +108,9 @@ class _OpenSSLSha256:
             if raw.readonly:
                 self.update(raw.tobytes())
             else:  # writable (the re-hash reads into a bytearray): hashed in place, no copy
-                _LIB.SHA256_Update(ctypes.byref(self._ctx), (ctypes.c_char * raw.nbytes).from_buffer(raw), raw.nbytes)
+                _LIB.SHA256_Update(
+                    ctypes.byref(self._ctx), (ctypes.c_char * raw.nbytes).from_buffer(raw), raw.nbytes
+                )
 
     def hexdigest(self) -> str:
         assert _LIB is not None

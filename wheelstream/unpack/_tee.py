@@ -104,7 +104,9 @@ class _Syncer:
             raise self.error
         self._idle.clear()
         try:
-            threading.Thread(target=self._run, args=(snapshot,), name="wheelstream-checkpoint", daemon=True).start()
+            threading.Thread(
+                target=self._run, args=(snapshot,), name="wheelstream-checkpoint", daemon=True
+            ).start()
         except BaseException:
             self._idle.set()  # no thread (a pid limit, say): wait() must not block forever on it
             raise
@@ -305,7 +307,10 @@ class Tee:
     def maybe_checkpoint(self, every_bytes: int, every_seconds: float) -> None:
         """A periodic checkpoint, taken by the worker between two blocks: the network thread goes on reading."""
         now = time.monotonic()
-        if self.position - self.last_checkpoint_bytes < every_bytes and now - self.last_checkpoint_at < every_seconds:
+        if (
+            self.position - self.last_checkpoint_bytes < every_bytes
+            and now - self.last_checkpoint_at < every_seconds
+        ):
             return
         self._flush()
         if self._unpacker is not None:
@@ -354,7 +359,9 @@ class Tee:
             staged = files.get(entry.name)
             if not entry.name.endswith("/") and (staged is None or not staged.sha256):
                 if drained:
-                    raise RuntimeError(f"checkpoint refused: finished entry {entry.name!r} has no written file")
+                    raise RuntimeError(
+                        f"checkpoint refused: finished entry {entry.name!r} has no written file"
+                    )
                 checkpoint = entry.offset
                 del entries[index:]
                 break
@@ -419,7 +426,11 @@ class Tee:
                 parse_block(self.parser, self.extractor, b"")  # cannot defer now: the input has ended
             else:
                 self.parser = finish_deferred(
-                    self.partial.read_range, self.position, self.journal.deferred_at, self.parser, self.extractor
+                    self.partial.read_range,
+                    self.position,
+                    self.journal.deferred_at,
+                    self.parser,
+                    self.extractor,
                 )
                 self.journal.deferred_at = None  # the parser now in charge went past it with known sizes
         finally:
@@ -481,7 +492,9 @@ def finish_deferred(
     """Read the central directory from the finished file, then parse from the deferred entry on (DESIGN §4)."""
     tail_start = max(0, length - TAIL_SIZE)
     cd_offset, cd_size = find_central_directory(b"".join(read_range(tail_start, length)), tail_start)
-    records = read_central_directory(b"".join(read_range(cd_offset, min(length, cd_offset + cd_size))), cd_offset)
+    records = read_central_directory(
+        b"".join(read_range(cd_offset, min(length, cd_offset + cd_size))), cd_offset
+    )
     second = ZipStreamParser(
         deferred_at,
         prior_entries=parser.finished_since(0),  # finish order: the journal's cursor stays valid
@@ -494,6 +507,7 @@ def finish_deferred(
         parse_block(second, extractor, chunk)
     parse_block(second, extractor, b"")
     if not second.done:  # it deferred again: that entry has no central record to take its size from
-        raise EntrySetMismatch("stored entry with a data descriptor has no central directory record",
-                               offset=second.checkpoint)
+        raise EntrySetMismatch(
+            "stored entry with a data descriptor has no central directory record", offset=second.checkpoint
+        )
     return second

@@ -95,7 +95,9 @@ class EntryTable:
         matched = self._matched
         if matched is not None:
             if matched[index]:
-                raise DuplicateEntry("two central records share this name", entry=record.name, offset=record.offset)
+                raise DuplicateEntry(
+                    "two central records share this name", entry=record.name, offset=record.offset
+                )
             matched[index] = 1
         self._central += _CENTRAL_ROW.pack(record.offset, index, record.external_attr, record.create_system)
 
@@ -137,7 +139,9 @@ class EntryTable:
         missing = self._cursor if self._matched is None else self._matched.find(0)
         if 0 <= missing < len(self.names):
             raise EntrySetMismatch(
-                "entry has no central directory record", entry=self.names[missing], offset=self._offset(missing)
+                "entry has no central directory record",
+                entry=self.names[missing],
+                offset=self._offset(missing),
             )
 
     def release_lookups(self) -> None:

@@ -238,7 +238,9 @@ def check_unicode_path(body: bytes, name: str, offset: int) -> None:
     """
     if len(body) < 5 or body[0] != 1:
         what = "too short" if len(body) < 5 else f"version {body[0]}"
-        raise MalformedRecord(f"malformed Info-ZIP Unicode Path extra field (0x7075): {what}", entry=name, offset=offset)
+        raise MalformedRecord(
+            f"malformed Info-ZIP Unicode Path extra field (0x7075): {what}", entry=name, offset=offset
+        )
     try:
         unicode_name = body[5:].decode("utf-8")
     except UnicodeDecodeError:
@@ -326,15 +328,37 @@ def parse_central_record(buf: bytes | bytearray, pos: int, offset: int) -> tuple
     """Parse 4.3.12 at ``buf[pos:]``; returns the record and its length, or ``None`` if incomplete."""
     if len(buf) - pos < CENTRAL_HEADER.size:
         return None
-    (_sig, _version, create_system, _needed, flags, method, _time, _date, crc, csize, usize, name_len,
-     extra_len, comment_len, disk, _internal, external, local_offset) = CENTRAL_HEADER.unpack_from(buf, pos)
+    (
+        _sig,
+        _version,
+        create_system,
+        _needed,
+        flags,
+        method,
+        _time,
+        _date,
+        crc,
+        csize,
+        usize,
+        name_len,
+        extra_len,
+        comment_len,
+        disk,
+        _internal,
+        external,
+        local_offset,
+    ) = CENTRAL_HEADER.unpack_from(buf, pos)
     total = CENTRAL_HEADER.size + name_len + extra_len + comment_len
     if len(buf) - pos < total:
         return None
     start = pos + CENTRAL_HEADER.size
     name = decode_name(buf[start : start + name_len], flags, offset)
     # Checked whenever present, as zipfile checks it; most central records (torch: every one) have none.
-    fields = _extra_fields(bytes(buf[start + name_len : start + name_len + extra_len]), offset, name) if extra_len else {}
+    fields = (
+        _extra_fields(bytes(buf[start + name_len : start + name_len + extra_len]), offset, name)
+        if extra_len
+        else {}
+    )
     if UNICODE_PATH_EXTRA_ID in fields:
         check_unicode_path(fields[UNICODE_PATH_EXTRA_ID], name, offset)
     if U32_MAX in (usize, csize, local_offset) or disk == U16_MAX:  # 4.5.3: these values are in ZIP64 extra
@@ -344,7 +368,9 @@ def parse_central_record(buf: bytes | bytearray, pos: int, offset: int) -> tuple
             if value == (U16_MAX if key == "disk" else U32_MAX)
         ]
         if ZIP64_EXTRA_ID not in fields:
-            raise MalformedRecord("central record needs a ZIP64 extra field it lacks", entry=name, offset=offset)
+            raise MalformedRecord(
+                "central record needs a ZIP64 extra field it lacks", entry=name, offset=offset
+            )
         values = _zip64_values(fields[ZIP64_EXTRA_ID], wanted, offset, name)
         usize = values.get("usize", usize)
         csize = values.get("csize", csize)
@@ -352,7 +378,9 @@ def parse_central_record(buf: bytes | bytearray, pos: int, offset: int) -> tuple
         disk = values.get("disk", disk)
     if disk != 0:
         raise MalformedRecord("multi-disk archives are not supported", entry=name, offset=offset)
-    record = CentralRecord(offset, name, flags, method, crc, csize, usize, local_offset, create_system, external)
+    record = CentralRecord(
+        offset, name, flags, method, crc, csize, usize, local_offset, create_system, external
+    )
     return record, total
 
 
@@ -376,7 +404,9 @@ def parse_eocd(buf: bytes | bytearray, pos: int, offset: int) -> tuple[EndOfCent
     return eocd, total
 
 
-def parse_zip64_eocd(buf: bytes | bytearray, pos: int, offset: int) -> tuple[EndOfCentralDirectory, int] | None:
+def parse_zip64_eocd(
+    buf: bytes | bytearray, pos: int, offset: int
+) -> tuple[EndOfCentralDirectory, int] | None:
     """Parse 4.3.14 (its extensible data is skipped); ``None`` if incomplete."""
     if len(buf) - pos < ZIP64_EOCD.size:
         return None
@@ -388,7 +418,8 @@ def parse_zip64_eocd(buf: bytes | bytearray, pos: int, offset: int) -> tuple[End
         # zipfile assumes no extensible data (it reads the record 56 bytes before the locator); bytes hidden
         # there would be read two ways. Wheels never need it.
         raise MalformedRecord(
-            f"ZIP64 end of central directory record is {total} bytes, {ZIP64_EOCD.size} expected", offset=offset
+            f"ZIP64 end of central directory record is {total} bytes, {ZIP64_EOCD.size} expected",
+            offset=offset,
         )
     if len(buf) - pos < total:
         return None

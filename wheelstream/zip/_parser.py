@@ -328,7 +328,7 @@ class ZipStreamParser:
         if (
             header.compressed_size <= pack_up_to
             and header.uncompressed_size <= pack_up_to
-            and 0 < pack_up_to
+            and pack_up_to > 0
             and not header.has_data_descriptor
             and not header.is_dir
         ):
@@ -353,7 +353,9 @@ class ZipStreamParser:
         end = start + header.compressed_size
         if end > len(self._buf):
             if self._eof:
-                raise TruncatedArchive("input ended inside entry data", entry=header.name, offset=self._base + len(self._buf))
+                raise TruncatedArchive(
+                    "input ended inside entry data", entry=header.name, offset=self._base + len(self._buf)
+                )
             return None
         self._reserve_unpacked(header, header.uncompressed_size)
         data = bytes(self._buf[start:end])
@@ -517,7 +519,7 @@ class ZipStreamParser:
             candidates.append((end, crc, compressed, uncompressed))
         if not candidates:
             raise self._truncated("a data descriptor")
-        for end, crc, compressed, uncompressed in candidates:
+        for end, crc, compressed, uncompressed in candidates:  # noqa: B007 - the match is read after the loop
             if (crc, compressed, uncompressed) == (entry.crc, entry.consumed, entry.produced):
                 break
         else:
@@ -588,7 +590,8 @@ class ZipStreamParser:
         return None
 
     def _verify_central_directory(self, eocd: EndOfCentralDirectory) -> None:
-        assert self._cd_start is not None and self._cd_end is not None
+        assert self._cd_start is not None
+        assert self._cd_end is not None
         effective = self._end_record(eocd)
         if effective.disk or effective.cd_disk:
             raise MalformedRecord("multi-disk archives are not supported", offset=eocd.offset)
@@ -635,7 +638,9 @@ class ZipStreamParser:
         records than there are local entries, whatever the archive claims.
         """
         if record.is_symlink:
-            raise SymlinkEntry("symbolic link entries are not allowed", entry=record.name, offset=record.offset)
+            raise SymlinkEntry(
+                "symbolic link entries are not allowed", entry=record.name, offset=record.offset
+            )
         self._table.match(record)
 
     # -- TRAILER ------------------------------------------------------------------------------------
@@ -662,7 +667,9 @@ def unpack_entry(packed: EntryPacked) -> bytes:
         try:
             out = inflater.decompress(data, header.uncompressed_size + 1)
         except INFLATE_ERRORS as exc:
-            raise _corrupt(header, exc, header.offset + header.header_length) from None  # where the data starts
+            raise _corrupt(
+                header, exc, header.offset + header.header_length
+            ) from None  # where the data starts
         if len(out) > header.uncompressed_size:
             raise _inflates_past(header, header.offset)
         consumed = len(data) - len(inflater.unconsumed_tail) - len(inflater.unused_data)
@@ -670,19 +677,31 @@ def unpack_entry(packed: EntryPacked) -> bytes:
             raise _continues_past(header, packed.end_offset)
         if consumed != header.compressed_size:
             raise _ends_early(header, consumed, header.compressed_size, header.offset)
-    _verify(header, len(out), consumed, crc32(out), header.crc, header.compressed_size, header.uncompressed_size)
+    _verify(
+        header, len(out), consumed, crc32(out), header.crc, header.compressed_size, header.uncompressed_size
+    )
     return out
 
 
 def _verify(
-    header: LocalHeader, produced: int, consumed: int, crc: int, declared_crc: int, compressed: int, uncompressed: int
+    header: LocalHeader,
+    produced: int,
+    consumed: int,
+    crc: int,
+    declared_crc: int,
+    compressed: int,
+    uncompressed: int,
 ) -> None:
     """What came out of an entry against what was declared (local header or data descriptor)."""
     name, offset = header.name, header.offset
     if produced != uncompressed:
-        raise SizeMismatch(f"entry unpacks to {produced} bytes, {uncompressed} declared", entry=name, offset=offset)
+        raise SizeMismatch(
+            f"entry unpacks to {produced} bytes, {uncompressed} declared", entry=name, offset=offset
+        )
     if consumed != compressed:
-        raise SizeMismatch(f"entry has {consumed} compressed bytes, {compressed} declared", entry=name, offset=offset)
+        raise SizeMismatch(
+            f"entry has {consumed} compressed bytes, {compressed} declared", entry=name, offset=offset
+        )
     if crc != declared_crc:
         raise ChecksumMismatch(f"CRC-32 is {crc:08x}, {declared_crc:08x} declared", entry=name, offset=offset)
 
@@ -698,12 +717,16 @@ def _inflates_past(header: LocalHeader, offset: int) -> SizeMismatch:
 
 
 def _continues_past(header: LocalHeader, offset: int) -> SizeMismatch:
-    return SizeMismatch("deflate stream continues past the declared compressed size", entry=header.name, offset=offset)
+    return SizeMismatch(
+        "deflate stream continues past the declared compressed size", entry=header.name, offset=offset
+    )
 
 
 def _ends_early(header: LocalHeader, consumed: int, compressed: int, offset: int) -> SizeMismatch:
     return SizeMismatch(
-        f"deflate stream ends after {consumed} of {compressed} compressed bytes", entry=header.name, offset=offset
+        f"deflate stream ends after {consumed} of {compressed} compressed bytes",
+        entry=header.name,
+        offset=offset,
     )
 
 
