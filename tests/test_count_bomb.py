@@ -77,7 +77,8 @@ def test_memory_per_entry_stays_small(staging_root: Path) -> None:
             parse_block(parser, extractor, data[pos : pos + (1 << 20)])
         parse_block(parser, extractor, b"")
         extractor.close()
-        assert parser.done and len(extractor.files) == _ENTRIES
+        assert parser.done
+        assert len(extractor.files) == _ENTRIES
         peak = tracemalloc.get_traced_memory()[1] - base
         del parser
         kept = tracemalloc.get_traced_memory()[0] - base
@@ -96,7 +97,8 @@ def test_the_entry_cap_allows_exactly_max_entries() -> None:
     parser = ZipStreamParser(max_entries=50)
     parser.feed(_entries(50))
     parser.feed(b"")
-    assert parser.done and parser.max_entries == 50
+    assert parser.done
+    assert parser.max_entries == 50
 
 
 def test_one_entry_past_the_cap_is_refused_at_its_header() -> None:

@@ -85,11 +85,14 @@ def _publish(cache: Cache, staged: StagedWheel, sha256: str) -> StagedWheel:
 def finished_tree(
     filename: str, root: Path, parser: ZipStreamParser, extractor: Extractor, keep_unpacked: bool
 ) -> StagedWheel:
-    """The unpacked wheel once every entry is in (the extractor closed, so ``files`` has every digest)."""
-    empty = empty_directory_entries((entry.name for entry in parser.finished_entries), extractor.files)
+    """The unpacked wheel once every entry is in (the extractor closed, so ``files`` has every digest).
+
+    Its ``files`` is the extractor's own dict, not a copy, and only the parser's names are asked for (its
+    entries are rebuilt on each request): a wheel of very many entries would hold both twice at this point."""
+    empty = empty_directory_entries(parser.finished_names, extractor.files)
     if keep_unpacked:
         extractor.sync()  # the cache's tree must survive a power loss: installs trust its manifest
-    return StagedWheel(filename, root, dict(extractor.files), empty_dirs=empty)
+    return StagedWheel(filename, root, extractor.files, empty_dirs=empty)
 
 
 def settle_tree(

@@ -214,7 +214,9 @@ def commit(plan: TargetPlan, target: Path, tmp: Path, move: Move | None = None) 
     do_move = move or _rename
     aside = tmp / "old"
     journal: list[tuple[Path, Path]] = []  # (from, to) of each rename done, for undo
-    moves = [[name, os.path.relpath(source, tmp), name in plan.replace] for name, source in plan.moves.items()]
+    moves = [
+        [name, os.path.relpath(source, tmp), name in plan.replace] for name, source in plan.moves.items()
+    ]
     (tmp / (_PLAN + ".new")).write_text(json.dumps({"version": 1, "moves": moves}), encoding="utf-8")
     os.rename(tmp / (_PLAN + ".new"), tmp / _PLAN)  # whole or absent: a kill while writing leaves no plan
     error: BaseException | None = None
@@ -235,7 +237,7 @@ def commit(plan: TargetPlan, target: Path, tmp: Path, move: Move | None = None) 
             deliver(caught)  # signals held during the rollback: their handlers run now that it is done
         except BaseException:
             if isinstance(error, UnfinishedCommit):
-                raise error  # the caller must keep the directory, whatever the interrupt says
+                raise error  # noqa: B904 - the caller must keep the directory, whatever the interrupt says
             raise
         raise error
     return caught
@@ -248,7 +250,9 @@ def _undo(journal: list[tuple[Path, Path]], failure: BaseException, tmp: Path) -
         for origin, moved_to in reversed(journal):
             os.rename(moved_to, origin)
     except OSError as undo:
-        unfinished = UnfinishedCommit(f"{failure or type(failure).__name__}, and undoing it failed too ({undo})")
+        unfinished = UnfinishedCommit(
+            f"{failure or type(failure).__name__}, and undoing it failed too ({undo})"
+        )
         unfinished.__cause__ = failure
         return unfinished
     with contextlib.suppress(OSError):  # rolled back: nothing is left for a recovery to finish
@@ -276,8 +280,10 @@ def finish_interrupted(target: Path, warn: Callable[[str], None]) -> list[str]:
         except FileNotFoundError:
             continue  # retired by its owner while we looked
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            warn(f"{path} looks like what an interrupted install left, but cannot be finished ({exc}); "
-                 "it is left as it is")
+            warn(
+                f"{path} looks like what an interrupted install left, but cannot be finished ({exc}); "
+                "it is left as it is"
+            )
     return finished
 
 
@@ -339,7 +345,13 @@ def _read_plan(path: Path, tmp: Path) -> list[tuple[str, Path, bool]]:
     home = os.path.realpath(tmp / "home")
     moves = []
     for name, source_rel, replace in payload["moves"]:
-        if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\0" in name or os.sep in name:
+        if (
+            not isinstance(name, str)
+            or name in ("", ".", "..")
+            or "/" in name
+            or "\0" in name
+            or os.sep in name
+        ):
             raise ValueError(f"bad item name {name!r} in the plan")
         if not isinstance(source_rel, str) or not isinstance(replace, bool):
             raise TypeError(f"bad move for {name!r} in the plan")

@@ -47,6 +47,10 @@ What we do differently (same result, safer)
   common case: ``torch/`` is one rename, not 12k); the shared unpacked-wheel cache is copied or hardlinked
   and never written.
 * ``INSTALLER`` says ``wheelstream``; bytecode (``compile_bytecode``) records the final path, not the temporary.
+* Memory stays flat in the file count beyond the staged tree itself (a count bomb has a hundred thousand
+  files): a root file's destination and RECORD path follow from its name and its row from its staged digest,
+  so only ``.data`` files, files not installed and rows spelt otherwise are kept; RECORD is read, checked and
+  written a block at a time (:mod:`._records`).
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ import contextlib
 import os
 import posixpath
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,9 +81,18 @@ from ._compile import compile_files
 from ._destination import HomeWriter, LinkMode
 from ._direct_url import direct_url_json
 from ._interpreter import Interpreter, probe_interpreter
-from ._layout import Placement, is_entrypoint_wrapper, lib_dir, place, plan_target, scheme_paths, target_item
+from ._layout import (
+    Placement,
+    in_lib,
+    is_entrypoint_wrapper,
+    lib_dir,
+    place,
+    plan_target,
+    scheme_paths,
+    target_item,
+)
 from ._metadata import WheelInfo, check_tags, parse_filename, read_wheel_info, shown
-from ._records import RecordRow, decode_record, installed_rows, parse_record, record_bytes, verify_record
+from ._records import VerifiedRecord, read_record, record_blocks
 from ._scripts import Launcher, console_script_specs, fix_shebang, launcher_bytes, parse_entry_point
 
 __all__ = ["InstallReport", "WheelToInstall", "install_staged", "install_staged_many"]
@@ -112,14 +125,38 @@ class InstallReport:
 
 @dataclass
 class _Prepared:
-    """A wheel that passed every check, with everything needed to write it."""
+    """A wheel that passed every check, with everything needed to write it.
+
+    Nothing here grows with the wheel's plain files (a count bomb has a hundred thousand): a file outside
+    ``.data`` lands at ``<lib>/<name>`` (:func:`~._layout.in_lib`) under its own name in RECORD, with the row
+    its staged digest spells unless :class:`~._records.VerifiedRecord` kept another, so only the exceptions
+    are stored."""
 
     item: WheelToInstall
     info: WheelInfo
-    record_rows: list[RecordRow]
-    placements: dict[str, Placement]  # archive name -> placement, archive order, wrappers already dropped
+    record: VerifiedRecord
+    special: dict[str, Placement]  # .data files to install: data, then scripts, each in archive order
+    # Members not installed: setuptools' entry-point wrappers (their rows stay as they are) and archive files a
+    # generated file replaces (``dropped``: their rows go too).
+    skipped: set[str]
+    dropped: set[str]
     launchers: list[Launcher]
     lib: str  # home-relative lib dir
+
+    def placed(self) -> Iterator[tuple[str, str, bool]]:
+        """(member, home-relative path, is a ``.data/scripts`` file) of every file to install, in pip's order:
+        root files, then ``.data``, then ``.data/scripts``, each in archive order."""
+        special, skipped, lib = self.special, self.skipped, self.lib
+        for member in self.item.staged.files:
+            if member not in special and member not in skipped:
+                yield member, in_lib(lib, member), False
+        for member, placement in special.items():
+            if member not in skipped:
+                yield member, placement.dest, placement.script
+
+    def record_path(self, member: str, dest: str) -> str:
+        """A placed file's path in the installed RECORD: a root file's is its own name (the same string)."""
+        return _record_path(dest, self.lib) if member in self.special else member
 
 
 @dataclass
@@ -148,22 +185,24 @@ def _prepare(item: WheelToInstall, interpreter: Interpreter, ignore_tags: bool, 
     record_member = f"{info.dist_info}/RECORD"
     if record_member not in staged.files:
         raise WheelMetadataError("file missing", wheel=staged.filename, entry=record_member)
-    record_text = decode_record((staged.root / record_member).read_bytes(), staged.filename, record_member)
-    rows = parse_record(record_text, staged.filename, record_member)
-    verify_record(rows, staged, info.dist_info)
+    record = read_record(staged, info.dist_info)
 
     paths = scheme_paths(interpreter.scheme, info.name)
     lib = lib_dir(interpreter.scheme, info.root_is_purelib)
     entry_names = [*info.console_scripts, *info.gui_scripts]
-    roots: dict[str, Placement] = {}
     data: dict[str, Placement] = {}
     scripts: dict[str, Placement] = {}
+    wrappers: set[str] = set()
     for member in staged.files:
+        if not member.partition("/")[0].endswith(".data"):
+            continue  # a root file: <lib>/<member>
         placement = place(member, paths, lib, staged.filename)
         if not placement.script:
-            (data if member.split("/", 1)[0].endswith(".data") else roots)[member] = placement
+            data[member] = placement
         elif not is_entrypoint_wrapper(placement.dest, entry_names):
             scripts[member] = placement
+        else:
+            wrappers.add(member)
     ep_member = f"{info.dist_info}/entry_points.txt"
     launchers = [
         parse_entry_point(n, v, gui=False, wheel=staged.filename, entry=ep_member)
@@ -172,13 +211,11 @@ def _prepare(item: WheelToInstall, interpreter: Interpreter, ignore_tags: bool, 
         parse_entry_point(n, v, gui=True, wheel=staged.filename, entry=ep_member)
         for n, v in info.gui_scripts.items()
     ]
-    placements = {**roots, **data, **scripts}
+    special = {**data, **scripts}
     generated = _generated_paths(launchers, item, interpreter, posixpath.join(lib, info.dist_info))
-    replaced = _check_overlaps(placements, generated, staged.filename)
-    if replaced:  # archive files a generated one replaces: neither written nor kept in RECORD
-        placements = {m: p for m, p in placements.items() if m not in replaced}
-        rows = [row for row in rows if row.path not in replaced]
-    return _Prepared(item, info, rows, placements, launchers, lib)
+    # archive files a generated one replaces: neither written nor kept in RECORD
+    replaced = _check_overlaps(staged.files, special, wrappers, generated, lib, staged.filename)
+    return _Prepared(item, info, record, special, wrappers | replaced, replaced, launchers, lib)
 
 
 def _generated_paths(
@@ -202,43 +239,71 @@ def _generated_paths(
     return generated
 
 
-def _check_overlaps(placements: dict[str, Placement], generated: dict[str, str], wheel: str) -> set[str]:
+def _check_overlaps(
+    files: Collection[str],
+    special: dict[str, Placement],
+    wrappers: set[str],
+    generated: dict[str, str],
+    lib: str,
+    wheel: str,
+) -> set[str]:
     """Refuse a wheel two of whose files would be one installed file, or a file where another needs a
     directory; return the archive members a generated file replaces (pip writes both, the generated last).
 
-    Linear in the files (a wheel may have tens of thousands): one dict of destinations, each parent directory
-    visited once, and the file-versus-directory test as one set intersection; the loops that name the culprits
-    run only then."""
-    owner = {placement.dest: member for member, placement in placements.items()}  # home path -> member
-    if len(owner) != len(placements):
-        seen: dict[str, str] = {}
-        for member, placement in placements.items():
-            first = seen.setdefault(placement.dest, member)
-            if first != member:
-                raise WheelMetadataError(
-                    f"two archive entries install to one file: {shown(first)} and {shown(member)}",
-                    wheel=wheel,
-                    entry=member,
-                )
+    Linear in the files (a wheel may have tens of thousands) and keeping nothing per root file: those land at
+    ``<lib>/<name>``, so two of them never meet and the one at a home path is found from the path; only the
+    ``.data`` files' destinations are collected. Each parent directory is visited once; the loops that name
+    the culprits run only then."""
+
+    def root_at(path: str) -> str | None:
+        """The root file (not in ``.data``) installed at home path ``path``, if any."""
+        if lib in ("", "."):
+            name = path
+        elif path.startswith(lib + "/"):
+            name = path[len(lib) + 1 :]
+        else:
+            return None
+        return name if name in files and name not in special and name not in wrappers else None
+
+    data_owner: dict[str, str] = {}  # home path -> member, of the .data files
+    for member, placement in special.items():  # after every root file, in pip's order
+        first = root_at(placement.dest) or data_owner.setdefault(placement.dest, member)
+        if first != member:
+            raise WheelMetadataError(
+                f"two archive entries install to one file: {shown(first)} and {shown(member)}",
+                wheel=wheel,
+                entry=member,
+            )
+
+    def owner(path: str) -> str | None:
+        return root_at(path) or data_owner.get(path)
+
     below: dict[str, str] = {}  # directory -> one file below it
-    for path in (*owner, *generated):
+
+    def visit(path: str) -> None:
         parent = path.rpartition("/")[0]
         while parent and parent not in below:
             below[parent] = path
             parent = parent.rpartition("/")[0]
-    clashes = below.keys() & owner.keys() | below.keys() & generated.keys()
+
+    for member in files:
+        if member not in special and member not in wrappers:
+            visit(in_lib(lib, member))
+    for path in (*data_owner, *generated):
+        visit(path)
+    clashes = {path for path in below if path in generated or owner(path) is not None}
     if clashes:
         path = min(clashes)
 
         def who(path: str) -> str:
-            return generated[path] if path in generated else f"entry {shown(owner[path])}"
+            return generated[path] if path in generated else f"entry {shown(owner(path) or '')}"
 
         raise WheelMetadataError(
             f"{who(path)} installs a file where {who(below[path])} needs a directory",
             wheel=wheel,
-            entry=owner.get(path) if path not in generated else None,
+            entry=owner(path) if path not in generated else None,
         )
-    return {owner[path] for path in generated if path in owner}
+    return {member for member in map(owner, generated) if member is not None}
 
 
 def _refuse_reserved_names(prep: _Prepared, interpreter: Interpreter) -> None:
@@ -246,8 +311,8 @@ def _refuse_reserved_names(prep: _Prepared, interpreter: Interpreter) -> None:
     (temporary homes, retired directories): what another installer would make of one is its business, but
     wheelstream never creates one itself (DESIGN §5). Launchers and ``.dist-info`` files land in ``bin/`` and
     the dist-info directory, so only the archive's own files can reach such a name."""
-    for member, placement in prep.placements.items():
-        item = target_item(placement.dest, interpreter.scheme)
+    for member, dest, _script in prep.placed():
+        item = target_item(dest, interpreter.scheme)
         if item.startswith(RESERVED_PREFIX):
             raise WheelMetadataError(
                 f"would install {item!r} into the target, a name wheelstream reserves for its own bookkeeping",
@@ -261,16 +326,21 @@ def _warn_about_overwrites(prepared: Sequence[_Prepared], warn: _Warnings) -> No
     shared files are normal (every ``nvidia-*`` wheel ships the same empty ``nvidia/__init__.py``). Only a
     path whose contents differ is worth a warning: the earlier wheel's RECORD then names a hash its file no
     longer has."""
-    owners: dict[str, tuple[str, str]] = {}  # home path -> (wheel, sha256)
+    if len(prepared) < 2:
+        return
+    owners: dict[str, tuple[str, str]] = {}  # home path -> (wheel, sha256), of the wheels before
     for prep in prepared:
-        staged = prep.item.staged
-        for member, placement in prep.placements.items():
+        staged, last = prep.item.staged, prep is prepared[-1]
+        for member, dest, _script in prep.placed():
             digest = staged.files[member].sha256
-            earlier = owners.get(placement.dest)
+            earlier = owners.get(dest)
             if earlier is not None and earlier[1] != digest:
-                warn(f"{staged.filename} overwrites {placement.dest.rpartition(prep.lib + '/')[2]!r}, which "
-                     f"{earlier[0]} installs with other contents")
-            owners[placement.dest] = (staged.filename, digest)
+                warn(
+                    f"{staged.filename} overwrites {dest.rpartition(prep.lib + '/')[2]!r}, which "
+                    f"{earlier[0]} installs with other contents"
+                )
+            if not last:  # the last wheel's paths are its own: nothing after it looks them up
+                owners[dest] = (staged.filename, digest)
 
 
 def _starts_with(path: Path, prefix: bytes) -> bool:
@@ -290,8 +360,9 @@ def _final_dir(home_rel: str, interpreter: Interpreter, lib: str, target: Path) 
 
 
 def _record_path(home_rel: str, lib: str) -> str:
-    """RECORD paths are relative to the lib dir (``../../bin/x`` for scripts); most files are below it, and
-    ``posixpath.relpath`` (two ``abspath`` calls, each with a ``getcwd``) is kept for the rest
+    """RECORD paths are relative to the lib dir (``../../bin/x`` for scripts). A root file's is its own name
+    (:meth:`_Prepared.record_path`); this is for ``.data`` and generated files, most of which are below the lib
+    dir too, and ``posixpath.relpath`` (two ``abspath`` calls, each with a ``getcwd``) is kept for the rest
     (docs/performance.md#d-record-fast-paths)."""
     if home_rel.startswith(lib + "/"):
         return home_rel[len(lib) + 1 :]
@@ -300,33 +371,29 @@ def _record_path(home_rel: str, lib: str) -> str:
 
 def _move_whole_dirs(prep: _Prepared, writer: HomeWriter) -> set[str]:
     """Rename each top-level directory of an owned tree that lands unchanged at ``<lib>/<dir>``; return the
-    members it moved. A directory is left to the per-file path when any file in it goes elsewhere or is
-    rewritten (``.data``, scripts), when it holds a directory entry with no file below it (pip creates no
-    directory for those), or when the home already has it (a second wheel of a namespace package)."""
+    directories it moved. A directory is left to the per-file path when any file in it goes elsewhere or is
+    not installed (``.data``, a file a generated one replaces), when it holds a directory entry with no file
+    below it (pip creates no directory for those), or when the home already has it (a second wheel of a
+    namespace package)."""
     staged, lib = prep.item.staged, prep.lib
-    groups: dict[str, list[str]] = {}
-    blocked = {empty.split("/", 1)[0] for empty in staged.empty_dirs}
-    below_lib = posixpath.join(lib, "")  # what posixpath.join(lib, member) puts before a member
-    for member, placement in prep.placements.items():
+    special, skipped = prep.special, prep.skipped
+    in_tree: collections.Counter[str] = collections.Counter()  # top-level directory -> files below it
+    placed: dict[str, int] = {}  # top-level directory -> those of its files installed at <lib>/<path>
+    for member in staged.files:
         top, sep, _ = member.partition("/")
-        if not sep:
-            continue  # a root file
-        if top.endswith(".data") or placement.script or placement.dest != below_lib + member:
-            blocked.add(top)
-        elif top in groups:
-            groups[top].append(member)
-        else:
-            groups[top] = [member]
-    in_tree = collections.Counter(name.split("/", 1)[0] for name in staged.files if "/" in name)
+        if sep:
+            in_tree[top] += 1
+            if member not in special and member not in skipped:
+                placed[top] = placed.get(top, 0) + 1
+    blocked = {empty.split("/", 1)[0] for empty in staged.empty_dirs}
     moved: set[str] = set()
-    for top, members in groups.items():
+    for top, count in placed.items():
         rel = posixpath.join(lib, top)
-        if top in blocked or in_tree[top] != len(members) or os.path.lexists(writer.home / rel):
+        if top in blocked or in_tree[top] != count or os.path.lexists(writer.home / rel):
             continue
-        files = [(prep.placements[m].dest, staged.files[m]) for m in members]
-        if not writer.move_dir(staged.root / top, rel, files):
+        if not writer.move_dir(staged.root / top, rel, count):
             break  # another file system: the per-file path copies
-        moved.update(members)
+        moved.add(top)
     return moved
 
 
@@ -339,42 +406,37 @@ def _write_wheel(
 ) -> None:
     """Write one prepared wheel into the home, as pip's ``_install_wheel`` does, ending with its RECORD."""
     staged, info, lib = prep.item.staged, prep.info, prep.lib
-    installed: dict[str, str] = {}
-    changed: set[str] = set()
+    files = staged.files
+    changed: dict[str, tuple[str, int]] = {}  # record path -> final (hash, size), of a rewritten script
     moved = _move_whole_dirs(prep, writer) if staged.movable and writer.link_mode == "move" else set()
-    for member, placement in prep.placements.items():
-        if member in moved:
-            installed[member] = _record_path(placement.dest, lib)
-            continue
+    for member, dest, script in prep.placed():
+        if moved and member.partition("/")[0] in moved:
+            continue  # a root file in a directory moved whole (.data files never are)
         src = staged.root / member
-        file = staged.files[member]
+        file = files[member]
         new_content = None
-        if placement.script and _starts_with(src, b"#!python"):
+        if script and _starts_with(src, b"#!python"):
             new_content = fix_shebang(src.read_bytes(), interpreter)
         if new_content is None:
-            writer.install_staged(src, file, placement.dest, staged.movable)
+            writer.install_staged(src, file, dest, staged.movable)
         else:
-            writer.write_bytes(placement.dest, new_content, "executable" if file.executable else "default")
-        record_path = _record_path(placement.dest, lib)
-        installed[member] = record_path
-        if new_content is not None:
-            changed.add(record_path)
+            writer.write_bytes(dest, new_content, "executable" if file.executable else "default")
+            changed[prep.record_path(member, dest)] = writer.written[dest]
 
-    record_rows = prep.record_rows
+    compiled: set[str] = set()  # record paths of the bytecode written
+    stale: set[str] = set()  # archive .pyc files the compiler just replaced: their rows go, the new ones stay
     if compile_bytecode:
-        sources = [p for p in sorted(set(installed.values())) if p.endswith(".py")]
+        sources = sorted(
+            path
+            for member, dest, _ in prep.placed()
+            if (path := prep.record_path(member, dest)).endswith(".py")
+        )
         homes = [posixpath.normpath(posixpath.join(lib, p)) for p in sources]
         jobs = [(writer.home / h, _final_dir(h, interpreter, lib, target)) for h in homes]
-        compiled: set[str] = set()
         for pyc in compile_files(jobs, interpreter):
             rel = os.path.relpath(pyc, writer.home).replace(os.sep, "/")
-            installed[f"\0pyc:{rel}"] = posixpath.relpath(rel, lib)
             compiled.add(posixpath.relpath(rel, lib))
-        # An archive .pyc the compiler just replaced: its row (the archive's hash) goes, the pyc row stays.
-        stale = {m for m, path in installed.items() if path in compiled and not m.startswith("\0pyc:")}
-        if stale:
-            installed = {m: path for m, path in installed.items() if m not in stale}
-            record_rows = [row for row in record_rows if row.path not in stale]
+        stale = {member for member, dest, _ in prep.placed() if prep.record_path(member, dest) in compiled}
 
     generated: list[str] = []  # home-relative
     for launcher in prep.launchers:
@@ -392,24 +454,50 @@ def _write_wheel(
     writer.write_bytes(f"{meta}/REQUESTED", b"")
     generated.append(f"{meta}/REQUESTED")
 
-    def final(rel: str) -> tuple[str, int]:
-        return writer.written[posixpath.normpath(posixpath.join(lib, rel))]
+    rows: dict[str, tuple[str, str]] = {}  # record path -> (hash, size): every row but a root file's own
+    for path, (digest, size) in changed.items():
+        rows[path] = (digest, str(size))
+    for rel in generated:
+        digest, size = writer.written[rel]
+        rows[posixpath.relpath(rel, lib)] = (digest, str(size))
+    rows.update(dict.fromkeys(compiled, ("", "")))
+    writer.write_blocks(f"{meta}/RECORD", record_blocks(_installed_record(prep, rows, stale)))
 
-    rows = installed_rows(
-        record_rows,
-        installed,
-        {path: final(path) for path in changed},
-        [(posixpath.relpath(g, lib), *writer.written[g]) for g in generated],
-    )
-    writer.write_bytes(f"{meta}/RECORD", record_bytes(rows))
+
+def _installed_record(
+    prep: _Prepared, rows: dict[str, tuple[str, str]], stale: set[str]
+) -> Iterator[tuple[str, str, str]]:
+    """The installed RECORD's rows as pip's ``get_csv_rows_for_installed`` makes them, in the order its
+    ``_normalized_outrows`` sorts them; ``rows`` holds those of rewritten, generated and compiled files.
+
+    Each path has one row (two files at one path are refused; a generated file or a compiled ``.pyc`` takes
+    the archive file's row), so sorting the paths sorts the rows. A root file's path is its archive name, and
+    its row is made as it is written out: the sorted list of names is all that grows with the file count."""
+    files, record = prep.item.staged.files, prep.record
+    rows = dict(rows)
+    rows.update(record.directory_rows(prep.item.staged))
+    for member in prep.skipped - prep.dropped:  # entry-point wrappers: not installed, their rows as they were
+        rows[member] = record.fields(member, files[member])
+    for member, placement in prep.special.items():
+        if member not in prep.skipped and member not in stale:
+            rows.setdefault(prep.record_path(member, placement.dest), record.fields(member, files[member]))
+    paths = [m for m in files if m not in prep.special and m not in prep.skipped and m not in stale]
+    paths.extend(rows)
+    paths.sort()
+    for path in paths:
+        fields = rows.get(path)
+        if fields is None:
+            fields = record.fields(path, files[path])
+        yield path, *fields
 
 
 def _cannot_install(exc: OSError, target: Path, wheel: str | None) -> DiskError:
     """A disk full, a permission, an I/O error while installing: one line naming the target (the file is
     often the staged source of a copy, which says little to the user), the cause, and what it touched."""
     touched = f" ({exc.filename})" if exc.filename else ""
-    return DiskError(f"cannot install into {target}: {exc.strerror or exc}{touched}; the target is unchanged",
-                     wheel=wheel)
+    return DiskError(
+        f"cannot install into {target}: {exc.strerror or exc}{touched}; the target is unchanged", wheel=wheel
+    )
 
 
 def install_staged_many(
@@ -464,7 +552,9 @@ def install_staged_many(
             except OSError as exc:
                 raise _cannot_install(exc, target, None) from exc
             if finished:
-                warn(f"an earlier install into {target} was killed halfway; finished it: {', '.join(finished)}")
+                warn(
+                    f"an earlier install into {target} was killed halfway; finished it: {', '.join(finished)}"
+                )
             writer = HomeWriter(tmp / "home", link_mode)
             writer.home.mkdir()
             for prep in prepared:
@@ -472,6 +562,7 @@ def install_staged_many(
                     _write_wheel(prep, writer, interpreter, target, compile_bytecode)
                 except OSError as exc:
                     raise _cannot_install(exc, target, prep.item.staged.filename) from exc
+                writer.shared = True  # the next wheel's files may land on this one's
             plan = plan_target(writer.home, interpreter.scheme, target, upgrade, warn)
             for lost in plan.dropped:
                 warn(f"{lost.relative_to(writer.home)} is not installed: pip --target leaves it behind too")
@@ -479,8 +570,10 @@ def install_staged_many(
                 held = commit(plan, target, tmp, _move)
             except UnfinishedCommit as exc:
                 keep_tmp = True
-                raise DiskError(f"cannot install into {target}: {exc}; the target holds part of this install, "
-                                f"and the next install into it finishes it ({tmp.name} holds the rest)") from exc
+                raise DiskError(
+                    f"cannot install into {target}: {exc}; the target holds part of this install, "
+                    f"and the next install into it finishes it ({tmp.name} holds the rest)"
+                ) from exc
             except OSError as exc:
                 raise _cannot_install(exc, target, None) from exc
         except BaseException:
@@ -505,7 +598,7 @@ def install_staged_many(
         installed=tuple(plan.moves),
         replaced=tuple(sorted(plan.replace)),
         skipped=tuple(plan.skipped),
-        files_written=len(writer.written),
+        files_written=writer.files_written,
         files_linked=writer.linked,
         bytes_written=writer.bytes_written,
         files_moved=writer.moved,

@@ -14,8 +14,8 @@ live here once:
 * ``move`` mode renames the files of a tree this process owns (``StagedWheel.movable``) — whole directories
   at a time where the installer allows it — so the cold path creates every file once, like pip; a shared
   cache tree is copied instead. Across file systems it copies.
-* Every written path gets its final RECORD hash and size, taken from the staged digest or from the bytes we
-  wrote — never by reading a file back.
+* Every written path gets its final RECORD hash and size, taken from the staged digest (which the caller
+  holds) or from the bytes we wrote — never by reading a file back.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import errno
 import hashlib
 import os
 import shutil
-from collections.abc import Callable
+import stat
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -54,15 +55,22 @@ def _same_file_system(operation: Callable[[Path, Path], None], src: Path, dest: 
 
 @dataclass
 class HomeWriter:
-    """Writes into ``home``; ``written`` maps home-relative ``/`` paths to their final (RECORD hash, size)."""
+    """Writes into ``home``; ``written`` maps the home-relative ``/`` paths of the files it *made* (rewritten
+    scripts, launchers, metadata) to their final (RECORD hash, size). A file taken from staging as it is has
+    the staged digest, which the caller holds already: none is kept per staged file, as a wheel may have a
+    hundred thousand of them."""
 
     home: Path
     link_mode: LinkMode = "copy"
     umask: int = field(default_factory=current_umask)
     written: dict[str, tuple[str, int]] = field(default_factory=dict)
+    files_written: int = 0  # distinct files in the home
     bytes_written: int = 0
     linked: int = 0
     moved: int = 0
+    # Set by the caller once a wheel is in the home: a later wheel's staged file may land where an earlier
+    # one's is (within one wheel it never does: the installer refuses two files at one path), so it looks.
+    shared: bool = False
     _made_dirs: set[Path] = field(default_factory=set)  # 12k files share a few hundred dirs: mkdir once each
 
     def _path(self, rel: str) -> Path:
@@ -79,20 +87,29 @@ class HomeWriter:
     def _prepare(self, rel: str) -> Path:
         path = self._path(rel)
         self._make_parent(path)
-        if rel in self.written:  # the home starts empty: only our own earlier write can be in the way
-            path.unlink()
         return path
+
+    def _unlink_earlier(self, path: Path) -> bool:
+        """Remove an earlier wheel's file at ``path`` (the home starts empty: only our own earlier write can be
+        in the way), so a hardlink into the cache is never written through; whether there was one."""
+        if not self.shared:
+            return False
+        try:
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                return False  # not a file: the write that follows fails as it would have
+            os.unlink(path)
+        except FileNotFoundError:
+            return False
+        return True
 
     def _file_mode(self, executable: bool) -> int:
         return pip_file_mode(executable, self.umask)
 
-    def _record_staged(self, rel: str, file: StagedFile) -> None:
-        """A file taken from staging as it is: its RECORD hash is the digest computed while unpacking."""
-        self.written[rel] = (record_hash(file.sha256), file.size)
-
     def install_staged(self, src: Path, file: StagedFile, rel: str, movable: bool = False) -> None:
-        """Materialise one staged file at ``rel`` by rename (a tree we own), hardlink (when allowed) or copy."""
+        """Materialise one staged file at ``rel`` by rename (a tree we own), hardlink (when allowed) or copy.
+        Its RECORD hash is the digest computed while unpacking."""
         dest = self._prepare(rel)
+        replaced = self._unlink_earlier(dest)
         wanted = self._file_mode(file.executable)
         if movable and self.link_mode == "move" and _same_file_system(os.rename, src, dest):
             if (os.stat(dest).st_mode & 0o7777) != wanted:
@@ -109,28 +126,49 @@ class HomeWriter:
             if file.executable:
                 os.chmod(dest, wanted)
             self.bytes_written += file.size
-        self._record_staged(rel, file)
+        if not replaced:
+            self.files_written += 1
 
-    def move_dir(self, src: Path, rel: str, files: list[tuple[str, StagedFile]]) -> bool:
-        """Rename a whole staged directory to ``rel`` (which must not exist yet); ``files`` are the home paths
-        and digests of every file in it. False (nothing moved) across file systems."""
+    def move_dir(self, src: Path, rel: str, files: int) -> bool:
+        """Rename a whole staged directory of ``files`` files to ``rel`` (which must not exist yet). False
+        (nothing moved) across file systems."""
         dest = self._path(rel)
         self._make_parent(dest)
         if not _same_file_system(os.rename, src, dest):
             return False
-        for home_rel, file in files:
-            self._record_staged(home_rel, file)
-        self.moved += len(files)
+        self.files_written += files
+        self.moved += files
         return True
 
     def write_bytes(self, rel: str, data: bytes, mode: Mode = "default") -> None:
         """Create ``rel`` fresh with ``data`` (rewritten scripts, launchers, metadata)."""
+        self.write_blocks(rel, (data,), mode)
+
+    def write_blocks(self, rel: str, blocks: Iterable[bytes], mode: Mode = "default") -> None:
+        """Create ``rel`` fresh with the concatenation of ``blocks``, written as they come (the installed
+        RECORD of a wheel with very many files is never held whole)."""
         dest = self._prepare(rel)
-        with open(dest, "xb") as stream:
-            stream.write(data)
+        try:
+            stream = open(dest, "xb")  # noqa: SIM115 - closed below
+            replaced = False
+        except FileExistsError:  # our own earlier file (the archive's RECORD, an earlier wheel's file)
+            if stat.S_ISDIR(os.lstat(dest).st_mode):
+                raise
+            os.unlink(dest)
+            stream = open(dest, "xb")  # noqa: SIM115 - closed below
+            replaced = True
+        digest = hashlib.sha256()
+        size = 0
+        with stream:
+            for block in blocks:
+                stream.write(block)
+                digest.update(block)
+                size += len(block)
         if mode == "executable":
             os.chmod(dest, self._file_mode(True))
         elif mode == "launcher":
             os.chmod(dest, (os.stat(dest).st_mode | 0o555) & 0o7777)
-        self.bytes_written += len(data)
-        self.written[rel] = (record_hash(hashlib.sha256(data).hexdigest()), len(data))
+        self.bytes_written += size
+        if not replaced:
+            self.files_written += 1
+        self.written[rel] = (record_hash(digest.hexdigest()), size)

@@ -67,7 +67,9 @@ def _from_payload(payload: dict[str, object]) -> Interpreter:
     scheme = payload["scheme"]
     version = payload["version"]
     tags = payload["tags"]
-    assert isinstance(scheme, dict) and isinstance(version, list) and isinstance(tags, list)
+    assert isinstance(scheme, dict)
+    assert isinstance(version, list)
+    assert isinstance(tags, list)
     return Interpreter(
         executable=str(payload["executable"]),
         version=(int(version[0]), int(version[1])),

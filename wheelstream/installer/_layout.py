@@ -22,7 +22,16 @@ from pathlib import Path
 from ..errors import WheelMetadataError
 from ._interpreter import HomeScheme
 
-__all__ = ["Placement", "TargetPlan", "lib_dir", "place", "plan_target", "scheme_paths", "target_item"]
+__all__ = [
+    "Placement",
+    "TargetPlan",
+    "in_lib",
+    "lib_dir",
+    "place",
+    "plan_target",
+    "scheme_paths",
+    "target_item",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,13 +58,19 @@ def lib_dir(scheme: HomeScheme, root_is_purelib: bool) -> str:
     return scheme.purelib if root_is_purelib else scheme.platlib
 
 
+def in_lib(lib: str, name: str) -> str:
+    """Where a root file (one outside ``<x>.data``) lands: ``<lib>/<name>``. The installer computes it when it
+    needs it rather than keeping a placement per file (a wheel may have a hundred thousand)."""
+    # The parser only lets canonical names through (no '', '.' or '..' component), so joining is enough;
+    # no normpath per file (docs/performance.md#d-record-fast-paths).
+    return f"{lib}/{name}" if lib not in ("", ".") else name
+
+
 def place(name: str, paths: dict[str, str], lib: str, wheel: str) -> Placement:
     """Map one archive member like pip's ``root_scheme_file_maker`` / ``data_scheme_file_maker``."""
     top, _, rest = name.partition("/")
     if not top.endswith(".data"):
-        # The parser only lets canonical names through (no '', '.' or '..' component), so joining is enough;
-        # no normpath per file (docs/performance.md#d-record-fast-paths).
-        return Placement(f"{lib}/{name}" if lib not in ("", ".") else name, script=False)
+        return Placement(in_lib(lib, name), script=False)
     key, sep, sub = rest.partition("/")
     if not sep or not sub:
         raise WheelMetadataError(

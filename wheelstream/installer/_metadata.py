@@ -111,7 +111,9 @@ def _find_dist_info(staged: StagedWheel, name: WheelName) -> str:
         raise WheelMetadataError(".dist-info directory not found", wheel=staged.filename)
     if len(found) > 1:
         shown_dirs = ", ".join(shown(each) for each in found[:5]) + (", ..." if len(found) > 5 else "")
-        raise WheelMetadataError(f"multiple .dist-info directories found: {shown_dirs}", wheel=staged.filename)
+        raise WheelMetadataError(
+            f"multiple .dist-info directories found: {shown_dirs}", wheel=staged.filename
+        )
     info = found[0]
     project, sep, version = info[: -len(".dist-info")].partition("-")
     if canonicalize_name(project) != name.name:
@@ -229,7 +231,9 @@ def read_wheel_info(staged: StagedWheel, name: WheelName) -> WheelInfo:
     version = _wheel_version(wheel_text, staged.filename, wheel_member)
     metadata = Parser().parsestr(wheel_text or "")
     metadata_member = f"{info}/METADATA"
-    _check_metadata(_read_text(staged, metadata_member, required=True) or "", name, staged.filename, metadata_member)
+    _check_metadata(
+        _read_text(staged, metadata_member, required=True) or "", name, staged.filename, metadata_member
+    )
     ep_member = f"{info}/entry_points.txt"
     ep_text = _read_text(staged, ep_member, required=False) or ""
     try:
