@@ -6,6 +6,8 @@ one sha256, because the library checks one. The call itself runs under :func:`wh
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -143,9 +145,51 @@ def _common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("-v", "--verbose", count=True, help="Say more (-vv: tracebacks)."),
         click.option("--no-progress", is_flag=True, help="No progress bars (the summary still prints)."),
     ]
+
+    @functools.wraps(fn)
+    def packed(**kwargs: Any) -> Any:
+        shared = _Shared(**{name: kwargs.pop(name) for name in _SHARED_NAMES})
+        return fn(shared, **kwargs)
+
     for option in reversed(options):
-        fn = option(fn)
-    return fn
+        packed = option(packed)
+    return packed
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What ``_common_options`` read from the command line, handed to the command as one argument."""
+
+    sources: tuple[str, ...]
+    requirements: tuple[str, ...]
+    hash_values: tuple[str, ...]
+    index_url: str | None
+    cache_dir: str | None
+    jobs: int
+    retries: int
+    timeout: float
+    max_unpacked_size: int
+    max_entries: int
+    quiet: int
+    verbose: int
+    no_progress: bool
+
+    def library_arguments(self, common: _Common) -> dict[str, Any]:
+        """The keyword arguments ``install`` and ``download`` share."""
+        return {
+            "cache_dir": self.cache_dir,
+            "hashes": common.hashes,
+            "index_url": common.index_url,
+            "jobs": self.jobs,
+            "retries": self.retries,
+            "timeout": self.timeout,
+            "max_unpacked_size": self.max_unpacked_size,
+            "max_entries": self.max_entries,
+            "workers": "processes",  # the command owns its process (library calls stay on threads)
+        }
+
+
+_SHARED_NAMES = tuple(field.name for field in dataclasses.fields(_Shared))
 
 
 # -- sources and hashes ------------------------------------------------------------------------------------
@@ -262,19 +306,7 @@ _LINK_MODES: dict[str, LinkMode] = {"move": "move", "copy": "copy", "hardlink": 
 @click.option("--ignore-tags", is_flag=True, help="Install even if the wheel's tags do not fit --python.")
 @_common_options
 def install_cmd(
-    sources: tuple[str, ...],
-    requirements: tuple[str, ...],
-    hash_values: tuple[str, ...],
-    index_url: str | None,
-    cache_dir: str | None,
-    jobs: int,
-    retries: int,
-    timeout: float,
-    max_unpacked_size: int,
-    max_entries: int,
-    quiet: int,
-    verbose: int,
-    no_progress: bool,
+    shared: _Shared,
     target: str,
     upgrade: bool,
     python: str | None,
@@ -289,30 +321,29 @@ def install_cmd(
     from wheelstream._api import install as do_install
 
     def call(ui: ConsoleProgress) -> InstallResult:
-        common = _gather(sources, requirements, hash_values, index_url, python, cache_dir)
+        common = _gather(
+            shared.sources,
+            shared.requirements,
+            shared.hash_values,
+            shared.index_url,
+            python,
+            shared.cache_dir,
+        )
         return do_install(
             common.sources,
             target,
-            cache_dir=cache_dir,
-            hashes=common.hashes,
-            index_url=common.index_url,
+            **shared.library_arguments(common),
             upgrade=upgrade,
-            jobs=jobs,
-            retries=retries,
-            timeout=timeout,
             python=python,
             link_mode=_LINK_MODES[link_mode],
             compile_bytecode=compile_bytecode,
             ignore_tags=ignore_tags,
-            max_unpacked_size=max_unpacked_size,
-            max_entries=max_entries,
             progress=ui,
             on_warning=ui.warn,
-            workers="processes",  # the command owns its process (library calls stay on threads)
         )
 
-    result = run("Installed", quiet, verbose, no_progress, call)
-    if verbose and result.report is not None:
+    result = run("Installed", shared.quiet, shared.verbose, shared.no_progress, call)
+    if shared.verbose and result.report is not None:
         for item in result.report.installed:
             click.echo(f"installed {one_line(item)}", err=True)  # a wheel names its items
 
@@ -327,22 +358,7 @@ def install_cmd(
     help="Put the verified .whl files here.",
 )
 @_common_options
-def download_cmd(
-    sources: tuple[str, ...],
-    requirements: tuple[str, ...],
-    hash_values: tuple[str, ...],
-    index_url: str | None,
-    cache_dir: str | None,
-    jobs: int,
-    retries: int,
-    timeout: float,
-    max_unpacked_size: int,
-    max_entries: int,
-    quiet: int,
-    verbose: int,
-    no_progress: bool,
-    dest: str,
-) -> None:
+def download_cmd(shared: _Shared, dest: str) -> None:
     """Download wheels into DIR, resumably, verifying every zip entry (CRC, sizes, central directory).
 
     Prints the path of each wheel on stdout.
@@ -350,23 +366,12 @@ def download_cmd(
     from wheelstream._api import download as do_download
 
     def call(ui: ConsoleProgress) -> InstallResult:
-        common = _gather(sources, requirements, hash_values, index_url, None, cache_dir)
-        return do_download(
-            common.sources,
-            dest,
-            cache_dir=cache_dir,
-            hashes=common.hashes,
-            index_url=common.index_url,
-            jobs=jobs,
-            retries=retries,
-            timeout=timeout,
-            max_unpacked_size=max_unpacked_size,
-            max_entries=max_entries,
-            progress=ui,
-            workers="processes",
+        common = _gather(
+            shared.sources, shared.requirements, shared.hash_values, shared.index_url, None, shared.cache_dir
         )
+        return do_download(common.sources, dest, **shared.library_arguments(common), progress=ui)
 
-    result = run("Downloaded", quiet, verbose, no_progress, call)
+    result = run("Downloaded", shared.quiet, shared.verbose, shared.no_progress, call)
     for wheel in result.wheels:
         if wheel.path is not None:
             click.echo(str(wheel.path))
