@@ -14,9 +14,11 @@ Helpers are imported from here (``from conftest import ws``), as ``test_install_
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,7 +39,11 @@ from wheelstream.testing import FaultServer
 
 # The ownership key (wheelstream.installer._ownership) lives in the user's state directory; the suite and the
 # processes it starts share one of their own, so a kill test's rerun verifies what the killed run signed.
-os.environ.setdefault("WHEELSTREAM_STATE_DIR", tempfile.mkdtemp(prefix="wheelstream-test-state-"))
+# Made by the first process of a run (pytest-xdist's workers inherit it) and removed when that process ends.
+if "WHEELSTREAM_STATE_DIR" not in os.environ:
+    _STATE_DIR = tempfile.mkdtemp(prefix="wheelstream-test-state-")
+    os.environ["WHEELSTREAM_STATE_DIR"] = _STATE_DIR
+    atexit.register(shutil.rmtree, _STATE_DIR, ignore_errors=True)
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = DownloadOptions(backoff_base=0.01, backoff_max=0.05, timeout=10)
