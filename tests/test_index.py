@@ -18,8 +18,8 @@ from packaging.tags import Tag, sys_tags
 from packaging.version import Version
 
 from wheelstream._cache import Cache
-from wheelstream._index import ACCEPT, IndexFile, choose, parse_html, parse_json, resolve_requirement
 from wheelstream.errors import HTTPStatusError, IncompatibleWheel, NetworkError, UsageError
+from wheelstream.index import ACCEPT, IndexFile, choose, parse_html, parse_json, resolve_requirement
 from wheelstream.testing import FaultServer, build_wheel
 
 TAGS = [

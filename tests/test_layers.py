@@ -24,9 +24,9 @@ ALLOWED: dict[str, set[str]] = {
     "_cache": {"unpack"},  # the journal's two files go together when a download is forgotten
     "installer": {"errors", "zip", "_staged"},
     "fetch": {"errors", "zip", "_staged", "_urls", "_progress", "transport", "unpack", "_cache"},
-    "_index": {"errors", "_urls", "_cache", "transport"},
+    "index": {"errors", "_urls", "_cache", "transport"},
     "_workers": {"_progress", "fetch", "transport"},
-    "_sources": {"errors", "_urls", "_cache", "_index"},
+    "_sources": {"errors", "_urls", "_cache", "index"},
     "_parallel": {"errors", "_urls", "_progress", "_cache", "_sources", "fetch", "_workers"},
     "_api": {
         "errors",
@@ -51,7 +51,7 @@ ALLOWED: dict[str, set[str]] = {
         "unpack",
         "installer",
         "_cache",
-        "_index",
+        "index",
         "_api",
         "testing",
     },

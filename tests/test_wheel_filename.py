@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from packaging.tags import sys_tags
 from packaging.utils import parse_wheel_filename
 
-from wheelstream._index import IndexFile, checked_url_name, choose, parse_html, parse_json
 from wheelstream._urls import checked_wheel_filename, wheel_filename_from_url, wheel_path_in
 from wheelstream.errors import InvalidWheelFilename, UsageError, WheelError
+from wheelstream.index import IndexFile, checked_url_name, choose, parse_html, parse_json
 
 GOOD = "demo-1.0-py3-none-any.whl"
 H = "http://127.0.0.1:8000/files/"

@@ -51,7 +51,7 @@ def resolve(
     if os.path.exists(source) or source.endswith(".whl"):
         return Resolved(source, None, Path(source), expected)
     if "==" in source:
-        from wheelstream._index import resolve_requirement
+        from wheelstream.index import resolve_requirement
 
         url, sha = resolve_requirement(source, index_url=index_url, cache=cache, client=client, tags=tags)
         return Resolved(source, url, None, expected or sha)

@@ -261,7 +261,7 @@ def _known_hash(source: str, index_url: str, python: str | None, cache_dir: str 
         return split_hash_fragment(source)[1]
     if "==" not in source or is_local(source):
         return None
-    from wheelstream._index import resolve_requirement
+    from wheelstream.index import resolve_requirement
     from wheelstream.transport import new_client
 
     interpreter = probe_interpreter(python)

@@ -1,0 +1,130 @@
+"""Which file of a pinned release to take: pip's ``CandidateEvaluator`` rules for one version (see the package
+docstring), with nothing resolved beyond the pin.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.tags import Tag
+from packaging.utils import (
+    canonicalize_name,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from wheelstream.errors import (
+    IncompatibleWheel,
+    UsageError,
+)
+from wheelstream.index._pages import IndexFile, declared_ok
+
+_log = logging.getLogger("wheelstream")
+
+
+def pin(source: str) -> tuple[str, Version]:
+    """``NAME==VERSION`` (or ``===``, extras allowed and ignored) → (normalized name, version)."""
+    try:
+        req = Requirement(source)
+    except InvalidRequirement as exc:
+        raise UsageError(f"not a NAME==VERSION requirement: {exc}", wheel=source) from None
+    specs = list(req.specifier)
+    if (
+        req.marker is not None
+        or req.url
+        or len(specs) != 1
+        or specs[0].operator not in ("==", "===")
+        or specs[0].version.endswith(".*")
+    ):
+        raise UsageError(
+            "only exact pins (NAME==VERSION) are supported — wheelstream does no dependency resolution",
+            wheel=source,
+        )
+    try:
+        return canonicalize_name(req.name), Version(specs[0].version)
+    except InvalidVersion as exc:
+        raise UsageError(f"invalid version: {exc}", wheel=source) from None
+
+
+def python_version_of(tags: Sequence[Tag], explicit: tuple[int, int] | None) -> str | None:
+    """The target's ``X.Y``: given, or read off its first ``pyXY`` tag (packaging always lists one)."""
+    if explicit is not None:
+        return f"{explicit[0]}.{explicit[1]}"
+    for tag in tags:
+        match = re.fullmatch(r"py3(\d+)", tag.interpreter)
+        if match:
+            return f"3.{match.group(1)}"
+    return None
+
+
+def _python_ok(requires: str | None, python: str | None) -> bool:
+    if not requires or python is None:
+        return True
+    try:
+        return SpecifierSet(requires).contains(python, prereleases=True)
+    except InvalidSpecifier:
+        return True  # pip ignores an unparseable requires-python too
+
+
+def choose(
+    files: Iterable[IndexFile],
+    name: str,
+    version: Version,
+    tags: Sequence[Tag],
+    python: str | None,
+    source: str,
+) -> IndexFile:
+    """The best wheel for ``tags`` among ``files`` (see the module docstring for the rules)."""
+    rank = {tag: i for i, tag in reversed(list(enumerate(tags)))}
+    candidates: list[tuple[bool, int, IndexFile]] = []
+    versions: set[str] = set()
+    of_version: list[IndexFile] = []
+    for f in files:
+        if not f.filename.endswith(".whl") or not declared_ok(f):
+            continue
+        try:
+            wname, wversion, _build, wtags = parse_wheel_filename(f.filename)
+        except (
+            InvalidVersion
+        ):  # pragma: no cover - packaging reports it as an invalid file name, checked above
+            continue
+        if wname != name:
+            continue
+        versions.add(str(wversion))
+        if wversion != version:
+            continue
+        of_version.append(f)
+        if not _python_ok(f.requires_python, python):
+            continue
+        best = min((rank[t] for t in wtags if t in rank), default=None)
+        if best is not None:
+            candidates.append((f.yanked is not None, best, f))
+    if not candidates:
+        if not of_version:
+            known = ", ".join(sorted(versions, key=Version)) or "none"
+            raise UsageError(
+                f"no wheel for version {version} on the index (wheel versions there: {known})", wheel=source
+            )
+        listed = ", ".join(f.filename for f in of_version)
+        raise IncompatibleWheel(
+            f"no wheel of {version} fits the target interpreter (Python {python}, tags "
+            f"{tags[0] if tags else '?'}, …) or its requires-python: {listed}",
+            wheel=source,
+        )
+    yanked, _rank, chosen = min(candidates, key=lambda c: (c[0], c[1]))
+    if yanked:
+        reason = f" (reason: {chosen.yanked})" if chosen.yanked else ""
+        _log.warning(
+            "%s: %s is yanked%s; installing it because the version is pinned exactly",
+            source,
+            chosen.filename,
+            reason,
+        )
+    return chosen
+
+
+# -- fetching, cached ------------------------------------------------------------------------------------

@@ -1,0 +1,170 @@
+"""What a simple repository page lists: PEP 691 JSON and PEP 503 HTML parsed into ``IndexFile`` rows, and the
+file name each row may be saved under (checked like every name from the network).
+"""
+
+from __future__ import annotations
+
+import html.parser
+import json
+import logging
+import urllib.parse
+from dataclasses import dataclass
+
+from packaging.utils import (
+    parse_wheel_filename,
+)
+
+from wheelstream._urls import checked_wheel_filename, redact, shown_url, wheel_filename_from_url
+from wheelstream.errors import (
+    HTTPStatusError,
+    InvalidWheelFilename,
+)
+
+ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+
+
+_log = logging.getLogger("wheelstream")
+
+
+@dataclass(frozen=True)
+class IndexFile:
+    """One file as a project page lists it (absolute URL, no fragment).
+
+    ``filename`` is what the page says the file is called, and only ever used to *choose* a file: the name a
+    wheel is written under is always its URL's, checked (``_urls.wheel_filename_from_url``), and
+    ``resolve_requirement`` refuses a chosen file whose two names disagree or are not safe.
+    """
+
+    filename: str
+    url: str
+    sha256: str | None
+    requires_python: str | None
+    yanked: str | None  # None: not yanked; "" or a reason: yanked
+
+
+# -- page parsing ---------------------------------------------------------------------------------------
+
+
+def _yank(value: object) -> str | None:
+    """PEP 691: ``yanked`` is false, true, or a reason string (truthy means yanked)."""
+    if value is None or value is False:
+        return None
+    return value if isinstance(value, str) else ""
+
+
+def parse_json(body: bytes, page_url: str) -> list[IndexFile]:
+    """A PEP 691 project page. URLs may be relative to the page."""
+    try:
+        doc = json.loads(body)
+        files = doc["files"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise HTTPStatusError(f"index page {redact(page_url)} is not PEP 691 JSON: {exc}") from None
+    out = []
+    for item in files:
+        if not isinstance(item, dict) or "filename" not in item or "url" not in item:
+            continue
+        hashes = item.get("hashes") or {}
+        base, _, fragment = urllib.parse.urljoin(page_url, str(item["url"])).partition("#")
+        sha = hashes.get("sha256") if isinstance(hashes, dict) else None
+        if sha is None and fragment.startswith("sha256="):
+            sha = fragment[len("sha256=") :]
+        rp = item.get("requires-python")
+        out.append(
+            IndexFile(
+                str(item["filename"]),
+                base,
+                str(sha).lower() if sha else None,
+                str(rp) if rp else None,
+                _yank(item.get("yanked")),
+            )
+        )
+    return out
+
+
+class _Anchors(html.parser.HTMLParser):
+    """Collects ``<a>`` attributes and honours ``<base href>`` (pip does too)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.base: str | None = None
+        self.anchors: list[tuple[dict[str, str | None], str]] = []
+        self._open: dict[str, str | None] | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "base" and self.base is None:
+            self.base = dict(attrs).get("href")
+        elif tag == "a":
+            self._open, self._text = dict(attrs), []
+
+    def handle_data(self, data: str) -> None:
+        if self._open is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._open is not None:
+            self.anchors.append((self._open, "".join(self._text).strip()))
+            self._open = None
+
+
+def parse_html(body: bytes, page_url: str, encoding: str = "utf-8") -> list[IndexFile]:
+    """A PEP 503 project page: one anchor per file, ``#sha256=`` fragments, ``data-*`` attributes."""
+    parser = _Anchors()
+    parser.feed(body.decode(encoding, errors="replace"))
+    parser.close()
+    base = urllib.parse.urljoin(page_url, parser.base) if parser.base else page_url
+    out = []
+    for attrs, text in parser.anchors:
+        href = attrs.get("href")
+        if not href:
+            continue
+        url, _, fragment = urllib.parse.urljoin(base, href).partition("#")
+        filename = _url_name(url) or text
+        sha = fragment[len("sha256=") :].lower() if fragment.startswith("sha256=") else None
+        yanked = attrs.get("data-yanked")
+        out.append(
+            IndexFile(
+                filename,
+                url,
+                sha,
+                attrs.get("data-requires-python") or None,
+                None if "data-yanked" not in attrs else (yanked or ""),
+            )
+        )
+    return out
+
+
+def _url_name(url: str) -> str | None:
+    """The URL's file name, as pip takes a link's (PEP 503: the anchor text must be the same), if it is a
+    safe wheel name; else None and the anchor text stands in, only to choose by: a file chosen that way
+    fails in ``resolve_requirement`` with its URL named, instead of a confusing "no such version"."""
+    try:
+        return wheel_filename_from_url(url)
+    except InvalidWheelFilename:
+        return None
+
+
+def declared_ok(f: IndexFile) -> bool:
+    """Whether the page's name for ``f`` is a safe wheel file name (one that is not is never chosen)."""
+    try:
+        checked_wheel_filename(f.filename, source=f.url, label="the index's file name")
+    except InvalidWheelFilename as exc:
+        _log.debug("skipping an index entry: %s", exc)
+        return False
+    return True
+
+
+def checked_url_name(chosen: IndexFile) -> str:
+    """The name ``chosen`` will be written under: its URL's (what pip uses), checked, and describing the same
+    wheel as the page's ``filename`` that chose it (an index cannot pass off one wheel's URL as another's)."""
+    url_name = wheel_filename_from_url(chosen.url)
+    if parse_wheel_filename(url_name) != parse_wheel_filename(chosen.filename):
+        raise InvalidWheelFilename(
+            f"the index lists this file as {chosen.filename!r} but its URL names {url_name!r}",
+            wheel=shown_url(chosen.url),
+        )
+    return url_name
+
+
+# -- choosing a file ------------------------------------------------------------------------------------
