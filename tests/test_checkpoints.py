@@ -31,6 +31,7 @@ from conftest import FAST, contents, fetch, tree, wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import wheelstream.unpack._stages as stages
 import wheelstream.unpack._tee as tee
 from fixtures.wellformed import WELLFORMED, make_wheel
 from wheelstream._cache import Cache
@@ -361,25 +362,25 @@ def test_periodic_checkpoints_run_on_the_worker_without_restarting_it(
     real_snapshot, real_durable, real_init = (
         tee.Tee._snapshot_checkpoint,
         tee.Tee._make_durable,
-        tee._Unpacker.__init__,
+        stages.Unpacker.__init__,
     )
 
     def snapshot(self: tee.Tee, *, drain: bool = False) -> None:
         snapshots.append(threading.current_thread().name)
         real_snapshot(self, drain=drain)
 
-    def make_durable(self: tee.Tee, shot: tee._Snapshot) -> None:
+    def make_durable(self: tee.Tee, shot: stages.Snapshot) -> None:
         durable.append(threading.current_thread().name)
         real_durable(self, shot)
 
-    def init(self: tee._Unpacker, *args: object) -> None:
+    def init(self: stages.Unpacker, *args: object) -> None:
         nonlocal workers
         workers += 1
         real_init(self, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(tee.Tee, "_snapshot_checkpoint", snapshot)
     monkeypatch.setattr(tee.Tee, "_make_durable", make_durable)
-    monkeypatch.setattr(tee._Unpacker, "__init__", init)
+    monkeypatch.setattr(stages.Unpacker, "__init__", init)
     result = fetch(url, tmp_path, dataclasses.replace(OFTEN, checkpoint_bytes=256 << 10))
     assert tree(result) == contents(data)
     assert len(snapshots) >= 10
@@ -491,7 +492,7 @@ def test_periodic_checkpoints_move_past_a_few_small_files_followed_by_large_ones
     checkpoint sends what is there, so the next one can move past them (a kill -9 then redoes only the last
     large files, not all). Watched while the download runs (it stalls near the end, so it is watched past
     the last periodic checkpoint), with no idle checkpoint to help."""
-    monkeypatch.setattr(tee, "_IDLE_AFTER", 3600.0)
+    monkeypatch.setattr(stages, "IDLE_AFTER", 3600.0)
     never_skip_checkpoints(monkeypatch)  # the last request before the stall is taken, however slow the disk
     rng = random.Random(3)
     files = {f"demo/small{i}.py": f"X = {i}\n".encode() * 10 for i in range(3)}
@@ -669,14 +670,14 @@ def test_a_syncer_that_cannot_start_its_thread_fails_loudly_and_never_hangs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A pid limit refusing the thread: the error reaches the worker, and a later ``wait`` returns at once."""
-    syncer = tee._Syncer(lambda snapshot: None)
+    syncer = stages.Syncer(lambda snapshot: None)
 
     def refuse(self: threading.Thread) -> None:
         raise RuntimeError("can't start new thread")
 
     monkeypatch.setattr(threading.Thread, "start", refuse)
     with pytest.raises(RuntimeError, match="can't start"):
-        syncer.submit(tee._Snapshot(0, [], {}, None))
+        syncer.submit(stages.Snapshot(0, [], {}, None))
     assert not syncer.busy
     syncer.wait()
 

@@ -372,17 +372,17 @@ def test_the_resume_hash_covers_exactly_the_kept_prefix(
 ) -> None:
     """The whole-file hash a resume continues from: the first ``length`` bytes (all there is when the file is
     shorter), read in blocks — small ones here, so block boundaries are crossed."""
-    from wheelstream.unpack import _tee
+    from wheelstream.unpack import _rehash
 
-    monkeypatch.setattr(_tee, "_HASH_BLOCK", 1 << 20)
+    monkeypatch.setattr(_rehash, "HASH_BLOCK", 1 << 20)
     data = random.Random(length).randbytes(10_000_000)
     path = tmp_path / "part"
     path.write_bytes(data)
-    assert _tee.prefix_sha256(path, length).hexdigest() == hashlib.sha256(data[:length]).hexdigest()
+    assert _rehash.prefix_sha256(path, length).hexdigest() == hashlib.sha256(data[:length]).hexdigest()
     stop = threading.Event()
     stop.set()
     assert (
-        _tee.prefix_sha256(path, length, stop).hexdigest() == hashlib.sha256().hexdigest()
+        _rehash.prefix_sha256(path, length, stop).hexdigest() == hashlib.sha256().hexdigest()
     )  # gave up at once
 
 
@@ -428,13 +428,13 @@ def test_a_saved_hash_that_does_not_fit_the_partial_is_recomputed(
     """A state for another length (or none, as older journals have): the kept bytes are hashed again, the
     download still resumes, and the digest is right."""
     import wheelstream.fetch._resume as resume
-    from wheelstream.unpack import _tee
+    from wheelstream.unpack import _rehash
 
     data, url, header = _interrupted_download(server, tmp_path)
     saved = json.loads(header.read_text())
     header.write_text(json.dumps({**saved, "sha256_state": state}))
     reread: list[int] = []
-    real = _tee.prefix_sha256
+    real = _rehash.prefix_sha256
 
     def counting(path: Path, length: int, stop: object = None) -> object:
         reread.append(length)

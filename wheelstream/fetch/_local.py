@@ -28,7 +28,8 @@ from wheelstream.fetch._options import DownloadOptions, DownloadResult, Job
 from wheelstream.fetch._publish import cached, finished_tree, settle_tree
 from wheelstream.unpack._extract import Extractor
 from wheelstream.unpack._partial import read_file_range
-from wheelstream.unpack._tee import file_sha256, finish_deferred, parse_block
+from wheelstream.unpack._rehash import file_sha256
+from wheelstream.unpack._tee import finish_deferred, parse_block
 from wheelstream.zip import ZipStreamParser
 
 __all__ = ["from_wheel_file", "unpack_local"]

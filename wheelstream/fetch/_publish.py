@@ -26,7 +26,8 @@ from wheelstream.errors import HashMismatch, TruncatedArchive
 from wheelstream.fetch._options import DownloadResult, Job
 from wheelstream.unpack._extract import Extractor
 from wheelstream.unpack._partial import Journal
-from wheelstream.unpack._tee import Tee, file_sha256
+from wheelstream.unpack._rehash import file_sha256
+from wheelstream.unpack._tee import Tee
 from wheelstream.zip import ZipStreamParser
 
 __all__ = ["cached", "check_complete", "finished_tree", "hand_over", "settle_tree"]

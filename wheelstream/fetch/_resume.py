@@ -36,10 +36,11 @@ from wheelstream.errors import ArchiveError
 from wheelstream.fetch._options import Job
 from wheelstream.unpack._extract import Extractor
 from wheelstream.unpack._partial import Journal, PartialFile
+from wheelstream.unpack._rehash import prefix_sha256
 from wheelstream.unpack._sha256 import RunningSha256
 from wheelstream.unpack._sha256 import new as new_sha256
 from wheelstream.unpack._sha256 import restore as restore_sha256
-from wheelstream.unpack._tee import Tee, prefix_sha256
+from wheelstream.unpack._tee import Tee
 from wheelstream.zip import ZipStreamParser
 
 __all__ = ["PrefixHash", "Restored", "fresh_stream", "restore"]

@@ -2,7 +2,7 @@
 the parser and extractor, in order (DESIGN §1, §8).
 
 The network thread coalesces chunks into 1 MiB blocks, appends them to the partial file and the sha256, and
-hands them through a bounded queue to ``_Unpacker``, which runs the parser and the extractor. isal/zlib,
+hands them through a bounded queue to ``Unpacker``, which runs the parser and the extractor. isal/zlib,
 hashing and file writes release the GIL, so the two stages overlap on two cores.
 
 Checkpoints (DESIGN §2) come in three kinds, all written by ``Tee._write_checkpoint`` while the parser is
@@ -13,7 +13,7 @@ quiet (every event of the blocks it was given handled), in the order staging →
   extractor's writers have written (without waiting for the rest: behind a backlog of small files the parser
   may be inflating a large entry meanwhile), and snapshots ``C`` — the parser's checkpoint, or the local
   header of the first finished entry whose file is not written yet, whichever comes first — the entries
-  finished before ``C`` with their digests, and ``deferred_at``. A ``_Syncer`` thread then makes the snapshot
+  finished before ``C`` with their digests, and ``deferred_at``. A ``Syncer`` thread then makes the snapshot
   durable in rule order: ``syncfs`` of staging (rule 1: it covers every write that returned before it), an
   fsync of the partial (rule 2: every byte the worker parsed was written to the partial *before* it was
   queued, so ``D`` >= what the parser consumed >= ``C``; ``D`` and the whole-file hash state are read
@@ -23,7 +23,7 @@ quiet (every event of the blocks it was given handled), in the order staging →
   per torch download — happen beside it. One snapshot is in flight at a time: a checkpoint due while the last
   is still syncing is skipped (the next comes <= 1 s later), and everything that settles the stream waits for
   the syncer first.
-* **Idle** (the worker found nothing to do for ``_IDLE_AFTER`` seconds: the network stalled): the worker takes
+* **Idle** (the worker found nothing to do for ``IDLE_AFTER`` seconds: the network stalled): the worker takes
   a periodic checkpoint on its own, waiting for the writers this time, if entries were finished since the last
   one or the partial file holds bytes past ``D`` (inside a large entry nothing finishes; not past a deferred
   entry, where the worker is handed nothing by design), and none is syncing.
@@ -43,152 +43,26 @@ or by ``settle``), exactly as a single-threaded loop would raise it.
 from __future__ import annotations
 
 import contextlib
-import functools
-import queue
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeAlias
 
-from wheelstream._staged import StagedFile
 from wheelstream.errors import ArchiveError, EntrySetMismatch
 from wheelstream.unpack import _sha256
 from wheelstream.unpack._extract import Extractor
 from wheelstream.unpack._partial import Journal, PartialFile
-from wheelstream.zip import EntryDeferred, LocalEntry, ZipStreamParser
+from wheelstream.unpack._stages import CHECKPOINT, Snapshot, Syncer, Unpacker, Work
+from wheelstream.zip import EntryDeferred, ZipStreamParser
 from wheelstream.zip._tail import TAIL_SIZE, find_central_directory, read_central_directory
 
-__all__ = ["Tee", "file_sha256", "finish_deferred", "parse_block", "prefix_sha256"]
-
-
-class _CheckpointRequest:
-    """Queued behind the blocks handed over so far: take a checkpoint once they are all parsed."""
-
-
-_CHECKPOINT = _CheckpointRequest()
-_Work: TypeAlias = "bytes | _CheckpointRequest"
-
-
-@dataclass(frozen=True)
-class _Snapshot:
-    """A periodic checkpoint as the worker saw it, for the syncer to make durable."""
-
-    checkpoint: int
-    entries: list[LocalEntry]
-    files: dict[str, StagedFile]
-    deferred_at: int | None
-
-
-class _Syncer:
-    """Makes one periodic checkpoint at a time durable, off the unpack thread (see the module docstring).
-
-    A thread per checkpoint (a handful per download) keeps the life cycle trivial; ``wait`` joins the one in
-    flight and re-raises its error — a checkpoint that could not be written stops the download, as before.
-    """
-
-    def __init__(self, write: Callable[[_Snapshot], None]) -> None:
-        self._write = write
-        self._idle = threading.Event()
-        self._idle.set()
-        self.error: BaseException | None = None
-
-    @property
-    def busy(self) -> bool:
-        return not self._idle.is_set()
-
-    def submit(self, snapshot: _Snapshot) -> None:
-        if self.error is not None:
-            raise self.error
-        self._idle.clear()
-        try:
-            threading.Thread(
-                target=self._run, args=(snapshot,), name="wheelstream-checkpoint", daemon=True
-            ).start()
-        except BaseException:
-            self._idle.set()  # no thread (a pid limit, say): wait() must not block forever on it
-            raise
-
-    def _run(self, snapshot: _Snapshot) -> None:
-        try:
-            self._write(snapshot)
-        except BaseException as exc:  # noqa: BLE001 - re-raised by wait() or the next submit()
-            self.error = exc
-        finally:
-            self._idle.set()
-
-    def wait(self, raise_error: bool = True) -> None:
-        self._idle.wait()
-        if self.error is not None and raise_error:
-            raise self.error
-
-
-class _Unpacker:
-    """The second stage of the tee: parse, inflate and write on a worker thread (DESIGN §8).
-
-    The network thread hands over ~1 MiB blocks (and periodic checkpoint requests, in stream order) through a
-    bounded queue; isal/zlib, hashing and file writes release the GIL, so the two stages overlap on two cores.
-    The worker lives for one ``_pump`` (or until a settled checkpoint): ``close`` waits until every block
-    handed over is parsed and written, then re-raises the first error the worker hit, so errors surface in
-    stream order as before. After an error the worker skips everything queued behind it.
-    """
-
-    def __init__(self, work: Callable[[_Work], None], idle: Callable[[], None]) -> None:
-        self._work = work
-        self._idle = idle  # called on the worker when nothing came for _IDLE_AFTER seconds
-        self._queue: queue.Queue[_Work | None] = queue.Queue(maxsize=_QUEUE_BLOCKS)
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="wheelstream-unpack", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                item = self._queue.get(timeout=_IDLE_AFTER)
-            except queue.Empty:
-                step: Callable[[], None] = self._idle
-            else:
-                if item is None:
-                    return
-                step = functools.partial(self._work, item)
-            if self.error is None:
-                try:
-                    step()
-                except BaseException as exc:  # noqa: BLE001 - handed to the network thread in close()
-                    self.error = exc
-
-    def put(self, item: _Work) -> None:
-        if self.error is not None:
-            raise self.error  # stop downloading at the first bad entry, as the single-threaded loop did
-        self._queue.put(item)
-
-    def _stop(self) -> None:
-        self._queue.put(None)
-
-    def close(self) -> None:
-        """Wait for the worker to finish every block; a Ctrl-C meanwhile is held until it has (a checkpoint
-        taken while the worker still changes parser and extractor would record unsynced files)."""
-        interrupted = False
-        steps: tuple[Callable[[], None], ...] = (self._stop, self._thread.join)
-        for step in steps:
-            while True:
-                try:
-                    step()
-                    break
-                except KeyboardInterrupt:
-                    interrupted = True
-        if self.error is not None:
-            raise self.error
-        if interrupted:
-            raise KeyboardInterrupt
+__all__ = ["Tee", "finish_deferred", "parse_block"]
 
 
 _SNAPSHOT_ENTRIES = 8192  # entries one periodic checkpoint records at most (see Tee._snapshot)
 _BLOCK = 1 << 20  # coalesce iter_raw()'s <= 64 KiB chunks before the partial write and the hand-over
-_QUEUE_BLOCKS = 4  # bounded: at most ~4 MiB between the network and the disk
-_IDLE_AFTER = 0.5  # seconds without a block before the worker checkpoints what it has (the network stalled)
 
 
 @dataclass
@@ -207,8 +81,8 @@ class Tee:
     last_checkpoint_bytes: int = 0
     _pending: list[bytes] = field(default_factory=list)
     _pending_size: int = 0
-    _unpacker: _Unpacker | None = None
-    _syncer: _Syncer = field(init=False)
+    _unpacker: Unpacker | None = None
+    _syncer: Syncer = field(init=False)
     _handed_over: int = field(init=False)  # parser entries already given to the journal (or a snapshot)
     # Held while a block goes to the partial and the hash, so a checkpoint reads the two at the same length.
     _hashed: threading.Lock = field(default_factory=threading.Lock)
@@ -218,7 +92,7 @@ class Tee:
         # and all it holds (parser, extractor, journal: memory in proportion to the wheel's entries) would
         # outlive the download until the cyclic collector ran — which the CLI makes rare.
         this = weakref.proxy(self)
-        self._syncer = _Syncer(lambda snapshot: this._make_durable(snapshot))
+        self._syncer = Syncer(lambda snapshot: this._make_durable(snapshot))
         self._handed_over = len(self.journal.entries)
         self.journal.entries = []  # the parser has them now (``prior_entries``), as compact rows
 
@@ -243,7 +117,7 @@ class Tee:
         if self.journal.deferred_at is not None:
             return  # past a stored+descriptor entry: only the partial file grows until the end
         if self._unpacker is None:
-            self._unpacker = _Unpacker(self._work, self._idle_checkpoint)
+            self._unpacker = Unpacker(self._work, self._idle_checkpoint)
         self._unpacker.put(block)  # only now: the partial holds every byte the worker will ever parse
 
     def settle(self, *, wait_for_syncer: bool = True) -> None:
@@ -280,7 +154,7 @@ class Tee:
             self.extractor.close()
         self.partial.close()
 
-    def _work(self, item: _Work) -> None:
+    def _work(self, item: Work) -> None:
         """One step of the worker: parse a block, or take a checkpoint between two blocks."""
         try:
             if isinstance(item, bytes):
@@ -314,7 +188,7 @@ class Tee:
             return
         self._flush()
         if self._unpacker is not None:
-            self._unpacker.put(_CHECKPOINT)  # behind every block handed over; the worker takes it in order
+            self._unpacker.put(CHECKPOINT)  # behind every block handed over; the worker takes it in order
         else:
             self._write_checkpoint()  # no worker (past a deferred entry, or nothing new): the parser is quiet
         self._checkpointed()
@@ -329,7 +203,7 @@ class Tee:
         self.last_checkpoint_at = time.monotonic()
         self.last_checkpoint_bytes = self.position
 
-    def _snapshot(self, *, drained: bool = True) -> _Snapshot:
+    def _snapshot(self, *, drained: bool = True) -> Snapshot:
         """The checkpoint as of now; the parser must be quiet, and the extractor drained unless ``drained`` is
         False.
 
@@ -366,7 +240,7 @@ class Tee:
                 del entries[index:]
                 break
         self._handed_over += len(entries)
-        return _Snapshot(
+        return Snapshot(
             checkpoint,
             entries,
             {e.name: files[e.name] for e in entries if e.name in files},
@@ -398,7 +272,7 @@ class Tee:
             self.extractor.collect_written()
         self._syncer.submit(self._snapshot(drained=drain))
 
-    def _make_durable(self, snapshot: _Snapshot) -> None:
+    def _make_durable(self, snapshot: Snapshot) -> None:
         """Rules 1-3 of DESIGN §2 for one snapshot, in order (on the syncer thread, or the caller's)."""
         self.extractor.flush_to_disk()  # 1b. staging on disk
         with self._hashed:  # the hash state of exactly the first D bytes (the network thread may go on)
@@ -435,36 +309,6 @@ class Tee:
                 self.journal.deferred_at = None  # the parser now in charge went past it with known sizes
         finally:
             self.extractor.close()  # every finished file on disk (or, after an error, no writer left running)
-
-
-# Hashing releases the GIL for each buffer it is given, and a resume hashes beside Python-heavy work (the log,
-# the staging check, the replay): each time, taking the GIL back can wait out a switch interval. So the file is
-# read into one reused 16 MiB buffer, not in 1 MiB blocks — torch's 172 MB took 0.36 s beside a busy thread in
-# 1 MiB blocks, 0.26 s in 16 MiB ones (0.12-0.14 s alone either way). Not mapped (0.14 s): a mapped file that
-# shrinks underneath kills the process with SIGBUS, and mapped pages count as resident.
-_HASH_BLOCK = 16 << 20
-
-
-def prefix_sha256(path: Path, length: int, stop: threading.Event | None = None) -> _sha256.RunningSha256:
-    """sha256 of the first ``length`` bytes of ``path`` (fewer if it is shorter), still open for more (a resume
-    goes on feeding it); partial if ``stop`` is set on the way (its caller has given up on the result)."""
-    digest = _sha256.new()
-    buffer = bytearray(min(_HASH_BLOCK, max(length, 0)))
-    with open(path, "rb", buffering=0) as file, memoryview(buffer) as whole:
-        remaining = length
-        while remaining > 0 and not (stop is not None and stop.is_set()):
-            with whole[: min(len(buffer), remaining)] as view:
-                count = file.readinto(view)
-                if not count:
-                    break  # shorter than asked
-                with view[:count] as data:
-                    digest.update(data)
-            remaining -= count
-    return digest
-
-
-def file_sha256(path: Path) -> str:
-    return prefix_sha256(path, path.stat().st_size).hexdigest()
 
 
 def parse_block(parser: ZipStreamParser, extractor: Extractor, chunk: bytes) -> int | None:

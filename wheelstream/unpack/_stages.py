@@ -1,0 +1,151 @@
+"""The tee's two helper threads: the unpack worker (the second stage, DESIGN §8) and the syncer that makes a
+periodic checkpoint durable off that worker. Their rules — what a snapshot holds, in which order it is made
+durable, how errors reach the network thread in stream order — are the tee's essay (``_tee``).
+"""
+
+from __future__ import annotations
+
+import functools
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from wheelstream._staged import StagedFile
+from wheelstream.zip import LocalEntry
+
+__all__ = [
+    "CHECKPOINT",
+    "IDLE_AFTER",
+    "QUEUE_BLOCKS",
+    "CheckpointRequest",
+    "Snapshot",
+    "Syncer",
+    "Unpacker",
+    "Work",
+]
+
+QUEUE_BLOCKS = 4  # bounded: at most ~4 MiB between the network and the disk
+IDLE_AFTER = 0.5  # seconds without a block before the worker checkpoints what it has (the network stalled)
+
+
+class CheckpointRequest:
+    """Queued behind the blocks handed over so far: take a checkpoint once they are all parsed."""
+
+
+CHECKPOINT = CheckpointRequest()
+Work: TypeAlias = "bytes | CheckpointRequest"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A periodic checkpoint as the worker saw it, for the syncer to make durable."""
+
+    checkpoint: int
+    entries: list[LocalEntry]
+    files: dict[str, StagedFile]
+    deferred_at: int | None
+
+
+class Syncer:
+    """Makes one periodic checkpoint at a time durable, off the unpack thread (see the module docstring).
+
+    A thread per checkpoint (a handful per download) keeps the life cycle trivial; ``wait`` joins the one in
+    flight and re-raises its error — a checkpoint that could not be written stops the download, as before.
+    """
+
+    def __init__(self, write: Callable[[Snapshot], None]) -> None:
+        self._write = write
+        self._idle = threading.Event()
+        self._idle.set()
+        self.error: BaseException | None = None
+
+    @property
+    def busy(self) -> bool:
+        return not self._idle.is_set()
+
+    def submit(self, snapshot: Snapshot) -> None:
+        if self.error is not None:
+            raise self.error
+        self._idle.clear()
+        try:
+            threading.Thread(
+                target=self._run, args=(snapshot,), name="wheelstream-checkpoint", daemon=True
+            ).start()
+        except BaseException:
+            self._idle.set()  # no thread (a pid limit, say): wait() must not block forever on it
+            raise
+
+    def _run(self, snapshot: Snapshot) -> None:
+        try:
+            self._write(snapshot)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by wait() or the next submit()
+            self.error = exc
+        finally:
+            self._idle.set()
+
+    def wait(self, raise_error: bool = True) -> None:
+        self._idle.wait()
+        if self.error is not None and raise_error:
+            raise self.error
+
+
+class Unpacker:
+    """The second stage of the tee: parse, inflate and write on a worker thread (DESIGN §8).
+
+    The network thread hands over ~1 MiB blocks (and periodic checkpoint requests, in stream order) through a
+    bounded queue; isal/zlib, hashing and file writes release the GIL, so the two stages overlap on two cores.
+    The worker lives for one ``_pump`` (or until a settled checkpoint): ``close`` waits until every block
+    handed over is parsed and written, then re-raises the first error the worker hit, so errors surface in
+    stream order as before. After an error the worker skips everything queued behind it.
+    """
+
+    def __init__(self, work: Callable[[Work], None], idle: Callable[[], None]) -> None:
+        self._work = work
+        self._idle = idle  # called on the worker when nothing came for IDLE_AFTER seconds
+        self._queue: queue.Queue[Work | None] = queue.Queue(maxsize=QUEUE_BLOCKS)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="wheelstream-unpack", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=IDLE_AFTER)
+            except queue.Empty:
+                step: Callable[[], None] = self._idle
+            else:
+                if item is None:
+                    return
+                step = functools.partial(self._work, item)
+            if self.error is None:
+                try:
+                    step()
+                except BaseException as exc:  # noqa: BLE001 - handed to the network thread in close()
+                    self.error = exc
+
+    def put(self, item: Work) -> None:
+        if self.error is not None:
+            raise self.error  # stop downloading at the first bad entry, as the single-threaded loop did
+        self._queue.put(item)
+
+    def _stop(self) -> None:
+        self._queue.put(None)
+
+    def close(self) -> None:
+        """Wait for the worker to finish every block; a Ctrl-C meanwhile is held until it has (a checkpoint
+        taken while the worker still changes parser and extractor would record unsynced files)."""
+        interrupted = False
+        steps: tuple[Callable[[], None], ...] = (self._stop, self._thread.join)
+        for step in steps:
+            while True:
+                try:
+                    step()
+                    break
+                except KeyboardInterrupt:
+                    interrupted = True
+        if self.error is not None:
+            raise self.error
+        if interrupted:
+            raise KeyboardInterrupt
