@@ -22,9 +22,9 @@ from test_harden_output_support import (
 from test_install_support import build_wheel, stage
 
 import wheelstream
-from wheelstream.errors import InvalidWheelFilename, WheelMetadataError, one_line
+from wheelstream.errors import InvalidWheelFilename, WheelMetadataError, one_line, shown
 from wheelstream.installer import install_staged
-from wheelstream.installer._metadata import parse_filename, shown
+from wheelstream.installer._metadata import parse_filename
 from wheelstream.installer._scripts import check_script_name, parse_entry_point
 
 META = f"{DI}/METADATA"

@@ -9,6 +9,7 @@ leaves the target half-installed, and the next run resumes what was interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -114,11 +115,12 @@ def _fetch_all(
         timeout=timeout, retries=retries, max_unpacked_size=max_unpacked_size, max_entries=max_entries
     )
     cache = Cache.at(cache_dir)
-    if client is not None:
+    # A caller's client stays the caller's (and cannot cross into a worker process); else one of our own.
+    with contextlib.nullcontext(client) if client is not None else new_client(timeout) as chosen:
         return _fetch_with(
             names,
             cache,
-            client,
+            chosen,
             hashes or {},
             index_url,
             jobs,
@@ -128,23 +130,7 @@ def _fetch_all(
             python,
             keep_wheels_in,
             keep_unpacked,
-            processes=False,
-        )
-    with new_client(timeout) as own:
-        return _fetch_with(
-            names,
-            cache,
-            own,
-            hashes or {},
-            index_url,
-            jobs,
-            options,
-            progress,
-            ignore_tags,
-            python,
-            keep_wheels_in,
-            keep_unpacked,
-            processes=workers == "processes",
+            processes=client is None and workers == "processes",
         )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from packaging.utils import InvalidWheelFilename as _PackagingInvalidWheelFilename
 from packaging.utils import parse_wheel_filename
 
-from wheelstream.errors import InvalidWheelFilename
+from wheelstream.errors import InvalidWheelFilename, shown
 
 __all__ = [
     "cache_key",
@@ -94,12 +94,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SHOWN_MAX = 80
 
 
-def _shown(name: str) -> str:
-    """``name`` quoted for a one-line message: ``repr`` escapes control and other unprintable characters
-    (an ``ESC[31m`` from a server never reaches the terminal), and a long name is cut."""
-    return repr(name if len(name) <= _SHOWN_MAX else name[:_SHOWN_MAX] + "…")
-
-
 def shown_url(url: str) -> str:
     """``url`` as an error names it: redacted, and anything unprintable percent-encoded (one line, no
     terminal escapes from whoever wrote an index page)."""
@@ -107,7 +101,7 @@ def shown_url(url: str) -> str:
 
 
 def _refuse(name: str, why: str, *, source: str, label: str) -> InvalidWheelFilename:
-    return InvalidWheelFilename(f"{label} {_shown(name)} {why}", wheel=shown_url(source))
+    return InvalidWheelFilename(f"{label} {shown(name, _SHOWN_MAX)} {why}", wheel=shown_url(source))
 
 
 def checked_wheel_filename(name: str, *, source: str, label: str = "the file name") -> str:

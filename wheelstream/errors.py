@@ -103,6 +103,21 @@ def one_line(text: str) -> str:
     return "".join(char if char.isprintable() else _escape_char(char) for char in line)
 
 
+_SHOWN_LIMIT = (
+    100  # characters of a wheel- or server-chosen value quoted in a message (a 1 MB "name" stays readable)
+)
+
+
+def cut(value: str, limit: int = _SHOWN_LIMIT) -> str:
+    """A value someone else chose, cut to ``limit`` characters for a message (a RECORD field may be 128 KiB)."""
+    return value if len(value) <= limit else value[:limit] + "…"
+
+
+def shown(value: str, limit: int = _SHOWN_LIMIT) -> str:
+    """``repr`` of a value someone else chose, for a message, cut to ``limit`` characters first."""
+    return repr(cut(value, limit))
+
+
 class WheelstreamError(Exception):
     """Root of every error wheelstream raises deliberately."""
 

@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._staged import StagedWheel
-from ..errors import DiskError, Interrupted, UsageError, WheelMetadataError, WheelstreamError, one_line
+from ..errors import DiskError, Interrupted, UsageError, WheelMetadataError, WheelstreamError, one_line, shown
 from ._commit import (
     RESERVED_PREFIX,
     TMP_PREFIX,
@@ -91,7 +91,7 @@ from ._layout import (
     scheme_paths,
     target_item,
 )
-from ._metadata import WheelInfo, check_tags, parse_filename, read_wheel_info, shown
+from ._metadata import WheelInfo, check_tags, parse_filename, read_wheel_info
 from ._records import VerifiedRecord, read_record, record_blocks
 from ._scripts import Launcher, console_script_specs, fix_shebang, launcher_bytes, parse_entry_point
 

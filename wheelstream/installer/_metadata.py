@@ -43,22 +43,12 @@ from packaging.utils import (
 from packaging.version import Version
 
 from .._staged import StagedWheel
-from ..errors import IncompatibleWheel, InvalidWheelFilename, WheelMetadataError
+from ..errors import IncompatibleWheel, InvalidWheelFilename, WheelMetadataError, shown
 
-__all__ = ["WheelInfo", "check_tags", "cut", "parse_filename", "read_wheel_info", "shown"]
+__all__ = ["WheelInfo", "check_tags", "parse_filename", "read_wheel_info"]
 
-_SHOWN_LIMIT = 100  # characters of a wheel-chosen value quoted in an error (a 1 MB "name" stays readable)
+_WHEEL_VERSION_MAX = 100  # characters: a Wheel-Version longer than this is not one
 _WHEEL_VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)*")
-
-
-def cut(value: str, limit: int = _SHOWN_LIMIT) -> str:
-    """A wheel-chosen value cut to ``limit`` characters for an error message (a RECORD field may be 128 KiB)."""
-    return value if len(value) <= limit else value[:limit] + "…"
-
-
-def shown(value: str, limit: int = _SHOWN_LIMIT) -> str:
-    """``repr`` of a wheel-chosen value for an error message, cut to ``limit`` characters first."""
-    return repr(cut(value, limit))
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +144,7 @@ def _wheel_version(text: str | None, filename: str, member: str) -> tuple[int, .
         raise WheelMetadataError("WHEEL is missing Wheel-Version", wheel=filename, entry=member)
     value = value.strip()
     # ASCII digits, and few enough of them for ``int`` (which refuses more than 4300 digits) to be quick.
-    if len(value) > _SHOWN_LIMIT or not _WHEEL_VERSION.fullmatch(value):
+    if len(value) > _WHEEL_VERSION_MAX or not _WHEEL_VERSION.fullmatch(value):
         raise WheelMetadataError(f"invalid Wheel-Version {shown(value)}", wheel=filename, entry=member)
     version = tuple(int(part) for part in value.split("."))
     if version[0] != 1:

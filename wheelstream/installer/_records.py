@@ -48,9 +48,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .._staged import StagedFile, StagedWheel
-from ..errors import RecordError, UnsafePath
+from ..errors import RecordError, UnsafePath, cut, shown
 from ..zip._format import check_safe_name
-from ._metadata import cut, shown
 
 __all__ = [
     "ACCEPTED_ALGORITHMS",

@@ -26,9 +26,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..errors import WheelMetadataError, one_line
+from ..errors import WheelMetadataError, one_line, shown
 from ._interpreter import Interpreter
-from ._metadata import shown
 
 __all__ = [
     "Launcher",
