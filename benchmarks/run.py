@@ -249,37 +249,24 @@ class Tools:
                 *src,
             ]
         link = "hardlink" if tool == "wheelstream-hardlink" else "move"  # move is the default
+        src = ["-r", str(reqs)] if len(urls) > 1 else urls
+        install = [
+            "install",
+            "-q",
+            "--no-progress",
+            "--target",
+            str(target),
+            "--cache-dir",
+            str(cache),
+            "--link-mode",
+            link,
+            *src,
+        ]
         if self.baseline is not None:  # old against new: both started the same way
             root = self.baseline if tool == "wheelstream-baseline" else REPO
-            src = ["-r", str(reqs)] if len(urls) > 1 else urls
-            return [
-                *self._checkout_cli(root),
-                "install",
-                "-q",
-                "--no-progress",
-                "--target",
-                str(target),
-                "--cache-dir",
-                str(cache),
-                "--link-mode",
-                link,
-                *src,
-            ]
+            return [*self._checkout_cli(root), *install]
         if self.ws_cli:
-            src = ["-r", str(reqs)] if len(urls) > 1 else urls
-            return [
-                str(WS_CLI),
-                "install",
-                "-q",
-                "--no-progress",
-                "--target",
-                str(target),
-                "--cache-dir",
-                str(cache),
-                "--link-mode",
-                link,
-                *src,
-            ]
+            return [str(WS_CLI), *install]
         code = (
             "import sys, wheelstream; "
             "wheelstream.install(sys.argv[4:], sys.argv[1], cache_dir=sys.argv[2], link_mode=sys.argv[3])"

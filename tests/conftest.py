@@ -15,6 +15,7 @@ Helpers are imported from here (``from conftest import ws``), as ``test_install_
 from __future__ import annotations
 
 import atexit
+import gc
 import io
 import json
 import os
@@ -24,7 +25,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,18 @@ def server(faulty_server: FaultServer) -> FaultServer:
 def cache(tmp_path: Path) -> Path:
     """The cache directory of this test's commands (created by the first one)."""
     return tmp_path / "cache"
+
+
+@pytest.fixture
+def no_cyclic_gc() -> Iterator[None]:
+    """What the code under test drops must be freed by reference counting alone, as in the CLI (which
+    collects rarely): a memory bound measured with the collector running could hide a reference cycle."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 # -- the command in a subprocess -----------------------------------------------------------------------------

@@ -12,7 +12,6 @@ a full collection. The bounds below sit between the two with room for other Pyth
 
 from __future__ import annotations
 
-import gc
 import io
 import os
 import tempfile
@@ -52,17 +51,6 @@ def staging_root(tmp_path: Path) -> Iterator[Path]:
     parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else tmp_path
     with tempfile.TemporaryDirectory(dir=parent, prefix="wheelstream-count-") as root:
         yield Path(root)
-
-
-@pytest.fixture
-def no_cyclic_gc() -> Iterator[None]:
-    """What is kept must be freed by reference counting alone, as in the CLI (which collects rarely)."""
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 @pytest.mark.usefixtures("no_cyclic_gc")

@@ -16,12 +16,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import ws
 from test_install_support import build_wheel, installed_target, snapshot, stage
 
 from wheelstream.errors import WheelMetadataError
 from wheelstream.installer import _commit, _ownership, install_staged
-
-VENV_BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
@@ -69,25 +68,9 @@ def test_the_cli_refuses_it_in_one_line_and_leaves_the_target(target: Path, tmp_
         {".wheelstream-tmp-evil/commit.json": b"{}", "evil.py": b""},
     )
     before = snapshot(target)
-    proc = subprocess.run(
-        [
-            str(VENV_BIN / "wheelstream"),
-            "install",
-            str(wheel),
-            "--target",
-            str(target),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 1
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: evil-1.0-py3-none-any.whl: would install"), proc.stderr
+    run = ws("install", str(wheel), "--target", str(target), cache=tmp_path / "cache")
+    assert run.code == 1
+    assert run.error_line(alone=True).startswith("error: evil-1.0-py3-none-any.whl: would install"), run.err
     assert snapshot(target) == before
 
 
@@ -201,22 +184,8 @@ def test_pip_installs_a_look_alike_and_wheelstream_leaves_it_alone(target: Path,
     assert (target / ".wheelstream-tmp-evil" / "commit.json").exists()
     os.utime(target / ".wheelstream-tmp-evil", (0, 0))
     before = snapshot(target)
-    proc = subprocess.run(
-        [
-            str(VENV_BIN / "wheelstream"),
-            "install",
-            str(_other(tmp_path)),
-            "--target",
-            str(target),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
+    run = ws("install", str(_other(tmp_path)), "--target", str(target), cache=tmp_path / "cache")
+    assert run.code == 0, run.err
     after = snapshot(target)
     assert {k: v for k, v in after.items() if not k.startswith("other")} == before
 

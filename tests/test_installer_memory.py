@@ -12,7 +12,6 @@ versions' object sizes.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import os
 import tempfile
@@ -71,18 +70,6 @@ def _staged_bomb(root: Path, count: int) -> StagedWheel:
         f"{_DIST_INFO}/RECORD", len(record), hashlib.sha256(record).hexdigest(), False
     )
     return StagedWheel("bomb-1.0-py3-none-any.whl", root, files, movable=True)
-
-
-@pytest.fixture
-def no_cyclic_gc() -> Iterator[None]:
-    """What the installer drops must be freed by reference counting alone, as in the CLI (which collects
-    rarely)."""
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 @pytest.mark.usefixtures("no_cyclic_gc")

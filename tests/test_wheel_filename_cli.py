@@ -208,6 +208,21 @@ def _serve_index(server: HTTPServer, kind: str, filename: str, url: str) -> None
         )
 
 
+def _from_index(command: str, server: HTTPServer, layout: Layout, *where: str) -> Run:
+    """``wheelstream COMMAND escaped==1.0`` against the index ``server`` serves, into ``where`` (default
+    ``-d <dest>``)."""
+    return ws(
+        command,
+        "escaped==1.0",
+        "--index-url",
+        server.url_for("/simple/"),
+        *(where or ("-d", str(layout.dest))),
+        "--cache-dir",
+        str(layout.cache),
+        cwd=layout.tmp,
+    )
+
+
 INDEX_CASES = [
     ("json", "../../files/" + ESCAPES[0]),
     ("json", "/files/" + ESCAPES[3]),
@@ -226,23 +241,13 @@ def test_an_index_pairing_a_harmless_filename_with_an_escaping_url_is_refused(
 ) -> None:
     href = href.replace("ABSOLUTE", wheel_server.url_for("").rstrip("/"))
     _serve_index(wheel_server, kind, HARMLESS, href)
-    index = wheel_server.url_for("/simple/")
     where = (
         ("-d", str(layout.dest))
         if command == "download"
         else ("--target", str(layout.target), "--ignore-tags")
     )
     before = layout.snapshot()
-    run = ws(
-        command,
-        "escaped==1.0",
-        "--index-url",
-        index,
-        *where,
-        "--cache-dir",
-        str(layout.cache),
-        cwd=layout.tmp,
-    )
+    run = _from_index(command, wheel_server, layout, *where)
     shown = urllib.parse.urljoin(wheel_server.url_for("/simple/escaped/"), href)
     _assert_refused(run, shown, layout, before)
     assert _wheel_requests(wheel_server) == []
@@ -255,17 +260,7 @@ def test_an_index_url_naming_another_wheel_than_its_filename_is_refused(
     other = "other-6.6-py3-none-any.whl"
     _serve_index(wheel_server, kind, HARMLESS, "/files/" + other)
     before = layout.snapshot()
-    run = ws(
-        "download",
-        "escaped==1.0",
-        "--index-url",
-        wheel_server.url_for("/simple/"),
-        "-d",
-        str(layout.dest),
-        "--cache-dir",
-        str(layout.cache),
-        cwd=layout.tmp,
-    )
+    run = _from_index("download", wheel_server, layout)
     if kind == "json":  # PEP 691 names the file twice: the two must agree
         _assert_refused(
             run,
@@ -300,17 +295,7 @@ def test_an_unsafe_json_filename_is_never_used_even_with_a_harmless_url(
 ) -> None:
     _serve_index(wheel_server, "json", filename, "/files/" + HARMLESS)
     before = layout.snapshot()
-    run = ws(
-        "download",
-        "escaped==1.0",
-        "--index-url",
-        wheel_server.url_for("/simple/"),
-        "-d",
-        str(layout.dest),
-        "--cache-dir",
-        str(layout.cache),
-        cwd=layout.tmp,
-    )
+    run = _from_index("download", wheel_server, layout)
     assert run.code == 2
     assert "no wheel for version 1.0" in run.error_line(alone=True)
     assert lay_unchanged(layout, before)
@@ -320,17 +305,7 @@ def test_an_unsafe_json_filename_is_never_used_even_with_a_harmless_url(
 @pytest.mark.parametrize("kind", ["json", "html"])
 def test_a_harmless_index_entry_still_downloads(kind: str, wheel_server: HTTPServer, layout: Layout) -> None:
     _serve_index(wheel_server, kind, HARMLESS, "../../files/" + HARMLESS)
-    run = ws(
-        "download",
-        "escaped==1.0",
-        "--index-url",
-        wheel_server.url_for("/simple/"),
-        "-d",
-        str(layout.dest),
-        "--cache-dir",
-        str(layout.cache),
-        cwd=layout.tmp,
-    )
+    run = _from_index("download", wheel_server, layout)
     assert run.code == 0, run.err
     assert os.listdir(layout.dest) == [HARMLESS]
 
