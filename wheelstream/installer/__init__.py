@@ -5,7 +5,8 @@ Start at :func:`install_staged`; the mapping pip uses and how we reproduce it is
 
 from __future__ import annotations
 
-from ._core import InstallReport, WheelToInstall, install_staged, install_staged_many
+from ._checks import WheelToInstall
+from ._core import InstallReport, install_staged, install_staged_many
 from ._destination import LinkMode
 from ._interpreter import HomeScheme, Interpreter, probe_interpreter
 
