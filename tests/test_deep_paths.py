@@ -24,7 +24,7 @@ from wheelstream._cache import Cache
 from wheelstream.fetch import DownloadOptions, unpack_local
 from wheelstream.unpack._extract import Extractor
 from wheelstream.zip import EntryFinished, ZipStreamParser
-from wheelstream.zip._format import MAX_COMPONENT_BYTES, MAX_NAME_BYTES, MAX_NAME_COMPONENTS
+from wheelstream.zip._names import MAX_COMPONENT_BYTES, MAX_NAME_BYTES, MAX_NAME_COMPONENTS
 
 ROOT = Path(__file__).resolve().parent.parent
 

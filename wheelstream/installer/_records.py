@@ -49,7 +49,7 @@ from typing import NamedTuple
 
 from .._staged import StagedFile, StagedWheel
 from ..errors import RecordError, UnsafePath, cut, shown
-from ..zip._format import check_safe_name
+from ..zip._names import check_safe_name
 
 __all__ = [
     "ACCEPTED_ALGORITHMS",

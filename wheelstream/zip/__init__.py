@@ -1,6 +1,7 @@
 """Streaming, hardened ZIP reading: a sans-I/O parser and the records it reports."""
 
 from wheelstream.zip._entries import CentralRecords, executable_files
+from wheelstream.zip._entry_data import unpack_entry
 from wheelstream.zip._events import (
     NEED_DATA,
     ArchiveFinished,
@@ -13,14 +14,10 @@ from wheelstream.zip._events import (
     Event,
     NeedData,
 )
-from wheelstream.zip._format import CentralRecord, LocalEntry, LocalHeader
+from wheelstream.zip._format import LocalEntry, LocalHeader
+from wheelstream.zip._format_central import CentralRecord
 from wheelstream.zip._inflate import BACKEND as INFLATE_BACKEND
-from wheelstream.zip._parser import (
-    DEFAULT_MAX_ENTRIES,
-    DEFAULT_MAX_UNPACKED_SIZE,
-    ZipStreamParser,
-    unpack_entry,
-)
+from wheelstream.zip._parser import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_SIZE, ZipStreamParser
 from wheelstream.zip._tail import find_central_directory, read_central_directory
 
 __all__ = [

@@ -22,7 +22,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import overload
 
 from wheelstream.errors import DuplicateEntry, EntrySetMismatch, HeaderMismatch
-from wheelstream.zip._format import CentralRecord, LocalEntry
+from wheelstream.zip._format import LocalEntry
+from wheelstream.zip._format_central import CentralRecord
 
 __all__ = ["CentralRecords", "EntryTable", "executable_files", "name_key"]
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from wheelstream.zip._format import CentralRecord, LocalEntry, LocalHeader
+from wheelstream.zip._format import LocalEntry, LocalHeader
+from wheelstream.zip._format_central import CentralRecord
 
 __all__ = [
     "NEED_DATA",

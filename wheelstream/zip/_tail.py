@@ -13,12 +13,21 @@ just before the EOCD) and 4.3.14 (ZIP64 EOCD record, where the locator says).
 from __future__ import annotations
 
 from wheelstream.errors import MalformedRecord, TruncatedArchive
-from wheelstream.zip import _format as fmt
-from wheelstream.zip._format import CentralRecord
+from wheelstream.zip._format import CENTRAL_HEADER_SIG, EOCD_SIG, U16_MAX, ZIP64_EOCD_SIG, ZIP64_LOCATOR_SIG
+from wheelstream.zip._format_central import (
+    EOCD,
+    ZIP64_EOCD,
+    ZIP64_LOCATOR,
+    CentralRecord,
+    parse_central_record,
+    parse_eocd,
+    parse_zip64_eocd,
+    parse_zip64_locator,
+)
 
 __all__ = ["TAIL_SIZE", "find_central_directory", "read_central_directory"]
 
-TAIL_SIZE = fmt.EOCD.size + fmt.U16_MAX + fmt.ZIP64_LOCATOR.size + fmt.ZIP64_EOCD.size
+TAIL_SIZE = EOCD.size + U16_MAX + ZIP64_LOCATOR.size + ZIP64_EOCD.size
 
 
 def find_central_directory(tail: bytes, tail_offset: int) -> tuple[int, int]:
@@ -26,24 +35,24 @@ def find_central_directory(tail: bytes, tail_offset: int) -> tuple[int, int]:
 
     The caller reads exactly ``size`` bytes: a hostile offset must not make it load the whole file.
     """
-    at = tail.rfind(fmt.EOCD_SIG)
+    at = tail.rfind(EOCD_SIG)
     while at >= 0:
-        parsed = fmt.parse_eocd(tail, at, tail_offset + at)
+        parsed = parse_eocd(tail, at, tail_offset + at)
         if parsed is not None and at + parsed[1] == len(tail):
             eocd = parsed[0]
             break
-        at = tail.rfind(fmt.EOCD_SIG, 0, at)
+        at = tail.rfind(EOCD_SIG, 0, at)
     else:
         raise TruncatedArchive("no end of central directory record at the end of the file")
-    locator_at = at - fmt.ZIP64_LOCATOR.size
-    if locator_at >= 0 and tail[locator_at : locator_at + 4] == fmt.ZIP64_LOCATOR_SIG:
-        located = fmt.parse_zip64_locator(tail, locator_at)
+    locator_at = at - ZIP64_LOCATOR.size
+    if locator_at >= 0 and tail[locator_at : locator_at + 4] == ZIP64_LOCATOR_SIG:
+        located = parse_zip64_locator(tail, locator_at)
         assert located is not None
         record_at = located[1] - tail_offset
         if record_at < 0:
             raise MalformedRecord("ZIP64 end record lies outside the file tail", offset=located[1])
-        parsed64 = fmt.parse_zip64_eocd(tail, record_at, located[1])
-        if parsed64 is None or tail[record_at : record_at + 4] != fmt.ZIP64_EOCD_SIG:
+        parsed64 = parse_zip64_eocd(tail, record_at, located[1])
+        if parsed64 is None or tail[record_at : record_at + 4] != ZIP64_EOCD_SIG:
             raise MalformedRecord("ZIP64 locator does not point at a ZIP64 end record", offset=located[1])
         return parsed64[0].cd_offset, parsed64[0].cd_size
     return eocd.cd_offset, eocd.cd_size
@@ -53,8 +62,8 @@ def read_central_directory(data: bytes, data_offset: int) -> list[CentralRecord]
     """Parse consecutive central records from ``data``, which starts at the central directory."""
     records = []
     pos = 0
-    while data[pos : pos + 4] == fmt.CENTRAL_HEADER_SIG:
-        parsed = fmt.parse_central_record(data, pos, data_offset + pos)
+    while data[pos : pos + 4] == CENTRAL_HEADER_SIG:
+        parsed = parse_central_record(data, pos, data_offset + pos)
         if parsed is None:
             raise TruncatedArchive("central directory ends early", offset=data_offset + pos)
         record, length = parsed

@@ -1,0 +1,217 @@
+"""The records after the last entry — central directory and end records — as pure functions over bytes.
+
+Sections relied on (PKWARE APPNOTE 6.3.10):
+
+* 4.3.12 central directory file header — ``PK\\1\\2``, 46 fixed bytes, then name, extra field and comment.
+* 4.3.14 ZIP64 end of central directory record, 4.3.15 its locator, 4.3.16 end of central directory record.
+* 4.5.3  ZIP64 extended information extra field (id 0x0001): in a central record only the fields whose
+  32-bit value is 0xFFFFFFFF are present, in the order usize, csize, offset, disk.
+
+The shared pieces (signatures, flags, extra-field splitting, name decoding) are in ``_format``. Nothing here
+keeps state, as there: a record plus its length, or ``None`` when the buffer does not hold it all yet.
+"""
+
+from __future__ import annotations
+
+import stat
+import struct
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from wheelstream.errors import MalformedRecord, StrayData
+from wheelstream.zip._format import (
+    CENTRAL_HEADER_SIG,
+    EOCD_SIG,
+    LOCAL_HEADER_SIG,
+    U16_MAX,
+    U32_MAX,
+    UNICODE_PATH_EXTRA_ID,
+    ZIP64_EOCD_SIG,
+    ZIP64_EXTRA_ID,
+    ZIP64_LOCATOR_SIG,
+    decode_name,
+    extra_fields,
+    zip64_values,
+)
+from wheelstream.zip._names import check_unicode_path
+
+__all__ = [
+    "CENTRAL_HEADER",
+    "EOCD",
+    "ZIP64_EOCD",
+    "ZIP64_LOCATOR",
+    "CentralRecord",
+    "EndOfCentralDirectory",
+    "parse_central_record",
+    "parse_eocd",
+    "parse_zip64_eocd",
+    "parse_zip64_locator",
+]
+
+CENTRAL_HEADER = struct.Struct("<4sBBHHHHHIIIHHHHHII")  # 46 bytes
+ZIP64_EOCD = struct.Struct("<4sQHHIIQQQQ")  # 56 bytes
+ZIP64_LOCATOR = struct.Struct("<4sIQI")  # 20 bytes
+EOCD = struct.Struct("<4sHHHHIIH")  # 22 bytes
+
+_RECORD_SIGNATURES = (LOCAL_HEADER_SIG, CENTRAL_HEADER_SIG, ZIP64_EOCD_SIG, ZIP64_LOCATOR_SIG, EOCD_SIG)
+
+
+# A named tuple, not a frozen dataclass, for the reason given in ``_format``: there is one per entry.
+class CentralRecord(NamedTuple):
+    """One central directory file header (4.3.12)."""
+
+    offset: int  # where this record itself starts
+    name: str
+    flags: int
+    method: int
+    crc: int
+    compressed_size: int
+    uncompressed_size: int
+    local_header_offset: int
+    create_system: int
+    external_attr: int
+
+    @property
+    def unix_mode(self) -> int:
+        # pip and zipfile read the high 16 bits whatever system made the archive; so do we.
+        return self.external_attr >> 16
+
+    @property
+    def is_symlink(self) -> bool:
+        return stat.S_IFMT(self.external_attr >> 16) == stat.S_IFLNK  # asked of every record
+
+    @property
+    def is_executable(self) -> bool:
+        # pip's zip_item_is_executable: a regular-file mode with any x bit (the umask is applied later).
+        mode = self.unix_mode
+        return bool(mode and stat.S_ISREG(mode) and mode & 0o111)
+
+    @property
+    def is_dir(self) -> bool:
+        return self.name.endswith("/")
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfCentralDirectory:
+    """4.3.16, with the ZIP64 values (4.3.14) folded in where the 32-bit fields overflowed."""
+
+    offset: int
+    disk: int
+    cd_disk: int
+    entries_on_disk: int
+    entries: int
+    cd_size: int
+    cd_offset: int
+    comment_length: int
+    needs_zip64: bool
+
+
+def parse_central_record(buf: bytes | bytearray, pos: int, offset: int) -> tuple[CentralRecord, int] | None:
+    """Parse 4.3.12 at ``buf[pos:]``; returns the record and its length, or ``None`` if incomplete."""
+    if len(buf) - pos < CENTRAL_HEADER.size:
+        return None
+    (
+        _sig,
+        _version,
+        create_system,
+        _needed,
+        flags,
+        method,
+        _time,
+        _date,
+        crc,
+        csize,
+        usize,
+        name_len,
+        extra_len,
+        comment_len,
+        disk,
+        _internal,
+        external,
+        local_offset,
+    ) = CENTRAL_HEADER.unpack_from(buf, pos)
+    total = CENTRAL_HEADER.size + name_len + extra_len + comment_len
+    if len(buf) - pos < total:
+        return None
+    start = pos + CENTRAL_HEADER.size
+    name = decode_name(buf[start : start + name_len], flags, offset)
+    # Checked whenever present, as zipfile checks it; most central records (torch: every one) have none.
+    fields = (
+        extra_fields(bytes(buf[start + name_len : start + name_len + extra_len]), offset, name)
+        if extra_len
+        else {}
+    )
+    if UNICODE_PATH_EXTRA_ID in fields:
+        check_unicode_path(fields[UNICODE_PATH_EXTRA_ID], name, offset)
+    if U32_MAX in (usize, csize, local_offset) or disk == U16_MAX:  # 4.5.3: these values are in ZIP64 extra
+        wanted = [
+            key
+            for key, value in (("usize", usize), ("csize", csize), ("offset", local_offset), ("disk", disk))
+            if value == (U16_MAX if key == "disk" else U32_MAX)
+        ]
+        if ZIP64_EXTRA_ID not in fields:
+            raise MalformedRecord(
+                "central record needs a ZIP64 extra field it lacks", entry=name, offset=offset
+            )
+        values = zip64_values(fields[ZIP64_EXTRA_ID], wanted, offset, name)
+        usize = values.get("usize", usize)
+        csize = values.get("csize", csize)
+        local_offset = values.get("offset", local_offset)
+        disk = values.get("disk", disk)
+    if disk != 0:
+        raise MalformedRecord("multi-disk archives are not supported", entry=name, offset=offset)
+    record = CentralRecord(
+        offset, name, flags, method, crc, csize, usize, local_offset, create_system, external
+    )
+    return record, total
+
+
+def parse_eocd(buf: bytes | bytearray, pos: int, offset: int) -> tuple[EndOfCentralDirectory, int] | None:
+    """Parse 4.3.16 at ``buf[pos:]``, comment included; ``None`` if incomplete."""
+    if len(buf) - pos < EOCD.size:
+        return None
+    _sig, disk, cd_disk, on_disk, entries, cd_size, cd_offset, comment_len = EOCD.unpack_from(buf, pos)
+    total = EOCD.size + comment_len
+    if len(buf) - pos < total:
+        return None
+    comment = bytes(buf[pos + EOCD.size : pos + total])
+    if any(sig in comment for sig in _RECORD_SIGNATURES):
+        # zipfile trusts the *last* end record in the file: a second one hidden in the comment would make
+        # pip see another archive than the one we unpack.
+        raise StrayData("archive comment contains a zip record signature", offset=offset)
+    needs_zip64 = U16_MAX in (disk, cd_disk, on_disk, entries) or U32_MAX in (cd_size, cd_offset)
+    eocd = EndOfCentralDirectory(
+        offset, disk, cd_disk, on_disk, entries, cd_size, cd_offset, comment_len, needs_zip64
+    )
+    return eocd, total
+
+
+def parse_zip64_eocd(
+    buf: bytes | bytearray, pos: int, offset: int
+) -> tuple[EndOfCentralDirectory, int] | None:
+    """Parse 4.3.14 (its extensible data is skipped); ``None`` if incomplete."""
+    if len(buf) - pos < ZIP64_EOCD.size:
+        return None
+    (_sig, record_size, _made_by, _needed, disk, cd_disk, on_disk, entries, cd_size, cd_offset) = (
+        ZIP64_EOCD.unpack_from(buf, pos)
+    )
+    total = 12 + record_size
+    if record_size != ZIP64_EOCD.size - 12:
+        # zipfile assumes no extensible data (it reads the record 56 bytes before the locator); bytes hidden
+        # there would be read two ways. Wheels never need it.
+        raise MalformedRecord(
+            f"ZIP64 end of central directory record is {total} bytes, {ZIP64_EOCD.size} expected",
+            offset=offset,
+        )
+    if len(buf) - pos < total:
+        return None
+    record = EndOfCentralDirectory(offset, disk, cd_disk, on_disk, entries, cd_size, cd_offset, 0, False)
+    return record, total
+
+
+def parse_zip64_locator(buf: bytes | bytearray, pos: int) -> tuple[int, int] | None:
+    """Parse 4.3.15; returns (disk, offset of the ZIP64 EOCD record) or ``None`` if incomplete."""
+    if len(buf) - pos < ZIP64_LOCATOR.size:
+        return None
+    _sig, disk, eocd64_offset, _total_disks = ZIP64_LOCATOR.unpack_from(buf, pos)
+    return disk, eocd64_offset
