@@ -68,7 +68,7 @@ __all__ = [
     "retire",
 ]
 
-RESERVED_PREFIX = ".wheelstream-"  # no wheel may install a top-level item named so (see _core)
+RESERVED_PREFIX = ".wheelstream-"  # no wheel may install a top-level item named so (see _checks.refuse_reserved_names)
 TMP_PREFIX = RESERVED_PREFIX + "tmp-"
 _GONE_PREFIX = RESERVED_PREFIX + "gone-"  # a temporary directory on its way out: nothing in it is needed
 _PLAN = "commit.json"
