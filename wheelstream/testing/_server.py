@@ -1,8 +1,9 @@
 """``FaultServer``: a threaded in-process HTTP/1.1 server whose files misbehave on request.
 
 The server owns names, plans, counters and the request log; what each response looks like is decided by
-the pure engine (``_engine.decide``) and written by ``_handler``. Tests and the CLI use the same class, so a
-scenario reproduced in a shell behaves exactly like the one in the test that found it.
+the pure engine (``_engine.decide``) for a served file, by ``_routes`` for any other path (the index pages),
+and written by ``_handler``. Tests and the CLI use the same class, so a scenario reproduced in a shell
+behaves exactly like the one in the test that found it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -21,8 +22,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from wheelstream.testing import _index
-from wheelstream.testing._engine import Decision, decide
+from wheelstream.testing import _routes
+from wheelstream.testing._engine import decide
 from wheelstream.testing._faults import FaultPlan
 from wheelstream.testing._files import ServedFile, Version
 from wheelstream.testing._handler import FaultHandler, abort, send_body
@@ -249,6 +250,13 @@ class FaultServer:
             names.update(self._files)
         return sorted(names)
 
+    def _listing(self) -> Iterator[tuple[str, Version]]:
+        """Every served file with its current version, in name order: what the index pages list."""
+        for name in self._all_names():
+            served = self._lookup(name)
+            if served is not None:
+                yield name, served.current()
+
     # -- observation -----------------------------------------------------------------------------------
 
     @property
@@ -307,7 +315,7 @@ class FaultServer:
             if served is not None:
                 decision = decide(self.plan_for(served.name), number, served, method, headers)
             else:
-                decision = self._page(path, headers)
+                decision = _routes.page(path, headers.get("accept"), self._listing)
             record.status, record.length = decision.status, decision.length
             record.faults, record.cut = tuple(decision.faults), decision.is_cut and method != "HEAD"
             handler.write_head(decision.status, decision.headers)
@@ -325,49 +333,3 @@ class FaultServer:
                 self._idle.notify_all()
             if self.log is not None:
                 self.log(record.summary())
-
-    def _entries(self) -> list[_index.IndexEntry]:
-        out = []
-        for name in self._all_names():
-            served = self._lookup(name)
-            if served is not None:
-                out.append(_index.IndexEntry(name, served.current().sha256))
-        return out
-
-    def _page(self, path: str, headers: dict[str, str]) -> Decision:
-        as_json = _index.wants_json(headers.get("accept"))
-        if path == "/":
-            return _ok(_index.files_page(self._entries()), _index.HTML_TYPE)
-        if path in ("/simple", "/simple/"):
-            if path == "/simple":
-                return _redirect("/simple/")
-            body, ctype = _index.root_page(_index.group(self._entries()), as_json)
-            return _ok(body, ctype)
-        parts = path.split("/")
-        if len(parts) in (3, 4) and parts[1] == "simple" and (len(parts) == 3 or parts[3] == ""):
-            project = _index.canonical(parts[2])
-            if project != parts[2] or len(parts) == 3:
-                return _redirect(f"/simple/{project}/")
-            entries = _index.group(self._entries()).get(project)
-            if entries:
-                body, ctype = _index.project_page(project, entries, as_json)
-                return _ok(body, ctype)
-        body = b"404 Not Found\n"
-        return Decision(
-            404,
-            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
-            data=body,
-            length=len(body),
-            send=len(body),
-        )
-
-
-def _ok(body: bytes, content_type: str) -> Decision:
-    headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
-    if content_type == _index.JSON_TYPE or "html" in content_type:
-        headers.append(("Vary", "Accept"))
-    return Decision(200, headers, data=body, length=len(body), send=len(body))
-
-
-def _redirect(location: str) -> Decision:
-    return Decision(301, [("Location", location), ("Content-Length", "0")])
