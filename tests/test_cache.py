@@ -184,27 +184,36 @@ def test_a_handed_over_claim_is_unlocked_kept_and_adopted(tmp_path: Path) -> Non
     root = claim.hand_over()
     assert root == claim.root
     assert (root / "pkg").is_dir()
-    assert time.time() - lock_file.stat().st_mtime < 10  # touched: the adopter has a minute
+    handed = claim.root.parent / f"{claim.root.name}.handed"
+    assert time.time() - handed.stat().st_mtime < 10  # marked: the adopter has a minute
+    Cache.at(cache.root)  # a sweep meanwhile leaves the unlocked tree alone
+    assert (root / "pkg").is_dir()
     assert not _locked_elsewhere(lock_file)
     adopted = cache.adopt_claim(root)
     assert _locked_elsewhere(lock_file)
+    assert not handed.exists()  # an ordinary claim again: its owner's death frees it at once
     adopted.release()
     with pytest.raises(FileNotFoundError, match="removed before this process adopted it"):
         cache.adopt_claim(root)
     assert not lock_file.exists()
 
 
-def test_a_sweep_removes_what_nobody_holds_once_it_is_a_minute_old(tmp_path: Path) -> None:
+def test_a_sweep_removes_unheld_trees_at_once_and_lone_lock_files_once_a_minute_old(tmp_path: Path) -> None:
+    """A tree gets its name only after its owner locked it: a free lock beside a tree means a dead owner. A
+    lock file alone may be a claim being made (created, then locked a moment later): it waits a minute."""
     cache = Cache.at(tmp_path / "c")
     claimed = cache.root / "claimed"
     (claimed / "lone.lock").touch()  # a lock file whose tree went (a claim released halfway)
-    (claimed / "fresh.lock").touch()  # a claim being made: locked a moment after the file is created
-    (claimed / "fresh" / "pkg").mkdir(parents=True)
+    (claimed / "young.lock").touch()  # a claim being made
+    (claimed / "dead.lock").touch()  # a claim whose owner was killed: tree and lock file, nobody holding it
+    (claimed / "dead" / "pkg").mkdir(parents=True)
     (claimed / "lockless" / "pkg").mkdir(parents=True)  # a tree whose lock file is gone
+    (claimed / "stale.handed").touch()  # a hand-over marker whose tree went long ago
     _age(claimed / "lone.lock", 120)
+    _age(claimed / "stale.handed", 120)
     Cache.at(cache.root)  # opening a cache sweeps
-    assert sorted(p.name for p in claimed.iterdir()) == ["fresh", "fresh.lock"]
-    _age(claimed / "fresh.lock", 120)
+    assert sorted(p.name for p in claimed.iterdir()) == ["young.lock"]
+    _age(claimed / "young.lock", 120)
     cache.sweep_claims()
     assert list(claimed.iterdir()) == []
 

@@ -88,11 +88,18 @@ def interrupted_halfway(server: FaultServer, cache_dir: Path) -> tuple[bytes, st
 
 
 def assert_resumed_from(
-    result: DownloadResult, journal: Journal, data: bytes, server: FaultServer, sent: int
+    result: DownloadResult,
+    journal: Journal,
+    data: bytes,
+    server: FaultServer,
+    sent: int,
+    at: int | None = None,
 ) -> None:
+    """The rerun resumed at ``at`` (default: the durable length ``D``) and fetched nothing it held."""
+    at = journal.durable if at is None else at
     assert tree(result) == contents(data)
-    assert result.bytes_reused == journal.durable
-    assert server.bytes_sent(WHEEL) - sent == len(data) - journal.durable  # nothing on disk fetched again
+    assert result.bytes_reused == at
+    assert server.bytes_sent(WHEEL) - sent == len(data) - at  # nothing on disk fetched again
     assert result.files_unpacked == len(contents(data)) - len(
         journal.files
     )  # nothing finished inflated again
@@ -289,9 +296,9 @@ def test_checkpoint_cost_does_not_grow_with_finished_entries(
     headers: list[int] = []
     real_save = Journal.save
 
-    def save(self: Journal, path: Path, **as_of: object) -> None:
+    def save(self: Journal, path: Path, *, sync: bool = True, **as_of: object) -> None:
         lines, size = self.log_lines, self.log_bytes
-        real_save(self, path, **as_of)
+        real_save(self, path, sync=sync, **as_of)
         saves.append((lines, self.log_lines - lines, self.log_bytes - size))
         headers.append(path.stat().st_size)
 
@@ -312,7 +319,7 @@ def test_checkpoint_cost_does_not_grow_with_finished_entries(
     assert late
     assert early
     assert max(late) < 1.2 * max(early)
-    assert max(headers) - min(headers) <= 16
+    assert max(headers) - min(headers) <= 24  # the digits of four counters (the first header has all zeros)
 
 
 def test_parser_hands_out_only_entries_finished_since_a_count() -> None:
@@ -419,7 +426,7 @@ def test_every_checkpoint_lists_only_files_already_complete_on_disk(
         time.sleep(0.001)
         return real_write(path, chunks, name, offset)
 
-    def save(self: Journal, path: Path, **as_of: object) -> None:
+    def save(self: Journal, path: Path, *, sync: bool = True, **as_of: object) -> None:
         assert self.checkpoint <= self.durable <= partial.stat().st_size
         for staged in self.files[checked["files"] :]:  # earlier ones were checked by earlier saves
             content = (staging / staged.name).read_bytes()
@@ -427,7 +434,7 @@ def test_every_checkpoint_lists_only_files_already_complete_on_disk(
             assert hashlib.sha256(content).hexdigest() == staged.sha256
         checked["files"] = len(self.files)
         checked["saves"] += 1
-        real_save(self, path, **as_of)
+        real_save(self, path, sync=sync, **as_of)
 
     monkeypatch.setattr(extract, "_write_file", slow_write)
     monkeypatch.setattr(Journal, "save", save)
@@ -527,12 +534,12 @@ def test_a_failed_checkpoint_on_the_worker_surfaces_and_the_last_good_one_resume
     real_save = Journal.save
     calls = {"n": 0}
 
-    def save(self: Journal, path: Path, **as_of: object) -> None:
+    def save(self: Journal, path: Path, *, sync: bool = True, **as_of: object) -> None:
         calls["n"] += 1
         if calls["n"] == 6:
             assert threading.current_thread() is not threading.main_thread()  # beside the download, not in it
             raise OSError(28, "No space left on device (injected)")
-        real_save(self, path, **as_of)
+        real_save(self, path, sync=sync, **as_of)
 
     monkeypatch.setattr(Journal, "save", save)
     never_skip_checkpoints(monkeypatch)
@@ -548,7 +555,9 @@ def test_a_failed_checkpoint_on_the_worker_surfaces_and_the_last_good_one_resume
     assert journal is not None
     assert journal.durable > 0
     sent = server.bytes_sent(WHEEL)
-    assert_resumed_from(fetch(url, tmp_path), journal, data, server, sent)
+    at = received_before_the_kill(tmp_path, url, journal)  # the bytes written past D are proven by the trail
+    assert at > journal.durable
+    assert_resumed_from(fetch(url, tmp_path), journal, data, server, sent, at)
 
 
 # -- kill -9 -------------------------------------------------------------------------------------------------
@@ -569,14 +578,14 @@ import os, signal, sys, threading, httpx
 import wheelstream.unpack._partial as partial
 from wheelstream._cache import Cache
 from wheelstream.fetch import DownloadOptions, fetch_wheel
-real, calls = partial._replace_durably, [0]
-def replace(path, text):
-    calls[0] += 1
-    if calls[0] == int(sys.argv[3]):
+real, calls = partial._replace, [0]
+def replace(path, text, *, sync=True):
+    calls[0] += sync  # durable saves only (the header written at the first response is not one)
+    if sync and calls[0] == int(sys.argv[3]):
         print(threading.current_thread().name, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
-    real(path, text)
-partial._replace_durably = replace
+    real(path, text, sync=sync)
+partial._replace = replace
 import wheelstream.unpack._tee as tee
 real_snapshot = tee.Tee._snapshot_checkpoint
 def waiting(self, *, drain=False):  # take every checkpoint (a busy syncer would skip some): N exists
@@ -608,12 +617,23 @@ def assert_checkpoint_is_sound(cache_dir: Path, url: str, data: bytes) -> Journa
     return journal
 
 
+def received_before_the_kill(cache_dir: Path, url: str, journal: Journal) -> int:
+    """Where a rerun must resume after a kill -9: the end of the last block whose trail line was written (the
+    process died after the write, so the page cache holds it), or ``D`` when none lies past it."""
+    trail = journal_path(cache_dir, url).with_suffix(".trail")
+    partial = cache_dir / "partial" / f"{cache_key(url)}.whl.part"
+    lengths = [int(line.split()[0]) for line in trail.read_text().splitlines()] if trail.exists() else []
+    return max([journal.durable, *(n for n in lengths if n <= partial.stat().st_size)])
+
+
 def rerun_and_check(server: FaultServer, cache_dir: Path, url: str, data: bytes, journal: Journal) -> None:
     assert server.wait_idle(10)  # the killed connection's bytes are counted before the rerun starts
     sent = server.bytes_sent(WHEEL)
+    at = received_before_the_kill(cache_dir, url, journal)
     result = fetch(url, cache_dir)
-    assert_resumed_from(result, journal, data, server, sent)
-    assert server.requests_for(WHEEL)[-1].range == f"bytes={journal.durable}-"
+    assert_resumed_from(result, journal, data, server, sent, at)
+    if at < len(data):
+        assert server.requests_for(WHEEL)[-1].range == f"bytes={at}-"
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -677,7 +697,7 @@ def test_a_syncer_that_cannot_start_its_thread_fails_loudly_and_never_hangs(
 
     monkeypatch.setattr(threading.Thread, "start", refuse)
     with pytest.raises(RuntimeError, match="can't start"):
-        syncer.submit(stages.Snapshot(0, [], {}, None))
+        syncer.try_submit(lambda: stages.Snapshot(0, [], {}, None))
     assert not syncer.busy
     syncer.wait()
 
@@ -763,13 +783,15 @@ def test_past_a_deferred_entry_the_idle_worker_takes_no_checkpoints_while_bytes_
     real_save = Journal.save
     by_worker: list[int] = []
 
-    def save(self: Journal, path: Path, **as_of: object) -> None:
+    def save(self: Journal, path: Path, *, sync: bool = True, **as_of: object) -> None:
         if threading.current_thread() is not threading.main_thread():  # not the download's own (final) save
             by_worker.append(self.durable)
-        real_save(self, path, **as_of)
+        real_save(self, path, sync=sync, **as_of)
 
     monkeypatch.setattr(Journal, "save", save)
     options = dataclasses.replace(FAST, checkpoint_bytes=1 << 40, checkpoint_seconds=1e9)
     result = fetch(url, tmp_path, options)  # ~2 s of download, nearly all of it past the deferred entry
     assert tree(result) == contents(data)
-    assert by_worker == []
+    # Only the first checkpoint (after one block) and the one at the end of input; none while bytes flow.
+    assert len(by_worker) <= 2
+    assert all(durable <= 2 << 20 or durable == len(data) for durable in by_worker), by_worker

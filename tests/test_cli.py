@@ -376,11 +376,11 @@ def ws_limited(*args: str, cache: Path, file_size_limit: int) -> Run:
 def test_a_full_disk_before_any_checkpoint_says_so_and_leaves_nothing(
     server: FaultServer, cache: Path, tmp_path: Path
 ) -> None:
-    """A staged file cannot be written (a 3 MB entry of zeros: the partial stays small). Nothing is
-    resumable yet, so nothing may be left taking space on what is probably a full disk."""
+    """The first block cannot be written (the first checkpoint comes after it). Nothing is resumable yet,
+    so nothing may be left taking space on what is probably a full disk."""
     filename, data = build_wheel("demo", "1.0", files={"demo/zeros.bin": bytes(3 << 20)})
     url = server.add_file(filename, data)
-    run = ws_limited("install", url, "-t", str(tmp_path / "t"), cache=cache, file_size_limit=2 << 20)
+    run = ws_limited("install", url, "-t", str(tmp_path / "t"), cache=cache, file_size_limit=512 << 10)
     assert run.code == 1, run.err
     line = run.error_line()
     assert line.startswith(f"error: {filename}: cannot write"), line
@@ -389,6 +389,29 @@ def test_a_full_disk_before_any_checkpoint_says_so_and_leaves_nothing(
     leftovers = [p for p in (cache / "partial").iterdir() if not p.name.endswith(".lock")]
     assert leftovers == []
     assert list((cache / "staging").iterdir()) == []
+
+
+def test_a_full_disk_after_the_first_checkpoint_keeps_it_and_the_rerun_resumes(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    """The first checkpoint comes after one block: a disk that fills up later keeps what it made durable
+    (and what the trail proves past it), says how much, and the same command resumes from there."""
+    filename, data = build_wheel("demo", "1.0", files={"demo/zeros.bin": bytes(3 << 20)})
+    url = server.add_file(filename, data)
+    run = ws_limited("install", url, "-t", str(tmp_path / "t"), cache=cache, file_size_limit=2 << 20)
+    assert run.code == 1, run.err
+    line = run.error_line()
+    assert line.startswith(f"error: {filename}: cannot write"), line
+    assert "kept — run the same command again to resume once that is fixed" in line, line
+    assert not (tmp_path / "t").exists()
+    assert server.wait_idle(10)
+    sent = server.bytes_sent(filename)
+    run = ws("install", url, "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 0, run.err
+    assert server.requests_for(filename)[-1].range is not None
+    assert server.bytes_sent(filename) - sent < len(data) - (
+        1 << 20
+    )  # at least a block was not fetched again
 
 
 def test_a_full_disk_while_unpacking_a_local_wheel_says_so_and_leaves_nothing(
@@ -412,7 +435,7 @@ def test_a_full_disk_in_one_of_several_downloads_names_that_wheel(
     small = add(server, "alpha")
     filename, data = build_wheel("beta", "1.0", files={"beta/zeros.bin": bytes(3 << 20)})
     big = server.add_file(filename, data)
-    run = ws_limited("install", small, big, "-t", str(tmp_path / "t"), cache=cache, file_size_limit=2 << 20)
+    run = ws_limited("install", small, big, "-t", str(tmp_path / "t"), cache=cache, file_size_limit=512 << 10)
     assert run.code == 1, run.err
     line = run.error_line()
     assert line.startswith(f"error: {filename}: cannot write in "), line

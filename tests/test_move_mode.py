@@ -49,11 +49,7 @@ def test_a_killed_owner_leaves_a_claim_the_next_cache_sweeps(tmp_path: Path) -> 
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
-    lock = claimed.with_name(claimed.name + ".lock")
-    Cache.at(cache.root)  # a claim younger than a minute is never swept (its owner may be about to lock it)
-    assert (claimed / "pkg" / "a.py").is_file()
-    os.utime(lock, (lock.stat().st_atime - 120, lock.stat().st_mtime - 120))
-    Cache.at(cache.root)
+    Cache.at(cache.root)  # its owner is dead, so its lock is free: the next command reclaims it at once
     assert not claimed.exists()
     assert list((cache.root / "claimed").iterdir()) == []
 

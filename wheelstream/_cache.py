@@ -3,6 +3,7 @@
     <root>/partial/<key>.whl.part    raw bytes of an unfinished download
     <root>/partial/<key>.json        its journal header (see _partial.py)
     <root>/partial/<key>.entries     the journal's append-only log of finished entries
+    <root>/partial/<key>.trail       what was received past the last checkpoint, provably (_trail.py)
     <root>/partial/<key>.lock        filelock: one writer per key, across processes
     <root>/staging/<key>/            entries unpacked so far
     <root>/wheels/<sha256>/          finished, verified, unpacked wheels, kept by ``--link-mode copy|hardlink``
@@ -11,6 +12,7 @@
     <root>/wheels/<sha256>.whl       every finished wheel file: a later install unpacks it without the network
     <root>/claimed/<token>/          a freshly unpacked tree one process took for itself, to move its files
     <root>/claimed/<token>.lock        into a target (``--link-mode move``); held while the tree exists
+    <root>/claimed/<token>.handed    the tree is on its way from a worker process to its parent
     <root>/urls/<key>.json           which sha256 a URL gave last time, so a re-install needs no network
     <root>/http/                     hishel's cache of index pages
 
@@ -20,6 +22,11 @@ Claims: a move-mode install must own the tree it empties, or a second process co
 resuming into it) meanwhile. So the finished staging dir is renamed, under the URL's lock, to
 ``claimed/<token>/`` while this process holds ``claimed/<token>.lock`` (an OS lock, released if the process
 dies). Whatever a killed process left there is swept by the next :meth:`Cache.at` that can take its lock.
+
+Nothing unpacked is left behind by a kill: every :meth:`Cache.at` reclaims a claimed tree whose lock it can
+take (the owner locked before the tree got its name, so a free lock means a dead owner — unless the tree is
+being handed over, which a ``.handed`` marker says), and a staging tree that has no journal and whose URL lock
+it can take (a kill between the journal's removal and the tree's publication or claim).
 """
 
 from __future__ import annotations
@@ -62,6 +69,7 @@ class Cache:
         for sub in ("partial", "staging", "wheels", "urls", "http", "claimed"):
             (cache.root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
         cache.sweep_claims()
+        cache.sweep_staging()
         return cache
 
     def partial(self, key: str) -> Path:
@@ -100,6 +108,29 @@ class Cache:
         tmp.write_text(json.dumps({"url": url, "sha256": sha256, "filename": filename}))
         tmp.replace(target)
 
+    def sweep_staging(self) -> None:
+        """Remove staging trees with no journal whose URL lock can be taken: a download killed after removing
+        its journal and before publishing or claiming its tree (see ``fetch/_publish.py``). A live download
+        holds the lock, so nothing in use is touched."""
+        staging = self.root / "staging"
+        for key in os.listdir(staging) if staging.is_dir() else []:
+            if self.journal(key).exists():
+                continue  # a resumable download's
+            lock = try_lock(self.lock(key))
+            if lock is None:
+                continue
+            try:
+                if not self.journal(key).exists():
+                    self.discard(key)
+            finally:
+                lock.release()
+
+    def reclaim(self, key: str) -> None:
+        """A finished wheel serves this URL from the cache: what a download of it left (a journal whose
+        partial became the wheel file, a staging tree) is of no further use. Under the URL's lock."""
+        if self.journal(key).exists() or os.path.lexists(self.staging(key)):
+            self.discard(key)
+
     def discard(self, key: str) -> None:
         """Forget an unfinished download: partial, journal and staging."""
         self.partial(key).unlink(missing_ok=True)
@@ -133,38 +164,43 @@ class Cache:
         if not root.is_dir():
             _unlock(lock)
             raise FileNotFoundError(f"a claimed tree was removed before this process adopted it: {root}")
+        _handed(root).unlink(missing_ok=True)  # locked again: an ordinary claim from here on
         return Claim(root, lock)
 
     def sweep_claims(self) -> None:
-        """Remove claimed trees (and lone lock files) whose owner is gone: their lock can be taken.
+        """Remove claimed trees whose owner is gone, and what is left of claims that never got a tree.
 
-        Only entries older than a minute: a claim creates its lock file and locks it a moment apart, and a
-        sweep that took that moment to unlink the new file would leave the owner locking a file nobody else
-        can see — and a later sweep free to delete the tree it is installing from.
+        A tree whose lock can be taken goes at once: its owner locked before renaming it in, so only a dead
+        owner — or one handing it over to another process (``Claim.hand_over``), which leaves a ``.handed``
+        marker for a minute — lets go of it. Lock files and markers without a tree go only once a minute old:
+        a claim creates its lock file and locks it a moment apart, and a sweep that unlinked the new file in
+        that moment would leave the owner locking a file nobody else can see.
         """
         claimed = self.root / "claimed"
-        names = {entry.name for entry in claimed.iterdir()} if claimed.is_dir() else set()
-        # token -> its lock file's mtime as seen now (None: a tree whose lock file is gone)
-        tokens: dict[str, float | None] = {
-            name: None for name in names if not name.endswith(".lock") and f"{name}.lock" not in names
-        }
+        names = set(os.listdir(claimed)) if claimed.is_dir() else set()
         now = time.time()
         for name in names:
-            if name.endswith(".lock"):
-                mtime = _mtime(claimed / name)  # the lock file's age is the claim's (a tree keeps its own)
-                if mtime is not None and now - mtime > _SWEEP_AFTER:
-                    tokens[name.removesuffix(".lock")] = mtime
-        for token, seen in tokens.items():
-            lock = try_lock(claimed / f"{token}.lock")
-            if lock is None:
-                continue  # its owner is alive and will remove it
-            if seen is not None and _mtime(claimed / f"{token}.lock") != seen:
-                lock.release()  # handed over since we looked (Claim.hand_over touches it): not abandoned
-                continue
-            try:
-                shutil.rmtree(claimed / token, ignore_errors=True)
-            finally:
-                _unlock(lock)
+            if name.endswith((".lock", ".handed")):
+                token = name.rsplit(".", 1)[0]
+                mtime = _mtime(claimed / name)
+                if token not in names and mtime is not None and now - mtime > _SWEEP_AFTER:
+                    self._sweep(claimed / token)  # a lone lock file or marker
+            elif not _recently(_handed(claimed / name), now):
+                self._sweep(claimed / name)
+
+    @staticmethod
+    def _sweep(tree: Path) -> None:
+        lock = try_lock(tree.parent / f"{tree.name}.lock")
+        if lock is None:
+            return  # its owner is alive and will remove it
+        if _recently(_handed(tree), time.time()):
+            lock.release()  # handed over since we looked: the adopter is on its way, and needs the lock file
+            return
+        try:
+            shutil.rmtree(tree, ignore_errors=True)
+            _handed(tree).unlink(missing_ok=True)
+        finally:
+            _unlock(lock)
 
 
 @dataclass(frozen=True)
@@ -176,17 +212,27 @@ class Claim:
 
     def release(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+        _handed(self.root).unlink(missing_ok=True)
         _unlock(self._lock)
 
     def hand_over(self) -> Path:
         """Let another process adopt the tree (:meth:`Cache.adopt_claim`): unlock, keeping tree and lock file.
 
-        The lock file's age is the claim's to a sweep (``Cache.sweep_claims``), so it is touched first: the
-        adopter has a minute to take the lock before another process may think the tree abandoned.
+        A ``.handed`` marker is written first: for a minute no sweep (``Cache.sweep_claims``) takes the
+        unlocked tree for abandoned, and the adopter takes the lock well within it.
         """
-        os.utime(self._lock.lock_file)
+        _handed(self.root).touch()
         self._lock.release()
         return self.root
+
+
+def _handed(tree: Path) -> Path:
+    return tree.parent / f"{tree.name}.handed"
+
+
+def _recently(path: Path, now: float) -> bool:
+    mtime = _mtime(path)
+    return mtime is not None and now - mtime <= _SWEEP_AFTER
 
 
 def _mtime(path: Path) -> float | None:

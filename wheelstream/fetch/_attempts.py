@@ -234,6 +234,7 @@ class Attempts:
         journal.last_modified = response.headers.get("last-modified")
         journal.length = decision.length
         journal.resumable = decision.resumable
+        self.stream.begin()  # the journal exists from the first byte on: a kill before any checkpoint loses none
         if not decision.resumable:
             self.reporter.note(decision.reason)
         self.reporter.report(self.stream, self.resumed_at)

@@ -14,6 +14,7 @@ from pathlib import Path
 from wheelstream._cache import Cache
 from wheelstream.errors import DiskError, Interrupted, RetriesExhausted
 from wheelstream.unpack._partial import Journal
+from wheelstream.unpack._trail import trail_path
 
 __all__ = ["cache_write_error", "disk_error", "gave_up", "human", "interrupted", "unreadable"]
 
@@ -48,18 +49,33 @@ def _missing(path: Path) -> bool:
     return False
 
 
+_WORTH_KEEPING = 1 << 20  # one block: less is fetched again in a moment, and a full disk needs the space
+
+
+def _trail_end(cache: Cache, key: str) -> int:
+    """The furthest the trail reaches within the partial (its lines are the tee's own, written this run)."""
+    try:
+        size = cache.partial(key).stat().st_size
+        lines = trail_path(cache.journal(key)).read_bytes().split(b"\n")
+    except OSError:
+        return 0
+    ends = (int(line.partition(b" ")[0]) for line in lines if line.partition(b" ")[0].isdigit())
+    return max((end for end in ends if end <= size), default=0)
+
+
 def disk_error(cache: Cache, key: str, wheel: str, exc: OSError, position: int | None) -> DiskError:
     """The partial, the journal or a staged file could not be written (or read back). No new checkpoint is
     tried (the pipeline is broken somewhere: a writer's file, or a block the partial holds only part
     of); the last one on disk is consistent by construction and is what the next run resumes from.
-    Without a journal, what was written cannot be resumed: it is removed, since on a full disk it is
-    space nothing can use. A journal that exists but cannot be read now is kept: it may be fine later.
-    Called once the stream is abandoned: no worker writes on."""
+    What the trail proves past it counts too. With less than a block to resume from, what was written is
+    removed, since on a full disk it is space nothing can use. A journal that exists but cannot be read now
+    is kept: it may be fine later. Called once the stream is abandoned: no worker writes on."""
     journal_path = cache.journal(key)
     journal = Journal.load_header(journal_path)
-    if journal is not None and journal.durable > 0:
-        kept = f"{human(journal.durable)} kept — run the same command again to resume once that is fixed"
-    elif journal is None and _missing(journal_path):
+    resumable = 0 if journal is None else max(journal.durable, _trail_end(cache, key))
+    if resumable >= _WORTH_KEEPING:
+        kept = f"{human(resumable)} kept — run the same command again to resume once that is fixed"
+    elif journal is not None or _missing(journal_path):
         with contextlib.suppress(OSError):
             cache.discard(key)
         kept = "nothing kept"

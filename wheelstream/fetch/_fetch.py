@@ -76,7 +76,10 @@ def _from_cache(job: Job, progress: ProgressCallback | None) -> DownloadResult |
     sha = job.expected if job.expected else job.cache.remembered_sha256(job.key)
     if sha is None:
         return None
-    return cached(job.cache, sha, job.wheel, progress) or from_wheel_file(job, sha, progress)
+    found = cached(job.cache, sha, job.wheel, progress) or from_wheel_file(job, sha, progress)
+    if found is not None:
+        job.cache.reclaim(job.key)  # a download killed after its wheel file was in place left these
+    return found
 
 
 class _Download:

@@ -5,10 +5,13 @@ unpacked tree is either published to ``wheels/<sha256>/`` (copy/hardlink install
 installs trust its manifest) or claimed by this process for a move install (``keep_unpacked=False``; not
 synced: like pip's and uv's installs, the target's files are left to the kernel's writeback).
 
-Renames only, in an order where a crash between two of them never leaves a journal pointing at what has
-moved away: the journal goes first (then at worst the next run fetches again), then the wheel file — never
-fsynced, every use re-checks its sha256 — is moved and remembered, and only then is the tree published or
-claimed. ``cached`` is the other way round: a published tree found before anything is fetched.
+Renames only, in an order where a kill between any two of them costs no download: the URL's sha256 is
+remembered first (it names a file that is not there yet, which ``Cache.remembered_sha256`` ignores: the next
+run resumes the journal, replays the whole partial and fetches nothing), then the wheel file — never fsynced,
+every use re-checks its sha256 — moves to ``wheels/<sha256>.whl`` (from here the next run unpacks that file
+and reclaims what the journal left: ``Cache.reclaim``), then the journal goes, and only then is the tree
+published or claimed (a staging tree without a journal is reclaimed by the next command: ``Cache.at``).
+``cached`` is the other way round: a published tree found before anything is fetched.
 """
 
 from __future__ import annotations
@@ -53,13 +56,13 @@ def check_complete(job: Job, stream: Tee, *, prefix_unread: bool) -> str:
 def hand_over(job: Job, stream: Tee, staged: StagedWheel, sha256: str) -> tuple[StagedWheel, Claim | None]:
     """Close the partial and rename everything into place (the order in the module docstring)."""
     stream.partial.close()
-    Journal.remove(job.cache.journal(job.key))  # the header and its entries log
     keep = job.cache.wheel_file(sha256)
     if job.keep_wheel_in is not None:  # the caller's directory: the name is checked again as it is joined
         keep = wheel_path_in(job.keep_wheel_in, job.wheel, source=job.redacted)
     keep.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(job.cache.partial(job.key), keep)
     job.cache.remember(job.key, job.redacted, sha256, job.wheel)
+    os.replace(job.cache.partial(job.key), keep)
+    Journal.remove(job.cache.journal(job.key))  # the header, its entries log and the trail
     return settle_tree(job.cache, staged, sha256, job.keep_unpacked)
 
 

@@ -6,19 +6,20 @@ journal is the truth (DESIGN §2, "Resume"), and ``restore`` rebuilds the stream
 
 1. the journal header alone: it must name this URL (redacted) and this expected hash, be resumable, and the
    partial must hold at least its durable length ``D`` (with the checkpoint ``C ≤ D``);
-2. the whole-file hash of ``0..D`` continues from the state the journal saved with ``D`` (``_sha256``), or,
-   where none can be trusted, is re-read from the partial on a thread (``PrefixHash``) beside steps 3-5;
+2. on a thread, beside steps 3-5: the whole-file hash of ``0..D`` continues from the state the journal saved
+   with ``D`` (``_sha256``), or, where none can be trusted, is re-read from the partial; then it is carried
+   along the trail (``_trail``) to ``V ≥ D``, the end of what a killed process provably received;
 3. the entries log: every entry it lists finished before ``C``;
 4. staging, walked once: every listed file is there as a regular file of its recorded size, every directory a
-   real one (a symlink means the tree is not ours); a file the log does not list (the entry in flight) is
+   real one (a symlink means the tree is not ours); a file the log does not list (an entry after ``C``) is
    deleted; modes are brought to this process's umask;
-5. the bytes ``C..D`` are replayed from the partial through a parser restarted at ``C``; a deferred entry
-   must be found where the journal says;
-6. only then is the partial truncated to ``D``: bytes after the last fsync are not trusted.
+5. the bytes ``C..D``, then ``D..V``, are replayed from the partial through a parser restarted at ``C`` (it
+   checks every entry's CRC-32 and sizes again); a deferred entry must be found where the journal says;
+6. only then are the partial cut to ``V`` and the trail to its verified lines: nothing past them is trusted.
 
 Any disagreement discards it all and starts fresh, after the hash thread has stopped reading the partial. So
-bytes on disk are never fetched again and finished entries are never inflated again, and nothing the
-journal does not vouch for is kept.
+bytes on disk are never fetched again, and nothing the journal or the trail does not vouch for is kept. After
+a power loss the trail proves nothing past what survived intact, and the resume starts at ``D``.
 """
 
 from __future__ import annotations
@@ -37,54 +38,57 @@ from wheelstream.fetch._options import Job
 from wheelstream.unpack._extract import Extractor
 from wheelstream.unpack._partial import Journal, PartialFile
 from wheelstream.unpack._rehash import prefix_sha256
-from wheelstream.unpack._sha256 import RunningSha256
 from wheelstream.unpack._sha256 import new as new_sha256
 from wheelstream.unpack._sha256 import restore as restore_sha256
 from wheelstream.unpack._tee import Tee
+from wheelstream.unpack._trail import Trail, Verified, trail_path, verify
 from wheelstream.zip import ZipStreamParser
 
 __all__ = ["PrefixHash", "Restored", "fresh_stream", "restore"]
 
 
 class PrefixHash:
-    """The whole-file sha256 of the bytes a resume keeps: continued from the state the journal saved, or —
-    where none is usable (see ``wheelstream.unpack._sha256``) — by re-reading ``0..D`` on a thread of its own, beside
-    parsing the entries log, the staging check and the replay (docs/performance.md, D-resume-rehash).
+    """The whole-file sha256 of the bytes a resume keeps, and how many it keeps, worked out on a thread beside
+    parsing the entries log, the staging check and the replay of ``C..D``: the state the journal saved at
+    ``D`` (or, where none is usable — see ``wheelstream.unpack._sha256`` — ``0..D`` read again:
+    docs/performance.md, D-resume-rehash), then carried along the trail as far as the partial bears it out
+    (``wheelstream.unpack._trail``).
     """
 
-    def __init__(self, path: Path, length: int, saved_state: str | None) -> None:
-        restored = restore_sha256(saved_state, length)
-        self._hasher = restored if restored is not None else new_sha256()  # else replaced by the thread's
+    def __init__(self, partial: Path, trail: Path, durable: int, saved_state: str | None) -> None:
+        self._result: Verified | None = None
         self._error: BaseException | None = None
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        if restored is None:
-            self._thread = threading.Thread(
-                target=self._run, args=(path, length), name="wheelstream-rehash", daemon=True
-            )
-            self._thread.start()
+        self.rehashing = restore_sha256(saved_state, durable) is None
+        self._thread = threading.Thread(
+            target=self._run,
+            args=(partial, trail, durable, saved_state),
+            name="wheelstream-rehash",
+            daemon=True,
+        )
+        self._thread.start()
 
-    @property
-    def rehashing(self) -> bool:
-        return self._thread is not None
-
-    def _run(self, path: Path, length: int) -> None:
+    def _run(self, partial: Path, trail: Path, durable: int, saved_state: str | None) -> None:
         try:
-            self._hasher = prefix_sha256(path, length, self._stop)
+            hasher = restore_sha256(saved_state, durable)
+            if hasher is None:
+                hasher = prefix_sha256(partial, durable, self._stop)
+            if not self._stop.is_set():
+                self._result = verify(partial, trail, durable, hasher)
         except BaseException as exc:  # noqa: BLE001 - re-raised by result()
             self._error = exc
 
-    def result(self, raise_error: bool = True) -> RunningSha256:
-        if self._thread is not None:
-            self._thread.join()
-        if self._error is not None and raise_error:
+    def result(self) -> Verified:
+        self._thread.join()
+        if self._error is not None:
             raise self._error
-        return self._hasher
+        assert self._result is not None
+        return self._result
 
     def cancel(self) -> None:
         """Stop early (the resume was abandoned) and wait until the thread no longer reads the partial."""
         self._stop.set()
-        self.result(raise_error=False)
+        self._thread.join()
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,7 @@ class Restored:
     """The stream a download starts from, and what of it an earlier run left."""
 
     stream: Tee
-    reused: int = 0  # bytes of the partial kept (D), not fetched again
+    reused: int = 0  # bytes of the partial kept (D, or further along the trail), not fetched again
     prefix_unread: bool = False  # the hash went on from the journal's state: the kept bytes were not re-read
 
 
@@ -122,6 +126,7 @@ def _new_stream(job: Job, journal: Journal) -> Tee:
         ),
         extractor=extractor,
         hasher=new_sha256(),
+        trail=Trail(trail_path(job.cache.journal(job.key))),
     )
 
 
@@ -146,7 +151,7 @@ def restore(job: Job) -> Restored:
         or journal.checkpoint > journal.durable
     ):
         return Restored(fresh_stream(job))
-    prefix = PrefixHash(partial_path, journal.durable, journal.sha256_state)
+    prefix = PrefixHash(partial_path, trail_path(journal_path), journal.durable, journal.sha256_state)
     try:
         stream = _resume(job, journal, journal_path, prefix)
     except BaseException:
@@ -155,7 +160,7 @@ def restore(job: Job) -> Restored:
     if stream is None:
         prefix.cancel()  # ... nor when it is about to be discarded
         return Restored(fresh_stream(job))
-    return Restored(stream, reused=journal.durable, prefix_unread=not prefix.rehashing)
+    return Restored(stream, reused=stream.position, prefix_unread=not prefix.rehashing)
 
 
 def _resume(job: Job, journal: Journal, journal_path: Path, prefix: PrefixHash) -> Tee | None:
@@ -168,12 +173,16 @@ def _resume(job: Job, journal: Journal, journal_path: Path, prefix: PrefixHash) 
     ):
         return None
     stream = _new_stream(job, journal)
-    stream.position = stream.last_checkpoint_bytes = journal.durable
+    stream.last_checkpoint_bytes = journal.durable
     deferred, journal.deferred_at = journal.deferred_at, None
     try:
         stream.replay(journal.checkpoint, journal.durable)
-        stream.hasher = prefix.result()
-        stream.partial.truncate(journal.durable)  # bytes after the last fsync are not trusted
+        kept = prefix.result()
+        stream.replay(journal.durable, kept.length)  # what the trail proves a killed process received
+        stream.hasher = kept.hasher
+        stream.position = kept.length
+        stream.partial.truncate(kept.length)  # bytes past the last fsync that the trail cannot prove: gone
+        os.truncate(trail_path(journal_path), kept.trail_bytes)  # its lines past them too, before appending
     except ArchiveError:
         stream.abandon()
         return None  # the bytes on disk are bad (or disagree with staging)

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from wheelstream._staged import StagedFile
+from wheelstream.unpack._trail import trail_path
 from wheelstream.zip import LocalEntry
 
 __all__ = ["Journal", "PartialFile", "entries_log", "read_file_range", "write_all"]
@@ -111,8 +112,11 @@ class Journal:
                 line = f"{line},{staged.size},{_quote(staged.sha256)},{executable}"
             self._unlogged.append(line + "]\n")
 
-    def save(self, path: Path, **as_of: Any) -> None:
+    def save(self, path: Path, *, sync: bool = True, **as_of: Any) -> None:
         """Append the new log lines and fsync them, then replace the header (rule 3 of DESIGN §2).
+
+        ``sync=False`` writes a header that promises nothing durable (``Tee.begin``: no entries, ``D`` = 0)
+        without the fsyncs: a process death keeps it, a power loss may spoil it, and ``load`` refuses that.
 
         ``as_of`` overrides header fields with the values they had when the checkpoint was taken (a
         checkpoint made durable on another thread must not record, say, a ``deferred_at`` found later).
@@ -123,7 +127,7 @@ class Journal:
         payload: dict[str, Any] = {name: getattr(self, name) for name in _HEADER_FIELDS}
         payload.update(as_of)
         payload.update(version=JOURNAL_VERSION, log_bytes=log_bytes, log_lines=log_lines)
-        _replace_durably(path, json.dumps(payload, separators=(",", ":")))
+        _replace(path, json.dumps(payload, separators=(",", ":")), sync=sync)
         self.log_bytes, self.log_lines = log_bytes, log_lines
         self._unlogged.clear()
 
@@ -213,9 +217,11 @@ class Journal:
 
     @staticmethod
     def remove(path: Path) -> None:
-        """Delete the journal at ``path``: the header first (without it the log means nothing), then the log."""
+        """Delete the journal at ``path``: the header first (without it the rest means nothing), then the
+        entries log and the trail."""
         path.unlink(missing_ok=True)
         entries_log(path).unlink(missing_ok=True)
+        trail_path(path).unlink(missing_ok=True)
 
     @property
     def validator(self) -> str | None:
@@ -249,16 +255,19 @@ def _parse_line(row: Any) -> tuple[LocalEntry, StagedFile | None]:
     raise ValueError("malformed entries log line")
 
 
-def _replace_durably(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file, fsync, rename over ``path``, fsync the directory."""
+def _replace(path: Path, text: str, *, sync: bool = True) -> None:
+    """Write ``text`` to a temp file, rename it over ``path``; with ``sync``, fsync the file first and the
+    directory after."""
     tmp = path.with_suffix(".json.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
         handle.flush()
-        os.fsync(handle.fileno())
+        if sync:
+            os.fsync(handle.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    if sync:
+        _fsync_dir(path.parent)
 
 
 def write_all(fd: int, data: bytes) -> None:

@@ -59,23 +59,32 @@ class Syncer:
         self._write = write
         self._idle = threading.Event()
         self._idle.set()
+        self._submitting = threading.Lock()
         self.error: BaseException | None = None
 
     @property
     def busy(self) -> bool:
         return not self._idle.is_set()
 
-    def submit(self, snapshot: Snapshot) -> None:
-        if self.error is not None:
-            raise self.error
-        self._idle.clear()
-        try:
-            threading.Thread(
-                target=self._run, args=(snapshot,), name="wheelstream-checkpoint", daemon=True
-            ).start()
-        except BaseException:
-            self._idle.set()  # no thread (a pid limit, say): wait() must not block forever on it
-            raise
+    def try_submit(self, snapshot: Callable[[], Snapshot]) -> bool:
+        """Start making ``snapshot()`` durable unless one is in flight (then False, and nothing is called).
+
+        Atomic: the unpack worker submits periodic checkpoints while the network thread may submit the one at
+        the end of input; a snapshot is taken only once its turn is certain."""
+        with self._submitting:
+            if self.error is not None:
+                raise self.error
+            if not self._idle.is_set():
+                return False
+            self._idle.clear()
+            try:
+                threading.Thread(
+                    target=self._run, args=(snapshot(),), name="wheelstream-checkpoint", daemon=True
+                ).start()
+            except BaseException:
+                self._idle.set()  # no thread (a pid limit, say): wait() must not block forever on it
+                raise
+            return True
 
     def _run(self, snapshot: Snapshot) -> None:
         try:

@@ -55,6 +55,7 @@ from wheelstream.unpack import _sha256
 from wheelstream.unpack._extract import Extractor
 from wheelstream.unpack._partial import Journal, PartialFile
 from wheelstream.unpack._stages import CHECKPOINT, Snapshot, Syncer, Unpacker, Work
+from wheelstream.unpack._trail import Trail
 from wheelstream.zip import EntryDeferred, ZipStreamParser
 from wheelstream.zip._tail import TAIL_SIZE, find_central_directory, read_central_directory
 
@@ -76,6 +77,7 @@ class Tee:
     parser: ZipStreamParser
     extractor: Extractor
     hasher: _sha256.RunningSha256
+    trail: Trail | None = None  # one line per block written: what a kill -9 leaves is provable (``_trail``)
     position: int = 0
     last_checkpoint_at: float = field(default_factory=time.monotonic)
     last_checkpoint_bytes: int = 0
@@ -84,6 +86,9 @@ class Tee:
     _unpacker: Unpacker | None = None
     _syncer: Syncer = field(init=False)
     _handed_over: int = field(init=False)  # parser entries already given to the journal (or a snapshot)
+    _checkpoints: int = 0  # taken by this stream: the first is due after one block, not a whole interval
+    _owed: bool = False  # a periodic checkpoint came due while the last was syncing: take it once it is done
+    _durable_deferred_at: int | None = field(init=False)  # ``deferred_at`` as of the last durable checkpoint
     # Held while a block goes to the partial and the hash, so a checkpoint reads the two at the same length.
     _hashed: threading.Lock = field(default_factory=threading.Lock)
 
@@ -94,6 +99,7 @@ class Tee:
         this = weakref.proxy(self)
         self._syncer = Syncer(lambda snapshot: this._make_durable(snapshot))
         self._handed_over = len(self.journal.entries)
+        self._durable_deferred_at = self.journal.deferred_at
         self.journal.entries = []  # the parser has them now (``prior_entries``), as compact rows
 
     def feed(self, chunk: bytes) -> None:
@@ -114,6 +120,8 @@ class Tee:
         with self._hashed:
             self.partial.write(block)
             self.hasher.update(block)
+            if self.trail is not None:
+                self.trail.append(self.partial.length, self.hasher.state())
         if self.journal.deferred_at is not None:
             return  # past a stored+descriptor entry: only the partial file grows until the end
         if self._unpacker is None:
@@ -153,12 +161,26 @@ class Tee:
         with contextlib.suppress(Exception):
             self.extractor.close()
         self.partial.close()
+        if self.trail is not None:
+            self.trail.close()
+
+    def begin(self) -> None:
+        """The response the partial file now follows is known (URL, validators, length): write the journal's
+        header at once, so that a process killed before its first checkpoint still leaves a journal the trail
+        can be replayed against. Not synced: it promises nothing durable yet (``durable`` is still 0), and a
+        header a power loss spoils is one ``load`` refuses."""
+        self._syncer.wait()
+        if self.journal.durable == 0:
+            self.journal.sha256_state = _sha256.new().state()  # the hash of nothing: the trail starts from it
+        self.journal.save(self.journal_path, sync=False)
 
     def _work(self, item: Work) -> None:
         """One step of the worker: parse a block, or take a checkpoint between two blocks."""
         try:
             if isinstance(item, bytes):
                 self._parse(item)
+                if self._owed and not self._syncer.busy:
+                    self._snapshot_checkpoint()  # the one skipped while its predecessor synced
             else:
                 self._snapshot_checkpoint()
         except BaseException:
@@ -181,10 +203,9 @@ class Tee:
     def maybe_checkpoint(self, every_bytes: int, every_seconds: float) -> None:
         """A periodic checkpoint, taken by the worker between two blocks: the network thread goes on reading."""
         now = time.monotonic()
-        if (
-            self.position - self.last_checkpoint_bytes < every_bytes
-            and now - self.last_checkpoint_at < every_seconds
-        ):
+        since = self.position - self.last_checkpoint_bytes
+        first = not self._checkpoints and since >= _BLOCK  # after the first entries, not the first 32 MB
+        if not first and since < every_bytes and now - self.last_checkpoint_at < every_seconds:
             return
         self._flush()
         if self._unpacker is not None:
@@ -200,6 +221,7 @@ class Tee:
         self._checkpointed()
 
     def _checkpointed(self) -> None:
+        self._checkpoints += 1
         self.last_checkpoint_at = time.monotonic()
         self.last_checkpoint_bytes = self.position
 
@@ -262,19 +284,28 @@ class Tee:
     def _snapshot_checkpoint(self, *, drain: bool = False) -> None:
         """A checkpoint on the worker, between two blocks: collect what the writers finished (or, with ``drain``,
         wait for all of it), snapshot, hand to the syncer."""
-        if self._syncer.busy:
-            return  # the last one is still syncing: skip this one rather than stall the bottleneck thread
-        # 1a. the entries it records are written (the syncer's syncfs flushes them). Not waiting for the rest
-        # keeps the parser going: behind a backlog of small files it may be inflating a large one meanwhile.
-        if drain:
-            self.extractor.drain()
-        else:
-            self.extractor.collect_written()
-        self._syncer.submit(self._snapshot(drained=drain))
+
+        def snapshot() -> Snapshot:
+            # 1a. the entries it records are written (the syncer's syncfs flushes them). Not waiting for the
+            # rest keeps the parser going: behind a backlog of small files it may be inflating a large one.
+            if drain:
+                self.extractor.drain()
+            else:
+                self.extractor.collect_written()
+            return self._snapshot(drained=drain)
+
+        # Busy: do not stall the bottleneck thread. The checkpoint is owed, and taken after the first block
+        # parsed once the syncer is done (or by the idle or settled ones).
+        self._owed = not self._syncer.try_submit(snapshot)
+
+    def _bytes_only(self) -> Snapshot:
+        """A checkpoint that moves only ``D``: the last durable ``C`` and its entries, unchanged."""
+        return Snapshot(self.journal.checkpoint, [], {}, self._durable_deferred_at)
 
     def _make_durable(self, snapshot: Snapshot) -> None:
         """Rules 1-3 of DESIGN §2 for one snapshot, in order (on the syncer thread, or the caller's)."""
-        self.extractor.flush_to_disk()  # 1b. staging on disk
+        if snapshot.entries or snapshot.checkpoint != self.journal.checkpoint:
+            self.extractor.flush_to_disk()  # 1b. staging on disk (a checkpoint that moves only D has no need)
         with self._hashed:  # the hash state of exactly the first D bytes (the network thread may go on)
             durable, state = self.partial.length, self.hasher.state()
         self.partial.sync()  # 2. >= D, and D >= every byte the parser consumed, so >= C
@@ -284,6 +315,7 @@ class Tee:
         journal.durable = durable
         journal.sha256_state = state
         journal.save(self.journal_path, deferred_at=snapshot.deferred_at)  # 3. log, then header
+        self._durable_deferred_at = snapshot.deferred_at
 
     def _write_checkpoint(self) -> None:
         """A checkpoint written on the calling thread, with the parser quiet (after ``settle``, or with no
@@ -293,7 +325,18 @@ class Tee:
         self._make_durable(self._snapshot())
 
     def end_of_input(self) -> None:
-        """All bytes are here: finish the parse, including entries that had to wait for the end."""
+        """All bytes are here: finish the parse, including entries that had to wait for the end.
+
+        Before the tail is unpacked, the bytes since the last checkpoint are made durable on the syncer, beside
+        the unpacking: the checkpoint ``C`` and its entries stay as they were (the worker may still be behind),
+        only ``D`` and the hash state move to the end. A power loss while the tail unpacks then costs no
+        download; a kill costs none anyway (the trail)."""
+        self._flush()
+        if self.position - self.journal.durable >= _BLOCK:
+            while True:  # the worker may submit one of its own meanwhile: then wait for that one too
+                self._syncer.wait()
+                if self._syncer.try_submit(self._bytes_only):
+                    break
         self.settle()
         try:
             if self.journal.deferred_at is None:
