@@ -294,15 +294,9 @@ def test_a_killed_install_before_its_commit_leaves_the_target_and_its_litter_goe
         build_wheel(tmp_path / "wo", "other-1.0-py3-none-any.whl", {"other.py": b"x = 1\n"}), tmp_path / "so"
     )
     install_staged(other, v1_target)
-    assert litter[0].exists()  # too fresh to tell from an install that has not locked it yet
-    os.utime(litter[0], (0, 0))  # an hour later
-    install_staged(
-        stage(build_wheel(tmp_path / "wp", "third-1.0-py3-none-any.whl", {"third.py": b""}), tmp_path / "sp"),
-        v1_target,
-    )
-    assert not litter[0].exists()
+    assert not litter[0].exists()  # its lock is free and its token verifies: the owner is dead, at any age
     after = snapshot(v1_target)
-    assert {k: v for k, v in after.items() if not k.startswith(("other", "third"))} == before
+    assert {k: v for k, v in after.items() if not k.startswith("other")} == before
 
 
 def test_a_live_install_is_left_alone(v1_target: Path, tmp_path: Path) -> None:

@@ -19,9 +19,13 @@ A killed process (kill -9, the OOM killer) cannot undo anything. So:
   directory's ownership token (:mod:`._ownership`), so a look-alike a wheel planted is never taken for ours;
 * before the first rename ``commit`` writes its plan (``commit.json``: every move, in order; written to a
   temporary name and renamed, so it is whole or absent);
-* the next install into ``DIR`` (``finish_interrupted``) takes every unlocked one: with a plan, it moves in each
-  item whose source is still there (the install had passed every check and its files were complete before the
-  first rename), setting aside what it replaces; without one (killed before its commit), it is removed;
+* the next install into ``DIR`` (``finish_interrupted``) takes every unlocked one at once, whatever its age:
+  the owner signs the lock file while holding the lock and holds it until the directory is retired, so a
+  free lock with a token that verifies means a dead owner. With a plan, it moves in each item whose source is
+  still there (the install had passed every check and its files were complete before the first rename),
+  setting aside what it replaces; without one (killed before its commit), it is removed. Only an *empty*
+  directory (killed between making it and creating its lock file) waits ``_FRESH`` seconds: it may be a live
+  install's, a moment before its lock;
 * a temporary directory is deleted only after being renamed to ``.wheelstream-gone-*``: never half deleted
   under a name recovery would take; its lock file (with the token) is deleted last, so a ``gone`` directory
   a kill left behind still proves whose it is.
@@ -73,7 +77,7 @@ TMP_PREFIX = RESERVED_PREFIX + "tmp-"
 _GONE_PREFIX = RESERVED_PREFIX + "gone-"  # a temporary directory on its way out: nothing in it is needed
 _PLAN = "commit.json"
 _OWNER = ".owner.lock"
-_FRESH = 10.0  # seconds: a directory without a plan younger than this may be a live install's, just made
+_FRESH = 10.0  # seconds: an empty directory younger than this may be a live install's, not locked yet
 
 Move = Callable[[Path, Path], None]
 
@@ -304,8 +308,8 @@ def _recover(tmp: Path, target: Path) -> list[str]:
         if not os.path.lexists(tmp / _PLAN):
             with contextlib.suppress(OSError):
                 os.rmdir(tmp / "old")  # empty: killed between a rollback's last two steps
-            if not stale or os.path.lexists(tmp / "old"):
-                return []  # maybe just made and not locked yet; or holding replaced items nobody planned
+            if os.path.lexists(tmp / "old"):
+                return []  # holding replaced items nobody planned: not ours to delete
             moved = []
         else:
             moved = _roll_forward(_read_plan(tmp / _PLAN, tmp), target, tmp)
