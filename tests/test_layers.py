@@ -15,15 +15,31 @@ PACKAGE = Path(__file__).resolve().parent.parent / "wheelstream"
 # part -> the parts it may import. A part is a subpackage or a top-level module of wheelstream.
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
+    "_killpoints": set(),  # the test bed's SIGKILL points: imported by every stage that has one
     "zip": {"errors"},
     "_urls": {"errors"},
     "_progress": set(),
     "_staged": set(),
     "transport": {"errors", "__version__"},
-    "unpack": {"errors", "zip", "_staged"},  # never the cache: a Tee is told where its journal lives
+    "unpack": {
+        "errors",
+        "zip",
+        "_staged",
+        "_killpoints",
+    },  # never the cache: a Tee is told where its journal lives
     "_cache": {"unpack"},  # the journal's two files go together when a download is forgotten
-    "installer": {"errors", "zip", "_staged"},
-    "fetch": {"errors", "zip", "_staged", "_urls", "_progress", "transport", "unpack", "_cache"},
+    "installer": {"errors", "zip", "_staged", "_killpoints"},
+    "fetch": {
+        "errors",
+        "zip",
+        "_staged",
+        "_urls",
+        "_progress",
+        "transport",
+        "unpack",
+        "_cache",
+        "_killpoints",
+    },
     "index": {"errors", "_urls", "_cache", "transport"},
     "_workers": {"_progress", "fetch", "transport"},
     "_sources": {"errors", "_urls", "_cache", "index"},

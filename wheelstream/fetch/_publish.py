@@ -22,6 +22,7 @@ import shutil
 from pathlib import Path
 
 from wheelstream._cache import Cache, Claim
+from wheelstream._killpoints import reached
 from wheelstream._progress import Progress, ProgressCallback
 from wheelstream._staged import StagedWheel, empty_directory_entries
 from wheelstream._urls import wheel_path_in
@@ -61,9 +62,14 @@ def hand_over(job: Job, stream: Tee, staged: StagedWheel, sha256: str) -> tuple[
         keep = wheel_path_in(job.keep_wheel_in, job.wheel, source=job.redacted)
     keep.parent.mkdir(parents=True, exist_ok=True)
     job.cache.remember(job.key, job.redacted, sha256, job.wheel)
+    reached("publish.remembered")
     os.replace(job.cache.partial(job.key), keep)
+    reached("publish.wheel-moved")
     Journal.remove(job.cache.journal(job.key))  # the header, its entries log and the trail
-    return settle_tree(job.cache, staged, sha256, job.keep_unpacked)
+    reached("publish.journal-removed")
+    settled = settle_tree(job.cache, staged, sha256, job.keep_unpacked)
+    reached("publish.settled")
+    return settled
 
 
 def _publish(cache: Cache, staged: StagedWheel, sha256: str) -> StagedWheel:

@@ -57,6 +57,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: no flock, and no recovery
     fcntl = None  # type: ignore[assignment]
 
+from .._killpoints import reached
 from ._layout import TargetPlan
 from ._ownership import home_token, token_matches
 
@@ -72,7 +73,9 @@ __all__ = [
     "retire",
 ]
 
-RESERVED_PREFIX = ".wheelstream-"  # no wheel may install a top-level item named so (see _checks.refuse_reserved_names)
+RESERVED_PREFIX = (
+    ".wheelstream-"  # no wheel may install a top-level item named so (see _checks.refuse_reserved_names)
+)
 TMP_PREFIX = RESERVED_PREFIX + "tmp-"
 _GONE_PREFIX = RESERVED_PREFIX + "gone-"  # a temporary directory on its way out: nothing in it is needed
 _PLAN = "commit.json"
@@ -230,8 +233,10 @@ def commit(plan: TargetPlan, target: Path, tmp: Path, move: Move | None = None) 
                 dest = target / name
                 if name in plan.replace:
                     aside.mkdir(exist_ok=True)
+                    reached("commit.rename")
                     do_move(dest, aside / name)
                     journal.append((dest, aside / name))
+                reached("commit.rename")
                 do_move(source, dest)
                 journal.append((source, dest))
         except BaseException as failure:  # noqa: BLE001 - undone, then raised again below

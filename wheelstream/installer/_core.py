@@ -65,6 +65,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._killpoints import reached
 from .._staged import StagedWheel
 from ..errors import DiskError, Interrupted, UsageError, WheelstreamError
 from ._checks import Warnings, WheelToInstall, check_wheel, refuse_reserved_names, warn_about_overwrites
@@ -163,6 +164,7 @@ def install_staged_many(
                 except OSError as exc:
                     raise _cannot_install(exc, target, wheel.item.staged.filename) from exc
                 writer.shared = True  # the next wheel's files may land on this one's
+            reached("install.home-written")
             plan = plan_target(writer.home, interpreter.scheme, target, upgrade, warn)
             for lost in plan.dropped:
                 warn(f"{lost.relative_to(writer.home)} is not installed: pip --target leaves it behind too")
@@ -184,6 +186,7 @@ def install_staged_many(
                     with contextlib.suppress(OSError):
                         target.rmdir()
             raise
+        reached("commit.retire")
         interrupted = retire(tmp)
     finally:
         if owner is not None:

@@ -50,6 +50,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wheelstream._killpoints import reached
 from wheelstream.errors import ArchiveError, EntrySetMismatch
 from wheelstream.unpack import _sha256
 from wheelstream.unpack._extract import Extractor
@@ -332,6 +333,7 @@ class Tee:
         only ``D`` and the hash state move to the end. A power loss while the tail unpacks then costs no
         download; a kill costs none anyway (the trail)."""
         self._flush()
+        reached("download.end-of-input")
         if self.position - self.journal.durable >= _BLOCK:
             while True:  # the worker may submit one of its own meanwhile: then wait for that one too
                 self._syncer.wait()
