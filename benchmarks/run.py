@@ -71,6 +71,7 @@ SCENARIO_TITLES = {
     "b": "(b) 10 mid-size wheels, one command",
     "c": "(c) big wheel, connection cut at 90 %",
     "d": "(d) big wheel, SIGKILL at 90 %, rerun alone",
+    "e": "(e) big wheel, SIGKILL at 90 % while bytes flow (200 MB/s), rerun alone",
 }
 
 
@@ -353,23 +354,26 @@ class Runner:
         note = "" if rc == 0 else log.read_text(errors="replace").strip().splitlines()[-1][:120]
         self._record(Run(scenario, tool, seconds, rss, sent, nreq, rc, note))
 
-    def killed(self, tool: str, path: Path) -> None:
+    def killed(self, scenario: str, tool: str, path: Path) -> None:
         """(d): stall the first response at 90 %, SIGKILL the client ``kill_after`` s into the stall (1 s by
-        default: what someone watching a stalled bar might wait), time the rerun."""
+        default: what someone watching a stalled bar might wait), time the rerun. (e): no stall, the body
+        paced at 200 MB/s, SIGKILL as the server has sent 90 %: what a kill while bytes arrive costs."""
         target, cache, reqs, log = self._dirs(tool)
         _fresh(target.parent)
         target.parent.mkdir(parents=True)
         size = path.stat().st_size
         at = int(size * 0.9)
-        # Every response stalls at 90 % of the file (uv first asks for the tail with small Range requests, so
-        # "request 1" would not be the body); the plan is lifted before the rerun.
-        names, urls = self._serve([path], FaultPlan(parse_fault(f"stall={at}:120")))
+        # (d): every response stalls at 90 % of the file (uv first asks for the tail with small Range
+        # requests, so "request 1" would not be the body); the plan is lifted before the rerun.
+        fault = f"stall={at}:120" if scenario == "d" else "throttle=200M"
+        names, urls = self._serve([path], FaultPlan(parse_fault(fault)))
         cmd = self.tools.command(tool, urls, target, cache, reqs)
         proc = _start(cmd, log)
         deadline = time.monotonic() + 600
         while self.server.bytes_sent(names[0]) < at and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(self.kill_after)  # the client drains its socket buffer: it has had 90 % of the bytes
+            time.sleep(0.002)
+        if scenario == "d":
+            time.sleep(self.kill_after)  # the client drains its socket buffer: it has had 90 % of the bytes
         os.killpg(proc.pid, signal.SIGKILL)
         _wait(proc)
         self.server.set_plan(names[0], FaultPlan())
@@ -387,10 +391,11 @@ class Runner:
         records = self.server.requests_for(names[0])
         rerun_sent = sum(r.bytes_sent for r in records[n_first:])
         ranges = ",".join(r.range or "full" for r in records[n_first:])
-        note = f"1st run got {first / 1e6:.0f} MB; rerun asked {ranges}"
+        twice = first + rerun_sent - size
+        note = f"1st run got {first / 1e6:.1f} MB; rerun asked {ranges}; fetched twice {twice / 1e6:.2f} MB"
         if rc != 0:
             note += " " + log.read_text(errors="replace").strip().splitlines()[-1][:120]
-        self._record(Run("d", tool, seconds, rss, rerun_sent, len(records) - n_first, rc, note))
+        self._record(Run(scenario, tool, seconds, rss, rerun_sent, len(records) - n_first, rc, note))
 
 
 # -- report -----------------------------------------------------------------------------------------------
@@ -448,14 +453,14 @@ def report(bench: Bench, args: argparse.Namespace, tools: Tools) -> str:
         lines += [f"## {SCENARIO_TITLES[scenario]}", ""]
         head = "| tool | min s | median s | × wheelstream | peak RSS MB |"
         sep = "|---|---:|---:|---:|---:|"
-        if scenario in ("c", "d"):
+        if scenario in ("c", "d", "e"):
             head += " MB sent | requests |"
             sep += "---:|---:|"
         lines += [head, sep]
         for tool, s in rows:
             ratio = f"{s['median'] / base['median']:.2f}" if base else "–"
             row = f"| {tool} | {s['min']:.2f} | {s['median']:.2f} | {ratio} | {s['rss']:.0f} |"
-            if scenario in ("c", "d"):
+            if scenario in ("c", "d", "e"):
                 row += f" {s['sent'] / 1e6:.1f} | {s['requests']:.0f} |"
             lines.append(row)
         if scenario == "c":
@@ -463,8 +468,8 @@ def report(bench: Bench, args: argparse.Namespace, tools: Tools) -> str:
             lines.append(
                 f"File size {big_size / 1e6:.1f} MB; MB sent counts every body byte of every request."
             )
-        if scenario == "d":
-            notes = sorted({f"{r.tool}: {r.note}" for r in bench.runs if r.scenario == "d"})
+        if scenario in ("d", "e"):
+            notes = sorted({f"{r.tool}: {r.note}" for r in bench.runs if r.scenario == scenario})
             lines += ["", "Rerun details: " + "; ".join(notes)]
         failed = [r for r in bench.runs if r.scenario == scenario and r.returncode != 0]
         for r in failed:
@@ -531,7 +536,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--scenarios", default="a,b,c,d", help="comma-separated subset of a,b,c,d")
+    parser.add_argument("--scenarios", default="a,b,c,d,e", help="comma-separated subset of a,b,c,d,e")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
         "--tools", default=",".join(ALL_TOOLS), help="comma-separated subset of " + ",".join(ALL_TOOLS)
@@ -604,8 +609,8 @@ def main() -> None:
                         runner.cold("b", tool, bench.mid)
                     elif scenario == "c":
                         runner.cold("c", tool, [bench.big], FaultPlan(parse_fault("cut=90%@1")))
-                    elif scenario == "d":
-                        runner.killed(tool, bench.big)
+                    elif scenario in ("d", "e"):
+                        runner.killed(scenario, tool, bench.big)
     shutil.rmtree(runs, ignore_errors=True)
     text = report(bench, args, tools)
     args.results.write_text(text)

@@ -9,6 +9,7 @@ count; every later phase is reached through the named kill points of ``wheelstre
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -18,8 +19,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import saved_journal, wait_until, ws, ws_start
+
 from wheelstream._urls import cache_key
 from wheelstream.testing import FaultPlan, FaultServer, Throttle
 from wheelstream.testing._wheel import wheel_archive
@@ -122,6 +123,10 @@ class Scene:
         return self.sent() - len(V2[1])
 
 
+def sent_at_least(server: FaultServer, name: str, count: int) -> bool:
+    return server.bytes_sent(name) >= count
+
+
 def kill(proc: subprocess.Popen[str]) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
@@ -139,7 +144,9 @@ def test_killed_while_downloading_the_rerun_fetches_only_what_was_never_written(
         scene = Scene(faulty_server, tmp_path / f"at{int(fraction * 100)}")
         proc = scene.start()
         at = int(len(V2[1]) * fraction)
-        wait_until(lambda: faulty_server.bytes_sent(scene.name) >= at, timeout=30, what=f"{at} bytes sent")
+        wait_until(
+            functools.partial(sent_at_least, faulty_server, scene.name, at), timeout=30, what=f"{at} sent"
+        )
         kill(proc)
         unwritten = scene.sent() - scene.partial_size()
         scene.rerun(expected)
@@ -191,7 +198,7 @@ def test_killed_while_a_second_process_waits_for_the_same_wheel(
     second = ws_start("install", "-U", scene.url, "-t", str(other), cache=scene.cache)
     kill(first)
     unwritten = scene.sent() - scene.partial_size()
-    out, err = second.communicate(timeout=60)
+    _, err = second.communicate(timeout=60)
     assert second.returncode == 0, err
     assert snapshot(other) == expected
     scene.rerun(expected)
@@ -228,7 +235,9 @@ def test_a_power_loss_resumes_from_what_survived_intact(
             file.write(bytes(4096))
     sent = scene.sent()
     scene.rerun(expected)
-    resumed = int(faulty_server.requests_for(scene.name)[-1].range.removeprefix("bytes=").rstrip("-"))
+    asked = faulty_server.requests_for(scene.name)[-1].range
+    assert asked is not None
+    resumed = int(asked.removeprefix("bytes=").rstrip("-"))
     assert durable <= resumed <= latest
     if spoil == "zeroed":
         assert resumed == durable
