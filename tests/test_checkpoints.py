@@ -346,8 +346,9 @@ def test_parser_hands_out_only_entries_finished_since_a_count() -> None:
 
 
 def never_skip_checkpoints(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A periodic checkpoint due while the last one still syncs is skipped (by design); tests that count or
-    break specific checkpoints make the worker wait for the syncer instead, so every request is taken."""
+    """A periodic checkpoint due while the last one still syncs is owed and taken later (by design); tests that
+    count or break specific checkpoints make the worker wait for the syncer instead, so every request is
+    taken when it comes."""
     real = tee.Tee._snapshot_checkpoint
 
     def waiting(self: tee.Tee, *, drain: bool = False) -> None:
@@ -588,7 +589,7 @@ def replace(path, text, *, sync=True):
 partial._replace = replace
 import wheelstream.unpack._tee as tee
 real_snapshot = tee.Tee._snapshot_checkpoint
-def waiting(self, *, drain=False):  # take every checkpoint (a busy syncer would skip some): N exists
+def waiting(self, *, drain=False):  # take every checkpoint when due (a busy syncer would owe some): N exists
     self._syncer.wait()
     real_snapshot(self, drain=drain)
 tee.Tee._snapshot_checkpoint = waiting
@@ -725,6 +726,50 @@ def test_the_streams_own_error_wins_over_a_failed_checkpoint(tmp_path: Path) -> 
         stream.settle()
     with pytest.raises(OSError, match="injected"):
         stream.settle()  # nothing else pending: now the checkpoint's error is what is left to say
+    stream.abandon()
+
+
+def test_a_checkpoint_due_while_the_last_one_syncs_is_taken_as_soon_as_it_is_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The syncer is held inside the first checkpoint while the second comes due: the second is owed, not
+    skipped, and taken after the next block once the syncer is free — not an interval later."""
+    from wheelstream.unpack._extract import Extractor
+    from wheelstream.unpack._partial import PartialFile
+
+    data = mixed_wheel()
+    cache = Cache.at(tmp_path / "cache")
+    stream = tee.Tee(
+        wheel="demo-1.0-py3-none-any.whl",
+        journal_path=cache.journal("k"),
+        journal=Journal(url="http://x/demo.whl"),
+        partial=PartialFile(cache.partial("k")),
+        parser=ZipStreamParser(),
+        extractor=Extractor(cache.staging("k"), writers=True),
+        hasher=_sha256.new(),
+    )
+    release, saved = threading.Event(), []
+    real = tee.Tee._make_durable
+
+    def held(self: tee.Tee, snapshot: stages.Snapshot) -> None:
+        if not saved:
+            release.wait(10)  # the first checkpoint syncs until the test lets it go
+        real(self, snapshot)
+        saved.append(self.journal.durable)
+
+    monkeypatch.setattr(tee.Tee, "_make_durable", held)
+    block = 1 << 20
+    stream.feed(data[:block])
+    stream.maybe_checkpoint(block, 1e9)  # the first: taken, then held in the syncer
+    wait_until(lambda: stream._syncer.busy, what="the first checkpoint syncing")
+    stream.feed(data[block : 2 * block])
+    stream.maybe_checkpoint(block, 1e9)  # due while the first still syncs: owed
+    wait_until(lambda: stream._owed, what="the second checkpoint owed")
+    release.set()
+    wait_until(lambda: not stream._syncer.busy, what="the first checkpoint written")
+    stream.feed(data[2 * block : 3 * block])  # the next block: the owed checkpoint goes now
+    wait_until(lambda: len(saved) == 2, what="the owed checkpoint written")
+    assert saved[1] >= 2 * block
     stream.abandon()
 
 

@@ -648,6 +648,30 @@ def test_cache_dir_list_and_clean(server: FaultServer, cache: Path, tmp_path: Pa
     assert "unpacked wheels: 0" in ws("cache", "list", cache=cache).out
 
 
+def test_cache_list_shows_every_unpacked_tree_after_reclaiming_what_killed_processes_left(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    """A staging tree without a journal (a download killed between removing its journal and publishing) is
+    reclaimed by the next command (a dead owner's claim too: test_move_mode); a tree a live process claims
+    and a partial download's unpacked files are listed."""
+    from wheelstream._cache import Cache
+
+    store = Cache.at(cache)
+    for name in ("orphan", "held"):
+        (store.staging(name) / "pkg").mkdir(parents=True)
+        (store.staging(name) / "pkg" / "a.py").write_bytes(b"x" * 1000)
+    held = store.claim(store.staging("held"))  # this process holds it: in use
+    _filename, _url, run = _gave_up(server, cache, tmp_path)
+    assert run.code == 3
+    listing = ws("cache", "list", cache=cache).out
+    assert not store.staging("orphan").exists()
+    assert "partial downloads: 1" in listing
+    assert "unpacked so far" in listing
+    assert "unpacked trees in use by running installs: 1" in listing
+    assert held.root.name in listing
+    held.release()
+
+
 @pytest.mark.parametrize("case", ["404", "index-unreachable"])
 def test_other_network_failures_exit_3(case: str, server: FaultServer, cache: Path, tmp_path: Path) -> None:
     if case == "404":

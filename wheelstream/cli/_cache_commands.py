@@ -53,7 +53,9 @@ def cache_dir_cmd(cache_dir: str | None) -> None:
 @cache.command("list")
 @_cache_dir_option
 def cache_list(cache_dir: str | None) -> None:
-    """Partial downloads (% done, age) and unpacked wheels (size)."""
+    """Partial downloads (% on disk, what is unpacked so far, age), unpacked wheels (size), wheel files, and the
+    trees running installs hold. ``Cache.at`` first reclaims what killed processes left, so every unpacked
+    tree is listed here: a partial download's, a cached wheel's, or one in use."""
     root = Cache.at(cache_dir).root
     partials = _partials(root)
     wheels = _wheels(root)
@@ -61,9 +63,10 @@ def cache_list(cache_dir: str | None) -> None:
     click.echo(f"partial downloads: {len(partials)}")
     for p in partials:
         name = urllib.parse.unquote(p.url.rsplit("/", 1)[-1]) or p.url  # shown only, never a path
+        unpacked = _tree_size(root / "staging" / p.key)
         click.echo(
-            f"  {one_line(name)}  {p.percent}  {human_size(p.durable)} of {human_size(p.length)}  "
-            f"{_age(p.journal)}  {one_line(p.url)}"
+            f"  {one_line(name)}  {p.percent}  {human_size(p.on_disk)} of {human_size(p.length)}  "
+            f"(unpacked so far {human_size(unpacked)})  {_age(p.journal)}  {one_line(p.url)}"
         )
     click.echo(f"unpacked wheels: {len(wheels)}")
     for filename, sha, size, _path in wheels:
@@ -72,6 +75,10 @@ def cache_list(cache_dir: str | None) -> None:
     click.echo(f"wheel files: {len(files)}")
     for filename, sha, size, _path in files:
         click.echo(f"  {one_line(filename)}  {human_size(size)}  sha256:{sha[:16]}…")
+    claimed = [p for p in (root / "claimed").iterdir() if p.is_dir()] if (root / "claimed").is_dir() else []
+    click.echo(f"unpacked trees in use by running installs: {len(claimed)}")
+    for tree in claimed:
+        click.echo(f"  {tree.name}  {human_size(_tree_size(tree))}")
     index_db = root / "http"
     click.echo(f"index cache: {human_size(_tree_size(index_db))}")
 
@@ -133,13 +140,13 @@ def cache_clean(cache_dir: str | None, partial_only: bool) -> None:
 class _PartialInfo:
     key: str
     url: str
-    durable: int
+    on_disk: int  # the partial's size: what a rerun keeps (D, and past it what the trail proves) or less
     length: int | None
     journal: Path
 
     @property
     def percent(self) -> str:
-        return f"{100 * self.durable / self.length:.0f}%" if self.length else "?%"
+        return f"{100 * self.on_disk / self.length:.0f}%" if self.length else "?%"
 
 
 def _partials(root: Path) -> list[_PartialInfo]:
@@ -147,10 +154,14 @@ def _partials(root: Path) -> list[_PartialInfo]:
     for journal_path in sorted((root / "partial").glob("*.json")):
         journal = Journal.load(journal_path)
         key = journal_path.name[: -len(".json")]
+        try:
+            on_disk = (root / "partial" / f"{key}.whl.part").stat().st_size
+        except OSError:
+            on_disk = 0
         if journal is None:
-            out.append(_PartialInfo(key, "(unreadable journal)", 0, None, journal_path))
+            out.append(_PartialInfo(key, "(unreadable journal)", on_disk, None, journal_path))
         else:
-            out.append(_PartialInfo(key, journal.url, journal.durable, journal.length, journal_path))
+            out.append(_PartialInfo(key, journal.url, on_disk, journal.length, journal_path))
     return out
 
 

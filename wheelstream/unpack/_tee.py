@@ -8,10 +8,10 @@ hashing and file writes release the GIL, so the two stages overlap on two cores.
 Checkpoints (DESIGN §2) come in three kinds, all written by ``Tee._write_checkpoint`` while the parser is
 quiet (every event of the blocks it was given handled), in the order staging → partial → journal:
 
-* **Periodic** (every 32 MB / 1 s, ``maybe_checkpoint``): the network thread only queues a request behind the
-  blocks it has handed over and goes on reading. The worker takes it between two blocks: it collects what the
-  extractor's writers have written (without waiting for the rest: behind a backlog of small files the parser
-  may be inflating a large entry meanwhile), and snapshots ``C`` — the parser's checkpoint, or the local
+* **Periodic** (every 32 MB / 1 s, the first after one block; ``maybe_checkpoint``): the network thread only
+  queues a request behind the blocks it has handed over and goes on reading. The worker takes it between two
+  blocks: it collects what the extractor's writers have written (without waiting for the rest: behind a
+  backlog of small files the parser may be inflating a large entry meanwhile), and snapshots ``C`` — the parser's checkpoint, or the local
   header of the first finished entry whose file is not written yet, whichever comes first — the entries
   finished before ``C`` with their digests, and ``deferred_at``. A ``Syncer`` thread then makes the snapshot
   durable in rule order: ``syncfs`` of staging (rule 1: it covers every write that returned before it), an
@@ -21,8 +21,9 @@ quiet (every event of the blocks it was given handled), in the order staging →
   covers exactly ``0..D``), then the journal appends the snapshot's entries and replaces its small header
   (rule 3). The unpack thread is the bottleneck, so it pays only O(new entries); the syncs — on ext4 0.5-1.5 s
   per torch download — happen beside it. One snapshot is in flight at a time: a checkpoint due while the last
-  is still syncing is skipped (the next comes <= 1 s later), and everything that settles the stream waits for
-  the syncer first.
+  is still syncing is owed, and taken after the first block parsed once the syncer is free; everything that
+  settles the stream waits for the syncer first. At the end of input the network thread submits one more that
+  moves only ``D`` (``_bytes_only``), made durable beside the tail's unpacking.
 * **Idle** (the worker found nothing to do for ``IDLE_AFTER`` seconds: the network stalled): the worker takes
   a periodic checkpoint on its own, waiting for the writers this time, if entries were finished since the last
   one or the partial file holds bytes past ``D`` (inside a large entry nothing finishes; not past a deferred
@@ -34,6 +35,9 @@ quiet (every event of the blocks it was given handled), in the order staging →
   fetched again.
 * **Settled** (``checkpoint``: interruption, error, giving up, before a wait): ``settle`` drains the queue
   and stops the worker first, then the same steps run on the calling thread. Rare; correctness first.
+
+Beside the checkpoints, every block written to the partial also appends the hash state to the trail
+(``_trail``): what a *killed* process wrote past ``D`` is then provable by the next one, which resumes past it.
 
 Either way the journal never records an entry the extractor has not written, and a worker's first error —
 from a block or from a checkpoint — is raised on the network thread in stream order (by the next hand-over
