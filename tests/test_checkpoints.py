@@ -748,7 +748,7 @@ def test_a_checkpoint_due_while_the_last_one_syncs_is_taken_as_soon_as_it_is_don
         extractor=Extractor(cache.staging("k"), writers=True),
         hasher=_sha256.new(),
     )
-    release, saved = threading.Event(), []
+    release, saved = threading.Event(), list[int]()
     real = tee.Tee._make_durable
 
     def held(self: tee.Tee, snapshot: stages.Snapshot) -> None:

@@ -11,19 +11,20 @@ quiet (every event of the blocks it was given handled), in the order staging →
 * **Periodic** (every 32 MB / 1 s, the first after one block; ``maybe_checkpoint``): the network thread only
   queues a request behind the blocks it has handed over and goes on reading. The worker takes it between two
   blocks: it collects what the extractor's writers have written (without waiting for the rest: behind a
-  backlog of small files the parser may be inflating a large entry meanwhile), and snapshots ``C`` — the parser's checkpoint, or the local
-  header of the first finished entry whose file is not written yet, whichever comes first — the entries
-  finished before ``C`` with their digests, and ``deferred_at``. A ``Syncer`` thread then makes the snapshot
-  durable in rule order: ``syncfs`` of staging (rule 1: it covers every write that returned before it), an
-  fsync of the partial (rule 2: every byte the worker parsed was written to the partial *before* it was
-  queued, so ``D`` >= what the parser consumed >= ``C``; ``D`` and the whole-file hash state are read
-  together, under the lock the network thread holds while it writes and hashes a block, so the journal's state
-  covers exactly ``0..D``), then the journal appends the snapshot's entries and replaces its small header
-  (rule 3). The unpack thread is the bottleneck, so it pays only O(new entries); the syncs — on ext4 0.5-1.5 s
-  per torch download — happen beside it. One snapshot is in flight at a time: a checkpoint due while the last
-  is still syncing is owed, and taken after the first block parsed once the syncer is free; everything that
-  settles the stream waits for the syncer first. At the end of input the network thread submits one more that
-  moves only ``D`` (``_bytes_only``), made durable beside the tail's unpacking.
+  backlog of small files the parser may be inflating a large entry meanwhile), and snapshots ``C`` — the
+  parser's checkpoint, or the local header of the first finished entry whose file is not written yet,
+  whichever comes first — the entries finished before ``C`` with their digests, and ``deferred_at``. A
+  ``Syncer`` thread then makes the snapshot durable in rule order: ``syncfs`` of staging (rule 1: it covers
+  every write that returned before it), an fsync of the partial (rule 2: every byte the worker parsed was
+  written to the partial *before* it was queued, so ``D`` >= what the parser consumed >= ``C``; ``D`` and the
+  whole-file hash state are read together, under the lock the network thread holds while it writes and hashes
+  a block, so the journal's state covers exactly ``0..D``), then the journal appends the snapshot's entries
+  and replaces its small header (rule 3). The unpack thread is the bottleneck, so it pays only O(new entries);
+  the syncs — on ext4 0.5-1.5 s per torch download — happen beside it. One snapshot is in flight at a time: a
+  checkpoint due while the last is still syncing is owed, and taken after the first block parsed once the
+  syncer is free; everything that settles the stream waits for the syncer first. At the end of input the
+  network thread submits one more that moves only ``D`` (``_bytes_only``), made durable beside the tail's
+  unpacking.
 * **Idle** (the worker found nothing to do for ``IDLE_AFTER`` seconds: the network stalled): the worker takes
   a periodic checkpoint on its own, waiting for the writers this time, if entries were finished since the last
   one or the partial file holds bytes past ``D`` (inside a large entry nothing finishes; not past a deferred
