@@ -71,7 +71,7 @@ SCENARIO_TITLES = {
     "b": "(b) 10 mid-size wheels, one command",
     "c": "(c) big wheel, connection cut at 90 %",
     "d": "(d) big wheel, SIGKILL at 90 %, rerun alone",
-    "e": "(e) big wheel, SIGKILL at 90 % while bytes flow (200 MB/s), rerun alone",
+    "e": "(e) big wheel, SIGKILL at 90 % while bytes flow (40 MB/s), rerun alone",
 }
 
 
@@ -286,9 +286,12 @@ def _fresh(*paths: Path) -> None:
 
 
 def _start(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """Started in the run's own directory: ``python -m`` puts the working directory first on ``sys.path``, so
+    from the repository's root every ``wheelstream-baseline`` would import this checkout's package instead of
+    its ``PYTHONPATH``'s (an old-versus-new race of new against new)."""
     handle = open(log, "wb")  # noqa: SIM115 - closed by the child's exit
     return subprocess.Popen(
-        cmd, stdout=handle, stderr=subprocess.STDOUT, env=_clean_env(), start_new_session=True
+        cmd, stdout=handle, stderr=subprocess.STDOUT, env=_clean_env(), start_new_session=True, cwd=log.parent
     )
 
 
@@ -357,7 +360,8 @@ class Runner:
     def killed(self, scenario: str, tool: str, path: Path) -> None:
         """(d): stall the first response at 90 %, SIGKILL the client ``kill_after`` s into the stall (1 s by
         default: what someone watching a stalled bar might wait), time the rerun. (e): no stall, the body
-        paced at 200 MB/s, SIGKILL as the server has sent 90 %: what a kill while bytes arrive costs."""
+        paced at 40 MB/s (below what the client takes, so the socket buffers stay near empty), SIGKILL as the
+        server has sent 90 %: what a kill while bytes arrive costs the client itself."""
         target, cache, reqs, log = self._dirs(tool)
         _fresh(target.parent)
         target.parent.mkdir(parents=True)
@@ -365,7 +369,7 @@ class Runner:
         at = int(size * 0.9)
         # (d): every response stalls at 90 % of the file (uv first asks for the tail with small Range
         # requests, so "request 1" would not be the body); the plan is lifted before the rerun.
-        fault = f"stall={at}:120" if scenario == "d" else "throttle=200M"
+        fault = f"stall={at}:120" if scenario == "d" else "throttle=40M"
         names, urls = self._serve([path], FaultPlan(parse_fault(fault)))
         cmd = self.tools.command(tool, urls, target, cache, reqs)
         proc = _start(cmd, log)

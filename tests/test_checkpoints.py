@@ -707,19 +707,8 @@ def test_the_streams_own_error_wins_over_a_failed_checkpoint(tmp_path: Path) -> 
     """A bad archive found by the worker and a checkpoint that failed on the syncer: the caller hears about
     the archive (what the user must fix), and the syncer is still waited for."""
     from wheelstream.errors import StrayData
-    from wheelstream.unpack._extract import Extractor
-    from wheelstream.unpack._partial import PartialFile
 
-    cache = Cache.at(tmp_path / "cache")
-    stream = tee.Tee(
-        wheel="demo-1.0-py3-none-any.whl",
-        journal_path=cache.journal("k"),
-        journal=Journal(url="http://x/demo.whl"),
-        partial=PartialFile(cache.partial("k")),
-        parser=ZipStreamParser(),
-        extractor=Extractor(cache.staging("k"), writers=True),
-        hasher=_sha256.new(),
-    )
+    stream = bare_stream(tmp_path)
     stream._syncer.error = OSError(28, "No space left on device (injected)")
     stream.feed(b"not a zip at all" * 100_000)  # > one block: handed to the worker, which fails on it
     with pytest.raises(StrayData):
@@ -729,17 +718,13 @@ def test_the_streams_own_error_wins_over_a_failed_checkpoint(tmp_path: Path) -> 
     stream.abandon()
 
 
-def test_a_checkpoint_due_while_the_last_one_syncs_is_taken_as_soon_as_it_is_done(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The syncer is held inside the first checkpoint while the second comes due: the second is owed, not
-    skipped, and taken after the next block once the syncer is free — not an interval later."""
+def bare_stream(tmp_path: Path) -> tee.Tee:
+    """A tee of its own, fed by the test (no download around it)."""
     from wheelstream.unpack._extract import Extractor
     from wheelstream.unpack._partial import PartialFile
 
-    data = mixed_wheel()
     cache = Cache.at(tmp_path / "cache")
-    stream = tee.Tee(
+    return tee.Tee(
         wheel="demo-1.0-py3-none-any.whl",
         journal_path=cache.journal("k"),
         journal=Journal(url="http://x/demo.whl"),
@@ -748,6 +733,15 @@ def test_a_checkpoint_due_while_the_last_one_syncs_is_taken_as_soon_as_it_is_don
         extractor=Extractor(cache.staging("k"), writers=True),
         hasher=_sha256.new(),
     )
+
+
+def test_a_checkpoint_due_while_the_last_one_syncs_is_taken_as_soon_as_it_is_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The syncer is held inside the first checkpoint while the second comes due: the second is owed, not
+    skipped, and taken after the next block once the syncer is free — not an interval later."""
+    data = mixed_wheel()
+    stream = bare_stream(tmp_path)
     release, saved = threading.Event(), list[int]()
     real = tee.Tee._make_durable
 

@@ -373,19 +373,25 @@ def ws_limited(*args: str, cache: Path, file_size_limit: int) -> Run:
     return ws(*args, cache=cache, preexec_fn=limit)
 
 
+def _full_disk(server: FaultServer, cache: Path, tmp_path: Path, limit: int) -> tuple[str, str, int, str]:
+    """An install whose files may not grow past ``limit`` (a 3 MB entry): file name, URL, size, error line."""
+    filename, data = build_wheel("demo", "1.0", files={"demo/zeros.bin": bytes(3 << 20)})
+    url = server.add_file(filename, data)
+    run = ws_limited("install", url, "-t", str(tmp_path / "t"), cache=cache, file_size_limit=limit)
+    assert run.code == 1, run.err
+    line = run.error_line()
+    assert line.startswith(f"error: {filename}: cannot write"), line
+    assert not (tmp_path / "t").exists()
+    return filename, url, len(data), line
+
+
 def test_a_full_disk_before_any_checkpoint_says_so_and_leaves_nothing(
     server: FaultServer, cache: Path, tmp_path: Path
 ) -> None:
     """The first block cannot be written (the first checkpoint comes after it). Nothing is resumable yet,
     so nothing may be left taking space on what is probably a full disk."""
-    filename, data = build_wheel("demo", "1.0", files={"demo/zeros.bin": bytes(3 << 20)})
-    url = server.add_file(filename, data)
-    run = ws_limited("install", url, "-t", str(tmp_path / "t"), cache=cache, file_size_limit=512 << 10)
-    assert run.code == 1, run.err
-    line = run.error_line()
-    assert line.startswith(f"error: {filename}: cannot write"), line
+    _filename, _url, _size, line = _full_disk(server, cache, tmp_path, 512 << 10)
     assert "File too large; nothing kept" in line, line
-    assert not (tmp_path / "t").exists()
     leftovers = [p for p in (cache / "partial").iterdir() if not p.name.endswith(".lock")]
     assert leftovers == []
     assert list((cache / "staging").iterdir()) == []
@@ -396,22 +402,14 @@ def test_a_full_disk_after_the_first_checkpoint_keeps_it_and_the_rerun_resumes(
 ) -> None:
     """The first checkpoint comes after one block: a disk that fills up later keeps what it made durable
     (and what the trail proves past it), says how much, and the same command resumes from there."""
-    filename, data = build_wheel("demo", "1.0", files={"demo/zeros.bin": bytes(3 << 20)})
-    url = server.add_file(filename, data)
-    run = ws_limited("install", url, "-t", str(tmp_path / "t"), cache=cache, file_size_limit=2 << 20)
-    assert run.code == 1, run.err
-    line = run.error_line()
-    assert line.startswith(f"error: {filename}: cannot write"), line
+    filename, url, size, line = _full_disk(server, cache, tmp_path, 2 << 20)
     assert "kept — run the same command again to resume once that is fixed" in line, line
-    assert not (tmp_path / "t").exists()
     assert server.wait_idle(10)
     sent = server.bytes_sent(filename)
     run = ws("install", url, "-t", str(tmp_path / "t"), cache=cache)
     assert run.code == 0, run.err
     assert server.requests_for(filename)[-1].range is not None
-    assert server.bytes_sent(filename) - sent < len(data) - (
-        1 << 20
-    )  # at least a block was not fetched again
+    assert server.bytes_sent(filename) - sent < size - (1 << 20)  # a block at least was not fetched again
 
 
 def test_a_full_disk_while_unpacking_a_local_wheel_says_so_and_leaves_nothing(
