@@ -15,7 +15,15 @@ if TYPE_CHECKING:
     from wheelstream._api import DEFAULT_INDEX_URL, InstallResult, WheelOutcome, Workers, download, install
     from wheelstream._progress import Progress, ProgressCallback
     from wheelstream.errors import WheelstreamError
-    from wheelstream.installer import InstallReport
+    from wheelstream.installer import (
+        Environment,
+        EnvironmentReport,
+        Installed,
+        InstallReport,
+        find_environment,
+        installed_distributions,
+        uninstall,
+    )
 
 # Imported on first use (PEP 562), so that ``python -m wheelstream`` and the script start with the CLI
 # package: it decides what the program imports before httpx is (``wheelstream.cli._process.skip_httpx_cli``).
@@ -30,6 +38,12 @@ _LAZY = {
     "ProgressCallback": "wheelstream._progress",
     "WheelstreamError": "wheelstream.errors",
     "InstallReport": "wheelstream.installer",
+    "Environment": "wheelstream.installer",
+    "EnvironmentReport": "wheelstream.installer",
+    "Installed": "wheelstream.installer",
+    "find_environment": "wheelstream.installer",
+    "installed_distributions": "wheelstream.installer",
+    "uninstall": "wheelstream.installer",
 }
 
 
@@ -55,8 +69,11 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "DEFAULT_INDEX_URL",
+    "Environment",
+    "EnvironmentReport",
     "InstallReport",
     "InstallResult",
+    "Installed",
     "Progress",
     "ProgressCallback",
     "WheelOutcome",
@@ -64,5 +81,8 @@ __all__ = [
     "Workers",
     "__version__",
     "download",
+    "find_environment",
     "install",
+    "installed_distributions",
+    "uninstall",
 ]

@@ -2,21 +2,23 @@
 
 A source is an ``http(s)://`` URL (optionally ``#sha256=<hex>``), a ``file://`` URL, a local path, or
 ``NAME==VERSION`` resolved through a simple index. Every source is fetched and unpacked into the cache
-first (``wheels/<sha256>/``); only when *all* of them succeeded is anything installed, in one transaction
-(pip's ``--target`` semantics, see :mod:`wheelstream.installer`). So a failing or interrupted download never
-leaves the target half-installed, and the next run resumes what was interrupted.
+first (``wheels/<sha256>/``); only when *all* of them succeeded is anything installed, in one transaction:
+into a ``target`` directory (pip's ``--target`` semantics) or an :class:`~wheelstream.installer.Environment`
+(pip's plain install, replacing other versions; see :mod:`wheelstream.installer`). So a failing or interrupted
+download never leaves the destination half-installed, and the next run resumes what was interrupted.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import httpx
 
@@ -27,18 +29,20 @@ from wheelstream._sources import Resolved, direct_url, filename_of, resolve
 from wheelstream.errors import Interrupted, UsageError
 from wheelstream.fetch import DownloadOptions, DownloadResult
 from wheelstream.installer import (
+    Environment,
+    EnvironmentReport,
     InstallReport,
     LinkMode,
     WheelToInstall,
+    install_into,
     install_staged_many,
+    installed_distributions,
     probe_interpreter,
+    same_version,
 )
 from wheelstream.installer._metadata import check_tags, parse_filename
 from wheelstream.transport import new_client
 from wheelstream.zip import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_SIZE
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["DEFAULT_INDEX_URL", "InstallResult", "WheelOutcome", "Workers", "download", "install"]
 
@@ -73,7 +77,7 @@ class WheelOutcome:
 @dataclass(frozen=True)
 class InstallResult:
     wheels: tuple[WheelOutcome, ...]
-    report: InstallReport | None  # None for ``download``
+    report: InstallReport | EnvironmentReport | None  # None for ``download``
 
     @property
     def bytes_fetched(self) -> int:
@@ -106,8 +110,10 @@ def _fetch_all(
     keep_wheels_in: Path | None,
     workers: Workers,
     keep_unpacked: bool = True,
+    wanted: Callable[[str], bool] | None = None,
 ) -> list[tuple[Resolved, DownloadResult]]:
-    """Resolve and fetch every source (in parallel), with a client of our own unless one is given."""
+    """Resolve and fetch every source (in parallel), with a client of our own unless one is given; a source
+    whose wheel file name ``wanted`` refuses is resolved but not fetched (already installed)."""
     if workers not in ("threads", "processes"):
         raise UsageError(f"unknown workers {workers!r} (use 'threads' or 'processes')")
     names = [sources] if isinstance(sources, str) else [os.fspath(s) for s in sources]
@@ -131,6 +137,7 @@ def _fetch_all(
             keep_wheels_in,
             keep_unpacked,
             processes=client is None and workers == "processes",
+            wanted=wanted,
         )
 
 
@@ -148,10 +155,15 @@ def _fetch_with(
     keep_wheels_in: Path | None,
     keep_unpacked: bool,
     processes: bool,
+    wanted: Callable[[str], bool] | None = None,
 ) -> list[tuple[Resolved, DownloadResult]]:
     """``processes``: worker processes were asked for, and the client is ours (a caller's cannot cross)."""
     interpreter = probe_interpreter(python)
     resolved = [resolve(s, hashes, index_url, cache, client, interpreter.tags) for s in sources]
+    if wanted is not None:
+        resolved = [item for item in resolved if wanted(filename_of(item))]
+        if not resolved:
+            return []
     if not ignore_tags and keep_wheels_in is None:
         for item in resolved:  # fail before downloading anything, as pip does
             name = filename_of(item)
@@ -187,12 +199,14 @@ def _outcome(item: Resolved, result: DownloadResult, keep: Path | None) -> Wheel
 
 def install(
     sources: Sequence[str | os.PathLike[str]] | str,
-    target: str | os.PathLike[str],
+    target: str | os.PathLike[str] | None = None,
     *,
+    environment: Environment | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     hashes: Mapping[str, str] | None = None,
     index_url: str = DEFAULT_INDEX_URL,
     upgrade: bool = False,
+    reinstall: bool = False,
     jobs: int = DEFAULT_JOBS,
     retries: int = 5,
     timeout: float = 30.0,
@@ -207,21 +221,43 @@ def install(
     client: httpx.Client | None = None,
     workers: Workers = "threads",
 ) -> InstallResult:
-    """Install wheels into ``target`` like ``pip install --no-deps --no-compile --target``, resumably.
+    """Install wheels, resumably, into ``target`` like ``pip install --no-deps --no-compile --target`` or into
+    ``environment`` like ``pip install --no-deps --no-compile`` (give exactly one).
+
+    ``environment`` comes from :func:`wheelstream.find_environment` (a venv, a prefix, an interpreter's own):
+    another version of a wheel's distribution there is replaced in the same transaction; the same version is
+    skipped without being downloaded, unless ``reinstall``. ``upgrade`` and ``python`` are ``target``'s
+    (``--target --upgrade``, the interpreter the install is for); an environment has its interpreter.
 
     ``hashes`` maps a source (as given) to its expected sha256 hex. Raises a
-    :class:`~wheelstream.errors.WheelstreamError`; on any error the target is untouched and interrupted
+    :class:`~wheelstream.errors.WheelstreamError`; on any error the destination is untouched and interrupted
     downloads are kept in the cache for the next call to resume.
 
-    ``link_mode``: ``"move"`` (default) unpacks each wheel once and moves the files into the target — the
-    cache keeps the wheel *file*, so a later install needs no network but unpacks again; ``"copy"`` and
+    ``link_mode``: ``"move"`` (default) unpacks each wheel once and moves the files into place — the cache
+    keeps the wheel *file*, so a later install needs no network but unpacks again; ``"copy"`` and
     ``"hardlink"`` keep the unpacked tree in the cache and copy or hardlink from it (a hardlinked file edited
-    in the target changes the cache too, as with uv).
+    in the destination changes the cache too, as with uv).
 
     ``workers``: several downloads run on threads of this process unless ``"processes"`` is asked for: then,
     where it is possible (Linux, a client of wheelstream's own, this process running one thread), each runs in
     a forked worker process with a GIL of its own — faster on many wheels, but it forks the caller.
     """
+    if (target is None) == (environment is None):
+        raise UsageError("say where to install: a target directory or an environment (exactly one)")
+    skipped: list[str] = []
+    wanted: Callable[[str], bool] | None = None
+    if environment is not None:
+        python = environment.interpreter.executable
+        present = {dist.key: dist for dist in installed_distributions(environment)}
+
+        def wanted(filename: str) -> bool:
+            name = parse_filename(filename)
+            old = present.get(name.name)
+            if old is None or reinstall or not same_version(old.version, str(name.version)):
+                return True
+            skipped.append(f"{old.name} {old.version}")
+            return False
+
     fetched = _fetch_all(
         sources,
         cache_dir=cache_dir,
@@ -239,19 +275,36 @@ def install(
         keep_wheels_in=None,
         workers=workers,
         keep_unpacked=link_mode != "move",
+        wanted=wanted,
     )
     results = [result for _item, result in fetched]
+    where = target if environment is None else environment.root
+    items = [WheelToInstall(result.staged, direct_url(item), result.sha256) for item, result in fetched]
     try:
-        report = install_staged_many(
-            [WheelToInstall(result.staged, direct_url(item), result.sha256) for item, result in fetched],
-            Path(target),
-            python=python,
-            upgrade=upgrade,
-            link_mode=link_mode,
-            compile_bytecode=compile_bytecode,
-            ignore_tags=ignore_tags,
-            on_warning=on_warning,
-        )
+        report: InstallReport | EnvironmentReport
+        if environment is None:
+            assert target is not None
+            report = install_staged_many(
+                items,
+                Path(target),
+                python=python,
+                upgrade=upgrade,
+                link_mode=link_mode,
+                compile_bytecode=compile_bytecode,
+                ignore_tags=ignore_tags,
+                on_warning=on_warning,
+            )
+        else:
+            report = install_into(
+                items,
+                environment,
+                reinstall=reinstall,
+                link_mode=link_mode,
+                compile_bytecode=compile_bytecode,
+                ignore_tags=ignore_tags,
+                on_warning=on_warning,
+            )
+            report = dataclasses.replace(report, skipped=(*skipped, *report.skipped))
     except BaseException as failure:
         try:
             release(results)
@@ -263,7 +316,7 @@ def install(
     try:
         release(results)
     except KeyboardInterrupt:  # the install is complete: the interrupt says so (left claims are swept later)
-        raise Interrupted.after_install(target) from None
+        raise Interrupted.after_install(where) from None
     return InstallResult(tuple(_outcome(i, r, None) for i, r in fetched), report)
 
 

@@ -30,6 +30,7 @@ The tree (each leaf is raised somewhere; catch a branch, not a leaf, unless you 
     │   ├── ResourceGone                404/410/416: the URL no longer serves this file
     │   └── HTTPStatusError             any other status we cannot act on
     ├── UsageError                      the caller asked for something impossible (exit 2)
+    ├── ExternallyManaged               PEP 668: the interpreter's environment is its distributor's (exit 1)
     ├── DiskError                       the cache could not be written: disk full, permissions, I/O (exit 1)
     ├── WorkerDied                      the worker process of a download was killed (exit 1)
     └── Interrupted                     Ctrl-C / SIGTERM after a clean checkpoint (exit 130)
@@ -51,6 +52,7 @@ __all__ = [
     "DiskError",
     "DuplicateEntry",
     "EntrySetMismatch",
+    "ExternallyManaged",
     "HTTPStatusError",
     "HashMismatch",
     "HeaderMismatch",
@@ -268,6 +270,11 @@ class UsageError(WheelstreamError):
     """The caller asked for something impossible or contradictory."""
 
     exit_code = 2
+
+
+class ExternallyManaged(WheelstreamError):
+    """The interpreter's environment is marked ``EXTERNALLY-MANAGED`` (PEP 668): refused, as pip refuses it,
+    unless the caller passes ``break_system_packages``."""
 
 
 class DiskError(WheelstreamError):

@@ -22,10 +22,10 @@ from wheelstream.cli._contract import run
 from wheelstream.cli._requirements import Requirements, is_local, parse_hash, parse_requirements
 from wheelstream.cli._ui import ConsoleProgress
 from wheelstream.errors import HashMismatch, UsageError, one_line
-from wheelstream.installer import LinkMode, probe_interpreter
+from wheelstream.installer import Environment, EnvironmentReport, LinkMode, probe_interpreter
 from wheelstream.zip import DEFAULT_MAX_ENTRIES
 
-__all__ = ["download_cmd", "install_cmd", "parse_size"]
+__all__ = ["download_cmd", "environment_options", "find_env", "install_cmd", "parse_size"]
 
 
 # -- options -----------------------------------------------------------------------------------------------
@@ -283,17 +283,59 @@ def _known_hash(source: str, index_url: str, python: str | None, cache_dir: str 
 _LINK_MODES: dict[str, LinkMode] = {"move": "move", "copy": "copy", "hardlink": "hardlink"}
 
 
+def environment_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Where an install (or uninstall, or list) without ``--target`` goes: pip's and uv's options."""
+    options = [
+        click.option(
+            "--python",
+            default=None,
+            metavar="PATH",
+            help="Interpreter whose environment to use (with --target: the one the install is for).",
+        ),
+        click.option(
+            "--prefix",
+            default=None,
+            type=click.Path(file_okay=False),
+            metavar="DIR",
+            help="Install into DIR with pip's --prefix scheme (lib/pythonX.Y/site-packages, bin, ...).",
+        ),
+        click.option(
+            "--system", is_flag=True, help="Allow an interpreter that is not in a virtual environment."
+        ),
+        click.option(
+            "--break-system-packages",
+            is_flag=True,
+            help="Allow an environment marked EXTERNALLY-MANAGED (PEP 668).",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def find_env(
+    python: str | None, prefix: str | None, system: bool, break_system_packages: bool
+) -> Environment:
+    """The environment the options name (the active venv when they name none)."""
+    from wheelstream.installer import find_environment
+
+    return find_environment(python, prefix=prefix, system=system, break_system_packages=break_system_packages)
+
+
 @click.command("install")
 @click.option(
     "--target",
     "-t",
-    required=True,
+    default=None,
     type=click.Path(file_okay=False),
     metavar="DIR",
-    help="Install into DIR (pip install --target semantics).",
+    help="Install into DIR (pip install --target semantics). Without it: the environment (see --python).",
 )
-@click.option("--upgrade", "-U", is_flag=True, help="Replace items the target already has.")
-@click.option("--python", default=None, metavar="PATH", help="Target interpreter (tags, shebangs, layout).")
+@click.option("--upgrade", "-U", is_flag=True, help="--target: replace items the target already has.")
+@click.option(
+    "--reinstall", is_flag=True, help="Install even a version the environment already has (replacing it)."
+)
+@environment_options
 @click.option(
     "--link-mode",
     type=click.Choice(["move", "copy", "hardlink"]),
@@ -307,34 +349,53 @@ _LINK_MODES: dict[str, LinkMode] = {"move": "move", "copy": "copy", "hardlink": 
 @_common_options
 def install_cmd(
     shared: _Shared,
-    target: str,
+    target: str | None,
     upgrade: bool,
+    reinstall: bool,
     python: str | None,
+    prefix: str | None,
+    system: bool,
+    break_system_packages: bool,
     link_mode: str,
     compile_bytecode: bool,
     ignore_tags: bool,
 ) -> None:
-    """Install wheels into a directory, like `pip install --no-deps --target DIR`, resumably.
+    """Install wheels, resumably: into the active virtual environment (or --python's, or --prefix), like
+    `pip install --no-deps`, replacing other versions; or into a directory, like `pip install --no-deps
+    --target DIR`.
 
     SRC is an http(s) URL (optionally #sha256=HEX), a file:// URL, a local .whl path, or NAME==VERSION.
     """
     from wheelstream._api import install as do_install
 
+    if target is not None and (prefix is not None or system or break_system_packages or reinstall):
+        raise click.UsageError(
+            "--target installs into a directory: --prefix, --system, --break-system-packages "
+            "and --reinstall are for environments"
+        )
+    if target is None and upgrade:
+        raise click.UsageError(
+            "--upgrade is --target's: an environment install always replaces other versions"
+        )
+
     def call(ui: ConsoleProgress) -> InstallResult:
+        environment = None if target is not None else find_env(python, prefix, system, break_system_packages)
         common = _gather(
             shared.sources,
             shared.requirements,
             shared.hash_values,
             shared.index_url,
-            python,
+            python if environment is None else environment.interpreter.executable,
             shared.cache_dir,
         )
         return do_install(
             common.sources,
             target,
+            environment=environment,
             **shared.library_arguments(common),
             upgrade=upgrade,
-            python=python,
+            reinstall=reinstall,
+            python=python if environment is None else None,
             link_mode=_LINK_MODES[link_mode],
             compile_bytecode=compile_bytecode,
             ignore_tags=ignore_tags,
@@ -343,8 +404,14 @@ def install_cmd(
         )
 
     result = run("Installed", shared.quiet, shared.verbose, shared.no_progress, call)
-    if shared.verbose and result.report is not None:
-        for item in result.report.installed:
+    report = result.report
+    if isinstance(report, EnvironmentReport) and not shared.quiet:
+        for item in report.skipped:
+            click.echo(f"already installed: {one_line(item)} (--reinstall installs it again)", err=True)
+        for item in report.removed:
+            click.echo(f"replaced {one_line(item)}", err=True)
+    if shared.verbose and report is not None:
+        for item in report.installed:
             click.echo(f"installed {one_line(item)}", err=True)  # a wheel names its items
 
 

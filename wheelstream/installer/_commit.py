@@ -51,6 +51,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
+from typing import NamedTuple
 
 try:
     import fcntl
@@ -65,8 +66,10 @@ __all__ = [
     "RESERVED_PREFIX",
     "TMP_PREFIX",
     "Move",
+    "PlannedMove",
     "UnfinishedCommit",
     "commit",
+    "commit_moves",
     "deliver",
     "finish_interrupted",
     "own_home",
@@ -215,27 +218,50 @@ def _delete_lock_last(path: Path) -> None:
         os.rmdir(path)
 
 
+class PlannedMove(NamedTuple):
+    """One step of a commit: ``dest`` (``/``-separated, relative to the target or environment root) is set
+    aside into ``tmp/old`` first when ``replace``, then ``source`` (in ``tmp/home``) is renamed to it; with no
+    ``source`` the step only sets ``dest`` aside (a file of a distribution being replaced or uninstalled)."""
+
+    dest: str
+    source: Path | None
+    replace: bool
+
+
+def target_moves(plan: TargetPlan) -> list[PlannedMove]:
+    """A ``--target`` plan's moves: top-level items, each replaced whole."""
+    return [PlannedMove(name, source, name in plan.replace) for name, source in plan.moves.items()]
+
+
 def commit(plan: TargetPlan, target: Path, tmp: Path, move: Move | None = None) -> list[int]:
-    """Apply ``plan``: set replaced items aside (into ``tmp/old``), rename new items in; undo everything on any
-    exception. Returns the signals held while the moves ran (see ``deliver``)."""
+    """Apply a ``--target`` plan (see :func:`commit_moves`)."""
+    return commit_moves(target_moves(plan), target, tmp, move)
+
+
+def commit_moves(moves: list[PlannedMove], root: Path, tmp: Path, move: Move | None = None) -> list[int]:
+    """Apply ``moves`` in order: set replaced paths aside (into ``tmp/old``), rename new ones in; undo
+    everything on any exception. Returns the signals held while the moves ran (see ``deliver``)."""
     do_move = move or _rename
     aside = tmp / "old"
     journal: list[tuple[Path, Path]] = []  # (from, to) of each rename done, for undo
-    moves = [
-        [name, os.path.relpath(source, tmp), name in plan.replace] for name, source in plan.moves.items()
+    steps = [
+        [step.dest, None if step.source is None else os.path.relpath(step.source, tmp), step.replace]
+        for step in moves
     ]
-    (tmp / (_PLAN + ".new")).write_text(json.dumps({"version": 1, "moves": moves}), encoding="utf-8")
+    (tmp / (_PLAN + ".new")).write_text(json.dumps({"version": 2, "moves": steps}), encoding="utf-8")
     os.rename(tmp / (_PLAN + ".new"), tmp / _PLAN)  # whole or absent: a kill while writing leaves no plan
     error: BaseException | None = None
     with _signals_held() as caught:
         try:
-            for name, source in plan.moves.items():
-                dest = target / name
-                if name in plan.replace:
-                    aside.mkdir(exist_ok=True)
+            for name, source, replace in moves:
+                dest = root / name
+                if replace:
+                    _make_parent(aside / name, aside)
                     reached("commit.rename")
                     do_move(dest, aside / name)
                     journal.append((dest, aside / name))
+                if source is None:
+                    continue
                 reached("commit.rename")
                 do_move(source, dest)
                 journal.append((source, dest))
@@ -252,6 +278,14 @@ def commit(plan: TargetPlan, target: Path, tmp: Path, move: Move | None = None) 
     return caught
 
 
+def _make_parent(path: Path, base: Path) -> None:
+    """Create ``path``'s parent directories down from ``base`` (set-aside paths of nested destinations)."""
+    if path.parent != base:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        base.mkdir(exist_ok=True)
+
+
 def _undo(journal: list[tuple[Path, Path]], failure: BaseException, tmp: Path) -> BaseException:
     """Undo the renames in ``journal``; return what the commit raises: ``failure``, or ``UnfinishedCommit``
     when an undo fails too (the plan then stays, for the next install to finish)."""
@@ -266,7 +300,10 @@ def _undo(journal: list[tuple[Path, Path]], failure: BaseException, tmp: Path) -
         return unfinished
     with contextlib.suppress(OSError):  # rolled back: nothing is left for a recovery to finish
         os.unlink(tmp / _PLAN)
-        os.rmdir(tmp / "old")
+    if os.path.isdir(tmp / "old"):
+        for dirpath, _dirs, _files in sorted(os.walk(tmp / "old"), reverse=True):  # empty set-aside parents
+            with contextlib.suppress(OSError):
+                os.rmdir(dirpath)
     return failure
 
 
@@ -343,49 +380,66 @@ def _sweep_gone(gone: Path) -> None:
         os.close(fd)
 
 
-def _read_plan(path: Path, tmp: Path) -> list[tuple[str, Path, bool]]:
-    """The moves of a plan read back from disk, each checked: a name is one path component, a source lies in
-    ``tmp/home`` below real directories (anything else raises ValueError)."""
+def _checked_dest(name: object, version: int) -> str:
+    """A plan's destination: one component (version 1: a ``--target`` item), or (2) a normalized relative
+    ``/`` path with no ``..``; anything else raises ValueError."""
+    if not isinstance(name, str) or not name or "\0" in name or os.sep in name.replace("/", ""):
+        raise ValueError(f"bad item name {name!r} in the plan")
+    parts = name.split("/")
+    if (version == 1 and len(parts) != 1) or any(part in ("", ".", "..") for part in parts):
+        raise ValueError(f"bad item name {name!r} in the plan")
+    return name
+
+
+def _read_plan(path: Path, tmp: Path) -> list[tuple[str, Path | None, bool]]:
+    """The moves of a plan read back from disk, each checked: a destination stays below the root (see
+    ``_checked_dest``), a source lies in ``tmp/home`` below real directories (anything else raises
+    ValueError)."""
     payload = json.loads(path.read_text(encoding="utf-8"))
-    if payload.get("version") != 1:
-        raise ValueError(f"unknown plan version {payload.get('version')!r}")
+    version = payload.get("version")
+    if version not in (1, 2):
+        raise ValueError(f"unknown plan version {version!r}")
     if os.path.islink(tmp / "home"):
         raise ValueError(f"{tmp / 'home'} is a symlink")
     home = os.path.realpath(tmp / "home")
-    moves = []
+    moves: list[tuple[str, Path | None, bool]] = []
     for name, source_rel, replace in payload["moves"]:
-        if (
-            not isinstance(name, str)
-            or name in ("", ".", "..")
-            or "/" in name
-            or "\0" in name
-            or os.sep in name
+        dest = _checked_dest(name, version)
+        if not isinstance(replace, bool) or not (
+            isinstance(source_rel, str) or (version == 2 and source_rel is None)
         ):
-            raise ValueError(f"bad item name {name!r} in the plan")
-        if not isinstance(source_rel, str) or not isinstance(replace, bool):
-            raise TypeError(f"bad move for {name!r} in the plan")
+            raise TypeError(f"bad move for {dest!r} in the plan")
+        if source_rel is None:
+            moves.append((dest, None, replace))
+            continue
         source = tmp / source_rel
         parent = os.path.realpath(source.parent)
         inside = parent == home or parent.startswith(home + os.sep)
         if posixpath.normpath(source_rel) != source_rel or os.path.isabs(source_rel) or not inside:
-            raise ValueError(f"the plan's source for {name!r} is outside {tmp / 'home'}")
-        moves.append((name, source, replace))
+            raise ValueError(f"the plan's source for {dest!r} is outside {tmp / 'home'}")
+        moves.append((dest, source, replace))
     if os.path.islink(tmp / "old"):
         raise ValueError(f"{tmp / 'old'} is a symlink")
     return moves
 
 
-def _roll_forward(moves: list[tuple[str, Path, bool]], target: Path, tmp: Path) -> list[str]:
-    """Do the moves whose source is still in ``tmp``, as ``commit`` would have."""
+def _roll_forward(moves: list[tuple[str, Path | None, bool]], target: Path, tmp: Path) -> list[str]:
+    """Do the moves whose source is still in ``tmp``, as ``commit`` would have; set aside what a step without a
+    source removes, unless it is gone already."""
     moved: list[str] = []
     for name, source, replace in moves:
         dest, aside = target / name, tmp / "old" / name
+        if source is None:
+            if replace and os.path.lexists(dest) and not os.path.lexists(aside):
+                _make_parent(aside, tmp / "old")
+                os.rename(dest, aside)
+            continue
         if not os.path.lexists(source):
             continue  # moved in before the process died
         if os.path.lexists(dest):
             if not replace or os.path.lexists(aside):
                 continue  # something else is there now (and the old item is already aside): leave both
-            aside.parent.mkdir(exist_ok=True)
+            _make_parent(aside, tmp / "old")
             os.rename(dest, aside)
         os.rename(source, dest)
         moved.append(name)

@@ -69,8 +69,13 @@ def write_wheel(
     interpreter: Interpreter,
     target: Path,
     compile_bytecode: bool,
+    *,
+    mirror: bool = False,
 ) -> None:
-    """Write one checked wheel into the home, as pip's ``_install_wheel`` does, ending with its RECORD."""
+    """Write one checked wheel into the home, as pip's ``_install_wheel`` does, ending with its RECORD.
+
+    ``mirror``: the home mirrors ``target`` path for path (an environment); else ``target`` is a ``--target``
+    directory, which receives the items of the home's lib and data directories."""
     staged, info, lib = checked.item.staged, checked.info, checked.lib
     files = staged.files
     changed: dict[str, tuple[str, int]] = {}  # record path -> final (hash, size), of a rewritten script
@@ -98,7 +103,13 @@ def write_wheel(
             if (path := checked.record_path(member, dest)).endswith(".py")
         )
         homes = [posixpath.normpath(posixpath.join(lib, p)) for p in sources]
-        jobs = [(writer.home / h, _final_dir(h, interpreter, lib, target)) for h in homes]
+        jobs = [
+            (
+                writer.home / h,
+                str(target / posixpath.dirname(h)) if mirror else _final_dir(h, interpreter, lib, target),
+            )
+            for h in homes
+        ]
         for pyc in compile_files(jobs, interpreter):
             rel = os.path.relpath(pyc, writer.home).replace(os.sep, "/")
             compiled.add(posixpath.relpath(rel, lib))

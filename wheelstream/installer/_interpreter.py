@@ -50,7 +50,11 @@ class Interpreter:
     platform: str
     cross_compiling: bool
     tags: tuple[Tag, ...]  # most preferred first, like packaging.tags.sys_tags()
-    scheme: HomeScheme
+    scheme: HomeScheme  # pip's --home scheme (what --target installs through)
+    prefix_scheme: HomeScheme | None = None  # pip's --prefix scheme, relative to the prefix
+    env_scheme: HomeScheme | None = None  # where a plain install goes: its environment's paths, absolute
+    prefix: str = ""  # sys.prefix
+    externally_managed: str | None = None  # PEP 668's error text when the marker applies to this interpreter
 
     @property
     def version_text(self) -> str:
@@ -67,7 +71,6 @@ def _from_payload(payload: dict[str, object]) -> Interpreter:
     scheme = payload["scheme"]
     version = payload["version"]
     tags = payload["tags"]
-    assert isinstance(scheme, dict)
     assert isinstance(version, list)
     assert isinstance(tags, list)
     return Interpreter(
@@ -79,8 +82,19 @@ def _from_payload(payload: dict[str, object]) -> Interpreter:
         platform=str(payload["platform"]),
         cross_compiling=bool(payload["cross_compiling"]),
         tags=tuple(tag for text in tags for tag in sorted(parse_tag(str(text)), key=str)),
-        scheme=HomeScheme(**{key: str(value) for key, value in scheme.items()}),
+        scheme=_scheme(scheme),
+        prefix_scheme=_scheme(payload["prefix_scheme"]),
+        env_scheme=_scheme(payload["env_scheme"]),
+        prefix=str(payload["prefix"]),
+        externally_managed=None
+        if payload["externally_managed"] is None
+        else str(payload["externally_managed"]),
     )
+
+
+def _scheme(paths: object) -> HomeScheme:
+    assert isinstance(paths, dict)
+    return HomeScheme(**{key: str(value) for key, value in paths.items()})
 
 
 @functools.lru_cache(maxsize=16)

@@ -5,9 +5,12 @@ wheelstream nor packaging installed: ``SITE`` is the directory holding *our* ``p
 ``sys.path`` so every interpreter computes tags with the same code. Keep it stdlib + packaging only, and keep
 the syntax old enough for any Python pip still supports.
 
-The scheme is computed the way pip's ``locations._sysconfig.get_scheme(dist_name, home=...)`` does it, with a
-placeholder home: the preferred "home" scheme of ``sysconfig`` with every base variable set to the home, and
-pip's virtualenv special case for headers (``<home>/include/site/pythonX.Y``).
+The schemes are computed the way pip's ``locations._sysconfig.get_scheme(dist_name, home=..., prefix=...)``
+does it: ``scheme`` is the preferred "home" scheme of ``sysconfig`` with every base variable set to a
+placeholder home (``--target``), ``prefix_scheme`` the preferred "prefix" scheme with them set to a placeholder
+prefix (``--prefix``), and ``env_scheme`` the interpreter's own install paths, absolute (its environment);
+each with pip's virtualenv special case for headers (``<base>/include/site/pythonX.Y``). ``externally_managed``
+is PEP 668's marker, read as pip reads it (``None`` in a virtual environment, where it never applies).
 """
 
 from __future__ import annotations
@@ -36,17 +39,66 @@ def _in_venv() -> bool:
     return hasattr(sys, "real_prefix") or sys.prefix != getattr(sys, "base_prefix", sys.prefix)
 
 
+def _prefix_scheme_name() -> str:
+    """pip's ``_infer_prefix``, with its ``--prefix`` special case (never ``osx_framework_library``)."""
+    preferred = getattr(sysconfig, "get_preferred_scheme", None)
+    name = str(preferred("prefix")) if preferred is not None else None
+    if name is None:
+        names = sysconfig.get_scheme_names()
+        for candidate in (
+            sys.implementation.name + "_" + os.name,
+            sys.implementation.name,
+            os.name + "_prefix",
+        ):
+            if candidate in names:
+                name = candidate
+                break
+        else:
+            name = os.name if os.name in names else "posix_prefix"
+    return "posix_prefix" if name == "osx_framework_library" else name
+
+
+def _scheme(name: str, base: str | None, version: str, in_venv: bool) -> dict[str, str]:
+    """sysconfig's paths for scheme ``name`` (every base variable set to ``base``, or the interpreter's own),
+    headers' parent as pip makes it."""
+    variables = {k: base for k in _HOME_KEYS} if base is not None else {}
+    paths = sysconfig.get_paths(scheme=name, vars=variables)
+    include = paths["include"]
+    if in_venv:
+        include = os.path.join(
+            base if base is not None else sys.prefix, "include", "site", "python" + version
+        )
+    keys = ("purelib", "platlib", "scripts", "data")
+    return {**{key: paths[key] for key in keys}, "include": include}
+
+
+def _externally_managed() -> str | None:
+    """PEP 668: the ``Error`` of ``EXTERNALLY-MANAGED`` beside the standard library (pip's text when it has
+    none), or None when there is no marker. Never in a virtual environment."""
+    if _in_venv():
+        return None
+    marker = os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")
+    if not os.path.isfile(marker):
+        return None
+    import configparser
+
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(marker, encoding="utf-8")
+        return parser.get("externally-managed", "Error")
+    except (configparser.Error, OSError, UnicodeDecodeError):
+        return f"The Python environment under {sys.prefix} is managed externally."
+
+
 def collect() -> dict[str, Any]:
     """Everything the installer needs to know about this interpreter, JSON-ready."""
     from packaging import tags
 
     home = os.path.abspath(os.path.join(os.sep, "wheelstream-home"))
-    paths = sysconfig.get_paths(scheme=_home_scheme_name(), vars={k: home for k in _HOME_KEYS})
     in_venv = _in_venv()
     version = "{}.{}".format(*sys.version_info[:2])
-    include = paths["include"]
-    if in_venv:
-        include = os.path.join(home, "include", "site", "python" + version)
+    paths = _scheme(_home_scheme_name(), home, version, in_venv)
+    prefix_paths = _scheme(_prefix_scheme_name(), home, version, in_venv)
 
     def rel(path: str) -> str:
         return os.path.relpath(path, home).replace(os.sep, "/")
@@ -60,13 +112,11 @@ def collect() -> dict[str, Any]:
         "platform": sys.platform,
         "cross_compiling": bool(getattr(sys, "cross_compiling", False)),
         "tags": [str(tag) for tag in tags.sys_tags()],
-        "scheme": {
-            "purelib": rel(paths["purelib"]),
-            "platlib": rel(paths["platlib"]),
-            "scripts": rel(paths["scripts"]),
-            "data": rel(paths["data"]),
-            "include": rel(include),
-        },
+        "scheme": {key: rel(path) for key, path in paths.items()},
+        "prefix_scheme": {key: rel(path) for key, path in prefix_paths.items()},
+        "env_scheme": _scheme(_prefix_scheme_name(), None, version, in_venv),
+        "prefix": sys.prefix,
+        "externally_managed": _externally_managed(),
     }
 
 

@@ -1,0 +1,298 @@
+"""Install into an environment (a venv, a prefix, an interpreter's own) and remove from it, in one transaction.
+
+pip installs a wheel straight into the scheme paths and, when another version is there, uninstalls it first
+(stashing its files, committing the stash at the end). Here the order is safer and the result the same:
+
+1. every wheel is checked, and every distribution it replaces is read (its RECORD: :mod:`._installed`), before
+   anything is written — a replaced distribution without a RECORD fails the install whole;
+2. the wheels are written into one temporary home *inside the environment's root*, laid out with the
+   environment's own scheme relative to that root (:class:`~._environment.Environment`), so RECORD paths,
+   launchers and bytecode are already what they will be;
+3. the plan: the home is merged into the root — a path the root lacks moves in whole (``torch/`` is one
+   rename), an existing directory is descended into, an existing file is set aside and replaced — then every
+   file of a replaced distribution that no new file covers is set aside;
+4. :func:`~._commit.commit_moves` runs the plan (undone whole on any error; a killed one finished by the next
+   command, exactly as for ``--target``); directories the replaced files leave empty are removed; the
+   temporary home, holding everything set aside, is retired.
+
+Uninstalling is steps 1, 3 and 4 with nothing to write. The same name and version already installed is skipped
+("already satisfied") unless ``reinstall``; files RECORD does not list are never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from .._killpoints import reached
+from ..errors import DiskError, InstallConflict, Interrupted, UsageError, WheelstreamError
+from ._checks import (
+    CheckedWheel,
+    Warnings,
+    WheelToInstall,
+    check_wheel,
+    refuse_reserved_names,
+    warn_about_overwrites,
+)
+from ._commit import (
+    TMP_PREFIX,
+    Move,
+    PlannedMove,
+    UnfinishedCommit,
+    commit_moves,
+    deliver,
+    finish_interrupted,
+    own_home,
+    retire,
+)
+from ._destination import HomeWriter, LinkMode
+from ._environment import Environment
+from ._home import write_wheel
+from ._installed import Installed, Removal, installed_distributions, removal
+
+__all__ = ["EnvironmentReport", "install_into", "same_version", "uninstall"]
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentReport:
+    """What an install into (or an uninstall from) an environment did."""
+
+    root: Path
+    installed: tuple[str, ...]  # "name version" of each distribution written
+    removed: tuple[str, ...]  # "name version" of each distribution replaced or uninstalled
+    skipped: tuple[str, ...]  # "name version" already installed (not reinstalled)
+    files_written: int
+    files_removed: int
+    warnings: tuple[str, ...]
+    files_linked: int = 0
+    files_moved: int = 0
+    bytes_written: int = 0
+
+
+def same_version(installed: str, wanted: str) -> bool:
+    """PEP 440 equality (``1.0`` is ``1.0.0``); plain text when either does not parse."""
+    try:
+        return Version(installed) == Version(wanted)
+    except InvalidVersion:
+        return installed == wanted
+
+
+def _cannot(exc: OSError, root: Path, wheel: str | None = None) -> DiskError:
+    touched = f" ({exc.filename})" if exc.filename else ""
+    return DiskError(
+        f"cannot install into {root}: {exc.strerror or exc}{touched}; the environment is unchanged",
+        wheel=wheel,
+    )
+
+
+def _merge(home: Path, root: Path, removed: set[str]) -> list[PlannedMove]:
+    """The moves that put the home's tree into ``root`` (step 3 of the module docstring)."""
+    moves: list[PlannedMove] = []
+    pending = [""]
+    while pending:
+        rel = pending.pop()
+        for name in sorted(os.listdir(home / rel) if rel else os.listdir(home), reverse=True):
+            path = f"{rel}/{name}" if rel else name
+            source, dest = home / path, root / path
+            if not os.path.lexists(dest):
+                moves.append(PlannedMove(path, source, False))
+            elif source.is_dir() and not source.is_symlink():
+                if dest.is_dir():
+                    pending.append(
+                        path
+                    )  # merge into it (a symlinked directory such as lib64 too, as pip does)
+                elif path in removed:
+                    moves.append(PlannedMove(path, source, True))  # a replaced file becomes a directory
+                else:
+                    raise InstallConflict(f"{dest} is a file where the install needs a directory")
+            elif dest.is_dir() and not dest.is_symlink():
+                raise InstallConflict(f"{dest} is a directory where the install puts a file")
+            else:
+                moves.append(PlannedMove(path, source, True))
+    moves.reverse()
+    return moves
+
+
+def _prune(root: Path, removed: Sequence[str], keep: set[Path]) -> None:
+    """Remove the directories that setting ``removed`` aside left empty, deepest first, never ``keep``'s."""
+    parents = sorted({(root / path).parent for path in removed}, key=lambda p: len(p.parts), reverse=True)
+    for folder in parents:
+        while folder != root and folder not in keep and root in folder.parents:
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
+            folder = folder.parent
+
+
+def _transaction(
+    env: Environment,
+    checked: Sequence[CheckedWheel],
+    removals: Sequence[Removal],
+    link_mode: LinkMode,
+    compile_bytecode: bool,
+    warn: Warnings,
+    move: Move | None,
+) -> tuple[HomeWriter | None, int]:
+    """Steps 2-4; returns the writer (None when nothing was written) and the number of files removed."""
+    root = env.root
+    tmp: Path | None = None
+    owner: int | None = None
+    keep_tmp = False
+    held: list[int] = []
+    try:
+        try:
+            try:
+                tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=root))
+                owner = own_home(tmp)
+            except OSError as exc:
+                raise _cannot(exc, root) from exc
+            writer = HomeWriter(tmp / "home", link_mode)
+            writer.home.mkdir()
+            for wheel in checked:
+                try:
+                    write_wheel(wheel, writer, env.interpreter, root, compile_bytecode, mirror=True)
+                except OSError as exc:
+                    raise _cannot(exc, root, wheel.item.staged.filename) from exc
+                writer.shared = True
+            reached("install.home-written")
+            removed = {path for r in removals for path in r.files}
+            moves = _merge(writer.home, root, removed)
+            covered = {m.dest for m in moves}
+            gone = sorted(removed - covered)
+            moves.extend(PlannedMove(path, None, True) for path in gone)
+            try:
+                held = commit_moves(moves, root, tmp, move)
+            except UnfinishedCommit as exc:
+                keep_tmp = True
+                raise DiskError(
+                    f"cannot install into {root}: {exc}; the environment holds part of this install, "
+                    f"and the next wheelstream command there finishes it ({tmp.name} holds the rest)"
+                ) from exc
+            except OSError as exc:
+                raise _cannot(exc, root) from exc
+            scheme = env.interpreter.scheme
+            keep = {root / scheme.purelib, root / scheme.platlib, root / scheme.scripts, root / scheme.data}
+            with contextlib.suppress(OSError):
+                _prune(root, gone, {Path(os.path.normpath(p)) for p in keep})
+        except BaseException:
+            if not keep_tmp and tmp is not None:
+                retire(tmp)
+            raise
+        reached("commit.retire")
+        interrupted = retire(tmp)
+    finally:
+        if owner is not None:
+            os.close(owner)
+    try:
+        deliver(held)
+    except KeyboardInterrupt:
+        interrupted = True
+    if interrupted:
+        raise Interrupted.after_install(root)
+    return writer, len(removed)
+
+
+def _prepare(env: Environment, warn: Warnings) -> dict[str, Installed]:
+    """The root made and what a killed command left there finished; the distributions installed."""
+    try:
+        env.root.mkdir(parents=True, exist_ok=True)
+        finished = finish_interrupted(env.root, warn)
+    except OSError as exc:
+        raise _cannot(exc, env.root) from exc
+    if finished:
+        warn(
+            f"an earlier command in {env.root} was killed halfway; finished it: {len(finished)} path(s) moved"
+        )
+    return {dist.key: dist for dist in installed_distributions(env)}
+
+
+def install_into(
+    wheels: Sequence[WheelToInstall],
+    env: Environment,
+    *,
+    reinstall: bool = False,
+    link_mode: LinkMode = "move",
+    compile_bytecode: bool = False,
+    ignore_tags: bool = False,
+    on_warning: Callable[[str], None] | None = None,
+    _move: Move | None = None,
+) -> EnvironmentReport:
+    """Install wheels into ``env`` as one ``pip install --no-deps`` would, replacing other versions of them."""
+    if link_mode not in ("move", "copy", "hardlink"):
+        raise UsageError(f"unknown link mode {link_mode!r} (use 'move', 'copy' or 'hardlink')")
+    warn = Warnings(on_warning)
+    checked: list[CheckedWheel] = []
+    for item in wheels:
+        try:
+            checked.append(check_wheel(item, env.interpreter, ignore_tags, warn))
+            refuse_reserved_names(checked[-1], env.interpreter)
+        except WheelstreamError as exc:
+            exc.with_wheel(item.staged.filename)
+            raise
+    warn_about_overwrites(checked, warn)
+    present = _prepare(env, warn)
+    writing, removals, skipped = [], [], []
+    for wheel in checked:
+        old = present.get(canonicalize_name(wheel.info.name))
+        if old is not None and same_version(old.version, str(wheel.info.version)) and not reinstall:
+            skipped.append(f"{old.name} {old.version}")
+            continue
+        if old is not None:
+            try:
+                removals.append(removal(env, old, warn))
+            except WheelstreamError as exc:
+                exc.with_wheel(wheel.item.staged.filename)
+                raise
+        writing.append(wheel)
+    writer, files_removed = (None, 0)
+    if writing:
+        writer, files_removed = _transaction(env, writing, removals, link_mode, compile_bytecode, warn, _move)
+    return EnvironmentReport(
+        root=env.root,
+        installed=tuple(f"{w.info.name} {w.info.version}" for w in writing),
+        removed=tuple(f"{r.dist.name} {r.dist.version}" for r in removals),
+        skipped=tuple(skipped),
+        files_written=writer.files_written if writer else 0,
+        files_removed=files_removed,
+        warnings=tuple(warn.seen),
+        files_linked=writer.linked if writer else 0,
+        files_moved=writer.moved if writer else 0,
+        bytes_written=writer.bytes_written if writer else 0,
+    )
+
+
+def uninstall(
+    names: Sequence[str], env: Environment, *, on_warning: Callable[[str], None] | None = None
+) -> EnvironmentReport:
+    """Remove the named distributions from ``env`` in one transaction; a name not installed is a warning
+    (pip's "Skipping X as it is not installed"), one without a RECORD an error before anything is touched."""
+    warn = Warnings(on_warning)
+    present = _prepare(env, warn)
+    removals: list[Removal] = []
+    for name in names:
+        dist = present.get(canonicalize_name(name))
+        if dist is None:
+            warn(f"skipping {name}: it is not installed in {env.root}")
+            continue
+        if all(r.dist.key != dist.key for r in removals):
+            removals.append(removal(env, dist, warn))
+    files_removed = 0
+    if removals:
+        _writer, files_removed = _transaction(env, [], removals, "move", False, warn, None)
+    return EnvironmentReport(
+        root=env.root,
+        installed=(),
+        removed=tuple(f"{r.dist.name} {r.dist.version}" for r in removals),
+        skipped=(),
+        files_written=0,
+        files_removed=files_removed,
+        warnings=tuple(warn.seen),
+    )

@@ -1,0 +1,147 @@
+"""What an environment already holds: its distributions, found by their ``.dist-info``, and what removing
+one takes, read from its RECORD as pip's uninstall reads it.
+
+pip's rules, kept (``_internal/req/req_uninstall.py``):
+
+* a distribution is removed by its RECORD: every listed file, and for each ``.py`` the bytecode beside it
+  (``x.pyc``, ``x.pyo``) and in ``__pycache__`` (``x.*.pyc`` — every interpreter's, where pip removes only its
+  own); its ``.dist-info`` directory goes whole; directories left empty go too;
+* without a RECORD a distribution cannot be removed: a one-line error names it and the tool that installed
+  it (``INSTALLER``); nothing is touched;
+* files RECORD does not list are left alone.
+
+And one pip does not have: a RECORD row that points outside the environment's root — lexically (``../``) or
+through a symlink — is never followed; it is left out and named in a warning.
+"""
+
+from __future__ import annotations
+
+import csv
+import email.parser
+import glob
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from ..errors import InstallConflict, one_line
+from ._environment import Environment
+
+__all__ = ["Installed", "Removal", "find_installed", "installed_distributions", "removal"]
+
+
+@dataclass(frozen=True, slots=True)
+class Installed:
+    """One installed distribution."""
+
+    name: str  # as METADATA spells it (else the directory)
+    version: str
+    dist_info: Path
+    installer: str  # INSTALLER's first line, "" when there is none
+
+    @property
+    def key(self) -> str:
+        return canonicalize_name(self.name)
+
+
+def _read_metadata(dist_info: Path) -> tuple[str, str] | None:
+    try:
+        with open(dist_info / "METADATA", encoding="utf-8", errors="replace") as handle:
+            headers = email.parser.Parser().parse(handle, headersonly=True)
+    except OSError:
+        return None
+    name, version = headers.get("Name"), headers.get("Version")
+    return (str(name), str(version)) if name and version else None
+
+
+def installed_distributions(env: Environment) -> list[Installed]:
+    """Every ``*.dist-info`` in the environment's lib directories, sorted by name."""
+    found: dict[str, Installed] = {}
+    for lib in env.lib_dirs:
+        try:
+            names = sorted(os.listdir(lib))
+        except OSError:
+            continue
+        for entry in names:
+            if not entry.endswith(".dist-info") or not (lib / entry).is_dir():
+                continue
+            stem = entry[: -len(".dist-info")]
+            name, _, version = stem.rpartition("-")
+            metadata = _read_metadata(lib / entry)
+            if metadata is not None:
+                name, version = metadata
+            if not name:
+                continue
+            try:
+                installer = (lib / entry / "INSTALLER").read_text(encoding="utf-8", errors="replace").strip()
+            except OSError:
+                installer = ""
+            dist = Installed(name, version, lib / entry, installer.splitlines()[0] if installer else "")
+            found.setdefault(dist.key, dist)
+    return sorted(found.values(), key=lambda d: d.key)
+
+
+def find_installed(env: Environment, name: str) -> Installed | None:
+    key = canonicalize_name(name)
+    return next((d for d in installed_distributions(env) if d.key == key), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """What removing one distribution takes: existing files, ``/`` paths relative to the root, sorted."""
+
+    dist: Installed
+    files: tuple[str, ...]
+    outside: tuple[str, ...]  # RECORD rows not followed: they point outside the root
+
+
+def _bytecode_of(path: str) -> Iterator[str]:
+    """The compiled forms of the source ``path`` that may lie beside it."""
+    folder, file = os.path.split(path)
+    base = file[: -len(".py")]
+    yield os.path.join(folder, base + ".pyc")
+    yield os.path.join(folder, base + ".pyo")
+    yield from glob.glob(os.path.join(glob.escape(folder), "__pycache__", glob.escape(base) + ".*.pyc"))
+
+
+def removal(env: Environment, dist: Installed, warn: Callable[[str], None] | None = None) -> Removal:
+    """The files removing ``dist`` takes (see the module docstring); InstallConflict when it has no RECORD."""
+    record = dist.dist_info / "RECORD"
+    if not record.is_file():
+        by = f" (installed by {one_line(dist.installer)})" if dist.installer else ""
+        raise InstallConflict(
+            f"cannot remove {one_line(dist.name)} {one_line(dist.version)}{by}: it has no RECORD, so what it "
+            "installed is unknown; remove it with the tool that installed it"
+        )
+    root = os.path.abspath(env.root)
+    real_root = os.path.realpath(root)
+    base = str(dist.dist_info.parent)
+    files: set[str] = set()
+    outside: list[str] = []
+    with open(record, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        rows = [row[0] for row in csv.reader(handle) if row and row[0]]
+    candidates: list[str] = []
+    for row in rows:
+        full = os.path.normpath(os.path.join(base, row))
+        real_parent = os.path.realpath(os.path.dirname(full))
+        if not _inside(full, root) or not _inside(real_parent, real_root):
+            outside.append(row)
+            continue
+        candidates.append(full)
+        if full.endswith(".py"):
+            candidates.extend(_bytecode_of(full))
+    for folder, _dirs, names in os.walk(dist.dist_info):  # the .dist-info goes whole
+        candidates.extend(os.path.join(folder, name) for name in names)
+    for full in candidates:
+        if (os.path.lexists(full) and not os.path.isdir(full)) or os.path.islink(full):
+            files.add(os.path.relpath(full, root).replace(os.sep, "/"))
+    if outside and warn is not None:
+        shown = ", ".join(one_line(row) for row in outside[:3]) + (" …" if len(outside) > 3 else "")
+        warn(f"{one_line(dist.name)}: RECORD rows outside {root} are not followed: {shown}")
+    return Removal(dist, tuple(sorted(files)), tuple(outside))
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
