@@ -8,7 +8,7 @@ hashing and file writes release the GIL, so the two stages overlap on two cores.
 Checkpoints (DESIGN §2) come in three kinds, all written by ``Tee._write_checkpoint`` while the parser is
 quiet (every event of the blocks it was given handled), in the order staging → partial → journal:
 
-* **Periodic** (every 32 MB / 1 s, the first after one block; ``maybe_checkpoint``): the network thread only
+* **Periodic** (every 32 MB / 1 s; ``maybe_checkpoint``): the network thread only
   queues a request behind the blocks it has handed over and goes on reading. The worker takes it between two
   blocks: it collects what the extractor's writers have written (without waiting for the rest: behind a
   backlog of small files the parser may be inflating a large entry meanwhile), and snapshots ``C`` — the
@@ -22,9 +22,7 @@ quiet (every event of the blocks it was given handled), in the order staging →
   and replaces its small header (rule 3). The unpack thread is the bottleneck, so it pays only O(new entries);
   the syncs — on ext4 0.5-1.5 s per torch download — happen beside it. One snapshot is in flight at a time: a
   checkpoint due while the last is still syncing is owed, and taken after the first block parsed once the
-  syncer is free; everything that settles the stream waits for the syncer first. At the end of input the
-  network thread submits one more that moves only ``D`` (``_bytes_only``), made durable beside the tail's
-  unpacking.
+  syncer is free; everything that settles the stream waits for the syncer first.
 * **Idle** (the worker found nothing to do for ``IDLE_AFTER`` seconds: the network stalled): the worker takes
   a periodic checkpoint on its own, waiting for the writers this time, if entries were finished since the last
   one or the partial file holds bytes past ``D`` (inside a large entry nothing finishes; not past a deferred
@@ -36,6 +34,10 @@ quiet (every event of the blocks it was given handled), in the order staging →
   fetched again.
 * **Settled** (``checkpoint``: interruption, error, giving up, before a wait): ``settle`` drains the queue
   and stops the worker first, then the same steps run on the calling thread. Rare; correctness first.
+
+Two checkpoints move only ``D`` (``_bytes_only``: ``C`` and its entries as last made durable, so no syncfs of
+staging), submitted by the network thread: the first, after one block (not after 32 MB / 1 s), and the one at
+the end of input when at least ``_TAIL_CHECKPOINT`` bytes are not yet durable.
 
 Beside the checkpoints, every block written to the partial also appends the hash state to the trail
 (``_trail``): what a *killed* process wrote past ``D`` is then provable by the next one, which resumes past it.
@@ -70,6 +72,7 @@ __all__ = ["Tee", "finish_deferred", "parse_block"]
 
 _SNAPSHOT_ENTRIES = 8192  # entries one periodic checkpoint records at most (see Tee._snapshot)
 _BLOCK = 1 << 20  # coalesce iter_raw()'s <= 64 KiB chunks before the partial write and the hand-over
+_TAIL_CHECKPOINT = 8 << 20  # unsynced bytes at the end of input worth a checkpoint of their own
 
 
 @dataclass
@@ -210,8 +213,14 @@ class Tee:
         """A periodic checkpoint, taken by the worker between two blocks: the network thread goes on reading."""
         now = time.monotonic()
         since = self.position - self.last_checkpoint_bytes
-        first = not self._checkpoints and since >= _BLOCK  # after the first entries, not the first 32 MB
-        if not first and since < every_bytes and now - self.last_checkpoint_at < every_seconds:
+        if not self._checkpoints and since >= _BLOCK:
+            # The first comes after one block, not after 32 MB / 1 s. It moves only D (no entries, so no
+            # syncfs of staging): what it saves from a power loss is download, and it costs one small fsync.
+            self._flush()
+            if self._syncer.try_submit(self._bytes_only):
+                self._checkpointed()
+            return
+        if since < every_bytes and now - self.last_checkpoint_at < every_seconds:
             return
         self._flush()
         if self._unpacker is not None:
@@ -336,10 +345,11 @@ class Tee:
         Before the tail is unpacked, the bytes since the last checkpoint are made durable on the syncer, beside
         the unpacking: the checkpoint ``C`` and its entries stay as they were (the worker may still be behind),
         only ``D`` and the hash state move to the end. A power loss while the tail unpacks then costs no
-        download; a kill costs none anyway (the trail)."""
+        download; a kill costs none anyway (the trail). Not for a short tail (``_TAIL_CHECKPOINT``): the fsync
+        is waited for before publishing, and a small wheel's download would pay it for little."""
         self._flush()
         reached("download.end-of-input")
-        if self.position - self.journal.durable >= _BLOCK:
+        if self.position - self.journal.durable >= _TAIL_CHECKPOINT:
             while True:  # the worker may submit one of its own meanwhile: then wait for that one too
                 self._syncer.wait()
                 if self._syncer.try_submit(self._bytes_only):
