@@ -168,3 +168,18 @@ def test_foreign_python_matches_pip_python(tmp_path: Path) -> None:
     assert (
         (tmp_path / "ours" / "bin" / "fulltool").read_bytes().startswith(b"#!" + interp.executable.encode())
     )
+
+
+def test_files_pip_target_leaves_behind_are_one_warning_naming_the_wheel(tmp_path: Path) -> None:
+    """``.data/data/lib/...`` lands under ``lib``, which pip's --target loop takes for its lib directory and
+    never moves: one warning per wheel (tbb has 43 such files), naming the wheel, not one line per file."""
+    files = {"tbblike/__init__.py": b""}
+    files.update({f"tbblike-1.0.data/data/lib/libpart{i}.so": b"\x7fELF" for i in range(5)})
+    wheel = build_wheel(tmp_path / "w", "tbblike-1.0-py3-none-any.whl", files)
+    report = install_staged(stage(wheel, tmp_path / "s"), tmp_path / "t")
+    dropped = [w for w in report.warnings if "not installed" in w]
+    assert dropped == [
+        "tbblike-1.0-py3-none-any.whl: 5 file(s) not installed (pip --target leaves them behind too): "
+        "lib/libpart0.so, lib/libpart1.so, lib/libpart2.so and 2 more"
+    ]
+    assert not (tmp_path / "t" / "lib").exists()

@@ -68,7 +68,14 @@ from pathlib import Path
 from .._killpoints import reached
 from .._staged import StagedWheel
 from ..errors import DiskError, Interrupted, UsageError, WheelstreamError
-from ._checks import Warnings, WheelToInstall, check_wheel, refuse_reserved_names, warn_about_overwrites
+from ._checks import (
+    CheckedWheel,
+    Warnings,
+    WheelToInstall,
+    check_wheel,
+    refuse_reserved_names,
+    warn_about_overwrites,
+)
 from ._commit import TMP_PREFIX, Move, UnfinishedCommit, commit, deliver, finish_interrupted, own_home, retire
 from ._destination import HomeWriter, LinkMode
 from ._home import write_wheel
@@ -99,6 +106,21 @@ def _cannot_install(exc: OSError, target: Path, wheel: str | None) -> DiskError:
     return DiskError(
         f"cannot install into {target}: {exc.strerror or exc}{touched}; the target is unchanged", wheel=wheel
     )
+
+
+def _warn_about_dropped(
+    dropped: Sequence[Path], home: Path, checked: Sequence[CheckedWheel], warn: Warnings
+) -> None:
+    """One warning per wheel for the files pip's ``--target`` loop never moves (``.data/data/lib/...`` lands
+    under ``lib``, which pip takes for its own lib directory): tbb has 43 of them."""
+    owners = {p.dest: c.item.staged.filename for c in checked for p in c.special.values()}
+    by_wheel: dict[str, list[str]] = {}
+    for lost in dropped:
+        rel = lost.relative_to(home).as_posix()
+        by_wheel.setdefault(owners.get(rel, "a wheel of this install"), []).append(rel)
+    for wheel, paths in by_wheel.items():
+        shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+        warn(f"{wheel}: {len(paths)} file(s) not installed (pip --target leaves them behind too): {shown}")
 
 
 def install_staged_many(
@@ -166,8 +188,7 @@ def install_staged_many(
                 writer.shared = True  # the next wheel's files may land on this one's
             reached("install.home-written")
             plan = plan_target(writer.home, interpreter.scheme, target, upgrade, warn)
-            for lost in plan.dropped:
-                warn(f"{lost.relative_to(writer.home)} is not installed: pip --target leaves it behind too")
+            _warn_about_dropped(plan.dropped, writer.home, checked, warn)
             try:
                 held = commit(plan, target, tmp, _move)
             except UnfinishedCommit as exc:
