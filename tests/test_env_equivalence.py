@@ -1,0 +1,396 @@
+"""wheelstream installs into a virtual environment exactly what ``pip install --no-deps --no-compile`` does.
+
+Each comparison makes a venv (``venv --without-pip``), lets pip install into it (``pip --python VENV/bin/python``),
+notes what the install changed, then makes the venv again *at the same path* (shebangs, RECORD and
+direct_url.json hold paths) and lets wheelstream install (``--python``, ``$VIRTUAL_ENV`` or the library). What
+an install changed is every path under the venv that is new or differs from the fresh venv, with its mode and
+content; the two must agree on paths, bytes and modes, RECORD as a set of rows apart from INSTALLER's own row,
+INSTALLER saying ``pip`` vs ``wheelstream``. A failure lists every differing path.
+
+pip runs for the whole corpus at once (module-scoped, one venv per wheel); torch runs when
+``/opt/wheels/torch-*cp311*.whl`` is there (not on CI).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import ws
+from test_install_equivalence import PIP_VERSION
+from test_install_support import CORPUS_IDS, corpus, full_wheel
+
+import wheelstream
+from wheelstream.testing._wheel import wheel_archive
+
+# A file's content: its bytes (up to INLINE, and every RECORD), else "sha256:<hex>"; a symlink's: its target
+# (bytes); a directory's: None. Holding a torch install's big libraries by digest keeps a snapshot small.
+Content = bytes | str | None
+Node = tuple[int, Content]  # (st_mode, content)
+Snapshot = dict[str, Node]
+INLINE = 64 * 1024
+
+PY = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+SITE = f"lib/{PY}/site-packages"  # a venv's purelib and platlib, relative to the venv
+TORCH = sorted(Path("/opt/wheels").glob("torch-*cp311*.whl"))
+
+
+# -- venvs and what an install changed in one ----------------------------------------------------------------
+
+
+def python_of(venv: Path) -> Path:
+    return venv / "bin" / "python"
+
+
+def scan(root: Path) -> Snapshot:
+    """Every path under ``root`` (not ``root`` itself) with its mode and content; symlinks are not followed."""
+    result: Snapshot = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath, name)
+            info = path.lstat()
+            rel = path.relative_to(root).as_posix()
+            content: Content = None
+            if stat.S_ISLNK(info.st_mode):
+                content = os.readlink(path).encode()
+            elif stat.S_ISREG(info.st_mode):
+                data = path.read_bytes()
+                inline = len(data) <= INLINE or rel.endswith(".dist-info/RECORD")
+                content = data if inline else "sha256:" + hashlib.sha256(data).hexdigest()
+            result[rel] = (info.st_mode, content)
+    return result
+
+
+def new_venv(venv: Path) -> Snapshot:
+    """A fresh venv without pip at ``venv`` (whatever was there is deleted first), as a snapshot."""
+    shutil.rmtree(venv, ignore_errors=True)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    return scan(venv)
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What installs did to a venv: every path new or different since it was fresh, and those removed."""
+
+    written: Snapshot
+    removed: frozenset[str]
+
+
+def changes(fresh: Snapshot, venv: Path) -> Changes:
+    now = scan(venv)
+    written = {path: node for path, node in now.items() if fresh.get(path) != node}
+    return Changes(written, frozenset(fresh.keys() - now.keys()))
+
+
+def record_rows(content: Content) -> set[tuple[str, ...]]:
+    assert isinstance(content, bytes)
+    rows = set(map(tuple, csv.reader(content.decode("utf-8").splitlines())))
+    return {row for row in rows if not row[0].endswith(".dist-info/INSTALLER")}
+
+
+def shown(content: Content) -> str:
+    if isinstance(content, bytes) and len(content) > 300:
+        return f"{content[:300]!r}... ({len(content)} bytes)"
+    return repr(content)
+
+
+def differences(
+    expected: Changes, actual: Changes, installers: tuple[bytes, bytes] = (b"pip\n", b"wheelstream\n")
+) -> list[str]:
+    """Every way ``actual`` differs from ``expected``, one line each (``-`` expected only, ``+`` actual only);
+    ``installers``: what INSTALLER says in each."""
+    found: list[str] = []
+    theirs, ours = expected.written, actual.written
+    found += [f"- {path}" for path in sorted(theirs.keys() - ours.keys())]
+    found += [f"+ {path}" for path in sorted(ours.keys() - theirs.keys())]
+    found += [f"- removed {path}" for path in sorted(expected.removed - actual.removed)]
+    found += [f"+ removed {path}" for path in sorted(actual.removed - expected.removed)]
+    for path in sorted(theirs.keys() & ours.keys()):
+        (mode, content), (our_mode, our_content) = theirs[path], ours[path]
+        if our_mode != mode:
+            found.append(f"mode of {path}: {oct(mode)} != {oct(our_mode)}")
+        if path.endswith(".dist-info/INSTALLER"):
+            if (content, our_content) != installers:
+                found.append(f"INSTALLER {path}: {content!r}, {our_content!r} != {installers}")
+        elif path.endswith(".dist-info/RECORD"):
+            rows, our_rows = record_rows(content), record_rows(our_content)
+            found += [f"RECORD {path} - {','.join(row)}" for row in sorted(rows - our_rows)]
+            found += [f"RECORD {path} + {','.join(row)}" for row in sorted(our_rows - rows)]
+        elif our_content != content:
+            found.append(f"content of {path}:\n    {shown(content)}\n != {shown(our_content)}")
+    return found
+
+
+def assert_same_install(
+    expected: Changes, actual: Changes, installers: tuple[bytes, bytes] = (b"pip\n", b"wheelstream\n")
+) -> None:
+    found = differences(expected, actual, installers)
+    assert not found, "the installs differ (- expected only, + actual only):\n" + "\n".join(found)
+
+
+# -- the installers ------------------------------------------------------------------------------------------
+
+
+def pip_install(wheel: Path, venv: Path) -> subprocess.Popen[bytes]:
+    """``pip --python VENV/bin/python install --no-deps --no-index --no-compile WHEEL``, started."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q"]
+        + [
+            "--python",
+            str(python_of(venv)),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--no-compile",
+            str(wheel),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def finish(proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    _, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err.decode()
+
+
+def ws_install(wheel: Path, venv: Path, cache: Path, timeout: float = 60) -> None:
+    run = ws("install", str(wheel), "--python", str(python_of(venv)), cache=cache, timeout=timeout)
+    assert run.code == 0, run.err
+
+
+def pip_then_ours(
+    wheels: list[Path], venv: Path, cache: Path, timeout: float = 60
+) -> tuple[Changes, Changes]:
+    """pip installs ``wheels`` one after the other into a fresh venv at ``venv``; then wheelstream does into a
+    fresh venv at the same path: what each changed."""
+    fresh = new_venv(venv)
+    for wheel in wheels:
+        finish(pip_install(wheel, venv), timeout)
+    theirs = changes(fresh, venv)
+    assert new_venv(venv) == fresh
+    for wheel in wheels:
+        ws_install(wheel, venv, cache, timeout)
+    return theirs, changes(fresh, venv)
+
+
+# -- fixtures ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pip_version() -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "--version"], capture_output=True, text=True, check=True
+    )
+    version = out.stdout.split()[1]
+    assert version == PIP_VERSION, (
+        f"the equivalence tests compare against pip=={PIP_VERSION}; found {version}"
+    )
+    return version
+
+
+@dataclass(frozen=True)
+class PipInstall:
+    wheel: Path
+    venv: Path  # where pip installed; a test makes it again for wheelstream
+    fresh: Snapshot
+    changes: Changes
+
+
+@pytest.fixture(scope="module")
+def pip_installs(tmp_path_factory: pytest.TempPathFactory, pip_version: str) -> dict[str, PipInstall]:
+    """corpus id -> pip's install of that wheel into a venv of its own; pip runs for all wheels at once."""
+    base = tmp_path_factory.mktemp("env")
+    wheels = corpus(base / "wheels")
+    venvs = {key: base / "venvs" / key for key in wheels}
+    fresh = {key: new_venv(venv) for key, venv in venvs.items()}
+    procs = {key: pip_install(wheels[key], venvs[key]) for key in wheels}
+    for proc in procs.values():
+        finish(proc)
+    return {
+        key: PipInstall(wheels[key], venvs[key], fresh[key], changes(fresh[key], venvs[key]))
+        for key in wheels
+    }
+
+
+# -- the corpus ----------------------------------------------------------------------------------------------
+
+
+def test_pip_used_the_environment_scheme(pip_installs: dict[str, PipInstall]) -> None:
+    """The comparison is not vacuous: pip really laid "full" out with the venv's scheme."""
+    full = pip_installs["full"]
+    written = full.changes.written
+    for path in (
+        f"{SITE}/full_pkg/__init__.py",
+        f"{SITE}/extra_plat.py",
+        f"{SITE}/Full_Pkg-1.0.dist-info/RECORD",
+        "bin/fulltool",
+        "bin/runme",
+        f"include/site/{PY}/Full_Pkg/full.h",
+        "share/full/readme.txt",
+        "etc/full.conf",
+    ):
+        assert path in written, sorted(written)
+    runme = written["bin/runme"][1]
+    assert isinstance(runme, bytes)
+    assert runme.startswith(b"#!" + str(python_of(full.venv)).encode() + b" -u\n")
+    assert not full.changes.removed
+    assert len(pip_installs) > 4, "the committed real wheels (fixtures/wheels) are missing"
+
+
+@pytest.mark.parametrize("key", CORPUS_IDS)
+def test_same_environment_as_pip(key: str, pip_installs: dict[str, PipInstall], cache: Path) -> None:
+    pip = pip_installs[key]
+    assert new_venv(pip.venv) == pip.fresh
+    ws_install(pip.wheel, pip.venv, cache)
+    assert_same_install(pip.changes, changes(pip.fresh, pip.venv))
+
+
+@pytest.mark.skipif(not TORCH, reason="no /opt/wheels/torch-*cp311*.whl here")
+@pytest.mark.skipif(
+    sys.implementation.cache_tag != "cpython-311", reason="the torch wheel is for CPython 3.11"
+)
+def test_same_environment_as_pip_torch(tmp_path: Path, cache: Path, pip_version: str) -> None:
+    """A real big wheel (~13,000 files, 700 MB installed): about 15 s here, pip and wheelstream together."""
+    theirs, ours = pip_then_ours([TORCH[-1]], tmp_path / "venv", cache, timeout=280)
+    assert len(theirs.written) > 10_000
+    assert_same_install(theirs, ours)
+
+
+# -- another version ------------------------------------------------------------------------------------------
+
+ENTRY_POINTS = {
+    "1.0": "[console_scripts]\nupg-old = upg:main\nupg-both = upg:main\n",
+    "2.0": "[console_scripts]\nupg-new = upg:main\nupg-both = upg:main\n",
+}
+MODULES = {"1.0": "upg/old.py", "2.0": "upg/new.py"}
+DATA = {"1.0": "share/upg/only-1.txt", "2.0": "share/upg/only-2.txt"}
+
+
+def upg_wheel(directory: Path, version: str) -> Path:
+    """upg ``version``: 1.0 and 2.0 share a package, a console script and a data file; each also has a module,
+    a console script and a data file of its own."""
+    data = f"upg-{version}.data/data"
+    files = {
+        "upg/__init__.py": f"def main():\n    print('upg {version}')\n".encode(),
+        MODULES[version]: f"VERSION = {version!r}\n".encode(),
+        f"{data}/share/upg/common.txt": f"common {version}\n".encode(),
+        f"{data}/{DATA[version]}": b"mine\n",
+    }
+    archive = wheel_archive(
+        files,
+        name="upg",
+        version=version,
+        entry_points=ENTRY_POINTS[version],
+        generator="test",
+        mode=stat.S_IFREG | 0o644,
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    out = directory / f"upg-{version}-py3-none-any.whl"
+    out.write_bytes(archive)
+    return out
+
+
+def use_upg(venv: Path) -> None:
+    """What using 1.0 leaves behind: bytecode of its modules, and files of the user's among its own."""
+    python = str(python_of(venv))
+    subprocess.run([python, "-c", "import upg, upg.old"], check=True)
+    (venv / SITE / "upg" / "notes.txt").write_text("the user's\n")
+    (venv / "share" / "upg" / "notes.txt").write_text("the user's\n")
+
+
+@pytest.mark.parametrize("used", [False, True], ids=["fresh", "used"])
+def test_other_version_replaced_like_pip(used: bool, tmp_path: Path, cache: Path, pip_version: str) -> None:
+    """pip installs 1.0, then 2.0 over it (uninstalling 1.0 by its RECORD); so does wheelstream. ``used``: 1.0
+    was imported (bytecode beside its modules) and the user put files among its own (they stay)."""
+    v1, v2 = upg_wheel(tmp_path / "w", "1.0"), upg_wheel(tmp_path / "w", "2.0")
+    venv = tmp_path / "venv"
+    fresh = new_venv(venv)
+    finish(pip_install(v1, venv))
+    if used:
+        use_upg(venv)
+    finish(pip_install(v2, venv))
+    theirs = changes(fresh, venv)
+    assert new_venv(venv) == fresh
+    ws_install(v1, venv, cache)
+    if used:
+        use_upg(venv)
+    run = ws("install", str(v2), "--python", str(python_of(venv)), cache=cache)
+    assert run.code == 0, run.err
+    assert "replaced upg 1.0" in run.err
+    ours = changes(fresh, venv)
+    assert_same_install(theirs, ours)
+
+    gone = [f"{SITE}/upg/old.py", f"{SITE}/upg-1.0.dist-info", "bin/upg-old", DATA["1.0"]]
+    gone += [f"{SITE}/upg/__pycache__/old.{sys.implementation.cache_tag}.pyc"]
+    assert not [path for path in gone if path in theirs.written or path in ours.written]
+    assert f"{SITE}/upg-2.0.dist-info/RECORD" in ours.written
+    assert (f"{SITE}/upg/notes.txt" in ours.written) == used
+    assert (venv / "share" / "upg" / "common.txt").read_text() == "common 2.0\n"
+    for script in ("upg-new", "upg-both"):
+        out = subprocess.run([str(venv / "bin" / script)], capture_output=True, text=True, check=True)
+        assert out.stdout == "upg 2.0\n"
+
+
+# -- the environment works -------------------------------------------------------------------------------------
+
+
+def test_installed_environment_works(tmp_path: Path, cache: Path) -> None:
+    """The venv's own interpreter imports what wheelstream installed, reads its metadata, runs its scripts."""
+    venv = tmp_path / "venv"
+    new_venv(venv)
+    ws_install(full_wheel(tmp_path / "w"), venv, cache)
+    code = (
+        "import sys, importlib.metadata as m, full_pkg, extra_pure, extra_plat;"
+        "d = m.distribution('Full_Pkg');"
+        "print(sys.prefix, full_pkg.VERSION, d.version, extra_pure.PURE + extra_plat.PLAT,"
+        " len(d.files), sorted(e.name for e in d.entry_points if e.group == 'console_scripts'))"
+    )
+    out = subprocess.run([str(python_of(venv)), "-c", code], capture_output=True, text=True, check=True)
+    scripts = ["easy_install", "fullcli", "fulltool", "pip", "pip3.9"]
+    files = len((venv / SITE / "Full_Pkg-1.0.dist-info" / "RECORD").read_text().splitlines())
+    assert out.stdout.split(" ", 5) == [str(venv), "1.0", "1.0", "2", str(files), f"{scripts}\n"]
+    for script, printed in (("fulltool", "hi"), ("fullcli", "hi"), ("runme", "runme"), ("fullgui", "hi")):
+        out = subprocess.run([str(venv / "bin" / script)], capture_output=True, text=True, check=True)
+        assert out.stdout == f"{printed}\n", script
+
+
+# -- other ways to name the environment --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["VIRTUAL_ENV", "library", "library VIRTUAL_ENV"])
+def test_same_environment_named_otherwise(
+    how: str, tmp_path: Path, cache: Path, pip_version: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``$VIRTUAL_ENV`` without ``--python`` (run elsewhere than in a directory with a .venv), and the library's
+    ``install(environment=find_environment(...))``, install what pip installs."""
+    wheel = full_wheel(tmp_path / "w")
+    venv = tmp_path / "venv"
+    work = tmp_path / "work"
+    work.mkdir()
+    fresh = new_venv(venv)
+    finish(pip_install(wheel, venv))
+    theirs = changes(fresh, venv)
+    assert new_venv(venv) == fresh
+    if how == "VIRTUAL_ENV":
+        run = ws("install", str(wheel), cache=cache, cwd=work, env={"VIRTUAL_ENV": str(venv)})
+        assert run.code == 0, run.err
+    else:
+        monkeypatch.chdir(work)
+        if how == "library":
+            environment = wheelstream.find_environment(python=str(python_of(venv)))
+        else:
+            monkeypatch.setenv("VIRTUAL_ENV", str(venv))
+            environment = wheelstream.find_environment()
+        assert environment.root == venv
+        wheelstream.install([str(wheel)], environment=environment, cache_dir=cache)
+    assert_same_install(theirs, changes(fresh, venv))
