@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from wheelstream._progress import Progress
-from wheelstream.cli._install import parse_size
+from wheelstream.cli._options import parse_size
 from wheelstream.cli._process import GC_THRESHOLDS, rare_gc
 from wheelstream.cli._requirements import parse_requirements
 from wheelstream.cli._ui import ConsoleProgress

@@ -20,7 +20,7 @@ from conftest import ws
 from test_install_support import build_wheel, installed_target, snapshot, stage
 
 from wheelstream.errors import WheelMetadataError
-from wheelstream.installer import _commit, _ownership, install_staged
+from wheelstream.installer import _commit, _ownership, _recovery, install_staged
 
 
 @pytest.fixture
@@ -232,7 +232,7 @@ def test_a_live_install_being_looked_at_keeps_its_token(tmp_path: Path) -> None:
 
     def look() -> None:
         while not done.is_set():
-            assert _commit.finish_interrupted(tmp_path, lambda message: None) == []
+            assert _recovery.finish_interrupted(tmp_path, lambda message: None) == []
 
     looker = threading.Thread(target=look)
     looker.start()

@@ -435,7 +435,7 @@ def test_a_directory_being_retired_is_never_finished_by_another_install(
     """Review: deleting a temporary directory could delete its lock file first, and a fresh lock file is free:
     a concurrent install then 'finished' a commit that had been rolled back, into the directory being deleted.
     A retired directory is renamed out of recovery's names before it is deleted, and its lock file goes last."""
-    from wheelstream.installer._commit import finish_interrupted
+    from wheelstream.installer._recovery import finish_interrupted
 
     real_rmtree = shutil.rmtree
     seen: list[list[str]] = []

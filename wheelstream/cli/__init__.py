@@ -1,9 +1,12 @@
-"""The ``wheelstream`` command line (DESIGN §6): ``install``, ``download``, ``cache``, ``testbed``.
+"""The ``wheelstream`` command line (DESIGN §6): ``install``, ``uninstall``, ``list``, ``download``, ``cache``,
+``testbed``.
 
 A thin layer over :func:`wheelstream.install` / :func:`wheelstream.download`; what it adds is the shell's
 contract (exit codes, one ``error:`` line, SIGTERM as Ctrl-C: ``_contract``). The modules:
 
-- ``_install``: ``install`` and ``download``, their shared options, gathered into library arguments;
+- ``_install``: ``install`` and ``download``, gathered into library arguments;
+- ``_options``: the options commands share (install/download's, and the environment's: ``--python``, ...);
+- ``_environment_commands``: ``uninstall`` and ``list``;
 - ``_requirements``: ``-r FILE``, the part of pip's requirements syntax that needs no resolver;
 - ``_cache_commands``: ``cache dir|list|clean``;
 - ``_ui``: what a person at a terminal sees (rich, imported only to draw or print);

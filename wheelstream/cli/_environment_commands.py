@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from wheelstream.cli._contract import fail
-from wheelstream.cli._install import environment_options, find_env
+from wheelstream.cli._options import environment_options, find_env
 from wheelstream.errors import WheelstreamError, one_line
 
 __all__ = ["list_cmd", "uninstall_cmd"]

@@ -1,4 +1,5 @@
-"""``wheelstream install`` and ``download``: their shared options, gathered into library arguments.
+"""``wheelstream install`` and ``download``: their options (:mod:`wheelstream.cli._options`) gathered into
+library arguments.
 
 Sources come from the command line and ``-r`` files (:mod:`wheelstream.cli._requirements`); each gets at most
 one sha256, because the library checks one. The call itself runs under :func:`wheelstream.cli._contract.run`.
@@ -6,190 +7,23 @@ one sha256, because the library checks one. The call itself runs under :func:`wh
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
-from wheelstream._api import DEFAULT_INDEX_URL, DEFAULT_JOBS, InstallResult
+from wheelstream._api import DEFAULT_INDEX_URL, InstallResult
 from wheelstream._cache import Cache
 from wheelstream.cli._contract import run
+from wheelstream.cli._options import SharedOptions, common_options, environment_options, find_env
 from wheelstream.cli._requirements import Requirements, is_local, parse_hash, parse_requirements
 from wheelstream.cli._ui import ConsoleProgress
 from wheelstream.errors import HashMismatch, UsageError, one_line
-from wheelstream.installer import Environment, EnvironmentReport, LinkMode, probe_interpreter
-from wheelstream.zip import DEFAULT_MAX_ENTRIES
+from wheelstream.installer import EnvironmentReport, LinkMode, probe_interpreter
 
-__all__ = ["download_cmd", "environment_options", "find_env", "install_cmd", "parse_size"]
-
-
-# -- options -----------------------------------------------------------------------------------------------
-
-
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1 << 10,
-    "kib": 1 << 10,
-    "kb": 10**3,
-    "m": 1 << 20,
-    "mib": 1 << 20,
-    "mb": 10**6,
-    "g": 1 << 30,
-    "gib": 1 << 30,
-    "gb": 10**9,
-    "t": 1 << 40,
-    "tib": 1 << 40,
-    "tb": 10**12,
-}
-
-
-def parse_size(text: str) -> int:
-    """``16GiB``, ``16G`` (binary), ``500MB`` (decimal), ``1048576`` → bytes."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
-    if not match or match.group(2).lower() not in _UNITS:
-        raise ValueError(f"not a size: {text!r} (examples: 16GiB, 500M, 1000000)")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
-
-
-class _Size(click.ParamType):  # type: ignore[type-arg]  # generic only in click ≥ 8.2 stubs
-    name = "SIZE"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        try:
-            return parse_size(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-def _common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Options install and download share, in the order ``--help`` lists them."""
-    options = [
-        click.argument("sources", nargs=-1, metavar="SRC..."),
-        click.option(
-            "-r",
-            "--requirement",
-            "requirements",
-            multiple=True,
-            type=click.Path(dir_okay=False),
-            metavar="FILE",
-            help="Read sources (and --hash lines) from FILE. Repeatable.",
-        ),
-        click.option(
-            "--hash",
-            "hash_values",
-            multiple=True,
-            metavar="sha256:HEX",
-            help="Expected sha256 of the wheel; one per SRC, in order.",
-        ),
-        click.option(
-            "--index-url",
-            "-i",
-            default=None,
-            metavar="URL",
-            help=f"Simple index for NAME==VERSION (PEP 691/503). [default: {DEFAULT_INDEX_URL}]",
-        ),
-        click.option(
-            "--cache-dir",
-            default=None,
-            type=click.Path(file_okay=False),
-            metavar="DIR",
-            help="Cache root [default: $WHEELSTREAM_CACHE_DIR or the user cache dir].",
-        ),
-        click.option(
-            "--jobs",
-            "-j",
-            default=DEFAULT_JOBS,
-            show_default=True,
-            type=click.IntRange(1, 64),
-            help="Wheels downloaded in parallel.",
-        ),
-        click.option(
-            "--retries",
-            default=5,
-            show_default=True,
-            type=click.IntRange(0),
-            help="Attempts in a row without progress before giving up (exit 3).",
-        ),
-        click.option(
-            "--timeout",
-            default=30.0,
-            show_default=True,
-            type=click.FloatRange(0, min_open=True),
-            metavar="S",
-            help="Connect/read timeout in seconds.",
-        ),
-        click.option(
-            "--max-unpacked-size",
-            default="16GiB",
-            show_default=True,
-            type=_Size(),
-            help="Refuse a wheel that inflates past SIZE (zip-bomb guard).",
-        ),
-        click.option(
-            "--max-entries",
-            default=DEFAULT_MAX_ENTRIES,
-            show_default=True,
-            type=click.IntRange(1),
-            metavar="N",
-            help="Refuse a wheel of more than N entries (memory grows with them).",
-        ),
-        click.option("-q", "--quiet", count=True, help="Only errors and warnings."),
-        click.option("-v", "--verbose", count=True, help="Say more (-vv: tracebacks)."),
-        click.option("--no-progress", is_flag=True, help="No progress bars (the summary still prints)."),
-    ]
-
-    @functools.wraps(fn)
-    def packed(**kwargs: Any) -> Any:
-        shared = _Shared(**{name: kwargs.pop(name) for name in _SHARED_NAMES})
-        return fn(shared, **kwargs)
-
-    for option in reversed(options):
-        packed = option(packed)
-    return packed
-
-
-@dataclass(frozen=True)
-class _Shared:
-    """What ``_common_options`` read from the command line, handed to the command as one argument."""
-
-    sources: tuple[str, ...]
-    requirements: tuple[str, ...]
-    hash_values: tuple[str, ...]
-    index_url: str | None
-    cache_dir: str | None
-    jobs: int
-    retries: int
-    timeout: float
-    max_unpacked_size: int
-    max_entries: int
-    quiet: int
-    verbose: int
-    no_progress: bool
-
-    def library_arguments(self, common: _Common) -> dict[str, Any]:
-        """The keyword arguments ``install`` and ``download`` share."""
-        return {
-            "cache_dir": self.cache_dir,
-            "hashes": common.hashes,
-            "index_url": common.index_url,
-            "jobs": self.jobs,
-            "retries": self.retries,
-            "timeout": self.timeout,
-            "max_unpacked_size": self.max_unpacked_size,
-            "max_entries": self.max_entries,
-            "workers": "processes",  # the command owns its process (library calls stay on threads)
-        }
-
-
-_SHARED_NAMES = tuple(field.name for field in dataclasses.fields(_Shared))
+__all__ = ["download_cmd", "install_cmd"]
 
 
 # -- sources and hashes ------------------------------------------------------------------------------------
@@ -202,6 +36,21 @@ class _Common:
     sources: list[str]
     hashes: dict[str, str]
     index_url: str
+
+
+def _library_arguments(shared: SharedOptions, common: _Common) -> dict[str, Any]:
+    """The keyword arguments ``install`` and ``download`` share."""
+    return {
+        "cache_dir": shared.cache_dir,
+        "hashes": common.hashes,
+        "index_url": common.index_url,
+        "jobs": shared.jobs,
+        "retries": shared.retries,
+        "timeout": shared.timeout,
+        "max_unpacked_size": shared.max_unpacked_size,
+        "max_entries": shared.max_entries,
+        "workers": "processes",  # the command owns its process (library calls stay on threads)
+    }
 
 
 def _gather(
@@ -283,45 +132,6 @@ def _known_hash(source: str, index_url: str, python: str | None, cache_dir: str 
 _LINK_MODES: dict[str, LinkMode] = {"move": "move", "copy": "copy", "hardlink": "hardlink"}
 
 
-def environment_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Where an install (or uninstall, or list) without ``--target`` goes: pip's and uv's options."""
-    options = [
-        click.option(
-            "--python",
-            default=None,
-            metavar="PATH",
-            help="Interpreter whose environment to use (with --target: the one the install is for).",
-        ),
-        click.option(
-            "--prefix",
-            default=None,
-            type=click.Path(file_okay=False),
-            metavar="DIR",
-            help="Install into DIR with pip's --prefix scheme (lib/pythonX.Y/site-packages, bin, ...).",
-        ),
-        click.option(
-            "--system", is_flag=True, help="Allow an interpreter that is not in a virtual environment."
-        ),
-        click.option(
-            "--break-system-packages",
-            is_flag=True,
-            help="Allow an environment marked EXTERNALLY-MANAGED (PEP 668).",
-        ),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def find_env(
-    python: str | None, prefix: str | None, system: bool, break_system_packages: bool
-) -> Environment:
-    """The environment the options name (the active venv when they name none)."""
-    from wheelstream.installer import find_environment
-
-    return find_environment(python, prefix=prefix, system=system, break_system_packages=break_system_packages)
-
-
 @click.command("install")
 @click.option(
     "--target",
@@ -346,9 +156,9 @@ def find_env(
 )
 @click.option("--compile-bytecode", is_flag=True, help="Write .pyc files, as pip does without --no-compile.")
 @click.option("--ignore-tags", is_flag=True, help="Install even if the wheel's tags do not fit --python.")
-@_common_options
+@common_options
 def install_cmd(
-    shared: _Shared,
+    shared: SharedOptions,
     target: str | None,
     upgrade: bool,
     reinstall: bool,
@@ -392,7 +202,7 @@ def install_cmd(
             common.sources,
             target,
             environment=environment,
-            **shared.library_arguments(common),
+            **_library_arguments(shared, common),
             upgrade=upgrade,
             reinstall=reinstall,
             python=python if environment is None else None,
@@ -424,8 +234,8 @@ def install_cmd(
     metavar="DIR",
     help="Put the verified .whl files here.",
 )
-@_common_options
-def download_cmd(shared: _Shared, dest: str) -> None:
+@common_options
+def download_cmd(shared: SharedOptions, dest: str) -> None:
     """Download wheels into DIR, resumably, verifying every zip entry (CRC, sizes, central directory).
 
     Prints the path of each wheel on stdout.
@@ -436,7 +246,7 @@ def download_cmd(shared: _Shared, dest: str) -> None:
         common = _gather(
             shared.sources, shared.requirements, shared.hash_values, shared.index_url, None, shared.cache_dir
         )
-        return do_download(common.sources, dest, **shared.library_arguments(common), progress=ui)
+        return do_download(common.sources, dest, **_library_arguments(shared, common), progress=ui)
 
     result = run("Downloaded", shared.quiet, shared.verbose, shared.no_progress, call)
     for wheel in result.wheels:

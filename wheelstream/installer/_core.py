@@ -60,14 +60,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .._killpoints import reached
 from .._staged import StagedWheel
-from ..errors import DiskError, Interrupted, UsageError, WheelstreamError
+from ..errors import DiskError, UsageError, WheelstreamError
 from ._checks import (
     CheckedWheel,
     Warnings,
@@ -76,11 +75,13 @@ from ._checks import (
     refuse_reserved_names,
     warn_about_overwrites,
 )
-from ._commit import TMP_PREFIX, Move, UnfinishedCommit, commit, deliver, finish_interrupted, own_home, retire
+from ._commit import Move, target_moves
 from ._destination import HomeWriter, LinkMode
 from ._home import write_wheel
 from ._interpreter import probe_interpreter
 from ._layout import plan_target
+from ._recovery import finish_interrupted
+from ._transaction import Transaction
 
 __all__ = ["InstallReport", "install_staged", "install_staged_many"]
 
@@ -164,60 +165,32 @@ def install_staged_many(
         finished = finish_interrupted(target, warn)
     except OSError as exc:
         raise _cannot_install(exc, target, None) from exc
-    tmp: Path | None = None
-    owner: int | None = None
-    keep_tmp = False  # a commit that could not be undone: what it did not move stays for the next install
+    if finished:
+        warn(f"an earlier install into {target} was killed halfway; finished it: {', '.join(finished)}")
+
+    def cannot(exc: OSError, wheel: str | None) -> DiskError:
+        return _cannot_install(exc, target, wheel)
+
     try:
-        try:
-            try:
-                tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=target))
-                owner = own_home(tmp)
-            except OSError as exc:
-                raise _cannot_install(exc, target, None) from exc
-            if finished:
-                warn(
-                    f"an earlier install into {target} was killed halfway; finished it: {', '.join(finished)}"
-                )
-            writer = HomeWriter(tmp / "home", link_mode)
-            writer.home.mkdir()
+        with Transaction(target, cannot, "target") as tx:
+            writer = HomeWriter(tx.home, link_mode)
             for wheel in checked:
                 try:
                     write_wheel(wheel, writer, interpreter, target, compile_bytecode)
                 except OSError as exc:
-                    raise _cannot_install(exc, target, wheel.item.staged.filename) from exc
+                    raise cannot(exc, wheel.item.staged.filename) from exc
                 writer.shared = True  # the next wheel's files may land on this one's
             reached("install.home-written")
             plan = plan_target(writer.home, interpreter.scheme, target, upgrade, warn)
             _warn_about_dropped(plan.dropped, writer.home, checked, warn)
-            try:
-                held = commit(plan, target, tmp, _move)
-            except UnfinishedCommit as exc:
-                keep_tmp = True
-                raise DiskError(
-                    f"cannot install into {target}: {exc}; the target holds part of this install, "
-                    f"and the next install into it finishes it ({tmp.name} holds the rest)"
-                ) from exc
-            except OSError as exc:
-                raise _cannot_install(exc, target, None) from exc
-        except BaseException:
-            if not keep_tmp:
-                if tmp is not None:
-                    retire(tmp)
-                if created:
-                    with contextlib.suppress(OSError):
-                        target.rmdir()
-            raise
-        reached("commit.retire")
-        interrupted = retire(tmp)
-    finally:
-        if owner is not None:
-            os.close(owner)
-    try:
-        deliver(held)  # Ctrl-C or SIGTERM held during the renames: their handlers run now
-    except KeyboardInterrupt:
-        interrupted = True
-    if interrupted:  # the install is complete: say so with the interrupt
-        raise Interrupted.after_install(target)
+            tx.commit(target_moves(plan), _move)
+            tx.retire()
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                target.rmdir()
+        raise
+    tx.deliver()  # Ctrl-C or SIGTERM held during the renames: their handlers run now
     return InstallReport(
         installed=tuple(plan.moves),
         replaced=tuple(sorted(plan.replace)),

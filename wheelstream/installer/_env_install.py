@@ -21,9 +21,7 @@ Uninstalling is steps 1, 3 and 4 with nothing to write. The same name and versio
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +30,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .._killpoints import reached
-from ..errors import DiskError, InstallConflict, Interrupted, UsageError, WheelstreamError
+from ..errors import DiskError, InstallConflict, UsageError, WheelstreamError
 from ._checks import (
     CheckedWheel,
     Warnings,
@@ -42,20 +40,15 @@ from ._checks import (
     warn_about_overwrites,
 )
 from ._commit import (
-    TMP_PREFIX,
     Move,
     PlannedMove,
-    UnfinishedCommit,
-    commit_moves,
-    deliver,
-    finish_interrupted,
-    own_home,
-    retire,
 )
 from ._destination import HomeWriter, LinkMode
 from ._environment import Environment
 from ._home import write_wheel
 from ._installed import Installed, Removal, installed_distributions, removal
+from ._recovery import finish_interrupted
+from ._transaction import Transaction
 
 __all__ = ["EnvironmentReport", "install_into", "same_version", "uninstall"]
 
@@ -120,16 +113,45 @@ def _merge(home: Path, root: Path, removed: set[str]) -> list[PlannedMove]:
     return moves
 
 
-def _prune(root: Path, removed: Sequence[str], keep: set[Path]) -> None:
-    """Remove the directories that setting ``removed`` aside left empty, deepest first, never ``keep``'s."""
-    parents = sorted({(root / path).parent for path in removed}, key=lambda p: len(p.parts), reverse=True)
-    for folder in parents:
-        while folder != root and folder not in keep and root in folder.parents:
-            try:
-                os.rmdir(folder)
-            except OSError:
-                break
-            folder = folder.parent
+def _kept_directories(env: Environment) -> set[str]:
+    """The scheme's directories and every parent of theirs, root-relative: never removed, even when emptied."""
+    scheme = env.interpreter.scheme
+    keep = {""}
+    for path in (scheme.purelib, scheme.platlib, scheme.scripts, scheme.data, scheme.include):
+        parts = [] if path in ("", ".") else path.split("/")
+        keep.update("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
+    return keep
+
+
+def _only_removed(folder: Path, root: Path, removed: set[str]) -> bool:
+    """Whether everything below ``folder`` is a file being removed (a symlink to a directory counts as one)."""
+    for top, dirs, names in os.walk(folder):
+        links = [d for d in dirs if os.path.islink(os.path.join(top, d))]
+        for name in (*names, *links):
+            if os.path.relpath(os.path.join(top, name), root).replace(os.sep, "/") not in removed:
+                return False
+    return True
+
+
+def _whole_directories(root: Path, removed: set[str], keep: set[str], incoming: Sequence[str]) -> list[str]:
+    """What setting ``removed`` aside takes, as pip's ``compress_for_rename`` has it: a directory all of whose
+    files go, and into which nothing new comes, goes whole — one rename, and no directory left empty, after a
+    kill too (a recovery sets aside exactly the same paths); every other file goes alone."""
+    candidates: set[str] = set()
+    for path in removed:
+        parts = path.split("/")
+        candidates.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
+    chosen: list[str] = []
+    for folder in sorted(candidates - keep, key=lambda d: (d.count("/"), d)):
+        prefix = folder + "/"
+        if any(folder.startswith(c + "/") for c in chosen):
+            continue
+        if any(path == folder or path.startswith(prefix) for path in incoming):
+            continue
+        if _only_removed(root / folder, root, removed):
+            chosen.append(folder)
+    inside = tuple(c + "/" for c in chosen)
+    return sorted([*chosen, *(path for path in removed if not path.startswith(inside))])
 
 
 def _transaction(
@@ -140,63 +162,31 @@ def _transaction(
     compile_bytecode: bool,
     warn: Warnings,
     move: Move | None,
-) -> tuple[HomeWriter | None, int]:
-    """Steps 2-4; returns the writer (None when nothing was written) and the number of files removed."""
+) -> tuple[HomeWriter, int]:
+    """Steps 2-4; returns the writer and the number of files removed."""
     root = env.root
-    tmp: Path | None = None
-    owner: int | None = None
-    keep_tmp = False
-    held: list[int] = []
-    try:
-        try:
+
+    def cannot(exc: OSError, wheel: str | None) -> DiskError:
+        return _cannot(exc, root, wheel)
+
+    with Transaction(root, cannot, "environment") as tx:
+        writer = HomeWriter(tx.home, link_mode)
+        for wheel in checked:
             try:
-                tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=root))
-                owner = own_home(tmp)
+                write_wheel(wheel, writer, env.interpreter, root, compile_bytecode, mirror=True)
             except OSError as exc:
-                raise _cannot(exc, root) from exc
-            writer = HomeWriter(tmp / "home", link_mode)
-            writer.home.mkdir()
-            for wheel in checked:
-                try:
-                    write_wheel(wheel, writer, env.interpreter, root, compile_bytecode, mirror=True)
-                except OSError as exc:
-                    raise _cannot(exc, root, wheel.item.staged.filename) from exc
-                writer.shared = True
-            reached("install.home-written")
-            removed = {path for r in removals for path in r.files}
-            moves = _merge(writer.home, root, removed)
-            covered = {m.dest for m in moves}
-            gone = sorted(removed - covered)
-            moves.extend(PlannedMove(path, None, True) for path in gone)
-            try:
-                held = commit_moves(moves, root, tmp, move)
-            except UnfinishedCommit as exc:
-                keep_tmp = True
-                raise DiskError(
-                    f"cannot install into {root}: {exc}; the environment holds part of this install, "
-                    f"and the next wheelstream command there finishes it ({tmp.name} holds the rest)"
-                ) from exc
-            except OSError as exc:
-                raise _cannot(exc, root) from exc
-            scheme = env.interpreter.scheme
-            keep = {root / scheme.purelib, root / scheme.platlib, root / scheme.scripts, root / scheme.data}
-            with contextlib.suppress(OSError):
-                _prune(root, gone, {Path(os.path.normpath(p)) for p in keep})
-        except BaseException:
-            if not keep_tmp and tmp is not None:
-                retire(tmp)
-            raise
-        reached("commit.retire")
-        interrupted = retire(tmp)
-    finally:
-        if owner is not None:
-            os.close(owner)
-    try:
-        deliver(held)
-    except KeyboardInterrupt:
-        interrupted = True
-    if interrupted:
-        raise Interrupted.after_install(root)
+                raise cannot(exc, wheel.item.staged.filename) from exc
+            writer.shared = True
+        reached("install.home-written")
+        removed = {path for r in removals for path in r.files}
+        moves = _merge(writer.home, root, removed)
+        covered = {m.dest for m in moves}
+        incoming = sorted(covered)
+        gone = _whole_directories(root, removed - covered, _kept_directories(env), incoming)
+        moves.extend(PlannedMove(path, None, True) for path in gone)
+        tx.commit(moves, move)
+        tx.retire()
+    tx.deliver()
     return writer, len(removed)
 
 
@@ -252,7 +242,8 @@ def install_into(
                 exc.with_wheel(wheel.item.staged.filename)
                 raise
         writing.append(wheel)
-    writer, files_removed = (None, 0)
+    writer: HomeWriter | None = None
+    files_removed = 0
     if writing:
         writer, files_removed = _transaction(env, writing, removals, link_mode, compile_bytecode, warn, _move)
     return EnvironmentReport(

@@ -2,7 +2,7 @@
 
 A wheel is attacker-controlled data, and an installer other than wheelstream (pip, uv) will happily install a
 wheel that ships a top-level directory named ``.wheelstream-tmp-x`` with a lock file and a commit plan in it.
-If recovery (:func:`._commit.finish_interrupted`) acted on every directory that merely *looks* like a killed
+If recovery (:func:`._recovery.finish_interrupted`) acted on every directory that merely *looks* like a killed
 install's, the next ``wheelstream install`` into that target would move the planted "plan" into place or
 delete what the wheel named ``.wheelstream-gone-*`` — content the user never asked to touch (DESIGN §5, "The
 installer's own names are not the wheel's").

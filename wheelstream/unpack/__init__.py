@@ -4,7 +4,7 @@
                           │  └──► whole-file sha256 whose state can be saved (_sha256)
                           └────► zip.ZipStreamParser ──events──► Extractor ──► staging/<key>/ (+ digests)
 
-``_tee`` keeps the checkpoint rules (its module essay), ``_partial`` the journal's format, ``_extract`` the
+``_checkpoints`` keeps the checkpoint rules (its module essay), ``_partial`` the journal's format, ``_extract`` the
 staged files. The attempt loop that drives them lives in :mod:`wheelstream.fetch`.
 
 Nothing is re-exported here: the cache (``wheelstream._cache``) needs only the journal, and the command's start-up

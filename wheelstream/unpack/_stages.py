@@ -1,6 +1,6 @@
 """The tee's two helper threads: the unpack worker (the second stage, DESIGN §8) and the syncer that makes a
 periodic checkpoint durable off that worker. Their rules — what a snapshot holds, in which order it is made
-durable, how errors reach the network thread in stream order — are the tee's essay (``_tee``).
+durable, how errors reach the network thread in stream order — are the checkpoint essay (``_checkpoints``).
 """
 
 from __future__ import annotations

@@ -5,46 +5,15 @@ The network thread coalesces chunks into 1 MiB blocks, appends them to the parti
 hands them through a bounded queue to ``Unpacker``, which runs the parser and the extractor. isal/zlib,
 hashing and file writes release the GIL, so the two stages overlap on two cores.
 
-Checkpoints (DESIGN §2) come in three kinds, all written by ``Tee._write_checkpoint`` while the parser is
-quiet (every event of the blocks it was given handled), in the order staging → partial → journal:
-
-* **Periodic** (every 32 MB / 1 s; ``maybe_checkpoint``): the network thread only
-  queues a request behind the blocks it has handed over and goes on reading. The worker takes it between two
-  blocks: it collects what the extractor's writers have written (without waiting for the rest: behind a
-  backlog of small files the parser may be inflating a large entry meanwhile), and snapshots ``C`` — the
-  parser's checkpoint, or the local header of the first finished entry whose file is not written yet,
-  whichever comes first — the entries finished before ``C`` with their digests, and ``deferred_at``. A
-  ``Syncer`` thread then makes the snapshot durable in rule order: ``syncfs`` of staging (rule 1: it covers
-  every write that returned before it), an fsync of the partial (rule 2: every byte the worker parsed was
-  written to the partial *before* it was queued, so ``D`` >= what the parser consumed >= ``C``; ``D`` and the
-  whole-file hash state are read together, under the lock the network thread holds while it writes and hashes
-  a block, so the journal's state covers exactly ``0..D``), then the journal appends the snapshot's entries
-  and replaces its small header (rule 3). The unpack thread is the bottleneck, so it pays only O(new entries);
-  the syncs — on ext4 0.5-1.5 s per torch download — happen beside it. One snapshot is in flight at a time: a
-  checkpoint due while the last is still syncing is owed, and taken after the first block parsed once the
-  syncer is free; everything that settles the stream waits for the syncer first.
-* **Idle** (the worker found nothing to do for ``IDLE_AFTER`` seconds: the network stalled): the worker takes
-  a periodic checkpoint on its own, waiting for the writers this time, if entries were finished since the last
-  one or the partial file holds bytes past ``D`` (inside a large entry nothing finishes; not past a deferred
-  entry, where the worker is handed nothing by design), and none is syncing.
-  A stall is when people give up and kill the process; without this the last checkpoint could be ~32 MB / 1 s
-  older than what had arrived when the bytes stopped coming (seen: 20 MB re-fetched after a kill 1 s into a
-  stall, because the checkpoint before the stall was still syncing and nothing came to trigger another). What
-  the network thread has not handed over yet (under one 1 MiB block) is not in the partial file: it is
-  fetched again.
-* **Settled** (``checkpoint``: interruption, error, giving up, before a wait): ``settle`` drains the queue
-  and stops the worker first, then the same steps run on the calling thread. Rare; correctness first.
-
-Two checkpoints move only ``D`` (``_bytes_only``: ``C`` and its entries as last made durable, so no syncfs of
-staging), submitted by the network thread: the first, after one block (not after 32 MB / 1 s), and the one at
-the end of input when at least ``_TAIL_CHECKPOINT`` bytes are not yet durable.
+Checkpoints (DESIGN §2) — their three kinds, the owed ones, the ones that move only ``D`` — are taken by the
+``Checkpoints`` half mixed into ``Tee`` (``_checkpoints``, whose essay gives the rules); this module keeps what
+feeds them: the blocks, the worker's hand-over, settling, replay and the end of input.
 
 Beside the checkpoints, every block written to the partial also appends the hash state to the trail
 (``_trail``): what a *killed* process wrote past ``D`` is then provable by the next one, which resumes past it.
 
-Either way the journal never records an entry the extractor has not written, and a worker's first error —
-from a block or from a checkpoint — is raised on the network thread in stream order (by the next hand-over
-or by ``settle``), exactly as a single-threaded loop would raise it.
+A worker's first error — from a block or from a checkpoint — is raised on the network thread in stream order
+(by the next hand-over or by ``settle``), exactly as a single-threaded loop would raise it.
 """
 
 from __future__ import annotations
@@ -56,13 +25,15 @@ import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from wheelstream._killpoints import reached
 from wheelstream.errors import ArchiveError, EntrySetMismatch
 from wheelstream.unpack import _sha256
+from wheelstream.unpack._checkpoints import Checkpoints
 from wheelstream.unpack._extract import Extractor
 from wheelstream.unpack._partial import Journal, PartialFile
-from wheelstream.unpack._stages import CHECKPOINT, Snapshot, Syncer, Unpacker, Work
+from wheelstream.unpack._stages import Syncer, Unpacker, Work
 from wheelstream.unpack._trail import Trail
 from wheelstream.zip import EntryDeferred, ZipStreamParser
 from wheelstream.zip._tail import TAIL_SIZE, find_central_directory, read_central_directory
@@ -70,14 +41,15 @@ from wheelstream.zip._tail import TAIL_SIZE, find_central_directory, read_centra
 __all__ = ["Tee", "finish_deferred", "parse_block"]
 
 
-_SNAPSHOT_ENTRIES = 8192  # entries one periodic checkpoint records at most (see Tee._snapshot)
 _BLOCK = 1 << 20  # coalesce iter_raw()'s <= 64 KiB chunks before the partial write and the hand-over
 _TAIL_CHECKPOINT = 8 << 20  # unsynced bytes at the end of input worth a checkpoint of their own
 
 
 @dataclass
-class Tee:
+class Tee(Checkpoints):
     """The tee and everything it feeds, for one attempt sequence of one wheel."""
+
+    block_size: ClassVar[int] = _BLOCK  # the first checkpoint is due after one (``Checkpoints``)
 
     wheel: str
     journal_path: Path  # where the journal's header lives (its entries log beside it)
@@ -208,136 +180,6 @@ class Tee:
         stream on an error, which stops the extractor's writers)."""
         for chunk in self.partial.read_range(start, end):
             self._parse(chunk)
-
-    def maybe_checkpoint(self, every_bytes: int, every_seconds: float) -> None:
-        """A periodic checkpoint, taken by the worker between two blocks: the network thread goes on reading."""
-        now = time.monotonic()
-        since = self.position - self.last_checkpoint_bytes
-        if not self._checkpoints and since >= _BLOCK:
-            # The first comes after one block, not after 32 MB / 1 s. It moves only D (no entries, so no
-            # syncfs of staging): what it saves from a power loss is download, and it costs one small fsync.
-            self._flush()
-            if self._syncer.try_submit(self._bytes_only):
-                self._checkpointed()
-            return
-        if since < every_bytes and now - self.last_checkpoint_at < every_seconds:
-            return
-        self._flush()
-        if self._unpacker is not None:
-            self._unpacker.put(CHECKPOINT)  # behind every block handed over; the worker takes it in order
-        else:
-            self._write_checkpoint()  # no worker (past a deferred entry, or nothing new): the parser is quiet
-        self._checkpointed()
-
-    def checkpoint(self) -> None:
-        """A settled checkpoint: drain the pipeline, then write (interruptions, errors, waits — rare)."""
-        self.settle()
-        self._write_checkpoint()
-        self._checkpointed()
-
-    def _checkpointed(self) -> None:
-        self._checkpoints += 1
-        self.last_checkpoint_at = time.monotonic()
-        self.last_checkpoint_bytes = self.position
-
-    def _snapshot(self, *, drained: bool = True) -> Snapshot:
-        """The checkpoint as of now; the parser must be quiet, and the extractor drained unless ``drained`` is
-        False.
-
-        Only entries this parser finished, so only files of entries before C (rule 1): while the deferred tail
-        is unpacked by a second parser the extractor already holds files past this parser's checkpoint, and
-        those must be redone on resume. ``_handed_over`` is the cursor: the parser lists entries in the same
-        order, prior (journal) entries first. O(entries finished since the last checkpoint).
-
-        Not drained (a periodic checkpoint), the writers may still be behind the parser: C is then the local
-        header of the first finished entry whose file is not written yet — a record boundary with nothing open,
-        every entry before it written — and the entries from there on wait for the next checkpoint. A resume
-        from that C deletes their files, if any were written meanwhile, and writes them again from the
-        partial file (``_download._Download._staging_matches``).
-
-        A periodic checkpoint also stops after ``_SNAPSHOT_ENTRIES`` entries, at the local header of the next
-        one (the same kind of boundary): the first checkpoint of a fast download of a wheel of many tiny
-        files would otherwise hold every entry at once as tuples and log lines. The next one goes on from
-        there; a drained (settled or idle) checkpoint takes everything, so an interruption still records all.
-        """
-        entries = self.parser.finished_since(self._handed_over, None if drained else _SNAPSHOT_ENTRIES + 1)
-        files = self.extractor.files
-        checkpoint = self.parser.checkpoint
-        if len(entries) > _SNAPSHOT_ENTRIES:
-            checkpoint = entries[_SNAPSHOT_ENTRIES].offset
-            del entries[_SNAPSHOT_ENTRIES:]
-        for index, entry in enumerate(entries):  # never record an entry without its written file (rule 1)
-            staged = files.get(entry.name)
-            if not entry.name.endswith("/") and (staged is None or not staged.sha256):
-                if drained:
-                    raise RuntimeError(
-                        f"checkpoint refused: finished entry {entry.name!r} has no written file"
-                    )
-                checkpoint = entry.offset
-                del entries[index:]
-                break
-        self._handed_over += len(entries)
-        return Snapshot(
-            checkpoint,
-            entries,
-            {e.name: files[e.name] for e in entries if e.name in files},
-            self.journal.deferred_at,
-        )
-
-    def _idle_checkpoint(self) -> None:
-        """The network went quiet with every block parsed: checkpoint now what arrived since the last
-        checkpoint (on the worker, as a periodic one: see the module docstring), waiting for the writers —
-        the worker has nothing else to do, and a stall is when people give up. Bytes count as well as
-        finished entries: inside a large entry nothing finishes, yet a next run resumes its Range at D, so
-        without this a kill -9 in a stall there cost it everything since the last periodic checkpoint. Past a
-        deferred entry the worker is given nothing while the bytes keep coming, so there idle says nothing
-        about the network: the periodic checkpoints (on the network thread) cover that phase."""
-        unsynced = self.journal.deferred_at is None and self.partial.length > self.journal.durable
-        if self.parser.finished_count > self._handed_over or unsynced:
-            self._snapshot_checkpoint(drain=True)
-
-    def _snapshot_checkpoint(self, *, drain: bool = False) -> None:
-        """A checkpoint on the worker, between two blocks: collect what the writers finished (or, with ``drain``,
-        wait for all of it), snapshot, hand to the syncer."""
-
-        def snapshot() -> Snapshot:
-            # 1a. the entries it records are written (the syncer's syncfs flushes them). Not waiting for the
-            # rest keeps the parser going: behind a backlog of small files it may be inflating a large one.
-            if drain:
-                self.extractor.drain()
-            else:
-                self.extractor.collect_written()
-            return self._snapshot(drained=drain)
-
-        # Busy: do not stall the bottleneck thread. The checkpoint is owed, and taken after the first block
-        # parsed once the syncer is done (or by the idle or settled ones).
-        self._owed = not self._syncer.try_submit(snapshot)
-
-    def _bytes_only(self) -> Snapshot:
-        """A checkpoint that moves only ``D``: the last durable ``C`` and its entries, unchanged."""
-        return Snapshot(self.journal.checkpoint, [], {}, self._durable_deferred_at)
-
-    def _make_durable(self, snapshot: Snapshot) -> None:
-        """Rules 1-3 of DESIGN §2 for one snapshot, in order (on the syncer thread, or the caller's)."""
-        if snapshot.entries or snapshot.checkpoint != self.journal.checkpoint:
-            self.extractor.flush_to_disk()  # 1b. staging on disk (a checkpoint that moves only D has no need)
-        with self._hashed:  # the hash state of exactly the first D bytes (the network thread may go on)
-            durable, state = self.partial.length, self.hasher.state()
-        self.partial.sync()  # 2. >= D, and D >= every byte the parser consumed, so >= C
-        journal = self.journal
-        journal.add_finished(snapshot.entries, snapshot.files)
-        journal.checkpoint = snapshot.checkpoint
-        journal.durable = durable
-        journal.sha256_state = state
-        journal.save(self.journal_path, deferred_at=snapshot.deferred_at)  # 3. log, then header
-        self._durable_deferred_at = snapshot.deferred_at
-
-    def _write_checkpoint(self) -> None:
-        """A checkpoint written on the calling thread, with the parser quiet (after ``settle``, or with no
-        worker running)."""
-        self._syncer.wait()
-        self.extractor.drain()
-        self._make_durable(self._snapshot())
 
     def end_of_input(self) -> None:
         """All bytes are here: finish the parse, including entries that had to wait for the end.

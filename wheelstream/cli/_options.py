@@ -1,0 +1,211 @@
+"""Command-line options more than one command takes, and the ``SIZE`` type they read.
+
+``common_options`` are install's and download's: they reach the command packed into one ``SharedOptions``, so
+each command's signature lists only its own options and a new shared option is added in one place.
+``environment_options`` are every command that works on an environment (install, uninstall, list), so all of
+them find it alike (``find_env``: the active venv when the options name none). In a ``SIZE`` a bare unit
+letter is binary (``16G`` = 16 GiB), as are ``KiB``/``MiB``/...; ``kB``/``MB``/... are decimal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from wheelstream._api import DEFAULT_INDEX_URL, DEFAULT_JOBS
+from wheelstream.installer import Environment
+from wheelstream.zip import DEFAULT_MAX_ENTRIES
+
+__all__ = ["SharedOptions", "common_options", "environment_options", "find_env", "parse_size"]
+
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1 << 10,
+    "kib": 1 << 10,
+    "kb": 10**3,
+    "m": 1 << 20,
+    "mib": 1 << 20,
+    "mb": 10**6,
+    "g": 1 << 30,
+    "gib": 1 << 30,
+    "gb": 10**9,
+    "t": 1 << 40,
+    "tib": 1 << 40,
+    "tb": 10**12,
+}
+
+
+def parse_size(text: str) -> int:
+    """``16GiB``, ``16G`` (binary), ``500MB`` (decimal), ``1048576`` → bytes."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if not match or match.group(2).lower() not in _UNITS:
+        raise ValueError(f"not a size: {text!r} (examples: 16GiB, 500M, 1000000)")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+class _Size(click.ParamType):  # type: ignore[type-arg]  # generic only in click ≥ 8.2 stubs
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options install and download share, in the order ``--help`` lists them."""
+    options = [
+        click.argument("sources", nargs=-1, metavar="SRC..."),
+        click.option(
+            "-r",
+            "--requirement",
+            "requirements",
+            multiple=True,
+            type=click.Path(dir_okay=False),
+            metavar="FILE",
+            help="Read sources (and --hash lines) from FILE. Repeatable.",
+        ),
+        click.option(
+            "--hash",
+            "hash_values",
+            multiple=True,
+            metavar="sha256:HEX",
+            help="Expected sha256 of the wheel; one per SRC, in order.",
+        ),
+        click.option(
+            "--index-url",
+            "-i",
+            default=None,
+            metavar="URL",
+            help=f"Simple index for NAME==VERSION (PEP 691/503). [default: {DEFAULT_INDEX_URL}]",
+        ),
+        click.option(
+            "--cache-dir",
+            default=None,
+            type=click.Path(file_okay=False),
+            metavar="DIR",
+            help="Cache root [default: $WHEELSTREAM_CACHE_DIR or the user cache dir].",
+        ),
+        click.option(
+            "--jobs",
+            "-j",
+            default=DEFAULT_JOBS,
+            show_default=True,
+            type=click.IntRange(1, 64),
+            help="Wheels downloaded in parallel.",
+        ),
+        click.option(
+            "--retries",
+            default=5,
+            show_default=True,
+            type=click.IntRange(0),
+            help="Attempts in a row without progress before giving up (exit 3).",
+        ),
+        click.option(
+            "--timeout",
+            default=30.0,
+            show_default=True,
+            type=click.FloatRange(0, min_open=True),
+            metavar="S",
+            help="Connect/read timeout in seconds.",
+        ),
+        click.option(
+            "--max-unpacked-size",
+            default="16GiB",
+            show_default=True,
+            type=_Size(),
+            help="Refuse a wheel that inflates past SIZE (zip-bomb guard).",
+        ),
+        click.option(
+            "--max-entries",
+            default=DEFAULT_MAX_ENTRIES,
+            show_default=True,
+            type=click.IntRange(1),
+            metavar="N",
+            help="Refuse a wheel of more than N entries (memory grows with them).",
+        ),
+        click.option("-q", "--quiet", count=True, help="Only errors and warnings."),
+        click.option("-v", "--verbose", count=True, help="Say more (-vv: tracebacks)."),
+        click.option("--no-progress", is_flag=True, help="No progress bars (the summary still prints)."),
+    ]
+
+    @functools.wraps(fn)
+    def packed(**kwargs: Any) -> Any:
+        shared = SharedOptions(**{name: kwargs.pop(name) for name in _SHARED_NAMES})
+        return fn(shared, **kwargs)
+
+    for option in reversed(options):
+        packed = option(packed)
+    return packed
+
+
+@dataclass(frozen=True)
+class SharedOptions:
+    """What ``common_options`` read from the command line, handed to the command as one argument."""
+
+    sources: tuple[str, ...]
+    requirements: tuple[str, ...]
+    hash_values: tuple[str, ...]
+    index_url: str | None
+    cache_dir: str | None
+    jobs: int
+    retries: int
+    timeout: float
+    max_unpacked_size: int
+    max_entries: int
+    quiet: int
+    verbose: int
+    no_progress: bool
+
+
+_SHARED_NAMES = tuple(field.name for field in dataclasses.fields(SharedOptions))
+
+
+def environment_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Where an install (or uninstall, or list) without ``--target`` goes: pip's and uv's options."""
+    options = [
+        click.option(
+            "--python",
+            default=None,
+            metavar="PATH",
+            help="Interpreter whose environment to use (with --target: the one the install is for).",
+        ),
+        click.option(
+            "--prefix",
+            default=None,
+            type=click.Path(file_okay=False),
+            metavar="DIR",
+            help="Install into DIR with pip's --prefix scheme (lib/pythonX.Y/site-packages, bin, ...).",
+        ),
+        click.option(
+            "--system", is_flag=True, help="Allow an interpreter that is not in a virtual environment."
+        ),
+        click.option(
+            "--break-system-packages",
+            is_flag=True,
+            help="Allow an environment marked EXTERNALLY-MANAGED (PEP 668).",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def find_env(
+    python: str | None, prefix: str | None, system: bool, break_system_packages: bool
+) -> Environment:
+    """The environment the options name (the active venv when they name none)."""
+    from wheelstream.installer import find_environment
+
+    return find_environment(python, prefix=prefix, system=system, break_system_packages=break_system_packages)

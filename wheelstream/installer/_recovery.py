@@ -1,0 +1,183 @@
+"""Finishing what killed installs left in a target: the next install into ``DIR`` runs ``finish_interrupted``
+before its own commit.
+
+It takes every unlocked ``DIR/.wheelstream-tmp-*`` at once, whatever its age: the owner signs the lock file
+while holding the lock and holds it until the directory is retired (:mod:`._commit`), so a free lock with a
+token that verifies means a dead owner. With a plan, it moves in each item whose source is still there (the
+install had passed every check and its files were complete before the first rename), setting aside what it
+replaces; without one (killed before its commit), it is removed. Only an *empty* directory (killed between
+making it and creating its lock file) waits ``_FRESH`` seconds: it may be a live install's, a moment before
+its lock. A ``.wheelstream-gone-*`` directory whose deleter was killed is deleted, lock file last.
+
+Recovery opens an existing lock file and never creates one: a directory without it, or whose token does not
+verify, is not ours to judge (a wheel's look-alike, an older wheelstream's, which may hold the only copy of
+replaced items in ``old/``), and is left alone, as are directories whose plan cannot be read or would reach
+outside (a warning names them). Recovery covers a killed process; after a power loss it relies on the file
+system keeping the plan's rename ahead of the renames that follow it (ext4's ordered journal does), as nothing
+here is fsynced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import posixpath
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ._commit import (
+    GONE_PREFIX,
+    OWNER,
+    PLAN,
+    TMP_PREFIX,
+    delete_lock_last,
+    hold_flock,
+    is_ours,
+    make_parent,
+    retire,
+)
+
+__all__ = ["finish_interrupted"]
+
+_FRESH = 10.0  # seconds: an empty directory younger than this may be a live install's, not locked yet
+
+
+def finish_interrupted(target: Path, warn: Callable[[str], None]) -> list[str]:
+    """Finish the commits of killed installs into ``target`` and remove what they left; return the items
+    moved in (see the module docstring). Nothing here stops the install that asks: a directory that cannot
+    be judged or finished is named in a warning and left as it is."""
+    finished: list[str] = []
+    try:
+        names = sorted(n for n in os.listdir(target) if n.startswith((TMP_PREFIX, GONE_PREFIX)))
+    except OSError:
+        return finished
+    for name in names:
+        path = target / name
+        try:
+            if name.startswith(GONE_PREFIX):
+                _sweep_gone(path)  # its deleter was killed (or is still at it)
+            else:
+                finished += _recover(path, target)
+        except FileNotFoundError:
+            continue  # retired by its owner while we looked
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            warn(
+                f"{path} looks like what an interrupted install left, but cannot be finished ({exc}); "
+                "it is left as it is"
+            )
+    return finished
+
+
+def _recover(tmp: Path, target: Path) -> list[str]:
+    if tmp.is_symlink() or not tmp.is_dir():
+        return []
+    stale = time.time() - os.stat(tmp).st_mtime >= _FRESH
+    if stale:
+        with contextlib.suppress(OSError):
+            os.rmdir(tmp)  # empty: killed between making it and locking it
+            return []
+    fd = hold_flock(tmp / OWNER, create=False)
+    if fd is None:
+        return []  # a live install's, or no lock file: not a directory this code can judge
+    try:
+        if not is_ours(tmp, fd):
+            return []  # not signed by this user's wheelstream (a wheel's look-alike?), or replaced meanwhile
+        if not os.path.lexists(tmp / PLAN):
+            with contextlib.suppress(OSError):
+                os.rmdir(tmp / "old")  # empty: killed between a rollback's last two steps
+            if os.path.lexists(tmp / "old"):
+                return []  # holding replaced items nobody planned: not ours to delete
+            moved = []
+        else:
+            moved = _roll_forward(_read_plan(tmp / PLAN, tmp), target, tmp)
+        if retire(tmp):
+            raise KeyboardInterrupt  # held while the directory went, so that none is left half deleted
+        return moved
+    finally:
+        os.close(fd)
+
+
+def _sweep_gone(gone: Path) -> None:
+    """Finish deleting a retired directory whose deleter died — only one that proves it is ours (a wheel can
+    ship a directory named ``.wheelstream-gone-*`` too). A lock file that is gone means the deletion had
+    reached its very end: only an empty directory is left to remove then."""
+    if gone.is_symlink() or not gone.is_dir():
+        return
+    fd = hold_flock(gone / OWNER, create=False)
+    if fd is None:
+        with contextlib.suppress(OSError):
+            os.rmdir(gone)
+        return
+    try:
+        if is_ours(gone, fd):
+            delete_lock_last(gone)
+    finally:
+        os.close(fd)
+
+
+def _checked_dest(name: object, version: int) -> str:
+    """A plan's destination: one component (version 1: a ``--target`` item), or (2) a normalized relative
+    ``/`` path with no ``..``; anything else raises ValueError."""
+    if not isinstance(name, str) or not name or "\0" in name or os.sep in name.replace("/", ""):
+        raise ValueError(f"bad item name {name!r} in the plan")
+    parts = name.split("/")
+    if (version == 1 and len(parts) != 1) or any(part in ("", ".", "..") for part in parts):
+        raise ValueError(f"bad item name {name!r} in the plan")
+    return name
+
+
+def _read_plan(path: Path, tmp: Path) -> list[tuple[str, Path | None, bool]]:
+    """The moves of a plan read back from disk, each checked: a destination stays below the root (see
+    ``_checked_dest``), a source lies in ``tmp/home`` below real directories (anything else raises
+    ValueError)."""
+    payload = json.loads(path.read_text(encoding="utf-8"))
+    version = payload.get("version")
+    if version not in (1, 2):
+        raise ValueError(f"unknown plan version {version!r}")
+    if os.path.islink(tmp / "home"):
+        raise ValueError(f"{tmp / 'home'} is a symlink")
+    home = os.path.realpath(tmp / "home")
+    moves: list[tuple[str, Path | None, bool]] = []
+    for name, source_rel, replace in payload["moves"]:
+        dest = _checked_dest(name, version)
+        if not isinstance(replace, bool) or not (
+            isinstance(source_rel, str) or (version == 2 and source_rel is None)
+        ):
+            raise TypeError(f"bad move for {dest!r} in the plan")
+        if source_rel is None:
+            moves.append((dest, None, replace))
+            continue
+        source = tmp / source_rel
+        parent = os.path.realpath(source.parent)
+        inside = parent == home or parent.startswith(home + os.sep)
+        if posixpath.normpath(source_rel) != source_rel or os.path.isabs(source_rel) or not inside:
+            raise ValueError(f"the plan's source for {dest!r} is outside {tmp / 'home'}")
+        moves.append((dest, source, replace))
+    if os.path.islink(tmp / "old"):
+        raise ValueError(f"{tmp / 'old'} is a symlink")
+    return moves
+
+
+def _roll_forward(moves: list[tuple[str, Path | None, bool]], target: Path, tmp: Path) -> list[str]:
+    """Do the moves whose source is still in ``tmp``, as ``commit`` would have; set aside what a step without a
+    source removes, unless it is gone already."""
+    moved: list[str] = []
+    for name, source, replace in moves:
+        dest, aside = target / name, tmp / "old" / name
+        if source is None:
+            if replace and os.path.lexists(dest) and not os.path.lexists(aside):
+                make_parent(aside, tmp / "old")
+                os.rename(dest, aside)
+            continue
+        if not os.path.lexists(source):
+            continue  # moved in before the process died
+        if os.path.lexists(dest):
+            if not replace or os.path.lexists(aside):
+                continue  # something else is there now (and the old item is already aside): leave both
+            make_parent(aside, tmp / "old")
+            os.rename(dest, aside)
+        os.rename(source, dest)
+        moved.append(name)
+    return moved

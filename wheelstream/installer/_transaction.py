@@ -1,0 +1,100 @@
+"""The life of one temporary home around one commit, for both destinations (a ``--target`` directory and an
+environment): made and locked inside the root, written, committed, retired.
+
+The rules (:mod:`._commit` has the why of each): the home is locked and signed before anything is put in it;
+on any error before or during the commit it is retired and the root is as it was — except after a commit
+whose undo failed too, when it keeps what was not moved and the plan for the next command to finish; signals
+held during the renames are delivered only once the home is retired and its lock closed, and a Ctrl-C after
+the last rename says the install finished.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+from .._killpoints import reached
+from ..errors import DiskError, Interrupted
+from ._commit import TMP_PREFIX, Move, PlannedMove, UnfinishedCommit, commit_moves, deliver, own_home, retire
+
+__all__ = ["Transaction"]
+
+Cannot = Callable[[OSError, "str | None"], DiskError]  # an OSError told as "cannot install into ROOT: ..."
+
+
+class Transaction:
+    """``with Transaction(root, cannot, "target") as tx:`` write into ``tx.home``, ``tx.commit(moves)``,
+    ``tx.retire()``; after the block, ``tx.deliver()``."""
+
+    def __init__(self, root: Path, cannot: Cannot, what: str) -> None:
+        self.root = root
+        self._cannot = cannot
+        self._what = what  # "target" or "environment", for the message of a commit that could not be undone
+        self.tmp: Path | None = None
+        self._owner: int | None = None
+        self._kept = False
+        self._retired = False
+        self._held: list[int] = []
+        self._interrupted = False
+
+    def __enter__(self) -> Transaction:
+        try:
+            self.tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=self.root))
+            self._owner = own_home(self.tmp)
+            self.home.mkdir()
+        except OSError as exc:
+            self.__exit__(type(exc), exc, None)
+            raise self._cannot(exc, None) from exc
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, None)
+            raise
+        return self
+
+    @property
+    def home(self) -> Path:
+        assert self.tmp is not None
+        return self.tmp / "home"
+
+    def commit(self, moves: list[PlannedMove], move: Move | None = None) -> None:
+        assert self.tmp is not None
+        try:
+            self._held = commit_moves(moves, self.root, self.tmp, move)
+        except UnfinishedCommit as exc:
+            self._kept = True
+            finisher = "install into it" if self._what == "target" else "wheelstream command there"
+            raise DiskError(
+                f"cannot install into {self.root}: {exc}; the {self._what} holds part of this install, and the "
+                f"next {finisher} finishes it ({self.tmp.name} holds the rest)"
+            ) from exc
+        except OSError as exc:
+            raise self._cannot(exc, None) from exc
+
+    def retire(self) -> None:
+        """Every move is done: delete the home (and what it set aside), even through Ctrl-C."""
+        assert self.tmp is not None
+        reached("commit.retire")
+        self._retired = True
+        self._interrupted = retire(self.tmp)
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        try:
+            if kind is not None and not self._kept and not self._retired and self.tmp is not None:
+                retire(self.tmp)
+        finally:
+            if self._owner is not None:
+                os.close(self._owner)
+                self._owner = None
+
+    def deliver(self) -> None:
+        """The signals held during the renames, to their handlers; a Ctrl-C now says the install finished."""
+        try:
+            deliver(self._held)
+        except KeyboardInterrupt:
+            self._interrupted = True
+        if self._interrupted:
+            raise Interrupted.after_install(self.root)
