@@ -55,6 +55,8 @@ ALLOWED: dict[str, set[str]] = {
         "_sources",
         "_parallel",
     },
+    "_pylock": {"errors"},
+    "_lock_api": {"errors", "_api", "_cache", "_progress", "_pylock", "fetch", "installer"},
     "testing": {"errors", "zip", "_urls"},
     "cli": {
         "__version__",
@@ -69,9 +71,11 @@ ALLOWED: dict[str, set[str]] = {
         "_cache",
         "index",
         "_api",
+        "_pylock",
+        "_lock_api",
         "testing",
     },
-    "__init__": {"_api", "_progress", "errors", "installer"},
+    "__init__": {"_api", "_lock_api", "_progress", "errors", "installer"},
     "__main__": {"cli"},
 }
 

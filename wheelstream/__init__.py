@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from wheelstream._api import DEFAULT_INDEX_URL, InstallResult, WheelOutcome, Workers, download, install
+    from wheelstream._lock_api import install_lock, sync
     from wheelstream._progress import Progress, ProgressCallback
     from wheelstream.errors import WheelstreamError
     from wheelstream.installer import (
@@ -34,6 +35,8 @@ _LAZY = {
     "Workers": "wheelstream._api",
     "download": "wheelstream._api",
     "install": "wheelstream._api",
+    "install_lock": "wheelstream._lock_api",
+    "sync": "wheelstream._lock_api",
     "Progress": "wheelstream._progress",
     "ProgressCallback": "wheelstream._progress",
     "WheelstreamError": "wheelstream.errors",
@@ -83,6 +86,8 @@ __all__ = [
     "download",
     "find_environment",
     "install",
+    "install_lock",
     "installed_distributions",
+    "sync",
     "uninstall",
 ]

@@ -44,7 +44,16 @@ from wheelstream.installer._metadata import check_tags, parse_filename
 from wheelstream.transport import new_client
 from wheelstream.zip import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_SIZE
 
-__all__ = ["DEFAULT_INDEX_URL", "InstallResult", "WheelOutcome", "Workers", "download", "install"]
+__all__ = [
+    "DEFAULT_INDEX_URL",
+    "DEFAULT_JOBS",
+    "InstallResult",
+    "WheelOutcome",
+    "Workers",
+    "download",
+    "install",
+    "install_sources",
+]
 
 # Where several downloads run: threads of the caller's process (the default: a library is a guest, and forking
 # its host is not a guest's call), or forked worker processes, one GIL each (Linux, from a process with one
@@ -242,6 +251,59 @@ def install(
     where it is possible (Linux, a client of wheelstream's own, this process running one thread), each runs in
     a forked worker process with a GIL of its own — faster on many wheels, but it forks the caller.
     """
+    return install_sources(
+        sources,
+        target,
+        environment=environment,
+        cache_dir=cache_dir,
+        hashes=hashes,
+        index_url=index_url,
+        upgrade=upgrade,
+        reinstall=reinstall,
+        jobs=jobs,
+        retries=retries,
+        timeout=timeout,
+        python=python,
+        link_mode=link_mode,
+        compile_bytecode=compile_bytecode,
+        ignore_tags=ignore_tags,
+        max_unpacked_size=max_unpacked_size,
+        max_entries=max_entries,
+        progress=progress,
+        on_warning=on_warning,
+        client=client,
+        workers=workers,
+    )
+
+
+def install_sources(
+    sources: Sequence[str | os.PathLike[str]] | str,
+    target: str | os.PathLike[str] | None = None,
+    *,
+    environment: Environment | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    hashes: Mapping[str, str] | None = None,
+    index_url: str = DEFAULT_INDEX_URL,
+    upgrade: bool = False,
+    reinstall: bool = False,
+    jobs: int = DEFAULT_JOBS,
+    retries: int = 5,
+    timeout: float = 30.0,
+    python: str | None = None,
+    link_mode: LinkMode = "move",
+    compile_bytecode: bool = False,
+    ignore_tags: bool = False,
+    max_unpacked_size: int = DEFAULT_MAX_UNPACKED_SIZE,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+    progress: ProgressCallback | None = None,
+    on_warning: Callable[[str], None] | None = None,
+    client: httpx.Client | None = None,
+    workers: Workers = "threads",
+    verify: Callable[[str, DownloadResult], None] | None = None,
+    remove: Sequence[str] = (),
+) -> InstallResult:
+    """:func:`install`, and what a lock adds: ``verify(source, result)`` checks each fetched wheel before
+    anything is installed, ``remove`` names distributions to uninstall in the same transaction."""
     if (target is None) == (environment is None):
         raise UsageError("say where to install: a target directory or an environment (exactly one)")
     skipped: list[str] = []
@@ -278,6 +340,13 @@ def install(
         wanted=wanted,
     )
     results = [result for _item, result in fetched]
+    if verify is not None:
+        try:
+            for item, result in fetched:
+                verify(item.source, result)
+        except BaseException:
+            release(results)
+            raise
     where = target if environment is None else environment.root
     items = [WheelToInstall(result.staged, direct_url(item), result.sha256) for item, result in fetched]
     try:
@@ -302,6 +371,7 @@ def install(
                 link_mode=link_mode,
                 compile_bytecode=compile_bytecode,
                 ignore_tags=ignore_tags,
+                remove=remove,
                 on_warning=on_warning,
             )
             report = dataclasses.replace(report, skipped=(*skipped, *report.skipped))

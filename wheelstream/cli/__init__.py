@@ -32,7 +32,7 @@ import click
 from wheelstream import __version__
 from wheelstream.cli._cache_commands import cache
 from wheelstream.cli._contract import INTERRUPTED, fail
-from wheelstream.cli._environment_commands import list_cmd, uninstall_cmd
+from wheelstream.cli._environment_commands import list_cmd, sync_cmd, uninstall_cmd
 from wheelstream.cli._install import download_cmd, install_cmd
 from wheelstream.errors import Interrupted, UsageError
 
@@ -68,6 +68,7 @@ def cli() -> None:
 cli.add_command(install_cmd)
 cli.add_command(uninstall_cmd)
 cli.add_command(list_cmd)
+cli.add_command(sync_cmd)
 cli.add_command(download_cmd)
 cli.add_command(cache)
 

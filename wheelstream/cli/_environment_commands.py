@@ -1,18 +1,23 @@
-"""``wheelstream uninstall NAME...`` and ``wheelstream list``: an environment's distributions, as pip and uv
-show and remove them. The environment is found as ``install`` finds it (the active venv, ``--python``,
-``--prefix``); removing is one transaction (:func:`wheelstream.installer.uninstall`), so a kill in the middle
-is finished by the next command, and a distribution without RECORD is a one-line error before anything goes.
+"""``wheelstream uninstall NAME...``, ``wheelstream list`` and ``wheelstream sync LOCK``: an environment's
+distributions, as pip and uv show, remove and sync them. The environment is found as ``install`` finds it
+(the active venv, ``--python``, ``--prefix``); removing is one transaction (:func:`wheelstream.installer.
+uninstall`), so a kill in the middle is finished by the next command, and a distribution without RECORD is a
+one-line error before anything goes. ``sync`` installs and uninstalls in one transaction too
+(:mod:`wheelstream._lock_api`).
 """
 
 from __future__ import annotations
 
 import click
 
-from wheelstream.cli._contract import fail
-from wheelstream.cli._options import environment_options, find_env
+from wheelstream._api import DEFAULT_JOBS, InstallResult
+from wheelstream.cli._contract import fail, run
+from wheelstream.cli._install import tell_what_changed
+from wheelstream.cli._options import environment_options, find_env, lock_options
+from wheelstream.cli._ui import ConsoleProgress
 from wheelstream.errors import WheelstreamError, one_line
 
-__all__ = ["list_cmd", "uninstall_cmd"]
+__all__ = ["list_cmd", "sync_cmd", "uninstall_cmd"]
 
 
 @click.command("uninstall")
@@ -67,3 +72,73 @@ def list_cmd(python: str | None, prefix: str | None, system: bool, break_system_
     click.echo(f"{'-' * widths[0]}  {'-' * widths[1]}  ---------")
     for name, version, installer in rows:
         click.echo(f"{name:<{widths[0]}}  {version:<{widths[1]}}  {installer}")
+
+
+@click.command("sync")
+@click.argument("lock", type=click.Path(dir_okay=False), metavar="LOCK")
+@environment_options
+@lock_options
+@click.option("--reinstall", is_flag=True, help="Install every locked wheel again, even one already there.")
+@click.option(
+    "--link-mode",
+    type=click.Choice(["move", "copy", "hardlink"]),
+    default="move",
+    show_default=True,
+    help="As for install.",
+)
+@click.option("--compile-bytecode", is_flag=True, help="Write .pyc files, as pip does without --no-compile.")
+@click.option(
+    "--cache-dir", default=None, type=click.Path(file_okay=False), metavar="DIR", help="Cache root."
+)
+@click.option("-j", "--jobs", default=DEFAULT_JOBS, show_default=True, type=click.IntRange(1, 64))
+@click.option("--retries", default=5, show_default=True, type=click.IntRange(0))
+@click.option(
+    "--timeout", default=30.0, show_default=True, type=click.FloatRange(0, min_open=True), metavar="S"
+)
+@click.option("-q", "--quiet", count=True, help="Only errors and warnings.")
+@click.option("-v", "--verbose", count=True, help="Say more (-vv: tracebacks).")
+@click.option("--no-progress", is_flag=True, help="No progress bars (the summary still prints).")
+def sync_cmd(
+    lock: str,
+    python: str | None,
+    prefix: str | None,
+    system: bool,
+    break_system_packages: bool,
+    extras: tuple[str, ...],
+    groups: tuple[str, ...],
+    reinstall: bool,
+    link_mode: str,
+    compile_bytecode: bool,
+    cache_dir: str | None,
+    jobs: int,
+    retries: int,
+    timeout: float,
+    quiet: int,
+    verbose: int,
+    no_progress: bool,
+) -> None:
+    """Make an environment hold exactly what a pylock.toml (PEP 751) selects, like `uv pip sync`: install what
+    is missing or different, uninstall what the lock does not list, leave what matches. One transaction."""
+    from wheelstream._lock_api import install_lock
+
+    def call(ui: ConsoleProgress) -> InstallResult:
+        return install_lock(
+            lock,
+            environment=find_env(python, prefix, system, break_system_packages),
+            extras=extras,
+            groups=groups or None,
+            sync=True,
+            cache_dir=cache_dir,
+            reinstall=reinstall,
+            link_mode="move" if link_mode == "move" else "copy" if link_mode == "copy" else "hardlink",
+            compile_bytecode=compile_bytecode,
+            jobs=jobs,
+            retries=retries,
+            timeout=timeout,
+            progress=ui,
+            on_warning=ui.warn,
+            workers="processes",
+        )
+
+    result = run("Installed", quiet, verbose, no_progress, call)
+    tell_what_changed(result, quiet, verbose, removed="removed or replaced")

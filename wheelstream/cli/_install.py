@@ -17,7 +17,13 @@ import click
 from wheelstream._api import DEFAULT_INDEX_URL, InstallResult
 from wheelstream._cache import Cache
 from wheelstream.cli._contract import run
-from wheelstream.cli._options import SharedOptions, common_options, environment_options, find_env
+from wheelstream.cli._options import (
+    SharedOptions,
+    common_options,
+    environment_options,
+    find_env,
+    lock_options,
+)
 from wheelstream.cli._requirements import Requirements, is_local, parse_hash, parse_requirements
 from wheelstream.cli._ui import ConsoleProgress
 from wheelstream.errors import HashMismatch, UsageError, one_line
@@ -156,6 +162,7 @@ _LINK_MODES: dict[str, LinkMode] = {"move": "move", "copy": "copy", "hardlink": 
 )
 @click.option("--compile-bytecode", is_flag=True, help="Write .pyc files, as pip does without --no-compile.")
 @click.option("--ignore-tags", is_flag=True, help="Install even if the wheel's tags do not fit --python.")
+@lock_options
 @common_options
 def install_cmd(
     shared: SharedOptions,
@@ -169,12 +176,15 @@ def install_cmd(
     link_mode: str,
     compile_bytecode: bool,
     ignore_tags: bool,
+    extras: tuple[str, ...],
+    groups: tuple[str, ...],
 ) -> None:
     """Install wheels, resumably: into the active virtual environment (or --python's, or --prefix), like
     `pip install --no-deps`, replacing other versions; or into a directory, like `pip install --no-deps
     --target DIR`.
 
     SRC is an http(s) URL (optionally #sha256=HEX), a file:// URL, a local .whl path, or NAME==VERSION.
+    `-r pylock.toml` (PEP 751) installs what the lock selects for the interpreter (--extra, --group).
     """
     from wheelstream._api import install as do_install
 
@@ -188,8 +198,33 @@ def install_cmd(
             "--upgrade is --target's: an environment install always replaces other versions"
         )
 
+    lock = lock_file(shared.sources, shared.requirements, shared.hash_values)
+    if lock is None and (extras or groups):
+        raise click.UsageError("--extra and --group select from a lock file: give -r pylock.toml")
+
     def call(ui: ConsoleProgress) -> InstallResult:
         environment = None if target is not None else find_env(python, prefix, system, break_system_packages)
+        if lock is not None:
+            from wheelstream._lock_api import install_lock
+
+            return install_lock(
+                lock,
+                target,
+                environment=environment,
+                extras=extras,
+                groups=groups or None,
+                cache_dir=shared.cache_dir,
+                reinstall=reinstall,
+                python=python,
+                link_mode=_LINK_MODES[link_mode],
+                compile_bytecode=compile_bytecode,
+                jobs=shared.jobs,
+                retries=shared.retries,
+                timeout=shared.timeout,
+                progress=ui,
+                on_warning=ui.warn,
+                workers="processes",
+            )
         common = _gather(
             shared.sources,
             shared.requirements,
@@ -214,15 +249,32 @@ def install_cmd(
         )
 
     result = run("Installed", shared.quiet, shared.verbose, shared.no_progress, call)
+    tell_what_changed(result, shared.quiet, shared.verbose)
+
+
+def tell_what_changed(result: InstallResult, quiet: int, verbose: int, removed: str = "replaced") -> None:
+    """The lines after the summary: what was already there, what was replaced (or removed), what went in."""
     report = result.report
-    if isinstance(report, EnvironmentReport) and not shared.quiet:
+    if isinstance(report, EnvironmentReport) and not quiet:
         for item in report.skipped:
             click.echo(f"already installed: {one_line(item)} (--reinstall installs it again)", err=True)
         for item in report.removed:
-            click.echo(f"replaced {one_line(item)}", err=True)
-    if shared.verbose and report is not None:
+            click.echo(f"{removed} {one_line(item)}", err=True)
+    if verbose and report is not None:
         for item in report.installed:
             click.echo(f"installed {one_line(item)}", err=True)  # a wheel names its items
+
+
+def lock_file(sources: Sequence[str], requirements: Sequence[str], hashes: Sequence[str]) -> str | None:
+    """The ``-r pylock.toml`` of the command line, if one is given; a lock is installed alone."""
+    from wheelstream._pylock import is_lock_file
+
+    locks = [name for name in requirements if is_lock_file(name)]
+    if not locks:
+        return None
+    if len(locks) > 1 or len(requirements) > 1 or sources or hashes:
+        raise click.UsageError("a lock file (-r pylock.toml) is installed alone: no other SRC, -r or --hash")
+    return locks[0]
 
 
 @click.command("download")

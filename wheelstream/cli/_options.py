@@ -22,7 +22,7 @@ from wheelstream._api import DEFAULT_INDEX_URL, DEFAULT_JOBS
 from wheelstream.installer import Environment
 from wheelstream.zip import DEFAULT_MAX_ENTRIES
 
-__all__ = ["SharedOptions", "common_options", "environment_options", "find_env", "parse_size"]
+__all__ = ["SharedOptions", "common_options", "environment_options", "find_env", "lock_options", "parse_size"]
 
 
 _UNITS = {
@@ -209,3 +209,22 @@ def find_env(
     from wheelstream.installer import find_environment
 
     return find_environment(python, prefix=prefix, system=system, break_system_packages=break_system_packages)
+
+
+def lock_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """What a lock file (PEP 751) installs: its extras and dependency groups."""
+    options = [
+        click.option(
+            "--extra", "extras", multiple=True, metavar="NAME", help="A lock's extra to install (repeatable)."
+        ),
+        click.option(
+            "--group",
+            "groups",
+            multiple=True,
+            metavar="NAME",
+            help="A lock's dependency group to install (repeatable) [default: the lock's default groups].",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn

@@ -212,10 +212,12 @@ def install_into(
     link_mode: LinkMode = "move",
     compile_bytecode: bool = False,
     ignore_tags: bool = False,
+    remove: Sequence[str] = (),
     on_warning: Callable[[str], None] | None = None,
     _move: Move | None = None,
 ) -> EnvironmentReport:
-    """Install wheels into ``env`` as one ``pip install --no-deps`` would, replacing other versions of them."""
+    """Install wheels into ``env`` as one ``pip install --no-deps`` would, replacing other versions of them;
+    in the same transaction, uninstall the distributions named in ``remove`` (a lock's sync)."""
     if link_mode not in ("move", "copy", "hardlink"):
         raise UsageError(f"unknown link mode {link_mode!r} (use 'move', 'copy' or 'hardlink')")
     warn = Warnings(on_warning)
@@ -242,9 +244,13 @@ def install_into(
                 exc.with_wheel(wheel.item.staged.filename)
                 raise
         writing.append(wheel)
+    for name in remove:
+        dist = present.get(canonicalize_name(name))
+        if dist is not None and all(r.dist.key != dist.key for r in removals):
+            removals.append(removal(env, dist, warn))
     writer: HomeWriter | None = None
     files_removed = 0
-    if writing:
+    if writing or removals:
         writer, files_removed = _transaction(env, writing, removals, link_mode, compile_bytecode, warn, _move)
     return EnvironmentReport(
         root=env.root,

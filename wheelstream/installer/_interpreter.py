@@ -55,6 +55,7 @@ class Interpreter:
     env_scheme: HomeScheme | None = None  # where a plain install goes: its environment's paths, absolute
     prefix: str = ""  # sys.prefix
     externally_managed: str | None = None  # PEP 668's error text when the marker applies to this interpreter
+    markers: tuple[tuple[str, str], ...] = ()  # PEP 508's marker environment, as pairs (the probe is cached)
 
     @property
     def version_text(self) -> str:
@@ -89,7 +90,13 @@ def _from_payload(payload: dict[str, object]) -> Interpreter:
         externally_managed=None
         if payload["externally_managed"] is None
         else str(payload["externally_managed"]),
+        markers=_pairs(payload["markers"]),
     )
+
+
+def _pairs(mapping: object) -> tuple[tuple[str, str], ...]:
+    assert isinstance(mapping, dict)
+    return tuple(sorted((str(key), str(value)) for key, value in mapping.items()))
 
 
 def _scheme(paths: object) -> HomeScheme:

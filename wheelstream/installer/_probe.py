@@ -90,6 +90,13 @@ def _externally_managed() -> str | None:
         return f"The Python environment under {sys.prefix} is managed externally."
 
 
+def _markers() -> dict[str, str]:
+    """PEP 508's marker environment of this interpreter (a lock's markers are evaluated for it)."""
+    from packaging.markers import default_environment
+
+    return {key: str(value) for key, value in default_environment().items()}
+
+
 def collect() -> dict[str, Any]:
     """Everything the installer needs to know about this interpreter, JSON-ready."""
     from packaging import tags
@@ -117,6 +124,7 @@ def collect() -> dict[str, Any]:
         "env_scheme": _scheme(_prefix_scheme_name(), None, version, in_venv),
         "prefix": sys.prefix,
         "externally_managed": _externally_managed(),
+        "markers": _markers(),
     }
 
 

@@ -1,0 +1,116 @@
+"""``install_lock`` and ``sync``: a ``pylock.toml`` (PEP 751) installed as one transaction.
+
+The lock is read and every package chosen for the destination's interpreter first (:mod:`wheelstream._pylock`:
+an sdist or an environment the lock does not cover fails here, before any download); then its wheels go
+through :func:`wheelstream._api.install`'s pipeline with each wheel's sha256 expected while streaming, and the
+lock's size and other hashes checked on each finished file before anything is installed. A wheel that fails
+them is dropped from the cache. ``sync`` also uninstalls, in the same transaction, every distribution of the
+environment the lock does not select (as ``uv pip sync`` does); what already matches is left as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Collection
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
+
+from wheelstream._api import DEFAULT_JOBS, InstallResult, Workers, install_sources
+from wheelstream._cache import Cache
+from wheelstream._progress import ProgressCallback
+from wheelstream._pylock import LockedWheel, read_lock, verify_locked
+from wheelstream.errors import HashMismatch, UsageError
+from wheelstream.fetch import DownloadResult
+from wheelstream.installer import Environment, LinkMode, installed_distributions, probe_interpreter
+
+__all__ = ["install_lock", "sync"]
+
+
+def _verifier(wheels: list[LockedWheel], cache: Cache) -> Callable[[str, DownloadResult], None]:
+    by_source = {wheel.source: wheel for wheel in wheels}
+
+    def verify(source: str, result: DownloadResult) -> None:
+        wheel = by_source[source]
+        local = Path(source)
+        file = local if "://" not in source and local.is_file() else cache.wheel_file(result.sha256)
+        try:
+            verify_locked(wheel, file)
+        except HashMismatch:
+            if file != local:  # the download is not the locked file: never serve it again
+                file.unlink(missing_ok=True)
+                cache.wheel_manifest(result.sha256).unlink(missing_ok=True)
+                shutil.rmtree(cache.wheel_dir(result.sha256), ignore_errors=True)
+            raise
+
+    return verify
+
+
+def install_lock(
+    lock: str | os.PathLike[str],
+    target: str | os.PathLike[str] | None = None,
+    *,
+    environment: Environment | None = None,
+    extras: Collection[str] = (),
+    groups: Collection[str] | None = None,
+    sync: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+    reinstall: bool = False,
+    python: str | None = None,
+    link_mode: LinkMode = "move",
+    compile_bytecode: bool = False,
+    jobs: int = DEFAULT_JOBS,
+    retries: int = 5,
+    timeout: float = 30.0,
+    progress: ProgressCallback | None = None,
+    on_warning: Callable[[str], None] | None = None,
+    workers: Workers = "threads",
+) -> InstallResult:
+    """Install what ``lock`` selects for the destination's interpreter (``extras``; ``groups``: the lock's
+    default groups when None) into ``target`` or ``environment``; with ``sync``, also uninstall what it does
+    not select (environments only). One transaction; resumable like every install."""
+    if sync and environment is None:
+        raise UsageError(
+            "sync needs an environment: a target directory has no installed distributions to sync"
+        )
+    interpreter = environment.interpreter if environment is not None else probe_interpreter(python)
+    wheels = read_lock(
+        Path(lock),
+        markers=dict(interpreter.markers),
+        tags=interpreter.tags,
+        extras=extras,
+        groups=groups,
+        warn=on_warning,
+    )
+    remove: list[str] = []
+    if sync:
+        assert environment is not None
+        locked = {canonicalize_name(wheel.name) for wheel in wheels}
+        remove = [dist.name for dist in installed_distributions(environment) if dist.key not in locked]
+    return install_sources(
+        [wheel.source for wheel in wheels],
+        target,
+        environment=environment,
+        cache_dir=cache_dir,
+        hashes={wheel.source: wheel.sha256 for wheel in wheels if wheel.sha256},
+        reinstall=reinstall,
+        retries=retries,
+        timeout=timeout,
+        python=python if environment is None else None,
+        link_mode=link_mode,
+        compile_bytecode=compile_bytecode,
+        progress=progress,
+        on_warning=on_warning,
+        jobs=jobs,
+        workers=workers,
+        verify=_verifier(wheels, Cache.at(cache_dir)),
+        remove=remove,
+    )
+
+
+def sync(lock: str | os.PathLike[str], environment: Environment, **options: Any) -> InstallResult:
+    """Make ``environment`` hold exactly what ``lock`` selects (``uv pip sync``): install what is missing or
+    different, uninstall what the lock does not list, leave what matches. Options as :func:`install_lock`."""
+    return install_lock(lock, environment=environment, sync=True, **options)

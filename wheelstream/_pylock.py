@@ -1,0 +1,179 @@
+"""Lock files (PEP 751, ``pylock.toml``): which wheels to install, chosen for the *target* interpreter.
+
+``packaging.pylock`` parses and validates the file and applies the spec's installer rules in ``select``: the
+lock's ``requires-python`` and ``environments`` must admit the target (else one error naming the lock), each
+package's ``marker`` is evaluated with the requested extras and dependency groups (the lock's default groups
+when none are named), and of a package's ``wheels`` the one whose tag ranks best for the target is taken —
+never a file the lock does not list. What is left here:
+
+* the marker environment and tags are the target interpreter's, probed *in* it;
+* a lock-version with another major is an error; a newer minor a warning, as are keys this version of the
+  spec does not know (``packaging`` ignores them);
+* only wheels are installed: a package the lock gives as an sdist, a VCS checkout, a directory or an archive
+  is a one-line error naming it, before anything is downloaded (there are no build backends here);
+* ``path`` entries are resolved against the lock file's directory;
+* every wheel carries its hashes and size: the sha256 is verified while streaming, the size and any other
+  listed hash (``verify_locked``) on the finished file, before anything reaches the destination.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.pylock import (
+    PackageWheel,
+    Pylock,
+    PylockSelectError,
+    PylockUnsupportedVersionError,
+    PylockValidationError,
+    is_valid_pylock_path,
+)
+from packaging.tags import Tag
+
+from wheelstream.errors import HashMismatch, UsageError, WheelError, one_line
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the project's machines run 3.11
+    import tomli as tomllib
+
+__all__ = ["LockedWheel", "is_lock_file", "read_lock", "verify_locked"]
+
+_KNOWN_KEYS = frozenset(
+    {
+        "lock-version",
+        "environments",
+        "requires-python",
+        "extras",
+        "dependency-groups",
+        "default-groups",
+        "created-by",
+        "packages",
+        "tool",
+    }
+)
+_SUPPORTED_MINOR = 0
+
+
+class LockError(WheelError):
+    """The lock cannot be installed for this interpreter (its environments, requires-python, an sdist)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LockedWheel:
+    """One wheel a lock selects: where it is, and everything it must be."""
+
+    name: str  # canonical, as the lock names the package
+    version: str | None
+    source: str  # a URL, or an absolute path
+    filename: str
+    size: int | None
+    hashes: Mapping[str, str] = field(default_factory=dict)  # algorithm -> hex, every one the lock lists
+
+    @property
+    def sha256(self) -> str | None:
+        return self.hashes.get("sha256")
+
+
+def is_lock_file(path: str | os.PathLike[str]) -> bool:
+    """``pylock.toml`` or ``pylock.<name>.toml`` (PEP 751's names)."""
+    return is_valid_pylock_path(Path(path))
+
+
+def read_lock(
+    path: Path,
+    *,
+    markers: Mapping[str, str],
+    tags: Collection[Tag],
+    extras: Collection[str] = (),
+    groups: Collection[str] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> list[LockedWheel]:
+    """The wheels ``path`` selects for an interpreter with ``markers`` and ``tags`` (see the module docstring)."""
+    shown = one_line(str(path))
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot read {shown}: {exc.strerror or exc}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{shown} is not a TOML file: {exc}") from exc
+    try:
+        lock = Pylock.from_dict(data)
+    except PylockUnsupportedVersionError as exc:
+        raise UsageError(f"{shown}: {exc} (this installer reads lock-version 1.x)") from exc
+    except PylockValidationError as exc:
+        raise UsageError(f"{shown} is not a valid lock file: {exc}") from exc
+    if warn is not None:
+        _warn_about_newer(shown, lock, data, warn)
+    try:
+        selected = list(
+            lock.select(environment=dict(markers), tags=list(tags), extras=extras, dependency_groups=groups)  # type: ignore[arg-type]
+        )
+    except PylockSelectError as exc:
+        raise LockError(f"{shown} cannot be installed here: {exc}") from exc
+    base = path.resolve().parent
+    wheels = []
+    for package, chosen in selected:
+        what = f"{package.name} {package.version}" if package.version else str(package.name)
+        if not isinstance(chosen, PackageWheel):
+            kind = type(chosen).__name__.removeprefix("Package").lower()
+            raise LockError(
+                f"{shown}: {one_line(what)} is locked as {'an' if kind[0] in 'aeiou' else 'a'} {kind}, and only "
+                "wheels can be installed (wheelstream runs no build backend)"
+            )
+        source = chosen.url if chosen.url else str((base / str(chosen.path)).resolve())
+        wheels.append(
+            LockedWheel(
+                name=str(package.name),
+                version=str(package.version) if package.version else None,
+                source=source,
+                filename=chosen.filename,
+                size=chosen.size,
+                hashes={key.lower(): value.lower() for key, value in chosen.hashes.items()},
+            )
+        )
+    return wheels
+
+
+def _warn_about_newer(
+    shown: str, lock: Pylock, data: Mapping[str, object], warn: Callable[[str], None]
+) -> None:
+    """PEP 751: a newer minor lock-version, and keys it may have brought, are warnings."""
+    version = lock.lock_version
+    if version.major == 1 and version.minor > _SUPPORTED_MINOR:
+        warn(f"{shown}: lock-version {version} is newer than 1.{_SUPPORTED_MINOR}: what it adds is ignored")
+    unknown = sorted(set(data) - _KNOWN_KEYS)
+    if unknown:
+        warn(f"{shown}: unknown keys ignored: {', '.join(one_line(key) for key in unknown)}")
+
+
+def verify_locked(wheel: LockedWheel, file: Path) -> None:
+    """The finished wheel file against the lock's ``size`` and every listed hash (sha256 was checked while
+    streaming; the others are read here). HashMismatch names what differs."""
+    size = file.stat().st_size
+    if wheel.size is not None and size != wheel.size:
+        raise HashMismatch(f"the file is {size} bytes, the lock says {wheel.size}", wheel=wheel.filename)
+    others = {name: value for name, value in wheel.hashes.items() if name != "sha256"}
+    if not others:
+        return
+    digests = {}
+    for name in others:
+        try:
+            digests[name] = hashlib.new(name)
+        except ValueError as exc:
+            raise UsageError(
+                f"{wheel.filename}: the lock's hash {name!r} is not one this Python knows"
+            ) from exc
+    with open(file, "rb") as handle:
+        while block := handle.read(1 << 20):
+            for digest in digests.values():
+                digest.update(block)
+    for name, expected in others.items():
+        actual = digests[name].hexdigest()
+        if actual != expected:
+            raise HashMismatch(f"{name} is {actual}, the lock says {expected}", wheel=wheel.filename)
