@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
@@ -29,17 +31,24 @@ from wheelstream.installer import Environment, LinkMode, installed_distributions
 __all__ = ["install_lock", "sync"]
 
 
+def _local_path(source: str) -> Path | None:
+    """The file a local source names (a path, or a ``file://`` URL): it is not copied into the cache."""
+    if source.startswith("file:"):
+        return Path(urllib.request.url2pathname(urllib.parse.urlsplit(source).path))
+    return None if "://" in source else Path(source)
+
+
 def _verifier(wheels: list[LockedWheel], cache: Cache) -> Callable[[str, DownloadResult], None]:
     by_source = {wheel.source: wheel for wheel in wheels}
 
     def verify(source: str, result: DownloadResult) -> None:
         wheel = by_source[source]
-        local = Path(source)
-        file = local if "://" not in source and local.is_file() else cache.wheel_file(result.sha256)
+        local = _local_path(source)
+        file = local if local is not None else cache.wheel_file(result.sha256)
         try:
             verify_locked(wheel, file)
         except HashMismatch:
-            if file != local:  # the download is not the locked file: never serve it again
+            if local is None:  # the download is not the locked file: never serve it again
                 file.unlink(missing_ok=True)
                 cache.wheel_manifest(result.sha256).unlink(missing_ok=True)
                 shutil.rmtree(cache.wheel_dir(result.sha256), ignore_errors=True)
