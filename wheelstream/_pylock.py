@@ -58,6 +58,12 @@ _KNOWN_KEYS = frozenset(
     }
 )
 _SUPPORTED_MINOR = 0
+_KINDS = {
+    "PackageSdist": "an sdist",
+    "PackageVcs": "a vcs checkout",
+    "PackageDirectory": "a directory",
+    "PackageArchive": "an archive",
+}
 
 
 class LockError(WheelError):
@@ -121,10 +127,10 @@ def read_lock(
     for package, chosen in selected:
         what = f"{package.name} {package.version}" if package.version else str(package.name)
         if not isinstance(chosen, PackageWheel):
-            kind = type(chosen).__name__.removeprefix("Package").lower()
+            kind = _KINDS.get(type(chosen).__name__, "something other than a wheel")
             raise LockError(
-                f"{shown}: {one_line(what)} is locked as {'an' if kind[0] in 'aeiou' else 'a'} {kind}, and only "
-                "wheels can be installed (wheelstream runs no build backend)"
+                f"{shown}: {one_line(what)} is locked as {kind}, and only wheels can be installed "
+                "(wheelstream runs no build backend)"
             )
         source = chosen.url if chosen.url else str((base / str(chosen.path)).resolve())
         wheels.append(

@@ -1,0 +1,922 @@
+"""PEP 751 lock files: ``install -r pylock.toml`` into every kind of destination, ``sync LOCK``, and the
+library's ``install_lock`` / ``sync``, with locks the real uv writes (``uv pip compile --format pylock.toml``,
+uv pinned in the dev extras) and locks written by hand for what uv does not write (path entries, sizes,
+extra hashes, sdists, dependency groups).
+
+Covered: a uv lock installs what ``pip install --no-deps --no-compile URL...`` installs (a venv made again at
+the same path, compared byte for byte apart from INSTALLER); package markers, ``requires-python``,
+``environments`` and the lock-version; a wrong sha256, size or other hash (nothing installed, nothing bad kept
+in the cache); a package locked as an sdist, archive, VCS checkout or directory (refused before any request);
+``path`` entries relative to the lock; extras and dependency groups; ``sync`` (uninstalls what the lock drops,
+leaves what matches untouched, down to the inodes), killed with SIGKILL at commit renames and run again;
+the library; ``-r requirements.txt`` with the ``--hash`` lines uv writes.
+
+Every command runs with its current directory in the test's own ``tmp_path`` and without ``VIRTUAL_ENV``
+(the autouse fixture below), as in ``test_env_install``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import platform
+import shutil
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Run, ws
+
+import wheelstream
+from wheelstream._urls import cache_key
+from wheelstream.errors import UsageError
+from wheelstream.installer import EnvironmentReport
+from wheelstream.testing import FaultServer
+from wheelstream.testing._wheel import wheel_archive
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the project's machines run 3.11
+    import tomli as tomllib
+
+PY = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+SITE = f"lib/{PY}/site-packages"  # a venv's purelib, relative to the venv
+UV = Path(sys.executable).parent / "uv"
+UV_VERSION = "0.13.9"
+
+# What the wheels are: (name, version). Each has a package with a console script, and a module and a script
+# only that version has, so that replacing one version by another shows in the files.
+WHEELS = (("alpha", "1.0"), ("beta", "2.0"), ("beta", "2.1"), ("gamma", "0.5"), ("delta", "1.0"))
+
+# The uv requirements of the two sync locks: lock 2 drops alpha and bumps beta; gamma is the same.
+LOCK_1 = "alpha\nbeta==2.0\ngamma\n"
+LOCK_2 = "beta==2.1\ngamma\n"
+
+Node = tuple[
+    int, bytes | None
+]  # (st_mode, content: a file's bytes, a symlink's target, None for a directory)
+Snapshot = dict[str, Node]
+
+
+@pytest.fixture(autouse=True)
+def _no_active_venv(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ws`` passes this process's environment on: without ``VIRTUAL_ENV`` unless a test sets it."""
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+
+
+# -- wheels, and the server that serves them -------------------------------------------------------------
+
+
+def filename(name: str, version: str) -> str:
+    return f"{name}-{version}-py3-none-any.whl"
+
+
+def only(version: str) -> str:
+    return version.replace(".", "_")
+
+
+def wheel_bytes(name: str, version: str) -> bytes:
+    files = {
+        f"{name}/__init__.py": f"VERSION = {version!r}\n\n\ndef main():\n    print({name!r}, VERSION)\n".encode(),
+        f"{name}/data.txt": f"{name} {version}\n".encode(),
+        f"{name}_only_{only(version)}.py": b"ONLY = True\n",
+    }
+    scripts = f"[console_scripts]\n{name} = {name}:main\n{name}-{only(version)} = {name}:main\n"
+    return wheel_archive(files, name=name, version=version, entry_points=scripts)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def served(server: FaultServer) -> dict[str, bytes]:
+    """Every wheel of ``WHEELS`` on the server (and in its ``/simple/`` index): filename -> bytes."""
+    out = {}
+    for name, version in WHEELS:
+        data = wheel_bytes(name, version)
+        server.add_file(filename(name, version), data)
+        out[filename(name, version)] = data
+    return out
+
+
+# -- locks ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def uv_version() -> str:
+    """The real uv of the dev extras (the lock format these tests install is the one it writes)."""
+    assert UV.is_file(), f"no uv beside {sys.executable}: install the dev extras (uv=={UV_VERSION})"
+    out = subprocess.run([str(UV), "--version"], capture_output=True, text=True, check=True).stdout
+    assert out.split()[:2] == ["uv", UV_VERSION], out
+    return UV_VERSION
+
+
+def uv_compile(server: FaultServer, directory: Path, requirements: str, *options: str, output: str) -> Path:
+    """``uv pip compile req.in *options -o output --index-url SERVER/simple/`` run in ``directory`` (made, with
+    ``req.in``); uv's own configuration and environment variables are left out, its cache is beside it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "req.in").write_text(requirements)
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("UV_", "PIP_"))}
+    env.update(UV_CACHE_DIR=str(directory.parent / "uv-cache"), UV_NO_CONFIG="1", UV_PYTHON_DOWNLOADS="never")
+    index = f"{server.url}/simple/"
+    command = [str(UV), "pip", "compile", "req.in", *options, "-o", output, "--index-url", index]
+    proc = subprocess.run(
+        [*command, "--python", sys.executable],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return directory / output
+
+
+def uv_lock(server: FaultServer, directory: Path, requirements: str) -> Path:
+    """A ``pylock.toml`` the real uv writes for ``requirements`` (universal: markers kept, not evaluated)."""
+    return uv_compile(
+        server, directory, requirements, "--universal", "--format", "pylock.toml", output="pylock.toml"
+    )
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    return tomllib.loads(path.read_text())
+
+
+def lock_packages(lock: Path) -> dict[str, dict[str, Any]]:
+    """name -> the lock's table for that package."""
+    return {package["name"]: package for package in read_toml(lock)["packages"]}
+
+
+def lock_urls(lock: Path) -> list[str]:
+    return [wheel["url"] for package in read_toml(lock)["packages"] for wheel in package["wheels"]]
+
+
+def toml_string(value: str) -> str:
+    return json.dumps(value)  # a TOML basic string, for the ASCII these tests write
+
+
+def wheel_package(
+    name: str,
+    version: str,
+    data: bytes,
+    *,
+    url: str | None = None,
+    path: str | None = None,
+    marker: str | None = None,
+    sha: str | None = None,
+    size: int | None = None,
+    more_hashes: dict[str, str] | None = None,
+) -> str:
+    """One ``[[packages]]`` table with one wheel, at ``url`` or ``path``: sha256 (``sha``, else the right one)
+    and ``more_hashes``, and ``size`` (else the right one)."""
+    hashes = {"sha256": sha or sha256(data), **(more_hashes or {})}
+    where = f"url = {toml_string(url)}" if url is not None else f"path = {toml_string(str(path))}"
+    listed = ", ".join(f"{key} = {toml_string(value)}" for key, value in hashes.items())
+    wheel = f"{{ {where}, size = {len(data) if size is None else size}, hashes = {{ {listed} }} }}"
+    lines = ["[[packages]]", f"name = {toml_string(name)}", f"version = {toml_string(version)}"]
+    if marker is not None:
+        lines.append(f"marker = {toml_string(marker)}")
+    lines.append(f"wheels = [{wheel}]")
+    return "\n".join(lines) + "\n"
+
+
+def served_package(server: FaultServer, served: dict[str, bytes], name: str, version: str, **kw: Any) -> str:
+    """:func:`wheel_package` for the served wheel ``name`` ``version``."""
+    file = filename(name, version)
+    return wheel_package(name, version, served[file], url=server.url_for(file), **kw)
+
+
+def write_lock(path: Path, *packages: str, header: str = "") -> Path:
+    """A lock file at ``path`` (directories made): lock-version 1.0 unless ``header`` sets it, then
+    ``header``, then ``packages``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    version = "" if "lock-version" in header else 'lock-version = "1.0"\n'
+    path.write_text(version + 'created-by = "wheelstream tests"\n' + header + "\n" + "\n".join(packages))
+    return path
+
+
+# -- venvs and what is in them ---------------------------------------------------------------------------
+
+
+def python_of(venv: Path) -> str:
+    return str(venv / "bin" / "python")
+
+
+def scan(root: Path) -> Snapshot:
+    """Every path under ``root`` (not ``root`` itself) with its mode and content; symlinks not followed."""
+    result: Snapshot = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath, name)
+            info = path.lstat()
+            content: bytes | None = None
+            if stat.S_ISLNK(info.st_mode):
+                content = os.readlink(path).encode()
+            elif stat.S_ISREG(info.st_mode):
+                content = path.read_bytes()
+            result[path.relative_to(root).as_posix()] = (info.st_mode, content)
+    return result
+
+
+def inodes(root: Path, *, containing: str = "") -> dict[str, int]:
+    """The inode number of every file and directory under ``root`` whose path contains ``containing``."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath, name)
+            rel = path.relative_to(root).as_posix()
+            if containing in rel:
+                out[rel] = path.lstat().st_ino
+    return out
+
+
+def new_venv(venv: Path) -> Snapshot:
+    """A fresh venv without pip at ``venv`` (whatever was there is deleted first), as a snapshot."""
+    shutil.rmtree(venv, ignore_errors=True)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    return scan(venv)
+
+
+def leftovers(root: Path) -> list[str]:
+    return sorted(name for name in os.listdir(root) if name.startswith(".wheelstream"))
+
+
+def dist_infos(root: Path) -> list[str]:
+    return sorted(path.name for path in root.glob("*.dist-info"))
+
+
+def listed(venv: Path, cache: Path, cwd: Path) -> list[list[str]]:
+    """``wheelstream list --python VENV``: its rows (name, version, installer)."""
+    run = ws("list", "--python", python_of(venv), cache=cache, cwd=cwd)
+    assert run.code == 0, run.err
+    return [line.split() for line in run.out.splitlines()[2:]]
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What installs did to a venv: every path new or different since it was fresh, and those removed."""
+
+    written: Snapshot
+    removed: frozenset[str]
+
+
+def changes(fresh: Snapshot, venv: Path) -> Changes:
+    now = scan(venv)
+    return Changes(
+        {path: node for path, node in now.items() if fresh.get(path) != node}, frozenset(fresh.keys() - now)
+    )
+
+
+def record_rows(content: bytes | None) -> set[tuple[str, ...]]:
+    assert content is not None
+    rows = {tuple(row) for row in csv.reader(content.decode().splitlines())}
+    return {row for row in rows if not row[0].endswith(".dist-info/INSTALLER")}
+
+
+def differences(pips: Changes, ours: Changes) -> list[str]:
+    """Every way ``ours`` differs from ``pips``, one line each (``-`` pip's only, ``+`` ours only): paths,
+    modes and bytes; RECORD as a set of rows without INSTALLER's; INSTALLER saying pip vs wheelstream."""
+    found = [f"- {path}" for path in sorted(pips.written.keys() - ours.written.keys())]
+    found += [f"+ {path}" for path in sorted(ours.written.keys() - pips.written.keys())]
+    found += [f"removed {path}" for path in sorted(pips.removed ^ ours.removed)]
+    for path in sorted(pips.written.keys() & ours.written.keys()):
+        (mode, theirs), (our_mode, mine) = pips.written[path], ours.written[path]
+        if mode != our_mode:
+            found.append(f"mode of {path}: {oct(mode)} != {oct(our_mode)}")
+        if path.endswith(".dist-info/INSTALLER"):
+            if (theirs, mine) != (b"pip\n", b"wheelstream\n"):
+                found.append(f"INSTALLER {path}: {theirs!r}, {mine!r}")
+        elif path.endswith(".dist-info/RECORD"):
+            rows, our_rows = record_rows(theirs), record_rows(mine)
+            found += [f"RECORD {path} - {','.join(row)}" for row in sorted(rows - our_rows)]
+            found += [f"RECORD {path} + {','.join(row)}" for row in sorted(our_rows - rows)]
+        elif theirs != mine:
+            found.append(f"content of {path}:\n    {theirs!r}\n != {mine!r}")
+    return found
+
+
+def pip_install_urls(venv: Path, urls: list[str]) -> None:
+    """``pip --python VENV/bin/python install --no-deps --no-index --no-compile URL...`` (no pip cache, no
+    configuration of the user's)."""
+    pip = [sys.executable, "-m", "pip", "--isolated", "--disable-pip-version-check", "--no-input", "-q"]
+    install = ["install", "--no-deps", "--no-index", "--no-compile", "--no-cache-dir", *urls]
+    proc = subprocess.run(
+        [*pip, "--python", python_of(venv), *install],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+# -- the commands ----------------------------------------------------------------------------------------
+
+
+def install_lock_cli(
+    lock: Path, venv: Path, cache: Path, *extra: str, env: dict[str, str] | None = None
+) -> Run:
+    return ws(
+        "install", "-r", str(lock), "--python", python_of(venv), *extra, cache=cache, cwd=venv.parent, env=env
+    )
+
+
+def sync_cli(lock: Path, venv: Path, cache: Path, env: dict[str, str] | None = None) -> Run:
+    return ws("sync", str(lock), "--python", python_of(venv), cache=cache, cwd=venv.parent, env=env)
+
+
+def synced(lock: Path, venv: Path, cache: Path) -> Run:
+    run = sync_cli(lock, venv, cache)
+    assert run.code == 0, run.err
+    return run
+
+
+def sync_locks(server: FaultServer, tmp_path: Path) -> tuple[Path, Path]:
+    """Lock 1 (alpha 1.0, beta 2.0, gamma 0.5) and lock 2 (beta 2.1, gamma 0.5), written by uv."""
+    lock1 = uv_lock(server, tmp_path / "lock1", LOCK_1)
+    lock2 = uv_lock(server, tmp_path / "lock2", LOCK_2)
+    assert sorted(url.rsplit("/", 1)[1] for url in lock_urls(lock2)) == [
+        filename("beta", "2.1"),
+        filename("gamma", "0.5"),
+    ]
+    return lock1, lock2
+
+
+# -- a lock uv wrote installs what pip installs from its URLs ------------------------------------------------
+
+
+def test_uv_lock_installs_what_pip_installs_from_the_same_urls(
+    tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes], uv_version: str
+) -> None:
+    lock = uv_lock(server, tmp_path / "project", LOCK_1)
+    urls = lock_urls(lock)
+    names = [filename("alpha", "1.0"), filename("beta", "2.0"), filename("gamma", "0.5")]
+    assert sorted(url.rsplit("/", 1)[1] for url in urls) == names
+    assert all(package["wheels"][0]["hashes"]["sha256"] for package in lock_packages(lock).values())
+
+    venv = tmp_path / "venv"
+    fresh = new_venv(venv)
+    run = install_lock_cli(lock, venv, cache)
+    assert run.code == 0, run.err
+    ours = changes(fresh, venv)
+
+    assert new_venv(venv) == fresh
+    pip_install_urls(venv, urls)
+    pips = changes(fresh, venv)
+
+    for name, version in (("alpha", "1.0"), ("beta", "2.0"), ("gamma", "0.5")):
+        assert f"{SITE}/{name}-{version}.dist-info/RECORD" in pips.written
+        assert f"bin/{name}" in pips.written
+    found = differences(pips, ours)
+    assert not found, "the installs differ (- pip's only, + ours only):\n" + "\n".join(found)
+
+
+# -- markers, requires-python, environments, lock-version ----------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["by hand", "uv"])
+def test_a_package_whose_marker_is_false_here_is_neither_installed_nor_downloaded(
+    how: str, tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes], uv_version: str
+) -> None:
+    """alpha has no marker, beta a true one, gamma a false one."""
+    if how == "uv":
+        requirements = (
+            f"alpha\nbeta==2.0 ; platform_machine == {platform.machine()!r}\n"
+            "gamma ; platform_machine == 'no-such-machine'\n"
+        )
+        lock = uv_lock(server, tmp_path / "project", requirements)
+        packages = lock_packages(lock)
+        assert packages["beta"]["marker"] == f"platform_machine == {platform.machine()!r}"
+        assert packages["gamma"]["marker"] == "platform_machine == 'no-such-machine'"
+        server.clear_log()  # uv read the wheels' metadata from the files themselves
+    else:
+        lock = write_lock(
+            tmp_path / "project" / "pylock.toml",
+            served_package(server, served, "alpha", "1.0"),
+            served_package(server, served, "beta", "2.0", marker="python_version >= '3'"),
+            served_package(server, served, "gamma", "0.5", marker="python_version < '3'"),
+        )
+    venv = tmp_path / "venv"
+    new_venv(venv)
+    run = install_lock_cli(lock, venv, cache)
+    assert run.code == 0, run.err
+    assert dist_infos(venv / SITE) == ["alpha-1.0.dist-info", "beta-2.0.dist-info"]
+    assert not (venv / "bin" / "gamma").exists()
+    assert server.requests_for(filename("gamma", "0.5")) == []
+    assert len(server.requests_for(filename("beta", "2.0"))) >= 1
+
+
+@pytest.mark.parametrize("command", ["install", "sync"])
+@pytest.mark.parametrize(
+    "header",
+    ['requires-python = "<3"\n', "environments = [\"python_version < '3'\"]\n"],
+    ids=["requires-python", "environments"],
+)
+def test_a_lock_not_for_this_interpreter_is_refused_before_any_request(
+    command: str, header: str, tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
+) -> None:
+    lock = write_lock(
+        tmp_path / "project" / "pylock.toml", served_package(server, served, "alpha", "1.0"), header=header
+    )
+    venv = tmp_path / "venv"
+    fresh = new_venv(venv)
+    run = install_lock_cli(lock, venv, cache) if command == "install" else sync_cli(lock, venv, cache)
+    assert run.code == 1, run.err
+    assert str(lock) in run.error_line(alone=True)
+    assert scan(venv) == fresh
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("command", ["install", "sync"])
+def test_an_unsupported_major_lock_version_is_a_usage_error(
+    command: str, tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
+) -> None:
+    lock = write_lock(
+        tmp_path / "project" / "pylock.toml",
+        served_package(server, served, "alpha", "1.0"),
+        header='lock-version = "2.0"\n',
+    )
+    venv = tmp_path / "venv"
+    fresh = new_venv(venv)
+    run = install_lock_cli(lock, venv, cache) if command == "install" else sync_cli(lock, venv, cache)
+    assert run.code == 2, run.err
+    assert str(lock) in run.error_line(alone=True)
+    assert scan(venv) == fresh
+    assert server.requests == []
+
+
+def test_a_newer_minor_lock_version_is_a_warning(
+    tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
+) -> None:
+    lock = write_lock(
+        tmp_path / "project" / "pylock.toml",
+        served_package(server, served, "alpha", "1.0"),
+        header='lock-version = "1.7"\n',
+    )
+    venv = tmp_path / "venv"
+    new_venv(venv)
+    run = install_lock_cli(lock, venv, cache)
+    assert run.code == 0, run.err
+    warnings = [line for line in run.err.splitlines() if line.startswith("warning: ")]
+    assert any("1.7" in line for line in warnings), run.err
+    assert dist_infos(venv / SITE) == ["alpha-1.0.dist-info"]
+
+
+# -- integrity -----------------------------------------------------------------------------------------------
+
+
+def cached_anywhere(cache: Path, data: bytes) -> list[str]:
+    """Every file in the cache holding exactly ``data``."""
+    return sorted(
+        str(p)
+        for p in cache.rglob("*")
+        if p.is_file() and p.stat().st_size == len(data) and p.read_bytes() == data
+    )
+
+
+def test_a_wrong_sha256_installs_nothing_and_keeps_nothing_of_the_download(
+    tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
+) -> None:
+    """alpha is right, beta's sha256 is another file's: the lock installs nothing at all."""
+    beta = served[filename("beta", "2.0")]
+    lock = write_lock(
+        tmp_path / "project" / "pylock.toml",
+        served_package(server, served, "alpha", "1.0"),
+        served_package(server, served, "beta", "2.0", sha=sha256(b"not beta")),
+    )
+    venv = tmp_path / "venv"
+    fresh = new_venv(venv)
+    run = install_lock_cli(lock, venv, cache)
+    assert run.code == 1, run.err
+    assert "beta-2.0" in run.error_line(), run.err
+    assert scan(venv) == fresh
+    assert len(server.requests_for(filename("beta", "2.0"))) >= 1  # it was downloaded, and then refused
+    assert not (cache / "wheels" / f"{sha256(beta)}.whl").exists()
+    assert not (cache / "wheels" / f"{sha256(b'not beta')}.whl").exists()
+    assert cached_anywhere(cache, beta) == []
+    key = cache_key(server.url_for(filename("beta", "2.0")))
+    assert sorted(p.name for p in (cache / "partial").glob(f"{key}*") if not p.name.endswith(".lock")) == []
+    assert not (cache / "staging" / key).exists()
+
+
+@pytest.mark.parametrize("wrong", ["size", "sha512"])
+def test_a_wrong_size_or_other_hash_installs_nothing_and_drops_the_cached_wheel(
+    wrong: str, tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
+) -> None:
+    """beta's sha256 is right (so it passes the streaming check); its size or sha512 is not. After the lock is
+    corrected, the wheel is downloaded again and installs."""
+    beta = served[filename("beta", "2.0")]
+    bad: dict[str, Any] = (
+        {"size": len(beta) + 1} if wrong == "size" else {"more_hashes": {"sha512": "ab" * 64}}
+    )
+    alpha = served_package(server, served, "alpha", "1.0")
+    lock = write_lock(
+        tmp_path / "project" / "pylock.toml", alpha, served_package(server, served, "beta", "2.0", **bad)
+    )
+    venv = tmp_path / "venv"
+    fresh = new_venv(venv)
+    run = install_lock_cli(lock, venv, cache)
+    assert run.code == 1, run.err
+    line = run.error_line()
+    assert "beta-2.0" in line, line
+    assert (str(len(beta) + 1) if wrong == "size" else "sha512") in line, line
+    assert scan(venv) == fresh
+    assert not (cache / "wheels" / f"{sha256(beta)}.whl").exists()
+    assert not (cache / "wheels" / sha256(beta)).exists()
+    assert cached_anywhere(cache, beta) == []
+
+    requests = len(server.requests_for(filename("beta", "2.0")))
+    good = {"more_hashes": {"sha512": hashlib.sha512(beta).hexdigest()}} if wrong == "sha512" else {}
+    write_lock(lock, alpha, served_package(server, served, "beta", "2.0", **good))
+    run = install_lock_cli(lock, venv, cache)
+    assert run.code == 0, run.err
+    assert dist_infos(venv / SITE) == ["alpha-1.0.dist-info", "beta-2.0.dist-info"]
+    assert len(server.requests_for(filename("beta", "2.0"))) > requests
+
+
+KINDS = {
+    "sdist": 'sdist = {{ url = "{url}/delta-1.0.tar.gz", hashes = {{ sha256 = "{sha}" }} }}',
+    "archive": 'archive = {{ url = "{url}/delta-1.0.zip", hashes = {{ sha256 = "{sha}" }} }}',
+    "vcs": 'vcs = {{ type = "git", url = "{url}/delta.git", commit-id = "{commit}" }}',
+    "directory": 'directory = {{ path = "delta" }}',
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_a_package_that_is_not_a_wheel_is_refused_before_any_request(
+    kind: str, tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
+) -> None:
+    sdist = b"not really an sdist"
+    server.add_file("delta-1.0.tar.gz", sdist)
+    server.add_file("delta-1.0.zip", sdist)
+    (tmp_path / "project" / "delta").mkdir(parents=True)
+    source = KINDS[kind].format(url=server.url, sha=sha256(sdist), commit="0" * 40)
+    lock = write_lock(
+        tmp_path / "project" / "pylock.toml",
+        served_package(server, served, "alpha", "1.0"),
+        f'[[packages]]\nname = "delta"\nversion = "1.0"\n{source}\n',
+    )
+    venv = tmp_path / "venv"
+    fresh = new_venv(venv)
+    run = install_lock_cli(lock, venv, cache)
+    assert run.code == 1, run.err
+    line = run.error_line(alone=True)
+    assert "delta" in line, line
+    assert kind in line, line
+    assert scan(venv) == fresh
+    assert server.requests == []
+
+
+# -- path entries, extras and groups, --prefix ---------------------------------------------------------------
+
+
+def test_path_entries_are_relative_to_the_lock_file_not_the_current_directory(
+    tmp_path: Path, cache: Path
+) -> None:
+    """``pylock.dev.toml`` in project/ lists ``wheels/alpha-...whl``; the command runs from another directory
+    (with a ``wheels/`` of its own, holding another alpha), with the venv active."""
+    project = tmp_path / "project"
+    data = wheel_bytes("alpha", "1.0")
+    (project / "wheels").mkdir(parents=True)
+    (project / "wheels" / filename("alpha", "1.0")).write_bytes(data)
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "wheels").mkdir(parents=True)
+    (elsewhere / "wheels" / filename("alpha", "1.0")).write_bytes(wheel_bytes("alpha", "9.9"))
+    lock = write_lock(
+        project / "pylock.dev.toml",
+        wheel_package(
+            "alpha",
+            "1.0",
+            data,
+            path=f"wheels/{filename('alpha', '1.0')}",
+            more_hashes={"sha512": hashlib.sha512(data).hexdigest()},
+        ),
+    )
+    venv = tmp_path / "venv"
+    new_venv(venv)
+    run = ws(
+        "install",
+        "-r",
+        os.path.relpath(lock, elsewhere),
+        cache=cache,
+        cwd=elsewhere,
+        env={"VIRTUAL_ENV": str(venv)},
+    )
+    assert run.code == 0, run.err
+    assert dist_infos(venv / SITE) == ["alpha-1.0.dist-info"]
+    assert (venv / SITE / "alpha" / "__init__.py").read_text().startswith("VERSION = '1.0'")
+    assert (venv / "bin" / "alpha").is_file()
+    direct = json.loads((venv / SITE / "alpha-1.0.dist-info" / "direct_url.json").read_text())
+    assert direct["url"] == (project / "wheels" / filename("alpha", "1.0")).resolve().as_uri()
+
+
+def test_a_path_entry_of_the_wrong_size_is_refused_and_the_file_kept(tmp_path: Path, cache: Path) -> None:
+    """The locked file is the user's: a size that does not match installs nothing, and the file stays."""
+    project = tmp_path / "project"
+    data = wheel_bytes("alpha", "1.0")
+    wheel = project / "wheels" / filename("alpha", "1.0")
+    wheel.parent.mkdir(parents=True)
+    wheel.write_bytes(data)
+    entry = wheel_package("alpha", "1.0", data, path=f"wheels/{wheel.name}", size=len(data) - 1)
+    lock = write_lock(project / "pylock.toml", entry)
+    venv = tmp_path / "venv"
+    fresh = new_venv(venv)
+    run = install_lock_cli(lock, venv, cache)
+    assert run.code == 1, run.err
+    assert wheel.name in run.error_line(), run.err
+    assert scan(venv) == fresh
+    assert wheel.read_bytes() == data
+
+
+GROUPS_HEADER = 'extras = ["fancy"]\ndependency-groups = ["dev", "docs"]\ndefault-groups = ["dev"]\n'
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ((), ["alpha", "delta"]),
+        (("--extra", "fancy"), ["alpha", "beta", "delta"]),
+        (("--group", "docs"), ["alpha", "gamma"]),
+        (("--extra", "fancy", "--group", "docs", "--group", "dev"), ["alpha", "beta", "delta", "gamma"]),
+    ],
+    ids=["defaults", "extra", "group", "all"],
+)
+def test_extras_and_groups_select_packages_into_a_target_directory(
+    options: tuple[str, ...],
+    expected: list[str],
+    tmp_path: Path,
+    cache: Path,
+    server: FaultServer,
+    served: dict[str, bytes],
+) -> None:
+    """alpha always; beta with the extra ``fancy``; gamma in the group ``docs``; delta in ``dev``, the default
+    group (naming a group replaces the defaults)."""
+    lock = write_lock(
+        tmp_path / "project" / "pylock.toml",
+        served_package(server, served, "alpha", "1.0"),
+        served_package(server, served, "beta", "2.0", marker="'fancy' in extras"),
+        served_package(server, served, "gamma", "0.5", marker="'docs' in dependency_groups"),
+        served_package(server, served, "delta", "1.0", marker="'dev' in dependency_groups"),
+        header=GROUPS_HEADER,
+    )
+    target = tmp_path / "target"
+    run = ws("install", "-r", str(lock), "--target", str(target), *options, cache=cache, cwd=tmp_path)
+    assert run.code == 0, run.err
+    assert [name.split("-")[0] for name in dist_infos(target)] == expected
+    requested = sorted({r.name.split("-")[0] for r in server.requests if r.name})
+    assert requested == expected
+
+
+def test_an_undeclared_extra_is_one_error_line(
+    tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
+) -> None:
+    lock = write_lock(
+        tmp_path / "project" / "pylock.toml",
+        served_package(server, served, "alpha", "1.0"),
+        header=GROUPS_HEADER,
+    )
+    target = tmp_path / "target"
+    run = ws(
+        "install", "-r", str(lock), "--target", str(target), "--extra", "nope", cache=cache, cwd=tmp_path
+    )
+    assert run.code in (1, 2), run.err
+    assert "nope" in run.error_line(alone=True)
+    assert not target.exists() or list(target.iterdir()) == []
+    assert server.requests == []
+
+
+def test_a_lock_installs_into_a_prefix(
+    tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes], uv_version: str
+) -> None:
+    lock = uv_lock(server, tmp_path / "project", LOCK_1)
+    prefix = tmp_path / "prefix"
+    run = ws("install", "-r", str(lock), "--prefix", str(prefix), cache=cache, cwd=tmp_path)
+    assert run.code == 0, run.err
+    assert dist_infos(prefix / SITE) == ["alpha-1.0.dist-info", "beta-2.0.dist-info", "gamma-0.5.dist-info"]
+    assert (prefix / "bin" / "gamma").is_file()
+
+
+# -- sync ----------------------------------------------------------------------------------------------------
+
+
+def test_sync_uninstalls_what_the_lock_drops_replaces_what_changed_and_leaves_the_rest(
+    tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes], uv_version: str
+) -> None:
+    lock1, lock2 = sync_locks(server, tmp_path)
+    server.clear_log()
+    venv = tmp_path / "venv"
+    new_venv(venv)
+    synced(lock1, venv, cache)
+    assert dist_infos(venv / SITE) == ["alpha-1.0.dist-info", "beta-2.0.dist-info", "gamma-0.5.dist-info"]
+    gamma = inodes(venv, containing="gamma")
+    assert len(gamma) >= 8, gamma  # package, its files, the module, two scripts, dist-info and its files
+    gamma_bytes = server.bytes_sent(filename("gamma", "0.5"))
+    assert gamma_bytes == len(served[filename("gamma", "0.5")])
+
+    run = synced(
+        lock2, venv, tmp_path / "another-cache"
+    )  # gamma is not in it: were it fetched, it would show
+    assert "alpha 1.0" in run.err, run.err
+    now = scan(venv)
+    assert [path for path in now if "alpha" in path] == []
+    assert [path for path in now if "beta-2.0" in path or "2_0" in path] == []
+    assert dist_infos(venv / SITE) == ["beta-2.1.dist-info", "gamma-0.5.dist-info"]
+    assert (venv / SITE / "beta" / "__init__.py").read_text().startswith("VERSION = '2.1'")
+    for script in ("beta", "beta-2_1", "gamma", "gamma-0_5"):
+        assert (venv / "bin" / script).is_file(), script
+    assert inodes(venv, containing="gamma") == gamma
+    assert server.bytes_sent(filename("gamma", "0.5")) == gamma_bytes
+    assert listed(venv, cache, tmp_path) == [["beta", "2.1", "wheelstream"], ["gamma", "0.5", "wheelstream"]]
+    assert leftovers(venv) == []
+
+    # again: nothing to do, nothing asked of the server, nothing touched
+    everything, requests = inodes(venv), len(server.requests)
+    synced(lock2, venv, cache)
+    assert scan(venv) == now
+    assert inodes(venv) == everything
+    assert len(server.requests) == requests
+
+    # the same as lock 2 installed into a fresh venv at the same path
+    new_venv(venv)
+    run = install_lock_cli(lock2, venv, cache)
+    assert run.code == 0, run.err
+    assert scan(venv) == now
+
+
+def test_sync_removes_an_installed_package_whose_marker_is_false_here(
+    tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
+) -> None:
+    """The lock lists gamma, for another machine only: what the lock selects here is what the env holds."""
+    alpha = served_package(server, served, "alpha", "1.0")
+    beta = served_package(server, served, "beta", "2.0")
+    gamma = served_package(server, served, "gamma", "0.5")
+    gamma_elsewhere = served_package(
+        server, served, "gamma", "0.5", marker="platform_machine == 'no-such-machine'"
+    )
+    lock1 = write_lock(tmp_path / "lock1" / "pylock.toml", alpha, beta, gamma)
+    lock2 = write_lock(tmp_path / "lock2" / "pylock.toml", alpha, beta, gamma_elsewhere)
+    venv = tmp_path / "venv"
+    new_venv(venv)
+    synced(lock1, venv, cache)
+    assert dist_infos(venv / SITE) == ["alpha-1.0.dist-info", "beta-2.0.dist-info", "gamma-0.5.dist-info"]
+    alpha_and_beta = {path: ino for path, ino in inodes(venv).items() if "gamma" not in path}
+    synced(lock2, venv, cache)
+    assert dist_infos(venv / SITE) == ["alpha-1.0.dist-info", "beta-2.0.dist-info"]
+    assert [path for path in scan(venv) if "gamma" in path] == []
+    assert {path: ino for path, ino in inodes(venv).items() if path in alpha_and_beta} == alpha_and_beta
+
+
+# Where the second sync (lock 1 -> lock 2) is killed. Its commit renames 17 times: beta 2.1's six items in (three
+# of them after setting beta 2.0's file at that path aside), then eight paths of alpha 1.0 and beta 2.0 set
+# aside. @2: the first new file just went in; @10: every new item is in, the removals begin; @17: the last
+# set-aside; commit.retire: after every rename.
+LAST_RENAME = 17
+KILL_POINTS = ["commit.rename@2", "commit.rename@10", f"commit.rename@{LAST_RENAME}", "commit.retire"]
+
+
+def renames_planned(venv: Path) -> int:
+    """The renames of the commit plan a killed command left in the venv (``installer._commit``): one per
+    item moved in, one per path set aside."""
+    (plan,) = venv.glob(".wheelstream-*/commit.json")
+    moves = json.loads(plan.read_text())["moves"]
+    return sum(1 for _dest, source, _replace in moves if source is not None) + sum(
+        1 for _dest, _source, replace in moves if replace
+    )
+
+
+@pytest.mark.parametrize("kill_at", KILL_POINTS)
+def test_a_sync_killed_in_its_commit_is_finished_by_running_it_again(
+    kill_at: str, tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes], uv_version: str
+) -> None:
+    lock1, lock2 = sync_locks(server, tmp_path)
+    venv = tmp_path / "venv"
+    new_venv(venv)
+    synced(lock1, venv, tmp_path / "reference-cache")
+    synced(lock2, venv, tmp_path / "reference-cache")
+    reference = scan(venv)
+
+    new_venv(venv)
+    synced(lock1, venv, cache)
+    before = scan(venv)
+    killed = sync_cli(lock2, venv, cache, env={"WHEELSTREAM_KILL_AT": kill_at})
+    assert killed.code == -9, killed.err
+    assert leftovers(venv) != []  # the commit was under way: there is something to finish
+    assert scan(venv) != before
+    if kill_at.startswith("commit.rename@"):
+        assert renames_planned(venv) == LAST_RENAME
+    again = synced(lock2, venv, cache)
+    assert leftovers(venv) == [], again.err
+    now = scan(venv)
+    assert sorted(now.keys() ^ reference.keys()) == []
+    assert now == reference
+    assert listed(venv, cache, tmp_path) == [["beta", "2.1", "wheelstream"], ["gamma", "0.5", "wheelstream"]]
+
+
+# -- the library ---------------------------------------------------------------------------------------------
+
+
+def test_library_sync_does_what_the_command_does(
+    tmp_path: Path,
+    cache: Path,
+    server: FaultServer,
+    served: dict[str, bytes],
+    uv_version: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lock1, lock2 = sync_locks(server, tmp_path)
+    venv = tmp_path / "venv"
+    new_venv(venv)
+    synced(lock1, venv, cache)
+    synced(lock2, venv, cache)
+    reference = scan(venv)
+
+    new_venv(venv)
+    monkeypatch.chdir(tmp_path)
+    environment = wheelstream.find_environment(python=python_of(venv))
+    assert environment.root == venv
+    first = wheelstream.sync(lock1, environment, cache_dir=tmp_path / "library-cache")
+    assert isinstance(first.report, EnvironmentReport)
+    assert sorted(first.report.installed) == ["alpha 1.0", "beta 2.0", "gamma 0.5"]
+    second = wheelstream.sync(str(lock2), environment, cache_dir=tmp_path / "library-cache")
+    assert isinstance(second.report, EnvironmentReport)
+    assert second.report.installed == ("beta 2.1",)
+    assert sorted(second.report.removed) == ["alpha 1.0", "beta 2.0"]
+    assert second.report.skipped == ("gamma 0.5",)
+    assert scan(venv) == reference
+
+
+def test_library_install_lock_into_a_target_and_no_sync_there(
+    tmp_path: Path,
+    cache: Path,
+    server: FaultServer,
+    served: dict[str, bytes],
+    uv_version: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lock1, lock2 = sync_locks(server, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    target = tmp_path / "target"
+    result = wheelstream.install_lock(lock1, target, cache_dir=cache)
+    assert len(result.wheels) == 3
+    assert dist_infos(target) == ["alpha-1.0.dist-info", "beta-2.0.dist-info", "gamma-0.5.dist-info"]
+    assert (target / "alpha" / "__init__.py").read_text().startswith("VERSION = '1.0'")
+    installed = scan(target)
+
+    venv = tmp_path / "venv"
+    fresh = new_venv(venv)
+    requests = len(server.requests)
+    with pytest.raises(UsageError, match="environment"):
+        wheelstream.install_lock(lock2, target, sync=True, cache_dir=cache)
+    with pytest.raises(UsageError, match="environment"):
+        wheelstream.sync(
+            lock2, wheelstream.find_environment(python=python_of(venv)), target=target, cache_dir=cache
+        )
+    assert scan(target) == installed
+    assert scan(venv) == fresh
+    assert len(server.requests) == requests
+
+    run = ws("sync", str(lock2), "--target", str(target), cache=cache, cwd=tmp_path)
+    assert run.code == 2, run.err
+    assert scan(target) == installed
+
+
+# -- requirements files with hashes, as uv writes them -------------------------------------------------------
+
+
+def test_a_requirements_file_with_hashes_from_uv_still_installs(
+    tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes], uv_version: str
+) -> None:
+    """``uv pip compile --generate-hashes`` writes ``NAME==VERSION \\`` and ``--hash=sha256:...`` lines; a wrong
+    hash in it is refused (the hashes are used, not skipped), the file as uv wrote it installs."""
+    requirements = uv_compile(
+        server, tmp_path / "project", LOCK_1, "--generate-hashes", output="requirements.txt"
+    )
+    text = requirements.read_text()
+    gamma = sha256(served[filename("gamma", "0.5")])
+    assert f"--hash=sha256:{gamma}" in text
+    index = f"{server.url}/simple/"
+    venv = tmp_path / "venv"
+    fresh = new_venv(venv)
+
+    tampered = requirements.with_name("tampered.txt")
+    tampered.write_text(text.replace(gamma, sha256(b"not gamma")))
+    args = ("install", "--python", python_of(venv), "--index-url", index)
+    run = ws(*args, "-r", str(tampered), cache=cache, cwd=tmp_path)
+    assert run.code == 1, run.err
+    assert "gamma" in run.error_line()
+    assert scan(venv) == fresh
+
+    run = ws(*args, "-r", str(requirements), cache=cache, cwd=tmp_path)
+    assert run.code == 0, run.err
+    assert dist_infos(venv / SITE) == ["alpha-1.0.dist-info", "beta-2.0.dist-info", "gamma-0.5.dist-info"]
+    assert (venv / "bin" / "beta").read_text().splitlines()[0] == f"#!{python_of(venv)}"
