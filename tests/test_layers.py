@@ -44,7 +44,9 @@ ALLOWED: dict[str, set[str]] = {
     "_workers": {"_progress", "fetch", "transport"},
     "_sources": {"errors", "_urls", "_cache", "index"},
     "_parallel": {"errors", "_urls", "_progress", "_cache", "_sources", "fetch", "_workers"},
+    "_fetch_many": {"errors", "_cache", "_parallel", "_progress", "_sources", "fetch", "installer", "transport"},
     "_api": {
+        "_fetch_many",
         "errors",
         "zip",
         "_progress",
@@ -56,7 +58,7 @@ ALLOWED: dict[str, set[str]] = {
         "_parallel",
     },
     "_pylock": {"errors"},
-    "_lock_api": {"errors", "_api", "_cache", "_progress", "_pylock", "fetch", "installer"},
+    "_lock_api": {"errors", "_api", "_fetch_many", "_cache", "_progress", "_pylock", "fetch", "installer"},
     "testing": {"errors", "zip", "_urls"},
     "cli": {
         "__version__",

@@ -1,0 +1,128 @@
+"""Many sources, resolved then fetched in parallel: what ``install`` and ``download`` share before either
+touches a destination.
+
+Every source is resolved first (``NAME==VERSION`` through the index, names checked), then every tag checked,
+so a wheel that cannot be installed fails before anything is downloaded, as pip fails. Downloads run on
+threads of this process, or — only when asked (``workers="processes"``) and only with a client of our own,
+which can cross the fork — in worker processes (``_workers``); results come back in source order, and the
+first failure stops the rest (``_parallel.collect``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Literal
+
+import httpx
+
+from wheelstream._cache import Cache
+from wheelstream._parallel import collect, fetch_in_processes, fetch_one, process_pool
+from wheelstream._progress import ProgressCallback
+from wheelstream._sources import Resolved, filename_of, resolve
+from wheelstream.errors import UsageError
+from wheelstream.fetch import DownloadOptions, DownloadResult
+from wheelstream.installer import probe_interpreter
+from wheelstream.installer._metadata import check_tags, parse_filename
+from wheelstream.transport import new_client
+
+__all__ = ["Workers", "fetch_all"]
+
+# Where several downloads run: threads of the caller's process (the default: a library is a guest, and forking
+# its host is not a guest's call), or forked worker processes, one GIL each (Linux, from a process with one
+# thread; see wheelstream._workers) — the CLI, which owns its process, asks for them.
+Workers = Literal["threads", "processes"]
+
+
+def fetch_all(
+    sources: Sequence[str | os.PathLike[str]] | str,
+    *,
+    cache_dir: str | os.PathLike[str] | None,
+    client: httpx.Client | None,
+    hashes: Mapping[str, str] | None,
+    index_url: str,
+    jobs: int,
+    retries: int,
+    timeout: float,
+    max_unpacked_size: int,
+    max_entries: int,
+    progress: ProgressCallback | None,
+    ignore_tags: bool,
+    python: str | None,
+    keep_wheels_in: Path | None,
+    workers: Workers,
+    keep_unpacked: bool = True,
+    wanted: Callable[[str], bool] | None = None,
+) -> list[tuple[Resolved, DownloadResult]]:
+    """Resolve and fetch every source (in parallel), with a client of our own unless one is given; a source
+    whose wheel file name ``wanted`` refuses is resolved but not fetched (already installed)."""
+    if workers not in ("threads", "processes"):
+        raise UsageError(f"unknown workers {workers!r} (use 'threads' or 'processes')")
+    names = [sources] if isinstance(sources, str) else [os.fspath(s) for s in sources]
+    options = DownloadOptions(
+        timeout=timeout, retries=retries, max_unpacked_size=max_unpacked_size, max_entries=max_entries
+    )
+    cache = Cache.at(cache_dir)
+    # A caller's client stays the caller's (and cannot cross into a worker process); else one of our own.
+    with contextlib.nullcontext(client) if client is not None else new_client(timeout) as chosen:
+        return _fetch_with(
+            names,
+            cache,
+            chosen,
+            hashes or {},
+            index_url,
+            jobs,
+            options,
+            progress,
+            ignore_tags,
+            python,
+            keep_wheels_in,
+            keep_unpacked,
+            processes=client is None and workers == "processes",
+            wanted=wanted,
+        )
+
+
+def _fetch_with(
+    sources: Sequence[str],
+    cache: Cache,
+    client: httpx.Client,
+    hashes: Mapping[str, str],
+    index_url: str,
+    jobs: int,
+    options: DownloadOptions,
+    progress: ProgressCallback | None,
+    ignore_tags: bool,
+    python: str | None,
+    keep_wheels_in: Path | None,
+    keep_unpacked: bool,
+    processes: bool,
+    wanted: Callable[[str], bool] | None = None,
+) -> list[tuple[Resolved, DownloadResult]]:
+    """``processes``: worker processes were asked for, and the client is ours (a caller's cannot cross)."""
+    interpreter = probe_interpreter(python)
+    resolved = [resolve(s, hashes, index_url, cache, client, interpreter.tags) for s in sources]
+    if wanted is not None:
+        resolved = [item for item in resolved if wanted(filename_of(item))]
+        if not resolved:
+            return []
+    if not ignore_tags and keep_wheels_in is None:
+        for item in resolved:  # fail before downloading anything, as pip does
+            name = filename_of(item)
+            check_tags(name, parse_filename(name).tags, interpreter.tags, interpreter.executable)
+    args = (cache, options, keep_wheels_in, keep_unpacked)
+    workers = min(max(1, jobs), len(resolved))
+    pool = process_pool(workers, options.timeout, progress) if processes else None
+    if pool is not None:
+        return fetch_in_processes(pool, resolved, cache, args)
+    cancel = threading.Event()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wheelstream") as threads:
+
+        def submit_to_thread(item: Resolved) -> Future[DownloadResult]:
+            return threads.submit(fetch_one, item, *args, client=client, progress=progress, cancel=cancel)
+
+        return collect(resolved, submit_to_thread, cancel, Future.result)
