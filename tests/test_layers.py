@@ -44,7 +44,16 @@ ALLOWED: dict[str, set[str]] = {
     "_workers": {"_progress", "fetch", "transport"},
     "_sources": {"errors", "_urls", "_cache", "index"},
     "_parallel": {"errors", "_urls", "_progress", "_cache", "_sources", "fetch", "_workers"},
-    "_fetch_many": {"errors", "_cache", "_parallel", "_progress", "_sources", "fetch", "installer", "transport"},
+    "_fetch_many": {
+        "errors",
+        "_cache",
+        "_parallel",
+        "_progress",
+        "_sources",
+        "fetch",
+        "installer",
+        "transport",
+    },
     "_api": {
         "_fetch_many",
         "errors",
