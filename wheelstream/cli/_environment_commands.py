@@ -10,10 +10,19 @@ from __future__ import annotations
 
 import click
 
-from wheelstream._api import DEFAULT_JOBS, InstallResult
+from wheelstream._api import InstallResult
 from wheelstream.cli._contract import fail, run
 from wheelstream.cli._install import tell_what_changed
-from wheelstream.cli._options import environment_options, find_env, lock_options
+from wheelstream.cli._options import (
+    LINK_MODES,
+    OUTPUT_OPTIONS,
+    PLACEMENT_OPTIONS,
+    RUN_OPTIONS,
+    environment_options,
+    find_env,
+    lock_options,
+    with_options,
+)
 from wheelstream.cli._ui import ConsoleProgress
 from wheelstream.errors import WheelstreamError, one_line
 
@@ -79,25 +88,7 @@ def list_cmd(python: str | None, prefix: str | None, system: bool, break_system_
 @environment_options
 @lock_options
 @click.option("--reinstall", is_flag=True, help="Install every locked wheel again, even one already there.")
-@click.option(
-    "--link-mode",
-    type=click.Choice(["move", "copy", "hardlink"]),
-    default="move",
-    show_default=True,
-    help="As for install.",
-)
-@click.option("--compile-bytecode", is_flag=True, help="Write .pyc files, as pip does without --no-compile.")
-@click.option(
-    "--cache-dir", default=None, type=click.Path(file_okay=False), metavar="DIR", help="Cache root."
-)
-@click.option("-j", "--jobs", default=DEFAULT_JOBS, show_default=True, type=click.IntRange(1, 64))
-@click.option("--retries", default=5, show_default=True, type=click.IntRange(0))
-@click.option(
-    "--timeout", default=30.0, show_default=True, type=click.FloatRange(0, min_open=True), metavar="S"
-)
-@click.option("-q", "--quiet", count=True, help="Only errors and warnings.")
-@click.option("-v", "--verbose", count=True, help="Say more (-vv: tracebacks).")
-@click.option("--no-progress", is_flag=True, help="No progress bars (the summary still prints).")
+@with_options([*PLACEMENT_OPTIONS, *RUN_OPTIONS, *OUTPUT_OPTIONS])
 def sync_cmd(
     lock: str,
     python: str | None,
@@ -130,7 +121,7 @@ def sync_cmd(
             sync=True,
             cache_dir=cache_dir,
             reinstall=reinstall,
-            link_mode="move" if link_mode == "move" else "copy" if link_mode == "copy" else "hardlink",
+            link_mode=LINK_MODES[link_mode],
             compile_bytecode=compile_bytecode,
             jobs=jobs,
             retries=retries,

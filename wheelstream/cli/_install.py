@@ -18,16 +18,19 @@ from wheelstream._api import DEFAULT_INDEX_URL, InstallResult
 from wheelstream._cache import Cache
 from wheelstream.cli._contract import run
 from wheelstream.cli._options import (
+    LINK_MODES,
+    PLACEMENT_OPTIONS,
     SharedOptions,
     common_options,
     environment_options,
     find_env,
     lock_options,
+    with_options,
 )
 from wheelstream.cli._requirements import Requirements, is_local, parse_hash, parse_requirements
 from wheelstream.cli._ui import ConsoleProgress
 from wheelstream.errors import HashMismatch, UsageError, one_line
-from wheelstream.installer import EnvironmentReport, LinkMode, probe_interpreter
+from wheelstream.installer import EnvironmentReport, probe_interpreter
 
 __all__ = ["download_cmd", "install_cmd"]
 
@@ -135,9 +138,6 @@ def _known_hash(source: str, index_url: str, python: str | None, cache_dir: str 
 # -- the commands ------------------------------------------------------------------------------------------
 
 
-_LINK_MODES: dict[str, LinkMode] = {"move": "move", "copy": "copy", "hardlink": "hardlink"}
-
-
 @click.command("install")
 @click.option(
     "--target",
@@ -152,15 +152,7 @@ _LINK_MODES: dict[str, LinkMode] = {"move": "move", "copy": "copy", "hardlink": 
     "--reinstall", is_flag=True, help="Install even a version the environment already has (replacing it)."
 )
 @environment_options
-@click.option(
-    "--link-mode",
-    type=click.Choice(["move", "copy", "hardlink"]),
-    default="move",
-    show_default=True,
-    help="move: unpack once and move the files in (the cache keeps the wheel file); copy/hardlink: "
-    "keep the unpacked wheel in the cache and copy or hardlink from it.",
-)
-@click.option("--compile-bytecode", is_flag=True, help="Write .pyc files, as pip does without --no-compile.")
+@with_options(PLACEMENT_OPTIONS)
 @click.option("--ignore-tags", is_flag=True, help="Install even if the wheel's tags do not fit --python.")
 @lock_options
 @common_options
@@ -216,7 +208,7 @@ def install_cmd(
                 cache_dir=shared.cache_dir,
                 reinstall=reinstall,
                 python=python,
-                link_mode=_LINK_MODES[link_mode],
+                link_mode=LINK_MODES[link_mode],
                 compile_bytecode=compile_bytecode,
                 jobs=shared.jobs,
                 retries=shared.retries,
@@ -241,7 +233,7 @@ def install_cmd(
             upgrade=upgrade,
             reinstall=reinstall,
             python=python if environment is None else None,
-            link_mode=_LINK_MODES[link_mode],
+            link_mode=LINK_MODES[link_mode],
             compile_bytecode=compile_bytecode,
             ignore_tags=ignore_tags,
             progress=ui,

@@ -19,10 +19,22 @@ from typing import Any
 import click
 
 from wheelstream._api import DEFAULT_INDEX_URL, DEFAULT_JOBS
-from wheelstream.installer import Environment
+from wheelstream.installer import Environment, LinkMode
 from wheelstream.zip import DEFAULT_MAX_ENTRIES
 
-__all__ = ["SharedOptions", "common_options", "environment_options", "find_env", "lock_options", "parse_size"]
+__all__ = [
+    "LINK_MODES",
+    "OUTPUT_OPTIONS",
+    "PLACEMENT_OPTIONS",
+    "RUN_OPTIONS",
+    "SharedOptions",
+    "common_options",
+    "environment_options",
+    "find_env",
+    "lock_options",
+    "parse_size",
+    "with_options",
+]
 
 
 _UNITS = {
@@ -63,91 +75,129 @@ class _Size(click.ParamType):  # type: ignore[type-arg]  # generic only in click
             self.fail(str(exc), param, ctx)
 
 
+_SOURCE_OPTIONS = [
+    click.argument("sources", nargs=-1, metavar="SRC..."),
+    click.option(
+        "-r",
+        "--requirement",
+        "requirements",
+        multiple=True,
+        type=click.Path(dir_okay=False),
+        metavar="FILE",
+        help="Read sources (and --hash lines) from FILE. Repeatable.",
+    ),
+    click.option(
+        "--hash",
+        "hash_values",
+        multiple=True,
+        metavar="sha256:HEX",
+        help="Expected sha256 of the wheel; one per SRC, in order.",
+    ),
+    click.option(
+        "--index-url",
+        "-i",
+        default=None,
+        metavar="URL",
+        help=f"Simple index for NAME==VERSION (PEP 691/503). [default: {DEFAULT_INDEX_URL}]",
+    ),
+]
+
+# How a command that fetches runs: its cache, parallelism, patience and output.
+RUN_OPTIONS = [
+    click.option(
+        "--cache-dir",
+        default=None,
+        type=click.Path(file_okay=False),
+        metavar="DIR",
+        help="Cache root [default: $WHEELSTREAM_CACHE_DIR or the user cache dir].",
+    ),
+    click.option(
+        "--jobs",
+        "-j",
+        default=DEFAULT_JOBS,
+        show_default=True,
+        type=click.IntRange(1, 64),
+        help="Wheels downloaded in parallel.",
+    ),
+    click.option(
+        "--retries",
+        default=5,
+        show_default=True,
+        type=click.IntRange(0),
+        help="Attempts in a row without progress before giving up (exit 3).",
+    ),
+    click.option(
+        "--timeout",
+        default=30.0,
+        show_default=True,
+        type=click.FloatRange(0, min_open=True),
+        metavar="S",
+        help="Connect/read timeout in seconds.",
+    ),
+]
+
+_LIMIT_OPTIONS = [
+    click.option(
+        "--max-unpacked-size",
+        default="16GiB",
+        show_default=True,
+        type=_Size(),
+        help="Refuse a wheel that inflates past SIZE (zip-bomb guard).",
+    ),
+    click.option(
+        "--max-entries",
+        default=DEFAULT_MAX_ENTRIES,
+        show_default=True,
+        type=click.IntRange(1),
+        metavar="N",
+        help="Refuse a wheel of more than N entries (memory grows with them).",
+    ),
+]
+
+OUTPUT_OPTIONS = [
+    click.option("-q", "--quiet", count=True, help="Only errors and warnings."),
+    click.option("-v", "--verbose", count=True, help="Say more (-vv: tracebacks)."),
+    click.option("--no-progress", is_flag=True, help="No progress bars (the summary still prints)."),
+]
+
+# How files reach an install's destination (install and sync).
+PLACEMENT_OPTIONS = [
+    click.option(
+        "--link-mode",
+        type=click.Choice(["move", "copy", "hardlink"]),
+        default="move",
+        show_default=True,
+        help="move: unpack once and move the files in (the cache keeps the wheel file); copy/hardlink: "
+        "keep the unpacked wheel in the cache and copy or hardlink from it.",
+    ),
+    click.option(
+        "--compile-bytecode", is_flag=True, help="Write .pyc files, as pip does without --no-compile."
+    ),
+]
+
+LINK_MODES: dict[str, LinkMode] = {"move": "move", "copy": "copy", "hardlink": "hardlink"}
+
+
+def with_options(options: list[Callable[[Any], Any]]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A decorator applying ``options`` in the order ``--help`` lists them."""
+
+    def apply(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return apply
+
+
 def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Options install and download share, in the order ``--help`` lists them."""
-    options = [
-        click.argument("sources", nargs=-1, metavar="SRC..."),
-        click.option(
-            "-r",
-            "--requirement",
-            "requirements",
-            multiple=True,
-            type=click.Path(dir_okay=False),
-            metavar="FILE",
-            help="Read sources (and --hash lines) from FILE. Repeatable.",
-        ),
-        click.option(
-            "--hash",
-            "hash_values",
-            multiple=True,
-            metavar="sha256:HEX",
-            help="Expected sha256 of the wheel; one per SRC, in order.",
-        ),
-        click.option(
-            "--index-url",
-            "-i",
-            default=None,
-            metavar="URL",
-            help=f"Simple index for NAME==VERSION (PEP 691/503). [default: {DEFAULT_INDEX_URL}]",
-        ),
-        click.option(
-            "--cache-dir",
-            default=None,
-            type=click.Path(file_okay=False),
-            metavar="DIR",
-            help="Cache root [default: $WHEELSTREAM_CACHE_DIR or the user cache dir].",
-        ),
-        click.option(
-            "--jobs",
-            "-j",
-            default=DEFAULT_JOBS,
-            show_default=True,
-            type=click.IntRange(1, 64),
-            help="Wheels downloaded in parallel.",
-        ),
-        click.option(
-            "--retries",
-            default=5,
-            show_default=True,
-            type=click.IntRange(0),
-            help="Attempts in a row without progress before giving up (exit 3).",
-        ),
-        click.option(
-            "--timeout",
-            default=30.0,
-            show_default=True,
-            type=click.FloatRange(0, min_open=True),
-            metavar="S",
-            help="Connect/read timeout in seconds.",
-        ),
-        click.option(
-            "--max-unpacked-size",
-            default="16GiB",
-            show_default=True,
-            type=_Size(),
-            help="Refuse a wheel that inflates past SIZE (zip-bomb guard).",
-        ),
-        click.option(
-            "--max-entries",
-            default=DEFAULT_MAX_ENTRIES,
-            show_default=True,
-            type=click.IntRange(1),
-            metavar="N",
-            help="Refuse a wheel of more than N entries (memory grows with them).",
-        ),
-        click.option("-q", "--quiet", count=True, help="Only errors and warnings."),
-        click.option("-v", "--verbose", count=True, help="Say more (-vv: tracebacks)."),
-        click.option("--no-progress", is_flag=True, help="No progress bars (the summary still prints)."),
-    ]
+    """Options install and download share, handed to the command as one :class:`SharedOptions`."""
 
     @functools.wraps(fn)
     def packed(**kwargs: Any) -> Any:
         shared = SharedOptions(**{name: kwargs.pop(name) for name in _SHARED_NAMES})
         return fn(shared, **kwargs)
 
-    for option in reversed(options):
-        packed = option(packed)
-    return packed
+    return with_options([*_SOURCE_OPTIONS, *RUN_OPTIONS, *_LIMIT_OPTIONS, *OUTPUT_OPTIONS])(packed)
 
 
 @dataclass(frozen=True)
@@ -197,9 +247,7 @@ def environment_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Allow an environment marked EXTERNALLY-MANAGED (PEP 668).",
         ),
     ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    return with_options(options)(fn)
 
 
 def find_env(
@@ -225,6 +273,4 @@ def lock_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="A lock's dependency group to install (repeatable) [default: the lock's default groups].",
         ),
     ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    return with_options(options)(fn)
