@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -315,3 +316,21 @@ def test_the_cli_gives_the_loggers_back_as_it_found_them(tmp_path: Path) -> None
         assert logging.getLogger("wheelstream").propagate is True
     finally:
         hishel.propagate = True
+
+
+def test_version_imports_no_command_and_no_library() -> None:
+    """``--version`` (and the parsing of any command line) loads a command's module only when that command
+    runs: the library (httpx, the installer), rich and the fault server are not imported for it."""
+    code = (
+        "import sys\n"
+        "from wheelstream.cli import main\n"
+        "try:\n"
+        "    main(['--version'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('httpx', 'rich', 'wheelstream._api', 'wheelstream.installer', 'wheelstream.testing')\n"
+        "loaded = [m for m, module in sys.modules.items() if module is not None]  # httpx._main is a None\n"
+        "print(sorted(m for m in loaded if m.startswith(heavy)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]", out

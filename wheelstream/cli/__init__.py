@@ -24,34 +24,44 @@ from wheelstream.cli._process import rare_gc, skip_httpx_cli
 # before the imports that bring httpx in (``_install`` imports the library).
 skip_httpx_cli()
 
+import importlib
 from collections.abc import Sequence
 from typing import NoReturn
 
 import click
 
 from wheelstream import __version__
-from wheelstream.cli._cache_commands import cache
-from wheelstream.cli._contract import INTERRUPTED, fail
-from wheelstream.cli._environment_commands import list_cmd, sync_cmd, uninstall_cmd
-from wheelstream.cli._install import download_cmd, install_cmd
 from wheelstream.errors import Interrupted, UsageError
 
 __all__ = ["cli", "main"]
 
+# command -> (module, attribute): each command's module (and the library behind it: httpx, the installer, the
+# fault server) is imported only when that command runs, or when --help lists them all. ``--version`` imports
+# none of them (docs/performance.md#d-lazy-imports).
+_COMMANDS = {
+    "install": ("wheelstream.cli._install", "install_cmd"),
+    "uninstall": ("wheelstream.cli._environment_commands", "uninstall_cmd"),
+    "list": ("wheelstream.cli._environment_commands", "list_cmd"),
+    "sync": ("wheelstream.cli._environment_commands", "sync_cmd"),
+    "download": ("wheelstream.cli._install", "download_cmd"),
+    "cache": ("wheelstream.cli._cache_commands", "cache"),
+    "testbed": ("wheelstream.testing.cli", "testbed"),
+}
+
 
 class _Commands(click.Group):
-    """Loads ``testbed`` (the fault server: a dozen modules) only when it is asked for, so ``install``
-    does not pay for importing it on every start."""
+    """Loads a command's module when the command is asked for (see ``_COMMANDS``)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), "testbed"})
+        return sorted(_COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name == "testbed":
-            from wheelstream.testing.cli import testbed
-
-            return testbed
-        return super().get_command(ctx, cmd_name)
+        where = _COMMANDS.get(cmd_name)
+        if where is None:
+            return None
+        command = getattr(importlib.import_module(where[0]), where[1])
+        assert isinstance(command, click.Command)
+        return command
 
 
 @click.group(
@@ -63,14 +73,6 @@ def cli() -> None:
 
     No dependency resolution: every wheel you want is named on the command line or in -r files.
     """
-
-
-cli.add_command(install_cmd)
-cli.add_command(uninstall_cmd)
-cli.add_command(list_cmd)
-cli.add_command(sync_cmd)
-cli.add_command(download_cmd)
-cli.add_command(cache)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
@@ -94,7 +96,11 @@ def _main(argv: Sequence[str] | None) -> NoReturn:
         exc.show()
         raise SystemExit(exc.exit_code) from None
     except (click.exceptions.Abort, KeyboardInterrupt):  # before a command's own handling, or a second Ctrl-C
+        from wheelstream.cli._contract import INTERRUPTED, fail  # (imported here: --version does without)
+
         fail(None, INTERRUPTED, Interrupted.exit_code)  # while it wrapped up
     except UsageError as exc:
+        from wheelstream.cli._contract import fail
+
         fail(None, exc, exc.exit_code)
     raise SystemExit(code if isinstance(code, int) else 0)
