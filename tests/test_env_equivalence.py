@@ -16,10 +16,7 @@ runs with ``WHEELSTREAM_BIG=1`` when ``/opt/wheels/torch-*cp311*.whl`` is there 
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -28,76 +25,28 @@ from pathlib import Path
 
 import pytest
 from conftest import Run, ws
-from test_install_equivalence import PIP_VERSION
+from test_env_support import (
+    PY,
+    SITE,
+    Changes,
+    Content,
+    Snapshot,
+    changes,
+    new_venv,
+    python_of,
+    written_differences,
+)
+from test_install_equivalence import pip
+from test_install_equivalence import pip_version as pip_version  # the module-scoped fixture, for pytest
 from test_install_support import CORPUS_IDS, corpus, full_wheel
 
 import wheelstream
 from wheelstream.testing._wheel import wheel_archive
 
-# A file's content: its bytes (up to INLINE, and every RECORD), else "sha256:<hex>"; a symlink's: its target
-# (bytes); a directory's: None. Holding a torch install's big libraries by digest keeps a snapshot small.
-Content = bytes | str | None
-Node = tuple[int, Content]  # (st_mode, content)
-Snapshot = dict[str, Node]
-INLINE = 64 * 1024
-
-PY = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-SITE = f"lib/{PY}/site-packages"  # a venv's purelib and platlib, relative to the venv
 TORCH = sorted(Path("/opt/wheels").glob("torch-*cp311*.whl"))
 
 
-# -- venvs and what an install changed in one ----------------------------------------------------------------
-
-
-def python_of(venv: Path) -> Path:
-    return venv / "bin" / "python"
-
-
-def scan(root: Path) -> Snapshot:
-    """Every path under ``root`` (not ``root`` itself) with its mode and content; symlinks are not followed."""
-    result: Snapshot = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = Path(dirpath, name)
-            info = path.lstat()
-            rel = path.relative_to(root).as_posix()
-            content: Content = None
-            if stat.S_ISLNK(info.st_mode):
-                content = os.readlink(path).encode()
-            elif stat.S_ISREG(info.st_mode):
-                data = path.read_bytes()
-                inline = len(data) <= INLINE or rel.endswith(".dist-info/RECORD")
-                content = data if inline else "sha256:" + hashlib.sha256(data).hexdigest()
-            result[rel] = (info.st_mode, content)
-    return result
-
-
-def new_venv(venv: Path) -> Snapshot:
-    """A fresh venv without pip at ``venv`` (whatever was there is deleted first), as a snapshot."""
-    shutil.rmtree(venv, ignore_errors=True)
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    return scan(venv)
-
-
-@dataclass(frozen=True)
-class Changes:
-    """What installs did to a venv: every path new or different since it was fresh, and those removed."""
-
-    written: Snapshot
-    removed: frozenset[str]
-
-
-def changes(fresh: Snapshot, venv: Path) -> Changes:
-    now = scan(venv)
-    written = {path: node for path, node in now.items() if fresh.get(path) != node}
-    return Changes(written, frozenset(fresh.keys() - now.keys()))
-
-
-def record_rows(content: Content) -> set[tuple[str, ...]]:
-    assert isinstance(content, bytes)
-    rows = set(map(tuple, csv.reader(content.decode("utf-8").splitlines())))
-    return {row for row in rows if not row[0].endswith(".dist-info/INSTALLER")}
+# -- comparing pip's install with ours -----------------------------------------------------------------------
 
 
 def shown(content: Content) -> str:
@@ -109,26 +58,12 @@ def shown(content: Content) -> str:
 def differences(expected: Changes, actual: Changes) -> list[str]:
     """Every way ``actual`` (wheelstream's) differs from ``expected`` (pip's), one line each (``-`` pip's only,
     ``+`` ours only)."""
-    found: list[str] = []
     theirs, ours = expected.written, actual.written
-    found += [f"- {path}" for path in sorted(theirs.keys() - ours.keys())]
+    found = [f"- {path}" for path in sorted(theirs.keys() - ours.keys())]
     found += [f"+ {path}" for path in sorted(ours.keys() - theirs.keys())]
     found += [f"- removed {path}" for path in sorted(expected.removed - actual.removed)]
     found += [f"+ removed {path}" for path in sorted(actual.removed - expected.removed)]
-    for path in sorted(theirs.keys() & ours.keys()):
-        (mode, content), (our_mode, our_content) = theirs[path], ours[path]
-        if our_mode != mode:
-            found.append(f"mode of {path}: {oct(mode)} != {oct(our_mode)}")
-        if path.endswith(".dist-info/INSTALLER"):
-            if (content, our_content) != (b"pip\n", b"wheelstream\n"):
-                found.append(f"INSTALLER {path}: {content!r}, {our_content!r}")
-        elif path.endswith(".dist-info/RECORD"):
-            rows, our_rows = record_rows(content), record_rows(our_content)
-            found += [f"RECORD {path} - {','.join(row)}" for row in sorted(rows - our_rows)]
-            found += [f"RECORD {path} + {','.join(row)}" for row in sorted(our_rows - rows)]
-        elif our_content != content:
-            found.append(f"content of {path}:\n    {shown(content)}\n != {shown(our_content)}")
-    return found
+    return found + written_differences(theirs, ours, shown)
 
 
 def assert_same_install(expected: Changes, actual: Changes) -> None:
@@ -141,11 +76,8 @@ def assert_same_install(expected: Changes, actual: Changes) -> None:
 
 def pip_install(wheel: Path, venv: Path, *extra: str) -> subprocess.Popen[bytes]:
     """``pip --python VENV/bin/python install --no-deps --no-index --no-compile *EXTRA WHEEL``, started."""
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q"]
     install = ["install", "--no-deps", "--no-index", "--no-compile", *extra, str(wheel)]
-    return subprocess.Popen(
-        [*pip, "--python", str(python_of(venv)), *install], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    return pip("--python", str(python_of(venv)), *install)  # test_install_equivalence's: quiet, no prompts
 
 
 def finish(proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
@@ -172,18 +104,6 @@ def pip_then_ours(wheel: Path, venv: Path, cache: Path, timeout: float) -> tuple
 
 
 # -- fixtures ------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def pip_version() -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "pip", "--version"], capture_output=True, text=True, check=True
-    )
-    version = out.stdout.split()[1]
-    assert version == PIP_VERSION, (
-        f"the equivalence tests compare against pip=={PIP_VERSION}; found {version}"
-    )
-    return version
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 and ``list``: through the real command and the library, with real virtual environments and real wheels.
 
 Every command runs with the current directory in the test's own ``tmp_path`` and without ``VIRTUAL_ENV`` (the
-autouse fixture below): the repository's ``.venv`` must never be the environment a test finds.
+autouse fixture ``test_env_support.no_active_venv``): the repository's ``.venv`` must never be the environment a
+test finds.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import pytest
 from conftest import Run, ws
+from test_env_support import PY, SITE, leftovers, make_venv
+from test_env_support import no_active_venv as no_active_venv  # autouse: pytest applies it to this module
 from test_install_support import snapshot, stage
 
 from wheelstream.errors import DiskError, ExternallyManaged, UsageError
@@ -34,8 +37,6 @@ from wheelstream.installer._interpreter import probe_interpreter
 from wheelstream.testing import FaultServer
 from wheelstream.testing._wheel import Content, wheel_archive
 
-PY = f"python{sys.version_info.major}.{sys.version_info.minor}"
-SITE = f"lib/{PY}/site-packages"
 TAG = sys.implementation.cache_tag
 
 V1_FILES: dict[str, Content] = {"demo/__init__.py": b"V = 1\n", "demo_old.py": b"old = 1\n"}
@@ -47,18 +48,7 @@ DIST_INFO = ("INSTALLER", "METADATA", "RECORD", "REQUESTED", "WHEEL", "direct_ur
 Tree = dict[str, tuple[int, bytes | None]]
 
 
-@pytest.fixture(autouse=True)
-def _no_active_venv(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``ws`` passes this process's environment on: without ``VIRTUAL_ENV`` unless a test sets it."""
-    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
-
-
 # -- helpers -------------------------------------------------------------------------------------------------
-
-
-def make_venv(path: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
-    return path
 
 
 def write_wheel(
@@ -91,10 +81,6 @@ def in_env(venv: Path, *args: str, cache: Path, env: dict[str, str] | None = Non
 def added(after: Tree, before: Tree) -> list[str]:
     """The paths ``after`` has that ``before`` lacks, sorted."""
     return sorted(set(after) - set(before))
-
-
-def leftovers(root: Path) -> list[str]:
-    return sorted(name for name in os.listdir(root) if name.startswith(".wheelstream"))
 
 
 def dist_paths(name: str, version: str, files: tuple[str, ...] = DIST_INFO) -> list[str]:

@@ -12,26 +12,24 @@ leaves what matches untouched, down to the inodes), killed with SIGKILL at commi
 the library; ``-r requirements.txt`` with the ``--hash`` lines uv writes.
 
 Every command runs with its current directory in the test's own ``tmp_path`` and without ``VIRTUAL_ENV``
-(the autouse fixture below), as in ``test_env_install``.
+(the autouse fixture ``test_env_support.no_active_venv``), as in ``test_env_install``.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
 import platform
-import shutil
-import stat
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Run, ws
+from test_env_support import SITE, Changes, changes, leftovers, new_venv, python_of, scan, written_differences
+from test_env_support import no_active_venv as no_active_venv  # autouse: pytest applies it to this module
 
 import wheelstream
 from wheelstream._urls import cache_key
@@ -45,8 +43,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - the project's machines run 3.11
     import tomli as tomllib
 
-PY = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-SITE = f"lib/{PY}/site-packages"  # a venv's purelib, relative to the venv
 UV = Path(sys.executable).parent / "uv"
 UV_VERSION = "0.13.9"
 
@@ -57,18 +53,6 @@ WHEELS = (("alpha", "1.0"), ("beta", "2.0"), ("beta", "2.1"), ("gamma", "0.5"), 
 # The uv requirements of the two sync locks: lock 2 drops alpha and bumps beta; gamma is the same.
 LOCK_1 = "alpha\nbeta==2.0\ngamma\n"
 LOCK_2 = "beta==2.1\ngamma\n"
-
-Node = tuple[
-    int, bytes | None
-]  # (st_mode, content: a file's bytes, a symlink's target, None for a directory)
-Snapshot = dict[str, Node]
-
-
-@pytest.fixture(autouse=True)
-def _no_active_venv(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``ws`` passes this process's environment on: without ``VIRTUAL_ENV`` unless a test sets it."""
-    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
-
 
 # -- wheels, and the server that serves them -------------------------------------------------------------
 
@@ -207,26 +191,6 @@ def write_lock(path: Path, *packages: str, header: str = "") -> Path:
 # -- venvs and what is in them ---------------------------------------------------------------------------
 
 
-def python_of(venv: Path) -> str:
-    return str(venv / "bin" / "python")
-
-
-def scan(root: Path) -> Snapshot:
-    """Every path under ``root`` (not ``root`` itself) with its mode and content; symlinks not followed."""
-    result: Snapshot = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = Path(dirpath, name)
-            info = path.lstat()
-            content: bytes | None = None
-            if stat.S_ISLNK(info.st_mode):
-                content = os.readlink(path).encode()
-            elif stat.S_ISREG(info.st_mode):
-                content = path.read_bytes()
-            result[path.relative_to(root).as_posix()] = (info.st_mode, content)
-    return result
-
-
 def inodes(root: Path, *, containing: str = "") -> dict[str, int]:
     """The inode number of every file and directory under ``root`` whose path contains ``containing``."""
     out = {}
@@ -239,48 +203,15 @@ def inodes(root: Path, *, containing: str = "") -> dict[str, int]:
     return out
 
 
-def new_venv(venv: Path) -> Snapshot:
-    """A fresh venv without pip at ``venv`` (whatever was there is deleted first), as a snapshot."""
-    shutil.rmtree(venv, ignore_errors=True)
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    return scan(venv)
-
-
-def leftovers(root: Path) -> list[str]:
-    return sorted(name for name in os.listdir(root) if name.startswith(".wheelstream"))
-
-
 def dist_infos(root: Path) -> list[str]:
     return sorted(path.name for path in root.glob("*.dist-info"))
 
 
 def listed(venv: Path, cache: Path, cwd: Path) -> list[list[str]]:
     """``wheelstream list --python VENV``: its rows (name, version, installer)."""
-    run = ws("list", "--python", python_of(venv), cache=cache, cwd=cwd)
+    run = ws("list", "--python", str(python_of(venv)), cache=cache, cwd=cwd)
     assert run.code == 0, run.err
     return [line.split() for line in run.out.splitlines()[2:]]
-
-
-@dataclass(frozen=True)
-class Changes:
-    """What installs did to a venv: every path new or different since it was fresh, and those removed."""
-
-    written: Snapshot
-    removed: frozenset[str]
-
-
-def changes(fresh: Snapshot, venv: Path) -> Changes:
-    now = scan(venv)
-    return Changes(
-        {path: node for path, node in now.items() if fresh.get(path) != node}, frozenset(fresh.keys() - now)
-    )
-
-
-def record_rows(content: bytes | None) -> set[tuple[str, ...]]:
-    assert content is not None
-    rows = {tuple(row) for row in csv.reader(content.decode().splitlines())}
-    return {row for row in rows if not row[0].endswith(".dist-info/INSTALLER")}
 
 
 def differences(pips: Changes, ours: Changes) -> list[str]:
@@ -289,20 +220,7 @@ def differences(pips: Changes, ours: Changes) -> list[str]:
     found = [f"- {path}" for path in sorted(pips.written.keys() - ours.written.keys())]
     found += [f"+ {path}" for path in sorted(ours.written.keys() - pips.written.keys())]
     found += [f"removed {path}" for path in sorted(pips.removed ^ ours.removed)]
-    for path in sorted(pips.written.keys() & ours.written.keys()):
-        (mode, theirs), (our_mode, mine) = pips.written[path], ours.written[path]
-        if mode != our_mode:
-            found.append(f"mode of {path}: {oct(mode)} != {oct(our_mode)}")
-        if path.endswith(".dist-info/INSTALLER"):
-            if (theirs, mine) != (b"pip\n", b"wheelstream\n"):
-                found.append(f"INSTALLER {path}: {theirs!r}, {mine!r}")
-        elif path.endswith(".dist-info/RECORD"):
-            rows, our_rows = record_rows(theirs), record_rows(mine)
-            found += [f"RECORD {path} - {','.join(row)}" for row in sorted(rows - our_rows)]
-            found += [f"RECORD {path} + {','.join(row)}" for row in sorted(our_rows - rows)]
-        elif theirs != mine:
-            found.append(f"content of {path}:\n    {theirs!r}\n != {mine!r}")
-    return found
+    return found + written_differences(pips.written, ours.written)  # content shown whole (repr)
 
 
 def pip_install_urls(venv: Path, urls: list[str]) -> None:
@@ -311,7 +229,7 @@ def pip_install_urls(venv: Path, urls: list[str]) -> None:
     pip = [sys.executable, "-m", "pip", "--isolated", "--disable-pip-version-check", "--no-input", "-q"]
     install = ["install", "--no-deps", "--no-index", "--no-compile", "--no-cache-dir", *urls]
     proc = subprocess.run(
-        [*pip, "--python", python_of(venv), *install],
+        [*pip, "--python", str(python_of(venv)), *install],
         capture_output=True,
         text=True,
         timeout=120,
@@ -327,12 +245,20 @@ def install_lock_cli(
     lock: Path, venv: Path, cache: Path, *extra: str, env: dict[str, str] | None = None
 ) -> Run:
     return ws(
-        "install", "-r", str(lock), "--python", python_of(venv), *extra, cache=cache, cwd=venv.parent, env=env
+        "install",
+        "-r",
+        str(lock),
+        "--python",
+        str(python_of(venv)),
+        *extra,
+        cache=cache,
+        cwd=venv.parent,
+        env=env,
     )
 
 
 def sync_cli(lock: Path, venv: Path, cache: Path, env: dict[str, str] | None = None) -> Run:
-    return ws("sync", str(lock), "--python", python_of(venv), cache=cache, cwd=venv.parent, env=env)
+    return ws("sync", str(lock), "--python", str(python_of(venv)), cache=cache, cwd=venv.parent, env=env)
 
 
 def synced(lock: Path, venv: Path, cache: Path) -> Run:
@@ -842,7 +768,7 @@ def test_library_sync_does_what_the_command_does(
 
     new_venv(venv)
     monkeypatch.chdir(tmp_path)
-    environment = wheelstream.find_environment(python=python_of(venv))
+    environment = wheelstream.find_environment(python=str(python_of(venv)))
     assert environment.root == venv
     first = wheelstream.sync(lock1, environment, cache_dir=tmp_path / "library-cache")
     assert isinstance(first.report, EnvironmentReport)
@@ -879,7 +805,7 @@ def test_library_install_lock_into_a_target_and_no_sync_there(
         wheelstream.install_lock(lock2, target, sync=True, cache_dir=cache)
     with pytest.raises(UsageError, match="environment"):
         wheelstream.sync(
-            lock2, wheelstream.find_environment(python=python_of(venv)), target=target, cache_dir=cache
+            lock2, wheelstream.find_environment(python=str(python_of(venv))), target=target, cache_dir=cache
         )
     assert scan(target) == installed
     assert scan(venv) == fresh
@@ -910,7 +836,7 @@ def test_a_requirements_file_with_hashes_from_uv_still_installs(
 
     tampered = requirements.with_name("tampered.txt")
     tampered.write_text(text.replace(gamma, sha256(b"not gamma")))
-    args = ("install", "--python", python_of(venv), "--index-url", index)
+    args = ("install", "--python", str(python_of(venv)), "--index-url", index)
     run = ws(*args, "-r", str(tampered), cache=cache, cwd=tmp_path)
     assert run.code == 1, run.err
     assert "gamma" in run.error_line()
