@@ -202,8 +202,9 @@ def install_sources(
     verify: Callable[[str, DownloadResult], None] | None = None,
     remove: Sequence[str] = (),
 ) -> InstallResult:
-    """:func:`install`, and what a lock adds: ``verify(source, result)`` checks each fetched wheel before
-    anything is installed, ``remove`` names distributions to uninstall in the same transaction."""
+    """:func:`install`, and what a lock adds: ``verify(where, result)`` checks each fetched wheel before
+    anything is installed (``where``: the URL as given, credentials and all, or the local path), ``remove``
+    names distributions to uninstall in the same transaction."""
     if (target is None) == (environment is None):
         raise UsageError("say where to install: a target directory or an environment (exactly one)")
     skipped: list[str] = []
@@ -243,7 +244,9 @@ def install_sources(
     if verify is not None:
         try:
             for item, result in fetched:
-                verify(item.source, result)
+                verify(
+                    item.url if item.url is not None else str(item.path), result
+                )  # never the redacted text
         except BaseException:
             release(results)
             raise

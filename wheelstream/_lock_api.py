@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Collection
@@ -27,8 +28,37 @@ from wheelstream._pylock import LockedWheel, read_lock, verify_locked
 from wheelstream.errors import HashMismatch, UsageError
 from wheelstream.fetch import DownloadResult
 from wheelstream.installer import Environment, LinkMode, installed_distributions, probe_interpreter
+from wheelstream.zip import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_SIZE
 
 __all__ = ["install_lock", "sync"]
+
+
+def _own_distributions() -> set[str]:
+    """wheelstream's distribution and what it requires, in the running environment: a sync there must not take
+    away the program doing it (uv keeps itself too)."""
+    from importlib import metadata
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    keep: set[str] = set()
+    todo = ["wheelstream"]
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in keep:
+            continue
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        keep.add(name)
+        for text in dist.requires or []:
+            try:
+                requirement = Requirement(text)
+            except InvalidRequirement:
+                continue
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name)
+    return keep
 
 
 def _local_path(source: str) -> Path | None:
@@ -67,19 +97,23 @@ def install_lock(
     sync: bool = False,
     cache_dir: str | os.PathLike[str] | None = None,
     reinstall: bool = False,
+    upgrade: bool = False,
     python: str | None = None,
     link_mode: LinkMode = "move",
     compile_bytecode: bool = False,
     jobs: int = DEFAULT_JOBS,
     retries: int = 5,
     timeout: float = 30.0,
+    max_unpacked_size: int = DEFAULT_MAX_UNPACKED_SIZE,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
     progress: ProgressCallback | None = None,
     on_warning: Callable[[str], None] | None = None,
     workers: Workers = "threads",
 ) -> InstallResult:
     """Install what ``lock`` selects for the destination's interpreter (``extras``; ``groups``: the lock's
     default groups when None) into ``target`` or ``environment``; with ``sync``, also uninstall what it does
-    not select (environments only). One transaction; resumable like every install."""
+    not select (environments only). One transaction; resumable like every install. The other options are
+    :func:`wheelstream.install`'s."""
     if sync and environment is None:
         raise UsageError(
             "sync needs an environment: a target directory has no installed distributions to sync"
@@ -98,6 +132,12 @@ def install_lock(
         assert environment is not None
         locked = {canonicalize_name(wheel.name) for wheel in wheels}
         remove = [dist.name for dist in installed_distributions(environment) if dist.key not in locked]
+        if os.path.realpath(environment.interpreter.prefix) == os.path.realpath(sys.prefix):
+            ours = _own_distributions()
+            kept = sorted(name for name in remove if canonicalize_name(name) in ours)
+            if kept and on_warning is not None:
+                on_warning(f"not removed, as wheelstream runs from them: {', '.join(kept)}")
+            remove = [name for name in remove if canonicalize_name(name) not in ours]
     return install_sources(
         [wheel.source for wheel in wheels],
         target,
@@ -105,8 +145,11 @@ def install_lock(
         cache_dir=cache_dir,
         hashes={wheel.source: wheel.sha256 for wheel in wheels if wheel.sha256},
         reinstall=reinstall,
+        upgrade=upgrade,
         retries=retries,
         timeout=timeout,
+        max_unpacked_size=max_unpacked_size,
+        max_entries=max_entries,
         python=python if environment is None else None,
         link_mode=link_mode,
         compile_bytecode=compile_bytecode,

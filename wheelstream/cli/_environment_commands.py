@@ -52,6 +52,8 @@ def uninstall_cmd(
         report = uninstall(list(names), env, on_warning=warn)
     except WheelstreamError as exc:
         fail(None, exc, exc.exit_code)
+    except OSError as exc:  # the environment cannot be read or changed (permissions, a read-only file system)
+        fail(None, f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}", 1)
     if not quiet:
         for item in report.removed:
             click.echo(f"removed {one_line(item)}", err=True)

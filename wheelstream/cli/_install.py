@@ -193,6 +193,10 @@ def install_cmd(
     lock = lock_file(shared.sources, shared.requirements, shared.hash_values)
     if lock is None and (extras or groups):
         raise click.UsageError("--extra and --group select from a lock file: give -r pylock.toml")
+    if lock is not None and (ignore_tags or shared.index_url):
+        raise click.UsageError(
+            "a lock file names its wheels: --ignore-tags and --index-url do not apply to it"
+        )
 
     def call(ui: ConsoleProgress) -> InstallResult:
         environment = None if target is not None else find_env(python, prefix, system, break_system_packages)
@@ -207,12 +211,15 @@ def install_cmd(
                 groups=groups or None,
                 cache_dir=shared.cache_dir,
                 reinstall=reinstall,
+                upgrade=upgrade,
                 python=python,
                 link_mode=LINK_MODES[link_mode],
                 compile_bytecode=compile_bytecode,
                 jobs=shared.jobs,
                 retries=shared.retries,
                 timeout=shared.timeout,
+                max_unpacked_size=shared.max_unpacked_size,
+                max_entries=shared.max_entries,
                 progress=ui,
                 on_warning=ui.warn,
                 workers="processes",

@@ -21,11 +21,14 @@ Uninstalling is steps 1, 3 and 4 with nothing to write. The same name and versio
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import filelock
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -46,7 +49,8 @@ from ._commit import (
 from ._destination import HomeWriter, LinkMode
 from ._environment import Environment
 from ._home import write_wheel
-from ._installed import Installed, Removal, installed_distributions, removal
+from ._installed import Installed, Removal, installed_distributions, real_relative, removal
+from ._ownership import state_dir
 from ._recovery import finish_interrupted
 from ._transaction import Transaction
 
@@ -86,7 +90,9 @@ def _cannot(exc: OSError, root: Path, wheel: str | None = None) -> DiskError:
 
 
 def _merge(home: Path, root: Path, removed: set[str]) -> list[PlannedMove]:
-    """The moves that put the home's tree into ``root`` (step 3 of the module docstring)."""
+    """The moves that put the home's tree into ``root`` (step 3 of the module docstring); ``removed`` holds
+    real-path-relative paths (:func:`~._installed.real_relative`)."""
+    real_root = os.path.realpath(root)
     moves: list[PlannedMove] = []
     pending = [""]
     while pending:
@@ -101,7 +107,7 @@ def _merge(home: Path, root: Path, removed: set[str]) -> list[PlannedMove]:
                     pending.append(
                         path
                     )  # merge into it (a symlinked directory such as lib64 too, as pip does)
-                elif path in removed:
+                elif real_relative(str(dest), real_root) in removed:
                     moves.append(PlannedMove(path, source, True))  # a replaced file becomes a directory
                 else:
                     raise InstallConflict(f"{dest} is a file where the install needs a directory")
@@ -123,32 +129,25 @@ def _kept_directories(env: Environment) -> set[str]:
     return keep
 
 
-def _only_removed(folder: Path, root: Path, removed: set[str]) -> bool:
-    """Whether everything below ``folder`` is a file being removed (a symlink to a directory counts as one)."""
-    for top, dirs, names in os.walk(folder):
-        links = [d for d in dirs if os.path.islink(os.path.join(top, d))]
-        for name in (*names, *links):
-            if os.path.relpath(os.path.join(top, name), root).replace(os.sep, "/") not in removed:
-                return False
-    return True
-
-
-def _whole_directories(root: Path, removed: set[str], keep: set[str], incoming: Sequence[str]) -> list[str]:
-    """What setting ``removed`` aside takes, as pip's ``compress_for_rename`` has it: a directory all of whose
-    files go, and into which nothing new comes, goes whole — one rename, and no directory left empty, after a
-    kill too (a recovery sets aside exactly the same paths); every other file goes alone."""
-    candidates: set[str] = set()
-    for path in removed:
-        parts = path.split("/")
-        candidates.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
+def _whole_directories(real_root: str, removed: set[str], incoming: set[str], keep: set[str]) -> list[str]:
+    """What setting ``removed`` aside takes, as pip's ``compress_for_rename`` has it: the directory a removed
+    file is in goes whole — one rename, and nothing left empty, after a kill too (a recovery sets aside the same
+    paths) — when every file below it is being removed and nothing new comes into it; every other file goes
+    alone. Only the files' own directories are candidates (pip's rule: a parent that merely ends up empty, such as
+    ``share/``, stays), never ``keep``'s (the scheme's directories and their parents)."""
     chosen: list[str] = []
-    for folder in sorted(candidates - keep, key=lambda d: (d.count("/"), d)):
+    for folder in sorted({path.rpartition("/")[0] for path in removed} - keep, key=lambda d: (len(d), d)):
         prefix = folder + "/"
-        if any(folder.startswith(c + "/") for c in chosen):
+        if not folder or any(folder.startswith(c + "/") for c in chosen):
             continue
         if any(path == folder or path.startswith(prefix) for path in incoming):
             continue
-        if _only_removed(root / folder, root, removed):
+        below = (
+            os.path.relpath(os.path.join(top, name), real_root).replace(os.sep, "/")
+            for top, dirs, names in os.walk(os.path.join(real_root, folder))
+            for name in (*names, *(d for d in dirs if os.path.islink(os.path.join(top, d))))
+        )
+        if all(path in removed for path in below):
             chosen.append(folder)
     inside = tuple(c + "/" for c in chosen)
     return sorted([*chosen, *(path for path in removed if not path.startswith(inside))])
@@ -178,16 +177,34 @@ def _transaction(
                 raise cannot(exc, wheel.item.staged.filename) from exc
             writer.shared = True
         reached("install.home-written")
+        # Both sides by real path: a removed file found through ``lib`` is the one a move writes through ``lib64``.
+        real_root = os.path.realpath(root)
         removed = {path for r in removals for path in r.files}
         moves = _merge(writer.home, root, removed)
-        covered = {m.dest for m in moves}
-        incoming = sorted(covered)
-        gone = _whole_directories(root, removed - covered, _kept_directories(env), incoming)
+        incoming = {real_relative(str(root / m.dest), real_root) for m in moves}
+        keep = {real_relative(str(root / d), real_root) if d else "" for d in _kept_directories(env)}
+        gone = _whole_directories(real_root, removed - incoming, incoming, keep)
         moves.extend(PlannedMove(path, None, True) for path in gone)
         tx.commit(moves, move)
         tx.retire()
     tx.deliver()
     return writer, len(removed)
+
+
+@contextlib.contextmanager
+def environment_lock(env: Environment) -> Iterator[None]:
+    """One wheelstream command at a time changes an environment (as uv locks a venv): from reading what is
+    installed to the last rename, so no plan is made on a state another process is changing. The lock file lives
+    in the user's state directory, named after the root's real path — nothing is added to the environment."""
+    locks = state_dir() / "environment-locks"
+    try:
+        locks.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError:  # a read-only home: the command runs unlocked, as it did before there was a lock
+        yield
+        return
+    key = hashlib.sha256(os.fsencode(os.path.realpath(env.root))).hexdigest()[:32]
+    with filelock.FileLock(locks / f"{key}.lock"):
+        yield
 
 
 def _prepare(env: Environment, warn: Warnings) -> dict[str, Installed]:
@@ -230,28 +247,31 @@ def install_into(
             exc.with_wheel(item.staged.filename)
             raise
     warn_about_overwrites(checked, warn)
-    present = _prepare(env, warn)
-    writing, removals, skipped = [], [], []
-    for wheel in checked:
-        old = present.get(canonicalize_name(wheel.info.name))
-        if old is not None and same_version(old.version, str(wheel.info.version)) and not reinstall:
-            skipped.append(f"{old.name} {old.version}")
-            continue
-        if old is not None:
-            try:
-                removals.append(removal(env, old, warn))
-            except WheelstreamError as exc:
-                exc.with_wheel(wheel.item.staged.filename)
-                raise
-        writing.append(wheel)
-    for name in remove:
-        dist = present.get(canonicalize_name(name))
-        if dist is not None and all(r.dist.key != dist.key for r in removals):
-            removals.append(removal(env, dist, warn))
-    writer: HomeWriter | None = None
-    files_removed = 0
-    if writing or removals:
-        writer, files_removed = _transaction(env, writing, removals, link_mode, compile_bytecode, warn, _move)
+    with environment_lock(env):
+        present = _prepare(env, warn)
+        writing, removals, skipped = [], [], []
+        for wheel in checked:
+            old = present.get(canonicalize_name(wheel.info.name))
+            if old is not None and same_version(old.version, str(wheel.info.version)) and not reinstall:
+                skipped.append(f"{old.name} {old.version}")
+                continue
+            if old is not None:
+                try:
+                    removals.append(removal(env, old, warn))
+                except WheelstreamError as exc:
+                    exc.with_wheel(wheel.item.staged.filename)
+                    raise
+            writing.append(wheel)
+        for name in remove:
+            dist = present.get(canonicalize_name(name))
+            if dist is not None and all(r.dist.key != dist.key for r in removals):
+                removals.append(removal(env, dist, warn))
+        writer: HomeWriter | None = None
+        files_removed = 0
+        if writing or removals:
+            writer, files_removed = _transaction(
+                env, writing, removals, link_mode, compile_bytecode, warn, _move
+            )
     return EnvironmentReport(
         root=env.root,
         installed=tuple(f"{w.info.name} {w.info.version}" for w in writing),
@@ -272,18 +292,19 @@ def uninstall(
     """Remove the named distributions from ``env`` in one transaction; a name not installed is a warning
     (pip's "Skipping X as it is not installed"), one without a RECORD an error before anything is touched."""
     warn = Warnings(on_warning)
-    present = _prepare(env, warn)
-    removals: list[Removal] = []
-    for name in names:
-        dist = present.get(canonicalize_name(name))
-        if dist is None:
-            warn(f"skipping {name}: it is not installed in {env.root}")
-            continue
-        if all(r.dist.key != dist.key for r in removals):
-            removals.append(removal(env, dist, warn))
-    files_removed = 0
-    if removals:
-        _writer, files_removed = _transaction(env, [], removals, "move", False, warn, None)
+    with environment_lock(env):
+        present = _prepare(env, warn)
+        removals: list[Removal] = []
+        for name in names:
+            dist = present.get(canonicalize_name(name))
+            if dist is None:
+                warn(f"skipping {name}: it is not installed in {env.root}")
+                continue
+            if all(r.dist.key != dist.key for r in removals):
+                removals.append(removal(env, dist, warn))
+        files_removed = 0
+        if removals:
+            _writer, files_removed = _transaction(env, [], removals, "move", False, warn, None)
     return EnvironmentReport(
         root=env.root,
         installed=(),

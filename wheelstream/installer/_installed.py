@@ -29,7 +29,7 @@ from packaging.utils import canonicalize_name
 from ..errors import InstallConflict, one_line
 from ._environment import Environment
 
-__all__ = ["Installed", "Removal", "find_installed", "installed_distributions", "removal"]
+__all__ = ["Installed", "Removal", "find_installed", "installed_distributions", "real_relative", "removal"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +90,8 @@ def find_installed(env: Environment, name: str) -> Installed | None:
 
 @dataclass(frozen=True, slots=True)
 class Removal:
-    """What removing one distribution takes: existing files, ``/`` paths relative to the root, sorted."""
+    """What removing one distribution takes: existing files, ``/`` paths relative to the root's real path (see
+    :func:`real_relative`), sorted."""
 
     dist: Installed
     files: tuple[str, ...]
@@ -120,8 +121,14 @@ def removal(env: Environment, dist: Installed, warn: Callable[[str], None] | Non
     base = str(dist.dist_info.parent)
     files: set[str] = set()
     outside: list[str] = []
-    with open(record, encoding="utf-8", errors="surrogateescape", newline="") as handle:
-        rows = [row[0] for row in csv.reader(handle) if row and row[0]]
+    try:
+        with open(record, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+            rows = [row[0] for row in csv.reader(handle) if row and row[0]]
+    except csv.Error as exc:  # a RECORD zeroed by a power loss, a quote left open
+        raise InstallConflict(
+            f"cannot remove {one_line(dist.name)} {one_line(dist.version)}: its RECORD cannot be read ({exc}); "
+            "remove it by hand or reinstall it with the tool that installed it"
+        ) from exc
     candidates: list[str] = []
     for row in rows:
         full = os.path.normpath(os.path.join(base, row))
@@ -136,11 +143,18 @@ def removal(env: Environment, dist: Installed, warn: Callable[[str], None] | Non
         candidates.extend(os.path.join(folder, name) for name in names)
     for full in candidates:
         if (os.path.lexists(full) and not os.path.isdir(full)) or os.path.islink(full):
-            files.add(os.path.relpath(full, root).replace(os.sep, "/"))
+            files.add(real_relative(full, real_root))
     if outside and warn is not None:
         shown = ", ".join(one_line(row) for row in outside[:3]) + (" …" if len(outside) > 3 else "")
         warn(f"{one_line(dist.name)}: RECORD rows outside {root} are not followed: {shown}")
     return Removal(dist, tuple(sorted(files)), tuple(outside))
+
+
+def real_relative(path: str, real_root: str) -> str:
+    """``path`` relative to the environment's real root, its directory's symlinks resolved: one spelling per file,
+    whichever name reached it (a venv's ``lib64`` is often a link to ``lib``, and platlib says ``lib64``)."""
+    folder, name = os.path.split(path)
+    return os.path.relpath(os.path.join(os.path.realpath(folder), name), real_root).replace(os.sep, "/")
 
 
 def _inside(path: str, root: str) -> bool:
