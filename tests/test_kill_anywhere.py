@@ -259,3 +259,25 @@ def test_a_power_loss_resumes_from_what_survived_intact(
     if spoil == "zeroed":
         assert resumed == durable
     assert scene.sent() - sent == len(V2[1]) - resumed
+
+
+@pytest.mark.parametrize("point", ["publish.remembered", "publish.wheel-moved", "publish.journal-removed"])
+def test_a_download_killed_while_publishing_fetches_nothing_again(
+    faulty_server: FaultServer, tmp_path: Path, point: str
+) -> None:
+    """``download -d DIR`` puts the wheel in DIR, not the cache: a rerun after a kill at any publication step
+    uses what is there (a complete partial, or the file in DIR, checked whole) and fetches nothing, and the
+    file in DIR is the wheel, byte for byte."""
+    name = f"{tmp_path.name}/{V1[0]}"
+    url = faulty_server.add_file(name, V1[1])
+    dest, cache = tmp_path / "dest", tmp_path / "cache"
+    proc = ws_start("download", url, "-d", str(dest), cache=cache, env={"WHEELSTREAM_KILL_AT": point})
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, f"{point} was not reached"
+    assert faulty_server.wait_idle(10)
+    sent = faulty_server.bytes_sent(name)
+    run = ws("download", url, "-d", str(dest), cache=cache)
+    assert run.code == 0, run.err
+    assert faulty_server.bytes_sent(name) == sent == len(V1[1])
+    assert (dest / V1[0]).read_bytes() == V1[1]
+    assert [p.name for p in (cache / "partial").iterdir() if not p.name.endswith(".lock")] == []

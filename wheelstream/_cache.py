@@ -96,11 +96,19 @@ class Cache:
 
     def remembered_sha256(self, key: str) -> str | None:
         """The sha256 this URL produced last time, if its unpacked tree or its wheel file is still cached."""
+        sha = self.last_sha256(key)
+        return (
+            sha
+            if sha is not None and (self.wheel_dir(sha).is_dir() or self.wheel_file(sha).is_file())
+            else None
+        )
+
+    def last_sha256(self, key: str) -> str | None:
+        """The sha256 this URL produced last time, wherever its file went (``download -d`` keeps it elsewhere)."""
         try:
-            sha = str(json.loads((self.root / "urls" / f"{key}.json").read_text())["sha256"])
+            return str(json.loads((self.root / "urls" / f"{key}.json").read_text())["sha256"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        return sha if self.wheel_dir(sha).is_dir() or self.wheel_file(sha).is_file() else None
 
     def remember(self, key: str, url: str, sha256: str, filename: str) -> None:
         target = self.root / "urls" / f"{key}.json"

@@ -30,11 +30,12 @@ from wheelstream.errors import ArchiveError, HashMismatch, NetworkError, Resourc
 from wheelstream.fetch._attempts import Attempts
 from wheelstream.fetch._cancel import CancelSignal, SocketCancel
 from wheelstream.fetch._errors import disk_error, interrupted
-from wheelstream.fetch._local import from_wheel_file
+from wheelstream.fetch._local import from_wheel_file, unpack_local
 from wheelstream.fetch._options import DownloadOptions, DownloadResult, Job
 from wheelstream.fetch._publish import cached, check_complete, finished_tree, hand_over
 from wheelstream.fetch._reporting import Reporter
 from wheelstream.fetch._resume import restore
+from wheelstream.unpack._rehash import file_sha256
 
 __all__ = ["fetch_wheel"]
 
@@ -61,10 +62,9 @@ def fetch_wheel(
     """
     job = Job.of(url, cache, options, expected_sha256, keep_wheel_in, keep_unpacked)
     with filelock.FileLock(cache.lock(job.key)):
-        if keep_wheel_in is None:
-            found = _from_cache(job, progress)
-            if found is not None:
-                return found
+        found = _from_cache(job, progress) if keep_wheel_in is None else _already_kept(job, progress)
+        if found is not None:
+            return found
         try:
             return _Download(job, client, progress, cancel).run()
         except WheelstreamError as exc:
@@ -80,6 +80,19 @@ def _from_cache(job: Job, progress: ProgressCallback | None) -> DownloadResult |
     if found is not None:
         job.cache.reclaim(job.key)  # a download killed after its wheel file was in place left these
     return found
+
+
+def _already_kept(job: Job, progress: ProgressCallback | None) -> DownloadResult | None:
+    """``download -d DIR`` of a URL whose wheel is in DIR already — a finished earlier download, or one killed
+    right after moving it there: the file the cache remembers for the URL is used (and checked whole, as any
+    local wheel is) instead of fetched again."""
+    assert job.keep_wheel_in is not None
+    sha = job.expected or job.cache.last_sha256(job.key)
+    kept = job.keep_wheel_in / job.wheel
+    if sha is None or not kept.is_file() or file_sha256(kept) != sha:
+        return None
+    job.cache.reclaim(job.key)  # what a download killed after its wheel reached DIR left
+    return unpack_local(kept, cache=job.cache, expected_sha256=sha, options=job.options, progress=progress)
 
 
 class _Download:
