@@ -181,20 +181,20 @@ def install_cmd(
     from wheelstream._api import install as do_install
 
     if target is not None and (prefix is not None or system or break_system_packages or reinstall):
-        raise click.UsageError(
+        raise UsageError(
             "--target installs into a directory: --prefix, --system, --break-system-packages "
             "and --reinstall are for environments"
         )
     if target is None and upgrade:
-        raise click.UsageError(
+        raise UsageError(
             "--upgrade is --target's: an environment install always replaces other versions"
         )
 
     lock = lock_file(shared.sources, shared.requirements, shared.hash_values)
     if lock is None and (extras or groups):
-        raise click.UsageError("--extra and --group select from a lock file: give -r pylock.toml")
+        raise UsageError("--extra and --group select from a lock file: give -r pylock.toml")
     if lock is not None and (ignore_tags or shared.index_url):
-        raise click.UsageError(
+        raise UsageError(
             "a lock file names its wheels: --ignore-tags and --index-url do not apply to it"
         )
 
@@ -272,7 +272,7 @@ def lock_file(sources: Sequence[str], requirements: Sequence[str], hashes: Seque
     if not locks:
         return None
     if len(locks) > 1 or len(requirements) > 1 or sources or hashes:
-        raise click.UsageError("a lock file (-r pylock.toml) is installed alone: no other SRC, -r or --hash")
+        raise UsageError("a lock file (-r pylock.toml) is installed alone: no other SRC, -r or --hash")
     return locks[0]
 
 

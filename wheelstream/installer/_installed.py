@@ -127,7 +127,7 @@ def removal(env: Environment, dist: Installed, warn: Callable[[str], None] | Non
     except csv.Error as exc:  # a RECORD zeroed by a power loss, a quote left open
         raise InstallConflict(
             f"cannot remove {one_line(dist.name)} {one_line(dist.version)}: its RECORD cannot be read ({exc}); "
-            "remove it by hand or reinstall it with the tool that installed it"
+            "its files must be removed by hand (no installer can tell which they are)"
         ) from exc
     candidates: list[str] = []
     for row in rows:
