@@ -67,7 +67,17 @@ ALLOWED: dict[str, set[str]] = {
         "_parallel",
     },
     "_pylock": {"errors"},
-    "_lock_api": {"errors", "zip", "_api", "_fetch_many", "_cache", "_progress", "_pylock", "fetch", "installer"},
+    "_lock_api": {
+        "errors",
+        "zip",
+        "_api",
+        "_fetch_many",
+        "_cache",
+        "_progress",
+        "_pylock",
+        "fetch",
+        "installer",
+    },
     "testing": {"errors", "zip", "_urls"},
     "cli": {
         "__version__",

@@ -186,17 +186,13 @@ def install_cmd(
             "and --reinstall are for environments"
         )
     if target is None and upgrade:
-        raise UsageError(
-            "--upgrade is --target's: an environment install always replaces other versions"
-        )
+        raise UsageError("--upgrade is --target's: an environment install always replaces other versions")
 
     lock = lock_file(shared.sources, shared.requirements, shared.hash_values)
     if lock is None and (extras or groups):
         raise UsageError("--extra and --group select from a lock file: give -r pylock.toml")
     if lock is not None and (ignore_tags or shared.index_url):
-        raise UsageError(
-            "a lock file names its wheels: --ignore-tags and --index-url do not apply to it"
-        )
+        raise UsageError("a lock file names its wheels: --ignore-tags and --index-url do not apply to it")
 
     def call(ui: ConsoleProgress) -> InstallResult:
         environment = None if target is not None else find_env(python, prefix, system, break_system_packages)
