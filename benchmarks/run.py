@@ -64,6 +64,59 @@ MID_WHEELS = [
     "cryptography==50.0.2",
     "pydantic_core==2.50.5",
 ]
+# (f): 50 small real wheels, 43 MB in all (many of them pure Python): where per-wheel costs show; pinned too.
+MANY_WHEELS = [
+    "requests==2.34.2",
+    "urllib3==2.8.0",
+    "idna==3.20",
+    "charset-normalizer==3.5.2",
+    "six==1.17.0",
+    "python-dateutil==4.0.0",
+    "pytz==2026.6",
+    "attrs==26.1.0",
+    "click==8.5.1",
+    "jinja2==3.1.6",
+    "markupsafe==3.0.4",
+    "packaging==26.3",
+    "pyparsing==3.3.3",
+    "setuptools==84.2.1",
+    "wheel==0.48.0",
+    "typing-extensions==4.16.0",
+    "tomli==2.5.0",
+    "filelock==4.2.11",
+    "platformdirs==4.14.5",
+    "distlib==0.4.4",
+    "virtualenv==21.15.7",
+    "pluggy==1.7.0",
+    "iniconfig==2.3.1",
+    "pytest==9.2.0",
+    "colorama==0.4.6",
+    "tqdm==4.70.1",
+    "rich==15.0.0",
+    "pygments==2.21.0",
+    "markdown-it-py==4.3.0",
+    "mdurl==0.1.2",
+    "docutils==0.23",
+    "sphinx==9.0.4",
+    "babel==2.18.0",
+    "alabaster==1.0.0",
+    "snowballstemmer==3.1.1",
+    "imagesize==2.0.1",
+    "sniffio==1.3.1",
+    "anyio==4.16.0",
+    "h11==0.16.0",
+    "httpcore==1.0.9",
+    "httpx==0.28.1",
+    "websocket-client==1.9.2",
+    "jmespath==1.1.0",
+    "botocore==1.44.5",
+    "s3transfer==0.19.3",
+    "boto3==1.44.5",
+    "pyasn1==0.6.5",
+    "rsa==4.9.1",
+    "cachetools==8.0.0",
+    "google-auth==2.62.2",
+]
 BIG_GLOB = "/opt/wheels/torch-*cp311*.whl"
 ALL_TOOLS = ("pip", "uv", "wheelstream", "wheelstream-hardlink", "wheelstream-baseline")
 SCENARIO_TITLES = {
@@ -72,6 +125,7 @@ SCENARIO_TITLES = {
     "c": "(c) big wheel, connection cut at 90 %",
     "d": "(d) big wheel, SIGKILL at 90 %, rerun alone",
     "e": "(e) big wheel, SIGKILL at 90 % while bytes flow (40 MB/s), rerun alone",
+    "f": "(f) 50 small wheels, one command",
 }
 
 
@@ -91,6 +145,7 @@ class Run:
 class Bench:
     big: Path
     mid: list[Path]
+    many: list[Path] = field(default_factory=list)
     runs: list[Run] = field(default_factory=list)
 
 
@@ -136,17 +191,30 @@ def peers_venv() -> Path:
 
 def mid_wheels(venv: Path) -> list[Path]:
     """Download the pinned mid-size wheels from the registry once; they are served locally from then on."""
-    where = OUT / "wheels" / "mid"
+    return pinned_wheels(venv, MID_WHEELS, "mid")
+
+
+def many_wheels(venv: Path) -> list[Path]:
+    """(f)'s fifty small pinned wheels, downloaded once like ``mid_wheels``."""
+    return pinned_wheels(venv, MANY_WHEELS, "many")
+
+
+def pinned_wheels(venv: Path, specs: list[str], folder: str) -> list[Path]:
+    """The wheels of ``specs`` (``name==version``), fetched from the registry into ``out/wheels/<folder>`` once."""
+    where = OUT / "wheels" / folder
     where.mkdir(parents=True, exist_ok=True)
 
     def have() -> list[Path]:
         found = []
-        for spec in MID_WHEELS:
+        for spec in specs:
             name, version = spec.split("==")
-            found += sorted(where.glob(f"{name.replace('-', '_')}-{version}-*.whl"))
+            stem = name.replace("-", "_")
+            found += sorted(
+                p for p in where.glob("*.whl") if p.name.lower().startswith(f"{stem}-{version}-".lower())
+            )
         return found
 
-    if len(have()) < len(MID_WHEELS):
+    if len(have()) < len(specs):
         subprocess.run(
             [
                 str(venv / "bin" / "python"),
@@ -158,7 +226,7 @@ def mid_wheels(venv: Path) -> list[Path]:
                 "--only-binary=:all:",
                 "-d",
                 str(where),
-                *MID_WHEELS,
+                *specs,
             ],
             check=True,
         )
@@ -440,7 +508,8 @@ def report(bench: Bench, args: argparse.Namespace, tools: Tools) -> str:
         ),
         (
             f"Big wheel: `{bench.big.name}` ({big_size / 1e6:.1f} MB). Mid wheels: {len(bench.mid)} files, "
-            f"{mid_size / 1e6:.1f} MB.  "
+            f"{mid_size / 1e6:.1f} MB. Small wheels: {len(bench.many)} files, "
+            f"{sum(p.stat().st_size for p in bench.many) / 1e6:.1f} MB.  "
         ),
         (
             "Server: wheelstream's FaultServer (sendfile) on 127.0.0.1. Times are wall seconds of the whole "
@@ -506,6 +575,9 @@ def targets(summary: dict[tuple[str, str], dict[str, float]], big_size: int) -> 
     ws_b, uv_b = med("b", "wheelstream"), med("b", "uv")
     if ws_b and uv_b:
         check("(b) wheelstream / uv", ws_b / uv_b, 1.2)
+    ws_f, uv_f = med("f", "wheelstream"), med("f", "uv")
+    if ws_f and uv_f:
+        check("(f) wheelstream / uv", ws_f / uv_f, 1.2)
     if ("c", "wheelstream") in summary:
         check("(c) bytes sent / file size", summary[("c", "wheelstream")]["sent"] / big_size, 1.02)
         if ws_a:
@@ -540,7 +612,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--scenarios", default="a,b,c,d,e", help="comma-separated subset of a,b,c,d,e")
+    parser.add_argument("--scenarios", default="a,b,c,d,e,f", help="comma-separated subset of a,b,c,d,e,f")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
         "--tools", default=",".join(ALL_TOOLS), help="comma-separated subset of " + ",".join(ALL_TOOLS)
@@ -587,10 +659,15 @@ def main() -> None:
     if runs.exists() or shutil.disk_usage(args.out).free < 45e9:
         print("warning: under 45 GB free; run dirs are kept until the end (~1.4 GB per big-wheel run)")
     # The peers' venv (from the registry) only when a peer races, (b)'s wheels are fetched or a chart is drawn.
-    peers = {"pip", "uv"} & set(args.tools) or "b" in args.scenarios or not args.no_chart
+    registry = {"b", "f"} & set(args.scenarios)  # the pinned real wheels come from the registry
+    peers = {"pip", "uv"} & set(args.tools) or registry or not args.no_chart
     venv = peers_venv() if peers else None
-    assert venv is not None or "b" not in args.scenarios
-    bench = Bench(big=big_wheel(args.big), mid=mid_wheels(venv) if venv and "b" in args.scenarios else [])
+    assert venv is not None or not registry
+    bench = Bench(
+        big=big_wheel(args.big),
+        mid=mid_wheels(venv) if venv and "b" in args.scenarios else [],
+        many=many_wheels(venv) if venv and "f" in args.scenarios else [],
+    )
     tools = Tools(venv, args.baseline)
     compile_wheelstream()
     if args.baseline is not None:
@@ -611,6 +688,8 @@ def main() -> None:
                         runner.cold("a", tool, [bench.big])
                     elif scenario == "b":
                         runner.cold("b", tool, bench.mid)
+                    elif scenario == "f":
+                        runner.cold("f", tool, bench.many)
                     elif scenario == "c":
                         runner.cold("c", tool, [bench.big], FaultPlan(parse_fault("cut=90%@1")))
                     elif scenario in ("d", "e"):
