@@ -495,3 +495,25 @@ def test_sync_removes_wheelstreams_names_except_from_the_environment_it_runs_fro
         expected = [("alpha", "1.0")]
     assert names_installed(env) == expected
     assert leftovers(venv) == []
+
+
+def test_a_legacy_egg_info_distribution_is_listed_and_never_half_replaced(tmp_path: Path) -> None:
+    """setuptools' legacy ``.egg-info`` has no RECORD: wheelstream lists it, and refuses in one line to replace
+    or remove it (installing over it would leave two versions, one half overwritten), touching nothing."""
+    venv = make_venv(tmp_path / "venv")
+    site = venv / SITE
+    (site / "legacy").mkdir()
+    (site / "legacy" / "__init__.py").write_text("V = '1.0'\n")
+    (site / "legacy-1.0-py3.11.egg-info").write_text("Metadata-Version: 1.1\nName: legacy\nVersion: 1.0\n")
+    before = scan(venv)
+    python = str(venv / "bin" / "python")
+    listing = ws("list", "--python", python, cache=tmp_path / "cache", cwd=tmp_path)
+    assert listing.code == 0, listing.err
+    assert any(line.split()[:2] == ["legacy", "1.0"] for line in listing.out.splitlines()), listing.out
+    wheel = tmp_path / "legacy-2.0-py3-none-any.whl"
+    wheel.write_bytes(wheel_archive({"legacy/__init__.py": b"V = '2.0'\n"}, name="legacy", version="2.0"))
+    for args in (["install", str(wheel)], ["uninstall", "legacy"]):
+        run = ws(*args, "--python", python, cache=tmp_path / "cache", cwd=tmp_path)
+        assert run.code == 1, run.err
+        assert ".egg-info" in run.error_line(), run.err
+        assert scan(venv) == before

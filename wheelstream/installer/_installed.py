@@ -46,9 +46,11 @@ class Installed:
         return canonicalize_name(self.name)
 
 
-def _read_metadata(dist_info: Path) -> tuple[str, str] | None:
+def _read_metadata(dist_info: Path, file: str = "METADATA") -> tuple[str, str] | None:
+    """Name and Version from the metadata file (an ``.egg-info`` may be that file itself)."""
+    path = dist_info / file if dist_info.is_dir() else dist_info
     try:
-        with open(dist_info / "METADATA", encoding="utf-8", errors="replace") as handle:
+        with open(path, encoding="utf-8", errors="replace") as handle:
             headers = email.parser.Parser().parse(handle, headersonly=True)
     except OSError:
         return None
@@ -57,7 +59,8 @@ def _read_metadata(dist_info: Path) -> tuple[str, str] | None:
 
 
 def installed_distributions(env: Environment) -> list[Installed]:
-    """Every ``*.dist-info`` in the environment's lib directories, sorted by name."""
+    """Every ``*.dist-info`` — and legacy ``*.egg-info`` — in the environment's lib directories, by name (a
+    ``.dist-info`` wins over an ``.egg-info`` of the same name)."""
     found: dict[str, Installed] = {}
     for lib in env.lib_dirs:
         try:
@@ -65,11 +68,13 @@ def installed_distributions(env: Environment) -> list[Installed]:
         except OSError:
             continue
         for entry in names:
-            if not entry.endswith(".dist-info") or not (lib / entry).is_dir():
+            legacy = entry.endswith(".egg-info")
+            if not (entry.endswith(".dist-info") and (lib / entry).is_dir()) and not legacy:
                 continue
-            stem = entry[: -len(".dist-info")]
-            name, _, version = stem.rpartition("-")
-            metadata = _read_metadata(lib / entry)
+            stem = entry.rsplit(".", 1)[0]
+            name, _, version = stem.partition("-") if legacy else stem.rpartition("-")
+            version = version.split("-py", 1)[0] if legacy else version  # name-1.0-py3.11.egg-info
+            metadata = _read_metadata(lib / entry, "PKG-INFO" if legacy else "METADATA")
             if metadata is not None:
                 name, version = metadata
             if not name:
@@ -109,6 +114,11 @@ def _bytecode_of(path: str) -> Iterator[str]:
 
 def removal(env: Environment, dist: Installed, warn: Callable[[str], None] | None = None) -> Removal:
     """The files removing ``dist`` takes (see the module docstring); InstallConflict when it has no RECORD."""
+    if dist.dist_info.name.endswith(".egg-info"):
+        raise InstallConflict(
+            f"cannot remove {one_line(dist.name)} {one_line(dist.version)}: it was installed as an .egg-info "
+            "(setuptools' legacy format), whose files wheelstream cannot tell apart; remove it with pip first"
+        )
     record = dist.dist_info / "RECORD"
     if not record.is_file():
         by = f" (installed by {one_line(dist.installer)})" if dist.installer else ""
