@@ -66,7 +66,7 @@ from pathlib import Path
 
 from .._killpoints import reached
 from .._staged import StagedWheel
-from ..errors import DiskError, UsageError, WheelstreamError
+from ..errors import UsageError, WheelstreamError
 from ._checks import (
     CheckedWheel,
     Warnings,
@@ -81,7 +81,7 @@ from ._home import write_wheel
 from ._interpreter import probe_interpreter
 from ._layout import plan_target
 from ._recovery import finish_interrupted
-from ._transaction import Transaction
+from ._transaction import Transaction, cannot_install
 
 __all__ = ["InstallReport", "install_staged", "install_staged_many"]
 
@@ -98,15 +98,6 @@ class InstallReport:
     bytes_written: int  # bytes copied or generated (moves and hardlinks cost none)
     warnings: tuple[str, ...]
     files_moved: int = 0  # of ``files_written``, files renamed out of a tree this process owned
-
-
-def _cannot_install(exc: OSError, target: Path, wheel: str | None) -> DiskError:
-    """A disk full, a permission, an I/O error while installing: one line naming the target (the file is
-    often the staged source of a copy, which says little to the user), the cause, and what it touched."""
-    touched = f" ({exc.filename})" if exc.filename else ""
-    return DiskError(
-        f"cannot install into {target}: {exc.strerror or exc}{touched}; the target is unchanged", wheel=wheel
-    )
 
 
 def _warn_about_dropped(
@@ -164,21 +155,18 @@ def install_staged_many(
         target.mkdir(parents=True, exist_ok=True)
         finished = finish_interrupted(target, warn)
     except OSError as exc:
-        raise _cannot_install(exc, target, None) from exc
+        raise cannot_install(exc, target, "target") from exc
     if finished:
         warn(f"an earlier install into {target} was killed halfway; finished it: {', '.join(finished)}")
 
-    def cannot(exc: OSError, wheel: str | None) -> DiskError:
-        return _cannot_install(exc, target, wheel)
-
     try:
-        with Transaction(target, cannot, "target") as tx:
+        with Transaction(target, "target") as tx:
             writer = HomeWriter(tx.home, link_mode)
             for wheel in checked:
                 try:
                     write_wheel(wheel, writer, interpreter, target, compile_bytecode)
                 except OSError as exc:
-                    raise cannot(exc, wheel.item.staged.filename) from exc
+                    raise tx.cannot(exc, wheel.item.staged.filename) from exc
                 writer.shared = True  # the next wheel's files may land on this one's
             reached("install.home-written")
             plan = plan_target(writer.home, interpreter.scheme, target, upgrade, warn)

@@ -33,7 +33,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .._killpoints import reached
-from ..errors import DiskError, InstallConflict, UsageError, WheelstreamError
+from ..errors import InstallConflict, UsageError, WheelstreamError
 from ._checks import (
     CheckedWheel,
     Warnings,
@@ -52,7 +52,7 @@ from ._home import write_wheel
 from ._installed import Installed, Removal, installed_distributions, real_relative, removal
 from ._ownership import state_dir
 from ._recovery import finish_interrupted
-from ._transaction import Transaction
+from ._transaction import Transaction, cannot_install
 
 __all__ = ["EnvironmentReport", "install_into", "same_version", "uninstall"]
 
@@ -79,14 +79,6 @@ def same_version(installed: str, wanted: str) -> bool:
         return Version(installed) == Version(wanted)
     except InvalidVersion:
         return installed == wanted
-
-
-def _cannot(exc: OSError, root: Path, wheel: str | None = None) -> DiskError:
-    touched = f" ({exc.filename})" if exc.filename else ""
-    return DiskError(
-        f"cannot install into {root}: {exc.strerror or exc}{touched}; the environment is unchanged",
-        wheel=wheel,
-    )
 
 
 def _merge(home: Path, root: Path, removed: set[str]) -> list[PlannedMove]:
@@ -164,17 +156,13 @@ def _transaction(
 ) -> tuple[HomeWriter, int]:
     """Steps 2-4; returns the writer and the number of files removed."""
     root = env.root
-
-    def cannot(exc: OSError, wheel: str | None) -> DiskError:
-        return _cannot(exc, root, wheel)
-
-    with Transaction(root, cannot, "environment") as tx:
+    with Transaction(root, "environment") as tx:
         writer = HomeWriter(tx.home, link_mode)
         for wheel in checked:
             try:
                 write_wheel(wheel, writer, env.interpreter, root, compile_bytecode, mirror=True)
             except OSError as exc:
-                raise cannot(exc, wheel.item.staged.filename) from exc
+                raise tx.cannot(exc, wheel.item.staged.filename) from exc
             writer.shared = True
         reached("install.home-written")
         # Both sides by real path: a removed file found through ``lib`` is the one a move writes through ``lib64``.
@@ -213,7 +201,7 @@ def _prepare(env: Environment, warn: Warnings) -> dict[str, Installed]:
         env.root.mkdir(parents=True, exist_ok=True)
         finished = finish_interrupted(env.root, warn)
     except OSError as exc:
-        raise _cannot(exc, env.root) from exc
+        raise cannot_install(exc, env.root, "environment") from exc
     if finished:
         warn(
             f"an earlier command in {env.root} was killed halfway; finished it: {len(finished)} path(s) moved"

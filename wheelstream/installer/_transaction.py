@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -20,18 +19,25 @@ from .._killpoints import reached
 from ..errors import DiskError, Interrupted
 from ._commit import TMP_PREFIX, Move, PlannedMove, UnfinishedCommit, commit_moves, deliver, own_home, retire
 
-__all__ = ["Transaction"]
+__all__ = ["Transaction", "cannot_install"]
 
-Cannot = Callable[[OSError, "str | None"], DiskError]  # an OSError told as "cannot install into ROOT: ..."
+
+def cannot_install(exc: OSError, root: Path, what: str, wheel: str | None = None) -> DiskError:
+    """A disk full, a permission, an I/O error while installing: one line naming the destination (the file is
+    often the staged source of a copy, which says little to the user), the cause, and what it touched.
+    ``what`` is "target" or "environment"."""
+    touched = f" ({exc.filename})" if exc.filename else ""
+    return DiskError(
+        f"cannot install into {root}: {exc.strerror or exc}{touched}; the {what} is unchanged", wheel=wheel
+    )
 
 
 class Transaction:
-    """``with Transaction(root, cannot, "target") as tx:`` write into ``tx.home``, ``tx.commit(moves)``,
+    """``with Transaction(root, "target") as tx:`` write into ``tx.home``, ``tx.commit(moves)``,
     ``tx.retire()``; after the block, ``tx.deliver()``."""
 
-    def __init__(self, root: Path, cannot: Cannot, what: str) -> None:
+    def __init__(self, root: Path, what: str) -> None:
         self.root = root
-        self._cannot = cannot
         self._what = what  # "target" or "environment", for the message of a commit that could not be undone
         self.tmp: Path | None = None
         self._owner: int | None = None
@@ -47,11 +53,15 @@ class Transaction:
             self.home.mkdir()
         except OSError as exc:
             self.__exit__(type(exc), exc, None)
-            raise self._cannot(exc, None) from exc
+            raise self.cannot(exc) from exc
         except BaseException as exc:
             self.__exit__(type(exc), exc, None)
             raise
         return self
+
+    def cannot(self, exc: OSError, wheel: str | None = None) -> DiskError:
+        """``exc`` told as this install's (:func:`cannot_install`)."""
+        return cannot_install(exc, self.root, self._what, wheel)
 
     @property
     def home(self) -> Path:
@@ -70,7 +80,7 @@ class Transaction:
                 f"next {finisher} finishes it ({self.tmp.name} holds the rest)"
             ) from exc
         except OSError as exc:
-            raise self._cannot(exc, None) from exc
+            raise self.cannot(exc) from exc
 
     def retire(self) -> None:
         """Every move is done: delete the home (and what it set aside), even through Ctrl-C."""
