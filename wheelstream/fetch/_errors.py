@@ -14,7 +14,7 @@ from pathlib import Path
 from wheelstream._cache import Cache
 from wheelstream.errors import DiskError, Interrupted, RetriesExhausted
 from wheelstream.unpack._partial import Journal
-from wheelstream.unpack._trail import trail_path
+from wheelstream.unpack._trail import reach, trail_path
 
 __all__ = ["cache_write_error", "disk_error", "gave_up", "human", "interrupted", "unreadable"]
 
@@ -56,11 +56,9 @@ def _trail_end(cache: Cache, key: str) -> int:
     """The furthest the trail reaches within the partial (its lines are the tee's own, written this run)."""
     try:
         size = cache.partial(key).stat().st_size
-        lines = trail_path(cache.journal(key)).read_bytes().split(b"\n")
     except OSError:
         return 0
-    ends = (int(line.partition(b" ")[0]) for line in lines if line.partition(b" ")[0].isdigit())
-    return max((end for end in ends if end <= size), default=0)
+    return reach(trail_path(cache.journal(key)), size)
 
 
 def disk_error(cache: Cache, key: str, wheel: str, exc: OSError, position: int | None) -> DiskError:

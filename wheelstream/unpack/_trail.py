@@ -32,7 +32,7 @@ from pathlib import Path
 
 from wheelstream.unpack import _sha256
 
-__all__ = ["Trail", "Verified", "trail_path", "verify"]
+__all__ = ["Trail", "Verified", "reach", "trail_path", "verify"]
 
 _MAX_LINE = 512  # a line is a length and a 224-digit state; anything longer is not ours
 _MAX_BLOCK = 16 << 20  # the tee writes ~1 MiB blocks: a line further on than this is not one of its
@@ -85,6 +85,12 @@ def _lines(path: Path) -> Iterator[tuple[int, int, str]]:
             yield int(parts[0]), end, parts[1].decode("ascii")
         except UnicodeDecodeError:
             return
+
+
+def reach(trail: Path, limit: int) -> int:
+    """The furthest length a line of ``trail`` names within ``limit`` (the partial's size), unverified: what a
+    resume could keep at best, for a decision that needs no proof (``fetch._errors.disk_error``)."""
+    return max((length for length, _end, _state in _lines(trail) if length <= limit), default=0)
 
 
 def verify(partial: Path, trail: Path, start: int, hasher: _sha256.RunningSha256) -> Verified:
