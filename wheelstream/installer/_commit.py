@@ -65,6 +65,7 @@ __all__ = [
     "is_ours",
     "make_parent",
     "own_home",
+    "remove_empty_tree",
     "retire",
 ]
 
@@ -291,8 +292,18 @@ def _undo(journal: list[tuple[Path, Path]], failure: BaseException, tmp: Path) -
         return unfinished
     with contextlib.suppress(OSError):  # rolled back: nothing is left for a recovery to finish
         os.unlink(tmp / PLAN)
-    if os.path.isdir(tmp / "old"):
-        for dirpath, _dirs, _files in sorted(os.walk(tmp / "old"), reverse=True):  # empty set-aside parents
-            with contextlib.suppress(OSError):
-                os.rmdir(dirpath)
+    remove_empty_tree(tmp / "old")  # the set-aside parents, all empty now
     return failure
+
+
+def remove_empty_tree(top: Path) -> None:
+    """Remove ``top`` if it holds nothing but (nested) directories; leave it whole otherwise. A rollback of an
+    environment's plan empties ``old/`` file by file and leaves its nested parents (``old/lib/.../``): the
+    rollback removes them with this, and so does a recovery after a kill in between."""
+    if top.is_symlink() or not top.is_dir():
+        return
+    for folder, _dirs, names in os.walk(top, topdown=False):
+        if names:
+            return
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)

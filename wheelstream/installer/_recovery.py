@@ -36,6 +36,7 @@ from ._commit import (
     hold_flock,
     is_ours,
     make_parent,
+    remove_empty_tree,
     retire,
 )
 
@@ -85,7 +86,7 @@ def _recover(tmp: Path, target: Path) -> list[str]:
         if not is_ours(tmp, fd):
             return []  # not signed by this user's wheelstream (a wheel's look-alike?), or replaced meanwhile
         if not os.path.lexists(tmp / PLAN):
-            _remove_empty_tree(
+            remove_empty_tree(
                 tmp / "old"
             )  # killed between a rollback's last steps: only directories are left
             if os.path.lexists(tmp / "old"):
@@ -182,15 +183,3 @@ def _roll_forward(moves: list[tuple[str, Path | None, bool]], target: Path, tmp:
         os.rename(source, dest)
         moved.append(name)
     return moved
-
-
-def _remove_empty_tree(top: Path) -> None:
-    """Remove ``top`` if it holds nothing but (nested) directories; leave it whole otherwise. A rollback of an
-    environment's plan empties ``old/`` file by file, so a kill there can leave ``old/lib/.../site-packages``."""
-    if top.is_symlink() or not top.is_dir():
-        return
-    for folder, _dirs, names in os.walk(top, topdown=False):
-        if names:
-            return
-        with contextlib.suppress(OSError):
-            os.rmdir(folder)
