@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -78,14 +79,10 @@ class Checkpoints:
     _owed: bool
     _durable_deferred_at: int | None
     _hashed: threading.Lock
-
-    def _flush(self) -> None:
-        """Write out the tee's buffered bytes and hand them to the worker (``Tee._flush``)."""
-        raise NotImplementedError
-
-    def settle(self, *, wait_for_syncer: bool = True) -> None:
-        """Wait until the tee's worker and syncer caught up (``Tee.settle``)."""
-        raise NotImplementedError
+    # The tee's own methods these rules call: write out the buffered bytes and hand them to the worker
+    # (``Tee._flush``); wait until the worker and the syncer caught up (``Tee.settle``).
+    _flush: Callable[[], None]
+    settle: Callable[[], None]
 
     def maybe_checkpoint(self, every_bytes: int, every_seconds: float) -> None:
         """A periodic checkpoint, taken by the worker between two blocks: the network thread goes on reading."""
