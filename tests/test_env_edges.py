@@ -517,3 +517,37 @@ def test_a_legacy_egg_info_distribution_is_listed_and_never_half_replaced(tmp_pa
         assert run.code == 1, run.err
         assert ".egg-info" in run.error_line(), run.err
         assert scan(venv) == before
+
+
+def test_a_lock_may_name_its_wheel_with_a_file_url(tmp_path: Path) -> None:
+    """A ``file://`` wheel URL in a lock is verified where it lies (size and hash) and installed; the
+    verification once looked it up under its converted path and failed with a KeyError."""
+    data = wheel_archive({"alpha/__init__.py": b"V = 1\n"}, name="alpha", version="1.0")
+    wheel = tmp_path / "alpha-1.0-py3-none-any.whl"
+    wheel.write_bytes(data)
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(
+        'lock-version = "1.0"\ncreated-by = "test"\n[[packages]]\nname = "alpha"\nversion = "1.0"\n'
+        f'wheels = [{{ url = "{wheel.as_uri()}", hashes = {{ sha256 = "{hashlib.sha256(data).hexdigest()}" }}, '
+        f"size = {len(data)} }}]\n"
+    )
+    venv = make_venv(tmp_path / "venv")
+    run = ws(
+        "install", "-r", str(lock), "--python", str(python_of(venv)), cache=tmp_path / "cache", cwd=tmp_path
+    )
+    assert run.code == 0, run.err
+    assert (venv / SITE / "alpha" / "__init__.py").read_bytes() == b"V = 1\n"
+    lock.write_text(lock.read_text().replace(f"size = {len(data)}", f"size = {len(data) + 1}"))
+    run = ws(
+        "install",
+        "-r",
+        str(lock),
+        "--python",
+        str(python_of(venv)),
+        "--reinstall",
+        cache=tmp_path / "cache",
+        cwd=tmp_path,
+    )
+    assert run.code == 1, run.err
+    assert "the lock says" in run.error_line(), run.err
+    assert wheel.read_bytes() == data  # the user's own file is never removed

@@ -203,8 +203,8 @@ def install_sources(
     remove: Sequence[str] = (),
 ) -> InstallResult:
     """:func:`install`, and what a lock adds: ``verify(where, result)`` checks each fetched wheel before
-    anything is installed (``where``: the URL as given, credentials and all, or the local path), ``remove``
-    names distributions to uninstall in the same transaction."""
+    anything is installed (``where``: the source as given — a URL with its credentials, a file:// URL, a
+    path), ``remove`` names distributions to uninstall in the same transaction."""
     if (target is None) == (environment is None):
         raise UsageError("say where to install: a target directory or an environment (exactly one)")
     skipped: list[str] = []
@@ -244,9 +244,9 @@ def install_sources(
     if verify is not None:
         try:
             for item, result in fetched:
-                verify(
-                    item.url if item.url is not None else str(item.path), result
-                )  # never the redacted text
+                # The source as given: an http(s) URL unredacted (``item.source`` is redacted), a file://
+                # URL or a path as they were written (``item.path`` is already converted).
+                verify(item.url if item.url is not None else item.source, result)
         except BaseException:
             release(results)
             raise
