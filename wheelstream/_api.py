@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from wheelstream._fetch_many import Workers, fetch_all
+from wheelstream._fetch_many import MAX_CONNECTIONS, Workers, fetch_all
 from wheelstream._parallel import release
 from wheelstream._progress import ProgressCallback
 from wheelstream._sources import Resolved, direct_url
@@ -41,6 +41,7 @@ from wheelstream.zip import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_SIZE
 __all__ = [
     "DEFAULT_INDEX_URL",
     "DEFAULT_JOBS",
+    "MAX_CONNECTIONS",
     "InstallResult",
     "WheelOutcome",
     "Workers",
@@ -119,6 +120,7 @@ def install(
     jobs: int = DEFAULT_JOBS,
     retries: int = 5,
     timeout: float = 30.0,
+    connections: int | None = None,
     python: str | None = None,
     link_mode: LinkMode = "move",
     compile_bytecode: bool = False,
@@ -150,6 +152,13 @@ def install(
     ``workers``: several downloads run on threads of this process unless ``"processes"`` is asked for: then,
     where it is possible (Linux, a client of wheelstream's own, this process running one thread), each runs in
     a forked worker process with a GIL of its own — faster on many wheels, but it forks the caller.
+
+    ``connections``: ranged HTTP connections for one big wheel, each writing its piece into the partial file
+    while the wheel still unpacks as it streams. None (default) is automatic: one for a small file or a server
+    without usable ranges; for a big one (16 MiB or more left) the download watches its one connection for a
+    second and, when it mostly waits on the network, goes on with up to 4. ``1`` never splits; ``N`` (2 to
+    ``MAX_CONNECTIONS``, 8) splits any file with 8 MiB or more left over up to N connections from the first
+    response on. Another value raises :class:`~wheelstream.errors.UsageError`.
     """
     return install_sources(
         sources,
@@ -163,6 +172,7 @@ def install(
         jobs=jobs,
         retries=retries,
         timeout=timeout,
+        connections=connections,
         python=python,
         link_mode=link_mode,
         compile_bytecode=compile_bytecode,
@@ -189,6 +199,7 @@ def install_sources(
     jobs: int = DEFAULT_JOBS,
     retries: int = 5,
     timeout: float = 30.0,
+    connections: int | None = None,
     python: str | None = None,
     link_mode: LinkMode = "move",
     compile_bytecode: bool = False,
@@ -230,6 +241,7 @@ def install_sources(
         jobs=jobs,
         retries=retries,
         timeout=timeout,
+        connections=connections,
         max_unpacked_size=max_unpacked_size,
         max_entries=max_entries,
         progress=progress,
@@ -303,6 +315,7 @@ def download(
     jobs: int = DEFAULT_JOBS,
     retries: int = 5,
     timeout: float = 30.0,
+    connections: int | None = None,
     max_unpacked_size: int = DEFAULT_MAX_UNPACKED_SIZE,
     max_entries: int = DEFAULT_MAX_ENTRIES,
     progress: ProgressCallback | None = None,
@@ -311,7 +324,7 @@ def download(
 ) -> InstallResult:
     """Resumably download wheels into ``dest`` and verify each archive completely (every entry inflated
     and CRC-checked, central directory cross-checked) — ``pip download`` with zip verification. ``workers``
-    as for :func:`install`."""
+    and ``connections`` as for :func:`install`."""
     dest_path = Path(dest)
     fetched = fetch_all(
         sources,
@@ -322,6 +335,7 @@ def download(
         jobs=jobs,
         retries=retries,
         timeout=timeout,
+        connections=connections,
         max_unpacked_size=max_unpacked_size,
         max_entries=max_entries,
         progress=progress,

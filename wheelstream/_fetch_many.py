@@ -26,16 +26,34 @@ from wheelstream._progress import ProgressCallback
 from wheelstream._sources import Resolved, filename_of, resolve
 from wheelstream.errors import UsageError
 from wheelstream.fetch import DownloadOptions, DownloadResult
+from wheelstream.fetch._attempts import MAX_CONNECTIONS
 from wheelstream.installer import probe_interpreter
 from wheelstream.installer._metadata import check_tags, parse_filename
 from wheelstream.transport import new_client
 
-__all__ = ["Workers", "fetch_all"]
+__all__ = ["MAX_CONNECTIONS", "Workers", "check_connections", "fetch_all"]
 
 # Where several downloads run: threads of the caller's process (the default: a library is a guest, and forking
 # its host is not a guest's call), or forked worker processes, one GIL each (Linux, from a process with one
 # thread; see wheelstream._workers) — the CLI, which owns its process, asks for them.
 Workers = Literal["threads", "processes"]
+
+
+def check_connections(connections: int | None) -> int | None:
+    """``connections`` as the fetch takes it, or a ``UsageError``: None (automatic: more than one only while
+    one connection starves the unpacker, for a big file on a server with usable ranges), 1 (never more), or
+    up to N at once for N in 2..``MAX_CONNECTIONS``."""
+    if connections is None:
+        return None
+    if (
+        isinstance(connections, bool)
+        or not isinstance(connections, int)
+        or not 1 <= connections <= MAX_CONNECTIONS
+    ):
+        raise UsageError(
+            f"connections must be between 1 and {MAX_CONNECTIONS} (or None for automatic), not {connections!r}"
+        )
+    return connections
 
 
 def fetch_all(
@@ -48,6 +66,7 @@ def fetch_all(
     jobs: int,
     retries: int,
     timeout: float,
+    connections: int | None,
     max_unpacked_size: int,
     max_entries: int,
     progress: ProgressCallback | None,
@@ -59,12 +78,17 @@ def fetch_all(
     wanted: Callable[[str], bool] | None = None,
 ) -> list[tuple[Resolved, DownloadResult]]:
     """Resolve and fetch every source (in parallel), with a client of our own unless one is given; a source
-    whose wheel file name ``wanted`` refuses is resolved but not fetched (already installed)."""
+    whose wheel file name ``wanted`` refuses is resolved but not fetched (already installed). ``connections``:
+    per wheel (``check_connections``)."""
     if workers not in ("threads", "processes"):
         raise UsageError(f"unknown workers {workers!r} (use 'threads' or 'processes')")
     names = [sources] if isinstance(sources, str) else [os.fspath(s) for s in sources]
     options = DownloadOptions(
-        timeout=timeout, retries=retries, max_unpacked_size=max_unpacked_size, max_entries=max_entries
+        timeout=timeout,
+        retries=retries,
+        max_unpacked_size=max_unpacked_size,
+        max_entries=max_entries,
+        connections=check_connections(connections),
     )
     cache = Cache.at(cache_dir)
     # A caller's client stays the caller's (and cannot cross into a worker process); else one of our own.

@@ -56,6 +56,7 @@ def _library_arguments(shared: SharedOptions, common: _Common) -> dict[str, Any]
         "jobs": shared.jobs,
         "retries": shared.retries,
         "timeout": shared.timeout,
+        "connections": shared.connections,
         "max_unpacked_size": shared.max_unpacked_size,
         "max_entries": shared.max_entries,
         "workers": "processes",  # the command owns its process (library calls stay on threads)
@@ -214,6 +215,7 @@ def install_cmd(
                 jobs=shared.jobs,
                 retries=shared.retries,
                 timeout=shared.timeout,
+                connections=shared.connections,
                 max_unpacked_size=shared.max_unpacked_size,
                 max_entries=shared.max_entries,
                 progress=ui,

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from wheelstream._api import DEFAULT_INDEX_URL, DEFAULT_JOBS
+from wheelstream._api import DEFAULT_INDEX_URL, DEFAULT_JOBS, MAX_CONNECTIONS
 from wheelstream.installer import Environment, LinkMode
 from wheelstream.zip import DEFAULT_MAX_ENTRIES
 
@@ -134,6 +134,14 @@ RUN_OPTIONS = [
         metavar="S",
         help="Connect/read timeout in seconds.",
     ),
+    click.option(
+        "--connections",
+        default=None,
+        type=click.IntRange(1, MAX_CONNECTIONS),
+        metavar="N",
+        # click adds the range: "[1<=x<=8]"
+        help="Connections per big wheel [default: automatic: up to 4 when one connection is the bottleneck].",
+    ),
 ]
 
 _LIMIT_OPTIONS = [
@@ -212,6 +220,7 @@ class SharedOptions:
     jobs: int
     retries: int
     timeout: float
+    connections: int | None
     max_unpacked_size: int
     max_entries: int
     quiet: int

@@ -24,7 +24,7 @@ every wait wakes up for a cancel.
 
 from __future__ import annotations
 
-import random
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -34,9 +34,10 @@ from wheelstream._urls import redact
 from wheelstream.errors import HTTPStatusError, ResourceGone, RetriesExhausted
 from wheelstream.fetch._cancel import SocketCancel
 from wheelstream.fetch._errors import gave_up, human
-from wheelstream.fetch._options import DownloadOptions, Job
+from wheelstream.fetch._options import Job
 from wheelstream.fetch._reporting import Reporter
 from wheelstream.fetch._resume import Restored, fresh_stream
+from wheelstream.fetch._segmented import FileChanged, RangesRefused, Segmented
 from wheelstream.transport import Action, Decision, Known, decide, retry_after_seconds
 from wheelstream.unpack._tee import Tee
 
@@ -45,6 +46,11 @@ __all__ = ["Attempts"]
 _DONE = object()
 _RESTARTED = object()
 _MAX_RETRY_AFTER = 600.0  # honour Retry-After (DESIGN §3), but never sleep longer than this
+MAX_CONNECTIONS = 8  # per wheel, whatever is asked: be polite to mirrors
+_AUTO_CONNECTIONS = 4
+_AUTO_PIECES = 4  # automatic: only a rest of at least this many pieces is split
+_WATCH_SECONDS = 1.0  # automatic: how long one connection is watched before it is judged
+_STARVED = 0.5  # ... and the share of it spent waiting for the network that makes one connection too few
 
 
 @dataclass(frozen=True)
@@ -55,12 +61,27 @@ class _Retry:
     wait: float | None = None
 
 
-def _backoff(attempt: int, options: DownloadOptions) -> float:
-    """Exponential backoff with full jitter; the first retry after progress is immediate."""
-    if attempt <= 0:
-        return 0.0
-    ceiling = min(options.backoff_max, options.backoff_base * 2 ** (attempt - 1))
-    return random.uniform(ceiling / 2, ceiling)
+class _Starving:
+    """Is one connection the bottleneck? The network thread's time spent waiting for the body's next chunk,
+    per window of ``_WATCH_SECONDS``: on a fast link it mostly waits for the unpacker instead (the bounded
+    queue is full), and more connections would only add requests."""
+
+    def __init__(self) -> None:
+        self.start = self.mark = time.monotonic()
+        self.waiting = 0.0
+
+    def arrived(self) -> None:
+        """A chunk came: the time since the last one was handled was spent waiting for it."""
+        self.waiting += time.monotonic() - self.mark
+
+    def judged(self) -> bool:
+        """The chunk was handled; True when the window ended with most of it spent waiting."""
+        now = self.mark = time.monotonic()
+        if now - self.start < _WATCH_SECONDS:
+            return False
+        starved = self.waiting >= _STARVED * (now - self.start)
+        self.start, self.waiting = now, 0.0
+        return starved
 
 
 class Attempts:
@@ -85,6 +106,10 @@ class Attempts:
         self.restarts = 0
         self.resumed_at: int | None = None
         self.unpacked_before = 0  # files written by streams discarded by a restart
+        self.held = restored.held  # pieces past the position an earlier segmented run left
+        # One connection only: asked for, or no pwrite (Windows), or the server ignored a piece's Range.
+        self.single = self.options.connections == 1 or not self.stream.partial.can_write_at
+        self.peak_connections = 1
 
     def restart(self, reason: str) -> None:
         """Discard everything of the old file: partial, staging, journal, parser, hash."""
@@ -95,6 +120,7 @@ class Attempts:
         self.prefix_unread = False
         self.unpacked_before += self.stream.extractor.written
         self.stream = fresh_stream(self.job)
+        self.held = ()
 
     def run(self) -> None:
         """Attempts until every byte is in (then the caller checks and completes the stream). Only attempts that
@@ -123,13 +149,13 @@ class Attempts:
                 without_progress = 0
                 continue  # a drop after progress: resume at once (the periodic checkpoints go on)
             if outcome is _RESTARTED:
-                self.cancel.sleep(_backoff(self.restarts - 1, self.options))
+                self.cancel.sleep(self.options.backoff(self.restarts - 1))
                 continue
             assert isinstance(outcome, _Retry)
             without_progress += 1
             if without_progress > self.options.retries:
                 raise gave_up(without_progress, outcome.reason, self.stream.position)
-            wait = outcome.wait if outcome.wait is not None else _backoff(without_progress, self.options)
+            wait = outcome.wait if outcome.wait is not None else self.options.backoff(without_progress)
             wait = min(wait, _MAX_RETRY_AFTER)
             self.stream.checkpoint()  # about to wait: make what we hold durable
             self.reporter.note(
@@ -137,22 +163,38 @@ class Attempts:
             )
             self.cancel.sleep(wait)
 
-    def _request_headers(self) -> dict[str, str]:
+    def _request_headers(self, probe_end: int | None) -> dict[str, str]:
         headers = {"Accept-Encoding": "identity"}
-        if self.stream.position > 0:
-            headers["Range"] = f"bytes={self.stream.position}-"
+        position = self.stream.position
+        if position > 0 or probe_end is not None:
+            headers["Range"] = f"bytes={position}-{'' if probe_end is None else probe_end - 1}"
             validator = self.stream.journal.validator
-            if validator:
+            if validator and position > 0:
                 headers["If-Range"] = validator
         return headers
+
+    def _probe_end(self) -> int | None:
+        """Where the first request of a download asked to use several connections stops: its first piece —
+        a share of the rest when the length is known, else one piece. Its 206 then says whether ranges work,
+        and no request of the download is ever stopped early (``_plan``)."""
+        connections = self.options.connections
+        if self.single or connections is None or connections == 1:
+            return None
+        length, position = self.stream.journal.length, self.stream.position
+        if length is None:
+            return position + self.options.piece_bytes
+        return position + max(self.options.piece_bytes, -(-(length - position) // connections))
 
     def _attempt(self) -> object:
         """One request: returns _DONE, _RESTARTED, or a _Retry saying why it stopped short."""
         journal = self.stream.journal
         if journal.length is not None and 0 < journal.length == self.stream.position:
             return _DONE  # everything is on disk already (e.g. killed right before the end)
+        if self.held:
+            return self._segmented(None, None)  # an earlier run's pieces: only the holes are asked for
         known = Known(self.stream.position, journal.length, journal.etag, journal.last_modified)
-        headers = self._request_headers()
+        probe_end = self._probe_end()
+        headers = self._request_headers(probe_end)
         with (
             self.cancel.request() as extensions,
             self.client.stream(
@@ -175,24 +217,109 @@ class Attempts:
                 return _RESTARTED
             if action is Action.RESTART_WITH_BODY:
                 self.restart(decision.reason)
-            if action in (Action.START, Action.RESTART_WITH_BODY):
-                self._adopt(response, decision)
+            if action in (Action.START, Action.RESTART_WITH_BODY) or (
+                action is Action.CONTINUE and self.stream.position == 0
+            ):
+                self._adopt(response, decision)  # (a 206 to a first request that asked for one piece)
             else:
                 self._resumed(action)
             skip = self.stream.position if action is Action.SKIP else 0
             # No chunk_size: httpx would hold back up to a chunk of received bytes and lose it on a drop.
             body = response.iter_raw() if decision.resumable else response.iter_bytes()
-            self._pump(body, skip)
+            splittable = action is Action.CONTINUE or (action is not Action.SKIP and self._ranges(response))
+            splittable = splittable and self._splittable(decision)
+            if probe_end is not None:
+                if splittable and decision.end is not None:
+                    return self._segmented(response, body, decision.end)  # asked for: its first piece is in
+                self.single = True  # the server cannot serve pieces: no more probing
+            watch = splittable and self._worth_watching()
+            if self._pump(body, skip, watch=watch):
+                # One connection starved the unpacker: it keeps its share of the rest, the others take the rest.
+                return self._segmented(response, body, self._share_end(_AUTO_CONNECTIONS))
         self.cancel.raise_if_cancelled()  # a body read until close ends early when the watcher shuts it
         length = self.stream.journal.length
         if length is None or length == self.stream.position:
             return _DONE  # an unknown length ends with the body; a known one when it is reached
         return _Retry("the connection closed before the end of the body")
 
-    def _pump(self, body: Iterator[bytes], skip: int) -> None:
+    @staticmethod
+    def _ranges(response: httpx.Response) -> bool:
+        return bool(response.headers.get("accept-ranges", "").lower() == "bytes")
+
+    def _splittable(self, decision: Decision) -> bool:
+        """May the rest be fetched in pieces: a known length, an identity body, a validator for ``If-Range``."""
+        journal = self.stream.journal
+        return (
+            not self.single
+            and decision.resumable
+            and journal.length is not None
+            and journal.validator is not None
+        )
+
+    def _worth_watching(self) -> bool:
+        """Automatic: only a big rest may go over several connections."""
+        length = self.stream.journal.length
+        return (
+            self.options.connections is None
+            and length is not None
+            and length - self.stream.position >= _AUTO_PIECES * self.options.piece_bytes
+        )
+
+    def _share_end(self, connections: int) -> int:
+        length = self.stream.journal.length
+        assert length is not None
+        position = self.stream.position
+        return position + max(self.options.piece_bytes, -(-(length - position) // connections))
+
+    def _segmented(
+        self, response: httpx.Response | None, body: Iterator[bytes] | None, first_end: int = 0
+    ) -> object:
+        """The rest of the file over several connections (``_segmented``); the first is ``response``'s, for the
+        piece up to ``first_end``."""
+        journal = self.stream.journal
+        engine = Segmented(
+            url=str(response.url) if response is not None else self.job.url,
+            client=self.client,
+            stream=self.stream,
+            known=Known(0, journal.length, journal.etag, journal.last_modified),
+            options=self.options,
+            cancel=self.cancel,
+            reporter=self.reporter,
+            connections=1
+            if self.single
+            else min(self.options.connections or _AUTO_CONNECTIONS, MAX_CONNECTIONS),
+            held=self.held,
+            resumed_at=self.resumed_at,
+        )
+        self.held = ()
+        if engine.limit > 1:
+            self.reporter.note(f"{engine.limit} connections")
+        try:
+            engine.run(response, body, first_end)
+        except FileChanged as exc:
+            self.restart(str(exc))
+            return _RESTARTED
+        except RangesRefused as exc:
+            self.single = True
+            self.stream.pieces = None  # what the other connections wrote is fetched again, in order
+            return _Retry(f"{exc}: going on with one connection")
+        except BaseException:
+            self.stream.settle(wait_for_syncer=False)  # a bad entry the worker found comes first
+            raise
+        finally:
+            self.fetched += engine.fetched
+            self.peak_connections = max(self.peak_connections, engine.peak)
+        return _DONE
+
+    def _pump(self, body: Iterator[bytes], skip: int, *, watch: bool = False) -> bool:
+        """Tee the body; True when ``watch`` found this one connection too slow for the unpacker (``_Starving``:
+        then the caller hands the rest of the body to a segmented download)."""
         stream = self.stream
+        starving = _Starving() if watch else None
         try:
             for chunk in body:
+                if starving is not None:
+                    starving.arrived()
                 self.cancel.raise_if_cancelled()
                 self.fetched += len(chunk)
                 if skip:
@@ -204,12 +331,15 @@ class Attempts:
                 stream.feed(chunk)
                 stream.maybe_checkpoint(self.options.checkpoint_bytes, self.options.checkpoint_seconds)
                 self.reporter.flowing(stream, self.resumed_at)
+                if starving is not None and starving.judged():
+                    return True  # (bytes still gathered for a block are written by the next take)
         except BaseException:
             # A bad entry the worker found came first in the stream: its error wins. The syncer is not waited
             # for: after a drop the next request goes out at once (see Tee.settle).
             stream.settle(wait_for_syncer=False)
             raise
         stream.settle(wait_for_syncer=False)
+        return False
 
     def _resumed(self, action: Action) -> None:
         position = self.stream.position

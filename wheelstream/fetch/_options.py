@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,17 @@ class DownloadOptions:
     backoff_max: float = 30.0
     max_unpacked_size: int = DEFAULT_MAX_UNPACKED_SIZE
     max_entries: int = DEFAULT_MAX_ENTRIES  # files and directories; memory grows with them
+    # Connections for one wheel: None = automatic (``_attempts``: more only while one connection starves the
+    # unpacker, and only for big files on servers with usable ranges), 1 = never more, N = up to N at once.
+    connections: int | None = None
+    piece_bytes: int = 4 * _MB  # no piece is split into halves smaller than this (``_plan``)
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before retry ``attempt`` (from 1): exponential, with full jitter; none before 1."""
+        if attempt <= 0:
+            return 0.0
+        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)
 
 
 @dataclass(frozen=True)

@@ -38,15 +38,21 @@ class Reporter:
             self._tell(Progress(self.wheel, 0, None, 0, None, message=message))
 
     def report(
-        self, stream: Tee, resumed_at: int | None, *, message: str | None = None, finished: bool = False
+        self,
+        stream: Tee,
+        resumed_at: int | None,
+        *,
+        message: str | None = None,
+        finished: bool = False,
+        held: int = 0,
     ) -> None:
-        """Where ``stream`` is now."""
+        """Where ``stream`` is now; ``held``: bytes further on other connections wrote (a segmented download)."""
         if self.callback is None:
             return
         self._tell(
             Progress(
                 self.wheel,
-                stream.position,
+                stream.position + held,
                 stream.journal.length,
                 len(stream.extractor.files),
                 resumed_at,
@@ -55,10 +61,10 @@ class Reporter:
             )
         )
 
-    def flowing(self, stream: Tee, resumed_at: int | None) -> None:
+    def flowing(self, stream: Tee, resumed_at: int | None, *, held: int = 0) -> None:
         """``report`` while bytes flow, at most every ``_REPORT_EVERY`` seconds: not per chunk, since a rich
         bar update holds the GIL the unpack thread needs."""
         now = time.monotonic()
         if now - self._reported_at >= _REPORT_EVERY:
             self._reported_at = now
-            self.report(stream, resumed_at)
+            self.report(stream, resumed_at, held=held)

@@ -15,7 +15,10 @@ journal is the truth (DESIGN §2, "Resume"), and ``restore`` rebuilds the stream
    deleted; modes are brought to this process's umask;
 5. the bytes ``C..D``, then ``D..V``, are replayed from the partial through a parser restarted at ``C`` (it
    checks every entry's CRC-32 and sizes again); a deferred entry must be found where the journal says;
-6. only then are the partial cut to ``V`` and the trail to its verified lines: nothing past them is trusted.
+6. only then are the partial cut to ``V`` and the trail to its verified lines: nothing past them is trusted
+   but the pieces a segmented download's other connections wrote, which the journal lists as ``held`` (made
+   durable by the fsync that made ``D`` durable); with any, the partial keeps its size and only the holes
+   between them are fetched again (``_segmented``).
 
 Any disagreement discards it all and starts fresh, after the hash thread has stopped reading the partial. So
 bytes on disk are never fetched again, and nothing the journal or the trail does not vouch for is kept. After
@@ -96,8 +99,11 @@ class Restored:
     """The stream a download starts from, and what of it an earlier run left."""
 
     stream: Tee
-    reused: int = 0  # bytes of the partial kept (D, or further along the trail), not fetched again
+    reused: int = (
+        0  # bytes of the partial kept (D, or further along the trail, and pieces): not fetched again
+    )
     prefix_unread: bool = False  # the hash went on from the journal's state: the kept bytes were not re-read
+    held: tuple[tuple[int, int], ...] = ()  # pieces past the stream's position a segmented download left
 
 
 def _new_stream(job: Job, journal: Journal) -> Tee:
@@ -147,7 +153,7 @@ def restore(job: Job) -> Restored:
         or not journal.resumable
         or (job.expected is not None and journal.expected_sha256 not in (None, job.expected))
         or not partial_path.exists()
-        or partial_path.stat().st_size < journal.durable
+        or partial_path.stat().st_size < max([journal.durable, *(end for _start, end in journal.held)])
         or journal.checkpoint > journal.durable
     ):
         return Restored(fresh_stream(job))
@@ -160,7 +166,13 @@ def restore(job: Job) -> Restored:
     if stream is None:
         prefix.cancel()  # ... nor when it is about to be discarded
         return Restored(fresh_stream(job))
-    return Restored(stream, reused=stream.position, prefix_unread=not prefix.rehashing)
+    held = tuple((max(start, stream.position), end) for start, end in journal.held if end > stream.position)
+    return Restored(
+        stream,
+        reused=stream.position + sum(end - start for start, end in held),
+        prefix_unread=not prefix.rehashing,
+        held=held,
+    )
 
 
 def _resume(job: Job, journal: Journal, journal_path: Path, prefix: PrefixHash) -> Tee | None:
@@ -181,7 +193,10 @@ def _resume(job: Job, journal: Journal, journal_path: Path, prefix: PrefixHash) 
         stream.replay(journal.durable, kept.length)  # what the trail proves a killed process received
         stream.hasher = kept.hasher
         stream.position = kept.length
-        stream.partial.truncate(kept.length)  # bytes past the last fsync that the trail cannot prove: gone
+        if any(end > kept.length for _start, end in journal.held):
+            stream.partial.rewind(kept.length)  # held pieces lie further on; bytes between are fetched again
+        else:
+            stream.partial.truncate(kept.length)  # bytes past the last fsync the trail cannot prove: gone
         os.truncate(trail_path(journal_path), kept.trail_bytes)  # its lines past them too, before appending
     except ArchiveError:
         stream.abandon()

@@ -3,15 +3,25 @@ for (resumed) requests (DESIGN §3, ``_table.py``), and which connection a reque
 (``_tracking.py``)."""
 
 from wheelstream.transport._client import USER_AGENT, new_client
-from wheelstream.transport._table import Action, Decision, Known, decide, retry_after_seconds
+from wheelstream.transport._table import (
+    Action,
+    Decision,
+    Known,
+    PieceAction,
+    decide,
+    decide_piece,
+    retry_after_seconds,
+)
 from wheelstream.transport._tracking import take_request_stream, track_request_streams
 
 __all__ = [
     "Action",
     "Decision",
     "Known",
+    "PieceAction",
     "USER_AGENT",
     "decide",
+    "decide_piece",
     "new_client",
     "retry_after_seconds",
     "take_request_stream",

@@ -21,6 +21,24 @@ Last-Modified equal when both have one, and in either case Content-Length equal 
 Connection resets, timeouts and incomplete reads are not responses; the attempt loop handles them
 (checkpoint, back off, resume: ``wheelstream/fetch/_attempts.py``).
 
+A segmented download (``wheelstream/fetch/_segmented.py``) asks each further connection for one piece:
+``Range: bytes=a-b`` with the same ``If-Range``. Its table (``decide_piece``) is stricter, because a piece is
+written at its offset among bytes of other responses:
+
+======================================================  =========================================
+server answers                                          piece action
+======================================================  =========================================
+206 ``bytes a-c/L``, L as known, validators equal       WRITE (c < b: the rest is asked for again)
+206 or 200 whose validators or total differ, 416        CHANGED: the whole download restarts
+200 with the same validators, 206 at another start      NO_RANGES: back to one connection
+429, 5xx (and 408)                                      BUSY: fewer connections, retry after a wait
+404, 410                                                GONE
+anything else                                           FAIL with the status
+======================================================  =========================================
+
+"Validators equal" for a piece: strongly equal ETags when both sides have one, else equal Last-Modified
+when both have one; a 206 that carries neither is taken on the strength of the ``If-Range`` it answered.
+
 A response whose ``Content-Encoding`` is not identity (we always send ``Accept-Encoding: identity``) has a
 body that is not the file's bytes: Range offsets would not line up. It is used from byte 0 with resume
 disabled (``resumable=False``), and the caller warns.
@@ -35,7 +53,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["Action", "Decision", "Known", "decide", "retry_after_seconds"]
+__all__ = ["Action", "Decision", "Known", "PieceAction", "decide", "decide_piece", "retry_after_seconds"]
 
 
 class Action(enum.Enum):
@@ -66,6 +84,7 @@ class Decision:
     reason: str
     length: int | None = None  # total file length as this response declares it
     resumable: bool = True
+    end: int | None = None  # a 206: the offset after its last byte (a request for a piece gets no more)
 
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
@@ -111,7 +130,7 @@ def decide(status: int, headers: Mapping[str, str], known: Known) -> Decision:
             return Decision(Action.RESTART, f"server reports {total} bytes in all, {known.length} expected")
         if not identity:
             return Decision(Action.RESTART, f"206 with Content-Encoding {encoding}")
-        return Decision(Action.CONTINUE, "resumed", length=total)
+        return Decision(Action.CONTINUE, "resumed", length=total, end=int(match.group(2)) + 1)
     if status == 200:
         length = _int(_header(headers, "content-length")) if identity else None
         if not identity:
@@ -139,6 +158,52 @@ def decide(status: int, headers: Mapping[str, str], known: Known) -> Decision:
     if status in (408, 429) or 500 <= status <= 599:
         return Decision(Action.RETRY, f"server busy ({status})")
     return Decision(Action.FAIL, f"unexpected HTTP status {status}")
+
+
+class PieceAction(enum.Enum):
+    WRITE = "write"
+    CHANGED = "changed"
+    NO_RANGES = "no ranges"
+    BUSY = "busy"
+    GONE = "gone"
+    FAIL = "fail"
+
+
+def _validators_agree(headers: Mapping[str, str], known: Known) -> bool:
+    etag, modified = _header(headers, "etag"), _header(headers, "last-modified")
+    if known.etag and etag and not known.etag.startswith("W/") and not etag.startswith("W/"):
+        return etag == known.etag
+    if known.last_modified and modified:
+        return modified == known.last_modified
+    return etag is None and modified is None  # none sent: the If-Range it answered vouches for it
+
+
+def decide_piece(status: int, headers: Mapping[str, str], known: Known) -> tuple[PieceAction, str]:
+    """Map the response to a piece request (``known.start`` is the first byte asked for) to what the
+    connection must do, and why (the second table in the module docstring)."""
+    encoding = (_header(headers, "content-encoding") or "identity").strip().lower()
+    if status == 206:
+        match = _CONTENT_RANGE.match(_header(headers, "content-range") or "")
+        if match is None or encoding not in ("", "identity"):
+            return PieceAction.NO_RANGES, "a 206 without a usable Content-Range or with an encoding"
+        first, total = int(match.group(1)), _int(match.group(3))
+        if total != known.length or not _validators_agree(headers, known):
+            return PieceAction.CHANGED, "the file changed on the server (a piece came from another version)"
+        if first != known.start:
+            return PieceAction.NO_RANGES, f"server sent byte {first} on, not {known.start}"
+        return PieceAction.WRITE, "piece"
+    if status == 200:
+        length = _int(_header(headers, "content-length"))
+        if encoding in ("", "identity") and _same_file(headers, known, length):
+            return PieceAction.NO_RANGES, "server ignored Range on another connection"
+        return PieceAction.CHANGED, "the file changed on the server"
+    if status == 416:
+        return PieceAction.CHANGED, f"server cannot serve bytes from {known.start} (416): the file changed"
+    if status in (404, 410):
+        return PieceAction.GONE, f"server answered {status}"
+    if status in (408, 429) or 500 <= status <= 599:
+        return PieceAction.BUSY, f"server busy ({status})"
+    return PieceAction.FAIL, f"unexpected HTTP status {status}"
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:

@@ -79,6 +79,7 @@ class Checkpoints:
     _owed: bool
     _durable_deferred_at: int | None
     _hashed: threading.Lock
+    pieces: Callable[[], list[tuple[int, int]]] | None
     # The tee's own methods these rules call: write out the buffered bytes and hand them to the worker
     # (``Tee._flush``); wait until the worker and the syncer caught up (``Tee.settle``).
     _flush: Callable[[], None]
@@ -198,12 +199,20 @@ class Checkpoints:
             self.extractor.flush_to_disk()  # 1b. staging on disk (a checkpoint that moves only D has no need)
         with self._hashed:  # the hash state of exactly the first D bytes (the network thread may go on)
             durable, state = self.partial.length, self.hasher.state()
+        # Pieces past D other connections wrote (a segmented download): written before this sync, so it
+        # covers them too.
+        held = (
+            [[max(start, durable), end] for start, end in self.pieces() if end > durable]
+            if self.pieces
+            else []
+        )
         self.partial.sync()  # 2. >= D, and D >= every byte the parser consumed, so >= C
         journal = self.journal
         journal.add_finished(snapshot.entries, snapshot.files)
         journal.checkpoint = snapshot.checkpoint
         journal.durable = durable
         journal.sha256_state = state
+        journal.held = held
         journal.save(self.journal_path, deferred_at=snapshot.deferred_at)  # 3. log, then header
         self._durable_deferred_at = snapshot.deferred_at
 

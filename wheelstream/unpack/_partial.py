@@ -93,6 +93,9 @@ class Journal:
         None  # the whole-file hash of 0..durable, saved (wheelstream.unpack._sha256), or None
     )
     deferred_at: int | None = None
+    # Pieces past ``durable`` that a segmented download's other connections wrote, as ``[start, end]`` pairs
+    # in order: made durable by the same fsync as ``0..durable`` (``_checkpoints``), kept by a resume.
+    held: list[list[int]] = field(default_factory=list)
     log_bytes: int = 0  # valid prefix of the entries log, as of the last save
     log_lines: int = 0  # ... and how many entries it holds
     entries: list[LocalEntry] = field(default_factory=list)
@@ -172,6 +175,7 @@ class Journal:
             if not isinstance(payload, dict) or payload.pop("version", None) != JOURNAL_VERSION:
                 return None
             payload.setdefault("sha256_state", None)  # older headers have none: the resume re-hashes
+            payload.setdefault("held", [])  # ... nor pieces: they come from single-connection downloads
             if set(payload) != set(_HEADER_FIELDS) or not _counts_ok(payload):
                 return None
             return cls(**payload)
@@ -237,7 +241,26 @@ _HEADER_FIELDS = tuple(f.name for f in fields(Journal) if f.name not in ("entrie
 def _counts_ok(payload: dict[str, Any]) -> bool:
     counts = (payload["log_bytes"], payload["log_lines"], payload["checkpoint"], payload["durable"])
     state = payload["sha256_state"]
-    return all(type(n) is int and n >= 0 for n in counts) and (state is None or type(state) is str)
+    return (
+        all(type(n) is int and n >= 0 for n in counts)
+        and (state is None or type(state) is str)
+        and _pieces_ok(payload["held"], payload["durable"])
+    )
+
+
+def _pieces_ok(held: Any, durable: int) -> bool:
+    """``held`` is what ``save`` writes: ``[start, end]`` pairs of ints, past ``durable``, in order, apart."""
+    if type(held) is not list:
+        return False
+    previous = durable
+    for piece in held:
+        if type(piece) is not list or len(piece) != 2 or not all(type(n) is int for n in piece):
+            return False
+        start, end = piece
+        if not previous <= start < end:
+            return False
+        previous = end
+    return True
 
 
 def _parse_line(row: Any) -> tuple[LocalEntry, StagedFile | None]:
@@ -301,7 +324,9 @@ def _fsync_dir(path: Path) -> None:
 
 
 class PartialFile:
-    """Append-only raw bytes of the wheel; ``sync`` makes what was written durable.
+    """The raw bytes of the wheel: ``0..length`` appended in order by the tee, and — in a segmented download —
+    pieces further on written at their offsets by other connections (``write_at``); ``sync`` makes everything
+    written durable.
 
     Thread-safe for one writer and one syncer: ``write`` (network thread) is an unbuffered ``os.write`` at
     the end and advances ``length`` only after the bytes are in the kernel; a checkpoint reads ``length`` as
@@ -314,8 +339,31 @@ class PartialFile:
         self.length = os.lseek(self._fd, 0, os.SEEK_END)
 
     def write(self, data: bytes) -> None:
-        write_all(self._fd, data)
+        """Append ``data`` at ``length`` (not at the descriptor's position: other connections of a segmented
+        download write further on, at their own offsets)."""
+        self.write_at(self.length, data)
         self.length += len(data)
+
+    def write_at(self, offset: int, data: bytes) -> None:
+        """Write ``data`` at ``offset``, from any thread; ``length`` is not moved (``adopt`` does that)."""
+        if not self.can_write_at:  # pragma: no cover - not run on the project's machines
+            os.lseek(self._fd, offset, os.SEEK_SET)
+            write_all(self._fd, data)
+            return
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(self._fd, view, offset)
+            view = view[written:]
+            offset += written
+
+    def adopt(self, count: int) -> None:
+        """The next ``count`` bytes past ``length`` were written by ``write_at``: they now count as appended."""
+        self.length += count
+
+    def rewind(self, length: int) -> None:
+        """Count only ``0..length`` as appended, keeping the bytes past it (pieces a segmented download holds);
+        what is there is overwritten, at its offsets, when fetched again."""
+        self.length = length
 
     def sync(self) -> None:
         os.fsync(self._fd)
@@ -347,6 +395,10 @@ class PartialFile:
     @property
     def can_read_at(self) -> bool:
         return hasattr(os, "pread")  # not on Windows: there the extractor keeps packed entries in memory
+
+    @property
+    def can_write_at(self) -> bool:
+        return hasattr(os, "pwrite")  # not on Windows: there a download uses one connection
 
     def close(self) -> None:
         """Close once. The descriptor is forgotten first: Linux frees it even when ``close`` reports an error

@@ -59,6 +59,9 @@ class Tee(Checkpoints):
     extractor: Extractor
     hasher: _sha256.RunningSha256
     trail: Trail | None = None  # one line per block written: what a kill -9 leaves is provable (``_trail``)
+    # A segmented download's pieces past ``position`` already in the partial (``fetch._segmented``): what the
+    # journal records as ``held``. None: one connection, nothing past ``position``.
+    pieces: Callable[[], list[tuple[int, int]]] | None = None
     position: int = 0
     last_checkpoint_at: float = field(default_factory=time.monotonic)
     last_checkpoint_bytes: int = 0
@@ -98,8 +101,18 @@ class Tee(Checkpoints):
         block = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
         self._pending.clear()
         self._pending_size = 0
+        self._take(block, self.partial.write)
+
+    def take_written(self, block: bytes) -> None:
+        """Tee one block another connection already wrote into the partial at ``position`` (a segmented
+        download): it is hashed, trailed and parsed like a received one, and not written again."""
+        self._flush()
+        self.position += len(block)
+        self._take(block, lambda data: self.partial.adopt(len(data)))
+
+    def _take(self, block: bytes, append: Callable[[bytes], None]) -> None:
         with self._hashed:
-            self.partial.write(block)
+            append(block)
             self.hasher.update(block)
             if self.trail is not None:
                 self.trail.append(self.partial.length, self.hasher.state())

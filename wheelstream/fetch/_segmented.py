@@ -1,0 +1,305 @@
+"""Several connections for one wheel, still unpacked as it streams: a segmented download.
+
+One TCP connection is often what limits a big wheel (a CDN edge pacing each flow, a path that drops from
+60 MB/s to 1 MB/s). Here each connection fetches a *piece* — ``Range: bytes=a-b`` with the download's
+``If-Range`` — and writes it into the partial file at its offset (``PartialFile.write_at``). This thread, the
+*consumer*, follows the contiguous prefix as it grows: it reads the bytes back (from the page cache) and tees
+them into the hash, the trail and the parser exactly as a single connection's bytes are tee'd
+(``Tee.take_written``). So the unpack goes on while the pieces arrive, and everything the tee promises —
+checkpoints, the trail, stream-order errors — holds unchanged.
+
+Who does what:
+
+* the plan (``_plan.RangePlan``) says which bytes are taken, written, assigned or holes, and hands out pieces:
+  the first hole, else the back half of the piece with most bytes left (work stealing);
+* a *request* is one thread: one piece, one response (``decide_piece``: the second table in
+  ``wheelstream/transport/_table.py``), written as it comes, until the body ends or the piece was stolen up to
+  where it is; its outcome goes back to the consumer;
+* the consumer is also the supervisor: it keeps ``limit`` requests running while there is work, reads the
+  outcomes and decides — an ended or cut request's rest is just a hole the next request takes; ``BUSY`` (429,
+  503) or a refused connection while others run lowers ``limit`` to what works; a request that brought
+  nothing counts against ``options.retries`` (reset by any progress) and delays the next one (backoff, or
+  ``Retry-After``); ``CHANGED`` restarts the whole download (``FileChanged``); ``NO_RANGES`` falls back to
+  one connection (``RangesRefused``); ``GONE`` and other statuses fail as they do with one connection.
+
+Checkpoints record the written pieces past ``D`` as the journal's ``held`` (``Tee.pieces``): written before
+the checkpoint's fsync, so durable with ``D``. A resume keeps them and fetches only the holes.
+
+Stopping (done, an error, Ctrl-C): every request's socket is shut through its own ``SocketCancel`` on the
+engine's stop event, and every thread is joined before this returns — no thread may write into a partial that
+is being closed or renamed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+
+from wheelstream.errors import HTTPStatusError, ResourceGone
+from wheelstream.fetch._cancel import SocketCancel
+from wheelstream.fetch._errors import gave_up
+from wheelstream.fetch._options import DownloadOptions
+from wheelstream.fetch._plan import RangePlan
+from wheelstream.fetch._reporting import Reporter
+from wheelstream.transport import Known, PieceAction, decide_piece, retry_after_seconds
+from wheelstream.unpack._tee import Tee
+
+__all__ = ["FileChanged", "RangesRefused", "Segmented"]
+
+_READ = 1 << 20  # the consumer tees the prefix in blocks of this size, as the network thread does
+_WRITE = 256 << 10  # a request gathers chunks up to this before one pwrite
+_WAKE = 0.2  # seconds: the consumer looks at cancels, outcomes and checkpoints at least this often
+_MAX_WAIT = 600.0
+# Transport errors before any byte that mean "not now" rather than "broken": a refused or reset connection.
+_REFUSALS = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError)
+
+
+class FileChanged(Exception):
+    """A piece came from another version of the file: the download restarts from zero."""
+
+
+class RangesRefused(Exception):
+    """The server ignored Range on a further connection: the download goes on with one."""
+
+
+@dataclass
+class _Outcome:
+    """How one request ended: ``action`` (None: the body ran; ``"error"``: a transport error), why, how many
+    bytes it wrote, and what it raised that is not the network's."""
+
+    action: PieceAction | str | None
+    reason: str = ""
+    wrote: int = 0
+    wait: float | None = None
+    fatal: BaseException | None = None
+
+
+class Segmented:
+    """One segmented download, from the stream's position to the end of the file (the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        client: httpx.Client,
+        stream: Tee,
+        known: Known,
+        options: DownloadOptions,
+        cancel: SocketCancel,
+        reporter: Reporter,
+        connections: int,
+        held: tuple[tuple[int, int], ...] = (),
+        resumed_at: int | None = None,
+    ) -> None:
+        assert known.length is not None
+        self.url, self.client, self.stream, self.known = url, client, stream, known
+        self.options, self.cancel, self.reporter = options, cancel, reporter
+        self.limit = connections
+        self.resumed_at = resumed_at
+        self.plan = RangePlan(
+            known.length, taken=stream.position, written=held, min_piece=options.piece_bytes
+        )
+        self.fetched = 0  # body bytes received by every request
+        self.peak = 0  # most requests running at once
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._threads: dict[int, threading.Thread] = {}
+        self._outcomes: list[_Outcome] = []
+        self._wrote: dict[int, int] = {}  # bytes each running request wrote
+        self._numbers = iter(range(1, 1 << 62))
+        self._without_progress = 0
+        self._not_before = 0.0  # no new request before this (monotonic): backoff or Retry-After
+
+    # -- the consumer ----------------------------------------------------------------------------------------
+
+    def run(
+        self, first: httpx.Response | None = None, body: Iterator[bytes] | None = None, first_end: int = 0
+    ) -> None:
+        """Fetch every hole and tee the file to its end. ``first`` is a response already open at the stream's
+        position (its ``body`` partly read), which becomes the first request, for the piece up to
+        ``first_end``: where its range ends, or — an open-ended one — its share (it stops there)."""
+        self.stream.pieces = self._held
+        try:
+            if first is not None and body is not None:
+                with self._cond:
+                    number = next(self._numbers)
+                    self.plan.assign(number, self.stream.position, min(first_end, self.plan.length))
+                    self._start(number, (first, body))
+            self._consume()
+        finally:
+            self._stop.set()
+            for thread in list(self._threads.values()):
+                thread.join()
+
+    def _consume(self) -> None:
+        stream, plan = self.stream, self.plan
+        marked = -1  # bytes taken + held at the last checkpoint call: a stall costs no checkpoints
+        while not plan.complete:
+            self.cancel.raise_if_cancelled()
+            with self._cond:
+                self._decide()
+                self._staff()
+                if plan.available() == plan.taken:
+                    self._cond.wait(_WAKE)
+                    self._decide()
+                start, upto = plan.taken, plan.available()
+                mark = upto + plan.held_bytes()
+            for offset in range(start, upto, _READ):
+                stream.take_written(stream.partial.read_at(offset, min(_READ, upto - offset)))
+            if upto > start:
+                with self._cond:
+                    plan.take(upto)
+                self.reporter.flowing(stream, self.resumed_at, held=self._held_bytes())
+            if mark != marked:
+                before = stream.last_checkpoint_at
+                stream.maybe_checkpoint(self.options.checkpoint_bytes, self.options.checkpoint_seconds)
+                if stream.last_checkpoint_at != before:
+                    marked = mark
+
+    def _held(self) -> list[tuple[int, int]]:
+        with self._cond:
+            return self.plan.held()
+
+    def _held_bytes(self) -> int:
+        with self._cond:
+            return self.plan.held_bytes()
+
+    # -- the supervisor (under the lock) ------------------------------------------------------------------------
+
+    def _staff(self) -> None:
+        """Keep ``limit`` requests running while there is a piece worth one."""
+        while len(self._threads) < self.limit and time.monotonic() >= self._not_before:
+            number = next(self._numbers)
+            if self.plan.claim(number, self.limit) is None:
+                return
+            self._start(number, None)
+
+    def _start(self, number: int, opened: tuple[httpx.Response, Iterator[bytes]] | None) -> None:
+        thread = threading.Thread(
+            target=self._request, args=(number, opened), name=f"wheelstream-piece-{number}", daemon=True
+        )
+        self._threads[number] = thread
+        self.peak = max(self.peak, len(self._threads))
+        thread.start()
+
+    def _decide(self) -> None:
+        """Act on the outcomes of the requests that ended (the module docstring)."""
+        outcomes, self._outcomes = self._outcomes, []
+        for outcome in outcomes:
+            if outcome.fatal is not None:
+                raise outcome.fatal
+            if outcome.action is PieceAction.CHANGED:
+                raise FileChanged(outcome.reason)
+            if outcome.action is PieceAction.NO_RANGES:
+                raise RangesRefused(outcome.reason)
+            if outcome.action is PieceAction.GONE:
+                raise ResourceGone(f"{outcome.reason}; the partial download was discarded")
+            if outcome.action is PieceAction.FAIL:
+                raise HTTPStatusError(outcome.reason)
+            if outcome.wrote:
+                self._without_progress = 0
+                continue  # a cut after progress: its rest is a hole, taken up at once
+            refused = outcome.action is PieceAction.BUSY or outcome.action == "refused"
+            if refused and self._threads and self.limit > len(self._threads):
+                self.limit = len(self._threads)  # the server takes no more at once than are running now
+                self.reporter.note(f"{outcome.reason}: going on with {self.limit} connection(s)")
+                continue
+            if outcome.action is None:
+                continue  # an empty body for a piece stolen meanwhile: nothing was owed
+            self._without_progress += 1
+            if self._without_progress > self.options.retries:
+                raise gave_up(self._without_progress, outcome.reason, self.stream.position)
+            wait = outcome.wait if outcome.wait is not None else self.options.backoff(self._without_progress)
+            self._not_before = time.monotonic() + min(wait, _MAX_WAIT)
+            self.reporter.note(
+                f"{outcome.reason}; retry {self._without_progress} of {self.options.retries} in {wait:.1f} s"
+            )
+
+    # -- one request (its own thread) ----------------------------------------------------------------------------
+
+    def _request(self, number: int, opened: tuple[httpx.Response, Iterator[bytes]] | None) -> None:
+        cancel = SocketCancel(self._stop)
+        outcome = _Outcome(None)
+        try:
+            with cancel.watching(), cancel.request() as extensions:
+                if opened is not None:
+                    cancel.response_arrived(opened[0])
+                    outcome = self._write(number, opened[1], cancel)
+                else:
+                    outcome = self._ask(number, cancel, extensions)
+        except httpx.TransportError as exc:
+            outcome = _Outcome("error", f"{type(exc).__name__}: {exc}".rstrip(": "))
+            if isinstance(exc, _REFUSALS) and not self._wrote.get(number):
+                outcome.action = "refused"  # reset or closed before a byte: maybe one connection too many
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            outcome = _Outcome("fatal", str(exc), fatal=None if self._stop.is_set() else exc)
+        finally:
+            if opened is not None:
+                opened[0].close()
+            with self._cond:
+                outcome.wrote = self._wrote.pop(number, 0)
+                self.plan.release(number)
+                del self._threads[number]
+                self._outcomes.append(outcome)
+                self._cond.notify_all()
+
+    def _ask(self, number: int, cancel: SocketCancel, extensions: dict[str, object]) -> _Outcome:
+        with self._cond:
+            piece = self.plan.pieces[number]
+            start, end = piece.cursor, piece.end
+        known = Known(start, self.known.length, self.known.etag, self.known.last_modified)
+        headers = {"Accept-Encoding": "identity", "Range": f"bytes={start}-{end - 1}"}
+        validator = self.known.etag if self.known.etag and not self.known.etag.startswith("W/") else None
+        validator = validator or self.known.last_modified
+        if validator:
+            headers["If-Range"] = validator
+        with self.client.stream(
+            "GET", self.url, headers=headers, timeout=self.options.timeout, extensions=extensions
+        ) as response:
+            cancel.response_arrived(response)
+            action, reason = decide_piece(response.status_code, response.headers, known)
+            if action is not PieceAction.WRITE:
+                return _Outcome(action, reason, wait=retry_after_seconds(response.headers))
+            return self._write(number, response.iter_raw(), cancel)
+
+    def _write(self, number: int, body: Iterator[bytes], cancel: SocketCancel) -> _Outcome:
+        """Write the body at the piece's cursor until it ends or the piece does (finished, or stolen up to
+        here); gathered chunks are written even when the body fails (they are good bytes)."""
+        gathered: list[bytes] = []
+        size = 0
+        try:
+            for chunk in body:
+                cancel.raise_if_cancelled()
+                with self._cond:
+                    self.fetched += len(chunk)
+                    room = self.plan.room(number) - size
+                if len(chunk) >= room:
+                    gathered.append(chunk[: max(room, 0)])
+                    size += max(room, 0)
+                    break
+                gathered.append(chunk)
+                size += len(chunk)
+                if size >= _WRITE:
+                    self._flush(number, gathered)
+                    gathered, size = [], 0
+        finally:
+            self._flush(number, gathered)
+        return _Outcome(None)
+
+    def _flush(self, number: int, gathered: list[bytes]) -> None:
+        data = b"".join(gathered)
+        if not data:
+            return
+        with self._cond:
+            room = self.plan.room(number)
+            offset = self.plan.pieces[number].cursor
+        data = data[:room]  # stolen meanwhile: the thief fetches the rest
+        self.stream.partial.write_at(offset, data)
+        with self._cond:
+            self.plan.wrote(number, len(data))
+            self._wrote[number] = self._wrote.get(number, 0) + len(data)
+            self._cond.notify_all()
