@@ -10,6 +10,11 @@ Scenarios
   b  ~10 mid-size real wheels from PyPI, one command (``-r`` for pip and uv, a list for wheelstream)
   c  the big wheel, the first response cut at 90 %: total bytes the server sent, wall time
   d  the big wheel, the process SIGKILLed at 90 %, then rerun: the rerun alone is timed
+  e  the big wheel, SIGKILLed at 90 % while bytes flow at 40 MB/s, then rerun: bytes fetched twice
+  f  50 small real wheels from PyPI, one command
+  g  the big wheel, every connection (every response) paced at 10 MB/s, as a CDN edge paces each flow:
+     pip and uv use one connection; wheelstream (automatic) and ``wheelstream-c1`` (``--connections 1``,
+     run in this scenario only) show what several connections bring
 
 Every run gets a fresh target and a fresh cache (uv ``--cache-dir``, pip ``--no-cache-dir``, wheelstream
 ``cache_dir``); the previous run's files are ``sync``ed before the clock starts and deleted only at the end
@@ -118,7 +123,8 @@ MANY_WHEELS = [
     "google-auth==2.62.2",
 ]
 BIG_GLOB = "/opt/wheels/torch-*cp311*.whl"
-ALL_TOOLS = ("pip", "uv", "wheelstream", "wheelstream-hardlink", "wheelstream-baseline")
+ALL_TOOLS = ("pip", "uv", "wheelstream", "wheelstream-c1", "wheelstream-hardlink", "wheelstream-baseline")
+PER_CONNECTION = "throttle=10M"  # (g): every response paced by itself
 SCENARIO_TITLES = {
     "a": "(a) big wheel, cold",
     "b": "(b) 10 mid-size wheels, one command",
@@ -126,6 +132,7 @@ SCENARIO_TITLES = {
     "d": "(d) big wheel, SIGKILL at 90 %, rerun alone",
     "e": "(e) big wheel, SIGKILL at 90 % while bytes flow (40 MB/s), rerun alone",
     "f": "(f) 50 small wheels, one command",
+    "g": "(g) big wheel, each connection paced at 10 MB/s",
 }
 
 
@@ -319,6 +326,8 @@ class Tools:
             ]
         link = "hardlink" if tool == "wheelstream-hardlink" else "move"  # move is the default
         src = ["-r", str(reqs)] if len(urls) > 1 else urls
+        if tool == "wheelstream-c1":
+            src = ["--connections", "1", *src]
         install = [
             "install",
             "-q",
@@ -526,17 +535,17 @@ def report(bench: Bench, args: argparse.Namespace, tools: Tools) -> str:
         lines += [f"## {SCENARIO_TITLES[scenario]}", ""]
         head = "| tool | min s | median s | × wheelstream | peak RSS MB |"
         sep = "|---|---:|---:|---:|---:|"
-        if scenario in ("c", "d", "e"):
+        if scenario in ("c", "d", "e", "g"):
             head += " MB sent | requests |"
             sep += "---:|---:|"
         lines += [head, sep]
         for tool, s in rows:
             ratio = f"{s['median'] / base['median']:.2f}" if base else "–"
             row = f"| {tool} | {s['min']:.2f} | {s['median']:.2f} | {ratio} | {s['rss']:.0f} |"
-            if scenario in ("c", "d", "e"):
+            if scenario in ("c", "d", "e", "g"):
                 row += f" {s['sent'] / 1e6:.1f} | {s['requests']:.0f} |"
             lines.append(row)
-        if scenario == "c":
+        if scenario in ("c", "g"):
             lines.append("")
             lines.append(
                 f"File size {big_size / 1e6:.1f} MB; MB sent counts every body byte of every request."
@@ -582,6 +591,13 @@ def targets(summary: dict[tuple[str, str], dict[str, float]], big_size: int) -> 
         check("(c) bytes sent / file size", summary[("c", "wheelstream")]["sent"] / big_size, 1.02)
         if ws_a:
             check("(c) time / (a) time", summary[("c", "wheelstream")]["median"] / ws_a, 1.1)
+    ws_g, one_g = med("g", "wheelstream"), med("g", "wheelstream-c1")
+    if ws_g and one_g:
+        check("(g) automatic / one connection", ws_g / one_g, 1 / 3)
+        check("(g) bytes sent / file size", summary[("g", "wheelstream")]["sent"] / big_size, 1.01)
+    uv_g = med("g", "uv")
+    if ws_g and uv_g:
+        check("(g) wheelstream / uv", ws_g / uv_g, 1.0)
     ws_d = med("d", "wheelstream")
     if ws_d and ws_a:
         check("(d) rerun / (a) cold", ws_d / ws_a, 0.2)
@@ -612,7 +628,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--scenarios", default="a,b,c,d,e,f", help="comma-separated subset of a,b,c,d,e,f")
+    parser.add_argument(
+        "--scenarios", default="a,b,c,d,e,f,g", help="comma-separated subset of a,b,c,d,e,f,g"
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
         "--tools", default=",".join(ALL_TOOLS), help="comma-separated subset of " + ",".join(ALL_TOOLS)
@@ -684,6 +702,8 @@ def main() -> None:
             print(SCENARIO_TITLES[scenario], flush=True)
             for _ in range(args.repeat):
                 for tool in args.tools:  # interleaved: drift of the machine hits every tool alike
+                    if tool == "wheelstream-c1" and scenario != "g":
+                        continue  # one connection differs from the default only where connections matter
                     if scenario == "a":
                         runner.cold("a", tool, [bench.big])
                     elif scenario == "b":
@@ -694,6 +714,8 @@ def main() -> None:
                         runner.cold("c", tool, [bench.big], FaultPlan(parse_fault("cut=90%@1")))
                     elif scenario in ("d", "e"):
                         runner.killed(scenario, tool, bench.big)
+                    elif scenario == "g":
+                        runner.cold("g", tool, [bench.big], FaultPlan(parse_fault(PER_CONNECTION)))
     shutil.rmtree(runs, ignore_errors=True)
     text = report(bench, args, tools)
     args.results.write_text(text)

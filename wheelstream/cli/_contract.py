@@ -69,7 +69,7 @@ def run(
     call: Callable[[ConsoleProgress], InstallResult],
 ) -> InstallResult:
     """Run one library call with the UI, the signal handler and the error contract around it."""
-    ui = ConsoleProgress(bars=not no_progress, quiet=quiet > 0)
+    ui = ConsoleProgress(bars=not no_progress, quiet=quiet > 0, verbose=verbose > 0)
     handler = _WarningsToUI(ui, verbose > 0)
     logging.getLogger("wheelstream").setLevel(logging.DEBUG if verbose else logging.WARNING)
     loggers = [logging.getLogger(name) for name in ("wheelstream", "hishel")]

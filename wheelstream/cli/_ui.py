@@ -70,15 +70,20 @@ class _Wheel:
     finished: bool = False
     resumed_at: int | None = None
     task: TaskID | None = None
+    connections: int = 1  # as last reported (-v)
+    most_connections: int = 1  # a line is printed when a wheel first gets more
 
 
 class ConsoleProgress:
     """The :class:`~wheelstream.ProgressCallback` of the CLI; also its warning printer and byte counter."""
 
-    def __init__(self, console: Console | None = None, *, bars: bool, quiet: bool) -> None:
+    def __init__(
+        self, console: Console | None = None, *, bars: bool, quiet: bool, verbose: bool = False
+    ) -> None:
         self._console = console  # made (stderr_console) when first needed, by whichever thread prints first
         self._console_lock = threading.Lock()
         self.quiet = quiet
+        self.verbose = verbose  # say how many connections fetch a wheel (its bar and a line when it changes)
         self.bars = bars and not quiet and self.console.is_terminal
         self._lock = threading.Lock()
         self._wheels: dict[str, _Wheel] = {}
@@ -156,8 +161,18 @@ class ConsoleProgress:
                 wheel.resumed_at = progress.resumed_at
             task = wheel.task
             done, total, entries = wheel.done, wheel.total, wheel.entries
+            connections = (
+                progress.connections if self.verbose and not progress.finished else wheel.connections
+            )
+            more = connections != wheel.connections
+            wheel.connections = connections
+            first_more = connections > wheel.most_connections
+            wheel.most_connections = max(connections, wheel.most_connections)
+            resumed_at = wheel.resumed_at
         if message:
             self._note(progress.wheel, message)
+        if first_more:
+            self._note(progress.wheel, f"{connections} connections")
         if self._rich is None or task is None:
             return
         if message == "from cache":
@@ -166,6 +181,10 @@ class ConsoleProgress:
             # reset drops rich's speed samples: a resume's jump to 600 MB is not a download rate
             note = "restarted" if restarted else f"resumed at {human_size(progress.resumed_at)}"
             self._rich.reset(task, total=total, completed=done, entries=entries, note=note)
+        elif more:  # -v: the bar says how many connections fetch it
+            note = f"resumed at {human_size(resumed_at)} " if resumed_at is not None else ""
+            note += f"×{connections}" if connections > 1 else ""
+            self._rich.update(task, total=total, completed=done, entries=entries, note=note.strip())
         else:
             self._rich.update(task, total=total, completed=done, entries=entries)
 

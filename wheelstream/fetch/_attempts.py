@@ -292,8 +292,6 @@ class Attempts:
             resumed_at=self.resumed_at,
         )
         self.held = ()
-        if engine.limit > 1:
-            self.reporter.note(f"{engine.limit} connections")
         try:
             engine.run(response, body, first_end)
         except FileChanged as exc:

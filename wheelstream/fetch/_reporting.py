@@ -45,6 +45,7 @@ class Reporter:
         message: str | None = None,
         finished: bool = False,
         held: int = 0,
+        connections: int = 1,
     ) -> None:
         """Where ``stream`` is now; ``held``: bytes further on other connections wrote (a segmented download)."""
         if self.callback is None:
@@ -58,13 +59,14 @@ class Reporter:
                 resumed_at,
                 message=message,
                 finished=finished,
+                connections=connections,
             )
         )
 
-    def flowing(self, stream: Tee, resumed_at: int | None, *, held: int = 0) -> None:
+    def flowing(self, stream: Tee, resumed_at: int | None, *, held: int = 0, connections: int = 1) -> None:
         """``report`` while bytes flow, at most every ``_REPORT_EVERY`` seconds: not per chunk, since a rich
         bar update holds the GIL the unpack thread needs."""
         now = time.monotonic()
         if now - self._reported_at >= _REPORT_EVERY:
             self._reported_at = now
-            self.report(stream, resumed_at, held=held)
+            self.report(stream, resumed_at, held=held, connections=connections)

@@ -16,9 +16,9 @@ journal is the truth (DESIGN §2, "Resume"), and ``restore`` rebuilds the stream
 5. the bytes ``C..D``, then ``D..V``, are replayed from the partial through a parser restarted at ``C`` (it
    checks every entry's CRC-32 and sizes again); a deferred entry must be found where the journal says;
 6. only then are the partial cut to ``V`` and the trail to its verified lines: nothing past them is trusted
-   but the pieces a segmented download's other connections wrote, which the journal lists as ``held`` (made
-   durable by the fsync that made ``D`` durable); with any, the partial keeps its size and only the holes
-   between them are fetched again (``_segmented``).
+   but the pieces a segmented download's other connections wrote: those the journal lists as ``held`` (made
+   durable by the fsync that made ``D`` durable) and those the piece trail proves (``_piece_trail``); with
+   any, the partial keeps its size and only the holes between them are fetched again (``_segmented``).
 
 Any disagreement discards it all and starts fresh, after the hash thread has stopped reading the partial. So
 bytes on disk are never fetched again, and nothing the journal or the trail does not vouch for is kept. After
@@ -40,6 +40,7 @@ from wheelstream.errors import ArchiveError
 from wheelstream.fetch._options import Job
 from wheelstream.unpack._extract import Extractor
 from wheelstream.unpack._partial import Journal, PartialFile
+from wheelstream.unpack._piece_trail import piece_trail_path, proven_pieces
 from wheelstream.unpack._rehash import prefix_sha256
 from wheelstream.unpack._sha256 import new as new_sha256
 from wheelstream.unpack._sha256 import restore as restore_sha256
@@ -193,6 +194,11 @@ def _resume(job: Job, journal: Journal, journal_path: Path, prefix: PrefixHash) 
         stream.replay(journal.durable, kept.length)  # what the trail proves a killed process received
         stream.hasher = kept.hasher
         stream.position = kept.length
+        if journal.length is not None:  # what other connections wrote past the last checkpoint, provably
+            proven = proven_pieces(
+                stream.partial.path, piece_trail_path(journal_path), kept.length, journal.length
+            )
+            journal.held = _merged(journal.held, proven)
         if any(end > kept.length for _start, end in journal.held):
             stream.partial.rewind(kept.length)  # held pieces lie further on; bytes between are fetched again
         else:
@@ -208,6 +214,16 @@ def _resume(job: Job, journal: Journal, journal_path: Path, prefix: PrefixHash) 
         stream.abandon()
         return None  # the replay disagrees with the journal: trust neither
     return stream
+
+
+def _merged(held: list[list[int]], proven: list[tuple[int, int]]) -> list[list[int]]:
+    merged: list[list[int]] = []
+    for start, end in sorted([*map(tuple, held), *proven]):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return merged
 
 
 def _staging_matches(root: Path, journal: Journal) -> bool:

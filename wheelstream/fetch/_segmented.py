@@ -23,7 +23,9 @@ Who does what:
   one connection (``RangesRefused``); ``GONE`` and other statuses fail as they do with one connection.
 
 Checkpoints record the written pieces past ``D`` as the journal's ``held`` (``Tee.pieces``): written before
-the checkpoint's fsync, so durable with ``D``. A resume keeps them and fetches only the holes.
+the checkpoint's fsync, so durable with ``D``. Every write also gets a line in the piece trail
+(``unpack/_piece_trail``), so a kill -9 keeps what was written since. A resume keeps both and fetches only the
+holes.
 
 Stopping (done, an error, Ctrl-C): every request's socket is shut through its own ``SocketCancel`` on the
 engine's stop event, and every thread is joined before this returns — no thread may write into a partial that
@@ -46,6 +48,7 @@ from wheelstream.fetch._options import DownloadOptions
 from wheelstream.fetch._plan import RangePlan
 from wheelstream.fetch._reporting import Reporter
 from wheelstream.transport import Known, PieceAction, decide_piece, retry_after_seconds
+from wheelstream.unpack._piece_trail import PieceTrail, piece_trail_path
 from wheelstream.unpack._tee import Tee
 
 __all__ = ["FileChanged", "RangesRefused", "Segmented"]
@@ -123,6 +126,7 @@ class Segmented:
         position (its ``body`` partly read), which becomes the first request, for the piece up to
         ``first_end``: where its range ends, or — an open-ended one — its share (it stops there)."""
         self.stream.pieces = self._held
+        self._trail = PieceTrail(piece_trail_path(self.stream.journal_path))
         try:
             if first is not None and body is not None:
                 with self._cond:
@@ -134,6 +138,7 @@ class Segmented:
             self._stop.set()
             for thread in list(self._threads.values()):
                 thread.join()
+            self._trail.close()
 
     def _consume(self) -> None:
         stream, plan = self.stream, self.plan
@@ -153,7 +158,9 @@ class Segmented:
             if upto > start:
                 with self._cond:
                     plan.take(upto)
-                self.reporter.flowing(stream, self.resumed_at, held=self._held_bytes())
+                with self._cond:
+                    held, limit = self.plan.held_bytes(), self.limit
+                self.reporter.flowing(stream, self.resumed_at, held=held, connections=limit)
             if mark != marked:
                 before = stream.last_checkpoint_at
                 stream.maybe_checkpoint(self.options.checkpoint_bytes, self.options.checkpoint_seconds)
@@ -163,10 +170,6 @@ class Segmented:
     def _held(self) -> list[tuple[int, int]]:
         with self._cond:
             return self.plan.held()
-
-    def _held_bytes(self) -> int:
-        with self._cond:
-            return self.plan.held_bytes()
 
     # -- the supervisor (under the lock) ------------------------------------------------------------------------
 
@@ -299,6 +302,7 @@ class Segmented:
             offset = self.plan.pieces[number].cursor
         data = data[:room]  # stolen meanwhile: the thief fetches the rest
         self.stream.partial.write_at(offset, data)
+        self._trail.append(offset, data)  # a kill -9 from here on keeps these bytes (``_piece_trail``)
         with self._cond:
             self.plan.wrote(number, len(data))
             self._wrote[number] = self._wrote.get(number, 0) + len(data)

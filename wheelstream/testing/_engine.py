@@ -47,7 +47,7 @@ from wheelstream.testing._faults import (
 )
 from wheelstream.testing._files import ServedFile, Version
 
-__all__ = ["Decision", "decide", "if_range_matches", "parse_range"]
+__all__ = ["Decision", "decide", "if_range_matches", "parse_range", "status_decision"]
 
 
 @dataclass
@@ -139,7 +139,9 @@ def _content_type(name: str) -> str:
     return guessed or "application/octet-stream"
 
 
-def _status_decision(code: int, retry_after: int | str | None, faults: list[str]) -> Decision:
+def status_decision(code: int, retry_after: int | str | None, faults: list[str]) -> Decision:
+    """A short text/plain answer with ``code`` (and ``Retry-After``) instead of the file: status faults and
+    connection-limit refusals."""
     try:
         phrase = HTTPStatus(code).phrase
     except ValueError:
@@ -172,11 +174,11 @@ def decide(
     # 2. forced status
     for f in active:
         if isinstance(f, Status):
-            return _status_decision(f.code, f.retry_after, _names([*used, f]))
+            return status_decision(f.code, f.retry_after, _names([*used, f]))
         if isinstance(f, StatusSequence):
             code = f.code_for(number)
             assert code is not None
-            return _status_decision(code, f.retry_after, _names([*used, f]))
+            return status_decision(code, f.retry_after, _names([*used, f]))
 
     # 3. validators
     etag: str | None = version.etag

@@ -3,7 +3,9 @@
 This is the only place that touches sockets, and it exists because byte-exact faults cannot be expressed
 through a WSGI server (pytest-httpserver's werkzeug): WSGI owns the connection, buffers, and finishes or
 aborts a response on its own terms. Here a cut is "send exactly N body bytes, then FIN (or RST)", and the
-no-fault path is one ``socket.sendfile`` so the same server is fast enough for benchmarks.
+no-fault path is one ``socket.sendfile`` so the same server is fast enough for benchmarks (plus one byte
+on its own, so the server knows the moment before a client can have the whole response: ``send_body``).
+The threaded server class lives here too: it tracks the open sockets so ``stop`` can close idle ones.
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
-from typing import IO, Protocol
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import IO, Any, Protocol
 
 from wheelstream.testing._engine import Decision
 
-__all__ = ["FaultHandler", "RecordSink", "send_body"]
+__all__ = ["FaultHandler", "HTTPServer", "RecordSink", "abort", "send_body"]
 
 _CHUNK = 256 * 1024
 
@@ -35,20 +38,28 @@ def _paced_chunk(rate: int | None) -> int:
     return max(1, min(64 * 1024, rate // 50))
 
 
-def send_body(sock: socket.socket, d: Decision, record: RecordSink) -> None:
-    """Write ``d.send`` body bytes.
+def send_body(sock: socket.socket, d: Decision, record: RecordSink, finishing: Callable[[], None]) -> None:
+    """Write ``d.send`` body bytes; call ``finishing`` just before the last one leaves.
 
     ``record.bytes_sent`` is raised before each write and lowered again if the write fails: a client that
-    has just read the last byte and asserts on the counter must never see a stale value.
+    has just read the last byte and asserts on the counter must never see a stale value. ``finishing`` is
+    the same promise for the connection limit: the server frees the request's slot there, so a client that
+    has read a whole response and at once asks for the next is never refused for the one it just finished.
+    The last byte goes in a write of its own for that (one more syscall; the rest is still one sendfile).
     """
     if d.send <= 0:
+        finishing()
         return
     version = d.version
     if d.plain and d.data is None and version is not None and version.path is not None:
         with open(version.path, "rb") as f:
+            f.seek(d.offset)  # sendfile moves the position only once it sent something
             record.bytes_sent += d.send
             try:
-                sock.sendfile(f, d.offset, d.send)
+                if d.send > 1:
+                    sock.sendfile(f, d.offset, d.send - 1)
+                finishing()
+                sock.sendfile(f, d.offset + d.send - 1, 1)
             finally:
                 done = f.tell() - d.offset
                 record.bytes_sent -= d.send - done
@@ -61,12 +72,20 @@ def send_body(sock: socket.socket, d: Decision, record: RecordSink) -> None:
             body = memoryview(version.read(d.offset, d.send))
         record.bytes_sent += d.send
         try:
-            sock.sendall(body)
+            _send_last(sock, body, finishing)
         except OSError:
             record.bytes_sent -= d.send  # unknown how much left; the client vanished anyway
             raise
         return
-    _send_faulty(sock, d, record)
+    _send_faulty(sock, d, record, finishing)
+
+
+def _send_last(sock: socket.socket, body: memoryview, finishing: Callable[[], None]) -> None:
+    """The response's final write: all but its last byte, ``finishing()``, the last byte."""
+    if len(body) > 1:
+        sock.sendall(body[:-1])
+    finishing()
+    sock.sendall(body[-1:])
 
 
 def _reader(d: Decision) -> tuple[Callable[[int, int], bytes], IO[bytes] | None]:
@@ -87,7 +106,7 @@ def _reader(d: Decision) -> tuple[Callable[[int, int], bytes], IO[bytes] | None]
     return read, f
 
 
-def _send_faulty(sock: socket.socket, d: Decision, record: RecordSink) -> None:
+def _send_faulty(sock: socket.socket, d: Decision, record: RecordSink, finishing: Callable[[], None]) -> None:
     read, handle = _reader(d)
     try:
         chunk = _paced_chunk(d.rate)
@@ -112,7 +131,10 @@ def _send_faulty(sock: socket.socket, d: Decision, record: RecordSink) -> None:
                     time.sleep(delay)
             record.bytes_sent += n
             try:
-                sock.sendall(buf)
+                if pos + n < d.send:
+                    sock.sendall(buf)
+                else:
+                    _send_last(sock, memoryview(buf), finishing)
             except OSError:
                 record.bytes_sent -= n
                 raise
@@ -172,3 +194,43 @@ class FaultHandler(BaseHTTPRequestHandler):
         for key, value in headers:
             self.send_header(key, value)
         self.end_headers()
+
+
+class HTTPServer(ThreadingHTTPServer):
+    """One thread per connection, each request handed to ``dispatch``; remembers its connections so that
+    :meth:`close_connections` can end kept-alive ones when a test is over."""
+
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        dispatch: Callable[[FaultHandler, str], None],
+        log: Callable[[str], None] | None,
+    ) -> None:
+        self.dispatch = dispatch
+        self.log = log
+        self.connections: set[socket.socket] = set()
+        self.conn_lock = threading.Lock()
+        super().__init__(address, FaultHandler)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        with self.conn_lock:
+            self.connections.add(request)
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self.conn_lock:
+                self.connections.discard(request)
+
+    def close_connections(self) -> None:
+        """Shut every open connection down, so no client hangs on a stopped server."""
+        with self.conn_lock:
+            for conn in list(self.connections):
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client hanging up mid-body is routine here, not worth a traceback

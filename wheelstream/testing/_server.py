@@ -2,105 +2,33 @@
 
 The server owns names, plans, counters and the request log; what each response looks like is decided by
 the pure engine (``_engine.decide``) for a served file, by ``_routes`` for any other path (the index pages),
-and written by ``_handler``. Tests and the CLI use the same class, so a scenario reproduced in a shell
-behaves exactly like the one in the test that found it.
+and written by ``_handler``. Which names a served directory answers is ``_directory``'s rule; how many
+requests a client may have in flight, and the peaks tests read, are ``_limits``'. Tests and the CLI use the
+same class, so a scenario reproduced in a shell behaves exactly like the one in the test that found it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from http.server import ThreadingHTTPServer
-from pathlib import Path
 from types import TracebackType
-from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from wheelstream.testing import _routes
-from wheelstream.testing._engine import decide
+from wheelstream.testing._directory import ServedDirectory
+from wheelstream.testing._engine import Decision, decide, status_decision
 from wheelstream.testing._faults import FaultPlan
 from wheelstream.testing._files import ServedFile, Version
-from wheelstream.testing._handler import FaultHandler, abort, send_body
+from wheelstream.testing._handler import FaultHandler, HTTPServer, abort, send_body
+from wheelstream.testing._limits import ConnectionLimit, InFlight
+from wheelstream.testing._records import RequestRecord
 
 __all__ = ["FaultServer", "RequestRecord"]
 
-
-@dataclass
-class RequestRecord:
-    """What the server received and sent for one request; ``headers`` keys are lower-case."""
-
-    seq: int  # position in the server-wide log, from 1
-    number: int  # per-file request number the faults were scoped by; 0 for pages that are not files
-    method: str
-    path: str
-    name: str | None  # served file name, None for index pages and 404s
-    headers: dict[str, str]
-    range: str | None
-    if_range: str | None
-    started: float
-    status: int | None = None
-    length: int | None = None  # declared Content-Length
-    bytes_sent: int = 0  # body bytes written to the socket
-    cut: bool = False
-    faults: tuple[str, ...] = ()
-    ended: float | None = None
-    error: str | None = None
-
-    def summary(self) -> str:
-        """One log line: what was asked, what was answered, how much of it left, which faults."""
-        asked = f" {self.range}" if self.range else ""
-        asked += f" if-range={self.if_range}" if self.if_range else ""
-        number = f" #{self.number}" if self.number else ""
-        sent = f"{self.bytes_sent}/{self.length}" if self.length is not None else str(self.bytes_sent)
-        extra = f" [{', '.join(self.faults)}]" if self.faults else ""
-        extra += " CUT" if self.cut else ""
-        extra += f" {self.error}" if self.error else ""
-        return f"{self.method} {self.path}{number}{asked} -> {self.status} sent {sent}{extra}"
-
-    @property
-    def content_range(self) -> tuple[int, int] | None:
-        """``(first, last)`` of the requested range, for asserts like "the rerun asked for the tail"."""
-        if self.range is None or not self.range.startswith("bytes="):
-            return None
-        first, _, last = self.range[6:].partition("-")
-        try:
-            return int(first), int(last) if last else -1
-        except ValueError:
-            return None
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], owner: FaultServer) -> None:
-        self.owner = owner
-        self.log: Callable[[str], None] | None = owner.log
-        self.connections: set[socket.socket] = set()
-        self.conn_lock = threading.Lock()
-        super().__init__(address, FaultHandler)
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        with self.conn_lock:
-            self.connections.add(request)
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            with self.conn_lock:
-                self.connections.discard(request)
-
-    def dispatch(self, handler: FaultHandler, method: str) -> None:
-        self.owner._dispatch(handler, method)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client hanging up mid-body is routine here, not worth a traceback
+_LIMIT_FAULT = "ConnectionLimit"  # the fault name a refused request's record carries
 
 
 class FaultServer:
@@ -108,6 +36,8 @@ class FaultServer:
 
     Usable as a context manager; :attr:`url` is valid once started. Thread-safe: tests may change files and
     plans while clients are connected; a response already under way finishes on the version it started with.
+    ``max_connections`` limits the requests in flight per client address (an int: refused with 503; a
+    :class:`ConnectionLimit` for 429, ``Retry-After`` or a reset); see :meth:`set_connection_limit`.
     """
 
     def __init__(
@@ -118,19 +48,26 @@ class FaultServer:
         directory: str | os.PathLike[str] | None = None,
         plan: FaultPlan | None = None,
         log: Callable[[str], None] | None = None,
+        max_connections: int | ConnectionLimit | None = None,
     ) -> None:
         self.host = host
         self.port = port
-        self.directory = Path(directory).resolve() if directory is not None else None
+        self._tree = ServedDirectory(directory) if directory is not None else None
+        self.directory = self._tree.root if self._tree is not None else None
         self.default_plan = plan if plan is not None else FaultPlan()
         self.log = log
         self._files: dict[str, ServedFile] = {}
+        self._from_tree: dict[str, ServedFile] = {}  # directory files met so far; keeps their request numbers
         self._plans: dict[str, FaultPlan] = {}
         self._records: list[RequestRecord] = []
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
-        self._in_flight = 0
-        self._httpd: _HTTPServer | None = None
+        self._active = 0  # responses being written, refusals included: what wait_idle waits for
+        self._flight = InFlight()
+        self._limit = (
+            ConnectionLimit(max_connections) if isinstance(max_connections, int) else max_connections
+        )
+        self._httpd: HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -139,7 +76,7 @@ class FaultServer:
         """Bind and serve in a daemon thread; port 0 picks a free port (see :attr:`port`)."""
         if self._httpd is not None:
             return self
-        self._httpd = _HTTPServer((self.host, self.port), self)
+        self._httpd = HTTPServer((self.host, self.port), self._dispatch, self.log)
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -154,10 +91,7 @@ class FaultServer:
             return
         httpd.shutdown()
         httpd.server_close()
-        with httpd.conn_lock:
-            for conn in list(httpd.connections):
-                with contextlib.suppress(OSError):
-                    conn.shutdown(socket.SHUT_RDWR)
+        httpd.close_connections()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -230,22 +164,21 @@ class FaultServer:
     def _lookup(self, name: str) -> ServedFile | None:
         with self._lock:
             found = self._files.get(name)
-        if found is not None or self.directory is None or not name:
+        if found is not None or self._tree is None:
             return found
-        path = (self.directory / name).resolve()
-        if not path.is_relative_to(self.directory) or not path.is_file():
+        path = self._tree.locate(name)  # asked every time: a file deleted or a link broken is gone at once
+        if path is None:
             return None
         with self._lock:
-            return self._files.setdefault(name, ServedFile(name, path))
+            found = self._from_tree.get(name)
+        if found is None:
+            fresh = ServedFile(name, path)  # stat outside the lock
+            with self._lock:
+                found = self._from_tree.setdefault(name, fresh)
+        return found
 
     def _all_names(self) -> list[str]:
-        names = set()
-        if self.directory is not None:
-            for p in self.directory.rglob("*"):
-                if p.is_file() and not any(
-                    part.startswith(".") for part in p.relative_to(self.directory).parts
-                ):
-                    names.add(p.relative_to(self.directory).as_posix())
+        names = set(self._tree.names()) if self._tree is not None else set()
         with self._lock:
             names.update(self._files)
         return sorted(names)
@@ -278,58 +211,136 @@ class FaultServer:
         """Wait until no response is being written (e.g. after a client gave up mid-body)."""
         deadline = time.monotonic() + timeout
         with self._idle:
-            while self._in_flight:
+            while self._active:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
                 self._idle.wait(left)
         return True
 
+    def in_flight(self, name: str | None = None) -> int:
+        """Requests admitted and not yet over, for ``name`` or overall (refused ones never count)."""
+        return self._flight.count(name.lstrip("/") if name is not None else None)
+
+    def peak_in_flight(self, name: str | None = None) -> int:
+        """The most requests in flight at once, for ``name`` or overall, since start or :meth:`clear_log`."""
+        return self._flight.peak(name.lstrip("/") if name is not None else None)
+
     def clear_log(self) -> None:
-        """Forget recorded requests; per-file request numbers keep counting."""
+        """Forget recorded requests and restart the peaks; per-file request numbers keep counting."""
         with self._lock:
             self._records.clear()
+            self._flight.reset_peaks()
+
+    # -- connection limit ------------------------------------------------------------------------------
+
+    @property
+    def connection_limit(self) -> ConnectionLimit | None:
+        """The limit on requests in flight per client address, None when unlimited."""
+        return self._limit
+
+    def set_connection_limit(
+        self,
+        limit: int | None,
+        *,
+        status: int = 503,
+        retry_after: int | str | None = None,
+        reset: bool = False,
+    ) -> None:
+        """Allow ``limit`` requests in flight per client address (None: no limit); refuse the next with
+        ``status`` (+ ``Retry-After``) or, with ``reset=True``, an RST. Requests already in flight go on."""
+        self._limit = None if limit is None else ConnectionLimit(limit, status, retry_after, reset)
 
     # -- request handling ------------------------------------------------------------------------------
 
     def _dispatch(self, handler: FaultHandler, method: str) -> None:
         path = unquote(urlsplit(handler.path).path)
         headers = {k.lower(): v for k, v in handler.headers.items()}
+        client = str(handler.client_address[0])
         served = self._lookup(path.lstrip("/"))
-        number = served.next_number() if served is not None else 0
+        name = served.name if served is not None else None
+        limit = self._limit
+        admitted = self._flight.admit(client, name, limit)
+        released = not admitted
+
+        def finishing() -> None:  # frees the slot once: before the response's last byte, else at the end
+            nonlocal released
+            if not released:
+                released = True
+                self._flight.release(client, name)
+
+        # A refused request never reaches the file, so it takes no number: "@1" stays "the first one served".
+        number = served.next_number() if served is not None and admitted else 0
         with self._lock:
             record = RequestRecord(
                 seq=len(self._records) + 1,
                 number=number,
                 method=method,
                 path=handler.path,
-                name=served.name if served is not None else None,
+                name=name,
                 headers=headers,
                 range=headers.get("range"),
                 if_range=headers.get("if-range"),
                 started=time.time(),
+                client=client,
             )
             self._records.append(record)
-            self._in_flight += 1
+            self._active += 1
         try:
-            if served is not None:
-                decision = decide(self.plan_for(served.name), number, served, method, headers)
+            if not admitted:
+                assert limit is not None
+                self._refuse(handler, method, record, limit)
             else:
-                decision = _routes.page(path, headers.get("accept"), self._listing)
-            record.status, record.length = decision.status, decision.length
-            record.faults, record.cut = tuple(decision.faults), decision.is_cut and method != "HEAD"
-            handler.write_head(decision.status, decision.headers)
-            if method != "HEAD":
-                send_body(handler.connection, decision, record)
-                if decision.is_cut:
-                    abort(handler, decision.reset)
+                if served is not None:
+                    decision = decide(self.plan_for(served.name), number, served, method, headers)
+                else:
+                    decision = _routes.page(path, headers.get("accept"), self._listing)
+                self._respond(handler, method, record, decision, finishing)
         except OSError as exc:
             record.error = f"{type(exc).__name__}: {exc}"
             handler.close_connection = True
+        except BaseException as exc:
+            record.error = f"{type(exc).__name__}: {exc}"
+            handler.close_connection = True
+            raise
         finally:
+            finishing()
             with self._idle:
                 record.ended = time.time()
-                self._in_flight -= 1
+                self._active -= 1
                 self._idle.notify_all()
             if self.log is not None:
                 self.log(record.summary())
+
+    def _respond(
+        self,
+        handler: FaultHandler,
+        method: str,
+        record: RequestRecord,
+        decision: Decision,
+        finishing: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Write ``decision``; ``finishing`` runs just before the client can have the whole response."""
+        record.status, record.length = decision.status, decision.length
+        record.faults, record.cut = tuple(decision.faults), decision.is_cut and method != "HEAD"
+        if decision.version is not None and decision.length > 0:
+            record.body_range = (decision.offset, decision.offset + decision.length - 1)
+        if method == "HEAD" or decision.send <= 0:
+            finishing()  # the headers are all there is
+        handler.write_head(decision.status, decision.headers)
+        if method != "HEAD":
+            send_body(handler.connection, decision, record, finishing)
+            if decision.is_cut:
+                record.reset = decision.reset
+                abort(handler, decision.reset)
+
+    def _refuse(
+        self, handler: FaultHandler, method: str, record: RequestRecord, limit: ConnectionLimit
+    ) -> None:
+        if limit.reset:
+            record.faults, record.reset = (_LIMIT_FAULT,), True
+            abort(handler, reset=True)
+            return
+        self._respond(
+            handler, method, record, status_decision(limit.status, limit.retry_after, [_LIMIT_FAULT])
+        )

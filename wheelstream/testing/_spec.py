@@ -12,6 +12,13 @@ Grammar: ``NAME[=ARG[:ARG]][@REQUESTS]``; REQUESTS is ``*`` or a comma list of `
     status-seq=503,429:1 request 1 -> 503, request 2 -> 429, both with Retry-After: 1
     change-after=1       request 2 onwards sees a changed file
     ignore-range  wrong-range-start[=SHIFT]  weak-etag  no-validators  gzip  corrupt=OFFSET[:MASK]
+
+The server-wide connection limit (``--max-connections``, not a fault: it is not scoped by request number) has
+the same shape, ``N[:CODE[:RETRY_AFTER]]`` or ``N:reset``::
+
+    4                    at most 4 requests in flight per client address, the next one gets 503
+    2:429:1              429 + Retry-After: 1
+    4:reset              the next one is answered by a TCP reset
 """
 
 from __future__ import annotations
@@ -36,8 +43,9 @@ from wheelstream.testing._faults import (
     WeakETag,
     WrongRangeStart,
 )
+from wheelstream.testing._limits import ConnectionLimit
 
-__all__ = ["NumberSet", "parse_fault", "parse_scope", "parse_size"]
+__all__ = ["NumberSet", "parse_connection_limit", "parse_fault", "parse_scope", "parse_size"]
 
 _SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "ki": 2**10, "mi": 2**20, "gi": 2**30}
 
@@ -129,3 +137,17 @@ def parse_fault(text: str) -> Fault:
         return builder(args, parse_scope(scope_text))
     except (IndexError, ValueError) as exc:
         raise ValueError(f"bad fault {text!r}: {exc or 'missing argument'}") from exc
+
+
+def parse_connection_limit(text: str) -> ConnectionLimit:
+    """``N[:CODE[:RETRY_AFTER]]`` or ``N:reset``; ValueError with the offending text on any mistake."""
+    args = text.strip().split(":")
+    try:
+        if len(args) == 2 and args[1] == "reset":
+            return ConnectionLimit(int(args[0]), reset=True)
+        if len(args) > 3:
+            raise ValueError("too many fields")
+        status = int(args[1]) if len(args) > 1 else 503
+        return ConnectionLimit(int(args[0]), status, _retry(args, 2))
+    except ValueError as exc:
+        raise ValueError(f"bad connection limit {text!r} (N[:CODE[:RETRY_AFTER]] or N:reset): {exc}") from exc

@@ -2,7 +2,8 @@
 
 Every shortcut option is sugar for ``--fault NAME=VALUE``; the value may carry ``@REQUESTS`` (see
 ``wheelstream.testing._spec``), so ``--cut 50%@1`` and ``--fault cut=50%@1`` are the same scenario. Faults
-apply to every served file, each file counting its own requests.
+apply to every served file, each file counting its own requests. ``--max-connections`` is no fault but the
+server-wide limit on requests in flight per client address (``_limits``), in the same ``:``-separated style.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import click
 
 from wheelstream.testing._faults import Fault, FaultPlan
 from wheelstream.testing._server import FaultServer
-from wheelstream.testing._spec import parse_fault
+from wheelstream.testing._spec import parse_connection_limit, parse_fault
 
 __all__ = ["serve", "testbed"]
 
@@ -59,12 +60,28 @@ def testbed() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8000, show_default=True, help="Port; 0 picks a free one.")
 @click.option("-f", "--fault", "faults", multiple=True, metavar="SPEC", help="NAME[=ARGS][@REQUESTS]")
+@click.option(
+    "--max-connections",
+    metavar="N[:CODE[:RETRY_AFTER]]|N:reset",
+    help="At most N requests in flight per client address; refuse the next with CODE (503), "
+    "e.g. 4, 2:429:1, or with a TCP reset (4:reset).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No per-request log on stderr.")
 @_with_shortcuts
 def serve(
-    directory: Path, host: str, port: int, faults: tuple[str, ...], quiet: bool, **shortcuts: object
+    directory: Path,
+    host: str,
+    port: int,
+    faults: tuple[str, ...],
+    max_connections: str | None,
+    quiet: bool,
+    **shortcuts: object,
 ) -> None:
     """Serve DIRECTORY (files, /simple/ index) with FAULTS until Ctrl-C; prints the base URL first."""
+    try:
+        limit = parse_connection_limit(max_connections) if max_connections is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--max-connections'") from exc
     specs = list(faults)
     for name, value in shortcuts.items():
         spec_name = name.replace("_", "-")
@@ -84,12 +101,14 @@ def serve(
         if not quiet:
             click.echo(line, err=True)
 
-    server = FaultServer(host, port, directory=directory, plan=plan, log=log)
+    server = FaultServer(host, port, directory=directory, plan=plan, log=log, max_connections=limit)
     server.start()
     click.echo(f"{server.url}/", nl=True)
     click.echo(f"simple index: {server.url}/simple/", err=True)
     if plan:
         click.echo(f"faults: {plan!r}", err=True)
+    if limit is not None:
+        click.echo(f"connection limit: {limit} per client address", err=True)
     sys.stdout.flush()
 
     def on_term(signum: int, frame: FrameType | None) -> None:

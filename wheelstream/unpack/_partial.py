@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from wheelstream._staged import StagedFile
+from wheelstream.unpack._piece_trail import piece_trail_path
 from wheelstream.unpack._trail import trail_path
 from wheelstream.zip import LocalEntry
 
@@ -222,10 +223,11 @@ class Journal:
     @staticmethod
     def remove(path: Path) -> None:
         """Delete the journal at ``path``: the header first (without it the rest means nothing), then the
-        entries log and the trail."""
+        entries log and the trails."""
         path.unlink(missing_ok=True)
         entries_log(path).unlink(missing_ok=True)
         trail_path(path).unlink(missing_ok=True)
+        piece_trail_path(path).unlink(missing_ok=True)
 
     @property
     def validator(self) -> str | None:
