@@ -31,6 +31,7 @@ from wheelstream.testing import (
     FaultServer,
     IgnoreRange,
     RequestRecord,
+    Stall,
     Status,
     Throttle,
     since,
@@ -282,3 +283,17 @@ def test_a_server_limiting_concurrent_connections_still_serves_the_whole_wheel(
     assert any("going on with" in n for n in notes), notes
     served = [r for r in server.requests_for(NAME) if r.status in (200, 206)]
     assert sum(r.bytes_sent for r in served) <= 1.02 * len(data)
+
+
+def test_a_stalled_connection_is_cut_and_its_rest_taken_by_another(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    """The third request stalls for 30 s after 100 kB; with a 3 s read timeout it is cut after 1 s (a third
+    of it) and its rest fetched on another connection: the download does not wait for the timeout."""
+    url, data = _served(server, FaultPlan(Throttle(8 << 20), Stall(at=100_000, seconds=30, requests=3)))
+    notes: list[str] = []
+    started = time.monotonic()
+    result = fetch(url, tmp_path, replace(FOUR, timeout=3), progress=lambda p: notes.append(p.message or ""))
+    assert time.monotonic() - started < 2.5
+    assert tree(result) == contents(data)
+    assert any("brought nothing for 1 s" in n for n in notes), notes

@@ -157,8 +157,9 @@ def install(
     while the wheel still unpacks as it streams. None (default) is automatic: one for a small file or a server
     without usable ranges; for a big one (16 MiB or more left) the download watches its one connection for a
     second and, when it mostly waits on the network, goes on with up to 4. ``1`` never splits; ``N`` (2 to
-    ``MAX_CONNECTIONS``, 8) splits any file with 8 MiB or more left over up to N connections from the first
-    response on. Another value raises :class:`~wheelstream.errors.UsageError`.
+    ``MAX_CONNECTIONS``, 8) uses up to N from the first request on, which asks for one 4 MiB piece (its answer
+    says whether the server serves ranges; if not, one connection). Another value raises
+    :class:`~wheelstream.errors.UsageError`.
     """
     return install_sources(
         sources,

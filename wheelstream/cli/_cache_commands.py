@@ -155,7 +155,9 @@ def _partials(root: Path) -> list[_PartialInfo]:
         journal = Journal.load(journal_path)
         key = journal_path.name[: -len(".json")]
         try:
-            on_disk = (root / "partial" / f"{key}.whl.part").stat().st_size
+            info = (root / "partial" / f"{key}.whl.part").stat()
+            # Allocated, not the size: a segmented download writes pieces further on, leaving holes.
+            on_disk = min(info.st_size, getattr(info, "st_blocks", info.st_size // 512 + 1) * 512)
         except OSError:
             on_disk = 0
         if journal is None:

@@ -25,7 +25,13 @@ def human(size: int | None) -> str:
     return "?" if size is None else f"{size / _MB:.1f} MB"
 
 
-def interrupted(position: int, length: int | None) -> Interrupted:
+def interrupted(position: int, length: int | None, held: int = 0) -> Interrupted:
+    """``held``: bytes past ``position`` other connections wrote (a segmented download keeps them too)."""
+    if held:
+        return Interrupted(
+            f"interrupted with {human(position + held)} of {human(length)} on disk — run the same command "
+            "again to fetch the rest"
+        )
     return Interrupted(
         f"interrupted at {human(position)} of {human(length)} — run the same command again to resume"
     )

@@ -150,7 +150,8 @@ class _Download:
                 self.reporter.report(
                     stream, attempts.resumed_at
                 )  # the UI's last word: where the next run resumes
-            raise interrupted(stream.position, stream.journal.length) from None
+            held = sum(end - start for start, end in stream.pieces()) if stream.pieces else 0
+            raise interrupted(stream.position, stream.journal.length, held) from None
         except (ArchiveError, HashMismatch, ResourceGone):
             attempts.stream.abandon()
             with contextlib.suppress(OSError):  # the bad bytes are the error to report, not a failed clean-up

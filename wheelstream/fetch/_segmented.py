@@ -57,8 +57,26 @@ _READ = 1 << 20  # the consumer tees the prefix in blocks of this size, as the n
 _WRITE = 256 << 10  # a request gathers chunks up to this before one pwrite
 _WAKE = 0.2  # seconds: the consumer looks at cancels, outcomes and checkpoints at least this often
 _MAX_WAIT = 600.0
+_STALL_SHARE = 1 / 3  # of the read timeout: a request that wrote nothing that long is cut, its rest moved
 # Transport errors before any byte that mean "not now" rather than "broken": a refused or reset connection.
 _REFUSALS = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError)
+
+
+class _Stop:
+    """One request's cancel (a ``CancelSignal``): the engine stopping, or the request itself found stalled."""
+
+    def __init__(self, engine: threading.Event) -> None:
+        self.engine = engine
+        self.stalled = threading.Event()
+
+    def is_set(self) -> bool:
+        return self.engine.is_set() or self.stalled.is_set()
+
+    def set(self) -> None:
+        self.stalled.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.engine.wait(timeout) or self.stalled.is_set()
 
 
 class FileChanged(Exception):
@@ -113,6 +131,9 @@ class Segmented:
         self._threads: dict[int, threading.Thread] = {}
         self._outcomes: list[_Outcome] = []
         self._wrote: dict[int, int] = {}  # bytes each running request wrote
+        self._stops: dict[int, _Stop] = {}  # each running request's cancel
+        self._moved: dict[int, float] = {}  # when each running request last wrote (or started)
+        self._stall = options.timeout * _STALL_SHARE
         self._numbers = iter(range(1, 1 << 62))
         self._without_progress = 0
         self._not_before = 0.0  # no new request before this (monotonic): backoff or Retry-After
@@ -147,6 +168,7 @@ class Segmented:
             self.cancel.raise_if_cancelled()
             with self._cond:
                 self._decide()
+                self._unstall()
                 self._staff()
                 if plan.available() == plan.taken:
                     self._cond.wait(_WAKE)
@@ -181,7 +203,17 @@ class Segmented:
                 return
             self._start(number, None)
 
+    def _unstall(self) -> None:
+        """A request that wrote nothing for a third of the read timeout is cut short: its rest becomes a hole
+        another connection takes, instead of holding the unpack up until the timeout."""
+        now = time.monotonic()
+        for number, moved in self._moved.items():
+            if now - moved > self._stall:
+                self._stops[number].set()
+
     def _start(self, number: int, opened: tuple[httpx.Response, Iterator[bytes]] | None) -> None:
+        self._stops[number] = _Stop(self._stop)
+        self._moved[number] = time.monotonic()
         thread = threading.Thread(
             target=self._request, args=(number, opened), name=f"wheelstream-piece-{number}", daemon=True
         )
@@ -203,6 +235,8 @@ class Segmented:
                 raise ResourceGone(f"{outcome.reason}; the partial download was discarded")
             if outcome.action is PieceAction.FAIL:
                 raise HTTPStatusError(outcome.reason)
+            if outcome.action == "stalled":
+                self.reporter.note(outcome.reason)
             if outcome.wrote:
                 self._without_progress = 0
                 continue  # a cut after progress: its rest is a hole, taken up at once
@@ -225,7 +259,8 @@ class Segmented:
     # -- one request (its own thread) ----------------------------------------------------------------------------
 
     def _request(self, number: int, opened: tuple[httpx.Response, Iterator[bytes]] | None) -> None:
-        cancel = SocketCancel(self._stop)
+        stop = self._stops[number]
+        cancel = SocketCancel(stop)
         outcome = _Outcome(None)
         try:
             with cancel.watching(), cancel.request() as extensions:
@@ -234,21 +269,33 @@ class Segmented:
                     outcome = self._write(number, opened[1], cancel)
                 else:
                     outcome = self._ask(number, cancel, extensions)
-        except httpx.TransportError as exc:
-            outcome = _Outcome("error", f"{type(exc).__name__}: {exc}".rstrip(": "))
-            if isinstance(exc, _REFUSALS) and not self._wrote.get(number):
-                outcome.action = "refused"  # reset or closed before a byte: maybe one connection too many
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
-            outcome = _Outcome("fatal", str(exc), fatal=None if self._stop.is_set() else exc)
+        except BaseException as exc:  # noqa: BLE001 - the consumer decides (``_failed``)
+            outcome = self._failed(exc, number, stop)
         finally:
             if opened is not None:
                 opened[0].close()
             with self._cond:
                 outcome.wrote = self._wrote.pop(number, 0)
+                del self._stops[number], self._moved[number]
                 self.plan.release(number)
                 del self._threads[number]
                 self._outcomes.append(outcome)
                 self._cond.notify_all()
+
+    def _failed(self, exc: BaseException, number: int, stop: _Stop) -> _Outcome:
+        """What a request that raised tells the consumer."""
+        if stop.stalled.is_set() and not self._stop.is_set():
+            return _Outcome(
+                "stalled", f"a connection brought nothing for {self._stall:.0f} s: its rest moves"
+            )
+        if isinstance(exc, httpx.TransportError):
+            outcome = _Outcome("error", f"{type(exc).__name__}: {exc}".rstrip(": "))
+            if isinstance(exc, _REFUSALS) and not self._wrote.get(number):
+                outcome.action = "refused"  # reset or closed before a byte: maybe one connection too many
+            return outcome
+        return _Outcome(
+            "fatal", str(exc), fatal=None if self._stop.is_set() else exc
+        )  # the consumer raises it
 
     def _ask(self, number: int, cancel: SocketCancel, extensions: dict[str, object]) -> _Outcome:
         with self._cond:
@@ -306,4 +353,5 @@ class Segmented:
         with self._cond:
             self.plan.wrote(number, len(data))
             self._wrote[number] = self._wrote.get(number, 0) + len(data)
+            self._moved[number] = time.monotonic()
             self._cond.notify_all()
