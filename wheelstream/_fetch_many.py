@@ -26,7 +26,7 @@ from wheelstream._progress import ProgressCallback
 from wheelstream._sources import Resolved, filename_of, resolve
 from wheelstream.errors import UsageError
 from wheelstream.fetch import DownloadOptions, DownloadResult
-from wheelstream.fetch._attempts import MAX_CONNECTIONS
+from wheelstream.fetch._split import MAX_CONNECTIONS
 from wheelstream.installer import probe_interpreter
 from wheelstream.installer._metadata import check_tags, parse_filename
 from wheelstream.transport import new_client

@@ -9,6 +9,10 @@ Per attempt::
     every 32 MB / 1 s: checkpoint                         (worker snapshots, syncer thread makes it durable:
                                                            _tee.py, _partial.py, DESIGN §2)
 
+When the rest of a big file is better fetched over several connections (``_split``: asked for, or one
+connection starves the unpacker), the attempt hands its open response to a segmented download
+(``_segmented``), which runs to the end of the file; a resume that finds pieces goes there at once.
+
 Within one process a dropped connection costs nothing: parser, extractor and hash keep their state, and the
 next request simply asks for ``bytes=D-`` where ``D`` is the number of bytes received. What a *new* process
 starts from is ``_resume.py``'s business.
@@ -24,7 +28,6 @@ every wait wakes up for a cancel.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -32,6 +35,7 @@ import httpx
 
 from wheelstream._urls import redact
 from wheelstream.errors import HTTPStatusError, ResourceGone, RetriesExhausted
+from wheelstream.fetch import _split as split
 from wheelstream.fetch._cancel import SocketCancel
 from wheelstream.fetch._errors import gave_up, human
 from wheelstream.fetch._options import Job
@@ -46,11 +50,6 @@ __all__ = ["Attempts"]
 _DONE = object()
 _RESTARTED = object()
 _MAX_RETRY_AFTER = 600.0  # honour Retry-After (DESIGN §3), but never sleep longer than this
-MAX_CONNECTIONS = 8  # per wheel, whatever is asked: be polite to mirrors
-_AUTO_CONNECTIONS = 4
-_AUTO_PIECES = 4  # automatic: only a rest of at least this many pieces is split
-_WATCH_SECONDS = 1.0  # automatic: how long one connection is watched before it is judged
-_STARVED = 0.5  # ... and the share of it spent waiting for the network that makes one connection too few
 
 
 @dataclass(frozen=True)
@@ -59,29 +58,6 @@ class _Retry:
 
     reason: str
     wait: float | None = None
-
-
-class _Starving:
-    """Is one connection the bottleneck? The network thread's time spent waiting for the body's next chunk,
-    per window of ``_WATCH_SECONDS``: on a fast link it mostly waits for the unpacker instead (the bounded
-    queue is full), and more connections would only add requests."""
-
-    def __init__(self) -> None:
-        self.start = self.mark = time.monotonic()
-        self.waiting = 0.0
-
-    def arrived(self) -> None:
-        """A chunk came: the time since the last one was handled was spent waiting for it."""
-        self.waiting += time.monotonic() - self.mark
-
-    def judged(self) -> bool:
-        """The chunk was handled; True when the window ended with most of it spent waiting."""
-        now = self.mark = time.monotonic()
-        if now - self.start < _WATCH_SECONDS:
-            return False
-        starved = self.waiting >= _STARVED * (now - self.start)
-        self.start, self.waiting = now, 0.0
-        return starved
 
 
 class Attempts:
@@ -173,18 +149,6 @@ class Attempts:
                 headers["If-Range"] = validator
         return headers
 
-    def _probe_end(self) -> int | None:
-        """Where the first request of a download asked to use several connections stops: its first piece —
-        a share of the rest when the length is known, else one piece. Its 206 then says whether ranges work,
-        and no request of the download is ever stopped early (``_plan``)."""
-        connections = self.options.connections
-        if self.single or connections is None or connections == 1:
-            return None
-        length, position = self.stream.journal.length, self.stream.position
-        if length is None:
-            return position + self.options.piece_bytes
-        return position + max(self.options.piece_bytes, -(-(length - position) // connections))
-
     def _attempt(self) -> object:
         """One request: returns _DONE, _RESTARTED, or a _Retry saying why it stopped short."""
         journal = self.stream.journal
@@ -193,7 +157,9 @@ class Attempts:
         if self.held:
             return self._segmented(None, None)  # an earlier run's pieces: only the holes are asked for
         known = Known(self.stream.position, journal.length, journal.etag, journal.last_modified)
-        probe_end = self._probe_end()
+        probe_end = (
+            None if self.single else split.probe_end(self.options, self.stream.position, journal.length)
+        )
         headers = self._request_headers(probe_end)
         with (
             self.cancel.request() as extensions,
@@ -226,25 +192,26 @@ class Attempts:
             skip = self.stream.position if action is Action.SKIP else 0
             # No chunk_size: httpx would hold back up to a chunk of received bytes and lose it on a drop.
             body = response.iter_raw() if decision.resumable else response.iter_bytes()
-            splittable = action is Action.CONTINUE or (action is not Action.SKIP and self._ranges(response))
-            splittable = splittable and self._splittable(decision)
+            splittable = (
+                action is not Action.SKIP and split.serves_ranges(response) and self._splittable(decision)
+            )
             if probe_end is not None:
                 if splittable and decision.end is not None:
                     return self._segmented(response, body, decision.end)  # asked for: its first piece is in
                 self.single = True  # the server cannot serve pieces: no more probing
-            watch = splittable and self._worth_watching()
-            if self._pump(body, skip, watch=watch):
+            position, length = self.stream.position, self.stream.journal.length
+            if self._pump(
+                body, skip, watch=splittable and split.worth_watching(self.options, position, length)
+            ):
                 # One connection starved the unpacker: it keeps its share of the rest, the others take the rest.
-                return self._segmented(response, body, self._share_end(_AUTO_CONNECTIONS))
+                assert length is not None
+                end = split.share_end(self.options, self.stream.position, length, split.AUTO_CONNECTIONS)
+                return self._segmented(response, body, end)
         self.cancel.raise_if_cancelled()  # a body read until close ends early when the watcher shuts it
         length = self.stream.journal.length
         if length is None or length == self.stream.position:
             return _DONE  # an unknown length ends with the body; a known one when it is reached
         return _Retry("the connection closed before the end of the body")
-
-    @staticmethod
-    def _ranges(response: httpx.Response) -> bool:
-        return bool(response.headers.get("accept-ranges", "").lower() == "bytes")
 
     def _splittable(self, decision: Decision) -> bool:
         """May the rest be fetched in pieces: a known length, an identity body, a validator for ``If-Range``."""
@@ -255,21 +222,6 @@ class Attempts:
             and journal.length is not None
             and journal.validator is not None
         )
-
-    def _worth_watching(self) -> bool:
-        """Automatic: only a big rest may go over several connections."""
-        length = self.stream.journal.length
-        return (
-            self.options.connections is None
-            and length is not None
-            and length - self.stream.position >= _AUTO_PIECES * self.options.piece_bytes
-        )
-
-    def _share_end(self, connections: int) -> int:
-        length = self.stream.journal.length
-        assert length is not None
-        position = self.stream.position
-        return position + max(self.options.piece_bytes, -(-(length - position) // connections))
 
     def _segmented(
         self, response: httpx.Response | None, body: Iterator[bytes] | None, first_end: int = 0
@@ -285,9 +237,7 @@ class Attempts:
             options=self.options,
             cancel=self.cancel,
             reporter=self.reporter,
-            connections=1
-            if self.single
-            else min(self.options.connections or _AUTO_CONNECTIONS, MAX_CONNECTIONS),
+            connections=1 if self.single else split.connections(self.options),
             held=self.held,
             resumed_at=self.resumed_at,
         )
@@ -310,10 +260,10 @@ class Attempts:
         return _DONE
 
     def _pump(self, body: Iterator[bytes], skip: int, *, watch: bool = False) -> bool:
-        """Tee the body; True when ``watch`` found this one connection too slow for the unpacker (``_Starving``:
+        """Tee the body; True when ``watch`` found this one connection too slow for the unpacker (``Starving``:
         then the caller hands the rest of the body to a segmented download)."""
         stream = self.stream
-        starving = _Starving() if watch else None
+        starving = split.Starving() if watch else None
         try:
             for chunk in body:
                 if starving is not None:
