@@ -13,8 +13,8 @@ Scenarios
   e  the big wheel, SIGKILLed at 90 % while bytes flow at 40 MB/s, then rerun: bytes fetched twice
   f  50 small real wheels from PyPI, one command
   g  the big wheel, every connection (every response) paced at 10 MB/s, as a CDN edge paces each flow:
-     pip and uv use one connection; wheelstream (automatic) and ``wheelstream-c1`` (``--connections 1``,
-     run in this scenario only) show what several connections bring
+     pip and uv use one connection; wheelstream (automatic), ``wheelstream-c1`` and ``wheelstream-c4``
+     (``--connections 1`` / ``4``, run in this scenario only) show what several connections bring
 
 Every run gets a fresh target and a fresh cache (uv ``--cache-dir``, pip ``--no-cache-dir``, wheelstream
 ``cache_dir``); the previous run's files are ``sync``ed before the clock starts and deleted only at the end
@@ -123,7 +123,16 @@ MANY_WHEELS = [
     "google-auth==2.62.2",
 ]
 BIG_GLOB = "/opt/wheels/torch-*cp311*.whl"
-ALL_TOOLS = ("pip", "uv", "wheelstream", "wheelstream-c1", "wheelstream-hardlink", "wheelstream-baseline")
+ALL_TOOLS = (
+    "pip",
+    "uv",
+    "wheelstream",
+    "wheelstream-c1",
+    "wheelstream-c4",
+    "wheelstream-hardlink",
+    "wheelstream-baseline",
+)
+CONNECTION_TOOLS = {"wheelstream-c1": "1", "wheelstream-c4": "4"}  # (g) only: --connections N
 PER_CONNECTION = "throttle=10M"  # (g): every response paced by itself
 SCENARIO_TITLES = {
     "a": "(a) big wheel, cold",
@@ -326,8 +335,8 @@ class Tools:
             ]
         link = "hardlink" if tool == "wheelstream-hardlink" else "move"  # move is the default
         src = ["-r", str(reqs)] if len(urls) > 1 else urls
-        if tool == "wheelstream-c1":
-            src = ["--connections", "1", *src]
+        if tool in CONNECTION_TOOLS:
+            src = ["--connections", CONNECTION_TOOLS[tool], *src]
         install = [
             "install",
             "-q",
@@ -591,9 +600,11 @@ def targets(summary: dict[tuple[str, str], dict[str, float]], big_size: int) -> 
         check("(c) bytes sent / file size", summary[("c", "wheelstream")]["sent"] / big_size, 1.02)
         if ws_a:
             check("(c) time / (a) time", summary[("c", "wheelstream")]["median"] / ws_a, 1.1)
-    ws_g, one_g = med("g", "wheelstream"), med("g", "wheelstream-c1")
+    ws_g, one_g, four_g = med("g", "wheelstream"), med("g", "wheelstream-c1"), med("g", "wheelstream-c4")
+    if four_g and one_g:
+        check("(g) four connections / one", four_g / one_g, 0.33)
     if ws_g and one_g:
-        check("(g) automatic / one connection", ws_g / one_g, 1 / 3)
+        check("(g) automatic / one connection", ws_g / one_g, 0.33)
         check("(g) bytes sent / file size", summary[("g", "wheelstream")]["sent"] / big_size, 1.01)
     uv_g = med("g", "uv")
     if ws_g and uv_g:
@@ -702,7 +713,7 @@ def main() -> None:
             print(SCENARIO_TITLES[scenario], flush=True)
             for _ in range(args.repeat):
                 for tool in args.tools:  # interleaved: drift of the machine hits every tool alike
-                    if tool == "wheelstream-c1" and scenario != "g":
+                    if tool in CONNECTION_TOOLS and scenario != "g":
                         continue  # one connection differs from the default only where connections matter
                     if scenario == "a":
                         runner.cold("a", tool, [bench.big])

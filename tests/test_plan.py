@@ -41,20 +41,30 @@ def _check(plan: RangePlan) -> None:
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(pieces))  # no two fetch one byte
 
 
-def test_claims_split_evenly_then_steal_the_biggest_rest() -> None:
-    plan = RangePlan(1000, min_piece=10)
+def test_pieces_go_out_in_file_order_then_the_biggest_rest_is_stolen() -> None:
+    plan = RangePlan(1000, min_piece=100)
     pieces = [plan.claim(n) for n in range(4)]
-    assert [(p.start, p.end) for p in pieces if p] == [(0, 250), (500, 750), (250, 500), (750, 1000)]
-    plan.wrote(1, 240)  # connection 1 (500..750) stops 10 bytes short: its rest is a hole, taken first
+    assert [(p.start, p.end) for p in pieces if p] == [(0, 100), (100, 200), (200, 300), (300, 400)]
+    plan.wrote(1, 90)  # connection 1 (100..200) stops 10 bytes short: its rest is the first hole
     plan.release(1)
     rest = plan.claim(7)
     assert rest is not None
-    assert (rest.start, rest.end) == (740, 750)
-    stolen = plan.claim(8)  # then the back half of the biggest rest (a tie: the one nearest the prefix)
+    assert (rest.start, rest.end) == (190, 200)
+    plan.assign(8, 400, 1000)  # a response opened before the split: 600 bytes left, worth stealing from
+    stolen = plan.claim(9)
     assert stolen is not None
-    assert (stolen.start, stolen.end) == (125, 250)
-    assert plan.room(0) == 125
+    assert (stolen.start, stolen.end) == (700, 1000)
+    assert plan.room(8) == 300
     _check(plan)
+
+
+def test_the_last_piece_takes_a_rest_under_two_pieces() -> None:
+    plan = RangePlan(250, min_piece=100)
+    assert plan.claim(1) is not None
+    last = plan.claim(2)
+    assert last is not None
+    assert (last.start, last.end) == (100, 250)
+    assert plan.claim(3) is None
 
 
 def test_the_hole_nearest_the_prefix_comes_first() -> None:
@@ -62,12 +72,12 @@ def test_the_hole_nearest_the_prefix_comes_first() -> None:
     assert plan.holes() == [(10, 40), (60, 100)]
     piece = plan.claim(1)
     assert piece is not None
-    assert (piece.start, piece.end) == (10, 40)
+    assert (piece.start, piece.end) == (10, 15)
 
 
 def test_a_stolen_piece_stops_its_owner() -> None:
     plan = RangePlan(100, min_piece=10)
-    plan.claim(1)
+    plan.assign(1, 0, 100)  # a response opened before the split
     plan.wrote(1, 20)
     plan.claim(2)  # steals 60..100
     assert plan.room(1) == 40
@@ -79,7 +89,7 @@ def test_a_stolen_piece_stops_its_owner() -> None:
 
 def test_nothing_worth_a_request_below_two_pieces() -> None:
     plan = RangePlan(100, min_piece=30)
-    plan.claim(1)
+    plan.assign(1, 0, 100)
     assert plan.claim(2) is not None  # 100 left: two halves of 50
     assert plan.claim(3) is None  # 50 left each: no halves of 30
 

@@ -239,7 +239,9 @@ def test_automatic_adds_connections_when_one_starves_the_unpacker(
     assert tree(result) == contents(data)
     first, *pieces = server.requests_for(NAME)
     assert pieces
-    assert server.peak_in_flight(NAME) <= 4
+    # Four at once on the client; the server may still be writing the first response, open-ended, for a
+    # moment after the client stopped reading it.
+    assert server.peak_in_flight(NAME) <= 5
     # The pieces cover the rest exactly once; only the first response, open-ended, was stopped early, and
     # what it sent past its piece is what was in flight then (the unpacker was waiting: little).
     start = min(_range_start(r) for r in pieces)

@@ -203,10 +203,10 @@ class Attempts:
             if self._pump(
                 body, skip, watch=splittable and split.worth_watching(self.options, position, length)
             ):
-                # One connection starved the unpacker: it keeps its share of the rest, the others take the rest.
-                assert length is not None
-                end = split.share_end(self.options, self.stream.position, length, split.AUTO_CONNECTIONS)
-                return self._segmented(response, body, end)
+                # One connection starved the unpacker. Its response, open-ended, reads only what the kernel holds
+                # for it already (sent: closing it unread would fetch those bytes twice), then stops.
+                end = self.stream.position + split.backlog(response)
+                return self._segmented(response, body, max(end, self.stream.position + 1))
         self.cancel.raise_if_cancelled()  # a body read until close ends early when the watcher shuts it
         length = self.stream.journal.length
         if length is None or length == self.stream.position:
@@ -224,13 +224,18 @@ class Attempts:
         )
 
     def _segmented(
-        self, response: httpx.Response | None, body: Iterator[bytes] | None, first_end: int = 0
+        self,
+        response: httpx.Response | None,
+        body: Iterator[bytes] | None,
+        first_end: int = 0,
+        *,
+        url: str | None = None,
     ) -> object:
         """The rest of the file over several connections (``_segmented``); the first is ``response``'s, for the
         piece up to ``first_end``."""
         journal = self.stream.journal
         engine = Segmented(
-            url=str(response.url) if response is not None else self.job.url,
+            url=str(response.url) if response is not None else url or self.job.url,
             client=self.client,
             stream=self.stream,
             known=Known(0, journal.length, journal.etag, journal.last_modified),
@@ -242,6 +247,8 @@ class Attempts:
             resumed_at=self.resumed_at,
         )
         self.held = ()
+        if response is not None:
+            self.cancel.let_go()  # the engine's thread for this response watches its socket itself
         try:
             engine.run(response, body, first_end)
         except FileChanged as exc:

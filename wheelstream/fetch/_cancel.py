@@ -113,10 +113,17 @@ class SocketCancel:
         try:
             yield {"trace": self._trace}
         finally:
-            with self._lock:
-                own, self._socket = self._socket, None
-            if own is not None:
-                own.close()  # our descriptor only: the connection stays with the pool
+            self.let_go()
+
+    def let_go(self) -> None:
+        """Close our descriptor of the request's socket. At the end of every request — and before its
+        response is handed to another thread (a segmented download), which watches it itself: a descriptor
+        kept here would keep the connection open after that thread closed the response, the server sending
+        into it until this request ended."""
+        with self._lock:
+            own, self._socket = self._socket, None
+        if own is not None:
+            own.close()  # our descriptor only: the connection stays with the pool
 
     def response_arrived(self, response: httpx.Response) -> None:
         """A pooled connection no trace named is known from its response on."""

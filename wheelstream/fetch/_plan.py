@@ -9,12 +9,18 @@ in file order:
 * **assigned** — each connection's piece ``cursor..end``: what it is fetching now;
 * **holes** — everything else below ``length``: nobody holds it, nobody fetches it.
 
-A free connection claims, in this order: a share of the hole nearest ``taken`` (the tee waits for it), else
-the back half of the piece with the most bytes left — work stealing, so the end of the file does not wait for
-one slow connection. Its owner learns its new ``end`` before its next write (``room``) and stops there. Every
-request asks for exactly its piece, so the server sends nothing past it — except for a victim of a steal,
-which has to stop early: the bytes already in flight on its connection are fetched twice. Hence the shares
-(see ``claim``), and a piece is only split when both halves are at least ``min_piece``.
+A free connection claims, in this order: the next ``min_piece`` bytes of the hole nearest ``taken``, else the
+back half of the piece with the most bytes left, if that is at least two pieces — work stealing, so the end of
+the file does not wait for one slow connection. Its owner learns its new ``end`` before its next write
+(``room``) and stops there.
+
+Why pieces of one size, claimed in file order: the tee can only take the contiguous prefix, so the prefix
+must grow at the rate of all connections together, not of one. With N connections on the first N pieces
+the prefix lags the fastest by at most N pieces; with one share of the file per connection (tried first:
+docs/performance.md, D-piece-order) it grows at one connection's rate, and most of the unpack waits for the
+end. Every request asks for exactly its piece, so the server sends nothing past it — except for a victim of a
+steal, which stops early: what was in flight on its connection is fetched twice. Pieces of one size leave
+nothing to steal but a response opened before the split (``assign``) or a piece cut short and claimed again.
 """
 
 from __future__ import annotations
@@ -121,19 +127,15 @@ class RangePlan:
         self.pieces[connection] = piece
         return piece
 
-    def claim(self, connection: int, parts: int = 1) -> Piece | None:
-        """The next piece for a free ``connection`` of ``parts`` that share the file: the front of the first
-        hole — its ``parts``-th share, at least ``min_piece`` (guided self-scheduling: shares shrink as the holes
-        do, so the connections finish together and a request is rarely stopped early) — else the back half of
-        the piece with the most bytes left; None when there is nothing worth a request."""
+    def claim(self, connection: int) -> Piece | None:
+        """The next piece for a free ``connection``: the front of the first hole, else the back half of the
+        piece with the most bytes left; None when there is nothing worth a request."""
         self.pieces.pop(connection, None)
         holes = self.holes()
         if holes:
             start, end = holes[0]
-            share = max(self.min_piece, -(-(end - start) // max(1, parts)))
-            if end - start - share < self.min_piece:
-                share = end - start  # no rest smaller than a piece
-            return self.assign(connection, start, start + share)
+            size = self.min_piece if end - start >= 2 * self.min_piece else end - start  # no tiny rest
+            return self.assign(connection, start, start + size)
         victim = max(self.pieces.values(), key=lambda p: (p.left, -p.cursor), default=None)
         if victim is None or victim.left < 2 * self.min_piece:
             return None

@@ -11,7 +11,7 @@ checkpoints, the trail, stream-order errors — holds unchanged.
 Who does what:
 
 * the plan (``_plan.RangePlan``) says which bytes are taken, written, assigned or holes, and hands out pieces:
-  the first hole, else the back half of the piece with most bytes left (work stealing);
+  the next one of the first hole, in file order, else the back half of a big piece (work stealing);
 * a *request* is one thread: one piece, one response (``decide_piece``: the second table in
   ``wheelstream/transport/_table.py``), written as it comes, until the body ends or the piece was stolen up to
   where it is; its outcome goes back to the consumer;
@@ -34,6 +34,7 @@ is being closed or renamed.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -145,7 +146,7 @@ class Segmented:
     ) -> None:
         """Fetch every hole and tee the file to its end. ``first`` is a response already open at the stream's
         position (its ``body`` partly read), which becomes the first request, for the piece up to
-        ``first_end``: where its range ends, or — an open-ended one — its share (it stops there)."""
+        ``first_end``: where its range ends, or — an open-ended one — one more piece (it stops there)."""
         self.stream.pieces = self._held
         self._trail = PieceTrail(piece_trail_path(self.stream.journal_path))
         try:
@@ -199,7 +200,7 @@ class Segmented:
         """Keep ``limit`` requests running while there is a piece worth one."""
         while len(self._threads) < self.limit and time.monotonic() >= self._not_before:
             number = next(self._numbers)
-            if self.plan.claim(number, self.limit) is None:
+            if self.plan.claim(number) is None:
                 return
             self._start(number, None)
 
@@ -259,28 +260,50 @@ class Segmented:
     # -- one request (its own thread) ----------------------------------------------------------------------------
 
     def _request(self, number: int, opened: tuple[httpx.Response, Iterator[bytes]] | None) -> None:
-        stop = self._stops[number]
-        cancel = SocketCancel(stop)
-        outcome = _Outcome(None)
-        try:
-            with cancel.watching(), cancel.request() as extensions:
+        """The thread of one connection: a piece, then — as long as each ends cleanly — the next one at once
+        (the consumer, busy feeding the unpacker, would start it later); anything else ends the thread and
+        is the consumer's to decide."""
+        while True:
+            stop = self._stops[number]
+            cancel = SocketCancel(stop)
+            outcome = _Outcome(None)
+            more = False
+            try:
+                with cancel.watching(), cancel.request() as extensions:
+                    if opened is not None:
+                        cancel.response_arrived(opened[0])
+                        outcome = self._write(number, opened[1], cancel)
+                    else:
+                        outcome = self._ask(number, cancel, extensions)
+            except BaseException as exc:  # noqa: BLE001 - the consumer decides (``_failed``)
+                outcome = self._failed(exc, number, stop)
+            finally:
                 if opened is not None:
-                    cancel.response_arrived(opened[0])
-                    outcome = self._write(number, opened[1], cancel)
-                else:
-                    outcome = self._ask(number, cancel, extensions)
-        except BaseException as exc:  # noqa: BLE001 - the consumer decides (``_failed``)
-            outcome = self._failed(exc, number, stop)
-        finally:
-            if opened is not None:
-                opened[0].close()
-            with self._cond:
-                outcome.wrote = self._wrote.pop(number, 0)
-                del self._stops[number], self._moved[number]
-                self.plan.release(number)
-                del self._threads[number]
-                self._outcomes.append(outcome)
-                self._cond.notify_all()
+                    with contextlib.suppress(Exception):  # the thread's bookkeeping below must happen
+                        opened[0].close()
+                opened = None
+                with self._cond:
+                    outcome.wrote = self._wrote.pop(number, 0)
+                    self._outcomes.append(outcome)
+                    self._cond.notify_all()
+                    more = self._next_piece(number, outcome)
+                    if not more:
+                        del self._stops[number], self._moved[number]
+                        self.plan.release(number)
+                        del self._threads[number]
+            if not more:
+                return
+
+    def _next_piece(self, number: int, outcome: _Outcome) -> bool:
+        """After a clean piece (under the lock): claim the next one for the same connection, if allowed."""
+        clean = outcome.action is None and outcome.wrote > 0
+        if not clean or self._stop.is_set() or len(self._threads) > self.limit:
+            return False
+        if time.monotonic() < self._not_before or self.plan.claim(number) is None:
+            return False
+        self._moved[number] = time.monotonic()
+        self._stops[number] = _Stop(self._stop)  # a new request: nothing of the last one's cancel
+        return True
 
     def _failed(self, exc: BaseException, number: int, stop: _Stop) -> _Outcome:
         """What a request that raised tells the consumer."""

@@ -1,12 +1,13 @@
 """When one download goes over several connections (``_segmented``), and where its first piece ends.
 
-* **Asked for** (``connections=N``, N > 1): the first request already asks for one piece (``probe_end``): a
-  share of the rest when the length is known (a resume), else ``piece_bytes``. Its 206 says the server serves
-  ranges, and since every request then asks for exactly its piece, none is ever stopped early.
+* **Asked for** (``connections=N``, N > 1): the first request already asks for one piece (``probe_end``). Its
+  206 says the server serves ranges, and since every request then asks for exactly its piece, none is ever
+  stopped early.
 * **Automatic** (``connections=None``): the download starts with one connection, and ``Starving`` watches it
   for ``WATCH_SECONDS``: when the network thread spent at least half of it waiting for the next chunk — the
   network, not the unpacker, is the bottleneck — and the rest is big (``AUTO_PIECES`` pieces), the open
-  response keeps its share (``share_end``) and ``AUTO_CONNECTIONS - 1`` more take the rest. On a fast link the
+  response reads what the kernel already holds for it (``backlog``: a busy process can be behind even on a
+  slow link) and stops there, and ``AUTO_CONNECTIONS`` requests take the next pieces. On a fast link the
   network thread mostly waits for the unpacker's bounded queue instead, and nothing changes.
 * **Never**: ``connections=1``; no ``pwrite`` (Windows); a response without a known length, an identity body,
   a validator for ``If-Range`` or ranges (``Accept-Ranges: bytes``, or a 206); a server that ignored Range on
@@ -17,9 +18,17 @@
 
 from __future__ import annotations
 
+import socket
+import struct
 import time
 
 import httpx
+
+try:
+    import fcntl
+    import termios
+except ImportError:  # pragma: no cover - Windows: no FIONREAD through fcntl
+    fcntl = None  # type: ignore[assignment]
 
 from wheelstream.fetch._options import DownloadOptions
 
@@ -37,18 +46,33 @@ def connections(options: DownloadOptions) -> int:
     return min(options.connections or AUTO_CONNECTIONS, MAX_CONNECTIONS)
 
 
-def share_end(options: DownloadOptions, position: int, length: int, parts: int) -> int:
-    """The end of one of ``parts`` shares of ``position..length`` (at least a piece)."""
-    return min(length, position + max(options.piece_bytes, -(-(length - position) // parts)))
+def piece_end(options: DownloadOptions, position: int, length: int | None) -> int:
+    """The end of the piece that starts at ``position``."""
+    end = position + options.piece_bytes
+    return end if length is None else min(end, length)
 
 
 def probe_end(options: DownloadOptions, position: int, length: int | None) -> int | None:
     """Where the first request of a download asked to use several connections stops; None: not asked."""
     if options.connections is None or options.connections == 1:
         return None
-    if length is None:
-        return position + options.piece_bytes
-    return share_end(options, position, length, options.connections)
+    return piece_end(options, position, length)
+
+
+def backlog(response: httpx.Response) -> int:
+    """Bytes of ``response`` the kernel holds that nobody has read yet (``FIONREAD``); 0 when unknown.
+
+    A download about to go over several connections drains these through its open response before closing
+    it: they were sent already, and closing it with them unread would have them fetched twice."""
+    stream = response.extensions.get("network_stream")
+    get_extra_info = getattr(stream, "get_extra_info", None)
+    sock = get_extra_info("socket") if get_extra_info is not None else None
+    if not isinstance(sock, socket.socket) or fcntl is None:
+        return 0
+    try:
+        return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0])
+    except (OSError, ValueError):
+        return 0
 
 
 def serves_ranges(response: httpx.Response) -> bool:
