@@ -85,7 +85,6 @@ class Attempts:
         self.held = restored.held  # pieces past the position an earlier segmented run left
         # One connection only: asked for, or no pwrite (Windows), or the server ignored a piece's Range.
         self.single = self.options.connections == 1 or not self.stream.partial.can_write_at
-        self.peak_connections = 1
 
     def restart(self, reason: str) -> None:
         """Discard everything of the old file: partial, staging, journal, parser, hash."""
@@ -200,13 +199,14 @@ class Attempts:
                     return self._segmented(response, body, decision.end)  # asked for: its first piece is in
                 self.single = True  # the server cannot serve pieces: no more probing
             position, length = self.stream.position, self.stream.journal.length
-            if self._pump(
+            wanted = self._pump(
                 body, skip, watch=splittable and split.worth_watching(self.options, position, length)
-            ):
+            )
+            if wanted > 1:
                 # One connection starved the unpacker. Its response, open-ended, reads only what the kernel holds
                 # for it already (sent: closing it unread would fetch those bytes twice), then stops.
                 end = self.stream.position + split.backlog(response)
-                return self._segmented(response, body, max(end, self.stream.position + 1))
+                return self._segmented(response, body, max(end, self.stream.position + 1), wanted)
         self.cancel.raise_if_cancelled()  # a body read until close ends early when the watcher shuts it
         length = self.stream.journal.length
         if length is None or length == self.stream.position:
@@ -228,47 +228,51 @@ class Attempts:
         response: httpx.Response | None,
         body: Iterator[bytes] | None,
         first_end: int = 0,
-        *,
-        url: str | None = None,
+        connections: int | None = None,
     ) -> object:
-        """The rest of the file over several connections (``_segmented``); the first is ``response``'s, for the
-        piece up to ``first_end``."""
+        """The rest of the file over ``connections`` (default: what the options allow; ``_segmented``); the first
+        is ``response``'s, for the piece up to ``first_end``."""
         journal = self.stream.journal
         engine = Segmented(
-            url=str(response.url) if response is not None else url or self.job.url,
+            # Every piece from the URL as given: a redirect's target may be signed and expire meanwhile.
+            url=self.job.url,
             client=self.client,
             stream=self.stream,
             known=Known(0, journal.length, journal.etag, journal.last_modified),
             options=self.options,
             cancel=self.cancel,
             reporter=self.reporter,
-            connections=1 if self.single else split.connections(self.options),
+            connections=1 if self.single else connections or split.connections(self.options),
             held=self.held,
             resumed_at=self.resumed_at,
         )
-        self.held = ()
+        held, self.held = sum(end - start for start, end in self.held), ()
         if response is not None:
             self.cancel.let_go()  # the engine's thread for this response watches its socket itself
         try:
             engine.run(response, body, first_end)
         except FileChanged as exc:
+            # One connection from here: a server whose validators disagree between connections must not
+            # make every restart end the same way.
             self.restart(str(exc))
+            self.single = True
             return _RESTARTED
         except RangesRefused as exc:
             self.single = True
             self.stream.pieces = None  # what the other connections wrote is fetched again, in order
+            self.reused -= held  # ... so the pieces an earlier run left are not reused after all
             return _Retry(f"{exc}: going on with one connection")
         except BaseException:
             self.stream.settle(wait_for_syncer=False)  # a bad entry the worker found comes first
             raise
         finally:
             self.fetched += engine.fetched
-            self.peak_connections = max(self.peak_connections, engine.peak)
         return _DONE
 
-    def _pump(self, body: Iterator[bytes], skip: int, *, watch: bool = False) -> bool:
-        """Tee the body; True when ``watch`` found this one connection too slow for the unpacker (``Starving``:
-        then the caller hands the rest of the body to a segmented download)."""
+    def _pump(self, body: Iterator[bytes], skip: int, *, watch: bool = False) -> int:
+        """Tee the body; with ``watch``, stop as soon as one connection proves too slow for the unpacker and
+        return how many it could use (``Starving``: the caller hands the rest to a segmented download);
+        0 when the body was read to its end."""
         stream = self.stream
         starving = split.Starving() if watch else None
         try:
@@ -286,15 +290,16 @@ class Attempts:
                 stream.feed(chunk)
                 stream.maybe_checkpoint(self.options.checkpoint_bytes, self.options.checkpoint_seconds)
                 self.reporter.flowing(stream, self.resumed_at)
-                if starving is not None and starving.judged():
-                    return True  # (bytes still gathered for a block are written by the next take)
+                wanted = starving.judged() if starving is not None else 1
+                if wanted > 1:
+                    return wanted  # (bytes still gathered for a block are written by the next take)
         except BaseException:
             # A bad entry the worker found came first in the stream: its error wins. The syncer is not waited
             # for: after a drop the next request goes out at once (see Tee.settle).
             stream.settle(wait_for_syncer=False)
             raise
         stream.settle(wait_for_syncer=False)
-        return False
+        return 0
 
     def _resumed(self, action: Action) -> None:
         position = self.stream.position

@@ -144,6 +144,11 @@ class RangePlan:
         victim.end = middle
         return new
 
+    def shorten(self, connection: int, end: int) -> None:
+        """``connection``'s response ends at ``end`` (its server says so): the rest of its piece is a hole."""
+        piece = self.pieces[connection]
+        piece.end = max(piece.cursor, min(piece.end, end))
+
     def room(self, connection: int) -> int:
         """How many more bytes ``connection`` may write (0: its piece was finished or stolen up to here)."""
         piece = self.pieces.get(connection)

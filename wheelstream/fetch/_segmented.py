@@ -48,7 +48,7 @@ from wheelstream.fetch._errors import gave_up
 from wheelstream.fetch._options import DownloadOptions
 from wheelstream.fetch._plan import RangePlan
 from wheelstream.fetch._reporting import Reporter
-from wheelstream.transport import Known, PieceAction, decide_piece, retry_after_seconds
+from wheelstream.transport import Known, PieceAction, content_range_end, decide_piece, retry_after_seconds
 from wheelstream.unpack._piece_trail import PieceTrail, piece_trail_path
 from wheelstream.unpack._tee import Tee
 
@@ -58,6 +58,7 @@ _READ = 1 << 20  # the consumer tees the prefix in blocks of this size, as the n
 _WRITE = 256 << 10  # a request gathers chunks up to this before one pwrite
 _WAKE = 0.2  # seconds: the consumer looks at cancels, outcomes and checkpoints at least this often
 _MAX_WAIT = 600.0
+_RECOVER_AFTER = 8  # clean pieces in a row before a lowered limit goes up by one again
 _STALL_SHARE = 1 / 3  # of the read timeout: a request that wrote nothing that long is cut, its rest moved
 # Transport errors before any byte that mean "not now" rather than "broken": a refused or reset connection.
 _REFUSALS = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError)
@@ -126,12 +127,14 @@ class Segmented:
             known.length, taken=stream.position, written=held, min_piece=options.piece_bytes
         )
         self.fetched = 0  # body bytes received by every request
-        self.peak = 0  # most requests running at once
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._threads: dict[int, threading.Thread] = {}
         self._outcomes: list[_Outcome] = []
         self._wrote: dict[int, int] = {}  # bytes each running request wrote
+        self._notes: list[str] = []  # for the caller, told by the consumer outside the lock
+        self.target = connections  # what was asked for; ``limit`` may go below it for a while
+        self._clean = 0  # clean pieces in a row since the limit last went down
         self._stops: dict[int, _Stop] = {}  # each running request's cancel
         self._moved: dict[int, float] = {}  # when each running request last wrote (or started)
         self._stall = options.timeout * _STALL_SHARE
@@ -158,24 +161,42 @@ class Segmented:
             self._consume()
         finally:
             self._stop.set()
-            for thread in list(self._threads.values()):
-                thread.join()
+            self._join()
             self._trail.close()
+
+    def _join(self) -> None:
+        """Every request thread ended — even through another Ctrl-C: none may write into a partial file that
+        is about to be closed (its descriptor's number could be another file's by then)."""
+        interrupted = False
+        for thread in list(self._threads.values()):
+            while True:
+                try:
+                    thread.join()
+                    break
+                except KeyboardInterrupt:
+                    interrupted = True
+        if interrupted:
+            raise KeyboardInterrupt
 
     def _consume(self) -> None:
         stream, plan = self.stream, self.plan
         marked = -1  # bytes taken + held at the last checkpoint call: a stall costs no checkpoints
         while not plan.complete:
             self.cancel.raise_if_cancelled()
-            with self._cond:
-                self._decide()
-                self._unstall()
-                self._staff()
-                if plan.available() == plan.taken:
-                    self._cond.wait(_WAKE)
+            try:
+                with self._cond:
                     self._decide()
-                start, upto = plan.taken, plan.available()
-                mark = upto + plan.held_bytes()
+                    self._unstall()
+                    self._staff()
+                    if plan.available() == plan.taken:
+                        self._cond.wait(_WAKE)
+                        self._decide()
+                    start, upto = plan.taken, plan.available()
+                    mark = upto + plan.held_bytes()
+            finally:
+                notes, self._notes = self._notes, []
+                for note in notes:  # the caller's callback, never under the lock the connections need
+                    self.reporter.note(note)
             for offset in range(start, upto, _READ):
                 stream.take_written(stream.partial.read_at(offset, min(_READ, upto - offset)))
             if upto > start:
@@ -219,8 +240,12 @@ class Segmented:
             target=self._request, args=(number, opened), name=f"wheelstream-piece-{number}", daemon=True
         )
         self._threads[number] = thread
-        self.peak = max(self.peak, len(self._threads))
-        thread.start()
+        try:
+            thread.start()
+        except BaseException:  # no thread (a pid limit): nothing to join, the piece is a hole again
+            del self._threads[number], self._stops[number], self._moved[number]
+            self.plan.release(number)
+            raise
 
     def _decide(self) -> None:
         """Act on the outcomes of the requests that ended (the module docstring)."""
@@ -237,25 +262,35 @@ class Segmented:
             if outcome.action is PieceAction.FAIL:
                 raise HTTPStatusError(outcome.reason)
             if outcome.action == "stalled":
-                self.reporter.note(outcome.reason)
+                self._notes.append(outcome.reason)
             if outcome.wrote:
                 self._without_progress = 0
+                self._recover(clean=outcome.action is None)
                 continue  # a cut after progress: its rest is a hole, taken up at once
             refused = outcome.action is PieceAction.BUSY or outcome.action == "refused"
             if refused and self._threads and self.limit > len(self._threads):
                 self.limit = len(self._threads)  # the server takes no more at once than are running now
-                self.reporter.note(f"{outcome.reason}: going on with {self.limit} connection(s)")
+                self._clean = 0
+                self._notes.append(f"{outcome.reason}: going on with {self.limit} connection(s)")
                 continue
             if outcome.action is None:
-                continue  # an empty body for a piece stolen meanwhile: nothing was owed
+                continue  # stolen up to where it stood: nothing was owed
             self._without_progress += 1
             if self._without_progress > self.options.retries:
                 raise gave_up(self._without_progress, outcome.reason, self.stream.position)
             wait = outcome.wait if outcome.wait is not None else self.options.backoff(self._without_progress)
             self._not_before = time.monotonic() + min(wait, _MAX_WAIT)
-            self.reporter.note(
+            self._notes.append(
                 f"{outcome.reason}; retry {self._without_progress} of {self.options.retries} in {wait:.1f} s"
             )
+
+    def _recover(self, *, clean: bool) -> None:
+        """After ``_RECOVER_AFTER`` clean pieces in a row, one more connection again, up to what was asked
+        for: a refusal during a short outage must not leave the download on one connection for good."""
+        self._clean = self._clean + 1 if clean else 0
+        if self._clean >= _RECOVER_AFTER and self.limit < self.target:
+            self.limit += 1
+            self._clean = 0
 
     # -- one request (its own thread) ----------------------------------------------------------------------------
 
@@ -337,6 +372,10 @@ class Segmented:
             action, reason = decide_piece(response.status_code, response.headers, known)
             if action is not PieceAction.WRITE:
                 return _Outcome(action, reason, wait=retry_after_seconds(response.headers))
+            declared = content_range_end(response.headers)
+            with self._cond:  # no byte past what the server says it sends: the rest is a hole again
+                if declared is not None:
+                    self.plan.shorten(number, declared)
             return self._write(number, response.iter_raw(), cancel)
 
     def _write(self, number: int, body: Iterator[bytes], cancel: SocketCancel) -> _Outcome:
@@ -349,6 +388,7 @@ class Segmented:
                 cancel.raise_if_cancelled()
                 with self._cond:
                     self.fetched += len(chunk)
+                    self._moved[number] = time.monotonic()  # bytes came: not stalled
                     room = self.plan.room(number) - size
                 if len(chunk) >= room:
                     gathered.append(chunk[: max(room, 0)])
@@ -361,7 +401,10 @@ class Segmented:
                     gathered, size = [], 0
         finally:
             self._flush(number, gathered)
-        return _Outcome(None)
+        with self._cond:
+            short = self.plan.room(number) > 0
+        # The body ended before the piece did (a 206 shorter than asked, a close): the rest is a hole again.
+        return _Outcome("short", "the response ended before its piece") if short else _Outcome(None)
 
     def _flush(self, number: int, gathered: list[bytes]) -> None:
         data = b"".join(gathered)
@@ -371,6 +414,8 @@ class Segmented:
             room = self.plan.room(number)
             offset = self.plan.pieces[number].cursor
         data = data[:room]  # stolen meanwhile: the thief fetches the rest
+        if not data:
+            return
         self.stream.partial.write_at(offset, data)
         self._trail.append(offset, data)  # a kill -9 from here on keeps these bytes (``_piece_trail``)
         with self._cond:

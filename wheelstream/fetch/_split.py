@@ -7,7 +7,8 @@
   for ``WATCH_SECONDS``: when the network thread spent at least half of it waiting for the next chunk — the
   network, not the unpacker, is the bottleneck — and the rest is big (``AUTO_PIECES`` pieces), the open
   response reads what the kernel already holds for it (``backlog``: a busy process can be behind even on a
-  slow link) and stops there, and ``AUTO_CONNECTIONS`` requests take the next pieces. On a fast link the
+  slow link) and stops there, and as many connections as would keep the unpacker busy (``judged``, at most
+  ``AUTO_CONNECTIONS``) take the next pieces. On a fast link the
   network thread mostly waits for the unpacker's bounded queue instead, and nothing changes.
 * **Never**: ``connections=1``; no ``pwrite`` (Windows); a response without a known length, an identity body,
   a validator for ``If-Range`` or ranges (``Accept-Ranges: bytes``, or a 206); a server that ignored Range on
@@ -18,6 +19,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 import struct
 import time
@@ -101,11 +103,17 @@ class Starving:
         """A chunk came: the time since the last one was handled was spent waiting for it."""
         self.waiting += time.monotonic() - self.mark
 
-    def judged(self) -> bool:
-        """The chunk was handled; True when the window ended with most of it spent waiting."""
+    def judged(self) -> int:
+        """The chunk was handled; how many connections the unpacker could use, once a window has ended with at
+        least ``STARVED`` of it spent waiting (1 otherwise): waiting a share ``w`` of the time, one connection
+        brings ``1 - w`` of what the unpacker takes, so ``1 / (1 - w)`` of them would keep it busy — more
+        would only race ahead of it, fill buffers and leave more unpacked work to a kill. At most
+        ``AUTO_CONNECTIONS``."""
         now = self.mark = time.monotonic()
         if now - self.start < WATCH_SECONDS:
-            return False
-        starved = self.waiting >= STARVED * (now - self.start)
+            return 1
+        share = self.waiting / (now - self.start)
         self.start, self.waiting = now, 0.0
-        return starved
+        if share < STARVED:
+            return 1
+        return min(AUTO_CONNECTIONS, math.ceil(1 / max(1 - share, 1 / AUTO_CONNECTIONS)))

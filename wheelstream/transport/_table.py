@@ -28,7 +28,7 @@ written at its offset among bytes of other responses:
 ======================================================  =========================================
 server answers                                          piece action
 ======================================================  =========================================
-206 ``bytes a-c/L``, L as known, validators equal       WRITE (c < b: the rest is asked for again)
+206 ``bytes a-c/L``, L as known, validators equal       WRITE up to c (c < b: the rest is asked for again)
 206 or 200 whose validators or total differ, 416        CHANGED: the whole download restarts
 200 with the same validators, 206 at another start      NO_RANGES: back to one connection
 429, 5xx (and 408)                                      BUSY: fewer connections, retry after a wait
@@ -36,7 +36,8 @@ server answers                                          piece action
 anything else                                           FAIL with the status
 ======================================================  =========================================
 
-"Validators equal" for a piece: strongly equal ETags when both sides have one, else equal Last-Modified
+"Validators equal" for a piece: the same opaque ETag when both sides have one (weakly: the server matched
+our strong ``If-Range`` to send a 206, and a proxy may weaken what it passes on), else equal Last-Modified
 when both have one; a 206 that carries neither is taken on the strength of the ``If-Range`` it answered.
 
 A response whose ``Content-Encoding`` is not identity (we always send ``Accept-Encoding: identity``) has a
@@ -171,11 +172,19 @@ class PieceAction(enum.Enum):
 
 def _validators_agree(headers: Mapping[str, str], known: Known) -> bool:
     etag, modified = _header(headers, "etag"), _header(headers, "last-modified")
-    if known.etag and etag and not known.etag.startswith("W/") and not etag.startswith("W/"):
-        return etag == known.etag
+    if known.etag and etag:
+        # Weak comparison: the server matched our (strong) If-Range to answer 206; a proxy on the way may
+        # have weakened the tag it passes on.
+        return etag.removeprefix("W/") == known.etag.removeprefix("W/")
     if known.last_modified and modified:
         return modified == known.last_modified
     return etag is None and modified is None  # none sent: the If-Range it answered vouches for it
+
+
+def content_range_end(headers: Mapping[str, str]) -> int | None:
+    """The offset after the last byte a 206's ``Content-Range`` declares; None without a usable one."""
+    match = _CONTENT_RANGE.match(_header(headers, "content-range") or "")
+    return int(match.group(2)) + 1 if match else None
 
 
 def decide_piece(status: int, headers: Mapping[str, str], known: Known) -> tuple[PieceAction, str]:

@@ -201,11 +201,10 @@ class Checkpoints:
             durable, state = self.partial.length, self.hasher.state()
         # Pieces past D other connections wrote (a segmented download): written before this sync, so it
         # covers them too.
-        held = (
-            [[max(start, durable), end] for start, end in self.pieces() if end > durable]
-            if self.pieces
-            else []
-        )
+        pieces = (
+            self.pieces
+        )  # once: the download's thread may drop it meanwhile (a fall back to one connection)
+        held = [[max(start, durable), end] for start, end in pieces() if end > durable] if pieces else []
         self.partial.sync()  # 2. >= D, and D >= every byte the parser consumed, so >= C
         journal = self.journal
         journal.add_finished(snapshot.entries, snapshot.files)
