@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import random
 import signal
 import subprocess
@@ -18,9 +19,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import FAST, contents, fetch, saved_journal, tree, wait_until
+from conftest import FAST, contents, fetch, saved_journal, tree, wait_until, ws
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_install_equivalence import assert_same_install
 
 from wheelstream._progress import Progress
 from wheelstream.errors import Interrupted
@@ -299,3 +301,45 @@ def test_a_stalled_connection_is_cut_and_its_rest_taken_by_another(
     assert time.monotonic() - started < 2.5
     assert tree(result) == contents(data)
     assert any("brought nothing for 1 s" in n for n in notes), notes
+
+
+TORCH = sorted(Path("/opt/wheels").glob("torch-*cp311*.whl"))
+
+
+@pytest.mark.skipif(not TORCH, reason="no /opt/wheels/torch-*cp311*.whl here")
+@pytest.mark.skipif(sys.implementation.cache_tag != "cpython-311", reason="that torch is for CPython 3.11")
+@pytest.mark.skipif(not os.environ.get("WHEELSTREAM_BIG"), reason="set WHEELSTREAM_BIG=1 for the big wheel")
+def test_torch_over_four_paced_connections_installs_what_pip_installs(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    """A real big wheel (192 MB, 12k files), every connection paced at 32 MB/s, four connections: the same
+    target as ``pip install --no-deps --target`` from the same URL, each byte fetched once."""
+    url = server.add_file(TORCH[-1].name, TORCH[-1], plan=FaultPlan(Throttle(32 << 20)))
+    pip = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "-q",
+            "install",
+            "--no-deps",
+            "--no-compile",
+            "--target",
+            str(tmp_path / "pip"),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert pip.returncode == 0, pip.stderr
+    server.clear_log()
+    run = ws(
+        "install", "--connections", "4", "--target", str(tmp_path / "ours"), url, cache=cache, timeout=280
+    )
+    assert run.code == 0, run.err
+    assert_same_install(tmp_path / "pip", tmp_path / "ours")
+    requests = server.requests_for(TORCH[-1].name)
+    assert len(requests) > 4
+    assert sum(r.bytes_sent for r in requests) == TORCH[-1].stat().st_size

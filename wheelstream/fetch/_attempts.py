@@ -274,11 +274,9 @@ class Attempts:
         return how many it could use (``Starving``: the caller hands the rest to a segmented download);
         0 when the body was read to its end."""
         stream = self.stream
-        starving = split.Starving() if watch else None
+        starving = split.Starving(stream.unpacker_idle) if watch else None
         try:
             for chunk in body:
-                if starving is not None:
-                    starving.arrived()
                 self.cancel.raise_if_cancelled()
                 self.fetched += len(chunk)
                 if skip:

@@ -4,8 +4,8 @@
   206 says the server serves ranges, and since every request then asks for exactly its piece, none is ever
   stopped early.
 * **Automatic** (``connections=None``): the download starts with one connection, and ``Starving`` watches it
-  for ``WATCH_SECONDS``: when the network thread spent at least half of it waiting for the next chunk — the
-  network, not the unpacker, is the bottleneck — and the rest is big (``AUTO_PIECES`` pieces), the open
+  for ``WATCH_SECONDS``: when the unpack worker spent at least half of it waiting for blocks — the network,
+  not the unpacker, is the bottleneck — and the rest is big (``AUTO_PIECES`` pieces), the open
   response reads what the kernel already holds for it (``backlog``: a busy process can be behind even on a
   slow link) and stops there, and as many connections as would keep the unpacker busy (``judged``, at most
   ``AUTO_CONNECTIONS``) take the next pieces. On a fast link the
@@ -23,6 +23,7 @@ import math
 import socket
 import struct
 import time
+from collections.abc import Callable
 
 import httpx
 
@@ -40,7 +41,7 @@ MAX_CONNECTIONS = 8
 AUTO_CONNECTIONS = 4
 AUTO_PIECES = 4  # automatic: only a rest of at least this many pieces is split
 WATCH_SECONDS = 1.0  # automatic: how long one connection is watched before it is judged
-STARVED = 0.5  # ... and the share of that time spent waiting for the network that makes one too few
+STARVED = 0.25  # ... and the share of that time the unpacker waited that makes one connection too few
 
 
 def connections(options: DownloadOptions) -> int:
@@ -91,29 +92,26 @@ def worth_watching(options: DownloadOptions, position: int, length: int | None) 
 
 
 class Starving:
-    """Is one connection the bottleneck? The network thread's time spent waiting for the body's next chunk,
-    per window of ``WATCH_SECONDS``: on a fast link it mostly waits for the unpacker instead (the bounded
-    queue is full), and more connections would only add requests."""
+    """Is one connection the bottleneck? The unpack worker's time spent waiting for blocks (``idle``, its
+    running total), per window of ``WATCH_SECONDS``: on a fast link it always has the next block (the
+    bounded queue is full), and more connections would only add requests. Measured on the worker, not on the
+    network thread, whose waits for the next chunk include waits for the GIL the worker holds: counted as
+    network, they made 40 MB/s look like 10 (docs/performance.md, D-auto-connections)."""
 
-    def __init__(self) -> None:
-        self.start = self.mark = time.monotonic()
-        self.waiting = 0.0
-
-    def arrived(self) -> None:
-        """A chunk came: the time since the last one was handled was spent waiting for it."""
-        self.waiting += time.monotonic() - self.mark
+    def __init__(self, idle: Callable[[], float]) -> None:
+        self.idle = idle
+        self.start, self.idle_at_start = time.monotonic(), idle()
 
     def judged(self) -> int:
-        """The chunk was handled; how many connections the unpacker could use, once a window has ended with at
-        least ``STARVED`` of it spent waiting (1 otherwise): waiting a share ``w`` of the time, one connection
-        brings ``1 - w`` of what the unpacker takes, so ``1 / (1 - w)`` of them would keep it busy — more
-        would only race ahead of it, fill buffers and leave more unpacked work to a kill. At most
-        ``AUTO_CONNECTIONS``."""
-        now = self.mark = time.monotonic()
+        """How many connections the unpacker could use, once a window has ended with at least ``STARVED`` of
+        it spent waiting (1 otherwise): waiting a share ``w`` of the time, one connection brings ``1 - w`` of
+        what the unpacker takes, so ``1 / (1 - w)`` of them would keep it busy — more would only race ahead of
+        it, fill buffers and leave more unpacked work to a kill. At most ``AUTO_CONNECTIONS``."""
+        now, idle = time.monotonic(), self.idle()
         if now - self.start < WATCH_SECONDS:
             return 1
-        share = self.waiting / (now - self.start)
-        self.start, self.waiting = now, 0.0
+        share = (idle - self.idle_at_start) / (now - self.start)
+        self.start, self.idle_at_start = now, idle
         if share < STARVED:
             return 1
         return min(AUTO_CONNECTIONS, math.ceil(1 / max(1 - share, 1 / AUTO_CONNECTIONS)))

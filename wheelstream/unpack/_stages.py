@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeAlias
@@ -115,11 +116,20 @@ class Unpacker:
         self._idle = idle  # called on the worker when nothing came for IDLE_AFTER seconds
         self._queue: queue.Queue[Work | None] = queue.Queue(maxsize=QUEUE_BLOCKS)
         self.error: BaseException | None = None
+        self._idle_seconds = 0.0  # the worker waited for a block this long in all ...
+        self._idle_since: float | None = None  # ... and has been waiting since then (None: it works)
         self._thread = threading.Thread(target=self._run, name="wheelstream-unpack", daemon=True)
         self._thread.start()
 
+    def idle_seconds(self) -> float:
+        """How long the worker has waited for blocks so far, the wait in progress included: when it waits most
+        of the time, the network is the bottleneck (``fetch._split.Starving``)."""
+        since = self._idle_since
+        return self._idle_seconds + (time.monotonic() - since if since is not None else 0.0)
+
     def _run(self) -> None:
         while True:
+            self._idle_since = time.monotonic()
             try:
                 item = self._queue.get(timeout=IDLE_AFTER)
             except queue.Empty:
@@ -128,6 +138,9 @@ class Unpacker:
                 if item is None:
                     return
                 step = functools.partial(self._work, item)
+            finally:
+                self._idle_seconds += time.monotonic() - self._idle_since
+                self._idle_since = None
             if self.error is None:
                 try:
                     step()

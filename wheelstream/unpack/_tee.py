@@ -122,6 +122,10 @@ class Tee(Checkpoints):
             self._unpacker = Unpacker(self._work, self._idle_checkpoint)
         self._unpacker.put(block)  # only now: the partial holds every byte the worker will ever parse
 
+    def unpacker_idle(self) -> float:
+        """Seconds the unpack worker of this response has waited for blocks (0 before the first block)."""
+        return self._unpacker.idle_seconds() if self._unpacker is not None else 0.0
+
     def settle(self, *, wait_for_syncer: bool = True) -> None:
         """Write out what is buffered and wait until the parser, the extractor and (unless told not to) the
         syncer caught up (errors re-raised).
