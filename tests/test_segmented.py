@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import FAST, contents, fetch, saved_journal, tree, wait_until, ws
@@ -115,16 +116,23 @@ def _cancel_at(share: float, length: int) -> tuple[threading.Event, Callable[[Pr
     return cancel, progress
 
 
-def test_an_interrupted_download_resumes_only_its_holes(server: FaultServer, tmp_path: Path) -> None:
+def _interrupted(server: FaultServer, cache: Path, share: float) -> tuple[str, bytes, dict[str, Any]]:
+    """A four-connection download Ctrl-C'ed once ``share`` of the file is on disk: its URL, bytes and journal
+    (which holds pieces past its prefix); the server's log is cleared for what follows."""
     url, data = _served(server, FaultPlan(Throttle(4 << 20)))
-    cancel, progress = _cancel_at(0.6, len(data))
+    cancel, progress = _cancel_at(share, len(data))
     with pytest.raises(Interrupted):
-        fetch(url, tmp_path, FOUR, cancel=cancel, progress=progress)
-    journal = saved_journal(tmp_path, url)
+        fetch(url, cache, FOUR, cancel=cancel, progress=progress)
+    journal = saved_journal(cache, url)
     assert journal is not None
     assert journal["held"], journal
-    kept = journal["durable"] + sum(end - start for start, end in journal["held"])
     server.clear_log()
+    return url, data, journal
+
+
+def test_an_interrupted_download_resumes_only_its_holes(server: FaultServer, tmp_path: Path) -> None:
+    url, data, journal = _interrupted(server, tmp_path, 0.6)
+    kept = journal["durable"] + sum(end - start for start, end in journal["held"])
     result = fetch(url, tmp_path, FOUR)
     assert tree(result) == contents(data)
     assert result.bytes_reused == kept
@@ -136,14 +144,7 @@ def test_an_interrupted_download_resumes_only_its_holes(server: FaultServer, tmp
 
 
 def test_a_resume_with_one_connection_fills_the_holes_in_order(server: FaultServer, tmp_path: Path) -> None:
-    url, data = _served(server, FaultPlan(Throttle(4 << 20)))
-    cancel, progress = _cancel_at(0.5, len(data))
-    with pytest.raises(Interrupted):
-        fetch(url, tmp_path, FOUR, cancel=cancel, progress=progress)
-    journal = saved_journal(tmp_path, url)
-    assert journal is not None
-    assert journal["held"]
-    server.clear_log()
+    url, data, _journal = _interrupted(server, tmp_path, 0.5)
     result = fetch(url, tmp_path, replace(FOUR, connections=1))
     assert tree(result) == contents(data)
     starts = [_range_start(r) for r in server.requests_for(NAME)]
