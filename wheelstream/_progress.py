@@ -21,8 +21,8 @@ class Progress:
     resumed_at: int | None  # offset this call resumed at, once it has
     message: str | None = None
     finished: bool = False
-    connections: int = 1  # connections fetching this wheel now (more: a segmented download, ``bytes_done``
-    # then counts every piece on disk)
+    connections: int = 1  # connections a segmented download of this wheel uses now (its limit; more than one:
+    # ``bytes_done`` then counts every piece on disk)
 
 
 class ProgressCallback(Protocol):

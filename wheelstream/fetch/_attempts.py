@@ -43,6 +43,7 @@ from wheelstream.fetch._reporting import Reporter
 from wheelstream.fetch._resume import Restored, fresh_stream
 from wheelstream.fetch._segmented import FileChanged, RangesRefused, Segmented
 from wheelstream.transport import Action, Decision, Known, decide, retry_after_seconds
+from wheelstream.unpack._piece_trail import piece_trail_path
 from wheelstream.unpack._tee import Tee
 
 __all__ = ["Attempts"]
@@ -322,6 +323,9 @@ class Attempts:
         journal.last_modified = response.headers.get("last-modified")
         journal.length = decision.length
         journal.resumable = decision.resumable
+        # From byte 0 of this response: pieces an earlier run left (of this or another version) are not ours.
+        journal.held = []
+        piece_trail_path(self.stream.journal_path).unlink(missing_ok=True)
         self.stream.begin()  # the journal exists from the first byte on: a kill before any checkpoint loses none
         if not decision.resumable:
             self.reporter.note(decision.reason)

@@ -61,7 +61,7 @@ _MAX_WAIT = 600.0
 _RECOVER_AFTER = 8  # clean pieces in a row before a lowered limit goes up by one again
 _STALL_SHARE = 1 / 3  # of the read timeout: a request that wrote nothing that long is cut, its rest moved
 # Transport errors before any byte that mean "not now" rather than "broken": a refused or reset connection.
-_REFUSALS = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError)
+_REFUSALS = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.PoolTimeout)
 
 
 class _Stop:
