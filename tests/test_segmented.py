@@ -27,6 +27,7 @@ from test_install_equivalence import assert_same_install
 
 from wheelstream._progress import Progress
 from wheelstream.errors import Interrupted
+from wheelstream.fetch import DownloadResult
 from wheelstream.testing import (
     ChangeFile,
     Cut,
@@ -344,3 +345,25 @@ def test_torch_over_four_paced_connections_installs_what_pip_installs(
     requests = server.requests_for(TORCH[-1].name)
     assert len(requests) > 4
     assert sum(r.bytes_sent for r in requests) == TORCH[-1].stat().st_size
+
+
+def test_two_downloads_from_one_host_share_its_extra_connections(server: FaultServer, tmp_path: Path) -> None:
+    """Two wheels at once from one host, four connections asked for each: each has its own first connection,
+    and together they add at most three (the host's slots, shared through the cache), not six."""
+    data_a, data_b = _wheel(seed=1), _wheel(seed=3)
+    url_a = server.add_file(NAME, data_a, plan=FaultPlan(Throttle(2 << 20)))
+    url_b = server.add_file("other-1.0-py3-none-any.whl", data_b, plan=FaultPlan(Throttle(2 << 20)))
+    results: dict[str, DownloadResult] = {}
+
+    def download(url: str) -> None:
+        results[url] = fetch(url, tmp_path, FOUR)
+
+    threads = [threading.Thread(target=download, args=(url,)) for url in (url_a, url_b)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert tree(results[url_a]) == contents(data_a)
+    assert tree(results[url_b]) == contents(data_b)
+    assert server.peak_in_flight() <= 2 + 3
+    assert len(server.requests) > 4  # both went over several connections

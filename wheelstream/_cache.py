@@ -16,6 +16,7 @@
     <root>/claimed/<token>.handed    the tree is on its way from a worker process to its parent
     <root>/urls/<key>.json           which sha256 a URL gave last time, so a re-install needs no network
     <root>/http/                     hishel's cache of index pages
+    <root>/hosts/<key>.<i>.lock      a host's connections beyond each download's first (fetch/_host_slots.py)
 
 ``<key>`` is :func:`wheelstream._urls.cache_key` of the original URL. Everything is created owner-only.
 

@@ -38,6 +38,7 @@ from wheelstream.errors import HTTPStatusError, ResourceGone, RetriesExhausted
 from wheelstream.fetch import _split as split
 from wheelstream.fetch._cancel import SocketCancel
 from wheelstream.fetch._errors import gave_up, human
+from wheelstream.fetch._host_slots import HostSlots
 from wheelstream.fetch._options import Job
 from wheelstream.fetch._reporting import Reporter
 from wheelstream.fetch._resume import Restored, fresh_stream
@@ -234,6 +235,7 @@ class Attempts:
         """The rest of the file over ``connections`` (default: what the options allow; ``_segmented``); the first
         is ``response``'s, for the piece up to ``first_end``."""
         journal = self.stream.journal
+        count = 1 if self.single else connections or split.connections(self.options)
         engine = Segmented(
             # Every piece from the URL as given: a redirect's target may be signed and expire meanwhile.
             url=self.job.url,
@@ -243,9 +245,10 @@ class Attempts:
             options=self.options,
             cancel=self.cancel,
             reporter=self.reporter,
-            connections=1 if self.single else connections or split.connections(self.options),
+            connections=count,
             held=self.held,
             resumed_at=self.resumed_at,
+            slots=HostSlots(self.job.cache.root, self.job.url, split.slots(self.options)),
         )
         held, self.held = sum(end - start for start, end in self.held), ()
         if response is not None:

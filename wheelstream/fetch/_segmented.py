@@ -40,11 +40,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import filelock
 import httpx
 
 from wheelstream.errors import HTTPStatusError, ResourceGone
 from wheelstream.fetch._cancel import SocketCancel
 from wheelstream.fetch._errors import gave_up
+from wheelstream.fetch._host_slots import HostSlots
 from wheelstream.fetch._options import DownloadOptions
 from wheelstream.fetch._plan import RangePlan
 from wheelstream.fetch._reporting import Reporter
@@ -117,6 +119,7 @@ class Segmented:
         connections: int,
         held: tuple[tuple[int, int], ...] = (),
         resumed_at: int | None = None,
+        slots: HostSlots | None = None,
     ) -> None:
         assert known.length is not None
         self.url, self.client, self.stream, self.known = url, client, stream, known
@@ -132,6 +135,9 @@ class Segmented:
         self._threads: dict[int, threading.Thread] = {}
         self._outcomes: list[_Outcome] = []
         self._wrote: dict[int, int] = {}  # bytes each running request wrote
+        self.slots = slots  # the host's connections beyond this download's first (None: no such limit)
+        self._slot_of: dict[int, filelock.BaseFileLock | None] = {}  # each running request's slot
+        self._free_running = False  # the request that needs no slot (the download's own) runs
         self._notes: list[str] = []  # for the caller, told by the consumer outside the lock
         self.target = connections  # what was asked for; ``limit`` may go below it for a while
         self._clean = 0  # clean pieces in a row since the limit last went down
@@ -157,7 +163,7 @@ class Segmented:
                 with self._cond:
                     number = next(self._numbers)
                     self.plan.assign(number, self.stream.position, min(first_end, self.plan.length))
-                    self._start(number, (first, body))
+                    self._start(number, (first, body), None)
             self._consume()
         finally:
             self._stop.set()
@@ -218,12 +224,20 @@ class Segmented:
     # -- the supervisor (under the lock) ------------------------------------------------------------------------
 
     def _staff(self) -> None:
-        """Keep ``limit`` requests running while there is a piece worth one."""
+        """Keep ``limit`` requests running while there is a piece worth one — each beyond the first while it
+        holds one of the host's slots (``_host_slots``)."""
         while len(self._threads) < self.limit and time.monotonic() >= self._not_before:
+            slot = None
+            if self._free_running and self.slots is not None:
+                slot = self.slots.take()
+                if slot is None:
+                    return  # the host has as many connections as it gets: try again at the next wake
             number = next(self._numbers)
             if self.plan.claim(number) is None:
+                if slot is not None:
+                    slot.release()
                 return
-            self._start(number, None)
+            self._start(number, None, slot)
 
     def _unstall(self) -> None:
         """A request that wrote nothing for a third of the read timeout is cut short: its rest becomes a hole
@@ -233,7 +247,14 @@ class Segmented:
             if now - moved > self._stall:
                 self._stops[number].set()
 
-    def _start(self, number: int, opened: tuple[httpx.Response, Iterator[bytes]] | None) -> None:
+    def _start(
+        self,
+        number: int,
+        opened: tuple[httpx.Response, Iterator[bytes]] | None,
+        slot: filelock.BaseFileLock | None = None,
+    ) -> None:
+        self._slot_of[number] = slot
+        self._free_running = self._free_running or slot is None
         self._stops[number] = _Stop(self._stop)
         self._moved[number] = time.monotonic()
         thread = threading.Thread(
@@ -245,7 +266,16 @@ class Segmented:
         except BaseException:  # no thread (a pid limit): nothing to join, the piece is a hole again
             del self._threads[number], self._stops[number], self._moved[number]
             self.plan.release(number)
+            self._free_slot(number)
             raise
+
+    def _free_slot(self, number: int) -> None:
+        """The request ``number`` is over: its slot goes back to the host (or the first request is free again)."""
+        slot = self._slot_of.pop(number, None)
+        if slot is not None:
+            slot.release()
+        else:
+            self._free_running = False
 
     def _decide(self) -> None:
         """Act on the outcomes of the requests that ended (the module docstring)."""
@@ -325,6 +355,7 @@ class Segmented:
                     if not more:
                         del self._stops[number], self._moved[number]
                         self.plan.release(number)
+                        self._free_slot(number)
                         del self._threads[number]
             if not more:
                 return

@@ -44,6 +44,11 @@ WATCH_SECONDS = 1.0  # automatic: how long one connection is watched before it i
 STARVED = 0.25  # ... and the share of that time the unpacker waited that makes one connection too few
 
 
+def slots(options: DownloadOptions) -> int:
+    """How many of a host's slots (connections beyond each download's first: ``_host_slots``) one may use."""
+    return connections(options) - 1
+
+
 def connections(options: DownloadOptions) -> int:
     """How many connections a segmented download of these options may use at once."""
     return min(options.connections or AUTO_CONNECTIONS, MAX_CONNECTIONS)
