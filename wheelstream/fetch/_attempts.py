@@ -265,7 +265,8 @@ class Attempts:
             self.single = True
             self.stream.pieces = None  # what the other connections wrote is fetched again, in order
             self.reused -= held  # ... so the pieces an earlier run left are not reused after all
-            return _Retry(f"{exc}: going on with one connection")
+            self.reporter.note(f"{exc}: going on with one connection")  # said whether or not a retry follows
+            return _Retry("back to one connection")
         except BaseException:
             self.stream.settle(wait_for_syncer=False)  # a bad entry the worker found comes first
             raise

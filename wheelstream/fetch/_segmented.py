@@ -12,9 +12,10 @@ Who does what:
 
 * the plan (``_plan.RangePlan``) says which bytes are taken, written, assigned or holes, and hands out pieces:
   the next one of the first hole, in file order, else the back half of a big piece (work stealing);
-* a *request* is one thread: one piece, one response (``decide_piece``: the second table in
-  ``wheelstream/transport/_table.py``), written as it comes, until the body ends or the piece was stolen up to
-  where it is; its outcome goes back to the consumer;
+* a *request* is one thread (``_piece_requests``): one piece, one response (``decide_piece``: the second table
+  in ``wheelstream/transport/_table.py``), written as it comes, until the body ends or the piece was stolen up
+  to where it is, then the next piece on the same connection while they end cleanly; each outcome goes back to
+  the consumer;
 * the consumer is also the supervisor: it keeps ``limit`` requests running while there is work, reads the
   outcomes and decides — an ended or cut request's rest is just a hole the next request takes; ``BUSY`` (429,
   503) or a refused connection while others run lowers ``limit`` to what works; a request that brought
@@ -34,11 +35,9 @@ is being closed or renamed.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import filelock
 import httpx
@@ -48,39 +47,20 @@ from wheelstream.fetch._cancel import SocketCancel
 from wheelstream.fetch._errors import gave_up
 from wheelstream.fetch._host_slots import HostSlots
 from wheelstream.fetch._options import DownloadOptions
+from wheelstream.fetch._piece_requests import Outcome, PieceRequests, Stop
 from wheelstream.fetch._plan import RangePlan
 from wheelstream.fetch._reporting import Reporter
-from wheelstream.transport import Known, PieceAction, content_range_end, decide_piece, retry_after_seconds
+from wheelstream.transport import Known, PieceAction
 from wheelstream.unpack._piece_trail import PieceTrail, piece_trail_path
 from wheelstream.unpack._tee import Tee
 
 __all__ = ["FileChanged", "RangesRefused", "Segmented"]
 
 _READ = 1 << 20  # the consumer tees the prefix in blocks of this size, as the network thread does
-_WRITE = 256 << 10  # a request gathers chunks up to this before one pwrite
 _WAKE = 0.2  # seconds: the consumer looks at cancels, outcomes and checkpoints at least this often
 _MAX_WAIT = 600.0
 _RECOVER_AFTER = 8  # clean pieces in a row before a lowered limit goes up by one again
 _STALL_SHARE = 1 / 3  # of the read timeout: a request that wrote nothing that long is cut, its rest moved
-# Transport errors before any byte that mean "not now" rather than "broken": a refused or reset connection.
-_REFUSALS = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.PoolTimeout)
-
-
-class _Stop:
-    """One request's cancel (a ``CancelSignal``): the engine stopping, or the request itself found stalled."""
-
-    def __init__(self, engine: threading.Event) -> None:
-        self.engine = engine
-        self.stalled = threading.Event()
-
-    def is_set(self) -> bool:
-        return self.engine.is_set() or self.stalled.is_set()
-
-    def set(self) -> None:
-        self.stalled.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self.engine.wait(timeout) or self.stalled.is_set()
 
 
 class FileChanged(Exception):
@@ -91,19 +71,7 @@ class RangesRefused(Exception):
     """The server ignored Range on a further connection: the download goes on with one."""
 
 
-@dataclass
-class _Outcome:
-    """How one request ended: ``action`` (None: the body ran; ``"error"``: a transport error), why, how many
-    bytes it wrote, and what it raised that is not the network's."""
-
-    action: PieceAction | str | None
-    reason: str = ""
-    wrote: int = 0
-    wait: float | None = None
-    fatal: BaseException | None = None
-
-
-class Segmented:
+class Segmented(PieceRequests):
     """One segmented download, from the stream's position to the end of the file (the module docstring)."""
 
     def __init__(
@@ -133,7 +101,7 @@ class Segmented:
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._threads: dict[int, threading.Thread] = {}
-        self._outcomes: list[_Outcome] = []
+        self._outcomes: list[Outcome] = []
         self._wrote: dict[int, int] = {}  # bytes each running request wrote
         self.slots = slots  # the host's connections beyond this download's first (None: no such limit)
         self._slot_of: dict[int, filelock.BaseFileLock | None] = {}  # each running request's slot
@@ -141,7 +109,7 @@ class Segmented:
         self._notes: list[str] = []  # for the caller, told by the consumer outside the lock
         self.target = connections  # what was asked for; ``limit`` may go below it for a while
         self._clean = 0  # clean pieces in a row since the limit last went down
-        self._stops: dict[int, _Stop] = {}  # each running request's cancel
+        self._stops: dict[int, Stop] = {}  # each running request's cancel
         self._moved: dict[int, float] = {}  # when each running request last wrote (or started)
         self._stall = options.timeout * _STALL_SHARE
         self._numbers = iter(range(1, 1 << 62))
@@ -255,7 +223,7 @@ class Segmented:
     ) -> None:
         self._slot_of[number] = slot
         self._free_running = self._free_running or slot is None
-        self._stops[number] = _Stop(self._stop)
+        self._stops[number] = Stop(self._stop)
         self._moved[number] = time.monotonic()
         thread = threading.Thread(
             target=self._request, args=(number, opened), name=f"wheelstream-piece-{number}", daemon=True
@@ -322,45 +290,7 @@ class Segmented:
             self.limit += 1
             self._clean = 0
 
-    # -- one request (its own thread) ----------------------------------------------------------------------------
-
-    def _request(self, number: int, opened: tuple[httpx.Response, Iterator[bytes]] | None) -> None:
-        """The thread of one connection: a piece, then — as long as each ends cleanly — the next one at once
-        (the consumer, busy feeding the unpacker, would start it later); anything else ends the thread and
-        is the consumer's to decide."""
-        while True:
-            stop = self._stops[number]
-            cancel = SocketCancel(stop)
-            outcome = _Outcome(None)
-            more = False
-            try:
-                with cancel.watching(), cancel.request() as extensions:
-                    if opened is not None:
-                        cancel.response_arrived(opened[0])
-                        outcome = self._write(number, opened[1], cancel)
-                    else:
-                        outcome = self._ask(number, cancel, extensions)
-            except BaseException as exc:  # noqa: BLE001 - the consumer decides (``_failed``)
-                outcome = self._failed(exc, number, stop)
-            finally:
-                if opened is not None:
-                    with contextlib.suppress(Exception):  # the thread's bookkeeping below must happen
-                        opened[0].close()
-                opened = None
-                with self._cond:
-                    outcome.wrote = self._wrote.pop(number, 0)
-                    self._outcomes.append(outcome)
-                    self._cond.notify_all()
-                    more = self._next_piece(number, outcome)
-                    if not more:
-                        del self._stops[number], self._moved[number]
-                        self.plan.release(number)
-                        self._free_slot(number)
-                        del self._threads[number]
-            if not more:
-                return
-
-    def _next_piece(self, number: int, outcome: _Outcome) -> bool:
+    def _next_piece(self, number: int, outcome: Outcome) -> bool:
         """After a clean piece (under the lock): claim the next one for the same connection, if allowed."""
         clean = outcome.action is None and outcome.wrote > 0
         if not clean or self._stop.is_set() or len(self._threads) > self.limit:
@@ -368,89 +298,5 @@ class Segmented:
         if time.monotonic() < self._not_before or self.plan.claim(number) is None:
             return False
         self._moved[number] = time.monotonic()
-        self._stops[number] = _Stop(self._stop)  # a new request: nothing of the last one's cancel
+        self._stops[number] = Stop(self._stop)  # a new request: nothing of the last one's cancel
         return True
-
-    def _failed(self, exc: BaseException, number: int, stop: _Stop) -> _Outcome:
-        """What a request that raised tells the consumer."""
-        if stop.stalled.is_set() and not self._stop.is_set():
-            return _Outcome(
-                "stalled", f"a connection brought nothing for {self._stall:.0f} s: its rest moves"
-            )
-        if isinstance(exc, httpx.TransportError):
-            outcome = _Outcome("error", f"{type(exc).__name__}: {exc}".rstrip(": "))
-            if isinstance(exc, _REFUSALS) and not self._wrote.get(number):
-                outcome.action = "refused"  # reset or closed before a byte: maybe one connection too many
-            return outcome
-        return _Outcome(
-            "fatal", str(exc), fatal=None if self._stop.is_set() else exc
-        )  # the consumer raises it
-
-    def _ask(self, number: int, cancel: SocketCancel, extensions: dict[str, object]) -> _Outcome:
-        with self._cond:
-            piece = self.plan.pieces[number]
-            start, end = piece.cursor, piece.end
-        known = Known(start, self.known.length, self.known.etag, self.known.last_modified)
-        headers = {"Accept-Encoding": "identity", "Range": f"bytes={start}-{end - 1}"}
-        validator = self.known.etag if self.known.etag and not self.known.etag.startswith("W/") else None
-        validator = validator or self.known.last_modified
-        if validator:
-            headers["If-Range"] = validator
-        with self.client.stream(
-            "GET", self.url, headers=headers, timeout=self.options.timeout, extensions=extensions
-        ) as response:
-            cancel.response_arrived(response)
-            action, reason = decide_piece(response.status_code, response.headers, known)
-            if action is not PieceAction.WRITE:
-                return _Outcome(action, reason, wait=retry_after_seconds(response.headers))
-            declared = content_range_end(response.headers)
-            with self._cond:  # no byte past what the server says it sends: the rest is a hole again
-                if declared is not None:
-                    self.plan.shorten(number, declared)
-            return self._write(number, response.iter_raw(), cancel)
-
-    def _write(self, number: int, body: Iterator[bytes], cancel: SocketCancel) -> _Outcome:
-        """Write the body at the piece's cursor until it ends or the piece does (finished, or stolen up to
-        here); gathered chunks are written even when the body fails (they are good bytes)."""
-        gathered: list[bytes] = []
-        size = 0
-        try:
-            for chunk in body:
-                cancel.raise_if_cancelled()
-                with self._cond:
-                    self.fetched += len(chunk)
-                    self._moved[number] = time.monotonic()  # bytes came: not stalled
-                    room = self.plan.room(number) - size
-                if len(chunk) >= room:
-                    gathered.append(chunk[: max(room, 0)])
-                    size += max(room, 0)
-                    break
-                gathered.append(chunk)
-                size += len(chunk)
-                if size >= _WRITE:
-                    self._flush(number, gathered)
-                    gathered, size = [], 0
-        finally:
-            self._flush(number, gathered)
-        with self._cond:
-            short = self.plan.room(number) > 0
-        # The body ended before the piece did (a 206 shorter than asked, a close): the rest is a hole again.
-        return _Outcome("short", "the response ended before its piece") if short else _Outcome(None)
-
-    def _flush(self, number: int, gathered: list[bytes]) -> None:
-        data = b"".join(gathered)
-        if not data:
-            return
-        with self._cond:
-            room = self.plan.room(number)
-            offset = self.plan.pieces[number].cursor
-        data = data[:room]  # stolen meanwhile: the thief fetches the rest
-        if not data:
-            return
-        self.stream.partial.write_at(offset, data)
-        self._trail.append(offset, data)  # a kill -9 from here on keeps these bytes (``_piece_trail``)
-        with self._cond:
-            self.plan.wrote(number, len(data))
-            self._wrote[number] = self._wrote.get(number, 0) + len(data)
-            self._moved[number] = time.monotonic()
-            self._cond.notify_all()
