@@ -22,7 +22,7 @@ attempt that advanced resets it, and a drop after progress is retried at once, s
 is never abandoned. Restarts from zero (the file changed, broken Range support, a forced encoding that makes
 a resume impossible) bring no such progress and have a budget of their own, so a server with broken Range
 support cannot keep us looping. Both budgets are ``options.retries``. Between attempts without progress the
-loop checkpoints, then waits: exponential backoff with full jitter, or the server's ``Retry-After`` (capped);
+loop checkpoints, then waits: exponential backoff with jitter, or the server's ``Retry-After`` (capped);
 every wait wakes up for a cancel.
 """
 
@@ -37,7 +37,7 @@ from wheelstream._urls import redact
 from wheelstream.errors import HTTPStatusError, ResourceGone, RetriesExhausted
 from wheelstream.fetch import _split as split
 from wheelstream.fetch._cancel import SocketCancel
-from wheelstream.fetch._errors import gave_up, human
+from wheelstream.fetch._errors import gave_up, human, retrying
 from wheelstream.fetch._host_slots import HostSlots
 from wheelstream.fetch._options import Job
 from wheelstream.fetch._reporting import Reporter
@@ -51,7 +51,6 @@ __all__ = ["Attempts"]
 
 _DONE = object()
 _RESTARTED = object()
-_MAX_RETRY_AFTER = 600.0  # honour Retry-After (DESIGN §3), but never sleep longer than this
 
 
 @dataclass(frozen=True)
@@ -132,12 +131,9 @@ class Attempts:
             without_progress += 1
             if without_progress > self.options.retries:
                 raise gave_up(without_progress, outcome.reason, self.stream.position)
-            wait = outcome.wait if outcome.wait is not None else self.options.backoff(without_progress)
-            wait = min(wait, _MAX_RETRY_AFTER)
+            wait = self.options.retry_wait(without_progress, outcome.wait)
             self.stream.checkpoint()  # about to wait: make what we hold durable
-            self.reporter.note(
-                f"{outcome.reason}; retry {without_progress} of {self.options.retries} in {wait:.1f} s"
-            )
+            self.reporter.note(retrying(outcome.reason, without_progress, self.options.retries, wait))
             self.cancel.sleep(wait)
 
     def _request_headers(self, probe_end: int | None) -> dict[str, str]:

@@ -16,7 +16,7 @@ from wheelstream.errors import DiskError, Interrupted, RetriesExhausted
 from wheelstream.unpack._partial import Journal
 from wheelstream.unpack._trail import reach, trail_path
 
-__all__ = ["cache_write_error", "disk_error", "gave_up", "human", "interrupted", "unreadable"]
+__all__ = ["cache_write_error", "disk_error", "gave_up", "human", "interrupted", "retrying", "unreadable"]
 
 _MB = 1024 * 1024
 
@@ -35,6 +35,11 @@ def interrupted(position: int, length: int | None, held: int = 0) -> Interrupted
     return Interrupted(
         f"interrupted at {human(position)} of {human(length)} — run the same command again to resume"
     )
+
+
+def retrying(reason: str, attempt: int, retries: int, wait: float) -> str:
+    """The note of a retry after an attempt without progress (one connection or one of several)."""
+    return f"{reason}; retry {attempt} of {retries} in {wait:.1f} s"
 
 
 def gave_up(without_progress: int, reason: str, position: int) -> RetriesExhausted:

@@ -14,6 +14,7 @@ from wheelstream.zip import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_SIZE
 __all__ = ["DownloadOptions", "DownloadResult", "Job"]
 
 _MB = 1024 * 1024
+MAX_RETRY_AFTER = 600.0  # honour Retry-After (DESIGN §3), but never sleep longer than this
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,17 @@ class DownloadOptions:
     piece_bytes: int = 4 * _MB  # no piece is split into halves smaller than this (``_plan``)
 
     def backoff(self, attempt: int) -> float:
-        """Seconds to wait before retry ``attempt`` (from 1): exponential, with full jitter; none before 1."""
+        """Seconds to wait before retry ``attempt`` (from 1): exponential, jittered between half the ceiling and
+        all of it; none before 1."""
         if attempt <= 0:
             return 0.0
         ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
         return random.uniform(ceiling / 2, ceiling)
+
+    def retry_wait(self, attempt: int, asked: float | None) -> float:
+        """Seconds to wait before retry ``attempt`` after an attempt without progress: what the server asked
+        for (``Retry-After``, DESIGN §3), else the backoff — never longer than ``MAX_RETRY_AFTER``."""
+        return min(asked if asked is not None else self.backoff(attempt), MAX_RETRY_AFTER)
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ import httpx
 
 from wheelstream.errors import HTTPStatusError, ResourceGone
 from wheelstream.fetch._cancel import SocketCancel
-from wheelstream.fetch._errors import gave_up
+from wheelstream.fetch._errors import gave_up, retrying
 from wheelstream.fetch._host_slots import HostSlots
 from wheelstream.fetch._options import DownloadOptions
 from wheelstream.fetch._piece_requests import Outcome, PieceRequests, Stop
@@ -58,7 +58,6 @@ __all__ = ["FileChanged", "RangesRefused", "Segmented"]
 
 _READ = 1 << 20  # the consumer tees the prefix in blocks of this size, as the network thread does
 _WAKE = 0.2  # seconds: the consumer looks at cancels, outcomes and checkpoints at least this often
-_MAX_WAIT = 600.0
 _RECOVER_AFTER = 8  # clean pieces in a row before a lowered limit goes up by one again
 _STALL_SHARE = 1 / 3  # of the read timeout: a request that wrote nothing that long is cut, its rest moved
 
@@ -276,11 +275,9 @@ class Segmented(PieceRequests):
             self._without_progress += 1
             if self._without_progress > self.options.retries:
                 raise gave_up(self._without_progress, outcome.reason, self.stream.position)
-            wait = outcome.wait if outcome.wait is not None else self.options.backoff(self._without_progress)
-            self._not_before = time.monotonic() + min(wait, _MAX_WAIT)
-            self._notes.append(
-                f"{outcome.reason}; retry {self._without_progress} of {self.options.retries} in {wait:.1f} s"
-            )
+            wait = self.options.retry_wait(self._without_progress, outcome.wait)
+            self._not_before = time.monotonic() + wait
+            self._notes.append(retrying(outcome.reason, self._without_progress, self.options.retries, wait))
 
     def _recover(self, *, clean: bool) -> None:
         """After ``_RECOVER_AFTER`` clean pieces in a row, one more connection again, up to what was asked
