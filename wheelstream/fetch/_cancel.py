@@ -34,7 +34,7 @@ import httpx
 
 from wheelstream.transport import take_request_stream
 
-__all__ = ["CancelSignal", "SocketCancel"]
+__all__ = ["CancelSignal", "SocketCancel", "socket_of"]
 
 _CANCEL_POLL = 0.1  # seconds: how soon a cancel cuts a stalled read short
 
@@ -55,6 +55,13 @@ def _shut(sock: socket.socket | None) -> None:
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
+
+
+def socket_of(stream: object) -> socket.socket | None:
+    """The socket under an httpcore network stream (``get_extra_info("socket")``), if it has one."""
+    get_extra_info = getattr(stream, "get_extra_info", None)
+    sock = get_extra_info("socket") if get_extra_info is not None else None
+    return sock if isinstance(sock, socket.socket) else None
 
 
 class SocketCancel:
@@ -145,9 +152,8 @@ class SocketCancel:
 
     def _register(self, stream: object) -> None:
         """Keep a descriptor of ``stream``'s socket for the watcher (see the module docstring)."""
-        get_extra_info = getattr(stream, "get_extra_info", None)
-        sock = get_extra_info("socket") if get_extra_info is not None else None
-        if not isinstance(sock, socket.socket) or sock.fileno() < 0:
+        sock = socket_of(stream)
+        if sock is None or sock.fileno() < 0:
             return
         with contextlib.suppress(OSError):
             own = socket.socket(fileno=os.dup(sock.fileno()))

@@ -145,8 +145,7 @@ class PieceRequests:
             start, end = piece.cursor, piece.end
         known = Known(start, self.known.length, self.known.etag, self.known.last_modified)
         headers = {"Accept-Encoding": "identity", "Range": f"bytes={start}-{end - 1}"}
-        validator = self.known.etag if self.known.etag and not self.known.etag.startswith("W/") else None
-        validator = validator or self.known.last_modified
+        validator = self.stream.journal.validator  # what ``known`` holds, as If-Range takes it
         if validator:
             headers["If-Range"] = validator
         with self.client.stream(
@@ -205,5 +204,4 @@ class PieceRequests:
         with self._cond:
             self.plan.wrote(number, len(data))
             self._wrote[number] = self._wrote.get(number, 0) + len(data)
-            self._moved[number] = time.monotonic()
             self._cond.notify_all()

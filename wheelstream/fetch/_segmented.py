@@ -175,8 +175,7 @@ class Segmented(PieceRequests):
             if upto > start:
                 with self._cond:
                     plan.take(upto)
-                with self._cond:
-                    held, limit = self.plan.held_bytes(), self.limit
+                    held, limit = plan.held_bytes(), self.limit
                 self.reporter.flowing(stream, self.resumed_at, held=held, connections=limit)
             if mark != marked:
                 before = stream.last_checkpoint_at

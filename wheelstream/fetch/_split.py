@@ -4,12 +4,12 @@
   206 says the server serves ranges, and since every request then asks for exactly its piece, none is ever
   stopped early.
 * **Automatic** (``connections=None``): the download starts with one connection, and ``Starving`` watches it
-  for ``WATCH_SECONDS``: when the unpack worker spent at least half of it waiting for blocks — the network,
-  not the unpacker, is the bottleneck — and the rest is big (``AUTO_PIECES`` pieces), the open
-  response reads what the kernel already holds for it (``backlog``: a busy process can be behind even on a
-  slow link) and stops there, and as many connections as would keep the unpacker busy (``judged``, at most
-  ``AUTO_CONNECTIONS``) take the next pieces. On a fast link the
-  network thread mostly waits for the unpacker's bounded queue instead, and nothing changes.
+  for ``WATCH_SECONDS``: when the unpack worker spent at least ``STARVED`` (a quarter) of it waiting for
+  blocks — the network, not the unpacker, is the bottleneck — and the rest is big (``AUTO_PIECES`` pieces),
+  the open response reads what the kernel already holds for it (``backlog``: a busy process can be behind
+  even on a slow link) and stops there, and as many connections as would keep the unpacker busy
+  (``judged``, at most ``AUTO_CONNECTIONS``) take the next pieces. On a fast link the unpack worker always
+  has its next block waiting, and nothing changes.
 * **Never**: ``connections=1``; no ``pwrite`` (Windows); a response without a known length, an identity body,
   a validator for ``If-Range`` or ranges (``Accept-Ranges: bytes``, or a 206); a server that ignored Range on
   a piece.
@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import math
-import socket
 import struct
 import time
 from collections.abc import Callable
@@ -33,6 +32,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: no FIONREAD through fcntl
     fcntl = None  # type: ignore[assignment]
 
+from wheelstream.fetch._cancel import socket_of
 from wheelstream.fetch._options import DownloadOptions
 
 __all__ = ["AUTO_CONNECTIONS", "MAX_CONNECTIONS", "Starving", "connections", "probe_end", "serves_ranges"]
@@ -72,10 +72,8 @@ def backlog(response: httpx.Response) -> int:
 
     A download about to go over several connections drains these through its open response before closing
     it: they were sent already, and closing it with them unread would have them fetched twice."""
-    stream = response.extensions.get("network_stream")
-    get_extra_info = getattr(stream, "get_extra_info", None)
-    sock = get_extra_info("socket") if get_extra_info is not None else None
-    if not isinstance(sock, socket.socket) or fcntl is None:
+    sock = socket_of(response.extensions.get("network_stream"))
+    if sock is None or fcntl is None:
         return 0
     try:
         return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0])
