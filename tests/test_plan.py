@@ -142,3 +142,10 @@ def test_any_schedule_accounts_for_every_byte_and_ends(
     assert plan.complete
     assert plan.held() == []
     assert plan.holes() == []
+
+
+def test_pieces_from_the_journal_and_the_trail_merge_into_apart_intervals() -> None:
+    from wheelstream.unpack._piece_trail import merged
+
+    assert merged([(5, 8), [0, 3], (3, 4), (7, 10), (20, 21)]) == [(0, 4), (5, 10), (20, 21)]
+    assert merged([]) == []

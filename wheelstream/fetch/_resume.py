@@ -40,7 +40,7 @@ from wheelstream.errors import ArchiveError
 from wheelstream.fetch._options import Job
 from wheelstream.unpack._extract import Extractor
 from wheelstream.unpack._partial import Journal, PartialFile
-from wheelstream.unpack._piece_trail import piece_trail_path, proven_pieces
+from wheelstream.unpack._piece_trail import merged, piece_trail_path, proven_pieces
 from wheelstream.unpack._rehash import prefix_sha256
 from wheelstream.unpack._sha256 import new as new_sha256
 from wheelstream.unpack._sha256 import restore as restore_sha256
@@ -198,7 +198,7 @@ def _resume(job: Job, journal: Journal, journal_path: Path, prefix: PrefixHash) 
             proven = proven_pieces(
                 stream.partial.path, piece_trail_path(journal_path), kept.length, journal.length
             )
-            journal.held = _merged(journal.held, proven)
+            journal.held = [list(piece) for piece in merged([*journal.held, *proven])]
         if any(end > kept.length for _start, end in journal.held):
             stream.partial.rewind(kept.length)  # held pieces lie further on; bytes between are fetched again
         else:
@@ -214,16 +214,6 @@ def _resume(job: Job, journal: Journal, journal_path: Path, prefix: PrefixHash) 
         stream.abandon()
         return None  # the replay disagrees with the journal: trust neither
     return stream
-
-
-def _merged(held: list[list[int]], proven: list[tuple[int, int]]) -> list[list[int]]:
-    merged: list[list[int]] = []
-    for start, end in sorted([*map(tuple, held), *proven]):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return merged
 
 
 def _staging_matches(root: Path, journal: Journal) -> bool:

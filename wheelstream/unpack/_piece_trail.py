@@ -27,9 +27,10 @@ import contextlib
 import os
 import threading
 import zlib
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-__all__ = ["PieceTrail", "piece_trail_path", "proven_pieces"]
+__all__ = ["PieceTrail", "merged", "piece_trail_path", "proven_pieces"]
 
 _MAX_LINE = 64  # two numbers and eight hex digits: anything longer is not ours
 _MAX_PIECE = 64 << 20  # a connection writes at most 256 KiB at once: a longer line is not one of its
@@ -88,16 +89,25 @@ def proven_pieces(partial: Path, trail: Path, start: int, length: int) -> list[t
     if not lines:
         return []
     proven: list[tuple[int, int]] = []
+    covered = 0  # the furthest end proven so far; lines come in offset order
     with contextlib.suppress(OSError), open(partial, "rb", buffering=0) as file:
         for offset, size, crc in lines:
-            if proven and offset + size <= proven[-1][1]:
+            if offset + size <= covered:
                 continue  # inside what is proven already (a piece written twice: a steal's overlap)
             file.seek(offset)
             data = file.read(size)
-            if len(data) != size or zlib.crc32(data) != crc:
-                continue
-            if proven and offset <= proven[-1][1]:
-                proven[-1] = (proven[-1][0], max(proven[-1][1], offset + size))
-            else:
+            if len(data) == size and zlib.crc32(data) == crc:
                 proven.append((offset, offset + size))
-    return proven
+                covered = max(covered, offset + size)
+    return merged(proven)
+
+
+def merged(intervals: Iterable[Sequence[int]]) -> list[tuple[int, int]]:
+    """``(start, end)`` intervals, sorted, with the overlapping and touching ones joined."""
+    joined: list[tuple[int, int]] = []
+    for start, end in sorted((interval[0], interval[1]) for interval in intervals):
+        if joined and start <= joined[-1][1]:
+            joined[-1] = (joined[-1][0], max(joined[-1][1], end))
+        else:
+            joined.append((start, end))
+    return joined
