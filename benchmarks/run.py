@@ -1,6 +1,7 @@
-"""Race wheelstream against pinned pip and uv on the same wheels from the same local server (DESIGN §8, issue 8).
+"""Race wheelstream against pinned pip and uv on the same wheels from the same local server (DESIGN §8, issues 8
+and #25).
 
-    make bench                                   # everything, 3 runs each
+    make bench                                   # everything, 3 runs each; rewrites README's and docs' table
     .venv/bin/python benchmarks/run.py --scenarios a,c --repeat 2 --tools uv,wheelstream
     .venv/bin/python benchmarks/run.py --tools wheelstream --scenarios a,c,d --big my.whl --no-chart  # no registry
     git worktree add /tmp/base <commit>; .venv/bin/python benchmarks/run.py --baseline /tmp/base ...  # old vs new
@@ -22,10 +23,22 @@ Every run gets a fresh target and a fresh cache (uv ``--cache-dir``, pip ``--no-
 tool ``wheelstream-baseline``: old and new code measured in one run, both started as ``python -m wheelstream``
 with ``PYTHONPATH`` naming their checkout. The server is the
 project's ``FaultServer`` in this process (``sendfile``, ~1.5 GB/s on loopback — far above any client), so
-every request's bytes are known. Peak RSS comes from ``wait4`` on each child.
+every request's bytes are known. Peak RSS and CPU time (user + system seconds, the child's own plus those of
+the descendants it waited for) come from ``wait4`` on each child; for (d) and (e) they are the rerun's.
 
-Outputs ``benchmarks/results.md``, ``benchmarks/results.json`` and a bar chart ``docs/bench.png`` (matplotlib,
-installed into the throwaway peers venv).
+Outputs
+  ``benchmarks/results.md`` (``--results``): per scenario each tool's min and median wall seconds, median CPU
+      seconds, peak RSS (and bytes sent and requests where they matter), the headline table below, and the
+      targets of issues 8 and #25 (met or missed);
+  ``benchmarks/results.json``: every run (``Run``: wall and CPU seconds, RSS, bytes, requests, return code);
+  ``docs/bench.png`` (``--chart``, unless ``--no-chart``): a bar chart (matplotlib, installed into the
+      throwaway peers venv);
+  ``--docs FILE`` (repeatable; ``make bench`` passes README.md and docs/performance.md): in FILE, everything
+      between a line ``<!-- bench-results -->`` and a line ``<!-- /bench-results -->`` is replaced by the
+      headline table (one row per scenario, the median wall seconds of each tool — ``seconds / MB sent``
+      where bytes matter — and wheelstream / uv; then (a)'s CPU seconds and peak RSS) and a one-line caption
+      (runs, command, date, commit, cores, pip and uv versions). Every FILE is checked for both markers
+      before the race starts.
 """
 
 from __future__ import annotations
@@ -35,12 +48,14 @@ import glob
 import json
 import os
 import platform
+import shlex
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -155,6 +170,7 @@ class Run:
     requests: int
     returncode: int
     note: str = ""
+    cpu_seconds: float = 0.0  # user + system CPU of the child (and the descendants it waited for)
 
 
 @dataclass
@@ -381,11 +397,12 @@ def _start(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def _wait(proc: subprocess.Popen[bytes]) -> tuple[int, float]:
-    """returncode and peak RSS in MB of the child (wait4 gives the child's own rusage)."""
+def _wait(proc: subprocess.Popen[bytes]) -> tuple[int, float, float]:
+    """returncode, peak RSS in MB and user + system CPU seconds of the child (wait4 gives the child's rusage:
+    on Linux its own plus that of the descendants it waited for, the largest RSS of any of them)."""
     _pid, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss / 1024
+    return proc.returncode, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 class Runner:
@@ -421,7 +438,8 @@ class Runner:
     def _record(self, run: Run) -> None:
         self.bench.runs.append(run)
         print(
-            f"  {run.scenario} {run.tool:22s} {run.seconds:7.2f} s  {run.rss_mb:6.0f} MB  "
+            f"  {run.scenario} {run.tool:22s} {run.seconds:7.2f} s  cpu {run.cpu_seconds:6.2f} s  "
+            f"{run.rss_mb:6.0f} MB  "
             f"sent {run.bytes_sent / 1e6:7.1f} MB in {run.requests} req  rc={run.returncode} {run.note}",
             flush=True,
         )
@@ -435,13 +453,13 @@ class Runner:
         cmd = self.tools.command(tool, urls, target, cache, reqs)
         t0 = time.perf_counter()
         proc = _start(cmd, log)
-        rc, rss = _wait(proc)
+        rc, rss, cpu = _wait(proc)
         seconds = time.perf_counter() - t0
         self.server.wait_idle(5)
         sent = sum(self.server.bytes_sent(n) for n in names)
         nreq = sum(len(self.server.requests_for(n)) for n in names)
         note = "" if rc == 0 else log.read_text(errors="replace").strip().splitlines()[-1][:120]
-        self._record(Run(scenario, tool, seconds, rss, sent, nreq, rc, note))
+        self._record(Run(scenario, tool, seconds, rss, sent, nreq, rc, note, cpu))
 
     def killed(self, scenario: str, tool: str, path: Path) -> None:
         """(d): stall the first response at 90 %, SIGKILL the client ``kill_after`` s into the stall (1 s by
@@ -475,7 +493,7 @@ class Runner:
         time.sleep(0.2)
         t0 = time.perf_counter()
         proc = _start(cmd, log)
-        rc, rss = _wait(proc)
+        rc, rss, cpu = _wait(proc)
         seconds = time.perf_counter() - t0
         self.server.wait_idle(5)
         records = self.server.requests_for(names[0])
@@ -485,7 +503,7 @@ class Runner:
         note = f"1st run got {first / 1e6:.1f} MB; rerun asked {ranges}; fetched twice {twice / 1e6:.2f} MB"
         if rc != 0:
             note += " " + log.read_text(errors="replace").strip().splitlines()[-1][:120]
-        self._record(Run(scenario, tool, seconds, rss, rerun_sent, len(records) - n_first, rc, note))
+        self._record(Run(scenario, tool, seconds, rss, rerun_sent, len(records) - n_first, rc, note, cpu))
 
 
 # -- report -----------------------------------------------------------------------------------------------
@@ -502,6 +520,7 @@ def _summary(runs: list[Run]) -> dict[tuple[str, str], dict[str, float]]:
         out[key] = {
             "min": min(times),
             "median": statistics.median(times),
+            "cpu": statistics.median(r.cpu_seconds for r in ok),
             "rss": max(r.rss_mb for r in ok),
             "sent": statistics.median(r.bytes_sent for r in ok),
             "requests": statistics.median(r.requests for r in ok),
@@ -517,7 +536,7 @@ def report(bench: Bench, args: argparse.Namespace, tools: Tools) -> str:
     lines = [
         "# Benchmark results",
         "",
-        f"Command: `{' '.join(['python', 'benchmarks/run.py', *sys.argv[1:]])}`  ",
+        f"Command: `{command_line()}`  ",
         (
             f"Machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}; "
             f"pip {PIP_VERSION}, uv {UV_VERSION}; wheelstream via "
@@ -532,8 +551,12 @@ def report(bench: Bench, args: argparse.Namespace, tools: Tools) -> str:
         (
             "Server: wheelstream's FaultServer (sendfile) on 127.0.0.1. Times are wall seconds of the whole "
             f"command, min / median of {args.repeat} runs; ratio = median / wheelstream's median (lower is "
-            "better for the row's tool); RSS = peak of any run."
+            "better for the row's tool); CPU = median user + system seconds of the command; RSS = peak of any run."
         ),
+        "",
+        "## Summary (the table `--docs` writes into README.md and docs/performance.md)",
+        "",
+        headline_table(bench, args, summary),
         "",
     ]
     for scenario in args.scenarios:
@@ -542,15 +565,17 @@ def report(bench: Bench, args: argparse.Namespace, tools: Tools) -> str:
             continue
         base = summary.get((scenario, "wheelstream"))
         lines += [f"## {SCENARIO_TITLES[scenario]}", ""]
-        head = "| tool | min s | median s | × wheelstream | peak RSS MB |"
-        sep = "|---|---:|---:|---:|---:|"
+        head = "| tool | min s | median s | × wheelstream | CPU s (median) | peak RSS MB |"
+        sep = "|---|---:|---:|---:|---:|---:|"
         if scenario in ("c", "d", "e", "g"):
             head += " MB sent | requests |"
             sep += "---:|---:|"
         lines += [head, sep]
         for tool, s in rows:
             ratio = f"{s['median'] / base['median']:.2f}" if base else "–"
-            row = f"| {tool} | {s['min']:.2f} | {s['median']:.2f} | {ratio} | {s['rss']:.0f} |"
+            row = (
+                f"| {tool} | {s['min']:.2f} | {s['median']:.2f} | {ratio} | {s['cpu']:.2f} | {s['rss']:.0f} |"
+            )
             if scenario in ("c", "d", "e", "g"):
                 row += f" {s['sent'] / 1e6:.1f} | {s['requests']:.0f} |"
             lines.append(row)
@@ -566,7 +591,8 @@ def report(bench: Bench, args: argparse.Namespace, tools: Tools) -> str:
         for r in failed:
             lines.append(f"\nFAILED {r.tool}: rc={r.returncode} {r.note}")
         lines.append("")
-    lines += ["## Targets (issue 8)", "", *targets(summary, big_size), ""]
+    lines += ["## Targets", "", "Issue 8's and issue #25's goals, where this run raced both sides.", ""]
+    lines += [*targets(summary, big_size), ""]
     return "\n".join(lines)
 
 
@@ -587,9 +613,13 @@ def targets(summary: dict[tuple[str, str], dict[str, float]], big_size: int) -> 
     if ws_a and pip_a:
         check("(a) wheelstream / pip", ws_a / pip_a, 0.5)
     if ws_a and uv_a:
-        check("(a) wheelstream / uv", ws_a / uv_a, 1.0)
+        check("(a) wheelstream / uv", ws_a / uv_a, 0.95)
+    if ("a", "wheelstream") in summary and ("a", "uv") in summary:
+        ws_cpu, uv_cpu = summary[("a", "wheelstream")]["cpu"], summary[("a", "uv")]["cpu"]
+        if uv_cpu > 0:
+            check("(a) wheelstream CPU / uv CPU (user + system)", ws_cpu / uv_cpu, 1.2)
     if ("a", "wheelstream") in summary:
-        check("(a) wheelstream peak RSS", summary[("a", "wheelstream")]["rss"], 100, " MB")
+        check("(a) wheelstream peak RSS", summary[("a", "wheelstream")]["rss"], 60, " MB")
     ws_b, uv_b = med("b", "wheelstream"), med("b", "uv")
     if ws_b and uv_b:
         check("(b) wheelstream / uv", ws_b / uv_b, 1.2)
@@ -623,6 +653,185 @@ def targets(summary: dict[tuple[str, str], dict[str, float]], big_size: int) -> 
     return [line for line in out if line]
 
 
+# -- the headline table of README.md and docs/performance.md ----------------------------------------------
+
+DOCS_START = "<!-- bench-results -->"
+DOCS_END = "<!-- /bench-results -->"
+# The columns of the headline table: (tool, header); the optional ones only when some scenario has the tool.
+HEADLINE_TOOLS = (
+    ("pip", "pip"),
+    ("uv", "uv"),
+    ("wheelstream", "wheelstream"),
+    ("wheelstream-hardlink", "wheelstream `--link-mode hardlink`"),
+    ("wheelstream-c1", "wheelstream `--connections 1`"),
+    ("wheelstream-c4", "wheelstream `--connections 4`"),
+)
+ALWAYS_SHOWN = ("pip", "uv", "wheelstream")
+BYTES_MATTER = ("c", "d", "e", "g")  # their cells are "seconds / MB sent"
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it (as the docs name files), else as given."""
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
+def command_line() -> str:
+    """This run's command as one could paste it from the repository's root."""
+    return shlex.join(["python", _shown(Path(sys.argv[0])), *sys.argv[1:]])
+
+
+def git_commit() -> str:
+    """The checkout's short commit, ``+dirty`` when tracked files differ from it; ``unknown`` outside git.
+    Read-only: ``--no-optional-locks`` keeps ``git status`` from refreshing (writing) the index."""
+
+    def git(*argv: str) -> str:
+        done = subprocess.run(
+            ["git", "--no-optional-locks", *argv], cwd=REPO, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise OSError(done.stderr.strip())
+        return done.stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except OSError:
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def _wheel_description(path: Path) -> tuple[str, str]:
+    """(short name, long description) of a wheel from its file name, size and number of files:
+    ``("torch", "torch 2.13.0+cpu wheel (192 MB, 12,248 files)")``."""
+    parts = path.name.removesuffix(".whl").split("-")
+    name = parts[0]
+    version = f" {parts[1]}" if len(parts) > 1 else ""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            files = f", {len(archive.infolist()):,} files"
+    except (OSError, zipfile.BadZipFile):
+        files = ""
+    return name, f"{name}{version} wheel ({path.stat().st_size / 1e6:.0f} MB{files})"
+
+
+def _row_labels(bench: Bench, args: argparse.Namespace) -> dict[str, str]:
+    """Each scenario's row label, descriptive like the docs' own rows."""
+    name, big = _wheel_description(bench.big)
+    mid_mb = sum(p.stat().st_size for p in bench.mid) / 1e6
+    many_mb = sum(p.stat().st_size for p in bench.many) / 1e6
+    fetched = "time / MB sent"
+    return {
+        "a": f"(a) {big}, cold",
+        "b": f"(b) {len(bench.mid)} real wheels ({mid_mb:.0f} MB), one command",
+        "c": f"(c) {name}, connection cut at 90 %: {fetched}",
+        "d": f"(d) {name}, SIGKILLed {args.kill_after:g} s into a stall at 90 %, **rerun alone**: {fetched}",
+        "e": f"(e) {name}, SIGKILLed at 90 % while bytes flow (40 MB/s), **rerun alone**: {fetched}",
+        "f": f"(f) {len(bench.many)} small real wheels ({many_mb:.0f} MB), one command",
+        "g": f"(g) {name}, each connection paced at 10 MB/s: {fetched}",
+    }
+
+
+def headline_table(
+    bench: Bench, args: argparse.Namespace, summary: dict[tuple[str, str], dict[str, float]]
+) -> str:
+    """One markdown table of the whole run: a row per scenario raced (in ``--scenarios``' order), a column per
+    tool (pip, uv, wheelstream always; hardlink and the connection variants when some scenario has them) and
+    wheelstream / uv; then (a)'s CPU seconds and peak RSS. Cells are median wall seconds (``seconds / MB sent``
+    for (c), (d), (e), (g)); "–" where the tool did not race, "failed" where no run of it succeeded."""
+    raced = {(r.scenario, r.tool) for r in bench.runs}
+    columns = [
+        (tool, header)
+        for tool, header in HEADLINE_TOOLS
+        if tool in ALWAYS_SHOWN or any(t == tool for _s, t in raced)
+    ]
+    labels = _row_labels(bench, args)
+
+    def cell(scenario: str, tool: str, value: str) -> str:
+        if (scenario, tool) in summary:
+            return value
+        return "failed" if (scenario, tool) in raced else "–"
+
+    def ratio(scenario: str, key: str) -> str:
+        ws, uv = summary.get((scenario, "wheelstream")), summary.get((scenario, "uv"))
+        return f"{ws[key] / uv[key]:.2f}" if ws and uv and uv[key] > 0 else "–"
+
+    lines = [
+        "| scenario | " + " | ".join(header for _t, header in columns) + " | wheelstream / uv |",
+        "|---|" + "---:|" * (len(columns) + 1),
+    ]
+    for scenario in args.scenarios:
+        if not any(s == scenario for s, _t in raced):
+            continue
+        cells = []
+        for tool, _header in columns:
+            s = summary.get((scenario, tool), {})
+            value = f"{s.get('median', 0):.2f}"
+            if scenario in BYTES_MATTER:
+                value += f" / {s.get('sent', 0) / 1e6:.1f}"
+            cells.append(cell(scenario, tool, value))
+        lines.append(f"| {labels[scenario]} | " + " | ".join(cells) + f" | {ratio(scenario, 'median')} |")
+    if any(s == "a" for s, _t in raced):
+        for label, key, fmt in (("(a) CPU s (user+sys)", "cpu", ".2f"), ("(a) peak RSS, MB", "rss", ".0f")):
+            cells = [cell("a", t, format(summary.get(("a", t), {}).get(key, 0), fmt)) for t, _h in columns]
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {ratio('a', key)} |")
+    return "\n".join(lines)
+
+
+def headline(bench: Bench, args: argparse.Namespace, summary: dict[tuple[str, str], dict[str, float]]) -> str:
+    """The headline table and its one-line caption: what ``--docs`` writes between the markers."""
+    runs = f"{args.repeat} run{'s' if args.repeat != 1 else ''}"
+    caption = (
+        f"Medians of {runs} in seconds, `{command_line()}`, {time.strftime('%Y-%m-%d %H:%M')}, "
+        f"commit {git_commit()}, {os.cpu_count()} cores, pip {PIP_VERSION} / uv {UV_VERSION}; "
+        f"full table: {_shown(args.results)}."
+    )
+    return headline_table(bench, args, summary) + "\n\n" + caption + "\n"
+
+
+def _read_exact(path: Path) -> str:
+    """The file's text with its line endings as they are (no newline translation: CRLF stays CRLF)."""
+    with open(path, encoding="utf-8", newline="") as f:
+        return f.read()
+
+
+def _marked(text: str) -> tuple[int, int] | None:
+    """Line indexes of the start and end markers in ``text`` (``keepends`` lines), None without both."""
+    lines = [line.strip() for line in text.splitlines()]
+    if DOCS_START not in lines:
+        return None
+    start = lines.index(DOCS_START)
+    if DOCS_END not in lines[start + 1 :]:
+        return None
+    return start, lines.index(DOCS_END, start + 1)
+
+
+def check_docs(paths: list[Path]) -> str | None:
+    """Why ``--docs`` cannot be written into one of ``paths`` (checked before the race), or None."""
+    for path in paths:
+        try:
+            text = _read_exact(path)
+        except (OSError, UnicodeDecodeError) as e:
+            return f"--docs {path}: cannot read it ({e})"
+        if _marked(text) is None:
+            return f"--docs {path}: no line {DOCS_START} followed by a line {DOCS_END} to put the results between"
+    return None
+
+
+def write_docs(path: Path, content: str) -> None:
+    """Replace what lies between the markers in ``path`` by ``content``; every other byte stays as it was."""
+    text = _read_exact(path)
+    marked = _marked(text)
+    if marked is None:
+        raise SystemExit(f"--docs {path}: the markers {DOCS_START} / {DOCS_END} are gone")
+    start, end = marked
+    lines = text.splitlines(keepends=True)
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write("".join(lines[: start + 1]) + content + "".join(lines[end:]))
+
+
 def chart(bench: Bench, args: argparse.Namespace, venv: Path, path: Path) -> None:
     summary = _summary(bench.runs)
     data = {
@@ -642,13 +851,27 @@ def main() -> None:
     parser.add_argument(
         "--scenarios", default="a,b,c,d,e,f,g", help="comma-separated subset of a,b,c,d,e,f,g"
     )
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of each tool in each scenario (default 3)"
+    )
     parser.add_argument(
         "--tools", default=",".join(ALL_TOOLS), help="comma-separated subset of " + ",".join(ALL_TOOLS)
     )
-    parser.add_argument("--results", type=Path, default=HERE / "results.md")
-    parser.add_argument("--chart", type=Path, default=REPO / "docs" / "bench.png")
-    parser.add_argument("--no-chart", action="store_true")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=HERE / "results.md",
+        help="the full report (default benchmarks/results.md); every run goes next to it, as .json",
+    )
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        default=REPO / "docs" / "bench.png",
+        help="the bar chart (default docs/bench.png)",
+    )
+    parser.add_argument(
+        "--no-chart", action="store_true", help="no chart (and no peers venv if no peer races)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument(
         "--settle",
@@ -659,7 +882,7 @@ def main() -> None:
     parser.add_argument(
         "--big",
         type=Path,
-        help="the big wheel for (a), (c), (d) (default: torch from "
+        help="the big wheel for (a), (c), (d), (e), (g) (default: torch from "
         "/opt/wheels when present, else a generated ~200 MB wheel)",
     )
     parser.add_argument("--out", type=Path, default=OUT, help="where run dirs go (deleted at the end)")
@@ -671,7 +894,19 @@ def main() -> None:
         type=Path,
         help="a checkout of another commit: its wheelstream races too, as wheelstream-baseline",
     )
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help=f"after the run, replace what lies between the lines {DOCS_START} and {DOCS_END} in FILE by the "
+        "headline table and its caption (repeatable; both markers are checked before the race starts)",
+    )
     args = parser.parse_args()
+    problem = check_docs(args.docs)
+    if problem is not None:
+        parser.error(problem)
     args.scenarios = [s for s in args.scenarios.split(",") if s]
     args.tools = [t for t in args.tools.split(",") if t]
     if args.baseline is None:
@@ -732,6 +967,11 @@ def main() -> None:
     args.results.write_text(text)
     (args.results.with_suffix(".json")).write_text(json.dumps([asdict(r) for r in bench.runs], indent=1))
     print(text)
+    if args.docs:
+        content = headline(bench, args, _summary(bench.runs))
+        for path in args.docs:
+            write_docs(path, content)
+            print(f"results table written into {path}")
     if venv is not None and not args.no_chart:
         chart(bench, args, venv, args.chart)
         print(f"chart: {args.chart}")

@@ -2,20 +2,27 @@
 
 Times are not asserted (they are the benchmark's output); what is asserted is what the harness must get
 right for its figures to mean anything: every run succeeded, (c)'s cut was resumed without fetching the file
-twice, (d)'s rerun was a resume that fetched only the tail, and the report says so.
+twice, (d)'s rerun was a resume that fetched only the tail, every run's CPU time was taken, the report says so,
+and ``--docs`` rewrites exactly the marked part of a document (and refuses, before any race, one without markers).
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from fixtures.wellformed import big_text, make_wheel, write_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
+RUN_PY = ROOT / "benchmarks" / "run.py"
+BEFORE = "# A document\r\n\nText before the results, kept byte for byte.\n\n<!-- bench-results -->\n"
+STALE = "| scenario | old |\n|---|---:|\n| (a) stale row | 9.99 |\n\nstale caption\n"
+AFTER = "<!-- /bench-results -->\n\nText after the results — also kept.\n"
 
 
 def _small_big_wheel(directory: Path) -> Path:
@@ -30,10 +37,12 @@ def _small_big_wheel(directory: Path) -> Path:
 def test_the_harness_races_cut_and_kill_scenarios_and_reports_the_resumes(tmp_path: Path) -> None:
     wheel = _small_big_wheel(tmp_path)
     results = tmp_path / "results.md"
+    doc = tmp_path / "doc.md"
+    doc.write_bytes((BEFORE + STALE + AFTER).encode())
     run = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "benchmarks" / "run.py"),
+            str(RUN_PY),
             "--tools",
             "wheelstream",
             "--scenarios",
@@ -51,6 +60,8 @@ def test_the_harness_races_cut_and_kill_scenarios_and_reports_the_resumes(tmp_pa
             "3",
             "--results",
             str(results),
+            "--docs",
+            str(doc),
         ],
         capture_output=True,
         text=True,
@@ -62,6 +73,7 @@ def test_the_harness_races_cut_and_kill_scenarios_and_reports_the_resumes(tmp_pa
     runs = {r["scenario"]: r for r in json.loads(results.with_suffix(".json").read_text())}
     assert sorted(runs) == ["a", "c", "d"]
     assert all(r["returncode"] == 0 and r["tool"] == "wheelstream" for r in runs.values()), runs
+    assert all(r["cpu_seconds"] > 0 for r in runs.values()), runs  # wait4's user + system time of the child
     size = wheel.stat().st_size
     assert runs["a"]["bytes_sent"] == size
     assert runs["a"]["requests"] == 1
@@ -76,5 +88,63 @@ def test_the_harness_races_cut_and_kill_scenarios_and_reports_the_resumes(tmp_pa
     assert "bytes=" in runs["d"]["note"], runs["d"]["note"]
     report = results.read_text()
     assert "(c) bytes sent / file size: 1.00×" in report
-    assert "## Targets (issue 8)" in report
+    assert "## Targets" in report
+    assert "CPU s (median)" in report
+    # --docs: the text outside the markers is untouched, byte for byte; between them, the headline table
+    written = doc.read_bytes().decode()
+    assert written.startswith(BEFORE), written
+    assert written.endswith(AFTER), written
+    table = written[len(BEFORE) : -len(AFTER)]
+    assert "stale" not in table, table
+    rows = [line for line in table.splitlines() if line.startswith("|")]
+    header = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert header[:4] == ["scenario", "pip", "uv", "wheelstream"], header
+    assert header[-1] == "wheelstream / uv", header
+    cells = {
+        row.split("|")[1].strip(): [c.strip() for c in row.strip("|").split("|")][1:] for row in rows[2:]
+    }
+    column = header.index("wheelstream") - 1
+    number = r"\d+\.\d+"
+    labels = list(cells)  # one row per scenario in --scenarios' order, then (a)'s CPU and RSS rows
+    assert [label.split()[0] for label in labels] == ["(a)", "(c)", "(d)", "(a)", "(a)"], labels
+    assert labels[3:] == ["(a) CPU s (user+sys)", "(a) peak RSS, MB"], labels
+    for label, shape in zip(
+        labels[:3], (f"^{number}$", f"^{number} / {number}$", f"^{number} / {number}$"), strict=True
+    ):
+        assert re.match(shape, cells[label][column]), (label, cells[label])
+    assert re.match(f"^{number}$", cells["(a) CPU s (user+sys)"][column]), cells
+    assert re.match(r"^\d+$", cells["(a) peak RSS, MB"][column]), cells
+    assert cells["(a) CPU s (user+sys)"][0] == "–"  # pip did not race
+    assert "Medians of 1 run in seconds, `python " in table, table
+    assert "cores, pip " in table, table
     assert not (tmp_path / "out" / "run").exists()  # run dirs are removed at the end
+
+
+def test_docs_without_markers_is_refused_before_any_race(tmp_path: Path) -> None:
+    doc = tmp_path / "notes.md"
+    doc.write_text("# Notes\n\n<!-- bench-results -->\nno end marker\n")
+    start = time.monotonic()
+    run = subprocess.run(
+        [sys.executable, str(RUN_PY), "--tools", "wheelstream", "--scenarios", "a", "--docs", str(doc)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert run.returncode != 0
+    assert str(doc) in run.stderr, run.stderr
+    assert "<!-- /bench-results -->" in run.stderr, run.stderr
+    assert "big wheel" not in run.stdout  # refused at argument time: no wheel generated, nothing raced
+    assert time.monotonic() - start < 30
+    assert doc.read_text() == "# Notes\n\n<!-- bench-results -->\nno end marker\n"
+
+
+def test_make_bench_docs_carry_the_markers() -> None:
+    """``make bench`` passes ``--docs README.md --docs docs/performance.md``: each needs both marker lines."""
+    for doc in (ROOT / "README.md", ROOT / "docs" / "performance.md"):
+        lines = [line.strip() for line in doc.read_text().splitlines()]
+        assert lines.count("<!-- bench-results -->") == 1, doc
+        assert lines.count("<!-- /bench-results -->") == 1, doc
+        assert lines.index("<!-- bench-results -->") < lines.index("<!-- /bench-results -->"), doc
+    assert "--docs README.md --docs docs/performance.md" in (ROOT / "Makefile").read_text()
