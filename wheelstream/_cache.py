@@ -47,7 +47,7 @@ import platformdirs
 
 from wheelstream.unpack._partial import Journal
 
-__all__ = ["Cache", "Claim", "default_cache_dir", "try_lock"]
+__all__ = ["Cache", "Claim", "default_cache_dir", "file_lock", "try_lock"]
 
 _SWEEP_AFTER = 60.0  # seconds
 
@@ -154,7 +154,7 @@ class Cache:
         """Take ``tree`` (a finished staging dir) for this process alone; see the module docstring."""
         token = secrets.token_hex(8)
         # not thread-local: a download thread claims, the main thread releases after the install
-        lock = filelock.FileLock(self.root / "claimed" / f"{token}.lock", thread_local=False)
+        lock = file_lock(self.root / "claimed" / f"{token}.lock", thread_local=False)
         lock.acquire()
         root = self.root / "claimed" / token
         try:
@@ -252,10 +252,18 @@ def _mtime(path: Path) -> float | None:
         return None
 
 
+def file_lock(path: Path, *, timeout: float = -1, thread_local: bool = True) -> filelock.FileLock:
+    """A lock file of the cache's own (the cache is its user's alone: its directories are 0700). The mode
+    matters for speed: with the default 0o666, filelock (4.x) first probes the directory for ``flock`` with a
+    throwaway ``O_TMPFILE`` inode on every acquire of a new lock file, one more inode made and freed per
+    download and per claim (docs/performance.md, D-lock-mode)."""
+    return filelock.FileLock(path, timeout=timeout, thread_local=thread_local, mode=0o600)
+
+
 def try_lock(path: Path) -> filelock.BaseFileLock | None:
     """Take the lock at ``path`` now if nobody holds it; ``None`` when a live process does. Not thread-local:
     an adopted claim is taken on the executor's thread and released on the caller's."""
-    lock = filelock.FileLock(path, timeout=0, thread_local=False)
+    lock = file_lock(path, timeout=0, thread_local=False)
     try:
         lock.acquire()
     except filelock.Timeout:

@@ -137,7 +137,7 @@ def _fetch_with(
     if not ignore_tags and keep_wheels_in is None:
         for item in resolved:  # fail before downloading anything, as pip does
             name = filename_of(item)
-            check_tags(name, parse_filename(name).tags, interpreter.tags, interpreter.executable)
+            check_tags(name, parse_filename(name).tags, interpreter.supported, interpreter.executable)
     args = (cache, options, keep_wheels_in, keep_unpacked)
     workers = min(max(1, jobs), len(resolved))
     pool = process_pool(workers, options.timeout, progress) if processes else None

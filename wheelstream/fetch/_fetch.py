@@ -21,10 +21,9 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-import filelock
 import httpx
 
-from wheelstream._cache import Cache
+from wheelstream._cache import Cache, file_lock
 from wheelstream._progress import ProgressCallback
 from wheelstream.errors import ArchiveError, HashMismatch, NetworkError, ResourceGone, WheelstreamError
 from wheelstream.fetch._attempts import Attempts
@@ -61,7 +60,7 @@ def fetch_wheel(
     tree claimed for this process instead of publishing it in the cache; release ``result.claim`` after use.
     """
     job = Job.of(url, cache, options, expected_sha256, keep_wheel_in, keep_unpacked)
-    with filelock.FileLock(cache.lock(job.key)):
+    with file_lock(cache.lock(job.key)):
         found = _from_cache(job, progress) if keep_wheel_in is None else _already_kept(job, progress)
         if found is not None:
             return found

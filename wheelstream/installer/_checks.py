@@ -119,7 +119,7 @@ def check_wheel(
     staged = item.staged
     name = parse_filename(staged.filename)
     if not ignore_tags:
-        check_tags(staged.filename, name.tags, interpreter.tags, interpreter.executable)
+        check_tags(staged.filename, name.tags, interpreter.supported, interpreter.executable)
     info = read_wheel_info(staged, name)
     if info.wheel_version > (1, 0):
         warn(

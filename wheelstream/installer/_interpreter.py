@@ -50,6 +50,7 @@ class Interpreter:
     platform: str
     cross_compiling: bool
     tags: tuple[Tag, ...]  # most preferred first, like packaging.tags.sys_tags()
+    supported: frozenset[Tag]  # the same tags, for a wheel's check: ~1,700 of them, looked up per wheel
     scheme: HomeScheme  # pip's --home scheme (what --target installs through)
     prefix_scheme: HomeScheme | None = None  # pip's --prefix scheme, relative to the prefix
     env_scheme: HomeScheme | None = None  # where a plain install goes: its environment's paths, absolute
@@ -74,6 +75,7 @@ def _from_payload(payload: dict[str, object]) -> Interpreter:
     tags = payload["tags"]
     assert isinstance(version, list)
     assert isinstance(tags, list)
+    ranked = tuple(tag for text in tags for tag in sorted(parse_tag(str(text)), key=str))
     return Interpreter(
         executable=str(payload["executable"]),
         version=(int(version[0]), int(version[1])),
@@ -82,7 +84,8 @@ def _from_payload(payload: dict[str, object]) -> Interpreter:
         linesep=str(payload["linesep"]),
         platform=str(payload["platform"]),
         cross_compiling=bool(payload["cross_compiling"]),
-        tags=tuple(tag for text in tags for tag in sorted(parse_tag(str(text)), key=str)),
+        tags=ranked,
+        supported=frozenset(ranked),
         scheme=_scheme(scheme),
         prefix_scheme=_scheme(payload["prefix_scheme"]),
         env_scheme=_scheme(payload["env_scheme"]),
