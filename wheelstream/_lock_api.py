@@ -122,7 +122,7 @@ def install_lock(
     interpreter = environment.interpreter if environment is not None else probe_interpreter(python)
     wheels = read_lock(
         Path(lock),
-        markers=dict(interpreter.markers),
+        markers=interpreter.marker_environment(),
         tags=interpreter.tags,
         extras=extras,
         groups=groups,

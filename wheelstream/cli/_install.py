@@ -264,6 +264,8 @@ def tell_what_changed(result: InstallResult, quiet: int, verbose: int, removed: 
 
 def lock_file(sources: Sequence[str], requirements: Sequence[str], hashes: Sequence[str]) -> str | None:
     """The ``-r pylock.toml`` of the command line, if one is given; a lock is installed alone."""
+    if not any(Path(name).name.startswith("pylock.") for name in requirements):
+        return None  # not even named like a lock: the lock machinery (packaging.pylock, tomllib) stays unimported
     from wheelstream._pylock import is_lock_file
 
     locks = [name for name in requirements if is_lock_file(name)]

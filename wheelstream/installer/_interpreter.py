@@ -56,12 +56,21 @@ class Interpreter:
     env_scheme: HomeScheme | None = None  # where a plain install goes: its environment's paths, absolute
     prefix: str = ""  # sys.prefix
     externally_managed: str | None = None  # PEP 668's error text when the marker applies to this interpreter
-    markers: tuple[tuple[str, str], ...] = ()  # PEP 508's marker environment, as pairs (the probe is cached)
+    # PEP 508's marker environment as pairs (the probe is cached); () for the running interpreter, whose
+    # environment ``marker_environment`` computes when asked
+    markers: tuple[tuple[str, str], ...] = ()
 
     @property
     def version_text(self) -> str:
         """``X.Y`` as pip's ``get_major_minor_version`` spells it."""
         return f"{self.version[0]}.{self.version[1]}"
+
+    def marker_environment(self) -> dict[str, str]:
+        """PEP 508's marker environment, which a lock's markers are evaluated for. Another interpreter's comes
+        with its probe (a subprocess: all at once); the running one's only when asked, since importing
+        ``packaging.markers`` costs more than the rest of the probe and an install from URLs never evaluates a
+        marker (docs/performance.md, D-lazy-imports)."""
+        return dict(self.markers) if self.markers else _probe.marker_environment()
 
     @property
     def is_current(self) -> bool:
@@ -75,7 +84,12 @@ def _from_payload(payload: dict[str, object]) -> Interpreter:
     tags = payload["tags"]
     assert isinstance(version, list)
     assert isinstance(tags, list)
-    ranked = tuple(tag for text in tags for tag in sorted(parse_tag(str(text)), key=str))
+    # ``collect`` spells a tag out for JSON (one each, as sys_tags() yields them), or hands over the Tag itself
+    ranked = tuple(
+        tag
+        for each in tags
+        for tag in ((each,) if isinstance(each, Tag) else sorted(parse_tag(str(each)), key=str))
+    )
     return Interpreter(
         executable=str(payload["executable"]),
         version=(int(version[0]), int(version[1])),
@@ -93,7 +107,7 @@ def _from_payload(payload: dict[str, object]) -> Interpreter:
         externally_managed=None
         if payload["externally_managed"] is None
         else str(payload["externally_managed"]),
-        markers=_pairs(payload["markers"]),
+        markers=() if payload["markers"] is None else _pairs(payload["markers"]),
     )
 
 
@@ -115,7 +129,7 @@ def probe_interpreter(python: str | None = None) -> Interpreter:
     with our ``packaging`` first on its path, so it needs nothing installed.
     """
     if python is None:
-        return _from_payload(_probe.collect())
+        return _from_payload(_probe.collect(in_process=True))
     site = str(Path(packaging.__file__).resolve().parent.parent)
     try:
         proc = subprocess.run(

@@ -90,15 +90,18 @@ def _externally_managed() -> str | None:
         return f"The Python environment under {sys.prefix} is managed externally."
 
 
-def _markers() -> dict[str, str]:
+def marker_environment() -> dict[str, str]:
     """PEP 508's marker environment of this interpreter (a lock's markers are evaluated for it)."""
     from packaging.markers import default_environment
 
     return {key: str(value) for key, value in default_environment().items()}
 
 
-def collect() -> dict[str, Any]:
-    """Everything the installer needs to know about this interpreter, JSON-ready."""
+def collect(*, in_process: bool = False) -> dict[str, Any]:
+    """Everything the installer needs to know about this interpreter, JSON-ready for the process that ran the
+    probe. ``in_process``: for this process itself, which has no JSON to cross: the tags stay ``Tag`` objects
+    (not spelt out to be parsed back) and the markers are left out (None), to be asked of
+    :func:`marker_environment` if ever needed."""
     from packaging import tags
 
     home = os.path.abspath(os.path.join(os.sep, "wheelstream-home"))
@@ -118,13 +121,13 @@ def collect() -> dict[str, Any]:
         "linesep": os.linesep,
         "platform": sys.platform,
         "cross_compiling": bool(getattr(sys, "cross_compiling", False)),
-        "tags": [str(tag) for tag in tags.sys_tags()],
+        "tags": list(tags.sys_tags()) if in_process else [str(tag) for tag in tags.sys_tags()],
         "scheme": {key: rel(path) for key, path in paths.items()},
         "prefix_scheme": {key: rel(path) for key, path in prefix_paths.items()},
         "env_scheme": _scheme(_prefix_scheme_name(), None, version, in_venv),
         "prefix": sys.prefix,
         "externally_managed": _externally_managed(),
-        "markers": _markers(),
+        "markers": None if in_process else marker_environment(),
     }
 
 
