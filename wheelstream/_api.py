@@ -33,8 +33,10 @@ from wheelstream.installer import (
     install_into,
     install_staged_many,
     installed_distributions,
+    probe_interpreter,
     same_version,
 )
+from wheelstream.installer._checks import Checks, Warnings
 from wheelstream.installer._metadata import parse_filename
 from wheelstream.zip import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_SIZE
 
@@ -233,6 +235,18 @@ def install_sources(
             skipped.append(f"{old.name} {old.version}")
             return False
 
+    interpreter = probe_interpreter(python) if environment is None else environment.interpreter
+    checks = Checks(interpreter, ignore_tags, Warnings(on_warning))
+
+    def arrived(item: Resolved, result: DownloadResult) -> None:
+        """Each wheel as its download ends, while the others go on: the lock's verdict first (a tampered wheel
+        is named as such, not by what its metadata gets wrong), then every check the install makes."""
+        if verify is not None:
+            # The source as given: an http(s) URL unredacted (``item.source`` is redacted), a file:// URL or a
+            # path as they were written (``item.path`` is already converted).
+            verify(item.url if item.url is not None else item.source, result)
+        checks.add(WheelToInstall(result.staged, direct_url(item), result.sha256))
+
     fetched = fetch_all(
         sources,
         cache_dir=cache_dir,
@@ -252,17 +266,9 @@ def install_sources(
         workers=workers,
         keep_unpacked=link_mode != "move",
         wanted=wanted,
+        on_fetched=arrived,
     )
     results = [result for _item, result in fetched]
-    if verify is not None:
-        try:
-            for item, result in fetched:
-                # The source as given: an http(s) URL unredacted (``item.source`` is redacted), a file://
-                # URL or a path as they were written (``item.path`` is already converted).
-                verify(item.url if item.url is not None else item.source, result)
-        except BaseException:
-            release(results)
-            raise
     where = target if environment is None else environment.root
     items = [WheelToInstall(result.staged, direct_url(item), result.sha256) for item, result in fetched]
     try:
@@ -277,7 +283,7 @@ def install_sources(
                 link_mode=link_mode,
                 compile_bytecode=compile_bytecode,
                 ignore_tags=ignore_tags,
-                on_warning=on_warning,
+                checks=checks,
             )
         else:
             report = install_into(
@@ -288,7 +294,7 @@ def install_sources(
                 compile_bytecode=compile_bytecode,
                 ignore_tags=ignore_tags,
                 remove=remove,
-                on_warning=on_warning,
+                checks=checks,
             )
             report = dataclasses.replace(report, skipped=(*skipped, *report.skipped))
     except BaseException as failure:

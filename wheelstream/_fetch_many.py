@@ -21,7 +21,7 @@ from typing import Literal
 import httpx
 
 from wheelstream._cache import Cache
-from wheelstream._parallel import collect, fetch_in_processes, fetch_one, process_pool
+from wheelstream._parallel import Arrived, collect, fetch_in_processes, fetch_one, process_pool
 from wheelstream._progress import ProgressCallback
 from wheelstream._sources import Resolved, filename_of, resolve
 from wheelstream.errors import UsageError
@@ -76,10 +76,12 @@ def fetch_all(
     workers: Workers,
     keep_unpacked: bool = True,
     wanted: Callable[[str], bool] | None = None,
+    on_fetched: Arrived | None = None,
 ) -> list[tuple[Resolved, DownloadResult]]:
     """Resolve and fetch every source (in parallel), with a client of our own unless one is given; a source
     whose wheel file name ``wanted`` refuses is resolved but not fetched (already installed). ``connections``:
-    per wheel (``check_connections``)."""
+    per wheel (``check_connections``). ``on_fetched(item, result)``: on this thread, for each download as it
+    succeeds, while the others go on (``_parallel.collect``)."""
     if workers not in ("threads", "processes"):
         raise UsageError(f"unknown workers {workers!r} (use 'threads' or 'processes')")
     names = [sources] if isinstance(sources, str) else [os.fspath(s) for s in sources]
@@ -108,6 +110,7 @@ def fetch_all(
             keep_unpacked,
             processes=client is None and workers == "processes",
             wanted=wanted,
+            on_fetched=on_fetched,
         )
 
 
@@ -126,6 +129,7 @@ def _fetch_with(
     keep_unpacked: bool,
     processes: bool,
     wanted: Callable[[str], bool] | None = None,
+    on_fetched: Arrived | None = None,
 ) -> list[tuple[Resolved, DownloadResult]]:
     """``processes``: worker processes were asked for, and the client is ours (a caller's cannot cross)."""
     interpreter = probe_interpreter(python)
@@ -142,11 +146,11 @@ def _fetch_with(
     workers = min(max(1, jobs), len(resolved))
     pool = process_pool(workers, options.timeout, progress) if processes else None
     if pool is not None:
-        return fetch_in_processes(pool, resolved, cache, args)
+        return fetch_in_processes(pool, resolved, cache, args, on_fetched)
     cancel = threading.Event()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wheelstream") as threads:
 
         def submit_to_thread(item: Resolved) -> Future[DownloadResult]:
             return threads.submit(fetch_one, item, *args, client=client, progress=progress, cancel=cancel)
 
-        return collect(resolved, submit_to_thread, cancel, Future.result)
+        return collect(resolved, submit_to_thread, cancel, Future.result, on_done=on_fetched)

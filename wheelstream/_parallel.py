@@ -14,7 +14,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, BrokenExecutor, Future, wait
+from concurrent.futures import FIRST_COMPLETED, FIRST_EXCEPTION, BrokenExecutor, Future, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -30,11 +30,15 @@ from wheelstream.fetch import CancelSignal, DownloadOptions, DownloadResult, fet
 if TYPE_CHECKING:
     from wheelstream._workers import ProcessPool
 
-__all__ = ["collect", "fetch_in_processes", "fetch_one", "process_pool", "release"]
+__all__ = ["Arrived", "collect", "fetch_in_processes", "fetch_one", "process_pool", "release"]
 
 
 def fetch_in_processes(
-    processes: ProcessPool, resolved: Sequence[Resolved], cache: Cache, args: tuple[Any, ...]
+    processes: ProcessPool,
+    resolved: Sequence[Resolved],
+    cache: Cache,
+    args: tuple[Any, ...],
+    on_done: Arrived | None = None,
 ) -> list[tuple[Resolved, DownloadResult]]:
     """``collect`` over worker processes: claims adopted as results arrive, a dead worker's pool killed (after
     a grace period for the others to checkpoint), the progress callback's error raised as the callback's."""
@@ -48,7 +52,7 @@ def fetch_in_processes(
             return future
 
         try:
-            fetched = collect(resolved, submit_to_worker, processes.cancel, adopter, processes.died)
+            fetched = collect(resolved, submit_to_worker, processes.cancel, adopter, processes.died, on_done)
         except WorkerDied:
             processes.kill(grace=5.0)  # the others ignore the SIGTERM a broken pool sends
             raise
@@ -171,6 +175,8 @@ class _Adopter:
 
 
 _F = TypeVar("_F", bound="Future[Any]")
+# What a caller of ``collect`` does with each download as it succeeds (``on_done``).
+Arrived = Callable[[Resolved, DownloadResult], None]
 
 
 def collect(
@@ -179,14 +185,19 @@ def collect(
     cancel: CancelSignal,
     result_of: Callable[[_F], DownloadResult],
     who_died: Callable[[], str | None] = lambda: None,
+    on_done: Arrived | None = None,
 ) -> list[tuple[Resolved, DownloadResult]]:
     """Every download's result in source order — or, at the first failure in time (or Ctrl-C), stop the rest
-    (they checkpoint: their partials are kept for the next run), release what succeeded, and raise."""
+    (they checkpoint: their partials are kept for the next run), release what succeeded, and raise.
+
+    ``on_done(item, result)`` runs on this thread for each download as it succeeds, while the others go on (an
+    install checks each wheel there); its error is a failure like a download's."""
     futures: list[_F] = []
     try:
         for item in resolved:
             futures.append(submit(item))
-        error = _wait_first_error(futures)
+        arrived = None if on_done is None else _Arrivals(resolved, futures, result_of, on_done)
+        error = _wait_first_error(futures, arrived)
     except KeyboardInterrupt:
         _stop_all(futures, cancel)
         _release_succeeded(futures, result_of)
@@ -234,8 +245,29 @@ def _stop_all(futures: Sequence[Future[Any]], cancel: CancelSignal) -> None:
     wait(futures)
 
 
-def _wait_first_error(futures: Sequence[Future[Any]]) -> BaseException | None:
-    """Wait until all succeed or one fails; return the first failure *in time*.
+class _Arrivals:
+    """``collect``'s ``on_done``, called once per download that succeeded, in the order they finish."""
+
+    def __init__(
+        self,
+        resolved: Sequence[Resolved],
+        futures: Sequence[Future[Any]],
+        result_of: Callable[[Any], DownloadResult],
+        on_done: Arrived,
+    ) -> None:
+        self._items = dict(zip(futures, resolved, strict=True))
+        self._result_of = result_of
+        self._on_done = on_done
+
+    def __call__(self, future: Future[Any]) -> None:
+        self._on_done(self._items[future], self._result_of(future))
+
+
+def _wait_first_error(
+    futures: Sequence[Future[Any]], arrived: Callable[[Future[Any]], None] | None = None
+) -> BaseException | None:
+    """Wait until all succeed or one fails; return the first failure *in time* (``arrived``'s error included:
+    it is called for each success as it comes).
 
     The wait polls: a signal (Ctrl-C, SIGTERM) may be delivered to any thread, and Python runs its handler
     only when the main thread executes bytecode — a main thread blocked in one long ``wait`` would not notice
@@ -243,8 +275,17 @@ def _wait_first_error(futures: Sequence[Future[Any]]) -> BaseException | None:
     """
     pending: set[Future[Any]] = set(futures)
     while pending:
-        done, pending = wait(pending, timeout=0.1, return_when=FIRST_EXCEPTION)
-        for future in futures:  # in source order among those that failed together
-            if future in done and (error := future.exception()) is not None:
+        done, pending = wait(
+            pending, timeout=0.1, return_when=FIRST_COMPLETED if arrived else FIRST_EXCEPTION
+        )
+        for future in futures:  # in source order among those that finished together
+            if future not in done:
+                continue
+            if (error := future.exception()) is not None:
                 return error
+            if arrived is not None:
+                try:
+                    arrived(future)
+                except Exception as exc:  # noqa: BLE001 - the first failure, like a download's: stops the rest
+                    return exc
     return None

@@ -15,6 +15,9 @@ file into the temporary home, so an install is refused whole (the rest of pip's 
 * Two wheels of one transaction may ship one path (the later one wins, as in pip); only differing contents
   are worth a warning (:func:`warn_about_overwrites`).
 
+:class:`Checks` runs them for a transaction: each wheel's as soon as it is staged (an install of several runs
+them while the other downloads go on), the rest when the install starts.
+
 Where each file goes is decided here, once, and kept in the :class:`CheckedWheel` that :mod:`._home` writes.
 """
 
@@ -25,7 +28,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from .._staged import StagedWheel
-from ..errors import WheelMetadataError, one_line, shown
+from ..errors import WheelMetadataError, WheelstreamError, one_line, shown
 from ._commit import RESERVED_PREFIX
 from ._interpreter import Interpreter
 from ._layout import Placement, in_lib, is_entrypoint_wrapper, lib_dir, place, scheme_paths, target_item
@@ -35,6 +38,7 @@ from ._scripts import Launcher, console_script_specs, parse_entry_point
 
 __all__ = [
     "CheckedWheel",
+    "Checks",
     "Warnings",
     "WheelToInstall",
     "check_wheel",
@@ -284,3 +288,38 @@ def warn_about_overwrites(wheels: Sequence[CheckedWheel], warn: Warnings) -> Non
                 )
             if not last:  # the last wheel's paths are its own: nothing after it looks them up
                 owners[dest] = (staged.filename, digest)
+
+
+class Checks:
+    """The checks of one transaction's wheels: :func:`check_wheel` and :func:`refuse_reserved_names` per wheel,
+    run by :meth:`add` as soon as a wheel is staged (``install_sources`` calls it as each download ends, while
+    the others go on: ~1.5 ms a wheel that would otherwise wait for the last download), then, by :meth:`all`
+    when the install starts, for any wheel not seen yet, and :func:`warn_about_overwrites` across them."""
+
+    def __init__(self, interpreter: Interpreter, ignore_tags: bool, warn: Warnings) -> None:
+        self.interpreter = interpreter
+        self.ignore_tags = ignore_tags
+        self.warn = warn
+        self._done: dict[
+            int, CheckedWheel
+        ] = {}  # by ``id`` of the staged wheel, which the result keeps alive
+
+    def add(self, item: WheelToInstall) -> CheckedWheel:
+        """Check one wheel (nothing is written); its error names it."""
+        try:
+            checked = check_wheel(item, self.interpreter, self.ignore_tags, self.warn)
+            refuse_reserved_names(checked, self.interpreter)
+        except WheelstreamError as exc:
+            exc.with_wheel(item.staged.filename)
+            raise
+        self._done[id(item.staged)] = checked
+        return checked
+
+    def all(self, wheels: Sequence[WheelToInstall]) -> list[CheckedWheel]:
+        """Every wheel of the transaction checked, in its order: what :meth:`add` checked already is reused."""
+        checked = []
+        for item in wheels:
+            done = self._done.get(id(item.staged))
+            checked.append(done if done is not None and done.item == item else self.add(item))
+        warn_about_overwrites(checked, self.warn)
+        return checked

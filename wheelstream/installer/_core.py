@@ -66,14 +66,12 @@ from pathlib import Path
 
 from .._killpoints import reached
 from .._staged import StagedWheel
-from ..errors import UsageError, WheelstreamError
+from ..errors import UsageError
 from ._checks import (
     CheckedWheel,
+    Checks,
     Warnings,
     WheelToInstall,
-    check_wheel,
-    refuse_reserved_names,
-    warn_about_overwrites,
 )
 from ._commit import Move, target_moves
 from ._destination import HomeWriter, LinkMode
@@ -125,27 +123,24 @@ def install_staged_many(
     compile_bytecode: bool = False,
     ignore_tags: bool = False,
     on_warning: Callable[[str], None] | None = None,
+    checks: Checks | None = None,
     _move: Move | None = None,
 ) -> InstallReport:
     """Install several wheels in one transaction, as one ``pip install --target`` command would.
 
     They share one temporary home, so two wheels that both ship scripts share ``bin/`` exactly as in pip
-    (installing them one by one would skip the second ``bin/`` as an existing item). ``_move`` is a test seam
-    for the final renames.
+    (installing them one by one would skip the second ``bin/`` as an existing item). ``checks``: the
+    transaction's, some perhaps run already (made for ``python``'s interpreter and ``ignore_tags``; its
+    warnings go where its ``Warnings`` sends them, not to ``on_warning``). ``_move`` is a test seam for the
+    final renames.
     """
     if link_mode not in ("move", "copy", "hardlink"):
         raise UsageError(f"unknown link mode {link_mode!r} (use 'move', 'copy' or 'hardlink')")
-    warn = Warnings(on_warning)
     interpreter = probe_interpreter(python)
-    checked = []
-    for item in wheels:
-        try:
-            checked.append(check_wheel(item, interpreter, ignore_tags, warn))
-            refuse_reserved_names(checked[-1], interpreter)
-        except WheelstreamError as exc:
-            exc.with_wheel(item.staged.filename)
-            raise
-    warn_about_overwrites(checked, warn)
+    if checks is None:
+        checks = Checks(interpreter, ignore_tags, Warnings(on_warning))
+    warn = checks.warn
+    checked = checks.all(wheels)
 
     target = Path(os.path.abspath(target))
     if os.path.lexists(target) and not target.is_dir():

@@ -36,11 +36,9 @@ from .._killpoints import reached
 from ..errors import InstallConflict, UsageError, WheelstreamError
 from ._checks import (
     CheckedWheel,
+    Checks,
     Warnings,
     WheelToInstall,
-    check_wheel,
-    refuse_reserved_names,
-    warn_about_overwrites,
 )
 from ._commit import (
     Move,
@@ -219,22 +217,18 @@ def install_into(
     ignore_tags: bool = False,
     remove: Sequence[str] = (),
     on_warning: Callable[[str], None] | None = None,
+    checks: Checks | None = None,
     _move: Move | None = None,
 ) -> EnvironmentReport:
     """Install wheels into ``env`` as one ``pip install --no-deps`` would, replacing other versions of them;
-    in the same transaction, uninstall the distributions named in ``remove`` (a lock's sync)."""
+    in the same transaction, uninstall the distributions named in ``remove`` (a lock's sync). ``checks`` as
+    for :func:`~._core.install_staged_many` (made for ``env``'s interpreter)."""
     if link_mode not in ("move", "copy", "hardlink"):
         raise UsageError(f"unknown link mode {link_mode!r} (use 'move', 'copy' or 'hardlink')")
-    warn = Warnings(on_warning)
-    checked: list[CheckedWheel] = []
-    for item in wheels:
-        try:
-            checked.append(check_wheel(item, env.interpreter, ignore_tags, warn))
-            refuse_reserved_names(checked[-1], env.interpreter)
-        except WheelstreamError as exc:
-            exc.with_wheel(item.staged.filename)
-            raise
-    warn_about_overwrites(checked, warn)
+    if checks is None:
+        checks = Checks(env.interpreter, ignore_tags, Warnings(on_warning))
+    warn = checks.warn
+    checked = checks.all(wheels)
     with environment_lock(env):
         present = _prepare(env, warn)
         writing, removals, skipped = [], [], []
