@@ -19,12 +19,13 @@ Scenarios
 
 Every run gets a fresh target and a fresh cache (uv ``--cache-dir``, pip ``--no-cache-dir``, wheelstream
 ``cache_dir``); the previous run's files are ``sync``ed before the clock starts and deleted only at the end
-(see ``_fresh``). ``--baseline DIR`` races a second wheelstream, the package in the checkout ``DIR``, as the
-tool ``wheelstream-baseline``: old and new code measured in one run, both started as ``python -m wheelstream``
-with ``PYTHONPATH`` naming their checkout. The server is the
-project's ``FaultServer`` in this process (``sendfile``, ~1.5 GB/s on loopback — far above any client), so
-every request's bytes are known. Peak RSS and CPU time (user + system seconds, the child's own plus those of
-the descendants it waited for) come from ``wait4`` on each child; for (d) and (e) they are the rerun's.
+of the scenario, after which the next one waits ``--settle`` seconds (see ``_fresh``). ``--baseline DIR`` races
+a second wheelstream, the package in the checkout ``DIR``, as the tool ``wheelstream-baseline``: old and new
+code measured in one run, both started as ``python -m wheelstream`` with ``PYTHONPATH`` naming their checkout.
+The server is the project's ``FaultServer`` in this process (``sendfile``, ~1.5 GB/s on loopback — far above
+any client), so every request's bytes are known. Peak RSS and CPU time (user + system seconds, the child's own
+plus those of the descendants it waited for) come from ``wait4`` on each child; for (d) and (e) they are the
+rerun's.
 
 Outputs
   ``benchmarks/results.md`` (``--results``): per scenario each tool's min and median wall seconds, median CPU
@@ -380,7 +381,8 @@ class Tools:
 def _fresh(*paths: Path) -> None:
     """Nothing is deleted between runs: ext4 skips inodes freed in the last 60-300 s when it allocates
     (``recently_deleted()``), so creating 12k files right after deleting 36k costs 2-5x more kernel time —
-    the tool that runs after a big ``rm -rf`` would lose (docs/performance.md). Run dirs are removed at the end."""
+    the tool that runs after a big ``rm -rf`` would lose (docs/performance.md). Run dirs are removed at the end
+    of each scenario, and the next one waits ``--settle`` seconds."""
     for p in paths:
         assert not p.exists(), p
     os.sync()  # the previous run's dirty pages must not be written back on this run's clock
@@ -920,8 +922,10 @@ def main() -> None:
     runs = args.out / "run"
     args.out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(runs, ignore_errors=True)
-    if runs.exists() or shutil.disk_usage(args.out).free < 45e9:
-        print("warning: under 45 GB free; run dirs are kept until the end (~1.4 GB per big-wheel run)")
+    if runs.exists() or shutil.disk_usage(args.out).free < 25e9:
+        print(
+            "warning: under 25 GB free; a scenario's run dirs are kept until it ends (~1.4 GB per big-wheel run)"
+        )
     # The peers' venv (from the registry) only when a peer races, (b)'s wheels are fetched or a chart is drawn.
     registry = {"b", "f"} & set(args.scenarios)  # the pinned real wheels come from the registry
     peers = {"pip", "uv"} & set(args.tools) or registry or not args.no_chart
@@ -944,7 +948,12 @@ def main() -> None:
     time.sleep(args.settle)  # freed inodes of an earlier bench must age out first (see _fresh)
     with FaultServer() as server:
         runner = Runner(bench, tools, server, args.verbose, runs, args.kill_after)
-        for scenario in args.scenarios:
+        for number, scenario in enumerate(args.scenarios):
+            if number:
+                # A scenario's run dirs go before the next one (all seven would need ~80 GB), which then waits
+                # for the freed inodes to age out, as the first one did (``_fresh``).
+                shutil.rmtree(runs, ignore_errors=True)
+                time.sleep(args.settle)
             print(SCENARIO_TITLES[scenario], flush=True)
             for _ in range(args.repeat):
                 for tool in args.tools:  # interleaved: drift of the machine hits every tool alike
