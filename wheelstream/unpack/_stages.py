@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -25,10 +26,22 @@ __all__ = [
     "Syncer",
     "Unpacker",
     "Work",
+    "interruptible",
 ]
 
 QUEUE_BLOCKS = 4  # bounded: at most ~4 MiB between the network and the disk
 IDLE_AFTER = 0.5  # seconds without a block before the worker checkpoints what it has (the network stalled)
+
+
+def interruptible() -> bool:
+    """Can a signal handler raise into this thread at any bytecode — Ctrl-C's ``KeyboardInterrupt``, the CLI's
+    SIGTERM? Only on the main thread, and only while SIGINT or SIGTERM has a Python handler. A block parsed
+    here instead of on the worker would then be half parsed when the interrupt's checkpoint is written; the
+    worker lets the block finish first (``Unpacker.close``). Download threads and worker processes (which
+    ignore both signals) never see one."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    return any(callable(signal.getsignal(number)) for number in (signal.SIGINT, signal.SIGTERM))
 
 
 class CheckpointRequest:

@@ -33,7 +33,7 @@ from wheelstream.unpack import _sha256
 from wheelstream.unpack._checkpoints import Checkpoints
 from wheelstream.unpack._extract import Extractor
 from wheelstream.unpack._partial import Journal, PartialFile
-from wheelstream.unpack._stages import Syncer, Unpacker, Work
+from wheelstream.unpack._stages import Syncer, Unpacker, Work, interruptible
 from wheelstream.unpack._trail import Trail
 from wheelstream.zip import EntryDeferred, ZipStreamParser
 from wheelstream.zip._tail import TAIL_SIZE, find_central_directory, read_central_directory
@@ -119,6 +119,12 @@ class Tee(Checkpoints):
         if self.journal.deferred_at is not None:
             return  # past a stored+descriptor entry: only the partial file grows until the end
         if self._unpacker is None:
+            if self.position == self.journal.length and not interruptible():
+                # The rest of the file in one block (a small wheel's all of it): a worker would have nothing to
+                # overlap, only a thread to start and a hand-over each way (docs/performance.md,
+                # D-inline-last-block). Parsed here, at once; its error is raised here too.
+                self._work(block)
+                return
             self._unpacker = Unpacker(self._work, self._idle_checkpoint)
         self._unpacker.put(block)  # only now: the partial holds every byte the worker will ever parse
 
