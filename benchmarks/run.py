@@ -389,6 +389,19 @@ def _fresh(*paths: Path) -> None:
     time.sleep(0.2)
 
 
+def _journal_left(cache: Path) -> str:
+    """What wheelstream's killed run left for the rerun: the journal's ``C`` (every entry before it extracted and
+    durable: the rerun re-extracts from there) and ``D`` (the bytes kept). A C far behind D is a slow rerun even
+    when little is fetched again (docs/performance.md, issue #25's checks)."""
+    for journal in sorted((cache / "partial").glob("*.json")):
+        try:
+            saved = json.loads(journal.read_text())
+            return f" (left C {saved['checkpoint'] / 1e6:.1f} MB, D {saved['durable'] / 1e6:.1f} MB)"
+        except (OSError, ValueError, KeyError, TypeError):
+            return " (left an unreadable journal)"
+    return " (left no journal)"
+
+
 def _start(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
     """Started in the run's own directory: ``python -m`` puts the working directory first on ``sys.path``, so
     from the repository's root every ``wheelstream-baseline`` would import this checkout's package instead of
@@ -489,6 +502,7 @@ class Runner:
         self.server.set_plan(names[0], FaultPlan())
         first = self.server.bytes_sent(names[0])
         n_first = len(self.server.requests_for(names[0]))
+        left = _journal_left(cache) if tool.startswith("wheelstream") else ""
         # The rerun installs into a new target (no deletion: see _fresh); the cache is the killed run's.
         cmd = self.tools.command(tool, urls, target.with_name("target2"), cache, reqs)
         os.sync()
@@ -502,7 +516,7 @@ class Runner:
         rerun_sent = sum(r.bytes_sent for r in records[n_first:])
         ranges = ",".join(r.range or "full" for r in records[n_first:])
         twice = first + rerun_sent - size
-        note = f"1st run got {first / 1e6:.1f} MB; rerun asked {ranges}; fetched twice {twice / 1e6:.2f} MB"
+        note = f"1st run got {first / 1e6:.1f} MB{left}; rerun asked {ranges}; fetched twice {twice / 1e6:.2f} MB"
         if rc != 0:
             note += " " + log.read_text(errors="replace").strip().splitlines()[-1][:120]
         self._record(Run(scenario, tool, seconds, rss, rerun_sent, len(records) - n_first, rc, note, cpu))
