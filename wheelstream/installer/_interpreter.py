@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import packaging
@@ -50,7 +50,6 @@ class Interpreter:
     platform: str
     cross_compiling: bool
     tags: tuple[Tag, ...]  # most preferred first, like packaging.tags.sys_tags()
-    supported: frozenset[Tag]  # the same tags, for a wheel's check: ~1,700 of them, looked up per wheel
     scheme: HomeScheme  # pip's --home scheme (what --target installs through)
     prefix_scheme: HomeScheme | None = None  # pip's --prefix scheme, relative to the prefix
     env_scheme: HomeScheme | None = None  # where a plain install goes: its environment's paths, absolute
@@ -59,6 +58,11 @@ class Interpreter:
     # PEP 508's marker environment as pairs (the probe is cached); () for the running interpreter, whose
     # environment ``marker_environment`` computes when asked
     markers: tuple[tuple[str, str], ...] = ()
+    # ``tags`` as a set, derived once: a wheel's check looks its few tags up among these ~1,700
+    supported: frozenset[Tag] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "supported", frozenset(self.tags))
 
     @property
     def version_text(self) -> str:
@@ -84,12 +88,6 @@ def _from_payload(payload: dict[str, object]) -> Interpreter:
     tags = payload["tags"]
     assert isinstance(version, list)
     assert isinstance(tags, list)
-    # ``collect`` spells a tag out for JSON (one each, as sys_tags() yields them), or hands over the Tag itself
-    ranked = tuple(
-        tag
-        for each in tags
-        for tag in ((each,) if isinstance(each, Tag) else sorted(parse_tag(str(each)), key=str))
-    )
     return Interpreter(
         executable=str(payload["executable"]),
         version=(int(version[0]), int(version[1])),
@@ -98,8 +96,12 @@ def _from_payload(payload: dict[str, object]) -> Interpreter:
         linesep=str(payload["linesep"]),
         platform=str(payload["platform"]),
         cross_compiling=bool(payload["cross_compiling"]),
-        tags=ranked,
-        supported=frozenset(ranked),
+        # ``collect`` spells a tag out for JSON (one each, as sys_tags() yields them), or hands over the Tag
+        tags=tuple(
+            tag
+            for each in tags
+            for tag in ((each,) if isinstance(each, Tag) else sorted(parse_tag(str(each)), key=str))
+        ),
         scheme=_scheme(scheme),
         prefix_scheme=_scheme(payload["prefix_scheme"]),
         env_scheme=_scheme(payload["env_scheme"]),
