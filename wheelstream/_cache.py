@@ -261,8 +261,9 @@ def file_lock(path: Path, *, timeout: float = -1, thread_local: bool = True) -> 
 
 
 def try_lock(path: Path) -> filelock.BaseFileLock | None:
-    """Take the lock at ``path`` now if nobody holds it; ``None`` when a live process does. Not thread-local:
-    an adopted claim is taken on the executor's thread and released on the caller's."""
+    """Take the lock at ``path`` now if nobody holds it; ``None`` when a live process (or another holder in this
+    one) does. Not thread-local: an adopted claim is taken on the executor's thread and released on the caller's,
+    a host slot (``fetch._host_slots``) taken on one connection's thread and released on another's."""
     lock = file_lock(path, timeout=0, thread_local=False)
     try:
         lock.acquire()

@@ -17,6 +17,8 @@ from pathlib import Path
 import filelock
 import httpx
 
+from wheelstream._cache import try_lock
+
 __all__ = ["HostSlots"]
 
 
@@ -34,10 +36,7 @@ class HostSlots:
             return None
         self._paths[0].parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         for path in self._paths:
-            lock = filelock.FileLock(path, mode=0o600, thread_local=False)
-            try:
-                lock.acquire(timeout=0)
-            except filelock.Timeout:
-                continue
-            return lock
+            lock = try_lock(path)
+            if lock is not None:
+                return lock
         return None
