@@ -31,6 +31,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from run import _wait  # the race's own: returncode, peak RSS and CPU of the child from wait4
+
 from wheelstream.testing import FaultServer
 
 # Run in the variant's interpreter: set the constants, then the CLI as ``python -m wheelstream`` would.
@@ -113,11 +115,11 @@ def main() -> None:
                         env={**os.environ, "PYTHONPATH": str(root)},
                         cwd=where,  # not a checkout: ``-c`` puts the working directory first on sys.path
                     )
-                    _pid, status, usage = os.wait4(child.pid, 0)
+                    returncode, rss, cpu = _wait(child)
                     wall = time.perf_counter() - started
-                    if status != 0:
-                        raise SystemExit(f"{label}: exit status {os.waitstatus_to_exitcode(status)}")
-                    rows[label].append((wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024))
+                    if returncode != 0:
+                        raise SystemExit(f"{label}: exit status {returncode}")
+                    rows[label].append((wall, cpu, rss))
                     print(f"  {label:14s} {wall:7.3f} s  cpu {rows[label][-1][1]:6.3f} s", flush=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
