@@ -391,14 +391,23 @@ def _fresh(*paths: Path) -> None:
 
 def _journal_left(cache: Path) -> str:
     """What wheelstream's killed run left for the rerun: the journal's ``C`` (every entry before it extracted and
-    durable: the rerun re-extracts from there) and ``D`` (the bytes kept). A C far behind D is a slow rerun even
-    when little is fetched again (docs/performance.md, issue #25's checks)."""
+    durable: the rerun re-extracts from there) and ``D`` (the bytes kept), and the pending checkpoint ``C'`` when
+    the kill came while a checkpoint was being made durable (the rerun re-extracts from there instead, as far
+    as staging proves it: ``wheelstream/unpack/_pending.py``). Without one, a C far behind D is a slow rerun
+    even when little is fetched again (docs/performance.md, D-pending-checkpoint)."""
     for journal in sorted((cache / "partial").glob("*.json")):
         try:
             saved = json.loads(journal.read_text())
-            return f" (left C {saved['checkpoint'] / 1e6:.1f} MB, D {saved['durable'] / 1e6:.1f} MB)"
+            left = f" (left C {saved['checkpoint'] / 1e6:.1f} MB, D {saved['durable'] / 1e6:.1f} MB"
         except (OSError, ValueError, KeyError, TypeError):
             return " (left an unreadable journal)"
+        try:
+            pending = json.loads(journal.with_suffix(".pending").read_text())
+            if pending["base_bytes"] == saved["log_bytes"] and pending["checkpoint"] > saved["checkpoint"]:
+                left += f", pending C' {pending['checkpoint'] / 1e6:.1f} MB"
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # none, or one the rerun ignores too
+        return left + ")"
     return " (left no journal)"
 
 

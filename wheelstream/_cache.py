@@ -5,6 +5,7 @@
     <root>/partial/<key>.entries     the journal's append-only log of finished entries
     <root>/partial/<key>.trail       what was received past the last checkpoint, provably (_trail.py)
     <root>/partial/<key>.pieces      ... and what other connections wrote further on (_piece_trail.py)
+    <root>/partial/<key>.pending     the checkpoint being made durable, provable after a kill (_pending.py)
     <root>/partial/<key>.lock        filelock: one writer per key, across processes
     <root>/staging/<key>/            entries unpacked so far
     <root>/wheels/<sha256>/          finished, verified, unpacked wheels, kept by ``--link-mode copy|hardlink``

@@ -9,6 +9,7 @@ this is the caller asking.
 The points, in the order a move install of one URL passes them:
 
 ===========================  ===================================================================================
+``checkpoint.staging-sync``  a checkpoint's pending record written (``unpack/_pending``), staging not yet synced
 ``download.end-of-input``    every byte received and written to the partial file; the tail still unpacking
 ``publish.remembered``       the URL's sha256 recorded; the partial and its journal untouched
 ``publish.wheel-moved``      the partial renamed to ``wheels/<sha256>.whl``; the journal still there

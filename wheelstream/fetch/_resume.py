@@ -9,7 +9,10 @@ journal is the truth (DESIGN §2, "Resume"), and ``restore`` rebuilds the stream
 2. on a thread, beside steps 3-5: the whole-file hash of ``0..D`` continues from the state the journal saved
    with ``D`` (``_sha256``), or, where none can be trusted, is re-read from the partial; then it is carried
    along the trail (``_trail``) to ``V ≥ D``, the end of what a killed process provably received;
-3. the entries log: every entry it lists finished before ``C``;
+3. the entries log: every entry it lists finished before ``C``; then, if the killed process left a pending
+   checkpoint (``wheelstream.unpack._pending``) that follows this header, lies within ``V`` (so this step waits
+   for step 2) and whose files staging bears out (read back and hashed), ``C`` moves on to it, or to the first
+   of its files that did not survive;
 4. staging, walked once: every listed file is there as a regular file of its recorded size, every directory a
    real one (a symlink means the tree is not ours); a file the log does not list (an entry after ``C``) is
    deleted; modes are brought to this process's umask;
@@ -40,6 +43,7 @@ from wheelstream.errors import ArchiveError
 from wheelstream.fetch._options import Job
 from wheelstream.unpack._extract import Extractor
 from wheelstream.unpack._partial import Journal, PartialFile
+from wheelstream.unpack._pending import verified_count
 from wheelstream.unpack._piece_trail import merged, piece_trail_path, proven_pieces
 from wheelstream.unpack._rehash import prefix_sha256
 from wheelstream.unpack._sha256 import new as new_sha256
@@ -179,19 +183,24 @@ def restore(job: Job) -> Restored:
 def _resume(job: Job, journal: Journal, journal_path: Path, prefix: PrefixHash) -> Tee | None:
     """The stream at the journal's checkpoint, or None when the log, the staging tree or the bytes kept
     disagree with the header (then nothing of it is worth keeping)."""
-    if (
-        not journal.load_entries(journal_path)
-        or any(entry.offset >= journal.checkpoint for entry in journal.entries)
-        or not _staging_matches(job.cache.staging(job.key), journal)
+    if not journal.load_entries(journal_path) or any(
+        entry.offset >= journal.checkpoint for entry in journal.entries
     ):
+        return None
+    adopted = _adopt_pending(job, journal, journal_path, prefix)
+    if not _staging_matches(job.cache.staging(job.key), journal):
         return None
     stream = _new_stream(job, journal)
     stream.last_checkpoint_bytes = journal.durable
+    stream.staging_unsynced = adopted
     deferred, journal.deferred_at = journal.deferred_at, None
+    start = journal.checkpoint  # past D when a pending checkpoint was adopted (then V >= C)
     try:
-        stream.replay(journal.checkpoint, journal.durable)
+        stream.replay(start, max(start, journal.durable))
         kept = prefix.result()
-        stream.replay(journal.durable, kept.length)  # what the trail proves a killed process received
+        stream.replay(
+            max(start, journal.durable), kept.length
+        )  # what the trail proves a killed process received
         stream.hasher = kept.hasher
         stream.position = kept.length
         if journal.length is not None:  # what other connections wrote past the last checkpoint, provably
@@ -214,6 +223,26 @@ def _resume(job: Job, journal: Journal, journal_path: Path, prefix: PrefixHash) 
         stream.abandon()
         return None  # the replay disagrees with the journal: trust neither
     return stream
+
+
+def _adopt_pending(job: Job, journal: Journal, journal_path: Path, prefix: PrefixHash) -> bool:
+    """Move the journal's checkpoint on to the pending one a killed process was making durable, as far as
+    staging proves its entries (``wheelstream.unpack._pending``); True if it moved. Only when the partial
+    provably holds every byte up to it (the trail's ``V``): so this waits for the prefix hash, which otherwise
+    runs beside the staging check and the replay."""
+    pending = journal.load_pending(journal_path)
+    if pending is None:
+        return False
+    checkpoint, rows = pending
+    if checkpoint > prefix.result().length:
+        return False
+    count = verified_count(job.cache.staging(job.key), rows)
+    if count == 0:
+        return False
+    if count < len(rows):
+        checkpoint = rows[count][0].offset  # the first entry staging does not bear out: extracted again
+    journal.adopt(rows[:count], checkpoint)
+    return True
 
 
 def _staging_matches(root: Path, journal: Journal) -> bool:

@@ -36,6 +36,11 @@ staging), submitted by the network thread: the first, after one block (not after
 the end of input when at least ``_tee._TAIL_CHECKPOINT`` bytes are not yet durable (``Tee.end_of_input``).
 
 Either way the journal never records an entry the extractor has not written.
+
+Before staging's sync, a checkpoint that moves ``C`` writes its log lines and a pending record, unsynced
+(``Journal.save_pending``, ``_pending``): a kill during the syncs then costs nothing the record and staging can
+prove. A resume that takes files from such a record sets ``staging_unsynced``, and the next checkpoint syncs
+staging before it records them, even one that moves only ``D``.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
+from wheelstream._killpoints import reached
 from wheelstream.unpack import _sha256
 from wheelstream.unpack._extract import Extractor
 from wheelstream.unpack._partial import Journal, PartialFile
@@ -79,6 +85,9 @@ class Checkpoints:
     _owed: bool
     _durable_deferred_at: int | None
     _hashed: threading.Lock
+    # Staging holds files a checkpoint may record that were never synced: those a resume adopted from a pending
+    # checkpoint (``_pending``). The next checkpoint syncs staging first, even one that moves only D.
+    staging_unsynced: bool
     pieces: Callable[[], list[tuple[int, int]]] | None
     # The tee's own methods these rules call: write out the buffered bytes and hand them to the worker
     # (``Tee._flush``); wait until the worker and the syncer caught up (``Tee.settle``).
@@ -195,8 +204,16 @@ class Checkpoints:
 
     def _make_durable(self, snapshot: Snapshot) -> None:
         """Rules 1-3 of DESIGN §2 for one snapshot, in order (on the syncer thread, or the caller's)."""
-        if snapshot.entries or snapshot.checkpoint != self.journal.checkpoint:
-            self.extractor.flush_to_disk()  # 1b. staging on disk (a checkpoint that moves only D has no need)
+        journal = self.journal
+        moves_c = bool(snapshot.entries) or snapshot.checkpoint != journal.checkpoint
+        journal.add_finished(snapshot.entries, snapshot.files)
+        if moves_c or self.staging_unsynced:  # a checkpoint that moves only D has no need of staging
+            if moves_c:
+                # What a kill during the syncs below would otherwise lose: provable without them (_pending).
+                journal.save_pending(self.journal_path, snapshot.checkpoint, snapshot.deferred_at)
+            reached("checkpoint.staging-sync")
+            self.extractor.flush_to_disk()  # 1b. staging on disk
+            self.staging_unsynced = False
         with self._hashed:  # the hash state of exactly the first D bytes (the network thread may go on)
             durable, state = self.partial.length, self.hasher.state()
         # Pieces past D other connections wrote (a segmented download): written before this sync, so it
@@ -206,8 +223,6 @@ class Checkpoints:
         )  # once: the download's thread may drop it meanwhile (a fall back to one connection)
         held = [[max(start, durable), end] for start, end in pieces() if end > durable] if pieces else []
         self.partial.sync()  # 2. >= D, and D >= every byte the parser consumed, so >= C
-        journal = self.journal
-        journal.add_finished(snapshot.entries, snapshot.files)
         journal.checkpoint = snapshot.checkpoint
         journal.durable = durable
         journal.sha256_state = state

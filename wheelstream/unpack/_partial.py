@@ -33,6 +33,8 @@ while the network thread appends: the fsync covers every byte whose write return
 from __future__ import annotations
 
 import errno
+import hashlib
+import itertools
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -41,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from wheelstream._staged import StagedFile
+from wheelstream.unpack import _pending
 from wheelstream.unpack._piece_trail import piece_trail_path
 from wheelstream.unpack._trail import trail_path
 from wheelstream.zip import LocalEntry
@@ -102,6 +105,8 @@ class Journal:
     entries: list[LocalEntry] = field(default_factory=list)
     files: list[StagedFile] = field(default_factory=list)
     _unlogged: list[str] = field(default_factory=list, init=False, repr=False, compare=False)  # log lines
+    # (lines, end bytes) of ``_unlogged`` as ``save_pending`` wrote them, unsynced: a save then only syncs them
+    _pending_written: tuple[int, int] | None = field(default=None, init=False, repr=False, compare=False)
 
     def add_finished(self, entries: Iterable[LocalEntry], files: Mapping[str, StagedFile]) -> None:
         """Take the entries finished since the last call, each with its staged file from ``files`` (a
@@ -135,7 +140,79 @@ class Journal:
         self.log_bytes, self.log_lines = log_bytes, log_lines
         self._unlogged.clear()
 
-    def _append_log(self, path: Path) -> tuple[int, int]:
+    def save_pending(self, path: Path, checkpoint: int, deferred_at: int | None) -> None:
+        """Write the queued log lines where the next :meth:`save` will write them, and the pending record that
+        names them with ``checkpoint``, none of it synced: what a kill during the checkpoint's syncs leaves
+        provable (``_pending``). A failure leaves no record (the next save writes the lines anyway)."""
+        if not self._unlogged:
+            return
+        record = _pending.pending_path(path)
+        try:
+            digest = hashlib.sha256()
+            end_bytes, end_lines = self._append_log(entries_log(path), sync=False, digest=digest)
+            self._pending_written = (len(self._unlogged), end_bytes)
+            _pending.write_record(
+                path,
+                _pending.PendingRecord(
+                    self.log_bytes,
+                    self.log_lines,
+                    end_bytes,
+                    end_lines - self.log_lines,
+                    digest.hexdigest(),
+                    checkpoint,
+                    deferred_at,
+                ),
+            )
+        except OSError:
+            record.unlink(missing_ok=True)  # no claim is better than a stale one; the checkpoint goes on
+
+    def load_pending(self, path: Path) -> tuple[int, list[tuple[LocalEntry, StagedFile | None]]] | None:
+        """The pending checkpoint that followed this (durable) header, and the entries it adds in stream order,
+        if its record, its log lines and this header agree exactly (``_pending``); else None. Call after
+        :meth:`load_entries`."""
+        record = _pending.read_record(path)
+        if (
+            record is None
+            or (record.base_bytes, record.base_lines) != (self.log_bytes, self.log_lines)
+            or record.deferred_at != self.deferred_at
+            or record.checkpoint <= self.checkpoint
+            or not 0 < record.lines <= record.end_bytes - record.base_bytes
+        ):
+            return None
+        try:
+            with open(entries_log(path), "rb") as log:
+                log.seek(record.base_bytes)
+                data = log.read(record.end_bytes - record.base_bytes)
+            if (
+                len(data) != record.end_bytes - record.base_bytes
+                or hashlib.sha256(data).hexdigest() != record.sha256
+                or data.count(b"\n") != record.lines
+                or not data.endswith(b"\n")
+            ):
+                return None
+            rows = [_parse_line(row) for row in json.loads(b"[" + data[:-1].replace(b"\n", b",") + b"]")]
+        except (OSError, ValueError, TypeError, IndexError):
+            return None
+        offsets = [entry.offset for entry, _staged in rows]
+        if (
+            len(rows) != record.lines
+            or offsets[0] != self.checkpoint
+            or offsets[-1] >= record.checkpoint
+            or any(a >= b for a, b in itertools.pairwise(offsets))
+        ):
+            return None
+        return record.checkpoint, rows
+
+    def adopt(self, rows: list[tuple[LocalEntry, StagedFile | None]], checkpoint: int) -> None:
+        """Take entries past the durable checkpoint that staging proved (a pending checkpoint's), and
+        ``checkpoint`` with them. In memory only, queued for the next save like newly finished ones."""
+        self.entries.extend(entry for entry, _staged in rows)
+        self.add_finished(
+            (entry for entry, _staged in rows), {s.name: s for _entry, s in rows if s is not None}
+        )
+        self.checkpoint = checkpoint
+
+    def _append_log(self, path: Path, *, sync: bool = True, digest: Any = None) -> tuple[int, int]:
         """Write the queued lines right after the valid prefix (cutting off what a crash left there).
 
         In slices of ``_LINES_PER_WRITE``: the first checkpoint of a fast download may queue every entry of
@@ -143,16 +220,23 @@ class Journal:
         unlogged = self._unlogged
         if not unlogged:
             return self.log_bytes, self.log_lines
+        already, self._pending_written = self._pending_written, None
         written = 0
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | _O_BINARY, 0o600)
         try:
+            if sync and already is not None and already[0] == len(unlogged):
+                os.fsync(fd)  # save_pending wrote exactly these lines already, and nothing wrote since
+                return already[1], self.log_lines + len(unlogged)
             os.ftruncate(fd, self.log_bytes)
             os.lseek(fd, self.log_bytes, os.SEEK_SET)
             for start in range(0, len(unlogged), _LINES_PER_WRITE):
                 data = "".join(unlogged[start : start + _LINES_PER_WRITE]).encode("ascii")
                 write_all(fd, data)
                 written += len(data)
-            os.fsync(fd)
+                if digest is not None:
+                    digest.update(data)
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
         return self.log_bytes + written, self.log_lines + len(unlogged)
@@ -228,6 +312,7 @@ class Journal:
         entries_log(path).unlink(missing_ok=True)
         trail_path(path).unlink(missing_ok=True)
         piece_trail_path(path).unlink(missing_ok=True)
+        _pending.pending_path(path).unlink(missing_ok=True)
 
     @property
     def validator(self) -> str | None:
@@ -237,7 +322,9 @@ class Journal:
         return self.last_modified
 
 
-_HEADER_FIELDS = tuple(f.name for f in fields(Journal) if f.name not in ("entries", "files", "_unlogged"))
+_HEADER_FIELDS = tuple(
+    f.name for f in fields(Journal) if f.name not in ("entries", "files") and not f.name.startswith("_")
+)
 
 
 def _counts_ok(payload: dict[str, Any]) -> bool:

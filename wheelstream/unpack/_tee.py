@@ -63,6 +63,8 @@ class Tee(Checkpoints):
     # journal records as ``held``. None: one connection, nothing past ``position``.
     pieces: Callable[[], list[tuple[int, int]]] | None = None
     position: int = 0
+    # Files a resume adopted from a pending checkpoint were never synced: the next checkpoint syncs staging first.
+    staging_unsynced: bool = False
     last_checkpoint_at: float = field(default_factory=time.monotonic)
     last_checkpoint_bytes: int = 0
     _pending: list[bytes] = field(default_factory=list)
