@@ -7,9 +7,10 @@ For each N of ``--kills``: ``wheelstream install`` of the wheel (served by the p
 ``checkpoint.staging-sync@N`` (``wheelstream/_killpoints.py``): the N-th checkpoint's pending record is written,
 staging's sync has not begun, the journal still holds the checkpoint before. A process still alive
 ``--grace`` seconds into the stall (it took fewer checkpoints) is killed from outside instead, as ``make
-bench``'s (d) does. The cache it left is then copied (staging as hard links: a rerun only adds, deletes or
-reads files there) and the same install runs again on each copy: once as left, once with the pending record
-removed, which is what a rerun found before the record existed. The two reruns alternate which goes first.
+bench``'s (d) does. The cache it left is then copied twice, alike (staging as hard links: a rerun only adds,
+deletes or reads files there), and the same install runs again on each copy: once as left, once with the
+pending record removed, which is what a rerun found before the record existed. The two reruns alternate which
+goes first.
 
 Printed per kill: the journal's C and D, the record's C', and each rerun's wall time and CPU (user + sys).
 """
@@ -24,6 +25,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -112,7 +114,10 @@ def main() -> None:
             env = {**os.environ, "WHEELSTREAM_KILL_AT": f"checkpoint.staging-sync@{nth}"}
             proc = _install(url, work / "target", work / "cache", env)
             stalled_since, by = None, "kill point"
-            while proc.poll() is None:
+            waited: list[tuple[int, float, float]] = []
+            waiter = threading.Thread(target=lambda: waited.append(_wait(proc)))  # noqa: B023 - joined below
+            waiter.start()
+            while waiter.is_alive():
                 if stalled_since is None and server.bytes_sent(name) >= at:
                     stalled_since = time.monotonic()
                 if stalled_since is not None and time.monotonic() - stalled_since > args.grace:
@@ -120,20 +125,28 @@ def main() -> None:
                     by = "outside, in the stall"
                     break
                 time.sleep(0.005)
-            rc, _rss, _cpu = _wait(proc)
+            waiter.join()
+            rc = waited[0][0]
             if rc != -signal.SIGKILL:
                 raise SystemExit(f"N={nth}: the install ended with {rc}, not a kill")
             header, pending = _journal(work / "cache")
-            _copy_cache(work / "cache", work / "cache-without")
+            for label in ("with", "without"):  # both reruns on copies made alike (the original is the kill's)
+                _copy_cache(work / "cache", work / f"cache-{label}")
             for record in (work / "cache-without" / "partial").glob("*.pending"):
                 record.unlink()
             server.wait_idle(5)
             runs = {}
             order = ["with", "without"] if number % 2 == 0 else ["without", "with"]
             for label in order:
-                cache = work / ("cache" if label == "with" else "cache-without")
-                runs[label] = _rerun(url, work, cache, label)
-            pend = f"{pending['checkpoint'] / 1e6:.1f}" if pending else "none"
+                runs[label] = _rerun(url, work, work / f"cache-{label}", label)
+            if pending is None:
+                pend = "none"
+            elif (
+                pending["base_bytes"] != header["log_bytes"] or pending["checkpoint"] <= header["checkpoint"]
+            ):
+                pend = "stale (ignored)"  # the checkpoint it was written for became durable
+            else:
+                pend = f"{pending['checkpoint'] / 1e6:.1f}"
             (with_s, with_cpu), (without_s, without_cpu) = runs["with"], runs["without"]
             print(
                 f"| {nth} | {by} | {header['checkpoint'] / 1e6:.1f} / {header['durable'] / 1e6:.1f} | {pend} | "
