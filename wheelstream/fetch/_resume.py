@@ -198,9 +198,8 @@ def _resume(job: Job, journal: Journal, journal_path: Path, prefix: PrefixHash) 
     try:
         stream.replay(start, max(start, journal.durable))
         kept = prefix.result()
-        stream.replay(
-            max(start, journal.durable), kept.length
-        )  # what the trail proves a killed process received
+        # ... then what the trail proves a killed process received
+        stream.replay(max(start, journal.durable), kept.length)
         stream.hasher = kept.hasher
         stream.position = kept.length
         if journal.length is not None:  # what other connections wrote past the last checkpoint, provably

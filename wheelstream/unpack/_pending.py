@@ -54,9 +54,7 @@ __all__ = ["PendingRecord", "pending_path", "read_record", "verified_count", "wr
 _MAX_RECORD = 4096  # the record is a few hundred bytes; anything longer is not ours
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
 _HASH_BLOCK = 1 << 20
-_VERIFIERS = (
-    2  # threads reading back a pending checkpoint's files (docs/performance.md, D-pending-checkpoint)
-)
+_VERIFIERS = 2  # threads reading back files (docs/performance.md, D-pending-checkpoint)
 _LARGE = 1 << 20  # a file this large is a task of its own
 _BATCH = 256  # small files per task
 
