@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import hashlib
 import io
 import json
 import os
@@ -166,6 +167,25 @@ def saved_journal(cache_dir: Path, url: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return header if isinstance(header, dict) else None
+
+
+def pending_files(cache_dir: Path, url: str, journal: Any, at: int) -> int:
+    """How many files a rerun takes from the pending checkpoint a kill left: all it lists when its record
+    follows the durable header and its checkpoint lies within the ``at`` bytes a rerun keeps (a kill leaves
+    every file whole: no power loss here), else none."""
+    try:
+        record = json.loads((cache_dir / "partial" / f"{cache_key(url)}.pending").read_text())
+    except (FileNotFoundError, ValueError):
+        return 0  # none, or none whole: a rerun ignores it
+    if (record["base_bytes"], record["base_lines"]) != (journal.log_bytes, journal.log_lines):
+        return 0  # a later save made it stale
+    if not journal.checkpoint < record["checkpoint"] <= at:
+        return 0
+    log = (cache_dir / "partial" / f"{cache_key(url)}.entries").read_bytes()[
+        record["base_bytes"] : record["end_bytes"]
+    ]
+    assert hashlib.sha256(log).hexdigest() == record["sha256"]
+    return sum(len(json.loads(line)) == 10 for line in log.splitlines())  # a file's line has 10 fields
 
 
 # -- one download --------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import FAST, contents, fetch, tree, wait_until
+from conftest import FAST, contents, fetch, pending_files, tree, wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -558,7 +558,9 @@ def test_a_failed_checkpoint_on_the_worker_surfaces_and_the_last_good_one_resume
     sent = server.bytes_sent(WHEEL)
     at = received_before_the_kill(tmp_path, url, journal)  # the bytes written past D are proven by the trail
     assert at > journal.durable
-    assert_resumed_from(fetch(url, tmp_path), journal, data, server, sent, at)
+    # The failed checkpoint had written its pending record before the failing save: its files are taken too.
+    adopted = pending_files(tmp_path, url, journal, at)
+    assert_resumed_from(fetch(url, tmp_path), journal, data, server, sent, at, adopted)
 
 
 # -- kill -9 -------------------------------------------------------------------------------------------------
@@ -625,23 +627,6 @@ def received_before_the_kill(cache_dir: Path, url: str, journal: Journal) -> int
     partial = cache_dir / "partial" / f"{cache_key(url)}.whl.part"
     lengths = [int(line.split()[0]) for line in trail.read_text().splitlines()] if trail.exists() else []
     return max([journal.durable, *(n for n in lengths if n <= partial.stat().st_size)])
-
-
-def pending_files(cache_dir: Path, url: str, journal: Journal, at: int) -> int:
-    """How many files a rerun takes from the pending checkpoint a kill left: all it lists when its record
-    follows the durable header and its checkpoint lies within the ``at`` bytes a rerun keeps (a kill leaves
-    every file whole: no power loss here), else none."""
-    try:
-        record = json.loads(journal_path(cache_dir, url).with_suffix(".pending").read_text())
-    except FileNotFoundError:
-        return 0
-    if (record["base_bytes"], record["base_lines"]) != (journal.log_bytes, journal.log_lines):
-        return 0  # a later save made it stale
-    if record["checkpoint"] > at:
-        return 0
-    log = entries_log(journal_path(cache_dir, url)).read_bytes()[record["base_bytes"] : record["end_bytes"]]
-    assert hashlib.sha256(log).hexdigest() == record["sha256"]
-    return sum(len(json.loads(line)) == 10 for line in log.splitlines())  # a file's line has 10 fields
 
 
 def rerun_and_check(server: FaultServer, cache_dir: Path, url: str, data: bytes, journal: Journal) -> None:

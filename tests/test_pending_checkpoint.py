@@ -37,14 +37,15 @@ from wheelstream.zip import LocalEntry
 
 WHEEL = "pending-1.0-py3-none-any.whl"
 
-# A download with checkpoints every 64 KiB / 20 ms, killed at the N-th sync of staging.
+# A download with checkpoints every 64 KiB / 20 ms on ``argv[3]`` connections, killed at the N-th sync of staging.
 KILL_SCRIPT = """
 import sys, httpx
 from wheelstream._cache import Cache
 from wheelstream.fetch import DownloadOptions, fetch_wheel
 with httpx.Client() as client:
     fetch_wheel(sys.argv[1], cache=Cache.at(sys.argv[2]), client=client,
-                options=DownloadOptions(checkpoint_bytes=64 * 1024, checkpoint_seconds=0.02))
+                options=DownloadOptions(checkpoint_bytes=64 * 1024, checkpoint_seconds=0.02,
+                                        connections=int(sys.argv[3])))
 print("finished")
 """
 
@@ -77,15 +78,22 @@ def files_from(data: bytes, offset: int) -> int:
 class Killed:
     """One download killed at the N-th staging sync, and what it left in the cache."""
 
-    def __init__(self, server: FaultServer, cache_dir: Path, nth: int) -> None:
+    def __init__(self, server: FaultServer, cache_dir: Path, nth: int, connections: int = 1) -> None:
         data = wheel()
-        self.server, self.cache_dir, self.data = server, cache_dir, data
+        self.server, self.cache_dir, self.data, self.connections = server, cache_dir, data, connections
         self.url = server.add_file(
             WHEEL, data, plan=FaultPlan(Throttle(bytes_per_second=len(data) * 2, requests=1))
         )
+        key = cache_key(self.url)
+        self.journal_path = cache_dir / "partial" / f"{key}.json"
+        self.staging = cache_dir / "staging" / key
+        self.kill_at(nth)
+
+    def kill_at(self, nth: int) -> None:
+        """Run the download (again), killed at the N-th staging sync of this process; read what it left."""
         env = {**os.environ, "WHEELSTREAM_KILL_AT": f"checkpoint.staging-sync@{nth}"}
         proc = subprocess.run(
-            [sys.executable, "-c", KILL_SCRIPT, self.url, str(cache_dir)],
+            [sys.executable, "-c", KILL_SCRIPT, self.url, str(self.cache_dir), str(self.connections)],
             capture_output=True,
             text=True,
             timeout=60,
@@ -93,20 +101,27 @@ class Killed:
             env=env,
         )
         assert proc.returncode == -9, proc.stdout + proc.stderr
-        key = cache_key(self.url)
-        self.journal_path = cache_dir / "partial" / f"{key}.json"
-        self.staging = cache_dir / "staging" / key
         journal = Journal.load(self.journal_path)
         assert journal is not None
         self.journal = journal
         self.record = json.loads(pending_path(self.journal_path).read_text())
-        assert server.wait_idle(10)
-        self.sent = server.bytes_sent(WHEEL)
+        assert self.server.wait_idle(10)
+        self.sent = self.server.bytes_sent(WHEEL)
 
     def pending_rows(self) -> list[tuple[LocalEntry, StagedFile | None]]:
         rows = self.journal.load_pending(self.journal_path)
         assert rows is not None
         return rows[1]
+
+    def expected_unpacked(self) -> int:
+        """What a rerun extracts when every file is whole: from the pending checkpoint if the record follows
+        the durable header (then every file it lists is there), else from the journal's."""
+        if (self.record["base_bytes"], self.record["base_lines"]) == (
+            self.journal.log_bytes,
+            self.journal.log_lines,
+        ) and self.record["checkpoint"] > self.journal.checkpoint:
+            return files_from(self.data, self.record["checkpoint"])
+        return len(file_offsets(self.data)) - len(self.journal.files)
 
     def rerun(self) -> int:
         """Resume; the files it extracted again. The tree is the archive's, and no byte already in the partial
@@ -118,14 +133,29 @@ class Killed:
         return result.files_unpacked
 
 
-@pytest.mark.parametrize("nth", [1, 3, 6])
+@pytest.mark.parametrize(("nth", "connections"), [(1, 1), (3, 1), (6, 1), (3, 4)])
 def test_a_kill_while_staging_syncs_keeps_the_pending_checkpoint(
-    server: FaultServer, tmp_path: Path, nth: int
+    server: FaultServer, tmp_path: Path, nth: int, connections: int
 ) -> None:
-    killed = Killed(server, tmp_path, nth)
+    killed = Killed(server, tmp_path, nth, connections)
     pending = killed.record["checkpoint"]
     assert pending > killed.journal.checkpoint  # the kill came before the journal could record it
     assert killed.rerun() == files_from(killed.data, pending)
+
+
+@pytest.mark.parametrize("again", [1, 2])
+def test_a_resumed_process_killed_again_leaves_what_it_took_provable(
+    server: FaultServer, tmp_path: Path, again: int
+) -> None:
+    """The second process took the first one's pending checkpoint, and is killed at its own first (or second)
+    staging sync: its files, the taken ones too, were never synced, and its record must still cover them."""
+    killed = Killed(server, tmp_path, 3)
+    first = killed.record["checkpoint"]
+    server.set_plan(WHEEL, FaultPlan(Throttle(bytes_per_second=len(killed.data) * 2)))  # slow enough to kill
+    killed.kill_at(again)
+    assert killed.record["checkpoint"] >= first
+    assert killed.rerun() == killed.expected_unpacked()
+    assert killed.expected_unpacked() <= files_from(killed.data, first)
 
 
 def _flip_a_byte(path: Path) -> None:
@@ -152,7 +182,12 @@ def _made_a_symlink(path: Path) -> None:
     path.symlink_to(target.name)
 
 
-@pytest.mark.parametrize("spoil", [_flip_a_byte, _cut_short, _zeroed, _removed, _made_a_symlink])
+def _made_a_fifo(path: Path) -> None:  # opened for reading, a FIFO would wait for a writer forever
+    path.unlink()
+    os.mkfifo(path)
+
+
+@pytest.mark.parametrize("spoil", [_flip_a_byte, _cut_short, _zeroed, _removed, _made_a_symlink, _made_a_fifo])
 def test_the_first_pending_file_staging_does_not_bear_out_is_where_the_rerun_restarts(
     server: FaultServer, tmp_path: Path, spoil: Callable[[Path], None]
 ) -> None:
@@ -293,3 +328,6 @@ def test_files_taken_from_a_pending_checkpoint_are_synced_before_a_checkpoint_re
     monkeypatch.setattr(Journal, "save", save)
     assert killed.rerun() < len(file_offsets(killed.data)) - len(killed.journal.files)  # it took some
     assert order[0] == "staging synced", order
+    # ... and the first save records them: its checkpoint is at least the one taken
+    saved_at = int(next(event for event in order if event.startswith("journal")).rpartition("=")[2])
+    assert saved_at >= killed.record["checkpoint"], order

@@ -213,10 +213,14 @@ class Journal:
         self.checkpoint = checkpoint
 
     def _append_log(self, path: Path, *, sync: bool = True, digest: Any = None) -> tuple[int, int]:
-        """Write the queued lines right after the valid prefix (cutting off what a crash left there).
+        """Write the queued lines right after the valid prefix, then cut off whatever lies past them (what a
+        crash left there).
 
-        In slices of ``_LINES_PER_WRITE``: the first checkpoint of a fast download may queue every entry of
-        the wheel, and one joined copy of them all (then its encoded copy) would briefly double the queue."""
+        Written over what is there, not truncated first: past the prefix may lie a pending checkpoint's lines
+        (``_pending``) that a resumed process took and now writes again, byte for byte; a kill meanwhile must
+        not destroy them. In slices of ``_LINES_PER_WRITE``: the first checkpoint of a fast download may queue
+        every entry of the wheel, and one joined copy of them all (then its encoded copy) would briefly double
+        the queue."""
         unlogged = self._unlogged
         if not unlogged:
             return self.log_bytes, self.log_lines
@@ -227,7 +231,6 @@ class Journal:
             if sync and already is not None and already[0] == len(unlogged):
                 os.fsync(fd)  # save_pending wrote exactly these lines already, and nothing wrote since
                 return already[1], self.log_lines + len(unlogged)
-            os.ftruncate(fd, self.log_bytes)
             os.lseek(fd, self.log_bytes, os.SEEK_SET)
             for start in range(0, len(unlogged), _LINES_PER_WRITE):
                 data = "".join(unlogged[start : start + _LINES_PER_WRITE]).encode("ascii")
@@ -235,6 +238,7 @@ class Journal:
                 written += len(data)
                 if digest is not None:
                     digest.update(data)
+            os.ftruncate(fd, self.log_bytes + written)
             if sync:
                 os.fsync(fd)
         finally:
@@ -313,6 +317,7 @@ class Journal:
         trail_path(path).unlink(missing_ok=True)
         piece_trail_path(path).unlink(missing_ok=True)
         _pending.pending_path(path).unlink(missing_ok=True)
+        _pending.pending_path(path).with_suffix(".pending.tmp").unlink(missing_ok=True)  # a kill's leftover
 
     @property
     def validator(self) -> str | None:

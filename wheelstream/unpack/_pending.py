@@ -52,7 +52,10 @@ from wheelstream.zip import LocalEntry
 __all__ = ["PendingRecord", "pending_path", "read_record", "verified_count", "write_record"]
 
 _MAX_RECORD = 4096  # the record is a few hundred bytes; anything longer is not ours
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+# O_NONBLOCK: a FIFO where a file should be must not hang the resume (it then fails the regular-file check).
+_READ_FLAGS = (
+    os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+)
 _HASH_BLOCK = 1 << 20
 _VERIFIERS = 2  # threads reading back files (docs/performance.md, D-pending-checkpoint)
 _LARGE = 1 << 20  # a file this large is a task of its own
@@ -79,13 +82,17 @@ class PendingRecord:
 
 def write_record(journal_path: Path, record: PendingRecord) -> None:
     """Replace the record, unsynced: it only has to outlive the process (a power loss may spoil it, and then
-    it does not parse, or names lines that do not hash to it)."""
+    it does not parse, or names lines that do not hash to it). Written beside it and renamed over it, so a
+    kill never leaves a torn record where a good one was (a resumed process rewrites the one it took)."""
     text = json.dumps(record.__dict__, separators=(",", ":")).encode("ascii")
-    fd = os.open(pending_path(journal_path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    path = pending_path(journal_path)
+    tmp = path.with_suffix(".pending.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, text)  # a few hundred bytes: one write
     finally:
         os.close(fd)
+    os.replace(tmp, path)
 
 
 def read_record(journal_path: Path) -> PendingRecord | None:
@@ -131,8 +138,11 @@ def verified_count(root: Path, rows: list[tuple[LocalEntry, StagedFile | None]])
     large = sorted((i for i, size in enumerate(sizes) if size >= _LARGE), key=lambda i: -sizes[i])
     small = [i for i, size in enumerate(sizes) if size < _LARGE]
     tasks = [[i] for i in large] + [small[at : at + _BATCH] for at in range(0, len(small), _BATCH)]
-    with ThreadPoolExecutor(_VERIFIERS, thread_name_prefix="wheelstream-verify") as pool:
+    pool = ThreadPoolExecutor(_VERIFIERS, thread_name_prefix="wheelstream-verify")
+    try:
         bad = [index for index in pool.map(first_bad, tasks) if index is not None]
+    finally:
+        pool.shutdown(cancel_futures=True)  # Ctrl-C: only the files being read are finished
     return min(bad, default=len(rows))
 
 
