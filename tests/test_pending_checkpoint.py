@@ -187,7 +187,9 @@ def _made_a_fifo(path: Path) -> None:  # opened for reading, a FIFO would wait f
     os.mkfifo(path)
 
 
-@pytest.mark.parametrize("spoil", [_flip_a_byte, _cut_short, _zeroed, _removed, _made_a_symlink, _made_a_fifo])
+@pytest.mark.parametrize(
+    "spoil", [_flip_a_byte, _cut_short, _zeroed, _removed, _made_a_symlink, _made_a_fifo]
+)
 def test_the_first_pending_file_staging_does_not_bear_out_is_where_the_rerun_restarts(
     server: FaultServer, tmp_path: Path, spoil: Callable[[Path], None]
 ) -> None:
