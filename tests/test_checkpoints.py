@@ -779,7 +779,11 @@ def test_a_dropped_connection_resumes_without_waiting_for_a_checkpoint_to_sync(
     from wheelstream.unpack._extract import Extractor
 
     data = mixed_wheel()
-    url = server.add_file(WHEEL, data, plan=FaultPlan(Cut(percent=70, requests=1)))
+    # Paced (~0.5 s to the cut), so that periodic checkpoints with written entries — the ones that sync — come
+    # before the drop even when the writers are slow: unpaced, the 1 MiB blocks before the cut gave a loaded
+    # machine only two or three checkpoints, none with a file written yet, and nothing was syncing at the drop.
+    plan = FaultPlan(Throttle(bytes_per_second=len(data) * 3 // 2, requests=1), Cut(percent=70, requests=1))
+    url = server.add_file(WHEEL, data, plan=plan)
     syncing = threading.Event()
     release = threading.Event()
     seen_while_syncing: list[bool] = []
