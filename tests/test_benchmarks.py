@@ -152,3 +152,42 @@ def test_make_bench_docs_carry_the_markers() -> None:
         assert lines.count("<!-- /bench-results -->") == 1, doc
         assert lines.index("<!-- bench-results -->") < lines.index("<!-- /bench-results -->"), doc
     assert "--docs README.md --docs docs/performance.md" in (ROOT / "Makefile").read_text()
+
+
+def test_the_pending_rerun_harness_kills_at_a_staging_sync_and_reruns_both_ways(tmp_path: Path) -> None:
+    """``benchmarks/pending_rerun.py`` on a small wheel: the install is killed (at the kill point, or in the
+    stall), and both reruns — with the pending record and without it — succeed (the script stops on a failed
+    rerun). Its row names where the kill left the journal; the times are its output, not asserted."""
+    wheel = _small_big_wheel(tmp_path)
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "pending_rerun.py"),
+            "--wheel",
+            str(wheel),
+            "--kills",
+            "1",
+            "--grace",
+            "2",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    rows = [line for line in run.stdout.splitlines() if line.startswith("| 1 |")]
+    assert len(rows) == 1, run.stdout
+    cells = [cell.strip() for cell in rows[0].strip("|").split("|")]
+    assert cells[1] in ("kill point", "outside, in the stall"), cells
+    checkpoint, durable = (float(x) for x in cells[2].split(" / "))
+    assert 0 <= checkpoint <= durable <= wheel.stat().st_size / 1e6
+    assert cells[3] == "none" or cells[3] == "stale (ignored)" or float(cells[3]) > checkpoint, cells
+    for rerun in cells[4:6]:
+        seconds, cpu = (float(x) for x in rerun.split(" / "))
+        assert seconds > 0, cells
+        assert cpu > 0, cells
+    assert not list((tmp_path / "out").iterdir())  # the run dirs are gone
