@@ -482,7 +482,7 @@ def test_a_pool_whose_executor_cannot_start_leaves_no_pipe_open(monkeypatch: pyt
 
 
 SECOND_CTRL_C = """
-import multiprocessing, signal, sys, time, types
+import signal, sys, time, types
 from pathlib import Path
 from wheelstream import Progress
 from wheelstream._workers import ProcessPool
@@ -519,21 +519,17 @@ deadline = time.monotonic() + 10
 while len(received) < REPORTS and time.monotonic() < deadline:
     time.sleep(0.01)
 print(len(received), flush=True)
-# The worker ends once its last report is read (a full pipe would block it here). Waited for before the exit:
-# an interpreter exit racing a pool that is still shutting down can hang inside concurrent.futures itself
-# (seen ~1 in 20 under load with the pool code unchanged), which is not what this test is about.
-deadline = time.monotonic() + 20
-while multiprocessing.active_children() and time.monotonic() < deadline:
-    time.sleep(0.01)
-print(len(multiprocessing.active_children()), flush=True)
 """
 
 
 def test_a_close_interrupted_by_a_second_ctrl_c_keeps_the_reports_flowing(tmp_path: Path) -> None:
     """A second Ctrl-C while ``close`` waits for the workers: they go on checkpointing and may still report.
     Their copies of the pipe keep it open, so a full pipe would block them — and the exit, which waits for
-    them. The relay must go on reading. (In a fresh interpreter, which may fork: a real pool, a worker that
-    sends more reports than a pipe holds once the close was interrupted, and the caller's callback counting.)"""
+    them. The relay must go on reading. And the exit must still wait for the workers: on Python 3.11 an
+    interrupted ``Thread.join`` of the executor's manager thread used to mark it stopped, and the exit then hung
+    ~1 in 20 times under load (``ProcessPool._shutdown_executor``). (In a fresh interpreter, which may fork: a
+    real pool, a worker that sends more reports than a pipe holds once the close was interrupted, and the
+    caller's callback counting.)"""
     run = subprocess.run(
         [sys.executable, "-c", SECOND_CTRL_C, str(tmp_path / "go")],
         check=False,
@@ -543,4 +539,4 @@ def test_a_close_interrupted_by_a_second_ctrl_c_keeps_the_reports_flowing(tmp_pa
         timeout=60,
     )
     assert run.returncode == 0, run.stderr
-    assert run.stdout.split() == ["interrupted", "200", "0"], (run.stdout, run.stderr)
+    assert run.stdout.split() == ["interrupted", "200"], (run.stdout, run.stderr)

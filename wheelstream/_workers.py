@@ -279,6 +279,32 @@ class ProcessPool:
             with contextlib.suppress(OSError, ValueError, AttributeError):
                 process.kill()
 
+    def _shutdown_executor(self) -> None:
+        """``shutdown(wait=True, cancel_futures=True)``, without its ``Thread.join`` of the executor's manager
+        thread: on Python 3.11 a join interrupted by a signal handler's exception (a second Ctrl-C) can mark the
+        thread as stopped while it still runs (bpo-45274's fix releases the lock the running thread holds), and
+        the interpreter's exit then stops waiting for it and closes the queue it is about to send the workers'
+        stop on: the exit hangs, waiting for workers that never get it (seen ~1 in 20 under load). So the
+        executor is told to shut down with both signals held, and the wait is on the workers' sentinels and
+        ``is_alive`` (no blocking acquire of the thread's lock), which an interrupt leaves intact. The manager
+        thread and the result queue are the executor's private attributes, like ``_processes``."""
+        manager = getattr(self._executor, "_executor_manager_thread", None)
+        results = getattr(self._executor, "_result_queue", None)
+        processes = list(self._processes().values())
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+        try:
+            self._executor.shutdown(wait=False, cancel_futures=True)  # marks it and wakes its manager
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        sentinels = [process.sentinel for process in processes]
+        while sentinels:
+            ready = wait_for(sentinels)
+            sentinels = [sentinel for sentinel in sentinels if sentinel not in ready]
+        while manager is not None and manager.is_alive():
+            time.sleep(0.001)  # it has joined the workers, which just exited: a moment
+        if results is not None:
+            results.close()  # what shutdown(wait=True) closes once the manager is done with it
+
     def close(self) -> None:
         """Wait for the workers to finish and exit (after ``cancel``, at their next chunk), then for the
         reports they sent. A second call does nothing.
@@ -290,7 +316,7 @@ class ProcessPool:
         if self._closed:
             return
         self._closed = True
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._shutdown_executor()
         self._stopping.set()
         if self._relay is not None:
             self._relay.join()
