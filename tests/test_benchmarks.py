@@ -34,42 +34,32 @@ def _small_big_wheel(directory: Path) -> Path:
     return write_wheel(directory, make_wheel(files, name="bench"), name="bench")
 
 
+def _script(script: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """A benchmark script run as ``python SCRIPT ARGS`` is run, its exit checked."""
+    run = subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=cwd,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run
+
+
 def test_the_harness_races_cut_and_kill_scenarios_and_reports_the_resumes(tmp_path: Path) -> None:
     wheel = _small_big_wheel(tmp_path)
     results = tmp_path / "results.md"
     doc = tmp_path / "doc.md"
     doc.write_bytes((BEFORE + STALE + AFTER).encode())
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(RUN_PY),
-            "--tools",
-            "wheelstream",
-            "--scenarios",
-            "a,c,d",
-            "--repeat",
-            "1",
-            "--settle",
-            "0",
-            "--no-chart",
-            "--big",
-            str(wheel),
-            "--out",
-            str(tmp_path / "out"),
-            "--kill-after",
-            "3",
-            "--results",
-            str(results),
-            "--docs",
-            str(doc),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
+    _script(
+        RUN_PY,
+        *("--tools", "wheelstream", "--scenarios", "a,c,d", "--repeat", "1", "--settle", "0", "--no-chart"),
+        *("--big", str(wheel), "--out", str(tmp_path / "out"), "--kill-after", "3"),
+        *("--results", str(results), "--docs", str(doc)),
         cwd=tmp_path,
     )
-    assert run.returncode == 0, run.stdout + run.stderr
     runs = {r["scenario"]: r for r in json.loads(results.with_suffix(".json").read_text())}
     assert sorted(runs) == ["a", "c", "d"]
     assert all(r["returncode"] == 0 and r["tool"] == "wheelstream" for r in runs.values()), runs
@@ -159,26 +149,19 @@ def test_the_pending_rerun_harness_kills_at_a_staging_sync_and_reruns_both_ways(
     stall), and both reruns — with the pending record and without it — succeed (the script stops on a failed
     rerun). Its row names where the kill left the journal; the times are its output, not asserted."""
     wheel = _small_big_wheel(tmp_path)
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "pending_rerun.py"),
-            "--wheel",
-            str(wheel),
-            "--kills",
-            "1",
-            "--grace",
-            "2",
-            "--out",
-            str(tmp_path / "out"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    script = ROOT / "benchmarks" / "pending_rerun.py"
+    run = _script(
+        script,
+        "--wheel",
+        str(wheel),
+        "--kills",
+        "1",
+        "--grace",
+        "2",
+        "--out",
+        str(tmp_path / "out"),
         cwd=ROOT,
     )
-    assert run.returncode == 0, run.stdout + run.stderr
     rows = [line for line in run.stdout.splitlines() if line.startswith("| 1 |")]
     assert len(rows) == 1, run.stdout
     cells = [cell.strip() for cell in rows[0].strip("|").split("|")]
