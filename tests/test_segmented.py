@@ -170,7 +170,10 @@ with httpx.Client() as client:
 def test_kill_9_at_70_percent_reuses_every_piece_written_before_it(
     server: FaultServer, tmp_path: Path
 ) -> None:
-    url, data = _served(server, FaultPlan(Throttle(1 << 20)))
+    # 512 KiB/s a connection: ~2.5 s in all, so that checkpoints (every 0.25 s, each a sync that a loaded
+    # machine can stretch) still land between 70 % and the end; at 1 MiB/s the last one before the end came
+    # below 70 % once, and the journal went with the finished download before it was ever seen there.
+    url, data = _served(server, FaultPlan(Throttle(512 << 10)))
     child = subprocess.Popen([sys.executable, "-c", _CHILD, url, str(tmp_path), str(PIECE)])
     try:
 
