@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import itertools
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -186,20 +185,12 @@ class Journal:
             if (
                 len(data) != record.end_bytes - record.base_bytes
                 or hashlib.sha256(data).hexdigest() != record.sha256
-                or data.count(b"\n") != record.lines
-                or not data.endswith(b"\n")
             ):
                 return None
-            rows = [_parse_line(row) for row in json.loads(b"[" + data[:-1].replace(b"\n", b",") + b"]")]
+            rows = _log_rows(data, record.lines)
         except (OSError, ValueError, TypeError, IndexError):
             return None
-        offsets = [entry.offset for entry, _staged in rows]
-        if (
-            len(rows) != record.lines
-            or offsets[0] != self.checkpoint
-            or offsets[-1] >= record.checkpoint
-            or any(a >= b for a, b in itertools.pairwise(offsets))
-        ):
+        if rows[0][0].offset != self.checkpoint or rows[-1][0].offset >= record.checkpoint:
             return None
         return record.checkpoint, rows
 
@@ -289,21 +280,9 @@ class Journal:
             return
         with open(path, "rb") as log:
             data = log.read(self.log_bytes)
-        if len(data) != self.log_bytes or not data.endswith(b"\n"):
+        if len(data) != self.log_bytes:
             raise ValueError("entries log is shorter than its header says")
-        if data.count(b"\n") != self.log_lines:
-            raise ValueError("entries log holds another number of lines than its header says")
-        # One JSON document for all lines (no line holds a raw newline or stands alone as anything but an
-        # array): a single C-level parse instead of one ``json.loads`` per entry.
-        rows = json.loads(b"[" + data[:-1].replace(b"\n", b",") + b"]")
-        if len(rows) != self.log_lines:
-            raise ValueError("entries log holds another number of lines than its header says")
-        previous = -1
-        for row in rows:
-            entry, staged = _parse_line(row)
-            if entry.offset <= previous:
-                raise ValueError("entries log is not in stream order")
-            previous = entry.offset
+        for entry, staged in _log_rows(data, self.log_lines):
             self.entries.append(entry)
             if staged is not None:
                 self.files.append(staged)
@@ -355,6 +334,27 @@ def _pieces_ok(held: Any, durable: int) -> bool:
             return False
         previous = end
     return True
+
+
+def _log_rows(data: bytes, lines: int) -> list[tuple[LocalEntry, StagedFile | None]]:
+    """``data``, exactly ``lines`` log lines, parsed: each entry (and its file); ValueError (or TypeError,
+    IndexError) when it is not that many lines of what we write, in stream order."""
+    if not lines and not data:
+        return []
+    if not data.endswith(b"\n") or data.count(b"\n") != lines:
+        raise ValueError("entries log holds another number of lines than its header says")
+    # One JSON document for all lines (no line holds a raw newline or stands alone as anything but an
+    # array): a single C-level parse instead of one ``json.loads`` per entry.
+    rows = json.loads(b"[" + data[:-1].replace(b"\n", b",") + b"]")
+    if len(rows) != lines:
+        raise ValueError("entries log holds another number of lines than its header says")
+    parsed = [_parse_line(row) for row in rows]
+    previous = -1
+    for entry, _staged in parsed:
+        if entry.offset <= previous:
+            raise ValueError("entries log is not in stream order")
+        previous = entry.offset
+    return parsed
 
 
 def _parse_line(row: Any) -> tuple[LocalEntry, StagedFile | None]:
