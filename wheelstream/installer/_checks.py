@@ -300,9 +300,8 @@ class Checks:
         self.interpreter = interpreter
         self.ignore_tags = ignore_tags
         self.warn = warn
-        self._done: dict[
-            int, CheckedWheel
-        ] = {}  # by ``id`` of the staged wheel, which the result keeps alive
+        # By ``id`` of the staged wheel, which the caller's result keeps alive until the install.
+        self._done: dict[int, CheckedWheel] = {}
 
     def add(self, item: WheelToInstall) -> CheckedWheel:
         """Check one wheel (nothing is written); its error names it."""
