@@ -195,12 +195,13 @@ def test_the_program_freezes_its_heap_on_the_way_out(monkeypatch: pytest.MonkeyP
 
 _REPORT_MODULES = """
 import sys
+watched = sys.argv.pop(1).split(",")
 from wheelstream.cli import main
 try:
     main()
 except SystemExit as exc:
     code = exc.code
-print(code, sorted(m for m in ("rich", "pygments", "httpx._main") if sys.modules.get(m) is not None))
+print(code, sorted(m for m in watched if sys.modules.get(m) is not None))
 """
 
 
@@ -224,10 +225,65 @@ def test_a_quiet_install_imports_no_terminal_ui(tmp_path: Path) -> None:
         str(wheel),
     ]
     done = subprocess.run(
-        [sys.executable, "-c", _REPORT_MODULES, *argv], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", _REPORT_MODULES, "rich,pygments,httpx._main", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     assert done.stdout.split("\n")[-2] == "0 []", done.stdout + done.stderr
     assert (tmp_path / "t" / "demo" / "__init__.py").read_bytes() == b"x = 1\n"
+
+
+# What an install into a target directory over one connection never runs, so never imports
+# (docs/performance.md#d-lazy-imports): bytecode compilation, the environment installer and what reads an
+# environment, the engine of several connections, lock files.
+_NOT_FOR_A_TARGET = (
+    "compileall",
+    "wheelstream.installer._compile",
+    "wheelstream.installer._env_install",
+    "wheelstream.installer._environment",
+    "wheelstream.installer._installed",
+    "wheelstream.fetch._segmented",
+    "wheelstream.fetch._piece_requests",
+    "wheelstream.fetch._plan",
+    "packaging.pylock",
+    "tomllib",
+)
+
+
+def test_an_install_into_a_target_imports_only_what_it_runs(tmp_path: Path) -> None:
+    """Start-up is most of a small install's time: a ``--target`` install of a wheel over HTTP (one
+    connection) imports neither the environment installer, nor compileall, nor the segmented engine; asked
+    for ``--compile-bytecode``, it does import the compiler (the check can fail)."""
+    import subprocess
+
+    from fixtures.wellformed import make_wheel
+    from wheelstream.testing import FaultServer
+
+    wheel = make_wheel({"demo/__init__.py": b"x = 1\n"})
+    with FaultServer() as server:
+        url = server.add_file("demo-1.0-py3-none-any.whl", wheel)
+        for run, extra in enumerate(([], ["--compile-bytecode"])):
+            argv = [
+                "install",
+                "-q",
+                "--target",
+                str(tmp_path / f"t{run}"),
+                "--cache-dir",
+                str(tmp_path / "c"),
+            ]
+            done = subprocess.run(
+                [sys.executable, "-c", _REPORT_MODULES, ",".join(_NOT_FOR_A_TARGET), *argv, *extra, url],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            )
+            loaded = done.stdout.split("\n")[-2]
+            expected = "0 ['compileall', 'wheelstream.installer._compile']" if extra else "0 []"
+            assert loaded == expected, done.stdout + done.stderr
+            assert (tmp_path / f"t{run}" / "demo" / "__init__.py").read_bytes() == b"x = 1\n"
 
 
 def test_the_library_leaves_httpx_whole_and_exports_lazily() -> None:

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -25,20 +26,18 @@ from wheelstream._sources import Resolved, direct_url
 from wheelstream.errors import Interrupted, UsageError
 from wheelstream.fetch import DownloadResult
 from wheelstream.installer import (
-    Environment,
-    EnvironmentReport,
     InstallReport,
     LinkMode,
     WheelToInstall,
-    install_into,
     install_staged_many,
-    installed_distributions,
     probe_interpreter,
-    same_version,
 )
 from wheelstream.installer._checks import Checks, Warnings
 from wheelstream.installer._metadata import parse_filename
 from wheelstream.zip import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_SIZE
+
+if TYPE_CHECKING:  # installing into an environment is imported when one is asked for
+    from wheelstream.installer import Environment, EnvironmentReport
 
 __all__ = [
     "DEFAULT_INDEX_URL",
@@ -224,6 +223,8 @@ def install_sources(
     skipped: list[str] = []
     wanted: Callable[[str], bool] | None = None
     if environment is not None:
+        from wheelstream.installer import installed_distributions, same_version
+
         python = environment.interpreter.executable
         present = {dist.key: dist for dist in installed_distributions(environment)}
 
@@ -286,6 +287,8 @@ def install_sources(
                 checks=checks,
             )
         else:
+            from wheelstream.installer import install_into
+
             report = install_into(
                 items,
                 environment,

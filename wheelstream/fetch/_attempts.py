@@ -42,7 +42,6 @@ from wheelstream.fetch._host_slots import HostSlots
 from wheelstream.fetch._options import Job
 from wheelstream.fetch._reporting import Reporter
 from wheelstream.fetch._resume import Restored, fresh_stream
-from wheelstream.fetch._segmented import FileChanged, RangesRefused, Segmented
 from wheelstream.transport import Action, Decision, Known, decide, retry_after_seconds
 from wheelstream.unpack._piece_trail import piece_trail_path
 from wheelstream.unpack._tee import Tee
@@ -230,6 +229,9 @@ class Attempts:
     ) -> object:
         """The rest of the file over ``connections`` (default: what the options allow; ``_segmented``); the first
         is ``response``'s, for the piece up to ``first_end``."""
+        # Imported here: a download on one connection (most of them) never needs the engine.
+        from wheelstream.fetch._segmented import FileChanged, RangesRefused, Segmented
+
         journal = self.stream.journal
         count = 1 if self.single else connections or split.connections(self.options)
         engine = Segmented(

@@ -5,13 +5,45 @@ what is there (:func:`install_into`, :mod:`._env_install`); and remove from an e
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._checks import WheelToInstall
 from ._core import InstallReport, install_staged, install_staged_many
 from ._destination import LinkMode
-from ._env_install import EnvironmentReport, install_into, same_version, uninstall
-from ._environment import Environment, find_environment
-from ._installed import Installed, installed_distributions
 from ._interpreter import HomeScheme, Interpreter, probe_interpreter
+
+if TYPE_CHECKING:
+    from ._env_install import EnvironmentReport, install_into, same_version, uninstall
+    from ._environment import Environment, find_environment
+    from ._installed import Installed, installed_distributions
+
+# Installing into an environment (and reading what one holds) is imported on first use (PEP 562): a
+# ``--target`` install never needs it (docs/performance.md#d-lazy-imports).
+_LAZY = {
+    "EnvironmentReport": "._env_install",
+    "install_into": "._env_install",
+    "same_version": "._env_install",
+    "uninstall": "._env_install",
+    "Environment": "._environment",
+    "find_environment": "._environment",
+    "Installed": "._installed",
+    "installed_distributions": "._installed",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # once: later lookups do not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "Environment",

@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ._checks import CheckedWheel
-from ._compile import compile_files
 from ._destination import HomeWriter
 from ._direct_url import direct_url_json
 from ._interpreter import Interpreter
@@ -97,6 +96,8 @@ def write_wheel(
     compiled: set[str] = set()  # record paths of the bytecode written
     stale: set[str] = set()  # archive .pyc files the compiler just replaced: their rows go, the new ones stay
     if compile_bytecode:
+        from ._compile import compile_files  # compileall and a child process: only when asked for
+
         sources = sorted(
             path
             for member, dest, _ in checked.placed()
