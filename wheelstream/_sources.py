@@ -10,8 +10,8 @@ import os
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 
@@ -22,8 +22,7 @@ from wheelstream.errors import UsageError
 __all__ = ["Resolved", "direct_url", "filename_of", "resolve"]
 
 
-@dataclass(frozen=True)
-class Resolved:
+class Resolved(NamedTuple):
     source: str
     url: str | None  # http(s) URL to fetch
     path: Path | None  # local file

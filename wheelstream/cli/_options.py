@@ -9,12 +9,10 @@ letter is binary (``16G`` = 16 GiB), as are ``KiB``/``MiB``/...; ``kB``/``MB``/.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import click
 
@@ -211,8 +209,7 @@ def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return with_options([*_SOURCE_OPTIONS, *RUN_OPTIONS, *_LIMIT_OPTIONS, *OUTPUT_OPTIONS])(packed)
 
 
-@dataclass(frozen=True)
-class SharedOptions:
+class SharedOptions(NamedTuple):
     """What ``common_options`` read from the command line, handed to the command as one argument."""
 
     sources: tuple[str, ...]
@@ -231,7 +228,7 @@ class SharedOptions:
     no_progress: bool
 
 
-_SHARED_NAMES = tuple(field.name for field in dataclasses.fields(SharedOptions))
+_SHARED_NAMES = SharedOptions._fields
 
 
 def environment_options(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -29,7 +29,7 @@ every wait wakes up for a cancel.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import httpx
 
@@ -52,8 +52,7 @@ _DONE = object()
 _RESTARTED = object()
 
 
-@dataclass(frozen=True)
-class _Retry:
+class _Retry(NamedTuple):
     """An attempt that stopped short: why, and how long the server asked us to wait, if it did."""
 
     reason: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from wheelstream._cache import Cache, Claim
 from wheelstream._staged import StagedWheel
@@ -62,8 +63,7 @@ class DownloadResult:
     claim: Claim | None = None  # ``staged`` is a tree this process owns (``keep_unpacked=False``): release it
 
 
-@dataclass(frozen=True)
-class Job:
+class Job(NamedTuple):
     """One wheel URL to fetch: its names, where it goes, and the options it goes with."""
 
     url: str  # without its ``#sha256=`` fragment; may carry credentials: never persisted or shown

@@ -35,8 +35,8 @@ import os
 import stat
 import threading
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from wheelstream._staged import current_umask, pip_dir_mode, pip_file_mode
 from wheelstream.errors import ArchiveError
@@ -99,8 +99,7 @@ class PrefixHash:
         self._thread.join()
 
 
-@dataclass(frozen=True)
-class Restored:
+class Restored(NamedTuple):
     """The stream a download starts from, and what of it an earlier run left."""
 
     stream: Tee

@@ -18,6 +18,7 @@ import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import WheelMetadataError
 from ._interpreter import HomeScheme
@@ -34,8 +35,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Placement:
+class Placement(NamedTuple):
     """Where one archive file lands, relative to the home; ``script`` marks ``.data/scripts`` files."""
 
     dest: str

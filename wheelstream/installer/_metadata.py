@@ -28,9 +28,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
 from email.message import Message
 from email.parser import HeaderParser, Parser
+from typing import NamedTuple
 
 from packaging.tags import Tag
 from packaging.utils import (
@@ -52,8 +52,7 @@ _WHEEL_VERSION_MAX = 100  # characters: a Wheel-Version longer than this is not 
 _WHEEL_VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)*")
 
 
-@dataclass(frozen=True, slots=True)
-class WheelName:
+class WheelName(NamedTuple):
     """The parts of a wheel file name (PEP 427), name already canonical as pip's ``Wheel.name`` is."""
 
     name: NormalizedName
@@ -61,8 +60,7 @@ class WheelName:
     tags: frozenset[Tag]
 
 
-@dataclass(frozen=True, slots=True)
-class WheelInfo:
+class WheelInfo(NamedTuple):
     """A wheel's identity plus the metadata that steers installing it."""
 
     filename: str

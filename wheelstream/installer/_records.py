@@ -43,7 +43,6 @@ import hashlib
 import io
 import itertools
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -236,8 +235,7 @@ def _unsafe_dir_row(path: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class VerifiedRecord:
+class VerifiedRecord(NamedTuple):
     """A RECORD that passed :func:`read_record`. Every staged file but the exempt ones is listed, once; a row
     spelt as its staged file spells it is not kept (:meth:`fields` makes it again), only the others are: by
     path, the (hash, size) strings of directory rows, of listed exempt files (RECORD's own ``,,`` row) and of

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import WheelMetadataError, one_line, shown
 from ._interpreter import Interpreter
@@ -53,8 +53,7 @@ if __name__ == '__main__':
 _CALLABLE = re.compile(r"(?P<callable>\w+(?:[:.]\w+)*)\s*(?:\[\s*[\w-]+(?:=\w+)?(?:,\s*\w+(?:=\w+)?)*\s*\])?")
 
 
-@dataclass(frozen=True, slots=True)
-class Launcher:
+class Launcher(NamedTuple):
     """One script to generate: ``name`` in the scripts dir runs ``module:attr``."""
 
     name: str

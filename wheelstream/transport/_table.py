@@ -52,7 +52,7 @@ import enum
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Action", "Decision", "Known", "PieceAction", "decide", "decide_piece", "retry_after_seconds"]
 
@@ -69,8 +69,7 @@ class Action(enum.Enum):
     FAIL = "fail"
 
 
-@dataclass(frozen=True)
-class Known:
+class Known(NamedTuple):
     """What the journal knows about the file when the request is made."""
 
     start: int  # D: the Range start we asked for (0 = no Range header)
@@ -79,8 +78,7 @@ class Known:
     last_modified: str | None
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     action: Action
     reason: str
     length: int | None = None  # total file length as this response declares it

@@ -41,8 +41,8 @@ import json
 import os
 import stat
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from wheelstream._staged import StagedFile
 from wheelstream.errors import UnsafePath
@@ -67,8 +67,7 @@ def pending_path(journal_path: Path) -> Path:
     return journal_path.with_suffix(".pending")
 
 
-@dataclass(frozen=True)
-class PendingRecord:
+class PendingRecord(NamedTuple):
     """What the record says, types checked; what it names is checked by the journal and by staging."""
 
     base_bytes: int
@@ -84,7 +83,7 @@ def write_record(journal_path: Path, record: PendingRecord) -> None:
     """Replace the record, unsynced: it only has to outlive the process (a power loss may spoil it, and then
     it does not parse, or names lines that do not hash to it). Written beside it and renamed over it, so a
     kill never leaves a torn record where a good one was (a resumed process rewrites the one it took)."""
-    text = json.dumps(record.__dict__, separators=(",", ":")).encode("ascii")
+    text = json.dumps(record._asdict(), separators=(",", ":")).encode("ascii")
     path = pending_path(journal_path)
     tmp = path.with_suffix(".pending.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -103,7 +102,7 @@ def read_record(journal_path: Path) -> PendingRecord | None:
         payload = json.loads(data) if len(data) <= _MAX_RECORD else None
     except (OSError, ValueError):
         return None
-    if not isinstance(payload, dict) or set(payload) != set(PendingRecord.__dataclass_fields__):
+    if not isinstance(payload, dict) or set(payload) != set(PendingRecord._fields):
         return None
     counts = [payload[k] for k in ("base_bytes", "base_lines", "end_bytes", "lines", "checkpoint")]
     deferred_at = payload["deferred_at"]

@@ -11,8 +11,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 from wheelstream._staged import StagedFile
 from wheelstream.zip import LocalEntry
@@ -52,8 +51,7 @@ CHECKPOINT = CheckpointRequest()
 Work: TypeAlias = "bytes | CheckpointRequest"
 
 
-@dataclass(frozen=True)
-class Snapshot:
+class Snapshot(NamedTuple):
     """A periodic checkpoint as the worker saw it, for the syncer to make durable."""
 
     checkpoint: int

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from wheelstream.unpack import _sha256
 
@@ -60,8 +60,7 @@ class Trail:
             os.close(fd)
 
 
-@dataclass(frozen=True)
-class Verified:
+class Verified(NamedTuple):
     """How far the trail vouches for the partial file, and the whole-file hash at exactly that length."""
 
     length: int

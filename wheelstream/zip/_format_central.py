@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import stat
 import struct
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from wheelstream.errors import MalformedRecord, StrayData
@@ -91,8 +90,7 @@ class CentralRecord(NamedTuple):
         return self.name.endswith("/")
 
 
-@dataclass(frozen=True, slots=True)
-class EndOfCentralDirectory:
+class EndOfCentralDirectory(NamedTuple):
     """4.3.16, with the ZIP64 values (4.3.14) folded in where the 32-bit fields overflowed."""
 
     offset: int
