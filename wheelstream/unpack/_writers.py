@@ -250,8 +250,9 @@ class Sink:
         self._record = record
         self._queue: queue.Queue[tuple[BinaryIO, Any, bytes | StagedFile] | None] = queue.Queue(maxsize=8)
         self.error: BaseException | None = None  # sticky: after a failed write nothing more is written
-        self._thread = threading.Thread(target=self._run, name="wheelstream-sink", daemon=True)
-        self._thread.start()
+        # Started by the first chunk: most wheels have no file over the inline limit, and a thread started and
+        # stopped for nothing costs each small download ~0.3 ms (docs/performance.md#d-sink-thread).
+        self._thread: threading.Thread | None = None
 
     def _run(self) -> None:
         while True:
@@ -278,6 +279,9 @@ class Sink:
         and record it with its digest."""
         if self.error is not None:
             raise self.error
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="wheelstream-sink", daemon=True)
+            self._thread.start()
         self._queue.put((handle, digest, payload))  # the queue counts it only once it is really queued
 
     def drain(self) -> None:
@@ -286,4 +290,5 @@ class Sink:
             raise self.error
 
     def stop(self) -> None:
-        self._queue.put(None)
+        if self._thread is not None:
+            self._queue.put(None)
