@@ -237,8 +237,9 @@ def test_a_quiet_install_imports_no_terminal_ui(tmp_path: Path) -> None:
 
 # What an install into a target directory over one connection never runs, so never imports
 # (docs/performance.md#d-lazy-imports): bytecode compilation, the environment installer and what reads an
-# environment, the engine of several connections, lock files.
+# environment, the engine of several connections, lock files; with ``--cache-dir`` given, platformdirs.
 _NOT_FOR_A_TARGET = (
+    "platformdirs",
     "compileall",
     "wheelstream.installer._compile",
     "wheelstream.installer._env_install",
