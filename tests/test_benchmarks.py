@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import random
 import re
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from fixtures.wellformed import big_text, make_wheel, write_wheel
 
@@ -174,3 +177,39 @@ def test_the_pending_rerun_harness_kills_at_a_staging_sync_and_reruns_both_ways(
         assert seconds > 0, cells
         assert cpu > 0, cells
     assert not list((tmp_path / "out").iterdir())  # the run dirs are gone
+
+
+def _ab(tmp_path: Path, *args: str) -> dict[str, list[str]]:
+    """``benchmarks/ab.py`` on one small wheel, its summary rows by variant label."""
+    wheel = write_wheel(tmp_path, make_wheel({"demo/__init__.py": b"x = 1\n"}, name="demo"), name="demo")
+    run = _script(ROOT / "benchmarks" / "ab.py", *args, "--settle", "0", "--wheels", str(wheel), cwd=ROOT)
+    summary = run.stdout.split("interleaved:\n", 1)[1].splitlines()
+    return {line.split()[0]: line.split()[1:] for line in summary}
+
+
+def test_the_ab_harness_times_each_variant_with_its_patched_constants(tmp_path: Path) -> None:
+    """Two variants take turns; a patched constant that does not exist stops the run (no silent no-op)."""
+    rows = _ab(tmp_path, "--runs", "2", "base=.", "one-writer=.:unpack._writers._WRITERS=1")
+    assert sorted(rows) == ["base", "one-writer"]
+    for cells in rows.values():
+        assert cells[:2] == ["wall", "median"] and float(cells[2]) > 0, cells
+    wheel = write_wheel(tmp_path, make_wheel({"demo/__init__.py": b"x = 1\n"}, name="demo"), name="demo")
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "ab.py"), "--runs", "1", "--settle", "0"]
+        + ["--wheels", str(wheel), "typo=.:unpack._writers._WRITRES=1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+    assert bad.returncode != 0 and "no _WRITRES in wheelstream.unpack._writers" in bad.stdout + bad.stderr
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="--instructions needs valgrind")
+def test_the_ab_harness_counts_instructions_under_callgrind(tmp_path: Path) -> None:
+    """``--instructions``: one install under callgrind, reported in millions of instructions (a Python start-up
+    alone is ~90 M, so an install is more)."""
+    rows = _ab(tmp_path, "--instructions", "--runs", "1", "new=.")
+    assert rows["new"][:2] == ["instructions", "median"], rows
+    assert 100 < float(rows["new"][2]) < 10_000, rows
