@@ -192,18 +192,29 @@ def test_the_ab_harness_times_each_variant_with_its_patched_constants(tmp_path: 
     rows = _ab(tmp_path, "--runs", "2", "base=.", "one-writer=.:unpack._writers._WRITERS=1")
     assert sorted(rows) == ["base", "one-writer"]
     for cells in rows.values():
-        assert cells[:2] == ["wall", "median"] and float(cells[2]) > 0, cells
+        assert cells[:2] == ["wall", "median"], cells
+        assert float(cells[2]) > 0, cells
     wheel = write_wheel(tmp_path, make_wheel({"demo/__init__.py": b"x = 1\n"}, name="demo"), name="demo")
+    ab = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "ab.py"),
+        "--runs",
+        "1",
+        "--settle",
+        "0",
+        "--wheels",
+        str(wheel),
+    ]
     bad = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "ab.py"), "--runs", "1", "--settle", "0"]
-        + ["--wheels", str(wheel), "typo=.:unpack._writers._WRITRES=1"],
+        [*ab, "typo=.:unpack._writers._WRITRES=1"],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
         cwd=ROOT,
     )
-    assert bad.returncode != 0 and "no _WRITRES in wheelstream.unpack._writers" in bad.stdout + bad.stderr
+    assert bad.returncode != 0
+    assert "no _WRITRES in wheelstream.unpack._writers" in bad.stdout + bad.stderr
 
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="--instructions needs valgrind")
