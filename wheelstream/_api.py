@@ -15,7 +15,6 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import httpx
 
@@ -26,6 +25,8 @@ from wheelstream._sources import Resolved, direct_url
 from wheelstream.errors import Interrupted, UsageError
 from wheelstream.fetch import DownloadResult
 from wheelstream.installer import (
+    Environment,
+    EnvironmentReport,
     InstallReport,
     LinkMode,
     WheelToInstall,
@@ -35,9 +36,6 @@ from wheelstream.installer import (
 from wheelstream.installer._checks import Checks, Warnings
 from wheelstream.installer._metadata import parse_filename
 from wheelstream.zip import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_SIZE
-
-if TYPE_CHECKING:  # installing into an environment is imported when one is asked for
-    from wheelstream.installer import Environment, EnvironmentReport
 
 __all__ = [
     "DEFAULT_INDEX_URL",

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import filelock
+import platformdirs
 
 from wheelstream.unpack._partial import Journal
 
@@ -54,11 +55,7 @@ _SWEEP_AFTER = 60.0  # seconds
 
 def default_cache_dir() -> Path:
     env = os.environ.get("WHEELSTREAM_CACHE_DIR")
-    if env:
-        return Path(env)
-    import platformdirs  # only without a cache dir given or set: start-up (docs/performance.md#d-lazy-imports)
-
-    return platformdirs.user_cache_path("wheelstream")
+    return Path(env) if env else platformdirs.user_cache_path("wheelstream")
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from wheelstream.cli._options import (
 from wheelstream.cli._requirements import Requirements, is_local, parse_hash, parse_requirements
 from wheelstream.cli._ui import ConsoleProgress
 from wheelstream.errors import HashMismatch, UsageError, one_line
-from wheelstream.installer import InstallReport, probe_interpreter
+from wheelstream.installer import EnvironmentReport, probe_interpreter
 
 __all__ = ["download_cmd", "install_cmd"]
 
@@ -252,7 +252,7 @@ def install_cmd(
 def tell_what_changed(result: InstallResult, quiet: int, verbose: int, removed: str = "replaced") -> None:
     """The lines after the summary: what was already there, what was replaced (or removed), what went in."""
     report = result.report
-    if report is not None and not isinstance(report, InstallReport) and not quiet:  # an environment's
+    if isinstance(report, EnvironmentReport) and not quiet:
         for item in report.skipped:
             click.echo(f"already installed: {one_line(item)} (--reinstall installs it again)", err=True)
         for item in report.removed:

@@ -12,16 +12,13 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import click
 
 from wheelstream._api import DEFAULT_INDEX_URL, DEFAULT_JOBS, MAX_CONNECTIONS
-from wheelstream.installer import LinkMode
+from wheelstream.installer import Environment, LinkMode
 from wheelstream.zip import DEFAULT_MAX_ENTRIES
-
-if TYPE_CHECKING:
-    from wheelstream.installer import Environment
 
 __all__ = [
     "LINK_MODES",

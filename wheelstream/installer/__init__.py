@@ -11,22 +11,20 @@ from typing import TYPE_CHECKING, Any
 from ._checks import WheelToInstall
 from ._core import InstallReport, install_staged, install_staged_many
 from ._destination import LinkMode
+from ._environment import Environment, EnvironmentReport, find_environment
 from ._interpreter import HomeScheme, Interpreter, probe_interpreter
 
 if TYPE_CHECKING:
-    from ._env_install import EnvironmentReport, install_into, same_version, uninstall
-    from ._environment import Environment, find_environment
+    from ._env_install import install_into, same_version, uninstall
     from ._installed import Installed, installed_distributions
 
 # Installing into an environment (and reading what one holds) is imported on first use (PEP 562): a
-# ``--target`` install never needs it (docs/performance.md#d-lazy-imports).
+# ``--target`` install never needs it (docs/performance.md#d-lazy-imports). The types the API's annotations name
+# (``Environment``, ``EnvironmentReport``) are not: ``typing.get_type_hints`` must resolve them.
 _LAZY = {
-    "EnvironmentReport": "._env_install",
     "install_into": "._env_install",
     "same_version": "._env_install",
     "uninstall": "._env_install",
-    "Environment": "._environment",
-    "find_environment": "._environment",
     "Installed": "._installed",
     "installed_distributions": "._installed",
 }

@@ -25,7 +25,6 @@ import contextlib
 import hashlib
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import filelock
@@ -45,30 +44,14 @@ from ._commit import (
     PlannedMove,
 )
 from ._destination import HomeWriter, LinkMode
-from ._environment import Environment
+from ._environment import Environment, EnvironmentReport
 from ._home import write_wheel
 from ._installed import Installed, Removal, installed_distributions, real_relative, removal
 from ._ownership import state_dir
 from ._recovery import finish_interrupted
 from ._transaction import Transaction, cannot_install
 
-__all__ = ["EnvironmentReport", "install_into", "same_version", "uninstall"]
-
-
-@dataclass(frozen=True, slots=True)
-class EnvironmentReport:
-    """What an install into (or an uninstall from) an environment did."""
-
-    root: Path
-    installed: tuple[str, ...]  # "name version" of each distribution written
-    removed: tuple[str, ...]  # "name version" of each distribution replaced or uninstalled
-    skipped: tuple[str, ...]  # "name version" already installed (not reinstalled)
-    files_written: int
-    files_removed: int
-    warnings: tuple[str, ...]
-    files_linked: int = 0
-    files_moved: int = 0
-    bytes_written: int = 0
+__all__ = ["install_into", "same_version", "uninstall"]
 
 
 def same_version(installed: str, wanted: str) -> bool:

@@ -29,7 +29,7 @@ from pathlib import Path
 from ..errors import ExternallyManaged, UsageError
 from ._interpreter import HomeScheme, Interpreter, probe_interpreter
 
-__all__ = ["Environment", "find_environment", "venv_python"]
+__all__ = ["Environment", "EnvironmentReport", "find_environment", "venv_python"]
 
 _NONE_FOUND = (
     "no virtual environment found: activate one (VIRTUAL_ENV), create .venv in this directory or above, "
@@ -59,6 +59,23 @@ class Environment:
 
     def describe(self) -> str:
         return f"{self.kind} {self.root}"
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentReport:
+    """What an install into (or an uninstall from) an environment did. Here, beside :class:`Environment`, not
+    with the installer: ``wheelstream.install``'s annotations name it, and it must resolve without importing that."""
+
+    root: Path
+    installed: tuple[str, ...]  # "name version" of each distribution written
+    removed: tuple[str, ...]  # "name version" of each distribution replaced or uninstalled
+    skipped: tuple[str, ...]  # "name version" already installed (not reinstalled)
+    files_written: int
+    files_removed: int
+    warnings: tuple[str, ...]
+    files_linked: int = 0
+    files_moved: int = 0
+    bytes_written: int = 0
 
 
 def venv_python(venv: Path) -> Path:

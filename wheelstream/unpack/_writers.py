@@ -280,8 +280,9 @@ class Sink:
         if self.error is not None:
             raise self.error
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="wheelstream-sink", daemon=True)
-            self._thread.start()
+            thread = threading.Thread(target=self._run, name="wheelstream-sink", daemon=True)
+            thread.start()  # may raise (no threads left): then nothing is queued and the sink stays unstarted
+            self._thread = thread
         self._queue.put((handle, digest, payload))  # the queue counts it only once it is really queued
 
     def drain(self) -> None:
