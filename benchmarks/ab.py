@@ -18,7 +18,8 @@ against pip and uv.
 ``--instructions`` runs each install under ``valgrind --tool=callgrind`` and reports the instructions it executed
 instead of the time: a count that the VM's noise does not move, for changes too small to see in wall time —
 start-up, imports, a download's fixed cost. A run is ~50× slower. Several wheels download on threads then
-(``WHEELSTREAM_PROCESSES=0``): a forked worker inherits callgrind's counters, so processes cannot be summed.
+(``WHEELSTREAM_PROCESSES=0``): a forked worker inherits callgrind's counters, so processes cannot be summed; a
+child process the install starts (``--compile-bytecode``'s compiler, a probe of another ``--python``) is not counted.
 
     .venv/bin/python benchmarks/ab.py --instructions --runs 2 --settle 0 --wheels <one small wheel> old=/tmp/base new=.
 """
