@@ -37,8 +37,8 @@ def _small_big_wheel(directory: Path) -> Path:
     return write_wheel(directory, make_wheel(files, name="bench"), name="bench")
 
 
-def _script(script: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """A benchmark script run as ``python SCRIPT ARGS`` is run, its exit checked."""
+def _script(script: Path, *args: str, cwd: Path, fails: bool = False) -> subprocess.CompletedProcess[str]:
+    """A benchmark script run as ``python SCRIPT ARGS`` is run, its exit checked: 0, or not 0 if it ``fails``."""
     run = subprocess.run(
         [sys.executable, str(script), *args],
         capture_output=True,
@@ -47,7 +47,7 @@ def _script(script: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[
         check=False,
         cwd=cwd,
     )
-    assert run.returncode == 0, run.stdout + run.stderr
+    assert (run.returncode != 0) == fails, run.stdout + run.stderr
     return run
 
 
@@ -121,15 +121,9 @@ def test_docs_without_markers_is_refused_before_any_race(tmp_path: Path) -> None
     doc = tmp_path / "notes.md"
     doc.write_text("# Notes\n\n<!-- bench-results -->\nno end marker\n")
     start = time.monotonic()
-    run = subprocess.run(
-        [sys.executable, str(RUN_PY), "--tools", "wheelstream", "--scenarios", "a", "--docs", str(doc)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=tmp_path,
+    run = _script(
+        RUN_PY, "--tools", "wheelstream", "--scenarios", "a", "--docs", str(doc), cwd=tmp_path, fails=True
     )
-    assert run.returncode != 0
     assert str(doc) in run.stderr, run.stderr
     assert "<!-- /bench-results -->" in run.stderr, run.stderr
     assert "big wheel" not in run.stdout  # refused at argument time: no wheel generated, nothing raced
@@ -195,25 +189,12 @@ def test_the_ab_harness_times_each_variant_with_its_patched_constants(tmp_path: 
         assert cells[:2] == ["wall", "median"], cells
         assert float(cells[2]) > 0, cells
     wheel = write_wheel(tmp_path, make_wheel({"demo/__init__.py": b"x = 1\n"}, name="demo"), name="demo")
-    ab = [
-        sys.executable,
-        str(ROOT / "benchmarks" / "ab.py"),
-        "--runs",
-        "1",
-        "--settle",
-        "0",
-        "--wheels",
-        str(wheel),
-    ]
-    bad = subprocess.run(
-        [*ab, "typo=.:unpack._writers._WRITRES=1"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    bad = _script(
+        ROOT / "benchmarks" / "ab.py",
+        *("--runs", "1", "--settle", "0", "--wheels", str(wheel), "typo=.:unpack._writers._WRITRES=1"),
         cwd=ROOT,
+        fails=True,
     )
-    assert bad.returncode != 0
     assert "no _WRITRES in wheelstream.unpack._writers" in bad.stdout + bad.stderr
 
 
