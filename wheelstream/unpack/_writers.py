@@ -251,7 +251,7 @@ class Sink:
         self._queue: queue.Queue[tuple[BinaryIO, Any, bytes | StagedFile] | None] = queue.Queue(maxsize=8)
         self.error: BaseException | None = None  # sticky: after a failed write nothing more is written
         # Started by the first chunk: most wheels have no file over the inline limit, and a thread started and
-        # stopped for nothing costs each small download ~0.3 ms (docs/performance.md#d-sink-thread).
+        # stopped for nothing is a measurable part of a small download's fixed cost (docs/performance.md#d-sink-thread).
         self._thread: threading.Thread | None = None
 
     def _run(self) -> None:
