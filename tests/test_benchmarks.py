@@ -9,6 +9,7 @@ and ``--docs`` rewrites exactly the marked part of a document (and refuses, befo
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import shutil
@@ -37,8 +38,12 @@ def _small_big_wheel(directory: Path) -> Path:
     return write_wheel(directory, make_wheel(files, name="bench"), name="bench")
 
 
-def _script(script: Path, *args: str, cwd: Path, fails: bool = False) -> subprocess.CompletedProcess[str]:
-    """A benchmark script run as ``python SCRIPT ARGS`` is run, its exit checked: 0, or not 0 if it ``fails``."""
+def _script(
+    script: Path, *args: str, cwd: Path, fails: bool = False, path: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A benchmark script run as ``python SCRIPT ARGS`` is run (``path``: a directory put first on its PATH), its
+    exit checked: 0, or not 0 if it ``fails``."""
+    env = None if path is None else {**os.environ, "PATH": f"{path}{os.pathsep}{os.environ.get('PATH', '')}"}
     run = subprocess.run(
         [sys.executable, str(script), *args],
         capture_output=True,
@@ -46,6 +51,7 @@ def _script(script: Path, *args: str, cwd: Path, fails: bool = False) -> subproc
         timeout=300,
         check=False,
         cwd=cwd,
+        env=env,
     )
     assert (run.returncode != 0) == fails, run.stdout + run.stderr
     return run
@@ -173,10 +179,11 @@ def test_the_pending_rerun_harness_kills_at_a_staging_sync_and_reruns_both_ways(
     assert not list((tmp_path / "out").iterdir())  # the run dirs are gone
 
 
-def _ab(tmp_path: Path, *args: str) -> dict[str, list[str]]:
+def _ab(tmp_path: Path, *args: str, path: Path | None = None) -> dict[str, list[str]]:
     """``benchmarks/ab.py`` on one small wheel, its summary rows by variant label."""
     wheel = write_wheel(tmp_path, make_wheel({"demo/__init__.py": b"x = 1\n"}, name="demo"), name="demo")
-    run = _script(ROOT / "benchmarks" / "ab.py", *args, "--settle", "0", "--wheels", str(wheel), cwd=ROOT)
+    ab = ROOT / "benchmarks" / "ab.py"
+    run = _script(ab, *args, "--settle", "0", "--wheels", str(wheel), cwd=ROOT, path=path)
     summary = run.stdout.split("interleaved:\n", 1)[1].splitlines()
     return {line.split()[0]: line.split()[1:] for line in summary}
 
@@ -198,7 +205,47 @@ def test_the_ab_harness_times_each_variant_with_its_patched_constants(tmp_path: 
     assert "no _WRITRES in wheelstream.unpack._writers" in bad.stdout + bad.stderr
 
 
-@pytest.mark.skipif(shutil.which("valgrind") is None, reason="--instructions needs valgrind")
+# Stands in for valgrind: drops the two callgrind options, runs the install, and reports a count the way callgrind
+# does — one that says whether the install ran on threads, as ``--instructions`` asks (a forked worker would
+# inherit callgrind's counters).
+_FAKE_VALGRIND = """#!/bin/sh
+shift 2
+"$@"
+status=$?
+if [ "$WHEELSTREAM_PROCESSES" = 0 ]; then count=123,456,789; else count=1; fi
+echo "==$$== I   refs:      $count" >&2
+exit $status
+"""
+
+
+def test_the_ab_harness_counts_instructions_with_what_callgrind_reports(tmp_path: Path) -> None:
+    """``--instructions``: each install runs under ``valgrind --tool=callgrind``, on threads, and its count is
+    reported in millions — here through a stand-in that prints callgrind's summary line (the real one takes
+    ~12 s: ``test_the_ab_harness_counts_instructions_under_callgrind``)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "valgrind").write_text(_FAKE_VALGRIND)
+    (bin_dir / "valgrind").chmod(0o755)
+    rows = _ab(tmp_path, "--instructions", "--runs", "2", "old=.", "new=.", path=bin_dir)
+    for label in ("old", "new"):
+        assert rows[label] == [
+            "instructions",
+            "median",
+            "123.5",
+            "M",
+            "min",
+            "123.5",
+            "M",
+            "max",
+            "123.5",
+            "M",
+        ]
+
+
+@pytest.mark.skipif(
+    not os.environ.get("WHEELSTREAM_BENCH") or shutil.which("valgrind") is None,
+    reason="set WHEELSTREAM_BENCH=1 (and install valgrind) to count under callgrind itself: ~12 s",
+)
 def test_the_ab_harness_counts_instructions_under_callgrind(tmp_path: Path) -> None:
     """``--instructions``: one install under callgrind, reported in millions of instructions (a Python start-up
     alone is ~90 M, so an install is more)."""
