@@ -145,7 +145,6 @@ class Journal:
         provable (``_pending``). A failure leaves no record (the next save writes the lines anyway)."""
         if not self._unlogged:
             return
-        record = _pending.pending_path(path)
         try:
             digest = hashlib.sha256()
             end_bytes, end_lines = self._append_log(entries_log(path), sync=False, digest=digest)
@@ -163,7 +162,7 @@ class Journal:
                 ),
             )
         except OSError:
-            record.unlink(missing_ok=True)  # no claim is better than a stale one; the checkpoint goes on
+            _pending.remove_record(path)  # no claim is better than a stale one; the checkpoint goes on
 
     def load_pending(self, path: Path) -> tuple[int, list[tuple[LocalEntry, StagedFile | None]]] | None:
         """The pending checkpoint that followed this (durable) header, and the entries it adds in stream order,
@@ -295,8 +294,7 @@ class Journal:
         entries_log(path).unlink(missing_ok=True)
         trail_path(path).unlink(missing_ok=True)
         piece_trail_path(path).unlink(missing_ok=True)
-        _pending.pending_path(path).unlink(missing_ok=True)
-        _pending.pending_path(path).with_suffix(".pending.tmp").unlink(missing_ok=True)  # a kill's leftover
+        _pending.remove_record(path)
 
     @property
     def validator(self) -> str | None:

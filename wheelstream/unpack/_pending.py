@@ -49,7 +49,7 @@ from wheelstream.errors import UnsafePath
 from wheelstream.unpack._paths import StagingPaths
 from wheelstream.zip import LocalEntry
 
-__all__ = ["PendingRecord", "pending_path", "read_record", "verified_count", "write_record"]
+__all__ = ["PendingRecord", "pending_path", "read_record", "remove_record", "verified_count", "write_record"]
 
 _MAX_RECORD = 4096  # the record is a few hundred bytes; anything longer is not ours
 # O_NONBLOCK: a FIFO where a file should be must not hang the resume (it then fails the regular-file check).
@@ -65,6 +65,17 @@ _BATCH = 256  # small files per task
 def pending_path(journal_path: Path) -> Path:
     """The record beside a journal header: ``partial/<key>.pending``."""
     return journal_path.with_suffix(".pending")
+
+
+def _written_path(journal_path: Path) -> Path:
+    """Where :func:`write_record` writes the record before renaming it into place."""
+    return journal_path.with_suffix(".pending.tmp")
+
+
+def remove_record(journal_path: Path) -> None:
+    """The record, and what a kill in the middle of writing one left beside it."""
+    pending_path(journal_path).unlink(missing_ok=True)
+    _written_path(journal_path).unlink(missing_ok=True)
 
 
 class PendingRecord(NamedTuple):
@@ -84,14 +95,13 @@ def write_record(journal_path: Path, record: PendingRecord) -> None:
     it does not parse, or names lines that do not hash to it). Written beside it and renamed over it, so a
     kill never leaves a torn record where a good one was (a resumed process rewrites the one it took)."""
     text = json.dumps(record._asdict(), separators=(",", ":")).encode("ascii")
-    path = pending_path(journal_path)
-    tmp = path.with_suffix(".pending.tmp")
+    tmp = _written_path(journal_path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, text)  # a few hundred bytes: one write
     finally:
         os.close(fd)
-    os.replace(tmp, path)
+    os.replace(tmp, pending_path(journal_path))
 
 
 def read_record(journal_path: Path) -> PendingRecord | None:
