@@ -169,23 +169,31 @@ def saved_journal(cache_dir: Path, url: str) -> dict[str, Any] | None:
     return header if isinstance(header, dict) else None
 
 
-def pending_files(cache_dir: Path, url: str, journal: Any, at: int) -> int:
-    """How many files a rerun takes from the pending checkpoint a kill left: all it lists when its record
-    follows the durable header and its checkpoint lies within the ``at`` bytes a rerun keeps (a kill leaves
-    every file whole: no power loss here), else none."""
+def pending_record(cache_dir: Path, url: str, journal: Any, at: int) -> tuple[dict[str, Any], bytes] | None:
+    """The pending checkpoint a kill left, and its log lines, if a rerun takes it: its record follows the
+    durable header and its checkpoint lies within the ``at`` bytes a rerun keeps (a kill leaves every file
+    whole: no power loss here); else None. Read here from the files themselves, not by the code under test."""
     try:
         record = json.loads((cache_dir / "partial" / f"{cache_key(url)}.pending").read_text())
     except (FileNotFoundError, ValueError):
-        return 0  # none, or none whole: a rerun ignores it
+        return None  # none, or none whole: a rerun ignores it
     if (record["base_bytes"], record["base_lines"]) != (journal.log_bytes, journal.log_lines):
-        return 0  # a later save made it stale
+        return None  # a later save made it stale
     if not journal.checkpoint < record["checkpoint"] <= at:
-        return 0
+        return None
     log = (cache_dir / "partial" / f"{cache_key(url)}.entries").read_bytes()[
         record["base_bytes"] : record["end_bytes"]
     ]
     assert hashlib.sha256(log).hexdigest() == record["sha256"]
-    return sum(len(json.loads(line)) == 10 for line in log.splitlines())  # a file's line has 10 fields
+    return record, log
+
+
+def pending_files(cache_dir: Path, url: str, journal: Any, at: int) -> int:
+    """How many files a rerun takes from the pending checkpoint a kill left (:func:`pending_record`)."""
+    taken = pending_record(cache_dir, url, journal, at)
+    if taken is None:
+        return 0
+    return sum(len(json.loads(line)) == 10 for line in taken[1].splitlines())  # a file's line has 10 fields
 
 
 # -- one download --------------------------------------------------------------------------------------------
