@@ -179,29 +179,32 @@ def test_the_pending_rerun_harness_kills_at_a_staging_sync_and_reruns_both_ways(
     assert not list((tmp_path / "out").iterdir())  # the run dirs are gone
 
 
-def _ab(tmp_path: Path, *args: str, path: Path | None = None) -> dict[str, list[str]]:
-    """``benchmarks/ab.py`` on one small wheel, its summary rows by variant label."""
+AB_PY = ROOT / "benchmarks" / "ab.py"
+
+
+def _ab(
+    tmp_path: Path, *args: str, path: Path | None = None, fails: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """``benchmarks/ab.py`` on one small wheel."""
     wheel = write_wheel(tmp_path, make_wheel({"demo/__init__.py": b"x = 1\n"}, name="demo"), name="demo")
-    ab = ROOT / "benchmarks" / "ab.py"
-    run = _script(ab, *args, "--settle", "0", "--wheels", str(wheel), cwd=ROOT, path=path)
+    return _script(AB_PY, *args, "--settle", "0", "--wheels", str(wheel), cwd=ROOT, path=path, fails=fails)
+
+
+def _ab_rows(tmp_path: Path, *args: str, path: Path | None = None) -> dict[str, list[str]]:
+    """``benchmarks/ab.py`` on one small wheel, its summary rows by variant label."""
+    run = _ab(tmp_path, *args, path=path)
     summary = run.stdout.split("interleaved:\n", 1)[1].splitlines()
     return {line.split()[0]: line.split()[1:] for line in summary}
 
 
 def test_the_ab_harness_times_each_variant_with_its_patched_constants(tmp_path: Path) -> None:
     """Two variants take turns; a patched constant that does not exist stops the run (no silent no-op)."""
-    rows = _ab(tmp_path, "--runs", "2", "base=.", "one-writer=.:unpack._writers._WRITERS=1")
+    rows = _ab_rows(tmp_path, "--runs", "2", "base=.", "one-writer=.:unpack._writers._WRITERS=1")
     assert sorted(rows) == ["base", "one-writer"]
     for cells in rows.values():
         assert cells[:2] == ["wall", "median"], cells
         assert float(cells[2]) > 0, cells
-    wheel = write_wheel(tmp_path, make_wheel({"demo/__init__.py": b"x = 1\n"}, name="demo"), name="demo")
-    bad = _script(
-        ROOT / "benchmarks" / "ab.py",
-        *("--runs", "1", "--settle", "0", "--wheels", str(wheel), "typo=.:unpack._writers._WRITRES=1"),
-        cwd=ROOT,
-        fails=True,
-    )
+    bad = _ab(tmp_path, "--runs", "1", "typo=.:unpack._writers._WRITRES=1", fails=True)
     assert "no _WRITRES in wheelstream.unpack._writers" in bad.stdout + bad.stderr
 
 
@@ -226,7 +229,7 @@ def test_the_ab_harness_counts_instructions_with_what_callgrind_reports(tmp_path
     bin_dir.mkdir()
     (bin_dir / "valgrind").write_text(_FAKE_VALGRIND)
     (bin_dir / "valgrind").chmod(0o755)
-    rows = _ab(tmp_path, "--instructions", "--runs", "2", "old=.", "new=.", path=bin_dir)
+    rows = _ab_rows(tmp_path, "--instructions", "--runs", "2", "old=.", "new=.", path=bin_dir)
     for label in ("old", "new"):
         assert rows[label] == [
             "instructions",
@@ -249,6 +252,6 @@ def test_the_ab_harness_counts_instructions_with_what_callgrind_reports(tmp_path
 def test_the_ab_harness_counts_instructions_under_callgrind(tmp_path: Path) -> None:
     """``--instructions``: one install under callgrind, reported in millions of instructions (a Python start-up
     alone is ~90 M, so an install is more)."""
-    rows = _ab(tmp_path, "--instructions", "--runs", "1", "new=.")
+    rows = _ab_rows(tmp_path, "--instructions", "--runs", "1", "new=.")
     assert rows["new"][:2] == ["instructions", "median"], rows
     assert 100 < float(rows["new"][2]) < 10_000, rows
