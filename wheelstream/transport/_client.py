@@ -14,7 +14,8 @@ sees any proxy configured (``urllib.request.getproxies()``, where httpx looks to
 exactly as it would be without the deferred TLS: the saving is for the common case, never a change of route.
 
 Both of our transports' pools name the connection a request went out on (``_tracking.py``), which a cancel
-needs; httpx's own client (with a proxy) and a caller's client do not.
+needs, and pass response bodies through h11 without its copies (``_receive_buffer.py``); httpx's own client
+(with a proxy) and a caller's client do neither.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import httpx
 
 from wheelstream import __version__
 from wheelstream.errors import UsageError
+from wheelstream.transport._receive_buffer import pass_body_through
 from wheelstream.transport._tracking import track_request_streams
 
 __all__ = ["USER_AGENT", "new_client"]
@@ -97,9 +99,10 @@ class _SchemeTransport(httpx.BaseTransport):
             return self._tls
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.scheme == "http":
-            return self._plain.handle_request(request)
-        return self._tls_transport().handle_request(request)
+        transport = self._plain if request.url.scheme == "http" else self._tls_transport()
+        response = transport.handle_request(request)
+        pass_body_through(response.stream)  # h11's copies of the body, saved (_receive_buffer.py)
+        return response
 
     def close(self) -> None:
         with self._lock:
