@@ -160,6 +160,7 @@ EXPECTED_LAYOUT: dict[str, tuple[set[str | None], bool, bool | None]] = {
     "mixed_streamable": ({None, "sig32", "nosig32", "nosig64"}, True, None),
     "unicode_names": ({None}, False, False),
     "archive_comment": ({None}, False, False),
+    "long_runs": ({None}, False, False),
 }
 
 

@@ -62,6 +62,10 @@ def read_entry_data(parser: ZipStreamParser) -> Event | None:
         if entry.compressed_size is not None:
             remaining = entry.compressed_size - entry.consumed
             if remaining == 0:
+                if entry.inflater is not None:
+                    out = _drain(parser, entry)
+                    if out:
+                        return _entry_data(parser, entry, out)
                 return _end_of_data(parser, entry)
             take = min(remaining, parser._available(), _MAX_INPUT_PER_EVENT)
         else:
@@ -87,9 +91,23 @@ def read_entry_data(parser: ZipStreamParser) -> Event | None:
         parser._pos += used
         entry.consumed += used
         if out:
-            _count_output(parser, entry, len(out))
-            entry.crc = crc32(out, entry.crc)
-            return EntryData(entry.header.name, out, parser.offset)
+            return _entry_data(parser, entry, out)
+
+
+def _drain(parser: ZipStreamParser, entry: OpenEntry) -> bytes:
+    """Output the inflater still holds once every compressed byte is in: isal takes input ahead of the output
+    cap, so a run that inflates well (zeros) can end with the input used up and up to a cap of output to come."""
+    assert entry.inflater is not None
+    try:
+        return entry.inflater.decompress(b"", _output_cap(parser, entry))
+    except INFLATE_ERRORS as exc:
+        raise _corrupt(entry.header, exc, parser.offset) from None
+
+
+def _entry_data(parser: ZipStreamParser, entry: OpenEntry, out: bytes) -> EntryData:
+    _count_output(parser, entry, len(out))
+    entry.crc = crc32(out, entry.crc)
+    return EntryData(entry.header.name, out, parser.offset)
 
 
 def _output_cap(parser: ZipStreamParser, entry: OpenEntry) -> int:
