@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import struct
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
+import wheelstream
 from fixtures.hostile import ALL_HOSTILE, HOSTILE, _find, base_members
 from fixtures.zipbuild import build
 from wheelstream import errors
@@ -156,3 +161,48 @@ def test_packed_entries_count_their_compressed_bytes_while_in_flight(tmp_path: P
     extractor.close()
     assert peak > 0
     assert all((tmp_path / "staging" / f"demo/z{i}.bin").read_bytes() == b"" for i in range(40))
+
+
+def _endless_stored_entry(megabytes: int) -> Iterator[bytes]:
+    """A local header of a stored entry whose sizes come after its data (flag bit 3), then zeros that never
+    reach a data descriptor: only the end of the file could tell where the entry ends, and there is none."""
+    name = b"demo/big.bin"
+    yield struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0x08, 0, 0, 0x5021, 0, 0, 0, len(name), 0) + name
+    for _ in range(megabytes):
+        yield bytes(1 << 20)
+
+
+def test_bytes_past_a_deferred_entry_count_against_the_unpacked_budget() -> None:
+    parser = ZipStreamParser(max_unpacked_size=3 << 20)
+    stream = _endless_stored_entry(8)
+    parser.receive_data(next(stream))
+    assert [type(event).__name__ for event in parser.events()] == ["EntryDeferred"]
+    for _ in range(3):
+        parser.receive_data(next(stream))  # 3 MiB: exactly the budget
+    with pytest.raises(errors.UnpackedLimitExceeded) as caught:
+        parser.receive_data(b"\0")
+    assert caught.value.entry == "demo/big.bin"
+    assert caught.value.offset == 0
+
+
+def test_an_endless_deferred_entry_is_refused_at_the_budget_not_at_a_full_disk(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    sent = []
+
+    def endless(request: Request) -> Response:
+        def body() -> Iterator[bytes]:
+            for chunk in _endless_stored_entry(200):  # bounded only so that a failing test ends
+                sent.append(len(chunk))
+                yield chunk
+
+        return Response(body(), content_type="application/octet-stream")
+
+    httpserver.expect_request("/demo-1.0-py3-none-any.whl").respond_with_handler(endless)
+    url = httpserver.url_for("/demo-1.0-py3-none-any.whl")
+    cache = tmp_path / "cache"
+    with pytest.raises(errors.UnpackedLimitExceeded, match=r"demo/big\.bin"):
+        wheelstream.install([url], tmp_path / "target", cache_dir=cache, max_unpacked_size=4 << 20, retries=0)
+    assert not (tmp_path / "target").exists()
+    kept = sum(path.stat().st_size for path in cache.rglob("*") if path.is_file())
+    assert kept < 16 << 20  # the budget and a block or two in flight, not the 200 MB the server would send

@@ -118,8 +118,6 @@ class Tee(Checkpoints):
             self.hasher.update(block)
             if self.trail is not None:
                 self.trail.append(self.partial.length, self.hasher.state())
-        if self.journal.deferred_at is not None:
-            return  # past a stored+descriptor entry: only the partial file grows until the end
         if self._unpacker is None:
             if self.position == self.journal.length and not interruptible():
                 # The rest of the file in one block (a small wheel's all of it): a worker would have nothing to
@@ -197,7 +195,10 @@ class Tee(Checkpoints):
     def _parse(self, chunk: bytes) -> None:
         """Parse one block completely: afterwards no event is pending, so a checkpoint may follow."""
         if self.journal.deferred_at is not None:
-            return  # past a stored+descriptor entry: only the partial file grows until the end
+            # Past a stored+descriptor entry only the partial file grows until the end; the parser counts the
+            # bytes against its unpacked-size budget (an endless entry is refused there).
+            self.parser.receive_data(chunk)
+            return
         self.journal.deferred_at = parse_block(self.parser, self.extractor, chunk)
 
     def replay(self, start: int, end: int) -> None:

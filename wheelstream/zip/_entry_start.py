@@ -64,6 +64,8 @@ def read_local_header(parser: ZipStreamParser) -> Event | None:
         known = parser._compressed_sizes.get(header.offset)
         if header.method == fmt.METHOD_STORED and known is None:
             parser._state = State.DEFERRED
+            parser._deferred = header
+            parser._reserve_unpacked(header, parser._available())  # what arrived past it: see receive_data
             return EntryDeferred(header)
     else:
         known = header.compressed_size

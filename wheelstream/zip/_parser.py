@@ -18,7 +18,7 @@ ENTRY_DATA            compressed bytes of the open entry         DATA_DESCRIPTOR
 DATA_DESCRIPTOR       crc + sizes, with or without ``PK\\7\\8``  RECORD
 CENTRAL_DIRECTORY     central records, zip64 eocd/locator, eocd  TRAILER
 TRAILER               end of input only                          DONE
-DEFERRED              nothing more (stored entry + descriptor)   terminal; see ``EntryDeferred``
+DEFERRED              bytes only counted (stored + descriptor)   terminal; see ``EntryDeferred``
 DONE / ERROR          nothing                                    terminal
 ====================  =========================================  ======================================
 
@@ -124,6 +124,7 @@ class ZipStreamParser:
         self._pack_up_to = pack_up_to
         self._checkpoint = offset
         self._entry: OpenEntry | None = None
+        self._deferred: LocalHeader | None = None  # the entry that stopped the parse (DEFERRED)
         self._cd_start: int | None = None
         self._cd_end: int | None = None
         self._zip64_eocd: EndOfCentralDirectory | None = None
@@ -197,6 +198,13 @@ class ZipStreamParser:
             return
         if not data:
             self._eof = True
+            return
+        if self._deferred is not None:
+            # Past a stored entry whose end only the central directory tells (``EntryDeferred``): nothing is
+            # parsed or kept (the caller has the bytes), but they count against the unpacked-size budget as
+            # they come, the entry's own bytes being unpacked bytes — so a stream that never ends is refused
+            # at the budget, not at a full disk. The central directory's few bytes count too.
+            self._reserve_unpacked(self._deferred, len(data))
             return
         if self._pos >= _COMPACT_AT and self._pos * 2 >= len(self._buf):
             del self._buf[: self._pos]
