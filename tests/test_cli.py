@@ -111,6 +111,11 @@ def test_hash_mismatch_exits_1(server: FaultServer, cache: Path, tmp_path: Path)
     run = ws("install", url, "--hash", "sha256:" + "1" * 64, "-t", str(tmp_path / "t"), cache=cache)
     assert run.code == 1
     assert "expected 1111" in run.error_line()
+    # pip reads the pin anywhere in the fragment: so does the install, and checks it
+    run = ws("install", url + "#egg=demo&sha256=" + "2" * 64, "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 1
+    assert "expected 2222" in run.error_line()
+    assert not (tmp_path / "t").exists()
 
 
 def test_record_mismatch_exits_1(server: FaultServer, cache: Path, tmp_path: Path) -> None:
@@ -147,6 +152,14 @@ def test_incompatible_tags_exit_1(server: FaultServer, cache: Path, tmp_path: Pa
         ("install", "-r", "missing.txt", "-t", "T"),
         ("install", "x.whl", "--max-unpacked-size", "lots", "-t", "T"),
         ("cache", "frobnicate"),
+        # URLs the download would trip over later (a traceback, or a retry that could never succeed)
+        ("install", "http://[::1/demo-1.0-py3-none-any.whl", "-t", "T"),
+        ("install", "http://u:pw@127.0.0.1:port/demo-1.0-py3-none-any.whl", "-t", "T"),
+        ("install", "http://127.0.0.1:99999/demo-1.0-py3-none-any.whl", "-t", "T"),
+        ("install", "http:///demo-1.0-py3-none-any.whl", "-t", "T"),
+        # a pin that cannot be checked is refused, not dropped
+        ("install", "http://127.0.0.1:1/demo-1.0-py3-none-any.whl#sha256=abc", "-t", "T"),
+        ("install", "http://127.0.0.1:1/demo-1.0-py3-none-any.whl#egg=demo&sha512=" + "0" * 128, "-t", "T"),
     ],
 )
 def test_usage_errors_exit_2(args: tuple[str, ...], cache: Path, tmp_path: Path) -> None:
@@ -154,6 +167,8 @@ def test_usage_errors_exit_2(args: tuple[str, ...], cache: Path, tmp_path: Path)
     assert run.code == 2, (run.out, run.err)
     assert "Traceback" not in run.err
     assert any(line.startswith(("error: ", "Error: ")) for line in run.err.splitlines()), run.err
+    assert "pw" not in run.err
+    assert not (tmp_path / "T").exists()
 
 
 def test_unsupported_requirements_option_exits_2(cache: Path, tmp_path: Path) -> None:

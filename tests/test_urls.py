@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wheelstream._urls import cache_key, redact, shown_url, split_hash_fragment
+from wheelstream.errors import UsageError
 
 HEX = hashlib.sha256(b"demo").hexdigest()
 
@@ -101,10 +102,10 @@ def test_shown_url_is_one_printable_line() -> None:
         (f"https://host/demo.whl#sha256={HEX}", ("https://host/demo.whl", HEX)),
         (f"https://host/demo.whl#sha256={HEX.upper()}", ("https://host/demo.whl", HEX)),  # lower-cased
         ("https://host/demo.whl", ("https://host/demo.whl", None)),
-        ("https://host/demo.whl#sha256=abc", ("https://host/demo.whl", None)),  # too short
-        (f"https://host/demo.whl#sha256={HEX}0", ("https://host/demo.whl", None)),  # too long
-        (f"https://host/demo.whl#md5={HEX[:32]}", ("https://host/demo.whl", None)),  # another algorithm
-        (f"https://host/demo.whl#sha256={HEX}&egg=demo", ("https://host/demo.whl", None)),
+        (f"https://host/demo.whl#sha256={HEX}&egg=demo", ("https://host/demo.whl", HEX)),  # anywhere, as pip
+        (f"https://host/demo.whl#egg=demo&sha256={HEX}", ("https://host/demo.whl", HEX)),
+        (f"https://host/demo.whl#sha256={HEX}&md5={HEX[:32]}", ("https://host/demo.whl", HEX)),
+        (f"https://host/demo.whl#sha256={HEX}&sha256={HEX.upper()}", ("https://host/demo.whl", HEX)),
         (
             "https://host/demo.whl#egg=demo",
             ("https://host/demo.whl", None),
@@ -114,6 +115,24 @@ def test_shown_url_is_one_printable_line() -> None:
 )
 def test_split_hash_fragment(url: str, split: tuple[str, str | None]) -> None:
     assert split_hash_fragment(url) == split
+
+
+@pytest.mark.parametrize(
+    ("fragment", "says"),
+    [
+        ("sha256=abc", "must be 64 hex digits"),  # too short
+        (f"sha256={HEX}0", "must be 64 hex digits"),  # too long
+        (f"sha256={HEX[:-1]}g", "must be 64 hex digits"),
+        (f"egg=demo&sha256={HEX[:63]}", "must be 64 hex digits"),
+        (f"sha256={HEX}&sha256={'0' * 64}", "two different sha256"),
+        (f"md5={HEX[:32]}", "#md5= is not checked"),  # a pin by another hash alone
+        (f"egg=demo&sha512={HEX}{HEX}", "#sha512= is not checked"),
+    ],
+)
+def test_a_pin_that_cannot_be_checked_is_refused_not_dropped(fragment: str, says: str) -> None:
+    with pytest.raises(UsageError, match=says) as caught:
+        split_hash_fragment(f"https://user:secret@host/demo-1.0-py3-none-any.whl#{fragment}")
+    assert "secret" not in str(caught.value)
 
 
 # -- cache_key -----------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ entries are checked where they are read (``_index``).
 from __future__ import annotations
 
 import os
+import re
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -16,8 +17,14 @@ from typing import NamedTuple
 import httpx
 
 from wheelstream._cache import Cache
-from wheelstream._urls import checked_wheel_filename, redact, split_hash_fragment, wheel_filename_from_url
-from wheelstream.errors import UsageError
+from wheelstream._urls import (
+    checked_wheel_filename,
+    redact,
+    shown_url,
+    split_hash_fragment,
+    wheel_filename_from_url,
+)
+from wheelstream.errors import UsageError, shown
 
 __all__ = ["Resolved", "direct_url", "filename_of", "resolve"]
 
@@ -40,8 +47,12 @@ def resolve(
     """What to fetch for ``source``. A URL's file name is checked here (``wheel_filename_from_url``), so a
     hostile one fails before anything is downloaded or written; ``resolve_requirement`` checks an index's."""
     expected = hashes.get(source)
-    scheme = urllib.parse.urlsplit(source).scheme.lower()
+    try:
+        scheme = urllib.parse.urlsplit(source).scheme.lower()
+    except ValueError as exc:  # an unclosed IPv6 bracket, ...
+        raise _not_a_url(source, str(exc)) from None
     if scheme in ("http", "https"):
+        _check_http_url(source)
         wheel_filename_from_url(source)
         return Resolved(redact(source), source, None, expected or split_hash_fragment(source)[1])
     if scheme == "file":
@@ -55,6 +66,26 @@ def resolve(
         url, sha = resolve_requirement(source, index_url=index_url, cache=cache, client=client, tags=tags)
         return Resolved(source, url, None, expected or sha)
     raise UsageError(f"not a wheel URL, path or NAME==VERSION: {source}")
+
+
+def _check_http_url(url: str) -> None:
+    """What the download would trip over later, refused now as the caller's mistake (exit 2, one line): a URL
+    httpx cannot parse, a port out of range, no host."""
+    try:
+        parsed = httpx.URL(url)
+        urllib.parse.urlsplit(url).port  # noqa: B018 - raises ValueError when out of range
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise _not_a_url(url, str(exc)) from None
+    if not parsed.host:
+        raise _not_a_url(url, "no host")
+
+
+def _not_a_url(source: str, why: str) -> UsageError:
+    try:
+        named = shown_url(source)
+    except ValueError:  # too broken to redact: at least no user:password@ reaches the message
+        named = shown(re.sub(r"//[^/]*@", "//", source), 200)
+    return UsageError(f"not a valid URL: {named} ({shown(why, 200)})")
 
 
 def filename_of(item: Resolved) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from packaging.utils import InvalidWheelFilename as _PackagingInvalidWheelFilename
 from packaging.utils import parse_wheel_filename
 
-from wheelstream.errors import InvalidWheelFilename, shown
+from wheelstream.errors import InvalidWheelFilename, UsageError, shown
 
 __all__ = [
     "cache_key",
@@ -31,7 +31,10 @@ __all__ = [
 _SECRET_QUERY_KEYS = re.compile(
     r"(token|tok$|key|secret|password|passwd|pwd|auth|signature|sig|credential|session|jwt)", re.IGNORECASE
 )
-_HASH_FRAGMENT = re.compile(r"^sha256=([0-9a-fA-F]{64})$")
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+# The hashes pip reads from a link's fragment. Only sha256 is checked here (while streaming); a pin by one of the
+# others alone is refused rather than dropped.
+_OTHER_LINK_HASHES = frozenset({"sha1", "sha224", "sha384", "sha512", "md5"})
 
 
 def redact(url: str) -> str:
@@ -48,10 +51,31 @@ def redact(url: str) -> str:
 
 
 def split_hash_fragment(url: str) -> tuple[str, str | None]:
-    """``(url without fragment, sha256 hex from a #sha256= fragment or None)``."""
+    """``(url without fragment, the sha256 hex its fragment pins, or None)``.
+
+    The fragment is read as pip reads a link's: ``&``-separated ``name=value`` pairs, the pin anywhere among
+    them (``#egg=demo&sha256=…``). A pin is never dropped in silence: a sha256 that is not 64 hex digits, two
+    that differ, or a pin by another hash only (``#sha512=…``: wheelstream checks sha256) is a UsageError.
+    """
     base, _, fragment = url.partition("#")
-    match = _HASH_FRAGMENT.match(fragment)
-    return base, (match.group(1).lower() if match else None)
+    pinned: str | None = None
+    others = []
+    for pair in fragment.split("&") if fragment else ():
+        name, _, value = pair.partition("=")
+        name = name.strip().lower()
+        if name == "sha256":
+            if not _SHA256_HEX.fullmatch(value):
+                raise UsageError(f"{shown_url(base)}: #sha256= must be 64 hex digits, not {shown(value, 80)}")
+            if pinned is not None and pinned != value.lower():
+                raise UsageError(f"{shown_url(base)}: the fragment pins two different sha256 hashes")
+            pinned = value.lower()
+        elif name in _OTHER_LINK_HASHES:
+            others.append(name)
+    if pinned is None and others:
+        raise UsageError(
+            f"{shown_url(base)}: #{others[0]}= is not checked, only #sha256= is: pin the wheel by its sha256"
+        )
+    return base, pinned
 
 
 def cache_key(url: str) -> str:
