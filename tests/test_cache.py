@@ -16,8 +16,14 @@ import time
 from pathlib import Path
 
 import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Response
 
+import wheelstream
+from fixtures.wellformed import dist_info, make_wheel, record_line, wheel_files
 from wheelstream._cache import Cache, default_cache_dir, try_lock
+from wheelstream.errors import RecordError
+from wheelstream.installer._destination import LinkMode
 
 KEY = "ab" * 32
 SHA = "cd" * 32
@@ -238,3 +244,31 @@ def test_try_lock_takes_a_free_lock_and_refuses_a_held_one(tmp_path: Path) -> No
     assert _locked_elsewhere(path)
     lock.release()
     assert not _locked_elsewhere(path)
+
+
+@pytest.mark.parametrize("link_mode", ["move", "copy"])
+def test_a_wheel_the_checks_refuse_is_not_served_from_the_cache_again(
+    httpserver: HTTPServer, tmp_path: Path, link_mode: LinkMode
+) -> None:
+    """A wheel whose RECORD lies fails the install; the server then fixes its file: the next install asks the
+    server again instead of failing from the cache, offline, the same way."""
+    files = {"demo/__init__.py": b"x = 1\n"}
+    honest = wheel_files(files)[f"{dist_info()}/RECORD"]
+    lying = honest.replace(
+        record_line("demo/__init__.py", files["demo/__init__.py"]).encode(), b"demo/__init__.py,,"
+    )
+    assert lying != honest
+    served = [make_wheel(files, record=lying)]
+    httpserver.expect_request("/demo-1.0-py3-none-any.whl").respond_with_handler(
+        lambda request: Response(served[0], content_type="application/octet-stream")
+    )
+    url = httpserver.url_for("/demo-1.0-py3-none-any.whl")
+    cache = tmp_path / "cache"
+    with pytest.raises(RecordError):
+        wheelstream.install([url], tmp_path / "t1", cache_dir=cache, link_mode=link_mode)
+    assert not list((cache / "urls").iterdir())
+    assert not [path for path in (cache / "wheels").iterdir() if not path.name.startswith(".")]
+    served[0] = make_wheel(files)
+    result = wheelstream.install([url], tmp_path / "t2", cache_dir=cache, link_mode=link_mode)
+    assert result.wheels[0].bytes_fetched == len(served[0])  # asked the server, not the cache
+    assert (tmp_path / "t2" / "demo" / "__init__.py").read_bytes() == b"x = 1\n"

@@ -18,11 +18,13 @@ from pathlib import Path
 
 import httpx
 
+from wheelstream._cache import Cache, default_cache_dir
 from wheelstream._fetch_many import MAX_CONNECTIONS, Workers, fetch_all
 from wheelstream._parallel import release
 from wheelstream._progress import ProgressCallback
 from wheelstream._sources import Resolved, direct_url
-from wheelstream.errors import Interrupted, UsageError
+from wheelstream._urls import cache_key
+from wheelstream.errors import Interrupted, RecordError, UsageError, WheelMetadataError
 from wheelstream.fetch import DownloadResult
 from wheelstream.installer import (
     Environment,
@@ -244,7 +246,14 @@ def install_sources(
             # The source as given: an http(s) URL unredacted (``item.source`` is redacted), a file:// URL or a
             # path as they were written (``item.path`` is already converted).
             verify(item.url if item.url is not None else item.source, result)
-        checks.add(WheelToInstall(result.staged, direct_url(item), result.sha256))
+        try:
+            checks.add(WheelToInstall(result.staged, direct_url(item), result.sha256))
+        except (RecordError, WheelMetadataError):
+            if item.url is not None:  # the wheel itself is bad: do not serve it from the cache again
+                Cache(Path(cache_dir) if cache_dir is not None else default_cache_dir()).forget_refused(
+                    cache_key(item.url), result.sha256
+                )
+            raise
 
     fetched = fetch_all(
         sources,

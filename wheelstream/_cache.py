@@ -119,6 +119,16 @@ class Cache:
         tmp.write_text(json.dumps({"url": url, "sha256": sha256, "filename": filename}))
         tmp.replace(target)
 
+    def forget_refused(self, key: str, sha256: str) -> None:
+        """A wheel the install's checks refused (its RECORD, its metadata) is not served from the cache again:
+        the URL's pin and the wheel's files go, so the next run asks the server, which may have fixed the file,
+        instead of failing the same way offline. Its unpacked tree goes too (``--link-mode copy|hardlink``)."""
+        if self.last_sha256(key) == sha256:
+            (self.root / "urls" / f"{key}.json").unlink(missing_ok=True)
+        self.wheel_file(sha256).unlink(missing_ok=True)
+        self.wheel_manifest(sha256).unlink(missing_ok=True)
+        shutil.rmtree(self.wheel_dir(sha256), ignore_errors=True)
+
     def sweep_staging(self) -> None:
         """Remove staging trees with no journal whose URL lock can be taken: a download killed after removing
         its journal and before publishing or claiming its tree (see ``fetch/_publish.py``). A live download
