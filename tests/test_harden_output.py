@@ -41,7 +41,7 @@ from fixtures.wellformed import record_line
 from wheelstream._progress import Progress
 from wheelstream.cli._contract import fail
 from wheelstream.cli._ui import ConsoleProgress, escape
-from wheelstream.errors import RecordError, WheelMetadataError, WheelstreamError, one_line
+from wheelstream.errors import RecordError, UnsafePath, WheelMetadataError, WheelstreamError, one_line
 
 # -- one_line and the error text -----------------------------------------------------------------------------
 
@@ -83,6 +83,22 @@ def test_error_text_is_safe_in_every_part() -> None:
     later.with_wheel("x\x1b.whl")
     assert str(later) == "x\\x1b.whl: c\\x1b"
     assert later.args == (str(later),)
+
+
+def test_an_error_line_stays_readable_however_long_what_it_names() -> None:
+    """A 20,000-part entry name or a 100 kB URL from an index: the line keeps its start, the entry's file
+    name and the offset, and stays short enough for a terminal."""
+    deep = "/".join(["d"] * 20_000) + "/last.py"
+    error = UnsafePath(
+        "path is too deep", wheel="https://host/" + "x" * 100_000 + ".whl", entry=deep, offset=7
+    )
+    line = str(error)
+    assert len(line) <= 1000
+    assert line.startswith("https://host/xxx")
+    assert "last.py" in line
+    assert line.endswith("offset 7)")
+    short = UnsafePath("bad", wheel="w.whl", entry="a/b.py", offset=1)
+    assert str(short) == "w.whl: bad (entry 'a/b.py', offset 1)"  # nothing cut when nothing is long
 
 
 def test_ui_escape_also_escapes_rich_markup() -> None:

@@ -115,6 +115,19 @@ def cut(value: str, limit: int = _SHOWN_LIMIT) -> str:
     return value if len(value) <= limit else value[:limit] + "…"
 
 
+_ENTRY_LIMIT = 240  # an entry name in a message: deep paths stay whole, a 40 KB one does not
+_MESSAGE_LIMIT = 1000
+
+
+def _elided(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters in the middle: a path's start and its file name, a message's start
+    and its ``(entry …, offset …)`` both stay."""
+    if len(text) <= limit:
+        return text
+    tail = limit // 3
+    return text[: limit - tail - 1] + "…" + text[-tail:]
+
+
 def shown(value: str, limit: int = _SHOWN_LIMIT) -> str:
     """``repr`` of a value someone else chose, for a message, cut to ``limit`` characters first."""
     return repr(cut(value, limit))
@@ -142,12 +155,13 @@ class WheelstreamError(Exception):
     def _render(self) -> str:
         where = []
         if self.entry is not None:
-            where.append(f"entry {self.entry!r}")
+            where.append(f"entry {_elided(self.entry, _ENTRY_LIMIT)!r}")
         if self.offset is not None:
             where.append(f"offset {self.offset}")
         text = self.cause + (f" ({', '.join(where)})" if where else "")
-        # Always one line and safe for a terminal, whatever the wheel's name, the cause or the entry carried.
-        return one_line(f"{self.wheel}: {text}" if self.wheel else text)
+        # Always one line and safe for a terminal, whatever the wheel's name, the cause or the entry carried;
+        # and of a length a terminal can show, however long the name or the URL a wheel or an index chose.
+        return _elided(one_line(f"{self.wheel}: {text}" if self.wheel else text), _MESSAGE_LIMIT)
 
     def with_wheel(self, wheel: str) -> WheelstreamError:
         """Name the wheel once the layer that knows it sees the error; keeps type and traceback."""
