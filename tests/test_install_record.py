@@ -49,7 +49,7 @@ def test_wrong_size(tmp_path: Path, target: Path) -> None:
 
     record = rows.format(h=record_hash(FILES["pkg/__init__.py"]))
     error = attempt(tmp_path, target, record=record)
-    assert "pkg/__init__.py (size 99 in RECORD, 6 in archive)" in str(error)
+    assert "pkg/__init__.py (size '99' in RECORD, 6 in archive)" in str(error)
 
 
 def test_listed_but_missing(tmp_path: Path, target: Path) -> None:

@@ -222,7 +222,7 @@ def _row_problem(row: RecordRow, file: StagedFile, staged: StagedWheel) -> str |
     if actual != expected and actual != expected.rstrip("="):
         return f"{cut(row.path)} (hash mismatch)"
     if row.size and row.size != str(file.size):
-        return f"{cut(row.path)} (size {cut(row.size, 20)} in RECORD, {file.size} in archive)"
+        return f"{cut(row.path)} (size {cut(row.size, 20)!r} in RECORD, {file.size} in archive)"
     return None
 
 

@@ -120,7 +120,8 @@ def _verify_central_directory(parser: ZipStreamParser, eocd: EndOfCentralDirecto
     count = parser._table.central_count
     if effective.entries != count or effective.entries_on_disk != count:
         raise EntrySetMismatch(
-            f"end record counts {effective.entries} entries, the central directory has {count}",
+            f"end record counts {effective.entries} entries ({effective.entries_on_disk} on this disk), "
+            f"the central directory has {count}",
             offset=eocd.offset,
         )
     parser._table.check_all_matched()
