@@ -171,6 +171,16 @@ def test_usage_errors_exit_2(args: tuple[str, ...], cache: Path, tmp_path: Path)
     assert not (tmp_path / "T").exists()
 
 
+def test_a_source_that_is_no_file_is_named_for_what_it_is(cache: Path, tmp_path: Path) -> None:
+    (tmp_path / "adir-1.0-py3-none-any.whl").mkdir()
+    run = ws("install", "adir-1.0-py3-none-any.whl", "-t", "T", cache=cache, cwd=tmp_path)
+    assert run.code == 2
+    assert "not a regular file: adir-1.0-py3-none-any.whl" in run.error_line()
+    run = ws("install", "gone-1.0-py3-none-any.whl", "-t", "T", cache=cache, cwd=tmp_path)
+    assert run.code == 2
+    assert "no such file: gone-1.0-py3-none-any.whl" in run.error_line()
+
+
 def test_unsupported_requirements_option_exits_2(cache: Path, tmp_path: Path) -> None:
     req = tmp_path / "r.txt"
     req.write_text("--extra-index-url http://x/\n")

@@ -91,6 +91,36 @@ def test_parse_html_pep503_attributes_and_base_href() -> None:
     assert files[2].yanked == "security"
 
 
+def test_links_an_index_may_not_follow_and_pins_anywhere_in_the_fragment() -> None:
+    """A page from a server may not point into this machine's files (``file://``) or elsewhere than HTTP; the
+    sha256 is read wherever it sits in the fragment, as pip reads it."""
+    page = b"""<html><body>
+      <a href="file:///etc/demo-1.0-py3-none-any.whl">demo-1.0-py3-none-any.whl</a>
+      <a href="ftp://host/demo-1.0-py3-none-any.whl">demo-1.0-py3-none-any.whl</a>
+      <a href="http://[::1/demo-1.0-py3-none-any.whl">demo-1.0-py3-none-any.whl</a>
+      <a href="demo-1.1-py3-none-any.whl#egg=demo&amp;sha256=%s">demo-1.1-py3-none-any.whl</a>
+    </body></html>""" % SHA.upper().encode()
+    files = parse_html(page, "https://idx/simple/demo/")
+    assert [(x.url, x.sha256) for x in files] == [("https://idx/simple/demo/demo-1.1-py3-none-any.whl", SHA)]
+    doc = {
+        "meta": {"api-version": "1.0"},
+        "files": [
+            {
+                "filename": "demo-1.0-py3-none-any.whl",
+                "url": "file:///etc/demo-1.0-py3-none-any.whl",
+                "hashes": {},
+            },
+            {
+                "filename": "demo-1.1-py3-none-any.whl",
+                "url": f"demo-1.1-py3-none-any.whl#sha256={SHA}",
+                "hashes": {},
+            },
+        ],
+    }
+    files = parse_json(json.dumps(doc).encode(), "https://idx/simple/demo/")
+    assert [(x.url, x.sha256) for x in files] == [("https://idx/simple/demo/demo-1.1-py3-none-any.whl", SHA)]
+
+
 # -- choosing ----------------------------------------------------------------------------------------------
 
 

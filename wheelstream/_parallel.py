@@ -108,8 +108,8 @@ def fetch_one(
             keep_unpacked=keep_unpacked,
         )
     assert item.path is not None
-    if not item.path.is_file():
-        raise UsageError(f"no such file: {item.path}")
+    if not item.path.is_file():  # a directory or a device (``/dev/zero``) is no wheel either
+        raise UsageError(f"{'not a regular file' if item.path.exists() else 'no such file'}: {item.path}")
     # A local name is one component the OS gave us, but it becomes a name in the caller's -d like a URL's
     # does, so it passes the same check (as pip refuses to download a wheel whose name is not a wheel's).
     target = (

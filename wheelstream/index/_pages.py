@@ -65,10 +65,12 @@ def parse_json(body: bytes, page_url: str) -> list[IndexFile]:
         if not isinstance(item, dict) or "filename" not in item or "url" not in item:
             continue
         hashes = item.get("hashes") or {}
-        base, _, fragment = urllib.parse.urljoin(page_url, str(item["url"])).partition("#")
+        base, _, fragment = _joined(page_url, str(item["url"])).partition("#")
+        if not _fetchable(base):
+            continue
         sha = hashes.get("sha256") if isinstance(hashes, dict) else None
-        if sha is None and fragment.startswith("sha256="):
-            sha = fragment[len("sha256=") :]
+        if sha is None:
+            sha = _fragment_sha256(fragment)
         rp = item.get("requires-python")
         out.append(
             IndexFile(
@@ -119,9 +121,11 @@ def parse_html(body: bytes, page_url: str, encoding: str = "utf-8") -> list[Inde
         href = attrs.get("href")
         if not href:
             continue
-        url, _, fragment = urllib.parse.urljoin(base, href).partition("#")
+        url, _, fragment = _joined(base, href).partition("#")
+        if not _fetchable(url):
+            continue
         filename = _url_name(url) or text
-        sha = fragment[len("sha256=") :].lower() if fragment.startswith("sha256=") else None
+        sha = _fragment_sha256(fragment)
         yanked = attrs.get("data-yanked")
         out.append(
             IndexFile(
@@ -168,3 +172,30 @@ def checked_url_name(chosen: IndexFile) -> str:
 
 
 # -- choosing a file ------------------------------------------------------------------------------------
+
+
+def _joined(base: str, link: str) -> str:
+    """``link`` made absolute against ``base``; ``""`` (never fetchable) for one too broken to join."""
+    try:
+        return urllib.parse.urljoin(base, link)
+    except ValueError:  # an unclosed IPv6 bracket, ...
+        return ""
+
+
+def _fetchable(url: str) -> bool:
+    """An index's file is fetched over HTTP: a ``file://`` (or any other) link on a page from a server is not
+    followed — it would read this machine's files, and no retry could make it work."""
+    try:
+        return urllib.parse.urlsplit(url).scheme.lower() in ("http", "https")
+    except ValueError:  # an unclosed IPv6 bracket, ...
+        return False
+
+
+def _fragment_sha256(fragment: str) -> str | None:
+    """The ``sha256=`` among a link's ``&``-separated fragment pairs (``#egg=x&sha256=…`` too), lower-cased; a
+    malformed one is kept as it is, to fail the download's hash check by name."""
+    for pair in fragment.split("&"):
+        name, _, value = pair.partition("=")
+        if name.strip().lower() == "sha256" and value:
+            return value.lower()
+    return None
