@@ -184,7 +184,7 @@ def _joined(base: str, link: str) -> str:
 
 def _fetchable(url: str) -> bool:
     """An index's file is fetched over HTTP: a ``file://`` (or any other) link on a page from a server is not
-    followed — it would read this machine's files, and no retry could make it work."""
+    followed — a server has no business naming this machine's files, and no retry could fetch one."""
     try:
         return urllib.parse.urlsplit(url).scheme.lower() in ("http", "https")
     except ValueError:  # an unclosed IPv6 bracket, ...
