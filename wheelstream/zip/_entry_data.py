@@ -76,7 +76,7 @@ def read_entry_data(parser: ZipStreamParser) -> Event | None:
             return None
         inflater = entry.inflater
         if inflater is None:
-            out, used = bytes(parser._buf[parser._pos : parser._pos + take]), take
+            out, used = parser._copy(parser._pos, parser._pos + take), take
         else:
             # A view, not a copy: the buffer is never resized while it is exported (the view is released
             # before this function returns). Input is capped near what fits the output cap, so the

@@ -86,7 +86,7 @@ def _read_packed(parser: ZipStreamParser, header: LocalHeader) -> Event | None:
             )
         return None
     parser._reserve_unpacked(header, header.uncompressed_size)
-    data = bytes(parser._buf[start:end])
+    data = parser._copy(start, end)
     parser._pos = end
     parser._names[name_key(header.name)] = None
     parser._record_finished(*header[:7])  # LocalEntry's fields lead LocalHeader's

@@ -83,6 +83,7 @@ DEFAULT_MAX_UNPACKED_SIZE = 16 * 1024**3
 # what a wheel of tiny files can make us hold.
 DEFAULT_MAX_ENTRIES = 500_000
 _COMPACT_AT = 1 << 20
+_COPY_THROUGH_VIEW = 16 << 10
 
 
 class ZipStreamParser:
@@ -256,6 +257,15 @@ class ZipStreamParser:
         if self._eof:
             raise self._truncated(what)
         return False
+
+    def _copy(self, start: int, end: int) -> bytes:
+        """``_buf[start:end]`` as bytes. Slicing the bytearray then ``bytes()`` copies twice, into fresh memory
+        each time; a view copies once, but below ``_COPY_THROUGH_VIEW`` costs more to set up than the second copy
+        (docs/performance.md, D-parser-copies)."""
+        if end - start < _COPY_THROUGH_VIEW:
+            return bytes(self._buf[start:end])
+        with memoryview(self._buf) as whole, whole[start:end] as part:
+            return part.tobytes()
 
     def _peek_signature(self, what: str) -> bytes | None:
         if not self._need(4, what):
