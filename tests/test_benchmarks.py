@@ -255,3 +255,16 @@ def test_the_ab_harness_counts_instructions_under_callgrind(tmp_path: Path) -> N
     rows = _ab_rows(tmp_path, "--instructions", "--runs", "1", "new=.")
     assert rows["new"][:2] == ["instructions", "median"], rows
     assert 100 < float(rows["new"][2]) < 10_000, rows
+
+
+def test_the_client_body_harness_downloads_the_whole_wheel_each_way(tmp_path: Path) -> None:
+    """Each variant downloads the wheel whole and prints its figures; the variant it ran is the one it names."""
+    wheel = _small_big_wheel(tmp_path)
+    for args, label in (
+        ((), "pass-through, recv 1048576 B"),
+        (("--no-pass-through", "--read-bytes", "65536"), "h11's buffer, recv 65536 B"),
+    ):
+        run = _script(ROOT / "benchmarks" / "client_body.py", str(wheel), "--runs", "2", *args, cwd=tmp_path)
+        sizes = {line.split()[0] for line in run.stdout.splitlines() if line.startswith("  ")}
+        assert sizes == {f"{wheel.stat().st_size / 1e6:.1f}"}, run.stdout
+        assert run.stdout.splitlines()[-1].startswith(f"{label}, 2 runs: CPU median "), run.stdout
