@@ -18,12 +18,10 @@ from pathlib import Path
 
 import httpx
 
-from wheelstream._cache import Cache, default_cache_dir
 from wheelstream._fetch_many import MAX_CONNECTIONS, Workers, fetch_all
 from wheelstream._parallel import release
 from wheelstream._progress import ProgressCallback
-from wheelstream._sources import Resolved, direct_url
-from wheelstream._urls import cache_key
+from wheelstream._sources import Resolved, direct_url, forget_refused
 from wheelstream.errors import Interrupted, RecordError, UsageError, WheelMetadataError
 from wheelstream.fetch import DownloadResult
 from wheelstream.installer import (
@@ -249,10 +247,9 @@ def install_sources(
         try:
             checks.add(WheelToInstall(result.staged, direct_url(item), result.sha256))
         except (RecordError, WheelMetadataError):
-            if item.url is not None:  # the wheel itself is bad: do not serve it from the cache again
-                Cache(Path(cache_dir) if cache_dir is not None else default_cache_dir()).forget_refused(
-                    cache_key(item.url), result.sha256
-                )
+            forget_refused(
+                item, result.sha256, cache_dir
+            )  # the wheel itself is bad: not served from the cache again
             raise
 
     fetched = fetch_all(

@@ -16,8 +16,9 @@ from typing import NamedTuple
 
 import httpx
 
-from wheelstream._cache import Cache
+from wheelstream._cache import Cache, default_cache_dir
 from wheelstream._urls import (
+    cache_key,
     checked_wheel_filename,
     redact,
     shown_url,
@@ -26,7 +27,7 @@ from wheelstream._urls import (
 )
 from wheelstream.errors import UsageError, shown
 
-__all__ = ["Resolved", "direct_url", "filename_of", "resolve"]
+__all__ = ["Resolved", "direct_url", "filename_of", "forget_refused", "resolve"]
 
 
 class Resolved(NamedTuple):
@@ -86,6 +87,14 @@ def _not_a_url(source: str, why: str) -> UsageError:
     except ValueError:  # too broken to redact: at least no user:password@ reaches the message
         named = shown(re.sub(r"//[^/]*@", "//", source), 200)
     return UsageError(f"not a valid URL: {named} ({shown(why, 200)})")
+
+
+def forget_refused(item: Resolved, sha256: str, cache_dir: str | os.PathLike[str] | None) -> None:
+    """The cache forgets the wheel fetched for ``item`` that the install refused (``Cache.forget_refused``); a
+    local file's source has no pin to forget."""
+    if item.url is not None:
+        cache = Cache(Path(cache_dir) if cache_dir is not None else default_cache_dir())
+        cache.forget_refused(cache_key(item.url), sha256)
 
 
 def filename_of(item: Resolved) -> str:

@@ -80,7 +80,7 @@ def split_hash_fragment(url: str) -> tuple[str, str | None]:
 
 def cache_key(url: str) -> str:
     """sha256 of the normalised, redacted URL without fragment: the same file gets the same partial."""
-    base, _ = split_hash_fragment(redact(url))
+    base = redact(url).partition("#")[0]
     parts = urllib.parse.urlsplit(base)
     normal = urllib.parse.urlunsplit(
         (parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", parts.query, "")
@@ -168,7 +168,7 @@ def wheel_filename_from_url(url: str) -> str:
     Query and fragment (``#sha256=``) are not part of it. Raises
     :class:`~wheelstream.errors.InvalidWheelFilename` naming the redacted URL (see the rules above).
     """
-    path = urllib.parse.urlsplit(split_hash_fragment(url)[0]).path
+    path = urllib.parse.urlsplit(url.partition("#")[0]).path
     segment = path.rpartition("/")[2]
     label = "the URL's file name"
     try:
