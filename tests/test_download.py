@@ -23,7 +23,7 @@ import pytest
 from conftest import contents, fetch, pending_files, saved_journal, tree, wait_until
 
 from fixtures.hostile import HOSTILE
-from fixtures.wellformed import WELLFORMED, make_wheel
+from fixtures.wellformed import STORED, WELLFORMED, make_wheel
 from wheelstream import errors
 from wheelstream._cache import Cache
 from wheelstream._progress import Progress
@@ -126,6 +126,27 @@ def test_file_changed_midway_restarts_clean_with_the_new_file(server: FaultServe
     assert result.sha256 == hashlib.sha256(new).hexdigest()
     assert result.restarts == 1
     assert any("the file changed on the server" in n for n in notes)
+
+
+def test_a_file_changed_under_a_server_without_validators_is_fetched_again_whole(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    """Nothing tells the resume the file changed (no ETag, no Last-Modified, same length), so the two versions
+    are joined and the first entry's local header disagrees with the new central directory: the same run gives
+    the network one clean chance, as a rerun would."""
+    rest = {f"demo/m{i}.py": bytes([65 + i % 26]) * 4000 for i in range(60)}
+    old = make_wheel({"demo/a.py": b"A = 1\n" * 500, **rest}, compress=STORED)
+    new = make_wheel({"demo/a.py": b"A = 2\n" * 500, **rest}, compress=STORED)
+    assert len(old) == len(new)
+    url = server.add_file(
+        WHEEL,
+        old,
+        plan=FaultPlan(Cut(percent=30, requests=1), ChangeFile(after_request=1, data=new), NoValidators()),
+    )
+    result = fetch(url, tmp_path)
+    assert tree(result) == contents(new)
+    assert result.restarts == 1
+    assert [r.range is None for r in server.requests_for(WHEEL)] == [True, False, True]
 
 
 def test_wrong_content_range_start_restarts(server: FaultServer, tmp_path: Path) -> None:
@@ -375,6 +396,36 @@ def test_partial_corrupted_on_disk_is_discarded_on_resume(server: FaultServer, t
     assert server.requests_for(WHEEL)[-1].range is None
 
 
+def test_kept_bytes_spoilt_before_the_checkpoint_are_caught_before_anything_is_published(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    """The resume goes on from the hash state the journal saved, without reading the kept prefix, and the replay
+    covers only ``C..D``: a byte spoilt before ``C`` (in an entry already unpacked) is found by the prefix's
+    audit, beside the download, and the same run fetches the file again clean — the wheel file the cache keeps
+    hashes to its name, a pin is honoured."""
+    data = WELLFORMED["many_entries"]()
+    url = server.add_file(
+        WHEEL, data, plan=FaultPlan(Cut(percent=70, requests=1), Cut(after=0, requests=range(2, 9)))
+    )
+    with pytest.raises(RetriesExhausted):
+        fetch(url, tmp_path, options=DownloadOptions(retries=0, backoff_base=0.01, checkpoint_bytes=1))
+    journal = saved_journal(tmp_path, url)
+    assert journal is not None
+    assert journal["checkpoint"] > len(data) // 2
+    partial = tmp_path / "partial" / f"{cache_key(url)}.whl.part"
+    raw = bytearray(partial.read_bytes())
+    raw[len(data) // 5] ^= 0x01  # inside an entry unpacked before the checkpoint
+    partial.write_bytes(bytes(raw))
+    server.set_plan(WHEEL, FaultPlan())
+    sha256 = hashlib.sha256(data).hexdigest()
+    result = fetch(url + f"#sha256={sha256}", tmp_path)
+    assert result.sha256 == sha256
+    assert result.restarts == 1
+    assert tree(result) == contents(data)
+    kept = Cache.at(tmp_path).wheel_file(sha256)
+    assert hashlib.sha256(kept.read_bytes()).hexdigest() == sha256
+
+
 @pytest.mark.parametrize("length", [0, 1, 5_000_000, 9_999_999, 10_000_000, 12_000_000])
 def test_the_resume_hash_covers_exactly_the_kept_prefix(
     tmp_path: Path, length: int, monkeypatch: pytest.MonkeyPatch
@@ -407,11 +458,13 @@ def _interrupted_download(server: FaultServer, tmp_path: Path) -> tuple[bytes, s
     return data, url, Cache.at(tmp_path).journal(cache_key(url))
 
 
-def test_a_resume_continues_the_saved_hash_without_reading_the_partial_again(
+def test_a_resume_goes_on_from_the_saved_hash_and_reads_the_kept_prefix_only_beside_the_download(
     server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The resume does not wait for the kept prefix to be hashed again (the journal saved the state at ``D``):
+    the prefix is read once, by its audit, and only while the rest is being fetched."""
     import wheelstream.fetch._resume as resume
-    from wheelstream.unpack import _sha256
+    from wheelstream.unpack import _rehash, _sha256
 
     if _sha256._LIB is None:
         pytest.skip("no libcrypto with SHA256_* in this process: resumes re-hash here")
@@ -419,14 +472,24 @@ def test_a_resume_continues_the_saved_hash_without_reading_the_partial_again(
     saved = json.loads(header.read_text())
     assert saved["sha256_state"]
     assert saved["durable"] > 0
+    audited: list[int] = []
+    real = _rehash.prefix_sha256
 
-    def no_rereading(*args: object) -> object:
-        raise AssertionError("the kept prefix was read again")
+    def once_the_rest_is_asked_for(path: Path, length: int, stop: threading.Event | None = None) -> object:
+        # A resume that waited for this read would never send its request: the wait would time out.
+        wait_until(
+            lambda: any(r.range == f"bytes={saved['durable']}-" for r in server.requests_for(WHEEL)),
+            what="the resumed request",
+        )
+        audited.append(length)
+        return real(path, length, stop)
 
-    monkeypatch.setattr(resume, "prefix_sha256", no_rereading)
+    monkeypatch.setattr(resume, "prefix_sha256", once_the_rest_is_asked_for)
     result = fetch(url, tmp_path, expected_sha256=hashlib.sha256(data).hexdigest())
     assert result.bytes_reused == saved["durable"]
+    assert result.restarts == 0
     assert tree(result) == contents(data)
+    assert audited == [saved["durable"]]
     assert server.requests_for(WHEEL)[-1].range == f"bytes={saved['durable']}-"
 
 

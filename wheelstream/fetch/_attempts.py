@@ -76,7 +76,7 @@ class Attempts:
         self.reporter = reporter
         self.stream: Tee = restored.stream
         self.reused = restored.reused
-        self.prefix_unread = restored.prefix_unread
+        self.audit = restored.audit  # the kept prefix, read again beside the download (``PrefixAudit``)
         self.fetched = 0
         self.restarts = 0
         self.resumed_at: int | None = None
@@ -91,10 +91,16 @@ class Attempts:
         self.stream.abandon()
         self.restarts += 1
         self.reused = 0
-        self.prefix_unread = False
+        self.stop_audit()
         self.unpacked_before += self.stream.extractor.written
         self.stream = fresh_stream(self.job)
         self.held = ()
+
+    def stop_audit(self) -> None:
+        """No more reading of the kept prefix: its stream is gone, or the download ended."""
+        if self.audit is not None:
+            self.audit.cancel()
+            self.audit = None
 
     def run(self) -> None:
         """Attempts until every byte is in (then the caller checks and completes the stream). Only attempts that

@@ -118,6 +118,7 @@ class _Download:
                 finally:
                     # Every thread of the stream stopped (a checkpoint still syncing included) and every
                     # descriptor closed, whatever happened.
+                    attempts.stop_audit()
                     attempts.stream.abandon()
             except OSError as exc:  # the network's errors are httpx's: this is the local disk ...
                 if exc is self.reporter.callback_error:
@@ -131,10 +132,12 @@ class _Download:
                 attempts.run()
                 return self._complete(attempts)
             except (ArchiveError, HashMismatch) as exc:
-                if not attempts.reused:
-                    raise
-                # Part of the file came from an earlier process's partial: disks and crashes can spoil
-                # bytes the journal vouched for. Give the network one clean chance before blaming the file.
+                if not attempts.reused and attempts.resumed_at is None:
+                    raise  # one response, from its first byte: the file itself is bad
+                # The file was joined from more than one response — an earlier process's partial (disks and
+                # crashes can spoil bytes the journal vouched for), or a resume in this run from a server that
+                # gives nothing to tell a changed file by (no validators) or answers a Range wrongly. Give the
+                # network one clean chance before blaming the file.
                 attempts.restart(f"verification failed on resumed bytes ({exc})")
                 attempts.run()
                 return self._complete(attempts)
@@ -164,7 +167,7 @@ class _Download:
 
     def _complete(self, attempts: Attempts) -> DownloadResult:
         job, stream = self.job, attempts.stream
-        sha256 = check_complete(job, stream, prefix_unread=attempts.prefix_unread)
+        sha256 = check_complete(job, stream, audit=attempts.audit)
         staged = finished_tree(
             job.wheel, job.cache.staging(job.key), stream.parser, stream.extractor, job.keep_unpacked
         )

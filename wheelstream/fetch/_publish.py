@@ -28,29 +28,28 @@ from wheelstream._staged import StagedWheel, empty_directory_entries
 from wheelstream._urls import wheel_path_in
 from wheelstream.errors import HashMismatch, TruncatedArchive
 from wheelstream.fetch._options import DownloadResult, Job
+from wheelstream.fetch._resume import PrefixAudit
 from wheelstream.unpack._extract import Extractor
 from wheelstream.unpack._partial import Journal
-from wheelstream.unpack._rehash import file_sha256
 from wheelstream.unpack._tee import Tee
 from wheelstream.zip import ZipStreamParser
 
 __all__ = ["cached", "check_complete", "finished_tree", "hand_over", "settle_tree"]
 
 
-def check_complete(job: Job, stream: Tee, *, prefix_unread: bool) -> str:
+def check_complete(job: Job, stream: Tee, *, audit: PrefixAudit | None) -> str:
     """End the stream and check it is the whole wheel asked for; its sha256."""
     stream.end_of_input()
     if not stream.parser.done:
         raise TruncatedArchive("archive ended before its end of central directory", offset=stream.position)
     sha256 = stream.hasher.hexdigest()
+    if audit is not None and not audit.intact():
+        # The hash covers the bytes as they arrived; the kept ones were not read again on resume (their state
+        # came from the journal) until the audit read them beside the download. A disk that spoilt them costs a
+        # fresh download (the caller restarts on this error), before anything is published or installed.
+        raise HashMismatch("the kept part of the download changed on disk since it was hashed")
     if job.expected is not None and sha256 != job.expected:
         raise HashMismatch(f"sha256 is {sha256}, expected {job.expected}; the download was discarded")
-    if job.keep_wheel_in is not None and prefix_unread and file_sha256(stream.partial.path) != sha256:
-        # The hash covers the bytes as they arrived; the kept ones were not read again on resume (their
-        # state came from the journal). A file handed to the caller must be what we report: a disk that
-        # spoilt it costs a fresh download (the caller restarts on this error). The cache's own copy is
-        # checked every time it is used instead (``_local.from_wheel_file``), so installs do not pay this read.
-        raise HashMismatch("the kept part of the download changed on disk since it was hashed")
     return sha256
 
 

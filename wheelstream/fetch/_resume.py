@@ -46,13 +46,14 @@ from wheelstream.unpack._partial import Journal, PartialFile
 from wheelstream.unpack._pending import verified_count
 from wheelstream.unpack._piece_trail import merged, piece_trail_path, proven_pieces
 from wheelstream.unpack._rehash import prefix_sha256
+from wheelstream.unpack._sha256 import RunningSha256
 from wheelstream.unpack._sha256 import new as new_sha256
 from wheelstream.unpack._sha256 import restore as restore_sha256
 from wheelstream.unpack._tee import Tee
 from wheelstream.unpack._trail import Trail, Verified, trail_path, verify
 from wheelstream.zip import ZipStreamParser
 
-__all__ = ["PrefixHash", "Restored", "fresh_stream", "restore"]
+__all__ = ["PrefixAudit", "PrefixHash", "Restored", "fresh_stream", "restore"]
 
 
 class PrefixHash:
@@ -99,6 +100,46 @@ class PrefixHash:
         self._thread.join()
 
 
+class PrefixAudit:
+    """The kept prefix ``0..D`` read again and hashed on a thread of its own, awaited only before the wheel is
+    published (``check_complete``).
+
+    The resume went on from the hash state the journal saved at ``D`` without reading those bytes
+    (docs/performance.md, D-sha256-state). The replay of ``C..D`` checks every entry's CRC, but not what has none
+    — a central record's mode bits — and nothing rechecks ``0..C``: a disk that spoilt the kept bytes, or a hand
+    that changed them, would reach the install and the cache's wheel file under a sha256 that is not theirs, a
+    pinned one included. DESIGN §2 re-hashes the prefix; this does, beside the download instead of before it.
+    """
+
+    def __init__(self, partial: Path, durable: int, saved: RunningSha256) -> None:
+        self._expected = saved.hexdigest()  # of 0..D, as the journal vouched for it
+        self._found: str | None = None
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(partial, durable), name="wheelstream-prefix-audit", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, partial: Path, durable: int) -> None:
+        try:
+            self._found = prefix_sha256(partial, durable, self._stop).hexdigest()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by intact()
+            self._error = exc
+
+    def intact(self) -> bool:
+        """Whether ``0..D`` on disk still hashes to what the journal saved."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._found == self._expected
+
+    def cancel(self) -> None:
+        """Stop early (the stream was abandoned) and wait until the thread no longer reads the partial."""
+        self._stop.set()
+        self._thread.join()
+
+
 class Restored(NamedTuple):
     """The stream a download starts from, and what of it an earlier run left."""
 
@@ -106,7 +147,8 @@ class Restored(NamedTuple):
     reused: int = (
         0  # bytes of the partial kept (D, or further along the trail, and pieces): not fetched again
     )
-    prefix_unread: bool = False  # the hash went on from the journal's state: the kept bytes were not re-read
+    # The hash went on from the journal's state, the kept bytes unread: they are read again beside the download.
+    audit: PrefixAudit | None = None
     held: tuple[tuple[int, int], ...] = ()  # pieces past the stream's position a segmented download left
 
 
@@ -171,10 +213,11 @@ def restore(job: Job) -> Restored:
         prefix.cancel()  # ... nor when it is about to be discarded
         return Restored(fresh_stream(job))
     held = tuple((max(start, stream.position), end) for start, end in journal.held if end > stream.position)
+    saved = None if prefix.rehashing else restore_sha256(journal.sha256_state, journal.durable)
     return Restored(
         stream,
         reused=stream.position + sum(end - start for start, end in held),
-        prefix_unread=not prefix.rehashing,
+        audit=None if saved is None else PrefixAudit(partial_path, journal.durable, saved),
         held=held,
     )
 
