@@ -475,14 +475,16 @@ def test_a_resume_goes_on_from_the_saved_hash_and_reads_the_kept_prefix_only_bes
     audited: list[int] = []
     real = _rehash.prefix_sha256
 
-    def once_the_rest_is_asked_for(path: Path, length: int, stop: threading.Event | None = None) -> object:
+    def once_the_rest_is_asked_for(
+        path: Path, length: int, stop: threading.Event | None = None, **kw: int
+    ) -> object:
         # A resume that waited for this read would never send its request: the wait would time out.
         wait_until(
             lambda: any(r.range == f"bytes={saved['durable']}-" for r in server.requests_for(WHEEL)),
             what="the resumed request",
         )
         audited.append(length)
-        return real(path, length, stop)
+        return real(path, length, stop, **kw)
 
     monkeypatch.setattr(resume, "prefix_sha256", once_the_rest_is_asked_for)
     result = fetch(url, tmp_path, expected_sha256=hashlib.sha256(data).hexdigest())

@@ -100,6 +100,9 @@ class PrefixHash:
         self._thread.join()
 
 
+_AUDIT_BLOCK = 1 << 20
+
+
 class PrefixAudit:
     """The kept prefix ``0..D`` read again and hashed on a thread of its own, awaited only before the wheel is
     published (``check_complete``).
@@ -123,7 +126,8 @@ class PrefixAudit:
 
     def _run(self, partial: Path, durable: int) -> None:
         try:
-            self._found = prefix_sha256(partial, durable, self._stop).hexdigest()
+            # Small reads: nothing waits on this thread until the end, and 16 MiB ones would be peak RSS.
+            self._found = prefix_sha256(partial, durable, self._stop, block=_AUDIT_BLOCK).hexdigest()
         except BaseException as exc:  # noqa: BLE001 - re-raised by intact()
             self._error = exc
 

@@ -16,11 +16,14 @@ __all__ = ["HASH_BLOCK", "file_sha256", "prefix_sha256"]
 HASH_BLOCK = 16 << 20
 
 
-def prefix_sha256(path: Path, length: int, stop: threading.Event | None = None) -> _sha256.RunningSha256:
+def prefix_sha256(
+    path: Path, length: int, stop: threading.Event | None = None, *, block: int = HASH_BLOCK
+) -> _sha256.RunningSha256:
     """sha256 of the first ``length`` bytes of ``path`` (fewer if it is shorter), still open for more (a resume
-    goes on feeding it); partial if ``stop`` is set on the way (its caller has given up on the result)."""
+    goes on feeding it); partial if ``stop`` is set on the way (its caller has given up on the result). Read in
+    ``block``-byte reads: larger is faster, and is that much more memory while it runs."""
     digest = _sha256.new()
-    buffer = bytearray(min(HASH_BLOCK, max(length, 0)))
+    buffer = bytearray(min(block, max(length, 0)))
     with open(path, "rb", buffering=0) as file, memoryview(buffer) as whole:
         remaining = length
         while remaining > 0 and not (stop is not None and stop.is_set()):
