@@ -380,6 +380,12 @@ def test_the_next_command_removes_a_killed_rollbacks_nested_empty_old(
     tmp = venv / ".wheelstream-tmp-x"
     subprocess.run([sys.executable, "-c", KILLED_ROLLBACK, str(tmp), SITE, kept], check=True, cwd=tmp_path)
     assert leftovers(venv) == [tmp.name]
+    listing = ws(
+        "list", "--python", python(venv), cache=cache, cwd=tmp_path
+    )  # only reads: says so, changes nothing
+    assert listing.code == 0, listing.err
+    assert "an install was interrupted" in listing.err
+    assert leftovers(venv) == [tmp.name]
     run = ws("uninstall", "not-installed", "--python", python(venv), cache=cache, cwd=tmp_path)
     assert run.code == 0, run.err
     assert "Traceback" not in run.err, run.err
@@ -389,6 +395,8 @@ def test_the_next_command_removes_a_killed_rollbacks_nested_empty_old(
     else:
         assert leftovers(venv) == []
         assert scan(venv) == before
+        listing = ws("list", "--python", python(venv), cache=cache, cwd=tmp_path)
+        assert "interrupted" not in listing.err
 
 
 # -- one command at a time per environment -------------------------------------------------------------------

@@ -69,11 +69,18 @@ def uninstall_cmd(
 def list_cmd(python: str | None, prefix: str | None, system: bool, break_system_packages: bool) -> None:
     """The distributions of an environment: name, version and the installer that put each there."""
     from wheelstream.installer import installed_distributions
+    from wheelstream.installer._recovery import unfinished
 
     try:
         env = find_env(python, prefix, system, break_system_packages=True)
     except WheelstreamError as exc:
         fail(None, exc, exc.exit_code)
+    if unfinished(env.root):  # listing only reads: finishing it is the next install's or uninstall's work
+        click.echo(
+            f"warning: {one_line(str(env.root))}: an install was interrupted (or is running): what is listed may "
+            "be part old, part new until the next install or uninstall into it finishes it",
+            err=True,
+        )
     dists = installed_distributions(env)
     rows = [(one_line(d.name), one_line(d.version), one_line(d.installer) or "-") for d in dists]
     widths = [

@@ -45,6 +45,16 @@ __all__ = ["finish_interrupted"]
 _FRESH = 10.0  # seconds: an empty directory younger than this may be a live install's, not locked yet
 
 
+def unfinished(target: Path) -> list[str]:
+    """The temporary directories of installs into ``target`` not finished yet — a killed one's, or one running
+    now — which the next install or uninstall finishes (:func:`finish_interrupted`): for a command that only
+    reads the target, to say that what it reads may be half old, half new."""
+    try:
+        return sorted(name for name in os.listdir(target) if name.startswith(TMP_PREFIX))
+    except OSError:
+        return []
+
+
 def finish_interrupted(target: Path, warn: Callable[[str], None]) -> list[str]:
     """Finish the commits of killed installs into ``target`` and remove what they left; return the items
     moved in (see the module docstring). Nothing here stops the install that asks: a directory that cannot
