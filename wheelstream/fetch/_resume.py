@@ -30,6 +30,7 @@ a power loss the trail proves nothing past what survived intact, and the resume 
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import stat
@@ -56,7 +57,37 @@ from wheelstream.zip import ZipStreamParser
 __all__ = ["PrefixAudit", "PrefixHash", "Restored", "fresh_stream", "restore"]
 
 
-class PrefixHash:
+class _PartialReader(abc.ABC):
+    """A thread that reads the partial file beside the resume: its result or its error, and a way to stop it
+    early. The partial may be discarded meanwhile (a restart): ``cancel`` returns once nothing reads it."""
+
+    def __init__(self, name: str, partial: Path, durable: int) -> None:
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._guarded, args=(partial, durable), name=name, daemon=True)
+
+    def _guarded(self, partial: Path, durable: int) -> None:
+        try:
+            self._read(partial, durable)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by _joined()
+            self._error = exc
+
+    @abc.abstractmethod
+    def _read(self, partial: Path, durable: int) -> None:
+        """What this reader reads and keeps, on its thread (``_stop`` set: give up)."""
+
+    def _joined(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def cancel(self) -> None:
+        """Stop early (the resume or its stream was abandoned) and wait until the thread no longer reads."""
+        self._stop.set()
+        self._thread.join()
+
+
+class PrefixHash(_PartialReader):
     """The whole-file sha256 of the bytes a resume keeps, and how many it keeps, worked out on a thread beside
     parsing the entries log, the staging check and the replay of ``C..D``: the state the journal saved at
     ``D`` (or, where none is usable — see ``wheelstream.unpack._sha256`` — ``0..D`` read again:
@@ -65,45 +96,30 @@ class PrefixHash:
     """
 
     def __init__(self, partial: Path, trail: Path, durable: int, saved_state: str | None) -> None:
+        super().__init__("wheelstream-rehash", partial, durable)
+        self._trail = trail
+        self._saved_state = saved_state
         self._result: Verified | None = None
-        self._error: BaseException | None = None
-        self._stop = threading.Event()
         self.rehashing = restore_sha256(saved_state, durable) is None
-        self._thread = threading.Thread(
-            target=self._run,
-            args=(partial, trail, durable, saved_state),
-            name="wheelstream-rehash",
-            daemon=True,
-        )
         self._thread.start()
 
-    def _run(self, partial: Path, trail: Path, durable: int, saved_state: str | None) -> None:
-        try:
-            hasher = restore_sha256(saved_state, durable)
-            if hasher is None:
-                hasher = prefix_sha256(partial, durable, self._stop)
-            if not self._stop.is_set():
-                self._result = verify(partial, trail, durable, hasher)
-        except BaseException as exc:  # noqa: BLE001 - re-raised by result()
-            self._error = exc
+    def _read(self, partial: Path, durable: int) -> None:
+        hasher = restore_sha256(self._saved_state, durable)
+        if hasher is None:
+            hasher = prefix_sha256(partial, durable, self._stop)
+        if not self._stop.is_set():
+            self._result = verify(partial, self._trail, durable, hasher)
 
     def result(self) -> Verified:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
+        self._joined()
         assert self._result is not None
         return self._result
-
-    def cancel(self) -> None:
-        """Stop early (the resume was abandoned) and wait until the thread no longer reads the partial."""
-        self._stop.set()
-        self._thread.join()
 
 
 _AUDIT_BLOCK = 1 << 20
 
 
-class PrefixAudit:
+class PrefixAudit(_PartialReader):
     """The kept prefix ``0..D`` read again and hashed on a thread of its own, awaited only before the wheel is
     published (``check_complete``).
 
@@ -115,33 +131,19 @@ class PrefixAudit:
     """
 
     def __init__(self, partial: Path, durable: int, saved: RunningSha256) -> None:
+        super().__init__("wheelstream-prefix-audit", partial, durable)
         self._expected = saved.hexdigest()  # of 0..D, as the journal vouched for it
         self._found: str | None = None
-        self._error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(partial, durable), name="wheelstream-prefix-audit", daemon=True
-        )
         self._thread.start()
 
-    def _run(self, partial: Path, durable: int) -> None:
-        try:
-            # Small reads: nothing waits on this thread until the end, and 16 MiB ones would be peak RSS.
-            self._found = prefix_sha256(partial, durable, self._stop, block=_AUDIT_BLOCK).hexdigest()
-        except BaseException as exc:  # noqa: BLE001 - re-raised by intact()
-            self._error = exc
+    def _read(self, partial: Path, durable: int) -> None:
+        # Small reads: nothing waits on this thread until the end, and 16 MiB ones would be peak RSS.
+        self._found = prefix_sha256(partial, durable, self._stop, block=_AUDIT_BLOCK).hexdigest()
 
     def intact(self) -> bool:
         """Whether ``0..D`` on disk still hashes to what the journal saved."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
+        self._joined()
         return self._found == self._expected
-
-    def cancel(self) -> None:
-        """Stop early (the stream was abandoned) and wait until the thread no longer reads the partial."""
-        self._stop.set()
-        self._thread.join()
 
 
 class Restored(NamedTuple):
