@@ -120,6 +120,12 @@ def main() -> None:
             reqs = base / "requirements.txt"
             reqs.write_text("".join(url + "\n" for url in urls))
             source = ["-r", str(reqs)] if len(urls) > 1 else urls
+            for _label, root, _patch in args.variants:
+                # A fresh checkout (``git worktree add``) has no bytecode: its first run would count compiling
+                # every module (~440 M instructions) and pay it in time — the variants must start alike.
+                subprocess.run(
+                    [sys.executable, "-m", "compileall", "-q", str(root / "wheelstream")], check=True
+                )
             time.sleep(args.settle)  # ext4's recently_deleted: see run.py's _fresh
             for run in range(args.runs):
                 for label, root, patch in args.variants:

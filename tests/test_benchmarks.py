@@ -208,6 +208,22 @@ def test_the_ab_harness_times_each_variant_with_its_patched_constants(tmp_path: 
     assert "no _WRITRES in wheelstream.unpack._writers" in bad.stdout + bad.stderr
 
 
+def test_the_ab_harness_compiles_a_fresh_checkout_before_it_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkout without bytecode (as ``git worktree add`` makes one) would pay compiling every module in its
+    first run, in time and in instructions: the harness compiles each variant's package first. (The installs
+    here may not write bytecode themselves, so only the harness can have made it.)"""
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    checkout = tmp_path / "fresh"
+    shutil.copytree(
+        ROOT / "wheelstream", checkout / "wheelstream", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    rows = _ab_rows(tmp_path, "--runs", "1", f"fresh={checkout}")
+    assert list(rows) == ["fresh"]
+    assert (checkout / "wheelstream" / "unpack" / "__pycache__").is_dir()
+
+
 # Stands in for valgrind: drops the two callgrind options, runs the install, and reports a count the way callgrind
 # does — one that says whether the install ran on threads, as ``--instructions`` asks (a forked worker would
 # inherit callgrind's counters).
