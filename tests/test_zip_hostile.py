@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import struct
+import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -173,16 +175,52 @@ def _endless_stored_entry(megabytes: int) -> Iterator[bytes]:
 
 
 def test_bytes_past_a_deferred_entry_count_against_the_unpacked_budget() -> None:
-    parser = ZipStreamParser(max_unpacked_size=3 << 20)
+    """The budget's bytes plus room for the structure of the entries still allowed (512 bytes each, 64 KiB for
+    the end records), and not one byte more."""
+    parser = ZipStreamParser(max_unpacked_size=3 << 20, max_entries=10)
     stream = _endless_stored_entry(8)
     parser.receive_data(next(stream))
     assert [type(event).__name__ for event in parser.events()] == ["EntryDeferred"]
     for _ in range(3):
-        parser.receive_data(next(stream))  # 3 MiB: exactly the budget
+        parser.receive_data(next(stream))  # 3 MiB: the budget
+    parser.receive_data(bytes((64 << 10) + 512 * 9))  # the structure of the nine entries still allowed
     with pytest.raises(errors.UnpackedLimitExceeded) as caught:
         parser.receive_data(b"\0")
     assert caught.value.entry == "demo/big.bin"
     assert caught.value.offset == 0
+
+
+def test_a_deferred_entry_that_fits_the_budget_exactly_is_not_refused(tmp_path: Path) -> None:
+    """Its descriptor, the later entries' headers and the central directory are no unpacked bytes: a wheel whose
+    files add up to exactly the limit installs, stored entry with a data descriptor or not."""
+    raw = io.BytesIO()
+    with zipfile.ZipFile(_Unseekable(raw), "w", zipfile.ZIP_STORED) as archive:  # unseekable: descriptors
+        archive.writestr("demo/data.bin", b"d" * 1000)
+        for i in range(50):
+            archive.writestr(f"demo/long/path/to/module_number_{i:03d}.py", b"x")
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    wheel.write_bytes(raw.getvalue())
+    assert zipfile.ZipFile(wheel).testzip() is None
+    options = DownloadOptions(max_unpacked_size=1050)
+    result = unpack_local(wheel, cache=Cache.at(tmp_path / "cache"), options=options)
+    assert result.staged.files["demo/data.bin"].size == 1000
+    with pytest.raises(errors.UnpackedLimitExceeded):
+        unpack_local(
+            wheel, cache=Cache.at(tmp_path / "cache2"), options=DownloadOptions(max_unpacked_size=1049)
+        )
+
+
+class _Unseekable(io.RawIOBase):
+    """Where zipfile must write data descriptors (it cannot seek back to fill in the sizes)."""
+
+    def __init__(self, sink: io.BytesIO) -> None:
+        self._sink = sink
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: object) -> int:
+        return self._sink.write(data)  # type: ignore[arg-type]
 
 
 def test_an_endless_deferred_entry_is_refused_at_the_budget_not_at_a_full_disk(
@@ -202,7 +240,9 @@ def test_an_endless_deferred_entry_is_refused_at_the_budget_not_at_a_full_disk(
     url = httpserver.url_for("/demo-1.0-py3-none-any.whl")
     cache = tmp_path / "cache"
     with pytest.raises(errors.UnpackedLimitExceeded, match=r"demo/big\.bin"):
-        wheelstream.install([url], tmp_path / "target", cache_dir=cache, max_unpacked_size=4 << 20, retries=0)
+        wheelstream.install(
+            [url], tmp_path / "target", cache_dir=cache, max_unpacked_size=4 << 20, max_entries=100, retries=0
+        )
     assert not (tmp_path / "target").exists()
     kept = sum(path.stat().st_size for path in cache.rglob("*") if path.is_file())
     assert kept < 16 << 20  # the budget and a block or two in flight, not the 200 MB the server would send

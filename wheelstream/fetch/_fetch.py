@@ -118,8 +118,10 @@ class _Download:
                 finally:
                     # Every thread of the stream stopped (a checkpoint still syncing included) and every
                     # descriptor closed, whatever happened.
-                    attempts.stop_audit()
-                    attempts.stream.abandon()
+                    try:
+                        attempts.stop_audit()
+                    finally:  # a second Ctrl-C during the audit's join must not leave the stream running
+                        attempts.stream.abandon()
             except OSError as exc:  # the network's errors are httpx's: this is the local disk ...
                 if exc is self.reporter.callback_error:
                     raise  # ... or the caller's progress callback, whose error is the caller's own

@@ -22,7 +22,7 @@ quiet (every event of the blocks it was given handled), in the order staging →
 * **Idle** (the worker found nothing to do for ``IDLE_AFTER`` seconds: the network stalled): the worker takes
   a periodic checkpoint on its own, waiting for the writers this time, if entries were finished since the last
   one or the partial file holds bytes past ``D`` (inside a large entry nothing finishes; not past a deferred
-  entry, where the worker is handed nothing by design), and none is syncing.
+  entry, where the worker parses nothing and only counts the bytes against the budget), and none is syncing.
   A stall is when people give up and kill the process; without this the last checkpoint could be ~32 MB / 1 s
   older than what had arrived when the bytes stopped coming (seen: 20 MB re-fetched after a kill 1 s into a
   stall, because the checkpoint before the stall was still syncing and nothing came to trigger another). What
@@ -111,7 +111,7 @@ class Checkpoints:
         if self._unpacker is not None:
             self._unpacker.put(CHECKPOINT)  # behind every block handed over; the worker takes it in order
         else:
-            self._write_checkpoint()  # no worker (past a deferred entry, or nothing new): the parser is quiet
+            self._write_checkpoint()  # no worker (nothing handed over since the last settle): the parser is quiet
         self._checkpointed()
 
     def checkpoint(self) -> None:
@@ -175,8 +175,8 @@ class Checkpoints:
         the worker has nothing else to do, and a stall is when people give up. Bytes count as well as
         finished entries: inside a large entry nothing finishes, yet a next run resumes its Range at D, so
         without this a kill -9 in a stall there cost it everything since the last periodic checkpoint. Past a
-        deferred entry the worker is given nothing while the bytes keep coming, so there idle says nothing
-        about the network: the periodic checkpoints (on the network thread) cover that phase."""
+        deferred entry the worker parses nothing (it only counts the bytes against the budget) and nothing
+        finishes: the periodic checkpoints cover that phase."""
         unsynced = self.journal.deferred_at is None and self.partial.length > self.journal.durable
         if self.parser.finished_count > self._handed_over or unsynced:
             self._snapshot_checkpoint(drain=True)

@@ -63,9 +63,7 @@ def read_local_header(parser: ZipStreamParser) -> Event | None:
     if header.has_data_descriptor:
         known = parser._compressed_sizes.get(header.offset)
         if header.method == fmt.METHOD_STORED and known is None:
-            parser._state = State.DEFERRED
-            parser._deferred = header
-            parser._reserve_unpacked(header, parser._available())  # what arrived past it: see receive_data
+            parser._defer(header)
             return EntryDeferred(header)
     else:
         known = header.compressed_size

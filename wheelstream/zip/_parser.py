@@ -84,6 +84,10 @@ DEFAULT_MAX_UNPACKED_SIZE = 16 * 1024**3
 DEFAULT_MAX_ENTRIES = 500_000
 _COMPACT_AT = 1 << 20
 _COPY_THROUGH_VIEW = 16 << 10
+# Past a deferred entry (``_defer``): room for the end records, and for each entry still allowed a local header,
+# a data descriptor and a central record with a name of a couple of hundred bytes twice over.
+_STRUCTURE = 64 << 10
+_STRUCTURE_PER_ENTRY = 512
 
 
 class ZipStreamParser:
@@ -126,6 +130,7 @@ class ZipStreamParser:
         self._checkpoint = offset
         self._entry: OpenEntry | None = None
         self._deferred: LocalHeader | None = None  # the entry that stopped the parse (DEFERRED)
+        self._deferred_left = 0  # bytes that may still come past it (``_count_deferred``)
         self._cd_start: int | None = None
         self._cd_end: int | None = None
         self._zip64_eocd: EndOfCentralDirectory | None = None
@@ -202,10 +207,8 @@ class ZipStreamParser:
             return
         if self._deferred is not None:
             # Past a stored entry whose end only the central directory tells (``EntryDeferred``): nothing is
-            # parsed or kept (the caller has the bytes), but they count against the unpacked-size budget as
-            # they come, the entry's own bytes being unpacked bytes — so a stream that never ends is refused
-            # at the budget, not at a full disk. The central directory's few bytes count too.
-            self._reserve_unpacked(self._deferred, len(data))
+            # parsed or kept (the caller has the bytes), but they are counted as they come (``_count_deferred``).
+            self._count_deferred(len(data))
             return
         if self._pos >= _COMPACT_AT and self._pos * 2 >= len(self._buf):
             del self._buf[: self._pos]
@@ -293,6 +296,32 @@ class ZipStreamParser:
         raise StrayData(f"unexpected bytes {sig!r} where a zip record should start", offset=self.offset)
 
     # -- what the readers share: the unpacked-size budget, the finished entries, the checkpoint -----
+
+    def _defer(self, header: LocalHeader) -> None:
+        """Stop at ``header``, a stored entry whose end only the central directory tells; from here on the input
+        is only counted. What may still come: the unpacked bytes the budget has left (the entry's own bytes
+        are unpacked bytes, and later entries' compressed bytes rarely outgrow theirs), plus the structure
+        around them — headers, descriptors, the central directory — at ``_STRUCTURE_PER_ENTRY`` for each
+        entry the archive may still have. So an endless entry is refused near the budget, not at a full disk,
+        and a wheel that fits its budget is not refused here (``finish_deferred``'s parser then counts exactly)."""
+        self._state = State.DEFERRED
+        self._deferred = header
+        entries_left = max(0, self._max_entries - len(self._names))
+        self._deferred_left = (
+            self._max_unpacked - self._unpacked_total + _STRUCTURE + _STRUCTURE_PER_ENTRY * entries_left
+        )
+        self._count_deferred(self._available())
+
+    def _count_deferred(self, size: int) -> None:
+        self._deferred_left -= size
+        if self._deferred_left < 0:
+            assert self._deferred is not None
+            raise UnpackedLimitExceeded(
+                f"archive unpacks to more than the {self._max_unpacked}-byte limit "
+                "(counted past an entry whose size comes after its data)",
+                entry=self._deferred.name,
+                offset=self._deferred.offset,
+            )
 
     def _reserve_unpacked(self, header: LocalHeader, size: int) -> None:
         self._unpacked_total += size
