@@ -188,6 +188,9 @@ def test_bytes_past_a_deferred_entry_count_against_the_unpacked_budget() -> None
         parser.receive_data(b"\0")
     assert caught.value.entry == "demo/big.bin"
     assert caught.value.offset == 0
+    assert parser.failed
+    with pytest.raises(errors.UnpackedLimitExceeded):
+        parser.next_event()  # and stays broken
 
 
 def test_a_deferred_entry_that_fits_the_budget_exactly_is_not_refused(tmp_path: Path) -> None:

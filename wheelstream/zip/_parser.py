@@ -208,7 +208,12 @@ class ZipStreamParser:
         if self._deferred is not None:
             # Past a stored entry whose end only the central directory tells (``EntryDeferred``): nothing is
             # parsed or kept (the caller has the bytes), but they are counted as they come (``_count_deferred``).
-            self._count_deferred(len(data))
+            try:
+                self._count_deferred(len(data))
+            except ArchiveError as exc:
+                self._state = State.ERROR  # broken for good, as after an error from ``next_event``
+                self._error = exc
+                raise
             return
         if self._pos >= _COMPACT_AT and self._pos * 2 >= len(self._buf):
             del self._buf[: self._pos]
