@@ -20,6 +20,7 @@ from wheelstream.errors import InvalidWheelFilename, UsageError, shown
 __all__ = [
     "cache_key",
     "checked_wheel_filename",
+    "fragment_pairs",
     "redact",
     "shown_url",
     "split_hash_fragment",
@@ -50,19 +51,26 @@ def redact(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+def fragment_pairs(fragment: str) -> list[tuple[str, str]]:
+    """A link's fragment as pip reads it: ``&``-separated ``name=value`` pairs, names lower-cased."""
+    pairs = []
+    for pair in fragment.split("&") if fragment else ():
+        name, _, value = pair.partition("=")
+        pairs.append((name.strip().lower(), value))
+    return pairs
+
+
 def split_hash_fragment(url: str) -> tuple[str, str | None]:
     """``(url without fragment, the sha256 hex its fragment pins, or None)``.
 
-    The fragment is read as pip reads a link's: ``&``-separated ``name=value`` pairs, the pin anywhere among
-    them (``#egg=demo&sha256=…``). A pin is never dropped in silence: a sha256 that is not 64 hex digits, two
+    The fragment is read as pip reads a link's (:func:`fragment_pairs`), the pin anywhere among its pairs
+    (``#egg=demo&sha256=…``). A pin is never dropped in silence: a sha256 that is not 64 hex digits, two
     that differ, or a pin by another hash only (``#sha512=…``: wheelstream checks sha256) is a UsageError.
     """
     base, _, fragment = url.partition("#")
     pinned: str | None = None
     others = []
-    for pair in fragment.split("&") if fragment else ():
-        name, _, value = pair.partition("=")
-        name = name.strip().lower()
+    for name, value in fragment_pairs(fragment):
         if name == "sha256":
             if not _SHA256_HEX.fullmatch(value):
                 raise UsageError(f"{shown_url(base)}: #sha256= must be 64 hex digits, not {shown(value, 80)}")

@@ -14,7 +14,13 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from wheelstream._urls import checked_wheel_filename, redact, shown_url, wheel_filename_from_url
+from wheelstream._urls import (
+    checked_wheel_filename,
+    fragment_pairs,
+    redact,
+    shown_url,
+    wheel_filename_from_url,
+)
 from wheelstream.errors import (
     HTTPStatusError,
     InvalidWheelFilename,
@@ -171,9 +177,6 @@ def checked_url_name(chosen: IndexFile) -> str:
     return url_name
 
 
-# -- choosing a file ------------------------------------------------------------------------------------
-
-
 def _joined(base: str, link: str) -> str:
     """``link`` made absolute against ``base``; ``""`` (never fetchable) for one too broken to join."""
     try:
@@ -192,10 +195,11 @@ def _fetchable(url: str) -> bool:
 
 
 def _fragment_sha256(fragment: str) -> str | None:
-    """The ``sha256=`` among a link's ``&``-separated fragment pairs (``#egg=x&sha256=…`` too), lower-cased; a
-    malformed one is kept as it is, to fail the download's hash check by name."""
-    for pair in fragment.split("&"):
-        name, _, value = pair.partition("=")
-        if name.strip().lower() == "sha256" and value:
-            return value.lower()
-    return None
+    """The ``sha256=`` among a link's fragment pairs (``#egg=x&sha256=…`` too), lower-cased; a malformed one is
+    kept as it is, to fail the download's hash check by name (an index's link is not the caller's mistake)."""
+    return next(
+        (value.lower() for name, value in fragment_pairs(fragment) if name == "sha256" and value), None
+    )
+
+
+# -- choosing a file ------------------------------------------------------------------------------------
