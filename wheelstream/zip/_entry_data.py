@@ -83,10 +83,7 @@ def read_entry_data(parser: ZipStreamParser) -> Event | None:
             # inflater does not copy a large unconsumed tail on every call.
             take = min(take, _MAX_INFLATE_INPUT)
             with memoryview(parser._buf) as whole, whole[parser._pos : parser._pos + take] as view:
-                try:
-                    out = inflater.decompress(view, _output_cap(parser, entry))
-                except INFLATE_ERRORS as exc:
-                    raise _corrupt(entry.header, exc, parser.offset) from None
+                out = _inflate(parser, entry, inflater, view)
             used = take - len(inflater.unconsumed_tail) - len(inflater.unused_data)
         parser._pos += used
         entry.consumed += used
@@ -98,8 +95,15 @@ def _drain(parser: ZipStreamParser, entry: OpenEntry) -> bytes:
     """Output the inflater still holds once every compressed byte is in: isal takes input ahead of the output
     cap, so a run that inflates well (zeros) can end with the input used up and up to a cap of output to come."""
     assert entry.inflater is not None
+    return _inflate(parser, entry, entry.inflater, b"")
+
+
+def _inflate(
+    parser: ZipStreamParser, entry: OpenEntry, inflater: Inflater, data: bytes | memoryview
+) -> bytes:
+    """``data`` through the entry's inflater, under the output cap; bytes that are not deflate name the entry."""
     try:
-        return entry.inflater.decompress(b"", _output_cap(parser, entry))
+        return inflater.decompress(data, _output_cap(parser, entry))
     except INFLATE_ERRORS as exc:
         raise _corrupt(entry.header, exc, parser.offset) from None
 
