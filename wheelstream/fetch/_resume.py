@@ -47,7 +47,6 @@ from wheelstream.unpack._partial import Journal, PartialFile
 from wheelstream.unpack._pending import verified_count
 from wheelstream.unpack._piece_trail import merged, piece_trail_path, proven_pieces
 from wheelstream.unpack._rehash import prefix_sha256
-from wheelstream.unpack._sha256 import RunningSha256
 from wheelstream.unpack._sha256 import new as new_sha256
 from wheelstream.unpack._sha256 import restore as restore_sha256
 from wheelstream.unpack._tee import Tee
@@ -100,7 +99,9 @@ class PrefixHash(_PartialReader):
         self._trail = trail
         self._saved_state = saved_state
         self._result: Verified | None = None
-        self.rehashing = restore_sha256(saved_state, durable) is None
+        saved = restore_sha256(saved_state, durable)
+        self.rehashing = saved is None
+        self.saved_digest = None if saved is None else saved.hexdigest()  # of 0..D, as the journal vouches
         self._thread.start()
 
     def _read(self, partial: Path, durable: int) -> None:
@@ -130,9 +131,9 @@ class PrefixAudit(_PartialReader):
     pinned one included. DESIGN §2 re-hashes the prefix; this does, beside the download instead of before it.
     """
 
-    def __init__(self, partial: Path, durable: int, saved: RunningSha256) -> None:
+    def __init__(self, partial: Path, durable: int, expected: str) -> None:
         super().__init__("wheelstream-prefix-audit", partial, durable)
-        self._expected = saved.hexdigest()  # of 0..D, as the journal vouched for it
+        self._expected = expected  # the digest of 0..D the journal's saved state gives
         self._found: str | None = None
         self._thread.start()
 
@@ -219,11 +220,11 @@ def restore(job: Job) -> Restored:
         prefix.cancel()  # ... nor when it is about to be discarded
         return Restored(fresh_stream(job))
     held = tuple((max(start, stream.position), end) for start, end in journal.held if end > stream.position)
-    saved = None if prefix.rehashing else restore_sha256(journal.sha256_state, journal.durable)
+    expected = prefix.saved_digest
     return Restored(
         stream,
         reused=stream.position + sum(end - start for start, end in held),
-        audit=None if saved is None else PrefixAudit(partial_path, journal.durable, saved),
+        audit=None if expected is None else PrefixAudit(partial_path, journal.durable, expected),
         held=held,
     )
 
