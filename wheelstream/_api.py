@@ -247,9 +247,8 @@ def install_sources(
         try:
             checks.add(WheelToInstall(result.staged, direct_url(item), result.sha256))
         except (RecordError, WheelMetadataError):
-            forget_refused(
-                item, result.sha256, cache_dir
-            )  # the wheel itself is bad: not served from the cache again
+            # The wheel itself is bad: the cache must not serve it again.
+            forget_refused(item, result.sha256, cache_dir)
             raise
 
     fetched = fetch_all(

@@ -49,11 +49,12 @@ def resolve(
     hostile one fails before anything is downloaded or written; ``resolve_requirement`` checks an index's."""
     expected = hashes.get(source)
     try:
-        scheme = urllib.parse.urlsplit(source).scheme.lower()
+        parts = urllib.parse.urlsplit(source)
     except ValueError as exc:  # an unclosed IPv6 bracket, ...
         raise _not_a_url(source, str(exc)) from None
+    scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
-        _check_http_url(source)
+        _check_http_url(source, parts)
         wheel_filename_from_url(source)
         return Resolved(redact(source), source, None, expected or split_hash_fragment(source)[1])
     if scheme == "file":
@@ -69,12 +70,12 @@ def resolve(
     raise UsageError(f"not a wheel URL, path or NAME==VERSION: {source}")
 
 
-def _check_http_url(url: str) -> None:
+def _check_http_url(url: str, parts: urllib.parse.SplitResult) -> None:
     """What the download would trip over later, refused now as the caller's mistake (exit 2, one line): a URL
     httpx cannot parse, a port out of range, no host."""
     try:
         parsed = httpx.URL(url)
-        urllib.parse.urlsplit(url).port  # noqa: B018 - raises ValueError when out of range
+        parts.port  # noqa: B018 - raises ValueError when out of range
     except (httpx.InvalidURL, ValueError) as exc:
         raise _not_a_url(url, str(exc)) from None
     if not parsed.host:

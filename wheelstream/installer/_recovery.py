@@ -40,7 +40,7 @@ from ._commit import (
     retire,
 )
 
-__all__ = ["finish_interrupted"]
+__all__ = ["finish_interrupted", "unfinished"]
 
 _FRESH = 10.0  # seconds: an empty directory younger than this may be a live install's, not locked yet
 
@@ -49,8 +49,13 @@ def unfinished(target: Path) -> list[str]:
     """The temporary directories of installs into ``target`` not finished yet — a killed one's, or one running
     now — which the next install or uninstall finishes (:func:`finish_interrupted`): for a command that only
     reads the target, to say that what it reads may be half old, half new."""
+    return _left_in(target, (TMP_PREFIX,))
+
+
+def _left_in(target: Path, prefixes: tuple[str, ...]) -> list[str]:
+    """The names in ``target`` that start with one of ``prefixes``, sorted; none where it cannot be listed."""
     try:
-        return sorted(name for name in os.listdir(target) if name.startswith(TMP_PREFIX))
+        return sorted(name for name in os.listdir(target) if name.startswith(prefixes))
     except OSError:
         return []
 
@@ -60,11 +65,7 @@ def finish_interrupted(target: Path, warn: Callable[[str], None]) -> list[str]:
     moved in (see the module docstring). Nothing here stops the install that asks: a directory that cannot
     be judged or finished is named in a warning and left as it is."""
     finished: list[str] = []
-    try:
-        names = sorted(n for n in os.listdir(target) if n.startswith((TMP_PREFIX, GONE_PREFIX)))
-    except OSError:
-        return finished
-    for name in names:
+    for name in _left_in(target, (TMP_PREFIX, GONE_PREFIX)):
         path = target / name
         try:
             if name.startswith(GONE_PREFIX):
