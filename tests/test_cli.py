@@ -251,7 +251,7 @@ def test_signal_exits_130_keeps_the_partial_and_the_rerun_resumes(
     assert run.code == 130, err
     line = run.error_line()
     requests = [r.summary() for r in server.requests_for(filename)]
-    assert line.startswith("error: interrupted at "), (err, requests)
+    assert line.startswith(f"error: {filename}: interrupted at "), (err, requests)
     assert " MB of 3.0 MB — run the same command again" in line, (err, requests)
     assert not (tmp_path / "t").exists()
     assert "partial downloads: 1" in ws("cache", "list", cache=cache).out
@@ -294,14 +294,14 @@ def test_ctrl_c_in_a_stall_exits_at_once_and_the_rerun_resumes(
     )
     run = _ctrl_c_promptly(proc)
     line = run.error_line()
-    assert line.startswith("error: interrupted at ")
+    assert line.startswith(f"error: {filename}: interrupted at ")
     assert "run the same command again" in line
     server.set_plan(filename, FaultPlan())
     rerun = ws("install", url, "-t", str(tmp_path / "t"), cache=cache)
     assert rerun.code == 0, rerun.err
     assert "resumed at" in rerun.err
     assert server.requests_for(filename)[-1].range is not None
-    said = line.removeprefix("error: interrupted at ").split(" of ")[0]
+    said = line.removeprefix(f"error: {filename}: interrupted at ").split(" of ")[0]
     assert f"resumed at {said} " in rerun.err, (line, rerun.err)  # what Ctrl-C said is where it resumes
 
 
@@ -318,7 +318,7 @@ def test_ctrl_c_while_a_server_never_answers_exits_at_once(scheme: str, cache: P
             held.settimeout(20)
             assert held.recv(1, socket.MSG_PEEK)  # the request (or TLS hello) is in; nothing will answer it
             run = _ctrl_c_promptly(proc)
-    assert run.error_line().startswith("error: interrupted"), run.err
+    assert run.error_line().startswith("error: demo-1.0-py3-none-any.whl: interrupted"), run.err
     assert not (tmp_path / "t").exists()
 
 
@@ -379,7 +379,7 @@ def test_ctrl_c_while_a_pooled_connection_waits_for_headers_exits_at_once(
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
-    assert run.error_line().startswith("error: interrupted"), run.err
+    assert run.error_line().startswith("error: demo-1.0-py3-none-any.whl: interrupted"), run.err
     assert not (tmp_path / "t").exists()
 
 

@@ -29,7 +29,7 @@ def test_demo_runs_green() -> None:
     assert proc.returncode == 0, out
     assert "resumed at" in out
     assert "(saved " in out
-    assert "error: interrupted " in out
+    assert "error: bigdemo-1.0-py3-none-any.whl: interrupted " in out
     assert "run the same command again to resume" in out
     assert "ok: the rerun asked only for what was missing" in out
     assert "bigdemo 1.0: corpus 28.0 MB" in out

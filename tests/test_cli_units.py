@@ -104,10 +104,14 @@ def test_interrupted_message_counts_unfinished_wheels() -> None:
     ui(Progress("b.whl", 2 * mb, 2 * mb, 5, None, finished=True))
     ui(Progress("c.whl", 1 * mb, 4 * mb, 5, None))
     assert ui.interrupted_message() == (
-        "interrupted at 4.0 MB of 14.0 MB — run the same command again to resume"
+        "a.whl and 1 more: interrupted at 4.0 MB of 14.0 MB — run the same command again to resume"
+    )
+    ui(Progress("a.whl", 10 * mb, 10 * mb, 5, None, finished=True))
+    assert ui.interrupted_message() == (
+        "c.whl: interrupted at 1.0 MB of 4.0 MB — run the same command again to resume"
     )
     ui(Progress("d.whl", 0, None, 0, None))
-    assert "of ? —" in ui.interrupted_message()
+    assert ui.interrupted_message().startswith("c.whl and 1 more: interrupted at 1.0 MB of ? —")
 
 
 def test_callback_is_safe_from_many_threads() -> None:

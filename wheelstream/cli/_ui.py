@@ -214,16 +214,20 @@ class ConsoleProgress:
         return done, total
 
     def interrupted_message(self) -> str:
+        """The contract's ``<wheel>: <cause>``: the wheel still open (the first, and how many more, when several
+        are), and the bytes they hold of their total: what the same command resumes from."""
         with self._lock:
             started = bool(self._wheels)
-            finished = started and all(w.finished for w in self._wheels.values())
+            open_names = [name for name, wheel in self._wheels.items() if not wheel.finished]
         if not started:
             return "interrupted before any download started"
-        if finished:
+        if not open_names:
             return "interrupted after every download finished — run the same command again (nothing is fetched twice)"
         done, total = self.where()
+        more = f" and {len(open_names) - 1} more" if len(open_names) > 1 else ""
         return (
-            f"interrupted at {human_size(done)} of {human_size(total)} — run the same command again to resume"
+            f"{open_names[0]}{more}: interrupted at {human_size(done)} of {human_size(total)} — run the same "
+            "command again to resume"
         )
 
     def summary(
