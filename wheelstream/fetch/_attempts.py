@@ -37,7 +37,7 @@ from wheelstream._urls import redact
 from wheelstream.errors import HTTPStatusError, ResourceGone, RetriesExhausted
 from wheelstream.fetch import _split as split
 from wheelstream.fetch._cancel import SocketCancel
-from wheelstream.fetch._errors import gave_up, human, retrying
+from wheelstream.fetch._errors import gave_up, human, retrying, unfollowable
 from wheelstream.fetch._host_slots import HostSlots
 from wheelstream.fetch._options import Job
 from wheelstream.fetch._reporting import Reporter
@@ -112,6 +112,8 @@ class Attempts:
             restarts = self.restarts
             try:
                 outcome = self._attempt()
+            except (httpx.TooManyRedirects, httpx.UnsupportedProtocol) as exc:
+                raise unfollowable(exc) or exc from None  # a redirect no retry can follow
             except httpx.TransportError as exc:
                 self.cancel.raise_if_cancelled()  # the watcher shut the connection: not a network failure
                 outcome = _Retry(f"{type(exc).__name__}: {exc}".rstrip(": "))

@@ -11,12 +11,23 @@ import contextlib
 import os
 from pathlib import Path
 
+import httpx
+
 from wheelstream._cache import Cache
-from wheelstream.errors import DiskError, Interrupted, RetriesExhausted
+from wheelstream.errors import DiskError, HTTPStatusError, Interrupted, RetriesExhausted
 from wheelstream.unpack._partial import Journal
 from wheelstream.unpack._trail import reach, trail_path
 
-__all__ = ["cache_write_error", "disk_error", "gave_up", "human", "interrupted", "retrying", "unreadable"]
+__all__ = [
+    "cache_write_error",
+    "disk_error",
+    "gave_up",
+    "human",
+    "interrupted",
+    "retrying",
+    "unfollowable",
+    "unreadable",
+]
 
 _MB = 1024 * 1024
 
@@ -35,6 +46,16 @@ def interrupted(position: int, length: int | None, held: int = 0) -> Interrupted
     return Interrupted(
         f"interrupted at {human(position)} of {human(length)} — run the same command again to resume"
     )
+
+
+def unfollowable(exc: httpx.HTTPError) -> HTTPStatusError | None:
+    """A redirect no retry can follow — a loop, or one to a URL that is not HTTP(S) (``file://``) — as the error
+    that ends the download at once (exit 3, partial kept); None for anything else."""
+    if isinstance(exc, httpx.TooManyRedirects):
+        return HTTPStatusError(f"too many redirects: {exc}")
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return HTTPStatusError(f"redirected to a URL that is not HTTP(S): {exc}")
+    return None
 
 
 def retrying(reason: str, attempt: int, retries: int, wait: float) -> str:

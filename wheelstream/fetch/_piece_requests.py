@@ -23,6 +23,7 @@ import filelock
 import httpx
 
 from wheelstream.fetch._cancel import SocketCancel
+from wheelstream.fetch._errors import unfollowable
 from wheelstream.fetch._options import DownloadOptions
 from wheelstream.fetch._plan import RangePlan
 from wheelstream.transport import Known, PieceAction, content_range_end, decide_piece, retry_after_seconds
@@ -130,7 +131,10 @@ class PieceRequests:
         """What a request that raised tells the consumer."""
         if stop.stalled.is_set() and not self._stop.is_set():
             return Outcome("stalled", f"a connection brought nothing for {self._stall:.0f} s: its rest moves")
-        if isinstance(exc, httpx.TransportError):
+        unfollowed = unfollowable(exc) if isinstance(exc, httpx.HTTPError) else None
+        if unfollowed is not None:
+            exc = unfollowed  # a redirect no retry can follow: the download ends (the consumer raises it)
+        elif isinstance(exc, httpx.TransportError):
             outcome = Outcome("error", f"{type(exc).__name__}: {exc}".rstrip(": "))
             if isinstance(exc, _REFUSALS) and not self._wrote.get(number):
                 outcome.action = "refused"  # reset or closed before a byte: maybe one connection too many

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import time
 import urllib.parse
 from collections.abc import Sequence
 
@@ -18,20 +19,31 @@ from wheelstream.errors import (
     HTTPStatusError,
     NetworkError,
     UsageError,
+    WheelstreamError,
 )
 from wheelstream.index._choose import choose, pin, python_version_of
 from wheelstream.index._pages import ACCEPT, JSON_TYPE, checked_url_name, parse_html, parse_json
+from wheelstream.transport import retry_after_seconds
 
 _log = logging.getLogger("wheelstream")
 
 HEURISTIC_MAX_AGE = 600  # PyPI's own max-age for simple pages
 _MAX_REDIRECTS = 5
-_FRESHNESS_HEADERS = ("cache-control", "expires")
+# Asking for a page again (pip retries its index requests too): these answers, this often, this long apart.
+INDEX_RETRIES = 4
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_BACKOFF = 0.25  # seconds before the first retry, doubled for each next one
+_MAX_RETRY_AFTER = 10.0  # a page is worth waiting for, but not for as long as a wheel's download
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_FRESHNESS_AND_VALIDATORS = ("cache-control", "expires", "etag", "last-modified")
 
 
 class _Origin(httpx.BaseTransport):
     """Below hishel: sends through the caller's client (its auth, proxies, timeouts, transport) to the real
-    URL, and gives responses without freshness information a heuristic ``max-age`` (RFC 9111 §4.2.2)."""
+    URL, and gives a response with neither freshness information nor a validator a heuristic ``max-age`` (RFC
+    9111 §4.2.2): a page that cannot be revalidated is kept ten minutes instead of fetched whole each time. One
+    with an ``ETag`` is revalidated every time (a ``304`` costs a header), and one with only a
+    ``Last-Modified`` gets hishel's own heuristic from it, so a version published a minute ago is seen."""
 
     def __init__(self, client: httpx.Client, real_url: str, auth: httpx.Auth | None) -> None:
         self.client = client
@@ -46,7 +58,7 @@ class _Origin(httpx.BaseTransport):
             follow_redirects=False,
             auth=self.auth if self.auth is not None else httpx.USE_CLIENT_DEFAULT,
         )
-        if response.status_code == 200 and not any(h in response.headers for h in _FRESHNESS_HEADERS):
+        if response.status_code == 200 and not any(h in response.headers for h in _FRESHNESS_AND_VALIDATORS):
             response.headers["Cache-Control"] = f"max-age={HEURISTIC_MAX_AGE}"
             if "date" not in response.headers:  # hishel takes a missing Date as age 0, forever
                 response.headers["Date"] = email.utils.formatdate(usegmt=True)
@@ -64,11 +76,22 @@ def _split_credentials(url: str) -> tuple[str, httpx.Auth | None]:
 
 
 def _with_credentials(file_url: str, index_url: str) -> str:
-    """pip passes the index's credentials on to files on the same host; so do we (never persisted)."""
+    """The index's credentials go on to files of the same origin — scheme, host and port (pip keys them by
+    network location) — and nowhere else: not to another port of the host, nor over plain HTTP from an HTTPS
+    index. Never persisted."""
     index, file = urllib.parse.urlsplit(index_url), urllib.parse.urlsplit(file_url)
-    if "@" not in index.netloc or "@" in file.netloc or file.hostname != index.hostname:
+    if "@" not in index.netloc or "@" in file.netloc or _origin(file) != _origin(index):
         return file_url
     return urllib.parse.urlunsplit(file._replace(netloc=index.netloc.rpartition("@")[0] + "@" + file.netloc))
+
+
+def _origin(parts: urllib.parse.SplitResult) -> tuple[str, str | None, int | None]:
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:  # a port out of range: never the index's
+        return scheme, None, -1
+    return scheme, parts.hostname, port if port is not None else _DEFAULT_PORTS.get(scheme)
 
 
 def _get(url: str, accept: str, client: httpx.Client, cache: Cache) -> tuple[httpx.Response, bytes, str]:
@@ -103,6 +126,32 @@ def _get(url: str, accept: str, client: httpx.Client, cache: Cache) -> tuple[htt
         storage.close()
 
 
+def _get_page(
+    page: str, client: httpx.Client, cache: Cache, retries: int
+) -> tuple[httpx.Response, bytes, str]:
+    """``_get`` of a project page, JSON preferred, asked again after a connection failure or a ``429``/``5xx``
+    (as pip does): up to ``retries`` times, after the server's ``Retry-After`` or a doubling backoff."""
+    attempt = 0
+    while True:
+        try:
+            response, body, final = _get(page, ACCEPT, client, cache)
+            if response.status_code == 406:  # a server that cannot do JSON and says so
+                response, body, final = _get(page, "text/html", client, cache)
+        except httpx.HTTPError as exc:
+            if attempt >= retries:
+                raise NetworkError(f"index {redact(page)} unreachable: {type(exc).__name__}: {exc}") from None
+            wait, why = _BACKOFF * 2**attempt, f"{type(exc).__name__}: {exc}"
+        else:
+            if response.status_code not in _RETRY_STATUSES or attempt >= retries:
+                return response, body, final
+            asked = retry_after_seconds(response.headers)
+            wait, why = _BACKOFF * 2**attempt if asked is None else asked, f"answered {response.status_code}"
+        attempt += 1
+        wait = min(wait, _MAX_RETRY_AFTER)
+        _log.warning("index %s %s; retry %d of %d in %.1f s", redact(page), why, attempt, retries, wait)
+        time.sleep(wait)
+
+
 def resolve_requirement(
     source: str,
     *,
@@ -111,33 +160,32 @@ def resolve_requirement(
     client: httpx.Client,
     tags: Sequence[object],
     python_version: tuple[int, int] | None = None,
+    retries: int = INDEX_RETRIES,
 ) -> tuple[str, str | None]:
     """``NAME==VERSION`` → (wheel URL, sha256 hex from the index or None).
 
     ``tags`` are the target interpreter's supported tags, most preferred first. ``python_version`` is the
-    target's ``(major, minor)`` for ``requires-python``; by default it is read off ``tags``.
+    target's ``(major, minor)`` for ``requires-python``; by default it is read off ``tags``. ``retries``: how
+    often a page is asked for again after a connection failure or a ``429``/``5xx`` (``_get_page``).
     """
     name, version = pin(source)
     tag_list = [t for t in tags if isinstance(t, Tag)]
     page = index_url.rstrip("/") + "/" + name + "/"
     try:
-        response, body, final = _get(page, ACCEPT, client, cache)
-        if response.status_code == 406:  # a server that cannot do JSON and says so
-            response, body, final = _get(page, "text/html", client, cache)
-    except httpx.HTTPError as exc:
-        raise NetworkError(
-            f"index {redact(page)} unreachable: {type(exc).__name__}: {exc}", wheel=source
-        ) from None
-    status = response.status_code
-    if status in (404, 410):
-        raise UsageError(f"no project {name!r} on the index {redact(index_url)}", wheel=source)
-    if status != 200:
-        raise HTTPStatusError(f"index {redact(page)} answered {status}", wheel=source)
-    ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype == JSON_TYPE or ctype.endswith("+json") or ctype == "application/json":
-        files = parse_json(body, final)
-    else:
-        files = parse_html(body, final, response.charset_encoding or "utf-8")
+        response, body, final = _get_page(page, client, cache, retries)
+        status = response.status_code
+        if status in (404, 410):
+            raise UsageError(f"no project {name!r} on the index {redact(index_url)}")
+        if status != 200:
+            raise HTTPStatusError(f"index {redact(page)} answered {status}")
+        ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == JSON_TYPE or ctype.endswith("+json") or ctype == "application/json":
+            files = parse_json(body, final)
+        else:
+            files = parse_html(body, final, response.charset_encoding or "utf-8")
+    except WheelstreamError as exc:
+        exc.with_wheel(source)
+        raise
     chosen = choose(files, name, version, tag_list, python_version_of(tag_list, python_version), source)
     checked_url_name(chosen)  # before anything is fetched: the URL's name is what a download writes
     _log.debug("%s: %s from %s (%s)", source, chosen.filename, redact(final), ctype or "no content type")

@@ -66,24 +66,30 @@ def parse_json(body: bytes, page_url: str) -> list[IndexFile]:
         files = doc["files"]
     except (ValueError, KeyError, TypeError) as exc:
         raise HTTPStatusError(f"index page {redact(page_url)} is not PEP 691 JSON: {exc}") from None
+    if not isinstance(files, list):
+        raise HTTPStatusError(
+            f"index page {redact(page_url)} is not PEP 691 JSON: 'files' is a {type(files).__name__}, not a list"
+        )
     out = []
     for item in files:
-        if not isinstance(item, dict) or "filename" not in item or "url" not in item:
+        if not isinstance(item, dict) or not isinstance(item.get("filename"), str):
+            continue  # a row no reader could use: skipped, like a link that is not a wheel
+        if not isinstance(item.get("url"), str):
             continue
         hashes = item.get("hashes") or {}
-        base, _, fragment = _joined(page_url, str(item["url"])).partition("#")
+        base, _, fragment = _joined(page_url, item["url"]).partition("#")
         if not _fetchable(base):
             continue
         sha = hashes.get("sha256") if isinstance(hashes, dict) else None
-        if sha is None:
+        if not isinstance(sha, str):
             sha = _fragment_sha256(fragment)
         rp = item.get("requires-python")
         out.append(
             IndexFile(
-                str(item["filename"]),
+                item["filename"],
                 base,
-                str(sha).lower() if sha else None,
-                str(rp) if rp else None,
+                sha.lower() if sha else None,
+                rp if isinstance(rp, str) and rp else None,
                 _yank(item.get("yanked")),
             )
         )
@@ -119,7 +125,11 @@ class _Anchors(html.parser.HTMLParser):
 def parse_html(body: bytes, page_url: str, encoding: str = "utf-8") -> list[IndexFile]:
     """A PEP 503 project page: one anchor per file, ``#sha256=`` fragments, ``data-*`` attributes."""
     parser = _Anchors()
-    parser.feed(body.decode(encoding, errors="replace"))
+    try:
+        text = body.decode(encoding, errors="replace")
+    except LookupError:  # a charset Python does not know (``charset=foobar``): UTF-8, as PEP 503 pages are
+        text = body.decode("utf-8", errors="replace")
+    parser.feed(text)
     parser.close()
     base = urllib.parse.urljoin(page_url, parser.base) if parser.base else page_url
     out = []

@@ -1,0 +1,223 @@
+"""What servers get wrong above the zip layer, through real servers on 127.0.0.1 (pytest-httpserver and the CLI):
+index pages that are not what they claim, an index that is briefly down, pages republished under an ETag,
+credentials and the origins they may go to, and redirects no retry can follow.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import ws
+from packaging.tags import sys_tags
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from wheelstream._cache import Cache
+from wheelstream.errors import HTTPStatusError
+from wheelstream.index import resolve_requirement
+from wheelstream.testing import build_wheel
+
+TAGS = list(sys_tags())
+JSON = "application/vnd.pypi.simple.v1+json"
+
+
+def _page(*filenames: str, base: str = "/files/") -> str:
+    return json.dumps(
+        {
+            "meta": {"api-version": "1.0"},
+            "name": "demo",
+            "files": [{"filename": n, "url": base + n, "hashes": {}} for n in filenames],
+        }
+    )
+
+
+def _resolve(server: HTTPServer, cache: Path, **kwargs: object) -> tuple[str, str | None]:
+    with httpx.Client() as client:
+        return resolve_requirement(
+            "demo==1.0",
+            index_url=server.url_for("/simple/"),
+            cache=Cache.at(cache),
+            client=client,
+            tags=TAGS,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+
+@pytest.mark.parametrize("files", ["5", "null", "true", '{"a": 1}', '"demo.whl"'])
+def test_a_json_page_whose_files_are_not_a_list_is_one_error_naming_the_requirement(
+    httpserver: HTTPServer, tmp_path: Path, files: str
+) -> None:
+    httpserver.expect_request("/simple/demo/").respond_with_data(
+        '{"meta": {"api-version": "1.0"}, "name": "demo", "files": ' + files + "}", content_type=JSON
+    )
+    with pytest.raises(HTTPStatusError, match="is not PEP 691 JSON") as info:
+        _resolve(httpserver, tmp_path)
+    assert info.value.wheel == "demo==1.0"
+    assert info.value.exit_code == 3
+
+
+def test_json_rows_of_the_wrong_types_are_skipped(httpserver: HTTPServer, tmp_path: Path) -> None:
+    good = "demo-1.0-py3-none-any.whl"
+    rows = [
+        5,
+        {"filename": 7, "url": "/files/x"},
+        {"filename": good, "url": ["/files/" + good]},
+        {"filename": good, "url": "/files/" + good, "hashes": {"sha256": 12}, "requires-python": 3},
+    ]
+    httpserver.expect_request("/simple/demo/").respond_with_data(
+        json.dumps({"meta": {"api-version": "1.0"}, "name": "demo", "files": rows}), content_type=JSON
+    )
+    assert _resolve(httpserver, tmp_path) == (httpserver.url_for("/files/" + good), None)
+
+
+def test_an_html_page_in_a_charset_python_does_not_know_is_read_as_utf8(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    name = "demo-1.0-py3-none-any.whl"
+    httpserver.expect_request("/simple/demo/").respond_with_data(
+        f'<a href="/files/{name}">{name}</a>', content_type="text/html; charset=foobar"
+    )
+    assert _resolve(httpserver, tmp_path)[0] == httpserver.url_for("/files/" + name)
+
+
+def test_an_index_that_answers_503_then_the_page_is_asked_again(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    answers = [Response("down", status=503, headers={"Retry-After": "0"}), Response("busy", status=429)]
+
+    def handler(request: Request) -> Response:
+        if answers:
+            return answers.pop(0)
+        return Response(_page("demo-1.0-py3-none-any.whl"), content_type=JSON)
+
+    httpserver.expect_request("/simple/demo/").respond_with_handler(handler)
+    assert _resolve(httpserver, tmp_path)[0].endswith("/files/demo-1.0-py3-none-any.whl")
+    assert len(httpserver.log) == 3
+
+
+def test_an_index_still_down_after_its_retries_gives_up_naming_the_requirement(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    httpserver.expect_request("/simple/demo/").respond_with_data("down", status=503)
+    with pytest.raises(HTTPStatusError, match="answered 503") as info:
+        _resolve(httpserver, tmp_path, retries=2)
+    assert info.value.wheel == "demo==1.0"
+    assert len(httpserver.log) == 3
+
+
+def test_a_page_with_an_etag_is_revalidated_so_a_new_version_is_seen_at_once(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """No Cache-Control, an ETag: asked again each time (If-None-Match), not kept ten minutes by a heuristic."""
+    pages = {'"v1"': _page("demo-0.9-py3-none-any.whl"), '"v2"': _page("demo-1.0-py3-none-any.whl")}
+    current = ['"v1"']
+
+    def handler(request: Request) -> Response:
+        etag = current[0]
+        if request.headers.get("If-None-Match") == etag:
+            return Response(status=304, headers={"ETag": etag})
+        return Response(pages[etag], content_type=JSON, headers={"ETag": etag})
+
+    httpserver.expect_request("/simple/demo/").respond_with_handler(handler)
+    with httpx.Client() as client:
+        ask = {"cache": Cache.at(tmp_path), "client": client, "tags": TAGS}
+        resolve_requirement("demo==0.9", index_url=httpserver.url_for("/simple/"), **ask)  # type: ignore[arg-type]
+        resolve_requirement("demo==0.9", index_url=httpserver.url_for("/simple/"), **ask)  # type: ignore[arg-type]
+        current[0] = '"v2"'  # 1.0 is published
+        url, _sha = resolve_requirement("demo==1.0", index_url=httpserver.url_for("/simple/"), **ask)  # type: ignore[arg-type]
+    assert url.endswith("/files/demo-1.0-py3-none-any.whl")
+    conditional = [entry[0].headers.get("If-None-Match") for entry in httpserver.log]
+    assert conditional == [None, '"v1"', '"v1"']
+    assert [entry[1].status_code for entry in httpserver.log] == [200, 304, 200]
+
+
+@pytest.fixture
+def other_port(httpserver: HTTPServer) -> Iterator[HTTPServer]:
+    """A second server on the same host as ``httpserver``, on another port."""
+    server = HTTPServer(host=httpserver.host, port=0)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.clear()
+        server.stop()
+
+
+def test_index_credentials_go_to_its_own_origin_only(
+    httpserver: HTTPServer, other_port: HTTPServer, tmp_path: Path
+) -> None:
+    """A file on another port of the index's host gets no Authorization header; one on the index's own does."""
+    other = other_port
+    name = "demo-1.0-py3-none-any.whl"
+    filename, data = build_wheel("demo", "1.0")
+    assert filename == name
+    for srv in (httpserver, other):
+        srv.expect_request("/files/" + name).respond_with_data(data, content_type="application/octet-stream")
+    assert (
+        urllib.parse.urlsplit(other.url_for("/")).hostname
+        == urllib.parse.urlsplit(httpserver.url_for("/")).hostname
+    )
+    index = "http://user:s3cret@" + httpserver.url_for("/simple/").removeprefix("http://")
+    for srv, cache in ((other, tmp_path / "c1"), (httpserver, tmp_path / "c2")):
+        page = json.dumps(
+            {
+                "meta": {"api-version": "1.0"},
+                "name": "demo",
+                "files": [{"filename": name, "url": srv.url_for("/files/" + name), "hashes": {}}],
+            }
+        )
+        httpserver.expect_oneshot_request("/simple/demo/").respond_with_data(
+            page, content_type=JSON, headers={"Cache-Control": "no-store"}
+        )
+        run = ws("install", "demo==1.0", "-i", index, "-t", str(tmp_path / f"t-{cache.name}"), cache=cache)
+        assert run.code == 0, run.err
+    secret = "Basic " + base64.b64encode(b"user:s3cret").decode()
+    file_requests = [
+        (e[0].host, e[0].headers.get("Authorization")) for e in other.log if "/files/" in e[0].path
+    ]
+    assert file_requests
+    assert all(auth is None for _host, auth in file_requests)
+    own = [e[0].headers.get("Authorization") for e in httpserver.log if "/files/" in e[0].path]
+    assert own
+    assert all(auth == secret for auth in own)
+
+
+def test_a_wheel_url_that_redirects_in_a_loop_is_one_line_exit_3(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    httpserver.expect_request("/demo-1.0-py3-none-any.whl").respond_with_data(
+        "", status=302, headers={"Location": "/demo-1.0-py3-none-any.whl"}
+    )
+    run = ws(
+        "install", httpserver.url_for("/demo-1.0-py3-none-any.whl"), "-t", str(tmp_path / "t"), cache=tmp_path
+    )
+    assert run.code == 3, run.err
+    assert run.err.startswith("error: demo-1.0-py3-none-any.whl: too many redirects"), run.err
+    assert "Traceback" not in run.err
+    assert len(run.err.strip().splitlines()) == 1
+
+
+def test_a_redirect_to_a_file_url_ends_at_once_without_retries(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    httpserver.expect_request("/demo-1.0-py3-none-any.whl").respond_with_data(
+        "", status=302, headers={"Location": "file:///etc/passwd"}
+    )
+    run = ws(
+        "install",
+        httpserver.url_for("/demo-1.0-py3-none-any.whl"),
+        "-t",
+        str(tmp_path / "t"),
+        cache=tmp_path,
+        timeout=20,
+    )
+    assert run.code == 3, run.err
+    assert "redirected to a URL that is not HTTP(S)" in run.err
+    assert len(httpserver.log) == 1  # not retried: no retry could follow it
+    assert not (tmp_path / "t").exists()
