@@ -6,11 +6,13 @@ lookups with a cache hit on rerun, and ``cache list``/``clean``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -628,6 +630,25 @@ def test_download_command_prints_paths(server: FaultServer, cache: Path, tmp_pat
     assert path == tmp_path / "d" / "demo-1.0-py3-none-any.whl"
     assert path.is_file()
     assert "Downloaded 1 wheel" in run.err
+
+
+def test_download_into_a_directory_on_another_file_system(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    """``-d`` on tmpfs, the cache on the test's file system: a rename cannot cross, so the wheel is copied beside
+    its name and renamed into place; the partial is gone, and nothing half-written is left in the directory."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(cache.parent).st_dev:
+        pytest.skip("needs /dev/shm on a file system of its own")
+    url = add(server)
+    with tempfile.TemporaryDirectory(dir=shm) as elsewhere:
+        run = ws("download", url, "-d", elsewhere, cache=cache)
+        assert run.code == 0, run.err
+        path = Path(run.out.strip())
+        assert path == Path(elsewhere) / "demo-1.0-py3-none-any.whl"
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == server.version(path.name).sha256
+        assert os.listdir(elsewhere) == ["demo-1.0-py3-none-any.whl"]
+    assert not list((cache / "partial").glob("*.part"))
 
 
 # -- cache -------------------------------------------------------------------------------------------------

@@ -111,7 +111,9 @@ def disk_error(cache: Cache, key: str, wheel: str, exc: OSError, position: int |
         kept = "nothing kept"
     else:
         kept = "the partial download is kept — run the same command again once that is fixed"
-    where = f" {exc.filename}" if exc.filename else f" in {cache.root}"
+    # A rename's or a link's error names its destination second: that is where it could not write.
+    culprit = exc.filename2 or exc.filename
+    where = f" {culprit}" if culprit else f" in {cache.root}"
     return DiskError(f"cannot write{where}: {exc.strerror or exc}; {kept}", wheel=wheel, offset=position)
 
 

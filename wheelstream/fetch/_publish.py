@@ -5,7 +5,8 @@ unpacked tree is either published to ``wheels/<sha256>/`` (copy/hardlink install
 installs trust its manifest) or claimed by this process for a move install (``keep_unpacked=False``; not
 synced: like pip's and uv's installs, the target's files are left to the kernel's writeback).
 
-Renames only, in an order where a kill between any two of them costs no download: the URL's sha256 is
+Renames only (a copy renamed into place where a rename cannot cross file systems: ``_move_wheel``), in an
+order where a kill between any two of them costs no download: the URL's sha256 is
 remembered first (it names a file that is not there yet, which ``Cache.remembered_sha256`` ignores: the next
 run resumes the journal, replays the whole partial and fetches nothing), then the wheel file — never fsynced,
 every use re-checks its sha256 — moves to ``wheels/<sha256>.whl`` (from here the next run unpacks that file
@@ -17,8 +18,11 @@ published or claimed (a staging tree without a journal is reclaimed by the next 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
+import secrets
 import shutil
+import stat
 from pathlib import Path
 
 from wheelstream._cache import Cache, Claim
@@ -62,13 +66,34 @@ def hand_over(job: Job, stream: Tee, staged: StagedWheel, sha256: str) -> tuple[
     keep.parent.mkdir(parents=True, exist_ok=True)
     job.cache.remember(job.key, job.redacted, sha256, job.wheel)
     reached("publish.remembered")
-    os.replace(job.cache.partial(job.key), keep)
+    _move_wheel(job.cache.partial(job.key), keep)
     reached("publish.wheel-moved")
     Journal.remove(job.cache.journal(job.key))  # the header, its entries log and the trail
     reached("publish.journal-removed")
     settled = settle_tree(job.cache, staged, sha256, job.keep_unpacked)
     reached("publish.settled")
     return settled
+
+
+def _move_wheel(partial: Path, keep: Path) -> None:
+    """The finished wheel file to where it is kept: a rename, or — into a directory on another file system
+    (``download -d``, where a rename cannot go) — a copy beside it renamed into place, so that name never
+    holds half a file; the partial goes only after that rename (a kill before it costs no download)."""
+    try:
+        os.replace(partial, keep)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    copy = keep.with_name(f".{keep.name}.{secrets.token_hex(4)}.part")
+    try:
+        shutil.copyfile(partial, copy)
+        os.chmod(copy, stat.S_IMODE(os.stat(partial).st_mode))  # what a rename would have kept
+        os.replace(copy, keep)
+    except BaseException:
+        copy.unlink(missing_ok=True)
+        raise
+    partial.unlink()
 
 
 def _publish(cache: Cache, staged: StagedWheel, sha256: str) -> StagedWheel:
