@@ -141,6 +141,38 @@ def test_best_tag_wins_and_other_versions_and_projects_are_ignored() -> None:
     )
 
 
+def test_a_pin_matches_local_versions_as_pep440_says_and_the_highest_wins() -> None:
+    """``torch==2.13.0`` on a CPU index names ``2.13.0+cpu``; with both listed pip takes the higher, the local."""
+    files = [
+        f("demo-2.0-py3-none-any.whl"),
+        f("demo-2.0+cpu-cp311-cp311-manylinux_2_17_x86_64.whl"),
+        f("demo-2.0+cu1-py3-none-any.whl", yanked=""),
+        f("demo-2.1+cpu-py3-none-any.whl"),
+    ]
+    assert choose(files, "demo", Version("2.0"), TAGS, "3.11", "s").filename == files[1].filename
+    assert choose(files[1:2], "demo", Version("2.0.0"), TAGS, "3.11", "s").filename == files[1].filename
+    assert (
+        choose(files, "demo", Version("2.0+cu1"), TAGS, "3.11", "s").filename == files[2].filename
+    )  # yanked
+    with pytest.raises(UsageError, match=r"no wheel for version 2\.0 .*2\.1\+cpu"):
+        choose(files[3:], "demo", Version("2.0"), TAGS, "3.11", "s")
+
+
+def test_a_local_version_is_found_through_the_test_bed_index(tmp_path: Path) -> None:
+    with FaultServer() as srv:
+        srv.add_file("demo-2.0+cpu-py3-none-any.whl", build_wheel("demo", "2.0+cpu", payload_size=10)[1])
+        with httpx.Client() as client:
+            url, sha = resolve_requirement(
+                "demo==2.0",
+                index_url=srv.url + "/simple/",
+                cache=Cache.at(tmp_path),
+                client=client,
+                tags=TAGS,
+            )
+    assert url.endswith("/demo-2.0+cpu-py3-none-any.whl") or url.endswith("/demo-2.0%2Bcpu-py3-none-any.whl")
+    assert sha is not None
+
+
 def test_requires_python_excludes_a_file() -> None:
     files = [f("demo-1.0-cp311-cp311-manylinux_2_17_x86_64.whl", rp=">=3.12"), f("demo-1.0-py3-none-any.whl")]
     assert choose(files, "demo", Version("1.0"), TAGS, "3.11", "s").filename == "demo-1.0-py3-none-any.whl"

@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.specifiers import InvalidSpecifier, Specifier, SpecifierSet
 from packaging.tags import Tag
 from packaging.utils import (
     canonicalize_name,
@@ -26,8 +26,9 @@ from wheelstream.index._pages import IndexFile, declared_ok
 _log = logging.getLogger("wheelstream")
 
 
-def pin(source: str) -> tuple[str, Version]:
-    """``NAME==VERSION`` (or ``===``, extras allowed and ignored) → (normalized name, version)."""
+def pin(source: str) -> tuple[str, Specifier]:
+    """``NAME==VERSION`` (or ``===``, extras allowed and ignored) → (normalized name, the pin). A pin matches
+    as PEP 440 says: ``==2.0`` takes ``2.0+cpu`` too (a local label the pin does not name) and ``2.0.0``."""
     try:
         req = Requirement(source)
     except InvalidRequirement as exc:
@@ -44,10 +45,12 @@ def pin(source: str) -> tuple[str, Version]:
             "only exact pins (NAME==VERSION) are supported — wheelstream does no dependency resolution",
             wheel=source,
         )
-    try:
-        return canonicalize_name(req.name), Version(specs[0].version)
-    except InvalidVersion as exc:
-        raise UsageError(f"invalid version: {exc}", wheel=source) from None
+    if specs[0].operator == "==":
+        try:
+            Version(specs[0].version)
+        except InvalidVersion as exc:
+            raise UsageError(f"invalid version: {exc}", wheel=source) from None
+    return canonicalize_name(req.name), specs[0]
 
 
 def python_version_of(tags: Sequence[Tag], explicit: tuple[int, int] | None) -> str | None:
@@ -73,14 +76,18 @@ def _python_ok(requires: str | None, python: str | None) -> bool:
 def choose(
     files: Iterable[IndexFile],
     name: str,
-    version: Version,
+    wanted: Version | Specifier,
     tags: Sequence[Tag],
     python: str | None,
     source: str,
 ) -> IndexFile:
-    """The best wheel for ``tags`` among ``files`` (see the module docstring for the rules)."""
+    """The best wheel for ``tags`` among ``files`` whose version the pin ``wanted`` matches (a bare version is
+    ``==`` it): as pip orders candidates, one not yanked first, then the highest version (``2.0+cpu`` over
+    ``2.0`` for ``==2.0``), then the interpreter's most preferred tag."""
+    spec = wanted if isinstance(wanted, Specifier) else Specifier(f"=={wanted}")
+    version = spec.version
     rank = {tag: i for i, tag in reversed(list(enumerate(tags)))}
-    candidates: list[tuple[bool, int, IndexFile]] = []
+    candidates: list[tuple[bool, Version, int, IndexFile]] = []
     versions: set[str] = set()
     of_version: list[IndexFile] = []
     for f in files:
@@ -95,14 +102,14 @@ def choose(
         if wname != name:
             continue
         versions.add(str(wversion))
-        if wversion != version:
+        if not spec.contains(wversion, prereleases=True):
             continue
         of_version.append(f)
         if not _python_ok(f.requires_python, python):
             continue
         best = min((rank[t] for t in wtags if t in rank), default=None)
         if best is not None:
-            candidates.append((f.yanked is not None, best, f))
+            candidates.append((f.yanked is not None, wversion, best, f))
     if not candidates:
         if not of_version:
             known = ", ".join(sorted(versions, key=Version)) or "none"
@@ -115,7 +122,7 @@ def choose(
             f"{tags[0] if tags else '?'}, …) or its requires-python: {listed}",
             wheel=source,
         )
-    yanked, _rank, chosen = min(candidates, key=lambda c: (c[0], c[1]))
+    yanked, _version, _rank, chosen = max(candidates, key=lambda c: (not c[0], c[1], -c[2]))
     if yanked:
         reason = f" (reason: {chosen.yanked})" if chosen.yanked else ""
         _log.warning(
