@@ -632,6 +632,35 @@ def test_download_command_prints_paths(server: FaultServer, cache: Path, tmp_pat
     assert "Downloaded 1 wheel" in run.err
 
 
+def test_two_wheels_of_one_distribution_are_refused_before_anything_is_fetched(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    """pip refuses two versions of one distribution (ResolutionImpossible); installing both would leave two
+    ``.dist-info`` directories and mixed files."""
+    one, two = add(server, "demo", "1.0"), add(server, "demo", "2.0")
+    run = ws("install", one, two, "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 1, run.err
+    assert run.error_line() == (
+        "error: demo-2.0-py3-none-any.whl: demo-1.0-py3-none-any.whl and demo-2.0-py3-none-any.whl are both "
+        "demo: an install takes one wheel of a distribution"
+    )
+    assert not server.requests
+    assert not (tmp_path / "t").exists()
+    mirror = server.add_file("mirror/demo-1.0-py3-none-any.whl", build_wheel("demo", "1.0")[1])
+    run = ws("install", one, mirror, "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 1
+    assert "(from two sources)" in run.error_line()
+    assert not server.requests
+
+
+def test_a_source_given_twice_is_installed_once(server: FaultServer, cache: Path, tmp_path: Path) -> None:
+    url = add(server)
+    run = ws("install", url, url, "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 0, run.err
+    assert "Installed 1 wheel " in run.err
+    assert len(server.requests_for("demo-1.0-py3-none-any.whl")) == 1
+
+
 def test_download_into_a_directory_on_another_file_system(
     server: FaultServer, cache: Path, tmp_path: Path
 ) -> None:

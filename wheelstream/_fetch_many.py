@@ -24,7 +24,7 @@ from wheelstream._cache import Cache
 from wheelstream._parallel import Arrived, collect, fetch_in_processes, fetch_one, process_pool
 from wheelstream._progress import ProgressCallback
 from wheelstream._sources import Resolved, filename_of, resolve
-from wheelstream.errors import UsageError
+from wheelstream.errors import InstallConflict, UsageError
 from wheelstream.fetch import DownloadOptions, DownloadResult
 from wheelstream.fetch._split import MAX_CONNECTIONS
 from wheelstream.installer import probe_interpreter
@@ -84,7 +84,8 @@ def fetch_all(
     succeeds, while the others go on (``_parallel.collect``)."""
     if workers not in ("threads", "processes"):
         raise UsageError(f"unknown workers {workers!r} (use 'threads' or 'processes')")
-    names = [sources] if isinstance(sources, str) else [os.fspath(s) for s in sources]
+    # A source given twice is fetched (and installed) once, as pip takes a requirement given twice.
+    names = [sources] if isinstance(sources, str) else list(dict.fromkeys(os.fspath(s) for s in sources))
     options = DownloadOptions(
         timeout=timeout,
         retries=retries,
@@ -114,6 +115,25 @@ def fetch_all(
         )
 
 
+def _one_wheel_per_distribution(resolved: Sequence[Resolved]) -> None:
+    """An install takes one wheel of each distribution, as pip's resolver insists: two (two versions, or one
+    version from two places) would leave two ``.dist-info`` directories and each other's files, and the
+    environment's record of neither. Refused before anything is fetched."""
+    first: dict[str, str] = {}
+    for item in resolved:
+        filename = filename_of(item)
+        name = parse_filename(filename).name
+        if name not in first:
+            first[name] = filename
+        else:
+            earlier = first[name]
+            same = " (from two sources)" if earlier == filename else ""
+            raise InstallConflict(
+                f"{earlier} and {filename}{same} are both {name}: an install takes one wheel of a distribution",
+                wheel=filename,
+            )
+
+
 def _fetch_with(
     sources: Sequence[str],
     cache: Cache,
@@ -134,6 +154,8 @@ def _fetch_with(
     """``processes``: worker processes were asked for, and the client is ours (a caller's cannot cross)."""
     interpreter = probe_interpreter(python)
     resolved = [resolve(s, hashes, index_url, cache, client, interpreter.tags) for s in sources]
+    if keep_wheels_in is None:
+        _one_wheel_per_distribution(resolved)
     if wanted is not None:
         resolved = [item for item in resolved if wanted(filename_of(item))]
         if not resolved:
