@@ -748,6 +748,32 @@ def test_a_sync_killed_in_its_commit_is_finished_by_running_it_again(
     assert listed(venv, cache, tmp_path) == [["beta", "2.1", "wheelstream"], ["gamma", "0.5", "wheelstream"]]
 
 
+def test_a_sync_after_an_install_killed_in_its_commit_removes_what_that_install_brought(
+    tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
+) -> None:
+    """The sync finishes the killed install first (under the environment's lock), and only then asks what the
+    lock does not list: gamma, which that install brought, goes in the same sync."""
+    venv = tmp_path / "venv"
+    new_venv(venv)
+    gamma = server.url_for(filename("gamma", "0.5"))
+    killed = ws(
+        "install",
+        gamma,
+        "--python",
+        str(python_of(venv)),
+        cache=cache,
+        env={"WHEELSTREAM_KILL_AT": "commit.rename@1"},
+    )
+    assert killed.code == -9, killed.err
+    assert leftovers(venv) != []
+    lock = write_lock(tmp_path / "lock" / "pylock.toml", served_package(server, served, "alpha", "1.0"))
+    run = synced(lock, venv, cache)
+    assert "finished it" in run.err, run.err
+    assert leftovers(venv) == []
+    assert dist_infos(venv / SITE) == ["alpha-1.0.dist-info"]
+    assert [path for path in scan(venv) if "gamma" in path] == []
+
+
 # -- the library ---------------------------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -36,6 +37,9 @@ from wheelstream.installer import (
 from wheelstream.installer._checks import Checks, Warnings
 from wheelstream.installer._metadata import parse_filename
 from wheelstream.zip import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_SIZE
+
+if TYPE_CHECKING:
+    from wheelstream.installer._env_install import Removals
 
 __all__ = [
     "DEFAULT_INDEX_URL",
@@ -211,11 +215,12 @@ def install_sources(
     client: httpx.Client | None = None,
     workers: Workers = "threads",
     verify: Callable[[str, DownloadResult], None] | None = None,
-    remove: Sequence[str] = (),
+    remove: Removals = (),
 ) -> InstallResult:
     """:func:`install`, and what a lock adds: ``verify(where, result)`` checks each fetched wheel before
     anything is installed (``where``: the source as given — a URL with its credentials, a file:// URL, a
-    path), ``remove`` names distributions to uninstall in the same transaction."""
+    path), ``remove`` names distributions to uninstall in the same transaction (or is a function of those
+    installed that names them: see ``installer.install_into``)."""
     if (target is None) == (environment is None):
         raise UsageError("say where to install: a target directory or an environment (exactly one)")
     skipped: list[str] = []

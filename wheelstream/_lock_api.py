@@ -27,7 +27,9 @@ from wheelstream._progress import ProgressCallback
 from wheelstream._pylock import LockedWheel, read_lock, verify_locked
 from wheelstream.errors import HashMismatch, UsageError
 from wheelstream.fetch import DownloadResult
-from wheelstream.installer import Environment, LinkMode, installed_distributions, probe_interpreter
+from wheelstream.installer import Environment, LinkMode, probe_interpreter
+from wheelstream.installer._env_install import Removals
+from wheelstream.installer._installed import Installed
 from wheelstream.zip import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_SIZE
 
 __all__ = ["install_lock", "sync"]
@@ -128,17 +130,26 @@ def install_lock(
         groups=groups,
         warn=on_warning,
     )
-    remove: list[str] = []
+    remove: Removals = ()
     if sync:
         assert environment is not None
         locked = {canonicalize_name(wheel.name) for wheel in wheels}
-        remove = [dist.name for dist in installed_distributions(environment) if dist.key not in locked]
-        if os.path.realpath(environment.interpreter.prefix) == os.path.realpath(sys.prefix):
-            ours = _own_distributions()
-            kept = sorted(name for name in remove if canonicalize_name(name) in ours)
+        ours = (
+            _own_distributions()
+            if os.path.realpath(environment.interpreter.prefix) == os.path.realpath(sys.prefix)
+            else frozenset()
+        )
+
+        def unlisted(present: list[Installed]) -> list[str]:
+            """What the lock does not list, asked under the environment's lock once an interrupted install is
+            finished (asked before, it would miss what that install brings, and race other commands)."""
+            names = [dist.name for dist in present if dist.key not in locked]
+            kept = sorted(name for name in names if canonicalize_name(name) in ours)
             if kept and on_warning is not None:
                 on_warning(f"not removed, as wheelstream runs from them: {', '.join(kept)}")
-            remove = [name for name in remove if canonicalize_name(name) not in ours]
+            return [name for name in names if canonicalize_name(name) not in ours]
+
+        remove = unlisted
     return install_sources(
         [wheel.source for wheel in wheels],
         target,

@@ -26,6 +26,7 @@ import hashlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeAlias
 
 import filelock
 from packaging.utils import canonicalize_name
@@ -51,7 +52,11 @@ from ._ownership import state_dir
 from ._recovery import finish_interrupted
 from ._transaction import Transaction, cannot_install
 
-__all__ = ["install_into", "same_version", "uninstall"]
+__all__ = ["Removals", "install_into", "same_version", "uninstall"]
+
+# What a transaction uninstalls besides the versions it replaces: names, or a function of what is installed
+# (evaluated under the environment's lock: ``install_into``).
+Removals: TypeAlias = "Sequence[str] | Callable[[list[Installed]], Sequence[str]]"
 
 
 def same_version(installed: str, wanted: str) -> bool:
@@ -198,14 +203,16 @@ def install_into(
     link_mode: LinkMode = "move",
     compile_bytecode: bool = False,
     ignore_tags: bool = False,
-    remove: Sequence[str] = (),
+    remove: Removals = (),
     on_warning: Callable[[str], None] | None = None,
     checks: Checks | None = None,
     _move: Move | None = None,
 ) -> EnvironmentReport:
     """Install wheels into ``env`` as one ``pip install --no-deps`` would, replacing other versions of them;
-    in the same transaction, uninstall the distributions named in ``remove`` (a lock's sync). ``checks`` as
-    for :func:`~._core.install_staged_many` (made for ``env``'s interpreter)."""
+    in the same transaction, uninstall the distributions named in ``remove`` (a lock's sync). ``remove`` may
+    instead be a function of the distributions installed, which then names them: it is called under the
+    environment's lock, after an interrupted command's install was finished, so a sync sees what is really
+    there. ``checks`` as for :func:`~._core.install_staged_many` (made for ``env``'s interpreter)."""
     if link_mode not in ("move", "copy", "hardlink"):
         raise UsageError(f"unknown link mode {link_mode!r} (use 'move', 'copy' or 'hardlink')")
     if checks is None:
@@ -227,7 +234,7 @@ def install_into(
                     exc.with_wheel(wheel.item.staged.filename)
                     raise
             writing.append(wheel)
-        for name in remove:
+        for name in remove(list(present.values())) if callable(remove) else remove:
             dist = present.get(canonicalize_name(name))
             if dist is not None and all(r.dist.key != dist.key for r in removals):
                 removals.append(removal(env, dist, warn))
