@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.markers import default_environment
 from rich.console import Console
 
 from wheelstream._progress import Progress
@@ -47,6 +48,26 @@ def test_requirements_subset(tmp_path: Path) -> None:
     ]
     assert reqs.hashes == {"six==1.16.0": [H1, H2]}
     assert reqs.index_url == "http://idx/simple/"
+
+
+def test_requirement_markers_are_evaluated_for_the_target_interpreter_and_only_when_there_are_any(
+    tmp_path: Path,
+) -> None:
+    req = tmp_path / "r.txt"
+    req.write_text('old==1.0 ; python_version < "3.12"\nnew==2.0 ; python_version >= "3.12"\n')
+    asked: list[str] = []
+
+    def target() -> dict[str, str]:
+        asked.append("probe")
+        return {**default_environment(), "python_version": "3.12", "python_full_version": "3.12.1"}
+
+    assert parse_requirements(req, markers=target).sources == ["new==2.0"]
+    assert asked == ["probe", "probe"]  # once a marker (the CLI's callable is cached by the probe's cache)
+    plain = tmp_path / "plain.txt"
+    plain.write_text("six==1.16.0\n")
+    asked.clear()
+    assert parse_requirements(plain, markers=target).sources == ["six==1.16.0"]
+    assert asked == []  # no marker: no probe of another interpreter
 
 
 @pytest.mark.parametrize(

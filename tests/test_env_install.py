@@ -580,3 +580,47 @@ def test_compiled_bytecode_names_the_final_path_in_the_environment(tmp_path: Pat
         cwd=tmp_path,
     )
     assert check.stdout == "1 1\n"
+
+
+def _another_python() -> str | None:
+    """A Python 3 of another minor version: on PATH, or one pyenv installed (a runner may have none)."""
+    for minor in range(10, 15):
+        if minor == sys.version_info.minor:
+            continue
+        pyenv = sorted(Path.home().glob(f".pyenv/versions/3.{minor}.*/bin/python3.{minor}"))
+        for found in [shutil.which(f"python3.{minor}"), *map(str, pyenv)]:
+            if (
+                found
+                and subprocess.run([found, "-c", "pass"], capture_output=True, check=False).returncode == 0
+            ):
+                return found
+    return None
+
+
+def test_requirement_markers_are_for_the_environment_interpreter_not_wheelstreams(tmp_path: Path) -> None:
+    """``-r`` lines with ``; python_version …`` select for ``--python``'s interpreter, as pip (running in it)
+    and lock files do."""
+    other = _another_python()
+    if other is None:
+        pytest.skip("no Python of another minor version on PATH")
+    venv = tmp_path / "venv"
+    subprocess.run([other, "-m", "venv", "--without-pip", str(venv)], check=True)
+    version = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    wheels = {}
+    for name in ("here", "there"):
+        path = tmp_path / f"{name}-1.0-py3-none-any.whl"
+        path.write_bytes(wheel_archive({f"{name}/__init__.py": b""}, name=name, version="1.0"))
+        wheels[name] = path
+    reqs = tmp_path / "r.txt"
+    reqs.write_text(
+        f'{wheels["here"]} ; python_version == "{version}"\n{wheels["there"]} ; python_version != "{version}"\n'
+    )
+    run = ws("install", "-r", str(reqs), "--python", str(venv / "bin" / "python"), cache=tmp_path / "c")
+    assert run.code == 0, run.err
+    site = venv / "lib" / f"python{version}" / "site-packages"
+    assert sorted(p.name for p in site.glob("*.dist-info")) == ["here-1.0.dist-info"]

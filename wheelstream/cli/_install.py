@@ -72,8 +72,12 @@ def _gather(
     cache_dir: str | None,
 ) -> _Common:
     reqs = Requirements()
+
+    def markers() -> dict[str, str]:  # the interpreter the install is for: its probe is cached
+        return probe_interpreter(python).marker_environment()
+
     for name in requirements:
-        parse_requirements(Path(name), reqs)
+        parse_requirements(Path(name), reqs, markers=markers)
     if hash_values and len(hash_values) != len(sources):
         raise UsageError(
             f"--hash was given {len(hash_values)} time(s) for {len(sources)} source(s) on the command line; "

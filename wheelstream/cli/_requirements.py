@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,8 +39,16 @@ class Requirements:
     index_url: str | None = None
 
 
-def parse_requirements(path: Path, into: Requirements | None = None, _depth: int = 0) -> Requirements:
-    """Read a requirements file (see the module docstring for the supported subset)."""
+def parse_requirements(
+    path: Path,
+    into: Requirements | None = None,
+    _depth: int = 0,
+    *,
+    markers: Callable[[], Mapping[str, str]] | None = None,
+) -> Requirements:
+    """Read a requirements file (see the module docstring for the supported subset). A line's ``; MARKER`` is
+    evaluated for ``markers()`` — the interpreter the install is for (``--python``, the environment's), asked
+    only when a line has one — or for the running interpreter when None."""
     reqs = into if into is not None else Requirements()
     if _depth > 10:
         raise UsageError(f"{path}: requirement files nest too deeply")
@@ -70,7 +78,7 @@ def parse_requirements(path: Path, into: Requirements | None = None, _depth: int
             if option == "--hash":
                 hashes.append(parse_hash(value, where))
             elif option in ("-r", "--requirement"):
-                parse_requirements(path.parent / value, reqs, _depth + 1)
+                parse_requirements(path.parent / value, reqs, _depth + 1, markers=markers)
             elif option in ("-i", "--index-url"):
                 reqs.index_url = value
             else:
@@ -80,7 +88,7 @@ def parse_requirements(path: Path, into: Requirements | None = None, _depth: int
             if hashes:
                 raise UsageError(f"{where}: --hash without a requirement")
             continue
-        source = _apply_marker(source, where)
+        source = _apply_marker(source, where, markers)
         if source is None:
             continue
         if is_local(source) and not os.path.isabs(source) and "://" not in source:
@@ -123,15 +131,16 @@ def _split_options(line: str) -> tuple[str, str]:
     return line[: match.start()].strip(), line[match.end() :]
 
 
-def _apply_marker(source: str, where: str) -> str | None:
-    """``REQ ; MARKER``: keep REQ when the marker holds for this interpreter, drop the line otherwise."""
+def _apply_marker(source: str, where: str, markers: Callable[[], Mapping[str, str]] | None) -> str | None:
+    """``REQ ; MARKER``: keep REQ when the marker holds for the target interpreter, drop the line otherwise."""
     req, sep, marker = source.partition(";")
     if not sep or ("://" in req and not req.endswith(" ")):
         return source.strip()
     from packaging.markers import InvalidMarker, Marker
 
     try:
-        keep = Marker(marker.strip()).evaluate()
+        parsed = Marker(marker.strip())
     except InvalidMarker as exc:
         raise UsageError(f"{where}: {exc}") from None
+    keep = parsed.evaluate(dict(markers()) if markers is not None else None)
     return req.strip() if keep else None
