@@ -471,6 +471,15 @@ def test_uninstalling_a_name_not_installed_is_a_warning(tmp_path: Path, cache: P
     assert snapshot(venv) == before
 
 
+def test_uninstall_from_a_prefix_that_is_not_there_makes_nothing(tmp_path: Path, cache: Path) -> None:
+    """A mistyped ``--prefix`` is not created by an uninstall (it holds nothing to remove)."""
+    typo = tmp_path / "typo" / "deep" / "prefix"
+    run = ws("uninstall", "--prefix", str(typo), "demo", cache=cache, cwd=tmp_path)
+    assert run.code == 0, run.err
+    assert "skipping demo: it is not installed" in run.err
+    assert not (tmp_path / "typo").exists()
+
+
 # -- list ----------------------------------------------------------------------------------------------------
 
 

@@ -395,6 +395,7 @@ def test_a_newer_minor_lock_version_is_a_warning(
     assert run.code == 0, run.err
     warnings = [line for line in run.err.splitlines() if line.startswith("warning: ")]
     assert any("1.7" in line for line in warnings), run.err
+    assert "not supported" not in run.err  # packaging's own log line would contradict the warning
     assert dist_infos(venv / SITE) == ["alpha-1.0.dist-info"]
 
 
@@ -615,8 +616,8 @@ def test_an_undeclared_extra_is_one_error_line(
     run = ws(
         "install", "-r", str(lock), "--target", str(target), "--extra", "nope", cache=cache, cwd=tmp_path
     )
-    assert run.code in (1, 2), run.err
-    assert "nope" in run.error_line(alone=True)
+    assert run.code == 2, run.err  # a mistake on the command line, not a lock that cannot be installed
+    assert "--extra nope: not declared by the lock" in run.error_line(alone=True)
     assert not target.exists() or list(target.iterdir()) == []
     assert server.requests == []
 

@@ -34,6 +34,7 @@ from packaging.pylock import (
     is_valid_pylock_path,
 )
 from packaging.tags import Tag
+from packaging.utils import canonicalize_name
 
 from wheelstream.errors import HashMismatch, UsageError, WheelError, one_line
 
@@ -64,6 +65,23 @@ _KINDS = {
     "PackageDirectory": "a directory",
     "PackageArchive": "an archive",
 }
+
+
+def _check_asked_for(
+    shown: str, lock: Pylock, extras: Collection[str], groups: Collection[str] | None
+) -> None:
+    """An ``--extra`` or ``--group`` the lock does not declare is a mistake on the command line (exit 2), not
+    a lock that cannot be installed here: said before selecting, with what the lock does declare."""
+    for option, asked, declared in (
+        ("--extra", extras, lock.extras or ()),
+        ("--group", groups or (), lock.dependency_groups or ()),
+    ):
+        unknown = sorted({canonicalize_name(name) for name in asked} - set(declared))
+        if unknown:
+            have = ", ".join(sorted(declared)) or "none"
+            raise UsageError(
+                f"{shown}: {option} {', '.join(unknown)}: not declared by the lock (it declares: {have})"
+            )
 
 
 class LockError(WheelError):
@@ -116,6 +134,7 @@ def read_lock(
         raise UsageError(f"{shown} is not a valid lock file: {exc}") from exc
     if warn is not None:
         _warn_about_newer(shown, lock, data, warn)
+    _check_asked_for(shown, lock, extras, groups)
     try:
         selected = list(
             lock.select(environment=dict(markers), tags=list(tags), extras=extras, dependency_groups=groups)  # type: ignore[arg-type]

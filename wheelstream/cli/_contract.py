@@ -73,11 +73,17 @@ def run(
     handler = _WarningsToUI(ui, verbose > 0)
     logging.getLogger("wheelstream").setLevel(logging.DEBUG if verbose else logging.WARNING)
     loggers = [logging.getLogger(name) for name in ("wheelstream", "hishel")]
-    propagates = [each.propagate for each in loggers]
+    # packaging's lock reader logs "pylock minor version 1.9 is not supported" through Python's last-resort
+    # handler, ahead of wheelstream's own warning that says what is done about it: not shown.
+    silenced = logging.getLogger("packaging")
+    nothing = logging.NullHandler()
+    propagates = [each.propagate for each in (*loggers, silenced)]
     previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
     for each in loggers:
         each.addHandler(handler)
         each.propagate = False
+    silenced.addHandler(nothing)
+    silenced.propagate = False
     started = time.monotonic()
     result: InstallResult | None = None
     try:
@@ -118,7 +124,8 @@ def run(
         fail(ui, f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}", 1)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        for each, propagate in zip(loggers, propagates, strict=True):
+        for each, propagate in zip((*loggers, silenced), propagates, strict=True):
             each.removeHandler(handler)
             each.propagate = propagate
+        silenced.removeHandler(nothing)
     return result

@@ -181,8 +181,11 @@ def environment_lock(env: Environment) -> Iterator[None]:
         yield
 
 
-def _prepare(env: Environment, warn: Warnings) -> dict[str, Installed]:
-    """The root made and what a killed command left there finished; the distributions installed."""
+def _prepare(env: Environment, warn: Warnings, *, create: bool = True) -> dict[str, Installed]:
+    """The root made (an uninstall, ``create=False``, makes nothing: a root that is not there holds nothing) and
+    what a killed command left there finished; the distributions installed."""
+    if not create and not env.root.is_dir():
+        return {}
     try:
         env.root.mkdir(parents=True, exist_ok=True)
         finished = finish_interrupted(env.root, warn)
@@ -265,7 +268,7 @@ def uninstall(
     (pip's "Skipping X as it is not installed"), one without a RECORD an error before anything is touched."""
     warn = Warnings(on_warning)
     with environment_lock(env):
-        present = _prepare(env, warn)
+        present = _prepare(env, warn, create=False)
         removals: list[Removal] = []
         for name in names:
             dist = present.get(canonicalize_name(name))
