@@ -25,7 +25,7 @@ from wheelstream import _fetch_many
 from wheelstream.cli import main
 from wheelstream.errors import UsageError
 from wheelstream.fetch import DownloadOptions
-from wheelstream.testing import FaultPlan, FaultServer, Throttle, build_wheel
+from wheelstream.testing import FaultPlan, FaultServer, Gzip, Throttle, build_wheel
 
 _MiB = 1 << 20
 # Big enough to be split over three connections: the first request's rest is halved for the second, and a half
@@ -196,3 +196,18 @@ def test_three_connections_split_a_big_wheel_three_ways_at_most(
     assert len([r for r in requests if r.range is not None]) >= 2, summary
     assert server.peak_in_flight(filename) == 3, summary
     assert [(r.method, r.range) for r in server.requests_for(small_name)] == [("GET", "bytes=0-4194303")]
+
+
+def test_a_server_that_gzips_its_pieces_is_read_whole_on_one_connection(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    """``--connections 4`` asks for a first piece; a 206 gzip-encoded cannot be one (its ranges address the
+    compressed bytes). The download goes on as one plain GET of the decoded body, instead of asking for the
+    same piece until it gives up."""
+    filename, data = big_wheel()
+    url = server.add_file(filename, data, plan=FaultPlan(Gzip()))
+    run = ws("download", url, "--dest", str(tmp_path / "dest"), "--connections", "4", cache=cache)
+    assert run.code == 0, run.err
+    _downloaded(tmp_path / "dest", filename, data)
+    requests = server.requests_for(filename)
+    assert [r.range for r in requests] == ["bytes=0-4194303", None], [r.summary() for r in requests]
