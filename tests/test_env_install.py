@@ -471,6 +471,50 @@ def test_uninstalling_a_name_not_installed_is_a_warning(tmp_path: Path, cache: P
     assert snapshot(venv) == before
 
 
+@pytest.mark.parametrize("kill_at", [None, "commit.rename@1", "commit.rename@2"])
+def test_an_upgrade_where_a_directory_becomes_a_file(
+    tmp_path: Path, cache: Path, kill_at: str | None
+) -> None:
+    """shape 1.0 has ``shape/data/a.txt``; 2.0 a file ``shape/data``. Every file below the directory is the old
+    version's, so it is set aside whole and the file takes its place (pip does the same); after a kill in
+    the commit, the next command finishes it."""
+    wheels = tmp_path / "wheels"
+    v1 = write_wheel(
+        wheels, "shape", "1.0", {"shape/__init__.py": b"", "shape/data/a.txt": b"a", "shape/data/b/c": b"c"}
+    )
+    v2 = write_wheel(wheels, "shape", "2.0", {"shape/__init__.py": b"", "shape/data": b"now a file"})
+    reference = make_venv(tmp_path / "reference")
+    assert in_env(reference, "install", str(v2), cache=tmp_path / "c-ref").code == 0
+    venv = make_venv(tmp_path / "venv")
+    assert in_env(venv, "install", str(v1), cache=cache).code == 0
+    env = {"WHEELSTREAM_KILL_AT": kill_at} if kill_at else None
+    run = in_env(venv, "install", str(v2), cache=cache, env=env)
+    if kill_at:
+        assert run.code == -9, run.err
+        run = in_env(venv, "install", str(v2), cache=cache)  # finishes the killed one, then has nothing to do
+    assert run.code == 0, run.err
+    assert (venv / SITE / "shape" / "data").read_bytes() == b"now a file"
+    assert leftovers(venv) == []
+    installed = {k: v for k, v in snapshot(venv).items() if "shape" in k}
+    assert installed == {k: v for k, v in snapshot(reference).items() if "shape" in k}
+
+
+def test_a_directory_that_holds_more_than_the_old_version_still_refuses_a_file(
+    tmp_path: Path, cache: Path
+) -> None:
+    wheels = tmp_path / "wheels"
+    v1 = write_wheel(wheels, "shape", "1.0", {"shape/__init__.py": b"", "shape/data/a.txt": b"a"})
+    v2 = write_wheel(wheels, "shape", "2.0", {"shape/__init__.py": b"", "shape/data": b"now a file"})
+    venv = make_venv(tmp_path / "venv")
+    assert in_env(venv, "install", str(v1), cache=cache).code == 0
+    (venv / SITE / "shape" / "data" / "mine.txt").write_text("the user's")
+    before = snapshot(venv)
+    run = in_env(venv, "install", str(v2), cache=cache)
+    assert run.code == 1, run.err
+    assert "is a directory where the install puts a file" in run.error_line()
+    assert snapshot(venv) == before
+
+
 def test_uninstall_from_a_prefix_that_is_not_there_makes_nothing(tmp_path: Path, cache: Path) -> None:
     """A mistyped ``--prefix`` is not created by an uninstall (it holds nothing to remove)."""
     typo = tmp_path / "typo" / "deep" / "prefix"

@@ -67,11 +67,13 @@ def same_version(installed: str, wanted: str) -> bool:
         return installed == wanted
 
 
-def _merge(home: Path, root: Path, removed: set[str]) -> list[PlannedMove]:
-    """The moves that put the home's tree into ``root`` (step 3 of the module docstring); ``removed`` holds
-    real-path-relative paths (:func:`~._installed.real_relative`)."""
+def _merge(home: Path, root: Path, removed: set[str]) -> tuple[list[PlannedMove], list[str]]:
+    """The moves that put the home's tree into ``root`` (step 3 of the module docstring), and the directories
+    they set aside whole: a replaced distribution's directory where the new version has a file (real-path
+    relative, as ``removed``'s paths are: :func:`~._installed.real_relative`)."""
     real_root = os.path.realpath(root)
     moves: list[PlannedMove] = []
+    replaced_dirs: list[str] = []
     pending = [""]
     while pending:
         rel = pending.pop()
@@ -90,11 +92,25 @@ def _merge(home: Path, root: Path, removed: set[str]) -> list[PlannedMove]:
                 else:
                     raise InstallConflict(f"{dest} is a file where the install needs a directory")
             elif dest.is_dir() and not dest.is_symlink():
-                raise InstallConflict(f"{dest} is a directory where the install puts a file")
+                folder = real_relative(str(dest), real_root)
+                below = list(_below(real_root, folder))
+                if not below or not all(each in removed for each in below):
+                    raise InstallConflict(f"{dest} is a directory where the install puts a file")
+                moves.append(PlannedMove(path, source, True))  # set aside whole: all it holds is replaced
+                replaced_dirs.append(folder)
             else:
                 moves.append(PlannedMove(path, source, True))
     moves.reverse()
-    return moves
+    return moves, replaced_dirs
+
+
+def _below(real_root: str, folder: str) -> Iterator[str]:
+    """Every file and symlink below ``folder`` (real-root-relative), as paths relative to ``real_root``."""
+    return (
+        os.path.relpath(os.path.join(top, name), real_root).replace(os.sep, "/")
+        for top, dirs, names in os.walk(os.path.join(real_root, folder))
+        for name in (*names, *(d for d in dirs if os.path.islink(os.path.join(top, d))))
+    )
 
 
 def _kept_directories(env: Environment) -> set[str]:
@@ -120,12 +136,7 @@ def _whole_directories(real_root: str, removed: set[str], incoming: set[str], ke
             continue
         if any(path == folder or path.startswith(prefix) for path in incoming):
             continue
-        below = (
-            os.path.relpath(os.path.join(top, name), real_root).replace(os.sep, "/")
-            for top, dirs, names in os.walk(os.path.join(real_root, folder))
-            for name in (*names, *(d for d in dirs if os.path.islink(os.path.join(top, d))))
-        )
-        if all(path in removed for path in below):
+        if all(path in removed for path in _below(real_root, folder)):
             chosen.append(folder)
     inside = tuple(c + "/" for c in chosen)
     return sorted([*chosen, *(path for path in removed if not path.startswith(inside))])
@@ -154,10 +165,12 @@ def _transaction(
         # Both sides by real path: a removed file found through ``lib`` is the one a move writes through ``lib64``.
         real_root = os.path.realpath(root)
         removed = {path for r in removals for path in r.files}
-        moves = _merge(writer.home, root, removed)
+        moves, replaced_dirs = _merge(writer.home, root, removed)
         incoming = {real_relative(str(root / m.dest), real_root) for m in moves}
         keep = {real_relative(str(root / d), real_root) if d else "" for d in _kept_directories(env)}
-        gone = _whole_directories(real_root, removed - incoming, incoming, keep)
+        inside = tuple(folder + "/" for folder in replaced_dirs)  # set aside with their directory already
+        left = {path for path in removed - incoming if not path.startswith(inside)}
+        gone = _whole_directories(real_root, left, incoming, keep)
         moves.extend(PlannedMove(path, None, True) for path in gone)
         tx.commit(moves, move)
         tx.retire()
