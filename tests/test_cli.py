@@ -12,12 +12,14 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, Run, saved_journal, wait_until, ws, ws_start
+from pytest_httpserver import HTTPServer
 
 import wheelstream
 from fixtures.wellformed import make_wheel
@@ -583,6 +585,72 @@ def test_requirements_hash_mismatch_for_an_index_pin_exits_1(
     run = ws("install", "-r", str(req), "-i", f"{server.url}/simple/", "-t", str(tmp_path / "t"), cache=cache)
     assert run.code == 1
     assert "none of the 2 allowed hashes" in run.error_line()
+
+
+def test_several_hashes_on_a_url_line_allow_any_of_them(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    """pip-compile writes one --hash per platform's wheel; the URL names no sha256: the wheel must be one."""
+    url = add(server)
+    sha = server.version("demo-1.0-py3-none-any.whl").sha256
+    req = tmp_path / "r.txt"
+    req.write_text(f"{url} --hash=sha256:{'a' * 64} --hash=sha256:{sha}\n")
+    run = ws("install", "-r", str(req), "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 0, run.err
+    req.write_text(f"{url} --hash=sha256:{'a' * 64} --hash=sha256:{'b' * 64}\n")
+    again = ws("install", "-r", str(req), "-t", str(tmp_path / "t2"), cache=cache)
+    assert again.code == 1
+    assert again.error_line() == (
+        f"error: demo-1.0-py3-none-any.whl: sha256 is {sha}, none of the 2 allowed hashes; the download was "
+        "discarded"
+    )
+    assert not (tmp_path / "t2").exists()
+
+
+def test_several_hashes_for_an_index_pin_without_listed_hashes(
+    httpserver: HTTPServer, cache: Path, tmp_path: Path
+) -> None:
+    filename, data = build_wheel("beta", "2.0")
+    sha = hashlib.sha256(data).hexdigest()
+    page = f'<a href="/files/{filename}">{filename}</a>'  # no #sha256= on the link
+    httpserver.expect_request("/simple/beta/").respond_with_data(page, content_type="text/html")
+    httpserver.expect_request(f"/files/{filename}").respond_with_data(data)
+    req = tmp_path / "r.txt"
+    req.write_text(f"beta==2.0 --hash=sha256:{sha} --hash=sha256:{'b' * 64}\n")
+    run = ws(
+        "install",
+        "-r",
+        str(req),
+        "-i",
+        httpserver.url_for("/simple/"),
+        "-t",
+        str(tmp_path / "t"),
+        cache=cache,
+    )
+    assert run.code == 0, run.err
+    assert (tmp_path / "t" / "beta" / "__init__.py").is_file()
+
+
+def test_an_allowed_hash_chooses_the_wheel_among_those_the_index_lists(
+    httpserver: HTTPServer, cache: Path, tmp_path: Path
+) -> None:
+    """Only the pure wheel's hash is allowed: that file is taken, though the platform one has a better tag (pip's
+    ``filter_unallowed_hashes``)."""
+    pure_name, pure = build_wheel("beta", "2.0")
+    platform_name = "beta-2.0-cp311-cp311-manylinux_2_17_x86_64.whl"
+    pure_sha = hashlib.sha256(pure).hexdigest()
+    page = (
+        f'<a href="/files/{platform_name}#sha256={"c" * 64}">{platform_name}</a>'
+        f'<a href="/files/{pure_name}#sha256={pure_sha}">{pure_name}</a>'
+    )
+    httpserver.expect_request("/simple/beta/").respond_with_data(page, content_type="text/html")
+    httpserver.expect_request(f"/files/{pure_name}").respond_with_data(pure)
+    run = ws(
+        "install", "beta==2.0", "--hash", f"sha256:{pure_sha}", "-i", httpserver.url_for("/simple/"),
+        "-t", str(tmp_path / "t"), "--python", sys.executable, cache=cache,
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    assert [entry[0].path for entry in httpserver.log] == ["/simple/beta/", f"/files/{pure_name}"]
 
 
 def test_jobs_download_in_parallel(server: FaultServer, cache: Path, tmp_path: Path) -> None:

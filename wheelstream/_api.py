@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -116,7 +116,7 @@ def install(
     *,
     environment: Environment | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
-    hashes: Mapping[str, str] | None = None,
+    hashes: Mapping[str, str | Collection[str]] | None = None,
     index_url: str = DEFAULT_INDEX_URL,
     upgrade: bool = False,
     reinstall: bool = False,
@@ -143,7 +143,8 @@ def install(
     skipped without being downloaded, unless ``reinstall``. ``upgrade`` and ``python`` are ``target``'s
     (``--target --upgrade``, the interpreter the install is for); an environment has its interpreter.
 
-    ``hashes`` maps a source (as given) to its expected sha256 hex. Raises a
+    ``hashes`` maps a source (as given) to its expected sha256 hex, or to several of which the wheel must
+    match one (pip's repeated ``--hash``: a file an index lists with one of them is preferred). Raises a
     :class:`~wheelstream.errors.WheelstreamError`; on any error the destination is untouched and interrupted
     downloads are kept in the cache for the next call to resume.
 
@@ -196,7 +197,7 @@ def install_sources(
     *,
     environment: Environment | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
-    hashes: Mapping[str, str] | None = None,
+    hashes: Mapping[str, str | Collection[str]] | None = None,
     index_url: str = DEFAULT_INDEX_URL,
     upgrade: bool = False,
     reinstall: bool = False,
@@ -328,7 +329,7 @@ def download(
     dest: str | os.PathLike[str],
     *,
     cache_dir: str | os.PathLike[str] | None = None,
-    hashes: Mapping[str, str] | None = None,
+    hashes: Mapping[str, str | Collection[str]] | None = None,
     index_url: str = DEFAULT_INDEX_URL,
     jobs: int = DEFAULT_JOBS,
     retries: int = 5,

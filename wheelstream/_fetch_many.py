@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
@@ -23,7 +23,7 @@ import httpx
 from wheelstream._cache import Cache
 from wheelstream._parallel import Arrived, collect, fetch_in_processes, fetch_one, process_pool
 from wheelstream._progress import ProgressCallback
-from wheelstream._sources import Resolved, filename_of, resolve
+from wheelstream._sources import Resolved, allowed_hashes, check_allowed, filename_of, resolve
 from wheelstream.errors import InstallConflict, UsageError
 from wheelstream.fetch import DownloadOptions, DownloadResult
 from wheelstream.fetch._split import MAX_CONNECTIONS
@@ -61,7 +61,7 @@ def fetch_all(
     *,
     cache_dir: str | os.PathLike[str] | None,
     client: httpx.Client | None,
-    hashes: Mapping[str, str] | None,
+    hashes: Mapping[str, str | Collection[str]] | None,
     index_url: str,
     jobs: int,
     retries: int,
@@ -100,7 +100,7 @@ def fetch_all(
             names,
             cache,
             chosen,
-            hashes or {},
+            {source: allowed_hashes(value) for source, value in (hashes or {}).items()},
             index_url,
             jobs,
             options,
@@ -138,7 +138,7 @@ def _fetch_with(
     sources: Sequence[str],
     cache: Cache,
     client: httpx.Client,
-    hashes: Mapping[str, str],
+    hashes: Mapping[str, frozenset[str]],
     index_url: str,
     jobs: int,
     options: DownloadOptions,
@@ -166,13 +166,19 @@ def _fetch_with(
             check_tags(name, parse_filename(name).tags, interpreter.supported, interpreter.executable)
     args = (cache, options, keep_wheels_in, keep_unpacked)
     workers = min(max(1, jobs), len(resolved))
+
+    def arrived(item: Resolved, result: DownloadResult) -> None:
+        check_allowed(item, result.sha256, cache.root)  # of several allowed hashes, one must be the wheel's
+        if on_fetched is not None:
+            on_fetched(item, result)
+
     pool = process_pool(workers, options.timeout, progress) if processes else None
     if pool is not None:
-        return fetch_in_processes(pool, resolved, cache, args, on_fetched)
+        return fetch_in_processes(pool, resolved, cache, args, arrived)
     cancel = threading.Event()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wheelstream") as threads:
 
         def submit_to_thread(item: Resolved) -> Future[DownloadResult]:
             return threads.submit(fetch_one, item, *args, client=client, progress=progress, cancel=cancel)
 
-        return collect(resolved, submit_to_thread, cancel, Future.result, on_done=on_fetched)
+        return collect(resolved, submit_to_thread, cancel, Future.result, on_done=arrived)

@@ -10,7 +10,7 @@ import os
 import re
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -25,29 +25,42 @@ from wheelstream._urls import (
     split_hash_fragment,
     wheel_filename_from_url,
 )
-from wheelstream.errors import UsageError, shown
+from wheelstream.errors import HashMismatch, UsageError, shown
 
-__all__ = ["Resolved", "direct_url", "filename_of", "forget_refused", "resolve"]
+__all__ = ["Resolved", "allowed_hashes", "check_allowed", "direct_url", "filename_of", "forget_refused", "resolve"]
 
 
 class Resolved(NamedTuple):
     source: str
     url: str | None  # http(s) URL to fetch
     path: Path | None  # local file
-    sha256: str | None
+    sha256: str | None  # checked by the download itself
+    # Several sha256s the caller allows (pip's repeated --hash) where none could be picked before downloading:
+    # the finished wheel must be one of them (``check_allowed``).
+    allowed: frozenset[str] = frozenset()
+
+
+def allowed_hashes(value: str | Collection[str]) -> frozenset[str]:
+    """What ``hashes`` gives for a source — one sha256 hex or several — as a set, lower-cased."""
+    return frozenset({value.lower()} if isinstance(value, str) else {each.lower() for each in value})
 
 
 def resolve(
     source: str,
-    hashes: Mapping[str, str],
+    hashes: Mapping[str, frozenset[str]],
     index_url: str,
     cache: Cache,
     client: httpx.Client,
     tags: Sequence[object],
 ) -> Resolved:
     """What to fetch for ``source``. A URL's file name is checked here (``wheel_filename_from_url``), so a
-    hostile one fails before anything is downloaded or written; ``resolve_requirement`` checks an index's."""
-    expected = hashes.get(source)
+    hostile one fails before anything is downloaded or written; ``resolve_requirement`` checks an index's.
+
+    ``hashes``: the sha256s the caller allows for a source. One is what the download checks. Of several, the
+    one the URL's ``#sha256=`` or the index names is, when it is among them (an index file listed with an
+    allowed hash is preferred, as pip does); one named that is none of them fails here, before any download;
+    with nothing named, the finished wheel is checked against them all."""
+    allowed = hashes.get(source, frozenset())
     try:
         parts = urllib.parse.urlsplit(source)
     except ValueError as exc:  # an unclosed IPv6 bracket, ...
@@ -56,18 +69,50 @@ def resolve(
     if scheme in ("http", "https"):
         _check_http_url(source, parts)
         wheel_filename_from_url(source)
-        return Resolved(redact(source), source, None, expected or split_hash_fragment(source)[1])
+        return _pinned(redact(source), source, None, split_hash_fragment(source)[1], allowed, "URL's #sha256=")
     if scheme == "file":
         path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(split_hash_fragment(source)[0]).path))
-        return Resolved(source, None, path, expected or split_hash_fragment(source)[1])
+        return _pinned(source, None, path, split_hash_fragment(source)[1], allowed, "URL's #sha256=")
     if os.path.exists(source) or source.endswith(".whl"):
-        return Resolved(source, None, Path(source), expected)
+        return _pinned(source, None, Path(source), None, allowed, "")
     if "==" in source:
         from wheelstream.index import resolve_requirement
 
-        url, sha = resolve_requirement(source, index_url=index_url, cache=cache, client=client, tags=tags)
-        return Resolved(source, url, None, expected or sha)
+        url, sha = resolve_requirement(
+            source, index_url=index_url, cache=cache, client=client, tags=tags, allowed=allowed
+        )
+        return _pinned(source, url, None, sha, allowed, "index's")
     raise UsageError(f"not a wheel URL, path or NAME==VERSION: {source}")
+
+
+def _pinned(
+    source: str, url: str | None, path: Path | None, named: str | None, allowed: frozenset[str], by: str
+) -> Resolved:
+    """The sha256 the download checks: the caller's one allowed hash, else the one ``by`` named (a URL's
+    fragment, the index's listing) when the caller allows it; see :func:`resolve`."""
+    if len(allowed) == 1:
+        return Resolved(source, url, path, next(iter(allowed)))
+    if not allowed:
+        return Resolved(source, url, path, named)
+    if named is None:
+        return Resolved(source, url, path, None, allowed)
+    if named.lower() not in allowed:
+        raise HashMismatch(
+            f"the {by} sha256 {named} is none of the {len(allowed)} allowed hashes; nothing was downloaded",
+            wheel=shown_url(url) if url else source,
+        )
+    return Resolved(source, url, path, named.lower())
+
+
+def check_allowed(item: Resolved, sha256: str, cache_dir: str | os.PathLike[str] | None) -> None:
+    """A finished wheel whose sha256 none of the caller's several allowed hashes is (``Resolved.allowed``) is
+    refused, and forgotten by the cache."""
+    if item.allowed and sha256 not in item.allowed:
+        forget_refused(item, sha256, cache_dir)
+        raise HashMismatch(
+            f"sha256 is {sha256}, none of the {len(item.allowed)} allowed hashes; the download was discarded",
+            wheel=filename_of(item),
+        )
 
 
 def _check_http_url(url: str, parts: urllib.parse.SplitResult) -> None:

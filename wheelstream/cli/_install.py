@@ -15,7 +15,6 @@ from typing import Any
 import click
 
 from wheelstream._api import DEFAULT_INDEX_URL, InstallResult
-from wheelstream._cache import Cache
 from wheelstream.cli._contract import run
 from wheelstream.cli._options import (
     LINK_MODES,
@@ -27,9 +26,9 @@ from wheelstream.cli._options import (
     lock_options,
     with_options,
 )
-from wheelstream.cli._requirements import Requirements, is_local, parse_hash, parse_requirements
+from wheelstream.cli._requirements import Requirements, parse_hash, parse_requirements
 from wheelstream.cli._ui import ConsoleProgress
-from wheelstream.errors import HashMismatch, UsageError, one_line
+from wheelstream.errors import UsageError, one_line
 from wheelstream.installer import EnvironmentReport, probe_interpreter
 
 __all__ = ["download_cmd", "install_cmd"]
@@ -43,7 +42,7 @@ class _Common:
     """Options shared by install and download, gathered into library keyword arguments."""
 
     sources: list[str]
-    hashes: dict[str, str]
+    hashes: dict[str, list[str]]  # a source's allowed sha256s: one, or several of which one must match
     index_url: str
 
 
@@ -69,8 +68,9 @@ def _gather(
     hash_values: Sequence[str],
     index_url: str | None,
     python: str | None,
-    cache_dir: str | None,
 ) -> _Common:
+    """Sources from the command line and ``-r`` files (whose markers hold for ``python``, the interpreter the
+    install is for), each with the sha256s it allows."""
     reqs = Requirements()
 
     def markers() -> dict[str, str]:  # the interpreter the install is for: its probe is cached
@@ -90,54 +90,8 @@ def _gather(
     for source, value in zip(sources, hash_values, strict=False):  # no --hash at all: nothing to pair
         allowed.setdefault(source, []).append(parse_hash(value, "--hash"))
     index = index_url or reqs.index_url or DEFAULT_INDEX_URL
-    return _Common(all_sources, _one_hash_each(allowed, index, python, cache_dir), index)
-
-
-def _one_hash_each(
-    allowed: dict[str, list[str]], index_url: str, python: str | None, cache_dir: str | None
-) -> dict[str, str]:
-    """The library checks one sha256 per source; pip allows several (one per platform's wheel).
-
-    With several, the one that can match is known before downloading: a URL's ``#sha256=`` fragment, or
-    what the index lists for the wheel a ``NAME==VERSION`` resolves to (that lookup is cached by hishel, so
-    the library's own lookup moments later costs no request).
-    """
-    out: dict[str, str] = {}
-    for source, hashes in allowed.items():
-        unique = sorted(set(hashes))
-        if len(unique) == 1:
-            out[source] = unique[0]
-            continue
-        known = _known_hash(source, index_url, python, cache_dir)
-        if known is None:
-            raise UsageError(f"{source}: several --hash values; give the URL a #sha256= fragment to pick one")
-        if known not in unique:
-            raise HashMismatch(f"sha256 {known} is none of the {len(unique)} allowed hashes", wheel=source)
-        out[source] = known
-    return out
-
-
-def _known_hash(source: str, index_url: str, python: str | None, cache_dir: str | None) -> str | None:
-    from wheelstream._urls import split_hash_fragment
-
-    if "://" in source:
-        return split_hash_fragment(source)[1]
-    if "==" not in source or is_local(source):
-        return None
-    from wheelstream.index import resolve_requirement
-    from wheelstream.transport import new_client
-
-    interpreter = probe_interpreter(python)
-    with new_client(30.0) as client:
-        _url, sha = resolve_requirement(
-            source,
-            index_url=index_url,
-            cache=Cache.at(cache_dir),
-            client=client,
-            tags=interpreter.tags,
-            python_version=interpreter.version,
-        )
-    return sha
+    # Several on one line (pip-compile writes one per platform's wheel): the library takes them all.
+    return _Common(all_sources, {source: sorted(set(values)) for source, values in allowed.items()}, index)
 
 
 # -- the commands ------------------------------------------------------------------------------------------
@@ -232,7 +186,6 @@ def install_cmd(
             shared.hash_values,
             shared.index_url,
             python if environment is None else environment.interpreter.executable,
-            shared.cache_dir,
         )
         return do_install(
             common.sources,
@@ -298,9 +251,7 @@ def download_cmd(shared: SharedOptions, dest: str) -> None:
     from wheelstream._api import download as do_download
 
     def call(ui: ConsoleProgress) -> InstallResult:
-        common = _gather(
-            shared.sources, shared.requirements, shared.hash_values, shared.index_url, None, shared.cache_dir
-        )
+        common = _gather(shared.sources, shared.requirements, shared.hash_values, shared.index_url, None)
         return do_download(common.sources, dest, **_library_arguments(shared, common), progress=ui)
 
     result = run("Downloaded", shared.quiet, shared.verbose, shared.no_progress, call)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, Specifier, SpecifierSet
@@ -80,10 +80,14 @@ def choose(
     tags: Sequence[Tag],
     python: str | None,
     source: str,
+    *,
+    allowed: Collection[str] = (),
 ) -> IndexFile:
     """The best wheel for ``tags`` among ``files`` whose version the pin ``wanted`` matches (a bare version is
     ``==`` it): as pip orders candidates, one not yanked first, then the highest version (``2.0+cpu`` over
-    ``2.0`` for ``==2.0``), then the interpreter's most preferred tag."""
+    ``2.0`` for ``==2.0``), then the interpreter's most preferred tag. With ``allowed`` sha256s (pip's
+    ``--hash``), only files listed with one of them are candidates, if any is (pip's
+    ``filter_unallowed_hashes``); else the download's own check decides."""
     spec = wanted if isinstance(wanted, Specifier) else Specifier(f"=={wanted}")
     version = spec.version
     rank = {tag: i for i, tag in reversed(list(enumerate(tags)))}
@@ -122,7 +126,8 @@ def choose(
             f"{tags[0] if tags else '?'}, …) or its requires-python: {listed}",
             wheel=source,
         )
-    yanked, _version, _rank, chosen = max(candidates, key=lambda c: (not c[0], c[1], -c[2]))
+    hashed = [c for c in candidates if c[3].sha256 is not None and c[3].sha256 in allowed]
+    yanked, _version, _rank, chosen = max(hashed or candidates, key=lambda c: (not c[0], c[1], -c[2]))
     if yanked:
         reason = f" (reason: {chosen.yanked})" if chosen.yanked else ""
         _log.warning(

@@ -8,7 +8,7 @@ import email.utils
 import logging
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import httpx
 from packaging.tags import Tag
@@ -161,12 +161,14 @@ def resolve_requirement(
     tags: Sequence[object],
     python_version: tuple[int, int] | None = None,
     retries: int = INDEX_RETRIES,
+    allowed: Collection[str] = (),
 ) -> tuple[str, str | None]:
     """``NAME==VERSION`` → (wheel URL, sha256 hex from the index or None).
 
     ``tags`` are the target interpreter's supported tags, most preferred first. ``python_version`` is the
     target's ``(major, minor)`` for ``requires-python``; by default it is read off ``tags``. ``retries``: how
-    often a page is asked for again after a connection failure or a ``429``/``5xx`` (``_get_page``).
+    often a page is asked for again after a connection failure or a ``429``/``5xx`` (``_get_page``). ``allowed``:
+    the sha256s the caller allows; a file the page lists with one of them is preferred (``choose``).
     """
     name, version = pin(source)
     tag_list = [t for t in tags if isinstance(t, Tag)]
@@ -186,7 +188,9 @@ def resolve_requirement(
     except WheelstreamError as exc:
         exc.with_wheel(source)
         raise
-    chosen = choose(files, name, version, tag_list, python_version_of(tag_list, python_version), source)
+    chosen = choose(
+        files, name, version, tag_list, python_version_of(tag_list, python_version), source, allowed=allowed
+    )
     checked_url_name(chosen)  # before anything is fetched: the URL's name is what a download writes
     _log.debug("%s: %s from %s (%s)", source, chosen.filename, redact(final), ctype or "no content type")
     return _with_credentials(chosen.url, index_url), chosen.sha256
