@@ -436,6 +436,43 @@ def test_a_wrong_sha256_installs_nothing_and_keeps_nothing_of_the_download(
     assert not (cache / "staging" / key).exists()
 
 
+def test_a_package_locked_with_another_distributions_wheel_is_refused_before_any_download(
+    tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
+) -> None:
+    """beta locked with alpha's wheel, its URL and right hash: packaging refuses the lock when the URL's name
+    is the wheel's (exit 2); one whose ``name`` key says beta while the URL fetches alpha is refused here."""
+    alpha = served[filename("alpha", "1.0")]
+    beta_as_alpha = wheel_package("beta", "2.0", alpha, url=server.url_for(filename("alpha", "1.0")))
+    venv = tmp_path / "venv"
+    fresh = new_venv(venv)
+    run = install_lock_cli(write_lock(tmp_path / "p1" / "pylock.toml", beta_as_alpha), venv, cache)
+    assert run.code == 2, run.err
+    assert "not consistent with package name 'beta'" in run.error_line()
+    named_beta = beta_as_alpha.replace("{ url =", f'{{ name = "{filename("beta", "2.0")}", url =')
+    run = install_lock_cli(write_lock(tmp_path / "p2" / "pylock.toml", named_beta), venv, cache)
+    assert run.code == 1, run.err
+    assert (
+        "URL names 'alpha-1.0-py3-none-any.whl', not the wheel beta-2.0-py3-none-any.whl" in run.error_line()
+    )
+    assert scan(venv) == fresh
+    assert server.requests == []
+
+
+def test_a_wheel_the_lock_names_otherwise_than_its_url_is_refused_naming_both(
+    tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
+) -> None:
+    alpha = served[filename("alpha", "1.0")]
+    package = wheel_package("alpha", "1.0", alpha, url=server.url_for("dl/12345")).replace(
+        "{ url =", f'{{ name = "{filename("alpha", "1.0")}", url ='
+    )
+    lock = write_lock(tmp_path / "project" / "pylock.toml", package)
+    venv = tmp_path / "venv"
+    new_venv(venv)
+    run = install_lock_cli(lock, venv, cache)
+    assert run.code == 1, run.err
+    assert "URL names '12345', not the wheel alpha-1.0-py3-none-any.whl" in run.error_line()
+
+
 @pytest.mark.parametrize("wrong", ["size", "sha512"])
 def test_a_wrong_size_or_other_hash_installs_nothing_and_drops_the_cached_wheel(
     wrong: str, tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]

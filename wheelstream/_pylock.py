@@ -21,11 +21,13 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import urllib.parse
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.pylock import (
+    Package,
     PackageWheel,
     Pylock,
     PylockSelectError,
@@ -34,7 +36,8 @@ from packaging.pylock import (
     is_valid_pylock_path,
 )
 from packaging.tags import Tag
-from packaging.utils import canonicalize_name
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion
 
 from wheelstream.errors import HashMismatch, UsageError, WheelError, one_line
 
@@ -152,6 +155,7 @@ def read_lock(
                 "(wheelstream runs no build backend)"
             )
         source = chosen.url if chosen.url else str((base / str(chosen.path)).resolve())
+        _check_wheel_names(shown, what, package, chosen)
         wheels.append(
             LockedWheel(
                 name=str(package.name),
@@ -163,6 +167,30 @@ def read_lock(
             )
         )
     return wheels
+
+
+def _check_wheel_names(shown: str, what: str, package: Package, chosen: PackageWheel) -> None:
+    """The wheel a package is locked with must be that package at that version (a lock naming six with
+    idna's URL and hash installs nothing), and a URL's own file name must be the wheel's: a download is named
+    by its URL, so a wheel the lock names otherwise (PEP 751's ``name``, for a URL without one) is refused."""
+    filename = chosen.filename
+    try:
+        name, version, _build, _tags = parse_wheel_filename(filename)
+    except (InvalidWheelFilename, InvalidVersion) as exc:
+        raise LockError(f"{shown}: {one_line(what)} is locked with {one_line(filename)!r}: {exc}") from None
+    if name != canonicalize_name(str(package.name)) or (
+        package.version is not None and version != package.version
+    ):
+        raise LockError(
+            f"{shown}: {one_line(what)} is locked with the wheel {one_line(filename)}, which is {name} {version}"
+        )
+    if chosen.url is not None:
+        url_name = urllib.parse.unquote(urllib.parse.urlsplit(chosen.url).path.rpartition("/")[2])
+        if url_name != filename:
+            raise LockError(
+                f"{shown}: {one_line(what)}'s URL names {one_line(url_name)!r}, not the wheel "
+                f"{one_line(filename)}; wheelstream names a download by its URL's file name"
+            )
 
 
 def _warn_about_newer(
