@@ -7,6 +7,7 @@ lookups with a cache hit on rerun, and ``cache list``/``clean``.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import signal
 import socket
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -727,6 +729,23 @@ def test_a_source_given_twice_is_installed_once(server: FaultServer, cache: Path
     assert run.code == 0, run.err
     assert "Installed 1 wheel " in run.err
     assert len(server.requests_for("demo-1.0-py3-none-any.whl")) == 1
+
+
+def test_download_refuses_a_zip_that_is_not_a_wheel_and_leaves_nothing(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    """A valid zip named like a wheel, with no ``.dist-info``: pip download refuses it; so does ``download``."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("demo/__init__.py", "x = 1\n")
+    url = server.add_file("demo-1.0-py3-none-any.whl", buffer.getvalue())
+    dest = tmp_path / "d"
+    run = ws("download", url, "-d", str(dest), cache=cache)
+    assert run.code == 1, run.err
+    assert run.error_line().startswith("error: demo-1.0-py3-none-any.whl: "), run.err
+    assert ".dist-info" in run.error_line()
+    assert not dest.exists() or list(dest.iterdir()) == []
+    assert ws("download", url, "-d", str(dest), cache=cache).code == 1  # not served from the cache as good
 
 
 def test_download_into_a_directory_on_another_file_system(

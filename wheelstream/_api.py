@@ -35,7 +35,7 @@ from wheelstream.installer import (
     probe_interpreter,
 )
 from wheelstream.installer._checks import Checks, Warnings
-from wheelstream.installer._metadata import parse_filename
+from wheelstream.installer._metadata import parse_filename, read_wheel_info
 from wheelstream.zip import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_SIZE
 
 if TYPE_CHECKING:
@@ -342,9 +342,19 @@ def download(
     workers: Workers = "threads",
 ) -> InstallResult:
     """Resumably download wheels into ``dest`` and verify each archive completely (every entry inflated
-    and CRC-checked, central directory cross-checked) — ``pip download`` with zip verification. ``workers``
-    and ``connections`` as for :func:`install`."""
+    and CRC-checked, central directory cross-checked) — ``pip download`` with zip verification; a zip that is
+    not a wheel (no ``.dist-info`` with its ``WHEEL`` and ``METADATA`` for the file's name) is refused, as pip
+    refuses it, and not left in ``dest``. ``workers`` and ``connections`` as for :func:`install`."""
     dest_path = Path(dest)
+
+    def arrived(item: Resolved, result: DownloadResult) -> None:
+        try:
+            read_wheel_info(result.staged, parse_filename(result.staged.filename))
+        except WheelMetadataError:
+            (dest_path / result.staged.filename).unlink(missing_ok=True)
+            forget_refused(item, result.sha256, cache_dir)
+            raise
+
     fetched = fetch_all(
         sources,
         cache_dir=cache_dir,
@@ -362,5 +372,6 @@ def download(
         python=None,
         keep_wheels_in=dest_path,
         workers=workers,
+        on_fetched=arrived,
     )
     return InstallResult(tuple(_outcome(i, r, dest_path) for i, r in fetched), None)
