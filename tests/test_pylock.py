@@ -910,3 +910,11 @@ def test_a_requirements_file_with_hashes_from_uv_still_installs(
     assert run.code == 0, run.err
     assert dist_infos(venv / SITE) == ["alpha-1.0.dist-info", "beta-2.0.dist-info", "gamma-0.5.dist-info"]
     assert (venv / "bin" / "beta").read_text().splitlines()[0] == f"#!{python_of(venv)}"
+
+
+def test_download_says_a_lock_is_for_install_and_sync(tmp_path: Path, cache: Path) -> None:
+    lock = write_lock(tmp_path / "project" / "pylock.toml")
+    run = ws("download", "-r", str(lock), "-d", str(tmp_path / "d"), cache=cache, cwd=tmp_path)
+    assert run.code == 2, run.err
+    assert "a lock file (-r pylock.toml) is read by install and sync" in run.error_line()
+    assert not (tmp_path / "d").exists()

@@ -250,6 +250,12 @@ def download_cmd(shared: SharedOptions, dest: str) -> None:
     """
     from wheelstream._api import download as do_download
 
+    if lock_file([], shared.requirements, []) is not None:
+        raise UsageError(
+            "download reads wheel sources and requirement files; a lock file (-r pylock.toml) is read by install "
+            "and sync"
+        )
+
     def call(ui: ConsoleProgress) -> InstallResult:
         common = _gather(shared.sources, shared.requirements, shared.hash_values, shared.index_url, None)
         return do_download(common.sources, dest, **_library_arguments(shared, common), progress=ui)
