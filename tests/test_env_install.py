@@ -511,6 +511,7 @@ def test_a_directory_that_holds_more_than_the_old_version_still_refuses_a_file(
     before = snapshot(venv)
     run = in_env(venv, "install", str(v2), cache=cache)
     assert run.code == 1, run.err
+    assert run.error_line().startswith("error: shape-2.0-py3-none-any.whl: "), run.err
     assert "is a directory where the install puts a file" in run.error_line()
     assert snapshot(venv) == before
 

@@ -90,18 +90,35 @@ def _merge(home: Path, root: Path, removed: set[str]) -> tuple[list[PlannedMove]
                 elif real_relative(str(dest), real_root) in removed:
                     moves.append(PlannedMove(path, source, True))  # a replaced file becomes a directory
                 else:
-                    raise InstallConflict(f"{dest} is a file where the install needs a directory")
+                    raise _InTheWay(f"{dest} is a file where the install needs a directory", path)
             elif dest.is_dir() and not dest.is_symlink():
                 folder = real_relative(str(dest), real_root)
                 below = list(_below(real_root, folder))
                 if not below or not all(each in removed for each in below):
-                    raise InstallConflict(f"{dest} is a directory where the install puts a file")
+                    raise _InTheWay(f"{dest} is a directory where the install puts a file", path)
                 moves.append(PlannedMove(path, source, True))  # set aside whole: all it holds is replaced
                 replaced_dirs.append(folder)
             else:
                 moves.append(PlannedMove(path, source, True))
     moves.reverse()
     return moves, replaced_dirs
+
+
+class _InTheWay(InstallConflict):
+    """Something in the environment where the install puts ``path`` (root-relative); ``_transaction`` names the
+    wheel that puts it there."""
+
+    def __init__(self, cause: str, path: str) -> None:
+        super().__init__(cause)
+        self.path = path
+
+
+def _wheel_placing(checked: Sequence[CheckedWheel], path: str) -> str | None:
+    """The file name of the wheel that installs ``path`` (root-relative), or a file below it."""
+    for wheel in checked:
+        if any(dest == path or dest.startswith(path + "/") for _member, dest, _script in wheel.placed()):
+            return wheel.item.staged.filename
+    return None
 
 
 def _below(real_root: str, folder: str) -> Iterator[str]:
@@ -165,7 +182,13 @@ def _transaction(
         # Both sides by real path: a removed file found through ``lib`` is the one a move writes through ``lib64``.
         real_root = os.path.realpath(root)
         removed = {path for r in removals for path in r.files}
-        moves, replaced_dirs = _merge(writer.home, root, removed)
+        try:
+            moves, replaced_dirs = _merge(writer.home, root, removed)
+        except _InTheWay as conflict:
+            owner = _wheel_placing(checked, conflict.path)
+            if owner is not None:
+                conflict.with_wheel(owner)
+            raise
         incoming = {real_relative(str(root / m.dest), real_root) for m in moves}
         keep = {real_relative(str(root / d), real_root) if d else "" for d in _kept_directories(env)}
         inside = tuple(folder + "/" for folder in replaced_dirs)  # set aside with their directory already
