@@ -35,7 +35,7 @@ from wheelstream.installer import (
     probe_interpreter,
 )
 from wheelstream.installer._checks import Checks, Warnings
-from wheelstream.installer._metadata import parse_filename, read_wheel_info
+from wheelstream.installer._metadata import parse_filename
 from wheelstream.zip import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_SIZE
 
 if TYPE_CHECKING:
@@ -343,17 +343,20 @@ def download(
 ) -> InstallResult:
     """Resumably download wheels into ``dest`` and verify each archive completely (every entry inflated
     and CRC-checked, central directory cross-checked) — ``pip download`` with zip verification; a zip that is
-    not a wheel (no ``.dist-info`` with its ``WHEEL`` and ``METADATA`` for the file's name) is refused, as pip
+    not a wheel (no ``.dist-info`` directory with its ``WHEEL`` and ``METADATA``) is refused, as pip
     refuses it, and not left in ``dest``. ``workers`` and ``connections`` as for :func:`install`."""
     dest_path = Path(dest)
 
     def arrived(item: Resolved, result: DownloadResult) -> None:
-        try:
-            read_wheel_info(result.staged, parse_filename(result.staged.filename))
-        except WheelMetadataError:
+        files = result.staged.files
+        tops = {name.partition("/")[0] for name in files if name.partition("/")[0].endswith(".dist-info")}
+        if not any(f"{top}/WHEEL" in files and f"{top}/METADATA" in files for top in tops):
             (dest_path / result.staged.filename).unlink(missing_ok=True)
             forget_refused(item, result.sha256, cache_dir)
-            raise
+            raise WheelMetadataError(
+                "not a wheel: no .dist-info directory with WHEEL and METADATA; nothing was kept",
+                wheel=result.staged.filename,
+            )
 
     fetched = fetch_all(
         sources,
