@@ -748,6 +748,32 @@ def test_download_refuses_a_zip_that_is_not_a_wheel_and_leaves_nothing(
     assert ws("download", url, "-d", str(dest), cache=cache).code == 1  # not served from the cache as good
 
 
+def test_download_never_removes_the_callers_own_file_it_refuses(cache: Path, tmp_path: Path) -> None:
+    """``download ./x.whl -d .``: the refused file is the caller's source, not a copy of ours."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("bad/__init__.py", "x = 1\n")
+    here = tmp_path / "src"
+    here.mkdir()
+    source = here / "bad-1.0-py3-none-any.whl"
+    source.write_bytes(buffer.getvalue())
+    run = ws("download", str(source), "-d", str(here), cache=cache)
+    assert run.code == 1, run.err
+    assert "not a wheel" in run.error_line()
+    assert source.read_bytes() == buffer.getvalue()
+    ok_name, ok = build_wheel("ok", "1.0")
+    (here / ok_name).write_bytes(ok)
+    req = tmp_path / "r.txt"
+    req.write_text(f"{here / ok_name} --hash=sha256:{'a' * 64} --hash=sha256:{'b' * 64}\n")
+    run = ws("download", "-r", str(req), "-d", str(here), cache=cache)
+    assert run.code == 1, run.err
+    assert (here / ok_name).read_bytes() == ok  # its own file, though no hash allowed it
+    run = ws("download", "-r", str(req), "-d", str(tmp_path / "elsewhere"), cache=cache)
+    assert run.code == 1, run.err
+    assert "none of the 2 allowed hashes" in run.error_line()
+    assert not (tmp_path / "elsewhere" / ok_name).exists()  # the copy it made is not left behind
+
+
 def test_download_into_a_directory_on_another_file_system(
     server: FaultServer, cache: Path, tmp_path: Path
 ) -> None:

@@ -516,6 +516,23 @@ def test_a_directory_that_holds_more_than_the_old_version_still_refuses_a_file(
     assert snapshot(venv) == before
 
 
+def test_an_install_after_a_killed_upgrade_compares_with_what_the_environment_then_holds(
+    tmp_path: Path, cache: Path
+) -> None:
+    """demo 2.0's install was killed once its plan was written; installing 1.0 again must see the 2.0 that the
+    finished plan puts there (not skip 1.0 as already installed)."""
+    venv = make_venv(tmp_path / "venv")
+    v1, v2 = demo_wheels(tmp_path / "wheels")
+    assert in_env(venv, "install", str(v1), cache=cache).code == 0
+    killed = in_env(venv, "install", str(v2), cache=cache, env={"WHEELSTREAM_KILL_AT": "commit.rename@1"})
+    assert killed.code == -9, killed.err
+    run = in_env(venv, "install", str(v1), cache=cache)
+    assert run.code == 0, run.err
+    assert "finished it" in run.err
+    assert sorted(p.name for p in (venv / SITE).glob("demo-*.dist-info")) == ["demo-1.0.dist-info"]
+    assert leftovers(venv) == []
+
+
 def test_uninstall_from_a_prefix_that_is_not_there_makes_nothing(tmp_path: Path, cache: Path) -> None:
     """A mistyped ``--prefix`` is not created by an uninstall (it holds nothing to remove)."""
     typo = tmp_path / "typo" / "deep" / "prefix"

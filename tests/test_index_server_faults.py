@@ -86,6 +86,50 @@ def test_an_html_page_in_a_charset_python_does_not_know_is_read_as_utf8(
     assert _resolve(httpserver, tmp_path)[0] == httpserver.url_for("/files/" + name)
 
 
+@pytest.mark.parametrize("charset", ["foobar", "idna", "punycode", "undefined", "base64"])
+def test_an_html_page_in_a_charset_that_is_no_text_codec_is_read_as_utf8(
+    httpserver: HTTPServer, tmp_path: Path, charset: str
+) -> None:
+    name = "demo-1.0-py3-none-any.whl"
+    httpserver.expect_request("/simple/demo/").respond_with_data(
+        f'<a href="/files/{name}">{name}</a>', content_type=f"text/html; charset={charset}"
+    )
+    assert _resolve(httpserver, tmp_path)[0] == httpserver.url_for("/files/" + name)
+
+
+def test_a_broken_base_href_is_ignored(httpserver: HTTPServer, tmp_path: Path) -> None:
+    name = "demo-1.0-py3-none-any.whl"
+    httpserver.expect_request("/simple/demo/").respond_with_data(
+        f'<base href="http://[bad/"><a href="/files/{name}">{name}</a>', content_type="text/html"
+    )
+    assert _resolve(httpserver, tmp_path)[0] == httpserver.url_for("/files/" + name)
+
+
+def test_an_index_redirecting_to_a_file_url_is_not_asked_again(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    httpserver.expect_request("/simple/demo/").respond_with_data(
+        "", status=302, headers={"Location": "file:///etc/passwd"}
+    )
+    with pytest.raises(HTTPStatusError, match="redirected to a URL that is not HTTP"):
+        _resolve(httpserver, tmp_path)
+    assert len(httpserver.log) == 1
+
+
+def test_a_file_index_url_is_a_usage_error_and_retries_follow_the_option(tmp_path: Path) -> None:
+    run = ws(
+        "download", "demo==1.0", "-i", "file:///tmp/simple/", "-d", str(tmp_path / "d"), cache=tmp_path / "c"
+    )
+    assert run.code == 2, run.err
+    assert "the index URL must be http(s)" in run.error_line()
+    down = ws(
+        "download", "demo==1.0", "-i", "http://127.0.0.1:9/simple/", "--retries", "0", "-d", str(tmp_path / "d"),
+        cache=tmp_path / "c",
+    )  # fmt: skip
+    assert down.code == 3, down.err
+    assert "retry" not in down.err
+
+
 def test_an_index_that_answers_503_then_the_page_is_asked_again(
     httpserver: HTTPServer, tmp_path: Path
 ) -> None:
@@ -147,6 +191,36 @@ def other_port(httpserver: HTTPServer) -> Iterator[HTTPServer]:
     finally:
         server.clear()
         server.stop()
+
+
+@pytest.mark.parametrize(
+    "validators",
+    [
+        {"ETag": '"v"'},
+        {"ETag": '"v"', "Last-Modified": "Mon, 06 Nov 2023 08:49:37 GMT"},
+        {"Last-Modified": "Mon, 06 Nov 2023 08:49:37 GMT"},
+    ],
+)
+def test_a_page_with_validators_and_no_freshness_is_revalidated_every_time(
+    httpserver: HTTPServer, tmp_path: Path, validators: dict[str, str]
+) -> None:
+    """A static mirror's page (a Last-Modified years old) would be fresh for days by hishel's heuristic."""
+    pages = [
+        _page("demo-0.9-py3-none-any.whl"),
+        _page("demo-0.9-py3-none-any.whl", "demo-1.0-py3-none-any.whl"),
+    ]
+
+    def handler(request: Request) -> Response:
+        return Response(pages[0], content_type=JSON, headers=validators)  # no 304: the page is sent whole
+
+    httpserver.expect_request("/simple/demo/").respond_with_handler(handler)
+    with httpx.Client() as client:
+        ask = {"cache": Cache.at(tmp_path), "client": client, "tags": TAGS}
+        resolve_requirement("demo==0.9", index_url=httpserver.url_for("/simple/"), **ask)  # type: ignore[arg-type]
+        pages.pop(0)  # 1.0 is published
+        url, _sha = resolve_requirement("demo==1.0", index_url=httpserver.url_for("/simple/"), **ask)  # type: ignore[arg-type]
+    assert url.endswith("/files/demo-1.0-py3-none-any.whl")
+    assert len(httpserver.log) == 2
 
 
 def test_index_credentials_go_to_its_own_origin_only(

@@ -918,3 +918,26 @@ def test_download_says_a_lock_is_for_install_and_sync(tmp_path: Path, cache: Pat
     assert run.code == 2, run.err
     assert "a lock file (-r pylock.toml) is read by install and sync" in run.error_line()
     assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("group", ["default", "Dev_Tools", "dev-tools"])
+def test_a_group_may_be_named_as_declared_normalized_or_from_default_groups(
+    tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes], group: str
+) -> None:
+    lock = write_lock(
+        tmp_path / "project" / "pylock.toml",
+        served_package(server, served, "alpha", "1.0"),
+        header='dependency-groups = ["Dev_Tools"]\ndefault-groups = ["default"]\n',
+    )
+    run = ws(
+        "install",
+        "-r",
+        str(lock),
+        "--target",
+        str(tmp_path / "t"),
+        "--group",
+        group,
+        cache=cache,
+        cwd=tmp_path,
+    )
+    assert run.code == 0, run.err

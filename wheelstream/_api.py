@@ -227,10 +227,10 @@ def install_sources(
     skipped: list[str] = []
     wanted: Callable[[str], bool] | None = None
     if environment is not None:
-        from wheelstream.installer import installed_distributions, same_version
+        from wheelstream.installer import installed_now, same_version
 
         python = environment.interpreter.executable
-        present = {dist.key: dist for dist in installed_distributions(environment)}
+        present = installed_now(environment, on_warning)  # a killed command's install finished first
 
         def wanted(filename: str) -> bool:
             name = parse_filename(filename)
@@ -346,18 +346,6 @@ def download(
     not a wheel (no ``.dist-info`` directory with its ``WHEEL`` and ``METADATA``) is refused, as pip
     refuses it, and not left in ``dest``. ``workers`` and ``connections`` as for :func:`install`."""
     dest_path = Path(dest)
-
-    def arrived(item: Resolved, result: DownloadResult) -> None:
-        files = result.staged.files
-        tops = {name.partition("/")[0] for name in files if name.partition("/")[0].endswith(".dist-info")}
-        if not any(f"{top}/WHEEL" in files and f"{top}/METADATA" in files for top in tops):
-            (dest_path / result.staged.filename).unlink(missing_ok=True)
-            forget_refused(item, result.sha256, cache_dir)
-            raise WheelMetadataError(
-                "not a wheel: no .dist-info directory with WHEEL and METADATA; nothing was kept",
-                wheel=result.staged.filename,
-            )
-
     fetched = fetch_all(
         sources,
         cache_dir=cache_dir,
@@ -375,6 +363,5 @@ def download(
         python=None,
         keep_wheels_in=dest_path,
         workers=workers,
-        on_fetched=arrived,
     )
     return InstallResult(tuple(_outcome(i, r, dest_path) for i, r in fetched), None)

@@ -23,8 +23,8 @@ import httpx
 from wheelstream._cache import Cache
 from wheelstream._parallel import Arrived, collect, fetch_in_processes, fetch_one, process_pool
 from wheelstream._progress import ProgressCallback
-from wheelstream._sources import Resolved, allowed_hashes, check_allowed, filename_of, resolve
-from wheelstream.errors import InstallConflict, UsageError
+from wheelstream._sources import Resolved, allowed_hashes, check_allowed, filename_of, forget_refused, resolve
+from wheelstream.errors import InstallConflict, UsageError, WheelMetadataError, WheelstreamError
 from wheelstream.fetch import DownloadOptions, DownloadResult
 from wheelstream.fetch._split import MAX_CONNECTIONS
 from wheelstream.installer import probe_interpreter
@@ -115,6 +115,31 @@ def fetch_all(
         )
 
 
+def _check_is_a_wheel(item: Resolved, result: DownloadResult, cache: Cache) -> None:
+    """What ``download`` asks of a zip besides its archive checks, as pip download does: a ``.dist-info``
+    directory with its ``WHEEL`` and ``METADATA``. One without is forgotten by the cache."""
+    files = result.staged.files
+    tops = {name.partition("/")[0] for name in files if name.partition("/")[0].endswith(".dist-info")}
+    if not any(f"{top}/WHEEL" in files and f"{top}/METADATA" in files for top in tops):
+        forget_refused(item, result.sha256, cache.root)
+        raise WheelMetadataError(
+            "not a wheel: no .dist-info directory with WHEEL and METADATA; nothing was kept",
+            wheel=result.staged.filename,
+        )
+
+
+def _unkeep(item: Resolved, kept: Path) -> None:
+    """Remove the file a refused download put into ``download -d``'s directory — unless it is the caller's
+    own local source (``-d`` the directory it is in): that file was never ours."""
+    if item.path is not None:
+        try:
+            if os.path.samefile(item.path, kept):
+                return
+        except OSError:
+            pass
+    kept.unlink(missing_ok=True)
+
+
 def _one_wheel_per_distribution(resolved: Sequence[Resolved]) -> None:
     """An install takes one wheel of each distribution, as pip's resolver insists: two (two versions, or one
     version from two places) would leave two ``.dist-info`` directories and each other's files, and the
@@ -153,7 +178,9 @@ def _fetch_with(
 ) -> list[tuple[Resolved, DownloadResult]]:
     """``processes``: worker processes were asked for, and the client is ours (a caller's cannot cross)."""
     interpreter = probe_interpreter(python)
-    resolved = [resolve(s, hashes, index_url, cache, client, interpreter.tags) for s in sources]
+    resolved = [
+        resolve(s, hashes, index_url, cache, client, interpreter.tags, options.retries) for s in sources
+    ]
     if keep_wheels_in is None:
         _one_wheel_per_distribution(resolved)
     if wanted is not None:
@@ -168,7 +195,16 @@ def _fetch_with(
     workers = min(max(1, jobs), len(resolved))
 
     def arrived(item: Resolved, result: DownloadResult) -> None:
-        check_allowed(item, result.sha256, cache.root)  # of several allowed hashes, one must be the wheel's
+        try:
+            check_allowed(
+                item, result.sha256, cache.root
+            )  # of several allowed hashes, one must be the wheel's
+            if keep_wheels_in is not None:
+                _check_is_a_wheel(item, result, cache)  # an install checks far more, later
+        except WheelstreamError:
+            if keep_wheels_in is not None:
+                _unkeep(item, keep_wheels_in / result.staged.filename)
+            raise
         if on_fetched is not None:
             on_fetched(item, result)
 

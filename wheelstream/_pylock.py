@@ -75,13 +75,17 @@ def _check_asked_for(
 ) -> None:
     """An ``--extra`` or ``--group`` the lock does not declare is a mistake on the command line (exit 2), not
     a lock that cannot be installed here: said before selecting, with what the lock does declare."""
+    # PEP 751: a group may be named from either list (default-groups may name groups of their own)
+    groups_declared = [*(lock.dependency_groups or ()), *(lock.default_groups or ())]
     for option, asked, declared in (
         ("--extra", extras, lock.extras or ()),
-        ("--group", groups or (), lock.dependency_groups or ()),
+        ("--group", groups or (), groups_declared),
     ):
-        unknown = sorted({canonicalize_name(name) for name in asked} - set(declared))
+        unknown = sorted(
+            {canonicalize_name(name) for name in asked} - {canonicalize_name(n) for n in declared}
+        )
         if unknown:
-            have = ", ".join(sorted(declared)) or "none"
+            have = ", ".join(sorted(set(declared))) or "none"
             raise UsageError(
                 f"{shown}: {option} {', '.join(unknown)}: not declared by the lock (it declares: {have})"
             )

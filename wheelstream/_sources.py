@@ -27,7 +27,15 @@ from wheelstream._urls import (
 )
 from wheelstream.errors import HashMismatch, UsageError, shown
 
-__all__ = ["Resolved", "allowed_hashes", "check_allowed", "direct_url", "filename_of", "forget_refused", "resolve"]
+__all__ = [
+    "Resolved",
+    "allowed_hashes",
+    "check_allowed",
+    "direct_url",
+    "filename_of",
+    "forget_refused",
+    "resolve",
+]
 
 
 class Resolved(NamedTuple):
@@ -41,8 +49,12 @@ class Resolved(NamedTuple):
 
 
 def allowed_hashes(value: str | Collection[str]) -> frozenset[str]:
-    """What ``hashes`` gives for a source — one sha256 hex or several — as a set, lower-cased."""
-    return frozenset({value.lower()} if isinstance(value, str) else {each.lower() for each in value})
+    """What ``hashes`` gives for a source — one sha256 hex or several — as a set, lower-cased; an empty
+    collection is a mistake (it would turn the check off), not a wish."""
+    allowed = frozenset({value.lower()} if isinstance(value, str) else {each.lower() for each in value})
+    if not allowed:
+        raise UsageError("hashes: a source's allowed sha256s may not be empty")
+    return allowed
 
 
 def resolve(
@@ -52,9 +64,11 @@ def resolve(
     cache: Cache,
     client: httpx.Client,
     tags: Sequence[object],
+    retries: int | None = None,
 ) -> Resolved:
     """What to fetch for ``source``. A URL's file name is checked here (``wheel_filename_from_url``), so a
-    hostile one fails before anything is downloaded or written; ``resolve_requirement`` checks an index's.
+    hostile one fails before anything is downloaded or written; ``resolve_requirement`` checks an index's (and
+    asks for its page again ``retries`` times, its own default when None).
 
     ``hashes``: the sha256s the caller allows for a source. One is what the download checks. Of several, the
     one the URL's ``#sha256=`` or the index names is, when it is among them (an index file listed with an
@@ -69,7 +83,9 @@ def resolve(
     if scheme in ("http", "https"):
         _check_http_url(source, parts)
         wheel_filename_from_url(source)
-        return _pinned(redact(source), source, None, split_hash_fragment(source)[1], allowed, "URL's #sha256=")
+        return _pinned(
+            redact(source), source, None, split_hash_fragment(source)[1], allowed, "URL's #sha256="
+        )
     if scheme == "file":
         path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(split_hash_fragment(source)[0]).path))
         return _pinned(source, None, path, split_hash_fragment(source)[1], allowed, "URL's #sha256=")
@@ -79,7 +95,13 @@ def resolve(
         from wheelstream.index import resolve_requirement
 
         url, sha = resolve_requirement(
-            source, index_url=index_url, cache=cache, client=client, tags=tags, allowed=allowed
+            source,
+            index_url=index_url,
+            cache=cache,
+            client=client,
+            tags=tags,
+            allowed=allowed,
+            retries=retries,
         )
         return _pinned(source, url, None, sha, allowed, "index's")
     raise UsageError(f"not a wheel URL, path or NAME==VERSION: {source}")

@@ -182,8 +182,8 @@ class Attempts:
             if action is Action.COMPLETE:
                 return _DONE
             if action is Action.RESTART:
-                if probe_end is not None:
-                    self.single = True  # its answer to a piece (a 206 gzipped, or at the wrong start): no more
+                if probe_end is not None:  # the answer to a first piece (a 206 gzipped, at the wrong start)
+                    self.single = True
                 self.restart(decision.reason)
                 return _RESTARTED
             if action is Action.RESTART_WITH_BODY:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
-import secrets
 import shutil
 import stat
 from pathlib import Path
@@ -85,7 +84,9 @@ def _move_wheel(partial: Path, keep: Path) -> None:
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
-    copy = keep.with_name(f".{keep.name}.{secrets.token_hex(4)}.part")
+    # Named after the download (its partial's key): the next run of the same URL, under the same lock, writes over
+    # what a kill in the middle of this copy left.
+    copy = keep.with_name(f".{keep.name}.{partial.name.partition('.')[0][:16]}.part")
     try:
         shutil.copyfile(partial, copy)
         os.chmod(copy, stat.S_IMODE(os.stat(partial).st_mode))  # what a rename would have kept

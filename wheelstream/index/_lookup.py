@@ -35,15 +35,17 @@ _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _BACKOFF = 0.25  # seconds before the first retry, doubled for each next one
 _MAX_RETRY_AFTER = 10.0  # a page is worth waiting for, but not for as long as a wheel's download
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_FRESHNESS_AND_VALIDATORS = ("cache-control", "expires", "etag", "last-modified")
+_FRESHNESS = ("cache-control", "expires")
+_VALIDATORS = ("etag", "last-modified")
 
 
 class _Origin(httpx.BaseTransport):
     """Below hishel: sends through the caller's client (its auth, proxies, timeouts, transport) to the real
-    URL, and gives a response with neither freshness information nor a validator a heuristic ``max-age`` (RFC
-    9111 §4.2.2): a page that cannot be revalidated is kept ten minutes instead of fetched whole each time. One
-    with an ``ETag`` is revalidated every time (a ``304`` costs a header), and one with only a
-    ``Last-Modified`` gets hishel's own heuristic from it, so a version published a minute ago is seen."""
+    URL, and decides the freshness of a page that states none. With a validator (``ETag``, ``Last-Modified``)
+    it is ``no-cache``: kept, but revalidated every time (a ``304`` costs a header), so a version published a
+    minute ago is seen — hishel's own heuristic would keep it for a tenth of its Last-Modified age, days for a
+    static mirror's page. Without one, a heuristic ``max-age`` (RFC 9111 §4.2.2): a page that cannot be
+    revalidated is kept ten minutes instead of fetched whole each time."""
 
     def __init__(self, client: httpx.Client, real_url: str, auth: httpx.Auth | None) -> None:
         self.client = client
@@ -58,8 +60,11 @@ class _Origin(httpx.BaseTransport):
             follow_redirects=False,
             auth=self.auth if self.auth is not None else httpx.USE_CLIENT_DEFAULT,
         )
-        if response.status_code == 200 and not any(h in response.headers for h in _FRESHNESS_AND_VALIDATORS):
-            response.headers["Cache-Control"] = f"max-age={HEURISTIC_MAX_AGE}"
+        if response.status_code == 200 and not any(h in response.headers for h in _FRESHNESS):
+            if any(h in response.headers for h in _VALIDATORS):
+                response.headers["Cache-Control"] = "no-cache"
+            else:
+                response.headers["Cache-Control"] = f"max-age={HEURISTIC_MAX_AGE}"
             if "date" not in response.headers:  # hishel takes a missing Date as age 0, forever
                 response.headers["Date"] = email.utils.formatdate(usegmt=True)
         return response
@@ -137,6 +142,10 @@ def _get_page(
             response, body, final = _get(page, ACCEPT, client, cache)
             if response.status_code == 406:  # a server that cannot do JSON and says so
                 response, body, final = _get(page, "text/html", client, cache)
+        except httpx.UnsupportedProtocol as exc:  # redirected to file:// (or worse): no retry can follow it
+            raise HTTPStatusError(
+                f"index {redact(page)} redirected to a URL that is not HTTP(S): {exc}"
+            ) from None
         except httpx.HTTPError as exc:
             if attempt >= retries:
                 raise NetworkError(f"index {redact(page)} unreachable: {type(exc).__name__}: {exc}") from None
@@ -160,21 +169,24 @@ def resolve_requirement(
     client: httpx.Client,
     tags: Sequence[object],
     python_version: tuple[int, int] | None = None,
-    retries: int = INDEX_RETRIES,
+    retries: int | None = None,
     allowed: Collection[str] = (),
 ) -> tuple[str, str | None]:
     """``NAME==VERSION`` → (wheel URL, sha256 hex from the index or None).
 
     ``tags`` are the target interpreter's supported tags, most preferred first. ``python_version`` is the
     target's ``(major, minor)`` for ``requires-python``; by default it is read off ``tags``. ``retries``: how
-    often a page is asked for again after a connection failure or a ``429``/``5xx`` (``_get_page``). ``allowed``:
-    the sha256s the caller allows; a file the page lists with one of them is preferred (``choose``).
+    often (``INDEX_RETRIES`` when None) a page is asked for again after a connection failure or a
+    ``429``/``5xx`` (``_get_page``). ``allowed``: the sha256s the caller allows; a file the page lists with one
+    of them is preferred (``choose``).
     """
     name, version = pin(source)
+    if urllib.parse.urlsplit(index_url).scheme.lower() not in ("http", "https"):
+        raise UsageError(f"the index URL must be http(s): {redact(index_url)}", wheel=source)
     tag_list = [t for t in tags if isinstance(t, Tag)]
     page = index_url.rstrip("/") + "/" + name + "/"
     try:
-        response, body, final = _get_page(page, client, cache, retries)
+        response, body, final = _get_page(page, client, cache, INDEX_RETRIES if retries is None else retries)
         status = response.status_code
         if status in (404, 410):
             raise UsageError(f"no project {name!r} on the index {redact(index_url)}")

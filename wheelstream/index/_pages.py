@@ -4,6 +4,7 @@ file name each row may be saved under (checked like every name from the network)
 
 from __future__ import annotations
 
+import codecs
 import html.parser
 import json
 import logging
@@ -126,12 +127,14 @@ def parse_html(body: bytes, page_url: str, encoding: str = "utf-8") -> list[Inde
     """A PEP 503 project page: one anchor per file, ``#sha256=`` fragments, ``data-*`` attributes."""
     parser = _Anchors()
     try:
-        text = body.decode(encoding, errors="replace")
-    except LookupError:  # a charset Python does not know (``charset=foobar``): UTF-8, as PEP 503 pages are
+        text = body.decode(_charset(encoding), errors="replace")
+    except (UnicodeError, ValueError):  # a codec that refuses some bytes even in "replace" mode
         text = body.decode("utf-8", errors="replace")
     parser.feed(text)
     parser.close()
-    base = urllib.parse.urljoin(page_url, parser.base) if parser.base else page_url
+    base = (
+        (_joined(page_url, parser.base) or page_url) if parser.base else page_url
+    )  # a broken <base>: ignored
     out = []
     for attrs, text in parser.anchors:
         href = attrs.get("href")
@@ -153,6 +156,20 @@ def parse_html(body: bytes, page_url: str, encoding: str = "utf-8") -> list[Inde
             )
         )
     return out
+
+
+_NOT_CHARSETS = frozenset({"idna", "punycode", "undefined", "raw-unicode-escape", "unicode-escape"})
+
+
+def _charset(declared: str) -> str:
+    """The codec to read a page in: the one its Content-Type names when that is a character set Python has, else
+    UTF-8 (what PEP 503 pages are): ``charset=foobar`` is unknown, and ``idna``, ``punycode`` or ``base64``
+    are codecs but not character sets."""
+    try:
+        info = codecs.lookup(declared)
+    except LookupError:
+        return "utf-8"
+    return "utf-8" if not info._is_text_encoding or info.name in _NOT_CHARSETS else info.name
 
 
 def _url_name(url: str) -> str | None:

@@ -15,7 +15,7 @@ from ._environment import Environment, EnvironmentReport, find_environment
 from ._interpreter import HomeScheme, Interpreter, probe_interpreter
 
 if TYPE_CHECKING:
-    from ._env_install import install_into, same_version, uninstall
+    from ._env_install import install_into, installed_now, same_version, uninstall
     from ._installed import Installed, installed_distributions
 
 # Installing into an environment (and reading what one holds) is imported on first use (PEP 562): a
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 # (``Environment``, ``EnvironmentReport``) are not: ``typing.get_type_hints`` must resolve them.
 _LAZY = {
     "install_into": "._env_install",
+    "installed_now": "._env_install",
     "same_version": "._env_install",
     "uninstall": "._env_install",
     "Installed": "._installed",
@@ -57,6 +58,7 @@ __all__ = [
     "install_staged",
     "install_staged_many",
     "installed_distributions",
+    "installed_now",
     "probe_interpreter",
     "same_version",
     "uninstall",

@@ -49,10 +49,10 @@ from ._environment import Environment, EnvironmentReport
 from ._home import write_wheel
 from ._installed import Installed, Removal, installed_distributions, real_relative, removal
 from ._ownership import state_dir
-from ._recovery import finish_interrupted
+from ._recovery import finish_interrupted, unfinished
 from ._transaction import Transaction, cannot_install
 
-__all__ = ["Removals", "install_into", "same_version", "uninstall"]
+__all__ = ["Removals", "install_into", "installed_now", "same_version", "uninstall"]
 
 # What a transaction uninstalls besides the versions it replaces: names, or a function of what is installed
 # (evaluated under the environment's lock: ``install_into``).
@@ -215,6 +215,17 @@ def environment_lock(env: Environment) -> Iterator[None]:
     key = hashlib.sha256(os.fsencode(os.path.realpath(env.root))).hexdigest()[:32]
     with filelock.FileLock(locks / f"{key}.lock"):
         yield
+
+
+def installed_now(env: Environment, on_warning: Callable[[str], None] | None = None) -> dict[str, Installed]:
+    """What ``env`` holds, by key: what an install compares its wheels with before downloading. Where a command
+    left its work unfinished (killed in its commit, or running now), that is finished first, under the
+    environment's lock, so that a version it was putting in place is not taken for the one still there; else
+    no lock is taken (a download does not wait for another command's commit)."""
+    if not unfinished(env.root):
+        return {dist.key: dist for dist in installed_distributions(env)}
+    with environment_lock(env):
+        return _prepare(env, Warnings(on_warning))
 
 
 def _prepare(env: Environment, warn: Warnings, *, create: bool = True) -> dict[str, Installed]:
