@@ -59,10 +59,11 @@ def test_requirement_markers_are_evaluated_for_the_target_interpreter_and_only_w
 
     def target() -> dict[str, str]:
         asked.append("probe")
-        return {**default_environment(), "python_version": "3.12", "python_full_version": "3.12.1"}
+        here = {key: str(value) for key, value in default_environment().items()}
+        return {**here, "python_version": "3.12", "python_full_version": "3.12.1"}
 
     assert parse_requirements(req, markers=target).sources == ["new==2.0"]
-    assert asked == ["probe", "probe"]  # once a marker (the CLI's callable is cached by the probe's cache)
+    assert asked == ["probe", "probe"]  # once a line has a marker (the CLI's probe of the interpreter is cached)
     plain = tmp_path / "plain.txt"
     plain.write_text("six==1.16.0\n")
     asked.clear()
