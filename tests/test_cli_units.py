@@ -63,7 +63,10 @@ def test_requirement_markers_are_evaluated_for_the_target_interpreter_and_only_w
         return {**here, "python_version": "3.12", "python_full_version": "3.12.1"}
 
     assert parse_requirements(req, markers=target).sources == ["new==2.0"]
-    assert asked == ["probe", "probe"]  # once a line has a marker (the CLI's probe of the interpreter is cached)
+    assert asked == [
+        "probe",
+        "probe",
+    ]  # once a line has a marker (the CLI's probe of the interpreter is cached)
     plain = tmp_path / "plain.txt"
     plain.write_text("six==1.16.0\n")
     asked.clear()
