@@ -774,6 +774,28 @@ def test_download_never_removes_the_callers_own_file_it_refuses(cache: Path, tmp
     assert not (tmp_path / "elsewhere" / ok_name).exists()  # the copy it made is not left behind
 
 
+def test_download_puts_only_checked_wheels_into_the_directory(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    """A wheel reaches ``-d`` only after its checks: not one refused (the caller's same-named file there stays),
+    nor one left unchecked because another source failed first."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("demo/__init__.py", "x = 1\n")
+    url = server.add_file("demo-1.0-py3-none-any.whl", buffer.getvalue())
+    dest = tmp_path / "d"
+    dest.mkdir()
+    (dest / "demo-1.0-py3-none-any.whl").write_bytes(b"the caller's")
+    run = ws("download", url, "-d", str(dest), cache=cache)
+    assert run.code == 1, run.err
+    assert (dest / "demo-1.0-py3-none-any.whl").read_bytes() == b"the caller's"
+    other = tmp_path / "nothere-1.0-py3-none-any.whl"
+    for _ in range(3):
+        run = ws("download", str(other), url, "-d", str(tmp_path / "d2"), "-j", "2", cache=cache)
+        assert run.code == 2, run.err
+        assert not (tmp_path / "d2").exists() or os.listdir(tmp_path / "d2") == []
+
+
 def test_download_into_a_directory_on_another_file_system(
     server: FaultServer, cache: Path, tmp_path: Path
 ) -> None:

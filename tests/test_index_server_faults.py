@@ -116,6 +116,23 @@ def test_an_index_redirecting_to_a_file_url_is_not_asked_again(
     assert len(httpserver.log) == 1
 
 
+@pytest.mark.parametrize(
+    "index",
+    [
+        "http:///simple/",
+        "http://[::1/simple/",
+        "http://u:secret@[::1/simple/",
+        "http://127.0.0.1:99999/simple/",
+    ],
+)
+def test_an_index_url_no_request_could_go_to_is_a_usage_error(tmp_path: Path, index: str) -> None:
+    run = ws("download", "demo==1.0", "-i", index, "-d", str(tmp_path / "d"), cache=tmp_path / "c")
+    assert run.code == 2, run.err
+    assert run.err.startswith("error: demo==1.0: "), run.err
+    assert "Traceback" not in run.err
+    assert "secret" not in run.err
+
+
 def test_a_file_index_url_is_a_usage_error_and_retries_follow_the_option(tmp_path: Path) -> None:
     run = ws(
         "download", "demo==1.0", "-i", "file:///tmp/simple/", "-d", str(tmp_path / "d"), cache=tmp_path / "c"
@@ -199,6 +216,8 @@ def other_port(httpserver: HTTPServer) -> Iterator[HTTPServer]:
         {"ETag": '"v"'},
         {"ETag": '"v"', "Last-Modified": "Mon, 06 Nov 2023 08:49:37 GMT"},
         {"Last-Modified": "Mon, 06 Nov 2023 08:49:37 GMT"},
+        {"Last-Modified": "Mon, 06 Nov 2023 08:49:37 GMT", "Cache-Control": "public"},
+        {"ETag": '"v"', "Cache-Control": "private, must-revalidate"},
     ],
 )
 def test_a_page_with_validators_and_no_freshness_is_revalidated_every_time(

@@ -22,7 +22,7 @@ import httpx
 from wheelstream._fetch_many import MAX_CONNECTIONS, Workers, fetch_all
 from wheelstream._parallel import release
 from wheelstream._progress import ProgressCallback
-from wheelstream._sources import Resolved, direct_url, forget_refused
+from wheelstream._sources import Resolved, direct_url, filename_of, forget_refused
 from wheelstream.errors import Interrupted, RecordError, UsageError, WheelMetadataError
 from wheelstream.fetch import DownloadResult
 from wheelstream.installer import (
@@ -106,7 +106,9 @@ def _outcome(item: Resolved, result: DownloadResult, keep: Path | None) -> Wheel
         restarts=result.restarts,
         from_cache=result.from_cache,
         files_unpacked=result.files_unpacked,
-        path=(keep / result.staged.filename) if keep is not None else None,
+        path=(keep / filename_of(item))
+        if keep is not None
+        else None,  # the source's name (_fetch_many._place)
     )
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
+import shutil
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,7 +26,8 @@ from wheelstream._cache import Cache
 from wheelstream._parallel import Arrived, collect, fetch_in_processes, fetch_one, process_pool
 from wheelstream._progress import ProgressCallback
 from wheelstream._sources import Resolved, allowed_hashes, check_allowed, filename_of, forget_refused, resolve
-from wheelstream.errors import InstallConflict, UsageError, WheelMetadataError, WheelstreamError
+from wheelstream._urls import wheel_path_in
+from wheelstream.errors import DiskError, InstallConflict, UsageError, WheelMetadataError
 from wheelstream.fetch import DownloadOptions, DownloadResult
 from wheelstream.fetch._split import MAX_CONNECTIONS
 from wheelstream.installer import probe_interpreter
@@ -100,7 +103,7 @@ def fetch_all(
             names,
             cache,
             chosen,
-            {source: allowed_hashes(value) for source, value in (hashes or {}).items()},
+            {source: allowed_hashes(value, source) for source, value in (hashes or {}).items()},
             index_url,
             jobs,
             options,
@@ -128,16 +131,38 @@ def _check_is_a_wheel(item: Resolved, result: DownloadResult, cache: Cache) -> N
         )
 
 
-def _unkeep(item: Resolved, kept: Path) -> None:
-    """Remove the file a refused download put into ``download -d``'s directory — unless it is the caller's
-    own local source (``-d`` the directory it is in): that file was never ours."""
-    if item.path is not None:
+def _place(item: Resolved, result: DownloadResult, cache: Cache, directory: Path) -> None:
+    """A finished, checked wheel into ``download -d``'s directory: only once every check passed, so a wheel
+    refused — or left unchecked because another source failed first — never reaches it, and a file already
+    there is replaced only by a good one. Hard-linked from the cache's wheel file (every use of that re-checks
+    its sha256) or the local source, else copied, through a temporary name renamed into place: the name never
+    holds half a wheel, and nothing is written through a symlink left there. The caller's own file, when
+    ``-d`` is where it already is, stays as it is."""
+    source = item.path if item.path is not None else cache.wheel_file(result.sha256)
+    # The source's own name (the same bytes may be cached under another), checked again as it is joined.
+    target = wheel_path_in(directory, filename_of(item), source=item.source)
+    try:
+        if os.path.samefile(source, target):
+            return
+    except OSError:
+        pass  # no file there yet
+    temporary = target.with_name(f".{target.name}.{secrets.token_hex(8)}.part")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            if os.path.samefile(item.path, kept):
-                return
-        except OSError:
-            pass
-    kept.unlink(missing_ok=True)
+            os.link(source, temporary)
+        except OSError:  # another file system, or links not allowed
+            shutil.copyfile(source, temporary)
+        os.replace(temporary, target)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        where = exc.filename2 or exc.filename or target
+        raise DiskError(
+            f"cannot write {where}: {exc.strerror or exc}", wheel=result.staged.filename
+        ) from None
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _one_wheel_per_distribution(resolved: Sequence[Resolved]) -> None:
@@ -187,24 +212,21 @@ def _fetch_with(
         resolved = [item for item in resolved if wanted(filename_of(item))]
         if not resolved:
             return []
+    if keep_wheels_in is not None:  # download -d: every name is one it can take, before anything is fetched
+        for item in resolved:
+            wheel_path_in(keep_wheels_in, filename_of(item), source=item.source)
     if not ignore_tags and keep_wheels_in is None:
         for item in resolved:  # fail before downloading anything, as pip does
             name = filename_of(item)
             check_tags(name, parse_filename(name).tags, interpreter.supported, interpreter.executable)
-    args = (cache, options, keep_wheels_in, keep_unpacked)
+    args = (cache, options, keep_unpacked)
     workers = min(max(1, jobs), len(resolved))
 
     def arrived(item: Resolved, result: DownloadResult) -> None:
-        try:
-            check_allowed(
-                item, result.sha256, cache.root
-            )  # of several allowed hashes, one must be the wheel's
-            if keep_wheels_in is not None:
-                _check_is_a_wheel(item, result, cache)  # an install checks far more, later
-        except WheelstreamError:
-            if keep_wheels_in is not None:
-                _unkeep(item, keep_wheels_in / result.staged.filename)
-            raise
+        check_allowed(item, result.sha256, cache.root)  # of several allowed hashes, one must be the wheel's
+        if keep_wheels_in is not None:  # download -d: a checked wheel, and only a checked one, goes there
+            _check_is_a_wheel(item, result, cache)  # an install checks far more, later
+            _place(item, result, cache, keep_wheels_in)
         if on_fetched is not None:
             on_fetched(item, result)
 

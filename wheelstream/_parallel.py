@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, FIRST_EXCEPTION, BrokenExecutor, Future, wait
@@ -23,7 +21,6 @@ import httpx
 from wheelstream._cache import Cache
 from wheelstream._progress import ProgressCallback
 from wheelstream._sources import Resolved, filename_of
-from wheelstream._urls import wheel_path_in
 from wheelstream.errors import Interrupted, UsageError, WorkerDied
 from wheelstream.fetch import CancelSignal, DownloadOptions, DownloadResult, fetch_wheel, unpack_local
 
@@ -85,7 +82,6 @@ def fetch_one(
     item: Resolved,
     cache: Cache,
     options: DownloadOptions,
-    keep_wheels_in: Path | None,
     keep_unpacked: bool,
     *,
     client: httpx.Client,
@@ -103,19 +99,13 @@ def fetch_one(
             expected_sha256=item.sha256,
             options=options,
             progress=progress,
-            keep_wheel_in=keep_wheels_in,
             cancel=cancel,
             keep_unpacked=keep_unpacked,
         )
     assert item.path is not None
     if not item.path.is_file():  # a directory or a device (``/dev/zero``) is no wheel either
         raise UsageError(f"{'not a regular file' if item.path.exists() else 'no such file'}: {item.path}")
-    # A local name is one component the OS gave us, but it becomes a name in the caller's -d like a URL's
-    # does, so it passes the same check (as pip refuses to download a wheel whose name is not a wheel's).
-    target = (
-        None if keep_wheels_in is None else wheel_path_in(keep_wheels_in, item.path.name, source=item.source)
-    )
-    result = unpack_local(
+    return unpack_local(
         item.path,
         cache=cache,
         expected_sha256=item.sha256,
@@ -123,24 +113,6 @@ def fetch_one(
         progress=progress,
         keep_unpacked=keep_unpacked,
     )
-    if target is not None and target.resolve() != item.path.resolve():
-        _copy_into(item.path, target)
-    return result
-
-
-def _copy_into(source: Path, target: Path) -> None:
-    """Copy through a new temporary file and rename it over ``target``: never writes through a symlink left at
-    ``target``, never leaves half a wheel there, and two copies of one file at once cannot collide."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(source.read_bytes())
-        os.replace(name, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(name)
-        raise
 
 
 class _Adopter:

@@ -48,12 +48,12 @@ class Resolved(NamedTuple):
     allowed: frozenset[str] = frozenset()
 
 
-def allowed_hashes(value: str | Collection[str]) -> frozenset[str]:
+def allowed_hashes(value: str | Collection[str], source: str) -> frozenset[str]:
     """What ``hashes`` gives for a source — one sha256 hex or several — as a set, lower-cased; an empty
     collection is a mistake (it would turn the check off), not a wish."""
     allowed = frozenset({value.lower()} if isinstance(value, str) else {each.lower() for each in value})
     if not allowed:
-        raise UsageError("hashes: a source's allowed sha256s may not be empty")
+        raise UsageError("hashes: the allowed sha256s may not be empty", wheel=source)
     return allowed
 
 

@@ -75,9 +75,10 @@ def hand_over(job: Job, stream: Tee, staged: StagedWheel, sha256: str) -> tuple[
 
 
 def _move_wheel(partial: Path, keep: Path) -> None:
-    """The finished wheel file to where it is kept: a rename, or — into a directory on another file system
-    (``download -d``, where a rename cannot go) — a copy beside it renamed into place, so that name never
-    holds half a file; the partial goes only after that rename (a kill before it costs no download)."""
+    """The finished wheel file to where it is kept: a rename, or — where a rename cannot go (a cache whose
+    ``wheels/`` is on another file system; a caller's ``keep_wheel_in``) — a copy beside it renamed into place,
+    so that name never holds half a file; the partial goes only after that rename (a kill before it costs no
+    download)."""
     try:
         os.replace(partial, keep)
         return

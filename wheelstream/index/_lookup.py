@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import re
 import time
 import urllib.parse
 from collections.abc import Collection, Sequence
@@ -20,6 +21,7 @@ from wheelstream.errors import (
     NetworkError,
     UsageError,
     WheelstreamError,
+    shown,
 )
 from wheelstream.index._choose import choose, pin, python_version_of
 from wheelstream.index._pages import ACCEPT, JSON_TYPE, checked_url_name, parse_html, parse_json
@@ -35,7 +37,6 @@ _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _BACKOFF = 0.25  # seconds before the first retry, doubled for each next one
 _MAX_RETRY_AFTER = 10.0  # a page is worth waiting for, but not for as long as a wheel's download
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_FRESHNESS = ("cache-control", "expires")
 _VALIDATORS = ("etag", "last-modified")
 
 
@@ -60,14 +61,29 @@ class _Origin(httpx.BaseTransport):
             follow_redirects=False,
             auth=self.auth if self.auth is not None else httpx.USE_CLIENT_DEFAULT,
         )
-        if response.status_code == 200 and not any(h in response.headers for h in _FRESHNESS):
-            if any(h in response.headers for h in _VALIDATORS):
-                response.headers["Cache-Control"] = "no-cache"
-            else:
-                response.headers["Cache-Control"] = f"max-age={HEURISTIC_MAX_AGE}"
+        if response.status_code == 200 and not _states_freshness(response.headers):
+            # ``Cache-Control: public`` (or ``private``, ``must-revalidate``) states no lifetime either
+            given = response.headers.get("cache-control", "")
+            added = (
+                "no-cache"
+                if any(h in response.headers for h in _VALIDATORS)
+                else f"max-age={HEURISTIC_MAX_AGE}"
+            )
+            response.headers["Cache-Control"] = f"{given}, {added}" if given.strip() else added
             if "date" not in response.headers:  # hishel takes a missing Date as age 0, forever
                 response.headers["Date"] = email.utils.formatdate(usegmt=True)
         return response
+
+
+def _states_freshness(headers: httpx.Headers) -> bool:
+    """Whether a response says how long it stays fresh (``Expires``, ``max-age``, ``s-maxage``) or that it may not
+    be used unchecked (``no-cache``, ``no-store``); anything else would get hishel's heuristic lifetime."""
+    if "expires" in headers:
+        return True
+    directives = {
+        part.split("=", 1)[0].strip().lower() for part in headers.get("cache-control", "").split(",")
+    }
+    return not directives.isdisjoint({"max-age", "s-maxage", "no-cache", "no-store"})
 
 
 def _split_credentials(url: str) -> tuple[str, httpx.Auth | None]:
@@ -131,6 +147,20 @@ def _get(url: str, accept: str, client: httpx.Client, cache: Cache) -> tuple[htt
         storage.close()
 
 
+def _check_index_url(index_url: str, source: str) -> None:
+    """An index URL no request could be made to is the caller's mistake (exit 2), not a network failure:
+    another scheme than http(s), no host, a port out of range, an unclosed IPv6 bracket."""
+    try:
+        parts = urllib.parse.urlsplit(index_url)
+        parts.port  # noqa: B018 - raises ValueError when out of range
+        httpx.URL(index_url)
+    except (ValueError, httpx.InvalidURL) as exc:
+        shown_url = shown(re.sub(r"//[^/]*@", "//", index_url), 200)  # too broken to redact: no user:pass@
+        raise UsageError(f"not a valid index URL: {shown_url} ({exc})", wheel=source) from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"the index URL must be http(s) with a host: {redact(index_url)}", wheel=source)
+
+
 def _get_page(
     page: str, client: httpx.Client, cache: Cache, retries: int
 ) -> tuple[httpx.Response, bytes, str]:
@@ -181,8 +211,7 @@ def resolve_requirement(
     of them is preferred (``choose``).
     """
     name, version = pin(source)
-    if urllib.parse.urlsplit(index_url).scheme.lower() not in ("http", "https"):
-        raise UsageError(f"the index URL must be http(s): {redact(index_url)}", wheel=source)
+    _check_index_url(index_url, source)
     tag_list = [t for t in tags if isinstance(t, Tag)]
     page = index_url.rstrip("/") + "/" + name + "/"
     try:
