@@ -406,7 +406,7 @@ import sys
 from wheelstream.installer import find_environment
 from wheelstream.installer._env_install import environment_lock
 
-with environment_lock(find_environment(python=sys.argv[1])):
+with environment_lock(find_environment(python=sys.argv[1]), print):
     print("locked", flush=True)
     sys.stdin.readline()
 """
@@ -451,6 +451,10 @@ def test_an_install_waits_while_another_process_holds_the_environment(
             holder.stdin.flush()
             _out, err = installer.communicate(timeout=60)
             assert installer.returncode == 0, err
+            # said once, not left to look like a hang
+            assert (
+                err.count(f"warning: waiting for another wheelstream command to finish with {venv}") == 1
+            ), err
         finally:
             if installer.poll() is None:
                 installer.kill()

@@ -52,6 +52,8 @@ from ._ownership import state_dir
 from ._recovery import finish_interrupted, unfinished
 from ._transaction import Transaction, cannot_install
 
+_LOCK_QUIET = 0.5  # seconds another command may hold an environment before a waiting one says so
+
 __all__ = ["Removals", "install_into", "installed_now", "same_version", "uninstall"]
 
 # What a transaction uninstalls besides the versions it replaces: names, or a function of what is installed
@@ -202,10 +204,12 @@ def _transaction(
 
 
 @contextlib.contextmanager
-def environment_lock(env: Environment) -> Iterator[None]:
+def environment_lock(env: Environment, warn: Callable[[str], None]) -> Iterator[None]:
     """One wheelstream command at a time changes an environment (as uv locks a venv): from reading what is
     installed to the last rename, so no plan is made on a state another process is changing. The lock file lives
-    in the user's state directory, named after the root's real path — nothing is added to the environment."""
+    in the user's state directory, named after the root's real path — nothing is added to the environment. When
+    another command holds it past ``_LOCK_QUIET`` seconds (its commit, its bytecode), ``warn`` says what this one
+    waits for, so the wait does not look like a hang."""
     locks = state_dir() / "environment-locks"
     try:
         locks.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -213,8 +217,16 @@ def environment_lock(env: Environment) -> Iterator[None]:
         yield
         return
     key = hashlib.sha256(os.fsencode(os.path.realpath(env.root))).hexdigest()[:32]
-    with filelock.FileLock(locks / f"{key}.lock"):
+    lock = filelock.FileLock(locks / f"{key}.lock")
+    try:
+        lock.acquire(timeout=_LOCK_QUIET)
+    except filelock.Timeout:
+        warn(f"waiting for another wheelstream command to finish with {env.root}")
+        lock.acquire()
+    try:
         yield
+    finally:
+        lock.release()
 
 
 def installed_now(env: Environment, on_warning: Callable[[str], None] | None = None) -> dict[str, Installed]:
@@ -224,8 +236,9 @@ def installed_now(env: Environment, on_warning: Callable[[str], None] | None = N
     no lock is taken (a download does not wait for another command's commit)."""
     if not unfinished(env.root):
         return {dist.key: dist for dist in installed_distributions(env)}
-    with environment_lock(env):
-        return _prepare(env, Warnings(on_warning))
+    warn = Warnings(on_warning)
+    with environment_lock(env, warn):
+        return _prepare(env, warn)
 
 
 def _prepare(env: Environment, warn: Warnings, *, create: bool = True) -> dict[str, Installed]:
@@ -269,7 +282,7 @@ def install_into(
         checks = Checks(env.interpreter, ignore_tags, Warnings(on_warning))
     warn = checks.warn
     checked = checks.all(wheels)
-    with environment_lock(env):
+    with environment_lock(env, warn):
         present = _prepare(env, warn)
         writing, removals, skipped = [], [], []
         for wheel in checked:
@@ -314,7 +327,7 @@ def uninstall(
     """Remove the named distributions from ``env`` in one transaction; a name not installed is a warning
     (pip's "Skipping X as it is not installed"), one without a RECORD an error before anything is touched."""
     warn = Warnings(on_warning)
-    with environment_lock(env):
+    with environment_lock(env, warn):
         present = _prepare(env, warn, create=False)
         removals: list[Removal] = []
         for name in names:
