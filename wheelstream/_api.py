@@ -106,9 +106,8 @@ def _outcome(item: Resolved, result: DownloadResult, keep: Path | None) -> Wheel
         restarts=result.restarts,
         from_cache=result.from_cache,
         files_unpacked=result.files_unpacked,
-        path=(keep / filename_of(item))
-        if keep is not None
-        else None,  # the source's name (_fetch_many._place)
+        # the source's own name, as _fetch_many._place keeps it (the same bytes may be cached under another)
+        path=(keep / filename_of(item)) if keep is not None else None,
     )
 
 

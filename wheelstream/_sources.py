@@ -7,7 +7,6 @@ entries are checked where they are read (``_index``).
 from __future__ import annotations
 
 import os
-import re
 import urllib.parse
 import urllib.request
 from collections.abc import Collection, Mapping, Sequence
@@ -19,13 +18,15 @@ import httpx
 from wheelstream._cache import Cache, default_cache_dir
 from wheelstream._urls import (
     cache_key,
+    check_http_url,
     checked_wheel_filename,
+    not_a_url,
     redact,
     shown_url,
     split_hash_fragment,
     wheel_filename_from_url,
 )
-from wheelstream.errors import HashMismatch, UsageError, shown
+from wheelstream.errors import HashMismatch, UsageError
 
 __all__ = [
     "Resolved",
@@ -78,10 +79,10 @@ def resolve(
     try:
         parts = urllib.parse.urlsplit(source)
     except ValueError as exc:  # an unclosed IPv6 bracket, ...
-        raise _not_a_url(source, str(exc)) from None
+        raise not_a_url(source, str(exc)) from None
     scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
-        _check_http_url(source, parts)
+        check_http_url(source)
         wheel_filename_from_url(source)
         return _pinned(
             redact(source), source, None, split_hash_fragment(source)[1], allowed, "URL's #sha256="
@@ -135,26 +136,6 @@ def check_allowed(item: Resolved, sha256: str, cache_dir: str | os.PathLike[str]
             f"sha256 is {sha256}, none of the {len(item.allowed)} allowed hashes; the download was discarded",
             wheel=filename_of(item),
         )
-
-
-def _check_http_url(url: str, parts: urllib.parse.SplitResult) -> None:
-    """What the download would trip over later, refused now as the caller's mistake (exit 2, one line): a URL
-    httpx cannot parse, a port out of range, no host."""
-    try:
-        parsed = httpx.URL(url)
-        parts.port  # noqa: B018 - raises ValueError when out of range
-    except (httpx.InvalidURL, ValueError) as exc:
-        raise _not_a_url(url, str(exc)) from None
-    if not parsed.host:
-        raise _not_a_url(url, "no host")
-
-
-def _not_a_url(source: str, why: str) -> UsageError:
-    try:
-        named = shown_url(source)
-    except ValueError:  # too broken to redact: at least no user:password@ reaches the message
-        named = shown(re.sub(r"//[^/]*@", "//", source), 200)
-    return UsageError(f"not a valid URL: {named} ({shown(why, 200)})")
 
 
 def forget_refused(item: Resolved, sha256: str, cache_dir: str | os.PathLike[str] | None) -> None:

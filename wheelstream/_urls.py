@@ -12,12 +12,15 @@ import re
 import urllib.parse
 from pathlib import Path
 
+import httpx
 from packaging.utils import InvalidWheelFilename as _PackagingInvalidWheelFilename
 from packaging.utils import parse_wheel_filename
 
 from wheelstream.errors import InvalidWheelFilename, UsageError, shown
 
 __all__ = [
+    "check_http_url",
+    "not_a_url",
     "cache_key",
     "checked_wheel_filename",
     "fragment_pairs",
@@ -130,6 +133,30 @@ def shown_url(url: str) -> str:
     """``url`` as an error names it: redacted, and anything unprintable percent-encoded (one line, no
     terminal escapes from whoever wrote an index page)."""
     return "".join(c if c.isprintable() and c != " " else urllib.parse.quote(c, safe="") for c in redact(url))
+
+
+def check_http_url(url: str, *, label: str = "URL") -> None:
+    """Refuse, as the caller's mistake (``UsageError``: exit 2, one line), an ``http(s)`` URL no request could be
+    made to — one httpx cannot parse, a port out of range, no host, another scheme — before anything is fetched:
+    a wheel's URL, an index's (``label`` names which)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError when out of range
+        parsed = httpx.URL(url)
+    except (ValueError, httpx.InvalidURL) as exc:
+        raise not_a_url(url, str(exc), label=label) from None
+    if parts.scheme.lower() not in ("http", "https") or not parsed.host:
+        raise UsageError(f"the {label} must be http(s) with a host: {shown_url(url)}")
+
+
+def not_a_url(url: str, why: str, *, label: str = "URL") -> UsageError:
+    """The error naming a URL that is no valid ``label``: redacted, or — too broken to redact — at least
+    without its ``user:password@``."""
+    try:
+        named = shown_url(url)
+    except ValueError:
+        named = shown(re.sub(r"//[^/]*@", "//", url), 200)
+    return UsageError(f"not a valid {label}: {named} ({shown(why, 200)})")
 
 
 def _refuse(name: str, why: str, *, source: str, label: str) -> InvalidWheelFilename:

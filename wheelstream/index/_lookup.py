@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import re
 import time
 import urllib.parse
 from collections.abc import Collection, Sequence
@@ -15,13 +14,12 @@ import httpx
 from packaging.tags import Tag
 
 from wheelstream._cache import Cache
-from wheelstream._urls import redact
+from wheelstream._urls import check_http_url, redact
 from wheelstream.errors import (
     HTTPStatusError,
     NetworkError,
     UsageError,
     WheelstreamError,
-    shown,
 )
 from wheelstream.index._choose import choose, pin, python_version_of
 from wheelstream.index._pages import ACCEPT, JSON_TYPE, checked_url_name, parse_html, parse_json
@@ -147,20 +145,6 @@ def _get(url: str, accept: str, client: httpx.Client, cache: Cache) -> tuple[htt
         storage.close()
 
 
-def _check_index_url(index_url: str, source: str) -> None:
-    """An index URL no request could be made to is the caller's mistake (exit 2), not a network failure:
-    another scheme than http(s), no host, a port out of range, an unclosed IPv6 bracket."""
-    try:
-        parts = urllib.parse.urlsplit(index_url)
-        parts.port  # noqa: B018 - raises ValueError when out of range
-        httpx.URL(index_url)
-    except (ValueError, httpx.InvalidURL) as exc:
-        shown_url = shown(re.sub(r"//[^/]*@", "//", index_url), 200)  # too broken to redact: no user:pass@
-        raise UsageError(f"not a valid index URL: {shown_url} ({exc})", wheel=source) from None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"the index URL must be http(s) with a host: {redact(index_url)}", wheel=source)
-
-
 def _get_page(
     page: str, client: httpx.Client, cache: Cache, retries: int
 ) -> tuple[httpx.Response, bytes, str]:
@@ -211,7 +195,11 @@ def resolve_requirement(
     of them is preferred (``choose``).
     """
     name, version = pin(source)
-    _check_index_url(index_url, source)
+    try:
+        check_http_url(index_url, label="index URL")
+    except UsageError as exc:
+        exc.with_wheel(source)
+        raise
     tag_list = [t for t in tags if isinstance(t, Tag)]
     page = index_url.rstrip("/") + "/" + name + "/"
     try:
