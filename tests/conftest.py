@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pytest_httpserver import HTTPServer
 
 from wheelstream._cache import Cache
 from wheelstream._urls import cache_key
@@ -214,3 +215,15 @@ def fetch(url: str, cache_dir: Path, options: DownloadOptions = FAST, **kw: Any)
     """``fetch_wheel`` with a client of its own, the cache at ``cache_dir`` and quick retries."""
     with httpx.Client(timeout=10) as client:
         return fetch_wheel(url, cache=Cache.at(cache_dir), client=client, options=options, **kw)
+
+
+def started_server(**options: Any) -> Iterator[HTTPServer]:
+    """A pytest-httpserver ``HTTPServer(**options)`` of a test's own (another host, port or TLS than the shared
+    ``httpserver`` fixture), started for the test and stopped after it: ``yield from`` it in a fixture."""
+    server = HTTPServer(**options)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.clear()
+        server.stop()

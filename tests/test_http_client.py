@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import started_server
 from pytest_httpserver import HTTPServer
 
 import wheelstream
@@ -25,13 +26,7 @@ WHEEL = "demo-1.0-py3-none-any.whl"
 def tls_server() -> Iterator[HTTPServer]:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(TLS / "localhost.pem", TLS / "localhost.key")
-    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=context)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.clear()
-        server.stop()
+    yield from started_server(host="127.0.0.1", port=0, ssl_context=context)
 
 
 def test_https_install_trusts_the_ca_the_environment_names(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ws
+from conftest import started_server, ws
 from packaging.tags import sys_tags
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -201,13 +201,7 @@ def test_a_page_with_an_etag_is_revalidated_so_a_new_version_is_seen_at_once(
 @pytest.fixture
 def other_port(httpserver: HTTPServer) -> Iterator[HTTPServer]:
     """A second server on the same host as ``httpserver``, on another port."""
-    server = HTTPServer(host=httpserver.host, port=0)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.clear()
-        server.stop()
+    yield from started_server(host=httpserver.host, port=0)
 
 
 @pytest.mark.parametrize(
