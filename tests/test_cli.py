@@ -74,12 +74,14 @@ def test_install_url_with_console_script(server: FaultServer, cache: Path, tmp_p
     assert (target / "bin" / "wheel").is_file()
     assert "Installed 1 wheel in" in run.err
     assert "fetched" in run.err
-    # the same command again: nothing fetched, the unpacked wheel comes from the cache
+    # the same command again: the server says the file has not changed (304), the wheel comes from the cache
     before = len(server.requests)
     run = ws("install", url, "--target", str(tmp_path / "t2"), cache=cache)
     assert run.code == 0
     assert "from cache" in run.err
-    assert len(server.requests) == before
+    [asked] = server.requests[before:]
+    assert (asked.status, asked.bytes_sent) == (304, 0)
+    assert asked.headers["if-none-match"].startswith('"')
 
 
 def test_existing_target_items_are_skipped_with_a_warning(

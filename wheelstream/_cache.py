@@ -15,7 +15,8 @@
     <root>/claimed/<token>/          a freshly unpacked tree one process took for itself, to move its files
     <root>/claimed/<token>.lock        into a target (``--link-mode move``); held while the tree exists
     <root>/claimed/<token>.handed    the tree is on its way from a worker process to its parent
-    <root>/urls/<key>.json           which sha256 a URL gave last time, so a re-install needs no network
+    <root>/urls/<key>.json           which sha256 a URL gave last time, and the validators it came with: a
+                                     re-install downloads nothing while the server answers 304 (``fetch._fetch``)
     <root>/http/                     hishel's cache of index pages
     <root>/hosts/<key>.<i>.lock      a host's connections beyond each download's first (fetch/_host_slots.py)
 
@@ -42,13 +43,14 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import filelock
 import platformdirs
 
 from wheelstream.unpack._partial import Journal
 
-__all__ = ["Cache", "Claim", "default_cache_dir", "file_lock", "try_lock"]
+__all__ = ["Cache", "Claim", "UrlRecord", "default_cache_dir", "file_lock", "try_lock"]
 
 _SWEEP_AFTER = 60.0  # seconds
 
@@ -56,6 +58,15 @@ _SWEEP_AFTER = 60.0  # seconds
 def default_cache_dir() -> Path:
     env = os.environ.get("WHEELSTREAM_CACHE_DIR")
     return Path(env) if env else platformdirs.user_cache_path("wheelstream")
+
+
+class UrlRecord(NamedTuple):
+    """What the cache remembers of a URL's last finished download: the file it gave, and the validators its
+    response carried, to ask the server whether it still serves that file (``fetch._fetch._revalidate``)."""
+
+    sha256: str
+    etag: str | None
+    last_modified: str | None
 
 
 @dataclass(frozen=True)
@@ -99,24 +110,51 @@ class Cache:
 
     def remembered_sha256(self, key: str) -> str | None:
         """The sha256 this URL produced last time, if its unpacked tree or its wheel file is still cached."""
-        sha = self.last_sha256(key)
-        return (
-            sha
-            if sha is not None and (self.wheel_dir(sha).is_dir() or self.wheel_file(sha).is_file())
-            else None
-        )
+        record = self.remembered(key)
+        return record.sha256 if record is not None else None
+
+    def remembered(self, key: str) -> UrlRecord | None:
+        """What this URL gave last time, if its unpacked tree or its wheel file is still cached."""
+        record = self.url_record(key)
+        if record is None:
+            return None
+        sha = record.sha256
+        return record if self.wheel_dir(sha).is_dir() or self.wheel_file(sha).is_file() else None
 
     def last_sha256(self, key: str) -> str | None:
         """The sha256 this URL produced last time, wherever its file went (``download -d`` keeps it elsewhere)."""
+        record = self.url_record(key)
+        return record.sha256 if record is not None else None
+
+    def url_record(self, key: str) -> UrlRecord | None:
+        """What this URL gave last time, wherever its file went; None if never (or the record is unreadable)."""
         try:
-            return str(json.loads((self.root / "urls" / f"{key}.json").read_text())["sha256"])
-        except (OSError, ValueError, KeyError, TypeError):
+            data = json.loads((self.root / "urls" / f"{key}.json").read_text())
+            etag, modified = data.get("etag"), data.get("last_modified")  # absent in records of 2026-12-06
+            return UrlRecord(
+                str(data["sha256"]),
+                etag if isinstance(etag, str) else None,
+                modified if isinstance(modified, str) else None,
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
-    def remember(self, key: str, url: str, sha256: str, filename: str) -> None:
+    def remember(
+        self,
+        key: str,
+        url: str,
+        sha256: str,
+        filename: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+    ) -> None:
+        """Record what ``url`` gave, with the validators of the response it came in (none for a local file)."""
         target = self.root / "urls" / f"{key}.json"
         tmp = target.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"url": url, "sha256": sha256, "filename": filename}))
+        record = {"url": url, "sha256": sha256, "filename": filename}
+        record.update({k: v for k, v in (("etag", etag), ("last_modified", last_modified)) if v})
+        tmp.write_text(json.dumps(record))
         tmp.replace(target)
 
     def forget_refused(self, key: str, sha256: str) -> None:

@@ -1,7 +1,7 @@
 """``fetch_wheel``: one wheel URL into the cache, downloaded and unpacked at once, resuming what is left.
 
-Under the URL's file lock: the cache first (the unpacked tree, else the wheel file, when the sha256 is known),
-then one download: the stream ``_resume.restore`` rebuilds, the attempts (``_attempts.py``), the last checks
+Under the URL's file lock: the cache first (the unpacked tree, else the wheel file, when the sha256 is known:
+pinned by a hash, or remembered and still served, ``_revalidate``), then one download: the stream ``_resume.restore`` rebuilds, the attempts (``_attempts.py``), the last checks
 and the hand-over to the cache (``_publish.py``). What a failure leaves behind is decided here:
 
 =============================================  ==============================================================
@@ -23,17 +23,18 @@ from pathlib import Path
 
 import httpx
 
-from wheelstream._cache import Cache, file_lock
+from wheelstream._cache import Cache, UrlRecord, file_lock
 from wheelstream._progress import ProgressCallback
 from wheelstream.errors import ArchiveError, HashMismatch, NetworkError, ResourceGone, WheelstreamError
 from wheelstream.fetch._attempts import Attempts
 from wheelstream.fetch._cancel import CancelSignal, SocketCancel
-from wheelstream.fetch._errors import disk_error, interrupted
+from wheelstream.fetch._errors import disk_error, interrupted, unfollowable
 from wheelstream.fetch._local import from_wheel_file, unpack_local
 from wheelstream.fetch._options import DownloadOptions, DownloadResult, Job
 from wheelstream.fetch._publish import cached, check_complete, finished_tree, hand_over
 from wheelstream.fetch._reporting import Reporter
 from wheelstream.fetch._resume import restore
+from wheelstream.fetch._revalidate import Verdict, conditional_headers, judge
 from wheelstream.unpack._rehash import file_sha256
 
 __all__ = ["fetch_wheel"]
@@ -61,37 +62,50 @@ def fetch_wheel(
     """
     job = Job.of(url, cache, options, expected_sha256, keep_wheel_in, keep_unpacked)
     with file_lock(cache.lock(job.key)):
-        found = _from_cache(job, progress) if keep_wheel_in is None else _already_kept(job, progress)
-        if found is not None:
-            return found
+        download = _Download(job, client, progress, cancel)
         try:
-            return _Download(job, client, progress, cancel).run()
+            found = _from_cache(download) if keep_wheel_in is None else _already_kept(download)
+            if found is not None:
+                return found
+            return download.run()
         except WheelstreamError as exc:
             exc.with_wheel(job.wheel)
             raise  # as it was raised: its cause (a DiskError's OSError) stays
 
 
-def _from_cache(job: Job, progress: ProgressCallback | None) -> DownloadResult | None:
-    sha = job.expected if job.expected else job.cache.remembered_sha256(job.key)
-    if sha is None:
-        return None
+def _from_cache(download: _Download) -> DownloadResult | None:
+    """The cached wheel of a URL pinned by a hash; of another URL, while the server still serves that file."""
+    job, progress = download.job, download.reporter.callback
+    if job.expected:
+        sha = job.expected
+    else:
+        record = job.cache.remembered(job.key)
+        if record is None or not download.still_current(record, job.cache.wheel_file(record.sha256)):
+            return None
+        sha = record.sha256
     found = cached(job.cache, sha, job.wheel, progress) or from_wheel_file(job, sha, progress)
     if found is not None:
         job.cache.reclaim(job.key)  # a download killed after its wheel file was in place left these
     return found
 
 
-def _already_kept(job: Job, progress: ProgressCallback | None) -> DownloadResult | None:
+def _already_kept(download: _Download) -> DownloadResult | None:
     """``download -d DIR`` of a URL whose wheel is in DIR already — a finished earlier download, or one killed
     right after moving it there: the file the cache remembers for the URL is used (and checked whole, as any
-    local wheel is) instead of fetched again."""
+    local wheel is) instead of fetched again, if the server still serves it (unless a hash pins it)."""
+    job = download.job
     assert job.keep_wheel_in is not None
-    sha = job.expected or job.cache.last_sha256(job.key)
+    record = None if job.expected else job.cache.url_record(job.key)
+    sha = job.expected or (record.sha256 if record is not None else None)
     kept = job.keep_wheel_in / job.wheel
     if sha is None or not kept.is_file() or file_sha256(kept) != sha:
         return None
+    if record is not None and not download.still_current(record, kept):
+        return None
     job.cache.reclaim(job.key)  # what a download killed after its wheel reached DIR left
-    return unpack_local(kept, cache=job.cache, expected_sha256=sha, options=job.options, progress=progress)
+    return unpack_local(
+        kept, cache=job.cache, expected_sha256=sha, options=job.options, progress=download.reporter.callback
+    )
 
 
 class _Download:
@@ -107,6 +121,42 @@ class _Download:
         )  # set by another thread (Ctrl-C in the main thread): stop like Ctrl-C
         self.reporter = Reporter(job.wheel, progress)
         self.completed = False  # the unpacked wheel is published: an interrupt has nothing to save
+
+    def still_current(self, record: UrlRecord, kept: Path) -> bool:
+        """Does the server still serve the file ``record`` names (kept at ``kept``, if it is there)? One
+        conditional request, or none when the record has no validator (``_revalidate``); a Ctrl-C or cancel
+        meanwhile raises ``KeyboardInterrupt``, with nothing to save."""
+        headers = conditional_headers(record)
+        if headers is None:
+            self.reporter.note("no ETag or Last-Modified to ask the server about the cached copy: downloading")
+            return False
+        with self.cancel.watching():
+            verdict = self._ask(headers, record, kept)
+        if verdict is Verdict.UNREACHABLE:
+            self.reporter.note("the server could not say whether the file changed: using the cached copy")
+        elif verdict is Verdict.CHANGED:
+            self.reporter.note("the file at this URL changed since it was cached: downloading it again")
+        return verdict is not Verdict.CHANGED
+
+    def _ask(self, headers: dict[str, str], record: UrlRecord, kept: Path) -> Verdict:
+        try:
+            size: int | None = kept.stat().st_size
+        except OSError:
+            size = None  # only the unpacked tree is kept: the ETag or the date alone must say
+        try:
+            with (
+                self.cancel.request() as extensions,
+                self.client.stream(
+                    "GET", self.job.url, headers=headers, timeout=self.job.options.timeout, extensions=extensions
+                ) as response,
+            ):
+                self.cancel.response_arrived(response)
+                return judge(response.status_code, response.headers, record, size)
+        except httpx.HTTPError as exc:
+            self.cancel.raise_if_cancelled()
+            if isinstance(exc, httpx.TransportError) and unfollowable(exc) is None:
+                return Verdict.UNREACHABLE
+            return Verdict.CHANGED  # a redirect no request can follow: the download says so, as it would
 
     def run(self) -> DownloadResult:
         with self.cancel.watching():

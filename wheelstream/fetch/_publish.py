@@ -63,7 +63,10 @@ def hand_over(job: Job, stream: Tee, staged: StagedWheel, sha256: str) -> tuple[
     if job.keep_wheel_in is not None:  # the caller's directory: the name is checked again as it is joined
         keep = wheel_path_in(job.keep_wheel_in, job.wheel, source=job.redacted)
     keep.parent.mkdir(parents=True, exist_ok=True)
-    job.cache.remember(job.key, job.redacted, sha256, job.wheel)
+    journal = stream.journal  # the validators of the response the file came in: a later install revalidates
+    job.cache.remember(
+        job.key, job.redacted, sha256, job.wheel, etag=journal.etag, last_modified=journal.last_modified
+    )
     reached("publish.remembered")
     _move_wheel(job.cache.partial(job.key), keep)
     reached("publish.wheel-moved")

@@ -132,6 +132,16 @@ def if_range_matches(value: str, etag: str | None, last_modified: str | None) ->
         return False
 
 
+def not_modified_since(value: str, last_modified: str | None) -> bool:
+    """RFC 9110 §13.1.3: the file has not changed since the HTTP-date ``value`` (an unparsable one is ignored)."""
+    if last_modified is None:
+        return False
+    try:
+        return parsedate_to_datetime(last_modified) <= parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return False
+
+
 def _content_type(name: str) -> str:
     if name.endswith(".whl"):
         return "application/octet-stream"
@@ -207,12 +217,16 @@ def decide(
     if last_modified is not None:
         out.append(("Last-Modified", last_modified))
 
-    # Conditional GET: lets caching clients (pip's cachecontrol) behave as against a real server.
+    # Conditional GET: lets caching clients (pip's cachecontrol, wheelstream's own cache) behave as against a
+    # real server. If-Modified-Since counts only without If-None-Match (RFC 9110 §13.1.3).
     inm = headers.get("if-none-match")
     if inm is not None and etag is not None:
         tags = {t.strip().removeprefix("W/") for t in inm.split(",")}
         if "*" in tags or etag.removeprefix("W/") in tags:
             return Decision(304, out, faults=_names(used))
+    ims = headers.get("if-modified-since")
+    if inm is None and ims is not None and not_modified_since(ims, last_modified):
+        return Decision(304, out, faults=_names(used))
 
     # 5. range
     ignore = [f for f in active if isinstance(f, IgnoreRange)]

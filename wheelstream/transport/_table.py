@@ -54,7 +54,16 @@ import time
 from collections.abc import Mapping
 from typing import NamedTuple
 
-__all__ = ["Action", "Decision", "Known", "PieceAction", "decide", "decide_piece", "retry_after_seconds"]
+__all__ = [
+    "Action",
+    "Decision",
+    "Known",
+    "PieceAction",
+    "decide",
+    "decide_piece",
+    "retry_after_seconds",
+    "same_file",
+]
 
 
 class Action(enum.Enum):
@@ -112,6 +121,12 @@ def _same_file(headers: Mapping[str, str], known: Known, length: int | None) -> 
     if known.last_modified and modified:
         return modified == known.last_modified  # what If-Range carried when the ETag was weak
     return False  # nothing to compare: unknowable, so treated as changed
+
+
+def same_file(headers: Mapping[str, str], known: Known) -> bool:
+    """Does a 200 carry the file ``known`` describes ("validators equal" in the table above)? Also how a cached
+    wheel is recognised in a server's answer that ignored the conditions (``fetch._revalidate``)."""
+    return _same_file(headers, known, _int(_header(headers, "content-length")))
 
 
 def decide(status: int, headers: Mapping[str, str], known: Known) -> Decision:

@@ -1,0 +1,64 @@
+"""Is the file the cache holds for a URL still the one the server serves? One conditional ``GET`` says.
+
+A wheel URL pinned by a hash (``#sha256=``, ``--hash``, an index's or a lock file's digest) is served from the
+cache with no request: the hash names the file. An unpinned URL names whatever the server puts there, and a
+wheel rebuilt under the same name (a development server, a "latest" artifact) must not be installed stale for
+good. So, as pip's and uv's HTTP caches do, the cached file is revalidated: ``GET`` with ``If-None-Match`` (the
+recorded ETag) and ``If-Modified-Since`` (the recorded Last-Modified), ``Accept-Encoding: identity``.
+
+======================================================  =========================================
+server answers                                          verdict
+======================================================  =========================================
+304                                                     CURRENT: the cached file, nothing downloaded
+200 with the recorded validators (the server ignored   CURRENT
+the condition): strong ETag equal, else Last-Modified
+equal, and Content-Length equal to the cached file's
+408, 429, 5xx; no answer (refused, reset, timed out)    UNREACHABLE: the cached file (stale-if-error)
+anything else (a new file, 404/410, 401/403, ...)       CHANGED: downloaded as if never cached, so
+                                                        a new file replaces it and an error reads as
+                                                        a download's would
+======================================================  =========================================
+
+A record without a validator (the server sent neither ETag nor Last-Modified) cannot be asked about: CHANGED,
+without a request. The response of a CHANGED verdict is closed unread; the download makes its own request (one
+more round trip, so that the download keeps a single path: its resume, its pieces, its checks).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+
+from wheelstream._cache import UrlRecord
+from wheelstream.transport._table import Known, same_file
+
+__all__ = ["Verdict", "conditional_headers", "judge"]
+
+
+class Verdict(enum.Enum):
+    CURRENT = "current"
+    UNREACHABLE = "unreachable"
+    CHANGED = "changed"
+
+
+def conditional_headers(record: UrlRecord) -> dict[str, str] | None:
+    """The request's headers, or None when the record has no validator to send."""
+    if record.etag is None and record.last_modified is None:
+        return None
+    headers = {"Accept-Encoding": "identity"}
+    if record.etag is not None:
+        headers["If-None-Match"] = record.etag
+    if record.last_modified is not None:
+        headers["If-Modified-Since"] = record.last_modified
+    return headers
+
+
+def judge(status: int, headers: Mapping[str, str], record: UrlRecord, size: int | None) -> Verdict:
+    """The verdict for one answer (the table above); ``size``: the cached file's, when it is kept."""
+    if status == 304:
+        return Verdict.CURRENT
+    if status == 200 and same_file(headers, Known(0, size, record.etag, record.last_modified)):
+        return Verdict.CURRENT
+    if status in (408, 429) or 500 <= status <= 599:
+        return Verdict.UNREACHABLE
+    return Verdict.CHANGED
