@@ -591,6 +591,25 @@ def test_requirements_hash_mismatch_for_an_index_pin_exits_1(
     assert "none of the 2 allowed hashes" in run.error_line()
 
 
+@pytest.mark.parametrize("where", ["index", "fragment"])
+def test_one_hash_that_is_not_the_named_sha256_downloads_nothing(
+    server: FaultServer, cache: Path, tmp_path: Path, where: str
+) -> None:
+    """The index's listing or the URL's #sha256= names the file: one --hash that is not it cannot match, so
+    the wheel is not downloaded to find that out (with two hashes this was already so)."""
+    url = add(server, "beta", "2.0")
+    sha = server.version("beta-2.0-py3-none-any.whl").sha256
+    source = "beta==2.0" if where == "index" else f"{url}#sha256={sha}"
+    req = tmp_path / "r.txt"
+    req.write_text(f"{source} --hash=sha256:{'a' * 64}\n")
+    run = ws("install", "-r", str(req), "-i", f"{server.url}/simple/", "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 1, run.err
+    line = run.error_line()
+    assert line.startswith("error: beta-2.0-py3-none-any.whl: the ")
+    assert f"sha256 {sha} is not the allowed hash; nothing was downloaded" in line
+    assert server.requests_for("beta-2.0-py3-none-any.whl") == []
+
+
 def test_several_hashes_on_a_url_line_allow_any_of_them(
     server: FaultServer, cache: Path, tmp_path: Path
 ) -> None:

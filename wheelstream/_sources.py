@@ -22,7 +22,6 @@ from wheelstream._urls import (
     checked_wheel_filename,
     not_a_url,
     redact,
-    shown_url,
     split_hash_fragment,
     wheel_filename_from_url,
 )
@@ -112,18 +111,20 @@ def _pinned(
     source: str, url: str | None, path: Path | None, named: str | None, allowed: frozenset[str], by: str
 ) -> Resolved:
     """The sha256 the download checks: the caller's one allowed hash, else the one ``by`` named (a URL's
-    fragment, the index's listing) when the caller allows it; see :func:`resolve`."""
+    fragment, the index's listing) when the caller allows it; see :func:`resolve`. A named sha256 the caller
+    does not allow fails here, before a byte is downloaded: the file it names cannot be the one allowed."""
+    if named is not None and allowed and named.lower() not in allowed:
+        which = "not the allowed hash" if len(allowed) == 1 else f"none of the {len(allowed)} allowed hashes"
+        raise HashMismatch(
+            f"the {by} sha256 {named} is {which}; nothing was downloaded",
+            wheel=wheel_filename_from_url(url) if url else source,
+        )
     if len(allowed) == 1:
         return Resolved(source, url, path, next(iter(allowed)))
     if not allowed:
         return Resolved(source, url, path, named)
     if named is None:
         return Resolved(source, url, path, None, allowed)
-    if named.lower() not in allowed:
-        raise HashMismatch(
-            f"the {by} sha256 {named} is none of the {len(allowed)} allowed hashes; nothing was downloaded",
-            wheel=shown_url(url) if url else source,
-        )
     return Resolved(source, url, path, named.lower())
 
 
