@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import stat
 import signal
 import socket
 import ssl
@@ -546,7 +547,7 @@ def test_a_full_target_says_so_and_leaves_the_target_unchanged(
     assert line.startswith(f"error: {filename}: cannot install into {target}: File too large"), line
     assert line.endswith("the target is unchanged"), line
     assert sorted(p.name for p in target.iterdir()) == ["keep.txt"]
-    assert len(server.requests_for(filename)) == 1  # the second install fetched nothing
+    assert server.bytes_sent(filename) == len(data)  # the second install fetched nothing (it asked: 304)
 
 
 # -- -r, --jobs, the index ---------------------------------------------------------------------------------
@@ -721,6 +722,42 @@ def test_download_command_prints_paths(server: FaultServer, cache: Path, tmp_pat
     assert path == tmp_path / "d" / "demo-1.0-py3-none-any.whl"
     assert path.is_file()
     assert "Downloaded 1 wheel" in run.err
+
+
+def test_download_leaves_a_wheelhouse_file_and_no_unpacked_copy(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    """pip download writes a file of the umask's mode (a wheelhouse is often served to others); the tree
+    unpacked to verify the wheel is not kept beside its file, doubling the cache."""
+    url = add(server)
+    old = os.umask(0o022)
+    try:
+        run = ws("download", url, "-d", str(tmp_path / "d"), cache=cache)
+    finally:
+        os.umask(old)
+    assert run.code == 0, run.err
+    assert stat.S_IMODE((tmp_path / "d" / "demo-1.0-py3-none-any.whl").stat().st_mode) == 0o644
+    wheels = cache / "wheels"
+    assert [p.suffix for p in wheels.iterdir()] == [".whl"], sorted(p.name for p in wheels.iterdir())
+    assert list((cache / "claimed").iterdir()) == []
+    # the same for a wheel already in the directory (checked whole again, not unpacked into the cache)
+    assert ws("download", url, "-d", str(tmp_path / "d"), cache=cache).code == 0
+    assert [p.suffix for p in wheels.iterdir()] == [".whl"]
+
+
+def test_a_cached_unpacked_wheel_is_held_to_this_commands_limits(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    """--max-unpacked-size and --max-entries refuse an archive before it fills a disk; a copy unpacked into
+    the cache by an earlier command under wider limits is refused the same way, not installed from there."""
+    url = add(server, size=200 * 1024)
+    assert ws("install", url, "-t", str(tmp_path / "a"), "--link-mode", "copy", cache=cache).code == 0
+    for option, value, what in (("--max-unpacked-size", "100K", "byte limit"), ("--max-entries", "2", "entry limit")):
+        run = ws("install", url, "-t", str(tmp_path / "b"), "--link-mode", "copy", option, value, cache=cache)
+        assert run.code == 1, run.err
+        line = run.error_line()
+        assert line.startswith("error: demo-1.0-py3-none-any.whl: archive ") and what in line, line
+        assert not (tmp_path / "b").exists()
 
 
 def test_two_wheels_of_one_distribution_are_refused_before_anything_is_fetched(

@@ -364,5 +364,7 @@ def download(
         python=None,
         keep_wheels_in=dest_path,
         workers=workers,
+        keep_unpacked=False,  # only the wheel file is kept: its tree was unpacked to verify it
     )
+    release(r for _, r in fetched)
     return InstallResult(tuple(_outcome(i, r, dest_path) for i, r in fetched), None)

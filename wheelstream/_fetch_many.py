@@ -25,6 +25,7 @@ import httpx
 from wheelstream._cache import Cache
 from wheelstream._parallel import Arrived, collect, fetch_in_processes, fetch_one, process_pool
 from wheelstream._progress import ProgressCallback
+from wheelstream._staged import current_umask
 from wheelstream._sources import Resolved, allowed_hashes, check_allowed, filename_of, forget_refused, resolve
 from wheelstream._urls import wheel_path_in
 from wheelstream.errors import DiskError, InstallConflict, UsageError, WheelMetadataError
@@ -153,6 +154,11 @@ def _place(item: Resolved, result: DownloadResult, cache: Cache, directory: Path
             os.link(source, temporary)
         except OSError:  # another file system, or links not allowed
             shutil.copyfile(source, temporary)
+        if item.path is None:
+            # The cache's files are its user's alone (0600, in 0700 directories); a wheelhouse gets the mode
+            # pip download gives a new file. A link shares the inode: the cache's file, in its 0700 directory,
+            # changes too, and stays unreachable to others.
+            os.chmod(temporary, 0o666 & ~current_umask())
         os.replace(temporary, target)
     except OSError as exc:
         temporary.unlink(missing_ok=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, FIRST_EXCEPTION, BrokenExecutor, Future, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -193,7 +193,7 @@ def collect(
         raise
 
 
-def release(fetched: Sequence[DownloadResult]) -> None:
+def release(fetched: Iterable[DownloadResult]) -> None:
     """Remove the trees claimed for a move install (what the install left in them, or all after a failure)."""
     for result in fetched:
         if result.claim is not None:

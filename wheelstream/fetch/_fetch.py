@@ -83,7 +83,7 @@ def _from_cache(download: _Download) -> DownloadResult | None:
         if record is None or not download.still_current(record, job.cache.wheel_file(record.sha256)):
             return None
         sha = record.sha256
-    found = cached(job.cache, sha, job.wheel, progress) or from_wheel_file(job, sha, progress)
+    found = cached(job.cache, sha, job.wheel, progress, job.options) or from_wheel_file(job, sha, progress)
     if found is not None:
         job.cache.reclaim(job.key)  # a download killed after its wheel file was in place left these
     return found
@@ -104,7 +104,12 @@ def _already_kept(download: _Download) -> DownloadResult | None:
         return None
     job.cache.reclaim(job.key)  # what a download killed after its wheel reached DIR left
     return unpack_local(
-        kept, cache=job.cache, expected_sha256=sha, options=job.options, progress=download.reporter.callback
+        kept,
+        cache=job.cache,
+        expected_sha256=sha,
+        options=job.options,
+        progress=download.reporter.callback,
+        keep_unpacked=job.keep_unpacked,
     )
 
 

@@ -104,7 +104,7 @@ def _unpack_file(
         if (
             known is not None and _reading(path, filename, file_sha256, path) == known
         ):  # cheaper than inflating
-            found = cached(cache, known, filename, progress)
+            found = cached(cache, known, filename, progress, options)
             if found is not None:
                 return found
         shutil.rmtree(staging, ignore_errors=True)

@@ -29,8 +29,8 @@ from wheelstream._killpoints import reached
 from wheelstream._progress import Progress, ProgressCallback
 from wheelstream._staged import StagedWheel, empty_directory_entries
 from wheelstream._urls import wheel_path_in
-from wheelstream.errors import HashMismatch, TruncatedArchive
-from wheelstream.fetch._options import DownloadResult, Job
+from wheelstream.errors import HashMismatch, TruncatedArchive, UnpackedLimitExceeded
+from wheelstream.fetch._options import DownloadOptions, DownloadResult, Job
 from wheelstream.fetch._resume import PrefixAudit
 from wheelstream.unpack._extract import Extractor
 from wheelstream.unpack._partial import Journal
@@ -145,12 +145,30 @@ def settle_tree(
     return dataclasses.replace(staged, root=claim.root, movable=True), claim
 
 
-def cached(cache: Cache, sha256: str, wheel: str, progress: ProgressCallback | None) -> DownloadResult | None:
-    """The unpacked wheel ``wheels/<sha256>/`` as a result that fetched and unpacked nothing, if it is there."""
+def cached(
+    cache: Cache, sha256: str, wheel: str, progress: ProgressCallback | None, options: DownloadOptions
+) -> DownloadResult | None:
+    """The unpacked wheel ``wheels/<sha256>/`` as a result that fetched and unpacked nothing, if it is there.
+
+    It was unpacked under an earlier command's limits: this command's ``max_unpacked_size`` and ``max_entries``
+    hold for it too, as they would for the archive (its files count; directory entries are not kept)."""
     manifest = cache.wheel_manifest(sha256)
     if not manifest.is_file() or not cache.wheel_dir(sha256).is_dir():
         return None
     staged = StagedWheel.read_manifest(cache.wheel_dir(sha256), manifest)
+    size = sum(each.size for each in staged.files.values())
+    if size > options.max_unpacked_size:
+        raise UnpackedLimitExceeded(
+            f"archive unpacks to more than the {options.max_unpacked_size}-byte limit "
+            f"(its unpacked copy in the cache holds {size} bytes)",
+            wheel=wheel,
+        )
+    if len(staged.files) > options.max_entries:
+        raise UnpackedLimitExceeded(
+            f"archive has more than the {options.max_entries}-entry limit "
+            f"(its unpacked copy in the cache holds {len(staged.files)} files)",
+            wheel=wheel,
+        )
     if progress is not None:
         progress(Progress(wheel, 0, 0, len(staged.files), None, message="from cache", finished=True))
     return DownloadResult(staged, sha256, 0, 0, None, 0, True)
