@@ -740,6 +740,38 @@ def test_sync_removes_an_installed_package_whose_marker_is_false_here(
     assert {path: ino for path, ino in inodes(venv).items() if path in alpha_and_beta} == alpha_and_beta
 
 
+def test_sync_keeps_the_packaging_tools_a_lock_leaves_out(
+    tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
+) -> None:
+    """A venv comes with pip (and setuptools, wheel on older Pythons); a lock rarely lists them. As ``uv pip
+    sync`` and pip-tools' ``pip-sync``, sync leaves them, and removes every other unlisted distribution —
+    unless the lock lists the tool: then its version is the lock's."""
+    for name, version in (("pip", "99.0"), ("setuptools", "99.0"), ("wheel", "99.0"), ("pip", "100.0")):
+        served[filename(name, version)] = wheel_bytes(name, version)
+        server.add_file(filename(name, version), served[filename(name, version)])
+    alpha = served_package(server, served, "alpha", "1.0")
+    tools = [served_package(server, served, name, "99.0") for name in ("pip", "setuptools", "wheel")]
+    other = served_package(server, served, "beta", "2.0")
+    venv = tmp_path / "venv"
+    new_venv(venv)
+    synced(write_lock(tmp_path / "all" / "pylock.toml", alpha, other, *tools), venv, cache)
+    synced(write_lock(tmp_path / "alpha" / "pylock.toml", alpha), venv, cache)
+    assert dist_infos(venv / SITE) == [
+        "alpha-1.0.dist-info",
+        "pip-99.0.dist-info",
+        "setuptools-99.0.dist-info",
+        "wheel-99.0.dist-info",
+    ]
+    newer_pip = served_package(server, served, "pip", "100.0")
+    synced(write_lock(tmp_path / "pip" / "pylock.toml", alpha, newer_pip), venv, cache)
+    assert dist_infos(venv / SITE) == [
+        "alpha-1.0.dist-info",
+        "pip-100.0.dist-info",
+        "setuptools-99.0.dist-info",
+        "wheel-99.0.dist-info",
+    ]
+
+
 # Where the second sync (lock 1 -> lock 2) is killed. Its commit renames 17 times: beta 2.1's six items in (three
 # of them after setting beta 2.0's file at that path aside), then eight paths of alpha 1.0 and beta 2.0 set
 # aside. @2: the first new file just went in; @10: every new item is in, the removals begin; @17: the last

@@ -34,6 +34,9 @@ from wheelstream.zip import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_SIZE
 
 __all__ = ["install_lock", "sync"]
 
+# What ``sync`` leaves in an environment whose lock does not list it (see ``install_lock``'s ``unlisted``).
+_PACKAGING_TOOLS = frozenset({"pip", "setuptools", "wheel"})
+
 
 def _own_distributions() -> set[str]:
     """wheelstream's distribution and what it requires, in the running environment: a sync there must not take
@@ -142,12 +145,14 @@ def install_lock(
 
         def unlisted(present: list[Installed]) -> list[str]:
             """What the lock does not list, asked under the environment's lock once an interrupted install is
-            finished (asked before, it would miss what that install brings, and race other commands)."""
+            finished (asked before, it would miss what that install brings, and race other commands). The
+            packaging tools a venv is made with stay unless the lock lists them, as ``uv pip sync`` and
+            pip-tools' ``pip-sync`` keep them: a lock rarely names pip, and a venv without it surprises."""
             names = [dist.name for dist in present if dist.key not in locked]
             kept = sorted(name for name in names if canonicalize_name(name) in ours)
             if kept and on_warning is not None:
                 on_warning(f"not removed, as wheelstream runs from them: {', '.join(kept)}")
-            return [name for name in names if canonicalize_name(name) not in ours]
+            return [name for name in names if canonicalize_name(name) not in ours | _PACKAGING_TOOLS]
 
         remove = unlisted
     return install_sources(
