@@ -27,6 +27,7 @@ from test_install_equivalence import assert_same_install
 
 from wheelstream._progress import Progress
 from wheelstream.errors import Interrupted
+from wheelstream.fetch._errors import human
 from wheelstream.fetch import DownloadResult
 from wheelstream.testing import (
     ChangeFile,
@@ -144,6 +145,17 @@ def test_an_interrupted_download_resumes_only_its_holes(server: FaultServer, tmp
         assert record.range is not None
         first, last = map(int, record.range.removeprefix("bytes=").split("-"))
         assert not any(start <= last and first < end for start, end in journal["held"])
+
+
+def test_a_resume_from_pieces_is_reported_as_a_resume(server: FaultServer, tmp_path: Path) -> None:
+    """The rerun of a segmented download says it resumed (``resumed_at``, the message), as one on one
+    connection does: it is the case a slow CDN makes."""
+    url, _data, journal = _interrupted(server, tmp_path, 0.6)
+    kept = journal["durable"] + sum(end - start for start, end in journal["held"])
+    messages: list[str] = []
+    result = fetch(url, tmp_path, FOUR, progress=lambda p: messages.append(p.message or ""))
+    assert result.resumed_at == journal["durable"]
+    assert f"resumed at {human(journal['durable'])} (saved {human(kept)})" in messages
 
 
 def test_a_resume_with_one_connection_fills_the_holes_in_order(server: FaultServer, tmp_path: Path) -> None:

@@ -158,6 +158,7 @@ class Attempts:
         if journal.length is not None and 0 < journal.length == self.stream.position:
             return _DONE  # everything is on disk already (e.g. killed right before the end)
         if self.held:
+            self._resumed_from_pieces()
             return self._segmented(None, None)  # an earlier run's pieces: only the holes are asked for
         known = Known(self.stream.position, journal.length, journal.etag, journal.last_modified)
         probe_end = (
@@ -310,6 +311,18 @@ class Attempts:
             raise
         stream.settle(wait_for_syncer=False)
         return 0
+
+    def _resumed_from_pieces(self) -> None:
+        """A run going on from its prefix and the pieces an earlier segmented run left is a resume too: it says
+        so, as a resume on one connection does, counting the pieces among what it saved."""
+        if self.resumed_at is not None:
+            return
+        position = self.stream.position
+        self.resumed_at = position
+        saved = position + sum(end - start for start, end in self.held)
+        self.reporter.report(
+            self.stream, position, message=f"resumed at {human(position)} (saved {human(saved)})"
+        )
 
     def _resumed(self, action: Action) -> None:
         position = self.stream.position
