@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import stat
 import signal
 import socket
 import ssl
+import stat
 import subprocess
 import sys
 import tempfile
@@ -752,11 +752,15 @@ def test_a_cached_unpacked_wheel_is_held_to_this_commands_limits(
     the cache by an earlier command under wider limits is refused the same way, not installed from there."""
     url = add(server, size=200 * 1024)
     assert ws("install", url, "-t", str(tmp_path / "a"), "--link-mode", "copy", cache=cache).code == 0
-    for option, value, what in (("--max-unpacked-size", "100K", "byte limit"), ("--max-entries", "2", "entry limit")):
+    for option, value, what in (
+        ("--max-unpacked-size", "100K", "byte limit"),
+        ("--max-entries", "2", "entry limit"),
+    ):
         run = ws("install", url, "-t", str(tmp_path / "b"), "--link-mode", "copy", option, value, cache=cache)
         assert run.code == 1, run.err
         line = run.error_line()
-        assert line.startswith("error: demo-1.0-py3-none-any.whl: archive ") and what in line, line
+        assert line.startswith("error: demo-1.0-py3-none-any.whl: archive "), line
+        assert what in line, line
         assert not (tmp_path / "b").exists()
 
 

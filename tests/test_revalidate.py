@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from conftest import FAST, fetch, ws
@@ -56,16 +57,21 @@ STRONG = UrlRecord("ab" * 32, '"v1"', "Mon, 07 Dec 2026 00:00:00 GMT")
         (503, {}, 10, Verdict.UNREACHABLE),
     ],
 )
-def test_each_answer_has_its_verdict(status: int, headers: dict[str, str], size: int | None, verdict: Verdict) -> None:
+def test_each_answer_has_its_verdict(
+    status: int, headers: dict[str, str], size: int | None, verdict: Verdict
+) -> None:
     assert judge(status, headers, STRONG, size) is verdict
 
 
 def test_a_date_alone_recognises_the_file_by_date_and_length() -> None:
     dated = UrlRecord("ab" * 32, None, STRONG.last_modified)
+    assert STRONG.last_modified is not None
     same = {"last-modified": STRONG.last_modified, "content-length": "10"}
     assert judge(200, same, dated, 10) is Verdict.CURRENT
     assert judge(200, same, dated, 9) is Verdict.CHANGED
-    assert judge(200, {**same, "last-modified": "Tue, 08 Dec 2026 00:00:00 GMT"}, dated, 10) is Verdict.CHANGED
+    assert (
+        judge(200, {**same, "last-modified": "Tue, 08 Dec 2026 00:00:00 GMT"}, dated, 10) is Verdict.CHANGED
+    )
 
 
 def test_the_request_carries_every_validator_and_asks_for_identity() -> None:
@@ -84,10 +90,12 @@ def test_an_unchanged_file_costs_one_304_and_no_body(server: FaultServer, tmp_pa
     url = server.add_file(NAME, OLD)
     first = fetch(url, tmp_path)
     again = fetch(url, tmp_path)
-    assert again.from_cache and again.sha256 == first.sha256
+    assert again.from_cache
+    assert again.sha256 == first.sha256
     assert [(r.status, r.bytes_sent) for r in server.requests_for(NAME)] == [(200, len(OLD)), (304, 0)]
     asked = server.requests_for(NAME)[1].headers
-    assert asked["if-none-match"].startswith('"') and asked["if-modified-since"].endswith("GMT")
+    assert asked["if-none-match"].startswith('"')
+    assert asked["if-modified-since"].endswith("GMT")
     assert (again.staged.root / "demo/__init__.py").read_bytes() == b"VERSION = 'old'\n"
 
 
@@ -99,11 +107,14 @@ def test_a_file_rebuilt_under_the_same_url_is_downloaded_again(server: FaultServ
     again = fetch(url, tmp_path, progress=lambda p: seen.append(p.message or ""))
     assert not again.from_cache
     assert again.sha256 == hashlib.sha256(NEW).hexdigest() != first.sha256
-    assert (again.staged.root / "demo/__init__.py").read_bytes() == b"VERSION = 'new, rebuilt under the same name'\n"
+    assert (
+        again.staged.root / "demo/__init__.py"
+    ).read_bytes() == b"VERSION = 'new, rebuilt under the same name'\n"
     assert "the file at this URL changed since it was cached: downloading it again" in seen
     # ... and from then on the new file is the cached one
     third = fetch(url, tmp_path)
-    assert third.from_cache and third.sha256 == again.sha256
+    assert third.from_cache
+    assert third.sha256 == again.sha256
     assert [r.status for r in server.requests_for(NAME)] == [200, 200, 200, 304]
 
 
@@ -112,7 +123,8 @@ def test_a_hash_pinned_url_asks_nothing(server: FaultServer, tmp_path: Path) -> 
     fetch(url, tmp_path)
     server.replace_file(NAME, NEW)  # the hash names the file: the server's new one is not it
     again = fetch(url, tmp_path)
-    assert again.from_cache and again.sha256 == hashlib.sha256(OLD).hexdigest()
+    assert again.from_cache
+    assert again.sha256 == hashlib.sha256(OLD).hexdigest()
     assert len(server.requests_for(NAME)) == 1
 
 
@@ -127,7 +139,8 @@ def test_a_busy_or_broken_server_leaves_the_cached_copy_in_use(
     started = time.monotonic()
     again = fetch(url, tmp_path, progress=lambda p: seen.append(p.message or ""))
     assert time.monotonic() - started < 5  # no Retry-After wait, no retries: it was only a question
-    assert again.from_cache and again.sha256 == hashlib.sha256(OLD).hexdigest()
+    assert again.from_cache
+    assert again.sha256 == hashlib.sha256(OLD).hexdigest()
     assert "the server could not say whether the file changed: using the cached copy" in seen
     assert len(server.requests_for(NAME)) == 2
 
@@ -139,7 +152,8 @@ def test_no_server_at_all_leaves_the_cached_copy_in_use(tmp_path: Path) -> None:
     started = time.monotonic()
     again = fetch(url, tmp_path)  # connection refused
     assert time.monotonic() - started < 5
-    assert again.from_cache and again.sha256 == hashlib.sha256(OLD).hexdigest()
+    assert again.from_cache
+    assert again.sha256 == hashlib.sha256(OLD).hexdigest()
 
 
 def test_a_file_gone_from_the_server_fails_as_a_download_would(server: FaultServer, tmp_path: Path) -> None:
@@ -154,11 +168,14 @@ def test_without_validators_every_install_downloads_again(server: FaultServer, t
     url = server.add_file(NAME, OLD, plan=FaultPlan(NoValidators()))
     fetch(url, tmp_path)
     again = fetch(url, tmp_path)
-    assert not again.from_cache and again.sha256 == hashlib.sha256(OLD).hexdigest()
+    assert not again.from_cache
+    assert again.sha256 == hashlib.sha256(OLD).hexdigest()
     assert [(r.status, r.bytes_sent) for r in server.requests_for(NAME)] == [(200, len(OLD))] * 2
 
 
-def test_download_into_a_directory_revalidates_the_file_kept_there(server: FaultServer, tmp_path: Path) -> None:
+def test_download_into_a_directory_revalidates_the_file_kept_there(
+    server: FaultServer, tmp_path: Path
+) -> None:
     url = server.add_file(NAME, OLD)
     dest, cache = tmp_path / "d", tmp_path / "cache"
     wheelstream.download([url], dest, cache_dir=cache)
@@ -179,7 +196,8 @@ def test_the_cli_installs_the_rebuilt_wheel_over_the_cached_one(
     assert run.code == 0, run.err
     assert (tmp_path / "b/demo/__init__.py").read_bytes() == b"VERSION = 'new, rebuilt under the same name'\n"
     run = ws("install", url, "--target", str(tmp_path / "c"), cache=cache)
-    assert run.code == 0 and "from cache" in run.err
+    assert run.code == 0
+    assert "from cache" in run.err
     assert (tmp_path / "c/demo/__init__.py").read_bytes() == b"VERSION = 'new, rebuilt under the same name'\n"
 
 
@@ -187,10 +205,12 @@ def test_the_cli_installs_the_rebuilt_wheel_over_the_cached_one(
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
-    requests: list[tuple[str, int]] = []
+    requests: ClassVar[list[tuple[str, int]]] = []
 
     def log_request(self, code: object = "-", size: object = "-") -> None:
-        type(self).requests.append((self.headers.get("If-Modified-Since", ""), code if isinstance(code, int) else 0))
+        type(self).requests.append(
+            (self.headers.get("If-Modified-Since", ""), code if isinstance(code, int) else 0)
+        )
 
 
 @pytest.fixture
@@ -200,7 +220,9 @@ def dist(tmp_path: Path) -> Iterator[tuple[Path, str, list[tuple[str, int]]]]:
     root.mkdir()
     log: list[tuple[str, int]] = []
     handler = type("Handler", (_Quiet,), {"requests": log})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(root))
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -224,5 +246,5 @@ def test_a_dev_server_wheel_rebuilt_in_place_is_picked_up(
     (root / NAME).write_bytes(NEW)  # rebuilt: a later modification time
     os.utime(root / NAME, (1_700_000_100, 1_700_000_100))
     third = fetch(base + NAME, tmp_path, FAST)
-    assert not third.from_cache and third.sha256 == hashlib.sha256(NEW).hexdigest()
-
+    assert not third.from_cache
+    assert third.sha256 == hashlib.sha256(NEW).hexdigest()

@@ -27,8 +27,8 @@ from test_install_equivalence import assert_same_install
 
 from wheelstream._progress import Progress
 from wheelstream.errors import Interrupted
-from wheelstream.fetch._errors import human
 from wheelstream.fetch import DownloadResult
+from wheelstream.fetch._errors import human
 from wheelstream.testing import (
     ChangeFile,
     Cut,

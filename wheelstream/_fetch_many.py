@@ -25,8 +25,8 @@ import httpx
 from wheelstream._cache import Cache
 from wheelstream._parallel import Arrived, collect, fetch_in_processes, fetch_one, process_pool
 from wheelstream._progress import ProgressCallback
-from wheelstream._staged import current_umask
 from wheelstream._sources import Resolved, allowed_hashes, check_allowed, filename_of, forget_refused, resolve
+from wheelstream._staged import current_umask
 from wheelstream._urls import wheel_path_in
 from wheelstream.errors import DiskError, InstallConflict, UsageError, WheelMetadataError
 from wheelstream.fetch import DownloadOptions, DownloadResult

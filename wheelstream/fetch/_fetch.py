@@ -1,8 +1,9 @@
 """``fetch_wheel``: one wheel URL into the cache, downloaded and unpacked at once, resuming what is left.
 
 Under the URL's file lock: the cache first (the unpacked tree, else the wheel file, when the sha256 is known:
-pinned by a hash, or remembered and still served, ``_revalidate``), then one download: the stream ``_resume.restore`` rebuilds, the attempts (``_attempts.py``), the last checks
-and the hand-over to the cache (``_publish.py``). What a failure leaves behind is decided here:
+pinned by a hash, or remembered and still served, ``_revalidate``), then one download: the stream
+``_resume.restore`` rebuilds, the attempts (``_attempts.py``), the last checks and the hand-over to the cache
+(``_publish.py``). What a failure leaves behind is decided here:
 
 =============================================  ==============================================================
 failure                                        what is kept
@@ -133,7 +134,9 @@ class _Download:
         meanwhile raises ``KeyboardInterrupt``, with nothing to save."""
         headers = conditional_headers(record)
         if headers is None:
-            self.reporter.note("no ETag or Last-Modified to ask the server about the cached copy: downloading")
+            self.reporter.note(
+                "no ETag or Last-Modified to ask the server about the cached copy: downloading"
+            )
             return False
         with self.cancel.watching():
             verdict = self._ask(headers, record, kept)
@@ -152,7 +155,11 @@ class _Download:
             with (
                 self.cancel.request() as extensions,
                 self.client.stream(
-                    "GET", self.job.url, headers=headers, timeout=self.job.options.timeout, extensions=extensions
+                    "GET",
+                    self.job.url,
+                    headers=headers,
+                    timeout=self.job.options.timeout,
+                    extensions=extensions,
                 ) as response,
             ):
                 self.cancel.response_arrived(response)
