@@ -46,6 +46,7 @@ ALLOWED: dict[str, set[str]] = {
     "_parallel": {"errors", "_urls", "_progress", "_cache", "_sources", "fetch", "_workers"},
     "_fetch_many": {
         "errors",
+        "_staged",
         "_urls",
         "_cache",
         "_parallel",
