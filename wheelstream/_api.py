@@ -23,6 +23,7 @@ from wheelstream._fetch_many import MAX_CONNECTIONS, Workers, fetch_all
 from wheelstream._parallel import release
 from wheelstream._progress import ProgressCallback
 from wheelstream._sources import Resolved, direct_url, filename_of, forget_refused
+from wheelstream._urls import shown_url
 from wheelstream.errors import Interrupted, RecordError, UsageError, WheelMetadataError
 from wheelstream.fetch import DownloadResult
 from wheelstream.installer import (
@@ -59,6 +60,20 @@ DEFAULT_INDEX_URL = "https://pypi.org/simple/"
 # server is fast: more downloads than cores only adds GIL contention (docs/performance.md#d-default-jobs).
 # At least 2, so one slow server never holds the rest back; at most 8.
 DEFAULT_JOBS = max(2, min(8, os.cpu_count() or 2))
+
+
+def check_hashes(
+    sources: Sequence[str | os.PathLike[str]] | str, hashes: Mapping[str, str | Collection[str]] | None
+) -> None:
+    """A ``hashes`` key that is none of the sources would check nothing, in silence: a ``UsageError`` before
+    anything is fetched."""
+    names = {sources} if isinstance(sources, str) else {os.fspath(s) for s in sources}
+    for key in hashes or {}:
+        if key not in names:
+            raise UsageError(
+                f"hashes names {shown_url(str(key))!r}, which is none of the sources "
+                "(a key is a source exactly as given)"
+            )
 
 
 @dataclass(frozen=True)
@@ -225,6 +240,7 @@ def install_sources(
     installed that names them: see ``installer.install_into``)."""
     if (target is None) == (environment is None):
         raise UsageError("say where to install: a target directory or an environment (exactly one)")
+    check_hashes(sources, hashes)
     skipped: list[str] = []
     wanted: Callable[[str], bool] | None = None
     if environment is not None:
@@ -346,6 +362,7 @@ def download(
     and CRC-checked, central directory cross-checked) — ``pip download`` with zip verification; a zip that is
     not a wheel (no ``.dist-info`` directory with its ``WHEEL`` and ``METADATA``) is refused, as pip
     refuses it, and not left in ``dest``. ``workers`` and ``connections`` as for :func:`install`."""
+    check_hashes(sources, hashes)
     dest_path = Path(dest)
     fetched = fetch_all(
         sources,

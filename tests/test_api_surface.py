@@ -1,0 +1,39 @@
+"""The library refuses, as the command line does, what it cannot honour: a ``hashes`` key that names no source.
+Each is a ``UsageError`` before any request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import wheelstream
+from wheelstream.errors import UsageError
+from wheelstream.testing import FaultServer, build_wheel
+
+
+def _served(server: FaultServer) -> str:
+    filename, data = build_wheel("demo", "1.0", payload_size=4096)
+    return server.add_file(filename, data)
+
+
+@pytest.mark.parametrize("call", ["install", "download"])
+def test_a_hashes_key_that_is_no_source_is_a_usage_error(call: str, tmp_path: Path) -> None:
+    with FaultServer() as server:
+        url = _served(server)
+        with pytest.raises(UsageError, match="'nope', which is none of the sources") as caught:
+            getattr(wheelstream, call)(
+                [url], tmp_path / "out", cache_dir=tmp_path / "c", hashes={"nope": "0" * 64}
+            )
+        assert caught.value.exit_code == 2
+        assert server.requests == []  # refused before anything was asked for
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_hashes_key_matches_the_source_as_given(tmp_path: Path) -> None:
+    """The key is the source string exactly as given (a path object: ``os.fspath`` of it)."""
+    _, data = build_wheel("demo", "1.0", payload_size=4096)
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    wheel.write_bytes(data)
+    with pytest.raises(wheelstream.errors.HashMismatch):
+        wheelstream.install([wheel], tmp_path / "t", cache_dir=tmp_path / "c", hashes={str(wheel): "0" * 64})
