@@ -1,9 +1,10 @@
-"""The library refuses, as the command line does, what it cannot honour: a ``hashes`` key that names no source.
-Each is a ``UsageError`` before any request."""
+"""The library refuses, as the command line does, what it cannot honour: a ``hashes`` key that names no source,
+``jobs``/``retries``/``timeout`` outside the command's ranges. Each is a ``UsageError`` before any request."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,3 +38,24 @@ def test_a_hashes_key_matches_the_source_as_given(tmp_path: Path) -> None:
     wheel.write_bytes(data)
     with pytest.raises(wheelstream.errors.HashMismatch):
         wheelstream.install([wheel], tmp_path / "t", cache_dir=tmp_path / "c", hashes={str(wheel): "0" * 64})
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "said"),
+    [
+        ("jobs", 0, "jobs must be between 1 and 64, not 0"),
+        ("jobs", 65, "jobs must be between 1 and 64, not 65"),
+        ("retries", -1, "retries must be 0 or more, not -1"),
+        ("timeout", 0, "timeout must be a number of seconds above 0, not 0"),
+        ("timeout", -1.5, "timeout must be a number of seconds above 0, not -1.5"),
+    ],
+)
+@pytest.mark.parametrize("call", ["install", "download"])
+def test_options_out_of_the_commands_ranges_are_usage_errors(
+    call: str, option: str, value: Any, said: str, tmp_path: Path
+) -> None:
+    with FaultServer() as server:
+        url = _served(server)
+        with pytest.raises(UsageError, match=said):
+            getattr(wheelstream, call)([url], tmp_path / "out", cache_dir=tmp_path / "c", **{option: value})
+        assert server.requests == []

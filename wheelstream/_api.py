@@ -46,6 +46,7 @@ __all__ = [
     "DEFAULT_INDEX_URL",
     "DEFAULT_JOBS",
     "MAX_CONNECTIONS",
+    "MAX_JOBS",
     "InstallResult",
     "WheelOutcome",
     "Workers",
@@ -60,13 +61,20 @@ DEFAULT_INDEX_URL = "https://pypi.org/simple/"
 # server is fast: more downloads than cores only adds GIL contention (docs/performance.md#d-default-jobs).
 # At least 2, so one slow server never holds the rest back; at most 8.
 DEFAULT_JOBS = max(2, min(8, os.cpu_count() or 2))
+MAX_JOBS = 64  # the command's --jobs range too: more only adds threads (or processes) that wait
 
 
-def check_hashes(
-    sources: Sequence[str | os.PathLike[str]] | str, hashes: Mapping[str, str | Collection[str]] | None
+def check_arguments(
+    sources: Sequence[str | os.PathLike[str]] | str,
+    hashes: Mapping[str, str | Collection[str]] | None,
+    jobs: int,
+    retries: int,
+    timeout: float,
 ) -> None:
-    """A ``hashes`` key that is none of the sources would check nothing, in silence: a ``UsageError`` before
-    anything is fetched."""
+    """What the command line's option types refuse, refused for library callers too, as a ``UsageError``
+    before anything is fetched: a ``hashes`` key that is none of the sources (it would check nothing, in
+    silence), and ``jobs``, ``retries`` or ``timeout`` out of the command's ranges (``jobs=0`` would fetch
+    nothing, a negative ``retries`` or a zero ``timeout`` give up before the first byte)."""
     names = {sources} if isinstance(sources, str) else {os.fspath(s) for s in sources}
     for key in hashes or {}:
         if key not in names:
@@ -74,6 +82,12 @@ def check_hashes(
                 f"hashes names {shown_url(str(key))!r}, which is none of the sources "
                 "(a key is a source exactly as given)"
             )
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS:
+        raise UsageError(f"jobs must be between 1 and {MAX_JOBS}, not {jobs!r}")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise UsageError(f"retries must be 0 or more, not {retries!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise UsageError(f"timeout must be a number of seconds above 0, not {timeout!r}")
 
 
 @dataclass(frozen=True)
@@ -240,7 +254,7 @@ def install_sources(
     installed that names them: see ``installer.install_into``)."""
     if (target is None) == (environment is None):
         raise UsageError("say where to install: a target directory or an environment (exactly one)")
-    check_hashes(sources, hashes)
+    check_arguments(sources, hashes, jobs, retries, timeout)
     skipped: list[str] = []
     wanted: Callable[[str], bool] | None = None
     if environment is not None:
@@ -362,7 +376,7 @@ def download(
     and CRC-checked, central directory cross-checked) — ``pip download`` with zip verification; a zip that is
     not a wheel (no ``.dist-info`` directory with its ``WHEEL`` and ``METADATA``) is refused, as pip
     refuses it, and not left in ``dest``. ``workers`` and ``connections`` as for :func:`install`."""
-    check_hashes(sources, hashes)
+    check_arguments(sources, hashes, jobs, retries, timeout)
     dest_path = Path(dest)
     fetched = fetch_all(
         sources,

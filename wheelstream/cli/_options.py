@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import click
 
-from wheelstream._api import DEFAULT_INDEX_URL, DEFAULT_JOBS, MAX_CONNECTIONS
+from wheelstream._api import DEFAULT_INDEX_URL, DEFAULT_JOBS, MAX_CONNECTIONS, MAX_JOBS
 from wheelstream.installer import Environment, LinkMode
 from wheelstream.zip import DEFAULT_MAX_ENTRIES
 
@@ -114,7 +114,7 @@ RUN_OPTIONS = [
         "-j",
         default=DEFAULT_JOBS,
         show_default=True,
-        type=click.IntRange(1, 64),
+        type=click.IntRange(1, MAX_JOBS),
         help="Wheels downloaded in parallel.",
     ),
     click.option(
