@@ -171,7 +171,8 @@ def install(
     ``environment`` comes from :func:`wheelstream.find_environment` (a venv, a prefix, an interpreter's own):
     another version of a wheel's distribution there is replaced in the same transaction; the same version is
     skipped without being downloaded, unless ``reinstall``. ``upgrade`` and ``python`` are ``target``'s
-    (``--target --upgrade``, the interpreter the install is for); an environment has its interpreter.
+    (``--target --upgrade``, the interpreter the install is for); an environment has its interpreter, and
+    ``upgrade`` changes nothing there (another version is replaced anyway, as ``pip install -U`` does).
 
     ``hashes`` maps a source (as given) to its expected sha256 hex, or to several of which the wheel must
     match one (pip's repeated ``--hash``: a file an index lists with one of them is preferred). Raises a
