@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from wheelstream._parallel import release
 from wheelstream._progress import ProgressCallback
 from wheelstream._sources import Resolved, direct_url, filename_of, forget_refused
 from wheelstream._urls import shown_url
-from wheelstream.errors import Interrupted, RecordError, UsageError, WheelMetadataError
+from wheelstream.errors import Interrupted, RecordError, UsageError, WheelMetadataError, one_line
 from wheelstream.fetch import DownloadResult
 from wheelstream.installer import (
     Environment,
@@ -72,10 +73,12 @@ def check_arguments(
     timeout: float,
 ) -> None:
     """What the command line's option types refuse, refused for library callers too, as a ``UsageError``
-    before anything is fetched: a ``hashes`` key that is none of the sources (it would check nothing, in
-    silence), and ``jobs``, ``retries`` or ``timeout`` out of the command's ranges (``jobs=0`` would fetch
-    nothing, a negative ``retries`` or a zero ``timeout`` give up before the first byte)."""
+    before anything is fetched: a ``NAME @ URL`` source, a ``hashes`` key that is none of the sources (it would
+    check nothing, in silence), and ``jobs``, ``retries`` or ``timeout`` out of the command's ranges (``jobs=0``
+    would fetch nothing, a negative ``retries`` or a zero ``timeout`` give up before the first byte)."""
     names = {sources} if isinstance(sources, str) else {os.fspath(s) for s in sources}
+    for name in names:
+        _refuse_direct_reference(name)
     for key in hashes or {}:
         if key not in names:
             raise UsageError(
@@ -88,6 +91,22 @@ def check_arguments(
         raise UsageError(f"retries must be 0 or more, not {retries!r}")
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise UsageError(f"timeout must be a number of seconds above 0, not {timeout!r}")
+
+
+# PEP 508's ``NAME [EXTRAS] @ URL``: a project name, then " @ " and something with a scheme.
+_DIRECT_REFERENCE = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*\s*(?:\[[^\]]*\])?)\s*@\s*(\S+://\S*)\s*")
+
+
+def _refuse_direct_reference(source: str) -> None:
+    """``NAME @ URL`` is pip's way of naming a URL, but the name adds nothing without a resolver: say so, and
+    what to give instead, rather than taking the whole string for a file name (a path mangles its ``//``)."""
+    match = _DIRECT_REFERENCE.fullmatch(source)
+    if match is not None and not os.path.exists(source):
+        name, url = match.groups()
+        raise UsageError(
+            f"{one_line(name)} @ {shown_url(url)}: NAME @ URL is not supported (there is no resolver for the "
+            "name to matter): give the URL alone"
+        )
 
 
 @dataclass(frozen=True)
