@@ -116,7 +116,7 @@ def _gather(
 @click.option(
     "--reinstall", is_flag=True, help="Install even a version the environment already has (replacing it)."
 )
-@environment_options
+@environment_options("install")
 @with_options(PLACEMENT_OPTIONS)
 @click.option("--ignore-tags", is_flag=True, help="Install even if the wheel's tags do not fit --python.")
 @lock_options
