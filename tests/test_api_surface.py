@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +60,13 @@ def test_options_out_of_the_commands_ranges_are_usage_errors(
         with pytest.raises(UsageError, match=said):
             getattr(wheelstream, call)([url], tmp_path / "out", cache_dir=tmp_path / "c", **{option: value})
         assert server.requests == []
+
+
+def test_sync_names_its_options(tmp_path: Path) -> None:
+    """``sync(lock, env, **options)`` hid them, and a misspelt one was a TypeError naming ``install_lock``."""
+    parameters = inspect.signature(wheelstream.sync).parameters
+    assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    lock_options = set(inspect.signature(wheelstream.install_lock).parameters)
+    assert set(parameters) == lock_options - {"target", "sync", "upgrade", "python"}
+    with pytest.raises(TypeError, match=r"^sync\(\) got an unexpected keyword argument 'bogus'"):
+        wheelstream.sync(tmp_path / "pylock.toml", None, bogus=1)  # type: ignore[arg-type,call-arg]
