@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +71,30 @@ def test_sync_names_its_options(tmp_path: Path) -> None:
     assert set(parameters) == lock_options - {"target", "sync", "upgrade", "python"}
     with pytest.raises(TypeError, match=r"^sync\(\) got an unexpected keyword argument 'bogus'"):
         wheelstream.sync(tmp_path / "pylock.toml", None, bogus=1)  # type: ignore[arg-type,call-arg]
+
+
+def _reference() -> str:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text(encoding="utf-8")
+    return text.partition("\n## Reference\n")[2]
+
+
+def test_every_public_name_is_in_the_api_reference() -> None:
+    """docs/api.md never mentioned nine of them (``InstallResult``, ``Workers``, ``__version__``, ...)."""
+    reference = _reference()
+    assert reference, "docs/api.md has no '## Reference' section"
+    assert [name for name in wheelstream.__all__ if f"`{name}" not in reference] == []
+
+
+@pytest.mark.parametrize(
+    "name", [name for name in wheelstream.__all__ if inspect.isfunction(getattr(wheelstream, name))]
+)
+def test_each_function_of_the_reference_has_its_signature_written_out(name: str) -> None:
+    """The parameters the reference writes for ``def name(...)`` are the function's, in order."""
+    found = re.search(rf"^def {name}\((.*?)\) -> ", _reference(), flags=re.MULTILINE | re.DOTALL)
+    assert found is not None, f"no 'def {name}(...)' in the reference"
+    written = [
+        part.split(":")[0].strip()
+        for part in re.sub(r"#[^\n]*", "", found.group(1)).split(",")
+        if part.strip() and part.strip() != "*" and ":" in part and "[" not in part.split(":")[0]
+    ]
+    assert written == list(inspect.signature(getattr(wheelstream, name)).parameters)
