@@ -695,3 +695,23 @@ def test_requirement_markers_are_for_the_environment_interpreter_not_wheelstream
     assert run.code == 0, run.err
     site = venv / "lib" / f"python{version}" / "site-packages"
     assert sorted(p.name for p in site.glob("*.dist-info")) == ["here-1.0.dist-info"]
+
+
+def test_upgrade_into_an_environment_is_what_an_install_there_does(
+    tmp_path: Path, cache: Path, server: FaultServer
+) -> None:
+    """pip users type ``-U`` by habit: into an environment it is accepted and changes nothing, since another
+    version is replaced anyway (it was a usage error, exit 2)."""
+    venv = make_venv(tmp_path / "venv")
+    v1, v2 = demo_wheels(tmp_path / "wheels")
+    url1, url2 = server.add_file(v1.name, v1.read_bytes()), server.add_file(v2.name, v2.read_bytes())
+    python = str(venv / "bin" / "python")
+    run = ws("install", url1, "--python", python, "-U", cache=cache, cwd=tmp_path)
+    assert run.code == 0, run.err
+    run = ws("install", url2, "--python", python, "--upgrade", cache=cache, cwd=tmp_path)
+    assert run.code == 0, run.err
+    assert "replaced demo 1.0" in run.err.splitlines()
+    assert (venv / SITE / "demo/__init__.py").read_bytes() == b"V = 2\n"
+    run = ws("install", url2, "--python", python, "-U", cache=cache, cwd=tmp_path)
+    assert run.code == 0, run.err
+    assert "already installed: demo 2.0 (--reinstall installs it again)" in run.err.splitlines()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,8 @@ from wheelstream._fetch_many import MAX_CONNECTIONS, Workers, fetch_all
 from wheelstream._parallel import release
 from wheelstream._progress import ProgressCallback
 from wheelstream._sources import Resolved, direct_url, filename_of, forget_refused
-from wheelstream.errors import Interrupted, RecordError, UsageError, WheelMetadataError
+from wheelstream._urls import shown_url
+from wheelstream.errors import Interrupted, RecordError, UsageError, WheelMetadataError, one_line
 from wheelstream.fetch import DownloadResult
 from wheelstream.installer import (
     Environment,
@@ -45,6 +47,7 @@ __all__ = [
     "DEFAULT_INDEX_URL",
     "DEFAULT_JOBS",
     "MAX_CONNECTIONS",
+    "MAX_JOBS",
     "InstallResult",
     "WheelOutcome",
     "Workers",
@@ -59,6 +62,51 @@ DEFAULT_INDEX_URL = "https://pypi.org/simple/"
 # server is fast: more downloads than cores only adds GIL contention (docs/performance.md#d-default-jobs).
 # At least 2, so one slow server never holds the rest back; at most 8.
 DEFAULT_JOBS = max(2, min(8, os.cpu_count() or 2))
+MAX_JOBS = 64  # the command's --jobs range too: more only adds threads (or processes) that wait
+
+
+def check_arguments(
+    sources: Sequence[str | os.PathLike[str]] | str,
+    hashes: Mapping[str, str | Collection[str]] | None,
+    jobs: int,
+    retries: int,
+    timeout: float,
+) -> None:
+    """What the command line's option types refuse, refused for library callers too, as a ``UsageError``
+    before anything is fetched: a ``NAME @ URL`` source, a ``hashes`` key that is none of the sources (it would
+    check nothing, in silence), and ``jobs``, ``retries`` or ``timeout`` out of the command's ranges (``jobs=0``
+    would fetch nothing, a negative ``retries`` or a zero ``timeout`` give up before the first byte)."""
+    names = {sources} if isinstance(sources, str) else {os.fspath(s) for s in sources}
+    for name in names:
+        _refuse_direct_reference(name)
+    for key in hashes or {}:
+        if key not in names:
+            raise UsageError(
+                f"hashes names {shown_url(str(key))!r}, which is none of the sources "
+                "(a key is a source exactly as given)"
+            )
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS:
+        raise UsageError(f"jobs must be between 1 and {MAX_JOBS}, not {jobs!r}")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise UsageError(f"retries must be 0 or more, not {retries!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise UsageError(f"timeout must be a number of seconds above 0, not {timeout!r}")
+
+
+# PEP 508's ``NAME [EXTRAS] @ URL``: a project name, then " @ " and something with a scheme.
+_DIRECT_REFERENCE = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*\s*(?:\[[^\]]*\])?)\s*@\s*(\S+://\S*)\s*")
+
+
+def _refuse_direct_reference(source: str) -> None:
+    """``NAME @ URL`` is pip's way of naming a URL, but the name adds nothing without a resolver: say so, and
+    what to give instead, rather than taking the whole string for a file name (a path mangles its ``//``)."""
+    match = _DIRECT_REFERENCE.fullmatch(source)
+    if match is not None and not os.path.exists(source):
+        name, url = match.groups()
+        raise UsageError(
+            f"{one_line(name)} @ {shown_url(url)}: NAME @ URL is not supported (there is no resolver for the "
+            "name to matter): give the URL alone"
+        )
 
 
 @dataclass(frozen=True)
@@ -142,7 +190,8 @@ def install(
     ``environment`` comes from :func:`wheelstream.find_environment` (a venv, a prefix, an interpreter's own):
     another version of a wheel's distribution there is replaced in the same transaction; the same version is
     skipped without being downloaded, unless ``reinstall``. ``upgrade`` and ``python`` are ``target``'s
-    (``--target --upgrade``, the interpreter the install is for); an environment has its interpreter.
+    (``--target --upgrade``, the interpreter the install is for); an environment has its interpreter, and
+    ``upgrade`` changes nothing there (another version is replaced anyway, as ``pip install -U`` does).
 
     ``hashes`` maps a source (as given) to its expected sha256 hex, or to several of which the wheel must
     match one (pip's repeated ``--hash``: a file an index lists with one of them is preferred). Raises a
@@ -225,6 +274,7 @@ def install_sources(
     installed that names them: see ``installer.install_into``)."""
     if (target is None) == (environment is None):
         raise UsageError("say where to install: a target directory or an environment (exactly one)")
+    check_arguments(sources, hashes, jobs, retries, timeout)
     skipped: list[str] = []
     wanted: Callable[[str], bool] | None = None
     if environment is not None:
@@ -346,6 +396,7 @@ def download(
     and CRC-checked, central directory cross-checked) — ``pip download`` with zip verification; a zip that is
     not a wheel (no ``.dist-info`` directory with its ``WHEEL`` and ``METADATA``) is refused, as pip
     refuses it, and not left in ``dest``. ``workers`` and ``connections`` as for :func:`install`."""
+    check_arguments(sources, hashes, jobs, retries, timeout)
     dest_path = Path(dest)
     fetched = fetch_all(
         sources,

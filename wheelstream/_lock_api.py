@@ -17,7 +17,6 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any
 
 from packaging.utils import canonicalize_name
 
@@ -180,7 +179,47 @@ def install_lock(
     )
 
 
-def sync(lock: str | os.PathLike[str], environment: Environment, **options: Any) -> InstallResult:
+def sync(
+    lock: str | os.PathLike[str],
+    environment: Environment,
+    *,
+    extras: Collection[str] = (),
+    groups: Collection[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    reinstall: bool = False,
+    link_mode: LinkMode = "move",
+    compile_bytecode: bool = False,
+    jobs: int = DEFAULT_JOBS,
+    retries: int = 5,
+    timeout: float = 30.0,
+    connections: int | None = None,
+    max_unpacked_size: int = DEFAULT_MAX_UNPACKED_SIZE,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+    progress: ProgressCallback | None = None,
+    on_warning: Callable[[str], None] | None = None,
+    workers: Workers = "threads",
+) -> InstallResult:
     """Make ``environment`` hold exactly what ``lock`` selects (``uv pip sync``): install what is missing or
-    different, uninstall what the lock does not list, leave what matches. Options as :func:`install_lock`."""
-    return install_lock(lock, environment=environment, sync=True, **options)
+    different, uninstall what the lock does not list, leave what matches. The options are
+    :func:`install_lock`'s that apply to an environment, spelt out so that a misspelt one is this function's
+    ``TypeError`` (with ``**options`` it named ``install_lock``) and editors can offer them."""
+    return install_lock(
+        lock,
+        environment=environment,
+        sync=True,
+        extras=extras,
+        groups=groups,
+        cache_dir=cache_dir,
+        reinstall=reinstall,
+        link_mode=link_mode,
+        compile_bytecode=compile_bytecode,
+        jobs=jobs,
+        retries=retries,
+        timeout=timeout,
+        connections=connections,
+        max_unpacked_size=max_unpacked_size,
+        max_entries=max_entries,
+        progress=progress,
+        on_warning=on_warning,
+        workers=workers,
+    )

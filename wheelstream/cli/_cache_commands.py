@@ -53,9 +53,10 @@ def cache_dir_cmd(cache_dir: str | None) -> None:
 @cache.command("list")
 @_cache_dir_option
 def cache_list(cache_dir: str | None) -> None:
-    """Partial downloads (% on disk, what is unpacked so far, age), unpacked wheels (size), wheel files, and the
-    trees running installs hold. ``Cache.at`` first reclaims what killed processes left, so every unpacked
-    tree is listed here: a partial download's, a cached wheel's, or one in use."""
+    """List what the cache holds: partial downloads (% on disk, unpacked so far, age, URL), unpacked wheels,
+    wheel files, the unpacked trees running installs are moving into place, and the index cache's size."""
+    # ``Cache.at`` first reclaims what killed processes left, so every unpacked tree is listed: a partial
+    # download's, a cached wheel's, or one a running install holds.
     root = Cache.at(cache_dir).root
     partials = _partials(root)
     wheels = _wheels(root)

@@ -31,7 +31,7 @@ __all__ = ["list_cmd", "sync_cmd", "uninstall_cmd"]
 
 @click.command("uninstall")
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
-@environment_options
+@environment_options("uninstall")
 @click.option("-q", "--quiet", count=True, help="Only errors and warnings.")
 def uninstall_cmd(
     names: tuple[str, ...],
@@ -65,7 +65,7 @@ def uninstall_cmd(
 
 
 @click.command("list")
-@environment_options
+@environment_options("list")
 def list_cmd(python: str | None, prefix: str | None, system: bool, break_system_packages: bool) -> None:
     """The distributions of an environment: name, version and the installer that put each there."""
     from wheelstream.installer import installed_distributions
@@ -94,7 +94,7 @@ def list_cmd(python: str | None, prefix: str | None, system: bool, break_system_
 
 @click.command("sync")
 @click.argument("lock", type=click.Path(dir_okay=False), metavar="LOCK")
-@environment_options
+@environment_options("sync")
 @lock_options
 @click.option("--reinstall", is_flag=True, help="Install every locked wheel again, even one already there.")
 @with_options([*PLACEMENT_OPTIONS, *RUN_OPTIONS, *OUTPUT_OPTIONS])

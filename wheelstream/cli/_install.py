@@ -106,11 +106,17 @@ def _gather(
     metavar="DIR",
     help="Install into DIR (pip install --target semantics). Without it: the environment (see --python).",
 )
-@click.option("--upgrade", "-U", is_flag=True, help="--target: replace items the target already has.")
+@click.option(
+    "--upgrade",
+    "-U",
+    is_flag=True,
+    help="--target: replace items the target already has. An environment install replaces another version "
+    "anyway (as pip install -U does there); the same version needs --reinstall.",
+)
 @click.option(
     "--reinstall", is_flag=True, help="Install even a version the environment already has (replacing it)."
 )
-@environment_options
+@environment_options("install")
 @with_options(PLACEMENT_OPTIONS)
 @click.option("--ignore-tags", is_flag=True, help="Install even if the wheel's tags do not fit --python.")
 @lock_options
@@ -144,8 +150,6 @@ def install_cmd(
             "--target installs into a directory: --prefix, --system, --break-system-packages "
             "and --reinstall are for environments"
         )
-    if target is None and upgrade:
-        raise UsageError("--upgrade is --target's: an environment install always replaces other versions")
 
     lock = lock_file(shared.sources, shared.requirements, shared.hash_values)
     if lock is None and (extras or groups):

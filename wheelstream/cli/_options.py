@@ -2,7 +2,7 @@
 
 ``common_options`` are install's and download's: they reach the command packed into one ``SharedOptions``, so
 each command's signature lists only its own options and a new shared option is added in one place.
-``environment_options`` are every command that works on an environment (install, uninstall, list), so all of
+``environment_options`` are every command that works on an environment (install, sync, uninstall, list), so all of
 them find it alike (``find_env``: the active venv when the options name none). In a ``SIZE`` a bare unit
 letter is binary (``16G`` = 16 GiB), as are ``KiB``/``MiB``/...; ``kB``/``MB``/... are decimal.
 """
@@ -12,11 +12,11 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import click
 
-from wheelstream._api import DEFAULT_INDEX_URL, DEFAULT_JOBS, MAX_CONNECTIONS
+from wheelstream._api import DEFAULT_INDEX_URL, DEFAULT_JOBS, MAX_CONNECTIONS, MAX_JOBS
 from wheelstream.installer import Environment, LinkMode
 from wheelstream.zip import DEFAULT_MAX_ENTRIES
 
@@ -114,7 +114,7 @@ RUN_OPTIONS = [
         "-j",
         default=DEFAULT_JOBS,
         show_default=True,
-        type=click.IntRange(1, 64),
+        type=click.IntRange(1, MAX_JOBS),
         help="Wheels downloaded in parallel.",
     ),
     click.option(
@@ -228,32 +228,53 @@ class SharedOptions(NamedTuple):
 _SHARED_NAMES = SharedOptions._fields
 
 
-def environment_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Where an install (or uninstall, or list) without ``--target`` goes: pip's and uv's options."""
+# What ``--python`` and ``--prefix`` do, in each command's own words: (--python's help, --prefix's verb).
+_ACTIVE = "[default: the active virtual environment, else a .venv here or above]"
+_ENVIRONMENT_HELP = {
+    "install": (
+        f"Interpreter whose environment to install into {_ACTIVE}; with --target, the one the install is for "
+        "(tags, shebangs, --home layout) [default: the one running wheelstream].",
+        "Install into",
+    ),
+    "sync": (f"Interpreter whose environment to sync {_ACTIVE}.", "Sync"),
+    "uninstall": (f"Interpreter whose environment to remove distributions from {_ACTIVE}.", "Remove from"),
+    "list": (f"Interpreter whose environment to list {_ACTIVE}.", "List"),
+}
+
+
+def environment_options(
+    command: Literal["install", "sync", "uninstall", "list"],
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Where ``command`` (install, sync, uninstall or list) finds its environment: pip's and uv's options, the
+    active venv when they name none. Each command's help says what it does there (``list`` only reads, so
+    ``--break-system-packages`` changes nothing for it)."""
+    python_help, prefix_verb = _ENVIRONMENT_HELP[command]
+    breaking = (
+        "Accepted for symmetry: listing only reads, so an EXTERNALLY-MANAGED (PEP 668) environment is listed "
+        "anyway."
+        if command == "list"
+        else "Allow an environment marked EXTERNALLY-MANAGED (PEP 668)."
+    )
     options = [
         click.option(
             "--python",
             default=None,
             metavar="PATH",
-            help="Interpreter whose environment to use (with --target: the one the install is for).",
+            help=python_help,
         ),
         click.option(
             "--prefix",
             default=None,
             type=click.Path(file_okay=False),
             metavar="DIR",
-            help="Install into DIR with pip's --prefix scheme (lib/pythonX.Y/site-packages, bin, ...).",
+            help=f"{prefix_verb} DIR with pip's --prefix scheme (lib/pythonX.Y/site-packages, bin, ...).",
         ),
         click.option(
             "--system", is_flag=True, help="Allow an interpreter that is not in a virtual environment."
         ),
-        click.option(
-            "--break-system-packages",
-            is_flag=True,
-            help="Allow an environment marked EXTERNALLY-MANAGED (PEP 668).",
-        ),
+        click.option("--break-system-packages", is_flag=True, help=breaking),
     ]
-    return with_options(options)(fn)
+    return with_options(options)
 
 
 def find_env(

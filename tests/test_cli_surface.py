@@ -1,0 +1,83 @@
+"""The command's surface as docs/cli.md describes it: what a source form that is not supported says, and the
+help each command gives of its own options."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+from conftest import ROOT, ws
+
+from wheelstream.testing import FaultServer, build_wheel
+
+
+def test_name_at_url_is_a_usage_error_that_keeps_the_url_whole(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    """``NAME @ URL`` was taken for a path (``no such file: six @ http:/host/…``, its ``//`` mangled)."""
+    filename, data = build_wheel("demo", "1.0", payload_size=1024)
+    url = server.add_file(filename, data)
+    for command in (["install", "--target", str(tmp_path / "t")], ["download", "-d", str(tmp_path / "d")]):
+        run = ws(command[0], f"demo @ {url}", *command[1:], cache=cache)
+        assert run.code == 2, run.err
+        assert run.error_line(alone=True) == (
+            f"error: demo @ {url}: NAME @ URL is not supported (there is no resolver for the name to matter): "
+            "give the URL alone"
+        )
+    assert server.requests == []
+
+
+def _commands() -> Iterator[tuple[str, click.Command]]:
+    """Every command docs/cli.md describes (``testbed`` is docs/testbed.md's), with its name as typed."""
+    from wheelstream.cli import cli
+
+    context = click.Context(cli)
+    for name in cli.list_commands(context):
+        command = cli.get_command(context, name)
+        assert command is not None
+        if name == "testbed":
+            continue
+        if isinstance(command, click.Group):
+            for sub in command.list_commands(context):
+                subcommand = command.get_command(context, sub)
+                assert subcommand is not None
+                yield f"{name} {sub}", subcommand
+        else:
+            yield name, command
+
+
+def test_every_option_of_every_command_is_in_docs_cli_md() -> None:
+    """What ``--help`` offers, docs/cli.md names (--extra, --group, -h were missing)."""
+    from wheelstream.cli import cli
+
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    missing = [
+        f"{name} {opt}"
+        for name, command in [("", cli), *_commands()]
+        for param in command.get_params(click.Context(command))
+        if isinstance(param, click.Option)
+        for opt in param.opts + param.secondary_opts
+        if not re.search(rf"(?<![\w-]){re.escape(opt)}(?![\w-])", text)
+    ]
+    assert missing == []
+
+
+@pytest.mark.parametrize("command", ["uninstall", "list", "sync"])
+def test_environment_options_say_what_this_command_does_with_them(command: str, cache: Path) -> None:
+    """uninstall's and list's --python spoke of --target, their --prefix said "Install into DIR": install's."""
+    run = ws(command, "--help", cache=cache)
+    assert run.code == 0, run.err
+    assert "--target" not in run.out
+    assert "Install into" not in run.out
+
+
+def test_cache_list_help_is_for_its_user(cache: Path) -> None:
+    """It showed an internal docstring (``Cache.at`` first reclaims ...)."""
+    for args in (["cache", "list", "--help"], ["cache", "--help"]):
+        run = ws(*args, cache=cache)
+        assert run.code == 0, run.err
+        assert "``" not in run.out
+        assert "Cache.at" not in run.out
