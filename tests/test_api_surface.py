@@ -98,3 +98,11 @@ def test_each_function_of_the_reference_has_its_signature_written_out(name: str)
         if part.strip() and part.strip() != "*" and ":" in part and "[" not in part.split(":")[0]
     ]
     assert written == list(inspect.signature(getattr(wheelstream, name)).parameters)
+
+
+def test_an_environment_reads_in_a_line_or_two(tmp_path: Path) -> None:
+    """``repr`` is what a debugger and a log show: the ~1,700 tags and the marker pairs are left out."""
+    env = wheelstream.find_environment(prefix=tmp_path / "prefix")
+    shown = repr(env)
+    assert len(shown) < 2000, len(shown)
+    assert "Tag(" not in shown

@@ -611,6 +611,24 @@ def test_one_hash_that_is_not_the_named_sha256_downloads_nothing(
     assert server.requests_for("beta-2.0-py3-none-any.whl") == []
 
 
+@pytest.mark.parametrize(
+    ("fragment", "cause"),
+    [
+        ("#sha256=abc", "#sha256= must be 64 hex digits, not 'abc'"),
+        ("#md5=" + "0" * 32, "#md5= is not checked, only #sha256= is: pin the wheel by its sha256"),
+    ],
+)
+def test_a_bad_fragment_names_the_wheel_file(
+    server: FaultServer, cache: Path, tmp_path: Path, fragment: str, cause: str
+) -> None:
+    """The contract's ``error: <wheel>: <cause>``: the file name, not the URL."""
+    url = add(server)
+    run = ws("install", url + fragment, "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 2, run.err
+    assert run.error_line() == f"error: demo-1.0-py3-none-any.whl: {cause}"
+    assert not server.requests
+
+
 def test_several_hashes_on_a_url_line_allow_any_of_them(
     server: FaultServer, cache: Path, tmp_path: Path
 ) -> None:

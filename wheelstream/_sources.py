@@ -82,13 +82,13 @@ def resolve(
     scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
         check_http_url(source)
-        wheel_filename_from_url(source)
-        return _pinned(
-            redact(source), source, None, split_hash_fragment(source)[1], allowed, "URL's #sha256="
-        )
+        named = split_hash_fragment(source, wheel=wheel_filename_from_url(source))[1]
+        return _pinned(redact(source), source, None, named, allowed, "URL's #sha256=")
     if scheme == "file":
-        path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(split_hash_fragment(source)[0]).path))
-        return _pinned(source, None, path, split_hash_fragment(source)[1], allowed, "URL's #sha256=")
+        bare = source.partition("#")[0]
+        path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(bare).path))
+        named = split_hash_fragment(source, wheel=path.name)[1]
+        return _pinned(source, None, path, named, allowed, "URL's #sha256=")
     if os.path.exists(source) or source.endswith(".whl"):
         return _pinned(source, None, Path(source), None, allowed, "")
     if "==" in source:

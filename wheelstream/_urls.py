@@ -63,28 +63,30 @@ def fragment_pairs(fragment: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def split_hash_fragment(url: str) -> tuple[str, str | None]:
+def split_hash_fragment(url: str, *, wheel: str | None = None) -> tuple[str, str | None]:
     """``(url without fragment, the sha256 hex its fragment pins, or None)``.
 
     The fragment is read as pip reads a link's (:func:`fragment_pairs`), the pin anywhere among its pairs
     (``#egg=demo&sha256=…``). A pin is never dropped in silence: a sha256 that is not 64 hex digits, two
-    that differ, or a pin by another hash only (``#sha512=…``: wheelstream checks sha256) is a UsageError.
+    that differ, or a pin by another hash only (``#sha512=…``: wheelstream checks sha256) is a UsageError,
+    naming ``wheel`` (the file name, where the caller knows it), else the URL.
     """
     base, _, fragment = url.partition("#")
+    named = wheel if wheel is not None else shown_url(base)
     pinned: str | None = None
     others = []
     for name, value in fragment_pairs(fragment):
         if name == "sha256":
             if not _SHA256_HEX.fullmatch(value):
-                raise UsageError(f"{shown_url(base)}: #sha256= must be 64 hex digits, not {shown(value, 80)}")
+                raise UsageError(f"#sha256= must be 64 hex digits, not {shown(value, 80)}", wheel=named)
             if pinned is not None and pinned != value.lower():
-                raise UsageError(f"{shown_url(base)}: the fragment pins two different sha256 hashes")
+                raise UsageError("the fragment pins two different sha256 hashes", wheel=named)
             pinned = value.lower()
         elif name in _OTHER_LINK_HASHES:
             others.append(name)
     if pinned is None and others:
         raise UsageError(
-            f"{shown_url(base)}: #{others[0]}= is not checked, only #sha256= is: pin the wheel by its sha256"
+            f"#{others[0]}= is not checked, only #sha256= is: pin the wheel by its sha256", wheel=named
         )
     return base, pinned
 

@@ -49,7 +49,8 @@ class Interpreter:
     linesep: str
     platform: str
     cross_compiling: bool
-    tags: tuple[Tag, ...]  # most preferred first, like packaging.tags.sys_tags()
+    # most preferred first, like packaging.tags.sys_tags(); ~1,700 of them, left out of the repr (49 KB)
+    tags: tuple[Tag, ...] = field(repr=False)
     scheme: HomeScheme  # pip's --home scheme (what --target installs through)
     prefix_scheme: HomeScheme | None = None  # pip's --prefix scheme, relative to the prefix
     env_scheme: HomeScheme | None = None  # where a plain install goes: its environment's paths, absolute
@@ -57,7 +58,7 @@ class Interpreter:
     externally_managed: str | None = None  # PEP 668's error text when the marker applies to this interpreter
     # PEP 508's marker environment as pairs (the probe is cached); () for the running interpreter, whose
     # environment ``marker_environment`` computes when asked
-    markers: tuple[tuple[str, str], ...] = ()
+    markers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     # ``tags`` as a set, derived once: a wheel's check looks its few tags up among these ~1,700
     supported: frozenset[Tag] = field(init=False, repr=False, compare=False)
 
