@@ -536,6 +536,23 @@ def check_case(name: str, case: HostileCase) -> None:
             assert z64 < locator < stray < eocd
         with pytest.raises(zipfile.BadZipFile):
             zipfile.ZipFile(io.BytesIO(data))
+    elif name.startswith("zip64_locator_o"):  # on another disk, of two disks: what the locator's fields say
+        locator = data.rindex(b"PK\x06\x07")
+        disk, _offset, disks = struct.unpack_from("<IQI", data, locator + 4)
+        assert (disk, disks) == ((1, 1) if name.endswith("another_disk") else (0, 2))
+        with pytest.raises(zipfile.BadZipFile, match="span multiple disks"):
+            zipfile.ZipFile(io.BytesIO(data))
+    elif name == "patched_data_flag":
+        raw = read_raw(data)
+        assert [c.flags & 0x20 for c in raw.central if c.name == b"demo/mod.py"] == [0x20]
+        with (
+            zipfile.ZipFile(io.BytesIO(data)) as archive,
+            pytest.raises(NotImplementedError, match="patched"),
+        ):
+            archive.read("demo/mod.py")
+    elif name == "version_needed_too_new":
+        with pytest.raises(NotImplementedError, match=r"zip file version 25\.5"):
+            zipfile.ZipFile(io.BytesIO(data))
     else:
         raise AssertionError(f"no check for hostile case {name!r}")
 

@@ -374,3 +374,19 @@ def test_two_wheels_of_one_install_sharing_a_path_warn_only_when_contents_differ
     )
     assert differ.report.warnings == (expected,)
     assert (tmp_path / "t2" / "shared" / "x.py").read_bytes() == b"D\n"
+
+
+# Not "\r": builders write RECORD with lineterminator "\n", and csv quotes no field for a "\r" then, which its
+# own reader takes for a line end — such a RECORD cannot say which file it means.
+@pytest.mark.parametrize("odd", ["x\ny", "x\x0cy", "x\u2028y", "x\x85y"], ids=repr)
+def test_a_file_name_with_a_line_break_in_it_installs_as_with_pip(tmp_path: Path, odd: str) -> None:
+    """csv.writer quotes a name holding ``\\n`` or ``\\r`` (and writes ``\\x0c``, ``\\u2028`` ... as they are):
+    RECORD is read as csv reads a file, so such a name is the archive's, and the wheel installs — it was refused
+    as "listed but missing" (pip, which checks nothing against RECORD, installs it)."""
+    files = {"pkg/__init__.py": b"", f"pkg/{odd}.txt": b"odd\n"}
+    wheel = build_wheel(tmp_path / "w", "pkg-1.0-py3-none-any.whl", files)
+    proc = pip_install(wheel, tmp_path / "pip")
+    ours(wheel, tmp_path / "ours", tmp_path)
+    finish(proc)
+    assert (tmp_path / "ours" / "pkg" / f"{odd}.txt").read_bytes() == b"odd\n"
+    assert (tmp_path / "pip" / "pkg" / f"{odd}.txt").read_bytes() == b"odd\n"

@@ -387,3 +387,14 @@ def test_a_local_entry_without_a_record_is_named_whatever_the_order() -> None:
             _central_directory(_with_records(data, order))
         assert caught.value.entry == "demo/m0.py"
         assert caught.value.offset == 0
+
+
+def test_a_file_cut_before_its_end_record_says_where_it_ends() -> None:
+    """A stored entry with a data descriptor has its central directory read from the file's end; a file cut
+    short has none there, and the error gives the offset where the file ends, as every archive error does."""
+    data = WELLFORMED["stored_descriptor"]()
+    cut = data[: len(data) // 2]
+    start = max(0, len(cut) - TAIL_SIZE)
+    with pytest.raises(TruncatedArchive, match="no end of central directory record") as raised:
+        find_central_directory(cut[start:], start)
+    assert raised.value.offset == len(cut)

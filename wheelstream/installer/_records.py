@@ -129,7 +129,7 @@ def _text_blocks(path: Path, filename: str, member: str) -> Iterator[str]:
 
 
 def _cut_after_break(block: str) -> int:
-    """Where ``block`` may be cut so that splitlines of the two pieces is splitlines of the whole: just after
+    """Where ``block`` may be cut so that the lines of the two pieces are the lines of the whole: just after
     its last ``\\n``, else after a ``\\r`` that is not its last character (which may be half of ``\\r\\n``);
     0 if neither."""
     cut_at = block.rfind("\n") + 1
@@ -139,7 +139,11 @@ def _cut_after_break(block: str) -> int:
 
 
 def _lines(blocks: Iterable[str]) -> Iterator[str]:
-    """``"".join(blocks).splitlines()`` (pip reads RECORD's lines so), a block of lines at a time."""
+    """RECORD's lines with their ends, as :mod:`csv` wants them (a file opened with ``newline=""``), a block
+    at a time: a line ends at ``\n``, ``\r\n`` or ``\r`` only. Not ``str.splitlines()`` (pip's way): it
+    also breaks at ``\x0c``, ``\x85``, ``\u2028`` ... and drops the ends, so a file name holding one of those,
+    or a newline in a quoted field (``csv.writer`` writes a name with a newline so), came apart — harmless for
+    pip, which checks nothing against RECORD, but here it refused a valid wheel."""
     pending: list[str] = []
     for block in blocks:
         cut_at = _cut_after_break(block)
@@ -147,9 +151,9 @@ def _lines(blocks: Iterable[str]) -> Iterator[str]:
             pending.append(block)
             continue
         pending.append(block[:cut_at])
-        yield from "".join(pending).splitlines()
+        yield from io.StringIO("".join(pending), newline="")
         pending = [block[cut_at:]]
-    yield from "".join(pending).splitlines()
+    yield from io.StringIO("".join(pending), newline="")
 
 
 def _row_blocks(lines: Iterable[str], filename: str, member: str) -> Iterator[list[RecordRow]]:

@@ -11,6 +11,7 @@ the members given, plus METADATA, WHEEL, entry_points.txt and a RECORD that is c
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import io
 import random
@@ -75,12 +76,14 @@ def wheel_archive(
     if entry_points is not None:
         members[f"{info}/entry_points.txt"] = (entry_points.encode(), mode)
     if record is None:
-        rows = [
-            f"{path},{record_hash(data)},{len(data)}"
+        # As wheel builders write it: csv quotes a name holding a comma, a quote or a line break.
+        listed = io.StringIO(newline="")
+        csv.writer(listed, lineterminator="\n").writerows(
+            (path, record_hash(data), len(data))
             for path, (data, _) in members.items()
             if path not in drop_from_record
-        ]
-        record = "\n".join([*rows, *extra_record_rows, f"{info}/RECORD,,"]) + "\n"
+        )
+        record = listed.getvalue() + "".join(f"{row}\n" for row in [*extra_record_rows, f"{info}/RECORD,,"])
     members[f"{info}/RECORD"] = (record.encode(), mode)
     for path, data in (tamper or {}).items():
         members[path] = (data, members.get(path, (b"", mode))[1])

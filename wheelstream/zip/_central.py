@@ -70,7 +70,7 @@ def _read_end_record(parser: ZipStreamParser, sig: bytes) -> bool:
         parser._pos += length
         return True
     if sig == fmt.ZIP64_LOCATOR_SIG and parser._zip64_locator is None:
-        locator = parse_zip64_locator(parser._buf, parser._pos)
+        locator = parse_zip64_locator(parser._buf, parser._pos, parser.offset)
         if locator is None:
             return False
         parser._zip64_locator = locator
@@ -135,7 +135,7 @@ def _end_record(parser: ZipStreamParser, eocd: EndOfCentralDirectory) -> EndOfCe
         return eocd
     if parser._zip64_locator is None:
         raise MalformedRecord("ZIP64 end of central directory locator missing", offset=eocd.offset)
-    _disk, where = parser._zip64_locator
+    where = parser._zip64_locator
     if where != parser._zip64_eocd.offset:
         raise OffsetMismatch(
             f"ZIP64 locator points at {where}, the ZIP64 end record is at {parser._zip64_eocd.offset}",

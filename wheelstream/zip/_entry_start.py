@@ -96,6 +96,10 @@ def _check_local_header(parser: ZipStreamParser, header: LocalHeader) -> None:
     check_safe_name(name, offset)
     if header.flags & _ENCRYPTION_FLAGS:
         raise UnsupportedEntry("encrypted entries are not supported", entry=name, offset=offset)
+    if header.flags & fmt.FLAG_PATCHED:  # 4.4.4 bit 5: the data patches another file's (zipfile refuses it)
+        raise UnsupportedEntry(
+            "compressed patched data (flag bit 5) is not supported", entry=name, offset=offset
+        )
     if header.method not in _METHODS:
         method = fmt.METHOD_NAMES.get(header.method, f"method {header.method}")
         raise UnsupportedEntry(f"compression {method} is not supported", entry=name, offset=offset)

@@ -5,8 +5,8 @@ Sections relied on (PKWARE APPNOTE 6.3.10):
 * 4.3.7  local file header — ``PK\\3\\4``, 30 fixed bytes, then name and extra field.
 * 4.3.9  data descriptor — crc, compressed size, uncompressed size after the data when flag bit 3 is set;
   the ``PK\\7\\8`` signature is optional (4.3.9.3) and sizes are 8 bytes when the entry is ZIP64 (4.3.9.2).
-* 4.4.4  general purpose flags: bit 0 encrypted, bit 3 data descriptor, bit 6 strong encryption,
-  bit 11 UTF-8 names, bit 13 masked local headers.
+* 4.4.4  general purpose flags: bit 0 encrypted, bit 3 data descriptor, bit 5 compressed patched data,
+  bit 6 strong encryption, bit 11 UTF-8 names, bit 13 masked local headers.
 * 4.5.3  ZIP64 extended information extra field (id 0x0001): in a local header both sizes are present; in
   a central record only the fields whose 32-bit value is 0xFFFFFFFF, in the order usize, csize, offset, disk.
 * 4.6.9  Info-ZIP Unicode Path extra field (id 0x7075): checked against the name in ``_names``.
@@ -31,6 +31,7 @@ __all__ = [
     "FLAG_DATA_DESCRIPTOR",
     "FLAG_ENCRYPTED",
     "FLAG_MASKED_HEADERS",
+    "FLAG_PATCHED",
     "FLAG_STRONG_ENCRYPTION",
     "FLAG_UTF8",
     "LOCAL_HEADER",
@@ -63,6 +64,7 @@ LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # 30 bytes
 
 FLAG_ENCRYPTED = 1 << 0
 FLAG_DATA_DESCRIPTOR = 1 << 3
+FLAG_PATCHED = 1 << 5
 FLAG_STRONG_ENCRYPTION = 1 << 6
 FLAG_UTF8 = 1 << 11
 FLAG_MASKED_HEADERS = 1 << 13

@@ -17,7 +17,7 @@ import stat
 import struct
 from typing import NamedTuple
 
-from wheelstream.errors import MalformedRecord, StrayData
+from wheelstream.errors import MalformedRecord, StrayData, UnsupportedEntry
 from wheelstream.zip._format import (
     CENTRAL_HEADER_SIG,
     EOCD_SIG,
@@ -47,6 +47,7 @@ __all__ = [
     "parse_zip64_locator",
 ]
 
+MAX_VERSION_NEEDED = 63  # APPNOTE 6.3, the version zipfile (pip) reads up to: "version needed to extract"
 CENTRAL_HEADER = struct.Struct("<4sBBHHHHHIIIHHHHHII")  # 46 bytes
 ZIP64_EOCD = struct.Struct("<4sQHHIIQQQQ")  # 56 bytes
 ZIP64_LOCATOR = struct.Struct("<4sIQI")  # 20 bytes
@@ -112,7 +113,7 @@ def parse_central_record(buf: bytes | bytearray, pos: int, offset: int) -> tuple
         _sig,
         _version,
         create_system,
-        _needed,
+        needed,
         flags,
         method,
         _time,
@@ -158,6 +159,13 @@ def parse_central_record(buf: bytes | bytearray, pos: int, offset: int) -> tuple
         disk = values.get("disk", disk)
     if disk != 0:
         raise MalformedRecord("multi-disk archives are not supported", entry=name, offset=offset)
+    if needed & 0xFF > MAX_VERSION_NEEDED:  # 4.4.3: its low byte; zipfile reads no archive past 6.3 either
+        raise UnsupportedEntry(
+            f"zip version {(needed & 0xFF) / 10:.1f} is needed to extract this entry "
+            f"({MAX_VERSION_NEEDED / 10:.1f} is the newest supported)",
+            entry=name,
+            offset=offset,
+        )
     record = CentralRecord(
         offset, name, flags, method, crc, csize, usize, local_offset, create_system, external
     )
@@ -207,9 +215,16 @@ def parse_zip64_eocd(
     return record, total
 
 
-def parse_zip64_locator(buf: bytes | bytearray, pos: int) -> tuple[int, int] | None:
-    """Parse 4.3.15; returns (disk, offset of the ZIP64 EOCD record) or ``None`` if incomplete."""
+def parse_zip64_locator(buf: bytes | bytearray, pos: int, offset: int) -> int | None:
+    """Parse 4.3.15 (the locator at archive ``offset``); returns the offset of the ZIP64 EOCD record, or
+    ``None`` if incomplete. Its disk fields must say one disk, as every other record's do (zipfile refuses a
+    locator on disk ≠ 0 or of more than one disk: an archive pip cannot read is not one we install)."""
     if len(buf) - pos < ZIP64_LOCATOR.size:
         return None
-    _sig, disk, eocd64_offset, _total_disks = ZIP64_LOCATOR.unpack_from(buf, pos)
-    return disk, eocd64_offset
+    _sig, disk, eocd64_offset, total_disks = ZIP64_LOCATOR.unpack_from(buf, pos)
+    if disk != 0 or total_disks > 1:
+        raise MalformedRecord(
+            f"multi-disk archives are not supported (ZIP64 locator: disk {disk} of {total_disks})",
+            offset=offset,
+        )
+    return int(eocd64_offset)

@@ -134,7 +134,7 @@ class ZipStreamParser:
         self._cd_start: int | None = None
         self._cd_end: int | None = None
         self._zip64_eocd: EndOfCentralDirectory | None = None
-        self._zip64_locator: tuple[int, int] | None = None
+        self._zip64_locator: int | None = None  # where the ZIP64 locator says the ZIP64 end record is
 
     # -- public API ---------------------------------------------------------------------------------
 

@@ -43,17 +43,19 @@ def find_central_directory(tail: bytes, tail_offset: int) -> tuple[int, int]:
             break
         at = tail.rfind(EOCD_SIG, 0, at)
     else:
-        raise TruncatedArchive("no end of central directory record at the end of the file")
+        raise TruncatedArchive(
+            "no end of central directory record at the end of the file", offset=tail_offset + len(tail)
+        )
     locator_at = at - ZIP64_LOCATOR.size
     if locator_at >= 0 and tail[locator_at : locator_at + 4] == ZIP64_LOCATOR_SIG:
-        located = parse_zip64_locator(tail, locator_at)
+        located = parse_zip64_locator(tail, locator_at, tail_offset + locator_at)
         assert located is not None
-        record_at = located[1] - tail_offset
+        record_at = located - tail_offset
         if record_at < 0:
-            raise MalformedRecord("ZIP64 end record lies outside the file tail", offset=located[1])
-        parsed64 = parse_zip64_eocd(tail, record_at, located[1])
+            raise MalformedRecord("ZIP64 end record lies outside the file tail", offset=located)
+        parsed64 = parse_zip64_eocd(tail, record_at, located)
         if parsed64 is None or tail[record_at : record_at + 4] != ZIP64_EOCD_SIG:
-            raise MalformedRecord("ZIP64 locator does not point at a ZIP64 end record", offset=located[1])
+            raise MalformedRecord("ZIP64 locator does not point at a ZIP64 end record", offset=located)
         return parsed64[0].cd_offset, parsed64[0].cd_size
     return eocd.cd_offset, eocd.cd_size
 
