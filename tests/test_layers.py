@@ -59,6 +59,7 @@ ALLOWED: dict[str, set[str]] = {
     "_api": {
         "_fetch_many",
         "errors",
+        "_urls",
         "zip",
         "_progress",
         "transport",
