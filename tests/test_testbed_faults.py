@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import socket
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from wheelstream.testing import (
     Throttle,
     WeakETag,
     WrongRangeStart,
+    _handler,
     parse_fault,
     since,
 )
@@ -251,10 +253,54 @@ def test_cut_of_a_file_on_disk_is_byte_exact(tmp_path: Path, reset: bool) -> Non
         s.add_file(NAME, path, plan=FaultPlan(Cut(after=at, reset=reset, requests=1)))
         _, got, exc = fetch(s.url_for(NAME), {"Range": "bytes=100-"})
         assert isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError))
-        if not reset:
-            assert got == (DATA * 8)[100 : 100 + at]  # after a RST the client may lose what was in flight
+        assert got == (DATA * 8)[100 : 100 + at]  # a RST comes only once the client has the bytes
         assert s.bytes_sent(NAME) == at
         assert s.requests[-1].cut
         _, rest, exc2 = fetch(s.url_for(NAME), {"Range": f"bytes={100 + at}-"})
         assert exc2 is None
         assert rest == (DATA * 8)[100 + at :]
+
+
+@pytest.mark.parametrize("on_disk", [False, True], ids=["bytes", "path"])
+@pytest.mark.parametrize(
+    "fault", [Cut(after=1_000_000, reset=True), CutEvery(1_000_000, reset=True)], ids=["cut", "cut-every"]
+)
+def test_a_reset_cut_delivers_every_byte_before_the_rst(
+    tmp_path: Path, on_disk: bool, fault: Cut | CutEvery
+) -> None:
+    """The RST follows N bytes the client really has: a linger-0 close right after the write used to drop what
+    was still in the send queue (a client got ~128 KB of a 1 MB cut while the record said 1 MB)."""
+    data = DATA * 16  # 4 MiB
+    path = tmp_path / NAME
+    path.write_bytes(data)
+    with FaultServer() as s:
+        s.add_file(NAME, path if on_disk else data, plan=FaultPlan(fault))
+        for _ in range(3):
+            _, got, exc = fetch(s.url_for(NAME))
+            assert isinstance(exc, httpx.ReadError)  # ECONNRESET, not a clean end
+            assert got == data[:1_000_000]
+        s.wait_idle()
+        records = s.requests_for(NAME)
+        assert [(r.bytes_sent, r.sent_range, r.reset) for r in records] == [
+            (1_000_000, (0, 999_999), True)
+        ] * 3
+
+
+def test_a_reset_cut_waits_for_a_client_that_does_not_read_only_so_long(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The wait for the client to take the bytes is bounded: one that does not read gets the RST anyway."""
+    monkeypatch.setattr(_handler, "RESET_DRAIN_SECONDS", 0.3)
+    data = DATA * 16  # 4 MiB
+    with FaultServer() as s:
+        s.add_file(NAME, data, plan=FaultPlan(Cut(after=1_000_000, reset=True)))
+        with socket.create_connection(("127.0.0.1", s.port)) as sock:
+            sock.sendall(f"GET /{NAME} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            t0 = time.monotonic()
+            while not s.requests or s.requests[-1].ended is None:  # nothing read meanwhile
+                assert time.monotonic() - t0 < 5, "the server waited for an idle client without a bound"
+                time.sleep(0.05)
+        record = s.requests[-1]
+        assert record.reset
+        assert record.ended is not None
+        assert 0.3 <= record.ended - record.started < 3  # it did wait, then gave up

@@ -19,11 +19,21 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import IO, Any, Protocol
 
+try:
+    import fcntl
+    import termios
+except ImportError:  # pragma: no cover - Windows: no SIOCOUTQ through fcntl
+    fcntl = None  # type: ignore[assignment]
+
 from wheelstream.testing._engine import Decision
 
 __all__ = ["FaultHandler", "HTTPServer", "RecordSink", "abort", "send_body"]
 
 _CHUNK = 256 * 1024
+# A reset cut waits at most this long for the client to take the bytes already written (docs/testbed.md):
+# a client that does not read within it gets the RST with bytes still unsent, as on a real network.
+RESET_DRAIN_SECONDS = 5.0
+_DRAIN_POLL = 0.001
 
 
 class RecordSink(Protocol):
@@ -153,12 +163,39 @@ def abort(handler: BaseHTTPRequestHandler, reset: bool) -> None:
     handler.close_connection = True
     sock = handler.connection
     if reset:
+        _drain(sock, RESET_DRAIN_SECONDS)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         handler.rfile.close()  # drop makefile's reference, or close() would not release the socket
         sock.close()
         return
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_WR)
+
+
+def _unacknowledged(sock: socket.socket) -> int | None:
+    """Bytes written to ``sock`` that the peer has not acknowledged yet (Linux ``SIOCOUTQ``); None: unknown."""
+    if fcntl is None or not hasattr(termios, "TIOCOUTQ"):
+        return None
+    try:
+        return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0])
+    except OSError:
+        return None
+
+
+def _drain(sock: socket.socket, limit: float) -> None:
+    """Wait (at most ``limit`` s) until the client has every byte written so far.
+
+    A close with ``SO_LINGER`` 0 makes the kernel drop whatever is still in the send queue, so without this
+    wait a reset cut after N bytes delivered far fewer than N while the record said N: sendfile/sendall
+    return once the kernel has the bytes, not once the client does. Where the queue cannot be asked about,
+    the RST goes at once (the old behaviour).
+    """
+    deadline = time.monotonic() + limit
+    while True:
+        queued = _unacknowledged(sock)
+        if not queued or time.monotonic() >= deadline:
+            return
+        time.sleep(_DRAIN_POLL)
 
 
 class FaultHandler(BaseHTTPRequestHandler):
