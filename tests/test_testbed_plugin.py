@@ -106,6 +106,28 @@ def test_cli_rejects_a_bad_fault(tmp_path: Path) -> None:
     assert "unknown fault" in proc.stderr
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--change-after", "1@3"],
+        ["-f", "change-after=1@3"],
+        ["--status-seq", "503@2"],
+        ["-f", "status-seq=503,429:1@2"],
+    ],
+)
+def test_cli_refuses_a_scope_on_faults_whose_argument_is_the_scope(tmp_path: Path, args: list[str]) -> None:
+    """``--change-after 1@3`` served the changed file from request 2 and ``--status-seq 503@2`` answered
+    request 1 with 503: the suffix was accepted and ignored. It is a usage error now, before anything serves."""
+    env = {**os.environ, "NO_COLOR": "1"}
+    cmd = [*_wheelstream(), "testbed", "serve", str(tmp_path), "--port", "0", *args]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=15, env=env)
+    assert proc.returncode == 2
+    assert proc.stdout == ""  # no URL: it never served
+    [line] = [line for line in proc.stderr.splitlines() if "@REQUESTS" in line]
+    name = args[1].partition("=")[0] if args[0] == "-f" else args[0].removeprefix("--")
+    assert f"{name} takes no @REQUESTS" in line
+
+
 def test_public_names_are_sorted_and_importable() -> None:
     from wheelstream import testing
 

@@ -1,7 +1,8 @@
 """A one-line text form of faults, so a shell scenario reads like the Python one.
 
 Grammar: ``NAME[=ARG[:ARG]][@REQUESTS]``; REQUESTS is ``*`` or a comma list of ``N``, ``A-B`` and ``A-``
-(open-ended). Examples::
+(open-ended). ``change-after`` and ``status-seq`` take no ``@REQUESTS``: their argument says which requests.
+Examples::
 
     cut=50%@1            first request cut after half its body
     cut=65536:reset      every request cut after 64 KiB with a TCP RST
@@ -124,14 +125,23 @@ _BUILDERS: dict[str, Callable[[list[str], RequestScope], Fault]] = {
 
 FAULT_NAMES = tuple(_BUILDERS)
 
+# Faults whose argument already says which requests they shape: a scope suffix would be silently ignored
+# (``change-after=1@3`` served the changed file from request 2), so it is refused instead.
+_UNSCOPED = {
+    "change-after": "K already says which requests (every one after the K-th)",
+    "status-seq": "the codes' positions already say which requests (request i gets the i-th code)",
+}
+
 
 def parse_fault(text: str) -> Fault:
     """One fault from its text form; ValueError with the offending text on any mistake."""
-    body, _, scope_text = text.strip().partition("@")
+    body, at, scope_text = text.strip().partition("@")
     name, _, arg_text = body.partition("=")
     builder = _BUILDERS.get(name.strip())
     if builder is None:
         raise ValueError(f"unknown fault {name!r} (known: {', '.join(_BUILDERS)})")
+    if at and name.strip() in _UNSCOPED:
+        raise ValueError(f"bad fault {text!r}: {name.strip()} takes no @REQUESTS: {_UNSCOPED[name.strip()]}")
     args = arg_text.split(":") if arg_text else []
     try:
         return builder(args, parse_scope(scope_text))

@@ -26,10 +26,10 @@ _VALUE_SHORTCUTS = {
     "cut_every": "K: every request delivers K body bytes, then drops",
     "stall": "N:T: pause T seconds after N body bytes",
     "throttle": "B: bytes per second (k, M, Ki, Mi suffixes)",
-    "change_after": "K: requests after the K-th see changed bytes, ETag, Last-Modified",
+    "change_after": "K: requests after the K-th see changed bytes, ETag, Last-Modified (no @REQUESTS)",
     "corrupt": "N[:MASK]: flip bits of the byte at file offset N",
     "status": "CODE[:RETRY_AFTER][@REQUESTS]; e.g. 503:1@1-2",
-    "status_seq": "CODES[:RETRY_AFTER]; e.g. 503,429:1 (request 1 -> 503, 2 -> 429)",
+    "status_seq": "CODES[:RETRY_AFTER]; e.g. 503,429:1 (request 1 -> 503, 2 -> 429; no @REQUESTS)",
 }
 _FLAG_SHORTCUTS = {
     "ignore_range": "answer Range with 200 and the whole body",
