@@ -304,3 +304,57 @@ def test_a_reset_cut_waits_for_a_client_that_does_not_read_only_so_long(
         assert record.reset
         assert record.ended is not None
         assert 0.3 <= record.ended - record.started < 3  # it did wait, then gave up
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        (lambda: Stall(at=100, seconds=-1), "seconds"),
+        (lambda: Stall(at=-1, seconds=1), "at"),
+        (lambda: Status(99), "200-599"),
+        (lambda: Status(600), "200-599"),
+        (lambda: StatusSequence((503, 100)), "200-599"),
+        (lambda: Corrupt(offset=-1), "offset"),
+        (lambda: ChangeFile(after_request=-1), "after_request"),
+    ],
+    ids=["stall-seconds", "stall-at", "status-99", "status-600", "status-seq-100", "corrupt", "change-after"],
+)
+def test_fault_values_that_cannot_be_served_are_refused(fault: object, message: str) -> None:
+    """``Stall(seconds=-1)`` made every response die of a ValueError halfway (an accidental cut), ``Status(99)``
+    sent "HTTP/1.1 99": the dataclass refuses them, so the CLI and the Python API say so up front."""
+    with pytest.raises(ValueError, match=message):
+        fault()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("spec", ["stall=100:-1", "cut=-5", "throttle=-1k", "corrupt=-1", "status=99"])
+def test_spec_refuses_negative_sizes_and_impossible_statuses(spec: str) -> None:
+    with pytest.raises(ValueError, match="bad fault"):
+        parse_fault(spec)
+
+
+@pytest.mark.parametrize(("spec", "grammar"), [("stall=100", "stall=N:SECONDS"), ("cut", "cut=N|P%[:reset]")])
+def test_spec_names_the_grammar_of_a_missing_argument(spec: str, grammar: str) -> None:
+    with pytest.raises(ValueError, match="missing argument") as info:
+        parse_fault(spec)
+    assert grammar in str(info.value)
+    assert "list index" not in str(info.value)
+
+
+@pytest.mark.parametrize("code", [204, 304])
+def test_a_status_without_content_is_sent_without_a_body(server: FaultServer, code: int) -> None:
+    """A 304 with a 17-byte body broke keep-alive framing: the body was read as the next response's start."""
+    server.set_plan(NAME, FaultPlan(Status(code, retry_after=1)))
+    with httpx.Client(timeout=5) as client:
+        for _ in range(3):  # one connection: each answer must end exactly where HTTP says it does
+            r = client.get(server.url_for(NAME))
+            assert (r.status_code, r.content, r.headers["retry-after"]) == (code, b"", "1")
+            assert "content-length" not in r.headers
+            assert "content-type" not in r.headers
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(f"GET /{NAME} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    assert raw.startswith(f"HTTP/1.1 {code} ".encode())
+    assert raw.endswith(b"\r\n\r\n")  # the head, and nothing after it
+    assert [(r.status, r.bytes_sent, r.length) for r in server.requests_for(NAME)] == [(code, 0, 0)] * 4

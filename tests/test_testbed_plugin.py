@@ -128,6 +128,26 @@ def test_cli_refuses_a_scope_on_faults_whose_argument_is_the_scope(tmp_path: Pat
     assert f"{name} takes no @REQUESTS" in line
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--stall", "100:-1"], "Stall(seconds=) must be a finite number >= 0"),
+        (["--stall", "100"], "missing argument (stall=N:SECONDS[@REQUESTS])"),
+        (["--status", "99"], "Status(code=) must be a final status, 200-599"),
+        (["--corrupt", "-1"], "not a size"),
+    ],
+)
+def test_cli_refuses_values_it_cannot_serve(tmp_path: Path, args: list[str], message: str) -> None:
+    """``--stall 100:-1`` started and then killed each response with a ValueError; ``--status 99`` sent
+    "HTTP/1.1 99"; ``--stall 100`` said "list index out of range". Each is a usage error before serving."""
+    env = {**os.environ, "NO_COLOR": "1"}
+    cmd = [*_wheelstream(), "testbed", "serve", str(tmp_path), "--port", "0", *args]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=15, env=env)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert message in proc.stderr
+
+
 def test_public_names_are_sorted_and_importable() -> None:
     from wheelstream import testing
 

@@ -149,17 +149,23 @@ def _content_type(name: str) -> str:
     return guessed or "application/octet-stream"
 
 
+# Statuses that never carry content (RFC 9110 §15.3.5, §15.3.6, §15.4.5): a body after them is read as the start
+# of the next response on a kept-alive connection. 204 and 304 also send no Content-Length of their own.
+_NO_CONTENT = {204: (), 205: (("Content-Length", "0"),), 304: ()}
+
+
 def status_decision(code: int, retry_after: int | str | None, faults: list[str]) -> Decision:
     """A short text/plain answer with ``code`` (and ``Retry-After``) instead of the file: status faults and
-    connection-limit refusals."""
+    connection-limit refusals. A status that has no content (204, 205, 304) gets none."""
+    retry = [("Retry-After", str(retry_after))] if retry_after is not None else []
+    if code in _NO_CONTENT:
+        return Decision(code, [*_NO_CONTENT[code], *retry], faults=faults)
     try:
         phrase = HTTPStatus(code).phrase
     except ValueError:
         phrase = "Injected"
     body = f"{code} {phrase}\n".encode()
-    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
-    if retry_after is not None:
-        headers.append(("Retry-After", str(retry_after)))
+    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))), *retry]
     return Decision(code, headers, data=body, length=len(body), send=len(body), faults=faults)
 
 
