@@ -184,6 +184,23 @@ def test_corrupt_byte_at_offset(server: FaultServer) -> None:
     assert httpx.get(server.url_for(NAME), headers={"Range": "bytes=2000-"}).content == DATA[2000:]
 
 
+@pytest.mark.parametrize("on_disk", [False, True], ids=["bytes", "path"])
+def test_corrupt_under_gzip_flips_the_file_byte(tmp_path: Path, on_disk: bool) -> None:
+    """``--corrupt N --gzip`` flipped byte N of the gzip stream (a broken stream, or a wrong byte anywhere);
+    the doc promises the byte at *file* offset N, so the decoded body must differ from the file there only."""
+    path = tmp_path / NAME
+    path.write_bytes(DATA)
+    with FaultServer() as s:
+        s.add_file(NAME, path if on_disk else DATA, plan=FaultPlan(Gzip(), Corrupt(offset=1234, mask=0x01)))
+        r, raw, exc = fetch(s.url_for(NAME))
+        assert exc is None
+        assert r.headers["content-encoding"] == "gzip"
+        body = gzip.decompress(raw)
+        assert body[1234] == DATA[1234] ^ 0x01
+        assert body[:1234] + body[1235:] == DATA[:1234] + DATA[1235:]
+        assert s.requests[-1].faults == ("Gzip", "Corrupt")
+
+
 def test_status_sequence_503_then_429_then_ok(server: FaultServer) -> None:
     server.set_plan(NAME, FaultPlan(StatusSequence((503, 429), retry_after=1)))
     first, second, third = (httpx.get(server.url_for(NAME)) for _ in range(3))
