@@ -148,6 +148,22 @@ def test_cli_refuses_values_it_cannot_serve(tmp_path: Path, args: list[str], mes
     assert message in proc.stderr
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_cli_stops_cleanly_on_a_signal_right_after_the_url(tmp_path: Path, sig: signal.Signals) -> None:
+    """A script that reads the URL and stops the server at once: the handlers used to be installed after the
+    URL was printed, so about one run in five SIGINT gave the install command's "interrupted" (exit 130) and
+    SIGTERM killed it without "stopped" (exit -15)."""
+    cmd = [*_wheelstream(), "testbed", "serve", str(tmp_path), "--port", "0", "--cut", "50%@1"]
+    for _ in range(10):
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("http://127.0.0.1:")
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=10)
+        assert (proc.returncode, err.splitlines()[-1:]) == (0, ["stopped"]), err
+        assert err.index("faults: FaultPlan(Cut(") < err.index("stopped")
+
+
 def test_public_names_are_sorted_and_importable() -> None:
     from wheelstream import testing
 
