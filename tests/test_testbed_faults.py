@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import socket
+import struct
 import time
 from pathlib import Path
 
@@ -375,3 +376,25 @@ def test_a_status_without_content_is_sent_without_a_body(server: FaultServer, co
     assert raw.startswith(f"HTTP/1.1 {code} ".encode())
     assert raw.endswith(b"\r\n\r\n")  # the head, and nothing after it
     assert [(r.status, r.bytes_sent, r.length) for r in server.requests_for(NAME)] == [(code, 0, 0)] * 4
+
+
+@pytest.mark.parametrize("on_disk", [False, True], ids=["bytes", "path"])
+def test_a_client_that_hangs_up_leaves_what_the_kernel_took(tmp_path: Path, on_disk: bool) -> None:
+    """bytes_sent counts what the server handed to the kernel. By path (sendfile) that was so already; by bytes
+    (sendall) a failed write counted nothing at all, so the two kinds of file disagreed about the same event."""
+    data = DATA * 64  # 16 MiB: more than the socket buffers hold
+    path = tmp_path / NAME
+    path.write_bytes(data)
+    with FaultServer() as s:
+        s.add_file(NAME, path if on_disk else data)
+        with socket.create_connection(("127.0.0.1", s.port)) as sock:
+            sock.sendall(f"GET /{NAME} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            got = 0
+            while got < 100_000:
+                got += len(sock.recv(65536))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # hang up: RST
+        assert s.wait_idle()
+        [record] = s.requests_for(NAME)
+        assert record.error is not None
+        assert 100_000 <= record.bytes_sent < len(data)
+        assert record.sent_range == (0, record.bytes_sent - 1)

@@ -80,22 +80,35 @@ def send_body(sock: socket.socket, d: Decision, record: RecordSink, finishing: C
         else:
             assert version is not None
             body = memoryview(version.read(d.offset, d.send))
-        record.bytes_sent += d.send
-        try:
-            _send_last(sock, body, finishing)
-        except OSError:
-            record.bytes_sent -= d.send  # unknown how much left; the client vanished anyway
-            raise
+        _send_last(sock, body, record, finishing)
         return
     _send_faulty(sock, d, record, finishing)
 
 
-def _send_last(sock: socket.socket, body: memoryview, finishing: Callable[[], None]) -> None:
+def _send_counted(sock: socket.socket, body: memoryview, record: RecordSink) -> None:
+    """``sendall`` that, if the connection fails, leaves ``record.bytes_sent`` at what the kernel took.
+
+    That is what sendfile's file position says too, so a client that hangs up mid-body leaves the same kind
+    of count whether the file is on disk or in memory (sendall cannot say how much it wrote before failing).
+    """
+    record.bytes_sent += len(body)
+    done = 0
+    try:
+        while done < len(body):
+            done += sock.send(body[done:])
+    except OSError:
+        record.bytes_sent -= len(body) - done
+        raise
+
+
+def _send_last(
+    sock: socket.socket, body: memoryview, record: RecordSink, finishing: Callable[[], None]
+) -> None:
     """The response's final write: all but its last byte, ``finishing()``, the last byte."""
     if len(body) > 1:
-        sock.sendall(body[:-1])
+        _send_counted(sock, body[:-1], record)
     finishing()
-    sock.sendall(body[-1:])
+    _send_counted(sock, body[-1:], record)
 
 
 def _reader(d: Decision) -> tuple[Callable[[int, int], bytes], IO[bytes] | None]:
@@ -139,15 +152,10 @@ def _send_faulty(sock: socket.socket, d: Decision, record: RecordSink, finishing
                 delay = t0 + pos / d.rate - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-            record.bytes_sent += n
-            try:
-                if pos + n < d.send:
-                    sock.sendall(buf)
-                else:
-                    _send_last(sock, memoryview(buf), finishing)
-            except OSError:
-                record.bytes_sent -= n
-                raise
+            if pos + n < d.send:
+                _send_counted(sock, memoryview(buf), record)
+            else:
+                _send_last(sock, memoryview(buf), record, finishing)
             pos += n
         if d.rate is not None:  # the last chunk also takes its time, so totals match the rate
             delay = t0 + pos / d.rate - time.monotonic()
