@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import socket
+import struct
 import time
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from wheelstream.testing import (
     Throttle,
     WeakETag,
     WrongRangeStart,
+    _handler,
     parse_fault,
     since,
 )
@@ -182,6 +185,23 @@ def test_corrupt_byte_at_offset(server: FaultServer) -> None:
     assert httpx.get(server.url_for(NAME), headers={"Range": "bytes=2000-"}).content == DATA[2000:]
 
 
+@pytest.mark.parametrize("on_disk", [False, True], ids=["bytes", "path"])
+def test_corrupt_under_gzip_flips_the_file_byte(tmp_path: Path, on_disk: bool) -> None:
+    """``--corrupt N --gzip`` flipped byte N of the gzip stream (a broken stream, or a wrong byte anywhere);
+    the doc promises the byte at *file* offset N, so the decoded body must differ from the file there only."""
+    path = tmp_path / NAME
+    path.write_bytes(DATA)
+    with FaultServer() as s:
+        s.add_file(NAME, path if on_disk else DATA, plan=FaultPlan(Gzip(), Corrupt(offset=1234, mask=0x01)))
+        r, raw, exc = fetch(s.url_for(NAME))
+        assert exc is None
+        assert r.headers["content-encoding"] == "gzip"
+        body = gzip.decompress(raw)
+        assert body[1234] == DATA[1234] ^ 0x01
+        assert body[:1234] + body[1235:] == DATA[:1234] + DATA[1235:]
+        assert s.requests[-1].faults == ("Gzip", "Corrupt")
+
+
 def test_status_sequence_503_then_429_then_ok(server: FaultServer) -> None:
     server.set_plan(NAME, FaultPlan(StatusSequence((503, 429), retry_after=1)))
     first, second, third = (httpx.get(server.url_for(NAME)) for _ in range(3))
@@ -251,10 +271,130 @@ def test_cut_of_a_file_on_disk_is_byte_exact(tmp_path: Path, reset: bool) -> Non
         s.add_file(NAME, path, plan=FaultPlan(Cut(after=at, reset=reset, requests=1)))
         _, got, exc = fetch(s.url_for(NAME), {"Range": "bytes=100-"})
         assert isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError))
-        if not reset:
-            assert got == (DATA * 8)[100 : 100 + at]  # after a RST the client may lose what was in flight
+        assert got == (DATA * 8)[100 : 100 + at]  # a RST comes only once the client has the bytes
         assert s.bytes_sent(NAME) == at
         assert s.requests[-1].cut
         _, rest, exc2 = fetch(s.url_for(NAME), {"Range": f"bytes={100 + at}-"})
         assert exc2 is None
         assert rest == (DATA * 8)[100 + at :]
+
+
+@pytest.mark.parametrize("on_disk", [False, True], ids=["bytes", "path"])
+@pytest.mark.parametrize(
+    "fault", [Cut(after=1_000_000, reset=True), CutEvery(1_000_000, reset=True)], ids=["cut", "cut-every"]
+)
+def test_a_reset_cut_delivers_every_byte_before_the_rst(
+    tmp_path: Path, on_disk: bool, fault: Cut | CutEvery
+) -> None:
+    """The RST follows N bytes the client really has: a linger-0 close right after the write used to drop what
+    was still in the send queue (a client got ~128 KB of a 1 MB cut while the record said 1 MB)."""
+    data = DATA * 16  # 4 MiB
+    path = tmp_path / NAME
+    path.write_bytes(data)
+    with FaultServer() as s:
+        s.add_file(NAME, path if on_disk else data, plan=FaultPlan(fault))
+        for _ in range(3):
+            _, got, exc = fetch(s.url_for(NAME))
+            assert isinstance(exc, httpx.ReadError)  # ECONNRESET, not a clean end
+            assert got == data[:1_000_000]
+        s.wait_idle()
+        records = s.requests_for(NAME)
+        assert [(r.bytes_sent, r.sent_range, r.reset) for r in records] == [
+            (1_000_000, (0, 999_999), True)
+        ] * 3
+
+
+def test_a_reset_cut_waits_for_a_client_that_does_not_read_only_so_long(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The wait for the client to take the bytes is bounded: one that does not read gets the RST anyway."""
+    monkeypatch.setattr(_handler, "RESET_DRAIN_SECONDS", 0.3)
+    data = DATA * 16  # 4 MiB
+    with FaultServer() as s:
+        s.add_file(NAME, data, plan=FaultPlan(Cut(after=1_000_000, reset=True)))
+        with socket.create_connection(("127.0.0.1", s.port)) as sock:
+            sock.sendall(f"GET /{NAME} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            t0 = time.monotonic()
+            while not s.requests or s.requests[-1].ended is None:  # nothing read meanwhile
+                assert time.monotonic() - t0 < 5, "the server waited for an idle client without a bound"
+                time.sleep(0.05)
+        record = s.requests[-1]
+        assert record.reset
+        assert record.ended is not None
+        assert 0.3 <= record.ended - record.started < 3  # it did wait, then gave up
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        (lambda: Stall(at=100, seconds=-1), "seconds"),
+        (lambda: Stall(at=-1, seconds=1), "at"),
+        (lambda: Status(99), "200-599"),
+        (lambda: Status(600), "200-599"),
+        (lambda: StatusSequence((503, 100)), "200-599"),
+        (lambda: Corrupt(offset=-1), "offset"),
+        (lambda: ChangeFile(after_request=-1), "after_request"),
+    ],
+    ids=["stall-seconds", "stall-at", "status-99", "status-600", "status-seq-100", "corrupt", "change-after"],
+)
+def test_fault_values_that_cannot_be_served_are_refused(fault: object, message: str) -> None:
+    """``Stall(seconds=-1)`` made every response die of a ValueError halfway (an accidental cut), ``Status(99)``
+    sent "HTTP/1.1 99": the dataclass refuses them, so the CLI and the Python API say so up front."""
+    with pytest.raises(ValueError, match=message):
+        fault()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("spec", ["stall=100:-1", "cut=-5", "throttle=-1k", "corrupt=-1", "status=99"])
+def test_spec_refuses_negative_sizes_and_impossible_statuses(spec: str) -> None:
+    with pytest.raises(ValueError, match="bad fault"):
+        parse_fault(spec)
+
+
+@pytest.mark.parametrize(("spec", "grammar"), [("stall=100", "stall=N:SECONDS"), ("cut", "cut=N|P%[:reset]")])
+def test_spec_names_the_grammar_of_a_missing_argument(spec: str, grammar: str) -> None:
+    with pytest.raises(ValueError, match="missing argument") as info:
+        parse_fault(spec)
+    assert grammar in str(info.value)
+    assert "list index" not in str(info.value)
+
+
+@pytest.mark.parametrize("code", [204, 304])
+def test_a_status_without_content_is_sent_without_a_body(server: FaultServer, code: int) -> None:
+    """A 304 with a 17-byte body broke keep-alive framing: the body was read as the next response's start."""
+    server.set_plan(NAME, FaultPlan(Status(code, retry_after=1)))
+    with httpx.Client(timeout=5) as client:
+        for _ in range(3):  # one connection: each answer must end exactly where HTTP says it does
+            r = client.get(server.url_for(NAME))
+            assert (r.status_code, r.content, r.headers["retry-after"]) == (code, b"", "1")
+            assert "content-length" not in r.headers
+            assert "content-type" not in r.headers
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(f"GET /{NAME} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    assert raw.startswith(f"HTTP/1.1 {code} ".encode())
+    assert raw.endswith(b"\r\n\r\n")  # the head, and nothing after it
+    assert [(r.status, r.bytes_sent, r.length) for r in server.requests_for(NAME)] == [(code, 0, 0)] * 4
+
+
+@pytest.mark.parametrize("on_disk", [False, True], ids=["bytes", "path"])
+def test_a_client_that_hangs_up_leaves_what_the_kernel_took(tmp_path: Path, on_disk: bool) -> None:
+    """bytes_sent counts what the server handed to the kernel. By path (sendfile) that was so already; by bytes
+    (sendall) a failed write counted nothing at all, so the two kinds of file disagreed about the same event."""
+    data = DATA * 64  # 16 MiB: more than the socket buffers hold
+    path = tmp_path / NAME
+    path.write_bytes(data)
+    with FaultServer() as s:
+        s.add_file(NAME, path if on_disk else data)
+        with socket.create_connection(("127.0.0.1", s.port)) as sock:
+            sock.sendall(f"GET /{NAME} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            got = 0
+            while got < 100_000:
+                got += len(sock.recv(65536))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # hang up: RST
+        assert s.wait_idle()
+        [record] = s.requests_for(NAME)
+        assert record.error is not None
+        assert 100_000 <= record.bytes_sent < len(data)
+        assert record.sent_range == (0, record.bytes_sent - 1)

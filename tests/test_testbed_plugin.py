@@ -106,6 +106,64 @@ def test_cli_rejects_a_bad_fault(tmp_path: Path) -> None:
     assert "unknown fault" in proc.stderr
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--change-after", "1@3"],
+        ["-f", "change-after=1@3"],
+        ["--status-seq", "503@2"],
+        ["-f", "status-seq=503,429:1@2"],
+    ],
+)
+def test_cli_refuses_a_scope_on_faults_whose_argument_is_the_scope(tmp_path: Path, args: list[str]) -> None:
+    """``--change-after 1@3`` served the changed file from request 2 and ``--status-seq 503@2`` answered
+    request 1 with 503: the suffix was accepted and ignored. It is a usage error now, before anything serves."""
+    env = {**os.environ, "NO_COLOR": "1"}
+    cmd = [*_wheelstream(), "testbed", "serve", str(tmp_path), "--port", "0", *args]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=15, env=env)
+    assert proc.returncode == 2
+    assert proc.stdout == ""  # no URL: it never served
+    [line] = [line for line in proc.stderr.splitlines() if "@REQUESTS" in line]
+    name = args[1].partition("=")[0] if args[0] == "-f" else args[0].removeprefix("--")
+    assert f"{name} takes no @REQUESTS" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--stall", "100:-1"], "Stall(seconds=) must be a finite number >= 0"),
+        (["--stall", "100"], "missing argument (stall=N:SECONDS[@REQUESTS])"),
+        (["--status", "99"], "Status(code=) must be a final status, 200-599"),
+        (["--corrupt", "-1"], "not a size"),
+    ],
+)
+def test_cli_refuses_values_it_cannot_serve(tmp_path: Path, args: list[str], message: str) -> None:
+    """``--stall 100:-1`` started and then killed each response with a ValueError; ``--status 99`` sent
+    "HTTP/1.1 99"; ``--stall 100`` said "list index out of range". Each is a usage error before serving."""
+    env = {**os.environ, "NO_COLOR": "1"}
+    cmd = [*_wheelstream(), "testbed", "serve", str(tmp_path), "--port", "0", *args]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=15, env=env)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert message in proc.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_cli_stops_cleanly_on_a_signal_right_after_the_url(tmp_path: Path, sig: signal.Signals) -> None:
+    """A script that reads the URL and stops the server at once: the handlers used to be installed after the
+    URL was printed, so about one run in five SIGINT gave the install command's "interrupted" (exit 130) and
+    SIGTERM killed it without "stopped" (exit -15)."""
+    cmd = [*_wheelstream(), "testbed", "serve", str(tmp_path), "--port", "0", "--cut", "50%@1"]
+    for _ in range(10):
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("http://127.0.0.1:")
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=10)
+        assert (proc.returncode, err.splitlines()[-1:]) == (0, ["stopped"]), err
+        assert err.index("faults: FaultPlan(Cut(") < err.index("stopped")
+
+
 def test_public_names_are_sorted_and_importable() -> None:
     from wheelstream import testing
 

@@ -181,3 +181,30 @@ def test_small_responses_are_not_held_back(server: FaultServer) -> None:
     conn.close()
     # The stall hit every response, so even the fastest of 21 showed it; a busy machine only slows some.
     assert min(times) < 0.010, f"the fastest small response took {min(times) * 1000:.1f} ms"
+
+
+@pytest.mark.parametrize(
+    ("accept", "json_wanted"),
+    [
+        ("application/vnd.pypi.simple.latest+json", True),  # PEP 691: "latest" is v1 here
+        ("application/vnd.pypi.simple.v1+json;q=0.1, text/html", False),  # quality values decide
+        (
+            "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01",
+            True,
+        ),
+        ("text/html, application/vnd.pypi.simple.v1+json;q=0.5", False),
+        ("application/vnd.pypi.simple.v1+json;q=0", False),
+        ("*/*", False),
+        (None, False),
+    ],
+)
+def test_simple_pages_negotiate_by_pep_691(
+    server: FaultServer, accept: str | None, json_wanted: bool
+) -> None:
+    """``latest+json`` got HTML and ``v1+json;q=0.1, text/html`` got JSON: qualities were ignored."""
+    headers = {"Accept": accept} if accept is not None else {}
+    for path in ("/simple/", "/simple/demo/"):
+        r = httpx.get(server.url + path, headers=headers)
+        assert r.status_code == 200
+        expected = "application/vnd.pypi.simple.v1+json" if json_wanted else "text/html; charset=utf-8"
+        assert r.headers["content-type"] == expected

@@ -7,11 +7,13 @@
 #   1. which file version answers      ChangeFile (request number > K sees new bytes, ETag, Last-Modified)
 #   2. whether the file answers at all  Status / StatusSequence (503, 429 + Retry-After; first match wins)
 #   3. which validators are advertised  WeakETag (W/"…"), NoValidators (neither ETag nor Last-Modified)
-#   4. which representation             Gzip (body = gzip of the file; ETag gets "-gzip")
+#   4. which representation             Gzip (body = gzip of the file; ETag gets "-gzip"; Corrupt flips
+#                                       its file byte before compressing, not a byte of the gzip stream)
 #   5. range selection                  If-Range is compared to the validators from step 3, strongly, so a
 #                                       weak or missing validator turns a resume into a 200 — as RFC 9110
 #                                       requires. IgnoreRange answers 200; WrongRangeStart moves the start.
 #   6. how the body travels             Cut / CutEvery (smallest cut wins), Stall, Throttle, Corrupt
+#                                       (without Gzip; offsets are then file offsets)
 #
 # Steps 1-5 decide status and headers; step 6 only decides how many of the declared bytes leave the socket,
 # when, and with which bits flipped. That split is what lets a cut look like a real network failure: the
@@ -149,17 +151,23 @@ def _content_type(name: str) -> str:
     return guessed or "application/octet-stream"
 
 
+# Statuses that never carry content (RFC 9110 §15.3.5, §15.3.6, §15.4.5): a body after them is read as the start
+# of the next response on a kept-alive connection. 204 and 304 also send no Content-Length of their own.
+_NO_CONTENT = {204: (), 205: (("Content-Length", "0"),), 304: ()}
+
+
 def status_decision(code: int, retry_after: int | str | None, faults: list[str]) -> Decision:
     """A short text/plain answer with ``code`` (and ``Retry-After``) instead of the file: status faults and
-    connection-limit refusals."""
+    connection-limit refusals. A status that has no content (204, 205, 304) gets none."""
+    retry = [("Retry-After", str(retry_after))] if retry_after is not None else []
+    if code in _NO_CONTENT:
+        return Decision(code, [*_NO_CONTENT[code], *retry], faults=faults)
     try:
         phrase = HTTPStatus(code).phrase
     except ValueError:
         phrase = "Injected"
     body = f"{code} {phrase}\n".encode()
-    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
-    if retry_after is not None:
-        headers.append(("Retry-After", str(retry_after)))
+    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))), *retry]
     return Decision(code, headers, data=body, length=len(body), send=len(body), faults=faults)
 
 
@@ -206,12 +214,14 @@ def decide(
     out = [("Content-Type", _content_type(served.name))]
     gz = [f for f in active if isinstance(f, Gzip)]
     if gz:
-        data = version.gzipped()
+        # Corrupt names a file byte: flip it before compressing, so the decoded body carries the flip.
+        flips = [f for f in active if isinstance(f, Corrupt) and f.offset < version.size]
+        data = version.gzipped(tuple((f.offset, f.mask) for f in flips))
         size = len(data)
         if etag is not None:
             etag = etag[:-1] + '-gzip"'
         out += [("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")]
-        used += gz
+        used += [*gz, *flips]
     if etag is not None:
         out.append(("ETag", etag))
     if last_modified is not None:
@@ -291,7 +301,7 @@ def decide(
             rate = f.bytes_per_second
             decision.rate = rate if decision.rate is None else min(decision.rate, rate)
             used.append(f)
-        elif isinstance(f, Corrupt) and first <= f.offset < first + decision.send:
+        elif isinstance(f, Corrupt) and not gz and first <= f.offset < first + decision.send:
             decision.corrupt.append((f.offset, f.mask))
             used.append(f)
     decision.stalls.sort()

@@ -12,6 +12,7 @@ rather than by time is what makes a scenario reproducible: "the first GET is cut
 
 from __future__ import annotations
 
+import math
 from collections.abc import Container, Iterator
 from dataclasses import dataclass
 
@@ -50,6 +51,12 @@ def _in_scope(scope: RequestScope, number: int) -> bool:
     if isinstance(scope, int):
         return number == scope
     return number in scope
+
+
+def _check_final_status(code: int, what: str) -> None:
+    """A status that can answer a request: HTTP/1.1 has no final status outside 200-599 (1xx are interim)."""
+    if not 200 <= code <= 599:
+        raise ValueError(f"{what} must be a final status, 200-599 (got {code})")
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,12 @@ class Stall(Fault):
     seconds: float
     requests: RequestScope = None
 
+    def __post_init__(self) -> None:
+        if self.at < 0:
+            raise ValueError("Stall(at=) must be >= 0")
+        if not (math.isfinite(self.seconds) and self.seconds >= 0):  # a negative sleep raised mid-response
+            raise ValueError("Stall(seconds=) must be a finite number >= 0")
+
 
 @dataclass(frozen=True)
 class Throttle(Fault):
@@ -158,6 +171,10 @@ class ChangeFile(Fault):
     after_request: int
     data: bytes | None = None
 
+    def __post_init__(self) -> None:
+        if self.after_request < 0:
+            raise ValueError("ChangeFile(after_request=) must be >= 0")
+
     def applies_to(self, number: int) -> bool:
         """Whether request ``number`` sees the changed file."""
         return number > self.after_request
@@ -186,17 +203,26 @@ class Corrupt(Fault):
     requests: RequestScope = None
 
     def __post_init__(self) -> None:
+        if self.offset < 0:
+            raise ValueError("Corrupt(offset=) must be >= 0")
         if not 1 <= self.mask <= 0xFF:
             raise ValueError("Corrupt(mask=) must be within 1..255")
 
 
 @dataclass(frozen=True)
 class Status(Fault):
-    """Answer with ``code`` (and ``Retry-After`` if given) instead of the file."""
+    """Answer with ``code`` (and ``Retry-After`` if given) instead of the file.
+
+    ``code`` is a final status, 200-599: a 1xx is an interim response, which cannot end a request. 204, 205
+    and 304 go without a body, as HTTP requires of them.
+    """
 
     code: int
     retry_after: int | str | None = None
     requests: RequestScope = None
+
+    def __post_init__(self) -> None:
+        _check_final_status(self.code, "Status(code=)")
 
 
 @dataclass(frozen=True)
@@ -208,6 +234,11 @@ class StatusSequence(Fault):
 
     codes: tuple[int | None, ...]
     retry_after: int | str | None = None
+
+    def __post_init__(self) -> None:
+        for code in self.codes:
+            if code is not None:
+                _check_final_status(code, "StatusSequence(codes=)")
 
     def code_for(self, number: int) -> int | None:
         """The status forced on request ``number``, if any."""

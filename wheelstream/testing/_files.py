@@ -31,7 +31,7 @@ class Version:
     data: bytes | None = None
     path: Path | None = None
     _sha256: str | None = field(default=None, repr=False)
-    _gzipped: bytes | None = field(default=None, repr=False)
+    _gzipped: dict[tuple[tuple[int, int], ...], bytes] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -68,12 +68,22 @@ class Version:
                 self._sha256 = h.hexdigest()
             return self._sha256
 
-    def gzipped(self) -> bytes:
-        """The gzip representation, cached: ``mtime=0`` keeps it byte-identical across requests."""
+    def gzipped(self, corrupt: tuple[tuple[int, int], ...] = ()) -> bytes:
+        """The gzip representation, cached: ``mtime=0`` keeps it byte-identical across requests.
+
+        ``corrupt`` lists ``(file offset, xor mask)`` flips made to the content *before* it is compressed:
+        ``Corrupt`` names a byte of the file, so a client that decodes the body must find that byte flipped
+        (flipping a byte of the gzip stream instead made a broken stream, not a wrong file).
+        """
         with self._lock:
-            if self._gzipped is None:
-                self._gzipped = gzip.compress(self.content(), compresslevel=6, mtime=0)
-            return self._gzipped
+            found = self._gzipped.get(corrupt)
+            if found is None:
+                content = bytearray(self.content())
+                for offset, mask in corrupt:
+                    if offset < len(content):
+                        content[offset] ^= mask
+                found = self._gzipped[corrupt] = gzip.compress(content, compresslevel=6, mtime=0)
+            return found
 
     @classmethod
     def from_bytes(cls, data: bytes, generation: int, mtime: int) -> Version:

@@ -19,11 +19,21 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import IO, Any, Protocol
 
+try:
+    import fcntl
+    import termios
+except ImportError:  # pragma: no cover - Windows: no SIOCOUTQ through fcntl
+    fcntl = None  # type: ignore[assignment]
+
 from wheelstream.testing._engine import Decision
 
 __all__ = ["FaultHandler", "HTTPServer", "RecordSink", "abort", "send_body"]
 
 _CHUNK = 256 * 1024
+# A reset cut waits at most this long for the client to take the bytes already written (docs/testbed.md):
+# a client that does not read within it gets the RST with bytes still unsent, as on a real network.
+RESET_DRAIN_SECONDS = 5.0
+_DRAIN_POLL = 0.001
 
 
 class RecordSink(Protocol):
@@ -70,22 +80,35 @@ def send_body(sock: socket.socket, d: Decision, record: RecordSink, finishing: C
         else:
             assert version is not None
             body = memoryview(version.read(d.offset, d.send))
-        record.bytes_sent += d.send
-        try:
-            _send_last(sock, body, finishing)
-        except OSError:
-            record.bytes_sent -= d.send  # unknown how much left; the client vanished anyway
-            raise
+        _send_last(sock, body, record, finishing)
         return
     _send_faulty(sock, d, record, finishing)
 
 
-def _send_last(sock: socket.socket, body: memoryview, finishing: Callable[[], None]) -> None:
+def _send_counted(sock: socket.socket, body: memoryview, record: RecordSink) -> None:
+    """``sendall`` that, if the connection fails, leaves ``record.bytes_sent`` at what the kernel took.
+
+    That is what sendfile's file position says too, so a client that hangs up mid-body leaves the same kind
+    of count whether the file is on disk or in memory (sendall cannot say how much it wrote before failing).
+    """
+    record.bytes_sent += len(body)
+    done = 0
+    try:
+        while done < len(body):
+            done += sock.send(body[done:])
+    except OSError:
+        record.bytes_sent -= len(body) - done
+        raise
+
+
+def _send_last(
+    sock: socket.socket, body: memoryview, record: RecordSink, finishing: Callable[[], None]
+) -> None:
     """The response's final write: all but its last byte, ``finishing()``, the last byte."""
     if len(body) > 1:
-        sock.sendall(body[:-1])
+        _send_counted(sock, body[:-1], record)
     finishing()
-    sock.sendall(body[-1:])
+    _send_counted(sock, body[-1:], record)
 
 
 def _reader(d: Decision) -> tuple[Callable[[int, int], bytes], IO[bytes] | None]:
@@ -129,15 +152,10 @@ def _send_faulty(sock: socket.socket, d: Decision, record: RecordSink, finishing
                 delay = t0 + pos / d.rate - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-            record.bytes_sent += n
-            try:
-                if pos + n < d.send:
-                    sock.sendall(buf)
-                else:
-                    _send_last(sock, memoryview(buf), finishing)
-            except OSError:
-                record.bytes_sent -= n
-                raise
+            if pos + n < d.send:
+                _send_counted(sock, memoryview(buf), record)
+            else:
+                _send_last(sock, memoryview(buf), record, finishing)
             pos += n
         if d.rate is not None:  # the last chunk also takes its time, so totals match the rate
             delay = t0 + pos / d.rate - time.monotonic()
@@ -153,12 +171,39 @@ def abort(handler: BaseHTTPRequestHandler, reset: bool) -> None:
     handler.close_connection = True
     sock = handler.connection
     if reset:
+        _drain(sock, RESET_DRAIN_SECONDS)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         handler.rfile.close()  # drop makefile's reference, or close() would not release the socket
         sock.close()
         return
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_WR)
+
+
+def _unacknowledged(sock: socket.socket) -> int | None:
+    """Bytes written to ``sock`` that the peer has not acknowledged yet (Linux ``SIOCOUTQ``); None: unknown."""
+    if fcntl is None or not hasattr(termios, "TIOCOUTQ"):
+        return None
+    try:
+        return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0])
+    except OSError:
+        return None
+
+
+def _drain(sock: socket.socket, limit: float) -> None:
+    """Wait (at most ``limit`` s) until the client has every byte written so far.
+
+    A close with ``SO_LINGER`` 0 makes the kernel drop whatever is still in the send queue, so without this
+    wait a reset cut after N bytes delivered far fewer than N while the record said N: sendfile/sendall
+    return once the kernel has the bytes, not once the client does. Where the queue cannot be asked about,
+    the RST goes at once (the old behaviour).
+    """
+    deadline = time.monotonic() + limit
+    while True:
+        queued = _unacknowledged(sock)
+        if not queued or time.monotonic() >= deadline:
+            return
+        time.sleep(_DRAIN_POLL)
 
 
 class FaultHandler(BaseHTTPRequestHandler):

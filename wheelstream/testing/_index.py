@@ -63,15 +63,45 @@ def group(entries: Iterable[IndexEntry]) -> dict[str, list[IndexEntry]]:
     return {k: sorted(out[k], key=lambda e: e.filename) for k in sorted(out)}
 
 
-def wants_json(accept: str | None) -> bool:
-    """PEP 691 content negotiation, simplified: JSON when asked for with a non-zero quality."""
-    if not accept:
-        return False
+# PEP 691's names for each format ("latest" is whatever v1 is), then the wildcards and text/html that mean HTML.
+_JSON_NAMES = (JSON_TYPE, "application/vnd.pypi.simple.latest+json")
+_HTML_NAMES = ("application/vnd.pypi.simple.v1+html", "application/vnd.pypi.simple.latest+html", "text/html")
+_WILDCARDS = ("*/*", "text/*")
+
+
+def _accepted(accept: str) -> list[tuple[str, float]]:
+    """``(media type, quality)`` for each entry of an Accept header; an unreadable quality counts as 0."""
+    out = []
     for part in accept.split(","):
         media, *params = (p.strip() for p in part.split(";"))
-        if media == JSON_TYPE:
-            return not any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in params)
-    return False
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value.strip())
+                except ValueError:
+                    q = 0.0
+        out.append((media.lower(), q))
+    return out
+
+
+def wants_json(accept: str | None) -> bool:
+    """PEP 691 content negotiation: JSON when a JSON name has a higher quality than any HTML name.
+
+    Quality values decide (``v1+json;q=0.1, text/html`` is HTML); at equal quality the one listed first wins,
+    and a bare ``*/*`` is HTML, the format every client reads.
+    """
+    if not accept:
+        return False
+    json_q = html_q = 0.0
+    json_at = html_at = len(accept)
+    for at, (media, q) in enumerate(_accepted(accept)):
+        if media in _JSON_NAMES and q > json_q:
+            json_q, json_at = q, at
+        elif (media in _HTML_NAMES or media in _WILDCARDS) and q > html_q:
+            html_q, html_at = q, at
+    return json_q > 0 and (json_q > html_q or (json_q == html_q and json_at < html_at))
 
 
 def _html(title: str, links: Iterable[tuple[str, str]]) -> bytes:

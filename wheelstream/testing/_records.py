@@ -29,7 +29,7 @@ class RequestRecord:
     started: float  # time.time() when the request was dispatched
     status: int | None = None  # None: no status line was sent (a connection-limit reset)
     length: int | None = None  # declared Content-Length
-    bytes_sent: int = 0  # body bytes written to the socket
+    bytes_sent: int = 0  # body bytes handed to the kernel; a client that hung up mid-body read fewer
     cut: bool = False
     faults: tuple[str, ...] = ()
     ended: float | None = None  # time.time() when the response was over (complete, cut, reset or failed)
@@ -64,11 +64,11 @@ class RequestRecord:
 
     @property
     def sent_range(self) -> tuple[int, int] | None:
-        """``(first, last)`` of the file bytes that really left, inclusive; None when no body byte did.
+        """``(first, last)`` of the file bytes handed to the kernel, inclusive; None when no body byte was.
 
         Unlike :attr:`content_range` (what was asked) this is what was answered: a suffix range, an ignored
         Range, a wrong start or a cut all show here, so the union of a segmented download's ``sent_range``
-        values says exactly which bytes the client was given.
+        values says exactly which bytes the client was given (unless it hung up mid-body: ``bytes_sent``).
         """
         if self.body_range is None or self.bytes_sent <= 0:
             return None

@@ -1,7 +1,8 @@
 """A one-line text form of faults, so a shell scenario reads like the Python one.
 
 Grammar: ``NAME[=ARG[:ARG]][@REQUESTS]``; REQUESTS is ``*`` or a comma list of ``N``, ``A-B`` and ``A-``
-(open-ended). Examples::
+(open-ended). ``change-after`` and ``status-seq`` take no ``@REQUESTS``: their argument says which requests.
+Examples::
 
     cut=50%@1            first request cut after half its body
     cut=65536:reset      every request cut after 64 KiB with a TCP RST
@@ -23,6 +24,7 @@ the same shape, ``N[:CODE[:RETRY_AFTER]]`` or ``N:reset``::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Container
 from dataclasses import dataclass
 
@@ -48,16 +50,15 @@ from wheelstream.testing._limits import ConnectionLimit
 __all__ = ["NumberSet", "parse_connection_limit", "parse_fault", "parse_scope", "parse_size"]
 
 _SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "ki": 2**10, "mi": 2**20, "gi": 2**30}
+_SIZE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)([kmg]i?)?")  # no sign: a size is never negative
 
 
 def parse_size(text: str) -> int:
     """``"64Ki"`` -> 65536, ``"1M"`` -> 1000000; decimal and binary suffixes, optional trailing ``B``."""
-    t = text.strip().lower().removesuffix("b")
-    digits = t.rstrip("kmgi")
-    suffix = t[len(digits) :]
-    if suffix not in _SUFFIXES or not digits:
+    match = _SIZE.fullmatch(text.strip().lower().removesuffix("b"))
+    if match is None:
         raise ValueError(f"not a size: {text!r}")
-    return int(float(digits) * _SUFFIXES[suffix])
+    return int(float(match[1]) * _SUFFIXES[match[2] or ""])
 
 
 @dataclass(frozen=True)
@@ -124,19 +125,45 @@ _BUILDERS: dict[str, Callable[[list[str], RequestScope], Fault]] = {
 
 FAULT_NAMES = tuple(_BUILDERS)
 
+# What each fault's arguments look like, for the message about one that is missing.
+_GRAMMAR = {
+    "cut": "cut=N|P%[:reset]",
+    "cut-every": "cut-every=K[:reset]",
+    "stall": "stall=N:SECONDS",
+    "throttle": "throttle=BYTES_PER_SECOND",
+    "change-after": "change-after=K",
+    "corrupt": "corrupt=OFFSET[:MASK]",
+    "status": "status=CODE[:RETRY_AFTER]",
+    "status-seq": "status-seq=CODE,CODE...[:RETRY_AFTER]",
+}
+
+# Faults whose argument already says which requests they shape: a scope suffix would be silently ignored
+# (``change-after=1@3`` served the changed file from request 2), so it is refused instead.
+_UNSCOPED = {
+    "change-after": "K already says which requests (every one after the K-th)",
+    "status-seq": "the codes' positions already say which requests (request i gets the i-th code)",
+}
+
 
 def parse_fault(text: str) -> Fault:
     """One fault from its text form; ValueError with the offending text on any mistake."""
-    body, _, scope_text = text.strip().partition("@")
+    body, at, scope_text = text.strip().partition("@")
     name, _, arg_text = body.partition("=")
     builder = _BUILDERS.get(name.strip())
     if builder is None:
         raise ValueError(f"unknown fault {name!r} (known: {', '.join(_BUILDERS)})")
+    if at and name.strip() in _UNSCOPED:
+        raise ValueError(f"bad fault {text!r}: {name.strip()} takes no @REQUESTS: {_UNSCOPED[name.strip()]}")
     args = arg_text.split(":") if arg_text else []
     try:
         return builder(args, parse_scope(scope_text))
-    except (IndexError, ValueError) as exc:
-        raise ValueError(f"bad fault {text!r}: {exc or 'missing argument'}") from exc
+    except IndexError as exc:
+        grammar = _GRAMMAR.get(name.strip(), name.strip()) + (
+            "" if name.strip() in _UNSCOPED else "[@REQUESTS]"
+        )
+        raise ValueError(f"bad fault {text!r}: missing argument ({grammar})") from exc
+    except ValueError as exc:
+        raise ValueError(f"bad fault {text!r}: {exc}") from exc
 
 
 def parse_connection_limit(text: str) -> ConnectionLimit:

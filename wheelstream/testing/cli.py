@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 from pathlib import Path
 from types import FrameType
 
 import click
 
 from wheelstream.testing._faults import Fault, FaultPlan
+from wheelstream.testing._limits import ConnectionLimit
 from wheelstream.testing._server import FaultServer
 from wheelstream.testing._spec import parse_connection_limit, parse_fault
 
@@ -26,10 +28,10 @@ _VALUE_SHORTCUTS = {
     "cut_every": "K: every request delivers K body bytes, then drops",
     "stall": "N:T: pause T seconds after N body bytes",
     "throttle": "B: bytes per second (k, M, Ki, Mi suffixes)",
-    "change_after": "K: requests after the K-th see changed bytes, ETag, Last-Modified",
+    "change_after": "K: requests after the K-th see changed bytes, ETag, Last-Modified (no @REQUESTS)",
     "corrupt": "N[:MASK]: flip bits of the byte at file offset N",
     "status": "CODE[:RETRY_AFTER][@REQUESTS]; e.g. 503:1@1-2",
-    "status_seq": "CODES[:RETRY_AFTER]; e.g. 503,429:1 (request 1 -> 503, 2 -> 429)",
+    "status_seq": "CODES[:RETRY_AFTER]; e.g. 503,429:1 (request 1 -> 503, 2 -> 429; no @REQUESTS)",
 }
 _FLAG_SHORTCUTS = {
     "ignore_range": "answer Range with 200 and the whole body",
@@ -97,29 +99,46 @@ def serve(
             raise click.BadParameter(str(exc), param_hint="fault") from exc
     plan = FaultPlan(*parsed)
 
+    banner_done = threading.Event()
+
     def log(line: str) -> None:
         if not quiet:
+            banner_done.wait()  # a request answered before the banner is out logs after it
             click.echo(line, err=True)
 
     server = FaultServer(host, port, directory=directory, plan=plan, log=log, max_connections=limit)
-    server.start()
-    click.echo(f"{server.url}/", nl=True)
+
+    # Before the server starts, so a script that stops it the moment it reads the URL gets "stopped" and exit 0,
+    # not the default SIGTERM death or the install command's "interrupted" message.
+    signal.signal(signal.SIGTERM, _on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
+    try:
+        try:
+            server.start()
+            _banner(server, plan, limit)
+        finally:
+            banner_done.set()
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.stop()
+        click.echo("stopped", err=True)
+
+
+def _on_term(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _banner(server: FaultServer, plan: FaultPlan, limit: ConnectionLimit | None) -> None:
+    """The index, faults and limit (stderr), then the URL (stdout's first line, what scripts wait for): a
+    script that stops the server the moment it reads the URL still finds the whole banner."""
     click.echo(f"simple index: {server.url}/simple/", err=True)
     if plan:
         click.echo(f"faults: {plan!r}", err=True)
     if limit is not None:
         click.echo(f"connection limit: {limit} per client address", err=True)
+    sys.stderr.flush()
+    click.echo(f"{server.url}/", nl=True)
     sys.stdout.flush()
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        click.echo("stopped", err=True)
 
 
 @testbed.command("make-wheel")
