@@ -14,18 +14,20 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from conftest import FAST, fetch, ws
+from conftest import FAST, fetch, saved_journal, ws
+from pytest_httpserver import HTTPServer
 
 import wheelstream
 from fixtures.wellformed import make_wheel
 from wheelstream._cache import UrlRecord
-from wheelstream.errors import ResourceGone
+from wheelstream.errors import ResourceGone, RetriesExhausted
 from wheelstream.fetch._revalidate import Verdict, conditional_headers, judge
-from wheelstream.testing import FaultPlan, FaultServer, NoValidators, Status
+from wheelstream.testing import Cut, FaultPlan, FaultServer, NoValidators, Status, since
 
 NAME = "demo-1.0-py3-none-any.whl"
 OLD = make_wheel({"demo/__init__.py": b"VERSION = 'old'\n"})
@@ -76,11 +78,18 @@ def test_a_date_alone_recognises_the_file_by_date_and_length() -> None:
 
 def test_the_request_carries_every_validator_and_asks_for_identity() -> None:
     assert conditional_headers(STRONG) == {
-        "Accept-Encoding": "identity",
-        "If-None-Match": '"v1"',
-        "If-Modified-Since": STRONG.last_modified,
+        b"Accept-Encoding": b"identity",
+        b"If-None-Match": b'"v1"',
+        b"If-Modified-Since": b"Mon, 07 Dec 2026 00:00:00 GMT",
     }
-    assert conditional_headers(UrlRecord("ab" * 32, None, None)) is None
+    assert conditional_headers(UrlRecord("ab" * 32, None, None)) == {b"Accept-Encoding": b"identity"}
+    assert conditional_headers(UrlRecord("ab" * 32, '"caf\u00e9"', None))[b"If-None-Match"] == b'"caf\xe9"'
+
+
+def test_the_same_strong_etag_is_the_same_file_when_no_length_says_otherwise() -> None:
+    """A server that ignores the condition and answers chunked (no Content-Length), same strong ETag."""
+    assert judge(200, {"etag": '"v1"'}, STRONG, 10) is Verdict.CURRENT
+    assert judge(200, {"etag": 'W/"v1"'}, UrlRecord("ab" * 32, 'W/"v1"', None), 10) is Verdict.CHANGED
 
 
 # -- through the project's server ---------------------------------------------------------------------------
@@ -167,10 +176,49 @@ def test_a_file_gone_from_the_server_fails_as_a_download_would(server: FaultServ
 def test_without_validators_every_install_downloads_again(server: FaultServer, tmp_path: Path) -> None:
     url = server.add_file(NAME, OLD, plan=FaultPlan(NoValidators()))
     fetch(url, tmp_path)
-    again = fetch(url, tmp_path)
+    seen: list[str] = []
+    again = fetch(url, tmp_path, progress=lambda p: seen.append(p.message or ""))
     assert not again.from_cache
     assert again.sha256 == hashlib.sha256(OLD).hexdigest()
-    assert [(r.status, r.bytes_sent) for r in server.requests_for(NAME)] == [(200, len(OLD))] * 2
+    asked = server.requests_for(NAME)
+    assert [r.status for r in asked] == [200, 200, 200]  # the download, the question (closed), the download
+    assert not any("if-none-match" in r.headers or "if-modified-since" in r.headers for r in asked)
+    assert "the cached copy has no ETag or Last-Modified to check it by: downloading it again" in seen
+
+
+def test_without_validators_and_without_a_server_the_cached_copy_is_used(tmp_path: Path) -> None:
+    """A record with nothing to ask by (a server without validators, a cache of an earlier version) still
+    serves when the server cannot be reached: only an answer can say the file changed."""
+    with FaultServer() as server:
+        url = server.add_file(NAME, OLD, plan=FaultPlan(NoValidators()))
+        fetch(url, tmp_path)
+    again = fetch(url, tmp_path)
+    assert again.from_cache
+    assert again.sha256 == hashlib.sha256(OLD).hexdigest()
+
+
+def test_a_half_done_download_of_the_new_file_is_not_traded_for_the_cached_one(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    """The server said the file changed, its download was cut and gave up; the next run, with the server
+    busy, must not install the old cached wheel nor drop the new file's partial: it is the file wanted."""
+    url = server.add_file(NAME, OLD)
+    fetch(url, tmp_path)
+    server.replace_file(NAME, NEW)
+    # request 2 asks (200: changed), 3 downloads and is cut at half, then the server is busy
+    server.set_plan(NAME, FaultPlan(Cut(after=len(NEW) // 2, requests=3), Status(503, requests=since(4))))
+    few = replace(FAST, retries=1)
+    with pytest.raises(RetriesExhausted):
+        fetch(url, tmp_path, few)
+    with pytest.raises(RetriesExhausted):  # busy still: the old wheel is not the answer
+        fetch(url, tmp_path, few)
+    journal = saved_journal(tmp_path, url)
+    assert journal is not None
+    assert journal["durable"] > 0
+    server.set_plan(NAME, FaultPlan())
+    done = fetch(url, tmp_path)
+    assert done.sha256 == hashlib.sha256(NEW).hexdigest()
+    assert done.resumed_at is not None
 
 
 def test_download_into_a_directory_revalidates_the_file_kept_there(
@@ -248,3 +296,19 @@ def test_a_dev_server_wheel_rebuilt_in_place_is_picked_up(
     third = fetch(base + NAME, tmp_path, FAST)
     assert not third.from_cache
     assert third.sha256 == hashlib.sha256(NEW).hexdigest()
+
+
+def test_an_etag_with_bytes_past_ascii_is_sent_back_as_it_came(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """RFC 9110 lets an ETag hold obs-text (0x80-0xFF); httpx cannot send such a ``str``, so every later
+    install of the URL died in a traceback. The validator goes back as the bytes it came as."""
+    httpserver.expect_request(f"/{NAME}").respond_with_data(
+        OLD, headers={"ETag": '"caf\u00e9"'}, content_type="application/octet-stream"
+    )
+    url = httpserver.url_for(f"/{NAME}")
+    fetch(url, tmp_path)
+    again = fetch(url, tmp_path)  # the server ignores the condition: a 200 with the same tag and length
+    assert again.from_cache
+    (_, _first), (asked, _) = httpserver.log
+    assert asked.headers["If-None-Match"] == '"caf\u00e9"'  # werkzeug reads the bytes as latin-1

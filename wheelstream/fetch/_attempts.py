@@ -42,6 +42,7 @@ from wheelstream.fetch._host_slots import HostSlots
 from wheelstream.fetch._options import Job
 from wheelstream.fetch._reporting import Reporter
 from wheelstream.fetch._resume import Restored, fresh_stream
+from wheelstream.fetch._revalidate import header_value
 from wheelstream.transport import Action, Decision, Known, decide, retry_after_seconds
 from wheelstream.unpack._piece_trail import piece_trail_path
 from wheelstream.unpack._tee import Tee
@@ -142,14 +143,15 @@ class Attempts:
             self.reporter.note(retrying(outcome.reason, without_progress, self.options.retries, wait))
             self.cancel.sleep(wait)
 
-    def _request_headers(self, probe_end: int | None) -> dict[str, str]:
-        headers = {"Accept-Encoding": "identity"}
+    def _request_headers(self, probe_end: int | None) -> dict[bytes, bytes]:
+        """As bytes: the validator is sent back as it came, and an ETag may hold bytes past ASCII."""
+        headers = {b"Accept-Encoding": b"identity"}
         position = self.stream.position
         if position > 0 or probe_end is not None:
-            headers["Range"] = f"bytes={position}-{'' if probe_end is None else probe_end - 1}"
+            headers[b"Range"] = f"bytes={position}-{'' if probe_end is None else probe_end - 1}".encode()
             validator = self.stream.journal.validator
             if validator and position > 0:
-                headers["If-Range"] = validator
+                headers[b"If-Range"] = header_value(validator)
         return headers
 
     def _attempt(self) -> object:

@@ -36,6 +36,7 @@ from wheelstream.fetch._publish import cached, check_complete, finished_tree, ha
 from wheelstream.fetch._reporting import Reporter
 from wheelstream.fetch._resume import restore
 from wheelstream.fetch._revalidate import Verdict, conditional_headers, judge
+from wheelstream.unpack._partial import Journal
 from wheelstream.unpack._rehash import file_sha256
 
 __all__ = ["fetch_wheel"]
@@ -81,13 +82,25 @@ def _from_cache(download: _Download) -> DownloadResult | None:
         sha = job.expected
     else:
         record = job.cache.remembered(job.key)
-        if record is None or not download.still_current(record, job.cache.wheel_file(record.sha256)):
+        if record is None or _newer_partial(job, record):
+            return None
+        if not download.still_current(record, job.cache.wheel_file(record.sha256)):
             return None
         sha = record.sha256
     found = cached(job.cache, sha, job.wheel, progress, job.options) or from_wheel_file(job, sha, progress)
     if found is not None:
         job.cache.reclaim(job.key)  # a download killed after its wheel file was in place left these
     return found
+
+
+def _newer_partial(job: Job, record: UrlRecord) -> bool:
+    """Is a download of another file at this URL half done — begun after the server said the cached one changed,
+    then interrupted? Then that file is the one wanted: resumed, never traded for the cached copy (even when
+    the server cannot answer now and the copy seems the best there is), and its partial is kept."""
+    journal = Journal.load_header(job.cache.journal(job.key))
+    if journal is None or (journal.etag is None and journal.last_modified is None):
+        return False
+    return (journal.etag, journal.last_modified) != (record.etag, record.last_modified)
 
 
 def _already_kept(download: _Download) -> DownloadResult | None:
@@ -132,21 +145,19 @@ class _Download:
         """Does the server still serve the file ``record`` names (kept at ``kept``, if it is there)? One
         conditional request, or none when the record has no validator (``_revalidate``); a Ctrl-C or cancel
         meanwhile raises ``KeyboardInterrupt``, with nothing to save."""
-        headers = conditional_headers(record)
-        if headers is None:
-            self.reporter.note(
-                "no ETag or Last-Modified to ask the server about the cached copy: downloading"
-            )
-            return False
         with self.cancel.watching():
-            verdict = self._ask(headers, record, kept)
+            verdict = self._ask(conditional_headers(record), record, kept)
         if verdict is Verdict.UNREACHABLE:
             self.reporter.note("the server could not say whether the file changed: using the cached copy")
+        elif record.etag is None and record.last_modified is None:
+            self.reporter.note(
+                "the cached copy has no ETag or Last-Modified to check it by: downloading it again"
+            )
         elif verdict is Verdict.CHANGED:
             self.reporter.note("the file at this URL changed since it was cached: downloading it again")
         return verdict is not Verdict.CHANGED
 
-    def _ask(self, headers: dict[str, str], record: UrlRecord, kept: Path) -> Verdict:
+    def _ask(self, headers: dict[bytes, bytes], record: UrlRecord, kept: Path) -> Verdict:
         try:
             size: int | None = kept.stat().st_size
         except OSError:

@@ -26,6 +26,7 @@ from wheelstream.fetch._cancel import SocketCancel
 from wheelstream.fetch._errors import unfollowable
 from wheelstream.fetch._options import DownloadOptions
 from wheelstream.fetch._plan import RangePlan
+from wheelstream.fetch._revalidate import header_value
 from wheelstream.transport import Known, PieceAction, content_range_end, decide_piece, retry_after_seconds
 from wheelstream.unpack._piece_trail import PieceTrail
 from wheelstream.unpack._tee import Tee
@@ -148,10 +149,10 @@ class PieceRequests:
             piece = self.plan.pieces[number]
             start, end = piece.cursor, piece.end
         known = Known(start, self.known.length, self.known.etag, self.known.last_modified)
-        headers = {"Accept-Encoding": "identity", "Range": f"bytes={start}-{end - 1}"}
+        headers = {b"Accept-Encoding": b"identity", b"Range": f"bytes={start}-{end - 1}".encode()}
         validator = self.stream.journal.validator  # what ``known`` holds, as If-Range takes it
         if validator:
-            headers["If-Range"] = validator
+            headers[b"If-Range"] = header_value(validator)  # as it came: an ETag may hold bytes past ASCII
         with self.client.stream(
             "GET", self.url, headers=headers, timeout=self.options.timeout, extensions=extensions
         ) as response:

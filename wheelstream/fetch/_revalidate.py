@@ -19,9 +19,13 @@ anything else (a new file, 404/410, 401/403, ...)       CHANGED: downloaded as i
                                                         a download's would
 ======================================================  =========================================
 
-A record without a validator (the server sent neither ETag nor Last-Modified) cannot be asked about: CHANGED,
-without a request. The response of a CHANGED verdict is closed unread; the download makes its own request (one
-more round trip, so that the download keeps a single path: its resume, its pieces, its checks).
+A record without a validator (the server sent neither ETag nor Last-Modified, or a version before these
+records kept none) cannot be asked about the file, only whether the server answers: the same ``GET`` without
+conditions, whose 200 is CHANGED and whose silence is UNREACHABLE. The response of a CHANGED verdict is closed
+unread; the download makes its own request (one more round trip, so that the download keeps a single path: its
+resume, its pieces, its checks). A strong ETag equal to the recorded one is the same file when there is no
+length to compare (a chunked answer). Header values go as bytes (:func:`header_value`): an ETag may hold any byte
+from 0x80 up, which httpx would not encode from a ``str``.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from collections.abc import Mapping
 from wheelstream._cache import UrlRecord
 from wheelstream.transport._table import Known, same_file
 
-__all__ = ["Verdict", "conditional_headers", "judge"]
+__all__ = ["Verdict", "conditional_headers", "header_value", "judge"]
 
 
 class Verdict(enum.Enum):
@@ -41,15 +45,21 @@ class Verdict(enum.Enum):
     CHANGED = "changed"
 
 
-def conditional_headers(record: UrlRecord) -> dict[str, str] | None:
-    """The request's headers, or None when the record has no validator to send."""
-    if record.etag is None and record.last_modified is None:
-        return None
-    headers = {"Accept-Encoding": "identity"}
+def header_value(value: str) -> bytes:
+    """A validator as the bytes to send: latin-1, what an HTTP field's obs-text is read as, else UTF-8."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
+
+
+def conditional_headers(record: UrlRecord) -> dict[bytes, bytes]:
+    """The request's headers: the record's validators as conditions (none when it has none)."""
+    headers = {b"Accept-Encoding": b"identity"}
     if record.etag is not None:
-        headers["If-None-Match"] = record.etag
+        headers[b"If-None-Match"] = header_value(record.etag)
     if record.last_modified is not None:
-        headers["If-Modified-Since"] = record.last_modified
+        headers[b"If-Modified-Since"] = header_value(record.last_modified)
     return headers
 
 
@@ -57,6 +67,10 @@ def judge(status: int, headers: Mapping[str, str], record: UrlRecord, size: int 
     """The verdict for one answer (the table above); ``size``: the cached file's, when it is kept."""
     if status == 304:
         return Verdict.CURRENT
+    etag, length = headers.get("etag"), headers.get("content-length")
+    strong = record.etag is not None and not record.etag.startswith("W/")
+    if status == 200 and strong and etag == record.etag and (length is None or size is None):
+        return Verdict.CURRENT  # no length to compare (chunked, or only the tree is kept): the tag says it
     if status == 200 and same_file(headers, Known(0, size, record.etag, record.last_modified)):
         return Verdict.CURRENT
     if status in (408, 429) or 500 <= status <= 599:
