@@ -358,6 +358,16 @@ def test_spec_names_the_grammar_of_a_missing_argument(spec: str, grammar: str) -
     assert "list index" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "spec",
+    ["stall=1:2:3", "cut=10:foo", "cut-every=10:reset:reset", "gzip=1", "throttle=1k:2", "status=503:1:2"],
+)
+def test_spec_refuses_arguments_a_fault_does_not_take(spec: str) -> None:
+    """``stall=1:2:3`` or ``cut=10:foo`` were served as if the extra part were not there."""
+    with pytest.raises(ValueError, match="arguments it does not take"):
+        parse_fault(spec)
+
+
 @pytest.mark.parametrize("code", [204, 304])
 def test_a_status_without_content_is_sent_without_a_body(server: FaultServer, code: int) -> None:
     """A 304 with a 17-byte body broke keep-alive framing: the body was read as the next response's start."""

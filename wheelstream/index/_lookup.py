@@ -171,7 +171,7 @@ def _get_page(
             wait, why = _BACKOFF * 2**attempt if asked is None else asked, f"answered {response.status_code}"
         attempt += 1
         wait = min(wait, _MAX_RETRY_AFTER)
-        _log.warning("index %s %s; retry %d of %d in %.1f s", redact(page), why, attempt, retries, wait)
+        _log.warning("index %s %s; retry %d of %d in %g s", redact(page), why, attempt, retries, wait)
         time.sleep(wait)
 
 

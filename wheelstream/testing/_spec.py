@@ -137,6 +137,27 @@ _GRAMMAR = {
     "status-seq": "status-seq=CODE,CODE...[:RETRY_AFTER]",
 }
 
+# How many ``:``-separated arguments each fault takes: one more is a mistake, not something to drop in silence.
+_MOST_ARGUMENTS = {
+    "cut": 2,
+    "cut-every": 2,
+    "stall": 2,
+    "throttle": 1,
+    "ignore-range": 0,
+    "wrong-range-start": 1,
+    "change-after": 1,
+    "weak-etag": 0,
+    "no-validators": 0,
+    "corrupt": 2,
+    "status": 2,
+    "status-seq": 2,
+    "gzip": 0,
+}
+_GRAMMAR.update(
+    {name: name for name, most in _MOST_ARGUMENTS.items() if most == 0},
+    **{"wrong-range-start": "wrong-range-start[=SHIFT]"},
+)
+
 # Faults whose argument already says which requests they shape: a scope suffix would be silently ignored
 # (``change-after=1@3`` served the changed file from request 2), so it is refused instead.
 _UNSCOPED = {
@@ -155,6 +176,10 @@ def parse_fault(text: str) -> Fault:
     if at and name.strip() in _UNSCOPED:
         raise ValueError(f"bad fault {text!r}: {name.strip()} takes no @REQUESTS: {_UNSCOPED[name.strip()]}")
     args = arg_text.split(":") if arg_text else []
+    key = name.strip()
+    if len(args) > _MOST_ARGUMENTS[key] or (key in ("cut", "cut-every") and args[1:] not in ([], ["reset"])):
+        grammar = _GRAMMAR.get(key, key) + ("" if key in _UNSCOPED else "[@REQUESTS]")
+        raise ValueError(f"bad fault {text!r}: arguments it does not take ({grammar})")
     try:
         return builder(args, parse_scope(scope_text))
     except IndexError as exc:
