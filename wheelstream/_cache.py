@@ -62,7 +62,7 @@ def default_cache_dir() -> Path:
 
 class UrlRecord(NamedTuple):
     """What the cache remembers of a URL's last finished download: the file it gave, and the validators its
-    response carried, to ask the server whether it still serves that file (``fetch._fetch._revalidate``)."""
+    response carried, to ask the server whether it still serves that file (``fetch._revalidate``)."""
 
     sha256: str
     etag: str | None

@@ -42,8 +42,7 @@ from wheelstream.fetch._host_slots import HostSlots
 from wheelstream.fetch._options import Job
 from wheelstream.fetch._reporting import Reporter
 from wheelstream.fetch._resume import Restored, fresh_stream
-from wheelstream.fetch._revalidate import header_value
-from wheelstream.transport import Action, Decision, Known, decide, retry_after_seconds
+from wheelstream.transport import Action, Decision, Known, decide, header_value, retry_after_seconds
 from wheelstream.unpack._piece_trail import piece_trail_path
 from wheelstream.unpack._tee import Tee
 

@@ -26,8 +26,14 @@ from wheelstream.fetch._cancel import SocketCancel
 from wheelstream.fetch._errors import unfollowable
 from wheelstream.fetch._options import DownloadOptions
 from wheelstream.fetch._plan import RangePlan
-from wheelstream.fetch._revalidate import header_value
-from wheelstream.transport import Known, PieceAction, content_range_end, decide_piece, retry_after_seconds
+from wheelstream.transport import (
+    Known,
+    PieceAction,
+    content_range_end,
+    decide_piece,
+    header_value,
+    retry_after_seconds,
+)
 from wheelstream.unpack._piece_trail import PieceTrail
 from wheelstream.unpack._tee import Tee
 

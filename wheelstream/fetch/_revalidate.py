@@ -24,8 +24,8 @@ records kept none) cannot be asked about the file, only whether the server answe
 conditions, whose 200 is CHANGED and whose silence is UNREACHABLE. The response of a CHANGED verdict is closed
 unread; the download makes its own request (one more round trip, so that the download keeps a single path: its
 resume, its pieces, its checks). A strong ETag equal to the recorded one is the same file when there is no
-length to compare (a chunked answer). Header values go as bytes (:func:`header_value`): an ETag may hold any byte
-from 0x80 up, which httpx would not encode from a ``str``.
+length to compare (a chunked answer). Header values go as bytes (``transport.header_value``): an ETag may hold
+any byte from 0x80 up, which httpx would not encode from a ``str``.
 """
 
 from __future__ import annotations
@@ -34,23 +34,15 @@ import enum
 from collections.abc import Mapping
 
 from wheelstream._cache import UrlRecord
-from wheelstream.transport._table import Known, same_file
+from wheelstream.transport._table import Known, busy, header_value, same_file
 
-__all__ = ["Verdict", "conditional_headers", "header_value", "judge"]
+__all__ = ["Verdict", "conditional_headers", "judge"]
 
 
 class Verdict(enum.Enum):
     CURRENT = "current"
     UNREACHABLE = "unreachable"
     CHANGED = "changed"
-
-
-def header_value(value: str) -> bytes:
-    """A validator as the bytes to send: latin-1, what an HTTP field's obs-text is read as, else UTF-8."""
-    try:
-        return value.encode("latin-1")
-    except UnicodeEncodeError:
-        return value.encode("utf-8")
 
 
 def conditional_headers(record: UrlRecord) -> dict[bytes, bytes]:
@@ -73,6 +65,6 @@ def judge(status: int, headers: Mapping[str, str], record: UrlRecord, size: int 
         return Verdict.CURRENT  # no length to compare (chunked, or only the tree is kept): the tag says it
     if status == 200 and same_file(headers, Known(0, size, record.etag, record.last_modified)):
         return Verdict.CURRENT
-    if status in (408, 429) or 500 <= status <= 599:
+    if busy(status):
         return Verdict.UNREACHABLE
     return Verdict.CHANGED

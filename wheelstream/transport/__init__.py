@@ -8,9 +8,11 @@ from wheelstream.transport._table import (
     Decision,
     Known,
     PieceAction,
+    busy,
     content_range_end,
     decide,
     decide_piece,
+    header_value,
     retry_after_seconds,
 )
 from wheelstream.transport._tracking import take_request_stream, track_request_streams
@@ -21,9 +23,11 @@ __all__ = [
     "Known",
     "PieceAction",
     "USER_AGENT",
+    "busy",
     "content_range_end",
     "decide",
     "decide_piece",
+    "header_value",
     "new_client",
     "retry_after_seconds",
     "take_request_stream",

@@ -59,8 +59,10 @@ __all__ = [
     "Decision",
     "Known",
     "PieceAction",
+    "busy",
     "decide",
     "decide_piece",
+    "header_value",
     "retry_after_seconds",
     "same_file",
 ]
@@ -96,6 +98,22 @@ class Decision(NamedTuple):
 
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
+
+
+def busy(status: int) -> bool:
+    """A status that says "not now" rather than "no": 408, 429, 5xx — the tables' RETRY / BUSY rows, and a
+    revalidation's UNREACHABLE (``fetch._revalidate``)."""
+    return status in (408, 429) or 500 <= status <= 599
+
+
+def header_value(value: str) -> bytes:
+    """A validator as the bytes to send back (``If-Range``, ``If-None-Match``): latin-1, what an HTTP field's
+    obs-text is read as, else UTF-8. An ETag may hold any byte from 0x80 up, which httpx cannot encode from a
+    ``str``."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -169,7 +187,7 @@ def decide(status: int, headers: Mapping[str, str], known: Known) -> Decision:
         return Decision(Action.GONE, f"server cannot serve bytes from {known.start} (416)")
     if status in (404, 410):
         return Decision(Action.GONE, f"server answered {status}")
-    if status in (408, 429) or 500 <= status <= 599:
+    if busy(status):
         return Decision(Action.RETRY, f"server busy ({status})")
     return Decision(Action.FAIL, f"unexpected HTTP status {status}")
 
@@ -223,7 +241,7 @@ def decide_piece(status: int, headers: Mapping[str, str], known: Known) -> tuple
         return PieceAction.CHANGED, f"server cannot serve bytes from {known.start} (416): the file changed"
     if status in (404, 410):
         return PieceAction.GONE, f"server answered {status}"
-    if status in (408, 429) or 500 <= status <= 599:
+    if busy(status):
         return PieceAction.BUSY, f"server busy ({status})"
     return PieceAction.FAIL, f"unexpected HTTP status {status}"
 
