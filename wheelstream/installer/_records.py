@@ -140,8 +140,8 @@ def _cut_after_break(block: str) -> int:
 
 def _lines(blocks: Iterable[str]) -> Iterator[str]:
     """RECORD's lines with their ends, as :mod:`csv` wants them (a file opened with ``newline=""``), a block
-    at a time: a line ends at ``\n``, ``\r\n`` or ``\r`` only. Not ``str.splitlines()`` (pip's way): it
-    also breaks at ``\x0c``, ``\x85``, ``\u2028`` ... and drops the ends, so a file name holding one of those,
+    at a time: a line ends at ``\\n``, ``\\r\\n`` or ``\\r`` only. Not ``str.splitlines()`` (pip's way): it
+    also breaks at ``\\x0c``, ``\\x85``, ``\\u2028`` ... and drops the ends, so a file name holding one of those,
     or a newline in a quoted field (``csv.writer`` writes a name with a newline so), came apart — harmless for
     pip, which checks nothing against RECORD, but here it refused a valid wheel."""
     pending: list[str] = []
