@@ -577,16 +577,18 @@ def test_a_download_stalled_inside_a_large_entry_makes_the_bytes_it_has_durable(
 
 def test_a_kept_prefix_spoilt_on_disk_never_reaches_the_caller(server: FaultServer, tmp_path: Path) -> None:
     """The resumed hash covers the bytes as they arrived (its state came from the journal), not as they lie on
-    disk now. A wheel file handed to the caller must hash to what is reported: one spoilt before the
-    checkpoint — where neither the parser nor the hash reads again — costs a fresh download instead."""
+    disk now. The wheel file kept in the cache (what ``download -d`` hands out, what a later install trusts by
+    its name) must hash to its name: one spoilt before the checkpoint — where neither the parser nor the hash
+    reads again — costs a fresh download instead."""
     data, url, _header = _interrupted_download(server, tmp_path)
-    part = Cache.at(tmp_path).partial(cache_key(url))
+    cache = Cache.at(tmp_path)
+    part = cache.partial(cache_key(url))
     raw = bytearray(part.read_bytes())
     raw[10] ^= 0xFF  # the first local header's time field: only the whole-file hash covers it
     part.write_bytes(bytes(raw))
-    out = tmp_path / "out"
-    result = fetch(url, tmp_path, expected_sha256=hashlib.sha256(data).hexdigest(), keep_wheel_in=out)
-    assert hashlib.sha256((out / WHEEL).read_bytes()).digest() == hashlib.sha256(data).digest()
+    sha256 = hashlib.sha256(data).hexdigest()
+    result = fetch(url, tmp_path, expected_sha256=sha256)
+    assert cache.wheel_file(sha256).read_bytes() == data
     assert result.restarts == 1
     assert tree(result) == contents(data)
 

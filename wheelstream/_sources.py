@@ -85,8 +85,7 @@ def resolve(
         named = split_hash_fragment(source, wheel=wheel_filename_from_url(source))[1]
         return _pinned(redact(source), source, None, named, allowed, "URL's #sha256=")
     if scheme == "file":
-        bare = source.partition("#")[0]
-        path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(bare).path))
+        path = Path(urllib.request.url2pathname(parts.path))  # the fragment is not part of it
         named = split_hash_fragment(source, wheel=path.name)[1]
         return _pinned(source, None, path, named, allowed, "URL's #sha256=")
     if os.path.exists(source) or source.endswith(".whl"):

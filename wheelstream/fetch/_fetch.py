@@ -30,14 +30,13 @@ from wheelstream.errors import ArchiveError, HashMismatch, NetworkError, Resourc
 from wheelstream.fetch._attempts import Attempts
 from wheelstream.fetch._cancel import CancelSignal, SocketCancel
 from wheelstream.fetch._errors import disk_error, interrupted, unfollowable
-from wheelstream.fetch._local import from_wheel_file, unpack_local
+from wheelstream.fetch._local import from_wheel_file
 from wheelstream.fetch._options import DownloadOptions, DownloadResult, Job
 from wheelstream.fetch._publish import cached, check_complete, finished_tree, hand_over
 from wheelstream.fetch._reporting import Reporter
 from wheelstream.fetch._resume import restore
 from wheelstream.fetch._revalidate import Verdict, conditional_headers, judge
 from wheelstream.unpack._partial import Journal
-from wheelstream.unpack._rehash import file_sha256
 
 __all__ = ["fetch_wheel"]
 
@@ -52,7 +51,6 @@ def fetch_wheel(
     expected_sha256: str | None = None,
     options: DownloadOptions = _DEFAULTS,
     progress: ProgressCallback | None = None,
-    keep_wheel_in: Path | None = None,
     cancel: CancelSignal | None = None,
     keep_unpacked: bool = True,
 ) -> DownloadResult:
@@ -62,11 +60,11 @@ def fetch_wheel(
     then finds the wheel in the cache and fetches nothing. ``keep_unpacked=False`` (move installs) returns a
     tree claimed for this process instead of publishing it in the cache; release ``result.claim`` after use.
     """
-    job = Job.of(url, cache, options, expected_sha256, keep_wheel_in, keep_unpacked)
+    job = Job.of(url, cache, options, expected_sha256, keep_unpacked)
     with file_lock(cache.lock(job.key)):
         download = _Download(job, client, progress, cancel)
         try:
-            found = _from_cache(download) if keep_wheel_in is None else _already_kept(download)
+            found = _from_cache(download)
             if found is not None:
                 return found
             return download.run()
@@ -101,30 +99,6 @@ def _newer_partial(job: Job, record: UrlRecord) -> bool:
     if journal is None or (journal.etag is None and journal.last_modified is None):
         return False
     return (journal.etag, journal.last_modified) != (record.etag, record.last_modified)
-
-
-def _already_kept(download: _Download) -> DownloadResult | None:
-    """``download -d DIR`` of a URL whose wheel is in DIR already — a finished earlier download, or one killed
-    right after moving it there: the file the cache remembers for the URL is used (and checked whole, as any
-    local wheel is) instead of fetched again, if the server still serves it (unless a hash pins it)."""
-    job = download.job
-    assert job.keep_wheel_in is not None
-    record = None if job.expected else job.cache.url_record(job.key)
-    sha = job.expected or (record.sha256 if record is not None else None)
-    kept = job.keep_wheel_in / job.wheel
-    if sha is None or not kept.is_file() or file_sha256(kept) != sha:
-        return None
-    if record is not None and not download.still_current(record, kept):
-        return None
-    job.cache.reclaim(job.key)  # what a download killed after its wheel reached DIR left
-    return unpack_local(
-        kept,
-        cache=job.cache,
-        expected_sha256=sha,
-        options=job.options,
-        progress=download.reporter.callback,
-        keep_unpacked=job.keep_unpacked,
-    )
 
 
 class _Download:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple
 
 from wheelstream._cache import Cache, Claim
@@ -68,12 +67,11 @@ class Job(NamedTuple):
 
     url: str  # without its ``#sha256=`` fragment; may carry credentials: never persisted or shown
     redacted: str  # what the journal, the cache and messages see
-    wheel: str  # the file name, checked: it names the file kept in ``keep_wheel_in``
+    wheel: str  # the file name, checked
     key: str  # the cache key of the URL
     expected: str | None  # the sha256 asked for (argument, else the URL's fragment), lower case
     cache: Cache
     options: DownloadOptions
-    keep_wheel_in: Path | None  # the caller's directory for the wheel file, else it stays in the cache
     keep_unpacked: bool  # publish the tree in the cache (copy/hardlink), else claim it (move installs)
 
     @classmethod
@@ -83,7 +81,6 @@ class Job(NamedTuple):
         cache: Cache,
         options: DownloadOptions,
         expected_sha256: str | None,
-        keep_wheel_in: Path | None,
         keep_unpacked: bool,
     ) -> Job:
         bare, fragment_hash = split_hash_fragment(url)
@@ -97,6 +94,5 @@ class Job(NamedTuple):
             expected=(expected_sha256 or fragment_hash or "").lower() or None,
             cache=cache,
             options=options,
-            keep_wheel_in=keep_wheel_in,
             keep_unpacked=keep_unpacked,
         )

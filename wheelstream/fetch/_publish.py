@@ -28,7 +28,6 @@ from wheelstream._cache import Cache, Claim
 from wheelstream._killpoints import reached
 from wheelstream._progress import Progress, ProgressCallback
 from wheelstream._staged import StagedWheel, empty_directory_entries
-from wheelstream._urls import wheel_path_in
 from wheelstream.errors import HashMismatch, TruncatedArchive, UnpackedLimitExceeded
 from wheelstream.fetch._options import DownloadOptions, DownloadResult, Job
 from wheelstream.fetch._resume import PrefixAudit
@@ -60,8 +59,6 @@ def hand_over(job: Job, stream: Tee, staged: StagedWheel, sha256: str) -> tuple[
     """Close the partial and rename everything into place (the order in the module docstring)."""
     stream.partial.close()
     keep = job.cache.wheel_file(sha256)
-    if job.keep_wheel_in is not None:  # the caller's directory: the name is checked again as it is joined
-        keep = wheel_path_in(job.keep_wheel_in, job.wheel, source=job.redacted)
     keep.parent.mkdir(parents=True, exist_ok=True)
     journal = stream.journal  # the validators of the response the file came in: a later install revalidates
     job.cache.remember(
@@ -79,7 +76,7 @@ def hand_over(job: Job, stream: Tee, staged: StagedWheel, sha256: str) -> tuple[
 
 def _move_wheel(partial: Path, keep: Path) -> None:
     """The finished wheel file to where it is kept: a rename, or — where a rename cannot go (a cache whose
-    ``wheels/`` is on another file system; a caller's ``keep_wheel_in``) — a copy beside it renamed into place,
+    ``wheels/`` is on another file system) — a copy beside it renamed into place,
     so that name never holds half a file; the partial goes only after that rename (a kill before it costs no
     download)."""
     try:
