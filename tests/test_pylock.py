@@ -223,11 +223,12 @@ def differences(pips: Changes, ours: Changes) -> list[str]:
     return found + written_differences(pips.written, ours.written)  # content shown whole (repr)
 
 
-def pip_install_urls(venv: Path, urls: list[str]) -> None:
+def pip_install(venv: Path, requirements: list[str], index: str | None = None) -> None:
     """``pip --python VENV/bin/python install --no-deps --no-index --no-compile URL...`` (no pip cache, no
-    configuration of the user's)."""
+    configuration of the user's); with ``index``, requirements found there (``--index-url``)."""
     pip = [sys.executable, "-m", "pip", "--isolated", "--disable-pip-version-check", "--no-input", "-q"]
-    install = ["install", "--no-deps", "--no-index", "--no-compile", "--no-cache-dir", *urls]
+    where = ["--no-index"] if index is None else ["--index-url", index]
+    install = ["install", "--no-deps", *where, "--no-compile", "--no-cache-dir", *requirements]
     proc = subprocess.run(
         [*pip, "--python", str(python_of(venv)), *install],
         capture_output=True,
@@ -281,9 +282,11 @@ def sync_locks(server: FaultServer, tmp_path: Path) -> tuple[Path, Path]:
 # -- a lock uv wrote installs what pip installs from its URLs ------------------------------------------------
 
 
-def test_uv_lock_installs_what_pip_installs_from_the_same_urls(
+def test_uv_lock_installs_what_pip_installs_from_the_index(
     tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes], uv_version: str
 ) -> None:
+    """The lock's ``wheels`` are an index's files: installed as pip installs them from that index (no
+    ``direct_url.json``: ``uv pip sync`` and ``pip install -r pylock.toml`` write none either)."""
     lock = uv_lock(server, tmp_path / "project", LOCK_1)
     urls = lock_urls(lock)
     names = [filename("alpha", "1.0"), filename("beta", "2.0"), filename("gamma", "0.5")]
@@ -297,8 +300,9 @@ def test_uv_lock_installs_what_pip_installs_from_the_same_urls(
     ours = changes(fresh, venv)
 
     assert new_venv(venv) == fresh
-    pip_install_urls(venv, urls)
+    pip_install(venv, ["alpha==1.0", "beta==2.0", "gamma==0.5"], index=f"{server.url}/simple/")
     pips = changes(fresh, venv)
+    assert not any(path.endswith("direct_url.json") for path in pips.written)
 
     for name, version in (("alpha", "1.0"), ("beta", "2.0"), ("gamma", "0.5")):
         assert f"{SITE}/{name}-{version}.dist-info/RECORD" in pips.written
@@ -580,8 +584,8 @@ def test_path_entries_are_relative_to_the_lock_file_not_the_current_directory(
     assert dist_infos(venv / SITE) == ["alpha-1.0.dist-info"]
     assert (venv / SITE / "alpha" / "__init__.py").read_text().startswith("VERSION = '1.0'")
     assert (venv / "bin" / "alpha").is_file()
-    direct = json.loads((venv / SITE / "alpha-1.0.dist-info" / "direct_url.json").read_text())
-    assert direct["url"] == (project / "wheels" / filename("alpha", "1.0")).resolve().as_uri()
+    # a wheel of the lock's ``wheels``, found locally: an index's file, installed without direct_url.json
+    assert not (venv / SITE / "alpha-1.0.dist-info" / "direct_url.json").exists()
 
 
 def test_a_path_entry_of_the_wrong_size_is_refused_and_the_file_kept(tmp_path: Path, cache: Path) -> None:
@@ -973,3 +977,195 @@ def test_a_group_may_be_named_as_declared_normalized_or_from_default_groups(
         cwd=tmp_path,
     )
     assert run.code == 0, run.err
+
+
+# -- archives that are wheels, and locks that are wrong in ways packaging does not see ------------------------
+
+
+def install_into_target(lock: Path, tmp_path: Path, cache: Path) -> tuple[Run, Path]:
+    target = tmp_path / "target"
+    return ws("install", "-r", str(lock), "--target", str(target), cache=cache, cwd=tmp_path), target
+
+
+@pytest.mark.parametrize("where", ["url", "path"])
+def test_an_archive_that_is_a_wheel_installs_as_a_direct_url_and_index_wheels_do_not(
+    where: str, tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
+) -> None:
+    """uv and pip lock a ``name @ URL`` wheel as ``archive`` (PEP 751: "can include wheels and sdists"): it
+    installs, with the ``direct_url.json`` of a URL install (its ``archive_info`` hash); the ``wheels`` of an
+    index install without one, as ``uv pip sync`` and ``pip install -r pylock.toml`` do."""
+    delta = served[filename("delta", "1.0")]
+    project = tmp_path / "project"
+    (project / "wheels").mkdir(parents=True)
+    (project / "wheels" / filename("delta", "1.0")).write_bytes(delta)
+    source = (
+        f"url = {toml_string(server.url_for(filename('delta', '1.0')))}"
+        if where == "url"
+        else f'path = "wheels/{filename("delta", "1.0")}"'
+    )
+    archive = (
+        f'[[packages]]\nname = "delta"\nversion = "1.0"\n'
+        f'archive = {{ {source}, size = {len(delta)}, hashes = {{ sha256 = "{sha256(delta)}" }} }}\n'
+    )
+    lock = write_lock(project / "pylock.toml", served_package(server, served, "alpha", "1.0"), archive)
+    run, target = install_into_target(lock, tmp_path, cache)
+    assert run.code == 0, run.err
+    assert not (target / "alpha-1.0.dist-info" / "direct_url.json").exists()
+    recorded = json.loads((target / "delta-1.0.dist-info" / "direct_url.json").read_text())
+    expected = (
+        server.url_for(filename("delta", "1.0"))
+        if where == "url"
+        else (project / "wheels" / filename("delta", "1.0")).resolve().as_uri()
+    )
+    assert recorded["url"] == expected
+    assert recorded["archive_info"]["hashes"] == {"sha256": sha256(delta)}
+    assert "delta-1.0.dist-info/direct_url.json" in (target / "delta-1.0.dist-info" / "RECORD").read_text()
+
+
+@pytest.mark.parametrize(
+    ("marker", "environments"),
+    [("extra == 'aws'", None), (None, "'aws' in extras"), ("dependency_groups == 'x'", None)],
+)
+def test_a_marker_the_lock_context_cannot_evaluate_is_one_usage_line(
+    marker: str | None,
+    environments: str | None,
+    tmp_path: Path,
+    cache: Path,
+    server: FaultServer,
+    served: dict[str, bytes],
+) -> None:
+    """PEP 751 markers say ``extras`` / ``dependency_groups`` (sets), not ``extra``; ``environments`` know
+    neither. packaging raises its own exceptions for these: a traceback before."""
+    header = "" if environments is None else f"environments = [{toml_string(environments)}]\n"
+    lock = write_lock(
+        tmp_path / "project" / "pylock.toml",
+        served_package(server, served, "alpha", "1.0", marker=marker),
+        header=header,
+    )
+    run, target = install_into_target(lock, tmp_path, cache)
+    assert run.code == 2, run.err
+    assert "is not a valid lock file: a marker cannot be evaluated" in run.error_line(alone=True)
+    assert not target.exists()
+    assert server.requests == []
+    with pytest.raises(UsageError):
+        wheelstream.install_lock(lock, tmp_path / "lib-target", cache_dir=cache)
+
+
+@pytest.mark.parametrize("right", [True, False])
+def test_a_shake_hash_is_checked_at_the_length_the_lock_gives(
+    right: bool, tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
+) -> None:
+    alpha = served[filename("alpha", "1.0")]
+    shake = hashlib.shake_128(alpha).hexdigest(16) if right else "00" * 16
+    lock = write_lock(
+        tmp_path / "project" / "pylock.toml",
+        served_package(server, served, "alpha", "1.0", more_hashes={"shake_128": shake}),
+    )
+    run, target = install_into_target(lock, tmp_path, cache)
+    if right:
+        assert run.code == 0, run.err
+        assert (target / "alpha-1.0.dist-info").is_dir()
+    else:
+        assert run.code == 1, run.err
+        assert f"shake_128 is {hashlib.shake_128(alpha).hexdigest(16)}" in run.error_line(alone=True)
+        assert not target.exists()
+
+
+def test_a_lock_nested_past_the_toml_readers_depth_is_one_usage_line(tmp_path: Path, cache: Path) -> None:
+    lock = write_lock(
+        tmp_path / "project" / "pylock.toml", header="[tool]\ndeep = " + "[" * 1000 + "]" * 1000
+    )
+    run, target = install_into_target(lock, tmp_path, cache)
+    assert run.code == 2, run.err
+    assert "nests too deeply" in run.error_line(alone=True)
+    assert not target.exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("wheels/alpha-1.0-py3-none-any.whl", "not an absolute URL"),
+        ("ftp://{host}/alpha-1.0-py3-none-any.whl", "'ftp'"),
+    ],
+)
+def test_a_wheel_url_that_is_not_http_or_file_is_an_invalid_lock(
+    url: str, why: str, tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
+) -> None:
+    """A relative ``url`` was taken for a path from wherever the command ran; an ftp one gave "no such file"."""
+    alpha = served[filename("alpha", "1.0")]
+    (tmp_path / "wheels").mkdir()
+    (tmp_path / "wheels" / filename("alpha", "1.0")).write_bytes(alpha)  # what the relative URL would find
+    host = server.url.split("://", 1)[1]
+    lock = write_lock(
+        tmp_path / "project" / "pylock.toml", wheel_package("alpha", "1.0", alpha, url=url.format(host=host))
+    )
+    run, target = install_into_target(lock, tmp_path, cache)
+    assert run.code == 2, run.err
+    line = run.error_line(alone=True)
+    assert "is not a valid lock file: alpha 1.0's url" in line, line
+    assert why in line, line
+    assert not target.exists()
+    assert server.requests == []
+
+
+def test_one_hash_listed_twice_in_two_cases_with_two_values_is_an_invalid_lock(
+    tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
+) -> None:
+    """``sha256`` wrong and ``SHA256`` right: lower-cased into one key, the last one won and nothing noticed."""
+    lock = write_lock(
+        tmp_path / "project" / "pylock.toml",
+        served_package(
+            server,
+            served,
+            "alpha",
+            "1.0",
+            sha="0" * 64,
+            more_hashes={"SHA256": sha256(served[filename("alpha", "1.0")])},
+        ),
+    )
+    run, target = install_into_target(lock, tmp_path, cache)
+    assert run.code == 2, run.err
+    assert "alpha 1.0 lists two different sha256 hashes" in run.error_line(alone=True)
+    assert not target.exists()
+    assert server.requests == []
+
+
+def test_no_fitting_wheel_beside_an_sdist_says_no_wheel_fits(
+    tmp_path: Path, cache: Path, server: FaultServer
+) -> None:
+    """packaging falls back to the sdist when no listed wheel's tags fit: the news is the tags, not the sdist
+    (``uv export`` lists the sdist beside the wheels)."""
+    lock = write_lock(
+        tmp_path / "project" / "pylock.toml",
+        '[[packages]]\nname = "multi"\nversion = "1.0"\n'
+        f'sdist = {{ url = "{server.url}/multi-1.0.tar.gz", hashes = {{ sha256 = "{"1" * 64}" }} }}\n'
+        f'wheels = [{{ url = "{server.url}/multi-1.0-cp27-cp27m-win32.whl", hashes = {{ sha256 = "{"2" * 64}" }} }}]\n',
+    )
+    run, _target = install_into_target(lock, tmp_path, cache)
+    assert run.code == 1, run.err
+    assert "none of the wheels locked for multi 1.0 fits this interpreter's tags" in run.error_line(
+        alone=True
+    )
+    assert server.requests == []
+
+
+def test_a_requirement_file_named_almost_like_a_lock_says_the_naming_rule(
+    tmp_path: Path, cache: Path
+) -> None:
+    """``pylock.a.b.toml`` is no PEP 751 name: read as a requirements file, its first line was "not a wheel URL"."""
+    lock = write_lock(tmp_path / "pylock.a.b.toml")
+    run = ws("install", "-r", str(lock), "--target", str(tmp_path / "t"), cache=cache, cwd=tmp_path)
+    assert run.code == 2, run.err
+    assert "pylock.a.b.toml: a lock file is named pylock.toml or pylock.<name>.toml" in run.error_line(
+        alone=True
+    )
+
+
+@pytest.mark.parametrize("option", ["extras", "groups"])
+def test_library_extras_or_groups_given_as_one_string_is_a_usage_error(
+    option: str, tmp_path: Path, cache: Path
+) -> None:
+    """A str is a ``Collection[str]`` of its letters: "aws" asked for the extras a, s and w."""
+    lock = write_lock(tmp_path / "project" / "pylock.toml", header='extras = ["aws"]\n')
+    with pytest.raises(UsageError, match=f"{option}: a collection of names, not one string"):
+        wheelstream.install_lock(lock, tmp_path / "t", cache_dir=cache, **{option: "aws"})

@@ -267,11 +267,14 @@ def install_sources(
     workers: Workers = "threads",
     verify: Callable[[str, DownloadResult], None] | None = None,
     remove: Removals = (),
+    index_files: Collection[str] = (),
 ) -> InstallResult:
     """:func:`install`, and what a lock adds: ``verify(where, result)`` checks each fetched wheel before
     anything is installed (``where``: the source as given — a URL with its credentials, a file:// URL, a
     path), ``remove`` names distributions to uninstall in the same transaction (or is a function of those
-    installed that names them: see ``installer.install_into``)."""
+    installed that names them: see ``installer.install_into``), and ``index_files`` the sources (as given) that
+    are an index's files (a lock's ``wheels``): installed as pip and uv install from an index, without the
+    ``direct_url.json`` of a URL install."""
     if (target is None) == (environment is None):
         raise UsageError("say where to install: a target directory or an environment (exactly one)")
     check_arguments(sources, hashes, jobs, retries, timeout)
@@ -294,15 +297,22 @@ def install_sources(
     interpreter = probe_interpreter(python) if environment is None else environment.interpreter
     checks = Checks(interpreter, ignore_tags, Warnings(on_warning))
 
+    def given(item: Resolved) -> str:
+        """The source as given: an http(s) URL unredacted (``item.source`` is redacted), a file:// URL or a
+        path as they were written (``item.path`` is already converted)."""
+        return item.url if item.url is not None else item.source
+
+    def to_install(item: Resolved, result: DownloadResult) -> WheelToInstall:
+        url = None if given(item) in index_files else direct_url(item)
+        return WheelToInstall(result.staged, url, result.sha256)
+
     def arrived(item: Resolved, result: DownloadResult) -> None:
         """Each wheel as its download ends, while the others go on: the lock's verdict first (a tampered wheel
         is named as such, not by what its metadata gets wrong), then every check the install makes."""
         if verify is not None:
-            # The source as given: an http(s) URL unredacted (``item.source`` is redacted), a file:// URL or a
-            # path as they were written (``item.path`` is already converted).
-            verify(item.url if item.url is not None else item.source, result)
+            verify(given(item), result)
         try:
-            checks.add(WheelToInstall(result.staged, direct_url(item), result.sha256))
+            checks.add(to_install(item, result))
         except (RecordError, WheelMetadataError):
             # The wheel itself is bad: the cache must not serve it again.
             forget_refused(item, result.sha256, cache_dir)
@@ -331,7 +341,7 @@ def install_sources(
     )
     results = [result for _item, result in fetched]
     where = target if environment is None else environment.root
-    items = [WheelToInstall(result.staged, direct_url(item), result.sha256) for item, result in fetched]
+    items = [to_install(item, result) for item, result in fetched]
     try:
         report: InstallReport | EnvironmentReport
         if environment is None:

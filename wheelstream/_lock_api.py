@@ -119,6 +119,9 @@ def install_lock(
     default groups when None) into ``target`` or ``environment``; with ``sync``, also uninstall what it does
     not select (environments only). One transaction; resumable like every install. The other options are
     :func:`wheelstream.install`'s."""
+    for option, names in (("extras", extras), ("groups", groups)):
+        if isinstance(names, str):  # a str is a Collection[str] of its letters
+            raise UsageError(f"{option}: a collection of names, not one string ({names!r})")
     if sync and environment is None:
         raise UsageError(
             "sync needs an environment: a target directory has no installed distributions to sync"
@@ -176,6 +179,7 @@ def install_lock(
         workers=workers,
         verify=_verifier(wheels, Cache.at(cache_dir)),
         remove=remove,
+        index_files=frozenset(wheel.source for wheel in wheels if not wheel.direct),
     )
 
 

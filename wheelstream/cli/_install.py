@@ -230,6 +230,13 @@ def lock_file(sources: Sequence[str], requirements: Sequence[str], hashes: Seque
     from wheelstream._pylock import is_lock_file
 
     locks = [name for name in requirements if is_lock_file(name)]
+    for name in requirements:
+        if name not in locks and Path(name).name.startswith("pylock.") and Path(name).name.endswith(".toml"):
+            # read as a requirements file, its first TOML line would be "not a wheel URL": say what is wrong
+            raise UsageError(
+                f"{Path(name).name}: a lock file is named pylock.toml or pylock.<name>.toml, with no dot in "
+                "<name> (PEP 751)"
+            )
     if not locks:
         return None
     if len(locks) > 1 or len(requirements) > 1 or sources or hashes:
