@@ -531,6 +531,39 @@ def test_a_legacy_egg_info_distribution_is_listed_and_never_half_replaced(tmp_pa
         assert scan(venv) == before
 
 
+@pytest.mark.parametrize("metadata", [True, False])
+def test_a_develop_egg_link_is_listed_and_never_left_beside_a_wheel(metadata: bool, tmp_path: Path) -> None:
+    """A setuptools develop install (``pip install -e`` before PEP 660): ``Dev_Pkg.egg-link`` in site-packages
+    names the project, whose ``dev_pkg.egg-info`` holds the metadata. It was not seen: not listed (pip lists
+    it), "not installed" to uninstall, and a wheel of it installed beside it (two versions visible). Listed
+    now, and refused in one line either way, touching nothing."""
+    venv = make_venv(tmp_path / "venv")
+    site = venv / SITE
+    project = tmp_path / "project"
+    (project / "dev_pkg").mkdir(parents=True)
+    (project / "dev_pkg" / "__init__.py").write_text("V = 'develop'\n")
+    if metadata:
+        (project / "dev_pkg.egg-info").mkdir()
+        (project / "dev_pkg.egg-info" / "PKG-INFO").write_text(
+            "Metadata-Version: 1.1\nName: dev-pkg\nVersion: 1.0\n"
+        )
+    (site / "Dev_Pkg.egg-link").write_text(f"{project}\n.")
+    (site / "easy-install.pth").write_text(f"{project}\n")
+    before = scan(venv)
+    python = str(venv / "bin" / "python")
+    listing = ws("list", "--python", python, cache=tmp_path / "cache", cwd=tmp_path)
+    assert listing.code == 0, listing.err
+    shown = ["dev-pkg", "1.0"] if metadata else ["Dev_Pkg", "(develop)"]
+    assert any(line.split()[:2] == shown for line in listing.out.splitlines()), listing.out
+    wheel = tmp_path / "dev_pkg-2.0-py3-none-any.whl"
+    wheel.write_bytes(wheel_archive({"dev_pkg/__init__.py": b"V = '2.0'\n"}, name="dev_pkg", version="2.0"))
+    for args in (["install", str(wheel)], ["uninstall", "dev-pkg"]):
+        run = ws(*args, "--python", python, cache=tmp_path / "cache", cwd=tmp_path)
+        assert run.code == 1, run.err
+        assert "setuptools develop install (Dev_Pkg.egg-link)" in run.error_line(), run.err
+        assert scan(venv) == before
+
+
 def test_a_lock_may_name_its_wheel_with_a_file_url(tmp_path: Path) -> None:
     """A ``file://`` wheel URL in a lock is verified where it lies (size and hash) and installed; the
     verification once looked it up under its converted path and failed with a KeyError."""

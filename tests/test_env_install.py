@@ -234,6 +234,38 @@ def test_prefix_installs_with_the_prefix_scheme(tmp_path: Path, cache: Path) -> 
     assert leftovers(prefix) == []
 
 
+def _debian_python() -> str | None:
+    """A system interpreter whose preferred scheme is Debian's ``posix_local`` (``/usr/local/...``), if any."""
+    for candidate in ("/usr/bin/python3", f"/usr/bin/python{PY[len('python') :]}"):
+        if not os.path.exists(candidate):
+            continue
+        probe = "import sysconfig; print(getattr(sysconfig, 'get_preferred_scheme', lambda k: '')('prefix'))"
+        out = subprocess.run([candidate, "-c", probe], capture_output=True, text=True, check=False).stdout
+        if out.strip() == "posix_local":
+            return candidate
+    return None
+
+
+@pytest.mark.skipif(_debian_python() is None, reason="no Debian system interpreter (posix_local) here")
+def test_prefix_with_debians_interpreter_is_lib_and_bin_not_local(tmp_path: Path, cache: Path) -> None:
+    """Debian's ``posix_local`` puts a prefix install under ``<prefix>/local/lib/.../dist-packages``; pip (and
+    Debian's distutils) use ``posix_prefix`` for a prefix of one's own: ``<prefix>/lib/pythonX.Y/site-packages``
+    and ``<prefix>/bin``."""
+    python = _debian_python()
+    assert python is not None
+    prefix = tmp_path / "pfx"
+    v1, _ = demo_wheels(tmp_path / "wheels")
+    run = ws("install", str(v1), "--python", python, "--prefix", str(prefix), cache=cache, cwd=tmp_path)
+    assert run.code == 0, run.err
+    version = subprocess.run(
+        [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True
+    ).stdout.strip()
+    site = f"lib/python{version}/site-packages"
+    assert (prefix / site / "demo/__init__.py").read_bytes() == b"V = 1\n"
+    assert (prefix / "bin/demo").is_file()
+    assert not (prefix / "local").exists()
+
+
 # -- upgrade, skip, reinstall --------------------------------------------------------------------------------
 
 
@@ -617,6 +649,51 @@ def test_installer_requested_and_direct_url_for_url_and_path_but_not_for_an_inde
         ]
     )
     assert "alpha-1.0.dist-info/direct_url.json" in record_rows(site / "alpha-1.0.dist-info")
+
+
+@pytest.mark.parametrize(
+    ("userinfo", "query", "recorded_userinfo", "recorded_query"),
+    [
+        ("git@", "", "git@", ""),  # PEP 610's well-known user, kept as pip keeps it
+        ("${U}:${P}@", "", "${U}:${P}@", ""),  # environment variables, kept
+        ("user:secret@", "", "", ""),  # a credential: never recorded
+        ("", "?flag", "", "?flag"),  # a query as written (it was re-encoded to ?flag=)
+        ("", "?token=abc&x=1", "", "?token=***&x=1"),  # a secret-looking one masked
+    ],
+)
+def test_direct_url_records_the_url_as_given_but_its_secrets(
+    userinfo: str,
+    query: str,
+    recorded_userinfo: str,
+    recorded_query: str,
+    tmp_path: Path,
+    cache: Path,
+    server: FaultServer,
+) -> None:
+    wheel = write_wheel(tmp_path / "wheels", "alpha", "1.0", {"alpha.py": b"a = 1\n"})
+    url = server.add_file(wheel.name, wheel.read_bytes())
+    scheme, rest = url.split("://", 1)
+    run = ws(
+        "install",
+        f"{scheme}://{userinfo}{rest}{query}",
+        "--target",
+        str(tmp_path / "t"),
+        cache=cache,
+        cwd=tmp_path,
+    )
+    assert run.code == 0, run.err
+    recorded = json.loads((tmp_path / "t" / "alpha-1.0.dist-info" / "direct_url.json").read_text())["url"]
+    assert recorded == f"{scheme}://{recorded_userinfo}{rest}{recorded_query}"
+
+
+def test_direct_url_of_a_file_url_is_the_url_as_given(tmp_path: Path, cache: Path) -> None:
+    """pip records the link: ``file://localhost/...`` stays so (it became ``file:///...``)."""
+    wheel = write_wheel(tmp_path / "wheels", "alpha", "1.0", {"alpha.py": b"a = 1\n"})
+    source = f"file://localhost{wheel.resolve()}"
+    run = ws("install", source, "--target", str(tmp_path / "t"), cache=cache, cwd=tmp_path)
+    assert run.code == 0, run.err
+    recorded = json.loads((tmp_path / "t" / "alpha-1.0.dist-info" / "direct_url.json").read_text())["url"]
+    assert recorded == source
 
 
 # -- --compile-bytecode --------------------------------------------------------------------------------------

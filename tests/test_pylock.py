@@ -1167,5 +1167,6 @@ def test_library_extras_or_groups_given_as_one_string_is_a_usage_error(
 ) -> None:
     """A str is a ``Collection[str]`` of its letters: "aws" asked for the extras a, s and w."""
     lock = write_lock(tmp_path / "project" / "pylock.toml", header='extras = ["aws"]\n')
+    options: dict[str, Any] = {option: "aws"}
     with pytest.raises(UsageError, match=f"{option}: a collection of names, not one string"):
-        wheelstream.install_lock(lock, tmp_path / "t", cache_dir=cache, **{option: "aws"})
+        wheelstream.install_lock(lock, tmp_path / "t", cache_dir=cache, **options)

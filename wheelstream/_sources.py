@@ -21,6 +21,7 @@ from wheelstream._urls import (
     check_http_url,
     checked_wheel_filename,
     not_a_url,
+    recorded_url,
     redact,
     split_hash_fragment,
     wheel_filename_from_url,
@@ -154,9 +155,13 @@ def filename_of(item: Resolved) -> str:
 
 
 def direct_url(item: Resolved) -> str | None:
-    """PEP 610 is written for URL and path installs, not for index installs (pip does the same)."""
+    """PEP 610 is written for URL and path installs, not for index installs (pip does the same): the URL as
+    given (a ``file:`` one too: ``file://localhost/...`` stays so), a path as its ``file:`` URL. DESIGN §2: no
+    token reaches direct_url.json (:func:`recorded_url`; the writer drops the userinfo PEP 610 does not allow)."""
     if item.url is not None and "==" not in item.source:
-        return redact(split_hash_fragment(item.url)[0])  # DESIGN §2: no token reaches direct_url.json
+        return recorded_url(item.url)
     if item.path is not None:
+        if item.source[:5].lower() == "file:":
+            return recorded_url(item.source)
         return item.path.resolve().as_uri()
     return None

@@ -1,8 +1,9 @@
 """URL handling that keeps secrets out of everything we persist or print (DESIGN §2, "Secrets").
 
 Private indexes put credentials in the userinfo (``https://user:token@host/``) or in the query
-(``?token=...``). The redacted form is what the journal, the cache key, logs, errors and ``direct_url.json``
-see; the real URL only ever reaches the HTTP client.
+(``?token=...``). The redacted form is what the journal, the cache key, logs and errors see;
+``direct_url.json`` records the URL as given with the same secrets masked (``recorded_url``), keeping the
+userinfo PEP 610 allows; the real URL only ever reaches the HTTP client.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "cache_key",
     "checked_wheel_filename",
     "fragment_pairs",
+    "recorded_url",
     "redact",
     "shown_url",
     "split_hash_fragment",
@@ -52,6 +54,18 @@ def redact(url: str) -> str:
             [(k, "***" if _SECRET_QUERY_KEYS.search(k) else v) for k, v in pairs], safe="*"
         )
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def recorded_url(url: str) -> str:
+    """``url`` as ``direct_url.json`` records it: as given (pip records the link), its fragment dropped, and a
+    query holding a secret-looking key masked as :func:`redact` masks it. The userinfo is left to the writer,
+    which keeps only what PEP 610 allows (``git``, ``${VAR}``: ``installer._direct_url.redact_url``)."""
+    parts = urllib.parse.urlsplit(url)
+    query = parts.query
+    pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+    if any(_SECRET_QUERY_KEYS.search(key) for key, _value in pairs):
+        query = urllib.parse.urlsplit(redact(url)).query
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
 
 def fragment_pairs(fragment: str) -> list[tuple[str, str]]:

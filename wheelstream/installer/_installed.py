@@ -38,7 +38,7 @@ class Installed:
 
     name: str  # as METADATA spells it (else the directory)
     version: str
-    dist_info: Path
+    dist_info: Path  # or a legacy ``.egg-info``, or the ``.egg-link`` of a setuptools develop install
     installer: str  # INSTALLER's first line, "" when there is none
 
     @property
@@ -58,9 +58,31 @@ def _read_metadata(dist_info: Path, file: str = "METADATA") -> tuple[str, str] |
     return (str(name), str(version)) if name and version else None
 
 
+def _develop_install(egg_link: Path) -> Installed | None:
+    """A setuptools ``develop`` install (``pip install -e`` before PEP 660): ``<name>.egg-link`` names the
+    project directory, whose ``<name>.egg-info`` holds the metadata. pip lists these and removes them; seen
+    here so that they are listed, and never silently left beside a wheel of the same name."""
+    try:
+        with open(egg_link, encoding="utf-8", errors="replace") as handle:
+            location = handle.readline().strip()
+    except OSError:
+        return None
+    key = canonicalize_name(egg_link.name[: -len(".egg-link")])
+    project = egg_link.parent / location  # relative to the lib directory, as setuptools resolves it
+    try:
+        candidates = sorted(entry for entry in os.listdir(project) if entry.endswith(".egg-info"))
+    except OSError:
+        candidates = []
+    for entry in candidates:
+        metadata = _read_metadata(project / entry, "PKG-INFO")
+        if metadata is not None and canonicalize_name(metadata[0]) == key:
+            return Installed(metadata[0], metadata[1], egg_link, "")
+    return Installed(egg_link.name[: -len(".egg-link")], "(develop)", egg_link, "") if key else None
+
+
 def installed_distributions(env: Environment) -> list[Installed]:
-    """Every ``*.dist-info`` — and legacy ``*.egg-info`` — in the environment's lib directories, by name (a
-    ``.dist-info`` wins over an ``.egg-info`` of the same name)."""
+    """Every ``*.dist-info`` — and legacy ``*.egg-info`` and ``*.egg-link`` — in the environment's lib
+    directories, by name (a ``.dist-info`` wins over an ``.egg-info`` of the same name)."""
     found: dict[str, Installed] = {}
     for lib in env.lib_dirs:
         try:
@@ -68,6 +90,11 @@ def installed_distributions(env: Environment) -> list[Installed]:
         except OSError:
             continue
         for entry in names:
+            if entry.endswith(".egg-link"):
+                develop = _develop_install(lib / entry)
+                if develop is not None:
+                    found.setdefault(develop.key, develop)
+                continue
             legacy = entry.endswith(".egg-info")
             if not (entry.endswith(".dist-info") and (lib / entry).is_dir()) and not legacy:
                 continue
@@ -114,6 +141,11 @@ def _bytecode_of(path: str) -> Iterator[str]:
 
 def removal(env: Environment, dist: Installed, warn: Callable[[str], None] | None = None) -> Removal:
     """The files removing ``dist`` takes (see the module docstring); InstallConflict when it has no RECORD."""
+    if dist.dist_info.name.endswith(".egg-link"):
+        raise InstallConflict(
+            f"cannot remove {one_line(dist.name)} {one_line(dist.version)}: it is a setuptools develop install "
+            f"({one_line(dist.dist_info.name)}); remove it with pip first"
+        )
     if dist.dist_info.name.endswith(".egg-info"):
         raise InstallConflict(
             f"cannot remove {one_line(dist.name)} {one_line(dist.version)}: it was installed as an .egg-info "

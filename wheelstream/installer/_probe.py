@@ -39,8 +39,10 @@ def _in_venv() -> bool:
     return hasattr(sys, "real_prefix") or sys.prefix != getattr(sys, "base_prefix", sys.prefix)
 
 
-def _prefix_scheme_name() -> str:
-    """pip's ``_infer_prefix``, with its ``--prefix`` special case (never ``osx_framework_library``)."""
+def _prefix_scheme_name(*, custom_prefix: bool) -> str:
+    """pip's ``_infer_prefix``; for ``--prefix`` (``custom_prefix``) never ``osx_framework_library``, nor
+    Debian's ``posix_local`` (``<prefix>/local/lib/pythonX.Y/dist-packages``): ``posix_prefix`` there, as pip
+    and Debian's own distutils install into a prefix that is not ``/usr/local``."""
     preferred = getattr(sysconfig, "get_preferred_scheme", None)
     name = str(preferred("prefix")) if preferred is not None else None
     if name is None:
@@ -55,7 +57,7 @@ def _prefix_scheme_name() -> str:
                 break
         else:
             name = os.name if os.name in names else "posix_prefix"
-    return "posix_prefix" if name == "osx_framework_library" else name
+    return "posix_prefix" if custom_prefix and name in ("osx_framework_library", "posix_local") else name
 
 
 def _scheme(name: str, base: str | None, version: str, in_venv: bool) -> dict[str, str]:
@@ -108,7 +110,7 @@ def collect(*, in_process: bool = False) -> dict[str, Any]:
     in_venv = _in_venv()
     version = "{}.{}".format(*sys.version_info[:2])
     paths = _scheme(_home_scheme_name(), home, version, in_venv)
-    prefix_paths = _scheme(_prefix_scheme_name(), home, version, in_venv)
+    prefix_paths = _scheme(_prefix_scheme_name(custom_prefix=True), home, version, in_venv)
 
     def rel(path: str) -> str:
         return os.path.relpath(path, home).replace(os.sep, "/")
@@ -124,7 +126,7 @@ def collect(*, in_process: bool = False) -> dict[str, Any]:
         "tags": list(tags.sys_tags()) if in_process else [str(tag) for tag in tags.sys_tags()],
         "scheme": {key: rel(path) for key, path in paths.items()},
         "prefix_scheme": {key: rel(path) for key, path in prefix_paths.items()},
-        "env_scheme": _scheme(_prefix_scheme_name(), None, version, in_venv),
+        "env_scheme": _scheme(_prefix_scheme_name(custom_prefix=False), None, version, in_venv),
         "prefix": sys.prefix,
         "externally_managed": _externally_managed(),
         "markers": None if in_process else marker_environment(),
