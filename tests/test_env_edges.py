@@ -224,8 +224,8 @@ def test_a_lock_url_with_a_token_installs_and_never_shows_the_token(
     requests = server.requests_for(name)
     assert requests, server.requests
     assert all(r.path == f"/{name}?token={SECRET}" for r in requests), [r.path for r in requests]
-    direct_url = (venv / SITE / "alpha-1.0.dist-info/direct_url.json").read_text()
-    assert SECRET not in direct_url, direct_url
+    for file in (venv / SITE / "alpha-1.0.dist-info").iterdir():  # no direct_url.json: an index's file
+        assert SECRET not in file.read_text(), file
 
     # the verifier's other way out: a finished download the lock's size refuses
     beta = wheel_archive({"beta/__init__.py": b"B = 1\n"}, name="beta", version="1.0")
@@ -596,3 +596,66 @@ def test_a_lock_may_name_its_wheel_with_a_file_url(tmp_path: Path) -> None:
     assert run.code == 1, run.err
     assert "the lock says" in run.error_line(), run.err
     assert wheel.read_bytes() == data  # the user's own file is never removed
+
+
+# -- what finishing a killed command and a late Ctrl-C say ------------------------------------------------------
+
+
+def test_a_killed_uninstall_finished_by_the_next_one_says_what_it_removed(tmp_path: Path) -> None:
+    """The steps of an uninstall only set items aside: finishing one counted nothing, said nothing, and the
+    next uninstall then said "skipping: not installed … 0 files removed" of what it had just removed."""
+    venv = make_venv(tmp_path / "venv")
+    wheel = write_wheel(tmp_path / "wheels", "alpha", "1.0", alpha_files("1.0"))
+    cache = tmp_path / "cache"
+    assert ws("install", str(wheel), "--python", python(venv), cache=cache, cwd=tmp_path).code == 0
+    killed = ws(
+        "uninstall",
+        "alpha",
+        "--python",
+        python(venv),
+        cache=cache,
+        cwd=tmp_path,
+        env={"WHEELSTREAM_KILL_AT": "commit.rename@2"},
+    )
+    assert killed.code == -9, killed.err
+    run = ws("uninstall", "alpha", "--python", python(venv), cache=cache, cwd=tmp_path)
+    assert run.code == 0, run.err
+    assert "was killed halfway; finished it:" in run.err, run.err
+    assert "path(s) removed" in run.err, run.err
+    assert names_installed(find_environment(python=python(venv))) == []
+    assert leftovers(venv) == []
+
+
+@pytest.mark.parametrize("command", ["install", "uninstall"])
+def test_a_ctrl_c_after_the_last_rename_says_the_command_finished(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the renames (signals held) and the home's retirement a Ctrl-C said "run the same command
+    again", though everything was done; it says the command finished, and the environment is whole."""
+    from wheelstream.installer import _transaction
+
+    venv = make_venv(tmp_path / "venv")
+    env = find_environment(python=python(venv))
+    v1 = write_wheel(tmp_path / "wheels", "alpha", "1.0", alpha_files("1.0"))
+    v2 = write_wheel(tmp_path / "wheels", "alpha", "2.0", alpha_files("2.0"))
+    wheelstream.install([str(v1)], environment=env, cache_dir=tmp_path / "cache")
+
+    def interrupt(name: str) -> None:
+        if name == "commit.retire":
+            raise KeyboardInterrupt
+
+    def run() -> None:
+        if command == "install":
+            wheelstream.install([str(v2)], environment=env, cache_dir=tmp_path / "cache")
+        else:
+            wheelstream.uninstall(["alpha"], env)
+
+    monkeypatch.setattr(_transaction, "reached", interrupt)
+    with pytest.raises(wheelstream.errors.Interrupted) as caught:
+        run()
+    assert caught.value.installed
+    assert ("after the install finished" if command == "install" else "after the uninstall finished") in str(
+        caught.value
+    )
+    assert names_installed(env) == ([("alpha", "2.0")] if command == "install" else [])
+    assert leftovers(venv) == []

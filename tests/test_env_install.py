@@ -395,7 +395,7 @@ def test_a_killed_upgrade_is_finished_by_the_next_command(
     assert run.code == 0, run.err
     assert "Traceback" not in run.err, run.err
     if kill_at == "commit.rename@1":
-        assert "was killed halfway; finished it: 5 path(s) moved" in run.err, run.err
+        assert "was killed halfway; finished it: 5 path(s) moved in" in run.err, run.err
     assert leftovers(venv) == []
     finished = snapshot(venv)
     assert sorted(set(finished) ^ set(expected)) == []  # no path missing, none left over (an empty dir too)

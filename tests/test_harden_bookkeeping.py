@@ -232,7 +232,7 @@ def test_a_live_install_being_looked_at_keeps_its_token(tmp_path: Path) -> None:
 
     def look() -> None:
         while not done.is_set():
-            assert _recovery.finish_interrupted(tmp_path, lambda message: None) == []
+            assert _recovery.finish_interrupted(tmp_path, lambda message: None) == ([], [])
 
     looker = threading.Thread(target=look)
     looker.start()

@@ -435,15 +435,15 @@ def test_a_directory_being_retired_is_never_finished_by_another_install(
     """Review: deleting a temporary directory could delete its lock file first, and a fresh lock file is free:
     a concurrent install then 'finished' a commit that had been rolled back, into the directory being deleted.
     A retired directory is renamed out of recovery's names before it is deleted, and its lock file goes last."""
-    from wheelstream.installer._recovery import finish_interrupted
+    from wheelstream.installer._recovery import Finished, finish_interrupted
 
     real_rmtree = shutil.rmtree
-    seen: list[list[str]] = []
+    seen: list[Finished] = []
 
     def rmtree(path: Path, ignore_errors: bool = False) -> None:
         gone = Path(path).parent
         if gone.name.startswith(".wheelstream-gone-") and not seen:
-            seen.append([])
+            seen.append(Finished([], []))
             assert (gone / ".owner.lock").exists()  # still there while the rest goes
             (gone / "commit.json").write_text('{"version": 1, "moves": [["x", "home/x", false]]}')
             (gone / "home").mkdir(exist_ok=True)
@@ -453,7 +453,7 @@ def test_a_directory_being_retired_is_never_finished_by_another_install(
 
     monkeypatch.setattr(shutil, "rmtree", rmtree)
     install_staged(v2, v1_target, upgrade=True)
-    assert seen == [[]]
+    assert seen == [Finished([], [])]
     assert not (v1_target / "x").exists()
     assert not list(v1_target.glob(".wheelstream-*"))
 

@@ -305,9 +305,13 @@ class Interrupted(WheelstreamError):
     installed = False
 
     @classmethod
-    def after_install(cls, target: object) -> Interrupted:
-        """The interrupt that came once everything was in ``target``: nothing is left to do."""
-        error = cls(f"interrupted after the install finished: everything is in {target}")
+    def after_install(cls, target: object, *, uninstall: bool = False) -> Interrupted:
+        """The interrupt that came once everything was in ``target`` (``uninstall``: once everything asked
+        was out of it): nothing is left to do."""
+        if uninstall:
+            error = cls(f"interrupted after the uninstall finished: nothing is left to do in {target}")
+        else:
+            error = cls(f"interrupted after the install finished: everything is in {target}")
         error.installed = True
         return error
 

@@ -151,8 +151,9 @@ def install_staged_many(
         finished = finish_interrupted(target, warn)
     except OSError as exc:
         raise cannot_install(exc, target, "target") from exc
-    if finished:
-        warn(f"an earlier install into {target} was killed halfway; finished it: {', '.join(finished)}")
+    if finished.moved or finished.removed:
+        done = ", ".join([*finished.moved, *(f"{name} (removed)" for name in finished.removed)])
+        warn(f"an earlier install into {target} was killed halfway; finished it: {done}")
 
     try:
         with Transaction(target, "target") as tx:

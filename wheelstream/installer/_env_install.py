@@ -172,7 +172,7 @@ def _transaction(
 ) -> tuple[HomeWriter, int]:
     """Steps 2-4; returns the writer and the number of files removed."""
     root = env.root
-    with Transaction(root, "environment") as tx:
+    with Transaction(root, "environment", uninstall=not checked) as tx:
         writer = HomeWriter(tx.home, link_mode)
         for wheel in checked:
             try:
@@ -251,10 +251,13 @@ def _prepare(env: Environment, warn: Warnings, *, create: bool = True) -> dict[s
         finished = finish_interrupted(env.root, warn)
     except OSError as exc:
         raise cannot_install(exc, env.root, "environment") from exc
-    if finished:
-        warn(
-            f"an earlier command in {env.root} was killed halfway; finished it: {len(finished)} path(s) moved"
-        )
+    if finished.moved or finished.removed:
+        done = [
+            f"{len(paths)} path(s) {how}"
+            for paths, how in ((finished.moved, "moved in"), (finished.removed, "removed"))
+            if paths
+        ]
+        warn(f"an earlier command in {env.root} was killed halfway; finished it: {', '.join(done)}")
     return {dist.key: dist for dist in installed_distributions(env)}
 
 

@@ -26,6 +26,7 @@ import posixpath
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from ._commit import (
     GONE_PREFIX,
@@ -40,7 +41,7 @@ from ._commit import (
     retire,
 )
 
-__all__ = ["finish_interrupted", "unfinished"]
+__all__ = ["Finished", "finish_interrupted", "unfinished"]
 
 _FRESH = 10.0  # seconds: an empty directory younger than this may be a live install's, not locked yet
 
@@ -60,18 +61,28 @@ def _left_in(target: Path, prefixes: tuple[str, ...]) -> list[str]:
         return []
 
 
-def finish_interrupted(target: Path, warn: Callable[[str], None]) -> list[str]:
-    """Finish the commits of killed installs into ``target`` and remove what they left; return the items
-    moved in (see the module docstring). Nothing here stops the install that asks: a directory that cannot
-    be judged or finished is named in a warning and left as it is."""
-    finished: list[str] = []
+class Finished(NamedTuple):
+    """What finishing killed commits did to the root: items moved in, and items (of uninstalled or replaced
+    distributions) set aside and deleted — a killed uninstall finishes with removals alone."""
+
+    moved: list[str]
+    removed: list[str]
+
+
+def finish_interrupted(target: Path, warn: Callable[[str], None]) -> Finished:
+    """Finish the commits of killed installs into ``target`` and remove what they left; return what that did
+    (see the module docstring). Nothing here stops the install that asks: a directory that cannot be judged
+    or finished is named in a warning and left as it is."""
+    finished = Finished([], [])
     for name in _left_in(target, (TMP_PREFIX, GONE_PREFIX)):
         path = target / name
         try:
             if name.startswith(GONE_PREFIX):
                 _sweep_gone(path)  # its deleter was killed (or is still at it)
             else:
-                finished += _recover(path, target)
+                done = _recover(path, target)
+                finished.moved.extend(done.moved)
+                finished.removed.extend(done.removed)
         except FileNotFoundError:
             continue  # retired by its owner while we looked
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -82,32 +93,33 @@ def finish_interrupted(target: Path, warn: Callable[[str], None]) -> list[str]:
     return finished
 
 
-def _recover(tmp: Path, target: Path) -> list[str]:
+def _recover(tmp: Path, target: Path) -> Finished:
+    nothing = Finished([], [])
     if tmp.is_symlink() or not tmp.is_dir():
-        return []
+        return nothing
     stale = time.time() - os.stat(tmp).st_mtime >= _FRESH
     if stale:
         with contextlib.suppress(OSError):
             os.rmdir(tmp)  # empty: killed between making it and locking it
-            return []
+            return nothing
     fd = hold_flock(tmp / OWNER, create=False)
     if fd is None:
-        return []  # a live install's, or no lock file: not a directory this code can judge
+        return nothing  # a live install's, or no lock file: not a directory this code can judge
     try:
         if not is_ours(tmp, fd):
-            return []  # not signed by this user's wheelstream (a wheel's look-alike?), or replaced meanwhile
+            return nothing  # not signed by this user's wheelstream (a wheel's look-alike?), or replaced meanwhile
         if not os.path.lexists(tmp / PLAN):
             remove_empty_tree(
                 tmp / "old"
             )  # killed between a rollback's last steps: only directories are left
             if os.path.lexists(tmp / "old"):
-                return []  # holding replaced items nobody planned: not ours to delete
-            moved = []
+                return nothing  # holding replaced items nobody planned: not ours to delete
+            done = nothing
         else:
-            moved = _roll_forward(_read_plan(tmp / PLAN, tmp), target, tmp)
+            done = _roll_forward(_read_plan(tmp / PLAN, tmp), target, tmp)
         if retire(tmp):
             raise KeyboardInterrupt  # held while the directory went, so that none is left half deleted
-        return moved
+        return done
     finally:
         os.close(fd)
 
@@ -173,16 +185,18 @@ def _read_plan(path: Path, tmp: Path) -> list[tuple[str, Path | None, bool]]:
     return moves
 
 
-def _roll_forward(moves: list[tuple[str, Path | None, bool]], target: Path, tmp: Path) -> list[str]:
+def _roll_forward(moves: list[tuple[str, Path | None, bool]], target: Path, tmp: Path) -> Finished:
     """Do the moves whose source is still in ``tmp``, as ``commit`` would have; set aside what a step without a
     source removes, unless it is gone already."""
-    moved: list[str] = []
+    done = Finished([], [])
+    moved = done.moved
     for name, source, replace in moves:
         dest, aside = target / name, tmp / "old" / name
         if source is None:
             if replace and os.path.lexists(dest) and not os.path.lexists(aside):
                 make_parent(aside, tmp / "old")
                 os.rename(dest, aside)
+                done.removed.append(name)
             continue
         if not os.path.lexists(source):
             continue  # moved in before the process died
@@ -193,4 +207,4 @@ def _roll_forward(moves: list[tuple[str, Path | None, bool]], target: Path, tmp:
             os.rename(dest, aside)
         os.rename(source, dest)
         moved.append(name)
-    return moved
+    return done

@@ -36,9 +36,11 @@ class Transaction:
     """``with Transaction(root, "target") as tx:`` write into ``tx.home``, ``tx.commit(moves)``,
     ``tx.retire()``; after the block, ``tx.deliver()``."""
 
-    def __init__(self, root: Path, what: str) -> None:
+    def __init__(self, root: Path, what: str, *, uninstall: bool = False) -> None:
         self.root = root
         self._what = what  # "target" or "environment", for the message of a commit that could not be undone
+        self._uninstall = uninstall  # nothing comes in, distributions only go: what a late Ctrl-C says
+        self._committed = False
         self.tmp: Path | None = None
         self._owner: int | None = None
         self._kept = False
@@ -81,6 +83,7 @@ class Transaction:
             ) from exc
         except OSError as exc:
             raise self.cannot(exc) from exc
+        self._committed = True
 
     def retire(self) -> None:
         """Every move is done: delete the home (and what it set aside), even through Ctrl-C."""
@@ -99,6 +102,10 @@ class Transaction:
             if self._owner is not None:
                 os.close(self._owner)
                 self._owner = None
+        if self._committed and isinstance(error, KeyboardInterrupt):
+            # A Ctrl-C after the last rename (and its held signals' block) but before ``retire``: the commit
+            # is whole and the home is gone now, so this is the finished command's interrupt, not a half one.
+            raise self._after() from None
 
     def deliver(self) -> None:
         """The signals held during the renames, to their handlers; a Ctrl-C now says the install finished."""
@@ -107,4 +114,7 @@ class Transaction:
         except KeyboardInterrupt:
             self._interrupted = True
         if self._interrupted:
-            raise Interrupted.after_install(self.root)
+            raise self._after()
+
+    def _after(self) -> Interrupted:
+        return Interrupted.after_install(self.root, uninstall=self._uninstall)
