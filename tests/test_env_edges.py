@@ -659,3 +659,31 @@ def test_a_ctrl_c_after_the_last_rename_says_the_command_finished(
     )
     assert names_installed(env) == ([("alpha", "2.0")] if command == "install" else [])
     assert leftovers(venv) == []
+
+
+@pytest.mark.parametrize(
+    ("files", "entry_points"),
+    [
+        ({"demo/__init__.py": b"def main(): pass\n"}, "[console_scripts]\npython = demo:main\n"),
+        ({"demo-1.0.data/scripts/python3": b"#!python\nprint(1)\n"}, None),
+        ({"demo-1.0.data/data/bin/python": b"#!/bin/sh\n"}, None),
+    ],
+    ids=["console-script", "data-scripts", "data-data-bin"],
+)
+def test_a_wheel_that_would_replace_the_environments_interpreter_is_refused(
+    files: dict[str, Content], entry_points: str | None, tmp_path: Path
+) -> None:
+    """pip installs it and the venv's ``bin/python`` becomes a launcher that runs itself (the venv is dead);
+    uv refuses. Refused here too, before anything is touched; into a --target it installs as with pip."""
+    venv = make_venv(tmp_path / "venv")
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    wheel.write_bytes(wheel_archive(files, name="demo", version="1.0", entry_points=entry_points))
+    before = scan(venv)
+    run = ws("install", str(wheel), "--python", python(venv), cache=tmp_path / "cache", cwd=tmp_path)
+    assert run.code == 1, run.err
+    assert "would replace the environment's interpreter (bin/python" in run.error_line(alone=True)
+    assert scan(venv) == before
+    target = ws(
+        "install", str(wheel), "--target", str(tmp_path / "t"), cache=tmp_path / "cache", cwd=tmp_path
+    )
+    assert target.code == 0, target.err

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import posixpath
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeAlias
@@ -33,7 +34,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .._killpoints import reached
-from ..errors import InstallConflict, UsageError, WheelstreamError
+from ..errors import InstallConflict, UsageError, WheelMetadataError, WheelstreamError
 from ._checks import (
     CheckedWheel,
     Checks,
@@ -285,6 +286,8 @@ def install_into(
         checks = Checks(env.interpreter, ignore_tags, Warnings(on_warning))
     warn = checks.warn
     checked = checks.all(wheels)
+    for wheel in checked:
+        _refuse_interpreter_names(wheel, env)
     with environment_lock(env, warn):
         present = _prepare(env, warn)
         writing, removals, skipped = [], [], []
@@ -322,6 +325,35 @@ def install_into(
         files_moved=writer.moved if writer else 0,
         bytes_written=writer.bytes_written if writer else 0,
     )
+
+
+def _refuse_interpreter_names(wheel: CheckedWheel, env: Environment) -> None:
+    """An environment's scripts directory holds its interpreter: a console script or a file installed there
+    (``.data/scripts``, or ``.data/data/bin`` in a venv) named ``python`` (``python3``, ``pythonX.Y``, ``pythonw``, or the interpreter's own name) would replace it
+    with a launcher that runs itself, and the environment would be unusable. pip installs such a wheel; uv
+    refuses it; so does this, before anything is touched (a ``--target`` directory has no interpreter: there
+    the wheel installs as with pip)."""
+    scripts = env.interpreter.scheme.scripts
+    major, minor = env.interpreter.version
+    reserved = {"python", "pythonw", f"python{major}", f"python{major}.{minor}"}
+    executable = Path(env.interpreter.executable)
+    if executable.parent.resolve() == (env.root / scripts).resolve():
+        reserved.add(executable.name)
+    reserved |= {f"{name}.exe" for name in reserved}
+    named: list[tuple[str, str | None]] = [(launcher.name, None) for launcher in wheel.launchers]
+    named += [
+        (posixpath.basename(dest), member)
+        for member, dest, _script in wheel.placed()
+        if posixpath.dirname(dest) == scripts  # a .data/scripts file, or a .data/data/bin one
+    ]
+    for name, member in named:
+        if name.lower() in reserved:
+            what = "it" if member else f"the entry point {name!r}"
+            raise WheelMetadataError(
+                f"{what} would replace the environment's interpreter ({scripts}/{name})",
+                wheel=wheel.item.staged.filename,
+                entry=member or f"{wheel.info.dist_info}/entry_points.txt",
+            )
 
 
 def uninstall(
