@@ -18,7 +18,7 @@ from wheelstream._cache import Cache
 from wheelstream._urls import cache_key
 from wheelstream.errors import HTTPStatusError, ResourceGone
 from wheelstream.fetch import DownloadOptions, fetch_wheel
-from wheelstream.transport import Action, Known, decide, retry_after_seconds
+from wheelstream.transport import Action, Known, PieceAction, decide, decide_piece, retry_after_seconds
 from wheelstream.unpack._partial import Journal
 
 ETAG = '"abc"'
@@ -33,6 +33,8 @@ RESUME = Known(start=100, length=1000, etag=ETAG, last_modified=MODIFIED)
         (206, {"Content-Range": "bytes 90-999/1000"}, RESUME, Action.RESTART),
         (206, {"Content-Range": "bytes 100-1999/2000"}, RESUME, Action.RESTART),
         (206, {}, RESUME, Action.RESTART),
+        (206, {"Content-Range": "bytes 100-99/1000"}, RESUME, Action.RESTART),  # backwards: invalid
+        (206, {"Content-Range": "bytes 100-1000/1000"}, RESUME, Action.RESTART),  # past the end: invalid
         (200, {"Content-Length": "1000"}, Known(0, None, None, None), Action.START),
         (200, {"Content-Length": "1000", "ETag": ETAG}, RESUME, Action.SKIP),
         (
@@ -145,3 +147,17 @@ def test_unexpected_status_is_a_network_error(tmp_path: Path) -> None:
         pytest.raises(HTTPStatusError, match=r"^demo-1.0-py3-none-any.whl: unexpected HTTP status 403$"),
     ):
         fetch_wheel(URL, cache=Cache.at(tmp_path), client=client, options=DownloadOptions(retries=0))
+
+
+@pytest.mark.parametrize(
+    ("content_range", "action"),
+    [
+        ("bytes 100-199/1000", PieceAction.WRITE),
+        ("bytes 100-99/1000", PieceAction.NO_RANGES),  # last before first: RFC 9110 §14.4, invalid
+        ("bytes 100-1000/1000", PieceAction.NO_RANGES),  # at the complete length: invalid
+        ("bytes 100-199/*", PieceAction.CHANGED),  # no total to match the known length
+    ],
+)
+def test_piece_table_refuses_an_invalid_content_range(content_range: str, action: PieceAction) -> None:
+    headers = {"Content-Range": content_range, "ETag": ETAG}
+    assert decide_piece(206, headers, RESUME)[0] is action

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,9 @@ import pytest
 from conftest import FAST, contents, fetch, saved_journal, tree, wait_until, ws
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pytest_httpserver import HTTPServer
 from test_install_equivalence import assert_same_install
+from werkzeug import Request, Response
 
 from wheelstream._progress import Progress
 from wheelstream.errors import Interrupted
@@ -235,6 +237,48 @@ def test_a_server_ignoring_ranges_on_other_connections_falls_back_to_one(
     result = fetch(url, tmp_path, FOUR, progress=lambda p: notes.append(p.message or ""))
     assert tree(result) == contents(data)
     assert any("one connection" in n for n in notes), notes
+
+
+@pytest.mark.parametrize("declared", ["backwards", "past-the-end"])
+def test_a_piece_answered_with_an_invalid_content_range_falls_back_to_one_connection(
+    declared: str, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """``Content-Range: bytes a-(a-1)/L`` (last before first) or ``a-L/L`` (past the end) is invalid (RFC 9110
+    §14.4). Taken as a range, the backwards one shortened the piece to nothing: nothing written, nothing
+    counted against --retries, the same hole asked for again at once — a thousand requests in 20 s, no end."""
+    data = _wheel()
+    length = len(data)
+
+    def paced(body: bytes) -> Iterator[bytes]:  # slow enough that the other connections ask for pieces
+        for at in range(0, len(body), 64 << 10):
+            time.sleep(0.004)
+            yield body[at : at + (64 << 10)]
+
+    def handler(request: Request) -> Response:
+        asked = request.headers.get("Range", "")
+        headers = {"ETag": '"v1"', "Accept-Ranges": "bytes"}
+        if not asked.startswith("bytes="):
+            headers["Content-Length"] = str(length)
+            return Response(paced(data), status=200, headers=headers)
+        first_text, _, last_text = asked[len("bytes=") :].partition("-")
+        first = int(first_text)
+        last = int(last_text) if last_text else length - 1
+        body = data[first : last + 1]
+        headers["Content-Length"] = str(len(body))
+        end = last  # the first connection's range, and a resume: answered as asked
+        if first > 0 and last_text:  # another connection's piece
+            end = first - 1 if declared == "backwards" else length
+        headers["Content-Range"] = f"bytes {first}-{end}/{length}"
+        return Response(paced(body), status=206, headers=headers)
+
+    httpserver.expect_request(f"/{NAME}").respond_with_handler(handler)
+    notes: list[str] = []
+    result = fetch(
+        httpserver.url_for(f"/{NAME}"), tmp_path, FOUR, progress=lambda p: notes.append(p.message or "")
+    )
+    assert tree(result) == contents(data)
+    assert any("one connection" in n for n in notes), notes
+    assert len(httpserver.log) < 20, [(r.headers.get("Range"), s.status) for r, s in httpserver.log]
 
 
 def test_busy_answers_to_more_connections_back_off_to_what_works(server: FaultServer, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -146,6 +147,19 @@ def test_cli_refuses_values_it_cannot_serve(tmp_path: Path, args: list[str], mes
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert message in proc.stderr
+
+
+def test_cli_says_in_one_line_that_its_port_is_taken(tmp_path: Path) -> None:
+    """A busy port was a traceback ending in ``OSError: [Errno 98]``."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cmd = [*_wheelstream(), "testbed", "serve", str(tmp_path), "--port", str(port)]
+        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=15)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.splitlines() == [f"error: cannot listen on 127.0.0.1:{port}: Address already in use"]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

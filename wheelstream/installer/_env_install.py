@@ -329,10 +329,10 @@ def install_into(
 
 def _refuse_interpreter_names(wheel: CheckedWheel, env: Environment) -> None:
     """An environment's scripts directory holds its interpreter: a console script or a file installed there
-    (``.data/scripts``, or ``.data/data/bin`` in a venv) named ``python`` (``python3``, ``pythonX.Y``, ``pythonw``, or the interpreter's own name) would replace it
-    with a launcher that runs itself, and the environment would be unusable. pip installs such a wheel; uv
-    refuses it; so does this, before anything is touched (a ``--target`` directory has no interpreter: there
-    the wheel installs as with pip)."""
+    (``.data/scripts``, or ``.data/data/bin`` in a venv) named ``python`` (``python3``, ``pythonX.Y``,
+    ``pythonw``, or the interpreter's own name) would replace it, a launcher would run itself, and the
+    environment would be unusable. pip installs such a wheel; uv refuses it; so does this, before anything is
+    touched (a ``--target`` directory has no interpreter: there the wheel installs as with pip)."""
     scripts = env.interpreter.scheme.scripts
     major, minor = env.interpreter.version
     reserved = {"python", "pythonw", f"python{major}", f"python{major}.{minor}"}

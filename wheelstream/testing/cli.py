@@ -16,6 +16,7 @@ from types import FrameType
 
 import click
 
+from wheelstream.errors import UsageError
 from wheelstream.testing._faults import Fault, FaultPlan
 from wheelstream.testing._limits import ConnectionLimit
 from wheelstream.testing._server import FaultServer
@@ -114,7 +115,10 @@ def serve(
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
     try:
         try:
-            server.start()
+            try:
+                server.start()
+            except OSError as exc:  # a port taken, an address not this machine's: the caller's choice
+                raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
             _banner(server, plan, limit)
         finally:
             banner_done.set()

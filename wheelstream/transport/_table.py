@@ -16,6 +16,9 @@ server answers                                          action
 anything else                                           FAIL with the status
 ======================================================  =========================================
 
+A ``Content-Range`` whose last byte comes before its first, or at or past its complete length, is invalid
+(RFC 9110 §14.4) and counts as none: RESTART for the stream, NO_RANGES for a piece.
+
 "Validators equal" for a 200 means: the ETag is strongly equal when both sides have one, otherwise
 Last-Modified equal when both have one, and in either case Content-Length equal to the known length.
 Connection resets, timeouts and incomplete reads are not responses; the attempt loop handles them
@@ -100,6 +103,26 @@ class Decision(NamedTuple):
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 
 
+class _Range(NamedTuple):
+    first: int
+    last: int  # inclusive
+    total: int | None  # None: ``*``
+
+
+def _content_range(headers: Mapping[str, str]) -> _Range | None:
+    """A 206's ``Content-Range``, or None when there is none or it is invalid: RFC 9110 §14.4 makes a range
+    whose last byte comes before its first, or lies at or past the complete length, invalid, and its
+    recipient "MUST NOT attempt to recombine" it (taken as a range, a backwards one wrote nothing and was
+    asked for again without end)."""
+    match = _CONTENT_RANGE.match(_header(headers, "content-range") or "")
+    if match is None:
+        return None
+    first, last, total = int(match.group(1)), int(match.group(2)), _int(match.group(3))
+    if last < first or (total is not None and last >= total):
+        return None
+    return _Range(first, last, total)
+
+
 def busy(status: int) -> bool:
     """A status that says "not now" rather than "no": 408, 429, 5xx — the tables' RETRY / BUSY rows, and a
     revalidation's UNREACHABLE (``fetch._revalidate``)."""
@@ -152,17 +175,17 @@ def decide(status: int, headers: Mapping[str, str], known: Known) -> Decision:
     encoding = (_header(headers, "content-encoding") or "identity").strip().lower()
     identity = encoding in ("", "identity")
     if status == 206:
-        match = _CONTENT_RANGE.match(_header(headers, "content-range") or "")
-        if match is None:
+        content_range = _content_range(headers)
+        if content_range is None:
             return Decision(Action.RESTART, "206 without a usable Content-Range")
-        first, total = int(match.group(1)), _int(match.group(3))
+        first, total = content_range.first, content_range.total
         if first != known.start:
             return Decision(Action.RESTART, f"server resumed at byte {first}, not {known.start}")
         if known.length is not None and total != known.length:
             return Decision(Action.RESTART, f"server reports {total} bytes in all, {known.length} expected")
         if not identity:
             return Decision(Action.RESTART, f"206 with Content-Encoding {encoding}")
-        return Decision(Action.CONTINUE, "resumed", length=total, end=int(match.group(2)) + 1)
+        return Decision(Action.CONTINUE, "resumed", length=total, end=content_range.last + 1)
     if status == 200:
         length = _int(_header(headers, "content-length")) if identity else None
         if not identity:
@@ -214,8 +237,8 @@ def _validators_agree(headers: Mapping[str, str], known: Known) -> bool:
 
 def content_range_end(headers: Mapping[str, str]) -> int | None:
     """The offset after the last byte a 206's ``Content-Range`` declares; None without a usable one."""
-    match = _CONTENT_RANGE.match(_header(headers, "content-range") or "")
-    return int(match.group(2)) + 1 if match else None
+    content_range = _content_range(headers)
+    return content_range.last + 1 if content_range else None
 
 
 def decide_piece(status: int, headers: Mapping[str, str], known: Known) -> tuple[PieceAction, str]:
@@ -223,10 +246,10 @@ def decide_piece(status: int, headers: Mapping[str, str], known: Known) -> tuple
     connection must do, and why (the second table in the module docstring)."""
     encoding = (_header(headers, "content-encoding") or "identity").strip().lower()
     if status == 206:
-        match = _CONTENT_RANGE.match(_header(headers, "content-range") or "")
-        if match is None or encoding not in ("", "identity"):
+        content_range = _content_range(headers)
+        if content_range is None or encoding not in ("", "identity"):
             return PieceAction.NO_RANGES, "a 206 without a usable Content-Range or with an encoding"
-        first, total = int(match.group(1)), _int(match.group(3))
+        first, total = content_range.first, content_range.total
         if total != known.length or not _validators_agree(headers, known):
             return PieceAction.CHANGED, "the file changed on the server (a piece came from another version)"
         if first != known.start:
