@@ -35,7 +35,7 @@ import wheelstream
 from wheelstream._urls import cache_key
 from wheelstream.errors import UsageError
 from wheelstream.installer import EnvironmentReport
-from wheelstream.testing import FaultServer
+from wheelstream.testing import FaultPlan, FaultServer, Throttle
 from wheelstream.testing._wheel import wheel_archive
 
 if sys.version_info >= (3, 11):
@@ -1170,3 +1170,22 @@ def test_library_extras_or_groups_given_as_one_string_is_a_usage_error(
     options: dict[str, Any] = {option: "aws"}
     with pytest.raises(UsageError, match=f"{option}: a collection of names, not one string"):
         wheelstream.install_lock(lock, tmp_path / "t", cache_dir=cache, **options)
+
+
+def test_a_size_the_server_contradicts_is_refused_before_the_body_is_read(
+    tmp_path: Path, cache: Path, server: FaultServer
+) -> None:
+    """DESIGN §9: the size is verified while streaming. A server announcing another length than the lock's is
+    refused on its headers: the 4 MB body, paced at 1 MB/s, is not read (it was, whole, then refused)."""
+    data = wheel_archive({"big/blob.bin": os.urandom(4 << 20)}, name="big", version="1.0")
+    name = "big-1.0-py3-none-any.whl"
+    url = server.add_file(name, data, plan=FaultPlan(Throttle(1 << 20)))
+    lock = write_lock(
+        tmp_path / "project" / "pylock.toml", wheel_package("big", "1.0", data, url=url, size=len(data) - 1)
+    )
+    run, target = install_into_target(lock, tmp_path, cache)
+    assert run.code == 1, run.err
+    assert f"the server's file is {len(data)} bytes, {len(data) - 1} expected" in run.error_line(alone=True)
+    assert not target.exists()
+    server.wait_idle(5)
+    assert server.bytes_sent(name) < len(data) // 2, server.bytes_sent(name)

@@ -268,13 +268,15 @@ def install_sources(
     verify: Callable[[str, DownloadResult], None] | None = None,
     remove: Removals = (),
     index_files: Collection[str] = (),
+    sizes: Mapping[str, int] | None = None,
 ) -> InstallResult:
     """:func:`install`, and what a lock adds: ``verify(where, result)`` checks each fetched wheel before
     anything is installed (``where``: the source as given — a URL with its credentials, a file:// URL, a
     path), ``remove`` names distributions to uninstall in the same transaction (or is a function of those
-    installed that names them: see ``installer.install_into``), and ``index_files`` the sources (as given) that
+    installed that names them: see ``installer.install_into``), ``index_files`` the sources (as given) that
     are an index's files (a lock's ``wheels``): installed as pip and uv install from an index, without the
-    ``direct_url.json`` of a URL install."""
+    ``direct_url.json`` of a URL install, and ``sizes`` the bytes a source's file must have (a lock's ``size``):
+    a server announcing another length is refused before the body is read."""
     if (target is None) == (environment is None):
         raise UsageError("say where to install: a target directory or an environment (exactly one)")
     check_arguments(sources, hashes, jobs, retries, timeout)
@@ -338,6 +340,7 @@ def install_sources(
         keep_unpacked=link_mode != "move",
         wanted=wanted,
         on_fetched=arrived,
+        sizes=sizes,
     )
     results = [result for _item, result in fetched]
     where = target if environment is None else environment.root

@@ -81,11 +81,13 @@ def fetch_all(
     keep_unpacked: bool = True,
     wanted: Callable[[str], bool] | None = None,
     on_fetched: Arrived | None = None,
+    sizes: Mapping[str, int] | None = None,
 ) -> list[tuple[Resolved, DownloadResult]]:
     """Resolve and fetch every source (in parallel), with a client of our own unless one is given; a source
     whose wheel file name ``wanted`` refuses is resolved but not fetched (already installed). ``connections``:
     per wheel (``check_connections``). ``on_fetched(item, result)``: on this thread, for each download as it
-    succeeds, while the others go on (``_parallel.collect``)."""
+    succeeds, while the others go on (``_parallel.collect``). ``sizes``: the bytes a source's file must have
+    (a lock's): a download whose server announces another length stops there."""
     if workers not in ("threads", "processes"):
         raise UsageError(f"unknown workers {workers!r} (use 'threads' or 'processes')")
     # A source given twice is fetched (and installed) once, as pip takes a requirement given twice.
@@ -116,6 +118,7 @@ def fetch_all(
             processes=client is None and workers == "processes",
             wanted=wanted,
             on_fetched=on_fetched,
+            sizes=sizes or {},
         )
 
 
@@ -206,11 +209,15 @@ def _fetch_with(
     processes: bool,
     wanted: Callable[[str], bool] | None = None,
     on_fetched: Arrived | None = None,
+    sizes: Mapping[str, int] | None = None,
 ) -> list[tuple[Resolved, DownloadResult]]:
     """``processes``: worker processes were asked for, and the client is ours (a caller's cannot cross)."""
     interpreter = probe_interpreter(python)
     resolved = [
-        resolve(s, hashes, index_url, cache, client, interpreter.tags, options.retries) for s in sources
+        resolve(s, hashes, index_url, cache, client, interpreter.tags, options.retries)._replace(
+            size=(sizes or {}).get(s)
+        )
+        for s in sources
     ]
     if keep_wheels_in is None:
         _one_wheel_per_distribution(resolved)

@@ -180,6 +180,7 @@ def install_lock(
         verify=_verifier(wheels, Cache.at(cache_dir)),
         remove=remove,
         index_files=frozenset(wheel.source for wheel in wheels if not wheel.direct),
+        sizes={wheel.source: wheel.size for wheel in wheels if wheel.size is not None},
     )
 
 

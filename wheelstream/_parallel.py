@@ -97,6 +97,7 @@ def fetch_one(
             cache=cache,
             client=client,
             expected_sha256=item.sha256,
+            expected_size=item.size,
             options=options,
             progress=progress,
             cancel=cancel,

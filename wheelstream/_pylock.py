@@ -14,8 +14,9 @@ never a file the lock does not list. What is left here:
   backends here); an ``archive`` whose file is a ``.whl`` (how uv and pip lock a ``name @ URL`` wheel) is
   installed like one of ``wheels``, and as a direct URL install (``direct_url.json``), which index wheels are not;
 * ``path`` entries are resolved against the lock file's directory; a ``url`` must be http(s) or file;
-* every wheel carries its hashes and size: the sha256 is verified while streaming, the size and any other
-  listed hash (``verify_locked``) on the finished file, before anything reaches the destination.
+* every wheel carries its hashes and size: the sha256 is verified while streaming, the size against the
+  length the server announces (refused before the body is read) and again, with any other listed hash
+  (``verify_locked``), on the finished file, before anything reaches the destination.
 """
 
 from __future__ import annotations

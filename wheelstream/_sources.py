@@ -47,6 +47,9 @@ class Resolved(NamedTuple):
     # Several sha256s the caller allows (pip's repeated --hash) where none could be picked before downloading:
     # the finished wheel must be one of them (``check_allowed``).
     allowed: frozenset[str] = frozenset()
+    size: int | None = (
+        None  # bytes the file must have (a lock's ``size``): a server saying otherwise is refused
+    )
 
 
 def allowed_hashes(value: str | Collection[str], source: str) -> frozenset[str]:

@@ -34,7 +34,7 @@ from typing import NamedTuple
 import httpx
 
 from wheelstream._urls import redact
-from wheelstream.errors import HTTPStatusError, ResourceGone, RetriesExhausted
+from wheelstream.errors import HashMismatch, HTTPStatusError, ResourceGone, RetriesExhausted
 from wheelstream.fetch import _split as split
 from wheelstream.fetch._cancel import SocketCancel
 from wheelstream.fetch._errors import gave_up, human, retrying, unfollowable
@@ -156,6 +156,7 @@ class Attempts:
     def _attempt(self) -> object:
         """One request: returns _DONE, _RESTARTED, or a _Retry saying why it stopped short."""
         journal = self.stream.journal
+        self._check_size(journal.length)  # a partial of another length (an earlier run's) is not this file
         if journal.length is not None and 0 < journal.length == self.stream.position:
             return _DONE  # everything is on disk already (e.g. killed right before the end)
         if self.held:
@@ -340,8 +341,18 @@ class Attempts:
                 message=f"resumed at {human(position)} (saved {human(position)})",
             )
 
+    def _check_size(self, length: int | None) -> None:
+        """A file whose length is known beforehand (a lock's ``size``) and announced otherwise by the server is
+        not the one asked for: refused before its body is read (DESIGN §9: verified while streaming)."""
+        expected = self.job.expected_size
+        if expected is not None and length is not None and length != expected:
+            raise HashMismatch(
+                f"the server's file is {length} bytes, {expected} expected; nothing more was fetched"
+            )
+
     def _adopt(self, response: httpx.Response, decision: Decision) -> None:
         """Record the validators of the response the partial file now follows."""
+        self._check_size(decision.length)
         journal = self.stream.journal
         journal.final_url = redact(str(response.url))
         journal.etag = response.headers.get("etag")

@@ -49,6 +49,7 @@ def fetch_wheel(
     cache: Cache,
     client: httpx.Client,
     expected_sha256: str | None = None,
+    expected_size: int | None = None,
     options: DownloadOptions = _DEFAULTS,
     progress: ProgressCallback | None = None,
     cancel: CancelSignal | None = None,
@@ -59,8 +60,10 @@ def fetch_wheel(
     Holds the per-URL file lock for the whole download: a second process asking for the same URL waits,
     then finds the wheel in the cache and fetches nothing. ``keep_unpacked=False`` (move installs) returns a
     tree claimed for this process instead of publishing it in the cache; release ``result.claim`` after use.
+    ``expected_size``: the file's length in bytes, when known beforehand (a lock's ``size``): a server that
+    announces another is refused before its body is read.
     """
-    job = Job.of(url, cache, options, expected_sha256, keep_unpacked)
+    job = Job.of(url, cache, options, expected_sha256, keep_unpacked, expected_size)
     with file_lock(cache.lock(job.key)):
         download = _Download(job, client, progress, cancel)
         try:

@@ -73,6 +73,7 @@ class Job(NamedTuple):
     cache: Cache
     options: DownloadOptions
     keep_unpacked: bool  # publish the tree in the cache (copy/hardlink), else claim it (move installs)
+    expected_size: int | None = None  # the file's length, when known beforehand (a lock's ``size``)
 
     @classmethod
     def of(
@@ -82,6 +83,7 @@ class Job(NamedTuple):
         options: DownloadOptions,
         expected_sha256: str | None,
         keep_unpacked: bool,
+        expected_size: int | None = None,
     ) -> Job:
         bare, fragment_hash = split_hash_fragment(url)
         redacted = redact(bare)
@@ -95,4 +97,5 @@ class Job(NamedTuple):
             cache=cache,
             options=options,
             keep_unpacked=keep_unpacked,
+            expected_size=expected_size,
         )
