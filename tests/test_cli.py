@@ -561,13 +561,14 @@ def test_requirements_file_with_mixed_sources(server: FaultServer, cache: Path, 
     local = tmp_path / "reqs" / "gamma-3.0-py3-none-any.whl"
     local.parent.mkdir()
     local.write_bytes(build_wheel("gamma", "3.0", payload_size=1024)[1])
+    gamma_sha = hashlib.sha256(local.read_bytes()).hexdigest()
     req = local.parent / "requirements.txt"
     req.write_text(
         "# a comment\n"
         f"--index-url {server.url}/simple/\n"
         f"{url_a}#sha256={alpha_sha}\n"
         "\n"
-        "gamma-3.0-py3-none-any.whl   # relative to this file\n"
+        f"gamma-3.0-py3-none-any.whl --hash=sha256:{gamma_sha}  # relative to this file\n"
         "beta==2.0 \\\n"
         f"    --hash=sha256:{beta_sha}\n"
         'nothere==1.0 ; python_version < "3"\n'
@@ -579,6 +580,98 @@ def test_requirements_file_with_mixed_sources(server: FaultServer, cache: Path, 
         assert (target / name / "__init__.py").is_file()
     assert "Installed 3 wheels" in run.err
     assert any(r.path == "/simple/beta/" for r in server.requests)
+
+
+def test_one_hash_in_a_file_asks_one_of_every_source_as_pip_does(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    """pip's hash-checking mode: a file that pins some wheels and not another installed that one unchecked."""
+    url_a = add(server, "alpha")
+    add(server, "beta", "2.0")
+    beta_sha = server.version("beta-2.0-py3-none-any.whl").sha256
+    req = tmp_path / "r.txt"
+    req.write_text(f"beta==2.0 --hash=sha256:{beta_sha}\n{url_a}\n")
+    run = ws("install", "-r", str(req), "-i", f"{server.url}/simple/", "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 2, run.err
+    assert "every source needs one (pip's hash-checking mode); none for: " + url_a in run.error_line(
+        alone=True
+    )
+    assert server.requests == []
+    alpha_sha = server.version("alpha-1.0-py3-none-any.whl").sha256
+    req.write_text(f"beta==2.0 --hash=sha256:{beta_sha}\n{url_a}#sha256={alpha_sha}\n")  # a fragment counts
+    run = ws("install", "-r", str(req), "-i", f"{server.url}/simple/", "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 0, run.err
+
+
+def test_a_pin_in_a_file_is_not_widened_by_the_command_line(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    add(server, "beta", "2.0")
+    beta_sha = server.version("beta-2.0-py3-none-any.whl").sha256
+    req = tmp_path / "r.txt"
+    req.write_text(f"beta==2.0 --hash=sha256:{'0' * 64}\n")
+    run = ws(
+        "install",
+        "-r",
+        str(req),
+        "beta==2.0",
+        "--hash",
+        f"sha256:{beta_sha}",
+        "-i",
+        f"{server.url}/simple/",
+        "-t",
+        str(tmp_path / "t"),
+        cache=cache,
+    )
+    assert run.code == 2, run.err
+    assert (
+        "beta==2.0: its --hash values and those given for it before have none in common" in run.error_line()
+    )
+    assert not (tmp_path / "t").exists()
+
+
+def test_one_wheel_named_two_ways_is_installed_once(server: FaultServer, cache: Path, tmp_path: Path) -> None:
+    """``beta==2.0``, ``Beta==2.0.0`` and the URL the index gives for it are one wheel: pip installs it once;
+    this refused "… are both beta"."""
+    url = add(server, "beta", "2.0")
+    req = tmp_path / "r.txt"
+    req.write_text("beta==2.0\nBeta==2.0.0\n")
+    run = ws(
+        "install", "-r", str(req), url, "-i", f"{server.url}/simple/", "-t", str(tmp_path / "t"), cache=cache
+    )
+    assert run.code == 0, run.err
+    assert "Installed 1 wheel" in run.err
+    assert len(server.requests_for("beta-2.0-py3-none-any.whl")) == 1
+
+
+def test_a_requirements_file_that_lists_nothing_here_installs_nothing_and_succeeds(
+    cache: Path, tmp_path: Path
+) -> None:
+    """pip exits 0 for an empty file, or one whose every line's marker is false; this said "nothing to do:
+    give at least one SRC or -r FILE" (exit 2) though -r FILE was given."""
+    req = tmp_path / "r.txt"
+    req.write_text('# nothing yet\nold==1.0 ; python_version < "3"\n')
+    run = ws("install", "-r", str(req), "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 0, run.err
+    assert "Traceback" not in run.err
+
+
+def test_a_marker_on_the_command_line_is_evaluated_as_pip_does(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    add(server, "beta", "2.0")
+    run = ws(
+        "install",
+        'beta==2.0 ; python_version >= "3"',
+        'old==1.0 ; python_version < "3"',
+        "-i",
+        f"{server.url}/simple/",
+        "-t",
+        str(tmp_path / "t"),
+        cache=cache,
+    )
+    assert run.code == 0, run.err
+    assert (tmp_path / "t" / "beta" / "__init__.py").is_file()
 
 
 def test_requirements_hash_mismatch_for_an_index_pin_exits_1(

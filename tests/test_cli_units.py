@@ -91,6 +91,126 @@ def test_requirements_errors_name_file_and_line(line: str, message: str, tmp_pat
         parse_requirements(req)
 
 
+@pytest.mark.parametrize(
+    ("data", "encoding"),
+    [
+        ("\ufeffsix==1.16.0\n# c\n".encode(), "a UTF-8 BOM"),
+        ("six==1.16.0\n# c\n".encode("utf-16"), "UTF-16 with its BOM (PowerShell's >)"),
+        ("# -*- coding: latin-1 -*-\nsix==1.16.0 # caf\xe9\n".encode("latin-1"), "a PEP 263 coding line"),
+    ],
+)
+def test_a_file_is_decoded_as_pip_decodes_it(data: bytes, encoding: str, tmp_path: Path) -> None:
+    """The BOM stayed on the first line ("\ufeffsix==…: not a NAME==VERSION"); anything not UTF-8 was a
+    traceback."""
+    req = tmp_path / "r.txt"
+    req.write_bytes(data)
+    assert parse_requirements(req).sources == ["six==1.16.0"], encoding
+
+
+def test_a_file_that_is_not_utf8_without_a_coding_line_is_one_usage_line(tmp_path: Path) -> None:
+    req = tmp_path / "r.txt"
+    req.write_bytes("six==1.16.0 # caf\xe9\n".encode("latin-1"))
+    with pytest.raises(UsageError, match=r"r.txt: not utf-8 text \(byte 17\)"):
+        parse_requirements(req)
+
+
+def test_environment_variables_are_expanded_as_pip_expands_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WS_HOST", "h.example")
+    monkeypatch.setenv("WS_VER", "1.16.0")
+    monkeypatch.delenv("WS_UNSET", raising=False)
+    monkeypatch.setenv("ws_lower", "no")
+    req = tmp_path / "r.txt"
+    req.write_text(
+        "six==${WS_VER}\n"
+        "https://${WS_HOST}/x-1.0-py3-none-any.whl\n"
+        "https://${WS_UNSET}/y-1.0-py3-none-any.whl\n"  # unset: left as written, as pip leaves it
+        "https://$WS_HOST/${ws_lower}/z-1.0-py3-none-any.whl\n"  # only ${UPPER_CASE} is pip's form
+    )
+    assert parse_requirements(req).sources == [
+        "six==1.16.0",
+        "https://h.example/x-1.0-py3-none-any.whl",
+        "https://${WS_UNSET}/y-1.0-py3-none-any.whl",
+        "https://$WS_HOST/${ws_lower}/z-1.0-py3-none-any.whl",
+    ]
+
+
+def test_a_continued_comment_swallows_the_next_line_and_continuations_join_without_a_space(
+    tmp_path: Path,
+) -> None:
+    """pip joins continuation lines before it removes comments: a comment ending in ``\\`` takes the next
+    line with it, and ``six==1.\\`` + ``16.0`` is ``six==1.16.0``."""
+    req = tmp_path / "r.txt"
+    req.write_text(
+        "six==1.16.0 # pinned \\\nidna==3.20\nsix2==1.\\\n16.0\n# whole-line comment \\\nnext==1.0\n"
+    )
+    assert parse_requirements(req).sources == ["six==1.16.0", "six2==1.16.0", "next==1.0"]
+
+
+def test_a_url_takes_its_marker_after_a_semicolon_and_a_blank_as_in_pip(tmp_path: Path) -> None:
+    req = tmp_path / "r.txt"
+    req.write_text(
+        'https://h/a-1.0-py3-none-any.whl; python_version < "3"\n'
+        'https://h/b-1.0-py3-none-any.whl; python_version >= "3"\n'
+        'https://h/c;v=1/c-1.0-py3-none-any.whl ; python_version >= "3"\n'  # a ";" inside the URL is the URL's
+    )
+    assert parse_requirements(req).sources == [
+        "https://h/b-1.0-py3-none-any.whl",
+        "https://h/c;v=1/c-1.0-py3-none-any.whl",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ('six==1.16.0 ; python_version ~= "3"\n', r"r.txt:1: the marker cannot be evaluated"),
+        ("six>=1.0\n", r"r.txt:1: 'six>=1.0' is not a wheel URL, path or NAME==VERSION"),
+        ("six\n", r"r.txt:1: 'six' is not a wheel URL"),
+        (
+            "six @ https://h/six-1.0-py3-none-any.whl\n",
+            r"r.txt:1: 'six @ https://h/six-1.0-py3-none-any.whl' is not",
+        ),
+        (
+            f"six==1.0 --hash=sha256:{H1}\nsix==1.0 --hash=sha256:{H2}\n",
+            r"r.txt:2: six==1.0: its --hash values",
+        ),
+    ],
+)
+def test_what_a_file_cannot_mean_is_said_with_its_file_and_line(
+    lines: str, message: str, tmp_path: Path
+) -> None:
+    req = tmp_path / "r.txt"
+    req.write_text(lines)
+    with pytest.raises(UsageError, match=message):
+        parse_requirements(req)
+
+
+def test_a_pin_on_two_lines_allows_only_what_both_allow(tmp_path: Path) -> None:
+    """pip intersects the hashes of a requirement named twice: a second line cannot widen the first's pin."""
+    req = tmp_path / "r.txt"
+    req.write_text(f"six==1.0 --hash=sha256:{H1} --hash=sha256:{H2}\nsix==1.0 --hash=sha256:{H2}\nsix==1.0\n")
+    assert parse_requirements(req).hashes == {"six==1.0": [H2]}
+
+
+def test_nesting_is_refused_for_a_cycle_not_for_a_long_chain(tmp_path: Path) -> None:
+    for i in range(12):  # a chain pip follows: 12 files deep was "requirement files nest too deeply"
+        (tmp_path / f"f{i}.txt").write_text(f"-r f{i + 1}.txt\n")
+    (tmp_path / "f12.txt").write_text("six==1.16.0\n")
+    assert parse_requirements(tmp_path / "f0.txt").sources == ["six==1.16.0"]
+    (tmp_path / "a.txt").write_text("-r b.txt\n")
+    (tmp_path / "b.txt").write_text("-r a.txt\n")
+    with pytest.raises(UsageError, match=r"a.txt references itself \(through a.txt -> b.txt\)"):
+        parse_requirements(tmp_path / "a.txt")
+
+
+def test_a_file_url_without_slashes_is_a_url_not_a_path_below_the_file(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    req = tmp_path / "sub" / "r.txt"
+    req.write_text("file:/abs/x-1.0-py3-none-any.whl\n")
+    assert parse_requirements(req).sources == ["file:/abs/x-1.0-py3-none-any.whl"]
+
+
 def test_sizes() -> None:
     assert parse_size("16GiB") == parse_size("16G") == 16 << 30
     assert parse_size("500MB") == 500_000_000

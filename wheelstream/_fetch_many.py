@@ -174,23 +174,32 @@ def _place(item: Resolved, result: DownloadResult, cache: Cache, directory: Path
         raise
 
 
-def _one_wheel_per_distribution(resolved: Sequence[Resolved]) -> None:
+def _one_wheel_per_distribution(resolved: Sequence[Resolved]) -> list[Resolved]:
     """An install takes one wheel of each distribution, as pip's resolver insists: two (two versions, or one
     version from two places) would leave two ``.dist-info`` directories and each other's files, and the
-    environment's record of neither. Refused before anything is fetched."""
-    first: dict[str, str] = {}
+    environment's record of neither. Refused before anything is fetched. One wheel named twice — ``six==1.17``
+    and ``Six==1.17.0``, or a pin and the URL the index gives for it — is taken once, as pip takes it, unless
+    the two name different sha256s."""
+    first: dict[str, Resolved] = {}
+    kept: list[Resolved] = []
     for item in resolved:
         filename = filename_of(item)
         name = parse_filename(filename).name
-        if name not in first:
-            first[name] = filename
-        else:
-            earlier = first[name]
-            same = " (from two sources)" if earlier == filename else ""
-            raise InstallConflict(
-                f"{earlier} and {filename}{same} are both {name}: an install takes one wheel of a distribution",
-                wheel=filename,
-            )
+        earlier = first.setdefault(name, item)
+        if earlier is item:
+            kept.append(item)
+            continue
+        same_file = (earlier.url, earlier.path) == (item.url, item.path)
+        if same_file and (earlier.sha256 is None or item.sha256 in (None, earlier.sha256)):
+            first[name] = kept[kept.index(earlier)] = earlier._replace(sha256=earlier.sha256 or item.sha256)
+            continue
+        earlier_name = filename_of(earlier)
+        also = " (from two sources)" if earlier_name == filename else ""
+        raise InstallConflict(
+            f"{earlier_name} and {filename}{also} are both {name}: an install takes one wheel of a distribution",
+            wheel=filename,
+        )
+    return kept
 
 
 def _fetch_with(
@@ -220,11 +229,11 @@ def _fetch_with(
         for s in sources
     ]
     if keep_wheels_in is None:
-        _one_wheel_per_distribution(resolved)
+        resolved = _one_wheel_per_distribution(resolved)
     if wanted is not None:
         resolved = [item for item in resolved if wanted(filename_of(item))]
-        if not resolved:
-            return []
+    if not resolved:
+        return []  # nothing asked for (a requirements file whose markers all say no), or all installed
     if keep_wheels_in is not None:  # download -d: every name is one it can take, before anything is fetched
         for item in resolved:
             wheel_path_in(keep_wheels_in, filename_of(item), source=item.source)

@@ -7,7 +7,7 @@ one sha256, because the library checks one. The call itself runs under :func:`wh
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from wheelstream._api import DEFAULT_INDEX_URL, InstallResult
+from wheelstream._urls import shown_url
 from wheelstream.cli._contract import run
 from wheelstream.cli._options import (
     LINK_MODES,
@@ -26,7 +27,13 @@ from wheelstream.cli._options import (
     lock_options,
     with_options,
 )
-from wheelstream.cli._requirements import Requirements, parse_hash, parse_requirements
+from wheelstream.cli._requirements import (
+    Requirements,
+    parse_hash,
+    parse_requirements,
+    pinned_with,
+    with_marker,
+)
 from wheelstream.cli._ui import ConsoleProgress
 from wheelstream.errors import UsageError, one_line
 from wheelstream.installer import EnvironmentReport, probe_interpreter
@@ -76,6 +83,8 @@ def _gather(
     def markers() -> dict[str, str]:  # the interpreter the install is for: its probe is cached
         return probe_interpreter(python).marker_environment()
 
+    if not sources and not requirements:
+        raise UsageError("nothing to do: give at least one SRC or -r FILE")
     for name in requirements:
         parse_requirements(Path(name), reqs, markers=markers)
     if hash_values and len(hash_values) != len(sources):
@@ -83,15 +92,34 @@ def _gather(
             f"--hash was given {len(hash_values)} time(s) for {len(sources)} source(s) on the command line; "
             "give one per source, in order (or use --hash=… lines in a -r file)"
         )
-    all_sources = list(sources) + reqs.sources
-    if not all_sources:
-        raise UsageError("nothing to do: give at least one SRC or -r FILE")
-    allowed: dict[str, list[str]] = {s: list(v) for s, v in reqs.hashes.items()}
-    for source, value in zip(sources, hash_values, strict=False):  # no --hash at all: nothing to pair
-        allowed.setdefault(source, []).append(parse_hash(value, "--hash"))
+    allowed = reqs.hashes  # several on one line (pip-compile writes one per platform's wheel): any may match
+    given: list[str] = []
+    for number, source in enumerate(sources):
+        kept = with_marker(source, f"SRC {source!r}", markers)  # pip takes "NAME==V ; MARKER" here too
+        if kept is None:
+            continue
+        given.append(kept)
+        if hash_values:
+            pinned_with(allowed, kept, [parse_hash(hash_values[number], "--hash")], "--hash")
+    all_sources = given + reqs.sources
+    _require_hashes_of_all(all_sources, allowed)
     index = index_url or reqs.index_url or DEFAULT_INDEX_URL
-    # Several on one line (pip-compile writes one per platform's wheel): the library takes them all.
-    return _Common(all_sources, {source: sorted(set(values)) for source, values in allowed.items()}, index)
+    return _Common(all_sources, allowed, index)
+
+
+def _require_hashes_of_all(sources: Sequence[str], allowed: Mapping[str, list[str]]) -> None:
+    """pip's hash-checking mode, which one ``--hash`` turns on: then every source needs one (its own
+    ``--hash``, or a URL's ``#sha256=``), or a file that pins most of its wheels installs one unchecked."""
+    if not allowed:
+        return
+    missing = [s for s in dict.fromkeys(sources) if s not in allowed and "sha256=" not in s.partition("#")[2]]
+    if missing:
+        shown = ", ".join(shown_url(s) for s in missing[:3]) + (
+            f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        )
+        raise UsageError(
+            f"a --hash is given, so every source needs one (pip's hash-checking mode); none for: {shown}"
+        )
 
 
 # -- the commands ------------------------------------------------------------------------------------------

@@ -2,12 +2,21 @@
 
 One source per line, ``--hash=sha256:…`` per line (repeatable, as pip-compile and
 ``uv pip compile --generate-hashes`` write them), ``#`` comments, blank lines, ``\\`` continuations,
-environment markers, nested ``-r`` and ``--index-url``. Anything else is a
+environment markers, ``${VAR}``, nested ``-r`` and ``--index-url``. Anything else is a
 :class:`~wheelstream.errors.UsageError` naming the file and line.
+
+A file is read as pip reads one (``pip/_internal/req/req_file.py``): decoded by its BOM, else by a PEP 263
+``coding:`` line in its first two lines, else as UTF-8; continuation lines are joined first (a ``\\`` at the
+end of a comment continues it too), then comments go (``#`` at the start or after blanks), then ``${NAME}``
+(upper case, digits, ``_``) is replaced by the environment variable when it is set. A URL's marker follows
+``; `` (a ``;`` inside a URL is the URL's). One difference, kept on purpose: a relative path is relative to
+the file, not to the current directory (pip and uv take the current directory), so the same file installs
+the same wheels from wherever it is run.
 """
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import shlex
@@ -17,9 +26,20 @@ from pathlib import Path
 
 from wheelstream.errors import UsageError
 
-__all__ = ["Requirements", "is_local", "parse_hash", "parse_requirements"]
+__all__ = ["Requirements", "is_local", "parse_hash", "parse_requirements", "pinned_with", "with_marker"]
 
 _HASH = re.compile(r"^sha256[:=]([0-9a-fA-F]{64})$")
+_COMMENT = re.compile(r"(^|\s+)#.*$")
+_ENV_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
+_CODING = re.compile(rb"coding[:=]\s*([-\w.]+)")
+_BOMS = (
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+)
+_MAX_DEPTH = 100  # nested -r files: a chain this long is a mistake even without a cycle
 
 
 def parse_hash(text: str, where: str) -> str:
@@ -39,24 +59,45 @@ class Requirements:
     index_url: str | None = None
 
 
+def pinned_with(hashes: dict[str, list[str]], source: str, new: list[str], where: str) -> None:
+    """Add one occurrence's ``--hash`` values for ``source``: a source named twice must match a hash of each
+    occurrence that has any (pip intersects them), so a second line cannot widen what the first allows."""
+    if not new:
+        return
+    earlier = hashes.get(source)
+    if earlier is None:
+        hashes[source] = sorted(set(new))
+        return
+    common = sorted(set(earlier) & set(new))
+    if not common:
+        raise UsageError(
+            f"{where}: {source}: its --hash values and those given for it before have none in common: "
+            "no file can match both"
+        )
+    hashes[source] = common
+
+
 def parse_requirements(
     path: Path,
     into: Requirements | None = None,
-    _depth: int = 0,
     *,
     markers: Callable[[], Mapping[str, str]] | None = None,
+    _including: tuple[Path, ...] = (),
 ) -> Requirements:
     """Read a requirements file (see the module docstring for the supported subset). A line's ``; MARKER`` is
     evaluated for ``markers()`` — the interpreter the install is for (``--python``, the environment's), asked
     only when a line has one — or for the running interpreter when None."""
     reqs = into if into is not None else Requirements()
-    if _depth > 10:
-        raise UsageError(f"{path}: requirement files nest too deeply")
+    real = Path(os.path.realpath(path))
+    if real in _including:
+        raise UsageError(f"{path} references itself (through {' -> '.join(p.name for p in _including)})")
+    if len(_including) >= _MAX_DEPTH:
+        raise UsageError(f"{path}: requirement files nest more than {_MAX_DEPTH} deep")
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read requirements file {path}: {exc.strerror or exc}") from None
-    for number, line in _logical_lines(text):
+    for number, line in _logical_lines(_decode(data, path)):
         where = f"{path}:{number}"
         # pip's split: the requirement (with any "; marker") comes first, options after the first " -"
         requirement, options = _split_options(line)
@@ -64,7 +105,6 @@ def parse_requirements(
             words = shlex.split(options, posix=True)
         except ValueError as exc:
             raise UsageError(f"{where}: {exc}") from None
-        source: str | None = requirement or None
         hashes: list[str] = []
         i = 0
         while i < len(words):
@@ -78,47 +118,84 @@ def parse_requirements(
             if option == "--hash":
                 hashes.append(parse_hash(value, where))
             elif option in ("-r", "--requirement"):
-                parse_requirements(path.parent / value, reqs, _depth + 1, markers=markers)
+                parse_requirements(path.parent / value, reqs, markers=markers, _including=(*_including, real))
             elif option in ("-i", "--index-url"):
                 reqs.index_url = value
             else:
                 raise UsageError(f"{where}: unsupported option {word!r} (supported: --hash, -r, --index-url)")
             i += 1
-        if source is None:
+        if not requirement:
             if hashes:
                 raise UsageError(f"{where}: --hash without a requirement")
             continue
-        source = _apply_marker(source, where, markers)
+        source = with_marker(requirement, where, markers)
         if source is None:
             continue
-        if is_local(source) and not os.path.isabs(source) and "://" not in source:
-            source = str(path.parent / source)  # relative paths are relative to the file, as in pip
+        _check_form(source, where)
+        if is_local(source) and not os.path.isabs(source):
+            source = str(path.parent / source)  # relative to the file (the module docstring)
         reqs.sources.append(source)
-        if hashes:
-            reqs.hashes.setdefault(source, []).extend(hashes)
+        pinned_with(reqs.hashes, source, hashes, where)
     return reqs
 
 
 def is_local(source: str) -> bool:
-    """A local ``.whl`` path (not a URL, not ``NAME==VERSION``)."""
-    return source.endswith(".whl") and "://" not in source
+    """A local ``.whl`` path (not a URL — ``file:`` ones included — not ``NAME==VERSION``)."""
+    return source.endswith(".whl") and "://" not in source and not source.lower().startswith("file:")
+
+
+def _decode(data: bytes, path: Path) -> str:
+    """The file's text, decoded as pip decodes it (``pip._internal.utils.encoding.auto_decode``)."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return _decoded(data[len(bom) :], encoding, path)
+    for line in data.split(b"\n")[:2]:
+        match = _CODING.search(line)
+        if line.lstrip().startswith(b"#") and match:
+            return _decoded(data, match.group(1).decode("ascii"), path)
+    return _decoded(data, "utf-8", path)
+
+
+def _decoded(data: bytes, encoding: str, path: Path) -> str:
+    try:
+        return data.decode(encoding)
+    except LookupError:
+        raise UsageError(f"{path}: unknown encoding {encoding!r} in its coding line") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{path}: not {encoding} text (byte {exc.start}); save it as UTF-8, or say its encoding in a "
+            "'# -*- coding: NAME -*-' first line"
+        ) from None
 
 
 def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
-    """Lines with ``\\`` continuations joined and comments removed (pip: ``#`` at start or after blanks)."""
-    pending, start = "", 0
+    """pip's preprocessing: continuations joined (a line ending in ``\\`` that is not a whole-line comment),
+    then comments removed, then ``${NAME}`` expanded; numbered by their first physical line."""
+    pending: list[str] = []
+    start = 0
     for number, raw in enumerate(text.splitlines(), 1):
-        line = re.sub(r"(^|\s+)#.*$", "", raw)
         if not pending:
             start = number
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
+        if raw.endswith("\\") and not _COMMENT.match(raw):
+            pending.append(raw.strip("\\"))
             continue
-        joined, pending = (pending + line).strip(), ""
-        if joined:
-            yield start, joined
-    if pending.strip():
-        yield start, pending.strip()
+        if _COMMENT.match(raw):
+            raw = " " + raw  # a whole-line comment ends a continuation, and goes with it
+        joined = "".join([*pending, raw])
+        pending = []
+        line = _expand(_COMMENT.sub("", joined).strip())
+        if line:
+            yield start, line
+    if pending:
+        line = _expand(_COMMENT.sub("", "".join(pending)).strip())
+        if line:
+            yield start, line
+
+
+def _expand(line: str) -> str:
+    """``${NAME}`` → the environment variable's value when it is set (and not empty), as pip does; left as
+    written otherwise."""
+    return _ENV_VAR.sub(lambda match: os.environ.get(match.group(1)) or match.group(0), line)
 
 
 def _split_options(line: str) -> tuple[str, str]:
@@ -131,16 +208,36 @@ def _split_options(line: str) -> tuple[str, str]:
     return line[: match.start()].strip(), line[match.end() :]
 
 
-def _apply_marker(source: str, where: str, markers: Callable[[], Mapping[str, str]] | None) -> str | None:
-    """``REQ ; MARKER``: keep REQ when the marker holds for the target interpreter, drop the line otherwise."""
-    req, sep, marker = source.partition(";")
-    if not sep or ("://" in req and not req.endswith(" ")):
+def _check_form(source: str, where: str) -> None:
+    """The forms an install takes without a resolver, said with the file and line: a URL, a ``.whl`` path, an
+    exact pin. (The command line's sources get the same words from the library.)"""
+    shaped = (
+        "://" in source or source.lower().startswith("file:") or source.endswith(".whl") or "==" in source
+    )
+    if shaped and " @ " not in source:
+        return
+    raise UsageError(
+        f"{where}: {source!r} is not a wheel URL, path or NAME==VERSION (without a resolver, neither ranges, "
+        "bare names nor NAME @ URL can be installed: give the exact pin, or the URL alone)"
+    )
+
+
+def with_marker(source: str, where: str, markers: Callable[[], Mapping[str, str]] | None) -> str | None:
+    """``REQ ; MARKER``: REQ when the marker holds for the target interpreter, None when it does not (the line
+    is skipped). A URL's marker follows ``; `` as in pip, so a ``;`` inside the URL stays the URL's."""
+    url = "://" in source or source.lower().startswith("file:")
+    if source.rstrip().endswith(".whl"):
+        return source.strip()  # a path or URL with nothing after it (a ";" in a directory name is the path's)
+    found = re.search(r";\s|\s;", source) if url else re.search(";", source)
+    if found is None:
         return source.strip()
-    from packaging.markers import InvalidMarker, Marker
+    req, marker = source[: found.start()], source[found.end() :]
+    from packaging.markers import InvalidMarker, Marker, UndefinedComparison, UndefinedEnvironmentName
 
     try:
-        parsed = Marker(marker.strip())
-    except InvalidMarker as exc:
-        raise UsageError(f"{where}: {exc}") from None
-    keep = parsed.evaluate(dict(markers()) if markers is not None else None)
+        keep = Marker(marker.strip().lstrip(";").strip()).evaluate(
+            dict(markers()) if markers is not None else None
+        )
+    except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName) as exc:
+        raise UsageError(f"{where}: the marker cannot be evaluated: {exc}") from None
     return req.strip() if keep else None
