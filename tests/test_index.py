@@ -162,7 +162,7 @@ def test_a_local_version_is_found_through_the_test_bed_index(tmp_path: Path) -> 
     with FaultServer() as srv:
         srv.add_file("demo-2.0+cpu-py3-none-any.whl", build_wheel("demo", "2.0+cpu", payload_size=10)[1])
         with httpx.Client() as client:
-            url, sha = resolve_requirement(
+            url, sha, _other = resolve_requirement(
                 "demo==2.0",
                 index_url=srv.url + "/simple/",
                 cache=Cache.at(tmp_path),
@@ -282,7 +282,7 @@ def test_etag_revalidation_is_a_conditional_request_answered_304(tmp_path: Path)
         second = resolve_requirement(
             "demo==1.0", index_url="https://idx.example/simple", cache=cache, client=client, tags=TAGS
         )
-    assert first == second == ("https://idx.example/files/demo-1.0-py3-none-any.whl", SHA)
+    assert first == second == ("https://idx.example/files/demo-1.0-py3-none-any.whl", SHA, ())
     assert [str(r.url) for r in seen] == ["https://idx.example/simple/demo/"] * 2
     assert seen[0].headers["accept"] == ACCEPT
     assert "if-none-match" not in seen[0].headers
@@ -354,7 +354,7 @@ def test_html_answer_406_fallback_redirects_and_credentials(tmp_path: Path) -> N
         return httpx.Response(200, content=html, headers={"Content-Type": "text/html"})
 
     with _client(handler, seen) as client:
-        url, sha = resolve_requirement(
+        url, sha, _other = resolve_requirement(
             "demo==1.0",
             index_url="https://user:s3cret@idx/simple/",
             cache=Cache.at(tmp_path),
@@ -406,3 +406,36 @@ def test_test_bed_pages_json_then_cached(tmp_path: Path) -> None:
     assert results[0][1] == srv.version(results[0][0].rsplit("/", 1)[1]).sha256
     assert len(pages) == 1
     assert pages[0].status == 200
+
+
+def test_of_one_version_and_tag_the_highest_build_tag_wins_and_of_equals_the_last_listed() -> None:
+    """pip's sort key ends with the build tag (none lowest); ``max`` took the first of equals, pip the last."""
+    built = [f("bt-1.0-1-py3-none-any.whl"), f("bt-1.0-2-py3-none-any.whl"), f("bt-1.0-py3-none-any.whl")]
+    assert choose(built, "bt", Version("1.0"), TAGS, "3.11", "s").filename == "bt-1.0-2-py3-none-any.whl"
+    equal = [f("demo-1.0-py3-none-any.whl"), f("demo-1.0.0-py3-none-any.whl")]
+    assert choose(equal, "demo", Version("1.0"), TAGS, "3.11", "s").filename == "demo-1.0.0-py3-none-any.whl"
+    assert (
+        choose(equal[::-1], "demo", Version("1.0"), TAGS, "3.11", "s").filename == "demo-1.0-py3-none-any.whl"
+    )
+
+
+def test_requires_python_takes_the_full_version() -> None:
+    files = [f("demo-1.0-py3-none-any.whl", rp=">=3.11.7")]
+    assert choose(files, "demo", Version("1.0"), TAGS, "3.11.7", "s").filename == files[0].filename
+    with pytest.raises(IncompatibleWheel):
+        choose(files, "demo", Version("1.0"), TAGS, "3.11.6", "s")
+
+
+def test_an_anchor_never_closed_is_a_link_all_the_same() -> None:
+    body = (
+        b'<a href="/f/demo-1.0-py3-none-any.whl#sha256=' + SHA.encode() + b'">demo-1.0<br>\n'
+        b'<a href="/f/demo-2.0-py3-none-any.whl">demo-2.0\n'
+    )
+    names = [each.filename for each in parse_html(body, "https://idx.example/simple/demo/")]
+    assert names == ["demo-1.0-py3-none-any.whl", "demo-2.0-py3-none-any.whl"]
+
+
+def test_a_json_page_of_another_major_api_version_is_refused() -> None:
+    body = b'{"meta": {"api-version": "2.0"}, "name": "demo", "files": []}'
+    with pytest.raises(HTTPStatusError, match=r"API version 2\.0"):
+        parse_json(body, "https://idx.example/simple/demo/")

@@ -6,7 +6,10 @@ credentials and the origins they may go to, and redirects no retry can follow.
 from __future__ import annotations
 
 import base64
+import hashlib
+import html
 import json
+import sys
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,7 +49,7 @@ def _resolve(server: HTTPServer, cache: Path, **kwargs: object) -> tuple[str, st
             client=client,
             tags=TAGS,
             **kwargs,  # type: ignore[arg-type]
-        )
+        )[:2]
 
 
 @pytest.mark.parametrize("files", ["5", "null", "true", '{"a": 1}', '"demo.whl"'])
@@ -191,7 +194,7 @@ def test_a_page_with_an_etag_is_revalidated_so_a_new_version_is_seen_at_once(
         resolve_requirement("demo==0.9", index_url=httpserver.url_for("/simple/"), **ask)  # type: ignore[arg-type]
         resolve_requirement("demo==0.9", index_url=httpserver.url_for("/simple/"), **ask)  # type: ignore[arg-type]
         current[0] = '"v2"'  # 1.0 is published
-        url, _sha = resolve_requirement("demo==1.0", index_url=httpserver.url_for("/simple/"), **ask)  # type: ignore[arg-type]
+        url, _sha, _other = resolve_requirement("demo==1.0", index_url=httpserver.url_for("/simple/"), **ask)  # type: ignore[arg-type]
     assert url.endswith("/files/demo-1.0-py3-none-any.whl")
     conditional = [entry[0].headers.get("If-None-Match") for entry in httpserver.log]
     assert conditional == [None, '"v1"', '"v1"']
@@ -231,7 +234,7 @@ def test_a_page_with_validators_and_no_freshness_is_revalidated_every_time(
         ask = {"cache": Cache.at(tmp_path), "client": client, "tags": TAGS}
         resolve_requirement("demo==0.9", index_url=httpserver.url_for("/simple/"), **ask)  # type: ignore[arg-type]
         pages.pop(0)  # 1.0 is published
-        url, _sha = resolve_requirement("demo==1.0", index_url=httpserver.url_for("/simple/"), **ask)  # type: ignore[arg-type]
+        url, _sha, _other = resolve_requirement("demo==1.0", index_url=httpserver.url_for("/simple/"), **ask)  # type: ignore[arg-type]
     assert url.endswith("/files/demo-1.0-py3-none-any.whl")
     assert len(httpserver.log) == 2
 
@@ -308,3 +311,166 @@ def test_a_redirect_to_a_file_url_ends_at_once_without_retries(
     assert "redirected to a URL that is not HTTP(S)" in run.err
     assert len(httpserver.log) == 1  # not retried: no retry could follow it
     assert not (tmp_path / "t").exists()
+
+
+@pytest.mark.parametrize("page", ["html", "json"])
+@pytest.mark.parametrize("right", [True, False])
+def test_an_index_that_lists_only_md5_or_sha512_still_pins_its_files(
+    page: str, right: bool, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """An index without sha256s (a ``#md5=`` link, a PEP 691 ``sha512``): pip and uv check those; they were
+    not read at all, so a file listed with a wrong digest installed."""
+    filename, data = build_wheel("demo", "1.0")
+    md5 = hashlib.md5(data).hexdigest() if right else "0" * 32
+    sha512 = hashlib.sha512(data).hexdigest() if right else "0" * 128
+    if page == "html":
+        body = f'<a href="/files/{filename}#md5={md5}">{filename}</a>'
+        httpserver.expect_request("/simple/demo/").respond_with_data(body, content_type="text/html")
+    else:
+        row = {"filename": filename, "url": f"/files/{filename}", "hashes": {"sha512": sha512, "md5": md5}}
+        doc = {"meta": {"api-version": "1.0"}, "name": "demo", "files": [row]}
+        httpserver.expect_request("/simple/demo/").respond_with_data(json.dumps(doc), content_type=JSON)
+    httpserver.expect_request(f"/files/{filename}").respond_with_data(data)
+    target = tmp_path / "t"
+    run = ws(
+        "install", "demo==1.0", "-i", httpserver.url_for("/simple/"), "-t", str(target), cache=tmp_path / "c"
+    )
+    if right:
+        assert run.code == 0, run.err
+        assert (target / "demo-1.0.dist-info").is_dir()
+        return
+    assert run.code == 1, run.err
+    assert "the index lists 000" in run.error_line(alone=True)
+    assert not target.exists()
+    # the refused download is forgotten: the same command fetches it again (and is refused again)
+    again = ws(
+        "install", "demo==1.0", "-i", httpserver.url_for("/simple/"), "-t", str(target), cache=tmp_path / "c"
+    )
+    assert again.code == 1, again.err
+
+
+@pytest.mark.parametrize("fits", [True, False])
+def test_requires_python_is_compared_with_the_full_version_as_pip_does(
+    fits: bool, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """``>=3.11.7`` was compared with 3.11 (3.11.0) and refused on 3.11.7; ``<3.11.5`` was accepted there."""
+    major, minor, micro = sys.version_info[:3]
+    spec = f">={major}.{minor}.{micro}" if fits else f"<{major}.{minor}.{micro}"
+    filename, data = build_wheel("demo", "1.0")
+    sha = hashlib.sha256(data).hexdigest()
+    body = (
+        f'<a href="/files/{filename}#sha256={sha}" data-requires-python="{html.escape(spec)}">{filename}</a>'
+    )
+    httpserver.expect_request("/simple/demo/").respond_with_data(body, content_type="text/html")
+    httpserver.expect_request(f"/files/{filename}").respond_with_data(data)
+    target = tmp_path / "t"
+    run = ws(
+        "install", "demo==1.0", "-i", httpserver.url_for("/simple/"), "-t", str(target), cache=tmp_path / "c"
+    )
+    assert run.code == (0 if fits else 1), run.err
+    assert (target / "demo-1.0.dist-info").is_dir() == fits
+
+
+def test_an_error_page_stated_fresh_is_not_served_from_the_cache(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """A 503 with ``Cache-Control: max-age=600`` answered every retry from hishel's store (and the next
+    command's): one request to the server, exit 3. Errors are never stored; the retry reaches the server."""
+    filename, data = build_wheel("demo", "1.0")
+    answers = [Response("busy", status=503, headers={"Cache-Control": "max-age=600", "Retry-After": "0"})]
+
+    def page(request: Request) -> Response:
+        if answers:
+            return answers.pop()
+        return Response(f'<a href="/files/{filename}">{filename}</a>', content_type="text/html")
+
+    httpserver.expect_request("/simple/demo/").respond_with_handler(page)
+    httpserver.expect_request(f"/files/{filename}").respond_with_data(data)
+    run = ws(
+        "install",
+        "demo==1.0",
+        "-i",
+        httpserver.url_for("/simple/"),
+        "-t",
+        str(tmp_path / "t"),
+        cache=tmp_path / "c",
+    )
+    assert run.code == 0, run.err
+    assert [entry[0].path for entry in httpserver.log].count("/simple/demo/") == 2
+
+
+def test_a_server_offering_only_pep_691_html_is_reachable(httpserver: HTTPServer, tmp_path: Path) -> None:
+    """A server that negotiates strictly and offers only ``application/vnd.pypi.simple.v1+html`` answered both
+    of our Accept headers with 406; pip and uv ask for that type too."""
+    filename, data = build_wheel("demo", "1.0")
+    html_type = "application/vnd.pypi.simple.v1+html"
+
+    def page(request: Request) -> Response:
+        if html_type not in request.headers.get("Accept", ""):
+            return Response("not acceptable", status=406)
+        return Response(f'<a href="/files/{filename}">{filename}</a>', content_type=html_type)
+
+    httpserver.expect_request("/simple/demo/").respond_with_handler(page)
+    httpserver.expect_request(f"/files/{filename}").respond_with_data(data)
+    run = ws(
+        "install",
+        "demo==1.0",
+        "-i",
+        httpserver.url_for("/simple/"),
+        "-t",
+        str(tmp_path / "t"),
+        cache=tmp_path / "c",
+    )
+    assert run.code == 0, run.err
+
+
+def test_a_page_of_another_major_api_version_is_refused(httpserver: HTTPServer, tmp_path: Path) -> None:
+    """PEP 629: a major version the client does not read is a hard failure; v2 was read as v1."""
+    filename, _data = build_wheel("demo", "1.0")
+    body = json.dumps(
+        {
+            "meta": {"api-version": "2.0"},
+            "name": "demo",
+            "files": [{"filename": filename, "url": f"/files/{filename}", "hashes": {}}],
+        }
+    )
+    httpserver.expect_request("/simple/demo/").respond_with_data(
+        body, content_type="application/vnd.pypi.simple.v2+json"
+    )
+    run = ws(
+        "install",
+        "demo==1.0",
+        "-i",
+        httpserver.url_for("/simple/"),
+        "-t",
+        str(tmp_path / "t"),
+        cache=tmp_path / "c",
+    )
+    assert run.code == 3, run.err
+    assert "this installer reads API version 1" in run.error_line(alone=True)
+
+
+def test_a_version_published_after_the_page_was_cached_is_found(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """A page without validators is kept fresh for HEURISTIC_MAX_AGE; a version published since was "not on
+    the index" for ten minutes (pip revalidates every page). A pin the cached page lacks asks again."""
+    one, one_data = build_wheel("demo", "1.0")
+    two, two_data = build_wheel("demo", "1.1")
+    listed = [one]
+
+    def page(request: Request) -> Response:
+        return Response("".join(f'<a href="/files/{n}">{n}</a>' for n in listed), content_type="text/html")
+
+    httpserver.expect_request("/simple/demo/").respond_with_handler(page)
+    httpserver.expect_request(f"/files/{one}").respond_with_data(one_data)
+    httpserver.expect_request(f"/files/{two}").respond_with_data(two_data)
+    index, cache = httpserver.url_for("/simple/"), tmp_path / "c"
+    assert ws("install", "demo==1.0", "-i", index, "-t", str(tmp_path / "a"), cache=cache).code == 0
+    assert ws("install", "demo==1.0", "-i", index, "-t", str(tmp_path / "b"), cache=cache).code == 0
+    pages = [entry[0].path for entry in httpserver.log].count("/simple/demo/")
+    assert pages == 1  # the second install took the cached page
+    listed.append(two)  # 1.1 is published
+    run = ws("install", "demo==1.1", "-i", index, "-t", str(tmp_path / "c1"), cache=cache)
+    assert run.code == 0, run.err
+    assert (tmp_path / "c1" / "demo-1.1.dist-info").is_dir()

@@ -25,7 +25,15 @@ import httpx
 from wheelstream._cache import Cache
 from wheelstream._parallel import Arrived, collect, fetch_in_processes, fetch_one, process_pool
 from wheelstream._progress import ProgressCallback
-from wheelstream._sources import Resolved, allowed_hashes, check_allowed, filename_of, forget_refused, resolve
+from wheelstream._sources import (
+    Resolved,
+    allowed_hashes,
+    check_allowed,
+    check_index_hashes,
+    filename_of,
+    forget_refused,
+    resolve,
+)
 from wheelstream._staged import current_umask
 from wheelstream._urls import wheel_path_in
 from wheelstream.errors import DiskError, InstallConflict, UsageError, WheelMetadataError
@@ -223,9 +231,16 @@ def _fetch_with(
     """``processes``: worker processes were asked for, and the client is ours (a caller's cannot cross)."""
     interpreter = probe_interpreter(python)
     resolved = [
-        resolve(s, hashes, index_url, cache, client, interpreter.tags, options.retries)._replace(
-            size=(sizes or {}).get(s)
-        )
+        resolve(
+            s,
+            hashes,
+            index_url,
+            cache,
+            client,
+            interpreter.tags,
+            options.retries,
+            interpreter.full_version or None,
+        )._replace(size=(sizes or {}).get(s))
         for s in sources
     ]
     if keep_wheels_in is None:
@@ -246,6 +261,7 @@ def _fetch_with(
 
     def arrived(item: Resolved, result: DownloadResult) -> None:
         check_allowed(item, result.sha256, cache.root)  # of several allowed hashes, one must be the wheel's
+        check_index_hashes(item, cache.wheel_file(result.sha256), result.sha256, cache.root)
         if keep_wheels_in is not None:  # download -d: a checked wheel, and only a checked one, goes there
             _check_is_a_wheel(item, result, cache)  # an install checks far more, later
             _place(item, result, cache, keep_wheels_in)

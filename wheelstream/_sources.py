@@ -6,6 +6,7 @@ entries are checked where they are read (``_index``).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import urllib.parse
 import urllib.request
@@ -32,6 +33,7 @@ __all__ = [
     "Resolved",
     "allowed_hashes",
     "check_allowed",
+    "check_index_hashes",
     "direct_url",
     "filename_of",
     "forget_refused",
@@ -47,9 +49,10 @@ class Resolved(NamedTuple):
     # Several sha256s the caller allows (pip's repeated --hash) where none could be picked before downloading:
     # the finished wheel must be one of them (``check_allowed``).
     allowed: frozenset[str] = frozenset()
-    size: int | None = (
-        None  # bytes the file must have (a lock's ``size``): a server saying otherwise is refused
-    )
+    # The bytes the file must have (a lock's ``size``): a server announcing another length is refused.
+    size: int | None = None
+    # (algorithm, hex) of the md5/sha1/sha224/sha384/sha512 an index lists: checked on the finished file.
+    other_hashes: tuple[tuple[str, str], ...] = ()
 
 
 def allowed_hashes(value: str | Collection[str], source: str) -> frozenset[str]:
@@ -69,6 +72,7 @@ def resolve(
     client: httpx.Client,
     tags: Sequence[object],
     retries: int | None = None,
+    python_version: str | None = None,
 ) -> Resolved:
     """What to fetch for ``source``. A URL's file name is checked here (``wheel_filename_from_url``), so a
     hostile one fails before anything is downloaded or written; ``resolve_requirement`` checks an index's (and
@@ -97,7 +101,7 @@ def resolve(
     if "==" in source:
         from wheelstream.index import resolve_requirement
 
-        url, sha = resolve_requirement(
+        url, sha, other = resolve_requirement(
             source,
             index_url=index_url,
             cache=cache,
@@ -105,8 +109,9 @@ def resolve(
             tags=tags,
             allowed=allowed,
             retries=retries,
+            python_version=python_version,
         )
-        return _pinned(source, url, None, sha, allowed, "index's")
+        return _pinned(source, url, None, sha, allowed, "index's")._replace(other_hashes=other)
     raise UsageError(f"not a wheel URL, path or NAME==VERSION: {source}")
 
 
@@ -129,6 +134,29 @@ def _pinned(
     if named is None:
         return Resolved(source, url, path, None, allowed)
     return Resolved(source, url, path, named.lower())
+
+
+def check_index_hashes(
+    item: Resolved, wheel_file: Path, sha256: str, cache_dir: str | os.PathLike[str] | None
+) -> None:
+    """The other hashes an index lists for the file (an index without sha256s pins its files with md5 or
+    sha512, and pip and uv hold the file to them), read off the finished wheel file; a mismatch is the
+    download's, and the cache forgets it."""
+    if not item.other_hashes or not wheel_file.is_file():
+        return  # (a tree cached without its file was checked when it was published: its sha256 is the same)
+    digests = {name: hashlib.new(name) for name, _hex in item.other_hashes}
+    with open(wheel_file, "rb") as handle:
+        while block := handle.read(1 << 20):
+            for digest in digests.values():
+                digest.update(block)
+    for name, expected in item.other_hashes:
+        actual = digests[name].hexdigest()
+        if actual != expected:
+            forget_refused(item, sha256, cache_dir)
+            raise HashMismatch(
+                f"{name} is {actual}, the index lists {expected}; the download was discarded",
+                wheel=filename_of(item),
+            )
 
 
 def check_allowed(item: Resolved, sha256: str, cache_dir: str | os.PathLike[str] | None) -> None:

@@ -53,8 +53,11 @@ def pin(source: str) -> tuple[str, Specifier]:
     return canonicalize_name(req.name), specs[0]
 
 
-def python_version_of(tags: Sequence[Tag], explicit: tuple[int, int] | None) -> str | None:
-    """The target's ``X.Y``: given, or read off its first ``pyXY`` tag (packaging always lists one)."""
+def python_version_of(tags: Sequence[Tag], explicit: tuple[int, int] | str | None) -> str | None:
+    """The target's version for ``requires-python``: given (``X.Y.Z``, as pip compares it: ``>=3.11.7`` holds
+    on 3.11.7, ``<3.11.5`` does not), else ``X.Y`` read off its first ``pyXY`` tag (packaging always lists one)."""
+    if isinstance(explicit, str):
+        return explicit
     if explicit is not None:
         return f"{explicit[0]}.{explicit[1]}"
     for tag in tags:
@@ -85,20 +88,21 @@ def choose(
 ) -> IndexFile:
     """The best wheel for ``tags`` among ``files`` whose version the pin ``wanted`` matches (a bare version is
     ``==`` it): as pip orders candidates, one not yanked first, then the highest version (``2.0+cpu`` over
-    ``2.0`` for ``==2.0``), then the interpreter's most preferred tag. With ``allowed`` sha256s (pip's
+    ``2.0`` for ``==2.0``), then the interpreter's most preferred tag, then the highest build tag, then the
+    last listed (``1.0`` and ``1.0.0`` are one version: pip takes the later). With ``allowed`` sha256s (pip's
     ``--hash``), only files listed with one of them are candidates, if any is (pip's
     ``filter_unallowed_hashes``); else the download's own check decides."""
     spec = wanted if isinstance(wanted, Specifier) else Specifier(f"=={wanted}")
     version = spec.version
     rank = {tag: i for i, tag in reversed(list(enumerate(tags)))}
-    candidates: list[tuple[bool, Version, int, IndexFile]] = []
+    candidates: list[tuple[bool, Version, int, tuple[int, str] | tuple[()], int, IndexFile]] = []
     versions: set[str] = set()
     of_version: list[IndexFile] = []
     for f in files:
         if not f.filename.endswith(".whl") or not declared_ok(f):
             continue
         try:
-            wname, wversion, _build, wtags = parse_wheel_filename(f.filename)
+            wname, wversion, build, wtags = parse_wheel_filename(f.filename)
         except (
             InvalidVersion
         ):  # pragma: no cover - packaging reports it as an invalid file name, checked above
@@ -113,7 +117,7 @@ def choose(
             continue
         best = min((rank[t] for t in wtags if t in rank), default=None)
         if best is not None:
-            candidates.append((f.yanked is not None, wversion, best, f))
+            candidates.append((f.yanked is not None, wversion, best, build, len(candidates), f))
     if not candidates:
         if not of_version:
             known = ", ".join(sorted(versions, key=Version)) or "none"
@@ -126,8 +130,11 @@ def choose(
             f"{tags[0] if tags else '?'}, …) or its requires-python: {listed}",
             wheel=source,
         )
-    hashed = [c for c in candidates if c[3].sha256 is not None and c[3].sha256 in allowed]
-    yanked, _version, _rank, chosen = max(hashed or candidates, key=lambda c: (not c[0], c[1], -c[2]))
+    hashed = [c for c in candidates if c[-1].sha256 is not None and c[-1].sha256 in allowed]
+    # pip's sort key: then the highest build tag (none sorts lowest), and of equals the last listed
+    yanked, _version, _rank, _build, _order, chosen = max(
+        hashed or candidates, key=lambda c: (not c[0], c[1], -c[2], c[3], c[4])
+    )
     if yanked:
         reason = f" (reason: {chosen.yanked})" if chosen.yanked else ""
         _log.warning(

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import re
 import time
 import urllib.parse
 from collections.abc import Collection, Sequence
+from typing import NamedTuple
 
 import httpx
 from packaging.tags import Tag
@@ -22,8 +24,17 @@ from wheelstream.errors import (
     WheelstreamError,
 )
 from wheelstream.index._choose import choose, pin, python_version_of
-from wheelstream.index._pages import ACCEPT, JSON_TYPE, checked_url_name, parse_html, parse_json
+from wheelstream.index._pages import ACCEPT, JSON_TYPE, IndexFile, checked_url_name, parse_html, parse_json
 from wheelstream.transport import retry_after_seconds
+
+
+class Found(NamedTuple):
+    """The file an index gives for a pin."""
+
+    url: str
+    sha256: str | None
+    other_hashes: tuple[tuple[str, str], ...] = ()  # (algorithm, hex) of md5/sha1/sha224/sha384/sha512
+
 
 _log = logging.getLogger("wheelstream")
 
@@ -59,7 +70,11 @@ class _Origin(httpx.BaseTransport):
             follow_redirects=False,
             auth=self.auth if self.auth is not None else httpx.USE_CLIENT_DEFAULT,
         )
-        if response.status_code == 200 and not _states_freshness(response.headers):
+        if response.status_code >= 400:
+            # An error is never served from the cache: a 503 stated fresh for ten minutes would answer every
+            # retry (and the next command's) without asking the server again; pip asks again too.
+            response.headers["Cache-Control"] = "no-store"
+        elif response.status_code == 200 and not _states_freshness(response.headers):
             # ``Cache-Control: public`` (or ``private``, ``must-revalidate``) states no lifetime either
             given = response.headers.get("cache-control", "")
             added = (
@@ -113,7 +128,9 @@ def _origin(parts: urllib.parse.SplitResult) -> tuple[str, str | None, int | Non
     return scheme, parts.hostname, port if port is not None else _DEFAULT_PORTS.get(scheme)
 
 
-def _get(url: str, accept: str, client: httpx.Client, cache: Cache) -> tuple[httpx.Response, bytes, str]:
+def _get(
+    url: str, accept: str, client: httpx.Client, cache: Cache, *, revalidate: bool = False
+) -> tuple[httpx.Response, bytes, str]:
     """GET ``url`` through hishel (following redirects hop by hop, each cached on its own).
 
     Returns the final response, its body and the URL it came from (relative links resolve against it).
@@ -129,7 +146,8 @@ def _get(url: str, accept: str, client: httpx.Client, cache: Cache) -> tuple[htt
             transport = CacheTransport(
                 _Origin(client, plain, auth), storage=storage, rfc=hishel.CacheOptions(shared=False)
             )
-            request = httpx.Request("GET", visible, headers={"Accept": accept})
+            headers = {"Accept": accept, **({"Cache-Control": "no-cache"} if revalidate else {})}
+            request = httpx.Request("GET", visible, headers=headers)
             response = transport.handle_request(request)
             try:
                 body = response.read()
@@ -146,16 +164,16 @@ def _get(url: str, accept: str, client: httpx.Client, cache: Cache) -> tuple[htt
 
 
 def _get_page(
-    page: str, client: httpx.Client, cache: Cache, retries: int
+    page: str, client: httpx.Client, cache: Cache, retries: int, *, revalidate: bool = False
 ) -> tuple[httpx.Response, bytes, str]:
     """``_get`` of a project page, JSON preferred, asked again after a connection failure or a ``429``/``5xx``
     (as pip does): up to ``retries`` times, after the server's ``Retry-After`` or a doubling backoff."""
     attempt = 0
     while True:
         try:
-            response, body, final = _get(page, ACCEPT, client, cache)
+            response, body, final = _get(page, ACCEPT, client, cache, revalidate=revalidate)
             if response.status_code == 406:  # a server that cannot do JSON and says so
-                response, body, final = _get(page, "text/html", client, cache)
+                response, body, final = _get(page, "text/html", client, cache, revalidate=revalidate)
         except httpx.UnsupportedProtocol as exc:  # redirected to file:// (or worse): no retry can follow it
             raise HTTPStatusError(
                 f"index {redact(page)} redirected to a URL that is not HTTP(S): {exc}"
@@ -182,14 +200,16 @@ def resolve_requirement(
     cache: Cache,
     client: httpx.Client,
     tags: Sequence[object],
-    python_version: tuple[int, int] | None = None,
+    python_version: tuple[int, int] | str | None = None,
     retries: int | None = None,
     allowed: Collection[str] = (),
-) -> tuple[str, str | None]:
-    """``NAME==VERSION`` → (wheel URL, sha256 hex from the index or None).
+) -> Found:
+    """``NAME==VERSION`` → the wheel's URL, the sha256 hex the index lists or None, and the other hashes it
+    lists (checked on the finished file).
 
     ``tags`` are the target interpreter's supported tags, most preferred first. ``python_version`` is the
-    target's ``(major, minor)`` for ``requires-python``; by default it is read off ``tags``. ``retries``: how
+    target's version for ``requires-python`` (``"X.Y.Z"``, or ``(major, minor)``); by default ``X.Y`` is read
+    off ``tags``. ``retries``: how
     often (``INDEX_RETRIES`` when None) a page is asked for again after a connection failure or a
     ``429``/``5xx`` (``_get_page``). ``allowed``: the sha256s the caller allows; a file the page lists with one
     of them is preferred (``choose``).
@@ -202,24 +222,50 @@ def resolve_requirement(
         raise
     tag_list = [t for t in tags if isinstance(t, Tag)]
     page = index_url.rstrip("/") + "/" + name + "/"
+    target_python = python_version_of(tag_list, python_version)
     try:
-        response, body, final = _get_page(page, client, cache, INDEX_RETRIES if retries is None else retries)
-        status = response.status_code
-        if status in (404, 410):
-            raise UsageError(f"no project {name!r} on the index {redact(index_url)}")
-        if status != 200:
-            raise HTTPStatusError(f"index {redact(page)} answered {status}")
-        ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype == JSON_TYPE or ctype.endswith("+json") or ctype == "application/json":
-            files = parse_json(body, final)
-        else:
-            files = parse_html(body, final, response.charset_encoding or "utf-8")
+        files, from_cache = _project_files(page, index_url, client, cache, retries, revalidate=False)
+        try:
+            chosen = choose(files, name, version, tag_list, target_python, source, allowed=allowed)
+        except UsageError:
+            if not from_cache:
+                raise
+            # A page kept fresh by its lifetime (or ours: HEURISTIC_MAX_AGE) may predate the version asked for,
+            # published a minute ago: asked again, revalidated, before saying it is not there (pip always asks).
+            files, _ = _project_files(page, index_url, client, cache, retries, revalidate=True)
+            chosen = choose(files, name, version, tag_list, target_python, source, allowed=allowed)
     except WheelstreamError as exc:
         exc.with_wheel(source)
         raise
-    chosen = choose(
-        files, name, version, tag_list, python_version_of(tag_list, python_version), source, allowed=allowed
-    )
     checked_url_name(chosen)  # before anything is fetched: the URL's name is what a download writes
-    _log.debug("%s: %s from %s (%s)", source, chosen.filename, redact(final), ctype or "no content type")
-    return _with_credentials(chosen.url, index_url), chosen.sha256
+    _log.debug("%s: %s from %s", source, chosen.filename, redact(page))
+    return Found(_with_credentials(chosen.url, index_url), chosen.sha256, chosen.other_hashes)
+
+
+def _project_files(
+    page: str, index_url: str, client: httpx.Client, cache: Cache, retries: int | None, *, revalidate: bool
+) -> tuple[list[IndexFile], bool]:
+    """The files a project page lists, and whether the page came from the cache without asking the server."""
+    response, body, final = _get_page(
+        page, client, cache, INDEX_RETRIES if retries is None else retries, revalidate=revalidate
+    )
+    status = response.status_code
+    if status in (404, 410):
+        raise UsageError(
+            f"no project {page.rstrip('/').rpartition('/')[2]!r} on the index {redact(index_url)}"
+        )
+    if status != 200:
+        raise HTTPStatusError(f"index {redact(page)} answered {status}")
+    ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    api = re.fullmatch(r"application/vnd\.pypi\.simple\.v(\d+)\+(?:json|html)", ctype)
+    if api is not None and api.group(1) != "1":  # PEP 629: an unknown major version is a hard failure
+        raise HTTPStatusError(f"index page {redact(final)} is {ctype}; this installer reads API version 1")
+    if ctype == JSON_TYPE or ctype.endswith("+json") or ctype == "application/json":
+        files = parse_json(body, final)
+    else:
+        files = parse_html(body, final, response.charset_encoding or "utf-8")
+    caching = response.extensions.get("caching")  # hishel's CacheStatus, a TypedDict
+    from_cache = (
+        isinstance(caching, dict) and bool(caching.get("from_cache")) and not caching.get("revalidated")
+    )
+    return files, from_cache

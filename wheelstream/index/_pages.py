@@ -27,7 +27,8 @@ from wheelstream.errors import (
     InvalidWheelFilename,
 )
 
-ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
+# pip's: a server that negotiates strictly and offers only PEP 691's HTML type is reachable too
+ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.1, text/html;q=0.01"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 
 
@@ -48,6 +49,9 @@ class IndexFile:
     sha256: str | None
     requires_python: str | None
     yanked: str | None  # None: not yanked; "" or a reason: yanked
+    # The other hashes the page lists (md5, sha1, sha224, sha384, sha512), checked on the finished file: an index
+    # that lists no sha256 still pins its files, as pip and uv hold them to it.
+    other_hashes: tuple[tuple[str, str], ...] = ()
 
 
 # -- page parsing ---------------------------------------------------------------------------------------
@@ -71,6 +75,10 @@ def parse_json(body: bytes, page_url: str) -> list[IndexFile]:
         raise HTTPStatusError(
             f"index page {redact(page_url)} is not PEP 691 JSON: 'files' is a {type(files).__name__}, not a list"
         )
+    meta = doc.get("meta") if isinstance(doc, dict) else None
+    api = meta.get("api-version") if isinstance(meta, dict) else None
+    if isinstance(api, str) and api.split(".")[0] != "1":  # PEP 629: another major version is a hard failure
+        raise HTTPStatusError(f"index page {redact(page_url)} is API version {api}; this installer reads 1.x")
     out = []
     for item in files:
         if not isinstance(item, dict) or not isinstance(item.get("filename"), str):
@@ -84,6 +92,11 @@ def parse_json(body: bytes, page_url: str) -> list[IndexFile]:
         sha = hashes.get("sha256") if isinstance(hashes, dict) else None
         if not isinstance(sha, str):
             sha = _fragment_sha256(fragment)
+        listed = (
+            {str(k).lower(): v for k, v in hashes.items() if isinstance(v, str)}
+            if isinstance(hashes, dict)
+            else {}
+        )
         rp = item.get("requires-python")
         out.append(
             IndexFile(
@@ -92,6 +105,7 @@ def parse_json(body: bytes, page_url: str) -> list[IndexFile]:
                 sha.lower() if sha else None,
                 rp if isinstance(rp, str) and rp else None,
                 _yank(item.get("yanked")),
+                _other_hashes(listed or dict(fragment_pairs(fragment))),
             )
         )
     return out
@@ -111,16 +125,25 @@ class _Anchors(html.parser.HTMLParser):
         if tag == "base" and self.base is None:
             self.base = dict(attrs).get("href")
         elif tag == "a":
+            self._close_anchor()  # an <a> never closed is a link all the same (pip's parser keeps it)
             self._open, self._text = dict(attrs), []
+
+    def close(self) -> None:
+        super().close()
+        self._close_anchor()
+
+    def _close_anchor(self) -> None:
+        if self._open is not None:
+            self.anchors.append((self._open, "".join(self._text).strip()))
+            self._open = None
 
     def handle_data(self, data: str) -> None:
         if self._open is not None:
             self._text.append(data)
 
     def handle_endtag(self, tag: str) -> None:
-        if tag == "a" and self._open is not None:
-            self.anchors.append((self._open, "".join(self._text).strip()))
-            self._open = None
+        if tag == "a":
+            self._close_anchor()
 
 
 def parse_html(body: bytes, page_url: str, encoding: str = "utf-8") -> list[IndexFile]:
@@ -153,6 +176,7 @@ def parse_html(body: bytes, page_url: str, encoding: str = "utf-8") -> list[Inde
                 sha,
                 attrs.get("data-requires-python") or None,
                 None if "data-yanked" not in attrs else (yanked or ""),
+                _other_hashes(dict(fragment_pairs(fragment))),
             )
         )
     return out
@@ -219,6 +243,14 @@ def _fetchable(url: str) -> bool:
         return urllib.parse.urlsplit(url).scheme.lower() in ("http", "https")
     except ValueError:  # an unclosed IPv6 bracket, ...
         return False
+
+
+_OTHER_HASHES = ("md5", "sha1", "sha224", "sha384", "sha512")
+
+
+def _other_hashes(listed: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The non-sha256 hashes among a file's listed ones (a JSON ``hashes`` table or a link's fragment pairs)."""
+    return tuple((name, listed[name].lower()) for name in _OTHER_HASHES if listed.get(name))
 
 
 def _fragment_sha256(fragment: str) -> str | None:

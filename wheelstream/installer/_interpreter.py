@@ -56,6 +56,7 @@ class Interpreter:
     env_scheme: HomeScheme | None = None  # where a plain install goes: its environment's paths, absolute
     prefix: str = ""  # sys.prefix
     externally_managed: str | None = None  # PEP 668's error text when the marker applies to this interpreter
+    full_version: str = ""  # X.Y.Z, what an index's requires-python is compared with (as pip compares it)
     # PEP 508's marker environment as pairs (the probe is cached); () for the running interpreter, whose
     # environment ``marker_environment`` computes when asked
     markers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
@@ -107,6 +108,7 @@ def _from_payload(payload: dict[str, object]) -> Interpreter:
         prefix_scheme=_scheme(payload["prefix_scheme"]),
         env_scheme=_scheme(payload["env_scheme"]),
         prefix=str(payload["prefix"]),
+        full_version=str(payload.get("full_version") or ""),
         externally_managed=None
         if payload["externally_managed"] is None
         else str(payload["externally_managed"]),

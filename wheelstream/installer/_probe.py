@@ -118,6 +118,7 @@ def collect(*, in_process: bool = False) -> dict[str, Any]:
     return {
         "executable": sys.executable,
         "version": list(sys.version_info[:2]),
+        "full_version": "{}.{}.{}".format(*sys.version_info[:3]),  # what requires-python is compared with
         "in_venv": in_venv,
         "fs_encoding": sys.getfilesystemencoding(),
         "linesep": os.linesep,
