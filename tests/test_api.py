@@ -211,3 +211,91 @@ def test_a_second_ctrl_c_while_the_claims_are_released_keeps_saying_the_install_
     with pytest.raises(Interrupted) as raised:
         wheelstream.install([wheel], tmp_path / "t", cache_dir=tmp_path / "c")
     assert raised.value.installed
+
+
+def _one_cached_tree(tmp_path: Path, mode: str) -> tuple[str, Path, Path]:
+    """A wheel installed with ``mode`` (copy or hardlink) into ``a``: its URL, its cache, its unpacked tree."""
+    demo = make_wheel({"demo/__init__.py": b"X = 1\n" * 50, "demo/data.txt": b"data\n"}, name="demo")
+    server = FaultServer()
+    server.start()
+    url = server.add_file("demo-1.0-py3-none-any.whl", demo)
+    cache = tmp_path / "cache"
+    wheelstream.install([url], tmp_path / "a", cache_dir=cache, link_mode=mode)  # type: ignore[arg-type]
+    tree = cache / "wheels" / hashlib.sha256(demo).hexdigest()
+    assert (tree / "demo" / "__init__.py").is_file()
+    _SERVERS.append(server)
+    return url, cache, tree
+
+
+_SERVERS: list[FaultServer] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_servers() -> object:
+    yield
+    while _SERVERS:
+        _SERVERS.pop().stop()
+
+
+@pytest.mark.parametrize(
+    "damage", ["same-size edit", "truncated", "deleted", "edited through a hard link", "torn manifest"]
+)
+def test_a_cached_tree_that_changed_is_unpacked_anew_not_installed(tmp_path: Path, damage: str) -> None:
+    """The cache's unpacked tree is installed without reading its files; one edited in place (through the
+    hard link a ``hardlink`` install made, say), shrunk or gone was installed as it was, exit 0, and a torn
+    manifest was a traceback on every later install. Each is caught by a stat and unpacked anew."""
+    url, cache, tree = _one_cached_tree(tmp_path, "hardlink" if "hard link" in damage else "copy")
+    module = tree / "demo" / "__init__.py"
+    original = module.read_bytes()
+    if damage == "same-size edit":
+        module.write_bytes(b"Y" + original[1:])
+    elif damage == "truncated":
+        module.write_bytes(original[:10])
+    elif damage == "deleted":
+        module.unlink()
+    elif damage == "edited through a hard link":
+        with open(tmp_path / "a" / "demo" / "__init__.py", "ab") as installed:
+            installed.write(b"import os  # injected\n")
+    else:
+        manifest = tree.with_name(tree.name + ".manifest.json")
+        manifest.write_bytes(manifest.read_bytes()[:20])
+    result = wheelstream.install([url], tmp_path / "b", cache_dir=cache, link_mode="copy")
+    assert (tmp_path / "b" / "demo" / "__init__.py").read_bytes() == original
+    assert result.wheels[0].from_cache  # from the kept wheel file: nothing downloaded again
+    wheelstream.install([url], tmp_path / "c", cache_dir=cache, link_mode="copy")
+    assert (tmp_path / "c" / "demo" / "__init__.py").read_bytes() == original
+
+
+def test_library_hashes_take_the_command_lines_form_and_refuse_what_is_no_sha256(tmp_path: Path) -> None:
+    data = WELLFORMED["deflate"]()
+    with FaultServer() as server:
+        url = server.add_file("demo-1.0-py3-none-any.whl", data)
+        with pytest.raises(wheelstream.errors.UsageError, match="'xyz' is not a sha256"):
+            wheelstream.install([url], tmp_path / "t", cache_dir=tmp_path / "c", hashes={url: "xyz"})
+        assert server.requests == []
+        sha = hashlib.sha256(data).hexdigest()
+        wheelstream.install([url], tmp_path / "t", cache_dir=tmp_path / "c", hashes={url: f"sha256:{sha}"})
+
+
+def test_download_into_a_file_or_nothing_is_said_plainly(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    wheel.write_bytes(WELLFORMED["deflate"]())
+    with pytest.raises(wheelstream.errors.UsageError, match="dest is not a directory"):
+        wheelstream.download([str(wheel)], tmp_path / "afile", cache_dir=tmp_path / "c")
+    assert wheelstream.download([], tmp_path / "d", cache_dir=tmp_path / "c").wheels == ()
+
+
+def test_download_gives_each_directory_a_file_of_its_own(tmp_path: Path) -> None:
+    """It hard-linked the cache's file: every directory a wheel went to shared one inode with the cache, so a
+    chmod or an edit of one showed in all (pip download writes a file of its own)."""
+    data = WELLFORMED["deflate"]()
+    with FaultServer() as server:
+        url = server.add_file("demo-1.0-py3-none-any.whl", data)
+        wheelstream.download([url], tmp_path / "one", cache_dir=tmp_path / "c")
+        wheelstream.download([url], tmp_path / "two", cache_dir=tmp_path / "c")
+    one, two = tmp_path / "one" / "demo-1.0-py3-none-any.whl", tmp_path / "two" / "demo-1.0-py3-none-any.whl"
+    assert one.stat().st_nlink == two.stat().st_nlink == 1
+    with open(two, "ab") as spoil:
+        spoil.write(b"x")
+    assert one.read_bytes() == data

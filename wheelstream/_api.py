@@ -411,6 +411,8 @@ def download(
     refuses it, and not left in ``dest``. ``workers`` and ``connections`` as for :func:`install`."""
     check_arguments(sources, hashes, jobs, retries, timeout)
     dest_path = Path(dest)
+    if dest_path.exists() and not dest_path.is_dir():
+        raise UsageError(f"dest is not a directory: {dest_path}")
     fetched = fetch_all(
         sources,
         cache_dir=cache_dir,

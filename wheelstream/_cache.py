@@ -167,6 +167,19 @@ class Cache:
         self.wheel_manifest(sha256).unlink(missing_ok=True)
         shutil.rmtree(self.wheel_dir(sha256), ignore_errors=True)
 
+    def drop_tree(self, sha256: str) -> None:
+        """Remove an unpacked tree that no longer matches its manifest: the manifest first (nothing uses a tree
+        without one), then the tree, renamed out of ``wheels/<sha256>`` before it is deleted, so that a publish
+        of the same bytes meanwhile takes the name afresh instead of blessing what is left."""
+        self.wheel_manifest(sha256).unlink(missing_ok=True)
+        tree = self.wheel_dir(sha256)
+        gone = tree.with_name(f".{sha256}.dropped-{os.getpid()}-{secrets.token_hex(4)}")
+        try:
+            os.rename(tree, gone)
+        except OSError:
+            return  # gone already (another process dropped it), or never there
+        shutil.rmtree(gone, ignore_errors=True)
+
     def sweep_staging(self) -> None:
         """Remove staging trees with no journal whose URL lock can be taken: a download killed after removing
         its journal and before publishing or claiming its tree (see ``fetch/_publish.py``). A live download

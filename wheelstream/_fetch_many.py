@@ -146,10 +146,11 @@ def _check_is_a_wheel(item: Resolved, result: DownloadResult, cache: Cache) -> N
 def _place(item: Resolved, result: DownloadResult, cache: Cache, directory: Path) -> None:
     """A finished, checked wheel into ``download -d``'s directory: only once every check passed, so a wheel
     refused — or left unchecked because another source failed first — never reaches it, and a file already
-    there is replaced only by a good one. Hard-linked from the cache's wheel file (every use of that re-checks
-    its sha256) or the local source, else copied, through a temporary name renamed into place: the name never
-    holds half a wheel, and nothing is written through a symlink left there. The caller's own file, when
-    ``-d`` is where it already is, stays as it is."""
+    there is replaced only by a good one. Copied from the cache's wheel file or the local source, as pip
+    download writes a file of its own: a hard link would share one inode among every directory the wheel was
+    downloaded into and the cache (a chmod or an edit in one shows in all). Through a temporary name renamed
+    into place: the name never holds half a wheel, and nothing is written through a symlink left there. The
+    caller's own file, when ``-d`` is where it already is, stays as it is."""
     source = item.path if item.path is not None else cache.wheel_file(result.sha256)
     # The source's own name (the same bytes may be cached under another), checked again as it is joined.
     target = wheel_path_in(directory, filename_of(item), source=item.source)
@@ -161,24 +162,21 @@ def _place(item: Resolved, result: DownloadResult, cache: Cache, directory: Path
     temporary = target.with_name(f".{target.name}.{secrets.token_hex(8)}.part")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(source, temporary)
-        except OSError:  # another file system, or links not allowed
-            shutil.copyfile(source, temporary)
-        if item.path is None:
-            # The cache's files are its user's alone (0600, in 0700 directories); a wheelhouse gets the mode
-            # pip download gives a new file. A link shares the inode: the cache's file, in its 0700 directory,
-            # changes too, and stays unreachable to others.
-            os.chmod(temporary, 0o666 & ~current_umask())
+        shutil.copyfile(source, temporary)
+        # The cache's files are its user's alone (0600, in 0700 directories); a wheelhouse gets the mode pip
+        # download gives a new file.
+        os.chmod(temporary, 0o666 & ~current_umask())
         os.replace(temporary, target)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # (not there: a parent that is a file fails the unlink too)
+            temporary.unlink(missing_ok=True)
         where = exc.filename2 or exc.filename or target
         raise DiskError(
             f"cannot write {where}: {exc.strerror or exc}", wheel=result.staged.filename
         ) from None
     except BaseException:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
         raise
 
 

@@ -58,10 +58,18 @@ class Resolved(NamedTuple):
 def allowed_hashes(value: str | Collection[str], source: str) -> frozenset[str]:
     """What ``hashes`` gives for a source — one sha256 hex or several — as a set, lower-cased; an empty
     collection is a mistake (it would turn the check off), not a wish."""
-    allowed = frozenset({value.lower()} if isinstance(value, str) else {each.lower() for each in value})
-    if not allowed:
+    given = [value] if isinstance(value, str) else list(value)
+    if not given:
         raise UsageError("hashes: the allowed sha256s may not be empty", wheel=source)
-    return allowed
+    allowed = set()
+    for each in given:
+        # The command line's ``sha256:HEX`` is taken too; anything but 64 hex digits could match no file, and
+        # would be found out only after the download (which it then discarded).
+        hexdigest = str(each).strip().lower().removeprefix("sha256:").removeprefix("sha256=")
+        if len(hexdigest) != 64 or any(c not in "0123456789abcdef" for c in hexdigest):
+            raise UsageError(f"hashes: {each!r} is not a sha256 (64 hex digits, or sha256:HEX)", wheel=source)
+        allowed.add(hexdigest)
+    return frozenset(allowed)
 
 
 def resolve(

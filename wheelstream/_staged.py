@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-__all__ = ["StagedFile", "StagedWheel", "current_umask", "pip_dir_mode", "pip_file_mode"]
+__all__ = ["StagedFile", "StagedWheel", "current_umask", "pip_dir_mode", "pip_file_mode", "tree_intact"]
 
 
 def current_umask() -> int:
@@ -60,12 +61,16 @@ class StagedWheel:
     empty_dirs: frozenset[str] = frozenset()
 
     def write_manifest(self, path: Path) -> None:
-        """Persist the digests so a cached tree can be installed without re-hashing. ``path`` lies *beside*
-        the tree, never in it: every name inside the tree is the wheel's to choose, and a wheel file named
-        like the manifest must not be able to overwrite it (or be overwritten by it)."""
+        """Persist the digests so a cached tree can be installed without re-hashing, and each file's
+        modification time as it lies in the tree now (:func:`tree_intact`). ``path`` lies *beside* the tree,
+        never in it: every name inside the tree is the wheel's to choose, and a wheel file named like the
+        manifest must not be able to overwrite it (or be overwritten by it)."""
         payload = {
             "filename": self.filename,
-            "files": [[f.name, f.size, f.sha256, f.executable] for f in self.files.values()],
+            "files": [
+                [f.name, f.size, f.sha256, f.executable, os.lstat(self.root / f.name).st_mtime_ns]
+                for f in self.files.values()
+            ],
         }
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(payload), encoding="utf-8")
@@ -76,9 +81,31 @@ class StagedWheel:
         """The tree at ``root`` as the manifest at ``path`` describes it."""
         payload = json.loads(path.read_text(encoding="utf-8"))
         files = {
-            name: StagedFile(name, int(size), str(sha), bool(x)) for name, size, sha, x in payload["files"]
+            name: StagedFile(name, int(size), str(sha), bool(x))
+            for name, size, sha, x, *_ in payload["files"]
         }
         return cls(filename=str(payload["filename"]), root=root, files=files)
+
+
+def tree_intact(root: Path, manifest: Path) -> bool:
+    """Is every file the manifest names still a regular file of its size and modification time in ``root``?
+
+    A cached tree is installed without reading its files again (that is what the cache is for): this is what
+    can be known from a ``stat`` each. It catches a file deleted or truncated, and one edited in place — through
+    the hard link a ``--link-mode hardlink`` install made, say — whose new time the edit sets; not an edit that
+    puts the old time back, which takes intent in an owner-only cache. Manifests from before the times were
+    kept are held to the sizes alone."""
+    try:
+        rows = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+        for name, size, _sha, _x, *stamp in rows:
+            info = os.lstat(root / name)
+            if not stat.S_ISREG(info.st_mode) or info.st_size != int(size):
+                return False
+            if stamp and info.st_mtime_ns != int(stamp[0]):
+                return False
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return True
 
 
 def empty_directory_entries(entry_names: Iterable[str], files: Iterable[str]) -> frozenset[str]:

@@ -94,7 +94,17 @@ def cache_list(cache_dir: str | None) -> None:
 )
 def cache_clean(cache_dir: str | None, partial_only: bool) -> None:
     """Remove cached data and say what was removed. Downloads in progress elsewhere are left alone."""
-    root = Cache.at(cache_dir).root  # Cache.at also sweeps the trees of move installs that were killed
+    try:
+        root = Cache.at(cache_dir).root  # Cache.at also sweeps the trees of move installs that were killed
+        _clean(root, partial_only)
+    except OSError as exc:  # a cache this user cannot write: one line, what was removed so far said above
+        from wheelstream.cli._contract import fail
+
+        where = f" ({exc.filename})" if exc.filename else ""
+        fail(None, f"cannot clean the cache: {exc.strerror or exc}{where}", 1)
+
+
+def _clean(root: Path, partial_only: bool) -> None:
     removed_partials = removed_bytes = busy = 0
     for p in _partials(root):
         if _locked(root / "partial" / f"{p.key}.lock"):

@@ -85,6 +85,8 @@ def from_wheel_file(job: Job, sha256: str, progress: ProgressCallback | None) ->
     except (ArchiveError, HashMismatch):
         path.unlink(missing_ok=True)
         return None
+    except FileNotFoundError:  # ``cache clean`` took it between the look and the open: downloaded again
+        return None
     return dataclasses.replace(result, bytes_reused=0, from_cache=True)
 
 

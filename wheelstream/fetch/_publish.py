@@ -27,7 +27,7 @@ from pathlib import Path
 from wheelstream._cache import Cache, Claim
 from wheelstream._killpoints import reached
 from wheelstream._progress import Progress, ProgressCallback
-from wheelstream._staged import StagedWheel, empty_directory_entries
+from wheelstream._staged import StagedWheel, empty_directory_entries, tree_intact
 from wheelstream.errors import HashMismatch, TruncatedArchive, UnpackedLimitExceeded
 from wheelstream.fetch._options import DownloadOptions, DownloadResult, Job
 from wheelstream.fetch._resume import PrefixAudit
@@ -151,6 +151,12 @@ def cached(
     hold for it too, as they would for the archive (its files count; directory entries are not kept)."""
     manifest = cache.wheel_manifest(sha256)
     if not manifest.is_file() or not cache.wheel_dir(sha256).is_dir():
+        return None
+    if not tree_intact(cache.wheel_dir(sha256), manifest):
+        # A file changed, went or shrank (or the manifest is torn): the tree is not what its manifest vouches
+        # for. It goes, so that no later publish gives it a manifest again; the kept wheel file (checked by
+        # its sha256) or the server unpacks it anew.
+        cache.drop_tree(sha256)
         return None
     staged = StagedWheel.read_manifest(cache.wheel_dir(sha256), manifest)
     size = sum(each.size for each in staged.files.values())
