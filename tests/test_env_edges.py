@@ -316,13 +316,17 @@ def unreadable_record(record: Path, how: str) -> None:
     elif how == "an unterminated quote":
         rows = "".join(f"foo/module_{i}.py,,\n" for i in range(10_000))
         record.write_text('"' + record.read_text() + rows)
+    elif (
+        how == "not UTF-8"
+    ):  # a Latin-1 RECORD: its non-ASCII names are not the disk's (they were left behind)
+        record.write_bytes(record.read_bytes() + "foo/versi\xf3n.txt,,\n".encode("latin-1"))
     else:
         record.unlink()
         record.mkdir()
         (record / "x").write_text("")
 
 
-@pytest.mark.parametrize("how", ["a field over 128 KiB", "an unterminated quote", "a directory"])
+@pytest.mark.parametrize("how", ["a field over 128 KiB", "an unterminated quote", "a directory", "not UTF-8"])
 def test_an_unreadable_record_is_one_error_line_and_changes_nothing(
     tmp_path: Path, cache: Path, how: str
 ) -> None:

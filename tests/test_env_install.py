@@ -792,3 +792,20 @@ def test_upgrade_into_an_environment_is_what_an_install_there_does(
     run = ws("install", url2, "--python", python, "-U", cache=cache, cwd=tmp_path)
     assert run.code == 0, run.err
     assert "already installed: demo 2.0 (--reinstall installs it again)" in run.err.splitlines()
+
+
+def test_direct_url_of_a_path_through_a_symlink_is_the_path_as_given(tmp_path: Path, cache: Path) -> None:
+    """pip records the path made absolute and normalised, not resolved: a symlinked directory stays in it."""
+    wheel = write_wheel(tmp_path / "wheels", "alpha", "1.0", {"alpha.py": b"a = 1\n"})
+    (tmp_path / "linked").symlink_to(tmp_path / "wheels")
+    run = ws(
+        "install",
+        "linked/alpha-1.0-py3-none-any.whl",
+        "--target",
+        str(tmp_path / "t"),
+        cache=cache,
+        cwd=tmp_path,
+    )
+    assert run.code == 0, run.err
+    recorded = json.loads((tmp_path / "t" / "alpha-1.0.dist-info" / "direct_url.json").read_text())["url"]
+    assert recorded == (tmp_path / "linked" / wheel.name).as_uri()

@@ -202,5 +202,6 @@ def direct_url(item: Resolved) -> str | None:
     if item.path is not None:
         if item.source[:5].lower() == "file:":
             return recorded_url(item.source)
-        return item.path.resolve().as_uri()
+        # As pip records it: absolute and normalised, not through the symlinks it may pass (resolve would)
+        return Path(os.path.normpath(os.path.abspath(item.path))).as_uri()
     return None

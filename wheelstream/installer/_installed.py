@@ -164,8 +164,15 @@ def removal(env: Environment, dist: Installed, warn: Callable[[str], None] | Non
     files: set[str] = set()
     outside: list[str] = []
     try:
-        with open(record, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        # Strictly UTF-8 (PEP 376/627): a RECORD in another encoding names its non-ASCII files by other bytes
+        # than the disk does, and removing by it would leave them behind in silence (pip refuses it too).
+        with open(record, encoding="utf-8", newline="") as handle:
             rows = [row[0] for row in csv.reader(handle) if row and row[0]]
+    except UnicodeDecodeError as exc:
+        raise InstallConflict(
+            f"cannot remove {one_line(dist.name)} {one_line(dist.version)}: its RECORD is not UTF-8 "
+            f"(byte {exc.start}), so its non-ASCII file names cannot be told; remove its files by hand"
+        ) from None
     except csv.Error as exc:  # a RECORD zeroed by a power loss, a quote left open
         raise InstallConflict(
             f"cannot remove {one_line(dist.name)} {one_line(dist.version)}: its RECORD cannot be read ({exc}); "
