@@ -65,10 +65,11 @@ class StagedWheel:
         modification time as it lies in the tree now (:func:`tree_intact`). ``path`` lies *beside* the tree,
         never in it: every name inside the tree is the wheel's to choose, and a wheel file named like the
         manifest must not be able to overwrite it (or be overwritten by it)."""
+        base = os.fspath(self.root)
         payload = {
             "filename": self.filename,
             "files": [
-                [f.name, f.size, f.sha256, f.executable, os.lstat(self.root / f.name).st_mtime_ns]
+                [f.name, f.size, f.sha256, f.executable, os.lstat(f"{base}/{f.name}").st_mtime_ns]
                 for f in self.files.values()
             ],
         }
@@ -87,25 +88,30 @@ class StagedWheel:
         return cls(filename=str(payload["filename"]), root=root, files=files)
 
 
-def tree_intact(root: Path, manifest: Path) -> bool:
-    """Is every file the manifest names still a regular file of its size and modification time in ``root``?
+def tree_intact(root: Path, manifest: Path) -> StagedWheel | None:
+    """The tree at ``root`` as ``manifest`` describes it, if every file it names is still a regular file of its
+    size and modification time there; else None (a torn manifest too).
 
     A cached tree is installed without reading its files again (that is what the cache is for): this is what
     can be known from a ``stat`` each. It catches a file deleted or truncated, and one edited in place — through
     the hard link a ``--link-mode hardlink`` install made, say — whose new time the edit sets; not an edit that
     puts the old time back, which takes intent in an owner-only cache. Manifests from before the times were
-    kept are held to the sizes alone."""
+    kept are held to the sizes alone. (Names are joined as strings: a ``Path`` per file costs more than its
+    ``lstat``, docs/performance.md#d-cached-tree-check.)"""
     try:
-        rows = json.loads(manifest.read_text(encoding="utf-8"))["files"]
-        for name, size, _sha, _x, *stamp in rows:
-            info = os.lstat(root / name)
+        payload = json.loads(manifest.read_text(encoding="utf-8"))
+        base = os.fspath(root)
+        files = {}
+        for name, size, sha, executable, *stamp in payload["files"]:
+            info = os.lstat(f"{base}/{name}")
             if not stat.S_ISREG(info.st_mode) or info.st_size != int(size):
-                return False
+                return None
             if stamp and info.st_mtime_ns != int(stamp[0]):
-                return False
+                return None
+            files[name] = StagedFile(name, int(size), str(sha), bool(executable))
+        return StagedWheel(filename=str(payload["filename"]), root=root, files=files)
     except (OSError, ValueError, KeyError, TypeError):
-        return False
-    return True
+        return None
 
 
 def empty_directory_entries(entry_names: Iterable[str], files: Iterable[str]) -> frozenset[str]:

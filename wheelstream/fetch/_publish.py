@@ -152,13 +152,13 @@ def cached(
     manifest = cache.wheel_manifest(sha256)
     if not manifest.is_file() or not cache.wheel_dir(sha256).is_dir():
         return None
-    if not tree_intact(cache.wheel_dir(sha256), manifest):
+    staged = tree_intact(cache.wheel_dir(sha256), manifest)
+    if staged is None:
         # A file changed, went or shrank (or the manifest is torn): the tree is not what its manifest vouches
         # for. It goes, so that no later publish gives it a manifest again; the kept wheel file (checked by
         # its sha256) or the server unpacks it anew.
         cache.drop_tree(sha256)
         return None
-    staged = StagedWheel.read_manifest(cache.wheel_dir(sha256), manifest)
     size = sum(each.size for each in staged.files.values())
     if size > options.max_unpacked_size:
         raise UnpackedLimitExceeded(
