@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import http.client
 import os
 import socket
@@ -208,3 +209,53 @@ def test_simple_pages_negotiate_by_pep_691(
         assert r.status_code == 200
         expected = "application/vnd.pypi.simple.v1+json" if json_wanted else "text/html; charset=utf-8"
         assert r.headers["content-type"] == expected
+
+
+def test_if_match_and_if_unmodified_since_fail_with_412_as_nginx_answers(server: FaultServer) -> None:
+    """RFC 9110 §13.1.1, §13.1.4: a resume that asks by ``If-Match`` (or ``If-Unmodified-Since``) must not get
+    other bytes; both were ignored, so a changed file came back as a 206 to splice."""
+    url = server.url_for(NAME)
+    head = httpx.head(url)
+    etag, date = head.headers["etag"], head.headers["last-modified"]
+    assert httpx.get(url, headers={"Range": "bytes=5-", "If-Match": etag}).status_code == 206
+    assert httpx.get(url, headers={"If-Match": '"other", ' + etag}).status_code == 200
+    assert httpx.get(url, headers={"If-Match": "*"}).status_code == 200
+    assert httpx.get(url, headers={"Range": "bytes=5-", "If-Match": '"other"'}).status_code == 412
+    assert httpx.get(url, headers={"If-Match": "W/" + etag}).status_code == 412  # a strong comparison
+    assert httpx.get(url, headers={"If-Unmodified-Since": date}).status_code == 200
+    old = "Thu, 01 Jan 1970 00:00:00 GMT"
+    assert httpx.get(url, headers={"Range": "bytes=5-", "If-Unmodified-Since": old}).status_code == 412
+
+
+def test_an_asctime_date_is_an_http_date_too(server: FaultServer) -> None:
+    """RFC 9110 §5.6.7: a recipient accepts all three forms; asctime's came back without a zone and never
+    matched (200 to If-Modified-Since, 200 to If-Range)."""
+    url = server.url_for(NAME)
+    stamp = email.utils.parsedate_to_datetime(httpx.head(url).headers["last-modified"])
+    asctime = f"{stamp:%a %b} {stamp.day:2d} {stamp:%H:%M:%S %Y}"  # "Mon Dec  7 04:45:15 2026"
+    assert httpx.get(url, headers={"If-Modified-Since": asctime}).status_code == 304
+    assert httpx.get(url, headers={"Range": "bytes=5-", "If-Range": asctime}).status_code == 206
+
+
+def test_a_range_of_digits_that_are_not_ascii_is_ignored(server: FaultServer) -> None:
+    """``str.isdigit`` takes "²", ``int`` does not: the request got no answer at all."""
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        sock.sendall(
+            f"GET /{NAME} HTTP/1.1\r\nHost: x\r\nRange: bytes=\xb2-\r\nConnection: close\r\n\r\n".encode(
+                "latin-1"
+            )
+        )
+        head = sock.recv(1024)
+    assert head.startswith(b"HTTP/1.1 200 "), head
+
+
+def test_a_request_body_is_read_not_taken_for_the_next_request(server: FaultServer) -> None:
+    """RFC 9112 §6.3: a HEAD with ``Content-Length: 5`` and its body, then a HEAD on the same connection: the
+    body was read as the next request line ("HELLOHEAD": 501)."""
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        sock.sendall(f"HEAD /{NAME} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nHELLO".encode())
+        sock.sendall(f"HEAD /{NAME} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        answers = b""
+        while chunk := sock.recv(65536):
+            answers += chunk
+    assert answers.count(b"HTTP/1.1 200 ") == 2, answers

@@ -27,6 +27,7 @@ from __future__ import annotations
 import mimetypes
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 
@@ -99,7 +100,7 @@ def parse_range(value: str | None, size: int) -> tuple[int, int] | None:
         return None
     first_s, dash, last_s = spec.strip().partition("-")
     first_s, last_s = first_s.strip(), last_s.strip()
-    if not dash or not (first_s.isdigit() or first_s == "") or not (last_s.isdigit() or last_s == ""):
+    if not dash or not _digits(first_s, empty_ok=True) or not _digits(last_s, empty_ok=True):
         return None
     if first_s == "":
         if last_s == "":
@@ -119,6 +120,39 @@ def parse_range(value: str | None, size: int) -> tuple[int, int] | None:
     return first, min(last, size - 1)
 
 
+def _digits(text: str, *, empty_ok: bool) -> bool:
+    """ASCII digits only: ``str.isdigit`` takes "²" too, which ``int`` refuses (the request got no answer)."""
+    return (empty_ok and text == "") or (text.isascii() and text.isdigit())
+
+
+def _http_date(value: str) -> datetime:
+    """An HTTP-date in any of RFC 9110 §5.6.7's three forms; asctime's has no zone and is GMT (it came back naive,
+    and comparing it with an aware date failed, so it never matched)."""
+    parsed = parsedate_to_datetime(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+
+
+def _strong_match(value: str, etag: str | None) -> bool:
+    """``If-Match``: ``*`` (the file exists), or one of the listed tags strongly equal to ``etag``."""
+    tags = [tag.strip() for tag in value.split(",")]
+    return "*" in tags or (etag is not None and not etag.startswith("W/") and etag in tags)
+
+
+def precondition_failed(headers: Mapping[str, str], etag: str | None, last_modified: str | None) -> bool:
+    """RFC 9110 §13.2.2, steps 1–2: ``If-Match`` that matches no strong tag, else ``If-Unmodified-Since`` older
+    than the file, fail with 412 (a resume that asks by them must not be answered with other bytes)."""
+    if_match = headers.get("if-match")
+    if if_match is not None:
+        return not _strong_match(if_match, etag)
+    since = headers.get("if-unmodified-since")
+    if since is None or last_modified is None:
+        return False
+    try:
+        return _http_date(last_modified) > _http_date(since)
+    except (TypeError, ValueError, IndexError):
+        return False  # not a date: ignored
+
+
 def if_range_matches(value: str, etag: str | None, last_modified: str | None) -> bool:
     """RFC 9110 §13.1.5: strong ETag comparison, or an HTTP-date exactly equal to Last-Modified."""
     value = value.strip()
@@ -129,7 +163,7 @@ def if_range_matches(value: str, etag: str | None, last_modified: str | None) ->
     if last_modified is None:
         return False
     try:
-        return parsedate_to_datetime(value) == parsedate_to_datetime(last_modified)
+        return _http_date(value) == _http_date(last_modified)
     except (TypeError, ValueError, IndexError):
         return False
 
@@ -139,7 +173,7 @@ def not_modified_since(value: str, last_modified: str | None) -> bool:
     if last_modified is None:
         return False
     try:
-        return parsedate_to_datetime(last_modified) <= parsedate_to_datetime(value)
+        return _http_date(last_modified) <= _http_date(value)
     except (TypeError, ValueError, IndexError):
         return False
 
@@ -219,13 +253,18 @@ def decide(
         data = version.gzipped(tuple((f.offset, f.mask) for f in flips))
         size = len(data)
         if etag is not None:
-            etag = etag[:-1] + '-gzip"'
+            # Other bytes, another strong tag: a flipped byte makes another gzip stream (RFC 9110 §8.8.3)
+            flipped = "".join(f"-{f.offset}x{f.mask:02x}" for f in flips)
+            etag = etag[:-1] + f'-gzip{flipped}"'
         out += [("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")]
         used += [*gz, *flips]
     if etag is not None:
         out.append(("ETag", etag))
     if last_modified is not None:
         out.append(("Last-Modified", last_modified))
+
+    if precondition_failed(headers, etag, last_modified):
+        return status_decision(412, None, _names(used))
 
     # Conditional GET: lets caching clients (pip's cachecontrol, wheelstream's own cache) behave as against a
     # real server. If-Modified-Since counts only without If-None-Match (RFC 9110 §13.1.3).
