@@ -538,3 +538,36 @@ def test_version_imports_no_command_and_no_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]", out
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_each_bar_is_one_line_at_any_width(width: int) -> None:
+    """The name column was 40 characters at any width: below ~110 columns every bar wrapped and its figures
+    were cut to "…"."""
+    buf = io.StringIO()
+    console = Console(file=buf, width=width, force_terminal=True, color_system=None)
+    ui = ConsoleProgress(console, bars=True, quiet=False)
+    assert ui.bars
+    assert ui._rich is not None
+    name = "pandas-3.1.1-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl"
+    ui(Progress(name, 9 << 20, 12 << 20, 25, 4 << 20))
+    rendered = Console(width=width, file=io.StringIO(), color_system=None)
+    with rendered.capture() as captured:
+        rendered.print(ui._rich.get_renderable())
+    lines = [line for line in captured.get().splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert "9.0/12.0 MiB" in lines[0], lines[0]
+
+
+def test_of_several_wheels_a_finished_bar_goes_and_a_dumb_terminal_gets_no_bars() -> None:
+    """With more wheels than rows, rich hid the running bars under "..." while the finished ones stayed."""
+    buf = io.StringIO()
+    ui = ConsoleProgress(Console(file=buf, width=120, force_terminal=True), bars=True, quiet=False)
+    assert ui._rich is not None
+    ui(Progress("a.whl", 1, 10, 1, None))
+    ui(Progress("b.whl", 1, 10, 1, None))
+    ui(Progress("a.whl", 10, 10, 1, None, finished=True))
+    assert [task.description for task in ui._rich.tasks] == ["b.whl"]
+    dumb = Console(file=io.StringIO(), width=120, force_terminal=True, _environ={"TERM": "dumb"})
+    assert dumb.is_dumb_terminal
+    assert not ConsoleProgress(dumb, bars=True, quiet=False).bars

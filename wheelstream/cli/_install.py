@@ -100,7 +100,7 @@ def _gather(
             continue
         given.append(kept)
         if hash_values:
-            pinned_with(allowed, kept, [parse_hash(hash_values[number], "--hash")], "--hash")
+            pinned_with(allowed, kept, [parse_hash(hash_values[number], "command line")], "--hash")
     all_sources = given + reqs.sources
     _require_hashes_of_all(all_sources, allowed)
     index = index_url or reqs.index_url or DEFAULT_INDEX_URL

@@ -84,7 +84,9 @@ class ConsoleProgress:
         self._console_lock = threading.Lock()
         self.quiet = quiet
         self.verbose = verbose  # say how many connections fetch a wheel (its bar and a line when it changes)
-        self.bars = bars and not quiet and self.console.is_terminal
+        # A dumb terminal cannot move the cursor back: rich would print one bar, late and garbled.
+        self.bars = bars and not quiet and self.console.is_terminal and not self.console.is_dumb_terminal
+        self._name_width = 40
         self._lock = threading.Lock()
         self._wheels: dict[str, _Wheel] = {}
         self._rich: RichProgress | None = None
@@ -100,18 +102,21 @@ class ConsoleProgress:
             )
             from rich.progress import Progress as RichProgress
 
-            self._rich = RichProgress(
+            # One line a wheel at any width (a wrapped bar cut its figures to "…" below ~110 columns): the name
+            # shortens with the terminal, and narrower ones drop the file count and ETA, then the rate.
+            width = self.console.width
+            self._name_width = max(14, min(40, width - 64))
+            columns = [
                 TextColumn("[bold]{task.description}", justify="left"),
                 BarColumn(bar_width=None),
                 DownloadColumn(binary_units=True),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[entries]} files"),
-                TextColumn("[cyan]{task.fields[note]}"),
-                console=self.console,
-                transient=False,
-                expand=True,
-            )
+            ]
+            if width >= 70:
+                columns.append(TransferSpeedColumn())
+            if width >= 110:
+                columns += [TimeRemainingColumn(), TextColumn("{task.fields[entries]} files")]
+            columns.append(TextColumn("[cyan]{task.fields[note]}"))
+            self._rich = RichProgress(*columns, console=self.console, transient=False, expand=True)
 
     @property
     def console(self) -> Console:
@@ -145,7 +150,7 @@ class ConsoleProgress:
             if wheel is None:
                 wheel = self._wheels[progress.wheel] = _Wheel()
                 if self._rich is not None:
-                    label = escape(_short(one_line(progress.wheel)))  # the column renders markup
+                    label = escape(_short(one_line(progress.wheel), self._name_width))  # markup is rendered
                     wheel.task = self._rich.add_task(label, total=None, entries=0, note="")
             message = progress.message
             restarted = message is not None and message.startswith("restarting from zero")
@@ -169,11 +174,19 @@ class ConsoleProgress:
             first_more = connections > wheel.most_connections
             wheel.most_connections = max(connections, wheel.most_connections)
             resumed_at = wheel.resumed_at
+            # Of several wheels, a finished one's bar goes: with more wheels than rows, rich hid the running
+            # ones under "..." while the finished stayed (the summary counts them all at the end).
+            drop = progress.finished and task is not None and len(self._wheels) > 1
+            if drop:
+                wheel.task = None
         if message:
             self._note(progress.wheel, message)
         if first_more:
             self._note(progress.wheel, f"{connections} connections")
         if self._rich is None or task is None:
+            return
+        if drop:
+            self._rich.remove_task(task)
             return
         if message == "from cache":
             self._rich.update(task, total=1, completed=1, note="from cache", entries=progress.entries_done)

@@ -64,10 +64,12 @@ def retrying(reason: str, attempt: int, retries: int, wait: float) -> str:
 
 
 def gave_up(without_progress: int, reason: str, position: int) -> RetriesExhausted:
-    return RetriesExhausted(
-        f"gave up after {without_progress} attempts without progress ({reason}); "
+    kept = (
         f"partial kept at {human(position)} — run the same command again to resume"
+        if position
+        else "nothing was fetched — run the same command again once the server answers"
     )
+    return RetriesExhausted(f"gave up after {without_progress} attempts without progress ({reason}); {kept}")
 
 
 def _missing(path: Path) -> bool:
