@@ -651,6 +651,14 @@ def test_installer_requested_and_direct_url_for_url_and_path_but_not_for_an_inde
     assert "alpha-1.0.dist-info/direct_url.json" in record_rows(site / "alpha-1.0.dist-info")
 
 
+def recorded_url(source: str, tmp_path: Path, cache: Path) -> str:
+    """``install SOURCE --target tmp/t``: the URL its ``direct_url.json`` records (the install must succeed)."""
+    run = ws("install", source, "--target", str(tmp_path / "t"), cache=cache, cwd=tmp_path)
+    assert run.code == 0, run.err
+    url: str = json.loads((tmp_path / "t" / "alpha-1.0.dist-info" / "direct_url.json").read_text())["url"]
+    return url
+
+
 @pytest.mark.parametrize(
     ("userinfo", "query", "recorded_userinfo", "recorded_query"),
     [
@@ -673,16 +681,7 @@ def test_direct_url_records_the_url_as_given_but_its_secrets(
     wheel = write_wheel(tmp_path / "wheels", "alpha", "1.0", {"alpha.py": b"a = 1\n"})
     url = server.add_file(wheel.name, wheel.read_bytes())
     scheme, rest = url.split("://", 1)
-    run = ws(
-        "install",
-        f"{scheme}://{userinfo}{rest}{query}",
-        "--target",
-        str(tmp_path / "t"),
-        cache=cache,
-        cwd=tmp_path,
-    )
-    assert run.code == 0, run.err
-    recorded = json.loads((tmp_path / "t" / "alpha-1.0.dist-info" / "direct_url.json").read_text())["url"]
+    recorded = recorded_url(f"{scheme}://{userinfo}{rest}{query}", tmp_path, cache)
     assert recorded == f"{scheme}://{recorded_userinfo}{rest}{recorded_query}"
 
 
@@ -690,10 +689,7 @@ def test_direct_url_of_a_file_url_is_the_url_as_given(tmp_path: Path, cache: Pat
     """pip records the link: ``file://localhost/...`` stays so (it became ``file:///...``)."""
     wheel = write_wheel(tmp_path / "wheels", "alpha", "1.0", {"alpha.py": b"a = 1\n"})
     source = f"file://localhost{wheel.resolve()}"
-    run = ws("install", source, "--target", str(tmp_path / "t"), cache=cache, cwd=tmp_path)
-    assert run.code == 0, run.err
-    recorded = json.loads((tmp_path / "t" / "alpha-1.0.dist-info" / "direct_url.json").read_text())["url"]
-    assert recorded == source
+    assert recorded_url(source, tmp_path, cache) == source
 
 
 # -- --compile-bytecode --------------------------------------------------------------------------------------
@@ -798,14 +794,5 @@ def test_direct_url_of_a_path_through_a_symlink_is_the_path_as_given(tmp_path: P
     """pip records the path made absolute and normalised, not resolved: a symlinked directory stays in it."""
     wheel = write_wheel(tmp_path / "wheels", "alpha", "1.0", {"alpha.py": b"a = 1\n"})
     (tmp_path / "linked").symlink_to(tmp_path / "wheels")
-    run = ws(
-        "install",
-        "linked/alpha-1.0-py3-none-any.whl",
-        "--target",
-        str(tmp_path / "t"),
-        cache=cache,
-        cwd=tmp_path,
-    )
-    assert run.code == 0, run.err
-    recorded = json.loads((tmp_path / "t" / "alpha-1.0.dist-info" / "direct_url.json").read_text())["url"]
+    recorded = recorded_url("linked/alpha-1.0-py3-none-any.whl", tmp_path, cache)
     assert recorded == (tmp_path / "linked" / wheel.name).as_uri()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import started_server, ws
+from conftest import Run, started_server, ws
 from packaging.tags import sys_tags
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -332,9 +332,7 @@ def test_an_index_that_lists_only_md5_or_sha512_still_pins_its_files(
         httpserver.expect_request("/simple/demo/").respond_with_data(json.dumps(doc), content_type=JSON)
     httpserver.expect_request(f"/files/{filename}").respond_with_data(data)
     target = tmp_path / "t"
-    run = ws(
-        "install", "demo==1.0", "-i", httpserver.url_for("/simple/"), "-t", str(target), cache=tmp_path / "c"
-    )
+    run = _install_pin(httpserver, tmp_path)
     if right:
         assert run.code == 0, run.err
         assert (target / "demo-1.0.dist-info").is_dir()
@@ -343,9 +341,7 @@ def test_an_index_that_lists_only_md5_or_sha512_still_pins_its_files(
     assert "the index lists 000" in run.error_line(alone=True)
     assert not target.exists()
     # the refused download is forgotten: the same command fetches it again (and is refused again)
-    again = ws(
-        "install", "demo==1.0", "-i", httpserver.url_for("/simple/"), "-t", str(target), cache=tmp_path / "c"
-    )
+    again = _install_pin(httpserver, tmp_path)
     assert again.code == 1, again.err
 
 
@@ -364,9 +360,7 @@ def test_requires_python_is_compared_with_the_full_version_as_pip_does(
     httpserver.expect_request("/simple/demo/").respond_with_data(body, content_type="text/html")
     httpserver.expect_request(f"/files/{filename}").respond_with_data(data)
     target = tmp_path / "t"
-    run = ws(
-        "install", "demo==1.0", "-i", httpserver.url_for("/simple/"), "-t", str(target), cache=tmp_path / "c"
-    )
+    run = _install_pin(httpserver, tmp_path)
     assert run.code == (0 if fits else 1), run.err
     assert (target / "demo-1.0.dist-info").is_dir() == fits
 
@@ -386,15 +380,7 @@ def test_an_error_page_stated_fresh_is_not_served_from_the_cache(
 
     httpserver.expect_request("/simple/demo/").respond_with_handler(page)
     httpserver.expect_request(f"/files/{filename}").respond_with_data(data)
-    run = ws(
-        "install",
-        "demo==1.0",
-        "-i",
-        httpserver.url_for("/simple/"),
-        "-t",
-        str(tmp_path / "t"),
-        cache=tmp_path / "c",
-    )
+    run = _install_pin(httpserver, tmp_path)
     assert run.code == 0, run.err
     assert [entry[0].path for entry in httpserver.log].count("/simple/demo/") == 2
 
@@ -412,15 +398,7 @@ def test_a_server_offering_only_pep_691_html_is_reachable(httpserver: HTTPServer
 
     httpserver.expect_request("/simple/demo/").respond_with_handler(page)
     httpserver.expect_request(f"/files/{filename}").respond_with_data(data)
-    run = ws(
-        "install",
-        "demo==1.0",
-        "-i",
-        httpserver.url_for("/simple/"),
-        "-t",
-        str(tmp_path / "t"),
-        cache=tmp_path / "c",
-    )
+    run = _install_pin(httpserver, tmp_path)
     assert run.code == 0, run.err
 
 
@@ -437,15 +415,7 @@ def test_a_page_of_another_major_api_version_is_refused(httpserver: HTTPServer, 
     httpserver.expect_request("/simple/demo/").respond_with_data(
         body, content_type="application/vnd.pypi.simple.v2+json"
     )
-    run = ws(
-        "install",
-        "demo==1.0",
-        "-i",
-        httpserver.url_for("/simple/"),
-        "-t",
-        str(tmp_path / "t"),
-        cache=tmp_path / "c",
-    )
+    run = _install_pin(httpserver, tmp_path)
     assert run.code == 3, run.err
     assert "this installer reads API version 1" in run.error_line(alone=True)
 
@@ -474,3 +444,10 @@ def test_a_version_published_after_the_page_was_cached_is_found(
     run = ws("install", "demo==1.1", "-i", index, "-t", str(tmp_path / "c1"), cache=cache)
     assert run.code == 0, run.err
     assert (tmp_path / "c1" / "demo-1.1.dist-info").is_dir()
+
+
+def _install_pin(httpserver: HTTPServer, tmp_path: Path, pin: str = "demo==1.0", into: str = "t") -> Run:
+    """``install PIN -i <the server's /simple/> -t tmp/INTO`` with the cache in tmp/c."""
+    return ws(
+        "install", pin, "-i", httpserver.url_for("/simple/"), "-t", str(tmp_path / into), cache=tmp_path / "c"
+    )
