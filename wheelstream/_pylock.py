@@ -46,6 +46,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import InvalidVersion
 
 from wheelstream.errors import HashMismatch, UsageError, WheelError, one_line
+from wheelstream.unpack._rehash import file_hexdigests
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -276,21 +277,14 @@ def verify_locked(wheel: LockedWheel, file: Path) -> None:
     others = {name: value for name, value in wheel.hashes.items() if name != "sha256"}
     if not others:
         return
-    digests = {}
     for name in others:
         try:
-            digests[name] = hashlib.new(name)
+            hashlib.new(name)
         except ValueError as exc:
             raise UsageError(
                 f"{wheel.filename}: the lock's hash {name!r} is not one this Python knows"
             ) from exc
-    with open(file, "rb") as handle:
-        while block := handle.read(1 << 20):
-            for digest in digests.values():
-                digest.update(block)
+    actual = file_hexdigests(file, others)
     for name, expected in others.items():
-        digest = digests[name]
-        # shake_128/256 have no fixed length: the lock's value says how many bytes it is of
-        actual = digest.hexdigest() if digest.digest_size else digest.hexdigest(len(expected) // 2)  # type: ignore[call-arg]
-        if actual != expected:
-            raise HashMismatch(f"{name} is {actual}, the lock says {expected}", wheel=wheel.filename)
+        if actual[name] != expected:
+            raise HashMismatch(f"{name} is {actual[name]}, the lock says {expected}", wheel=wheel.filename)

@@ -6,7 +6,6 @@ entries are checked where they are read (``_index``).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import urllib.parse
 import urllib.request
@@ -28,6 +27,7 @@ from wheelstream._urls import (
     wheel_filename_from_url,
 )
 from wheelstream.errors import HashMismatch, UsageError
+from wheelstream.unpack._rehash import file_hexdigests
 
 __all__ = [
     "Resolved",
@@ -152,13 +152,10 @@ def check_index_hashes(
     download's, and the cache forgets it."""
     if not item.other_hashes or not wheel_file.is_file():
         return  # (a tree cached without its file was checked when it was published: its sha256 is the same)
-    digests = {name: hashlib.new(name) for name, _hex in item.other_hashes}
-    with open(wheel_file, "rb") as handle:
-        while block := handle.read(1 << 20):
-            for digest in digests.values():
-                digest.update(block)
-    for name, expected in item.other_hashes:
-        actual = digests[name].hexdigest()
+    expected_by_name = dict(item.other_hashes)
+    actual_by_name = file_hexdigests(wheel_file, expected_by_name)
+    for name, expected in expected_by_name.items():
+        actual = actual_by_name[name]
         if actual != expected:
             forget_refused(item, sha256, cache_dir)
             raise HashMismatch(
