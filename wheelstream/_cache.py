@@ -164,8 +164,7 @@ class Cache:
         if self.last_sha256(key) == sha256:
             (self.root / "urls" / f"{key}.json").unlink(missing_ok=True)
         self.wheel_file(sha256).unlink(missing_ok=True)
-        self.wheel_manifest(sha256).unlink(missing_ok=True)
-        shutil.rmtree(self.wheel_dir(sha256), ignore_errors=True)
+        self.drop_tree(sha256)
 
     def drop_tree(self, sha256: str) -> None:
         """Remove an unpacked tree that no longer matches its manifest: the manifest first (nothing uses a tree
