@@ -139,9 +139,14 @@ def parse_requirements(
     return reqs
 
 
+def _is_url(source: str) -> bool:
+    """A URL — ``file:`` ones included, with or without ``//`` — not a path or a pin."""
+    return "://" in source or source.lower().startswith("file:")
+
+
 def is_local(source: str) -> bool:
-    """A local ``.whl`` path (not a URL — ``file:`` ones included — not ``NAME==VERSION``)."""
-    return source.endswith(".whl") and "://" not in source and not source.lower().startswith("file:")
+    """A local ``.whl`` path (not a URL, not ``NAME==VERSION``)."""
+    return source.endswith(".whl") and not _is_url(source)
 
 
 def _decode(data: bytes, path: Path) -> str:
@@ -211,9 +216,7 @@ def _split_options(line: str) -> tuple[str, str]:
 def _check_form(source: str, where: str) -> None:
     """The forms an install takes without a resolver, said with the file and line: a URL, a ``.whl`` path, an
     exact pin. (The command line's sources get the same words from the library.)"""
-    shaped = (
-        "://" in source or source.lower().startswith("file:") or source.endswith(".whl") or "==" in source
-    )
+    shaped = _is_url(source) or source.endswith(".whl") or "==" in source
     if shaped and " @ " not in source:
         return
     raise UsageError(
@@ -225,10 +228,9 @@ def _check_form(source: str, where: str) -> None:
 def with_marker(source: str, where: str, markers: Callable[[], Mapping[str, str]] | None) -> str | None:
     """``REQ ; MARKER``: REQ when the marker holds for the target interpreter, None when it does not (the line
     is skipped). A URL's marker follows ``; `` as in pip, so a ``;`` inside the URL stays the URL's."""
-    url = "://" in source or source.lower().startswith("file:")
     if source.rstrip().endswith(".whl"):
         return source.strip()  # a path or URL with nothing after it (a ";" in a directory name is the path's)
-    found = re.search(r";\s|\s;", source) if url else re.search(";", source)
+    found = re.search(r";\s|\s;", source) if _is_url(source) else re.search(";", source)
     if found is None:
         return source.strip()
     req, marker = source[: found.start()], source[found.end() :]
