@@ -220,25 +220,24 @@ class FaultHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
-        if self._skip_body():
-            self.server.dispatch(self, "GET")  # type: ignore[attr-defined]
+        self._skip_body()
+        self.server.dispatch(self, "GET")  # type: ignore[attr-defined]
 
     def do_HEAD(self) -> None:
-        if self._skip_body():
-            self.server.dispatch(self, "HEAD")  # type: ignore[attr-defined]
+        self._skip_body()
+        self.server.dispatch(self, "HEAD")  # type: ignore[attr-defined]
 
-    def _skip_body(self) -> bool:
+    def _skip_body(self) -> None:
         """A request's body is read (and ignored) before the answer, as RFC 9112 §6.3 asks: left unread, it was
         taken for the next request on the connection. One whose length is not a number, or over 1 MiB, ends
         the connection after the answer instead."""
         declared = self.headers.get("Content-Length")
         if declared is None:
-            return True
+            return
         if declared.strip().isascii() and declared.strip().isdigit() and int(declared) <= 1 << 20:
             self.rfile.read(int(declared))
         else:
             self.close_connection = True
-        return True
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Silenced: the server logs one richer line per request (``RequestRecord.summary``)."""
