@@ -20,6 +20,7 @@ from wheelstream._urls import (
     cache_key,
     check_http_url,
     checked_wheel_filename,
+    is_sha256_hex,
     not_a_url,
     recorded_url,
     redact,
@@ -66,7 +67,7 @@ def allowed_hashes(value: str | Collection[str], source: str) -> frozenset[str]:
         # The command line's ``sha256:HEX`` is taken too; anything but 64 hex digits could match no file, and
         # would be found out only after the download (which it then discarded).
         hexdigest = str(each).strip().lower().removeprefix("sha256:").removeprefix("sha256=")
-        if len(hexdigest) != 64 or any(c not in "0123456789abcdef" for c in hexdigest):
+        if not is_sha256_hex(hexdigest):
             raise UsageError(f"hashes: {each!r} is not a sha256 (64 hex digits, or sha256:HEX)", wheel=source)
         allowed.add(hexdigest)
     return frozenset(allowed)

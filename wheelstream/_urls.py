@@ -25,6 +25,7 @@ __all__ = [
     "cache_key",
     "checked_wheel_filename",
     "fragment_pairs",
+    "is_sha256_hex",
     "recorded_url",
     "redact",
     "shown_url",
@@ -68,6 +69,11 @@ def recorded_url(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
 
+def is_sha256_hex(text: str) -> bool:
+    """64 hex digits, either case: what a sha256 pin must be, wherever it comes from."""
+    return _SHA256_HEX.fullmatch(text) is not None
+
+
 def fragment_pairs(fragment: str) -> list[tuple[str, str]]:
     """A link's fragment as pip reads it: ``&``-separated ``name=value`` pairs, names lower-cased."""
     pairs = []
@@ -91,7 +97,7 @@ def split_hash_fragment(url: str, *, wheel: str | None = None) -> tuple[str, str
     others = []
     for name, value in fragment_pairs(fragment):
         if name == "sha256":
-            if not _SHA256_HEX.fullmatch(value):
+            if not is_sha256_hex(value):
                 raise UsageError(f"#sha256= must be 64 hex digits, not {shown(value, 80)}", wheel=named)
             if pinned is not None and pinned != value.lower():
                 raise UsageError("the fragment pins two different sha256 hashes", wheel=named)
