@@ -20,6 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "_urls": {"errors"},
     "_progress": set(),
     "_staged": set(),
+    "_digests": set(),  # a finished file by several hash algorithms: the lock's and the index's other hashes
     "transport": {"errors", "__version__"},
     "unpack": {
         "errors",
@@ -42,7 +43,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "index": {"errors", "_urls", "_cache", "transport"},
     "_workers": {"_progress", "fetch", "transport"},
-    "_sources": {"errors", "_urls", "_cache", "index"},
+    "_sources": {"errors", "_urls", "_cache", "index", "_digests"},
     "_parallel": {"errors", "_urls", "_progress", "_cache", "_sources", "fetch", "_workers"},
     "_fetch_many": {
         "errors",
@@ -69,7 +70,7 @@ ALLOWED: dict[str, set[str]] = {
         "_sources",
         "_parallel",
     },
-    "_pylock": {"errors"},
+    "_pylock": {"errors", "_digests"},
     "_lock_api": {
         "errors",
         "zip",

@@ -45,8 +45,8 @@ from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion
 
+from wheelstream._digests import file_hexdigests
 from wheelstream.errors import HashMismatch, UsageError, WheelError, one_line
-from wheelstream.unpack._rehash import file_hexdigests
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import httpx
 
 from wheelstream._cache import Cache, default_cache_dir
+from wheelstream._digests import file_hexdigests
 from wheelstream._urls import (
     cache_key,
     check_http_url,
@@ -28,7 +29,6 @@ from wheelstream._urls import (
     wheel_filename_from_url,
 )
 from wheelstream.errors import HashMismatch, UsageError
-from wheelstream.unpack._rehash import file_hexdigests
 
 __all__ = [
     "Resolved",

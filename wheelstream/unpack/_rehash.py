@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
-from collections.abc import Mapping
 from pathlib import Path
 
 from wheelstream.unpack import _sha256
 
-__all__ = ["HASH_BLOCK", "file_hexdigests", "file_sha256", "prefix_sha256"]
+__all__ = ["HASH_BLOCK", "file_sha256", "prefix_sha256"]
 
 
 # Hashing releases the GIL for each buffer, and a resume hashes beside Python-heavy work: taking the GIL back
@@ -41,18 +39,3 @@ def prefix_sha256(
 
 def file_sha256(path: Path) -> str:
     return prefix_sha256(path, path.stat().st_size).hexdigest()
-
-
-def file_hexdigests(path: Path, expected: Mapping[str, str]) -> dict[str, str]:
-    """The hex digest of ``path`` by each algorithm ``expected`` names (any ``hashlib`` knows; ValueError for one
-    it does not), in one read: what a lock or an index pins besides the sha256 checked while streaming.
-    ``shake_*`` have no fixed length: the expected value's says how many bytes to give."""
-    digests = {name: hashlib.new(name) for name in expected}
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            for digest in digests.values():
-                digest.update(block)
-    return {
-        name: digest.hexdigest() if digest.digest_size else digest.hexdigest(len(expected[name]) // 2)  # type: ignore[call-arg]
-        for name, digest in digests.items()
-    }
