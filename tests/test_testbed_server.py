@@ -259,3 +259,49 @@ def test_a_request_body_is_read_not_taken_for_the_next_request(server: FaultServ
         while chunk := sock.recv(65536):
             answers += chunk
     assert answers.count(b"HTTP/1.1 200 ") == 2, answers
+
+
+def test_repeated_header_lines_are_one_list(server: FaultServer) -> None:
+    """RFC 9110 §5.3: ``If-None-Match`` sent as two lines is one list; only the last line was read, so a tag
+    on the first line got the whole file again (200) instead of 304."""
+    url = server.url_for(NAME)
+    etag = httpx.head(url).headers["etag"]
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        sock.sendall(
+            f'GET /{NAME} HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\nIf-None-Match: "other"\r\n'
+            "Connection: close\r\n\r\n".encode()
+        )
+        head = sock.recv(1024)
+    assert head.startswith(b"HTTP/1.1 304 "), head
+    assert server.requests[-1].headers["if-none-match"] == f'{etag}, "other"'
+
+
+@pytest.mark.parametrize(
+    ("code", "field", "value"),
+    [
+        (401, "www-authenticate", 'Basic realm="testbed"'),
+        (405, "allow", "GET, HEAD"),
+        (407, "proxy-authenticate", 'Basic realm="testbed"'),
+        (416, "content-range", f"bytes */{len(DATA)}"),
+    ],
+)
+def test_an_injected_status_carries_the_fields_it_requires(
+    server: FaultServer, code: int, field: str, value: str
+) -> None:
+    """RFC 9110 §15.5: a 401 without a challenge, a 405 without ``Allow``, a 416 without the file's length are
+    not answers a real server gives; a client that reads them found nothing."""
+    from wheelstream.testing import Status
+
+    server.set_plan(NAME, FaultPlan(Status(code)))
+    r = httpx.get(server.url_for(NAME))
+    assert r.status_code == code
+    assert r.headers[field] == value
+
+
+def test_a_compressed_archive_is_served_as_its_own_bytes(server: FaultServer) -> None:
+    """``mimetypes`` calls ``x.tar.gz`` an ``application/x-tar`` encoded by gzip; served without
+    ``Content-Encoding`` that type is wrong (nginx: octet-stream)."""
+    server.add_file("pkg-1.0.tar.gz", DATA)
+    r = httpx.get(server.url_for("pkg-1.0.tar.gz"))
+    assert r.headers["content-type"] == "application/octet-stream"
+    assert r.content == DATA

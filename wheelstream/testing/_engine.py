@@ -179,9 +179,13 @@ def not_modified_since(value: str, last_modified: str | None) -> bool:
 
 
 def _content_type(name: str) -> str:
+    """The file's own type, as nginx's ``mime.types`` gives it: a compressed archive (``.tar.gz``) is octet-stream,
+    not the type of what it holds — the body is the compressed bytes, sent without ``Content-Encoding``."""
     if name.endswith(".whl"):
         return "application/octet-stream"
-    guessed, _ = mimetypes.guess_type(name)
+    guessed, encoding = mimetypes.guess_type(name)
+    if encoding is not None:
+        return "application/octet-stream"
     return guessed or "application/octet-stream"
 
 
@@ -189,11 +193,25 @@ def _content_type(name: str) -> str:
 # of the next response on a kept-alive connection. 204 and 304 also send no Content-Length of their own.
 _NO_CONTENT = {204: (), 205: (("Content-Length", "0"),), 304: ()}
 
+# Fields a status MUST carry (RFC 9110 §15.5.2, §15.5.6, §15.5.8): a client that reads them (an auth
+# challenge, the methods allowed) must find them on an injected status as on a real server's.
+_REQUIRED_FIELDS = {
+    401: (("WWW-Authenticate", 'Basic realm="testbed"'),),
+    405: (("Allow", "GET, HEAD"),),
+    407: (("Proxy-Authenticate", 'Basic realm="testbed"'),),
+}
 
-def status_decision(code: int, retry_after: int | str | None, faults: list[str]) -> Decision:
+
+def status_decision(
+    code: int, retry_after: int | str | None, faults: list[str], size: int | None = None
+) -> Decision:
     """A short text/plain answer with ``code`` (and ``Retry-After``) instead of the file: status faults and
-    connection-limit refusals. A status that has no content (204, 205, 304) gets none."""
+    connection-limit refusals. A status that has no content (204, 205, 304) gets none; one that requires a
+    field gets it, and a 416 says the file's ``size`` when it is known (RFC 9110 §15.5.17)."""
     retry = [("Retry-After", str(retry_after))] if retry_after is not None else []
+    retry += _REQUIRED_FIELDS.get(code, ())
+    if code == 416 and size is not None:
+        retry.append(("Content-Range", f"bytes */{size}"))
     if code in _NO_CONTENT:
         return Decision(code, [*_NO_CONTENT[code], *retry], faults=faults)
     try:
@@ -226,11 +244,11 @@ def decide(
     # 2. forced status
     for f in active:
         if isinstance(f, Status):
-            return status_decision(f.code, f.retry_after, _names([*used, f]))
+            return status_decision(f.code, f.retry_after, _names([*used, f]), version.size)
         if isinstance(f, StatusSequence):
             code = f.code_for(number)
             assert code is not None
-            return status_decision(code, f.retry_after, _names([*used, f]))
+            return status_decision(code, f.retry_after, _names([*used, f]), version.size)
 
     # 3. validators
     etag: str | None = version.etag

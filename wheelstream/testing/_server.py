@@ -13,7 +13,7 @@ import dataclasses
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from urllib.parse import quote, unquote, urlsplit
 
@@ -29,6 +29,16 @@ from wheelstream.testing._records import RequestRecord
 __all__ = ["FaultServer", "RequestRecord"]
 
 _LIMIT_FAULT = "ConnectionLimit"  # the fault name a refused request's record carries
+
+
+def _combined(fields: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Header fields by lower-case name, repeated lines joined with ", " (RFC 9110 §5.3): a client may send
+    ``If-None-Match`` as two lines, and keeping only the last one answered 200 where a tag matched."""
+    combined: dict[str, str] = {}
+    for name, value in fields:
+        key = name.lower()
+        combined[key] = f"{combined[key]}, {value}" if key in combined else value
+    return combined
 
 
 class FaultServer:
@@ -255,7 +265,7 @@ class FaultServer:
 
     def _dispatch(self, handler: FaultHandler, method: str) -> None:
         path = unquote(urlsplit(handler.path).path)
-        headers = {k.lower(): v for k, v in handler.headers.items()}
+        headers = _combined(handler.headers.items())
         client = str(handler.client_address[0])
         served = self._lookup(path.lstrip("/"))
         name = served.name if served is not None else None
