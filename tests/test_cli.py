@@ -261,7 +261,7 @@ def test_signal_exits_130_keeps_the_partial_and_the_rerun_resumes(
     line = run.error_line()
     requests = [r.summary() for r in server.requests_for(filename)]
     assert line.startswith(f"error: {filename}: interrupted at "), (err, requests)
-    assert " MB of 3.0 MB — run the same command again" in line, (err, requests)
+    assert " MB of 3.1 MB — run the same command again" in line, (err, requests)  # 3 MiB of payload
     assert not (tmp_path / "t").exists()
     assert "partial downloads: 1" in ws("cache", "list", cache=cache).out
     server.set_plan(filename, FaultPlan())
@@ -1017,7 +1017,7 @@ def test_cache_dir_list_and_clean(server: FaultServer, cache: Path, tmp_path: Pa
 
     run = ws("cache", "clean", "--partial", cache=cache)
     assert run.code == 0
-    assert "removed 1 partial download(s) (0.3 MB)" in run.out
+    assert "removed 1 partial download(s) (262 kB)" in run.out
     assert not list((cache / "partial").glob("*.whl.part"))
     assert not list((cache / "partial").glob("*.json"))
     assert not any((cache / "staging").iterdir())

@@ -13,7 +13,7 @@ import pytest
 from packaging.markers import default_environment
 from rich.console import Console
 
-from wheelstream._progress import Progress
+from wheelstream._progress import Progress, human_size
 from wheelstream.cli._options import parse_size
 from wheelstream.cli._process import GC_THRESHOLDS, rare_gc
 from wheelstream.cli._requirements import parse_requirements
@@ -244,7 +244,7 @@ def test_without_a_terminal_there_are_no_bars_but_notes_print() -> None:
 def test_interrupted_message_counts_unfinished_wheels() -> None:
     ui, _ = _ui()
     assert ui.interrupted_message() == "interrupted before any download started"
-    mb = 1024 * 1024
+    mb = 1_000_000
     ui(Progress("a.whl", 3 * mb, 10 * mb, 5, None))
     ui(Progress("b.whl", 2 * mb, 2 * mb, 5, None, finished=True))
     ui(Progress("c.whl", 1 * mb, 4 * mb, 5, None))
@@ -277,13 +277,32 @@ def test_callback_is_safe_from_many_threads() -> None:
 
 def test_summary_line() -> None:
     ui, _ = _ui()
-    mb = 1024 * 1024
+    mb = 1_000_000
     assert ui.summary("Installed", [1, 2], 25 * mb, 12 * mb, 1, 1, 3.14) == (
         "Installed 2 wheels in 3.1 s: 25.0 MB fetched, 12.0 MB reused (1 resumed, 1 from cache)"
     )
-    assert ui.summary("Downloaded", [1], 0, 0, 0, 0, 0.04) == (
-        "Downloaded 1 wheel in 0.0 s: 0.0 MB fetched, 0.0 MB reused"
+    assert ui.summary("Downloaded", [1], 0, 312_400, 0, 0, 0.04) == (
+        "Downloaded 1 wheel in 0.0 s: 0 bytes fetched, 312 kB reused"
     )
+
+
+@pytest.mark.parametrize(
+    ("size", "spelt"),
+    [
+        (None, "?"),
+        (0, "0 bytes"),
+        (999, "999 bytes"),
+        (4_500, "4.5 kB"),
+        (312_999, "312 kB"),
+        (1 << 20, "1.0 MB"),
+        (612_000_000, "612.0 MB"),
+        (192 * (1 << 20), "201.3 MB"),
+    ],
+)
+def test_sizes_are_spelt_in_decimal_units_as_the_bars_count_them(size: int | None, spelt: str) -> None:
+    """The messages said "MB" of MiB beside a bar that said "MiB" and a rate in decimal "MB/s": one torch
+    wheel was "192.0 MB" in a message and "201.3 MB" in pip's bar. Small sizes said "0.0 MB"."""
+    assert human_size(size) == spelt
 
 
 @pytest.mark.parametrize("argv", [["--version"], ["install"], ["no-such-command"]])
@@ -550,13 +569,13 @@ def test_each_bar_is_one_line_at_any_width(width: int) -> None:
     assert ui.bars
     assert ui._rich is not None
     name = "pandas-3.1.1-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl"
-    ui(Progress(name, 9 << 20, 12 << 20, 25, 4 << 20))
+    ui(Progress(name, 9_000_000, 12_000_000, 25, 4_000_000))
     rendered = Console(width=width, file=io.StringIO(), color_system=None)
     with rendered.capture() as captured:
         rendered.print(ui._rich.get_renderable())
     lines = [line for line in captured.get().splitlines() if line.strip()]
     assert len(lines) == 1, lines
-    assert "9.0/12.0 MiB" in lines[0], lines[0]
+    assert "9.0/12.0 MB" in lines[0], lines[0]
 
 
 def test_of_several_wheels_a_finished_bar_goes_and_a_dumb_terminal_gets_no_bars() -> None:

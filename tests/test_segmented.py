@@ -28,9 +28,9 @@ from test_install_equivalence import assert_same_install
 from werkzeug import Request, Response
 
 from wheelstream._progress import Progress
+from wheelstream._progress import human_size as human
 from wheelstream.errors import Interrupted
 from wheelstream.fetch import DownloadResult
-from wheelstream.fetch._errors import human
 from wheelstream.testing import (
     ChangeFile,
     Cut,

@@ -2,6 +2,7 @@
 
 Callbacks run on the downloading thread; keep them cheap. ``message`` carries the events a person wants to
 see: "resumed at 612.0 MB (saved 612.0 MB)", "restarting from zero: the file changed on the server".
+Sizes in those messages, and everywhere the CLI prints one, are spelt by :func:`human_size`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Progress", "ProgressCallback"]
+__all__ = ["Progress", "ProgressCallback", "human_size"]
 
 
 @dataclass(frozen=True)
@@ -27,3 +28,20 @@ class Progress:
 
 class ProgressCallback(Protocol):
     def __call__(self, progress: Progress, /) -> None: ...
+
+
+def human_size(size: int | None) -> str:
+    """``612.0 MB``, ``312 kB``, ``4.5 kB``, ``900 bytes``; ``?`` when unknown.
+
+    Decimal units, as pip prints them and as rich's bars count (``DownloadColumn``, ``TransferSpeedColumn``):
+    the messages said "MB" of MiB while the bar beside them said "MiB", and the rate "MB/s" of decimal MB.
+    """
+    if size is None:
+        return "?"
+    if size >= 1_000_000:
+        return f"{size / 1_000_000:.1f} MB"
+    if size >= 10_000:
+        return f"{size // 1000} kB"
+    if size >= 1000:
+        return f"{size / 1000:.1f} kB"
+    return f"{size} bytes"

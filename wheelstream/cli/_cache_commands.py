@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 
 from wheelstream._cache import Cache, try_lock
-from wheelstream.cli._ui import human_size
+from wheelstream._progress import human_size
 from wheelstream.errors import one_line
 from wheelstream.unpack._partial import Journal
 

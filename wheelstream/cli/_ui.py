@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from wheelstream._progress import Progress
+from wheelstream._progress import Progress, human_size
 from wheelstream.errors import one_line
 
 if TYPE_CHECKING:
@@ -37,9 +37,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress
     from rich.progress import TaskID
 
-__all__ = ["ConsoleProgress", "human_size", "stderr_console"]
-
-MB = 1024 * 1024  # the unit the downloader's own messages use
+__all__ = ["ConsoleProgress", "stderr_console"]
 
 
 def stderr_console() -> Console:
@@ -55,11 +53,6 @@ def escape(text: str) -> str:
     from rich.markup import escape as rich_escape
 
     return rich_escape(one_line(text))
-
-
-def human_size(size: int | None) -> str:
-    """``12.3 MB`` (MiB, one decimal, as the downloader's messages print it); ``?`` when unknown."""
-    return "?" if size is None else f"{size / MB:.1f} MB"
 
 
 @dataclass
@@ -109,7 +102,7 @@ class ConsoleProgress:
             columns = [
                 TextColumn("[bold]{task.description}", justify="left"),
                 BarColumn(bar_width=None),
-                DownloadColumn(binary_units=True),
+                DownloadColumn(),  # decimal, as the rate beside it and every message (human_size)
             ]
             if width >= 70:
                 columns.append(TransferSpeedColumn())

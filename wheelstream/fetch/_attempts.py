@@ -33,11 +33,12 @@ from typing import NamedTuple
 
 import httpx
 
+from wheelstream._progress import human_size
 from wheelstream._urls import redact
 from wheelstream.errors import HashMismatch, HTTPStatusError, ResourceGone, RetriesExhausted
 from wheelstream.fetch import _split as split
 from wheelstream.fetch._cancel import SocketCancel
-from wheelstream.fetch._errors import gave_up, human, retrying, unfollowable
+from wheelstream.fetch._errors import gave_up, retrying, unfollowable
 from wheelstream.fetch._host_slots import HostSlots
 from wheelstream.fetch._options import Job
 from wheelstream.fetch._reporting import Reporter
@@ -323,7 +324,7 @@ class Attempts:
         self.resumed_at = position
         saved = position + sum(end - start for start, end in self.held)
         self.reporter.report(
-            self.stream, position, message=f"resumed at {human(position)} (saved {human(saved)})"
+            self.stream, position, message=f"resumed at {human_size(position)} (saved {human_size(saved)})"
         )
 
     def _resumed(self, action: Action) -> None:
@@ -332,13 +333,13 @@ class Attempts:
             self.resumed_at = position
         if action is Action.SKIP:
             self.reporter.note(
-                f"server ignored Range: reading the first {human(position)} again, nothing re-extracted"
+                f"server ignored Range: reading the first {human_size(position)} again, nothing re-extracted"
             )
         else:
             self.reporter.report(
                 self.stream,
                 self.resumed_at,
-                message=f"resumed at {human(position)} (saved {human(position)})",
+                message=f"resumed at {human_size(position)} (saved {human_size(position)})",
             )
 
     def _check_size(self, length: int | None) -> None:

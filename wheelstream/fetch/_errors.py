@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from wheelstream._cache import Cache
+from wheelstream._progress import human_size
 from wheelstream.errors import DiskError, HTTPStatusError, Interrupted, RetriesExhausted
 from wheelstream.unpack._partial import Journal
 from wheelstream.unpack._trail import reach, trail_path
@@ -22,29 +23,22 @@ __all__ = [
     "cache_write_error",
     "disk_error",
     "gave_up",
-    "human",
     "interrupted",
     "retrying",
     "unfollowable",
     "unreadable",
 ]
 
-_MB = 1024 * 1024
-
-
-def human(size: int | None) -> str:
-    return "?" if size is None else f"{size / _MB:.1f} MB"
-
 
 def interrupted(position: int, length: int | None, held: int = 0) -> Interrupted:
     """``held``: bytes past ``position`` other connections wrote (a segmented download keeps them too)."""
     if held:
         return Interrupted(
-            f"interrupted with {human(position + held)} of {human(length)} on disk — run the same command "
+            f"interrupted with {human_size(position + held)} of {human_size(length)} on disk — run the same command "
             "again to fetch the rest"
         )
     return Interrupted(
-        f"interrupted at {human(position)} of {human(length)} — run the same command again to resume"
+        f"interrupted at {human_size(position)} of {human_size(length)} — run the same command again to resume"
     )
 
 
@@ -65,7 +59,7 @@ def retrying(reason: str, attempt: int, retries: int, wait: float) -> str:
 
 def gave_up(without_progress: int, reason: str, position: int) -> RetriesExhausted:
     kept = (
-        f"partial kept at {human(position)} — run the same command again to resume"
+        f"partial kept at {human_size(position)} — run the same command again to resume"
         if position
         else "nothing was fetched — run the same command again once the server answers"
     )
@@ -106,7 +100,7 @@ def disk_error(cache: Cache, key: str, wheel: str, exc: OSError, position: int |
     journal = Journal.load_header(journal_path)
     resumable = 0 if journal is None else max(journal.durable, _trail_end(cache, key))
     if resumable >= _WORTH_KEEPING:
-        kept = f"{human(resumable)} kept — run the same command again to resume once that is fixed"
+        kept = f"{human_size(resumable)} kept — run the same command again to resume once that is fixed"
     elif journal is not None or _missing(journal_path):
         with contextlib.suppress(OSError):
             cache.discard(key)
