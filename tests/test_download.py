@@ -259,7 +259,7 @@ def test_ctrl_c_checkpoints_and_resumes(server: FaultServer, tmp_path: Path) -> 
         if progress.bytes_done > len(data) // 2:
             raise KeyboardInterrupt
 
-    with pytest.raises(Interrupted, match=r"interrupted at .* MB — run the same command again to resume"):
+    with pytest.raises(Interrupted, match=r"interrupted at .* [kM]B — run the same command again to resume"):
         fetch(url, tmp_path, progress=interrupt)
     journal = Journal.load(tmp_path / "partial" / f"{cache_key(url)}.json")
     assert journal is not None
