@@ -241,6 +241,30 @@ def test_without_a_terminal_there_are_no_bars_but_notes_print() -> None:
     assert qbuf.getvalue() == "warning: still shown\n"
 
 
+def test_a_retry_note_is_coloured_as_trouble_not_as_a_resume() -> None:
+    """A retry printed green, like "resumed at"; it is yellow, like "restarting from zero"."""
+    buf = io.StringIO()
+    ui = ConsoleProgress(Console(file=buf, width=200, force_terminal=True), bars=False, quiet=False)
+    notes = {
+        "resumed at 612.0 MB (saved 612.0 MB)": "32",  # green
+        "from cache": "32",
+        "connection reset; retry 1 of 5 in 0.5 s": "33",  # yellow
+        "restarting from zero: the file changed on the server": "33",
+        "server ignored Range: reading the first 12.0 MB again, nothing re-extracted": "33",
+        "unpacking the cached wheel": None,  # neither
+    }
+    for message, colour in notes.items():
+        buf.seek(0)
+        buf.truncate()
+        ui(Progress("a.whl", 0, None, 0, None, message=message))
+        printed = buf.getvalue()
+        assert f"a.whl: {message}" in printed, printed
+        if colour is None:
+            assert "\x1b[3" not in printed, printed
+        else:
+            assert f"\x1b[{colour}m" in printed, printed
+
+
 def test_interrupted_message_counts_unfinished_wheels() -> None:
     ui, _ = _ui()
     assert ui.interrupted_message() == "interrupted before any download started"
@@ -272,7 +296,7 @@ def test_callback_is_safe_from_many_threads() -> None:
     for t in threads:
         t.join()
     assert ui.where() == (0, None)  # everything finished
-    assert ui.interrupted_message().startswith("interrupted after every download finished")
+    assert ui.interrupted_message().startswith("w0.whl and 7 more: interrupted after every download finished")
 
 
 def test_summary_line() -> None:

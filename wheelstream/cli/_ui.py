@@ -197,8 +197,9 @@ class ConsoleProgress:
     def _note(self, wheel: str, message: str) -> None:
         if self.quiet:
             return
-        style = "yellow" if message.startswith("restarting") else "green"
-        self.console.print(f"[{style}]{escape(wheel)}: {escape(message)}[/]", highlight=False, soft_wrap=True)
+        line = f"{escape(wheel)}: {escape(message)}"
+        style = _note_style(message)
+        self.console.print(f"[{style}]{line}[/]" if style else line, highlight=False, soft_wrap=True)
 
     # -- everything else the CLI prints -------------------------------------------------------------------
 
@@ -221,14 +222,19 @@ class ConsoleProgress:
 
     def interrupted_message(self) -> str:
         """The contract's ``<wheel>: <cause>``: the wheel still open (the first, and how many more, when several
-        are), and the bytes they hold of their total: what the same command resumes from."""
+        are), and the bytes they hold of their total: what the same command resumes from. Once every download
+        has finished, the wheels being installed."""
         with self._lock:
-            started = bool(self._wheels)
+            names = list(self._wheels)
             open_names = [name for name, wheel in self._wheels.items() if not wheel.finished]
-        if not started:
+        if not names:
             return "interrupted before any download started"
-        if not open_names:
-            return "interrupted after every download finished — run the same command again (nothing is fetched twice)"
+        if not open_names:  # the install's own phase: it names what it was installing, as the contract asks
+            more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+            return (
+                f"{names[0]}{more}: interrupted after every download finished — run the same command again "
+                "(nothing is fetched twice)"
+            )
         done, total = self.where()
         more = f" and {len(open_names) - 1} more" if len(open_names) > 1 else ""
         return (
@@ -256,6 +262,18 @@ class ConsoleProgress:
             f"{verb} {n} wheel{'s' if n != 1 else ''} in {seconds:.1f} s: {human_size(fetched)} fetched, "
             f"{human_size(reused)} reused{tail}"
         )
+
+
+# A note's colour says whether it is news to be glad of or trouble the download is working around: a retry was
+# green, like a resume. The texts are the downloader's own (``fetch._errors.retrying``, ``_attempts``).
+_GOOD = ("resumed at", "from cache")
+_TROUBLE = ("restarting from zero", "server ignored Range")
+
+
+def _note_style(message: str) -> str:
+    if message.startswith(_TROUBLE) or "; retry " in message:
+        return "yellow"
+    return "green" if message.startswith(_GOOD) else ""
 
 
 def _short(name: str, width: int = 40) -> str:
