@@ -544,7 +544,23 @@ def test_a_directory_that_holds_more_than_the_old_version_still_refuses_a_file(
     run = in_env(venv, "install", str(v2), cache=cache)
     assert run.code == 1, run.err
     assert run.error_line().startswith("error: shape-2.0-py3-none-any.whl: "), run.err
-    assert "is a directory where the install puts a file" in run.error_line()
+    assert "is a directory where the install puts a file (entry 'shape/data')" in run.error_line()
+    assert snapshot(venv) == before
+
+
+def test_a_file_where_the_install_needs_a_directory_names_the_entry(tmp_path: Path, cache: Path) -> None:
+    """The error named the wheel and the path in the environment, not the entry that goes there."""
+    wheels = tmp_path / "wheels"
+    wheel = write_wheel(
+        wheels, "shape", "1.0", {"shape/__init__.py": b"", "shape-1.0.data/data/bin/python3/x": b"x"}
+    )
+    venv = make_venv(tmp_path / "venv")
+    before = snapshot(venv)
+    run = in_env(venv, "install", str(wheel), cache=cache)
+    assert run.code == 1, run.err
+    line = run.error_line()
+    assert line.startswith("error: shape-1.0-py3-none-any.whl: "), run.err
+    assert "is a file where the install needs a directory (entry 'shape-1.0.data/data/bin/python3/x')" in line
     assert snapshot(venv) == before
 
 

@@ -172,8 +172,8 @@ def test_accepted_algorithms_are_fixed_length_and_guaranteed() -> None:
         "/etc/,,",
         "a/../../,,",
         "demo/../../,,",
-        "a\\b/,,",
-        "..\\..\\/,,",
+        "..\\..\\/,,",  # read with "/" (a RECORD written on Windows): still outside
+        "C:\\x\\,,",
         "C:/x/,,",
         "c:/,,",
         "a//b/,,",
@@ -198,7 +198,6 @@ def test_unsafe_directory_rows_are_refused(tmp_path: Path, row: str) -> None:
         "demo//__init__.py,,",
         "./demo/__init__.py,,",
         "C:\\x.py,,",
-        "demo\\__init__.py,,",
         '"demo/\x00x.py",,',
     ],
     ids=ascii,
@@ -209,7 +208,13 @@ def test_unsafe_file_rows_are_refused(tmp_path: Path, row: str) -> None:
 
 @pytest.mark.parametrize(
     "rows",
-    [("demo/__init__.py,sha256=AAAA,6",), ("demo/,,", "demo/,,"), (f"{RECORD},,",)],
+    [
+        ("demo/__init__.py,sha256=AAAA,6",),
+        ("demo/,,", "demo/,,"),
+        (f"{RECORD},,",),
+        ("demo\\__init__.py,,",),  # the same path, written on Windows
+        ("demo\\,,", "demo/,,"),
+    ],
     ids=ascii,
 )
 def test_a_path_listed_twice_is_refused(tmp_path: Path, rows: tuple[str, ...]) -> None:
@@ -390,3 +395,24 @@ def test_a_file_name_with_a_line_break_in_it_installs_as_with_pip(tmp_path: Path
     finish(proc)
     assert (tmp_path / "ours" / "pkg" / f"{odd}.txt").read_bytes() == b"odd\n"
     assert (tmp_path / "pip" / "pkg" / f"{odd}.txt").read_bytes() == b"odd\n"
+
+
+def test_a_record_written_with_backslashes_installs_with_slashes(tmp_path: Path) -> None:
+    """A RECORD made on Windows (``demo\\__init__.py``, as some real wheels have it): pip and pypa/installer
+    install it; every row was "listed but missing" and every file "not in RECORD"."""
+    members = demo_members({"demo/sub/m.py": b"M = 1\n"})
+    rows = [record_line(p.replace("/", "\\"), d) for p, d in members.items()]
+    record = ("\n".join([*rows, "demo\\sub\\,,", f"{RECORD},,"]) + "\n").encode()
+    target = install(tmp_path, members, record=record)
+    rows_now = assert_record_sound(target)
+    assert not any("\\" in path for path, _hash, _size in rows_now), rows_now
+    assert ["demo/sub/", "", ""] in rows_now  # a directory row keeps its place, in the installed spelling
+    assert (target / "demo" / "sub" / "m.py").read_bytes() == b"M = 1\n"
+
+
+def test_a_root_file_named_like_a_dist_info_directory_is_refused_as_pip_refuses_it(tmp_path: Path) -> None:
+    """pip counts every top-level name: a *file* ``zzz-9.9.dist-info`` beside the real directory was installed,
+    and ``importlib.metadata`` then found a distribution ``zzz 9.9`` that no RECORD lists."""
+    members = demo_members({"zzz-9.9.dist-info": b"Name: zzz\nVersion: 9.9\n"})
+    wheel = write(tmp_path / "w", wheel_bytes(members))
+    assert_refused(wheel, tmp_path / "run", "multiple .dist-info directories found", "zzz-9.9.dist-info")

@@ -116,11 +116,13 @@ class _InTheWay(InstallConflict):
         self.path = path
 
 
-def _wheel_placing(checked: Sequence[CheckedWheel], path: str) -> str | None:
-    """The file name of the wheel that installs ``path`` (root-relative), or a file below it."""
+def _wheel_placing(checked: Sequence[CheckedWheel], path: str) -> tuple[str, str] | None:
+    """The file name of the wheel that installs ``path`` (root-relative), or a file below it, and the entry
+    that goes there (a message that names the wheel names the entry too)."""
     for wheel in checked:
-        if any(dest == path or dest.startswith(path + "/") for _member, dest, _script in wheel.placed()):
-            return wheel.item.staged.filename
+        for member, dest, _script in wheel.placed():
+            if dest == path or dest.startswith(path + "/"):
+                return wheel.item.staged.filename, member
     return None
 
 
@@ -190,7 +192,8 @@ def _transaction(
         except _InTheWay as conflict:
             owner = _wheel_placing(checked, conflict.path)
             if owner is not None:
-                conflict.with_wheel(owner)
+                conflict.entry = owner[1]
+                conflict.with_wheel(owner[0])
             raise
         incoming = {real_relative(str(root / m.dest), real_root) for m in moves}
         keep = {real_relative(str(root / d), real_root) if d else "" for d in _kept_directories(env)}

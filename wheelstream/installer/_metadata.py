@@ -94,8 +94,11 @@ def check_tags(filename: str, wheel_tags: Iterable[Tag], supported: AbstractSet[
 
 
 def _find_dist_info(staged: StagedWheel, name: WheelName) -> str:
-    """The one ``<name>-<version>.dist-info`` directory, whose name and version must be the file name's."""
-    tops = {path.split("/", 1)[0] for path in staged.files if "/" in path}
+    """The one ``<name>-<version>.dist-info`` directory, whose name and version must be the file name's.
+
+    Every top-level name counts, files too (pip's ``wheel_dist_info_dir``): a root *file* ``zzz-9.9.dist-info``
+    beside the real directory was installed, and ``importlib.metadata`` then read it as a distribution."""
+    tops = {path.split("/", 1)[0] for path in staged.files}
     found = sorted(top for top in tops if top.endswith(".dist-info"))
     if not found:
         raise WheelMetadataError(".dist-info directory not found", wheel=staged.filename)

@@ -11,6 +11,10 @@ the file is hashed again). Everything else is refused: md5, sha1 and sha224 prov
 refuses them too), ``shake_*`` has no fixed digest length (``hexdigest()`` wants one), and a name hashlib only
 knows through OpenSSL differs from one machine to the next.
 
+Paths written with ``\\`` (a RECORD made on Windows, as some real wheels have it) are read with ``/``, as
+pypa/installer reads them; no entry name holds a backslash (the zip parser refuses one), so this never makes
+a row name another file. The installed RECORD spells them with ``/``.
+
 Directory rows (``pkg/``, no hash): pip copies them into the installed RECORD as they are, and so do we — but
 only a *safe* one, by the rule the zip parser applies to entry names (relative, no ``..`` / ``.`` / empty
 component, no backslash, drive letter or NUL). A RECORD naming ``../../etc/`` or ``/`` is refused: the
@@ -286,6 +290,9 @@ def read_record(staged: StagedWheel, dist_info: str) -> VerifiedRecord:
     for rows in _row_blocks(_lines(_text_blocks(path, filename, member)), filename, member):
         for row in rows:
             path_ = row.path
+            if "\\" in path_:  # written on Windows; no entry name has a backslash (the parser's rule)
+                path_ = path_.replace("\\", "/")
+                row = row._replace(path=path_)
             if walking and path_ == expected:
                 walked += 1
                 expected = next(walk, None)
