@@ -42,7 +42,7 @@ ALLOWED: dict[str, set[str]] = {
         "_killpoints",
     },
     "index": {"errors", "_urls", "_cache", "transport"},
-    "_workers": {"_progress", "fetch", "transport"},
+    "_workers": {"_progress", "fetch", "transport", "unpack"},  # unpack: may it fork beside idle writers
     "_sources": {"errors", "_urls", "_cache", "index", "_digests"},
     "_parallel": {"errors", "_urls", "_progress", "_cache", "_sources", "fetch", "_workers"},
     "_fetch_many": {

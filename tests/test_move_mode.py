@@ -20,7 +20,7 @@ from fixtures.wellformed import REAL_WHEELS, WELLFORMED
 from wheelstream._cache import Cache
 from wheelstream.errors import DiskError, RetriesExhausted
 from wheelstream.installer import _commit
-from wheelstream.testing import Cut, FaultPlan, FaultServer, Status, since
+from wheelstream.testing import Cut, FaultPlan, FaultServer, Status, build_wheel, since
 
 
 def test_a_killed_owner_leaves_a_claim_the_next_cache_sweeps(tmp_path: Path) -> None:
@@ -228,3 +228,29 @@ def test_a_resume_checks_the_staged_tree_before_trusting_it(tmp_path: Path, dama
     assert installed == {n for n in files}
     for member, content in files.items():
         assert (tmp_path / "t" / member).read_bytes() == content
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/status").exists(), reason="the umask is read from /proc where it can be"
+)
+def test_the_umask_is_read_without_being_changed(
+    server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading the umask by setting it to 0 and back left a window in which a file any other thread of the
+    caller created was world-writable (a guest's install read it five times). A whole install through a
+    server, and the modes it gives, with ``os.umask`` refusing to be called."""
+    filename, data = build_wheel("umasked", "1.0")
+    url = server.add_file(filename, data)
+    old = os.umask(0o027)
+    try:
+
+        def refuse(mask: int) -> int:
+            raise AssertionError(f"os.umask({mask:o}) called")
+
+        monkeypatch.setattr(os, "umask", refuse)
+        wheelstream.install([url], tmp_path / "t", cache_dir=tmp_path / "c")
+        monkeypatch.undo()
+    finally:
+        os.umask(old)
+    modes = {stat.S_IMODE(path.stat().st_mode) for path in (tmp_path / "t").rglob("*") if path.is_file()}
+    assert modes == {0o640}, modes

@@ -242,6 +242,29 @@ def test_progress_reports_reach_the_callers_callback_from_the_workers(
     assert seen["bytes"] == {n: server.version(n).size for n in names}
 
 
+def test_an_earlier_downloads_writers_neither_stop_a_fork_nor_outlive_the_call_for_long(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    """The writer threads stayed for good after a first download: the process then had three threads, and
+    every later ``workers="processes"`` call ran on threads. Idle ones are counted out, and they leave."""
+    first = _add(server, "first", files=40)
+    urls = [_add(server, name) for name in ("alpha", "beta", "gamma")]
+    script = (
+        "import json, threading, time\n"
+        "first, rest = sys.argv[3], sys.argv[4:]\n"
+        "wheelstream.install([first], sys.argv[1] + '-first', cache_dir=sys.argv[2])\n"
+        "writers = sorted(t.name for t in threading.enumerate() if t.name.startswith('wheelstream-write'))\n"
+        "wheelstream.install(rest, sys.argv[1], cache_dir=sys.argv[2], workers='processes')\n"
+        "time.sleep(3.0)  # the writers leave 2 s after their last batch\n"
+        "left = [t.name for t in threading.enumerate() if t is not threading.main_thread()]\n"
+        "print(json.dumps({'writers': writers, 'forked': len(forked), 'left': left}))\n"
+    )
+    seen = json.loads(_library_run(script, tmp_path, [first, *urls]))
+    assert seen["writers"] == ["wheelstream-write_0", "wheelstream-write_1"]  # the first download used them
+    assert seen["forked"] >= 1
+    assert seen["left"] == []
+
+
 def test_threads_are_used_where_a_fork_is_not_safe(monkeypatch: pytest.MonkeyPatch) -> None:
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)

@@ -21,7 +21,23 @@ __all__ = ["StagedFile", "StagedWheel", "current_umask", "pip_dir_mode", "pip_fi
 
 
 def current_umask() -> int:
-    """The process umask (it can only be read by setting it, as pip's ``current_umask`` does)."""
+    """The process umask, read without changing it where the system can say (Linux 4.7+: ``/proc/self/status``).
+
+    pip's ``current_umask`` sets it to 0 and back: in a library that is a window in which a file any other
+    thread of the caller creates is world-writable (an install read it five times). Only where ``/proc`` cannot
+    answer is it read that way.
+    """
+    try:
+        fd = os.open("/proc/self/status", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            status = os.read(fd, 1024)  # "Umask:" is the second line
+        finally:
+            os.close(fd)
+        at = status.find(b"\nUmask:")
+        if at >= 0:
+            return int(status[at + 7 : status.find(b"\n", at + 7)], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask

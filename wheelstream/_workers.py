@@ -8,7 +8,8 @@ more than 1.5 cores whatever the machine has; one GIL per download pays on sever
 
 How, and the rules kept:
 
-* **fork, Linux only, and only from a process with one thread** (counted in ``/proc/self/task``): a worker
+* **fork, Linux only, and only from a process with one thread** (counted in ``/proc/self/task``; idle writer
+  threads of an earlier download aside): a worker
   starts with everything imported (spawned ones would pay the imports again), and no lock another
   thread held at the fork stays held forever in the child. Elsewhere, with a client of the caller's (it cannot
   cross a process), without shared semaphores (no ``/dev/shm``) or with ``WHEELSTREAM_PROCESSES=0``, the
@@ -59,6 +60,7 @@ import httpx
 from wheelstream._progress import Progress, ProgressCallback
 from wheelstream.fetch import CancelSignal, DownloadResult
 from wheelstream.transport import new_client
+from wheelstream.unpack._writers import idle_writer_threads
 
 __all__ = ["Fetch", "PipeSignal", "ProcessPool", "processes_available"]
 
@@ -69,11 +71,13 @@ _PR_SET_PDEATHSIG = 1
 
 def processes_available() -> bool:
     """Whether worker processes may be forked here and now (see the module docstring). Threads are counted
-    by the kernel: ``threading`` does not see those a C library started (BLAS, gRPC)."""
+    by the kernel: ``threading`` does not see those a C library started (BLAS, gRPC). An earlier download's
+    writer threads, idle, are not counted: they wait on a queue and hold nothing a child needs (the fork hooks
+    of ``unpack._writers``)."""
     if not sys.platform.startswith("linux") or os.environ.get("WHEELSTREAM_PROCESSES", "1") == "0":
         return False
     try:
-        return len(os.listdir("/proc/self/task")) == 1
+        return len(os.listdir("/proc/self/task")) - idle_writer_threads() == 1
     except OSError:
         return False
 

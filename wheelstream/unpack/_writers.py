@@ -2,7 +2,7 @@
 
 Two ways out of the unpack thread, both so that it only parses (and inflates large entries):
 
-* Small files go in batches (:class:`Batch`) to the process-wide writer pool (:func:`writer_pool`), which
+* Small files go in batches (:class:`Batch`) to the process-wide writer threads (:func:`submit`), which
   inflates and verifies packed entries, hashes, creates, writes and closes each file. :class:`WriterQueue` keeps
   the batches in flight in stream order, records their digests, and is the back-pressure: the batches may hold
   ``max_pending`` bytes in memory; past that, a packed entry whose bytes can be read back from a ``source`` (the
@@ -27,7 +27,17 @@ from typing import Any, BinaryIO, NamedTuple, TypeAlias
 from wheelstream._staged import StagedFile
 from wheelstream.zip import EntryPacked, LocalHeader
 
-__all__ = ["Batch", "Content", "ReadAt", "Sink", "Unread", "WriteFile", "WriterQueue", "writer_pool"]
+__all__ = [
+    "Batch",
+    "Content",
+    "ReadAt",
+    "Sink",
+    "Unread",
+    "WriteFile",
+    "WriterQueue",
+    "idle_writer_threads",
+    "submit",
+]
 
 # Tuning, each with its evidence in docs/performance.md: #d-writer-threads (file creation is kernel-CPU bound:
 # more writers only add contention), #d-writer-batches (a batch goes at this many files or bytes of work),
@@ -90,44 +100,82 @@ class Batch:
 
 
 _POOL: queue.SimpleQueue[Batch] | None = None
-_POOL_LOCK = threading.Lock()
+_POOL_LOCK = threading.Lock()  # guards the three below, and every put (see _writer_loop)
+_alive = 0  # writer threads that have not decided to leave
+_busy = 0  # of them, running a batch
+_IDLE_EXIT = 2.0  # seconds a writer waits for work before it leaves
 
 
 def _writer_loop(work: queue.SimpleQueue[Batch]) -> None:
+    """Run batches; leave after ``_IDLE_EXIT`` s without one. The decision to leave is taken under the lock
+    every put holds, with the queue empty: a batch is never put for a writer that has gone (``submit`` starts
+    another then)."""
+    global _alive, _busy
     while True:
-        work.get().run()
+        try:
+            batch = work.get(timeout=_IDLE_EXIT)
+        except queue.Empty:
+            with _POOL_LOCK:
+                if work.empty():
+                    _alive -= 1
+                    return
+            continue
+        with _POOL_LOCK:
+            _busy += 1
+        try:
+            batch.run()
+        finally:
+            with _POOL_LOCK:
+                _busy -= 1
 
 
-def _forget_pool() -> None:
-    """After ``fork`` the child has the queue but not the threads: it must start its own."""
-    global _POOL
-    _POOL = None
+def submit(batch: Batch) -> None:
+    """Hand ``batch`` to the process-wide writer threads (``wheelstream-write_N``), starting them as needed.
 
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
-
-
-def writer_pool() -> queue.SimpleQueue[Batch]:
-    """The process-wide writer threads: put a :class:`Batch` on the queue and one of them runs it.
-
-    What it touches: a module-global queue and ``_WRITERS`` daemon threads (``wheelstream-write_N``), started on
-    first use and never stopped (between batches they only wait), and, at import, an ``os.register_at_fork``
-    hook. Why: every extractor in the process shares the same writers, since more would only contend in the
-    kernel (docs/performance.md#d-writer-threads). A forked child inherits the queue but not the threads; the
-    hook makes it start its own, or its first batch would wait forever. Fallback: without
-    ``os.register_at_fork`` there is no ``fork`` either (Windows), so nothing to forget.
-    docs/performance.md#d-writer-pool-at-fork.
+    What it touches: a module-global queue, up to ``_WRITERS`` daemon threads and, at import, an
+    ``os.register_at_fork`` hook. Why shared: every extractor in the process uses the same writers, since more
+    would only contend in the kernel (docs/performance.md#d-writer-threads). Why they leave when idle: a
+    library's threads should not outlive its calls by more than a moment — kept for good, they also made the
+    next call that may fork (``_workers``) run on threads. A forked child inherits the queue but not the
+    threads; the hook makes it start its own (docs/performance.md#d-writer-pool-at-fork).
     """
-    global _POOL
+    global _POOL, _alive
     with _POOL_LOCK:
         if _POOL is None:
             _POOL = queue.SimpleQueue()
-            for number in range(_WRITERS):
-                threading.Thread(
-                    target=_writer_loop, args=(_POOL,), name=f"wheelstream-write_{number}", daemon=True
-                ).start()
-        return _POOL
+        while _alive < _WRITERS:
+            threading.Thread(
+                target=_writer_loop, args=(_POOL,), name=f"wheelstream-write_{_alive}", daemon=True
+            ).start()
+            _alive += 1
+        _POOL.put(batch)
+
+
+def idle_writer_threads() -> int:
+    """Writer threads waiting for work: they hold no lock a forked child could need (``_workers`` may fork
+    beside them; the child starts writers of its own)."""
+    with _POOL_LOCK:
+        return _alive - _busy
+
+
+def _before_fork() -> None:
+    _POOL_LOCK.acquire()  # released by the hooks below: in the parent; the child gets a new lock
+
+
+def _after_fork_in_parent() -> None:
+    _POOL_LOCK.release()
+
+
+def _after_fork_in_child() -> None:
+    """After ``fork`` the child has the queue but not the threads: it must start its own."""
+    global _POOL, _POOL_LOCK, _alive, _busy
+    _POOL, _POOL_LOCK, _alive, _busy = None, threading.Lock(), 0, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+    )
 
 
 class WriterQueue:
@@ -179,7 +227,7 @@ class WriterQueue:
             return
         self.in_flight.append(batch)
         self.in_flight_bytes += batch.held
-        writer_pool().put(batch)
+        submit(batch)
         while self.in_flight_bytes > self.max_pending or len(self.in_flight) > self._max_batches:
             self._collect_oldest()
 
