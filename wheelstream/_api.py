@@ -63,6 +63,7 @@ DEFAULT_INDEX_URL = "https://pypi.org/simple/"
 # At least 2, so one slow server never holds the rest back; at most 8.
 DEFAULT_JOBS = max(2, min(8, os.cpu_count() or 2))
 MAX_JOBS = 64  # the command's --jobs range too: more only adds threads (or processes) that wait
+_MAX_TIMEOUT = 1e9  # seconds: an infinite timeout overflows the socket's (its C type), 31 years does not
 
 
 def check_arguments(
@@ -71,11 +72,15 @@ def check_arguments(
     jobs: int,
     retries: int,
     timeout: float,
+    max_unpacked_size: int,
+    max_entries: int,
 ) -> None:
     """What the command line's option types refuse, refused for library callers too, as a ``UsageError``
     before anything is fetched: a ``NAME @ URL`` source, a ``hashes`` key that is none of the sources (it would
-    check nothing, in silence), and ``jobs``, ``retries`` or ``timeout`` out of the command's ranges (``jobs=0``
-    would fetch nothing, a negative ``retries`` or a zero ``timeout`` give up before the first byte)."""
+    check nothing, in silence), and ``jobs``, ``retries``, ``timeout`` or the two limits out of the command's
+    ranges (``jobs=0`` would fetch nothing, a negative ``retries`` or a zero ``timeout`` give up before the first
+    byte, an infinite ``timeout`` overflows the socket's; a limit of 0 was found out at the first entry, as a
+    bad wheel, and that threw the partial download away)."""
     names = {sources} if isinstance(sources, str) else {os.fspath(s) for s in sources}
     for name in names:
         _refuse_direct_reference(name)
@@ -89,8 +94,13 @@ def check_arguments(
         raise UsageError(f"jobs must be between 1 and {MAX_JOBS}, not {jobs!r}")
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise UsageError(f"retries must be 0 or more, not {retries!r}")
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise UsageError(f"timeout must be a number of seconds above 0, not {timeout!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < _MAX_TIMEOUT:
+        raise UsageError(
+            f"timeout must be a number of seconds above 0 and below {_MAX_TIMEOUT:g}, not {timeout!r}"
+        )
+    for name, limit in (("max_unpacked_size", max_unpacked_size), ("max_entries", max_entries)):
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise UsageError(f"{name} must be a whole number of 1 or more, not {limit!r}")
 
 
 # PEP 508's ``NAME [EXTRAS] @ URL``: a project name, then " @ " and something with a scheme.
@@ -279,7 +289,7 @@ def install_sources(
     a server announcing another length is refused before the body is read."""
     if (target is None) == (environment is None):
         raise UsageError("say where to install: a target directory or an environment (exactly one)")
-    check_arguments(sources, hashes, jobs, retries, timeout)
+    check_arguments(sources, hashes, jobs, retries, timeout, max_unpacked_size, max_entries)
     skipped: list[str] = []
     wanted: Callable[[str], bool] | None = None
     if environment is not None:
@@ -409,7 +419,7 @@ def download(
     and CRC-checked, central directory cross-checked) — ``pip download`` with zip verification; a zip that is
     not a wheel (no ``.dist-info`` directory with its ``WHEEL`` and ``METADATA``) is refused, as pip
     refuses it, and not left in ``dest``. ``workers`` and ``connections`` as for :func:`install`."""
-    check_arguments(sources, hashes, jobs, retries, timeout)
+    check_arguments(sources, hashes, jobs, retries, timeout, max_unpacked_size, max_entries)
     dest_path = Path(dest)
     if dest_path.exists() and not dest_path.is_dir():
         raise UsageError(f"dest is not a directory: {dest_path}")

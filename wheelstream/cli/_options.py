@@ -68,9 +68,12 @@ class _Size(click.ParamType):  # type: ignore[type-arg]  # generic only in click
         if isinstance(value, int):
             return value
         try:
-            return parse_size(str(value))
+            size = parse_size(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+        if size < 1:
+            self.fail(f"{value!r} is not a size of at least one byte", param, ctx)
+        return size
 
 
 _SOURCE_OPTIONS = [
@@ -128,7 +131,7 @@ RUN_OPTIONS = [
         "--timeout",
         default=30.0,
         show_default=True,
-        type=click.FloatRange(0, min_open=True),
+        type=click.FloatRange(0, 1e9, min_open=True, max_open=True),
         metavar="S",
         help="Connect/read timeout in seconds.",
     ),

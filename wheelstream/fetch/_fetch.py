@@ -26,7 +26,14 @@ import httpx
 
 from wheelstream._cache import Cache, UrlRecord, file_lock
 from wheelstream._progress import ProgressCallback
-from wheelstream.errors import ArchiveError, HashMismatch, NetworkError, ResourceGone, WheelstreamError
+from wheelstream.errors import (
+    ArchiveError,
+    HashMismatch,
+    NetworkError,
+    ResourceGone,
+    UnpackedLimitExceeded,
+    WheelstreamError,
+)
 from wheelstream.fetch._attempts import Attempts
 from wheelstream.fetch._cancel import CancelSignal, SocketCancel
 from wheelstream.fetch._errors import disk_error, interrupted, unfollowable
@@ -183,6 +190,8 @@ class _Download:
             try:
                 attempts.run()
                 return self._complete(attempts)
+            except UnpackedLimitExceeded:
+                raise  # the caller's limit, not bad bytes: nothing to fetch again
             except (ArchiveError, HashMismatch) as exc:
                 if not attempts.reused and attempts.resumed_at is None:
                     raise  # one response, from its first byte: the file itself is bad
@@ -206,6 +215,11 @@ class _Download:
                 )  # the UI's last word: where the next run resumes
             held = sum(end - start for start, end in stream.pieces()) if stream.pieces else 0
             raise interrupted(stream.position, stream.journal.length, held) from None
+        except UnpackedLimitExceeded:
+            # A limit the caller chose: the bytes are sound, and a call with a larger one resumes them. Left as a
+            # kill -9 leaves them: the last checkpoint and what the trail proves.
+            attempts.stream.abandon()
+            raise
         except (ArchiveError, HashMismatch, ResourceGone):
             attempts.stream.abandon()
             with contextlib.suppress(OSError):  # the bad bytes are the error to report, not a failed clean-up

@@ -20,7 +20,7 @@ from typing import BinaryIO, TypeVar
 from wheelstream._cache import Cache, file_lock
 from wheelstream._progress import Progress, ProgressCallback
 from wheelstream._urls import cache_key
-from wheelstream.errors import ArchiveError, HashMismatch, WheelstreamError
+from wheelstream.errors import ArchiveError, HashMismatch, UnpackedLimitExceeded, WheelstreamError
 from wheelstream.fetch._errors import cache_write_error, unreadable
 from wheelstream.fetch._options import DownloadOptions, DownloadResult, Job
 from wheelstream.fetch._publish import cached, finished_tree, settle_tree
@@ -82,6 +82,8 @@ def from_wheel_file(job: Job, sha256: str, progress: ProgressCallback | None) ->
         progress(Progress(job.wheel, 0, None, 0, None, message="unpacking the cached wheel"))
     try:
         result = _unpack_file(path, job.wheel, job.cache, sha256, job.options, progress, job.keep_unpacked)
+    except UnpackedLimitExceeded:
+        raise  # the caller's limit: the file is sound, and stays for a call with a larger one
     except (ArchiveError, HashMismatch):
         path.unlink(missing_ok=True)
         return None

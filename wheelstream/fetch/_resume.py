@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from wheelstream._staged import current_umask, pip_dir_mode, pip_file_mode
-from wheelstream.errors import ArchiveError
+from wheelstream.errors import ArchiveError, UnpackedLimitExceeded
 from wheelstream.fetch._options import Job
 from wheelstream.unpack._extract import Extractor
 from wheelstream.unpack._partial import Journal, PartialFile
@@ -261,6 +261,9 @@ def _resume(job: Job, journal: Journal, journal_path: Path, prefix: PrefixHash) 
         else:
             stream.partial.truncate(kept.length)  # bytes past the last fsync the trail cannot prove: gone
         os.truncate(trail_path(journal_path), kept.trail_bytes)  # its lines past them too, before appending
+    except UnpackedLimitExceeded:
+        stream.abandon()
+        raise  # the caller's limit, smaller than an earlier run's: the bytes stay for a larger one
     except ArchiveError:
         stream.abandon()
         return None  # the bytes on disk are bad (or disagree with staging)

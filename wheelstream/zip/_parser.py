@@ -100,7 +100,8 @@ class ZipStreamParser:
     ``pack_up_to``: entries declaring at most this many bytes (packed and unpacked) come out whole and still
     compressed, as ``EntryPacked`` (see the module docstring); 0, the default, streams every entry.
     ``max_entries``: the most entries (files and directories, ``prior_entries`` included) the archive may
-    have; one more is an :class:`~wheelstream.errors.UnpackedLimitExceeded` at its local header.
+    have; one more is an :class:`~wheelstream.errors.UnpackedLimitExceeded` at its local header. Both limits
+    hold for ``prior_entries`` too: past one, the constructor raises (a resume under a smaller limit).
     """
 
     def __init__(
@@ -135,6 +136,30 @@ class ZipStreamParser:
         self._cd_end: int | None = None
         self._zip64_eocd: EndOfCentralDirectory | None = None
         self._zip64_locator: int | None = None  # where the ZIP64 locator says the ZIP64 end record is
+        self._check_prior_within_limits()
+
+    def _check_prior_within_limits(self) -> None:
+        """The limits hold for ``prior_entries`` too: they were finished by a run under wider limits, and a
+        resume whose remaining bytes start no entry (the central directory alone) checked nothing — a wheel of
+        200 entries was installed under ``max_entries=20``. Raised at the first prior entry past a limit."""
+        table = self._table
+        if len(table) > self._max_entries:
+            (over,) = table.since(self._max_entries, 1)
+            raise UnpackedLimitExceeded(
+                f"archive has more than the {self._max_entries}-entry limit",
+                entry=over.name,
+                offset=over.offset,
+            )
+        if table.unpacked_total > self._max_unpacked:
+            total = 0
+            for entry in table.since(0):
+                total += entry.uncompressed_size
+                if total > self._max_unpacked:
+                    raise UnpackedLimitExceeded(
+                        f"archive unpacks to more than the {self._max_unpacked}-byte limit",
+                        entry=entry.name,
+                        offset=entry.offset,
+                    )
 
     # -- public API ---------------------------------------------------------------------------------
 
