@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -299,3 +300,70 @@ def test_download_gives_each_directory_a_file_of_its_own(tmp_path: Path) -> None
     with open(two, "ab") as spoil:
         spoil.write(b"x")
     assert one.read_bytes() == data
+
+
+def test_arguments_of_the_wrong_kind_are_usage_errors_before_anything_is_fetched(tmp_path: Path) -> None:
+    """Each came out raw from deep inside: ``FileExistsError`` for a cache directory that is a file,
+    ``TypeError`` for ``hashes={url: None}``, ``index_url=None`` or an ``httpx.AsyncClient``,
+    ``AttributeError`` for a path given as ``environment`` (to ``install``, ``sync`` and ``uninstall``)."""
+    import httpx
+
+    from wheelstream.errors import DiskError, UsageError
+
+    (tmp_path / "afile").write_text("")
+    c, t = tmp_path / "c", tmp_path / "t"
+    with FaultServer() as server:
+        url = server.add_file("demo-1.0-py3-none-any.whl", WELLFORMED["deflate"]())
+        cases: list[tuple[Callable[[], object], type[Exception], str]] = [
+            (
+                lambda: wheelstream.install([url], t, cache_dir=tmp_path / "afile"),
+                DiskError,
+                "cannot use the cache",
+            ),
+            (
+                lambda: wheelstream.install([url], t, cache_dir=tmp_path / "afile" / "c"),
+                DiskError,
+                "File exists",
+            ),
+            (
+                lambda: wheelstream.install([url], t, cache_dir=c, hashes={url: None}),  # type: ignore[dict-item]
+                UsageError,
+                "None is neither a sha256 nor a collection of them",
+            ),
+            (
+                lambda: wheelstream.install([url], t, cache_dir=c, index_url=None),  # type: ignore[arg-type]
+                UsageError,
+                "index_url must be a URL (str), not NoneType",
+            ),
+            (
+                lambda: wheelstream.download([url], t, cache_dir=c, client=httpx.AsyncClient()),  # type: ignore[arg-type]
+                UsageError,
+                "client must be an httpx.Client, not AsyncClient",
+            ),
+            (
+                lambda: wheelstream.install([url], environment=str(tmp_path), cache_dir=c),  # type: ignore[arg-type]
+                UsageError,
+                "environment must be an Environment (wheelstream.find_environment), not str",
+            ),
+            (
+                lambda: wheelstream.sync(tmp_path / "pylock.toml", str(tmp_path), cache_dir=c),  # type: ignore[arg-type]
+                UsageError,
+                "environment must be an Environment",
+            ),
+            (
+                lambda: wheelstream.uninstall(["demo"], str(tmp_path)),  # type: ignore[arg-type]
+                UsageError,
+                "env must be an Environment",
+            ),
+            (
+                lambda: wheelstream.find_environment(prefix=tmp_path / "afile"),
+                UsageError,
+                "is not a directory",
+            ),
+        ]
+        for call, kind, needle in cases:
+            with pytest.raises(kind) as raised:
+                call()
+            assert needle in str(raised.value), raised.value
+            assert "\n" not in str(raised.value)
+        assert server.requests == []

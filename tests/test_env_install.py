@@ -503,6 +503,23 @@ def test_uninstalling_a_name_not_installed_is_a_warning(tmp_path: Path, cache: P
     assert snapshot(venv) == before
 
 
+def test_uninstall_of_one_string_is_one_name_not_its_letters(tmp_path: Path, cache: Path) -> None:
+    """``uninstall("six", env)``: a str is a sequence of its letters, and distributions named ``s`` and ``x``
+    went while six stayed."""
+    import wheelstream
+
+    venv = make_venv(tmp_path / "venv")
+    wheels = tmp_path / "wheels"
+    env = find_environment(str(venv / "bin" / "python"))
+    sources = [
+        str(write_wheel(wheels, name, "1.0", {f"{name}/__init__.py": b""})) for name in ("s", "six", "x")
+    ]
+    wheelstream.install(sources, environment=env, cache_dir=cache)
+    report = wheelstream.uninstall("six", env)
+    assert report.removed == ("six 1.0",)
+    assert sorted(d.name for d in installed_distributions(env)) == ["s", "x"]
+
+
 @pytest.mark.parametrize("kill_at", [None, "commit.rename@1", "commit.rename@2"])
 def test_an_upgrade_where_a_directory_becomes_a_file(
     tmp_path: Path, cache: Path, kill_at: str | None

@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
         "_staged",
         "_killpoints",
     },  # never the cache: a Tee is told where its journal lives
-    "_cache": {"unpack"},  # the journal's two files go together when a download is forgotten
+    "_cache": {"unpack", "errors"},  # the journal's two files go together when a download is forgotten
     "installer": {"errors", "zip", "_staged", "_killpoints"},
     "fetch": {
         "errors",

@@ -103,6 +103,22 @@ def check_arguments(
             raise UsageError(f"{name} must be a whole number of 1 or more, not {limit!r}")
 
 
+def check_objects(
+    *, environment: object = None, client: object = None, index_url: object = DEFAULT_INDEX_URL
+) -> None:
+    """The arguments a type checker would refuse, refused at run time too before anything is touched: each came
+    out as an ``AttributeError`` or ``TypeError`` from deep inside (a path given as ``environment``, an
+    ``httpx.AsyncClient``, ``index_url=None``)."""
+    if environment is not None and not isinstance(environment, Environment):
+        raise UsageError(
+            f"environment must be an Environment (wheelstream.find_environment), not {type(environment).__name__}"
+        )
+    if client is not None and not isinstance(client, httpx.Client):
+        raise UsageError(f"client must be an httpx.Client, not {type(client).__name__}")
+    if not isinstance(index_url, str):
+        raise UsageError(f"index_url must be a URL (str), not {type(index_url).__name__}")
+
+
 # PEP 508's ``NAME [EXTRAS] @ URL``: a project name, then " @ " and something with a scheme.
 _DIRECT_REFERENCE = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*\s*(?:\[[^\]]*\])?)\s*@\s*(\S+://\S*)\s*")
 
@@ -289,6 +305,7 @@ def install_sources(
     a server announcing another length is refused before the body is read."""
     if (target is None) == (environment is None):
         raise UsageError("say where to install: a target directory or an environment (exactly one)")
+    check_objects(environment=environment, client=client, index_url=index_url)
     check_arguments(sources, hashes, jobs, retries, timeout, max_unpacked_size, max_entries)
     skipped: list[str] = []
     wanted: Callable[[str], bool] | None = None
@@ -419,6 +436,7 @@ def download(
     and CRC-checked, central directory cross-checked) — ``pip download`` with zip verification; a zip that is
     not a wheel (no ``.dist-info`` directory with its ``WHEEL`` and ``METADATA``) is refused, as pip
     refuses it, and not left in ``dest``. ``workers`` and ``connections`` as for :func:`install`."""
+    check_objects(client=client, index_url=index_url)
     check_arguments(sources, hashes, jobs, retries, timeout, max_unpacked_size, max_entries)
     dest_path = Path(dest)
     if dest_path.exists() and not dest_path.is_dir():

@@ -48,6 +48,7 @@ from typing import NamedTuple
 import filelock
 import platformdirs
 
+from wheelstream.errors import DiskError
 from wheelstream.unpack._partial import Journal
 
 __all__ = ["Cache", "Claim", "UrlRecord", "default_cache_dir", "file_lock", "try_lock"]
@@ -75,13 +76,24 @@ class Cache:
 
     @classmethod
     def at(cls, root: str | os.PathLike[str] | None = None) -> Cache:
+        """The cache at ``root`` (the default place when None), its directories made. One that cannot be made —
+        a file in the way, a read-only or missing mount — is a :class:`~wheelstream.errors.DiskError` naming
+        it, as every other write the cache does (``FileExistsError`` came out of the library raw)."""
         cache = cls(Path(root) if root is not None else default_cache_dir())
-        cache.root.parent.mkdir(parents=True, exist_ok=True)
-        cache.root.mkdir(
-            exist_ok=True, mode=0o700
-        )  # a root we create is owner-only too; an existing one is kept
-        for sub in ("partial", "staging", "wheels", "urls", "http", "claimed"):
-            (cache.root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            cache.root.parent.mkdir(parents=True, exist_ok=True)
+            cache.root.mkdir(
+                exist_ok=True, mode=0o700
+            )  # a root we create is owner-only too; an existing one is kept
+            for sub in ("partial", "staging", "wheels", "urls", "http", "claimed"):
+                (cache.root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            where = (
+                "" if exc.filename is None or str(exc.filename) == str(cache.root) else f"{exc.filename}: "
+            )
+            raise DiskError(
+                f"cannot use the cache directory {cache.root}: {where}{exc.strerror or exc}"
+            ) from exc
         cache.sweep_claims()
         cache.sweep_staging()
         return cache

@@ -20,7 +20,13 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from wheelstream._api import DEFAULT_JOBS, InstallResult, Workers, install_sources
+from wheelstream._api import (
+    DEFAULT_JOBS,
+    InstallResult,
+    Workers,
+    check_objects,
+    install_sources,
+)
 from wheelstream._cache import Cache
 from wheelstream._progress import ProgressCallback
 from wheelstream._pylock import LockedWheel, read_lock, verify_locked
@@ -119,6 +125,7 @@ def install_lock(
     default groups when None) into ``target`` or ``environment``; with ``sync``, also uninstall what it does
     not select (environments only). One transaction; resumable like every install. The other options are
     :func:`wheelstream.install`'s."""
+    check_objects(environment=environment)
     for option, names in (("extras", extras), ("groups", groups)):
         if isinstance(names, str):  # a str is a Collection[str] of its letters
             raise UsageError(f"{option}: a collection of names, not one string ({names!r})")

@@ -59,7 +59,12 @@ class Resolved(NamedTuple):
 def allowed_hashes(value: str | Collection[str], source: str) -> frozenset[str]:
     """What ``hashes`` gives for a source — one sha256 hex or several — as a set, lower-cased; an empty
     collection is a mistake (it would turn the check off), not a wish."""
-    given = [value] if isinstance(value, str) else list(value)
+    try:
+        given = [value] if isinstance(value, str) else list(value)
+    except TypeError:  # None, a number: not one sha256 nor several
+        raise UsageError(
+            f"hashes: {value!r} is neither a sha256 nor a collection of them", wheel=source
+        ) from None
     if not given:
         raise UsageError("hashes: the allowed sha256s may not be empty", wheel=source)
     allowed = set()

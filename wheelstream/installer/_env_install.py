@@ -360,10 +360,18 @@ def _refuse_interpreter_names(wheel: CheckedWheel, env: Environment) -> None:
 
 
 def uninstall(
-    names: Sequence[str], env: Environment, *, on_warning: Callable[[str], None] | None = None
+    names: Sequence[str] | str, env: Environment, *, on_warning: Callable[[str], None] | None = None
 ) -> EnvironmentReport:
     """Remove the named distributions from ``env`` in one transaction; a name not installed is a warning
-    (pip's "Skipping X as it is not installed"), one without a RECORD an error before anything is touched."""
+    (pip's "Skipping X as it is not installed"), one without a RECORD an error before anything is touched.
+    One string is one name, as one source is to ``install`` (a ``str`` is a sequence of its letters: "six"
+    removed ``s`` and ``x``)."""
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(env, Environment):
+        raise UsageError(
+            f"env must be an Environment (wheelstream.find_environment), not {type(env).__name__}"
+        )
     warn = Warnings(on_warning)
     with environment_lock(env, warn):
         present = _prepare(env, warn, create=False)

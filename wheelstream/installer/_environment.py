@@ -127,6 +127,8 @@ def find_environment(
         if interpreter.prefix_scheme is None:  # pragma: no cover - every probe fills it
             raise UsageError(f"cannot tell where {interpreter.executable} installs")
         root = Path(os.path.abspath(prefix))
+        if root.exists() and not root.is_dir():
+            raise UsageError(f"the prefix {root} is not a directory")
         return Environment(root, dataclasses.replace(interpreter, scheme=interpreter.prefix_scheme), "prefix")
     if python is None:
         venv = _active_venv(cwd or Path.cwd())
