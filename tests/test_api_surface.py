@@ -48,8 +48,8 @@ def test_a_hashes_key_matches_the_source_as_given(tmp_path: Path) -> None:
         ("jobs", 0, "jobs must be between 1 and 64, not 0"),
         ("jobs", 65, "jobs must be between 1 and 64, not 65"),
         ("retries", -1, "retries must be 0 or more, not -1"),
-        ("timeout", 0, "timeout must be a number of seconds above 0 and below 1e+09, not 0"),
-        ("timeout", -1.5, "timeout must be a number of seconds above 0 and below 1e+09, not -1.5"),
+        ("timeout", 0, "timeout must be a number of seconds above 0 and below 1e9, not 0"),
+        ("timeout", -1.5, "timeout must be a number of seconds above 0 and below 1e9, not -1.5"),
     ],
 )
 @pytest.mark.parametrize("call", ["install", "download"])

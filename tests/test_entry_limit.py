@@ -94,7 +94,7 @@ def test_a_limit_the_caller_chose_keeps_the_partial_and_the_cached_wheel(
         ({"max_unpacked_size": -1}, "max_unpacked_size must be a whole number of 1 or more, not -1"),
         ({"max_entries": None}, "max_entries must be a whole number of 1 or more, not None"),
         ({"max_unpacked_size": 1.5}, "max_unpacked_size must be a whole number of 1 or more, not 1.5"),
-        ({"timeout": float("inf")}, "timeout must be a number of seconds above 0 and below 1e+09, not inf"),
+        ({"timeout": float("inf")}, "timeout must be a number of seconds above 0 and below 1e9, not inf"),
     ],
 )
 def test_limits_out_of_range_are_refused_before_anything_is_fetched(

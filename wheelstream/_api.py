@@ -95,9 +95,7 @@ def check_arguments(
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise UsageError(f"retries must be 0 or more, not {retries!r}")
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < _MAX_TIMEOUT:
-        raise UsageError(
-            f"timeout must be a number of seconds above 0 and below {_MAX_TIMEOUT:g}, not {timeout!r}"
-        )
+        raise UsageError(f"timeout must be a number of seconds above 0 and below 1e9, not {timeout!r}")
     for name, limit in (("max_unpacked_size", max_unpacked_size), ("max_entries", max_entries)):
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise UsageError(f"{name} must be a whole number of 1 or more, not {limit!r}")
