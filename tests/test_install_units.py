@@ -125,6 +125,31 @@ def test_compile_bytecode_records_like_pip(tmp_path: Path) -> None:
     )  # the final path, not a temp one
 
 
+def test_a_library_call_compiles_without_touching_the_callers_warnings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """pip's way, ``warnings.catch_warnings()`` around the compile, sets the filters of the whole process for
+    the while: a caller's other threads lost their own warnings (thousands in the audit's run). A library call
+    compiles in a child; a source that warns (an invalid escape) warns there, not on the caller's stderr."""
+    import warnings
+
+    import wheelstream
+
+    wheel = build_wheel(
+        tmp_path / "w",
+        "pkg-1.0-py3-none-any.whl",
+        {"pkg/__init__.py": b"PATTERN = '\\d+\\.\\d'\nX = '\\d'\n"},
+    )
+    touched: list[str] = []
+    monkeypatch.setattr(warnings, "filterwarnings", lambda *a, **k: touched.append("filterwarnings"))
+    monkeypatch.setattr(warnings, "catch_warnings", lambda *a, **k: touched.append("catch_warnings"))
+    wheelstream.install([str(wheel)], tmp_path / "t", cache_dir=tmp_path / "c", compile_bytecode=True)
+    monkeypatch.undo()
+    assert touched == []
+    assert list((tmp_path / "t" / "pkg" / "__pycache__").glob("__init__.*.pyc"))
+    assert "Warning" not in capfd.readouterr().err
+
+
 def other_python() -> str | None:
     """A non-venv interpreter of another version, to exercise ``--python`` (pip re-executes under it)."""
     for candidate in sorted(Path.home().glob(".pyenv/versions/3.1[023]*/bin/python3")):

@@ -68,7 +68,13 @@ def run(
     no_progress: bool,
     call: Callable[[ConsoleProgress], InstallResult],
 ) -> InstallResult:
-    """Run one library call with the UI, the signal handler and the error contract around it."""
+    """Run one library call with the UI, the signal handler and the error contract around it. The command owns
+    its process: bytecode is compiled in it (``installer._compile.compile_in_this_process``)."""
+    from wheelstream.installer._compile import (
+        compile_in_this_process,  # the call imports the installer anyway
+    )
+
+    compile_in_this_process()
     ui = ConsoleProgress(bars=not no_progress, quiet=quiet > 0, verbose=verbose > 0)
     handler = _WarningsToUI(ui, verbose > 0)
     logging.getLogger("wheelstream").setLevel(logging.DEBUG if verbose else logging.WARNING)
