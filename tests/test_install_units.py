@@ -9,6 +9,7 @@ import json
 import marshal
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_install_equivalence import assert_same_install, finish, pip
@@ -141,8 +142,14 @@ def test_a_library_call_compiles_without_touching_the_callers_warnings(
         {"pkg/__init__.py": b"PATTERN = '\\d+\\.\\d'\nX = '\\d'\n"},
     )
     touched: list[str] = []
-    monkeypatch.setattr(warnings, "filterwarnings", lambda *a, **k: touched.append("filterwarnings"))
-    monkeypatch.setattr(warnings, "catch_warnings", lambda *a, **k: touched.append("catch_warnings"))
+    for name in ("filterwarnings", "catch_warnings", "simplefilter"):
+        original = getattr(warnings, name)
+
+        def recorded(*args: object, _name: str = name, _original: Any = original, **kwargs: object) -> Any:
+            touched.append(_name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(warnings, name, recorded)
     wheelstream.install([str(wheel)], tmp_path / "t", cache_dir=tmp_path / "c", compile_bytecode=True)
     monkeypatch.undo()
     assert touched == []
