@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import httpx
 
@@ -149,10 +149,17 @@ class WheelOutcome:
     path: Path | None = None  # the wheel file, for ``download``
 
 
+_Report = TypeVar("_Report", covariant=True)
+
+
 @dataclass(frozen=True)
-class InstallResult:
+class InstallResult(Generic[_Report]):
+    """What a call did: each wheel's outcome, and the install's report — an :class:`InstallReport` (a target)
+    or an :class:`EnvironmentReport` (an environment; always for ``sync``), None for ``download``. The type
+    says which, so ``result.report.installed`` type-checks where it can be read."""
+
     wheels: tuple[WheelOutcome, ...]
-    report: InstallReport | EnvironmentReport | None  # None for ``download``
+    report: _Report
 
     @property
     def bytes_fetched(self) -> int:
@@ -207,7 +214,7 @@ def install(
     on_warning: Callable[[str], None] | None = None,
     client: httpx.Client | None = None,
     workers: Workers = "threads",
-) -> InstallResult:
+) -> InstallResult[InstallReport | EnvironmentReport]:
     """Install wheels, resumably, into ``target`` like ``pip install --no-deps --no-compile --target`` or into
     ``environment`` like ``pip install --no-deps --no-compile`` (give exactly one).
 
@@ -293,7 +300,7 @@ def install_sources(
     remove: Removals = (),
     index_files: Collection[str] = (),
     sizes: Mapping[str, int] | None = None,
-) -> InstallResult:
+) -> InstallResult[InstallReport | EnvironmentReport]:
     """:func:`install`, and what a lock adds: ``verify(where, result)`` checks each fetched wheel before
     anything is installed (``where``: the source as given — a URL with its credentials, a file:// URL, a
     path), ``remove`` names distributions to uninstall in the same transaction (or is a function of those
@@ -429,7 +436,7 @@ def download(
     progress: ProgressCallback | None = None,
     client: httpx.Client | None = None,
     workers: Workers = "threads",
-) -> InstallResult:
+) -> InstallResult[None]:
     """Resumably download wheels into ``dest`` and verify each archive completely (every entry inflated
     and CRC-checked, central directory cross-checked) — ``pip download`` with zip verification; a zip that is
     not a wheel (no ``.dist-info`` directory with its ``WHEEL`` and ``METADATA``) is refused, as pip

@@ -32,7 +32,7 @@ from wheelstream._progress import ProgressCallback
 from wheelstream._pylock import LockedWheel, read_lock, verify_locked
 from wheelstream.errors import HashMismatch, UsageError
 from wheelstream.fetch import DownloadResult
-from wheelstream.installer import Environment, LinkMode, probe_interpreter
+from wheelstream.installer import Environment, EnvironmentReport, InstallReport, LinkMode, probe_interpreter
 from wheelstream.installer._env_install import Removals
 from wheelstream.installer._installed import Installed
 from wheelstream.zip import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_SIZE
@@ -120,7 +120,7 @@ def install_lock(
     progress: ProgressCallback | None = None,
     on_warning: Callable[[str], None] | None = None,
     workers: Workers = "threads",
-) -> InstallResult:
+) -> InstallResult[InstallReport | EnvironmentReport]:
     """Install what ``lock`` selects for the destination's interpreter (``extras``; ``groups``: the lock's
     default groups when None) into ``target`` or ``environment``; with ``sync``, also uninstall what it does
     not select (environments only). One transaction; resumable like every install. The other options are
@@ -210,12 +210,12 @@ def sync(
     progress: ProgressCallback | None = None,
     on_warning: Callable[[str], None] | None = None,
     workers: Workers = "threads",
-) -> InstallResult:
+) -> InstallResult[EnvironmentReport]:
     """Make ``environment`` hold exactly what ``lock`` selects (``uv pip sync``): install what is missing or
     different, uninstall what the lock does not list, leave what matches. The options are
     :func:`install_lock`'s that apply to an environment, spelt out so that a misspelt one is this function's
     ``TypeError`` (with ``**options`` it named ``install_lock``) and editors can offer them."""
-    return install_lock(
+    result = install_lock(
         lock,
         environment=environment,
         sync=True,
@@ -235,3 +235,6 @@ def sync(
         on_warning=on_warning,
         workers=workers,
     )
+    report = result.report
+    assert isinstance(report, EnvironmentReport)  # an environment's install reports as one
+    return InstallResult(result.wheels, report)

@@ -24,6 +24,10 @@ from wheelstream.errors import Interrupted, WheelstreamError
 
 if TYPE_CHECKING:
     from wheelstream._api import InstallResult
+    from wheelstream.installer import EnvironmentReport, InstallReport
+
+    # What a command's library call returns: an install's result, or a download's (no report).
+    Outcome = InstallResult[InstallReport | EnvironmentReport | None]
 
 __all__ = ["INTERRUPTED", "fail", "run"]
 
@@ -66,8 +70,8 @@ def run(
     quiet: int,
     verbose: int,
     no_progress: bool,
-    call: Callable[[ConsoleProgress], InstallResult],
-) -> InstallResult:
+    call: Callable[[ConsoleProgress], Outcome],
+) -> Outcome:
     """Run one library call with the UI, the signal handler and the error contract around it. The command owns
     its process: bytecode is compiled in it (``installer._compile.compile_in_this_process``)."""
     from wheelstream.installer._compile import (
@@ -91,7 +95,7 @@ def run(
     silenced.addHandler(nothing)
     silenced.propagate = False
     started = time.monotonic()
-    result: InstallResult | None = None
+    result: Outcome | None = None
     try:
         ui.start()
         try:

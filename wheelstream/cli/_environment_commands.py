@@ -8,9 +8,10 @@ one-line error before anything goes. ``sync`` installs and uninstalls in one tra
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from wheelstream._api import InstallResult
 from wheelstream.cli._contract import fail, run
 from wheelstream.cli._install import tell_what_changed
 from wheelstream.cli._options import (
@@ -25,6 +26,9 @@ from wheelstream.cli._options import (
 )
 from wheelstream.cli._ui import ConsoleProgress
 from wheelstream.errors import WheelstreamError, one_line
+
+if TYPE_CHECKING:
+    from wheelstream.cli._contract import Outcome
 
 __all__ = ["list_cmd", "sync_cmd", "uninstall_cmd"]
 
@@ -122,7 +126,7 @@ def sync_cmd(
     is missing or different, uninstall what the lock does not list, leave what matches. One transaction."""
     from wheelstream._lock_api import install_lock
 
-    def call(ui: ConsoleProgress) -> InstallResult:
+    def call(ui: ConsoleProgress) -> Outcome:
         return install_lock(
             lock,
             environment=find_env(python, prefix, system, break_system_packages),

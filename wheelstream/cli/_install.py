@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from wheelstream._api import DEFAULT_INDEX_URL, InstallResult
+from wheelstream._api import DEFAULT_INDEX_URL
 from wheelstream._urls import shown_url
 from wheelstream.cli._contract import run
 from wheelstream.cli._options import (
@@ -37,6 +37,9 @@ from wheelstream.cli._requirements import (
 from wheelstream.cli._ui import ConsoleProgress
 from wheelstream.errors import UsageError, one_line
 from wheelstream.installer import EnvironmentReport, probe_interpreter
+
+if TYPE_CHECKING:
+    from wheelstream.cli._contract import Outcome
 
 __all__ = ["download_cmd", "install_cmd"]
 
@@ -185,7 +188,7 @@ def install_cmd(
     if lock is not None and (ignore_tags or shared.index_url):
         raise UsageError("a lock file names its wheels: --ignore-tags and --index-url do not apply to it")
 
-    def call(ui: ConsoleProgress) -> InstallResult:
+    def call(ui: ConsoleProgress) -> Outcome:
         environment = None if target is not None else find_env(python, prefix, system, break_system_packages)
         if lock is not None:
             from wheelstream._lock_api import install_lock
@@ -238,7 +241,7 @@ def install_cmd(
     tell_what_changed(result, shared.quiet, shared.verbose)
 
 
-def tell_what_changed(result: InstallResult, quiet: int, verbose: int, removed: str = "replaced") -> None:
+def tell_what_changed(result: Outcome, quiet: int, verbose: int, removed: str = "replaced") -> None:
     """The lines after the summary: what was already there, what was replaced (or removed), what went in."""
     report = result.report
     if isinstance(report, EnvironmentReport) and not quiet:
@@ -295,7 +298,7 @@ def download_cmd(shared: SharedOptions, dest: str) -> None:
             "and sync"
         )
 
-    def call(ui: ConsoleProgress) -> InstallResult:
+    def call(ui: ConsoleProgress) -> Outcome:
         common = _gather(shared.sources, shared.requirements, shared.hash_values, shared.index_url, None)
         return do_download(common.sources, dest, **_library_arguments(shared, common), progress=ui)
 
