@@ -367,3 +367,26 @@ def test_arguments_of_the_wrong_kind_are_usage_errors_before_anything_is_fetched
             assert needle in str(raised.value), raised.value
             assert "\n" not in str(raised.value)
         assert server.requests == []
+
+
+def test_a_url_of_another_scheme_is_named_as_one_and_one_attempt_is_singular(tmp_path: Path) -> None:
+    """``ftp://x/a.whl`` was read as a path: "no such file: ftp:/x/a.whl", its ``//`` gone; a download that
+    gave up after its only attempt said "after 1 attempts"."""
+    from wheelstream.errors import RetriesExhausted, UsageError
+    from wheelstream.testing import Status
+
+    with pytest.raises(UsageError) as raised:
+        wheelstream.install(
+            ["ftp://user:pw@x/a-1.0-py3-none-any.whl"], tmp_path / "t", cache_dir=tmp_path / "c"
+        )
+    assert (
+        str(raised.value)
+        == "unsupported URL scheme 'ftp' (http, https and file are fetched): ftp://x/a-1.0-py3-none-any.whl"
+    )
+    with FaultServer() as server:
+        url = server.add_file(
+            "demo-1.0-py3-none-any.whl", WELLFORMED["deflate"](), plan=FaultPlan(Status(503))
+        )
+        with pytest.raises(RetriesExhausted, match=r"gave up after 1 attempt without progress \(") as gave_up:
+            wheelstream.install([url], tmp_path / "t", cache_dir=tmp_path / "c", retries=0)
+    assert "nothing was fetched" in str(gave_up.value)

@@ -25,6 +25,7 @@ from wheelstream._urls import (
     not_a_url,
     recorded_url,
     redact,
+    shown_url,
     split_hash_fragment,
     wheel_filename_from_url,
 )
@@ -110,6 +111,11 @@ def resolve(
         path = Path(urllib.request.url2pathname(parts.path))  # the fragment is not part of it
         named = split_hash_fragment(source, wheel=path.name)[1]
         return _pinned(source, None, path, named, allowed, "URL's #sha256=")
+    if len(scheme) > 1 and source[len(scheme) : len(scheme) + 3] == "://" and not os.path.exists(source):
+        # ``ftp://x/a.whl`` read as a path said "no such file: ftp:/x/a.whl" (the ``//`` gone)
+        raise UsageError(
+            f"unsupported URL scheme {scheme!r} (http, https and file are fetched): {shown_url(source)}"
+        )
     if os.path.exists(source) or source.endswith(".whl"):
         return _pinned(source, None, Path(source), None, allowed, "")
     if "==" in source:

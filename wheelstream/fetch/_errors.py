@@ -63,7 +63,8 @@ def gave_up(without_progress: int, reason: str, position: int) -> RetriesExhaust
         if position
         else "nothing was fetched — run the same command again once the server answers"
     )
-    return RetriesExhausted(f"gave up after {without_progress} attempts without progress ({reason}); {kept}")
+    attempts = f"{without_progress} attempt{'s' if without_progress != 1 else ''}"
+    return RetriesExhausted(f"gave up after {attempts} without progress ({reason}); {kept}")
 
 
 def _missing(path: Path) -> bool:
