@@ -215,8 +215,12 @@ class Cache:
             self.discard(key)
 
     def discard(self, key: str) -> None:
-        """Forget an unfinished download: partial, journal and staging."""
-        self.partial(key).unlink(missing_ok=True)
+        """Forget an unfinished download: partial, journal and staging. A directory where the partial belongs
+        (no code of ours makes one) goes too: left, it failed every later download of the URL, and ``clean``."""
+        partial = self.partial(key)
+        if partial.is_dir() and not partial.is_symlink():
+            shutil.rmtree(partial, ignore_errors=True)
+        partial.unlink(missing_ok=True)
         Journal.remove(self.journal(key))  # the header and its entries log
         staging = self.staging(key)
         if staging.is_symlink():

@@ -111,11 +111,9 @@ def _clean(root: Path, partial_only: bool) -> None:
             busy += 1
             continue
         part = root / "partial" / f"{p.key}.whl.part"
-        removed_bytes += part.stat().st_size if part.exists() else 0
-        part.unlink(missing_ok=True)
-        Journal.remove(p.journal)  # the header and its entries log
+        removed_bytes += part.lstat().st_size if part.is_file() and not part.is_symlink() else 0
+        Cache(root).discard(p.key)  # partial (a directory there too), journal, staging
         (root / "partial" / f"{p.key}.lock").unlink(missing_ok=True)
-        shutil.rmtree(root / "staging" / p.key, ignore_errors=True)
         removed_partials += 1
     for stray in (root / "staging").iterdir() if (root / "staging").is_dir() else []:
         if not (root / "partial" / f"{stray.name}.json").exists() and not _locked(

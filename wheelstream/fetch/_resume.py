@@ -43,8 +43,8 @@ from wheelstream._staged import current_umask, pip_dir_mode, pip_file_mode
 from wheelstream.errors import ArchiveError, UnpackedLimitExceeded
 from wheelstream.fetch._options import Job
 from wheelstream.unpack._extract import Extractor
-from wheelstream.unpack._partial import Journal, PartialFile
-from wheelstream.unpack._pending import verified_count
+from wheelstream.unpack._partial import Journal, PartialFile, entries_log
+from wheelstream.unpack._pending import pending_path, verified_count
 from wheelstream.unpack._piece_trail import merged, piece_trail_path, proven_pieces
 from wheelstream.unpack._rehash import prefix_sha256
 from wheelstream.unpack._sha256 import new as new_sha256
@@ -101,6 +101,7 @@ class PrefixHash(_PartialReader):
         self._result: Verified | None = None
         saved = restore_sha256(saved_state, durable)
         self.rehashing = saved is None
+        self.rehashed_digest: str | None = None  # of 0..D as read again, when rehashing
         self.saved_digest = None if saved is None else saved.hexdigest()  # of 0..D, as the journal vouches
         self._thread.start()
 
@@ -108,6 +109,7 @@ class PrefixHash(_PartialReader):
         hasher = restore_sha256(self._saved_state, durable)
         if hasher is None:
             hasher = prefix_sha256(partial, durable, self._stop)
+            self.rehashed_digest = hasher.hexdigest()
         if not self._stop.is_set():
             self._result = verify(partial, self._trail, durable, hasher)
 
@@ -205,7 +207,8 @@ def restore(job: Job) -> Restored:
         or journal.url != job.redacted
         or not journal.resumable
         or (job.expected is not None and journal.expected_sha256 not in (None, job.expected))
-        or not partial_path.exists()
+        or partial_path.is_symlink()  # not a file this code made (a resume would write where it points)
+        or not partial_path.is_file()
         or partial_path.stat().st_size < max([journal.durable, *(end for _start, end in journal.held)])
         or journal.checkpoint > journal.durable
     ):
@@ -236,8 +239,9 @@ def _resume(job: Job, journal: Journal, journal_path: Path, prefix: PrefixHash) 
         entry.offset >= journal.checkpoint for entry in journal.entries
     ):
         return None
+    written_by = _journal_written(journal_path)  # before adopting: that may rewrite the log
     adopted = _adopt_pending(job, journal, journal_path, prefix)
-    if not _staging_matches(job.cache.staging(job.key), journal):
+    if not _staging_matches(job.cache.staging(job.key), journal, written_by):
         return None
     stream = _new_stream(job, journal)
     stream.last_checkpoint_bytes = journal.durable
@@ -247,6 +251,11 @@ def _resume(job: Job, journal: Journal, journal_path: Path, prefix: PrefixHash) 
     try:
         stream.replay(start, max(start, journal.durable))
         kept = prefix.result()
+        if prefix.rehashing and prefix.rehashed_digest != journal.prefix_sha256:
+            # Read again because no saved state could be used: the bytes must be those the journal hashed (a
+            # disk or a hand may have changed them, and nothing else would see it before C), or start afresh.
+            stream.abandon()
+            return None
         # ... then what the trail proves a killed process received
         stream.replay(max(start, journal.durable), kept.length)
         stream.hasher = kept.hasher
@@ -296,8 +305,21 @@ def _adopt_pending(job: Job, journal: Journal, journal_path: Path, prefix: Prefi
     return True
 
 
-def _staging_matches(root: Path, journal: Journal) -> bool:
-    """Delete staged files the journal does not list; check the listed ones are all there.
+def _journal_written(journal_path: Path) -> int:
+    """When the journal was last written (``st_mtime_ns``: its header, entries log or pending record, the newest):
+    every staged file it lists was finished before, so one modified later was changed by something else."""
+    newest = 0
+    for path in (journal_path, entries_log(journal_path), pending_path(journal_path)):
+        with contextlib.suppress(OSError):
+            newest = max(newest, os.stat(path).st_mtime_ns)
+    return newest
+
+
+def _staging_matches(root: Path, journal: Journal, written_by: int) -> bool:
+    """Delete staged files the journal does not list; check the listed ones are all there, of their size, and
+    not modified after the journal was written (``written_by``: a listed file is never written again, so a
+    later time means a hand or a disk changed it — its digest in the journal would be installed with other
+    bytes; a ``stat`` each, which the walk makes anyway: the full re-read was rejected, docs/performance.md).
 
     Modes are brought to this process's umask on the way: an earlier process may have run under another
     one, and a move install renames whole directories without touching their modes, so what pip would
@@ -310,7 +332,7 @@ def _staging_matches(root: Path, journal: Journal) -> bool:
     if not root.is_dir():
         return not listed
     try:
-        return _settle_staging(os.fspath(root), listed) == len(listed)
+        return _settle_staging(os.fspath(root), listed, written_by) == len(listed)
     except OSError:
         return False  # a file vanished or cannot be changed: resuming is only worth it when all is well
 
@@ -327,18 +349,26 @@ def _walk_at(base: str) -> Generator[tuple[str, list[str], list[str], int | None
 
 
 def _settle_mode(
-    name: str, dir_fd: int | None, mode: int, is_kind: Callable[[int], bool], size: int | None = None
+    name: str,
+    dir_fd: int | None,
+    mode: int,
+    is_kind: Callable[[int], bool],
+    size: int | None = None,
+    written_by: int | None = None,
 ) -> bool:
-    """Check ``name`` (in ``dir_fd``, not followed) is the kind and size expected, and give it ``mode``."""
+    """Check ``name`` (in ``dir_fd``, not followed) is the kind and size expected, modified no later than
+    ``written_by``, and give it ``mode``."""
     info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     if not is_kind(info.st_mode) or (size is not None and info.st_size != size):
+        return False
+    if written_by is not None and info.st_mtime_ns > written_by:
         return False
     if stat.S_IMODE(info.st_mode) != mode:
         os.chmod(name, mode, dir_fd=dir_fd)  # a real file or directory (just checked): nothing to follow
     return True
 
 
-def _settle_staging(base: str, listed: Mapping[str, int]) -> int:
+def _settle_staging(base: str, listed: Mapping[str, int], written_by: int) -> int:
     """How many listed files ``base`` holds as expected; -1 at the first that is not (``_staging_matches``)."""
     umask = current_umask()
     file_mode, dir_mode = pip_file_mode(False, umask), pip_dir_mode(umask)
@@ -356,7 +386,7 @@ def _settle_staging(base: str, listed: Mapping[str, int]) -> int:
                 size = listed.get(prefix + name)
                 if size is None:
                     os.unlink(at, dir_fd=dir_fd)  # the entry in flight, or one finished after the checkpoint
-                elif not _settle_mode(at, dir_fd, file_mode, stat.S_ISREG, size):
+                elif not _settle_mode(at, dir_fd, file_mode, stat.S_ISREG, size, written_by):
                     return -1
                 else:
                     found += 1

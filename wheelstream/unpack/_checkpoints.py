@@ -215,7 +215,7 @@ class Checkpoints:
             self.extractor.flush_to_disk()  # 1b. staging on disk
             self.staging_unsynced = False
         with self._hashed:  # the hash state of exactly the first D bytes (the network thread may go on)
-            durable, state = self.partial.length, self.hasher.state()
+            durable, state, digest = self.partial.length, self.hasher.state(), self.hasher.hexdigest()
         # Pieces past D other connections wrote (a segmented download): written before this sync, so it
         # covers them too.
         pieces = (
@@ -226,6 +226,7 @@ class Checkpoints:
         journal.checkpoint = snapshot.checkpoint
         journal.durable = durable
         journal.sha256_state = state
+        journal.prefix_sha256 = digest
         journal.held = held
         journal.save(self.journal_path, deferred_at=snapshot.deferred_at)  # 3. log, then header
         self._durable_deferred_at = snapshot.deferred_at

@@ -62,6 +62,7 @@ _new_tuple = tuple.__new__
 # encoder's own C function (ASCII only, so a raw newline only ends a line); the other fields are ints and one
 # bool, whose JSON is their repr (and ``true``/``false``).
 _quote = json.encoder.encode_basestring_ascii
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation under os.write
 _LINES_PER_WRITE = 4096
 
@@ -95,6 +96,9 @@ class Journal:
     sha256_state: str | None = (
         None  # the whole-file hash of 0..durable, saved (wheelstream.unpack._sha256), or None
     )
+    # The sha256 of 0..durable, hex: what a resume that cannot use ``sha256_state`` (no libcrypto state here, or
+    # one it cannot trust) must find when it re-hashes those bytes, or start afresh (``fetch._resume``).
+    prefix_sha256: str | None = None
     deferred_at: int | None = None
     # Pieces past ``durable`` that a segmented download's other connections wrote, as ``[start, end]`` pairs
     # in order: made durable by the same fsync as ``0..durable`` (``_checkpoints``), kept by a resume.
@@ -254,8 +258,9 @@ class Journal:
             if not isinstance(payload, dict) or payload.pop("version", None) != JOURNAL_VERSION:
                 return None
             payload.setdefault("sha256_state", None)  # older headers have none: the resume re-hashes
+            payload.setdefault("prefix_sha256", None)  # ... nor this: then the re-hash has nothing to match
             payload.setdefault("held", [])  # ... nor pieces: they come from single-connection downloads
-            if set(payload) != set(_HEADER_FIELDS) or not _counts_ok(payload):
+            if set(payload) != set(_HEADER_FIELDS) or not _header_ok(payload):
                 return None
             return cls(**payload)
         except (OSError, ValueError, TypeError):
@@ -309,14 +314,26 @@ _HEADER_FIELDS = tuple(
 )
 
 
-def _counts_ok(payload: dict[str, Any]) -> bool:
+def _header_ok(payload: dict[str, Any]) -> bool:
+    """Every field of the type and range ``save`` writes: a header edited into valid JSON of other types (an
+    ``etag`` of ``12``, a ``length`` of ``"38121143"`` or below ``durable``) was a traceback on every later
+    download of the URL, until the cache was cleaned. Anything else is unreadable: the download starts afresh."""
     counts = (payload["log_bytes"], payload["log_lines"], payload["checkpoint"], payload["durable"])
-    state = payload["sha256_state"]
-    return (
-        all(type(n) is int and n >= 0 for n in counts)
-        and (state is None or type(state) is str)
-        and _pieces_ok(payload["held"], payload["durable"])
-    )
+    if not all(type(n) is int and n >= 0 for n in counts):
+        return False
+    if type(payload["url"]) is not str or type(payload["resumable"]) is not bool:
+        return False
+    for name in ("final_url", "etag", "last_modified", "expected_sha256", "sha256_state", "prefix_sha256"):
+        if payload[name] is not None and type(payload[name]) is not str:
+            return False
+    for name in ("length", "deferred_at"):
+        if payload[name] is not None and (type(payload[name]) is not int or payload[name] < 0):
+            return False
+    length = payload["length"]
+    held = payload["held"]
+    if not _pieces_ok(held, payload["durable"]):
+        return False
+    return length is None or max([payload["durable"], *(end for _start, end in held)]) <= length
 
 
 def _pieces_ok(held: Any, durable: int) -> bool:
@@ -427,7 +444,9 @@ class PartialFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | _O_BINARY, 0o600)
+        # Not through a symlink: the cache's own file or none (a link was followed, and the download written into
+        # whatever it named). ``restore`` starts afresh instead of opening one.
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | _O_BINARY | _O_NOFOLLOW, 0o600)
         self.length = os.lseek(self._fd, 0, os.SEEK_END)
 
     def write(self, data: bytes) -> None:

@@ -175,7 +175,9 @@ class Tee(Checkpoints):
         header a power loss spoils is one ``load`` refuses."""
         self._syncer.wait()
         if self.journal.durable == 0:
-            self.journal.sha256_state = _sha256.new().state()  # the hash of nothing: the trail starts from it
+            nothing = _sha256.new()
+            self.journal.sha256_state = nothing.state()  # the hash of nothing: the trail starts from it
+            self.journal.prefix_sha256 = nothing.hexdigest()
         self.journal.save(self.journal_path, sync=False)
 
     def _work(self, item: Work) -> None:

@@ -1,0 +1,160 @@
+"""A resume when the cache is not as the journal left it: the result is the server's file and its clean install,
+or a fresh start — never bytes the journal vouches for that are not the ones on disk, never a traceback.
+
+Each case: a download through a real server that gives up at ~60 % (the partial and a checkpoint kept), the cache
+changed by hand, then the same call again with the server healthy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import saved_journal
+
+import wheelstream
+from wheelstream._urls import cache_key
+from wheelstream.errors import RetriesExhausted
+from wheelstream.testing import Cut, FaultPlan, FaultServer, Status, build_wheel, since
+
+NAME = "tamper-1.0-py3-none-any.whl"
+
+
+def _wheel() -> bytes:
+    files = {f"tamper/part{i:03}.bin": bytes([i]) * 20_000 + os.urandom(12_000) for i in range(120)}
+    return build_wheel("tamper", "1.0", payload_size=0, files=files)[1]
+
+
+def _gave_up(server: FaultServer, cache: Path) -> tuple[str, bytes, dict[str, object]]:
+    """``NAME`` served, a download of it given up at 60 % (partial and checkpoint kept), the server healed."""
+    data = _wheel()
+    url = server.add_file(
+        NAME, data, plan=FaultPlan(Cut(percent=60, requests=1), Status(503, requests=since(2)))
+    )
+    with pytest.raises(RetriesExhausted):
+        wheelstream.download([url], cache / "dl0", cache_dir=cache, retries=1)
+    server.set_plan(NAME, FaultPlan())
+    journal = saved_journal(cache, url)
+    assert journal is not None
+    assert journal["checkpoint"] > 0, journal
+    server.clear_log()
+    return url, data, journal
+
+
+def _downloaded(url: str, cache: Path, dest: Path) -> bytes:
+    result = wheelstream.download([url], dest, cache_dir=cache)
+    path = result.wheels[0].path
+    assert path is not None
+    return path.read_bytes()
+
+
+def test_a_staged_file_changed_after_its_checkpoint_is_not_installed(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    """A staged file of the same size edited after the journal listed it went into the target under the
+    journal's digest, and RECORD with it (the installed file hashed to something RECORD did not say)."""
+    cache = tmp_path / "c"
+    url, data, _journal = _gave_up(server, cache)
+    staged = sorted((cache / "staging" / cache_key(url)).rglob("part*.bin"))
+    assert staged
+    victim = staged[0]
+    spoilt = bytearray(victim.read_bytes())
+    spoilt[10:18] = bytes(b ^ 0xFF for b in spoilt[10:18])
+    victim.write_bytes(bytes(spoilt))  # same size; its modification time is now
+    wheelstream.install([url], tmp_path / "t", cache_dir=cache)
+    (tmp_path / "w.whl").write_bytes(data)
+    with zipfile.ZipFile(tmp_path / "w.whl") as archive:
+        for info in archive.infolist():
+            if info.filename.startswith("tamper/"):
+                assert (tmp_path / "t" / info.filename).read_bytes() == archive.read(info), info.filename
+
+
+@pytest.mark.parametrize("state", [None, "garbage", "00" * 112])
+def test_kept_bytes_changed_before_the_checkpoint_are_found_without_a_saved_hash_state(
+    server: FaultServer, tmp_path: Path, state: str | None
+) -> None:
+    """Without a usable saved hash state the resume hashes the kept bytes again, and went on from whatever
+    they were: a byte flipped before the checkpoint reached the downloaded wheel (a bad CRC in it) under a
+    sha256 the server never served. The re-hash must match the digest the journal saved, or start afresh."""
+    cache = tmp_path / "c"
+    url, data, journal = _gave_up(server, cache)
+    header = cache / "partial" / f"{cache_key(url)}.json"
+    edited = json.loads(header.read_text())
+    edited["sha256_state"] = state
+    header.write_text(json.dumps(edited))
+    partial = cache / "partial" / f"{cache_key(url)}.whl.part"
+    with open(partial, "r+b") as handle:
+        at = int(journal["checkpoint"]) // 2  # type: ignore[call-overload]
+        handle.seek(at)
+        byte = handle.read(1)
+        handle.seek(at)
+        handle.write(bytes([byte[0] ^ 0x55]))
+    got = _downloaded(url, cache, tmp_path / "d")
+    assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"etag": 12},
+        {"length": "38121143"},
+        {"length": 100},
+        {"resumable": "yes"},
+        {"url": None},
+        {"deferred_at": -4},
+        {"prefix_sha256": ["a"]},
+    ],
+    ids=repr,
+)
+def test_a_journal_of_the_wrong_types_is_a_fresh_start_not_a_traceback(
+    server: FaultServer, tmp_path: Path, change: dict[str, object]
+) -> None:
+    """Valid JSON of other types (``"etag": 12``, a ``length`` as a string or below what is kept) was a
+    traceback on this and every later call, until the cache was cleaned."""
+    cache = tmp_path / "c"
+    url, data, _journal = _gave_up(server, cache)
+    header = cache / "partial" / f"{cache_key(url)}.json"
+    header.write_text(json.dumps({**json.loads(header.read_text()), **change}))
+    assert _downloaded(url, cache, tmp_path / "d") == data
+    assert [r.range for r in server.requests] == [None]  # from byte 0: nothing of the journal was trusted
+
+
+def test_a_directory_or_a_symlink_where_the_partial_belongs(server: FaultServer, tmp_path: Path) -> None:
+    """A directory there failed this and every later download of the URL ("Is a directory"), and ``cache
+    clean`` too; a symlink there was followed, and the download written into whatever it named."""
+    cache = tmp_path / "c"
+    url, data, _journal = _gave_up(server, cache)
+    partial = cache / "partial" / f"{cache_key(url)}.whl.part"
+    partial.unlink()
+    partial.mkdir()
+    (partial / "inside").write_text("x")
+    assert _downloaded(url, cache, tmp_path / "d1") == data
+
+    url2, data2, _journal = _gave_up(server, tmp_path / "c2")
+    partial2 = tmp_path / "c2" / "partial" / f"{cache_key(url2)}.whl.part"
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(partial2.read_bytes())
+    partial2.unlink()
+    partial2.symlink_to(outside)
+    kept = outside.read_bytes()
+    assert _downloaded(url2, tmp_path / "c2", tmp_path / "d2") == data2
+    assert outside.read_bytes() == kept
+    assert not any(path.is_symlink() for path in (tmp_path / "c2").rglob("*"))
+
+
+def test_cache_clean_takes_a_directory_where_a_partial_belongs(server: FaultServer, tmp_path: Path) -> None:
+    from conftest import ws
+
+    cache = tmp_path / "c"
+    url, _data, _journal = _gave_up(server, cache)
+    partial = cache / "partial" / f"{cache_key(url)}.whl.part"
+    partial.unlink()
+    partial.mkdir()
+    run = ws("cache", "clean", "--partial", cache=cache)
+    assert run.code == 0, run.err
+    assert "removed 1 partial download(s)" in run.out
+    assert not partial.exists()
