@@ -158,3 +158,57 @@ def test_cache_clean_takes_a_directory_where_a_partial_belongs(server: FaultServ
     assert run.code == 0, run.err
     assert "removed 1 partial download(s)" in run.out
     assert not partial.exists()
+
+
+def test_a_cached_wheel_file_cleaned_between_the_look_and_the_open_is_fetched_again(
+    server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``cache clean`` took the kept wheel file after the install had seen it: the fallback ("downloaded
+    again") never ran, because the read error came wrapped, and the install failed ("cannot read …")."""
+    from wheelstream.fetch import _local
+
+    data = _wheel()
+    url = server.add_file(NAME, data)
+    cache = tmp_path / "c"
+    wheelstream.install([url], tmp_path / "t1", cache_dir=cache)  # move mode: the cache keeps the wheel file
+    opened = _local._open_binary
+
+    def cleaned_first(path: Path):  # type: ignore[no-untyped-def]
+        path.unlink()  # what a concurrent ``cache clean`` does
+        return opened(path)
+
+    monkeypatch.setattr(_local, "_open_binary", cleaned_first)
+    server.clear_log()
+    result = wheelstream.install([url], tmp_path / "t2", cache_dir=cache)
+    assert result.wheels[0].bytes_fetched == len(data)
+    assert (tmp_path / "t2" / "tamper" / "part000.bin").is_file()
+
+
+def test_an_unpacked_copy_cleaned_while_it_is_copied_is_named_as_what_went(
+    server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy install whose cached tree a ``cache clean`` took meanwhile said "cannot install into T: No such
+    file or directory": the target was blamed for what the cache lost."""
+    import shutil
+
+    from wheelstream.errors import DiskError
+    from wheelstream.fetch._publish import cached as found
+
+    url = server.add_file(NAME, _wheel())
+    cache = tmp_path / "c"
+    wheelstream.install([url], tmp_path / "t1", cache_dir=cache, link_mode="copy")
+
+    def cleaned_after(cache_: object, sha256: str, *args: object):  # type: ignore[no-untyped-def]
+        result = found(cache_, sha256, *args)  # type: ignore[arg-type]
+        shutil.rmtree(cache / "wheels" / sha256)  # what a concurrent ``cache clean`` does
+        return result
+
+    monkeypatch.setattr("wheelstream.fetch._fetch.cached", cleaned_after)  # the name the download calls
+    target = tmp_path / "t2"
+    with pytest.raises(DiskError) as raised:
+        wheelstream.install([url], target, cache_dir=cache, link_mode="copy")
+    message = str(raised.value)
+    assert " went " in message, message
+    assert "(the cache cleaned meanwhile?)" in message, message
+    assert "run the same command again" in message
+    assert not target.exists() or not any(target.iterdir())

@@ -20,7 +20,7 @@ from typing import BinaryIO, TypeVar
 from wheelstream._cache import Cache, file_lock
 from wheelstream._progress import Progress, ProgressCallback
 from wheelstream._urls import cache_key
-from wheelstream.errors import ArchiveError, HashMismatch, UnpackedLimitExceeded, WheelstreamError
+from wheelstream.errors import ArchiveError, DiskError, HashMismatch, UnpackedLimitExceeded, WheelstreamError
 from wheelstream.fetch._errors import cache_write_error, unreadable
 from wheelstream.fetch._options import DownloadOptions, DownloadResult, Job
 from wheelstream.fetch._publish import cached, finished_tree, settle_tree
@@ -87,8 +87,10 @@ def from_wheel_file(job: Job, sha256: str, progress: ProgressCallback | None) ->
     except (ArchiveError, HashMismatch):
         path.unlink(missing_ok=True)
         return None
-    except FileNotFoundError:  # ``cache clean`` took it between the look and the open: downloaded again
-        return None
+    except DiskError as exc:
+        if isinstance(exc.__cause__, FileNotFoundError):
+            return None  # ``cache clean`` took it between the look and the open (``unreadable`` says so): fetched
+        raise
     return dataclasses.replace(result, bytes_reused=0, from_cache=True)
 
 

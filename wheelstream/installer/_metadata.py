@@ -44,7 +44,7 @@ from packaging.utils import (
 from packaging.version import Version
 
 from .._staged import StagedWheel
-from ..errors import IncompatibleWheel, InvalidWheelFilename, WheelMetadataError, shown
+from ..errors import DiskError, IncompatibleWheel, InvalidWheelFilename, WheelMetadataError, shown
 
 __all__ = ["WheelInfo", "check_tags", "parse_filename", "read_wheel_info"]
 
@@ -134,10 +134,18 @@ def _read_text(staged: StagedWheel, member: str, *, required: bool) -> str | Non
         if required:
             raise WheelMetadataError("file missing", wheel=staged.filename, entry=member)
         return None
+    path = staged.root / member
     try:
-        return (staged.root / member).read_bytes().decode("utf-8")
+        return path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise WheelMetadataError(f"not UTF-8: {exc}", wheel=staged.filename, entry=member) from exc
+    except FileNotFoundError as exc:  # listed, so it was there: the cache's unpacked copy, cleaned meanwhile
+        raise DiskError(
+            f"{path} went before it was read (the cache cleaned meanwhile?) — run the same command again",
+            wheel=staged.filename,
+        ) from exc
+    except OSError as exc:
+        raise DiskError(f"cannot read {path}: {exc.strerror or exc}", wheel=staged.filename) from exc
 
 
 def _wheel_version(text: str | None, filename: str, member: str) -> tuple[int, ...]:

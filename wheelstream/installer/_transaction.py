@@ -27,9 +27,24 @@ def cannot_install(exc: OSError, root: Path, what: str, wheel: str | None = None
     often the staged source of a copy, which says little to the user), the cause, and what it touched.
     ``what`` is "target" or "environment"."""
     touched = f" ({exc.filename})" if exc.filename else ""
+    source = exc.filename is not None and os.path.commonpath(
+        [os.path.abspath(exc.filename), os.path.abspath(root)]
+    ) != os.path.abspath(root)
+    if isinstance(exc, FileNotFoundError) and source:
+        # What went is what was being copied, not the destination: the cache's unpacked copy, cleaned meanwhile.
+        return DiskError(
+            f"cannot install into {root}: {exc.filename} went while it was copied (the cache cleaned "
+            f"meanwhile?); the {what} is unchanged — run the same command again",
+            wheel=wheel,
+        )
     return DiskError(
         f"cannot install into {root}: {exc.strerror or exc}{touched}; the {what} is unchanged", wheel=wheel
     )
+
+
+def _below(path: str | os.PathLike[str], root: Path) -> bool:
+    top = os.path.abspath(root)
+    return os.path.commonpath([os.path.abspath(path), top]) == top
 
 
 class Transaction:
