@@ -565,3 +565,37 @@ def test_a_close_interrupted_by_a_second_ctrl_c_keeps_the_reports_flowing(tmp_pa
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["interrupted", "200"], (run.stdout, run.stderr)
+
+
+def test_a_fork_that_fails_for_want_of_descriptors_falls_back_to_threads_and_never_hangs(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    """With too few descriptors for ``--jobs`` worth of workers, a fork failed halfway: the executor raised
+    before it started its manager, the workers already forked waited on its queue for good, and so did the
+    command (Ctrl-C did not end it; only SIGKILL did). The pool is abandoned and the downloads run on threads:
+    the command ends on its own, with one line if it fails."""
+    import resource
+
+    urls = [_add(server, f"w{i:02}") for i in range(8)]
+
+    def few_descriptors() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (28, 28))
+
+    run = subprocess.run(
+        [sys.executable, "-m", "wheelstream", "install", "-q", "-j", "8", "-t", str(tmp_path / "t"), *urls],
+        cwd=ROOT,
+        env=ws_env(tmp_path / "c"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=few_descriptors,  # a limit of the child alone, set before it runs Python
+        check=False,
+    )
+    assert run.returncode in (0, 1), run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
+    if run.returncode == 0:
+        assert sorted(p.name for p in (tmp_path / "t").iterdir() if not p.name.endswith(".dist-info")) == [
+            f"w{i:02}" for i in range(8)
+        ]
+    else:
+        assert len(run.stderr.splitlines()) == 1, run.stderr

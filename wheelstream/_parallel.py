@@ -40,7 +40,6 @@ def fetch_in_processes(
     """``collect`` over worker processes: claims adopted as results arrive, a dead worker's pool killed (after
     a grace period for the others to checkpoint), the progress callback's error raised as the callback's."""
     with contextlib.closing(processes):
-        processes.start()
         adopter = _Adopter(cache)
 
         def submit_to_worker(item: Resolved) -> Future[tuple[DownloadResult, Path | None]]:
@@ -64,7 +63,7 @@ def fetch_in_processes(
 
 
 def process_pool(workers: int, timeout: float, progress: ProgressCallback | None) -> ProcessPool | None:
-    """Worker processes for several downloads where they are possible (``_workers``), else None: threads.
+    """Worker processes for several downloads where they are possible (``_workers``), started, else None: threads.
     Imported here: multiprocessing is start-up a one-wheel install never needs (docs/performance.md#d-lazy-imports)."""
     if workers < 2:
         return None
@@ -73,9 +72,17 @@ def process_pool(workers: int, timeout: float, progress: ProgressCallback | None
     if not processes_available():
         return None
     try:
-        return ProcessPool(workers, timeout=timeout, progress=progress)
+        pool = ProcessPool(workers, timeout=timeout, progress=progress)
     except (OSError, NotImplementedError):  # no shared semaphores here (no /dev/shm): threads still work
         return None
+    try:
+        pool.start()
+    except OSError:  # a fork failed (too many open files, no processes left): the pool is abandoned, threads
+        return None
+    except BaseException:  # a Ctrl-C held during the forks, raised as they end: the workers stop with the pool
+        pool.close()
+        raise
+    return pool
 
 
 def fetch_one(

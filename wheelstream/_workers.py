@@ -226,13 +226,34 @@ class ProcessPool:
         any download was queued)."""
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
         try:
-            self._executor.submit(os.getpid)  # the first submit forks every worker
+            try:
+                self._executor.submit(os.getpid)  # the first submit forks every worker
+            except BaseException:
+                self._abandon()
+                raise
             self._relay = threading.Thread(
                 target=self._relay_reports, name="wheelstream-reports", daemon=True
             )
             self._relay.start()  # a thread only after the forks
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+    def _abandon(self) -> None:
+        """A fork failed halfway (``EMFILE``, ``EAGAIN``): the executor raised before it started its manager
+        thread, so nothing would ever tell the workers already forked to exit — they wait on the call queue, and
+        closing the pool waited for them for good (Ctrl-C did not end it). They are killed here, the executor
+        shut, every pipe of ours closed; the caller runs the downloads on threads."""
+        self._closed = True
+        for process in self._processes().values():
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                process.kill()
+                process.join()
+        with contextlib.suppress(Exception):
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        initargs = getattr(self._executor, "_initargs", ())  # the reports' writing end, kept for the workers
+        for pipe in (self._reader, self.cancel, self._stopping, *initargs[2:3]):
+            with contextlib.suppress(OSError):
+                pipe.close()
 
     def submit(self, fetch: Fetch, label: str, *args: Any) -> Future[tuple[DownloadResult, Path | None]]:
         return self._executor.submit(_run, fetch, label, args)
