@@ -1070,3 +1070,18 @@ def test_other_network_failures_exit_3(case: str, server: FaultServer, cache: Pa
     assert line.startswith(
         "error: nothere-1.0-py3-none-any.whl: " if case == "404" else "error: demo==1.0: index "
     )
+
+
+def test_cache_list_and_clean_of_a_cache_that_cannot_be_made_are_one_line(tmp_path: Path) -> None:
+    """A cache directory under a regular file (or a read-only mount): ``list`` and ``clean`` printed the whole
+    traceback of ``Cache.at``'s DiskError. Listing needs no write: it lists what is there (nothing)."""
+    (tmp_path / "afile").write_text("")
+    cache = tmp_path / "afile" / "sub"
+    listed = ws("cache", "list", cache=cache)
+    assert listed.code == 0, listed.err
+    assert "partial downloads: 0" in listed.out
+    cleaned = ws("cache", "clean", cache=cache)
+    assert cleaned.code == 1
+    assert cleaned.error_line(alone=True).startswith(
+        "error: cannot clean the cache: cannot use the cache directory"
+    )

@@ -691,3 +691,59 @@ def test_a_wheel_that_would_replace_the_environments_interpreter_is_refused(
         "install", str(wheel), "--target", str(tmp_path / "t"), cache=tmp_path / "cache", cwd=tmp_path
     )
     assert target.code == 0, target.err
+
+
+def _another_file_system(tmp_path: Path) -> Path:
+    """A fresh directory on a file system other than ``tmp_path``'s (``/dev/shm``), or skip."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("no second file system at /dev/shm")
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="wheelstream-test-", dir=shm))
+
+
+def test_a_site_packages_on_another_file_system_is_named_not_an_invalid_cross_device_link(
+    tmp_path: Path,
+) -> None:
+    """Installs are renamed into place from a temporary home in the root; a site-packages mounted or linked from
+    another file system cannot take a rename. The line said "Invalid cross-device link (<the home's path>)"."""
+    import shutil
+
+    elsewhere = _another_file_system(tmp_path)
+    try:
+        venv = make_venv(tmp_path / "venv")
+        site = venv / SITE
+        shutil.rmtree(site)
+        site.symlink_to(elsewhere)
+        env = find_environment(python(venv))
+        wheel = write_wheel(tmp_path / "w", "xdev", "1.0", {"xdev/__init__.py": b""})
+        before = scan(venv)
+        with pytest.raises(wheelstream.errors.DiskError) as raised:
+            wheelstream.install([str(wheel)], environment=env, cache_dir=tmp_path / "c")
+        message = str(raised.value)
+        assert "is on another file system than" in message, message
+        assert "an install moves its files in by renaming them; the environment is unchanged" in message
+        assert scan(venv) == before
+        assert list(elsewhere.iterdir()) == []
+    finally:
+        shutil.rmtree(elsewhere, ignore_errors=True)
+
+
+def test_a_cache_directory_on_another_file_system_is_refused_up_front(tmp_path: Path) -> None:
+    """``staging/`` linked to another file system: the first install failed with "cannot write …claimed…:
+    Invalid cross-device link; nothing kept" (the wheel was kept), every later one with "staging/<key>:
+    Invalid cross-device link", naming no wheel."""
+    import shutil
+
+    elsewhere = _another_file_system(tmp_path)
+    try:
+        cache = tmp_path / "c"
+        cache.mkdir()
+        (cache / "staging").symlink_to(elsewhere)
+        wheel = write_wheel(tmp_path / "w", "xdev", "1.0", {"xdev/__init__.py": b""})
+        with pytest.raises(wheelstream.errors.DiskError, match=r"its staging/ is on another file system"):
+            wheelstream.install([str(wheel)], tmp_path / "t", cache_dir=cache)
+        assert not (tmp_path / "t").exists()
+    finally:
+        shutil.rmtree(elsewhere, ignore_errors=True)

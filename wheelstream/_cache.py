@@ -70,6 +70,9 @@ class UrlRecord(NamedTuple):
     last_modified: str | None
 
 
+_SUBDIRECTORIES = ("partial", "staging", "wheels", "urls", "http", "claimed")
+
+
 @dataclass(frozen=True)
 class Cache:
     root: Path
@@ -85,8 +88,9 @@ class Cache:
             cache.root.mkdir(
                 exist_ok=True, mode=0o700
             )  # a root we create is owner-only too; an existing one is kept
-            for sub in ("partial", "staging", "wheels", "urls", "http", "claimed"):
+            for sub in _SUBDIRECTORIES:
                 (cache.root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+            cache._check_one_file_system()
         except OSError as exc:
             where = (
                 "" if exc.filename is None or str(exc.filename) == str(cache.root) else f"{exc.filename}: "
@@ -97,6 +101,19 @@ class Cache:
         cache.sweep_claims()
         cache.sweep_staging()
         return cache
+
+    def _check_one_file_system(self) -> None:
+        """Every directory of the cache on the root's file system: a partial becomes the wheel file, a staging
+        tree a kept one or a claim, by ``rename``, which cannot cross file systems. One linked elsewhere
+        failed every install after the first with "Invalid cross-device link" and no wheel named; this says
+        which directory, before anything is fetched."""
+        root = os.stat(self.root).st_dev
+        for sub in _SUBDIRECTORIES:
+            if os.stat(self.root / sub).st_dev != root:
+                raise DiskError(
+                    f"cannot use the cache directory {self.root}: its {sub}/ is on another file system, and "
+                    "the cache moves files between its directories by renaming them (keep it on one)"
+                )
 
     def partial(self, key: str) -> Path:
         return self.root / "partial" / f"{key}.whl.part"

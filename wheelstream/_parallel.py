@@ -79,7 +79,9 @@ def process_pool(workers: int, timeout: float, progress: ProgressCallback | None
         pool.start()
     except OSError:  # a fork failed (too many open files, no processes left): the pool is abandoned, threads
         return None
-    except BaseException:  # a Ctrl-C held during the forks, raised as they end: the workers stop with the pool
+    except (
+        BaseException
+    ):  # a Ctrl-C held during the forks, raised as they end: the workers stop with the pool
         pool.close()
         raise
     return pool

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import click
 
-from wheelstream._cache import Cache, try_lock
+from wheelstream._cache import Cache, default_cache_dir, try_lock
 from wheelstream._progress import human_size
-from wheelstream.errors import one_line
+from wheelstream.errors import DiskError, one_line
 from wheelstream.unpack._partial import Journal
 
 __all__ = ["cache"]
@@ -45,8 +45,6 @@ _cache_dir_option = click.option(
 @_cache_dir_option
 def cache_dir_cmd(cache_dir: str | None) -> None:
     """Print the cache directory."""
-    from wheelstream._cache import default_cache_dir
-
     click.echo(str(Path(cache_dir) if cache_dir else default_cache_dir()))
 
 
@@ -56,8 +54,12 @@ def cache_list(cache_dir: str | None) -> None:
     """List what the cache holds: partial downloads (% on disk, unpacked so far, age, URL), unpacked wheels,
     wheel files, the unpacked trees running installs are moving into place, and the index cache's size."""
     # ``Cache.at`` first reclaims what killed processes left, so every unpacked tree is listed: a partial
-    # download's, a cached wheel's, or one a running install holds.
-    root = Cache.at(cache_dir).root
+    # download's, a cached wheel's, or one a running install holds. A cache this user cannot write is listed
+    # as it is (listing needs no write; a traceback it was).
+    try:
+        root = Cache.at(cache_dir).root
+    except DiskError:
+        root = Path(cache_dir) if cache_dir else default_cache_dir()
     partials = _partials(root)
     wheels = _wheels(root)
     click.echo(f"cache: {root}")
@@ -94,12 +96,14 @@ def cache_list(cache_dir: str | None) -> None:
 )
 def cache_clean(cache_dir: str | None, partial_only: bool) -> None:
     """Remove cached data and say what was removed. Downloads in progress elsewhere are left alone."""
+    from wheelstream.cli._contract import fail
+
     try:
         root = Cache.at(cache_dir).root  # Cache.at also sweeps the trees of move installs that were killed
         _clean(root, partial_only)
+    except DiskError as exc:  # the cache's directories cannot be made: one line (it was a traceback)
+        fail(None, f"cannot clean the cache: {exc}", 1)
     except OSError as exc:  # a cache this user cannot write: one line, what was removed so far said above
-        from wheelstream.cli._contract import fail
-
         where = f" ({exc.filename})" if exc.filename else ""
         fail(None, f"cannot clean the cache: {exc.strerror or exc}{where}", 1)
 

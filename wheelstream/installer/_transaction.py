@@ -10,6 +10,7 @@ the last rename says the install finished.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -27,10 +28,16 @@ def cannot_install(exc: OSError, root: Path, what: str, wheel: str | None = None
     often the staged source of a copy, which says little to the user), the cause, and what it touched.
     ``what`` is "target" or "environment"."""
     touched = f" ({exc.filename})" if exc.filename else ""
-    source = exc.filename is not None and os.path.commonpath(
-        [os.path.abspath(exc.filename), os.path.abspath(root)]
-    ) != os.path.abspath(root)
-    if isinstance(exc, FileNotFoundError) and source:
+    if exc.errno == errno.EXDEV:
+        # The install is staged in a temporary home in the root and renamed into place; a directory of the root
+        # mounted (or linked) from another file system cannot take a rename. Said so, not "Invalid cross-device".
+        where = exc.filename2 or exc.filename or "a directory"  # a rename's destination, where it has one
+        return DiskError(
+            f"cannot install into {root}: {where} is on another file system than {root}, and an install moves "
+            f"its files in by renaming them; the {what} is unchanged",
+            wheel=wheel,
+        )
+    if isinstance(exc, FileNotFoundError) and exc.filename is not None and not _below(exc.filename, root):
         # What went is what was being copied, not the destination: the cache's unpacked copy, cleaned meanwhile.
         return DiskError(
             f"cannot install into {root}: {exc.filename} went while it was copied (the cache cleaned "
