@@ -606,3 +606,37 @@ def test_an_install_waits_for_a_recovery_that_looks_at_its_fresh_directory(tmp_p
     assert time.monotonic() - started > 0.2
     os.close(fd)
     thread.join()
+
+
+def test_a_killed_commit_whose_signature_cannot_be_checked_is_named_not_left_in_silence(
+    tmp_path: Path,
+) -> None:
+    """With a state directory that cannot be written, each process signs its temporary home with a key of its
+    own: the next one cannot tell a killed install's directory from a look-alike, and left it — plan and half the
+    install — without a word, for good."""
+    from conftest import ws
+
+    from fixtures.wellformed import make_wheel
+
+    (tmp_path / "afile").write_text("")
+    state = {"WHEELSTREAM_STATE_DIR": str(tmp_path / "afile" / "state")}  # under a file: never writable
+    files = {f"pkg{i}/__init__.py": b"" for i in range(4)}
+    wheel = tmp_path / "multi-1.0-py3-none-any.whl"
+    wheel.write_bytes(make_wheel(files, name="multi"))
+    target = tmp_path / "t"
+    killed = ws(
+        "install",
+        str(wheel),
+        "-t",
+        str(target),
+        cache=tmp_path / "c",
+        env={**state, "WHEELSTREAM_KILL_AT": "commit.rename@2"},
+    )
+    assert killed.code == -9, killed.err
+    (left,) = [p for p in target.iterdir() if p.name.startswith(".wheelstream-tmp-")]
+    rerun = ws("install", str(wheel), "-t", str(target), "-U", cache=tmp_path / "c", env=state)
+    assert rerun.code == 0, rerun.err
+    said = (
+        f"warning: {left} looks like what an interrupted install left, but cannot be finished (its signature"
+    )
+    assert said in rerun.err, rerun.err

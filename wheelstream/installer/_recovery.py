@@ -40,6 +40,7 @@ from ._commit import (
     remove_empty_tree,
     retire,
 )
+from ._ownership import state_dir
 
 __all__ = ["Finished", "finish_interrupted", "unfinished"]
 
@@ -107,6 +108,11 @@ def _recover(tmp: Path, target: Path) -> Finished:
         return nothing  # a live install's, or no lock file: not a directory this code can judge
     try:
         if not is_ours(tmp, fd):
+            if os.path.lexists(tmp / PLAN):  # a killed commit's, as far as one can see: say why it stays
+                raise ValueError(
+                    "its signature does not check out — the key in "
+                    f"{state_dir()} is missing or could not be written, or another user's wheelstream made it"
+                )
             return nothing  # not signed by this user's wheelstream (a wheel's look-alike?), or replaced meanwhile
         if not os.path.lexists(tmp / PLAN):
             remove_empty_tree(
