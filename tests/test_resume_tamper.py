@@ -212,3 +212,21 @@ def test_an_unpacked_copy_cleaned_while_it_is_copied_is_named_as_what_went(
     assert "(the cache cleaned meanwhile?)" in message, message
     assert "run the same command again" in message
     assert not target.exists() or not any(target.iterdir())
+
+
+def test_a_download_lock_that_cannot_be_taken_is_one_line_naming_the_wheel(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    """A lock file that cannot be opened (a read-only cache, no descriptors left; here a directory in its place)
+    came out as a bare ``…/partial/<key>.lock: Is a directory``, naming no wheel."""
+    from conftest import ws
+
+    url = server.add_file(NAME, _wheel())
+    cache = tmp_path / "c"
+    (cache / "partial" / f"{cache_key(url)}.lock").mkdir(parents=True)
+    run = ws("install", url, "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 1, run.err
+    line = run.error_line(alone=True)
+    assert line.startswith(f"error: {NAME}: cannot lock "), line
+    assert "Is a directory; what earlier runs kept is untouched" in line
+    assert server.requests == []

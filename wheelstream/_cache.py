@@ -41,6 +41,7 @@ import os
 import secrets
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -51,7 +52,7 @@ import platformdirs
 from wheelstream.errors import DiskError
 from wheelstream.unpack._partial import Journal
 
-__all__ = ["Cache", "Claim", "UrlRecord", "default_cache_dir", "file_lock", "try_lock"]
+__all__ = ["Cache", "Claim", "UrlRecord", "default_cache_dir", "download_lock", "file_lock", "try_lock"]
 
 _SWEEP_AFTER = 60.0  # seconds
 
@@ -352,6 +353,26 @@ def file_lock(path: Path, *, timeout: float = -1, thread_local: bool = True) -> 
     throwaway ``O_TMPFILE`` inode on every acquire of a new lock file, one more inode made and freed per
     download and per claim (docs/performance.md, D-lock-mode)."""
     return filelock.FileLock(path, timeout=timeout, thread_local=thread_local, mode=0o600)
+
+
+@contextlib.contextmanager
+def download_lock(cache: Cache, key: str, wheel: str) -> Iterator[None]:
+    """The per-URL lock a download holds throughout; one that cannot be taken (a read-only cache, no descriptors
+    left) is a one-line :class:`~wheelstream.errors.DiskError` naming the wheel — it was a bare
+    ``…/partial/<key>.lock: Read-only file system`` — and nothing of the download is touched."""
+    lock = file_lock(cache.lock(key))
+    try:
+        lock.acquire()
+    except OSError as exc:
+        raise DiskError(
+            f"cannot lock {cache.lock(key)}: {exc.strerror or exc}; what earlier runs kept is untouched — run "
+            "the same command again once that is fixed",
+            wheel=wheel,
+        ) from exc
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def try_lock(path: Path) -> filelock.BaseFileLock | None:

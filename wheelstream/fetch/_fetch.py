@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from wheelstream._cache import Cache, UrlRecord, file_lock
+from wheelstream._cache import Cache, UrlRecord, download_lock
 from wheelstream._progress import ProgressCallback
 from wheelstream.errors import (
     ArchiveError,
@@ -71,7 +71,7 @@ def fetch_wheel(
     announces another is refused before its body is read.
     """
     job = Job.of(url, cache, options, expected_sha256, keep_unpacked, expected_size)
-    with file_lock(cache.lock(job.key)):
+    with download_lock(cache, job.key, job.wheel):
         download = _Download(job, client, progress, cancel)
         try:
             found = _from_cache(download)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-from wheelstream._cache import Cache, file_lock
+from wheelstream._cache import Cache, download_lock
 from wheelstream._progress import Progress, ProgressCallback
 from wheelstream._urls import cache_key
 from wheelstream.errors import ArchiveError, DiskError, HashMismatch, UnpackedLimitExceeded, WheelstreamError
@@ -105,7 +105,7 @@ def _unpack_file(
 ) -> DownloadResult:
     key = cache_key(path.resolve().as_uri())
     staging = cache.staging(key)
-    with file_lock(cache.lock(key)):
+    with download_lock(cache, key, filename):
         known = cache.remembered_sha256(key)
         if (
             known is not None and _reading(path, filename, file_sha256, path) == known
