@@ -1085,3 +1085,28 @@ def test_cache_list_and_clean_of_a_cache_that_cannot_be_made_are_one_line(tmp_pa
     assert cleaned.error_line(alone=True).startswith(
         "error: cannot clean the cache: cannot use the cache directory"
     )
+
+
+@pytest.mark.parametrize("kind", ["file", "dangling symlink"])
+def test_a_target_that_cannot_be_a_directory_is_refused_before_anything_is_fetched(
+    server: FaultServer, cache: Path, tmp_path: Path, kind: str
+) -> None:
+    """pip refuses a ``--target`` that exists but is not a directory before it downloads; the whole wheel was
+    fetched first, and a symlink to nothing was called "exists but is not a directory"."""
+    url = add(server)
+    target = tmp_path / "t"
+    if kind == "file":
+        target.write_text("mine")
+    else:
+        target.symlink_to(tmp_path / "nowhere")
+    run = ws("install", url, "-t", str(target), cache=cache)
+    assert run.code == 2, run.err
+    expected = "is a file" if kind == "file" else "is a symlink to nothing"  # the first: click's own check
+    assert expected in run.err, run.err
+    assert server.requests == []
+    with pytest.raises(
+        wheelstream.errors.UsageError,
+        match="exists but is not a directory" if kind == "file" else "symlink to nothing",
+    ):
+        wheelstream.install([url], target, cache_dir=cache)  # the library, where click does not look
+    assert server.requests == []

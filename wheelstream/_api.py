@@ -33,6 +33,7 @@ from wheelstream.installer import (
     InstallReport,
     LinkMode,
     WheelToInstall,
+    check_target,
     install_staged_many,
     probe_interpreter,
 )
@@ -311,6 +312,8 @@ def install_sources(
     if (target is None) == (environment is None):
         raise UsageError("say where to install: a target directory or an environment (exactly one)")
     check_objects(environment=environment, client=client, index_url=index_url)
+    if target is not None:
+        check_target(target)  # before anything is fetched, as pip checks it
     check_arguments(sources, hashes, jobs, retries, timeout, max_unpacked_size, max_entries)
     skipped: list[str] = []
     wanted: Callable[[str], bool] | None = None

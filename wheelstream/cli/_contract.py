@@ -131,6 +131,8 @@ def run(
             ui.console.print_exception()
         fail(ui, exc, exc.exit_code)
     except OSError as exc:
+        if verbose > 1:  # -vv: the traceback too, as for every other error (docs/cli.md)
+            ui.console.print_exception()
         fail(ui, f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}", 1)
     finally:
         signal.signal(signal.SIGTERM, previous)

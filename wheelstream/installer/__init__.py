@@ -9,7 +9,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._checks import WheelToInstall
-from ._core import InstallReport, install_staged, install_staged_many
+from ._core import InstallReport, check_target, install_staged, install_staged_many
 from ._destination import LinkMode
 from ._environment import Environment, EnvironmentReport, find_environment
 from ._interpreter import HomeScheme, Interpreter, probe_interpreter
@@ -53,6 +53,7 @@ __all__ = [
     "Interpreter",
     "LinkMode",
     "WheelToInstall",
+    "check_target",
     "find_environment",
     "install_into",
     "install_staged",

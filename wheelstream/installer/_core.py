@@ -81,7 +81,7 @@ from ._layout import plan_target
 from ._recovery import finish_interrupted
 from ._transaction import Transaction, cannot_install
 
-__all__ = ["InstallReport", "install_staged", "install_staged_many"]
+__all__ = ["InstallReport", "check_target", "install_staged", "install_staged_many"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +96,16 @@ class InstallReport:
     bytes_written: int  # bytes copied or generated (moves and hardlinks cost none)
     warnings: tuple[str, ...]
     files_moved: int = 0  # of ``files_written``, files renamed out of a tree this process owned
+
+
+def check_target(target: str | os.PathLike[str]) -> None:
+    """A ``--target`` that exists must be a directory (pip refuses the rest before downloading, and so does
+    ``install`` now, before anything is fetched); a symlink to nothing is named as that."""
+    path = Path(os.path.abspath(target))
+    if path.is_symlink() and not path.exists():
+        raise UsageError(f"target path is a symlink to nothing: {path} -> {os.readlink(path)}")
+    if os.path.lexists(path) and not path.is_dir():
+        raise UsageError(f"target path exists but is not a directory: {path}")
 
 
 def _warn_about_dropped(
@@ -143,8 +153,7 @@ def install_staged_many(
     checked = checks.all(wheels)
 
     target = Path(os.path.abspath(target))
-    if os.path.lexists(target) and not target.is_dir():
-        raise UsageError(f"target path exists but is not a directory: {target}")
+    check_target(target)
     created = not target.exists()
     try:
         target.mkdir(parents=True, exist_ok=True)
