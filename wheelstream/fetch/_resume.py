@@ -251,9 +251,10 @@ def _resume(job: Job, journal: Journal, journal_path: Path, prefix: PrefixHash) 
     try:
         stream.replay(start, max(start, journal.durable))
         kept = prefix.result()
-        if prefix.rehashing and prefix.rehashed_digest != journal.prefix_sha256:
+        if prefix.rehashing and journal.prefix_sha256 not in (None, prefix.rehashed_digest):
             # Read again because no saved state could be used: the bytes must be those the journal hashed (a
             # disk or a hand may have changed them, and nothing else would see it before C), or start afresh.
+            # (A journal older than the digest has none to match: its bytes are taken as they are, as before.)
             stream.abandon()
             return None
         # ... then what the trail proves a killed process received
