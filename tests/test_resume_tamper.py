@@ -230,3 +230,29 @@ def test_a_download_lock_that_cannot_be_taken_is_one_line_naming_the_wheel(
     assert line.startswith(f"error: {NAME}: cannot lock "), line
     assert "Is a directory; what earlier runs kept is untouched" in line
     assert server.requests == []
+
+
+@pytest.mark.parametrize("link_mode", ["move", "copy"])
+def test_a_pin_naming_another_cached_wheel_does_not_serve_it_under_this_wheels_name(
+    server: FaultServer, tmp_path: Path, link_mode: str
+) -> None:
+    """``alpha-1.0….whl#sha256=<beta's>`` with beta in the cache: the hash names a cached file, so it was served —
+    ``download`` wrote beta's bytes as ``alpha-1.0-py3-none-any.whl``, rc 0. The pin must fail on alpha's bytes,
+    as it does with nothing cached."""
+    from wheelstream.errors import HashMismatch
+
+    alpha = build_wheel("alpha", "1.0", payload_size=2000)[1]
+    beta = build_wheel("beta", "1.0", payload_size=2000)[1]
+    alpha_url = server.add_file("alpha-1.0-py3-none-any.whl", alpha)
+    beta_url = server.add_file("beta-1.0-py3-none-any.whl", beta)
+    cache = tmp_path / "c"
+    wheelstream.install([beta_url], tmp_path / "t0", cache_dir=cache, link_mode=link_mode)  # type: ignore[arg-type]
+    beta_sha = hashlib.sha256(beta).hexdigest()
+    with pytest.raises(HashMismatch):
+        wheelstream.download([f"{alpha_url}#sha256={beta_sha}"], tmp_path / "d", cache_dir=cache)
+    assert not (tmp_path / "d" / "alpha-1.0-py3-none-any.whl").exists()
+    with pytest.raises(HashMismatch):
+        wheelstream.install([alpha_url], tmp_path / "t", cache_dir=cache, hashes={alpha_url: beta_sha})
+    assert not (tmp_path / "t").exists() or not any((tmp_path / "t").iterdir())
+    pinned = wheelstream.download([f"{beta_url}#sha256={beta_sha}"], tmp_path / "d2", cache_dir=cache)
+    assert pinned.wheels[0].from_cache  # the right pin is still served from the cache

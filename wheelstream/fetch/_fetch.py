@@ -39,7 +39,7 @@ from wheelstream.fetch._cancel import CancelSignal, SocketCancel
 from wheelstream.fetch._errors import disk_error, interrupted, unfollowable
 from wheelstream.fetch._local import from_wheel_file
 from wheelstream.fetch._options import DownloadOptions, DownloadResult, Job
-from wheelstream.fetch._publish import cached, check_complete, finished_tree, hand_over
+from wheelstream.fetch._publish import cached, check_complete, finished_tree, hand_over, names_this_wheel
 from wheelstream.fetch._reporting import Reporter
 from wheelstream.fetch._resume import restore
 from wheelstream.fetch._revalidate import Verdict, conditional_headers, judge
@@ -96,6 +96,13 @@ def _from_cache(download: _Download) -> DownloadResult | None:
             return None
         sha = record.sha256
     found = cached(job.cache, sha, job.wheel, progress, job.options) or from_wheel_file(job, sha, progress)
+    if found is not None and job.expected and not names_this_wheel(found.staged, job.wheel):
+        # The pin named a file the cache holds, but not this wheel: another project's, or another platform's,
+        # pinned to this URL by mistake. Served, it went out under this wheel's name (rc 0); fetched, the
+        # pin fails on the bytes, as it does with nothing cached.
+        if found.claim is not None:
+            found.claim.release()
+        return None
     if found is not None:
         job.cache.reclaim(job.key)  # a download killed after its wheel file was in place left these
     return found

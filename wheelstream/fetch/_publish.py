@@ -17,12 +17,17 @@ published or claimed (a staging tree without a journal is reclaimed by the next 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import os
 import shutil
 import stat
 from pathlib import Path
+
+from packaging.tags import Tag, parse_tag
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
 
 from wheelstream._cache import Cache, Claim
 from wheelstream._killpoints import reached
@@ -140,6 +145,38 @@ def settle_tree(
         return _publish(cache, staged, sha256), None
     claim = cache.claim(staged.root)
     return dataclasses.replace(staged, root=claim.root, movable=True), claim
+
+
+def names_this_wheel(staged: StagedWheel, filename: str) -> bool:
+    """Whether the unpacked ``staged`` is the wheel ``filename`` names: its ``.dist-info`` directory is that
+    project and version, and its ``WHEEL`` file's tags, when it lists any, are the file name's. For a cache
+    hit found by a pinned sha256 alone, which says which bytes, not that they are this URL's wheel."""
+    try:
+        name, version, _build, tags = parse_wheel_filename(filename)
+    except InvalidWheelFilename:
+        return False
+    infos = {
+        member.split("/", 1)[0] for member in staged.files if member.split("/", 1)[0].endswith(".dist-info")
+    }
+    if len(infos) != 1:
+        return False
+    (info,) = infos
+    project, _, found_version = info[: -len(".dist-info")].partition("-")
+    try:
+        if canonicalize_name(project) != name or Version(found_version) != version:
+            return False
+    except InvalidVersion:
+        return False
+    try:
+        text = (staged.root / info / "WHEEL").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    listed = {line.partition(":")[2].strip() for line in text.splitlines() if line.lower().startswith("tag:")}
+    expanded: set[Tag] = set()
+    for each in listed:
+        with contextlib.suppress(ValueError):
+            expanded.update(parse_tag(each))
+    return not expanded or expanded == set(tags)
 
 
 def cached(
