@@ -193,3 +193,70 @@ def test_transport_exports_are_sorted_and_resolve() -> None:
     names = wheelstream.transport.__all__
     assert list(names) == sorted(names)
     assert all(getattr(wheelstream.transport, name) is not None for name in names)
+
+
+def test_a_certificate_that_does_not_verify_ends_the_download_at_once_naming_the_host(
+    tls_server: HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was retried like a dropped connection: five back-offs (~13 s), then "run the same command again once
+    the server answers" — which no server would ever do."""
+    import time
+
+    from wheelstream.errors import HTTPStatusError
+
+    tls_server.expect_request(f"/{WHEEL}").respond_with_data(WELLFORMED["deflate"]())
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    started = time.monotonic()
+    with pytest.raises(HTTPStatusError) as raised:
+        wheelstream.install([tls_server.url_for(f"/{WHEEL}")], tmp_path / "t", cache_dir=tmp_path / "c")
+    assert time.monotonic() - started < 5
+    message = str(raised.value)
+    assert "the TLS certificate of 127.0.0.1 does not verify" in message, message
+    assert "SSL_CERT_FILE or SSL_CERT_DIR name others" in message
+    assert raised.value.exit_code == 3
+
+
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        ({"ALL_PROXY": "socks5://127.0.0.1:1080", "NO_PROXY": "127.0.0.1"}, "socksio"),
+        (
+            {"HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": "localhost,127.0.0.1,[::1]"},
+            "cannot read the proxy",
+        ),
+        (
+            {"HTTP_PROXY": "http://127.0.0.1:9", "SSL_CERT_FILE": "/nonexistent/ca.pem"},
+            "SSL_CERT_FILE=/nonexistent",
+        ),
+    ],
+    ids=["socks without socksio", "NO_PROXY of [::1]", "a missing CA file beside a proxy"],
+)
+def test_settings_httpx_cannot_build_a_client_from_are_one_line(
+    tmp_path: Path, settings: dict[str, str], said: str
+) -> None:
+    """Each was a traceback from building the client (two chained, for ``NO_PROXY=[::1]``), or for the CA file
+    "error: No such file or directory" naming neither the file nor the setting."""
+    import importlib.util
+
+    from conftest import ws
+
+    if "socksio" in said and importlib.util.find_spec("socksio") is not None:
+        pytest.skip("socksio is installed here")
+    # Both spellings of each: a lower-case one, empty or not, wins over the upper-case one (urllib's rule).
+    given = {
+        **settings,
+        **{name.lower(): value for name, value in settings.items() if name.endswith("PROXY")},
+    }
+    run = ws(
+        "download",
+        "http://127.0.0.1:9/x-1.0-py3-none-any.whl",
+        "-d",
+        str(tmp_path / "d"),
+        cache=tmp_path / "c",
+        env=given,
+    )
+    assert run.code == 2, run.err
+    line = run.error_line(alone=True)
+    assert said in line, line
+    assert "Traceback" not in run.err

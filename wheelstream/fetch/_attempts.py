@@ -117,6 +117,9 @@ class Attempts:
                 raise unfollowable(exc) or exc from None  # a redirect no retry can follow
             except httpx.TransportError as exc:
                 self.cancel.raise_if_cancelled()  # the watcher shut the connection: not a network failure
+                ended = unfollowable(exc)  # a certificate that does not verify: no retry mends it
+                if ended is not None:
+                    raise ended from None
                 outcome = _Retry(f"{type(exc).__name__}: {exc}".rstrip(": "))
                 if not self.stream.journal.resumable:
                     self.restart(f"{outcome.reason}, and the server's encoding prevents a resume")

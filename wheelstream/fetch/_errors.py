@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import ssl
 from pathlib import Path
 
 import httpx
@@ -43,13 +44,32 @@ def interrupted(position: int, length: int | None, held: int = 0) -> Interrupted
 
 
 def unfollowable(exc: httpx.HTTPError) -> HTTPStatusError | None:
-    """A redirect no retry can follow — a loop, or one to a URL that is not HTTP(S) (``file://``) — as the error
-    that ends the download at once (exit 3, partial kept); None for anything else."""
+    """A failure no retry can mend — a redirect loop, a redirect to a URL that is not HTTP(S) (``file://``), a
+    certificate that does not verify — as the error that ends the download at once (exit 3, partial kept);
+    None for anything else. A certificate was retried like a dropped connection: 13 s of back-off, then "run
+    the same command again once the server answers", which no server would ever do."""
     if isinstance(exc, httpx.TooManyRedirects):
         return HTTPStatusError(f"too many redirects: {exc}")
     if isinstance(exc, httpx.UnsupportedProtocol):
         return HTTPStatusError(f"redirected to a URL that is not HTTP(S): {exc}")
+    if isinstance(exc, httpx.ConnectError):
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:
+            try:
+                host = exc.request.url.host
+            except RuntimeError:  # no request attached
+                host = "the server"
+            trusted = ", ".join(f"{name}={os.environ[name]}" for name in _CA_SETTINGS if os.environ.get(name))
+            return HTTPStatusError(
+                f"the TLS certificate of {host} does not verify ({cause.verify_message or cause}); the CAs "
+                f"trusted are {trusted or 'the certifi bundle'} (SSL_CERT_FILE or SSL_CERT_DIR name others)"
+            )
     return None
+
+
+_CA_SETTINGS = ("SSL_CERT_FILE", "SSL_CERT_DIR")  # what httpx's ssl context reads (REQUESTS_CA_BUNDLE is not)
 
 
 def retrying(reason: str, attempt: int, retries: int, wait: float) -> str:

@@ -95,7 +95,9 @@ class _SchemeTransport(httpx.BaseTransport):
                 try:
                     self._tls = _tracked(httpx.HTTPTransport(verify=True, trust_env=True))
                 except (OSError, ssl.SSLError) as exc:  # e.g. SSL_CERT_FILE names a missing or bad file
-                    raise UsageError(f"cannot set up TLS certificate verification: {exc}") from exc
+                    raise UsageError(
+                        f"cannot set up TLS certificate verification: {exc}{_ca_settings()}"
+                    ) from exc
             return self._tls
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -120,11 +122,31 @@ def _proxies_configured() -> bool:
 
 
 def new_client(timeout: float) -> httpx.Client:
-    return httpx.Client(
-        follow_redirects=True,
-        timeout=httpx.Timeout(timeout),
-        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-        auth=_CredentialsAuth(),
-        trust_env=True,
-        transport=None if _proxies_configured() else _SchemeTransport(),
+    """The client, or a one-line ``UsageError`` for settings httpx cannot build one from (it raised them raw,
+    a traceback): a SOCKS proxy without ``socksio``, a ``NO_PROXY`` entry it cannot parse (``[::1]``), a CA
+    file that is not there — each named with the setting to change."""
+    try:
+        return httpx.Client(
+            follow_redirects=True,
+            timeout=httpx.Timeout(timeout),
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+            auth=_CredentialsAuth(),
+            trust_env=True,
+            transport=None if _proxies_configured() else _SchemeTransport(),
+        )
+    except ImportError as exc:  # httpx: "Using SOCKS proxy, but the 'socksio' package is not installed"
+        raise UsageError(f"{exc} (the proxy comes from ALL_PROXY, HTTP_PROXY or HTTPS_PROXY)") from None
+    except httpx.InvalidURL as exc:
+        raise UsageError(
+            f"cannot read the proxy settings (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY): {exc}"
+        ) from None
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"cannot set up TLS certificate verification: {exc}{_ca_settings()}") from exc
+
+
+def _ca_settings() -> str:
+    """`` (SSL_CERT_FILE=…)``: the settings a bad CA bundle comes from, for its message."""
+    named = ", ".join(
+        f"{name}={os.environ[name]}" for name in ("SSL_CERT_FILE", "SSL_CERT_DIR") if os.environ.get(name)
     )
+    return f" ({named})" if named else ""
