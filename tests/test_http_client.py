@@ -260,3 +260,24 @@ def test_settings_httpx_cannot_build_a_client_from_are_one_line(
     line = run.error_line(alone=True)
     assert said in line, line
     assert "Traceback" not in run.err
+
+
+def test_a_callers_client_that_follows_no_redirects_still_gets_a_redirected_wheel(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """httpx clients follow no redirect by default: with ``client=httpx.Client()`` a wheel behind a 302 was
+    "unexpected HTTP status 302". The wheel's requests follow redirects whatever the client's default."""
+    data = WELLFORMED["deflate"]()
+    httpserver.expect_request(f"/moved/{WHEEL}").respond_with_data(
+        data, content_type="application/octet-stream"
+    )
+    httpserver.expect_request(f"/{WHEEL}").respond_with_data(
+        b"", status=302, headers={"Location": httpserver.url_for(f"/moved/{WHEEL}")}
+    )
+    with httpx.Client() as client:
+        result = wheelstream.download(
+            [httpserver.url_for(f"/{WHEEL}")], tmp_path / "d", cache_dir=tmp_path / "c", client=client
+        )
+    path = result.wheels[0].path
+    assert path is not None
+    assert path.read_bytes() == data

@@ -174,7 +174,12 @@ class Attempts:
         with (
             self.cancel.request() as extensions,
             self.client.stream(
-                "GET", self.job.url, headers=headers, timeout=self.options.timeout, extensions=extensions
+                "GET",
+                self.job.url,
+                headers=headers,
+                timeout=self.options.timeout,
+                extensions=extensions,
+                follow_redirects=True,  # also with a caller's client, which follows none by default (httpx's)
             ) as response,
         ):
             self.cancel.response_arrived(response)

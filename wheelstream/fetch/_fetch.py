@@ -162,6 +162,7 @@ class _Download:
                     headers=headers,
                     timeout=self.job.options.timeout,
                     extensions=extensions,
+                    follow_redirects=True,  # also with a caller's client, which follows none by default
                 ) as response,
             ):
                 self.cancel.response_arrived(response)

@@ -160,7 +160,12 @@ class PieceRequests:
         if validator:
             headers[b"If-Range"] = header_value(validator)  # as it came: an ETag may hold bytes past ASCII
         with self.client.stream(
-            "GET", self.url, headers=headers, timeout=self.options.timeout, extensions=extensions
+            "GET",
+            self.url,
+            headers=headers,
+            timeout=self.options.timeout,
+            extensions=extensions,
+            follow_redirects=True,  # also with a caller's client, which follows none by default
         ) as response:
             cancel.response_arrived(response)
             action, reason = decide_piece(response.status_code, response.headers, known)
