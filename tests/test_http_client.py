@@ -281,3 +281,53 @@ def test_a_callers_client_that_follows_no_redirects_still_gets_a_redirected_whee
     path = result.wheels[0].path
     assert path is not None
     assert path.read_bytes() == data
+
+
+@pytest.mark.parametrize("second", ["200", "206"])
+def test_a_body_without_a_length_cut_before_the_archive_ends_is_resumed(tmp_path: Path, second: str) -> None:
+    """HTTP/1.0, no Content-Length, the connection closed halfway: the close was taken for the end of the file
+    and the wheel for a truncated archive — "input ended inside entry data", exit 1, the partial discarded, and
+    every rerun the same. A body of unknown length ends the file only where it ends the archive."""
+    import socket
+    import threading
+
+    data = WELLFORMED["big_entry"]()
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    asked: list[str] = []
+
+    def serve() -> None:
+        for number in range(2):
+            conn, _ = listener.accept()
+            with conn:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += conn.recv(4096)
+                ranged = [
+                    line for line in request.decode().split("\r\n") if line.lower().startswith("range:")
+                ]
+                asked.append(ranged[0] if ranged else "")
+                if number == 0:
+                    conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n")
+                    conn.sendall(data[: len(data) // 2])  # and close: a cut the client cannot see as one
+                elif second == "206" and ranged:
+                    start = int(ranged[0].split("=")[1].split("-")[0])
+                    span = f"bytes {start}-{len(data) - 1}/{len(data)}"
+                    head = f"HTTP/1.0 206 Partial Content\r\nContent-Range: {span}\r\n\r\n"
+                    conn.sendall(head.encode() + data[start:])
+                else:
+                    conn.sendall(b"HTTP/1.0 200 OK\r\n\r\n" + data)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        result = wheelstream.download(
+            [f"http://127.0.0.1:{port}/{WHEEL}"], tmp_path / "d", cache_dir=tmp_path / "c"
+        )
+    finally:
+        listener.close()
+    path = result.wheels[0].path
+    assert path is not None
+    assert path.read_bytes() == data
+    assert asked[0] == ""
+    assert asked[1].startswith("Range: bytes=")

@@ -227,8 +227,12 @@ class Attempts:
                 return self._segmented(response, body, max(end, self.stream.position + 1), wanted)
         self.cancel.raise_if_cancelled()  # a body read until close ends early when the watcher shuts it
         length = self.stream.journal.length
-        if length is None or length == self.stream.position:
-            return _DONE  # an unknown length ends with the body; a known one when it is reached
+        if length == self.stream.position:
+            return _DONE  # a known length ends when it is reached
+        if length is None:  # an unknown one with the body, if the body ends the archive: else it was cut
+            if self.stream.ends_an_archive():
+                return _DONE
+            return _Retry("the body ended before the archive did (the server declared no length)")
         return _Retry("the connection closed before the end of the body")
 
     def _splittable(self, decision: Decision) -> bool:

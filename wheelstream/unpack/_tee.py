@@ -209,6 +209,20 @@ class Tee(Checkpoints):
         for chunk in self.partial.read_range(start, end):
             self._parse(chunk)
 
+    def ends_an_archive(self) -> bool:
+        """Do the bytes so far end with a zip's end records? For a body whose server declared no length (HTTP/1.0
+        read to the close, chunked): its end is the file's end only if it is the archive's; a connection cut
+        there was taken for the end, and the wheel for a truncated archive (discarded, exit 1) instead of a
+        download to resume. Reads the tail of the partial (after writing out what is buffered)."""
+        self._flush()
+        start = max(0, self.position - TAIL_SIZE)
+        tail = b"".join(self.partial.read_range(start, self.position))
+        try:
+            find_central_directory(tail, start)
+        except ArchiveError:
+            return False
+        return True
+
     def end_of_input(self) -> None:
         """All bytes are here: finish the parse, including entries that had to wait for the end.
 
