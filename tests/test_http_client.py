@@ -29,12 +29,17 @@ def tls_server() -> Iterator[HTTPServer]:
     yield from started_server(host="127.0.0.1", port=0, ssl_context=context)
 
 
+@pytest.mark.parametrize("setting", ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
 def test_https_install_trusts_the_ca_the_environment_names(
-    tls_server: HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tls_server: HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str
 ) -> None:
+    """httpx reads ``SSL_CERT_FILE``; pip (through requests) ``REQUESTS_CA_BUNDLE`` and ``CURL_CA_BUNDLE`` too,
+    which were ignored here: "certificate verify failed" where pip installed."""
     data = WELLFORMED["deflate"]()
     tls_server.expect_request(f"/{WHEEL}").respond_with_data(data, content_type="application/octet-stream")
-    monkeypatch.setenv("SSL_CERT_FILE", str(TLS / "localhost.pem"))
+    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(setting, str(TLS / "localhost.pem"))
     url = tls_server.url_for(f"/{WHEEL}")
     assert url.startswith("https://")
     result = wheelstream.install([url], tmp_path / "target", cache_dir=tmp_path / "cache")
@@ -213,7 +218,7 @@ def test_a_certificate_that_does_not_verify_ends_the_download_at_once_naming_the
     assert time.monotonic() - started < 5
     message = str(raised.value)
     assert "the TLS certificate of 127.0.0.1 does not verify" in message, message
-    assert "SSL_CERT_FILE or SSL_CERT_DIR name others" in message
+    assert "SSL_CERT_FILE or REQUESTS_CA_BUNDLE name others" in message
     assert raised.value.exit_code == 3
 
 

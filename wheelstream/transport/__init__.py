@@ -2,7 +2,7 @@
 for (resumed) requests (DESIGN §3, ``_table.py``), and which connection a request went out on, for a cancel
 (``_tracking.py``)."""
 
-from wheelstream.transport._client import USER_AGENT, new_client
+from wheelstream.transport._client import CA_SETTINGS, USER_AGENT, new_client
 from wheelstream.transport._table import (
     Action,
     Decision,
@@ -19,6 +19,7 @@ from wheelstream.transport._tracking import take_request_stream, track_request_s
 
 __all__ = [
     "Action",
+    "CA_SETTINGS",
     "Decision",
     "Known",
     "PieceAction",

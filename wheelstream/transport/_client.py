@@ -5,8 +5,8 @@ Building httpx's default transport loads the CA bundle, a cost paid at every sta
 plain ``http`` (a local mirror, the test bed; docs/performance.md, D-deferred-tls). ``_SchemeTransport`` sends
 ``http`` requests through a transport whose TLS context trusts no certificate at all: it never makes a TLS
 connection, and if it ever did, the handshake would fail rather than go unverified. The transport for
-``https`` is httpx's own default (certifi, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` from the environment),
-built on the first ``https`` request.
+``https`` is httpx's own default (certifi, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` from the environment; or,
+as pip reads them, ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``), built on the first ``https`` request.
 
 Proxies: httpx reads them from the environment (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``,
 the system settings on macOS and Windows) only when it builds its own transport. So when the standard library
@@ -35,7 +35,7 @@ from wheelstream.errors import UsageError
 from wheelstream.transport._receive_buffer import pass_body_through
 from wheelstream.transport._tracking import track_request_streams
 
-__all__ = ["USER_AGENT", "new_client"]
+__all__ = ["CA_SETTINGS", "USER_AGENT", "new_client"]
 
 USER_AGENT = f"wheelstream/{__version__}"  # the one version: wheelstream.__version__
 
@@ -93,7 +93,7 @@ class _SchemeTransport(httpx.BaseTransport):
                 raise RuntimeError("the HTTP client is closed")
             if self._tls is None:
                 try:
-                    self._tls = _tracked(httpx.HTTPTransport(verify=True, trust_env=True))
+                    self._tls = _tracked(httpx.HTTPTransport(verify=_verify(), trust_env=True))
                 except (OSError, ssl.SSLError) as exc:  # e.g. SSL_CERT_FILE names a missing or bad file
                     raise UsageError(
                         f"cannot set up TLS certificate verification: {exc}{_ca_settings()}"
@@ -132,6 +132,7 @@ def new_client(timeout: float) -> httpx.Client:
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
             auth=_CredentialsAuth(),
             trust_env=True,
+            verify=_verify() if _proxies_configured() else True,  # (ours builds its own on the first https)
             transport=None if _proxies_configured() else _SchemeTransport(),
         )
     except ImportError as exc:  # httpx: "Using SOCKS proxy, but the 'socksio' package is not installed"
@@ -144,9 +145,26 @@ def new_client(timeout: float) -> httpx.Client:
         raise UsageError(f"cannot set up TLS certificate verification: {exc}{_ca_settings()}") from exc
 
 
+# Where the CAs to trust come from, first set first: httpx's own two, then the two pip honours through requests
+# (a CA bundle set for pip was ignored here: "certificate verify failed" where pip installed).
+CA_SETTINGS = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+def _verify() -> ssl.SSLContext | bool:
+    """``True`` (httpx: ``SSL_CERT_FILE``, ``SSL_CERT_DIR``, else certifi) unless only a requests-style bundle
+    is set, which then names the CAs."""
+    if os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR"):
+        return True
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        bundle = os.environ.get(name)
+        if bundle:
+            if os.path.isdir(bundle):
+                return ssl.create_default_context(capath=bundle)
+            return ssl.create_default_context(cafile=bundle)
+    return True
+
+
 def _ca_settings() -> str:
     """`` (SSL_CERT_FILE=…)``: the settings a bad CA bundle comes from, for its message."""
-    named = ", ".join(
-        f"{name}={os.environ[name]}" for name in ("SSL_CERT_FILE", "SSL_CERT_DIR") if os.environ.get(name)
-    )
+    named = ", ".join(f"{name}={os.environ[name]}" for name in CA_SETTINGS if os.environ.get(name))
     return f" ({named})" if named else ""
