@@ -19,9 +19,10 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import ROOT, Run, saved_journal, wait_until, ws, ws_start
+from conftest import ROOT, Run, saved_journal, wait_until, ws, ws_env, ws_start
 from pytest_httpserver import HTTPServer
 
 import wheelstream
@@ -1110,3 +1111,45 @@ def test_a_target_that_cannot_be_a_directory_is_refused_before_anything_is_fetch
     ):
         wheelstream.install([url], target, cache_dir=cache)  # the library, where click does not look
     assert server.requests == []
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_output_that_cannot_be_written_is_one_line_and_never_changes_the_outcome(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    """stdout on a full device was a traceback (``download … > /dev/full``, ``cache dir``, ``--version``); stderr on
+    one turned a note that failed to print into an aborted install, and a failed summary line into exit 1
+    after the install was done."""
+    import subprocess
+    import sys
+
+    url = add(server)
+
+    def run(
+        *args: str, stdout: Any = subprocess.PIPE, stderr: Any = subprocess.PIPE
+    ) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [sys.executable, "-m", "wheelstream", *args],
+            stdout=stdout,
+            stderr=stderr,
+            env=ws_env(cache),
+            timeout=60,
+            check=False,
+        )
+
+    with open("/dev/full", "wb") as full:
+        for args in (("download", url, "-d", str(tmp_path / "d")), ("cache", "dir"), ("--version",)):
+            done = run(*args, stdout=full)
+            assert done.returncode == 1, (args, done.stderr)
+            assert (
+                done.stderr.decode().splitlines()[-1]
+                == "error: cannot write the output: No space left on device"
+            )
+            assert b"Traceback" not in done.stderr
+        for target in (
+            "t1",
+            "t2",
+        ):  # the second: the wheel is cached, and the note about it cannot be printed
+            done = run("install", url, "-t", str(tmp_path / target), stderr=full)
+            assert done.returncode == 0
+            assert (tmp_path / target / "demo").is_dir()

@@ -24,6 +24,7 @@ from wheelstream.cli._process import rare_gc, skip_httpx_cli
 # before the imports that bring httpx in (``_install`` imports the library).
 skip_httpx_cli()
 
+import contextlib
 import importlib
 from collections.abc import Sequence
 from typing import NoReturn
@@ -92,6 +93,11 @@ def _main(argv: Sequence[str] | None) -> NoReturn:
         code = cli.main(
             args=list(argv) if argv is not None else None, prog_name="wheelstream", standalone_mode=False
         )
+        _flush_stdout()
+    except (
+        OSError
+    ) as exc:  # the results could not be written: stdout on a full disk (click takes EPIPE itself)
+        _stdout_failed(exc)
     except click.ClickException as exc:  # usage errors: click's message, exit 2
         exc.show()
         raise SystemExit(exc.exit_code) from None
@@ -104,3 +110,24 @@ def _main(argv: Sequence[str] | None) -> NoReturn:
 
         fail(None, exc, exc.exit_code)
     raise SystemExit(code if isinstance(code, int) else 0)
+
+
+def _flush_stdout() -> None:
+    import sys
+
+    sys.stdout.flush()  # here, where a failure is one line, not at the interpreter's exit (a traceback)
+
+
+def _stdout_failed(exc: OSError) -> NoReturn:
+    """stdout could not take the results (``> /dev/full``): one line on stderr, exit 1 — it was a traceback. What
+    is still buffered goes to ``/dev/null``, so the interpreter's last flush does not print one either."""
+    import os
+    import sys
+
+    from wheelstream.cli._contract import fail
+
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    fail(None, f"cannot write the output: {exc.strerror or exc}", 1)

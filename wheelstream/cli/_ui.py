@@ -24,10 +24,11 @@ importing it is a noticeable part of a short run's start-up (docs/performance.md
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from wheelstream._progress import Progress, human_size
 from wheelstream.errors import one_line
@@ -41,10 +42,35 @@ __all__ = ["ConsoleProgress", "stderr_console"]
 
 
 def stderr_console() -> Console:
-    """The console everything the CLI says goes to (stderr; stdout is for results)."""
+    """The console everything the CLI says goes to (stderr; stdout is for results). A stderr that cannot be
+    written (``2>/dev/full``, a closed pipe) loses the words, never the work: a note that failed to print had
+    aborted the install it was about, and a summary line turned a finished install into exit 1."""
+    import sys
+
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(file=cast("TextIO", _Unbreakable(sys.stderr)), highlight=False, soft_wrap=True)
+
+
+class _Unbreakable:
+    """A text stream whose write and flush errors are dropped (the exit code still says how the command ended);
+    everything else is the stream's own (``isatty``, ``fileno``, ``encoding``: what rich asks)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except (OSError, ValueError):  # ValueError: written after it was closed
+            return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def escape(text: str) -> str:
