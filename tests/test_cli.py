@@ -1153,3 +1153,18 @@ def test_output_that_cannot_be_written_is_one_line_and_never_changes_the_outcome
             done = run("install", url, "-t", str(tmp_path / target), stderr=full)
             assert done.returncode == 0
             assert (tmp_path / target / "demo").is_dir()
+
+
+def test_cache_list_marks_a_partial_another_process_is_writing(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    """``cache clean`` kept such a partial and said so; ``cache list`` showed it as any other."""
+    from wheelstream._cache import file_lock
+    from wheelstream._urls import cache_key
+
+    _filename, url, run = _gave_up(server, cache, tmp_path)
+    assert run.code == 3, run.err
+    assert "in use by another" not in ws("cache", "list", cache=cache).out
+    with file_lock(cache / "partial" / f"{cache_key(url)}.lock"):
+        listing = ws("cache", "list", cache=cache).out
+    assert "in use by another wheelstream process" in listing, listing

@@ -613,3 +613,16 @@ def test_of_several_wheels_a_finished_bar_goes_and_a_dumb_terminal_gets_no_bars(
     dumb = Console(file=io.StringIO(), width=120, force_terminal=True, _environ={"TERM": "dumb"})
     assert dumb.is_dumb_terminal
     assert not ConsoleProgress(dumb, bars=True, quiet=False).bars
+
+
+@pytest.mark.parametrize("width", [20, 30, 39])
+def test_below_forty_columns_there_are_no_bars_only_notes(width: int) -> None:
+    """At 20 or 30 columns every bar wrapped onto two lines whatever was dropped: a name, a bar and the bytes
+    need ~40. The notes still print, one line each."""
+    buf = io.StringIO()
+    ui = ConsoleProgress(
+        Console(file=buf, width=width, force_terminal=True, color_system=None), bars=True, quiet=False
+    )
+    assert not ui.bars
+    ui(Progress("a.whl", 612, 1000, 2, 612, message="resumed at 612 bytes (saved 612 bytes)"))
+    assert buf.getvalue().splitlines()[0].startswith("a.whl: resumed at")

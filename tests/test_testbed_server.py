@@ -305,3 +305,19 @@ def test_a_compressed_archive_is_served_as_its_own_bytes(server: FaultServer) ->
     r = httpx.get(server.url_for("pkg-1.0.tar.gz"))
     assert r.headers["content-type"] == "application/octet-stream"
     assert r.content == DATA
+
+
+@pytest.mark.parametrize("value", [-1, "-1", "abc", "soon"])
+def test_a_retry_after_that_is_neither_seconds_nor_a_date_is_refused(value: object) -> None:
+    """RFC 9110 §10.2.3: delay-seconds or an HTTP-date; ``-1`` and ``abc`` went out as given."""
+    from wheelstream.testing import ConnectionLimit, Status, StatusSequence
+
+    for make in (
+        lambda: Status(503, value),  # type: ignore[arg-type]
+        lambda: StatusSequence((503,), value),  # type: ignore[arg-type]
+        lambda: ConnectionLimit(1, 503, value),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(ValueError, match="must be seconds >= 0 or an HTTP-date"):
+            make()
+    assert Status(503, "Wed, 21 Oct 2015 07:28:00 GMT").retry_after
+    assert Status(503, 0).retry_after == 0

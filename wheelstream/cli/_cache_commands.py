@@ -67,9 +67,12 @@ def cache_list(cache_dir: str | None) -> None:
     for p in partials:
         name = urllib.parse.unquote(p.url.rsplit("/", 1)[-1]) or p.url  # shown only, never a path
         unpacked = _tree_size(root / "staging" / p.key)
+        busy = (
+            "  in use by another wheelstream process" if _locked(root / "partial" / f"{p.key}.lock") else ""
+        )
         click.echo(
             f"  {one_line(name)}  {p.percent}  {human_size(p.on_disk)} of {human_size(p.length)}  "
-            f"(unpacked so far {human_size(unpacked)})  {_age(p.journal)}  {one_line(p.url)}"
+            f"(unpacked so far {human_size(unpacked)})  {_age(p.journal)}  {one_line(p.url)}{busy}"
         )
     click.echo(f"unpacked wheels: {len(wheels)}")
     for filename, sha, size, _path in wheels:

@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 __all__ = ["ConsoleProgress", "stderr_console"]
 
 
+_MIN_BAR_WIDTH = 40
+
+
 def stderr_console() -> Console:
     """The console everything the CLI says goes to (stderr; stdout is for results). A stderr that cannot be
     written (``2>/dev/full``, a closed pipe) loses the words, never the work: a note that failed to print had
@@ -103,8 +106,16 @@ class ConsoleProgress:
         self._console_lock = threading.Lock()
         self.quiet = quiet
         self.verbose = verbose  # say how many connections fetch a wheel (its bar and a line when it changes)
-        # A dumb terminal cannot move the cursor back: rich would print one bar, late and garbled.
-        self.bars = bars and not quiet and self.console.is_terminal and not self.console.is_dumb_terminal
+        # A dumb terminal cannot move the cursor back: rich would print one bar, late and garbled. Below
+        # ``_MIN_BAR_WIDTH`` columns a bar cannot be one line (a name, a bar and "12.3/45.6 MB"): no bars, the
+        # notes still print.
+        self.bars = (
+            bars
+            and not quiet
+            and self.console.is_terminal
+            and not self.console.is_dumb_terminal
+            and self.console.width >= _MIN_BAR_WIDTH
+        )
         self._name_width = 40
         self._lock = threading.Lock()
         self._wheels: dict[str, _Wheel] = {}

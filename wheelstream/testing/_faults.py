@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Container, Iterator
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
 __all__ = [
     "ChangeFile",
@@ -57,6 +58,24 @@ def _check_final_status(code: int, what: str) -> None:
     """A status that can answer a request: HTTP/1.1 has no final status outside 200-599 (1xx are interim)."""
     if not 200 <= code <= 599:
         raise ValueError(f"{what} must be a final status, 200-599 (got {code})")
+
+
+def check_retry_after(value: int | str | None, what: str) -> None:
+    """``Retry-After`` is delay-seconds (digits) or an HTTP-date (RFC 9110 §10.2.3); ``-1`` or ``abc`` went out
+    as given, a header no real server sends."""
+    if value is None:
+        return
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"{what} must be seconds >= 0 or an HTTP-date (got {value})")
+        return
+    text = str(value)
+    if text.isascii() and text.isdigit():
+        return
+    try:
+        parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        raise ValueError(f"{what} must be seconds >= 0 or an HTTP-date (got {text!r})") from None
 
 
 @dataclass(frozen=True)
@@ -223,6 +242,7 @@ class Status(Fault):
 
     def __post_init__(self) -> None:
         _check_final_status(self.code, "Status(code=)")
+        check_retry_after(self.retry_after, "Status(retry_after=)")
 
 
 @dataclass(frozen=True)
@@ -239,6 +259,7 @@ class StatusSequence(Fault):
         for code in self.codes:
             if code is not None:
                 _check_final_status(code, "StatusSequence(codes=)")
+        check_retry_after(self.retry_after, "StatusSequence(retry_after=)")
 
     def code_for(self, number: int) -> int | None:
         """The status forced on request ``number``, if any."""

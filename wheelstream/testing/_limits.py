@@ -18,6 +18,8 @@ import threading
 from collections import Counter
 from dataclasses import dataclass
 
+from wheelstream.testing._faults import check_retry_after
+
 __all__ = ["ConnectionLimit", "InFlight"]
 
 
@@ -42,6 +44,7 @@ class ConnectionLimit:
             raise ValueError("ConnectionLimit(status=) must be a 4xx or 5xx code")
         if self.reset and self.retry_after is not None:
             raise ValueError("ConnectionLimit(reset=True) sends no response, so no Retry-After")
+        check_retry_after(self.retry_after, "ConnectionLimit(retry_after=)")
 
     def __str__(self) -> str:
         """The CLI form, ``N[:CODE[:RETRY_AFTER]]`` or ``N:reset``."""
