@@ -1168,3 +1168,40 @@ def test_cache_list_marks_a_partial_another_process_is_writing(
     with file_lock(cache / "partial" / f"{cache_key(url)}.lock"):
         listing = ws("cache", "list", cache=cache).out
     assert "in use by another wheelstream process" in listing, listing
+
+
+def test_targets_that_cannot_be_made_or_written_and_empty_paths_are_refused_before_fetching(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    """``-t afile/sub``, a read-only target, ``-t ""`` (the current directory) and ``-d ""``: the whole wheel was
+    fetched first, and the empty path installed into the current directory."""
+    url = add(server)
+    (tmp_path / "afile").write_text("")
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    readonly.chmod(0o500)
+    try:
+        cases = [
+            (("install", url, "-t", str(tmp_path / "afile" / "sub")), 2, "is not a directory"),
+            (("install", url, "-t", ""), 2, "target path is empty"),
+            (("download", url, "-d", ""), 2, "dest is empty"),
+        ]
+        if not os.access(readonly, os.W_OK):  # (root may write anywhere but a read-only mount)
+            cases.append(
+                (("install", url, "-t", str(readonly / "t")), 1, "cannot be written; nothing was fetched")
+            )
+        for args, code, said in cases:
+            run = ws(*args, cache=cache, cwd=tmp_path)
+            assert run.code == code, (args, run.err)
+            assert said in run.err, (args, run.err)
+        assert server.requests == []
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "ro"]
+    finally:
+        readonly.chmod(0o700)
+
+
+def test_a_file_url_of_another_host_is_not_read_as_a_local_path(cache: Path, tmp_path: Path) -> None:
+    """``file://otherhost/x.whl`` dropped the host and read ``/x.whl``; pip refuses non-local file URLs."""
+    run = ws("install", "file://otherhost/tmp/x-1.0-py3-none-any.whl", "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 2, run.err
+    assert "a file:// URL of another host (otherhost)" in run.error_line(alone=True)

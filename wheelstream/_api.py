@@ -446,6 +446,8 @@ def download(
     refuses it, and not left in ``dest``. ``workers`` and ``connections`` as for :func:`install`."""
     check_objects(client=client, index_url=index_url)
     check_arguments(sources, hashes, jobs, retries, timeout, max_unpacked_size, max_entries)
+    if not os.fspath(dest):
+        raise UsageError("dest is empty (it would be the current directory)")
     dest_path = Path(dest)
     if dest_path.exists() and not dest_path.is_dir():
         raise UsageError(f"dest is not a directory: {dest_path}")

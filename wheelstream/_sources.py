@@ -108,6 +108,10 @@ def resolve(
         named = split_hash_fragment(source, wheel=wheel_filename_from_url(source))[1]
         return _pinned(redact(source), source, None, named, allowed, "URL's #sha256=")
     if scheme == "file":
+        if parts.netloc not in ("", "localhost"):  # pip: "non-local file URIs are not supported"
+            raise UsageError(
+                f"a file:// URL of another host ({parts.netloc}) is not a local file: {shown_url(source)}"
+            )
         path = Path(urllib.request.url2pathname(parts.path))  # the fragment is not part of it
         named = split_hash_fragment(source, wheel=path.name)[1]
         return _pinned(source, None, path, named, allowed, "URL's #sha256=")

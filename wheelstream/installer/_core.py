@@ -66,7 +66,7 @@ from pathlib import Path
 
 from .._killpoints import reached
 from .._staged import StagedWheel
-from ..errors import UsageError
+from ..errors import DiskError, UsageError
 from ._checks import (
     CheckedWheel,
     Checks,
@@ -100,12 +100,22 @@ class InstallReport:
 
 def check_target(target: str | os.PathLike[str]) -> None:
     """A ``--target`` that exists must be a directory (pip refuses the rest before downloading, and so does
-    ``install`` now, before anything is fetched); a symlink to nothing is named as that."""
+    ``install`` now, before anything is fetched); a symlink to nothing is named as that, a target that cannot
+    be made or written (under a file, on a read-only mount) too — the whole wheel was downloaded first."""
+    if not os.fspath(target):
+        raise UsageError("target path is empty (it would be the current directory)")
     path = Path(os.path.abspath(target))
     if path.is_symlink() and not path.exists():
         raise UsageError(f"target path is a symlink to nothing: {path} -> {os.readlink(path)}")
     if os.path.lexists(path) and not path.is_dir():
         raise UsageError(f"target path exists but is not a directory: {path}")
+    existing = path
+    while not os.path.lexists(existing) and existing.parent != existing:
+        existing = existing.parent  # the directory the target would be made in
+    if not existing.is_dir():
+        raise UsageError(f"target path cannot be made: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):  # a read-only mount says so here too, even to root
+        raise DiskError(f"cannot install into {path}: {existing} cannot be written; nothing was fetched")
 
 
 def _warn_about_dropped(
