@@ -640,3 +640,38 @@ def test_a_killed_commit_whose_signature_cannot_be_checked_is_named_not_left_in_
         f"warning: {left} looks like what an interrupted install left, but cannot be finished (its signature"
     )
     assert said in rerun.err, rerun.err
+
+
+def test_two_installs_into_one_target_at_once_leave_it_whole(tmp_path: Path) -> None:
+    """Two ``--target`` installs of one wheel at once (a warm cache, so both commit together) lost files: one's
+    rollback took back paths the other had just moved in — 0 of 400 top-level modules left, both exit 0 or
+    one exit 1. One command at a time changes a target now (the lock environments have)."""
+    import csv
+
+    from conftest import ws_start
+
+    from fixtures.wellformed import make_wheel
+
+    files = {f"_tm{i:03}.py": b"X = 1\n" for i in range(400)}
+    files["manytop/__init__.py"] = b""
+    data = make_wheel(files, name="manytop")
+    wheels = []
+    for copy in ("a", "b"):  # two paths: two downloads (two cache keys), unpacked and committed side by side
+        (tmp_path / copy).mkdir()
+        wheels.append(tmp_path / copy / "manytop-1.0-py3-none-any.whl")
+        wheels[-1].write_bytes(data)
+    cache = tmp_path / "c"
+    for round_ in range(5):
+        target = tmp_path / f"t{round_}"
+        runs = [ws_start("install", "-q", str(wheel), "-t", str(target), cache=cache) for wheel in wheels]
+        outcomes = [(run.wait(timeout=60), run.communicate()[1]) for run in runs]
+        assert sorted(code for code, _err in outcomes) in ([0, 0], [0, 1]), outcomes
+        for code, err in outcomes:
+            if code:  # the second finds every item there: pip's --target says so, and so do we
+                assert "already exists" in err or "error:" in err, err
+        installed = {p.name for p in target.iterdir()}
+        assert {name for name in files if "/" not in name} <= installed, (round_, len(installed), outcomes)
+        (record,) = target.glob("*.dist-info/RECORD")
+        listed = {row[0] for row in csv.reader(record.read_text().splitlines())}
+        assert all((target / path).is_file() for path in listed), round_
+        assert not [p for p in target.iterdir() if p.name.startswith(".wheelstream-")]

@@ -76,8 +76,9 @@ from ._checks import (
 from ._commit import Move, target_moves
 from ._destination import HomeWriter, LinkMode
 from ._home import write_wheel
-from ._interpreter import probe_interpreter
-from ._layout import plan_target
+from ._interpreter import Interpreter, probe_interpreter
+from ._layout import TargetPlan, plan_target
+from ._ownership import destination_lock
 from ._recovery import finish_interrupted
 from ._transaction import Transaction, cannot_install
 
@@ -164,6 +165,34 @@ def install_staged_many(
 
     target = Path(os.path.abspath(target))
     check_target(target)
+    with destination_lock(target, warn):  # one command at a time changes a target (its recovery included)
+        plan, tx, writer = _install_locked(
+            checked, target, interpreter, link_mode, compile_bytecode, upgrade, warn, _move
+        )
+    tx.deliver()  # Ctrl-C or SIGTERM held during the renames: their handlers run now
+    return InstallReport(
+        installed=tuple(plan.moves),
+        replaced=tuple(sorted(plan.replace)),
+        skipped=tuple(plan.skipped),
+        files_written=writer.files_written,
+        files_linked=writer.linked,
+        bytes_written=writer.bytes_written,
+        files_moved=writer.moved,
+        warnings=tuple(warn.seen),
+    )
+
+
+def _install_locked(
+    checked: Sequence[CheckedWheel],
+    target: Path,
+    interpreter: Interpreter,
+    link_mode: LinkMode,
+    compile_bytecode: bool,
+    upgrade: bool,
+    warn: Warnings,
+    _move: Move | None,
+) -> tuple[TargetPlan, Transaction, HomeWriter]:
+    """Finish what a killed install left, write the home, commit: all under the target's lock."""
     created = not target.exists()
     try:
         target.mkdir(parents=True, exist_ok=True)
@@ -193,17 +222,7 @@ def install_staged_many(
             with contextlib.suppress(OSError):
                 target.rmdir()
         raise
-    tx.deliver()  # Ctrl-C or SIGTERM held during the renames: their handlers run now
-    return InstallReport(
-        installed=tuple(plan.moves),
-        replaced=tuple(sorted(plan.replace)),
-        skipped=tuple(plan.skipped),
-        files_written=writer.files_written,
-        files_linked=writer.linked,
-        bytes_written=writer.bytes_written,
-        files_moved=writer.moved,
-        warnings=tuple(warn.seen),
-    )
+    return plan, tx, writer
 
 
 def install_staged(

@@ -22,14 +22,12 @@ Uninstalling is steps 1, 3 and 4 with nothing to write. The same name and versio
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import posixpath
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeAlias
 
-import filelock
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -49,11 +47,9 @@ from ._destination import HomeWriter, LinkMode
 from ._environment import Environment, EnvironmentReport
 from ._home import write_wheel
 from ._installed import Installed, Removal, installed_distributions, real_relative, removal
-from ._ownership import state_dir
+from ._ownership import destination_lock
 from ._recovery import finish_interrupted, unfinished
 from ._transaction import Transaction, cannot_install
-
-_LOCK_QUIET = 0.5  # seconds another command may hold an environment before a waiting one says so
 
 __all__ = ["Removals", "install_into", "installed_now", "same_version", "uninstall"]
 
@@ -207,30 +203,11 @@ def _transaction(
     return writer, len(removed)
 
 
-@contextlib.contextmanager
-def environment_lock(env: Environment, warn: Callable[[str], None]) -> Iterator[None]:
-    """One wheelstream command at a time changes an environment (as uv locks a venv): from reading what is
-    installed to the last rename, so no plan is made on a state another process is changing. The lock file lives
-    in the user's state directory, named after the root's real path — nothing is added to the environment. When
-    another command holds it past ``_LOCK_QUIET`` seconds (its commit, its bytecode), ``warn`` says what this one
-    waits for, so the wait does not look like a hang."""
-    locks = state_dir() / "environment-locks"
-    try:
-        locks.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError:  # a read-only home: the command runs unlocked, as it did before there was a lock
-        yield
-        return
-    key = hashlib.sha256(os.fsencode(os.path.realpath(env.root))).hexdigest()[:32]
-    lock = filelock.FileLock(locks / f"{key}.lock")
-    try:
-        lock.acquire(timeout=_LOCK_QUIET)
-    except filelock.Timeout:
-        warn(f"waiting for another wheelstream command to finish with {env.root}")
-        lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release()
+def environment_lock(
+    env: Environment, warn: Callable[[str], None]
+) -> contextlib.AbstractContextManager[None]:
+    """The environment's :func:`~._ownership.destination_lock`, held by every command that changes it."""
+    return destination_lock(env.root, warn)
 
 
 def installed_now(env: Environment, on_warning: Callable[[str], None] | None = None) -> dict[str, Installed]:

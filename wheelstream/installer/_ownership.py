@@ -24,10 +24,14 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["home_token", "owner_key", "state_dir", "token_matches"]
+import filelock
 
+__all__ = ["destination_lock", "home_token", "owner_key", "state_dir", "token_matches"]
+
+_LOCK_QUIET = 0.5  # seconds another command may hold a destination before a waiting one says so
 _KEY_FILE = "owner.key"
 _KEY_BYTES = 32
 _DOMAIN = b"wheelstream temporary home\0"
@@ -97,3 +101,30 @@ def home_token(suffix: str) -> bytes:
 def token_matches(suffix: str, found: bytes) -> bool:
     """Whether ``found`` (a lock file's content) proves the directory ``<prefix><suffix>`` is ours."""
     return hmac.compare_digest(home_token(suffix), found.strip())
+
+
+@contextlib.contextmanager
+def destination_lock(root: Path, warn: Callable[[str], None]) -> Iterator[None]:
+    """One wheelstream command at a time changes a destination — an environment (as uv locks a venv) or a
+    ``--target`` directory: from reading what is there to the last rename, so no plan is made on a state another
+    process is changing. Two installs into one target at once lost files: one's rollback took back paths the
+    other had just moved in. The lock file lives in the user's state directory, named after the root's real
+    path — nothing is added to the destination. When another command holds it past ``_LOCK_QUIET`` seconds (its
+    commit, its bytecode), ``warn`` says what this one waits for, so the wait does not look like a hang."""
+    locks = state_dir() / "environment-locks"  # (the name from when only environments had one)
+    try:
+        locks.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError:  # a read-only home: the command runs unlocked, as it did before there was a lock
+        yield
+        return
+    key = hashlib.sha256(os.fsencode(os.path.realpath(root))).hexdigest()[:32]
+    lock = filelock.FileLock(locks / f"{key}.lock")
+    try:
+        lock.acquire(timeout=_LOCK_QUIET)
+    except filelock.Timeout:
+        warn(f"waiting for another wheelstream command to finish with {root}")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
