@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import zipfile
 from pathlib import Path
 
@@ -256,3 +257,32 @@ def test_a_pin_naming_another_cached_wheel_does_not_serve_it_under_this_wheels_n
     assert not (tmp_path / "t").exists() or not any((tmp_path / "t").iterdir())
     pinned = wheelstream.download([f"{beta_url}#sha256={beta_sha}"], tmp_path / "d2", cache_dir=cache)
     assert pinned.wheels[0].from_cache  # the right pin is still served from the cache
+
+
+def test_a_download_waiting_for_another_process_says_so(server: FaultServer, tmp_path: Path) -> None:
+    """The second of two processes fetching one URL waited on its lock in silence for the whole of the first's
+    download; after half a second it says what it waits for."""
+    import threading
+
+    from wheelstream._cache import file_lock
+    from wheelstream._progress import Progress
+
+    url = server.add_file(NAME, _wheel())
+    cache = tmp_path / "c"
+    seen: list[Progress] = []
+    lock = file_lock(cache / "partial" / f"{cache_key(url)}.lock", thread_local=False)
+    (cache / "partial").mkdir(parents=True)
+    lock.acquire()
+    try:
+        worker = threading.Thread(
+            target=lambda: wheelstream.download([url], tmp_path / "d", cache_dir=cache, progress=seen.append)
+        )
+        worker.start()
+        deadline = time.monotonic() + 10
+        while not any(p.message and "waiting for another" in p.message for p in seen):
+            assert time.monotonic() < deadline, seen
+            time.sleep(0.05)
+    finally:
+        lock.release()
+    worker.join(timeout=30)
+    assert (tmp_path / "d" / NAME).is_file()

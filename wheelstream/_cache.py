@@ -41,7 +41,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -71,6 +71,7 @@ class UrlRecord(NamedTuple):
     last_modified: str | None
 
 
+_QUIET_WAIT = 0.5  # seconds a download waits for another process's lock before it says so
 _SUBDIRECTORIES = ("partial", "staging", "wheels", "urls", "http", "claimed")
 
 
@@ -356,13 +357,22 @@ def file_lock(path: Path, *, timeout: float = -1, thread_local: bool = True) -> 
 
 
 @contextlib.contextmanager
-def download_lock(cache: Cache, key: str, wheel: str) -> Iterator[None]:
+def download_lock(
+    cache: Cache, key: str, wheel: str, waiting: Callable[[], None] | None = None
+) -> Iterator[None]:
     """The per-URL lock a download holds throughout; one that cannot be taken (a read-only cache, no descriptors
     left) is a one-line :class:`~wheelstream.errors.DiskError` naming the wheel — it was a bare
-    ``…/partial/<key>.lock: Read-only file system`` — and nothing of the download is touched."""
+    ``…/partial/<key>.lock: Read-only file system`` — and nothing of the download is touched. ``waiting`` is
+    called once if another process holds it past half a second (its whole download, maybe): the wait is said,
+    not silent."""
     lock = file_lock(cache.lock(key))
     try:
-        lock.acquire()
+        try:
+            lock.acquire(timeout=_QUIET_WAIT)
+        except filelock.Timeout:
+            if waiting is not None:
+                waiting()
+            lock.acquire()
     except OSError as exc:
         raise DiskError(
             f"cannot lock {cache.lock(key)}: {exc.strerror or exc}; what earlier runs kept is untouched — run "

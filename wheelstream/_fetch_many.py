@@ -170,6 +170,17 @@ def _place(item: Resolved, result: DownloadResult, cache: Cache, directory: Path
     except OSError as exc:
         with contextlib.suppress(OSError):  # (not there: a parent that is a file fails the unlink too)
             temporary.unlink(missing_ok=True)
+        if (
+            isinstance(exc, FileNotFoundError)
+            and exc.filename is not None
+            and str(exc.filename) == str(source)
+        ):
+            # What went is the file copied from (the cache's, cleaned meanwhile), not anything -d holds
+            raise DiskError(
+                f"{source} went before it was copied into {directory} (the cache cleaned meanwhile?) — run the "
+                "same command again",
+                wheel=result.staged.filename,
+            ) from None
         where = exc.filename2 or exc.filename or target
         raise DiskError(
             f"cannot write {where}: {exc.strerror or exc}", wheel=result.staged.filename

@@ -20,12 +20,13 @@ an error from the caller's progress callback   it is the caller's own: raised as
 from __future__ import annotations
 
 import contextlib
+import functools
 from pathlib import Path
 
 import httpx
 
 from wheelstream._cache import Cache, UrlRecord, download_lock
-from wheelstream._progress import ProgressCallback
+from wheelstream._progress import Progress, ProgressCallback
 from wheelstream.errors import (
     ArchiveError,
     HashMismatch,
@@ -71,7 +72,13 @@ def fetch_wheel(
     announces another is refused before its body is read.
     """
     job = Job.of(url, cache, options, expected_sha256, keep_unpacked, expected_size)
-    with download_lock(cache, job.key, job.wheel):
+    waiting = None
+    if progress is not None:
+        told = Progress(
+            job.wheel, 0, None, 0, None, message="waiting for another wheelstream process fetching it"
+        )
+        waiting = functools.partial(progress, told)
+    with download_lock(cache, job.key, job.wheel, waiting):
         download = _Download(job, client, progress, cancel)
         try:
             found = _from_cache(download)
