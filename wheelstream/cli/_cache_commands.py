@@ -114,13 +114,19 @@ def cache_clean(cache_dir: str | None, partial_only: bool) -> None:
 def _clean(root: Path, partial_only: bool) -> None:
     removed_partials = removed_bytes = busy = 0
     for p in _partials(root):
-        if _locked(root / "partial" / f"{p.key}.lock"):
+        # Taken, not only looked at: a download that starts meanwhile waits for the discard instead of
+        # resuming into files going away. The lock file stays (removed, a process waiting on it would hold a
+        # lock on a file nobody else opens, and a third would take a new one: two writers of one partial).
+        lock = try_lock(root / "partial" / f"{p.key}.lock")
+        if lock is None:
             busy += 1
             continue
-        part = root / "partial" / f"{p.key}.whl.part"
-        removed_bytes += part.lstat().st_size if part.is_file() and not part.is_symlink() else 0
-        Cache(root).discard(p.key)  # partial (a directory there too), journal, staging
-        (root / "partial" / f"{p.key}.lock").unlink(missing_ok=True)
+        try:
+            part = root / "partial" / f"{p.key}.whl.part"
+            removed_bytes += part.lstat().st_size if part.is_file() and not part.is_symlink() else 0
+            Cache(root).discard(p.key)  # partial (a directory there too), journal, staging
+        finally:
+            lock.release()
         removed_partials += 1
     for stray in (root / "staging").iterdir() if (root / "staging").is_dir() else []:
         if not (root / "partial" / f"{stray.name}.json").exists() and not _locked(
