@@ -8,6 +8,7 @@ ownership token of this user's key.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -309,3 +310,27 @@ def test_a_cached_tree_without_its_manifest_is_given_one_by_the_next_install(tmp
     assert third.wheels[0].from_cache
     assert third.wheels[0].files_unpacked == 0
     assert snapshot(tmp_path / "t3") == snapshot(tmp_path / "t1")
+
+
+def test_a_key_that_could_not_be_stored_once_is_stored_the_next_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure storing the key (here ``link``; a full disk, a moment's EMFILE) was remembered for the life of
+    the process: it signed every later install with a key of its own, which no other process could check, so
+    the installs of it a kill interrupted were never finished (a test that broke ``os.link`` once made the
+    kill tests after it in the same process fail)."""
+    from wheelstream.installer import _ownership
+
+    monkeypatch.setenv("WHEELSTREAM_STATE_DIR", str(tmp_path / "state"))
+    real_link = os.link
+
+    def no_link(src: object, dst: object) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_link)
+    first = _ownership.owner_key()
+    monkeypatch.setattr(os, "link", real_link)
+    stored = _ownership.owner_key()
+    assert stored != first
+    assert (tmp_path / "state" / "owner.key").read_bytes() == stored
+    assert _ownership.owner_key() == stored

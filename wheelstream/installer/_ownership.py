@@ -47,17 +47,28 @@ def state_dir() -> Path:
     return platformdirs.user_state_path("wheelstream")
 
 
-@functools.lru_cache(maxsize=8)
+_PROCESS_KEY = secrets.token_bytes(_KEY_BYTES)  # when none can be stored: this process's installs only
+
+
 def _key_at(directory: Path) -> bytes:
+    """The stored key, or this process's own while none can be stored (the module docstring). The fallback is
+    not remembered: a failure that passes (a full disk, a moment's EMFILE) left the process signing with a key
+    no other process could check for the rest of its life, and every killed install it met stayed unfinished."""
+    try:
+        return _stored_key(directory)
+    except (OSError, ValueError):
+        return _PROCESS_KEY
+
+
+@functools.lru_cache(maxsize=8)
+def _stored_key(directory: Path) -> bytes:
+    """The key kept in ``directory``, made if missing; raises when it can be neither read nor made (not cached)."""
     path = directory / _KEY_FILE
     with contextlib.suppress(OSError, ValueError):
         return _read_key(path)
-    try:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _create_key(path)
-        return _read_key(path)
-    except (OSError, ValueError):
-        return secrets.token_bytes(_KEY_BYTES)  # see the module docstring: this process's installs only
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _create_key(path)
+    return _read_key(path)
 
 
 def _read_key(path: Path) -> bytes:
