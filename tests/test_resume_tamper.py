@@ -286,3 +286,24 @@ def test_a_download_waiting_for_another_process_says_so(server: FaultServer, tmp
         lock.release()
     worker.join(timeout=30)
     assert (tmp_path / "d" / NAME).is_file()
+
+
+def test_a_pin_naming_another_platforms_cached_wheel_of_the_same_version_is_not_served(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    """Same project, same version, other tags (a Linux wheel's hash pinned to the pure one's URL): served, the
+    file name said ``py3-none-any`` over a ``cp311-…-linux`` wheel's bytes, and its tag check passed."""
+    from fixtures.wellformed import make_wheel
+    from wheelstream.errors import HashMismatch
+
+    files = {"demo/__init__.py": b"X = 1\n"}
+    pure = make_wheel(files, tag="py3-none-any")
+    linux = make_wheel({**files, "demo/_speed.so": b"\x7fELF"}, tag="cp311-cp311-linux_x86_64")
+    pure_url = server.add_file("demo-1.0-py3-none-any.whl", pure)
+    linux_url = server.add_file("demo-1.0-cp311-cp311-linux_x86_64.whl", linux)
+    cache = tmp_path / "c"
+    wheelstream.download([linux_url], tmp_path / "d0", cache_dir=cache)
+    with pytest.raises(HashMismatch):
+        wheelstream.download(
+            [f"{pure_url}#sha256={hashlib.sha256(linux).hexdigest()}"], tmp_path / "d", cache_dir=cache
+        )

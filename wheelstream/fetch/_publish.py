@@ -149,7 +149,7 @@ def settle_tree(
 
 def names_this_wheel(staged: StagedWheel, filename: str) -> bool:
     """Whether the unpacked ``staged`` is the wheel ``filename`` names: its ``.dist-info`` directory is that
-    project and version, and its ``WHEEL`` file's tags, when it lists any, are the file name's. For a cache
+    project and version, and its ``WHEEL`` file's tags, when it lists any, include one of the file name's. For a cache
     hit found by a pinned sha256 alone, which says which bytes, not that they are this URL's wheel."""
     try:
         name, version, _build, tags = parse_wheel_filename(filename)
@@ -176,7 +176,9 @@ def names_this_wheel(staged: StagedWheel, filename: str) -> bool:
     for each in listed:
         with contextlib.suppress(ValueError):
             expanded.update(parse_tag(each))
-    return not expanded or expanded == set(tags)
+    return not expanded or not expanded.isdisjoint(
+        tags
+    )  # shares a tag: a repaired wheel may list more or fewer
 
 
 def cached(
