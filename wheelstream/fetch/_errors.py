@@ -17,7 +17,7 @@ import httpx
 from wheelstream._cache import Cache
 from wheelstream._progress import human_size
 from wheelstream.errors import DiskError, HTTPStatusError, Interrupted, RetriesExhausted
-from wheelstream.transport import CA_SETTINGS
+from wheelstream.transport import ca_settings_in_use
 from wheelstream.unpack._partial import Journal
 from wheelstream.unpack._trail import reach, trail_path
 
@@ -62,7 +62,7 @@ def unfollowable(exc: httpx.HTTPError) -> HTTPStatusError | None:
                 host = exc.request.url.host
             except RuntimeError:  # no request attached
                 host = "the server"
-            trusted = ", ".join(f"{name}={os.environ[name]}" for name in CA_SETTINGS if os.environ.get(name))
+            trusted = ca_settings_in_use()
             return HTTPStatusError(
                 f"the TLS certificate of {host} does not verify ({cause.verify_message or cause}); the CAs "
                 f"trusted are {trusted or 'the certifi bundle'} (SSL_CERT_FILE or REQUESTS_CA_BUNDLE name others)"

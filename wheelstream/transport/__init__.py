@@ -2,7 +2,7 @@
 for (resumed) requests (DESIGN §3, ``_table.py``), and which connection a request went out on, for a cancel
 (``_tracking.py``)."""
 
-from wheelstream.transport._client import CA_SETTINGS, USER_AGENT, new_client
+from wheelstream.transport._client import USER_AGENT, ca_settings_in_use, new_client
 from wheelstream.transport._table import (
     Action,
     Decision,
@@ -19,12 +19,12 @@ from wheelstream.transport._tracking import take_request_stream, track_request_s
 
 __all__ = [
     "Action",
-    "CA_SETTINGS",
     "Decision",
     "Known",
     "PieceAction",
     "USER_AGENT",
     "busy",
+    "ca_settings_in_use",
     "content_range_end",
     "decide",
     "decide_piece",

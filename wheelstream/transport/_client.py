@@ -35,7 +35,7 @@ from wheelstream.errors import UsageError
 from wheelstream.transport._receive_buffer import pass_body_through
 from wheelstream.transport._tracking import track_request_streams
 
-__all__ = ["CA_SETTINGS", "USER_AGENT", "new_client"]
+__all__ = ["USER_AGENT", "ca_settings_in_use", "new_client"]
 
 USER_AGENT = f"wheelstream/{__version__}"  # the one version: wheelstream.__version__
 
@@ -164,7 +164,12 @@ def _verify() -> ssl.SSLContext | bool:
     return True
 
 
+def ca_settings_in_use() -> str:
+    """``SSL_CERT_FILE=…, REQUESTS_CA_BUNDLE=…``: the CA settings set here, for the messages that name them."""
+    return ", ".join(f"{name}={os.environ[name]}" for name in CA_SETTINGS if os.environ.get(name))
+
+
 def _ca_settings() -> str:
     """`` (SSL_CERT_FILE=…)``: the settings a bad CA bundle comes from, for its message."""
-    named = ", ".join(f"{name}={os.environ[name]}" for name in CA_SETTINGS if os.environ.get(name))
+    named = ca_settings_in_use()
     return f" ({named})" if named else ""
