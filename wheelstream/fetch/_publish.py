@@ -149,15 +149,14 @@ def settle_tree(
 
 def names_this_wheel(staged: StagedWheel, filename: str) -> bool:
     """Whether the unpacked ``staged`` is the wheel ``filename`` names: its ``.dist-info`` directory is that
-    project and version, and its ``WHEEL`` file's tags, when it lists any, include one of the file name's. For a cache
-    hit found by a pinned sha256 alone, which says which bytes, not that they are this URL's wheel."""
+    project and version, and its ``WHEEL`` file's tags, when it lists any, include one of the file name's. For a
+    cache hit found by a pinned sha256 alone, which says which bytes, not that they are this URL's wheel."""
     try:
         name, version, _build, tags = parse_wheel_filename(filename)
     except InvalidWheelFilename:
         return False
-    infos = {
-        member.split("/", 1)[0] for member in staged.files if member.split("/", 1)[0].endswith(".dist-info")
-    }
+    tops = {member.split("/", 1)[0] for member in staged.files}
+    infos = {top for top in tops if top.endswith(".dist-info")}
     if len(infos) != 1:
         return False
     (info,) = infos
