@@ -1200,6 +1200,28 @@ def test_targets_that_cannot_be_made_or_written_and_empty_paths_are_refused_befo
         readonly.chmod(0o700)
 
 
+def test_a_leading_tilde_in_path_options_is_the_home_directory(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    """``--target=~/site``: the shell leaves a ``~`` after ``=`` alone, and the install made a directory named
+    ``~`` in the current directory. pip expands its path options; so do ``--cache-dir``, ``-d`` and
+    ``$WHEELSTREAM_CACHE_DIR``."""
+    url = add(server)
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    env = {"HOME": str(home)}
+    run = ws("install", url, "--target=~/site", "--cache-dir=~/cache", cache=None, cwd=work, env=env)
+    assert run.code == 0, run.err
+    assert (home / "site" / "demo").is_dir()
+    assert (home / "cache" / "wheels").is_dir()
+    run = ws("download", url, "-d", "~/dl", cache=None, cwd=work, env={**env, "WHEELSTREAM_CACHE_DIR": "~/c2"})
+    assert run.code == 0, run.err
+    assert [p.name for p in (home / "dl").iterdir()] == ["demo-1.0-py3-none-any.whl"]
+    assert (home / "c2" / "wheels").is_dir()
+    assert list(work.iterdir()) == []
+
+
 def test_a_file_url_of_another_host_is_not_read_as_a_local_path(cache: Path, tmp_path: Path) -> None:
     """``file://otherhost/x.whl`` dropped the host and read ``/x.whl``; pip refuses non-local file URLs."""
     run = ws("install", "file://otherhost/tmp/x-1.0-py3-none-any.whl", "-t", str(tmp_path / "t"), cache=cache)

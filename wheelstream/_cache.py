@@ -59,7 +59,7 @@ _SWEEP_AFTER = 60.0  # seconds
 
 def default_cache_dir() -> Path:
     env = os.environ.get("WHEELSTREAM_CACHE_DIR")
-    return Path(env) if env else platformdirs.user_cache_path("wheelstream")
+    return Path(env).expanduser() if env else platformdirs.user_cache_path("wheelstream")
 
 
 class UrlRecord(NamedTuple):

@@ -21,6 +21,7 @@ import click
 
 from wheelstream._cache import Cache, default_cache_dir, try_lock
 from wheelstream._progress import human_size
+from wheelstream.cli._options import UserPath
 from wheelstream.errors import DiskError, one_line
 from wheelstream.unpack._partial import Journal
 
@@ -35,7 +36,7 @@ def cache() -> None:
 _cache_dir_option = click.option(
     "--cache-dir",
     default=None,
-    type=click.Path(file_okay=False),
+    type=UserPath(file_okay=False),
     metavar="DIR",
     help="Cache root [default: $WHEELSTREAM_CACHE_DIR or the user cache dir].",
 )

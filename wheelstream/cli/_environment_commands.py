@@ -19,6 +19,7 @@ from wheelstream.cli._options import (
     OUTPUT_OPTIONS,
     PLACEMENT_OPTIONS,
     RUN_OPTIONS,
+    UserPath,
     environment_options,
     find_env,
     lock_options,
@@ -97,7 +98,7 @@ def list_cmd(python: str | None, prefix: str | None, system: bool, break_system_
 
 
 @click.command("sync")
-@click.argument("lock", type=click.Path(dir_okay=False), metavar="LOCK")
+@click.argument("lock", type=UserPath(dir_okay=False), metavar="LOCK")
 @environment_options("sync")
 @lock_options
 @click.option("--reinstall", is_flag=True, help="Install every locked wheel again, even one already there.")

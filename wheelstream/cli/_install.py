@@ -21,6 +21,7 @@ from wheelstream.cli._options import (
     LINK_MODES,
     PLACEMENT_OPTIONS,
     SharedOptions,
+    UserPath,
     common_options,
     environment_options,
     find_env,
@@ -133,7 +134,7 @@ def _require_hashes_of_all(sources: Sequence[str], allowed: Mapping[str, list[st
     "--target",
     "-t",
     default=None,
-    type=click.Path(file_okay=False),
+    type=UserPath(file_okay=False),
     metavar="DIR",
     help="Install into DIR (pip install --target semantics). Without it: the environment (see --python).",
 )
@@ -280,7 +281,7 @@ def lock_file(sources: Sequence[str], requirements: Sequence[str], hashes: Seque
     "--dest",
     "-d",
     required=True,
-    type=click.Path(file_okay=False),
+    type=UserPath(file_okay=False),
     metavar="DIR",
     help="Put the verified .whl files here.",
 )

@@ -10,6 +10,7 @@ letter is binary (``16G`` = 16 GiB), as are ``KiB``/``MiB``/...; ``kB``/``MB``/.
 from __future__ import annotations
 
 import functools
+import os
 import re
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
@@ -26,6 +27,7 @@ __all__ = [
     "PLACEMENT_OPTIONS",
     "RUN_OPTIONS",
     "SharedOptions",
+    "UserPath",
     "common_options",
     "environment_options",
     "find_env",
@@ -76,6 +78,16 @@ class _Size(click.ParamType):  # type: ignore[type-arg]  # generic only in click
         return size
 
 
+class UserPath(click.Path):
+    """A path option whose leading ``~`` is the user's home, as pip reads its path options: the shell expands
+    ``~`` only at the start of a word, so ``--target=~/site`` would otherwise make a directory named ``~``."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            value = os.path.expanduser(value)
+        return super().convert(value, param, ctx)
+
+
 _SOURCE_OPTIONS = [
     click.argument("sources", nargs=-1, metavar="SRC..."),
     click.option(
@@ -83,7 +95,7 @@ _SOURCE_OPTIONS = [
         "--requirement",
         "requirements",
         multiple=True,
-        type=click.Path(dir_okay=False),
+        type=UserPath(dir_okay=False),
         metavar="FILE",
         help="Read sources (and --hash lines) from FILE. Repeatable.",
     ),
@@ -108,7 +120,7 @@ RUN_OPTIONS = [
     click.option(
         "--cache-dir",
         default=None,
-        type=click.Path(file_okay=False),
+        type=UserPath(file_okay=False),
         metavar="DIR",
         help="Cache root [default: $WHEELSTREAM_CACHE_DIR or the user cache dir].",
     ),
@@ -262,13 +274,14 @@ def environment_options(
         click.option(
             "--python",
             default=None,
+            type=UserPath(),
             metavar="PATH",
             help=python_help,
         ),
         click.option(
             "--prefix",
             default=None,
-            type=click.Path(file_okay=False),
+            type=UserPath(file_okay=False),
             metavar="DIR",
             help=f"{prefix_verb} DIR with pip's --prefix scheme (lib/pythonX.Y/site-packages, bin, ...).",
         ),
