@@ -1215,7 +1215,9 @@ def test_a_leading_tilde_in_path_options_is_the_home_directory(
     assert run.code == 0, run.err
     assert (home / "site" / "demo").is_dir()
     assert (home / "cache" / "wheels").is_dir()
-    run = ws("download", url, "-d", "~/dl", cache=None, cwd=work, env={**env, "WHEELSTREAM_CACHE_DIR": "~/c2"})
+    run = ws(
+        "download", url, "-d", "~/dl", cache=None, cwd=work, env={**env, "WHEELSTREAM_CACHE_DIR": "~/c2"}
+    )
     assert run.code == 0, run.err
     assert [p.name for p in (home / "dl").iterdir()] == ["demo-1.0-py3-none-any.whl"]
     assert (home / "c2" / "wheels").is_dir()
