@@ -1149,16 +1149,16 @@ def test_no_fitting_wheel_beside_an_sdist_says_no_wheel_fits(
     assert server.requests == []
 
 
+@pytest.mark.parametrize("name", ["pylock.a.b.toml", "mylock.toml", "pylock-dev.toml"])
 def test_a_requirement_file_named_almost_like_a_lock_says_the_naming_rule(
-    tmp_path: Path, cache: Path
+    tmp_path: Path, cache: Path, name: str
 ) -> None:
-    """``pylock.a.b.toml`` is no PEP 751 name: read as a requirements file, its first line was "not a wheel URL"."""
-    lock = write_lock(tmp_path / "pylock.a.b.toml")
+    """``pylock.a.b.toml`` and ``mylock.toml`` are no PEP 751 names: read as a requirements file, the first
+    line was "not a wheel URL"."""
+    lock = write_lock(tmp_path / name)
     run = ws("install", "-r", str(lock), "--target", str(tmp_path / "t"), cache=cache, cwd=tmp_path)
     assert run.code == 2, run.err
-    assert "pylock.a.b.toml: a lock file is named pylock.toml or pylock.<name>.toml" in run.error_line(
-        alone=True
-    )
+    assert f"{name}: a lock file is named pylock.toml or pylock.<name>.toml" in run.error_line(alone=True)
 
 
 @pytest.mark.parametrize("option", ["extras", "groups"])

@@ -257,13 +257,13 @@ def tell_what_changed(result: Outcome, quiet: int, verbose: int, removed: str = 
 
 def lock_file(sources: Sequence[str], requirements: Sequence[str], hashes: Sequence[str]) -> str | None:
     """The ``-r pylock.toml`` of the command line, if one is given; a lock is installed alone."""
-    if not any(Path(name).name.startswith("pylock.") for name in requirements):
+    if not any(Path(name).name.startswith("pylock.") or name.endswith(".toml") for name in requirements):
         return None  # not even named like a lock: the lock machinery (packaging.pylock, tomllib) stays unimported
     from wheelstream._pylock import is_lock_file
 
     locks = [name for name in requirements if is_lock_file(name)]
     for name in requirements:
-        if name not in locks and Path(name).name.startswith("pylock.") and Path(name).name.endswith(".toml"):
+        if name not in locks and name.endswith(".toml"):
             # read as a requirements file, its first TOML line would be "not a wheel URL": say what is wrong
             raise UsageError(
                 f"{Path(name).name}: a lock file is named pylock.toml or pylock.<name>.toml, with no dot in "
