@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from wheelstream.testing import FaultPlan, FaultServer
+from wheelstream.testing import ChangeFile, FaultPlan, FaultServer
 
 DATA = bytes(range(256)) * 4096  # 1 MiB, every byte value, so off-by-one slices are visible
 NAME = "demo-1.0-py3-none-any.whl"
@@ -321,3 +321,34 @@ def test_a_retry_after_that_is_neither_seconds_nor_a_date_is_refused(value: obje
             make()
     assert Status(503, "Wed, 21 Oct 2015 07:28:00 GMT").retry_after
     assert Status(503, 0).retry_after == 0
+
+
+def test_last_modified_is_never_later_than_the_date(server: FaultServer, tmp_path: Path) -> None:
+    """RFC 9110 §8.8.2.1: a Last-Modified may not be later than the message's Date. ``ChangeFile`` dated the
+    new bytes 60 s after the old, in the future of a file just added; a file dated in the future on disk was
+    sent as it was. Bytes are dated 2 minutes back, so their date is a strong validator (§8.8.2.2)."""
+
+    def dates(url: str) -> tuple[float, float]:
+        r = httpx.get(url)
+        assert r.status_code == 200
+        return (
+            email.utils.parsedate_to_datetime(r.headers["last-modified"]).timestamp(),
+            email.utils.parsedate_to_datetime(r.headers["date"]).timestamp(),
+        )
+
+    changed = server.add_file(
+        "changed-1.0-py3-none-any.whl", DATA, plan=FaultPlan(ChangeFile(after_request=1))
+    )
+    first, date = dates(changed)
+    assert date - first >= 60
+    second, date = dates(changed)
+    assert first < second <= date
+    assert dates(changed)[0] == second  # the changed version keeps its date
+    ahead = tmp_path / "ahead-1.0-py3-none-any.whl"
+    ahead.write_bytes(DATA)
+    os.utime(ahead, (time.time() + 3600, time.time() + 3600))
+    modified, date = dates(server.add_file(ahead.name, ahead))
+    assert modified <= date
+    server.replace_file(NAME, DATA[::-1])
+    modified, date = dates(server.url_for(NAME))
+    assert modified <= date

@@ -25,10 +25,11 @@
 from __future__ import annotations
 
 import mimetypes
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
+from email.utils import formatdate, parsedate_to_datetime
 from http import HTTPStatus
 
 from wheelstream.testing._faults import (
@@ -253,6 +254,9 @@ def decide(
     # 3. validators
     etag: str | None = version.etag
     last_modified: str | None = version.last_modified
+    now = time.time()
+    if version.mtime > now:  # a file dated in the future: the message's own date (RFC 9110 §8.8.2.1)
+        last_modified = formatdate(now, usegmt=True)
     if any(isinstance(f, NoValidators) for f in active):
         etag = last_modified = None
         used += [f for f in active if isinstance(f, NoValidators)]

@@ -19,6 +19,10 @@ from pathlib import Path
 __all__ = ["ServedFile", "Version"]
 
 _XOR_5A = bytes(b ^ 0x5A for b in range(256))
+# Content given as bytes was "last modified" this long before it was added: a Last-Modified at least 60 s before
+# the Date is a strong validator (RFC 9110 §8.8.2.2), and a change (ChangeFile, replace) can move it forward
+# without passing the server's clock.
+_AGE = 120  # seconds
 
 
 @dataclass(eq=False)
@@ -113,7 +117,7 @@ class ServedFile:
         self._requests = 0
         self._derived: dict[tuple[int, bytes | None], Version] = {}
         self._stat: tuple[int, int] | None = None
-        self._version = self._make(source, int(time.time()))
+        self._version = self._make(source, int(time.time()) - _AGE)
 
     def _make(self, source: bytes | os.PathLike[str] | str, mtime: int) -> Version:
         self._generation += 1
@@ -152,7 +156,7 @@ class ServedFile:
     def replace(self, source: bytes | os.PathLike[str] | str) -> Version:
         """Swap in new content; Last-Modified moves forward at least one second so dates differ too."""
         with self._lock:
-            mtime = max(int(time.time()), self._version.mtime + 1)
+            mtime = max(int(time.time()) - _AGE // 2, self._version.mtime + 1)
             self._version = self._make(source, mtime)
             if self._version.path is not None and self._version.mtime <= mtime - 1:
                 self._version.mtime = mtime
@@ -167,6 +171,8 @@ class ServedFile:
             if found is None:
                 new = data if data is not None else base.content().translate(_XOR_5A)
                 digest = hashlib.sha256(new).hexdigest()[:16]
-                found = Version(size=len(new), etag=f'"{digest}-changed"', mtime=base.mtime + 60, data=new)
+                # later than the base, and not in the future (RFC 9110 §8.8.2.1) unless the base is this second's
+                mtime = max(base.mtime + 1, min(base.mtime + 60, int(time.time())))
+                found = Version(size=len(new), etag=f'"{digest}-changed"', mtime=mtime, data=new)
                 self._derived[key] = found
             return found
