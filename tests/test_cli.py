@@ -898,8 +898,48 @@ def test_two_wheels_of_one_distribution_are_refused_before_anything_is_fetched(
     mirror = server.add_file("mirror/demo-1.0-py3-none-any.whl", build_wheel("demo", "1.0")[1])
     run = ws("install", one, mirror, "-t", str(tmp_path / "t"), cache=cache)
     assert run.code == 1
-    assert "(from two sources)" in run.error_line()
+    assert run.error_line().endswith(
+        f"demo-1.0-py3-none-any.whl from {one} and from {mirror} are both demo: an install takes one wheel "
+        "of a distribution"
+    )
     assert not server.requests
+
+
+def test_a_pin_and_a_wheel_of_its_version_named_outright_install_that_wheel_once(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    """``./demo-1.0….whl demo==1.0`` was refused as two wheels of one distribution; pip's resolver takes the file
+    it is given, which satisfies the pin. The pin's ``--hash`` holds for that file; another version is refused."""
+    filename, data = build_wheel("demo", "1.0", payload_size=4096)
+    server.add_file(filename, data)
+    local = tmp_path / filename
+    local.write_bytes(bytes(data))
+    index = f"{server.url}/simple/"
+    run = ws("install", str(local), "demo==1.0", "-i", index, "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 0, run.err
+    assert "Installed 1 wheel " in run.err
+    assert server.requests_for(filename) == []
+    direct = (tmp_path / "t" / "demo-1.0.dist-info" / "direct_url.json").read_text()
+    assert local.as_uri() in direct
+    served = hashlib.sha256(data).hexdigest()
+    rebuilt = tmp_path / "rebuilt" / filename  # another build of demo 1.0: not what the pin's hash allows
+    rebuilt.parent.mkdir()
+    rebuilt.write_bytes(bytes(build_wheel("demo", "1.0", payload_size=5000)[1]))
+    local = rebuilt
+    mine = hashlib.sha256(rebuilt.read_bytes()).hexdigest()
+    req = tmp_path / "req.txt"
+    req.write_text(f"{rebuilt} --hash=sha256:{mine}\ndemo==1.0 --hash=sha256:{served}\n")
+    run = ws("install", "-r", str(req), "-i", index, "-t", str(tmp_path / "u"), cache=cache)
+    assert run.code == 1, run.err
+    assert run.error_line() == (
+        f"error: {filename}: {local} is the wheel for demo==1.0, whose --hash values allow none of its "
+        "sha256s; nothing was downloaded"
+    )
+    assert not (tmp_path / "u").exists()
+    server.add_file(*build_wheel("demo", "2.0"))
+    run = ws("install", str(local), "demo==2.0", "-i", index, "-t", str(tmp_path / "v"), cache=cache)
+    assert run.code == 1, run.err
+    assert "are both demo: an install takes one wheel of a distribution" in run.error_line()
 
 
 def test_a_source_given_twice_is_installed_once(server: FaultServer, cache: Path, tmp_path: Path) -> None:

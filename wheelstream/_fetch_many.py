@@ -36,7 +36,7 @@ from wheelstream._sources import (
 )
 from wheelstream._staged import current_umask
 from wheelstream._urls import wheel_path_in
-from wheelstream.errors import DiskError, InstallConflict, UsageError, WheelMetadataError
+from wheelstream.errors import DiskError, HashMismatch, InstallConflict, UsageError, WheelMetadataError
 from wheelstream.fetch import DownloadOptions, DownloadResult
 from wheelstream.fetch._split import MAX_CONNECTIONS
 from wheelstream.installer import probe_interpreter
@@ -191,12 +191,13 @@ def _place(item: Resolved, result: DownloadResult, cache: Cache, directory: Path
         raise
 
 
-def _one_wheel_per_distribution(resolved: Sequence[Resolved]) -> list[Resolved]:
+def _one_wheel_per_distribution(
+    resolved: Sequence[Resolved], hashes: Mapping[str, frozenset[str]]
+) -> list[Resolved]:
     """An install takes one wheel of each distribution, as pip's resolver insists: two (two versions, or one
     version from two places) would leave two ``.dist-info`` directories and each other's files, and the
-    environment's record of neither. Refused before anything is fetched. One wheel named twice — ``six==1.17``
-    and ``Six==1.17.0``, or a pin and the URL the index gives for it — is taken once, as pip takes it, unless
-    the two name different sha256s."""
+    environment's record of neither. Refused before anything is fetched. One wheel named twice is taken once,
+    as pip takes it (:func:`_taken_once`)."""
     first: dict[str, Resolved] = {}
     kept: list[Resolved] = []
     for item in resolved:
@@ -206,17 +207,50 @@ def _one_wheel_per_distribution(resolved: Sequence[Resolved]) -> list[Resolved]:
         if earlier is item:
             kept.append(item)
             continue
-        same_file = (earlier.url, earlier.path) == (item.url, item.path)
-        if same_file and (earlier.sha256 is None or item.sha256 in (None, earlier.sha256)):
-            first[name] = kept[kept.index(earlier)] = earlier._replace(sha256=earlier.sha256 or item.sha256)
+        once = _taken_once(earlier, item, hashes)
+        if once is not None:
+            first[name] = kept[kept.index(earlier)] = once
             continue
         earlier_name = filename_of(earlier)
-        also = " (from two sources)" if earlier_name == filename else ""
+        if earlier_name != filename:
+            both = f"{earlier_name} and {filename}"
+        else:
+            both = f"{filename} from {earlier.source} and from {item.source}"
         raise InstallConflict(
-            f"{earlier_name} and {filename}{also} are both {name}: an install takes one wheel of a distribution",
-            wheel=filename,
+            f"{both} are both {name}: an install takes one wheel of a distribution", wheel=filename
         )
     return kept
+
+
+def _taken_once(earlier: Resolved, item: Resolved, hashes: Mapping[str, frozenset[str]]) -> Resolved | None:
+    """The one wheel to install for two sources of one distribution, or None when they are two wheels.
+
+    The same file twice — ``six==1.17`` and ``Six==1.17.0``, or a pin and the URL the index gives for it — is
+    one, unless the two name different sha256s. A pin and a wheel named outright (a path or a URL) of the pin's
+    version are the named wheel, as pip's resolver takes the file it is given when it satisfies the pin; the
+    pin's own ``--hash`` values, if any, then hold for that wheel."""
+    if (earlier.url, earlier.path) == (item.url, item.path):
+        if earlier.sha256 is None or item.sha256 in (None, earlier.sha256):
+            return earlier._replace(sha256=earlier.sha256 or item.sha256)
+        return None
+    pin, named = (earlier, item) if earlier.pinned else (item, earlier)
+    if not pin.pinned or named.pinned:
+        return None
+    if parse_filename(filename_of(pin)).version != parse_filename(filename_of(named)).version:
+        return None
+    wanted = hashes.get(pin.source)
+    if not wanted:
+        return named
+    allowed = ({named.sha256} if named.sha256 else named.allowed or wanted) & wanted
+    if not allowed:
+        raise HashMismatch(
+            f"{named.source} is the wheel for {pin.source}, whose --hash values allow none of its sha256s; "
+            "nothing was downloaded",
+            wheel=filename_of(named),
+        )
+    if len(allowed) == 1:
+        return named._replace(sha256=next(iter(allowed)), allowed=frozenset())
+    return named._replace(allowed=allowed)
 
 
 def _fetch_with(
@@ -253,7 +287,7 @@ def _fetch_with(
         for s in sources
     ]
     if keep_wheels_in is None:
-        resolved = _one_wheel_per_distribution(resolved)
+        resolved = _one_wheel_per_distribution(resolved, hashes)
     if wanted is not None:
         resolved = [item for item in resolved if wanted(filename_of(item))]
     if not resolved:

@@ -55,6 +55,8 @@ class Resolved(NamedTuple):
     size: int | None = None
     # (algorithm, hex) of the md5/sha1/sha224/sha384/sha512 an index lists: checked on the finished file.
     other_hashes: tuple[tuple[str, str], ...] = ()
+    # ``NAME==VERSION``, the file an index chose: a wheel named outright of that version is taken instead.
+    pinned: bool = False
 
 
 def allowed_hashes(value: str | Collection[str], source: str) -> frozenset[str]:
@@ -135,7 +137,7 @@ def resolve(
             retries=retries,
             python_version=python_version,
         )
-        return _pinned(source, url, None, sha, allowed, "index's")._replace(other_hashes=other)
+        return _pinned(source, url, None, sha, allowed, "index's")._replace(other_hashes=other, pinned=True)
     raise UsageError(f"not a wheel URL, path or NAME==VERSION: {source}")
 
 
