@@ -241,7 +241,7 @@ def _taken_once(earlier: Resolved, item: Resolved, hashes: Mapping[str, frozense
     wanted = hashes.get(pin.source)
     if not wanted:
         return named
-    allowed = ({named.sha256} if named.sha256 else named.allowed or wanted) & wanted
+    allowed = frozenset({named.sha256} if named.sha256 else named.allowed or wanted) & wanted
     if not allowed:
         raise HashMismatch(
             f"{named.source} is the wheel for {pin.source}, whose --hash values allow none of its sha256s; "
