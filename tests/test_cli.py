@@ -1075,6 +1075,33 @@ def test_cache_dir_list_and_clean(server: FaultServer, cache: Path, tmp_path: Pa
     assert "unpacked wheels: 0" in ws("cache", "list", cache=cache).out
 
 
+def test_cache_clean_waits_for_the_installs_using_the_cache(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    """``cache clean`` deleted the unpacked trees a ``--link-mode copy`` install was copying from, and the install
+    failed ("the cache cleaned meanwhile?"). Installs hold the cache shared; ``clean`` waits for them, says so,
+    then empties it. ``clean --partial`` does not wait (each partial has its own lock)."""
+    url = add(server, "slow", size=1024 * 1024, plan=FaultPlan(Throttle(400_000)))  # ~2.6 s of body
+    install = ws_start("install", url, "-t", str(tmp_path / "t"), "--link-mode", "copy", cache=cache)
+    try:
+        wait_until(lambda: len(server.requests) > 0, timeout=20)
+        partial = ws("cache", "clean", "--partial", cache=cache, timeout=20)
+        assert partial.code == 0, partial.err
+        assert "kept 1 partial download(s) in use by another wheelstream process" in partial.out
+        assert install.poll() is None  # --partial did not wait for it
+        clean = ws("cache", "clean", cache=cache, timeout=60)
+        assert install.wait(timeout=5) == 0, install.communicate()[1]
+    finally:
+        if install.poll() is None:
+            install.kill()
+            install.wait()
+    assert clean.code == 0, clean.err
+    assert "waiting for the wheelstream commands using the cache to finish" in clean.err
+    assert "removed 1 unpacked wheel(s)" in clean.out
+    assert (tmp_path / "t" / "slow").is_dir()
+    assert not any((cache / "wheels").iterdir())
+
+
 def test_cache_list_shows_every_unpacked_tree_after_reclaiming_what_killed_processes_left(
     server: FaultServer, cache: Path, tmp_path: Path
 ) -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 import httpx
 
+from wheelstream._cache import in_use
 from wheelstream._fetch_many import MAX_CONNECTIONS, Workers, fetch_all
 from wheelstream._parallel import release
 from wheelstream._progress import ProgressCallback
@@ -355,72 +356,76 @@ def install_sources(
             forget_refused(item, result.sha256, cache_dir)
             raise
 
-    fetched = fetch_all(
-        sources,
-        cache_dir=cache_dir,
-        client=client,
-        hashes=hashes,
-        index_url=index_url,
-        jobs=jobs,
-        retries=retries,
-        timeout=timeout,
-        connections=connections,
-        max_unpacked_size=max_unpacked_size,
-        max_entries=max_entries,
-        progress=progress,
-        ignore_tags=ignore_tags,
-        python=python,
-        keep_wheels_in=None,
-        workers=workers,
-        keep_unpacked=link_mode != "move",
-        wanted=wanted,
-        on_fetched=arrived,
-        sizes=sizes,
-    )
-    results = [result for _item, result in fetched]
-    where = target if environment is None else environment.root
-    items = [to_install(item, result) for item, result in fetched]
-    try:
-        report: InstallReport | EnvironmentReport
-        if environment is None:
-            assert target is not None
-            report = install_staged_many(
-                items,
-                Path(target),
-                python=python,
-                upgrade=upgrade,
-                link_mode=link_mode,
-                compile_bytecode=compile_bytecode,
-                ignore_tags=ignore_tags,
-                checks=checks,
-            )
-        else:
-            from wheelstream.installer import install_into
+    # The cache held shared until the last file is out of its trees: `cache clean` waits for the install.
+    with in_use(cache_dir):
+        fetched = fetch_all(
+            sources,
+            cache_dir=cache_dir,
+            client=client,
+            hashes=hashes,
+            index_url=index_url,
+            jobs=jobs,
+            retries=retries,
+            timeout=timeout,
+            connections=connections,
+            max_unpacked_size=max_unpacked_size,
+            max_entries=max_entries,
+            progress=progress,
+            ignore_tags=ignore_tags,
+            python=python,
+            keep_wheels_in=None,
+            workers=workers,
+            keep_unpacked=link_mode != "move",
+            wanted=wanted,
+            on_fetched=arrived,
+            sizes=sizes,
+        )
+        results = [result for _item, result in fetched]
+        where = target if environment is None else environment.root
+        items = [to_install(item, result) for item, result in fetched]
+        try:
+            report: InstallReport | EnvironmentReport
+            if environment is None:
+                assert target is not None
+                report = install_staged_many(
+                    items,
+                    Path(target),
+                    python=python,
+                    upgrade=upgrade,
+                    link_mode=link_mode,
+                    compile_bytecode=compile_bytecode,
+                    ignore_tags=ignore_tags,
+                    checks=checks,
+                )
+            else:
+                from wheelstream.installer import install_into
 
-            report = install_into(
-                items,
-                environment,
-                reinstall=reinstall,
-                link_mode=link_mode,
-                compile_bytecode=compile_bytecode,
-                ignore_tags=ignore_tags,
-                remove=remove,
-                checks=checks,
-            )
-            report = dataclasses.replace(report, skipped=(*skipped, *report.skipped))
-    except BaseException as failure:
+                report = install_into(
+                    items,
+                    environment,
+                    reinstall=reinstall,
+                    link_mode=link_mode,
+                    compile_bytecode=compile_bytecode,
+                    ignore_tags=ignore_tags,
+                    remove=remove,
+                    checks=checks,
+                )
+                report = dataclasses.replace(report, skipped=(*skipped, *report.skipped))
+        except BaseException as failure:
+            try:
+                release(results)
+            except KeyboardInterrupt:
+                if not getattr(failure, "installed", False):
+                    raise
+                # a second Ctrl-C: the install is still complete, which is what the first one's error says
+            raise
         try:
             release(results)
-        except KeyboardInterrupt:
-            if not getattr(failure, "installed", False):
-                raise
-            # a second Ctrl-C: the install is still complete, which is what the first one's error says
-        raise
-    try:
-        release(results)
-    except KeyboardInterrupt:  # the install is complete: the interrupt says so (left claims are swept later)
-        raise Interrupted.after_install(where) from None
-    return InstallResult(tuple(_outcome(i, r, None) for i, r in fetched), report)
+        except (
+            KeyboardInterrupt
+        ):  # the install is complete: the interrupt says so (left claims are swept later)
+            raise Interrupted.after_install(where) from None
+        return InstallResult(tuple(_outcome(i, r, None) for i, r in fetched), report)
 
 
 def download(
@@ -451,24 +456,25 @@ def download(
     dest_path = Path(dest)
     if dest_path.exists() and not dest_path.is_dir():
         raise UsageError(f"dest is not a directory: {dest_path}")
-    fetched = fetch_all(
-        sources,
-        cache_dir=cache_dir,
-        client=client,
-        hashes=hashes,
-        index_url=index_url,
-        jobs=jobs,
-        retries=retries,
-        timeout=timeout,
-        connections=connections,
-        max_unpacked_size=max_unpacked_size,
-        max_entries=max_entries,
-        progress=progress,
-        ignore_tags=True,
-        python=None,
-        keep_wheels_in=dest_path,
-        workers=workers,
-        keep_unpacked=False,  # only the wheel file is kept: its tree was unpacked to verify it
-    )
-    release(r for _, r in fetched)
+    with in_use(cache_dir):  # shared: `cache clean` waits until the wheels are copied out
+        fetched = fetch_all(
+            sources,
+            cache_dir=cache_dir,
+            client=client,
+            hashes=hashes,
+            index_url=index_url,
+            jobs=jobs,
+            retries=retries,
+            timeout=timeout,
+            connections=connections,
+            max_unpacked_size=max_unpacked_size,
+            max_entries=max_entries,
+            progress=progress,
+            ignore_tags=True,
+            python=None,
+            keep_wheels_in=dest_path,
+            workers=workers,
+            keep_unpacked=False,  # only the wheel file is kept: its tree was unpacked to verify it
+        )
+        release(r for _, r in fetched)
     return InstallResult(tuple(_outcome(i, r, dest_path) for i, r in fetched), None)

@@ -19,6 +19,8 @@
                                      re-install downloads nothing while the server answers 304 (``fetch._fetch``)
     <root>/http/                     hishel's cache of index pages
     <root>/hosts/<key>.<i>.lock      a host's connections beyond each download's first (fetch/_host_slots.py)
+    <root>/cache.lock                held shared by every install and download while it uses the cache, and
+                                     exclusively by ``cache clean`` (``in_use``), as uv's cache lock is
 
 ``<key>`` is :func:`wheelstream._urls.cache_key` of the original URL. Everything is created owner-only.
 
@@ -36,6 +38,7 @@ it can take (a kill between the journal's removal and the tree's publication or 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
@@ -52,7 +55,16 @@ import platformdirs
 from wheelstream.errors import DiskError
 from wheelstream.unpack._partial import Journal
 
-__all__ = ["Cache", "Claim", "UrlRecord", "default_cache_dir", "download_lock", "file_lock", "try_lock"]
+__all__ = [
+    "Cache",
+    "Claim",
+    "UrlRecord",
+    "default_cache_dir",
+    "download_lock",
+    "file_lock",
+    "in_use",
+    "try_lock",
+]
 
 _SWEEP_AFTER = 60.0  # seconds
 
@@ -84,6 +96,14 @@ class Cache:
         """The cache at ``root`` (the default place when None), its directories made. One that cannot be made —
         a file in the way, a read-only or missing mount — is a :class:`~wheelstream.errors.DiskError` naming
         it, as every other write the cache does (``FileExistsError`` came out of the library raw)."""
+        cache = cls.made(root)
+        cache.sweep_claims()
+        cache.sweep_staging()
+        return cache
+
+    @classmethod
+    def made(cls, root: str | os.PathLike[str] | None = None) -> Cache:
+        """The cache at ``root`` with its directories made, nothing swept (:meth:`at` without the sweeps)."""
         cache = cls(Path(root) if root is not None else default_cache_dir())
         try:
             cache.root.parent.mkdir(parents=True, exist_ok=True)
@@ -100,8 +120,6 @@ class Cache:
             raise DiskError(
                 f"cannot use the cache directory {cache.root}: {where}{exc.strerror or exc}"
             ) from exc
-        cache.sweep_claims()
-        cache.sweep_staging()
         return cache
 
     def _check_one_file_system(self) -> None:
@@ -383,6 +401,42 @@ def download_lock(
         yield
     finally:
         lock.release()
+
+
+@contextlib.contextmanager
+def in_use(
+    root: str | os.PathLike[str] | None, *, only: bool = False, waiting: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """The cache at ``root`` held while a command uses it: shared by installs and downloads (from the first
+    lookup to the last file copied out of its trees), exclusively (``only``) by ``cache clean``, which would
+    otherwise delete a tree an install is copying or hard-linking from. Blocks until it is granted, calling
+    ``waiting`` first if it must wait. A flock on ``<root>/cache.lock``: the kernel drops it with the process, so a kill
+    leaves nothing to sweep; where the file system has no ``flock`` the cache goes unlocked, as before."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows)
+        yield
+        return
+    where = Cache.made(root).root
+    try:
+        fd = os.open(where / "cache.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise DiskError(f"cannot use the cache directory {where}: {exc.strerror or exc}") from exc
+    try:
+        mode = fcntl.LOCK_EX if only else fcntl.LOCK_SH
+        try:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if waiting is not None:
+                    waiting()
+                fcntl.flock(fd, mode)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                raise DiskError(f"cannot lock {where / 'cache.lock'}: {exc.strerror or exc}") from exc
+        yield
+    finally:
+        os.close(fd)
 
 
 def try_lock(path: Path) -> filelock.BaseFileLock | None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import click
 
-from wheelstream._cache import Cache, default_cache_dir, try_lock
+from wheelstream._cache import Cache, default_cache_dir, in_use, try_lock
 from wheelstream._progress import human_size
 from wheelstream.cli._options import UserPath
 from wheelstream.errors import DiskError, one_line
@@ -99,12 +99,22 @@ def cache_list(cache_dir: str | None) -> None:
     help="Only partial downloads (and their staging dirs); keep unpacked wheels and index pages.",
 )
 def cache_clean(cache_dir: str | None, partial_only: bool) -> None:
-    """Remove cached data and say what was removed. Downloads in progress elsewhere are left alone."""
+    """Remove cached data and say what was removed. Waits for the installs and downloads using the cache;
+    ``--partial`` does not wait, and leaves the partial downloads in progress elsewhere alone."""
     from wheelstream.cli._contract import fail
+
+    def waiting() -> None:
+        click.echo(
+            "waiting for the wheelstream commands using the cache to finish (Ctrl-C to stop)", err=True
+        )
 
     try:
         root = Cache.at(cache_dir).root  # Cache.at also sweeps the trees of move installs that were killed
-        _clean(root, partial_only)
+        if partial_only:  # each partial's own lock is enough: no install reads a partial another one holds
+            _clean(root, partial_only)
+        else:  # a tree an install is copying from is not taken from under it (uv waits the same way)
+            with in_use(root, only=True, waiting=waiting):
+                _clean(root, partial_only)
     except DiskError as exc:  # the cache's directories cannot be made: one line (it was a traceback)
         fail(None, f"cannot clean the cache: {exc}", 1)
     except OSError as exc:  # a cache this user cannot write: one line, what was removed so far said above
