@@ -1296,3 +1296,52 @@ def test_a_file_url_of_another_host_is_not_read_as_a_local_path(cache: Path, tmp
     run = ws("install", "file://otherhost/tmp/x-1.0-py3-none-any.whl", "-t", str(tmp_path / "t"), cache=cache)
     assert run.code == 2, run.err
     assert "a file:// URL of another host (otherhost)" in run.error_line(alone=True)
+
+
+SECRET_URL = "http://alice:S3CRETpw%40x@127.0.0.1:9/demo-1.0-py3-none-any.whl"
+
+
+@pytest.mark.parametrize(
+    ("lines", "said"),
+    [
+        ([f"demo @ {SECRET_URL}"], "is not a wheel URL, path or NAME==VERSION"),
+        (["--extra-index-url=http://alice:S3CRETpw%40x@127.0.0.1:9/simple/"], "unsupported option"),
+        (
+            [f"{SECRET_URL} --hash=sha256:{'a' * 64}", f"{SECRET_URL} --hash=sha256:{'b' * 64}"],
+            "none in common",
+        ),
+    ],
+    ids=["NAME @ URL", "an unsupported option", "hashes with none in common"],
+)
+def test_requirement_file_errors_quote_urls_without_their_password(
+    cache: Path, tmp_path: Path, lines: list[str], said: str
+) -> None:
+    """The same source on the command line was redacted; quoted from a ``-r`` file, the password was printed."""
+    req = tmp_path / "r.txt"
+    req.write_text("\n".join(lines) + "\n")
+    run = ws("install", "-r", str(req), "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 2, run.err
+    assert said in run.error_line(alone=True)
+    assert "S3CRET" not in run.err and "alice" not in run.err, run.err
+
+
+def test_library_and_lock_errors_quote_urls_without_their_password(tmp_path: Path) -> None:
+    """``hashes={url: "nothex"}`` named the URL with its password; so did a lock's url of another scheme."""
+    from wheelstream.errors import UsageError
+
+    with pytest.raises(UsageError) as raised:
+        wheelstream.install(
+            [SECRET_URL], tmp_path / "t", cache_dir=tmp_path / "c", hashes={SECRET_URL: "nothex"}
+        )
+    assert "is not a sha256" in str(raised.value)
+    assert "S3CRET" not in str(raised.value) and "alice" not in str(raised.value)
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(
+        'lock-version = "1.0"\ncreated-by = "t"\n[[packages]]\nname = "demo"\nversion = "1.0"\n'
+        '[[packages.wheels]]\nurl = "ftp://alice:S3CRETpw%40x@127.0.0.1/demo-1.0-py3-none-any.whl"\n'
+        f'hashes = {{sha256 = "{"a" * 64}"}}\n'
+    )
+    run = ws("install", "-r", str(lock), "-t", str(tmp_path / "t"), cache=tmp_path / "c")
+    assert run.code == 2, run.err
+    assert "of scheme 'ftp'" in run.error_line(alone=True)
+    assert "S3CRET" not in run.err and "alice" not in run.err, run.err

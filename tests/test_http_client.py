@@ -234,8 +234,14 @@ def test_a_certificate_that_does_not_verify_ends_the_download_at_once_naming_the
             {"HTTP_PROXY": "http://127.0.0.1:9", "SSL_CERT_FILE": "/nonexistent/ca.pem"},
             "SSL_CERT_FILE=/nonexistent",
         ),
+        ({"HTTP_PROXY": "ftp://proxyuser:PROXYpw@127.0.0.1:1080"}, "Unknown scheme for proxy URL"),
     ],
-    ids=["socks without socksio", "NO_PROXY of [::1]", "a missing CA file beside a proxy"],
+    ids=[
+        "socks without socksio",
+        "NO_PROXY of [::1]",
+        "a missing CA file beside a proxy",
+        "a proxy of another scheme",
+    ],
 )
 def test_settings_httpx_cannot_build_a_client_from_are_one_line(
     tmp_path: Path, settings: dict[str, str], said: str
@@ -265,6 +271,7 @@ def test_settings_httpx_cannot_build_a_client_from_are_one_line(
     line = run.error_line(alone=True)
     assert said in line, line
     assert "Traceback" not in run.err
+    assert "proxyuser" not in run.err and "PROXYpw" not in run.err
 
 
 def test_a_callers_client_that_follows_no_redirects_still_gets_a_redirected_wheel(

@@ -70,7 +70,7 @@ ALLOWED: dict[str, set[str]] = {
         "_sources",
         "_parallel",
     },
-    "_pylock": {"errors", "_digests"},
+    "_pylock": {"errors", "_digests", "_urls"},  # _urls: a refused url is quoted without its password
     "_lock_api": {
         "errors",
         "zip",

@@ -46,6 +46,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import InvalidVersion
 
 from wheelstream._digests import file_hexdigests
+from wheelstream._urls import shown_url
 from wheelstream.errors import HashMismatch, UsageError, WheelError, one_line
 
 if sys.version_info >= (3, 11):
@@ -219,7 +220,7 @@ def _check_url(shown: str, what: str, url: str) -> None:
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme not in ("http", "https", "file"):
         why = f"of scheme {scheme!r}, not http(s) or file" if scheme else "not an absolute URL"
-        raise UsageError(f"{shown} is not a valid lock file: {what}'s url {one_line(url)!r} is {why}")
+        raise UsageError(f"{shown} is not a valid lock file: {what}'s url {shown_url(url)!r} is {why}")
 
 
 def _hashes(shown: str, what: str, listed: Mapping[str, str]) -> dict[str, str]:

@@ -25,6 +25,7 @@ from wheelstream._urls import (
     not_a_url,
     recorded_url,
     redact,
+    shown_text,
     shown_url,
     split_hash_fragment,
     wheel_filename_from_url,
@@ -66,17 +67,19 @@ def allowed_hashes(value: str | Collection[str], source: str) -> frozenset[str]:
         given = [value] if isinstance(value, str) else list(value)
     except TypeError:  # None, a number: not one sha256 nor several
         raise UsageError(
-            f"hashes: {value!r} is neither a sha256 nor a collection of them", wheel=source
+            f"hashes: {value!r} is neither a sha256 nor a collection of them", wheel=shown_text(source)
         ) from None
     if not given:
-        raise UsageError("hashes: the allowed sha256s may not be empty", wheel=source)
+        raise UsageError("hashes: the allowed sha256s may not be empty", wheel=shown_text(source))
     allowed = set()
     for each in given:
         # The command line's ``sha256:HEX`` is taken too; anything but 64 hex digits could match no file, and
         # would be found out only after the download (which it then discarded).
         hexdigest = str(each).strip().lower().removeprefix("sha256:").removeprefix("sha256=")
         if not is_sha256_hex(hexdigest):
-            raise UsageError(f"hashes: {each!r} is not a sha256 (64 hex digits, or sha256:HEX)", wheel=source)
+            raise UsageError(
+                f"hashes: {each!r} is not a sha256 (64 hex digits, or sha256:HEX)", wheel=shown_text(source)
+            )
         allowed.add(hexdigest)
     return frozenset(allowed)
 

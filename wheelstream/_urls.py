@@ -28,6 +28,7 @@ __all__ = [
     "is_sha256_hex",
     "recorded_url",
     "redact",
+    "shown_text",
     "shown_url",
     "split_hash_fragment",
     "wheel_filename_from_url",
@@ -155,6 +156,16 @@ def shown_url(url: str) -> str:
     """``url`` as an error names it: redacted, and anything unprintable percent-encoded (one line, no
     terminal escapes from whoever wrote an index page)."""
     return "".join(c if c.isprintable() and c != " " else urllib.parse.quote(c, safe="") for c in redact(url))
+
+
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+")
+
+
+def shown_text(text: str) -> str:
+    """A line a user wrote (a requirements file's, a source as given) as an error quotes it: every URL in it as
+    :func:`shown_url` shows one, so a ``demo @ https://user:token@host/…`` or ``--extra-index-url=https://…``
+    that is refused does not print its password."""
+    return _URL_IN_TEXT.sub(lambda found: shown_url(found.group(0)), text)
 
 
 def check_http_url(url: str, *, label: str = "URL") -> None:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wheelstream._urls import shown_text
 from wheelstream.errors import UsageError
 
 __all__ = ["Requirements", "is_local", "parse_hash", "parse_requirements", "pinned_with", "with_marker"]
@@ -71,7 +72,7 @@ def pinned_with(hashes: dict[str, list[str]], source: str, new: list[str], where
     common = sorted(set(earlier) & set(new))
     if not common:
         raise UsageError(
-            f"{where}: {source}: its --hash values and those given for it before have none in common: "
+            f"{where}: {shown_text(source)}: its --hash values and those given for it before have none in common: "
             "no file can match both"
         )
     hashes[source] = common
@@ -122,7 +123,9 @@ def parse_requirements(
             elif option in ("-i", "--index-url"):
                 reqs.index_url = value
             else:
-                raise UsageError(f"{where}: unsupported option {word!r} (supported: --hash, -r, --index-url)")
+                raise UsageError(
+                    f"{where}: unsupported option {shown_text(word)!r} (supported: --hash, -r, --index-url)"
+                )
             i += 1
         if not requirement:
             if hashes:
@@ -220,7 +223,8 @@ def _check_form(source: str, where: str) -> None:
     if shaped and " @ " not in source:
         return
     raise UsageError(
-        f"{where}: {source!r} is not a wheel URL, path or NAME==VERSION (without a resolver, neither ranges, "
+        f"{where}: {shown_text(source)!r} is not a wheel URL, path or NAME==VERSION (without a resolver, neither "
+        "ranges, "
         "bare names nor NAME @ URL can be installed: give the exact pin, or the URL alone)"
     )
 
