@@ -32,7 +32,7 @@ from test_env_support import no_active_venv as no_active_venv  # autouse: pytest
 from test_install_support import stage
 
 import wheelstream
-from wheelstream._lock_api import _own_distributions
+from wheelstream._lock_api import own_distributions
 from wheelstream.installer import (
     Environment,
     EnvironmentReport,
@@ -476,7 +476,7 @@ def test_an_install_waits_while_another_process_holds_the_environment(
 
 
 def test_own_distributions_are_wheelstream_and_what_it_requires() -> None:
-    ours = _own_distributions()
+    ours = own_distributions()
     assert {"wheelstream", "httpx", "click"} <= ours, sorted(ours)
 
 
@@ -513,6 +513,40 @@ def test_sync_removes_wheelstreams_names_except_from_the_environment_it_runs_fro
     assert leftovers(venv) == []
 
 
+def test_uninstall_in_the_environment_it_runs_from_keeps_what_wheelstream_imports(
+    tmp_path: Path, cache: Path
+) -> None:
+    """``wheelstream uninstall h11`` in its own venv removed h11, exit 0, and every later command was a
+    traceback. The command keeps what it runs from (as sync does), with a warning; itself may go, as
+    ``pip uninstall pip`` removes pip. Run from the scratch venv's interpreter, so that venv is the running one."""
+    venv = make_venv(tmp_path / "venv")
+    wheels = tmp_path / "wheels"
+    for fake in ("click", "alpha"):
+        wheel = write_wheel(wheels, fake, "0.0.1", {f"fake_{fake}.py": b"FAKE = True\n"})
+        assert ws("install", str(wheel), "--python", python(venv), cache=cache, cwd=tmp_path).code == 0
+    ours = sorted({os.path.dirname(os.path.dirname(wheelstream.__file__)), *map(str, _site_dirs())})
+    code = f"import sys; sys.path[:0] = {ours!r}; from wheelstream.cli import main; main()"
+    run = subprocess.run(
+        [python(venv), "-c", code, "uninstall", "click", "alpha"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "VIRTUAL_ENV": str(venv)},
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "warning: not removed, as wheelstream runs from it: click" in run.stderr
+    assert "removed alpha 0.0.1" in run.stderr
+    assert names_installed(find_environment(python=python(venv))) == [("click", "0.0.1")]
+
+
+def _site_dirs() -> list[Path]:
+    """Where this interpreter's packages are (httpx and the rest the command imports)."""
+    import httpx
+
+    return [Path(httpx.__file__).parent.parent]
+
+
 def test_a_legacy_egg_info_distribution_is_listed_and_never_half_replaced(tmp_path: Path) -> None:
     """setuptools' legacy ``.egg-info`` has no RECORD: wheelstream lists it, and refuses in one line to replace
     or remove it (installing over it would leave two versions, one half overwritten), touching nothing."""
@@ -533,6 +567,25 @@ def test_a_legacy_egg_info_distribution_is_listed_and_never_half_replaced(tmp_pa
         assert run.code == 1, run.err
         assert ".egg-info" in run.error_line(), run.err
         assert scan(venv) == before
+
+
+def test_a_dist_info_wins_over_a_stale_egg_info_of_the_same_name(tmp_path: Path) -> None:
+    """``up-0.9-py3.11.egg-info`` sorts before ``up-1.0.dist-info``, and the first one seen was kept: ``list``
+    said 0.9 and an upgrade was refused as an .egg-info, with a RECORD'ed 1.0 right there."""
+    venv = make_venv(tmp_path / "venv")
+    site = venv / SITE
+    python = str(venv / "bin" / "python")
+    one, two = tmp_path / "up-1.0-py3-none-any.whl", tmp_path / "up-2.0-py3-none-any.whl"
+    one.write_bytes(wheel_archive({"up/__init__.py": b"V = '1.0'\n"}, name="up", version="1.0"))
+    two.write_bytes(wheel_archive({"up/__init__.py": b"V = '2.0'\n"}, name="up", version="2.0"))
+    assert ws("install", str(one), "--python", python, cache=tmp_path / "cache", cwd=tmp_path).code == 0
+    (site / "up-0.9-py3.11.egg-info").write_text("Metadata-Version: 1.1\nName: up\nVersion: 0.9\n")
+    listing = ws("list", "--python", python, cache=tmp_path / "cache", cwd=tmp_path)
+    assert any(line.split()[:2] == ["up", "1.0"] for line in listing.out.splitlines()), listing.out
+    run = ws("install", str(two), "--python", python, cache=tmp_path / "cache", cwd=tmp_path)
+    assert run.code == 0, run.err
+    assert (site / "up" / "__init__.py").read_text() == "V = '2.0'\n"
+    assert not (site / "up-1.0.dist-info").exists()
 
 
 @pytest.mark.parametrize("metadata", [True, False])

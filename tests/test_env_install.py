@@ -503,6 +503,62 @@ def test_uninstalling_a_name_not_installed_is_a_warning(tmp_path: Path, cache: P
     assert snapshot(venv) == before
 
 
+@pytest.mark.parametrize("spelling", ["demo==1.0", "demo[extra]", "Demo>=0.1", "demo @ file:///x.whl"])
+def test_uninstall_reads_each_argument_as_a_requirement_as_pip_does(
+    tmp_path: Path, cache: Path, spelling: str
+) -> None:
+    """``uninstall 'demo==1.0'`` said "skipping demo==1.0: it is not installed", exit 0, and demo stayed: pip
+    and uv read each argument as a requirement and remove what it names. One that is no requirement is exit 2,
+    with nothing touched."""
+    venv = make_venv(tmp_path / "venv")
+    v1, _ = demo_wheels(tmp_path / "wheels")
+    assert in_env(venv, "install", str(v1), cache=cache).code == 0
+    before = snapshot(venv)
+    run = in_env(venv, "uninstall", "demo==", spelling, cache=cache)
+    assert run.code == 2, run.err
+    assert run.error_line(alone=True).startswith("error: cannot uninstall 'demo==': not a distribution name")
+    assert snapshot(venv) == before
+    run = in_env(venv, "uninstall", spelling, cache=cache)
+    assert run.code == 0, run.err
+    assert "removed demo 1.0" in run.err
+    assert not list((venv / "lib").glob("python*/site-packages/demo-1.0.dist-info"))
+
+
+def test_a_wheel_named_outright_replaces_an_editable_install_of_its_version(
+    tmp_path: Path, cache: Path, server: FaultServer
+) -> None:
+    """``install ./demo-1.0….whl`` over an editable demo 1.0 (PEP 660: a ``.pth`` and a ``direct_url.json`` with
+    ``dir_info.editable``) said "already installed" and left the editable one; pip and uv replace it. A pin an
+    index answers still finds it installed, as pip's does."""
+    venv = make_venv(tmp_path / "venv")
+    site = Path(purelib_of(venv / "bin" / "python"))
+    dist_info = site / "demo-1.0.dist-info"
+    dist_info.mkdir(parents=True)
+    files = {
+        "__editable__.demo-1.0.pth": f"{tmp_path / 'src'}\n",
+        "demo-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n",
+        "demo-1.0.dist-info/INSTALLER": "pip\n",
+        "demo-1.0.dist-info/direct_url.json": '{"url": "file:///src", "dir_info": {"editable": true}}',
+    }
+    for name, text in files.items():
+        (site / name).write_text(text)
+    rows = [f"{name},," for name in files] + ["demo-1.0.dist-info/RECORD,,"]
+    (dist_info / "RECORD").write_text("\n".join(rows) + "\n")
+    v1, _ = demo_wheels(tmp_path / "wheels")
+    server.add_file(v1.name, v1.read_bytes())
+    run = in_env(venv, "install", "demo==1.0", "-i", f"{server.url}/simple/", cache=cache)
+    assert run.code == 0, run.err
+    assert "already installed: demo 1.0" in run.err
+    assert (site / "__editable__.demo-1.0.pth").exists()
+    run = in_env(venv, "install", str(v1), cache=cache)
+    assert run.code == 0, run.err
+    assert not (site / "__editable__.demo-1.0.pth").exists()
+    assert (site / "demo" / "__init__.py").is_file()
+    direct = json.loads((dist_info / "direct_url.json").read_text())
+    assert "dir_info" not in direct
+    assert direct["url"] == v1.resolve().as_uri()
+
+
 def test_uninstall_of_one_string_is_one_name_not_its_letters(tmp_path: Path, cache: Path) -> None:
     """``uninstall("six", env)``: a str is a sequence of its letters, and distributions named ``s`` and ``x``
     went while six stayed."""

@@ -271,7 +271,8 @@ def test_settings_httpx_cannot_build_a_client_from_are_one_line(
     line = run.error_line(alone=True)
     assert said in line, line
     assert "Traceback" not in run.err
-    assert "proxyuser" not in run.err and "PROXYpw" not in run.err
+    assert "proxyuser" not in run.err
+    assert "PROXYpw" not in run.err
 
 
 def test_a_callers_client_that_follows_no_redirects_still_gets_a_redirected_wheel(

@@ -317,18 +317,20 @@ def install_sources(
         check_target(target)  # before anything is fetched, as pip checks it
     check_arguments(sources, hashes, jobs, retries, timeout, max_unpacked_size, max_entries)
     skipped: list[str] = []
-    wanted: Callable[[str], bool] | None = None
+    wanted: Callable[[Resolved], bool] | None = None
     if environment is not None:
         from wheelstream.installer import installed_now, same_version
 
         python = environment.interpreter.executable
         present = installed_now(environment, on_warning)  # a killed command's install finished first
 
-        def wanted(filename: str) -> bool:
-            name = parse_filename(filename)
+        def wanted(item: Resolved) -> bool:
+            name = parse_filename(filename_of(item))
             old = present.get(name.name)
             if old is None or reinstall or not same_version(old.version, str(name.version)):
                 return True
+            if old.editable and to_install_url(item) is not None:
+                return True  # a wheel named outright replaces an editable install of its version (pip's rule)
             skipped.append(f"{old.name} {old.version}")
             return False
 
@@ -340,9 +342,12 @@ def install_sources(
         path as they were written (``item.path`` is already converted)."""
         return item.url if item.url is not None else item.source
 
+    def to_install_url(item: Resolved) -> str | None:
+        """``direct_url.json``'s URL: a path's or URL's, not an index's file (a lock's ``wheels`` among them)."""
+        return None if given(item) in index_files else direct_url(item)
+
     def to_install(item: Resolved, result: DownloadResult) -> WheelToInstall:
-        url = None if given(item) in index_files else direct_url(item)
-        return WheelToInstall(result.staged, url, result.sha256)
+        return WheelToInstall(result.staged, to_install_url(item), result.sha256)
 
     def arrived(item: Resolved, result: DownloadResult) -> None:
         """Each wheel as its download ends, while the others go on: the lock's verdict first (a tampered wheel

@@ -87,12 +87,12 @@ def fetch_all(
     keep_wheels_in: Path | None,
     workers: Workers,
     keep_unpacked: bool = True,
-    wanted: Callable[[str], bool] | None = None,
+    wanted: Callable[[Resolved], bool] | None = None,
     on_fetched: Arrived | None = None,
     sizes: Mapping[str, int] | None = None,
 ) -> list[tuple[Resolved, DownloadResult]]:
     """Resolve and fetch every source (in parallel), with a client of our own unless one is given; a source
-    whose wheel file name ``wanted`` refuses is resolved but not fetched (already installed). ``connections``:
+    ``wanted`` refuses is resolved but not fetched (already installed). ``connections``:
     per wheel (``check_connections``). ``on_fetched(item, result)``: on this thread, for each download as it
     succeeds, while the others go on (``_parallel.collect``). ``sizes``: the bytes a source's file must have
     (a lock's): a download whose server announces another length stops there."""
@@ -267,7 +267,7 @@ def _fetch_with(
     keep_wheels_in: Path | None,
     keep_unpacked: bool,
     processes: bool,
-    wanted: Callable[[str], bool] | None = None,
+    wanted: Callable[[Resolved], bool] | None = None,
     on_fetched: Arrived | None = None,
     sizes: Mapping[str, int] | None = None,
 ) -> list[tuple[Resolved, DownloadResult]]:
@@ -289,7 +289,7 @@ def _fetch_with(
     if keep_wheels_in is None:
         resolved = _one_wheel_per_distribution(resolved, hashes)
     if wanted is not None:
-        resolved = [item for item in resolved if wanted(filename_of(item))]
+        resolved = [item for item in resolved if wanted(item)]
     if not resolved:
         return []  # nothing asked for (a requirements file whose markers all say no), or all installed
     if keep_wheels_in is not None:  # download -d: every name is one it can take, before anything is fetched

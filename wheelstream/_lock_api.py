@@ -37,13 +37,13 @@ from wheelstream.installer._env_install import Removals
 from wheelstream.installer._installed import Installed
 from wheelstream.zip import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_SIZE
 
-__all__ = ["install_lock", "sync"]
+__all__ = ["install_lock", "own_distributions", "sync"]
 
 # What ``sync`` leaves in an environment whose lock does not list it (see ``install_lock``'s ``unlisted``).
 _PACKAGING_TOOLS = frozenset({"pip", "setuptools", "wheel"})
 
 
-def _own_distributions() -> set[str]:
+def own_distributions() -> set[str]:
     """wheelstream's distribution and what it requires, in the running environment: a sync there must not take
     away the program doing it (uv keeps itself too)."""
     from importlib import metadata
@@ -147,7 +147,7 @@ def install_lock(
         assert environment is not None
         locked = {canonicalize_name(wheel.name) for wheel in wheels}
         ours = (
-            _own_distributions()
+            own_distributions()
             if os.path.realpath(environment.interpreter.prefix) == os.path.realpath(sys.prefix)
             else frozenset()
         )

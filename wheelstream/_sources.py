@@ -215,7 +215,7 @@ def direct_url(item: Resolved) -> str | None:
     """PEP 610 is written for URL and path installs, not for index installs (pip does the same): the URL as
     given (a ``file:`` one too: ``file://localhost/...`` stays so), a path as its ``file:`` URL. DESIGN §2: no
     token reaches direct_url.json (:func:`recorded_url`; the writer drops the userinfo PEP 610 does not allow)."""
-    if item.url is not None and "==" not in item.source:
+    if item.url is not None and not item.pinned:
         return recorded_url(item.url)
     if item.path is not None:
         if item.source[:5].lower() == "file:":

@@ -8,6 +8,8 @@ one-line error before anything goes. ``sync`` installs and uninstalls in one tra
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import TYPE_CHECKING
 
 import click
@@ -54,7 +56,13 @@ def uninstall_cmd(
 
     try:
         env = find_env(python, prefix, system, break_system_packages)
-        report = uninstall(list(names), env, on_warning=warn)
+        keep: set[str] = set()
+        if os.path.realpath(env.interpreter.prefix) == os.path.realpath(sys.prefix):
+            from wheelstream._lock_api import own_distributions
+
+            # what this program imports (h11 gone, every later command was a traceback); itself may go
+            keep = own_distributions() - {"wheelstream"}
+        report = uninstall(list(names), env, on_warning=warn, keep=keep)
     except WheelstreamError as exc:
         fail(None, exc, exc.exit_code)
     except OSError as exc:  # the environment cannot be read or changed (permissions, a read-only file system)

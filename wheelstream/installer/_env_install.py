@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import posixpath
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import TypeAlias
 
@@ -273,7 +273,12 @@ def install_into(
         writing, removals, skipped = [], [], []
         for wheel in checked:
             old = present.get(canonicalize_name(wheel.info.name))
-            if old is not None and same_version(old.version, str(wheel.info.version)) and not reinstall:
+            if (
+                old is not None
+                and same_version(old.version, str(wheel.info.version))
+                and not reinstall
+                and not (wheel.item.direct_url is not None and old.editable)
+            ):
                 skipped.append(f"{old.name} {old.version}")
                 continue
             if old is not None:
@@ -337,26 +342,36 @@ def _refuse_interpreter_names(wheel: CheckedWheel, env: Environment) -> None:
 
 
 def uninstall(
-    names: Sequence[str] | str, env: Environment, *, on_warning: Callable[[str], None] | None = None
+    names: Sequence[str] | str,
+    env: Environment,
+    *,
+    on_warning: Callable[[str], None] | None = None,
+    keep: Collection[str] = (),
 ) -> EnvironmentReport:
     """Remove the named distributions from ``env`` in one transaction; a name not installed is a warning
     (pip's "Skipping X as it is not installed"), one without a RECORD an error before anything is touched.
     One string is one name, as one source is to ``install`` (a ``str`` is a sequence of its letters: "six"
-    removed ``s`` and ``x``)."""
+    removed ``s`` and ``x``). A name is read as a requirement (``six==1.16``, ``six[extra]``: six). ``keep``
+    names distributions left in place even when named, with a warning: the command keeps those it runs from."""
     if isinstance(names, str):
         names = [names]
     if not isinstance(env, Environment):
         raise UsageError(
             f"env must be an Environment (wheelstream.find_environment), not {type(env).__name__}"
         )
+    keys = [_requirement_name(name) for name in names]  # every one read before anything is touched
+    kept = {canonicalize_name(name) for name in keep}
     warn = Warnings(on_warning)
     with environment_lock(env, warn):
         present = _prepare(env, warn, create=False)
         removals: list[Removal] = []
-        for name in names:
-            dist = present.get(canonicalize_name(name))
+        for name, key in zip(names, keys, strict=True):
+            dist = present.get(key)
             if dist is None:
                 warn(f"skipping {name}: it is not installed in {env.root}")
+                continue
+            if key in kept:
+                warn(f"not removed, as wheelstream runs from it: {dist.name} (pip uninstall removes it)")
                 continue
             if all(r.dist.key != dist.key for r in removals):
                 removals.append(removal(env, dist, warn))
@@ -372,3 +387,18 @@ def uninstall(
         files_removed=files_removed,
         warnings=tuple(warn.seen),
     )
+
+
+def _requirement_name(text: str) -> str:
+    """The distribution an argument names, read as pip uninstall reads it, as a requirement: ``up==1.0``,
+    ``up[extra]``, ``Up>=1`` and ``up @ URL`` are all ``up`` (nothing but the name is looked at). Taken as a
+    bare name, each was "not installed" and the command went on, exit 0, leaving ``up`` in place."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        return canonicalize_name(Requirement(text).name)
+    except InvalidRequirement as exc:
+        reason = str(exc).splitlines()[0]
+        raise UsageError(
+            f"cannot uninstall {text!r}: not a distribution name or requirement ({reason})"
+        ) from None

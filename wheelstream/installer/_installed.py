@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import email.parser
 import glob
+import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -44,6 +45,18 @@ class Installed:
     @property
     def key(self) -> str:
         return canonicalize_name(self.name)
+
+    @property
+    def editable(self) -> bool:
+        """An editable install (PEP 660: ``direct_url.json`` with ``dir_info.editable``). A wheel of the same
+        version named by a path or URL replaces it, as pip's and uv's do; one an index gives does not."""
+        try:
+            with open(self.dist_info / "direct_url.json", encoding="utf-8") as handle:
+                data = json.load(handle)
+        except (OSError, ValueError):
+            return False
+        info = data.get("dir_info") if isinstance(data, dict) else None
+        return isinstance(info, dict) and info.get("editable") is True
 
 
 def _read_metadata(dist_info: Path, file: str = "METADATA") -> tuple[str, str] | None:
@@ -111,7 +124,9 @@ def installed_distributions(env: Environment) -> list[Installed]:
             except OSError:
                 installer = ""
             dist = Installed(name, version, lib / entry, installer.splitlines()[0] if installer else "")
-            found.setdefault(dist.key, dist)
+            earlier = found.setdefault(dist.key, dist)
+            if earlier is not dist and not legacy and earlier.dist_info.suffix in (".egg-info", ".egg-link"):
+                found[dist.key] = dist  # ``up-0.9-py3.11.egg-info`` sorts before ``up-1.0.dist-info``
     return sorted(found.values(), key=lambda d: d.key)
 
 

@@ -23,29 +23,31 @@ from ._commit import TMP_PREFIX, Move, PlannedMove, UnfinishedCommit, commit_mov
 __all__ = ["Transaction", "cannot_install"]
 
 
-def cannot_install(exc: OSError, root: Path, what: str, wheel: str | None = None) -> DiskError:
+def cannot_install(
+    exc: OSError, root: Path, what: str, wheel: str | None = None, *, act: str = "install into"
+) -> DiskError:
     """A disk full, a permission, an I/O error while installing: one line naming the destination (the file is
     often the staged source of a copy, which says little to the user), the cause, and what it touched.
-    ``what`` is "target" or "environment"."""
+    ``what`` is "target" or "environment"; ``act`` "install into", or "uninstall from" for a removal alone."""
     touched = f" ({exc.filename})" if exc.filename else ""
     if exc.errno == errno.EXDEV:
         # The install is staged in a temporary home in the root and renamed into place; a directory of the root
         # mounted (or linked) from another file system cannot take a rename. Said so, not "Invalid cross-device".
         where = exc.filename2 or exc.filename or "a directory"  # a rename's destination, where it has one
         return DiskError(
-            f"cannot install into {root}: {where} is on another file system than {root}, and an install moves "
+            f"cannot {act} {root}: {where} is on another file system than {root}, and an install moves "
             f"its files in by renaming them; the {what} is unchanged",
             wheel=wheel,
         )
     if isinstance(exc, FileNotFoundError) and exc.filename is not None and not _below(exc.filename, root):
         # What went is what was being copied, not the destination: the cache's unpacked copy, cleaned meanwhile.
         return DiskError(
-            f"cannot install into {root}: {exc.filename} went while it was copied (the cache cleaned "
+            f"cannot {act} {root}: {exc.filename} went while it was copied (the cache cleaned "
             f"meanwhile?); the {what} is unchanged — run the same command again",
             wheel=wheel,
         )
     return DiskError(
-        f"cannot install into {root}: {exc.strerror or exc}{touched}; the {what} is unchanged", wheel=wheel
+        f"cannot {act} {root}: {exc.strerror or exc}{touched}; the {what} is unchanged", wheel=wheel
     )
 
 
@@ -85,7 +87,8 @@ class Transaction:
 
     def cannot(self, exc: OSError, wheel: str | None = None) -> DiskError:
         """``exc`` told as this install's (:func:`cannot_install`)."""
-        return cannot_install(exc, self.root, self._what, wheel)
+        act = "uninstall from" if self._uninstall else "install into"
+        return cannot_install(exc, self.root, self._what, wheel, act=act)
 
     @property
     def home(self) -> Path:
