@@ -259,6 +259,30 @@ def test_spec_language_matches_python_faults() -> None:
         parse_fault("explode")
     with pytest.raises(ValueError, match="bad fault"):
         parse_fault("stall=10")
+    # each was taken in silence: "@" with nothing after it as every request, a sequence forcing nothing, and a
+    # 206 without the Content-Range a partial answer needs
+    for text, said in (
+        ("cut=50%@", "nothing after @"),
+        ("status-seq=,", "at least one request"),
+        ("status=206", "cannot be 206"),
+    ):
+        with pytest.raises(ValueError, match=said):
+            parse_fault(text)
+
+
+def test_a_stalled_response_ends_when_the_server_stops() -> None:
+    """The handler slept out its whole stall after ``stop()`` (8 s here), then wrote an error into the stopped
+    server's record: a thread outliving the test that the fixture promises none does."""
+    import threading
+
+    with FaultServer() as s:
+        s.add_file(NAME, DATA, plan=FaultPlan(Stall(at=10, seconds=30)))
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.get(s.url_for(NAME), timeout=0.3)
+        before = time.monotonic()
+    assert time.monotonic() - before < 3
+    assert s.in_flight() == 0
+    assert not [t for t in threading.enumerate() if t.name.endswith("(process_request_thread)")]
 
 
 @pytest.mark.parametrize("reset", [False, True])

@@ -261,6 +261,41 @@ def test_a_request_body_is_read_not_taken_for_the_next_request(server: FaultServ
     assert answers.count(b"HTTP/1.1 200 ") == 2, answers
 
 
+def test_a_chunked_request_body_ends_the_connection_instead_of_being_read_as_a_request(
+    server: FaultServer,
+) -> None:
+    """A GET with a chunked body: its chunk line "5" was read as the next request (400), and the request that
+    followed on the connection was lost. RFC 9112 §6.3: Transfer-Encoding overrides Content-Length."""
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        sock.sendall(
+            f"GET /{NAME} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n".encode()
+        )
+        answers = b""
+        while chunk := sock.recv(1 << 20):
+            answers += chunk
+    assert answers.startswith(b"HTTP/1.1 200 "), answers[:100]
+    assert b"400" not in answers.split(b"\r\n", 1)[0]
+    assert answers.count(b"HTTP/1.1 ") == 1
+
+
+def test_testbed_cli_mistakes_are_one_line_usage_errors(tmp_path: Path) -> None:
+    """``--port 99999`` and ``make-wheel --size 10x`` were tracebacks (exit 1); a name no installer reads wrote a
+    wheel the index never lists."""
+    from conftest import ws
+
+    for args, said in (
+        (("serve", str(tmp_path), "--port", "99999"), "99999 is not in the range 0<=x<=65535"),
+        (("make-wheel", str(tmp_path / "w"), "--size", "10x"), "Invalid value for --size"),
+        (("make-wheel", str(tmp_path / "w"), "--size", "-5"), "Invalid value for --size"),
+        (("make-wheel", str(tmp_path / "w"), "--name", "a b"), "--name 'a b'"),
+    ):
+        run = ws("testbed", *args, cache=None)
+        assert run.code == 2, (args, run.err)
+        assert said in run.err, (args, run.err)
+        assert "Traceback" not in run.err
+    assert not (tmp_path / "w").exists()
+
+
 def test_repeated_header_lines_are_one_list(server: FaultServer) -> None:
     """RFC 9110 §5.3: ``If-None-Match`` sent as two lines is one list; only the last line was read, so a tag
     on the first line got the whole file again (200) instead of 304."""

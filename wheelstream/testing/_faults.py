@@ -58,6 +58,10 @@ def _check_final_status(code: int, what: str) -> None:
     """A status that can answer a request: HTTP/1.1 has no final status outside 200-599 (1xx are interim)."""
     if not 200 <= code <= 599:
         raise ValueError(f"{what} must be a final status, 200-599 (got {code})")
+    if code == 206:  # a partial answer needs the Content-Range of a range: a Range request gets one already
+        raise ValueError(
+            f"{what} cannot be 206: send a Range request, or use WrongRangeStart for a wrong one"
+        )
 
 
 def check_retry_after(value: int | str | None, what: str) -> None:
@@ -256,6 +260,8 @@ class StatusSequence(Fault):
     retry_after: int | str | None = None
 
     def __post_init__(self) -> None:
+        if all(code is None for code in self.codes):  # "status-seq=," forced nothing on any request
+            raise ValueError("StatusSequence(codes=) must force a status on at least one request")
         for code in self.codes:
             if code is not None:
                 _check_final_status(code, "StatusSequence(codes=)")

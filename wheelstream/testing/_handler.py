@@ -48,7 +48,13 @@ def _paced_chunk(rate: int | None) -> int:
     return max(1, min(64 * 1024, rate // 50))
 
 
-def send_body(sock: socket.socket, d: Decision, record: RecordSink, finishing: Callable[[], None]) -> None:
+def send_body(
+    sock: socket.socket,
+    d: Decision,
+    record: RecordSink,
+    finishing: Callable[[], None],
+    stopping: threading.Event | None = None,
+) -> None:
     """Write ``d.send`` body bytes; call ``finishing`` just before the last one leaves.
 
     ``record.bytes_sent`` is raised before each write and lowered again if the write fails: a client that
@@ -56,6 +62,7 @@ def send_body(sock: socket.socket, d: Decision, record: RecordSink, finishing: C
     the same promise for the connection limit: the server frees the request's slot there, so a client that
     has read a whole response and at once asks for the next is never refused for the one it just finished.
     The last byte goes in a write of its own for that (one more syscall; the rest is still one sendfile).
+    ``stopping`` ends a stall or a throttle's pause the moment the server stops (the response is abandoned).
     """
     if d.send <= 0:
         finishing()
@@ -82,7 +89,14 @@ def send_body(sock: socket.socket, d: Decision, record: RecordSink, finishing: C
             body = memoryview(version.read(d.offset, d.send))
         _send_last(sock, body, record, finishing)
         return
-    _send_faulty(sock, d, record, finishing)
+    _send_faulty(sock, d, record, finishing, stopping or threading.Event())
+
+
+def _pause(stopping: threading.Event, seconds: float) -> None:
+    """A stall's or a throttle's wait, cut short by the server stopping: a stalled response's thread outlived
+    the server (and a test) by the rest of its stall, then wrote an error into a stopped server's record."""
+    if stopping.wait(seconds):
+        raise ConnectionAbortedError("the server stopped")
 
 
 def _send_counted(sock: socket.socket, body: memoryview, record: RecordSink) -> None:
@@ -129,7 +143,13 @@ def _reader(d: Decision) -> tuple[Callable[[int, int], bytes], IO[bytes] | None]
     return read, f
 
 
-def _send_faulty(sock: socket.socket, d: Decision, record: RecordSink, finishing: Callable[[], None]) -> None:
+def _send_faulty(
+    sock: socket.socket,
+    d: Decision,
+    record: RecordSink,
+    finishing: Callable[[], None],
+    stopping: threading.Event,
+) -> None:
     read, handle = _reader(d)
     try:
         chunk = _paced_chunk(d.rate)
@@ -139,7 +159,7 @@ def _send_faulty(sock: socket.socket, d: Decision, record: RecordSink, finishing
         while pos < d.send:
             while stalls and stalls[0][0] <= pos:
                 seconds = stalls.pop(0)[1]
-                time.sleep(seconds)
+                _pause(stopping, seconds)
                 t0 += seconds  # a stall is not bandwidth to catch up on
             limit = min(d.send, stalls[0][0]) if stalls else d.send
             n = min(chunk, limit - pos)
@@ -151,7 +171,7 @@ def _send_faulty(sock: socket.socket, d: Decision, record: RecordSink, finishing
             if d.rate is not None:
                 delay = t0 + pos / d.rate - time.monotonic()
                 if delay > 0:
-                    time.sleep(delay)
+                    _pause(stopping, delay)
             if pos + n < d.send:
                 _send_counted(sock, memoryview(buf), record)
             else:
@@ -160,7 +180,7 @@ def _send_faulty(sock: socket.socket, d: Decision, record: RecordSink, finishing
         if d.rate is not None:  # the last chunk also takes its time, so totals match the rate
             delay = t0 + pos / d.rate - time.monotonic()
             if delay > 0:
-                time.sleep(delay)
+                _pause(stopping, delay)
     finally:
         if handle is not None:
             handle.close()
@@ -229,8 +249,12 @@ class FaultHandler(BaseHTTPRequestHandler):
 
     def _skip_body(self) -> None:
         """A request's body is read (and ignored) before the answer, as RFC 9112 §6.3 asks: left unread, it was
-        taken for the next request on the connection. One whose length is not a number, or over 1 MiB, ends
-        the connection after the answer instead."""
+        taken for the next request on the connection. One whose length is not a number, over 1 MiB, or sent
+        chunked ends the connection after the answer instead."""
+        if self.headers.get("Transfer-Encoding") is not None:
+            # chunked (it overrides Content-Length, RFC 9112 §6.3): its chunk lines were read as the next request
+            self.close_connection = True
+            return
         declared = self.headers.get("Content-Length")
         if declared is None:
             return
@@ -273,19 +297,34 @@ class HTTPServer(ThreadingHTTPServer):
         self.log = log
         self.connections: set[socket.socket] = set()
         self.conn_lock = threading.Lock()
+        self.stopping = threading.Event()  # set by close_connections: stalls and throttles stop waiting
+        self.threads: set[threading.Thread] = set()  # one per open connection
         super().__init__(address, FaultHandler)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         with self.conn_lock:
             self.connections.add(request)
+            self.threads.add(threading.current_thread())
         try:
             super().process_request_thread(request, client_address)
         finally:
             with self.conn_lock:
                 self.connections.discard(request)
+                self.threads.discard(threading.current_thread())
+
+    def join_connections(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` s in all) for the connections' threads to end, after
+        :meth:`close_connections`: a test's server leaves no thread behind it."""
+        deadline = time.monotonic() + timeout
+        with self.conn_lock:
+            threads = list(self.threads)
+        for thread in threads:
+            if thread is not threading.current_thread():  # (stopped from a handler: it cannot wait for itself)
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     def close_connections(self) -> None:
         """Shut every open connection down, so no client hangs on a stopped server."""
+        self.stopping.set()
         with self.conn_lock:
             for conn in list(self.connections):
                 with contextlib.suppress(OSError):

@@ -104,6 +104,9 @@ class FaultServer:
         httpd.close_connections()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        httpd.join_connections(
+            timeout=5
+        )  # responses being written see the stop and end: no thread outlives it
 
     def serve_forever(self) -> None:
         """Block until KeyboardInterrupt; for the CLI."""
@@ -339,7 +342,7 @@ class FaultServer:
             finishing()  # the headers are all there is
         handler.write_head(decision.status, decision.headers)
         if method != "HEAD":
-            send_body(handler.connection, decision, record, finishing)
+            send_body(handler.connection, decision, record, finishing, handler.server.stopping)  # type: ignore[attr-defined]
             if decision.is_cut:
                 record.reset = decision.reset
                 abort(handler, decision.reset)

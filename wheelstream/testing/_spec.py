@@ -175,6 +175,8 @@ def parse_fault(text: str) -> Fault:
         raise ValueError(f"unknown fault {name!r} (known: {', '.join(_BUILDERS)})")
     if at and name.strip() in _UNSCOPED:
         raise ValueError(f"bad fault {text!r}: {name.strip()} takes no @REQUESTS: {_UNSCOPED[name.strip()]}")
+    if at and not scope_text.strip():  # "cut=50%@" read as every request: a scope left out by mistake
+        raise ValueError(f"bad fault {text!r}: nothing after @ (use @* for every request)")
     args = arg_text.split(":") if arg_text else []
     key = name.strip()
     if len(args) > _MOST_ARGUMENTS[key] or (key in ("cut", "cut-every") and args[1:] not in ([], ["reset"])):

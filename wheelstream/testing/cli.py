@@ -61,7 +61,9 @@ def testbed() -> None:
 @testbed.command()
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8000, show_default=True, help="Port; 0 picks a free one.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port; 0 picks a free one."
+)
 @click.option("-f", "--fault", "faults", multiple=True, metavar="SPEC", help="NAME[=ARGS][@REQUESTS]")
 @click.option(
     "--max-connections",
@@ -152,10 +154,22 @@ def _banner(server: FaultServer, plan: FaultPlan, limit: ConnectionLimit | None)
 @click.option("--size", default="256Ki", show_default=True, help="Payload bytes (k, M, Ki, Mi suffixes).")
 def make_wheel(directory: Path, name: str, version: str, size: str) -> None:
     """Write a small valid pure-Python wheel into DIRECTORY, to have something to serve."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
     from wheelstream.testing._spec import parse_size
     from wheelstream.testing._wheel import build_wheel
 
-    filename, data = build_wheel(name, version, payload_size=parse_size(size))
+    try:
+        payload = parse_size(size)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--size") from None
+    if payload < 0:
+        raise click.BadParameter(f"{size!r} is negative", param_hint="--size")
+    filename, data = build_wheel(name, version, payload_size=payload)
+    try:  # a name or version no installer reads would give a file the index never lists
+        parse_wheel_filename(filename)
+    except InvalidWheelFilename as exc:
+        raise click.UsageError(f"--name {name!r} --version {version!r}: {exc}") from None
     directory.mkdir(parents=True, exist_ok=True)
     (directory / filename).write_bytes(data)
     click.echo(directory / filename)
