@@ -553,6 +553,18 @@ def check_case(name: str, case: HostileCase) -> None:
     elif name == "version_needed_too_new":
         with pytest.raises(NotImplementedError, match=r"zip file version 25\.5"):
             zipfile.ZipFile(io.BytesIO(data))
+    elif name.startswith("zip64_classic_end_record_disagrees"):
+        eocd = data.rindex(b"PK\x05\x06")
+        z64 = data.rindex(b"PK\x06\x06")
+        classic_count = struct.unpack_from("<H", data, eocd + 10)[0]
+        zip64_count = struct.unpack_from("<Q", data, z64 + 32)[0]
+        assert classic_count not in (0xFFFF, zip64_count)  # an ordinary value, another one
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:  # zipfile follows the ZIP64 record: all of them
+            assert len(zf.namelist()) == zip64_count
+    elif name.startswith("zip64_end_records_swapped"):
+        assert data.rindex(b"PK\x06\x07") < data.rindex(b"PK\x06\x06") < data.rindex(b"PK\x05\x06")
+        with pytest.raises(zipfile.BadZipFile):
+            zipfile.ZipFile(io.BytesIO(data))  # so pip refuses it
     else:
         raise AssertionError(f"no check for hostile case {name!r}")
 

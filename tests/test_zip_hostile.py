@@ -16,11 +16,13 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 import wheelstream
-from fixtures.hostile import ALL_HOSTILE, HOSTILE, _find, base_members
-from fixtures.zipbuild import build
+from fixtures.hostile import ALL_HOSTILE, DEFERRED, HOSTILE, _find, base_members
+from fixtures.wellformed import wheel_files
+from fixtures.zipbuild import build, read_raw
 from wheelstream import errors
 from wheelstream._cache import Cache
 from wheelstream.fetch import DownloadOptions, unpack_local
+from wheelstream.testing import FaultServer
 from wheelstream.unpack._extract import Extractor
 from wheelstream.unpack._tee import parse_block
 from wheelstream.zip import DEFAULT_MAX_UNPACKED_SIZE, ZipStreamParser
@@ -82,6 +84,47 @@ def test_local_unpack_names_the_wheel_and_leaves_no_staging(name: str, tmp_path:
     assert str(info.value).startswith("demo-1.0-py3-none-any.whl: ")
     assert not any((tmp_path / "cache" / "staging").iterdir())
     assert not any((tmp_path / "cache" / "wheels").iterdir())
+
+
+@pytest.mark.parametrize("name", sorted(DEFERRED))
+def test_end_records_read_from_the_tail_are_held_to_the_parsers_rules(
+    name: str, tmp_path: Path, server: FaultServer
+) -> None:
+    """A stored entry sized by its descriptor makes the download read the end records from the file's tail
+    (``zip._tail``), which took the ZIP64 record without checking the classic one or their order, and followed a
+    directory offset past the file (a traceback). Local file and download alike."""
+    import wheelstream
+
+    case = DEFERRED[name]
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    wheel.write_bytes(case.data)
+    with pytest.raises(getattr(errors, case.error)) as info:
+        unpack_local(wheel, cache=Cache.at(tmp_path / "cache"), options=DownloadOptions())
+    assert str(info.value).startswith("demo-1.0-py3-none-any.whl: ")
+    assert not any((tmp_path / "cache" / "staging").iterdir())
+    url = server.add_file(wheel.name, case.data)
+    with pytest.raises(getattr(errors, case.error)) as info:
+        wheelstream.download([url], tmp_path / "d", cache_dir=tmp_path / "c2")
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())
+
+
+def test_a_directory_as_large_as_the_file_is_not_read_into_memory_whole() -> None:
+    """An end record saying the directory starts at 0 and runs to the end records: the tail reader joined the
+    whole file into one string and refused it after (855 MB of RSS for a 400 MB wheel). Now it stops reading at
+    the first bytes that are no central record: one block."""
+    from wheelstream.zip import read_central_directory
+
+    blocks_read = 0
+
+    def blocks() -> Iterator[bytes]:
+        nonlocal blocks_read
+        for _ in range(400):
+            blocks_read += 1
+            yield b"PK\x03\x04" + bytes(1 << 20)
+
+    assert read_central_directory(blocks(), 0) == []
+    assert blocks_read == 1
 
 
 def test_bomb_stops_inflating_right_past_the_declared_size() -> None:
@@ -211,6 +254,47 @@ def test_a_deferred_entry_that_fits_the_budget_exactly_is_not_refused(tmp_path: 
         unpack_local(
             wheel, cache=Cache.at(tmp_path / "cache2"), options=DownloadOptions(max_unpacked_size=1049)
         )
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_an_entry_whose_crc_looks_like_the_descriptor_signature_is_read(
+    method: int, tmp_path: Path, server: FaultServer
+) -> None:
+    """An entry whose CRC-32 is 0x08074b50 (the descriptor's optional signature), behind a signed descriptor
+    (zipfile writing to an unseekable stream): the reader took the signature for the CRC, read the sizes 4 bytes
+    early, and refused a valid wheel ("unpacks to 15 bytes, 17 declared"). pip installs it."""
+    content = b"VALUE = 1\n#\xb6W\xd3\xef"
+    assert zlib.crc32(content) == 0x08074B50
+    raw = io.BytesIO()
+    with zipfile.ZipFile(_Unseekable(raw), "w", method) as archive:
+        for name, data in wheel_files({"demo/value.py": content, "demo/other.py": b"x = 1\n"}).items():
+            archive.writestr(name, data)
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    wheel.write_bytes(raw.getvalue())
+    assert zipfile.ZipFile(wheel).read("demo/value.py") == content
+    result = unpack_local(wheel, cache=Cache.at(tmp_path / "cache"), options=DownloadOptions())
+    assert (result.staged.root / "demo" / "value.py").read_bytes() == content
+    for chunk in (7, 65536) if method == zipfile.ZIP_DEFLATED else ():  # (a stored one waits for the tail)
+        staging = tmp_path / f"staging-{chunk}"
+        feed_through_extractor(raw.getvalue(), staging, chunk, None)
+        assert (staging / "demo" / "value.py").read_bytes() == content
+    url = server.add_file(wheel.name, raw.getvalue())
+    fetched = wheelstream.download([url], tmp_path / "d", cache_dir=tmp_path / "c2")
+    assert fetched.wheels[0].path is not None
+
+
+def test_a_zip64_end_record_beside_a_classic_one_of_the_same_values_is_read(tmp_path: Path) -> None:
+    """The classic end record may hold the ordinary values rather than the placeholders (zipfile writes them
+    when they fit): only a value that differs from the ZIP64 record's is refused."""
+    members = base_members()
+    data = build(members, zip64_eocd=True)
+    raw = read_raw(data)
+    exact = {"count": len(members), "cd_size": raw.cd_size, "cd_offset": raw.cd_offset}
+    for chunk in (7, 65536):
+        feed_through_extractor(
+            build(members, zip64_eocd=True, eocd=exact), tmp_path / f"s{chunk}", chunk, None
+        )
+        assert (tmp_path / f"s{chunk}" / "demo" / "mod.py").is_file()
 
 
 class _Unseekable(io.RawIOBase):

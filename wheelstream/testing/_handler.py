@@ -319,7 +319,9 @@ class HTTPServer(ThreadingHTTPServer):
         with self.conn_lock:
             threads = list(self.threads)
         for thread in threads:
-            if thread is not threading.current_thread():  # (stopped from a handler: it cannot wait for itself)
+            if (
+                thread is not threading.current_thread()
+            ):  # (stopped from a handler: it cannot wait for itself)
                 thread.join(max(0.0, deadline - time.monotonic()))
 
     def close_connections(self) -> None:

@@ -280,9 +280,7 @@ def finish_deferred(
     """Read the central directory from the finished file, then parse from the deferred entry on (DESIGN §4)."""
     tail_start = max(0, length - TAIL_SIZE)
     cd_offset, cd_size = find_central_directory(b"".join(read_range(tail_start, length)), tail_start)
-    records = read_central_directory(
-        b"".join(read_range(cd_offset, min(length, cd_offset + cd_size))), cd_offset
-    )
+    records = read_central_directory(read_range(cd_offset, cd_offset + cd_size), cd_offset)
     second = ZipStreamParser(
         deferred_at,
         prior_entries=parser.finished_since(0),  # finish order: the journal's cursor stays valid

@@ -24,6 +24,7 @@ from wheelstream.zip._format_central import (
     ZIP64_LOCATOR,
     CentralRecord,
     EndOfCentralDirectory,
+    check_classic_fields,
     parse_central_record,
     parse_eocd,
     parse_zip64_eocd,
@@ -63,6 +64,12 @@ def _read_end_record(parser: ZipStreamParser, sig: bytes) -> bool:
     if parser._cd_end is None:
         parser._cd_end = parser.offset
     if sig == fmt.ZIP64_EOCD_SIG and parser._zip64_eocd is None:
+        if parser._zip64_locator is not None:
+            # 4.3.6: record, locator, end record, in that order (zipfile looks for each just before the next;
+            # it refuses another order, so pip does too)
+            raise MalformedRecord(
+                "ZIP64 end of central directory record after its locator", offset=parser.offset
+            )
         parsed64 = parse_zip64_eocd(parser._buf, parser._pos, parser.offset)
         if parsed64 is None:
             return False
@@ -136,12 +143,14 @@ def _end_record(parser: ZipStreamParser, eocd: EndOfCentralDirectory) -> EndOfCe
     if parser._zip64_locator is None:
         raise MalformedRecord("ZIP64 end of central directory locator missing", offset=eocd.offset)
     where = parser._zip64_locator
-    if where != parser._zip64_eocd.offset:
+    zip64 = parser._zip64_eocd
+    if where != zip64.offset:
         raise OffsetMismatch(
-            f"ZIP64 locator points at {where}, the ZIP64 end record is at {parser._zip64_eocd.offset}",
+            f"ZIP64 locator points at {where}, the ZIP64 end record is at {zip64.offset}",
             offset=eocd.offset,
         )
-    return parser._zip64_eocd
+    check_classic_fields(eocd, zip64)
+    return zip64
 
 
 def _match_record(parser: ZipStreamParser, record: CentralRecord) -> None:

@@ -174,22 +174,25 @@ def read_data_descriptor(parser: ZipStreamParser) -> Event | None:
     signed = parser._available() >= 4 and bytes(parser._buf[parser._pos : parser._pos + 4]) == (
         fmt.DATA_DESCRIPTOR_SIG
     )
+    # 4.3.9.3: the signature is optional, so bytes that look like it are it or the CRC-32. When the CRC-32 is
+    # 0x08074b50, both readings are tried (signed first); the one that matches what was read is taken.
+    starts = [parser._pos + 4] if signed else [parser._pos]
     if signed and entry.crc == int.from_bytes(fmt.DATA_DESCRIPTOR_SIG, "little"):
-        signed = False  # the CRC itself looks like the signature; 4.3.9.3 allows either
+        starts.append(parser._pos)
     size_widths = (8, 4) if entry.header.zip64 else (4, 8)
-    start = parser._pos + (4 if signed else 0)
-    longest = (start - parser._pos) + 4 + 2 * max(size_widths)
+    longest = (starts[0] - parser._pos) + 4 + 2 * max(size_widths)
     if parser._available() < longest and not parser._eof:
         return None
     candidates = []
-    for width in size_widths:
-        end = start + 4 + 2 * width
-        if end > len(parser._buf):
-            continue
-        crc = int.from_bytes(parser._buf[start : start + 4], "little")
-        compressed = int.from_bytes(parser._buf[start + 4 : start + 4 + width], "little")
-        uncompressed = int.from_bytes(parser._buf[start + 4 + width : end], "little")
-        candidates.append((end, crc, compressed, uncompressed))
+    for start in starts:
+        for width in size_widths:
+            end = start + 4 + 2 * width
+            if end > len(parser._buf):
+                continue
+            crc = int.from_bytes(parser._buf[start : start + 4], "little")
+            compressed = int.from_bytes(parser._buf[start + 4 : start + 4 + width], "little")
+            uncompressed = int.from_bytes(parser._buf[start + 4 + width : end], "little")
+            candidates.append((end, crc, compressed, uncompressed))
     if not candidates:
         raise parser._truncated("a data descriptor")
     for end, crc, compressed, uncompressed in candidates:  # noqa: B007 - the match is read after the loop

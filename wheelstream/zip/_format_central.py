@@ -41,6 +41,7 @@ __all__ = [
     "ZIP64_LOCATOR",
     "CentralRecord",
     "EndOfCentralDirectory",
+    "check_classic_fields",
     "parse_central_record",
     "parse_eocd",
     "parse_zip64_eocd",
@@ -228,3 +229,22 @@ def parse_zip64_locator(buf: bytes | bytearray, pos: int, offset: int) -> int | 
             offset=offset,
         )
     return int(eocd64_offset)
+
+
+# 4.4.1.4: a field of the classic end record that overflowed holds all ones, and the ZIP64 record the value.
+_PLACEHOLDERS = {"disk": 0xFFFF, "cd_disk": 0xFFFF, "entries_on_disk": 0xFFFF, "entries": 0xFFFF}
+_PLACEHOLDERS.update(cd_size=0xFFFFFFFF, cd_offset=0xFFFFFFFF)
+
+
+def check_classic_fields(eocd: EndOfCentralDirectory, zip64: EndOfCentralDirectory) -> None:
+    """Each field of the classic end record is its placeholder or the ZIP64 record's value. A reader that trusts
+    the classic record (Info-ZIP's unzip, Go's archive/zip) follows ordinary values that differ, to a directory
+    of its own: an archive read two ways (as Java's ZipFile, this refuses it)."""
+    for field, placeholder in _PLACEHOLDERS.items():
+        classic, wide = getattr(eocd, field), getattr(zip64, field)
+        if classic not in (placeholder, wide):
+            raise MalformedRecord(
+                f"end record's {field.replace('_', ' ')} {classic} is neither the ZIP64 record's {wide} nor "
+                "the placeholder",
+                offset=eocd.offset,
+            )
