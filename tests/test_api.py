@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 import wheelstream
 import wheelstream.errors
@@ -162,6 +163,34 @@ def test_credentials_from_url_and_netrc_reach_the_server_only(
     assert "s3cret" not in direct_url
     assert "alice" not in direct_url
     assert "abc" not in direct_url
+
+
+def test_netrc_applies_to_each_redirect_hop_and_no_password_reaches_httpx_logs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, httpserver: HTTPServer
+) -> None:
+    """A wheel URL redirecting to another host (``localhost``) whose netrc entry is bob's: the credentials were
+    looked up once, for the first host, and the second got none (pip sends bob's). And a URL with a password,
+    with the caller's logging on: httpx logged ``HTTP Request: GET http://alice:s3cret@…``."""
+    import logging
+
+    netrc_file = tmp_path / "netrc"
+    netrc_file.write_text("machine localhost login bob password n3trc\n")
+    netrc_file.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc_file))
+    name = "demo-1.0-py3-none-any.whl"
+    with FaultServer() as target:
+        target.add_file(name, WELLFORMED["deflate"]())
+        moved = target.url_for(name).replace("127.0.0.1", "localhost", 1)
+        httpserver.expect_request("/" + name).respond_with_data("", status=302, headers={"Location": moved})
+        wheelstream.install([httpserver.url_for("/" + name)], tmp_path / "a", cache_dir=tmp_path / "c1")
+        assert target.requests[-1].headers["authorization"] == "Basic Ym9iOm4zdHJj"  # bob:n3trc
+        with_user = target.url_for(name).replace("http://", "http://alice:s3cret@", 1)
+        with caplog.at_level(logging.INFO, logger="httpx"):
+            wheelstream.install([with_user], tmp_path / "b", cache_dir=tmp_path / "c2")
+        assert target.requests[-1].headers["authorization"] == "Basic YWxpY2U6czNjcmV0"  # alice:s3cret
+    assert "HTTP Request: GET" in caplog.text
+    assert "s3cret" not in caplog.text
+    assert "alice" not in caplog.text
 
 
 def test_a_ctrl_c_while_the_claims_are_released_says_the_install_finished(

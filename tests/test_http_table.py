@@ -144,7 +144,9 @@ def test_unexpected_status_is_a_network_error(tmp_path: Path) -> None:
     forbidden = httpx.MockTransport(lambda r: httpx.Response(403))
     with (
         httpx.Client(transport=forbidden) as client,
-        pytest.raises(HTTPStatusError, match=r"^demo-1.0-py3-none-any.whl: unexpected HTTP status 403$"),
+        pytest.raises(
+            HTTPStatusError, match=r"^demo-1.0-py3-none-any.whl: server answered 403 \(forbidden: "
+        ),
     ):
         fetch_wheel(URL, cache=Cache.at(tmp_path), client=client, options=DownloadOptions(retries=0))
 

@@ -278,6 +278,41 @@ def test_index_credentials_go_to_its_own_origin_only(
     assert all(auth == secret for auth in own)
 
 
+def test_index_credentials_follow_a_redirect_to_the_same_origin(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """An index page redirected to an absolute URL of the same origin (a mirror path): the next hop went without
+    the index's credentials and the index answered 401; pip's requests keeps them there."""
+    name = "demo-1.0-py3-none-any.whl"
+    _filename, data = build_wheel("demo", "1.0")
+    secret = "Basic " + base64.b64encode(b"user:s3cret").decode()
+
+    def mirror(request: Request) -> Response:
+        if request.headers.get("Authorization") != secret:
+            return Response("who are you", status=401)
+        page = json.dumps(
+            {
+                "meta": {"api-version": "1.0"},
+                "name": "demo",
+                "files": [{"filename": name, "url": httpserver.url_for("/files/" + name), "hashes": {}}],
+            }
+        )
+        return Response(page, content_type=JSON)
+
+    httpserver.expect_request("/simple/demo/").respond_with_data(
+        "", status=302, headers={"Location": httpserver.url_for("/mirror/simple/demo/")}
+    )
+    httpserver.expect_request("/mirror/simple/demo/").respond_with_handler(mirror)
+    httpserver.expect_request("/files/" + name).respond_with_data(
+        data, content_type="application/octet-stream"
+    )
+    index = "http://user:s3cret@" + httpserver.url_for("/simple/").removeprefix("http://")
+    run = ws("install", "demo==1.0", "-i", index, "-t", str(tmp_path / "t"), cache=tmp_path / "c")
+    assert run.code == 0, run.err
+    mirrored = [e[0].headers.get("Authorization") for e in httpserver.log if e[0].path.startswith("/mirror/")]
+    assert mirrored == [secret]
+
+
 def test_a_wheel_url_that_redirects_in_a_loop_is_one_line_exit_3(
     httpserver: HTTPServer, tmp_path: Path
 ) -> None:

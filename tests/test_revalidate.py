@@ -50,9 +50,10 @@ STRONG = UrlRecord("ab" * 32, '"v1"', "Mon, 07 Dec 2026 00:00:00 GMT")
         # no ETag now: the date and the length decide, as in the download's table (``transport._table``)
         (200, {"last-modified": STRONG.last_modified, "content-length": "10"}, 10, Verdict.CURRENT),
         (206, {"etag": '"v1"', "content-range": "bytes 0-9/10"}, 10, Verdict.CHANGED),
-        (404, {}, 10, Verdict.CHANGED),
-        (410, {}, 10, Verdict.CHANGED),
-        (403, {}, 10, Verdict.CHANGED),
+        (404, {}, 10, Verdict.REFUSED),
+        (410, {}, 10, Verdict.REFUSED),
+        (403, {}, 10, Verdict.REFUSED),
+        (401, {}, 10, Verdict.REFUSED),
         (408, {}, 10, Verdict.UNREACHABLE),
         (429, {}, 10, Verdict.UNREACHABLE),
         (500, {}, 10, Verdict.UNREACHABLE),
@@ -106,6 +107,24 @@ def test_an_unchanged_file_costs_one_304_and_no_body(server: FaultServer, tmp_pa
     assert asked["if-none-match"].startswith('"')
     assert asked["if-modified-since"].endswith("GMT")
     assert (again.staged.root / "demo/__init__.py").read_bytes() == b"VERSION = 'old'\n"
+
+
+def test_credentials_refused_on_revalidation_are_said_as_such_not_as_a_changed_file(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    """A cached wheel whose server now answers 401 (an expired token): the note said "the file at this URL
+    changed since it was cached", then "unexpected HTTP status 401". Now no note, and the error names the
+    credentials."""
+    from wheelstream.errors import HTTPStatusError
+    from wheelstream.testing import FaultPlan, Status, since
+
+    url = server.add_file(NAME, OLD)
+    fetch(url, tmp_path)
+    server.set_plan(NAME, FaultPlan(Status(401, requests=since(2))))
+    seen: list[str] = []
+    with pytest.raises(HTTPStatusError, match=r"server answered 401 \(credentials missing or refused"):
+        fetch(url, tmp_path, progress=lambda p: seen.append(p.message or ""))
+    assert not [message for message in seen if "changed" in message], seen
 
 
 def test_a_file_rebuilt_under_the_same_url_is_downloaded_again(server: FaultServer, tmp_path: Path) -> None:

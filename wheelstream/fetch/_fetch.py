@@ -153,7 +153,7 @@ class _Download:
             )
         elif verdict is Verdict.CHANGED:
             self.reporter.note("the file at this URL changed since it was cached: downloading it again")
-        return verdict is not Verdict.CHANGED
+        return verdict not in (Verdict.CHANGED, Verdict.REFUSED)  # refused: the download says why
 
     def _ask(self, headers: dict[bytes, bytes], record: UrlRecord, kept: Path) -> Verdict:
         try:

@@ -14,9 +14,9 @@ server answers                                          verdict
 the condition): strong ETag equal, else Last-Modified
 equal, and Content-Length equal to the cached file's
 408, 429, 5xx; no answer (refused, reset, timed out)    UNREACHABLE: the cached file (stale-if-error)
-anything else (a new file, 404/410, 401/403, ...)       CHANGED: downloaded as if never cached, so
-                                                        a new file replaces it and an error reads as
-                                                        a download's would
+any other 4xx (404/410, 401/403, ...)                   REFUSED: downloaded as if never cached, so the
+                                                        error reads as a download's would
+anything else (a new file)                              CHANGED: downloaded again, which says so
 ======================================================  =========================================
 
 A record without a validator (the server sent neither ETag nor Last-Modified, or a version before these
@@ -43,6 +43,7 @@ class Verdict(enum.Enum):
     CURRENT = "current"
     UNREACHABLE = "unreachable"
     CHANGED = "changed"
+    REFUSED = "refused"  # no file to compare: 401, 404, ... (an expired token said "the file changed")
 
 
 def conditional_headers(record: UrlRecord) -> dict[bytes, bytes]:
@@ -67,4 +68,6 @@ def judge(status: int, headers: Mapping[str, str], record: UrlRecord, size: int 
         return Verdict.CURRENT
     if busy(status):
         return Verdict.UNREACHABLE
+    if 400 <= status < 500:
+        return Verdict.REFUSED
     return Verdict.CHANGED

@@ -119,6 +119,20 @@ def _with_credentials(file_url: str, index_url: str) -> str:
     return urllib.parse.urlunsplit(file._replace(netloc=index.netloc.rpartition("@")[0] + "@" + file.netloc))
 
 
+def _credentials_kept(hop: str, target: str) -> str:
+    """The redirect ``target`` of ``hop``, with ``hop``'s credentials where requests (so pip) keeps them: the
+    same origin, or the same host moving from ``http`` on 80 to ``https`` on 443. An absolute ``Location`` has
+    no userinfo, and the index answered the next hop 401 where pip installed."""
+    was, now = urllib.parse.urlsplit(hop), urllib.parse.urlsplit(target)
+    if "@" not in was.netloc or "@" in now.netloc:
+        return target
+    before, after = _origin(was), _origin(now)
+    upgrade = before[0::2] == ("http", 80) and after[0::2] == ("https", 443) and before[1] == after[1]
+    if before != after and not upgrade:
+        return target
+    return urllib.parse.urlunsplit(now._replace(netloc=was.netloc.rpartition("@")[0] + "@" + now.netloc))
+
+
 def _origin(parts: urllib.parse.SplitResult) -> tuple[str, str | None, int | None]:
     scheme = parts.scheme.lower()
     try:
@@ -155,7 +169,7 @@ def _get(
                 response.close()
             location = response.headers.get("location")
             if response.status_code in (301, 302, 303, 307, 308) and location:
-                url = urllib.parse.urljoin(url, location)
+                url = _credentials_kept(url, urllib.parse.urljoin(url, location))
                 continue
             return response, body, url
         raise HTTPStatusError(f"too many redirects from {redact(url)}")

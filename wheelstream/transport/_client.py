@@ -27,7 +27,6 @@ import re
 import ssl
 import threading
 import urllib.request
-from collections.abc import Generator
 
 import httpx
 
@@ -41,11 +40,16 @@ __all__ = ["USER_AGENT", "ca_settings_in_use", "new_client"]
 USER_AGENT = f"wheelstream/{__version__}"  # the one version: wheelstream.__version__
 
 
-class _CredentialsAuth(httpx.Auth):
-    """Credentials as pip finds them: the URL's own ``user:password@`` first, else ``~/.netrc`` (or $NETRC).
+class _Credentials:
+    """Credentials as pip finds them, for every request *and every redirect hop*: the URL's own
+    ``user:password@`` first, else ``~/.netrc`` (or $NETRC) for the host being asked. An ``Authorization``
+    header already there wins (the caller's, or the first hop's that httpx kept on a same-origin redirect).
 
-    httpx ignores URL userinfo once a client has an auth of its own, and never reads netrc by itself, so both
-    live here. An ``Authorization`` header set by the caller wins over either.
+    A request hook, not an ``httpx.Auth``: an auth flow runs once per ``send``, before httpx follows redirects
+    inside it, so a redirect to another host (whose ``Authorization`` httpx drops) never got that host's netrc
+    entry, where pip's requests re-applies it per hop. The userinfo is moved out of the URL into the header:
+    left in, httpx's log line (``HTTP Request: GET http://user:password@…``) printed the password into a
+    library caller's logs.
     """
 
     def __init__(self) -> None:
@@ -55,17 +59,19 @@ class _CredentialsAuth(httpx.Auth):
         except (OSError, netrc.NetrcParseError):
             self._netrc = None
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if "Authorization" not in request.headers:
-            user, password = request.url.username, request.url.password
-            if not (user or password) and self._netrc is not None:
-                found = self._netrc.authenticators(request.url.host)
-                if found is not None:
-                    user, password = found[0], found[2] or ""
-            if user or password:
-                token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-                request.headers["Authorization"] = f"Basic {token}"
-        yield request
+    def __call__(self, request: httpx.Request) -> None:
+        user, password = request.url.username, request.url.password
+        if user or password:
+            request.url = request.url.copy_with(username=None, password=None)
+        if "Authorization" in request.headers:
+            return
+        if not (user or password) and self._netrc is not None:
+            found = self._netrc.authenticators(request.url.host)
+            if found is not None:
+                user, password = found[0], found[2] or ""
+        if user or password:
+            token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            request.headers["Authorization"] = f"Basic {token}"
 
 
 def _tracked(transport: httpx.HTTPTransport) -> httpx.HTTPTransport:
@@ -131,7 +137,7 @@ def new_client(timeout: float) -> httpx.Client:
             follow_redirects=True,
             timeout=httpx.Timeout(timeout),
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-            auth=_CredentialsAuth(),
+            event_hooks={"request": [_Credentials()]},
             trust_env=True,
             verify=_verify() if _proxies_configured() else True,  # (ours builds its own on the first https)
             transport=None if _proxies_configured() else _SchemeTransport(),

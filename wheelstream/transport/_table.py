@@ -212,7 +212,18 @@ def decide(status: int, headers: Mapping[str, str], known: Known) -> Decision:
         return Decision(Action.GONE, f"server answered {status}")
     if busy(status):
         return Decision(Action.RETRY, f"server busy ({status})")
+    if status in _CREDENTIAL_STATUSES:
+        return Decision(Action.FAIL, f"server answered {status} ({_CREDENTIAL_STATUSES[status]})")
     return Decision(Action.FAIL, f"unexpected HTTP status {status}")
+
+
+# The answers that are about who asks, said so (pip: "401 Client Error: Unauthorized for url"); the credentials
+# come from the URL's user:password@, ~/.netrc, or a proxy URL's.
+_CREDENTIAL_STATUSES = {
+    401: "credentials missing or refused: the URL's user:password@ or ~/.netrc",
+    403: "forbidden: the credentials do not allow this file",
+    407: "the proxy wants credentials: the proxy URL's user:password@",
+}
 
 
 class PieceAction(enum.Enum):
