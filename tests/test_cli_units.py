@@ -341,6 +341,7 @@ def test_main_gives_the_garbage_collector_back_as_it_found_it(
     from wheelstream.cli import cli, main
 
     before = gc.get_threshold()
+    frozen = gc.get_freeze_count()  # (Python 3.12 starts with a few hundred objects frozen)
     during: list[tuple[int, ...]] = []
     real = cli.main
 
@@ -354,18 +355,18 @@ def test_main_gives_the_garbage_collector_back_as_it_found_it(
         main(argv)
     assert gc.get_threshold() == before
     assert during == [GC_THRESHOLDS]
-    assert gc.get_freeze_count() == 0  # called with arguments: a host's heap is left as it was
+    assert gc.get_freeze_count() == frozen  # called with arguments: a host's heap is left as it was
 
 
 def test_rare_gc_restores_the_thresholds_when_the_body_raises() -> None:
     import gc
 
-    before = gc.get_threshold()
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
     with pytest.raises(KeyError) as raised, rare_gc(freeze_on_exit=False):
         raise KeyError(gc.get_threshold())  # the thresholds inside, carried out by the exception
     assert raised.value.args[0] == GC_THRESHOLDS
     assert gc.get_threshold() == before
-    assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() == frozen
 
 
 def test_the_program_freezes_its_heap_on_the_way_out(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -376,11 +377,11 @@ def test_the_program_freezes_its_heap_on_the_way_out(monkeypatch: pytest.MonkeyP
     from wheelstream.cli import main
 
     monkeypatch.setattr(sys, "argv", ["wheelstream", "--version"])
-    assert gc.get_freeze_count() == 0
+    frozen = gc.get_freeze_count()
     try:
         with pytest.raises(SystemExit):
             main()
-        assert gc.get_freeze_count() > 0
+        assert gc.get_freeze_count() > frozen
     finally:
         gc.unfreeze()
 

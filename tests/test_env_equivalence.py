@@ -312,7 +312,13 @@ def test_installed_environment_works(tmp_path: Path, cache: Path) -> None:
     )
     out = subprocess.run([str(python_of(venv)), "-c", code], capture_output=True, text=True, check=True)
     scripts = ["easy_install", "fullcli", "fulltool", "pip", "pip3.9"]
-    files = len((venv / SITE / "Full_Pkg-1.0.dist-info" / "RECORD").read_text().splitlines())
+    rows = [
+        line.split(",")[0]
+        for line in (venv / SITE / "Full_Pkg-1.0.dist-info" / "RECORD").read_text().splitlines()
+    ]
+    # Python 3.12's importlib.metadata leaves out the files that are not there (two wrapper rows pip writes too)
+    there = [row for row in rows if (venv / SITE / row).exists()]
+    files = len(there) if sys.version_info >= (3, 12) else len(rows)
     assert out.stdout.split(" ", 5) == [str(venv), "1.0", "1.0", "2", str(files), f"{scripts}\n"]
     for script, printed in (("fulltool", "hi"), ("fullcli", "hi"), ("runme", "runme"), ("fullgui", "hi")):
         out = subprocess.run([str(venv / "bin" / script)], capture_output=True, text=True, check=True)

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 from test_harden_output_support import (
@@ -287,7 +287,12 @@ def _csv_row(fields: list[str]) -> str:
 def test_any_record_rows(
     tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[str, str, str]], directory: bool
 ) -> None:
-    extra = tuple(_csv_row([path + ("/" if directory else ""), hash_, size]) for path, hash_, size in rows)
+    try:
+        extra = tuple(
+            _csv_row([path + ("/" if directory else ""), hash_, size]) for path, hash_, size in rows
+        )
+    except csv.Error:  # Python 3.10's csv cannot write NUL: no RECORD to try
+        assume(False)
     _try_install(tmp_path_factory.getbasetemp(), demo_members(), extra)
 
 

@@ -312,7 +312,9 @@ def test_a_live_install_is_left_alone(v1_target: Path, tmp_path: Path) -> None:
     (live / "commit.json").write_text('{"version": 1, "moves": [["x", "home/x", false]]}')
     (live / "home" / "x").write_text("not yet")
     hold = (
-        "import sys, time, filelock; lock = filelock.FileLock(sys.argv[1]); lock.acquire(); "
+        # a plain flock, as the install takes it (filelock 4.1, Python 3.10's, truncates the file it locks: the
+        # owner's token went, and recovery took the directory for another's)
+        "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR); fcntl.flock(fd, fcntl.LOCK_EX); "
         "print('locked', flush=True); time.sleep(60)"
     )
     holder = subprocess.Popen(
