@@ -52,7 +52,8 @@ def refused(tmp_path: Path, members: dict[str, bytes], *needles: str, **record_k
     wheel = write(tmp_path / "w", wheel_bytes(members, **record_kw))  # type: ignore[arg-type]
     record = record_kw.get("record", b"")
     rows = record_kw.get("extra_rows", ())
-    has_nul = (isinstance(record, bytes) and b"\x00" in record) or any("\x00" in row for row in rows)  # type: ignore[attr-defined]
+    text = record.decode("utf-8", errors="replace") if isinstance(record, bytes) else ""
+    has_nul = ("\x00" in text and "\ufffd" not in text) or any("\x00" in row for row in rows)  # type: ignore[attr-defined]
     if NUL_UNREADABLE and has_nul:
         needles = ("cannot be read (line contains NUL)",)
     return assert_refused(wheel, tmp_path / "run", *needles)
