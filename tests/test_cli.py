@@ -449,7 +449,7 @@ def test_a_full_disk_after_the_first_checkpoint_keeps_it_and_the_rerun_resumes(
     run = ws("install", url, "-t", str(tmp_path / "t"), cache=cache)
     assert run.code == 0, run.err
     assert server.requests_for(filename)[-1].range is not None
-    assert server.bytes_sent(filename) - sent < size - (1 << 20)  # a block at least was not fetched again
+    assert server.bytes_sent(filename) - sent <= size - (1 << 20)  # a block at least was not fetched again
 
 
 def test_a_full_disk_while_unpacking_a_local_wheel_says_so_and_leaves_nothing(
