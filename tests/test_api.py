@@ -174,16 +174,29 @@ def test_netrc_applies_to_each_redirect_hop_and_no_password_reaches_httpx_logs(
     import logging
 
     netrc_file = tmp_path / "netrc"
-    netrc_file.write_text("machine localhost login bob password n3trc\n")
+    netrc_file.write_text("machine localhost login bob password n3trc\ndefault login dflt password DFLTpw\n")
     netrc_file.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc_file))
     name = "demo-1.0-py3-none-any.whl"
     with FaultServer() as target:
         target.add_file(name, WELLFORMED["deflate"]())
         moved = target.url_for(name).replace("127.0.0.1", "localhost", 1)
-        httpserver.expect_request("/" + name).respond_with_data("", status=302, headers={"Location": moved})
-        wheelstream.install([httpserver.url_for("/" + name)], tmp_path / "a", cache_dir=tmp_path / "c1")
+        httpserver.expect_oneshot_request("/" + name).respond_with_data(
+            "", status=302, headers={"Location": moved}
+        )
+        first = httpserver.url_for("/" + name).replace("localhost", "127.0.0.1", 1)
+        wheelstream.install([first], tmp_path / "a", cache_dir=tmp_path / "c1")
+        assert (
+            httpserver.log[-1][0].headers["Authorization"] == "Basic ZGZsdDpERkxUcHc="
+        )  # the first hop: default
         assert target.requests[-1].headers["authorization"] == "Basic Ym9iOm4zdHJj"  # bob:n3trc
+        # a hop to a host netrc has no machine entry for gets nothing: not the default login (a server could
+        # send that wherever it likes)
+        httpserver.expect_oneshot_request("/" + name).respond_with_data(
+            "", status=302, headers={"Location": target.url_for(name)}
+        )
+        wheelstream.install([first], tmp_path / "a2", cache_dir=tmp_path / "c3")
+        assert "authorization" not in target.requests[-1].headers
         with_user = target.url_for(name).replace("http://", "http://alice:s3cret@", 1)
         with caplog.at_level(logging.INFO, logger="httpx"):
             wheelstream.install([with_user], tmp_path / "b", cache_dir=tmp_path / "c2")

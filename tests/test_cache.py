@@ -272,3 +272,32 @@ def test_a_wheel_the_checks_refuse_is_not_served_from_the_cache_again(
     result = wheelstream.install([url], tmp_path / "t2", cache_dir=cache, link_mode=link_mode)
     assert result.wheels[0].bytes_fetched == len(served[0])  # asked the server, not the cache
     assert (tmp_path / "t2" / "demo" / "__init__.py").read_bytes() == b"x = 1\n"
+
+
+def test_a_child_forked_while_the_cache_is_in_use_does_not_keep_it(tmp_path: Path) -> None:
+    """A flock belongs to the open file, which a fork shares: a host that forked while an install held the cache
+    (multiprocessing, a preforking server) kept it held until the child exited, and ``cache clean`` waited."""
+    import fcntl
+
+    from wheelstream._cache import in_use
+
+    with in_use(tmp_path):
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child only waits
+            time.sleep(5)
+            os._exit(0)
+    try:
+        fd = os.open(tmp_path / "cache.lock", os.O_RDWR)
+        deadline = time.monotonic() + 2
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                assert time.monotonic() < deadline, "the forked child still holds the cache"
+                time.sleep(0.02)
+        assert os.waitpid(child, os.WNOHANG) == (0, 0)  # granted while the child lives
+        os.close(fd)
+    finally:
+        os.kill(child, 9)
+        os.waitpid(child, 0)

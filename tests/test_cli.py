@@ -918,7 +918,13 @@ def test_a_pin_and_a_wheel_of_its_version_named_outright_install_that_wheel_once
     run = ws("install", str(local), "demo==1.0", "-i", index, "-t", str(tmp_path / "t"), cache=cache)
     assert run.code == 0, run.err
     assert "Installed 1 wheel " in run.err
-    assert server.requests_for(filename) == []
+    assert server.requests == []  # nor the index: pip takes the file it is given (the index may not list it)
+    req = tmp_path / "pinned.txt"
+    req.write_text(f"{local} --hash=sha256:{hashlib.sha256(bytes(data)).hexdigest()}\n")
+    req.write_text(req.read_text() + f"demo==1.0 --hash=sha256:{hashlib.sha256(bytes(data)).hexdigest()}\n")
+    run = ws("install", "-r", str(req), "-i", index, "-t", str(tmp_path / "t2"), cache=cache)
+    assert run.code == 0, run.err  # the pin's hash is the named file's: it was "not the index's" before
+    assert server.requests == []
     direct = (tmp_path / "t" / "demo-1.0.dist-info" / "direct_url.json").read_text()
     assert local.as_uri() in direct
     served = hashlib.sha256(data).hexdigest()

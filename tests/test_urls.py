@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wheelstream._urls import cache_key, redact, shown_url, split_hash_fragment
+from wheelstream._urls import cache_key, redact, shown_text, shown_url, split_hash_fragment
 from wheelstream.errors import UsageError
 
 HEX = hashlib.sha256(b"demo").hexdigest()
@@ -187,3 +187,17 @@ def test_cache_key_is_a_file_name() -> None:
 @pytest.mark.parametrize("key", ["tok", "pwd", "session", "X-Amz-Credential", "jwt", "access_token"])
 def test_more_secret_looking_query_keys_are_masked(key: str) -> None:
     assert redact(f"https://h/x.whl?{key}=s3cr3t&v=1") == f"https://h/x.whl?{key}=***&v=1"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "demo @ https://alice:pa'ss@host/x.whl",  # a quote is legal in userinfo: it ended the URL's match
+        '--extra-index-url="https://alice:s3cret@host/simple/"',
+        "r.txt:1: 'demo @ http://alice:s3cret%40x@127.0.0.1:9/demo-1.0-py3-none-any.whl'",
+    ],
+)
+def test_shown_text_drops_every_url_userinfo(text: str) -> None:
+    shown = shown_text(text)
+    assert "alice" not in shown
+    assert "host" in shown or "127.0.0.1" in shown

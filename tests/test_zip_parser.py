@@ -398,3 +398,27 @@ def test_a_file_cut_before_its_end_record_says_where_it_ends() -> None:
     with pytest.raises(TruncatedArchive, match="no end of central directory record") as raised:
         find_central_directory(cut[start:], start)
     assert raised.value.offset == len(cut)
+
+
+def test_exactly_65535_entries_without_a_zip64_record_are_read_as_zipfile_reads_them() -> None:
+    """CPython's zipfile (and Rust's zip) write 65,535 entries as a count of 0xFFFF with no ZIP64 record; the
+    reader took the all-ones count for a ZIP64 placeholder and refused ("ZIP64 end of central directory
+    record missing") what zipfile and pip read."""
+    from wheelstream.zip import CentralDirectory, find_central_directory
+
+    raw = io.BytesIO()
+    with zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as archive:
+        for i in range(0xFFFF):
+            archive.writestr(zipfile.ZipInfo(f"{i:x}", date_time=(2020, 1, 1, 0, 0, 0)), b"")
+    data = raw.getvalue()
+    assert b"PK\x06\x06" not in data[-200:]  # no ZIP64 end record
+    assert zipfile.ZipFile(io.BytesIO(data)).namelist()[-1] == "fffe"
+    parser = ZipStreamParser(max_entries=0x10000)
+    found = [e for chunk in [*chunked(data, [1 << 20] * 8), b""] for e in parser.feed(chunk)]
+    (directory,) = [e for e in found if isinstance(e, CentralDirectory)]
+    assert len(directory.records) == 0xFFFF
+    tail = data[-(22 + 20 + 56) :]
+    assert find_central_directory(tail, len(data) - len(tail)) == (
+        directory.offset,
+        len(data) - 22 - directory.offset,
+    )

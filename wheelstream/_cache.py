@@ -43,6 +43,7 @@ import json
 import os
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -422,6 +423,8 @@ def in_use(
         fd = os.open(where / "cache.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     except OSError as exc:
         raise DiskError(f"cannot use the cache directory {where}: {exc.strerror or exc}") from exc
+    with _HELD_LOCK:
+        _HELD.add(fd)
     try:
         mode = fcntl.LOCK_EX if only else fcntl.LOCK_SH
         try:
@@ -436,7 +439,34 @@ def in_use(
                 raise DiskError(f"cannot lock {where / 'cache.lock'}: {exc.strerror or exc}") from exc
         yield
     finally:
-        os.close(fd)
+        with _HELD_LOCK:
+            mine = (
+                fd in _HELD
+            )  # not when a fork's child closed its copy (the number may be another file's now)
+            _HELD.discard(fd)
+        if mine:
+            os.close(fd)
+
+
+# The descriptors ``in_use`` holds, for a forked child to close: a flock belongs to the open file, which a fork
+# shares, so a child of a host that forks mid-install (multiprocessing, a preforking server) held the cache
+# until it exited, and ``cache clean`` waited for it. Closing the child's copy leaves the parent's lock held.
+_HELD: set[int] = set()
+_HELD_LOCK = threading.Lock()
+
+
+def _close_held_in_child() -> None:
+    for fd in _HELD:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+    _HELD_LOCK.release()  # taken before the fork (``before``), so that no thread was mid-change then
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_HELD_LOCK.acquire, after_in_parent=_HELD_LOCK.release, after_in_child=_close_held_in_child
+    )
 
 
 def try_lock(path: Path) -> filelock.BaseFileLock | None:

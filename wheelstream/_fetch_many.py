@@ -32,11 +32,20 @@ from wheelstream._sources import (
     check_index_hashes,
     filename_of,
     forget_refused,
+    named_wheel,
+    pin_of,
     resolve,
 )
 from wheelstream._staged import current_umask
-from wheelstream._urls import wheel_path_in
-from wheelstream.errors import DiskError, HashMismatch, InstallConflict, UsageError, WheelMetadataError
+from wheelstream._urls import shown_text, wheel_path_in
+from wheelstream.errors import (
+    DiskError,
+    HashMismatch,
+    InstallConflict,
+    UsageError,
+    WheelMetadataError,
+    WheelstreamError,
+)
 from wheelstream.fetch import DownloadOptions, DownloadResult
 from wheelstream.fetch._split import MAX_CONNECTIONS
 from wheelstream.installer import probe_interpreter
@@ -191,9 +200,7 @@ def _place(item: Resolved, result: DownloadResult, cache: Cache, directory: Path
         raise
 
 
-def _one_wheel_per_distribution(
-    resolved: Sequence[Resolved], hashes: Mapping[str, frozenset[str]]
-) -> list[Resolved]:
+def _one_wheel_per_distribution(resolved: Sequence[Resolved]) -> list[Resolved]:
     """An install takes one wheel of each distribution, as pip's resolver insists: two (two versions, or one
     version from two places) would leave two ``.dist-info`` directories and each other's files, and the
     environment's record of neither. Refused before anything is fetched. One wheel named twice is taken once,
@@ -207,7 +214,7 @@ def _one_wheel_per_distribution(
         if earlier is item:
             kept.append(item)
             continue
-        once = _taken_once(earlier, item, hashes)
+        once = _taken_once(earlier, item)
         if once is not None:
             first[name] = kept[kept.index(earlier)] = once
             continue
@@ -222,35 +229,56 @@ def _one_wheel_per_distribution(
     return kept
 
 
-def _taken_once(earlier: Resolved, item: Resolved, hashes: Mapping[str, frozenset[str]]) -> Resolved | None:
-    """The one wheel to install for two sources of one distribution, or None when they are two wheels.
+def _taken_once(earlier: Resolved, item: Resolved) -> Resolved | None:
+    """The one wheel to install for two sources of one distribution, or None when they are two wheels: the
+    same file twice — ``six==1.17`` and ``Six==1.17.0``, or a pin and the URL the index gives for it — is one,
+    unless the two name different sha256s. (A pin beside a wheel named outright never gets here:
+    :func:`_pins_named_outright`.)"""
+    same_file = (earlier.url, earlier.path) == (item.url, item.path)
+    if same_file and (earlier.sha256 is None or item.sha256 in (None, earlier.sha256)):
+        return earlier._replace(sha256=earlier.sha256 or item.sha256)
+    return None
 
-    The same file twice — ``six==1.17`` and ``Six==1.17.0``, or a pin and the URL the index gives for it — is
-    one, unless the two name different sha256s. A pin and a wheel named outright (a path or a URL) of the pin's
-    version are the named wheel, as pip's resolver takes the file it is given when it satisfies the pin; the
-    pin's own ``--hash`` values, if any, then hold for that wheel."""
-    if (earlier.url, earlier.path) == (item.url, item.path):
-        if earlier.sha256 is None or item.sha256 in (None, earlier.sha256):
-            return earlier._replace(sha256=earlier.sha256 or item.sha256)
-        return None
-    pin, named = (earlier, item) if earlier.pinned else (item, earlier)
-    if not pin.pinned or named.pinned:
-        return None
-    if parse_filename(filename_of(pin)).version != parse_filename(filename_of(named)).version:
-        return None
-    wanted = hashes.get(pin.source)
-    if not wanted:
-        return named
-    allowed = frozenset({named.sha256} if named.sha256 else named.allowed or wanted) & wanted
-    if not allowed:
-        raise HashMismatch(
-            f"{named.source} is the wheel for {pin.source}, whose --hash values allow none of its sha256s; "
-            "nothing was downloaded",
-            wheel=filename_of(named),
-        )
-    if len(allowed) == 1:
-        return named._replace(sha256=next(iter(allowed)), allowed=frozenset())
-    return named._replace(allowed=allowed)
+
+def _pins_named_outright(
+    sources: Sequence[str], hashes: Mapping[str, frozenset[str]]
+) -> tuple[list[str], dict[str, frozenset[str]]]:
+    """The sources without the ``NAME==VERSION`` pins that a wheel named by a path or URL satisfies, and the
+    hashes with each such pin's ``--hash`` values moved onto that wheel. pip's resolver takes the file it is
+    given when it satisfies the pin, without asking the index (which may not list it); the pin's hashes must
+    allow the file (none in common with the wheel's own: refused here, before anything is fetched)."""
+    named: dict[str, list[tuple[str, str]]] = {}  # name -> (version, source) of each wheel named outright
+    for source in sources:
+        filename = named_wheel(source)
+        if filename is not None:
+            try:
+                parsed = parse_filename(filename)
+            except WheelstreamError:
+                continue  # said when it is resolved
+            named.setdefault(parsed.name, []).append((str(parsed.version), source))
+    kept: list[str] = []
+    merged = dict(hashes)
+    for source in sources:
+        pinned = pin_of(source) if named else None
+        wheel = None
+        if pinned is not None:
+            wheel = next(
+                (s for v, s in named.get(pinned[0], []) if pinned[1].contains(v, prereleases=True)), None
+            )
+        if wheel is None:
+            kept.append(source)
+            continue
+        wanted = hashes.get(source)
+        if wanted:
+            allowed = merged[wheel] & wanted if merged.get(wheel) else wanted
+            if not allowed:
+                raise HashMismatch(
+                    f"{shown_text(wheel)} is the wheel for {source}, whose --hash values allow none of its "
+                    "sha256s; nothing was downloaded",
+                    wheel=named_wheel(wheel),
+                )
+            merged[wheel] = allowed
+    return kept, merged
 
 
 def _fetch_with(
@@ -273,6 +301,8 @@ def _fetch_with(
 ) -> list[tuple[Resolved, DownloadResult]]:
     """``processes``: worker processes were asked for, and the client is ours (a caller's cannot cross)."""
     interpreter = probe_interpreter(python)
+    if keep_wheels_in is None:
+        sources, hashes = _pins_named_outright(sources, hashes)
     resolved = [
         resolve(
             s,
@@ -287,7 +317,7 @@ def _fetch_with(
         for s in sources
     ]
     if keep_wheels_in is None:
-        resolved = _one_wheel_per_distribution(resolved, hashes)
+        resolved = _one_wheel_per_distribution(resolved)
     if wanted is not None:
         resolved = [item for item in resolved if wanted(item)]
     if not resolved:

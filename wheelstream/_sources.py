@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import httpx
+from packaging.specifiers import Specifier
 
 from wheelstream._cache import Cache, default_cache_dir
 from wheelstream._digests import file_hexdigests
@@ -141,7 +142,39 @@ def resolve(
             python_version=python_version,
         )
         return _pinned(source, url, None, sha, allowed, "index's")._replace(other_hashes=other, pinned=True)
-    raise UsageError(f"not a wheel URL, path or NAME==VERSION: {source}")
+    raise UsageError(f"not a wheel URL, path or NAME==VERSION: {shown_text(source)}")
+
+
+def named_wheel(source: str) -> str | None:
+    """The wheel file name a path or URL source names outright (nothing is read), or None for a pin or what
+    :func:`resolve` would refuse."""
+    try:
+        parts = urllib.parse.urlsplit(source)
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https", "file"):
+        name = urllib.parse.unquote(parts.path.rpartition("/")[2])
+    elif len(scheme) > 1 and "://" in source:
+        return None
+    elif os.path.exists(source) or source.endswith(".whl"):
+        name = Path(source).name
+    else:
+        return None
+    return name if name.endswith(".whl") else None
+
+
+def pin_of(source: str) -> tuple[str, Specifier] | None:
+    """``(normalized name, specifier)`` of a ``NAME==VERSION`` source, or None for a path, a URL, or anything
+    :func:`resolve` would not send to the index (its errors are said there)."""
+    if named_wheel(source) is not None or "==" not in source or "://" in source:
+        return None
+    from wheelstream.index import pin
+
+    try:
+        return pin(source)
+    except UsageError:
+        return None
 
 
 def _pinned(

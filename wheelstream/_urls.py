@@ -159,13 +159,15 @@ def shown_url(url: str) -> str:
 
 
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+")
+_USERINFO = re.compile(r"//[^/\s@]*@")
 
 
 def shown_text(text: str) -> str:
     """A line a user wrote (a requirements file's, a source as given) as an error quotes it: every URL in it as
     :func:`shown_url` shows one, so a ``demo @ https://user:token@host/…`` or ``--extra-index-url=https://…``
     that is refused does not print its password."""
-    return _URL_IN_TEXT.sub(lambda found: shown_url(found.group(0)), text)
+    # userinfo first, whatever it holds: a quote is legal there (RFC 3986) and would end the URL's match
+    return _URL_IN_TEXT.sub(lambda found: shown_url(found.group(0)), _USERINFO.sub("//", text))
 
 
 def check_http_url(url: str, *, label: str = "URL") -> None:

@@ -29,7 +29,7 @@ index URL's userinfo go out as HTTP basic auth and are passed on to file URLs on
 
 from __future__ import annotations
 
-from wheelstream.index._choose import choose
+from wheelstream.index._choose import choose, pin
 from wheelstream.index._lookup import HEURISTIC_MAX_AGE, resolve_requirement
 from wheelstream.index._pages import (
     ACCEPT,
@@ -49,5 +49,6 @@ __all__ = [
     "choose",
     "parse_html",
     "parse_json",
+    "pin",
     "resolve_requirement",
 ]

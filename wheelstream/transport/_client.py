@@ -63,15 +63,34 @@ class _Credentials:
         user, password = request.url.username, request.url.password
         if user or password:
             request.url = request.url.copy_with(username=None, password=None)
+        # httpx hands a redirect's request the first one's extensions: the first hop's URL stamped there tells
+        # a hop from a first request (a retry of the same URL is a first request again).
+        first = request.extensions.setdefault(_FIRST_HOP, str(request.url))
         if "Authorization" in request.headers:
             return
         if not (user or password) and self._netrc is not None:
-            found = self._netrc.authenticators(request.url.host)
+            found = self._from_netrc(request.url, None if first == str(request.url) else httpx.URL(first))
             if found is not None:
-                user, password = found[0], found[2] or ""
+                user, password = found
         if user or password:
             token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
             request.headers["Authorization"] = f"Basic {token}"
+
+    def _from_netrc(self, url: httpx.URL, redirected_from: httpx.URL | None) -> tuple[str, str] | None:
+        """The netrc login for ``url``'s host. On a redirect hop, only a ``machine`` entry of that host (never
+        the ``default`` one: a server could send the default login wherever it likes), and none at all for a
+        hop from ``https`` down to ``http`` (they would travel in clear)."""
+        assert self._netrc is not None
+        if redirected_from is None:
+            found = self._netrc.authenticators(url.host)
+        elif redirected_from.scheme == "https" and url.scheme != "https":
+            return None
+        else:
+            found = self._netrc.hosts.get(url.host)
+        return (found[0], found[2] or "") if found is not None else None
+
+
+_FIRST_HOP = "wheelstream.first_hop"  # a request extension: the URL a chain of redirects started from
 
 
 def _tracked(transport: httpx.HTTPTransport) -> httpx.HTTPTransport:

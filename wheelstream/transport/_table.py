@@ -221,7 +221,7 @@ def decide(status: int, headers: Mapping[str, str], known: Known) -> Decision:
 # come from the URL's user:password@, ~/.netrc, or a proxy URL's.
 _CREDENTIAL_STATUSES = {
     401: "credentials missing or refused: the URL's user:password@ or ~/.netrc",
-    403: "forbidden: the credentials do not allow this file",
+    403: "forbidden: no credentials, or ones that do not allow this file",
     407: "the proxy wants credentials: the proxy URL's user:password@",
 }
 
@@ -277,6 +277,8 @@ def decide_piece(status: int, headers: Mapping[str, str], known: Known) -> tuple
         return PieceAction.GONE, f"server answered {status}"
     if busy(status):
         return PieceAction.BUSY, f"server busy ({status})"
+    if status in _CREDENTIAL_STATUSES:
+        return PieceAction.FAIL, f"server answered {status} ({_CREDENTIAL_STATUSES[status]})"
     return PieceAction.FAIL, f"unexpected HTTP status {status}"
 
 

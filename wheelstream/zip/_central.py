@@ -137,8 +137,10 @@ def _verify_central_directory(parser: ZipStreamParser, eocd: EndOfCentralDirecto
 def _end_record(parser: ZipStreamParser, eocd: EndOfCentralDirectory) -> EndOfCentralDirectory:
     """The EOCD values to trust: the ZIP64 record's when one is present (4.3.14), after checking its locator."""
     if parser._zip64_eocd is None:
-        if eocd.needs_zip64 or parser._zip64_locator is not None:
+        if parser._zip64_locator is not None:
             raise MalformedRecord("ZIP64 end of central directory record missing", offset=eocd.offset)
+        # Without one, all ones are ordinary values, as zipfile reads them: CPython's zipfile and Rust's zip
+        # write exactly 65,535 entries as 0xFFFF with no ZIP64 record. They must still be the true values.
         return eocd
     if parser._zip64_locator is None:
         raise MalformedRecord("ZIP64 end of central directory locator missing", offset=eocd.offset)

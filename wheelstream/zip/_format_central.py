@@ -103,7 +103,6 @@ class EndOfCentralDirectory(NamedTuple):
     cd_size: int
     cd_offset: int
     comment_length: int
-    needs_zip64: bool
 
 
 def parse_central_record(buf: bytes | bytearray, pos: int, offset: int) -> tuple[CentralRecord, int] | None:
@@ -186,10 +185,7 @@ def parse_eocd(buf: bytes | bytearray, pos: int, offset: int) -> tuple[EndOfCent
         # zipfile trusts the *last* end record in the file: a second one hidden in the comment would make
         # pip see another archive than the one we unpack.
         raise StrayData("archive comment contains a zip record signature", offset=offset)
-    needs_zip64 = U16_MAX in (disk, cd_disk, on_disk, entries) or U32_MAX in (cd_size, cd_offset)
-    eocd = EndOfCentralDirectory(
-        offset, disk, cd_disk, on_disk, entries, cd_size, cd_offset, comment_len, needs_zip64
-    )
+    eocd = EndOfCentralDirectory(offset, disk, cd_disk, on_disk, entries, cd_size, cd_offset, comment_len)
     return eocd, total
 
 
@@ -212,7 +208,7 @@ def parse_zip64_eocd(
         )
     if len(buf) - pos < total:
         return None
-    record = EndOfCentralDirectory(offset, disk, cd_disk, on_disk, entries, cd_size, cd_offset, 0, False)
+    record = EndOfCentralDirectory(offset, disk, cd_disk, on_disk, entries, cd_size, cd_offset, 0)
     return record, total
 
 

@@ -68,8 +68,6 @@ def find_central_directory(tail: bytes, tail_offset: int) -> tuple[int, int]:
             raise MalformedRecord("ZIP64 end record is not just before its locator", offset=located)
         check_classic_fields(eocd, parsed64[0])
         directory, ends_at = parsed64[0], located
-    elif eocd.needs_zip64:
-        raise MalformedRecord("ZIP64 end of central directory record missing", offset=eocd.offset)
     if directory.cd_offset + directory.cd_size != ends_at:
         raise OffsetMismatch(
             f"end record puts the central directory at {directory.cd_offset} ({directory.cd_size} bytes); the "
