@@ -68,6 +68,17 @@ def find_central_directory(tail: bytes, tail_offset: int) -> tuple[int, int]:
             raise MalformedRecord("ZIP64 end record is not just before its locator", offset=located)
         check_classic_fields(eocd, parsed64[0])
         directory, ends_at = parsed64[0], located
+    else:
+        swapped = at - ZIP64_EOCD.size - ZIP64_LOCATOR.size  # [locator][ZIP64 record][end record]
+        record_at = swapped + ZIP64_LOCATOR.size
+        if (
+            swapped >= 0
+            and tail[swapped : swapped + 4] == ZIP64_LOCATOR_SIG
+            and tail[record_at : record_at + 4] == ZIP64_EOCD_SIG
+        ):
+            raise MalformedRecord(
+                "ZIP64 end of central directory record after its locator", offset=tail_offset + swapped
+            )
     if directory.cd_offset + directory.cd_size != ends_at:
         raise OffsetMismatch(
             f"end record puts the central directory at {directory.cd_offset} ({directory.cd_size} bytes); the "
