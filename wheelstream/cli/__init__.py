@@ -94,9 +94,9 @@ def _main(argv: Sequence[str] | None) -> NoReturn:
             args=list(argv) if argv is not None else None, prog_name="wheelstream", standalone_mode=False
         )
         _flush_stdout()
-    except (
-        OSError
-    ) as exc:  # the results could not be written: stdout on a full disk (click takes EPIPE itself)
+    except (OSError, UnicodeEncodeError) as exc:
+        # the results could not be written: stdout on a full disk (click takes EPIPE itself), or a stdout
+        # whose encoding cannot hold what is printed (PYTHONIOENCODING=latin-1 and a CJK path)
         _stdout_failed(exc)
     except click.ClickException as exc:  # usage errors: click's message, exit 2
         exc.show()
@@ -118,7 +118,7 @@ def _flush_stdout() -> None:
     sys.stdout.flush()  # here, where a failure is one line, not at the interpreter's exit (a traceback)
 
 
-def _stdout_failed(exc: OSError) -> NoReturn:
+def _stdout_failed(exc: OSError | UnicodeEncodeError) -> NoReturn:
     """stdout could not take the results (``> /dev/full``): one line on stderr, exit 1 — it was a traceback. What
     is still buffered goes to ``/dev/null``, so the interpreter's last flush does not print one either."""
     import os
@@ -130,4 +130,5 @@ def _stdout_failed(exc: OSError) -> NoReturn:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
-    fail(None, f"cannot write the output: {exc.strerror or exc}", 1)
+    why = exc.strerror if isinstance(exc, OSError) else None
+    fail(None, f"cannot write the output: {why or exc}", 1)

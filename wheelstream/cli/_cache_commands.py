@@ -46,7 +46,9 @@ _cache_dir_option = click.option(
 @_cache_dir_option
 def cache_dir_cmd(cache_dir: str | None) -> None:
     """Print the cache directory."""
-    click.echo(str(Path(cache_dir) if cache_dir else default_cache_dir()))
+    from wheelstream.cli._ui import echo_path
+
+    echo_path(Path(cache_dir) if cache_dir else default_cache_dir())
 
 
 @cache.command("list")

@@ -35,7 +35,7 @@ from wheelstream.cli._requirements import (
     pinned_with,
     with_marker,
 )
-from wheelstream.cli._ui import ConsoleProgress
+from wheelstream.cli._ui import ConsoleProgress, echo_path
 from wheelstream.errors import UsageError, one_line
 from wheelstream.installer import EnvironmentReport, probe_interpreter
 
@@ -306,4 +306,4 @@ def download_cmd(shared: SharedOptions, dest: str) -> None:
     result = run("Downloaded", shared.quiet, shared.verbose, shared.no_progress, call)
     for wheel in result.wheels:
         if wheel.path is not None:
-            click.echo(str(wheel.path))
+            echo_path(wheel.path)

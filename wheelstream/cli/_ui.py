@@ -25,6 +25,8 @@ importing it is a noticeable part of a short run's start-up (docs/performance.md
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,10 +40,18 @@ if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress
     from rich.progress import TaskID
 
-__all__ = ["ConsoleProgress", "stderr_console"]
+__all__ = ["ConsoleProgress", "echo_path", "stderr_console"]
 
 
 _MIN_BAR_WIDTH = 40
+
+
+def echo_path(path: str | os.PathLike[str]) -> None:
+    """A path as a result on stdout, byte for byte as the file system has it: ``click.echo`` strips what looks
+    like an ANSI sequence when stdout is not a terminal and writes ``?`` for what an ASCII stream cannot hold,
+    so ``download -d DIR | xargs`` got paths that do not exist."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(os.fsencode(path) + b"\n")
 
 
 def stderr_console() -> Console:

@@ -131,14 +131,17 @@ def probe_interpreter(python: str | None = None) -> Interpreter:
     """Describe ``python`` (a path or command), or the running interpreter when ``None``.
 
     A foreign interpreter runs the probe in isolated mode (``-I``: no user site, no ``PYTHON*`` variables)
-    with our ``packaging`` first on its path, so it needs nothing installed.
+    with our ``packaging`` first on its path, so it needs nothing installed, and in this process's UTF-8 mode
+    (``-X utf8``, which ``-I`` keeps where it drops ``PYTHONUTF8``): its paths come back as text this process
+    turns into the same bytes (under ``PYTHONUTF8=1`` in a Latin-1 locale, ``é`` in a venv's path came back as
+    ``Ã©``, and nothing was found there).
     """
     if python is None:
         return _from_payload(_probe.collect(in_process=True))
     site = str(Path(packaging.__file__).resolve().parent.parent)
     try:
         proc = subprocess.run(
-            [python, "-I", str(Path(_probe.__file__).resolve()), site],
+            [python, "-I", "-X", f"utf8={sys.flags.utf8_mode}", str(Path(_probe.__file__).resolve()), site],
             capture_output=True,
             check=True,
             timeout=60,

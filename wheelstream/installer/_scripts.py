@@ -26,7 +26,7 @@ import re
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from ..errors import WheelMetadataError, one_line, shown
+from ..errors import UsageError, WheelMetadataError, one_line, shown
 from ._interpreter import Interpreter
 
 __all__ = [
@@ -68,8 +68,21 @@ def fix_shebang(content: bytes, interpreter: Interpreter) -> bytes | None:
     first = content if end < 0 else content[: end + 1]
     if not first.startswith(b"#!python"):
         return None
-    exe = interpreter.executable.encode(interpreter.fs_encoding)
+    exe = _encoded(interpreter.executable, interpreter.fs_encoding)
     return b"#!" + exe + interpreter.linesep.encode("ascii") + content[len(first) :]
+
+
+def _encoded(executable: str, encoding: str) -> bytes:
+    """The interpreter's path as a ``#!`` line names it. One the encoding cannot hold (a venv whose path is not
+    UTF-8) was a ``UnicodeEncodeError`` traceback; no script could name it (Python reads its source as UTF-8,
+    the ``#!`` line included), so it is refused in one line, the target untouched, as pip cannot do either."""
+    try:
+        return executable.encode(encoding)
+    except UnicodeEncodeError:
+        raise UsageError(
+            f"a script's #! line cannot name the interpreter {executable!r} (its path is not {encoding}): "
+            "use an interpreter at a path that is"
+        ) from None
 
 
 def console_script_specs(console: Mapping[str, str], interpreter: Interpreter) -> list[tuple[str, str]]:
@@ -158,7 +171,7 @@ def shebang(interpreter: Interpreter) -> bytes:
                 executable = f'{env} "{rest}"'
         else:
             executable = f'"{executable}"'
-    exe = executable.encode("utf-8")
+    exe = _encoded(executable, "utf-8")
     limit = 512 if interpreter.platform == "darwin" else 127
     simple = (
         not interpreter.cross_compiling

@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
 from collections.abc import Container
 
 from wheelstream.errors import DiskError, DuplicateEntry, UnsafePath
@@ -61,11 +62,25 @@ def _too_long(name: str, offset: int) -> DiskError:
     )
 
 
+def _unencodable(name: str, offset: int) -> DiskError:
+    """A name the file-system encoding cannot hold (``LC_ALL=C`` with ``PYTHONUTF8=0``, a Latin-1 locale):
+    the archive is sound and its download kept, the environment is what cannot name the file. It was a
+    ``UnicodeEncodeError`` traceback."""
+    return DiskError(
+        f"this entry's name cannot be a file name here: the file-system encoding is {sys.getfilesystemencoding()} "
+        "(run with PYTHONUTF8=1 or in a UTF-8 locale)",
+        entry=name,
+        offset=offset,
+    )
+
+
 def create(path: str, name: str, offset: int) -> int:
     """A descriptor of the new file ``path`` for the entry ``name`` (at ``offset``), opened for writing; an
     existing file or a symlink there is refused, as an error naming the entry."""
     try:
         return os.open(path, _CREATE_FLAGS, 0o666)
+    except UnicodeEncodeError:
+        raise _unencodable(name, offset) from None
     except OSError as exc:
         if isinstance(exc, (FileExistsError, NotADirectoryError, IsADirectoryError)):
             raise _collision(name, offset) from None
@@ -167,6 +182,8 @@ class StagingPaths:
                 raise _collision(name, offset) from None
         except NotADirectoryError:
             raise _collision(name, offset) from None
+        except UnicodeEncodeError:
+            raise _unencodable(name, offset) from None
         except OSError as exc:
             if exc.errno == errno.ENAMETOOLONG:
                 raise _too_long(name, offset) from None
