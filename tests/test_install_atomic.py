@@ -678,3 +678,27 @@ def test_two_installs_into_one_target_at_once_leave_it_whole(tmp_path: Path) -> 
         listed = {row[0] for row in csv.reader(record.read_text().splitlines())}
         assert all((target / path).is_file() for path in listed), round_
         assert not [p for p in target.iterdir() if p.name.startswith(".wheelstream-")]
+
+
+@pytest.mark.parametrize("sent", ["SIGHUP", "SIGTERM"])
+def test_a_hang_up_or_a_kill_in_the_commit_waits_for_it_and_says_so(tmp_path: Path, sent: str) -> None:
+    """SIGHUP (a terminal or SSH session closed) in the commit killed the process there: the target half old,
+    half new until the next command. It is held as SIGINT and SIGTERM are, and then taken as Ctrl-C: the
+    install is whole, exit 130, one line. An ``uninstall`` hit by SIGTERM died with 143 and no word."""
+    from conftest import ws
+
+    from fixtures.wellformed import make_wheel
+
+    files = {f"pkg{i}/__init__.py": b"" for i in range(4)}
+    wheel = tmp_path / "multi-1.0-py3-none-any.whl"
+    wheel.write_bytes(make_wheel(files, name="multi"))
+    target = tmp_path / "t"
+    run = ws(
+        "install", str(wheel), "-t", str(target), cache=tmp_path / "c",
+        env={"WHEELSTREAM_KILL_AT": f"commit.rename@2:{sent}"},
+    )  # fmt: skip
+    assert run.code == 130, run.err
+    assert "interrupted after every wheel was installed" in run.error_line(alone=True)
+    assert sorted(p.name for p in target.iterdir()) == sorted(
+        [*(f"pkg{i}" for i in range(4)), "multi-1.0.dist-info"]
+    )

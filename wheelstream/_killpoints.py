@@ -2,7 +2,8 @@
 by phase (the kill-anywhere tests, and anyone testing an installer built on this one).
 
 ``WHEELSTREAM_KILL_AT=NAME`` kills the process the first time it reaches the point ``NAME``;
-``NAME@N`` the N-th time. Read once, when this module is imported; unset — always, outside a test bed —
+``NAME@N`` the N-th time; ``NAME[@N]:SIGNAL`` sends that signal instead of SIGKILL (``commit.rename@2:SIGHUP``:
+a terminal closed mid-commit). Read once, when this module is imported; unset — always, outside a test bed —
 :func:`reached` is one comparison. Nothing else ever kills the caller's process: a library is a guest, and
 this is the caller asking.
 
@@ -29,11 +30,13 @@ import signal
 __all__ = ["reached"]
 
 
-def _parse(value: str | None) -> tuple[str, int] | None:
+def _parse(value: str | None) -> tuple[str, int, int] | None:
     if not value:
         return None
+    value, _, sent = value.partition(":")
     name, _, nth = value.partition("@")
-    return name, int(nth) if nth.isdigit() else 1
+    default = getattr(signal, "SIGKILL", signal.SIGTERM)
+    return name, int(nth) if nth.isdigit() else 1, getattr(signal, sent, default) if sent else default
 
 
 _AT = _parse(os.environ.get("WHEELSTREAM_KILL_AT"))
@@ -46,4 +49,4 @@ def reached(name: str) -> None:
         return
     _seen[name] = count = _seen.get(name, 0) + 1
     if count == _AT[1]:
-        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+        os.kill(os.getpid(), _AT[2])

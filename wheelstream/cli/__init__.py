@@ -26,8 +26,8 @@ skip_httpx_cli()
 
 import contextlib
 import importlib
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Iterator, Sequence
+from typing import Any, NoReturn
 
 import click
 
@@ -89,6 +89,36 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
 
 
 def _main(argv: Sequence[str] | None) -> NoReturn:
+    with _ending_signals_as_ctrl_c():
+        _run_command(argv)
+
+
+@contextlib.contextmanager
+def _ending_signals_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (``kill``, ``docker stop``, ``timeout``) and SIGHUP (a closed terminal) take the Ctrl-C path in
+    every command, as docs/cli.md says: exit 130 with one line. Only ``install``/``download``/``sync`` did; an
+    ``uninstall`` or a waiting ``cache clean`` died with 143 and no word. A signal the caller ignores
+    (``nohup``) stays ignored; the handlers in place come back on return (``main(argv)`` in-process)."""
+    import signal
+
+    previous: dict[int, Any] = {}
+    with contextlib.suppress(ValueError):  # not the main thread: nothing to set
+        for name in ("SIGTERM", "SIGHUP"):
+            signum = getattr(signal, name, None)
+            if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, _as_ctrl_c)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _as_ctrl_c(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _run_command(argv: Sequence[str] | None) -> NoReturn:
     try:
         code = cli.main(
             args=list(argv) if argv is not None else None, prog_name="wheelstream", standalone_mode=False

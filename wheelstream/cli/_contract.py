@@ -1,22 +1,20 @@
-"""The shell's contract around one library call: exit codes, the one ``error:`` line, SIGTERM as Ctrl-C.
+"""The shell's contract around one library call: exit codes, the one ``error:`` line, how it is interrupted.
 
 - **Exit codes** come from the error tree (``WheelstreamError.exit_code``): 0 ok · 1 bad archive, hash or
   install conflict · 2 usage · 3 network gave up (partial kept) · 130 interrupted (partial kept).
 - **Errors** are one line on stderr, ``error: <wheel>: <cause>``, never a traceback for anything expected
   (our errors, OS errors such as a full disk); ``-vv`` adds one.
-- **SIGTERM is Ctrl-C**: the handler raises ``KeyboardInterrupt`` in the main thread, so the library's
-  interrupt path (checkpoint, keep the partial) runs for both, and both exit 130 with how far it got.
-- **Library log records** print through the UI, above the bars; loggers and the signal handler are given back
-  as they were found.
+- **SIGTERM and SIGHUP are Ctrl-C** (set for every command by ``cli._main``): the handler raises
+  ``KeyboardInterrupt`` in the main thread, so the library's interrupt path (checkpoint, keep the partial)
+  runs for all three, and all exit 130 with how far it got.
+- **Library log records** print through the UI, above the bars; loggers are given back as they were found.
 """
 
 from __future__ import annotations
 
 import logging
-import signal
 import time
 from collections.abc import Callable
-from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 
 from wheelstream.cli._ui import ConsoleProgress, escape, stderr_console
@@ -41,11 +39,6 @@ def fail(ui: ConsoleProgress | None, exc: BaseException | str, code: int) -> NoR
     console = ui.console if ui is not None else stderr_console()
     console.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise SystemExit(code)
-
-
-def _sigterm_as_ctrl_c(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM takes the Ctrl-C path: checkpoint, keep the partial, exit 130."""
-    raise KeyboardInterrupt
 
 
 class _WarningsToUI(logging.Handler):
@@ -88,7 +81,6 @@ def run(
     silenced = logging.getLogger("packaging")
     nothing = logging.NullHandler()
     propagates = [each.propagate for each in (*loggers, silenced)]
-    previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
     for each in loggers:
         each.addHandler(handler)
         each.propagate = False
@@ -135,7 +127,6 @@ def run(
             ui.console.print_exception()
         fail(ui, f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}", 1)
     finally:
-        signal.signal(signal.SIGTERM, previous)
         for each, propagate in zip((*loggers, silenced), propagates, strict=True):
             each.removeHandler(handler)
             each.propagate = propagate

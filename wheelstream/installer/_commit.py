@@ -86,8 +86,9 @@ def _rename(src: Path, dest: Path) -> None:
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[list[int]]:
-    """Hold SIGINT and SIGTERM for the duration (main thread only, and only those not ignored); the list
-    yielded gets the signals that came, for ``deliver``."""
+    """Hold SIGINT, SIGTERM and SIGHUP for the duration (main thread only, and only those not ignored); the
+    list yielded gets the signals that came, for ``deliver``. (SIGHUP, a closed terminal or SSH session, killed
+    the process mid-commit, the target half old, half new until the next command.)"""
     caught: list[int] = []
     previous: dict[int, object] = {}
     if threading.current_thread() is threading.main_thread():
@@ -96,7 +97,7 @@ def _signals_held() -> Iterator[list[int]]:
             caught.append(signum)
 
         with contextlib.suppress(ValueError):  # not the main interpreter: nothing can be held
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in _HELD_SIGNALS:
                 if signal.getsignal(signum) not in (signal.SIG_IGN, None):
                     previous[signum] = signal.signal(signum, hold)
     try:
@@ -106,10 +107,18 @@ def _signals_held() -> Iterator[list[int]]:
             signal.signal(held, handler)  # type: ignore[arg-type]
 
 
+# The signals a commit holds: Ctrl-C, and the two that end a process by default (``kill``, a hang-up).
+_HELD_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+_ENDING = frozenset(_HELD_SIGNALS) - {signal.SIGINT}
+
+
 def deliver(signals: list[int]) -> None:
     """Deliver signals ``commit`` held to the handlers in place now (Ctrl-C: ``KeyboardInterrupt``; a default
-    SIGTERM ends the process). SIGTERM goes first, and every one is delivered even when a handler raises."""
-    pending = sorted(set(signals), key=lambda signum: signum != signal.SIGTERM)
+    SIGTERM or SIGHUP ends the process). Those go first, and every one is delivered even when a handler
+    raises."""
+    pending = sorted(set(signals), key=lambda signum: signum not in _ENDING)
     if pending:
         try:
             signal.raise_signal(pending[0])
