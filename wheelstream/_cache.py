@@ -85,6 +85,7 @@ class UrlRecord(NamedTuple):
 
 
 _QUIET_WAIT = 0.5  # seconds a download waits for another process's lock before it says so
+_CANCEL_POLL = 0.1  # seconds between looks at a cancel while it waits longer
 _SUBDIRECTORIES = ("partial", "staging", "wheels", "urls", "http", "claimed")
 
 
@@ -377,13 +378,18 @@ def file_lock(path: Path, *, timeout: float = -1, thread_local: bool = True) -> 
 
 @contextlib.contextmanager
 def download_lock(
-    cache: Cache, key: str, wheel: str, waiting: Callable[[], None] | None = None
+    cache: Cache,
+    key: str,
+    wheel: str,
+    waiting: Callable[[], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> Iterator[None]:
     """The per-URL lock a download holds throughout; one that cannot be taken (a read-only cache, no descriptors
     left) is a one-line :class:`~wheelstream.errors.DiskError` naming the wheel — it was a bare
     ``…/partial/<key>.lock: Read-only file system`` — and nothing of the download is touched. ``waiting`` is
     called once if another process holds it past half a second (its whole download, maybe): the wait is said,
-    not silent."""
+    not silent. ``cancelled()`` true ends the wait as Ctrl-C (``KeyboardInterrupt``): a Ctrl-C or SIGTERM
+    waited for the other process's whole download."""
     lock = file_lock(cache.lock(key))
     try:
         try:
@@ -391,7 +397,14 @@ def download_lock(
         except filelock.Timeout:
             if waiting is not None:
                 waiting()
-            lock.acquire()
+            while True:
+                if cancelled is not None and cancelled():
+                    raise KeyboardInterrupt from None
+                try:
+                    lock.acquire(timeout=_CANCEL_POLL)
+                    break
+                except filelock.Timeout:
+                    continue
     except OSError as exc:
         raise DiskError(
             f"cannot lock {cache.lock(key)}: {exc.strerror or exc}; what earlier runs kept is untouched — run "

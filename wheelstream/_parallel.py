@@ -122,6 +122,7 @@ def fetch_one(
         options=options,
         progress=progress,
         keep_unpacked=keep_unpacked,
+        cancel=cancel,
     )
 
 

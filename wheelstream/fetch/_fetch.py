@@ -78,7 +78,7 @@ def fetch_wheel(
             job.wheel, 0, None, 0, None, message="waiting for another wheelstream process fetching it"
         )
         waiting = functools.partial(progress, told)
-    with download_lock(cache, job.key, job.wheel, waiting):
+    with download_lock(cache, job.key, job.wheel, waiting, cancel.is_set if cancel is not None else None):
         download = _Download(job, client, progress, cancel)
         try:
             found = _from_cache(download)
@@ -102,7 +102,9 @@ def _from_cache(download: _Download) -> DownloadResult | None:
         if not download.still_current(record, job.cache.wheel_file(record.sha256)):
             return None
         sha = record.sha256
-    found = cached(job.cache, sha, job.wheel, progress, job.options) or from_wheel_file(job, sha, progress)
+    found = cached(job.cache, sha, job.wheel, progress, job.options) or from_wheel_file(
+        job, sha, progress, download.cancel.cancel
+    )
     if found is not None and job.expected and not names_this_wheel(found.staged, job.wheel):
         # The pin named a file the cache holds, but not this wheel: another project's, or another platform's,
         # pinned to this URL by mistake. Served, it went out under this wheel's name (rc 0); fetched, the

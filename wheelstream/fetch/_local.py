@@ -21,6 +21,7 @@ from wheelstream._cache import Cache, download_lock
 from wheelstream._progress import Progress, ProgressCallback
 from wheelstream._urls import cache_key
 from wheelstream.errors import ArchiveError, DiskError, HashMismatch, UnpackedLimitExceeded, WheelstreamError
+from wheelstream.fetch._cancel import CancelSignal
 from wheelstream.fetch._errors import cache_write_error, unreadable
 from wheelstream.fetch._options import DownloadOptions, DownloadResult, Job
 from wheelstream.fetch._publish import cached, finished_tree, settle_tree
@@ -64,12 +65,16 @@ def unpack_local(
     options: DownloadOptions = _DEFAULTS,
     progress: ProgressCallback | None = None,
     keep_unpacked: bool = True,
+    cancel: CancelSignal | None = None,
 ) -> DownloadResult:
-    """Local files and ``file://`` URLs go through the same parser and extractor, without a partial file."""
-    return _unpack_file(path, path.name, cache, expected_sha256, options, progress, keep_unpacked)
+    """Local files and ``file://`` URLs go through the same parser and extractor, without a partial file.
+    ``cancel`` set stops the unpack at its next block as Ctrl-C would (``KeyboardInterrupt``)."""
+    return _unpack_file(path, path.name, cache, expected_sha256, options, progress, keep_unpacked, cancel)
 
 
-def from_wheel_file(job: Job, sha256: str, progress: ProgressCallback | None) -> DownloadResult | None:
+def from_wheel_file(
+    job: Job, sha256: str, progress: ProgressCallback | None, cancel: CancelSignal | None = None
+) -> DownloadResult | None:
     """Unpack the wheel file an earlier download left in the cache: no network, like pip's wheel cache.
 
     The file was never fsynced (a crash may have spoilt it), so it must hash to ``sha256``; one that does not,
@@ -81,7 +86,9 @@ def from_wheel_file(job: Job, sha256: str, progress: ProgressCallback | None) ->
     if progress is not None:
         progress(Progress(job.wheel, 0, None, 0, None, message="unpacking the cached wheel"))
     try:
-        result = _unpack_file(path, job.wheel, job.cache, sha256, job.options, progress, job.keep_unpacked)
+        result = _unpack_file(
+            path, job.wheel, job.cache, sha256, job.options, progress, job.keep_unpacked, cancel
+        )
     except UnpackedLimitExceeded:
         raise  # the caller's limit: the file is sound, and stays for a call with a larger one
     except (ArchiveError, HashMismatch):
@@ -102,10 +109,11 @@ def _unpack_file(
     options: DownloadOptions,
     progress: ProgressCallback | None,
     keep_unpacked: bool,
+    cancel: CancelSignal | None = None,
 ) -> DownloadResult:
     key = cache_key(path.resolve().as_uri())
     staging = cache.staging(key)
-    with download_lock(cache, key, filename):
+    with download_lock(cache, key, filename, cancelled=cancel.is_set if cancel is not None else None):
         known = cache.remembered_sha256(key)
         if (
             known is not None and _reading(path, filename, file_sha256, path) == known
@@ -114,6 +122,9 @@ def _unpack_file(
             if found is not None:
                 return found
         shutil.rmtree(staging, ignore_errors=True)
+        if progress is not None:  # the wheel is under way: an interrupt names it, not "before any download"
+            size = _reading(path, filename, os.path.getsize, path)
+            progress(Progress(filename, 0, size, 0, None))
         extractor = Extractor(staging, writers=True)
         parser = ZipStreamParser(
             max_unpacked_size=options.max_unpacked_size,
@@ -125,6 +136,9 @@ def _unpack_file(
         try:
             with _reading(path, filename, _open_binary, path) as source:
                 while chunk := _reading(path, filename, source.read, options.chunk_size):
+                    if cancel is not None and cancel.is_set():
+                        # Ctrl-C (set by the main thread): a wheel of 30,000 files was unpacked whole first
+                        raise KeyboardInterrupt
                     hasher.update(chunk)
                     if deferred is None:
                         deferred = parse_block(parser, extractor, chunk)
@@ -155,7 +169,8 @@ def _unpack_file(
             raise cache_write_error(cache, filename, exc) from exc
         except BaseException:
             with contextlib.suppress(Exception):
-                extractor.close()  # Ctrl-C: no sink thread or descriptor may outlive the call
+                extractor.abandon()  # Ctrl-C: no sink thread or descriptor may outlive the call, nor wait
+            shutil.rmtree(staging, ignore_errors=True)  # for files no rerun keeps (it unpacks the file whole)
             raise
         fresh = finished_tree(filename, staging, parser, extractor, keep_unpacked)
         staged, claim = settle_tree(cache, fresh, sha256, keep_unpacked)

@@ -76,7 +76,7 @@ class Batch:
     ``ThreadPoolExecutor.submit`` (a Future, a work item, a lock dance) per file
     (docs/performance.md#d-writer-batches)."""
 
-    __slots__ = ("digests", "done", "error", "files", "held", "size", "write")
+    __slots__ = ("cancelled", "digests", "done", "error", "files", "held", "size", "write")
 
     def __init__(self, write: WriteFile) -> None:
         self.write = write
@@ -86,11 +86,14 @@ class Batch:
         self.digests: list[str] = []
         self.error: BaseException | None = None
         self.done = threading.Event()
+        self.cancelled = False  # abandoned: the files not yet written are skipped
 
     def run(self) -> None:
         files, write = self.files, self.write
         try:
             for index, (path, content, name, offset) in enumerate(files):
+                if self.cancelled:
+                    break
                 self.digests.append(write(path, content, name, offset))
                 files[index] = (path, _WRITTEN, name, offset)  # a batch waiting to be collected holds no data
         except BaseException as exc:  # noqa: BLE001 - re-raised on the extractor's thread, in stream order
@@ -278,7 +281,10 @@ class WriterQueue:
                 return
 
     def abandon(self) -> None:
-        """After an error: let the batches in flight finish, then forget them (their files are not recorded)."""
+        """After an error: skip what the batches in flight have not written yet, let each stop, then forget them
+        (their files are not recorded)."""
+        for batch in self.in_flight:
+            batch.cancelled = True
         for batch in self.in_flight:
             batch.done.wait()
         self.in_flight.clear()
