@@ -702,3 +702,29 @@ def test_a_hang_up_or_a_kill_in_the_commit_waits_for_it_and_says_so(tmp_path: Pa
     assert sorted(p.name for p in target.iterdir()) == sorted(
         [*(f"pkg{i}" for i in range(4)), "multi-1.0.dist-info"]
     )
+
+
+def test_finishing_a_killed_install_of_many_items_names_a_few_and_counts_the_rest(tmp_path: Path) -> None:
+    """A killed upgrade of 20,000 top-level items was finished with a warning naming every one of them: one
+    line of 203 KB."""
+    from conftest import ws
+
+    from fixtures.wellformed import make_wheel
+
+    wheel = tmp_path / "wide-1.0-py3-none-any.whl"
+    wheel.write_bytes(make_wheel({f"wide_{i:02}.py": b"X = 1\n" for i in range(30)}, name="wide"))
+    target = tmp_path / "t"
+    killed = ws(
+        "install",
+        str(wheel),
+        "-t",
+        str(target),
+        cache=tmp_path / "c",
+        env={"WHEELSTREAM_KILL_AT": "commit.rename@2"},
+    )
+    assert killed.code == -9, killed.err
+    rerun = ws("install", str(wheel), "-t", str(target), "-U", cache=tmp_path / "c")
+    assert rerun.code == 0, rerun.err
+    (line,) = [each for each in rerun.err.splitlines() if "was killed halfway; finished it:" in each]
+    assert line.count(", ") == 9, line
+    assert line.endswith(" more"), line
