@@ -627,3 +627,18 @@ def test_below_forty_columns_there_are_no_bars_only_notes(width: int) -> None:
     assert not ui.bars
     ui(Progress("a.whl", 612, 1000, 2, 612, message="resumed at 612 bytes (saved 612 bytes)"))
     assert buf.getvalue().splitlines()[0].startswith("a.whl: resumed at")
+
+
+def test_a_result_path_printed_to_a_hosts_text_stream(tmp_path: Path) -> None:
+    """``main(["cache", "dir"])`` in-process under ``redirect_stdout(io.StringIO())``: the path went to
+    ``sys.stdout.buffer``, which a text stream has not (AttributeError)."""
+    import contextlib
+    import io
+
+    from wheelstream.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as ended:
+        main(["cache", "dir", "--cache-dir", str(tmp_path / "c é")])
+    assert ended.value.code == 0
+    assert out.getvalue() == f"{tmp_path / 'c é'}\n"

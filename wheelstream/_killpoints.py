@@ -36,7 +36,9 @@ def _parse(value: str | None) -> tuple[str, int, int] | None:
     value, _, sent = value.partition(":")
     name, _, nth = value.partition("@")
     default = getattr(signal, "SIGKILL", signal.SIGTERM)
-    return name, int(nth) if nth.isdigit() else 1, getattr(signal, sent, default) if sent else default
+    if sent and not isinstance(getattr(signal, sent, None), signal.Signals):
+        raise ValueError(f"WHEELSTREAM_KILL_AT: {sent!r} is not a signal name (SIGHUP, SIGTERM, ...)")
+    return name, int(nth) if nth.isdigit() else 1, getattr(signal, sent) if sent else default
 
 
 _AT = _parse(os.environ.get("WHEELSTREAM_KILL_AT"))

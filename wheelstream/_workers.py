@@ -91,7 +91,10 @@ class _Worker:
     progress: ProgressCallback | None = None
 
 
-_STOPPING = {signal.SIGINT, signal.SIGTERM}
+# What the parent turns into the cancel and a worker ignores: Ctrl-C, and the two the command takes as Ctrl-C
+# (``cli._main``). A closed terminal sends SIGHUP to the whole process group: a worker that took it raised
+# KeyboardInterrupt wherever it was (once inside a writer's start, and the install hung for good).
+_STOPPING = {getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)}
 _ATOMIC = 4000  # bytes: a pipe write up to PIPE_BUF (4096 on Linux) is atomic, so writers need no shared lock
 
 
@@ -140,7 +143,7 @@ def _die_with_parent(parent: int) -> None:
 def _start_worker(
     parent: int, cancel: CancelSignal, reports: Connection, relay: bool, timeout: float
 ) -> None:
-    for number in _STOPPING:  # the parent turns both into the cancel; they were blocked since the fork
+    for number in _STOPPING:  # the parent turns them into the cancel; they were blocked since the fork
         signal.signal(number, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
     _die_with_parent(parent)

@@ -105,7 +105,8 @@ def _ending_signals_as_ctrl_c() -> Iterator[None]:
     with contextlib.suppress(ValueError):  # not the main thread: nothing to set
         for name in ("SIGTERM", "SIGHUP"):
             signum = getattr(signal, name, None)
-            if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:
+            # ignored (``nohup``) stays ignored; one a host set in C (None) cannot be given back: left alone
+            if signum is not None and signal.getsignal(signum) not in (signal.SIG_IGN, None):
                 previous[signum] = signal.signal(signum, _as_ctrl_c)
     try:
         yield

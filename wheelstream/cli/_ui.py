@@ -51,7 +51,11 @@ def echo_path(path: str | os.PathLike[str]) -> None:
     like an ANSI sequence when stdout is not a terminal and writes ``?`` for what an ASCII stream cannot hold,
     so ``download -d DIR | xargs`` got paths that do not exist."""
     sys.stdout.flush()
-    sys.stdout.buffer.write(os.fsencode(path) + b"\n")
+    raw = getattr(sys.stdout, "buffer", None)
+    if raw is None:  # a host's text stream (``main(argv)`` under ``redirect_stdout(io.StringIO())``)
+        sys.stdout.write(os.fsdecode(path) + "\n")
+    else:
+        raw.write(os.fsencode(path) + b"\n")
 
 
 def stderr_console() -> Console:

@@ -18,10 +18,12 @@ recorded.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import queue
+import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, NamedTuple, TypeAlias
 
 from wheelstream._staged import StagedFile
@@ -143,7 +145,7 @@ def submit(batch: Batch) -> None:
     threads; the hook makes it start its own (docs/performance.md#d-writer-pool-at-fork).
     """
     global _POOL, _alive
-    with _POOL_LOCK:
+    with _interrupts_held(), _POOL_LOCK:
         if _POOL is None:
             _POOL = queue.SimpleQueue()
         while _alive < _WRITERS:
@@ -152,6 +154,25 @@ def submit(batch: Batch) -> None:
             ).start()
             _alive += 1
         _POOL.put(batch)
+
+
+_INTERRUPTS = {getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)}
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """On the main thread, Ctrl-C (and what a command takes as Ctrl-C) waits until the batch is handed over: a
+    ``KeyboardInterrupt`` inside a writer's ``Thread.start`` left the batch counted in flight but never queued,
+    and whoever then waited for it (an abandon, a drain) waited for good. Blocked, not dropped: the signal is
+    delivered when the mask comes back."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def idle_writer_threads() -> int:
@@ -282,13 +303,16 @@ class WriterQueue:
 
     def abandon(self) -> None:
         """After an error: skip what the batches in flight have not written yet, let each stop, then forget them
-        (their files are not recorded)."""
+        (their files are not recorded; forgotten even if a Ctrl-C ends the wait, since a cancelled batch's
+        digests no longer match its files)."""
         for batch in self.in_flight:
             batch.cancelled = True
-        for batch in self.in_flight:
-            batch.done.wait()
-        self.in_flight.clear()
-        self.in_flight_bytes = 0
+        try:
+            for batch in self.in_flight:
+                batch.done.wait()
+        finally:
+            self.in_flight.clear()
+            self.in_flight_bytes = 0
 
 
 class Sink:
