@@ -440,6 +440,7 @@ _NOT_FOR_A_TARGET = (
     "wheelstream.fetch._plan",
     "packaging.pylock",
     "tomllib",
+    "packaging.specifiers",  # a pin's (its regexes were 2 % of a small install's instructions)
 )
 
 

@@ -11,10 +11,9 @@ import urllib.parse
 import urllib.request
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import httpx
-from packaging.specifiers import Specifier
 
 from wheelstream._cache import Cache, default_cache_dir
 from wheelstream._digests import file_hexdigests
@@ -32,6 +31,9 @@ from wheelstream._urls import (
     wheel_filename_from_url,
 )
 from wheelstream.errors import HashMismatch, UsageError
+
+if TYPE_CHECKING:  # an annotation only: packaging.specifiers is a pin's import, not every install's
+    from packaging.specifiers import Specifier
 
 __all__ = [
     "Resolved",
