@@ -684,7 +684,8 @@ def test_two_installs_into_one_target_at_once_leave_it_whole(tmp_path: Path) -> 
 def test_a_hang_up_or_a_kill_in_the_commit_waits_for_it_and_says_so(tmp_path: Path, sent: str) -> None:
     """SIGHUP (a terminal or SSH session closed) in the commit killed the process there: the target half old,
     half new until the next command. It is held as SIGINT and SIGTERM are, and then taken as Ctrl-C: the
-    install is whole, exit 130, one line. An ``uninstall`` hit by SIGTERM died with 143 and no word."""
+    install is whole, exit 130, one line. (SIGTERM here goes through the handler ``cli._main`` now sets for
+    every command.)"""
     from conftest import ws
 
     from fixtures.wellformed import make_wheel
