@@ -1443,3 +1443,24 @@ def test_ctrl_c_while_waiting_for_another_process_fetching_the_url_ends_the_wait
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_a_waiting_cache_clean_stopped_by_sigterm_says_one_line(cache: Path) -> None:
+    """``cache clean`` waiting for an install, then SIGTERM: it died with 143 and no word; with SIGTERM taken
+    as Ctrl-C, click printed a blank line before the error line. One ``error: interrupted`` line, exit 130."""
+    from wheelstream._cache import in_use
+
+    with in_use(cache):  # an install using the cache, as far as clean can tell
+        clean = ws_start("cache", "clean", cache=cache)
+        try:
+            assert clean.stderr is not None
+            assert "waiting for the wheelstream commands" in clean.stderr.readline()
+            clean.send_signal(signal.SIGTERM)
+            code = clean.wait(timeout=10)
+        finally:
+            if clean.poll() is None:
+                clean.kill()
+                clean.wait()
+    rest = clean.communicate()[1]
+    assert code == 130, rest
+    assert rest.splitlines() == ["error: interrupted"]

@@ -50,11 +50,24 @@ _COMMANDS = {
 }
 
 
+class _Interrupted(Exception):
+    """A command interrupted outside its library call; ``args[0]`` names the command."""
+
+
 class _Commands(click.Group):
     """Loads a command's module when the command is asked for (see ``_COMMANDS``)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(_COMMANDS)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """A Ctrl-C (or SIGTERM, SIGHUP) that escapes a command — one that is no library call under
+        ``_contract.run``: ``uninstall``, a waiting ``cache clean`` — leaves as :class:`_Interrupted`: as a
+        ``KeyboardInterrupt``, click printed a blank line before the contract's one ``error:`` line."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _Interrupted(ctx.invoked_subcommand) from None
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         where = _COMMANDS.get(cmd_name)
@@ -132,10 +145,12 @@ def _run_command(argv: Sequence[str] | None) -> NoReturn:
     except click.ClickException as exc:  # usage errors: click's message, exit 2
         exc.show()
         raise SystemExit(exc.exit_code) from None
-    except (click.exceptions.Abort, KeyboardInterrupt):  # before a command's own handling, or a second Ctrl-C
+    except (click.exceptions.Abort, KeyboardInterrupt, _Interrupted) as exc:
+        # before a command's own handling, a second Ctrl-C while it wrapped up, or a command of no library call
         from wheelstream.cli._contract import INTERRUPTED, fail  # (imported here: --version does without)
 
-        fail(None, INTERRUPTED, Interrupted.exit_code)  # while it wrapped up
+        resumable = not isinstance(exc, _Interrupted) or exc.args[0] in ("install", "download", "sync")
+        fail(None, INTERRUPTED if resumable else "interrupted", Interrupted.exit_code)
     except UsageError as exc:
         from wheelstream.cli._contract import fail
 
