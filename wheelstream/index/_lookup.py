@@ -109,27 +109,21 @@ def _split_credentials(url: str) -> tuple[str, httpx.Auth | None]:
     return urllib.parse.urlunsplit(parts._replace(netloc=host)), auth
 
 
-def _with_credentials(file_url: str, index_url: str) -> str:
-    """The index's credentials go on to files of the same origin — scheme, host and port (pip keys them by
-    network location) — and nowhere else: not to another port of the host, nor over plain HTTP from an HTTPS
-    index. Never persisted."""
-    index, file = urllib.parse.urlsplit(index_url), urllib.parse.urlsplit(file_url)
-    if "@" not in index.netloc or "@" in file.netloc or _origin(file) != _origin(index):
-        return file_url
-    return urllib.parse.urlunsplit(file._replace(netloc=index.netloc.rpartition("@")[0] + "@" + file.netloc))
-
-
-def _credentials_kept(hop: str, target: str) -> str:
-    """The redirect ``target`` of ``hop``, with ``hop``'s credentials where requests (so pip) keeps them: the
-    same origin, or the same host moving from ``http`` on 80 to ``https`` on 443. An absolute ``Location`` has
-    no userinfo, and the index answered the next hop 401 where pip installed."""
-    was, now = urllib.parse.urlsplit(hop), urllib.parse.urlsplit(target)
+def _with_credentials(url: str, credited: str, *, upgrade: bool = False) -> str:
+    """``url`` with the credentials of ``credited`` where they may go: the same origin — scheme, host and port
+    (pip keys them by network location) — and, with ``upgrade`` (a redirect, as requests keeps them), the same
+    host moving from ``http`` on 80 to ``https`` on 443. Not to another port of the host, nor over plain HTTP
+    from HTTPS. Never persisted. An index's go on to its files; a hop's to where it redirects (an absolute
+    ``Location`` has no userinfo, and the index answered the next hop 401 where pip installed)."""
+    was, now = urllib.parse.urlsplit(credited), urllib.parse.urlsplit(url)
     if "@" not in was.netloc or "@" in now.netloc:
-        return target
+        return url
     before, after = _origin(was), _origin(now)
-    upgrade = before[0::2] == ("http", 80) and after[0::2] == ("https", 443) and before[1] == after[1]
-    if before != after and not upgrade:
-        return target
+    upgraded = (
+        upgrade and before[0::2] == ("http", 80) and after[0::2] == ("https", 443) and before[1] == after[1]
+    )
+    if before != after and not upgraded:
+        return url
     return urllib.parse.urlunsplit(now._replace(netloc=was.netloc.rpartition("@")[0] + "@" + now.netloc))
 
 
@@ -169,7 +163,7 @@ def _get(
                 response.close()
             location = response.headers.get("location")
             if response.status_code in (301, 302, 303, 307, 308) and location:
-                url = _credentials_kept(url, urllib.parse.urljoin(url, location))
+                url = _with_credentials(urllib.parse.urljoin(url, location), url, upgrade=True)
                 continue
             return response, body, url
         raise HTTPStatusError(f"too many redirects from {redact(url)}")

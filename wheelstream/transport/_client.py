@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import netrc
 import os
-import re
 import ssl
 import threading
 import urllib.request
@@ -31,6 +30,7 @@ import urllib.request
 import httpx
 
 from wheelstream import __version__
+from wheelstream._urls import shown_text  # httpx masks a proxy's password in its errors, not its user
 from wheelstream.errors import UsageError
 from wheelstream.transport._receive_buffer import pass_body_through
 from wheelstream.transport._tracking import track_request_streams
@@ -164,15 +164,11 @@ def new_client(timeout: float) -> httpx.Client:
     except ImportError as exc:  # httpx: "Using SOCKS proxy, but the 'socksio' package is not installed"
         raise UsageError(f"{exc} (the proxy comes from ALL_PROXY, HTTP_PROXY or HTTPS_PROXY)") from None
     except (httpx.InvalidURL, ValueError) as exc:  # ValueError: a proxy of another scheme (ftp://…)
-        said = _USERINFO.sub("//", str(exc))
         raise UsageError(
-            f"cannot read the proxy settings (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY): {said}"
+            f"cannot read the proxy settings (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY): {shown_text(str(exc))}"
         ) from None
     except (OSError, ssl.SSLError) as exc:
         raise UsageError(f"cannot set up TLS certificate verification: {exc}{_ca_settings()}") from exc
-
-
-_USERINFO = re.compile(r"//[^/@\s']*@")  # httpx masks a proxy's password in its errors, not its user name
 
 
 # Where the CAs to trust come from, first set first: httpx's own two, then the two pip honours through requests
