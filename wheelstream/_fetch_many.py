@@ -204,7 +204,7 @@ def _one_wheel_per_distribution(resolved: Sequence[Resolved]) -> list[Resolved]:
     """An install takes one wheel of each distribution, as pip's resolver insists: two (two versions, or one
     version from two places) would leave two ``.dist-info`` directories and each other's files, and the
     environment's record of neither. Refused before anything is fetched. One wheel named twice is taken once,
-    as pip takes it (:func:`_taken_once`)."""
+    as pip takes it."""
     first: dict[str, Resolved] = {}
     kept: list[Resolved] = []
     for item in resolved:
@@ -214,9 +214,12 @@ def _one_wheel_per_distribution(resolved: Sequence[Resolved]) -> list[Resolved]:
         if earlier is item:
             kept.append(item)
             continue
-        once = _taken_once(earlier, item)
-        if once is not None:
-            first[name] = kept[kept.index(earlier)] = once
+        # the same file twice — ``six==1.17`` and ``Six==1.17.0``, or a pin and the URL the index gives for it —
+        # is one, unless the two name different sha256s (a pin beside a wheel named outright never gets here:
+        # :func:`_pins_named_outright`)
+        same_file = (earlier.url, earlier.path) == (item.url, item.path)
+        if same_file and (earlier.sha256 is None or item.sha256 in (None, earlier.sha256)):
+            first[name] = kept[kept.index(earlier)] = earlier._replace(sha256=earlier.sha256 or item.sha256)
             continue
         earlier_name = filename_of(earlier)
         if earlier_name != filename:
@@ -229,17 +232,6 @@ def _one_wheel_per_distribution(resolved: Sequence[Resolved]) -> list[Resolved]:
     return kept
 
 
-def _taken_once(earlier: Resolved, item: Resolved) -> Resolved | None:
-    """The one wheel to install for two sources of one distribution, or None when they are two wheels: the
-    same file twice — ``six==1.17`` and ``Six==1.17.0``, or a pin and the URL the index gives for it — is one,
-    unless the two name different sha256s. (A pin beside a wheel named outright never gets here:
-    :func:`_pins_named_outright`.)"""
-    same_file = (earlier.url, earlier.path) == (item.url, item.path)
-    if same_file and (earlier.sha256 is None or item.sha256 in (None, earlier.sha256)):
-        return earlier._replace(sha256=earlier.sha256 or item.sha256)
-    return None
-
-
 def _pins_named_outright(
     sources: Sequence[str], hashes: Mapping[str, frozenset[str]]
 ) -> tuple[list[str], dict[str, frozenset[str]]]:
@@ -247,9 +239,9 @@ def _pins_named_outright(
     hashes with each such pin's ``--hash`` values moved onto that wheel. pip's resolver takes the file it is
     given when it satisfies the pin, without asking the index (which may not list it); the pin's hashes must
     allow the file (none in common with the wheel's own: refused here, before anything is fetched)."""
+    filenames = {source: named_wheel(source) for source in sources}
     named: dict[str, list[tuple[str, str]]] = {}  # name -> (version, source) of each wheel named outright
-    for source in sources:
-        filename = named_wheel(source)
+    for source, filename in filenames.items():
         if filename is not None:
             try:
                 parsed = parse_filename(filename)
@@ -259,7 +251,7 @@ def _pins_named_outright(
     kept: list[str] = []
     merged = dict(hashes)
     for source in sources:
-        pinned = pin_of(source) if named else None
+        pinned = pin_of(source) if named and filenames[source] is None else None
         wheel = None
         if pinned is not None:
             wheel = next(
@@ -275,7 +267,7 @@ def _pins_named_outright(
                 raise HashMismatch(
                     f"{shown_text(wheel)} is the wheel for {source}, whose --hash values allow none of its "
                     "sha256s; nothing was downloaded",
-                    wheel=named_wheel(wheel),
+                    wheel=filenames[wheel],
                 )
             merged[wheel] = allowed
     return kept, merged

@@ -167,9 +167,10 @@ def named_wheel(source: str) -> str | None:
 
 
 def pin_of(source: str) -> tuple[str, Specifier] | None:
-    """``(normalized name, specifier)`` of a ``NAME==VERSION`` source, or None for a path, a URL, or anything
-    :func:`resolve` would not send to the index (its errors are said there)."""
-    if named_wheel(source) is not None or "==" not in source or "://" in source:
+    """``(normalized name, specifier)`` of a ``NAME==VERSION`` source that names no wheel outright
+    (:func:`named_wheel` is None), or None for anything :func:`resolve` would not send to the index (its errors
+    are said there)."""
+    if "==" not in source or "://" in source:
         return None
     from wheelstream.index import pin
 
