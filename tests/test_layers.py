@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "wheelstream"
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "_killpoints": set(),  # the test bed's SIGKILL points: imported by every stage that has one
+    "_interrupts": set(),  # the signals taken as Ctrl-C: held, ignored or masked alike everywhere
     "zip": {"errors"},
     "_urls": {"errors"},
     "_progress": set(),
@@ -27,9 +28,10 @@ ALLOWED: dict[str, set[str]] = {
         "zip",
         "_staged",
         "_killpoints",
+        "_interrupts",
     },  # never the cache: a Tee is told where its journal lives
     "_cache": {"unpack", "errors"},  # the journal's two files go together when a download is forgotten
-    "installer": {"errors", "zip", "_staged", "_killpoints"},
+    "installer": {"errors", "zip", "_staged", "_killpoints", "_interrupts"},
     "fetch": {
         "errors",
         "zip",
@@ -42,7 +44,13 @@ ALLOWED: dict[str, set[str]] = {
         "_killpoints",
     },
     "index": {"errors", "_urls", "_cache", "transport"},
-    "_workers": {"_progress", "fetch", "transport", "unpack"},  # unpack: may it fork beside idle writers
+    "_workers": {
+        "_progress",
+        "fetch",
+        "transport",
+        "unpack",
+        "_interrupts",
+    },  # unpack: may it fork beside idle writers
     "_sources": {"errors", "_urls", "_cache", "index", "_digests"},
     "_parallel": {"errors", "_urls", "_progress", "_cache", "_sources", "fetch", "_workers"},
     "_fetch_many": {
@@ -85,6 +93,7 @@ ALLOWED: dict[str, set[str]] = {
     "testing": {"errors", "zip", "_urls"},
     "cli": {
         "__version__",
+        "_interrupts",
         "errors",
         "zip",
         "_staged",

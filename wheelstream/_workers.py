@@ -57,6 +57,7 @@ from typing import Any
 
 import httpx
 
+from wheelstream._interrupts import INTERRUPTS
 from wheelstream._progress import Progress, ProgressCallback
 from wheelstream.fetch import CancelSignal, DownloadResult
 from wheelstream.transport import new_client
@@ -91,10 +92,10 @@ class _Worker:
     progress: ProgressCallback | None = None
 
 
-# What the parent turns into the cancel and a worker ignores: Ctrl-C, and the two the command takes as Ctrl-C
-# (``cli._main``). A closed terminal sends SIGHUP to the whole process group: a worker that took it raised
-# KeyboardInterrupt wherever it was (once inside a writer's start, and the install hung for good).
-_STOPPING = {getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)}
+# What the parent turns into the cancel and a worker ignores (``_interrupts``). A closed terminal sends SIGHUP to
+# the whole process group: a worker that took it raised KeyboardInterrupt wherever it was (once inside a writer's
+# start, and the install hung for good).
+_STOPPING = INTERRUPTS
 _ATOMIC = 4000  # bytes: a pipe write up to PIPE_BUF (4096 on Linux) is atomic, so writers need no shared lock
 
 

@@ -114,12 +114,13 @@ def _ending_signals_as_ctrl_c() -> Iterator[None]:
     (``nohup``) stays ignored; the handlers in place come back on return (``main(argv)`` in-process)."""
     import signal
 
+    from wheelstream._interrupts import INTERRUPTS
+
     previous: dict[int, Any] = {}
     with contextlib.suppress(ValueError):  # not the main thread: nothing to set
-        for name in ("SIGTERM", "SIGHUP"):
-            signum = getattr(signal, name, None)
+        for signum in INTERRUPTS - {signal.SIGINT}:
             # ignored (``nohup``) stays ignored; one a host set in C (None) cannot be given back: left alone
-            if signum is not None and signal.getsignal(signum) not in (signal.SIG_IGN, None):
+            if signal.getsignal(signum) not in (signal.SIG_IGN, None):
                 previous[signum] = signal.signal(signum, _as_ctrl_c)
     try:
         yield

@@ -44,6 +44,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: no flock, and no recovery
     fcntl = None  # type: ignore[assignment]
 
+from .._interrupts import INTERRUPTS
 from .._killpoints import reached
 from ._layout import TargetPlan
 from ._ownership import home_token, token_matches
@@ -97,7 +98,7 @@ def _signals_held() -> Iterator[list[int]]:
             caught.append(signum)
 
         with contextlib.suppress(ValueError):  # not the main interpreter: nothing can be held
-            for signum in _HELD_SIGNALS:
+            for signum in INTERRUPTS:
                 if signal.getsignal(signum) not in (signal.SIG_IGN, None):
                     previous[signum] = signal.signal(signum, hold)
     try:
@@ -107,11 +108,8 @@ def _signals_held() -> Iterator[list[int]]:
             signal.signal(held, handler)  # type: ignore[arg-type]
 
 
-# The signals a commit holds: Ctrl-C, and the two that end a process by default (``kill``, a hang-up).
-_HELD_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
-_ENDING = frozenset(_HELD_SIGNALS) - {signal.SIGINT}
+# Of the signals a commit holds (``_interrupts``), the two that end a process by default (``kill``, a hang-up).
+_ENDING = INTERRUPTS - {signal.SIGINT}
 
 
 def deliver(signals: list[int]) -> None:

@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, NamedTuple, TypeAlias
 
+from wheelstream._interrupts import INTERRUPTS
 from wheelstream._staged import StagedFile
 from wheelstream.zip import EntryPacked, LocalHeader
 
@@ -156,9 +157,6 @@ def submit(batch: Batch) -> None:
         _POOL.put(batch)
 
 
-_INTERRUPTS = {getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)}
-
-
 @contextlib.contextmanager
 def _interrupts_held() -> Iterator[None]:
     """On the main thread, Ctrl-C (and what a command takes as Ctrl-C) waits until the batch is handed over: a
@@ -168,7 +166,7 @@ def _interrupts_held() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
     try:
         yield
     finally:
