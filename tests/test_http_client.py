@@ -47,6 +47,42 @@ def test_https_install_trusts_the_ca_the_environment_names(
     assert list((tmp_path / "target").glob("*.dist-info/RECORD"))
 
 
+def test_https_trusts_the_systems_store_as_pip_does(
+    tls_server: HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip ≥ 24.2 trusts the system's CA store (truststore); a CA installed there, as a company's is, was
+    refused here ("certificate verify failed": certifi's bundle only). The store is simulated the way
+    a distribution's bundle is found when OpenSSL's own locations hold none (a Python built with its own)."""
+    from wheelstream.transport import _client
+
+    data = WELLFORMED["deflate"]()
+    tls_server.expect_request(f"/{WHEEL}").respond_with_data(data, content_type="application/octet-stream")
+    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    nowhere = ssl.DefaultVerifyPaths(None, None, "SSL_CERT_FILE", "", "SSL_CERT_DIR", "")  # type: ignore[arg-type]
+    monkeypatch.setattr(ssl, "get_default_verify_paths", lambda: nowhere)
+    monkeypatch.setattr(_client, "SYSTEM_BUNDLES", ["/nonexistent/ca.pem", str(TLS / "localhost.pem")])
+    result = wheelstream.install([tls_server.url_for(f"/{WHEEL}")], tmp_path / "t", cache_dir=tmp_path / "c")
+    assert result.wheels[0].bytes_fetched == len(data)
+
+
+def test_a_bundle_the_environment_names_is_trusted_beside_the_others(
+    tls_server: HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip adds ``REQUESTS_CA_BUNDLE`` to what it trusts; here ``SSL_CERT_FILE`` (httpx's setting) had replaced
+    it: with both set, a server only the bundle vouches for was refused where pip installed."""
+    import certifi
+
+    data = WELLFORMED["deflate"]()
+    tls_server.expect_request(f"/{WHEEL}").respond_with_data(data, content_type="application/octet-stream")
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    monkeypatch.setenv("SSL_CERT_FILE", certifi.where())
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(TLS / "localhost.pem"))
+    result = wheelstream.install([tls_server.url_for(f"/{WHEEL}")], tmp_path / "t", cache_dir=tmp_path / "c")
+    assert result.wheels[0].bytes_fetched == len(data)
+
+
 def test_https_refuses_a_certificate_nobody_trusts(
     tls_server: HTTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -72,8 +108,8 @@ def test_plain_http_never_loads_a_ca_bundle(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_a_proxy_in_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    """httpx reads HTTP_PROXY & co. only for a client with its own transport: with one configured, the
-    client must be httpx's own, so requests still go through the proxy."""
+    """Our client routes by the environment's proxies itself (httpx reads them only for a client with its own
+    transport)."""
     import http.server
     import threading
 
@@ -218,7 +254,7 @@ def test_a_certificate_that_does_not_verify_ends_the_download_at_once_naming_the
     assert time.monotonic() - started < 5
     message = str(raised.value)
     assert "the TLS certificate of 127.0.0.1 does not verify" in message, message
-    assert "SSL_CERT_FILE or REQUESTS_CA_BUNDLE name others" in message
+    assert "SSL_CERT_FILE or REQUESTS_CA_BUNDLE add others" in message
     assert raised.value.exit_code == 3
 
 
@@ -227,20 +263,22 @@ def test_a_certificate_that_does_not_verify_ends_the_download_at_once_naming_the
     [
         ({"ALL_PROXY": "socks5://127.0.0.1:1080", "NO_PROXY": "127.0.0.1"}, "socksio"),
         (
-            {"HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": "localhost,127.0.0.1,[::1]"},
-            "cannot read the proxy",
-        ),
-        (
-            {"HTTP_PROXY": "http://127.0.0.1:9", "SSL_CERT_FILE": "/nonexistent/ca.pem"},
+            {"HTTPS_PROXY": "http://127.0.0.1:9", "SSL_CERT_FILE": "/nonexistent/ca.pem"},
             "SSL_CERT_FILE=/nonexistent",
         ),
-        ({"HTTP_PROXY": "ftp://proxyuser:PROXYpw@127.0.0.1:1080"}, "Unknown scheme for proxy URL"),
+        (
+            {"HTTPS_PROXY": "ftp://proxyuser:PROXYpw@127.0.0.1:1080"},
+            "HTTPS_PROXY is not a proxy URL (its scheme",
+        ),
+        ({"HTTPS_PROXY": "http://proxyuser:PROXYpw@127.0.0.1:99999"}, "HTTPS_PROXY is not a proxy URL"),
+        ({"HTTPS_PROXY": "http://proxyuser:PROXY/pw@127.0.0.1:3128"}, "HTTPS_PROXY is not a proxy URL"),
     ],
     ids=[
         "socks without socksio",
-        "NO_PROXY of [::1]",
         "a missing CA file beside a proxy",
         "a proxy of another scheme",
+        "a bad port",
+        "a slash in the password",
     ],
 )
 def test_settings_httpx_cannot_build_a_client_from_are_one_line(
@@ -261,7 +299,7 @@ def test_settings_httpx_cannot_build_a_client_from_are_one_line(
     }
     run = ws(
         "download",
-        "http://127.0.0.1:9/x-1.0-py3-none-any.whl",
+        "https://127.0.0.1:9/x-1.0-py3-none-any.whl",
         "-d",
         str(tmp_path / "d"),
         cache=tmp_path / "c",

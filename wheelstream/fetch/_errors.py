@@ -62,10 +62,13 @@ def unfollowable(exc: httpx.HTTPError) -> HTTPStatusError | None:
                 host = exc.request.url.host
             except RuntimeError:  # no request attached
                 host = "the server"
-            trusted = ca_settings_in_use()
+            named = ca_settings_in_use()
+            trusted = (
+                f"the system's, certifi's and those of {named}" if named else "the system's and certifi's"
+            )
             return HTTPStatusError(
                 f"the TLS certificate of {host} does not verify ({cause.verify_message or cause}); the CAs "
-                f"trusted are {trusted or 'the certifi bundle'} (SSL_CERT_FILE or REQUESTS_CA_BUNDLE name others)"
+                f"trusted are {trusted} (SSL_CERT_FILE or REQUESTS_CA_BUNDLE add others)"
             )
     return None
 

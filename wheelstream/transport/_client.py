@@ -1,41 +1,41 @@
-"""The ``httpx.Client`` every download and index request goes through: pip's credentials, our headers, and
-TLS set up only when an ``https`` URL is first requested.
+"""The ``httpx.Client`` every download and index request goes through: pip's credentials, its CAs, its
+proxies, our headers, and TLS set up only when it is first spoken.
 
-Building httpx's default transport loads the CA bundle, a cost paid at every start even when every URL is
-plain ``http`` (a local mirror, the test bed; docs/performance.md, D-deferred-tls). ``_SchemeTransport`` sends
-``http`` requests through a transport whose TLS context trusts no certificate at all: it never makes a TLS
-connection, and if it ever did, the handshake would fail rather than go unverified. The transport for
-``https`` is httpx's own default (certifi, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` from the environment; or,
-as pip reads them, ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``), built on the first ``https`` request.
+Building a verifying TLS context loads CA bundles, a cost paid at every start even when every URL is plain
+``http`` (a local mirror, the test bed; docs/performance.md, D-deferred-tls). ``_RoutingTransport`` sends
+direct ``http`` requests through a transport whose TLS context trusts no certificate at all: it never makes a
+TLS connection, and if it ever did, the handshake would fail rather than go unverified. The context that
+verifies (``trust_context``: the system's store, certifi's bundle and the ones the environment names, as pip
+≥ 24.2 trusts) is built on the first request that speaks TLS.
 
-Proxies: httpx reads them from the environment (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``,
-the system settings on macOS and Windows) only when it builds its own transport. So when the standard library
-sees any proxy configured (``urllib.request.getproxies()``, where httpx looks too), the client is httpx's own,
-exactly as it would be without the deferred TLS: the saving is for the common case, never a change of route.
+Proxies are read from the environment and routed here, per request (``_proxies.py`` says why not by httpx).
 
-Both of our transports' pools name the connection a request went out on (``_tracking.py``), which a cancel
-needs, and pass response bodies through h11 without its copies (``_receive_buffer.py``); httpx's own client
-(with a proxy) and a caller's client do neither.
+Our transports' pools name the connection a request went out on (``_tracking.py``), which a cancel needs, and
+direct connections pass response bodies through h11 without its copies (``_receive_buffer.py``); a caller's
+own client does neither.
 """
 
 from __future__ import annotations
 
 import base64
+import importlib.util
 import netrc
 import os
+import re
 import ssl
+import sys
 import threading
-import urllib.request
+import urllib.parse
 
 import httpx
 
 from wheelstream import __version__
-from wheelstream._urls import shown_text  # httpx masks a proxy's password in its errors, not its user
 from wheelstream.errors import UsageError
+from wheelstream.transport._proxies import ProxySettings, proxy_settings
 from wheelstream.transport._receive_buffer import pass_body_through
 from wheelstream.transport._tracking import track_request_streams
 
-__all__ = ["USER_AGENT", "ca_settings_in_use", "new_client"]
+__all__ = ["USER_AGENT", "ca_settings_in_use", "new_client", "trust_context"]
 
 USER_AGENT = f"wheelstream/{__version__}"  # the one version: wheelstream.__version__
 
@@ -103,91 +103,161 @@ def _trusts_nothing() -> ssl.SSLContext:
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
-class _SchemeTransport(httpx.BaseTransport):
-    """``http`` through a transport that never needs a CA bundle; ``https`` through httpx's default one,
-    built (under a lock: downloads run on several threads) when the first ``https`` request comes."""
+class _RoutingTransport(httpx.BaseTransport):
+    """Each request direct or through its proxy (``_proxies.py``), with TLS set up on first need: plain
+    ``http`` direct through a transport that never loads a CA, ``https`` through one built (under a lock:
+    downloads run on several threads) when the first ``https`` request comes, and one transport per proxy,
+    given the CAs only where TLS is spoken (an ``https`` URL or proxy)."""
 
-    def __init__(self) -> None:
+    def __init__(self, proxies: ProxySettings | None) -> None:
+        self._proxies = proxies
         self._plain = _tracked(httpx.HTTPTransport(verify=_trusts_nothing()))
         self._tls: httpx.HTTPTransport | None = None
+        self._trust: ssl.SSLContext | None = None
+        self._via: dict[tuple[str, bool], httpx.HTTPTransport] = {}
         self._closed = False
         self._lock = threading.Lock()
 
-    def _tls_transport(self) -> httpx.HTTPTransport:
+    def _transport_for(self, url: httpx.URL) -> httpx.HTTPTransport:
+        proxy = self._proxies.proxy_for(url) if self._proxies is not None else None
+        if proxy is None and url.scheme == "http":
+            return self._plain
+        tls = url.scheme != "http" or (proxy is not None and proxy.startswith("https:"))
         with self._lock:
             if self._closed:
                 raise RuntimeError("the HTTP client is closed")
-            if self._tls is None:
-                try:
-                    self._tls = _tracked(httpx.HTTPTransport(verify=_verify(), trust_env=True))
-                except (OSError, ssl.SSLError) as exc:  # e.g. SSL_CERT_FILE names a missing or bad file
-                    raise UsageError(
-                        f"cannot set up TLS certificate verification: {exc}{_ca_settings()}"
-                    ) from exc
-            return self._tls
+            if proxy is None:
+                if self._tls is None:
+                    self._tls = _tracked(httpx.HTTPTransport(verify=self._trusted()))
+                return self._tls
+            via = self._via.get((proxy, tls))
+            if via is None:
+                verify = self._trusted() if tls else _trusts_nothing()
+                via = self._via[proxy, tls] = _tracked(httpx.HTTPTransport(verify=verify, proxy=proxy))
+            return via
+
+    def _trusted(self) -> ssl.SSLContext:
+        """The one verifying context (loading CAs costs ~20 ms; shared by every transport that speaks TLS)."""
+        if self._trust is None:
+            try:
+                self._trust = trust_context()
+            except (OSError, ssl.SSLError) as exc:  # e.g. SSL_CERT_FILE names a missing or bad file
+                raise UsageError(
+                    f"cannot set up TLS certificate verification: {exc}{_ca_settings()}"
+                ) from exc
+        return self._trust
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        transport = self._plain if request.url.scheme == "http" else self._tls_transport()
-        response = transport.handle_request(request)
+        response = self._transport_for(request.url).handle_request(request)
         pass_body_through(response.stream)  # h11's copies of the body, saved (_receive_buffer.py)
         return response
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            tls, self._tls = self._tls, None
-        try:
-            self._plain.close()
-        finally:
-            if tls is not None:
-                tls.close()
-
-
-def _proxies_configured() -> bool:
-    return any(key in ("http", "https", "all") for key in urllib.request.getproxies())
+            transports = [self._plain, *([self._tls] if self._tls is not None else []), *self._via.values()]
+            self._tls, self._via = None, {}
+        for transport in transports:
+            transport.close()
 
 
 def new_client(timeout: float) -> httpx.Client:
-    """The client, or a one-line ``UsageError`` for settings httpx cannot build one from (it raised them raw,
-    a traceback): a SOCKS proxy without ``socksio``, a ``NO_PROXY`` entry it cannot parse (``[::1]``), a CA
-    file that is not there — each named with the setting to change."""
-    try:
-        return httpx.Client(
-            follow_redirects=True,
-            timeout=httpx.Timeout(timeout),
-            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-            event_hooks={"request": [_Credentials()]},
-            trust_env=True,
-            verify=_verify() if _proxies_configured() else True,  # (ours builds its own on the first https)
-            transport=None if _proxies_configured() else _SchemeTransport(),
-        )
-    except ImportError as exc:  # httpx: "Using SOCKS proxy, but the 'socksio' package is not installed"
-        raise UsageError(f"{exc} (the proxy comes from ALL_PROXY, HTTP_PROXY or HTTPS_PROXY)") from None
-    except (httpx.InvalidURL, ValueError) as exc:  # ValueError: a proxy of another scheme (ftp://…)
+    """The client, or a one-line ``UsageError`` for proxy settings no request could go through (a SOCKS proxy
+    without ``socksio``, a proxy of another scheme or with a bad port), each named with the setting to
+    change. A CA setting that cannot be loaded is said at the first ``https`` request."""
+    proxies = proxy_settings()
+    for scheme, proxy in proxies.proxies.items() if proxies is not None else ():
+        _check_proxy(f"{scheme.upper()}_PROXY", proxy)
+    return httpx.Client(
+        follow_redirects=True,
+        timeout=httpx.Timeout(timeout),
+        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+        event_hooks={"request": [_Credentials()]},
+        trust_env=False,  # proxies are routed by _RoutingTransport, CAs come from trust_context()
+        transport=_RoutingTransport(proxies),
+    )
+
+
+def _check_proxy(setting: str, proxy: str) -> None:
+    """Said in our words: httpx's own quote the URL, its user name and the start of a password holding a
+    ``/`` among them."""
+    parts = urllib.parse.urlsplit(proxy)
+    if parts.scheme not in ("http", "https", "socks5", "socks5h"):
+        reason = f"its scheme is {parts.scheme!r}; http, https, socks5 or socks5h are"
+    elif parts.scheme.startswith("socks") and importlib.util.find_spec("socksio") is None:
         raise UsageError(
-            f"cannot read the proxy settings (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY): {shown_text(str(exc))}"
-        ) from None
-    except (OSError, ssl.SSLError) as exc:
-        raise UsageError(f"cannot set up TLS certificate verification: {exc}{_ca_settings()}") from exc
+            f"{setting} names a SOCKS proxy, which needs the socksio package (pip install 'httpx[socks]')"
+        )
+    else:
+        try:
+            port = parts.port
+            httpx.Proxy(proxy)
+        except ValueError:  # httpx.InvalidURL too
+            port = -1
+        if port is None or 0 < port < 65536:
+            return
+        reason = "it has no host and port from 1 to 65535 that can be read"
+    raise UsageError(f"cannot read the proxy settings: {setting} is not a proxy URL ({reason})")
 
 
-# Where the CAs to trust come from, first set first: httpx's own two, then the two pip honours through requests
-# (a CA bundle set for pip was ignored here: "certificate verify failed" where pip installed).
+# Where the CAs to trust come from besides the system's store and certifi's bundle: httpx's two settings, then
+# the two pip honours through requests (a CA bundle set for pip was ignored here: "certificate verify failed"
+# where pip installed).
 CA_SETTINGS = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
-def _verify() -> ssl.SSLContext | bool:
-    """``True`` (httpx: ``SSL_CERT_FILE``, ``SSL_CERT_DIR``, else certifi) unless only a requests-style bundle
-    is set, which then names the CAs."""
-    if os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR"):
+def trust_context() -> ssl.SSLContext:
+    """The CAs pip ≥ 24.2 trusts: the system's store, certifi's bundle, and each bundle or directory the
+    settings in ``CA_SETTINGS`` name — added, never in place of the others, as pip adds its ``--cert`` and
+    ``REQUESTS_CA_BUNDLE``. Loading a named file that is not there raises.
+
+    The system's store is truststore's on macOS and Windows (the platform's verifier: the only way to the
+    keychain and the certificate store). Elsewhere it is OpenSSL's default locations, or, where those hold
+    nothing (a Python built with its own OpenSSL, as uv's and python.org's are), the distribution's bundle —
+    what truststore does there too, but once per context rather than again for every connection (~19 ms
+    each, under one lock)."""
+    import certifi  # (here: httpx imports it only to build a context too)
+
+    if sys.platform in ("darwin", "win32"):
+        import truststore
+
+        context: ssl.SSLContext = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    else:
+        context = (
+            ssl.create_default_context()
+        )  # OpenSSL's defaults, which SSL_CERT_FILE / SSL_CERT_DIR replace
+        if not _openssl_defaults_hold_certificates():
+            bundle = next((path for path in SYSTEM_BUNDLES if os.path.isfile(path)), None)
+            if bundle is not None:
+                context.load_verify_locations(cafile=bundle)
+    context.load_verify_locations(certifi.where())
+    for name in CA_SETTINGS:
+        named = os.environ.get(name)
+        if named:
+            if os.path.isdir(named):
+                context.load_verify_locations(capath=named)
+            else:
+                context.load_verify_locations(cafile=named)
+    return context
+
+
+# Where distributions keep the system's CA bundle (truststore's list, after certifi-system-store's).
+SYSTEM_BUNDLES = [
+    "/etc/ssl/cert.pem",  # Alpine, Arch, Fedora 34-43, RHEL 9-10, BSD
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",  # Fedora 44+, RHEL 11+
+    "/etc/pki/tls/cert.pem",  # older Fedora, RHEL, CentOS
+    "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu
+    "/etc/ssl/ca-bundle.pem",  # SUSE
+]
+
+
+def _openssl_defaults_hold_certificates() -> bool:
+    defaults = ssl.get_default_verify_paths()
+    if defaults.cafile:
         return True
-    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
-        bundle = os.environ.get(name)
-        if bundle:
-            if os.path.isdir(bundle):
-                return ssl.create_default_context(capath=bundle)
-            return ssl.create_default_context(cafile=bundle)
-    return True
+    if defaults.capath and os.path.isdir(defaults.capath):
+        return any(re.fullmatch(r"[0-9a-fA-F]{8}\.[0-9]", name) for name in os.listdir(defaults.capath))
+    return False
 
 
 def ca_settings_in_use() -> str:
