@@ -53,7 +53,7 @@ def test_https_trusts_the_systems_store_as_pip_does(
     """pip ≥ 24.2 trusts the system's CA store (truststore); a CA installed there, as a company's is, was
     refused here ("certificate verify failed": certifi's bundle only). The store is simulated the way
     a distribution's bundle is found when OpenSSL's own locations hold none (a Python built with its own)."""
-    from wheelstream.transport import _client
+    from wheelstream.transport import _tls
 
     data = WELLFORMED["deflate"]()
     tls_server.expect_request(f"/{WHEEL}").respond_with_data(data, content_type="application/octet-stream")
@@ -61,7 +61,7 @@ def test_https_trusts_the_systems_store_as_pip_does(
         monkeypatch.delenv(name, raising=False)
     nowhere = ssl.DefaultVerifyPaths(None, None, "SSL_CERT_FILE", "", "SSL_CERT_DIR", "")  # type: ignore[arg-type]
     monkeypatch.setattr(ssl, "get_default_verify_paths", lambda: nowhere)
-    monkeypatch.setattr(_client, "SYSTEM_BUNDLES", ["/nonexistent/ca.pem", str(TLS / "localhost.pem")])
+    monkeypatch.setattr(_tls, "SYSTEM_BUNDLES", ["/nonexistent/ca.pem", str(TLS / "localhost.pem")])
     result = wheelstream.install([tls_server.url_for(f"/{WHEEL}")], tmp_path / "t", cache_dir=tmp_path / "c")
     assert result.wheels[0].bytes_fetched == len(data)
 
@@ -81,6 +81,92 @@ def test_a_bundle_the_environment_names_is_trusted_beside_the_others(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(TLS / "localhost.pem"))
     result = wheelstream.install([tls_server.url_for(f"/{WHEEL}")], tmp_path / "t", cache_dir=tmp_path / "c")
     assert result.wheels[0].bytes_fetched == len(data)
+
+
+@pytest.fixture
+def mutual_tls_server() -> Iterator[HTTPServer]:
+    """A server that asks every client for a certificate its CA (the test certificate itself) signed."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(TLS / "localhost.pem", TLS / "localhost.key")
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(TLS / "localhost.pem")
+    yield from started_server(host="127.0.0.1", port=0, ssl_context=context)
+
+
+@pytest.mark.parametrize("given", ["none", "certificate", "encrypted key", "missing file"])
+def test_a_client_certificate_is_sent_from_ssl_client_cert(
+    mutual_tls_server: HTTPServer, tmp_path: Path, given: str
+) -> None:
+    """uv's ``SSL_CLIENT_CERT`` (pip's ``--client-cert``): a private index behind mutual TLS was unreachable,
+    after five retries of "tlsv13 alert certificate required" and "run the same command again once the server
+    answers". An encrypted key would have OpenSSL prompt on the terminal mid-download."""
+    import subprocess
+    import time
+
+    from conftest import ws
+
+    key = (TLS / "localhost.key").read_bytes()
+    if given == "encrypted key":
+        key = subprocess.run(
+            ["openssl", "pkey", "-aes256", "-passout", "pass:secret"],
+            input=key,
+            capture_output=True,
+            check=True,
+        ).stdout
+    bundle = tmp_path / "client.pem"
+    bundle.write_bytes((TLS / "localhost.pem").read_bytes() + key)
+    settings = {"SSL_CERT_FILE": str(TLS / "localhost.pem")}
+    if given != "none":
+        settings["SSL_CLIENT_CERT"] = str(bundle if given != "missing file" else tmp_path / "missing.pem")
+    mutual_tls_server.expect_request(f"/{WHEEL}").respond_with_data(WELLFORMED["deflate"]())
+    started = time.monotonic()
+    run = ws(
+        "download",
+        mutual_tls_server.url_for(f"/{WHEEL}"),
+        "-d",
+        str(tmp_path / "d"),
+        cache=tmp_path / "c",
+        env=settings,
+        stdin=subprocess.DEVNULL,
+    )
+    assert time.monotonic() - started < 10
+    said = {
+        "none": "127.0.0.1 asks for a client certificate (TLSV13_ALERT_CERTIFICATE_REQUIRED): set SSL_CLIENT_CERT",
+        "certificate": "",
+        "encrypted key": "cannot use SSL_CLIENT_CERT: its private key is encrypted",
+        "missing file": "cannot set up TLS: [Errno 2] No such file or directory",
+    }[given]
+    assert run.code == {"none": 3, "certificate": 0, "encrypted key": 2, "missing file": 2}[given], run.err
+    if said:
+        assert said in run.error_line(alone=True)
+    else:
+        assert (tmp_path / "d" / WHEEL).read_bytes() == WELLFORMED["deflate"]()
+
+
+def test_an_index_whose_certificate_does_not_verify_is_said_at_once(
+    tls_server: HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An index was asked again five times over 13 s, then "unreachable", like a server that did not answer."""
+    import time
+
+    from conftest import ws
+
+    started = time.monotonic()
+    run = ws(
+        "install",
+        "demo==1.0",
+        "--index-url",
+        tls_server.url_for("/simple/"),
+        "--target",
+        str(tmp_path / "t"),
+        cache=tmp_path / "c",
+        env={"SSL_CERT_FILE": "", "SSL_CERT_DIR": "", "REQUESTS_CA_BUNDLE": "", "CURL_CA_BUNDLE": ""},
+    )
+    assert time.monotonic() - started < 5
+    assert run.code == 3, run.err
+    line = run.error_line(alone=True)
+    assert "the TLS certificate of 127.0.0.1 does not verify" in line, line
+    assert "retry" not in run.err
 
 
 def test_https_refuses_a_certificate_nobody_trusts(

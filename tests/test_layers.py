@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "_progress": set(),
     "_staged": set(),
     "_digests": set(),  # a finished file by several hash algorithms: the lock's and the index's other hashes
-    "transport": {"errors", "__version__", "_urls"},  # _urls: a proxy URL in an error, without its userinfo
+    "transport": {"errors", "__version__"},
     "unpack": {
         "errors",
         "zip",

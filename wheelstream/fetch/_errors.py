@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import ssl
 from pathlib import Path
 
 import httpx
@@ -17,7 +16,7 @@ import httpx
 from wheelstream._cache import Cache
 from wheelstream._progress import human_size
 from wheelstream.errors import DiskError, HTTPStatusError, Interrupted, RetriesExhausted
-from wheelstream.transport import ca_settings_in_use
+from wheelstream.transport import tls_failure
 from wheelstream.unpack._partial import Journal
 from wheelstream.unpack._trail import reach, trail_path
 
@@ -53,24 +52,8 @@ def unfollowable(exc: httpx.HTTPError) -> HTTPStatusError | None:
         return HTTPStatusError(f"too many redirects: {exc}")
     if isinstance(exc, httpx.UnsupportedProtocol):
         return HTTPStatusError(f"redirected to a URL that is not HTTP(S): {exc}")
-    if isinstance(exc, httpx.ConnectError):
-        cause: BaseException | None = exc
-        while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
-            cause = cause.__cause__ or cause.__context__
-        if cause is not None:
-            try:
-                host = exc.request.url.host
-            except RuntimeError:  # no request attached
-                host = "the server"
-            named = ca_settings_in_use()
-            trusted = (
-                f"the system's, certifi's and those of {named}" if named else "the system's and certifi's"
-            )
-            return HTTPStatusError(
-                f"the TLS certificate of {host} does not verify ({cause.verify_message or cause}); the CAs "
-                f"trusted are {trusted} (SSL_CERT_FILE or REQUESTS_CA_BUNDLE add others)"
-            )
-    return None
+    said = tls_failure(exc)
+    return HTTPStatusError(said) if said is not None else None
 
 
 def retrying(reason: str, attempt: int, retries: int, wait: float) -> str:

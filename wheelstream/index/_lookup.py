@@ -25,7 +25,7 @@ from wheelstream.errors import (
 )
 from wheelstream.index._choose import choose, pin, python_version_of
 from wheelstream.index._pages import ACCEPT, JSON_TYPE, IndexFile, checked_url_name, parse_html, parse_json
-from wheelstream.transport import retry_after_seconds
+from wheelstream.transport import retry_after_seconds, tls_failure
 
 
 class Found(NamedTuple):
@@ -187,6 +187,9 @@ def _get_page(
                 f"index {redact(page)} redirected to a URL that is not HTTP(S): {exc}"
             ) from None
         except httpx.HTTPError as exc:
+            said = tls_failure(exc)  # a certificate, ours or the server's: the same on every attempt
+            if said is not None:
+                raise HTTPStatusError(f"index {redact(page)}: {said}") from None
             if attempt >= retries:
                 raise NetworkError(f"index {redact(page)} unreachable: {type(exc).__name__}: {exc}") from None
             wait, why = _BACKOFF * 2**attempt, f"{type(exc).__name__}: {exc}"

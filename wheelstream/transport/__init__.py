@@ -1,8 +1,9 @@
-"""HTTP for wheel downloads: the one client (pip's credentials, TLS built on first use), the decision table
+"""HTTP for wheel downloads: the one client (pip's credentials, CAs and proxies, TLS built on first use; a TLS
+failure told as one, ``_tls.py``), the decision table
 for (resumed) requests (DESIGN §3, ``_table.py``), and which connection a request went out on, for a cancel
 (``_tracking.py``)."""
 
-from wheelstream.transport._client import USER_AGENT, ca_settings_in_use, new_client
+from wheelstream.transport._client import USER_AGENT, new_client
 from wheelstream.transport._table import (
     Action,
     Decision,
@@ -15,6 +16,7 @@ from wheelstream.transport._table import (
     header_value,
     retry_after_seconds,
 )
+from wheelstream.transport._tls import tls_failure
 from wheelstream.transport._tracking import take_request_stream, track_request_streams
 
 __all__ = [
@@ -24,7 +26,6 @@ __all__ = [
     "PieceAction",
     "USER_AGENT",
     "busy",
-    "ca_settings_in_use",
     "content_range_end",
     "decide",
     "decide_piece",
@@ -32,5 +33,6 @@ __all__ = [
     "new_client",
     "retry_after_seconds",
     "take_request_stream",
+    "tls_failure",
     "track_request_streams",
 ]

@@ -21,9 +21,7 @@ import base64
 import importlib.util
 import netrc
 import os
-import re
 import ssl
-import sys
 import threading
 import urllib.parse
 
@@ -33,9 +31,10 @@ from wheelstream import __version__
 from wheelstream.errors import UsageError
 from wheelstream.transport._proxies import ProxySettings, proxy_settings
 from wheelstream.transport._receive_buffer import pass_body_through
+from wheelstream.transport._tls import tls_settings, trust_context
 from wheelstream.transport._tracking import track_request_streams
 
-__all__ = ["USER_AGENT", "ca_settings_in_use", "new_client", "trust_context"]
+__all__ = ["USER_AGENT", "new_client"]
 
 USER_AGENT = f"wheelstream/{__version__}"  # the one version: wheelstream.__version__
 
@@ -141,10 +140,8 @@ class _RoutingTransport(httpx.BaseTransport):
         if self._trust is None:
             try:
                 self._trust = trust_context()
-            except (OSError, ssl.SSLError) as exc:  # e.g. SSL_CERT_FILE names a missing or bad file
-                raise UsageError(
-                    f"cannot set up TLS certificate verification: {exc}{_ca_settings()}"
-                ) from exc
+            except (OSError, ssl.SSLError) as exc:  # a setting names a missing or bad file
+                raise UsageError(f"cannot set up TLS: {exc}{tls_settings()}") from exc
         return self._trust
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -198,74 +195,3 @@ def _check_proxy(setting: str, proxy: str) -> None:
             return
         reason = "it has no host and port from 1 to 65535 that can be read"
     raise UsageError(f"cannot read the proxy settings: {setting} is not a proxy URL ({reason})")
-
-
-# Where the CAs to trust come from besides the system's store and certifi's bundle: httpx's two settings, then
-# the two pip honours through requests (a CA bundle set for pip was ignored here: "certificate verify failed"
-# where pip installed).
-CA_SETTINGS = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
-
-
-def trust_context() -> ssl.SSLContext:
-    """The CAs pip ≥ 24.2 trusts: the system's store, certifi's bundle, and each bundle or directory the
-    settings in ``CA_SETTINGS`` name — added, never in place of the others, as pip adds its ``--cert`` and
-    ``REQUESTS_CA_BUNDLE``. Loading a named file that is not there raises.
-
-    The system's store is truststore's on macOS and Windows (the platform's verifier: the only way to the
-    keychain and the certificate store). Elsewhere it is OpenSSL's default locations, or, where those hold
-    nothing (a Python built with its own OpenSSL, as uv's and python.org's are), the distribution's bundle —
-    what truststore does there too, but once per context rather than again for every connection (~19 ms
-    each, under one lock)."""
-    import certifi  # (here: httpx imports it only to build a context too)
-
-    if sys.platform in ("darwin", "win32"):
-        import truststore
-
-        context: ssl.SSLContext = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    else:
-        context = (
-            ssl.create_default_context()
-        )  # OpenSSL's defaults, which SSL_CERT_FILE / SSL_CERT_DIR replace
-        if not _openssl_defaults_hold_certificates():
-            bundle = next((path for path in SYSTEM_BUNDLES if os.path.isfile(path)), None)
-            if bundle is not None:
-                context.load_verify_locations(cafile=bundle)
-    context.load_verify_locations(certifi.where())
-    for name in CA_SETTINGS:
-        named = os.environ.get(name)
-        if named:
-            if os.path.isdir(named):
-                context.load_verify_locations(capath=named)
-            else:
-                context.load_verify_locations(cafile=named)
-    return context
-
-
-# Where distributions keep the system's CA bundle (truststore's list, after certifi-system-store's).
-SYSTEM_BUNDLES = [
-    "/etc/ssl/cert.pem",  # Alpine, Arch, Fedora 34-43, RHEL 9-10, BSD
-    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",  # Fedora 44+, RHEL 11+
-    "/etc/pki/tls/cert.pem",  # older Fedora, RHEL, CentOS
-    "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu
-    "/etc/ssl/ca-bundle.pem",  # SUSE
-]
-
-
-def _openssl_defaults_hold_certificates() -> bool:
-    defaults = ssl.get_default_verify_paths()
-    if defaults.cafile:
-        return True
-    if defaults.capath and os.path.isdir(defaults.capath):
-        return any(re.fullmatch(r"[0-9a-fA-F]{8}\.[0-9]", name) for name in os.listdir(defaults.capath))
-    return False
-
-
-def ca_settings_in_use() -> str:
-    """``SSL_CERT_FILE=…, REQUESTS_CA_BUNDLE=…``: the CA settings set here, for the messages that name them."""
-    return ", ".join(f"{name}={os.environ[name]}" for name in CA_SETTINGS if os.environ.get(name))
-
-
-def _ca_settings() -> str:
-    """`` (SSL_CERT_FILE=…)``: the settings a bad CA bundle comes from, for its message."""
-    named = ca_settings_in_use()
-    return f" ({named})" if named else ""
