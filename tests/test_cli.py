@@ -1464,3 +1464,33 @@ def test_a_waiting_cache_clean_stopped_by_sigterm_says_one_line(cache: Path) -> 
     rest = clean.communicate()[1]
     assert code == 130, rest
     assert rest.splitlines() == ["error: interrupted"]
+
+
+def test_the_environment_names_the_index_and_the_command_line_and_a_file_win_over_it(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    """A mirror set once for a machine or a CI job (pip's ``PIP_INDEX_URL``, uv's ``UV_INDEX_URL``): without
+    ``WHEELSTREAM_INDEX_URL`` every ``NAME==VERSION`` went to pypi.org."""
+    add(server, "demo", size=1000)
+    mirror = {"WHEELSTREAM_INDEX_URL": f"{server.url}/simple/"}
+    run = ws("install", "demo==1.0", "-t", str(tmp_path / "t"), cache=cache, env=mirror)
+    assert run.code == 0, run.err
+    assert (tmp_path / "t" / "demo").is_dir()
+
+    nowhere = {"WHEELSTREAM_INDEX_URL": "http://127.0.0.1:9/simple/"}
+    run = ws(
+        "download",
+        "demo==1.0",
+        "-i",
+        f"{server.url}/simple/",
+        "-d",
+        str(tmp_path / "d"),
+        cache=cache,
+        env=nowhere,
+    )
+    assert run.code == 0, run.err
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(f"--index-url {server.url}/simple/\ndemo==1.0\n")
+    run = ws("download", "-r", str(requirements), "-d", str(tmp_path / "d2"), cache=cache, env=nowhere)
+    assert run.code == 0, run.err
+    assert [path.name for path in (tmp_path / "d2").iterdir()] == ["demo-1.0-py3-none-any.whl"]

@@ -7,6 +7,7 @@ one sha256, because the library checks one. The call itself runs under :func:`wh
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from wheelstream._api import DEFAULT_INDEX_URL
 from wheelstream._urls import shown_url
 from wheelstream.cli._contract import run
 from wheelstream.cli._options import (
+    INDEX_URL_SETTING,
     LINK_MODES,
     PLACEMENT_OPTIONS,
     SharedOptions,
@@ -107,7 +109,7 @@ def _gather(
             pinned_with(allowed, kept, [parse_hash(hash_values[number], "command line")], "--hash")
     all_sources = given + reqs.sources
     _require_hashes_of_all(all_sources, allowed)
-    index = index_url or reqs.index_url or DEFAULT_INDEX_URL
+    index = index_url or reqs.index_url or os.environ.get(INDEX_URL_SETTING, "").strip() or DEFAULT_INDEX_URL
     return _Common(all_sources, allowed, index)
 
 

@@ -88,6 +88,10 @@ class UserPath(click.Path):
         return super().convert(value, param, ctx)
 
 
+INDEX_URL_SETTING = (
+    "WHEELSTREAM_INDEX_URL"  # the environment's index (a mirror), as PIP_INDEX_URL and UV_INDEX_URL
+)
+
 _SOURCE_OPTIONS = [
     click.argument("sources", nargs=-1, metavar="SRC..."),
     click.option(
@@ -111,7 +115,8 @@ _SOURCE_OPTIONS = [
         "-i",
         default=None,
         metavar="URL",
-        help=f"Simple index for NAME==VERSION (PEP 691/503). [default: {DEFAULT_INDEX_URL}]",
+        help=f"Simple index for NAME==VERSION (PEP 691/503). [default: a -r file's --index-url, else "
+        f"${INDEX_URL_SETTING}, else {DEFAULT_INDEX_URL}]",
     ),
 ]
 
