@@ -104,7 +104,11 @@ def check_arguments(
 
 
 def check_objects(
-    *, environment: object = None, client: object = None, index_url: object = DEFAULT_INDEX_URL
+    *,
+    environment: object = None,
+    client: object = None,
+    index_url: object = DEFAULT_INDEX_URL,
+    extra_index_urls: object = (),
 ) -> None:
     """The arguments a type checker would refuse, refused at run time too before anything is touched: each came
     out as an ``AttributeError`` or ``TypeError`` from deep inside (a path given as ``environment``, an
@@ -117,6 +121,10 @@ def check_objects(
         raise UsageError(f"client must be an httpx.Client, not {type(client).__name__}")
     if not isinstance(index_url, str):
         raise UsageError(f"index_url must be a URL (str), not {type(index_url).__name__}")
+    if not isinstance(extra_index_urls, (list, tuple)) or not all(
+        isinstance(url, str) for url in extra_index_urls
+    ):
+        raise UsageError(f"extra_index_urls must be a list or tuple of URLs (str), not {extra_index_urls!r}")
 
 
 # PEP 508's ``NAME [EXTRAS] @ URL``: a project name, then " @ " and something with a scheme.
@@ -200,6 +208,7 @@ def install(
     cache_dir: str | os.PathLike[str] | None = None,
     hashes: Mapping[str, str | Collection[str]] | None = None,
     index_url: str = DEFAULT_INDEX_URL,
+    extra_index_urls: Sequence[str] = (),
     upgrade: bool = False,
     reinstall: bool = False,
     jobs: int = DEFAULT_JOBS,
@@ -225,6 +234,10 @@ def install(
     skipped without being downloaded, unless ``reinstall``. ``upgrade`` and ``python`` are ``target``'s
     (``--target --upgrade``, the interpreter the install is for); an environment has its interpreter, and
     ``upgrade`` changes nothing there (another version is replaced anyway, as ``pip install -U`` does).
+
+    ``NAME==VERSION`` is looked up on each of ``extra_index_urls`` in order, then on ``index_url``, and taken
+    from the first index that lists the project, only from there (uv's first-index rule; pip merges them all,
+    which lets a public index shadow a private project).
 
     ``hashes`` maps a source (as given) to its expected sha256 hex, or to several of which the wheel must
     match one (pip's repeated ``--hash``: a file an index lists with one of them is preferred). Raises a
@@ -255,6 +268,7 @@ def install(
         cache_dir=cache_dir,
         hashes=hashes,
         index_url=index_url,
+        extra_index_urls=extra_index_urls,
         upgrade=upgrade,
         reinstall=reinstall,
         jobs=jobs,
@@ -282,6 +296,7 @@ def install_sources(
     cache_dir: str | os.PathLike[str] | None = None,
     hashes: Mapping[str, str | Collection[str]] | None = None,
     index_url: str = DEFAULT_INDEX_URL,
+    extra_index_urls: Sequence[str] = (),
     upgrade: bool = False,
     reinstall: bool = False,
     jobs: int = DEFAULT_JOBS,
@@ -312,7 +327,9 @@ def install_sources(
     a server announcing another length is refused before the body is read."""
     if (target is None) == (environment is None):
         raise UsageError("say where to install: a target directory or an environment (exactly one)")
-    check_objects(environment=environment, client=client, index_url=index_url)
+    check_objects(
+        environment=environment, client=client, index_url=index_url, extra_index_urls=extra_index_urls
+    )
     if target is not None:
         check_target(target)  # before anything is fetched, as pip checks it
     check_arguments(sources, hashes, jobs, retries, timeout, max_unpacked_size, max_entries)
@@ -369,6 +386,7 @@ def install_sources(
             client=client,
             hashes=hashes,
             index_url=index_url,
+            extra_index_urls=extra_index_urls,
             jobs=jobs,
             retries=retries,
             timeout=timeout,
@@ -440,6 +458,7 @@ def download(
     cache_dir: str | os.PathLike[str] | None = None,
     hashes: Mapping[str, str | Collection[str]] | None = None,
     index_url: str = DEFAULT_INDEX_URL,
+    extra_index_urls: Sequence[str] = (),
     jobs: int = DEFAULT_JOBS,
     retries: int = 5,
     timeout: float = 30.0,
@@ -454,7 +473,7 @@ def download(
     and CRC-checked, central directory cross-checked) — ``pip download`` with zip verification; a zip that is
     not a wheel (no ``.dist-info`` directory with its ``WHEEL`` and ``METADATA``) is refused, as pip
     refuses it, and not left in ``dest``. ``workers`` and ``connections`` as for :func:`install`."""
-    check_objects(client=client, index_url=index_url)
+    check_objects(client=client, index_url=index_url, extra_index_urls=extra_index_urls)
     check_arguments(sources, hashes, jobs, retries, timeout, max_unpacked_size, max_entries)
     if not os.fspath(dest):
         raise UsageError("dest is empty (it would be the current directory)")
@@ -468,6 +487,7 @@ def download(
             client=client,
             hashes=hashes,
             index_url=index_url,
+            extra_index_urls=extra_index_urls,
             jobs=jobs,
             retries=retries,
             timeout=timeout,

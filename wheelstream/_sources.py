@@ -91,6 +91,7 @@ def resolve(
     source: str,
     hashes: Mapping[str, frozenset[str]],
     index_url: str,
+    extra_index_urls: Sequence[str],
     cache: Cache,
     client: httpx.Client,
     tags: Sequence[object],
@@ -136,6 +137,7 @@ def resolve(
         url, sha, other = resolve_requirement(
             source,
             index_url=index_url,
+            extra_index_urls=extra_index_urls,
             cache=cache,
             client=client,
             tags=tags,

@@ -57,6 +57,7 @@ class _Common:
     sources: list[str]
     hashes: dict[str, list[str]]  # a source's allowed sha256s: one, or several of which one must match
     index_url: str
+    extra_index_urls: tuple[str, ...]  # asked first, in order
 
 
 def _library_arguments(shared: SharedOptions, common: _Common) -> dict[str, Any]:
@@ -65,6 +66,7 @@ def _library_arguments(shared: SharedOptions, common: _Common) -> dict[str, Any]
         "cache_dir": shared.cache_dir,
         "hashes": common.hashes,
         "index_url": common.index_url,
+        "extra_index_urls": common.extra_index_urls,
         "jobs": shared.jobs,
         "retries": shared.retries,
         "timeout": shared.timeout,
@@ -80,6 +82,7 @@ def _gather(
     requirements: Sequence[str],
     hash_values: Sequence[str],
     index_url: str | None,
+    extra_index_urls: Sequence[str],
     python: str | None,
 ) -> _Common:
     """Sources from the command line and ``-r`` files (whose markers hold for ``python``, the interpreter the
@@ -110,7 +113,8 @@ def _gather(
     all_sources = given + reqs.sources
     _require_hashes_of_all(all_sources, allowed)
     index = index_url or reqs.index_url or os.environ.get(INDEX_URL_SETTING, "").strip() or DEFAULT_INDEX_URL
-    return _Common(all_sources, allowed, index)
+    extras = (*extra_index_urls, *reqs.extra_index_urls)  # the command line's first, as its --index-url wins
+    return _Common(all_sources, allowed, index, extras)
 
 
 def _require_hashes_of_all(sources: Sequence[str], allowed: Mapping[str, list[str]]) -> None:
@@ -188,8 +192,10 @@ def install_cmd(
     lock = lock_file(shared.sources, shared.requirements, shared.hash_values)
     if lock is None and (extras or groups):
         raise UsageError("--extra and --group select from a lock file: give -r pylock.toml")
-    if lock is not None and (ignore_tags or shared.index_url):
-        raise UsageError("a lock file names its wheels: --ignore-tags and --index-url do not apply to it")
+    if lock is not None and (ignore_tags or shared.index_url or shared.extra_index_urls):
+        raise UsageError(
+            "a lock file names its wheels: --ignore-tags, --index-url and --extra-index-url do not apply to it"
+        )
 
     def call(ui: ConsoleProgress) -> Outcome:
         environment = None if target is not None else find_env(python, prefix, system, break_system_packages)
@@ -223,6 +229,7 @@ def install_cmd(
             shared.requirements,
             shared.hash_values,
             shared.index_url,
+            shared.extra_index_urls,
             python if environment is None else environment.interpreter.executable,
         )
         return do_install(
@@ -302,7 +309,14 @@ def download_cmd(shared: SharedOptions, dest: str) -> None:
         )
 
     def call(ui: ConsoleProgress) -> Outcome:
-        common = _gather(shared.sources, shared.requirements, shared.hash_values, shared.index_url, None)
+        common = _gather(
+            shared.sources,
+            shared.requirements,
+            shared.hash_values,
+            shared.index_url,
+            shared.extra_index_urls,
+            None,
+        )
         return do_download(common.sources, dest, **_library_arguments(shared, common), progress=ui)
 
     result = run("Downloaded", shared.quiet, shared.verbose, shared.no_progress, call)

@@ -118,6 +118,14 @@ _SOURCE_OPTIONS = [
         help=f"Simple index for NAME==VERSION (PEP 691/503). [default: a -r file's --index-url, else "
         f"${INDEX_URL_SETTING}, else {DEFAULT_INDEX_URL}]",
     ),
+    click.option(
+        "--extra-index-url",
+        "extra_index_urls",
+        multiple=True,
+        metavar="URL",
+        help="Another index, asked before --index-url (repeatable, in order); a project comes from the first "
+        "index that lists it (uv's rule).",
+    ),
 ]
 
 # How a command that fetches runs: its cache, parallelism, patience and output.
@@ -233,6 +241,7 @@ class SharedOptions(NamedTuple):
     requirements: tuple[str, ...]
     hash_values: tuple[str, ...]
     index_url: str | None
+    extra_index_urls: tuple[str, ...]
     cache_dir: str | None
     jobs: int
     retries: int

@@ -58,6 +58,7 @@ class Requirements:
     sources: list[str] = field(default_factory=list)
     hashes: dict[str, list[str]] = field(default_factory=dict)
     index_url: str | None = None
+    extra_index_urls: list[str] = field(default_factory=list)
 
 
 def pinned_with(hashes: dict[str, list[str]], source: str, new: list[str], where: str) -> None:
@@ -111,7 +112,14 @@ def parse_requirements(
         while i < len(words):
             word = words[i]
             option, eq, value = word.partition("=")
-            takes_value = option in ("--hash", "-r", "--requirement", "-i", "--index-url")
+            takes_value = option in (
+                "--hash",
+                "-r",
+                "--requirement",
+                "-i",
+                "--index-url",
+                "--extra-index-url",
+            )
             if takes_value and not eq:
                 if i + 1 >= len(words):
                     raise UsageError(f"{where}: {option} needs a value")
@@ -122,9 +130,12 @@ def parse_requirements(
                 parse_requirements(path.parent / value, reqs, markers=markers, _including=(*_including, real))
             elif option in ("-i", "--index-url"):
                 reqs.index_url = value
+            elif option == "--extra-index-url":
+                reqs.extra_index_urls.append(value)
             else:
                 raise UsageError(
-                    f"{where}: unsupported option {shown_text(word)!r} (supported: --hash, -r, --index-url)"
+                    f"{where}: unsupported option {shown_text(word)!r} (supported: --hash, -r, --index-url, "
+                    "--extra-index-url)"
                 )
             i += 1
         if not requirement:

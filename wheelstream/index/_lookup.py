@@ -214,57 +214,82 @@ def resolve_requirement(
     python_version: tuple[int, int] | str | None = None,
     retries: int | None = None,
     allowed: Collection[str] = (),
+    extra_index_urls: Sequence[str] = (),
 ) -> Found:
     """``NAME==VERSION`` → the wheel's URL, the sha256 hex the index lists or None, and the other hashes it
     lists (checked on the finished file).
 
+    ``extra_index_urls`` are asked first, in order, then ``index_url``; the project is taken from the first
+    index that has it, and only from there (uv's first-index rule: pip merges every index's files, so a public
+    index could shadow a private one's project with a higher local version that ``==`` still matches).
+
     ``tags`` are the target interpreter's supported tags, most preferred first. ``python_version`` is the
     target's version for ``requires-python`` (``"X.Y.Z"``, or ``(major, minor)``); by default ``X.Y`` is read
-    off ``tags``. ``retries``: how
-    often (``INDEX_RETRIES`` when None) a page is asked for again after a connection failure or a
-    ``429``/``5xx`` (``_get_page``). ``allowed``: the sha256s the caller allows; a file the page lists with one
-    of them is preferred (``choose``).
+    off ``tags``. ``retries``: how often (``INDEX_RETRIES`` when None) a page is asked for again after a
+    connection failure or a ``429``/``5xx`` (``_get_page``). ``allowed``: the sha256s the caller allows; a file
+    the page lists with one of them is preferred (``choose``).
     """
     name, version = pin(source)
+    indexes = list(dict.fromkeys((*extra_index_urls, index_url)))
     try:
-        check_http_url(index_url, label="index URL")
+        for index in indexes:
+            check_http_url(index, label="index URL")
     except UsageError as exc:
         exc.with_wheel(source)
         raise
     tag_list = [t for t in tags if isinstance(t, Tag)]
-    page = index_url.rstrip("/") + "/" + name + "/"
     target_python = python_version_of(tag_list, python_version)
-    try:
-        files, from_cache = _project_files(page, index_url, client, cache, retries, revalidate=False)
+
+    def chosen_on(page: str) -> IndexFile | None:
+        listed = _project_files(page, client, cache, retries, revalidate=False)
+        if listed is None:
+            return None
+        files, from_cache = listed
         try:
-            chosen = choose(files, name, version, tag_list, target_python, source, allowed=allowed)
+            return choose(files, name, version, tag_list, target_python, source, allowed=allowed)
         except UsageError:
             if not from_cache:
                 raise
-            # A page kept fresh by its lifetime (or ours: HEURISTIC_MAX_AGE) may predate the version asked for,
-            # published a minute ago: asked again, revalidated, before saying it is not there (pip always asks).
-            files, _ = _project_files(page, index_url, client, cache, retries, revalidate=True)
-            chosen = choose(files, name, version, tag_list, target_python, source, allowed=allowed)
+        # A page kept fresh by its lifetime (or ours: HEURISTIC_MAX_AGE) may predate the version asked for,
+        # published a minute ago: asked again, revalidated, before saying it is not there (pip always asks).
+        files, _ = _project_files(page, client, cache, retries, revalidate=True) or ([], False)
+        return choose(files, name, version, tag_list, target_python, source, allowed=allowed)
+
+    try:
+        for index in indexes:
+            page = index.rstrip("/") + "/" + name + "/"
+            try:
+                chosen = chosen_on(page)
+            except UsageError as exc:
+                if len(indexes) > 1:
+                    exc.cause += (
+                        f"; {redact(index)} is the first index listing {name!r}, the only one asked for it"
+                    )
+                raise
+            if chosen is not None:
+                break
+        else:
+            where = ", ".join(redact(index) for index in indexes)
+            raise UsageError(f"no project {name!r} on the index{'es' if len(indexes) > 1 else ''} {where}")
     except WheelstreamError as exc:
         exc.with_wheel(source)
         raise
     checked_url_name(chosen)  # before anything is fetched: the URL's name is what a download writes
     _log.debug("%s: %s from %s", source, chosen.filename, redact(page))
-    return Found(_with_credentials(chosen.url, index_url), chosen.sha256, chosen.other_hashes)
+    return Found(_with_credentials(chosen.url, index), chosen.sha256, chosen.other_hashes)
 
 
 def _project_files(
-    page: str, index_url: str, client: httpx.Client, cache: Cache, retries: int | None, *, revalidate: bool
-) -> tuple[list[IndexFile], bool]:
-    """The files a project page lists, and whether the page came from the cache without asking the server."""
+    page: str, client: httpx.Client, cache: Cache, retries: int | None, *, revalidate: bool
+) -> tuple[list[IndexFile], bool] | None:
+    """The files a project page lists, and whether the page came from the cache without asking the server;
+    None when the index has no such project (``404``, ``410``)."""
     response, body, final = _get_page(
         page, client, cache, INDEX_RETRIES if retries is None else retries, revalidate=revalidate
     )
     status = response.status_code
     if status in (404, 410):
-        raise UsageError(
-            f"no project {page.rstrip('/').rpartition('/')[2]!r} on the index {redact(index_url)}"
-        )
+        return None
     if status != 200:
         raise HTTPStatusError(f"index {redact(page)} answered {status}")
     ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
