@@ -193,7 +193,7 @@ def test_a_source_that_is_no_file_is_named_for_what_it_is(cache: Path, tmp_path:
 
 def test_unsupported_requirements_option_exits_2(cache: Path, tmp_path: Path) -> None:
     req = tmp_path / "r.txt"
-    req.write_text("--find-links http://x/\n")
+    req.write_text("--only-binary :all:\n")
     run = ws("install", "-r", str(req), "-t", str(tmp_path / "t"), cache=cache)
     assert run.code == 2
     assert f"{req}:1: unsupported option" in run.error_line()
@@ -1311,7 +1311,7 @@ SECRET_URL = "http://alice:S3CRETpw%40x@127.0.0.1:9/demo-1.0-py3-none-any.whl"
     ("lines", "said"),
     [
         ([f"demo @ {SECRET_URL}"], "is not a wheel URL, path or NAME==VERSION"),
-        (["--find-links=http://alice:S3CRETpw%40x@127.0.0.1:9/simple/"], "unsupported option"),
+        (["--trusted-host=http://alice:S3CRETpw%40x@127.0.0.1:9/simple/"], "unsupported option"),
         (
             [f"{SECRET_URL} --hash=sha256:{'a' * 64}", f"{SECRET_URL} --hash=sha256:{'b' * 64}"],
             "none in common",

@@ -77,7 +77,7 @@ def test_requirement_markers_are_evaluated_for_the_target_interpreter_and_only_w
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("--find-links x", "unsupported option '--find-links'"),
+        ("--pre", "unsupported option '--pre'"),
         ("six==1.0 --hash=md5:00", "--hash must be sha256"),
         ("--hash=sha256:" + H1, "--hash without a requirement"),
         ("six==1.0 --hash", "--hash needs a value"),

@@ -24,7 +24,7 @@ from wheelstream._cache import in_use
 from wheelstream._fetch_many import MAX_CONNECTIONS, Workers, fetch_all
 from wheelstream._parallel import release
 from wheelstream._progress import ProgressCallback
-from wheelstream._sources import Resolved, direct_url, filename_of, forget_refused
+from wheelstream._sources import Indexes, Resolved, direct_url, filename_of, forget_refused
 from wheelstream._urls import shown_url
 from wheelstream.errors import Interrupted, RecordError, UsageError, WheelMetadataError, one_line
 from wheelstream.fetch import DownloadResult
@@ -107,8 +107,6 @@ def check_objects(
     *,
     environment: object = None,
     client: object = None,
-    index_url: object = DEFAULT_INDEX_URL,
-    extra_index_urls: object = (),
 ) -> None:
     """The arguments a type checker would refuse, refused at run time too before anything is touched: each came
     out as an ``AttributeError`` or ``TypeError`` from deep inside (a path given as ``environment``, an
@@ -119,12 +117,24 @@ def check_objects(
         )
     if client is not None and not isinstance(client, httpx.Client):
         raise UsageError(f"client must be an httpx.Client, not {type(client).__name__}")
+
+
+def indexes_of(index_url: object, extra_index_urls: object, find_links: object, no_index: object) -> Indexes:
+    """Where ``NAME==VERSION`` is looked up, checked as :func:`check_objects` checks (a URL string is a
+    sequence of strings too: ``extra_index_urls="https://…"`` would have asked each of its characters)."""
     if not isinstance(index_url, str):
         raise UsageError(f"index_url must be a URL (str), not {type(index_url).__name__}")
     if not isinstance(extra_index_urls, (list, tuple)) or not all(
-        isinstance(url, str) for url in extra_index_urls
+        isinstance(u, str) for u in extra_index_urls
     ):
         raise UsageError(f"extra_index_urls must be a list or tuple of URLs (str), not {extra_index_urls!r}")
+    if not isinstance(find_links, (list, tuple)) or not all(
+        isinstance(f, (str, os.PathLike)) for f in find_links
+    ):
+        raise UsageError(f"find_links must be a list or tuple of paths or URLs, not {find_links!r}")
+    return Indexes(
+        index_url, tuple(extra_index_urls), tuple(os.fspath(f) for f in find_links), bool(no_index)
+    )
 
 
 # PEP 508's ``NAME [EXTRAS] @ URL``: a project name, then " @ " and something with a scheme.
@@ -209,6 +219,8 @@ def install(
     hashes: Mapping[str, str | Collection[str]] | None = None,
     index_url: str = DEFAULT_INDEX_URL,
     extra_index_urls: Sequence[str] = (),
+    find_links: Sequence[str | os.PathLike[str]] = (),
+    no_index: bool = False,
     upgrade: bool = False,
     reinstall: bool = False,
     jobs: int = DEFAULT_JOBS,
@@ -269,6 +281,8 @@ def install(
         hashes=hashes,
         index_url=index_url,
         extra_index_urls=extra_index_urls,
+        find_links=find_links,
+        no_index=no_index,
         upgrade=upgrade,
         reinstall=reinstall,
         jobs=jobs,
@@ -297,6 +311,8 @@ def install_sources(
     hashes: Mapping[str, str | Collection[str]] | None = None,
     index_url: str = DEFAULT_INDEX_URL,
     extra_index_urls: Sequence[str] = (),
+    find_links: Sequence[str | os.PathLike[str]] = (),
+    no_index: bool = False,
     upgrade: bool = False,
     reinstall: bool = False,
     jobs: int = DEFAULT_JOBS,
@@ -327,9 +343,8 @@ def install_sources(
     a server announcing another length is refused before the body is read."""
     if (target is None) == (environment is None):
         raise UsageError("say where to install: a target directory or an environment (exactly one)")
-    check_objects(
-        environment=environment, client=client, index_url=index_url, extra_index_urls=extra_index_urls
-    )
+    check_objects(environment=environment, client=client)
+    indexes = indexes_of(index_url, extra_index_urls, find_links, no_index)
     if target is not None:
         check_target(target)  # before anything is fetched, as pip checks it
     check_arguments(sources, hashes, jobs, retries, timeout, max_unpacked_size, max_entries)
@@ -385,8 +400,7 @@ def install_sources(
             cache_dir=cache_dir,
             client=client,
             hashes=hashes,
-            index_url=index_url,
-            extra_index_urls=extra_index_urls,
+            indexes=indexes,
             jobs=jobs,
             retries=retries,
             timeout=timeout,
@@ -459,6 +473,8 @@ def download(
     hashes: Mapping[str, str | Collection[str]] | None = None,
     index_url: str = DEFAULT_INDEX_URL,
     extra_index_urls: Sequence[str] = (),
+    find_links: Sequence[str | os.PathLike[str]] = (),
+    no_index: bool = False,
     jobs: int = DEFAULT_JOBS,
     retries: int = 5,
     timeout: float = 30.0,
@@ -473,7 +489,8 @@ def download(
     and CRC-checked, central directory cross-checked) — ``pip download`` with zip verification; a zip that is
     not a wheel (no ``.dist-info`` directory with its ``WHEEL`` and ``METADATA``) is refused, as pip
     refuses it, and not left in ``dest``. ``workers`` and ``connections`` as for :func:`install`."""
-    check_objects(client=client, index_url=index_url, extra_index_urls=extra_index_urls)
+    check_objects(client=client)
+    indexes = indexes_of(index_url, extra_index_urls, find_links, no_index)
     check_arguments(sources, hashes, jobs, retries, timeout, max_unpacked_size, max_entries)
     if not os.fspath(dest):
         raise UsageError("dest is empty (it would be the current directory)")
@@ -486,8 +503,7 @@ def download(
             cache_dir=cache_dir,
             client=client,
             hashes=hashes,
-            index_url=index_url,
-            extra_index_urls=extra_index_urls,
+            indexes=indexes,
             jobs=jobs,
             retries=retries,
             timeout=timeout,

@@ -26,6 +26,7 @@ from wheelstream._cache import Cache
 from wheelstream._parallel import Arrived, collect, fetch_in_processes, fetch_one, process_pool
 from wheelstream._progress import ProgressCallback
 from wheelstream._sources import (
+    Indexes,
     Resolved,
     allowed_hashes,
     check_allowed,
@@ -83,8 +84,7 @@ def fetch_all(
     cache_dir: str | os.PathLike[str] | None,
     client: httpx.Client | None,
     hashes: Mapping[str, str | Collection[str]] | None,
-    index_url: str,
-    extra_index_urls: Sequence[str],
+    indexes: Indexes,
     jobs: int,
     retries: int,
     timeout: float,
@@ -125,8 +125,7 @@ def fetch_all(
             cache,
             chosen,
             {source: allowed_hashes(value, source) for source, value in (hashes or {}).items()},
-            index_url,
-            extra_index_urls,
+            indexes,
             jobs,
             options,
             progress,
@@ -280,8 +279,7 @@ def _fetch_with(
     cache: Cache,
     client: httpx.Client,
     hashes: Mapping[str, frozenset[str]],
-    index_url: str,
-    extra_index_urls: Sequence[str],
+    indexes: Indexes,
     jobs: int,
     options: DownloadOptions,
     progress: ProgressCallback | None,
@@ -302,8 +300,7 @@ def _fetch_with(
         resolve(
             s,
             hashes,
-            index_url,
-            extra_index_urls,
+            indexes,
             cache,
             client,
             interpreter.tags,

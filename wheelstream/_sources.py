@@ -87,11 +87,19 @@ def allowed_hashes(value: str | Collection[str], source: str) -> frozenset[str]:
     return frozenset(allowed)
 
 
+class Indexes(NamedTuple):
+    """Where ``NAME==VERSION`` is looked up: ``resolve_requirement``'s keywords, carried as one."""
+
+    index_url: str
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
+
+
 def resolve(
     source: str,
     hashes: Mapping[str, frozenset[str]],
-    index_url: str,
-    extra_index_urls: Sequence[str],
+    indexes: Indexes,
     cache: Cache,
     client: httpx.Client,
     tags: Sequence[object],
@@ -136,8 +144,7 @@ def resolve(
 
         url, sha, other = resolve_requirement(
             source,
-            index_url=index_url,
-            extra_index_urls=extra_index_urls,
+            **indexes._asdict(),
             cache=cache,
             client=client,
             tags=tags,
@@ -145,6 +152,9 @@ def resolve(
             retries=retries,
             python_version=python_version,
         )
+        if url.startswith("file:"):  # a wheel on hand (--find-links): read in place, hashed as it is read
+            path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
+            return _pinned(source, None, path, None, allowed, "")._replace(pinned=True)
         return _pinned(source, url, None, sha, allowed, "index's")._replace(other_hashes=other, pinned=True)
     raise UsageError(f"not a wheel URL, path or NAME==VERSION: {shown_text(source)}")
 
@@ -255,7 +265,7 @@ def direct_url(item: Resolved) -> str | None:
     token reaches direct_url.json (:func:`recorded_url`; the writer drops the userinfo PEP 610 does not allow)."""
     if item.url is not None and not item.pinned:
         return recorded_url(item.url)
-    if item.path is not None:
+    if item.path is not None and not item.pinned:  # a pin found in --find-links is no direct reference
         if item.source[:5].lower() == "file:":
             return recorded_url(item.source)
         # As pip records it: absolute and normalised, not through the symlinks it may pass (resolve would)

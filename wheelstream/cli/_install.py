@@ -58,6 +58,8 @@ class _Common:
     hashes: dict[str, list[str]]  # a source's allowed sha256s: one, or several of which one must match
     index_url: str
     extra_index_urls: tuple[str, ...]  # asked first, in order
+    find_links: tuple[str, ...]  # looked at before any index
+    no_index: bool
 
 
 def _library_arguments(shared: SharedOptions, common: _Common) -> dict[str, Any]:
@@ -67,6 +69,8 @@ def _library_arguments(shared: SharedOptions, common: _Common) -> dict[str, Any]
         "hashes": common.hashes,
         "index_url": common.index_url,
         "extra_index_urls": common.extra_index_urls,
+        "find_links": common.find_links,
+        "no_index": common.no_index,
         "jobs": shared.jobs,
         "retries": shared.retries,
         "timeout": shared.timeout,
@@ -77,16 +81,10 @@ def _library_arguments(shared: SharedOptions, common: _Common) -> dict[str, Any]
     }
 
 
-def _gather(
-    sources: Sequence[str],
-    requirements: Sequence[str],
-    hash_values: Sequence[str],
-    index_url: str | None,
-    extra_index_urls: Sequence[str],
-    python: str | None,
-) -> _Common:
+def _gather(shared: SharedOptions, python: str | None) -> _Common:
     """Sources from the command line and ``-r`` files (whose markers hold for ``python``, the interpreter the
-    install is for), each with the sha256s it allows."""
+    install is for), each with the sha256s it allows, and where their ``NAME==VERSION`` are looked up."""
+    sources, requirements, hash_values = shared.sources, shared.requirements, shared.hash_values
     reqs = Requirements()
 
     def markers() -> dict[str, str]:  # the interpreter the install is for: its probe is cached
@@ -112,9 +110,16 @@ def _gather(
             pinned_with(allowed, kept, [parse_hash(hash_values[number], "command line")], "--hash")
     all_sources = given + reqs.sources
     _require_hashes_of_all(all_sources, allowed)
-    index = index_url or reqs.index_url or os.environ.get(INDEX_URL_SETTING, "").strip() or DEFAULT_INDEX_URL
-    extras = (*extra_index_urls, *reqs.extra_index_urls)  # the command line's first, as its --index-url wins
-    return _Common(all_sources, allowed, index, extras)
+    index = (
+        shared.index_url
+        or reqs.index_url
+        or os.environ.get(INDEX_URL_SETTING, "").strip()
+        or DEFAULT_INDEX_URL
+    )
+    # The command line's first, as its --index-url wins over a file's.
+    extras = (*shared.extra_index_urls, *reqs.extra_index_urls)
+    links = (*shared.find_links, *reqs.find_links)
+    return _Common(all_sources, allowed, index, extras, links, shared.no_index or reqs.no_index)
 
 
 def _require_hashes_of_all(sources: Sequence[str], allowed: Mapping[str, list[str]]) -> None:
@@ -192,9 +197,12 @@ def install_cmd(
     lock = lock_file(shared.sources, shared.requirements, shared.hash_values)
     if lock is None and (extras or groups):
         raise UsageError("--extra and --group select from a lock file: give -r pylock.toml")
-    if lock is not None and (ignore_tags or shared.index_url or shared.extra_index_urls):
+    if lock is not None and (
+        ignore_tags or shared.index_url or shared.extra_index_urls or shared.find_links or shared.no_index
+    ):
         raise UsageError(
-            "a lock file names its wheels: --ignore-tags, --index-url and --extra-index-url do not apply to it"
+            "a lock file names its wheels: --ignore-tags, --index-url, --extra-index-url, --find-links and "
+            "--no-index do not apply to it"
         )
 
     def call(ui: ConsoleProgress) -> Outcome:
@@ -224,14 +232,7 @@ def install_cmd(
                 on_warning=ui.warn,
                 workers="processes",
             )
-        common = _gather(
-            shared.sources,
-            shared.requirements,
-            shared.hash_values,
-            shared.index_url,
-            shared.extra_index_urls,
-            python if environment is None else environment.interpreter.executable,
-        )
+        common = _gather(shared, python if environment is None else environment.interpreter.executable)
         return do_install(
             common.sources,
             target,
@@ -309,14 +310,7 @@ def download_cmd(shared: SharedOptions, dest: str) -> None:
         )
 
     def call(ui: ConsoleProgress) -> Outcome:
-        common = _gather(
-            shared.sources,
-            shared.requirements,
-            shared.hash_values,
-            shared.index_url,
-            shared.extra_index_urls,
-            None,
-        )
+        common = _gather(shared, None)
         return do_download(common.sources, dest, **_library_arguments(shared, common), progress=ui)
 
     result = run("Downloaded", shared.quiet, shared.verbose, shared.no_progress, call)

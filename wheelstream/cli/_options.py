@@ -126,6 +126,18 @@ _SOURCE_OPTIONS = [
         help="Another index, asked before --index-url (repeatable, in order); a project comes from the first "
         "index that lists it (uv's rule).",
     ),
+    click.option(
+        "--find-links",
+        "-f",
+        "find_links",
+        multiple=True,
+        metavar="DIR|URL",
+        help="Wheels on hand for NAME==VERSION: a directory's, or those an HTML page links to (repeatable); one "
+        "that fits is taken before any index is asked.",
+    ),
+    click.option(
+        "--no-index", is_flag=True, help="Ask no index: NAME==VERSION comes from --find-links only."
+    ),
 ]
 
 # How a command that fetches runs: its cache, parallelism, patience and output.
@@ -242,6 +254,8 @@ class SharedOptions(NamedTuple):
     hash_values: tuple[str, ...]
     index_url: str | None
     extra_index_urls: tuple[str, ...]
+    find_links: tuple[str, ...]
+    no_index: bool
     cache_dir: str | None
     jobs: int
     retries: int

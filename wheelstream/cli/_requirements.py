@@ -51,6 +51,12 @@ def parse_hash(text: str, where: str) -> str:
     return match.group(1).lower()
 
 
+# The options of a requirements file that take a value (``--opt value`` or ``--opt=value``).
+_TAKING_VALUES = frozenset(
+    {"--hash", "-r", "--requirement", "-i", "--index-url", "--extra-index-url", "-f", "--find-links"}
+)
+
+
 @dataclass
 class Requirements:
     """What ``-r`` files contributed: sources in order, their allowed hashes, an index URL if one was set."""
@@ -59,6 +65,8 @@ class Requirements:
     hashes: dict[str, list[str]] = field(default_factory=dict)
     index_url: str | None = None
     extra_index_urls: list[str] = field(default_factory=list)
+    find_links: list[str] = field(default_factory=list)
+    no_index: bool = False
 
 
 def pinned_with(hashes: dict[str, list[str]], source: str, new: list[str], where: str) -> None:
@@ -112,14 +120,7 @@ def parse_requirements(
         while i < len(words):
             word = words[i]
             option, eq, value = word.partition("=")
-            takes_value = option in (
-                "--hash",
-                "-r",
-                "--requirement",
-                "-i",
-                "--index-url",
-                "--extra-index-url",
-            )
+            takes_value = option in _TAKING_VALUES
             if takes_value and not eq:
                 if i + 1 >= len(words):
                     raise UsageError(f"{where}: {option} needs a value")
@@ -132,10 +133,16 @@ def parse_requirements(
                 reqs.index_url = value
             elif option == "--extra-index-url":
                 reqs.extra_index_urls.append(value)
+            elif option in ("-f", "--find-links"):
+                # pip's rule: a relative location is the requirements file's when it is there, else the cwd's
+                beside = path.parent / value
+                reqs.find_links.append(str(beside) if "://" not in value and beside.exists() else value)
+            elif option == "--no-index" and not eq:
+                reqs.no_index = True
             else:
                 raise UsageError(
                     f"{where}: unsupported option {shown_text(word)!r} (supported: --hash, -r, --index-url, "
-                    "--extra-index-url)"
+                    "--extra-index-url, --find-links, --no-index)"
                 )
             i += 1
         if not requirement:

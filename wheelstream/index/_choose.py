@@ -85,6 +85,7 @@ def choose(
     source: str,
     *,
     allowed: Collection[str] = (),
+    where: str = "on the index",
 ) -> IndexFile:
     """The best wheel for ``tags`` among ``files`` whose version the pin ``wanted`` matches (a bare version is
     ``==`` it): as pip orders candidates, one not yanked first, then the highest version (``2.0+cpu`` over
@@ -122,7 +123,7 @@ def choose(
         if not of_version:
             known = ", ".join(sorted(versions, key=Version)) or "none"
             raise UsageError(
-                f"no wheel for version {version} on the index (wheel versions there: {known})", wheel=source
+                f"no wheel for version {version} {where} (wheel versions there: {known})", wheel=source
             )
         listed = ", ".join(f.filename for f in of_version)
         raise IncompatibleWheel(

@@ -24,6 +24,7 @@ from wheelstream.errors import (
     WheelstreamError,
 )
 from wheelstream.index._choose import choose, pin, python_version_of
+from wheelstream.index._find_links import is_page, listed_in_directory, listed_on_page
 from wheelstream.index._pages import ACCEPT, JSON_TYPE, IndexFile, checked_url_name, parse_html, parse_json
 from wheelstream.transport import retry_after_seconds, tls_failure
 
@@ -215,13 +216,17 @@ def resolve_requirement(
     retries: int | None = None,
     allowed: Collection[str] = (),
     extra_index_urls: Sequence[str] = (),
+    find_links: Sequence[str] = (),
+    no_index: bool = False,
 ) -> Found:
     """``NAME==VERSION`` → the wheel's URL, the sha256 hex the index lists or None, and the other hashes it
     lists (checked on the finished file).
 
-    ``extra_index_urls`` are asked first, in order, then ``index_url``; the project is taken from the first
-    index that has it, and only from there (uv's first-index rule: pip merges every index's files, so a public
-    index could shadow a private one's project with a higher local version that ``==`` still matches).
+    ``find_links`` (directories, pages) are looked at first: a wheel there that fits the pin is taken without
+    asking any index. Then, unless ``no_index``, ``extra_index_urls`` are asked, in order, then ``index_url``;
+    the project is taken from the first index that has it, and only from there (uv's first-index rule: pip
+    merges every index's files, so a public index could shadow a private one's project with a higher local
+    version that ``==`` still matches).
 
     ``tags`` are the target interpreter's supported tags, most preferred first. ``python_version`` is the
     target's version for ``requires-python`` (``"X.Y.Z"``, or ``(major, minor)``); by default ``X.Y`` is read
@@ -230,7 +235,7 @@ def resolve_requirement(
     the page lists with one of them is preferred (``choose``).
     """
     name, version = pin(source)
-    indexes = list(dict.fromkeys((*extra_index_urls, index_url)))
+    indexes = [] if no_index else list(dict.fromkeys((*extra_index_urls, index_url)))
     try:
         for index in indexes:
             check_http_url(index, label="index URL")
@@ -256,6 +261,21 @@ def resolve_requirement(
         return choose(files, name, version, tag_list, target_python, source, allowed=allowed)
 
     try:
+        on_hand = _on_hand(find_links, client, cache, retries)
+        if on_hand or not indexes:
+            locations = ", ".join(redact(f) for f in find_links) or "none given"
+            where = f"in the --find-links locations ({locations}; --no-index: no index asked)"
+            try:
+                found = choose(
+                    on_hand, name, version, tag_list, target_python, source, allowed=allowed, where=where
+                )
+            except UsageError:
+                if not indexes:
+                    raise
+            else:
+                checked_url_name(found)
+                _log.debug("%s: %s from --find-links", source, found.filename)
+                return Found(found.url, found.sha256, found.other_hashes)
         for index in indexes:
             page = index.rstrip("/") + "/" + name + "/"
             try:
@@ -277,6 +297,23 @@ def resolve_requirement(
     checked_url_name(chosen)  # before anything is fetched: the URL's name is what a download writes
     _log.debug("%s: %s from %s", source, chosen.filename, redact(page))
     return Found(_with_credentials(chosen.url, index), chosen.sha256, chosen.other_hashes)
+
+
+def _on_hand(
+    find_links: Sequence[str], client: httpx.Client, cache: Cache, retries: int | None
+) -> list[IndexFile]:
+    """Every wheel the ``--find-links`` locations list, in their order (of equals, ``choose`` takes the last)."""
+    listed: list[IndexFile] = []
+    for location in find_links:
+        if is_page(location):
+            response, body, final = _get_page(
+                location, client, cache, INDEX_RETRIES if retries is None else retries
+            )
+            answer = (response.status_code, body, final, response.charset_encoding or "utf-8")
+            listed += listed_on_page(location, answer)
+        else:
+            listed += listed_in_directory(location)
+    return listed
 
 
 def _project_files(

@@ -1,0 +1,162 @@
+"""``--find-links`` and ``--no-index``, pip's options for wheels on hand: ``download`` on one machine, then
+``install --no-index --find-links DIR`` on another, with no index to ask — through real files and a real
+page server on 127.0.0.1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import ws
+
+import wheelstream
+from wheelstream.errors import UsageError
+from wheelstream.testing import FaultServer, build_wheel
+
+
+def _wheel_in(directory: Path, name: str, version: str, marker: bytes) -> Path:
+    filename, data = build_wheel(name, version, files={f"{name}/origin.txt": marker}, payload_size=1024)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / filename).write_bytes(data)
+    return directory / filename
+
+
+def test_wheels_downloaded_on_one_machine_install_on_another_with_no_index(tmp_path: Path) -> None:
+    """`-r` files held ``--no-index`` and ``--find-links`` lines that were refused ("unsupported option")."""
+    with FaultServer() as server:
+        filename, data = build_wheel("demo", "1.0", payload_size=1024)
+        server.add_file(filename, data)
+        run = ws(
+            "download", "demo==1.0", "-i", f"{server.url}/simple/", "-d", str(tmp_path / "wheels"), cache=None
+        )
+        assert run.code == 0, run.err
+    # The server is gone; a fresh cache: nothing but the directory can give the wheel.
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("--no-index\n--find-links wheels\ndemo==1.0\n")  # relative to the file, as pip
+    run = ws("install", "-r", str(requirements), "-t", str(tmp_path / "t"), cache=tmp_path / "fresh")
+    assert run.code == 0, run.err
+    assert (tmp_path / "t" / "demo" / "payload.bin").is_file()
+    run = ws(
+        "install",
+        "demo==1.0",
+        "--no-index",
+        "-f",
+        str(tmp_path / "wheels"),
+        "-t",
+        str(tmp_path / "t2"),
+        cache=tmp_path / "fresh2",
+    )
+    assert run.code == 0, run.err
+    assert (tmp_path / "t2" / "demo" / "payload.bin").is_file()
+    # pip records no direct_url.json for a wheel it found (PEP 610 is for URLs and paths given outright)
+    assert not list((tmp_path / "t2").glob("*.dist-info/direct_url.json"))
+    assert not list((tmp_path / "t").glob("*.dist-info/direct_url.json"))
+
+
+def test_a_wheel_on_hand_is_taken_before_the_index_and_the_index_serves_what_is_not(tmp_path: Path) -> None:
+    local = tmp_path / "local"
+    _wheel_in(local, "corp", "1.0", b"on hand")
+    _wheel_in(local, "other", "0.9", b"an older one on hand")
+    with FaultServer() as server:
+        for name, version in (("corp", "1.0"), ("other", "1.0")):
+            filename, data = build_wheel(
+                name, version, files={f"{name}/origin.txt": b"index"}, payload_size=1024
+            )
+            server.add_file(filename, data)
+        result = wheelstream.install(
+            ["corp==1.0", "other==1.0"],
+            tmp_path / "t",
+            cache_dir=tmp_path / "c",
+            index_url=f"{server.url}/simple/",
+            find_links=[local],
+        )
+        asked = [request.path for request in server.requests]
+    assert (tmp_path / "t" / "corp" / "origin.txt").read_bytes() == b"on hand"
+    assert (tmp_path / "t" / "other" / "origin.txt").read_bytes() == b"index"
+    assert "/simple/corp/" not in asked
+    assert result.bytes_fetched > 0  # other's wheel
+
+
+def test_of_several_wheels_on_hand_the_best_fitting_tag_is_taken(tmp_path: Path) -> None:
+    local = tmp_path / "local"
+    fitting = _wheel_in(local, "demo", "1.0", b"any")
+    unfit = local / fitting.name.replace("py3-none-any", "cp27-cp27m-win32")
+    unfit.write_bytes(b"not even a zip: never chosen")
+    result = wheelstream.download(
+        ["demo==1.0"], tmp_path / "d", cache_dir=tmp_path / "c", find_links=[local], no_index=True
+    )
+    assert [wheel.filename for wheel in result.wheels] == [fitting.name]
+
+
+def test_no_index_without_a_wheel_on_hand_names_the_locations(tmp_path: Path) -> None:
+    local = tmp_path / "local"
+    _wheel_in(local, "demo", "0.9", b"old")
+    run = ws(
+        "install",
+        "demo==1.0",
+        "--no-index",
+        "-f",
+        str(local),
+        "-t",
+        str(tmp_path / "t"),
+        cache=tmp_path / "c",
+    )
+    assert run.code == 2, run.err
+    line = run.error_line(alone=True)
+    assert (
+        f"no wheel for version 1.0 in the --find-links locations ({local}; --no-index: no index asked)"
+        in line
+    )
+    with pytest.raises(
+        UsageError,
+        match=r"no wheel for version 1.0 in the --find-links locations .* \(wheel versions there: none\)",
+    ):
+        wheelstream.install(
+            ["nothing==1.0"], tmp_path / "t", cache_dir=tmp_path / "c", find_links=[local], no_index=True
+        )
+    assert not (tmp_path / "t").exists()
+
+
+def test_a_page_of_links_serves_as_find_links(tmp_path: Path) -> None:
+    """The test bed lists every file on ``/``, as ``python -m http.server`` or a bucket's index page would."""
+    with FaultServer() as server:
+        filename, data = build_wheel("demo", "1.0", payload_size=1024)
+        server.add_file(filename, data)
+        run = ws(
+            "download",
+            "demo==1.0",
+            "--no-index",
+            "-f",
+            f"{server.url}/",
+            "-d",
+            str(tmp_path / "d"),
+            cache=tmp_path / "c",
+        )
+    assert run.code == 0, run.err
+    assert (tmp_path / "d" / filename).read_bytes() == data
+
+
+def test_a_location_that_is_not_there_is_a_warning_and_skipped(tmp_path: Path) -> None:
+    """As pip: "Location … is ignored"; the index still answers."""
+    with FaultServer() as server:
+        filename, data = build_wheel("demo", "1.0", payload_size=1024)
+        server.add_file(filename, data)
+        run = ws(
+            "download",
+            "demo==1.0",
+            "-f",
+            str(tmp_path / "missing"),
+            "-i",
+            f"{server.url}/simple/",
+            "-d",
+            str(tmp_path / "d"),
+            cache=tmp_path / "c",
+        )
+    assert run.code == 0, run.err
+    assert f"--find-links {tmp_path / 'missing'} is skipped" in run.err
+    assert (tmp_path / "d" / filename).is_file()
+
+
+def test_find_links_must_be_a_list_of_locations(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="find_links must be a list or tuple"):
+        wheelstream.download(["x==1"], tmp_path, find_links=str(tmp_path))
