@@ -1494,3 +1494,17 @@ def test_the_environment_names_the_index_and_the_command_line_and_a_file_win_ove
     run = ws("download", "-r", str(requirements), "-d", str(tmp_path / "d2"), cache=cache, env=nowhere)
     assert run.code == 0, run.err
     assert [path.name for path in (tmp_path / "d2").iterdir()] == ["demo-1.0-py3-none-any.whl"]
+
+
+def test_require_hashes_asks_every_source_for_one(cache: Path, tmp_path: Path) -> None:
+    """pip's ``--require-hashes`` (on the command line or in a file): without any ``--hash`` it was refused
+    ("unsupported option") in a file, unknown on the command line."""
+    requirements = tmp_path / "r.txt"
+    requirements.write_text("--require-hashes\nsix==1.16.0\n")
+    run = ws("download", "-r", str(requirements), "-d", str(tmp_path / "d"), cache=cache)
+    assert run.code == 2, run.err
+    assert "--require-hashes is given, so every source needs one" in run.error_line(alone=True)
+    run = ws("download", "--require-hashes", "six==1.16.0", "-d", str(tmp_path / "d"), cache=cache)
+    assert run.code == 2, run.err
+    assert "none for: six==1.16.0" in run.error_line(alone=True)
+    assert not (tmp_path / "d").exists()

@@ -77,7 +77,8 @@ def test_requirement_markers_are_evaluated_for_the_target_interpreter_and_only_w
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("--pre", "unsupported option '--pre'"),
+        ("--no-binary :all:", "unsupported option '--no-binary'"),
+        ("--pre=yes", "unsupported option '--pre=yes'"),
         ("six==1.0 --hash=md5:00", "--hash must be sha256"),
         ("--hash=sha256:" + H1, "--hash without a requirement"),
         ("six==1.0 --hash", "--hash needs a value"),
@@ -89,6 +90,24 @@ def test_requirements_errors_name_file_and_line(line: str, message: str, tmp_pat
     req.write_text(line + "\n")
     with pytest.raises(UsageError, match=message):
         parse_requirements(req)
+
+
+def test_pips_options_that_always_hold_here_are_accepted_and_the_index_options_read(tmp_path: Path) -> None:
+    """pip-compile and ``uv pip compile`` write these; each line was refused ("unsupported option"), and with it
+    the whole file."""
+    (tmp_path / "wheels").mkdir()
+    req = tmp_path / "r.txt"
+    req.write_text(
+        "--only-binary :all:\n--only-binary=numpy\n--prefer-binary\n--pre\n--require-hashes\n"
+        "--extra-index-url https://x.example/simple/\n--extra-index-url=https://y.example/simple/\n"
+        "-f wheels\n--find-links=https://z.example/links/\n--no-index\nsix==1.16.0\n"
+    )
+    reqs = parse_requirements(req)
+    assert reqs.sources == ["six==1.16.0"]
+    assert reqs.require_hashes
+    assert reqs.no_index
+    assert reqs.extra_index_urls == ["https://x.example/simple/", "https://y.example/simple/"]
+    assert reqs.find_links == [str(tmp_path / "wheels"), "https://z.example/links/"]
 
 
 @pytest.mark.parametrize(

@@ -104,6 +104,11 @@ _SOURCE_OPTIONS = [
         help="Read sources (and --hash lines) from FILE. Repeatable.",
     ),
     click.option(
+        "--require-hashes",
+        is_flag=True,
+        help="Every source needs a sha256 (--hash, or a URL's #sha256=), as one --hash already asks (pip's).",
+    ),
+    click.option(
         "--hash",
         "hash_values",
         multiple=True,
@@ -256,6 +261,7 @@ class SharedOptions(NamedTuple):
     extra_index_urls: tuple[str, ...]
     find_links: tuple[str, ...]
     no_index: bool
+    require_hashes: bool
     cache_dir: str | None
     jobs: int
     retries: int

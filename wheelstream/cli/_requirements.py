@@ -53,8 +53,21 @@ def parse_hash(text: str, where: str) -> str:
 
 # The options of a requirements file that take a value (``--opt value`` or ``--opt=value``).
 _TAKING_VALUES = frozenset(
-    {"--hash", "-r", "--requirement", "-i", "--index-url", "--extra-index-url", "-f", "--find-links"}
+    {
+        "--hash",
+        "-r",
+        "--requirement",
+        "-i",
+        "--index-url",
+        "--extra-index-url",
+        "-f",
+        "--find-links",
+        "--only-binary",
+    }
 )
+# pip's options whose point always holds here: only wheels are installed (``--only-binary``, whatever it
+# names, and ``--prefer-binary``), and an exact pin takes a pre-release it names (``--pre``).
+_HELD_ANYWAY = frozenset({"--only-binary", "--prefer-binary", "--pre"})
 
 
 @dataclass
@@ -67,6 +80,7 @@ class Requirements:
     extra_index_urls: list[str] = field(default_factory=list)
     find_links: list[str] = field(default_factory=list)
     no_index: bool = False
+    require_hashes: bool = False
 
 
 def pinned_with(hashes: dict[str, list[str]], source: str, new: list[str], where: str) -> None:
@@ -139,10 +153,15 @@ def parse_requirements(
                 reqs.find_links.append(str(beside) if "://" not in value and beside.exists() else value)
             elif option == "--no-index" and not eq:
                 reqs.no_index = True
+            elif option == "--require-hashes" and not eq:
+                reqs.require_hashes = True
+            elif option in _HELD_ANYWAY and (option == "--only-binary" or not eq):
+                pass  # what they ask of pip always holds here: wheels only, exact pins (pre-releases included)
             else:
                 raise UsageError(
                     f"{where}: unsupported option {shown_text(word)!r} (supported: --hash, -r, --index-url, "
-                    "--extra-index-url, --find-links, --no-index)"
+                    "--extra-index-url, --find-links, --no-index, --require-hashes; --only-binary, "
+                    "--prefer-binary and --pre always hold)"
                 )
             i += 1
         if not requirement:
