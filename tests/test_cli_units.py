@@ -79,6 +79,7 @@ def test_requirement_markers_are_evaluated_for_the_target_interpreter_and_only_w
     [
         ("--no-binary :all:", "unsupported option '--no-binary'"),
         ("--pre=yes", "unsupported option '--pre=yes'"),
+        ("--trusted-host pypi.internal", "--trusted-host is not supported: certificates are always verified"),
         ("six==1.0 --hash=md5:00", "--hash must be sha256"),
         ("--hash=sha256:" + H1, "--hash without a requirement"),
         ("six==1.0 --hash", "--hash needs a value"),

@@ -157,6 +157,11 @@ def parse_requirements(
                 reqs.require_hashes = True
             elif option in _HELD_ANYWAY and (option == "--only-binary" or not eq):
                 pass  # what they ask of pip always holds here: wheels only, exact pins (pre-releases included)
+            elif option == "--trusted-host":
+                raise UsageError(
+                    f"{where}: --trusted-host is not supported: certificates are always verified; trust a host's "
+                    "own CA by naming it in SSL_CERT_FILE or REQUESTS_CA_BUNDLE (added to the system's)"
+                )
             else:
                 raise UsageError(
                     f"{where}: unsupported option {shown_text(word)!r} (supported: --hash, -r, --index-url, "
