@@ -143,19 +143,33 @@ class _Proxy(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def proxy() -> Iterator[tuple[str, list[str]]]:
+def _started_proxy(tls: bool) -> Iterator[tuple[str, list[str]]]:
     seen: list[str] = []
     handler = type("Proxy", (_Proxy,), {"seen": seen})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(TLS / "localhost.pem", TLS / "localhost.key")
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}", seen
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def proxy() -> Iterator[tuple[str, list[str]]]:
+    yield from _started_proxy(tls=False)
+
+
+@pytest.fixture
+def https_proxy() -> Iterator[tuple[str, list[str]]]:
+    """A proxy spoken to over TLS, with the test certificate."""
+    yield from _started_proxy(tls=True)
 
 
 @pytest.mark.parametrize(
@@ -198,11 +212,36 @@ def test_https_goes_through_a_tunnel_and_is_verified_end_to_end(
     data = WELLFORMED["deflate"]()
     tls_server.expect_request(f"/{WHEEL}").respond_with_data(data, content_type="application/octet-stream")
     environment.setenv("HTTPS_PROXY", address)
-    environment.setenv("SSL_CERT_FILE", str(TLS / "localhost.pem"))
+    environment.setenv(
+        "REQUESTS_CA_BUNDLE", str(TLS / "localhost.pem")
+    )  # (OpenSSL reads SSL_CERT_FILE anyway)
     result = wheelstream.install([tls_server.url_for(f"/{WHEEL}")], tmp_path / "t", cache_dir=tmp_path / "c")
     assert result.wheels[0].bytes_fetched == len(data)
     assert seen == [f"CONNECT 127.0.0.1:{tls_server.port}"]
 
-    environment.delenv("SSL_CERT_FILE")  # the tunnel does not make an untrusted certificate pass
+    environment.delenv("REQUESTS_CA_BUNDLE")  # the tunnel does not make an untrusted certificate pass
     with pytest.raises(wheelstream.errors.HTTPStatusError, match="does not verify"):
         wheelstream.install([tls_server.url_for(f"/{WHEEL}")], tmp_path / "t2", cache_dir=tmp_path / "c2")
+
+
+def test_an_https_proxy_is_verified_against_the_same_cas_as_the_servers(
+    environment: pytest.MonkeyPatch, tmp_path: Path, https_proxy: tuple[str, list[str]]
+) -> None:
+    """The connection to the proxy itself was verified against httpcore's defaults (certifi), so a company's
+    proxy whose CA the environment names, or the system's store holds, failed where pip goes through."""
+    address, seen = https_proxy
+    data = WELLFORMED["deflate"]()
+    with FaultServer() as server:
+        url = server.add_file(WHEEL, data)
+        environment.setenv("HTTP_PROXY", address)
+        environment.setenv("REQUESTS_CA_BUNDLE", str(TLS / "localhost.pem"))
+        result = wheelstream.install([url], tmp_path / "t0", cache_dir=tmp_path / "c0")
+        assert result.wheels[0].bytes_fetched == len(data)
+        assert seen == [f"GET {url}"]
+
+        environment.delenv("REQUESTS_CA_BUNDLE")
+        seen.clear()
+        with pytest.raises(wheelstream.errors.HTTPStatusError) as raised:
+            wheelstream.install([url], tmp_path / "t", cache_dir=tmp_path / "c")
+        assert "(or of the https proxy 127.0.0.1) does not verify" in str(raised.value)
+        assert seen == []

@@ -105,15 +105,15 @@ def _trusts_nothing() -> ssl.SSLContext:
 class _RoutingTransport(httpx.BaseTransport):
     """Each request direct or through its proxy (``_proxies.py``), with TLS set up on first need: plain
     ``http`` direct through a transport that never loads a CA, ``https`` through one built (under a lock:
-    downloads run on several threads) when the first ``https`` request comes, and one transport per proxy,
-    given the CAs only where TLS is spoken (an ``https`` URL or proxy)."""
+    downloads run on several threads) when the first ``https`` request comes, and one transport per proxy and
+    scheme, given the CAs only where TLS is spoken (to an ``https`` URL, to an ``https`` proxy)."""
 
     def __init__(self, proxies: ProxySettings | None) -> None:
         self._proxies = proxies
         self._plain = _tracked(httpx.HTTPTransport(verify=_trusts_nothing()))
         self._tls: httpx.HTTPTransport | None = None
         self._trust: ssl.SSLContext | None = None
-        self._via: dict[tuple[str, bool], httpx.HTTPTransport] = {}
+        self._via: dict[tuple[str, bool], httpx.HTTPTransport] = {}  # (proxy, https URL)
         self._closed = False
         self._lock = threading.Lock()
 
@@ -121,7 +121,7 @@ class _RoutingTransport(httpx.BaseTransport):
         proxy = self._proxies.proxy_for(url) if self._proxies is not None else None
         if proxy is None and url.scheme == "http":
             return self._plain
-        tls = url.scheme != "http" or (proxy is not None and proxy.startswith("https:"))
+        to_https_proxy = proxy is not None and proxy.lower().startswith("https:")
         with self._lock:
             if self._closed:
                 raise RuntimeError("the HTTP client is closed")
@@ -129,10 +129,14 @@ class _RoutingTransport(httpx.BaseTransport):
                 if self._tls is None:
                     self._tls = _tracked(httpx.HTTPTransport(verify=self._trusted()))
                 return self._tls
-            via = self._via.get((proxy, tls))
+            key = (proxy, url.scheme != "http")
+            via = self._via.get(key)
             if via is None:
-                verify = self._trusted() if tls else _trusts_nothing()
-                via = self._via[proxy, tls] = _tracked(httpx.HTTPTransport(verify=verify, proxy=proxy))
+                # The destination's CAs (``verify``) and the proxy's own (``ssl_context``: else httpcore's
+                # defaults, without the system's store or the environment's bundles) are set apart.
+                verify = self._trusted() if url.scheme != "http" else _trusts_nothing()
+                route = httpx.Proxy(proxy, ssl_context=self._trusted() if to_https_proxy else None)
+                via = self._via[key] = _tracked(httpx.HTTPTransport(verify=verify, proxy=route))
             return via
 
     def _trusted(self) -> ssl.SSLContext:

@@ -16,6 +16,7 @@ import sys
 import httpx
 
 from wheelstream.errors import UsageError
+from wheelstream.transport._proxies import proxy_settings
 
 __all__ = ["ca_settings_in_use", "tls_failure", "tls_settings", "trust_context"]
 
@@ -111,9 +112,14 @@ def tls_failure(exc: httpx.HTTPError) -> str | None:
     if cause is None:
         return None
     try:
-        host = exc.request.url.host
+        url = exc.request.url
     except RuntimeError:  # no request attached
-        host = "the server"
+        host, proxy_host = "the server", ""
+    else:
+        host, proxy_host = url.host, _https_proxy_host(url)
+    if proxy_host:  # either handshake may be the one that failed
+        of = " of" if isinstance(cause, ssl.SSLCertVerificationError) else ""
+        host += f" (or{of} the https proxy {proxy_host})"
     if isinstance(cause, ssl.SSLCertVerificationError):
         named = ca_settings_in_use()
         trusted = f"the system's, certifi's and those of {named}" if named else "the system's and certifi's"
@@ -130,6 +136,12 @@ def tls_failure(exc: httpx.HTTPError) -> str | None:
         f"{host} asks for a client certificate ({cause.reason}): set SSL_CLIENT_CERT to a PEM file holding the "
         "certificate and its key"
     )
+
+
+def _https_proxy_host(url: httpx.URL) -> str:
+    settings = proxy_settings()
+    proxy = settings.proxy_for(url) if settings is not None else None
+    return httpx.URL(proxy).host if proxy is not None and proxy.lower().startswith("https:") else ""
 
 
 # The alerts a server sends about the client's certificate (RFC 8446 §6.2, in OpenSSL's names).
