@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ws
+from pytest_httpserver import HTTPServer
 
 import wheelstream
 from wheelstream.errors import UsageError
@@ -93,7 +94,10 @@ def test_a_version_missing_from_the_first_index_listing_the_project_is_not_looke
         )
     message = str(raised.value)
     assert "no wheel for version 2.0" in message, message
-    assert f"{private.url}/simple/ is the first index listing 'corp', the only one asked for it" in message
+    assert (
+        f"on the index {private.url}/simple/, the first index listing 'corp' and the only one asked"
+        in message
+    )
     assert not (tmp_path / "t").exists()
 
 
@@ -132,4 +136,26 @@ def test_a_lock_file_refuses_extra_indexes(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert run.code == 2, run.err
-    assert "--extra-index-url do not apply to it" in run.error_line(alone=True)
+    assert "--extra-index-url, --find-links and --no-index do not apply to it" in run.error_line(alone=True)
+
+
+@pytest.mark.parametrize("status", [503, 500, 401, 403])
+def test_an_extra_index_that_fails_ends_the_lookup_rather_than_falling_through(
+    public: FaultServer, httpserver: HTTPServer, tmp_path: Path, status: int
+) -> None:
+    """Only "no such project" (404, 410) moves on to the next index: a private index that is down, or refuses
+    us, must not let the public one serve its project's name."""
+    _publish(public, "corp", "1.0", b"public")
+    httpserver.expect_request("/simple/corp/").respond_with_data("no", status=status)
+    with pytest.raises(wheelstream.errors.WheelstreamError) as raised:
+        wheelstream.install(
+            ["corp==1.0"],
+            tmp_path / "t",
+            cache_dir=tmp_path / "c",
+            index_url=f"{public.url}/simple/",
+            extra_index_urls=[httpserver.url_for("/simple/")],
+            retries=0,
+        )
+    assert str(status) in str(raised.value)
+    assert not (tmp_path / "t").exists()
+    assert not [r for r in public.requests if r.path.endswith(".whl")]

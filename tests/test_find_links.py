@@ -53,7 +53,9 @@ def test_wheels_downloaded_on_one_machine_install_on_another_with_no_index(tmp_p
     assert not list((tmp_path / "t").glob("*.dist-info/direct_url.json"))
 
 
-def test_a_wheel_on_hand_is_taken_before_the_index_and_the_index_serves_what_is_not(tmp_path: Path) -> None:
+def test_a_wheel_on_hand_is_read_in_place_and_the_index_serves_what_is_not(tmp_path: Path) -> None:
+    """As pip, the wheels on hand and the index's are candidates together; of equals the one on hand is read
+    in place rather than downloaded."""
     local = tmp_path / "local"
     _wheel_in(local, "corp", "1.0", b"on hand")
     _wheel_in(local, "other", "0.9", b"an older one on hand")
@@ -73,7 +75,7 @@ def test_a_wheel_on_hand_is_taken_before_the_index_and_the_index_serves_what_is_
         asked = [request.path for request in server.requests]
     assert (tmp_path / "t" / "corp" / "origin.txt").read_bytes() == b"on hand"
     assert (tmp_path / "t" / "other" / "origin.txt").read_bytes() == b"index"
-    assert "/simple/corp/" not in asked
+    assert "/corp-1.0-py3-none-any.whl" not in asked
     assert result.bytes_fetched > 0  # other's wheel
 
 
@@ -160,3 +162,65 @@ def test_a_location_that_is_not_there_is_a_warning_and_skipped(tmp_path: Path) -
 def test_find_links_must_be_a_list_of_locations(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="find_links must be a list or tuple"):
         wheelstream.download(["x==1"], tmp_path, find_links=str(tmp_path))
+
+
+def test_a_wheel_on_hand_that_cannot_be_installed_here_leaves_the_choice_to_the_index(tmp_path: Path) -> None:
+    """A directory holding another platform's wheel of the version ended the lookup ("no wheel of 1.0 fits"),
+    where pip takes the index's."""
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "corp-1.0-cp27-cp27m-win32.whl").write_bytes(b"never read")
+    with FaultServer() as server:
+        filename, data = build_wheel("corp", "1.0", files={"corp/origin.txt": b"index"}, payload_size=1024)
+        server.add_file(filename, data)
+        wheelstream.install(
+            ["corp==1.0"],
+            tmp_path / "t",
+            cache_dir=tmp_path / "c",
+            index_url=f"{server.url}/simple/",
+            find_links=[local],
+        )
+    assert (tmp_path / "t" / "corp" / "origin.txt").read_bytes() == b"index"
+
+
+def test_in_hash_checking_mode_the_index_file_with_an_allowed_hash_beats_a_wheel_on_hand(
+    tmp_path: Path,
+) -> None:
+    """pip's rule (``filter_unallowed_hashes``): a stale local build of the version, whose hash nobody
+    listed, was taken and then failed its hash check."""
+    import hashlib
+
+    local = tmp_path / "local"
+    _wheel_in(local, "corp", "1.0", b"a stale local build")
+    with FaultServer() as server:
+        filename, data = build_wheel("corp", "1.0", files={"corp/origin.txt": b"index"}, payload_size=1024)
+        server.add_file(filename, data)
+        wheelstream.install(
+            ["corp==1.0"],
+            tmp_path / "t",
+            cache_dir=tmp_path / "c",
+            index_url=f"{server.url}/simple/",
+            find_links=[local],
+            hashes={"corp==1.0": hashlib.sha256(data).hexdigest()},
+        )
+    assert (tmp_path / "t" / "corp" / "origin.txt").read_bytes() == b"index"
+
+
+def test_a_page_that_fails_is_a_warning_and_skipped_like_a_missing_directory(tmp_path: Path) -> None:
+    with FaultServer() as server:
+        filename, data = build_wheel("demo", "1.0", payload_size=1024)
+        server.add_file(filename, data)
+        run = ws(
+            "download",
+            "demo==1.0",
+            "-f",
+            f"{server.url}/no/such/page/",
+            "-i",
+            f"{server.url}/simple/",
+            "-d",
+            str(tmp_path / "d"),
+            cache=tmp_path / "c",
+        )
+    assert run.code == 0, run.err
+    assert f"--find-links {server.url}/no/such/page/ is skipped: --find-links page" in run.err, run.err
+    assert (tmp_path / "d" / filename).is_file()

@@ -249,7 +249,8 @@ def install(
 
     ``NAME==VERSION`` is looked up on each of ``extra_index_urls`` in order, then on ``index_url``, and taken
     from the first index that lists the project, only from there (uv's first-index rule; pip merges them all,
-    which lets a public index shadow a private project).
+    which lets a public index shadow a private project); the wheels of ``find_links`` (directories, pages) are
+    candidates beside that index's files, as in pip, and with ``no_index`` the only ones.
 
     ``hashes`` maps a source (as given) to its expected sha256 hex, or to several of which the wheel must
     match one (pip's repeated ``--hash``: a file an index lists with one of them is preferred). Raises a

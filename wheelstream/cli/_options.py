@@ -137,8 +137,8 @@ _SOURCE_OPTIONS = [
         "find_links",
         multiple=True,
         metavar="DIR|URL",
-        help="Wheels on hand for NAME==VERSION: a directory's, or those an HTML page links to (repeatable); one "
-        "that fits is taken before any index is asked.",
+        help="Wheels on hand for NAME==VERSION: a directory's, or those an HTML page links to (repeatable); "
+        "candidates beside the index's (of equals, the one on hand is read in place).",
     ),
     click.option(
         "--no-index", is_flag=True, help="Ask no index: NAME==VERSION comes from --find-links only."

@@ -173,10 +173,17 @@ def _get(
 
 
 def _get_page(
-    page: str, client: httpx.Client, cache: Cache, retries: int, *, revalidate: bool = False
+    page: str,
+    client: httpx.Client,
+    cache: Cache,
+    retries: int,
+    *,
+    revalidate: bool = False,
+    label: str = "index",
 ) -> tuple[httpx.Response, bytes, str]:
     """``_get`` of a project page, JSON preferred, asked again after a connection failure or a ``429``/``5xx``
-    (as pip does): up to ``retries`` times, after the server's ``Retry-After`` or a doubling backoff."""
+    (as pip does): up to ``retries`` times, after the server's ``Retry-After`` or a doubling backoff.
+    ``label`` says what the page is in messages (an index's, a ``--find-links`` page)."""
     attempt = 0
     while True:
         try:
@@ -185,14 +192,16 @@ def _get_page(
                 response, body, final = _get(page, "text/html", client, cache, revalidate=revalidate)
         except httpx.UnsupportedProtocol as exc:  # redirected to file:// (or worse): no retry can follow it
             raise HTTPStatusError(
-                f"index {redact(page)} redirected to a URL that is not HTTP(S): {exc}"
+                f"{label} {redact(page)} redirected to a URL that is not HTTP(S): {exc}"
             ) from None
         except httpx.HTTPError as exc:
             said = tls_failure(exc)  # a certificate, ours or the server's: the same on every attempt
             if said is not None:
-                raise HTTPStatusError(f"index {redact(page)}: {said}") from None
+                raise HTTPStatusError(f"{label} {redact(page)}: {said}") from None
             if attempt >= retries:
-                raise NetworkError(f"index {redact(page)} unreachable: {type(exc).__name__}: {exc}") from None
+                raise NetworkError(
+                    f"{label} {redact(page)} unreachable: {type(exc).__name__}: {exc}"
+                ) from None
             wait, why = _BACKOFF * 2**attempt, f"{type(exc).__name__}: {exc}"
         else:
             if response.status_code not in _RETRY_STATUSES or attempt >= retries:
@@ -201,7 +210,7 @@ def _get_page(
             wait, why = _BACKOFF * 2**attempt if asked is None else asked, f"answered {response.status_code}"
         attempt += 1
         wait = min(wait, _MAX_RETRY_AFTER)
-        _log.warning("index %s %s; retry %d of %d in %g s", redact(page), why, attempt, retries, wait)
+        _log.warning("%s %s %s; retry %d of %d in %g s", label, redact(page), why, attempt, retries, wait)
         time.sleep(wait)
 
 
@@ -222,11 +231,11 @@ def resolve_requirement(
     """``NAME==VERSION`` → the wheel's URL, the sha256 hex the index lists or None, and the other hashes it
     lists (checked on the finished file).
 
-    ``find_links`` (directories, pages) are looked at first: a wheel there that fits the pin is taken without
-    asking any index. Then, unless ``no_index``, ``extra_index_urls`` are asked, in order, then ``index_url``;
-    the project is taken from the first index that has it, and only from there (uv's first-index rule: pip
-    merges every index's files, so a public index could shadow a private one's project with a higher local
-    version that ``==`` still matches).
+    Unless ``no_index``, ``extra_index_urls`` are asked, in order, then ``index_url``; the project is taken
+    from the first index that has it, and only from there (uv's first-index rule: pip merges every index's
+    files, so a public index could shadow a private one's project with a higher local version that ``==``
+    still matches). The wheels ``find_links`` (directories, pages) list are candidates beside that index's
+    files, as pip has them; of equals, the one on hand.
 
     ``tags`` are the target interpreter's supported tags, most preferred first. ``python_version`` is the
     target's version for ``requires-python`` (``"X.Y.Z"``, or ``(major, minor)``); by default ``X.Y`` is read
@@ -245,74 +254,95 @@ def resolve_requirement(
     tag_list = [t for t in tags if isinstance(t, Tag)]
     target_python = python_version_of(tag_list, python_version)
 
-    def chosen_on(page: str) -> IndexFile | None:
-        listed = _project_files(page, client, cache, retries, revalidate=False)
-        if listed is None:
-            return None
-        files, from_cache = listed
-        try:
-            return choose(files, name, version, tag_list, target_python, source, allowed=allowed)
-        except UsageError:
-            if not from_cache:
-                raise
-        # A page kept fresh by its lifetime (or ours: HEURISTIC_MAX_AGE) may predate the version asked for,
-        # published a minute ago: asked again, revalidated, before saying it is not there (pip always asks).
-        files, _ = _project_files(page, client, cache, retries, revalidate=True) or ([], False)
-        return choose(files, name, version, tag_list, target_python, source, allowed=allowed)
+    on_hand = _on_hand(find_links, client, cache, retries)  # (file, the location whose credentials it takes)
+    credited = {id(file): location for file, location in on_hand}
+    local = [file for file, _location in on_hand]
+
+    def pick(files: list[IndexFile], where: str) -> IndexFile:
+        # The index's files, then those on hand: of equals, ``choose`` takes the last, so an equal wheel on
+        # hand is read in place rather than downloaded again.
+        return choose(
+            [*files, *local], name, version, tag_list, target_python, source, allowed=allowed, where=where
+        )
 
     try:
-        on_hand = _on_hand(find_links, client, cache, retries)
-        if on_hand or not indexes:
-            locations = ", ".join(redact(f) for f in find_links) or "none given"
-            where = f"in the --find-links locations ({locations}; --no-index: no index asked)"
-            try:
-                found = choose(
-                    on_hand, name, version, tag_list, target_python, source, allowed=allowed, where=where
+        first, listed = _first_listing(indexes, name, client, cache, retries)
+        links = ", ".join(redact(f) for f in find_links)
+        if first is None or listed is None:
+            if not local and indexes:
+                where = ", ".join(redact(index) for index in indexes)
+                raise UsageError(
+                    f"no project {name!r} on the index{'es' if len(indexes) > 1 else ''} {where}"
                 )
-            except UsageError:
-                if not indexes:
-                    raise
-            else:
-                checked_url_name(found)
-                _log.debug("%s: %s from --find-links", source, found.filename)
-                return Found(found.url, found.sha256, found.other_hashes)
-        for index in indexes:
-            page = index.rstrip("/") + "/" + name + "/"
-            try:
-                chosen = chosen_on(page)
-            except UsageError as exc:
-                if len(indexes) > 1:
-                    exc.cause += (
-                        f"; {redact(index)} is the first index listing {name!r}, the only one asked for it"
-                    )
-                raise
-            if chosen is not None:
-                break
+            why = "--no-index: no index asked" if not indexes else "no index lists the project"
+            chosen = pick([], f"in the --find-links locations ({links or 'none given'}; {why})")
         else:
-            where = ", ".join(redact(index) for index in indexes)
-            raise UsageError(f"no project {name!r} on the index{'es' if len(indexes) > 1 else ''} {where}")
+            page = first.rstrip("/") + "/" + name + "/"
+            where = f"on the index {redact(first)}" + (
+                f" or in the --find-links locations ({links})" if local else ""
+            )
+            if len(indexes) > 1:
+                where += f", the first index listing {name!r} and the only one asked for it"
+            files, from_cache = listed
+            try:
+                chosen = pick(files, where)
+            except UsageError:
+                if not from_cache:
+                    raise
+                # A page kept fresh by its lifetime (or ours: HEURISTIC_MAX_AGE) may predate the version asked
+                # for, published a minute ago: asked again, revalidated, before saying it is not there (pip
+                # always asks).
+                files, _ = _project_files(page, client, cache, retries, revalidate=True) or ([], False)
+                chosen = pick(files, where)
+            credited.setdefault(id(chosen), first)
     except WheelstreamError as exc:
         exc.with_wheel(source)
         raise
     checked_url_name(chosen)  # before anything is fetched: the URL's name is what a download writes
-    _log.debug("%s: %s from %s", source, chosen.filename, redact(page))
-    return Found(_with_credentials(chosen.url, index), chosen.sha256, chosen.other_hashes)
+    _log.debug("%s: %s from %s", source, chosen.filename, redact(credited.get(id(chosen), "")))
+    location = credited.get(id(chosen))
+    url = chosen.url if location is None else _with_credentials(chosen.url, location)
+    return Found(url, chosen.sha256, chosen.other_hashes)
+
+
+def _first_listing(
+    indexes: Sequence[str], name: str, client: httpx.Client, cache: Cache, retries: int | None
+) -> tuple[str | None, tuple[list[IndexFile], bool] | None]:
+    """The first index whose page lists the project, and its files (whether the page came from the cache
+    unasked); (None, None) when none does. Only ``404``/``410`` moves on: any other failure ends the lookup, or
+    a later index could serve a project the first one holds but failed to answer for."""
+    for index in indexes:
+        listed = _project_files(
+            index.rstrip("/") + "/" + name + "/", client, cache, retries, revalidate=False
+        )
+        if listed is not None:
+            return index, listed
+    return None, None
 
 
 def _on_hand(
     find_links: Sequence[str], client: httpx.Client, cache: Cache, retries: int | None
-) -> list[IndexFile]:
-    """Every wheel the ``--find-links`` locations list, in their order (of equals, ``choose`` takes the last)."""
-    listed: list[IndexFile] = []
+) -> list[tuple[IndexFile, str]]:
+    """Every wheel the ``--find-links`` locations list, in their order, each with its location. A location
+    that cannot be read — a directory not there, a page that fails — is a warning and skipped, as pip skips
+    it: the indexes (or, with ``--no-index``, the error naming every location) still follow."""
+    listed: list[tuple[IndexFile, str]] = []
     for location in find_links:
-        if is_page(location):
-            response, body, final = _get_page(
-                location, client, cache, INDEX_RETRIES if retries is None else retries
-            )
-            answer = (response.status_code, body, final, response.charset_encoding or "utf-8")
-            listed += listed_on_page(location, answer)
-        else:
-            listed += listed_in_directory(location)
+        try:
+            if is_page(location):
+                response, body, final = _get_page(
+                    location,
+                    client,
+                    cache,
+                    INDEX_RETRIES if retries is None else retries,
+                    label="--find-links page",
+                )
+                answer = (response.status_code, body, final, response.charset_encoding or "utf-8")
+                listed += [(file, location) for file in listed_on_page(location, answer)]
+            else:
+                listed += [(file, location) for file in listed_in_directory(location)]
+        except WheelstreamError as exc:
+            _log.warning("--find-links %s is skipped: %s", redact(location), exc.cause)
     return listed
 
 
