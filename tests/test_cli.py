@@ -193,7 +193,7 @@ def test_a_source_that_is_no_file_is_named_for_what_it_is(cache: Path, tmp_path:
 
 def test_unsupported_requirements_option_exits_2(cache: Path, tmp_path: Path) -> None:
     req = tmp_path / "r.txt"
-    req.write_text("--only-binary :all:\n")
+    req.write_text("--no-binary :all:\n")
     run = ws("install", "-r", str(req), "-t", str(tmp_path / "t"), cache=cache)
     assert run.code == 2
     assert f"{req}:1: unsupported option" in run.error_line()
