@@ -4,6 +4,8 @@ page server on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,15 @@ from conftest import ws
 import wheelstream
 from wheelstream.errors import UsageError
 from wheelstream.testing import FaultServer, build_wheel
+
+
+@contextlib.contextmanager
+def _serving_demo() -> Iterator[tuple[FaultServer, str, bytes]]:
+    """A test bed serving ``demo`` 1.0 (its index on ``/simple/``, every file listed on ``/``)."""
+    with FaultServer() as server:
+        filename, data = build_wheel("demo", "1.0", payload_size=1024)
+        server.add_file(filename, data)
+        yield server, filename, data
 
 
 def _wheel_in(directory: Path, name: str, version: str, marker: bytes) -> Path:
@@ -23,9 +34,7 @@ def _wheel_in(directory: Path, name: str, version: str, marker: bytes) -> Path:
 
 def test_wheels_downloaded_on_one_machine_install_on_another_with_no_index(tmp_path: Path) -> None:
     """`-r` files held ``--no-index`` and ``--find-links`` lines that were refused ("unsupported option")."""
-    with FaultServer() as server:
-        filename, data = build_wheel("demo", "1.0", payload_size=1024)
-        server.add_file(filename, data)
+    with _serving_demo() as (server, _filename, _data):
         run = ws(
             "download", "demo==1.0", "-i", f"{server.url}/simple/", "-d", str(tmp_path / "wheels"), cache=None
         )
@@ -121,9 +130,7 @@ def test_no_index_without_a_wheel_on_hand_names_the_locations(tmp_path: Path) ->
 
 def test_a_page_of_links_serves_as_find_links(tmp_path: Path) -> None:
     """The test bed lists every file on ``/``, as ``python -m http.server`` or a bucket's index page would."""
-    with FaultServer() as server:
-        filename, data = build_wheel("demo", "1.0", payload_size=1024)
-        server.add_file(filename, data)
+    with _serving_demo() as (server, filename, data):
         run = ws(
             "download",
             "demo==1.0",
@@ -140,9 +147,7 @@ def test_a_page_of_links_serves_as_find_links(tmp_path: Path) -> None:
 
 def test_a_location_that_is_not_there_is_a_warning_and_skipped(tmp_path: Path) -> None:
     """As pip: "Location … is ignored"; the index still answers."""
-    with FaultServer() as server:
-        filename, data = build_wheel("demo", "1.0", payload_size=1024)
-        server.add_file(filename, data)
+    with _serving_demo() as (server, filename, _data):
         run = ws(
             "download",
             "demo==1.0",
@@ -207,9 +212,7 @@ def test_in_hash_checking_mode_the_index_file_with_an_allowed_hash_beats_a_wheel
 
 
 def test_a_page_that_fails_is_a_warning_and_skipped_like_a_missing_directory(tmp_path: Path) -> None:
-    with FaultServer() as server:
-        filename, data = build_wheel("demo", "1.0", payload_size=1024)
-        server.add_file(filename, data)
+    with _serving_demo() as (server, filename, _data):
         run = ws(
             "download",
             "demo==1.0",
