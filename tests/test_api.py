@@ -432,3 +432,121 @@ def test_a_url_of_another_scheme_is_named_as_one_and_one_attempt_is_singular(tmp
         with pytest.raises(RetriesExhausted, match=r"gave up after 1 attempt without progress \(") as gave_up:
             wheelstream.install([url], tmp_path / "t", cache_dir=tmp_path / "c", retries=0)
     assert "nothing was fetched" in str(gave_up.value)
+
+
+@pytest.mark.parametrize("link_mode", ["move", "copy"])
+def test_a_callers_wrong_hashes_leave_the_cached_wheel_for_the_others(tmp_path: Path, link_mode: str) -> None:
+    """Two allowed hashes, neither the wheel's: the cache forgot the wheel and removed its unpacked tree —
+    under another call copying from it at that moment ("went while it was copied"), and so that the next
+    install downloaded the same bytes again."""
+    from wheelstream.testing import build_wheel
+
+    filename, data = build_wheel("demo", "1.0", payload_size=64 * 1024)
+    with FaultServer() as server:
+        url = server.add_file(filename, data)
+        first = wheelstream.install([url], tmp_path / "t1", cache_dir=tmp_path / "c", link_mode=link_mode)  # type: ignore[arg-type]
+        assert first.bytes_fetched == len(data)
+        with pytest.raises(wheelstream.errors.HashMismatch, match="none of the 2 allowed hashes"):
+            wheelstream.install(
+                [url], tmp_path / "t2", cache_dir=tmp_path / "c", hashes={url: ["a" * 64, "b" * 64]}
+            )
+        again = wheelstream.install([url], tmp_path / "t3", cache_dir=tmp_path / "c", link_mode=link_mode)  # type: ignore[arg-type]
+    assert again.bytes_fetched == 0
+    assert not (tmp_path / "t2").exists()
+    assert (tmp_path / "t3" / "demo" / "payload.bin").read_bytes() == (
+        tmp_path / "t1" / "demo" / "payload.bin"
+    ).read_bytes()
+
+
+def test_a_progress_callback_failing_on_the_last_event_leaves_no_claimed_tree(tmp_path: Path) -> None:
+    """A local wheel's unpacked tree, claimed for the install, stayed claimed (and its lock open) for the life
+    of the process when the callback raised on ``finished``: no sweep could take it."""
+    import os
+
+    from wheelstream.testing import build_wheel
+
+    filename, data = build_wheel("demo", "1.0", payload_size=64 * 1024)
+    wheel = tmp_path / filename
+    wheel.write_bytes(data)
+
+    def fail_at_the_end(progress: wheelstream.Progress) -> None:
+        if progress.finished:
+            raise RuntimeError("the host's display went away")
+
+    before = len(os.listdir("/proc/self/fd"))
+    for round_ in range(3):
+        with pytest.raises(RuntimeError, match="display went away"):
+            wheelstream.install(
+                [wheel], tmp_path / f"t{round_}", cache_dir=tmp_path / "c", progress=fail_at_the_end
+            )
+    claimed = tmp_path / "c" / "claimed"
+    assert not (claimed.is_dir() and os.listdir(claimed))
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+@pytest.mark.timeout(60)
+def test_a_progress_callback_asking_for_its_own_wheel_again_is_refused_not_a_deadlock(tmp_path: Path) -> None:
+    """The callback runs on the thread holding the URL's download lock: a call for the same URL from there
+    waited for that lock, that is for itself, forever (both calls hung)."""
+    from wheelstream.errors import UsageError
+    from wheelstream.testing import build_wheel
+
+    filename, data = build_wheel("demo", "1.0", payload_size=256 * 1024)
+    inner: list[BaseException] = []
+    with FaultServer() as server:
+        url = server.add_file(filename, data)
+
+        def again(progress: wheelstream.Progress) -> None:
+            if progress.bytes_done and not inner:
+                try:
+                    wheelstream.download([url], tmp_path / "inner", cache_dir=tmp_path / "c")
+                except BaseException as exc:
+                    inner.append(exc)
+                    raise
+
+        with pytest.raises(
+            UsageError, match="being downloaded by the call whose progress callback asked for it again"
+        ):
+            wheelstream.install([url], tmp_path / "t", cache_dir=tmp_path / "c", progress=again)
+        assert isinstance(inner[0], UsageError)
+        assert wheelstream.install(
+            [url], tmp_path / "t", cache_dir=tmp_path / "c"
+        ).wheels  # and nothing stuck
+
+
+def test_a_closed_client_is_a_usage_error_before_anything_starts(tmp_path: Path) -> None:
+    import httpx
+
+    from wheelstream.errors import UsageError
+
+    client = httpx.Client()
+    client.close()
+    with pytest.raises(UsageError, match="client is closed"):
+        wheelstream.download(["http://127.0.0.1:9/demo-1.0-py3-none-any.whl"], tmp_path, client=client)
+
+
+def test_a_progress_callbacks_os_error_while_the_url_is_locked_is_its_own_not_a_disk_error(
+    tmp_path: Path,
+) -> None:
+    """A callback failing with ``BrokenPipeError`` (a host printing to a closed pipe) on the "waiting" event
+    came out as ``DiskError: cannot lock …/partial/<key>.lock: Broken pipe``."""
+    from wheelstream._cache import Cache, file_lock
+    from wheelstream._urls import cache_key
+    from wheelstream.testing import build_wheel
+
+    filename, data = build_wheel("demo", "1.0", payload_size=1024)
+    with FaultServer() as server:
+        url = server.add_file(filename, data)
+        cache = Cache.at(tmp_path / "c")
+
+        def closed_pipe(progress: wheelstream.Progress) -> None:
+            if progress.message and "waiting" in progress.message:
+                raise BrokenPipeError(32, "Broken pipe")
+
+        held = file_lock(cache.lock(cache_key(url)))
+        held.acquire()  # as another process fetching it would
+        try:
+            with pytest.raises(BrokenPipeError):
+                wheelstream.download([url], tmp_path / "d", cache_dir=tmp_path / "c", progress=closed_pipe)
+        finally:
+            held.release()

@@ -117,6 +117,10 @@ def check_objects(
         )
     if client is not None and not isinstance(client, httpx.Client):
         raise UsageError(f"client must be an httpx.Client, not {type(client).__name__}")
+    if (
+        client is not None and client.is_closed
+    ):  # else httpx's RuntimeError, from deep inside the first request
+        raise UsageError("client is closed: pass an open httpx.Client (or none, for wheelstream's own)")
 
 
 def indexes_of(index_url: object, extra_index_urls: object, find_links: object, no_index: object) -> Indexes:

@@ -53,7 +53,7 @@ from typing import NamedTuple
 import filelock
 import platformdirs
 
-from wheelstream.errors import DiskError
+from wheelstream.errors import DiskError, UsageError
 from wheelstream.unpack._partial import Journal
 
 __all__ = [
@@ -62,6 +62,7 @@ __all__ = [
     "UrlRecord",
     "default_cache_dir",
     "download_lock",
+    "downloads_held_here",
     "file_lock",
     "in_use",
     "try_lock",
@@ -390,31 +391,53 @@ def download_lock(
     called once if another process holds it past half a second (its whole download, maybe): the wait is said,
     not silent. ``cancelled()`` true ends the wait as Ctrl-C (``KeyboardInterrupt``): a Ctrl-C or SIGTERM
     waited for the other process's whole download."""
+    held = _held_here()
+    if key in held:  # this thread's own download of it (``_fetch_many`` says it for a callback's call)
+        raise UsageError(
+            "it is being downloaded by this very thread: it would wait for itself forever", wheel=wheel
+        )
     lock = file_lock(cache.lock(key))
-    try:
+
+    def taken(timeout: float) -> bool:
         try:
-            lock.acquire(timeout=_QUIET_WAIT)
+            lock.acquire(timeout=timeout)
         except filelock.Timeout:
-            if waiting is not None:
-                waiting()
-            while True:
-                if cancelled is not None and cancelled():
-                    raise KeyboardInterrupt from None
-                try:
-                    lock.acquire(timeout=_CANCEL_POLL)
-                    break
-                except filelock.Timeout:
-                    continue
-    except OSError as exc:
-        raise DiskError(
-            f"cannot lock {cache.lock(key)}: {exc.strerror or exc}; what earlier runs kept is untouched — run "
-            "the same command again once that is fixed",
-            wheel=wheel,
-        ) from exc
+            return False
+        except OSError as exc:
+            raise DiskError(
+                f"cannot lock {cache.lock(key)}: {exc.strerror or exc}; what earlier runs kept is untouched — "
+                "run the same command again once that is fixed",
+                wheel=wheel,
+            ) from exc
+        return True
+
+    if not taken(_QUIET_WAIT):
+        if waiting is not None:
+            waiting()  # (outside the lock's OSError: a caller's callback failing is not the cache's disk error)
+        while not taken(_CANCEL_POLL):
+            if cancelled is not None and cancelled():
+                raise KeyboardInterrupt from None
+    held.add(key)
     try:
         yield
     finally:
+        held.discard(key)
         lock.release()
+
+
+_THIS_THREAD = threading.local()  # the URL keys whose download lock this thread holds
+
+
+def downloads_held_here() -> frozenset[str]:
+    """The URL keys whose download lock the calling thread holds (a progress callback runs on that thread)."""
+    return frozenset(_held_here())
+
+
+def _held_here() -> set[str]:
+    held: set[str] | None = getattr(_THIS_THREAD, "keys", None)
+    if held is None:
+        held = _THIS_THREAD.keys = set()
+    return held
 
 
 @contextlib.contextmanager
@@ -432,11 +455,11 @@ def in_use(
         yield
         return
     where = Cache.made(root).root
-    try:
-        fd = os.open(where / "cache.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-    except OSError as exc:
-        raise DiskError(f"cannot use the cache directory {where}: {exc.strerror or exc}") from exc
-    with _HELD_LOCK:
+    with _HELD_LOCK:  # opened and registered with no fork between: a child closes every registered copy
+        try:
+            fd = os.open(where / "cache.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise DiskError(f"cannot use the cache directory {where}: {exc.strerror or exc}") from exc
         _HELD.add(fd)
     try:
         mode = fcntl.LOCK_EX if only else fcntl.LOCK_SH
@@ -452,13 +475,12 @@ def in_use(
                 raise DiskError(f"cannot lock {where / 'cache.lock'}: {exc.strerror or exc}") from exc
         yield
     finally:
-        with _HELD_LOCK:
-            mine = (
-                fd in _HELD
-            )  # not when a fork's child closed its copy (the number may be another file's now)
-            _HELD.discard(fd)
-        if mine:
-            os.close(fd)
+        with _HELD_LOCK:  # unlocked before it is closed: a child forked meanwhile may hold a copy of it
+            if fd in _HELD:  # (else a fork's child closed its copy: the number may be another file's now)
+                _HELD.discard(fd)
+                with contextlib.suppress(OSError):
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
 
 
 # The descriptors ``in_use`` holds, for a forked child to close: a flock belongs to the open file, which a fork

@@ -22,7 +22,7 @@ from typing import Literal
 
 import httpx
 
-from wheelstream._cache import Cache
+from wheelstream._cache import Cache, downloads_held_here
 from wheelstream._parallel import Arrived, collect, fetch_in_processes, fetch_one, process_pool
 from wheelstream._progress import ProgressCallback
 from wheelstream._sources import (
@@ -38,7 +38,7 @@ from wheelstream._sources import (
     resolve,
 )
 from wheelstream._staged import current_umask
-from wheelstream._urls import shown_text, wheel_path_in
+from wheelstream._urls import cache_key, shown_text, wheel_path_in
 from wheelstream.errors import (
     DiskError,
     HashMismatch,
@@ -274,6 +274,20 @@ def _pins_named_outright(
     return kept, merged
 
 
+def _refuse_downloads_held_here(resolved: Sequence[Resolved]) -> None:
+    """A call made from a progress callback, for a wheel the calling download is fetching: that download holds
+    the URL's lock on this very thread, waiting for the callback to return, and the call's own download would
+    wait for the lock — for itself, forever."""
+    held = downloads_held_here()
+    for item in resolved:
+        if item.url is not None and cache_key(item.url) in held:
+            raise UsageError(
+                "it is being downloaded by the call whose progress callback asked for it again: it would wait "
+                "for itself forever",
+                wheel=filename_of(item),
+            )
+
+
 def _fetch_with(
     sources: Sequence[str],
     cache: Cache,
@@ -315,6 +329,7 @@ def _fetch_with(
         resolved = [item for item in resolved if wanted(item)]
     if not resolved:
         return []  # nothing asked for (a requirements file whose markers all say no), or all installed
+    _refuse_downloads_held_here(resolved)
     if keep_wheels_in is not None:  # download -d: every name is one it can take, before anything is fetched
         for item in resolved:
             wheel_path_in(keep_wheels_in, filename_of(item), source=item.source)
@@ -326,8 +341,8 @@ def _fetch_with(
     workers = min(max(1, jobs), len(resolved))
 
     def arrived(item: Resolved, result: DownloadResult) -> None:
-        check_allowed(item, result.sha256, cache.root)  # of several allowed hashes, one must be the wheel's
-        check_index_hashes(item, cache.wheel_file(result.sha256), result.sha256, cache.root)
+        check_allowed(item, result.sha256)  # of several allowed hashes, one must be the wheel's
+        check_index_hashes(item, cache.wheel_file(result.sha256))
         if keep_wheels_in is not None:  # download -d: a checked wheel, and only a checked one, goes there
             _check_is_a_wheel(item, result, cache)  # an install checks far more, later
             _place(item, result, cache, keep_wheels_in)

@@ -213,12 +213,11 @@ def _pinned(
     return Resolved(source, url, path, named.lower())
 
 
-def check_index_hashes(
-    item: Resolved, wheel_file: Path, sha256: str, cache_dir: str | os.PathLike[str] | None
-) -> None:
+def check_index_hashes(item: Resolved, wheel_file: Path) -> None:
     """The other hashes an index lists for the file (an index without sha256s pins its files with md5 or
-    sha512, and pip and uv hold the file to them), read off the finished wheel file; a mismatch is the
-    download's, and the cache forgets it."""
+    sha512, and pip and uv hold the file to them), read off the finished wheel file. A mismatch refuses the
+    wheel for this call only: the cache keeps what the server served (another call may be unpacking it), and
+    a next run asks the server again before the same check."""
     if not item.other_hashes or not wheel_file.is_file():
         return  # (a tree cached without its file was checked when it was published: its sha256 is the same)
     expected_by_name = dict(item.other_hashes)
@@ -226,20 +225,20 @@ def check_index_hashes(
     for name, expected in expected_by_name.items():
         actual = actual_by_name[name]
         if actual != expected:
-            forget_refused(item, sha256, cache_dir)
             raise HashMismatch(
-                f"{name} is {actual}, the index lists {expected}; the download was discarded",
+                f"{name} is {actual}, the index lists {expected}; refused (the cache keeps it as served)",
                 wheel=filename_of(item),
             )
 
 
-def check_allowed(item: Resolved, sha256: str, cache_dir: str | os.PathLike[str] | None) -> None:
+def check_allowed(item: Resolved, sha256: str) -> None:
     """A finished wheel whose sha256 none of the caller's several allowed hashes is (``Resolved.allowed``) is
-    refused, and forgotten by the cache."""
+    refused. The bytes are the server's, not wrong in themselves: the cache keeps them — forgetting them
+    removed the unpacked tree another call was copying from, whose caller expected exactly these bytes."""
     if item.allowed and sha256 not in item.allowed:
-        forget_refused(item, sha256, cache_dir)
         raise HashMismatch(
-            f"sha256 is {sha256}, none of the {len(item.allowed)} allowed hashes; the download was discarded",
+            f"sha256 is {sha256}, none of the {len(item.allowed)} allowed hashes; refused (the cache keeps it as "
+            "served)",
             wheel=filename_of(item),
         )
 

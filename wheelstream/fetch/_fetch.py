@@ -75,7 +75,7 @@ def fetch_wheel(
     waiting = None
     if progress is not None:
         told = Progress(
-            job.wheel, 0, None, 0, None, message="waiting for another wheelstream process fetching it"
+            job.wheel, 0, None, 0, None, message="waiting for another wheelstream download or install of it"
         )
         waiting = functools.partial(progress, told)
     with download_lock(cache, job.key, job.wheel, waiting, cancel.is_set if cancel is not None else None):

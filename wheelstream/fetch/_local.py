@@ -174,9 +174,14 @@ def _unpack_file(
             raise
         fresh = finished_tree(filename, staging, parser, extractor, keep_unpacked)
         staged, claim = settle_tree(cache, fresh, sha256, keep_unpacked)
-        if keep_unpacked:
-            cache.remember(key, path.resolve().as_uri(), sha256, filename)
-        size = path.stat().st_size
-        if progress is not None:
-            progress(Progress(filename, size, size, len(staged.files), None, finished=True))
+        try:
+            if keep_unpacked:
+                cache.remember(key, path.resolve().as_uri(), sha256, filename)
+            size = path.stat().st_size
+            if progress is not None:
+                progress(Progress(filename, size, size, len(staged.files), None, finished=True))
+        except BaseException:
+            if claim is not None:
+                claim.release()  # nobody else will: the result carrying it is never returned
+            raise
         return DownloadResult(staged, sha256, 0, size, None, 0, False, extractor.written, claim)

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import filelock
 
+from wheelstream.errors import Interrupted
+
 __all__ = ["destination_lock", "home_token", "owner_key", "state_dir", "token_matches"]
 
 _LOCK_QUIET = 0.5  # seconds another command may hold a destination before a waiting one says so
@@ -131,10 +133,15 @@ def destination_lock(root: Path, warn: Callable[[str], None]) -> Iterator[None]:
     key = hashlib.sha256(os.fsencode(os.path.realpath(root))).hexdigest()[:32]
     lock = filelock.FileLock(locks / f"{key}.lock")
     try:
-        lock.acquire(timeout=_LOCK_QUIET)
-    except filelock.Timeout:
-        warn(f"waiting for another wheelstream command to finish with {root}")
-        lock.acquire()
+        try:
+            lock.acquire(timeout=_LOCK_QUIET)
+        except filelock.Timeout:
+            warn(f"waiting for another wheelstream command to finish with {root}")
+            lock.acquire()
+    except KeyboardInterrupt:  # as every other Ctrl-C of a call: the error, with its exit code
+        raise Interrupted(
+            f"interrupted while waiting for another command to finish with {root}; nothing was changed"
+        ) from None
     try:
         yield
     finally:
