@@ -550,3 +550,42 @@ def test_a_progress_callbacks_os_error_while_the_url_is_locked_is_its_own_not_a_
                 wheelstream.download([url], tmp_path / "d", cache_dir=tmp_path / "c", progress=closed_pipe)
         finally:
             held.release()
+
+
+@pytest.mark.parametrize("workers", ["threads", "processes"])
+def test_a_callers_cancel_stops_the_call_keeps_the_checkpoint_and_installs_nothing(
+    tmp_path: Path, workers: str
+) -> None:
+    """A call on a thread of its own (``asyncio.to_thread``) could not be stopped: cancelling the task left it
+    downloading and then installing into the target. ``cancel`` stops it as Ctrl-C would — here set from the
+    progress callback, once bytes flow, which a stalled read waits out no longer than a chunk."""
+    import threading
+    import time
+
+    from wheelstream.testing import Stall, build_wheel
+
+    filename, data = build_wheel("demo", "1.0", payload_size=4 << 20)
+    stop = threading.Event()
+
+    def stop_once_bytes_flow(progress: wheelstream.Progress) -> None:
+        if progress.bytes_done > 0:
+            stop.set()
+
+    with FaultServer() as server:
+        url = server.add_file(filename, data, plan=FaultPlan(Stall(at=2 << 20, seconds=30, requests=[1])))
+        started = time.monotonic()
+        with pytest.raises(wheelstream.errors.Interrupted) as raised:
+            wheelstream.install(
+                [url],
+                tmp_path / "t",
+                cache_dir=tmp_path / "c",
+                progress=stop_once_bytes_flow,
+                cancel=stop,
+                workers=workers,  # type: ignore[arg-type]
+            )
+        assert time.monotonic() - started < 10  # not the 30 s stall, nor its read timeout
+        assert raised.value.exit_code == 130
+        assert not (tmp_path / "t").exists()
+        again = wheelstream.install([url], tmp_path / "t", cache_dir=tmp_path / "c")
+    assert 0 < again.bytes_fetched < len(data)  # resumed from the checkpoint the cancel kept
+    assert (tmp_path / "t" / "demo" / "payload.bin").is_file()

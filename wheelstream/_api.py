@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,6 +242,7 @@ def install(
     on_warning: Callable[[str], None] | None = None,
     client: httpx.Client | None = None,
     workers: Workers = "threads",
+    cancel: threading.Event | None = None,
 ) -> InstallResult[InstallReport | EnvironmentReport]:
     """Install wheels, resumably, into ``target`` like ``pip install --no-deps --no-compile --target`` or into
     ``environment`` like ``pip install --no-deps --no-compile`` (give exactly one).
@@ -269,6 +271,12 @@ def install(
     ``workers``: several downloads run on threads of this process unless ``"processes"`` is asked for: then,
     where it is possible (Linux, a client of wheelstream's own, this process running one thread), each runs in
     a forked worker process with a GIL of its own — faster on many wheels, but it forks the caller.
+
+    ``cancel``: an event the caller sets, from any thread, to stop the call as Ctrl-C would — a call running
+    on a thread of its own (``asyncio.to_thread``) cannot be interrupted otherwise. The downloads stop at their
+    next chunk (a stalled one at once) and keep their checkpoints; the call raises
+    :class:`~wheelstream.errors.Interrupted`. Set before the install starts, nothing is installed; once the
+    install has begun it runs to its end, as the destination is never left half-changed.
 
     ``connections``: ranged HTTP connections for one big wheel, each writing its piece into the partial file
     while the wheel still unpacks as it streams. None (default) is automatic: one for a small file or a server
@@ -304,6 +312,7 @@ def install(
         on_warning=on_warning,
         client=client,
         workers=workers,
+        cancel=cancel,
     )
 
 
@@ -334,6 +343,7 @@ def install_sources(
     on_warning: Callable[[str], None] | None = None,
     client: httpx.Client | None = None,
     workers: Workers = "threads",
+    cancel: threading.Event | None = None,
     verify: Callable[[str, DownloadResult], None] | None = None,
     remove: Removals = (),
     index_files: Collection[str] = (),
@@ -417,12 +427,16 @@ def install_sources(
             python=python,
             keep_wheels_in=None,
             workers=workers,
+            cancel=cancel,
             keep_unpacked=link_mode != "move",
             wanted=wanted,
             on_fetched=arrived,
             sizes=sizes,
         )
         results = [result for _item, result in fetched]
+        if cancel is not None and cancel.is_set():  # the last moment it leaves the destination as it was
+            release(results)
+            raise Interrupted("cancelled before the install: nothing was changed (the downloads are cached)")
         where = target if environment is None else environment.root
         items = [to_install(item, result) for item, result in fetched]
         try:
@@ -489,6 +503,7 @@ def download(
     progress: ProgressCallback | None = None,
     client: httpx.Client | None = None,
     workers: Workers = "threads",
+    cancel: threading.Event | None = None,
 ) -> InstallResult[None]:
     """Resumably download wheels into ``dest`` and verify each archive completely (every entry inflated
     and CRC-checked, central directory cross-checked) — ``pip download`` with zip verification; a zip that is
@@ -520,6 +535,7 @@ def download(
             python=None,
             keep_wheels_in=dest_path,
             workers=workers,
+            cancel=cancel,
             keep_unpacked=False,  # only the wheel file is kept: its tree was unpacked to verify it
         )
         release(r for _, r in fetched)

@@ -100,6 +100,7 @@ def fetch_all(
     wanted: Callable[[Resolved], bool] | None = None,
     on_fetched: Arrived | None = None,
     sizes: Mapping[str, int] | None = None,
+    cancel: threading.Event | None = None,
 ) -> list[tuple[Resolved, DownloadResult]]:
     """Resolve and fetch every source (in parallel), with a client of our own unless one is given; a source
     ``wanted`` refuses is resolved but not fetched (already installed). ``connections``:
@@ -137,6 +138,7 @@ def fetch_all(
             wanted=wanted,
             on_fetched=on_fetched,
             sizes=sizes or {},
+            cancel_by=cancel,
         )
 
 
@@ -305,6 +307,7 @@ def _fetch_with(
     wanted: Callable[[Resolved], bool] | None = None,
     on_fetched: Arrived | None = None,
     sizes: Mapping[str, int] | None = None,
+    cancel_by: threading.Event | None = None,
 ) -> list[tuple[Resolved, DownloadResult]]:
     """``processes``: worker processes were asked for, and the client is ours (a caller's cannot cross)."""
     interpreter = probe_interpreter(python)
@@ -349,13 +352,14 @@ def _fetch_with(
         if on_fetched is not None:
             on_fetched(item, result)
 
+    stop = cancel_by.is_set if cancel_by is not None else None  # the caller's cancel, seen as Ctrl-C is
     pool = process_pool(workers, options.timeout, progress) if processes else None
     if pool is not None:
-        return fetch_in_processes(pool, resolved, cache, args, arrived)
+        return fetch_in_processes(pool, resolved, cache, args, arrived, stop)
     cancel = threading.Event()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wheelstream") as threads:
 
         def submit_to_thread(item: Resolved) -> Future[DownloadResult]:
             return threads.submit(fetch_one, item, *args, client=client, progress=progress, cancel=cancel)
 
-        return collect(resolved, submit_to_thread, cancel, Future.result, on_done=arrived)
+        return collect(resolved, submit_to_thread, cancel, Future.result, on_done=arrived, stop=stop)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Collection
@@ -120,6 +121,7 @@ def install_lock(
     progress: ProgressCallback | None = None,
     on_warning: Callable[[str], None] | None = None,
     workers: Workers = "threads",
+    cancel: threading.Event | None = None,
 ) -> InstallResult[InstallReport | EnvironmentReport]:
     """Install what ``lock`` selects for the destination's interpreter (``extras``; ``groups``: the lock's
     default groups when None) into ``target`` or ``environment``; with ``sync``, also uninstall what it does
@@ -184,6 +186,7 @@ def install_lock(
         on_warning=on_warning,
         jobs=jobs,
         workers=workers,
+        cancel=cancel,
         verify=_verifier(wheels, Cache.at(cache_dir)),
         remove=remove,
         index_files=frozenset(wheel.source for wheel in wheels if not wheel.direct),
@@ -210,6 +213,7 @@ def sync(
     progress: ProgressCallback | None = None,
     on_warning: Callable[[str], None] | None = None,
     workers: Workers = "threads",
+    cancel: threading.Event | None = None,
 ) -> InstallResult[EnvironmentReport]:
     """Make ``environment`` hold exactly what ``lock`` selects (``uv pip sync``): install what is missing or
     different, uninstall what the lock does not list, leave what matches. The options are
@@ -234,6 +238,7 @@ def sync(
         progress=progress,
         on_warning=on_warning,
         workers=workers,
+        cancel=cancel,
     )
     report = result.report
     assert isinstance(report, EnvironmentReport)  # an environment's install reports as one

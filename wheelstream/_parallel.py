@@ -36,6 +36,7 @@ def fetch_in_processes(
     cache: Cache,
     args: tuple[Any, ...],
     on_done: Arrived | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> list[tuple[Resolved, DownloadResult]]:
     """``collect`` over worker processes: claims adopted as results arrive, a dead worker's pool killed (after
     a grace period for the others to checkpoint), the progress callback's error raised as the callback's."""
@@ -48,7 +49,9 @@ def fetch_in_processes(
             return future
 
         try:
-            fetched = collect(resolved, submit_to_worker, processes.cancel, adopter, processes.died, on_done)
+            fetched = collect(
+                resolved, submit_to_worker, processes.cancel, adopter, processes.died, on_done, stop
+            )
         except WorkerDied:
             processes.kill(grace=5.0)  # the others ignore the SIGTERM a broken pool sends
             raise
@@ -169,18 +172,20 @@ def collect(
     result_of: Callable[[_F], DownloadResult],
     who_died: Callable[[], str | None] = lambda: None,
     on_done: Arrived | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> list[tuple[Resolved, DownloadResult]]:
     """Every download's result in source order — or, at the first failure in time (or Ctrl-C), stop the rest
     (they checkpoint: their partials are kept for the next run), release what succeeded, and raise.
 
     ``on_done(item, result)`` runs on this thread for each download as it succeeds, while the others go on (an
-    install checks each wheel there); its error is a failure like a download's."""
+    install checks each wheel there); its error is a failure like a download's. ``stop()`` true (a library
+    caller's cancel, looked at as often as a signal is) stops them all as Ctrl-C does."""
     futures: list[_F] = []
     try:
         for item in resolved:
             futures.append(submit(item))
         arrived = None if on_done is None else _Arrivals(resolved, futures, result_of, on_done)
-        error = _wait_first_error(futures, arrived)
+        error = _wait_first_error(futures, arrived, stop)
     except KeyboardInterrupt:
         _stop_all(futures, cancel)
         _release_succeeded(futures, result_of)
@@ -247,7 +252,9 @@ class _Arrivals:
 
 
 def _wait_first_error(
-    futures: Sequence[Future[Any]], arrived: Callable[[Future[Any]], None] | None = None
+    futures: Sequence[Future[Any]],
+    arrived: Callable[[Future[Any]], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> BaseException | None:
     """Wait until all succeed or one fails; return the first failure *in time* (``arrived``'s error included:
     it is called for each success as it comes).
@@ -258,6 +265,8 @@ def _wait_first_error(
     """
     pending: set[Future[Any]] = set(futures)
     while pending:
+        if stop is not None and stop():
+            raise KeyboardInterrupt  # (collect's): stopped and said as an interrupt
         done, pending = wait(
             pending, timeout=0.1, return_when=FIRST_COMPLETED if arrived else FIRST_EXCEPTION
         )
