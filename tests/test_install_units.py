@@ -215,3 +215,69 @@ def test_files_pip_target_leaves_behind_are_one_warning_naming_the_wheel(tmp_pat
         "lib/libpart0.so, lib/libpart1.so, lib/libpart2.so and 2 more"
     ]
     assert not (tmp_path / "t" / "lib").exists()
+
+
+def test_the_bytecode_of_a_module_is_its_own_and_not_a_dotted_neighbours(tmp_path: Path) -> None:
+    """``__pycache__/x.*.pyc`` also took ``x.y.<tag>.pyc`` (module ``x.y``'s); and each source globbed the
+    whole ``__pycache__``, which made uninstalling 10,000 compiled modules of one directory take a minute."""
+    from wheelstream.installer._installed import _Bytecode
+
+    cached = tmp_path / "__pycache__"
+    cached.mkdir()
+    names = [
+        "x.cpython-311.pyc",
+        "x.cpython-311.opt-1.pyc",
+        "x.pypy310.pyc",
+        "x.y.cpython-311.pyc",
+        "xy.cpython-311.pyc",
+    ]
+    for name in names:
+        (cached / name).write_bytes(b"")
+    found = sorted(Path(p).name for p in _Bytecode().of(str(tmp_path / "x.py")))
+    assert found == ["x.cpython-311.opt-1.pyc", "x.cpython-311.pyc", "x.pyc", "x.pyo", "x.pypy310.pyc"]
+    assert [Path(p).name for p in _Bytecode().of(str(tmp_path / "x.y.py"))][2:] == ["x.y.cpython-311.pyc"]
+
+
+def _whole_directories_by_scanning(
+    real_root: str, removed: set[str], incoming: set[str], keep: set[str]
+) -> list[str]:
+    """The rule as it was first written, one scan per folder: the reference the set-based one must agree with."""
+    from wheelstream.installer._env_install import _below
+
+    chosen: list[str] = []
+    for folder in sorted({path.rpartition("/")[0] for path in removed} - keep, key=lambda d: (len(d), d)):
+        if not folder or any(folder.startswith(c + "/") for c in chosen):
+            continue
+        if any(path == folder or path.startswith(folder + "/") for path in incoming):
+            continue
+        if all(path in removed for path in _below(real_root, folder)):
+            chosen.append(folder)
+    inside = tuple(c + "/" for c in chosen)
+    return sorted([*chosen, *(path for path in removed if not path.startswith(inside))])
+
+
+def test_whole_directories_agree_with_the_scanning_rule_on_random_trees() -> None:
+    import random
+    import tempfile
+
+    from wheelstream.installer._env_install import _whole_directories
+
+    generator = random.Random(7)
+    for _round in range(200):
+        with tempfile.TemporaryDirectory() as root:
+            paths: set[str] = set()
+            for _ in range(generator.randint(1, 25)):
+                depth = generator.randint(1, 4)
+                path = (
+                    "/".join(generator.choice("abc") for _ in range(depth)) + f"/f{generator.randint(0, 3)}"
+                )
+                if any(other.startswith(path + "/") or path.startswith(other + "/") for other in paths):
+                    continue  # a name cannot be a file and a directory at once
+                paths.add(path)
+                Path(root, path).parent.mkdir(parents=True, exist_ok=True)
+                Path(root, path).write_bytes(b"")
+            removed = {p for p in paths if generator.random() < 0.7}
+            incoming = {p for p in paths if generator.random() < 0.1} | {"a/new", "c/b/new"}
+            keep = {"", "a"} if generator.random() < 0.5 else {""}
+            expected = _whole_directories_by_scanning(root, removed, incoming, keep)
+            assert _whole_directories(root, removed, incoming, keep) == expected, (removed, incoming, keep)

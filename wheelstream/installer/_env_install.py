@@ -147,17 +147,23 @@ def _whole_directories(real_root: str, removed: set[str], incoming: set[str], ke
     paths) — when every file below it is being removed and nothing new comes into it; every other file goes
     alone. Only the files' own directories are candidates (pip's rule: a parent that merely ends up empty, such as
     ``share/``, stays), never ``keep``'s (the scheme's directories and their parents)."""
-    chosen: list[str] = []
+    # Sets of whole paths and their ancestors, not scans of one list per folder: both were quadratic in the
+    # files (an upgrade of 40,000 files took a minute of CPU).
+    entered = {*incoming, *(folder for path in incoming for folder in _ancestors(path))}
+    chosen: set[str] = set()
     for folder in sorted({path.rpartition("/")[0] for path in removed} - keep, key=lambda d: (len(d), d)):
-        prefix = folder + "/"
-        if not folder or any(folder.startswith(c + "/") for c in chosen):
-            continue
-        if any(path == folder or path.startswith(prefix) for path in incoming):
+        if not folder or folder in entered or not chosen.isdisjoint(_ancestors(folder)):
             continue
         if all(path in removed for path in _below(real_root, folder)):
-            chosen.append(folder)
-    inside = tuple(c + "/" for c in chosen)
-    return sorted([*chosen, *(path for path in removed if not path.startswith(inside))])
+            chosen.add(folder)
+    return sorted([*chosen, *(path for path in removed if chosen.isdisjoint(_ancestors(path)))])
+
+
+def _ancestors(path: str) -> Iterator[str]:
+    """``a/b/c`` → ``a/b``, ``a``."""
+    while "/" in path:
+        path = path.rpartition("/")[0]
+        yield path
 
 
 def _transaction(

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import csv
 import email.parser
-import glob
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,13 +145,38 @@ class Removal:
     outside: tuple[str, ...]  # RECORD rows not followed: they point outside the root
 
 
-def _bytecode_of(path: str) -> Iterator[str]:
-    """The compiled forms of the source ``path`` that may lie beside it."""
-    folder, file = os.path.split(path)
-    base = file[: -len(".py")]
-    yield os.path.join(folder, base + ".pyc")
-    yield os.path.join(folder, base + ".pyo")
-    yield from glob.glob(os.path.join(glob.escape(folder), "__pycache__", glob.escape(base) + ".*.pyc"))
+class _Bytecode:
+    """The compiled forms of a source file that may lie beside it: ``x.pyc``, ``x.pyo``, and the
+    ``__pycache__/x.<tag>[.opt-N].pyc`` files — each ``__pycache__`` listed once, not globbed per source (a
+    glob lists the whole directory every time: uninstalling a package of 10,000 compiled modules took a
+    minute), and matched exactly (``x.*.pyc`` also took ``x.y.<tag>.pyc``, module ``x.y``'s)."""
+
+    _CACHED = re.compile(r"(.+?)\.[A-Za-z0-9_-]+(?:\.opt-[0-9]+)?\.pyc")
+
+    def __init__(self) -> None:
+        self._by_folder: dict[str, dict[str, list[str]]] = {}
+
+    def of(self, path: str) -> Iterator[str]:
+        folder, file = os.path.split(path)
+        base = file[: -len(".py")]
+        yield os.path.join(folder, base + ".pyc")
+        yield os.path.join(folder, base + ".pyo")
+        cached = os.path.join(folder, "__pycache__")
+        yield from (os.path.join(cached, name) for name in self._listed(cached).get(base, ()))
+
+    def _listed(self, cached: str) -> dict[str, list[str]]:
+        by_base = self._by_folder.get(cached)
+        if by_base is None:
+            by_base = self._by_folder[cached] = {}
+            try:
+                names = os.listdir(cached)
+            except OSError:  # none there (or not a directory)
+                names = []
+            for name in names:
+                match = self._CACHED.fullmatch(name)
+                if match is not None:
+                    by_base.setdefault(match.group(1), []).append(name)
+        return by_base
 
 
 def removal(env: Environment, dist: Installed, warn: Callable[[str], None] | None = None) -> Removal:
@@ -194,15 +219,20 @@ def removal(env: Environment, dist: Installed, warn: Callable[[str], None] | Non
             "its files must be removed by hand (no installer can tell which they are)"
         ) from exc
     candidates: list[str] = []
+    bytecode = _Bytecode()
+    real_parents: dict[str, str] = {}  # a folder's real path, resolved once for all its files
     for row in rows:
         full = os.path.normpath(os.path.join(base, row))
-        real_parent = os.path.realpath(os.path.dirname(full))
+        parent = os.path.dirname(full)
+        real_parent = real_parents.get(parent)
+        if real_parent is None:
+            real_parent = real_parents[parent] = os.path.realpath(parent)
         if not _inside(full, root) or not _inside(real_parent, real_root):
             outside.append(row)
             continue
         candidates.append(full)
         if full.endswith(".py"):
-            candidates.extend(_bytecode_of(full))
+            candidates.extend(bytecode.of(full))
     for folder, _dirs, names in os.walk(dist.dist_info):  # the .dist-info goes whole
         candidates.extend(os.path.join(folder, name) for name in names)
     for full in candidates:
