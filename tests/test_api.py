@@ -435,27 +435,34 @@ def test_a_url_of_another_scheme_is_named_as_one_and_one_attempt_is_singular(tmp
 
 
 @pytest.mark.parametrize("link_mode", ["move", "copy"])
-def test_a_callers_wrong_hashes_leave_the_cached_wheel_for_the_others(tmp_path: Path, link_mode: str) -> None:
-    """Two allowed hashes, neither the wheel's: the cache forgot the wheel and removed its unpacked tree —
-    under another call copying from it at that moment ("went while it was copied"), and so that the next
-    install downloaded the same bytes again."""
+def test_a_callers_wrong_hashes_leave_the_cached_tree_to_the_others_but_forget_the_url(
+    tmp_path: Path, link_mode: str
+) -> None:
+    """Two allowed hashes, neither the wheel's: the cache removed the wheel's unpacked tree — under another call
+    copying from it at that moment ("went while it was copied"). The URL's record still goes (a revalidation
+    against the refused copy could be answered 304 forever), so the next install asks for the file whole; the
+    tree, reachable by its sha256, is what a hash-pinned call still takes."""
+    import hashlib
+
     from wheelstream.testing import build_wheel
 
     filename, data = build_wheel("demo", "1.0", payload_size=64 * 1024)
+    sha = hashlib.sha256(data).hexdigest()
     with FaultServer() as server:
         url = server.add_file(filename, data)
         first = wheelstream.install([url], tmp_path / "t1", cache_dir=tmp_path / "c", link_mode=link_mode)  # type: ignore[arg-type]
         assert first.bytes_fetched == len(data)
+        tree = list((tmp_path / "c" / "wheels").iterdir())
         with pytest.raises(wheelstream.errors.HashMismatch, match="none of the 2 allowed hashes"):
             wheelstream.install(
                 [url], tmp_path / "t2", cache_dir=tmp_path / "c", hashes={url: ["a" * 64, "b" * 64]}
             )
-        again = wheelstream.install([url], tmp_path / "t3", cache_dir=tmp_path / "c", link_mode=link_mode)  # type: ignore[arg-type]
-    assert again.bytes_fetched == 0
+        assert list((tmp_path / "c" / "wheels").iterdir()) == tree  # nothing removed under anyone's feet
+        pinned = wheelstream.install([f"{url}#sha256={sha}"], tmp_path / "t3", cache_dir=tmp_path / "c")
+        assert pinned.bytes_fetched == 0
+        again = wheelstream.install([url], tmp_path / "t4", cache_dir=tmp_path / "c")
+    assert again.bytes_fetched == len(data)  # the URL asked afresh
     assert not (tmp_path / "t2").exists()
-    assert (tmp_path / "t3" / "demo" / "payload.bin").read_bytes() == (
-        tmp_path / "t1" / "demo" / "payload.bin"
-    ).read_bytes()
 
 
 def test_a_progress_callback_failing_on_the_last_event_leaves_no_claimed_tree(tmp_path: Path) -> None:
@@ -589,3 +596,22 @@ def test_a_callers_cancel_stops_the_call_keeps_the_checkpoint_and_installs_nothi
         again = wheelstream.install([url], tmp_path / "t", cache_dir=tmp_path / "c")
     assert 0 < again.bytes_fetched < len(data)  # resumed from the checkpoint the cancel kept
     assert (tmp_path / "t" / "demo" / "payload.bin").is_file()
+
+
+@pytest.mark.timeout(60)
+def test_a_progress_callback_asking_for_its_own_local_wheel_again_is_refused_too(tmp_path: Path) -> None:
+    from wheelstream.errors import UsageError
+    from wheelstream.testing import build_wheel
+
+    filename, data = build_wheel("demo", "1.0", payload_size=256 * 1024)
+    wheel = tmp_path / filename
+    wheel.write_bytes(data)
+    asked: list[bool] = []
+
+    def again(progress: wheelstream.Progress) -> None:
+        if not asked:
+            asked.append(True)
+            wheelstream.install([wheel], tmp_path / "inner", cache_dir=tmp_path / "c")
+
+    with pytest.raises(UsageError, match="being downloaded by the call whose progress callback asked for it"):
+        wheelstream.install([wheel], tmp_path / "t", cache_dir=tmp_path / "c", progress=again)

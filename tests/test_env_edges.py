@@ -800,3 +800,24 @@ def test_a_cache_directory_on_another_file_system_is_refused_up_front(tmp_path: 
         assert not (tmp_path / "t").exists()
     finally:
         shutil.rmtree(elsewhere, ignore_errors=True)
+
+
+def test_uninstall_does_not_follow_a_pycache_link_out_of_the_environment(tmp_path: Path) -> None:
+    """RECORD rows that lead outside the environment were skipped, but the bytecode beside a module was not
+    checked: a ``__pycache__`` linked to a directory elsewhere lost that directory's matching ``.pyc`` files."""
+    from wheelstream.testing import build_wheel
+
+    venv = make_venv(tmp_path / "venv")
+    env = wheelstream.find_environment(prefix=venv)
+    filename, data = build_wheel("demo", "1.0", payload_size=100, files={"demo/mod.py": b"x = 1\n"})
+    (tmp_path / filename).write_bytes(data)
+    wheelstream.install([str(tmp_path / filename)], environment=env, cache_dir=tmp_path / "c")
+    package = next(venv.glob("lib/python*/site-packages/demo"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    precious = elsewhere / f"mod.{sys.implementation.cache_tag}.pyc"
+    precious.write_bytes(b"not the environment's")
+    (package / "__pycache__").symlink_to(elsewhere)
+    wheelstream.uninstall(["demo"], env)
+    assert precious.read_bytes() == b"not the environment's"
+    assert not package.joinpath("mod.py").exists()

@@ -210,13 +210,14 @@ class Cache:
         tmp.replace(target)
 
     def forget_refused(self, key: str, sha256: str) -> None:
-        """A wheel the install's checks refused (its RECORD, its metadata) is not served from the cache again:
-        the URL's pin and the wheel's files go, so the next run asks the server, which may have fixed the file,
-        instead of failing the same way offline. Its unpacked tree goes too (``--link-mode copy|hardlink``)."""
+        """A wheel refused — by the install's checks (its RECORD, its metadata) or by a caller's hashes — is not
+        served for its URL again: the URL's record goes when it names these bytes, so the next run asks the
+        server afresh (it may have fixed the file; a revalidation against the refused copy's own validators
+        could be answered 304 forever) instead of failing the same way offline. The bytes themselves stay,
+        unreachable but by their exact sha256: another call may be copying from their unpacked tree this very
+        moment (``cache clean`` removes them)."""
         if self.last_sha256(key) == sha256:
             (self.root / "urls" / f"{key}.json").unlink(missing_ok=True)
-        self.wheel_file(sha256).unlink(missing_ok=True)
-        self.drop_tree(sha256)
 
     def drop_tree(self, sha256: str) -> None:
         """Remove an unpacked tree that no longer matches its manifest: the manifest first (nothing uses a tree

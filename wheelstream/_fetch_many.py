@@ -282,7 +282,14 @@ def _refuse_downloads_held_here(resolved: Sequence[Resolved]) -> None:
     wait for the lock — for itself, forever."""
     held = downloads_held_here()
     for item in resolved:
-        if item.url is not None and cache_key(item.url) in held:
+        url = (
+            item.url
+            if item.url is not None
+            else item.path.resolve().as_uri()
+            if item.path is not None
+            else None
+        )
+        if url is not None and cache_key(url) in held:
             raise UsageError(
                 "it is being downloaded by the call whose progress callback asked for it again: it would wait "
                 "for itself forever",
@@ -344,8 +351,8 @@ def _fetch_with(
     workers = min(max(1, jobs), len(resolved))
 
     def arrived(item: Resolved, result: DownloadResult) -> None:
-        check_allowed(item, result.sha256)  # of several allowed hashes, one must be the wheel's
-        check_index_hashes(item, cache.wheel_file(result.sha256))
+        check_allowed(item, result.sha256, cache.root)  # of several allowed hashes, one must be the wheel's
+        check_index_hashes(item, cache.wheel_file(result.sha256), result.sha256, cache.root)
         if keep_wheels_in is not None:  # download -d: a checked wheel, and only a checked one, goes there
             _check_is_a_wheel(item, result, cache)  # an install checks far more, later
             _place(item, result, cache, keep_wheels_in)

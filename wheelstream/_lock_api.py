@@ -11,7 +11,6 @@ environment the lock does not select (as ``uv pip sync`` does); what already mat
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import threading
 import urllib.parse
@@ -31,6 +30,7 @@ from wheelstream._api import (
 from wheelstream._cache import Cache
 from wheelstream._progress import ProgressCallback
 from wheelstream._pylock import LockedWheel, read_lock, verify_locked
+from wheelstream._urls import cache_key
 from wheelstream.errors import HashMismatch, UsageError
 from wheelstream.fetch import DownloadResult
 from wheelstream.installer import Environment, EnvironmentReport, InstallReport, LinkMode, probe_interpreter
@@ -89,10 +89,8 @@ def _verifier(wheels: list[LockedWheel], cache: Cache) -> Callable[[str, Downloa
         try:
             verify_locked(wheel, file)
         except HashMismatch:
-            if local is None:  # the download is not the locked file: never serve it again
-                file.unlink(missing_ok=True)
-                cache.wheel_manifest(result.sha256).unlink(missing_ok=True)
-                shutil.rmtree(cache.wheel_dir(result.sha256), ignore_errors=True)
+            if local is None:  # the download is not the locked file: its URL must not serve it again
+                cache.forget_refused(cache_key(source), result.sha256)
             raise
 
     return verify

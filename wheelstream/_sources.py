@@ -213,32 +213,34 @@ def _pinned(
     return Resolved(source, url, path, named.lower())
 
 
-def check_index_hashes(item: Resolved, wheel_file: Path) -> None:
+def check_index_hashes(
+    item: Resolved, wheel_file: Path, sha256: str, cache_dir: str | os.PathLike[str] | None
+) -> None:
     """The other hashes an index lists for the file (an index without sha256s pins its files with md5 or
     sha512, and pip and uv hold the file to them), read off the finished wheel file. A mismatch refuses the
-    wheel for this call only: the cache keeps what the server served (another call may be unpacking it), and
-    a next run asks the server again before the same check."""
+    wheel, and the URL's cache record forgets it (``forget_refused``)."""
     if not item.other_hashes or not wheel_file.is_file():
-        return  # (a tree cached without its file was checked when it was published: its sha256 is the same)
+        return  # (a tree cached without its file: its sha256 is one the index or the caller named outright)
     expected_by_name = dict(item.other_hashes)
     actual_by_name = file_hexdigests(wheel_file, expected_by_name)
     for name, expected in expected_by_name.items():
         actual = actual_by_name[name]
         if actual != expected:
+            forget_refused(item, sha256, cache_dir)
             raise HashMismatch(
-                f"{name} is {actual}, the index lists {expected}; refused (the cache keeps it as served)",
+                f"{name} is {actual}, the index lists {expected}; refused",
                 wheel=filename_of(item),
             )
 
 
-def check_allowed(item: Resolved, sha256: str) -> None:
+def check_allowed(item: Resolved, sha256: str, cache_dir: str | os.PathLike[str] | None) -> None:
     """A finished wheel whose sha256 none of the caller's several allowed hashes is (``Resolved.allowed``) is
-    refused. The bytes are the server's, not wrong in themselves: the cache keeps them — forgetting them
-    removed the unpacked tree another call was copying from, whose caller expected exactly these bytes."""
+    refused, and the URL's cache record forgets it (``forget_refused``: the bytes stay, for a call that may be
+    copying from their tree)."""
     if item.allowed and sha256 not in item.allowed:
+        forget_refused(item, sha256, cache_dir)
         raise HashMismatch(
-            f"sha256 is {sha256}, none of the {len(item.allowed)} allowed hashes; refused (the cache keeps it as "
-            "served)",
+            f"sha256 is {sha256}, none of the {len(item.allowed)} allowed hashes; refused",
             wheel=filename_of(item),
         )
 

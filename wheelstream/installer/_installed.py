@@ -221,18 +221,22 @@ def removal(env: Environment, dist: Installed, warn: Callable[[str], None] | Non
     candidates: list[str] = []
     bytecode = _Bytecode()
     real_parents: dict[str, str] = {}  # a folder's real path, resolved once for all its files
-    for row in rows:
-        full = os.path.normpath(os.path.join(base, row))
-        parent = os.path.dirname(full)
+
+    def inside(path: str) -> bool:
+        parent = os.path.dirname(path)
         real_parent = real_parents.get(parent)
         if real_parent is None:
             real_parent = real_parents[parent] = os.path.realpath(parent)
-        if not _inside(full, root) or not _inside(real_parent, real_root):
+        return _inside(path, root) and _inside(real_parent, real_root)
+
+    for row in rows:
+        full = os.path.normpath(os.path.join(base, row))
+        if not inside(full):
             outside.append(row)
             continue
         candidates.append(full)
-        if full.endswith(".py"):
-            candidates.extend(bytecode.of(full))
+        if full.endswith(".py"):  # a __pycache__ that is a link out of the environment is not followed either
+            candidates.extend(compiled for compiled in bytecode.of(full) if inside(compiled))
     for folder, _dirs, names in os.walk(dist.dist_info):  # the .dist-info goes whole
         candidates.extend(os.path.join(folder, name) for name in names)
     for full in candidates:

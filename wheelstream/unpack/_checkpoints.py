@@ -4,21 +4,21 @@ made durable. ``Checkpoints`` is mixed into the ``Tee`` dataclass, which holds e
 Checkpoints come in three kinds, all made durable by ``Checkpoints._make_durable`` while the parser is
 quiet (every event of the blocks it was given handled), in the order staging → partial → journal:
 
-* **Periodic** (every 32 MB / 1 s; ``maybe_checkpoint``): the network thread only
-  queues a request behind the blocks it has handed over and goes on reading. The worker takes it between two
-  blocks: it collects what the extractor's writers have written (without waiting for the rest: behind a
-  backlog of small files the parser may be inflating a large entry meanwhile), and snapshots ``C`` — the
-  parser's checkpoint, or the local header of the first finished entry whose file is not written yet,
-  whichever comes first — the entries finished before ``C`` with their digests, and ``deferred_at``. A
-  ``Syncer`` thread then makes the snapshot durable in rule order: ``syncfs`` of staging (rule 1: it covers
-  every write that returned before it), an fsync of the partial (rule 2: every byte the worker parsed was
-  written to the partial *before* it was queued, so ``D`` >= what the parser consumed >= ``C``; ``D`` and the
-  whole-file hash state are read together, under the lock the network thread holds while it writes and hashes
-  a block, so the journal's state covers exactly ``0..D``), then the journal appends the snapshot's entries
-  and replaces its small header (rule 3). The unpack thread is the bottleneck, so it pays only O(new entries);
-  the syncs — on ext4 0.5-1.5 s per torch download — happen beside it. One snapshot is in flight at a time: a
-  checkpoint due while the last is still syncing is owed, and taken after the first block parsed once the
-  syncer is free; everything that settles the stream waits for the syncer first.
+* **Periodic** (every 32 MB / 1 s; ``maybe_checkpoint``): the network thread only marks one owed and goes on reading.
+  The worker takes it after the block it is parsing (not behind the blocks queued since: behind writers slower than
+  the network, those took the whole download): it collects what the extractor's writers have written (without waiting
+  for the rest: behind a backlog of small files the parser may be inflating a large entry meanwhile), and snapshots
+  ``C`` — the parser's checkpoint, or the local header of the first finished entry whose file is not written yet,
+  whichever comes first — the entries finished before ``C`` with their digests, and ``deferred_at``. A ``Syncer``
+  thread then makes the snapshot durable in rule order: ``syncfs`` of staging (rule 1: it covers every write that
+  returned before it), an fsync of the partial (rule 2: every byte the worker parsed was written to the partial
+  *before* it was queued, so ``D`` >= what the parser consumed >= ``C``; ``D`` and the whole-file hash state are read
+  together, under the lock the network thread holds while it writes and hashes a block, so the journal's state covers
+  exactly ``0..D``), then the journal appends the snapshot's entries and replaces its small header (rule 3). The
+  unpack thread is the bottleneck, so it pays only O(new entries); the syncs — on ext4 0.5-1.5 s per torch download —
+  happen beside it. One snapshot is in flight at a time: a checkpoint due while the last is still syncing is owed, and
+  taken after the first block parsed once the syncer is free; everything that settles the stream waits for the syncer
+  first.
 * **Idle** (the worker found nothing to do for ``IDLE_AFTER`` seconds: the network stalled): the worker takes
   a periodic checkpoint on its own, waiting for the writers this time, if entries were finished since the last
   one or the partial file holds bytes past ``D`` (inside a large entry nothing finishes; not past a deferred
@@ -55,7 +55,7 @@ from wheelstream._killpoints import reached
 from wheelstream.unpack import _sha256
 from wheelstream.unpack._extract import Extractor
 from wheelstream.unpack._partial import Journal, PartialFile
-from wheelstream.unpack._stages import CHECKPOINT, Snapshot, Syncer, Unpacker
+from wheelstream.unpack._stages import Snapshot, Syncer, Unpacker
 from wheelstream.zip import ZipStreamParser
 
 __all__ = ["Checkpoints"]
@@ -109,7 +109,11 @@ class Checkpoints:
             return
         self._flush()
         if self._unpacker is not None:
-            self._unpacker.put(CHECKPOINT)  # behind every block handed over; the worker takes it in order
+            # Owed, not queued behind the blocks handed over: the worker takes it after the block it is parsing.
+            # Queued, it waited for up to QUEUE_BLOCKS more blocks, and the network thread for room to queue it:
+            # behind writers slower than the network (many tiny files) that was the whole download, and a kill
+            # cost every file unpacked so far.
+            self._owed = True
         else:
             self._write_checkpoint()  # no worker (nothing handed over since the last settle): the parser is quiet
         self._checkpointed()

@@ -11,20 +11,17 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import NamedTuple, TypeAlias
+from typing import NamedTuple
 
 from wheelstream._staged import StagedFile
 from wheelstream.zip import LocalEntry
 
 __all__ = [
-    "CHECKPOINT",
     "IDLE_AFTER",
     "QUEUE_BLOCKS",
-    "CheckpointRequest",
     "Snapshot",
     "Syncer",
     "Unpacker",
-    "Work",
     "interruptible",
 ]
 
@@ -41,14 +38,6 @@ def interruptible() -> bool:
     if threading.current_thread() is not threading.main_thread():
         return False
     return any(callable(signal.getsignal(number)) for number in (signal.SIGINT, signal.SIGTERM))
-
-
-class CheckpointRequest:
-    """Queued behind the blocks handed over so far: take a checkpoint once they are all parsed."""
-
-
-CHECKPOINT = CheckpointRequest()
-Work: TypeAlias = "bytes | CheckpointRequest"
 
 
 class Snapshot(NamedTuple):
@@ -115,17 +104,17 @@ class Syncer:
 class Unpacker:
     """The second stage of the tee: parse, inflate and write on a worker thread (DESIGN §8).
 
-    The network thread hands over ~1 MiB blocks (and periodic checkpoint requests, in stream order) through a
-    bounded queue; isal/zlib, hashing and file writes release the GIL, so the two stages overlap on two cores.
-    The worker lives for one ``_pump`` (or until a settled checkpoint): ``close`` waits until every block
-    handed over is parsed and written, then re-raises the first error the worker hit, so errors surface in
-    stream order as before. After an error the worker skips everything queued behind it.
+    The network thread hands over ~1 MiB blocks through a bounded queue; isal/zlib, hashing and file writes
+    release the GIL, so the two stages overlap on two cores. The worker lives for one ``_pump`` (or until a
+    settled checkpoint): ``close`` waits until every block handed over is parsed and written, then re-raises
+    the first error the worker hit, so errors surface in stream order as before. After an error the worker
+    skips everything queued behind it.
     """
 
-    def __init__(self, work: Callable[[Work], None], idle: Callable[[], None]) -> None:
+    def __init__(self, work: Callable[[bytes], None], idle: Callable[[], None]) -> None:
         self._work = work
         self._idle = idle  # called on the worker when nothing came for IDLE_AFTER seconds
-        self._queue: queue.Queue[Work | None] = queue.Queue(maxsize=QUEUE_BLOCKS)
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUE_BLOCKS)
         self.error: BaseException | None = None
         self._idle_seconds = 0.0  # the worker waited for a block this long in all ...
         self._idle_since: float | None = None  # ... and has been waiting since then (None: it works)
@@ -158,7 +147,7 @@ class Unpacker:
                 except BaseException as exc:  # noqa: BLE001 - handed to the network thread in close()
                     self.error = exc
 
-    def put(self, item: Work) -> None:
+    def put(self, item: bytes) -> None:
         if self.error is not None:
             raise self.error  # stop downloading at the first bad entry, as the single-threaded loop did
         self._queue.put(item)

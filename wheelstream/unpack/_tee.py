@@ -33,7 +33,7 @@ from wheelstream.unpack import _sha256
 from wheelstream.unpack._checkpoints import Checkpoints
 from wheelstream.unpack._extract import Extractor
 from wheelstream.unpack._partial import Journal, PartialFile
-from wheelstream.unpack._stages import Syncer, Unpacker, Work, interruptible
+from wheelstream.unpack._stages import Syncer, Unpacker, interruptible
 from wheelstream.unpack._trail import Trail
 from wheelstream.zip import EntryDeferred, ZipStreamParser
 from wheelstream.zip._tail import TAIL_SIZE, find_central_directory, read_central_directory
@@ -73,7 +73,7 @@ class Tee(Checkpoints):
     _syncer: Syncer = field(init=False)
     _handed_over: int = field(init=False)  # parser entries already given to the journal (or a snapshot)
     _checkpoints: int = 0  # taken by this stream: the first is due after one block, not a whole interval
-    _owed: bool = False  # a periodic checkpoint came due while the last was syncing: take it once it is done
+    _owed: bool = False  # a periodic checkpoint is due: the worker takes it after its block, the syncer free
     _durable_deferred_at: int | None = field(init=False)  # ``deferred_at`` as of the last durable checkpoint
     # Held while a block goes to the partial and the hash, so a checkpoint reads the two at the same length.
     _hashed: threading.Lock = field(default_factory=threading.Lock)
@@ -180,14 +180,11 @@ class Tee(Checkpoints):
             self.journal.prefix_sha256 = nothing.hexdigest()
         self.journal.save(self.journal_path, sync=False)
 
-    def _work(self, item: Work) -> None:
-        """One step of the worker: parse a block, or take a checkpoint between two blocks."""
+    def _work(self, block: bytes) -> None:
+        """One step of the worker: parse a block, then take the periodic checkpoint owed, if any."""
         try:
-            if isinstance(item, bytes):
-                self._parse(item)
-                if self._owed and not self._syncer.busy:
-                    self._snapshot_checkpoint()  # the one skipped while its predecessor synced
-            else:
+            self._parse(block)
+            if self._owed and not self._syncer.busy:
                 self._snapshot_checkpoint()
         except BaseException:
             with contextlib.suppress(Exception):
