@@ -209,15 +209,22 @@ class Cache:
         tmp.write_text(json.dumps(record))
         tmp.replace(target)
 
-    def forget_refused(self, key: str, sha256: str) -> None:
-        """A wheel refused — by the install's checks (its RECORD, its metadata) or by a caller's hashes — is not
-        served for its URL again: the URL's record goes when it names these bytes, so the next run asks the
-        server afresh (it may have fixed the file; a revalidation against the refused copy's own validators
-        could be answered 304 forever) instead of failing the same way offline. The bytes themselves stay,
-        unreachable but by their exact sha256: another call may be copying from their unpacked tree this very
-        moment (``cache clean`` removes them)."""
+    def forget_url(self, key: str, sha256: str) -> None:
+        """The URL no longer gives these bytes from the cache: its record goes when it names them, so the next
+        run asks the server afresh (it may have fixed the file; a revalidation against the refused copy's own
+        validators could be answered 304 forever) instead of failing the same way offline. For bytes a caller's
+        hashes refused, which are not wrong in themselves: they stay, reachable by their exact sha256, and
+        another call may be copying from their unpacked tree this very moment."""
         if self.last_sha256(key) == sha256:
             (self.root / "urls" / f"{key}.json").unlink(missing_ok=True)
+
+    def forget_refused(self, key: str, sha256: str) -> None:
+        """A wheel the install's checks refused (its RECORD, its metadata) goes whole: its URL's record
+        (``forget_url``), the wheel's file and its unpacked tree (``--link-mode copy|hardlink``) — no call can
+        use it."""
+        self.forget_url(key, sha256)
+        self.wheel_file(sha256).unlink(missing_ok=True)
+        self.drop_tree(sha256)
 
     def drop_tree(self, sha256: str) -> None:
         """Remove an unpacked tree that no longer matches its manifest: the manifest first (nothing uses a tree

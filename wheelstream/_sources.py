@@ -218,7 +218,7 @@ def check_index_hashes(
 ) -> None:
     """The other hashes an index lists for the file (an index without sha256s pins its files with md5 or
     sha512, and pip and uv hold the file to them), read off the finished wheel file. A mismatch refuses the
-    wheel, and the URL's cache record forgets it (``forget_refused``)."""
+    wheel, and the URL's cache record forgets it (``forget_url_of``)."""
     if not item.other_hashes or not wheel_file.is_file():
         return  # (a tree cached without its file: its sha256 is one the index or the caller named outright)
     expected_by_name = dict(item.other_hashes)
@@ -226,7 +226,7 @@ def check_index_hashes(
     for name, expected in expected_by_name.items():
         actual = actual_by_name[name]
         if actual != expected:
-            forget_refused(item, sha256, cache_dir)
+            forget_url_of(item, sha256, cache_dir)
             raise HashMismatch(
                 f"{name} is {actual}, the index lists {expected}; refused",
                 wheel=filename_of(item),
@@ -235,13 +235,21 @@ def check_index_hashes(
 
 def check_allowed(item: Resolved, sha256: str, cache_dir: str | os.PathLike[str] | None) -> None:
     """A finished wheel whose sha256 none of the caller's several allowed hashes is (``Resolved.allowed``) is
-    refused, and the URL's cache record forgets it (``forget_refused``: the bytes stay, for a call that may be
+    refused, and the URL's cache record forgets it (``forget_url_of``: the bytes stay, for a call that may be
     copying from their tree)."""
     if item.allowed and sha256 not in item.allowed:
-        forget_refused(item, sha256, cache_dir)
+        forget_url_of(item, sha256, cache_dir)
         raise HashMismatch(
             f"sha256 is {sha256}, none of the {len(item.allowed)} allowed hashes; refused",
             wheel=filename_of(item),
+        )
+
+
+def forget_url_of(item: Resolved, sha256: str, cache_dir: str | os.PathLike[str] | None) -> None:
+    """The cache's record of ``item``'s URL forgets the wheel a caller's hashes refused (``Cache.forget_url``)."""
+    if item.url is not None:
+        Cache(Path(cache_dir) if cache_dir is not None else default_cache_dir()).forget_url(
+            cache_key(item.url), sha256
         )
 
 
