@@ -615,3 +615,51 @@ def test_a_progress_callback_asking_for_its_own_local_wheel_again_is_refused_too
 
     with pytest.raises(UsageError, match="being downloaded by the call whose progress callback asked for it"):
         wheelstream.install([wheel], tmp_path / "t", cache_dir=tmp_path / "c", progress=again)
+
+
+def test_a_cancel_set_before_the_call_starts_nothing(tmp_path: Path) -> None:
+    import threading
+
+    with FaultServer() as server:
+        url = server.add_file(wheel_filename(), WELLFORMED["deflate"]())
+        stop = threading.Event()
+        stop.set()
+        with pytest.raises(wheelstream.errors.Interrupted, match="cancelled before any download started"):
+            wheelstream.install([url], tmp_path / "t", cache_dir=tmp_path / "c", cancel=stop)
+        assert not server.requests
+    with pytest.raises(wheelstream.errors.UsageError, match=r"cancel must be a threading\.Event"):
+        wheelstream.download([url], tmp_path / "d", cancel=True)  # type: ignore[arg-type]
+
+
+def test_a_cancel_while_another_command_holds_the_target_installs_nothing(tmp_path: Path) -> None:
+    """The cancel was looked at before the install only: a call waiting for another command's target lock
+    went on to install once it was free — after its caller had cancelled it."""
+    import threading
+    import time
+
+    from wheelstream.installer._ownership import destination_lock
+
+    target = tmp_path / "t"
+    target.mkdir()
+    stop = threading.Event()
+    outcome: list[BaseException | None] = []
+    with FaultServer() as server:
+        url = server.add_file(wheel_filename(), WELLFORMED["deflate"]())
+
+        def call() -> None:
+            try:
+                wheelstream.install([url], target, cache_dir=tmp_path / "c", cancel=stop)
+                outcome.append(None)
+            except BaseException as exc:  # noqa: BLE001 - the test reads it
+                outcome.append(exc)
+
+        with destination_lock(target, lambda _message: None):  # another command, changing the target
+            worker = threading.Thread(target=call)
+            worker.start()
+            time.sleep(1.5)  # downloaded, checked, waiting for the lock
+            stop.set()
+            worker.join(10)
+            assert not worker.is_alive()
+    assert isinstance(outcome[0], wheelstream.errors.Interrupted), outcome
+    assert "interrupted before anything in" in str(outcome[0])
+    assert list(target.iterdir()) == []

@@ -108,6 +108,7 @@ def check_objects(
     *,
     environment: object = None,
     client: object = None,
+    cancel: object = None,
 ) -> None:
     """The arguments a type checker would refuse, refused at run time too before anything is touched: each came
     out as an ``AttributeError`` or ``TypeError`` from deep inside (a path given as ``environment``, an
@@ -118,10 +119,10 @@ def check_objects(
         )
     if client is not None and not isinstance(client, httpx.Client):
         raise UsageError(f"client must be an httpx.Client, not {type(client).__name__}")
-    if (
-        client is not None and client.is_closed
-    ):  # else httpx's RuntimeError, from deep inside the first request
+    if client is not None and client.is_closed:  # else httpx's RuntimeError, deep inside the first request
         raise UsageError("client is closed: pass an open httpx.Client (or none, for wheelstream's own)")
+    if cancel is not None and not isinstance(cancel, threading.Event):
+        raise UsageError(f"cancel must be a threading.Event, not {type(cancel).__name__}")
 
 
 def indexes_of(index_url: object, extra_index_urls: object, find_links: object, no_index: object) -> Indexes:
@@ -358,7 +359,7 @@ def install_sources(
     a server announcing another length is refused before the body is read."""
     if (target is None) == (environment is None):
         raise UsageError("say where to install: a target directory or an environment (exactly one)")
-    check_objects(environment=environment, client=client)
+    check_objects(environment=environment, client=client, cancel=cancel)
     indexes = indexes_of(index_url, extra_index_urls, find_links, no_index)
     if target is not None:
         check_target(target)  # before anything is fetched, as pip checks it
@@ -434,9 +435,7 @@ def install_sources(
             sizes=sizes,
         )
         results = [result for _item, result in fetched]
-        if cancel is not None and cancel.is_set():  # the last moment it leaves the destination as it was
-            release(results)
-            raise Interrupted("cancelled before the install: nothing was changed (the downloads are cached)")
+        cancelled = cancel.is_set if cancel is not None else None  # up to the destination's lock, held
         where = target if environment is None else environment.root
         items = [to_install(item, result) for item, result in fetched]
         try:
@@ -452,6 +451,7 @@ def install_sources(
                     compile_bytecode=compile_bytecode,
                     ignore_tags=ignore_tags,
                     checks=checks,
+                    cancelled=cancelled,
                 )
             else:
                 from wheelstream.installer import install_into
@@ -465,6 +465,7 @@ def install_sources(
                     ignore_tags=ignore_tags,
                     remove=remove,
                     checks=checks,
+                    cancelled=cancelled,
                 )
                 report = dataclasses.replace(report, skipped=(*skipped, *report.skipped))
         except BaseException as failure:
@@ -509,7 +510,7 @@ def download(
     and CRC-checked, central directory cross-checked) — ``pip download`` with zip verification; a zip that is
     not a wheel (no ``.dist-info`` directory with its ``WHEEL`` and ``METADATA``) is refused, as pip
     refuses it, and not left in ``dest``. ``workers`` and ``connections`` as for :func:`install`."""
-    check_objects(client=client)
+    check_objects(client=client, cancel=cancel)
     indexes = indexes_of(index_url, extra_index_urls, find_links, no_index)
     check_arguments(sources, hashes, jobs, retries, timeout, max_unpacked_size, max_entries)
     if not os.fspath(dest):

@@ -43,6 +43,7 @@ from wheelstream.errors import (
     DiskError,
     HashMismatch,
     InstallConflict,
+    Interrupted,
     UsageError,
     WheelMetadataError,
     WheelstreamError,
@@ -276,6 +277,9 @@ def _pins_named_outright(
     return kept, merged
 
 
+_CANCELLED = "cancelled before any download started"
+
+
 def _refuse_downloads_held_here(resolved: Sequence[Resolved]) -> None:
     """A call made from a progress callback, for a wheel the calling download is fetching: that download holds
     the URL's lock on this very thread, waiting for the callback to return, and the call's own download would
@@ -320,9 +324,13 @@ def _fetch_with(
     interpreter = probe_interpreter(python)
     if keep_wheels_in is None:
         sources, hashes = _pins_named_outright(sources, hashes)
-    resolved = [
-        resolve(
-            s,
+    stop = cancel_by.is_set if cancel_by is not None else None  # the caller's cancel, seen as Ctrl-C is
+    resolved = []
+    for source in sources:
+        if stop is not None and stop():
+            raise Interrupted(_CANCELLED)
+        found = resolve(
+            source,
             hashes,
             indexes,
             cache,
@@ -330,9 +338,8 @@ def _fetch_with(
             interpreter.tags,
             options.retries,
             interpreter.full_version or None,
-        )._replace(size=(sizes or {}).get(s))
-        for s in sources
-    ]
+        )
+        resolved.append(found._replace(size=(sizes or {}).get(source)))
     if keep_wheels_in is None:
         resolved = _one_wheel_per_distribution(resolved)
     if wanted is not None:
@@ -359,7 +366,6 @@ def _fetch_with(
         if on_fetched is not None:
             on_fetched(item, result)
 
-    stop = cancel_by.is_set if cancel_by is not None else None  # the caller's cancel, seen as Ctrl-C is
     pool = process_pool(workers, options.timeout, progress) if processes else None
     if pool is not None:
         return fetch_in_processes(pool, resolved, cache, args, arrived, stop)

@@ -183,12 +183,18 @@ def collect(
     futures: list[_F] = []
     try:
         for item in resolved:
+            if stop is not None and stop():
+                raise _Stopped
             futures.append(submit(item))
         arrived = None if on_done is None else _Arrivals(resolved, futures, result_of, on_done)
         error = _wait_first_error(futures, arrived, stop)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         _stop_all(futures, cancel)
         _release_succeeded(futures, result_of)
+        if isinstance(interrupt, _Stopped):
+            raise Interrupted(
+                "cancelled; the downloads keep their checkpoints — the same call resumes them"
+            ) from None
         raise Interrupted("interrupted — run the same command again to resume") from None
     if error is not None:
         # A worker process died (OOM killer, a signal): every download still running failed with it, so name
@@ -251,6 +257,10 @@ class _Arrivals:
         self._on_done(self._items[future], self._result_of(future))
 
 
+class _Stopped(KeyboardInterrupt):
+    """``collect``'s caller asked it to stop (a library caller's ``cancel``): handled as Ctrl-C, said as a cancel."""
+
+
 def _wait_first_error(
     futures: Sequence[Future[Any]],
     arrived: Callable[[Future[Any]], None] | None = None,
@@ -266,7 +276,7 @@ def _wait_first_error(
     pending: set[Future[Any]] = set(futures)
     while pending:
         if stop is not None and stop():
-            raise KeyboardInterrupt  # (collect's): stopped and said as an interrupt
+            raise _Stopped
         done, pending = wait(
             pending, timeout=0.1, return_when=FIRST_COMPLETED if arrived else FIRST_EXCEPTION
         )

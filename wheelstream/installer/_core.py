@@ -147,6 +147,7 @@ def install_staged_many(
     ignore_tags: bool = False,
     on_warning: Callable[[str], None] | None = None,
     checks: Checks | None = None,
+    cancelled: Callable[[], bool] | None = None,
     _move: Move | None = None,
 ) -> InstallReport:
     """Install several wheels in one transaction, as one ``pip install --target`` command would.
@@ -154,8 +155,9 @@ def install_staged_many(
     They share one temporary home, so two wheels that both ship scripts share ``bin/`` exactly as in pip
     (installing them one by one would skip the second ``bin/`` as an existing item). ``checks``: the
     transaction's, some perhaps run already (made for ``python``'s interpreter and ``ignore_tags``; its
-    warnings go where its ``Warnings`` sends them, not to ``on_warning``). ``_move`` is a test seam for the
-    final renames.
+    warnings go where its ``Warnings`` sends them, not to ``on_warning``). ``cancelled()`` true while the
+    target's lock is awaited, or once it is taken, ends the call before anything changes (a library caller's
+    ``cancel``). ``_move`` is a test seam for the final renames.
     """
     if link_mode not in ("move", "copy", "hardlink"):
         raise UsageError(f"unknown link mode {link_mode!r} (use 'move', 'copy' or 'hardlink')")
@@ -167,7 +169,7 @@ def install_staged_many(
 
     target = Path(os.path.abspath(target))
     check_target(target)
-    with destination_lock(target, warn):  # one command at a time changes a target (its recovery included)
+    with destination_lock(target, warn, cancelled):  # one command at a time changes a target (recovery too)
         plan, tx, writer = _install_locked(
             checked, target, interpreter, link_mode, compile_bytecode, upgrade, warn, _move
         )

@@ -210,10 +210,10 @@ def _transaction(
 
 
 def environment_lock(
-    env: Environment, warn: Callable[[str], None]
+    env: Environment, warn: Callable[[str], None], cancelled: Callable[[], bool] | None = None
 ) -> contextlib.AbstractContextManager[None]:
     """The environment's :func:`~._ownership.destination_lock`, held by every command that changes it."""
-    return destination_lock(env.root, warn)
+    return destination_lock(env.root, warn, cancelled)
 
 
 def installed_now(env: Environment, on_warning: Callable[[str], None] | None = None) -> dict[str, Installed]:
@@ -259,13 +259,15 @@ def install_into(
     remove: Removals = (),
     on_warning: Callable[[str], None] | None = None,
     checks: Checks | None = None,
+    cancelled: Callable[[], bool] | None = None,
     _move: Move | None = None,
 ) -> EnvironmentReport:
     """Install wheels into ``env`` as one ``pip install --no-deps`` would, replacing other versions of them;
     in the same transaction, uninstall the distributions named in ``remove`` (a lock's sync). ``remove`` may
     instead be a function of the distributions installed, which then names them: it is called under the
     environment's lock, after an interrupted command's install was finished, so a sync sees what is really
-    there. ``checks`` as for :func:`~._core.install_staged_many` (made for ``env``'s interpreter)."""
+    there. ``checks`` as for :func:`~._core.install_staged_many` (made for ``env``'s interpreter), and
+    ``cancelled`` too."""
     if link_mode not in ("move", "copy", "hardlink"):
         raise UsageError(f"unknown link mode {link_mode!r} (use 'move', 'copy' or 'hardlink')")
     if checks is None:
@@ -274,7 +276,7 @@ def install_into(
     checked = checks.all(wheels)
     for wheel in checked:
         _refuse_interpreter_names(wheel, env)
-    with environment_lock(env, warn):
+    with environment_lock(env, warn, cancelled):
         present = _prepare(env, warn)
         writing, removals, skipped = [], [], []
         for wheel in checked:

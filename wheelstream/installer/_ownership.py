@@ -34,6 +34,7 @@ from wheelstream.errors import Interrupted
 __all__ = ["destination_lock", "home_token", "owner_key", "state_dir", "token_matches"]
 
 _LOCK_QUIET = 0.5  # seconds another command may hold a destination before a waiting one says so
+_CANCEL_POLL = 0.1  # seconds: how soon a cancel ends the wait for another command's lock
 _KEY_FILE = "owner.key"
 _KEY_BYTES = 32
 _DOMAIN = b"wheelstream temporary home\0"
@@ -117,13 +118,16 @@ def token_matches(suffix: str, found: bytes) -> bool:
 
 
 @contextlib.contextmanager
-def destination_lock(root: Path, warn: Callable[[str], None]) -> Iterator[None]:
+def destination_lock(
+    root: Path, warn: Callable[[str], None], cancelled: Callable[[], bool] | None = None
+) -> Iterator[None]:
     """One wheelstream command at a time changes a destination — an environment (as uv locks a venv) or a
     ``--target`` directory: from reading what is there to the last rename, so no plan is made on a state another
     process is changing. Two installs into one target at once lost files: one's rollback took back paths the
     other had just moved in. The lock file lives in the user's state directory, named after the root's real
     path — nothing is added to the destination. When another command holds it past ``_LOCK_QUIET`` seconds (its
-    commit, its bytecode), ``warn`` says what this one waits for, so the wait does not look like a hang."""
+    commit, its bytecode), ``warn`` says what this one waits for, so the wait does not look like a hang;
+    ``cancelled()`` true ends the wait (a library caller's ``cancel``) as Ctrl-C does, nothing changed."""
     locks = state_dir() / "environment-locks"  # (the name from when only environments had one)
     try:
         locks.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -137,11 +141,19 @@ def destination_lock(root: Path, warn: Callable[[str], None]) -> Iterator[None]:
             lock.acquire(timeout=_LOCK_QUIET)
         except filelock.Timeout:
             warn(f"waiting for another wheelstream command to finish with {root}")
-            lock.acquire()
+            while True:
+                if cancelled is not None and cancelled():
+                    raise KeyboardInterrupt from None
+                try:
+                    lock.acquire(timeout=_CANCEL_POLL)
+                    break
+                except filelock.Timeout:
+                    continue
+        if cancelled is not None and cancelled():
+            lock.release()
+            raise KeyboardInterrupt
     except KeyboardInterrupt:  # as every other Ctrl-C of a call: the error, with its exit code
-        raise Interrupted(
-            f"interrupted while waiting for another command to finish with {root}; nothing was changed"
-        ) from None
+        raise Interrupted(f"interrupted before anything in {root} was changed") from None
     try:
         yield
     finally:
