@@ -363,7 +363,8 @@ def never_skip_checkpoints(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_periodic_checkpoints_run_on_the_worker_without_restarting_it(
     server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The worker snapshots each periodic checkpoint between two blocks; the syncer makes it durable."""
+    """The worker snapshots each periodic checkpoint between two blocks; the syncer makes it durable. (Several
+    coming due before the worker is done with its block, or while the last syncs, are one.)"""
     data = mixed_wheel()
     url = server.add_file(WHEEL, data)
     snapshots: list[str] = []
@@ -393,7 +394,7 @@ def test_periodic_checkpoints_run_on_the_worker_without_restarting_it(
     monkeypatch.setattr(stages.Unpacker, "__init__", init)
     result = fetch(url, tmp_path, dataclasses.replace(OFTEN, checkpoint_bytes=256 << 10))
     assert tree(result) == contents(data)
-    assert len(snapshots) >= 10
+    assert len(snapshots) >= 3
     assert set(snapshots) == {"wheelstream-unpack"}
     assert durable
     assert set(durable) == {"wheelstream-checkpoint"}
@@ -539,7 +540,7 @@ def test_a_failed_checkpoint_on_the_worker_surfaces_and_the_last_good_one_resume
 
     def save(self: Journal, path: Path, *, sync: bool = True, **as_of: object) -> None:
         calls["n"] += 1
-        if calls["n"] == 6:
+        if calls["n"] == 3:
             assert threading.current_thread() is not threading.main_thread()  # beside the download, not in it
             raise OSError(28, "No space left on device (injected)")
         real_save(self, path, sync=sync, **as_of)
