@@ -663,3 +663,24 @@ def test_a_cancel_while_another_command_holds_the_target_installs_nothing(tmp_pa
     assert isinstance(outcome[0], wheelstream.errors.Interrupted), outcome
     assert "interrupted before anything in" in str(outcome[0])
     assert list(target.iterdir()) == []
+
+
+def test_a_cancel_ends_an_index_lookups_retries(httpserver: HTTPServer, tmp_path: Path) -> None:
+    """An index answering 503 was asked again with a doubling back-off whatever the caller's cancel said."""
+    import threading
+    import time
+
+    httpserver.expect_request("/simple/demo/").respond_with_data("busy", status=503)
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(wheelstream.errors.Interrupted, match="cancelled while asking the index"):
+        wheelstream.download(
+            ["demo==1.0"],
+            tmp_path / "d",
+            cache_dir=tmp_path / "c",
+            index_url=httpserver.url_for("/simple/"),
+            retries=8,
+            cancel=stop,
+        )
+    assert time.monotonic() - started < 3  # the back-off alone would be 0.25 + 0.5 + … + 10 s

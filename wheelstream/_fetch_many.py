@@ -338,6 +338,7 @@ def _fetch_with(
             interpreter.tags,
             options.retries,
             interpreter.full_version or None,
+            stop,
         )
         resolved.append(found._replace(size=(sizes or {}).get(source)))
     if keep_wheels_in is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import urllib.parse
 import urllib.request
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -105,6 +105,7 @@ def resolve(
     tags: Sequence[object],
     retries: int | None = None,
     python_version: str | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> Resolved:
     """What to fetch for ``source``. A URL's file name is checked here (``wheel_filename_from_url``), so a
     hostile one fails before anything is downloaded or written; ``resolve_requirement`` checks an index's (and
@@ -145,6 +146,7 @@ def resolve(
         url, sha, other = resolve_requirement(
             source,
             **indexes._asdict(),
+            cancelled=cancelled,
             cache=cache,
             client=client,
             tags=tags,

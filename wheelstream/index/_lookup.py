@@ -9,7 +9,7 @@ import logging
 import re
 import time
 import urllib.parse
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import NamedTuple
 
 import httpx
@@ -19,6 +19,7 @@ from wheelstream._cache import Cache
 from wheelstream._urls import check_http_url, redact
 from wheelstream.errors import (
     HTTPStatusError,
+    Interrupted,
     NetworkError,
     UsageError,
     WheelstreamError,
@@ -172,20 +173,27 @@ def _get(
         storage.close()
 
 
+class _Asking(NamedTuple):
+    """How pages are asked for in one lookup: through which client and cache, how often again, and whether the
+    caller has cancelled meanwhile (a library caller's ``cancel``: seen before each attempt and in each wait)."""
+
+    client: httpx.Client
+    cache: Cache
+    retries: int
+    cancelled: Callable[[], bool] | None = None
+
+
 def _get_page(
-    page: str,
-    client: httpx.Client,
-    cache: Cache,
-    retries: int,
-    *,
-    revalidate: bool = False,
-    label: str = "index",
+    page: str, asking: _Asking, *, revalidate: bool = False, label: str = "index"
 ) -> tuple[httpx.Response, bytes, str]:
     """``_get`` of a project page, JSON preferred, asked again after a connection failure or a ``429``/``5xx``
     (as pip does): up to ``retries`` times, after the server's ``Retry-After`` or a doubling backoff.
     ``label`` says what the page is in messages (an index's, a ``--find-links`` page)."""
+    client, cache, retries, cancelled = asking
     attempt = 0
     while True:
+        if cancelled is not None and cancelled():
+            raise Interrupted("cancelled while asking the index; nothing was downloaded")
         try:
             response, body, final = _get(page, ACCEPT, client, cache, revalidate=revalidate)
             if response.status_code == 406:  # a server that cannot do JSON and says so
@@ -211,7 +219,16 @@ def _get_page(
         attempt += 1
         wait = min(wait, _MAX_RETRY_AFTER)
         _log.warning("%s %s %s; retry %d of %d in %g s", label, redact(page), why, attempt, retries, wait)
-        time.sleep(wait)
+        _pause(wait, cancelled)
+
+
+def _pause(seconds: float, cancelled: Callable[[], bool] | None) -> None:
+    """Sleep ``seconds``, waking at once (to be seen by the next attempt) when ``cancelled()`` turns true."""
+    ends = time.monotonic() + seconds
+    while (left := ends - time.monotonic()) > 0:
+        if cancelled is not None and cancelled():
+            return
+        time.sleep(min(left, 0.1))
 
 
 def resolve_requirement(
@@ -227,6 +244,7 @@ def resolve_requirement(
     extra_index_urls: Sequence[str] = (),
     find_links: Sequence[str] = (),
     no_index: bool = False,
+    cancelled: Callable[[], bool] | None = None,
 ) -> Found:
     """``NAME==VERSION`` → the wheel's URL, the sha256 hex the index lists or None, and the other hashes it
     lists (checked on the finished file).
@@ -254,7 +272,8 @@ def resolve_requirement(
     tag_list = [t for t in tags if isinstance(t, Tag)]
     target_python = python_version_of(tag_list, python_version)
 
-    on_hand = _on_hand(find_links, client, cache, retries)  # (file, the location whose credentials it takes)
+    asking = _Asking(client, cache, INDEX_RETRIES if retries is None else retries, cancelled)
+    on_hand = _on_hand(find_links, asking)  # (file, the location whose credentials it takes)
     credited = {id(file): location for file, location in on_hand}
     local = [file for file, _location in on_hand]
 
@@ -266,7 +285,7 @@ def resolve_requirement(
         )
 
     try:
-        first, listed = _first_listing(indexes, name, client, cache, retries)
+        first, listed = _first_listing(indexes, name, asking)
         links = ", ".join(redact(f) for f in find_links)
         if first is None or listed is None:
             if not local and indexes:
@@ -292,7 +311,7 @@ def resolve_requirement(
                 # A page kept fresh by its lifetime (or ours: HEURISTIC_MAX_AGE) may predate the version asked
                 # for, published a minute ago: asked again, revalidated, before saying it is not there (pip
                 # always asks).
-                files, _ = _project_files(page, client, cache, retries, revalidate=True) or ([], False)
+                files, _ = _project_files(page, asking, revalidate=True) or ([], False)
                 chosen = pick(files, where)
             credited.setdefault(id(chosen), first)
     except WheelstreamError as exc:
@@ -306,23 +325,19 @@ def resolve_requirement(
 
 
 def _first_listing(
-    indexes: Sequence[str], name: str, client: httpx.Client, cache: Cache, retries: int | None
+    indexes: Sequence[str], name: str, asking: _Asking
 ) -> tuple[str | None, tuple[list[IndexFile], bool] | None]:
     """The first index whose page lists the project, and its files (whether the page came from the cache
     unasked); (None, None) when none does. Only ``404``/``410`` moves on: any other failure ends the lookup, or
     a later index could serve a project the first one holds but failed to answer for."""
     for index in indexes:
-        listed = _project_files(
-            index.rstrip("/") + "/" + name + "/", client, cache, retries, revalidate=False
-        )
+        listed = _project_files(index.rstrip("/") + "/" + name + "/", asking, revalidate=False)
         if listed is not None:
             return index, listed
     return None, None
 
 
-def _on_hand(
-    find_links: Sequence[str], client: httpx.Client, cache: Cache, retries: int | None
-) -> list[tuple[IndexFile, str]]:
+def _on_hand(find_links: Sequence[str], asking: _Asking) -> list[tuple[IndexFile, str]]:
     """Every wheel the ``--find-links`` locations list, in their order, each with its location. A location
     that cannot be read — a directory not there, a page that fails — is a warning and skipped, as pip skips
     it: the indexes (or, with ``--no-index``, the error naming every location) still follow."""
@@ -330,30 +345,22 @@ def _on_hand(
     for location in find_links:
         try:
             if is_page(location):
-                response, body, final = _get_page(
-                    location,
-                    client,
-                    cache,
-                    INDEX_RETRIES if retries is None else retries,
-                    label="--find-links page",
-                )
+                response, body, final = _get_page(location, asking, label="--find-links page")
                 answer = (response.status_code, body, final, response.charset_encoding or "utf-8")
                 listed += [(file, location) for file in listed_on_page(location, answer)]
             else:
                 listed += [(file, location) for file in listed_in_directory(location)]
+        except Interrupted:
+            raise
         except WheelstreamError as exc:
             _log.warning("--find-links %s is skipped: %s", redact(location), exc.cause)
     return listed
 
 
-def _project_files(
-    page: str, client: httpx.Client, cache: Cache, retries: int | None, *, revalidate: bool
-) -> tuple[list[IndexFile], bool] | None:
+def _project_files(page: str, asking: _Asking, *, revalidate: bool) -> tuple[list[IndexFile], bool] | None:
     """The files a project page lists, and whether the page came from the cache without asking the server;
     None when the index has no such project (``404``, ``410``)."""
-    response, body, final = _get_page(
-        page, client, cache, INDEX_RETRIES if retries is None else retries, revalidate=revalidate
-    )
+    response, body, final = _get_page(page, asking, revalidate=revalidate)
     status = response.status_code
     if status in (404, 410):
         return None
