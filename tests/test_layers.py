@@ -87,6 +87,7 @@ ALLOWED: dict[str, set[str]] = {
         "_cache",
         "_progress",
         "_pylock",
+        "_urls",  # a locked URL's cache key, to forget a wheel its other hashes refused
         "fetch",
         "installer",
     },
