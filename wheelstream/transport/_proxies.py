@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import urllib.request
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import httpx
 
@@ -31,8 +31,7 @@ _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-@dataclass(frozen=True)
-class _Bypass:
+class _Bypass(NamedTuple):
     """One ``NO_PROXY`` entry: a network (an address is a network of one) or a domain, and maybe a port."""
 
     network: _Network | None
@@ -50,8 +49,7 @@ class _Bypass:
         return host == self.domain or host.endswith("." + self.domain)
 
 
-@dataclass(frozen=True)
-class ProxySettings:
+class ProxySettings(NamedTuple):
     """The proxy for each scheme (``http``, ``https``, ``all``) and the hosts that bypass them."""
 
     proxies: dict[str, str]
