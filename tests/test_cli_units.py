@@ -79,7 +79,6 @@ def test_requirement_markers_are_evaluated_for_the_target_interpreter_and_only_w
     [
         ("--no-binary :all:", "unsupported option '--no-binary'"),
         ("--pre=yes", "unsupported option '--pre=yes'"),
-        ("--trusted-host pypi.internal", "--trusted-host is not supported: certificates are always verified"),
         ("six==1.0 --hash=md5:00", "--hash must be sha256"),
         ("--hash=sha256:" + H1, "--hash without a requirement"),
         ("six==1.0 --hash", "--hash needs a value"),
@@ -99,7 +98,7 @@ def test_pips_options_that_always_hold_here_are_accepted_and_the_index_options_r
     (tmp_path / "wheels").mkdir()
     req = tmp_path / "r.txt"
     req.write_text(
-        "--only-binary :all:\n--only-binary=numpy\n--prefer-binary\n--pre\n--require-hashes\n"
+        "--only-binary :all:\n--only-binary=numpy\n--prefer-binary\n--pre\n--require-hashes\n--trusted-host x\n"
         "--extra-index-url https://x.example/simple/\n--extra-index-url=https://y.example/simple/\n"
         "-f wheels\n--find-links=https://z.example/links/\n--no-index\nsix==1.16.0\n"
     )
@@ -663,3 +662,31 @@ def test_a_result_path_printed_to_a_hosts_text_stream(tmp_path: Path) -> None:
         main(["cache", "dir", "--cache-dir", str(tmp_path / "c é")])
     assert ended.value.code == 0
     assert out.getvalue() == f"{tmp_path / 'c é'}\n"
+
+
+def test_a_hash_on_a_line_its_marker_leaves_out_still_asks_every_source_for_one(tmp_path: Path) -> None:
+    """pip counts every line for its hash-checking mode: a hashed line for another platform let the rest of the
+    file install unchecked here."""
+    req = tmp_path / "r.txt"
+    req.write_text(f"zeta==1.0 ; sys_platform == 'nonesuch' --hash=sha256:{H1}\ngamma==1.0\n")
+    reqs = parse_requirements(req)
+    assert reqs.sources == ["gamma==1.0"]
+    assert reqs.hashed_elsewhere
+
+
+def test_a_relative_wheel_path_is_beside_the_file_else_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``uv pip compile rel/local.in`` writes ``./priv/alpha….whl``, relative to where it ran: refused here as
+    "no such file: rel/priv/…" where pip and uv install it."""
+    (tmp_path / "rel").mkdir()
+    (tmp_path / "priv").mkdir()
+    (tmp_path / "priv" / "alpha-1.0-py3-none-any.whl").write_bytes(b"")
+    (tmp_path / "rel" / "beside-1.0-py3-none-any.whl").write_bytes(b"")
+    req = tmp_path / "rel" / "r.txt"
+    req.write_text("./priv/alpha-1.0-py3-none-any.whl\n./beside-1.0-py3-none-any.whl\n")
+    monkeypatch.chdir(tmp_path)
+    assert parse_requirements(req).sources == [
+        "./priv/alpha-1.0-py3-none-any.whl",
+        str(tmp_path / "rel" / "beside-1.0-py3-none-any.whl"),
+    ]

@@ -227,3 +227,23 @@ def test_a_page_that_fails_is_a_warning_and_skipped_like_a_missing_directory(tmp
     assert run.code == 0, run.err
     assert f"--find-links {server.url}/no/such/page/ is skipped: --find-links page" in run.err, run.err
     assert (tmp_path / "d" / filename).is_file()
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["ftp://alice:s3cr3t@127.0.0.1/simple/", "http://[::1/simple/"],
+    ids=["a URL of another scheme with a password", "a URL that cannot be parsed"],
+)
+def test_a_location_that_cannot_be_used_is_one_warning_without_its_password(
+    tmp_path: Path, location: str
+) -> None:
+    """The warning printed the password (the error after it did not); an unclosed IPv6 bracket was a
+    traceback."""
+    run = ws(
+        "install", "demo==1.0", "--no-index", "-f", location, "-t", str(tmp_path / "t"), cache=tmp_path / "c"
+    )
+    assert run.code == 2, run.err
+    assert "--find-links" in run.err
+    assert "is skipped" in run.err
+    assert "s3cr3t" not in run.err
+    assert "Traceback" not in run.err

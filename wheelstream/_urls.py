@@ -47,7 +47,10 @@ _OTHER_LINK_HASHES = frozenset({"sha1", "sha224", "sha384", "sha512", "md5"})
 
 def redact(url: str) -> str:
     """Drop ``user:password@`` (pip keeps nothing of it either) and mask secret-looking query values."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # an unclosed IPv6 bracket, …: shown for what it is, without what userinfo it holds
+        return _USERINFO.sub("//", url)
     netloc = parts.netloc.rpartition("@")[2]
     query = parts.query
     if query:

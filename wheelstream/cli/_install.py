@@ -109,7 +109,9 @@ def _gather(shared: SharedOptions, python: str | None) -> _Common:
         if hash_values:
             pinned_with(allowed, kept, [parse_hash(hash_values[number], "command line")], "--hash")
     all_sources = given + reqs.sources
-    _require_hashes_of_all(all_sources, allowed, shared.require_hashes or reqs.require_hashes)
+    _require_hashes_of_all(
+        all_sources, allowed, shared.require_hashes or reqs.require_hashes, hashed=reqs.hashed_elsewhere
+    )
     index = (
         shared.index_url
         or reqs.index_url
@@ -122,18 +124,20 @@ def _gather(shared: SharedOptions, python: str | None) -> _Common:
     return _Common(all_sources, allowed, index, extras, links, shared.no_index or reqs.no_index)
 
 
-def _require_hashes_of_all(sources: Sequence[str], allowed: Mapping[str, list[str]], required: bool) -> None:
+def _require_hashes_of_all(
+    sources: Sequence[str], allowed: Mapping[str, list[str]], required: bool, *, hashed: bool = False
+) -> None:
     """pip's hash-checking mode, which one ``--hash`` turns on (or ``--require-hashes``): then every source needs
     one (its own ``--hash``, or a URL's ``#sha256=``), or a file that pins most of its wheels installs one
     unchecked."""
-    if not allowed and not required:
+    if not allowed and not required and not hashed:
         return
     missing = [s for s in dict.fromkeys(sources) if s not in allowed and "sha256=" not in s.partition("#")[2]]
     if missing:
         shown = ", ".join(shown_url(s) for s in missing[:3]) + (
             f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         )
-        why = "a --hash is given" if allowed else "--require-hashes is given"
+        why = "a --hash is given" if allowed or hashed else "--require-hashes is given"
         raise UsageError(f"{why}, so every source needs one (pip's hash-checking mode); none for: {shown}")
 
 

@@ -2,16 +2,19 @@
 
 One source per line, ``--hash=sha256:…`` per line (repeatable, as pip-compile and
 ``uv pip compile --generate-hashes`` write them), ``#`` comments, blank lines, ``\\`` continuations,
-environment markers, ``${VAR}``, nested ``-r`` and ``--index-url``. Anything else is a
+environment markers, ``${VAR}``, nested ``-r``, ``--index-url``, ``--extra-index-url``, ``--find-links``,
+``--no-index``, ``--require-hashes``; ``--only-binary``, ``--prefer-binary``, ``--pre`` and ``--trusted-host``
+are accepted (what they ask always holds here: wheels only, exact pins, verified https). Anything else is a
 :class:`~wheelstream.errors.UsageError` naming the file and line.
 
 A file is read as pip reads one (``pip/_internal/req/req_file.py``): decoded by its BOM, else by a PEP 263
 ``coding:`` line in its first two lines, else as UTF-8; continuation lines are joined first (a ``\\`` at the
 end of a comment continues it too), then comments go (``#`` at the start or after blanks), then ``${NAME}``
 (upper case, digits, ``_``) is replaced by the environment variable when it is set. A URL's marker follows
-``; `` (a ``;`` inside a URL is the URL's). One difference, kept on purpose: a relative path is relative to
-the file, not to the current directory (pip and uv take the current directory), so the same file installs
-the same wheels from wherever it is run.
+``; `` (a ``;`` inside a URL is the URL's). A relative path is taken beside the file when it is there, else
+in the current directory (pip and uv take the current directory only): the same file installs the same wheels
+from wherever it is run, and one written for pip still works. Hash-checking mode (every source needs a hash)
+comes on with any ``--hash``, one on a line its marker leaves out included, as pip counts it.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ _TAKING_VALUES = frozenset(
         "-f",
         "--find-links",
         "--only-binary",
+        "--trusted-host",
     }
 )
 # pip's options whose point always holds here: only wheels are installed (``--only-binary``, whatever it
@@ -81,6 +85,9 @@ class Requirements:
     find_links: list[str] = field(default_factory=list)
     no_index: bool = False
     require_hashes: bool = False
+    hashed_elsewhere: bool = (
+        False  # a line its marker leaves out had a --hash: hash-checking mode all the same
+    )
 
 
 def pinned_with(hashes: dict[str, list[str]], source: str, new: list[str], where: str) -> None:
@@ -158,15 +165,12 @@ def parse_requirements(
             elif option in _HELD_ANYWAY and (option == "--only-binary" or not eq):
                 pass  # what they ask of pip always holds here: wheels only, exact pins (pre-releases included)
             elif option == "--trusted-host":
-                raise UsageError(
-                    f"{where}: --trusted-host is not supported: certificates are always verified; trust a host's "
-                    "own CA by naming it in SSL_CERT_FILE or REQUESTS_CA_BUNDLE (added to the system's)"
-                )
+                pass  # pip-compile writes it for an http index, which needs no trust here; https is always verified
             else:
                 raise UsageError(
                     f"{where}: unsupported option {shown_text(word)!r} (supported: --hash, -r, --index-url, "
                     "--extra-index-url, --find-links, --no-index, --require-hashes; --only-binary, "
-                    "--prefer-binary and --pre always hold)"
+                    "--prefer-binary, --pre and --trusted-host always hold)"
                 )
             i += 1
         if not requirement:
@@ -175,10 +179,15 @@ def parse_requirements(
             continue
         source = with_marker(requirement, where, markers)
         if source is None:
+            # pip's hash-checking mode counts every line, those whose marker leaves them out too: else one
+            # hashed line for another platform let the rest of the file install unchecked
+            reqs.hashed_elsewhere = reqs.hashed_elsewhere or bool(hashes)
             continue
         _check_form(source, where)
         if is_local(source) and not os.path.isabs(source):
-            source = str(path.parent / source)  # relative to the file (the module docstring)
+            # pip's rule, as for --find-links: beside this file when it is there, else the working directory's
+            beside = path.parent / source
+            source = str(beside) if beside.exists() or not os.path.exists(source) else source
         reqs.sources.append(source)
         pinned_with(reqs.hashes, source, hashes, where)
     return reqs

@@ -16,7 +16,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from wheelstream._urls import redact
+from wheelstream._urls import redact, shown_text
 from wheelstream.errors import HTTPStatusError
 from wheelstream.index._pages import IndexFile, parse_html
 
@@ -27,21 +27,28 @@ _log = logging.getLogger("wheelstream")
 
 def is_page(location: str) -> bool:
     """Whether ``location`` is an ``http(s)`` page to fetch (else a local directory or ``file://`` URL)."""
-    return urllib.parse.urlsplit(location).scheme.lower() in ("http", "https")
+    try:
+        return urllib.parse.urlsplit(location).scheme.lower() in ("http", "https")
+    except ValueError:  # an unclosed IPv6 bracket, …: read as a directory, which is not there (a warning)
+        return False
 
 
 def listed_in_directory(location: str) -> list[IndexFile]:
     """The ``.whl`` files of a directory (a path or a ``file://`` URL), as ``file://`` URLs; none, with a
     warning, for a location that is not a directory."""
-    parts = urllib.parse.urlsplit(location)
+    try:
+        parts = urllib.parse.urlsplit(location)
+    except ValueError as exc:
+        _log.warning("--find-links %s is skipped: %s", shown_text(location), exc)
+        return []
     if parts.scheme.lower() == "file":
         directory = Path(urllib.request.url2pathname(parts.path))
     else:
         directory = Path(location).expanduser()
     try:
         names = sorted(entry.name for entry in os.scandir(directory) if entry.name.endswith(".whl"))
-    except OSError as exc:
-        _log.warning("--find-links %s is skipped: %s", location, exc.strerror or exc)
+    except OSError as exc:  # (a URL of another scheme too: ftp://user:password@… is no directory)
+        _log.warning("--find-links %s is skipped: %s", shown_text(location), exc.strerror or exc)
         return []
     absolute = directory.resolve()
     return [IndexFile(name, (absolute / name).as_uri(), None, None, None) for name in names]

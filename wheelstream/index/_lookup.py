@@ -16,7 +16,7 @@ import httpx
 from packaging.tags import Tag
 
 from wheelstream._cache import Cache
-from wheelstream._urls import check_http_url, redact
+from wheelstream._urls import check_http_url, redact, shown_text
 from wheelstream.errors import (
     HTTPStatusError,
     Interrupted,
@@ -286,7 +286,7 @@ def resolve_requirement(
 
     try:
         first, listed = _first_listing(indexes, name, asking)
-        links = ", ".join(redact(f) for f in find_links)
+        links = ", ".join(shown_text(f) for f in find_links)  # (redact would raise on a URL it cannot parse)
         if first is None or listed is None:
             if not local and indexes:
                 where = ", ".join(redact(index) for index in indexes)
@@ -353,7 +353,7 @@ def _on_hand(find_links: Sequence[str], asking: _Asking) -> list[tuple[IndexFile
         except Interrupted:
             raise
         except WheelstreamError as exc:
-            _log.warning("--find-links %s is skipped: %s", redact(location), exc.cause)
+            _log.warning("--find-links %s is skipped: %s", shown_text(location), exc.cause)
     return listed
 
 
