@@ -1309,7 +1309,7 @@ SECRET_URL = "http://alice:S3CRETpw%40x@127.0.0.1:9/demo-1.0-py3-none-any.whl"
 @pytest.mark.parametrize(
     ("lines", "said"),
     [
-        ([f"demo @ {SECRET_URL}"], "is not a wheel URL, path or NAME==VERSION"),
+        ([f"other @ {SECRET_URL}"], "names 'other', but the wheel demo-1.0-py3-none-any.whl is 'demo'"),
         (["--constraint=http://alice:S3CRETpw%40x@127.0.0.1:9/c.txt"], "unsupported option"),
         (
             [f"{SECRET_URL} --hash=sha256:{'a' * 64}", f"{SECRET_URL} --hash=sha256:{'b' * 64}"],

@@ -184,12 +184,13 @@ def test_a_url_takes_its_marker_after_a_semicolon_and_a_blank_as_in_pip(tmp_path
     ("lines", "message"),
     [
         ('six==1.16.0 ; python_version ~= "3"\n', r"r.txt:1: the marker cannot be evaluated"),
-        ("six>=1.0\n", r"r.txt:1: 'six>=1.0' is not a wheel URL, path or NAME==VERSION"),
+        ("six>=1.0\n", r"r.txt:1: 'six>=1.0' is not a wheel URL, path, NAME @ URL or NAME==VERSION"),
         ("six\n", r"r.txt:1: 'six' is not a wheel URL"),
         (
-            "six @ https://h/six-1.0-py3-none-any.whl\n",
-            r"r.txt:1: 'six @ https://h/six-1.0-py3-none-any.whl' is not",
+            "six @ https://h/other-1.0-py3-none-any.whl\n",
+            r"r.txt:1: six @ … names 'six', but the wheel other-1.0",
         ),
+        ("six @ git+https://h/six.git@1.0\n", r"r.txt:1: 'git\+https://h/six.git@1.0' is not a wheel"),
         (
             f"six==1.0 --hash=sha256:{H1}\nsix==1.0 --hash=sha256:{H2}\n",
             r"r.txt:2: six==1.0: its --hash values",
@@ -662,6 +663,22 @@ def test_a_result_path_printed_to_a_hosts_text_stream(tmp_path: Path) -> None:
         main(["cache", "dir", "--cache-dir", str(tmp_path / "c é")])
     assert ended.value.code == 0
     assert out.getvalue() == f"{tmp_path / 'c é'}\n"
+
+
+def test_a_direct_reference_as_uv_pip_compile_writes_it_is_the_wheels_url(tmp_path: Path) -> None:
+    """``alpha @ file:///…/alpha-1.0-py3-none-any.whl`` (uv's and pip-compile's output for a URL dependency)
+    failed the whole file; pip and uv install it."""
+    req = tmp_path / "r.txt"
+    url = "https://files.example/Alpha_Pkg-1.0-py3-none-any.whl"
+    lines = [
+        f"alpha-pkg[extra] @ {url} \\",
+        f"    --hash=sha256:{H1}",
+        "beta @ file:///w/beta-2.0-py3-none-any.whl ; python_version > '2'",
+    ]
+    req.write_text("\n".join(lines) + "\n")
+    reqs = parse_requirements(req)
+    assert reqs.sources == [url, "file:///w/beta-2.0-py3-none-any.whl"]
+    assert reqs.hashes == {url: [H1]}
 
 
 def test_a_hash_on_a_line_its_marker_leaves_out_still_asks_every_source_for_one(tmp_path: Path) -> None:

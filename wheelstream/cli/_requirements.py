@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wheelstream._urls import shown_text
-from wheelstream.errors import UsageError
+from wheelstream._urls import shown_text, wheel_filename_from_url
+from wheelstream.errors import UsageError, WheelstreamError
 
 __all__ = ["Requirements", "is_local", "parse_hash", "parse_requirements", "pinned_with", "with_marker"]
 
@@ -183,6 +183,7 @@ def parse_requirements(
             # hashed line for another platform let the rest of the file install unchecked
             reqs.hashed_elsewhere = reqs.hashed_elsewhere or bool(hashes)
             continue
+        source = _direct_reference(source, where)
         _check_form(source, where)
         if is_local(source) and not os.path.isabs(source):
             # pip's rule, as for --find-links: beside this file when it is there, else the working directory's
@@ -267,6 +268,32 @@ def _split_options(line: str) -> tuple[str, str]:
     return line[: match.start()].strip(), line[match.end() :]
 
 
+# PEP 508's ``NAME [EXTRAS] @ URL``, as ``uv pip compile`` and pip-compile write a direct reference.
+_DIRECT_REFERENCE = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*@\s*(\S+://\S*|file:\S+)")
+
+
+def _direct_reference(source: str, where: str) -> str:
+    """``NAME @ URL`` → the URL, when it names a wheel of that project (the name is checked against the wheel's
+    file name, extras have nothing to add without dependencies); anything else is returned as it is."""
+    match = _DIRECT_REFERENCE.fullmatch(source.strip())
+    if match is None:
+        return source
+    name, url = match.groups()
+    from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+
+    try:
+        wheel = wheel_filename_from_url(url)
+        project = parse_wheel_filename(wheel)[0]
+    except (WheelstreamError, InvalidWheelFilename, ValueError):
+        raise UsageError(
+            f"{where}: {shown_text(url)!r} is not a wheel (NAME @ URL installs a .whl; a source archive or a "
+            "repository needs a build, which wheelstream does not do)"
+        ) from None
+    if canonicalize_name(name) != project:
+        raise UsageError(f"{where}: {name} @ … names {name!r}, but the wheel {wheel} is {project!r}")
+    return url
+
+
 def _check_form(source: str, where: str) -> None:
     """The forms an install takes without a resolver, said with the file and line: a URL, a ``.whl`` path, an
     exact pin. (The command line's sources get the same words from the library.)"""
@@ -274,9 +301,8 @@ def _check_form(source: str, where: str) -> None:
     if shaped and " @ " not in source:
         return
     raise UsageError(
-        f"{where}: {shown_text(source)!r} is not a wheel URL, path or NAME==VERSION (without a resolver, neither "
-        "ranges, "
-        "bare names nor NAME @ URL can be installed: give the exact pin, or the URL alone)"
+        f"{where}: {shown_text(source)!r} is not a wheel URL, path, NAME @ URL or NAME==VERSION (without a "
+        "resolver, neither ranges nor bare names can be installed: give the exact pin)"
     )
 
 
