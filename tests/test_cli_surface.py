@@ -14,20 +14,24 @@ from conftest import ROOT, ws
 from wheelstream.testing import FaultServer, build_wheel
 
 
-def test_name_at_url_is_a_usage_error_that_keeps_the_url_whole(
+def test_name_at_url_installs_the_wheel_at_url_and_checks_its_name(
     server: FaultServer, cache: Path, tmp_path: Path
 ) -> None:
-    """``NAME @ URL`` was taken for a path (``no such file: six @ http:/host/…``, its ``//`` mangled)."""
+    """``NAME @ URL`` was taken for a path (``no such file: six @ http:/host/…``, its ``//`` mangled), then
+    refused; pip and uv install the URL's wheel, as requirements files already did here."""
     filename, data = build_wheel("demo", "1.0", payload_size=1024)
     url = server.add_file(filename, data)
-    for command in (["install", "--target", str(tmp_path / "t")], ["download", "-d", str(tmp_path / "d")]):
-        run = ws(command[0], f"demo @ {url}", *command[1:], cache=cache)
-        assert run.code == 2, run.err
-        assert run.error_line(alone=True) == (
-            f"error: demo @ {url}: NAME @ URL is not supported (there is no resolver for the name to matter): "
-            "give the URL alone"
-        )
-    assert server.requests == []
+    run = ws("install", f"demo @ {url}", "--target", str(tmp_path / "t"), cache=cache)
+    assert run.code == 0, run.err
+    assert (tmp_path / "t" / "demo" / "payload.bin").is_file()
+    run = ws("download", f"Demo[extra] @ {url}", "-d", str(tmp_path / "d"), cache=cache)
+    assert run.code == 0, run.err
+    assert (tmp_path / "d" / filename).read_bytes() == data
+    requests = len(server.requests)
+    run = ws("install", f"other @ {url}", "--target", str(tmp_path / "t2"), cache=cache)
+    assert run.code == 2, run.err
+    assert run.error_line(alone=True) == f"error: other @ … names 'other', but the wheel {filename} is 'demo'"
+    assert len(server.requests) == requests
 
 
 def _commands() -> Iterator[tuple[str, click.Command]]:

@@ -190,7 +190,7 @@ def test_a_url_takes_its_marker_after_a_semicolon_and_a_blank_as_in_pip(tmp_path
             "six @ https://h/other-1.0-py3-none-any.whl\n",
             r"r.txt:1: six @ … names 'six', but the wheel other-1.0",
         ),
-        ("six @ git+https://h/six.git@1.0\n", r"r.txt:1: 'git\+https://h/six.git@1.0' is not a wheel"),
+        ("six @ git+https://h/six.git@1.0\n", r"r.txt:1: git\+https://h/six.git@1.0 is not a wheel"),
         (
             f"six==1.0 --hash=sha256:{H1}\nsix==1.0 --hash=sha256:{H2}\n",
             r"r.txt:2: six==1.0: its --hash values",

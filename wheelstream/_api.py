@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,8 +25,8 @@ from wheelstream._fetch_many import MAX_CONNECTIONS, Workers, fetch_all
 from wheelstream._parallel import release
 from wheelstream._progress import ProgressCallback
 from wheelstream._sources import Indexes, Resolved, direct_url, filename_of, forget_refused
-from wheelstream._urls import shown_url
-from wheelstream.errors import Interrupted, RecordError, UsageError, WheelMetadataError, one_line
+from wheelstream._urls import direct_reference, shown_url
+from wheelstream.errors import Interrupted, RecordError, UsageError, WheelMetadataError
 from wheelstream.fetch import DownloadResult
 from wheelstream.installer import (
     Environment,
@@ -78,15 +77,15 @@ def check_arguments(
     max_unpacked_size: int,
     max_entries: int,
 ) -> None:
-    """What the command line's option types refuse, refused for library callers too, as a ``UsageError``
-    before anything is fetched: a ``NAME @ URL`` source, a ``hashes`` key that is none of the sources (it would
-    check nothing, in silence), and ``jobs``, ``retries``, ``timeout`` or the two limits out of the command's
-    ranges (``jobs=0`` would fetch nothing, a negative ``retries`` or a zero ``timeout`` give up before the first
-    byte, an infinite ``timeout`` overflows the socket's; a limit of 0 was found out at the first entry, as a
-    bad wheel, and that threw the partial download away)."""
+    """What the command line's option types refuse, refused for library callers too, as a ``UsageError`` before
+    anything is fetched: a ``NAME @ URL`` source that names no wheel of NAME, a ``hashes`` key that is none of
+    the sources (it would check nothing, in silence), and ``jobs``, ``retries``, ``timeout`` or the two limits
+    out of the command's ranges (``jobs=0`` would fetch nothing, a negative ``retries`` or a zero ``timeout``
+    give up before the first byte, an infinite ``timeout`` overflows the socket's; a limit of 0 was found out at
+    the first entry, as a bad wheel, and that threw the partial download away)."""
     names = {sources} if isinstance(sources, str) else {os.fspath(s) for s in sources}
     for name in names:
-        _refuse_direct_reference(name)
+        direct_reference(name)  # a NAME @ URL that is no wheel, or another project's: refused here
     for key in hashes or {}:
         if key not in names:
             raise UsageError(
@@ -141,22 +140,6 @@ def indexes_of(index_url: object, extra_index_urls: object, find_links: object, 
     return Indexes(
         index_url, tuple(extra_index_urls), tuple(os.fspath(f) for f in find_links), bool(no_index)
     )
-
-
-# PEP 508's ``NAME [EXTRAS] @ URL``: a project name, then " @ " and something with a scheme.
-_DIRECT_REFERENCE = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*\s*(?:\[[^\]]*\])?)\s*@\s*(\S+://\S*)\s*")
-
-
-def _refuse_direct_reference(source: str) -> None:
-    """``NAME @ URL`` is pip's way of naming a URL, but the name adds nothing without a resolver: say so, and
-    what to give instead, rather than taking the whole string for a file name (a path mangles its ``//``)."""
-    match = _DIRECT_REFERENCE.fullmatch(source)
-    if match is not None and not os.path.exists(source):
-        name, url = match.groups()
-        raise UsageError(
-            f"{one_line(name)} @ {shown_url(url)}: NAME @ URL is not supported (there is no resolver for the "
-            "name to matter): give the URL alone"
-        )
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from wheelstream._urls import (
     cache_key,
     check_http_url,
     checked_wheel_filename,
+    direct_reference,
     is_sha256_hex,
     not_a_url,
     recorded_url,
@@ -116,6 +117,10 @@ def resolve(
     allowed hash is preferred, as pip does); one named that is none of them fails here, before any download;
     with nothing named, the finished wheel is checked against them all."""
     allowed = hashes.get(source, frozenset())
+    url = direct_reference(source)  # ``NAME @ URL``: the wheel at URL, checked to be NAME's
+    if url is not None:
+        found = resolve(url, {url: allowed}, indexes, cache, client, tags, retries, python_version, cancelled)
+        return found._replace(source=shown_text(source))
     try:
         parts = urllib.parse.urlsplit(source)
     except ValueError as exc:  # an unclosed IPv6 bracket, ...

@@ -24,6 +24,7 @@ __all__ = [
     "not_a_url",
     "cache_key",
     "checked_wheel_filename",
+    "direct_reference",
     "fragment_pairs",
     "is_sha256_hex",
     "recorded_url",
@@ -249,6 +250,33 @@ def wheel_filename_from_url(url: str) -> str:
     except UnicodeDecodeError:
         raise _refuse(segment, "is not valid UTF-8 once percent-decoded", source=url, label=label) from None
     return checked_wheel_filename(name, source=url, label=label)
+
+
+# PEP 508's ``NAME [EXTRAS] @ URL``: how pip, uv and their lock and compile outputs name a URL dependency.
+_DIRECT_REFERENCE = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*@\s*(\S+://\S*|file:\S+)")
+
+
+def direct_reference(source: str) -> str | None:
+    """``NAME @ URL`` → the URL, when it names a wheel of that project (extras add nothing without
+    dependencies); None for a source of any other form. A URL that is no wheel (a source archive, a repository:
+    each needs a build) or is another project's wheel is a ``UsageError``."""
+    match = _DIRECT_REFERENCE.fullmatch(source.strip())
+    if match is None:
+        return None
+    name, url = match.groups()
+    try:
+        wheel = wheel_filename_from_url(url)
+    except InvalidWheelFilename:
+        raise UsageError(
+            f"{shown_url(url)} is not a wheel: NAME @ URL installs a .whl here (a source archive or a "
+            "repository needs a build, which wheelstream does not do)"
+        ) from None
+    from packaging.utils import canonicalize_name
+
+    project = parse_wheel_filename(wheel)[0]
+    if canonicalize_name(name) != project:
+        raise UsageError(f"{name} @ … names {name!r}, but the wheel {wheel} is {project!r}")
+    return url
 
 
 def wheel_path_in(directory: Path, name: str, *, source: str) -> Path:

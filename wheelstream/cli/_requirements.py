@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wheelstream._urls import shown_text, wheel_filename_from_url
-from wheelstream.errors import UsageError, WheelstreamError
+from wheelstream._urls import direct_reference, shown_text
+from wheelstream.errors import UsageError
 
 __all__ = ["Requirements", "is_local", "parse_hash", "parse_requirements", "pinned_with", "with_marker"]
 
@@ -268,30 +268,13 @@ def _split_options(line: str) -> tuple[str, str]:
     return line[: match.start()].strip(), line[match.end() :]
 
 
-# PEP 508's ``NAME [EXTRAS] @ URL``, as ``uv pip compile`` and pip-compile write a direct reference.
-_DIRECT_REFERENCE = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*@\s*(\S+://\S*|file:\S+)")
-
-
 def _direct_reference(source: str, where: str) -> str:
-    """``NAME @ URL`` → the URL, when it names a wheel of that project (the name is checked against the wheel's
-    file name, extras have nothing to add without dependencies); anything else is returned as it is."""
-    match = _DIRECT_REFERENCE.fullmatch(source.strip())
-    if match is None:
-        return source
-    name, url = match.groups()
-    from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
-
+    """``NAME @ URL`` → the URL (``_urls.direct_reference``), as ``uv pip compile`` and pip-compile write a URL
+    dependency; anything else as it is."""
     try:
-        wheel = wheel_filename_from_url(url)
-        project = parse_wheel_filename(wheel)[0]
-    except (WheelstreamError, InvalidWheelFilename, ValueError):
-        raise UsageError(
-            f"{where}: {shown_text(url)!r} is not a wheel (NAME @ URL installs a .whl; a source archive or a "
-            "repository needs a build, which wheelstream does not do)"
-        ) from None
-    if canonicalize_name(name) != project:
-        raise UsageError(f"{where}: {name} @ … names {name!r}, but the wheel {wheel} is {project!r}")
-    return url
+        return direct_reference(source) or source
+    except UsageError as exc:
+        raise UsageError(f"{where}: {exc.cause}") from None
 
 
 def _check_form(source: str, where: str) -> None:
