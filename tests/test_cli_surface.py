@@ -85,3 +85,28 @@ def test_cache_list_help_is_for_its_user(cache: Path) -> None:
         assert run.code == 0, run.err
         assert "``" not in run.out
         assert "Cache.at" not in run.out
+
+
+def test_one_file_named_as_a_url_and_as_name_at_url_is_held_to_both_hashes(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    """The second naming's allowed hashes were dropped when the two were taken as one file: a wheel none of
+    them allowed installed."""
+    import wheelstream
+    from wheelstream.errors import HashMismatch
+
+    filename, data = build_wheel("demo", "1.0", payload_size=1024)
+    url = server.add_file(filename, data)
+    with pytest.raises(HashMismatch, match="hashes that have none in common"):
+        wheelstream.install(
+            [url, f"demo @ {url}"],
+            tmp_path / "t",
+            cache_dir=tmp_path / "c",
+            hashes={url: ["a" * 64, "b" * 64], f"demo @ {url}": ["c" * 64, "d" * 64]},
+        )
+    secret = url.replace("http://", "http://user:s3cret@")
+    run = ws(
+        "install", f"demo @ {secret}", "--require-hashes", "-t", str(tmp_path / "t2"), cache=tmp_path / "c2"
+    )
+    assert run.code == 2, run.err
+    assert "s3cret" not in run.err

@@ -201,3 +201,10 @@ def test_shown_text_drops_every_url_userinfo(text: str) -> None:
     shown = shown_text(text)
     assert "alice" not in shown
     assert "host" in shown or "127.0.0.1" in shown
+
+
+@pytest.mark.parametrize("url", ["http://user:p@ss@host/x.whl", "http://user:p@ss@[::1/simple/"])
+def test_a_password_holding_an_at_sign_is_dropped_whole(url: str) -> None:
+    """The fallback for a URL urlsplit cannot read stopped at the first "@": ``http://ss@…`` was shown."""
+    assert "ss@" not in shown_text(url)
+    assert "ss@" not in redact(url)

@@ -1,12 +1,12 @@
 """The library API: ``install`` and ``download`` many sources, in parallel, with one result object.
 
-A source is an ``http(s)://`` URL (optionally ``#sha256=<hex>``), a ``file://`` URL, a local path, or
-``NAME==VERSION`` resolved through a simple index. Every source is fetched and unpacked into the cache
-first (``wheels/<sha256>/``); only when *all* of them succeeded is anything installed, in one transaction:
-into a ``target`` directory (pip's ``--target`` semantics) or an :class:`~wheelstream.installer.Environment`
-(pip's plain install, replacing other versions; see :mod:`wheelstream.installer`). So a failing or interrupted
-download never leaves the destination half-installed, and the next run resumes what was interrupted.
-"""
+A source is an ``http(s)://`` URL (optionally ``#sha256=<hex>``), a ``file://`` URL, ``NAME @ URL`` (the URL's
+wheel, its name checked), a local path, or ``NAME==VERSION`` resolved through simple indexes and wheels on hand.
+Every source is fetched and unpacked into the cache first (``wheels/<sha256>/``); only when *all* of them succeeded
+is anything installed, in one transaction: into a ``target`` directory (pip's ``--target`` semantics) or an
+:class:`~wheelstream.installer.Environment` (pip's plain install, replacing other versions; see
+:mod:`wheelstream.installer`). So a failing or interrupted download never leaves the destination half-installed,
+and the next run resumes what was interrupted."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from wheelstream._fetch_many import MAX_CONNECTIONS, Workers, fetch_all
 from wheelstream._parallel import release
 from wheelstream._progress import ProgressCallback
 from wheelstream._sources import Indexes, Resolved, direct_url, filename_of, forget_refused
-from wheelstream._urls import direct_reference, shown_url
+from wheelstream._urls import direct_reference, shown_text
 from wheelstream.errors import Interrupted, RecordError, UsageError, WheelMetadataError
 from wheelstream.fetch import DownloadResult
 from wheelstream.installer import (
@@ -89,7 +89,7 @@ def check_arguments(
     for key in hashes or {}:
         if key not in names:
             raise UsageError(
-                f"hashes names {shown_url(str(key))!r}, which is none of the sources "
+                f"hashes names {shown_text(str(key))!r}, which is none of the sources "
                 "(a key is a source exactly as given)"
             )
     if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS:

@@ -222,8 +222,15 @@ def _one_wheel_per_distribution(resolved: Sequence[Resolved]) -> list[Resolved]:
         # is one, unless the two name different sha256s (a pin beside a wheel named outright never gets here:
         # :func:`_pins_named_outright`)
         same_file = (earlier.url, earlier.path) == (item.url, item.path)
-        if same_file and (earlier.sha256 is None or item.sha256 in (None, earlier.sha256)):
-            first[name] = kept[kept.index(earlier)] = earlier._replace(sha256=earlier.sha256 or item.sha256)
+        if same_file:
+            merged = _both_pins(earlier, item)
+            if merged is None:
+                raise HashMismatch(
+                    f"{earlier.source} and {item.source} name this file with hashes that have none in common; "
+                    "nothing was downloaded",
+                    wheel=filename,
+                )
+            first[name] = kept[kept.index(earlier)] = merged
             continue
         earlier_name = filename_of(earlier)
         if earlier_name != filename:
@@ -234,6 +241,23 @@ def _one_wheel_per_distribution(resolved: Sequence[Resolved]) -> list[Resolved]:
             f"{both} are both {name}: an install takes one wheel of a distribution", wheel=filename
         )
     return kept
+
+
+def _both_pins(earlier: Resolved, item: Resolved) -> Resolved | None:
+    """One file named twice, held to what both allow — each an exact sha256, several allowed, or nothing — or
+    None when nothing could satisfy both (a source's hashes were dropped when another named the same file)."""
+    fits: frozenset[str] | None = None
+    for side in (earlier, item):
+        for allows in ({side.sha256} if side.sha256 else None, side.allowed or None):
+            if allows is not None:
+                fits = frozenset(allows) if fits is None else fits & allows
+    if fits is None:
+        return earlier
+    if not fits:
+        return None
+    if len(fits) == 1:
+        return earlier._replace(sha256=next(iter(fits)), allowed=frozenset())
+    return earlier._replace(sha256=None, allowed=fits)
 
 
 def _pins_named_outright(

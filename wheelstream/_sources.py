@@ -170,6 +170,10 @@ def named_wheel(source: str) -> str | None:
     """The wheel file name a path or URL source names outright (nothing is read), or None for a pin or what
     :func:`resolve` would refuse."""
     try:
+        source = direct_reference(source) or source  # ``NAME @ URL`` names the URL's wheel
+    except UsageError:
+        return None
+    try:
         parts = urllib.parse.urlsplit(source)
     except ValueError:
         return None

@@ -163,7 +163,7 @@ def shown_url(url: str) -> str:
 
 
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+")
-_USERINFO = re.compile(r"//[^/\s@]*@")
+_USERINFO = re.compile(r"//[^/\s]*@")  # up to the last "@" before the path, as urlsplit reads userinfo
 
 
 def shown_text(text: str) -> str:
@@ -266,6 +266,8 @@ def direct_reference(source: str) -> str | None:
     name, url = match.groups()
     try:
         wheel = wheel_filename_from_url(url)
+    except ValueError as exc:  # an unclosed IPv6 bracket, …
+        raise not_a_url(url, str(exc)) from None
     except InvalidWheelFilename:
         raise UsageError(
             f"{shown_url(url)} is not a wheel: NAME @ URL installs a .whl here (a source archive or a "

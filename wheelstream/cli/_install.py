@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from wheelstream._api import DEFAULT_INDEX_URL
-from wheelstream._urls import shown_url
+from wheelstream._urls import shown_text
 from wheelstream.cli._contract import run
 from wheelstream.cli._options import (
     INDEX_URL_SETTING,
@@ -102,7 +102,9 @@ def _gather(shared: SharedOptions, python: str | None) -> _Common:
     allowed = reqs.hashes  # several on one line (pip-compile writes one per platform's wheel): any may match
     given: list[str] = []
     for number, source in enumerate(sources):
-        kept = with_marker(source, f"SRC {source!r}", markers)  # pip takes "NAME==V ; MARKER" here too
+        kept = with_marker(
+            source, f"SRC {shown_text(source)!r}", markers
+        )  # pip takes "NAME==V ; MARKER" here too
         if kept is None:
             continue
         given.append(kept)
@@ -134,7 +136,7 @@ def _require_hashes_of_all(
         return
     missing = [s for s in dict.fromkeys(sources) if s not in allowed and "sha256=" not in s.partition("#")[2]]
     if missing:
-        shown = ", ".join(shown_url(s) for s in missing[:3]) + (
+        shown = ", ".join(shown_text(s) for s in missing[:3]) + (
             f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         )
         why = "a --hash is given" if allowed or hashed else "--require-hashes is given"

@@ -17,6 +17,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from wheelstream._urls import shown_text
 from wheelstream.errors import (
     IncompatibleWheel,
     UsageError,
@@ -32,7 +33,7 @@ def pin(source: str) -> tuple[str, Specifier]:
     try:
         req = Requirement(source)
     except InvalidRequirement as exc:
-        raise UsageError(f"not a NAME==VERSION requirement: {exc}", wheel=source) from None
+        raise UsageError(f"not a NAME==VERSION requirement: {exc}", wheel=shown_text(source)) from None
     specs = list(req.specifier)
     if (
         req.marker is not None
@@ -43,13 +44,13 @@ def pin(source: str) -> tuple[str, Specifier]:
     ):
         raise UsageError(
             "only exact pins (NAME==VERSION) are supported — wheelstream does no dependency resolution",
-            wheel=source,
+            wheel=shown_text(source),
         )
     if specs[0].operator == "==":
         try:
             Version(specs[0].version)
         except InvalidVersion as exc:
-            raise UsageError(f"invalid version: {exc}", wheel=source) from None
+            raise UsageError(f"invalid version: {exc}", wheel=shown_text(source)) from None
     return canonicalize_name(req.name), specs[0]
 
 
