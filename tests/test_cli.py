@@ -1507,3 +1507,25 @@ def test_require_hashes_asks_every_source_for_one(cache: Path, tmp_path: Path) -
     assert run.code == 2, run.err
     assert "none for: six==1.16.0" in run.error_line(alone=True)
     assert not (tmp_path / "d").exists()
+
+
+def test_cache_clean_removes_the_url_locks_no_download_uses(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    """One empty lock file stayed per URL ever fetched (2,001 after 1,000 installs), through every clean."""
+    from wheelstream._cache import try_lock
+
+    for number in range(3):
+        url = add(server, f"pkg{number}", size=1000)
+        run = ws("install", url, "-t", str(tmp_path / f"t{number}"), cache=cache)
+        assert run.code == 0, run.err
+    locks = sorted((cache / "partial").glob("*.lock"))
+    assert len(locks) >= 3
+    held = try_lock(locks[0])  # as a `clean --partial` or `cache list` looking at it this moment
+    assert held is not None
+    try:
+        run = ws("cache", "clean", cache=cache)
+    finally:
+        held.release()
+    assert run.code == 0, run.err
+    assert sorted((cache / "partial").glob("*.lock")) == [locks[0]]

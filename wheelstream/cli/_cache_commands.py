@@ -151,6 +151,7 @@ def _clean(root: Path, partial_only: bool) -> None:
         click.echo(f"kept {busy} partial download(s) in use by another wheelstream process")
     if partial_only:
         return
+    _remove_idle_locks(root / "partial")
     wheels = _wheels(root)
     wheel_bytes = sum(size for _f, _s, size, _p in wheels)
     for _f, _s, _size, path in wheels:
@@ -166,6 +167,25 @@ def _clean(root: Path, partial_only: bool) -> None:
         shutil.rmtree(root / sub, ignore_errors=True)
         (root / sub).mkdir(mode=0o700, exist_ok=True)
     click.echo(f"removed the index cache ({human_size(index_bytes)})")
+
+
+def _remove_idle_locks(partial: Path) -> None:
+    """The URL locks of downloads no longer there: one empty file per URL ever fetched (2,001 after 1,000
+    installs). Only here, with the cache held exclusively: no install or download of any process runs, so none
+    waits on a lock file that goes (a waiter on a removed file and a newcomer on a new one would both hold
+    "the" lock). Each is taken before it goes, for the ``clean --partial`` or ``cache list`` that may look at it
+    meanwhile."""
+    for lock_path in partial.glob("*.lock") if partial.is_dir() else []:
+        key = lock_path.name[: -len(".lock")]
+        if (partial / f"{key}.json").exists() or (partial / f"{key}.whl.part").exists():
+            continue
+        lock = try_lock(lock_path)
+        if lock is None:
+            continue
+        try:
+            lock_path.unlink(missing_ok=True)
+        finally:
+            lock.release()
 
 
 # -- what the cache holds ----------------------------------------------------------------------------------
