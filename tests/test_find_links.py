@@ -175,16 +175,7 @@ def test_a_wheel_on_hand_that_cannot_be_installed_here_leaves_the_choice_to_the_
     local = tmp_path / "local"
     local.mkdir()
     (local / "corp-1.0-cp27-cp27m-win32.whl").write_bytes(b"never read")
-    with FaultServer() as server:
-        filename, data = build_wheel("corp", "1.0", files={"corp/origin.txt": b"index"}, payload_size=1024)
-        server.add_file(filename, data)
-        wheelstream.install(
-            ["corp==1.0"],
-            tmp_path / "t",
-            cache_dir=tmp_path / "c",
-            index_url=f"{server.url}/simple/",
-            find_links=[local],
-        )
+    _install_corp_from_an_index_beside(local, tmp_path)
     assert (tmp_path / "t" / "corp" / "origin.txt").read_bytes() == b"index"
 
 
@@ -193,10 +184,17 @@ def test_in_hash_checking_mode_the_index_file_with_an_allowed_hash_beats_a_wheel
 ) -> None:
     """pip's rule (``filter_unallowed_hashes``): a stale local build of the version, whose hash nobody
     listed, was taken and then failed its hash check."""
-    import hashlib
-
     local = tmp_path / "local"
     _wheel_in(local, "corp", "1.0", b"a stale local build")
+    _install_corp_from_an_index_beside(local, tmp_path, hashed=True)
+    assert (tmp_path / "t" / "corp" / "origin.txt").read_bytes() == b"index"
+
+
+def _install_corp_from_an_index_beside(local: Path, tmp_path: Path, *, hashed: bool = False) -> None:
+    """``corp==1.0`` into ``tmp_path/t``, with ``local`` as --find-links beside an index serving corp 1.0
+    (``corp/origin.txt``: ``index``); ``hashed``: pinned to the index's file's sha256."""
+    import hashlib
+
     with FaultServer() as server:
         filename, data = build_wheel("corp", "1.0", files={"corp/origin.txt": b"index"}, payload_size=1024)
         server.add_file(filename, data)
@@ -206,9 +204,8 @@ def test_in_hash_checking_mode_the_index_file_with_an_allowed_hash_beats_a_wheel
             cache_dir=tmp_path / "c",
             index_url=f"{server.url}/simple/",
             find_links=[local],
-            hashes={"corp==1.0": hashlib.sha256(data).hexdigest()},
+            hashes={"corp==1.0": hashlib.sha256(data).hexdigest()} if hashed else None,
         )
-    assert (tmp_path / "t" / "corp" / "origin.txt").read_bytes() == b"index"
 
 
 def test_a_page_that_fails_is_a_warning_and_skipped_like_a_missing_directory(tmp_path: Path) -> None:

@@ -219,7 +219,7 @@ def _one_wheel_per_distribution(resolved: Sequence[Resolved]) -> list[Resolved]:
             kept.append(item)
             continue
         # the same file twice — ``six==1.17`` and ``Six==1.17.0``, or a pin and the URL the index gives for it —
-        # is one, unless the two name different sha256s (a pin beside a wheel named outright never gets here:
+        # is one, held to the hashes of both (a pin beside a wheel named outright never gets here:
         # :func:`_pins_named_outright`)
         same_file = (earlier.url, earlier.path) == (item.url, item.path)
         if same_file:

@@ -90,9 +90,8 @@ def _verifier(wheels: list[LockedWheel], cache: Cache) -> Callable[[str, Downloa
             verify_locked(wheel, file)
         except HashMismatch:
             if local is None:  # the download is not the locked file: its URL must not serve it again
-                cache.forget_url(
-                    cache_key(source), result.sha256
-                )  # (not the bytes: another lock may want them)
+                # (the URL's record only, not the bytes: another lock may want them)
+                cache.forget_url(cache_key(source), result.sha256)
             raise
 
     return verify

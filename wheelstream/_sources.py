@@ -259,17 +259,19 @@ def check_allowed(item: Resolved, sha256: str, cache_dir: str | os.PathLike[str]
 def forget_url_of(item: Resolved, sha256: str, cache_dir: str | os.PathLike[str] | None) -> None:
     """The cache's record of ``item``'s URL forgets the wheel a caller's hashes refused (``Cache.forget_url``)."""
     if item.url is not None:
-        Cache(Path(cache_dir) if cache_dir is not None else default_cache_dir()).forget_url(
-            cache_key(item.url), sha256
-        )
+        _cache_of(cache_dir).forget_url(cache_key(item.url), sha256)
 
 
 def forget_refused(item: Resolved, sha256: str, cache_dir: str | os.PathLike[str] | None) -> None:
     """The cache forgets the wheel fetched for ``item`` that the install refused (``Cache.forget_refused``); a
     local file's source has no pin to forget."""
     if item.url is not None:
-        cache = Cache(Path(cache_dir) if cache_dir is not None else default_cache_dir())
-        cache.forget_refused(cache_key(item.url), sha256)
+        _cache_of(cache_dir).forget_refused(cache_key(item.url), sha256)
+
+
+def _cache_of(cache_dir: str | os.PathLike[str] | None) -> Cache:
+    """The cache at ``cache_dir`` (None: the default), as it is: nothing made, nothing swept (``Cache.at``)."""
+    return Cache(Path(cache_dir) if cache_dir is not None else default_cache_dir())
 
 
 def filename_of(item: Resolved) -> str:

@@ -189,13 +189,9 @@ def check_http_url(url: str, *, label: str = "URL") -> None:
 
 
 def not_a_url(url: str, why: str, *, label: str = "URL") -> UsageError:
-    """The error naming a URL that is no valid ``label``: redacted, or — too broken to redact — at least
-    without its ``user:password@``."""
-    try:
-        named = shown_url(url)
-    except ValueError:
-        named = shown(re.sub(r"//[^/]*@", "//", url), 200)
-    return UsageError(f"not a valid {label}: {named} ({shown(why, 200)})")
+    """The error naming a URL that is no valid ``label``, redacted (``redact`` drops the userinfo of one too
+    broken to parse)."""
+    return UsageError(f"not a valid {label}: {shown_url(url)} ({shown(why, 200)})")
 
 
 def _refuse(name: str, why: str, *, source: str, label: str) -> InvalidWheelFilename:

@@ -102,9 +102,8 @@ def _gather(shared: SharedOptions, python: str | None) -> _Common:
     allowed = reqs.hashes  # several on one line (pip-compile writes one per platform's wheel): any may match
     given: list[str] = []
     for number, source in enumerate(sources):
-        kept = with_marker(
-            source, f"SRC {shown_text(source)!r}", markers
-        )  # pip takes "NAME==V ; MARKER" here too
+        # pip takes "NAME==V ; MARKER" here too
+        kept = with_marker(source, f"SRC {shown_text(source)!r}", markers)
         if kept is None:
             continue
         given.append(kept)

@@ -70,8 +70,9 @@ _TAKING_VALUES = frozenset(
     }
 )
 # pip's options whose point always holds here: only wheels are installed (``--only-binary``, whatever it
-# names, and ``--prefer-binary``), and an exact pin takes a pre-release it names (``--pre``).
-_HELD_ANYWAY = frozenset({"--only-binary", "--prefer-binary", "--pre"})
+# names, and ``--prefer-binary``), an exact pin takes a pre-release it names (``--pre``), and ``--trusted-host``
+# (pip-compile writes it for an http index) asks for no trust an http index needs or https is given.
+_HELD_ANYWAY = frozenset({"--only-binary", "--prefer-binary", "--pre", "--trusted-host"})
 
 
 @dataclass
@@ -85,9 +86,8 @@ class Requirements:
     find_links: list[str] = field(default_factory=list)
     no_index: bool = False
     require_hashes: bool = False
-    hashed_elsewhere: bool = (
-        False  # a line its marker leaves out had a --hash: hash-checking mode all the same
-    )
+    # A line its marker leaves out had a --hash: hash-checking mode all the same.
+    hashed_elsewhere: bool = False
 
 
 def pinned_with(hashes: dict[str, list[str]], source: str, new: list[str], where: str) -> None:
@@ -162,10 +162,8 @@ def parse_requirements(
                 reqs.no_index = True
             elif option == "--require-hashes" and not eq:
                 reqs.require_hashes = True
-            elif option in _HELD_ANYWAY and (option == "--only-binary" or not eq):
-                pass  # what they ask of pip always holds here: wheels only, exact pins (pre-releases included)
-            elif option == "--trusted-host":
-                pass  # pip-compile writes it for an http index, which needs no trust here; https is always verified
+            elif option in _HELD_ANYWAY and (option in _TAKING_VALUES or not eq):
+                pass  # what they ask of pip always holds here (_HELD_ANYWAY)
             else:
                 raise UsageError(
                     f"{where}: unsupported option {shown_text(word)!r} (supported: --hash, -r, --index-url, "

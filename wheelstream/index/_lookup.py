@@ -285,9 +285,9 @@ def resolve_requirement(
         )
 
     try:
-        first, listed = _first_listing(indexes, name, asking)
-        links = ", ".join(shown_text(f) for f in find_links)  # (redact would raise on a URL it cannot parse)
-        if first is None or listed is None:
+        listing = _first_listing(indexes, name, asking)
+        links = ", ".join(shown_text(f) for f in find_links)
+        if listing is None:
             if not local and indexes:
                 where = ", ".join(redact(index) for index in indexes)
                 raise UsageError(
@@ -296,13 +296,12 @@ def resolve_requirement(
             why = "--no-index: no index asked" if not indexes else "no index lists the project"
             chosen = pick([], f"in the --find-links locations ({links or 'none given'}; {why})")
         else:
-            page = first.rstrip("/") + "/" + name + "/"
+            first, page, (files, from_cache) = listing
             where = f"on the index {redact(first)}" + (
                 f" or in the --find-links locations ({links})" if local else ""
             )
             if len(indexes) > 1:
                 where += f", the first index listing {name!r} and the only one asked for it"
-            files, from_cache = listed
             try:
                 chosen = pick(files, where)
             except UsageError:
@@ -318,23 +317,24 @@ def resolve_requirement(
         exc.with_wheel(source)
         raise
     checked_url_name(chosen)  # before anything is fetched: the URL's name is what a download writes
-    _log.debug("%s: %s from %s", source, chosen.filename, redact(credited.get(id(chosen), "")))
-    location = credited.get(id(chosen))
+    location = credited.get(id(chosen))  # None: a directory's wheel
+    _log.debug("%s: %s from %s", source, chosen.filename, redact(location or chosen.url))
     url = chosen.url if location is None else _with_credentials(chosen.url, location)
     return Found(url, chosen.sha256, chosen.other_hashes)
 
 
 def _first_listing(
     indexes: Sequence[str], name: str, asking: _Asking
-) -> tuple[str | None, tuple[list[IndexFile], bool] | None]:
-    """The first index whose page lists the project, and its files (whether the page came from the cache
-    unasked); (None, None) when none does. Only ``404``/``410`` moves on: any other failure ends the lookup, or
-    a later index could serve a project the first one holds but failed to answer for."""
+) -> tuple[str, str, tuple[list[IndexFile], bool]] | None:
+    """The first index whose page lists the project, that page, and its files (and whether the page came from
+    the cache unasked); None when none does. Only ``404``/``410`` moves on: any other failure ends the lookup,
+    or a later index could serve a project the first one holds but failed to answer for."""
     for index in indexes:
-        listed = _project_files(index.rstrip("/") + "/" + name + "/", asking, revalidate=False)
+        page = index.rstrip("/") + "/" + name + "/"
+        listed = _project_files(page, asking, revalidate=False)
         if listed is not None:
-            return index, listed
-    return None, None
+            return index, page, listed
+    return None
 
 
 def _on_hand(find_links: Sequence[str], asking: _Asking) -> list[tuple[IndexFile, str]]:

@@ -82,10 +82,8 @@ def _merge(home: Path, root: Path, removed: set[str]) -> tuple[list[PlannedMove]
             if not os.path.lexists(dest):
                 moves.append(PlannedMove(path, source, False))
             elif source.is_dir() and not source.is_symlink():
-                if dest.is_dir():
-                    pending.append(
-                        path
-                    )  # merge into it (a symlinked directory such as lib64 too, as pip does)
+                if dest.is_dir():  # merge into it (a symlinked directory such as lib64 too, as pip does)
+                    pending.append(path)
                 elif real_relative(str(dest), real_root) in removed:
                     moves.append(PlannedMove(path, source, True))  # a replaced file becomes a directory
                 else:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import email.parser
+import functools
 import json
 import os
 import re
@@ -220,14 +221,10 @@ def removal(env: Environment, dist: Installed, warn: Callable[[str], None] | Non
         ) from exc
     candidates: list[str] = []
     bytecode = _Bytecode()
-    real_parents: dict[str, str] = {}  # a folder's real path, resolved once for all its files
+    realpath = functools.cache(os.path.realpath)  # a folder's real path, resolved once for all its files
 
     def inside(path: str) -> bool:
-        parent = os.path.dirname(path)
-        real_parent = real_parents.get(parent)
-        if real_parent is None:
-            real_parent = real_parents[parent] = os.path.realpath(parent)
-        return _inside(path, root) and _inside(real_parent, real_root)
+        return _inside(path, root) and _inside(realpath(os.path.dirname(path)), real_root)
 
     for row in rows:
         full = os.path.normpath(os.path.join(base, row))
@@ -241,18 +238,19 @@ def removal(env: Environment, dist: Installed, warn: Callable[[str], None] | Non
         candidates.extend(os.path.join(folder, name) for name in names)
     for full in candidates:
         if (os.path.lexists(full) and not os.path.isdir(full)) or os.path.islink(full):
-            files.add(real_relative(full, real_root))
+            files.add(real_relative(full, real_root, realpath))
     if outside and warn is not None:
         shown = ", ".join(one_line(row) for row in outside[:3]) + (" …" if len(outside) > 3 else "")
         warn(f"{one_line(dist.name)}: RECORD rows outside {root} are not followed: {shown}")
     return Removal(dist, tuple(sorted(files)), tuple(outside))
 
 
-def real_relative(path: str, real_root: str) -> str:
+def real_relative(path: str, real_root: str, realpath: Callable[[str], str] = os.path.realpath) -> str:
     """``path`` relative to the environment's real root, its directory's symlinks resolved: one spelling per file,
-    whichever name reached it (a venv's ``lib64`` is often a link to ``lib``, and platlib says ``lib64``)."""
+    whichever name reached it (a venv's ``lib64`` is often a link to ``lib``, and platlib says ``lib64``).
+    ``realpath``: a cached one, where many files share their folders."""
     folder, name = os.path.split(path)
-    return os.path.relpath(os.path.join(os.path.realpath(folder), name), real_root).replace(os.sep, "/")
+    return os.path.relpath(os.path.join(realpath(folder), name), real_root).replace(os.sep, "/")
 
 
 def _inside(path: str, root: str) -> bool:

@@ -45,9 +45,8 @@ def trust_context() -> ssl.SSLContext:
 
         context: ssl.SSLContext = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     else:
-        context = (
-            ssl.create_default_context()
-        )  # OpenSSL's defaults, which SSL_CERT_FILE / SSL_CERT_DIR replace
+        # OpenSSL's defaults, which SSL_CERT_FILE / SSL_CERT_DIR replace
+        context = ssl.create_default_context()
         if not _openssl_defaults_hold_certificates():
             bundle = next((path for path in SYSTEM_BUNDLES if os.path.isfile(path)), None)
             if bundle is not None:
@@ -94,13 +93,17 @@ def _openssl_defaults_hold_certificates() -> bool:
 
 def ca_settings_in_use() -> str:
     """``SSL_CERT_FILE=…, REQUESTS_CA_BUNDLE=…``: the CA settings set here, for the messages that name them."""
-    return ", ".join(f"{name}={os.environ[name]}" for name in CA_SETTINGS if os.environ.get(name))
+    return _set_here(CA_SETTINGS)
 
 
 def tls_settings() -> str:
     """`` (SSL_CERT_FILE=…, SSL_CLIENT_CERT=…)``: the settings a TLS context that cannot be built comes from."""
-    named = ", ".join(f"{name}={os.environ[name]}" for name in TLS_SETTINGS if os.environ.get(name))
+    named = _set_here(TLS_SETTINGS)
     return f" ({named})" if named else ""
+
+
+def _set_here(names: tuple[str, ...]) -> str:
+    return ", ".join(f"{name}={os.environ[name]}" for name in names if os.environ.get(name))
 
 
 def tls_failure(exc: httpx.HTTPError) -> str | None:
