@@ -244,3 +244,70 @@ def test_a_location_that_cannot_be_used_is_one_warning_without_its_password(
     assert "is skipped" in run.err
     assert "s3cr3t" not in run.err
     assert "Traceback" not in run.err
+
+
+def test_a_single_wheel_file_is_a_location_as_in_pip(tmp_path: Path) -> None:
+    """``-f dist/demo-1.0-py3-none-any.whl`` (pip takes a file that is not a page as the one archive it
+    offers) was skipped as "Not a directory"."""
+    wheel = _wheel_in(tmp_path / "dist", "demo", "1.0", b"the file named")
+    _wheel_in(tmp_path / "dist", "demo", "2.0", b"beside it, not named")
+    run = ws(
+        "install",
+        "demo==1.0",
+        "--no-index",
+        "-f",
+        str(wheel),
+        "-t",
+        str(tmp_path / "t"),
+        cache=tmp_path / "c",
+    )
+    assert run.code == 0, run.err
+    assert (tmp_path / "t" / "demo" / "origin.txt").read_bytes() == b"the file named"
+    run = ws(
+        "install", "demo==2.0", "--no-index", "-f", wheel.as_uri(), "-t", str(tmp_path / "t2"), cache=None
+    )
+    assert run.code == 2, run.err  # only the file named is on hand
+    assert "wheel versions there: 1.0" in run.err, run.err
+
+
+def test_a_local_html_page_links_to_local_and_served_wheels(tmp_path: Path) -> None:
+    """A page on disk (pip tells one by its ``.html`` name) may link to files next to it — a server's page may
+    not — and to wheels over http."""
+    _wheel_in(tmp_path / "site" / "files", "corp", "1.0", b"local, linked")
+    _wheel_in(tmp_path / "site" / "files", "corp", "2.0", b"local, not linked")
+    with _serving_demo() as (server, filename, _data):
+        page = tmp_path / "site" / "links.html"
+        page.write_text(
+            "<html><body>"
+            '<a href="files/corp-1.0-py3-none-any.whl">corp</a>'
+            f'<a href="{server.url}/{filename}">demo</a>'
+            "<a href='file:///etc/passwd.whl'>a file link is fine here, but no wheel</a>"
+            "</body></html>"
+        )
+        run = ws(
+            "install",
+            "corp==1.0",
+            "demo==1.0",
+            "--no-index",
+            "-f",
+            str(page),
+            "-t",
+            str(tmp_path / "t"),
+            cache=tmp_path / "c",
+        )
+        assert run.code == 0, run.err
+    assert (tmp_path / "t" / "corp" / "origin.txt").read_bytes() == b"local, linked"
+    assert (tmp_path / "t" / "demo" / "payload.bin").is_file()
+    run = ws(
+        "install", "corp==2.0", "--no-index", "-f", page.as_uri(), "-t", str(tmp_path / "t2"), cache=None
+    )
+    assert run.code == 2, run.err
+    assert "wheel versions there: 1.0" in run.err, run.err
+
+
+def test_a_file_that_is_neither_wheel_nor_page_is_a_warning(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a location")
+    run = ws("install", "demo==1.0", "--no-index", "-f", str(notes), "-t", str(tmp_path / "t"), cache=None)
+    assert run.code == 2, run.err
+    assert f"--find-links {notes} is skipped: not a directory, a .whl file or an .html page" in run.err

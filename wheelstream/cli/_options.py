@@ -136,8 +136,9 @@ _SOURCE_OPTIONS = [
         "-f",
         "find_links",
         multiple=True,
-        metavar="DIR|URL",
-        help="Wheels on hand for NAME==VERSION: a directory's, or those an HTML page links to (repeatable); "
+        metavar="DIR|FILE|URL",
+        help="Wheels on hand for NAME==VERSION: a directory's, a .whl file, or those an HTML page (a URL or an "
+        ".html file) links to (repeatable); "
         "candidates beside the index's (of equals, the one on hand is read in place).",
     ),
     click.option(

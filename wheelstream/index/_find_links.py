@@ -1,11 +1,12 @@
-"""``--find-links``: wheels on hand for ``NAME==VERSION`` — a directory's ``*.whl`` files, or the wheels an HTML
-page links to — as pip reads the option (``pip download -d wheels`` on one machine, ``pip install --no-index
---find-links wheels`` on another).
+"""``--find-links``: wheels on hand for ``NAME==VERSION`` — a directory's ``*.whl`` files, one ``.whl`` file, or
+the wheels an HTML page links to — as pip reads the option (``pip download -d wheels`` on one machine, ``pip
+install --no-index --find-links wheels`` on another).
 
-A location that is not there is a warning and is skipped, as pip skips it. A page is fetched as index pages
-are (hishel's cache, the same retries); its links are followed only over ``http(s)``, as an index's are. A
-directory's files are listed by name only: which one fits is ``choose``'s, whether it is a wheel the
-download's checks.
+A location that is not there is a warning and is skipped, as pip skips it. A page from a server is fetched as
+index pages are (hishel's cache, the same retries); its links are followed only over ``http(s)``, as an
+index's are. A page on disk (a path or ``file://`` URL ending in ``.html``/``.htm``, as pip tells one) may
+also link to local files. A directory's files are listed by name only: which one fits is ``choose``'s,
+whether it is a wheel the download's checks.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from wheelstream._urls import redact, shown_text
 from wheelstream.errors import HTTPStatusError
 from wheelstream.index._pages import IndexFile, parse_html
 
-__all__ = ["is_page", "listed_in_directory", "listed_on_page"]
+__all__ = ["is_page", "listed_locally", "listed_on_page"]
 
 _log = logging.getLogger("wheelstream")
 
@@ -33,25 +34,41 @@ def is_page(location: str) -> bool:
         return False
 
 
-def listed_in_directory(location: str) -> list[IndexFile]:
-    """The ``.whl`` files of a directory (a path or a ``file://`` URL), as ``file://`` URLs; none, with a
-    warning, for a location that is not a directory."""
+def listed_locally(location: str) -> list[IndexFile]:
+    """The wheels a local location (a path or a ``file://`` URL) offers, as ``file://`` URLs: a directory's
+    ``.whl`` files, a ``.whl`` file itself, or those an ``.html`` file links to; none, with a warning, for a
+    location that is none of these or cannot be read."""
     try:
         parts = urllib.parse.urlsplit(location)
     except ValueError as exc:
         _log.warning("--find-links %s is skipped: %s", shown_text(location), exc)
         return []
     if parts.scheme.lower() == "file":
-        directory = Path(urllib.request.url2pathname(parts.path))
+        path = Path(urllib.request.url2pathname(parts.path))
     else:
-        directory = Path(location).expanduser()
+        path = Path(location).expanduser()
     try:
-        names = sorted(entry.name for entry in os.scandir(directory) if entry.name.endswith(".whl"))
+        if path.is_dir():
+            names = sorted(entry.name for entry in os.scandir(path) if entry.name.endswith(".whl"))
+            absolute = path.resolve()
+            return [IndexFile(name, (absolute / name).as_uri(), None, None, None) for name in names]
+        if path.suffix.lower() in (".html", ".htm"):
+            absolute = path.resolve()
+            return [
+                file
+                for file in parse_html(absolute.read_bytes(), absolute.as_uri(), on_disk=True)
+                if file.filename.endswith(".whl")
+            ]
+        if path.name.endswith(".whl") and path.is_file():
+            absolute = path.resolve()
+            return [IndexFile(path.name, absolute.as_uri(), None, None, None)]
+        why = (
+            "not a directory, a .whl file or an .html page" if path.exists() else "no such file or directory"
+        )
     except OSError as exc:  # (a URL of another scheme too: ftp://user:password@… is no directory)
-        _log.warning("--find-links %s is skipped: %s", shown_text(location), exc.strerror or exc)
-        return []
-    absolute = directory.resolve()
-    return [IndexFile(name, (absolute / name).as_uri(), None, None, None) for name in names]
+        why = exc.strerror or str(exc)
+    _log.warning("--find-links %s is skipped: %s", shown_text(location), why)
+    return []
 
 
 def listed_on_page(page: str, answer: tuple[int, bytes, str, str]) -> list[IndexFile]:

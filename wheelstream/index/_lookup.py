@@ -25,7 +25,7 @@ from wheelstream.errors import (
     WheelstreamError,
 )
 from wheelstream.index._choose import choose, pin, python_version_of
-from wheelstream.index._find_links import is_page, listed_in_directory, listed_on_page
+from wheelstream.index._find_links import is_page, listed_locally, listed_on_page
 from wheelstream.index._pages import ACCEPT, JSON_TYPE, IndexFile, checked_url_name, parse_html, parse_json
 from wheelstream.transport import retry_after_seconds, tls_failure
 
@@ -349,7 +349,7 @@ def _on_hand(find_links: Sequence[str], asking: _Asking) -> list[tuple[IndexFile
                 answer = (response.status_code, body, final, response.charset_encoding or "utf-8")
                 listed += [(file, location) for file in listed_on_page(location, answer)]
             else:
-                listed += [(file, location) for file in listed_in_directory(location)]
+                listed += [(file, location) for file in listed_locally(location)]
         except Interrupted:
             raise
         except WheelstreamError as exc:

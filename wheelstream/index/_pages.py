@@ -146,8 +146,11 @@ class _Anchors(html.parser.HTMLParser):
             self._close_anchor()
 
 
-def parse_html(body: bytes, page_url: str, encoding: str = "utf-8") -> list[IndexFile]:
-    """A PEP 503 project page: one anchor per file, ``#sha256=`` fragments, ``data-*`` attributes."""
+def parse_html(
+    body: bytes, page_url: str, encoding: str = "utf-8", *, on_disk: bool = False
+) -> list[IndexFile]:
+    """A PEP 503 project page: one anchor per file, ``#sha256=`` fragments, ``data-*`` attributes. A page read
+    from this machine's disk (``--find-links wheels.html``, ``on_disk``) may also link to its files."""
     parser = _Anchors()
     try:
         text = body.decode(_charset(encoding), errors="replace")
@@ -164,7 +167,7 @@ def parse_html(body: bytes, page_url: str, encoding: str = "utf-8") -> list[Inde
         if not href:
             continue
         url, _, fragment = _joined(base, href).partition("#")
-        if not _fetchable(url):
+        if not _fetchable(url, on_disk=on_disk):
             continue
         filename = _url_name(url) or text
         sha = _fragment_sha256(fragment)
@@ -236,11 +239,14 @@ def _joined(base: str, link: str) -> str:
         return ""
 
 
-def _fetchable(url: str) -> bool:
+def _fetchable(url: str, *, on_disk: bool = False) -> bool:
     """An index's file is fetched over HTTP: a ``file://`` (or any other) link on a page from a server is not
-    followed — a server has no business naming this machine's files, and no retry could fetch one."""
+    followed — a server has no business naming this machine's files, and no retry could fetch one. A page on
+    this machine's disk may name them: whoever wrote it could read them anyway."""
     try:
-        return urllib.parse.urlsplit(url).scheme.lower() in ("http", "https")
+        return urllib.parse.urlsplit(url).scheme.lower() in (
+            ("http", "https", "file") if on_disk else ("http", "https")
+        )
     except ValueError:  # an unclosed IPv6 bracket, ...
         return False
 
