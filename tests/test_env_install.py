@@ -693,6 +693,28 @@ def test_list_shows_names_versions_and_installers(tmp_path: Path, cache: Path) -
         "HandMade   0.1      -",
         "other_pkg  2.0      pip",
     ]
+    frozen = in_env(venv, "list", "--format", "freeze", cache=cache)
+    assert frozen.out.splitlines() == ["demo==1.0", "HandMade==0.1", "other_pkg==2.0"], frozen.err
+    as_json = in_env(venv, "list", "--format=json", cache=cache)
+    assert json.loads(as_json.out) == [
+        {"name": "demo", "version": "1.0", "installer": "wheelstream"},
+        {"name": "HandMade", "version": "0.1", "installer": ""},
+        {"name": "other_pkg", "version": "2.0", "installer": "pip"},
+    ]
+    # what freeze writes, an -r file reads back: the same versions again (already there: nothing to do)
+    (tmp_path / "frozen.txt").write_text(frozen.out.replace("HandMade==0.1\n", ""))
+    again = in_env(
+        venv,
+        "install",
+        "-r",
+        str(tmp_path / "frozen.txt"),
+        "--no-index",
+        "-f",
+        str(tmp_path / "wheels"),
+        cache=cache,
+    )
+    assert again.code == 0, again.err
+    assert in_env(venv, "list", cache=cache).out == run.out
 
 
 # -- metadata ------------------------------------------------------------------------------------------------

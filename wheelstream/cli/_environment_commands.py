@@ -79,7 +79,18 @@ def uninstall_cmd(
 
 @click.command("list")
 @environment_options("list")
-def list_cmd(python: str | None, prefix: str | None, system: bool, break_system_packages: bool) -> None:
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["columns", "freeze", "json"]),
+    default="columns",
+    show_default=True,
+    help="columns: a table; freeze: NAME==VERSION lines (an -r file); json: [{name, version, installer}], "
+    "as pip list --format.",
+)
+def list_cmd(
+    python: str | None, prefix: str | None, system: bool, break_system_packages: bool, output_format: str
+) -> None:
     """The distributions of an environment: name, version and the installer that put each there."""
     from wheelstream.installer import installed_distributions
     from wheelstream.installer._recovery import unfinished
@@ -95,13 +106,25 @@ def list_cmd(python: str | None, prefix: str | None, system: bool, break_system_
             err=True,
         )
     dists = installed_distributions(env)
-    rows = [(one_line(d.name), one_line(d.version), one_line(d.installer) or "-") for d in dists]
+    if output_format == "json":
+        import json
+
+        # pip's keys, and ours: the name and version as written (JSON escapes what one_line would)
+        rows = [{"name": d.name, "version": d.version, "installer": d.installer} for d in dists]
+        click.echo(json.dumps(rows))
+        return
+    if output_format == "freeze":
+        # ``pip list --format=freeze``: pins an -r file reads back (``pip freeze`` writes ``NAME @ URL`` too)
+        for d in dists:
+            click.echo(f"{one_line(d.name)}=={one_line(d.version)}")
+        return
+    rows_shown = [(one_line(d.name), one_line(d.version), one_line(d.installer) or "-") for d in dists]
     widths = [
-        max([len(title), *(len(row[i]) for row in rows)]) for i, title in enumerate(("Name", "Version"))
+        max([len(title), *(len(row[i]) for row in rows_shown)]) for i, title in enumerate(("Name", "Version"))
     ]
     click.echo(f"{'Name':<{widths[0]}}  {'Version':<{widths[1]}}  Installer")
     click.echo(f"{'-' * widths[0]}  {'-' * widths[1]}  ---------")
-    for name, version, installer in rows:
+    for name, version, installer in rows_shown:
         click.echo(f"{name:<{widths[0]}}  {version:<{widths[1]}}  {installer}")
 
 
