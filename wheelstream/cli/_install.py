@@ -8,7 +8,7 @@ one sha256, because the library checks one. The call itself runs under :func:`wh
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +42,8 @@ from wheelstream.errors import UsageError, one_line
 from wheelstream.installer import EnvironmentReport, probe_interpreter
 
 if TYPE_CHECKING:
+    import httpx
+
     from wheelstream.cli._contract import Outcome
 
 __all__ = ["download_cmd", "install_cmd"]
@@ -92,8 +94,9 @@ def _gather(shared: SharedOptions, python: str | None) -> _Common:
 
     if not sources and not requirements:
         raise UsageError("nothing to do: give at least one SRC or -r FILE")
-    for name in requirements:
-        parse_requirements(Path(name), reqs, markers=markers)
+    with _UrlReader(shared) as read_url:
+        for name in requirements:
+            parse_requirements(name, reqs, markers=markers, read_url=read_url)
     if hash_values and len(hash_values) != len(sources):
         raise UsageError(
             f"--hash was given {len(hash_values)} time(s) for {len(sources)} source(s) on the command line; "
@@ -123,6 +126,35 @@ def _gather(shared: SharedOptions, python: str | None) -> _Common:
     extras = (*shared.extra_index_urls, *reqs.extra_index_urls)
     links = (*shared.find_links, *reqs.find_links)
     return _Common(all_sources, allowed, index, extras, links, shared.no_index or reqs.no_index)
+
+
+class _UrlReader:
+    """Reads ``-r https://…`` files through the index's machinery (``index.read_over_http``): the command's
+    timeout and retries, the cache's HTTP store. The client is made at the first URL: a command of local
+    files never imports httpx's."""
+
+    def __init__(self, shared: SharedOptions) -> None:
+        self._shared = shared
+        self._client: httpx.Client | None = None
+
+    def __enter__(self) -> Callable[[str], bytes]:
+        return self._read
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def _read(self, url: str) -> bytes:
+        from wheelstream._cache import Cache
+        from wheelstream.index import read_over_http
+        from wheelstream.transport import new_client
+
+        if self._client is None:
+            self._client = new_client(self._shared.timeout)
+        cache = Cache.made(self._shared.cache_dir)
+        return read_over_http(
+            url, cache=cache, client=self._client, retries=self._shared.retries, label="requirements file"
+        )
 
 
 def _require_hashes_of_all(

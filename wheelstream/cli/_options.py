@@ -101,7 +101,7 @@ _SOURCE_OPTIONS = [
         multiple=True,
         type=UserPath(dir_okay=False),
         metavar="FILE",
-        help="Read sources (and --hash lines) from FILE. Repeatable.",
+        help="Read sources (and --hash lines) from FILE (a path, or an http(s) URL). Repeatable.",
     ),
     click.option(
         "--require-hashes",

@@ -13,7 +13,9 @@ end of a comment continues it too), then comments go (``#`` at the start or afte
 (upper case, digits, ``_``) is replaced by the environment variable when it is set. A URL's marker follows
 ``; `` (a ``;`` inside a URL is the URL's). A relative path is taken beside the file when it is there, else
 in the current directory (pip and uv take the current directory only): the same file installs the same wheels
-from wherever it is run, and one written for pip still works. Hash-checking mode (every source needs a hash)
+from wherever it is run, and one written for pip still works. A file may be named by an ``http(s)`` URL, as pip
+and uv read one (``read_url`` fetches it); a nested ``-r`` in it is relative to its URL, its other relative
+paths to the current directory, as pip takes them. Hash-checking mode (every source needs a hash)
 comes on with any ``--hash``, one on a line its marker leaves out included, as pip counts it.
 """
 
@@ -23,14 +25,23 @@ import codecs
 import os
 import re
 import shlex
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wheelstream._urls import direct_reference, shown_text
+from wheelstream._urls import direct_reference, redact, shown_text
 from wheelstream.errors import UsageError
 
-__all__ = ["Requirements", "is_local", "parse_hash", "parse_requirements", "pinned_with", "with_marker"]
+__all__ = [
+    "Requirements",
+    "is_local",
+    "is_remote",
+    "parse_hash",
+    "parse_requirements",
+    "pinned_with",
+    "with_marker",
+]
 
 _HASH = re.compile(r"^sha256[:=]([0-9a-fA-F]{64})$")
 _COMMENT = re.compile(r"(^|\s+)#.*$")
@@ -108,28 +119,44 @@ def pinned_with(hashes: dict[str, list[str]], source: str, new: list[str], where
     hashes[source] = common
 
 
+def is_remote(location: str) -> bool:
+    """A requirements file named by an ``http(s)`` URL."""
+    return location.lower().startswith(("http://", "https://"))
+
+
 def parse_requirements(
-    path: Path,
+    location: str | os.PathLike[str],
     into: Requirements | None = None,
     *,
     markers: Callable[[], Mapping[str, str]] | None = None,
-    _including: tuple[Path, ...] = (),
+    read_url: Callable[[str], bytes] | None = None,
+    _including: tuple[str, ...] = (),
 ) -> Requirements:
-    """Read a requirements file (see the module docstring for the supported subset). A line's ``; MARKER`` is
-    evaluated for ``markers()`` — the interpreter the install is for (``--python``, the environment's), asked
-    only when a line has one — or for the running interpreter when None."""
+    """Read a requirements file, a path or an ``http(s)`` URL (fetched by ``read_url``); see the module
+    docstring for the supported subset. A line's ``; MARKER`` is evaluated for ``markers()`` — the interpreter
+    the install is for (``--python``, the environment's), asked only when a line has one — or for the running
+    interpreter when None."""
     reqs = into if into is not None else Requirements()
-    real = Path(os.path.realpath(path))
+    remote = is_remote(str(location))
+    path = Path(location)
+    shown = redact(str(location)) if remote else str(path)
+    real = str(location) if remote else os.path.realpath(path)
     if real in _including:
-        raise UsageError(f"{path} references itself (through {' -> '.join(p.name for p in _including)})")
+        names = " -> ".join(os.path.basename(each.rstrip("/")) for each in _including)
+        raise UsageError(f"{shown} references itself (through {names})")
     if len(_including) >= _MAX_DEPTH:
-        raise UsageError(f"{path}: requirement files nest more than {_MAX_DEPTH} deep")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read requirements file {path}: {exc.strerror or exc}") from None
-    for number, line in _logical_lines(_decode(data, path)):
-        where = f"{path}:{number}"
+        raise UsageError(f"{shown}: requirement files nest more than {_MAX_DEPTH} deep")
+    if remote:
+        if read_url is None:
+            raise UsageError(f"{shown}: a requirements file named by URL cannot be read here")
+        data = read_url(str(location))
+    else:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read requirements file {path}: {exc.strerror or exc}") from None
+    for number, line in _logical_lines(_decode(data, shown)):
+        where = f"{shown}:{number}"
         # pip's split: the requirement (with any "; marker") comes first, options after the first " -"
         requirement, options = _split_options(line)
         try:
@@ -149,7 +176,17 @@ def parse_requirements(
             if option == "--hash":
                 hashes.append(parse_hash(value, where))
             elif option in ("-r", "--requirement"):
-                parse_requirements(path.parent / value, reqs, markers=markers, _including=(*_including, real))
+                # pip's rule: a URL as it is, else relative to this file — its URL's or its directory's
+                nested: str | Path = (
+                    value
+                    if is_remote(value)
+                    else urllib.parse.urljoin(str(location), value)
+                    if remote
+                    else path.parent / value
+                )
+                parse_requirements(
+                    nested, reqs, markers=markers, read_url=read_url, _including=(*_including, real)
+                )
             elif option in ("-i", "--index-url"):
                 reqs.index_url = value
             elif option == "--extra-index-url":
@@ -157,7 +194,8 @@ def parse_requirements(
             elif option in ("-f", "--find-links"):
                 # pip's rule: a relative location is the requirements file's when it is there, else the cwd's
                 beside = path.parent / value
-                reqs.find_links.append(str(beside) if "://" not in value and beside.exists() else value)
+                local = "://" not in value and not remote
+                reqs.find_links.append(str(beside) if local and beside.exists() else value)
             elif option == "--no-index" and not eq:
                 reqs.no_index = True
             elif option == "--require-hashes" and not eq:
@@ -183,7 +221,7 @@ def parse_requirements(
             continue
         source = _direct_reference(source, where)
         _check_form(source, where)
-        if is_local(source) and not os.path.isabs(source):
+        if is_local(source) and not os.path.isabs(source) and not remote:
             # pip's rule, as for --find-links: beside this file when it is there, else the working directory's
             beside = path.parent / source
             source = str(beside) if beside.exists() or not os.path.exists(source) else source
@@ -202,7 +240,7 @@ def is_local(source: str) -> bool:
     return source.endswith(".whl") and not _is_url(source)
 
 
-def _decode(data: bytes, path: Path) -> str:
+def _decode(data: bytes, path: str) -> str:
     """The file's text, decoded as pip decodes it (``pip._internal.utils.encoding.auto_decode``)."""
     for bom, encoding in _BOMS:
         if data.startswith(bom):
@@ -214,7 +252,7 @@ def _decode(data: bytes, path: Path) -> str:
     return _decoded(data, "utf-8", path)
 
 
-def _decoded(data: bytes, encoding: str, path: Path) -> str:
+def _decoded(data: bytes, encoding: str, path: str) -> str:
     try:
         return data.decode(encoding)
     except LookupError:

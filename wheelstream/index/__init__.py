@@ -30,7 +30,7 @@ index URL's userinfo go out as HTTP basic auth and are passed on to file URLs on
 from __future__ import annotations
 
 from wheelstream.index._choose import choose, pin
-from wheelstream.index._lookup import HEURISTIC_MAX_AGE, resolve_requirement
+from wheelstream.index._lookup import HEURISTIC_MAX_AGE, read_over_http, resolve_requirement
 from wheelstream.index._pages import (
     ACCEPT,
     JSON_TYPE,
@@ -50,5 +50,6 @@ __all__ = [
     "parse_html",
     "parse_json",
     "pin",
+    "read_over_http",
     "resolve_requirement",
 ]

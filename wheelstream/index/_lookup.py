@@ -184,7 +184,7 @@ class _Asking(NamedTuple):
 
 
 def _get_page(
-    page: str, asking: _Asking, *, revalidate: bool = False, label: str = "index"
+    page: str, asking: _Asking, *, revalidate: bool = False, label: str = "index", accept: str = ACCEPT
 ) -> tuple[httpx.Response, bytes, str]:
     """``_get`` of a project page, JSON preferred, asked again after a connection failure or a ``429``/``5xx``
     (as pip does): up to ``retries`` times, after the server's ``Retry-After`` or a doubling backoff.
@@ -195,8 +195,8 @@ def _get_page(
         if cancelled is not None and cancelled():
             raise Interrupted("cancelled while asking the index; nothing was downloaded")
         try:
-            response, body, final = _get(page, ACCEPT, client, cache, revalidate=revalidate)
-            if response.status_code == 406:  # a server that cannot do JSON and says so
+            response, body, final = _get(page, accept, client, cache, revalidate=revalidate)
+            if response.status_code == 406 and accept == ACCEPT:  # a server that cannot do JSON and says so
                 response, body, final = _get(page, "text/html", client, cache, revalidate=revalidate)
         except httpx.UnsupportedProtocol as exc:  # redirected to file:// (or worse): no retry can follow it
             raise HTTPStatusError(
@@ -220,6 +220,21 @@ def _get_page(
         wait = min(wait, _MAX_RETRY_AFTER)
         _log.warning("%s %s %s; retry %d of %d in %g s", label, redact(page), why, attempt, retries, wait)
         _pause(wait, cancelled)
+
+
+def read_over_http(url: str, *, cache: Cache, client: httpx.Client, retries: int | None, label: str) -> bytes:
+    """The body of a file named by an ``http(s)`` URL that is not a project page — a requirements file
+    (``-r https://…``, as pip and uv read one) — asked for as pages are: the URL's credentials as basic auth,
+    redirects hop by hop, the same retries, hishel's cache but revalidated every time (the file may have
+    changed since, and a ``304`` costs a header). Anything but a ``200`` is an error naming ``label``."""
+    check_http_url(url, label=label)
+    asking = _Asking(client, cache, INDEX_RETRIES if retries is None else retries)
+    response, body, _final = _get_page(
+        url, asking, revalidate=True, label=label, accept="text/plain, */*;q=0.5"
+    )
+    if response.status_code != 200:
+        raise HTTPStatusError(f"{label} {redact(url)} answered {response.status_code}")
+    return body
 
 
 def _pause(seconds: float, cancelled: Callable[[], bool] | None) -> None:
