@@ -10,6 +10,7 @@ import hashlib
 import html
 import json
 import sys
+import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -486,3 +487,81 @@ def _install_pin(httpserver: HTTPServer, tmp_path: Path, pin: str = "demo==1.0",
     return ws(
         "install", pin, "-i", httpserver.url_for("/simple/"), "-t", str(tmp_path / into), cache=tmp_path / "c"
     )
+
+
+def test_a_json_page_nested_too_deeply_is_one_error_not_a_traceback(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """``json.loads`` recursed out of the stack: a RecursionError traceback from a 200 KB page."""
+    httpserver.expect_request("/simple/demo/").respond_with_data(
+        '{"files": ' + "[" * 100_000 + "]" * 100_000 + "}", content_type=JSON
+    )
+    run = ws(
+        "download",
+        "demo==1.0",
+        "-i",
+        httpserver.url_for("/simple/"),
+        "-d",
+        str(tmp_path / "d"),
+        cache=tmp_path,
+    )
+    assert run.code == 3, run.err
+    assert "is not PEP 691 JSON: it nests too deeply" in run.error_line(alone=True)
+
+
+def test_a_page_ending_in_thousands_of_unclosed_tags_is_read_at_once(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """``HTMLParser.close`` parsed the unfinished tail again for each ``<a ``: 45 KB of them took 44 s of CPU
+    (quadratic), before the one link on the page was taken."""
+    good = "demo-1.0-py3-none-any.whl"
+    httpserver.expect_request("/simple/demo/").respond_with_data(
+        f'<a href="/files/{good}">{good}</a>' + "<a " * 15_000, content_type="text/html"
+    )
+    started = time.monotonic()
+    assert _resolve(httpserver, tmp_path) == (httpserver.url_for("/files/" + good), None)
+    assert time.monotonic() - started < 5  # 44 s before; ~0.1 s now
+
+
+@pytest.mark.parametrize(
+    ("page", "content_type"),
+    [
+        ("<a href='/files/{any}'>a</a><a href='/files/{cp}' data-yanked>c</a>", "text/html"),
+        (
+            json.dumps(
+                {
+                    "meta": {"api-version": "1.0"},
+                    "files": [
+                        {"filename": "{any}", "url": "/files/{any}", "hashes": {}},
+                        {"filename": "{cp}", "url": "/files/{cp}", "hashes": {}, "yanked": ""},
+                    ],
+                }
+            ),
+            JSON,
+        ),
+        (
+            json.dumps(
+                {
+                    "meta": {"api-version": "1.0"},
+                    "files": [
+                        {"filename": "{any}", "url": "/files/{any}", "hashes": {}},
+                        {"filename": "{cp}", "url": "/files/{cp}", "hashes": {}, "yanked": 0},
+                    ],
+                }
+            ),
+            JSON,
+        ),
+    ],
+    ids=["a bare data-yanked", "yanked: empty string", "yanked: 0"],
+)
+def test_a_falsy_yank_is_no_yank_as_pip_and_uv_read_it(
+    httpserver: HTTPServer, tmp_path: Path, page: str, content_type: str
+) -> None:
+    """The better-fitting wheel was passed over as yanked, where pip 26.3 and uv take it."""
+    best = next(t for t in TAGS if t.interpreter.startswith("cp") and t.abi != "abi3" and t.platform != "any")
+    cp = f"demo-1.0-{best.interpreter}-{best.abi}-{best.platform}.whl"
+    names = {"{any}": "demo-1.0-py3-none-any.whl", "{cp}": cp}
+    for key, value in names.items():
+        page = page.replace(key, value)
+    httpserver.expect_request("/simple/demo/").respond_with_data(page, content_type=content_type)
+    assert _resolve(httpserver, tmp_path) == (httpserver.url_for("/files/" + cp), None)

@@ -58,8 +58,10 @@ class IndexFile:
 
 
 def _yank(value: object) -> str | None:
-    """PEP 691: ``yanked`` is false, true, or a reason string (truthy means yanked)."""
-    if value is None or value is False:
+    """PEP 691: ``yanked`` is false, true, or a reason string. As pip and uv read it, a falsy value (``""``,
+    ``0``, ``null``) is not yanked: a yanked file is only taken when nothing else fits, so reading one as
+    yanked changes which wheel of the version is installed."""
+    if not value:
         return None
     return value if isinstance(value, str) else ""
 
@@ -71,6 +73,8 @@ def parse_json(body: bytes, page_url: str) -> list[IndexFile]:
         files = doc["files"]
     except (ValueError, KeyError, TypeError) as exc:
         raise HTTPStatusError(f"index page {redact(page_url)} is not PEP 691 JSON: {exc}") from None
+    except RecursionError:  # json's decoder recurses once per nested array or object
+        raise HTTPStatusError(f"index page {redact(page_url)} is not PEP 691 JSON: it nests too deeply") from None
     if not isinstance(files, list):
         raise HTTPStatusError(
             f"index page {redact(page_url)} is not PEP 691 JSON: 'files' is a {type(files).__name__}, not a list"
@@ -129,7 +133,9 @@ class _Anchors(html.parser.HTMLParser):
             self._open, self._text = dict(attrs), []
 
     def close(self) -> None:
-        super().close()
+        # Not ``HTMLParser.close``: it parses an unfinished tail again and again (a 45 KB page of unclosed
+        # ``<a `` took 44 s of CPU), and what it would still find is an unfinished tag, no link. pip does not
+        # call it either.
         self._close_anchor()
 
     def _close_anchor(self) -> None:
@@ -171,6 +177,7 @@ def parse_html(
             continue
         filename = _url_name(url) or text
         sha = _fragment_sha256(fragment)
+        # ``data-yanked="reason"`` or ``=""``: yanked; a bare ``data-yanked`` (None) is not, as pip and uv read it
         yanked = attrs.get("data-yanked")
         out.append(
             IndexFile(
@@ -178,7 +185,7 @@ def parse_html(
                 url,
                 sha,
                 attrs.get("data-requires-python") or None,
-                None if "data-yanked" not in attrs else (yanked or ""),
+                yanked,
                 _other_hashes(dict(fragment_pairs(fragment))),
             )
         )
