@@ -74,7 +74,9 @@ def parse_json(body: bytes, page_url: str) -> list[IndexFile]:
     except (ValueError, KeyError, TypeError) as exc:
         raise HTTPStatusError(f"index page {redact(page_url)} is not PEP 691 JSON: {exc}") from None
     except RecursionError:  # json's decoder recurses once per nested array or object
-        raise HTTPStatusError(f"index page {redact(page_url)} is not PEP 691 JSON: it nests too deeply") from None
+        raise HTTPStatusError(
+            f"index page {redact(page_url)} is not PEP 691 JSON: it nests too deeply"
+        ) from None
     if not isinstance(files, list):
         raise HTTPStatusError(
             f"index page {redact(page_url)} is not PEP 691 JSON: 'files' is a {type(files).__name__}, not a list"
