@@ -468,3 +468,37 @@ def test_a_body_without_a_length_cut_before_the_archive_ends_is_resumed(tmp_path
     assert path.read_bytes() == data
     assert asked[0] == ""
     assert asked[1].startswith("Range: bytes=")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"PK\x03\x04 not gzip at all", None],
+    ids=["not gzip", "a gzip header, a corrupt body"],
+)
+def test_a_wheel_labelled_gzip_that_does_not_decode_is_one_line(
+    httpserver: HTTPServer, tmp_path: Path, body: bytes | None
+) -> None:
+    """httpx's DecodingError is no TransportError: it left the attempt loop as a traceback (exit 1)."""
+    import gzip
+
+    from conftest import ws
+
+    if body is None:
+        packed = bytearray(gzip.compress(WELLFORMED["deflate"]()))
+        packed[len(packed) // 2] ^= 0xFF
+        body = bytes(packed)
+    httpserver.expect_request(f"/{WHEEL}").respond_with_data(
+        body, headers={"Content-Encoding": "gzip"}, content_type="application/octet-stream"
+    )
+    run = ws(
+        "download",
+        httpserver.url_for(f"/{WHEEL}"),
+        "-d",
+        str(tmp_path / "d"),
+        cache=tmp_path / "c",
+    )
+    assert run.code == 3, run.err
+    line = run.error_line()
+    assert "does not decode as the Content-Encoding it names" in line, run.err
+    assert WHEEL in line
+    assert not (tmp_path / "d").exists() or not list((tmp_path / "d").iterdir())

@@ -115,6 +115,10 @@ class Attempts:
                 outcome = self._attempt()
             except (httpx.TooManyRedirects, httpx.UnsupportedProtocol) as exc:
                 raise unfollowable(exc) or exc from None  # a redirect no retry can follow
+            except httpx.DecodingError as exc:  # a body labelled gzip (or deflate, br, ...) that is not
+                raise HTTPStatusError(
+                    f"the server's body does not decode as the Content-Encoding it names ({exc})"
+                ) from None
             except httpx.TransportError as exc:
                 self.cancel.raise_if_cancelled()  # the watcher shut the connection: not a network failure
                 ended = unfollowable(exc)  # a certificate that does not verify: no retry mends it
