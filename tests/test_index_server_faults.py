@@ -459,14 +459,16 @@ def test_a_page_of_another_major_api_version_is_refused(httpserver: HTTPServer, 
 def test_a_version_published_after_the_page_was_cached_is_found(
     httpserver: HTTPServer, tmp_path: Path
 ) -> None:
-    """A page without validators is kept fresh for HEURISTIC_MAX_AGE; a version published since was "not on
-    the index" for ten minutes (pip revalidates every page). A pin the cached page lacks asks again."""
+    """A page kept fresh by its stated lifetime (PyPI's ``max-age=600``) was the only answer for ten minutes:
+    a version published since was "not on the index" (pip revalidates every page). A pin the cached page
+    lacks asks again."""
     one, one_data = build_wheel("demo", "1.0")
     two, two_data = build_wheel("demo", "1.1")
     listed = [one]
 
     def page(request: Request) -> Response:
-        return Response("".join(f'<a href="/files/{n}">{n}</a>' for n in listed), content_type="text/html")
+        links = "".join(f'<a href="/files/{n}">{n}</a>' for n in listed)
+        return Response(links, content_type="text/html", headers={"Cache-Control": "max-age=600"})
 
     httpserver.expect_request("/simple/demo/").respond_with_handler(page)
     httpserver.expect_request(f"/files/{one}").respond_with_data(one_data)
@@ -565,3 +567,25 @@ def test_a_falsy_yank_is_no_yank_as_pip_and_uv_read_it(
         page = page.replace(key, value)
     httpserver.expect_request("/simple/demo/").respond_with_data(page, content_type=content_type)
     assert _resolve(httpserver, tmp_path) == (httpserver.url_for("/files/" + cp), None)
+
+
+def test_a_file_republished_under_its_name_is_installed_with_its_new_hash(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """A page with no validators and no lifetime was kept ten minutes by a heuristic: a file republished under
+    its name (a private index allowing overwrites) failed every install with "sha256 is …, expected …" until
+    the page expired, where pip and uv install the new file."""
+    name = "demo-1.0-py3-none-any.whl"
+    served = {"data": build_wheel("demo", "1.0", files={"demo/v.txt": b"first"})[1]}
+
+    def page(request: Request) -> Response:
+        digest = hashlib.sha256(served["data"]).hexdigest()
+        return Response(f'<a href="/files/{name}#sha256={digest}">{name}</a>', content_type="text/html")
+
+    httpserver.expect_request("/simple/demo/").respond_with_handler(page)
+    httpserver.expect_request(f"/files/{name}").respond_with_handler(lambda request: Response(served["data"]))
+    assert _install_pin(httpserver, tmp_path, into="a").code == 0
+    served["data"] = build_wheel("demo", "1.0", files={"demo/v.txt": b"second"})[1]
+    run = _install_pin(httpserver, tmp_path, into="b")
+    assert run.code == 0, run.err
+    assert (tmp_path / "b" / "demo" / "v.txt").read_bytes() == b"second"

@@ -18,10 +18,10 @@ How a file is chosen (pip's ``CandidateEvaluator`` rules, restricted to a single
 
 Caching (hishel 2.x, RFC 9111 mode, private cache, sqlite in ``<cache>/http/``): PyPI sends
 ``Cache-Control: max-age=600`` and an ``ETag``, so a rerun within ten minutes sends nothing and a later one
-sends ``If-None-Match`` and gets ``304``. A server that sends no freshness information at all (the test bed,
-many simple ``python -m http.server``-style mirrors) gets RFC 9111 §4.2.2 *heuristic* freshness: we add
-``max-age=600`` to such a response before hishel sees it, so those reruns also hit the cache instead of
-refetching every time. Explicit directives (``no-store``, ``no-cache``, ``max-age=0``) are always obeyed.
+sends ``If-None-Match`` and gets ``304``. A page that states no lifetime is never taken unasked: with a
+validator (``python -m http.server``'s ``Last-Modified``) it is revalidated every time, without one (the test
+bed) fetched every time, as pip does. Explicit directives (``no-store``, ``no-cache``, ``max-age=0``) are
+always obeyed.
 
 Secrets: hishel only ever sees the redacted URL (it stores the request with the entry); credentials from the
 index URL's userinfo go out as HTTP basic auth and are passed on to file URLs on the same host, as pip does.
@@ -30,7 +30,7 @@ index URL's userinfo go out as HTTP basic auth and are passed on to file URLs on
 from __future__ import annotations
 
 from wheelstream.index._choose import choose, pin
-from wheelstream.index._lookup import HEURISTIC_MAX_AGE, read_over_http, resolve_requirement
+from wheelstream.index._lookup import read_over_http, resolve_requirement
 from wheelstream.index._pages import (
     ACCEPT,
     JSON_TYPE,
@@ -42,7 +42,6 @@ from wheelstream.index._pages import (
 
 __all__ = [
     "ACCEPT",
-    "HEURISTIC_MAX_AGE",
     "JSON_TYPE",
     "IndexFile",
     "checked_url_name",

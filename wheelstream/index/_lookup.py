@@ -1,10 +1,9 @@
-"""Asking the index: the page fetched through hishel's cache (heuristic freshness for servers that send none),
+"""Asking the index: the page fetched through hishel's cache (revalidated unless the server states a lifetime),
 credentials from the index URL passed on as pip does, then ``resolve_requirement``.
 """
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import re
 import time
@@ -40,7 +39,6 @@ class Found(NamedTuple):
 
 _log = logging.getLogger("wheelstream")
 
-HEURISTIC_MAX_AGE = 600  # PyPI's own max-age for simple pages
 _MAX_REDIRECTS = 5
 # Asking for a page again (pip retries its index requests too): these answers, this often, this long apart.
 INDEX_RETRIES = 4
@@ -56,8 +54,9 @@ class _Origin(httpx.BaseTransport):
     URL, and decides the freshness of a page that states none. With a validator (``ETag``, ``Last-Modified``)
     it is ``no-cache``: kept, but revalidated every time (a ``304`` costs a header), so a version published a
     minute ago is seen — hishel's own heuristic would keep it for a tenth of its Last-Modified age, days for a
-    static mirror's page. Without one, a heuristic ``max-age`` (RFC 9111 §4.2.2): a page that cannot be
-    revalidated is kept ten minutes instead of fetched whole each time."""
+    static mirror's page. Without one it is ``no-store``: fetched whole each time, as pip fetches it. (A
+    heuristic ten minutes kept a republished file's old hash: every install of it failed its hash check
+    until the page expired.)"""
 
     def __init__(self, client: httpx.Client, real_url: str, auth: httpx.Auth | None) -> None:
         self.client = client
@@ -79,14 +78,8 @@ class _Origin(httpx.BaseTransport):
         elif response.status_code == 200 and not _states_freshness(response.headers):
             # ``Cache-Control: public`` (or ``private``, ``must-revalidate``) states no lifetime either
             given = response.headers.get("cache-control", "")
-            added = (
-                "no-cache"
-                if any(h in response.headers for h in _VALIDATORS)
-                else f"max-age={HEURISTIC_MAX_AGE}"
-            )
+            added = "no-cache" if any(h in response.headers for h in _VALIDATORS) else "no-store"
             response.headers["Cache-Control"] = f"{given}, {added}" if given.strip() else added
-            if "date" not in response.headers:  # hishel takes a missing Date as age 0, forever
-                response.headers["Date"] = email.utils.formatdate(usegmt=True)
         return response
 
 
@@ -322,7 +315,7 @@ def resolve_requirement(
             except UsageError:
                 if not from_cache:
                     raise
-                # A page kept fresh by its lifetime (or ours: HEURISTIC_MAX_AGE) may predate the version asked
+                # A page kept fresh by its stated lifetime (PyPI's ten minutes) may predate the version asked
                 # for, published a minute ago: asked again, revalidated, before saying it is not there (pip
                 # always asks).
                 files, _ = _project_files(page, asking, revalidate=True) or ([], False)
