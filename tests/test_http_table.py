@@ -163,3 +163,26 @@ def test_unexpected_status_is_a_network_error(tmp_path: Path) -> None:
 def test_piece_table_refuses_an_invalid_content_range(content_range: str, action: PieceAction) -> None:
     headers = {"Content-Range": content_range, "ETag": ETAG}
     assert decide_piece(206, headers, RESUME)[0] is action
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({"Content-Length": "999", "ETag": ETAG}, "the file changed on the server (999 bytes, not 1000)"),
+        (
+            {"Content-Length": "1000", "ETag": '"other"'},
+            "the file changed on the server (its validators differ)",
+        ),
+        (
+            {"Content-Length": "1000"},
+            "the server ignored Range and sent nothing to show the file is the same",
+        ),
+    ],
+    ids=["another length", "another ETag", "no validator"],
+)
+def test_a_200_to_a_range_says_why_it_is_another_file(headers: dict[str, str], reason: str) -> None:
+    """ "the file changed on the server" was said six times over a server that only ignored Range and sent
+    no validator (nothing shows it changed, nor that it did not)."""
+    decision = decide(200, headers, RESUME)
+    assert decision.action is Action.RESTART_WITH_BODY
+    assert decision.reason == reason

@@ -164,6 +164,16 @@ def _same_file(headers: Mapping[str, str], known: Known, length: int | None) -> 
     return False  # nothing to compare: unknowable, so treated as changed
 
 
+def _not_the_same(headers: Mapping[str, str], known: Known, length: int | None) -> str:
+    """Why a 200 to a ranged request is taken as another file: one that shows it changed, or one that cannot
+    show it did not (a server that ignores Range and sends no validator: "changed" misled there)."""
+    if known.length is not None and length is not None and length != known.length:
+        return f"the file changed on the server ({length} bytes, not {known.length})"
+    if (known.etag and _header(headers, "etag")) or (known.last_modified and _header(headers, "last-modified")):
+        return "the file changed on the server (its validators differ)"
+    return "the server ignored Range and sent nothing to show the file is the same"
+
+
 def same_file(headers: Mapping[str, str], known: Known) -> bool:
     """Does a 200 carry the file ``known`` describes ("validators equal" in the table above)? Also how a cached
     wheel is recognised in a server's answer that ignored the conditions (``fetch._revalidate``)."""
@@ -198,7 +208,7 @@ def decide(status: int, headers: Mapping[str, str], known: Known) -> Decision:
             return Decision(Action.START, "started", length=length)
         if _same_file(headers, known, length):
             return Decision(Action.SKIP, "server ignored Range; same file", length=length)
-        return Decision(Action.RESTART_WITH_BODY, "the file changed on the server", length=length)
+        return Decision(Action.RESTART_WITH_BODY, _not_the_same(headers, known, length), length=length)
     if status == 416:
         total = None
         match = re.match(r"^\s*bytes\s+\*/(\d+)\s*$", _header(headers, "content-range") or "")
