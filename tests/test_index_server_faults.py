@@ -589,3 +589,13 @@ def test_a_file_republished_under_its_name_is_installed_with_its_new_hash(
     run = _install_pin(httpserver, tmp_path, into="b")
     assert run.code == 0, run.err
     assert (tmp_path / "b" / "demo" / "v.txt").read_bytes() == b"second"
+
+
+def test_an_index_that_answers_401_says_what_it_asks_for(httpserver: HTTPServer, tmp_path: Path) -> None:
+    """A wheel's 401 named the credentials; an index page's said only "answered 401"."""
+    httpserver.expect_request("/simple/demo/").respond_with_data("who?", status=401)
+    run = _install_pin(httpserver, tmp_path)
+    assert run.code == 3, run.err
+    assert "answered 401 (credentials missing or refused: the URL's user:password@" in run.error_line(
+        alone=True
+    )

@@ -20,6 +20,7 @@ from pathlib import Path
 from wheelstream._urls import redact, shown_text
 from wheelstream.errors import HTTPStatusError
 from wheelstream.index._pages import IndexFile, parse_html
+from wheelstream.transport import answered
 
 __all__ = ["is_page", "listed_locally", "listed_on_page"]
 
@@ -75,5 +76,5 @@ def listed_on_page(page: str, answer: tuple[int, bytes, str, str]) -> list[Index
     """The wheels a fetched page (``answer``: status, body, final URL, charset) links to over ``http(s)``."""
     status, body, final, charset = answer
     if status != 200:
-        raise HTTPStatusError(f"--find-links page {redact(page)} answered {status}")
+        raise HTTPStatusError(f"--find-links page {redact(page)} {answered(status)}")
     return [file for file in parse_html(body, final, charset) if file.filename.endswith(".whl")]

@@ -26,7 +26,7 @@ from wheelstream.errors import (
 from wheelstream.index._choose import choose, pin, python_version_of
 from wheelstream.index._find_links import is_page, listed_locally, listed_on_page
 from wheelstream.index._pages import ACCEPT, JSON_TYPE, IndexFile, checked_url_name, parse_html, parse_json
-from wheelstream.transport import retry_after_seconds, tls_failure
+from wheelstream.transport import answered, retry_after_seconds, tls_failure
 
 
 class Found(NamedTuple):
@@ -226,7 +226,7 @@ def read_over_http(url: str, *, cache: Cache, client: httpx.Client, retries: int
         url, asking, revalidate=True, label=label, accept="text/plain, */*;q=0.5"
     )
     if response.status_code != 200:
-        raise HTTPStatusError(f"{label} {redact(url)} answered {response.status_code}")
+        raise HTTPStatusError(f"{label} {redact(url)} {answered(response.status_code)}")
     return body
 
 
@@ -373,7 +373,7 @@ def _project_files(page: str, asking: _Asking, *, revalidate: bool) -> tuple[lis
     if status in (404, 410):
         return None
     if status != 200:
-        raise HTTPStatusError(f"index {redact(page)} answered {status}")
+        raise HTTPStatusError(f"index {redact(page)} {answered(status)}")
     ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
     api = re.fullmatch(r"application/vnd\.pypi\.simple\.v(\d+)\+(?:json|html)", ctype)
     if api is not None and api.group(1) != "1":  # PEP 629: an unknown major version is a hard failure

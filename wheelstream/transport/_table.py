@@ -225,7 +225,7 @@ def decide(status: int, headers: Mapping[str, str], known: Known) -> Decision:
     if busy(status):
         return Decision(Action.RETRY, f"server busy ({status})")
     if status in _CREDENTIAL_STATUSES:
-        return Decision(Action.FAIL, f"server answered {status} ({_CREDENTIAL_STATUSES[status]})")
+        return Decision(Action.FAIL, f"server {answered(status)}")
     return Decision(Action.FAIL, f"unexpected HTTP status {status}")
 
 
@@ -236,6 +236,12 @@ _CREDENTIAL_STATUSES = {
     403: "forbidden: no credentials, or ones that do not allow this file",
     407: "the proxy wants credentials: the proxy URL's user:password@",
 }
+
+
+def answered(status: int) -> str:
+    """``answered N``, with what N says about who asks (a wheel's, an index page's, a requirements file's)."""
+    meaning = _CREDENTIAL_STATUSES.get(status)
+    return f"answered {status} ({meaning})" if meaning else f"answered {status}"
 
 
 class PieceAction(enum.Enum):
@@ -290,7 +296,7 @@ def decide_piece(status: int, headers: Mapping[str, str], known: Known) -> tuple
     if busy(status):
         return PieceAction.BUSY, f"server busy ({status})"
     if status in _CREDENTIAL_STATUSES:
-        return PieceAction.FAIL, f"server answered {status} ({_CREDENTIAL_STATUSES[status]})"
+        return PieceAction.FAIL, f"server {answered(status)}"
     return PieceAction.FAIL, f"unexpected HTTP status {status}"
 
 
