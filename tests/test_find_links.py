@@ -311,3 +311,20 @@ def test_a_file_that_is_neither_wheel_nor_page_is_a_warning(tmp_path: Path) -> N
     run = ws("install", "demo==1.0", "--no-index", "-f", str(notes), "-t", str(tmp_path / "t"), cache=None)
     assert run.code == 2, run.err
     assert f"--find-links {notes} is skipped: not a directory, a .whl file or an .html page" in run.err
+
+
+def test_a_page_that_changes_between_calls_is_read_anew(tmp_path: Path) -> None:
+    """A page's parsed links are kept for the next pin (a 30,000-link page took ~2 s a pin): keyed by the
+    page's bytes, so a page that changed in between is never answered from the old one."""
+    files = tmp_path / "site" / "files"
+    _wheel_in(files, "corp", "1.0", b"one")
+    _wheel_in(files, "corp", "2.0", b"two")
+    page = tmp_path / "site" / "links.html"
+    page.write_text('<a href="files/corp-1.0-py3-none-any.whl">1</a>')
+    common = {"cache_dir": tmp_path / "c", "find_links": [page], "no_index": True}
+    wheelstream.download(["corp==1.0"], tmp_path / "d1", **common)
+    with pytest.raises(UsageError, match="wheel versions there: 1.0"):
+        wheelstream.download(["corp==2.0"], tmp_path / "d2", **common)
+    page.write_text(page.read_text() + '<a href="files/corp-2.0-py3-none-any.whl">2</a>')
+    result = wheelstream.download(["corp==2.0"], tmp_path / "d3", **common)
+    assert [wheel.filename for wheel in result.wheels] == ["corp-2.0-py3-none-any.whl"]

@@ -101,7 +101,11 @@ def choose(
     versions: set[str] = set()
     of_version: list[IndexFile] = []
     for f in files:
-        if not f.filename.endswith(".whl") or not declared_ok(f):
+        # A wheel's name is its first field (packaging reads it so): others are passed over before the full
+        # parse, twice per file, which was most of the time a pin took over a page of 30,000 links.
+        if not f.filename.endswith(".whl") or canonicalize_name(f.filename.partition("-")[0]) != name:
+            continue
+        if not declared_ok(f):
             continue
         try:
             wname, wversion, build, wtags = parse_wheel_filename(f.filename)

@@ -11,6 +11,7 @@ whether it is a wheel the download's checks.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import urllib.parse
@@ -55,11 +56,7 @@ def listed_locally(location: str) -> list[IndexFile]:
             return [IndexFile(name, (absolute / name).as_uri(), None, None, None) for name in names]
         if path.suffix.lower() in (".html", ".htm"):
             absolute = path.resolve()
-            return [
-                file
-                for file in parse_html(absolute.read_bytes(), absolute.as_uri(), on_disk=True)
-                if file.filename.endswith(".whl")
-            ]
+            return list(_wheels_linked(absolute.read_bytes(), absolute.as_uri(), "utf-8", on_disk=True))
         if path.name.endswith(".whl") and path.is_file():
             absolute = path.resolve()
             return [IndexFile(path.name, absolute.as_uri(), None, None, None)]
@@ -77,4 +74,14 @@ def listed_on_page(page: str, answer: tuple[int, bytes, str, str]) -> list[Index
     status, body, final, charset = answer
     if status != 200:
         raise HTTPStatusError(f"--find-links page {redact(page)} {answered(status)}")
-    return [file for file in parse_html(body, final, charset) if file.filename.endswith(".whl")]
+    return list(_wheels_linked(body, final, charset, on_disk=False))
+
+
+@functools.lru_cache(maxsize=4)
+def _wheels_linked(body: bytes, url: str, charset: str, *, on_disk: bool) -> tuple[IndexFile, ...]:
+    """The wheels a page links to, parsed once for every pin a command looks up there: a big page
+    (``download.pytorch.org/whl/torch_stable.html``, 30,000 links) takes ~2 s to parse, and each pin asks
+    for it again. Keyed by the page's bytes, so a page that changed is parsed anew."""
+    return tuple(
+        file for file in parse_html(body, url, charset, on_disk=on_disk) if file.filename.endswith(".whl")
+    )
