@@ -321,10 +321,15 @@ def test_a_page_that_changes_between_calls_is_read_anew(tmp_path: Path) -> None:
     _wheel_in(files, "corp", "2.0", b"two")
     page = tmp_path / "site" / "links.html"
     page.write_text('<a href="files/corp-1.0-py3-none-any.whl">1</a>')
-    common = {"cache_dir": tmp_path / "c", "find_links": [page], "no_index": True}
-    wheelstream.download(["corp==1.0"], tmp_path / "d1", **common)
+
+    def download(pin: str, into: str) -> wheelstream.DownloadResult:
+        return wheelstream.download(
+            [pin], tmp_path / into, cache_dir=tmp_path / "c", find_links=[page], no_index=True
+        )
+
+    download("corp==1.0", "d1")
     with pytest.raises(UsageError, match=r"wheel versions there: 1\.0"):
-        wheelstream.download(["corp==2.0"], tmp_path / "d2", **common)
+        download("corp==2.0", "d2")
     page.write_text(page.read_text() + '<a href="files/corp-2.0-py3-none-any.whl">2</a>')
-    result = wheelstream.download(["corp==2.0"], tmp_path / "d3", **common)
+    result = download("corp==2.0", "d3")
     assert [wheel.filename for wheel in result.wheels] == ["corp-2.0-py3-none-any.whl"]
