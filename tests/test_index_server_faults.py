@@ -599,3 +599,23 @@ def test_an_index_that_answers_401_says_what_it_asks_for(httpserver: HTTPServer,
     assert "answered 401 (credentials missing or refused: the URL's user:password@" in run.error_line(
         alone=True
     )
+
+
+def test_a_page_that_inflates_past_the_limit_is_refused_before_it_is_all_held(
+    httpserver: HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gzip bomb (1 MB on the wire, 2 GB decoded) was read whole into memory; the limit is lowered here so
+    the test need not inflate 256 MiB."""
+    import gzip
+
+    from wheelstream.index import _lookup
+
+    monkeypatch.setattr(_lookup, "MAX_PAGE_BYTES", 1 << 20)
+    bomb = gzip.compress(b"<a " + b" " * (4 << 20))
+    httpserver.expect_request("/simple/demo/").respond_with_data(
+        bomb, content_type="text/html", headers={"Content-Encoding": "gzip"}
+    )
+    with pytest.raises(HTTPStatusError, match="is larger than 1 MiB once decoded") as info:
+        _resolve(httpserver, tmp_path)
+    assert info.value.wheel == "demo==1.0"
+    assert len(httpserver.log) == 1  # not asked again: the same bomb would come

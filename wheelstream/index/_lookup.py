@@ -40,6 +40,8 @@ class Found(NamedTuple):
 _log = logging.getLogger("wheelstream")
 
 _MAX_REDIRECTS = 5
+# PyPI's largest project pages are tens of MB; past this a page (or -r file) is a bomb, not a listing.
+MAX_PAGE_BYTES = 256 << 20
 # Asking for a page again (pip retries its index requests too): these answers, this often, this long apart.
 INDEX_RETRIES = 4
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -153,7 +155,7 @@ def _get(
             request = httpx.Request("GET", visible, headers=headers)
             response = transport.handle_request(request)
             try:
-                body = response.read()
+                body = _bounded_body(response, visible)
             finally:
                 response.close()
             location = response.headers.get("location")
@@ -164,6 +166,20 @@ def _get(
         raise HTTPStatusError(f"too many redirects from {redact(url)}")
     finally:
         storage.close()
+
+
+def _bounded_body(response: httpx.Response, shown: str) -> bytes:
+    """The page's body, decoded, refused past ``MAX_PAGE_BYTES``: a gzip bomb (1 MB on the wire) held 2 GB of
+    memory before anything looked at it (pip and uv hold it too)."""
+    parts, size = [], 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > MAX_PAGE_BYTES:
+            raise HTTPStatusError(
+                f"{shown} is larger than {MAX_PAGE_BYTES >> 20} MiB once decoded: no index page is that large"
+            )
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 class _Asking(NamedTuple):
