@@ -1536,3 +1536,32 @@ def test_cache_clean_removes_the_url_locks_no_download_uses(
         held.release()
     assert run.code == 0, run.err
     assert sorted((cache / "partial").glob("*.lock")) == [locks[0]]
+
+
+@pytest.mark.parametrize("flag", ["--no-cache", "--no-cache-dir"])
+def test_no_cache_leaves_nothing_behind(server: FaultServer, tmp_path: Path, flag: str) -> None:
+    """uv's --no-cache and pip's --no-cache-dir (a Dockerfile's ``RUN pip install --no-cache-dir``): the wheels
+    went into the user cache all the same."""
+    url = add(server, "alpha")
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    cache = tmp_path / "cache"  # $WHEELSTREAM_CACHE_DIR: set, and left alone
+    run = ws("install", url, "-t", str(tmp_path / "t"), flag, cache=cache, env={"TMPDIR": str(temporary)})
+    assert run.code == 0, run.err
+    assert (tmp_path / "t" / "alpha").is_dir()
+    assert not cache.exists()
+    assert list(temporary.iterdir()) == []
+    failed = ws(
+        "download",
+        url + "#sha256=" + "0" * 64,
+        "-d",
+        str(tmp_path / "d"),
+        flag,
+        cache=cache,
+        env={"TMPDIR": str(temporary)},
+    )
+    assert failed.code == 1, failed.err  # a failure removes it too
+    assert list(temporary.iterdir()) == []
+    both = ws("download", url, "-d", str(tmp_path / "d"), flag, "--cache-dir", str(cache), cache=None)
+    assert both.code == 2
+    assert "--no-cache and --cache-dir: give one" in both.err

@@ -25,6 +25,7 @@ from wheelstream.cli._options import (
     environment_options,
     find_env,
     lock_options,
+    throwaway_cache,
     with_options,
 )
 from wheelstream.cli._ui import ConsoleProgress
@@ -134,6 +135,7 @@ def list_cmd(
 @lock_options
 @click.option("--reinstall", is_flag=True, help="Install every locked wheel again, even one already there.")
 @with_options([*PLACEMENT_OPTIONS, *RUN_OPTIONS, *OUTPUT_OPTIONS])
+@throwaway_cache
 def sync_cmd(
     lock: str,
     python: str | None,

@@ -156,6 +156,15 @@ RUN_OPTIONS = [
         help="Cache root [default: $WHEELSTREAM_CACHE_DIR or the user cache dir].",
     ),
     click.option(
+        "--no-cache",
+        "--no-cache-dir",
+        "no_cache",
+        is_flag=True,
+        envvar="WHEELSTREAM_NO_CACHE",
+        help="A throwaway cache, removed when the command ends (uv's --no-cache, pip's --no-cache-dir): "
+        "nothing is left behind, and a later command cannot resume what this one did not finish.",
+    ),
+    click.option(
         "--jobs",
         "-j",
         default=DEFAULT_JOBS,
@@ -241,6 +250,28 @@ def with_options(options: list[Callable[[Any], Any]]) -> Callable[[Callable[...,
     return apply
 
 
+def throwaway_cache(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--no-cache``: the command runs with ``cache_dir`` a new temporary directory, removed when it ends
+    (however it ends: a failure or Ctrl-C too; a kill leaves it to the system's temporary files). Goes between
+    ``RUN_OPTIONS`` and the command."""
+
+    @functools.wraps(fn)
+    def choosing(**kwargs: Any) -> Any:
+        if not kwargs.pop("no_cache"):
+            return fn(**kwargs)
+        if kwargs["cache_dir"] is not None:
+            raise click.UsageError("--no-cache and --cache-dir: give one")
+        import tempfile
+
+        with tempfile.TemporaryDirectory(
+            prefix="wheelstream-cache-", ignore_cleanup_errors=True
+        ) as cache_dir:
+            kwargs["cache_dir"] = cache_dir
+            return fn(**kwargs)
+
+    return choosing
+
+
 def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Options install and download share, handed to the command as one :class:`SharedOptions`."""
 
@@ -249,7 +280,9 @@ def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         shared = SharedOptions(**{name: kwargs.pop(name) for name in _SHARED_NAMES})
         return fn(shared, **kwargs)
 
-    return with_options([*_SOURCE_OPTIONS, *RUN_OPTIONS, *_LIMIT_OPTIONS, *OUTPUT_OPTIONS])(packed)
+    return with_options([*_SOURCE_OPTIONS, *RUN_OPTIONS, *_LIMIT_OPTIONS, *OUTPUT_OPTIONS])(
+        throwaway_cache(packed)
+    )
 
 
 class SharedOptions(NamedTuple):
