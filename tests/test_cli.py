@@ -1565,3 +1565,21 @@ def test_no_cache_leaves_nothing_behind(server: FaultServer, tmp_path: Path, fla
     both = ws("download", url, "-d", str(tmp_path / "d"), flag, "--cache-dir", str(cache), cache=None)
     assert both.code == 2
     assert "--no-cache and --cache-dir: give one" in both.err
+
+
+def test_a_pip_install_line_works_as_it_is(server: FaultServer, cache: Path, tmp_path: Path) -> None:
+    """``pip install --no-deps --only-binary :all: …``: options whose point always holds here were "No such
+    option" on the command line (a -r file's were accepted)."""
+    url = add(server, "alpha")
+    run = ws(
+        "install",
+        *("--no-deps", "--only-binary", ":all:", "--prefer-binary", "--pre", "--no-compile"),
+        *("--trusted-host", "127.0.0.1", url, "-t", str(tmp_path / "t")),
+        cache=cache,
+    )
+    assert run.code == 0, run.err
+    assert (tmp_path / "t" / "alpha").is_dir()
+    assert not list((tmp_path / "t").rglob("*.pyc"))  # --no-compile: the default
+    listed = ws("install", "--help", cache=cache).out
+    assert "--compile-bytecode" in listed
+    assert not [line for line in listed.splitlines() if line.lstrip().startswith(("--no-deps", "--pre "))]

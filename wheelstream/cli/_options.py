@@ -272,17 +272,33 @@ def throwaway_cache(fn: Callable[..., Any]) -> Callable[..., Any]:
     return choosing
 
 
+# pip's options whose point always holds here, accepted (and not listed by --help) so that a ``pip install``
+# line works as it is, as a -r file's do (``_requirements._HELD_ANYWAY``): no dependencies are installed
+# (--no-deps), only wheels (--only-binary, whatever it names; --prefer-binary), an exact pin takes a
+# pre-release it names (--pre), bytecode only with --compile-bytecode (--no-compile), and --trusted-host
+# asks for no trust an http index needs.
+_HELD_ANYWAY = [
+    click.option("--no-deps", "held_no_deps", is_flag=True, hidden=True),
+    click.option("--only-binary", "held_only_binary", multiple=True, hidden=True),
+    click.option("--prefer-binary", "held_prefer_binary", is_flag=True, hidden=True),
+    click.option("--pre", "held_pre", is_flag=True, hidden=True),
+    click.option("--no-compile", "held_no_compile", is_flag=True, hidden=True),
+    click.option("--trusted-host", "held_trusted_host", multiple=True, hidden=True),
+]
+
+
 def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Options install and download share, handed to the command as one :class:`SharedOptions`."""
 
     @functools.wraps(fn)
     def packed(**kwargs: Any) -> Any:
         shared = SharedOptions(**{name: kwargs.pop(name) for name in _SHARED_NAMES})
+        for name in [name for name in kwargs if name.startswith("held_")]:
+            del kwargs[name]
         return fn(shared, **kwargs)
 
-    return with_options([*_SOURCE_OPTIONS, *RUN_OPTIONS, *_LIMIT_OPTIONS, *OUTPUT_OPTIONS])(
-        throwaway_cache(packed)
-    )
+    options = [*_SOURCE_OPTIONS, *RUN_OPTIONS, *_LIMIT_OPTIONS, *OUTPUT_OPTIONS, *_HELD_ANYWAY]
+    return with_options(options)(throwaway_cache(packed))
 
 
 class SharedOptions(NamedTuple):
