@@ -310,6 +310,9 @@ def test_upgrade_replaces_the_old_version_and_the_same_version_is_not_downloaded
     assert server.bytes_sent(v2.name) == sent + v2.stat().st_size
     assert snapshot(venv) == upgraded
     assert leftovers(venv) == []
+    run = in_env(venv, "install", url2, "--force-reinstall", cache=tmp_path / "cache3")  # pip's and uv's name
+    assert "replaced demo 2.0" in run.err.splitlines(), run.err
+    assert snapshot(venv) == upgraded
 
 
 # -- a failing replace changes nothing -----------------------------------------------------------------------

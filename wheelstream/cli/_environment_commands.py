@@ -133,7 +133,13 @@ def list_cmd(
 @click.argument("lock", type=UserPath(dir_okay=False), metavar="LOCK")
 @environment_options("sync")
 @lock_options
-@click.option("--reinstall", is_flag=True, help="Install every locked wheel again, even one already there.")
+@click.option(
+    "--reinstall",
+    "--force-reinstall",
+    "reinstall",
+    is_flag=True,
+    help="Install every locked wheel again, even one already there.",
+)
 @with_options([*PLACEMENT_OPTIONS, *RUN_OPTIONS, *OUTPUT_OPTIONS])
 @throwaway_cache
 def sync_cmd(

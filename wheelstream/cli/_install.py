@@ -194,7 +194,11 @@ def _require_hashes_of_all(
     "anyway (as pip install -U does there); the same version needs --reinstall.",
 )
 @click.option(
-    "--reinstall", is_flag=True, help="Install even a version the environment already has (replacing it)."
+    "--reinstall",
+    "--force-reinstall",
+    "reinstall",
+    is_flag=True,
+    help="Install even a version the environment already has (replacing it).",
 )
 @environment_options("install")
 @with_options(PLACEMENT_OPTIONS)
