@@ -301,3 +301,47 @@ def test_a_child_forked_while_the_cache_is_in_use_does_not_keep_it(tmp_path: Pat
     finally:
         os.kill(child, 9)
         os.waitpid(child, 0)
+
+
+def _installed_by_copy(tmp_path: Path, into: str) -> tuple[Path, Path]:
+    """``many`` (40 modules) installed into ``tmp_path/into`` by copy from the cache ``tmp_path/c``: its wheel
+    and its unpacked tree there."""
+    from wheelstream.testing import build_wheel
+
+    filename, data = build_wheel("many", "1.0", files={f"many/m{i}.py": b"x = %d\n" % i for i in range(40)})
+    wheel = tmp_path / filename
+    wheel.write_bytes(data)
+    wheelstream.install([str(wheel)], tmp_path / into, cache_dir=tmp_path / "c", link_mode="copy")
+    (tree,) = [p for p in (tmp_path / "c" / "wheels").iterdir() if p.is_dir()]
+    return wheel, tree
+
+
+def test_a_tree_left_half_removed_without_its_manifest_is_replaced_not_blessed(tmp_path: Path) -> None:
+    """A ``cache clean`` killed in its ``rmtree`` (manifest gone first) left part of a tree: the next publish
+    gave it a manifest ("the same sha256 is the same files") and every later copy install failed on a file
+    that was not there, until the next full clean."""
+    wheel, tree = _installed_by_copy(tmp_path, "a")
+    Path(f"{tree}.manifest.json").unlink()
+    for victim in sorted(tree.rglob("m1*.py")):
+        victim.unlink()
+    for into in ("b", "b2"):
+        wheelstream.install([str(wheel)], tmp_path / into, cache_dir=tmp_path / "c", link_mode="copy")
+        assert sorted(p.name for p in (tmp_path / into / "many").iterdir()) == sorted(
+            p.name for p in (tmp_path / "a" / "many").iterdir()
+        )
+
+
+def test_cache_clean_removes_a_tree_an_earlier_clean_moved_aside(tmp_path: Path) -> None:
+    """``cache clean`` moves each tree aside whole before deleting it, so a kill leaves no half tree under a
+    wheel's name; what a killed one left aside goes with the next."""
+    _wheel, tree = _installed_by_copy(tmp_path, "a")
+    aside = tree.with_name(f".{tree.name}.dropped-1-abcd")
+    tree.rename(aside)
+    run = subprocess.run(
+        [sys.executable, "-m", "wheelstream", "cache", "clean", "--cache-dir", str(tmp_path / "c")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert list((tmp_path / "c" / "wheels").iterdir()) == []

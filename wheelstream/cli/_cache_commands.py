@@ -155,8 +155,12 @@ def _clean(root: Path, partial_only: bool) -> None:
     wheels = _wheels(root)
     wheel_bytes = sum(size for _f, _s, size, _p in wheels)
     for _f, _s, _size, path in wheels:
-        path.with_name(f"{path.name}.manifest.json").unlink(missing_ok=True)  # first: never a manifest alone
-        shutil.rmtree(path, ignore_errors=True)
+        if path.name.startswith("."):  # one a killed clean (or drop) had already moved aside
+            shutil.rmtree(path, ignore_errors=True)
+        else:  # its manifest first, then the tree moved aside whole: a kill leaves no half tree under its name
+            Cache(root).drop_tree(path.name)
+    for alone in (root / "wheels").glob("*.manifest.json") if (root / "wheels").is_dir() else []:
+        alone.unlink(missing_ok=True)  # a manifest whose tree is gone vouches for nothing
     click.echo(f"removed {len(wheels)} unpacked wheel(s) ({human_size(wheel_bytes)})")
     files = _wheel_files(root)
     for _f, _s, _size, path in files:

@@ -33,7 +33,7 @@ from wheelstream._cache import Cache, Claim
 from wheelstream._killpoints import reached
 from wheelstream._progress import Progress, ProgressCallback
 from wheelstream._staged import StagedWheel, empty_directory_entries, tree_intact
-from wheelstream.errors import HashMismatch, TruncatedArchive, UnpackedLimitExceeded
+from wheelstream.errors import DiskError, HashMismatch, TruncatedArchive, UnpackedLimitExceeded
 from wheelstream.fetch._options import DownloadOptions, DownloadResult, Job
 from wheelstream.fetch._resume import PrefixAudit
 from wheelstream.unpack._extract import Extractor
@@ -106,21 +106,46 @@ def _move_wheel(partial: Path, keep: Path) -> None:
 def _publish(cache: Cache, staged: StagedWheel, sha256: str) -> StagedWheel:
     """Move a finished staging tree to ``wheels/<sha256>/`` (atomic rename; first writer wins), then write its
     manifest beside it. A tree without a manifest (a kill between the two, or an older cache) is not used by
-    ``cached``; the next publish of the same bytes finds it and gives it the manifest: the same sha256 is the
-    same files, and the tree was synced before it was renamed."""
+    ``cached``; the next publish of the same bytes finds it and gives it the manifest if it holds every file
+    of its size (the same sha256 is the same files, and the tree was synced before it was renamed), else
+    replaces it: an older ``cache clean`` killed halfway through its ``rmtree`` left such trees, and every
+    later copy install failed on a file that was not there."""
     target = cache.wheel_dir(sha256)
     manifest = cache.wheel_manifest(sha256)
-    try:
-        os.replace(staged.root, target)
-    except OSError:
-        if not target.is_dir():
-            raise
-        shutil.rmtree(staged.root, ignore_errors=True)  # another process published the same bytes
-        if manifest.is_file():
-            return StagedWheel.read_manifest(target, manifest)
+    for _attempt in range(2):
+        try:
+            os.replace(staged.root, target)
+            break
+        except OSError:
+            if not target.is_dir():
+                raise
+            if manifest.is_file():  # another process published the same bytes
+                shutil.rmtree(staged.root, ignore_errors=True)
+                return StagedWheel.read_manifest(target, manifest)
+            if _holds(target, staged):
+                shutil.rmtree(staged.root, ignore_errors=True)
+                break
+            cache.drop_tree(sha256)  # part of a tree: ours takes its name
+    else:  # a part of a tree again, at once: something else keeps writing there
+        raise DiskError(
+            f"cannot publish the unpacked wheel as {target}: a partial tree keeps reappearing there"
+        )
     published = dataclasses.replace(staged, root=target)
     published.write_manifest(manifest)
     return published
+
+
+def _holds(tree: Path, staged: StagedWheel) -> bool:
+    """Whether ``tree`` has every file ``staged`` has, each a regular file of its size."""
+    base = os.fspath(tree)
+    try:
+        for name, file in staged.files.items():
+            info = os.lstat(f"{base}/{name}")
+            if not stat.S_ISREG(info.st_mode) or info.st_size != file.size:
+                return False
+    except OSError:
+        return False
+    return True
 
 
 def finished_tree(
