@@ -910,3 +910,32 @@ def test_direct_url_of_a_path_through_a_symlink_is_the_path_as_given(tmp_path: P
     (tmp_path / "linked").symlink_to(tmp_path / "wheels")
     recorded = recorded_url("linked/alpha-1.0-py3-none-any.whl", tmp_path, cache)
     assert recorded == (tmp_path / "linked" / wheel.name).as_uri()
+
+
+def test_a_killed_upgrade_is_not_finished_over_what_another_tool_did_since(
+    tmp_path: Path, cache: Path
+) -> None:
+    """The next command finished a killed commit whatever had happened since: after ``pip install
+    --force-reinstall`` of the old version had repaired the environment, an unrelated install moved the killed
+    upgrade's files back over pip's, leaving a RECORD that lied about them."""
+    venv = tmp_path / "venv"
+    wheels = tmp_path / "wheels"
+    v1, v2 = demo_wheels(wheels)
+    make_venv(venv)
+    assert in_env(venv, "install", str(v1), cache=cache).code == 0
+    killed = in_env(venv, "install", str(v2), cache=cache, env={"WHEELSTREAM_KILL_AT": "commit.rename@1"})
+    assert killed.code == -9, (killed.code, killed.err)
+    # another tool rewrites what is there (each file anew: another inode, as pip writes them)
+    repaired = {}
+    for path in sorted((venv / SITE / "demo").rglob("*.py")):
+        fresh = path.with_name(path.name + ".new")
+        fresh.write_bytes(b"# repaired by another tool\n")
+        os.replace(fresh, path)
+        repaired[path] = path.read_bytes()
+    assert repaired
+    run = follow_up(venv, "install", wheels, cache)
+    assert run.code == 0, run.err
+    assert "was interrupted, and " in run.err, run.err
+    assert "the rest of it is dropped" in run.err
+    assert leftovers(venv) == []
+    assert {path: path.read_bytes() for path in repaired} == repaired

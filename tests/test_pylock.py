@@ -792,8 +792,8 @@ def renames_planned(venv: Path) -> int:
     item moved in, one per path set aside."""
     (plan,) = venv.glob(".wheelstream-*/commit.json")
     moves = json.loads(plan.read_text())["moves"]
-    return sum(1 for _dest, source, _replace in moves if source is not None) + sum(
-        1 for _dest, _source, replace in moves if replace
+    return sum(1 for _dest, source, _replace, _seen in moves if source is not None) + sum(
+        1 for _dest, _source, replace, _seen in moves if replace
     )
 
 

@@ -33,6 +33,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -62,6 +63,7 @@ __all__ = [
     "commit_moves",
     "delete_lock_last",
     "deliver",
+    "fingerprint",
     "hold_flock",
     "is_ours",
     "make_parent",
@@ -244,10 +246,15 @@ def commit_moves(moves: list[PlannedMove], root: Path, tmp: Path, move: Move | N
     aside = tmp / "old"
     journal: list[tuple[Path, Path]] = []  # (from, to) of each rename done, for undo
     steps = [
-        [step.dest, None if step.source is None else os.path.relpath(step.source, tmp), step.replace]
+        [
+            step.dest,
+            None if step.source is None else os.path.relpath(step.source, tmp),
+            step.replace,
+            fingerprint(root / step.dest) if step.replace else None,
+        ]
         for step in moves
     ]
-    (tmp / (PLAN + ".new")).write_text(json.dumps({"version": 2, "moves": steps}), encoding="utf-8")
+    (tmp / (PLAN + ".new")).write_text(json.dumps({"version": 3, "moves": steps}), encoding="utf-8")
     os.rename(tmp / (PLAN + ".new"), tmp / PLAN)  # whole or absent: a kill while writing leaves no plan
     error: BaseException | None = None
     with _signals_held() as caught:
@@ -275,6 +282,18 @@ def commit_moves(moves: list[PlannedMove], root: Path, tmp: Path, move: Move | N
             raise
         raise error
     return caught
+
+
+def fingerprint(path: Path) -> list[int] | None:
+    """What a replaced item is, as a plan records it: a recovery moves the new item in only over the very item
+    the install meant to replace (``_recovery``); None when nothing is there. A file's inode and modification
+    time (an inode is reused once freed); a directory's inode alone: its time moves whenever Python writes
+    ``__pycache__`` into it, which an import between the kill and the recovery may do."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    return [info.st_ino] if stat.S_ISDIR(info.st_mode) else [info.st_ino, info.st_mtime_ns]
 
 
 def make_parent(path: Path, base: Path) -> None:

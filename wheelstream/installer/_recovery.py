@@ -5,9 +5,13 @@ It takes every unlocked ``DIR/.wheelstream-tmp-*`` at once, whatever its age: th
 while holding the lock and holds it until the directory is retired (:mod:`._commit`), so a free lock with a
 token that verifies means a dead owner. With a plan, it moves in each item whose source is still there (the
 install had passed every check and its files were complete before the first rename), setting aside what it
-replaces; without one (killed before its commit), it is removed. Only an *empty* directory (killed between
-making it and creating its lock file) waits ``_FRESH`` seconds: it may be a live install's, a moment before
-its lock. A ``.wheelstream-gone-*`` directory whose deleter was killed is deleted, lock file last.
+replaces; without one (killed before its commit), it is removed. But only over what the install left: a
+plan records what each replaced item was (inode, modification time) and that each new one's place was free,
+and if anything another tool did since stands where a step still has to go (``pip install`` run to repair
+the environment, an item deleted by hand), the whole rest of the plan is dropped with a warning — finishing
+it would put the killed install's files over the other tool's and leave RECORDs that lie. Only an *empty*
+directory (killed between making it and creating its lock file) waits ``_FRESH`` seconds: it may be a live
+install's, a moment before its lock. A ``.wheelstream-gone-*`` directory whose deleter was killed is deleted, lock file last.
 
 Recovery opens an existing lock file and never creates one: a directory without it, or whose token does not
 verify, is not ours to judge (a wheel's look-alike, an older wheelstream's, which may hold the only copy of
@@ -34,6 +38,7 @@ from ._commit import (
     PLAN,
     TMP_PREFIX,
     delete_lock_last,
+    fingerprint,
     hold_flock,
     is_ours,
     make_parent,
@@ -81,7 +86,7 @@ def finish_interrupted(target: Path, warn: Callable[[str], None]) -> Finished:
             if name.startswith(GONE_PREFIX):
                 _sweep_gone(path)  # its deleter was killed (or is still at it)
             else:
-                done = _recover(path, target)
+                done = _recover(path, target, warn)
                 finished.moved.extend(done.moved)
                 finished.removed.extend(done.removed)
         except FileNotFoundError:
@@ -94,7 +99,7 @@ def finish_interrupted(target: Path, warn: Callable[[str], None]) -> Finished:
     return finished
 
 
-def _recover(tmp: Path, target: Path) -> Finished:
+def _recover(tmp: Path, target: Path, warn: Callable[[str], None]) -> Finished:
     nothing = Finished([], [])
     if tmp.is_symlink() or not tmp.is_dir():
         return nothing
@@ -122,7 +127,16 @@ def _recover(tmp: Path, target: Path) -> Finished:
                 return nothing  # holding replaced items nobody planned: not ours to delete
             done = nothing
         else:
-            done = _roll_forward(_read_plan(tmp / PLAN, tmp), target, tmp)
+            moves = _read_plan(tmp / PLAN, tmp)
+            changed = _changed_since(moves, target, tmp)
+            if changed is None:
+                done = _roll_forward(moves, target, tmp)
+            else:
+                warn(
+                    f"an install into {target} was interrupted, and {changed} since: the rest of it is dropped "
+                    "(finishing it would overwrite that); install again what it was installing"
+                )
+                done = nothing
         if retire(tmp):
             raise KeyboardInterrupt  # held while the directory went, so that none is left half deleted
         return done
@@ -159,44 +173,84 @@ def _checked_dest(name: object, version: int) -> str:
     return name
 
 
-def _read_plan(path: Path, tmp: Path) -> list[tuple[str, Path | None, bool]]:
+class _Step(NamedTuple):
+    """One move of a plan read back: where, from where (None: only set ``dest`` aside), whether it replaces
+    what is there, and what that was (``fingerprint``; ``_UNKNOWN`` in plans from before they kept it)."""
+
+    dest: str
+    source: Path | None
+    replace: bool
+    seen: list[int] | str | None
+
+
+_UNKNOWN = "unknown"
+
+
+def _read_plan(path: Path, tmp: Path) -> list[_Step]:
     """The moves of a plan read back from disk, each checked: a destination stays below the root (see
     ``_checked_dest``), a source lies in ``tmp/home`` below real directories (anything else raises
     ValueError)."""
     payload = json.loads(path.read_text(encoding="utf-8"))
     version = payload.get("version")
-    if version not in (1, 2):
+    if version not in (1, 2, 3):
         raise ValueError(f"unknown plan version {version!r}")
     if os.path.islink(tmp / "home"):
         raise ValueError(f"{tmp / 'home'} is a symlink")
     home = os.path.realpath(tmp / "home")
-    moves: list[tuple[str, Path | None, bool]] = []
-    for name, source_rel, replace in payload["moves"]:
+    moves: list[_Step] = []
+    for row in payload["moves"]:
+        name, source_rel, replace, *rest = row
+        seen = rest[0] if version >= 3 and len(rest) == 1 else _UNKNOWN
         dest = _checked_dest(name, version)
-        if not isinstance(replace, bool) or not (
-            isinstance(source_rel, str) or (version == 2 and source_rel is None)
+        if (
+            not isinstance(replace, bool)
+            or not (isinstance(source_rel, str) or (version >= 2 and source_rel is None))
+            or (version >= 3 and len(rest) != 1)
+            or not (
+                seen in (None, _UNKNOWN) or (isinstance(seen, list) and all(isinstance(n, int) for n in seen))
+            )
         ):
             raise TypeError(f"bad move for {dest!r} in the plan")
         if source_rel is None:
-            moves.append((dest, None, replace))
+            moves.append(_Step(dest, None, replace, seen))
             continue
         source = tmp / source_rel
         parent = os.path.realpath(source.parent)
         inside = parent == home or parent.startswith(home + os.sep)
         if posixpath.normpath(source_rel) != source_rel or os.path.isabs(source_rel) or not inside:
             raise ValueError(f"the plan's source for {dest!r} is outside {tmp / 'home'}")
-        moves.append((dest, source, replace))
+        moves.append(_Step(dest, source, replace, seen))
     if os.path.islink(tmp / "old"):
         raise ValueError(f"{tmp / 'old'} is a symlink")
     return moves
 
 
-def _roll_forward(moves: list[tuple[str, Path | None, bool]], target: Path, tmp: Path) -> Finished:
+def _changed_since(moves: list[_Step], target: Path, tmp: Path) -> str | None:
+    """What stands where a step still to be done has to go that the install did not leave there — an item it
+    meant to replace is another (or gone), a free place is taken — said for the warning; None when each is
+    as the plan left it (a plan from before fingerprints: always None, as before)."""
+    for step in moves:
+        if step.seen == _UNKNOWN or (step.source is not None and not os.path.lexists(step.source)):
+            continue  # done before the process died (a removal is checked: it has no source)
+        dest, aside = target / step.dest, tmp / "old" / step.dest
+        now = fingerprint(dest)
+        if step.replace and step.seen is not None:
+            if now is None:
+                if step.source is not None and not os.path.lexists(aside):
+                    return f"{step.dest} was removed"
+            elif now != step.seen and not (step.source is None and os.path.lexists(aside)):
+                return f"{step.dest} was changed"
+        elif now is not None and step.source is not None:
+            return f"{step.dest} was created"
+    return None
+
+
+def _roll_forward(moves: list[_Step], target: Path, tmp: Path) -> Finished:
     """Do the moves whose source is still in ``tmp``, as ``commit`` would have; set aside what a step without a
     source removes, unless it is gone already."""
     done = Finished([], [])
     moved = done.moved
-    for name, source, replace in moves:
+    for name, source, replace, _seen in moves:
         dest, aside = target / name, tmp / "old" / name
         if source is None:
             if replace and os.path.lexists(dest) and not os.path.lexists(aside):
