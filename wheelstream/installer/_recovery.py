@@ -11,7 +11,8 @@ and if anything another tool did since stands where a step still has to go (``pi
 the environment, an item deleted by hand), the whole rest of the plan is dropped with a warning — finishing
 it would put the killed install's files over the other tool's and leave RECORDs that lie. Only an *empty*
 directory (killed between making it and creating its lock file) waits ``_FRESH`` seconds: it may be a live
-install's, a moment before its lock. A ``.wheelstream-gone-*`` directory whose deleter was killed is deleted, lock file last.
+install's, a moment before its lock. A ``.wheelstream-gone-*`` directory whose deleter was killed is deleted,
+lock file last.
 
 Recovery opens an existing lock file and never creates one: a directory without it, or whose token does not
 verify, is not ours to judge (a wheel's look-alike, an older wheelstream's, which may hold the only copy of
