@@ -6,13 +6,15 @@ credentials and the origins they may go to, and redirects no retry can follow.
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import html
 import json
 import sys
 import time
 import urllib.parse
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -604,18 +606,68 @@ def test_an_index_that_answers_401_says_what_it_asks_for(httpserver: HTTPServer,
 def test_a_page_that_inflates_past_the_limit_is_refused_before_it_is_all_held(
     httpserver: HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A gzip bomb (1 MB on the wire, 2 GB decoded) was read whole into memory; the limit is lowered here so
-    the test need not inflate 256 MiB."""
-    import gzip
+    """A gzip bomb (1 MB on the wire, 2 GB decoded) was read whole into memory, and a first limit counted
+    what httpx had already inflated (one chunk of 866 MiB): the bytes are inflated here, a step at a time.
+    The limit is lowered so that the test need not inflate 256 MiB; the bomb is 64 times the limit."""
+    import tracemalloc
 
     from wheelstream.index import _lookup
 
     monkeypatch.setattr(_lookup, "MAX_PAGE_BYTES", 1 << 20)
-    bomb = gzip.compress(b"<a " + b" " * (4 << 20))
+    bomb = gzip.compress(b"<a " + b" " * (64 << 20))
     httpserver.expect_request("/simple/demo/").respond_with_data(
         bomb, content_type="text/html", headers={"Content-Encoding": "gzip"}
     )
-    with pytest.raises(HTTPStatusError, match="is larger than 1 MiB once decoded") as info:
-        _resolve(httpserver, tmp_path)
+    tracemalloc.start()
+    try:
+        with pytest.raises(HTTPStatusError, match="is larger than 1 MiB once decoded") as info:
+            _resolve(httpserver, tmp_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
     assert info.value.wheel == "demo==1.0"
+    assert peak < 16 << 20, peak  # 64 MiB and more before
     assert len(httpserver.log) == 1  # not asked again: the same bomb would come
+
+
+def _raw_deflate(body: bytes) -> bytes:
+    squeeze = zlib.compressobj(wbits=-15)
+    return squeeze.compress(body) + squeeze.flush()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "encode"),
+    [("gzip", gzip.compress), ("deflate", zlib.compress), ("deflate", _raw_deflate)],
+    ids=["gzip", "deflate as zlib data", "raw deflate"],
+)
+def test_a_page_compressed_although_identity_was_asked_is_read(
+    httpserver: HTTPServer, tmp_path: Path, encoding: str, encode: Callable[[bytes], bytes]
+) -> None:
+    good = "demo-1.0-py3-none-any.whl"
+    body = f'<a href="/files/{good}">{good}</a>'.encode()
+    httpserver.expect_request("/simple/demo/").respond_with_data(
+        encode(body), content_type="text/html", headers={"Content-Encoding": encoding}
+    )
+    assert _resolve(httpserver, tmp_path) == (httpserver.url_for("/files/" + good), None)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body", "said"),
+    [
+        ("gzip, gzip", b"", "one gzip or deflate layer is read"),
+        ("br", b"", "one gzip or deflate layer is read"),
+        ("gzip", b"not gzip at all", "does not decode as the Content-Encoding it names"),
+    ],
+    ids=["two layers", "brotli", "not gzip"],
+)
+def test_a_page_in_an_encoding_that_cannot_be_read_is_one_error_at_once(
+    httpserver: HTTPServer, tmp_path: Path, encoding: str, body: bytes, said: str
+) -> None:
+    """Two gzip layers inflated a 1.8 KB answer to 2 GB; a body that was not gzip was asked for five more
+    times over 8 s, then "unreachable"."""
+    httpserver.expect_request("/simple/demo/").respond_with_data(
+        body, content_type="text/html", headers={"Content-Encoding": encoding}
+    )
+    with pytest.raises(HTTPStatusError, match=said):
+        _resolve(httpserver, tmp_path)
+    assert len(httpserver.log) == 1
