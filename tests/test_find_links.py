@@ -264,7 +264,14 @@ def test_a_single_wheel_file_is_a_location_as_in_pip(tmp_path: Path) -> None:
     assert run.code == 0, run.err
     assert (tmp_path / "t" / "demo" / "origin.txt").read_bytes() == b"the file named"
     run = ws(
-        "install", "demo==2.0", "--no-index", "-f", wheel.as_uri(), "-t", str(tmp_path / "t2"), cache=None
+        "install",
+        "demo==2.0",
+        "--no-index",
+        "-f",
+        wheel.as_uri(),
+        "-t",
+        str(tmp_path / "t2"),
+        cache=tmp_path / "c",
     )
     assert run.code == 2, run.err  # only the file named is on hand
     assert "wheel versions there: 1.0" in run.err, run.err
@@ -299,7 +306,14 @@ def test_a_local_html_page_links_to_local_and_served_wheels(tmp_path: Path) -> N
     assert (tmp_path / "t" / "corp" / "origin.txt").read_bytes() == b"local, linked"
     assert (tmp_path / "t" / "demo" / "payload.bin").is_file()
     run = ws(
-        "install", "corp==2.0", "--no-index", "-f", page.as_uri(), "-t", str(tmp_path / "t2"), cache=None
+        "install",
+        "corp==2.0",
+        "--no-index",
+        "-f",
+        page.as_uri(),
+        "-t",
+        str(tmp_path / "t2"),
+        cache=tmp_path / "c",
     )
     assert run.code == 2, run.err
     assert "wheel versions there: 1.0" in run.err, run.err
@@ -308,7 +322,16 @@ def test_a_local_html_page_links_to_local_and_served_wheels(tmp_path: Path) -> N
 def test_a_file_that_is_neither_wheel_nor_page_is_a_warning(tmp_path: Path) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("not a location")
-    run = ws("install", "demo==1.0", "--no-index", "-f", str(notes), "-t", str(tmp_path / "t"), cache=None)
+    run = ws(
+        "install",
+        "demo==1.0",
+        "--no-index",
+        "-f",
+        str(notes),
+        "-t",
+        str(tmp_path / "t"),
+        cache=tmp_path / "c",
+    )
     assert run.code == 2, run.err
     assert f"--find-links {notes} is skipped: not a directory, a .whl file or an .html page" in run.err
 
@@ -333,3 +356,42 @@ def test_a_page_that_changes_between_calls_is_read_anew(tmp_path: Path) -> None:
     page.write_text(page.read_text() + '<a href="files/corp-2.0-py3-none-any.whl">2</a>')
     result = download("corp==2.0", "d3")
     assert [wheel.filename for wheel in result.wheels] == ["corp-2.0-py3-none-any.whl"]
+
+
+def test_a_symlinked_wheel_or_page_keeps_its_own_name_and_place(tmp_path: Path) -> None:
+    """A content-addressed store (git-annex, bazel, nix) links ``demo-1.0-….whl`` to ``blob-abc123``: the
+    resolved path's name was taken ("'blob-abc123' is not a wheel file name", exit 1), where pip installs it.
+    A linked page's relative links are the link's directory's."""
+    wheel = _wheel_in(tmp_path / "store", "demo", "1.0", b"stored")
+    blob = wheel.with_name("blob-abc123")
+    wheel.rename(blob)
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / wheel.name).symlink_to(blob)
+    run = ws(
+        "install",
+        "demo==1.0",
+        "--no-index",
+        "-f",
+        str(dist / wheel.name),
+        "-t",
+        str(tmp_path / "t"),
+        cache=tmp_path / "c",
+    )
+    assert run.code == 0, run.err
+    assert (tmp_path / "t" / "demo" / "origin.txt").read_bytes() == b"stored"
+    (tmp_path / "pages").mkdir()
+    (tmp_path / "pages" / "real.html").write_text(f'<a href="{wheel.name}">demo</a>')
+    (dist / "links.html").symlink_to(tmp_path / "pages" / "real.html")
+    run = ws(
+        "install",
+        "demo==1.0",
+        "--no-index",
+        "-f",
+        str(dist / "links.html"),
+        "-t",
+        str(tmp_path / "t2"),
+        cache=tmp_path / "c",
+    )
+    assert run.code == 0, run.err
+    assert (tmp_path / "t2" / "demo" / "origin.txt").read_bytes() == b"stored"

@@ -186,3 +186,22 @@ def test_a_200_to_a_range_says_why_it_is_another_file(headers: dict[str, str], r
     decision = decide(200, headers, RESUME)
     assert decision.action is Action.RESTART_WITH_BODY
     assert decision.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("headers", "known"),
+    [
+        ({"ETag": ETAG}, RESUME),  # the same strong ETag, but no length to match
+        (
+            {"ETag": "W/" + ETAG, "Content-Length": "1000"},
+            RESUME._replace(etag="W/" + ETAG, last_modified=None),
+        ),
+    ],
+    ids=["a strong ETag equal, no length", "equal weak ETags"],
+)
+def test_equal_validators_that_cannot_prove_the_file_are_not_said_to_differ(
+    headers: dict[str, str], known: Known
+) -> None:
+    decision = decide(200, headers, known)
+    assert decision.action is Action.RESTART_WITH_BODY
+    assert decision.reason == "the server ignored Range and sent nothing to show the file is the same"

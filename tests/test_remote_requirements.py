@@ -95,3 +95,29 @@ def test_a_local_file_may_name_a_remote_one(httpserver: HTTPServer, tmp_path: Pa
     run = ws("install", "-r", str(local), "-t", str(tmp_path / "t"), cache=tmp_path / "c")
     assert run.code == 0, run.err
     assert (tmp_path / "t" / "demo" / "payload.bin").is_file()
+
+
+def test_a_cycle_through_urls_names_them_without_their_secrets(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """The chain in "references itself (through …)" was the raw URLs: password and token printed."""
+    httpserver.expect_request("/a.txt").respond_with_data("-r b.txt?token=SECRETTOKEN\n")
+    httpserver.expect_request("/b.txt").respond_with_data("-r a.txt\n")
+    url = httpserver.url_for("/a.txt").replace("://", "://alice:hunter2@")
+    run = ws("install", "-r", url, "-t", str(tmp_path / "t"), cache=tmp_path / "c")
+    assert run.code == 2, run.err
+    assert "references itself" in run.err, run.err
+    assert "hunter2" not in run.err
+    assert "SECRETTOKEN" not in run.err
+
+
+def test_a_lock_file_by_url_is_one_line_without_its_password(tmp_path: Path) -> None:
+    """It was read as a local path: "cannot read https:/alice:hunter2@…/pylock.toml"."""
+    run = ws(
+        "install", "-r", "https://alice:hunter2@127.0.0.1:9/pylock.toml", "-t", str(tmp_path), cache=None
+    )
+    assert run.code == 2, run.err
+    assert "a lock file is read from disk: download https://127.0.0.1:9/pylock.toml first" in run.error_line(
+        alone=True
+    )
+    assert "hunter2" not in run.err

@@ -8,6 +8,7 @@ one sha256, because the library checks one. The call itself runs under :func:`wh
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from wheelstream._api import DEFAULT_INDEX_URL
-from wheelstream._urls import shown_text
+from wheelstream._urls import redact, shown_text
 from wheelstream.cli._contract import run
 from wheelstream.cli._options import (
     INDEX_URL_SETTING,
@@ -32,6 +33,7 @@ from wheelstream.cli._options import (
 )
 from wheelstream.cli._requirements import (
     Requirements,
+    is_remote,
     parse_hash,
     parse_requirements,
     pinned_with,
@@ -312,6 +314,11 @@ def lock_file(sources: Sequence[str], requirements: Sequence[str], hashes: Seque
         return None  # not even named like a lock: the lock machinery (packaging.pylock, tomllib) stays unimported
     from wheelstream._pylock import is_lock_file
 
+    for name in requirements:
+        if is_remote(name) and is_lock_file(urllib.parse.urlsplit(name).path):
+            raise UsageError(
+                f"a lock file is read from disk: download {redact(name)} first (a requirements file may be a URL)"
+            )
     locks = [name for name in requirements if is_lock_file(name)]
     for name in requirements:
         if name not in locks and name.endswith(".toml"):

@@ -142,7 +142,9 @@ def parse_requirements(
     shown = redact(str(location)) if remote else str(path)
     real = str(location) if remote else os.path.realpath(path)
     if real in _including:
-        names = " -> ".join(os.path.basename(each.rstrip("/")) for each in _including)
+        names = " -> ".join(
+            redact(each) if is_remote(each) else os.path.basename(each.rstrip("/")) for each in _including
+        )
         raise UsageError(f"{shown} references itself (through {names})")
     if len(_including) >= _MAX_DEPTH:
         raise UsageError(f"{shown}: requirement files nest more than {_MAX_DEPTH} deep")

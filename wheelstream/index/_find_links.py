@@ -54,11 +54,13 @@ def listed_locally(location: str) -> list[IndexFile]:
             names = sorted(entry.name for entry in os.scandir(path) if entry.name.endswith(".whl"))
             absolute = path.resolve()
             return [IndexFile(name, (absolute / name).as_uri(), None, None, None) for name in names]
+        # Absolute, not resolved (pip's ``path_to_url``): a symlinked wheel keeps its name (a content-addressed
+        # store's target has none), and a linked page's relative links are the link's directory's, as a browser
+        # reads them.
+        absolute = Path(os.path.abspath(path))
         if path.suffix.lower() in (".html", ".htm"):
-            absolute = path.resolve()
             return list(_wheels_linked(absolute.read_bytes(), absolute.as_uri(), "utf-8", on_disk=True))
         if path.name.endswith(".whl") and path.is_file():
-            absolute = path.resolve()
             return [IndexFile(path.name, absolute.as_uri(), None, None, None)]
         why = (
             "not a directory, a .whl file or an .html page" if path.exists() else "no such file or directory"

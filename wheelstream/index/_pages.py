@@ -58,9 +58,9 @@ class IndexFile:
 
 
 def _yank(value: object) -> str | None:
-    """PEP 691: ``yanked`` is false, true, or a reason string. As pip and uv read it, a falsy value (``""``,
-    ``0``, ``null``) is not yanked: a yanked file is only taken when nothing else fits, so reading one as
-    yanked changes which wheel of the version is installed."""
+    """PEP 691: ``yanked`` is false, true, or a reason string. As pip reads it, a falsy value (``""``, ``0``,
+    ``null``) is not yanked: a yanked file is only taken when nothing else fits, so reading one as yanked
+    changes which wheel of the version is installed."""
     if not value:
         return None
     return value if isinstance(value, str) else ""
@@ -179,7 +179,7 @@ def parse_html(
             continue
         filename = _url_name(url) or text
         sha = _fragment_sha256(fragment)
-        # ``data-yanked="reason"`` or ``=""``: yanked; a bare ``data-yanked`` (None) is not, as pip and uv read it
+        # ``data-yanked="reason"`` or ``=""``: yanked; a bare ``data-yanked`` (None) is not, as pip reads it
         yanked = attrs.get("data-yanked")
         out.append(
             IndexFile(

@@ -169,8 +169,10 @@ def _not_the_same(headers: Mapping[str, str], known: Known, length: int | None) 
     show it did not (a server that ignores Range and sends no validator: "changed" misled there)."""
     if known.length is not None and length is not None and length != known.length:
         return f"the file changed on the server ({length} bytes, not {known.length})"
-    if (known.etag and _header(headers, "etag")) or (
-        known.last_modified and _header(headers, "last-modified")
+    etag, modified = _header(headers, "etag"), _header(headers, "last-modified")
+    strong = known.etag and etag and not known.etag.startswith("W/") and not etag.startswith("W/")
+    if (strong and etag != known.etag) or (
+        not strong and known.last_modified and modified and modified != known.last_modified
     ):
         return "the file changed on the server (its validators differ)"
     return "the server ignored Range and sent nothing to show the file is the same"
