@@ -349,6 +349,7 @@ def _fetch_with(
     if keep_wheels_in is None:
         sources, hashes = _pins_named_outright(sources, hashes)
     stop = cancel_by.is_set if cancel_by is not None else None  # the caller's cancel, seen as Ctrl-C is
+    indexes = indexes.for_one_call()  # a --find-links page is parsed once for all the call's pins
     resolved = []
     for source in sources:
         if stop is not None and stop():

@@ -11,7 +11,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import httpx
 
@@ -95,6 +95,12 @@ class Indexes(NamedTuple):
     extra_index_urls: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()
     no_index: bool = False
+    # The --find-links pages parsed so far in this call (``index._find_links.Pages``): one dict per call, made
+    # by ``for_one_call``, so that a library host keeps none of them after it.
+    pages: dict[Any, Any] | None = None
+
+    def for_one_call(self) -> Indexes:
+        return self._replace(pages={})
 
 
 def resolve(

@@ -11,19 +11,20 @@ whether it is a wheel the download's checks.
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import logging
 import os
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import TypeAlias
 
 from wheelstream._urls import redact, shown_text
 from wheelstream.errors import HTTPStatusError
 from wheelstream.index._pages import IndexFile, parse_html
 from wheelstream.transport import answered
 
-__all__ = ["is_page", "listed_locally", "listed_on_page"]
+__all__ = ["Pages", "is_page", "listed_locally", "listed_on_page"]
 
 _log = logging.getLogger("wheelstream")
 
@@ -36,7 +37,7 @@ def is_page(location: str) -> bool:
         return False
 
 
-def listed_locally(location: str) -> list[IndexFile]:
+def listed_locally(location: str, pages: Pages) -> list[IndexFile]:
     """The wheels a local location (a path or a ``file://`` URL) offers, as ``file://`` URLs: a directory's
     ``.whl`` files, a ``.whl`` file itself, or those an ``.html`` file links to; none, with a warning, for a
     location that is none of these or cannot be read."""
@@ -59,7 +60,7 @@ def listed_locally(location: str) -> list[IndexFile]:
         # reads them.
         absolute = Path(os.path.abspath(path))
         if path.suffix.lower() in (".html", ".htm"):
-            return list(_wheels_linked(absolute.read_bytes(), absolute.as_uri(), "utf-8", on_disk=True))
+            return _wheels_linked(absolute.read_bytes(), absolute.as_uri(), "utf-8", pages, on_disk=True)
         if path.name.endswith(".whl") and path.is_file():
             return [IndexFile(path.name, absolute.as_uri(), None, None, None)]
         why = (
@@ -71,19 +72,26 @@ def listed_locally(location: str) -> list[IndexFile]:
     return []
 
 
-def listed_on_page(page: str, answer: tuple[int, bytes, str, str]) -> list[IndexFile]:
+def listed_on_page(page: str, answer: tuple[int, bytes, str, str], pages: Pages) -> list[IndexFile]:
     """The wheels a fetched page (``answer``: status, body, final URL, charset) links to over ``http(s)``."""
     status, body, final, charset = answer
     if status != 200:
         raise HTTPStatusError(f"--find-links page {redact(page)} {answered(status)}")
-    return list(_wheels_linked(body, final, charset, on_disk=False))
+    return _wheels_linked(body, final, charset, pages, on_disk=False)
 
 
-@functools.lru_cache(maxsize=4)
-def _wheels_linked(body: bytes, url: str, charset: str, *, on_disk: bool) -> tuple[IndexFile, ...]:
-    """The wheels a page links to, parsed once for every pin a command looks up there: a big page
+# The wheels each page listed, by (URL, charset, on disk, the sha256 of its bytes): one per library call
+# (``_sources.Indexes.pages``), freed with it.
+Pages: TypeAlias = "dict[tuple[str, str, bool, bytes], list[IndexFile]]"
+
+
+def _wheels_linked(body: bytes, url: str, charset: str, pages: Pages, *, on_disk: bool) -> list[IndexFile]:
+    """The wheels a page links to, parsed once for every pin a call looks up there: a big page
     (``download.pytorch.org/whl/torch_stable.html``, 30,000 links) takes ~2 s to parse, and each pin asks
     for it again. Keyed by the page's bytes, so a page that changed is parsed anew."""
-    return tuple(
-        file for file in parse_html(body, url, charset, on_disk=on_disk) if file.filename.endswith(".whl")
-    )
+    key = (url, charset, on_disk, hashlib.sha256(body).digest())
+    if key not in pages:
+        pages[key] = [
+            f for f in parse_html(body, url, charset, on_disk=on_disk) if f.filename.endswith(".whl")
+        ]
+    return pages[key]

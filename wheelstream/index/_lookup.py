@@ -25,7 +25,7 @@ from wheelstream.errors import (
     WheelstreamError,
 )
 from wheelstream.index._choose import choose, pin, python_version_of
-from wheelstream.index._find_links import is_page, listed_locally, listed_on_page
+from wheelstream.index._find_links import Pages, is_page, listed_locally, listed_on_page
 from wheelstream.index._pages import ACCEPT, JSON_TYPE, IndexFile, checked_url_name, parse_html, parse_json
 from wheelstream.transport import answered, retry_after_seconds, tls_failure
 
@@ -301,6 +301,7 @@ def resolve_requirement(
     find_links: Sequence[str] = (),
     no_index: bool = False,
     cancelled: Callable[[], bool] | None = None,
+    pages: Pages | None = None,
 ) -> Found:
     """``NAME==VERSION`` → the wheel's URL, the sha256 hex the index lists or None, and the other hashes it
     lists (checked on the finished file).
@@ -315,7 +316,8 @@ def resolve_requirement(
     target's version for ``requires-python`` (``"X.Y.Z"``, or ``(major, minor)``); by default ``X.Y`` is read
     off ``tags``. ``retries``: how often (``INDEX_RETRIES`` when None) a page is asked for again after a
     connection failure or a ``429``/``5xx`` (``_get_page``). ``allowed``: the sha256s the caller allows; a file
-    the page lists with one of them is preferred (``choose``).
+    the page lists with one of them is preferred (``choose``). ``pages``: the ``--find-links`` pages a call's
+    earlier lookups parsed, to be parsed once for all of its pins (each lookup parses its own when None).
     """
     name, version = pin(source)
     indexes = [] if no_index else list(dict.fromkeys((*extra_index_urls, index_url)))
@@ -329,7 +331,8 @@ def resolve_requirement(
     target_python = python_version_of(tag_list, python_version)
 
     asking = _Asking(client, cache, INDEX_RETRIES if retries is None else retries, cancelled)
-    on_hand = _on_hand(find_links, asking)  # (file, the location whose credentials it takes)
+    # (file, the location whose credentials it takes); ``pages``: what the call's earlier pins parsed
+    on_hand = _on_hand(find_links, asking, {} if pages is None else pages)
     credited = {id(file): location for file, location in on_hand}
     local = [file for file, _location in on_hand]
 
@@ -393,7 +396,7 @@ def _first_listing(
     return None
 
 
-def _on_hand(find_links: Sequence[str], asking: _Asking) -> list[tuple[IndexFile, str]]:
+def _on_hand(find_links: Sequence[str], asking: _Asking, pages: Pages) -> list[tuple[IndexFile, str]]:
     """Every wheel the ``--find-links`` locations list, in their order, each with its location. A location
     that cannot be read — a directory not there, a page that fails — is a warning and skipped, as pip skips
     it: the indexes (or, with ``--no-index``, the error naming every location) still follow."""
@@ -403,9 +406,9 @@ def _on_hand(find_links: Sequence[str], asking: _Asking) -> list[tuple[IndexFile
             if is_page(location):
                 response, body, final = _get_page(location, asking, label="--find-links page")
                 answer = (response.status_code, body, final, response.charset_encoding or "utf-8")
-                listed += [(file, location) for file in listed_on_page(location, answer)]
+                listed += [(file, location) for file in listed_on_page(location, answer, pages)]
             else:
-                listed += [(file, location) for file in listed_locally(location)]
+                listed += [(file, location) for file in listed_locally(location, pages)]
         except Interrupted:
             raise
         except WheelstreamError as exc:
