@@ -345,3 +345,57 @@ def test_cache_clean_removes_a_tree_an_earlier_clean_moved_aside(tmp_path: Path)
     )
     assert run.returncode == 0, run.stderr
     assert list((tmp_path / "c" / "wheels").iterdir()) == []
+
+
+def test_two_publishers_over_part_of_a_tree_never_drop_each_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Q judged the part of a tree (a killed clean's) incomplete; P dropped it and published its own; Q then
+    dropped P's fresh tree, under P's feet. Now the judging and dropping happen under a lock of the wheel's."""
+    import threading
+
+    from wheelstream._staged import StagedFile, StagedWheel
+    from wheelstream.fetch import _publish
+
+    cache = Cache.at(tmp_path / "c")
+    sha = "ab" * 32
+    files = {"pkg/a.py": b"a = 1\n", "pkg/b.py": b"b = 2\n"}
+
+    def staged(tag: str) -> StagedWheel:
+        root = cache.root / "staging" / tag
+        for name, data in files.items():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_bytes(data)
+        return StagedWheel(
+            "pkg-1.0-py3-none-any.whl",
+            root,
+            {n: StagedFile(n, len(b), "0" * 64, False) for n, b in files.items()},
+        )
+
+    part = cache.wheel_dir(sha) / "pkg"
+    part.mkdir(parents=True)
+    (part / "a.py").write_bytes(files["pkg/a.py"])  # b.py gone, and the manifest
+    holds, published = _publish._holds, threading.Event()
+
+    def slow_holds(tree: Path, wheel: StagedWheel) -> bool:
+        verdict = holds(tree, wheel)
+        if threading.current_thread().name == "Q":
+            published.wait(1)  # P publishes meanwhile, if it can
+        return verdict
+
+    monkeypatch.setattr(_publish, "_holds", slow_holds)
+    results: dict[str, StagedWheel] = {}
+    q = threading.Thread(
+        target=lambda: results.setdefault("Q", _publish._publish(cache, staged("Q"), sha)), name="Q"
+    )
+    q.start()
+    time.sleep(0.2)
+    results["P"] = _publish._publish(cache, staged("P"), sha)
+    tree_of_p = os.stat(results["P"].root).st_ino  # what P installs from: it must stay
+    published.set()
+    q.join()
+    assert os.stat(cache.wheel_dir(sha)).st_ino == tree_of_p
+    for name in ("P", "Q"):
+        tree = results[name].root
+        assert sorted(str(p.relative_to(tree)) for p in tree.rglob("*.py")) == sorted(files), name
+    assert cache.wheel_manifest(sha).is_file()

@@ -939,3 +939,33 @@ def test_a_killed_upgrade_is_not_finished_over_what_another_tool_did_since(
     assert "the rest of it is dropped" in run.err
     assert leftovers(venv) == []
     assert {path: path.read_bytes() for path in repaired} == repaired
+
+
+def test_bytecode_python_writes_after_the_kill_does_not_stop_the_finish(tmp_path: Path, cache: Path) -> None:
+    """An import between the kill and the next command rewrites a stale ``.pyc`` (another inode) whose removal
+    was still to come: taken for another tool's work, it dropped the rest of the plan, and both versions'
+    ``.dist-info`` stayed. Python's own bytecode is not another tool."""
+    venv = make_venv(tmp_path / "venv")
+    wheels = tmp_path / "wheels"
+    old = write_wheel(wheels, "alpha", "1.0", {"alpha/__init__.py": b"V = 1\n", "alpha_top.py": b"t = 1\n"})
+    new = write_wheel(
+        wheels, "alpha", "2.0", {"alpha/__init__.py": b"V = 2\n", "alpha_top.py": b"t = 2  # two\n"}
+    )
+    beside = write_wheel(wheels, "beta", "1.0", {"beta_x.py": b"b = 1\n"})  # shares site-packages/__pycache__
+    assert in_env(venv, "install", str(old), str(beside), "--compile-bytecode", cache=cache).code == 0
+    # renames: alpha/__init__.py aside and in (2), the new .dist-info (3), alpha_top.py aside and in (5); the 6th
+    # would set the old alpha_top.cpython-311.pyc aside
+    killed = in_env(venv, "install", str(new), cache=cache, env={"WHEELSTREAM_KILL_AT": "commit.rename@6"})
+    assert killed.code == -9, (killed.code, killed.err)
+    imported = subprocess.run(
+        [str(venv / "bin/python"), "-c", "import alpha_top"],
+        env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+        capture_output=True,
+        check=False,
+    )
+    assert imported.returncode == 0, imported.stderr
+    run = follow_up(venv, "install", wheels, cache)
+    assert run.code == 0, run.err
+    assert "dropped" not in run.err, run.err
+    assert sorted(p.name for p in (venv / SITE).glob("alpha-*.dist-info")) == ["alpha-2.0.dist-info"]
+    assert (venv / SITE / "alpha_top.py").read_bytes() == b"t = 2  # two\n"

@@ -7,8 +7,10 @@ and the real test bed for its own ``simple/`` pages.
 from __future__ import annotations
 
 import email.utils
+import gzip
 import json
 import logging
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from packaging.version import Version
 from wheelstream._cache import Cache
 from wheelstream.errors import HTTPStatusError, IncompatibleWheel, NetworkError, UsageError
 from wheelstream.index import ACCEPT, IndexFile, choose, parse_html, parse_json, resolve_requirement
+from wheelstream.index._body import bounded_body
 from wheelstream.testing import FaultServer, build_wheel
 
 TAGS = [
@@ -438,3 +441,54 @@ def test_a_json_page_of_another_major_api_version_is_refused() -> None:
     body = b'{"meta": {"api-version": "2.0"}, "name": "demo", "files": []}'
     with pytest.raises(HTTPStatusError, match=r"API version 2\.0"):
         parse_json(body, "https://idx.example/simple/demo/")
+
+
+def _pieces(data: bytes, *sizes: int) -> list[bytes]:
+    """``data`` cut after each of ``sizes`` bytes, as a server's chunks may come."""
+    out, at = [], 0
+    for size in sizes:
+        out.append(data[at : at + size])
+        at += size
+    return [*out, data[at:]]
+
+
+def _raw_deflate(data: bytes) -> bytes:
+    squeeze = zlib.compressobj(wbits=-15)
+    return squeeze.compress(data) + squeeze.flush()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "raw"),
+    [
+        ("gzip", _pieces(gzip.compress(b"<a>one</a>") + gzip.compress(b"<a>two</a>"), 5)),
+        ("deflate", _pieces(_raw_deflate(b"<a>one</a><a>two</a>"), 1)),
+        ("deflate", _pieces(zlib.compress(b"<a>one</a><a>two</a>"), 1, 1)),
+        ("", [b"<a>one</a>", b"<a>two</a>"]),
+    ],
+    ids=["two gzip members", "raw deflate, its first byte alone", "zlib data byte by byte", "identity"],
+)
+def test_a_page_body_is_decoded_whole(encoding: str, raw: list[bytes]) -> None:
+    """A second gzip member was dropped; raw deflate whose first chunk was one byte failed."""
+    assert bounded_body(raw, encoding, "page", 1 << 20) == b"<a>one</a><a>two</a>"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "raw", "said"),
+    [
+        ("gzip", [gzip.compress(b"<a>" * 1000)[:40]], "ends before its compressed stream does"),
+        ("gzip", [gzip.compress(b"<a>" * 1000)[:-4]], "ends before its compressed stream does"),
+        ("deflate", [zlib.compress(b"x") + b"junk"], "data after the end"),
+        ("gzip", [b"x"], "does not decode"),
+    ],
+    ids=["cut in half", "no trailer", "junk after deflate", "one byte"],
+)
+def test_a_page_body_cut_or_padded_is_refused(encoding: str, raw: list[bytes], said: str) -> None:
+    """A truncated gzip body was taken as it was (half a page, silently)."""
+    with pytest.raises(HTTPStatusError, match=said):
+        bounded_body(raw, encoding, "page", 1 << 20)
+
+
+def test_a_page_body_past_the_limit_is_refused_as_it_inflates() -> None:
+    bomb = gzip.compress(b" " * (8 << 20))
+    with pytest.raises(HTTPStatusError, match="page is larger than 1 MiB once decoded"):
+        bounded_body([bomb], "gzip", "page", 1 << 20)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,7 +90,8 @@ class StagedWheel:
                 for f in self.files.values()
             ],
         }
-        tmp = path.with_name(path.name + ".tmp")
+        # a name of this writer's own: two processes that publish the same bytes may both write it
+        tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(payload), encoding="utf-8")
         tmp.replace(path)
 

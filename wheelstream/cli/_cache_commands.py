@@ -159,8 +159,12 @@ def _clean(root: Path, partial_only: bool) -> None:
             shutil.rmtree(path, ignore_errors=True)
         else:  # its manifest first, then the tree moved aside whole: a kill leaves no half tree under its name
             Cache(root).drop_tree(path.name)
-    for alone in (root / "wheels").glob("*.manifest.json") if (root / "wheels").is_dir() else []:
-        alone.unlink(missing_ok=True)  # a manifest whose tree is gone vouches for nothing
+    leftovers = ("*.manifest.json", "*.manifest.json.*.tmp", ".*.publish.lock")
+    for pattern in leftovers if (root / "wheels").is_dir() else ():
+        # a manifest whose tree is gone vouches for nothing; a killed writer's temporary one; the locks a publish
+        # over part of a tree took (none is held: this clean holds the cache alone)
+        for alone in (root / "wheels").glob(pattern):
+            alone.unlink(missing_ok=True)
     click.echo(f"removed {len(wheels)} unpacked wheel(s) ({human_size(wheel_bytes)})")
     files = _wheel_files(root)
     for _f, _s, _size, path in files:

@@ -29,7 +29,7 @@ from packaging.tags import Tag, parse_tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from wheelstream._cache import Cache, Claim
+from wheelstream._cache import Cache, Claim, file_lock
 from wheelstream._killpoints import reached
 from wheelstream._progress import Progress, ProgressCallback
 from wheelstream._staged import StagedWheel, empty_directory_entries, tree_intact
@@ -112,24 +112,33 @@ def _publish(cache: Cache, staged: StagedWheel, sha256: str) -> StagedWheel:
     later copy install failed on a file that was not there."""
     target = cache.wheel_dir(sha256)
     manifest = cache.wheel_manifest(sha256)
-    for _attempt in range(2):
-        try:
-            os.replace(staged.root, target)
-            break
-        except OSError:
-            if not target.is_dir():
-                raise
-            if manifest.is_file():  # another process published the same bytes
-                shutil.rmtree(staged.root, ignore_errors=True)
-                return StagedWheel.read_manifest(target, manifest)
-            if _holds(target, staged):
-                shutil.rmtree(staged.root, ignore_errors=True)
-                break
-            cache.drop_tree(sha256)  # part of a tree: ours takes its name
-    else:  # a part of a tree again, at once: something else keeps writing there
-        raise DiskError(
-            f"cannot publish the unpacked wheel as {target}: a partial tree keeps reappearing there"
-        )
+    try:
+        os.replace(staged.root, target)
+    except OSError:
+        if not target.is_dir():
+            raise
+        # The name is taken. Judged under a lock of this wheel's, so that of two processes publishing the same
+        # bytes over part of a tree, the second never takes the first's fresh tree for that part (a rename
+        # cannot replace a directory that has files: only a drop frees the name).
+        with file_lock(target.with_name(f".{sha256}.publish.lock")):
+            for _attempt in range(3):
+                if manifest.is_file():  # another process published the same bytes
+                    shutil.rmtree(staged.root, ignore_errors=True)
+                    return StagedWheel.read_manifest(target, manifest)
+                if _holds(target, staged):
+                    shutil.rmtree(staged.root, ignore_errors=True)
+                    break
+                cache.drop_tree(sha256)  # part of a tree: ours takes its name
+                try:
+                    os.replace(staged.root, target)
+                    break
+                except OSError:
+                    if not target.is_dir():
+                        raise
+            else:  # part of a tree again and again: something else keeps writing there
+                raise DiskError(
+                    f"cannot publish the unpacked wheel as {target}: a partial tree keeps appearing"
+                )
     published = dataclasses.replace(staged, root=target)
     published.write_manifest(manifest)
     return published

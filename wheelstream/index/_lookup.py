@@ -8,7 +8,6 @@ import logging
 import re
 import time
 import urllib.parse
-import zlib
 from collections.abc import Callable, Collection, Sequence
 from typing import NamedTuple
 
@@ -24,6 +23,7 @@ from wheelstream.errors import (
     UsageError,
     WheelstreamError,
 )
+from wheelstream.index._body import bounded_body
 from wheelstream.index._choose import choose, pin, python_version_of
 from wheelstream.index._find_links import Pages, is_page, listed_locally, listed_on_page
 from wheelstream.index._pages import ACCEPT, JSON_TYPE, IndexFile, checked_url_name, parse_html, parse_json
@@ -43,7 +43,6 @@ _log = logging.getLogger("wheelstream")
 _MAX_REDIRECTS = 5
 # PyPI's largest project pages are tens of MB; past this a page (or -r file) is a bomb, not a listing.
 MAX_PAGE_BYTES = 256 << 20
-_INFLATE_STEP = 1 << 20  # bytes inflated at a time, each counted before the next
 # Asking for a page again (pip retries its index requests too): these answers, this often, this long apart.
 INDEX_RETRIES = 4
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -157,7 +156,9 @@ def _get(
             request = httpx.Request("GET", visible, headers=headers)
             response = transport.handle_request(request)
             try:
-                body = _bounded_body(response, visible)
+                body = bounded_body(
+                    response.iter_raw(), response.headers.get("content-encoding", ""), visible, MAX_PAGE_BYTES
+                )
             finally:
                 response.close()
             location = response.headers.get("location")
@@ -168,50 +169,6 @@ def _get(
         raise HTTPStatusError(f"too many redirects from {redact(url)}")
     finally:
         storage.close()
-
-
-def _bounded_body(response: httpx.Response, shown: str) -> bytes:
-    """The body, decoded here, refused past ``MAX_PAGE_BYTES`` as it inflates: a gzip bomb (1 MB on the wire)
-    held 2 GB of memory before anything looked at it (pip and uv hold it too), and httpx's own decoder
-    inflates a chunk whole, however far. We ask for ``identity``; a server that compresses anyway may use one
-    layer of gzip or deflate (a page that does not decode is said so, not asked again)."""
-    layers = [
-        each.strip().lower()
-        for each in response.headers.get("content-encoding", "").split(",")
-        if each.strip().lower() not in ("", "identity")
-    ]
-    if len(layers) > 1 or (layers and layers[0] not in ("gzip", "x-gzip", "deflate")):
-        raise HTTPStatusError(
-            f"{shown} came as Content-Encoding {', '.join(layers)}; one gzip or deflate layer is read, no more"
-        )
-    # gzip (with its header: 16 +), deflate as zlib data (as sent, or raw: httpx tells them apart alike)
-    inflate = zlib.decompressobj(
-        wbits=(16 + zlib.MAX_WBITS) if layers and "gzip" in layers[0] else zlib.MAX_WBITS
-    )
-    parts, size, raw_deflate = [], 0, False
-    try:
-        for data in response.iter_raw():
-            while data:
-                if not layers:
-                    chunk, data = data, b""
-                else:
-                    try:
-                        chunk = inflate.decompress(data, _INFLATE_STEP)
-                    except zlib.error:
-                        if layers[0] != "deflate" or raw_deflate or size:
-                            raise
-                        raw_deflate, inflate = True, zlib.decompressobj(wbits=-zlib.MAX_WBITS)
-                        continue
-                    data = inflate.unconsumed_tail
-                size += len(chunk)
-                if size > MAX_PAGE_BYTES:
-                    raise HTTPStatusError(f"{shown} is larger than {MAX_PAGE_BYTES >> 20} MiB once decoded")
-                parts.append(chunk)
-        if layers:
-            parts.append(inflate.flush())
-    except zlib.error as exc:
-        raise HTTPStatusError(f"{shown} does not decode as the Content-Encoding it names ({exc})") from None
-    return b"".join(parts)
 
 
 class _Asking(NamedTuple):

@@ -233,6 +233,8 @@ def _changed_since(moves: list[_Step], target: Path, tmp: Path) -> str | None:
     for step in moves:
         if step.seen == _UNKNOWN or (step.source is not None and not os.path.lexists(step.source)):
             continue  # done before the process died (a removal is checked: it has no source)
+        if "__pycache__" in step.dest.split("/"):
+            continue  # bytecode Python itself writes (an import, the interpreter's probe): not another tool
         dest, aside = target / step.dest, tmp / "old" / step.dest
         now = fingerprint(dest)
         if step.replace and step.seen is not None:
