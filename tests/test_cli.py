@@ -1583,3 +1583,91 @@ def test_a_pip_install_line_works_as_it_is(server: FaultServer, cache: Path, tmp
     listed = ws("install", "--help", cache=cache).out
     assert "--compile-bytecode" in listed
     assert not [line for line in listed.splitlines() if line.lstrip().startswith(("--no-deps", "--pre "))]
+
+
+@pytest.mark.parametrize("closed", [1, 2], ids=["stdout closed", "stderr closed"])
+def test_a_closed_standard_stream_does_not_fail_a_finished_install(
+    server: FaultServer, cache: Path, tmp_path: Path, closed: int
+) -> None:
+    """``>&-`` / ``2>&-``: Python makes the stream None, and the first write after the install was a traceback,
+    exit 1 (pip and uv exit 0)."""
+    url = add(server, "alpha")
+    proc = subprocess.run(
+        [sys.executable, "-m", "wheelstream", "install", url, "-t", str(tmp_path / "t")],
+        env=ws_env(cache),
+        preexec_fn=lambda: os.close(closed),  # the child's own stream, before exec
+        capture_output=False,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        timeout=60,
+    )
+    assert proc.returncode == 0
+    assert (tmp_path / "t" / "alpha").is_dir()
+
+
+def test_a_working_directory_that_was_deleted_is_said_at_once(tmp_path: Path) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "wheelstream", "install", "six==1.16.0", "-t", "site"],
+        cwd=gone,
+        preexec_fn=lambda: os.rmdir(gone),  # after the child's chdir, before exec
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == "error: the current directory no longer exists: cd to one that does"
+
+
+def test_the_open_files_limit_is_raised_to_the_hard_one(tmp_path: Path) -> None:
+    """uv raises it; a 250-wheel lock failed at macOS's default soft limit of 256."""
+    import resource
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 64:
+        pytest.skip("no room above 64 here")
+    probe = (
+        "import resource, sys; from wheelstream.cli import _own_process; _own_process(); "
+        "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe],
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard)),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert int(proc.stdout) > 64
+
+
+def test_no_thread_to_write_with_is_one_line_not_a_hang(tmp_path: Path) -> None:
+    """``ulimit -u`` / ``-v``: a writer thread that could not start left its batch counted in flight, never
+    queued, and the unpack waited for it for good (Ctrl-C could not end it); elsewhere the same limit was a
+    traceback."""
+    wheel = ROOT / "fixtures" / "wheels" / "six-1.16.0-py2.py3-none-any.whl"
+    script = (
+        "import sys, threading\n"
+        "real = threading.Thread.start\n"
+        "def start(self):\n"
+        "    if self.name.startswith('wheelstream-write'):\n"
+        '        raise RuntimeError("can\'t start new thread")\n'
+        "    return real(self)\n"
+        "threading.Thread.start = start\n"
+        "from wheelstream.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, "install", str(wheel), "-t", str(tmp_path / "t"), "--no-progress"],
+        env={**ws_env(tmp_path / "c"), "WHEELSTREAM_PROCESSES": "0"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "error: no new thread could start" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "t").exists()

@@ -97,8 +97,42 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     the process ends when the command does, so the heap is frozen on the way out; with ``argv`` (a host or a
     test calling in-process) it is left alone.
     """
+    if argv is None:  # the process is the command's: its streams and limits are ours to set
+        _own_process()
     with rare_gc(freeze_on_exit=argv is None):
         _main(argv)
+
+
+def _own_process() -> None:
+    """What a command owning its process sets before anything runs.
+
+    * A standard stream the caller closed (``>&-``, ``2>&-``) is ``/dev/null``: Python makes it None, and the
+      first write after a finished install was a traceback and exit 1 (pip and uv exit 0).
+    * The soft limit of open files goes up to the hard one, as uv raises it: each unpacked tree holds a lock
+      file until the commit, so a 250-wheel lock failed at macOS's default 256 ("Too many open files").
+    * A working directory that was deleted is said at once (exit 2), as uv says it: paths relative to it
+      failed later as "cannot install into DIR: No such file or directory", naming neither.
+    """
+    import os
+    import sys
+
+    for name, mode in (("stdin", "r"), ("stdout", "w"), ("stderr", "w")):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, mode, encoding="utf-8"))  # noqa: SIM115 - for the process's life
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 16)
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ImportError, ValueError, OSError):  # no resource module (Windows), or a limit we may not raise
+        pass
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        print("error: the current directory no longer exists: cd to one that does", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _main(argv: Sequence[str] | None) -> NoReturn:

@@ -126,6 +126,19 @@ def run(
         if verbose > 1:  # -vv: the traceback too, as for every other error (docs/cli.md)
             ui.console.print_exception()
         fail(ui, f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}", 1)
+    except (MemoryError, RuntimeError) as exc:
+        # A limit of the process's (``ulimit -v``, ``-u``): no thread or no memory left. What was downloaded is
+        # kept, as after any failure; a traceback said nothing more. Any other RuntimeError is a bug: raised.
+        if isinstance(exc, RuntimeError) and "can't start new thread" not in str(exc):
+            raise
+        if verbose > 1:
+            ui.console.print_exception()
+        what = "out of memory" if isinstance(exc, MemoryError) else "no new thread could start"
+        fail(
+            ui,
+            f"{what} (a limit on this process's memory or processes?); run the same command again once that is fixed",
+            1,
+        )
     finally:
         for each, propagate in zip((*loggers, silenced), propagates, strict=True):
             each.removeHandler(handler)

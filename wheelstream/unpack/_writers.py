@@ -150,9 +150,14 @@ def submit(batch: Batch) -> None:
         if _POOL is None:
             _POOL = queue.SimpleQueue()
         while _alive < _WRITERS:
-            threading.Thread(
-                target=_writer_loop, args=(_POOL,), name=f"wheelstream-write_{_alive}", daemon=True
-            ).start()
+            try:
+                threading.Thread(
+                    target=_writer_loop, args=(_POOL,), name=f"wheelstream-write_{_alive}", daemon=True
+                ).start()
+            except RuntimeError:  # no thread can start (a process or memory limit)
+                if _alive == 0:
+                    raise  # no writer would ever take the batch: the caller must not wait for it
+                break  # those alive take it
             _alive += 1
         _POOL.put(batch)
 
@@ -247,9 +252,9 @@ class WriterQueue:
         batch, self.batch = self.batch, Batch(self._write)
         if not batch.files:
             return
+        submit(batch)  # first: a batch no writer took (none could start) is never waited for
         self.in_flight.append(batch)
         self.in_flight_bytes += batch.held
-        submit(batch)
         while self.in_flight_bytes > self.max_pending or len(self.in_flight) > self._max_batches:
             self._collect_oldest()
 
