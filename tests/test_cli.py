@@ -1671,3 +1671,17 @@ def test_no_thread_to_write_with_is_one_line_not_a_hang(tmp_path: Path) -> None:
     assert "error: no new thread could start" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "t").exists()
+
+
+def test_no_cache_never_offers_a_resume(server: FaultServer, tmp_path: Path) -> None:
+    """Under --no-cache the error said "… — run the same command again to resume", from a cache already gone."""
+    filename, data = build_wheel("demo", "1.0", payload_size=512 * 1024)
+    url = server.add_file(
+        filename, data, plan=FaultPlan(Cut(percent=50, requests=1), Status(503, requests=since(2)))
+    )
+    run = ws("install", url, "-t", str(tmp_path / "t"), "--retries", "1", "--no-cache", cache=tmp_path / "c")
+    assert run.code == 3, run.err
+    line = run.error_line()
+    assert line.startswith(f"error: {filename}: gave up"), line
+    assert "run the same command again" not in line
+    assert line.endswith("(--no-cache: nothing is kept to resume from)"), line

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
@@ -32,10 +33,31 @@ __all__ = ["INTERRUPTED", "fail", "run"]
 INTERRUPTED = "interrupted — run the same command again to resume (nothing finished is lost)"
 
 
+# ``--no-cache``: the cache goes with the command, so no message may offer a resume from it.
+_throwaway_cache = False
+
+
+def cache_is_thrown_away() -> None:
+    """Said by ``--no-cache`` before the command runs (the command owns its process)."""
+    global _throwaway_cache
+    _throwaway_cache = True
+
+
+def _nothing_kept(message: str) -> str:
+    """A message without what it says is kept to resume from: "18.2 MB kept — run the same command again to
+    resume once that is fixed" was false under ``--no-cache``, whose cache was gone by then."""
+    message = re.sub(r"; [^;—]*\bkept(?= —)", "", message)
+    return re.sub(
+        r"\s*— run the same command again.*$", " (--no-cache: nothing is kept to resume from)", message
+    )
+
+
 def fail(ui: ConsoleProgress | None, exc: BaseException | str, code: int) -> NoReturn:
     """Print the one ``error:`` line and exit. ``escape`` keeps it one line and shows any terminal control or
     bidi override the message carries (a wheel's name, an OS error's file name) as an escape."""
     message = str(exc).strip() or type(exc).__name__
+    if _throwaway_cache:
+        message = _nothing_kept(message)
     console = ui.console if ui is not None else stderr_console()
     console.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise SystemExit(code)

@@ -263,6 +263,9 @@ def throwaway_cache(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise click.UsageError("--no-cache and --cache-dir: give one")
         import tempfile
 
+        from wheelstream.cli._contract import cache_is_thrown_away
+
+        cache_is_thrown_away()
         with tempfile.TemporaryDirectory(
             prefix="wheelstream-cache-", ignore_cleanup_errors=True
         ) as cache_dir:
