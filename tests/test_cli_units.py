@@ -707,3 +707,33 @@ def test_a_relative_wheel_path_is_beside_the_file_else_in_the_working_directory(
         "./priv/alpha-1.0-py3-none-any.whl",
         str(tmp_path / "rel" / "beside-1.0-py3-none-any.whl"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("message", "shown"),
+    [
+        (
+            "a.whl: cannot write /x: No space left on device; 18.2 MB kept — run the same command again to resume",
+            "a.whl: cannot write /x: No space left on device (--no-cache: nothing is kept to resume from)",
+        ),
+        (
+            "a.whl: gave up; partial kept at 12.6 MB — run the same command again to resume",
+            "a.whl: gave up (--no-cache: nothing is kept to resume from)",
+        ),
+        (
+            "a.whl: cannot install into /t: x; the target is unchanged — run the same command again",
+            "a.whl: cannot install into /t: x; the target is unchanged — run the same command again",
+        ),
+    ],
+    ids=["bytes kept", "a partial kept at", "no resume offered"],
+)
+def test_under_no_cache_only_a_resume_offer_goes(message: str, shown: str) -> None:
+    """Under --no-cache "N MB kept — run the same command again to resume" was false (the cache was gone), and
+    the first rewrite also dropped true advice and said "kept at 12.6 MB (nothing is kept)"."""
+    from wheelstream.cli import _contract
+    from wheelstream.cli._contract import _nothing_kept, cache_thrown_away
+
+    assert _nothing_kept(message) == shown
+    with cache_thrown_away():
+        assert _contract._throwaway_cache
+    assert not _contract._throwaway_cache  # a later in-process command (main(argv)) is not rewritten

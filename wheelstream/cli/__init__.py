@@ -123,10 +123,17 @@ def _own_process() -> None:
         import resource
 
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 16)
-        if soft != resource.RLIM_INFINITY and soft < wanted:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-    except (ImportError, ValueError, OSError):  # no resource module (Windows), or a limit we may not raise
+        # uv's cap (children inherit it); macOS refuses more than kern.maxfilesperproc (10240 by default) even
+        # under an unlimited hard limit: that is tried next
+        for wanted in (min(hard, 1 << 20) if hard != resource.RLIM_INFINITY else 1 << 20, 10240):
+            if soft == resource.RLIM_INFINITY or soft >= wanted:
+                break
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+                break
+            except (ValueError, OSError):
+                continue
+    except ImportError:  # no resource module (Windows)
         pass
     try:
         os.getcwd()

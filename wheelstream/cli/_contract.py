@@ -12,10 +12,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, NoReturn
 
 from wheelstream.cli._ui import ConsoleProgress, escape, stderr_console
@@ -35,21 +36,29 @@ INTERRUPTED = "interrupted — run the same command again to resume (nothing fin
 
 # ``--no-cache``: the cache goes with the command, so no message may offer a resume from it.
 _throwaway_cache = False
+_RESUME_HINT = " — run the same command again"
 
 
-def cache_is_thrown_away() -> None:
-    """Said by ``--no-cache`` before the command runs (the command owns its process)."""
+@contextlib.contextmanager
+def cache_thrown_away() -> Iterator[None]:
+    """While ``--no-cache``'s command runs (``main(argv)`` in-process may run another one after it)."""
     global _throwaway_cache
     _throwaway_cache = True
+    try:
+        yield
+    finally:
+        _throwaway_cache = False
 
 
 def _nothing_kept(message: str) -> str:
     """A message without what it says is kept to resume from: "18.2 MB kept — run the same command again to
-    resume once that is fixed" was false under ``--no-cache``, whose cache was gone by then."""
-    message = re.sub(r"; [^;—]*\bkept(?= —)", "", message)
-    return re.sub(
-        r"\s*— run the same command again.*$", " (--no-cache: nothing is kept to resume from)", message
-    )
+    resume once that is fixed" was false under ``--no-cache``, whose cache was gone by then. Only a message
+    that offers a resume changes; "the target is unchanged — run the same command again" stays true."""
+    at = message.find(_RESUME_HINT)
+    if at < 0 or not re.search(r"\bkept\b|\bresume\b|\bon disk\b", message):
+        return message
+    head = re.sub(r"(?:; |, )?[^;,:—]*\bkept\b[^;,:—]*$", "", message[:at])
+    return f"{head} (--no-cache: nothing is kept to resume from)"
 
 
 def fail(ui: ConsoleProgress | None, exc: BaseException | str, code: int) -> NoReturn:

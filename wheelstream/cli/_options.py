@@ -263,12 +263,12 @@ def throwaway_cache(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise click.UsageError("--no-cache and --cache-dir: give one")
         import tempfile
 
-        from wheelstream.cli._contract import cache_is_thrown_away
+        from wheelstream.cli._contract import cache_thrown_away
 
-        cache_is_thrown_away()
-        with tempfile.TemporaryDirectory(
-            prefix="wheelstream-cache-", ignore_cleanup_errors=True
-        ) as cache_dir:
+        with (
+            cache_thrown_away(),
+            tempfile.TemporaryDirectory(prefix="wheelstream-cache-", ignore_cleanup_errors=True) as cache_dir,
+        ):
             kwargs["cache_dir"] = cache_dir
             return fn(**kwargs)
 

@@ -252,9 +252,12 @@ class WriterQueue:
         batch, self.batch = self.batch, Batch(self._write)
         if not batch.files:
             return
-        submit(batch)  # first: a batch no writer took (none could start) is never waited for
-        self.in_flight.append(batch)
-        self.in_flight_bytes += batch.held
+        # Submitted first, so that a batch no writer took (none could start) is never waited for; counted under
+        # the same mask, so that a Ctrl-C held while it was queued lands after it is counted, not in between.
+        with _interrupts_held():
+            submit(batch)
+            self.in_flight.append(batch)
+            self.in_flight_bytes += batch.held
         while self.in_flight_bytes > self.max_pending or len(self.in_flight) > self._max_batches:
             self._collect_oldest()
 
