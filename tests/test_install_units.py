@@ -141,6 +141,11 @@ def test_a_library_call_compiles_without_touching_the_callers_warnings(
         "pkg-1.0-py3-none-any.whl",
         {"pkg/__init__.py": b"PATTERN = '\\d+\\.\\d'\nX = '\\d'\n"},
     )
+    from wheelstream.installer import _compile
+
+    # a test before this one in the same worker may have run the program in-process (main(argv)), which sets
+    # the switch for the process's life, as the program owns its process
+    monkeypatch.setattr(_compile, "_in_this_process", False)
     touched: list[str] = []
     for name in ("filterwarnings", "catch_warnings", "simplefilter"):
         original = getattr(warnings, name)
