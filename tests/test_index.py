@@ -437,9 +437,10 @@ def test_an_anchor_never_closed_is_a_link_all_the_same() -> None:
     assert names == ["demo-1.0-py3-none-any.whl", "demo-2.0-py3-none-any.whl"]
 
 
-def test_a_json_page_of_another_major_api_version_is_refused() -> None:
-    body = b'{"meta": {"api-version": "2.0"}, "name": "demo", "files": []}'
-    with pytest.raises(HTTPStatusError, match=r"API version 2\.0"):
+@pytest.mark.parametrize("version", ['"2.0"', "2.0", "2"], ids=["a string", "a number", "an integer"])
+def test_a_json_page_of_another_major_api_version_is_refused(version: str) -> None:
+    body = b'{"meta": {"api-version": ' + version.encode() + b'}, "name": "demo", "files": []}'
+    with pytest.raises(HTTPStatusError, match=r"API version 2"):
         parse_json(body, "https://idx.example/simple/demo/")
 
 
@@ -464,8 +465,15 @@ def _raw_deflate(data: bytes) -> bytes:
         ("deflate", _pieces(_raw_deflate(b"<a>one</a><a>two</a>"), 1)),
         ("deflate", _pieces(zlib.compress(b"<a>one</a><a>two</a>"), 1, 1)),
         ("", [b"<a>one</a>", b"<a>two</a>"]),
+        ("gzip", [gzip.compress(b"<a>one</a><a>two</a>") + bytes(16)]),
     ],
-    ids=["two gzip members", "raw deflate, its first byte alone", "zlib data byte by byte", "identity"],
+    ids=[
+        "two gzip members",
+        "raw deflate, its first byte alone",
+        "zlib data byte by byte",
+        "identity",
+        "zero padding",
+    ],
 )
 def test_a_page_body_is_decoded_whole(encoding: str, raw: list[bytes]) -> None:
     """A second gzip member was dropped; raw deflate whose first chunk was one byte failed."""

@@ -69,6 +69,9 @@ def _inflate(raw: Iterable[bytes], *, gzip: bool, keep: Callable[[bytes], None])
             keep(inflate.decompress(data, _STEP))
             data = inflate.unconsumed_tail
             if inflate.eof and inflate.unused_data:
+                if gzip and not inflate.unused_data.strip(b"\0"):
+                    data = b""  # zero padding after the last member, as the gzip module allows
+                    continue
                 if not gzip:
                     raise zlib.error("data after the end of the compressed stream")
                 data, inflate = inflate.unused_data, zlib.decompressobj(_GZIP)  # the next gzip member

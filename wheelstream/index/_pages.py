@@ -83,6 +83,8 @@ def parse_json(body: bytes, page_url: str) -> list[IndexFile]:
         )
     meta = doc.get("meta") if isinstance(doc, dict) else None
     api = meta.get("api-version") if isinstance(meta, dict) else None
+    if isinstance(api, (int, float)) and not isinstance(api, bool):
+        api = str(api)  # a number where PEP 691 says a string: read as one
     if isinstance(api, str) and api.split(".")[0] != "1":  # PEP 629: another major version is a hard failure
         raise HTTPStatusError(f"index page {redact(page_url)} is API version {api}; this installer reads 1.x")
     out = []
