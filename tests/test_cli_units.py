@@ -328,6 +328,8 @@ def test_summary_line() -> None:
     assert ui.summary("Downloaded", [1], 0, 312_400, 0, 0, 0.04) == (
         "Downloaded 1 wheel in 0.0 s: 0 bytes fetched, 312 kB reused"
     )
+    # every wheel already there: "Installed 0 wheels in 0.2 s: 0 bytes fetched, 0 bytes reused" said little
+    assert ui.summary("Installed", [], 0, 0, 0, 0, 0.24) == "Installed nothing in 0.2 s"
 
 
 @pytest.mark.parametrize(

@@ -303,8 +303,11 @@ class ConsoleProgress:
         from_cache: int,
         seconds: float,
     ) -> str:
-        """One line: ``Installed 2 wheels in 3.1 s: 24.8 MB fetched, 12.0 MB reused (1 resumed, 1 from cache)``."""
+        """One line: ``Installed 2 wheels in 3.1 s: 24.8 MB fetched, 12.0 MB reused (1 resumed, 1 from cache)``;
+        ``Installed nothing in 0.2 s`` when every wheel was there already (the lines after it say which)."""
         n = len(wheels)
+        if n == 0:
+            return f"{verb} nothing in {seconds:.1f} s"
         extra = [f"{resumed} resumed"] if resumed else []
         if from_cache:
             extra.append(f"{from_cache} from cache")
