@@ -46,6 +46,7 @@ from wheelstream.installer import EnvironmentReport, probe_interpreter
 if TYPE_CHECKING:
     import httpx
 
+    from wheelstream._cache import Cache
     from wheelstream.cli._contract import Outcome
 
 __all__ = ["download_cmd", "install_cmd"]
@@ -138,6 +139,7 @@ class _UrlReader:
     def __init__(self, shared: SharedOptions) -> None:
         self._shared = shared
         self._client: httpx.Client | None = None
+        self._cache: Cache | None = None
 
     def __enter__(self) -> Callable[[str], bytes]:
         return self._read
@@ -151,11 +153,15 @@ class _UrlReader:
         from wheelstream.index import read_over_http
         from wheelstream.transport import new_client
 
-        if self._client is None:
+        if self._client is None or self._cache is None:  # the first URL: made once for every -r file after it
             self._client = new_client(self._shared.timeout)
-        cache = Cache.made(self._shared.cache_dir)
+            self._cache = Cache.made(self._shared.cache_dir)
         return read_over_http(
-            url, cache=cache, client=self._client, retries=self._shared.retries, label="requirements file"
+            url,
+            cache=self._cache,
+            client=self._client,
+            retries=self._shared.retries,
+            label="requirements file",
         )
 
 

@@ -194,10 +194,8 @@ def parse_requirements(
             elif option == "--extra-index-url":
                 reqs.extra_index_urls.append(value)
             elif option in ("-f", "--find-links"):
-                # pip's rule: a relative location is the requirements file's when it is there, else the cwd's
-                beside = path.parent / value
                 local = "://" not in value and not remote
-                reqs.find_links.append(str(beside) if local and beside.exists() else value)
+                reqs.find_links.append(_relative_to(path, value, missing_beside=False) if local else value)
             elif option == "--no-index" and not eq:
                 reqs.no_index = True
             elif option == "--require-hashes" and not eq:
@@ -224,9 +222,7 @@ def parse_requirements(
         source = _direct_reference(source, where)
         _check_form(source, where)
         if is_local(source) and not os.path.isabs(source) and not remote:
-            # pip's rule, as for --find-links: beside this file when it is there, else the working directory's
-            beside = path.parent / source
-            source = str(beside) if beside.exists() or not os.path.exists(source) else source
+            source = _relative_to(path, source, missing_beside=True)
         reqs.sources.append(source)
         pinned_with(reqs.hashes, source, hashes, where)
     return reqs
@@ -304,6 +300,17 @@ def _split_options(line: str) -> tuple[str, str]:
     if match is None:
         return line.strip(), ""
     return line[: match.start()].strip(), line[match.end() :]
+
+
+def _relative_to(path: Path, value: str, *, missing_beside: bool) -> str:
+    """pip's rule for a relative location in the requirements file ``path`` (a wheel path, a ``--find-links``):
+    beside the file when it is there, else the working directory's. Where neither has it, ``missing_beside``
+    names it beside the file (a wheel: its error then says where it was looked for), else as it was given (a
+    find-links location: its warning quotes it)."""
+    beside = path.parent / value
+    if beside.exists() or (missing_beside and not os.path.exists(value)):
+        return str(beside)
+    return value
 
 
 def _direct_reference(source: str, where: str) -> str:
