@@ -154,28 +154,31 @@ def _int(value: str | None) -> int | None:
 
 
 def _same_file(headers: Mapping[str, str], known: Known, length: int | None) -> bool:
-    etag, modified = _header(headers, "etag"), _header(headers, "last-modified")
-    if known.length is not None and length != known.length:
-        return False
-    if known.etag and etag and not known.etag.startswith("W/") and not etag.startswith("W/"):
-        return etag == known.etag  # strong comparison (RFC 9110 §8.8.3.2)
-    if known.last_modified and modified:
-        return modified == known.last_modified  # what If-Range carried when the ETag was weak
-    return False  # nothing to compare: unknowable, so treated as changed
+    return _difference(headers, known, length) is None
 
 
-def _not_the_same(headers: Mapping[str, str], known: Known, length: int | None) -> str:
-    """Why a 200 to a ranged request is taken as another file: one that shows it changed, or one that cannot
-    show it did not (a server that ignores Range and sends no validator: "changed" misled there)."""
-    if known.length is not None and length is not None and length != known.length:
+def _difference(headers: Mapping[str, str], known: Known, length: int | None) -> str | None:
+    """None when a 200 (or a piece) carries the file ``known`` describes: its length, and a strong ETag
+    (RFC 9110 §8.8.3.2) or else the Last-Modified that ``If-Range`` carried when the ETag was weak. Otherwise
+    why it is taken as another file: one that shows it changed, or one that cannot show it did not (nothing to
+    compare is unknowable, so treated as changed; "the file changed" misled over a server that only ignored
+    Range)."""
+    length_differs = known.length is not None and length != known.length
+    if length_differs and length is not None:
         return f"the file changed on the server ({length} bytes, not {known.length})"
     etag, modified = _header(headers, "etag"), _header(headers, "last-modified")
-    strong = known.etag and etag and not known.etag.startswith("W/") and not etag.startswith("W/")
-    if (strong and etag != known.etag) or (
-        not strong and known.last_modified and modified and modified != known.last_modified
-    ):
+    if known.etag and etag and not known.etag.startswith("W/") and not etag.startswith("W/"):
+        same = etag == known.etag
+    elif known.last_modified and modified:
+        same = modified == known.last_modified
+    else:
+        return _UNPROVEN
+    if not same:
         return "the file changed on the server (its validators differ)"
-    return "the server ignored Range and sent nothing to show the file is the same"
+    return _UNPROVEN if length_differs else None
+
+
+_UNPROVEN = "the server ignored Range and sent nothing to show the file is the same"
 
 
 def same_file(headers: Mapping[str, str], known: Known) -> bool:
@@ -210,9 +213,10 @@ def decide(status: int, headers: Mapping[str, str], known: Known) -> Decision:
             )
         if known.start == 0:
             return Decision(Action.START, "started", length=length)
-        if _same_file(headers, known, length):
+        why = _difference(headers, known, length)
+        if why is None:
             return Decision(Action.SKIP, "server ignored Range; same file", length=length)
-        return Decision(Action.RESTART_WITH_BODY, _not_the_same(headers, known, length), length=length)
+        return Decision(Action.RESTART_WITH_BODY, why, length=length)
     if status == 416:
         total = None
         match = re.match(r"^\s*bytes\s+\*/(\d+)\s*$", _header(headers, "content-range") or "")
