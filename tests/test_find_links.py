@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ws
+from conftest import Run, ws
 
 import wheelstream
 from wheelstream.errors import UsageError
@@ -30,6 +30,13 @@ def _wheel_in(directory: Path, name: str, version: str, marker: bytes) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / filename).write_bytes(data)
     return directory / filename
+
+
+def _offline(tmp_path: Path, location: str, *pins: str, into: str) -> Run:
+    """``install PINS --no-index -f LOCATION -t tmp/INTO``, the cache in tmp/c: the wheels on hand alone."""
+    return ws(
+        "install", *pins, "--no-index", "-f", location, "-t", str(tmp_path / into), cache=tmp_path / "c"
+    )
 
 
 def test_wheels_downloaded_on_one_machine_install_on_another_with_no_index(tmp_path: Path) -> None:
@@ -102,16 +109,7 @@ def test_of_several_wheels_on_hand_the_best_fitting_tag_is_taken(tmp_path: Path)
 def test_no_index_without_a_wheel_on_hand_names_the_locations(tmp_path: Path) -> None:
     local = tmp_path / "local"
     _wheel_in(local, "demo", "0.9", b"old")
-    run = ws(
-        "install",
-        "demo==1.0",
-        "--no-index",
-        "-f",
-        str(local),
-        "-t",
-        str(tmp_path / "t"),
-        cache=tmp_path / "c",
-    )
+    run = _offline(tmp_path, str(local), "demo==1.0", into="t")
     assert run.code == 2, run.err
     line = run.error_line(alone=True)
     assert (
@@ -251,28 +249,10 @@ def test_a_single_wheel_file_is_a_location_as_in_pip(tmp_path: Path) -> None:
     offers) was skipped as "Not a directory"."""
     wheel = _wheel_in(tmp_path / "dist", "demo", "1.0", b"the file named")
     _wheel_in(tmp_path / "dist", "demo", "2.0", b"beside it, not named")
-    run = ws(
-        "install",
-        "demo==1.0",
-        "--no-index",
-        "-f",
-        str(wheel),
-        "-t",
-        str(tmp_path / "t"),
-        cache=tmp_path / "c",
-    )
+    run = _offline(tmp_path, str(wheel), "demo==1.0", into="t")
     assert run.code == 0, run.err
     assert (tmp_path / "t" / "demo" / "origin.txt").read_bytes() == b"the file named"
-    run = ws(
-        "install",
-        "demo==2.0",
-        "--no-index",
-        "-f",
-        wheel.as_uri(),
-        "-t",
-        str(tmp_path / "t2"),
-        cache=tmp_path / "c",
-    )
+    run = _offline(tmp_path, wheel.as_uri(), "demo==2.0", into="t2")
     assert run.code == 2, run.err  # only the file named is on hand
     assert "wheel versions there: 1.0" in run.err, run.err
 
@@ -291,30 +271,11 @@ def test_a_local_html_page_links_to_local_and_served_wheels(tmp_path: Path) -> N
             "<a href='file:///etc/passwd.whl'>a file link is fine here, but no wheel</a>"
             "</body></html>"
         )
-        run = ws(
-            "install",
-            "corp==1.0",
-            "demo==1.0",
-            "--no-index",
-            "-f",
-            str(page),
-            "-t",
-            str(tmp_path / "t"),
-            cache=tmp_path / "c",
-        )
+        run = _offline(tmp_path, str(page), "corp==1.0", "demo==1.0", into="t")
         assert run.code == 0, run.err
     assert (tmp_path / "t" / "corp" / "origin.txt").read_bytes() == b"local, linked"
     assert (tmp_path / "t" / "demo" / "payload.bin").is_file()
-    run = ws(
-        "install",
-        "corp==2.0",
-        "--no-index",
-        "-f",
-        page.as_uri(),
-        "-t",
-        str(tmp_path / "t2"),
-        cache=tmp_path / "c",
-    )
+    run = _offline(tmp_path, page.as_uri(), "corp==2.0", into="t2")
     assert run.code == 2, run.err
     assert "wheel versions there: 1.0" in run.err, run.err
 
@@ -322,16 +283,7 @@ def test_a_local_html_page_links_to_local_and_served_wheels(tmp_path: Path) -> N
 def test_a_file_that_is_neither_wheel_nor_page_is_a_warning(tmp_path: Path) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("not a location")
-    run = ws(
-        "install",
-        "demo==1.0",
-        "--no-index",
-        "-f",
-        str(notes),
-        "-t",
-        str(tmp_path / "t"),
-        cache=tmp_path / "c",
-    )
+    run = _offline(tmp_path, str(notes), "demo==1.0", into="t")
     assert run.code == 2, run.err
     assert f"--find-links {notes} is skipped: not a directory, a .whl file or an .html page" in run.err
 
@@ -368,30 +320,12 @@ def test_a_symlinked_wheel_or_page_keeps_its_own_name_and_place(tmp_path: Path) 
     dist = tmp_path / "dist"
     dist.mkdir()
     (dist / wheel.name).symlink_to(blob)
-    run = ws(
-        "install",
-        "demo==1.0",
-        "--no-index",
-        "-f",
-        str(dist / wheel.name),
-        "-t",
-        str(tmp_path / "t"),
-        cache=tmp_path / "c",
-    )
+    run = _offline(tmp_path, str(dist / wheel.name), "demo==1.0", into="t")
     assert run.code == 0, run.err
     assert (tmp_path / "t" / "demo" / "origin.txt").read_bytes() == b"stored"
     (tmp_path / "pages").mkdir()
     (tmp_path / "pages" / "real.html").write_text(f'<a href="{wheel.name}">demo</a>')
     (dist / "links.html").symlink_to(tmp_path / "pages" / "real.html")
-    run = ws(
-        "install",
-        "demo==1.0",
-        "--no-index",
-        "-f",
-        str(dist / "links.html"),
-        "-t",
-        str(tmp_path / "t2"),
-        cache=tmp_path / "c",
-    )
+    run = _offline(tmp_path, str(dist / "links.html"), "demo==1.0", into="t2")
     assert run.code == 0, run.err
     assert (tmp_path / "t2" / "demo" / "origin.txt").read_bytes() == b"stored"
