@@ -24,11 +24,8 @@ _GZIP = 16 + zlib.MAX_WBITS
 def bounded_body(raw: Iterable[bytes], content_encoding: str, shown: str, limit: int) -> bytes:
     """The decoded body of ``raw`` (the bytes as they came), refused past ``limit`` bytes; ``shown`` names the
     page in messages."""
-    layers = [
-        each.strip().lower()
-        for each in content_encoding.split(",")
-        if each.strip().lower() not in ("", "identity")
-    ]
+    named = (each.strip().lower() for each in content_encoding.split(","))
+    layers = [each for each in named if each not in ("", "identity")]
     if len(layers) > 1 or (layers and layers[0] not in ("gzip", "x-gzip", "deflate")):
         raise HTTPStatusError(
             f"{shown} came as Content-Encoding {', '.join(layers)}; one gzip or deflate layer is read, no more"
