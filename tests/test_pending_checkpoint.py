@@ -52,15 +52,18 @@ print("finished")
 
 @cache
 def wheel() -> bytes:
-    """~1,200 small files around three incompressible 1 MB ones, and empty directories: checkpoints fall
-    among small files and inside large ones."""
+    """~1,200 small files around three incompressible 256 KB ones and empty directories, then a 2 MB one:
+    checkpoints fall among small files and inside large ones, and a rerun after any kill here still has more
+    than one 1 MiB block to fetch (its first checkpoint is due after one)."""
     rng = random.Random(11)
     files: dict[str, bytes] = {}
-    for i in range(1200):
-        files[f"pending/p{i // 100:02d}/m{i:04d}.py"] = f"N = {i}\n".encode() * (1 + i % 30)
+    for i in range(1200):  # lines of random hex: ~300 bytes a file in the archive, so a run of them lasts
+        lines = (f"N{j} = 0x{rng.getrandbits(64):016x}\n" for j in range(1 + i % 30))
+        files[f"pending/p{i // 100:02d}/m{i:04d}.py"] = "".join(lines).encode()
         if i % 400 == 150:
-            files[f"pending/blob{i // 400}.bin"] = rng.randbytes(1 << 20)
+            files[f"pending/blob{i // 400}.bin"] = rng.randbytes(1 << 18)
             files[f"pending/empty{i // 400}/"] = b""
+    files["pending/tail.bin"] = rng.randbytes(2 << 20)
     return make_wheel(files)
 
 
@@ -81,10 +84,12 @@ class Killed:
     def __init__(self, server: FaultServer, cache_dir: Path, nth: int, connections: int = 1) -> None:
         data = wheel()
         self.server, self.cache_dir, self.data, self.connections = server, cache_dir, data, connections
-        # Two seconds of download: room for six staging syncs even when each waits for a busy disk's writeback
-        # (at half a second, a loaded CI machine once finished before the sixth).
+        # 400 KB/s: the runs of small files between the blobs (40, 105, 106 and 67 KB), which are what move the
+        # checkpoint, last long enough for several 20 ms checkpoints each even when every sync waits for a busy
+        # disk. (At a pace of the whole wheel in two seconds, where the runs lasted 5-85 ms, a loaded CI machine
+        # finished before the sixth staging sync.) A kill comes before the tail: the throttle costs ~1-2 s.
         self.url = server.add_file(
-            WHEEL, data, plan=FaultPlan(Throttle(bytes_per_second=len(data) // 2, requests=1))
+            WHEEL, data, plan=FaultPlan(Throttle(bytes_per_second=400_000, requests=1))
         )
         key = cache_key(self.url)
         self.journal_path = cache_dir / "partial" / f"{key}.json"
