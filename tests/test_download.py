@@ -13,6 +13,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -830,3 +831,28 @@ def test_fetch_exports_are_sorted_and_resolve() -> None:
     names = wheelstream.fetch.__all__
     assert list(names) == sorted(names)
     assert all(getattr(wheelstream.fetch, name) is not None for name in names)
+
+
+def test_a_download_is_named_to_its_progress_before_its_request_goes_out(tmp_path: Path) -> None:
+    """A server that takes the request and never answers holds a download all the same: a UI told of it only
+    when an answer came could not name it (a Ctrl-C then said no download had started)."""
+    order: list[str] = []
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/{WHEEL}"
+
+        def hold_one_request() -> None:
+            held, _ = silent.accept()
+            with held:
+                held.settimeout(20)
+                held.recv(1, socket.MSG_PEEK)
+                order.append("request in")
+                while held.recv(4096):  # until the client gives up on it
+                    pass
+
+        server = threading.Thread(target=hold_one_request)
+        server.start()
+        options = DownloadOptions(timeout=0.5, retries=0)
+        with pytest.raises(errors.WheelstreamError):
+            fetch(url, tmp_path, options, progress=lambda p: order.append(p.wheel))
+        server.join(20)
+    assert order[:2] == [WHEEL, "request in"]

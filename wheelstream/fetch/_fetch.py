@@ -187,6 +187,9 @@ class _Download:
             attempts: Attempts | None = None
             try:
                 attempts = Attempts(self.job, self.client, self.cancel, self.reporter, restore(self.job))
+                # Named before the first request goes out, with what the disk holds: a UI told only when the
+                # answer came knew nothing of a download a silent server held, and a Ctrl-C then named no wheel.
+                self.reporter.report(attempts.stream, None)
                 try:
                     return self._run(attempts)
                 finally:
