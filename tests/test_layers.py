@@ -78,6 +78,7 @@ ALLOWED: dict[str, set[str]] = {
         "_sources",
         "_parallel",
     },
+    "_plan": {"errors", "_api", "_cache", "_fetch_many", "_sources", "_urls", "installer", "unpack", "zip"},
     "_pylock": {"errors", "_digests", "_urls"},  # _urls: a refused url is quoted without its password
     "_lock_api": {
         "errors",
@@ -86,6 +87,7 @@ ALLOWED: dict[str, set[str]] = {
         "_fetch_many",
         "_cache",
         "_progress",
+        "_plan",
         "_pylock",
         "_urls",  # a locked URL's cache key, to forget a wheel its other hashes refused
         "fetch",
@@ -106,11 +108,12 @@ ALLOWED: dict[str, set[str]] = {
         "_cache",
         "index",
         "_api",
+        "_plan",
         "_pylock",
         "_lock_api",
         "testing",
     },
-    "__init__": {"_api", "_lock_api", "_progress", "errors", "installer"},
+    "__init__": {"_api", "_lock_api", "_plan", "_progress", "errors", "installer"},
     "__main__": {"cli"},
 }
 

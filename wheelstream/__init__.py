@@ -13,7 +13,8 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from wheelstream._api import DEFAULT_INDEX_URL, InstallResult, WheelOutcome, Workers, download, install
-    from wheelstream._lock_api import install_lock, sync
+    from wheelstream._lock_api import install_lock, plan_lock, sync
+    from wheelstream._plan import InstallPlan, PlannedWheel, plan_install
     from wheelstream._progress import Progress, ProgressCallback
     from wheelstream.errors import WheelstreamError
     from wheelstream.installer import (
@@ -36,6 +37,10 @@ _LAZY = {
     "download": "wheelstream._api",
     "install": "wheelstream._api",
     "install_lock": "wheelstream._lock_api",
+    "plan_lock": "wheelstream._lock_api",
+    "InstallPlan": "wheelstream._plan",
+    "PlannedWheel": "wheelstream._plan",
+    "plan_install": "wheelstream._plan",
     "sync": "wheelstream._lock_api",
     "Progress": "wheelstream._progress",
     "ProgressCallback": "wheelstream._progress",
@@ -74,9 +79,11 @@ __all__ = [
     "DEFAULT_INDEX_URL",
     "Environment",
     "EnvironmentReport",
+    "InstallPlan",
     "InstallReport",
     "InstallResult",
     "Installed",
+    "PlannedWheel",
     "Progress",
     "ProgressCallback",
     "WheelOutcome",
@@ -88,6 +95,8 @@ __all__ = [
     "install",
     "install_lock",
     "installed_distributions",
+    "plan_install",
+    "plan_lock",
     "sync",
     "uninstall",
 ]

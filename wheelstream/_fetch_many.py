@@ -54,7 +54,7 @@ from wheelstream.installer import probe_interpreter
 from wheelstream.installer._metadata import check_tags, parse_filename
 from wheelstream.transport import new_client
 
-__all__ = ["MAX_CONNECTIONS", "Workers", "check_connections", "fetch_all"]
+__all__ = ["MAX_CONNECTIONS", "Workers", "check_connections", "fetch_all", "resolve_all"]
 
 # Where several downloads run: threads of the caller's process (the default: a library is a guest, and forking
 # its host is not a guest's call), or forked worker processes, one GIL each (Linux, from a process with one
@@ -110,8 +110,7 @@ def fetch_all(
     (a lock's): a download whose server announces another length stops there."""
     if workers not in ("threads", "processes"):
         raise UsageError(f"unknown workers {workers!r} (use 'threads' or 'processes')")
-    # A source given twice is fetched (and installed) once, as pip takes a requirement given twice.
-    names = [sources] if isinstance(sources, str) else list(dict.fromkeys(os.fspath(s) for s in sources))
+    names = _distinct(sources)
     options = DownloadOptions(
         timeout=timeout,
         retries=retries,
@@ -126,7 +125,7 @@ def fetch_all(
             names,
             cache,
             chosen,
-            {source: allowed_hashes(value, source) for source, value in (hashes or {}).items()},
+            _allowed(hashes),
             indexes,
             jobs,
             options,
@@ -141,6 +140,49 @@ def fetch_all(
             sizes=sizes or {},
             cancel_by=cancel,
         )
+
+
+def resolve_all(
+    sources: Sequence[str | os.PathLike[str]] | str,
+    *,
+    cache_dir: str | os.PathLike[str] | None,
+    client: httpx.Client | None,
+    hashes: Mapping[str, str | Collection[str]] | None,
+    indexes: Indexes,
+    retries: int,
+    timeout: float,
+    ignore_tags: bool,
+    python: str | None,
+    wanted: Callable[[Resolved], bool] | None = None,
+    sizes: Mapping[str, int] | None = None,
+    cancel: threading.Event | None = None,
+) -> list[Resolved]:
+    """:func:`fetch_all`'s first half alone, for an install (``--dry-run``): every source resolved and checked
+    as the install checks it, nothing fetched."""
+    with contextlib.nullcontext(client) if client is not None else new_client(timeout) as chosen:
+        return _resolve_sources(
+            _distinct(sources),
+            Cache.at(cache_dir),
+            chosen,
+            _allowed(hashes),
+            indexes,
+            retries,
+            ignore_tags,
+            python,
+            None,
+            wanted,
+            sizes,
+            cancel.is_set if cancel is not None else None,
+        )
+
+
+def _distinct(sources: Sequence[str | os.PathLike[str]] | str) -> list[str]:
+    """A source given twice is fetched (and installed) once, as pip takes a requirement given twice."""
+    return [sources] if isinstance(sources, str) else list(dict.fromkeys(os.fspath(s) for s in sources))
+
+
+def _allowed(hashes: Mapping[str, str | Collection[str]] | None) -> dict[str, frozenset[str]]:
+    return {source: allowed_hashes(value, source) for source, value in (hashes or {}).items()}
 
 
 def _check_is_a_wheel(item: Resolved, result: DownloadResult, cache: Cache) -> None:
@@ -325,6 +367,60 @@ def _refuse_downloads_held_here(resolved: Sequence[Resolved]) -> None:
             )
 
 
+def _resolve_sources(
+    sources: Sequence[str],
+    cache: Cache,
+    client: httpx.Client,
+    hashes: Mapping[str, frozenset[str]],
+    indexes: Indexes,
+    retries: int,
+    ignore_tags: bool,
+    python: str | None,
+    keep_wheels_in: Path | None,
+    wanted: Callable[[Resolved], bool] | None,
+    sizes: Mapping[str, int] | None,
+    stop: Callable[[], bool] | None,
+) -> list[Resolved]:
+    """Every source resolved, and refused here when a download could not be installed (two wheels of one
+    distribution, tags that do not fit, a name ``download -d`` cannot take): what to fetch, of what ``wanted``
+    takes."""
+    interpreter = probe_interpreter(python)
+    if keep_wheels_in is None:
+        sources, hashes = _pins_named_outright(sources, hashes)
+    indexes = indexes.for_one_call()  # a --find-links page is parsed once for all the call's pins
+    resolved = []
+    for source in sources:
+        if stop is not None and stop():
+            raise Interrupted(_CANCELLED)
+        found = resolve(
+            source,
+            hashes,
+            indexes,
+            cache,
+            client,
+            interpreter.tags,
+            retries,
+            interpreter.full_version or None,
+            stop,
+        )
+        resolved.append(found._replace(size=(sizes or {}).get(source)))
+    if keep_wheels_in is None:
+        resolved = _one_wheel_per_distribution(resolved)
+    if wanted is not None:
+        resolved = [item for item in resolved if wanted(item)]
+    if not resolved:
+        return []
+    _refuse_downloads_held_here(resolved)
+    if keep_wheels_in is not None:  # download -d: every name is one it can take, before anything is fetched
+        for item in resolved:
+            wheel_path_in(keep_wheels_in, filename_of(item), source=item.source)
+    if not ignore_tags and keep_wheels_in is None:
+        for item in resolved:  # fail before downloading anything, as pip does
+            name = filename_of(item)
+            check_tags(name, parse_filename(name).tags, interpreter.supported, interpreter.executable)
+    return resolved
+
+
 def _fetch_with(
     sources: Sequence[str],
     cache: Cache,
@@ -345,41 +441,23 @@ def _fetch_with(
     cancel_by: threading.Event | None = None,
 ) -> list[tuple[Resolved, DownloadResult]]:
     """``processes``: worker processes were asked for, and the client is ours (a caller's cannot cross)."""
-    interpreter = probe_interpreter(python)
-    if keep_wheels_in is None:
-        sources, hashes = _pins_named_outright(sources, hashes)
     stop = cancel_by.is_set if cancel_by is not None else None  # the caller's cancel, seen as Ctrl-C is
-    indexes = indexes.for_one_call()  # a --find-links page is parsed once for all the call's pins
-    resolved = []
-    for source in sources:
-        if stop is not None and stop():
-            raise Interrupted(_CANCELLED)
-        found = resolve(
-            source,
-            hashes,
-            indexes,
-            cache,
-            client,
-            interpreter.tags,
-            options.retries,
-            interpreter.full_version or None,
-            stop,
-        )
-        resolved.append(found._replace(size=(sizes or {}).get(source)))
-    if keep_wheels_in is None:
-        resolved = _one_wheel_per_distribution(resolved)
-    if wanted is not None:
-        resolved = [item for item in resolved if wanted(item)]
+    resolved = _resolve_sources(
+        sources,
+        cache,
+        client,
+        hashes,
+        indexes,
+        options.retries,
+        ignore_tags,
+        python,
+        keep_wheels_in,
+        wanted,
+        sizes,
+        stop,
+    )
     if not resolved:
         return []  # nothing asked for (a requirements file whose markers all say no), or all installed
-    _refuse_downloads_held_here(resolved)
-    if keep_wheels_in is not None:  # download -d: every name is one it can take, before anything is fetched
-        for item in resolved:
-            wheel_path_in(keep_wheels_in, filename_of(item), source=item.source)
-    if not ignore_tags and keep_wheels_in is None:
-        for item in resolved:  # fail before downloading anything, as pip does
-            name = filename_of(item)
-            check_tags(name, parse_filename(name).tags, interpreter.supported, interpreter.executable)
     args = (cache, options, keep_unpacked)
     workers = min(max(1, jobs), len(resolved))
 

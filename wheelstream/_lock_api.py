@@ -28,6 +28,7 @@ from wheelstream._api import (
     install_sources,
 )
 from wheelstream._cache import Cache
+from wheelstream._plan import InstallPlan, plan_install
 from wheelstream._progress import ProgressCallback
 from wheelstream._pylock import LockedWheel, read_lock, verify_locked
 from wheelstream._urls import cache_key
@@ -38,7 +39,7 @@ from wheelstream.installer._env_install import Removals
 from wheelstream.installer._installed import Installed
 from wheelstream.zip import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_SIZE
 
-__all__ = ["install_lock", "own_distributions", "sync"]
+__all__ = ["install_lock", "own_distributions", "plan_lock", "sync"]
 
 # What ``sync`` leaves in an environment whose lock does not list it (see ``install_lock``'s ``unlisted``).
 _PACKAGING_TOOLS = frozenset({"pip", "setuptools", "wheel"})
@@ -97,35 +98,16 @@ def _verifier(wheels: list[LockedWheel], cache: Cache) -> Callable[[str, Downloa
     return verify
 
 
-def install_lock(
+def _selected(
     lock: str | os.PathLike[str],
-    target: str | os.PathLike[str] | None = None,
-    *,
-    environment: Environment | None = None,
-    extras: Collection[str] = (),
-    groups: Collection[str] | None = None,
-    sync: bool = False,
-    cache_dir: str | os.PathLike[str] | None = None,
-    reinstall: bool = False,
-    upgrade: bool = False,
-    python: str | None = None,
-    link_mode: LinkMode = "move",
-    compile_bytecode: bool = False,
-    jobs: int = DEFAULT_JOBS,
-    retries: int = 5,
-    timeout: float = 30.0,
-    connections: int | None = None,
-    max_unpacked_size: int = DEFAULT_MAX_UNPACKED_SIZE,
-    max_entries: int = DEFAULT_MAX_ENTRIES,
-    progress: ProgressCallback | None = None,
-    on_warning: Callable[[str], None] | None = None,
-    workers: Workers = "threads",
-    cancel: threading.Event | None = None,
-) -> InstallResult[InstallReport | EnvironmentReport]:
-    """Install what ``lock`` selects for the destination's interpreter (``extras``; ``groups``: the lock's
-    default groups when None) into ``target`` or ``environment``; with ``sync``, also uninstall what it does
-    not select (environments only). One transaction; resumable like every install. The other options are
-    :func:`wheelstream.install`'s."""
+    environment: Environment | None,
+    extras: Collection[str],
+    groups: Collection[str] | None,
+    sync: bool,
+    python: str | None,
+    on_warning: Callable[[str], None] | None,
+) -> tuple[list[LockedWheel], Removals]:
+    """The lock's wheels for the destination's interpreter, and what a ``sync`` uninstalls."""
     check_objects(environment=environment)
     for option, names in (("extras", extras), ("groups", groups)):
         if isinstance(names, str):  # a str is a Collection[str] of its letters
@@ -165,6 +147,39 @@ def install_lock(
             return [name for name in names if canonicalize_name(name) not in ours | _PACKAGING_TOOLS]
 
         remove = unlisted
+    return wheels, remove
+
+
+def install_lock(
+    lock: str | os.PathLike[str],
+    target: str | os.PathLike[str] | None = None,
+    *,
+    environment: Environment | None = None,
+    extras: Collection[str] = (),
+    groups: Collection[str] | None = None,
+    sync: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+    reinstall: bool = False,
+    upgrade: bool = False,
+    python: str | None = None,
+    link_mode: LinkMode = "move",
+    compile_bytecode: bool = False,
+    jobs: int = DEFAULT_JOBS,
+    retries: int = 5,
+    timeout: float = 30.0,
+    connections: int | None = None,
+    max_unpacked_size: int = DEFAULT_MAX_UNPACKED_SIZE,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+    progress: ProgressCallback | None = None,
+    on_warning: Callable[[str], None] | None = None,
+    workers: Workers = "threads",
+    cancel: threading.Event | None = None,
+) -> InstallResult[InstallReport | EnvironmentReport]:
+    """Install what ``lock`` selects for the destination's interpreter (``extras``; ``groups``: the lock's
+    default groups when None) into ``target`` or ``environment``; with ``sync``, also uninstall what it does
+    not select (environments only). One transaction; resumable like every install. The other options are
+    :func:`wheelstream.install`'s."""
+    wheels, remove = _selected(lock, environment, extras, groups, sync, python, on_warning)
     return install_sources(
         [wheel.source for wheel in wheels],
         target,
@@ -242,3 +257,42 @@ def sync(
     report = result.report
     assert isinstance(report, EnvironmentReport)  # an environment's install reports as one
     return InstallResult(result.wheels, report)
+
+
+def plan_lock(
+    lock: str | os.PathLike[str],
+    target: str | os.PathLike[str] | None = None,
+    *,
+    environment: Environment | None = None,
+    extras: Collection[str] = (),
+    groups: Collection[str] | None = None,
+    sync: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+    reinstall: bool = False,
+    upgrade: bool = False,
+    python: str | None = None,
+    retries: int = 5,
+    timeout: float = 30.0,
+    on_warning: Callable[[str], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> InstallPlan:
+    """What :func:`install_lock` would do with the same arguments (with ``sync``, what :func:`sync` would),
+    without doing it: see :func:`wheelstream.plan_install`."""
+    wheels, remove = _selected(lock, environment, extras, groups, sync, python, on_warning)
+    return plan_install(
+        [wheel.source for wheel in wheels],
+        target,
+        environment=environment,
+        cache_dir=cache_dir,
+        hashes={wheel.source: wheel.sha256 for wheel in wheels if wheel.sha256},
+        upgrade=upgrade,
+        reinstall=reinstall,
+        retries=retries,
+        timeout=timeout,
+        python=python if environment is None else None,
+        on_warning=on_warning,
+        cancel=cancel,
+        remove=remove,
+        index_files=frozenset(wheel.source for wheel in wheels if not wheel.direct),
+        sizes={wheel.source: wheel.size for wheel in wheels if wheel.size is not None},
+    )

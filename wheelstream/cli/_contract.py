@@ -17,7 +17,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from wheelstream.cli._ui import ConsoleProgress, escape, stderr_console
 from wheelstream.errors import Interrupted, WheelstreamError
@@ -96,8 +96,46 @@ def run(
     no_progress: bool,
     call: Callable[[ConsoleProgress], Outcome],
 ) -> Outcome:
-    """Run one library call with the UI, the signal handler and the error contract around it. The command owns
-    its process: bytecode is compiled in it (``installer._compile.compile_in_this_process``)."""
+    """Run one library call with the UI, the signal handler and the error contract around it, and say what it
+    did in one line (unless ``quiet``)."""
+    started = time.monotonic()
+
+    def summary(ui: ConsoleProgress, result: Outcome) -> None:
+        if quiet:
+            return
+        resumed = sum(1 for w in result.wheels if w.resumed_at is not None)
+        cached = sum(1 for w in result.wheels if w.from_cache)
+        ui.console.print(
+            ui.summary(
+                verb,
+                result.wheels,
+                result.bytes_fetched,
+                result.bytes_reused,
+                resumed,
+                cached,
+                time.monotonic() - started,
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    return guarded(verb, quiet, verbose, no_progress, call, summary)
+
+
+_Result = TypeVar("_Result")
+
+
+def guarded(
+    verb: str,
+    quiet: int,
+    verbose: int,
+    no_progress: bool,
+    call: Callable[[ConsoleProgress], _Result],
+    after: Callable[[ConsoleProgress, _Result], None] | None = None,
+) -> _Result:
+    """Run one library call with the UI, the signal handler and the error contract around it; ``after`` is
+    given its result once the bars are gone (an interrupt then says the work was done). The command owns its
+    process: bytecode is compiled in it (``installer._compile.compile_in_this_process``)."""
     from wheelstream.installer._compile import (
         compile_in_this_process,  # the call imports the installer anyway
     )
@@ -117,32 +155,19 @@ def run(
         each.propagate = False
     silenced.addHandler(nothing)
     silenced.propagate = False
-    started = time.monotonic()
-    result: Outcome | None = None
+    done = False
+    result: _Result
     try:
         ui.start()
         try:
             result = call(ui)
+            done = True
         finally:
             ui.stop()
-        resumed = sum(1 for w in result.wheels if w.resumed_at is not None)
-        cached = sum(1 for w in result.wheels if w.from_cache)
-        if quiet == 0:
-            ui.console.print(
-                ui.summary(
-                    verb,
-                    result.wheels,
-                    result.bytes_fetched,
-                    result.bytes_reused,
-                    resumed,
-                    cached,
-                    time.monotonic() - started,
-                ),
-                highlight=False,
-                soft_wrap=True,
-            )
+        if after is not None:
+            after(ui, result)
     except (Interrupted, KeyboardInterrupt) as exc:
-        if result is not None or getattr(exc, "installed", False):  # the work was done when it came
+        if done or getattr(exc, "installed", False):  # the work was done when it came
             fail(
                 ui,
                 f"interrupted after every wheel was {verb.lower()} — nothing is left to do",

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from wheelstream.cli._contract import fail, run
+from wheelstream.cli._contract import fail, guarded, run
+from wheelstream.cli._dry_run import DRY_RUN_HELP, tell_plan
 from wheelstream.cli._install import tell_what_changed
 from wheelstream.cli._options import (
     LINK_MODES,
@@ -32,6 +33,7 @@ from wheelstream.cli._ui import ConsoleProgress
 from wheelstream.errors import WheelstreamError, one_line
 
 if TYPE_CHECKING:
+    from wheelstream._plan import InstallPlan
     from wheelstream.cli._contract import Outcome
 
 __all__ = ["list_cmd", "sync_cmd", "uninstall_cmd"]
@@ -140,6 +142,7 @@ def list_cmd(
     is_flag=True,
     help="Install every locked wheel again, even one already there.",
 )
+@click.option("--dry-run", is_flag=True, help=DRY_RUN_HELP)
 @with_options([*PLACEMENT_OPTIONS, *RUN_OPTIONS, *OUTPUT_OPTIONS])
 @throwaway_cache
 def sync_cmd(
@@ -151,6 +154,7 @@ def sync_cmd(
     extras: tuple[str, ...],
     groups: tuple[str, ...],
     reinstall: bool,
+    dry_run: bool,
     link_mode: str,
     compile_bytecode: bool,
     cache_dir: str | None,
@@ -164,7 +168,26 @@ def sync_cmd(
 ) -> None:
     """Make an environment hold exactly what a pylock.toml (PEP 751) selects, like `uv pip sync`: install what
     is missing or different, uninstall what the lock does not list, leave what matches. One transaction."""
-    from wheelstream._lock_api import install_lock
+    from wheelstream._lock_api import install_lock, plan_lock
+
+    if dry_run:
+
+        def plan(ui: ConsoleProgress) -> InstallPlan:
+            return plan_lock(
+                lock,
+                environment=find_env(python, prefix, system, break_system_packages),
+                extras=extras,
+                groups=groups or None,
+                sync=True,
+                cache_dir=cache_dir,
+                reinstall=reinstall,
+                retries=retries,
+                timeout=timeout,
+                on_warning=ui.warn,
+            )
+
+        tell_plan(guarded("Planned", quiet, verbose, True, plan), quiet, verbose)
+        return
 
     def call(ui: ConsoleProgress) -> Outcome:
         return install_lock(

@@ -18,7 +18,8 @@ import click
 
 from wheelstream._api import DEFAULT_INDEX_URL
 from wheelstream._urls import redact, shown_text
-from wheelstream.cli._contract import run
+from wheelstream.cli._contract import guarded, run
+from wheelstream.cli._dry_run import DRY_RUN_HELP, tell_plan
 from wheelstream.cli._options import (
     INDEX_URL_SETTING,
     LINK_MODES,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     import httpx
 
     from wheelstream._cache import Cache
+    from wheelstream._plan import InstallPlan
     from wheelstream.cli._contract import Outcome
 
 __all__ = ["download_cmd", "install_cmd"]
@@ -211,6 +213,7 @@ def _require_hashes_of_all(
 @environment_options("install")
 @with_options(PLACEMENT_OPTIONS)
 @click.option("--ignore-tags", is_flag=True, help="Install even if the wheel's tags do not fit --python.")
+@click.option("--dry-run", is_flag=True, help=DRY_RUN_HELP)
 @lock_options
 @common_options
 def install_cmd(
@@ -225,6 +228,7 @@ def install_cmd(
     link_mode: str,
     compile_bytecode: bool,
     ignore_tags: bool,
+    dry_run: bool,
     extras: tuple[str, ...],
     groups: tuple[str, ...],
 ) -> None:
@@ -253,6 +257,52 @@ def install_cmd(
             "a lock file names its wheels: --ignore-tags, --index-url, --extra-index-url, --find-links and "
             "--no-index do not apply to it"
         )
+
+    def plan(ui: ConsoleProgress) -> InstallPlan:
+        """``--dry-run``: the library's plan for the same command (:mod:`wheelstream._plan`)."""
+        environment = None if target is not None else find_env(python, prefix, system, break_system_packages)
+        if lock is not None:
+            from wheelstream._lock_api import plan_lock
+
+            return plan_lock(
+                lock,
+                target,
+                environment=environment,
+                extras=extras,
+                groups=groups or None,
+                cache_dir=shared.cache_dir,
+                reinstall=reinstall,
+                upgrade=upgrade,
+                python=python,
+                retries=shared.retries,
+                timeout=shared.timeout,
+                on_warning=ui.warn,
+            )
+        from wheelstream._plan import plan_install
+
+        common = _gather(shared, python if environment is None else environment.interpreter.executable)
+        return plan_install(
+            common.sources,
+            target,
+            environment=environment,
+            cache_dir=shared.cache_dir,
+            hashes=common.hashes,
+            index_url=common.index_url,
+            extra_index_urls=common.extra_index_urls,
+            find_links=common.find_links,
+            no_index=common.no_index,
+            upgrade=upgrade,
+            reinstall=reinstall,
+            retries=shared.retries,
+            timeout=shared.timeout,
+            python=python if environment is None else None,
+            ignore_tags=ignore_tags,
+            on_warning=ui.warn,
+        )
+
+    if dry_run:
+        tell_plan(guarded("Planned", shared.quiet, shared.verbose, True, plan), shared.quiet, shared.verbose)
+        return
 
     def call(ui: ConsoleProgress) -> Outcome:
         environment = None if target is not None else find_env(python, prefix, system, break_system_packages)

@@ -22,7 +22,7 @@ import functools
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,8 +97,13 @@ def _develop_install(egg_link: Path) -> Installed | None:
 def installed_distributions(env: Environment) -> list[Installed]:
     """Every ``*.dist-info`` — and legacy ``*.egg-info`` and ``*.egg-link`` — in the environment's lib
     directories, by name (a ``.dist-info`` wins over an ``.egg-info`` of the same name)."""
+    return distributions_in(env.lib_dirs)
+
+
+def distributions_in(directories: Iterable[Path]) -> list[Installed]:
+    """:func:`installed_distributions` of any directories (a ``--target``'s, say)."""
     found: dict[str, Installed] = {}
-    for lib in env.lib_dirs:
+    for lib in directories:
         try:
             names = sorted(os.listdir(lib))
         except OSError:
