@@ -34,6 +34,39 @@ def test_name_at_url_installs_the_wheel_at_url_and_checks_its_name(
     assert len(server.requests) == requests
 
 
+def test_name_at_path_installs_that_file_and_a_missing_path_fails_before_any_download(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    """``NAME @ ./dist/x.whl`` is uv's direct reference to a file (it was taken for a path named "demo @
+    ./dist/…" and refused as no such file, after every other wheel had been downloaded); a path that is no
+    file now fails before anything is fetched, as pip fails."""
+    filename, data = build_wheel("demo", "1.0", payload_size=1024)
+    (tmp_path / "dist").mkdir()
+    (tmp_path / "dist" / filename).write_bytes(data)
+    run = ws(
+        "install", f"demo @ ./dist/{filename}", "--target", str(tmp_path / "t"), cache=cache, cwd=tmp_path
+    )
+    assert run.code == 0, run.err
+    assert (tmp_path / "t" / "demo" / "payload.bin").is_file()
+    recorded = (tmp_path / "t" / "demo-1.0.dist-info" / "direct_url.json").read_text()
+    assert (tmp_path / "dist" / filename).as_uri() in recorded
+
+    other, other_data = build_wheel("other", "1.0", payload_size=1024)
+    url = server.add_file(other, other_data)
+    run = ws(
+        "install",
+        url,
+        f"demo @ ./gone/{filename}",
+        "--target",
+        str(tmp_path / "t2"),
+        cache=cache,
+        cwd=tmp_path,
+    )
+    assert run.code == 2, run.err
+    assert run.error_line(alone=True) == f"error: no such file: gone/{filename}"
+    assert server.requests == []
+
+
 def _commands() -> Iterator[tuple[str, click.Command]]:
     """Every command docs/cli.md describes (``testbed`` is docs/testbed.md's), with its name as typed."""
     from wheelstream.cli import cli

@@ -711,6 +711,25 @@ def test_a_relative_wheel_path_is_beside_the_file_else_in_the_working_directory(
     ]
 
 
+def test_a_direct_reference_to_a_path_is_that_path_by_the_same_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``alpha @ ./dist/alpha-1.0-….whl`` (uv's form for a wheel on disk) was "not a wheel URL, path, NAME @
+    URL or NAME==VERSION"; uv installs it. Relative paths follow a bare path's rule; the name is checked."""
+    (tmp_path / "rel" / "dist").mkdir(parents=True)
+    (tmp_path / "rel" / "dist" / "alpha-1.0-py3-none-any.whl").write_bytes(b"")
+    req = tmp_path / "rel" / "r.txt"
+    req.write_text("alpha[x] @ ./dist/alpha-1.0-py3-none-any.whl ; python_version > '2'\n")
+    monkeypatch.chdir(tmp_path)
+    assert parse_requirements(req).sources == [str(tmp_path / "rel" / "dist" / "alpha-1.0-py3-none-any.whl")]
+    req.write_text("beta @ ./dist/alpha-1.0-py3-none-any.whl\n")
+    with pytest.raises(UsageError, match="names 'beta', but the wheel alpha-1.0-py3-none-any.whl is 'alpha'"):
+        parse_requirements(req)
+    req.write_text("alpha @ ./dist/alpha.whl\n")
+    with pytest.raises(UsageError, match="is not a wheel"):
+        parse_requirements(req)
+
+
 @pytest.mark.parametrize(
     ("message", "shown"),
     [

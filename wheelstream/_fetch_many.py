@@ -31,6 +31,7 @@ from wheelstream._sources import (
     allowed_hashes,
     check_allowed,
     check_index_hashes,
+    check_local_file,
     filename_of,
     forget_refused,
     named_wheel,
@@ -411,6 +412,8 @@ def _resolve_sources(
     if not resolved:
         return []
     _refuse_downloads_held_here(resolved)
+    for item in resolved:  # a path that is no file fails before anything is fetched, as pip fails
+        check_local_file(item)
     if keep_wheels_in is not None:  # download -d: every name is one it can take, before anything is fetched
         for item in resolved:
             wheel_path_in(keep_wheels_in, filename_of(item), source=item.source)

@@ -20,8 +20,8 @@ import httpx
 
 from wheelstream._cache import Cache
 from wheelstream._progress import ProgressCallback
-from wheelstream._sources import Resolved, filename_of
-from wheelstream.errors import Interrupted, UsageError, WorkerDied
+from wheelstream._sources import Resolved, check_local_file, filename_of
+from wheelstream.errors import Interrupted, WorkerDied
 from wheelstream.fetch import CancelSignal, DownloadOptions, DownloadResult, fetch_wheel, unpack_local
 
 if TYPE_CHECKING:
@@ -116,8 +116,7 @@ def fetch_one(
             keep_unpacked=keep_unpacked,
         )
     assert item.path is not None
-    if not item.path.is_file():  # a directory or a device (``/dev/zero``) is no wheel either
-        raise UsageError(f"{'not a regular file' if item.path.exists() else 'no such file'}: {item.path}")
+    check_local_file(item)  # again: checked before any download, it may have gone since
     return unpack_local(
         item.path,
         cache=cache,

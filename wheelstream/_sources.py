@@ -172,6 +172,13 @@ def resolve(
     raise UsageError(f"not a wheel URL, path or NAME==VERSION: {shown_text(source)}")
 
 
+def check_local_file(item: Resolved) -> None:
+    """A path source must be a regular file (a directory or a device, ``/dev/zero``, is no wheel either): a
+    ``UsageError`` naming it otherwise."""
+    if item.path is not None and not item.path.is_file():
+        raise UsageError(f"{'not a regular file' if item.path.exists() else 'no such file'}: {item.path}")
+
+
 def named_wheel(source: str) -> str | None:
     """The wheel file name a path or URL source names outright (nothing is read), or None for a pin or what
     :func:`resolve` would refuse."""

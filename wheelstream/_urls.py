@@ -250,18 +250,24 @@ def wheel_filename_from_url(url: str) -> str:
 
 # PEP 508's ``NAME [EXTRAS] @ URL``: how pip, uv and their lock and compile outputs name a URL dependency.
 _DIRECT_REFERENCE = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*@\s*(\S+://\S*|file:\S+)")
+# ``NAME @ ./dist/x.whl``: uv's direct reference to a wheel on disk (PEP 508 asks for a URL; pip refuses it)
+_DIRECT_PATH = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*@\s*([^\s:]\S*\.whl)")
 
 
 def direct_reference(source: str) -> str | None:
     """``NAME @ URL`` → the URL, when it names a wheel of that project (extras add nothing without
-    dependencies); None for a source of any other form. A URL that is no wheel (a source archive, a repository:
-    each needs a build) or is another project's wheel is a ``UsageError``."""
-    match = _DIRECT_REFERENCE.fullmatch(source.strip())
+    dependencies), and ``NAME @ PATH`` → the path of a ``.whl``, as uv takes it; None for a source of any
+    other form. A URL that is no wheel (a source archive, a repository: each needs a build) or is another
+    project's wheel is a ``UsageError``."""
+    match = _DIRECT_REFERENCE.fullmatch(source.strip()) or _DIRECT_PATH.fullmatch(source.strip())
     if match is None:
         return None
     name, url = match.groups()
     try:
-        wheel = wheel_filename_from_url(url)
+        if "://" in url or url.startswith("file:"):
+            wheel = wheel_filename_from_url(url)
+        else:
+            wheel = checked_wheel_filename(Path(url).name, source=url)  # as a URL's name is checked
     except ValueError as exc:  # an unclosed IPv6 bracket, …
         raise not_a_url(url, str(exc)) from None
     except InvalidWheelFilename:
