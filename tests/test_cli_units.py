@@ -723,7 +723,9 @@ def test_a_direct_reference_to_a_path_is_that_path_by_the_same_rule(
     monkeypatch.chdir(tmp_path)
     assert parse_requirements(req).sources == [str(tmp_path / "rel" / "dist" / "alpha-1.0-py3-none-any.whl")]
     req.write_text("beta @ ./dist/alpha-1.0-py3-none-any.whl\n")
-    with pytest.raises(UsageError, match=r"names .beta., but the wheel alpha-1\.0-py3-none-any\.whl is .alpha."):
+    with pytest.raises(
+        UsageError, match=r"names .beta., but the wheel alpha-1\.0-py3-none-any\.whl is .alpha."
+    ):
         parse_requirements(req)
     req.write_text("alpha @ ./dist/alpha.whl\n")
     with pytest.raises(UsageError, match="is not a wheel"):
