@@ -760,3 +760,11 @@ def test_under_no_cache_only_a_resume_offer_goes(message: str, shown: str) -> No
     with cache_thrown_away():
         assert _contract._throwaway_cache
     assert not _contract._throwaway_cache  # a later in-process command (main(argv)) is not rewritten
+
+
+def test_an_emoji_code_in_a_wheels_text_is_printed_as_it_is(capsys: pytest.CaptureFixture[str]) -> None:
+    """A wheel names its entries and entry points: rich printed ``demo/:fire:.py`` as ``demo/🔥.py`` in error
+    and warning lines."""
+    ui = ConsoleProgress(bars=False, quiet=False, verbose=False)
+    ui.warn("demo/:fire:.py and 'tool' = 'pkg:a:b'")
+    assert capsys.readouterr().err == "warning: demo/:fire:.py and 'tool' = 'pkg:a:b'\n"

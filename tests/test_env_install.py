@@ -624,6 +624,29 @@ def test_a_directory_that_holds_more_than_the_old_version_still_refuses_a_file(
     assert snapshot(venv) == before
 
 
+def test_a_directory_where_a_launcher_goes_names_the_wheel_and_its_entry_points(
+    tmp_path: Path, cache: Path
+) -> None:
+    """A console script's launcher is no archive file: its error named neither the wheel nor the entry."""
+    wheel = write_wheel(
+        tmp_path / "wheels",
+        "shape",
+        "1.0",
+        {"shape/__init__.py": b""},
+        "[console_scripts]\nshape = shape:main\n",
+    )
+    venv = make_venv(tmp_path / "venv")
+    (venv / "bin" / "shape").mkdir()
+    before = snapshot(venv)
+    run = in_env(venv, "install", str(wheel), cache=cache)
+    assert run.code == 1, run.err
+    assert run.error_line() == (
+        f"error: shape-1.0-py3-none-any.whl: {venv / 'bin' / 'shape'} is a directory where the install puts a "
+        "file (entry 'shape-1.0.dist-info/entry_points.txt')"
+    )
+    assert snapshot(venv) == before
+
+
 def test_a_file_where_the_install_needs_a_directory_names_the_entry(tmp_path: Path, cache: Path) -> None:
     """The error named the wheel and the path in the environment, not the entry that goes there."""
     wheels = tmp_path / "wheels"

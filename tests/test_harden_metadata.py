@@ -252,6 +252,9 @@ def test_hostile_entry_point_names(tmp_path: Path, name: str, group: str) -> Non
         ("[console_scripts]\nx = demo:\n", ("invalid script entry point",)),
         ("[console_scripts]\nx = :main\n", ("invalid script entry point",)),
         ("[console_scripts]\nx = demo:a:b\n", ("module:callable",)),
+        # distlib's pattern is anchored at the end: pip refuses these (it installed a launcher here)
+        ("[console_scripts]\nx = demo:main [bad extra\n", ("invalid script entry point",)),
+        ("[console_scripts]\nx = demo:main trailing\n", ("invalid script entry point",)),
         ("[console_scripts]\nx\n", ("invalid entry point line 'x'",)),
         ("[console_scripts]\n[gui_scripts\nx = demo:main\n", ("invalid entry point line '[gui_scripts'",)),
         ("[console_scripts]\nx = \x1b[2Jdemo:main\n", ("invalid script entry point", "\\x1b[2J")),

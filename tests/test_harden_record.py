@@ -362,8 +362,10 @@ def test_every_installed_file_has_exactly_one_right_row(tmp_path: Path) -> None:
 
 def test_two_wheels_of_one_install_sharing_a_path_warn_only_when_contents_differ(tmp_path: Path) -> None:
     """Shared files are normal (every nvidia-* wheel ships the same nvidia/__init__.py) and pass in silence;
-    a path two wheels fill with different bytes is installed as pip does (the later wheel's) with a warning,
-    since the earlier wheel's RECORD then names a hash its file no longer has."""
+    a path two wheels fill with different bytes is installed as pip installs it — the file of the name that
+    sorts first, whatever order they were named in (pip's installation order; the last named won here, so
+    ``opencv-python`` named after ``opencv-contrib-python`` left another ``cv2`` than pip) — with a warning,
+    since the other wheel's RECORD then names a hash its file no longer has."""
     import wheelstream
 
     def wheel(name: str, body: bytes) -> str:
@@ -380,16 +382,19 @@ def test_two_wheels_of_one_install_sharing_a_path_warn_only_when_contents_differ
     )
     assert same.report is not None
     assert same.report.warnings == ()
-    differ = wheelstream.install(
-        [wheel("ccc", b"C\n"), wheel("ddd", b"D\n")], tmp_path / "t2", cache_dir=tmp_path / "c"
-    )
-    assert differ.report is not None
-    expected = (
-        "ddd-1.0-py3-none-any.whl overwrites 'shared/x.py', which "
-        "ccc-1.0-py3-none-any.whl installs with other contents"
-    )
-    assert differ.report.warnings == (expected,)
-    assert (tmp_path / "t2" / "shared" / "x.py").read_bytes() == b"D\n"
+    ccc, ddd = wheel("ccc", b"C\n"), wheel("ddd", b"D\n")
+    proc = pip_install(Path(ccc), tmp_path / "pip", ddd)  # pip is given ddd, then ccc
+    for n, order in enumerate([[ccc, ddd], [ddd, ccc]]):
+        differ = wheelstream.install(order, tmp_path / f"t2-{n}", cache_dir=tmp_path / "c")
+        assert differ.report is not None
+        expected = (
+            "ccc-1.0-py3-none-any.whl overwrites 'shared/x.py', which "
+            "ddd-1.0-py3-none-any.whl installs with other contents"
+        )
+        assert differ.report.warnings == (expected,)
+        assert (tmp_path / f"t2-{n}" / "shared" / "x.py").read_bytes() == b"C\n"
+    finish(proc)
+    assert (tmp_path / "pip" / "shared" / "x.py").read_bytes() == b"C\n"
 
 
 # Not "\r": builders write RECORD with lineterminator "\n", and csv quotes no field for a "\r" then, which its

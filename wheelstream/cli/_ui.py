@@ -66,7 +66,10 @@ def stderr_console() -> Console:
 
     from rich.console import Console
 
-    return Console(file=cast("TextIO", _Unbreakable(sys.stderr)), highlight=False, soft_wrap=True)
+    # emoji=False: a wheel names its entries and entry points, and rich read ``:fire:`` in them as an emoji
+    return Console(
+        file=cast("TextIO", _Unbreakable(sys.stderr)), highlight=False, soft_wrap=True, emoji=False
+    )
 
 
 class _Unbreakable:

@@ -12,8 +12,9 @@ file into the temporary home, so an install is refused whole (the rest of pip's 
   ``REQUESTED``, ``direct_url.json``) wins over an archive file at its path, as in pip, and the archive's row
   goes (pip keeps it).
 * No wheel puts a top-level item named ``.wheelstream-*`` into the target (:func:`refuse_reserved_names`).
-* Two wheels of one transaction may ship one path (the later one wins, as in pip); only differing contents
-  are worth a warning (:func:`warn_about_overwrites`).
+* Two wheels of one transaction may ship one path; they are written in pip's order (:func:`install_order`),
+  so the same one wins as with pip, and only differing contents are worth a warning
+  (:func:`warn_about_overwrites`).
 
 :class:`Checks` runs them for a transaction: each wheel's as soon as it is staged (an install of several runs
 them while the other downloads go on), the rest when the install starts.
@@ -27,6 +28,8 @@ import posixpath
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from packaging.utils import canonicalize_name
+
 from .._staged import StagedWheel
 from ..errors import WheelMetadataError, WheelstreamError, one_line, shown
 from ._commit import RESERVED_PREFIX
@@ -38,6 +41,7 @@ from ._scripts import Launcher, console_script_specs, parse_entry_point
 
 __all__ = [
     "CheckedWheel",
+    "install_order",
     "Checks",
     "Warnings",
     "WheelToInstall",
@@ -268,13 +272,23 @@ def refuse_reserved_names(checked: CheckedWheel, interpreter: Interpreter) -> No
             )
 
 
+def install_order(wheels: Sequence[CheckedWheel]) -> list[CheckedWheel]:
+    """The order the wheels of one transaction are written in: pip's. Without dependencies every wheel weighs
+    the same in its installation order, which then sorts by canonical name, last first
+    (``get_installation_order``): so where two wheels ship one path (``opencv-python`` and
+    ``opencv-contrib-python`` both ship ``cv2/``), the file of the name that sorts first is the one left,
+    whatever order the command named them in."""
+    return sorted(wheels, key=lambda wheel: canonicalize_name(wheel.info.name), reverse=True)
+
+
 def warn_about_overwrites(wheels: Sequence[CheckedWheel], warn: Warnings) -> None:
-    """Two wheels of one transaction that ship one path: the later one's file is installed, as pip does, and
-    shared files are normal (every ``nvidia-*`` wheel ships the same empty ``nvidia/__init__.py``). Only a
-    path whose contents differ is worth a warning: the earlier wheel's RECORD then names a hash its file no
-    longer has."""
+    """Two wheels of one transaction that ship one path: the file of the one written later
+    (:func:`install_order`) is installed, as pip does, and shared files are normal (every ``nvidia-*`` wheel
+    ships the same empty ``nvidia/__init__.py``). Only a path whose contents differ is worth a warning: the
+    earlier wheel's RECORD then names a hash its file no longer has."""
     if len(wheels) < 2:
         return
+    wheels = install_order(wheels)
     owners: dict[str, tuple[str, str]] = {}  # home path -> (wheel, sha256), of the wheels before
     for wheel in wheels:
         staged, last = wheel.item.staged, wheel is wheels[-1]

@@ -72,6 +72,7 @@ from ._checks import (
     Checks,
     Warnings,
     WheelToInstall,
+    install_order,
 )
 from ._commit import Move, target_moves
 from ._destination import HomeWriter, LinkMode
@@ -212,7 +213,7 @@ def _install_locked(
     try:
         with Transaction(target, "target") as tx:
             writer = HomeWriter(tx.home, link_mode)
-            for wheel in checked:
+            for wheel in install_order(checked):  # pip's: the same file wins where two ship one
                 try:
                     write_wheel(wheel, writer, interpreter, target, compile_bytecode)
                 except OSError as exc:

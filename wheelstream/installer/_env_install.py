@@ -38,6 +38,7 @@ from ._checks import (
     Checks,
     Warnings,
     WheelToInstall,
+    install_order,
 )
 from ._commit import (
     Move,
@@ -110,13 +111,17 @@ class _InTheWay(InstallConflict):
         self.path = path
 
 
-def _wheel_placing(checked: Sequence[CheckedWheel], path: str) -> tuple[str, str] | None:
+def _wheel_placing(checked: Sequence[CheckedWheel], path: str, scripts: str) -> tuple[str, str] | None:
     """The file name of the wheel that installs ``path`` (root-relative), or a file below it, and the entry
-    that goes there (a message that names the wheel names the entry too)."""
+    that goes there (a message that names the wheel names the entry too): an archive file, or a console
+    script's launcher in ``scripts``, whose entry is ``entry_points.txt``."""
     for wheel in checked:
         for member, dest, _script in wheel.placed():
             if dest == path or dest.startswith(path + "/"):
                 return wheel.item.staged.filename, member
+        for launcher in wheel.launchers:
+            if posixpath.normpath(posixpath.join(scripts, launcher.name)) == path:
+                return wheel.item.staged.filename, f"{wheel.info.dist_info}/entry_points.txt"
     return None
 
 
@@ -177,7 +182,7 @@ def _transaction(
     root = env.root
     with Transaction(root, "environment", uninstall=not checked) as tx:
         writer = HomeWriter(tx.home, link_mode)
-        for wheel in checked:
+        for wheel in install_order(checked):  # pip's: the same file wins where two ship one
             try:
                 write_wheel(wheel, writer, env.interpreter, root, compile_bytecode, mirror=True)
             except OSError as exc:
@@ -190,7 +195,7 @@ def _transaction(
         try:
             moves, replaced_dirs = _merge(writer.home, root, removed)
         except _InTheWay as conflict:
-            owner = _wheel_placing(checked, conflict.path)
+            owner = _wheel_placing(checked, conflict.path, env.interpreter.scheme.scripts)
             if owner is not None:
                 conflict.entry = owner[1]
                 conflict.with_wheel(owner[0])

@@ -133,7 +133,7 @@ def parse_entry_point(name: str, value: str, *, gui: bool, wheel: str, entry: st
     """Check one entry point as pip + distlib would (plus :func:`check_script_name`) and return what to generate.
 
     ``entry`` is the ``entry_points.txt`` member the errors name."""
-    match = _CALLABLE.match(value.strip())
+    match = _CALLABLE.fullmatch(value.strip())  # distlib anchors it at both ends: "mod:fn [x" is refused
     if not name or re.search(r"\s|^\[", name) or match is None:
         raise WheelMetadataError(
             f"invalid script entry point {shown(name)} = {shown(value)}", wheel=wheel, entry=entry
