@@ -114,6 +114,20 @@ def test_a_planted_look_alike_is_never_finished_nor_deleted(
     assert (planted / "commit.json").exists()
 
 
+def test_a_home_killed_before_it_was_signed_goes_once_it_is_stale(target: Path, tmp_path: Path) -> None:
+    """A kill between locking the lock file and writing the token into it leaves that empty file alone in the
+    directory: recovery took it for a look-alike and kept it for good, and every ``list`` then warned of an
+    unfinished install. A fresh one may be a live install's moment: it stays."""
+    killed, fresh = target / ".wheelstream-tmp-killed", target / ".wheelstream-tmp-fresh"
+    for home in (killed, fresh):
+        home.mkdir()
+        (home / ".owner.lock").touch()
+    os.utime(killed, (0, 0))
+    install_staged(stage(_other(tmp_path), tmp_path / "so"), target)
+    assert not killed.exists()
+    assert (fresh / ".owner.lock").exists()
+
+
 def test_a_token_for_another_name_or_another_key_proves_nothing(
     target: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -119,6 +119,11 @@ def _recover(tmp: Path, target: Path, warn: Callable[[str], None]) -> Finished:
                     "its signature does not check out — the key in "
                     f"{state_dir()} is missing or could not be written, or another user's wheelstream made it"
                 )
+            if stale and _only_an_unsigned_lock(tmp, fd):
+                # Killed between locking its lock file and signing it (``own_home``): nothing else was ever
+                # written there, and left, it stayed for good (every ``list`` warned of an unfinished install).
+                os.unlink(tmp / OWNER)
+                os.rmdir(tmp)
             return nothing  # not signed by this user's wheelstream (a wheel's look-alike?), or replaced meanwhile
         if not os.path.lexists(tmp / PLAN):
             remove_empty_tree(
@@ -143,6 +148,12 @@ def _recover(tmp: Path, target: Path, warn: Callable[[str], None]) -> Finished:
         return done
     finally:
         os.close(fd)
+
+
+def _only_an_unsigned_lock(tmp: Path, fd: int) -> bool:
+    """``tmp`` holds its lock file alone, and that is empty: all a home killed before it was signed has. (A
+    look-alike with anything more in it, or any byte in its lock, is never deleted.)"""
+    return os.fstat(fd).st_size == 0 and os.listdir(tmp) == [OWNER]
 
 
 def _sweep_gone(gone: Path) -> None:
