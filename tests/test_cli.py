@@ -1685,3 +1685,42 @@ def test_no_cache_never_offers_a_resume(server: FaultServer, tmp_path: Path) -> 
     assert line.startswith(f"error: {filename}: gave up"), line
     assert "run the same command again" not in line
     assert line.endswith("(--no-cache: nothing is kept to resume from)"), line
+
+
+# The command line's own import, with a signal delivered in the middle of it (deterministically: a finder asked
+# for ``wheelstream.cli`` sends it), then what the program says.
+_SIGNALLED_WHILE_IMPORTING = """
+import os, signal, sys
+import wheelstream.__main__ as entry
+
+SIGNAL = getattr(signal, sys.argv[1])
+
+class Signalling:
+    def find_spec(self, name, path, target=None):
+        if name == "wheelstream.cli":
+            os.kill(os.getpid(), SIGNAL)
+        return None
+
+sys.meta_path.insert(0, Signalling())
+sys.argv = ["wheelstream", "--version"]
+entry.main()
+"""
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_signal_while_the_command_line_imports_is_one_line_and_exit_130(signame: str) -> None:
+    """The imports before the command's own handling take a tenth of a second: a Ctrl-C there was a traceback
+    (exit 1), a SIGTERM or SIGHUP a silent death (-15, -1)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _SIGNALLED_WHILE_IMPORTING, signame],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=ws_env(None),
+    )
+    assert (proc.returncode, proc.stderr, proc.stdout) == (
+        130,
+        "error: interrupted before the command started\n",
+        "",
+    )

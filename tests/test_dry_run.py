@@ -15,6 +15,7 @@ from test_pylock import filename, wheel_bytes, wheel_package, write_lock
 
 import wheelstream
 from wheelstream._progress import human_size
+from wheelstream._urls import cache_key
 from wheelstream.errors import UsageError
 from wheelstream.testing import Cut, FaultPlan, FaultServer
 
@@ -169,3 +170,55 @@ def test_the_library_refuses_what_install_refuses(tmp_path: Path) -> None:
         wheelstream.plan_install(["x-1.0-py3-none-any.whl"])
     with pytest.raises(UsageError, match="retries"):
         wheelstream.plan_install(["x-1.0-py3-none-any.whl"], tmp_path / "t", retries=-1)
+
+
+def test_a_partial_a_resume_could_not_use_is_planned_as_a_download(
+    server: FaultServer, tmp_path: Path, cache: Path
+) -> None:
+    """The plan asks the cache what a download would ask it: a partial shorter than its journal's durable bytes
+    is started afresh, so it is no resume."""
+    beta = _serve(server, "beta", "2.0", FaultPlan(Cut(percent=60)))
+    ws("install", "-t", str(tmp_path / "t"), "--retries", "0", beta, cache=cache)
+    assert wheelstream.plan_install([beta], tmp_path / "t", cache_dir=cache).install[0].fetch == "resume"
+    partial = cache / "partial" / f"{cache_key(beta)}.whl.part"
+    partial.write_bytes(partial.read_bytes()[:10])
+    assert wheelstream.plan_install([beta], tmp_path / "t", cache_dir=cache).install[0].fetch == "download"
+
+
+def test_a_distribution_the_install_could_not_replace_fails_the_plan_as_it_fails_the_install(
+    server: FaultServer, tmp_path: Path, cache: Path
+) -> None:
+    alpha_old, alpha_new = _serve(server, "alpha", "1.0"), _serve(server, "alpha", "1.1")
+    venv = _venv_with(tmp_path, cache, alpha_old)
+    next(venv.glob("lib/*/site-packages/alpha-1.0.dist-info/RECORD")).unlink()
+    planned = ws("install", "--dry-run", "--python", str(python_of(venv)), alpha_new, cache=cache)
+    installed = ws("install", "--python", str(python_of(venv)), alpha_new, cache=cache)
+    assert planned.code == installed.code == 1
+    assert planned.error_line() == installed.error_line()
+    assert "alpha-1.1-py3-none-any.whl" in planned.error_line()
+
+
+def test_an_upgrade_of_a_target_to_another_version_keeps_what_pip_keeps(
+    server: FaultServer, tmp_path: Path, cache: Path
+) -> None:
+    """``--target --upgrade`` replaces items of the same names: the old dist-info stays (pip's --target does the
+    same), so nothing is said to go."""
+    target = tmp_path / "t"
+    ws("install", "-q", "-t", str(target), _serve(server, "alpha", "1.0"), cache=cache)
+    run = ws("install", "--dry-run", "-U", "-t", str(target), _serve(server, "alpha", "1.1"), cache=cache)
+    assert run.code == 0, run.err
+    assert run.out.splitlines() == ["Would install 1 wheel: 1 to download", " + alpha==1.1"]
+    assert "alpha-1.0.dist-info and what only 1.0 has stay" in run.err
+
+
+def test_a_lock_plan_says_the_locks_warnings_too(server: FaultServer, tmp_path: Path, cache: Path) -> None:
+    gamma = wheel_bytes("gamma", "0.5")
+    url = server.add_file(filename("gamma", "0.5"), gamma)
+    lock = write_lock(
+        tmp_path / "lock" / "pylock.toml",
+        wheel_package("gamma", "0.5", gamma, url=url),
+        header='lock-version = "1.9"\n',
+    )
+    plan = wheelstream.plan_lock(lock, tmp_path / "t", cache_dir=cache)
+    assert [w.name for w in plan.install] == ["gamma"]
+    assert any("1.9" in warning for warning in plan.warnings), plan.warnings

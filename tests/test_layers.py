@@ -78,7 +78,7 @@ ALLOWED: dict[str, set[str]] = {
         "_sources",
         "_parallel",
     },
-    "_plan": {"errors", "_api", "_cache", "_fetch_many", "_sources", "_urls", "installer", "unpack", "zip"},
+    "_plan": {"errors", "_api", "_cache", "_fetch_many", "_sources", "fetch", "installer", "zip"},
     "_pylock": {"errors", "_digests", "_urls"},  # _urls: a refused url is quoted without its password
     "_lock_api": {
         "errors",

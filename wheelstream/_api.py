@@ -43,6 +43,7 @@ from wheelstream.installer._metadata import parse_filename
 from wheelstream.zip import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_SIZE
 
 if TYPE_CHECKING:
+    from wheelstream.installer import Installed
     from wheelstream.installer._env_install import Removals
 
 __all__ = [
@@ -199,6 +200,38 @@ def _outcome(item: Resolved, result: DownloadResult, keep: Path | None) -> Wheel
     )
 
 
+def _given(item: Resolved) -> str:
+    """The source as given: an http(s) URL unredacted (``item.source`` is redacted), a file:// URL or a path as
+    they were written (``item.path`` is already converted)."""
+    return item.url if item.url is not None else item.source
+
+
+def install_url(item: Resolved, index_files: Collection[str]) -> str | None:
+    """``direct_url.json``'s URL: a path's or URL's, not an index's file (a lock's ``wheels`` among them)."""
+    return None if _given(item) in index_files else direct_url(item)
+
+
+def not_installed(
+    present: Mapping[str, Installed], reinstall: bool, index_files: Collection[str], skipped: list[str]
+) -> Callable[[Resolved], bool]:
+    """Which resolved wheels an install into an environment holding ``present`` (by key) takes: not one whose
+    version is there already (named in ``skipped``), unless ``reinstall``, or unless what is there is an
+    editable install and the wheel is named outright (pip's rule)."""
+    from wheelstream.installer import same_version
+
+    def wanted(item: Resolved) -> bool:
+        name = parse_filename(filename_of(item))
+        old = present.get(name.name)
+        if old is None or reinstall or not same_version(old.version, str(name.version)):
+            return True
+        if old.editable and install_url(item, index_files) is not None:
+            return True
+        skipped.append(f"{old.name} {old.version}")
+        return False
+
+    return wanted
+
+
 def install(
     sources: Sequence[str | os.PathLike[str]] | str,
     target: str | os.PathLike[str] | None = None,
@@ -350,41 +383,23 @@ def install_sources(
     skipped: list[str] = []
     wanted: Callable[[Resolved], bool] | None = None
     if environment is not None:
-        from wheelstream.installer import installed_now, same_version
+        from wheelstream.installer import installed_now
 
         python = environment.interpreter.executable
         present = installed_now(environment, on_warning)  # a killed command's install finished first
-
-        def wanted(item: Resolved) -> bool:
-            name = parse_filename(filename_of(item))
-            old = present.get(name.name)
-            if old is None or reinstall or not same_version(old.version, str(name.version)):
-                return True
-            if old.editable and to_install_url(item) is not None:
-                return True  # a wheel named outright replaces an editable install of its version (pip's rule)
-            skipped.append(f"{old.name} {old.version}")
-            return False
+        wanted = not_installed(present, reinstall, index_files, skipped)
 
     interpreter = probe_interpreter(python) if environment is None else environment.interpreter
     checks = Checks(interpreter, ignore_tags, Warnings(on_warning))
 
-    def given(item: Resolved) -> str:
-        """The source as given: an http(s) URL unredacted (``item.source`` is redacted), a file:// URL or a
-        path as they were written (``item.path`` is already converted)."""
-        return item.url if item.url is not None else item.source
-
-    def to_install_url(item: Resolved) -> str | None:
-        """``direct_url.json``'s URL: a path's or URL's, not an index's file (a lock's ``wheels`` among them)."""
-        return None if given(item) in index_files else direct_url(item)
-
     def to_install(item: Resolved, result: DownloadResult) -> WheelToInstall:
-        return WheelToInstall(result.staged, to_install_url(item), result.sha256)
+        return WheelToInstall(result.staged, install_url(item, index_files), result.sha256)
 
     def arrived(item: Resolved, result: DownloadResult) -> None:
         """Each wheel as its download ends, while the others go on: the lock's verdict first (a tampered wheel
         is named as such, not by what its metadata gets wrong), then every check the install makes."""
         if verify is not None:
-            verify(given(item), result)
+            verify(_given(item), result)
         try:
             checks.add(to_install(item, result))
         except (RecordError, WheelMetadataError):

@@ -146,7 +146,7 @@ def fetch_all(
 def resolve_all(
     sources: Sequence[str | os.PathLike[str]] | str,
     *,
-    cache_dir: str | os.PathLike[str] | None,
+    cache: Cache,
     client: httpx.Client | None,
     hashes: Mapping[str, str | Collection[str]] | None,
     indexes: Indexes,
@@ -163,17 +163,17 @@ def resolve_all(
     with contextlib.nullcontext(client) if client is not None else new_client(timeout) as chosen:
         return _resolve_sources(
             _distinct(sources),
-            Cache.at(cache_dir),
+            cache,
             chosen,
             _allowed(hashes),
             indexes,
-            retries,
-            ignore_tags,
-            python,
-            None,
-            wanted,
-            sizes,
-            cancel.is_set if cancel is not None else None,
+            retries=retries,
+            ignore_tags=ignore_tags,
+            python=python,
+            keep_wheels_in=None,
+            wanted=wanted,
+            sizes=sizes,
+            stop=cancel.is_set if cancel is not None else None,
         )
 
 
@@ -374,6 +374,7 @@ def _resolve_sources(
     client: httpx.Client,
     hashes: Mapping[str, frozenset[str]],
     indexes: Indexes,
+    *,
     retries: int,
     ignore_tags: bool,
     python: str | None,
@@ -451,13 +452,13 @@ def _fetch_with(
         client,
         hashes,
         indexes,
-        options.retries,
-        ignore_tags,
-        python,
-        keep_wheels_in,
-        wanted,
-        sizes,
-        stop,
+        retries=options.retries,
+        ignore_tags=ignore_tags,
+        python=python,
+        keep_wheels_in=keep_wheels_in,
+        wanted=wanted,
+        sizes=sizes,
+        stop=stop,
     )
     if not resolved:
         return []  # nothing asked for (a requirements file whose markers all say no), or all installed

@@ -10,6 +10,7 @@ environment the lock does not select (as ``uv pip sync`` does); what already mat
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import threading
@@ -277,9 +278,16 @@ def plan_lock(
     cancel: threading.Event | None = None,
 ) -> InstallPlan:
     """What :func:`install_lock` would do with the same arguments (with ``sync``, what :func:`sync` would),
-    without doing it: see :func:`wheelstream.plan_install`."""
-    wheels, remove = _selected(lock, environment, extras, groups, sync, python, on_warning)
-    return plan_install(
+    without doing it: see :func:`wheelstream.plan_install`. Its warnings include the lock's."""
+    said: list[str] = []
+
+    def warn(message: str) -> None:
+        said.append(message)
+        if on_warning is not None:
+            on_warning(message)
+
+    wheels, remove = _selected(lock, environment, extras, groups, sync, python, warn)
+    plan = plan_install(
         [wheel.source for wheel in wheels],
         target,
         environment=environment,
@@ -290,9 +298,10 @@ def plan_lock(
         retries=retries,
         timeout=timeout,
         python=python if environment is None else None,
-        on_warning=on_warning,
+        on_warning=warn,
         cancel=cancel,
         remove=remove,
         index_files=frozenset(wheel.source for wheel in wheels if not wheel.direct),
         sizes={wheel.source: wheel.size for wheel in wheels if wheel.size is not None},
     )
+    return dataclasses.replace(plan, warnings=tuple(said))

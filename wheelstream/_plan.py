@@ -1,12 +1,14 @@
 """What an install would do, without doing it: ``install --dry-run`` and ``sync --dry-run`` (pip's and uv's
 ``--dry-run``).
 
-Every source is resolved as the install resolves it — indexes asked, names, tags and hashes checked — so a
-source the install would refuse before downloading is refused here too, with the same error. Each wheel's
+Every source is resolved as the install resolves it — indexes asked, names, tags and hashes checked, a path
+looked at — so a source the install would refuse before downloading is refused here too, with the same error;
+so is a distribution it could not replace or uninstall (no RECORD: ``installer.removal``). Each wheel's
 distribution is then compared with what the destination holds, read as it is now (a killed command's unfinished
-install is not finished here: the plan warns instead), and the cache is asked what it holds of each file: the
-wheel itself, or part of it to resume. Nothing is downloaded and nothing is written, except what any index
-lookup writes (its pages in the HTTP cache).
+install is not finished here: the plan warns instead), and the cache is asked what it holds of each file the
+way a download asks it (``fetch._resume.usable_journal``, ``fetch._fetch.newer_partial``): the wheel itself,
+or part of it to resume. Nothing is downloaded, and nothing is written but what any lookup writes: index pages
+in the HTTP cache, the cache's directories where they are missing, and its sweep of what dead processes left.
 
 What cannot be known without the wheel is not promised: which top-level items a ``--target`` install would skip
 or replace, RECORD's verdict, a hash that is checked only on the finished file. Sizes are known only where a
@@ -25,18 +27,25 @@ from typing import Literal
 import httpx
 from packaging.utils import canonicalize_name
 
-from wheelstream._api import DEFAULT_INDEX_URL, check_arguments, check_objects, indexes_of
+from wheelstream._api import (
+    DEFAULT_INDEX_URL,
+    check_arguments,
+    check_objects,
+    indexes_of,
+    not_installed,
+)
 from wheelstream._cache import Cache
 from wheelstream._fetch_many import resolve_all
-from wheelstream._sources import Resolved, direct_url, filename_of
-from wheelstream._urls import cache_key
-from wheelstream.errors import UsageError
-from wheelstream.installer import Environment, Installed, check_target, same_version
+from wheelstream._sources import Resolved, filename_of
+from wheelstream.errors import UsageError, WheelstreamError
+from wheelstream.fetch._fetch import newer_partial
+from wheelstream.fetch._options import DownloadOptions, Job
+from wheelstream.fetch._resume import usable_journal
+from wheelstream.installer import Environment, Installed, check_target
 from wheelstream.installer._env_install import Removals
-from wheelstream.installer._installed import distributions_in, installed_distributions
+from wheelstream.installer._installed import distributions_in, installed_distributions, removal
 from wheelstream.installer._metadata import parse_filename
 from wheelstream.installer._recovery import unfinished
-from wheelstream.unpack._partial import Journal
 from wheelstream.zip import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_SIZE
 
 __all__ = ["Fetch", "InstallPlan", "PlannedWheel", "plan_install"]
@@ -52,7 +61,7 @@ class PlannedWheel:
 
     source: str  # as given, credentials redacted
     filename: str
-    name: str  # the distribution's name, as the file name spells it
+    name: str  # the distribution's name, normalized (PEP 503), as uv prints it
     version: str
     fetch: Fetch
     held: int  # bytes a partial download holds already ("resume"), else 0
@@ -103,10 +112,15 @@ def plan_install(
 ) -> InstallPlan:
     """What :func:`wheelstream.install` would do with the same arguments, without doing it (the options that
     only change how it is done — jobs, connections, link mode, bytecode, limits — are not asked for). Raises
-    what the install would raise before its first download. ``remove``, ``index_files`` and ``sizes`` as
-    :func:`wheelstream._api.install_sources` takes them from a lock (:func:`wheelstream.plan_lock`)."""
+    what the install would raise before its first download. ``remove`` (an environment's only), ``index_files``
+    and ``sizes`` as :func:`wheelstream._api.install_sources` takes them from a lock
+    (:func:`wheelstream.plan_lock`)."""
     if (target is None) == (environment is None):
         raise UsageError("say where to install: a target directory or an environment (exactly one)")
+    if target is not None and remove:
+        raise UsageError(
+            "remove uninstalls from an environment: a target directory has no distributions to sync"
+        )
     check_objects(environment=environment, client=client, cancel=cancel)
     indexes = indexes_of(index_url, extra_index_urls, find_links, no_index)
     if target is not None:
@@ -126,29 +140,18 @@ def plan_install(
             f"a command that installed into {where} was interrupted in its commit: the next install finishes it "
             "first, so what is installed there may change before this plan's wheels are compared with it"
         )
+    skipped: list[str] = []
     if environment is not None:
         present = {dist.key: dist for dist in installed_distributions(environment)}
         python = environment.interpreter.executable
+        wanted = not_installed(present, reinstall, index_files, skipped)
     else:
         present = {dist.key: dist for dist in distributions_in([where])}
-    skipped: list[str] = []
-
-    def wanted(item: Resolved) -> bool:
-        if environment is None:
-            return True  # a --target install takes every wheel (what it keeps of the target is item by item)
-        name = parse_filename(filename_of(item))
-        old = present.get(name.name)
-        if old is None or reinstall or not same_version(old.version, str(name.version)):
-            return True
-        named_outright = (item.url or item.source) not in index_files and direct_url(item) is not None
-        if old.editable and named_outright:
-            return True  # a wheel named outright replaces an editable install of its version (pip's rule)
-        skipped.append(f"{old.name} {old.version}")
-        return False
-
+        wanted = None  # a --target install takes every wheel (what it keeps of the target is item by item)
+    cache = Cache.at(cache_dir)
     resolved = resolve_all(
         sources,
-        cache_dir=cache_dir,
+        cache=cache,
         client=client,
         hashes=hashes,
         indexes=indexes,
@@ -160,52 +163,81 @@ def plan_install(
         sizes=sizes,
         cancel=cancel,
     )
-    cache = Cache.at(cache_dir)
     planned = []
     for item in resolved:
         filename = filename_of(item)
         name = parse_filename(filename)
         old = present.get(name.name)
-        replaces = f"{old.name} {old.version}" if old is not None else None
-        if environment is None and old is not None and not upgrade:
-            warn(
-                f"{filename}: the target has {old.name} {old.version}; without --upgrade, the items it has "
-                "already are kept, not replaced"
-            )
-            replaces = None
+        replaces = None
+        if old is not None and environment is not None:
+            try:
+                removal(environment, old)  # refused (no RECORD, an .egg-info) as the install would refuse it
+            except WheelstreamError as exc:
+                exc.with_wheel(filename)
+                raise
+            replaces = f"{old.name} {old.version}"
+        elif old is not None:
+            kept = _kept_in_target(filename, old, str(name.version), upgrade)
+            if kept:
+                warn(kept)
+            replaces = f"{old.name} {old.version}" if upgrade and old.version == str(name.version) else None
         fetch, held = _where_from(item, cache)
         planned.append(
             PlannedWheel(
                 item.source, filename, name.name, str(name.version), fetch, held, item.size, replaces
             )
         )
-    removals = _removals(remove, present, {w.name for w in planned})
+    removals = _removals(environment, remove, present, {w.name for w in planned})
     return InstallPlan(tuple(planned), removals, tuple(skipped), tuple(warnings))
 
 
+def _kept_in_target(filename: str, old: Installed, version: str, upgrade: bool) -> str:
+    """What a ``--target`` install keeps of a distribution the target has: pip's rule is item by item."""
+    if not upgrade:
+        return (
+            f"{filename}: the target has {old.name} {old.version}; without --upgrade, the items it has already "
+            "are kept, not replaced"
+        )
+    if old.version == version:
+        return ""  # the same items, replaced one by one
+    return (
+        f"{filename}: the target has {old.name} {old.version}; --upgrade replaces its items of the same names, "
+        f"but {old.dist_info.name} and what only {old.version} has stay (pip's --target does the same)"
+    )
+
+
 def _where_from(item: Resolved, cache: Cache) -> tuple[Fetch, int]:
-    """Where the install would take a wheel's bytes from, and how many a partial download holds."""
+    """Where the install would take a wheel's bytes from, and how many a partial download holds, as the
+    download decides it (``fetch._fetch``: a pinned file in the cache; an unpinned URL's cached file unless a
+    newer one was being downloaded; else what its journal lets a resume keep)."""
     if item.path is not None:
         return "local", 0
     assert item.url is not None
-    if item.sha256 is not None and (
-        cache.wheel_file(item.sha256).is_file() or cache.wheel_dir(item.sha256).is_dir()
-    ):
-        return "cached", 0
-    key = cache_key(item.url)
-    if item.sha256 is None and cache.remembered(key) is not None:
-        return "cached", 0  # revalidated with the server when installed: a changed file is fetched again
-    journal = Journal.load_header(cache.journal(key))
+    job = Job.of(item.url, cache, DownloadOptions(), item.sha256, keep_unpacked=True)
+    if job.expected is not None:
+        if cache.wheel_file(job.expected).is_file() or cache.wheel_dir(job.expected).is_dir():
+            return "cached", 0
+    else:
+        record = cache.remembered(job.key)
+        if record is not None and not newer_partial(job, record):
+            return "cached", 0  # revalidated with the server when installed: a changed file is fetched again
+    journal = usable_journal(job)
     held = journal.durable + sum(end - start for start, end in journal.held) if journal is not None else 0
     return ("resume", held) if held else ("download", 0)
 
 
-def _removals(remove: Removals, present: Mapping[str, Installed], planned: set[str]) -> tuple[str, ...]:
-    """A sync's uninstalls, as "name version" (a distribution a planned wheel replaces is not among them)."""
+def _removals(
+    environment: Environment | None, remove: Removals, present: Mapping[str, Installed], planned: set[str]
+) -> tuple[str, ...]:
+    """A sync's uninstalls, as "name version" (a distribution a planned wheel replaces is not among them), each
+    one the install could uninstall (``removal`` refuses one without RECORD)."""
+    if environment is None:
+        return ()
     names = remove(list(present.values())) if callable(remove) else remove
     out = []
     for name in names:
         dist = present.get(canonicalize_name(name))
         if dist is not None and dist.key not in planned:
+            removal(environment, dist)
             out.append(f"{dist.name} {dist.version}")
     return tuple(out)

@@ -90,7 +90,8 @@ def cli() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
-    """Entry point of the ``wheelstream`` script and ``python -m wheelstream``.
+    """The command line, for the ``wheelstream`` script and ``python -m wheelstream`` (``wheelstream.__main__``,
+    which keeps the signal contract while this package imports) and for a host calling in-process.
 
     The command runs with the cyclic collector running rarely (:func:`~wheelstream.cli._process.rare_gc`);
     the caller's thresholds come back on return. Without ``argv`` this is the process's own command line and

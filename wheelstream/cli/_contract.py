@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     # What a command's library call returns: an install's result, or a download's (no report).
     Outcome = InstallResult[InstallReport | EnvironmentReport | None]
 
-__all__ = ["INTERRUPTED", "fail", "run"]
+__all__ = ["INTERRUPTED", "fail", "guarded", "run"]
 
 INTERRUPTED = "interrupted — run the same command again to resume (nothing finished is lost)"
 

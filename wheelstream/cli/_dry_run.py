@@ -8,14 +8,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import click
+from packaging.utils import canonicalize_name
 
 from wheelstream._progress import human_size
 from wheelstream.errors import one_line
 
 if TYPE_CHECKING:
-    from wheelstream._plan import InstallPlan
+    from collections.abc import Callable
 
-__all__ = ["DRY_RUN_HELP", "tell_plan"]
+    from wheelstream._plan import InstallPlan
+    from wheelstream.cli._ui import ConsoleProgress
+
+__all__ = ["DRY_RUN_HELP", "tell_plan", "told"]
 
 DRY_RUN_HELP = (
     "Say what would be installed, replaced and removed, and what would be downloaded, without fetching a "
@@ -40,13 +44,19 @@ def tell_plan(plan: InstallPlan, quiet: int, verbose: int) -> None:
     if plan.remove:
         click.echo(f"Would uninstall {_count(len(plan.remove), 'distribution')}")
     for gone in (*(w.replaces for w in plan.install if w.replaces), *plan.remove):
-        name, _, version = gone.partition(" ")
-        click.echo(f" - {one_line(name)}=={one_line(version)}")
+        name, _, version = gone.partition(" ")  # as installed: normalized, as the + lines are
+        click.echo(f" - {one_line(canonicalize_name(name))}=={one_line(version)}")
     for wheel in plan.install:
-        line = f" + {wheel.name}=={wheel.version}"
+        line = f" + {one_line(wheel.name)}=={one_line(wheel.version)}"
         if verbose:
             line += f"  {one_line(wheel.filename)} from {one_line(wheel.source)}"
         click.echo(line)
+
+
+def told(quiet: int, verbose: int) -> Callable[[ConsoleProgress, InstallPlan], None]:
+    """:func:`tell_plan` as ``_contract.guarded``'s ``after``: said inside the command's contract, so a Ctrl-C
+    while it prints is the contract's one line."""
+    return lambda _ui, plan: tell_plan(plan, quiet, verbose)
 
 
 def _fetching(plan: InstallPlan) -> str:

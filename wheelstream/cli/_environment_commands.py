@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from wheelstream.cli._contract import fail, guarded, run
-from wheelstream.cli._dry_run import DRY_RUN_HELP, tell_plan
+from wheelstream.cli._dry_run import DRY_RUN_HELP, told
 from wheelstream.cli._install import tell_what_changed
 from wheelstream.cli._options import (
     LINK_MODES,
@@ -186,7 +186,7 @@ def sync_cmd(
                 on_warning=ui.warn,
             )
 
-        tell_plan(guarded("Planned", quiet, verbose, True, plan), quiet, verbose)
+        guarded("Planned", quiet, verbose, True, plan, told(quiet, verbose))
         return
 
     def call(ui: ConsoleProgress) -> Outcome:

@@ -19,7 +19,7 @@ import click
 from wheelstream._api import DEFAULT_INDEX_URL
 from wheelstream._urls import redact, shown_text
 from wheelstream.cli._contract import guarded, run
-from wheelstream.cli._dry_run import DRY_RUN_HELP, tell_plan
+from wheelstream.cli._dry_run import DRY_RUN_HELP, told
 from wheelstream.cli._options import (
     INDEX_URL_SETTING,
     LINK_MODES,
@@ -301,7 +301,7 @@ def install_cmd(
         )
 
     if dry_run:
-        tell_plan(guarded("Planned", shared.quiet, shared.verbose, True, plan), shared.quiet, shared.verbose)
+        guarded("Planned", shared.quiet, shared.verbose, True, plan, told(shared.quiet, shared.verbose))
         return
 
     def call(ui: ConsoleProgress) -> Outcome:

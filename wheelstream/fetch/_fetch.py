@@ -97,7 +97,7 @@ def _from_cache(download: _Download) -> DownloadResult | None:
         sha = job.expected
     else:
         record = job.cache.remembered(job.key)
-        if record is None or _newer_partial(job, record):
+        if record is None or newer_partial(job, record):
             return None
         if not download.still_current(record, job.cache.wheel_file(record.sha256)):
             return None
@@ -117,7 +117,7 @@ def _from_cache(download: _Download) -> DownloadResult | None:
     return found
 
 
-def _newer_partial(job: Job, record: UrlRecord) -> bool:
+def newer_partial(job: Job, record: UrlRecord) -> bool:
     """Is a download of another file at this URL half done — begun after the server said the cached one changed,
     then interrupted? Then that file is the one wanted: resumed, never traded for the cached copy (even when
     the server cannot answer now and the copy seems the best there is), and its partial is kept."""

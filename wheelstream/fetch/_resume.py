@@ -53,7 +53,7 @@ from wheelstream.unpack._tee import Tee
 from wheelstream.unpack._trail import Trail, Verified, trail_path, verify
 from wheelstream.zip import ZipStreamParser
 
-__all__ = ["PrefixAudit", "PrefixHash", "Restored", "fresh_stream", "restore"]
+__all__ = ["PrefixAudit", "PrefixHash", "Restored", "fresh_stream", "restore", "usable_journal"]
 
 
 class _PartialReader(abc.ABC):
@@ -197,10 +197,10 @@ def fresh_stream(job: Job) -> Tee:
     return _new_stream(job, Journal(url=job.redacted, expected_sha256=job.expected))
 
 
-def restore(job: Job) -> Restored:
-    """Resume from the journal if it is trustworthy, else start fresh (the module docstring)."""
-    journal_path = job.cache.journal(job.key)
-    journal = Journal.load_header(journal_path)
+def usable_journal(job: Job) -> Journal | None:
+    """The header of the journal a download of ``job`` would resume from (step 1 of the module docstring), or
+    None when it would start fresh. Reads only: a dry run asks it too (``wheelstream._plan``)."""
+    journal = Journal.load_header(job.cache.journal(job.key))
     partial_path = job.cache.partial(job.key)
     if (
         journal is None
@@ -212,6 +212,16 @@ def restore(job: Job) -> Restored:
         or partial_path.stat().st_size < max([journal.durable, *(end for _start, end in journal.held)])
         or journal.checkpoint > journal.durable
     ):
+        return None
+    return journal
+
+
+def restore(job: Job) -> Restored:
+    """Resume from the journal if it is trustworthy, else start fresh (the module docstring)."""
+    journal_path = job.cache.journal(job.key)
+    partial_path = job.cache.partial(job.key)
+    journal = usable_journal(job)
+    if journal is None:
         return Restored(fresh_stream(job))
     prefix = PrefixHash(partial_path, trail_path(journal_path), journal.durable, journal.sha256_state)
     try:
