@@ -225,3 +225,23 @@ def test_reading_back_past_the_end_of_a_partial_file_is_an_error(tmp_path: Path)
             partial.read_at(8, 4)
     finally:
         partial.close()
+
+
+@pytest.mark.parametrize("name", sorted(WELLFORMED))
+def test_a_verify_only_extractor_records_what_the_writing_one_writes_and_writes_nothing(
+    name: str, tmp_path: Path
+) -> None:
+    """``download``'s extractor: every entry inflated, checked and hashed as an install's is, nothing created."""
+    data = WELLFORMED[name]()
+    records = {}
+    for verify_only in (False, True):
+        root = tmp_path / ("verified" if verify_only else "written")
+        extractor = Extractor(root, writers=True, verify_only=verify_only)
+        parser = ZipStreamParser(pack_up_to=extractor.pack_up_to)
+        for pos in range(0, len(data), 65536):
+            parse_block(parser, extractor, data[pos : pos + 65536])
+        parse_block(parser, extractor, b"")
+        extractor.close()
+        records[verify_only] = dict(extractor.files)
+    assert records[True] == records[False]
+    assert list((tmp_path / "verified").iterdir()) == []

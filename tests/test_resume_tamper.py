@@ -31,13 +31,14 @@ def _wheel() -> bytes:
 
 
 def _gave_up(server: FaultServer, cache: Path) -> tuple[str, bytes, dict[str, object]]:
-    """``NAME`` served, a download of it given up at 60 % (partial and checkpoint kept), the server healed."""
+    """``NAME`` served, an install of it given up at 60 % (partial, checkpoint and staged files kept), the server
+    healed. (An install, not a download: a download writes no staged file to tamper with.)"""
     data = _wheel()
     url = server.add_file(
         NAME, data, plan=FaultPlan(Cut(percent=60, requests=1), Status(503, requests=since(2)))
     )
     with pytest.raises(RetriesExhausted):
-        wheelstream.download([url], cache / "dl0", cache_dir=cache, retries=1)
+        wheelstream.install([url], cache / "t0", cache_dir=cache, retries=1)
     server.set_plan(NAME, FaultPlan())
     journal = saved_journal(cache, url)
     assert journal is not None

@@ -28,15 +28,21 @@ from wheelstream.unpack._tee import parse_block
 from wheelstream.zip import DEFAULT_MAX_UNPACKED_SIZE, ZipStreamParser
 
 # How entries reach the disk: the parser inflates everything ("streamed"); small entries are packed and the
-# writer threads inflate them ("writers", as a download does); packed but inflated on the caller's thread.
-MODES = ("streamed", "writers", "packed-inline")
+# writer threads inflate them ("writers", as a download does); packed but inflated on the caller's thread;
+# as "writers", but nothing written ("verify", as ``download`` checks a wheel).
+MODES = ("streamed", "writers", "packed-inline", "verify")
 
 
 def feed_through_extractor(
     data: bytes, staging: Path, chunk: int, limit: int | None, mode: str = "streamed"
 ) -> None:
-    extractor = Extractor(staging, writers=mode == "writers")
-    pack = {"streamed": 0, "writers": extractor.pack_up_to, "packed-inline": 1 << 20}[mode]
+    extractor = Extractor(staging, writers=mode in ("writers", "verify"), verify_only=mode == "verify")
+    pack = {
+        "streamed": 0,
+        "writers": extractor.pack_up_to,
+        "packed-inline": 1 << 20,
+        "verify": extractor.pack_up_to,
+    }[mode]
     parser = ZipStreamParser(max_unpacked_size=limit or DEFAULT_MAX_UNPACKED_SIZE, pack_up_to=pack)
     try:
         for pos in range(0, len(data), chunk):
@@ -71,6 +77,8 @@ def test_hostile_archive_is_rejected_with_its_error(name: str, chunk: int, mode:
         assert repr(case.entry) in message
     outside = all_paths(tmp_path) - {"staging"} - {f"staging{os.sep}{p}" for p in all_paths(staging)}
     assert not outside, f"written outside staging: {outside}"
+    if mode == "verify":
+        assert all_paths(staging) == set()
 
 
 @pytest.mark.parametrize("name", ["bomb", "path_dotdot", "crc_mismatch", "trailing_bytes"])

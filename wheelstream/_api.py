@@ -535,7 +535,8 @@ def download(
             keep_wheels_in=dest_path,
             workers=workers,
             cancel=cancel,
-            keep_unpacked=False,  # only the wheel file is kept: its tree was unpacked to verify it
+            keep_unpacked=False,  # only the wheel file is kept ...
+            verify_only=True,  # ... and no file of its tree is written: every entry is checked all the same
         )
         release(r for _, r in fetched)
     return InstallResult(tuple(_outcome(i, r, dest_path) for i, r in fetched), None)

@@ -103,12 +103,14 @@ def fetch_all(
     on_fetched: Arrived | None = None,
     sizes: Mapping[str, int] | None = None,
     cancel: threading.Event | None = None,
+    verify_only: bool = False,
 ) -> list[tuple[Resolved, DownloadResult]]:
     """Resolve and fetch every source (in parallel), with a client of our own unless one is given; a source
     ``wanted`` refuses is resolved but not fetched (already installed). ``connections``:
     per wheel (``check_connections``). ``on_fetched(item, result)``: on this thread, for each download as it
     succeeds, while the others go on (``_parallel.collect``). ``sizes``: the bytes a source's file must have
-    (a lock's): a download whose server announces another length stops there."""
+    (a lock's): a download whose server announces another length stops there. ``verify_only``: every entry
+    checked, no file written (``download``, which keeps the wheel files only)."""
     if workers not in ("threads", "processes"):
         raise UsageError(f"unknown workers {workers!r} (use 'threads' or 'processes')")
     names = _distinct(sources)
@@ -118,6 +120,7 @@ def fetch_all(
         max_unpacked_size=max_unpacked_size,
         max_entries=max_entries,
         connections=check_connections(connections),
+        verify_only=verify_only,
     )
     cache = Cache.at(cache_dir)
     # A caller's client stays the caller's (and cannot cross into a worker process); else one of our own.

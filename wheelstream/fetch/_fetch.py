@@ -105,7 +105,11 @@ def _from_cache(download: _Download) -> DownloadResult | None:
     found = cached(job.cache, sha, job.wheel, progress, job.options) or from_wheel_file(
         job, sha, progress, download.cancel.cancel
     )
-    if found is not None and job.expected and not names_this_wheel(found.staged, job.wheel):
+    if (
+        found is not None
+        and job.expected
+        and not names_this_wheel(found.staged, job.wheel, job.cache.wheel_file(sha))
+    ):
         # The pin named a file the cache holds, but not this wheel: another project's, or another platform's,
         # pinned to this URL by mistake. Served, it went out under this wheel's name (rc 0); fetched, the
         # pin fails on the bytes, as it does with nothing cached.

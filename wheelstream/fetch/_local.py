@@ -125,7 +125,7 @@ def _unpack_file(
         if progress is not None:  # the wheel is under way: an interrupt names it, not "before any download"
             size = _reading(path, filename, os.path.getsize, path)
             progress(Progress(filename, 0, size, 0, None))
-        extractor = Extractor(staging, writers=True)
+        extractor = Extractor(staging, writers=True, verify_only=options.verify_only)
         parser = ZipStreamParser(
             max_unpacked_size=options.max_unpacked_size,
             pack_up_to=extractor.pack_up_to,

@@ -34,6 +34,9 @@ class DownloadOptions:
     # unpacker, and only for big files on servers with usable ranges), 1 = never more, N = up to N at once.
     connections: int | None = None
     piece_bytes: int = 4 * _MB  # no piece is split into halves smaller than this (``_plan``)
+    # ``download``: every entry inflated and checked, no file written (only the wheel file is kept); an
+    # install's tree is written. (``unpack._extract.Extractor.verify_only``, ``Journal.unwritten``)
+    verify_only: bool = False
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait before retry ``attempt`` (from 1): exponential, jittered between half the ceiling and

@@ -23,6 +23,7 @@ import errno
 import os
 import shutil
 import stat
+import zipfile
 from pathlib import Path
 
 from packaging.tags import Tag, parse_tag
@@ -181,7 +182,7 @@ def settle_tree(
     return dataclasses.replace(staged, root=claim.root, movable=True), claim
 
 
-def names_this_wheel(staged: StagedWheel, filename: str) -> bool:
+def names_this_wheel(staged: StagedWheel, filename: str, wheel_file: Path | None = None) -> bool:
     """Whether the unpacked ``staged`` is the wheel ``filename`` names: its ``.dist-info`` directory is that
     project and version, and its ``WHEEL`` file's tags, when it lists any, include one of the file name's. For a
     cache hit found by a pinned sha256 alone, which says which bytes, not that they are this URL's wheel."""
@@ -203,7 +204,15 @@ def names_this_wheel(staged: StagedWheel, filename: str) -> bool:
     try:
         text = (staged.root / info / "WHEEL").read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return False
+        # A tree a download only checked (``verify_only``) holds no file: ``WHEEL`` is read from the wheel
+        # file it came from, just checked whole (its first 64 KiB: a tag list is a few lines).
+        if wheel_file is None:
+            return False
+        try:
+            with zipfile.ZipFile(wheel_file) as archive, archive.open(f"{info}/WHEEL") as member:
+                text = member.read(1 << 16).decode("utf-8", errors="replace")
+        except (OSError, KeyError, zipfile.BadZipFile):
+            return False
     listed = {line.partition(":")[2].strip() for line in text.splitlines() if line.lower().startswith("tag:")}
     expanded: set[Tag] = set()
     for each in listed:

@@ -44,7 +44,7 @@ from wheelstream.errors import ArchiveError, UnpackedLimitExceeded
 from wheelstream.fetch._options import Job
 from wheelstream.unpack._extract import Extractor
 from wheelstream.unpack._partial import Journal, PartialFile, entries_log
-from wheelstream.unpack._pending import pending_path, verified_count
+from wheelstream.unpack._pending import pending_path, remove_record, verified_count
 from wheelstream.unpack._piece_trail import merged, piece_trail_path, proven_pieces
 from wheelstream.unpack._rehash import prefix_sha256
 from wheelstream.unpack._sha256 import new as new_sha256
@@ -163,12 +163,15 @@ class Restored(NamedTuple):
 
 def _new_stream(job: Job, journal: Journal) -> Tee:
     partial = PartialFile(job.cache.partial(job.key))
+    verify_only = job.options.verify_only
+    journal.unwritten = journal.unwritten or verify_only  # said by its next save
     try:
         extractor = Extractor(
             job.cache.staging(job.key),
             {f.name: f for f in journal.files},
             writers=True,
             source=partial.read_at if partial.can_read_at else None,
+            verify_only=verify_only,
         )
     except BaseException:
         partial.close()
@@ -249,8 +252,10 @@ def _resume(job: Job, journal: Journal, journal_path: Path, prefix: PrefixHash) 
         entry.offset >= journal.checkpoint for entry in journal.entries
     ):
         return None
+    if journal.unwritten and not job.options.verify_only:
+        _unpack_again(journal, journal_path)
     written_by = _journal_written(journal_path)  # before adopting: that may rewrite the log
-    adopted = _adopt_pending(job, journal, journal_path, prefix)
+    adopted = not journal.unwritten and _adopt_pending(job, journal, journal_path, prefix)
     if not _staging_matches(job.cache.staging(job.key), journal, written_by):
         return None
     stream = _new_stream(job, journal)
@@ -296,6 +301,18 @@ def _resume(job: Job, journal: Journal, journal_path: Path, prefix: PrefixHash) 
     return stream
 
 
+def _unpack_again(journal: Journal, journal_path: Path) -> None:
+    """A ``download``'s journal (its files checked, not written) taken by an install: the unpack starts again at
+    byte 0, over the bytes the partial holds (none is fetched again). The header says so before anything else
+    is written, so a kill from here on finds an empty log, ``C`` = 0 and files to write."""
+    journal.entries.clear()
+    journal.files.clear()
+    journal.checkpoint, journal.deferred_at, journal.unwritten = 0, None, False
+    journal.log_bytes = journal.log_lines = 0
+    remove_record(journal_path)  # a pending checkpoint's rows are the download's too
+    journal.save(journal_path)
+
+
 def _adopt_pending(job: Job, journal: Journal, journal_path: Path, prefix: PrefixHash) -> bool:
     """Move the journal's checkpoint on to the pending one a killed process was making durable, as far as
     staging proves its entries (``wheelstream.unpack._pending``); True if it moved. Only when the partial
@@ -337,7 +354,8 @@ def _staging_matches(root: Path, journal: Journal, written_by: int) -> bool:
     create (``0o666 & ~umask`` files, ``0o777 & ~umask`` directories) must already be there. Executable
     bits come back when the central directory is read again.
     """
-    listed = {f.name: f.size for f in journal.files}
+    # a download's files were never written: staging holds none of them (a verify-only resume writes none either)
+    listed = {} if journal.unwritten else {f.name: f.size for f in journal.files}
     if root.is_symlink():
         return False  # not a tree this code made; a resume would write wherever it points
     if not root.is_dir():

@@ -12,6 +12,11 @@ Rules this module keeps:
 * Exec bits exist only in the central directory (external attributes), so they are applied when it arrives,
   the way pip applies them: ``0o777 & ~umask | 0o111`` for any entry with an x bit.
 
+``verify_only`` (``download``'s extractor, which keeps the wheel file, not its files) does all of it but the
+writing: every entry is inflated, checked and hashed, every name claimed and checked for collisions in
+memory, and nothing is created in ``root``. Its records are the same, so a journal's rows are too
+(``Journal.unwritten`` says that staging does not hold them).
+
 Who does what: :mod:`._paths` makes directories and refuses unsafe paths, :mod:`._writers` runs the threads that
 write (and how far the parser may run ahead of them), :mod:`._durability` makes the files durable; the
 :class:`Extractor` here routes each event to them.
@@ -25,12 +30,12 @@ import hashlib
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from wheelstream._staged import StagedFile, current_umask, pip_file_mode
 from wheelstream.unpack._durability import sync_file_system
 from wheelstream.unpack._partial import write_all
-from wheelstream.unpack._paths import StagingPaths, create
+from wheelstream.unpack._paths import StagingPaths, collision, create
 from wheelstream.unpack._writers import Batch, Content, ReadAt, Sink, Unread, WriterQueue
 from wheelstream.zip import (
     CentralDirectory,
@@ -67,6 +72,30 @@ def _write_file(path: str, content: Content, name: str, offset: int) -> str:
     return digest.hexdigest()
 
 
+def _verify_file(path: str, content: Content, name: str, offset: int) -> str:
+    """:func:`_write_file` without the file: inflate + verify, hash; its sha256."""
+    if isinstance(content, Unread):
+        content = content.load()
+    chunks = [unpack_entry(content)] if isinstance(content, EntryPacked) else content
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _Unwritten:
+    """A large entry's file, when nothing is written (``verify_only``): the sink hashes what it is given."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class Extractor:
     """Consumes :mod:`wheelstream.zip` events and writes the entries below ``root``.
 
@@ -96,12 +125,15 @@ class Extractor:
         inline_limit: int = 1 << 20,
         max_pending: int | None = None,
         source: ReadAt | None = None,
+        verify_only: bool = False,
     ) -> None:
         self.root = root
+        self.verify_only = verify_only
         self.files: dict[str, StagedFile] = dict(finished or {})
         self.written = 0  # files this extractor wrote (a resume's work, for reporting and tests)
         self._root = os.fspath(root)
-        self._paths = StagingPaths(self._root, self.files)  # a name in ``files`` is claimed by a file
+        # a name in ``files`` is claimed by a file
+        self._paths = StagingPaths(self._root, self.files, make=not verify_only)
         self._open: BinaryIO | None = None
         self._open_name: str | None = None
         self._open_path = ""
@@ -111,7 +143,8 @@ class Extractor:
         self._size = 0
         self._inline_limit = inline_limit if writers else 0
         pending = _MAX_PENDING if max_pending is None else max_pending
-        self._queue = WriterQueue(self.files, _write_file, max_pending=pending, source=source)
+        write = _verify_file if verify_only else _write_file
+        self._queue = WriterQueue(self.files, write, max_pending=pending, source=source)
         self._sink = Sink(self._record) if writers else None  # large files: hash + write off this thread
         root.mkdir(parents=True, exist_ok=True)
 
@@ -172,17 +205,25 @@ class Extractor:
         only packs when this extractor asked for it, so there are writers; without them it is done here)."""
         name, offset, size = event.header.name, event.header.offset, event.header.uncompressed_size
         path = self._paths.new_file(name, offset)
+        if self.verify_only and name in self.files:
+            raise collision(name, offset)  # what creating the file would have found
         if self._inline_limit:
             self.files[name] = StagedFile(name, size, "", False)  # its place, until the digest comes
             self._queue.add_packed(path, event, name, offset)
         else:
-            self._record(StagedFile(name, size, _write_file(path, event, name, offset), executable=False))
+            write = _verify_file if self.verify_only else _write_file
+            self._record(StagedFile(name, size, write(path, event, name, offset), executable=False))
         self.written += 1
 
     def _open_now(self) -> None:
         assert self._open_name is not None
-        fd = create(self._open_path, self._open_name, self._open_offset)
-        self._open = os.fdopen(fd, "wb")  # closed in _finish (by the sink when there is one) or close
+        if self.verify_only:
+            if self._open_name in self.files:
+                raise collision(self._open_name, self._open_offset)
+            self._open = cast("BinaryIO", _Unwritten())
+        else:
+            fd = create(self._open_path, self._open_name, self._open_offset)
+            self._open = os.fdopen(fd, "wb")  # closed in _finish (by the sink when there is one) or close
         self._hash = hashlib.sha256()
 
     def _spill(self) -> None:
@@ -205,6 +246,8 @@ class Extractor:
         pending = StagedFile(name, self._size, "", executable=False)
         if self._chunks is not None:
             chunks, self._chunks = self._chunks, None
+            if self.verify_only and name in self.files:
+                raise collision(name, self._open_offset)
             self.files[name] = pending
             self._queue.add(self._open_path, chunks, name, self._open_offset, self._size, self._size)
         elif self._sink is not None:
@@ -291,8 +334,9 @@ class Extractor:
     def flush_to_disk(self) -> None:
         """The file-system half of :meth:`sync` (:func:`._durability.sync_file_system`), for a checkpoint made
         durable on another thread: it covers every file whose writes returned before the call (so drain first,
-        on the extractor's thread)."""
-        sync_file_system(self._root)
+        on the extractor's thread). Nothing to flush when nothing is written."""
+        if not self.verify_only:
+            sync_file_system(self._root)
 
     def apply_modes(self, executable_names: Iterable[str]) -> None:
         """Mark the files the central directory calls executable, with pip's mode (after a drain: every file
@@ -303,7 +347,8 @@ class Extractor:
             staged = self.files.get(name)
             if staged is None:
                 continue
-            os.chmod(self.path_for(name), mode)
+            if not self.verify_only:
+                os.chmod(self.path_for(name), mode)
             self.files[name] = StagedFile(staged.name, staged.size, staged.sha256, executable=True)
 
     # Read by tests written against the single-module extractor (tests/test_zip_hostile.py,

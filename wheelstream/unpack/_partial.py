@@ -103,6 +103,9 @@ class Journal:
     # Pieces past ``durable`` that a segmented download's other connections wrote, as ``[start, end]`` pairs
     # in order: made durable by the same fsync as ``0..durable`` (``_checkpoints``), kept by a resume.
     held: list[list[int]] = field(default_factory=list)
+    # The files the log lists were checked, not all written: staging lacks them (a ``download``'s extractor,
+    # ``verify_only``). An install resuming it unpacks again from byte 0 (``fetch._resume``).
+    unwritten: bool = False
     log_bytes: int = 0  # valid prefix of the entries log, as of the last save
     log_lines: int = 0  # ... and how many entries it holds
     entries: list[LocalEntry] = field(default_factory=list)
@@ -260,6 +263,7 @@ class Journal:
             payload.setdefault("sha256_state", None)  # older headers have none: the resume re-hashes
             payload.setdefault("prefix_sha256", None)  # ... nor this: then the re-hash has nothing to match
             payload.setdefault("held", [])  # ... nor pieces: they come from single-connection downloads
+            payload.setdefault("unwritten", False)  # ... nor this: every file they list was written
             if set(payload) != set(_HEADER_FIELDS) or not _header_ok(payload):
                 return None
             return cls(**payload)
@@ -322,6 +326,8 @@ def _header_ok(payload: dict[str, Any]) -> bool:
     if not all(type(n) is int and n >= 0 for n in counts):
         return False
     if type(payload["url"]) is not str or type(payload["resumable"]) is not bool:
+        return False
+    if type(payload["unwritten"]) is not bool:
         return False
     for name in ("final_url", "etag", "last_modified", "expected_sha256", "sha256_state", "prefix_sha256"):
         if payload[name] is not None and type(payload[name]) is not str:

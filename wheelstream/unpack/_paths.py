@@ -24,7 +24,7 @@ from collections.abc import Container
 
 from wheelstream.errors import DiskError, DuplicateEntry, UnsafePath
 
-__all__ = ["StagingPaths", "create"]
+__all__ = ["StagingPaths", "collision", "create"]
 
 # O_BINARY: on Windows a descriptor is in text mode without it, and every b"\n" written becomes b"\r\n".
 _CREATE_FLAGS = (
@@ -37,7 +37,7 @@ _CREATE_FLAGS = (
 )
 
 
-def _collision(name: str, offset: int) -> DuplicateEntry:
+def collision(name: str, offset: int) -> DuplicateEntry:
     return DuplicateEntry(
         "entry collides with a file or directory of another entry", entry=name, offset=offset
     )
@@ -83,7 +83,7 @@ def create(path: str, name: str, offset: int) -> int:
         raise _unencodable(name, offset) from None
     except OSError as exc:
         if isinstance(exc, (FileExistsError, NotADirectoryError, IsADirectoryError)):
-            raise _collision(name, offset) from None
+            raise collision(name, offset) from None
         if exc.errno == errno.ELOOP:
             raise _symlink(name) from None
         if exc.errno == errno.ENAMETOOLONG:
@@ -98,8 +98,9 @@ class StagingPaths:
     before a writer has even created it): a directory may not take such a name.
     """
 
-    def __init__(self, root: str, files: Container[str]) -> None:
+    def __init__(self, root: str, files: Container[str], *, make: bool = True) -> None:
         self.root = root
+        self._make = make  # False: names are checked and claimed, nothing is made (``Extractor.verify_only``)
         self._files = files
         self._prefix = os.path.join(root, "")  # root and one separator, however root was spelt
         self._resolved_root = os.path.realpath(root)
@@ -136,7 +137,7 @@ class StagingPaths:
             self.directory(parent_name, name, offset) + os.sep + leaf if parent_name else self._prefix + leaf
         )
         if name in self._dirs:
-            raise _collision(name, offset)
+            raise collision(name, offset)
         return path
 
     def directory(self, dir_name: str, name: str, offset: int) -> str:
@@ -170,8 +171,11 @@ class StagingPaths:
         if leaf in ("", ".", ".."):
             raise _outside(name)
         if dir_name in self._files:
-            raise _collision(name, offset)
+            raise collision(name, offset)
         path = os.path.join(parent, leaf)
+        if not self._make:
+            self._dirs[dir_name] = path
+            return path
         try:
             os.mkdir(path)
         except FileExistsError:
@@ -179,9 +183,9 @@ class StagingPaths:
             if stat.S_ISLNK(info.st_mode):
                 raise _symlink(name) from None
             if not stat.S_ISDIR(info.st_mode):
-                raise _collision(name, offset) from None
+                raise collision(name, offset) from None
         except NotADirectoryError:
-            raise _collision(name, offset) from None
+            raise collision(name, offset) from None
         except UnicodeEncodeError:
             raise _unencodable(name, offset) from None
         except OSError as exc:
