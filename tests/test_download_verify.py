@@ -16,10 +16,15 @@ import pytest
 from conftest import FAST, contents, fetch, tree
 from test_pending_checkpoint import WHEEL, wheel
 
+from wheelstream._cache import Cache
+from wheelstream._staged import StagedFile
 from wheelstream._urls import cache_key
-from wheelstream.fetch import DownloadOptions
+from wheelstream.errors import DuplicateEntry, UsageError
+from wheelstream.fetch import DownloadOptions, unpack_local
 from wheelstream.testing import FaultPlan, FaultServer, Throttle
+from wheelstream.unpack._extract import Extractor
 from wheelstream.unpack._partial import Journal
+from wheelstream.unpack._pending import pending_path
 
 VERIFY = replace(FAST, verify_only=True)
 
@@ -65,6 +70,8 @@ def test_a_killed_download_wrote_no_file_and_resumes_as_a_download(
     url, journal = _killed(server, tmp_path, "verify")
     assert journal.unwritten
     assert _files_in(tmp_path / "staging" / cache_key(url)) == []
+    # no pending checkpoint either: with nothing written there is nothing for staging to prove
+    assert not pending_path(tmp_path / "partial" / f"{cache_key(url)}.json").exists()
     sent = server.bytes_sent(WHEEL)
     result = fetch(url, tmp_path, VERIFY, keep_unpacked=False)
     assert result.bytes_reused >= journal.durable
@@ -137,5 +144,24 @@ def test_the_download_command_keeps_only_the_wheel(server: FaultServer, tmp_path
     assert _files_in(tmp_path / "c" / "claimed") == []
 
 
-def test_options_say_so() -> None:
+def test_a_tree_cannot_be_kept_when_nothing_is_written(tmp_path: Path) -> None:
+    """``verify_only`` with ``keep_unpacked`` (the default) ran to its end and failed as a disk error, leaving
+    an empty tree published in the cache."""
     assert DownloadOptions().verify_only is False
+    wheel_file = tmp_path / WHEEL
+    wheel_file.write_bytes(wheel())
+    with pytest.raises(UsageError, match="keep_unpacked=False"):
+        unpack_local(wheel_file, cache=Cache.at(tmp_path / "c"), options=VERIFY)
+    with pytest.raises(UsageError, match="keep_unpacked=False"):
+        fetch("http://127.0.0.1:9/x-1.0-py3-none-any.whl", tmp_path / "c", VERIFY)
+
+
+def test_a_resumed_check_knows_the_directories_of_the_files_before_its_checkpoint(tmp_path: Path) -> None:
+    """A file named like the directory of a file finished before the checkpoint: the writing extractor finds
+    the directory on disk; one that writes nothing must know it, or a resumed ``download`` kept a wheel that
+    every install refuses."""
+    finished = {"pkg/sub/first.py": StagedFile("pkg/sub/first.py", 1, "0" * 64, False)}
+    extractor = Extractor(tmp_path / "s", finished, writers=True, verify_only=True)
+    with pytest.raises(DuplicateEntry):
+        extractor._start("pkg/sub", 1000)
+    extractor.close()

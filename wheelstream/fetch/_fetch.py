@@ -71,6 +71,7 @@ def fetch_wheel(
     ``expected_size``: the file's length in bytes, when known beforehand (a lock's ``size``): a server that
     announces another is refused before its body is read.
     """
+    options.check_keeping(keep_unpacked)
     job = Job.of(url, cache, options, expected_sha256, keep_unpacked, expected_size)
     waiting = None
     if progress is not None:

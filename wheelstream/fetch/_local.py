@@ -69,6 +69,7 @@ def unpack_local(
 ) -> DownloadResult:
     """Local files and ``file://`` URLs go through the same parser and extractor, without a partial file.
     ``cancel`` set stops the unpack at its next block as Ctrl-C would (``KeyboardInterrupt``)."""
+    options.check_keeping(keep_unpacked)
     return _unpack_file(path, path.name, cache, expected_sha256, options, progress, keep_unpacked, cancel)
 
 

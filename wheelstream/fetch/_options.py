@@ -9,6 +9,7 @@ from typing import NamedTuple
 from wheelstream._cache import Cache, Claim
 from wheelstream._staged import StagedWheel
 from wheelstream._urls import cache_key, redact, split_hash_fragment, wheel_filename_from_url
+from wheelstream.errors import UsageError
 from wheelstream.zip import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_SIZE
 
 __all__ = ["DownloadOptions", "DownloadResult", "Job"]
@@ -37,6 +38,11 @@ class DownloadOptions:
     # ``download``: every entry inflated and checked, no file written (only the wheel file is kept); an
     # install's tree is written. (``unpack._extract.Extractor.verify_only``, ``Journal.unwritten``)
     verify_only: bool = False
+
+    def check_keeping(self, keep_unpacked: bool) -> None:
+        """A tree that is kept must be written: ``verify_only`` goes with ``keep_unpacked=False`` (a download)."""
+        if self.verify_only and keep_unpacked:
+            raise UsageError("verify_only writes no file, so there is no tree to keep: pass keep_unpacked=False")
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait before retry ``attempt`` (from 1): exponential, jittered between half the ceiling and

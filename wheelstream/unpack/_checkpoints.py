@@ -212,7 +212,7 @@ class Checkpoints:
         moves_c = bool(snapshot.entries) or snapshot.checkpoint != journal.checkpoint
         journal.add_finished(snapshot.entries, snapshot.files)
         if moves_c or self.staging_unsynced:  # a checkpoint that moves only D has no need of staging
-            if moves_c:
+            if moves_c and not self.extractor.verify_only:  # (nothing written, nothing for staging to prove)
                 # What a kill during the syncs below would otherwise lose: provable without them (_pending).
                 journal.save_pending(self.journal_path, snapshot.checkpoint, snapshot.deferred_at)
             reached("checkpoint.staging-sync")

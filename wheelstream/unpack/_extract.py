@@ -134,6 +134,8 @@ class Extractor:
         self._root = os.fspath(root)
         # a name in ``files`` is claimed by a file
         self._paths = StagingPaths(self._root, self.files, make=not verify_only)
+        if verify_only:
+            self._paths.claim_parents(self.files)
         self._open: BinaryIO | None = None
         self._open_name: str | None = None
         self._open_path = ""

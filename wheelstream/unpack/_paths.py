@@ -20,7 +20,7 @@ import errno
 import os
 import stat
 import sys
-from collections.abc import Container
+from collections.abc import Container, Iterable
 
 from wheelstream.errors import DiskError, DuplicateEntry, UnsafePath
 
@@ -105,6 +105,15 @@ class StagingPaths:
         self._prefix = os.path.join(root, "")  # root and one separator, however root was spelt
         self._resolved_root = os.path.realpath(root)
         self._dirs: dict[str, str] = {}  # archive dir name -> staging dir made or checked by ``directory``
+
+    def claim_parents(self, names: Iterable[str]) -> None:
+        """Take the directories of files already finished (a resume's) as made, when nothing is made: a later
+        file named like one of them collides, as its ``O_EXCL`` create would find on disk."""
+        for name in names:
+            parent = name.rpartition("/")[0]
+            while parent and parent not in self._dirs:
+                self._dirs[parent] = self._join(parent)
+                parent = parent.rpartition("/")[0]
 
     def _join(self, name: str) -> str:
         """The same string ``os.path.join(root, *parts)`` gives, for a validated archive name (no empty, ``.``
