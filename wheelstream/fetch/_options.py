@@ -42,7 +42,9 @@ class DownloadOptions:
     def check_keeping(self, keep_unpacked: bool) -> None:
         """A tree that is kept must be written: ``verify_only`` goes with ``keep_unpacked=False`` (a download)."""
         if self.verify_only and keep_unpacked:
-            raise UsageError("verify_only writes no file, so there is no tree to keep: pass keep_unpacked=False")
+            raise UsageError(
+                "verify_only writes no file, so there is no tree to keep: pass keep_unpacked=False"
+            )
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait before retry ``attempt`` (from 1): exponential, jittered between half the ceiling and
