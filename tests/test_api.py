@@ -665,6 +665,33 @@ def test_a_cancel_while_another_command_holds_the_target_installs_nothing(tmp_pa
     assert list(target.iterdir()) == []
 
 
+def test_a_cancel_does_not_wait_for_an_index_that_never_answers(tmp_path: Path) -> None:
+    """A page request a server took and never answered held the caller's cancel until the read timeout (30 s
+    here); its socket is shut now, as a stalled download's is."""
+    import socket
+    import threading
+    import time
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        held: list[socket.socket] = []
+        threading.Thread(target=lambda: held.append(silent.accept()[0]), daemon=True).start()
+        stop = threading.Event()
+        threading.Timer(0.5, stop.set).start()
+        started = time.monotonic()
+        with pytest.raises(wheelstream.errors.Interrupted, match="cancelled while asking the index"):
+            wheelstream.download(
+                ["demo==1.0"],
+                tmp_path / "d",
+                cache_dir=tmp_path / "c",
+                index_url=f"http://127.0.0.1:{silent.getsockname()[1]}/simple/",
+                cancel=stop,
+            )
+        assert time.monotonic() - started < 5
+        assert held  # the request went out: it was the wait for its answer that the cancel cut
+        for conn in held:
+            conn.close()
+
+
 def test_a_cancel_ends_an_index_lookups_retries(httpserver: HTTPServer, tmp_path: Path) -> None:
     """An index answering 503 was asked again with a doubling back-off whatever the caller's cancel said."""
     import threading

@@ -290,8 +290,9 @@ def install(
     a forked worker process with a GIL of its own — faster on many wheels, but it forks the caller.
 
     ``cancel``: an event the caller sets, from any thread, to stop the call as Ctrl-C would — a call running
-    on a thread of its own (``asyncio.to_thread``) cannot be interrupted otherwise. The downloads stop at their
-    next chunk (a stalled one at once) and keep their checkpoints; the call raises
+    on a thread of its own (``asyncio.to_thread``) cannot be interrupted otherwise. An index lookup stops at
+    once, a page in flight too; the downloads stop at their next chunk (a stalled one at once) and keep their
+    checkpoints; the call raises
     :class:`~wheelstream.errors.Interrupted`. Set before the install starts, nothing is installed; once the
     install has begun it runs to its end, as the destination is never left half-changed.
 

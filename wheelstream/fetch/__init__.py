@@ -11,9 +11,9 @@ Start at ``fetch_wheel`` (``_fetch.py``). The collaborators, one job each:
 - ``_errors.py`` / ``_reporting.py``: what the user is told, as errors and as progress.
 """
 
-from wheelstream.fetch._cancel import CancelSignal
 from wheelstream.fetch._fetch import fetch_wheel
 from wheelstream.fetch._local import unpack_local
 from wheelstream.fetch._options import DownloadOptions, DownloadResult
+from wheelstream.transport import CancelSignal
 
 __all__ = ["CancelSignal", "DownloadOptions", "DownloadResult", "fetch_wheel", "unpack_local"]

@@ -37,13 +37,20 @@ from wheelstream._progress import human_size
 from wheelstream._urls import redact
 from wheelstream.errors import HashMismatch, HTTPStatusError, ResourceGone, RetriesExhausted
 from wheelstream.fetch import _split as split
-from wheelstream.fetch._cancel import SocketCancel
 from wheelstream.fetch._errors import gave_up, retrying, unfollowable
 from wheelstream.fetch._host_slots import HostSlots
 from wheelstream.fetch._options import Job
 from wheelstream.fetch._reporting import Reporter
 from wheelstream.fetch._resume import Restored, fresh_stream
-from wheelstream.transport import Action, Decision, Known, decide, header_value, retry_after_seconds
+from wheelstream.transport import (
+    Action,
+    Decision,
+    Known,
+    SocketCancel,
+    decide,
+    header_value,
+    retry_after_seconds,
+)
 from wheelstream.unpack._piece_trail import piece_trail_path
 from wheelstream.unpack._tee import Tee
 

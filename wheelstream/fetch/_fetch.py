@@ -36,7 +36,6 @@ from wheelstream.errors import (
     WheelstreamError,
 )
 from wheelstream.fetch._attempts import Attempts
-from wheelstream.fetch._cancel import CancelSignal, SocketCancel
 from wheelstream.fetch._errors import disk_error, interrupted, unfollowable
 from wheelstream.fetch._local import from_wheel_file
 from wheelstream.fetch._options import DownloadOptions, DownloadResult, Job
@@ -44,6 +43,7 @@ from wheelstream.fetch._publish import cached, check_complete, finished_tree, ha
 from wheelstream.fetch._reporting import Reporter
 from wheelstream.fetch._resume import restore
 from wheelstream.fetch._revalidate import Verdict, conditional_headers, judge
+from wheelstream.transport import CancelSignal, SocketCancel
 from wheelstream.unpack._partial import Journal
 
 __all__ = ["fetch_wheel"]

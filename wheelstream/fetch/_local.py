@@ -21,10 +21,10 @@ from wheelstream._cache import Cache, download_lock
 from wheelstream._progress import Progress, ProgressCallback
 from wheelstream._urls import cache_key
 from wheelstream.errors import ArchiveError, DiskError, HashMismatch, UnpackedLimitExceeded, WheelstreamError
-from wheelstream.fetch._cancel import CancelSignal
 from wheelstream.fetch._errors import cache_write_error, unreadable
 from wheelstream.fetch._options import DownloadOptions, DownloadResult, Job
 from wheelstream.fetch._publish import cached, finished_tree, settle_tree
+from wheelstream.transport import CancelSignal
 from wheelstream.unpack._extract import Extractor
 from wheelstream.unpack._partial import read_file_range
 from wheelstream.unpack._rehash import file_sha256

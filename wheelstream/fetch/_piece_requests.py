@@ -22,13 +22,13 @@ from dataclasses import dataclass
 import filelock
 import httpx
 
-from wheelstream.fetch._cancel import SocketCancel
 from wheelstream.fetch._errors import unfollowable
 from wheelstream.fetch._options import DownloadOptions
 from wheelstream.fetch._plan import RangePlan
 from wheelstream.transport import (
     Known,
     PieceAction,
+    SocketCancel,
     content_range_end,
     decide_piece,
     header_value,

@@ -43,14 +43,13 @@ import filelock
 import httpx
 
 from wheelstream.errors import HTTPStatusError, ResourceGone
-from wheelstream.fetch._cancel import SocketCancel
 from wheelstream.fetch._errors import gave_up, retrying
 from wheelstream.fetch._host_slots import HostSlots
 from wheelstream.fetch._options import DownloadOptions
 from wheelstream.fetch._piece_requests import Outcome, PieceRequests, Stop
 from wheelstream.fetch._plan import RangePlan
 from wheelstream.fetch._reporting import Reporter
-from wheelstream.transport import Known, PieceAction
+from wheelstream.transport import Known, PieceAction, SocketCancel
 from wheelstream.unpack._piece_trail import PieceTrail, piece_trail_path
 from wheelstream.unpack._tee import Tee
 

@@ -32,8 +32,8 @@ try:
 except ImportError:  # pragma: no cover - Windows: no FIONREAD through fcntl
     fcntl = None  # type: ignore[assignment]
 
-from wheelstream.fetch._cancel import socket_of
 from wheelstream.fetch._options import DownloadOptions
+from wheelstream.transport import socket_of
 
 __all__ = ["AUTO_CONNECTIONS", "MAX_CONNECTIONS", "Starving", "connections", "probe_end", "serves_ranges"]
 

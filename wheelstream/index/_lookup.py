@@ -9,7 +9,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable, Collection, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import httpx
 from packaging.tags import Tag
@@ -27,7 +27,7 @@ from wheelstream.index._body import bounded_body
 from wheelstream.index._choose import choose, pin, python_version_of
 from wheelstream.index._find_links import Pages, is_page, listed_locally, listed_on_page
 from wheelstream.index._pages import ACCEPT, JSON_TYPE, IndexFile, checked_url_name, parse_html, parse_json
-from wheelstream.transport import answered, retry_after_seconds, tls_failure
+from wheelstream.transport import SocketCancel, answered, retry_after_seconds, tls_failure
 
 
 class Found(NamedTuple):
@@ -61,13 +61,22 @@ class _Origin(httpx.BaseTransport):
     heuristic ten minutes kept a republished file's old hash: every install of it failed its hash check
     until the page expired.)"""
 
-    def __init__(self, client: httpx.Client, real_url: str, auth: httpx.Auth | None) -> None:
+    def __init__(
+        self,
+        client: httpx.Client,
+        real_url: str,
+        auth: httpx.Auth | None,
+        extensions: dict[str, Any] | None = None,
+    ) -> None:
         self.client = client
         self.real_url = real_url
         self.auth = auth
+        self.extensions = extensions  # a cancel's trace hook (``transport.SocketCancel.request``)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        outgoing = self.client.build_request(request.method, self.real_url, headers=request.headers)
+        outgoing = self.client.build_request(
+            request.method, self.real_url, headers=request.headers, extensions=self.extensions
+        )
         response = self.client.send(
             outgoing,
             stream=True,
@@ -135,11 +144,18 @@ def _origin(parts: urllib.parse.SplitResult) -> tuple[str, str | None, int | Non
 
 
 def _get(
-    url: str, accept: str, client: httpx.Client, cache: Cache, *, revalidate: bool = False
+    url: str,
+    accept: str,
+    client: httpx.Client,
+    cache: Cache,
+    *,
+    revalidate: bool = False,
+    extensions: dict[str, Any] | None = None,
 ) -> tuple[httpx.Response, bytes, str]:
     """GET ``url`` through hishel (following redirects hop by hop, each cached on its own).
 
     Returns the final response, its body and the URL it came from (relative links resolve against it).
+    ``extensions`` go with each request to the server (a cancel's trace hook).
     """
     import hishel
     from hishel.httpx import CacheTransport
@@ -150,7 +166,9 @@ def _get(
             plain, auth = _split_credentials(url)
             visible = redact(plain)
             transport = CacheTransport(
-                _Origin(client, plain, auth), storage=storage, rfc=hishel.CacheOptions(shared=False)
+                _Origin(client, plain, auth, extensions),
+                storage=storage,
+                rfc=hishel.CacheOptions(shared=False),
             )
             headers = {"Accept": accept, **({"Cache-Control": "no-cache"} if revalidate else {})}
             request = httpx.Request("GET", visible, headers=headers)
@@ -187,20 +205,40 @@ def _get_page(
     """``_get`` of a project page, JSON preferred, asked again after a connection failure or a ``429``/``5xx``
     (as pip does): up to ``retries`` times, after the server's ``Retry-After`` or a doubling backoff.
     ``label`` says what the page is in messages (an index's, a ``--find-links`` page)."""
+    cancelled = asking.cancelled
+    # A cancel shuts the socket of a request a silent server holds (else it waited for the read timeout).
+    watch = SocketCancel(_Polled(cancelled) if cancelled is not None else None)
+    with watch.watching():
+        return _asked(page, asking, watch, revalidate, label, accept)
+
+
+def _asked(
+    page: str, asking: _Asking, watch: SocketCancel, revalidate: bool, label: str, accept: str
+) -> tuple[httpx.Response, bytes, str]:
+    """:func:`_get_page`'s attempts, each request's socket the ``watch``'s to shut."""
     client, cache, retries, cancelled = asking
     attempt = 0
     while True:
         if cancelled is not None and cancelled():
             raise Interrupted("cancelled while asking the index; nothing was downloaded")
         try:
-            response, body, final = _get(page, accept, client, cache, revalidate=revalidate)
-            if response.status_code == 406 and accept == ACCEPT:  # a server that cannot do JSON and says so
-                response, body, final = _get(page, "text/html", client, cache, revalidate=revalidate)
+            with watch.request() as extensions:
+                response, body, final = _get(
+                    page, accept, client, cache, revalidate=revalidate, extensions=extensions
+                )
+                if (
+                    response.status_code == 406 and accept == ACCEPT
+                ):  # a server that cannot do JSON, and says so
+                    response, body, final = _get(
+                        page, "text/html", client, cache, revalidate=revalidate, extensions=extensions
+                    )
         except httpx.UnsupportedProtocol as exc:  # redirected to file:// (or worse): no retry can follow it
             raise HTTPStatusError(
                 f"{label} {redact(page)} redirected to a URL that is not HTTP(S): {exc}"
             ) from None
         except httpx.HTTPError as exc:
+            if cancelled is not None and cancelled():  # the cancel shut it: not the network's failure
+                raise Interrupted("cancelled while asking the index; nothing was downloaded") from None
             said = tls_failure(exc)  # a certificate, ours or the server's: the same on every attempt
             if said is not None:
                 raise HTTPStatusError(f"{label} {redact(page)}: {said}") from None
@@ -233,6 +271,23 @@ def read_over_http(url: str, *, cache: Cache, client: httpx.Client, retries: int
     if response.status_code != 200:
         raise HTTPStatusError(f"{label} {redact(url)} {answered(response.status_code)}")
     return body
+
+
+class _Polled:
+    """A caller's ``cancelled()`` as the transport's ``CancelSignal``, which the watcher polls."""
+
+    def __init__(self, cancelled: Callable[[], bool]) -> None:
+        self._cancelled = cancelled
+
+    def is_set(self) -> bool:
+        return self._cancelled()
+
+    def set(self) -> None:  # the caller's to set, not ours
+        raise TypeError("a lookup's cancel is set by its caller")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        _pause(float("inf") if timeout is None else timeout, self._cancelled)
+        return self._cancelled()
 
 
 def _pause(seconds: float, cancelled: Callable[[], bool] | None) -> None:

@@ -1,6 +1,6 @@
 """Which connection a request went out on, found by swapping httpcore's private network backend.
 
-What it is for: a cancel must be able to shut the socket a download is blocked on (``fetch/_cancel.py``). A
+What it is for: a cancel must be able to shut the socket a download is blocked on (``_cancel.py``). A
 new connection's socket is known from httpcore's connect trace; a request on a pooled keep-alive connection
 makes no such trace, and before its response headers arrive nothing in httpx's API names the connection.
 

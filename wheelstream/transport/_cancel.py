@@ -1,4 +1,5 @@
-"""A cancel that does not wait for a stalled server: the socket of the request in flight is shut from outside.
+"""A cancel that does not wait for a stalled server: the socket of the request in flight is shut from outside
+(a download's, ``fetch``; an index page's, ``index._lookup``).
 
 The body is read in blocking ``recv`` calls (up to the read timeout each, 30 s by default), and the cancel is
 looked at between chunks. So while a download runs, a watcher thread (``SocketCancel.watching``) waits for the
@@ -32,7 +33,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from wheelstream.transport import take_request_stream
+from wheelstream.transport._tracking import take_request_stream
 
 __all__ = ["CancelSignal", "SocketCancel", "socket_of"]
 
