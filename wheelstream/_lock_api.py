@@ -18,6 +18,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Collection
 from pathlib import Path
+from typing import NamedTuple
 
 from packaging.utils import canonicalize_name
 
@@ -99,6 +100,30 @@ def _verifier(wheels: list[LockedWheel], cache: Cache) -> Callable[[str, Downloa
     return verify
 
 
+class _Selected(NamedTuple):
+    """A lock's wheels for one interpreter, as ``install_sources`` (and ``plan_install``) take them."""
+
+    wheels: list[LockedWheel]
+    remove: Removals  # what a ``sync`` uninstalls
+
+    @property
+    def sources(self) -> list[str]:
+        return [wheel.source for wheel in self.wheels]
+
+    @property
+    def hashes(self) -> dict[str, str]:
+        return {wheel.source: wheel.sha256 for wheel in self.wheels if wheel.sha256}
+
+    @property
+    def index_files(self) -> frozenset[str]:
+        """The lock's ``wheels`` (an index's files), not its ``archive`` URLs."""
+        return frozenset(wheel.source for wheel in self.wheels if not wheel.direct)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {wheel.source: wheel.size for wheel in self.wheels if wheel.size is not None}
+
+
 def _selected(
     lock: str | os.PathLike[str],
     environment: Environment | None,
@@ -107,7 +132,7 @@ def _selected(
     sync: bool,
     python: str | None,
     on_warning: Callable[[str], None] | None,
-) -> tuple[list[LockedWheel], Removals]:
+) -> _Selected:
     """The lock's wheels for the destination's interpreter, and what a ``sync`` uninstalls."""
     check_objects(environment=environment)
     for option, names in (("extras", extras), ("groups", groups)):
@@ -148,7 +173,7 @@ def _selected(
             return [name for name in names if canonicalize_name(name) not in ours | _PACKAGING_TOOLS]
 
         remove = unlisted
-    return wheels, remove
+    return _Selected(wheels, remove)
 
 
 def install_lock(
@@ -180,13 +205,13 @@ def install_lock(
     default groups when None) into ``target`` or ``environment``; with ``sync``, also uninstall what it does
     not select (environments only). One transaction; resumable like every install. The other options are
     :func:`wheelstream.install`'s."""
-    wheels, remove = _selected(lock, environment, extras, groups, sync, python, on_warning)
+    selected = _selected(lock, environment, extras, groups, sync, python, on_warning)
     return install_sources(
-        [wheel.source for wheel in wheels],
+        selected.sources,
         target,
         environment=environment,
         cache_dir=cache_dir,
-        hashes={wheel.source: wheel.sha256 for wheel in wheels if wheel.sha256},
+        hashes=selected.hashes,
         reinstall=reinstall,
         upgrade=upgrade,
         retries=retries,
@@ -202,10 +227,10 @@ def install_lock(
         jobs=jobs,
         workers=workers,
         cancel=cancel,
-        verify=_verifier(wheels, Cache.at(cache_dir)),
-        remove=remove,
-        index_files=frozenset(wheel.source for wheel in wheels if not wheel.direct),
-        sizes={wheel.source: wheel.size for wheel in wheels if wheel.size is not None},
+        verify=_verifier(selected.wheels, Cache.at(cache_dir)),
+        remove=selected.remove,
+        index_files=selected.index_files,
+        sizes=selected.sizes,
     )
 
 
@@ -286,13 +311,13 @@ def plan_lock(
         if on_warning is not None:
             on_warning(message)
 
-    wheels, remove = _selected(lock, environment, extras, groups, sync, python, warn)
+    selected = _selected(lock, environment, extras, groups, sync, python, warn)
     plan = plan_install(
-        [wheel.source for wheel in wheels],
+        selected.sources,
         target,
         environment=environment,
         cache_dir=cache_dir,
-        hashes={wheel.source: wheel.sha256 for wheel in wheels if wheel.sha256},
+        hashes=selected.hashes,
         upgrade=upgrade,
         reinstall=reinstall,
         retries=retries,
@@ -300,8 +325,8 @@ def plan_lock(
         python=python if environment is None else None,
         on_warning=warn,
         cancel=cancel,
-        remove=remove,
-        index_files=frozenset(wheel.source for wheel in wheels if not wheel.direct),
-        sizes={wheel.source: wheel.size for wheel in wheels if wheel.size is not None},
+        remove=selected.remove,
+        index_files=selected.index_files,
+        sizes=selected.sizes,
     )
     return dataclasses.replace(plan, warnings=tuple(said))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -33,7 +33,6 @@ from wheelstream.cli._ui import ConsoleProgress
 from wheelstream.errors import WheelstreamError, one_line
 
 if TYPE_CHECKING:
-    from wheelstream._plan import InstallPlan
     from wheelstream.cli._contract import Outcome
 
 __all__ = ["list_cmd", "sync_cmd", "uninstall_cmd"]
@@ -170,42 +169,35 @@ def sync_cmd(
     is missing or different, uninstall what the lock does not list, leave what matches. One transaction."""
     from wheelstream._lock_api import install_lock, plan_lock
 
+    def chosen(ui: ConsoleProgress) -> dict[str, Any]:
+        """What ``install_lock`` and ``plan_lock`` both take for a sync."""
+        return {
+            "environment": find_env(python, prefix, system, break_system_packages),
+            "extras": extras,
+            "groups": groups or None,
+            "sync": True,
+            "cache_dir": cache_dir,
+            "reinstall": reinstall,
+            "retries": retries,
+            "timeout": timeout,
+            "on_warning": ui.warn,
+        }
+
     if dry_run:
-
-        def plan(ui: ConsoleProgress) -> InstallPlan:
-            return plan_lock(
-                lock,
-                environment=find_env(python, prefix, system, break_system_packages),
-                extras=extras,
-                groups=groups or None,
-                sync=True,
-                cache_dir=cache_dir,
-                reinstall=reinstall,
-                retries=retries,
-                timeout=timeout,
-                on_warning=ui.warn,
-            )
-
-        guarded("Planned", quiet, verbose, True, plan, told(quiet, verbose))
+        guarded(
+            "Planned", quiet, verbose, True, lambda ui: plan_lock(lock, **chosen(ui)), told(quiet, verbose)
+        )
         return
 
     def call(ui: ConsoleProgress) -> Outcome:
         return install_lock(
             lock,
-            environment=find_env(python, prefix, system, break_system_packages),
-            extras=extras,
-            groups=groups or None,
-            sync=True,
-            cache_dir=cache_dir,
-            reinstall=reinstall,
+            **chosen(ui),
             link_mode=LINK_MODES[link_mode],
             compile_bytecode=compile_bytecode,
             jobs=jobs,
-            retries=retries,
-            timeout=timeout,
             connections=connections,
             progress=ui,
-            on_warning=ui.warn,
             workers="processes",
         )
 

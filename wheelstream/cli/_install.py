@@ -258,26 +258,27 @@ def install_cmd(
             "--no-index do not apply to it"
         )
 
+    def from_lock(ui: ConsoleProgress) -> dict[str, Any]:
+        """What ``install_lock`` and ``plan_lock`` both take from the command line."""
+        return {
+            "extras": extras,
+            "groups": groups or None,
+            "cache_dir": shared.cache_dir,
+            "reinstall": reinstall,
+            "upgrade": upgrade,
+            "python": python,
+            "retries": shared.retries,
+            "timeout": shared.timeout,
+            "on_warning": ui.warn,
+        }
+
     def plan(ui: ConsoleProgress) -> InstallPlan:
         """``--dry-run``: the library's plan for the same command (:mod:`wheelstream._plan`)."""
         environment = None if target is not None else find_env(python, prefix, system, break_system_packages)
         if lock is not None:
             from wheelstream._lock_api import plan_lock
 
-            return plan_lock(
-                lock,
-                target,
-                environment=environment,
-                extras=extras,
-                groups=groups or None,
-                cache_dir=shared.cache_dir,
-                reinstall=reinstall,
-                upgrade=upgrade,
-                python=python,
-                retries=shared.retries,
-                timeout=shared.timeout,
-                on_warning=ui.warn,
-            )
+            return plan_lock(lock, target, environment=environment, **from_lock(ui))
         from wheelstream._plan import plan_install
 
         common = _gather(shared, python if environment is None else environment.interpreter.executable)
@@ -313,22 +314,14 @@ def install_cmd(
                 lock,
                 target,
                 environment=environment,
-                extras=extras,
-                groups=groups or None,
-                cache_dir=shared.cache_dir,
-                reinstall=reinstall,
-                upgrade=upgrade,
-                python=python,
+                **from_lock(ui),
                 link_mode=LINK_MODES[link_mode],
                 compile_bytecode=compile_bytecode,
                 jobs=shared.jobs,
-                retries=shared.retries,
-                timeout=shared.timeout,
                 connections=shared.connections,
                 max_unpacked_size=shared.max_unpacked_size,
                 max_entries=shared.max_entries,
                 progress=ui,
-                on_warning=ui.warn,
                 workers="processes",
             )
         common = _gather(shared, python if environment is None else environment.interpreter.executable)
