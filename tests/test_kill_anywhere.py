@@ -28,6 +28,10 @@ from wheelstream.testing._wheel import wheel_archive
 
 RATE = 12 << 20  # bytes per second: a download takes ~0.6 s, long enough to be killed anywhere in it
 BLOCK = 1 << 20
+# A block is written into the partial, then hashed into its trail line (``unpack._tee``): a kill between the two
+# leaves it on disk but proven by nothing, so a resume fetches it again. Rare on a quiet machine; under load
+# (the CI's two cores running both halves of the suite) it was seen once, 1,048,576 bytes past the bound.
+UNPROVEN = BLOCK
 
 
 def _files(version: str) -> dict[str, bytes]:
@@ -150,7 +154,8 @@ def test_killed_while_downloading_the_rerun_fetches_only_what_was_never_written(
 ) -> None:
     """Before the first checkpoint, early, mid, late, at the last bytes: what the rerun fetches again is at
     most what the killed process had received but not written (the socket buffers, the block being
-    coalesced): never what it had written, durable or not."""
+    coalesced), and the one block a kill may catch between its write and its trail line (``UNPROVEN``): never
+    more of what it had written, durable or not."""
     again: list[int] = []
     for fraction in (0.05, 0.3, 0.55, 0.8, 0.97):
         scene = Scene(faulty_server, tmp_path / f"at{int(fraction * 100)}")
@@ -163,7 +168,7 @@ def test_killed_while_downloading_the_rerun_fetches_only_what_was_never_written(
         unwritten = scene.sent() - scene.partial_size()
         scene.rerun(expected)
         again.append(scene.refetched())
-        assert scene.refetched() <= unwritten, (fraction, scene.refetched(), unwritten)
+        assert scene.refetched() <= unwritten + UNPROVEN, (fraction, scene.refetched(), unwritten)
     assert max(again) <= 8 << 20
     assert statistics.median(again) <= BLOCK, again
 
@@ -214,7 +219,7 @@ def test_killed_while_a_second_process_waits_for_the_same_wheel(
     assert second.returncode == 0, err
     assert snapshot(other) == expected
     scene.rerun(expected)
-    assert scene.refetched() <= unwritten
+    assert scene.refetched() <= unwritten + UNPROVEN
 
 
 @pytest.mark.parametrize("spoil", ["zeroed", "truncated", "one-block-zeroed"])
