@@ -152,6 +152,26 @@ def test_change_file_after_request_k(server: FaultServer) -> None:
     assert (new.status_code, new.content) == (206, resumed.content[10:])
 
 
+@pytest.mark.parametrize("how", ["change", "replace"])
+def test_a_file_just_written_and_then_changed_fails_an_if_range_by_its_date(
+    server: FaultServer, tmp_path: Path, how: str
+) -> None:
+    """A file on disk dated this second: its changed version was dated a second later, in the future, so sent
+    under the response's own date — the old one's — and an If-Range by date got the new bytes' tail (206)."""
+    path = tmp_path / "fresh.whl"
+    path.write_bytes(DATA)
+    url = server.add_file(
+        "fresh.whl", path, plan=FaultPlan(ChangeFile(after_request=1)) if how == "change" else None
+    )
+    first = httpx.get(url)
+    if how == "replace":
+        server.replace_file("fresh.whl", DATA[::-1])
+    by_date = httpx.get(url, headers={"Range": "bytes=10-", "If-Range": first.headers["last-modified"]})
+    assert by_date.headers["last-modified"] != first.headers["last-modified"]
+    assert by_date.status_code == 200
+    assert by_date.content != DATA
+
+
 def test_weak_etag_cannot_resume_by_etag_but_can_by_date(server: FaultServer) -> None:
     server.set_plan(NAME, FaultPlan(WeakETag()))
     r = httpx.head(server.url_for(NAME))

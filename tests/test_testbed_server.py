@@ -387,3 +387,42 @@ def test_last_modified_is_never_later_than_the_date(server: FaultServer, tmp_pat
     server.replace_file(NAME, DATA[::-1])
     modified, date = dates(server.url_for(NAME))
     assert modified <= date
+
+
+def test_a_burst_of_connections_is_taken_at_once() -> None:
+    """socketserver listens with a backlog of 5: of 32 connections opened together, some waited ~1 s for the
+    kernel to retry their SYN, a delay no fault asked for. The handshake is the kernel's: however busy the
+    machine, none should wait."""
+    import threading
+
+    with FaultServer() as server:
+        host, port = "127.0.0.1", int(server.url.rsplit(":", 1)[1].split("/")[0])
+        ready = threading.Barrier(32)
+        took: list[float] = []
+        opened: list[socket.socket] = []
+
+        def connect() -> None:
+            ready.wait()
+            started = time.monotonic()
+            sock = socket.create_connection((host, port), timeout=10)
+            took.append(time.monotonic() - started)
+            opened.append(sock)
+
+        threads = [threading.Thread(target=connect) for _ in range(32)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        for sock in opened:
+            sock.close()
+    assert len(took) == 32
+    assert max(took) < 0.5, sorted(took)[-5:]
+
+
+def test_a_head_with_a_range_is_answered_whole(server: FaultServer) -> None:
+    """Range applies to GET alone (RFC 9110 §14.2); a HEAD with one got a 206, which no real server sends."""
+    url = server.add_file("h.whl", b"x" * 1000)
+    head = httpx.head(url, headers={"Range": "bytes=10-"})
+    assert (head.status_code, head.headers["content-length"]) == (200, "1000")
+    assert "content-range" not in head.headers
+    assert httpx.get(url, headers={"Range": "bytes=10-"}).status_code == 206

@@ -304,7 +304,8 @@ def decide(
     if not ignore:
         out.append(("Accept-Ranges", "bytes"))
     status, first, last = 200, 0, size - 1
-    range_header = headers.get("range")
+    # Range is for GET alone (RFC 9110 §14.2): a HEAD with one is answered as a whole, as real servers do
+    range_header = headers.get("range") if method == "GET" else None
     if range_header is not None and ignore:
         used += ignore
     elif range_header is not None:

@@ -120,6 +120,9 @@ class ServedFile:
         self._version = self._make(source, int(time.time()) - _AGE)
 
     def _make(self, source: bytes | os.PathLike[str] | str, mtime: int) -> Version:
+        """A new version dated ``mtime``; a file on disk keeps its own date when that is older. A date no older
+        than now is never served (a future one is sent as the response's own), so one just written would share
+        its second with the version it replaces, and an ``If-Range`` by date would splice the two."""
         self._generation += 1
         if isinstance(source, (bytes, bytearray, memoryview)):
             self._stat = None
@@ -127,7 +130,7 @@ class ServedFile:
         path = Path(source)
         st = path.stat()
         self._stat = (st.st_size, st.st_mtime_ns)
-        return Version.from_path(path, self._generation)
+        return Version.from_path(path, self._generation, min(int(st.st_mtime), mtime))
 
     def next_number(self) -> int:
         """Count a request for this file and return its 1-based number."""
@@ -150,18 +153,24 @@ class ServedFile:
                 except FileNotFoundError:
                     return v
                 if (st.st_size, st.st_mtime_ns) != self._stat:
-                    self._version = self._make(v.path, int(st.st_mtime))
+                    later = self._later_than(v)
+                    self._version = self._make(v.path, later)
+                    self._version.mtime = later
             return self._version
 
     def replace(self, source: bytes | os.PathLike[str] | str) -> Version:
         """Swap in new content; Last-Modified moves forward at least one second so dates differ too."""
         with self._lock:
-            mtime = max(int(time.time()) - _AGE // 2, self._version.mtime + 1)
-            self._version = self._make(source, mtime)
-            if self._version.path is not None and self._version.mtime <= mtime - 1:
-                self._version.mtime = mtime
+            later = self._later_than(self._version)
+            self._version = self._make(source, later)
+            self._version.mtime = later  # forward, whatever the date of a file on disk
             self._derived.clear()
             return self._version
+
+    @staticmethod
+    def _later_than(old: Version) -> int:
+        """A date for the version after ``old``: a second later at least, and in the past (see ``_make``)."""
+        return max(old.mtime + 1, int(time.time()) - _AGE // 2)
 
     def changed(self, base: Version, data: bytes | None) -> Version:
         """The version :class:`~wheelstream.testing.ChangeFile` switches to, stable across requests."""

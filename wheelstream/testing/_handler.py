@@ -286,6 +286,9 @@ class HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    # socketserver's listen backlog is 5: a burst of 16 connections had some wait ~1 s for a SYN retry, a delay
+    # no fault asked for (a parallel installer opens that many at once)
+    request_queue_size = 128
 
     def __init__(
         self,
