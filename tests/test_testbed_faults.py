@@ -452,3 +452,16 @@ def test_a_client_that_hangs_up_leaves_what_the_kernel_took(tmp_path: Path, on_d
         assert record.error is not None
         assert 100_000 <= record.bytes_sent < len(data)
         assert record.sent_range == (0, record.bytes_sent - 1)
+
+
+def test_a_wrong_start_keeps_a_bounded_ranges_length_even_at_the_end(server: FaultServer) -> None:
+    """A bounded range that ends at the last byte (uv reads a zip's tail so) was taken for an open one and got
+    a byte longer; a suffix range keeps its length too, and the request log reads it."""
+    server.set_plan(NAME, FaultPlan(WrongRangeStart(shift=-1)))
+    size = len(DATA)
+    r = httpx.get(server.url_for(NAME), headers={"Range": f"bytes={size - 100}-{size - 1}"})
+    assert r.headers["content-range"] == f"bytes {size - 101}-{size - 2}/{size}"
+    assert r.content == DATA[size - 101 : size - 1]
+    r = httpx.get(server.url_for(NAME), headers={"Range": "bytes=-100"})
+    assert len(r.content) == 100
+    assert server.requests_for(NAME)[-1].content_range == (-100, -1)

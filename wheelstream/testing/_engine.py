@@ -329,7 +329,9 @@ def decide(
                     start = first + shift if 0 <= first + shift < size else first - shift
                     start = min(max(start, 0), size - 1)
                     if start != first:
-                        if last != size - 1:  # a bounded range keeps its length; an open one its end
+                        # a bounded range (or a suffix) keeps its length, an open one (``a-``) its end: a bounded
+                        # one that ends at the last byte is still bounded (uv's tail reads ask for exactly that)
+                        if not range_header.strip().endswith("-"):
                             last = min(size - 1, start + (last - first))
                         first = start
                         used += wrong[:1]

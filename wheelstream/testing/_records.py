@@ -53,11 +53,14 @@ class RequestRecord:
 
     @property
     def content_range(self) -> tuple[int, int] | None:
-        """``(first, last)`` of the requested range, for asserts like "the rerun asked for the tail"."""
+        """``(first, last)`` of the requested range, for asserts like "the rerun asked for the tail"; ``last`` is
+        -1 for an open one (``bytes=a-``), and a suffix (``bytes=-n``, the last n bytes) is ``(-n, -1)``."""
         if self.range is None or not self.range.startswith("bytes="):
             return None
         first, _, last = self.range[6:].partition("-")
         try:
+            if not first.strip():
+                return -int(last), -1
             return int(first), int(last) if last else -1
         except ValueError:
             return None
