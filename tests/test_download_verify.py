@@ -111,6 +111,25 @@ def test_a_download_takes_a_killed_installs_bytes_and_writes_nothing_more(
     result.claim.release()
 
 
+def test_a_download_keeps_an_installs_bytes_even_when_its_staged_files_are_spoilt(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    """A download needs none of the files an interrupted install staged: one of them gone or edited threw the
+    whole partial away (an install must refuse them; a download can ignore them)."""
+    url, journal = _killed(server, tmp_path, "install")
+    staged = sorted((tmp_path / "staging" / cache_key(url)).rglob("*.py"))
+    assert staged
+    staged[0].unlink()
+    staged[-1].write_text("edited")
+    sent = server.bytes_sent(WHEEL)
+    result = fetch(url, tmp_path, VERIFY, keep_unpacked=False)
+    assert result.bytes_reused >= journal.durable
+    assert server.bytes_sent(WHEEL) - sent == len(wheel()) - result.bytes_reused
+    assert set(result.staged.files) == set(contents(wheel()))
+    assert result.claim is not None
+    result.claim.release()
+
+
 @pytest.mark.parametrize("first", ["verify", "install"])
 def test_killed_twice_across_modes_an_install_still_gets_the_whole_tree(
     server: FaultServer, tmp_path: Path, first: str

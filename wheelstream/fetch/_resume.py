@@ -255,8 +255,11 @@ def _resume(job: Job, journal: Journal, journal_path: Path, prefix: PrefixHash) 
     if journal.unwritten and not job.options.verify_only:
         _unpack_again(journal, journal_path)
     written_by = _journal_written(journal_path)  # before adopting: that may rewrite the log
-    adopted = not journal.unwritten and _adopt_pending(job, journal, journal_path, prefix)
-    if not _staging_matches(job.cache.staging(job.key), journal, written_by):
+    verify_only = (
+        job.options.verify_only
+    )  # needs no staged file: what staging lacks costs no byte of the partial
+    adopted = not (journal.unwritten or verify_only) and _adopt_pending(job, journal, journal_path, prefix)
+    if not _staging_matches(job.cache.staging(job.key), journal, written_by, need_files=not verify_only):
         return None
     stream = _new_stream(job, journal)
     stream.last_checkpoint_bytes = journal.durable
@@ -343,7 +346,7 @@ def _journal_written(journal_path: Path) -> int:
     return newest
 
 
-def _staging_matches(root: Path, journal: Journal, written_by: int) -> bool:
+def _staging_matches(root: Path, journal: Journal, written_by: int, *, need_files: bool = True) -> bool:
     """Delete staged files the journal does not list; check the listed ones are all there, of their size, and
     not modified after the journal was written (``written_by``: a listed file is never written again, so a
     later time means a hand or a disk changed it — its digest in the journal would be installed with other
@@ -353,6 +356,10 @@ def _staging_matches(root: Path, journal: Journal, written_by: int) -> bool:
     one, and a move install renames whole directories without touching their modes, so what pip would
     create (``0o666 & ~umask`` files, ``0o777 & ~umask`` directories) must already be there. Executable
     bits come back when the central directory is read again.
+
+    A download (``need_files=False``) writes and reads none of them: unlisted files still go, but a listed one
+    missing or changed is no reason to throw the partial away. (Its journal says so from its first save on; a
+    kill before that leaves the header as it was, which an install then holds staging to, as always.)
     """
     # a download's files were never written: staging holds none of them (a verify-only resume writes none either)
     listed = {} if journal.unwritten else {f.name: f.size for f in journal.files}
@@ -361,9 +368,10 @@ def _staging_matches(root: Path, journal: Journal, written_by: int) -> bool:
     if not root.is_dir():
         return not listed
     try:
-        return _settle_staging(os.fspath(root), listed, written_by) == len(listed)
+        found = _settle_staging(os.fspath(root), listed, written_by)
     except OSError:
         return False  # a file vanished or cannot be changed: resuming is only worth it when all is well
+    return found == len(listed) or not need_files
 
 
 def _walk_at(base: str) -> Generator[tuple[str, list[str], list[str], int | None], None, None]:
