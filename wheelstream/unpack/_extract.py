@@ -13,9 +13,9 @@ Rules this module keeps:
   the way pip applies them: ``0o777 & ~umask | 0o111`` for any entry with an x bit.
 
 ``verify_only`` (``download``'s extractor, which keeps the wheel file, not its files) does all of it but the
-writing: every entry is inflated, checked and hashed, every name claimed and checked for collisions in
-memory, and nothing is created in ``root``. Its records are the same, so a journal's rows are too
-(``Journal.unwritten`` says that staging does not hold them).
+writing: every entry is inflated, checked and hashed, every name claimed and checked for collisions in memory
+(``StagingPaths(make=False)``), and nothing is created in ``root``. Its records are the same, so a journal's
+rows are too (``Journal.unwritten`` says that staging does not hold them).
 
 Who does what: :mod:`._paths` makes directories and refuses unsafe paths, :mod:`._writers` runs the threads that
 write (and how far the parser may run ahead of them), :mod:`._durability` makes the files durable; the
@@ -35,7 +35,7 @@ from typing import Any, BinaryIO, cast
 from wheelstream._staged import StagedFile, current_umask, pip_file_mode
 from wheelstream.unpack._durability import sync_file_system
 from wheelstream.unpack._partial import write_all
-from wheelstream.unpack._paths import StagingPaths, collision, create
+from wheelstream.unpack._paths import StagingPaths, create
 from wheelstream.unpack._writers import Batch, Content, ReadAt, Sink, Unread, WriterQueue
 from wheelstream.zip import (
     CentralDirectory,
@@ -145,8 +145,8 @@ class Extractor:
         self._size = 0
         self._inline_limit = inline_limit if writers else 0
         pending = _MAX_PENDING if max_pending is None else max_pending
-        write = _verify_file if verify_only else _write_file
-        self._queue = WriterQueue(self.files, write, max_pending=pending, source=source)
+        self._write = _verify_file if verify_only else _write_file
+        self._queue = WriterQueue(self.files, self._write, max_pending=pending, source=source)
         self._sink = Sink(self._record) if writers else None  # large files: hash + write off this thread
         root.mkdir(parents=True, exist_ok=True)
 
@@ -207,21 +207,16 @@ class Extractor:
         only packs when this extractor asked for it, so there are writers; without them it is done here)."""
         name, offset, size = event.header.name, event.header.offset, event.header.uncompressed_size
         path = self._paths.new_file(name, offset)
-        if self.verify_only and name in self.files:
-            raise collision(name, offset)  # what creating the file would have found
         if self._inline_limit:
             self.files[name] = StagedFile(name, size, "", False)  # its place, until the digest comes
             self._queue.add_packed(path, event, name, offset)
         else:
-            write = _verify_file if self.verify_only else _write_file
-            self._record(StagedFile(name, size, write(path, event, name, offset), executable=False))
+            self._record(StagedFile(name, size, self._write(path, event, name, offset), executable=False))
         self.written += 1
 
     def _open_now(self) -> None:
         assert self._open_name is not None
         if self.verify_only:
-            if self._open_name in self.files:
-                raise collision(self._open_name, self._open_offset)
             self._open = cast("BinaryIO", _Unwritten())
         else:
             fd = create(self._open_path, self._open_name, self._open_offset)
@@ -248,8 +243,6 @@ class Extractor:
         pending = StagedFile(name, self._size, "", executable=False)
         if self._chunks is not None:
             chunks, self._chunks = self._chunks, None
-            if self.verify_only and name in self.files:
-                raise collision(name, self._open_offset)
             self.files[name] = pending
             self._queue.add(self._open_path, chunks, name, self._open_offset, self._size, self._size)
         elif self._sink is not None:

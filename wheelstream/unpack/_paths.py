@@ -145,8 +145,10 @@ class StagingPaths:
         path = (
             self.directory(parent_name, name, offset) + os.sep + leaf if parent_name else self._prefix + leaf
         )
-        if name in self._dirs:
-            raise collision(name, offset)
+        if name in self._dirs or (not self._make and name in self._files):
+            raise collision(
+                name, offset
+            )  # (nothing made: the earlier file's O_EXCL create is not there to find it)
         return path
 
     def directory(self, dir_name: str, name: str, offset: int) -> str:
