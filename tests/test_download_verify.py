@@ -41,17 +41,22 @@ print("finished")
 """
 
 
-def _killed(server: FaultServer, cache: Path, how: str) -> tuple[str, Journal]:
-    """The wheel served at 400 KB/s, its download killed at the third staging sync: its URL and journal."""
-    url = server.add_file(WHEEL, wheel(), plan=FaultPlan(Throttle(bytes_per_second=400_000, requests=1)))
-    proc = subprocess.run(
+def _run_killing(url: str, cache: Path, how: str, nth: int) -> subprocess.CompletedProcess[str]:
+    """``KILL_SCRIPT`` for ``url`` ("verify" or not), killed at its ``nth`` staging sync."""
+    return subprocess.run(
         [sys.executable, "-c", KILL_SCRIPT, url, str(cache), how],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
-        env={**os.environ, "WHEELSTREAM_KILL_AT": "checkpoint.staging-sync@3"},
+        env={**os.environ, "WHEELSTREAM_KILL_AT": f"checkpoint.staging-sync@{nth}"},
     )
+
+
+def _killed(server: FaultServer, cache: Path, how: str) -> tuple[str, Journal]:
+    """The wheel served at 400 KB/s, its download killed at the third staging sync: its URL and journal."""
+    url = server.add_file(WHEEL, wheel(), plan=FaultPlan(Throttle(bytes_per_second=400_000, requests=1)))
+    proc = _run_killing(url, cache, how, 3)
     assert proc.returncode == -9, proc.stdout + proc.stderr
     journal = Journal.load_header(cache / "partial" / f"{cache_key(url)}.json")
     assert journal is not None
@@ -139,14 +144,7 @@ def test_killed_twice_across_modes_an_install_still_gets_the_whole_tree(
     url, _ = _killed(server, tmp_path, first)
     other = "install" if first == "verify" else "verify"
     server.set_plan(WHEEL, FaultPlan(Throttle(bytes_per_second=400_000)))
-    proc = subprocess.run(
-        [sys.executable, "-c", KILL_SCRIPT, url, str(tmp_path), other],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "WHEELSTREAM_KILL_AT": "checkpoint.staging-sync@2"},
-    )
+    proc = _run_killing(url, tmp_path, other, 2)
     assert proc.returncode in (-9, 0), proc.stdout + proc.stderr  # (0: it had little left, and finished)
     server.set_plan(WHEEL, FaultPlan())
     assert tree(fetch(url, tmp_path)) == contents(wheel())
