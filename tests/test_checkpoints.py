@@ -367,7 +367,9 @@ def test_periodic_checkpoints_run_on_the_worker_without_restarting_it(
     coming due before the worker is done with its block, or while the last syncs, are one: so the download is
     paced over 1.5 s, or a loaded machine whose fsyncs take longer than the whole transfer coalesces them all.)"""
     data = mixed_wheel()
-    url = server.add_file(WHEEL, data, plan=FaultPlan(Throttle(bytes_per_second=len(data) * 2 // 3, requests=1)))
+    url = server.add_file(
+        WHEEL, data, plan=FaultPlan(Throttle(bytes_per_second=len(data) * 2 // 3, requests=1))
+    )
     snapshots: list[str] = []
     durable: list[str] = []
     workers = 0
