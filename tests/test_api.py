@@ -370,7 +370,7 @@ def test_arguments_of_the_wrong_kind_are_usage_errors_before_anything_is_fetched
             (
                 lambda: wheelstream.install([url], t, cache_dir=c, hashes={url: None}),  # type: ignore[dict-item]
                 UsageError,
-                "None is neither a sha256 nor a collection of them",
+                "None is neither a hash nor a collection of them",
             ),
             (
                 lambda: wheelstream.install([url], t, cache_dir=c, index_url=None),  # type: ignore[arg-type]

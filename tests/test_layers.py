@@ -18,7 +18,7 @@ ALLOWED: dict[str, set[str]] = {
     "_killpoints": set(),  # the test bed's SIGKILL points: imported by every stage that has one
     "_interrupts": set(),  # the signals taken as Ctrl-C: held, ignored or masked alike everywhere
     "zip": {"errors"},
-    "_urls": {"errors"},
+    "_urls": {"errors", "_digests"},  # the hashes a link's fragment may pin
     "_progress": set(),
     "_staged": set(),
     "_digests": set(),  # a finished file by several hash algorithms: the lock's and the index's other hashes
@@ -43,7 +43,7 @@ ALLOWED: dict[str, set[str]] = {
         "_cache",
         "_killpoints",
     },
-    "index": {"errors", "_urls", "_cache", "transport"},
+    "index": {"errors", "_urls", "_cache", "transport", "_digests"},
     "_workers": {
         "_progress",
         "fetch",
@@ -96,6 +96,7 @@ ALLOWED: dict[str, set[str]] = {
     "testing": {"errors", "zip", "_urls"},
     "cli": {
         "__version__",
+        "_digests",
         "_interrupts",
         "errors",
         "zip",

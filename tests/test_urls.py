@@ -99,21 +99,39 @@ def test_shown_url_is_one_printable_line() -> None:
 @pytest.mark.parametrize(
     ("url", "split"),
     [
-        (f"https://host/demo.whl#sha256={HEX}", ("https://host/demo.whl", HEX)),
-        (f"https://host/demo.whl#sha256={HEX.upper()}", ("https://host/demo.whl", HEX)),  # lower-cased
-        ("https://host/demo.whl", ("https://host/demo.whl", None)),
-        (f"https://host/demo.whl#sha256={HEX}&egg=demo", ("https://host/demo.whl", HEX)),  # anywhere, as pip
-        (f"https://host/demo.whl#egg=demo&sha256={HEX}", ("https://host/demo.whl", HEX)),
-        (f"https://host/demo.whl#sha256={HEX}&md5={HEX[:32]}", ("https://host/demo.whl", HEX)),
-        (f"https://host/demo.whl#sha256={HEX}&sha256={HEX.upper()}", ("https://host/demo.whl", HEX)),
+        (f"https://host/demo.whl#sha256={HEX}", ("https://host/demo.whl", HEX, ())),
+        (f"https://host/demo.whl#sha256={HEX.upper()}", ("https://host/demo.whl", HEX, ())),  # lower-cased
+        ("https://host/demo.whl", ("https://host/demo.whl", None, ())),
+        (
+            f"https://host/demo.whl#sha256={HEX}&egg=demo",
+            ("https://host/demo.whl", HEX, ()),
+        ),  # anywhere, as pip
+        (f"https://host/demo.whl#egg=demo&sha256={HEX}", ("https://host/demo.whl", HEX, ())),
+        (
+            f"https://host/demo.whl#sha256={HEX}&md5={HEX[:32].upper()}",
+            ("https://host/demo.whl", HEX, (("md5", HEX[:32]),)),
+        ),
+        (f"https://host/demo.whl#sha256={HEX}&sha256={HEX.upper()}", ("https://host/demo.whl", HEX, ())),
+        (  # a pin by other hashes alone: checked on the finished file, as pip and uv check it
+            f"https://host/demo.whl#egg=demo&sha512={HEX}{HEX}&sha384={HEX}{HEX[:32]}&sha1={HEX[:40]}",
+            (
+                "https://host/demo.whl",
+                None,
+                (("sha512", HEX + HEX), ("sha384", HEX + HEX[:32]), ("sha1", HEX[:40])),
+            ),
+        ),
+        (
+            f"https://host/demo.whl#sha224={HEX[:56]}&egg=x",
+            ("https://host/demo.whl", None, (("sha224", HEX[:56]),)),
+        ),
         (
             "https://host/demo.whl#egg=demo",
-            ("https://host/demo.whl", None),
+            ("https://host/demo.whl", None, ()),
         ),  # the base never keeps a fragment
-        (f"https://host/demo.whl?v=1#sha256={HEX}", ("https://host/demo.whl?v=1", HEX)),
+        (f"https://host/demo.whl?v=1#sha256={HEX}", ("https://host/demo.whl?v=1", HEX, ())),
     ],
 )
-def test_split_hash_fragment(url: str, split: tuple[str, str | None]) -> None:
+def test_split_hash_fragment(url: str, split: tuple[str, str | None, tuple[tuple[str, str], ...]]) -> None:
     assert split_hash_fragment(url) == split
 
 
@@ -125,8 +143,10 @@ def test_split_hash_fragment(url: str, split: tuple[str, str | None]) -> None:
         (f"sha256={HEX[:-1]}g", "must be 64 hex digits"),
         (f"egg=demo&sha256={HEX[:63]}", "must be 64 hex digits"),
         (f"sha256={HEX}&sha256={'0' * 64}", "two different sha256"),
-        (f"md5={HEX[:32]}", "#md5= is not checked"),  # a pin by another hash alone
-        (f"egg=demo&sha512={HEX}{HEX}", "#sha512= is not checked"),
+        (f"md5={HEX[:31]}", "#md5= must be 32 hex digits"),
+        (f"egg=demo&sha512={HEX}", "#sha512= must be 128 hex digits"),
+        (f"sha384={HEX}{HEX[:31]}z", "#sha384= must be 96 hex digits"),
+        (f"sha1={HEX[:40]}&sha1={'0' * 40}", "two different sha1"),
     ],
 )
 def test_a_pin_that_cannot_be_checked_is_refused_not_dropped(fragment: str, says: str) -> None:

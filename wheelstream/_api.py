@@ -276,7 +276,9 @@ def install(
     candidates beside that index's files, as in pip, and with ``no_index`` the only ones.
 
     ``hashes`` maps a source (as given) to its expected sha256 hex, or to several of which the wheel must
-    match one (pip's repeated ``--hash``: a file an index lists with one of them is preferred). Raises a
+    match one (pip's repeated ``--hash``: a file an index lists with one of them is preferred); a value may
+    also be ``sha256:HEX``, ``sha384:HEX`` or ``sha512:HEX``, pip's ``--hash`` algorithms (any one matching
+    is enough, as in pip; a sha256 is checked while the wheel streams, the others on the finished file). Raises a
     :class:`~wheelstream.errors.WheelstreamError`; on any error the destination is untouched and interrupted
     downloads are kept in the cache for the next call to resume.
 

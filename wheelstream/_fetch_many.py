@@ -30,11 +30,12 @@ from wheelstream._sources import (
     Resolved,
     allowed_hashes,
     check_allowed,
-    check_index_hashes,
     check_local_file,
+    check_other_hashes,
     filename_of,
     forget_refused,
     named_wheel,
+    narrow,
     pin_of,
     resolve,
 )
@@ -290,20 +291,21 @@ def _one_wheel_per_distribution(resolved: Sequence[Resolved]) -> list[Resolved]:
 
 
 def _both_pins(earlier: Resolved, item: Resolved) -> Resolved | None:
-    """One file named twice, held to what both allow — each an exact sha256, several allowed, or nothing — or
-    None when nothing could satisfy both (a source's hashes were dropped when another named the same file)."""
-    fits: frozenset[str] | None = None
-    for side in (earlier, item):
-        for allows in ({side.sha256} if side.sha256 else None, side.allowed or None):
-            if allows is not None:
-                fits = frozenset(allows) if fits is None else fits & allows
-    if fits is None:
-        return earlier
-    if not fits:
+    """One file named twice, held to what both ask — each a sha256 the download checks, pins allowed, other
+    hashes named, or nothing — or None when nothing could satisfy both (a source's hashes were dropped when
+    another named the same file). Pins allowed intersect, as pip's ``Hashes`` do."""
+    named = {side.sha256 for side in (earlier, item) if side.sha256}
+    if len(named) > 1:
         return None
-    if len(fits) == 1:
-        return earlier._replace(sha256=next(iter(fits)), allowed=frozenset())
-    return earlier._replace(sha256=None, allowed=fits)
+    alloweds = [side.allowed for side in (earlier, item) if side.allowed]
+    allowed = frozenset.intersection(*alloweds) if alloweds else frozenset()
+    if alloweds and not allowed:
+        return None
+    narrowed = narrow(next(iter(named), None), allowed)
+    if narrowed is None:
+        return None
+    others = tuple(dict.fromkeys((*earlier.other_hashes, *item.other_hashes)))
+    return earlier._replace(sha256=narrowed[0], allowed=narrowed[1], other_hashes=others)
 
 
 def _pins_named_outright(
@@ -339,8 +341,8 @@ def _pins_named_outright(
             allowed = merged[wheel] & wanted if merged.get(wheel) else wanted
             if not allowed:
                 raise HashMismatch(
-                    f"{shown_text(wheel)} is the wheel for {source}, whose --hash values allow none of its "
-                    "sha256s; nothing was downloaded",
+                    f"{shown_text(wheel)} is the wheel for {source}, whose --hash values and the wheel's own "
+                    "have none in common; nothing was downloaded",
                     wheel=filenames[wheel],
                 )
             merged[wheel] = allowed
@@ -469,8 +471,9 @@ def _fetch_with(
     workers = min(max(1, jobs), len(resolved))
 
     def arrived(item: Resolved, result: DownloadResult) -> None:
-        check_allowed(item, result.sha256, cache.root)  # of several allowed hashes, one must be the wheel's
-        check_index_hashes(item, cache.wheel_file(result.sha256), result.sha256, cache.root)
+        wheel_file = item.path if item.path is not None else cache.wheel_file(result.sha256)
+        check_allowed(item, result.sha256, wheel_file, cache.root)  # of several allowed pins, one must match
+        check_other_hashes(item, wheel_file, result.sha256, cache.root)
         if keep_wheels_in is not None:  # download -d: a checked wheel, and only a checked one, goes there
             _check_is_a_wheel(item, result, cache)  # an install checks far more, later
             _place(item, result, cache, keep_wheels_in)

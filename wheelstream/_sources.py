@@ -16,13 +16,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import httpx
 
 from wheelstream._cache import Cache, default_cache_dir
-from wheelstream._digests import file_hexdigests
+from wheelstream._digests import file_hexdigests, file_matches, normal_pin
 from wheelstream._urls import (
     cache_key,
     check_http_url,
     checked_wheel_filename,
     direct_reference,
-    is_sha256_hex,
     not_a_url,
     recorded_url,
     redact,
@@ -40,10 +39,11 @@ __all__ = [
     "Resolved",
     "allowed_hashes",
     "check_allowed",
-    "check_index_hashes",
+    "check_other_hashes",
     "direct_url",
     "filename_of",
     "forget_refused",
+    "narrow",
     "resolve",
 ]
 
@@ -53,38 +53,41 @@ class Resolved(NamedTuple):
     url: str | None  # http(s) URL to fetch
     path: Path | None  # local file
     sha256: str | None  # checked by the download itself
-    # Several sha256s the caller allows (pip's repeated --hash) where none could be picked before downloading:
-    # the finished wheel must be one of them (``check_allowed``).
+    # The pins the caller allows (pip's repeated --hash; ``_digests``: a sha256's hex, ``sha512:…``) where none
+    # could be picked before downloading: the finished wheel must be one of them (``check_allowed``).
     allowed: frozenset[str] = frozenset()
     # The bytes the file must have (a lock's ``size``): a server announcing another length is refused.
     size: int | None = None
-    # (algorithm, hex) of the md5/sha1/sha224/sha384/sha512 an index lists: checked on the finished file.
+    # (algorithm, hex) of the md5/sha1/sha224/sha384/sha512 an index lists or a URL's fragment names: checked on
+    # the finished file (``check_other_hashes``).
     other_hashes: tuple[tuple[str, str], ...] = ()
     # ``NAME==VERSION``, the file an index chose: a wheel named outright of that version is taken instead.
     pinned: bool = False
 
 
 def allowed_hashes(value: str | Collection[str], source: str) -> frozenset[str]:
-    """What ``hashes`` gives for a source — one sha256 hex or several — as a set, lower-cased; an empty
+    """What ``hashes`` gives for a source — one pin or several: a sha256's 64 hex digits, or ``sha256:HEX``,
+    ``sha384:HEX``, ``sha512:HEX`` as pip's ``--hash`` takes them — as a set of pins (``_digests``); an empty
     collection is a mistake (it would turn the check off), not a wish."""
     try:
         given = [value] if isinstance(value, str) else list(value)
-    except TypeError:  # None, a number: not one sha256 nor several
+    except TypeError:  # None, a number: not one hash nor several
         raise UsageError(
-            f"hashes: {value!r} is neither a sha256 nor a collection of them", wheel=shown_text(source)
+            f"hashes: {value!r} is neither a hash nor a collection of them", wheel=shown_text(source)
         ) from None
     if not given:
-        raise UsageError("hashes: the allowed sha256s may not be empty", wheel=shown_text(source))
+        raise UsageError("hashes: the allowed hashes may not be empty", wheel=shown_text(source))
     allowed = set()
     for each in given:
-        # The command line's ``sha256:HEX`` is taken too; anything but 64 hex digits could match no file, and
-        # would be found out only after the download (which it then discarded).
-        hexdigest = str(each).strip().lower().removeprefix("sha256:").removeprefix("sha256=")
-        if not is_sha256_hex(hexdigest):
+        # A digest of the wrong length could match no file, and would be found out only after the download
+        # (which it then discarded).
+        normal = normal_pin(str(each), bare_sha256=True)
+        if normal is None:
             raise UsageError(
-                f"hashes: {each!r} is not a sha256 (64 hex digits, or sha256:HEX)", wheel=shown_text(source)
+                f"hashes: {each!r} is not a sha256 (64 hex digits, or sha256:HEX), sha384:HEX or sha512:HEX",
+                wheel=shown_text(source),
             )
-        allowed.add(hexdigest)
+        allowed.add(normal)
     return frozenset(allowed)
 
 
@@ -118,10 +121,10 @@ def resolve(
     hostile one fails before anything is downloaded or written; ``resolve_requirement`` checks an index's (and
     asks for its page again ``retries`` times, its own default when None).
 
-    ``hashes``: the sha256s the caller allows for a source. One is what the download checks. Of several, the
-    one the URL's ``#sha256=`` or the index names is, when it is among them (an index file listed with an
-    allowed hash is preferred, as pip does); one named that is none of them fails here, before any download;
-    with nothing named, the finished wheel is checked against them all."""
+    ``hashes``: the pins the caller allows for a source (``_digests``). One sha256 is what the download checks.
+    Of several, the sha256 the URL's ``#sha256=`` or the index names is, when it is among them (an index file
+    listed with an allowed hash is preferred, as pip does); one named that cannot be any of them fails here,
+    before any download; else the finished wheel is checked against them all (``check_allowed``)."""
     allowed = hashes.get(source, frozenset())
     url = direct_reference(source)  # ``NAME @ URL``: the wheel at URL, checked to be NAME's
     if url is not None:
@@ -134,16 +137,18 @@ def resolve(
     scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
         check_http_url(source)
-        named = split_hash_fragment(source, wheel=wheel_filename_from_url(source))[1]
-        return _pinned(redact(source), source, None, named, allowed, "URL's #sha256=")
+        _base, named, others = split_hash_fragment(source, wheel=wheel_filename_from_url(source))
+        return _pinned(redact(source), source, None, named, allowed, "URL's #sha256=")._replace(
+            other_hashes=others
+        )
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):  # pip: "non-local file URIs are not supported"
             raise UsageError(
                 f"a file:// URL of another host ({parts.netloc}) is not a local file: {shown_url(source)}"
             )
         path = Path(urllib.request.url2pathname(parts.path))  # the fragment is not part of it
-        named = split_hash_fragment(source, wheel=path.name)[1]
-        return _pinned(source, None, path, named, allowed, "URL's #sha256=")
+        _base, named, others = split_hash_fragment(source, wheel=path.name)
+        return _pinned(source, None, path, named, allowed, "URL's #sha256=")._replace(other_hashes=others)
     if len(scheme) > 1 and source[len(scheme) : len(scheme) + 3] == "://" and not os.path.exists(source):
         # ``ftp://x/a.whl`` read as a path said "no such file: ftp:/x/a.whl" (the ``//`` gone)
         raise UsageError(
@@ -219,53 +224,85 @@ def pin_of(source: str) -> tuple[str, Specifier] | None:
 def _pinned(
     source: str, url: str | None, path: Path | None, named: str | None, allowed: frozenset[str], by: str
 ) -> Resolved:
-    """The sha256 the download checks: the caller's one allowed hash, else the one ``by`` named (a URL's
-    fragment, the index's listing) when the caller allows it; see :func:`resolve`. A named sha256 the caller
-    does not allow fails here, before a byte is downloaded: the file it names cannot be the one allowed."""
-    if named is not None and allowed and named.lower() not in allowed:
+    """The sha256 the download checks: the caller's one allowed sha256, else the one ``by`` named (a URL's
+    fragment, the index's listing); see :func:`resolve`. A named sha256 the caller's pins rule out fails here,
+    before a byte is downloaded: the file it names cannot be the one allowed."""
+    narrowed = narrow(named.lower() if named is not None else None, allowed)
+    if narrowed is None:
         which = "not the allowed hash" if len(allowed) == 1 else f"none of the {len(allowed)} allowed hashes"
         raise HashMismatch(
             f"the {by} sha256 {named} is {which}; nothing was downloaded",
             wheel=wheel_filename_from_url(url) if url else source,
         )
-    if len(allowed) == 1:
-        return Resolved(source, url, path, next(iter(allowed)))
+    return Resolved(source, url, path, *narrowed)
+
+
+def narrow(sha256: str | None, allowed: frozenset[str]) -> tuple[str | None, frozenset[str]] | None:
+    """The download's own sha256 check and what is left to check on the finished file, for a file that must
+    have ``sha256`` (when named) and be one of the ``allowed`` pins (when any): a sha256 among them settles
+    them; one sha256 allowed alone is the download's check; None when no file can be both (a sha256 named that
+    none of the pins is, and no pin of another algorithm that could still match)."""
     if not allowed:
-        return Resolved(source, url, path, named)
-    if named is None:
-        return Resolved(source, url, path, None, allowed)
-    return Resolved(source, url, path, named.lower())
+        return sha256, allowed
+    if sha256 is not None:
+        if sha256 in allowed:
+            return sha256, frozenset()
+        return (sha256, allowed) if any(":" in each for each in allowed) else None
+    if len(allowed) == 1 and ":" not in (only := next(iter(allowed))):
+        return only, frozenset()
+    return None, allowed
 
 
-def check_index_hashes(
+def check_other_hashes(
     item: Resolved, wheel_file: Path, sha256: str, cache_dir: str | os.PathLike[str] | None
 ) -> None:
     """The other hashes an index lists for the file (an index without sha256s pins its files with md5 or
-    sha512, and pip and uv hold the file to them), read off the finished wheel file. A mismatch refuses the
-    wheel, and the URL's cache record forgets it (``forget_url_of``)."""
-    if not item.other_hashes or not wheel_file.is_file():
-        return  # (a tree cached without its file: its sha256 is one the index or the caller named outright)
-    expected_by_name = dict(item.other_hashes)
-    actual_by_name = file_hexdigests(wheel_file, expected_by_name)
-    for name, expected in expected_by_name.items():
+    sha512, and pip and uv hold the file to them), or a URL's fragment names, read off the finished wheel file.
+    A mismatch refuses the wheel, and the URL's cache record forgets it (``forget_url_of``)."""
+    if not item.other_hashes or (item.sha256 is not None and not wheel_file.is_file()):
+        return  # (a tree cached without its file, whose sha256 the index or the URL named outright: it holds)
+    by = "the index lists" if item.pinned else "the URL names"
+    try:
+        actual_by_name = file_hexdigests(wheel_file, dict(item.other_hashes))
+    except OSError as exc:
+        raise _cannot_check(item, wheel_file, sha256, exc, cache_dir) from None
+    for name, expected in item.other_hashes:
         actual = actual_by_name[name]
         if actual != expected:
             forget_url_of(item, sha256, cache_dir)
-            raise HashMismatch(
-                f"{name} is {actual}, the index lists {expected}; refused",
-                wheel=filename_of(item),
-            )
+            raise HashMismatch(f"{name} is {actual}, {by} {expected}; refused", wheel=filename_of(item))
 
 
-def check_allowed(item: Resolved, sha256: str, cache_dir: str | os.PathLike[str] | None) -> None:
-    """A finished wheel whose sha256 none of the caller's several allowed hashes is (``Resolved.allowed``) is
-    refused, and the URL's cache record forgets it (``forget_url_of``: the bytes stay, for a call that may be
-    copying from their tree)."""
-    if item.allowed and sha256 not in item.allowed:
+def _cannot_check(
+    item: Resolved, wheel_file: Path, sha256: str, exc: OSError, cache_dir: str | os.PathLike[str] | None
+) -> HashMismatch:
+    """A wheel whose file is gone (the cache kept its unpacked tree alone) cannot be held to a hash of the
+    file: refused, and its URL forgotten, so that the next run downloads it afresh."""
+    forget_url_of(item, sha256, cache_dir)
+    return HashMismatch(
+        f"cannot read {wheel_file} to check its hashes: {exc.strerror or exc}; the cache forgot this URL, so "
+        "running the command again downloads it afresh",
+        wheel=filename_of(item),
+    )
+
+
+def check_allowed(
+    item: Resolved, sha256: str, wheel_file: Path, cache_dir: str | os.PathLike[str] | None
+) -> None:
+    """A finished wheel that none of the caller's several allowed pins is (``Resolved.allowed``; the file is
+    read when one of another algorithm than sha256 must decide) is refused, and the URL's cache record forgets
+    it (``forget_url_of``: the bytes stay, for a call that may be copying from their tree)."""
+    if not item.allowed or sha256 in item.allowed:
+        return
+    try:
+        compared = file_matches(item.allowed, sha256, wheel_file)
+    except OSError as exc:
+        raise _cannot_check(item, wheel_file, sha256, exc, cache_dir) from None
+    if compared is not None:
         forget_url_of(item, sha256, cache_dir)
+        digests = ", ".join(f"{name} is {value}" for name, value in compared.items())
         raise HashMismatch(
-            f"sha256 is {sha256}, none of the {len(item.allowed)} allowed hashes; refused",
-            wheel=filename_of(item),
+            f"{digests}, none of the {len(item.allowed)} allowed hashes; refused", wheel=filename_of(item)
         )
 
 

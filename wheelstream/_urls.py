@@ -17,6 +17,7 @@ import httpx
 from packaging.utils import InvalidWheelFilename as _PackagingInvalidWheelFilename
 from packaging.utils import parse_wheel_filename
 
+from wheelstream._digests import HEX_DIGITS
 from wheelstream.errors import InvalidWheelFilename, UsageError, shown
 
 __all__ = [
@@ -41,9 +42,7 @@ _SECRET_QUERY_KEYS = re.compile(
     r"(token|tok$|key|secret|password|passwd|pwd|auth|signature|sig|credential|session|jwt)", re.IGNORECASE
 )
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
-# The hashes pip reads from a link's fragment. Only sha256 is checked here (while streaming); a pin by one of the
-# others alone is refused rather than dropped.
-_OTHER_LINK_HASHES = frozenset({"sha1", "sha224", "sha384", "sha512", "md5"})
+_HEX = re.compile(r"[0-9a-fA-F]+")
 
 
 def redact(url: str) -> str:
@@ -88,32 +87,30 @@ def fragment_pairs(fragment: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def split_hash_fragment(url: str, *, wheel: str | None = None) -> tuple[str, str | None]:
-    """``(url without fragment, the sha256 hex its fragment pins, or None)``.
+def split_hash_fragment(
+    url: str, *, wheel: str | None = None
+) -> tuple[str, str | None, tuple[tuple[str, str], ...]]:
+    """``(url without fragment, the sha256 hex its fragment pins or None, its other hashes)``.
 
-    The fragment is read as pip reads a link's (:func:`fragment_pairs`), the pin anywhere among its pairs
-    (``#egg=demo&sha256=…``). A pin is never dropped in silence: a sha256 that is not 64 hex digits, two
-    that differ, or a pin by another hash only (``#sha512=…``: wheelstream checks sha256) is a UsageError,
-    naming ``wheel`` (the file name, where the caller knows it), else the URL.
+    The fragment is read as pip reads a link's (:func:`fragment_pairs`), the pins anywhere among its pairs
+    (``#egg=demo&sha256=…``). The sha256 is checked while streaming; the others pip reads there (``md5``,
+    ``sha1``, ``sha224``, ``sha384``, ``sha512``), as ``(name, hex)``, on the finished file. A pin is never
+    dropped in silence: one whose hex has not its digest's length, or two different ones of an algorithm, is a
+    UsageError, naming ``wheel`` (the file name, where the caller knows it), else the URL.
     """
     base, _, fragment = url.partition("#")
     named = wheel if wheel is not None else shown_url(base)
-    pinned: str | None = None
-    others = []
+    pinned: dict[str, str] = {}
     for name, value in fragment_pairs(fragment):
-        if name == "sha256":
-            if not is_sha256_hex(value):
-                raise UsageError(f"#sha256= must be 64 hex digits, not {shown(value, 80)}", wheel=named)
-            if pinned is not None and pinned != value.lower():
-                raise UsageError("the fragment pins two different sha256 hashes", wheel=named)
-            pinned = value.lower()
-        elif name in _OTHER_LINK_HASHES:
-            others.append(name)
-    if pinned is None and others:
-        raise UsageError(
-            f"#{others[0]}= is not checked, only #sha256= is: pin the wheel by its sha256", wheel=named
-        )
-    return base, pinned
+        digits = HEX_DIGITS.get(name)
+        if digits is None:
+            continue
+        if len(value) != digits or not _HEX.fullmatch(value):
+            raise UsageError(f"#{name}= must be {digits} hex digits, not {shown(value, 80)}", wheel=named)
+        if pinned.setdefault(name, value.lower()) != value.lower():
+            raise UsageError(f"the fragment pins two different {name} hashes", wheel=named)
+    sha256 = pinned.pop("sha256", None)
+    return base, sha256, tuple(pinned.items())
 
 
 def cache_key(url: str) -> str:

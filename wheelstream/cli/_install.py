@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from wheelstream._api import DEFAULT_INDEX_URL
-from wheelstream._urls import redact, shown_text
+from wheelstream._digests import HEX_DIGITS
+from wheelstream._urls import fragment_pairs, redact, shown_text
 from wheelstream.cli._contract import guarded, run
 from wheelstream.cli._dry_run import DRY_RUN_HELP, told
 from wheelstream.cli._options import (
@@ -171,17 +172,22 @@ def _require_hashes_of_all(
     sources: Sequence[str], allowed: Mapping[str, list[str]], required: bool, *, hashed: bool = False
 ) -> None:
     """pip's hash-checking mode, which one ``--hash`` turns on (or ``--require-hashes``): then every source needs
-    one (its own ``--hash``, or a URL's ``#sha256=``), or a file that pins most of its wheels installs one
-    unchecked."""
+    one (its own ``--hash``, or a hash in a URL's fragment, ``#sha256=`` or another pip reads there), or a file
+    that pins most of its wheels installs one unchecked."""
     if not allowed and not required and not hashed:
         return
-    missing = [s for s in dict.fromkeys(sources) if s not in allowed and "sha256=" not in s.partition("#")[2]]
+    missing = [s for s in dict.fromkeys(sources) if s not in allowed and not _fragment_pins(s)]
     if missing:
         shown = ", ".join(shown_text(s) for s in missing[:3]) + (
             f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         )
         why = "a --hash is given" if allowed or hashed else "--require-hashes is given"
         raise UsageError(f"{why}, so every source needs one (pip's hash-checking mode); none for: {shown}")
+
+
+def _fragment_pins(source: str) -> bool:
+    """Whether a source's URL fragment names a hash (checked, whatever it is, when the source is resolved)."""
+    return any(name in HEX_DIGITS for name, _value in fragment_pairs(source.partition("#")[2]))
 
 
 # -- the commands ------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wheelstream._digests import normal_pin
 from wheelstream._urls import direct_reference, redact, shown_text
 from wheelstream.errors import UsageError
 
@@ -43,7 +44,6 @@ __all__ = [
     "with_marker",
 ]
 
-_HASH = re.compile(r"^sha256[:=]([0-9a-fA-F]{64})$")
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 _ENV_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
 _CODING = re.compile(rb"coding[:=]\s*([-\w.]+)")
@@ -58,11 +58,15 @@ _MAX_DEPTH = 100  # nested -r files: a chain this long is a mistake even without
 
 
 def parse_hash(text: str, where: str) -> str:
-    """``sha256:HEX`` (or ``sha256=HEX``) → the lower-case hex digest; ``where`` starts the error message."""
-    match = _HASH.match(text.strip())
-    if not match:
-        raise UsageError(f"{where}: --hash must be sha256:<64 hex digits>, got {text!r}")
-    return match.group(1).lower()
+    """``ALGORITHM:HEX`` (or ``ALGORITHM=HEX``) of pip's algorithms for ``--hash`` — sha256, sha384, sha512 —
+    as a pin (``_digests``); ``where`` starts the error message."""
+    normal = normal_pin(text)
+    if normal is None:
+        raise UsageError(
+            f"{where}: --hash must be sha256:, sha384: or sha512: and the digest's 64, 96 or 128 hex digits, "
+            f"got {text!r}"
+        )
+    return normal
 
 
 # The options of a requirements file that take a value (``--opt value`` or ``--opt=value``).

@@ -96,7 +96,7 @@ class Job(NamedTuple):
         keep_unpacked: bool,
         expected_size: int | None = None,
     ) -> Job:
-        bare, fragment_hash = split_hash_fragment(url)
+        bare, fragment_hash, _others = split_hash_fragment(url)  # the others: ``_sources``
         redacted = redact(bare)
         wheel = wheel_filename_from_url(bare)
         return cls(

@@ -17,6 +17,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from wheelstream._digests import pin as hash_pin
 from wheelstream._urls import shown_text
 from wheelstream.errors import (
     IncompatibleWheel,
@@ -91,9 +92,9 @@ def choose(
     """The best wheel for ``tags`` among ``files`` whose version the pin ``wanted`` matches (a bare version is
     ``==`` it): as pip orders candidates, one not yanked first, then the highest version (``2.0+cpu`` over
     ``2.0`` for ``==2.0``), then the interpreter's most preferred tag, then the highest build tag, then the
-    last listed (``1.0`` and ``1.0.0`` are one version: pip takes the later). With ``allowed`` sha256s (pip's
+    last listed (``1.0`` and ``1.0.0`` are one version: pip takes the later). With ``allowed`` pins (``_digests``; pip's
     ``--hash``), only files listed with one of them are candidates, if any is (pip's
-    ``filter_unallowed_hashes``); else the download's own check decides."""
+    ``filter_unallowed_hashes``: any hash it lists, of any algorithm); else the download's own check decides."""
     spec = wanted if isinstance(wanted, Specifier) else Specifier(f"=={wanted}")
     version = spec.version
     rank = {tag: i for i, tag in reversed(list(enumerate(tags)))}
@@ -136,7 +137,7 @@ def choose(
             f"{tags[0] if tags else '?'}, …) or its requires-python: {listed}",
             wheel=source,
         )
-    hashed = [c for c in candidates if c[-1].sha256 is not None and c[-1].sha256 in allowed]
+    hashed = [c for c in candidates if any(each in allowed for each in _pins_of(c[-1]))]
     # pip's sort key: then the highest build tag (none sorts lowest), and of equals the last listed
     yanked, _version, _rank, _build, _order, chosen = max(
         hashed or candidates, key=lambda c: (not c[0], c[1], -c[2], c[3], c[4])
@@ -153,3 +154,9 @@ def choose(
 
 
 # -- fetching, cached ------------------------------------------------------------------------------------
+
+
+def _pins_of(listed: IndexFile) -> list[str]:
+    """The pins (``_digests``) of every hash a page lists for a file."""
+    pins = [hash_pin(name, value) for name, value in listed.other_hashes]
+    return [listed.sha256, *pins] if listed.sha256 is not None else pins

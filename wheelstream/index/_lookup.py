@@ -327,9 +327,10 @@ def resolve_requirement(
     ``tags`` are the target interpreter's supported tags, most preferred first. ``python_version`` is the
     target's version for ``requires-python`` (``"X.Y.Z"``, or ``(major, minor)``); by default ``X.Y`` is read
     off ``tags``. ``retries``: how often (``INDEX_RETRIES`` when None) a page is asked for again after a
-    connection failure or a ``429``/``5xx`` (``_get_page``). ``allowed``: the sha256s the caller allows; a file
-    the page lists with one of them is preferred (``choose``). ``pages``: the ``--find-links`` pages a call's
-    earlier lookups parsed, to be parsed once for all of its pins (each lookup parses its own when None).
+    connection failure or a ``429``/``5xx`` (``_get_page``). ``allowed``: the pins the caller allows
+    (``_digests``); a file the page lists with one of them is preferred (``choose``). ``pages``: the
+    ``--find-links`` pages a call's earlier lookups parsed, to be parsed once for all of its pins (each lookup
+    parses its own when None).
     """
     name, version = pin(source)
     indexes = [] if no_index else list(dict.fromkeys((*extra_index_urls, index_url)))

@@ -1,0 +1,245 @@
+"""Pins by sha384 and sha512 (pip's ``--hash`` algorithms) and by any hash a URL's fragment names (pip reads
+md5, sha1, sha224, sha256, sha384 and sha512 there): any allowed pin of any algorithm matching is enough, as in
+pip; a sha256 is checked while the wheel streams, the others on the finished file. A wheel that matches none
+is refused with every digest compared, and the target is untouched."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from conftest import ws
+from packaging.tags import Tag
+from packaging.version import Version
+from pytest_httpserver import HTTPServer
+
+import wheelstream
+from wheelstream._cache import Cache
+from wheelstream._urls import cache_key
+from wheelstream.errors import HashMismatch, UsageError
+from wheelstream.index._choose import choose
+from wheelstream.index._pages import IndexFile
+from wheelstream.testing import FaultServer, build_wheel
+
+WHEEL = "demo-1.0-py3-none-any.whl"
+
+
+def served(server: FaultServer) -> tuple[str, bytes]:
+    filename, data = build_wheel("demo", "1.0", payload_size=8192)
+    return server.add_file(filename, data), bytes(data)
+
+
+def digest(name: str, data: bytes) -> str:
+    return hashlib.new(name, data).hexdigest()
+
+
+@pytest.mark.parametrize("algorithm", ["sha384", "sha512"])
+def test_a_hash_option_by_sha384_or_sha512_installs_the_wheel_it_names_and_refuses_another(
+    server: FaultServer, cache: Path, tmp_path: Path, algorithm: str
+) -> None:
+    url, data = served(server)
+    run = ws(
+        "install",
+        url,
+        "--hash",
+        f"{algorithm}:{digest(algorithm, data)}",
+        "-t",
+        str(tmp_path / "t"),
+        cache=cache,
+    )
+    assert run.code == 0, run.err
+    assert (tmp_path / "t" / "demo-1.0.dist-info" / "RECORD").is_file()
+
+    wrong = "0" * len(digest(algorithm, data))
+    run = ws("install", url, "--hash", f"{algorithm}={wrong}", "-t", str(tmp_path / "u"), cache=cache)
+    assert run.code == 1, run.err
+    assert run.error_line() == (
+        f"error: {WHEEL}: sha256 is {digest('sha256', data)}, {algorithm} is {digest(algorithm, data)}, none of "
+        "the 1 allowed hashes; refused"
+    )
+    assert not (tmp_path / "u").exists()
+    assert Cache(cache).remembered(cache_key(url)) is None  # the refused wheel's URL is forgotten
+
+
+def test_several_algorithms_on_one_line_allow_the_wheel_when_any_matches(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    """pip's ``Hashes``: a wheel passes when one pin of one algorithm matches, whatever the others say."""
+    url, data = served(server)
+    req = tmp_path / "r.txt"
+    req.write_text(
+        f"{url} --hash=sha256:{'a' * 64} --hash=sha512:{digest('sha512', data)} --hash=sha384:{'b' * 96}\n"
+    )
+    run = ws("install", "-r", str(req), "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 0, run.err
+    req.write_text(f"{url} --hash=sha256:{'a' * 64} --hash=sha512:{'c' * 128}\n")
+    run = ws("install", "-r", str(req), "-t", str(tmp_path / "u"), cache=cache)
+    assert run.code == 1, run.err
+    assert "none of the 2 allowed hashes; refused" in run.error_line()
+    assert f"sha512 is {digest('sha512', data)}" in run.error_line()
+    assert not (tmp_path / "u").exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "where"),
+    [
+        ("md5:" + "0" * 32, "command line"),  # pip: only sha256, sha384, sha512 for --hash
+        ("sha512:" + "0" * 127, "command line"),
+        ("sha1:" + "0" * 40, "command line"),
+    ],
+)
+def test_a_hash_option_of_a_weak_algorithm_or_a_wrong_length_is_a_usage_error(
+    server: FaultServer, cache: Path, tmp_path: Path, value: str, where: str
+) -> None:
+    url, _data = served(server)
+    run = ws("install", url, "--hash", value, "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 2, run.err
+    assert run.error_line() == (
+        f"error: {where}: --hash must be sha256:, sha384: or sha512: and the digest's 64, 96 or 128 hex digits, "
+        f"got {value!r}"
+    )
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("algorithm", ["md5", "sha1", "sha224", "sha384", "sha512"])
+def test_a_url_fragment_of_another_hash_is_checked_on_the_finished_file(
+    server: FaultServer, cache: Path, tmp_path: Path, algorithm: str
+) -> None:
+    """It was refused outright ("only #sha256= is checked"); pip and uv hold the file to it."""
+    url, data = served(server)
+    right = digest(algorithm, data)
+    run = ws("install", f"{url}#egg=demo&{algorithm}={right.upper()}", "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 0, run.err
+    wrong = "f" * len(right)
+    run = ws("install", f"{url}#{algorithm}={wrong}", "-t", str(tmp_path / "u"), cache=cache)
+    assert run.code == 1, run.err
+    assert run.error_line() == f"error: {WHEEL}: {algorithm} is {right}, the URL names {wrong}; refused"
+    assert not (tmp_path / "u").exists()
+
+
+def test_a_url_fragment_of_another_hash_counts_in_hash_checking_mode(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    url, data = served(server)
+    run = ws(
+        "install",
+        "--require-hashes",
+        f"{url}#sha512={digest('sha512', data)}",
+        "-t",
+        str(tmp_path / "t"),
+        cache=cache,
+    )
+    assert run.code == 0, run.err
+    run = ws("install", "--require-hashes", url, "-t", str(tmp_path / "u"), cache=cache)
+    assert run.code == 2, run.err
+    assert "every source needs one" in run.error_line()
+
+
+def test_an_index_pin_held_to_a_sha512_checks_the_listed_sha256_while_streaming_and_the_sha512_after(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    _url, data = served(server)
+    index = f"{server.url}/simple/"
+    req = tmp_path / "r.txt"
+    req.write_text(f"demo==1.0 --hash=sha512:{digest('sha512', data)}\n")
+    run = ws("install", "-r", str(req), "-i", index, "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 0, run.err
+    req.write_text(f"demo==1.0 --hash=sha512:{'1' * 128}\n")
+    run = ws("install", "-r", str(req), "-i", index, "-t", str(tmp_path / "u"), cache=cache)
+    assert run.code == 1, run.err
+    assert run.error_line().endswith("none of the 1 allowed hashes; refused")
+    assert not (tmp_path / "u").exists()
+
+
+def test_an_index_file_listed_with_an_allowed_sha512_is_preferred() -> None:
+    """pip's ``filter_unallowed_hashes`` reads every hash a page lists: the build-tagged file would win on its
+    own, but only the other is listed with an allowed hash."""
+    plain = IndexFile(
+        "demo-1.0-py3-none-any.whl", "https://h/a.whl", None, None, None, (("sha512", "ab" * 64),)
+    )
+    built = IndexFile("demo-1.0-1-py3-none-any.whl", "https://h/b.whl", "cd" * 32, None, None, ())
+    tags = [Tag("py3", "none", "any")]
+    assert choose([plain, built], "demo", Version("1.0"), tags, None, "demo==1.0").url == "https://h/b.whl"
+    chosen = choose(
+        [plain, built], "demo", Version("1.0"), tags, None, "demo==1.0", allowed={f"sha512:{'ab' * 64}"}
+    )
+    assert chosen.url == "https://h/a.whl"
+
+
+def test_library_hashes_take_sha384_and_sha512(tmp_path: Path) -> None:
+    with FaultServer() as server:
+        url, data = served(server)
+        with pytest.raises(UsageError, match=r"is not a sha256 .*, sha384:HEX or sha512:HEX"):
+            wheelstream.install([url], tmp_path / "t", cache_dir=tmp_path / "c", hashes={url: "sha512:abc"})
+        assert server.requests == []
+        with pytest.raises(HashMismatch, match="none of the 1 allowed hashes"):
+            wheelstream.install(
+                [url], tmp_path / "t", cache_dir=tmp_path / "c", hashes={url: f"sha384:{'0' * 96}"}
+            )
+        assert not (tmp_path / "t").exists()
+        pins = [f"SHA384:{digest('sha384', data).upper()}", "0" * 64]
+        wheelstream.install([url], tmp_path / "t", cache_dir=tmp_path / "c", hashes={url: pins})
+        assert (tmp_path / "t" / "demo-1.0.dist-info").is_dir()
+
+
+def test_a_cached_tree_whose_wheel_file_is_gone_cannot_prove_a_sha512(tmp_path: Path) -> None:
+    """The cache may hold a wheel's unpacked tree alone (``--link-mode hardlink``, its file deleted by hand):
+    nothing is left to read a sha512 from. Refused with the cause, the URL forgotten, and the next run
+    downloads the wheel afresh and installs it."""
+    with FaultServer() as server:
+        url, data = served(server)
+        cache_dir = tmp_path / "c"
+        wheelstream.install([url], tmp_path / "t", cache_dir=cache_dir, link_mode="hardlink")
+        sha = digest("sha256", data)
+        (cache_dir / "wheels" / f"{sha}.whl").unlink()
+        pin = {url: f"sha512:{digest('sha512', data)}"}
+        with pytest.raises(
+            HashMismatch, match=r"cannot read .* running the command again downloads it afresh"
+        ):
+            wheelstream.install([url], tmp_path / "u", cache_dir=cache_dir, link_mode="hardlink", hashes=pin)
+        assert not (tmp_path / "u").exists()
+        before = len(server.requests)
+        wheelstream.install([url], tmp_path / "u", cache_dir=cache_dir, link_mode="hardlink", hashes=pin)
+        assert (tmp_path / "u" / "demo-1.0.dist-info").is_dir()
+        assert any(r.method == "GET" and r.status == 200 for r in server.requests[before:])
+
+
+def test_a_path_source_is_read_for_its_sha512(tmp_path: Path) -> None:
+    filename, data = build_wheel("demo", "1.0", payload_size=2048)
+    local = tmp_path / filename
+    local.write_bytes(bytes(data))
+    pin = {str(local): f"sha512:{digest('sha512', bytes(data))}"}
+    wheelstream.install([str(local)], tmp_path / "t", cache_dir=tmp_path / "c", hashes=pin)
+    assert (tmp_path / "t" / "demo-1.0.dist-info").is_dir()
+    with pytest.raises(HashMismatch, match=f"sha512 is {digest('sha512', bytes(data))}"):
+        wheelstream.install(
+            [str(local)], tmp_path / "u", cache_dir=tmp_path / "c", hashes={str(local): f"sha512:{'2' * 128}"}
+        )
+    assert not (tmp_path / "u").exists()
+
+
+def test_an_index_without_sha256_listing_sha512_and_a_matching_hash_option(
+    httpserver: HTTPServer, cache: Path, tmp_path: Path
+) -> None:
+    """The page lists only a sha512; the ``--hash`` is that sha512: nothing to check while streaming, both on
+    the finished file."""
+    filename, data = build_wheel("beta", "2.0")
+    sha512 = digest("sha512", bytes(data))
+    page = f'<a href="/files/{filename}#sha512={sha512}">{filename}</a>'
+    httpserver.expect_request("/simple/beta/").respond_with_data(page, content_type="text/html")
+    httpserver.expect_request(f"/files/{filename}").respond_with_data(bytes(data))
+    req = tmp_path / "r.txt"
+    req.write_text(f"beta==2.0 --hash=sha512:{sha512}\n")
+    run = ws(
+        "install",
+        "-r",
+        str(req),
+        "-i",
+        httpserver.url_for("/simple/"),
+        "-t",
+        str(tmp_path / "t"),
+        cache=cache,
+    )
+    assert run.code == 0, run.err
+    assert (tmp_path / "t" / "beta-2.0.dist-info").is_dir()
