@@ -192,6 +192,9 @@ def test_no_validators(server: FaultServer) -> None:
     assert "last-modified" not in r.headers
     r = httpx.get(server.url_for(NAME), headers={"Range": "bytes=5-", "If-Range": '"anything"'})
     assert (r.status_code, r.content) == (200, DATA)
+    # ``*`` matches any current representation, validators or none (RFC 9110 §13.1.2): it answered 200
+    assert httpx.get(server.url_for(NAME), headers={"If-None-Match": "*"}).status_code == 304
+    assert httpx.get(server.url_for(NAME), headers={"If-None-Match": '"x"'}).status_code == 200
 
 
 def test_corrupt_byte_at_offset(server: FaultServer) -> None:
@@ -452,6 +455,21 @@ def test_a_client_that_hangs_up_leaves_what_the_kernel_took(tmp_path: Path, on_d
         assert record.error is not None
         assert 100_000 <= record.bytes_sent < len(data)
         assert record.sent_range == (0, record.bytes_sent - 1)
+
+
+def test_a_wrong_start_past_both_ends_moves_as_far_as_the_file_allows(server: FaultServer) -> None:
+    """A shift larger than the file made every answer its last byte, whatever the start asked."""
+    server.set_plan(NAME, FaultPlan(WrongRangeStart(shift=-(10**9))))
+    size = len(DATA)
+    r = httpx.get(server.url_for(NAME), headers={"Range": "bytes=1000-"})
+    assert r.headers["content-range"] == f"bytes 0-{size - 1}/{size}"
+    assert r.content == DATA
+    r = httpx.get(server.url_for(NAME), headers={"Range": "bytes=0-99"})  # at the shift's end: the other way
+    assert r.headers["content-range"] == f"bytes {size - 1}-{size - 1}/{size}"
+    server.set_plan(NAME, FaultPlan(WrongRangeStart(shift=10**9)))
+    r = httpx.get(server.url_for(NAME), headers={"Range": "bytes=1000-1099"})
+    assert r.headers["content-range"] == f"bytes {size - 1}-{size - 1}/{size}"
+    assert r.content == DATA[-1:]
 
 
 def test_a_wrong_start_keeps_a_bounded_ranges_length_even_at_the_end(server: FaultServer) -> None:

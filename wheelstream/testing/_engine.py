@@ -290,10 +290,11 @@ def decide(
 
     # Conditional GET: lets caching clients (pip's cachecontrol, wheelstream's own cache) behave as against a
     # real server. If-Modified-Since counts only without If-None-Match (RFC 9110 §13.1.3).
+    # ``*`` matches any current representation, validators or none (§13.1.2): the file is there.
     inm = headers.get("if-none-match")
-    if inm is not None and etag is not None:
+    if inm is not None:
         tags = {t.strip().removeprefix("W/") for t in inm.split(",")}
-        if "*" in tags or etag.removeprefix("W/") in tags:
+        if "*" in tags or (etag is not None and etag.removeprefix("W/") in tags):
             return Decision(304, out, faults=_names(used))
     ims = headers.get("if-modified-since")
     if inm is None and ims is not None and not_modified_since(ims, last_modified):
@@ -327,7 +328,10 @@ def decide(
                 if wrong:
                     shift = wrong[0].shift
                     start = first + shift if 0 <= first + shift < size else first - shift
-                    start = min(max(start, 0), size - 1)
+                    if not 0 <= start < size:  # past both ends: as far as the file allows the shift's way
+                        start = min(max(first + shift, 0), size - 1)
+                        if start == first:  # (already at that end) else the other way
+                            start = min(max(first - shift, 0), size - 1)
                     if start != first:
                         # a bounded range (or a suffix) keeps its length, an open one (``a-``) its end: a bounded
                         # one that ends at the last byte is still bounded (uv's tail reads ask for exactly that)

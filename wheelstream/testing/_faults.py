@@ -172,7 +172,8 @@ class WrongRangeStart(Fault):
     """Answer a Range request with a 206 whose Content-Range starts ``shift`` bytes away from the asked start.
 
     The body really is the bytes from the wrong start, so a client that ignores Content-Range splices the
-    wrong bytes. If ``start + shift`` falls outside the file, ``start - shift`` is used instead.
+    wrong bytes. If ``start + shift`` falls outside the file, ``start - shift`` is used instead; a shift past
+    both ends moves the start as far as the file allows in its direction (else in the other).
     """
 
     shift: int = -1
