@@ -40,7 +40,7 @@ from wheelstream._sources import (
     resolve,
 )
 from wheelstream._staged import current_umask
-from wheelstream._urls import cache_key, shown_text, wheel_path_in
+from wheelstream._urls import cache_key, credited, direct_reference, shown_text, wheel_path_in
 from wheelstream.errors import (
     DiskError,
     HashMismatch,
@@ -395,6 +395,7 @@ def _resolve_sources(
     if keep_wheels_in is None:
         sources, hashes = _pins_named_outright(sources, hashes)
     indexes = indexes.for_one_call()  # a --find-links page is parsed once for all the call's pins
+    lenders = _with_credentials(sources, indexes)
     resolved = []
     for source in sources:
         if stop is not None and stop():
@@ -410,7 +411,8 @@ def _resolve_sources(
             interpreter.full_version or None,
             stop,
         )
-        resolved.append(found._replace(size=(sizes or {}).get(source)))
+        url = credited(found.url, lenders) if found.url is not None and lenders else found.url
+        resolved.append(found._replace(url=url, size=(sizes or {}).get(source)))
     if keep_wheels_in is None:
         resolved = _one_wheel_per_distribution(resolved)
     if wanted is not None:
@@ -428,6 +430,17 @@ def _resolve_sources(
             name = filename_of(item)
             check_tags(name, parse_filename(name).tags, interpreter.supported, interpreter.executable)
     return resolved
+
+
+def _with_credentials(sources: Sequence[str], indexes: Indexes) -> list[str]:
+    """The call's URLs that carry credentials — its indexes, ``--find-links`` pages and wheel URLs, in that
+    order — whose credentials go to the call's other wheel URLs of their origin (``_urls.credited``), as pip
+    and uv send what they have seen for a host to every request there."""
+    urls = [indexes.index_url, *indexes.extra_index_urls, *indexes.find_links]
+    for source in sources:
+        with contextlib.suppress(UsageError):  # said where the source is resolved
+            urls.append(direct_reference(source) or source)
+    return [url for url in urls if "@" in url.partition("://")[2].partition("/")[0]]
 
 
 def _fetch_with(

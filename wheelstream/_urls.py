@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import urllib.parse
+from collections.abc import Iterable
 from pathlib import Path
 
 import httpx
@@ -25,6 +26,7 @@ __all__ = [
     "not_a_url",
     "cache_key",
     "checked_wheel_filename",
+    "credited",
     "direct_reference",
     "fragment_pairs",
     "is_sha256_hex",
@@ -35,6 +37,7 @@ __all__ = [
     "split_hash_fragment",
     "wheel_filename_from_url",
     "wheel_path_in",
+    "with_credentials_of",
 ]
 
 # Over-matching costs a masked harmless value in a log line; under-matching leaks a credential.
@@ -43,6 +46,7 @@ _SECRET_QUERY_KEYS = re.compile(
 )
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _HEX = re.compile(r"[0-9a-fA-F]+")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def redact(url: str) -> str:
@@ -111,6 +115,51 @@ def split_hash_fragment(
             raise UsageError(f"the fragment pins two different {name} hashes", wheel=named)
     sha256 = pinned.pop("sha256", None)
     return base, sha256, tuple(pinned.items())
+
+
+def with_credentials_of(url: str, credited: str, *, upgrade: bool = False) -> str:
+    """``url`` with the credentials of ``credited`` where they may go: the same origin — scheme, host and port
+    (pip keys them by network location, uv by realm) — and, with ``upgrade`` (a redirect, as requests keeps
+    them), the same host moving from ``http`` on 80 to ``https`` on 443. Not to another port of the host, nor
+    over plain HTTP from HTTPS. Never persisted. An index's go on to its files; a hop's to where it redirects
+    (an absolute ``Location`` has no userinfo, and the index answered the next hop 401 where pip installed);
+    any URL's of a command to its other URLs (:func:`credited`)."""
+    was, now = urllib.parse.urlsplit(credited), urllib.parse.urlsplit(url)
+    if "@" not in was.netloc or "@" in now.netloc:
+        return url
+    before, after = _origin(was), _origin(now)
+    upgraded = (
+        upgrade and before[0::2] == ("http", 80) and after[0::2] == ("https", 443) and before[1] == after[1]
+    )
+    if before != after and not upgraded:
+        return url
+    return urllib.parse.urlunsplit(now._replace(netloc=was.netloc.rpartition("@")[0] + "@" + now.netloc))
+
+
+def credited(url: str, sources: Iterable[str]) -> str:
+    """``url`` with the credentials of the first of ``sources`` (URLs a command was given: its index, its
+    ``-r`` files, its wheels) that has any for its origin, as pip and uv send the credentials they have seen
+    for a host to every later request there; ``url`` itself when it has its own or none apply. A source that
+    is no URL (a path, a pin) has none."""
+    for source in sources:
+        if "@" not in source or "://" not in source:
+            continue
+        try:
+            given = with_credentials_of(url, source)
+        except ValueError:  # a source no URL parser takes: said where it is resolved
+            continue
+        if given != url:
+            return given
+    return url
+
+
+def _origin(parts: urllib.parse.SplitResult) -> tuple[str, str | None, int | None]:
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:  # a port out of range: never the index's
+        return scheme, None, -1
+    return scheme, parts.hostname, port if port is not None else _DEFAULT_PORTS.get(scheme)
 
 
 def cache_key(url: str) -> str:

@@ -131,6 +131,12 @@ def _gather(shared: SharedOptions, python: str | None) -> _Common:
     # The command line's first, as its --index-url wins over a file's.
     extras = (*shared.extra_index_urls, *reqs.extra_index_urls)
     links = (*shared.find_links, *reqs.find_links)
+    if reqs.credentials:  # a -r URL's credentials go to the command's other URLs of its origin
+        lent: dict[str, list[str]] = {}
+        for source, values in allowed.items():  # two sources one once lent: both their hashes hold
+            pinned_with(lent, reqs.lent(source), values, "--hash")
+        all_sources, allowed = [reqs.lent(source) for source in all_sources], lent
+        index, extras, links = reqs.lent(index), tuple(map(reqs.lent, extras)), tuple(map(reqs.lent, links))
     return _Common(all_sources, allowed, index, extras, links, shared.no_index or reqs.no_index)
 
 

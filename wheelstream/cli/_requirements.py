@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wheelstream._digests import normal_pin
-from wheelstream._urls import direct_reference, redact, shown_text
+from wheelstream._urls import credited, direct_reference, redact, shown_text
 from wheelstream.errors import UsageError
 
 __all__ = [
@@ -103,6 +103,13 @@ class Requirements:
     require_hashes: bool = False
     # A line its marker leaves out had a --hash: hash-checking mode all the same.
     hashed_elsewhere: bool = False
+    # The files read from URLs with credentials (``https://user:token@host/r.txt``): pip and uv send what they
+    # have seen for a host to every request there, so the command's URLs of that origin get them (``lent``).
+    credentials: list[str] = field(default_factory=list)
+
+    def lent(self, url: str) -> str:
+        """``url`` with the credentials of a file read from its origin (``_urls.credited``)."""
+        return credited(url, self.credentials) if self.credentials else url
 
 
 def pinned_with(hashes: dict[str, list[str]], source: str, new: list[str], where: str) -> None:
@@ -155,7 +162,9 @@ def parse_requirements(
     if remote:
         if read_url is None:
             raise UsageError(f"{shown}: a requirements file named by URL cannot be read here")
-        data = read_url(str(location))
+        data = read_url(reqs.lent(str(location)))
+        if "@" in urllib.parse.urlsplit(str(location)).netloc:
+            reqs.credentials.append(str(location))
     else:
         try:
             data = path.read_bytes()

@@ -15,7 +15,7 @@ import httpx
 from packaging.tags import Tag
 
 from wheelstream._cache import Cache
-from wheelstream._urls import check_http_url, redact, shown_text
+from wheelstream._urls import check_http_url, redact, shown_text, with_credentials_of
 from wheelstream.errors import (
     HTTPStatusError,
     Interrupted,
@@ -48,7 +48,6 @@ INDEX_RETRIES = 4
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _BACKOFF = 0.25  # seconds before the first retry, doubled for each next one
 _MAX_RETRY_AFTER = 10.0  # a page is worth waiting for, but not for as long as a wheel's download
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _VALIDATORS = ("etag", "last-modified")
 
 
@@ -116,33 +115,6 @@ def _split_credentials(url: str) -> tuple[str, httpx.Auth | None]:
     return urllib.parse.urlunsplit(parts._replace(netloc=host)), auth
 
 
-def _with_credentials(url: str, credited: str, *, upgrade: bool = False) -> str:
-    """``url`` with the credentials of ``credited`` where they may go: the same origin — scheme, host and port
-    (pip keys them by network location) — and, with ``upgrade`` (a redirect, as requests keeps them), the same
-    host moving from ``http`` on 80 to ``https`` on 443. Not to another port of the host, nor over plain HTTP
-    from HTTPS. Never persisted. An index's go on to its files; a hop's to where it redirects (an absolute
-    ``Location`` has no userinfo, and the index answered the next hop 401 where pip installed)."""
-    was, now = urllib.parse.urlsplit(credited), urllib.parse.urlsplit(url)
-    if "@" not in was.netloc or "@" in now.netloc:
-        return url
-    before, after = _origin(was), _origin(now)
-    upgraded = (
-        upgrade and before[0::2] == ("http", 80) and after[0::2] == ("https", 443) and before[1] == after[1]
-    )
-    if before != after and not upgraded:
-        return url
-    return urllib.parse.urlunsplit(now._replace(netloc=was.netloc.rpartition("@")[0] + "@" + now.netloc))
-
-
-def _origin(parts: urllib.parse.SplitResult) -> tuple[str, str | None, int | None]:
-    scheme = parts.scheme.lower()
-    try:
-        port = parts.port
-    except ValueError:  # a port out of range: never the index's
-        return scheme, None, -1
-    return scheme, parts.hostname, port if port is not None else _DEFAULT_PORTS.get(scheme)
-
-
 def _get(
     url: str,
     accept: str,
@@ -181,7 +153,7 @@ def _get(
                 response.close()
             location = response.headers.get("location")
             if response.status_code in (301, 302, 303, 307, 308) and location:
-                url = _with_credentials(urllib.parse.urljoin(url, location), url, upgrade=True)
+                url = with_credentials_of(urllib.parse.urljoin(url, location), url, upgrade=True)
                 continue
             return response, body, url
         raise HTTPStatusError(f"too many redirects from {redact(url)}")
@@ -391,7 +363,7 @@ def resolve_requirement(
     checked_url_name(chosen)  # before anything is fetched: the URL's name is what a download writes
     location = credited.get(id(chosen))  # None: a directory's wheel
     _log.debug("%s: %s from %s", source, chosen.filename, redact(location or chosen.url))
-    url = chosen.url if location is None else _with_credentials(chosen.url, location)
+    url = chosen.url if location is None else with_credentials_of(chosen.url, location)
     return Found(url, chosen.sha256, chosen.other_hashes)
 
 
