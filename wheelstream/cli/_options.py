@@ -106,14 +106,14 @@ _SOURCE_OPTIONS = [
     click.option(
         "--require-hashes",
         is_flag=True,
-        help="Every source needs a sha256 (--hash, or a URL's #sha256=), as one --hash already asks (pip's).",
+        help="Every source needs a hash (--hash, or a URL's #sha256=), as one --hash already asks (pip's).",
     ),
     click.option(
         "--hash",
         "hash_values",
         multiple=True,
-        metavar="sha256:HEX",
-        help="Expected sha256 of the wheel; one per SRC, in order.",
+        metavar="ALGORITHM:HEX",
+        help="Expected hash of the wheel (sha256:, sha384: or sha512:); one per SRC, in order.",
     ),
     click.option(
         "--index-url",
