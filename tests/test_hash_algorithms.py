@@ -195,7 +195,8 @@ def test_a_cached_tree_whose_wheel_file_is_gone_cannot_prove_a_sha512(tmp_path: 
         (cache_dir / "wheels" / f"{sha}.whl").unlink()
         pin = {url: f"sha512:{digest('sha512', data)}"}
         with pytest.raises(
-            HashMismatch, match=r"cannot read .* running the command again downloads it afresh"
+            HashMismatch,
+            match="gone or spoilt: the cache dropped the wheel, and running the command again downloads it afresh",
         ):
             wheelstream.install([url], tmp_path / "u", cache_dir=cache_dir, link_mode="hardlink", hashes=pin)
         assert not (tmp_path / "u").exists()
@@ -243,3 +244,114 @@ def test_an_index_without_sha256_listing_sha512_and_a_matching_hash_option(
     )
     assert run.code == 0, run.err
     assert (tmp_path / "t" / "beta-2.0.dist-info").is_dir()
+
+
+# -- what a review of the above found: a second read must be of the bytes unpacked -----------------------------
+
+
+def test_a_local_wheel_rewritten_after_it_was_unpacked_is_refused_not_checked_anew(tmp_path: Path) -> None:
+    """The sha512 is read off the file after the unpack read it: a file rewritten in between (another process)
+    had its new bytes checked and the old ones installed. The second read is held to the first's sha256."""
+    filename, good = build_wheel("demo", "1.0", files={"demo/code.py": b"GOOD = 1\n"})
+    _same, evil = build_wheel("demo", "1.0", files={"demo/code.py": b"import os  # EVIL\n"})
+    local = tmp_path / filename
+    local.write_bytes(bytes(evil))
+
+    def rewrite(progress: wheelstream.Progress) -> None:
+        if progress.finished:
+            local.write_bytes(bytes(good))
+
+    pin = {str(local): f"sha512:{digest('sha512', bytes(good))}"}
+    with pytest.raises(HashMismatch, match="changed while it was installed from"):
+        wheelstream.install(
+            [str(local)], tmp_path / "t", cache_dir=tmp_path / "c", hashes=pin, progress=rewrite
+        )
+    assert not (tmp_path / "t").exists()
+
+
+def test_download_copies_only_the_bytes_it_verified(tmp_path: Path) -> None:
+    """``download -d`` copied the cache's wheel file without reading its hash: a copy spoilt since it was
+    verified (the file is not synced; a crash) went into the wheelhouse under a good name. Now the copy is
+    hashed as it is made; the spoilt wheel is dropped from the cache, and the next call downloads it afresh."""
+    with FaultServer() as server:
+        url, data = served(server)
+        cache_dir = tmp_path / "c"
+        wheelstream.install([url], tmp_path / "t", cache_dir=cache_dir, link_mode="hardlink")
+        sha = digest("sha256", data)
+        (cache_dir / "wheels" / f"{sha}.whl").write_bytes(b"\0" * len(data))
+        with pytest.raises(HashMismatch, match="gone or spoilt"):
+            wheelstream.download([url], tmp_path / "d", cache_dir=cache_dir, hashes={url: sha})
+        assert not (tmp_path / "d" / WHEEL).exists()
+        wheelstream.download([url], tmp_path / "d", cache_dir=cache_dir, hashes={url: sha})
+        assert (tmp_path / "d" / WHEEL).read_bytes() == data
+
+
+def test_a_spoilt_cached_file_with_a_known_sha256_is_dropped_so_the_next_run_downloads_it(
+    tmp_path: Path,
+) -> None:
+    """With the sha256 known (a ``#sha256=``, an index's listing) the cache's tree is taken by it; a sha512 pin
+    then read a spoilt or missing file and failed the same way on every run, naming the wrong digest."""
+    with FaultServer() as server:
+        url, data = served(server)
+        cache_dir = tmp_path / "c"
+        sha = digest("sha256", data)
+        wheelstream.install([url], tmp_path / "t", cache_dir=cache_dir, link_mode="copy")
+        (cache_dir / "wheels" / f"{sha}.whl").write_bytes(b"\0" * len(data))
+        pinned = f"{url}#sha256={sha}"
+        pin = {pinned: f"sha512:{digest('sha512', data)}"}
+        with pytest.raises(HashMismatch, match="gone or spoilt"):
+            wheelstream.install([pinned], tmp_path / "u", cache_dir=cache_dir, link_mode="copy", hashes=pin)
+        assert not (tmp_path / "u").exists()
+        wheelstream.install([pinned], tmp_path / "u", cache_dir=cache_dir, link_mode="copy", hashes=pin)
+        assert (tmp_path / "u" / "demo-1.0.dist-info").is_dir()
+
+
+def test_fetch_wheel_checks_a_fragment_s_other_hashes(tmp_path: Path) -> None:
+    """The library's one-wheel call read ``#sha512=`` and then ignored it (before, it refused it)."""
+    from wheelstream.transport import new_client
+
+    with FaultServer() as server, new_client(30) as client:
+        url, data = served(server)
+        cache = Cache.at(tmp_path / "c")
+        with pytest.raises(HashMismatch, match=f"sha512 is {digest('sha512', data)}, the URL names"):
+            wheelstream.fetch.fetch_wheel(f"{url}#sha512={'0' * 128}", cache=cache, client=client)
+        result = wheelstream.fetch.fetch_wheel(
+            f"{url}#sha512={digest('sha512', data)}", cache=cache, client=client
+        )
+        assert result.sha256 == digest("sha256", data)
+
+
+def test_a_find_links_page_s_hashes_hold_for_a_wheel_on_disk(cache: Path, tmp_path: Path) -> None:
+    """A page's ``file:`` link with ``#sha512=`` (or ``#sha256=``) pins the wheel read in place, as pip holds it;
+    the hashes were dropped for links to files on disk."""
+    filename, data = build_wheel("demo", "1.0", payload_size=1024)
+    (tmp_path / filename).write_bytes(bytes(data))
+    page = tmp_path / "links.html"
+    for fragment, code in (
+        (f"sha512={'0' * 128}", 1),
+        (f"sha256={'0' * 64}", 1),
+        (f"sha512={digest('sha512', bytes(data))}", 0),
+    ):
+        page.write_text(f'<a href="{(tmp_path / filename).as_uri()}#{fragment}">{filename}</a>')
+        target = tmp_path / f"t{code}{fragment[:4]}"
+        run = ws("install", "demo==1.0", "--no-index", "-f", str(page), "-t", str(target), cache=cache)
+        assert run.code == code, run.err
+        assert target.exists() == (code == 0)
+
+
+def test_one_source_pinned_twice_by_different_algorithms_says_so(
+    server: FaultServer, cache: Path, tmp_path: Path
+) -> None:
+    """Two lines for one source, one by sha256 and one by sha512: one file may match both, but neither set
+    narrows the other; "no file can match both" was false."""
+    url, data = served(server)
+    req = tmp_path / "r.txt"
+    req.write_text(
+        f"{url} --hash=sha256:{digest('sha256', data)}\n{url} --hash=sha512:{digest('sha512', data)}\n"
+    )
+    run = ws("install", "-r", str(req), "-t", str(tmp_path / "t"), cache=cache)
+    assert run.code == 2, run.err
+    assert run.error_line().endswith(
+        "its --hash values and those given for it before have none in common: they pin it by different "
+        "algorithms (sha256 and sha512): give the same algorithm on each"
+    )

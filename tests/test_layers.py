@@ -33,6 +33,7 @@ ALLOWED: dict[str, set[str]] = {
     "_cache": {"unpack", "errors"},  # the journal's two files go together when a download is forgotten
     "installer": {"errors", "zip", "_staged", "_killpoints", "_interrupts"},
     "fetch": {
+        "_digests",  # a URL fragment's other hashes, read off the finished file
         "errors",
         "zip",
         "_staged",
@@ -54,6 +55,7 @@ ALLOWED: dict[str, set[str]] = {
     "_sources": {"errors", "_urls", "_cache", "index", "_digests"},
     "_parallel": {"errors", "_urls", "_progress", "_cache", "_sources", "fetch", "_workers"},
     "_fetch_many": {
+        "_digests",  # why two pins of a file share none
         "errors",
         "_staged",
         "_urls",

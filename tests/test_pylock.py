@@ -1192,3 +1192,49 @@ def test_a_size_the_server_contradicts_is_refused_before_the_body_is_read(
     assert not target.exists()
     server.wait_idle(5)
     assert server.bytes_sent(name) < len(data) // 2, server.bytes_sent(name)
+
+
+def test_a_lock_hash_of_an_unknown_algorithm_is_refused_before_anything_is_downloaded(
+    tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
+) -> None:
+    """It was found after the download (the wheel fetched for nothing), and ``--dry-run`` planned it."""
+    lock = write_lock(
+        tmp_path / "project" / "pylock.toml",
+        served_package(server, served, "alpha", "1.0", more_hashes={"blake3": "af" * 32}),
+    )
+    for dry in ((), ("--dry-run",)):
+        run = ws("install", "-r", str(lock), "--target", str(tmp_path / "t"), *dry, cache=cache, cwd=tmp_path)
+        assert run.code == 2, run.err
+        assert run.error_line(alone=True).endswith(
+            "alpha 1.0 lists a 'blake3' hash, an algorithm this Python does not know"
+        ), run.err
+    assert server.requests == []
+    assert not (tmp_path / "t").exists()
+
+
+def test_a_cached_tree_whose_wheel_file_is_gone_is_dropped_so_the_next_lock_install_downloads_it(
+    tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
+) -> None:
+    """The lock's size and other hashes are read off the wheel file; with only the unpacked tree cached
+    (``--link-mode copy``, the file deleted) every later install failed with "No such file or directory"."""
+    alpha = served[filename("alpha", "1.0")]
+    lock = write_lock(
+        tmp_path / "project" / "pylock.toml",
+        served_package(
+            server, served, "alpha", "1.0", more_hashes={"sha512": hashlib.sha512(alpha).hexdigest()}
+        ),
+    )
+    first = ws(
+        "install", "-r", str(lock), "--target", str(tmp_path / "a"), "--link-mode", "copy", cache=cache
+    )
+    assert first.code == 0, first.err
+    (cache / "wheels" / f"{sha256(alpha)}.whl").unlink()
+    again = ws(
+        "install", "-r", str(lock), "--target", str(tmp_path / "b"), "--link-mode", "copy", cache=cache
+    )
+    assert again.code == 1, again.err
+    assert "gone or spoilt: the cache dropped the wheel" in again.error_line()
+    assert not (tmp_path / "b").exists()
+    last = ws("install", "-r", str(lock), "--target", str(tmp_path / "b"), "--link-mode", "copy", cache=cache)
+    assert last.code == 0, last.err
+    assert (tmp_path / "b" / "alpha-1.0.dist-info").is_dir()

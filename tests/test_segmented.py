@@ -124,8 +124,12 @@ def _cancel_at(share: float, length: int) -> tuple[threading.Event, Callable[[Pr
 
 def _interrupted(server: FaultServer, cache: Path, share: float) -> tuple[str, bytes, dict[str, Any]]:
     """A four-connection download Ctrl-C'ed once ``share`` of the file is on disk: its URL, bytes and journal
-    (which holds pieces past its prefix); the server's log is cleared for what follows."""
-    url, data = _served(server, FaultPlan(Throttle(4 << 20)))
+    (which holds pieces past its prefix: the first response, the prefix, is paced four times slower than the
+    pieces', or a loaded machine could let it catch up with every piece done); the server's log is cleared
+    for what follows."""
+    url, data = _served(
+        server, FaultPlan(Throttle(1 << 20, requests=1), Throttle(4 << 20, requests=range(2, 1000)))
+    )
     cancel, progress = _cancel_at(share, len(data))
     with pytest.raises(Interrupted):
         fetch(url, cache, FOUR, cancel=cancel, progress=progress)

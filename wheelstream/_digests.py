@@ -18,11 +18,14 @@ __all__ = [
     "HEX_DIGITS",
     "STRONG_HASHES",
     "file_hexdigests",
-    "file_matches",
+    "matching",
     "normal_pin",
+    "algorithms_of",
+    "disjoint_algorithms",
+    "other_algorithms",
     "pin",
-    "shown_pin",
     "split_pin",
+    "verified_digests",
 ]
 
 # The hashes a link's fragment or an index may name (pip's), with the hex digits of each digest.
@@ -43,11 +46,6 @@ def split_pin(allowed: str) -> tuple[str, str]:
     """``(algorithm, hex)`` of a pin."""
     algorithm, sep, hexdigest = allowed.partition(":")
     return (algorithm, hexdigest) if sep else ("sha256", allowed)
-
-
-def shown_pin(allowed: str) -> str:
-    """A pin as the command line writes it: ``sha256:HEX``."""
-    return "{}:{}".format(*split_pin(allowed))
 
 
 def normal_pin(
@@ -80,21 +78,38 @@ def file_hexdigests(path: Path, expected: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def file_matches(allowed: Collection[str], sha256: str, path: Path) -> dict[str, str] | None:
-    """Whether the file at ``path``, whose sha256 is known, is one of the ``allowed`` pins — pip's rule: any
-    pin of any algorithm matching is enough. None when it is; else the digests that were compared, by
-    algorithm (sha256 first), for the message. The file is read only when no sha256 pin matches and another
-    algorithm is pinned (OSError when it cannot be)."""
-    if sha256 in allowed:
+def verified_digests(path: Path, sha256: str, expected: Mapping[str, str]) -> dict[str, str] | None:
+    """The hex digests of ``path`` by the algorithms ``expected`` names (values as in ``file_hexdigests``) and
+    by sha256, read in one pass — or None when the file is
+    not the one whose ``sha256`` was verified as it was unpacked: gone, or changed since (a local source
+    rewritten meanwhile, a cache's copy spoilt). So what the digests vouch for is exactly the bytes installed,
+    however long after the unpack the file is read. OSError for a file that cannot be read."""
+    try:
+        digests = file_hexdigests(path, {"sha256": "", **dict(sorted(expected.items()))})
+    except FileNotFoundError:
         return None
-    wanted: dict[str, set[str]] = {}
-    for each in allowed:
-        algorithm, hexdigest = split_pin(each)
-        if algorithm != "sha256":
-            wanted.setdefault(algorithm, set()).add(hexdigest)
-    actual = {"sha256": sha256}
-    if wanted:
-        actual |= file_hexdigests(path, dict.fromkeys(wanted, ""))
-        if any(actual[algorithm] in values for algorithm, values in wanted.items()):
-            return None
-    return actual
+    return digests if digests["sha256"] == sha256 else None
+
+
+def other_algorithms(allowed: Collection[str]) -> set[str]:
+    """The algorithms of the pins in ``allowed`` that are not sha256: what must be read off the finished file."""
+    return algorithms_of(allowed) - {"sha256"}
+
+
+def algorithms_of(allowed: Collection[str]) -> set[str]:
+    return {split_pin(each)[0] for each in allowed}
+
+
+def disjoint_algorithms(first: Collection[str], second: Collection[str]) -> str | None:
+    """Why two sets of pins for one file share none, when it is that they pin it by different algorithms (one
+    file may match both, but neither set can be narrowed by the other): said so, rather than "none in common"."""
+    one, other = algorithms_of(first), algorithms_of(second)
+    if one.isdisjoint(other):
+        both = f"{', '.join(sorted(one))} and {', '.join(sorted(other))}"
+        return f"they pin it by different algorithms ({both}): give the same algorithm on each"
+    return None
+
+
+def matching(allowed: Collection[str], digests: Mapping[str, str]) -> bool:
+    """pip's rule: a file is one of the ``allowed`` pins when any pin of any algorithm matches its digest."""
+    return any(digests.get(algorithm) == hexdigest for algorithm, hexdigest in map(split_pin, allowed))

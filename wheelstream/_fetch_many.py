@@ -11,9 +11,9 @@ first failure stops the rest (``_parallel.collect``).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
-import shutil
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,6 +23,7 @@ from typing import Literal
 import httpx
 
 from wheelstream._cache import Cache, downloads_held_here
+from wheelstream._digests import disjoint_algorithms
 from wheelstream._parallel import Arrived, collect, fetch_in_processes, fetch_one, process_pool
 from wheelstream._progress import ProgressCallback
 from wheelstream._sources import (
@@ -36,6 +37,7 @@ from wheelstream._sources import (
     forget_refused,
     named_wheel,
     narrow,
+    not_the_unpacked_file,
     pin_of,
     resolve,
 )
@@ -210,7 +212,9 @@ def _place(item: Resolved, result: DownloadResult, cache: Cache, directory: Path
     download writes a file of its own: a hard link would share one inode among every directory the wheel was
     downloaded into and the cache (a chmod or an edit in one shows in all). Through a temporary name renamed
     into place: the name never holds half a wheel, and nothing is written through a symlink left there. The
-    caller's own file, when ``-d`` is where it already is, stays as it is."""
+    caller's own file, when ``-d`` is where it already is, stays as it is. The copy is hashed as it is made: it
+    must be the bytes the download verified (a cache's file is not synced, a local one may be rewritten), and
+    every check of the file before it vouched for those bytes alone."""
     source = item.path if item.path is not None else cache.wheel_file(result.sha256)
     # The source's own name (the same bytes may be cached under another), checked again as it is joined.
     target = wheel_path_in(directory, filename_of(item), source=item.source)
@@ -222,7 +226,8 @@ def _place(item: Resolved, result: DownloadResult, cache: Cache, directory: Path
     temporary = target.with_name(f".{target.name}.{secrets.token_hex(8)}.part")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, temporary)
+        if _copy_hashing(source, temporary) != result.sha256:
+            raise not_the_unpacked_file(item, source, result.sha256, cache.root)
         # The cache's files are its user's alone (0600, in 0700 directories); a wheelhouse gets the mode pip
         # download gives a new file.
         os.chmod(temporary, 0o666 & ~current_umask())
@@ -249,6 +254,16 @@ def _place(item: Resolved, result: DownloadResult, cache: Cache, directory: Path
         with contextlib.suppress(OSError):
             temporary.unlink(missing_ok=True)
         raise
+
+
+def _copy_hashing(source: Path, copy: Path) -> str:
+    """Copy ``source`` to ``copy`` (a new file) and return the sha256 of the bytes written."""
+    digest = hashlib.sha256()
+    with open(source, "rb") as reader, open(copy, "xb") as writer:
+        while block := reader.read(1 << 20):
+            digest.update(block)
+            writer.write(block)
+    return digest.hexdigest()
 
 
 def _one_wheel_per_distribution(resolved: Sequence[Resolved]) -> list[Resolved]:
@@ -340,9 +355,10 @@ def _pins_named_outright(
         if wanted:
             allowed = merged[wheel] & wanted if merged.get(wheel) else wanted
             if not allowed:
+                why = disjoint_algorithms(merged[wheel], wanted)
                 raise HashMismatch(
                     f"{shown_text(wheel)} is the wheel for {source}, whose --hash values and the wheel's own "
-                    "have none in common; nothing was downloaded",
+                    f"have none in common{f' ({why})' if why else ''}; nothing was downloaded",
                     wheel=filenames[wheel],
                 )
             merged[wheel] = allowed

@@ -90,12 +90,27 @@ def _verifier(wheels: list[LockedWheel], cache: Cache) -> Callable[[str, Downloa
         local = _local_path(source)
         file = local if local is not None else cache.wheel_file(result.sha256)
         try:
-            verify_locked(wheel, file)
+            verified = verify_locked(wheel, file, result.sha256)
         except HashMismatch:
             if local is None:  # the download is not the locked file: its URL must not serve it again
                 # (the URL's record only, not the bytes: another lock may want them)
                 cache.forget_url(cache_key(source), result.sha256)
             raise
+        if verified:
+            return
+        if local is not None:
+            raise HashMismatch(
+                f"{file} changed while it was installed from (its sha256 is no longer {result.sha256}); refused",
+                wheel=wheel.filename,
+            )
+        # A cached tree whose file is gone, or a file spoilt since (it is not synced): the wheel goes from the
+        # cache whole, so that the next run downloads it instead of finding the same tree.
+        cache.forget_refused(cache_key(source), result.sha256)
+        raise HashMismatch(
+            "the cache's copy of the wheel file is gone or spoilt: the cache dropped the wheel, and running the "
+            "command again downloads it afresh",
+            wheel=wheel.filename,
+        )
 
     return verify
 

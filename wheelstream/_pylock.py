@@ -45,7 +45,7 @@ from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion
 
-from wheelstream._digests import file_hexdigests
+from wheelstream._digests import verified_digests
 from wheelstream._urls import shown_url
 from wheelstream.errors import HashMismatch, UsageError, WheelError, one_line
 
@@ -225,12 +225,19 @@ def _check_url(shown: str, what: str, url: str) -> None:
 
 def _hashes(shown: str, what: str, listed: Mapping[str, str]) -> dict[str, str]:
     """The lock's hashes by lower-case algorithm name. One algorithm listed twice (``sha256`` and
-    ``SHA256``) with two values is refused: keeping either would leave the other unchecked."""
+    ``SHA256``) with two values is refused: keeping either would leave the other unchecked; so is an
+    algorithm ``hashlib`` does not know (it could not be checked)."""
     hashes: dict[str, str] = {}
     for key, value in listed.items():
         name, hex_value = key.lower(), str(value).lower()
         if hashes.setdefault(name, hex_value) != hex_value:
             raise UsageError(f"{shown} is not a valid lock file: {what} lists two different {name} hashes")
+        try:
+            hashlib.new(name)
+        except ValueError:  # pip refuses it too; checked here, before anything is downloaded
+            raise UsageError(
+                f"{shown}: {what} lists a {one_line(name)!r} hash, an algorithm this Python does not know"
+            ) from None
     return hashes
 
 
@@ -269,23 +276,22 @@ def _warn_about_newer(
         warn(f"{shown}: unknown keys ignored: {', '.join(one_line(key) for key in unknown)}")
 
 
-def verify_locked(wheel: LockedWheel, file: Path) -> None:
+def verify_locked(wheel: LockedWheel, file: Path, sha256: str) -> bool:
     """The finished wheel file against the lock's ``size`` and every listed hash (sha256 was checked while
-    streaming; the others are read here). HashMismatch names what differs."""
-    size = file.stat().st_size
+    streaming; the others are read here, with the sha256 again: ``verified_digests``). HashMismatch names
+    what differs; False when the file is not the one unpacked (gone, or changed since)."""
+    others = {name for name in wheel.hashes if name != "sha256"}
+    if not others and wheel.size is None:
+        return True
+    digests = verified_digests(file, sha256, {name: wheel.hashes[name] for name in others})
+    if digests is None:
+        return False
+    size = file.stat().st_size  # (of the bytes just read: another file would have had another sha256)
     if wheel.size is not None and size != wheel.size:
         raise HashMismatch(f"the file is {size} bytes, the lock says {wheel.size}", wheel=wheel.filename)
-    others = {name: value for name, value in wheel.hashes.items() if name != "sha256"}
-    if not others:
-        return
-    for name in others:
-        try:
-            hashlib.new(name)
-        except ValueError as exc:
-            raise UsageError(
-                f"{wheel.filename}: the lock's hash {name!r} is not one this Python knows"
-            ) from exc
-    actual = file_hexdigests(file, others)
-    for name, expected in others.items():
-        if actual[name] != expected:
-            raise HashMismatch(f"{name} is {actual[name]}, the lock says {expected}", wheel=wheel.filename)
+    for name in sorted(others):
+        if digests[name] != wheel.hashes[name]:
+            raise HashMismatch(
+                f"{name} is {digests[name]}, the lock says {wheel.hashes[name]}", wheel=wheel.filename
+            )
+    return True

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import httpx
 
 from wheelstream._cache import Cache, default_cache_dir
-from wheelstream._digests import file_hexdigests, file_matches, normal_pin
+from wheelstream._digests import matching, normal_pin, other_algorithms, verified_digests
 from wheelstream._urls import (
     cache_key,
     check_http_url,
@@ -44,6 +44,7 @@ __all__ = [
     "filename_of",
     "forget_refused",
     "narrow",
+    "not_the_unpacked_file",
     "resolve",
 ]
 
@@ -137,10 +138,9 @@ def resolve(
     scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
         check_http_url(source)
-        _base, named, others = split_hash_fragment(source, wheel=wheel_filename_from_url(source))
-        return _pinned(redact(source), source, None, named, allowed, "URL's #sha256=")._replace(
-            other_hashes=others
-        )
+        # (its other hashes, ``#sha512=``: checked by ``fetch_wheel``, which reads the fragment too)
+        named = split_hash_fragment(source, wheel=wheel_filename_from_url(source))[1]
+        return _pinned(redact(source), source, None, named, allowed, "URL's #sha256=")
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):  # pip: "non-local file URIs are not supported"
             raise UsageError(
@@ -172,7 +172,8 @@ def resolve(
         )
         if url.startswith("file:"):  # a wheel on hand (--find-links): read in place, hashed as it is read
             path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
-            return _pinned(source, None, path, None, allowed, "")._replace(pinned=True)
+            found = _pinned(source, None, path, sha, allowed, "--find-links page's")
+            return found._replace(other_hashes=other, pinned=True)
         return _pinned(source, url, None, sha, allowed, "index's")._replace(other_hashes=other, pinned=True)
     raise UsageError(f"not a wheel URL, path or NAME==VERSION: {shown_text(source)}")
 
@@ -257,33 +258,19 @@ def check_other_hashes(
     item: Resolved, wheel_file: Path, sha256: str, cache_dir: str | os.PathLike[str] | None
 ) -> None:
     """The other hashes an index lists for the file (an index without sha256s pins its files with md5 or
-    sha512, and pip and uv hold the file to them), or a URL's fragment names, read off the finished wheel file.
-    A mismatch refuses the wheel, and the URL's cache record forgets it (``forget_url_of``)."""
+    sha512, and pip and uv hold the file to them), or a URL's fragment names, read off the finished wheel file
+    (``verified_digests``: the bytes unpacked). A mismatch refuses the wheel, and the URL's cache record
+    forgets it (``forget_url_of``)."""
     if not item.other_hashes or (item.sha256 is not None and not wheel_file.is_file()):
         return  # (a tree cached without its file, whose sha256 the index or the URL named outright: it holds)
     by = "the index lists" if item.pinned else "the URL names"
-    try:
-        actual_by_name = file_hexdigests(wheel_file, dict(item.other_hashes))
-    except OSError as exc:
-        raise _cannot_check(item, wheel_file, sha256, exc, cache_dir) from None
+    digests = _digests_of(item, wheel_file, sha256, {name for name, _hex in item.other_hashes}, cache_dir)
     for name, expected in item.other_hashes:
-        actual = actual_by_name[name]
-        if actual != expected:
+        if digests[name] != expected:
             forget_url_of(item, sha256, cache_dir)
-            raise HashMismatch(f"{name} is {actual}, {by} {expected}; refused", wheel=filename_of(item))
-
-
-def _cannot_check(
-    item: Resolved, wheel_file: Path, sha256: str, exc: OSError, cache_dir: str | os.PathLike[str] | None
-) -> HashMismatch:
-    """A wheel whose file is gone (the cache kept its unpacked tree alone) cannot be held to a hash of the
-    file: refused, and its URL forgotten, so that the next run downloads it afresh."""
-    forget_url_of(item, sha256, cache_dir)
-    return HashMismatch(
-        f"cannot read {wheel_file} to check its hashes: {exc.strerror or exc}; the cache forgot this URL, so "
-        "running the command again downloads it afresh",
-        wheel=filename_of(item),
-    )
+            raise HashMismatch(
+                f"{name} is {digests[name]}, {by} {expected}; refused", wheel=filename_of(item)
+            )
 
 
 def check_allowed(
@@ -294,16 +281,54 @@ def check_allowed(
     it (``forget_url_of``: the bytes stay, for a call that may be copying from their tree)."""
     if not item.allowed or sha256 in item.allowed:
         return
-    try:
-        compared = file_matches(item.allowed, sha256, wheel_file)
-    except OSError as exc:
-        raise _cannot_check(item, wheel_file, sha256, exc, cache_dir) from None
-    if compared is not None:
+    others = other_algorithms(item.allowed)
+    digests = _digests_of(item, wheel_file, sha256, others, cache_dir) if others else {"sha256": sha256}
+    if not matching(item.allowed, digests):
         forget_url_of(item, sha256, cache_dir)
-        digests = ", ".join(f"{name} is {value}" for name, value in compared.items())
+        compared = ", ".join(f"{name} is {value}" for name, value in digests.items())
         raise HashMismatch(
-            f"{digests}, none of the {len(item.allowed)} allowed hashes; refused", wheel=filename_of(item)
+            f"{compared}, none of the {len(item.allowed)} allowed hashes; refused", wheel=filename_of(item)
         )
+
+
+def _digests_of(
+    item: Resolved,
+    wheel_file: Path,
+    sha256: str,
+    algorithms: Collection[str],
+    cache_dir: str | os.PathLike[str] | None,
+) -> dict[str, str]:
+    """The finished file's digests (sha256 first), of the very bytes that were unpacked
+    (``not_the_unpacked_file`` otherwise)."""
+    try:
+        digests = verified_digests(wheel_file, sha256, dict.fromkeys(algorithms, ""))
+    except OSError as exc:
+        raise HashMismatch(
+            f"cannot read {wheel_file} to check its hashes: {exc.strerror or exc}", wheel=filename_of(item)
+        ) from None
+    if digests is None:
+        raise not_the_unpacked_file(item, wheel_file, sha256, cache_dir)
+    return {"sha256": digests.pop("sha256"), **digests}
+
+
+def not_the_unpacked_file(
+    item: Resolved, wheel_file: Path, sha256: str, cache_dir: str | os.PathLike[str] | None
+) -> HashMismatch:
+    """The error for a wheel file read after its unpack that is not what was unpacked. A local source changed
+    since is refused; a cache's copy that is gone or spoilt (a tree can be cached without its file; the file
+    is not synced) is dropped with the rest of the wheel's cache entries (``forget_refused``), so that the next
+    run downloads it afresh instead of finding the same tree."""
+    if item.url is None:
+        return HashMismatch(
+            f"{wheel_file} changed while it was installed from (its sha256 is no longer {sha256}); refused",
+            wheel=filename_of(item),
+        )
+    forget_refused(item, sha256, cache_dir)
+    return HashMismatch(
+        "the cache's copy of the wheel file is gone or spoilt: the cache dropped the wheel, and running the "
+        "command again downloads it afresh",
+        wheel=filename_of(item),
+    )
 
 
 def forget_url_of(item: Resolved, sha256: str, cache_dir: str | os.PathLike[str] | None) -> None:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wheelstream._digests import normal_pin
+from wheelstream._digests import disjoint_algorithms, normal_pin
 from wheelstream._urls import credited, direct_reference, redact, shown_text
 from wheelstream.errors import UsageError
 
@@ -123,9 +123,10 @@ def pinned_with(hashes: dict[str, list[str]], source: str, new: list[str], where
         return
     common = sorted(set(earlier) & set(new))
     if not common:
+        why = disjoint_algorithms(earlier, new) or "no file can match both"
         raise UsageError(
             f"{where}: {shown_text(source)}: its --hash values and those given for it before have none in common: "
-            "no file can match both"
+            f"{why}"
         )
     hashes[source] = common
 

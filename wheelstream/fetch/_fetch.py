@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 
 from wheelstream._cache import Cache, UrlRecord, download_lock
+from wheelstream._digests import verified_digests
 from wheelstream._progress import Progress, ProgressCallback
 from wheelstream.errors import (
     ArchiveError,
@@ -82,13 +83,44 @@ def fetch_wheel(
     with download_lock(cache, job.key, job.wheel, waiting, cancel.is_set if cancel is not None else None):
         download = _Download(job, client, progress, cancel)
         try:
-            found = _from_cache(download)
-            if found is not None:
-                return found
-            return download.run()
+            result = _from_cache(download) or download.run()
+            if job.other_hashes:
+                _check_other_hashes(job, result)
+            return result
         except WheelstreamError as exc:
             exc.with_wheel(job.wheel)
             raise  # as it was raised: its cause (a DiskError's OSError) stays
+
+
+def _check_other_hashes(job: Job, result: DownloadResult) -> None:
+    """The other hashes the URL's fragment names (``#sha512=``, ``#md5=``: pip and uv check them), read off the
+    finished wheel file with its sha256, so that they vouch for the bytes unpacked (``verified_digests``). A
+    mismatch refuses the wheel and the URL's record forgets it; a cached copy gone or spoilt is dropped whole,
+    so that the next call downloads it afresh. The claimed tree of a refused wheel is released."""
+    try:
+        _verify_other_hashes(job, result.sha256)
+    except BaseException:
+        if result.claim is not None:
+            result.claim.release()
+        raise
+
+
+def _verify_other_hashes(job: Job, sha256: str) -> None:
+    wanted = dict(job.other_hashes)
+    try:
+        digests = verified_digests(job.cache.wheel_file(sha256), sha256, wanted)
+    except OSError as exc:
+        raise HashMismatch(f"cannot read the wheel file to check its hashes: {exc.strerror or exc}") from None
+    if digests is None:
+        job.cache.forget_refused(job.key, sha256)
+        raise HashMismatch(
+            "the cache's copy of the wheel file is gone or spoilt: the cache dropped the wheel, and running the "
+            "command again downloads it afresh"
+        )
+    for name, expected in wanted.items():
+        if digests[name] != expected:
+            job.cache.forget_url(job.key, sha256)
+            raise HashMismatch(f"{name} is {digests[name]}, the URL names {expected}; refused")
 
 
 def _from_cache(download: _Download) -> DownloadResult | None:

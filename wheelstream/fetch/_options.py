@@ -85,6 +85,8 @@ class Job(NamedTuple):
     options: DownloadOptions
     keep_unpacked: bool  # publish the tree in the cache (copy/hardlink), else claim it (move installs)
     expected_size: int | None = None  # the file's length, when known beforehand (a lock's ``size``)
+    # (algorithm, hex) of the other hashes the URL's fragment names (``#sha512=``): checked on the finished file
+    other_hashes: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of(
@@ -96,7 +98,7 @@ class Job(NamedTuple):
         keep_unpacked: bool,
         expected_size: int | None = None,
     ) -> Job:
-        bare, fragment_hash, _others = split_hash_fragment(url)  # the others: ``_sources``
+        bare, fragment_hash, others = split_hash_fragment(url)
         redacted = redact(bare)
         wheel = wheel_filename_from_url(bare)
         return cls(
@@ -109,4 +111,5 @@ class Job(NamedTuple):
             options=options,
             keep_unpacked=keep_unpacked,
             expected_size=expected_size,
+            other_hashes=others,
         )
