@@ -1238,3 +1238,26 @@ def test_a_cached_tree_whose_wheel_file_is_gone_is_dropped_so_the_next_lock_inst
     last = ws("install", "-r", str(lock), "--target", str(tmp_path / "b"), "--link-mode", "copy", cache=cache)
     assert last.code == 0, last.err
     assert (tmp_path / "b" / "alpha-1.0.dist-info").is_dir()
+
+
+def test_of_wheels_with_the_same_best_tag_the_highest_build_is_installed(
+    tmp_path: Path, cache: Path, server: FaultServer
+) -> None:
+    """``packaging``'s ``select`` takes the first listed; uv, and an index lookup here, the highest build tag."""
+    listed = []
+    for build in ("1", "2", "2"):  # two of build 2: the first listed of equals
+        data = wheel_archive(
+            {"gamma/__init__.py": f"BUILD = {build!r}\n".encode()}, name="gamma", version="1.0"
+        )
+        name = f"gamma-1.0-{build}-py3-none-any.whl"
+        served_as = f"copy{len(listed)}/{name}"
+        url = server.add_file(served_as, data)
+        listed.append(
+            f"{{ url = {toml_string(url)}, size = {len(data)}, hashes = {{ sha256 = {toml_string(sha256(data))} }} }}"
+        )
+    package = f'[[packages]]\nname = "gamma"\nversion = "1.0"\nwheels = [{", ".join(listed)}]\n'
+    lock = write_lock(tmp_path / "project" / "pylock.toml", package)
+    run, target = install_into_target(lock, tmp_path, cache)
+    assert run.code == 0, run.err
+    assert (target / "gamma" / "__init__.py").read_text() == "BUILD = '2'\n"
+    assert [r.path for r in server.requests if r.method == "GET"] == ["/copy1/gamma-1.0-2-py3-none-any.whl"]

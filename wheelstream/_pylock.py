@@ -167,6 +167,7 @@ def read_lock(
     for package, chosen in selected:
         what = one_line(f"{package.name} {package.version}" if package.version else str(package.name))
         if isinstance(chosen, PackageWheel):
+            chosen = _highest_build(package, chosen, tags)
             filename, direct = chosen.filename, False
         elif isinstance(chosen, PackageArchive) and _archive_name(chosen).endswith(".whl"):
             filename, direct = _archive_name(chosen), True
@@ -190,6 +191,22 @@ def read_lock(
             )
         )
     return wheels
+
+
+def _highest_build(package: Package, chosen: PackageWheel, tags: Collection[Tag]) -> PackageWheel:
+    """Of the package's wheels whose best tag is the chosen one's, the highest build tag (the first listed of
+    equals): ``select`` takes the first listed, where uv — and this installer's index lookups, as pip orders
+    an index's files — take the highest build."""
+    rank = {tag: number for number, tag in reversed(list(enumerate(tags)))}
+
+    def best(wheel: PackageWheel) -> int | None:
+        return min(
+            (rank[tag] for tag in parse_wheel_filename(wheel.filename)[3] if tag in rank), default=None
+        )
+
+    level = best(chosen)
+    equals = [wheel for wheel in package.wheels or () if best(wheel) == level]
+    return max(equals, key=lambda wheel: parse_wheel_filename(wheel.filename)[2], default=chosen)
 
 
 def _archive_name(archive: PackageArchive) -> str:
