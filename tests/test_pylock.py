@@ -1244,7 +1244,7 @@ def test_of_wheels_with_the_same_best_tag_the_highest_build_is_installed(
     tmp_path: Path, cache: Path, server: FaultServer
 ) -> None:
     """``packaging``'s ``select`` takes the first listed; uv, and an index lookup here, the highest build tag."""
-    listed = []
+    listed: list[str] = []
     for build in ("1", "2", "2"):  # two of build 2: the first listed of equals
         data = wheel_archive(
             {"gamma/__init__.py": f"BUILD = {build!r}\n".encode()}, name="gamma", version="1.0"
