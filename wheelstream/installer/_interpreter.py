@@ -126,6 +126,9 @@ def _scheme(paths: object) -> HomeScheme:
     return HomeScheme(**{key: str(value) for key, value in paths.items()})
 
 
+_OLDEST = (3, 10)  # the oldest Python the probe runs in: our packaging's syntax
+
+
 @functools.lru_cache(maxsize=16)
 def probe_interpreter(python: str | None = None) -> Interpreter:
     """Describe ``python`` (a path or command), or the running interpreter when ``None``.
@@ -155,4 +158,24 @@ def probe_interpreter(python: str | None = None) -> Interpreter:
             else exc
         )
         lines = str(detail).splitlines() or [""]
-        raise UsageError(f"cannot use interpreter {python!r}: {lines[-1]}") from exc
+        too_old = _older_than_supported(python) if isinstance(exc, subprocess.CalledProcessError) else None
+        raise UsageError(f"cannot use interpreter {python!r}: {too_old or lines[-1]}") from exc
+
+
+def _older_than_supported(python: str) -> str | None:
+    """Why a probe failed, when it is the interpreter's age: the probe computes tags with the ``packaging``
+    this process runs, whose syntax needs Python 3.10 (an older one failed with a bare ``SyntaxError``). Asked
+    with code and options any Python runs, 2.7 included (``-I`` is 3.4's)."""
+    try:
+        proc = subprocess.run(
+            [python, "-E", "-s", "-c", "import sys; sys.stdout.write('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+        version = tuple(int(part) for part in proc.stdout.decode("ascii").split("."))
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+    if version >= _OLDEST:
+        return None
+    return "it is Python {}.{}; wheelstream installs for Python {}.{} and newer".format(*version, *_OLDEST)
