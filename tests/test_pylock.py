@@ -1261,3 +1261,50 @@ def test_of_wheels_with_the_same_best_tag_the_highest_build_is_installed(
     assert run.code == 0, run.err
     assert (target / "gamma" / "__init__.py").read_text() == "BUILD = '2'\n"
     assert [r.path for r in server.requests if r.method == "GET"] == ["/copy1/gamma-1.0-2-py3-none-any.whl"]
+
+
+def test_sync_replaces_a_same_version_install_that_is_not_the_locked_archive(
+    tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
+) -> None:
+    """A lock's ``archive`` pins bytes, not a version: alpha 1.0 installed from other bytes (another URL, or
+    the same URL's other build) was "already installed", and sync left it. As ``uv pip sync``, it is replaced;
+    the locked install itself is left as it is; a lock's ``wheels`` (an index's) still go by version."""
+    alpha = served[filename("alpha", "1.0")]
+    other = wheel_archive({"alpha/__init__.py": b"OTHER = True\n"}, name="alpha", version="1.0")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / filename("alpha", "1.0")).write_bytes(other)
+    url = server.url_for(filename("alpha", "1.0"))
+    archive = f'archive = {{ url = "{url}", hashes = {{ sha256 = "{sha256(alpha)}" }} }}\n'
+    locked = f'[[packages]]\nname = "alpha"\nversion = "1.0"\n{archive}'
+    lock = write_lock(tmp_path / "project" / "pylock.toml", locked)
+    venv = tmp_path / "venv"
+    new_venv(venv)
+    python = str(python_of(venv))
+    first = ws(
+        "install", "--python", python, str(tmp_path / "elsewhere" / filename("alpha", "1.0")), cache=cache
+    )
+    assert first.code == 0, first.err
+    assert (venv / SITE / "alpha" / "__init__.py").read_bytes() == b"OTHER = True\n"
+    plan = ws("sync", str(lock), "--python", python, "--dry-run", cache=cache)
+    assert plan.code == 0, plan.err
+    assert "- alpha==1.0" in plan.out, plan.out
+    assert "+ alpha==1.0" in plan.out, plan.out
+    done = synced(lock, venv, cache)
+    assert (venv / SITE / "alpha" / "__init__.py").read_bytes() != b"OTHER = True\n", done.err
+    direct = json.loads((venv / SITE / "alpha-1.0.dist-info" / "direct_url.json").read_text())
+    assert direct["archive_info"]["hashes"] == {"sha256": sha256(alpha)}
+    again = synced(lock, venv, cache)  # the locked archive itself: nothing to do
+    assert "already installed: alpha 1.0" in again.err or "Nothing to do" in again.err, again.err
+    index_lock = write_lock(
+        tmp_path / "index" / "pylock.toml", served_package(server, served, "alpha", "1.0")
+    )
+    ws(
+        "install",
+        "--python",
+        python,
+        "--reinstall",
+        str(tmp_path / "elsewhere" / filename("alpha", "1.0")),
+        cache=cache,
+    )
+    kept = synced(index_lock, venv, cache)  # an index's wheel of that version: kept, as uv keeps it
+    assert (venv / SITE / "alpha" / "__init__.py").read_bytes() == b"OTHER = True\n", kept.err

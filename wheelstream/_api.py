@@ -212,11 +212,18 @@ def install_url(item: Resolved, index_files: Collection[str]) -> str | None:
 
 
 def not_installed(
-    present: Mapping[str, Installed], reinstall: bool, index_files: Collection[str], skipped: list[str]
+    present: Mapping[str, Installed],
+    reinstall: bool,
+    index_files: Collection[str],
+    skipped: list[str],
+    *,
+    locked: bool = False,
 ) -> Callable[[Resolved], bool]:
     """Which resolved wheels an install into an environment holding ``present`` (by key) takes: not one whose
     version is there already (named in ``skipped``), unless ``reinstall``, or unless what is there is an
-    editable install and the wheel is named outright (pip's rule)."""
+    editable install and the wheel is named outright (pip's rule). ``locked``: the sources are a lock's, and a
+    wheel it names outright (its ``archive``) is there only as the install of that archive — same URL, same
+    sha256 where both are known — as ``uv pip sync`` holds it: a lock pins bytes, not a version."""
     from wheelstream.installer import same_version
 
     def wanted(item: Resolved) -> bool:
@@ -224,7 +231,8 @@ def not_installed(
         old = present.get(name.name)
         if old is None or reinstall or not same_version(old.version, str(name.version)):
             return True
-        if old.editable and install_url(item, index_files) is not None:
+        given = install_url(item, index_files)
+        if given is not None and (old.editable or (locked and not old.installed_from(given, item.sha256))):
             return True
         skipped.append(f"{old.name} {old.version}")
         return False
@@ -368,6 +376,7 @@ def install_sources(
     remove: Removals = (),
     index_files: Collection[str] = (),
     sizes: Mapping[str, int] | None = None,
+    locked: bool = False,
 ) -> InstallResult[InstallReport | EnvironmentReport]:
     """:func:`install`, and what a lock adds: ``verify(where, result)`` checks each fetched wheel before
     anything is installed (``where``: the source as given — a URL with its credentials, a file:// URL, a
@@ -375,7 +384,8 @@ def install_sources(
     installed that names them: see ``installer.install_into``), ``index_files`` the sources (as given) that
     are an index's files (a lock's ``wheels``): installed as pip and uv install from an index, without the
     ``direct_url.json`` of a URL install, and ``sizes`` the bytes a source's file must have (a lock's ``size``):
-    a server announcing another length is refused before the body is read."""
+    a server announcing another length is refused before the body is read. ``locked``: see
+    :func:`not_installed`."""
     if (target is None) == (environment is None):
         raise UsageError("say where to install: a target directory or an environment (exactly one)")
     check_objects(environment=environment, client=client, cancel=cancel)
@@ -390,7 +400,7 @@ def install_sources(
 
         python = environment.interpreter.executable
         present = installed_now(environment, on_warning)  # a killed command's install finished first
-        wanted = not_installed(present, reinstall, index_files, skipped)
+        wanted = not_installed(present, reinstall, index_files, skipped, locked=locked)
 
     interpreter = probe_interpreter(python) if environment is None else environment.interpreter
     checks = Checks(interpreter, ignore_tags, Warnings(on_warning))
@@ -467,6 +477,7 @@ def install_sources(
                     remove=remove,
                     checks=checks,
                     cancelled=cancelled,
+                    locked=locked,
                 )
                 report = dataclasses.replace(report, skipped=(*skipped, *report.skipped))
         except BaseException as failure:

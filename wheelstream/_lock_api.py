@@ -246,6 +246,7 @@ def install_lock(
         remove=selected.remove,
         index_files=selected.index_files,
         sizes=selected.sizes,
+        locked=True,
     )
 
 
@@ -343,5 +344,6 @@ def plan_lock(
         remove=selected.remove,
         index_files=selected.index_files,
         sizes=selected.sizes,
+        locked=True,
     )
     return dataclasses.replace(plan, warnings=tuple(said))

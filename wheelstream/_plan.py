@@ -109,11 +109,12 @@ def plan_install(
     remove: Removals = (),
     index_files: Collection[str] = (),
     sizes: Mapping[str, int] | None = None,
+    locked: bool = False,
 ) -> InstallPlan:
     """What :func:`wheelstream.install` would do with the same arguments, without doing it (the options that
     only change how it is done — jobs, connections, link mode, bytecode, limits — are not asked for). Raises
-    what the install would raise before its first download. ``remove`` (an environment's only), ``index_files``
-    and ``sizes`` as :func:`wheelstream._api.install_sources` takes them from a lock
+    what the install would raise before its first download. ``remove`` (an environment's only), ``index_files``,
+    ``sizes`` and ``locked`` as :func:`wheelstream._api.install_sources` takes them from a lock
     (:func:`wheelstream.plan_lock`)."""
     if (target is None) == (environment is None):
         raise UsageError("say where to install: a target directory or an environment (exactly one)")
@@ -144,7 +145,7 @@ def plan_install(
     if environment is not None:
         present = {dist.key: dist for dist in installed_distributions(environment)}
         python = environment.interpreter.executable
-        wanted = not_installed(present, reinstall, index_files, skipped)
+        wanted = not_installed(present, reinstall, index_files, skipped, locked=locked)
     else:
         present = {dist.key: dist for dist in distributions_in([where])}
         wanted = None  # a --target install takes every wheel (what it keeps of the target is item by item)

@@ -251,6 +251,11 @@ def _prepare(env: Environment, warn: Warnings, *, create: bool = True) -> dict[s
     return {dist.key: dist for dist in installed_distributions(env)}
 
 
+def _another_archive(old: Installed, item: WheelToInstall) -> bool:
+    """A lock's archive, and ``old`` is not its install."""
+    return item.direct_url is not None and not old.installed_from(item.direct_url, item.url_hash)
+
+
 def install_into(
     wheels: Sequence[WheelToInstall],
     env: Environment,
@@ -263,6 +268,7 @@ def install_into(
     on_warning: Callable[[str], None] | None = None,
     checks: Checks | None = None,
     cancelled: Callable[[], bool] | None = None,
+    locked: bool = False,
     _move: Move | None = None,
 ) -> EnvironmentReport:
     """Install wheels into ``env`` as one ``pip install --no-deps`` would, replacing other versions of them;
@@ -270,7 +276,8 @@ def install_into(
     instead be a function of the distributions installed, which then names them: it is called under the
     environment's lock, after an interrupted command's install was finished, so a sync sees what is really
     there. ``checks`` as for :func:`~._core.install_staged_many` (made for ``env``'s interpreter), and
-    ``cancelled`` too."""
+    ``cancelled`` too. ``locked``: the wheels are a lock's, and one with a ``direct_url`` (its ``archive``)
+    replaces a same-version install that is not of that archive (``Installed.installed_from``: uv's rule)."""
     if link_mode not in ("move", "copy", "hardlink"):
         raise UsageError(f"unknown link mode {link_mode!r} (use 'move', 'copy' or 'hardlink')")
     if checks is None:
@@ -289,6 +296,7 @@ def install_into(
                 and same_version(old.version, str(wheel.info.version))
                 and not reinstall
                 and not (wheel.item.direct_url is not None and old.editable)
+                and not (locked and _another_archive(old, wheel.item))
             ):
                 skipped.append(f"{old.name} {old.version}")
                 continue

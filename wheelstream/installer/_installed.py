@@ -22,6 +22,7 @@ import functools
 import json
 import os
 import re
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,16 +49,43 @@ class Installed:
         return canonicalize_name(self.name)
 
     @property
-    def editable(self) -> bool:
-        """An editable install (PEP 660: ``direct_url.json`` with ``dir_info.editable``). A wheel of the same
-        version named by a path or URL replaces it, as pip's and uv's do; one an index gives does not."""
+    def direct_url(self) -> dict[str, object] | None:
+        """Its ``direct_url.json`` (PEP 610), when it has one that reads as a JSON object: what it was installed
+        from, for a path or URL install."""
         try:
             with open(self.dist_info / "direct_url.json", encoding="utf-8") as handle:
                 data = json.load(handle)
         except (OSError, ValueError):
-            return False
-        info = data.get("dir_info") if isinstance(data, dict) else None
+            return None
+        return data if isinstance(data, dict) else None
+
+    @property
+    def editable(self) -> bool:
+        """An editable install (PEP 660: ``direct_url.json`` with ``dir_info.editable``). A wheel of the same
+        version named by a path or URL replaces it, as pip's and uv's do; one an index gives does not."""
+        info = (self.direct_url or {}).get("dir_info")
         return isinstance(info, dict) and info.get("editable") is True
+
+    def installed_from(self, url: str, sha256: str | None) -> bool:
+        """Whether it is the install of the wheel archive at ``url`` (credentials aside), of that ``sha256`` where
+        both sides know one: what a lock's ``archive`` asks of an installed distribution (uv's rule)."""
+        recorded = self.direct_url or {}
+        info = recorded.get("archive_info")
+        where = recorded.get("url")
+        if not isinstance(info, dict) or not isinstance(where, str) or _bare(where) != _bare(url):
+            return False
+        hashes = info.get("hashes")
+        known = hashes.get("sha256") if isinstance(hashes, dict) else None
+        legacy = info.get("hash")
+        if known is None and isinstance(legacy, str) and legacy.startswith("sha256="):
+            known = legacy.removeprefix("sha256=")
+        return sha256 is None or not isinstance(known, str) or known.lower() == sha256.lower()
+
+
+def _bare(url: str) -> str:
+    """A URL without its userinfo and fragment: what two records of one archive share."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], fragment=""))
 
 
 def _read_metadata(dist_info: Path, file: str = "METADATA") -> tuple[str, str] | None:
