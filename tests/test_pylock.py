@@ -1308,3 +1308,83 @@ def test_sync_replaces_a_same_version_install_that_is_not_the_locked_archive(
     )
     kept = synced(index_lock, venv, cache)  # an index's wheel of that version: kept, as uv keeps it
     assert (venv / SITE / "alpha" / "__init__.py").read_bytes() == b"OTHER = True\n", kept.err
+
+
+@pytest.mark.parametrize(
+    ("recorded", "locked", "same"),
+    [
+        (
+            "http://localhost:8080/a/alpha-1.0-py3-none-any.whl",
+            "http://LocalHost:8080/a/alpha-1.0-py3-none-any.whl",
+            True,
+        ),
+        ("https://host/a/alpha-1.0-py3-none-any.whl", "https://host:443/a/alpha-1.0-py3-none-any.whl", True),
+        (
+            "https://host/a/alpha-1.0-py3-none-any.whl",
+            "https://u:p@host/a/alpha-1.0-py3-none-any.whl#sha256=x",
+            True,
+        ),
+        (
+            "https://host/a/alpha-1.0-py3-none-any.whl",
+            "https://host:8443/a/alpha-1.0-py3-none-any.whl",
+            False,
+        ),
+        ("https://host/a/alpha-1.0-py3-none-any.whl", "http://host/a/alpha-1.0-py3-none-any.whl", False),
+        ("https://host/a/alpha-1.0-py3-none-any.whl", "https://host/b/alpha-1.0-py3-none-any.whl", False),
+    ],
+)
+def test_an_installed_archive_is_the_locked_one_by_origin_and_path(
+    tmp_path: Path, recorded: str, locked: str, same: bool
+) -> None:
+    from wheelstream.installer._installed import Installed
+
+    dist_info = tmp_path / "alpha-1.0.dist-info"
+    dist_info.mkdir()
+    direct = {"url": recorded, "archive_info": {"hashes": {"sha256": "ab" * 32}}}
+    (dist_info / "direct_url.json").write_text(json.dumps(direct))
+    installed = Installed("alpha", "1.0", dist_info, "uv")
+    assert installed.installed_from(locked, "ab" * 32) is same
+    assert installed.installed_from(locked, "cd" * 32) is False
+
+
+def test_a_path_archive_is_the_same_whether_written_through_a_symlink_or_with_plus_encoded(
+    tmp_path: Path,
+) -> None:
+    """uv records a path archive as given (through a symlinked directory, ``+`` as it is); ``Path.as_uri``
+    writes ``%2B``: one file, and a sync after ``uv pip sync`` must find it installed."""
+    from wheelstream.installer._installed import Installed
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "zeta-1.0+local-py3-none-any.whl").write_bytes(b"x")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    dist_info = tmp_path / "zeta-1.0+local.dist-info"
+    dist_info.mkdir()
+    uv_wrote = f"file://{tmp_path}/link/zeta-1.0+local-py3-none-any.whl"
+    (dist_info / "direct_url.json").write_text(json.dumps({"url": uv_wrote, "archive_info": {}}))
+    installed = Installed("zeta", "1.0+local", dist_info, "uv")
+    assert installed.installed_from((tmp_path / "real" / "zeta-1.0+local-py3-none-any.whl").as_uri(), None)
+    assert installed.installed_from((tmp_path / "link" / "zeta-1.0+local-py3-none-any.whl").as_uri(), None)
+    assert not installed.installed_from((tmp_path / "other.whl").as_uri(), None)
+
+
+def test_a_path_archive_through_a_symlink_is_recorded_as_written_and_synced_once(
+    tmp_path: Path, cache: Path, served: dict[str, bytes]
+) -> None:
+    alpha = served[filename("alpha", "1.0")]
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / filename("alpha", "1.0")).write_bytes(alpha)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "wh").symlink_to(tmp_path / "real")
+    archive = (
+        f'archive = {{ path = "wh/{filename("alpha", "1.0")}", hashes = {{ sha256 = "{sha256(alpha)}" }} }}\n'
+    )
+    lock = write_lock(project / "pylock.toml", f'[[packages]]\nname = "alpha"\nversion = "1.0"\n{archive}')
+    venv = tmp_path / "venv"
+    new_venv(venv)
+    synced(lock, venv, cache)
+    direct = json.loads((venv / SITE / "alpha-1.0.dist-info" / "direct_url.json").read_text())
+    assert direct["url"] == (project / "wh" / filename("alpha", "1.0")).as_uri()  # as pip and uv record it
+    plan = ws("sync", str(lock), "--python", str(python_of(venv)), "--dry-run", cache=cache)
+    assert plan.code == 0, plan.err
+    assert "+ alpha" not in plan.out, plan.out

@@ -145,3 +145,28 @@ def test_a_remote_requirements_file_s_credentials_go_to_what_it_names(
     assert other.seen
     assert all(auth is None for _path, auth in other.seen)
     assert not (tmp_path / "u").exists()
+
+
+def test_a_lock_whose_one_url_has_credentials_lends_them_and_keeps_its_entries_as_written(
+    private: Private, tmp_path: Path
+) -> None:
+    """The lent credentials were written into the resolved URL, by which the lock's entries are looked up:
+    a ``KeyError`` traceback that printed the password, and a ``wheels`` entry taken for an ``archive``."""
+    entries = []
+    for name, credentials in (("alpha", True), ("beta", False)):
+        path = private.add(name)
+        data = private.files[path]
+        url = private.url(path, credentials=credentials)
+        sha = hashlib.sha256(data).hexdigest()
+        entries.append(
+            f'[[packages]]\nname = "{name}"\nversion = "1.0"\n'
+            f'wheels = [{{ url = "{url}", size = {len(data)}, hashes = {{ sha256 = "{sha}" }} }}]\n'
+        )
+    lock = tmp_path / "pylock.toml"
+    lock.write_text('lock-version = "1.0"\ncreated-by = "test"\n\n' + "\n".join(entries))
+    run = ws("install", "-r", str(lock), "-t", str(tmp_path / "t"), cache=tmp_path / "c")
+    assert run.code == 0, run.err
+    assert TOKEN not in run.err + run.out
+    assert all(auth == GOOD for _path, auth in private.seen)
+    for name in ("alpha", "beta"):  # an index's files: no direct_url.json, as uv and pip install them
+        assert not (tmp_path / "t" / f"{name}-1.0.dist-info" / "direct_url.json").exists()

@@ -283,7 +283,7 @@ def _one_wheel_per_distribution(resolved: Sequence[Resolved]) -> list[Resolved]:
         # the same file twice — ``six==1.17`` and ``Six==1.17.0``, or a pin and the URL the index gives for it —
         # is one, held to the hashes of both (a pin beside a wheel named outright never gets here:
         # :func:`_pins_named_outright`)
-        same_file = (earlier.url, earlier.path) == (item.url, item.path)
+        same_file = (earlier.fetched, earlier.path) == (item.fetched, item.path)
         if same_file:
             merged = _both_pins(earlier, item)
             if merged is None:
@@ -427,8 +427,10 @@ def _resolve_sources(
             interpreter.full_version or None,
             stop,
         )
-        url = credited(found.url, lenders) if found.url is not None and lenders else found.url
-        resolved.append(found._replace(url=url, size=(sizes or {}).get(source)))
+        lent = credited(found.url, lenders) if found.url is not None and lenders else found.url
+        resolved.append(
+            found._replace(fetch_url=lent if lent != found.url else None, size=(sizes or {}).get(source))
+        )
     if keep_wheels_in is None:
         resolved = _one_wheel_per_distribution(resolved)
     if wanted is not None:

@@ -103,9 +103,9 @@ def fetch_one(
     """One source into the cache; on a download thread, or in a worker process (so: module level)."""
     if cancel.is_set():
         raise Interrupted("interrupted before this download started")
-    if item.url is not None:
+    if item.fetched is not None:
         return fetch_wheel(
-            item.url,
+            item.fetched,
             cache=cache,
             client=client,
             expected_sha256=item.sha256,

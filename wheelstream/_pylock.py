@@ -162,7 +162,9 @@ def read_lock(
     except (UndefinedEnvironmentName, UndefinedComparison, InvalidMarker) as exc:
         # ``extra`` in a package's marker (PEP 751 spells it ``extras``), ``extras`` in ``environments``
         raise UsageError(f"{shown} is not a valid lock file: a marker cannot be evaluated: {exc}") from None
-    base = path.resolve().parent
+    base = os.path.dirname(
+        os.path.abspath(path)
+    )  # not through symlinks: a path is recorded as pip records it
     wheels = []
     for package, chosen in selected:
         what = one_line(f"{package.name} {package.version}" if package.version else str(package.name))
@@ -177,7 +179,7 @@ def read_lock(
             raise LockError(f"{shown}: {_not_a_wheel(what, package, chosen)}")
         if chosen.url:
             _check_url(shown, what, chosen.url)
-        source = chosen.url if chosen.url else str((base / str(chosen.path)).resolve())
+        source = chosen.url if chosen.url else os.path.normpath(os.path.join(base, str(chosen.path)))
         _check_wheel_names(shown, what, package, filename, chosen.url)
         wheels.append(
             LockedWheel(

@@ -64,6 +64,14 @@ class Resolved(NamedTuple):
     other_hashes: tuple[tuple[str, str], ...] = ()
     # ``NAME==VERSION``, the file an index chose: a wheel named outright of that version is taken instead.
     pinned: bool = False
+    # ``url`` with the credentials another of the call's URLs lends it (``_urls.credited``), when it does: what
+    # is fetched. ``url`` stays as given: a lock's entries are looked up by it.
+    fetch_url: str | None = None
+
+    @property
+    def fetched(self) -> str | None:
+        """The URL a download asks for."""
+        return self.fetch_url or self.url
 
 
 def allowed_hashes(value: str | Collection[str], source: str) -> frozenset[str]:

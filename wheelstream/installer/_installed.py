@@ -23,6 +23,7 @@ import json
 import os
 import re
 import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,9 +84,18 @@ class Installed:
 
 
 def _bare(url: str) -> str:
-    """A URL without its userinfo and fragment: what two records of one archive share."""
+    """What two records of one archive share: a ``file:`` URL's real path (uv writes ``+`` where
+    ``Path.as_uri`` writes ``%2B``, and either may name a symlink), else the URL without its userinfo and
+    fragment, its scheme and host lower-cased and a default port dropped."""
     parts = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], fragment=""))
+    scheme = parts.scheme.lower()
+    if scheme == "file":
+        return os.path.realpath(urllib.request.url2pathname(parts.path))
+    host = parts.netloc.rpartition("@")[2].lower()
+    default = {"http": ":80", "https": ":443"}.get(scheme)
+    if default is not None and host.endswith(default):
+        host = host.removesuffix(default)
+    return urllib.parse.urlunsplit((scheme, host, parts.path, parts.query, ""))
 
 
 def _read_metadata(dist_info: Path, file: str = "METADATA") -> tuple[str, str] | None:
