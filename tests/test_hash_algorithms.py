@@ -183,27 +183,36 @@ def test_library_hashes_take_sha384_and_sha512(tmp_path: Path) -> None:
         assert (tmp_path / "t" / "demo-1.0.dist-info").is_dir()
 
 
-def test_a_cached_tree_whose_wheel_file_is_gone_cannot_prove_a_sha512(tmp_path: Path) -> None:
-    """The cache may hold a wheel's unpacked tree alone (``--link-mode hardlink``, its file deleted by hand):
-    nothing is left to read a sha512 from. Refused with the cause, the URL forgotten, and the next run
-    downloads the wheel afresh and installs it."""
+@pytest.mark.parametrize("how", ["file deleted", "local install"])
+def test_a_cached_tree_without_its_wheel_file_is_fetched_again_for_a_sha512(tmp_path: Path, how: str) -> None:
+    """The cache may hold a wheel's unpacked tree alone: an install of the local file in copy or hardlink mode
+    publishes no wheel file (or it was deleted by hand). Nothing is left to read a sha512 from, so the tree will
+    not do: the wheel is downloaded again (it failed, and dropped the tree another call may be copying from)."""
     with FaultServer() as server:
         url, data = served(server)
         cache_dir = tmp_path / "c"
-        wheelstream.install([url], tmp_path / "t", cache_dir=cache_dir, link_mode="hardlink")
         sha = digest("sha256", data)
-        (cache_dir / "wheels" / f"{sha}.whl").unlink()
-        pin = {url: f"sha512:{digest('sha512', data)}"}
-        with pytest.raises(
-            HashMismatch,
-            match="gone or spoilt: the cache dropped the wheel, and running the command again downloads it afresh",
-        ):
-            wheelstream.install([url], tmp_path / "u", cache_dir=cache_dir, link_mode="hardlink", hashes=pin)
-        assert not (tmp_path / "u").exists()
+        if how == "local install":
+            (tmp_path / WHEEL).write_bytes(data)
+            wheelstream.install(
+                [str(tmp_path / WHEEL)], tmp_path / "t", cache_dir=cache_dir, link_mode="copy"
+            )
+        else:
+            wheelstream.install([url], tmp_path / "t", cache_dir=cache_dir, link_mode="copy")
+            (cache_dir / "wheels" / f"{sha}.whl").unlink()
+        assert (cache_dir / "wheels" / sha).is_dir()
+        assert not (cache_dir / "wheels" / f"{sha}.whl").exists()
+        pinned = f"{url}#sha256={sha}"  # the tree is found by its sha256
         before = len(server.requests)
-        wheelstream.install([url], tmp_path / "u", cache_dir=cache_dir, link_mode="hardlink", hashes=pin)
+        pin = {pinned: f"sha512:{digest('sha512', data)}"}
+        wheelstream.install([pinned], tmp_path / "u", cache_dir=cache_dir, link_mode="copy", hashes=pin)
         assert (tmp_path / "u" / "demo-1.0.dist-info").is_dir()
-        assert any(r.method == "GET" and r.status == 200 for r in server.requests[before:])
+        assert [r.status for r in server.requests[before:] if r.method == "GET"] == [200]
+        assert (cache_dir / "wheels" / f"{sha}.whl").is_file()
+        bad = {pinned: f"sha512:{'5' * 128}"}
+        with pytest.raises(HashMismatch, match=f"sha512 is {digest('sha512', data)}"):
+            wheelstream.install([pinned], tmp_path / "v", cache_dir=cache_dir, link_mode="copy", hashes=bad)
+        assert (cache_dir / "wheels" / sha).is_dir()  # a refusal drops no tree
 
 
 def test_a_path_source_is_read_for_its_sha512(tmp_path: Path) -> None:
@@ -262,7 +271,7 @@ def test_a_local_wheel_rewritten_after_it_was_unpacked_is_refused_not_checked_an
             local.write_bytes(bytes(good))
 
     pin = {str(local): f"sha512:{digest('sha512', bytes(good))}"}
-    with pytest.raises(HashMismatch, match="changed while it was installed from"):
+    with pytest.raises(HashMismatch, match="changed while it was read"):
         wheelstream.install(
             [str(local)], tmp_path / "t", cache_dir=tmp_path / "c", hashes=pin, progress=rewrite
         )
@@ -355,3 +364,17 @@ def test_one_source_pinned_twice_by_different_algorithms_says_so(
         "its --hash values and those given for it before have none in common: they pin it by different "
         "algorithms (sha256 and sha512): give the same algorithm on each"
     )
+
+
+def test_download_after_a_local_install_fetches_the_file_the_cache_never_kept(tmp_path: Path) -> None:
+    """An install of the local wheel in copy mode caches its tree without a file; ``download -d`` of that wheel's
+    URL (pinned, so the tree is found) then failed on every run ("went before it was copied")."""
+    with FaultServer() as server:
+        url, data = served(server)
+        (tmp_path / WHEEL).write_bytes(data)
+        cache_dir = tmp_path / "c"
+        wheelstream.install([str(tmp_path / WHEEL)], tmp_path / "t", cache_dir=cache_dir, link_mode="copy")
+        pinned = f"{url}#sha256={digest('sha256', data)}"
+        wheelstream.download([pinned], tmp_path / "d", cache_dir=cache_dir)
+        assert (tmp_path / "d" / WHEEL).read_bytes() == data
+        assert [r.status for r in server.requests if r.method == "GET"] == [200]

@@ -1212,32 +1212,58 @@ def test_a_lock_hash_of_an_unknown_algorithm_is_refused_before_anything_is_downl
     assert not (tmp_path / "t").exists()
 
 
-def test_a_cached_tree_whose_wheel_file_is_gone_is_dropped_so_the_next_lock_install_downloads_it(
+def test_a_cached_tree_without_its_file_installs_a_lock_whose_sha256_it_is(
     tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
 ) -> None:
-    """The lock's size and other hashes are read off the wheel file; with only the unpacked tree cached
-    (``--link-mode copy``, the file deleted) every later install failed with "No such file or directory"."""
+    """The lock's size and other hashes are read off the wheel file; an install of the local wheel in copy mode
+    publishes its tree without one, and every later install of the lock failed ("No such file or directory").
+    The lock pins the sha256 the tree was verified by: the size and other hashes are those bytes'."""
     alpha = served[filename("alpha", "1.0")]
+    (tmp_path / filename("alpha", "1.0")).write_bytes(alpha)
+    local = ws(
+        "install",
+        str(tmp_path / filename("alpha", "1.0")),
+        "-t",
+        str(tmp_path / "a"),
+        "--link-mode",
+        "copy",
+        cache=cache,
+    )
+    assert local.code == 0, local.err
+    assert not (cache / "wheels" / f"{sha256(alpha)}.whl").exists()
     lock = write_lock(
         tmp_path / "project" / "pylock.toml",
         served_package(
             server, served, "alpha", "1.0", more_hashes={"sha512": hashlib.sha512(alpha).hexdigest()}
         ),
     )
+    run = ws("install", "-r", str(lock), "--target", str(tmp_path / "b"), "--link-mode", "copy", cache=cache)
+    assert run.code == 0, run.err
+    assert (tmp_path / "b" / "alpha-1.0.dist-info").is_dir()
+    assert server.requests == []  # from the tree
+
+
+def test_a_spoilt_cached_wheel_file_is_forgotten_and_fetched_again_by_the_next_lock_install(
+    tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
+) -> None:
+    alpha = served[filename("alpha", "1.0")]
+    lock = write_lock(tmp_path / "project" / "pylock.toml", served_package(server, served, "alpha", "1.0"))
     first = ws(
         "install", "-r", str(lock), "--target", str(tmp_path / "a"), "--link-mode", "copy", cache=cache
     )
     assert first.code == 0, first.err
-    (cache / "wheels" / f"{sha256(alpha)}.whl").unlink()
+    (cache / "wheels" / f"{sha256(alpha)}.whl").write_bytes(
+        b"\0" * len(alpha)
+    )  # not synced: a crash did this
     again = ws(
         "install", "-r", str(lock), "--target", str(tmp_path / "b"), "--link-mode", "copy", cache=cache
     )
     assert again.code == 1, again.err
-    assert "gone or spoilt: the cache dropped the wheel" in again.error_line()
+    assert "the cache's copy of the wheel file is gone or spoilt: the cache forgot it" in again.error_line()
     assert not (tmp_path / "b").exists()
+    assert (cache / "wheels" / sha256(alpha)).is_dir()  # the tree stays: its manifest vouches for it
     last = ws("install", "-r", str(lock), "--target", str(tmp_path / "b"), "--link-mode", "copy", cache=cache)
     assert last.code == 0, last.err
-    assert (tmp_path / "b" / "alpha-1.0.dist-info").is_dir()
 
 
 def test_of_wheels_with_the_same_best_tag_the_highest_build_is_installed(
@@ -1388,3 +1414,25 @@ def test_a_path_archive_through_a_symlink_is_recorded_as_written_and_synced_once
     plan = ws("sync", str(lock), "--python", str(python_of(venv)), "--dry-run", cache=cache)
     assert plan.code == 0, plan.err
     assert "+ alpha" not in plan.out, plan.out
+
+
+def test_an_installed_archive_s_legacy_hash_counts_and_one_without_a_hash_matches_by_url(
+    tmp_path: Path,
+) -> None:
+    from wheelstream.installer._installed import Installed
+
+    url = "https://host/a/alpha-1.0-py3-none-any.whl"
+    dist_info = tmp_path / "alpha-1.0.dist-info"
+    dist_info.mkdir()
+    installed = Installed("alpha", "1.0", dist_info, "pip")
+    for info, right, wrong in (
+        ({"hash": f"sha256={'ab' * 32}"}, True, False),  # PEP 610's legacy key alone
+        ({}, True, True),  # no hash recorded: the URL decides
+    ):
+        (dist_info / "direct_url.json").write_text(json.dumps({"url": url, "archive_info": info}))
+        assert installed.installed_from(url, "ab" * 32) is right
+        assert installed.installed_from(url, "cd" * 32) is wrong
+    (dist_info / "direct_url.json").write_text(json.dumps({"url": url, "dir_info": {"editable": True}}))
+    assert not installed.installed_from(url, None)  # a directory's install is no archive's
+    (dist_info / "direct_url.json").write_text("not json")
+    assert not installed.installed_from(url, None)

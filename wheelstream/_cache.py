@@ -53,7 +53,7 @@ from typing import NamedTuple
 import filelock
 import platformdirs
 
-from wheelstream.errors import DiskError, UsageError
+from wheelstream.errors import DiskError, HashMismatch, UsageError
 from wheelstream.unpack._partial import Journal
 
 __all__ = [
@@ -217,6 +217,25 @@ class Cache:
         another call may be copying from their unpacked tree this very moment."""
         if self.last_sha256(key) == sha256:
             (self.root / "urls" / f"{key}.json").unlink(missing_ok=True)
+
+    def unverified_copy(self, key: str | None, sha256: str, file: Path, wheel: str) -> HashMismatch:
+        """The error for a wheel file read after its unpack that is not the bytes unpacked: gone, or its sha256
+        no longer ``sha256``. A local source (``key`` None) changed since: refused. The cache's copy (not synced:
+        a crash can spoil it) goes, with the URL's record, so that the next download that needs the file
+        fetches it afresh (``Job.needs_file``); never the unpacked tree, which its manifest vouches for and
+        another call may be copying from this very moment."""
+        if key is None:
+            return HashMismatch(
+                f"{file} changed while it was read (its sha256 is no longer {sha256}); refused", wheel=wheel
+            )
+        with contextlib.suppress(OSError):  # the error to report is this one, not a failed clean-up
+            self.wheel_file(sha256).unlink(missing_ok=True)
+            self.forget_url(key, sha256)
+        return HashMismatch(
+            "the cache's copy of the wheel file is gone or spoilt: the cache forgot it, and running the command "
+            "again downloads it afresh",
+            wheel=wheel,
+        )
 
     def forget_refused(self, key: str, sha256: str) -> None:
         """A wheel the install's checks refused (its RECORD, its metadata) goes whole: its URL's record

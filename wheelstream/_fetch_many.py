@@ -23,7 +23,7 @@ from typing import Literal
 import httpx
 
 from wheelstream._cache import Cache, downloads_held_here
-from wheelstream._digests import disjoint_algorithms
+from wheelstream._digests import disjoint_algorithms, other_algorithms
 from wheelstream._parallel import Arrived, collect, fetch_in_processes, fetch_one, process_pool
 from wheelstream._progress import ProgressCallback
 from wheelstream._sources import (
@@ -37,7 +37,6 @@ from wheelstream._sources import (
     forget_refused,
     named_wheel,
     narrow,
-    not_the_unpacked_file,
     pin_of,
     resolve,
 )
@@ -227,7 +226,8 @@ def _place(item: Resolved, result: DownloadResult, cache: Cache, directory: Path
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         if _copy_hashing(source, temporary) != result.sha256:
-            raise not_the_unpacked_file(item, source, result.sha256, cache.root)
+            key = cache_key(item.url) if item.url is not None else None
+            raise cache.unverified_copy(key, result.sha256, source, filename_of(item))
         # The cache's files are its user's alone (0600, in 0700 directories); a wheelhouse gets the mode pip
         # download gives a new file.
         os.chmod(temporary, 0o666 & ~current_umask())
@@ -411,7 +411,7 @@ def _resolve_sources(
     if keep_wheels_in is None:
         sources, hashes = _pins_named_outright(sources, hashes)
     indexes = indexes.for_one_call()  # a --find-links page is parsed once for all the call's pins
-    lenders = _with_credentials(sources, indexes)
+    lenders = _lenders(sources, indexes)
     resolved = []
     for source in sources:
         if stop is not None and stop():
@@ -428,8 +428,14 @@ def _resolve_sources(
             stop,
         )
         lent = credited(found.url, lenders) if found.url is not None and lenders else found.url
+        size = (sizes or {}).get(source)
+        reads_file = (  # what the checks of a finished wheel read besides its sha256 (``Resolved.needs_file``)
+            bool(other_algorithms(found.allowed))
+            or keep_wheels_in is not None
+            or (found.sha256 is None and (bool(found.other_hashes) or size is not None))
+        )
         resolved.append(
-            found._replace(fetch_url=lent if lent != found.url else None, size=(sizes or {}).get(source))
+            found._replace(fetch_url=lent if lent != found.url else None, size=size, needs_file=reads_file)
         )
     if keep_wheels_in is None:
         resolved = _one_wheel_per_distribution(resolved)
@@ -450,7 +456,7 @@ def _resolve_sources(
     return resolved
 
 
-def _with_credentials(sources: Sequence[str], indexes: Indexes) -> list[str]:
+def _lenders(sources: Sequence[str], indexes: Indexes) -> list[str]:
     """The call's URLs that carry credentials — its indexes, ``--find-links`` pages and wheel URLs, in that
     order — whose credentials go to the call's other wheel URLs of their origin (``_urls.credited``), as pip
     and uv send what they have seen for a host to every request there."""

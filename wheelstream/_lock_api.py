@@ -89,28 +89,18 @@ def _verifier(wheels: list[LockedWheel], cache: Cache) -> Callable[[str, Downloa
         wheel = by_source[source]
         local = _local_path(source)
         file = local if local is not None else cache.wheel_file(result.sha256)
+        key = cache_key(source) if local is None else None
+
+        def unverified() -> Exception:
+            return cache.unverified_copy(key, result.sha256, file, wheel.filename)
+
         try:
-            verified = verify_locked(wheel, file, result.sha256)
+            verify_locked(wheel, file, result.sha256, unverified)
         except HashMismatch:
-            if local is None:  # the download is not the locked file: its URL must not serve it again
+            if key is not None:  # the download is not the locked file: its URL must not serve it again
                 # (the URL's record only, not the bytes: another lock may want them)
-                cache.forget_url(cache_key(source), result.sha256)
+                cache.forget_url(key, result.sha256)
             raise
-        if verified:
-            return
-        if local is not None:
-            raise HashMismatch(
-                f"{file} changed while it was installed from (its sha256 is no longer {result.sha256}); refused",
-                wheel=wheel.filename,
-            )
-        # A cached tree whose file is gone, or a file spoilt since (it is not synced): the wheel goes from the
-        # cache whole, so that the next run downloads it instead of finding the same tree.
-        cache.forget_refused(cache_key(source), result.sha256)
-        raise HashMismatch(
-            "the cache's copy of the wheel file is gone or spoilt: the cache dropped the wheel, and running the "
-            "command again downloads it afresh",
-            wheel=wheel.filename,
-        )
 
     return verify
 

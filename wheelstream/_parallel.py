@@ -114,6 +114,7 @@ def fetch_one(
             progress=progress,
             cancel=cancel,
             keep_unpacked=keep_unpacked,
+            needs_file=item.needs_file,
         )
     assert item.path is not None
     check_local_file(item)  # again: checked before any download, it may have gone since

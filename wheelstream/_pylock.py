@@ -47,7 +47,7 @@ from packaging.version import InvalidVersion
 
 from wheelstream._digests import verified_digests
 from wheelstream._urls import shown_url
-from wheelstream.errors import HashMismatch, UsageError, WheelError, one_line
+from wheelstream.errors import DiskError, HashMismatch, UsageError, WheelError, one_line
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -295,22 +295,28 @@ def _warn_about_newer(
         warn(f"{shown}: unknown keys ignored: {', '.join(one_line(key) for key in unknown)}")
 
 
-def verify_locked(wheel: LockedWheel, file: Path, sha256: str) -> bool:
+def verify_locked(wheel: LockedWheel, file: Path, sha256: str, unverified: Callable[[], Exception]) -> None:
     """The finished wheel file against the lock's ``size`` and every listed hash (sha256 was checked while
     streaming; the others are read here, with the sha256 again: ``verified_digests``). HashMismatch names
-    what differs; False when the file is not the one unpacked (gone, or changed since)."""
-    others = {name for name in wheel.hashes if name != "sha256"}
+    what differs; ``unverified()`` is raised when the file is not the bytes unpacked (changed since, or gone).
+    A file gone is no error where the lock pins the sha256 the unpack verified (a cached tree, whose file an
+    install of a local wheel does not keep): its size and other hashes are those bytes'."""
+    others = {name: wheel.hashes[name] for name in wheel.hashes if name != "sha256"}
     if not others and wheel.size is None:
-        return True
-    digests = verified_digests(file, sha256, {name: wheel.hashes[name] for name in others})
-    if digests is None:
-        return False
-    size = file.stat().st_size  # (of the bytes just read: another file would have had another sha256)
+        return
+    if wheel.hashes.get("sha256") == sha256 and not file.exists():
+        return
+    try:
+        digests = verified_digests(file, sha256, others)
+        if digests is None:
+            raise unverified()
+        size = file.stat().st_size  # (of the bytes just read: another file would have had another sha256)
+    except OSError as exc:
+        raise DiskError(
+            f"cannot read {file} to check it: {exc.strerror or exc}", wheel=wheel.filename
+        ) from None
     if wheel.size is not None and size != wheel.size:
         raise HashMismatch(f"the file is {size} bytes, the lock says {wheel.size}", wheel=wheel.filename)
-    for name in sorted(others):
-        if digests[name] != wheel.hashes[name]:
-            raise HashMismatch(
-                f"{name} is {digests[name]}, the lock says {wheel.hashes[name]}", wheel=wheel.filename
-            )
-    return True
+    for name, expected in sorted(others.items()):
+        if digests[name] != expected:
+            raise HashMismatch(f"{name} is {digests[name]}, the lock says {expected}", wheel=wheel.filename)

@@ -30,7 +30,7 @@ from wheelstream._urls import (
     split_hash_fragment,
     wheel_filename_from_url,
 )
-from wheelstream.errors import HashMismatch, UsageError
+from wheelstream.errors import DiskError, HashMismatch, UsageError
 
 if TYPE_CHECKING:  # an annotation only: packaging.specifiers is a pin's import, not every install's
     from packaging.specifiers import Specifier
@@ -44,7 +44,6 @@ __all__ = [
     "filename_of",
     "forget_refused",
     "narrow",
-    "not_the_unpacked_file",
     "resolve",
 ]
 
@@ -67,6 +66,9 @@ class Resolved(NamedTuple):
     # ``url`` with the credentials another of the call's URLs lends it (``_urls.credited``), when it does: what
     # is fetched. ``url`` stays as given: a lock's entries are looked up by it.
     fetch_url: str | None = None
+    # A check reads the finished wheel file (``check_allowed``'s other pins, ``download -d``, a lock's size or
+    # other hashes that its sha256 does not settle): a cached tree without its file will not do (``fetch_wheel``).
+    needs_file: bool = False
 
     @property
     def fetched(self) -> str | None:
@@ -307,36 +309,17 @@ def _digests_of(
     cache_dir: str | os.PathLike[str] | None,
 ) -> dict[str, str]:
     """The finished file's digests (sha256 first), of the very bytes that were unpacked
-    (``not_the_unpacked_file`` otherwise)."""
+    (``Cache.unverified_copy`` otherwise)."""
     try:
         digests = verified_digests(wheel_file, sha256, dict.fromkeys(algorithms, ""))
     except OSError as exc:
-        raise HashMismatch(
+        raise DiskError(
             f"cannot read {wheel_file} to check its hashes: {exc.strerror or exc}", wheel=filename_of(item)
         ) from None
     if digests is None:
-        raise not_the_unpacked_file(item, wheel_file, sha256, cache_dir)
+        key = cache_key(item.url) if item.url is not None else None
+        raise _cache_of(cache_dir).unverified_copy(key, sha256, wheel_file, filename_of(item))
     return {"sha256": digests.pop("sha256"), **digests}
-
-
-def not_the_unpacked_file(
-    item: Resolved, wheel_file: Path, sha256: str, cache_dir: str | os.PathLike[str] | None
-) -> HashMismatch:
-    """The error for a wheel file read after its unpack that is not what was unpacked. A local source changed
-    since is refused; a cache's copy that is gone or spoilt (a tree can be cached without its file; the file
-    is not synced) is dropped with the rest of the wheel's cache entries (``forget_refused``), so that the next
-    run downloads it afresh instead of finding the same tree."""
-    if item.url is None:
-        return HashMismatch(
-            f"{wheel_file} changed while it was installed from (its sha256 is no longer {sha256}); refused",
-            wheel=filename_of(item),
-        )
-    forget_refused(item, sha256, cache_dir)
-    return HashMismatch(
-        "the cache's copy of the wheel file is gone or spoilt: the cache dropped the wheel, and running the "
-        "command again downloads it afresh",
-        wheel=filename_of(item),
-    )
 
 
 def forget_url_of(item: Resolved, sha256: str, cache_dir: str | os.PathLike[str] | None) -> None:

@@ -29,7 +29,6 @@ __all__ = [
     "credited",
     "direct_reference",
     "fragment_pairs",
-    "is_sha256_hex",
     "recorded_url",
     "redact",
     "shown_text",
@@ -44,7 +43,6 @@ __all__ = [
 _SECRET_QUERY_KEYS = re.compile(
     r"(token|tok$|key|secret|password|passwd|pwd|auth|signature|sig|credential|session|jwt)", re.IGNORECASE
 )
-_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -75,11 +73,6 @@ def recorded_url(url: str) -> str:
     if any(_SECRET_QUERY_KEYS.search(key) for key, _value in pairs):
         query = urllib.parse.urlsplit(redact(url)).query
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
-
-
-def is_sha256_hex(text: str) -> bool:
-    """64 hex digits, either case: what a sha256 pin must be, wherever it comes from."""
-    return _SHA256_HEX.fullmatch(text) is not None
 
 
 def fragment_pairs(fragment: str) -> list[tuple[str, str]]:

@@ -30,6 +30,7 @@ from wheelstream._digests import verified_digests
 from wheelstream._progress import Progress, ProgressCallback
 from wheelstream.errors import (
     ArchiveError,
+    DiskError,
     HashMismatch,
     NetworkError,
     ResourceGone,
@@ -63,6 +64,7 @@ def fetch_wheel(
     progress: ProgressCallback | None = None,
     cancel: CancelSignal | None = None,
     keep_unpacked: bool = True,
+    needs_file: bool = False,
 ) -> DownloadResult:
     """Download and unpack one wheel URL into the cache, resuming whatever an earlier attempt left.
 
@@ -70,10 +72,12 @@ def fetch_wheel(
     then finds the wheel in the cache and fetches nothing. ``keep_unpacked=False`` (move installs) returns a
     tree claimed for this process instead of publishing it in the cache; release ``result.claim`` after use.
     ``expected_size``: the file's length in bytes, when known beforehand (a lock's ``size``): a server that
-    announces another is refused before its body is read.
+    announces another is refused before its body is read. ``needs_file``: the caller reads the wheel file
+    afterwards (``cache.wheel_file(result.sha256)``): a cached unpacked tree whose file the cache does not hold
+    is downloaded again (the URL fragment's other hashes, ``#sha512=``, ask for it too: they are checked here).
     """
     options.check_keeping(keep_unpacked)
-    job = Job.of(url, cache, options, expected_sha256, keep_unpacked, expected_size)
+    job = Job.of(url, cache, options, expected_sha256, keep_unpacked, expected_size, needs_file)
     waiting = None
     if progress is not None:
         told = Progress(
@@ -95,8 +99,9 @@ def fetch_wheel(
 def _check_other_hashes(job: Job, result: DownloadResult) -> None:
     """The other hashes the URL's fragment names (``#sha512=``, ``#md5=``: pip and uv check them), read off the
     finished wheel file with its sha256, so that they vouch for the bytes unpacked (``verified_digests``). A
-    mismatch refuses the wheel and the URL's record forgets it; a cached copy gone or spoilt is dropped whole,
-    so that the next call downloads it afresh. The claimed tree of a refused wheel is released."""
+    mismatch refuses the wheel and the URL's record forgets it; a cached copy gone or spoilt is forgotten
+    (``Cache.unverified_copy``), so that the next call downloads it afresh. The claimed tree of a refused wheel
+    is released."""
     try:
         _verify_other_hashes(job, result.sha256)
     except BaseException:
@@ -107,16 +112,13 @@ def _check_other_hashes(job: Job, result: DownloadResult) -> None:
 
 def _verify_other_hashes(job: Job, sha256: str) -> None:
     wanted = dict(job.other_hashes)
+    file = job.cache.wheel_file(sha256)
     try:
-        digests = verified_digests(job.cache.wheel_file(sha256), sha256, wanted)
+        digests = verified_digests(file, sha256, wanted)
     except OSError as exc:
-        raise HashMismatch(f"cannot read the wheel file to check its hashes: {exc.strerror or exc}") from None
+        raise DiskError(f"cannot read {file} to check its hashes: {exc.strerror or exc}") from None
     if digests is None:
-        job.cache.forget_refused(job.key, sha256)
-        raise HashMismatch(
-            "the cache's copy of the wheel file is gone or spoilt: the cache dropped the wheel, and running the "
-            "command again downloads it afresh"
-        )
+        raise job.cache.unverified_copy(job.key, sha256, file, job.wheel)
     for name, expected in wanted.items():
         if digests[name] != expected:
             job.cache.forget_url(job.key, sha256)
@@ -135,9 +137,10 @@ def _from_cache(download: _Download) -> DownloadResult | None:
         if not download.still_current(record, job.cache.wheel_file(record.sha256)):
             return None
         sha = record.sha256
-    found = cached(job.cache, sha, job.wheel, progress, job.options) or from_wheel_file(
-        job, sha, progress, download.cancel.cancel
-    )
+    # Where the caller reads the file afterwards, a tree alone will not do: from the file, else the network.
+    tree_will_do = not job.needs_file or job.cache.wheel_file(sha).is_file()
+    found = cached(job.cache, sha, job.wheel, progress, job.options) if tree_will_do else None
+    found = found or from_wheel_file(job, sha, progress, download.cancel.cancel)
     if (
         found is not None
         and job.expected

@@ -87,6 +87,9 @@ class Job(NamedTuple):
     expected_size: int | None = None  # the file's length, when known beforehand (a lock's ``size``)
     # (algorithm, hex) of the other hashes the URL's fragment names (``#sha512=``): checked on the finished file
     other_hashes: tuple[tuple[str, str], ...] = ()
+    # the caller reads the wheel file afterwards (other hashes, ``download -d``): a cached tree without its file
+    # (an install of a local wheel publishes none) is not enough
+    needs_file: bool = False
 
     @classmethod
     def of(
@@ -97,6 +100,7 @@ class Job(NamedTuple):
         expected_sha256: str | None,
         keep_unpacked: bool,
         expected_size: int | None = None,
+        needs_file: bool = False,
     ) -> Job:
         bare, fragment_hash, others = split_hash_fragment(url)
         redacted = redact(bare)
@@ -112,4 +116,5 @@ class Job(NamedTuple):
             keep_unpacked=keep_unpacked,
             expected_size=expected_size,
             other_hashes=others,
+            needs_file=needs_file or bool(others),
         )

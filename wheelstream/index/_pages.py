@@ -15,6 +15,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
+from wheelstream._digests import HEX_DIGITS
 from wheelstream._urls import (
     checked_wheel_filename,
     fragment_pairs,
@@ -262,7 +263,7 @@ def _fetchable(url: str, *, on_disk: bool = False) -> bool:
         return False
 
 
-_OTHER_HASHES = ("md5", "sha1", "sha224", "sha384", "sha512")
+_OTHER_HASHES = tuple(name for name in HEX_DIGITS if name != "sha256")  # md5, sha1, sha224, sha384, sha512
 
 
 def _other_hashes(listed: dict[str, str]) -> tuple[tuple[str, str], ...]:

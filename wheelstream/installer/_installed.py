@@ -50,7 +50,7 @@ class Installed:
         return canonicalize_name(self.name)
 
     @property
-    def direct_url(self) -> dict[str, object] | None:
+    def direct_url_record(self) -> dict[str, object] | None:
         """Its ``direct_url.json`` (PEP 610), when it has one that reads as a JSON object: what it was installed
         from, for a path or URL install."""
         try:
@@ -64,13 +64,13 @@ class Installed:
     def editable(self) -> bool:
         """An editable install (PEP 660: ``direct_url.json`` with ``dir_info.editable``). A wheel of the same
         version named by a path or URL replaces it, as pip's and uv's do; one an index gives does not."""
-        info = (self.direct_url or {}).get("dir_info")
+        info = (self.direct_url_record or {}).get("dir_info")
         return isinstance(info, dict) and info.get("editable") is True
 
     def installed_from(self, url: str, sha256: str | None) -> bool:
         """Whether it is the install of the wheel archive at ``url`` (credentials aside), of that ``sha256`` where
         both sides know one: what a lock's ``archive`` asks of an installed distribution (uv's rule)."""
-        recorded = self.direct_url or {}
+        recorded = self.direct_url_record or {}
         info = recorded.get("archive_info")
         where = recorded.get("url")
         if not isinstance(info, dict) or not isinstance(where, str) or _bare(where) != _bare(url):
