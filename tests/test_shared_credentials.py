@@ -170,3 +170,24 @@ def test_a_lock_whose_one_url_has_credentials_lends_them_and_keeps_its_entries_a
     assert all(auth == GOOD for _path, auth in private.seen)
     for name in ("alpha", "beta"):  # an index's files: no direct_url.json, as uv and pip install them
         assert not (tmp_path / "t" / f"{name}-1.0.dist-info" / "direct_url.json").exists()
+
+
+def test_a_remote_requirements_file_s_credentials_go_to_a_name_at_url_on_the_command_line(
+    private: Private, tmp_path: Path
+) -> None:
+    wheel = private.add("alpha")
+    private.files["/reqs/requirements.txt"] = b"# nothing but the credentials' source\n"
+    run = ws(
+        "install",
+        f"alpha @ {private.url(wheel)}",
+        "-r",
+        private.url("/reqs/requirements.txt", credentials=True),
+        "-t",
+        str(tmp_path / "t"),
+        cache=tmp_path / "c",
+    )
+    assert run.code == 0, run.err
+    assert (tmp_path / "t" / "alpha-1.0.dist-info").is_dir()
+    assert all(auth == GOOD for _path, auth in private.seen)
+    direct = (tmp_path / "t" / "alpha-1.0.dist-info" / "direct_url.json").read_text()
+    assert TOKEN not in direct

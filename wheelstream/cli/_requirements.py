@@ -107,9 +107,19 @@ class Requirements:
     # have seen for a host to every request there, so the command's URLs of that origin get them (``lent``).
     credentials: list[str] = field(default_factory=list)
 
-    def lent(self, url: str) -> str:
-        """``url`` with the credentials of a file read from its origin (``_urls.credited``)."""
-        return credited(url, self.credentials) if self.credentials else url
+    def lent(self, source: str) -> str:
+        """``source`` — a URL, or ``NAME @ URL`` — with the credentials of a file read from its origin
+        (``_urls.credited``); any other source as it is."""
+        if not self.credentials:
+            return source
+        try:
+            url = direct_reference(source)
+        except UsageError:  # said where the source is resolved
+            return source
+        if url is not None and "://" in url:
+            start = source.rindex(url)
+            return source[:start] + credited(url, self.credentials) + source[start + len(url) :]
+        return credited(source, self.credentials)
 
 
 def pinned_with(hashes: dict[str, list[str]], source: str, new: list[str], where: str) -> None:
