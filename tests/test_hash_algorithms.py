@@ -378,3 +378,17 @@ def test_download_after_a_local_install_fetches_the_file_the_cache_never_kept(tm
         wheelstream.download([pinned], tmp_path / "d", cache_dir=cache_dir)
         assert (tmp_path / "d" / WHEEL).read_bytes() == data
         assert [r.status for r in server.requests if r.method == "GET"] == [200]
+
+
+def test_a_dry_run_says_a_tree_without_its_file_is_downloaded_for_a_sha512(tmp_path: Path) -> None:
+    with FaultServer() as server:
+        url, data = served(server)
+        (tmp_path / WHEEL).write_bytes(data)
+        cache_dir = tmp_path / "c"
+        wheelstream.install([str(tmp_path / WHEEL)], tmp_path / "t", cache_dir=cache_dir, link_mode="copy")
+        pinned = f"{url}#sha256={digest('sha256', data)}"
+        unpinned = wheelstream.plan_install([pinned], tmp_path / "u", cache_dir=cache_dir)
+        assert [wheel.fetch for wheel in unpinned.install] == ["cached"]
+        pin = {pinned: f"sha512:{digest('sha512', data)}"}
+        plan = wheelstream.plan_install([pinned], tmp_path / "u", cache_dir=cache_dir, hashes=pin)
+        assert [wheel.fetch for wheel in plan.install] == ["download"]
