@@ -821,3 +821,57 @@ def test_uninstall_does_not_follow_a_pycache_link_out_of_the_environment(tmp_pat
     wheelstream.uninstall(["demo"], env)
     assert precious.read_bytes() == b"not the environment's"
     assert not package.joinpath("mod.py").exists()
+
+
+def _installed_demo(tmp_path: Path) -> tuple[Path, wheelstream.Environment, Path]:
+    from wheelstream.testing import build_wheel
+
+    venv = make_venv(tmp_path / "venv")
+    env = wheelstream.find_environment(prefix=venv)
+    filename, data = build_wheel("demo", "1.0", payload_size=100, files={"demo/mod.py": b"x = 1\n"})
+    (tmp_path / filename).write_bytes(data)
+    wheelstream.install([str(tmp_path / filename)], environment=env, cache_dir=tmp_path / "c")
+    return venv, env, next(venv.glob("lib/python*/site-packages"))
+
+
+def test_uninstall_refuses_a_dist_info_that_is_a_link_out_of_the_environment(tmp_path: Path) -> None:
+    """Every file of the real ``.dist-info`` elsewhere was deleted through the link, after a warning that rows
+    outside were not followed (pip and uv leave it: "outside environment")."""
+    _venv, env, site = _installed_demo(tmp_path)
+    elsewhere = tmp_path / "ext"
+    elsewhere.mkdir()
+    (site / "demo-1.0.dist-info").rename(elsewhere / "demo-1.0.dist-info")
+    (site / "demo-1.0.dist-info").symlink_to(elsewhere / "demo-1.0.dist-info")
+    kept = sorted(p.name for p in (elsewhere / "demo-1.0.dist-info").iterdir())
+    with pytest.raises(
+        wheelstream.errors.InstallConflict, match=r"demo-1.0.dist-info is outside .* remove it by hand"
+    ):
+        wheelstream.uninstall(["demo"], env)
+    assert sorted(p.name for p in (elsewhere / "demo-1.0.dist-info").iterdir()) == kept
+    assert (site / "demo" / "mod.py").is_file()
+
+
+def test_uninstall_refuses_an_empty_record(tmp_path: Path) -> None:
+    """A RECORD emptied by a power loss removed the ``.dist-info`` alone and left the package untracked."""
+    _venv, env, site = _installed_demo(tmp_path)
+    (site / "demo-1.0.dist-info" / "RECORD").write_bytes(b"")
+    with pytest.raises(wheelstream.errors.InstallConflict, match="its RECORD lists no file"):
+        wheelstream.uninstall(["demo"], env)
+    assert (site / "demo-1.0.dist-info" / "METADATA").is_file()
+    assert (site / "demo" / "mod.py").is_file()
+
+
+def test_uninstall_from_a_prefix_of_the_running_interpreter_removes_what_wheelstream_imports_elsewhere(
+    tmp_path: Path, cache: Path
+) -> None:
+    """``--prefix DIR`` without ``--python`` has the running interpreter: click in DIR was kept "as wheelstream
+    runs from it", which it does not (it runs from its own site-packages)."""
+    wheels = tmp_path / "wheels"
+    wheel = write_wheel(wheels, "click", "0.0.1", {"fake_click.py": b"FAKE = True\n"})
+    prefix = tmp_path / "pfx"
+    assert ws("install", str(wheel), "--prefix", str(prefix), cache=cache, cwd=tmp_path).code == 0
+    run = ws("uninstall", "click", "--prefix", str(prefix), cache=cache, cwd=tmp_path)
+    assert run.code == 0, run.err
+    assert "not removed" not in run.err
+    assert "removed click 0.0.1" in run.err
+    assert not list(prefix.rglob("fake_click.py"))

@@ -47,6 +47,20 @@ __all__ = ["install_lock", "own_distributions", "plan_lock", "sync"]
 _PACKAGING_TOOLS = frozenset({"pip", "setuptools", "wheel"})
 
 
+def runs_this_program(environment: Environment) -> bool:
+    """Whether ``environment`` is the one this program runs from — its interpreter's own (the root is
+    ``sys.prefix``), or the one whose site-packages its dependencies are imported from — so that its
+    ``own_distributions`` must stay. Not by the interpreter alone: ``--prefix DIR`` with no ``--python`` has the
+    running one, and another directory."""
+    import filelock
+    import packaging
+
+    if os.path.realpath(environment.root) == os.path.realpath(sys.prefix):
+        return True
+    ours = {os.path.realpath(Path(module.__file__ or "").parent.parent) for module in (packaging, filelock)}
+    return any(os.path.realpath(lib) in ours for lib in environment.lib_dirs)
+
+
 def own_distributions() -> set[str]:
     """wheelstream's distribution and what it requires, in the running environment: a sync there must not take
     away the program doing it (uv keeps itself too)."""
@@ -160,11 +174,7 @@ def _selected(
     if sync:
         assert environment is not None
         locked = {canonicalize_name(wheel.name) for wheel in wheels}
-        ours = (
-            own_distributions()
-            if os.path.realpath(environment.interpreter.prefix) == os.path.realpath(sys.prefix)
-            else frozenset()
-        )
+        ours = own_distributions() if runs_this_program(environment) else frozenset()
 
         def unlisted(present: list[Installed]) -> list[str]:
             """What the lock does not list, asked under the environment's lock once an interrupted install is

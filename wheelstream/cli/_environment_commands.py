@@ -8,8 +8,6 @@ one-line error before anything goes. ``sync`` installs and uninstalls in one tra
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -59,9 +57,9 @@ def uninstall_cmd(
     try:
         env = find_env(python, prefix, system, break_system_packages)
         keep: set[str] = set()
-        if os.path.realpath(env.interpreter.prefix) == os.path.realpath(sys.prefix):
-            from wheelstream._lock_api import own_distributions
+        from wheelstream._lock_api import own_distributions, runs_this_program
 
+        if runs_this_program(env):
             # what this program imports (h11 gone, every later command was a traceback); itself may go
             keep = own_distributions() - {"wheelstream"}
         report = uninstall(list(names), env, on_warning=warn, keep=keep)

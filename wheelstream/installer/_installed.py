@@ -244,6 +244,12 @@ def removal(env: Environment, dist: Installed, warn: Callable[[str], None] | Non
         )
     root = os.path.abspath(env.root)
     real_root = os.path.realpath(root)
+    real_dist_info = os.path.realpath(dist.dist_info)
+    if not _inside(real_dist_info, real_root):  # a link out of the environment: pip leaves such a one too
+        raise InstallConflict(
+            f"cannot remove {one_line(dist.name)} {one_line(dist.version)}: its {one_line(dist.dist_info.name)} "
+            f"is outside {one_line(root)} (it leads to {one_line(real_dist_info)}); remove it by hand"
+        )
     base = str(dist.dist_info.parent)
     files: set[str] = set()
     outside: list[str] = []
@@ -262,6 +268,13 @@ def removal(env: Environment, dist: Installed, warn: Callable[[str], None] | Non
             f"cannot remove {one_line(dist.name)} {one_line(dist.version)}: its RECORD cannot be read ({exc}); "
             "its files must be removed by hand (no installer can tell which they are)"
         ) from exc
+    if (
+        not rows
+    ):  # a RECORD emptied by a power loss: removing the .dist-info alone would leave the files untracked
+        raise InstallConflict(
+            f"cannot remove {one_line(dist.name)} {one_line(dist.version)}: its RECORD lists no file, so what it "
+            "installed is unknown; remove it with the tool that installed it"
+        )
     candidates: list[str] = []
     bytecode = _Bytecode()
     realpath = functools.cache(os.path.realpath)  # a folder's real path, resolved once for all its files
@@ -277,8 +290,8 @@ def removal(env: Environment, dist: Installed, warn: Callable[[str], None] | Non
         candidates.append(full)
         if full.endswith(".py"):  # a __pycache__ that is a link out of the environment is not followed either
             candidates.extend(compiled for compiled in bytecode.of(full) if inside(compiled))
-    for folder, _dirs, names in os.walk(dist.dist_info):  # the .dist-info goes whole
-        candidates.extend(os.path.join(folder, name) for name in names)
+    for folder, _dirs, names in os.walk(dist.dist_info):  # the .dist-info goes whole: what of it is inside
+        candidates.extend(path for name in names if inside(path := os.path.join(folder, name)))
     for full in candidates:
         if (os.path.lexists(full) and not os.path.isdir(full)) or os.path.islink(full):
             files.add(real_relative(full, real_root, realpath))
