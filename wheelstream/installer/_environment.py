@@ -146,7 +146,7 @@ def find_environment(
     if not interpreter.in_venv:
         if not system:
             raise UsageError(
-                f"{interpreter.executable} is not in a virtual environment: pass --system to install into "
+                f"{interpreter.executable} is not in a virtual environment: pass --system to use "
                 f"its environment ({interpreter.prefix}) anyway"
             )
         if interpreter.externally_managed is not None and not break_system_packages:
