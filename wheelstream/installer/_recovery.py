@@ -139,8 +139,8 @@ def _recover(tmp: Path, target: Path, warn: Callable[[str], None]) -> Finished:
                 done = _roll_forward(moves, target, tmp)
             else:
                 warn(
-                    f"an install into {target} was interrupted, and {changed} since: the rest of it is dropped "
-                    "(finishing it would overwrite that); install again what it was installing"
+                    f"a command that changed {target} (an install, uninstall or sync) was interrupted, and "
+                    f"{changed} since: the rest of it is dropped (finishing it would overwrite that); run it again"
                 )
                 done = nothing
         if retire(tmp):
