@@ -30,7 +30,11 @@ ALLOWED: dict[str, set[str]] = {
         "_killpoints",
         "_interrupts",
     },  # never the cache: a Tee is told where its journal lives
-    "_cache": {"unpack", "errors"},  # the journal's two files go together when a download is forgotten
+    "_cache": {
+        "unpack",
+        "errors",
+        "_digests",
+    },  # the journal's two files go together when a download is forgotten
     "installer": {"errors", "zip", "_staged", "_killpoints", "_interrupts"},
     "fetch": {
         "_digests",  # a URL fragment's other hashes, read off the finished file

@@ -45,7 +45,7 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -53,6 +53,7 @@ from typing import NamedTuple
 import filelock
 import platformdirs
 
+from wheelstream._digests import verified_digests
 from wheelstream.errors import DiskError, HashMismatch, UsageError
 from wheelstream.unpack._partial import Journal
 
@@ -217,6 +218,23 @@ class Cache:
         another call may be copying from their unpacked tree this very moment."""
         if self.last_sha256(key) == sha256:
             (self.root / "urls" / f"{key}.json").unlink(missing_ok=True)
+
+    def unpacked_digests(
+        self, key: str | None, sha256: str, file: Path, wheel: str, expected: Mapping[str, str]
+    ) -> dict[str, str]:
+        """The digests of the wheel file at ``file`` by the algorithms ``expected`` names, sha256 first, read
+        when the unpack is over — of the very bytes unpacked (``verified_digests``): a file that is not those
+        bytes is ``unverified_copy``'s error, one that cannot be read a DiskError. ``key``: the URL's cache key,
+        None for a local source."""
+        try:
+            digests = verified_digests(file, sha256, expected)
+        except OSError as exc:
+            raise DiskError(
+                f"cannot read {file} to check its hashes: {exc.strerror or exc}", wheel=wheel
+            ) from None
+        if digests is None:
+            raise self.unverified_copy(key, sha256, file, wheel)
+        return digests
 
     def unverified_copy(self, key: str | None, sha256: str, file: Path, wheel: str) -> HashMismatch:
         """The error for a wheel file read after its unpack that is not the bytes unpacked: gone, or its sha256

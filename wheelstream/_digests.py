@@ -17,11 +17,11 @@ from pathlib import Path
 __all__ = [
     "HEX_DIGITS",
     "STRONG_HASHES",
+    "algorithms_of",
+    "disjoint_algorithms",
     "file_hexdigests",
     "matching",
     "normal_pin",
-    "algorithms_of",
-    "disjoint_algorithms",
     "other_algorithms",
     "pin",
     "split_pin",
@@ -79,11 +79,11 @@ def file_hexdigests(path: Path, expected: Mapping[str, str]) -> dict[str, str]:
 
 
 def verified_digests(path: Path, sha256: str, expected: Mapping[str, str]) -> dict[str, str] | None:
-    """The hex digests of ``path`` by the algorithms ``expected`` names (values as in ``file_hexdigests``) and
-    by sha256, read in one pass — or None when the file is
-    not the one whose ``sha256`` was verified as it was unpacked: gone, or changed since (a local source
-    rewritten meanwhile, a cache's copy spoilt). So what the digests vouch for is exactly the bytes installed,
-    however long after the unpack the file is read. OSError for a file that cannot be read."""
+    """The hex digests of ``path`` by sha256 and by the algorithms ``expected`` names (values as in
+    ``file_hexdigests``), read in one pass, sha256 first — or None when the file is not the one whose ``sha256``
+    was verified as it was unpacked: gone, or changed since (a local source rewritten meanwhile, a cache's copy
+    spoilt). So what the digests vouch for is exactly the bytes installed, however long after the unpack the
+    file is read. OSError for a file that cannot be read."""
     try:
         digests = file_hexdigests(path, {"sha256": "", **dict(sorted(expected.items()))})
     except FileNotFoundError:
@@ -97,6 +97,7 @@ def other_algorithms(allowed: Collection[str]) -> set[str]:
 
 
 def algorithms_of(allowed: Collection[str]) -> set[str]:
+    """The algorithms of the pins in ``allowed``."""
     return {split_pin(each)[0] for each in allowed}
 
 

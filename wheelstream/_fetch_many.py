@@ -464,7 +464,7 @@ def _lenders(sources: Sequence[str], indexes: Indexes) -> list[str]:
     for source in sources:
         with contextlib.suppress(UsageError):  # said where the source is resolved
             urls.append(direct_reference(source) or source)
-    return [url for url in urls if "@" in url.partition("://")[2].partition("/")[0]]
+    return [url for url in urls if "@" in url]  # (``credited`` reads each one's userinfo)
 
 
 def _fetch_with(

@@ -16,7 +16,7 @@ import sys
 import threading
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -105,11 +105,11 @@ def _verifier(wheels: list[LockedWheel], cache: Cache) -> Callable[[str, Downloa
         file = local if local is not None else cache.wheel_file(result.sha256)
         key = cache_key(source) if local is None else None
 
-        def unverified() -> Exception:
-            return cache.unverified_copy(key, result.sha256, file, wheel.filename)
+        def read(expected: Mapping[str, str]) -> dict[str, str]:
+            return cache.unpacked_digests(key, result.sha256, file, wheel.filename, expected)
 
         try:
-            verify_locked(wheel, file, result.sha256, unverified)
+            verify_locked(wheel, file, result.sha256, read)
         except HashMismatch:
             if key is not None:  # the download is not the locked file: its URL must not serve it again
                 # (the URL's record only, not the bytes: another lock may want them)

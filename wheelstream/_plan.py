@@ -217,18 +217,14 @@ def _where_from(item: Resolved, cache: Cache) -> tuple[Fetch, int]:
     job = Job.of(
         item.url, cache, DownloadOptions(), item.sha256, keep_unpacked=True, needs_file=item.needs_file
     )
-    if job.expected is not None:
-        tree_will_do = (
-            not job.needs_file and cache.wheel_dir(job.expected).is_dir()
-        )  # (``fetch._from_cache``)
-        if cache.wheel_file(job.expected).is_file() or tree_will_do:
+    if job.expected is not None:  # the file, or the tree where it will do (``fetch._from_cache``)
+        if cache.wheel_file(job.expected).is_file() or (
+            job.takes_tree(job.expected) and cache.wheel_dir(job.expected).is_dir()
+        ):
             return "cached", 0
     else:
         record = cache.remembered(job.key)
-        tree_will_do = record is not None and (
-            not job.needs_file or cache.wheel_file(record.sha256).is_file()
-        )
-        if record is not None and tree_will_do and not newer_partial(job, record):
+        if record is not None and job.takes_tree(record.sha256) and not newer_partial(job, record):
             return "cached", 0  # revalidated with the server when installed: a changed file is fetched again
     journal = usable_journal(job)
     held = journal.durable + sum(end - start for start, end in journal.held) if journal is not None else 0

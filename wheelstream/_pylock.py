@@ -45,7 +45,6 @@ from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion
 
-from wheelstream._digests import verified_digests
 from wheelstream._urls import shown_url
 from wheelstream.errors import DiskError, HashMismatch, UsageError, WheelError, one_line
 
@@ -162,9 +161,8 @@ def read_lock(
     except (UndefinedEnvironmentName, UndefinedComparison, InvalidMarker) as exc:
         # ``extra`` in a package's marker (PEP 751 spells it ``extras``), ``extras`` in ``environments``
         raise UsageError(f"{shown} is not a valid lock file: a marker cannot be evaluated: {exc}") from None
-    base = os.path.dirname(
-        os.path.abspath(path)
-    )  # not through symlinks: a path is recorded as pip records it
+    # not through symlinks: a path is recorded as pip and uv record it
+    base = os.path.dirname(os.path.abspath(path))
     wheels = []
     for package, chosen in selected:
         what = one_line(f"{package.name} {package.version}" if package.version else str(package.name))
@@ -295,21 +293,21 @@ def _warn_about_newer(
         warn(f"{shown}: unknown keys ignored: {', '.join(one_line(key) for key in unknown)}")
 
 
-def verify_locked(wheel: LockedWheel, file: Path, sha256: str, unverified: Callable[[], Exception]) -> None:
+def verify_locked(
+    wheel: LockedWheel, file: Path, sha256: str, read: Callable[[Mapping[str, str]], dict[str, str]]
+) -> None:
     """The finished wheel file against the lock's ``size`` and every listed hash (sha256 was checked while
-    streaming; the others are read here, with the sha256 again: ``verified_digests``). HashMismatch names
-    what differs; ``unverified()`` is raised when the file is not the bytes unpacked (changed since, or gone).
-    A file gone is no error where the lock pins the sha256 the unpack verified (a cached tree, whose file an
-    install of a local wheel does not keep): its size and other hashes are those bytes'."""
+    streaming; the others are read here by ``read``, with the sha256 again: ``Cache.unpacked_digests``, which
+    raises for a file that is not the bytes unpacked). HashMismatch names what differs. A file gone is no error
+    where the lock pins the sha256 the unpack verified (a cached tree, whose file an install of a local wheel
+    does not keep): its size and other hashes are those bytes'."""
     others = {name: wheel.hashes[name] for name in wheel.hashes if name != "sha256"}
     if not others and wheel.size is None:
         return
     if wheel.hashes.get("sha256") == sha256 and not file.exists():
         return
+    digests = read(others)
     try:
-        digests = verified_digests(file, sha256, others)
-        if digests is None:
-            raise unverified()
         size = file.stat().st_size  # (of the bytes just read: another file would have had another sha256)
     except OSError as exc:
         raise DiskError(

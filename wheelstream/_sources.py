@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import httpx
 
 from wheelstream._cache import Cache, default_cache_dir
-from wheelstream._digests import matching, normal_pin, other_algorithms, verified_digests
+from wheelstream._digests import matching, normal_pin, other_algorithms
 from wheelstream._urls import (
     cache_key,
     check_http_url,
@@ -30,7 +30,7 @@ from wheelstream._urls import (
     split_hash_fragment,
     wheel_filename_from_url,
 )
-from wheelstream.errors import DiskError, HashMismatch, UsageError
+from wheelstream.errors import HashMismatch, UsageError
 
 if TYPE_CHECKING:  # an annotation only: packaging.specifiers is a pin's import, not every install's
     from packaging.specifiers import Specifier
@@ -308,18 +308,11 @@ def _digests_of(
     algorithms: Collection[str],
     cache_dir: str | os.PathLike[str] | None,
 ) -> dict[str, str]:
-    """The finished file's digests (sha256 first), of the very bytes that were unpacked
-    (``Cache.unverified_copy`` otherwise)."""
-    try:
-        digests = verified_digests(wheel_file, sha256, dict.fromkeys(algorithms, ""))
-    except OSError as exc:
-        raise DiskError(
-            f"cannot read {wheel_file} to check its hashes: {exc.strerror or exc}", wheel=filename_of(item)
-        ) from None
-    if digests is None:
-        key = cache_key(item.url) if item.url is not None else None
-        raise _cache_of(cache_dir).unverified_copy(key, sha256, wheel_file, filename_of(item))
-    return {"sha256": digests.pop("sha256"), **digests}
+    """The finished file's digests, sha256 first, of the very bytes that were unpacked
+    (``Cache.unpacked_digests``)."""
+    key = cache_key(item.url) if item.url is not None else None
+    expected = dict.fromkeys(algorithms, "")
+    return _cache_of(cache_dir).unpacked_digests(key, sha256, wheel_file, filename_of(item), expected)
 
 
 def forget_url_of(item: Resolved, sha256: str, cache_dir: str | os.PathLike[str] | None) -> None:

@@ -26,11 +26,9 @@ from pathlib import Path
 import httpx
 
 from wheelstream._cache import Cache, UrlRecord, download_lock
-from wheelstream._digests import verified_digests
 from wheelstream._progress import Progress, ProgressCallback
 from wheelstream.errors import (
     ArchiveError,
-    DiskError,
     HashMismatch,
     NetworkError,
     ResourceGone,
@@ -112,13 +110,7 @@ def _check_other_hashes(job: Job, result: DownloadResult) -> None:
 
 def _verify_other_hashes(job: Job, sha256: str) -> None:
     wanted = dict(job.other_hashes)
-    file = job.cache.wheel_file(sha256)
-    try:
-        digests = verified_digests(file, sha256, wanted)
-    except OSError as exc:
-        raise DiskError(f"cannot read {file} to check its hashes: {exc.strerror or exc}") from None
-    if digests is None:
-        raise job.cache.unverified_copy(job.key, sha256, file, job.wheel)
+    digests = job.cache.unpacked_digests(job.key, sha256, job.cache.wheel_file(sha256), job.wheel, wanted)
     for name, expected in wanted.items():
         if digests[name] != expected:
             job.cache.forget_url(job.key, sha256)
@@ -137,9 +129,7 @@ def _from_cache(download: _Download) -> DownloadResult | None:
         if not download.still_current(record, job.cache.wheel_file(record.sha256)):
             return None
         sha = record.sha256
-    # Where the caller reads the file afterwards, a tree alone will not do: from the file, else the network.
-    tree_will_do = not job.needs_file or job.cache.wheel_file(sha).is_file()
-    found = cached(job.cache, sha, job.wheel, progress, job.options) if tree_will_do else None
+    found = cached(job.cache, sha, job.wheel, progress, job.options) if job.takes_tree(sha) else None
     found = found or from_wheel_file(job, sha, progress, download.cancel.cancel)
     if (
         found is not None

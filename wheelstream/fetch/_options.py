@@ -118,3 +118,8 @@ class Job(NamedTuple):
             other_hashes=others,
             needs_file=needs_file or bool(others),
         )
+
+    def takes_tree(self, sha256: str) -> bool:
+        """Whether the cache's unpacked tree of ``sha256`` will do: not where the caller reads the wheel file
+        afterwards and the cache holds none (``needs_file``)."""
+        return not self.needs_file or self.cache.wheel_file(sha256).is_file()

@@ -153,10 +153,10 @@ def choose(
     return chosen
 
 
-# -- fetching, cached ------------------------------------------------------------------------------------
-
-
 def _pins_of(listed: IndexFile) -> list[str]:
     """The pins (``_digests``) of every hash a page lists for a file."""
     pins = [hash_pin(name, value) for name, value in listed.other_hashes]
     return [listed.sha256, *pins] if listed.sha256 is not None else pins
+
+
+# -- fetching, cached ------------------------------------------------------------------------------------
