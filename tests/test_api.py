@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -665,39 +666,11 @@ def test_a_cancel_while_another_command_holds_the_target_installs_nothing(tmp_pa
     assert list(target.iterdir()) == []
 
 
-def test_a_cancel_does_not_wait_for_an_index_that_never_answers(tmp_path: Path) -> None:
-    """A page request a server took and never answered held the caller's cancel until the read timeout (30 s
-    here); its socket is shut now, as a stalled download's is."""
-    import socket
+def _cancelled_download(index_url: str, tmp_path: Path, **options: Any) -> float:
+    """``download(["demo==1.0"])`` from ``index_url``, cancelled half a second in: the seconds it took to end."""
     import threading
     import time
 
-    with socket.create_server(("127.0.0.1", 0)) as silent:
-        held: list[socket.socket] = []
-        threading.Thread(target=lambda: held.append(silent.accept()[0]), daemon=True).start()
-        stop = threading.Event()
-        threading.Timer(0.5, stop.set).start()
-        started = time.monotonic()
-        with pytest.raises(wheelstream.errors.Interrupted, match="cancelled while asking the index"):
-            wheelstream.download(
-                ["demo==1.0"],
-                tmp_path / "d",
-                cache_dir=tmp_path / "c",
-                index_url=f"http://127.0.0.1:{silent.getsockname()[1]}/simple/",
-                cancel=stop,
-            )
-        assert time.monotonic() - started < 5
-        assert held  # the request went out: it was the wait for its answer that the cancel cut
-        for conn in held:
-            conn.close()
-
-
-def test_a_cancel_ends_an_index_lookups_retries(httpserver: HTTPServer, tmp_path: Path) -> None:
-    """An index answering 503 was asked again with a doubling back-off whatever the caller's cancel said."""
-    import threading
-    import time
-
-    httpserver.expect_request("/simple/demo/").respond_with_data("busy", status=503)
     stop = threading.Event()
     threading.Timer(0.5, stop.set).start()
     started = time.monotonic()
@@ -706,8 +679,30 @@ def test_a_cancel_ends_an_index_lookups_retries(httpserver: HTTPServer, tmp_path
             ["demo==1.0"],
             tmp_path / "d",
             cache_dir=tmp_path / "c",
-            index_url=httpserver.url_for("/simple/"),
-            retries=8,
+            index_url=index_url,
             cancel=stop,
+            **options,
         )
-    assert time.monotonic() - started < 3  # the back-off alone would be 0.25 + 0.5 + … + 10 s
+    return time.monotonic() - started
+
+
+def test_a_cancel_does_not_wait_for_an_index_that_never_answers(tmp_path: Path) -> None:
+    """A page request a server took and never answered held the caller's cancel until the read timeout (30 s
+    here); its socket is shut now, as a stalled download's is."""
+    import socket
+    import threading
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        held: list[socket.socket] = []
+        threading.Thread(target=lambda: held.append(silent.accept()[0]), daemon=True).start()
+        assert _cancelled_download(f"http://127.0.0.1:{silent.getsockname()[1]}/simple/", tmp_path) < 5
+        assert held  # the request went out: it was the wait for its answer that the cancel cut
+        for conn in held:
+            conn.close()
+
+
+def test_a_cancel_ends_an_index_lookups_retries(httpserver: HTTPServer, tmp_path: Path) -> None:
+    """An index answering 503 was asked again with a doubling back-off whatever the caller's cancel said."""
+    httpserver.expect_request("/simple/demo/").respond_with_data("busy", status=503)
+    elapsed = _cancelled_download(httpserver.url_for("/simple/"), tmp_path, retries=8)
+    assert elapsed < 3  # the back-off alone would be 0.25 + 0.5 + … + 10 s

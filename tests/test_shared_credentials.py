@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import started_server, ws
+from conftest import Run, started_server, ws
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -104,6 +104,12 @@ def test_one_wheel_url_s_credentials_go_to_another_of_its_origin_and_no_further(
     assert all(auth == GOOD for _path, auth in private.seen)
 
 
+def install_from_requirements(private: Private, target: Path) -> Run:
+    """``wheelstream install -r`` the private host's requirements file, named with the credentials."""
+    file = private.url("/reqs/requirements.txt", credentials=True)
+    return ws("install", "-r", file, "-t", str(target), cache=target.parent / "c")
+
+
 def test_a_remote_requirements_file_s_credentials_go_to_what_it_names(
     private: Private, other: Private, tmp_path: Path
 ) -> None:
@@ -116,14 +122,7 @@ def test_a_remote_requirements_file_s_credentials_go_to_what_it_names(
     private.files["/reqs/requirements.txt"] = (
         f"--index-url {private.url('/simple/')}\n{private.url(wheel)}\n-r {private.url('/reqs/nested.txt')}\n"
     ).encode()
-    run = ws(
-        "install",
-        "-r",
-        private.url("/reqs/requirements.txt", credentials=True),
-        "-t",
-        str(tmp_path / "t"),
-        cache=tmp_path / "c",
-    )
+    run = install_from_requirements(private, tmp_path / "t")
     assert run.code == 0, run.err
     assert {"alpha-1.0.dist-info", "beta-2.0.dist-info"} <= {p.name for p in (tmp_path / "t").iterdir()}
     assert {path for path, _auth in private.seen} >= {"/reqs/requirements.txt", "/reqs/nested.txt", wheel}
@@ -132,14 +131,7 @@ def test_a_remote_requirements_file_s_credentials_go_to_what_it_names(
 
     gamma = other.add("gamma")  # a wheel of another origin named by that file gets none of them
     private.files["/reqs/requirements.txt"] = f"{other.url(gamma)}\n".encode()
-    run = ws(
-        "install",
-        "-r",
-        private.url("/reqs/requirements.txt", credentials=True),
-        "-t",
-        str(tmp_path / "u"),
-        cache=tmp_path / "c",
-    )
+    run = install_from_requirements(private, tmp_path / "u")
     assert run.code == 3, run.err
     assert "401" in run.error_line()
     assert other.seen
