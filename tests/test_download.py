@@ -78,6 +78,26 @@ def test_drops_at_random_offsets_in_one_command(server: FaultServer, tmp_path: P
     assert all(r.range == f"bytes={c}-" for r, c in zip(server.requests_for(WHEEL)[1:], cuts, strict=True))
 
 
+def test_a_download_endpoint_named_by_its_caller_resumes_under_that_name(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    """``filename``: a URL that does not end in the wheel's name (a registry's ``…/content``, as a lock's PEP 751
+    ``name`` gives it) downloads, resumes after a cut and unpacks under the given name; without it, the URL's
+    last segment is refused before any request."""
+    data = WELLFORMED["many_entries"]()
+    url = server.add_file("files/7/content", data, plan=FaultPlan(Cut(after=len(data) // 2, requests=1)))
+    with pytest.raises(errors.InvalidWheelFilename, match="the URL's file name 'content' is not a wheel"):
+        fetch(url, tmp_path)
+    assert server.requests == []
+    result = fetch(url, tmp_path, filename=WHEEL)
+    assert result.staged.filename == WHEEL
+    assert tree(result) == contents(data)
+    assert server.bytes_sent("files/7/content") == len(data)  # the cut's bytes kept
+    assert [r.range for r in server.requests_for("files/7/content")] == [None, f"bytes={len(data) // 2}-"]
+    with pytest.raises(errors.InvalidWheelFilename, match="is not a single path component"):
+        fetch(url, tmp_path / "other", filename=f"../{WHEEL}")
+
+
 def test_progress_moving_download_is_never_abandoned(server: FaultServer, tmp_path: Path) -> None:
     data = WELLFORMED["big_entry"]()
     url = server.add_file(WHEEL, data, plan=FaultPlan(CutEvery(len(data) // 25)))

@@ -444,7 +444,8 @@ def test_a_package_locked_with_another_distributions_wheel_is_refused_before_any
     tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
 ) -> None:
     """beta locked with alpha's wheel, its URL and right hash: packaging refuses the lock when the URL's name
-    is the wheel's (exit 2); one whose ``name`` key says beta while the URL fetches alpha is refused here."""
+    is the wheel's (exit 2); one whose ``name`` key says beta while the URL names alpha's wheel is refused here,
+    and so is a path that names it."""
     alpha = served[filename("alpha", "1.0")]
     beta_as_alpha = wheel_package("beta", "2.0", alpha, url=server.url_for(filename("alpha", "1.0")))
     venv = tmp_path / "venv"
@@ -456,25 +457,111 @@ def test_a_package_locked_with_another_distributions_wheel_is_refused_before_any
     run = install_lock_cli(write_lock(tmp_path / "p2" / "pylock.toml", named_beta), venv, cache)
     assert run.code == 1, run.err
     assert (
-        "URL names 'alpha-1.0-py3-none-any.whl', not the wheel beta-2.0-py3-none-any.whl" in run.error_line()
+        "beta 2.0's URL names the wheel 'alpha-1.0-py3-none-any.whl', not beta-2.0-py3-none-any.whl"
+        in run.error_line()
+    )
+    (tmp_path / "p3" / "wheels").mkdir(parents=True)
+    (tmp_path / "p3" / "wheels" / filename("alpha", "1.0")).write_bytes(alpha)
+    by_path = wheel_package("beta", "2.0", alpha, path=f"wheels/{filename('alpha', '1.0')}").replace(
+        "{ path =", f'{{ name = "{filename("beta", "2.0")}", path ='
+    )
+    run = install_lock_cli(write_lock(tmp_path / "p3" / "pylock.toml", by_path), venv, cache)
+    assert run.code == 1, run.err
+    assert (
+        "path names the wheel 'alpha-1.0-py3-none-any.whl', not beta-2.0-py3-none-any.whl" in run.error_line()
     )
     assert scan(venv) == fresh
     assert server.requests == []
 
 
-def test_a_wheel_the_lock_names_otherwise_than_its_url_is_refused_naming_both(
-    tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
+def named(package: str, name: str) -> str:
+    """``package``'s wheel entry with PEP 751's ``name`` key."""
+    return package.replace("wheels = [{ ", f"wheels = [{{ name = {toml_string(name)}, ", 1)
+
+
+@pytest.mark.parametrize("endpoint", ["files/12345/content", "download?file=alpha", "alpha-1.0.zip"])
+def test_a_wheel_at_a_url_that_does_not_end_in_its_name_installs_under_the_locks_name(
+    endpoint: str, tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
 ) -> None:
+    """PEP 751's ``name`` is the file name where the URL does not end in it (a registry's download endpoint):
+    the wheel installs as uv installs it (it was refused: "wheelstream names a download by its URL's file
+    name"), ``--dry-run`` plans it, a second venv takes it from the cache, and a wrong sha256 still fails."""
     alpha = served[filename("alpha", "1.0")]
-    package = wheel_package("alpha", "1.0", alpha, url=server.url_for("dl/12345")).replace(
-        "{ url =", f'{{ name = "{filename("alpha", "1.0")}", url ='
+    path = endpoint.partition("?")[0]
+    server.add_file(path, alpha)
+    url = f"{server.url}/{endpoint}"
+    lock = write_lock(
+        tmp_path / "project" / "pylock.toml",
+        named(wheel_package("alpha", "1.0", alpha, url=url), filename("alpha", "1.0")),
     )
-    lock = write_lock(tmp_path / "project" / "pylock.toml", package)
+    venv = tmp_path / "venv"
+    new_venv(venv)
+    plan = install_lock_cli(lock, venv, cache, "--dry-run")
+    assert plan.code == 0, plan.err
+    assert "alpha" in plan.out, plan.out
+    assert "1.0" in plan.out, plan.out
+    assert server.requests == []
+    run = install_lock_cli(lock, venv, cache)
+    assert run.code == 0, run.err
+    assert dist_infos(venv / SITE) == ["alpha-1.0.dist-info"]
+    assert (venv / SITE / "alpha" / "__init__.py").read_text().startswith("VERSION = '1.0'")
+    assert (venv / "bin" / "alpha").is_file()
+    assert (cache / "wheels" / f"{sha256(alpha)}.whl").read_bytes() == alpha
+    assert len(server.requests_for(path)) == 1
+    other = tmp_path / "other"
+    new_venv(other)
+    again = install_lock_cli(lock, other, cache)
+    assert again.code == 0, again.err
+    assert dist_infos(other / SITE) == ["alpha-1.0.dist-info"]
+    assert len(server.requests_for(path)) == 1  # the cache's
+
+    wrong = write_lock(
+        tmp_path / "wrong" / "pylock.toml",
+        named(wheel_package("alpha", "1.0", alpha, url=url, sha="ab" * 32), filename("alpha", "1.0")),
+    )
+    third = tmp_path / "third"
+    fresh = new_venv(third)
+    bad = install_lock_cli(wrong, third, tmp_path / "cache2")
+    assert bad.code == 1, bad.err
+    assert "alpha-1.0-py3-none-any.whl" in bad.error_line(), bad.err
+    assert "sha256" in bad.error_line(), bad.err
+    assert scan(third) == fresh
+
+
+def test_a_path_entry_named_otherwise_installs_under_the_locks_name(tmp_path: Path, cache: Path) -> None:
+    """A ``path`` whose file is not named as a wheel (a build's artefact store) with ``name``: installed."""
+    project = tmp_path / "project"
+    data = wheel_bytes("alpha", "1.0")
+    (project / "store").mkdir(parents=True)
+    (project / "store" / "0001.bin").write_bytes(data)
+    lock = write_lock(
+        project / "pylock.toml",
+        named(wheel_package("alpha", "1.0", data, path="store/0001.bin"), filename("alpha", "1.0")),
+    )
     venv = tmp_path / "venv"
     new_venv(venv)
     run = install_lock_cli(lock, venv, cache)
-    assert run.code == 1, run.err
-    assert "URL names '12345', not the wheel alpha-1.0-py3-none-any.whl" in run.error_line()
+    assert run.code == 0, run.err
+    assert dist_infos(venv / SITE) == ["alpha-1.0.dist-info"]
+    assert (project / "store" / "0001.bin").read_bytes() == data  # the user's file, untouched
+
+
+def test_a_locks_name_that_is_no_safe_wheel_name_is_refused_before_any_download(
+    tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
+) -> None:
+    """The lock's ``name`` becomes a file name in the cache: one that could climb out is refused, like a URL's."""
+    alpha = served[filename("alpha", "1.0")]
+    server.add_file("files/1/content", alpha)
+    package = wheel_package("alpha", "1.0", alpha, url=server.url_for("files/1/content"))
+    venv = tmp_path / "venv"
+    fresh = new_venv(venv)
+    for i, evil in enumerate(["../alpha-1.0-py3-none-any.whl", "alpha-1.0-py3-none-any.whl\n"]):
+        lock = write_lock(tmp_path / f"p{i}" / "pylock.toml", named(package, evil))
+        run = install_lock_cli(lock, venv, cache)
+        assert run.code in (1, 2), run.err
+        assert "alpha" in run.error_line(), run.err
+    assert scan(venv) == fresh
+    assert server.requests == []
 
 
 @pytest.mark.parametrize("wrong", ["size", "sha512"])

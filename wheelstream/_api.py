@@ -377,6 +377,7 @@ def install_sources(
     index_files: Collection[str] = (),
     sizes: Mapping[str, int] | None = None,
     locked: bool = False,
+    filenames: Mapping[str, str] | None = None,
 ) -> InstallResult[InstallReport | EnvironmentReport]:
     """:func:`install`, and what a lock adds: ``verify(where, result)`` checks each fetched wheel before
     anything is installed (``where``: the source as given — a URL with its credentials, a file:// URL, a
@@ -384,8 +385,8 @@ def install_sources(
     installed that names them: see ``installer.install_into``), ``index_files`` the sources (as given) that
     are an index's files (a lock's ``wheels``): installed as pip and uv install from an index, without the
     ``direct_url.json`` of a URL install, and ``sizes`` the bytes a source's file must have (a lock's ``size``):
-    a server announcing another length is refused before the body is read. ``locked``: see
-    :func:`not_installed`."""
+    a server announcing another length is refused before the body is read. ``filenames``: a source's wheel file
+    name, where its URL or path does not end in it (a lock's ``name``). ``locked``: see :func:`not_installed`."""
     if (target is None) == (environment is None):
         raise UsageError("say where to install: a target directory or an environment (exactly one)")
     check_objects(environment=environment, client=client, cancel=cancel)
@@ -444,6 +445,7 @@ def install_sources(
             wanted=wanted,
             on_fetched=arrived,
             sizes=sizes,
+            filenames=filenames,
         )
         results = [result for _item, result in fetched]
         cancelled = cancel.is_set if cancel is not None else None  # up to the destination's lock, held

@@ -106,12 +106,14 @@ def fetch_all(
     sizes: Mapping[str, int] | None = None,
     cancel: threading.Event | None = None,
     verify_only: bool = False,
+    filenames: Mapping[str, str] | None = None,
 ) -> list[tuple[Resolved, DownloadResult]]:
     """Resolve and fetch every source (in parallel), with a client of our own unless one is given; a source
     ``wanted`` refuses is resolved but not fetched (already installed). ``connections``:
     per wheel (``check_connections``). ``on_fetched(item, result)``: on this thread, for each download as it
     succeeds, while the others go on (``_parallel.collect``). ``sizes``: the bytes a source's file must have
-    (a lock's): a download whose server announces another length stops there. ``verify_only``: every entry
+    (a lock's): a download whose server announces another length stops there. ``filenames``: a source's wheel
+    file name where its URL or path does not end in it (a lock's ``name``). ``verify_only``: every entry
     checked, no file written (``download``, which keeps the wheel files only)."""
     if workers not in ("threads", "processes"):
         raise UsageError(f"unknown workers {workers!r} (use 'threads' or 'processes')")
@@ -144,6 +146,7 @@ def fetch_all(
             wanted=wanted,
             on_fetched=on_fetched,
             sizes=sizes or {},
+            filenames=filenames or {},
             cancel_by=cancel,
         )
 
@@ -162,6 +165,7 @@ def resolve_all(
     wanted: Callable[[Resolved], bool] | None = None,
     sizes: Mapping[str, int] | None = None,
     cancel: threading.Event | None = None,
+    filenames: Mapping[str, str] | None = None,
 ) -> list[Resolved]:
     """:func:`fetch_all`'s first half alone, for an install (``--dry-run``): every source resolved and checked
     as the install checks it, nothing fetched."""
@@ -178,6 +182,7 @@ def resolve_all(
             keep_wheels_in=None,
             wanted=wanted,
             sizes=sizes,
+            filenames=filenames,
             stop=cancel.is_set if cancel is not None else None,
         )
 
@@ -403,6 +408,7 @@ def _resolve_sources(
     wanted: Callable[[Resolved], bool] | None,
     sizes: Mapping[str, int] | None,
     stop: Callable[[], bool] | None,
+    filenames: Mapping[str, str] | None = None,
 ) -> list[Resolved]:
     """Every source resolved, and refused here when a download could not be installed (two wheels of one
     distribution, tags that do not fit, a name ``download -d`` cannot take): what to fetch, of what ``wanted``
@@ -426,6 +432,7 @@ def _resolve_sources(
             retries,
             interpreter.full_version or None,
             stop,
+            (filenames or {}).get(source),
         )
         lent = credited(found.url, lenders) if found.url is not None and lenders else found.url
         size = (sizes or {}).get(source)
@@ -485,6 +492,7 @@ def _fetch_with(
     on_fetched: Arrived | None = None,
     sizes: Mapping[str, int] | None = None,
     cancel_by: threading.Event | None = None,
+    filenames: Mapping[str, str] | None = None,
 ) -> list[tuple[Resolved, DownloadResult]]:
     """``processes``: worker processes were asked for, and the client is ours (a caller's cannot cross)."""
     stop = cancel_by.is_set if cancel_by is not None else None  # the caller's cancel, seen as Ctrl-C is
@@ -501,6 +509,7 @@ def _fetch_with(
         wanted=wanted,
         sizes=sizes,
         stop=stop,
+        filenames=filenames,
     )
     if not resolved:
         return []  # nothing asked for (a requirements file whose markers all say no), or all installed

@@ -142,6 +142,11 @@ class _Selected(NamedTuple):
     def sizes(self) -> dict[str, int]:
         return {wheel.source: wheel.size for wheel in self.wheels if wheel.size is not None}
 
+    @property
+    def filenames(self) -> dict[str, str]:
+        """Each wheel's file name: the lock's ``name`` where its URL or path does not end in it."""
+        return {wheel.source: wheel.filename for wheel in self.wheels}
+
 
 def _selected(
     lock: str | os.PathLike[str],
@@ -246,6 +251,7 @@ def install_lock(
         remove=selected.remove,
         index_files=selected.index_files,
         sizes=selected.sizes,
+        filenames=selected.filenames,
         locked=True,
     )
 
@@ -344,6 +350,7 @@ def plan_lock(
         remove=selected.remove,
         index_files=selected.index_files,
         sizes=selected.sizes,
+        filenames=selected.filenames,
         locked=True,
     )
     return dataclasses.replace(plan, warnings=tuple(said))

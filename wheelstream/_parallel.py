@@ -115,6 +115,7 @@ def fetch_one(
             cancel=cancel,
             keep_unpacked=keep_unpacked,
             needs_file=item.needs_file,
+            filename=item.filename,
         )
     assert item.path is not None
     check_local_file(item)  # again: checked before any download, it may have gone since
@@ -126,6 +127,7 @@ def fetch_one(
         progress=progress,
         keep_unpacked=keep_unpacked,
         cancel=cancel,
+        filename=item.filename,
     )
 
 

@@ -110,11 +110,12 @@ def plan_install(
     index_files: Collection[str] = (),
     sizes: Mapping[str, int] | None = None,
     locked: bool = False,
+    filenames: Mapping[str, str] | None = None,
 ) -> InstallPlan:
     """What :func:`wheelstream.install` would do with the same arguments, without doing it (the options that
     only change how it is done — jobs, connections, link mode, bytecode, limits — are not asked for). Raises
     what the install would raise before its first download. ``remove`` (an environment's only), ``index_files``,
-    ``sizes`` and ``locked`` as :func:`wheelstream._api.install_sources` takes them from a lock
+    ``sizes``, ``filenames`` and ``locked`` as :func:`wheelstream._api.install_sources` takes them from a lock
     (:func:`wheelstream.plan_lock`)."""
     if (target is None) == (environment is None):
         raise UsageError("say where to install: a target directory or an environment (exactly one)")
@@ -162,6 +163,7 @@ def plan_install(
         python=python,
         wanted=wanted,
         sizes=sizes,
+        filenames=filenames,
         cancel=cancel,
     )
     planned = []
@@ -215,7 +217,13 @@ def _where_from(item: Resolved, cache: Cache) -> tuple[Fetch, int]:
         return "local", 0
     assert item.url is not None
     job = Job.of(
-        item.url, cache, DownloadOptions(), item.sha256, keep_unpacked=True, needs_file=item.needs_file
+        item.url,
+        cache,
+        DownloadOptions(),
+        item.sha256,
+        keep_unpacked=True,
+        needs_file=item.needs_file,
+        filename=item.filename,
     )
     if job.expected is not None:  # the file, or the tree where it will do (``fetch._from_cache``)
         if cache.wheel_file(job.expected).is_file() or (

@@ -178,7 +178,7 @@ def read_lock(
         if chosen.url:
             _check_url(shown, what, chosen.url)
         source = chosen.url if chosen.url else os.path.normpath(os.path.join(base, str(chosen.path)))
-        _check_wheel_names(shown, what, package, filename, chosen.url)
+        _check_wheel_names(shown, what, package, filename, chosen.url or str(chosen.path))
         wheels.append(
             LockedWheel(
                 name=str(package.name),
@@ -211,10 +211,7 @@ def _highest_build(package: Package, chosen: PackageWheel, tags: Collection[Tag]
 
 def _archive_name(archive: PackageArchive) -> str:
     """The file name an ``archive`` entry's path or URL ends in (PEP 751 gives archives no ``name``)."""
-    where = archive.url if archive.url else str(archive.path or "")
-    if archive.url:
-        where = urllib.parse.unquote(urllib.parse.urlsplit(where).path)
-    return where.replace("\\", "/").rpartition("/")[2]
+    return _last_segment(archive.url if archive.url else str(archive.path or ""))
 
 
 def _not_a_wheel(what: str, package: Package, chosen: object) -> str:
@@ -258,10 +255,11 @@ def _hashes(shown: str, what: str, listed: Mapping[str, str]) -> dict[str, str]:
     return hashes
 
 
-def _check_wheel_names(shown: str, what: str, package: Package, filename: str, url: str | None) -> None:
+def _check_wheel_names(shown: str, what: str, package: Package, filename: str, where: str) -> None:
     """The wheel a package is locked with must be that package at that version (a lock naming six with
-    idna's URL and hash installs nothing), and a URL's own file name must be the wheel's: a download is named
-    by its URL, so a wheel the lock names otherwise (PEP 751's ``name``, for a URL without one) is refused."""
+    idna's URL and hash installs nothing). PEP 751's ``name`` is the file name where the URL or path does not
+    end in it (a download endpoint, ``…/files/123/content``): the download is named by it, as uv and pex name
+    it. A URL or path that ends in a wheel's name must end in this wheel's, not another's."""
     try:
         name, version, _build, _tags = parse_wheel_filename(filename)
     except (InvalidWheelFilename, InvalidVersion) as exc:
@@ -272,13 +270,27 @@ def _check_wheel_names(shown: str, what: str, package: Package, filename: str, u
         raise LockError(
             f"{shown}: {what} is locked with the wheel {one_line(filename)}, which is {name} {version}"
         )
-    if url is not None:
-        url_name = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rpartition("/")[2])
-        if url_name != filename:
-            raise LockError(
-                f"{shown}: {what}'s URL names {one_line(url_name)!r}, not the wheel "
-                f"{one_line(filename)}; wheelstream names a download by its URL's file name"
-            )
+    own = _last_segment(where)
+    try:
+        named = parse_wheel_filename(own) if own.endswith(".whl") else None
+    except (InvalidWheelFilename, InvalidVersion):
+        named = None
+    if named is not None and named != parse_wheel_filename(filename):
+        kind = "URL" if _is_url(where) else "path"
+        raise LockError(
+            f"{shown}: {what}'s {kind} names the wheel {one_line(own)!r}, not {one_line(filename)}"
+        )
+
+
+def _is_url(where: str) -> bool:
+    return "://" in where or where.startswith("file:")
+
+
+def _last_segment(where: str) -> str:
+    """The file name a URL's path (percent-decoded) or a path ends in."""
+    if _is_url(where):
+        where = urllib.parse.unquote(urllib.parse.urlsplit(where).path)
+    return where.replace("\\", "/").rpartition("/")[2]
 
 
 def _warn_about_newer(

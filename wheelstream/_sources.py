@@ -69,6 +69,9 @@ class Resolved(NamedTuple):
     # A check reads the finished wheel file (``check_allowed``'s other pins, ``download -d``, a lock's size or
     # other hashes that its sha256 does not settle): a cached tree without its file will not do (``fetch_wheel``).
     needs_file: bool = False
+    # The wheel's file name where ``url`` or ``path`` does not end in it (a lock's ``name``, PEP 751: a download
+    # endpoint), checked; None: the URL's or path's own.
+    filename: str | None = None
 
     @property
     def fetched(self) -> str | None:
@@ -127,10 +130,12 @@ def resolve(
     retries: int | None = None,
     python_version: str | None = None,
     cancelled: Callable[[], bool] | None = None,
+    filename: str | None = None,
 ) -> Resolved:
     """What to fetch for ``source``. A URL's file name is checked here (``wheel_filename_from_url``), so a
     hostile one fails before anything is downloaded or written; ``resolve_requirement`` checks an index's (and
-    asks for its page again ``retries`` times, its own default when None).
+    asks for its page again ``retries`` times, its own default when None). ``filename``: the wheel's file name
+    where a URL or path source does not end in it (a lock's ``name``), checked the same way.
 
     ``hashes``: the pins the caller allows for a source (``_digests``). One sha256 is what the download checks.
     Of several, the sha256 the URL's ``#sha256=`` or the index names is, when it is among them (an index file
@@ -141,6 +146,11 @@ def resolve(
     if url is not None:
         found = resolve(url, {url: allowed}, indexes, cache, client, tags, retries, python_version, cancelled)
         return found._replace(source=shown_text(source))
+    given = (
+        None
+        if filename is None
+        else checked_wheel_filename(filename, source=source, label="the wheel's file name")
+    )
     try:
         parts = urllib.parse.urlsplit(source)
     except ValueError as exc:  # an unclosed IPv6 bracket, ...
@@ -149,23 +159,25 @@ def resolve(
     if scheme in ("http", "https"):
         check_http_url(source)
         # (its other hashes, ``#sha512=``: checked by ``fetch_wheel``, which reads the fragment too)
-        named = split_hash_fragment(source, wheel=wheel_filename_from_url(source))[1]
-        return _pinned(redact(source), source, None, named, allowed, "URL's #sha256=")
+        wheel = given or wheel_filename_from_url(source)
+        named = split_hash_fragment(source, wheel=wheel)[1]
+        return _pinned(redact(source), source, None, named, allowed, "URL's #sha256=", given)
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):  # pip: "non-local file URIs are not supported"
             raise UsageError(
                 f"a file:// URL of another host ({parts.netloc}) is not a local file: {shown_url(source)}"
             )
         path = Path(urllib.request.url2pathname(parts.path))  # the fragment is not part of it
-        _base, named, others = split_hash_fragment(source, wheel=path.name)
-        return _pinned(source, None, path, named, allowed, "URL's #sha256=")._replace(other_hashes=others)
+        _base, named, others = split_hash_fragment(source, wheel=given or path.name)
+        found = _pinned(source, None, path, named, allowed, "URL's #sha256=", given)
+        return found._replace(other_hashes=others)
     if len(scheme) > 1 and source[len(scheme) : len(scheme) + 3] == "://" and not os.path.exists(source):
         # ``ftp://x/a.whl`` read as a path said "no such file: ftp:/x/a.whl" (the ``//`` gone)
         raise UsageError(
             f"unsupported URL scheme {scheme!r} (http, https and file are fetched): {shown_url(source)}"
         )
     if os.path.exists(source) or source.endswith(".whl"):
-        return _pinned(source, None, Path(source), None, allowed, "")
+        return _pinned(source, None, Path(source), None, allowed, "", given)
     if "==" in source:
         from wheelstream.index import resolve_requirement
 
@@ -233,19 +245,26 @@ def pin_of(source: str) -> tuple[str, Specifier] | None:
 
 
 def _pinned(
-    source: str, url: str | None, path: Path | None, named: str | None, allowed: frozenset[str], by: str
+    source: str,
+    url: str | None,
+    path: Path | None,
+    named: str | None,
+    allowed: frozenset[str],
+    by: str,
+    filename: str | None = None,
 ) -> Resolved:
     """The sha256 the download checks: the caller's one allowed sha256, else the one ``by`` named (a URL's
     fragment, the index's listing); see :func:`resolve`. A named sha256 the caller's pins rule out fails here,
-    before a byte is downloaded: the file it names cannot be the one allowed."""
+    before a byte is downloaded: the file it names cannot be the one allowed. ``filename``: the wheel's, given
+    (``Resolved.filename``)."""
     narrowed = narrow(named.lower() if named is not None else None, allowed)
     if narrowed is None:
         which = "not the allowed hash" if len(allowed) == 1 else f"none of the {len(allowed)} allowed hashes"
         raise HashMismatch(
             f"the {by} sha256 {named} is {which}; nothing was downloaded",
-            wheel=wheel_filename_from_url(url) if url else source,
+            wheel=filename or (wheel_filename_from_url(url) if url else source),
         )
-    return Resolved(source, url, path, *narrowed)
+    return Resolved(source, url, path, *narrowed, filename=filename)
 
 
 def narrow(sha256: str | None, allowed: frozenset[str]) -> tuple[str | None, frozenset[str]] | None:
@@ -334,7 +353,10 @@ def _cache_of(cache_dir: str | os.PathLike[str] | None) -> Cache:
 
 
 def filename_of(item: Resolved) -> str:
-    """The wheel's file name: a URL's checked one, or a local file's (checked the same way)."""
+    """The wheel's file name: the one given for it, else a URL's checked one, or a local file's (checked the
+    same way)."""
+    if item.filename is not None:
+        return item.filename
     if item.url:
         return wheel_filename_from_url(item.url)
     return checked_wheel_filename(item.path.name, source=item.source) if item.path else ""

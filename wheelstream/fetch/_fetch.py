@@ -63,6 +63,7 @@ def fetch_wheel(
     cancel: CancelSignal | None = None,
     keep_unpacked: bool = True,
     needs_file: bool = False,
+    filename: str | None = None,
 ) -> DownloadResult:
     """Download and unpack one wheel URL into the cache, resuming whatever an earlier attempt left.
 
@@ -73,9 +74,11 @@ def fetch_wheel(
     announces another is refused before its body is read. ``needs_file``: the caller reads the wheel file
     afterwards (``cache.wheel_file(result.sha256)``): a cached unpacked tree whose file the cache does not hold
     is downloaded again (the URL fragment's other hashes, ``#sha512=``, ask for it too: they are checked here).
+    ``filename``: the wheel's file name, where the URL does not end in it (a download endpoint a lock names
+    with PEP 751's ``name``); else the URL's last segment is, and must be a wheel's.
     """
     options.check_keeping(keep_unpacked)
-    job = Job.of(url, cache, options, expected_sha256, keep_unpacked, expected_size, needs_file)
+    job = Job.of(url, cache, options, expected_sha256, keep_unpacked, expected_size, needs_file, filename)
     waiting = None
     if progress is not None:
         told = Progress(

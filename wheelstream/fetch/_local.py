@@ -19,7 +19,7 @@ from typing import BinaryIO, TypeVar
 
 from wheelstream._cache import Cache, download_lock
 from wheelstream._progress import Progress, ProgressCallback
-from wheelstream._urls import cache_key
+from wheelstream._urls import cache_key, checked_wheel_filename
 from wheelstream.errors import ArchiveError, DiskError, HashMismatch, UnpackedLimitExceeded, WheelstreamError
 from wheelstream.fetch._errors import cache_write_error, unreadable
 from wheelstream.fetch._options import DownloadOptions, DownloadResult, Job
@@ -66,11 +66,14 @@ def unpack_local(
     progress: ProgressCallback | None = None,
     keep_unpacked: bool = True,
     cancel: CancelSignal | None = None,
+    filename: str | None = None,
 ) -> DownloadResult:
     """Local files and ``file://`` URLs go through the same parser and extractor, without a partial file.
-    ``cancel`` set stops the unpack at its next block as Ctrl-C would (``KeyboardInterrupt``)."""
+    ``cancel`` set stops the unpack at its next block as Ctrl-C would (``KeyboardInterrupt``). ``filename``:
+    the wheel's file name, where the path does not end in it (a lock's ``name``)."""
     options.check_keeping(keep_unpacked)
-    return _unpack_file(path, path.name, cache, expected_sha256, options, progress, keep_unpacked, cancel)
+    name = path.name if filename is None else checked_wheel_filename(filename, source=str(path))
+    return _unpack_file(path, name, cache, expected_sha256, options, progress, keep_unpacked, cancel)
 
 
 def from_wheel_file(

@@ -8,7 +8,13 @@ from typing import NamedTuple
 
 from wheelstream._cache import Cache, Claim
 from wheelstream._staged import StagedWheel
-from wheelstream._urls import cache_key, redact, split_hash_fragment, wheel_filename_from_url
+from wheelstream._urls import (
+    cache_key,
+    checked_wheel_filename,
+    redact,
+    split_hash_fragment,
+    wheel_filename_from_url,
+)
 from wheelstream.errors import UsageError
 from wheelstream.zip import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_SIZE
 
@@ -78,7 +84,7 @@ class Job(NamedTuple):
 
     url: str  # without its ``#sha256=`` fragment; may carry credentials: never persisted or shown
     redacted: str  # what the journal, the cache and messages see
-    wheel: str  # the file name, checked
+    wheel: str  # the file name, checked: the URL's, or the caller's (``filename``)
     key: str  # the cache key of the URL
     expected: str | None  # the sha256 asked for (argument, else the URL's fragment), lower case
     cache: Cache
@@ -101,10 +107,14 @@ class Job(NamedTuple):
         keep_unpacked: bool,
         expected_size: int | None = None,
         needs_file: bool = False,
+        filename: str | None = None,
     ) -> Job:
         bare, fragment_hash, others = split_hash_fragment(url)
         redacted = redact(bare)
-        wheel = wheel_filename_from_url(bare)
+        if filename is None:
+            wheel = wheel_filename_from_url(bare)
+        else:  # named by the caller (a lock's ``name``): a download endpoint's URL need not end in it
+            wheel = checked_wheel_filename(filename, source=redacted, label="the wheel's file name")
         return cls(
             url=bare,
             redacted=redacted,
