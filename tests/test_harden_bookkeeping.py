@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ws
-from test_install_support import build_wheel, installed_target, snapshot, stage
+from test_install_support import build_wheel, full_wheel, installed_target, snapshot, stage
 
 from wheelstream.errors import WheelMetadataError
 from wheelstream.installer import _commit, _ownership, _recovery, install_staged
@@ -162,6 +162,43 @@ def test_a_gone_directory_of_ours_is_deleted_lock_last(target: Path, tmp_path: P
     (gone / ".owner.lock").write_bytes(_ownership.home_token("abc"))
     install_staged(stage(_other(tmp_path), tmp_path / "so"), target)
     assert not gone.exists()
+
+
+def test_what_an_upgrade_set_aside_and_cannot_delete_is_named_until_it_is_gone(
+    target: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upgrade's replaced items are deleted after the commit; a file there that refuses (immutable, a busy
+    mount) left a ``.wheelstream-gone-*`` directory in the target without a word. The install is whole and says
+    which file stayed; each later install tries again, and says so while it fails; then it is gone silently."""
+    real_unlink = os.unlink
+
+    def unlink(path: str | os.PathLike[str], *args: object, **kwargs: object) -> None:
+        if os.path.basename(os.fspath(path)) == "__init__.py" and stuck:
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+        real_unlink(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    stuck = True
+    monkeypatch.setattr(os, "unlink", unlink)
+    report = install_staged(
+        stage(full_wheel(tmp_path / "w2", version="2.0"), tmp_path / "s2"), target, upgrade=True
+    )
+    left = [name for name in os.listdir(target) if name.startswith(".wheelstream-")]
+    assert len(left) == 1, left
+    assert left[0].startswith(".wheelstream-gone-")
+    warned = [w for w in report.warnings if w.startswith("could not delete ")]
+    assert len(warned) == 1, report.warnings
+    assert warned[0].startswith(f"could not delete {target / left[0]}/")
+    assert "/__init__.py: Operation not permitted; it is in what an install set aside" in warned[0]
+    assert "delete it by hand" in warned[0]
+
+    again = install_staged(stage(_other(tmp_path, "second"), tmp_path / "s3"), target)
+    assert [w for w in again.warnings if w.startswith("could not delete ")] != [], again.warnings
+    assert (target / left[0]).exists()
+
+    stuck = False
+    last = install_staged(stage(_other(tmp_path, "third"), tmp_path / "s4"), target)
+    assert [w for w in last.warnings if "could not delete" in w] == [], last.warnings
+    assert [name for name in os.listdir(target) if name.startswith(".wheelstream-")] == []
 
 
 def test_pip_installs_a_look_alike_and_wheelstream_leaves_it_alone(target: Path, tmp_path: Path) -> None:

@@ -23,7 +23,8 @@ left (:mod:`._recovery`). For that, this module leaves every temporary home in a
   temporary name and renamed, so it is whole or absent);
 * a temporary directory is deleted only after being renamed to ``.wheelstream-gone-*``: never half deleted
   under a name recovery would take; its lock file (with the token) is deleted last, so a ``gone`` directory
-  a kill left behind still proves whose it is.
+  a kill left behind still proves whose it is; one holding a file that refuses deletion keeps its lock, and
+  every command names that file in a warning until it is gone.
 """
 
 from __future__ import annotations
@@ -66,10 +67,12 @@ __all__ = [
     "fingerprint",
     "hold_flock",
     "is_ours",
+    "left_behind",
     "make_parent",
     "own_home",
     "remove_empty_tree",
     "retire",
+    "undeletable",
 ]
 
 RESERVED_PREFIX = (
@@ -197,16 +200,55 @@ def retire(tmp: Path) -> bool:
             interrupted = True
 
 
+def undeletable(tmp: Path) -> str | None:
+    """What keeps a retired ``tmp`` (under its ``gone`` name, or its own) from being gone, as "PATH: why" —
+    the first entry that still refuses to be deleted (an immutable file, a busy mount point, a directory without
+    write permission) — or None when nothing of it is left. It is tried once more, the lock file still last."""
+    for path in (tmp.with_name(GONE_PREFIX + _suffix(tmp.name)), tmp):
+        if not os.path.isdir(path) or os.path.islink(path):
+            continue
+        for dirpath, dirnames, filenames in os.walk(path, topdown=False):
+            for name in filenames + dirnames:
+                entry = os.path.join(dirpath, name)
+                if entry == os.path.join(path, OWNER):
+                    continue
+                try:
+                    if name in dirnames and not os.path.islink(entry):
+                        os.rmdir(entry)
+                    else:
+                        os.unlink(entry)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    return f"{entry}: {exc.strerror or exc}"
+        delete_lock_last(path)
+        if os.path.lexists(path):
+            return f"{path}: it could not be removed"
+    return None
+
+
+def left_behind(why: str) -> str:
+    """The warning for what :func:`undeletable` found."""
+    return (
+        f"could not delete {why}; it is in what an install set aside (nothing there is needed any more): "
+        "delete it by hand"
+    )
+
+
 def delete_lock_last(path: Path) -> None:
     """Delete a temporary directory with its lock file last: until the very end it still proves whose it is.
-    A few passes, in case something appeared in it meanwhile (nothing should: it no longer has a live name)."""
-    for _ in range(3):
+    A few passes, in case something appeared in it meanwhile (nothing should: it no longer has a live name).
+    What still refuses after them (an immutable file, a busy mount point) keeps the lock file with it, so that
+    the next command's recovery can judge the directory again and name what stays (:func:`undeletable`)."""
+    for attempt in range(4):
         try:
             entries = [entry for entry in os.scandir(path) if entry.name != OWNER]
         except OSError:
             break
         if not entries:
             break
+        if attempt == 3:
+            return
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path, ignore_errors=True)

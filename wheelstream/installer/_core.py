@@ -223,7 +223,7 @@ def _install_locked(
             plan = plan_target(writer.home, interpreter.scheme, target, upgrade, warn)
             _warn_about_dropped(plan.dropped, writer.home, checked, warn)
             tx.commit(target_moves(plan), _move)
-            tx.retire()
+            tx.retire(warn)
     except BaseException:
         if created:
             with contextlib.suppress(OSError):

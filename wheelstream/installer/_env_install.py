@@ -207,7 +207,7 @@ def _transaction(
         gone = _whole_directories(real_root, left, incoming, keep)
         moves.extend(PlannedMove(path, None, True) for path in gone)
         tx.commit(moves, move)
-        tx.retire()
+        tx.retire(warn)
     tx.deliver()
     return writer, len(removed)
 

@@ -13,12 +13,24 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 from .._killpoints import reached
 from ..errors import DiskError, Interrupted
-from ._commit import TMP_PREFIX, Move, PlannedMove, UnfinishedCommit, commit_moves, deliver, own_home, retire
+from ._commit import (
+    TMP_PREFIX,
+    Move,
+    PlannedMove,
+    UnfinishedCommit,
+    commit_moves,
+    deliver,
+    left_behind,
+    own_home,
+    retire,
+    undeletable,
+)
 
 __all__ = ["Transaction", "cannot_install"]
 
@@ -110,12 +122,16 @@ class Transaction:
             raise self.cannot(exc) from exc
         self._committed = True
 
-    def retire(self) -> None:
-        """Every move is done: delete the home (and what it set aside), even through Ctrl-C."""
+    def retire(self, warn: Callable[[str], None]) -> None:
+        """Every move is done: delete the home (and what it set aside), even through Ctrl-C. What cannot be
+        deleted is named in a warning: the install is whole, but the directory stays in the root."""
         assert self.tmp is not None
         reached("commit.retire")
         self._retired = True
         self._interrupted = retire(self.tmp)
+        why = undeletable(self.tmp)
+        if why is not None:
+            warn(left_behind(why))
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
