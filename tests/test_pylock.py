@@ -546,6 +546,73 @@ def test_a_path_entry_named_otherwise_installs_under_the_locks_name(tmp_path: Pa
     assert (project / "store" / "0001.bin").read_bytes() == data  # the user's file, untouched
 
 
+def test_two_packages_locked_at_one_url_or_path_are_refused_before_any_download(
+    tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
+) -> None:
+    """With ``name`` two packages can name one download endpoint; one file cannot be both: alpha was dropped
+    without a word (rc 0, beta alone installed). A path shared the same way too."""
+    alpha, beta = served[filename("alpha", "1.0")], served[filename("beta", "2.0")]
+    server.add_file("dl", beta)
+    url = server.url_for("dl")
+    both = [
+        named(wheel_package("alpha", "1.0", alpha, url=url), filename("alpha", "1.0")),
+        named(wheel_package("beta", "2.0", beta, url=url), filename("beta", "2.0")),
+    ]
+    venv = tmp_path / "venv"
+    fresh = new_venv(venv)
+    for dry in ((), ("--dry-run",)):
+        run = install_lock_cli(write_lock(tmp_path / "p1" / "pylock.toml", *both), venv, cache, *dry)
+        assert run.code == 1, run.err
+        assert run.error_line(alone=True).endswith(f"beta 2.0 and alpha 1.0 are locked as one file, {url}"), (
+            run.err
+        )
+    (tmp_path / "p2" / "store").mkdir(parents=True)
+    (tmp_path / "p2" / "store" / "blob").write_bytes(beta)
+    shared = [p.replace(f"url = {toml_string(url)}", 'path = "store/blob"') for p in both]
+    run = install_lock_cli(write_lock(tmp_path / "p2" / "pylock.toml", *shared), venv, cache)
+    assert run.code == 1, run.err
+    assert "beta 2.0 and alpha 1.0 are locked as one file" in run.error_line(), run.err
+    assert scan(venv) == fresh
+    assert server.requests == []
+
+
+def test_named_entries_by_file_url_and_a_missing_path_and_a_second_sync(
+    tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
+) -> None:
+    """A ``file:`` URL with ``name`` installs; a ``path`` with ``name`` that is missing says so (it said "not a
+    wheel URL, path or NAME==VERSION"); a sync of an endpoint lock run twice leaves the second time alone."""
+    project = tmp_path / "project"
+    data = wheel_bytes("gamma", "0.5")
+    (project / "store").mkdir(parents=True)
+    (project / "store" / "7.bin").write_bytes(data)
+    by_file = named(
+        wheel_package("gamma", "0.5", data, url=(project / "store" / "7.bin").as_uri()),
+        filename("gamma", "0.5"),
+    )
+    alpha = served[filename("alpha", "1.0")]
+    server.add_file("files/1/content", alpha)
+    endpoint = named(
+        wheel_package("alpha", "1.0", alpha, url=server.url_for("files/1/content")), filename("alpha", "1.0")
+    )
+    lock = write_lock(project / "pylock.toml", by_file, endpoint)
+    venv = tmp_path / "venv"
+    new_venv(venv)
+    synced(lock, venv, cache)
+    assert dist_infos(venv / SITE) == ["alpha-1.0.dist-info", "gamma-0.5.dist-info"]
+    before = inodes(venv / SITE)
+    again = synced(lock, venv, cache)
+    assert inodes(venv / SITE) == before, again.err
+    assert len(server.requests_for("files/1/content")) == 1
+
+    missing = named(wheel_package("gamma", "0.5", data, path="store/missing.bin"), filename("gamma", "0.5"))
+    lock3 = write_lock(tmp_path / "p3" / "pylock.toml", missing)
+    run = ws("install", "-r", str(lock3), "--target", str(tmp_path / "t"), cache=cache, cwd=tmp_path)
+    assert run.code == 2, run.err
+    assert (
+        run.error_line(alone=True) == f"error: no such file: {tmp_path / 'p3' / 'store' / 'missing.bin'}"
+    ), run.err
+
+
 def test_a_locks_name_that_is_no_safe_wheel_name_is_refused_before_any_download(
     tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
 ) -> None:

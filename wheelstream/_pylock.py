@@ -163,7 +163,7 @@ def read_lock(
         raise UsageError(f"{shown} is not a valid lock file: a marker cannot be evaluated: {exc}") from None
     # not through symlinks: a path is recorded as pip and uv record it
     base = os.path.dirname(os.path.abspath(path))
-    wheels = []
+    wheels: list[LockedWheel] = []
     for package, chosen in selected:
         what = one_line(f"{package.name} {package.version}" if package.version else str(package.name))
         if isinstance(chosen, PackageWheel):
@@ -179,6 +179,11 @@ def read_lock(
             _check_url(shown, what, chosen.url)
         source = chosen.url if chosen.url else os.path.normpath(os.path.join(base, str(chosen.path)))
         _check_wheel_names(shown, what, package, filename, chosen.url or str(chosen.path))
+        for earlier in wheels:
+            if earlier.source == source:  # one file cannot be two wheels (a download endpoint named twice)
+                other = one_line(f"{earlier.name} {earlier.version}" if earlier.version else earlier.name)
+                where = shown_url(source) if chosen.url else one_line(source)
+                raise LockError(f"{shown}: {what} and {other} are locked as one file, {where}")
         wheels.append(
             LockedWheel(
                 name=str(package.name),

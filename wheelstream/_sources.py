@@ -176,7 +176,8 @@ def resolve(
         raise UsageError(
             f"unsupported URL scheme {scheme!r} (http, https and file are fetched): {shown_url(source)}"
         )
-    if os.path.exists(source) or source.endswith(".whl"):
+    if os.path.exists(source) or source.endswith(".whl") or given is not None:
+        # (a path named by its caller is one whatever it ends in: missing, ``check_local_file`` says so)
         return _pinned(source, None, Path(source), None, allowed, "", given)
     if "==" in source:
         from wheelstream.index import resolve_requirement
