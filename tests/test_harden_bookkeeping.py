@@ -114,33 +114,18 @@ def test_a_planted_look_alike_is_never_finished_nor_deleted(
     assert (planted / "commit.json").exists()
 
 
-def test_a_home_killed_before_it_was_signed_goes_at_once_under_the_targets_lock(
-    target: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_home_killed_before_it_was_signed_goes_once_it_is_stale(target: Path, tmp_path: Path) -> None:
     """A kill between locking the lock file and writing the token into it leaves that empty file alone in the
-    directory (and one between making the directory and its lock file, nothing at all): recovery took it for a
-    look-alike and kept it for good, and every ``list`` then warned of an unfinished install. Under the target's
-    lock no live install can be in that moment, so a fresh one goes at once too (a rerun within 10 s left it);
-    without the lock (a state directory that cannot be written) a fresh one may be a live install's: it stays."""
-    homes = {
-        name: target / f".wheelstream-tmp-{name}" for name in ("killed", "fresh", "bare", "unlocked-fresh")
-    }
-    for name, home in homes.items():
+    directory: recovery took it for a look-alike and kept it for good, and every ``list`` then warned of an
+    unfinished install. A fresh one may be a live install's moment: it stays."""
+    killed, fresh = target / ".wheelstream-tmp-killed", target / ".wheelstream-tmp-fresh"
+    for home in (killed, fresh):
         home.mkdir()
-        if name != "bare":
-            (home / ".owner.lock").touch()
-    os.utime(homes["killed"], (0, 0))
-    homes["unlocked-fresh"].rename(tmp_path / "aside")
+        (home / ".owner.lock").touch()
+    os.utime(killed, (0, 0))
     install_staged(stage(_other(tmp_path), tmp_path / "so"), target)
-    assert [name for name in os.listdir(target) if name.startswith(".wheelstream-")] == []
-
-    (tmp_path / "aside").rename(homes["unlocked-fresh"])
-    (tmp_path / "a-file").write_text("")
-    monkeypatch.setenv(
-        "WHEELSTREAM_STATE_DIR", str(tmp_path / "a-file" / "state")
-    )  # cannot be made: unlocked
-    install_staged(stage(_other(tmp_path, "more"), tmp_path / "sm"), target)
-    assert (homes["unlocked-fresh"] / ".owner.lock").exists()
+    assert not killed.exists()
+    assert (fresh / ".owner.lock").exists()
 
 
 def test_a_token_for_another_name_or_another_key_proves_nothing(

@@ -170,9 +170,9 @@ def install_staged_many(
 
     target = Path(os.path.abspath(target))
     check_target(target)
-    with destination_lock(target, warn, cancelled) as alone:  # one command at a time changes a target
+    with destination_lock(target, warn, cancelled):  # one command at a time changes a target (recovery too)
         plan, tx, writer = _install_locked(
-            checked, target, interpreter, link_mode, compile_bytecode, upgrade, warn, _move, alone=alone
+            checked, target, interpreter, link_mode, compile_bytecode, upgrade, warn, _move
         )
     tx.deliver()  # Ctrl-C or SIGTERM held during the renames: their handlers run now
     return InstallReport(
@@ -196,15 +196,12 @@ def _install_locked(
     upgrade: bool,
     warn: Warnings,
     _move: Move | None,
-    *,
-    alone: bool,
 ) -> tuple[TargetPlan, Transaction, HomeWriter]:
-    """Finish what a killed install left, write the home, commit: all under the target's lock (``alone``: held,
-    see :func:`finish_interrupted`)."""
+    """Finish what a killed install left, write the home, commit: all under the target's lock."""
     created = not target.exists()
     try:
         target.mkdir(parents=True, exist_ok=True)
-        finished = finish_interrupted(target, warn, alone=alone)
+        finished = finish_interrupted(target, warn)
     except OSError as exc:
         raise cannot_install(exc, target, "target") from exc
     if finished.moved or finished.removed:

@@ -214,7 +214,7 @@ def _transaction(
 
 def environment_lock(
     env: Environment, warn: Callable[[str], None], cancelled: Callable[[], bool] | None = None
-) -> contextlib.AbstractContextManager[bool]:
+) -> contextlib.AbstractContextManager[None]:
     """The environment's :func:`~._ownership.destination_lock`, held by every command that changes it."""
     return destination_lock(env.root, warn, cancelled)
 
@@ -227,19 +227,18 @@ def installed_now(env: Environment, on_warning: Callable[[str], None] | None = N
     if not unfinished(env.root):
         return {dist.key: dist for dist in installed_distributions(env)}
     warn = Warnings(on_warning)
-    with environment_lock(env, warn) as alone:
-        return _prepare(env, warn, alone=alone)
+    with environment_lock(env, warn):
+        return _prepare(env, warn)
 
 
-def _prepare(env: Environment, warn: Warnings, *, alone: bool, create: bool = True) -> dict[str, Installed]:
+def _prepare(env: Environment, warn: Warnings, *, create: bool = True) -> dict[str, Installed]:
     """The root made (an uninstall, ``create=False``, makes nothing: a root that is not there holds nothing) and
-    what a killed command left there finished (``alone``: under the environment's lock, held); the
-    distributions installed."""
+    what a killed command left there finished; the distributions installed."""
     if not create and not env.root.is_dir():
         return {}
     try:
         env.root.mkdir(parents=True, exist_ok=True)
-        finished = finish_interrupted(env.root, warn, alone=alone)
+        finished = finish_interrupted(env.root, warn)
     except OSError as exc:
         raise cannot_install(exc, env.root, "environment") from exc
     if finished.moved or finished.removed:
@@ -287,8 +286,8 @@ def install_into(
     checked = checks.all(wheels)
     for wheel in checked:
         _refuse_interpreter_names(wheel, env)
-    with environment_lock(env, warn, cancelled) as alone:
-        present = _prepare(env, warn, alone=alone)
+    with environment_lock(env, warn, cancelled):
+        present = _prepare(env, warn)
         writing, removals, skipped = [], [], []
         for wheel in checked:
             old = present.get(canonicalize_name(wheel.info.name))
@@ -382,8 +381,8 @@ def uninstall(
     keys = [_requirement_name(name) for name in names]  # every one read before anything is touched
     kept = {canonicalize_name(name) for name in keep}
     warn = Warnings(on_warning)
-    with environment_lock(env, warn) as alone:
-        present = _prepare(env, warn, alone=alone, create=False)
+    with environment_lock(env, warn):
+        present = _prepare(env, warn, create=False)
         removals: list[Removal] = []
         for name, key in zip(names, keys, strict=True):
             dist = present.get(key)

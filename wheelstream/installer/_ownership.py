@@ -120,20 +120,19 @@ def token_matches(suffix: str, found: bytes) -> bool:
 @contextlib.contextmanager
 def destination_lock(
     root: Path, warn: Callable[[str], None], cancelled: Callable[[], bool] | None = None
-) -> Iterator[bool]:
+) -> Iterator[None]:
     """One wheelstream command at a time changes a destination — an environment (as uv locks a venv) or a
     ``--target`` directory: from reading what is there to the last rename, so no plan is made on a state another
     process is changing. Two installs into one target at once lost files: one's rollback took back paths the
     other had just moved in. The lock file lives in the user's state directory, named after the root's real
     path — nothing is added to the destination. When another command holds it past ``_LOCK_QUIET`` seconds (its
     commit, its bytecode), ``warn`` says what this one waits for, so the wait does not look like a hang;
-    ``cancelled()`` true ends the wait (a library caller's ``cancel``) as Ctrl-C does, nothing changed. Yields
-    whether the lock is held (not where the state directory cannot be written: then the command runs unlocked)."""
+    ``cancelled()`` true ends the wait (a library caller's ``cancel``) as Ctrl-C does, nothing changed."""
     locks = state_dir() / "environment-locks"  # (the name from when only environments had one)
     try:
         locks.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError:  # a read-only home: the command runs unlocked, as it did before there was a lock
-        yield False
+        yield
         return
     key = hashlib.sha256(os.fsencode(os.path.realpath(root))).hexdigest()[:32]
     lock = filelock.FileLock(locks / f"{key}.lock")
@@ -156,6 +155,6 @@ def destination_lock(
     except KeyboardInterrupt:  # as every other Ctrl-C of a call: the error, with its exit code
         raise Interrupted(f"interrupted before anything in {root} was changed") from None
     try:
-        yield True
+        yield
     finally:
         lock.release()

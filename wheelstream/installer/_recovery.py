@@ -9,10 +9,8 @@ replaces; without one (killed before its commit), it is removed. But only over w
 plan records what each replaced item was (inode, modification time) and that each new one's place was free,
 and if anything another tool did since stands where a step still has to go (``pip install`` run to repair
 the environment, an item deleted by hand), the whole rest of the plan is dropped with a warning — finishing
-it would put the killed install's files over the other tool's and leave RECORDs that lie. An *empty*
-directory (killed between making it and creating its lock file), or one whose lock file was never signed, is
-removed at once under the destination's lock (every command takes it before making its temporary home); only
-where that lock cannot be taken (a read-only state directory) does it wait ``_FRESH`` seconds: it may be a live
+it would put the killed install's files over the other tool's and leave RECORDs that lie. Only an *empty*
+directory (killed between making it and creating its lock file) waits ``_FRESH`` seconds: it may be a live
 install's, a moment before its lock. A ``.wheelstream-gone-*`` directory whose deleter was killed is deleted,
 lock file last.
 
@@ -80,12 +78,10 @@ class Finished(NamedTuple):
     removed: list[str]
 
 
-def finish_interrupted(target: Path, warn: Callable[[str], None], *, alone: bool = False) -> Finished:
+def finish_interrupted(target: Path, warn: Callable[[str], None]) -> Finished:
     """Finish the commits of killed installs into ``target`` and remove what they left; return what that did
     (see the module docstring). Nothing here stops the install that asks: a directory that cannot be judged
-    or finished is named in a warning and left as it is. ``alone``: the caller holds the destination's lock,
-    which every command making a temporary home there holds from before it makes it: no directory there can be
-    a live one's a moment before its lock (``_FRESH`` does not apply)."""
+    or finished is named in a warning and left as it is."""
     finished = Finished([], [])
     for name in _left_in(target, (TMP_PREFIX, GONE_PREFIX)):
         path = target / name
@@ -96,7 +92,7 @@ def finish_interrupted(target: Path, warn: Callable[[str], None], *, alone: bool
                     if why is not None:
                         warn(left_behind(why))
             else:
-                done = _recover(path, target, warn, alone)
+                done = _recover(path, target, warn)
                 finished.moved.extend(done.moved)
                 finished.removed.extend(done.removed)
         except FileNotFoundError:
@@ -109,11 +105,11 @@ def finish_interrupted(target: Path, warn: Callable[[str], None], *, alone: bool
     return finished
 
 
-def _recover(tmp: Path, target: Path, warn: Callable[[str], None], alone: bool) -> Finished:
+def _recover(tmp: Path, target: Path, warn: Callable[[str], None]) -> Finished:
     nothing = Finished([], [])
     if tmp.is_symlink() or not tmp.is_dir():
         return nothing
-    stale = alone or time.time() - os.stat(tmp).st_mtime >= _FRESH
+    stale = time.time() - os.stat(tmp).st_mtime >= _FRESH
     if stale:
         with contextlib.suppress(OSError):
             os.rmdir(tmp)  # empty: killed between making it and locking it
