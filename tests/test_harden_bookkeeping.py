@@ -164,12 +164,12 @@ def test_a_gone_directory_of_ours_is_deleted_lock_last(target: Path, tmp_path: P
     assert not gone.exists()
 
 
-def test_what_an_upgrade_set_aside_and_cannot_delete_is_named_until_it_is_gone(
+def test_what_an_upgrade_set_aside_and_cannot_delete_is_named(
     target: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An upgrade's replaced items are deleted after the commit; a file there that refuses (immutable, a busy
-    mount) left a ``.wheelstream-gone-*`` directory in the target without a word. The install is whole and says
-    which file stayed; each later install tries again, and says so while it fails; then it is gone silently."""
+    """An upgrade's replaced items are deleted after the commit; a file there that refuses (immutable) left a
+    ``.wheelstream-gone-*`` directory in the target without a word. The install is whole and says which file
+    stayed and why; the next install leaves the directory alone (it is not entered again)."""
     real_unlink = os.unlink
 
     def unlink(path: str | os.PathLike[str], *args: object, **kwargs: object) -> None:
@@ -187,18 +187,26 @@ def test_what_an_upgrade_set_aside_and_cannot_delete_is_named_until_it_is_gone(
     assert left[0].startswith(".wheelstream-gone-")
     warned = [w for w in report.warnings if w.startswith("could not delete ")]
     assert len(warned) == 1, report.warnings
-    assert warned[0].startswith(f"could not delete {target / left[0]}/")
+    assert warned[0].startswith(f"could not delete {target / left[0]}/old/full_pkg/")
     assert "/__init__.py: Operation not permitted; it is in what an install set aside" in warned[0]
-    assert "delete it by hand" in warned[0]
-
-    again = install_staged(stage(_other(tmp_path, "second"), tmp_path / "s3"), target)
-    assert [w for w in again.warnings if w.startswith("could not delete ")] != [], again.warnings
-    assert (target / left[0]).exists()
+    assert warned[0].endswith("delete it by hand")
+    assert (target / "full_pkg" / "__init__.py").exists()  # the new version's, installed whole
 
     stuck = False
-    last = install_staged(stage(_other(tmp_path, "third"), tmp_path / "s4"), target)
-    assert [w for w in last.warnings if "could not delete" in w] == [], last.warnings
-    assert [name for name in os.listdir(target) if name.startswith(".wheelstream-")] == []
+    again = install_staged(stage(_other(tmp_path, "second"), tmp_path / "s3"), target)
+    assert [w for w in again.warnings if "could not delete" in w] == [], again.warnings
+    assert (target / left[0] / "old" / "full_pkg" / "__init__.py").exists()  # named once, then left alone
+
+
+def test_a_retired_home_that_is_all_gone_names_nothing(tmp_path: Path) -> None:
+    """``undeletable`` after a clean retire: nothing to say, and nothing of it left."""
+    tmp = tmp_path / ".wheelstream-tmp-abc"
+    (tmp / "home" / "pkg").mkdir(parents=True)
+    (tmp / "home" / "pkg" / "f.py").write_text("x")
+    (tmp / ".owner.lock").write_bytes(b"")
+    assert _commit.retire(tmp) is False
+    assert _commit.undeletable(tmp) is None
+    assert os.listdir(tmp_path) == []
 
 
 def test_pip_installs_a_look_alike_and_wheelstream_leaves_it_alone(target: Path, tmp_path: Path) -> None:

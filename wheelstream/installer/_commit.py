@@ -23,8 +23,8 @@ left (:mod:`._recovery`). For that, this module leaves every temporary home in a
   temporary name and renamed, so it is whole or absent);
 * a temporary directory is deleted only after being renamed to ``.wheelstream-gone-*``: never half deleted
   under a name recovery would take; its lock file (with the token) is deleted last, so a ``gone`` directory
-  a kill left behind still proves whose it is; one holding a file that refuses deletion keeps its lock, and
-  every command names that file in a warning until it is gone.
+  a kill left behind still proves whose it is. What refuses deletion (an immutable file, a busy mount point)
+  is named in a warning by the command that retired the directory (:func:`undeletable`), and left.
 """
 
 from __future__ import annotations
@@ -201,29 +201,51 @@ def retire(tmp: Path) -> bool:
 
 
 def undeletable(tmp: Path) -> str | None:
-    """What keeps a retired ``tmp`` (under its ``gone`` name, or its own) from being gone, as "PATH: why" —
-    the first entry that still refuses to be deleted (an immutable file, a busy mount point, a directory without
-    write permission) — or None when nothing of it is left. It is tried once more, the lock file still last."""
+    """What keeps a retired ``tmp`` (under its ``gone`` name, or its own) from being gone, as "PATH: why" — the
+    first entry there that refuses to be deleted (an immutable file, a directory without write permission), or
+    a mount point (never entered) — or None when nothing of it is left. Only what :func:`retire` had to leave
+    is looked at; a file is tried once more, a directory removed only once it is empty."""
     for path in (tmp.with_name(GONE_PREFIX + _suffix(tmp.name)), tmp):
-        if not os.path.isdir(path) or os.path.islink(path):
+        try:
+            top = os.lstat(path)
+        except OSError:
             continue
-        for dirpath, dirnames, filenames in os.walk(path, topdown=False):
-            for name in filenames + dirnames:
-                entry = os.path.join(dirpath, name)
-                if entry == os.path.join(path, OWNER):
-                    continue
-                try:
-                    if name in dirnames and not os.path.islink(entry):
-                        os.rmdir(entry)
-                    else:
-                        os.unlink(entry)
-                except FileNotFoundError:
-                    continue
-                except OSError as exc:
-                    return f"{entry}: {exc.strerror or exc}"
-        delete_lock_last(path)
-        if os.path.lexists(path):
-            return f"{path}: it could not be removed"
+        if not stat.S_ISDIR(top.st_mode):
+            continue
+        refused = _first_refusal(path, top.st_dev)
+        if refused is not None:
+            return refused
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(path, OWNER))
+            os.rmdir(path)
+        except OSError as exc:
+            return f"{path}: {exc.strerror or exc}"
+    return None
+
+
+def _first_refusal(directory: str | os.PathLike[str], device: int) -> str | None:
+    """The first entry under ``directory`` (on ``device``) whose deletion fails, said as "PATH: why"."""
+    try:
+        entries = list(os.scandir(directory))
+    except OSError as exc:
+        return f"{directory}: {exc.strerror or exc}"
+    for entry in entries:
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(info.st_mode):
+                if info.st_dev != device:
+                    return f"{entry.path}: a mount point (another file system, not entered)"
+                found = _first_refusal(entry.path, device)
+                if found is not None:
+                    return found
+                os.rmdir(entry.path)
+            elif entry.name != OWNER:
+                os.unlink(entry.path)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            return f"{entry.path}: {exc.strerror or exc}"
     return None
 
 
@@ -237,18 +259,14 @@ def left_behind(why: str) -> str:
 
 def delete_lock_last(path: Path) -> None:
     """Delete a temporary directory with its lock file last: until the very end it still proves whose it is.
-    A few passes, in case something appeared in it meanwhile (nothing should: it no longer has a live name).
-    What still refuses after them (an immutable file, a busy mount point) keeps the lock file with it, so that
-    the next command's recovery can judge the directory again and name what stays (:func:`undeletable`)."""
-    for attempt in range(4):
+    A few passes, in case something appeared in it meanwhile (nothing should: it no longer has a live name)."""
+    for _ in range(3):
         try:
             entries = [entry for entry in os.scandir(path) if entry.name != OWNER]
         except OSError:
             break
         if not entries:
             break
-        if attempt == 3:
-            return
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path, ignore_errors=True)

@@ -42,11 +42,9 @@ from ._commit import (
     fingerprint,
     hold_flock,
     is_ours,
-    left_behind,
     make_parent,
     remove_empty_tree,
     retire,
-    undeletable,
 )
 from ._ownership import state_dir
 
@@ -87,10 +85,7 @@ def finish_interrupted(target: Path, warn: Callable[[str], None]) -> Finished:
         path = target / name
         try:
             if name.startswith(GONE_PREFIX):
-                if _sweep_gone(path):  # its deleter was killed (or is still at it)
-                    why = undeletable(path)
-                    if why is not None:
-                        warn(left_behind(why))
+                _sweep_gone(path)  # its deleter was killed (or is still at it)
             else:
                 done = _recover(path, target, warn)
                 finished.moved.extend(done.moved)
@@ -161,22 +156,20 @@ def _only_an_unsigned_lock(tmp: Path, fd: int) -> bool:
     return os.fstat(fd).st_size == 0 and os.listdir(tmp) == [OWNER]
 
 
-def _sweep_gone(gone: Path) -> bool:
+def _sweep_gone(gone: Path) -> None:
     """Finish deleting a retired directory whose deleter died — only one that proves it is ours (a wheel can
-    ship a directory named ``.wheelstream-gone-*`` too); return whether it was. A lock file that is gone means
-    the deletion had reached its very end: only an empty directory is left to remove then."""
+    ship a directory named ``.wheelstream-gone-*`` too). A lock file that is gone means the deletion had
+    reached its very end: only an empty directory is left to remove then."""
     if gone.is_symlink() or not gone.is_dir():
-        return False
+        return
     fd = hold_flock(gone / OWNER, create=False)
     if fd is None:
         with contextlib.suppress(OSError):
             os.rmdir(gone)
-        return False
+        return
     try:
         if is_ours(gone, fd):
             delete_lock_last(gone)
-            return True
-        return False
     finally:
         os.close(fd)
 
