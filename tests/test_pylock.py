@@ -35,7 +35,7 @@ import wheelstream
 from wheelstream._urls import cache_key
 from wheelstream.errors import UsageError
 from wheelstream.installer import EnvironmentReport
-from wheelstream.testing import FaultPlan, FaultServer, Throttle
+from wheelstream.testing import Cut, FaultPlan, FaultServer, Throttle
 from wheelstream.testing._wheel import wheel_archive
 
 if sys.version_info >= (3, 11):
@@ -544,6 +544,28 @@ def test_a_path_entry_named_otherwise_installs_under_the_locks_name(tmp_path: Pa
     assert run.code == 0, run.err
     assert dist_infos(venv / SITE) == ["alpha-1.0.dist-info"]
     assert (project / "store" / "0001.bin").read_bytes() == data  # the user's file, untouched
+
+
+def test_several_endpoint_wheels_download_in_parallel_and_a_cut_one_resumes(
+    tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
+) -> None:
+    """Three wheels at download endpoints in one command (worker processes), the first response of one cut at
+    half its body: the command resumes it (``Range``) under the lock's name and installs all three."""
+    entries = []
+    for number, (name, version) in enumerate((("alpha", "1.0"), ("beta", "2.0"), ("gamma", "0.5")), 1):
+        data = served[filename(name, version)]
+        plan = FaultPlan(Cut(after=len(data) // 2, requests=1)) if name == "beta" else None
+        url = server.add_file(f"files/{number}/content", data, plan=plan)
+        entries.append(named(wheel_package(name, version, data, url=url), filename(name, version)))
+    lock = write_lock(tmp_path / "project" / "pylock.toml", *entries)
+    venv = tmp_path / "venv"
+    new_venv(venv)
+    run = install_lock_cli(lock, venv, cache, "-j", "3")
+    assert run.code == 0, run.err
+    assert dist_infos(venv / SITE) == ["alpha-1.0.dist-info", "beta-2.0.dist-info", "gamma-0.5.dist-info"]
+    beta = served[filename("beta", "2.0")]
+    assert [r.range for r in server.requests_for("files/2/content")] == [None, f"bytes={len(beta) // 2}-"]
+    assert server.bytes_sent("files/2/content") == len(beta)  # nothing fetched twice
 
 
 def test_two_packages_locked_at_one_url_or_path_are_refused_before_any_download(
