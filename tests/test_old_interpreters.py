@@ -1,17 +1,24 @@
-"""An interpreter older than the probe can run in (our ``packaging``'s syntax needs Python 3.10) is refused in
-one line that says so; it failed with the probe's bare ``SyntaxError: invalid syntax``."""
+"""Python 3.8 and 3.9 targets (``--python``), whose tags are worked out here (``installer/_old_pythons``: our
+``packaging`` needs 3.10, so the probe sends the facts it would read there), and an older interpreter refused in
+one line that says so (it failed with the probe's bare ``SyntaxError: invalid syntax``)."""
 
 from __future__ import annotations
 
 import glob
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import ws
+from packaging.markers import default_environment
+from packaging.tags import sys_tags
 
-from wheelstream.installer import probe_interpreter
+from wheelstream.installer import _probe, probe_interpreter
+from wheelstream.installer._old_pythons import tags_from_facts
 from wheelstream.testing import build_wheel
+from wheelstream.testing._wheel import wheel_archive
 
 
 def fake_python(tmp_path: Path, version: str) -> Path:
@@ -28,8 +35,8 @@ def fake_python(tmp_path: Path, version: str) -> Path:
     return python
 
 
-def test_an_interpreter_older_than_3_10_is_refused_saying_so(tmp_path: Path) -> None:
-    python = fake_python(tmp_path, "3.9")
+def test_an_interpreter_older_than_3_8_is_refused_saying_so(tmp_path: Path) -> None:
+    python = fake_python(tmp_path, "3.7")
     filename, data = build_wheel("demo", "1.0")
     (tmp_path / filename).write_bytes(bytes(data))
     run = ws(
@@ -43,7 +50,7 @@ def test_an_interpreter_older_than_3_10_is_refused_saying_so(tmp_path: Path) -> 
     )
     assert run.code == 2, run.err
     assert run.error_line() == (
-        f"error: cannot use interpreter {str(python)!r}: it is Python 3.9; wheelstream installs for Python 3.10 "
+        f"error: cannot use interpreter {str(python)!r}: it is Python 3.7; wheelstream installs for Python 3.8 "
         "and newer"
     )
     assert not (tmp_path / "t").exists()
@@ -55,13 +62,100 @@ def test_a_probe_failing_for_another_reason_keeps_its_own_message(tmp_path: Path
         probe_interpreter(str(python))
 
 
-@pytest.mark.parametrize(
-    "found", sorted(glob.glob("/root/.pyenv/versions/3.[6-9].*/bin/python"))[:2] or [None]
-)
-def test_a_real_old_interpreter_is_refused_saying_so(found: str | None, tmp_path: Path) -> None:
+OLD = sorted(glob.glob("/root/.pyenv/versions/3.[89].*/bin/python"))
+OLDER = sorted(glob.glob("/root/.pyenv/versions/3.[67].*/bin/python"))
+
+
+@pytest.mark.parametrize("found", OLDER[:2] or [None])
+def test_a_real_interpreter_older_than_3_8_is_refused_saying_so(found: str | None) -> None:
     if found is None:
-        pytest.skip("no Python older than 3.10 here")
+        pytest.skip("no Python 3.6 or 3.7 here")
     with pytest.raises(
-        Exception, match=r"it is Python 3\.[6-9]; wheelstream installs for Python 3\.10 and newer"
+        Exception, match=r"it is Python 3\.[67]; wheelstream installs for Python 3\.8 and newer"
     ):
         probe_interpreter(found)
+
+
+def test_the_tags_worked_out_from_facts_are_packagings_own_for_this_interpreter() -> None:
+    """The same builders, given what the probe tells of an old Python: for the running one, exactly
+    ``sys_tags()`` in its order; and the marker environment spelt out is ``default_environment()``."""
+    assert tags_from_facts(_probe._tag_facts(), sys.executable) == list(sys_tags())
+    assert _probe._plain_marker_environment() == {k: str(v) for k, v in default_environment().items()}
+
+
+def test_facts_of_another_platform_are_refused() -> None:
+    facts = {**_probe._tag_facts(), "platform": "macosx-11.0-arm64"}
+    with pytest.raises(
+        Exception, match=r"older than 3\.10; wheelstream works out such a Python's tags only for"
+    ):
+        tags_from_facts(facts, "/x/python")
+
+
+@pytest.mark.parametrize("found", OLD or [None])
+def test_a_real_3_8_or_3_9_gets_the_tags_its_own_pip_computes(found: str | None) -> None:
+    """The interpreter's own pip (its vendored, older packaging) as the oracle: every tag it lists is ours,
+    and ours adds only ``cpXY-none-any`` (which newer packaging lists for every CPython, 3.11's too)."""
+    if found is None:
+        pytest.skip("no Python 3.8 or 3.9 here")
+    interpreter = probe_interpreter(found)
+    theirs = subprocess.run(
+        [found, "-I", "-c", "from pip._vendor.packaging import tags; print(*tags.sys_tags(), sep=chr(10))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    ours = [str(tag) for tag in interpreter.tags]
+    nodot = f"{interpreter.version[0]}{interpreter.version[1]}"
+    assert set(theirs) <= set(ours)
+    assert set(ours) - set(theirs) <= {f"cp{nodot}-none-any"}
+    # the most preferred platform is this interpreter's own (packaging 26.3 puts linux_* before manylinux)
+    assert ours[0].rpartition("-")[2] == str(next(iter(sys_tags()))).rpartition("-")[2]
+    markers = interpreter.marker_environment()
+    assert markers["python_version"] == f"{interpreter.version[0]}.{interpreter.version[1]}"
+
+
+@pytest.mark.parametrize("found", OLD[-1:] or [None])
+def test_a_3_9_venv_takes_an_install_a_launcher_and_bytecode_and_refuses_a_3_11_wheel(
+    found: str | None, tmp_path: Path
+) -> None:
+    """As uv installs into it: a venv of an old Python, its packages importable there, its console script
+    running under it, bytecode of its own version; a wheel built for this 3.11 refused on its tags."""
+    if found is None:
+        pytest.skip("no Python 3.8 or 3.9 here")
+    venv = tmp_path / "venv"
+    subprocess.run([found, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
+    python = venv / "bin" / "python"
+    filename = "demo-1.0-py3-none-any.whl"
+    (tmp_path / filename).write_bytes(
+        wheel_archive(
+            {"demo/__init__.py": b"def main():\n    import sys; print('demo on', sys.version_info[:2])\n"},
+            name="demo",
+            version="1.0",
+            entry_points="[console_scripts]\ndemo = demo:main\n",
+        )
+    )
+    run = ws(
+        "install",
+        "--python",
+        str(python),
+        "--compile-bytecode",
+        str(tmp_path / filename),
+        cache=tmp_path / "c",
+    )
+    assert run.code == 0, run.err
+    version = probe_interpreter(str(python)).version
+    out = subprocess.run([str(venv / "bin" / "demo")], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == f"demo on ({version[0]}, {version[1]})"
+    site = next(venv.glob("lib/python3.*/site-packages"))
+    assert (site / "demo" / "__pycache__" / f"__init__.cpython-{version[0]}{version[1]}.pyc").is_file()
+
+    tag = "cp311-cp311-manylinux_2_17_x86_64"
+    other = f"native-1.0-{tag}.whl"
+    (tmp_path / other).write_bytes(
+        wheel_archive(
+            {"native/__init__.py": b""}, name="native", version="1.0", tag=tag, root_is_purelib=False
+        )
+    )
+    refused = ws("install", "--python", str(python), str(tmp_path / other), cache=tmp_path / "c")
+    assert refused.code != 0, refused.err
+    assert "is not supported" in refused.error_line() or "tag" in refused.error_line(), refused.err

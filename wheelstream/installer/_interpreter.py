@@ -20,6 +20,7 @@ from packaging.tags import Tag, parse_tag
 
 from ..errors import UsageError
 from . import _probe
+from ._old_pythons import OLDEST, tags_from_facts
 
 __all__ = ["HomeScheme", "Interpreter", "probe_interpreter"]
 
@@ -89,6 +90,10 @@ def _from_payload(payload: dict[str, object]) -> Interpreter:
     version = payload["version"]
     tags = payload["tags"]
     assert isinstance(version, list)
+    if tags is None:  # a Python too old for our packaging: its tags made here, from what it told
+        facts = payload["tag_facts"]
+        assert isinstance(facts, dict)
+        tags = tags_from_facts(facts, str(payload["executable"]))
     assert isinstance(tags, list)
     return Interpreter(
         executable=str(payload["executable"]),
@@ -126,9 +131,6 @@ def _scheme(paths: object) -> HomeScheme:
     return HomeScheme(**{key: str(value) for key, value in paths.items()})
 
 
-_OLDEST = (3, 10)  # the oldest Python the probe runs in: our packaging's syntax
-
-
 @functools.lru_cache(maxsize=16)
 def probe_interpreter(python: str | None = None) -> Interpreter:
     """Describe ``python`` (a path or command), or the running interpreter when ``None``.
@@ -163,9 +165,9 @@ def probe_interpreter(python: str | None = None) -> Interpreter:
 
 
 def _older_than_supported(python: str) -> str | None:
-    """Why a probe failed, when it is the interpreter's age: the probe computes tags with the ``packaging``
-    this process runs, whose syntax needs Python 3.10 (an older one failed with a bare ``SyntaxError``). Asked
-    with code and options any Python runs, 2.7 included (``-I`` is 3.4's)."""
+    """Why a probe failed, when it is the interpreter's age: the probe's syntax (and ``_old_pythons``' facts)
+    need Python 3.8 (an older one failed with a bare ``SyntaxError``). Asked with code and options any Python
+    runs, 2.7 included (``-I`` is 3.4's)."""
     try:
         proc = subprocess.run(
             [python, "-E", "-s", "-c", "import sys; sys.stdout.write('%d.%d' % sys.version_info[:2])"],
@@ -176,6 +178,6 @@ def _older_than_supported(python: str) -> str | None:
         version = tuple(int(part) for part in proc.stdout.decode("ascii").split("."))
     except (OSError, subprocess.SubprocessError, ValueError):
         return None
-    if version >= _OLDEST:
+    if version >= OLDEST:
         return None
-    return "it is Python {}.{}; wheelstream installs for Python {}.{} and newer".format(*version, *_OLDEST)
+    return "it is Python {}.{}; wheelstream installs for Python {}.{} and newer".format(*version, *OLDEST)

@@ -94,9 +94,51 @@ def _externally_managed() -> str | None:
 
 def marker_environment() -> dict[str, str]:
     """PEP 508's marker environment of this interpreter (a lock's markers are evaluated for it)."""
-    from packaging.markers import default_environment
-
+    try:
+        from packaging.markers import default_environment
+    except (ImportError, SyntaxError):  # a Python older than our packaging's: the same, spelt out
+        return _plain_marker_environment()
     return {key: str(value) for key, value in default_environment().items()}
+
+
+def _plain_marker_environment() -> dict[str, str]:
+    """packaging's ``default_environment()``, in the standard library alone."""
+    import platform
+
+    info = sys.implementation.version
+    implementation = f"{info.major}.{info.minor}.{info.micro}"
+    if info.releaselevel != "final":
+        implementation += info.releaselevel[0] + str(info.serial)
+    return {
+        "implementation_name": sys.implementation.name,
+        "implementation_version": implementation,
+        "os_name": os.name,
+        "platform_machine": platform.machine(),
+        "platform_release": platform.release(),
+        "platform_system": platform.system(),
+        "platform_version": platform.version(),
+        "python_full_version": platform.python_version(),
+        "platform_python_implementation": platform.python_implementation(),
+        "python_version": ".".join(platform.python_version_tuple()[:2]),
+        "sys_platform": sys.platform,
+    }
+
+
+def _tag_facts() -> dict[str, Any]:
+    """What ``packaging.tags`` reads of this interpreter, for a caller that computes its tags (see
+    ``_old_pythons``): this Python cannot import our packaging."""
+    import struct
+
+    return {
+        "name": sys.implementation.name,
+        "version": list(sys.version_info[:2]),
+        "py_version_nodot": sysconfig.get_config_var("py_version_nodot"),
+        "Py_DEBUG": sysconfig.get_config_var("Py_DEBUG"),
+        "gettotalrefcount": hasattr(sys, "gettotalrefcount"),
+        "EXT_SUFFIX": sysconfig.get_config_var("EXT_SUFFIX"),
+        "platform": sysconfig.get_platform(),
+        "bits": struct.calcsize("P") * 8,
+    }
 
 
 def collect(*, in_process: bool = False) -> dict[str, Any]:
@@ -104,7 +146,13 @@ def collect(*, in_process: bool = False) -> dict[str, Any]:
     probe. ``in_process``: for this process itself, which has no JSON to cross: the tags stay ``Tag`` objects
     (not spelt out to be parsed back) and the markers are left out (None), to be asked of
     :func:`marker_environment` if ever needed."""
-    from packaging import tags
+    try:
+        from packaging import tags
+    except (
+        ImportError,
+        SyntaxError,
+    ):  # older than our packaging's Python (3.8, 3.9): the caller computes them
+        tags = None  # type: ignore[assignment]
 
     home = os.path.abspath(os.path.join(os.sep, "wheelstream-home"))
     in_venv = _in_venv()
@@ -124,7 +172,12 @@ def collect(*, in_process: bool = False) -> dict[str, Any]:
         "linesep": os.linesep,
         "platform": sys.platform,
         "cross_compiling": bool(getattr(sys, "cross_compiling", False)),
-        "tags": list(tags.sys_tags()) if in_process else [str(tag) for tag in tags.sys_tags()],
+        "tags": None
+        if tags is None
+        else list(tags.sys_tags())
+        if in_process
+        else [str(tag) for tag in tags.sys_tags()],
+        "tag_facts": _tag_facts() if tags is None else None,
         "scheme": {key: rel(path) for key, path in paths.items()},
         "prefix_scheme": {key: rel(path) for key, path in prefix_paths.items()},
         "env_scheme": _scheme(_prefix_scheme_name(custom_prefix=False), None, version, in_venv),
