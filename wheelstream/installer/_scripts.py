@@ -48,6 +48,15 @@ if __name__ == '__main__':
     sys.argv[0] = sys.argv[0].removesuffix('.exe')
     sys.exit({func}())
 """
+# ``str.removesuffix`` is 3.9's: for a Python 3.8 target, the template of pip 24.3 (the last pip that ran there).
+_TEMPLATE_3_8 = """\
+import re
+import sys
+from {module} import {import_name}
+if __name__ == '__main__':
+    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
+    sys.exit({func}())
+"""
 
 # distlib.util.ENTRY_RE applied to "<name> = <value>": a dotted callable, one optional ``:``, optional extras.
 _CALLABLE = re.compile(r"(?P<callable>\w+(?:[:.]\w+)*)\s*(?:\[\s*[\w-]+(?:=\w+)?(?:,\s*\w+(?:=\w+)?)*\s*\])?")
@@ -186,7 +195,8 @@ def shebang(interpreter: Interpreter) -> bytes:
 
 def launcher_bytes(launcher: Launcher, interpreter: Interpreter) -> bytes:
     """The complete launcher file pip writes for one entry point (POSIX)."""
-    text = _TEMPLATE.format(
+    template = _TEMPLATE if interpreter.version >= (3, 9) else _TEMPLATE_3_8
+    text = template.format(
         module=launcher.module, import_name=launcher.attr.split(".")[0], func=launcher.attr
     )
     return shebang(interpreter) + text.encode("utf-8")
