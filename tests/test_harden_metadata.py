@@ -7,9 +7,11 @@ Every hostile variant goes through the real CLI (``python -m wheelstream install
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
+from conftest import ws
 from test_harden_output_support import (
     DI,
     assert_refused,
@@ -309,3 +311,49 @@ def test_check_script_name_reasons() -> None:
         "w.whl: invalid script entry point name 'a\\x1bb': it holds whitespace, a control or a bidi character "
         "(entry 'w-1.dist-info/entry_points.txt')"
     )
+
+
+# -- Requires-Python -----------------------------------------------------------------------------------------
+
+
+def _requiring(tmp_path: Path, requires: str) -> Path:
+    return write(
+        tmp_path / "w", wheel_bytes(demo_members({META: metadata(extra=f"Requires-Python: {requires}")}))
+    )
+
+
+@pytest.mark.parametrize("requires", [">=3.99", "<3", "==2.7.*", ">3.8,<3.9"])
+def test_a_wheel_whose_requires_python_excludes_the_interpreter_is_refused(
+    tmp_path: Path, requires: str
+) -> None:
+    """As pip (its candidate carries ``Requires-Python``, ``--no-deps`` or not) and uv refuse it: a wheel file or
+    URL was installed whatever its METADATA asked for (the index path filtered only listed files). Exit 1, one
+    line with the interpreter's version and the specifier, nothing installed; ``--ignore-tags`` installs it."""
+    wheel = _requiring(tmp_path, requires)
+    full = ".".join(map(str, sys.version_info[:3]))
+    run = ws("install", str(wheel), "--target", str(tmp_path / "t"), cache=tmp_path / "c")
+    assert run.code == 1, run.err
+    assert run.error_line(alone=True) == (
+        f"error: {wheel.name}: requires a different Python: {full} not in '{requires}' ({sys.executable})"
+    )
+    assert not (tmp_path / "t").exists()
+    forced = ws("install", str(wheel), "--target", str(tmp_path / "t"), "--ignore-tags", cache=tmp_path / "c")
+    assert forced.code == 0, forced.err
+    assert (tmp_path / "t" / "demo" / "__init__.py").is_file()
+
+
+@pytest.mark.parametrize("requires", [">=3.8", ">=3", "!=3.0.*", "  >= 3.10 "])
+def test_a_wheel_whose_requires_python_admits_the_interpreter_installs(tmp_path: Path, requires: str) -> None:
+    wheel = _requiring(tmp_path, requires)
+    report = wheelstream.install([str(wheel)], tmp_path / "t", cache_dir=tmp_path / "c")
+    assert report.report is not None
+    assert (tmp_path / "t" / "demo" / "__init__.py").is_file()
+
+
+def test_an_invalid_requires_python_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    """pip logs "invalid Requires-Python" and goes on; so does this install, saying so."""
+    wheel = _requiring(tmp_path, "not a specifier")
+    seen: list[str] = []
+    wheelstream.install([str(wheel)], tmp_path / "t", cache_dir=tmp_path / "c", on_warning=seen.append)
+    assert (tmp_path / "t" / "demo" / "__init__.py").is_file()
+    assert f"{wheel.name}: ignoring its invalid Requires-Python 'not a specifier'" in seen

@@ -243,7 +243,7 @@ class InvalidWheelFilename(WheelError):
 
 
 class IncompatibleWheel(WheelError):
-    """The wheel's tags do not match the target interpreter."""
+    """The wheel's tags, or its ``Requires-Python``, do not admit the target interpreter."""
 
 
 class WheelMetadataError(WheelError):

@@ -224,7 +224,11 @@ def _fragment_pins(source: str) -> bool:
 )
 @environment_options("install")
 @with_options(PLACEMENT_OPTIONS)
-@click.option("--ignore-tags", is_flag=True, help="Install even if the wheel's tags do not fit --python.")
+@click.option(
+    "--ignore-tags",
+    is_flag=True,
+    help="Install even if the wheel's tags or Requires-Python do not fit --python.",
+)
 @click.option("--dry-run", is_flag=True, help=DRY_RUN_HELP)
 @lock_options
 @common_options

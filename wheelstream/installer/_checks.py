@@ -35,7 +35,7 @@ from ..errors import WheelMetadataError, WheelstreamError, one_line, shown
 from ._commit import RESERVED_PREFIX
 from ._interpreter import Interpreter
 from ._layout import Placement, in_lib, is_entrypoint_wrapper, lib_dir, place, scheme_paths, target_item
-from ._metadata import WheelInfo, check_tags, parse_filename, read_wheel_info
+from ._metadata import WheelInfo, check_requires_python, check_tags, parse_filename, read_wheel_info
 from ._records import VerifiedRecord, read_record
 from ._scripts import Launcher, console_script_specs, parse_entry_point
 
@@ -129,6 +129,10 @@ def check_wheel(
     if not ignore_tags:
         check_tags(staged.filename, name.tags, interpreter.supported, interpreter.executable)
     info = read_wheel_info(staged, name)
+    if not ignore_tags:  # (--ignore-tags: for another interpreter than the one probed, both go)
+        check_requires_python(
+            info.requires_python, interpreter.full_version, staged.filename, interpreter.executable, warn
+        )
     if info.wheel_version > (1, 0):
         warn(
             f"{staged.filename}: installing from a newer Wheel-Version ({'.'.join(map(str, info.wheel_version))})"

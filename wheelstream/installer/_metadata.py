@@ -26,7 +26,7 @@ itself escapes what a terminal would act on (:func:`wheelstream.errors.one_line`
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from email.message import Message
 from email.parser import HeaderParser, Parser
@@ -46,7 +46,7 @@ from packaging.version import Version
 from .._staged import StagedWheel
 from ..errors import DiskError, IncompatibleWheel, InvalidWheelFilename, WheelMetadataError, shown
 
-__all__ = ["WheelInfo", "check_tags", "parse_filename", "read_wheel_info"]
+__all__ = ["WheelInfo", "check_requires_python", "check_tags", "parse_filename", "read_wheel_info"]
 
 _WHEEL_VERSION_MAX = 100  # characters: a Wheel-Version longer than this is not one
 _WHEEL_VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)*")
@@ -71,6 +71,7 @@ class WheelInfo(NamedTuple):
     wheel_version: tuple[int, ...]
     console_scripts: Mapping[str, str]
     gui_scripts: Mapping[str, str]
+    requires_python: str | None = None  # METADATA's ``Requires-Python``, as written
 
 
 def parse_filename(filename: str) -> WheelName:
@@ -173,9 +174,9 @@ def _header(message: Message, field: str) -> str | None:
     return None if value is None else str(value)
 
 
-def _check_metadata(text: str, name: WheelName, filename: str, member: str) -> None:
+def _check_metadata(text: str, name: WheelName, filename: str, member: str) -> str | None:
     """``METADATA``'s ``Name`` and ``Version`` must be the file name's (canonical name, :class:`Version` equality,
-    as pip's ``_check_metadata_consistency`` compares them)."""
+    as pip's ``_check_metadata_consistency`` compares them); its ``Requires-Python``, when it has one."""
     headers = HeaderParser().parsestr(text)
     meta_name = _header(headers, "Name")
     if meta_name is None:
@@ -197,6 +198,28 @@ def _check_metadata(text: str, name: WheelName, filename: str, member: str) -> N
             f"inconsistent version: the file name has {str(name.version)!r}, METADATA has {shown(meta_version)}",
             wheel=filename,
             entry=member,
+        )
+    return _header(headers, "Requires-Python")
+
+
+def check_requires_python(
+    requires: str | None, full_version: str, filename: str, python: str, warn: Callable[[str], None]
+) -> None:
+    """Refuse a wheel whose ``Requires-Python`` does not admit the target's ``X.Y.Z``, as pip and uv refuse it
+    (pip's candidate always carries that requirement, ``--no-deps`` or not). One that is no specifier is
+    skipped with a warning, as pip skips it."""
+    if not requires or not full_version:
+        return
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        specifiers = SpecifierSet(requires)
+    except InvalidSpecifier:
+        warn(f"{filename}: ignoring its invalid Requires-Python {shown(requires)}")
+        return
+    if not specifiers.contains(Version(full_version), prereleases=True):
+        raise IncompatibleWheel(
+            f"requires a different Python: {full_version} not in {shown(requires)} ({python})", wheel=filename
         )
 
 
@@ -232,7 +255,7 @@ def read_wheel_info(staged: StagedWheel, name: WheelName) -> WheelInfo:
     version = _wheel_version(wheel_text, staged.filename, wheel_member)
     metadata = Parser().parsestr(wheel_text or "")
     metadata_member = f"{info}/METADATA"
-    _check_metadata(
+    requires_python = _check_metadata(
         _read_text(staged, metadata_member, required=True) or "", name, staged.filename, metadata_member
     )
     ep_member = f"{info}/entry_points.txt"
@@ -250,4 +273,5 @@ def read_wheel_info(staged: StagedWheel, name: WheelName) -> WheelInfo:
         wheel_version=version,
         console_scripts=groups.get("console_scripts", {}),
         gui_scripts=groups.get("gui_scripts", {}),
+        requires_python=requires_python,
     )
