@@ -84,7 +84,7 @@ def test_the_tags_worked_out_from_facts_are_packagings_own_for_this_interpreter(
 
 
 def test_facts_of_another_platform_are_refused() -> None:
-    facts = {**_probe._tag_facts(), "platform": "macosx-11.0-arm64"}
+    facts = {**_probe._tag_facts(), "platform": "macosx-11.0-arm64", "platforms": None}  # as from a Mac
     with pytest.raises(
         Exception, match=r"older than 3\.10; wheelstream works out such a Python's tags only for"
     ):
@@ -112,6 +112,24 @@ def test_a_real_3_8_or_3_9_gets_the_tags_its_own_pip_computes(found: str | None)
     assert ours[0].rpartition("-")[2] == str(next(iter(sys_tags()))).rpartition("-")[2]
     markers = interpreter.marker_environment()
     assert markers["python_version"] == f"{interpreter.version[0]}.{interpreter.version[1]}"
+
+
+@pytest.mark.parametrize("found", OLD[-1:] or [None])
+def test_an_old_venvs_own_manylinux_override_counts(found: str | None, tmp_path: Path) -> None:
+    """PEP 600: a ``_manylinux`` module on the target's path that says no manylinux. Its platform tags are
+    worked out in the target (packaging's ``_manylinux`` reads it there), not taken from this process."""
+    if found is None:
+        pytest.skip("no Python 3.8 or 3.9 here")
+    venv = tmp_path / "venv"
+    subprocess.run([found, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
+    before = [str(tag) for tag in probe_interpreter(str(venv / "bin" / "python")).tags]
+    assert any("manylinux" in tag for tag in before)
+    site = next(venv.glob("lib/python3.*/site-packages"))
+    (site / "_manylinux.py").write_text("def manylinux_compatible(*args):\n    return False\n")
+    # another name of the venv's interpreter: ``probe_interpreter`` keeps what it found per path
+    after = [str(tag) for tag in probe_interpreter(str(venv / "bin" / "python3")).tags]
+    assert [tag for tag in after if "manylinux" in tag] == []
+    assert [tag for tag in before if "manylinux" not in tag] == after
 
 
 @pytest.mark.parametrize("found", OLD or [None])

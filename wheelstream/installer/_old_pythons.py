@@ -3,10 +3,12 @@
 The probe (:mod:`._probe`) computes a target's tags inside it with the ``packaging`` this process runs, so that
 every interpreter gets the same tag rules; that ``packaging`` needs Python 3.10. An older one sends the few facts
 ``packaging.tags`` would read there instead (``sys.implementation``, ``py_version_nodot``, ``Py_DEBUG``,
-``EXT_SUFFIX``, the platform and pointer size), and its tags are made here with ``packaging.tags``' own builders
-(``cpython_tags``, ``generic_tags``, ``compatible_tags``), given the ABIs those facts name and this machine's
-platform tags. The platform tags are this process's: only a target of the same platform and word size as this
-interpreter is taken (the same machine's glibc, musl or macOS version apply to both); another is refused.
+``EXT_SUFFIX``, the platform and pointer size) instead, and on Linux its platform tags, which packaging's
+``_manylinux`` and ``_musllinux`` compute there (they read that interpreter's executable, libc and PEP 600
+``_manylinux`` module, and import on 3.8). Its tags are made here with ``packaging.tags``' own builders
+(``cpython_tags``, ``generic_tags``, ``compatible_tags``), given the ABIs those facts name and those platforms.
+Elsewhere (macOS), or where those modules do not import, the platform tags are this process's: only a target of
+the same platform and word size as this interpreter is taken then; another is refused.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ def tags_from_facts(facts: Mapping[str, object], executable: str) -> list[Tag]:
     """The target's tags, most preferred first, as ``packaging.tags.sys_tags()`` would give them there."""
     platform, bits = str(facts["platform"]), int(str(facts["bits"]))
     ours = sysconfig.get_platform(), struct.calcsize("P") * 8
-    if (platform, bits) != ours:
+    theirs = facts.get("platforms")
+    if not isinstance(theirs, list) and (platform, bits) != ours:
         raise UsageError(
             f"cannot use interpreter {executable!r}: it is a {bits}-bit {platform} Python older than 3.10; "
             f"wheelstream works out such a Python's tags only for its own platform ({ours[1]}-bit {ours[0]})"
@@ -49,7 +52,7 @@ def tags_from_facts(facts: Mapping[str, object], executable: str) -> list[Tag]:
     name = str(facts["name"])
     short = INTERPRETER_SHORT_NAMES.get(name) or name
     nodot = str(facts.get("py_version_nodot") or f"{version[0]}{version[1]}")
-    platforms = list(platform_tags())
+    platforms = [str(each) for each in theirs] if isinstance(theirs, list) else list(platform_tags())
     tags: list[Tag]
     if short == "cp":
         debug = facts.get("Py_DEBUG")

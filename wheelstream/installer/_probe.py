@@ -138,7 +138,34 @@ def _tag_facts() -> dict[str, Any]:
         "EXT_SUFFIX": sysconfig.get_config_var("EXT_SUFFIX"),
         "platform": sysconfig.get_platform(),
         "bits": struct.calcsize("P") * 8,
+        "platforms": _linux_platforms(struct.calcsize("P") == 4),
     }
+
+
+def _linux_platforms(is_32bit: bool) -> list[str] | None:
+    """packaging's ``_linux_platforms``, run here: its manylinux and musllinux tags read this interpreter's own
+    executable, libc and ``_manylinux`` module (PEP 600), which another process cannot see. None off Linux, or
+    where those modules do not import (the caller then uses its own platform's tags)."""
+    import platform
+
+    if platform.system() != "Linux":
+        return None
+    try:
+        from packaging import _manylinux, _musllinux
+    except (ImportError, SyntaxError):
+        return None
+    linux = sysconfig.get_platform().replace(".", "_").replace("-", "_").replace(" ", "_")
+    if not linux.startswith("linux_"):
+        return [linux]
+    if is_32bit:
+        linux = {"linux_x86_64": "linux_i686", "linux_aarch64": "linux_armv8l"}.get(linux, linux)
+    arch = linux.split("_", 1)[1]
+    archs = {"armv8l": ["armv8l", "armv7l"]}.get(arch, [arch])
+    return [
+        *(f"linux_{each}" for each in archs),
+        *_manylinux.platform_tags(archs),
+        *_musllinux.platform_tags(archs),
+    ]
 
 
 def collect(*, in_process: bool = False) -> dict[str, Any]:
