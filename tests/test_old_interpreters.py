@@ -4,6 +4,7 @@ one line that says so (it failed with the probe's bare ``SyntaxError: invalid sy
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import stat
 import subprocess
@@ -15,7 +16,9 @@ from conftest import ws
 from packaging.markers import default_environment
 from packaging.tags import sys_tags
 
-from wheelstream.installer import _probe, probe_interpreter
+from wheelstream.errors import UsageError
+from wheelstream.installer import _probe, find_environment, probe_interpreter
+from wheelstream.installer._environment import _check_old_system_layout
 from wheelstream.installer._old_pythons import tags_from_facts
 from wheelstream.testing import build_wheel
 from wheelstream.testing._wheel import wheel_archive
@@ -177,3 +180,21 @@ def test_a_3_8_or_3_9_venv_takes_an_install_a_launcher_and_bytecode_and_refuses_
     refused = ws("install", "--python", str(python), str(tmp_path / other), cache=tmp_path / "c")
     assert refused.code != 0, refused.err
     assert "is not supported" in refused.error_line() or "tag" in refused.error_line(), refused.err
+
+
+@pytest.mark.parametrize("found", OLD[-1:] or [None])
+def test_an_old_system_python_installs_only_where_it_imports_from(found: str | None) -> None:
+    """Before 3.10 sysconfig has no preferred scheme: a distribution's Python (Debian's ``dist-packages``) may
+    not import from ``posix_prefix``'s directory. This one does (pyenv's); one that did not is refused."""
+    if found is None:
+        pytest.skip("no Python 3.8 or 3.9 here")
+    env = find_environment(found, system=True)
+    assert env.kind == "system"
+    interpreter = probe_interpreter(found)
+    assert interpreter.env_scheme is not None
+    assert interpreter.env_scheme.purelib in interpreter.import_path
+    elsewhere = dataclasses.replace(interpreter, import_path=("/usr/lib/python3/dist-packages",))
+    with pytest.raises(
+        UsageError, match=r"which it does not import from .*install into a virtual environment"
+    ):
+        _check_old_system_layout(elsewhere)

@@ -113,6 +113,24 @@ def _of_interpreter(interpreter: Interpreter, kind: str) -> Environment:
     return Environment(Path(root), dataclasses.replace(interpreter, scheme=_relative(scheme, root)), kind)
 
 
+def _check_old_system_layout(interpreter: Interpreter) -> None:
+    """Before 3.10 ``sysconfig`` has no preferred scheme, and a distribution's Python (Debian's, RHEL's) may keep
+    its real install layout in distutils alone, which pip used then: ``posix_prefix`` can name a directory that
+    Python never imports from. Refused then, rather than installing where nothing finds it."""
+    scheme = interpreter.env_scheme
+    if interpreter.version >= (3, 10) or scheme is None or not interpreter.import_path:
+        return
+    missing = [
+        p for p in {scheme.purelib, scheme.platlib} if os.path.abspath(p) not in interpreter.import_path
+    ]
+    if missing:
+        raise UsageError(
+            f"{interpreter.executable} (Python {interpreter.version_text}, outside a virtual environment) would "
+            f"install into {sorted(missing)[0]}, which it does not import from (its distribution's layout, which "
+            "sysconfig does not describe before 3.10): install into a virtual environment, or use --target"
+        )
+
+
 def find_environment(
     python: str | None = None,
     *,
@@ -149,6 +167,7 @@ def find_environment(
                 f"{interpreter.executable} is not in a virtual environment: pass --system to use "
                 f"its environment ({interpreter.prefix}) anyway"
             )
+        _check_old_system_layout(interpreter)
         if interpreter.externally_managed is not None and not break_system_packages:
             reason = " ".join(interpreter.externally_managed.split())
             raise ExternallyManaged(

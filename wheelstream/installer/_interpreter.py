@@ -56,6 +56,9 @@ class Interpreter:
     prefix_scheme: HomeScheme | None = None  # pip's --prefix scheme, relative to the prefix
     env_scheme: HomeScheme | None = None  # where a plain install goes: its environment's paths, absolute
     prefix: str = ""  # sys.prefix
+    import_path: tuple[str, ...] = field(
+        default=(), repr=False
+    )  # sys.path (a foreign interpreter's), absolute
     externally_managed: str | None = None  # PEP 668's error text when the marker applies to this interpreter
     full_version: str = ""  # X.Y.Z, what an index's requires-python is compared with (as pip compares it)
     # PEP 508's marker environment as pairs (the probe is cached); () for the running interpreter, whose
@@ -113,6 +116,7 @@ def _from_payload(payload: dict[str, object]) -> Interpreter:
         prefix_scheme=_scheme(payload["prefix_scheme"]),
         env_scheme=_scheme(payload["env_scheme"]),
         prefix=str(payload["prefix"]),
+        import_path=tuple(str(entry) for entry in payload.get("import_path") or ()),  # type: ignore[attr-defined]
         full_version=str(payload.get("full_version") or ""),
         externally_managed=None
         if payload["externally_managed"] is None

@@ -209,6 +209,7 @@ def collect(*, in_process: bool = False) -> dict[str, Any]:
         "prefix_scheme": {key: rel(path) for key, path in prefix_paths.items()},
         "env_scheme": _scheme(_prefix_scheme_name(custom_prefix=False), None, version, in_venv),
         "prefix": sys.prefix,
+        "import_path": [os.path.abspath(entry) for entry in sys.path[1:] if entry],  # (the first is ours)
         "externally_managed": _externally_managed(),
         "markers": None if in_process else marker_environment(),
     }
