@@ -357,3 +357,24 @@ def test_an_invalid_requires_python_is_skipped_with_a_warning(tmp_path: Path) ->
     wheelstream.install([str(wheel)], tmp_path / "t", cache_dir=tmp_path / "c", on_warning=seen.append)
     assert (tmp_path / "t" / "demo" / "__init__.py").is_file()
     assert f"{wheel.name}: ignoring its invalid Requires-Python 'not a specifier'" in seen
+
+
+@pytest.mark.parametrize(
+    "requires", [">=3", ">=3.8", ">=3.11", ">=3.11.7", ">=3.11.8", " >= 3.12 ", ">=4", ">=3.11.0"]
+)
+@pytest.mark.parametrize("full", ["3.11.7", "3.8.0", "3.12.1", "4.0.0"])
+def test_the_quick_at_least_reading_agrees_with_packaging(requires: str, full: str) -> None:
+    """``>=X.Y`` is read without importing the specifiers; it must say what ``SpecifierSet`` says."""
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    from wheelstream.errors import IncompatibleWheel
+    from wheelstream.installer._metadata import check_requires_python
+
+    admitted = SpecifierSet(requires).contains(Version(full), prereleases=True)
+    try:
+        check_requires_python(requires, full, "demo-1.0-py3-none-any.whl", "python", print)
+        refused = False
+    except IncompatibleWheel:
+        refused = True
+    assert refused is not admitted

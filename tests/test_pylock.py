@@ -638,17 +638,24 @@ def test_named_entries_by_file_url_and_a_missing_path_and_a_second_sync(
 def test_a_locks_name_that_is_no_safe_wheel_name_is_refused_before_any_download(
     tmp_path: Path, cache: Path, server: FaultServer, served: dict[str, bytes]
 ) -> None:
-    """The lock's ``name`` becomes a file name in the cache: one that could climb out is refused, like a URL's."""
+    """The lock's ``name`` becomes a file name in the cache. packaging's lock reader refuses what its wheel-name
+    parser refuses (a ``/``); a build tag it lets through with a ``:`` or a control character is refused here,
+    by the checks a URL's name gets, before any download."""
     alpha = served[filename("alpha", "1.0")]
     server.add_file("files/1/content", alpha)
     package = wheel_package("alpha", "1.0", alpha, url=server.url_for("files/1/content"))
     venv = tmp_path / "venv"
     fresh = new_venv(venv)
-    for i, evil in enumerate(["../alpha-1.0-py3-none-any.whl", "alpha-1.0-py3-none-any.whl\n"]):
+    cases = [
+        ("../alpha-1.0-py3-none-any.whl", 2, "Invalid wheel filename"),
+        ("alpha-1.0-1:x-py3-none-any.whl", 1, "contains ':' (a drive or stream name on Windows)"),
+        ("alpha-1.0-1\x1b-py3-none-any.whl", 1, "contains a control character"),
+    ]
+    for i, (evil, code, why) in enumerate(cases):
         lock = write_lock(tmp_path / f"p{i}" / "pylock.toml", named(package, evil))
         run = install_lock_cli(lock, venv, cache)
-        assert run.code in (1, 2), run.err
-        assert "alpha" in run.error_line(), run.err
+        assert run.code == code, run.err
+        assert why in run.error_line(), run.err
     assert scan(venv) == fresh
     assert server.requests == []
 

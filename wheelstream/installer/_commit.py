@@ -235,7 +235,7 @@ def _first_refusal(directory: str | os.PathLike[str], device: int) -> str | None
             info = entry.stat(follow_symlinks=False)
             if stat.S_ISDIR(info.st_mode):
                 if info.st_dev != device:
-                    return f"{entry.path}: a mount point (another file system, not entered)"
+                    return f"{entry.path}: a mount point (another file system)"
                 found = _first_refusal(entry.path, device)
                 if found is not None:
                     return found

@@ -20,7 +20,6 @@ from packaging.tags import Tag, parse_tag
 
 from ..errors import UsageError
 from . import _probe
-from ._old_pythons import OLDEST, tags_from_facts
 
 __all__ = ["HomeScheme", "Interpreter", "probe_interpreter"]
 
@@ -56,14 +55,13 @@ class Interpreter:
     prefix_scheme: HomeScheme | None = None  # pip's --prefix scheme, relative to the prefix
     env_scheme: HomeScheme | None = None  # where a plain install goes: its environment's paths, absolute
     prefix: str = ""  # sys.prefix
-    import_path: tuple[str, ...] = field(
-        default=(), repr=False
-    )  # sys.path (a foreign interpreter's), absolute
     externally_managed: str | None = None  # PEP 668's error text when the marker applies to this interpreter
     full_version: str = ""  # X.Y.Z, what an index's requires-python is compared with (as pip compares it)
     # PEP 508's marker environment as pairs (the probe is cached); () for the running interpreter, whose
     # environment ``marker_environment`` computes when asked
     markers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    # where it imports from, absolute: ``sys.path`` and the site-packages ``site`` adds once they exist
+    import_path: tuple[str, ...] = field(default=(), repr=False)
     # ``tags`` as a set, derived once: a wheel's check looks its few tags up among these ~1,700
     supported: frozenset[Tag] = field(init=False, repr=False, compare=False)
 
@@ -94,6 +92,8 @@ def _from_payload(payload: dict[str, object]) -> Interpreter:
     tags = payload["tags"]
     assert isinstance(version, list)
     if tags is None:  # a Python too old for our packaging: its tags made here, from what it told
+        from ._old_pythons import tags_from_facts
+
         facts = payload["tag_facts"]
         assert isinstance(facts, dict)
         tags = tags_from_facts(facts, str(payload["executable"]))
@@ -182,6 +182,8 @@ def _older_than_supported(python: str) -> str | None:
         version = tuple(int(part) for part in proc.stdout.decode("ascii").split("."))
     except (OSError, subprocess.SubprocessError, ValueError):
         return None
+    from ._old_pythons import OLDEST
+
     if version >= OLDEST:
         return None
     return "it is Python {}.{}; wheelstream installs for Python {}.{} and newer".format(*version, *OLDEST)

@@ -2,7 +2,7 @@
 
 The probe (:mod:`._probe`) computes a target's tags inside it with the ``packaging`` this process runs, so that
 every interpreter gets the same tag rules; that ``packaging`` needs Python 3.10. An older one sends the few facts
-``packaging.tags`` would read there instead (``sys.implementation``, ``py_version_nodot``, ``Py_DEBUG``,
+``packaging.tags`` would read there (``sys.implementation``, ``py_version_nodot``, ``Py_DEBUG``,
 ``EXT_SUFFIX``, the platform and pointer size) instead, and on Linux its platform tags, which packaging's
 ``_manylinux`` and ``_musllinux`` compute there (they read that interpreter's executable, libc and PEP 600
 ``_manylinux`` module, and import on 3.8). Its tags are made here with ``packaging.tags``' own builders

@@ -2,8 +2,10 @@
 
 This file is run as a script by the target interpreter (``python -I _probe.py SITE``), which may have neither
 wheelstream nor packaging installed: ``SITE`` is the directory holding *our* ``packaging``, put first on
-``sys.path`` so every interpreter computes tags with the same code. Keep it stdlib + packaging only, and keep
-the syntax old enough for any Python pip still supports.
+``sys.path`` so every interpreter from 3.10 on computes tags with the same code. Python 3.8 and 3.9 cannot
+import that ``packaging`` (3.10's syntax): for them the probe sends what ``packaging.tags`` reads there, and on
+Linux the platform tags packaging's ``_manylinux`` / ``_musllinux`` compute (they still import there), and
+``installer._old_pythons`` builds the tags. Keep it stdlib + packaging only, and its syntax 3.8's.
 
 The schemes are computed the way pip's ``locations._sysconfig.get_scheme(dist_name, home=..., prefix=...)``
 does it: ``scheme`` is the preferred "home" scheme of ``sysconfig`` with every base variable set to a
@@ -94,10 +96,10 @@ def _externally_managed() -> str | None:
 
 def marker_environment() -> dict[str, str]:
     """PEP 508's marker environment of this interpreter (a lock's markers are evaluated for it)."""
-    try:
-        from packaging.markers import default_environment
-    except (ImportError, SyntaxError):  # a Python older than our packaging's: the same, spelt out
+    if sys.version_info < (3, 10):  # noqa: UP036 - this file runs in 3.8 and 3.9 too: the same, spelt out
         return _plain_marker_environment()
+    from packaging.markers import default_environment
+
     return {key: str(value) for key, value in default_environment().items()}
 
 
@@ -152,7 +154,7 @@ def _linux_platforms(is_32bit: bool) -> list[str] | None:
         return None
     try:
         from packaging import _manylinux, _musllinux
-    except (ImportError, SyntaxError):
+    except Exception:  # noqa: BLE001 - a newer packaging failing here in any way: the caller's platform tags
         return None
     linux = sysconfig.get_platform().replace(".", "_").replace("-", "_").replace(" ", "_")
     if not linux.startswith("linux_"):
@@ -168,17 +170,24 @@ def _linux_platforms(is_32bit: bool) -> list[str] | None:
     ]
 
 
+def _import_path() -> list[str]:
+    """Where this interpreter imports from, absolute: ``sys.path`` but the first entry (``SITE``, ours), and
+    the site-packages directories ``site`` would add once they exist (a fresh prefix has none yet)."""
+    import site
+
+    getsitepackages = getattr(site, "getsitepackages", None)  # (missing in old virtualenv's site.py)
+    found = [*sys.path[1:], *(getsitepackages() if getsitepackages is not None else [])]
+    return [os.path.abspath(entry) for entry in found if entry]
+
+
 def collect(*, in_process: bool = False) -> dict[str, Any]:
     """Everything the installer needs to know about this interpreter, JSON-ready for the process that ran the
     probe. ``in_process``: for this process itself, which has no JSON to cross: the tags stay ``Tag`` objects
     (not spelt out to be parsed back) and the markers are left out (None), to be asked of
     :func:`marker_environment` if ever needed."""
-    try:
+    if sys.version_info >= (3, 10):  # noqa: UP036 - this file runs in 3.8 and 3.9 too
         from packaging import tags
-    except (
-        ImportError,
-        SyntaxError,
-    ):  # older than our packaging's Python (3.8, 3.9): the caller computes them
+    else:  # older than our packaging's Python (3.8, 3.9): the caller computes them (``_tag_facts``)
         tags = None  # type: ignore[assignment]
 
     home = os.path.abspath(os.path.join(os.sep, "wheelstream-home"))
@@ -209,7 +218,7 @@ def collect(*, in_process: bool = False) -> dict[str, Any]:
         "prefix_scheme": {key: rel(path) for key, path in prefix_paths.items()},
         "env_scheme": _scheme(_prefix_scheme_name(custom_prefix=False), None, version, in_venv),
         "prefix": sys.prefix,
-        "import_path": [os.path.abspath(entry) for entry in sys.path[1:] if entry],  # (the first is ours)
+        "import_path": _import_path(),
         "externally_managed": _externally_managed(),
         "markers": None if in_process else marker_environment(),
     }

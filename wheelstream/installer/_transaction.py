@@ -70,7 +70,7 @@ def _below(path: str | os.PathLike[str], root: Path) -> bool:
 
 class Transaction:
     """``with Transaction(root, "target") as tx:`` write into ``tx.home``, ``tx.commit(moves)``,
-    ``tx.retire()``; after the block, ``tx.deliver()``."""
+    ``tx.retire(warn)``; after the block, ``tx.deliver()``."""
 
     def __init__(self, root: Path, what: str, *, uninstall: bool = False) -> None:
         self.root = root
