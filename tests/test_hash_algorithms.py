@@ -9,7 +9,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from conftest import ws
+from conftest import Run, ws
 from packaging.tags import Tag
 from packaging.version import Version
 from pytest_httpserver import HTTPServer
@@ -32,6 +32,12 @@ def served(server: FaultServer) -> tuple[str, bytes]:
 
 def digest(name: str, data: bytes) -> str:
     return hashlib.new(name, data).hexdigest()
+
+
+def install_requirements(tmp_path: Path, text: str, target: str, cache: Path, *options: str) -> Run:
+    """``install -r`` of a requirements file holding ``text`` into ``tmp_path / target``."""
+    (tmp_path / "r.txt").write_text(text)
+    return ws("install", "-r", str(tmp_path / "r.txt"), *options, "-t", str(tmp_path / target), cache=cache)
 
 
 @pytest.mark.parametrize("algorithm", ["sha384", "sha512"])
@@ -67,14 +73,12 @@ def test_several_algorithms_on_one_line_allow_the_wheel_when_any_matches(
 ) -> None:
     """pip's ``Hashes``: a wheel passes when one pin of one algorithm matches, whatever the others say."""
     url, data = served(server)
-    req = tmp_path / "r.txt"
-    req.write_text(
-        f"{url} --hash=sha256:{'a' * 64} --hash=sha512:{digest('sha512', data)} --hash=sha384:{'b' * 96}\n"
-    )
-    run = ws("install", "-r", str(req), "-t", str(tmp_path / "t"), cache=cache)
+    text = f"{url} --hash=sha256:{'a' * 64} --hash=sha512:{digest('sha512', data)} --hash=sha384:{'b' * 96}\n"
+    run = install_requirements(tmp_path, text, "t", cache)
     assert run.code == 0, run.err
-    req.write_text(f"{url} --hash=sha256:{'a' * 64} --hash=sha512:{'c' * 128}\n")
-    run = ws("install", "-r", str(req), "-t", str(tmp_path / "u"), cache=cache)
+    run = install_requirements(
+        tmp_path, f"{url} --hash=sha256:{'a' * 64} --hash=sha512:{'c' * 128}\n", "u", cache
+    )
     assert run.code == 1, run.err
     assert "none of the 2 allowed hashes; refused" in run.error_line()
     assert f"sha512 is {digest('sha512', data)}" in run.error_line()
@@ -141,12 +145,11 @@ def test_an_index_pin_held_to_a_sha512_checks_the_listed_sha256_while_streaming_
 ) -> None:
     _url, data = served(server)
     index = f"{server.url}/simple/"
-    req = tmp_path / "r.txt"
-    req.write_text(f"demo==1.0 --hash=sha512:{digest('sha512', data)}\n")
-    run = ws("install", "-r", str(req), "-i", index, "-t", str(tmp_path / "t"), cache=cache)
+    run = install_requirements(
+        tmp_path, f"demo==1.0 --hash=sha512:{digest('sha512', data)}\n", "t", cache, "-i", index
+    )
     assert run.code == 0, run.err
-    req.write_text(f"demo==1.0 --hash=sha512:{'1' * 128}\n")
-    run = ws("install", "-r", str(req), "-i", index, "-t", str(tmp_path / "u"), cache=cache)
+    run = install_requirements(tmp_path, f"demo==1.0 --hash=sha512:{'1' * 128}\n", "u", cache, "-i", index)
     assert run.code == 1, run.err
     assert run.error_line().endswith("none of the 1 allowed hashes; refused")
     assert not (tmp_path / "u").exists()
@@ -354,11 +357,8 @@ def test_one_source_pinned_twice_by_different_algorithms_says_so(
     """Two lines for one source, one by sha256 and one by sha512: one file may match both, but neither set
     narrows the other; "no file can match both" was false."""
     url, data = served(server)
-    req = tmp_path / "r.txt"
-    req.write_text(
-        f"{url} --hash=sha256:{digest('sha256', data)}\n{url} --hash=sha512:{digest('sha512', data)}\n"
-    )
-    run = ws("install", "-r", str(req), "-t", str(tmp_path / "t"), cache=cache)
+    text = f"{url} --hash=sha256:{digest('sha256', data)}\n{url} --hash=sha512:{digest('sha512', data)}\n"
+    run = install_requirements(tmp_path, text, "t", cache)
     assert run.code == 2, run.err
     assert run.error_line().endswith(
         "its --hash values and those given for it before have none in common: they pin it by different "
