@@ -67,7 +67,6 @@ __all__ = [
     "fingerprint",
     "hold_flock",
     "is_ours",
-    "left_behind",
     "make_parent",
     "own_home",
     "remove_empty_tree",
@@ -203,7 +202,7 @@ def retire(tmp: Path) -> bool:
 def undeletable(tmp: Path) -> str | None:
     """What keeps a retired ``tmp`` (under its ``gone`` name, or its own) from being gone, as "PATH: why" — the
     first entry there that refuses to be deleted (an immutable file, a directory without write permission), or
-    a mount point (never entered) — or None when nothing of it is left. Only what :func:`retire` had to leave
+    a mount point (not entered here) — or None when nothing of it is left. Only what :func:`retire` had to leave
     is looked at; a file is tried once more, a directory removed only once it is empty."""
     for path in (tmp.with_name(GONE_PREFIX + _suffix(tmp.name)), tmp):
         try:
@@ -247,14 +246,6 @@ def _first_refusal(directory: str | os.PathLike[str], device: int) -> str | None
         except OSError as exc:
             return f"{entry.path}: {exc.strerror or exc}"
     return None
-
-
-def left_behind(why: str) -> str:
-    """The warning for what :func:`undeletable` found."""
-    return (
-        f"could not delete {why}; it is in what an install set aside (nothing there is needed any more): "
-        "delete it by hand"
-    )
 
 
 def delete_lock_last(path: Path) -> None:

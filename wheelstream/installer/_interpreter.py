@@ -182,8 +182,6 @@ def _older_than_supported(python: str) -> str | None:
         version = tuple(int(part) for part in proc.stdout.decode("ascii").split("."))
     except (OSError, subprocess.SubprocessError, ValueError):
         return None
-    from ._old_pythons import OLDEST
+    from ._old_pythons import too_old
 
-    if version >= OLDEST:
-        return None
-    return "it is Python {}.{}; wheelstream installs for Python {}.{} and newer".format(*version, *OLDEST)
+    return too_old(version)

@@ -28,9 +28,16 @@ from packaging.tags import (
 
 from ..errors import UsageError
 
-__all__ = ["OLDEST", "tags_from_facts"]
+__all__ = ["tags_from_facts", "too_old"]
 
 OLDEST = (3, 8)  # as uv: what the probe's own syntax and the facts below cover
+
+
+def too_old(version: tuple[int, ...]) -> str | None:
+    """Why an interpreter of ``version`` is refused, or None when it is new enough."""
+    if version >= OLDEST:
+        return None
+    return "it is Python {}.{}; wheelstream installs for Python {}.{} and newer".format(*version[:2], *OLDEST)
 
 
 def tags_from_facts(facts: Mapping[str, object], executable: str) -> list[Tag]:
@@ -44,11 +51,9 @@ def tags_from_facts(facts: Mapping[str, object], executable: str) -> list[Tag]:
             f"wheelstream works out such a Python's tags only for its own platform ({ours[1]}-bit {ours[0]})"
         )
     version = tuple(int(str(part)) for part in facts["version"])  # type: ignore[attr-defined]
-    if version < OLDEST:  # pymalloc's ``m`` ABIs and older rules: not worked out here
-        raise UsageError(
-            f"cannot use interpreter {executable!r}: it is Python {version[0]}.{version[1]}; "
-            f"wheelstream installs for Python {OLDEST[0]}.{OLDEST[1]} and newer"
-        )
+    refused = too_old(version)  # pymalloc's ``m`` ABIs and older rules: not worked out here
+    if refused is not None:
+        raise UsageError(f"cannot use interpreter {executable!r}: {refused}")
     name = str(facts["name"])
     short = INTERPRETER_SHORT_NAMES.get(name) or name
     nodot = str(facts.get("py_version_nodot") or f"{version[0]}{version[1]}")

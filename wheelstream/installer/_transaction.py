@@ -26,7 +26,6 @@ from ._commit import (
     UnfinishedCommit,
     commit_moves,
     deliver,
-    left_behind,
     own_home,
     retire,
     undeletable,
@@ -131,7 +130,10 @@ class Transaction:
         self._interrupted = retire(self.tmp)
         why = undeletable(self.tmp)
         if why is not None:
-            warn(left_behind(why))
+            warn(
+                f"could not delete {why}; it is in what an install set aside (nothing there is needed any "
+                "more): delete it by hand"
+            )
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
