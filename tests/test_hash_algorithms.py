@@ -366,15 +366,21 @@ def test_one_source_pinned_twice_by_different_algorithms_says_so(
     )
 
 
+def tree_without_its_file(server: FaultServer, tmp_path: Path) -> tuple[str, bytes, Path]:
+    """The served wheel's URL pinned by its sha256, and a cache holding its unpacked tree but no wheel file (an
+    install of the same wheel from a local file in copy mode keeps none): ``(pinned URL, bytes, cache dir)``."""
+    url, data = served(server)
+    (tmp_path / WHEEL).write_bytes(data)
+    cache_dir = tmp_path / "c"
+    wheelstream.install([str(tmp_path / WHEEL)], tmp_path / "t", cache_dir=cache_dir, link_mode="copy")
+    return f"{url}#sha256={digest('sha256', data)}", data, cache_dir
+
+
 def test_download_after_a_local_install_fetches_the_file_the_cache_never_kept(tmp_path: Path) -> None:
     """An install of the local wheel in copy mode caches its tree without a file; ``download -d`` of that wheel's
     URL (pinned, so the tree is found) then failed on every run ("went before it was copied")."""
     with FaultServer() as server:
-        url, data = served(server)
-        (tmp_path / WHEEL).write_bytes(data)
-        cache_dir = tmp_path / "c"
-        wheelstream.install([str(tmp_path / WHEEL)], tmp_path / "t", cache_dir=cache_dir, link_mode="copy")
-        pinned = f"{url}#sha256={digest('sha256', data)}"
+        pinned, data, cache_dir = tree_without_its_file(server, tmp_path)
         wheelstream.download([pinned], tmp_path / "d", cache_dir=cache_dir)
         assert (tmp_path / "d" / WHEEL).read_bytes() == data
         assert [r.status for r in server.requests if r.method == "GET"] == [200]
@@ -382,11 +388,7 @@ def test_download_after_a_local_install_fetches_the_file_the_cache_never_kept(tm
 
 def test_a_dry_run_says_a_tree_without_its_file_is_downloaded_for_a_sha512(tmp_path: Path) -> None:
     with FaultServer() as server:
-        url, data = served(server)
-        (tmp_path / WHEEL).write_bytes(data)
-        cache_dir = tmp_path / "c"
-        wheelstream.install([str(tmp_path / WHEEL)], tmp_path / "t", cache_dir=cache_dir, link_mode="copy")
-        pinned = f"{url}#sha256={digest('sha256', data)}"
+        pinned, data, cache_dir = tree_without_its_file(server, tmp_path)
         unpinned = wheelstream.plan_install([pinned], tmp_path / "u", cache_dir=cache_dir)
         assert [wheel.fetch for wheel in unpinned.install] == ["cached"]
         pin = {pinned: f"sha512:{digest('sha512', data)}"}
