@@ -95,6 +95,7 @@ ALLOWED: dict[str, set[str]] = {
         "_progress",
         "_plan",
         "_pylock",
+        "_sources",  # LockedFile: what the lock says of each source's file
         "_urls",  # a locked URL's cache key, to forget a wheel its other hashes refused
         "fetch",
         "installer",

@@ -24,7 +24,7 @@ from wheelstream._cache import in_use
 from wheelstream._fetch_many import MAX_CONNECTIONS, Workers, fetch_all
 from wheelstream._parallel import release
 from wheelstream._progress import ProgressCallback
-from wheelstream._sources import Indexes, Resolved, direct_url, filename_of, forget_refused
+from wheelstream._sources import Indexes, LockedFile, Resolved, direct_url, filename_of, forget_refused
 from wheelstream._urls import direct_reference, shown_text
 from wheelstream.errors import Interrupted, RecordError, UsageError, WheelMetadataError
 from wheelstream.fetch import DownloadResult
@@ -206,22 +206,22 @@ def _given(item: Resolved) -> str:
     return item.url if item.url is not None else item.source
 
 
-def install_url(item: Resolved, index_files: Collection[str]) -> str | None:
+def install_url(item: Resolved, locked: Mapping[str, LockedFile] | None) -> str | None:
     """``direct_url.json``'s URL: a path's or URL's, not an index's file (a lock's ``wheels`` among them)."""
-    return None if _given(item) in index_files else direct_url(item)
+    lock = locked.get(_given(item)) if locked is not None else None
+    return None if lock is not None and lock.index_file else direct_url(item)
 
 
 def not_installed(
     present: Mapping[str, Installed],
     reinstall: bool,
-    index_files: Collection[str],
     skipped: list[str],
     *,
-    locked: bool = False,
+    locked: Mapping[str, LockedFile] | None = None,
 ) -> Callable[[Resolved], bool]:
     """Which resolved wheels an install into an environment holding ``present`` (by key) takes: not one whose
     version is there already (named in ``skipped``), unless ``reinstall``, or unless what is there is an
-    editable install and the wheel is named outright (pip's rule). ``locked``: the sources are a lock's, and a
+    editable install and the wheel is named outright (pip's rule). ``locked`` (the sources are a lock's): a
     wheel it names outright (its ``archive``) is there only as the install of that archive — same URL, same
     sha256 where both are known — as ``uv pip sync`` holds it: a lock pins bytes, not a version."""
     from wheelstream.installer import same_version
@@ -231,8 +231,10 @@ def not_installed(
         old = present.get(name.name)
         if old is None or reinstall or not same_version(old.version, str(name.version)):
             return True
-        given = install_url(item, index_files)
-        if given is not None and (old.editable or (locked and not old.installed_from(given, item.sha256))):
+        given = install_url(item, locked)
+        if given is not None and (
+            old.editable or (locked is not None and not old.installed_from(given, item.sha256))
+        ):
             return True
         skipped.append(f"{old.name} {old.version}")
         return False
@@ -374,19 +376,16 @@ def install_sources(
     cancel: threading.Event | None = None,
     verify: Callable[[str, DownloadResult], None] | None = None,
     remove: Removals = (),
-    index_files: Collection[str] = (),
-    sizes: Mapping[str, int] | None = None,
-    locked: bool = False,
-    filenames: Mapping[str, str] | None = None,
+    locked: Mapping[str, LockedFile] | None = None,
 ) -> InstallResult[InstallReport | EnvironmentReport]:
     """:func:`install`, and what a lock adds: ``verify(where, result)`` checks each fetched wheel before
     anything is installed (``where``: the source as given — a URL with its credentials, a file:// URL, a
     path), ``remove`` names distributions to uninstall in the same transaction (or is a function of those
-    installed that names them: see ``installer.install_into``), ``index_files`` the sources (as given) that
-    are an index's files (a lock's ``wheels``): installed as pip and uv install from an index, without the
-    ``direct_url.json`` of a URL install, and ``sizes`` the bytes a source's file must have (a lock's ``size``):
-    a server announcing another length is refused before the body is read. ``filenames``: a source's wheel file
-    name, where its URL or path does not end in it (a lock's ``name``). ``locked``: see :func:`not_installed`."""
+    installed that names them: see ``installer.install_into``), and ``locked`` says what the lock says of
+    each source's file (:class:`~wheelstream._sources.LockedFile`): its size, checked before a body is read;
+    its name, where the URL or path does not end in it; whether it is an index's file, installed as pip and
+    uv install from an index (no ``direct_url.json``); and that a wheel already installed is kept only as
+    :func:`not_installed` says."""
     if (target is None) == (environment is None):
         raise UsageError("say where to install: a target directory or an environment (exactly one)")
     check_objects(environment=environment, client=client, cancel=cancel)
@@ -401,13 +400,13 @@ def install_sources(
 
         python = environment.interpreter.executable
         present = installed_now(environment, on_warning)  # a killed command's install finished first
-        wanted = not_installed(present, reinstall, index_files, skipped, locked=locked)
+        wanted = not_installed(present, reinstall, skipped, locked=locked)
 
     interpreter = probe_interpreter(python) if environment is None else environment.interpreter
     checks = Checks(interpreter, ignore_tags, Warnings(on_warning))
 
     def to_install(item: Resolved, result: DownloadResult) -> WheelToInstall:
-        return WheelToInstall(result.staged, install_url(item, index_files), result.sha256)
+        return WheelToInstall(result.staged, install_url(item, locked), result.sha256)
 
     def arrived(item: Resolved, result: DownloadResult) -> None:
         """Each wheel as its download ends, while the others go on: the lock's verdict first (a tampered wheel
@@ -444,8 +443,7 @@ def install_sources(
             keep_unpacked=link_mode != "move",
             wanted=wanted,
             on_fetched=arrived,
-            sizes=sizes,
-            filenames=filenames,
+            locked=locked,
         )
         results = [result for _item, result in fetched]
         cancelled = cancel.is_set if cancel is not None else None  # up to the destination's lock, held
@@ -479,7 +477,7 @@ def install_sources(
                     remove=remove,
                     checks=checks,
                     cancelled=cancelled,
-                    locked=locked,
+                    locked=locked is not None,
                 )
                 report = dataclasses.replace(report, skipped=(*skipped, *report.skipped))
         except BaseException as failure:

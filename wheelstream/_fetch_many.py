@@ -28,6 +28,7 @@ from wheelstream._parallel import Arrived, collect, fetch_in_processes, fetch_on
 from wheelstream._progress import ProgressCallback
 from wheelstream._sources import (
     Indexes,
+    LockedFile,
     Resolved,
     allowed_hashes,
     check_allowed,
@@ -103,18 +104,17 @@ def fetch_all(
     keep_unpacked: bool = True,
     wanted: Callable[[Resolved], bool] | None = None,
     on_fetched: Arrived | None = None,
-    sizes: Mapping[str, int] | None = None,
+    locked: Mapping[str, LockedFile] | None = None,
     cancel: threading.Event | None = None,
     verify_only: bool = False,
-    filenames: Mapping[str, str] | None = None,
 ) -> list[tuple[Resolved, DownloadResult]]:
     """Resolve and fetch every source (in parallel), with a client of our own unless one is given; a source
     ``wanted`` refuses is resolved but not fetched (already installed). ``connections``:
     per wheel (``check_connections``). ``on_fetched(item, result)``: on this thread, for each download as it
-    succeeds, while the others go on (``_parallel.collect``). ``sizes``: the bytes a source's file must have
-    (a lock's): a download whose server announces another length stops there. ``filenames``: a source's wheel
-    file name where its URL or path does not end in it (a lock's ``name``). ``verify_only``: every entry
-    checked, no file written (``download``, which keeps the wheel files only)."""
+    succeeds, while the others go on (``_parallel.collect``). ``locked``: what a lock says of its sources'
+    files (:class:`LockedFile`): the size a download must announce, the file name its URL or path may not end
+    in. ``verify_only``: every entry checked, no file written (``download``, which keeps the wheel files
+    only)."""
     if workers not in ("threads", "processes"):
         raise UsageError(f"unknown workers {workers!r} (use 'threads' or 'processes')")
     names = _distinct(sources)
@@ -145,8 +145,7 @@ def fetch_all(
             processes=client is None and workers == "processes",
             wanted=wanted,
             on_fetched=on_fetched,
-            sizes=sizes or {},
-            filenames=filenames or {},
+            locked=locked,
             cancel_by=cancel,
         )
 
@@ -163,9 +162,8 @@ def resolve_all(
     ignore_tags: bool,
     python: str | None,
     wanted: Callable[[Resolved], bool] | None = None,
-    sizes: Mapping[str, int] | None = None,
+    locked: Mapping[str, LockedFile] | None = None,
     cancel: threading.Event | None = None,
-    filenames: Mapping[str, str] | None = None,
 ) -> list[Resolved]:
     """:func:`fetch_all`'s first half alone, for an install (``--dry-run``): every source resolved and checked
     as the install checks it, nothing fetched."""
@@ -181,8 +179,7 @@ def resolve_all(
             python=python,
             keep_wheels_in=None,
             wanted=wanted,
-            sizes=sizes,
-            filenames=filenames,
+            locked=locked,
             stop=cancel.is_set if cancel is not None else None,
         )
 
@@ -406,9 +403,8 @@ def _resolve_sources(
     python: str | None,
     keep_wheels_in: Path | None,
     wanted: Callable[[Resolved], bool] | None,
-    sizes: Mapping[str, int] | None,
+    locked: Mapping[str, LockedFile] | None,
     stop: Callable[[], bool] | None,
-    filenames: Mapping[str, str] | None = None,
 ) -> list[Resolved]:
     """Every source resolved, and refused here when a download could not be installed (two wheels of one
     distribution, tags that do not fit, a name ``download -d`` cannot take): what to fetch, of what ``wanted``
@@ -422,6 +418,7 @@ def _resolve_sources(
     for source in sources:
         if stop is not None and stop():
             raise Interrupted(_CANCELLED)
+        lock = locked.get(source) if locked is not None else None
         found = resolve(
             source,
             hashes,
@@ -432,10 +429,10 @@ def _resolve_sources(
             retries,
             interpreter.full_version or None,
             stop,
-            (filenames or {}).get(source),
+            lock.filename if lock is not None else None,
         )
         lent = credited(found.url, lenders) if found.url is not None and lenders else found.url
-        size = (sizes or {}).get(source)
+        size = lock.size if lock is not None else None
         reads_file = (  # what the checks of a finished wheel read besides its sha256 (``Resolved.needs_file``)
             bool(other_algorithms(found.allowed))
             or keep_wheels_in is not None
@@ -490,9 +487,8 @@ def _fetch_with(
     processes: bool,
     wanted: Callable[[Resolved], bool] | None = None,
     on_fetched: Arrived | None = None,
-    sizes: Mapping[str, int] | None = None,
+    locked: Mapping[str, LockedFile] | None = None,
     cancel_by: threading.Event | None = None,
-    filenames: Mapping[str, str] | None = None,
 ) -> list[tuple[Resolved, DownloadResult]]:
     """``processes``: worker processes were asked for, and the client is ours (a caller's cannot cross)."""
     stop = cancel_by.is_set if cancel_by is not None else None  # the caller's cancel, seen as Ctrl-C is
@@ -507,9 +503,8 @@ def _fetch_with(
         python=python,
         keep_wheels_in=keep_wheels_in,
         wanted=wanted,
-        sizes=sizes,
+        locked=locked,
         stop=stop,
-        filenames=filenames,
     )
     if not resolved:
         return []  # nothing asked for (a requirements file whose markers all say no), or all installed

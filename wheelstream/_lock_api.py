@@ -30,9 +30,10 @@ from wheelstream._api import (
     install_sources,
 )
 from wheelstream._cache import Cache
-from wheelstream._plan import InstallPlan, plan_install
+from wheelstream._plan import InstallPlan, plan_sources
 from wheelstream._progress import ProgressCallback
 from wheelstream._pylock import LockedWheel, read_lock, verify_locked
+from wheelstream._sources import LockedFile
 from wheelstream._urls import cache_key
 from wheelstream.errors import HashMismatch, UsageError
 from wheelstream.fetch import DownloadResult
@@ -120,7 +121,7 @@ def _verifier(wheels: list[LockedWheel], cache: Cache) -> Callable[[str, Downloa
 
 
 class _Selected(NamedTuple):
-    """A lock's wheels for one interpreter, as ``install_sources`` (and ``plan_install``) take them."""
+    """A lock's wheels for one interpreter, as ``install_sources`` (and ``plan_sources``) take them."""
 
     wheels: list[LockedWheel]
     remove: Removals  # what a ``sync`` uninstalls
@@ -134,18 +135,11 @@ class _Selected(NamedTuple):
         return {wheel.source: wheel.sha256 for wheel in self.wheels if wheel.sha256}
 
     @property
-    def index_files(self) -> frozenset[str]:
-        """The lock's ``wheels`` (an index's files), not its ``archive`` URLs."""
-        return frozenset(wheel.source for wheel in self.wheels if not wheel.direct)
-
-    @property
-    def sizes(self) -> dict[str, int]:
-        return {wheel.source: wheel.size for wheel in self.wheels if wheel.size is not None}
-
-    @property
-    def filenames(self) -> dict[str, str]:
-        """Each wheel's file name: the lock's ``name`` where its URL or path does not end in it."""
-        return {wheel.source: wheel.filename for wheel in self.wheels}
+    def locked(self) -> dict[str, LockedFile]:
+        """What the lock says of each wheel's file besides its hashes: its name (the lock's ``name`` where its
+        URL or path does not end in it), its size, and whether it is one of an index's files (the lock's
+        ``wheels``, not its ``archive`` URLs)."""
+        return {w.source: LockedFile(w.filename, w.size, index_file=not w.direct) for w in self.wheels}
 
 
 def _selected(
@@ -249,10 +243,7 @@ def install_lock(
         cancel=cancel,
         verify=_verifier(selected.wheels, Cache.at(cache_dir)),
         remove=selected.remove,
-        index_files=selected.index_files,
-        sizes=selected.sizes,
-        filenames=selected.filenames,
-        locked=True,
+        locked=selected.locked,
     )
 
 
@@ -334,7 +325,7 @@ def plan_lock(
             on_warning(message)
 
     selected = _selected(lock, environment, extras, groups, sync, python, warn)
-    plan = plan_install(
+    plan = plan_sources(
         selected.sources,
         target,
         environment=environment,
@@ -348,9 +339,6 @@ def plan_lock(
         on_warning=warn,
         cancel=cancel,
         remove=selected.remove,
-        index_files=selected.index_files,
-        sizes=selected.sizes,
-        filenames=selected.filenames,
-        locked=True,
+        locked=selected.locked,
     )
     return dataclasses.replace(plan, warnings=tuple(said))

@@ -36,7 +36,7 @@ from wheelstream._api import (
 )
 from wheelstream._cache import Cache
 from wheelstream._fetch_many import resolve_all
-from wheelstream._sources import Resolved, filename_of
+from wheelstream._sources import LockedFile, Resolved, filename_of
 from wheelstream.errors import UsageError, WheelstreamError
 from wheelstream.fetch._fetch import newer_partial
 from wheelstream.fetch._options import DownloadOptions, Job
@@ -48,7 +48,7 @@ from wheelstream.installer._metadata import parse_filename
 from wheelstream.installer._recovery import unfinished
 from wheelstream.zip import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_SIZE
 
-__all__ = ["Fetch", "InstallPlan", "PlannedWheel", "plan_install"]
+__all__ = ["Fetch", "InstallPlan", "PlannedWheel", "plan_install", "plan_sources"]
 
 # Where a wheel's bytes would come from: a local file, the cache (a URL's file is still revalidated with its
 # server), a partial download the cache holds (resumed), or the network from the first byte.
@@ -106,17 +106,57 @@ def plan_install(
     on_warning: Callable[[str], None] | None = None,
     client: httpx.Client | None = None,
     cancel: threading.Event | None = None,
-    remove: Removals = (),
-    index_files: Collection[str] = (),
-    sizes: Mapping[str, int] | None = None,
-    locked: bool = False,
-    filenames: Mapping[str, str] | None = None,
 ) -> InstallPlan:
     """What :func:`wheelstream.install` would do with the same arguments, without doing it (the options that
     only change how it is done — jobs, connections, link mode, bytecode, limits — are not asked for). Raises
-    what the install would raise before its first download. ``remove`` (an environment's only), ``index_files``,
-    ``sizes``, ``filenames`` and ``locked`` as :func:`wheelstream._api.install_sources` takes them from a lock
-    (:func:`wheelstream.plan_lock`)."""
+    what the install would raise before its first download."""
+    return plan_sources(
+        sources,
+        target,
+        environment=environment,
+        cache_dir=cache_dir,
+        hashes=hashes,
+        index_url=index_url,
+        extra_index_urls=extra_index_urls,
+        find_links=find_links,
+        no_index=no_index,
+        upgrade=upgrade,
+        reinstall=reinstall,
+        retries=retries,
+        timeout=timeout,
+        python=python,
+        ignore_tags=ignore_tags,
+        on_warning=on_warning,
+        client=client,
+        cancel=cancel,
+    )
+
+
+def plan_sources(
+    sources: Sequence[str | os.PathLike[str]] | str,
+    target: str | os.PathLike[str] | None = None,
+    *,
+    environment: Environment | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    hashes: Mapping[str, str | Collection[str]] | None = None,
+    index_url: str = DEFAULT_INDEX_URL,
+    extra_index_urls: Sequence[str] = (),
+    find_links: Sequence[str | os.PathLike[str]] = (),
+    no_index: bool = False,
+    upgrade: bool = False,
+    reinstall: bool = False,
+    retries: int = 5,
+    timeout: float = 30.0,
+    python: str | None = None,
+    ignore_tags: bool = False,
+    on_warning: Callable[[str], None] | None = None,
+    client: httpx.Client | None = None,
+    cancel: threading.Event | None = None,
+    remove: Removals = (),
+    locked: Mapping[str, LockedFile] | None = None,
+) -> InstallPlan:
+    """:func:`plan_install`, and what a lock adds (:func:`wheelstream.plan_lock`): ``remove`` (an
+    environment's only) and ``locked`` as :func:`wheelstream._api.install_sources` takes them."""
     if (target is None) == (environment is None):
         raise UsageError("say where to install: a target directory or an environment (exactly one)")
     if target is not None and remove:
@@ -146,7 +186,7 @@ def plan_install(
     if environment is not None:
         present = {dist.key: dist for dist in installed_distributions(environment)}
         python = environment.interpreter.executable
-        wanted = not_installed(present, reinstall, index_files, skipped, locked=locked)
+        wanted = not_installed(present, reinstall, skipped, locked=locked)
     else:
         present = {dist.key: dist for dist in distributions_in([where])}
         wanted = None  # a --target install takes every wheel (what it keeps of the target is item by item)
@@ -162,8 +202,7 @@ def plan_install(
         ignore_tags=ignore_tags,
         python=python,
         wanted=wanted,
-        sizes=sizes,
-        filenames=filenames,
+        locked=locked,
         cancel=cancel,
     )
     planned = []

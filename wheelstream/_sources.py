@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # an annotation only: packaging.specifiers is a pin's import,
     from packaging.specifiers import Specifier
 
 __all__ = [
+    "LockedFile",
     "Resolved",
     "allowed_hashes",
     "check_allowed",
@@ -46,6 +47,17 @@ __all__ = [
     "narrow",
     "resolve",
 ]
+
+
+class LockedFile(NamedTuple):
+    """What a lock file (PEP 751) says of one of its wheels besides its hashes, which the download and the
+    install hold it to (keyed by the source as given: the lock's URL or path)."""
+
+    filename: str  # the lock's ``name``, or its URL's or path's last segment
+    size: int | None  # the bytes the file must have: a server announcing another length is refused
+    index_file: (
+        bool  # one of the lock's ``wheels`` (an index's file, no ``direct_url.json``), not an ``archive``
+    )
 
 
 class Resolved(NamedTuple):
