@@ -34,7 +34,7 @@ from wheelstream._plan import InstallPlan, plan_sources
 from wheelstream._progress import ProgressCallback
 from wheelstream._pylock import LockedWheel, read_lock, verify_locked
 from wheelstream._sources import LockedFile
-from wheelstream._urls import cache_key
+from wheelstream._urls import cache_key, is_url
 from wheelstream.errors import HashMismatch, UsageError
 from wheelstream.fetch import DownloadResult
 from wheelstream.installer import Environment, EnvironmentReport, InstallReport, LinkMode, probe_interpreter
@@ -92,9 +92,11 @@ def own_distributions() -> set[str]:
 
 def _local_path(source: str) -> Path | None:
     """The file a local source names (a path, or a ``file://`` URL): it is not copied into the cache."""
-    if source.startswith("file:"):
+    if not is_url(source):
+        return Path(source)
+    if urllib.parse.urlsplit(source).scheme.lower() == "file":
         return Path(urllib.request.url2pathname(urllib.parse.urlsplit(source).path))
-    return None if "://" in source else Path(source)
+    return None
 
 
 def _verifier(wheels: list[LockedWheel], cache: Cache) -> Callable[[str, DownloadResult], None]:

@@ -45,7 +45,7 @@ from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion
 
-from wheelstream._urls import shown_url
+from wheelstream._urls import is_url, shown_url
 from wheelstream.errors import DiskError, HashMismatch, UsageError, WheelError, one_line
 
 if sys.version_info >= (3, 11):
@@ -281,19 +281,15 @@ def _check_wheel_names(shown: str, what: str, package: Package, filename: str, w
     except (InvalidWheelFilename, InvalidVersion):
         named = None
     if named is not None and named != parse_wheel_filename(filename):
-        kind = "URL" if _is_url(where) else "path"
+        kind = "URL" if is_url(where) else "path"
         raise LockError(
             f"{shown}: {what}'s {kind} names the wheel {one_line(own)!r}, not {one_line(filename)}"
         )
 
 
-def _is_url(where: str) -> bool:
-    return "://" in where or where.startswith("file:")
-
-
 def _last_segment(where: str) -> str:
     """The file name a URL's path (percent-decoded) or a path ends in."""
-    if _is_url(where):
+    if is_url(where):
         where = urllib.parse.unquote(urllib.parse.urlsplit(where).path)
     return where.replace("\\", "/").rpartition("/")[2]
 

@@ -29,6 +29,7 @@ __all__ = [
     "credited",
     "direct_reference",
     "fragment_pairs",
+    "is_url",
     "recorded_url",
     "redact",
     "shown_text",
@@ -45,6 +46,12 @@ _SECRET_QUERY_KEYS = re.compile(
 )
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def is_url(source: str) -> bool:
+    """A URL — ``file:`` ones included, with or without ``//`` (a scheme is case-insensitive) — not a path or
+    a pin."""
+    return "://" in source or source[:5].lower() == "file:"
 
 
 def redact(url: str) -> str:
@@ -303,10 +310,12 @@ def direct_reference(source: str) -> str | None:
         return None
     name, url = match.groups()
     try:
-        if "://" in url or url.startswith("file:"):
-            wheel = wheel_filename_from_url(url)
-        else:
-            wheel = checked_wheel_filename(Path(url).name, source=url)  # as a URL's name is checked
+        # a path's name is checked as a URL's is
+        wheel = (
+            wheel_filename_from_url(url)
+            if is_url(url)
+            else checked_wheel_filename(Path(url).name, source=url)
+        )
     except ValueError as exc:  # an unclosed IPv6 bracket, …
         raise not_a_url(url, str(exc)) from None
     except InvalidWheelFilename:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wheelstream._digests import disjoint_algorithms, normal_pin
-from wheelstream._urls import credited, direct_reference, redact, shown_text
+from wheelstream._urls import credited, direct_reference, is_url, redact, shown_text
 from wheelstream.errors import UsageError
 
 __all__ = [
@@ -252,14 +252,9 @@ def parse_requirements(
     return reqs
 
 
-def _is_url(source: str) -> bool:
-    """A URL — ``file:`` ones included, with or without ``//`` — not a path or a pin."""
-    return "://" in source or source.lower().startswith("file:")
-
-
 def is_local(source: str) -> bool:
     """A local ``.whl`` path (not a URL, not ``NAME==VERSION``)."""
-    return source.endswith(".whl") and not _is_url(source)
+    return source.endswith(".whl") and not is_url(source)
 
 
 def _decode(data: bytes, path: str) -> str:
@@ -349,7 +344,7 @@ def _direct_reference(source: str, where: str) -> str:
 def _check_form(source: str, where: str) -> None:
     """The forms an install takes without a resolver, said with the file and line: a URL, a ``.whl`` path, an
     exact pin. (The command line's sources get the same words from the library.)"""
-    shaped = _is_url(source) or source.endswith(".whl") or "==" in source
+    shaped = is_url(source) or source.endswith(".whl") or "==" in source
     if shaped and " @ " not in source:
         return
     raise UsageError(
@@ -363,7 +358,7 @@ def with_marker(source: str, where: str, markers: Callable[[], Mapping[str, str]
     is skipped). A URL's marker follows ``; `` as in pip, so a ``;`` inside the URL stays the URL's."""
     if source.rstrip().endswith(".whl"):
         return source.strip()  # a path or URL with nothing after it (a ";" in a directory name is the path's)
-    found = re.search(r";\s|\s;", source) if _is_url(source) else re.search(";", source)
+    found = re.search(r";\s|\s;", source) if is_url(source) else re.search(";", source)
     if found is None:
         return source.strip()
     req, marker = source[: found.start()], source[found.end() :]
