@@ -68,7 +68,7 @@ def test_sync_names_its_options(tmp_path: Path) -> None:
     parameters = inspect.signature(wheelstream.sync).parameters
     assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     lock_options = set(inspect.signature(wheelstream.install_lock).parameters)
-    assert set(parameters) == lock_options - {"target", "sync", "upgrade", "python"}
+    assert set(parameters) == lock_options - {"target", "sync", "upgrade", "python", "target_python"}
     with pytest.raises(TypeError, match=r"^sync\(\) got an unexpected keyword argument 'bogus'"):
         wheelstream.sync(tmp_path / "pylock.toml", None, bogus=1)  # type: ignore[arg-type,call-arg]
 

@@ -32,7 +32,9 @@ from wheelstream.installer import (
     Environment,
     EnvironmentReport,
     InstallReport,
+    Interpreter,
     LinkMode,
+    TargetPython,
     WheelToInstall,
     check_target,
     install_staged_many,
@@ -206,6 +208,32 @@ def _given(item: Resolved) -> str:
     return item.url if item.url is not None else item.source
 
 
+def target_interpreter(
+    python: str | None, target_python: TargetPython | None, *, compile_bytecode: bool = False
+) -> Interpreter:
+    """The interpreter a target directory or a download is for: ``python``'s (None: the running one), standing
+    for the machine ``target_python`` describes when it is given. Its bytecode would be another version's."""
+    interpreter = probe_interpreter(python)
+    if target_python is None:
+        return interpreter
+    version = target_python.version_info[:2] if target_python.version is not None else interpreter.version
+    if compile_bytecode and version != interpreter.version:
+        raise UsageError(
+            f"bytecode is compiled by {interpreter.executable} (Python {interpreter.version_text}), which "
+            f"Python {target_python.version} would not read: compile none, or install with a Python "
+            f"{target_python.version}"
+        )
+    return target_python.applied_to(interpreter)
+
+
+def check_target_python(target_python: TargetPython | None, environment: Environment | None) -> None:
+    if target_python is not None and environment is not None:
+        raise UsageError(
+            "target_python (pip's --platform, --python-version, --implementation, --abi) is for a target "
+            "directory: an environment has its own interpreter"
+        )
+
+
 def install_url(item: Resolved, locked: Mapping[str, LockedFile] | None) -> str | None:
     """``direct_url.json``'s URL: a path's or URL's, not an index's file (a lock's ``wheels`` among them)."""
     lock = locked.get(_given(item)) if locked is not None else None
@@ -270,6 +298,7 @@ def install(
     client: httpx.Client | None = None,
     workers: Workers = "threads",
     cancel: threading.Event | None = None,
+    target_python: TargetPython | None = None,
 ) -> InstallResult[InstallReport | EnvironmentReport]:
     """Install wheels, resumably, into ``target`` like ``pip install --no-deps --no-compile --target`` or into
     ``environment`` like ``pip install --no-deps --no-compile`` (give exactly one).
@@ -279,6 +308,9 @@ def install(
     skipped without being downloaded, unless ``reinstall``. ``upgrade`` and ``python`` are ``target``'s
     (``--target --upgrade``, the interpreter the install is for); an environment has its interpreter, and
     ``upgrade`` changes nothing there (another version is replaced anyway, as ``pip install -U`` does).
+    ``target_python`` (``target`` only) says the directory is for another machine, as pip's ``--platform``,
+    ``--python-version``, ``--implementation`` and ``--abi`` do: its tags choose and check the wheels, its
+    version their ``Requires-Python``; the files are written as for ``python`` all the same.
 
     ``NAME==VERSION`` is looked up on each of ``extra_index_urls`` in order, then on ``index_url``, and taken
     from the first index that lists the project, only from there (uv's first-index rule; pip merges them all,
@@ -343,6 +375,7 @@ def install(
         client=client,
         workers=workers,
         cancel=cancel,
+        target_python=target_python,
     )
 
 
@@ -377,6 +410,7 @@ def install_sources(
     verify: Callable[[str, DownloadResult], None] | None = None,
     remove: Removals = (),
     locked: Mapping[str, LockedFile] | None = None,
+    target_python: TargetPython | None = None,
 ) -> InstallResult[InstallReport | EnvironmentReport]:
     """:func:`install`, and what a lock adds: ``verify(where, result)`` checks each fetched wheel before
     anything is installed (``where``: the source as given — a URL with its credentials, a file:// URL, a
@@ -393,16 +427,17 @@ def install_sources(
     if target is not None:
         check_target(target)  # before anything is fetched, as pip checks it
     check_arguments(sources, hashes, jobs, retries, timeout, max_unpacked_size, max_entries)
+    check_target_python(target_python, environment)
     skipped: list[str] = []
     wanted: Callable[[Resolved], bool] | None = None
     if environment is not None:
         from wheelstream.installer import installed_now
 
-        python = environment.interpreter.executable
         present = installed_now(environment, on_warning)  # a killed command's install finished first
         wanted = not_installed(present, reinstall, skipped, locked=locked)
-
-    interpreter = probe_interpreter(python) if environment is None else environment.interpreter
+        interpreter = environment.interpreter
+    else:
+        interpreter = target_interpreter(python, target_python, compile_bytecode=compile_bytecode)
     checks = Checks(interpreter, ignore_tags, Warnings(on_warning))
 
     def to_install(item: Resolved, result: DownloadResult) -> WheelToInstall:
@@ -436,7 +471,7 @@ def install_sources(
             max_entries=max_entries,
             progress=progress,
             ignore_tags=ignore_tags,
-            python=python,
+            interpreter=interpreter,
             keep_wheels_in=None,
             workers=workers,
             cancel=cancel,
@@ -456,7 +491,7 @@ def install_sources(
                 report = install_staged_many(
                     items,
                     Path(target),
-                    python=python,
+                    interpreter=interpreter,
                     upgrade=upgrade,
                     link_mode=link_mode,
                     compile_bytecode=compile_bytecode,
@@ -517,11 +552,16 @@ def download(
     client: httpx.Client | None = None,
     workers: Workers = "threads",
     cancel: threading.Event | None = None,
+    target_python: TargetPython | None = None,
 ) -> InstallResult[None]:
     """Resumably download wheels into ``dest`` and verify each archive completely (every entry inflated
     and CRC-checked, central directory cross-checked) — ``pip download`` with zip verification; a zip that is
     not a wheel (no ``.dist-info`` directory with its ``WHEEL`` and ``METADATA``) is refused, as pip
-    refuses it, and not left in ``dest``. ``workers`` and ``connections`` as for :func:`install`."""
+    refuses it, and not left in ``dest``. ``workers`` and ``connections`` as for :func:`install`.
+
+    ``NAME==VERSION`` takes the index's file that best fits this interpreter, and a wheel named outright is
+    taken whatever its tags. With ``target_python`` (pip's ``--platform``, …) both are for that machine: the
+    chosen file fits it, and a wheel that does not is refused before anything is fetched."""
     check_objects(client=client, cancel=cancel)
     indexes = indexes_of(index_url, extra_index_urls, find_links, no_index)
     check_arguments(sources, hashes, jobs, retries, timeout, max_unpacked_size, max_entries)
@@ -544,8 +584,8 @@ def download(
             max_unpacked_size=max_unpacked_size,
             max_entries=max_entries,
             progress=progress,
-            ignore_tags=True,
-            python=None,
+            ignore_tags=target_python is None,
+            interpreter=target_interpreter(None, target_python),
             keep_wheels_in=dest_path,
             workers=workers,
             cancel=cancel,

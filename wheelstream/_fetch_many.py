@@ -54,7 +54,7 @@ from wheelstream.errors import (
 )
 from wheelstream.fetch import DownloadOptions, DownloadResult
 from wheelstream.fetch._split import MAX_CONNECTIONS
-from wheelstream.installer import probe_interpreter
+from wheelstream.installer import Interpreter
 from wheelstream.installer._metadata import check_tags, parse_filename
 from wheelstream.transport import new_client
 
@@ -98,7 +98,7 @@ def fetch_all(
     max_entries: int,
     progress: ProgressCallback | None,
     ignore_tags: bool,
-    python: str | None,
+    interpreter: Interpreter,
     keep_wheels_in: Path | None,
     workers: Workers,
     keep_unpacked: bool = True,
@@ -139,7 +139,7 @@ def fetch_all(
             options,
             progress,
             ignore_tags,
-            python,
+            interpreter,
             keep_wheels_in,
             keep_unpacked,
             processes=client is None and workers == "processes",
@@ -160,7 +160,7 @@ def resolve_all(
     retries: int,
     timeout: float,
     ignore_tags: bool,
-    python: str | None,
+    interpreter: Interpreter,
     wanted: Callable[[Resolved], bool] | None = None,
     locked: Mapping[str, LockedFile] | None = None,
     cancel: threading.Event | None = None,
@@ -176,7 +176,7 @@ def resolve_all(
             indexes,
             retries=retries,
             ignore_tags=ignore_tags,
-            python=python,
+            interpreter=interpreter,
             keep_wheels_in=None,
             wanted=wanted,
             locked=locked,
@@ -400,7 +400,7 @@ def _resolve_sources(
     *,
     retries: int,
     ignore_tags: bool,
-    python: str | None,
+    interpreter: Interpreter,
     keep_wheels_in: Path | None,
     wanted: Callable[[Resolved], bool] | None,
     locked: Mapping[str, LockedFile] | None,
@@ -409,7 +409,6 @@ def _resolve_sources(
     """Every source resolved, and refused here when a download could not be installed (two wheels of one
     distribution, tags that do not fit, a name ``download -d`` cannot take): what to fetch, of what ``wanted``
     takes."""
-    interpreter = probe_interpreter(python)
     if keep_wheels_in is None:
         sources, hashes = _pins_named_outright(sources, hashes)
     indexes = indexes.for_one_call()  # a --find-links page is parsed once for all the call's pins
@@ -453,10 +452,10 @@ def _resolve_sources(
     if keep_wheels_in is not None:  # download -d: every name is one it can take, before anything is fetched
         for item in resolved:
             wheel_path_in(keep_wheels_in, filename_of(item), source=item.source)
-    if not ignore_tags and keep_wheels_in is None:
+    if not ignore_tags:
         for item in resolved:  # fail before downloading anything, as pip does
             name = filename_of(item)
-            check_tags(name, parse_filename(name).tags, interpreter.supported, interpreter.executable)
+            check_tags(name, parse_filename(name).tags, interpreter.supported, interpreter.described)
     return resolved
 
 
@@ -481,7 +480,7 @@ def _fetch_with(
     options: DownloadOptions,
     progress: ProgressCallback | None,
     ignore_tags: bool,
-    python: str | None,
+    interpreter: Interpreter,
     keep_wheels_in: Path | None,
     keep_unpacked: bool,
     processes: bool,
@@ -500,7 +499,7 @@ def _fetch_with(
         indexes,
         retries=options.retries,
         ignore_tags=ignore_tags,
-        python=python,
+        interpreter=interpreter,
         keep_wheels_in=keep_wheels_in,
         wanted=wanted,
         locked=locked,

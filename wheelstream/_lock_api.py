@@ -27,7 +27,9 @@ from wheelstream._api import (
     InstallResult,
     Workers,
     check_objects,
+    check_target_python,
     install_sources,
+    target_interpreter,
 )
 from wheelstream._cache import Cache
 from wheelstream._plan import InstallPlan, plan_sources
@@ -37,7 +39,7 @@ from wheelstream._sources import LockedFile
 from wheelstream._urls import cache_key, is_url
 from wheelstream.errors import HashMismatch, UsageError
 from wheelstream.fetch import DownloadResult
-from wheelstream.installer import Environment, EnvironmentReport, InstallReport, LinkMode, probe_interpreter
+from wheelstream.installer import Environment, EnvironmentReport, InstallReport, LinkMode, TargetPython
 from wheelstream.installer._env_install import Removals
 from wheelstream.installer._installed import Installed
 from wheelstream.zip import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_SIZE
@@ -151,10 +153,12 @@ def _selected(
     groups: Collection[str] | None,
     sync: bool,
     python: str | None,
+    target_python: TargetPython | None,
     on_warning: Callable[[str], None] | None,
 ) -> _Selected:
     """The lock's wheels for the destination's interpreter, and what a ``sync`` uninstalls."""
     check_objects(environment=environment)
+    check_target_python(target_python, environment)
     for option, names in (("extras", extras), ("groups", groups)):
         if isinstance(names, str):  # a str is a Collection[str] of its letters
             raise UsageError(f"{option}: a collection of names, not one string ({names!r})")
@@ -162,7 +166,9 @@ def _selected(
         raise UsageError(
             "sync needs an environment: a target directory has no installed distributions to sync"
         )
-    interpreter = environment.interpreter if environment is not None else probe_interpreter(python)
+    interpreter = (
+        environment.interpreter if environment is not None else target_interpreter(python, target_python)
+    )
     wheels = read_lock(
         Path(lock),
         markers=interpreter.marker_environment(),
@@ -216,12 +222,13 @@ def install_lock(
     on_warning: Callable[[str], None] | None = None,
     workers: Workers = "threads",
     cancel: threading.Event | None = None,
+    target_python: TargetPython | None = None,
 ) -> InstallResult[InstallReport | EnvironmentReport]:
     """Install what ``lock`` selects for the destination's interpreter (``extras``; ``groups``: the lock's
     default groups when None) into ``target`` or ``environment``; with ``sync``, also uninstall what it does
     not select (environments only). One transaction; resumable like every install. The other options are
-    :func:`wheelstream.install`'s."""
-    selected = _selected(lock, environment, extras, groups, sync, python, on_warning)
+    :func:`wheelstream.install`'s (``target_python``: the lock's markers and tags are that machine's too)."""
+    selected = _selected(lock, environment, extras, groups, sync, python, target_python, on_warning)
     return install_sources(
         selected.sources,
         target,
@@ -246,6 +253,7 @@ def install_lock(
         verify=_verifier(selected.wheels, Cache.at(cache_dir)),
         remove=selected.remove,
         locked=selected.locked,
+        target_python=target_python,
     )
 
 
@@ -316,6 +324,7 @@ def plan_lock(
     timeout: float = 30.0,
     on_warning: Callable[[str], None] | None = None,
     cancel: threading.Event | None = None,
+    target_python: TargetPython | None = None,
 ) -> InstallPlan:
     """What :func:`install_lock` would do with the same arguments (with ``sync``, what :func:`sync` would),
     without doing it: see :func:`wheelstream.plan_install`. Its warnings include the lock's."""
@@ -326,7 +335,7 @@ def plan_lock(
         if on_warning is not None:
             on_warning(message)
 
-    selected = _selected(lock, environment, extras, groups, sync, python, warn)
+    selected = _selected(lock, environment, extras, groups, sync, python, target_python, warn)
     plan = plan_sources(
         selected.sources,
         target,
@@ -342,5 +351,6 @@ def plan_lock(
         cancel=cancel,
         remove=selected.remove,
         locked=selected.locked,
+        target_python=target_python,
     )
     return dataclasses.replace(plan, warnings=tuple(said))

@@ -31,8 +31,10 @@ from wheelstream._api import (
     DEFAULT_INDEX_URL,
     check_arguments,
     check_objects,
+    check_target_python,
     indexes_of,
     not_installed,
+    target_interpreter,
 )
 from wheelstream._cache import Cache
 from wheelstream._fetch_many import resolve_all
@@ -41,7 +43,7 @@ from wheelstream.errors import UsageError, WheelstreamError
 from wheelstream.fetch._fetch import newer_partial
 from wheelstream.fetch._options import DownloadOptions, Job
 from wheelstream.fetch._resume import usable_journal
-from wheelstream.installer import Environment, Installed, check_target
+from wheelstream.installer import Environment, Installed, TargetPython, check_target
 from wheelstream.installer._env_install import Removals
 from wheelstream.installer._installed import distributions_in, installed_distributions, removal
 from wheelstream.installer._metadata import parse_filename
@@ -106,6 +108,7 @@ def plan_install(
     on_warning: Callable[[str], None] | None = None,
     client: httpx.Client | None = None,
     cancel: threading.Event | None = None,
+    target_python: TargetPython | None = None,
 ) -> InstallPlan:
     """What :func:`wheelstream.install` would do with the same arguments, without doing it (the options that
     only change how it is done — jobs, connections, link mode, bytecode, limits — are not asked for). Raises
@@ -129,6 +132,7 @@ def plan_install(
         on_warning=on_warning,
         client=client,
         cancel=cancel,
+        target_python=target_python,
     )
 
 
@@ -152,6 +156,7 @@ def plan_sources(
     on_warning: Callable[[str], None] | None = None,
     client: httpx.Client | None = None,
     cancel: threading.Event | None = None,
+    target_python: TargetPython | None = None,
     remove: Removals = (),
     locked: Mapping[str, LockedFile] | None = None,
 ) -> InstallPlan:
@@ -169,6 +174,7 @@ def plan_sources(
         check_target(target)
     # (the options a plan does not take are checked at their defaults)
     check_arguments(sources, hashes, 1, retries, timeout, DEFAULT_MAX_UNPACKED_SIZE, DEFAULT_MAX_ENTRIES)
+    check_target_python(target_python, environment)
     warnings: list[str] = []
 
     def warn(message: str) -> None:
@@ -185,10 +191,11 @@ def plan_sources(
     skipped: list[str] = []
     if environment is not None:
         present = {dist.key: dist for dist in installed_distributions(environment)}
-        python = environment.interpreter.executable
+        interpreter = environment.interpreter
         wanted = not_installed(present, reinstall, skipped, locked=locked)
     else:
         present = {dist.key: dist for dist in distributions_in([where])}
+        interpreter = target_interpreter(python, target_python)
         wanted = None  # a --target install takes every wheel (what it keeps of the target is item by item)
     cache = Cache.at(cache_dir)
     resolved = resolve_all(
@@ -200,7 +207,7 @@ def plan_sources(
         retries=retries,
         timeout=timeout,
         ignore_tags=ignore_tags,
-        python=python,
+        interpreter=interpreter,
         wanted=wanted,
         locked=locked,
         cancel=cancel,

@@ -31,6 +31,7 @@ from wheelstream.cli._options import (
     environment_options,
     find_env,
     lock_options,
+    target_python_options,
     with_options,
 )
 from wheelstream.cli._requirements import (
@@ -43,7 +44,7 @@ from wheelstream.cli._requirements import (
 )
 from wheelstream.cli._ui import ConsoleProgress, echo_path
 from wheelstream.errors import UsageError, one_line
-from wheelstream.installer import EnvironmentReport, probe_interpreter
+from wheelstream.installer import EnvironmentReport, TargetPython
 
 if TYPE_CHECKING:
     import httpx
@@ -89,14 +90,17 @@ def _library_arguments(shared: SharedOptions, common: _Common) -> dict[str, Any]
     }
 
 
-def _gather(shared: SharedOptions, python: str | None) -> _Common:
+def _gather(shared: SharedOptions, python: str | None, target_python: TargetPython | None = None) -> _Common:
     """Sources from the command line and ``-r`` files (whose markers hold for ``python``, the interpreter the
-    install is for), each with the sha256s it allows, and where their ``NAME==VERSION`` are looked up."""
+    install is for, or the machine ``target_python`` describes), each with the sha256s it allows, and where
+    their ``NAME==VERSION`` are looked up."""
     sources, requirements, hash_values = shared.sources, shared.requirements, shared.hash_values
     reqs = Requirements()
 
     def markers() -> dict[str, str]:  # the interpreter the install is for: its probe is cached
-        return probe_interpreter(python).marker_environment()
+        from wheelstream._api import target_interpreter
+
+        return target_interpreter(python, target_python).marker_environment()
 
     if not sources and not requirements:
         raise UsageError("nothing to do: give at least one SRC or -r FILE")
@@ -229,6 +233,7 @@ def _fragment_pins(source: str) -> bool:
     is_flag=True,
     help="Install even if the wheel's tags or Requires-Python do not fit --python.",
 )
+@target_python_options
 @click.option("--dry-run", is_flag=True, help=DRY_RUN_HELP)
 @lock_options
 @common_options
@@ -244,6 +249,7 @@ def install_cmd(
     link_mode: str,
     compile_bytecode: bool,
     ignore_tags: bool,
+    target_python: TargetPython | None,
     dry_run: bool,
     extras: tuple[str, ...],
     groups: tuple[str, ...],
@@ -261,6 +267,11 @@ def install_cmd(
         raise UsageError(
             "--target installs into a directory: --prefix, --system, --break-system-packages "
             "and --reinstall are for environments"
+        )
+    if target is None and target_python is not None:
+        raise UsageError(
+            "--python-version, --platform, --implementation and --abi describe another machine: they need "
+            "--target DIR (an environment has its own interpreter), as pip's do"
         )
 
     lock = lock_file(shared.sources, shared.requirements, shared.hash_values)
@@ -283,6 +294,7 @@ def install_cmd(
             "reinstall": reinstall,
             "upgrade": upgrade,
             "python": python,
+            "target_python": target_python,
             "retries": shared.retries,
             "timeout": shared.timeout,
             "on_warning": ui.warn,
@@ -297,7 +309,9 @@ def install_cmd(
             return plan_lock(lock, target, environment=environment, **from_lock(ui))
         from wheelstream._plan import plan_install
 
-        common = _gather(shared, python if environment is None else environment.interpreter.executable)
+        common = _gather(
+            shared, python if environment is None else environment.interpreter.executable, target_python
+        )
         return plan_install(
             common.sources,
             target,
@@ -315,6 +329,7 @@ def install_cmd(
             python=python if environment is None else None,
             ignore_tags=ignore_tags,
             on_warning=ui.warn,
+            target_python=target_python,
         )
 
     if dry_run:
@@ -340,7 +355,9 @@ def install_cmd(
                 progress=ui,
                 workers="processes",
             )
-        common = _gather(shared, python if environment is None else environment.interpreter.executable)
+        common = _gather(
+            shared, python if environment is None else environment.interpreter.executable, target_python
+        )
         return do_install(
             common.sources,
             target,
@@ -354,6 +371,7 @@ def install_cmd(
             ignore_tags=ignore_tags,
             progress=ui,
             on_warning=ui.warn,
+            target_python=target_python,
         )
 
     result = run("Installed", shared.quiet, shared.verbose, shared.no_progress, call)
@@ -408,8 +426,9 @@ def lock_file(sources: Sequence[str], requirements: Sequence[str], hashes: Seque
     metavar="DIR",
     help="Put the verified .whl files here.",
 )
+@target_python_options
 @common_options
-def download_cmd(shared: SharedOptions, dest: str) -> None:
+def download_cmd(shared: SharedOptions, dest: str, target_python: TargetPython | None) -> None:
     """Download wheels into DIR, resumably, verifying every zip entry (CRC, sizes, central directory).
 
     Prints the path of each wheel on stdout.
@@ -423,8 +442,14 @@ def download_cmd(shared: SharedOptions, dest: str) -> None:
         )
 
     def call(ui: ConsoleProgress) -> Outcome:
-        common = _gather(shared, None)
-        return do_download(common.sources, dest, **_library_arguments(shared, common), progress=ui)
+        common = _gather(shared, None, target_python)
+        return do_download(
+            common.sources,
+            dest,
+            **_library_arguments(shared, common),
+            progress=ui,
+            target_python=target_python,
+        )
 
     result = run("Downloaded", shared.quiet, shared.verbose, shared.no_progress, call)
     for wheel in result.wheels:

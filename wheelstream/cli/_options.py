@@ -18,7 +18,7 @@ from typing import Any, Literal, NamedTuple
 import click
 
 from wheelstream._api import DEFAULT_INDEX_URL, DEFAULT_JOBS, MAX_CONNECTIONS, MAX_JOBS
-from wheelstream.installer import Environment, LinkMode
+from wheelstream.installer import Environment, LinkMode, TargetPython
 from wheelstream.zip import DEFAULT_MAX_ENTRIES
 
 __all__ = [
@@ -404,3 +404,47 @@ def lock_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         ),
     ]
     return with_options(options)(fn)
+
+
+def target_python_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """pip's options for wheels meant for another machine, handed to the command as one ``target_python``
+    (:class:`~wheelstream.installer.TargetPython`, or None when none is given)."""
+
+    @functools.wraps(fn)
+    def packed(**kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name) for name in ("version", "platforms", "implementation", "abis")}
+        kwargs["target_python"] = TargetPython(**given) if any(given.values()) else None
+        return fn(**kwargs)
+
+    machine = "the machine the wheels are for, as pip's option"
+    options = [
+        click.option(
+            "--python-version",
+            "version",
+            metavar="X.Y",
+            help=f"Python version of {machine} (3.12, 312 or 3.12.1): tags, Requires-Python, markers "
+            "[default: --python's].",
+        ),
+        click.option(
+            "--platform",
+            "platforms",
+            multiple=True,
+            metavar="TAG",
+            help=f"Platform tag of {machine} (repeatable): manylinux_2_28_x86_64 (older glibc's too, as uv "
+            "takes it), macosx_11_0_arm64, win_amd64 [default: --python's].",
+        ),
+        click.option(
+            "--implementation",
+            metavar="NAME",
+            help=f"Python implementation of {machine}: cp, pp, … or py (implementation-agnostic wheels "
+            "only) [default: --python's].",
+        ),
+        click.option(
+            "--abi",
+            "abis",
+            multiple=True,
+            metavar="TAG",
+            help="ABI tag the wheels may have (repeatable): cp312, abi3, none [default: the version's].",
+        ),
+    ]
+    return with_options(options)(packed)

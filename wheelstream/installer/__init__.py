@@ -13,6 +13,7 @@ from ._core import InstallReport, check_target, install_staged, install_staged_m
 from ._destination import LinkMode
 from ._environment import Environment, EnvironmentReport, find_environment
 from ._interpreter import HomeScheme, Interpreter, probe_interpreter
+from ._target_python import TargetPython
 
 if TYPE_CHECKING:
     from ._env_install import install_into, installed_now, same_version, uninstall
@@ -52,6 +53,7 @@ __all__ = [
     "Installed",
     "Interpreter",
     "LinkMode",
+    "TargetPython",
     "WheelToInstall",
     "check_target",
     "find_environment",

@@ -127,11 +127,11 @@ def check_wheel(
     staged = item.staged
     name = parse_filename(staged.filename)
     if not ignore_tags:
-        check_tags(staged.filename, name.tags, interpreter.supported, interpreter.executable)
+        check_tags(staged.filename, name.tags, interpreter.supported, interpreter.described)
     info = read_wheel_info(staged, name)
     if not ignore_tags:  # (--ignore-tags: for another interpreter than the one probed, both go)
         check_requires_python(
-            info.requires_python, interpreter.full_version, staged.filename, interpreter.executable, warn
+            info.requires_python, interpreter.full_version, staged.filename, interpreter.described, warn
         )
     if info.wheel_version > (1, 0):
         warn(

@@ -141,7 +141,7 @@ def install_staged_many(
     wheels: Sequence[WheelToInstall],
     target: Path,
     *,
-    python: str | None = None,
+    interpreter: Interpreter | None = None,
     upgrade: bool = False,
     link_mode: LinkMode = "move",
     compile_bytecode: bool = False,
@@ -154,15 +154,16 @@ def install_staged_many(
     """Install several wheels in one transaction, as one ``pip install --target`` command would.
 
     They share one temporary home, so two wheels that both ship scripts share ``bin/`` exactly as in pip
-    (installing them one by one would skip the second ``bin/`` as an existing item). ``checks``: the
-    transaction's, some perhaps run already (made for ``python``'s interpreter and ``ignore_tags``; its
+    (installing them one by one would skip the second ``bin/`` as an existing item). ``interpreter``: the one
+    the install is for (:func:`probe_interpreter`; None: the running one). ``checks``: the
+    transaction's, some perhaps run already (made for that interpreter and ``ignore_tags``; its
     warnings go where its ``Warnings`` sends them, not to ``on_warning``). ``cancelled()`` true while the
     target's lock is awaited, or once it is taken, ends the call before anything changes (a library caller's
     ``cancel``). ``_move`` is a test seam for the final renames.
     """
     if link_mode not in ("move", "copy", "hardlink"):
         raise UsageError(f"unknown link mode {link_mode!r} (use 'move', 'copy' or 'hardlink')")
-    interpreter = probe_interpreter(python)
+    interpreter = interpreter if interpreter is not None else probe_interpreter(None)
     if checks is None:
         checks = Checks(interpreter, ignore_tags, Warnings(on_warning))
     warn = checks.warn
@@ -256,7 +257,7 @@ def install_staged(
     return install_staged_many(
         [WheelToInstall(staged, direct_url, url_hash)],
         target,
-        python=python,
+        interpreter=probe_interpreter(python),
         upgrade=upgrade,
         link_mode=link_mode,
         compile_bytecode=compile_bytecode,

@@ -62,11 +62,19 @@ class Interpreter:
     markers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     # where it imports from, absolute: ``sys.path`` and the site-packages ``site`` adds once they exist
     import_path: tuple[str, ...] = field(default=(), repr=False)
+    # another machine's options (``TargetPython.applied_to``: tags, version and markers are that machine's),
+    # which messages show in place of the executable; "" for the interpreter itself
+    emulated: str = ""
     # ``tags`` as a set, derived once: a wheel's check looks its few tags up among these ~1,700
     supported: frozenset[Tag] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "supported", frozenset(self.tags))
+
+    @property
+    def described(self) -> str:
+        """What a message calls it: its path, or the options of the machine it stands for."""
+        return self.emulated or self.executable
 
     @property
     def version_text(self) -> str:
