@@ -339,6 +339,25 @@ def test_requires_python_is_the_machines(tmp_path: Path) -> None:
             assert (tmp_path / "t0" / "demo" / "__init__.py").is_file()
 
 
+def test_a_download_for_a_machine_checks_requires_python_from_the_file(
+    index: FaultServer, tmp_path: Path
+) -> None:
+    """pip download refuses it for the machine it downloads for; without the options, nothing is checked."""
+    members = demo_members({"demo-1.0.dist-info/METADATA": metadata(extra="Requires-Python: <3.12")})
+    url = index.add_file("demo-1.0-py3-none-any.whl", wheel_bytes(members))
+    run = ws("download", url, "-d", str(tmp_path / "d"), "--python-version", "3.12", cache=tmp_path / "c")
+    assert run.code == 1, run.err
+    assert run.error_line(alone=True) == (
+        "error: demo-1.0-py3-none-any.whl: requires a different Python: 3.12.0 not in '<3.12' "
+        "(--python-version 3.12)"
+    )
+    assert not (tmp_path / "d").exists()
+    for options in (["--python-version", "3.11"], []):
+        run = ws("download", url, "-d", str(tmp_path / "d"), *options, cache=tmp_path / "c")
+        assert run.code == 0, run.err
+        assert (tmp_path / "d" / "demo-1.0-py3-none-any.whl").is_file()
+
+
 def test_a_requirements_files_markers_are_the_machines(index: FaultServer, tmp_path: Path) -> None:
     requirements = tmp_path / "requirements.txt"
     requirements.write_text('demo==1.0 ; sys_platform == "win32" and python_version >= "3.12"\n')

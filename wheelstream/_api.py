@@ -561,7 +561,8 @@ def download(
 
     ``NAME==VERSION`` takes the index's file that best fits this interpreter, and a wheel named outright is
     taken whatever its tags. With ``target_python`` (pip's ``--platform``, …) both are for that machine: the
-    chosen file fits it, and a wheel that does not is refused before anything is fetched."""
+    chosen file fits it, a wheel that does not is refused before anything is fetched, and one whose
+    ``Requires-Python`` excludes that machine's version once it is (it does not reach ``dest``)."""
     check_objects(client=client, cancel=cancel)
     indexes = indexes_of(index_url, extra_index_urls, find_links, no_index)
     check_arguments(sources, hashes, jobs, retries, timeout, max_unpacked_size, max_entries)

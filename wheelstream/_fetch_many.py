@@ -55,7 +55,12 @@ from wheelstream.errors import (
 from wheelstream.fetch import DownloadOptions, DownloadResult
 from wheelstream.fetch._split import MAX_CONNECTIONS
 from wheelstream.installer import Interpreter
-from wheelstream.installer._metadata import check_tags, parse_filename
+from wheelstream.installer._metadata import (
+    check_requires_python,
+    check_tags,
+    parse_filename,
+    requires_python_in_file,
+)
 from wheelstream.transport import new_client
 
 __all__ = ["MAX_CONNECTIONS", "Workers", "check_connections", "fetch_all", "resolve_all"]
@@ -204,6 +209,10 @@ def _check_is_a_wheel(item: Resolved, result: DownloadResult, cache: Cache) -> N
             "not a wheel: no .dist-info directory with WHEEL and METADATA; nothing was kept",
             wheel=result.staged.filename,
         )
+
+
+def _unsaid(message: str) -> None:
+    """A download's warnings go nowhere (an invalid ``Requires-Python`` is skipped, as the install says it)."""
 
 
 def _place(item: Resolved, result: DownloadResult, cache: Cache, directory: Path) -> None:
@@ -516,6 +525,12 @@ def _fetch_with(
         check_other_hashes(item, wheel_file, result.sha256, cache.root)
         if keep_wheels_in is not None:  # download -d: a checked wheel, and only a checked one, goes there
             _check_is_a_wheel(item, result, cache)  # an install checks far more, later
+            if not ignore_tags:  # for another machine (target_python): its Requires-Python too, as pip's
+                requires = requires_python_in_file(wheel_file, result.staged)
+                filename = result.staged.filename
+                check_requires_python(
+                    requires, interpreter.full_version, filename, interpreter.described, _unsaid
+                )
             _place(item, result, cache, keep_wheels_in)
         if on_fetched is not None:
             on_fetched(item, result)

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from email.message import Message
 from email.parser import HeaderParser, Parser
+from pathlib import Path
 from typing import NamedTuple
 
 from packaging.tags import Tag
@@ -46,7 +47,14 @@ from packaging.version import Version
 from .._staged import StagedWheel
 from ..errors import DiskError, IncompatibleWheel, InvalidWheelFilename, WheelMetadataError, shown
 
-__all__ = ["WheelInfo", "check_requires_python", "check_tags", "parse_filename", "read_wheel_info"]
+__all__ = [
+    "WheelInfo",
+    "check_requires_python",
+    "check_tags",
+    "parse_filename",
+    "read_wheel_info",
+    "requires_python_in_file",
+]
 
 _WHEEL_VERSION_MAX = 100  # characters: a Wheel-Version longer than this is not one
 _WHEEL_VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)*")
@@ -254,6 +262,27 @@ def parse_entry_points(text: str) -> dict[str, dict[str, str]]:
             raise ValueError(f"invalid entry point line {shown(line)}")
         groups.setdefault(group, {})[name.strip()] = value.strip()
     return groups
+
+
+def requires_python_in_file(wheel_file: Path, staged: StagedWheel) -> str | None:
+    """A wheel's ``Requires-Python`` read from the file itself, for a download (which writes none of the wheel's
+    files): its METADATA found and checked as :func:`read_wheel_info` finds and checks it."""
+    import zipfile
+
+    name = parse_filename(staged.filename)
+    member = f"{_find_dist_info(staged, name)}/METADATA"
+    if member not in staged.files:
+        raise WheelMetadataError("file missing", wheel=staged.filename, entry=member)
+    try:
+        with zipfile.ZipFile(wheel_file) as archive:
+            data = archive.read(member)
+    except (OSError, zipfile.BadZipFile, KeyError) as exc:  # the file the download verified, gone or changed
+        raise DiskError(f"cannot read {wheel_file}: {exc}", wheel=staged.filename) from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WheelMetadataError(f"not UTF-8: {exc}", wheel=staged.filename, entry=member) from exc
+    return _check_metadata(text, name, staged.filename, member)
 
 
 def read_wheel_info(staged: StagedWheel, name: WheelName) -> WheelInfo:
