@@ -187,7 +187,9 @@ def test_the_tags_are_pips_where_pip_takes_the_platform_as_given() -> None:
 
 
 def test_the_markers_follow_the_machine() -> None:
-    windows = dict(TargetPython(version="3.12", platforms=["win_amd64"]).applied_to(HERE).markers)
+    windows = dict(
+        TargetPython(version="3.12", platforms=["win_amd64"]).applied_to(HERE).marker_environment()
+    )
     assert (windows["python_version"], windows["python_full_version"]) == ("3.12", "3.12.0")
     assert (windows["sys_platform"], windows["platform_system"], windows["os_name"]) == (
         "win32",
@@ -195,24 +197,42 @@ def test_the_markers_follow_the_machine() -> None:
         "nt",
     )
     assert windows["platform_machine"] == "AMD64"
-    mac = dict(TargetPython(platforms=["macosx_11_0_arm64"]).applied_to(HERE).markers)
+    mac = dict(TargetPython(platforms=["macosx_11_0_arm64"]).applied_to(HERE).marker_environment())
     assert (mac["sys_platform"], mac["platform_machine"]) == ("darwin", "arm64")
-    linux = dict(TargetPython(version="3.9.7", platforms=["manylinux2014_aarch64"]).applied_to(HERE).markers)
+    linux = dict(
+        TargetPython(version="3.9.7", platforms=["manylinux2014_aarch64"])
+        .applied_to(HERE)
+        .marker_environment()
+    )
     assert (linux["sys_platform"], linux["platform_machine"], linux["python_full_version"]) == (
         "linux",
         "aarch64",
         "3.9.7",
     )
-    pypy = dict(TargetPython(implementation="pp").applied_to(HERE).markers)
+    pypy = dict(TargetPython(implementation="pp").applied_to(HERE).marker_environment())
     assert (pypy["implementation_name"], pypy["platform_python_implementation"]) == ("pypy", "PyPy")
+    assert windows["implementation_version"] == "3.12.0"  # CPython's is its Python version
+    for platform, system, machine in [
+        ("win32", "win32", "x86"),
+        ("win_arm64", "win32", "ARM64"),
+        ("macosx_10_9_universal2", "darwin", "arm64"),
+        ("macosx_10_9_intel", "darwin", "x86_64"),
+        ("linux_armv7l", "linux", "armv7l"),
+        ("musllinux_1_2_aarch64", "linux", "aarch64"),
+        ("ios_13_0_arm64_iphoneos", "ios", "arm64"),
+        ("android_24_arm64_v8a", "android", "aarch64"),
+        ("android_24_x86", "android", "i686"),
+    ]:
+        said = TargetPython(platforms=[platform]).applied_to(HERE).marker_environment()
+        assert (said["sys_platform"], said["platform_machine"]) == (system, machine), platform
 
 
 @pytest.mark.parametrize(
     ("given", "said"),
     [
-        ({"version": "3.x"}, "--python-version '3.x'"),
+        ({"version": "3.x"}, "not '3.x' \\(--python-version\\)"),
         ({"version": "3.12.1.4"}, "--python-version"),
-        ({"implementation": "CPython"}, "--implementation 'CPython'"),
+        ({"implementation": "CPython"}, "not 'CPython' \\(--implementation\\)"),
         ({"platforms": ["Linux-x86_64"]}, "'Linux-x86_64' is not a tag"),
         ({"abis": ["cp3 12"]}, "is not a tag"),
         ({"platforms": "win_amd64"}, "sequences of tags"),
@@ -221,6 +241,39 @@ def test_the_markers_follow_the_machine() -> None:
 def test_a_value_no_wheel_could_carry_is_a_usage_error(given: dict[str, object], said: str) -> None:
     with pytest.raises(UsageError, match=said):
         TargetPython(**given)  # type: ignore[arg-type]
+
+
+def test_ios_android_and_graalpy_as_pip_expands_them() -> None:
+    ios = _tags(version="3.13", platforms=["ios_13_0_arm64_iphoneos"])
+    assert {"cp313-cp313-ios_13_0_arm64_iphoneos", "cp313-cp313-ios_12_0_arm64_iphoneos"} < set(ios)
+    android = _tags(version="3.13", platforms=["android_24_arm64_v8a"])
+    assert {"cp313-cp313-android_24_arm64_v8a", "cp313-cp313-android_21_arm64_v8a"} < set(android)
+    graal = _tags(
+        version="3.11", implementation="graalpy", abis=["graalpy242_311_native"], platforms=["linux_x86_64"]
+    )
+    assert graal[0] == "graalpy311-graalpy242_311_native-linux_x86_64"
+
+
+def test_the_abis_not_given_are_the_interpreters_own_for_its_own_version() -> None:
+    """``--python`` a free-threaded 3.13 or a PyPy, ``--platform`` another machine: that interpreter's ABIs
+    (pip, run by it, lists them), not those of the one running wheelstream."""
+    import dataclasses
+
+    for own, version in [
+        (Tag("cp313", "cp313t", "linux_x86_64"), (3, 13)),
+        (Tag("pp310", "pypy310_pp73", "linux_x86_64"), (3, 10)),
+    ]:
+        other = dataclasses.replace(
+            HERE, tags=(own, Tag(own.interpreter, "none", "linux_x86_64")), version=version
+        )
+        tags = TargetPython(platforms=["manylinux_2_28_x86_64"]).applied_to(other).tags
+        assert Tag(own.interpreter, own.abi, "manylinux_2_17_x86_64") in tags
+        assert not any(tag.abi == "cp311" for tag in tags)
+
+
+def test_a_version_given_as_empty_is_not_given() -> None:
+    assert TargetPython(version="", platforms=["win_amd64"]).version is None
+    assert TargetPython().version_info is None
 
 
 def test_the_interpreter_keeps_its_path_and_its_files_layout() -> None:
@@ -389,7 +442,10 @@ def test_a_requirements_files_markers_are_the_machines(index: FaultServer, tmp_p
             "need --target DIR",
         ),
         (["-t", "T", "--python-version", "3.99", "--compile-bytecode"], "which Python 3.99 would not read"),
-        (["-t", "T", "--python-version", "three"], "error: --python-version 'three': a version such as 3.12"),
+        (
+            ["-t", "T", "--python-version", "three"],
+            "error: a Python version such as 3.12, 312 or 3.12.1, not 'three' (--python-version)",
+        ),
     ],
 )
 def test_options_that_cannot_hold_are_usage_errors(tmp_path: Path, options: list[str], said: str) -> None:

@@ -216,8 +216,8 @@ def target_interpreter(
     interpreter = probe_interpreter(python)
     if target_python is None:
         return interpreter
-    version = target_python.version_info[:2] if target_python.version is not None else interpreter.version
-    if compile_bytecode and version != interpreter.version:
+    version = target_python.version_info or interpreter.version
+    if compile_bytecode and version[:2] != interpreter.version:
         raise UsageError(
             f"bytecode is compiled by {interpreter.executable} (Python {interpreter.version_text}), which "
             f"Python {target_python.version} would not read: compile none, or install with a Python "
@@ -227,6 +227,8 @@ def target_interpreter(
 
 
 def check_target_python(target_python: TargetPython | None, environment: Environment | None) -> None:
+    """Another machine is for a target directory or a download: an environment is installed for the
+    interpreter it has (its files, its scripts, its bytecode), so a wheel for another would not run there."""
     if target_python is not None and environment is not None:
         raise UsageError(
             "target_python (pip's --platform, --python-version, --implementation, --abi) is for a target "

@@ -114,7 +114,8 @@ def fetch_all(
     verify_only: bool = False,
 ) -> list[tuple[Resolved, DownloadResult]]:
     """Resolve and fetch every source (in parallel), with a client of our own unless one is given; a source
-    ``wanted`` refuses is resolved but not fetched (already installed). ``connections``:
+    ``wanted`` refuses is resolved but not fetched (already installed). ``interpreter``: the one the wheels are
+    for (its tags choose an index's file and, unless ``ignore_tags``, check each wheel). ``connections``:
     per wheel (``check_connections``). ``on_fetched(item, result)``: on this thread, for each download as it
     succeeds, while the others go on (``_parallel.collect``). ``locked``: what a lock says of its sources'
     files (:class:`LockedFile`): the size a download must announce, the file name its URL or path may not end

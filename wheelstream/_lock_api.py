@@ -155,6 +155,8 @@ def _selected(
     python: str | None,
     target_python: TargetPython | None,
     on_warning: Callable[[str], None] | None,
+    *,
+    compile_bytecode: bool = False,
 ) -> _Selected:
     """The lock's wheels for the destination's interpreter, and what a ``sync`` uninstalls."""
     check_objects(environment=environment)
@@ -167,7 +169,9 @@ def _selected(
             "sync needs an environment: a target directory has no installed distributions to sync"
         )
     interpreter = (
-        environment.interpreter if environment is not None else target_interpreter(python, target_python)
+        environment.interpreter
+        if environment is not None
+        else target_interpreter(python, target_python, compile_bytecode=compile_bytecode)
     )
     wheels = read_lock(
         Path(lock),
@@ -228,7 +232,17 @@ def install_lock(
     default groups when None) into ``target`` or ``environment``; with ``sync``, also uninstall what it does
     not select (environments only). One transaction; resumable like every install. The other options are
     :func:`wheelstream.install`'s (``target_python``: the lock's markers and tags are that machine's too)."""
-    selected = _selected(lock, environment, extras, groups, sync, python, target_python, on_warning)
+    selected = _selected(
+        lock,
+        environment,
+        extras,
+        groups,
+        sync,
+        python,
+        target_python,
+        on_warning,
+        compile_bytecode=compile_bytecode,
+    )
     return install_sources(
         selected.sources,
         target,

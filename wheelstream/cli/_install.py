@@ -90,7 +90,7 @@ def _library_arguments(shared: SharedOptions, common: _Common) -> dict[str, Any]
     }
 
 
-def _gather(shared: SharedOptions, python: str | None, target_python: TargetPython | None = None) -> _Common:
+def _gather(shared: SharedOptions, python: str | None, target_python: TargetPython | None) -> _Common:
     """Sources from the command line and ``-r`` files (whose markers hold for ``python``, the interpreter the
     install is for, or the machine ``target_python`` describes), each with the sha256s it allows, and where
     their ``NAME==VERSION`` are looked up."""
@@ -231,7 +231,7 @@ def _fragment_pins(source: str) -> bool:
 @click.option(
     "--ignore-tags",
     is_flag=True,
-    help="Install even if the wheel's tags or Requires-Python do not fit --python.",
+    help="Install even if the wheel's tags or Requires-Python do not fit --python (or --platform's machine).",
 )
 @target_python_options
 @click.option("--dry-run", is_flag=True, help=DRY_RUN_HELP)
@@ -271,7 +271,7 @@ def install_cmd(
     if target is None and target_python is not None:
         raise UsageError(
             "--python-version, --platform, --implementation and --abi describe another machine: they need "
-            "--target DIR (an environment has its own interpreter), as pip's do"
+            "--target DIR (an environment has its own interpreter; --dry-run too)"
         )
 
     lock = lock_file(shared.sources, shared.requirements, shared.hash_values)

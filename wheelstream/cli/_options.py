@@ -417,13 +417,13 @@ def target_python_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         return fn(**kwargs)
 
     machine = "the machine the wheels are for, as pip's option"
+    own = "[default: the interpreter's: --python's, else the running one]"
     options = [
         click.option(
             "--python-version",
             "version",
             metavar="X.Y",
-            help=f"Python version of {machine} (3.12, 312 or 3.12.1): tags, Requires-Python, markers "
-            "[default: --python's].",
+            help=f"Python version of {machine} (3.12, 312 or 3.12.1): tags, Requires-Python, markers {own}.",
         ),
         click.option(
             "--platform",
@@ -431,13 +431,13 @@ def target_python_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             multiple=True,
             metavar="TAG",
             help=f"Platform tag of {machine} (repeatable): manylinux_2_28_x86_64 (older glibc's too, as uv "
-            "takes it), macosx_11_0_arm64, win_amd64 [default: --python's].",
+            f"takes it), macosx_11_0_arm64, win_amd64 {own}.",
         ),
         click.option(
             "--implementation",
             metavar="NAME",
-            help=f"Python implementation of {machine}: cp, pp, … or py (implementation-agnostic wheels "
-            "only) [default: --python's].",
+            help=f"Python implementation of {machine}: cp, pp, graalpy, … or py (implementation-agnostic "
+            f"wheels only) {own}.",
         ),
         click.option(
             "--abi",

@@ -62,8 +62,9 @@ class Interpreter:
     markers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     # where it imports from, absolute: ``sys.path`` and the site-packages ``site`` adds once they exist
     import_path: tuple[str, ...] = field(default=(), repr=False)
-    # another machine's options (``TargetPython.applied_to``: tags, version and markers are that machine's),
-    # which messages show in place of the executable; "" for the interpreter itself
+    # standing for another machine (``TargetPython.applied_to``): the markers that differ there, and the options
+    # that describe it, which messages show in place of the executable ("" for the interpreter itself)
+    marker_overrides: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     emulated: str = ""
     # ``tags`` as a set, derived once: a wheel's check looks its few tags up among these ~1,700
     supported: frozenset[Tag] = field(init=False, repr=False, compare=False)
@@ -86,7 +87,8 @@ class Interpreter:
         with its probe (a subprocess: all at once); the running one's only when asked, since importing
         ``packaging.markers`` costs more than the rest of the probe and an install from URLs never evaluates a
         marker (docs/performance.md, D-lazy-imports)."""
-        return dict(self.markers) if self.markers else _probe.marker_environment()
+        own = dict(self.markers) if self.markers else _probe.marker_environment()
+        return {**own, **dict(self.marker_overrides)}
 
     @property
     def is_current(self) -> bool:

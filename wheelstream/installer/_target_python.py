@@ -16,8 +16,12 @@ platforms; what is not given is the interpreter's own. One departure, uv's (``--
 ``manylinux_2_28_x86_64`` alone, refusing a ``manylinux_2_17`` wheel for a glibc 2.28 machine. A legacy name is
 expanded the same way (pip: only to the older legacy names), a ``musllinux_X_Y`` down to ``musllinux_X_0``
 (PEP 656), and a ``macosx_X_Y_ARCH`` to the older macOS and the universal builds that run there
-(``packaging.tags.mac_platforms``, as pip expands it). The markers follow the version, the implementation and
-the first platform's system and machine (uv's rule; pip evaluates them for the interpreter that runs).
+(``packaging.tags.mac_platforms``, as pip expands it); ``ios_X_Y_…`` and ``android_N_…`` are expanded as pip
+expands them. What is not given is the interpreter's own: its platforms and, for its own version and
+implementation, its ABIs (a free-threaded ``cp313t``, PyPy's ``pypy310_pp73``), as pip run by that interpreter
+would list them. The markers follow the version, the implementation and the first platform's system and
+machine (uv's rule; pip evaluates them for the interpreter that runs); a universal macOS build stands for
+``arm64``, and what a tag cannot tell (a PyPy's own version, the kernel's release) stays the interpreter's.
 """
 
 from __future__ import annotations
@@ -26,7 +30,15 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from packaging.tags import Tag, compatible_tags, cpython_tags, generic_tags, mac_platforms
+from packaging.tags import (
+    Tag,
+    android_platforms,
+    compatible_tags,
+    cpython_tags,
+    generic_tags,
+    ios_platforms,
+    mac_platforms,
+)
 
 from ..errors import UsageError
 from ._interpreter import Interpreter
@@ -41,38 +53,50 @@ _LEGACY_ARCHES = {
     "manylinux1": {"x86_64", "i686"},
 }
 _LEGACY_GLIBC = {name: version for version, name in _LEGACY_MANYLINUX.items()}
-_MANYLINUX = re.compile(r"manylinux_(\d+)_(\d+)_(\w+)")
-_MUSLLINUX = re.compile(r"musllinux_(\d+)_(\d+)_(\w+)")
-_MACOSX = re.compile(r"macosx_(\d+)_(\d+)_(\w+)")
-_PLATFORM = re.compile(r"[a-z0-9_]+")  # a platform tag: what a wheel's file name can carry
+# A platform tag: its system, the release numbers that system's tags carry, the machine (or iOS multiarch).
+_PLATFORM_PARTS = re.compile(
+    r"(?P<system>manylinux|musllinux|macosx|ios|android)_(?P<release>\d+(?:_\d+)?)_(?P<machine>\w+)"
+    r"|(?P<legacy>manylinux(?:1|2010|2014))_(?P<legacy_machine>\w+)"
+    r"|(?P<plain>linux|win)_?(?P<plain_machine>\w*)"
+)
+_TAG = re.compile(r"[a-z0-9_]+")  # what a wheel's file name can carry as a platform or ABI tag
 _VERSION = re.compile(r"\d+(\.\d+){0,2}")
+_IMPLEMENTATION = re.compile(r"[a-z]+")
 
-# PEP 508's implementation markers of the implementations pip's ``--implementation`` names.
+# PEP 508's implementation markers of the implementations pip's ``--implementation`` names (packaging's
+# short names, and GraalPy's, which has none).
 _IMPLEMENTATIONS = {
     "cp": ("cpython", "CPython"),
     "pp": ("pypy", "PyPy"),
     "ip": ("ironpython", "IronPython"),
     "jy": ("jython", "Jython"),
-    "gp": ("graalpy", "GraalVM"),
+    "graalpy": ("graalpy", "GraalVM"),
 }
-# A platform tag's prefix → PEP 508's sys_platform, platform_system, os_name.
+# A platform's system → PEP 508's sys_platform, platform_system, os_name.
 _SYSTEMS = {
     "manylinux": ("linux", "Linux", "posix"),
     "musllinux": ("linux", "Linux", "posix"),
     "linux": ("linux", "Linux", "posix"),
     "macosx": ("darwin", "Darwin", "posix"),
+    "ios": ("ios", "iOS", "posix"),
+    "android": ("android", "Android", "posix"),
     "win": ("win32", "Windows", "nt"),
 }
-_WINDOWS_MACHINES = {"win_amd64": "AMD64", "win32": "x86", "win_arm64": "ARM64"}
+# What ``platform.machine()`` says where a tag's machine is spelt otherwise.
+_MACHINES = {
+    "win": {"amd64": "AMD64", "32": "x86", "arm64": "ARM64"},  # win_amd64, win32, win_arm64
+    "macosx": {"universal2": "arm64", "universal": "x86_64", "intel": "x86_64", "fat64": "x86_64"},
+    "android": {"arm64_v8a": "aarch64", "armeabi_v7a": "armv7l", "x86": "i686"},
+}
 
 
 @dataclass(frozen=True)
 class TargetPython:
     """The machine a target directory or a download is for, as pip's options name it; what is not given is the
-    interpreter's own. ``version``: ``"3.12"``, ``"312"``, ``"3"`` or ``"3.12.1"`` (pip's ``--python-version``);
-    ``platforms``: wheel platform tags (``manylinux_2_28_x86_64``, ``macosx_11_0_arm64``, ``win_amd64``);
-    ``implementation``: ``cp``, ``pp``, …, or ``py`` for implementation-agnostic wheels only; ``abis``: ABI tags
-    (``cp312``, ``abi3``, ``none``)."""
+    interpreter's own. ``version``: ``"3.12"``, ``"312"``, ``"3"`` or ``"3.12.1"`` (pip's ``--python-version``;
+    ``""`` is not given); ``platforms``: wheel platform tags (``manylinux_2_28_x86_64``, ``macosx_11_0_arm64``,
+    ``win_amd64``); ``implementation``: ``cp``, ``pp``, ``graalpy``, …, or ``py`` for implementation-agnostic
+    wheels only; ``abis``: ABI tags (``cp312``, ``abi3``, ``none``)."""
 
     version: str | None = None
     platforms: Sequence[str] = ()
@@ -84,30 +108,35 @@ class TargetPython:
             raise UsageError("platforms and abis are sequences of tags, not one string")
         object.__setattr__(self, "platforms", tuple(self.platforms))
         object.__setattr__(self, "abis", tuple(self.abis))
-        if self.version is not None:
-            self.version_info  # noqa: B018  (checked now: a bad value fails before anything is fetched)
-        if self.implementation is not None and not re.fullmatch(r"[a-z]{2}", self.implementation):
+        if not self.version:
+            object.__setattr__(self, "version", None)  # pip's --python-version "" is not given either
+        self.version_info  # noqa: B018  (checked now: a bad value fails before anything is fetched)
+        if self.implementation is not None and not _IMPLEMENTATION.fullmatch(self.implementation):
             raise UsageError(
-                f"--implementation {self.implementation!r}: a two-letter tag such as cp, pp or py (pip's)"
+                f"a Python implementation such as cp, pp, graalpy or py, not {self.implementation!r} "
+                "(--implementation)"
             )
         for tag in (*self.platforms, *self.abis):
-            if not _PLATFORM.fullmatch(tag):
+            if not _TAG.fullmatch(tag):
                 raise UsageError(
                     f"{tag!r} is not a tag a wheel's name can carry (lower-case letters, digits, _)"
                 )
 
     @property
-    def version_info(self) -> tuple[int, ...]:
-        """pip's reading of ``--python-version``: ``"312"`` is (3, 12), ``"3"`` is (3,)."""
-        text = self.version or ""
+    def version_info(self) -> tuple[int, ...] | None:
+        """pip's reading of ``--python-version``: ``"312"`` is (3, 12), ``"3"`` is (3,); None when not given."""
+        text = self.version
+        if text is None:
+            return None
         if not _VERSION.fullmatch(text):
-            raise UsageError(f"--python-version {text!r}: a version such as 3.12, 312 or 3.12.1")
+            raise UsageError(f"a Python version such as 3.12, 312 or 3.12.1, not {text!r} (--python-version)")
         if "." in text:
             return tuple(int(part) for part in text.split("."))
         return (int(text[0]), int(text[1:])) if len(text) > 1 else (int(text),)
 
+    @property
     def described(self) -> str:
-        """The options as a message shows them, in place of an interpreter's path."""
+        """The machine as the options that describe it, for messages (in place of an interpreter's path)."""
         said = [f"--python-version {self.version}"] if self.version is not None else []
         said += [f"--platform {each}" for each in self.platforms]
         said += [f"--implementation {self.implementation}"] if self.implementation is not None else []
@@ -115,38 +144,41 @@ class TargetPython:
         return " ".join(said)
 
     def applied_to(self, interpreter: Interpreter) -> Interpreter:
-        """``interpreter`` as the machine these options describe: its tags, version and markers replaced."""
-        version = self.version_info if self.version is not None else None
-        full = (*version, 0, 0)[:3] if version is not None else None
-        ours = interpreter.tags[0].interpreter if interpreter.tags else "cp"
-        implementation = self.implementation or re.sub(r"\d.*", "", ours)
-        platforms = _expanded(self.platforms) if self.platforms else _platforms_of(interpreter.tags)
-        abis = list(self.abis) or None
-        if version is None:
-            nodot = re.sub(r"^[a-z]+", "", ours)  # what the interpreter's own tags say: cp311 → 311
-            version = (int(nodot[0]), int(nodot[1:])) if len(nodot) > 1 else (int(nodot),)
+        """``interpreter`` standing for the machine these options describe: its tags, the version that
+        ``Requires-Python`` is compared with, and its markers replaced; its path and layout kept."""
+        given = self.version_info
+        version = given or interpreter.version
+        own = interpreter.tags[0].interpreter  # cp311, pp310, graalpy311: packaging's name and version
+        own_implementation = re.sub(r"\d+$", "", own)
+        implementation = self.implementation or own_implementation
         name = f"{implementation}{''.join(map(str, version[:2]))}"
+        platforms = _expanded(self.platforms) if self.platforms else _platforms_of(interpreter.tags)
+        abis: list[str] | None = list(self.abis) or None
+        if abis is None and name == own:  # its own ABIs, as pip would see them run by that interpreter
+            abis = [t.abi for t in dict.fromkeys(interpreter.tags) if t.interpreter == own]
+            abis = [abi for abi in dict.fromkeys(abis) if abi not in ("abi3", "none")]
         if implementation == "cp":
             tags = list(cpython_tags(version, abis, platforms))
         else:
             tags = list(generic_tags(name, abis, platforms))
         tags += compatible_tags(version, name, platforms)
-        markers = dict(interpreter.marker_environment())
-        if full is not None:
-            markers["python_version"] = "{}.{}".format(*full)
-            markers["python_full_version"] = "{}.{}.{}".format(*full)
+        markers: dict[str, str] = {}
+        if given is not None:
+            full = "{}.{}.{}".format(*(*given, 0, 0)[:3])
+            markers["python_version"], markers["python_full_version"] = full.rpartition(".")[0], full
+            if implementation == "cp":
+                markers["implementation_version"] = full  # CPython's is its Python version
         if implementation in _IMPLEMENTATIONS:
-            markers["implementation_name"], markers["platform_python_implementation"] = _IMPLEMENTATIONS[
-                implementation
-            ]
+            pair = _IMPLEMENTATIONS[implementation]
+            markers["implementation_name"], markers["platform_python_implementation"] = pair
         if self.platforms:
             markers.update(_platform_markers(self.platforms[0]))
         return replace(
             interpreter,
             tags=tuple(dict.fromkeys(tags)),
-            full_version="{}.{}.{}".format(*full) if full is not None else interpreter.full_version,
-            markers=tuple(sorted(markers.items())),
-            emulated=self.described(),
+            full_version=markers.get("python_full_version", interpreter.full_version),
+            marker_overrides=tuple(sorted(markers.items())),
+            emulated=self.described,
         )
 
 
@@ -161,44 +193,56 @@ def _expanded(platforms: Sequence[str]) -> list[str]:
 
 
 def _runs(platform: str) -> Iterator[str]:
-    legacy, _, arch = platform.partition("_")
-    if legacy in _LEGACY_GLIBC and arch in _LEGACY_ARCHES[legacy]:
-        yield from _manylinux(*_LEGACY_GLIBC[legacy], arch)
-    elif (many := _MANYLINUX.fullmatch(platform)) is not None:
-        yield from _manylinux(int(many[1]), int(many[2]), many[3])
-    elif (musl := _MUSLLINUX.fullmatch(platform)) is not None:
-        yield from (f"musllinux_{musl[1]}_{minor}_{musl[3]}" for minor in range(int(musl[2]), -1, -1))
-    elif (mac := _MACOSX.fullmatch(platform)) is not None:
-        yield from mac_platforms((int(mac[1]), int(mac[2])), mac[3])
-    else:
+    parts = _PLATFORM_PARTS.fullmatch(platform)
+    system = parts["system"] if parts is not None else None
+    if parts is not None and parts["legacy"] is not None:
+        legacy, machine = parts["legacy"], parts["legacy_machine"]
+        if machine in _LEGACY_ARCHES[legacy]:
+            yield from _manylinux(*_LEGACY_GLIBC[legacy], machine)
+        else:  # a legacy name its PEP never defined for that machine: pip's expansion, whatever it is worth
+            yield platform
+            if legacy == "manylinux2010":
+                yield f"manylinux1_{machine}"
+    elif parts is None or system is None or (system != "android" and "_" not in parts["release"]):
         yield platform
+    else:
+        release, machine = [int(each) for each in parts["release"].split("_")], parts["machine"]
+        if system == "manylinux":
+            yield from _manylinux(release[0], release[1], machine)
+        elif system == "musllinux":
+            yield from (f"musllinux_{release[0]}_{minor}_{machine}" for minor in range(release[1], -1, -1))
+        elif system == "macosx":
+            yield from mac_platforms((release[0], release[1]), machine)
+        elif system == "ios":
+            yield from ios_platforms((release[0], release[1]), machine)
+        else:
+            yield from android_platforms(release[0], machine)
 
 
-def _manylinux(major: int, minor: int, arch: str) -> Iterator[str]:
+def _manylinux(major: int, minor: int, machine: str) -> Iterator[str]:
     """What ``packaging.tags`` lists on a machine of glibc ``major.minor``: every glibc back to the first
-    manylinux of ``arch`` (2.5 for x86, 2.17 for the others), each followed by its legacy name if it has one."""
-    lowest = 5 if arch in {"x86_64", "i686"} else 17
+    manylinux of ``machine`` (2.5 for x86, 2.17 for the others), each followed by its legacy name if it has
+    one."""
+    lowest = 5 if machine in {"x86_64", "i686"} else 17
     for each in range(minor, lowest - 1, -1) if major == 2 else (minor,):
-        yield f"manylinux_{major}_{each}_{arch}"
+        yield f"manylinux_{major}_{each}_{machine}"
         legacy = _LEGACY_MANYLINUX.get((major, each))
-        if legacy is not None and arch in _LEGACY_ARCHES[legacy]:
-            yield f"{legacy}_{arch}"
+        if legacy is not None and machine in _LEGACY_ARCHES[legacy]:
+            yield f"{legacy}_{machine}"
 
 
 def _platform_markers(platform: str) -> dict[str, str]:
-    """PEP 508's system markers of a machine a platform tag names (none for a tag it cannot place)."""
-    prefix = re.sub(r"[^a-z].*", "", platform)  # manylinux2014_x86_64 → manylinux, win32 → win
-    if prefix not in _SYSTEMS:
+    """PEP 508's system markers of the machine a platform tag names (none for a tag it cannot place)."""
+    parts = _PLATFORM_PARTS.fullmatch(platform)
+    if parts is None:
         return {}
-    sys_platform, system, os_name = _SYSTEMS[prefix]
-    markers = {"sys_platform": sys_platform, "platform_system": system, "os_name": os_name}
-    if prefix == "win":
-        machine = _WINDOWS_MACHINES.get(platform)
-    else:
-        machine = re.sub(
-            r"^(manylinux_\d+_\d+|musllinux_\d+_\d+|macosx_\d+_\d+|manylinux\d+|linux)_", "", platform
-        )
-        machine = None if machine in {"universal2", "universal", "intel", "fat", "fat3", "fat64"} else machine
-    if machine:
+    system = parts["system"] or parts["plain"] or "manylinux"  # (the last: a legacy manylinux name)
+    machine = parts["machine"] or parts["legacy_machine"] or parts["plain_machine"] or ""
+    if system == "ios":
+        machine = machine.partition("_")[0]  # arm64_iphoneos → arm64
+    machine = _MACHINES.get(system, {}).get(machine, machine)
+    sys_platform, platform_system, os_name = _SYSTEMS[system]
+    markers = {"sys_platform": sys_platform, "platform_system": platform_system, "os_name": os_name}
+    if machine and not machine.startswith("fat"):  # fat, fat3: a mix of old machines, none of them one
         markers["platform_machine"] = machine
     return markers
