@@ -458,22 +458,11 @@ def test_options_that_cannot_hold_are_usage_errors(tmp_path: Path, options: list
 
 def test_the_library_takes_a_target_python(index: FaultServer, tmp_path: Path) -> None:
     layer = wheelstream.TargetPython(version="3.12", platforms=["win_amd64"])
-    result = wheelstream.install(
-        ["demo==1.0"],
-        tmp_path / "t",
-        index_url=f"{index.url}/simple/",
-        cache_dir=tmp_path / "c",
-        target_python=layer,
-    )
-    assert result.wheels[0].filename == f"demo-1.0-{FLAVOURS[1]}.whl"
-    plan = wheelstream.plan_install(
-        ["demo==1.0"],
-        tmp_path / "p",
-        index_url=f"{index.url}/simple/",
-        cache_dir=tmp_path / "c",
-        target_python=layer,
-    )
+    where = {"index_url": f"{index.url}/simple/", "cache_dir": tmp_path / "c", "target_python": layer}
+    plan = wheelstream.plan_install(["demo==1.0"], tmp_path / "p", **where)  # type: ignore[arg-type]
     assert plan.install[0].filename == f"demo-1.0-{FLAVOURS[1]}.whl"
+    result = wheelstream.install(["demo==1.0"], tmp_path / "t", **where)  # type: ignore[arg-type]
+    assert result.wheels[0].filename == f"demo-1.0-{FLAVOURS[1]}.whl"
     env = wheelstream.find_environment(prefix=tmp_path / "prefix")
     with pytest.raises(UsageError, match="an environment has its own interpreter"):
         wheelstream.install(["demo==1.0"], environment=env, cache_dir=tmp_path / "c", target_python=layer)
