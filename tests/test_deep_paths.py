@@ -65,6 +65,22 @@ def test_names_past_a_limit_are_unsafe_paths(name: str, reason: str) -> None:
     assert caught.value.offset > 0
 
 
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("../x.py", "climbs out with '..'"),
+        ("a/../../x.py", "climbs out with '..'"),
+        ("a/b/../../../x.py", "climbs out with '..'"),
+        ("a/../x.py", "has a '..' component"),  # stays inside, refused all the same: one name, one reading
+        ("a/b/../x.py", "has a '..' component"),
+    ],
+)
+def test_a_dot_dot_is_refused_and_said_to_climb_out_only_when_it_does(name: str, reason: str) -> None:
+    """The fuzz audit: ``x/../PWNED.py`` was said to "climb out", which it does not."""
+    with pytest.raises(errors.UnsafePath, match=reason):
+        _names("ok.py", name)
+
+
 def test_the_extractor_makes_a_thousand_directories_without_recursion(tmp_path: Path) -> None:
     """Behind the parser's limit as defence in depth: ``_dir`` is a loop, so no depth can exhaust the stack."""
     extractor = Extractor(tmp_path / "root")

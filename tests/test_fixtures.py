@@ -354,6 +354,15 @@ def check_case(name: str, case: HostileCase) -> None:
                 zf.read("demo/mod.pyx")
     elif name == "crc_header_mismatch":
         check_header_mismatch(case, "crc")
+    elif name == "descriptor_flag_local_only":
+        raw = read_raw(data)
+        c = central(raw, "demo/mod.py")
+        lh = raw.locals_by_offset[c.header_offset]
+        assert lh.flags & FLAG_DESCRIPTOR
+        assert not c.flags & FLAG_DESCRIPTOR
+        assert (
+            data[lh.data_offset + lh.csize : lh.data_offset + lh.csize + 4] == b"PK\x03\x04"
+        )  # no descriptor
     elif name in ("descriptor_crc_mismatch", "descriptor_size_mismatch"):
         raw = read_raw(data)
         truth = _hostile._BASE_FILES["demo/mod.py"]

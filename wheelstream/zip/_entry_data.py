@@ -105,7 +105,9 @@ def _inflate(
     try:
         return inflater.decompress(data, _output_cap(parser, entry))
     except INFLATE_ERRORS as exc:
-        raise _corrupt(entry.header, exc, parser.offset) from None
+        # where the entry's data starts, as for a packed entry: where the bad bytes were met depends on how
+        # the stream was cut into reads, and the same wheel must get the same message every time
+        raise _corrupt(entry.header, exc, entry.header.offset + entry.header.header_length) from None
 
 
 def _entry_data(parser: ZipStreamParser, entry: OpenEntry, out: bytes) -> EntryData:
@@ -126,11 +128,11 @@ def _output_cap(parser: ZipStreamParser, entry: OpenEntry) -> int:
 def _count_output(parser: ZipStreamParser, entry: OpenEntry, count: int) -> None:
     header = entry.header
     if header.is_dir:
-        raise MalformedRecord("directory entry carries data", entry=header.name, offset=parser.offset)
+        raise MalformedRecord("directory entry carries data", entry=header.name, offset=header.offset)
     entry.produced += count
     if not header.has_data_descriptor:
         if entry.produced > header.uncompressed_size:
-            raise _inflates_past(header, parser.offset)
+            raise _inflates_past(header, header.offset)  # (not where it did: that depends on the reads)
     else:
         parser._reserve_unpacked(header, count)
 
@@ -199,10 +201,28 @@ def read_data_descriptor(parser: ZipStreamParser) -> Event | None:
         if (crc, compressed, uncompressed) == (entry.crc, entry.consumed, entry.produced):
             break
     else:
+        _no_descriptor_there(parser)
         end, crc, compressed, uncompressed = candidates[0]
     _verify_entry(entry, crc, compressed, uncompressed)
     parser._pos = end
     return _finish_entry(parser, entry)
+
+
+def _no_descriptor_there(parser: ZipStreamParser) -> None:
+    """A local header or a central directory record where the descriptor should be: the local header's flag
+    promised one that is not there (an unsigned descriptor starting with those bytes would have matched what was
+    read: its CRC-32 field is the entry's). Said as such, not as the nonsense sizes the record's bytes make."""
+    entry = parser._entry
+    assert entry is not None
+    found = bytes(parser._buf[parser._pos : parser._pos + 4])
+    what = {fmt.LOCAL_HEADER_SIG: "a local header", fmt.CENTRAL_HEADER_SIG: "a central directory record"}
+    if found in what:
+        raise MalformedRecord(
+            f"no data descriptor after the entry's data, though its local header's flags say one follows: "
+            f"{what[found]} starts there",
+            entry=entry.header.name,
+            offset=parser.offset,
+        )
 
 
 # -- packed entries, and the checks both paths share --------------------------------------------------

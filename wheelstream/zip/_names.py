@@ -53,8 +53,10 @@ def check_safe_name(name: str, offset: int) -> None:
         reason = "entry name starts with a drive letter"
     else:
         parts = name[:-1].split("/") if name.endswith("/") else name.split("/")
-        if ".." in parts:
-            reason = "entry name climbs out with '..'"
+        if ".." in parts:  # even one that stays inside (a/../b): a name is read one way only
+            reason = (
+                "entry name climbs out with '..'" if _climbs(parts) else "entry name has a '..' component"
+            )
         elif "" in parts or "." in parts:
             reason = "entry name is not canonical (empty or '.' component)"
         elif len(parts) > MAX_NAME_COMPONENTS:
@@ -63,6 +65,16 @@ def check_safe_name(name: str, offset: int) -> None:
             reason = _too_long(name, parts)
     if reason is not None:
         raise UnsafePath(reason, entry=name, offset=offset)
+
+
+def _climbs(parts: list[str]) -> bool:
+    """Whether the ``..`` components take the name above the root at some point (a/../../b does)."""
+    depth = 0
+    for part in parts:
+        depth += -1 if part == ".." else 1
+        if depth < 0:
+            return True
+    return False
 
 
 def _too_long(name: str, parts: list[str]) -> str | None:
