@@ -212,7 +212,8 @@ def target_interpreter(
     python: str | None, target_python: TargetPython | None, *, compile_bytecode: bool = False
 ) -> Interpreter:
     """The interpreter a target directory or a download is for: ``python``'s (None: the running one), standing
-    for the machine ``target_python`` describes when it is given. Its bytecode would be another version's."""
+    for the machine ``target_python`` describes when it is given. ``compile_bytecode`` for a machine of another
+    Python version is refused: the bytecode is the installing interpreter's, which that version would not read."""
     interpreter = probe_interpreter(python)
     if target_python is None:
         return interpreter
