@@ -442,6 +442,7 @@ def test_a_requirements_files_markers_are_the_machines(index: FaultServer, tmp_p
             "need --target DIR",
         ),
         (["-t", "T", "--python-version", "3.99", "--compile-bytecode"], "which Python 3.99 would not read"),
+        (["-t", "T", "--python-version", "3.99", "--compile-bytecode", "--dry-run"], "3.99 would not read"),
         (
             ["-t", "T", "--python-version", "three"],
             "error: a Python version such as 3.12, 312 or 3.12.1, not 'three' (--python-version)",

@@ -303,6 +303,10 @@ def install_cmd(
     def plan(ui: ConsoleProgress) -> InstallPlan:
         """``--dry-run``: the library's plan for the same command (:mod:`wheelstream._plan`)."""
         environment = None if target is not None else find_env(python, prefix, system, break_system_packages)
+        if compile_bytecode and target_python is not None:  # refused as the install would refuse it
+            from wheelstream._api import target_interpreter
+
+            target_interpreter(python, target_python, compile_bytecode=True)
         if lock is not None:
             from wheelstream._lock_api import plan_lock
 

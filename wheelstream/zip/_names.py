@@ -71,7 +71,7 @@ def _climbs(parts: list[str]) -> bool:
     """Whether the ``..`` components take the name above the root at some point (a/../../b does)."""
     depth = 0
     for part in parts:
-        depth += -1 if part == ".." else 1
+        depth += -1 if part == ".." else (0 if part in ("", ".") else 1)  # a/./.. and a//.. stay at a
         if depth < 0:
             return True
     return False
